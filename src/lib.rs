@@ -1,0 +1,2 @@
+//! fleetdeck: a terminal cockpit for AI infrastructure.
+pub mod sim;

@@ -1,0 +1,6 @@
+//! The simulated fleet.
+pub mod cluster;
+pub mod resources;
+pub mod selectors;
+pub mod store;
+pub mod view;
