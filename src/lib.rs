@@ -1,2 +1,6 @@
-//! fleetdeck: a terminal cockpit for AI infrastructure.
+//! fleetdeck: a terminal cockpit for AI infrastructure. The modules and what each may import
+//! are in ../shared/DESIGN.md; `sim` is an independent peer reached only over the network.
+pub mod cli;
+pub mod config;
 pub mod sim;
+pub mod telemetry;

@@ -1,1 +1,9 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    match fleetdeck::cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleetdeck: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

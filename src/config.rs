@@ -1,0 +1,294 @@
+//! `fleetdeck.toml`: the schema, its defaults, validation with errors that name the file,
+//! line and key, and `init` which writes the commented default. Imports only the crate's
+//! error conventions.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The commented default written by `fleetdeck init`. Every key here is one the loader knows.
+pub const DEFAULT_CONFIG: &str = r#"# fleetdeck configuration.
+# Every key is optional: a missing key takes the default shown here.
+# `fleetdeck config check` validates this file and prints the effective settings.
+
+[log]
+# Log level when RUST_LOG is unset: error, warn, info, debug or trace.
+level = "info"
+
+[sim]
+# Defaults for `fleetdeck sim`; flags on the command line win.
+# Simulated clusters (each with its own API server and kubeconfig context).
+clusters = 2
+# Nodes across all clusters (Kubernetes' limit: 5000 per cluster).
+nodes = 40
+# Pods on each node, daemon-set pods included (at most 110).
+pods_per_node = 12
+# GPUs on each GPU node (about four in five nodes carry GPUs; 0 for a CPU-only fleet).
+gpus_per_node = 8
+# Seed of the deterministic fleet: the same seed gives the same objects.
+seed = 42
+# Address of the control server; the other servers take the next ports (port 0: any free ports).
+listen = "127.0.0.1:0"
+# Scenarios injected at start (xid-storm, node-notready, spot-interruption, bad-rollout,
+# pdb-block, api-flaky, endpoint-outage).
+scenarios = []
+"#;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub log: LogConfig,
+    pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    pub clusters: u32,
+    pub nodes: u32,
+    pub pods_per_node: u32,
+    pub gpus_per_node: u32,
+    pub seed: u64,
+    pub listen: SocketAddr,
+    pub scenarios: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { log: LogConfig::default(), sim: SimConfig::default() }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            clusters: 2,
+            nodes: 40,
+            pods_per_node: 12,
+            gpus_per_node: 8,
+            seed: 42,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scenarios: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: key `{key}`: {message}")]
+    Invalid { path: PathBuf, line: usize, column: usize, key: String, message: String },
+    #[error("{path} already exists; pass --force to overwrite it")]
+    Exists { path: PathBuf },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no config directory: set XDG_CONFIG_HOME or HOME, or pass --config PATH")]
+    NoConfigDir,
+}
+
+/// Where the config lives when `--config` is not given: `$XDG_CONFIG_HOME/fleetdeck/fleetdeck.toml`.
+pub fn default_path() -> Result<PathBuf, ConfigError> {
+    dirs::config_dir().map(|d| d.join("fleetdeck").join("fleetdeck.toml")).ok_or(ConfigError::NoConfigDir)
+}
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The dotted key at `offset`: the `[table]` above it plus the key on its line.
+fn key_at(src: &str, offset: usize) -> String {
+    let offset = offset.min(src.len());
+    let line_start = src[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
+    let line = src[line_start..line_end].trim();
+    let mut table = String::new();
+    for l in src[..line_start].lines().rev() {
+        let l = l.trim();
+        if l.starts_with('[') && !l.starts_with("[[") {
+            table = l.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            break;
+        }
+    }
+    if line.starts_with('[') {
+        return line.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+    }
+    let key = line.split('=').next().unwrap_or("").trim().trim_matches('"').to_string();
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// Byte offset of `table.key = …` in `src`, for errors found after parsing.
+fn offset_of(src: &str, table: &str, key: &str) -> Option<usize> {
+    let mut in_table = table.is_empty();
+    let mut offset = 0;
+    for line in src.split_inclusive('\n') {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_table = t.trim_matches(|c| c == '[' || c == ']').trim() == table;
+        } else if in_table && t.split('=').next().is_some_and(|k| k.trim() == key) {
+            return Some(offset + (line.len() - line.trim_start().len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+impl Config {
+    /// Parses and validates `src`, read from `path` (named in errors).
+    pub fn parse(src: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(src).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let (line, column) = line_col(src, offset);
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: key_at(src, offset),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        cfg.validate().map_err(|(table, key, message)| {
+            let offset = offset_of(src, table, key).unwrap_or(0);
+            let (line, column) = line_col(src, offset);
+            ConfigError::Invalid { path: path.to_path_buf(), line, column, key: format!("{table}.{key}"), message }
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&src, path)
+    }
+
+    /// The config at `path` if given (it must exist), else the default location if a file is
+    /// there, else the built-in defaults.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None => match default_path() {
+                Ok(p) if p.exists() => Self::load(&p),
+                _ => Ok(Self::default()),
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
+        const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+        if !LEVELS.contains(&self.log.level.as_str()) {
+            return Err(("log", "level", format!("{:?} is not a log level; use one of {}", self.log.level, LEVELS.join(", "))));
+        }
+        let s = &self.sim;
+        if s.clusters == 0 || s.clusters > crate::sim::MAX_CLUSTERS {
+            return Err(("sim", "clusters", format!("{} is out of range; use 1 to {}", s.clusters, crate::sim::MAX_CLUSTERS)));
+        }
+        if s.nodes < s.clusters || s.nodes > crate::sim::MAX_NODES_PER_CLUSTER * s.clusters {
+            return Err(("sim", "nodes", format!("{} is out of range for {} cluster(s); use {} to {}", s.nodes, s.clusters, s.clusters, crate::sim::MAX_NODES_PER_CLUSTER * s.clusters)));
+        }
+        if s.pods_per_node == 0 || s.pods_per_node > crate::sim::MAX_PODS_PER_NODE {
+            return Err(("sim", "pods_per_node", format!("{} is out of range; use 1 to {}", s.pods_per_node, crate::sim::MAX_PODS_PER_NODE)));
+        }
+        if s.gpus_per_node > crate::sim::MAX_GPUS_PER_NODE {
+            return Err(("sim", "gpus_per_node", format!("{} is out of range; use 0 to {}", s.gpus_per_node, crate::sim::MAX_GPUS_PER_NODE)));
+        }
+        if !s.listen.ip().is_loopback() {
+            return Err(("sim", "listen", format!("{} is not a loopback address; the sim only listens on 127.0.0.1 or ::1", s.listen)));
+        }
+        let known = crate::sim::scenarios::names();
+        if let Some(bad) = s.scenarios.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(("sim", "scenarios", format!("unknown scenario {bad:?}; known: {}", known.join(", "))));
+        }
+        Ok(())
+    }
+}
+
+/// Writes the commented default config to `path`; refuses to overwrite unless `force`.
+pub fn init(path: &Path, force: bool) -> Result<(), ConfigError> {
+    if path.exists() && !force {
+        return Err(ConfigError::Exists { path: path.to_path_buf() });
+    }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write { path: path.to_path_buf(), source })?;
+    }
+    std::fs::write(path, DEFAULT_CONFIG).map_err(|source| ConfigError::Write { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::parse(src, Path::new("fleetdeck.toml"))
+    }
+
+    #[test]
+    fn the_default_file_parses_to_the_defaults() {
+        assert_eq!(parse(DEFAULT_CONFIG).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("[sim]\nclusters = 2\nnodez = 4\n").unwrap_err().to_string();
+        assert!(err.starts_with("fleetdeck.toml:3:"), "{err}");
+        assert!(err.contains("sim.nodez"), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = parse("[log]\nlevel = \"info\"\n[sim]\nnodes = \"many\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("fleetdeck.toml:4:"), "{err}");
+        assert!(err.contains("sim.nodes"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_located_after_parsing() {
+        let err = parse("[sim]\n\npods_per_node = 100000\n").unwrap_err().to_string();
+        assert!(err.starts_with("fleetdeck.toml:3:1: key `sim.pods_per_node`"), "{err}");
+        let err = parse("[sim]\nscenarios = [\"meteor\"]\n").unwrap_err().to_string();
+        assert!(err.contains("meteor") && err.contains("xid-storm"), "{err}");
+        let err = parse("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();
+        assert!(err.contains("log.level") && err.contains("\"loud\""), "{err}");
+    }
+
+    #[test]
+    fn init_refuses_to_overwrite_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("fleetdeck.toml");
+        init(&path, false).unwrap();
+        std::fs::write(&path, "# mine\n").unwrap();
+        assert!(matches!(init(&path, false), Err(ConfigError::Exists { .. })));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
+        init(&path, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), DEFAULT_CONFIG);
+    }
+}
