@@ -157,8 +157,17 @@ impl ClusterState {
 
     fn suffix(&mut self) -> String {
         self.name_counter += 1;
+        // The alphabet Kubernetes uses for generated names (no vowels, no look-alikes).
+        const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         let uid = self.store.next_uid();
-        uid.chars().filter(|c| c.is_ascii_alphanumeric()).take(5).collect()
+        let mut x = uid.bytes().fold(0u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        (0..5)
+            .map(|_| {
+                let c = ALPHA[(x % ALPHA.len() as u64) as usize] as char;
+                x /= ALPHA.len() as u64;
+                c
+            })
+            .collect()
     }
 
     /// Records a core/v1 Event about an object, as the component named would.
@@ -324,7 +333,12 @@ impl ClusterState {
     pub fn create_pod_from(&mut self, owner: &Value, template: &Value, node: Option<&str>) {
         let ns = obj_str(owner, "/metadata/namespace").to_string();
         let base = obj_str(owner, "/metadata/name").to_string();
-        let name = format!("{base}-{}", self.suffix());
+        let name = loop {
+            let candidate = format!("{base}-{}", self.suffix());
+            if self.store.get(Kind::Pod, &ns, &candidate).is_none() {
+                break candidate;
+            }
+        };
         let mut pod = json!({
             "metadata": template.get("metadata").cloned().unwrap_or(json!({})),
             "spec": template.get("spec").cloned().unwrap_or(json!({})),

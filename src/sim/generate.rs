@@ -345,7 +345,7 @@ impl Gen<'_> {
                 _ => "gpu".to_string(),
             };
             let name = match p.cloud {
-                "aws" => format!("ip-10-{}-{}-{}.ec2.internal", 20 + (i / 62500) % 200, (i / 250) % 250, 10 + i % 240),
+                "aws" => format!("ip-10-{}-{}-{}.ec2.internal", 20 + (i / 60_000) % 200, (i / 240) % 250, 10 + i % 240),
                 "gcp" => format!("gke-{}-{pool}-pool-{}-{}", cluster_name(self.cluster_index), hex(&mut self.rng, 8), hex(&mut self.rng, 4)),
                 _ => format!("aks-{}pool-{}-vmss{:06}", pool.replace('-', ""), 10_000_000 + self.cluster_index * 1_000 + (i % 7), i),
             };
@@ -520,7 +520,13 @@ impl Gen<'_> {
     /// A running (or `phase`) pod of `owner` from `template` on node `node`.
     fn pod(&mut self, owner: &Value, template: &Value, node: &str, phase: &str, started: DateTime<Utc>) -> Value {
         let base = owner["metadata"]["name"].as_str().unwrap_or("pod").to_string();
-        let name = format!("{base}-{}", pod_suffix(&mut self.rng));
+        let ns = owner["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let name = loop {
+            let candidate = format!("{base}-{}", pod_suffix(&mut self.rng));
+            if self.st.store.get(Kind::Pod, &ns, &candidate).is_none() {
+                break candidate;
+            }
+        };
         let mut spec = template["spec"].clone();
         spec["nodeName"] = json!(node);
         spec["enableServiceLinks"] = json!(true);
