@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// (VmRSS, VmHWM) of a process in MiB.
@@ -44,7 +47,13 @@ fn run(clusters: u32, nodes: u32, pods_per_node: u32) -> Figures {
     let kubeconfig = dir.join("kubeconfig");
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
-        .args(["sim", "--clusters", &clusters.to_string(), "--nodes", &nodes.to_string()])
+        .args([
+            "sim",
+            "--clusters",
+            &clusters.to_string(),
+            "--nodes",
+            &nodes.to_string(),
+        ])
         .args(["--pods-per-node", &pods_per_node.to_string(), "--seed", "1"])
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
@@ -54,16 +63,27 @@ fn run(clusters: u32, nodes: u32, pods_per_node: u32) -> Figures {
         .expect("start fleetdeck sim");
     let mut line = String::new();
     let stdout = child.stdout.take().expect("stdout");
-    BufReader::new(stdout).read_line(&mut line).expect("the sim's JSON line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the sim's JSON line");
     let listen_s = started.elapsed().as_secs_f64();
     let (rss, _) = rss_mib(child.id());
     let desc: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
     let control = desc["control"].as_str().unwrap_or("").to_string();
-    let fleet: serde_json::Value = serde_json::from_str(
-        &String::from_utf8_lossy(&Command::new("curl").args(["-s", &format!("{control}/fleet")]).output().map(|o| o.stdout).unwrap_or_default()),
-    )
+    let fleet: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(
+        &Command::new("curl")
+            .args(["-s", &format!("{control}/fleet")])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    ))
     .unwrap_or_default();
-    let pods: u64 = fleet["clusters"].as_array().into_iter().flatten().map(|c| c["pods"].as_u64().unwrap_or(0)).sum();
+    let pods: u64 = fleet["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["pods"].as_u64().unwrap_or(0))
+        .sum();
     let cache = dir.join("kubectl-cache");
     let t = Instant::now();
     let out = Command::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
@@ -75,7 +95,11 @@ fn run(clusters: u32, nodes: u32, pods_per_node: u32) -> Figures {
         .output()
         .expect("run kubectl");
     let kubectl_s = t.elapsed().as_secs_f64();
-    assert!(out.status.success(), "kubectl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let kubectl_pods = serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .map(|v| v["items"].as_array().map_or(0, Vec::len))
         .unwrap_or(0);
@@ -83,7 +107,16 @@ fn run(clusters: u32, nodes: u32, pods_per_node: u32) -> Figures {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    Figures { nodes, pods, listen_s, rss_mib: rss, kubectl_s, kubectl_pods, rss_after_mib: rss_after, peak_mib: peak }
+    Figures {
+        nodes,
+        pods,
+        listen_s,
+        rss_mib: rss,
+        kubectl_s,
+        kubectl_pods,
+        rss_after_mib: rss_after,
+        peak_mib: peak,
+    }
 }
 
 fn main() {
@@ -95,12 +128,21 @@ fn main() {
     let ppn = env_u32("SIM_BENCH_PODS_PER_NODE", 30);
     let small = run(clusters, (nodes / 10).max(clusters), ppn);
     let full = run(clusters, nodes, ppn);
-    println!("| fleet | pods | listening after | RSS listening | kubectl get pods -A -o json (first context) | RSS after | peak RSS |");
+    println!(
+        "| fleet | pods | listening after | RSS listening | kubectl get pods -A -o json (first context) | RSS after | peak RSS |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for f in [&small, &full] {
         println!(
             "| {clusters} clusters, {} nodes × {ppn} pods | {} | {:.1} s | {:.0} MiB | {:.1} s ({} pods) | {:.0} MiB | {:.0} MiB |",
-            f.nodes, f.pods, f.listen_s, f.rss_mib, f.kubectl_s, f.kubectl_pods, f.rss_after_mib, f.peak_mib
+            f.nodes,
+            f.pods,
+            f.listen_s,
+            f.rss_mib,
+            f.kubectl_s,
+            f.kubectl_pods,
+            f.rss_after_mib,
+            f.peak_mib
         );
     }
     println!();
@@ -113,7 +155,15 @@ fn main() {
     );
     println!(
         "targets: listening in under 30 s: {}; under 3 GiB RSS: {}",
-        if full.listen_s < 30.0 { "met" } else { "MISSED" },
-        if full.peak_mib < 3072.0 { "met" } else { "MISSED" }
+        if full.listen_s < 30.0 {
+            "met"
+        } else {
+            "MISSED"
+        },
+        if full.peak_mib < 3072.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }

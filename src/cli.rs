@@ -11,7 +11,11 @@ use crate::config::{self, Config};
 use crate::sim;
 
 #[derive(Debug, Parser)]
-#[command(name = "fleetdeck", version, about = "A terminal cockpit for the people who keep AI infrastructure running")]
+#[command(
+    name = "fleetdeck",
+    version,
+    about = "A terminal cockpit for the people who keep AI infrastructure running"
+)]
 pub struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/fleetdeck/fleetdeck.toml).
     #[arg(long, global = true, value_name = "PATH")]

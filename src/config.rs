@@ -35,7 +35,7 @@ listen = "127.0.0.1:0"
 scenarios = []
 "#;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub log: LogConfig,
@@ -60,15 +60,11 @@ pub struct SimConfig {
     pub scenarios: Vec<String>,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self { log: LogConfig::default(), sim: SimConfig::default() }
-    }
-}
-
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into() }
+        Self {
+            level: "info".into(),
+        }
     }
 }
 
@@ -95,7 +91,13 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{path}:{line}:{column}: key `{key}`: {message}")]
-    Invalid { path: PathBuf, line: usize, column: usize, key: String, message: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
     #[error("{path} already exists; pass --force to overwrite it")]
     Exists { path: PathBuf },
     #[error("{path}: cannot write: {source}")]
@@ -110,7 +112,9 @@ pub enum ConfigError {
 
 /// Where the config lives when `--config` is not given: `$XDG_CONFIG_HOME/fleetdeck/fleetdeck.toml`.
 pub fn default_path() -> Result<PathBuf, ConfigError> {
-    dirs::config_dir().map(|d| d.join("fleetdeck").join("fleetdeck.toml")).ok_or(ConfigError::NoConfigDir)
+    dirs::config_dir()
+        .map(|d| d.join("fleetdeck").join("fleetdeck.toml"))
+        .ok_or(ConfigError::NoConfigDir)
 }
 
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
@@ -135,9 +139,18 @@ fn key_at(src: &str, offset: usize) -> String {
         }
     }
     if line.starts_with('[') {
-        return line.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        return line
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string();
     }
-    let key = line.split('=').next().unwrap_or("").trim().trim_matches('"').to_string();
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"')
+        .to_string();
     match (table.is_empty(), key.is_empty()) {
         (true, _) => key,
         (false, true) => table,
@@ -178,13 +191,22 @@ impl Config {
         cfg.validate().map_err(|(table, key, message)| {
             let offset = offset_of(src, table, key).unwrap_or(0);
             let (line, column) = line_col(src, offset);
-            ConfigError::Invalid { path: path.to_path_buf(), line, column, key: format!("{table}.{key}"), message }
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: format!("{table}.{key}"),
+                message,
+            }
         })?;
         Ok(cfg)
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&src, path)
     }
 
@@ -203,27 +225,80 @@ impl Config {
     fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
         const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
         if !LEVELS.contains(&self.log.level.as_str()) {
-            return Err(("log", "level", format!("{:?} is not a log level; use one of {}", self.log.level, LEVELS.join(", "))));
+            return Err((
+                "log",
+                "level",
+                format!(
+                    "{:?} is not a log level; use one of {}",
+                    self.log.level,
+                    LEVELS.join(", ")
+                ),
+            ));
         }
         let s = &self.sim;
         if s.clusters == 0 || s.clusters > crate::sim::MAX_CLUSTERS {
-            return Err(("sim", "clusters", format!("{} is out of range; use 1 to {}", s.clusters, crate::sim::MAX_CLUSTERS)));
+            return Err((
+                "sim",
+                "clusters",
+                format!(
+                    "{} is out of range; use 1 to {}",
+                    s.clusters,
+                    crate::sim::MAX_CLUSTERS
+                ),
+            ));
         }
         if s.nodes < s.clusters || s.nodes > crate::sim::MAX_NODES_PER_CLUSTER * s.clusters {
-            return Err(("sim", "nodes", format!("{} is out of range for {} cluster(s); use {} to {}", s.nodes, s.clusters, s.clusters, crate::sim::MAX_NODES_PER_CLUSTER * s.clusters)));
+            return Err((
+                "sim",
+                "nodes",
+                format!(
+                    "{} is out of range for {} cluster(s); use {} to {}",
+                    s.nodes,
+                    s.clusters,
+                    s.clusters,
+                    crate::sim::MAX_NODES_PER_CLUSTER * s.clusters
+                ),
+            ));
         }
         if s.pods_per_node == 0 || s.pods_per_node > crate::sim::MAX_PODS_PER_NODE {
-            return Err(("sim", "pods_per_node", format!("{} is out of range; use 1 to {}", s.pods_per_node, crate::sim::MAX_PODS_PER_NODE)));
+            return Err((
+                "sim",
+                "pods_per_node",
+                format!(
+                    "{} is out of range; use 1 to {}",
+                    s.pods_per_node,
+                    crate::sim::MAX_PODS_PER_NODE
+                ),
+            ));
         }
         if s.gpus_per_node > crate::sim::MAX_GPUS_PER_NODE {
-            return Err(("sim", "gpus_per_node", format!("{} is out of range; use 0 to {}", s.gpus_per_node, crate::sim::MAX_GPUS_PER_NODE)));
+            return Err((
+                "sim",
+                "gpus_per_node",
+                format!(
+                    "{} is out of range; use 0 to {}",
+                    s.gpus_per_node,
+                    crate::sim::MAX_GPUS_PER_NODE
+                ),
+            ));
         }
         if !s.listen.ip().is_loopback() {
-            return Err(("sim", "listen", format!("{} is not a loopback address; the sim only listens on 127.0.0.1 or ::1", s.listen)));
+            return Err((
+                "sim",
+                "listen",
+                format!(
+                    "{} is not a loopback address; the sim only listens on 127.0.0.1 or ::1",
+                    s.listen
+                ),
+            ));
         }
         let known = crate::sim::scenarios::names();
         if let Some(bad) = s.scenarios.iter().find(|n| !known.contains(&n.as_str())) {
-            return Err(("sim", "scenarios", format!("unknown scenario {bad:?}; known: {}", known.join(", "))));
+            return Err((
+                "sim",
+                "scenarios",
+                format!("unknown scenario {bad:?}; known: {}", known.join(", ")),
+            ));
         }
         Ok(())
     }
@@ -232,14 +307,22 @@ impl Config {
 /// Writes the commented default config to `path`; refuses to overwrite unless `force`.
 pub fn init(path: &Path, force: bool) -> Result<(), ConfigError> {
     if path.exists() && !force {
-        return Err(ConfigError::Exists { path: path.to_path_buf() });
+        return Err(ConfigError::Exists {
+            path: path.to_path_buf(),
+        });
     }
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write { path: path.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
-    std::fs::write(path, DEFAULT_CONFIG).map_err(|source| ConfigError::Write { path: path.to_path_buf(), source })
+    std::fs::write(path, DEFAULT_CONFIG).map_err(|source| ConfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -257,7 +340,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let err = parse("[sim]\nclusters = 2\nnodez = 4\n").unwrap_err().to_string();
+        let err = parse("[sim]\nclusters = 2\nnodez = 4\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("fleetdeck.toml:3:"), "{err}");
         assert!(err.contains("sim.nodez"), "{err}");
         assert!(err.contains("unknown field"), "{err}");
@@ -265,19 +350,31 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_key() {
-        let err = parse("[log]\nlevel = \"info\"\n[sim]\nnodes = \"many\"\n").unwrap_err().to_string();
+        let err = parse("[log]\nlevel = \"info\"\n[sim]\nnodes = \"many\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("fleetdeck.toml:4:"), "{err}");
         assert!(err.contains("sim.nodes"), "{err}");
     }
 
     #[test]
     fn bad_value_is_located_after_parsing() {
-        let err = parse("[sim]\n\npods_per_node = 100000\n").unwrap_err().to_string();
-        assert!(err.starts_with("fleetdeck.toml:3:1: key `sim.pods_per_node`"), "{err}");
-        let err = parse("[sim]\nscenarios = [\"meteor\"]\n").unwrap_err().to_string();
+        let err = parse("[sim]\n\npods_per_node = 100000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fleetdeck.toml:3:1: key `sim.pods_per_node`"),
+            "{err}"
+        );
+        let err = parse("[sim]\nscenarios = [\"meteor\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("meteor") && err.contains("xid-storm"), "{err}");
         let err = parse("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();
-        assert!(err.contains("log.level") && err.contains("\"loud\""), "{err}");
+        assert!(
+            err.contains("log.level") && err.contains("\"loud\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -286,7 +383,10 @@ mod tests {
         let path = dir.path().join("nested").join("fleetdeck.toml");
         init(&path, false).unwrap();
         std::fs::write(&path, "# mine\n").unwrap();
-        assert!(matches!(init(&path, false), Err(ConfigError::Exists { .. })));
+        assert!(matches!(
+            init(&path, false),
+            Err(ConfigError::Exists { .. })
+        ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
         init(&path, true).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), DEFAULT_CONFIG);

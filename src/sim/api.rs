@@ -56,15 +56,27 @@ fn json_response(code: u16, body: Vec<u8>, content_type: &str) -> Response {
 }
 
 fn ok(v: &Value) -> Response {
-    json_response(200, serde_json::to_vec(v).unwrap_or_default(), "application/json")
+    json_response(
+        200,
+        serde_json::to_vec(v).unwrap_or_default(),
+        "application/json",
+    )
 }
 
 fn created(v: &Value) -> Response {
-    json_response(201, serde_json::to_vec(v).unwrap_or_default(), "application/json")
+    json_response(
+        201,
+        serde_json::to_vec(v).unwrap_or_default(),
+        "application/json",
+    )
 }
 
 fn err(e: ApiError) -> Response {
-    json_response(e.code, serde_json::to_vec(&e.status()).unwrap_or_default(), "application/json")
+    json_response(
+        e.code,
+        serde_json::to_vec(&e.status()).unwrap_or_default(),
+        "application/json",
+    )
 }
 
 enum Route {
@@ -81,7 +93,13 @@ enum Route {
 
 fn route(path: &str) -> Result<Route, ApiError> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let not_found = || ApiError::new(404, "NotFound", "the server could not find the requested resource");
+    let not_found = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    };
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Ok(Route::Version),
         ["healthz" | "livez" | "readyz", ..] => return Ok(Route::Health),
@@ -96,25 +114,40 @@ fn route(path: &str) -> Result<Route, ApiError> {
     };
     let lookup = |plural: &str| resources::lookup(group, version, plural).ok_or_else(not_found);
     let nsd = |d: &'static ResourceDef| -> Result<&'static ResourceDef, ApiError> {
-        if d.namespaced { Ok(d) } else { Err(not_found()) }
+        if d.namespaced {
+            Ok(d)
+        } else {
+            Err(not_found())
+        }
     };
     Ok(match rest {
         ["namespaces", ns, plural] if resources::lookup(group, version, plural).is_some() => {
             Route::Collection(nsd(lookup(plural)?)?, Some(ns.to_string()))
         }
-        ["namespaces", ns, plural, name] => Route::Object(nsd(lookup(plural)?)?, Some(ns.to_string()), name.to_string()),
-        ["namespaces", ns, plural, name, sub] => {
-            Route::Sub(nsd(lookup(plural)?)?, Some(ns.to_string()), name.to_string(), sub.to_string())
-        }
+        ["namespaces", ns, plural, name] => Route::Object(
+            nsd(lookup(plural)?)?,
+            Some(ns.to_string()),
+            name.to_string(),
+        ),
+        ["namespaces", ns, plural, name, sub] => Route::Sub(
+            nsd(lookup(plural)?)?,
+            Some(ns.to_string()),
+            name.to_string(),
+            sub.to_string(),
+        ),
         [plural] => Route::Collection(lookup(plural)?, None),
         [plural, name] => {
             let d = lookup(plural)?;
-            if d.namespaced { return Err(not_found()) }
+            if d.namespaced {
+                return Err(not_found());
+            }
             Route::Object(d, None, name.to_string())
         }
         [plural, name, sub] => {
             let d = lookup(plural)?;
-            if d.namespaced { return Err(not_found()) }
+            if d.namespaced {
+                return Err(not_found());
+            }
             Route::Sub(d, None, name.to_string(), sub.to_string())
         }
         _ => return Err(not_found()),
@@ -151,7 +184,9 @@ fn params(uri: &Uri) -> Result<Params, ApiError> {
             "timeoutSeconds" => p.timeout = Some(v.parse().map_err(|_| bad("timeoutSeconds"))?),
             "includeObject" => p.include = Some(v.into_owned()),
             "dryRun" => p.dry_run = !v.is_empty(),
-            "gracePeriodSeconds" => p.grace = Some(v.parse().map_err(|_| bad("gracePeriodSeconds"))?),
+            "gracePeriodSeconds" => {
+                p.grace = Some(v.parse().map_err(|_| bad("gracePeriodSeconds"))?)
+            }
             _ => {}
         }
     }
@@ -160,7 +195,10 @@ fn params(uri: &Uri) -> Result<Params, ApiError> {
 
 /// `Some(include)` when the client asked for a server-printed Table.
 fn wants_table(headers: &HeaderMap, p: &Params) -> Option<IncludeObject> {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !accept.contains("as=Table") {
         return None;
     }
@@ -173,7 +211,10 @@ fn wants_table(headers: &HeaderMap, p: &Params) -> Option<IncludeObject> {
 
 /// The aggregated discovery version the Accept header asks for first, if any.
 fn aggregated_discovery_version(headers: &HeaderMap) -> Option<&'static str> {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     for part in accept.split(',') {
         if part.contains("as=APIGroupDiscoveryList") {
             if part.contains("v=v2beta1") {
@@ -194,7 +235,10 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mutating = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let mutating = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     let (flaky, fail, delay) = {
         let mut st = c.lock();
         let counters = &mut st.store.counters;
@@ -202,22 +246,30 @@ async fn handle(
         if mutating {
             counters.mutating += 1;
         }
-        *counters.by_verb.entry(method.as_str().to_string()).or_default() += 1;
+        *counters
+            .by_verb
+            .entry(method.as_str().to_string())
+            .or_default() += 1;
         let flaky = st.faults.flaky;
         let mut rng = c.rng.lock().unwrap_or_else(|e| e.into_inner());
         let fail = flaky && rng.gen_bool(0.15);
-        let delay = (flaky && rng.gen_bool(0.2)).then(|| Duration::from_millis(rng.gen_range(500..2500)));
+        let delay =
+            (flaky && rng.gen_bool(0.2)).then(|| Duration::from_millis(rng.gen_range(500..2500)));
         if fail {
             st.store.counters.injected_failures += 1;
         }
         (flaky, fail, delay)
     };
-    let is_watch = uri.query().is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"));
+    let is_watch = uri
+        .query()
+        .is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"));
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
     if fail && !is_watch {
-        return err(ApiError::internal("simulated API server failure (scenario api-flaky)"));
+        return err(ApiError::internal(
+            "simulated API server failure (scenario api-flaky)",
+        ));
     }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -255,48 +307,98 @@ async fn handle(
         },
         (Method::GET, Route::Group(g)) => match resources::api_group(&g) {
             Some(v) => ok(&v),
-            None => err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+            None => err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )),
         },
         (Method::GET, Route::GroupVersion(g, v)) => match resources::api_resource_list(&g, &v) {
             Some(v) => ok(&v),
-            None => err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+            None => err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )),
         },
         (Method::GET, Route::Collection(d, ns)) if p.watch => {
             let t = wants_table(&headers, &p);
             watch(c, d, ns, p, t, flaky).await
         }
-        (Method::GET, Route::Collection(d, ns)) => list(&c, d, ns.as_deref(), &p, wants_table(&headers, &p)),
-        (Method::GET, Route::Object(d, ns, name)) => get(&c, d, ns.as_deref(), &name, wants_table(&headers, &p)),
-        (Method::GET, Route::Sub(d, ns, name, sub)) if sub == "status" => get(&c, d, ns.as_deref(), &name, None),
-        (Method::GET, Route::Sub(d, ns, name, sub)) if sub == "scale" && d.kind == Kind::Deployment => {
+        (Method::GET, Route::Collection(d, ns)) => {
+            list(&c, d, ns.as_deref(), &p, wants_table(&headers, &p))
+        }
+        (Method::GET, Route::Object(d, ns, name)) => {
+            get(&c, d, ns.as_deref(), &name, wants_table(&headers, &p))
+        }
+        (Method::GET, Route::Sub(d, ns, name, sub)) if sub == "status" => {
+            get(&c, d, ns.as_deref(), &name, None)
+        }
+        (Method::GET, Route::Sub(d, ns, name, sub))
+            if sub == "scale" && d.kind == Kind::Deployment =>
+        {
             let st = c.lock();
-            match st.store.get_value(d.kind, ns.as_deref().unwrap_or(""), &name) {
+            match st
+                .store
+                .get_value(d.kind, ns.as_deref().unwrap_or(""), &name)
+            {
                 Some(v) => ok(&scale_of(&v)),
                 None => err(ApiError::not_found(d, &name)),
             }
         }
         (Method::POST, Route::Collection(d, ns)) => create(&c, d, ns.as_deref(), &body, p.dry_run),
-        (Method::POST, Route::Sub(d, Some(ns), name, sub)) if d.kind == Kind::Pod && sub == "eviction" => {
+        (Method::POST, Route::Sub(d, Some(ns), name, sub))
+            if d.kind == Kind::Pod && sub == "eviction" =>
+        {
             evict(&c, &ns, &name, &body, p.dry_run)
         }
-        (Method::PUT, Route::Object(d, ns, name)) => update(&c, d, ns.as_deref(), &name, None, &body, false, p.dry_run),
-        (Method::PUT, Route::Sub(d, ns, name, sub)) if sub == "status" || sub == "scale" => {
-            update(&c, d, ns.as_deref(), &name, Some(&sub), &body, false, p.dry_run)
+        (Method::PUT, Route::Object(d, ns, name)) => {
+            update(&c, d, ns.as_deref(), &name, None, &body, false, p.dry_run)
         }
+        (Method::PUT, Route::Sub(d, ns, name, sub)) if sub == "status" || sub == "scale" => update(
+            &c,
+            d,
+            ns.as_deref(),
+            &name,
+            Some(&sub),
+            &body,
+            false,
+            p.dry_run,
+        ),
         (Method::PATCH, Route::Object(d, ns, name)) => {
-            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             patch_object(&c, d, ns.as_deref(), &name, None, ct, &body, p.dry_run)
         }
         (Method::PATCH, Route::Sub(d, ns, name, sub)) if sub == "status" || sub == "scale" => {
-            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            patch_object(&c, d, ns.as_deref(), &name, Some(&sub), ct, &body, p.dry_run)
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            patch_object(
+                &c,
+                d,
+                ns.as_deref(),
+                &name,
+                Some(&sub),
+                ct,
+                &body,
+                p.dry_run,
+            )
         }
-        (Method::DELETE, Route::Object(d, ns, name)) => delete(&c, d, ns.as_deref(), &name, &p, &body),
+        (Method::DELETE, Route::Object(d, ns, name)) => {
+            delete(&c, d, ns.as_deref(), &name, &p, &body)
+        }
         (Method::DELETE, Route::Collection(d, ns)) => delete_collection(&c, d, ns.as_deref(), &p),
         (m, _) => err(ApiError::new(
             405,
             "MethodNotAllowed",
-            format!("the server does not allow this method on the requested resource: {m} {}", uri.path()),
+            format!(
+                "the server does not allow this method on the requested resource: {m} {}",
+                uri.path()
+            ),
         )),
     }
 }
@@ -327,12 +429,19 @@ fn matches(ns_name: (&str, &str), s: &Stored, l: &LabelSelector, f: &FieldSelect
 }
 
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json!({"rv": rv, "ns": ns, "name": name})).unwrap_or_default())
+    URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!({"rv": rv, "ns": ns, "name": name})).unwrap_or_default())
 }
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}: it was not issued by this server"));
-    let raw = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(format!(
+            "invalid continue token {token:?}: it was not issued by this server"
+        ))
+    };
+    let raw = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     match (v["ns"].as_str(), v["name"].as_str()) {
         (Some(ns), Some(name)) => Ok((ns.to_string(), name.to_string())),
@@ -340,7 +449,13 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
     }
 }
 
-fn list(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, p: &Params, table: Option<IncludeObject>) -> Response {
+fn list(
+    c: &SimCluster,
+    d: &'static ResourceDef,
+    ns: Option<&str>,
+    p: &Params,
+    table: Option<IncludeObject>,
+) -> Response {
     let (l, f) = match selectors(d, p) {
         Ok(x) => x,
         Err(e) => return err(e),
@@ -373,12 +488,19 @@ fn list(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, p: &Params, t
             items.push(s.clone());
             last_key = Some((kns.clone(), kname.clone()));
         }
-        let cont = if more { last_key.map(|(n, m)| encode_continue(rv, &n, &m)) } else { None };
+        let cont = if more {
+            last_key.map(|(n, m)| encode_continue(rv, &n, &m))
+        } else {
+            None
+        };
         (items, rv, cont)
     };
     if let Some(include) = table {
         let now = Utc::now();
-        let rows: Vec<Value> = items.iter().map(|s| table::row(d.kind, &s.value(), include, now)).collect();
+        let rows: Vec<Value> = items
+            .iter()
+            .map(|s| table::row(d.kind, &s.value(), include, now))
+            .collect();
         return ok(&table::table(d.kind, rows, rv, cont, true));
     }
     let mut meta = json!({"resourceVersion": rv.to_string()});
@@ -401,26 +523,47 @@ fn list(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, p: &Params, t
     json_response(200, out, "application/json")
 }
 
-fn get(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name: &str, table: Option<IncludeObject>) -> Response {
+fn get(
+    c: &SimCluster,
+    d: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    table: Option<IncludeObject>,
+) -> Response {
     let (s, rv) = {
         let st = c.lock();
-        (st.store.get(d.kind, ns.unwrap_or(""), name).cloned(), st.store.rv)
+        (
+            st.store.get(d.kind, ns.unwrap_or(""), name).cloned(),
+            st.store.rv,
+        )
     };
-    let Some(s) = s else { return err(ApiError::not_found(d, name)) };
+    let Some(s) = s else {
+        return err(ApiError::not_found(d, name));
+    };
     match table {
-        Some(include) => ok(&table::table(d.kind, vec![table::row(d.kind, &s.value(), include, Utc::now())], rv, None, true)),
+        Some(include) => ok(&table::table(
+            d.kind,
+            vec![table::row(d.kind, &s.value(), include, Utc::now())],
+            rv,
+            None,
+            true,
+        )),
         None => json_response(200, s.raw.to_vec(), "application/json"),
     }
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty; send a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body is empty; send a JSON object",
+        ));
     }
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
     Ok(v)
 }
@@ -438,7 +581,13 @@ fn check_kind(d: &ResourceDef, v: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn create(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, body: &Bytes, dry_run: bool) -> Response {
+fn create(
+    c: &SimCluster,
+    d: &'static ResourceDef,
+    ns: Option<&str>,
+    body: &Bytes,
+    dry_run: bool,
+) -> Response {
     let mut v = match parse_body(body) {
         Ok(v) => v,
         Err(e) => return err(e),
@@ -483,18 +632,23 @@ fn create(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, body: &Byte
 }
 
 fn obj(v: &Value, ptr: &str) -> String {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or("").to_string()
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 /// What the control plane does after an object changed (`old` is its previous state).
 fn react(st: &mut ClusterState, kind: Kind, ns: &str, name: &str, old: Option<&Value>) {
-    let Some(new) = st.store.get_value(kind, ns, name) else { return };
+    let Some(new) = st.store.get_value(kind, ns, name) else {
+        return;
+    };
     let spec_changed = old.is_none_or(|o| o["spec"] != new["spec"]);
     match kind {
         Kind::Deployment if spec_changed => st.reconcile_deployment(ns, name),
         Kind::ReplicaSet if spec_changed => st.reconcile_replicaset(ns, name),
         Kind::Pod if old.is_none() && obj(&new, "/spec/nodeName").is_empty() => {
-            let _ = st.schedule_new_pod(ns, name);
+            st.schedule_new_pod(ns, name);
         }
         Kind::Pod if old.is_none() => st.start_pod_later(ns, name),
         Kind::Node => {
@@ -502,9 +656,15 @@ fn react(st: &mut ClusterState, kind: Kind, ns: &str, name: &str, old: Option<&V
             let is = new["spec"]["unschedulable"] == true;
             if was != is {
                 let (reason, msg) = if is {
-                    ("NodeNotSchedulable", format!("Node {name} status is now: NodeNotSchedulable"))
+                    (
+                        "NodeNotSchedulable",
+                        format!("Node {name} status is now: NodeNotSchedulable"),
+                    )
                 } else {
-                    ("NodeSchedulable", format!("Node {name} status is now: NodeSchedulable"))
+                    (
+                        "NodeSchedulable",
+                        format!("Node {name} status is now: NodeSchedulable"),
+                    )
                 };
                 st.record_event(&new, "Normal", reason, &msg, "kubelet");
             }
@@ -516,8 +676,13 @@ fn react(st: &mut ClusterState, kind: Kind, ns: &str, name: &str, old: Option<&V
 }
 
 const WITH_GENERATION: &[Kind] = &[
-    Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet, Kind::Job, Kind::PyTorchJob,
-    Kind::InferenceService, Kind::PodDisruptionBudget,
+    Kind::Deployment,
+    Kind::ReplicaSet,
+    Kind::DaemonSet,
+    Kind::Job,
+    Kind::PyTorchJob,
+    Kind::InferenceService,
+    Kind::PodDisruptionBudget,
 ];
 
 fn has_status_subresource(d: &ResourceDef) -> bool {
@@ -540,7 +705,9 @@ fn commit(
     if !new.is_object() || !new.get("metadata").is_some_and(Value::is_object) {
         return Err(ApiError::invalid(d, name, "metadata", "Required value"));
     }
-    if let Some(rv) = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    if let Some(rv) = new
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
         && rv != obj(&current, "/metadata/resourceVersion")
     {
         return Err(ApiError::conflict(
@@ -555,7 +722,15 @@ fn commit(
             "the name of the object ({new_name}) does not match the name on the URL ({name})"
         )));
     }
-    for field in ["name", "namespace", "uid", "creationTimestamp", "resourceVersion", "deletionTimestamp", "generation"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "resourceVersion",
+        "deletionTimestamp",
+        "generation",
+    ] {
         match current["metadata"].get(field) {
             Some(v) => new["metadata"][field] = v.clone(),
             None => {
@@ -574,7 +749,9 @@ fn commit(
             new["status"] = status;
         } else {
             new["status"] = current["status"].clone();
-            if new["status"].is_null() && let Some(m) = new.as_object_mut() {
+            if new["status"].is_null()
+                && let Some(m) = new.as_object_mut()
+            {
                 m.remove("status");
             }
         }
@@ -600,7 +777,12 @@ fn commit(
 fn scale_of(dep: &Value) -> Value {
     let sel = dep["spec"]["selector"]["matchLabels"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     json!({
         "kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -616,11 +798,24 @@ fn scale_of(dep: &Value) -> Value {
 
 fn apply_scale(d: &'static ResourceDef, current: &Value, scale: &Value) -> Result<Value, ApiError> {
     let name = obj(current, "/metadata/name");
-    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| {
-        ApiError::invalid(d, &name, "spec.replicas", "Required value: a whole number of replicas")
-    })?;
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                d,
+                &name,
+                "spec.replicas",
+                "Required value: a whole number of replicas",
+            )
+        })?;
     if replicas < 0 {
-        return Err(ApiError::invalid(d, &name, "spec.replicas", &format!("Invalid value: {replicas}: must be greater than or equal to 0")));
+        return Err(ApiError::invalid(
+            d,
+            &name,
+            "spec.replicas",
+            &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+        ));
     }
     let mut new = current.clone();
     new["spec"]["replicas"] = json!(replicas);
@@ -631,7 +826,16 @@ fn apply_scale(d: &'static ResourceDef, current: &Value, scale: &Value) -> Resul
 }
 
 #[allow(clippy::too_many_arguments)]
-fn update(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name: &str, sub: Option<&str>, body: &Bytes, _strict: bool, dry_run: bool) -> Response {
+fn update(
+    c: &SimCluster,
+    d: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    sub: Option<&str>,
+    body: &Bytes,
+    _strict: bool,
+    dry_run: bool,
+) -> Response {
     let v = match parse_body(body) {
         Ok(v) => v,
         Err(e) => return err(e),
@@ -643,9 +847,15 @@ fn update(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name: &str,
     };
     let result = if sub == Some("scale") {
         if d.kind != Kind::Deployment {
-            return err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+            return err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
         }
-        apply_scale(d, &current, &v).and_then(|new| commit(&mut st, d, ns, name, current, new, None, dry_run)).map(|v| scale_of(&v))
+        apply_scale(d, &current, &v)
+            .and_then(|new| commit(&mut st, d, ns, name, current, new, None, dry_run))
+            .map(|v| scale_of(&v))
     } else {
         if let Err(e) = check_kind(d, &v) {
             return err(e);
@@ -659,12 +869,23 @@ fn update(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name: &str,
 }
 
 #[allow(clippy::too_many_arguments)]
-fn patch_object(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name: &str, sub: Option<&str>, content_type: &str, body: &Bytes, dry_run: bool) -> Response {
+fn patch_object(
+    c: &SimCluster,
+    d: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    sub: Option<&str>,
+    content_type: &str,
+    body: &Bytes,
+    dry_run: bool,
+) -> Response {
     let Some(pt) = PatchType::from_content_type(content_type) else {
         return err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
         ));
     };
     if body.is_empty() {
@@ -677,17 +898,27 @@ fn patch_object(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name:
     };
     let result = if sub == Some("scale") {
         if d.kind != Kind::Deployment {
-            return err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+            return err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
         }
         let mut scale = scale_of(&current);
         if let Err(e) = patch::apply(&mut scale, pt, body) {
             return err(ApiError::invalid(d, name, "patch", &e));
         }
-        apply_scale(d, &current, &scale).and_then(|new| commit(&mut st, d, ns, name, current, new, None, dry_run)).map(|v| scale_of(&v))
+        apply_scale(d, &current, &scale)
+            .and_then(|new| commit(&mut st, d, ns, name, current, new, None, dry_run))
+            .map(|v| scale_of(&v))
     } else {
         let mut new = current.clone();
         if let Err(e) = patch::apply(&mut new, pt, body) {
-            let e = if pt == PatchType::Json { ApiError::invalid(d, name, "patch", &e) } else { ApiError::bad_request(e) };
+            let e = if pt == PatchType::Json {
+                ApiError::invalid(d, name, "patch", &e)
+            } else {
+                ApiError::bad_request(e)
+            };
             return err(e);
         }
         // A merge patch that names a resourceVersion is a precondition; otherwise it applies
@@ -706,19 +937,31 @@ fn patch_object(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name:
 fn patched_rv(pt: PatchType, body: &Bytes) -> bool {
     match pt {
         PatchType::Json => false,
-        _ => serde_json::from_slice::<Value>(body)
-            .ok()
-            .is_some_and(|v| v.pointer("/metadata/resourceVersion").is_some_and(Value::is_string)),
+        _ => serde_json::from_slice::<Value>(body).ok().is_some_and(|v| {
+            v.pointer("/metadata/resourceVersion")
+                .is_some_and(Value::is_string)
+        }),
     }
 }
 
-fn delete(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name: &str, p: &Params, body: &Bytes) -> Response {
+fn delete(
+    c: &SimCluster,
+    d: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    p: &Params,
+    body: &Bytes,
+) -> Response {
     let opts: Value = if body.is_empty() {
         json!({})
     } else {
         match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return err(ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}"))),
+            Err(e) => {
+                return err(ApiError::bad_request(format!(
+                    "the DeleteOptions body is not valid JSON: {e}"
+                )));
+            }
         }
     };
     let grace = opts["gracePeriodSeconds"].as_u64().or(p.grace);
@@ -730,12 +973,28 @@ fn delete(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name: &str,
     if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str)
         && uid != &*current.uid
     {
-        return err(ApiError::conflict(d, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", current.uid)));
+        return err(ApiError::conflict(
+            d,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                current.uid
+            ),
+        ));
     }
-    if let Some(rv) = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str)
+    if let Some(rv) = opts
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
         && rv != current.rv.to_string()
     {
-        return err(ApiError::conflict(d, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.rv)));
+        return err(ApiError::conflict(
+            d,
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                current.rv
+            ),
+        ));
     }
     if p.dry_run {
         return ok(&current.value());
@@ -746,7 +1005,12 @@ fn delete(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, name: &str,
     }
 }
 
-fn delete_collection(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, p: &Params) -> Response {
+fn delete_collection(
+    c: &SimCluster,
+    d: &'static ResourceDef,
+    ns: Option<&str>,
+    p: &Params,
+) -> Response {
     let (l, f) = match selectors(d, p) {
         Ok(x) => x,
         Err(e) => return err(e),
@@ -767,7 +1031,9 @@ fn delete_collection(c: &SimCluster, d: &'static ResourceDef, ns: Option<&str>, 
         }
     }
     let rv = st.store.rv;
-    ok(&json!({"kind": d.list_kind(), "apiVersion": d.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}))
+    ok(
+        &json!({"kind": d.list_kind(), "apiVersion": d.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+    )
 }
 
 fn evict(c: &SimCluster, ns: &str, name: &str, body: &Bytes, dry_run: bool) -> Response {
@@ -778,12 +1044,16 @@ fn evict(c: &SimCluster, ns: &str, name: &str, body: &Bytes, dry_run: bool) -> R
     if let Some(k) = v.get("kind").and_then(Value::as_str)
         && k != "Eviction"
     {
-        return err(ApiError::bad_request(format!("the body is a {k}, but pods/eviction takes Eviction")));
+        return err(ApiError::bad_request(format!(
+            "the body is a {k}, but pods/eviction takes Eviction"
+        )));
     }
     if let Some(n) = v.pointer("/metadata/name").and_then(Value::as_str)
         && n != name
     {
-        return err(ApiError::bad_request(format!("name in URL does not match name in Eviction object ({n} vs {name})")));
+        return err(ApiError::bad_request(format!(
+            "name in URL does not match name in Eviction object ({n} vs {name})"
+        )));
     }
     let mut st = c.lock();
     if dry_run {
@@ -832,7 +1102,8 @@ impl WatchEncoder {
     }
 
     fn error(e: &ApiError) -> Bytes {
-        let mut out = serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
+        let mut out =
+            serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
         out.push(b'\n');
         Bytes::from(out)
     }
@@ -853,7 +1124,14 @@ fn too_old(rv: u64, oldest: u64) -> ApiError {
     ApiError::gone(format!("too old resource version: {rv} ({oldest})"))
 }
 
-async fn watch(c: Arc<SimCluster>, d: &'static ResourceDef, ns: Option<String>, p: Params, table: Option<IncludeObject>, flaky: bool) -> Response {
+async fn watch(
+    c: Arc<SimCluster>,
+    d: &'static ResourceDef,
+    ns: Option<String>,
+    p: Params,
+    table: Option<IncludeObject>,
+    flaky: bool,
+) -> Response {
     let (l, f) = match selectors(d, &p) {
         Ok(x) => x,
         Err(e) => return err(e),
@@ -862,10 +1140,18 @@ async fn watch(c: Arc<SimCluster>, d: &'static ResourceDef, ns: Option<String>, 
         None | Some("0") => None,
         Some(s) => match s.parse::<u64>() {
             Ok(n) => Some(n),
-            Err(_) => return err(ApiError::bad_request(format!("invalid resourceVersion {s:?}: a watch takes the resourceVersion of a list or object"))),
+            Err(_) => {
+                return err(ApiError::bad_request(format!(
+                    "invalid resourceVersion {s:?}: a watch takes the resourceVersion of a list or object"
+                )));
+            }
         },
     };
-    let mut enc = WatchEncoder { kind: d.kind, table, sent_columns: false };
+    let mut enc = WatchEncoder {
+        kind: d.kind,
+        table,
+        sent_columns: false,
+    };
     let mut initial: Vec<Bytes> = Vec::new();
     let (mut rx, mut last_rv) = {
         let mut st = c.lock();
@@ -893,7 +1179,9 @@ async fn watch(c: Arc<SimCluster>, d: &'static ResourceDef, ns: Option<String>, 
         }
         (rx, rv)
     };
-    let expired = initial.last().is_some_and(|b| b.starts_with(b"{\"type\":\"ERROR\""));
+    let expired = initial
+        .last()
+        .is_some_and(|b| b.starts_with(b"{\"type\":\"ERROR\""));
     let (tx, out_rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(256);
     let timeout = p.timeout.map(Duration::from_secs);
     let flaky_end = if flaky {
@@ -951,11 +1239,25 @@ async fn watch(c: Arc<SimCluster>, d: &'static ResourceDef, ns: Option<String>, 
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(out_rx);
     let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r.into_response()
 }
 
-fn event_matches(e: &WatchEvent, kind: Kind, ns: Option<&str>, l: &LabelSelector, f: &FieldSelector) -> bool {
-    e.kind == kind && ns.is_none_or(|n| n == e.namespace) && matches((&e.namespace, &e.name), &e.obj, l, f)
+fn event_matches(
+    e: &WatchEvent,
+    kind: Kind,
+    ns: Option<&str>,
+    l: &LabelSelector,
+    f: &FieldSelector,
+) -> bool {
+    e.kind == kind
+        && ns.is_none_or(|n| n == e.namespace)
+        && matches((&e.namespace, &e.name), &e.obj, l, f)
 }

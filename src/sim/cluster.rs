@@ -4,6 +4,7 @@
 //! calls and by `tick`. Imports nothing outside the sim.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -19,9 +20,19 @@ pub const MAX_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub enum Timer {
-    PodStart { ns: String, name: String, uid: String },
-    PodFinalize { ns: String, name: String, uid: String },
-    NodeTerminate { node: String },
+    PodStart {
+        ns: String,
+        name: String,
+        uid: String,
+    },
+    PodFinalize {
+        ns: String,
+        name: String,
+        uid: String,
+    },
+    NodeTerminate {
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,12 +62,17 @@ fn obj_str<'a>(v: &'a Value, ptr: &str) -> &'a str {
 /// The pod template minus the label the controller adds, for "same template" comparisons.
 pub fn template_sans_hash(t: &Value) -> Value {
     let mut t = t.clone();
-    if let Some(l) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+    if let Some(l) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
         l.remove("pod-template-hash");
     }
     if let Some(m) = t.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("creationTimestamp");
-        if m.get("labels").is_some_and(|l| l.as_object().is_some_and(|o| o.is_empty())) {
+        if m.get("labels")
+            .is_some_and(|l| l.as_object().is_some_and(|o| o.is_empty()))
+        {
             m.remove("labels");
         }
     }
@@ -85,9 +101,12 @@ pub fn template_hash(t: &Value) -> String {
 }
 
 fn revision_of(v: &Value) -> u64 {
-    obj_str(v, "/metadata/annotations/deployment.kubernetes.io~1revision")
-        .parse()
-        .unwrap_or(0)
+    obj_str(
+        v,
+        "/metadata/annotations/deployment.kubernetes.io~1revision",
+    )
+    .parse()
+    .unwrap_or(0)
 }
 
 fn owner_ref(v: &Value) -> Value {
@@ -114,8 +133,10 @@ fn set_condition(conds: &mut Vec<Value>, typ: &str, status: &str, reason: &str, 
             c["lastUpdateTime"] = json!(now);
         }
     } else {
-        conds.push(json!({"type": typ, "status": status, "reason": reason, "message": msg,
-            "lastTransitionTime": now}));
+        conds.push(
+            json!({"type": typ, "status": status, "reason": reason, "message": msg,
+            "lastTransitionTime": now}),
+        );
     }
 }
 
@@ -127,7 +148,11 @@ fn tolerates(pod: &Value, key: &str, value: &str, effect: &str) -> bool {
                 let tk = obj_str(t, "/key");
                 let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
                 let te = obj_str(t, "/effect");
-                let key_ok = if tk.is_empty() { op == "Exists" } else { tk == key };
+                let key_ok = if tk.is_empty() {
+                    op == "Exists"
+                } else {
+                    tk == key
+                };
                 let val_ok = op == "Exists" || obj_str(t, "/value") == value;
                 let eff_ok = te.is_empty() || te == effect;
                 key_ok && val_ok && eff_ok
@@ -160,7 +185,9 @@ impl ClusterState {
         // The alphabet Kubernetes uses for generated names (no vowels, no look-alikes).
         const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         let uid = self.store.next_uid();
-        let mut x = uid.bytes().fold(0u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let mut x = uid.bytes().fold(0u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
         (0..5)
             .map(|_| {
                 let c = ALPHA[(x % ALPHA.len() as u64) as usize] as char;
@@ -314,14 +341,22 @@ impl ClusterState {
             }
             Err(msg) => {
                 let first = self.unscheduled.insert((ns.to_string(), name.to_string()));
-                let already = conds.iter().any(|c| c["type"] == "PodScheduled" && c["message"] == msg.as_str());
+                let already = conds
+                    .iter()
+                    .any(|c| c["type"] == "PodScheduled" && c["message"] == msg.as_str());
                 if !already {
                     set_condition(&mut conds, "PodScheduled", "False", "Unschedulable", &msg);
                     pod["status"]["conditions"] = json!(conds);
                     pod["status"]["phase"] = json!("Pending");
                     let pod = self.store.replace(Kind::Pod, pod);
                     if first {
-                        self.record_event(&pod, "Warning", "FailedScheduling", &msg, "default-scheduler");
+                        self.record_event(
+                            &pod,
+                            "Warning",
+                            "FailedScheduling",
+                            &msg,
+                            "default-scheduler",
+                        );
                     }
                 }
             }
@@ -378,12 +413,23 @@ impl ClusterState {
         let Some(mut pod) = self.store.get_value(Kind::Pod, ns, name) else {
             return;
         };
-        if obj_str(&pod, "/metadata/uid") != uid || pod["metadata"].get("deletionTimestamp").is_some() {
+        if obj_str(&pod, "/metadata/uid") != uid
+            || pod["metadata"].get("deletionTimestamp").is_some()
+        {
             return;
         }
         let now = timestamp(Utc::now());
-        let mut conds: Vec<Value> = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        for t in ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"] {
+        let mut conds: Vec<Value> = pod["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for t in [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+        ] {
             set_condition(&mut conds, t, "True", "", "");
         }
         for c in conds.iter_mut() {
@@ -415,8 +461,20 @@ impl ClusterState {
         let node = obj_str(&pod, "/spec/nodeName").to_string();
         let pod = self.store.replace(Kind::Pod, pod);
         let image = obj_str(&pod, "/spec/containers/0/image").to_string();
-        self.record_event(&pod, "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"), "kubelet");
-        self.record_event(&pod, "Normal", "Started", &format!("Started container on {node}"), "kubelet");
+        self.record_event(
+            &pod,
+            "Normal",
+            "Pulled",
+            &format!("Container image \"{image}\" already present on machine"),
+            "kubelet",
+        );
+        self.record_event(
+            &pod,
+            "Normal",
+            "Started",
+            &format!("Started container on {node}"),
+            "kubelet",
+        );
     }
 
     // ---- deletion ---------------------------------------------------------------------
@@ -463,14 +521,34 @@ impl ClusterState {
     }
 
     /// Deletes any object; dependents go too (background cascading deletion).
-    pub fn delete_object(&mut self, kind: Kind, ns: &str, name: &str, grace: Option<u64>) -> Option<Value> {
+    pub fn delete_object(
+        &mut self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        grace: Option<u64>,
+    ) -> Option<Value> {
         if kind == Kind::Pod {
             return self.delete_pod(ns, name, grace);
         }
         if kind == Kind::Namespace {
-            for k in [Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet, Kind::Job, Kind::PyTorchJob,
-                Kind::PodDisruptionBudget, Kind::Lease, Kind::InferenceService, Kind::Event, Kind::Pod] {
-                let keys: Vec<Key> = self.store.iter_ns(k, Some(name)).map(|(k, _)| k.clone()).collect();
+            for k in [
+                Kind::Deployment,
+                Kind::ReplicaSet,
+                Kind::DaemonSet,
+                Kind::Job,
+                Kind::PyTorchJob,
+                Kind::PodDisruptionBudget,
+                Kind::Lease,
+                Kind::InferenceService,
+                Kind::Event,
+                Kind::Pod,
+            ] {
+                let keys: Vec<Key> = self
+                    .store
+                    .iter_ns(k, Some(name))
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 for key in keys {
                     self.store.remove(k, &key.0, &key.1);
                 }
@@ -530,7 +608,9 @@ impl ClusterState {
         };
         match kind {
             Kind::ReplicaSet => self.reconcile_replicaset(&ns, &name),
-            Kind::DaemonSet => self.reconcile_daemonset_pod(&ns, &name, obj_str(pod, "/spec/nodeName")),
+            Kind::DaemonSet => {
+                self.reconcile_daemonset_pod(&ns, &name, obj_str(pod, "/spec/nodeName"))
+            }
             Kind::Job | Kind::PyTorchJob => self.reconcile_job(kind, &ns, &name),
             _ => {}
         }
@@ -597,12 +677,15 @@ fn pod_gpus(pod: &Value) -> u32 {
         .map(|cs| {
             cs.iter()
                 .filter_map(|c| c.pointer("/resources/limits/nvidia.com~1gpu"))
-                .filter_map(|q| q.as_str().and_then(|s| s.parse::<u32>().ok()).or(q.as_u64().map(|n| n as u32)))
+                .filter_map(|q| {
+                    q.as_str()
+                        .and_then(|s| s.parse::<u32>().ok())
+                        .or(q.as_u64().map(|n| n as u32))
+                })
                 .sum()
         })
         .unwrap_or(0)
 }
-
 
 /// Outcome of an eviction request, as the eviction subresource answers it.
 pub enum EvictionOutcome {
@@ -653,8 +736,11 @@ impl ClusterState {
                     ann["deployment.kubernetes.io/revision"] = json!((max_rev + 1).to_string());
                     changed = true;
                 }
-                if !change_cause.is_null() && rs["metadata"]["annotations"]["kubernetes.io/change-cause"] != change_cause {
-                    rs["metadata"]["annotations"]["kubernetes.io/change-cause"] = change_cause.clone();
+                if !change_cause.is_null()
+                    && rs["metadata"]["annotations"]["kubernetes.io/change-cause"] != change_cause
+                {
+                    rs["metadata"]["annotations"]["kubernetes.io/change-cause"] =
+                        change_cause.clone();
                     changed = true;
                 }
                 if rs["spec"]["replicas"] != want {
@@ -716,7 +802,10 @@ impl ClusterState {
             dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev);
             self.store.replace(Kind::Deployment, dep);
             self.record_event(
-                &self.store.get_value(Kind::Deployment, ns, name).unwrap_or_default(),
+                &self
+                    .store
+                    .get_value(Kind::Deployment, ns, name)
+                    .unwrap_or_default(),
                 "Normal",
                 "ScalingReplicaSet",
                 &format!("Scaled up replica set {new_name} to {want}"),
@@ -731,7 +820,11 @@ impl ClusterState {
             return;
         };
         let uid = obj_str(&dep, "/metadata/uid").to_string();
-        let rev = obj_str(&dep, "/metadata/annotations/deployment.kubernetes.io~1revision").to_string();
+        let rev = obj_str(
+            &dep,
+            "/metadata/annotations/deployment.kubernetes.io~1revision",
+        )
+        .to_string();
         let mut total = 0u64;
         let mut ready = 0u64;
         let mut updated = 0u64;
@@ -742,7 +835,15 @@ impl ClusterState {
             .filter(|(_, s)| s.owner.as_deref() == Some(uid.as_str()))
             .map(|((_, n), s)| {
                 let v = s.value();
-                (n.clone(), s.uid.clone(), obj_str(&v, "/metadata/annotations/deployment.kubernetes.io~1revision").to_string())
+                (
+                    n.clone(),
+                    s.uid.clone(),
+                    obj_str(
+                        &v,
+                        "/metadata/annotations/deployment.kubernetes.io~1revision",
+                    )
+                    .to_string(),
+                )
             })
             .collect();
         for (rs_name, rs_uid, rs_rev) in rss {
@@ -756,23 +857,55 @@ impl ClusterState {
             }
         }
         let want = dep["spec"]["replicas"].as_u64().unwrap_or(1);
-        let old_conds: Vec<Value> = dep["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let old_conds: Vec<Value> = dep["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut conds = old_conds.clone();
-        if ready >= want.saturating_sub(want / 4).max(if want > 0 { 1 } else { 0 }) {
-            set_condition(&mut conds, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.");
+        if ready
+            >= want
+                .saturating_sub(want / 4)
+                .max(if want > 0 { 1 } else { 0 })
+        {
+            set_condition(
+                &mut conds,
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+            );
         } else {
-            set_condition(&mut conds, "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.");
+            set_condition(
+                &mut conds,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            );
         }
         if updated == want && ready >= want {
-            set_condition(&mut conds, "Progressing", "True", "NewReplicaSetAvailable",
-                &format!("ReplicaSet \"{new_rs_name}\" has successfully progressed."));
+            set_condition(
+                &mut conds,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{new_rs_name}\" has successfully progressed."),
+            );
         } else {
-            set_condition(&mut conds, "Progressing", "True", "ReplicaSetUpdated",
-                &format!("ReplicaSet \"{new_rs_name}\" is progressing."));
+            set_condition(
+                &mut conds,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{new_rs_name}\" is progressing."),
+            );
         }
         // Only transitions change the stored conditions; otherwise keep the old times.
         let same_states = conds.len() == old_conds.len()
-            && conds.iter().zip(&old_conds).all(|(a, b)| a["status"] == b["status"] && a["reason"] == b["reason"]);
+            && conds
+                .iter()
+                .zip(&old_conds)
+                .all(|(a, b)| a["status"] == b["status"] && a["reason"] == b["reason"]);
         let conds = if same_states { old_conds } else { conds };
         let mut status = json!({
             "observedGeneration": dep["metadata"]["generation"],
@@ -820,14 +953,21 @@ impl ClusterState {
         let want = match kind {
             Kind::Job => job["spec"]["parallelism"].as_u64().unwrap_or(1),
             _ => {
-                job["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"].as_u64().unwrap_or(0)
-                    + job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"].as_u64().unwrap_or(0)
+                job["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    + job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"]
+                        .as_u64()
+                        .unwrap_or(0)
             }
         } as usize;
         let succeeded = self
             .store
             .iter_ns(Kind::Pod, Some(ns))
-            .filter(|(_, s)| s.owner.as_deref() == Some(uid.as_str()) && s.field("status.phase") == Some("Succeeded"))
+            .filter(|(_, s)| {
+                s.owner.as_deref() == Some(uid.as_str())
+                    && s.field("status.phase") == Some("Succeeded")
+            })
             .count();
         let live = self.owned_pods(ns, &uid);
         if live.len() + succeeded >= want {
@@ -849,7 +989,11 @@ impl ClusterState {
         let ns = obj_str(pdb, "/metadata/namespace");
         let sel: BTreeMap<String, String> = pdb["spec"]["selector"]["matchLabels"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
             .unwrap_or_default();
         let matching: Vec<&Stored> = self
             .store
@@ -894,7 +1038,11 @@ impl ClusterState {
             return;
         }
         let now = timestamp(Utc::now());
-        let (st, reason) = if allowed > 0 { ("True", "SufficientPods") } else { ("False", "InsufficientPods") };
+        let (st, reason) = if allowed > 0 {
+            ("True", "SufficientPods")
+        } else {
+            ("False", "InsufficientPods")
+        };
         pdb["status"] = json!({
             "observedGeneration": pdb["metadata"]["generation"].as_u64().unwrap_or(1),
             "currentHealthy": healthy, "desiredHealthy": desired, "expectedPods": expected,
@@ -907,7 +1055,12 @@ impl ClusterState {
 
     /// The eviction subresource: honours the one PodDisruptionBudget covering the pod (429
     /// while it allows no disruption), a uid precondition (409), and deletes gracefully.
-    pub fn evict(&mut self, ns: &str, name: &str, body: &Value) -> Result<EvictionOutcome, ApiError> {
+    pub fn evict(
+        &mut self,
+        ns: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<EvictionOutcome, ApiError> {
         let Some(pod) = self.store.get(Kind::Pod, ns, name).cloned() else {
             return Err(ApiError::not_found(def(Kind::Pod), name));
         };
@@ -920,10 +1073,15 @@ impl ClusterState {
             return Err(ApiError::conflict(
                 def(Kind::Pod),
                 name,
-                &format!("Precondition failed: UID in precondition: {u}, UID in object meta: {}", pod.uid),
+                &format!(
+                    "Precondition failed: UID in precondition: {u}, UID in object meta: {}",
+                    pod.uid
+                ),
             ));
         }
-        let grace = body.pointer("/deleteOptions/gracePeriodSeconds").and_then(Value::as_u64);
+        let grace = body
+            .pointer("/deleteOptions/gracePeriodSeconds")
+            .and_then(Value::as_u64);
         if pod.terminating || !pod.active {
             self.delete_pod(ns, name, grace);
             return Ok(EvictionOutcome::Evicted);
@@ -933,9 +1091,13 @@ impl ClusterState {
             .iter_ns(Kind::PodDisruptionBudget, Some(ns))
             .map(|(_, s)| s.value())
             .filter(|p| {
-                p["spec"]["selector"]["matchLabels"].as_object().is_some_and(|m| {
-                    !m.is_empty() && m.iter().all(|(k, v)| pod.labels.get(k).map(String::as_str) == v.as_str())
-                })
+                p["spec"]["selector"]["matchLabels"]
+                    .as_object()
+                    .is_some_and(|m| {
+                        !m.is_empty()
+                            && m.iter()
+                                .all(|(k, v)| pod.labels.get(k).map(String::as_str) == v.as_str())
+                    })
             })
             .collect();
         if pdbs.len() > 1 {
@@ -983,26 +1145,42 @@ impl ClusterState {
             match t {
                 Timer::PodStart { ns, name, uid } => self.start_pod(&ns, &name, &uid),
                 Timer::PodFinalize { ns, name, uid } => {
-                    if self.store.get(Kind::Pod, &ns, &name).is_some_and(|s| *s.uid == *uid) {
+                    if self
+                        .store
+                        .get(Kind::Pod, &ns, &name)
+                        .is_some_and(|s| *s.uid == *uid)
+                    {
                         self.store.remove(Kind::Pod, &ns, &name);
                     }
                 }
                 Timer::NodeTerminate { node } => {
                     if let Some(n) = self.store.get_value(Kind::Node, "", &node) {
-                        self.record_event(&n, "Normal", "RemovingNode", &format!("Node {node} event: Removing Node {node} from Controller"), "node-controller");
+                        self.record_event(
+                            &n,
+                            "Normal",
+                            "RemovingNode",
+                            &format!("Node {node} event: Removing Node {node} from Controller"),
+                            "node-controller",
+                        );
                     }
                     self.delete_object(Kind::Node, "", &node, None);
                 }
             }
         }
-        if self.last_retry.is_none_or(|t| now.duration_since(t) > Duration::from_secs(2)) {
+        if self
+            .last_retry
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(2))
+        {
             self.last_retry = Some(now);
             let pending: Vec<Key> = self.unscheduled.iter().cloned().collect();
             for (ns, name) in pending {
                 self.schedule(&ns, &name);
             }
         }
-        if self.last_crash.is_none_or(|t| now.duration_since(t) > Duration::from_secs(30)) {
+        if self
+            .last_crash
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(30))
+        {
             self.last_crash = Some(now);
             self.advance_crash_loops();
         }
@@ -1017,18 +1195,28 @@ impl ClusterState {
             .map(|(k, _)| k.clone())
             .collect();
         for (ns, name) in looping {
-            let Some(mut pod) = self.store.get_value(Kind::Pod, &ns, &name) else { continue };
+            let Some(mut pod) = self.store.get_value(Kind::Pod, &ns, &name) else {
+                continue;
+            };
             if pod["metadata"].get("deletionTimestamp").is_some() {
                 continue;
             }
-            let Some(cs) = pod["status"]["containerStatuses"].get_mut(0) else { continue };
+            let Some(cs) = pod["status"]["containerStatuses"].get_mut(0) else {
+                continue;
+            };
             let restarts = cs["restartCount"].as_u64().unwrap_or(0) + 1;
             cs["restartCount"] = json!(restarts);
             cs["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error",
                 "startedAt": timestamp(Utc::now() - chrono::Duration::seconds(20)),
                 "finishedAt": timestamp(Utc::now())}});
             let pod = self.store.replace(Kind::Pod, pod);
-            self.record_event(&pod, "Warning", "BackOff", "Back-off restarting failed container", "kubelet");
+            self.record_event(
+                &pod,
+                "Warning",
+                "BackOff",
+                "Back-off restarting failed container",
+                "kubelet",
+            );
         }
     }
 
@@ -1043,18 +1231,34 @@ impl ClusterState {
         });
         let namespaces: Vec<String> = match namespaces {
             Some(n) => n.into_iter().collect(),
-            None => self.store.iter_ns(Kind::Namespace, None).map(|((_, n), _)| n.clone()).collect(),
+            None => self
+                .store
+                .iter_ns(Kind::Namespace, None)
+                .map(|((_, n), _)| n.clone())
+                .collect(),
         };
         for ns in namespaces {
-            let rss: Vec<String> = self.store.iter_ns(Kind::ReplicaSet, Some(&ns)).map(|((_, n), _)| n.clone()).collect();
+            let rss: Vec<String> = self
+                .store
+                .iter_ns(Kind::ReplicaSet, Some(&ns))
+                .map(|((_, n), _)| n.clone())
+                .collect();
             for rs in rss {
                 self.update_replicaset_status(&ns, &rs);
             }
-            let deps: Vec<String> = self.store.iter_ns(Kind::Deployment, Some(&ns)).map(|((_, n), _)| n.clone()).collect();
+            let deps: Vec<String> = self
+                .store
+                .iter_ns(Kind::Deployment, Some(&ns))
+                .map(|((_, n), _)| n.clone())
+                .collect();
             for d in deps {
                 self.update_deployment_status(&ns, &d);
             }
-            let pdbs: Vec<String> = self.store.iter_ns(Kind::PodDisruptionBudget, Some(&ns)).map(|((_, n), _)| n.clone()).collect();
+            let pdbs: Vec<String> = self
+                .store
+                .iter_ns(Kind::PodDisruptionBudget, Some(&ns))
+                .map(|((_, n), _)| n.clone())
+                .collect();
             for p in pdbs {
                 self.update_pdb_status(&ns, &p);
             }
@@ -1080,7 +1284,10 @@ impl ClusterState {
         let mut taints = n["spec"]["taints"].as_array().cloned().unwrap_or_default();
         let now = timestamp(Utc::now());
         for effect in ["NoSchedule", "NoExecute"] {
-            if !taints.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == effect) {
+            if !taints
+                .iter()
+                .any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == effect)
+            {
                 let mut t = json!({"key": "node.kubernetes.io/unreachable", "effect": effect});
                 if effect == "NoExecute" {
                     t["timeAdded"] = json!(now);
@@ -1090,7 +1297,13 @@ impl ClusterState {
         }
         n["spec"]["taints"] = json!(taints);
         let n = self.store.replace(Kind::Node, n);
-        self.record_event(&n, "Normal", "NodeNotReady", &format!("Node {node} status is now: NodeNotReady"), "node-controller");
+        self.record_event(
+            &n,
+            "Normal",
+            "NodeNotReady",
+            &format!("Node {node} status is now: NodeNotReady"),
+            "node-controller",
+        );
         let pods: Vec<Key> = self
             .store
             .iter_ns(Kind::Pod, None)
@@ -1109,7 +1322,84 @@ impl ClusterState {
     }
 }
 
-use std::sync::Arc;
+impl ClusterState {
+    /// A pod created through the API without a node goes to the scheduler.
+    pub fn schedule_new_pod(&mut self, ns: &str, name: &str) {
+        self.schedule(ns, name);
+    }
+
+    /// A pod created through the API already bound to a node starts like any other.
+    pub fn start_pod_later(&mut self, ns: &str, name: &str) {
+        if let Some(s) = self.store.get(Kind::Pod, ns, name) {
+            let uid = s.uid.to_string();
+            self.timers.push((
+                Instant::now() + POD_START,
+                Timer::PodStart {
+                    ns: ns.to_string(),
+                    name: name.to_string(),
+                    uid,
+                },
+            ));
+        }
+    }
+
+    pub fn refresh_pdb(&mut self, ns: &str, name: &str) {
+        self.update_pdb_status(ns, name);
+    }
+
+    /// KServe's controller, for what the cockpit reads: a spec change other than the canary
+    /// percentage rolls out a new predictor revision; `canaryTrafficPercent` splits traffic
+    /// between the latest ready and the previously rolled-out revision.
+    pub fn reconcile_inference_service(&mut self, ns: &str, name: &str) {
+        let Some(mut isvc) = self.store.get_value(Kind::InferenceService, ns, name) else {
+            return;
+        };
+        let pred = isvc["status"]["components"]["predictor"].clone();
+        let latest = obj_str(&pred, "/latestReadyRevision").to_string();
+        let mut spec_sans_canary = isvc["spec"]["predictor"].clone();
+        if let Some(m) = spec_sans_canary.as_object_mut() {
+            m.remove("canaryTrafficPercent");
+        }
+        let rolled_spec = isvc["metadata"]["annotations"]["sim.fleetdeck.dev/rolled-spec"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let spec_text = spec_sans_canary.to_string();
+        let mut previous = obj_str(&pred, "/previousRolledoutRevision").to_string();
+        let mut latest_rev = latest.clone();
+        if !rolled_spec.is_empty() && rolled_spec != spec_text {
+            let n = latest
+                .rsplit('-')
+                .next()
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(1)
+                + 1;
+            previous = latest.clone();
+            latest_rev = format!("{name}-predictor-{n:05}");
+        }
+        isvc["metadata"]["annotations"]["sim.fleetdeck.dev/rolled-spec"] = json!(spec_text);
+        let canary = isvc["spec"]["predictor"]["canaryTrafficPercent"].as_u64();
+        let traffic = match canary {
+            Some(p) if p < 100 && !previous.is_empty() => json!([
+                {"revisionName": latest_rev, "percent": p, "latestRevision": true, "tag": "latest"},
+                {"revisionName": previous, "percent": 100 - p, "latestRevision": false, "tag": "prev"},
+            ]),
+            _ => json!([{"revisionName": latest_rev, "percent": 100, "latestRevision": true}]),
+        };
+        let p = &mut isvc["status"]["components"]["predictor"];
+        p["latestReadyRevision"] = json!(latest_rev);
+        p["latestCreatedRevision"] = json!(latest_rev);
+        if !previous.is_empty() {
+            p["previousRolledoutRevision"] = json!(previous);
+        }
+        if canary.is_none_or(|c| c >= 100) {
+            p["latestRolledoutRevision"] = json!(latest_rev);
+        }
+        p["traffic"] = traffic;
+        isvc["status"]["observedGeneration"] = isvc["metadata"]["generation"].clone();
+        self.store.replace(Kind::InferenceService, isvc);
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -1118,7 +1408,8 @@ mod tests {
     fn cluster_with_deployment() -> ClusterState {
         let mut st = ClusterState::new(ClusterStore::new("t", 1), "aws");
         let s = &mut st.store;
-        s.create(Kind::Namespace, json!({"metadata": {"name": "ml"}}), false).unwrap();
+        s.create(Kind::Namespace, json!({"metadata": {"name": "ml"}}), false)
+            .unwrap();
         for i in 0..3 {
             s.create(
                 Kind::Node,
@@ -1158,12 +1449,19 @@ mod tests {
         let mut st = cluster_with_deployment();
         settle(&mut st);
         assert_eq!(st.store.count(Kind::ReplicaSet), 1);
-        let pods: Vec<Value> = st.store.iter_ns(Kind::Pod, Some("ml")).map(|(_, s)| s.value()).collect();
+        let pods: Vec<Value> = st
+            .store
+            .iter_ns(Kind::Pod, Some("ml"))
+            .map(|(_, s)| s.value())
+            .collect();
         assert_eq!(pods.len(), 2);
         assert!(pods.iter().all(|p| p["status"]["phase"] == "Running"));
         let dep = st.store.get_value(Kind::Deployment, "ml", "web").unwrap();
         assert_eq!(dep["status"]["readyReplicas"], 2);
-        assert_eq!(dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+        assert_eq!(
+            dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "1"
+        );
     }
 
     #[test]
@@ -1175,13 +1473,19 @@ mod tests {
         st.store.replace(Kind::Deployment, dep);
         st.reconcile_deployment("ml", "web");
         let mut dep = st.store.get_value(Kind::Deployment, "ml", "web").unwrap();
-        assert_eq!(dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
+        assert_eq!(
+            dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "2"
+        );
         dep["spec"]["template"] = old_template;
         st.store.replace(Kind::Deployment, dep);
         st.reconcile_deployment("ml", "web");
         assert_eq!(st.store.count(Kind::ReplicaSet), 2);
         let dep = st.store.get_value(Kind::Deployment, "ml", "web").unwrap();
-        assert_eq!(dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
+        assert_eq!(
+            dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "3"
+        );
     }
 
     #[test]
@@ -1198,7 +1502,9 @@ mod tests {
             .filter(|p| p["spec"]["nodeName"].is_null())
             .collect();
         assert_eq!(pending.len(), 2);
-        let msg = pending[0]["status"]["conditions"][0]["message"].as_str().unwrap();
+        let msg = pending[0]["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap();
         assert!(msg.contains("3 Insufficient nvidia.com/gpu"), "{msg}");
     }
 
@@ -1214,80 +1520,24 @@ mod tests {
                 true,
             )
             .unwrap();
-        let name = st.store.iter_ns(Kind::Pod, Some("ml")).next().unwrap().0.1.clone();
+        let name = st
+            .store
+            .iter_ns(Kind::Pod, Some("ml"))
+            .next()
+            .unwrap()
+            .0
+            .1
+            .clone();
         match st.evict("ml", &name, &json!({})).unwrap() {
             EvictionOutcome::Refused(e) => {
                 assert_eq!(e.code, 429);
-                assert!(e.status().to_string().contains("The disruption budget web needs 2"));
+                assert!(
+                    e.status()
+                        .to_string()
+                        .contains("The disruption budget web needs 2")
+                );
             }
             EvictionOutcome::Evicted => panic!("eviction should be refused"),
         }
-    }
-}
-
-impl ClusterState {
-    /// A pod created through the API without a node goes to the scheduler.
-    pub fn schedule_new_pod(&mut self, ns: &str, name: &str) {
-        self.schedule(ns, name);
-    }
-
-    /// A pod created through the API already bound to a node starts like any other.
-    pub fn start_pod_later(&mut self, ns: &str, name: &str) {
-        if let Some(s) = self.store.get(Kind::Pod, ns, name) {
-            let uid = s.uid.to_string();
-            self.timers.push((
-                Instant::now() + POD_START,
-                Timer::PodStart { ns: ns.to_string(), name: name.to_string(), uid },
-            ));
-        }
-    }
-
-    pub fn refresh_pdb(&mut self, ns: &str, name: &str) {
-        self.update_pdb_status(ns, name);
-    }
-
-    /// KServe's controller, for what the cockpit reads: a spec change other than the canary
-    /// percentage rolls out a new predictor revision; `canaryTrafficPercent` splits traffic
-    /// between the latest ready and the previously rolled-out revision.
-    pub fn reconcile_inference_service(&mut self, ns: &str, name: &str) {
-        let Some(mut isvc) = self.store.get_value(Kind::InferenceService, ns, name) else {
-            return;
-        };
-        let pred = isvc["status"]["components"]["predictor"].clone();
-        let latest = obj_str(&pred, "/latestReadyRevision").to_string();
-        let mut spec_sans_canary = isvc["spec"]["predictor"].clone();
-        if let Some(m) = spec_sans_canary.as_object_mut() {
-            m.remove("canaryTrafficPercent");
-        }
-        let rolled_spec = isvc["metadata"]["annotations"]["sim.fleetdeck.dev/rolled-spec"].as_str().unwrap_or("").to_string();
-        let spec_text = spec_sans_canary.to_string();
-        let mut previous = obj_str(&pred, "/previousRolledoutRevision").to_string();
-        let mut latest_rev = latest.clone();
-        if !rolled_spec.is_empty() && rolled_spec != spec_text {
-            let n = latest.rsplit('-').next().and_then(|x| x.parse::<u64>().ok()).unwrap_or(1) + 1;
-            previous = latest.clone();
-            latest_rev = format!("{name}-predictor-{n:05}");
-        }
-        isvc["metadata"]["annotations"]["sim.fleetdeck.dev/rolled-spec"] = json!(spec_text);
-        let canary = isvc["spec"]["predictor"]["canaryTrafficPercent"].as_u64();
-        let traffic = match canary {
-            Some(p) if p < 100 && !previous.is_empty() => json!([
-                {"revisionName": latest_rev, "percent": p, "latestRevision": true, "tag": "latest"},
-                {"revisionName": previous, "percent": 100 - p, "latestRevision": false, "tag": "prev"},
-            ]),
-            _ => json!([{"revisionName": latest_rev, "percent": 100, "latestRevision": true}]),
-        };
-        let p = &mut isvc["status"]["components"]["predictor"];
-        p["latestReadyRevision"] = json!(latest_rev);
-        p["latestCreatedRevision"] = json!(latest_rev);
-        if !previous.is_empty() {
-            p["previousRolledoutRevision"] = json!(previous);
-        }
-        if canary.is_none_or(|c| c >= 100) {
-            p["latestRolledoutRevision"] = json!(latest_rev);
-        }
-        p["traffic"] = traffic;
-        isvc["status"]["observedGeneration"] = isvc["metadata"]["generation"].clone();
-        self.store.replace(Kind::InferenceService, isvc);
     }
 }

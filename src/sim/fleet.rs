@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::api::SimCluster;
 use super::resources::Kind;
 use super::store::{Key, Stored};
-use super::view::{CapacityType, ClusterView, DeploymentView, FaultState, FleetSource, NodeView, PodView};
+use super::view::{
+    CapacityType, ClusterView, DeploymentView, FaultState, FleetSource, NodeView, PodView,
+};
 
 #[derive(Default)]
 struct ViewCache {
@@ -33,13 +35,17 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
 }
 
 fn time(v: &Value, ptr: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s(v, ptr)).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s(v, ptr))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Kubernetes quantity → base units (cores, bytes …) for the suffixes the sim writes.
 pub fn quantity(q: &str) -> f64 {
     let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
     let (num, suffix) = q.split_at(split);
     let n: f64 = num.parse().unwrap_or(0.0);
     n * match suffix {
@@ -68,7 +74,10 @@ pub fn capacity_type(labels: &BTreeMap<String, String>) -> CapacityType {
     let get = |k: &str| labels.get(k).map(|v| v.to_ascii_lowercase());
     if get("karpenter.sh/capacity-type").as_deref() == Some("spot")
         || get("eks.amazonaws.com/capacitytype").as_deref() == Some("spot")
-        || labels.iter().any(|(k, v)| k.eq_ignore_ascii_case("eks.amazonaws.com/capacityType") && v.eq_ignore_ascii_case("spot"))
+        || labels.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("eks.amazonaws.com/capacityType")
+                && v.eq_ignore_ascii_case("spot")
+        })
         || get("cloud.google.com/gke-spot").as_deref() == Some("true")
         || get("kubernetes.azure.com/scalesetpriority").as_deref() == Some("spot")
     {
@@ -103,21 +112,38 @@ fn node_view(cluster: &str, cloud: &str, s_: &Stored) -> NodeView {
         })
         .collect();
     let buses = (0..gpu_count)
-        .map(|i| format!("00000000:{:02X}:00.0", BUS[(i as usize) % BUS.len()].wrapping_add((i / 8) as u8)))
+        .map(|i| {
+            format!(
+                "00000000:{:02X}:00.0",
+                BUS[(i as usize) % BUS.len()].wrapping_add((i / 8) as u8)
+            )
+        })
         .collect();
     NodeView {
         cluster: cluster.to_string(),
         name,
         cloud: cloud.to_string(),
-        instance_type: l.get("node.kubernetes.io/instance-type").cloned().unwrap_or_default(),
+        instance_type: l
+            .get("node.kubernetes.io/instance-type")
+            .cloned()
+            .unwrap_or_default(),
         capacity_type: capacity_type(l),
-        zone: l.get("topology.kubernetes.io/zone").cloned().unwrap_or_default(),
-        region: l.get("topology.kubernetes.io/region").cloned().unwrap_or_default(),
+        zone: l
+            .get("topology.kubernetes.io/zone")
+            .cloned()
+            .unwrap_or_default(),
+        region: l
+            .get("topology.kubernetes.io/region")
+            .cloned()
+            .unwrap_or_default(),
         ready: s_.node.as_ref().is_some_and(|n| n.ready),
         unschedulable: s_.node.as_ref().is_some_and(|n| n.unschedulable),
         gpu_product: l.get("nvidia.com/gpu.product").cloned(),
         gpu_count,
-        gpu_memory_mib: l.get("nvidia.com/gpu.memory").and_then(|m| m.parse().ok()).unwrap_or(0),
+        gpu_memory_mib: l
+            .get("nvidia.com/gpu.memory")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0),
         cpu_cores: quantity(s(&v, "/status/capacity/cpu")) as u32,
         memory_gib: (quantity(s(&v, "/status/capacity/memory")) / 1024f64.powi(3)).round() as u32,
         created: time(&v, "/metadata/creationTimestamp").unwrap_or_else(Utc::now),
@@ -136,7 +162,10 @@ fn pod_view(cluster: &str, s_: &Stored) -> PodView {
     let (kind, name) = match (s(&owner, "/kind"), s(&owner, "/name")) {
         ("", _) => (None, None),
         ("ReplicaSet", n) => match s_.labels.get("pod-template-hash") {
-            Some(h) => (Some("deployment".to_string()), Some(n.trim_end_matches(&format!("-{h}")).to_string())),
+            Some(h) => (
+                Some("deployment".to_string()),
+                Some(n.trim_end_matches(&format!("-{h}")).to_string()),
+            ),
             None => (Some("replicaset".to_string()), Some(n.to_string())),
         },
         (k, n) => (Some(k.to_lowercase()), Some(n.to_string())),
@@ -175,12 +204,23 @@ fn deployment_view(cluster: &str, s_: &Stored) -> DeploymentView {
         cluster: cluster.to_string(),
         namespace: s(&v, "/metadata/namespace").to_string(),
         name: s(&v, "/metadata/name").to_string(),
-        revision: s(&v, "/metadata/annotations/deployment.kubernetes.io~1revision").parse().unwrap_or(0),
+        revision: s(
+            &v,
+            "/metadata/annotations/deployment.kubernetes.io~1revision",
+        )
+        .parse()
+        .unwrap_or(0),
         replicas: v["spec"]["replicas"].as_u64().unwrap_or(1) as u32,
         ready_replicas: v["status"]["readyReplicas"].as_u64().unwrap_or(0) as u32,
         image: s(&v, "/spec/template/spec/containers/0/image").to_string(),
-        template_fault: Some(s(&v, "/spec/template/metadata/annotations/sim.fleetdeck.dev~1fault").to_string())
-            .filter(|f| !f.is_empty()),
+        template_fault: Some(
+            s(
+                &v,
+                "/spec/template/metadata/annotations/sim.fleetdeck.dev~1fault",
+            )
+            .to_string(),
+        )
+        .filter(|f| !f.is_empty()),
     }
 }
 
@@ -220,8 +260,16 @@ pub enum ViewScope {
 
 impl SimFleet {
     pub fn new(clusters: Vec<Arc<SimCluster>>) -> Self {
-        let caches = clusters.iter().map(|_| Mutex::new(ViewCache::default())).collect();
-        Self { clusters, faults: Mutex::new(FaultState::default()), injected: Mutex::new(Vec::new()), caches }
+        let caches = clusters
+            .iter()
+            .map(|_| Mutex::new(ViewCache::default()))
+            .collect();
+        Self {
+            clusters,
+            faults: Mutex::new(FaultState::default()),
+            injected: Mutex::new(Vec::new()),
+            caches,
+        }
     }
 
     pub fn faults_mut(&self) -> MutexGuard<'_, FaultState> {
@@ -234,55 +282,96 @@ impl SimFleet {
 
     pub fn view(&self, index: usize, scope: ViewScope) -> Option<ClusterView> {
         let c = self.clusters.get(index)?;
-        let mut cache = self.caches.get(index)?.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .caches
+            .get(index)?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         // Copy what is needed out of the lock (cheap: bytes are shared), parse outside it.
         let (cloud, nodes, pods, deps) = {
             let st = c.lock();
             let nodes: Vec<(String, Stored)> = if scope == ViewScope::Deployments {
                 Vec::new()
             } else {
-                st.store.iter_ns(Kind::Node, None).map(|((_, n), s)| (n.clone(), s.clone())).collect()
+                st.store
+                    .iter_ns(Kind::Node, None)
+                    .map(|((_, n), s)| (n.clone(), s.clone()))
+                    .collect()
             };
             let pods: Vec<(Key, Stored)> = match scope {
                 ViewScope::Deployments => Vec::new(),
-                ViewScope::GpuPods => st.store.iter_ns(Kind::Pod, None).filter(|(_, s)| s.gpus > 0).map(|(k, s)| (k.clone(), s.clone())).collect(),
-                ViewScope::Everything => st.store.iter_ns(Kind::Pod, None).map(|(k, s)| (k.clone(), s.clone())).collect(),
+                ViewScope::GpuPods => st
+                    .store
+                    .iter_ns(Kind::Pod, None)
+                    .filter(|(_, s)| s.gpus > 0)
+                    .map(|(k, s)| (k.clone(), s.clone()))
+                    .collect(),
+                ViewScope::Everything => st
+                    .store
+                    .iter_ns(Kind::Pod, None)
+                    .map(|(k, s)| (k.clone(), s.clone()))
+                    .collect(),
             };
-            let deps: Vec<(Key, Stored)> = st.store.iter_ns(Kind::Deployment, None).map(|(k, s)| (k.clone(), s.clone())).collect();
+            let deps: Vec<(Key, Stored)> = st
+                .store
+                .iter_ns(Kind::Deployment, None)
+                .map(|(k, s)| (k.clone(), s.clone()))
+                .collect();
             (st.cloud, nodes, pods, deps)
         };
         let name = c.name.clone();
         let cache = &mut *cache;
-        let nodes = if scope == ViewScope::Deployments { Vec::new() } else { refresh(&mut cache.nodes, nodes.into_iter(), |s| node_view(&name, cloud, s)) };
+        let nodes = if scope == ViewScope::Deployments {
+            Vec::new()
+        } else {
+            refresh(&mut cache.nodes, nodes.into_iter(), |s| {
+                node_view(&name, cloud, s)
+            })
+        };
         let mut pods = match scope {
             ViewScope::Deployments => Vec::new(),
             ViewScope::GpuPods => {
                 // Keep the non-GPU pods cached for an Everything view: filter on output only.
-                pods.into_iter().map(|(k, s)| match cache.pods.get(&k) {
-                    Some((rv, v)) if *rv == s.rv => v.clone(),
-                    _ => {
-                        let v = pod_view(&name, &s);
-                        cache.pods.insert(k, (s.rv, v.clone()));
-                        v
-                    }
-                }).collect()
+                pods.into_iter()
+                    .map(|(k, s)| match cache.pods.get(&k) {
+                        Some((rv, v)) if *rv == s.rv => v.clone(),
+                        _ => {
+                            let v = pod_view(&name, &s);
+                            cache.pods.insert(k, (s.rv, v.clone()));
+                            v
+                        }
+                    })
+                    .collect()
             }
-            ViewScope::Everything => refresh(&mut cache.pods, pods.into_iter(), |s| pod_view(&name, s)),
+            ViewScope::Everything => {
+                refresh(&mut cache.pods, pods.into_iter(), |s| pod_view(&name, s))
+            }
         };
         assign_gpu_indices(&mut pods);
-        let deployments = refresh(&mut cache.deployments, deps.into_iter(), |s| deployment_view(&name, s));
-        Some(ClusterView { name, nodes, pods, deployments })
+        let deployments = refresh(&mut cache.deployments, deps.into_iter(), |s| {
+            deployment_view(&name, s)
+        });
+        Some(ClusterView {
+            name,
+            nodes,
+            pods,
+            deployments,
+        })
     }
 
     pub fn views(&self, scope: ViewScope) -> Vec<ClusterView> {
-        (0..self.clusters.len()).filter_map(|i| self.view(i, scope)).collect()
+        (0..self.clusters.len())
+            .filter_map(|i| self.view(i, scope))
+            .collect()
     }
 }
 
 /// The device plugin hands out devices in order; the sim gives each node's running GPU pods
 /// consecutive indices by pod name, so DCGM and the pods agree.
 fn assign_gpu_indices(pods: &mut [PodView]) {
-    let mut order: Vec<usize> = (0..pods.len()).filter(|&i| pods[i].gpus > 0 && pods[i].node.is_some() && pods[i].phase == "Running").collect();
+    let mut order: Vec<usize> = (0..pods.len())
+        .filter(|&i| pods[i].gpus > 0 && pods[i].node.is_some() && pods[i].phase == "Running")
+        .collect();
     order.sort_by(|&a, &b| (&pods[a].node, &pods[a].name).cmp(&(&pods[b].node, &pods[b].name)));
     let mut next: HashMap<String, u32> = HashMap::new();
     for i in order {
@@ -329,11 +418,29 @@ mod tests {
     #[test]
     fn capacity_type_reads_every_cloud_convention() {
         let l = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
-        assert_eq!(capacity_type(&l("karpenter.sh/capacity-type", "spot")), CapacityType::Spot);
-        assert_eq!(capacity_type(&l("eks.amazonaws.com/capacityType", "SPOT")), CapacityType::Spot);
-        assert_eq!(capacity_type(&l("cloud.google.com/gke-spot", "true")), CapacityType::Spot);
-        assert_eq!(capacity_type(&l("kubernetes.azure.com/scalesetpriority", "spot")), CapacityType::Spot);
-        assert_eq!(capacity_type(&l("karpenter.sh/capacity-type", "reserved")), CapacityType::Reserved);
-        assert_eq!(capacity_type(&l("eks.amazonaws.com/capacityType", "ON_DEMAND")), CapacityType::OnDemand);
+        assert_eq!(
+            capacity_type(&l("karpenter.sh/capacity-type", "spot")),
+            CapacityType::Spot
+        );
+        assert_eq!(
+            capacity_type(&l("eks.amazonaws.com/capacityType", "SPOT")),
+            CapacityType::Spot
+        );
+        assert_eq!(
+            capacity_type(&l("cloud.google.com/gke-spot", "true")),
+            CapacityType::Spot
+        );
+        assert_eq!(
+            capacity_type(&l("kubernetes.azure.com/scalesetpriority", "spot")),
+            CapacityType::Spot
+        );
+        assert_eq!(
+            capacity_type(&l("karpenter.sh/capacity-type", "reserved")),
+            CapacityType::Reserved
+        );
+        assert_eq!(
+            capacity_type(&l("eks.amazonaws.com/capacityType", "ON_DEMAND")),
+            CapacityType::OnDemand
+        );
     }
 }

@@ -44,8 +44,22 @@ pub struct CloudProfile {
     pub runtime: &'static str,
 }
 
-const fn gpu(instance: &'static str, gpus: u32, product: &'static str, memory_mib: u64, cpu: u32, memory_gib: u32) -> GpuType {
-    GpuType { instance, gpus, product, memory_mib, cpu, memory_gib }
+const fn gpu(
+    instance: &'static str,
+    gpus: u32,
+    product: &'static str,
+    memory_mib: u64,
+    cpu: u32,
+    memory_gib: u32,
+) -> GpuType {
+    GpuType {
+        instance,
+        gpus,
+        product,
+        memory_mib,
+        cpu,
+        memory_gib,
+    }
 }
 
 pub static CLOUDS: [CloudProfile; 3] = [
@@ -70,7 +84,14 @@ pub static CLOUDS: [CloudProfile; 3] = [
         region: "us-central1",
         zones: &["us-central1-a", "us-central1-b", "us-central1-c"],
         gpu_types: &[
-            gpu("a3-highgpu-8g", 8, "NVIDIA-H100-80GB-HBM3", 81559, 208, 1872),
+            gpu(
+                "a3-highgpu-8g",
+                8,
+                "NVIDIA-H100-80GB-HBM3",
+                81559,
+                208,
+                1872,
+            ),
             gpu("g2-standard-24", 2, "NVIDIA-L4", 23034, 24, 96),
             gpu("a2-highgpu-1g", 1, "NVIDIA-A100-SXM4-40GB", 40960, 12, 85),
         ],
@@ -85,8 +106,22 @@ pub static CLOUDS: [CloudProfile; 3] = [
         region: "eastus",
         zones: &["eastus-1", "eastus-2", "eastus-3"],
         gpu_types: &[
-            gpu("Standard_ND96isr_H100_v5", 8, "NVIDIA-H100-80GB-HBM3", 81559, 96, 1900),
-            gpu("Standard_NC24ads_A100_v4", 1, "NVIDIA-A100-80GB-PCIe", 81920, 24, 220),
+            gpu(
+                "Standard_ND96isr_H100_v5",
+                8,
+                "NVIDIA-H100-80GB-HBM3",
+                81559,
+                96,
+                1900,
+            ),
+            gpu(
+                "Standard_NC24ads_A100_v4",
+                1,
+                "NVIDIA-A100-80GB-PCIe",
+                81920,
+                24,
+                220,
+            ),
             gpu("Standard_NC4as_T4_v3", 1, "Tesla-T4", 15360, 4, 28),
         ],
         cpu_types: &[("Standard_D16s_v5", 16, 64)],
@@ -105,7 +140,11 @@ pub fn cluster_name(i: u32) -> String {
 /// The endpoints the sim serves, each backed by a Deployment it generates.
 pub fn endpoint_specs(clusters: u32) -> Vec<EndpointSpec> {
     let a = cluster_name(0);
-    let b = if clusters > 1 { cluster_name(1) } else { a.clone() };
+    let b = if clusters > 1 {
+        cluster_name(1)
+    } else {
+        a.clone()
+    };
     vec![
         EndpointSpec {
             name: "llama-chat".into(),
@@ -160,12 +199,16 @@ struct Gen<'a> {
 }
 
 fn hex(rng: &mut ChaCha8Rng, n: usize) -> String {
-    (0..n).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect()
+    (0..n)
+        .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
+        .collect()
 }
 
 fn pod_suffix(rng: &mut ChaCha8Rng) -> String {
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| ALPHA[rng.gen_range(0..ALPHA.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHA[rng.gen_range(0..ALPHA.len())] as char)
+        .collect()
 }
 
 /// A workload's pod template and how it is owned.
@@ -184,7 +227,13 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(ns: &'static str, name: impl Into<String>, team: &'static str, image: impl Into<String>, gpus: u32) -> Self {
+    fn new(
+        ns: &'static str,
+        name: impl Into<String>,
+        team: &'static str,
+        image: impl Into<String>,
+        gpus: u32,
+    ) -> Self {
         Self {
             ns,
             name: name.into(),
@@ -200,7 +249,8 @@ impl Workload {
     }
 
     fn labels(&self) -> Value {
-        let mut l = json!({"app": self.name, "app.kubernetes.io/name": self.name, "team": self.team});
+        let mut l =
+            json!({"app": self.name, "app.kubernetes.io/name": self.name, "team": self.team});
         for (k, v) in &self.extra_labels {
             l[*k] = json!(v);
         }
@@ -221,13 +271,19 @@ impl Workload {
         if self.gpus > 0 {
             resources["requests"]["nvidia.com/gpu"] = json!(self.gpus.to_string());
             resources["limits"]["nvidia.com/gpu"] = json!(self.gpus.to_string());
-            tolerations.push(json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}));
+            tolerations.push(
+                json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}),
+            );
             node_selector["nvidia.com/gpu.present"] = json!("true");
         }
-        let mut volumes = vec![json!({"name": "config", "configMap": {"name": format!("{}-config", self.name), "defaultMode": 420}})];
+        let mut volumes = vec![
+            json!({"name": "config", "configMap": {"name": format!("{}-config", self.name), "defaultMode": 420}}),
+        ];
         let mut mounts = vec![json!({"name": "config", "mountPath": "/etc/app", "readOnly": true})];
         if self.emptydir {
-            volumes.push(json!({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}));
+            volumes.push(
+                json!({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}),
+            );
             mounts.push(json!({"name": "dshm", "mountPath": "/dev/shm"}));
         }
         json!({
@@ -268,14 +324,28 @@ impl Workload {
 /// Quantities in the canonical form the API server writes back (`4`, not `4000m`), so
 /// templates compare equal after a client's round trip.
 fn cpu_quantity(millis: u32) -> String {
-    if millis % 1000 == 0 { (millis / 1000).to_string() } else { format!("{millis}m") }
+    if millis.is_multiple_of(1000) {
+        (millis / 1000).to_string()
+    } else {
+        format!("{millis}m")
+    }
 }
 
 fn memory_quantity(mib: u32) -> String {
-    if mib % 1024 == 0 { format!("{}Gi", mib / 1024) } else { format!("{mib}Mi") }
+    if mib.is_multiple_of(1024) {
+        format!("{}Gi", mib / 1024)
+    } else {
+        format!("{mib}Mi")
+    }
 }
 
-fn managed_fields(manager: &str, op: &str, time: &str, subresource: Option<&str>, fields: Value) -> Value {
+fn managed_fields(
+    manager: &str,
+    op: &str,
+    time: &str,
+    subresource: Option<&str>,
+    fields: Value,
+) -> Value {
     let mut m = json!({"manager": manager, "operation": op, "apiVersion": "v1", "time": time,
         "fieldsType": "FieldsV1", "fieldsV1": fields});
     if let Some(s) = subresource {
@@ -318,12 +388,24 @@ impl Gen<'_> {
     fn plan_nodes(&mut self, count: u32, gpus_per_node: u32) {
         let p = self.profile;
         let cpu_nodes = (count / 5).max(1).min(count);
-        let matching: Vec<&'static GpuType> = p.gpu_types.iter().filter(|g| g.gpus == gpus_per_node).collect();
-        let fallback = p.gpu_types.iter().min_by_key(|g| g.gpus.abs_diff(gpus_per_node)).unwrap_or(&p.gpu_types[0]);
+        let matching: Vec<&'static GpuType> = p
+            .gpu_types
+            .iter()
+            .filter(|g| g.gpus == gpus_per_node)
+            .collect();
+        let fallback = p
+            .gpu_types
+            .iter()
+            .min_by_key(|g| g.gpus.abs_diff(gpus_per_node))
+            .unwrap_or(&p.gpu_types[0]);
         for i in 0..count {
             let is_gpu = i >= cpu_nodes && gpus_per_node > 0;
             let (gpu_type, instance, cpu, mem) = if is_gpu {
-                let g = if matching.is_empty() { fallback } else { matching[(i as usize) % matching.len()] };
+                let g = if matching.is_empty() {
+                    fallback
+                } else {
+                    matching[(i as usize) % matching.len()]
+                };
                 (Some(g), g.instance, g.cpu, g.memory_gib)
             } else {
                 let (t, c, m) = p.cpu_types[(i as usize) % p.cpu_types.len()];
@@ -337,7 +419,11 @@ impl Gen<'_> {
                 _ => CapacityType::OnDemand,
             };
             // The first GPU nodes stay on-demand: the budget demo and the gang job live there.
-            let capacity = if is_gpu && i < cpu_nodes + 6 { CapacityType::OnDemand } else { capacity };
+            let capacity = if is_gpu && i < cpu_nodes + 6 {
+                CapacityType::OnDemand
+            } else {
+                capacity
+            };
             let zone = p.zones[(i as usize) % p.zones.len()];
             let pool = match (is_gpu, gpu_type.map(|g| g.product)) {
                 (false, _) => "system".to_string(),
@@ -345,9 +431,24 @@ impl Gen<'_> {
                 _ => "gpu".to_string(),
             };
             let name = match p.cloud {
-                "aws" => format!("ip-10-{}-{}-{}.ec2.internal", 20 + (i / 60_000) % 200, (i / 240) % 250, 10 + i % 240),
-                "gcp" => format!("gke-{}-{pool}-pool-{}-{}", cluster_name(self.cluster_index), hex(&mut self.rng, 8), hex(&mut self.rng, 4)),
-                _ => format!("aks-{}pool-{}-vmss{:06}", pool.replace('-', ""), 10_000_000 + self.cluster_index * 1_000 + (i % 7), i),
+                "aws" => format!(
+                    "ip-10-{}-{}-{}.ec2.internal",
+                    20 + (i / 60_000) % 200,
+                    (i / 240) % 250,
+                    10 + i % 240
+                ),
+                "gcp" => format!(
+                    "gke-{}-{pool}-pool-{}-{}",
+                    cluster_name(self.cluster_index),
+                    hex(&mut self.rng, 8),
+                    hex(&mut self.rng, 4)
+                ),
+                _ => format!(
+                    "aks-{}pool-{}-vmss{:06}",
+                    pool.replace('-', ""),
+                    10_000_000 + self.cluster_index * 1_000 + (i % 7),
+                    i
+                ),
             };
             let created = self.ago(24, 24 * 90);
             let gpus = if is_gpu { gpus_per_node } else { 0 };
@@ -389,19 +490,32 @@ impl Gen<'_> {
                 };
                 if n.karpenter || n.capacity == CapacityType::Reserved {
                     labels["karpenter.sh/capacity-type"] = json!(k);
-                    labels["karpenter.sh/nodepool"] = json!(if n.gpu.is_some() { "gpu" } else { "default" });
-                    labels["karpenter.k8s.aws/instance-family"] = json!(n.instance.split('.').next().unwrap_or(""));
+                    labels["karpenter.sh/nodepool"] =
+                        json!(if n.gpu.is_some() { "gpu" } else { "default" });
+                    labels["karpenter.k8s.aws/instance-family"] =
+                        json!(n.instance.split('.').next().unwrap_or(""));
                 } else {
                     labels["eks.amazonaws.com/capacityType"] = json!(e);
-                    labels["eks.amazonaws.com/nodegroup"] = json!(if n.gpu.is_some() { "gpu-ng" } else { "system-ng" });
+                    labels["eks.amazonaws.com/nodegroup"] = json!(if n.gpu.is_some() {
+                        "gpu-ng"
+                    } else {
+                        "system-ng"
+                    });
                 }
             }
             "gcp" => {
-                labels["cloud.google.com/gke-nodepool"] = json!(if n.gpu.is_some() { "gpu-pool" } else { "default-pool" });
-                labels["cloud.google.com/machine-family"] = json!(n.instance.split('-').next().unwrap_or(""));
+                labels["cloud.google.com/gke-nodepool"] = json!(if n.gpu.is_some() {
+                    "gpu-pool"
+                } else {
+                    "default-pool"
+                });
+                labels["cloud.google.com/machine-family"] =
+                    json!(n.instance.split('-').next().unwrap_or(""));
                 match n.capacity {
                     CapacityType::Spot => labels["cloud.google.com/gke-spot"] = json!("true"),
-                    CapacityType::Reserved => labels["cloud.google.com/reservation-name"] = json!("gpu-reservation-1"),
+                    CapacityType::Reserved => {
+                        labels["cloud.google.com/reservation-name"] = json!("gpu-reservation-1")
+                    }
                     CapacityType::OnDemand => {}
                 }
                 if let Some(g) = n.gpu {
@@ -414,8 +528,13 @@ impl Gen<'_> {
                 }
             }
             _ => {
-                labels["kubernetes.azure.com/agentpool"] = json!(if n.gpu.is_some() { "gpupool" } else { "system" });
-                labels["kubernetes.azure.com/cluster"] = json!(format!("MC_fleet_{}_{}", cluster_name(self.cluster_index), p.region));
+                labels["kubernetes.azure.com/agentpool"] =
+                    json!(if n.gpu.is_some() { "gpupool" } else { "system" });
+                labels["kubernetes.azure.com/cluster"] = json!(format!(
+                    "MC_fleet_{}_{}",
+                    cluster_name(self.cluster_index),
+                    p.region
+                ));
                 if n.capacity == CapacityType::Spot {
                     labels["kubernetes.azure.com/scalesetpriority"] = json!("spot");
                     taints.push(json!({"key": "kubernetes.azure.com/scalesetpriority", "value": "spot", "effect": "NoSchedule"}));
@@ -437,23 +556,47 @@ impl Gen<'_> {
             labels["nvidia.com/gpu.product"] = json!(g.product);
             labels["nvidia.com/gpu.count"] = json!(n.gpus.to_string());
             labels["nvidia.com/gpu.memory"] = json!(g.memory_mib.to_string());
-            labels["nvidia.com/gpu.family"] = json!(if g.product.contains("H100") { "hopper" } else if g.product.contains("A100") { "ampere" } else if g.product.contains("L4") { "ada-lovelace" } else { "turing" });
+            labels["nvidia.com/gpu.family"] = json!(if g.product.contains("H100") {
+                "hopper"
+            } else if g.product.contains("A100") {
+                "ampere"
+            } else if g.product.contains("L4") {
+                "ada-lovelace"
+            } else {
+                "turing"
+            });
             labels["nvidia.com/cuda.driver.major"] = json!("550");
             labels["nvidia.com/cuda.driver.minor"] = json!("127");
             labels["nvidia.com/cuda.driver.rev"] = json!("08");
-            labels["nvidia.com/mig.capable"] = json!(if g.product.contains("H100") || g.product.contains("A100") { "true" } else { "false" });
+            labels["nvidia.com/mig.capable"] = json!(if g.product.contains("H100")
+                || g.product.contains("A100")
+            {
+                "true"
+            } else {
+                "false"
+            });
             labels["nvidia.com/gfd.timestamp"] = json!(n.created.timestamp().to_string());
             labels["node-role.kubernetes.io/gpu"] = json!("");
             capacity["nvidia.com/gpu"] = json!(n.gpus.to_string());
             allocatable["nvidia.com/gpu"] = json!(n.gpus.to_string());
-            taints.push(json!({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}));
+            taints
+                .push(json!({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}));
             gpu_fields = json!({"f:labels": {"f:nvidia.com/gpu.count": {}, "f:nvidia.com/gpu.family": {}, "f:nvidia.com/gpu.memory": {}, "f:nvidia.com/gpu.present": {}, "f:nvidia.com/gpu.product": {}, "f:nvidia.com/mig.capable": {}}});
         }
-        let ip = format!("10.{}.{}.{}", 20 + self.rng.gen_range(0..200), self.rng.gen_range(0..250), self.rng.gen_range(2..250));
+        let ip = format!(
+            "10.{}.{}.{}",
+            20 + self.rng.gen_range(0..200),
+            self.rng.gen_range(0..250),
+            self.rng.gen_range(2..250)
+        );
         let provider = match p.cloud {
             "aws" => format!("aws:///{}/i-0{}", n.zone, hex(&mut self.rng, 16)),
             "gcp" => format!("gce://fleet-prod/{}/{}", n.zone, n.name),
-            _ => format!("azure:///subscriptions/{}/resourceGroups/mc_fleet/providers/Microsoft.Compute/virtualMachineScaleSets/aks-gpupool/virtualMachines/{}", hex(&mut self.rng, 8), self.rng.gen_range(0..100)),
+            _ => format!(
+                "azure:///subscriptions/{}/resourceGroups/mc_fleet/providers/Microsoft.Compute/virtualMachineScaleSets/aks-gpupool/virtualMachines/{}",
+                hex(&mut self.rng, 8),
+                self.rng.gen_range(0..100)
+            ),
         };
         let hb = timestamp(self.now - ChronoDuration::seconds(self.rng.gen_range(1..40)));
         let cond = |t: &str, s: &str, r: &str, m: &str| json!({"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": hb, "lastTransitionTime": created});
@@ -518,9 +661,22 @@ impl Gen<'_> {
     }
 
     /// A running (or `phase`) pod of `owner` from `template` on node `node`.
-    fn pod(&mut self, owner: &Value, template: &Value, node: &str, phase: &str, started: DateTime<Utc>) -> Value {
-        let base = owner["metadata"]["name"].as_str().unwrap_or("pod").to_string();
-        let ns = owner["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+    fn pod(
+        &mut self,
+        owner: &Value,
+        template: &Value,
+        node: &str,
+        phase: &str,
+        started: DateTime<Utc>,
+    ) -> Value {
+        let base = owner["metadata"]["name"]
+            .as_str()
+            .unwrap_or("pod")
+            .to_string();
+        let ns = owner["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let name = loop {
             let candidate = format!("{base}-{}", pod_suffix(&mut self.rng));
             if self.st.store.get(Kind::Pod, &ns, &candidate).is_none() {
@@ -546,8 +702,18 @@ impl Gen<'_> {
             })
         }).collect();
         let ok = if running { "True" } else { "False" };
-        let ip = format!("10.{}.{}.{}", 100 + self.rng.gen_range(0..100), self.rng.gen_range(0..250), self.rng.gen_range(2..250));
-        let host_ip = format!("10.{}.{}.{}", 20 + self.rng.gen_range(0..200), self.rng.gen_range(0..250), self.rng.gen_range(2..250));
+        let ip = format!(
+            "10.{}.{}.{}",
+            100 + self.rng.gen_range(0..100),
+            self.rng.gen_range(0..250),
+            self.rng.gen_range(2..250)
+        );
+        let host_ip = format!(
+            "10.{}.{}.{}",
+            20 + self.rng.gen_range(0..200),
+            self.rng.gen_range(0..250),
+            self.rng.gen_range(2..250)
+        );
         let template_fields = field_set(&template["spec"]);
         json!({
             "metadata": {
@@ -578,7 +744,15 @@ impl Gen<'_> {
         })
     }
 
-    fn replicaset_for(&mut self, dep: &Value, template: &Value, revision: u64, replicas: u32, created: DateTime<Utc>, cause: &str) -> Value {
+    fn replicaset_for(
+        &mut self,
+        dep: &Value,
+        template: &Value,
+        revision: u64,
+        replicas: u32,
+        created: DateTime<Utc>,
+        cause: &str,
+    ) -> Value {
         let hash = template_hash(template);
         let name = dep["metadata"]["name"].as_str().unwrap_or("").to_string();
         let mut t = template.clone();
@@ -611,7 +785,13 @@ impl Gen<'_> {
     }
 
     /// A Deployment with `history` older revisions (scaled to zero) and pods on `nodes`.
-    fn deployment(&mut self, w: &Workload, nodes: &[usize], history: &[(&str, &str)], cause: &str) -> Value {
+    fn deployment(
+        &mut self,
+        w: &Workload,
+        nodes: &[usize],
+        history: &[(&str, &str)],
+        cause: &str,
+    ) -> Value {
         let replicas = nodes.len() as u32;
         let created = self.ago(24 * 10, 24 * 60);
         let template = w.template();
@@ -656,7 +836,14 @@ impl Gen<'_> {
         dep
     }
 
-    fn daemonset(&mut self, ns: &'static str, name: &str, image: &str, gpu_only: bool, slots: usize) {
+    fn daemonset(
+        &mut self,
+        ns: &'static str,
+        name: &str,
+        image: &str,
+        gpu_only: bool,
+        slots: usize,
+    ) {
         let nodes: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| !gpu_only || self.nodes[i].gpu.is_some())
             .filter(|&i| self.nodes[i].free_slots as usize > 0 && slots > 0)
@@ -717,14 +904,30 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
     let profile = &CLOUDS[(index as usize) % CLOUDS.len()];
     let mut g = Gen {
         st,
-        rng: ChaCha8Rng::seed_from_u64(spec.seed.wrapping_mul(0x9E37_79B9).wrapping_add(index as u64)),
+        rng: ChaCha8Rng::seed_from_u64(
+            spec.seed
+                .wrapping_mul(0x9E37_79B9)
+                .wrapping_add(index as u64),
+        ),
         profile,
         now: Utc::now(),
         nodes: Vec::new(),
         cluster_index: index,
     };
     let epoch = g.now - ChronoDuration::days(120);
-    for ns in ["default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator", "monitoring", "serving", "training", "batch", "research", "platform"] {
+    for ns in [
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "gpu-operator",
+        "monitoring",
+        "serving",
+        "training",
+        "batch",
+        "research",
+        "platform",
+    ] {
         g.create(Kind::Namespace, namespace(ns, epoch));
     }
     g.plan_nodes(node_count, spec.gpus_per_node);
@@ -732,20 +935,57 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
         g.nodes[i].free_slots = spec.pods_per_node;
     }
     for i in 0..g.nodes.len() {
-        let plan = std::mem::replace(&mut g.nodes[i], NodePlan {
-            name: String::new(), gpu: None, gpus: 0, instance: "", cpu: 0, memory_gib: 0,
-            capacity: CapacityType::OnDemand, zone: "", created: epoch, karpenter: false, free_gpus: 0, free_slots: 0,
-        });
+        let plan = std::mem::replace(
+            &mut g.nodes[i],
+            NodePlan {
+                name: String::new(),
+                gpu: None,
+                gpus: 0,
+                instance: "",
+                cpu: 0,
+                memory_gib: 0,
+                capacity: CapacityType::OnDemand,
+                zone: "",
+                created: epoch,
+                karpenter: false,
+                free_gpus: 0,
+                free_slots: 0,
+            },
+        );
         let v = g.node_object(&plan);
         g.nodes[i] = plan;
         g.create(Kind::Node, v);
     }
     // Per-node agents first, as on a real node.
     let p = spec.pods_per_node as usize;
-    g.daemonset("kube-system", "kube-proxy", "registry.k8s.io/kube-proxy:v1.31.4", false, p);
-    g.daemonset("monitoring", "node-exporter", "quay.io/prometheus/node-exporter:v1.8.2", false, p.saturating_sub(1));
-    g.daemonset("gpu-operator", "nvidia-device-plugin-daemonset", "nvcr.io/nvidia/k8s-device-plugin:v0.17.0", true, p.saturating_sub(2));
-    g.daemonset("gpu-operator", "nvidia-dcgm-exporter", "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04", true, p.saturating_sub(3));
+    g.daemonset(
+        "kube-system",
+        "kube-proxy",
+        "registry.k8s.io/kube-proxy:v1.31.4",
+        false,
+        p,
+    );
+    g.daemonset(
+        "monitoring",
+        "node-exporter",
+        "quay.io/prometheus/node-exporter:v1.8.2",
+        false,
+        p.saturating_sub(1),
+    );
+    g.daemonset(
+        "gpu-operator",
+        "nvidia-device-plugin-daemonset",
+        "nvcr.io/nvidia/k8s-device-plugin:v0.17.0",
+        true,
+        p.saturating_sub(2),
+    );
+    g.daemonset(
+        "gpu-operator",
+        "nvidia-dcgm-exporter",
+        "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04",
+        true,
+        p.saturating_sub(3),
+    );
 
     let gpus = spec.gpus_per_node.max(1);
     // Serving: the endpoints' deployments. Both llama-chat replicas share one node, so a drain
@@ -755,14 +995,32 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
         if let Some(n) = g.find_gpu_node(2, 2, &[]) {
             g.take(n, 1);
             g.take(n, 1);
-            let mut w = Workload::new("serving", "llama-chat", "inference", "vllm/vllm-openai:v0.6.3", 1);
+            let mut w = Workload::new(
+                "serving",
+                "llama-chat",
+                "inference",
+                "vllm/vllm-openai:v0.6.3",
+                1,
+            );
             w.port = 8000;
             w.emptydir = true;
-            w.extra_labels.push(("app.kubernetes.io/component", "vllm".into()));
-            g.deployment(&w, &[n, n], &[
-                ("vllm/vllm-openai:v0.5.4", "helm upgrade llama-chat --set image.tag=v0.5.4"),
-                ("vllm/vllm-openai:v0.6.1", "helm upgrade llama-chat --set image.tag=v0.6.1"),
-            ], "helm upgrade llama-chat --set image.tag=v0.6.3");
+            w.extra_labels
+                .push(("app.kubernetes.io/component", "vllm".into()));
+            g.deployment(
+                &w,
+                &[n, n],
+                &[
+                    (
+                        "vllm/vllm-openai:v0.5.4",
+                        "helm upgrade llama-chat --set image.tag=v0.5.4",
+                    ),
+                    (
+                        "vllm/vllm-openai:v0.6.1",
+                        "helm upgrade llama-chat --set image.tag=v0.6.1",
+                    ),
+                ],
+                "helm upgrade llama-chat --set image.tag=v0.6.3",
+            );
             let pdb_created = g.ago(24 * 10, 24 * 20);
             g.create(Kind::PodDisruptionBudget, json!({
                 "metadata": {"name": "llama-chat", "namespace": "serving", "generation": 1, "creationTimestamp": timestamp(pdb_created)},
@@ -778,10 +1036,25 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
             }
         }
         if !placed.is_empty() {
-            let mut w = Workload::new("serving", "ranker-predictor", "search", "kserve/huggingfaceserver:v0.14.0", 1);
-            w.extra_labels.push(("serving.kserve.io/inferenceservice", "ranker".into()));
+            let mut w = Workload::new(
+                "serving",
+                "ranker-predictor",
+                "search",
+                "kserve/huggingfaceserver:v0.14.0",
+                1,
+            );
+            w.extra_labels
+                .push(("serving.kserve.io/inferenceservice", "ranker".into()));
             w.extra_labels.push(("component", "predictor".into()));
-            g.deployment(&w, &placed, &[("kserve/huggingfaceserver:v0.13.1", "kubectl apply -f ranker.yaml")], "kubectl apply -f ranker.yaml");
+            g.deployment(
+                &w,
+                &placed,
+                &[(
+                    "kserve/huggingfaceserver:v0.13.1",
+                    "kubectl apply -f ranker.yaml",
+                )],
+                "kubectl apply -f ranker.yaml",
+            );
             let pdb_created = g.ago(24 * 10, 24 * 20);
             g.create(Kind::PodDisruptionBudget, json!({
                 "metadata": {"name": "ranker-predictor", "namespace": "serving", "generation": 1, "creationTimestamp": timestamp(pdb_created)},
@@ -800,8 +1073,15 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
             }
         }
         if !placed.is_empty() {
-            let mut w = Workload::new("serving", "embedder-predictor", "search", "nvcr.io/nvidia/tritonserver:24.08-py3", 1);
-            w.extra_labels.push(("serving.kserve.io/inferenceservice", "embedder".into()));
+            let mut w = Workload::new(
+                "serving",
+                "embedder-predictor",
+                "search",
+                "nvcr.io/nvidia/tritonserver:24.08-py3",
+                1,
+            );
+            w.extra_labels
+                .push(("serving.kserve.io/inferenceservice", "embedder".into()));
             g.deployment(&w, &placed, &[], "kubectl apply -f embedder.yaml");
             inference_service(&mut g, "embedder", "triton", "gs://models/bge-large-en/v1");
         }
@@ -824,27 +1104,66 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
         && let Some(n) = g.find_gpu_node(1, 1, &[])
     {
         g.take(n, 1);
-        let mut w = Workload::new("research", "jupyter-akim", "research", "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-14", 1);
-        w.extra_labels.push(("fleetdeck.dev/sim-idle", "true".into()));
+        let mut w = Workload::new(
+            "research",
+            "jupyter-akim",
+            "research",
+            "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-14",
+            1,
+        );
+        w.extra_labels
+            .push(("fleetdeck.dev/sim-idle", "true".into()));
         g.deployment(&w, &[n], &[], "kubectl apply -f notebook.yaml");
     }
     // A crash-looping worker and a job that cannot be scheduled, for the cockpit to notice.
     if let Some(n) = (0..g.nodes.len()).find(|&i| g.nodes[i].free_slots > 0) {
         g.take(n, 0);
-        let mut w = Workload::new("batch", "tokenizer-worker", "data", "ghcr.io/fleet/tokenizer:2.4.0", 0);
-        w.extra_labels.push(("sim.fleetdeck.dev/crashloop", "true".into()));
+        let mut w = Workload::new(
+            "batch",
+            "tokenizer-worker",
+            "data",
+            "ghcr.io/fleet/tokenizer:2.4.0",
+            0,
+        );
+        w.extra_labels
+            .push(("sim.fleetdeck.dev/crashloop", "true".into()));
         let dep = g.deployment(&w, &[n], &[], "kubectl apply -f tokenizer.yaml");
         crash_loop(&mut g, &dep);
     }
     // Filler: CPU services everywhere, GPU inference shards on GPU nodes, until each node has
     // its pods; a few GPUs stay free for rescheduling.
     let cpu_apps: [(&'static str, &'static str, &'static str, &'static str); 6] = [
-        ("platform", "api-gateway", "platform", "envoyproxy/envoy:v1.31.2"),
-        ("platform", "feature-store", "data", "feast/feature-server:0.40.1"),
+        (
+            "platform",
+            "api-gateway",
+            "platform",
+            "envoyproxy/envoy:v1.31.2",
+        ),
+        (
+            "platform",
+            "feature-store",
+            "data",
+            "feast/feature-server:0.40.1",
+        ),
         ("batch", "etl-runner", "data", "apache/spark:3.5.3"),
-        ("monitoring", "log-shipper", "platform", "fluent/fluent-bit:3.1.9"),
-        ("research", "experiment-tracker", "research", "ghcr.io/mlflow/mlflow:v2.17.0"),
-        ("platform", "model-gateway", "inference", "ghcr.io/fleet/model-gateway:1.12.0"),
+        (
+            "monitoring",
+            "log-shipper",
+            "platform",
+            "fluent/fluent-bit:3.1.9",
+        ),
+        (
+            "research",
+            "experiment-tracker",
+            "research",
+            "ghcr.io/mlflow/mlflow:v2.17.0",
+        ),
+        (
+            "platform",
+            "model-gateway",
+            "inference",
+            "ghcr.io/fleet/model-gateway:1.12.0",
+        ),
     ];
     let gpu_apps: [(&'static str, &'static str); 3] = [
         ("mistral-7b-server", "vllm/vllm-openai:v0.6.3"),
@@ -857,9 +1176,14 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
     let mut cursor = 0usize;
     for i in 0..g.nodes.len() {
         // Keep one or two GPUs free on most GPU nodes.
-        let reserve = if g.nodes[i].gpus > 2 { 1 + (i as u32 % 2) } else { 0 };
+        let reserve = if g.nodes[i].gpus > 2 {
+            1 + (i as u32 % 2)
+        } else {
+            0
+        };
         while g.nodes[i].free_slots > 0 {
-            let gpu_slot = g.nodes[i].gpu.is_some() && g.nodes[i].free_gpus > reserve && g.rng.gen_bool(0.5);
+            let gpu_slot =
+                g.nodes[i].gpu.is_some() && g.nodes[i].free_gpus > reserve && g.rng.gen_bool(0.5);
             if gpu_slot {
                 let a = cursor % gpu_apps.len();
                 g.take(i, 1);
@@ -875,7 +1199,11 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
     for (a, nodes) in cpu_groups.iter().enumerate() {
         let (ns, app, team, image) = cpu_apps[a];
         for (s, chunk) in nodes.chunks(SHARD).enumerate() {
-            let name = if s == 0 { app.to_string() } else { format!("{app}-{s}") };
+            let name = if s == 0 {
+                app.to_string()
+            } else {
+                format!("{app}-{s}")
+            };
             let w = Workload::new(ns, name, team, image, 0);
             g.deployment(&w, chunk, &[], "kubectl apply -f platform/");
         }
@@ -883,10 +1211,19 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
     for (a, nodes) in gpu_groups.iter().enumerate() {
         let (app, image) = gpu_apps[a];
         for (s, chunk) in nodes.chunks(SHARD).enumerate() {
-            let name = if s == 0 { app.to_string() } else { format!("{app}-{s}") };
+            let name = if s == 0 {
+                app.to_string()
+            } else {
+                format!("{app}-{s}")
+            };
             let mut w = Workload::new("serving", name, "inference", image, 1);
             w.emptydir = app.contains("server");
-            g.deployment(&w, chunk, &[], "helm upgrade --install inference charts/inference");
+            g.deployment(
+                &w,
+                chunk,
+                &[],
+                "helm upgrade --install inference charts/inference",
+            );
         }
     }
     if index == 0 {
@@ -894,7 +1231,13 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
     }
     // A fine-tuning job asking for a whole GPU node that no node has free: it stays Pending.
     if spec.gpus_per_node > 0 {
-        let mut w = Workload::new("research", "llm-finetune-xl", "research", "nvcr.io/nvidia/pytorch:24.08-py3", gpus);
+        let mut w = Workload::new(
+            "research",
+            "llm-finetune-xl",
+            "research",
+            "nvcr.io/nvidia/pytorch:24.08-py3",
+            gpus,
+        );
         w.extra_labels.push(("job-name", "llm-finetune-xl".into()));
         let mut template = w.template();
         template["spec"]["restartPolicy"] = json!("Never");
@@ -908,7 +1251,10 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
         let template = job["spec"]["template"].clone();
         g.st.create_pod_from(&job, &template, None);
     }
-    for (name, holder) in [("kube-controller-manager", "ip-10-0-0-10_7d3c"), ("kube-scheduler", "ip-10-0-0-10_91ab")] {
+    for (name, holder) in [
+        ("kube-controller-manager", "ip-10-0-0-10_7d3c"),
+        ("kube-scheduler", "ip-10-0-0-10_91ab"),
+    ] {
         g.create(Kind::Lease, json!({
             "metadata": {"name": name, "namespace": "kube-system", "creationTimestamp": timestamp(epoch)},
             "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "acquireTime": timestamp(g.now - ChronoDuration::days(3)),
@@ -957,11 +1303,21 @@ fn inference_service(g: &mut Gen, name: &str, format: &str, storage: &str) {
 }
 
 fn gang_job(g: &mut Gen, nodes: &[usize], gpus: u32) {
-    let mut w = Workload::new("training", "llm-pretrain", "research", "nvcr.io/nvidia/pytorch:24.08-py3", gpus);
+    let mut w = Workload::new(
+        "training",
+        "llm-pretrain",
+        "research",
+        "nvcr.io/nvidia/pytorch:24.08-py3",
+        gpus,
+    );
     w.emptydir = true;
     w.port = 23456;
-    w.extra_labels.push(("training.kubeflow.org/job-name", "llm-pretrain".into()));
-    w.extra_labels.push(("training.kubeflow.org/operator-name", "pytorchjob-controller".into()));
+    w.extra_labels
+        .push(("training.kubeflow.org/job-name", "llm-pretrain".into()));
+    w.extra_labels.push((
+        "training.kubeflow.org/operator-name",
+        "pytorchjob-controller".into(),
+    ));
     let created = g.ago(30, 60);
     let mut template = w.template();
     template["spec"]["restartPolicy"] = json!("OnFailure");
@@ -981,14 +1337,25 @@ fn gang_job(g: &mut Gen, nodes: &[usize], gpus: u32) {
         ], "replicaStatuses": {"Master": {"active": 1}, "Worker": {"active": workers}}, "startTime": timestamp(created)},
     }));
     for (rank, &ni) in nodes.iter().enumerate() {
-        let (rtype, idx) = if rank == 0 { ("master", 0) } else { ("worker", rank - 1) };
+        let (rtype, idx) = if rank == 0 {
+            ("master", 0)
+        } else {
+            ("worker", rank - 1)
+        };
         let mut t = template.clone();
         t["metadata"]["labels"]["training.kubeflow.org/replica-type"] = json!(rtype);
         t["metadata"]["labels"]["training.kubeflow.org/replica-index"] = json!(idx.to_string());
-        t["metadata"]["labels"]["training.kubeflow.org/job-role"] = json!(if rank == 0 { "master" } else { "" });
+        t["metadata"]["labels"]["training.kubeflow.org/job-role"] =
+            json!(if rank == 0 { "master" } else { "" });
         g.take(ni, gpus);
         let node = g.nodes[ni].name.clone();
-        let mut pod = g.pod(&job, &t, &node, "Running", created + ChronoDuration::minutes(3));
+        let mut pod = g.pod(
+            &job,
+            &t,
+            &node,
+            "Running",
+            created + ChronoDuration::minutes(3),
+        );
         pod["metadata"]["name"] = json!(format!("llm-pretrain-{rtype}-{idx}"));
         pod["metadata"]["labels"]["training.kubeflow.org/replica-index"] = json!(idx.to_string());
         g.create(Kind::Pod, pod);
@@ -996,14 +1363,28 @@ fn gang_job(g: &mut Gen, nodes: &[usize], gpus: u32) {
 }
 
 fn crash_loop(g: &mut Gen, dep: &Value) {
-    let ns = dep["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+    let ns = dep["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let uid = dep["metadata"]["uid"].as_str().unwrap_or("").to_string();
-    let rs_uid = g.st.store.iter_ns(Kind::ReplicaSet, Some(&ns)).find(|(_, s)| s.owner.as_deref() == Some(uid.as_str())).map(|(_, s)| s.uid.clone());
+    let rs_uid =
+        g.st.store
+            .iter_ns(Kind::ReplicaSet, Some(&ns))
+            .find(|(_, s)| s.owner.as_deref() == Some(uid.as_str()))
+            .map(|(_, s)| s.uid.clone());
     let Some(rs_uid) = rs_uid else { return };
-    let pods: Vec<(String, String)> = g.st.store.iter_ns(Kind::Pod, Some(&ns)).filter(|(_, s)| s.owner.as_deref() == Some(&*rs_uid)).map(|(k, _)| k.clone()).collect();
+    let pods: Vec<(String, String)> =
+        g.st.store
+            .iter_ns(Kind::Pod, Some(&ns))
+            .filter(|(_, s)| s.owner.as_deref() == Some(&*rs_uid))
+            .map(|(k, _)| k.clone())
+            .collect();
     let now = g.now;
     for (pns, pname) in pods {
-        let Some(mut pod) = g.st.store.get_value(Kind::Pod, &pns, &pname) else { continue };
+        let Some(mut pod) = g.st.store.get_value(Kind::Pod, &pns, &pname) else {
+            continue;
+        };
         let cs = &mut pod["status"]["containerStatuses"][0];
         cs["ready"] = json!(false);
         cs["started"] = json!(false);
@@ -1011,19 +1392,32 @@ fn crash_loop(g: &mut Gen, dep: &Value) {
         cs["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container=tokenizer pod=tokenizer-worker"}});
         cs["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": timestamp(now - ChronoDuration::minutes(6)), "finishedAt": timestamp(now - ChronoDuration::minutes(5))}});
         if let Some(conds) = pod["status"]["conditions"].as_array_mut() {
-            for c in conds.iter_mut().filter(|c| c["type"] == "Ready" || c["type"] == "ContainersReady") {
+            for c in conds
+                .iter_mut()
+                .filter(|c| c["type"] == "Ready" || c["type"] == "ContainersReady")
+            {
                 c["status"] = json!("False");
                 c["reason"] = json!("ContainersNotReady");
                 c["message"] = json!("containers with unready status: [tokenizer]");
             }
         }
         let pod = g.st.store.replace(Kind::Pod, pod);
-        g.st.record_event(&pod, "Warning", "BackOff", "Back-off restarting failed container tokenizer in pod tokenizer-worker", "kubelet");
+        g.st.record_event(
+            &pod,
+            "Warning",
+            "BackOff",
+            "Back-off restarting failed container tokenizer in pod tokenizer-worker",
+            "kubelet",
+        );
     }
 }
 
 fn api_gateway_budget(g: &mut Gen) {
-    if g.st.store.get(Kind::Deployment, "platform", "api-gateway").is_some() {
+    if g.st
+        .store
+        .get(Kind::Deployment, "platform", "api-gateway")
+        .is_some()
+    {
         let pdb_created = g.ago(24 * 30, 24 * 40);
         g.create(Kind::PodDisruptionBudget, json!({
             "metadata": {"name": "api-gateway", "namespace": "platform", "generation": 1, "creationTimestamp": timestamp(pdb_created)},
@@ -1035,12 +1429,17 @@ fn api_gateway_budget(g: &mut Gen) {
 
 /// Nodes per cluster for a total of `nodes` over `clusters`.
 pub fn split_nodes(nodes: u32, clusters: u32) -> Vec<u32> {
-    (0..clusters).map(|i| nodes / clusters + u32::from(i < nodes % clusters)).collect()
+    (0..clusters)
+        .map(|i| nodes / clusters + u32::from(i < nodes % clusters))
+        .collect()
 }
 
 pub fn new_cluster(spec: &FleetSpec, index: u32, node_count: u32) -> ClusterState {
     let profile = &CLOUDS[(index as usize) % CLOUDS.len()];
-    let store = ClusterStore::new(&cluster_name(index), spec.seed.wrapping_add(index as u64 * 7919));
+    let store = ClusterStore::new(
+        &cluster_name(index),
+        spec.seed.wrapping_add(index as u64 * 7919),
+    );
     let mut st = ClusterState::new(store, profile.cloud);
     generate_cluster(&mut st, spec, index, node_count);
     // Status fields the generator left empty (PDBs) are filled by one controller pass.

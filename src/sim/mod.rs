@@ -61,7 +61,9 @@ pub struct SimOptions {
 pub enum SimError {
     #[error("{0}")]
     InvalidOption(String),
-    #[error("cannot listen on {addr}: {source} (is another process using the port? pick another --listen)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using the port? pick another --listen)"
+    )]
     Listen {
         addr: SocketAddr,
         #[source]
@@ -83,7 +85,10 @@ impl SimOptions {
     pub fn validate(&self) -> Result<(), SimError> {
         let bad = |m: String| Err(SimError::InvalidOption(m));
         if self.clusters == 0 || self.clusters > MAX_CLUSTERS {
-            return bad(format!("--clusters {} is out of range: use 1 to {MAX_CLUSTERS}", self.clusters));
+            return bad(format!(
+                "--clusters {} is out of range: use 1 to {MAX_CLUSTERS}",
+                self.clusters
+            ));
         }
         if self.nodes < self.clusters {
             return bad(format!(
@@ -104,7 +109,10 @@ impl SimOptions {
             ));
         }
         if self.gpus_per_node > MAX_GPUS_PER_NODE {
-            return bad(format!("--gpus-per-node {} is out of range: use 0 to {MAX_GPUS_PER_NODE}", self.gpus_per_node));
+            return bad(format!(
+                "--gpus-per-node {} is out of range: use 0 to {MAX_GPUS_PER_NODE}",
+                self.gpus_per_node
+            ));
         }
         if !self.listen.ip().is_loopback() {
             return bad(format!(
@@ -114,7 +122,10 @@ impl SimOptions {
         }
         for s in &self.scenarios {
             if !scenarios::names().contains(&s.as_str()) {
-                return bad(format!("unknown scenario {s:?}; known: {}", scenarios::names().join(", ")));
+                return bad(format!(
+                    "unknown scenario {s:?}; known: {}",
+                    scenarios::names().join(", ")
+                ));
             }
         }
         Ok(())
@@ -123,9 +134,15 @@ impl SimOptions {
 
 /// Binds `count` listeners on consecutive ports from `base` (or ephemeral ports for port 0).
 async fn bind(ip: IpAddr, base: u16, offset: u16) -> Result<TcpListener, SimError> {
-    let port = if base == 0 { 0 } else { base.saturating_add(offset) };
+    let port = if base == 0 {
+        0
+    } else {
+        base.saturating_add(offset)
+    };
     let addr = SocketAddr::new(ip, port);
-    TcpListener::bind(addr).await.map_err(|source| SimError::Listen { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Listen { addr, source })
 }
 
 fn url_of(l: &TcpListener) -> String {
@@ -142,7 +159,9 @@ fn kubeconfig(clusters: &[(String, String)]) -> String {
     }
     out.push_str("users:\n- name: sim-admin\n  user:\n    token: fleetdeck-sim\ncontexts:\n");
     for (name, _) in clusters {
-        out.push_str(&format!("- name: {name}\n  context:\n    cluster: {name}\n    user: sim-admin\n"));
+        out.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}\n    user: sim-admin\n"
+        ));
     }
     if let Some((first, _)) = clusters.first() {
         out.push_str(&format!("current-context: {first}\n"));
@@ -200,10 +219,15 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
                 s.spawn(move || new_cluster(spec, i as u32, count))
             })
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect::<Vec<_>>()
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .collect::<Vec<_>>()
     });
     if states.len() != counts.len() {
-        return Err(SimError::InvalidOption("generating a cluster failed; see the log above".into()));
+        return Err(SimError::InvalidOption(
+            "generating a cluster failed; see the log above".into(),
+        ));
     }
     let clusters: Vec<Arc<SimCluster>> = states
         .into_iter()
@@ -212,17 +236,32 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
             Arc::new(SimCluster {
                 name: cluster_name(i as u32),
                 state: Mutex::new(st),
-                rng: Mutex::new(ChaCha8Rng::seed_from_u64(opts.seed ^ (i as u64 + 1) * 0x5851_F42D)),
+                rng: Mutex::new(ChaCha8Rng::seed_from_u64(
+                    opts.seed ^ ((i as u64 + 1) * 0x5851_F42D),
+                )),
                 minor: KUBE_MINOR,
             })
         })
         .collect();
-    let pods: usize = clusters.iter().map(|c| c.lock().store.count(resources::Kind::Pod)).sum();
-    tracing::info!(clusters = clusters.len(), nodes = opts.nodes, pods, seconds = started.elapsed().as_secs_f64(), "fleet generated");
+    let pods: usize = clusters
+        .iter()
+        .map(|c| c.lock().store.count(resources::Kind::Pod))
+        .sum();
+    tracing::info!(
+        clusters = clusters.len(),
+        nodes = opts.nodes,
+        pods,
+        seconds = started.elapsed().as_secs_f64(),
+        "fleet generated"
+    );
     let fleet = Arc::new(SimFleet::new(clusters.clone()));
     for name in &opts.scenarios {
-        scenarios::inject(&fleet, name, &scenarios::Target::default())
-            .map_err(|message| SimError::Scenario { name: name.clone(), message })?;
+        scenarios::inject(&fleet, name, &scenarios::Target::default()).map_err(|message| {
+            SimError::Scenario {
+                name: name.clone(),
+                message,
+            }
+        })?;
     }
 
     for c in &clusters {
@@ -248,12 +287,17 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
     let opencost_url = url_of(&opencost_l);
     serve(opencost_l, opencost_router(fleet.clone()));
     let source: Arc<dyn view::FleetSource> = Arc::new(DeploymentsOnly(fleet.clone()));
-    let eps = Arc::new(endpoints::EndpointSim::new(specs.clone(), source, opts.seed).map_err(|e| SimError::Endpoints(e.to_string()))?);
+    let eps = Arc::new(
+        endpoints::EndpointSim::new(specs.clone(), source, opts.seed)
+            .map_err(|e| SimError::Endpoints(e.to_string()))?,
+    );
     let mut endpoint_desc = Vec::new();
     for (s, l) in specs.iter().zip(ep_l) {
         let url = url_of(&l);
-        endpoint_desc.push(json!({"name": s.name, "url": url, "protocol": s.protocol, "model": s.model,
-            "cluster": s.cluster, "namespace": s.namespace, "deployment": s.deployment}));
+        endpoint_desc.push(
+            json!({"name": s.name, "url": url, "protocol": s.protocol, "model": s.model,
+            "cluster": s.cluster, "namespace": s.namespace, "deployment": s.deployment}),
+        );
         if let Some(r) = eps.router(&s.name) {
             serve(l, r);
         }
@@ -264,15 +308,24 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
 
     let kubeconfig_path = match &opts.kubeconfig_out {
         Some(p) => p.clone(),
-        None => std::env::temp_dir().join(format!("fleetdeck-sim-{}", std::process::id())).join("kubeconfig"),
+        None => std::env::temp_dir()
+            .join(format!("fleetdeck-sim-{}", std::process::id()))
+            .join("kubeconfig"),
     };
     if let Some(dir) = kubeconfig_path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|source| SimError::Kubeconfig { path: kubeconfig_path.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| SimError::Kubeconfig {
+            path: kubeconfig_path.clone(),
+            source,
+        })?;
     }
-    std::fs::write(&kubeconfig_path, kubeconfig(&cluster_urls))
-        .map_err(|source| SimError::Kubeconfig { path: kubeconfig_path.clone(), source })?;
+    std::fs::write(&kubeconfig_path, kubeconfig(&cluster_urls)).map_err(|source| {
+        SimError::Kubeconfig {
+            path: kubeconfig_path.clone(),
+            source,
+        }
+    })?;
 
     let description = json!({
         "clusters": cluster_urls.iter().map(|(n, u)| json!({"name": n, "kube": u, "context": n})).collect::<Vec<_>>(),
@@ -284,7 +337,11 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
         "simulated": true,
         "seed": opts.seed,
     });
-    Ok(RunningSim { fleet, description, kubeconfig: kubeconfig_path })
+    Ok(RunningSim {
+        fleet,
+        description,
+        kubeconfig: kubeconfig_path,
+    })
 }
 
 fn serve(l: TcpListener, router: Router) {
@@ -296,24 +353,34 @@ fn serve(l: TcpListener, router: Router) {
 }
 
 fn json_reply(code: StatusCode, v: &Value) -> Response {
-    (code, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 fn dcgm_router(fleet: Arc<SimFleet>, index: usize) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State((fleet, index)): State<(Arc<SimFleet>, usize)>| async move {
-                let faults = fleet.faults_mut().clone();
-                match fleet.view(index, ViewScope::GpuPods) {
-                    Some(view) => (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                        dcgm::render_metrics(&view, &faults, chrono::Utc::now()),
-                    )
-                        .into_response(),
-                    None => StatusCode::NOT_FOUND.into_response(),
-                }
-            }),
+            get(
+                |State((fleet, index)): State<(Arc<SimFleet>, usize)>| async move {
+                    let faults = fleet.faults_mut().clone();
+                    match fleet.view(index, ViewScope::GpuPods) {
+                        Some(view) => (
+                            [(
+                                header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            dcgm::render_metrics(&view, &faults, chrono::Utc::now()),
+                        )
+                            .into_response(),
+                        None => StatusCode::NOT_FOUND.into_response(),
+                    }
+                },
+            ),
         )
         .with_state((fleet, index))
 }
@@ -343,16 +410,30 @@ fn control_router(fleet: Arc<SimFleet>) -> Router {
             .iter()
             .map(|s| json!({"name": s.name, "description": s.description, "parameters": s.targets}))
             .collect();
-        let injected = fleet.injected.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        json_reply(StatusCode::OK, &json!({"scenarios": defs, "injected": injected}))
+        let injected = fleet
+            .injected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        json_reply(
+            StatusCode::OK,
+            &json!({"scenarios": defs, "injected": injected}),
+        )
     }
-    async fn inject(State(fleet): State<Arc<SimFleet>>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Response {
+    async fn inject(
+        State(fleet): State<Arc<SimFleet>>,
+        Path(name): Path<String>,
+        RawQuery(q): RawQuery,
+    ) -> Response {
         let target = match scenarios::Target::from_query(q.as_deref().unwrap_or("")) {
             Ok(t) => t,
             Err(e) => return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e})),
         };
         if !scenarios::names().contains(&name.as_str()) {
-            return json_reply(StatusCode::NOT_FOUND, &json!({"error": format!("unknown scenario {name:?}; known: {}", scenarios::names().join(", "))}));
+            return json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"error": format!("unknown scenario {name:?}; known: {}", scenarios::names().join(", "))}),
+            );
         }
         match scenarios::inject(&fleet, &name, &target) {
             Ok(r) => json_reply(StatusCode::OK, &r),
@@ -369,7 +450,10 @@ fn control_router(fleet: Arc<SimFleet>) -> Router {
         let mut out = serde_json::Map::new();
         for c in &fleet.clusters {
             let st = c.lock();
-            out.insert(c.name.clone(), serde_json::to_value(&st.store.counters).unwrap_or(Value::Null));
+            out.insert(
+                c.name.clone(),
+                serde_json::to_value(&st.store.counters).unwrap_or(Value::Null),
+            );
         }
         json_reply(StatusCode::OK, &json!({"clusters": out}))
     }
@@ -388,7 +472,10 @@ fn control_router(fleet: Arc<SimFleet>) -> Router {
     }
     Router::new()
         .route("/scenarios", get(list))
-        .route("/scenarios/{name}", axum::routing::post(inject).delete(clear))
+        .route(
+            "/scenarios/{name}",
+            axum::routing::post(inject).delete(clear),
+        )
         .route("/counters", get(counters))
         .route("/fleet", get(summary))
         .route("/healthz", get(|| async { "ok" }))

@@ -28,10 +28,12 @@ pub fn apply(target: &mut Value, patch_type: PatchType, patch: &[u8]) -> Result<
         PatchType::Json => {
             let p: json_patch::Patch =
                 serde_json::from_slice(patch).map_err(|e| format!("invalid JSON patch: {e}"))?;
-            json_patch::patch(target, &p).map_err(|e| format!("the JSON patch could not be applied: {e}"))
+            json_patch::patch(target, &p)
+                .map_err(|e| format!("the JSON patch could not be applied: {e}"))
         }
         PatchType::Merge => {
-            let p: Value = serde_json::from_slice(patch).map_err(|e| format!("invalid merge patch: {e}"))?;
+            let p: Value =
+                serde_json::from_slice(patch).map_err(|e| format!("invalid merge patch: {e}"))?;
             if !p.is_object() {
                 return Err("a merge patch must be a JSON object".into());
             }
@@ -39,8 +41,8 @@ pub fn apply(target: &mut Value, patch_type: PatchType, patch: &[u8]) -> Result<
             Ok(())
         }
         PatchType::Strategic => {
-            let p: Value =
-                serde_json::from_slice(patch).map_err(|e| format!("invalid strategic merge patch: {e}"))?;
+            let p: Value = serde_json::from_slice(patch)
+                .map_err(|e| format!("invalid strategic merge patch: {e}"))?;
             let Value::Object(p) = p else {
                 return Err("a strategic merge patch must be a JSON object".into());
             };
@@ -53,7 +55,12 @@ pub fn apply(target: &mut Value, patch_type: PatchType, patch: &[u8]) -> Result<
 /// The merge key of a list field, by the field's name, as the Kubernetes types declare it.
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
         "ports" => "containerPort",
@@ -76,13 +83,16 @@ fn strategic_merge(target: &mut Value, patch: &Map<String, Value>, field: &str) 
         *target = Value::Object(Map::new());
     }
     let _ = field;
-    let Some(obj) = target.as_object_mut() else { return };
+    let Some(obj) = target.as_object_mut() else {
+        return;
+    };
     for (k, v) in patch {
         if k.starts_with("$setElementOrder/") || k.starts_with("$retainKeys") || k == "$patch" {
             continue;
         }
         if let Some(list_field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(existing)), Value::Array(del)) = (obj.get_mut(list_field), v) {
+            if let (Some(Value::Array(existing)), Value::Array(del)) = (obj.get_mut(list_field), v)
+            {
                 existing.retain(|x| !del.contains(x));
             }
             continue;
@@ -140,9 +150,19 @@ mod tests {
     #[test]
     fn strategic_patch_cordons_and_uncordons_like_kubectl() {
         let mut node = json!({"spec": {"podCIDR": "10.0.0.0/24"}});
-        apply(&mut node, PatchType::Strategic, br#"{"spec":{"unschedulable":true}}"#).unwrap();
+        apply(
+            &mut node,
+            PatchType::Strategic,
+            br#"{"spec":{"unschedulable":true}}"#,
+        )
+        .unwrap();
         assert_eq!(node["spec"]["unschedulable"], true);
-        apply(&mut node, PatchType::Strategic, br#"{"spec":{"unschedulable":null}}"#).unwrap();
+        apply(
+            &mut node,
+            PatchType::Strategic,
+            br#"{"spec":{"unschedulable":null}}"#,
+        )
+        .unwrap();
         assert_eq!(node, json!({"spec": {"podCIDR": "10.0.0.0/24"}}));
     }
 
@@ -157,16 +177,27 @@ mod tests {
 
     #[test]
     fn json_patch_replaces_template_as_rollout_undo_sends_it() {
-        let mut d = json!({"metadata": {"annotations": {"a": "1"}}, "spec": {"template": {"x": 1}}});
+        let mut d =
+            json!({"metadata": {"annotations": {"a": "1"}}, "spec": {"template": {"x": 1}}});
         let p = br#"[{"op":"replace","path":"/spec/template","value":{"x":2}},{"op":"replace","path":"/metadata/annotations","value":{"b":"2"}}]"#;
         apply(&mut d, PatchType::Json, p).unwrap();
-        assert_eq!(d, json!({"metadata": {"annotations": {"b": "2"}}, "spec": {"template": {"x": 2}}}));
+        assert_eq!(
+            d,
+            json!({"metadata": {"annotations": {"b": "2"}}, "spec": {"template": {"x": 2}}})
+        );
     }
 
     #[test]
     fn bad_patches_are_reported_not_applied() {
         let mut d = json!({"a": 1});
-        assert!(apply(&mut d, PatchType::Json, br#"[{"op":"replace","path":"/nope/x","value":1}]"#).is_err());
+        assert!(
+            apply(
+                &mut d,
+                PatchType::Json,
+                br#"[{"op":"replace","path":"/nope/x","value":1}]"#
+            )
+            .is_err()
+        );
         assert!(apply(&mut d, PatchType::Merge, b"[1]").is_err());
         assert!(apply(&mut d, PatchType::Strategic, b"{not json").is_err());
         assert_eq!(d, json!({"a": 1}));

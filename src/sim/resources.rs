@@ -93,7 +93,9 @@ pub static RESOURCES: &[ResourceDef] = &[
         namespaced: false,
         short_names: &["ns"],
         categories: &[],
-        verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
         subresources: &[STATUS],
     },
     ResourceDef {
@@ -369,11 +371,7 @@ pub fn api_group(group: &str) -> Option<Value> {
 /// Aggregated discovery (`apidiscovery.k8s.io` `v2` or `v2beta1`): the whole of `/api` (core) or
 /// `/apis` (every group) in one document.
 pub fn aggregated_discovery(core: bool, api_version: &str) -> Value {
-    let gvs: Vec<(&str, &str)> = if core {
-        vec![("", "v1")]
-    } else {
-        groups()
-    };
+    let gvs: Vec<(&str, &str)> = if core { vec![("", "v1")] } else { groups() };
     let mut items = Vec::new();
     for (group, version) in gvs {
         let mut resources = Vec::new();

@@ -19,13 +19,41 @@ pub struct ScenarioDef {
 }
 
 pub static SCENARIOS: &[ScenarioDef] = &[
-    ScenarioDef { name: "xid-storm", description: "XID 79/48/94 (fallen off the bus, double-bit ECC, contained ECC) on the GPUs of one node, with kubelet warning events", targets: &["cluster", "node"] },
-    ScenarioDef { name: "node-notready", description: "a node's kubelet stops reporting: conditions Unknown, unreachable taints, its pods no longer Ready", targets: &["cluster", "node"] },
-    ScenarioDef { name: "spot-interruption", description: "a spot node gets the aws-node-termination-handler/spot-itn taint and a 2-minute notice; at the deadline the instance is gone", targets: &["cluster", "node", "deadline_seconds"] },
-    ScenarioDef { name: "bad-rollout", description: "a new revision of an endpoint's Deployment that is slow and erroring; rolling back heals it", targets: &["endpoint"] },
-    ScenarioDef { name: "pdb-block", description: "the endpoint's PodDisruptionBudget allows no disruption, so every eviction answers 429", targets: &["endpoint"] },
-    ScenarioDef { name: "api-flaky", description: "a cluster's API server fails 15% of requests with 500, slows 20% by 0.5-2.5 s, and ends watches with 410", targets: &["cluster"] },
-    ScenarioDef { name: "endpoint-outage", description: "an endpoint's engine dies: health checks answer 503, requests fail", targets: &["endpoint"] },
+    ScenarioDef {
+        name: "xid-storm",
+        description: "XID 79/48/94 (fallen off the bus, double-bit ECC, contained ECC) on the GPUs of one node, with kubelet warning events",
+        targets: &["cluster", "node"],
+    },
+    ScenarioDef {
+        name: "node-notready",
+        description: "a node's kubelet stops reporting: conditions Unknown, unreachable taints, its pods no longer Ready",
+        targets: &["cluster", "node"],
+    },
+    ScenarioDef {
+        name: "spot-interruption",
+        description: "a spot node gets the aws-node-termination-handler/spot-itn taint and a 2-minute notice; at the deadline the instance is gone",
+        targets: &["cluster", "node", "deadline_seconds"],
+    },
+    ScenarioDef {
+        name: "bad-rollout",
+        description: "a new revision of an endpoint's Deployment that is slow and erroring; rolling back heals it",
+        targets: &["endpoint"],
+    },
+    ScenarioDef {
+        name: "pdb-block",
+        description: "the endpoint's PodDisruptionBudget allows no disruption, so every eviction answers 429",
+        targets: &["endpoint"],
+    },
+    ScenarioDef {
+        name: "api-flaky",
+        description: "a cluster's API server fails 15% of requests with 500, slows 20% by 0.5-2.5 s, and ends watches with 410",
+        targets: &["cluster"],
+    },
+    ScenarioDef {
+        name: "endpoint-outage",
+        description: "an endpoint's engine dies: health checks answer 503, requests fail",
+        targets: &["endpoint"],
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -49,9 +77,15 @@ impl Target {
                 "node" => t.node = Some(v.into_owned()),
                 "endpoint" => t.endpoint = Some(v.into_owned()),
                 "deadline_seconds" => {
-                    t.deadline_seconds = Some(v.parse().map_err(|_| format!("deadline_seconds must be a whole number of seconds, not {v:?}"))?)
+                    t.deadline_seconds = Some(v.parse().map_err(|_| {
+                        format!("deadline_seconds must be a whole number of seconds, not {v:?}")
+                    })?)
                 }
-                other => return Err(format!("unknown parameter {other:?}: scenarios take cluster, node, endpoint, deadline_seconds")),
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?}: scenarios take cluster, node, endpoint, deadline_seconds"
+                    ));
+                }
             }
         }
         Ok(t)
@@ -60,10 +94,14 @@ impl Target {
 
 fn cluster_index(fleet: &SimFleet, t: &Target, default: usize) -> Result<usize, String> {
     match &t.cluster {
-        Some(name) => fleet.clusters.iter().position(|c| &c.name == name).ok_or_else(|| {
-            let names: Vec<&str> = fleet.clusters.iter().map(|c| c.name.as_str()).collect();
-            format!("no cluster {name:?}; the sim has {}", names.join(", "))
-        }),
+        Some(name) => fleet
+            .clusters
+            .iter()
+            .position(|c| &c.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = fleet.clusters.iter().map(|c| c.name.as_str()).collect();
+                format!("no cluster {name:?}; the sim has {}", names.join(", "))
+            }),
         None => Ok(default.min(fleet.clusters.len().saturating_sub(1))),
     }
 }
@@ -88,7 +126,13 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
             let mut st = c.lock();
             let node = match &t.node {
                 Some(n) => n.clone(),
-                None => st.store.iter_ns(Kind::Node, None).filter(|(_, s)| s.node.as_ref().is_some_and(|n| n.ready)).map(|((_, n), _)| n.clone()).last().ok_or("no Ready node left to fail")?,
+                None => st
+                    .store
+                    .iter_ns(Kind::Node, None)
+                    .filter(|(_, s)| s.node.as_ref().is_some_and(|n| n.ready))
+                    .map(|((_, n), _)| n.clone())
+                    .last()
+                    .ok_or("no Ready node left to fail")?,
             };
             st.mark_node_unreachable(&node)?;
             json!({"cluster": c.name, "node": node})
@@ -107,11 +151,20 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
             fleet.faults_mut().endpoint_outage.insert(ep.clone());
             json!({"endpoint": ep})
         }
-        other => return Err(format!("unknown scenario {other:?}; known: {}", names().join(", "))),
+        other => {
+            return Err(format!(
+                "unknown scenario {other:?}; known: {}",
+                names().join(", ")
+            ));
+        }
     };
     let record = json!({"scenario": name, "at": timestamp(Utc::now()), "detail": detail});
     tracing::info!(scenario = name, detail = %record["detail"], "scenario injected");
-    fleet.injected.lock().unwrap_or_else(|e| e.into_inner()).push(record.clone());
+    fleet
+        .injected
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(record.clone());
     Ok(record)
 }
 
@@ -130,13 +183,24 @@ pub fn clear(fleet: &SimFleet, name: &str) -> Result<Value, String> {
         }
         "endpoint-outage" => fleet.faults_mut().endpoint_outage.clear(),
         n if names().contains(&n) => {
-            return Err(format!("{n} changed Kubernetes objects; undo it through the API (uncordon, rollback, edit the PDB)"));
+            return Err(format!(
+                "{n} changed Kubernetes objects; undo it through the API (uncordon, rollback, edit the PDB)"
+            ));
         }
-        other => return Err(format!("unknown scenario {other:?}; known: {}", names().join(", "))),
+        other => {
+            return Err(format!(
+                "unknown scenario {other:?}; known: {}",
+                names().join(", ")
+            ));
+        }
     }
     let record = json!({"scenario": name, "cleared": timestamp(Utc::now())});
     tracing::info!(scenario = name, "scenario cleared");
-    fleet.injected.lock().unwrap_or_else(|e| e.into_inner()).push(record.clone());
+    fleet
+        .injected
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(record.clone());
     Ok(record)
 }
 
@@ -158,28 +222,60 @@ fn xid_storm(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
             for ((_, n), s) in st.store.iter_ns(Kind::Node, None) {
                 let Some(info) = &s.node else { continue };
                 let used = st.store.usage.get(n).map_or(0, |u| u.gpus);
-                if info.gpu_allocatable > 0 && info.ready && best.as_ref().is_none_or(|(b, _)| used > *b) {
+                if info.gpu_allocatable > 0
+                    && info.ready
+                    && best.as_ref().is_none_or(|(b, _)| used > *b)
+                {
                     best = Some((used, n.clone()));
                 }
             }
-            best.map(|(_, n)| n).ok_or("the cluster has no Ready GPU node")?
+            best.map(|(_, n)| n)
+                .ok_or("the cluster has no Ready GPU node")?
         }
     };
-    let nv = st.store.get_value(Kind::Node, "", &node).ok_or_else(|| format!("node {node} not found in cluster {}", c.name))?;
-    let gpus = nv["status"]["capacity"]["nvidia.com/gpu"].as_str().and_then(|g| g.parse::<u32>().ok()).unwrap_or(0);
+    let nv = st
+        .store
+        .get_value(Kind::Node, "", &node)
+        .ok_or_else(|| format!("node {node} not found in cluster {}", c.name))?;
+    let gpus = nv["status"]["capacity"]["nvidia.com/gpu"]
+        .as_str()
+        .and_then(|g| g.parse::<u32>().ok())
+        .unwrap_or(0);
     if gpus == 0 {
         return Err(format!("node {node} has no GPUs"));
     }
-    let hit: Vec<(u32, u32)> = (0..gpus.div_ceil(2)).map(|i| (i, XID_TEXT[(i as usize) % 3].0)).collect();
+    let hit: Vec<(u32, u32)> = (0..gpus.div_ceil(2))
+        .map(|i| (i, XID_TEXT[(i as usize) % 3].0))
+        .collect();
     for (gpu, code) in &hit {
-        let text = XID_TEXT.iter().find(|(c, _)| c == code).map_or("", |(_, t)| *t);
-        st.record_event(&nv, "Warning", "GPUXidError", &format!("NVRM: Xid (PCI:0000:{:02x}:00): {code}, GPU {gpu}: {text}", 0x18 + gpu * 0x10), "nvidia-device-plugin");
+        let text = XID_TEXT
+            .iter()
+            .find(|(c, _)| c == code)
+            .map_or("", |(_, t)| *t);
+        st.record_event(
+            &nv,
+            "Warning",
+            "GPUXidError",
+            &format!(
+                "NVRM: Xid (PCI:0000:{:02x}:00): {code}, GPU {gpu}: {text}",
+                0x18 + gpu * 0x10
+            ),
+            "nvidia-device-plugin",
+        );
     }
     drop(st);
     let mut f = fleet.faults_mut();
     f.xid.insert((c.name.clone(), node.clone()), hit.clone());
-    f.ecc.insert((c.name.clone(), node.clone()), hit.iter().filter(|(_, x)| *x == 48).map(|(g, _)| *g).collect());
-    Ok(json!({"cluster": c.name, "node": node, "xids": hit.iter().map(|(g, x)| json!({"gpu": g, "xid": x})).collect::<Vec<_>>()}))
+    f.ecc.insert(
+        (c.name.clone(), node.clone()),
+        hit.iter()
+            .filter(|(_, x)| *x == 48)
+            .map(|(g, _)| *g)
+            .collect(),
+    );
+    Ok(
+        json!({"cluster": c.name, "node": node, "xids": hit.iter().map(|(g, x)| json!({"gpu": g, "xid": x})).collect::<Vec<_>>()}),
+    )
 }
 
 fn spot_interruption(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
@@ -194,24 +290,41 @@ fn spot_interruption(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
             .find(|(_, s)| {
                 super::fleet::capacity_type(&s.labels) == super::view::CapacityType::Spot
                     && s.node.as_ref().is_some_and(|n| n.ready && !n.unschedulable)
-                    && !s.node.as_ref().is_some_and(|n| n.taints.iter().any(|(k, _, _)| k == "aws-node-termination-handler/spot-itn"))
+                    && !s.node.as_ref().is_some_and(|n| {
+                        n.taints
+                            .iter()
+                            .any(|(k, _, _)| k == "aws-node-termination-handler/spot-itn")
+                    })
             })
             .map(|((_, n), _)| n.clone())
             .ok_or_else(|| format!("cluster {} has no schedulable spot node left", c.name))?,
     };
-    let mut nv = st.store.get_value(Kind::Node, "", &node).ok_or_else(|| format!("node {node} not found in cluster {}", c.name))?;
+    let mut nv = st
+        .store
+        .get_value(Kind::Node, "", &node)
+        .ok_or_else(|| format!("node {node} not found in cluster {}", c.name))?;
     let secs = t.deadline_seconds.unwrap_or(120);
     let deadline = Utc::now() + chrono::Duration::seconds(secs as i64);
     let mut taints = nv["spec"]["taints"].as_array().cloned().unwrap_or_default();
     let event_id = format!("spot-itn-{:x}", st.store.rv);
     taints.push(json!({"key": "aws-node-termination-handler/spot-itn", "value": event_id, "effect": "NoSchedule"}));
     nv["spec"]["taints"] = json!(taints);
-    nv["metadata"]["annotations"]["sim.fleetdeck.dev/termination-deadline"] = json!(timestamp(deadline));
+    nv["metadata"]["annotations"]["sim.fleetdeck.dev/termination-deadline"] =
+        json!(timestamp(deadline));
     let nv = st.store.replace(Kind::Node, nv);
-    let instance = nv["spec"]["providerID"].as_str().and_then(|p| p.rsplit('/').next()).unwrap_or("").to_string();
+    let instance = nv["spec"]["providerID"]
+        .as_str()
+        .and_then(|p| p.rsplit('/').next())
+        .unwrap_or("")
+        .to_string();
     st.record_event(&nv, "Warning", "SpotInterruption", &format!("Spot Interruption notice for instance {instance} was sent at {}: instance will be terminated at {}", timestamp(Utc::now()), timestamp(deadline)), "aws-node-termination-handler");
-    st.timers.push((Instant::now() + Duration::from_secs(secs), Timer::NodeTerminate { node: node.clone() }));
-    Ok(json!({"cluster": c.name, "node": node, "deadline": timestamp(deadline), "taint": "aws-node-termination-handler/spot-itn"}))
+    st.timers.push((
+        Instant::now() + Duration::from_secs(secs),
+        Timer::NodeTerminate { node: node.clone() },
+    ));
+    Ok(
+        json!({"cluster": c.name, "node": node, "deadline": timestamp(deadline), "taint": "aws-node-termination-handler/spot-itn"}),
+    )
 }
 
 fn find_deployment(fleet: &SimFleet, ns: &str, name: &str) -> Result<usize, String> {
@@ -227,20 +340,34 @@ fn bad_rollout(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
     let ci = find_deployment(fleet, &ns, &dep_name)?;
     let c = &fleet.clusters[ci];
     let mut st = c.lock();
-    let mut dep = st.store.get_value(Kind::Deployment, &ns, &dep_name).ok_or("deployment vanished")?;
-    let image = dep["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_string();
+    let mut dep = st
+        .store
+        .get_value(Kind::Deployment, &ns, &dep_name)
+        .ok_or("deployment vanished")?;
+    let image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let base = image.split(':').next().unwrap_or(&image).to_string();
     let tag = format!("v0.7.0-rc{}", st.store.rv % 9 + 1);
     let new_image = format!("{base}:{tag}");
     dep["spec"]["template"]["spec"]["containers"][0]["image"] = json!(new_image);
-    dep["spec"]["template"]["metadata"]["annotations"]["sim.fleetdeck.dev/fault"] = json!("bad-rollout");
-    dep["metadata"]["annotations"]["kubernetes.io/change-cause"] = json!(format!("helm upgrade {dep_name} --set image.tag={tag}"));
+    dep["spec"]["template"]["metadata"]["annotations"]["sim.fleetdeck.dev/fault"] =
+        json!("bad-rollout");
+    dep["metadata"]["annotations"]["kubernetes.io/change-cause"] =
+        json!(format!("helm upgrade {dep_name} --set image.tag={tag}"));
     let g = dep["metadata"]["generation"].as_u64().unwrap_or(1);
     dep["metadata"]["generation"] = json!(g + 1);
     st.store.replace(Kind::Deployment, dep);
     st.reconcile_deployment(&ns, &dep_name);
-    let rev = st.store.get_value(Kind::Deployment, &ns, &dep_name).map(|d| d["metadata"]["annotations"]["deployment.kubernetes.io/revision"].clone()).unwrap_or(Value::Null);
-    Ok(json!({"cluster": c.name, "endpoint": ep, "deployment": format!("{ns}/{dep_name}"), "image": new_image, "revision": rev}))
+    let rev = st
+        .store
+        .get_value(Kind::Deployment, &ns, &dep_name)
+        .map(|d| d["metadata"]["annotations"]["deployment.kubernetes.io/revision"].clone())
+        .unwrap_or(Value::Null);
+    Ok(
+        json!({"cluster": c.name, "endpoint": ep, "deployment": format!("{ns}/{dep_name}"), "image": new_image, "revision": rev}),
+    )
 }
 
 fn pdb_block(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
@@ -268,7 +395,9 @@ fn pdb_block(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
         None => {
             let pdb = json!({"metadata": {"name": dep_name, "namespace": ns},
                 "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": dep_name}}}});
-            st.store.create(Kind::PodDisruptionBudget, pdb, true).map_err(|e| e.message)?;
+            st.store
+                .create(Kind::PodDisruptionBudget, pdb, true)
+                .map_err(|e| e.message)?;
             dep_name.clone()
         }
     };

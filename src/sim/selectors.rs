@@ -76,7 +76,9 @@ impl LabelSelector {
                 | LabelReq::NotExists(k) => k,
             };
             if !valid_key(key) {
-                return Err(format!("unable to parse requirement: invalid label key {key:?}"));
+                return Err(format!(
+                    "unable to parse requirement: invalid label key {key:?}"
+                ));
             }
             reqs.push(req);
         }
@@ -138,7 +140,9 @@ impl FieldSelector {
                 return Err(format!("invalid field selector: {p:?} is not field=value"));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" && !supported.contains(&field)
+            if field != "metadata.name"
+                && field != "metadata.namespace"
+                && !supported.contains(&field)
             {
                 return Err(format!("field label not supported: {field}"));
             }
@@ -213,10 +217,10 @@ mod tests {
     fn field_selector_refuses_unsupported_fields() {
         let err = FieldSelector::parse("spec.foo=bar", &["spec.nodeName"]).unwrap_err();
         assert!(err.contains("spec.foo"));
-        let ok = FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed", &[
-            "spec.nodeName",
-            "status.phase",
-        ])
+        let ok = FieldSelector::parse(
+            "spec.nodeName=n1,status.phase!=Failed",
+            &["spec.nodeName", "status.phase"],
+        )
         .unwrap();
         assert_eq!(ok.pinned("spec.nodeName"), Some("n1"));
         assert!(ok.matches(|f| match f {

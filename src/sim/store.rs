@@ -31,7 +31,11 @@ impl ApiError {
         }
     }
     pub fn not_found(d: &ResourceDef, name: &str) -> Self {
-        let mut e = Self::new(404, "NotFound", format!("{} \"{name}\" not found", d.qualified()));
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", d.qualified()),
+        );
         e.details = Some(json!({"name": name, "group": d.group, "kind": d.plural}));
         e
     }
@@ -48,7 +52,10 @@ impl ApiError {
         let mut e = Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", d.qualified()),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                d.qualified()
+            ),
         );
         e.details = Some(json!({"name": name, "group": d.group, "kind": d.plural}));
         e
@@ -259,10 +266,19 @@ fn index(kind: Kind, v: &Value, raw: Bytes, rv: u64) -> Stored {
         })
         .and_then(|r| r.get("uid").and_then(Value::as_str))
         .map(Arc::from);
-    let uid: Arc<str> = Arc::from(v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or(""));
-    let terminating = v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+    let uid: Arc<str> = Arc::from(
+        v.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+    let terminating = v
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null());
     let (ready, active, gpus) = if kind == Kind::Pod {
-        let phase = v.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let phase = v
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let ready = v
             .pointer("/status/conditions")
             .and_then(Value::as_array)

@@ -16,27 +16,47 @@ pub fn human_duration(secs: i64) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
+        if s % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", s % 60)
+        }
     } else if m < 180 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if h < 24 * 8 {
-        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+        if h % 24 == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{}h", h % 24)
+        }
     } else if h < 24 * 365 * 2 {
         format!("{d}d")
     } else if h < 24 * 365 * 8 {
         let y = d / 365;
-        if d % 365 == 0 { format!("{y}y") } else { format!("{y}y{}d", d % 365) }
+        if d % 365 == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{}d", d % 365)
+        }
     } else {
         format!("{}y", d / 365)
     }
 }
 
 fn age(v: &Value, ptr: &str, now: DateTime<Utc>) -> String {
-    match v.pointer(ptr).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+    match v
+        .pointer(ptr)
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
         Some(t) => human_duration((now - t.with_timezone(&Utc)).num_seconds()),
         None => "<unknown>".into(),
     }
@@ -58,56 +78,115 @@ fn or_none(x: &str) -> Value {
 fn columns(kind: Kind) -> Vec<(&'static str, &'static str, u8)> {
     match kind {
         Kind::Pod => vec![
-            ("Name", "string", 0), ("Ready", "string", 0), ("Status", "string", 0),
-            ("Restarts", "string", 0), ("Age", "string", 0), ("IP", "string", 1),
-            ("Node", "string", 1), ("Nominated Node", "string", 1), ("Readiness Gates", "string", 1),
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
         ],
         Kind::Node => vec![
-            ("Name", "string", 0), ("Status", "string", 0), ("Roles", "string", 0),
-            ("Age", "string", 0), ("Version", "string", 0), ("Internal-IP", "string", 1),
-            ("External-IP", "string", 1), ("OS-Image", "string", 1), ("Kernel-Version", "string", 1),
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
             ("Container-Runtime", "string", 1),
         ],
         Kind::Event => vec![
-            ("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0),
-            ("Object", "string", 0), ("Subobject", "string", 1), ("Source", "string", 1),
-            ("Message", "string", 0), ("First Seen", "string", 1), ("Count", "string", 1),
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Subobject", "string", 1),
+            ("Source", "string", 1),
+            ("Message", "string", 0),
+            ("First Seen", "string", 1),
+            ("Count", "string", 1),
             ("Name", "string", 1),
         ],
-        Kind::Namespace => vec![("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        Kind::Namespace => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Age", "string", 0),
+        ],
         Kind::Deployment => vec![
-            ("Name", "string", 0), ("Ready", "string", 0), ("Up-to-date", "string", 0),
-            ("Available", "string", 0), ("Age", "string", 0), ("Containers", "string", 1),
-            ("Images", "string", 1), ("Selector", "string", 1),
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "string", 0),
+            ("Available", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
         Kind::ReplicaSet => vec![
-            ("Name", "string", 0), ("Desired", "integer", 0), ("Current", "integer", 0),
-            ("Ready", "integer", 0), ("Age", "string", 0), ("Containers", "string", 1),
-            ("Images", "string", 1), ("Selector", "string", 1),
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
         Kind::DaemonSet => vec![
-            ("Name", "string", 0), ("Desired", "integer", 0), ("Current", "integer", 0),
-            ("Ready", "integer", 0), ("Up-to-date", "integer", 0), ("Available", "integer", 0),
-            ("Node Selector", "string", 0), ("Age", "string", 0), ("Containers", "string", 1),
-            ("Images", "string", 1), ("Selector", "string", 1),
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Node Selector", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
         Kind::Job => vec![
-            ("Name", "string", 0), ("Status", "string", 0), ("Completions", "string", 0),
-            ("Duration", "string", 0), ("Age", "string", 0), ("Containers", "string", 1),
-            ("Images", "string", 1), ("Selector", "string", 1),
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Completions", "string", 0),
+            ("Duration", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
         Kind::PodDisruptionBudget => vec![
-            ("Name", "string", 0), ("Min Available", "string", 0), ("Max Unavailable", "string", 0),
-            ("Allowed Disruptions", "integer", 0), ("Age", "string", 0),
+            ("Name", "string", 0),
+            ("Min Available", "string", 0),
+            ("Max Unavailable", "string", 0),
+            ("Allowed Disruptions", "integer", 0),
+            ("Age", "string", 0),
         ],
-        Kind::Lease => vec![("Name", "string", 0), ("Holder", "string", 0), ("Age", "string", 0)],
+        Kind::Lease => vec![
+            ("Name", "string", 0),
+            ("Holder", "string", 0),
+            ("Age", "string", 0),
+        ],
         Kind::InferenceService => vec![
-            ("Name", "string", 0), ("URL", "string", 0), ("Ready", "string", 0),
-            ("Prev", "integer", 0), ("Latest", "integer", 0),
-            ("PrevRolledoutRevision", "string", 0), ("LatestReadyRevision", "string", 0),
+            ("Name", "string", 0),
+            ("URL", "string", 0),
+            ("Ready", "string", 0),
+            ("Prev", "integer", 0),
+            ("Latest", "integer", 0),
+            ("PrevRolledoutRevision", "string", 0),
+            ("LatestReadyRevision", "string", 0),
             ("Age", "date", 0),
         ],
-        Kind::PyTorchJob => vec![("Name", "string", 0), ("State", "string", 0), ("Age", "date", 0)],
+        Kind::PyTorchJob => vec![
+            ("Name", "string", 0),
+            ("State", "string", 0),
+            ("Age", "date", 0),
+        ],
     }
 }
 
@@ -128,7 +207,10 @@ pub fn column_definitions(kind: Kind) -> Value {
 }
 
 fn pod_cells(p: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let statuses = p["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+    let statuses = p["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let total = p["spec"]["containers"].as_array().map_or(0, Vec::len);
     let ready = statuses.iter().filter(|c| c["ready"] == true).count();
     let mut restarts = 0;
@@ -139,7 +221,9 @@ fn pod_cells(p: &Value, now: DateTime<Utc>) -> Vec<Value> {
     }
     for c in &statuses {
         restarts += c["restartCount"].as_i64().unwrap_or(0);
-        if let Some(t) = c.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str)
+        if let Some(t) = c
+            .pointer("/lastState/terminated/finishedAt")
+            .and_then(Value::as_str)
             && let Ok(t) = DateTime::parse_from_rfc3339(t)
         {
             let t = t.with_timezone(&Utc);
@@ -155,11 +239,17 @@ fn pod_cells(p: &Value, now: DateTime<Utc>) -> Vec<Value> {
             reason = terminated.to_string();
         }
     }
-    if p["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null()) {
+    if p["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
         reason = "Terminating".into();
     }
     let restarts = match last_restart {
-        Some(t) if restarts > 0 => format!("{restarts} ({} ago)", human_duration((now - t).num_seconds())),
+        Some(t) if restarts > 0 => format!(
+            "{restarts} ({} ago)",
+            human_duration((now - t).num_seconds())
+        ),
         _ => restarts.to_string(),
     };
     vec![
@@ -176,8 +266,15 @@ fn pod_cells(p: &Value, now: DateTime<Utc>) -> Vec<Value> {
 }
 
 fn node_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let conds = v["status"]["conditions"].as_array().cloned().unwrap_or_default();
-    let mut status = match conds.iter().find(|c| c["type"] == "Ready").map(|c| s(c, "/status")) {
+    let conds = v["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut status = match conds
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| s(c, "/status"))
+    {
         Some("True") => "Ready".to_string(),
         Some(_) => "NotReady".to_string(),
         None => "Unknown".to_string(),
@@ -189,7 +286,10 @@ fn node_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
         .as_object()
         .map(|m| {
             m.keys()
-                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_string))
+                .filter_map(|k| {
+                    k.strip_prefix("node-role.kubernetes.io/")
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -216,7 +316,11 @@ fn node_cells(v: &Value, now: DateTime<Utc>) -> Vec<Value> {
 }
 
 fn containers_images(v: &Value) -> (String, String) {
-    let cs = v.pointer("/spec/template/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let cs = v
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let names: Vec<&str> = cs.iter().map(|c| s(c, "/name")).collect();
     let images: Vec<&str> = cs.iter().map(|c| s(c, "/image")).collect();
     (names.join(","), images.join(","))
@@ -225,7 +329,11 @@ fn containers_images(v: &Value) -> (String, String) {
 fn selector_string(v: &Value) -> String {
     let mut parts: Vec<String> = v["spec"]["selector"]["matchLabels"]
         .as_object()
-        .map(|m| m.iter().map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or(""))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or("")))
+                .collect()
+        })
         .unwrap_or_default();
     parts.sort();
     parts.join(",")
@@ -251,87 +359,171 @@ pub fn cells(kind: Kind, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
             } else {
                 age(v, "/eventTime", now)
             };
-            let obj = format!("{}/{}", s(v, "/involvedObject/kind").to_lowercase(), s(v, "/involvedObject/name"));
+            let obj = format!(
+                "{}/{}",
+                s(v, "/involvedObject/kind").to_lowercase(),
+                s(v, "/involvedObject/name")
+            );
             vec![
-                json!(last), json!(s(v, "/type")), json!(s(v, "/reason")), json!(obj),
-                json!(s(v, "/involvedObject/fieldPath")), json!(s(v, "/source/component")),
-                json!(s(v, "/message")), json!(age(v, "/firstTimestamp", now)),
-                json!(n(v, "/count").to_string()), name,
+                json!(last),
+                json!(s(v, "/type")),
+                json!(s(v, "/reason")),
+                json!(obj),
+                json!(s(v, "/involvedObject/fieldPath")),
+                json!(s(v, "/source/component")),
+                json!(s(v, "/message")),
+                json!(age(v, "/firstTimestamp", now)),
+                json!(n(v, "/count").to_string()),
+                name,
             ]
         }
-        Kind::Namespace => vec![name, json!(match s(v, "/status/phase") { "" => "Active", p => p }), json!(created)],
+        Kind::Namespace => vec![
+            name,
+            json!(match s(v, "/status/phase") {
+                "" => "Active",
+                p => p,
+            }),
+            json!(created),
+        ],
         Kind::Deployment => {
             let (c, i) = containers_images(v);
             vec![
                 name,
-                json!(format!("{}/{}", n(v, "/status/readyReplicas"), n(v, "/spec/replicas"))),
+                json!(format!(
+                    "{}/{}",
+                    n(v, "/status/readyReplicas"),
+                    n(v, "/spec/replicas")
+                )),
                 json!(n(v, "/status/updatedReplicas")),
                 json!(n(v, "/status/availableReplicas")),
-                json!(created), json!(c), json!(i), json!(selector_string(v)),
+                json!(created),
+                json!(c),
+                json!(i),
+                json!(selector_string(v)),
             ]
         }
         Kind::ReplicaSet => {
             let (c, i) = containers_images(v);
             vec![
-                name, json!(n(v, "/spec/replicas")), json!(n(v, "/status/replicas")),
-                json!(n(v, "/status/readyReplicas")), json!(created), json!(c), json!(i),
+                name,
+                json!(n(v, "/spec/replicas")),
+                json!(n(v, "/status/replicas")),
+                json!(n(v, "/status/readyReplicas")),
+                json!(created),
+                json!(c),
+                json!(i),
                 json!(selector_string(v)),
             ]
         }
         Kind::DaemonSet => {
             let (c, i) = containers_images(v);
-            let sel: Vec<String> = v.pointer("/spec/template/spec/nodeSelector").and_then(Value::as_object)
-                .map(|m| m.iter().map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or(""))).collect())
+            let sel: Vec<String> = v
+                .pointer("/spec/template/spec/nodeSelector")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or("")))
+                        .collect()
+                })
                 .unwrap_or_default();
             vec![
-                name, json!(n(v, "/status/desiredNumberScheduled")), json!(n(v, "/status/currentNumberScheduled")),
-                json!(n(v, "/status/numberReady")), json!(n(v, "/status/updatedNumberScheduled")),
-                json!(n(v, "/status/numberAvailable")), or_none(&sel.join(",")), json!(created),
-                json!(c), json!(i), json!(selector_string(v)),
+                name,
+                json!(n(v, "/status/desiredNumberScheduled")),
+                json!(n(v, "/status/currentNumberScheduled")),
+                json!(n(v, "/status/numberReady")),
+                json!(n(v, "/status/updatedNumberScheduled")),
+                json!(n(v, "/status/numberAvailable")),
+                or_none(&sel.join(",")),
+                json!(created),
+                json!(c),
+                json!(i),
+                json!(selector_string(v)),
             ]
         }
         Kind::Job => {
             let (c, i) = containers_images(v);
             let done = n(v, "/status/succeeded");
-            let want = v.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
-            let status = if v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Complete" && c["status"] == "True")) {
+            let want = v
+                .pointer("/spec/completions")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let status = if v["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Complete" && c["status"] == "True")
+            }) {
                 "Complete"
-            } else if v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Failed" && c["status"] == "True")) {
+            } else if v["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Failed" && c["status"] == "True")
+            }) {
                 "Failed"
             } else {
                 "Running"
             };
             vec![
-                name, json!(status), json!(format!("{done}/{want}")),
-                json!(age(v, "/status/startTime", now)), json!(created), json!(c), json!(i),
+                name,
+                json!(status),
+                json!(format!("{done}/{want}")),
+                json!(age(v, "/status/startTime", now)),
+                json!(created),
+                json!(c),
+                json!(i),
                 json!(selector_string(v)),
             ]
         }
         Kind::PodDisruptionBudget => vec![
-            name, json!(intstr(&v["spec"]["minAvailable"])), json!(intstr(&v["spec"]["maxUnavailable"])),
-            json!(n(v, "/status/disruptionsAllowed")), json!(created),
+            name,
+            json!(intstr(&v["spec"]["minAvailable"])),
+            json!(intstr(&v["spec"]["maxUnavailable"])),
+            json!(n(v, "/status/disruptionsAllowed")),
+            json!(created),
         ],
         Kind::Lease => vec![name, or_none(s(v, "/spec/holderIdentity")), json!(created)],
         Kind::InferenceService => {
-            let ready = v["status"]["conditions"].as_array()
+            let ready = v["status"]["conditions"]
+                .as_array()
                 .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-                .map(|c| s(c, "/status").to_string()).unwrap_or_default();
-            let traffic = v.pointer("/status/components/predictor/traffic").and_then(Value::as_array).cloned().unwrap_or_default();
+                .map(|c| s(c, "/status").to_string())
+                .unwrap_or_default();
+            let traffic = v
+                .pointer("/status/components/predictor/traffic")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let latest = s(v, "/status/components/predictor/latestReadyRevision");
             let pct = |latest_rev: bool| {
-                traffic.iter().find(|t| (s(t, "/revisionName") == latest) == latest_rev)
-                    .and_then(|t| t["percent"].as_i64()).map(|p| json!(p)).unwrap_or(Value::Null)
+                traffic
+                    .iter()
+                    .find(|t| (s(t, "/revisionName") == latest) == latest_rev)
+                    .and_then(|t| t["percent"].as_i64())
+                    .map(|p| json!(p))
+                    .unwrap_or(Value::Null)
             };
             vec![
-                name, json!(s(v, "/status/url")), json!(ready), pct(false), pct(true),
-                json!(s(v, "/status/components/predictor/previousRolledoutRevision")),
-                json!(latest), json!(s(v, "/metadata/creationTimestamp")),
+                name,
+                json!(s(v, "/status/url")),
+                json!(ready),
+                pct(false),
+                pct(true),
+                json!(s(
+                    v,
+                    "/status/components/predictor/previousRolledoutRevision"
+                )),
+                json!(latest),
+                json!(s(v, "/metadata/creationTimestamp")),
             ]
         }
         Kind::PyTorchJob => {
-            let state = v["status"]["conditions"].as_array()
-                .and_then(|cs| cs.last()).map(|c| s(c, "/type").to_string()).unwrap_or_default();
-            vec![name, json!(state), json!(s(v, "/metadata/creationTimestamp"))]
+            let state = v["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.last())
+                .map(|c| s(c, "/type").to_string())
+                .unwrap_or_default();
+            vec![
+                name,
+                json!(state),
+                json!(s(v, "/metadata/creationTimestamp")),
+            ]
         }
     }
 }
@@ -366,7 +558,13 @@ pub fn row(kind: Kind, v: &Value, include: IncludeObject, now: DateTime<Utc>) ->
     Value::Object(r)
 }
 
-pub fn table(kind: Kind, rows: Vec<Value>, rv: u64, cont: Option<String>, with_columns: bool) -> Value {
+pub fn table(
+    kind: Kind,
+    rows: Vec<Value>,
+    rv: u64,
+    cont: Option<String>,
+    with_columns: bool,
+) -> Value {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = cont {
         meta["continue"] = json!(c);
@@ -387,8 +585,15 @@ mod tests {
     #[test]
     fn human_duration_matches_kubectl() {
         for (secs, want) in [
-            (5, "5s"), (119, "119s"), (125, "2m5s"), (600, "10m"), (3 * 3600 + 60, "3h1m"),
-            (10 * 3600, "10h"), (3 * 86400 + 3600, "3d1h"), (20 * 86400, "20d"), (800 * 86400, "2y70d"),
+            (5, "5s"),
+            (119, "119s"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (10 * 3600, "10h"),
+            (3 * 86400 + 3600, "3d1h"),
+            (20 * 86400, "20d"),
+            (800 * 86400, "2y70d"),
         ] {
             assert_eq!(human_duration(secs), want, "{secs}");
         }
@@ -413,6 +618,9 @@ mod tests {
         assert_eq!(c[1], "0/1");
         assert_eq!(c[2], "CrashLoopBackOff");
         assert_eq!(c[3], "4");
-        assert_eq!(column_definitions(Kind::Pod).as_array().unwrap().len(), c.len());
+        assert_eq!(
+            column_definitions(Kind::Pod).as_array().unwrap().len(),
+            c.len()
+        );
     }
 }

@@ -33,17 +33,31 @@ impl Sim {
             .expect("start fleetdeck sim");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the sim's JSON line");
-        let desc: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("sim printed {line:?}: {e}"));
-        Sim { child, desc, kubeconfig, dir }
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the sim's JSON line");
+        let desc: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("sim printed {line:?}: {e}"));
+        Sim {
+            child,
+            desc,
+            kubeconfig,
+            dir,
+        }
     }
 
     pub fn kube_url(&self, cluster: usize) -> String {
-        self.desc["clusters"][cluster]["kube"].as_str().expect("kube url").to_string()
+        self.desc["clusters"][cluster]["kube"]
+            .as_str()
+            .expect("kube url")
+            .to_string()
     }
 
     pub fn control(&self) -> String {
-        self.desc["control"].as_str().expect("control url").to_string()
+        self.desc["control"]
+            .as_str()
+            .expect("control url")
+            .to_string()
     }
 
     pub fn endpoint(&self, name: &str) -> String {
@@ -106,12 +120,20 @@ pub struct Kubectl {
 
 impl Kubectl {
     pub fn new(version: &str, sim: &Sim) -> Self {
-        Kubectl { bin: kubectl_path(version), kubeconfig: sim.kubeconfig.clone(), cache: tempfile::tempdir().expect("cache dir") }
+        Kubectl {
+            bin: kubectl_path(version),
+            kubeconfig: sim.kubeconfig.clone(),
+            cache: tempfile::tempdir().expect("cache dir"),
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
-        c.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(self.cache.path()).args(args);
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args);
         c
     }
 
@@ -140,7 +162,10 @@ impl Kubectl {
 }
 
 pub fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -155,5 +180,8 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
 }
