@@ -1152,26 +1152,30 @@ async fn watch(
         table,
         sent_columns: false,
     };
-    let mut initial: Vec<Bytes> = Vec::new();
+    // Collected under the lock (cheap: shared bytes), encoded in the stream task, so a big
+    // initial listing neither holds the lock nor sits in memory twice.
+    let mut initial: Vec<(&'static str, Stored)> = Vec::new();
+    let mut expired: Option<ApiError> = None;
     let (mut rx, mut last_rv) = {
         let mut st = c.lock();
         st.store.counters.watches_started += 1;
+        st.store.counters.watches_open += 1;
         let rx = st.store.tx.subscribe();
         let rv = st.store.rv;
         match start_rv {
             None => {
                 for ((kns, kname), s) in st.store.iter_ns(d.kind, ns.as_deref()) {
                     if matches((kns, kname), s, &l, &f) {
-                        initial.push(enc.event("ADDED", s));
+                        initial.push(("ADDED", s.clone()));
                     }
                 }
             }
             Some(from) => match st.store.events_since(from) {
-                None => initial.push(WatchEncoder::error(&too_old(from, st.store.window_start))),
+                None => expired = Some(too_old(from, st.store.window_start)),
                 Some(evs) => {
                     for e in evs {
                         if event_matches(&e, d.kind, ns.as_deref(), &l, &f) {
-                            initial.push(enc.event(e.typ, &e.obj));
+                            initial.push((e.typ, e.obj.clone()));
                         }
                     }
                 }
@@ -1179,9 +1183,6 @@ async fn watch(
         }
         (rx, rv)
     };
-    let expired = initial
-        .last()
-        .is_some_and(|b| b.starts_with(b"{\"type\":\"ERROR\""));
     let (tx, out_rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(256);
     let timeout = p.timeout.map(Duration::from_secs);
     let flaky_end = if flaky {
@@ -1192,20 +1193,23 @@ async fn watch(
     };
     let bookmarks = p.bookmarks;
     let c2 = c.clone();
-    c.lock().store.counters.watches_open += 1;
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
         let deadline = timeout.map(|t| started + t);
         let mut bookmark_tick = tokio::time::interval(Duration::from_secs(10));
         bookmark_tick.tick().await;
         let mut alive = true;
-        for b in initial {
-            if tx.send(Ok(b)).await.is_err() {
+        for (typ, obj) in &initial {
+            if tx.send(Ok(enc.event(typ, obj))).await.is_err() {
                 alive = false;
                 break;
             }
         }
-        while alive && !expired {
+        drop(initial);
+        if let Some(e) = &expired {
+            let _ = tx.send(Ok(WatchEncoder::error(e))).await;
+        }
+        while alive && expired.is_none() {
             let sleep_until = deadline.unwrap_or(started + Duration::from_secs(86_400 * 365));
             tokio::select! {
                 ev = rx.recv() => match ev {
