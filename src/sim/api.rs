@@ -1174,8 +1174,8 @@ async fn watch(
                 None => expired = Some(too_old(from, st.store.window_start)),
                 Some(evs) => {
                     for e in evs {
-                        if event_matches(&e, d.kind, ns.as_deref(), &l, &f) {
-                            initial.push((e.typ, e.obj.clone()));
+                        if let Some(typ) = event_matches(&e, d.kind, ns.as_deref(), &l, &f) {
+                            initial.push((typ, e.obj.clone()));
                         }
                     }
                 }
@@ -1215,8 +1215,8 @@ async fn watch(
                 ev = rx.recv() => match ev {
                     Ok(e) => {
                         last_rv = e.obj.rv;
-                        if event_matches(&e, enc.kind, ns.as_deref(), &l, &f) {
-                            let b = enc.event(e.typ, &e.obj);
+                        if let Some(typ) = event_matches(&e, enc.kind, ns.as_deref(), &l, &f) {
+                            let b = enc.event(typ, &e.obj);
                             alive = tx.send(Ok(b)).await.is_ok();
                         }
                     }
@@ -1254,14 +1254,86 @@ async fn watch(
     r.into_response()
 }
 
+/// How a filtered watch sees an event: its type (ADDED/DELETED when the object started or
+/// stopped matching the selectors), or `None` when it does not concern the watch.
 fn event_matches(
     e: &WatchEvent,
     kind: Kind,
     ns: Option<&str>,
     l: &LabelSelector,
     f: &FieldSelector,
-) -> bool {
-    e.kind == kind
-        && ns.is_none_or(|n| n == e.namespace)
-        && matches((&e.namespace, &e.name), &e.obj, l, f)
+) -> Option<&'static str> {
+    if e.kind != kind || ns.is_some_and(|n| n != e.namespace) {
+        return None;
+    }
+    let now = matches((&e.namespace, &e.name), &e.obj, l, f);
+    let before = e
+        .prev
+        .as_ref()
+        .map(|p| matches((&e.namespace, &e.name), p, l, f));
+    match (e.typ, before, now) {
+        ("MODIFIED", Some(false), true) => Some("ADDED"),
+        ("MODIFIED", Some(true), false) => Some("DELETED"),
+        (_, _, true) => Some(e.typ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::store::ClusterStore;
+
+    #[test]
+    fn filtered_watch_sees_objects_leave_and_enter_its_selector() {
+        let mut s = ClusterStore::new("t", 1);
+        s.create(Kind::Namespace, json!({"metadata": {"name": "a"}}), true)
+            .unwrap();
+        let mut rx = s.tx.subscribe();
+        let pod = s
+            .create(
+                Kind::Pod,
+                json!({"metadata": {"name": "p", "namespace": "a", "labels": {"tier": "web"}}}),
+                true,
+            )
+            .unwrap();
+        let mut moved = pod.clone();
+        moved["metadata"]["labels"]["tier"] = json!("db");
+        s.replace(Kind::Pod, moved.clone());
+        moved["metadata"]["labels"]["tier"] = json!("web");
+        s.replace(Kind::Pod, moved);
+        let sel = LabelSelector::parse("tier=web").unwrap();
+        let none = FieldSelector::default();
+        let seen: Vec<Option<&str>> = (0..3)
+            .map(|_| {
+                let e = rx.try_recv().unwrap();
+                event_matches(&e, Kind::Pod, Some("a"), &sel, &none)
+            })
+            .collect();
+        assert_eq!(seen, vec![Some("ADDED"), Some("DELETED"), Some("ADDED")]);
+    }
+
+    #[test]
+    fn routes_tell_collections_objects_and_subresources_apart() {
+        assert!(
+            matches!(route("/api/v1/namespaces/x/pods"), Ok(Route::Collection(d, Some(_))) if d.kind == Kind::Pod)
+        );
+        assert!(
+            matches!(route("/api/v1/namespaces/x"), Ok(Route::Object(d, None, _)) if d.kind == Kind::Namespace)
+        );
+        assert!(
+            matches!(route("/api/v1/namespaces/x/pods/p/eviction"), Ok(Route::Sub(_, _, _, s)) if s == "eviction")
+        );
+        assert!(
+            matches!(route("/apis/apps/v1/deployments"), Ok(Route::Collection(d, None)) if d.kind == Kind::Deployment)
+        );
+        assert_eq!(
+            route("/api/v1/nodes/n/x/y").err().map(|e| e.code),
+            Some(404)
+        );
+        assert_eq!(
+            route("/apis/nope.io/v1/things").err().map(|e| e.code),
+            Some(404)
+        );
+    }
 }

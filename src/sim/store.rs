@@ -317,6 +317,9 @@ pub type Key = (String, String);
 pub struct WatchEvent {
     pub kind: Kind,
     pub typ: &'static str,
+    /// The object's previous state (MODIFIED only), so filtered watches can tell an object
+    /// that stopped matching (DELETED to them) from one that started (ADDED).
+    pub prev: Option<Stored>,
     pub namespace: String,
     pub name: String,
     pub obj: Stored,
@@ -457,10 +460,18 @@ impl ClusterStore {
         }
     }
 
-    fn emit(&mut self, kind: Kind, typ: &'static str, key: &Key, obj: Stored) {
+    fn emit(
+        &mut self,
+        kind: Kind,
+        typ: &'static str,
+        key: &Key,
+        obj: Stored,
+        prev: Option<Stored>,
+    ) {
         let ev = Arc::new(WatchEvent {
             kind,
             typ,
+            prev,
             namespace: key.0.clone(),
             name: key.1.clone(),
             obj,
@@ -511,7 +522,7 @@ impl ClusterStore {
             self.owners.insert(stored.uid.clone(), (kind, key.clone()));
         }
         if emit {
-            self.emit(kind, typ, &key, stored);
+            self.emit(kind, typ, &key, stored, old);
         } else {
             self.window_start = self.rv;
         }
@@ -604,7 +615,7 @@ impl ClusterStore {
         v["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let raw = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
         let stored = index(kind, &v, raw, self.rv);
-        self.emit(kind, "DELETED", &key, stored);
+        self.emit(kind, "DELETED", &key, stored, None);
         Some(v)
     }
 
