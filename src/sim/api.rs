@@ -93,13 +93,7 @@ enum Route {
 
 fn route(path: &str) -> Result<Route, ApiError> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let not_found = || {
-        ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-    };
+    let not_found = ApiError::no_such_resource;
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Ok(Route::Version),
         ["healthz" | "livez" | "readyz", ..] => return Ok(Route::Health),
@@ -307,19 +301,11 @@ async fn handle(
         },
         (Method::GET, Route::Group(g)) => match resources::api_group(&g) {
             Some(v) => ok(&v),
-            None => err(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            )),
+            None => err(ApiError::no_such_resource()),
         },
         (Method::GET, Route::GroupVersion(g, v)) => match resources::api_resource_list(&g, &v) {
             Some(v) => ok(&v),
-            None => err(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            )),
+            None => err(ApiError::no_such_resource()),
         },
         (Method::GET, Route::Collection(d, ns)) if p.watch => {
             let t = wants_table(&headers, &p);
@@ -847,11 +833,7 @@ fn update(
     };
     let result = if sub == Some("scale") {
         if d.kind != Kind::Deployment {
-            return err(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ));
+            return err(ApiError::no_such_resource());
         }
         apply_scale(d, &current, &v)
             .and_then(|new| commit(&mut st, d, ns, name, current, new, None, dry_run))
@@ -898,11 +880,7 @@ fn patch_object(
     };
     let result = if sub == Some("scale") {
         if d.kind != Kind::Deployment {
-            return err(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ));
+            return err(ApiError::no_such_resource());
         }
         let mut scale = scale_of(&current);
         if let Err(e) = patch::apply(&mut scale, pt, body) {

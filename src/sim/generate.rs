@@ -888,6 +888,31 @@ impl Gen<'_> {
         })
     }
 
+    /// Reserves one GPU and one slot on each of `count` different GPU nodes.
+    fn place_single_gpu_pods(&mut self, count: usize) -> Vec<usize> {
+        let mut placed = Vec::new();
+        for _ in 0..count {
+            if let Some(n) = self.find_gpu_node(1, 1, &placed) {
+                self.take(n, 1);
+                placed.push(n);
+            }
+        }
+        placed
+    }
+
+    /// A PodDisruptionBudget over the pods labelled `app=<app>`; `rule` is the spec's
+    /// minAvailable or maxUnavailable.
+    fn budget(&mut self, ns: &str, app: &str, rule: (&str, Value)) {
+        let created = self.ago(24 * 10, 24 * 40);
+        let mut spec = json!({"selector": {"matchLabels": {"app": app}}});
+        spec[rule.0] = rule.1;
+        self.create(Kind::PodDisruptionBudget, json!({
+            "metadata": {"name": app, "namespace": ns, "generation": 1, "creationTimestamp": timestamp(created)},
+            "spec": spec,
+            "status": {},
+        }));
+    }
+
     fn take(&mut self, i: usize, gpus: u32) {
         self.nodes[i].free_gpus -= gpus;
         self.nodes[i].free_slots -= 1;
@@ -1021,20 +1046,9 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
                 ],
                 "helm upgrade llama-chat --set image.tag=v0.6.3",
             );
-            let pdb_created = g.ago(24 * 10, 24 * 20);
-            g.create(Kind::PodDisruptionBudget, json!({
-                "metadata": {"name": "llama-chat", "namespace": "serving", "generation": 1, "creationTimestamp": timestamp(pdb_created)},
-                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "llama-chat"}}},
-                "status": {},
-            }));
+            g.budget("serving", "llama-chat", ("minAvailable", json!(1)));
         }
-        let mut placed = Vec::new();
-        for _ in 0..2 {
-            if let Some(n) = g.find_gpu_node(1, 1, &placed) {
-                g.take(n, 1);
-                placed.push(n);
-            }
-        }
+        let placed = g.place_single_gpu_pods(2);
         if !placed.is_empty() {
             let mut w = Workload::new(
                 "serving",
@@ -1055,23 +1069,12 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
                 )],
                 "kubectl apply -f ranker.yaml",
             );
-            let pdb_created = g.ago(24 * 10, 24 * 20);
-            g.create(Kind::PodDisruptionBudget, json!({
-                "metadata": {"name": "ranker-predictor", "namespace": "serving", "generation": 1, "creationTimestamp": timestamp(pdb_created)},
-                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "ranker-predictor"}}},
-                "status": {},
-            }));
+            g.budget("serving", "ranker-predictor", ("maxUnavailable", json!(1)));
             inference_service(&mut g, "ranker", "huggingface", "gs://models/ranker/v2");
         }
     }
     if index == 1 || (index == 0 && spec.clusters == 1) {
-        let mut placed = Vec::new();
-        for _ in 0..2 {
-            if let Some(n) = g.find_gpu_node(1, 1, &placed) {
-                g.take(n, 1);
-                placed.push(n);
-            }
-        }
+        let placed = g.place_single_gpu_pods(2);
         if !placed.is_empty() {
             let mut w = Workload::new(
                 "serving",
@@ -1418,12 +1421,7 @@ fn api_gateway_budget(g: &mut Gen) {
         .get(Kind::Deployment, "platform", "api-gateway")
         .is_some()
     {
-        let pdb_created = g.ago(24 * 30, 24 * 40);
-        g.create(Kind::PodDisruptionBudget, json!({
-            "metadata": {"name": "api-gateway", "namespace": "platform", "generation": 1, "creationTimestamp": timestamp(pdb_created)},
-            "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "api-gateway"}}},
-            "status": {},
-        }));
+        g.budget("platform", "api-gateway", ("minAvailable", json!("50%")));
     }
 }
 

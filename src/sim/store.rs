@@ -72,6 +72,14 @@ impl ApiError {
         }));
         e
     }
+    /// A path that names no served resource (an unknown group, version or plural).
+    pub fn no_such_resource() -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
