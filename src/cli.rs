@@ -100,7 +100,7 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::ConfigCheck => {
             let cfg = Config::load_or_default(cli.config.as_deref())?;
-            println!("{cfg:#?}");
+            print!("{}", toml::to_string(&cfg).context("cannot print the settings")?);
             Ok(())
         }
         Command::Sim(args) => {
