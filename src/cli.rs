@@ -100,7 +100,10 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::ConfigCheck => {
             let cfg = Config::load_or_default(cli.config.as_deref())?;
-            print!("{}", toml::to_string(&cfg).context("cannot print the settings")?);
+            print!(
+                "{}",
+                toml::to_string(&cfg).context("cannot print the settings")?
+            );
             Ok(())
         }
         Command::Sim(args) => {
@@ -111,11 +114,13 @@ pub fn run() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(async {
                 let running = sim::start(&opts).await?;
+                let signals = sim::ShutdownSignals::install()
+                    .context("cannot install the SIGINT/SIGTERM handlers")?;
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{}", running.description)?;
                 out.flush()?;
                 drop(out);
-                sim::shutdown_signal().await;
+                signals.wait().await;
                 tracing::info!("shutting down");
                 anyhow::Ok(())
             })?;

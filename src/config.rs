@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The commented default written by `fleetdeck init`. Every key here is one the loader knows.
 pub const DEFAULT_CONFIG: &str = r#"# fleetdeck configuration.
 # Every key is optional: a missing key takes the default shown here.
-# `fleetdeck config check` validates this file and prints the effective settings.
+# `fleetdeck config` validates this file and prints the effective settings.
 
 [log]
 # Log level when RUST_LOG is unset: error, warn, info, debug or trace.
@@ -84,7 +84,7 @@ impl Default for SimConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read the config")]
     Read {
         path: PathBuf,
         #[source]
@@ -100,7 +100,7 @@ pub enum ConfigError {
     },
     #[error("{path} already exists; pass --force to overwrite it")]
     Exists { path: PathBuf },
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write the config")]
     Write {
         path: PathBuf,
         #[source]

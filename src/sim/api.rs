@@ -884,7 +884,7 @@ fn patch_object(
         }
         let mut scale = scale_of(&current);
         if let Err(e) = patch::apply(&mut scale, pt, body) {
-            return err(ApiError::invalid(d, name, "patch", &e));
+            return err(patch_error(d, name, e));
         }
         apply_scale(d, &current, &scale)
             .and_then(|new| commit(&mut st, d, ns, name, current, new, None, dry_run))
@@ -892,12 +892,7 @@ fn patch_object(
     } else {
         let mut new = current.clone();
         if let Err(e) = patch::apply(&mut new, pt, body) {
-            let e = if pt == PatchType::Json {
-                ApiError::invalid(d, name, "patch", &e)
-            } else {
-                ApiError::bad_request(e)
-            };
-            return err(e);
+            return err(patch_error(d, name, e));
         }
         // A merge patch that names a resourceVersion is a precondition; otherwise it applies
         // to whatever is current.
@@ -909,6 +904,13 @@ fn patch_object(
     match result {
         Ok(v) => ok(&v),
         Err(e) => err(e),
+    }
+}
+
+fn patch_error(d: &ResourceDef, name: &str, e: patch::PatchError) -> ApiError {
+    match e {
+        patch::PatchError::Malformed(m) => ApiError::bad_request(m),
+        patch::PatchError::NotApplicable(m) => ApiError::invalid(d, name, "patch", &m),
     }
 }
 
@@ -1152,8 +1154,8 @@ async fn watch(
                 None => expired = Some(too_old(from, st.store.window_start)),
                 Some(evs) => {
                     for e in evs {
-                        if let Some(typ) = event_matches(&e, d.kind, ns.as_deref(), &l, &f) {
-                            initial.push((typ, e.obj.clone()));
+                        if let Some(sent) = event_matches(&e, d.kind, ns.as_deref(), &l, &f) {
+                            initial.push(sent);
                         }
                     }
                 }
@@ -1193,8 +1195,8 @@ async fn watch(
                 ev = rx.recv() => match ev {
                     Ok(e) => {
                         last_rv = e.obj.rv;
-                        if let Some(typ) = event_matches(&e, enc.kind, ns.as_deref(), &l, &f) {
-                            let b = enc.event(typ, &e.obj);
+                        if let Some((typ, obj)) = event_matches(&e, enc.kind, ns.as_deref(), &l, &f) {
+                            let b = enc.event(typ, &obj);
                             alive = tx.send(Ok(b)).await.is_ok();
                         }
                     }
@@ -1232,27 +1234,29 @@ async fn watch(
     r.into_response()
 }
 
-/// How a filtered watch sees an event: its type (ADDED/DELETED when the object started or
-/// stopped matching the selectors), or `None` when it does not concern the watch.
+/// How a filtered watch sees an event: its type and the object to send, or `None` when the
+/// event does not concern the watch. An object that stopped matching the selectors is DELETED
+/// for the watch, sent as it last matched at the event's resourceVersion (as the API server's
+/// watch cache does); one that started matching is ADDED.
 fn event_matches(
     e: &WatchEvent,
     kind: Kind,
     ns: Option<&str>,
     l: &LabelSelector,
     f: &FieldSelector,
-) -> Option<&'static str> {
+) -> Option<(&'static str, Stored)> {
     if e.kind != kind || ns.is_some_and(|n| n != e.namespace) {
         return None;
     }
     let now = matches((&e.namespace, &e.name), &e.obj, l, f);
-    let before = e
+    let prev = e
         .prev
         .as_ref()
-        .map(|p| matches((&e.namespace, &e.name), p, l, f));
-    match (e.typ, before, now) {
-        ("MODIFIED", Some(false), true) => Some("ADDED"),
-        ("MODIFIED", Some(true), false) => Some("DELETED"),
-        (_, _, true) => Some(e.typ),
+        .filter(|p| matches((&e.namespace, &e.name), p, l, f));
+    match (e.typ, e.prev.is_some(), prev, now) {
+        ("MODIFIED", true, None, true) => Some(("ADDED", e.obj.clone())),
+        ("MODIFIED", _, Some(p), false) => Some(("DELETED", p.at_rv(e.obj.rv))),
+        (_, _, _, true) => Some((e.typ, e.obj.clone())),
         _ => None,
     }
 }
@@ -1282,13 +1286,16 @@ mod tests {
         s.replace(Kind::Pod, moved);
         let sel = LabelSelector::parse("tier=web").unwrap();
         let none = FieldSelector::default();
-        let seen: Vec<Option<&str>> = (0..3)
+        let seen: Vec<(&str, String)> = (0..3)
             .map(|_| {
                 let e = rx.try_recv().unwrap();
-                event_matches(&e, Kind::Pod, Some("a"), &sel, &none)
+                let (typ, obj) = event_matches(&e, Kind::Pod, Some("a"), &sel, &none).unwrap();
+                assert_eq!(obj.rv, e.obj.rv, "sent at the event's resourceVersion");
+                (typ, obj.labels["tier"].clone())
             })
             .collect();
-        assert_eq!(seen, vec![Some("ADDED"), Some("DELETED"), Some("ADDED")]);
+        let want = [("ADDED", "web"), ("DELETED", "web"), ("ADDED", "web")];
+        assert_eq!(seen, want.map(|(t, l)| (t, l.to_string())));
     }
 
     #[test]

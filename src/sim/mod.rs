@@ -61,15 +61,13 @@ pub struct SimOptions {
 pub enum SimError {
     #[error("{0}")]
     InvalidOption(String),
-    #[error(
-        "cannot listen on {addr}: {source} (is another process using the port? pick another --listen)"
-    )]
+    #[error("cannot listen on {addr} (is another process using the port? pick another --listen)")]
     Listen {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write the kubeconfig to {path}: {source}")]
+    #[error("cannot write the kubeconfig to {path}")]
     Kubeconfig {
         path: PathBuf,
         #[source]
@@ -181,6 +179,23 @@ pub struct RunningSim {
 /// Returns once everything listens.
 pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
     opts.validate()?;
+    // Settle where the kubeconfig goes before the (long) generation, so a bad path fails fast.
+    let kubeconfig_path = match &opts.kubeconfig_out {
+        Some(p) => p.clone(),
+        None => std::env::temp_dir()
+            .join(format!("fleetdeck-sim-{}", std::process::id()))
+            .join("kubeconfig"),
+    };
+    let kubeconfig_error = |source| SimError::Kubeconfig {
+        path: kubeconfig_path.clone(),
+        source,
+    };
+    if let Some(dir) = kubeconfig_path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(kubeconfig_error)?;
+    }
+    std::fs::write(&kubeconfig_path, "").map_err(kubeconfig_error)?;
     let ip = opts.listen.ip();
     let base = opts.listen.port();
     let n = opts.clusters as u16;
@@ -306,20 +321,6 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
     let control_url = url_of(&control_l);
     serve(control_l, control_router(fleet.clone()));
 
-    let kubeconfig_path = match &opts.kubeconfig_out {
-        Some(p) => p.clone(),
-        None => std::env::temp_dir()
-            .join(format!("fleetdeck-sim-{}", std::process::id()))
-            .join("kubeconfig"),
-    };
-    if let Some(dir) = kubeconfig_path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(|source| SimError::Kubeconfig {
-            path: kubeconfig_path.clone(),
-            source,
-        })?;
-    }
     std::fs::write(&kubeconfig_path, kubeconfig(&cluster_urls)).map_err(|source| {
         SimError::Kubeconfig {
             path: kubeconfig_path.clone(),
@@ -482,24 +483,39 @@ fn control_router(fleet: Arc<SimFleet>) -> Router {
         .with_state(fleet)
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT and SIGTERM handlers, installed before the sim announces itself so that a signal
+/// sent on seeing the JSON line is always a clean shutdown.
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    pub async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -22,29 +22,48 @@ impl PatchType {
     }
 }
 
-/// Applies `patch` to `target`; the error says why the patch could not apply.
-pub fn apply(target: &mut Value, patch_type: PatchType, patch: &[u8]) -> Result<(), String> {
+/// Why a patch was refused: the body is not a patch of its type (400 at the API), or it is
+/// one but cannot apply to the object (422).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchError {
+    Malformed(String),
+    NotApplicable(String),
+}
+
+impl std::fmt::Display for PatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Malformed(m) | Self::NotApplicable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Applies `patch` to `target`; on error `target` is unchanged.
+pub fn apply(target: &mut Value, patch_type: PatchType, patch: &[u8]) -> Result<(), PatchError> {
+    use PatchError::{Malformed, NotApplicable};
     match patch_type {
         PatchType::Json => {
-            let p: json_patch::Patch =
-                serde_json::from_slice(patch).map_err(|e| format!("invalid JSON patch: {e}"))?;
+            let p: json_patch::Patch = serde_json::from_slice(patch)
+                .map_err(|e| Malformed(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(target, &p)
-                .map_err(|e| format!("the JSON patch could not be applied: {e}"))
+                .map_err(|e| NotApplicable(format!("the JSON patch could not be applied: {e}")))
         }
         PatchType::Merge => {
-            let p: Value =
-                serde_json::from_slice(patch).map_err(|e| format!("invalid merge patch: {e}"))?;
+            let p: Value = serde_json::from_slice(patch)
+                .map_err(|e| Malformed(format!("invalid merge patch: {e}")))?;
             if !p.is_object() {
-                return Err("a merge patch must be a JSON object".into());
+                return Err(Malformed("a merge patch must be a JSON object".into()));
             }
             json_patch::merge(target, &p);
             Ok(())
         }
         PatchType::Strategic => {
             let p: Value = serde_json::from_slice(patch)
-                .map_err(|e| format!("invalid strategic merge patch: {e}"))?;
+                .map_err(|e| Malformed(format!("invalid strategic merge patch: {e}")))?;
             let Value::Object(p) = p else {
-                return Err("a strategic merge patch must be a JSON object".into());
+                return Err(Malformed(
+                    "a strategic merge patch must be a JSON object".into(),
+                ));
             };
             strategic_merge(target, &p, "");
             Ok(())

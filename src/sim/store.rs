@@ -187,6 +187,17 @@ impl Stored {
     pub fn value(&self) -> Value {
         serde_json::from_slice(&self.raw).unwrap_or(Value::Null)
     }
+
+    /// This state of the object relabelled with another resourceVersion.
+    pub fn at_rv(&self, rv: u64) -> Stored {
+        let mut v = self.value();
+        v["metadata"]["resourceVersion"] = json!(rv.to_string());
+        Stored {
+            raw: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            rv,
+            ..self.clone()
+        }
+    }
 }
 
 /// The fields each kind can be selected by, besides `metadata.name` / `metadata.namespace`.
