@@ -339,6 +339,12 @@ fn memory_quantity(mib: u32) -> String {
     }
 }
 
+/// A managedFields entry for an `apps/v1` object.
+fn apps_v1(mut entry: Value) -> Value {
+    entry["apiVersion"] = json!("apps/v1");
+    entry
+}
+
 fn managed_fields(
     manager: &str,
     op: &str,
@@ -772,7 +778,7 @@ impl Gen<'_> {
                 },
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
                     "uid": dep["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}],
-                "managedFields": [managed_fields("kube-controller-manager", "Update", &created_s, None, json!({"f:spec": field_set(&t)}))],
+                "managedFields": [apps_v1(managed_fields("kube-controller-manager", "Update", &created_s, None, json!({"f:spec": field_set(&t)})))],
             },
             "spec": {"replicas": replicas, "selector": sel, "template": t},
             "status": if replicas > 0 {
@@ -801,7 +807,7 @@ impl Gen<'_> {
                 "name": w.name, "namespace": w.ns, "labels": w.labels(), "creationTimestamp": timestamp(created),
                 "generation": revision,
                 "annotations": {"deployment.kubernetes.io/revision": revision.to_string(), "kubernetes.io/change-cause": cause},
-                "managedFields": [managed_fields("kubectl-client-side-apply", "Update", &timestamp(created), None, json!({"f:spec": field_set(&template)}))],
+                "managedFields": [apps_v1(managed_fields("kubectl-client-side-apply", "Update", &timestamp(created), None, json!({"f:spec": field_set(&template)})))],
             },
             "spec": {
                 "replicas": replicas, "selector": {"matchLabels": {"app": w.name}}, "template": template,

@@ -179,23 +179,6 @@ pub struct RunningSim {
 /// Returns once everything listens.
 pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
     opts.validate()?;
-    // Settle where the kubeconfig goes before the (long) generation, so a bad path fails fast.
-    let kubeconfig_path = match &opts.kubeconfig_out {
-        Some(p) => p.clone(),
-        None => std::env::temp_dir()
-            .join(format!("fleetdeck-sim-{}", std::process::id()))
-            .join("kubeconfig"),
-    };
-    let kubeconfig_error = |source| SimError::Kubeconfig {
-        path: kubeconfig_path.clone(),
-        source,
-    };
-    if let Some(dir) = kubeconfig_path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(kubeconfig_error)?;
-    }
-    std::fs::write(&kubeconfig_path, "").map_err(kubeconfig_error)?;
     let ip = opts.listen.ip();
     let base = opts.listen.port();
     let n = opts.clusters as u16;
@@ -216,6 +199,28 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
         ep_l.push(bind(ip, base, 2 + 2 * n + i).await?);
     }
 
+    // Settle where the kubeconfig goes before the (long) generation, so a bad path fails fast.
+    let kubeconfig_path = match &opts.kubeconfig_out {
+        Some(p) => p.clone(),
+        None => std::env::temp_dir()
+            .join(format!("fleetdeck-sim-{}", std::process::id()))
+            .join("kubeconfig"),
+    };
+    let kubeconfig_error = |source| SimError::Kubeconfig {
+        path: kubeconfig_path.clone(),
+        source,
+    };
+    if let Some(dir) = kubeconfig_path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(kubeconfig_error)?;
+    }
+    // Opened without truncating: a start that fails later must not empty a user's file.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&kubeconfig_path)
+        .map_err(kubeconfig_error)?;
     let spec = FleetSpec {
         clusters: opts.clusters,
         nodes: opts.nodes,
