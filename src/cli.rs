@@ -20,6 +20,12 @@ pub struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/fleetdeck/fleetdeck.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Kubeconfig to read, as kubectl's flag (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to watch (repeatable; default: every context).
+    #[arg(long = "context", global = true, value_name = "NAME")]
+    pub contexts: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -35,9 +41,31 @@ pub enum Command {
     /// Check the config file and print the effective settings.
     #[command(name = "config")]
     ConfigCheck,
+    /// Connect to every cluster, wait until synced, print the fleet model and exit
+    /// (exit 0 when every cluster synced, 3 when one could not be).
+    Snapshot(SnapshotArgs),
     /// Serve a simulated fleet on loopback: Kubernetes API, DCGM metrics, model endpoints, OpenCost.
     Sim(SimArgs),
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Output format; the JSON is documented in docs/snapshot.md.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// How long to wait for every cluster to sync (e.g. 30s, 2m).
+    #[arg(long, value_name = "TIMEOUT", default_value = "30s")]
+    pub wait_synced: humantime::Duration,
+}
+
+/// Exit code of `snapshot` when a cluster could not be synced in time.
+pub const EXIT_NOT_SYNCED: u8 = 3;
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
@@ -86,9 +114,17 @@ impl SimArgs {
     }
 }
 
-pub fn run() -> anyhow::Result<()> {
+pub fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    if let Command::Snapshot(args) = &cli.command {
+        return snapshot(&cli, args);
+    }
+    run_other(cli).map(|()| std::process::ExitCode::SUCCESS)
+}
+
+fn run_other(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Snapshot(_) => Ok(()),
         Command::Init { force } => {
             let path = match &cli.config {
                 Some(p) => p.clone(),
@@ -127,5 +163,96 @@ pub fn run() -> anyhow::Result<()> {
             rt.shutdown_timeout(std::time::Duration::from_millis(200));
             Ok(())
         }
+    }
+}
+
+/// Which kubeconfig and contexts: flags win over the config file.
+fn kube_targets(
+    cli: &Cli,
+    cfg: &Config,
+) -> anyhow::Result<Vec<crate::sources::kube::ClusterTarget>> {
+    let path = cli.kubeconfig.clone().or_else(|| {
+        let p = cfg.kubernetes.kubeconfig.trim();
+        (!p.is_empty()).then(|| PathBuf::from(p))
+    });
+    let contexts = if cli.contexts.is_empty() {
+        cfg.kubernetes.contexts.clone()
+    } else {
+        cli.contexts.clone()
+    };
+    Ok(crate::sources::kube::targets(path.as_deref(), &contexts)?)
+}
+
+fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<std::process::ExitCode> {
+    use crate::state::{ClusterInfo, spawn};
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    crate::telemetry::init("warn");
+    let targets = kube_targets(cli, &cfg)?;
+    let wait: std::time::Duration = args.wait_synced.into();
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let snap = rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let infos = targets
+            .iter()
+            .map(|t| ClusterInfo {
+                name: t.context.clone(),
+                server: t.server.clone(),
+            })
+            .collect();
+        let mut snaps = spawn(infos, rx);
+        for (i, t) in targets.into_iter().enumerate() {
+            crate::sources::kube::spawn_cluster(i, t, tx.clone());
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if snaps.borrow().clusters.iter().all(|c| c.synced()) {
+                break;
+            }
+            tokio::select! {
+                changed = snaps.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        snaps.borrow().clone()
+    });
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, snap.as_ref())
+                .context("cannot write the snapshot")?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => write!(out, "{}", crate::snapshot_table::render(&snap))?,
+    }
+    out.flush()?;
+    let unsynced: Vec<String> = snap
+        .clusters
+        .iter()
+        .filter(|c| !c.synced())
+        .map(|c| {
+            let why: Vec<String> = c
+                .sync
+                .iter()
+                .filter(|s| !s.state.is_settled())
+                .map(|s| format!("{}: {}", s.resource, s.state.describe()))
+                .collect();
+            let why = if why.is_empty() {
+                "no response yet".to_string()
+            } else {
+                why.join("; ")
+            };
+            format!("{} ({why})", c.name)
+        })
+        .collect();
+    if unsynced.is_empty() {
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "fleetdeck: not synced within {}: {}",
+            args.wait_synced,
+            unsynced.join(", ")
+        );
+        Ok(std::process::ExitCode::from(EXIT_NOT_SYNCED))
     }
 }

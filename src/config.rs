@@ -16,6 +16,14 @@ pub const DEFAULT_CONFIG: &str = r#"# fleetdeck configuration.
 # Log level when RUST_LOG is unset: error, warn, info, debug or trace.
 level = "info"
 
+[kubernetes]
+# Kubeconfig to read; empty: $KUBECONFIG, else ~/.kube/config (as kubectl does).
+# The global flag --kubeconfig PATH overrides it.
+kubeconfig = ""
+# Contexts to watch; empty: every context of the kubeconfig.
+# The global flag --context NAME (repeatable) overrides it.
+contexts = []
+
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.
 # Simulated clusters (each with its own API server and kubeconfig context).
@@ -39,7 +47,15 @@ scenarios = []
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub log: LogConfig,
+    pub kubernetes: KubernetesConfig,
     pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    pub kubeconfig: String,
+    pub contexts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -233,6 +249,13 @@ impl Config {
                     self.log.level,
                     LEVELS.join(", ")
                 ),
+            ));
+        }
+        if self.kubernetes.contexts.iter().any(|c| c.trim().is_empty()) {
+            return Err((
+                "kubernetes",
+                "contexts",
+                "an empty context name; list kubeconfig context names".into(),
             ));
         }
         let s = &self.sim;

@@ -2,5 +2,9 @@
 //! are in ../shared/DESIGN.md; `sim` is an independent peer reached only over the network.
 pub mod cli;
 pub mod config;
+pub mod model;
 pub mod sim;
+pub mod snapshot_table;
+pub mod sources;
+pub mod state;
 pub mod telemetry;

@@ -1,6 +1,6 @@
 fn main() -> std::process::ExitCode {
     match fleetdeck::cli::run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("fleetdeck: {e:#}");
             std::process::ExitCode::FAILURE

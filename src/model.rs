@@ -1,0 +1,395 @@
+//! The fleet model: plain serde data that sources produce, `state` assembles and every reader
+//! (panes, detectors, runbooks, `fleetdeck snapshot`) consumes. Imports nothing of the crate.
+//! The JSON form of [`Snapshot`] is a stable surface for scripts (see docs/snapshot.md).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How a node is bought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityType {
+    #[default]
+    OnDemand,
+    Spot,
+    Reserved,
+}
+
+impl CapacityType {
+    /// Reads the capacity type from any of the clouds' node label conventions:
+    /// `karpenter.sh/capacity-type`, `eks.amazonaws.com/capacityType` (any case),
+    /// `cloud.google.com/gke-spot`, `kubernetes.azure.com/scalesetpriority`.
+    pub fn from_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut out = CapacityType::OnDemand;
+        for (k, v) in labels {
+            let v = v.trim();
+            let found = match k {
+                "karpenter.sh/capacity-type" => match v.to_ascii_lowercase().as_str() {
+                    "spot" => Some(CapacityType::Spot),
+                    "reserved" => Some(CapacityType::Reserved),
+                    _ => None,
+                },
+                k if k.eq_ignore_ascii_case("eks.amazonaws.com/capacityType") => {
+                    v.eq_ignore_ascii_case("spot").then_some(CapacityType::Spot)
+                }
+                "cloud.google.com/gke-spot" | "cloud.google.com/gke-preemptible" => {
+                    v.eq_ignore_ascii_case("true").then_some(CapacityType::Spot)
+                }
+                "kubernetes.azure.com/scalesetpriority" => {
+                    v.eq_ignore_ascii_case("spot").then_some(CapacityType::Spot)
+                }
+                "cloud.google.com/reservation-name" if !v.is_empty() => {
+                    Some(CapacityType::Reserved)
+                }
+                _ => None,
+            };
+            match found {
+                Some(CapacityType::Spot) => return CapacityType::Spot,
+                Some(c) => out = c,
+                None => {}
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum NodeReadiness {
+    Ready,
+    NotReady,
+    #[default]
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Taint {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value: String,
+    pub effect: String,
+}
+
+/// Pods by phase (terminating pods count under their phase too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseCounts {
+    pub pending: u32,
+    pub running: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub unknown: u32,
+}
+
+impl PhaseCounts {
+    pub fn total(&self) -> u32 {
+        self.pending + self.running + self.succeeded + self.failed + self.unknown
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeModel {
+    pub name: String,
+    pub readiness: NodeReadiness,
+    /// When the Ready condition last changed.
+    pub readiness_since: Option<DateTime<Utc>>,
+    pub cordoned: bool,
+    pub taints: Vec<Taint>,
+    pub capacity_type: CapacityType,
+    pub instance_type: Option<String>,
+    pub zone: Option<String>,
+    pub gpu_product: Option<String>,
+    pub gpu_capacity: u32,
+    pub gpu_allocatable: u32,
+    /// GPUs requested by the node's pods that are neither finished nor failed.
+    pub gpu_requested: u32,
+    pub pods: PhaseCounts,
+    pub created: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceSummary {
+    pub name: String,
+    pub pods: PhaseCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrashLoopingPod {
+    pub namespace: String,
+    pub name: String,
+    pub node: Option<String>,
+    pub restarts: u32,
+    /// e.g. `CrashLoopBackOff`.
+    pub reason: String,
+    /// Why the container last ended, e.g. `OOMKilled`, `Error`.
+    pub last_termination: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingPod {
+    pub namespace: String,
+    pub name: String,
+    /// The scheduler's reason (`Unschedulable`) or a container's waiting reason.
+    pub reason: String,
+    /// e.g. `0/40 nodes are available: 16 Insufficient nvidia.com/gpu …`.
+    pub message: String,
+    pub gpus: u32,
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutState {
+    Complete,
+    Progressing,
+    Stalled,
+    Paused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentModel {
+    pub namespace: String,
+    pub name: String,
+    pub revision: Option<u64>,
+    pub replicas: u32,
+    pub ready: u32,
+    pub updated: u32,
+    pub available: u32,
+    pub rollout: RolloutState,
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PdbModel {
+    pub namespace: String,
+    pub name: String,
+    pub disruptions_allowed: u32,
+    pub current_healthy: u32,
+    pub desired_healthy: u32,
+    pub expected_pods: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GangMember {
+    pub pod: String,
+    pub node: Option<String>,
+    pub phase: String,
+    pub ready: bool,
+    pub gpus: u32,
+}
+
+/// A training job whose pods run as one gang (Kubeflow `training.kubeflow.org/job-name`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GangJob {
+    pub namespace: String,
+    pub name: String,
+    pub members: Vec<GangMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarningEvent {
+    pub namespace: String,
+    /// `kind/name` of the object the event is about.
+    pub object: String,
+    pub reason: String,
+    pub message: String,
+    pub count: u32,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceServiceModel {
+    pub namespace: String,
+    pub name: String,
+    pub ready: bool,
+    pub url: Option<String>,
+    pub latest_ready_revision: Option<String>,
+    pub previous_rolled_out_revision: Option<String>,
+    pub canary_traffic_percent: Option<u32>,
+}
+
+/// Where one resource of one cluster stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum SyncState {
+    /// The initial list is running.
+    Listing {
+        objects: u64,
+    },
+    Synced,
+    /// It was synced; the watch broke and is being re-established (the picture is kept).
+    Reconnecting {
+        since: DateTime<Utc>,
+        last_error: String,
+    },
+    /// RBAC refuses this resource; the others go on.
+    Forbidden {
+        message: String,
+    },
+    /// The API server could not be reached at all yet.
+    Unreachable {
+        since: DateTime<Utc>,
+        last_error: String,
+    },
+    /// The resource is not served by this cluster (e.g. no KServe CRD).
+    NotServed,
+}
+
+impl SyncState {
+    /// Settled: synced, or known not to be available (forbidden, not served).
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            SyncState::Synced | SyncState::Forbidden { .. } | SyncState::NotServed
+        )
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            SyncState::Listing { objects } => format!("listing ({objects} objects so far)"),
+            SyncState::Synced => "synced".into(),
+            SyncState::Reconnecting { since, last_error } => {
+                format!(
+                    "reconnecting (since {}, last error: {last_error})",
+                    since.format("%H:%M:%S")
+                )
+            }
+            SyncState::Forbidden { message } => format!("forbidden ({message})"),
+            SyncState::Unreachable { since, last_error } => {
+                format!(
+                    "unreachable (since {}, last error: {last_error})",
+                    since.format("%H:%M:%S")
+                )
+            }
+            SyncState::NotServed => "not served".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceSync {
+    pub resource: String,
+    #[serde(flatten)]
+    pub state: SyncState,
+    pub changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterTotals {
+    pub nodes: u32,
+    pub nodes_ready: u32,
+    pub nodes_cordoned: u32,
+    pub nodes_spot: u32,
+    pub gpus_allocatable: u32,
+    pub gpus_requested: u32,
+    pub pods: PhaseCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSnapshot {
+    /// The kubeconfig context.
+    pub name: String,
+    pub server: String,
+    pub sync: Vec<ResourceSync>,
+    pub totals: ClusterTotals,
+    pub nodes: Vec<NodeModel>,
+    pub namespaces: Vec<NamespaceSummary>,
+    pub crash_looping: Vec<CrashLoopingPod>,
+    pub pending: Vec<PendingPod>,
+    pub deployments: Vec<DeploymentModel>,
+    pub pdbs: Vec<PdbModel>,
+    pub gang_jobs: Vec<GangJob>,
+    pub warnings: Vec<WarningEvent>,
+    pub inference_services: Vec<InferenceServiceModel>,
+}
+
+impl ClusterSnapshot {
+    pub fn synced(&self) -> bool {
+        !self.sync.is_empty() && self.sync.iter().all(|s| s.state.is_settled())
+    }
+}
+
+/// One point of a numeric series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    pub value: f64,
+}
+
+/// Series the panes chart, keyed `cluster/metric`, pruned by age.
+pub type History = BTreeMap<String, Vec<Sample>>;
+
+/// What every reader sees: the latest picture of the fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Bumped on every publish.
+    pub version: u64,
+    pub taken_at: Option<DateTime<Utc>>,
+    pub clusters: Vec<Arc<ClusterSnapshot>>,
+    pub history: Arc<History>,
+}
+
+impl Snapshot {
+    pub fn cluster(&self, name: &str) -> Option<&ClusterSnapshot> {
+        self.clusters
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_type_reads_all_four_conventions() {
+        let spot = [
+            ("karpenter.sh/capacity-type", "spot"),
+            ("eks.amazonaws.com/capacityType", "SPOT"),
+            ("eks.amazonaws.com/capacitytype", "Spot"),
+            ("cloud.google.com/gke-spot", "true"),
+            ("kubernetes.azure.com/scalesetpriority", "spot"),
+        ];
+        for (k, v) in spot {
+            assert_eq!(
+                CapacityType::from_labels([(k, v)]),
+                CapacityType::Spot,
+                "{k}={v}"
+            );
+        }
+        assert_eq!(
+            CapacityType::from_labels([("karpenter.sh/capacity-type", "reserved")]),
+            CapacityType::Reserved
+        );
+        assert_eq!(
+            CapacityType::from_labels([("karpenter.sh/capacity-type", "on-demand")]),
+            CapacityType::OnDemand
+        );
+        assert_eq!(
+            CapacityType::from_labels([("eks.amazonaws.com/capacityType", "ON_DEMAND")]),
+            CapacityType::OnDemand
+        );
+        assert_eq!(
+            CapacityType::from_labels([("kubernetes.azure.com/scalesetpriority", "regular")]),
+            CapacityType::OnDemand
+        );
+        assert_eq!(CapacityType::from_labels([]), CapacityType::OnDemand);
+    }
+
+    #[test]
+    fn sync_states_describe_themselves_for_status_lines() {
+        assert_eq!(
+            SyncState::Listing { objects: 1204 }.describe(),
+            "listing (1204 objects so far)"
+        );
+        assert!(
+            SyncState::Forbidden {
+                message: "no".into()
+            }
+            .is_settled()
+        );
+        assert!(!SyncState::Listing { objects: 0 }.is_settled());
+    }
+}

@@ -1,0 +1,104 @@
+//! The human-readable form of a snapshot, for `fleetdeck snapshot --output table`: each
+//! cluster's totals and sync state, then what needs attention.
+
+use std::fmt::Write;
+
+use crate::model::{NodeReadiness, RolloutState, Snapshot};
+
+pub fn render(s: &Snapshot) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<16} {:<8} {:>13} {:>9} {:>6} {:>15} {:>22} {:>13}",
+        "CLUSTER",
+        "SYNC",
+        "NODES READY",
+        "CORDONED",
+        "SPOT",
+        "GPUS REQ/ALLOC",
+        "PODS RUN/PEND/FAIL",
+        "CRASHLOOPING"
+    );
+    for c in &s.clusters {
+        let t = &c.totals;
+        let _ = writeln!(
+            o,
+            "{:<16} {:<8} {:>13} {:>9} {:>6} {:>15} {:>22} {:>13}",
+            c.name,
+            if c.synced() { "synced" } else { "partial" },
+            format!("{}/{}", t.nodes_ready, t.nodes),
+            t.nodes_cordoned,
+            t.nodes_spot,
+            format!("{}/{}", t.gpus_requested, t.gpus_allocatable),
+            format!("{}/{}/{}", t.pods.running, t.pods.pending, t.pods.failed),
+            c.crash_looping.len()
+        );
+    }
+    for c in &s.clusters {
+        let mut lines: Vec<String> = Vec::new();
+        for r in c
+            .sync
+            .iter()
+            .filter(|r| r.state != crate::model::SyncState::Synced)
+        {
+            lines.push(format!("  {:<22} {}", r.resource, r.state.describe()));
+        }
+        for n in c
+            .nodes
+            .iter()
+            .filter(|n| n.readiness != NodeReadiness::Ready || n.cordoned)
+        {
+            let state = match (n.readiness, n.cordoned) {
+                (NodeReadiness::Ready, true) => "Ready,SchedulingDisabled".to_string(),
+                (r, true) => format!("{r:?},SchedulingDisabled"),
+                (r, false) => format!("{r:?}"),
+            };
+            lines.push(format!("  node {:<40} {}", n.name, state));
+        }
+        for p in &c.crash_looping {
+            let last = p
+                .last_termination
+                .as_deref()
+                .map(|l| format!(", last {l}"))
+                .unwrap_or_default();
+            lines.push(format!(
+                "  pod {}/{} {} ({} restarts{last})",
+                p.namespace, p.name, p.reason, p.restarts
+            ));
+        }
+        for p in &c.pending {
+            lines.push(format!(
+                "  pod {}/{} Pending: {} {}",
+                p.namespace, p.name, p.reason, p.message
+            ));
+        }
+        for d in c
+            .deployments
+            .iter()
+            .filter(|d| d.rollout != RolloutState::Complete)
+        {
+            lines.push(format!(
+                "  deployment {}/{} rollout {:?} ({}/{} ready, revision {})",
+                d.namespace,
+                d.name,
+                d.rollout,
+                d.ready,
+                d.replicas,
+                d.revision.map_or("?".into(), |r| r.to_string())
+            ));
+        }
+        for p in c.pdbs.iter().filter(|p| p.disruptions_allowed == 0) {
+            lines.push(format!(
+                "  pdb {}/{} allows no disruption ({}/{} healthy)",
+                p.namespace, p.name, p.current_healthy, p.desired_healthy
+            ));
+        }
+        if !lines.is_empty() {
+            let _ = writeln!(o, "\n{}:", c.name);
+            for l in lines {
+                let _ = writeln!(o, "{l}");
+            }
+        }
+    }
+    o
+}

@@ -1,0 +1,1287 @@
+//! The Kubernetes source: per cluster and resource, a paged list then a watch (kube-rs's
+//! client underneath, the list/watch loop on top), straight into compact projections that
+//! keep only the fields the cockpit reads. A 410 re-lists (the old picture stays until the
+//! new list is complete); broken watches resume from the last resourceVersion with jittered
+//! backoff; RBAC refusals and missing CRDs are reported per resource.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use kube::Client;
+use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::Request;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use super::Update;
+use crate::model::{CapacityType, NodeReadiness, SyncState, Taint};
+
+/// The resources watched per cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    Nodes,
+    Pods,
+    Deployments,
+    PodDisruptionBudgets,
+    WarningEvents,
+    InferenceServices,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 6] = [
+        Resource::Nodes,
+        Resource::Pods,
+        Resource::Deployments,
+        Resource::PodDisruptionBudgets,
+        Resource::WarningEvents,
+        Resource::InferenceServices,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Nodes => "nodes",
+            Resource::Pods => "pods",
+            Resource::Deployments => "deployments",
+            Resource::PodDisruptionBudgets => "poddisruptionbudgets",
+            Resource::WarningEvents => "events",
+            Resource::InferenceServices => "inferenceservices",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Resource::Nodes => "/api/v1/nodes",
+            Resource::Pods => "/api/v1/pods",
+            Resource::Deployments => "/apis/apps/v1/deployments",
+            Resource::PodDisruptionBudgets => "/apis/policy/v1/poddisruptionbudgets",
+            Resource::WarningEvents => "/api/v1/events",
+            Resource::InferenceServices => "/apis/serving.kserve.io/v1beta1/inferenceservices",
+        }
+    }
+
+    fn field_selector(self) -> Option<&'static str> {
+        match self {
+            Resource::WarningEvents => Some("type=Warning"),
+            _ => None,
+        }
+    }
+}
+
+// ---- compact projections: only what the cockpit reads -------------------------------------
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default)]
+    creation_timestamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    deletion_timestamp: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "kept_labels")]
+    labels: LabelPairs,
+    #[serde(default, deserialize_with = "revision_annotation")]
+    annotations: Option<u64>,
+}
+
+/// Labels the cockpit reads; the rest are dropped while parsing.
+const KEPT_LABELS: &[&str] = &[
+    "karpenter.sh/capacity-type",
+    "eks.amazonaws.com/capacityType",
+    "eks.amazonaws.com/capacitytype",
+    "cloud.google.com/gke-spot",
+    "cloud.google.com/gke-preemptible",
+    "cloud.google.com/reservation-name",
+    "kubernetes.azure.com/scalesetpriority",
+    "node.kubernetes.io/instance-type",
+    "beta.kubernetes.io/instance-type",
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+    "nvidia.com/gpu.product",
+    "training.kubeflow.org/job-name",
+];
+
+/// (key, value) pairs, boxed: labels are few and never change in place.
+type LabelPairs = Vec<(Box<str>, Box<str>)>;
+
+fn kept_labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LabelPairs, D::Error> {
+    let all: Option<BTreeMap<String, String>> = Option::deserialize(d)?;
+    Ok(all
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| KEPT_LABELS.iter().any(|kept| kept.eq_ignore_ascii_case(k)))
+        .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+        .collect())
+}
+
+fn revision_annotation<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let all: Option<BTreeMap<String, String>> = Option::deserialize(d)?;
+    Ok(all
+        .and_then(|m| m.get("deployment.kubernetes.io/revision").cloned())
+        .and_then(|r| r.parse().ok()))
+}
+
+impl Meta {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+}
+
+fn quantity_u32(q: &Option<serde_json::Value>) -> u32 {
+    match q {
+        Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0) as u32,
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct GpuQuantity {
+    #[serde(default, rename = "nvidia.com/gpu")]
+    gpu: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Condition {
+    #[serde(rename = "type", default)]
+    type_: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    last_transition_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeSpec {
+    #[serde(default)]
+    unschedulable: bool,
+    #[serde(default)]
+    taints: Vec<Taint>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeStatus {
+    #[serde(default)]
+    capacity: GpuQuantity,
+    #[serde(default)]
+    allocatable: GpuQuantity,
+    #[serde(default)]
+    conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeObject {
+    metadata: Meta,
+    #[serde(default)]
+    spec: NodeSpec,
+    #[serde(default)]
+    status: NodeStatus,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Resources {
+    #[serde(default)]
+    limits: GpuQuantity,
+    #[serde(default)]
+    requests: GpuQuantity,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Container {
+    #[serde(default)]
+    resources: Resources,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSpec {
+    #[serde(default)]
+    node_name: Option<String>,
+    #[serde(default)]
+    containers: Vec<Container>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct StateDetail {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ContainerState {
+    #[serde(default)]
+    waiting: Option<StateDetail>,
+    #[serde(default)]
+    terminated: Option<StateDetail>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerStatus {
+    #[serde(default)]
+    restart_count: u32,
+    #[serde(default)]
+    state: ContainerState,
+    #[serde(default)]
+    last_state: ContainerState,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodStatus {
+    #[serde(default)]
+    phase: Option<String>,
+    #[serde(default)]
+    conditions: Vec<Condition>,
+    #[serde(default)]
+    container_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnerReference {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodMeta {
+    #[serde(flatten)]
+    meta: Meta,
+    #[serde(default)]
+    owner_references: Vec<OwnerReference>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PodObject {
+    metadata: PodMeta,
+    #[serde(default)]
+    spec: PodSpec,
+    #[serde(default)]
+    status: PodStatus,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentSpec {
+    #[serde(default)]
+    replicas: Option<u32>,
+    #[serde(default)]
+    paused: bool,
+    #[serde(default)]
+    template: TemplateImages,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct TemplateImages {
+    #[serde(default)]
+    spec: ImagesSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ImagesSpec {
+    #[serde(default)]
+    containers: Vec<Image>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Image {
+    #[serde(default)]
+    image: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentStatus {
+    #[serde(default)]
+    ready_replicas: u32,
+    #[serde(default)]
+    updated_replicas: u32,
+    #[serde(default)]
+    available_replicas: u32,
+    #[serde(default)]
+    conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentObject {
+    metadata: Meta,
+    #[serde(default)]
+    spec: DeploymentSpec,
+    #[serde(default)]
+    status: DeploymentStatus,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PdbStatus {
+    #[serde(default)]
+    disruptions_allowed: u32,
+    #[serde(default)]
+    current_healthy: u32,
+    #[serde(default)]
+    desired_healthy: u32,
+    #[serde(default)]
+    expected_pods: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PdbObject {
+    metadata: Meta,
+    #[serde(default)]
+    status: PdbStatus,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InvolvedObject {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventObject {
+    metadata: Meta,
+    #[serde(default)]
+    involved_object: InvolvedObject,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    count: Option<u32>,
+    #[serde(default)]
+    last_timestamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    event_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PredictorSpec {
+    #[serde(default)]
+    canary_traffic_percent: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct IsvcSpec {
+    #[serde(default)]
+    predictor: PredictorSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PredictorStatus {
+    #[serde(default)]
+    latest_ready_revision: Option<String>,
+    #[serde(default)]
+    previous_rolledout_revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct IsvcComponents {
+    #[serde(default)]
+    predictor: PredictorStatus,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct IsvcStatus {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    conditions: Vec<Condition>,
+    #[serde(default)]
+    components: IsvcComponents,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InferenceServiceObject {
+    metadata: Meta,
+    #[serde(default)]
+    spec: IsvcSpec,
+    #[serde(default)]
+    status: IsvcStatus,
+}
+
+// ---- records: what `state` keeps ----------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    pub name: String,
+    pub readiness: NodeReadiness,
+    pub readiness_since: Option<DateTime<Utc>>,
+    pub cordoned: bool,
+    pub taints: Vec<Taint>,
+    pub capacity_type: CapacityType,
+    pub instance_type: Option<String>,
+    pub zone: Option<String>,
+    pub gpu_product: Option<String>,
+    pub gpu_capacity: u32,
+    pub gpu_allocatable: u32,
+    pub created: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+/// A pod, compactly: about 100 bytes plus its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRecord {
+    pub namespace: Arc<str>,
+    pub name: Box<str>,
+    pub node: Option<Arc<str>>,
+    pub phase: Phase,
+    pub ready: bool,
+    pub terminating: bool,
+    pub gpus: u32,
+    pub restarts: u32,
+    /// A waiting reason such as CrashLoopBackOff or ImagePullBackOff.
+    pub waiting: Option<Box<str>>,
+    pub last_termination: Option<Box<str>>,
+    /// The scheduler's (reason, message) while unschedulable.
+    pub unschedulable: Option<Box<(String, String)>>,
+    pub gang: Option<Arc<str>>,
+    pub daemon: bool,
+    pub created: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRecord {
+    pub namespace: String,
+    pub name: String,
+    pub revision: Option<u64>,
+    pub replicas: u32,
+    pub ready: u32,
+    pub updated: u32,
+    pub available: u32,
+    pub paused: bool,
+    pub stalled: bool,
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PdbRecord {
+    pub namespace: String,
+    pub name: String,
+    pub disruptions_allowed: u32,
+    pub current_healthy: u32,
+    pub desired_healthy: u32,
+    pub expected_pods: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub namespace: String,
+    pub name: String,
+    pub object: String,
+    pub reason: String,
+    pub message: String,
+    pub count: u32,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferenceServiceRecord {
+    pub namespace: String,
+    pub name: String,
+    pub ready: bool,
+    pub url: Option<String>,
+    pub latest_ready_revision: Option<String>,
+    pub previous_rolled_out_revision: Option<String>,
+    pub canary_traffic_percent: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Node(NodeRecord),
+    Pod(PodRecord),
+    Deployment(DeploymentRecord),
+    Pdb(PdbRecord),
+    Event(EventRecord),
+    InferenceService(InferenceServiceRecord),
+}
+
+impl Record {
+    /// (namespace, name); namespace is empty for cluster-scoped objects.
+    pub fn key(&self) -> (String, String) {
+        match self {
+            Record::Node(n) => (String::new(), n.name.clone()),
+            Record::Pod(p) => (p.namespace.to_string(), p.name.to_string()),
+            Record::Deployment(d) => (d.namespace.clone(), d.name.clone()),
+            Record::Pdb(p) => (p.namespace.clone(), p.name.clone()),
+            Record::Event(e) => (e.namespace.clone(), e.name.clone()),
+            Record::InferenceService(i) => (i.namespace.clone(), i.name.clone()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum KubeEvent {
+    /// A complete (re)list: replaces everything known of `resource`.
+    Replace {
+        resource: Resource,
+        items: Vec<Record>,
+    },
+    Apply(Record),
+    Delete {
+        resource: Resource,
+        namespace: String,
+        name: String,
+    },
+    Sync {
+        resource: Resource,
+        state: SyncState,
+    },
+}
+
+/// Interns namespace and node names so 150,000 pods share a few hundred strings.
+#[derive(Default)]
+pub struct Interner(std::collections::HashSet<Arc<str>>);
+
+impl Interner {
+    pub fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(a.clone());
+        a
+    }
+}
+
+/// A projection that can become a record.
+pub trait Projection: DeserializeOwned + Clone + Send + 'static {
+    const RESOURCE: Resource;
+    fn resource_version(&self) -> Option<&str>;
+    fn into_record(self, interner: &mut Interner) -> Record;
+    fn ns_name(&self) -> (String, String);
+}
+
+fn ready_of(conds: &[Condition]) -> Option<&Condition> {
+    conds.iter().find(|c| c.type_ == "Ready")
+}
+
+impl Projection for NodeObject {
+    const RESOURCE: Resource = Resource::Nodes;
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+    fn ns_name(&self) -> (String, String) {
+        (String::new(), self.metadata.name.clone())
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        let m = &self.metadata;
+        let ready = ready_of(&self.status.conditions);
+        let readiness = match ready.map(|c| c.status.as_str()) {
+            Some("True") => NodeReadiness::Ready,
+            Some("False") => NodeReadiness::NotReady,
+            _ => NodeReadiness::Unknown,
+        };
+        Record::Node(NodeRecord {
+            name: m.name.clone(),
+            readiness,
+            readiness_since: ready.and_then(|c| c.last_transition_time),
+            cordoned: self.spec.unschedulable,
+            taints: self.spec.taints,
+            capacity_type: CapacityType::from_labels(m.labels.iter().map(|(k, v)| (&**k, &**v))),
+            instance_type: m
+                .label("node.kubernetes.io/instance-type")
+                .or_else(|| m.label("beta.kubernetes.io/instance-type"))
+                .map(str::to_string),
+            zone: m
+                .label("topology.kubernetes.io/zone")
+                .or_else(|| m.label("failure-domain.beta.kubernetes.io/zone"))
+                .map(str::to_string),
+            gpu_product: m.label("nvidia.com/gpu.product").map(str::to_string),
+            gpu_capacity: quantity_u32(&self.status.capacity.gpu),
+            gpu_allocatable: quantity_u32(&self.status.allocatable.gpu),
+            created: m.creation_timestamp,
+        })
+    }
+}
+
+impl Projection for PodObject {
+    const RESOURCE: Resource = Resource::Pods;
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata.meta.resource_version.as_deref()
+    }
+    fn ns_name(&self) -> (String, String) {
+        let m = &self.metadata.meta;
+        (m.namespace.clone().unwrap_or_default(), m.name.clone())
+    }
+    fn into_record(self, interner: &mut Interner) -> Record {
+        let m = &self.metadata.meta;
+        let phase = match self.status.phase.as_deref() {
+            Some("Pending") => Phase::Pending,
+            Some("Running") => Phase::Running,
+            Some("Succeeded") => Phase::Succeeded,
+            Some("Failed") => Phase::Failed,
+            _ => Phase::Unknown,
+        };
+        let gpus = self
+            .spec
+            .containers
+            .iter()
+            .map(|c| {
+                quantity_u32(&c.resources.limits.gpu).max(quantity_u32(&c.resources.requests.gpu))
+            })
+            .sum();
+        let cs = &self.status.container_statuses;
+        let waiting = cs
+            .iter()
+            .find_map(|c| c.state.waiting.as_ref().and_then(|w| w.reason.clone()))
+            .map(String::into_boxed_str);
+        let last_termination = cs
+            .iter()
+            .find_map(|c| {
+                c.last_state
+                    .terminated
+                    .as_ref()
+                    .and_then(|t| t.reason.clone())
+            })
+            .map(String::into_boxed_str);
+        let unschedulable = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            .map(|c| {
+                Box::new((
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                ))
+            });
+        let ready = ready_of(&self.status.conditions).is_some_and(|c| c.status == "True");
+        Record::Pod(PodRecord {
+            namespace: interner.get(m.namespace.as_deref().unwrap_or("")),
+            name: m.name.clone().into_boxed_str(),
+            node: self
+                .spec
+                .node_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(|n| interner.get(n)),
+            phase,
+            ready,
+            terminating: m.deletion_timestamp.is_some(),
+            gpus,
+            restarts: cs.iter().map(|c| c.restart_count).sum(),
+            waiting,
+            last_termination,
+            unschedulable,
+            gang: m
+                .label("training.kubeflow.org/job-name")
+                .map(|j| interner.get(j)),
+            daemon: self
+                .metadata
+                .owner_references
+                .iter()
+                .any(|o| o.controller == Some(true) && o.kind == "DaemonSet"),
+            created: m.creation_timestamp,
+        })
+    }
+}
+
+impl Projection for DeploymentObject {
+    const RESOURCE: Resource = Resource::Deployments;
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+    fn ns_name(&self) -> (String, String) {
+        (
+            self.metadata.namespace.clone().unwrap_or_default(),
+            self.metadata.name.clone(),
+        )
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        let stalled = self.status.conditions.iter().any(|c| {
+            c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        });
+        Record::Deployment(DeploymentRecord {
+            namespace: self.metadata.namespace.unwrap_or_default(),
+            name: self.metadata.name,
+            revision: self.metadata.annotations,
+            replicas: self.spec.replicas.unwrap_or(1),
+            ready: self.status.ready_replicas,
+            updated: self.status.updated_replicas,
+            available: self.status.available_replicas,
+            paused: self.spec.paused,
+            stalled,
+            images: self
+                .spec
+                .template
+                .spec
+                .containers
+                .into_iter()
+                .map(|c| c.image)
+                .collect(),
+        })
+    }
+}
+
+impl Projection for PdbObject {
+    const RESOURCE: Resource = Resource::PodDisruptionBudgets;
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+    fn ns_name(&self) -> (String, String) {
+        (
+            self.metadata.namespace.clone().unwrap_or_default(),
+            self.metadata.name.clone(),
+        )
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        Record::Pdb(PdbRecord {
+            namespace: self.metadata.namespace.unwrap_or_default(),
+            name: self.metadata.name,
+            disruptions_allowed: self.status.disruptions_allowed,
+            current_healthy: self.status.current_healthy,
+            desired_healthy: self.status.desired_healthy,
+            expected_pods: self.status.expected_pods,
+        })
+    }
+}
+
+impl Projection for EventObject {
+    const RESOURCE: Resource = Resource::WarningEvents;
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+    fn ns_name(&self) -> (String, String) {
+        (
+            self.metadata.namespace.clone().unwrap_or_default(),
+            self.metadata.name.clone(),
+        )
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        Record::Event(EventRecord {
+            namespace: self.metadata.namespace.unwrap_or_default(),
+            name: self.metadata.name,
+            object: format!(
+                "{}/{}",
+                self.involved_object.kind.to_lowercase(),
+                self.involved_object.name
+            ),
+            reason: self.reason,
+            message: self.message,
+            count: self.count.unwrap_or(1),
+            last_seen: self
+                .last_timestamp
+                .or(self.event_time)
+                .or(self.metadata.creation_timestamp),
+        })
+    }
+}
+
+impl Projection for InferenceServiceObject {
+    const RESOURCE: Resource = Resource::InferenceServices;
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+    fn ns_name(&self) -> (String, String) {
+        (
+            self.metadata.namespace.clone().unwrap_or_default(),
+            self.metadata.name.clone(),
+        )
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        Record::InferenceService(InferenceServiceRecord {
+            namespace: self.metadata.namespace.unwrap_or_default(),
+            name: self.metadata.name,
+            ready: ready_of(&self.status.conditions).is_some_and(|c| c.status == "True"),
+            url: self.status.url,
+            latest_ready_revision: self.status.components.predictor.latest_ready_revision,
+            previous_rolled_out_revision: self
+                .status
+                .components
+                .predictor
+                .previous_rolledout_revision,
+            canary_traffic_percent: self.spec.predictor.canary_traffic_percent,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListMeta {
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default, rename = "continue")]
+    continue_: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(bound = "T: DeserializeOwned")]
+struct ObjectList<T> {
+    metadata: ListMeta,
+    #[serde(default)]
+    items: Vec<T>,
+}
+
+// ---- clusters ------------------------------------------------------------------------------
+
+/// One cluster to watch: a kubeconfig context.
+#[derive(Debug, Clone)]
+pub struct ClusterTarget {
+    pub context: String,
+    pub server: String,
+    pub kubeconfig: Kubeconfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeSourceError {
+    #[error("cannot read kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
+    #[error(
+        "no kubeconfig found: set KUBECONFIG, pass --kubeconfig PATH, or create ~/.kube/config"
+    )]
+    NoKubeconfig,
+    #[error("context {context:?} is not in the kubeconfig (it has: {known})")]
+    UnknownContext { context: String, known: String },
+    #[error("the kubeconfig has no contexts")]
+    NoContexts,
+}
+
+/// Reads the kubeconfig (`path`, else `$KUBECONFIG`, else `~/.kube/config`) and picks the
+/// named contexts, or all of them when none are named.
+pub fn targets(
+    path: Option<&Path>,
+    contexts: &[String],
+) -> Result<Vec<ClusterTarget>, KubeSourceError> {
+    let kc = match path {
+        Some(p) => Kubeconfig::read_from(p).map_err(|e| KubeSourceError::Kubeconfig {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        })?,
+        None => match Kubeconfig::from_env() {
+            Ok(Some(kc)) => kc,
+            Ok(None) => {
+                let home = dirs::home_dir().ok_or(KubeSourceError::NoKubeconfig)?;
+                let p = home.join(".kube").join("config");
+                if !p.exists() {
+                    return Err(KubeSourceError::NoKubeconfig);
+                }
+                Kubeconfig::read_from(&p).map_err(|e| KubeSourceError::Kubeconfig {
+                    path: p.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            Err(e) => {
+                return Err(KubeSourceError::Kubeconfig {
+                    path: PathBuf::from(std::env::var("KUBECONFIG").unwrap_or_default()),
+                    message: e.to_string(),
+                });
+            }
+        },
+    };
+    let known: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
+    if known.is_empty() {
+        return Err(KubeSourceError::NoContexts);
+    }
+    let chosen: Vec<String> = if contexts.is_empty() {
+        known.clone()
+    } else {
+        for c in contexts {
+            if !known.contains(c) {
+                return Err(KubeSourceError::UnknownContext {
+                    context: c.clone(),
+                    known: known.join(", "),
+                });
+            }
+        }
+        contexts.to_vec()
+    };
+    Ok(chosen
+        .into_iter()
+        .map(|context| {
+            let server = kc
+                .contexts
+                .iter()
+                .find(|c| c.name == context)
+                .and_then(|c| c.context.as_ref())
+                .and_then(|c| kc.clusters.iter().find(|k| k.name == c.cluster))
+                .and_then(|k| k.cluster.as_ref())
+                .and_then(|k| k.server.clone())
+                .unwrap_or_default();
+            ClusterTarget {
+                context,
+                server,
+                kubeconfig: kc.clone(),
+            }
+        })
+        .collect())
+}
+
+/// Starts the watchers of one cluster: one task per resource. Errors building the client
+/// are reported as every resource being unreachable (the other clusters are unaffected).
+pub fn spawn_cluster(index: usize, target: ClusterTarget, tx: mpsc::Sender<Update>) {
+    tokio::spawn(async move {
+        let opts = KubeConfigOptions {
+            context: Some(target.context.clone()),
+            ..Default::default()
+        };
+        let client = match kube::Config::from_custom_kubeconfig(target.kubeconfig, &opts).await {
+            Ok(mut cfg) => {
+                cfg.connect_timeout = Some(Duration::from_secs(5));
+                Client::try_from(cfg).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                for r in Resource::ALL {
+                    let state = SyncState::Unreachable {
+                        since: Utc::now(),
+                        last_error: e.clone(),
+                    };
+                    let _ = tx
+                        .send(Update::Kube {
+                            cluster: index,
+                            event: KubeEvent::Sync { resource: r, state },
+                        })
+                        .await;
+                }
+                return;
+            }
+        };
+        for r in Resource::ALL {
+            let (client, tx) = (client.clone(), tx.clone());
+            match r {
+                Resource::Nodes => tokio::spawn(watch_resource::<NodeObject>(client, index, tx)),
+                Resource::Pods => tokio::spawn(watch_resource::<PodObject>(client, index, tx)),
+                Resource::Deployments => {
+                    tokio::spawn(watch_resource::<DeploymentObject>(client, index, tx))
+                }
+                Resource::PodDisruptionBudgets => {
+                    tokio::spawn(watch_resource::<PdbObject>(client, index, tx))
+                }
+                Resource::WarningEvents => {
+                    tokio::spawn(watch_resource::<EventObject>(client, index, tx))
+                }
+                Resource::InferenceServices => {
+                    tokio::spawn(watch_resource::<InferenceServiceObject>(client, index, tx))
+                }
+            };
+        }
+    });
+}
+
+/// Exponential backoff with full jitter, 250 ms doubling to 30 s.
+struct Backoff {
+    attempt: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    fn new(seed: u64) -> Self {
+        Self {
+            attempt: 0,
+            seed: seed | 1,
+        }
+    }
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+    fn next(&mut self) -> Duration {
+        self.attempt = (self.attempt + 1).min(8);
+        let cap_ms = (250u64 << self.attempt).min(30_000);
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        Duration::from_millis(cap_ms / 2 + self.seed % (cap_ms / 2 + 1))
+    }
+}
+
+enum Failure {
+    /// 410: the resourceVersion is too old; list again.
+    Gone,
+    Forbidden(String),
+    NotServed,
+    /// Anything else: connection refused, 5xx, a broken stream.
+    Other(String),
+}
+
+fn classify(e: kube::Error) -> Failure {
+    match e {
+        kube::Error::Api(s) if s.code == 410 => Failure::Gone,
+        kube::Error::Api(s) if s.code == 403 => Failure::Forbidden(s.message.clone()),
+        kube::Error::Api(s) if s.code == 404 => Failure::NotServed,
+        kube::Error::Api(s) => Failure::Other(format!("{} {}: {}", s.code, s.reason, s.message)),
+        other => Failure::Other(error_chain(&other)),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// List + watch of one resource of one cluster, forever.
+async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc::Sender<Update>) {
+    let resource = P::RESOURCE;
+    let send = |event: KubeEvent| {
+        let tx = tx.clone();
+        async move { tx.send(Update::Kube { cluster, event }).await.is_ok() }
+    };
+    let sync = |state: SyncState| send(KubeEvent::Sync { resource, state });
+    let mut backoff = Backoff::new((cluster as u64 + 1) * 7919 + resource as u64);
+    let mut interner = Interner::default();
+    let mut ever_synced = false;
+    let mut down_since: Option<DateTime<Utc>> = None;
+    'relist: loop {
+        // LIST, in pages; the previous picture stays until the new one is complete.
+        if !sync(SyncState::Listing { objects: 0 }).await {
+            return;
+        }
+        let mut items: Vec<Record> = Vec::new();
+        let mut cont: Option<String> = None;
+        let list_rv = loop {
+            let mut lp = ListParams::default().limit(500);
+            if let Some(f) = resource.field_selector() {
+                lp = lp.fields(f);
+            }
+            if let Some(c) = &cont {
+                lp = lp.continue_token(c);
+            }
+            let page = match Request::new(resource.path()).list(&lp) {
+                Ok(req) => client.request::<ObjectList<P>>(req).await,
+                Err(e) => Err(kube::Error::BuildRequest(e)),
+            };
+            match page {
+                Ok(page) => {
+                    items.extend(page.items.into_iter().map(|o| o.into_record(&mut interner)));
+                    if !sync(SyncState::Listing {
+                        objects: items.len() as u64,
+                    })
+                    .await
+                    {
+                        return;
+                    }
+                    match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                        Some(c) => cont = Some(c),
+                        None => break page.metadata.resource_version.unwrap_or_default(),
+                    }
+                }
+                Err(e) => {
+                    let wait = match classify(e) {
+                        Failure::Gone => {
+                            // The continue token expired: start the list over.
+                            continue 'relist;
+                        }
+                        Failure::Forbidden(m) => {
+                            sync(SyncState::Forbidden { message: m }).await;
+                            Duration::from_secs(30)
+                        }
+                        Failure::NotServed => {
+                            sync(SyncState::NotServed).await;
+                            Duration::from_secs(60)
+                        }
+                        Failure::Other(m) => {
+                            let since = *down_since.get_or_insert_with(Utc::now);
+                            let state = if ever_synced {
+                                SyncState::Reconnecting {
+                                    since,
+                                    last_error: m,
+                                }
+                            } else {
+                                SyncState::Unreachable {
+                                    since,
+                                    last_error: m,
+                                }
+                            };
+                            sync(state).await;
+                            backoff.next()
+                        }
+                    };
+                    tokio::time::sleep(wait).await;
+                    continue 'relist;
+                }
+            }
+        };
+        if !send(KubeEvent::Replace { resource, items }).await || !sync(SyncState::Synced).await {
+            return;
+        }
+        ever_synced = true;
+        down_since = None;
+        backoff.reset();
+        // WATCH from the list's resourceVersion, resuming from the last one seen.
+        let mut rv = list_rv;
+        loop {
+            let mut wp = WatchParams::default().timeout(290);
+            if let Some(f) = resource.field_selector() {
+                wp = wp.fields(f);
+            }
+            let stream = match Request::new(resource.path()).watch(&wp, &rv) {
+                Ok(req) => client.request_events::<P>(req).await,
+                Err(e) => Err(kube::Error::BuildRequest(e)),
+            };
+            let mut failure: Option<Failure> = None;
+            match stream {
+                Err(e) => failure = Some(classify(e)),
+                Ok(stream) => {
+                    if down_since.take().is_some() && !sync(SyncState::Synced).await {
+                        return;
+                    }
+                    let mut stream = std::pin::pin!(stream);
+                    while let Some(ev) = stream.next().await {
+                        let event = match ev {
+                            Ok(WatchEvent::Added(o)) | Ok(WatchEvent::Modified(o)) => {
+                                if let Some(v) = o.resource_version() {
+                                    rv = v.to_string();
+                                }
+                                KubeEvent::Apply(o.into_record(&mut interner))
+                            }
+                            Ok(WatchEvent::Deleted(o)) => {
+                                if let Some(v) = o.resource_version() {
+                                    rv = v.to_string();
+                                }
+                                let (namespace, name) = o.ns_name();
+                                KubeEvent::Delete {
+                                    resource,
+                                    namespace,
+                                    name,
+                                }
+                            }
+                            Ok(WatchEvent::Bookmark(b)) => {
+                                rv = b.metadata.resource_version;
+                                continue;
+                            }
+                            Ok(WatchEvent::Error(e)) if e.code == 410 => {
+                                failure = Some(Failure::Gone);
+                                break;
+                            }
+                            Ok(WatchEvent::Error(e)) => {
+                                failure = Some(Failure::Other(format!(
+                                    "{} {}: {}",
+                                    e.code, e.reason, e.message
+                                )));
+                                break;
+                            }
+                            Err(e) => {
+                                failure = Some(classify(e));
+                                break;
+                            }
+                        };
+                        if !send(event).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            match failure {
+                // The stream ended normally (timeout): watch again from where it was.
+                None => continue,
+                Some(Failure::Gone) => continue 'relist,
+                Some(Failure::Forbidden(m)) => {
+                    sync(SyncState::Forbidden { message: m }).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    continue 'relist;
+                }
+                Some(Failure::NotServed) => continue 'relist,
+                Some(Failure::Other(m)) => {
+                    let since = *down_since.get_or_insert_with(Utc::now);
+                    if !sync(SyncState::Reconnecting {
+                        since,
+                        last_error: m,
+                    })
+                    .await
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(backoff.next()).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_pod_parses_into_a_compact_record() {
+        let raw = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/k8s-pod.json"
+        ))
+        .unwrap();
+        let pod: PodObject = serde_json::from_str(&raw).unwrap();
+        let Record::Pod(p) = pod.into_record(&mut Interner::default()) else {
+            panic!("not a pod")
+        };
+        assert_eq!(&*p.namespace, "knative-serving");
+        assert!(p.name.starts_with("activator-"));
+        assert_eq!(p.phase, Phase::Running);
+        assert!(p.node.is_some());
+    }
+
+    #[test]
+    fn a_real_gpu_node_parses_with_capacity_and_readiness() {
+        let raw = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/k8s-node-gpu.json"
+        ))
+        .unwrap();
+        let node: NodeObject = serde_json::from_str(&raw).unwrap();
+        let Record::Node(n) = node.into_record(&mut Interner::default()) else {
+            panic!("not a node")
+        };
+        assert_eq!(n.name, "node1");
+        assert!(n.gpu_capacity > 0);
+        assert_eq!(n.readiness, NodeReadiness::Ready);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_capped() {
+        let mut b = Backoff::new(3);
+        let waits: Vec<Duration> = (0..12).map(|_| b.next()).collect();
+        assert!(waits[0] <= Duration::from_millis(500));
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(30)));
+        assert!(waits[11] >= Duration::from_secs(15));
+        b.reset();
+        assert!(b.next() <= Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,14 @@
+//! Collectors, one tokio task each, that send [`Update`]s to `state`. Sources never touch
+//! the UI or the store. May import model, config, error, telemetry.
+
+pub mod kube;
+
+/// What a source tells `state`.
+#[derive(Debug)]
+pub enum Update {
+    /// An event from cluster number `cluster` (its index in the configured list).
+    Kube {
+        cluster: usize,
+        event: kube::KubeEvent,
+    },
+}

@@ -1,0 +1,720 @@
+//! Applies updates from every source to the fleet model and publishes `Arc<Snapshot>` over a
+//! watch channel (latest wins). Pod aggregates are kept incrementally, so a change costs
+//! the same with 150 pods or 150,000; a cluster's snapshot is rebuilt only when it changed.
+//! History for charts is bounded by age. Imports only model and the sources' update types.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::model::{
+    ClusterSnapshot, ClusterTotals, CrashLoopingPod, DeploymentModel, GangJob, GangMember, History,
+    InferenceServiceModel, NamespaceSummary, NodeModel, NodeReadiness, PdbModel, PendingPod,
+    PhaseCounts, ResourceSync, RolloutState, Sample, Snapshot, WarningEvent,
+};
+use crate::sources::Update;
+use crate::sources::kube::{
+    DeploymentRecord, EventRecord, InferenceServiceRecord, KubeEvent, NodeRecord, PdbRecord, Phase,
+    PodRecord, Record, Resource,
+};
+
+/// Snapshots are published at most this often while changes stream in.
+pub const MIN_PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
+/// How far back chart history goes.
+pub const HISTORY_AGE: Duration = Duration::from_secs(3600);
+const HISTORY_STEP: Duration = Duration::from_secs(10);
+/// Warning events kept per cluster (newest first).
+pub const MAX_WARNINGS: usize = 500;
+
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub server: String,
+}
+
+type PodKey = (Arc<str>, Box<str>);
+
+#[derive(Default, Clone, Copy)]
+struct NodeAgg {
+    phases: PhaseCounts,
+    gpus: u32,
+}
+
+fn bump(c: &mut PhaseCounts, phase: Phase, delta: i64) {
+    let slot = match phase {
+        Phase::Pending => &mut c.pending,
+        Phase::Running => &mut c.running,
+        Phase::Succeeded => &mut c.succeeded,
+        Phase::Failed => &mut c.failed,
+        Phase::Unknown => &mut c.unknown,
+    };
+    *slot = (*slot as i64 + delta).max(0) as u32;
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Pending => "Pending",
+        Phase::Running => "Running",
+        Phase::Succeeded => "Succeeded",
+        Phase::Failed => "Failed",
+        Phase::Unknown => "Unknown",
+    }
+}
+
+fn is_crash_looping(p: &PodRecord) -> bool {
+    p.waiting.as_deref() == Some("CrashLoopBackOff")
+        || (p.restarts >= 5 && !p.ready && p.phase == Phase::Running)
+}
+
+/// The model of one cluster.
+struct ClusterModel {
+    info: ClusterInfo,
+    nodes: BTreeMap<String, NodeRecord>,
+    pods: HashMap<PodKey, PodRecord>,
+    node_agg: HashMap<Arc<str>, NodeAgg>,
+    ns_agg: BTreeMap<Arc<str>, PhaseCounts>,
+    crash_looping: BTreeSet<PodKey>,
+    pending: BTreeSet<PodKey>,
+    gangs: BTreeMap<(Arc<str>, Arc<str>), BTreeSet<PodKey>>,
+    deployments: BTreeMap<(String, String), DeploymentRecord>,
+    pdbs: BTreeMap<(String, String), PdbRecord>,
+    warnings: BTreeMap<(String, String), EventRecord>,
+    isvcs: BTreeMap<(String, String), InferenceServiceRecord>,
+    sync: BTreeMap<Resource, ResourceSync>,
+    cached: Option<Arc<ClusterSnapshot>>,
+}
+
+impl ClusterModel {
+    fn new(info: ClusterInfo) -> Self {
+        Self {
+            info,
+            nodes: BTreeMap::new(),
+            pods: HashMap::new(),
+            node_agg: HashMap::new(),
+            ns_agg: BTreeMap::new(),
+            crash_looping: BTreeSet::new(),
+            pending: BTreeSet::new(),
+            gangs: BTreeMap::new(),
+            deployments: BTreeMap::new(),
+            pdbs: BTreeMap::new(),
+            warnings: BTreeMap::new(),
+            isvcs: BTreeMap::new(),
+            sync: BTreeMap::new(),
+            cached: None,
+        }
+    }
+
+    fn account(&mut self, key: &PodKey, p: &PodRecord, delta: i64) {
+        if let Some(node) = &p.node {
+            let agg = self.node_agg.entry(node.clone()).or_default();
+            bump(&mut agg.phases, p.phase, delta);
+            if matches!(p.phase, Phase::Pending | Phase::Running | Phase::Unknown) {
+                agg.gpus = (agg.gpus as i64 + delta * p.gpus as i64).max(0) as u32;
+            }
+        }
+        bump(
+            self.ns_agg.entry(p.namespace.clone()).or_default(),
+            p.phase,
+            delta,
+        );
+        let add = delta > 0;
+        let set = |s: &mut BTreeSet<PodKey>, on: bool| {
+            if on && add {
+                s.insert(key.clone());
+            } else if !add {
+                s.remove(key);
+            }
+        };
+        set(&mut self.crash_looping, is_crash_looping(p));
+        set(&mut self.pending, p.phase == Phase::Pending);
+        if let Some(job) = &p.gang {
+            let g = self
+                .gangs
+                .entry((p.namespace.clone(), job.clone()))
+                .or_default();
+            if add {
+                g.insert(key.clone());
+            } else {
+                g.remove(key);
+                if g.is_empty() {
+                    self.gangs.remove(&(p.namespace.clone(), job.clone()));
+                }
+            }
+        }
+    }
+
+    fn put_pod(&mut self, p: PodRecord) {
+        let key: PodKey = (p.namespace.clone(), p.name.clone());
+        if let Some(old) = self.pods.remove(&key) {
+            self.account(&key, &old, -1);
+        }
+        self.account(&key, &p, 1);
+        self.pods.insert(key, p);
+    }
+
+    fn remove_pod(&mut self, ns: &str, name: &str) {
+        let key: PodKey = (Arc::from(ns), Box::from(name));
+        if let Some(old) = self.pods.remove(&key) {
+            self.account(&key, &old, -1);
+        }
+    }
+
+    fn clear(&mut self, resource: Resource) {
+        match resource {
+            Resource::Nodes => self.nodes.clear(),
+            Resource::Pods => {
+                self.pods.clear();
+                self.node_agg.clear();
+                self.ns_agg.clear();
+                self.crash_looping.clear();
+                self.pending.clear();
+                self.gangs.clear();
+            }
+            Resource::Deployments => self.deployments.clear(),
+            Resource::PodDisruptionBudgets => self.pdbs.clear(),
+            Resource::WarningEvents => self.warnings.clear(),
+            Resource::InferenceServices => self.isvcs.clear(),
+        }
+    }
+
+    fn apply(&mut self, r: Record) {
+        match r {
+            Record::Node(n) => {
+                self.nodes.insert(n.name.clone(), n);
+            }
+            Record::Pod(p) => self.put_pod(p),
+            Record::Deployment(d) => {
+                self.deployments
+                    .insert((d.namespace.clone(), d.name.clone()), d);
+            }
+            Record::Pdb(p) => {
+                self.pdbs.insert((p.namespace.clone(), p.name.clone()), p);
+            }
+            Record::Event(e) => {
+                self.warnings
+                    .insert((e.namespace.clone(), e.name.clone()), e);
+                if self.warnings.len() > MAX_WARNINGS * 2 {
+                    let mut by_age: Vec<_> = self
+                        .warnings
+                        .iter()
+                        .map(|(k, e)| (e.last_seen, k.clone()))
+                        .collect();
+                    by_age.sort();
+                    for (_, k) in by_age.into_iter().take(self.warnings.len() - MAX_WARNINGS) {
+                        self.warnings.remove(&k);
+                    }
+                }
+            }
+            Record::InferenceService(i) => {
+                self.isvcs.insert((i.namespace.clone(), i.name.clone()), i);
+            }
+        }
+    }
+
+    fn delete(&mut self, resource: Resource, ns: String, name: String) {
+        match resource {
+            Resource::Nodes => {
+                self.nodes.remove(&name);
+            }
+            Resource::Pods => self.remove_pod(&ns, &name),
+            Resource::Deployments => {
+                self.deployments.remove(&(ns, name));
+            }
+            Resource::PodDisruptionBudgets => {
+                self.pdbs.remove(&(ns, name));
+            }
+            Resource::WarningEvents => {
+                self.warnings.remove(&(ns, name));
+            }
+            Resource::InferenceServices => {
+                self.isvcs.remove(&(ns, name));
+            }
+        }
+    }
+
+    fn handle(&mut self, event: KubeEvent) {
+        match event {
+            KubeEvent::Replace { resource, items } => {
+                self.clear(resource);
+                for r in items {
+                    self.apply(r);
+                }
+            }
+            KubeEvent::Apply(r) => self.apply(r),
+            KubeEvent::Delete {
+                resource,
+                namespace,
+                name,
+            } => self.delete(resource, namespace, name),
+            KubeEvent::Sync { resource, state } => {
+                if self.sync.get(&resource).map(|s| &s.state) != Some(&state) {
+                    self.sync.insert(
+                        resource,
+                        ResourceSync {
+                            resource: resource.name().into(),
+                            state,
+                            changed_at: Utc::now(),
+                        },
+                    );
+                }
+            }
+        }
+        self.cached = None;
+    }
+
+    fn snapshot(&mut self) -> Arc<ClusterSnapshot> {
+        if let Some(c) = &self.cached {
+            return c.clone();
+        }
+        let mut totals = ClusterTotals::default();
+        let nodes: Vec<NodeModel> = self
+            .nodes
+            .values()
+            .map(|n| {
+                let agg = self
+                    .node_agg
+                    .get(n.name.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                totals.nodes += 1;
+                totals.nodes_ready += u32::from(n.readiness == NodeReadiness::Ready);
+                totals.nodes_cordoned += u32::from(n.cordoned);
+                totals.nodes_spot += u32::from(n.capacity_type == crate::model::CapacityType::Spot);
+                totals.gpus_allocatable += n.gpu_allocatable;
+                totals.gpus_requested += agg.gpus;
+                NodeModel {
+                    name: n.name.clone(),
+                    readiness: n.readiness,
+                    readiness_since: n.readiness_since,
+                    cordoned: n.cordoned,
+                    taints: n.taints.clone(),
+                    capacity_type: n.capacity_type,
+                    instance_type: n.instance_type.clone(),
+                    zone: n.zone.clone(),
+                    gpu_product: n.gpu_product.clone(),
+                    gpu_capacity: n.gpu_capacity,
+                    gpu_allocatable: n.gpu_allocatable,
+                    gpu_requested: agg.gpus,
+                    pods: agg.phases,
+                    created: n.created,
+                }
+            })
+            .collect();
+        let namespaces: Vec<NamespaceSummary> = self
+            .ns_agg
+            .iter()
+            .filter(|(_, c)| c.total() > 0)
+            .map(|(ns, c)| {
+                for (t, v) in [
+                    (&mut totals.pods.pending, c.pending),
+                    (&mut totals.pods.running, c.running),
+                    (&mut totals.pods.succeeded, c.succeeded),
+                    (&mut totals.pods.failed, c.failed),
+                    (&mut totals.pods.unknown, c.unknown),
+                ] {
+                    *t += v;
+                }
+                NamespaceSummary {
+                    name: ns.to_string(),
+                    pods: *c,
+                }
+            })
+            .collect();
+        let crash_looping = self
+            .crash_looping
+            .iter()
+            .filter_map(|k| self.pods.get(k))
+            .map(|p| CrashLoopingPod {
+                namespace: p.namespace.to_string(),
+                name: p.name.to_string(),
+                node: p.node.as_deref().map(str::to_string),
+                restarts: p.restarts,
+                reason: p.waiting.as_deref().unwrap_or("restarting").to_string(),
+                last_termination: p.last_termination.as_deref().map(str::to_string),
+            })
+            .collect();
+        let pending = self
+            .pending
+            .iter()
+            .filter_map(|k| self.pods.get(k))
+            .map(|p| {
+                let (reason, message) = match (&p.unschedulable, &p.waiting) {
+                    (Some(u), _) => (u.0.clone(), u.1.clone()),
+                    (None, Some(w)) => (w.to_string(), String::new()),
+                    (None, None) if p.node.is_none() => {
+                        ("Pending".into(), "waiting for the scheduler".into())
+                    }
+                    (None, None) => ("ContainerCreating".into(), String::new()),
+                };
+                PendingPod {
+                    namespace: p.namespace.to_string(),
+                    name: p.name.to_string(),
+                    reason,
+                    message,
+                    gpus: p.gpus,
+                    since: p.created,
+                }
+            })
+            .collect();
+        let deployments = self
+            .deployments
+            .values()
+            .map(|d| DeploymentModel {
+                namespace: d.namespace.clone(),
+                name: d.name.clone(),
+                revision: d.revision,
+                replicas: d.replicas,
+                ready: d.ready,
+                updated: d.updated,
+                available: d.available,
+                rollout: if d.paused {
+                    RolloutState::Paused
+                } else if d.stalled {
+                    RolloutState::Stalled
+                } else if d.updated < d.replicas || d.ready < d.replicas || d.available < d.replicas
+                {
+                    RolloutState::Progressing
+                } else {
+                    RolloutState::Complete
+                },
+                images: d.images.clone(),
+            })
+            .collect();
+        let pdbs = self
+            .pdbs
+            .values()
+            .map(|p| PdbModel {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                disruptions_allowed: p.disruptions_allowed,
+                current_healthy: p.current_healthy,
+                desired_healthy: p.desired_healthy,
+                expected_pods: p.expected_pods,
+            })
+            .collect();
+        let gang_jobs = self
+            .gangs
+            .iter()
+            .map(|((ns, job), members)| GangJob {
+                namespace: ns.to_string(),
+                name: job.to_string(),
+                members: members
+                    .iter()
+                    .filter_map(|k| self.pods.get(k))
+                    .map(|p| GangMember {
+                        pod: p.name.to_string(),
+                        node: p.node.as_deref().map(str::to_string),
+                        phase: phase_name(p.phase).into(),
+                        ready: p.ready,
+                        gpus: p.gpus,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut warnings: Vec<WarningEvent> = self
+            .warnings
+            .values()
+            .map(|e| WarningEvent {
+                namespace: e.namespace.clone(),
+                object: e.object.clone(),
+                reason: e.reason.clone(),
+                message: e.message.clone(),
+                count: e.count,
+                last_seen: e.last_seen,
+            })
+            .collect();
+        warnings.sort_by_key(|w| std::cmp::Reverse(w.last_seen));
+        warnings.truncate(MAX_WARNINGS);
+        let inference_services = self
+            .isvcs
+            .values()
+            .map(|i| InferenceServiceModel {
+                namespace: i.namespace.clone(),
+                name: i.name.clone(),
+                ready: i.ready,
+                url: i.url.clone(),
+                latest_ready_revision: i.latest_ready_revision.clone(),
+                previous_rolled_out_revision: i.previous_rolled_out_revision.clone(),
+                canary_traffic_percent: i.canary_traffic_percent,
+            })
+            .collect();
+        let snap = Arc::new(ClusterSnapshot {
+            name: self.info.name.clone(),
+            server: self.info.server.clone(),
+            sync: self.sync.values().cloned().collect(),
+            totals,
+            nodes,
+            namespaces,
+            crash_looping,
+            pending,
+            deployments,
+            pdbs,
+            gang_jobs,
+            warnings,
+            inference_services,
+        });
+        self.cached = Some(snap.clone());
+        snap
+    }
+}
+
+/// The model of the whole fleet, and what was last published.
+pub struct FleetState {
+    clusters: Vec<ClusterModel>,
+    version: u64,
+    history: Arc<History>,
+    last_sample: Option<DateTime<Utc>>,
+}
+
+impl FleetState {
+    pub fn new(clusters: Vec<ClusterInfo>) -> Self {
+        Self {
+            clusters: clusters.into_iter().map(ClusterModel::new).collect(),
+            version: 0,
+            history: Arc::new(History::new()),
+            last_sample: None,
+        }
+    }
+
+    pub fn apply(&mut self, u: Update) {
+        match u {
+            Update::Kube { cluster, event } => {
+                if let Some(c) = self.clusters.get_mut(cluster) {
+                    c.handle(event);
+                }
+            }
+        }
+    }
+
+    pub fn snapshot(&mut self) -> Snapshot {
+        self.version += 1;
+        let now = Utc::now();
+        let clusters: Vec<Arc<ClusterSnapshot>> = self
+            .clusters
+            .iter_mut()
+            .map(ClusterModel::snapshot)
+            .collect();
+        if self
+            .last_sample
+            .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= HISTORY_STEP)
+        {
+            self.last_sample = Some(now);
+            let history = Arc::make_mut(&mut self.history);
+            let horizon = now - chrono::Duration::from_std(HISTORY_AGE).unwrap_or_default();
+            for c in &clusters {
+                for (metric, value) in [
+                    ("nodes_ready", c.totals.nodes_ready as f64),
+                    ("pods_running", c.totals.pods.running as f64),
+                    ("pods_pending", c.totals.pods.pending as f64),
+                    ("gpus_requested", c.totals.gpus_requested as f64),
+                ] {
+                    let series = history.entry(format!("{}/{metric}", c.name)).or_default();
+                    series.push(Sample { at: now, value });
+                    series.retain(|s| s.at >= horizon);
+                }
+            }
+        }
+        Snapshot {
+            version: self.version,
+            taken_at: Some(now),
+            clusters,
+            history: self.history.clone(),
+        }
+    }
+}
+
+/// Runs the state task: applies updates, publishes snapshots (at most every
+/// `MIN_PUBLISH_INTERVAL` while changes stream in). Ends when every sender is gone.
+pub fn spawn(
+    clusters: Vec<ClusterInfo>,
+    mut rx: mpsc::Receiver<Update>,
+) -> watch::Receiver<Arc<Snapshot>> {
+    let mut state = FleetState::new(clusters);
+    let (tx, out) = watch::channel(Arc::new(state.snapshot()));
+    tokio::spawn(async move {
+        let mut dirty = false;
+        let mut last_publish = Instant::now();
+        loop {
+            let due = last_publish + MIN_PUBLISH_INTERVAL;
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(u) => {
+                        state.apply(u);
+                        while let Ok(u) = rx.try_recv() {
+                            state.apply(u);
+                        }
+                        dirty = true;
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(due), if dirty => {}
+            }
+            if dirty && Instant::now() >= due {
+                if tx.send(Arc::new(state.snapshot())).is_err() {
+                    break;
+                }
+                dirty = false;
+                last_publish = Instant::now();
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ns: &str, name: &str, node: &str, phase: Phase, gpus: u32) -> PodRecord {
+        PodRecord {
+            namespace: Arc::from(ns),
+            name: Box::from(name),
+            node: Some(Arc::from(node)),
+            phase,
+            ready: phase == Phase::Running,
+            terminating: false,
+            gpus,
+            restarts: 0,
+            waiting: None,
+            last_termination: None,
+            unschedulable: None,
+            gang: None,
+            daemon: false,
+            created: None,
+        }
+    }
+
+    fn node(name: &str) -> NodeRecord {
+        NodeRecord {
+            name: name.into(),
+            readiness: NodeReadiness::Ready,
+            readiness_since: None,
+            cordoned: false,
+            taints: vec![],
+            capacity_type: crate::model::CapacityType::Spot,
+            instance_type: None,
+            zone: None,
+            gpu_product: None,
+            gpu_capacity: 8,
+            gpu_allocatable: 8,
+            created: None,
+        }
+    }
+
+    fn state() -> FleetState {
+        FleetState::new(vec![ClusterInfo {
+            name: "a".into(),
+            server: "http://x".into(),
+        }])
+    }
+
+    fn kube(event: KubeEvent) -> Update {
+        Update::Kube { cluster: 0, event }
+    }
+
+    #[test]
+    fn aggregates_follow_pod_changes_incrementally() {
+        let mut s = state();
+        s.apply(kube(KubeEvent::Replace {
+            resource: Resource::Nodes,
+            items: vec![Record::Node(node("n1"))],
+        }));
+        s.apply(kube(KubeEvent::Replace {
+            resource: Resource::Pods,
+            items: vec![
+                Record::Pod(pod("ml", "a", "n1", Phase::Running, 2)),
+                Record::Pod(pod("ml", "b", "n1", Phase::Pending, 1)),
+            ],
+        }));
+        let snap = s.snapshot();
+        let c = &snap.clusters[0];
+        assert_eq!(c.nodes[0].gpu_requested, 3);
+        assert_eq!(c.nodes[0].pods.running, 1);
+        assert_eq!(c.pending.len(), 1);
+        assert_eq!(c.totals.nodes_spot, 1);
+        s.apply(kube(KubeEvent::Apply(Record::Pod(pod(
+            "ml",
+            "b",
+            "n1",
+            Phase::Succeeded,
+            1,
+        )))));
+        s.apply(kube(KubeEvent::Delete {
+            resource: Resource::Pods,
+            namespace: "ml".into(),
+            name: "a".into(),
+        }));
+        let snap = s.snapshot();
+        let c = &snap.clusters[0];
+        assert_eq!(c.nodes[0].gpu_requested, 0);
+        assert_eq!(c.nodes[0].pods.succeeded, 1);
+        assert_eq!(c.nodes[0].pods.running, 0);
+        assert!(c.pending.is_empty());
+        assert_eq!(c.totals.pods.total(), 1);
+    }
+
+    #[test]
+    fn crash_loops_and_gangs_are_collected() {
+        let mut s = state();
+        let mut crash = pod("batch", "w", "n1", Phase::Running, 0);
+        crash.waiting = Some("CrashLoopBackOff".into());
+        crash.restarts = 7;
+        crash.last_termination = Some("OOMKilled".into());
+        let mut rank = pod("training", "job-worker-0", "n1", Phase::Running, 8);
+        rank.gang = Some(Arc::from("job"));
+        s.apply(kube(KubeEvent::Replace {
+            resource: Resource::Pods,
+            items: vec![Record::Pod(crash), Record::Pod(rank)],
+        }));
+        let snap = s.snapshot();
+        let c = &snap.clusters[0];
+        assert_eq!(
+            c.crash_looping[0].last_termination.as_deref(),
+            Some("OOMKilled")
+        );
+        assert_eq!(c.gang_jobs[0].name, "job");
+        assert_eq!(c.gang_jobs[0].members[0].gpus, 8);
+    }
+
+    #[test]
+    fn unchanged_clusters_share_their_previous_snapshot() {
+        let mut s = state();
+        let a = s.snapshot();
+        let b = s.snapshot();
+        assert!(Arc::ptr_eq(&a.clusters[0], &b.clusters[0]));
+        assert!(b.version > a.version);
+    }
+
+    #[tokio::test]
+    async fn published_snapshots_carry_the_latest_change() {
+        let (tx, rx) = mpsc::channel(16);
+        let mut out = spawn(
+            vec![ClusterInfo {
+                name: "a".into(),
+                server: String::new(),
+            }],
+            rx,
+        );
+        tx.send(kube(KubeEvent::Apply(Record::Node(node("n9")))))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                out.changed().await.unwrap();
+                if out.borrow().clusters[0]
+                    .nodes
+                    .iter()
+                    .any(|n| n.name == "n9")
+                {
+                    break;
+                }
+            }
+        })
+        .await
+        .unwrap();
+    }
+}
