@@ -276,7 +276,7 @@ fn help_lists_the_working_commands_and_nothing_else() {
         .collect();
     assert_eq!(
         commands,
-        ["init", "config", "sim", "help"],
+        ["init", "config", "snapshot", "sim", "help"],
         "{}",
         run.stdout
     );
