@@ -1374,7 +1374,7 @@ fn changing_a_deployments_template_creates_a_replica_set_with_the_next_revision(
 // ---- scenarios --------------------------------------------------------------------------
 
 #[test]
-fn the_control_address_lists_the_seven_scenarios() {
+fn the_control_address_lists_every_scenario() {
     let sim = small_sim();
     let r = control(&sim, Method::GET, "/scenarios");
     assert_eq!(r.code, 200);
@@ -1391,6 +1391,7 @@ fn the_control_address_lists_the_seven_scenarios() {
         "bad-rollout",
         "pdb-block",
         "api-flaky",
+        "rbac-deny",
         "endpoint-outage",
     ]);
     assert_eq!(listed, want);
@@ -2106,4 +2107,50 @@ fn the_same_seed_gives_the_same_fleet_and_another_seed_a_different_one() {
     assert_eq!(a.1, b.1, "seed 7 twice: the same pods, uids and placements");
     assert_eq!(a.2, b.2, "seed 7 twice: the same GPUs and holders");
     assert_ne!(a.1, c.1, "seeds 7 and 8 give different pods");
+}
+
+#[test]
+fn rbac_deny_answers_403_for_that_resource_only_until_cleared() {
+    let sim = small_sim();
+    let r = control(
+        &sim,
+        Method::POST,
+        "/scenarios/rbac-deny?cluster=sim-a&resource=poddisruptionbudgets",
+    );
+    assert_eq!(r.code, 200, "{}", r.body);
+    let kube = sim.kube_url(0);
+    let denied = http()
+        .get(format!("{kube}/apis/policy/v1/poddisruptionbudgets"))
+        .send()
+        .expect("request");
+    assert_eq!(denied.status().as_u16(), 403);
+    let status: serde_json::Value = denied.json().expect("Status");
+    assert_eq!(status["reason"], "Forbidden");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot list resource \"poddisruptionbudgets\""),
+        "{status}"
+    );
+    let pods = http()
+        .get(format!("{kube}/api/v1/pods?limit=1"))
+        .send()
+        .expect("request");
+    assert_eq!(pods.status().as_u16(), 200, "other resources still answer");
+    let other = http()
+        .get(format!(
+            "{}/apis/policy/v1/poddisruptionbudgets",
+            sim.kube_url(1)
+        ))
+        .send()
+        .expect("request");
+    assert_eq!(other.status().as_u16(), 200, "other clusters still answer");
+    let r = control(&sim, Method::DELETE, "/scenarios/rbac-deny");
+    assert_eq!(r.code, 200);
+    let again = http()
+        .get(format!("{kube}/apis/policy/v1/poddisruptionbudgets"))
+        .send()
+        .expect("request");
+    assert_eq!(again.status().as_u16(), 200);
 }

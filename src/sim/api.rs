@@ -283,6 +283,11 @@ async fn handle(
         Ok(r) => r,
         Err(e) => return err(e),
     };
+    if let Route::Collection(d, ns) | Route::Object(d, ns, _) | Route::Sub(d, ns, _, _) = &r
+        && c.lock().faults.denied.contains(d.plural)
+    {
+        return err(forbidden(d, &method, ns.as_deref()));
+    }
     match (method.clone(), r) {
         (Method::GET, Route::Version) => ok(&json!({
             "major": "1", "minor": c.minor.to_string(),
@@ -387,6 +392,34 @@ async fn handle(
             ),
         )),
     }
+}
+
+/// What the API server answers when RBAC refuses a request (scenario `rbac-deny`).
+fn forbidden(d: &ResourceDef, method: &Method, ns: Option<&str>) -> ApiError {
+    let verb = match *method {
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "get",
+    };
+    let scope = match ns {
+        Some(n) => format!("in the namespace \"{n}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let mut e = ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "{} is forbidden: User \"system:serviceaccount:fleetdeck:fleetdeck\" cannot {verb} resource \"{}\" in API group \"{}\" {scope}",
+            d.qualified(),
+            d.plural,
+            d.group
+        ),
+    );
+    e.details = Some(json!({"group": d.group, "kind": d.plural}));
+    e
 }
 
 fn discovery_response(v: Value, version: &str) -> Response {

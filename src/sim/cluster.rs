@@ -39,6 +39,8 @@ pub enum Timer {
 pub struct ClusterFaults {
     /// `api-flaky`: some requests fail with 500, some are slow, watches end in 410.
     pub flaky: bool,
+    /// `rbac-deny`: resources (plural names) every request for answers 403 Forbidden.
+    pub denied: std::collections::BTreeSet<String>,
 }
 
 pub struct ClusterState {

@@ -50,6 +50,11 @@ pub static SCENARIOS: &[ScenarioDef] = &[
         targets: &["cluster"],
     },
     ScenarioDef {
+        name: "rbac-deny",
+        description: "a cluster's RBAC refuses one resource (default poddisruptionbudgets): every request for it answers 403 Forbidden",
+        targets: &["cluster", "resource"],
+    },
+    ScenarioDef {
         name: "endpoint-outage",
         description: "an endpoint's engine dies: health checks answer 503, requests fail",
         targets: &["endpoint"],
@@ -66,6 +71,7 @@ pub struct Target {
     pub node: Option<String>,
     pub endpoint: Option<String>,
     pub deadline_seconds: Option<u64>,
+    pub resource: Option<String>,
 }
 
 impl Target {
@@ -76,6 +82,7 @@ impl Target {
                 "cluster" => t.cluster = Some(v.into_owned()),
                 "node" => t.node = Some(v.into_owned()),
                 "endpoint" => t.endpoint = Some(v.into_owned()),
+                "resource" => t.resource = Some(v.into_owned()),
                 "deadline_seconds" => {
                     t.deadline_seconds = Some(v.parse().map_err(|_| {
                         format!("deadline_seconds must be a whole number of seconds, not {v:?}")
@@ -83,7 +90,7 @@ impl Target {
                 }
                 other => {
                     return Err(format!(
-                        "unknown parameter {other:?}: scenarios take cluster, node, endpoint, deadline_seconds"
+                        "unknown parameter {other:?}: scenarios take cluster, node, endpoint, deadline_seconds, resource"
                     ));
                 }
             }
@@ -140,6 +147,29 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
         "spot-interruption" => spot_interruption(fleet, t)?,
         "bad-rollout" => bad_rollout(fleet, t)?,
         "pdb-block" => pdb_block(fleet, t)?,
+        "rbac-deny" => {
+            let ci = cluster_index(fleet, t, 0)?;
+            let c = &fleet.clusters[ci];
+            let resource = t
+                .resource
+                .clone()
+                .unwrap_or_else(|| "poddisruptionbudgets".into());
+            if !super::resources::RESOURCES
+                .iter()
+                .any(|d| d.plural == resource)
+            {
+                let known: Vec<&str> = super::resources::RESOURCES
+                    .iter()
+                    .map(|d| d.plural)
+                    .collect();
+                return Err(format!(
+                    "no resource {resource:?}; the sim serves {}",
+                    known.join(", ")
+                ));
+            }
+            c.lock().faults.denied.insert(resource.clone());
+            json!({"cluster": c.name, "resource": resource})
+        }
         "api-flaky" => {
             let ci = cluster_index(fleet, t, 0)?;
             let c = &fleet.clusters[ci];
@@ -175,6 +205,11 @@ pub fn clear(fleet: &SimFleet, name: &str) -> Result<Value, String> {
             let mut f = fleet.faults_mut();
             f.xid.clear();
             f.ecc.clear();
+        }
+        "rbac-deny" => {
+            for c in &fleet.clusters {
+                c.lock().faults.denied.clear();
+            }
         }
         "api-flaky" => {
             for c in &fleet.clusters {
