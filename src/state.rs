@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::model::{
     ClusterSnapshot, ClusterTotals, CrashLoopingPod, DeploymentModel, GangJob, GangMember, History,
     InferenceServiceModel, NamespaceSummary, NodeModel, NodeReadiness, PdbModel, PendingPod,
-    PhaseCounts, ResourceSync, RolloutState, Sample, Snapshot, WarningEvent,
+    PhaseCounts, ResourceSync, RolloutState, Sample, Snapshot, SyncState, WarningEvent,
 };
 use crate::sources::Update;
 use crate::sources::kube::{
@@ -103,7 +103,17 @@ impl ClusterModel {
             pdbs: BTreeMap::new(),
             warnings: BTreeMap::new(),
             isvcs: BTreeMap::new(),
-            sync: BTreeMap::new(),
+            sync: Resource::ALL
+                .iter()
+                .map(|r| {
+                    let s = ResourceSync {
+                        resource: r.name().into(),
+                        state: SyncState::Listing { objects: 0 },
+                        changed_at: Utc::now(),
+                    };
+                    (*r, s)
+                })
+                .collect(),
             cached: None,
         }
     }

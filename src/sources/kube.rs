@@ -1071,10 +1071,8 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
     let mut ever_synced = false;
     let mut down_since: Option<DateTime<Utc>> = None;
     'relist: loop {
-        // LIST, in pages; the previous picture stays until the new one is complete.
-        if !sync(SyncState::Listing { objects: 0 }).await {
-            return;
-        }
+        // LIST, in pages; the previous picture stays until the new one is complete. (The
+        // state starts every resource as listing; progress is reported page by page.)
         let mut items: Vec<Record> = Vec::new();
         let mut cont: Option<String> = None;
         let list_rv = loop {
@@ -1106,10 +1104,8 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
                 }
                 Err(e) => {
                     let wait = match classify(e) {
-                        Failure::Gone => {
-                            // The continue token expired: start the list over.
-                            continue 'relist;
-                        }
+                        // The continue token expired: start the list over.
+                        Failure::Gone => backoff.next(),
                         Failure::Forbidden(m) => {
                             sync(SyncState::Forbidden { message: m }).await;
                             Duration::from_secs(30)
