@@ -17,7 +17,10 @@ use fleetdeck::state::{ClusterInfo, spawn};
 use tokio::sync::watch;
 
 fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn status_kib(field: &str) -> f64 {
@@ -68,7 +71,15 @@ fn main() {
     let kubeconfig = dir.join("kubeconfig");
     // One cluster at the per-cluster limit: 5,000 nodes, 150,000 pods.
     let mut sim = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
-        .args(["sim", "--clusters", "1", "--nodes", &nodes.to_string(), "--pods-per-node", &ppn.to_string()])
+        .args([
+            "sim",
+            "--clusters",
+            "1",
+            "--nodes",
+            &nodes.to_string(),
+            "--pods-per-node",
+            &ppn.to_string(),
+        ])
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
         .env("RUST_LOG", "warn")
@@ -76,9 +87,14 @@ fn main() {
         .spawn()
         .expect("start fleetdeck sim");
     let mut line = String::new();
-    BufReader::new(sim.stdout.take().expect("stdout")).read_line(&mut line).expect("sim JSON line");
+    BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("sim JSON line");
     let desc: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
-    let kube_url = desc["clusters"][0]["kube"].as_str().unwrap_or("").to_string();
+    let kube_url = desc["clusters"][0]["kube"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
 
     let t = Instant::now();
     let out = Command::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")

@@ -1,7 +1,12 @@
 //! Collectors, one tokio task each, that send [`Update`]s to `state`. Sources never touch
 //! the UI or the store. May import model, config, error, telemetry.
 
+pub mod cost;
+pub mod dcgm;
+pub mod endpoints;
 pub mod kube;
+pub mod nvml;
+pub mod prometheus;
 
 /// What a source tells `state`.
 #[derive(Debug)]

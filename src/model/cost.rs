@@ -1,0 +1,1 @@
+//! Cost: spend lines, GPU-hours, idle cost, spot savings, forecasts.

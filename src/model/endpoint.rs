@@ -1,0 +1,1 @@
+//! Model endpoints: probes, latency, errors, SLO burn, drift.

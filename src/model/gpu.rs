@@ -1,0 +1,1 @@
+//! GPU data: devices, their metrics and who holds them.

@@ -1,0 +1,1 @@
+//! Cost sources: the OpenCost allocation API and FOCUS CSV exports.

@@ -1,0 +1,1 @@
+//! DCGM exporter scraping: the text exposition parser and the per-endpoint scraper.
