@@ -215,6 +215,10 @@ fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<std::process::Exit
         }
         snaps.borrow().clone()
     });
+    let mut snap = snap;
+    let mut detectors = crate::signals::Detectors::new(cfg.signals.clone());
+    let signals = detectors.evaluate(&snap, chrono::Utc::now());
+    std::sync::Arc::make_mut(&mut snap).signals = signals;
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     let mut out = std::io::stdout().lock();
     match args.output {

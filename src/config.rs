@@ -24,6 +24,14 @@ kubeconfig = ""
 # The global flag --context NAME (repeatable) overrides it.
 contexts = []
 
+[signals]
+# A node NotReady or Unknown for longer than this is a signal.
+node_not_ready_after = "1m"
+# A pod waiting for GPUs longer than this is a signal.
+pending_gpu_after = "5m"
+# Time from a spot interruption notice to the instance going (AWS gives two minutes).
+spot_notice = "2m"
+
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.
 # Simulated clusters (each with its own API server and kubeconfig context).
@@ -48,6 +56,7 @@ scenarios = []
 pub struct Config {
     pub log: LogConfig,
     pub kubernetes: KubernetesConfig,
+    pub signals: crate::signals::Thresholds,
     pub sim: SimConfig,
 }
 

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod signals;
 pub mod sim;
 pub mod snapshot_table;
 pub mod sources;

@@ -34,6 +34,18 @@ pub fn render(s: &Snapshot) -> String {
             c.crash_looping.len()
         );
     }
+    if !s.signals.is_empty() {
+        let _ = writeln!(o, "\nSIGNALS:");
+        for sig in &s.signals {
+            let _ = writeln!(
+                o,
+                "  {:<8} {:<30} {}",
+                format!("{:?}", sig.severity).to_uppercase(),
+                sig.kind,
+                sig.summary
+            );
+        }
+    }
     for c in &s.clusters {
         let mut lines: Vec<String> = Vec::new();
         for r in c

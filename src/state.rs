@@ -533,6 +533,7 @@ impl FleetState {
             taken_at: Some(now),
             clusters,
             history: self.history.clone(),
+            signals: Vec::new(),
         }
     }
 }

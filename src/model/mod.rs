@@ -5,6 +5,7 @@
 pub mod cost;
 pub mod endpoint;
 pub mod gpu;
+pub mod signal;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -332,6 +333,10 @@ pub struct Snapshot {
     pub taken_at: Option<DateTime<Utc>>,
     pub clusters: Vec<Arc<ClusterSnapshot>>,
     pub history: Arc<History>,
+    /// What the detectors see in this snapshot (filled by whoever runs them, e.g. the
+    /// `snapshot` command; `state` publishes it empty).
+    #[serde(default)]
+    pub signals: Vec<signal::Signal>,
 }
 
 impl Snapshot {

@@ -1,0 +1,67 @@
+//! Signals: what the detectors see, with a stable kind, severity, subject and evidence.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// What a signal is about. Empty fields do not apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Subject {
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// A pod, deployment or other object, as `kind/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+}
+
+impl Subject {
+    pub fn describe(&self) -> String {
+        let mut parts = vec![self.cluster.clone()];
+        for p in [
+            &self.node,
+            &self.gpu,
+            &self.endpoint,
+            &self.namespace,
+            &self.object,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            parts.push(p.clone());
+        }
+        parts.join("/")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// Stable identifier of the detector's finding, e.g. `node.not_ready`, `gpu.xid`.
+    pub kind: String,
+    pub severity: Severity,
+    pub subject: Subject,
+    pub summary: String,
+    /// The numbers behind it.
+    pub evidence: BTreeMap<String, serde_json::Value>,
+    /// What an operator should do, when there is a standard answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    /// Same key = same problem: runbooks and incidents dedup on it.
+    pub dedup_key: String,
+}

@@ -1,0 +1,584 @@
+//! Detectors: pure functions of snapshots (plus a little memory of when things were first
+//! seen) that turn the fleet model into signals with a stable kind, severity, subject,
+//! evidence and dedup key. Thresholds come from config. Imports only model.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::model::signal::{Severity, Signal, Subject};
+use crate::model::{ClusterSnapshot, NodeReadiness, RolloutState, Snapshot};
+
+/// Detector thresholds (`[signals]` in fleetdeck.toml).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// A node NotReady/Unknown for longer than this is a signal.
+    #[serde(with = "humantime_serde_compat")]
+    pub node_not_ready_after: Duration,
+    /// A pod waiting for GPUs longer than this is a signal.
+    #[serde(with = "humantime_serde_compat")]
+    pub pending_gpu_after: Duration,
+    /// How long a spot interruption notice gives before the instance goes (AWS: 2 minutes).
+    #[serde(with = "humantime_serde_compat")]
+    pub spot_notice: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            node_not_ready_after: Duration::from_secs(60),
+            pending_gpu_after: Duration::from_secs(300),
+            spot_notice: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Durations in config as humantime strings (`90s`, `5m`).
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("{text:?} is not a duration like 90s or 5m: {e}"))
+        })
+    }
+}
+
+/// What an XID code means and what to do about it (NVIDIA's XID catalogue, abridged).
+pub struct XidInfo {
+    pub code: u32,
+    pub meaning: &'static str,
+    pub action: &'static str,
+    pub severity: Severity,
+}
+
+pub static XID_TABLE: &[XidInfo] = &[
+    XidInfo {
+        code: 13,
+        meaning: "graphics engine exception",
+        action: "usually the application: check its logs; reset the GPU if it repeats across jobs",
+        severity: Severity::Warning,
+    },
+    XidInfo {
+        code: 31,
+        meaning: "GPU memory page fault",
+        action: "usually the application (illegal address): check its logs",
+        severity: Severity::Warning,
+    },
+    XidInfo {
+        code: 43,
+        meaning: "GPU stopped processing",
+        action: "restart the application; reset the GPU if it repeats",
+        severity: Severity::Warning,
+    },
+    XidInfo {
+        code: 45,
+        meaning: "preemptive cleanup after a prior error",
+        action: "follow the error that preceded it",
+        severity: Severity::Info,
+    },
+    XidInfo {
+        code: 48,
+        meaning: "double-bit ECC error",
+        action: "drain the node and reset the GPU; replace it if it repeats",
+        severity: Severity::Critical,
+    },
+    XidInfo {
+        code: 61,
+        meaning: "internal micro-controller breakpoint/warning",
+        action: "reset the GPU",
+        severity: Severity::Warning,
+    },
+    XidInfo {
+        code: 62,
+        meaning: "internal micro-controller halt",
+        action: "drain the node and reset the GPU",
+        severity: Severity::Critical,
+    },
+    XidInfo {
+        code: 63,
+        meaning: "ECC page retirement or row remapping recorded",
+        action: "reset the GPU at the next drain to apply the remap",
+        severity: Severity::Warning,
+    },
+    XidInfo {
+        code: 64,
+        meaning: "ECC page retirement or row remapping failed",
+        action: "drain the node; the GPU needs replacement (RMA)",
+        severity: Severity::Critical,
+    },
+    XidInfo {
+        code: 74,
+        meaning: "NVLink error",
+        action: "drain the node, check NVLink and reset the GPUs",
+        severity: Severity::Critical,
+    },
+    XidInfo {
+        code: 79,
+        meaning: "GPU has fallen off the bus",
+        action: "drain the node and reboot it; replace the GPU if it repeats",
+        severity: Severity::Critical,
+    },
+    XidInfo {
+        code: 92,
+        meaning: "high single-bit ECC error rate",
+        action: "watch the GPU; plan a reset",
+        severity: Severity::Warning,
+    },
+    XidInfo {
+        code: 94,
+        meaning: "contained ECC error",
+        action: "restart the affected application; the GPU stays usable",
+        severity: Severity::Warning,
+    },
+    XidInfo {
+        code: 95,
+        meaning: "uncontained ECC error",
+        action: "drain the node and reset the GPU",
+        severity: Severity::Critical,
+    },
+    XidInfo {
+        code: 119,
+        meaning: "GSP RPC timeout",
+        action: "drain the node and reset the GPU",
+        severity: Severity::Critical,
+    },
+    XidInfo {
+        code: 120,
+        meaning: "GSP error",
+        action: "drain the node and reset the GPU",
+        severity: Severity::Critical,
+    },
+];
+
+pub fn xid_info(code: u32) -> Option<&'static XidInfo> {
+    XID_TABLE.iter().find(|x| x.code == code)
+}
+
+/// Taints that announce a node's imminent interruption, by the tool that sets them.
+const INTERRUPTION_TAINTS: &[(&str, &str)] = &[
+    (
+        "aws-node-termination-handler/spot-itn",
+        "spot interruption notice (aws-node-termination-handler)",
+    ),
+    (
+        "aws-node-termination-handler/rebalance-recommendation",
+        "rebalance recommendation (aws-node-termination-handler)",
+    ),
+    ("karpenter.sh/disrupted", "Karpenter is disrupting the node"),
+    (
+        "karpenter.sh/disruption",
+        "Karpenter is disrupting the node",
+    ),
+    (
+        "cloud.google.com/impending-node-termination",
+        "GCE preemption notice",
+    ),
+];
+
+/// The detectors and their memory (when each condition was first seen).
+#[derive(Debug, Default)]
+pub struct Detectors {
+    pub thresholds: Thresholds,
+    first_seen: HashMap<String, DateTime<Utc>>,
+    /// Keys looked at in the current evaluation; the rest are forgotten after it.
+    touched: std::collections::HashSet<String>,
+    /// Deployment → (revision, when it last changed while watched).
+    revisions: HashMap<String, (Option<u64>, Option<DateTime<Utc>>)>,
+}
+
+fn signal(
+    kind: &str,
+    severity: Severity,
+    subject: Subject,
+    summary: String,
+    evidence: serde_json::Value,
+    first_seen: DateTime<Utc>,
+    action: Option<&str>,
+) -> Signal {
+    let dedup_key = format!("{kind}:{}", subject.describe());
+    Signal {
+        kind: kind.into(),
+        severity,
+        subject,
+        summary,
+        evidence: evidence
+            .as_object()
+            .map(|m| m.clone().into_iter().collect())
+            .unwrap_or_default(),
+        action: action.map(str::to_string),
+        first_seen,
+        dedup_key,
+    }
+}
+
+impl Detectors {
+    pub fn new(thresholds: Thresholds) -> Self {
+        Self {
+            thresholds,
+            ..Self::default()
+        }
+    }
+
+    fn seen(&mut self, key: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.touched.insert(key.to_string());
+        *self.first_seen.entry(key.to_string()).or_insert(now)
+    }
+
+    /// Evaluates every detector on `snap`; signals are ordered by severity, then subject.
+    pub fn evaluate(&mut self, snap: &Snapshot, now: DateTime<Utc>) -> Vec<Signal> {
+        let mut out = Vec::new();
+        self.touched.clear();
+        for c in &snap.clusters {
+            self.nodes(c, now, &mut out);
+            self.pods(c, now, &mut out);
+        }
+        // Forget conditions that cleared, so a recurrence is a new first sighting.
+        let touched = std::mem::take(&mut self.touched);
+        self.first_seen.retain(|k, _| touched.contains(k));
+        out.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.subject.cmp(&b.subject))
+        });
+        out
+    }
+
+    fn nodes(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Signal>) {
+        let t = self.thresholds.clone();
+        for n in &c.nodes {
+            let subject = Subject {
+                cluster: c.name.clone(),
+                node: Some(n.name.clone()),
+                ..Subject::default()
+            };
+            if n.readiness != NodeReadiness::Ready {
+                let key = format!("node.not_ready:{}", subject.describe());
+                let since = n.readiness_since.unwrap_or_else(|| self.seen(&key, now));
+                let for_secs = (now - since).num_seconds().max(0);
+                self.seen(&key, now);
+                if for_secs as u64 >= t.node_not_ready_after.as_secs() {
+                    out.push(signal(
+                        "node.not_ready",
+                        Severity::Critical,
+                        subject.clone(),
+                        format!("node {} is {:?} for {}", n.name, n.readiness, humantime::format_duration(Duration::from_secs(for_secs as u64))),
+                        json!({"readiness": format!("{:?}", n.readiness), "since": since, "seconds": for_secs, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested}),
+                        since,
+                        Some("check the kubelet and the instance; cordon and drain if it does not recover"),
+                    ));
+                }
+            }
+            for taint in &n.taints {
+                let Some((_, what)) = INTERRUPTION_TAINTS.iter().find(|(k, _)| *k == taint.key)
+                else {
+                    continue;
+                };
+                let key = format!("taint:{}:{}", subject.describe(), taint.key);
+                let noticed = self.seen(&key, now);
+                let deadline =
+                    noticed + chrono::Duration::from_std(t.spot_notice).unwrap_or_default();
+                let left = (deadline - now).num_seconds();
+                out.push(signal(
+                    "node.interruption_notice",
+                    Severity::Critical,
+                    subject.clone(),
+                    format!("{what} on {}: instance goes at {} ({}s left)", n.name, deadline.format("%H:%M:%S"), left.max(0)),
+                    json!({"taint": taint.key, "noticed": noticed, "deadline": deadline, "seconds_left": left, "capacity_type": n.capacity_type, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested}),
+                    noticed,
+                    Some("cordon and drain the node now, forcing past the deadline if a budget blocks"),
+                ));
+            }
+        }
+    }
+
+    fn pods(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Signal>) {
+        let t = self.thresholds.clone();
+        for p in c.pending.iter().filter(|p| p.gpus > 0) {
+            let since = p.since.unwrap_or(now);
+            let waited = (now - since).num_seconds().max(0) as u64;
+            if waited < t.pending_gpu_after.as_secs() {
+                continue;
+            }
+            let subject = Subject {
+                cluster: c.name.clone(),
+                namespace: Some(p.namespace.clone()),
+                object: Some(format!("pod/{}", p.name)),
+                ..Subject::default()
+            };
+            out.push(signal(
+                "pod.pending_gpu",
+                Severity::Warning,
+                subject,
+                format!("{}/{} waits {} for {} GPU(s): {}", p.namespace, p.name, humantime::format_duration(Duration::from_secs(waited)), p.gpus, p.message),
+                json!({"gpus": p.gpus, "reason": p.reason, "message": p.message, "seconds": waited}),
+                since,
+                Some("free GPUs (idle allocations, spot capacity) or scale the GPU node pool"),
+            ));
+        }
+        for d in &c.deployments {
+            let key = format!("{}/{}/{}", c.name, d.namespace, d.name);
+            let entry = self.revisions.entry(key).or_insert((d.revision, None));
+            if entry.0 != d.revision {
+                *entry = (d.revision, Some(now));
+            }
+        }
+        for p in &c.crash_looping {
+            // The pod's Deployment: the longest deployment name that prefixes `name-<hash>-<id>`.
+            let dep = c
+                .deployments
+                .iter()
+                .filter(|d| {
+                    d.namespace == p.namespace && p.name.starts_with(&format!("{}-", d.name))
+                })
+                .max_by_key(|d| d.name.len());
+            // After a rollout: the deployment is mid-rollout to a revision past the first, or
+            // its revision changed within the last hour while we watched.
+            let after_rollout = dep.is_some_and(|d| {
+                let key = format!("{}/{}/{}", c.name, d.namespace, d.name);
+                let recent = self
+                    .revisions
+                    .get(&key)
+                    .and_then(|(_, at)| *at)
+                    .is_some_and(|at| (now - at).num_seconds() < 3600);
+                d.revision.unwrap_or(0) > 1 && (d.rollout != RolloutState::Complete || recent)
+            });
+            let subject = Subject {
+                cluster: c.name.clone(),
+                namespace: Some(p.namespace.clone()),
+                object: Some(format!("pod/{}", p.name)),
+                node: p.node.clone(),
+                ..Subject::default()
+            };
+            let key = format!("pod.crash_loop:{}", subject.describe());
+            let first = self.seen(&key, now);
+            let (kind, severity, action) = if after_rollout {
+                (
+                    "pod.crash_loop_after_rollout",
+                    Severity::Critical,
+                    "roll the deployment back to the previous revision",
+                )
+            } else {
+                (
+                    "pod.crash_loop",
+                    Severity::Warning,
+                    "read the container's last logs and exit reason",
+                )
+            };
+            out.push(signal(
+                kind,
+                severity,
+                subject,
+                format!(
+                    "{}/{} is in {} ({} restarts{})",
+                    p.namespace,
+                    p.name,
+                    p.reason,
+                    p.restarts,
+                    p.last_termination.as_deref().map(|l| format!(", last {l}")).unwrap_or_default()
+                ),
+                json!({"restarts": p.restarts, "reason": p.reason, "last_termination": p.last_termination,
+                    "deployment": dep.map(|d| d.name.clone()), "revision": dep.and_then(|d| d.revision)}),
+                first,
+                Some(action),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{
+        ClusterTotals, CrashLoopingPod, DeploymentModel, NodeModel, PendingPod, PhaseCounts, Taint,
+    };
+
+    fn node(
+        name: &str,
+        readiness: NodeReadiness,
+        since: Option<DateTime<Utc>>,
+        taints: Vec<Taint>,
+    ) -> NodeModel {
+        NodeModel {
+            name: name.into(),
+            readiness,
+            readiness_since: since,
+            cordoned: false,
+            taints,
+            capacity_type: crate::model::CapacityType::Spot,
+            instance_type: None,
+            zone: None,
+            gpu_product: None,
+            gpu_capacity: 8,
+            gpu_allocatable: 8,
+            gpu_requested: 4,
+            pods: PhaseCounts::default(),
+            created: None,
+        }
+    }
+
+    fn cluster(nodes: Vec<NodeModel>) -> ClusterSnapshot {
+        ClusterSnapshot {
+            name: "a".into(),
+            server: String::new(),
+            sync: vec![],
+            totals: ClusterTotals::default(),
+            nodes,
+            namespaces: vec![],
+            crash_looping: vec![],
+            pending: vec![],
+            deployments: vec![],
+            pdbs: vec![],
+            gang_jobs: vec![],
+            warnings: vec![],
+            inference_services: vec![],
+        }
+    }
+
+    fn snap(c: ClusterSnapshot) -> Snapshot {
+        Snapshot {
+            clusters: vec![Arc::new(c)],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_node_not_ready_past_the_threshold_is_critical() {
+        let now = Utc::now();
+        let mut d = Detectors::default();
+        let fresh = snap(cluster(vec![node(
+            "n1",
+            NodeReadiness::NotReady,
+            Some(now - chrono::Duration::seconds(10)),
+            vec![],
+        )]));
+        assert!(d.evaluate(&fresh, now).is_empty(), "not yet past 60s");
+        let old = snap(cluster(vec![node(
+            "n1",
+            NodeReadiness::Unknown,
+            Some(now - chrono::Duration::seconds(600)),
+            vec![],
+        )]));
+        let s = d.evaluate(&old, now);
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].kind.as_str(), s[0].severity),
+            ("node.not_ready", Severity::Critical)
+        );
+        assert_eq!(s[0].evidence["seconds"], 600);
+        assert_eq!(s[0].dedup_key, "node.not_ready:a/n1");
+    }
+
+    #[test]
+    fn a_spot_notice_carries_its_deadline_from_first_sighting() {
+        let now = Utc::now();
+        let mut d = Detectors::default();
+        let taint = Taint {
+            key: "aws-node-termination-handler/spot-itn".into(),
+            value: "x".into(),
+            effect: "NoSchedule".into(),
+        };
+        let s1 = snap(cluster(vec![node(
+            "n1",
+            NodeReadiness::Ready,
+            None,
+            vec![taint],
+        )]));
+        let first = d.evaluate(&s1, now);
+        let later = d.evaluate(&s1, now + chrono::Duration::seconds(30));
+        assert_eq!(first[0].kind, "node.interruption_notice");
+        assert_eq!(first[0].evidence["seconds_left"], 120);
+        assert_eq!(
+            later[0].evidence["seconds_left"], 90,
+            "the deadline does not move"
+        );
+        assert_eq!(first[0].first_seen, later[0].first_seen);
+    }
+
+    #[test]
+    fn gpu_pods_pending_too_long_are_flagged_with_the_schedulers_reason() {
+        let now = Utc::now();
+        let mut c = cluster(vec![]);
+        c.pending.push(PendingPod {
+            namespace: "ml".into(),
+            name: "train".into(),
+            reason: "Unschedulable".into(),
+            message: "0/4 nodes are available: 4 Insufficient nvidia.com/gpu".into(),
+            gpus: 8,
+            since: Some(now - chrono::Duration::seconds(900)),
+        });
+        c.pending.push(PendingPod {
+            namespace: "ml".into(),
+            name: "cpu".into(),
+            reason: "Unschedulable".into(),
+            message: String::new(),
+            gpus: 0,
+            since: Some(now - chrono::Duration::seconds(900)),
+        });
+        let s = Detectors::default().evaluate(&snap(c), now);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].kind, "pod.pending_gpu");
+        assert!(s[0].summary.contains("Insufficient nvidia.com/gpu"));
+    }
+
+    #[test]
+    fn a_crash_loop_during_a_rollout_asks_for_a_rollback() {
+        let now = Utc::now();
+        let mut c = cluster(vec![]);
+        c.deployments.push(DeploymentModel {
+            namespace: "serving".into(),
+            name: "llama-chat".into(),
+            revision: Some(4),
+            replicas: 2,
+            ready: 1,
+            updated: 1,
+            available: 1,
+            rollout: RolloutState::Progressing,
+            images: vec![],
+        });
+        c.crash_looping.push(CrashLoopingPod {
+            namespace: "serving".into(),
+            name: "llama-chat-7d9f-abcde".into(),
+            node: None,
+            restarts: 6,
+            reason: "CrashLoopBackOff".into(),
+            last_termination: Some("Error".into()),
+        });
+        c.crash_looping.push(CrashLoopingPod {
+            namespace: "batch".into(),
+            name: "tokenizer-x-y".into(),
+            node: None,
+            restarts: 9,
+            reason: "CrashLoopBackOff".into(),
+            last_termination: None,
+        });
+        let s = Detectors::default().evaluate(&snap(c), now);
+        let kinds: Vec<&str> = s.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(kinds, ["pod.crash_loop_after_rollout", "pod.crash_loop"]);
+        assert_eq!(s[0].evidence["deployment"], "llama-chat");
+    }
+
+    #[test]
+    fn the_xid_table_knows_the_codes_that_need_a_drain() {
+        for code in [48, 64, 74, 79, 95] {
+            let x = xid_info(code).unwrap();
+            assert_eq!(x.severity, Severity::Critical, "{code}");
+            assert!(x.action.contains("drain"), "{code}");
+        }
+        assert_eq!(xid_info(94).map(|x| x.severity), Some(Severity::Warning));
+        assert!(xid_info(1).is_none());
+    }
+}
