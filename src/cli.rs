@@ -44,6 +44,9 @@ pub enum Command {
     /// Connect to every cluster, wait until synced, print the fleet model and exit
     /// (exit 0 when every cluster synced, 3 when one could not be).
     Snapshot(SnapshotArgs),
+    /// One-shot cost report from OpenCost and/or FOCUS exports: spend by group, GPU-hours by
+    /// GPU type, idle-GPU cost, spot savings, budget burn and month-end forecast.
+    Cost(CostArgs),
     /// Serve a simulated fleet on loopback: Kubernetes API, DCGM metrics, model endpoints, OpenCost.
     Sim(SimArgs),
 }
@@ -62,6 +65,27 @@ pub struct SnapshotArgs {
     /// How long to wait for every cluster to sync (e.g. 30s, 2m).
     #[arg(long, value_name = "TIMEOUT", default_value = "30s")]
     pub wait_synced: humantime::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// FOCUS 1.0–1.2 CSV export to read (repeatable); read as a stream, row by row.
+    #[arg(long = "focus", value_name = "FILE")]
+    pub focus: Vec<PathBuf>,
+    /// OpenCost API base URL, e.g. http://localhost:9003 (default: [cost] opencost_url).
+    #[arg(long, value_name = "URL")]
+    pub opencost: Option<String>,
+    /// Window in OpenCost's syntax: 7d, 24h, today, month, lastmonth, or START,END.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Group spend by namespace, team or service.
+    #[arg(long, default_value = "namespace")]
+    pub by: String,
+    /// Monthly budget for burn and forecast (default: [cost] monthly_budget).
+    #[arg(long, value_name = "AMOUNT")]
+    pub budget: Option<f64>,
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: OutputFormat,
 }
 
 /// Exit code of `snapshot` when a cluster could not be synced in time.
@@ -119,12 +143,15 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
     if let Command::Snapshot(args) = &cli.command {
         return snapshot(&cli, args);
     }
+    if let Command::Cost(args) = &cli.command {
+        return cost(&cli, args).map(|()| std::process::ExitCode::SUCCESS);
+    }
     run_other(cli).map(|()| std::process::ExitCode::SUCCESS)
 }
 
 fn run_other(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Snapshot(_) => Ok(()),
+        Command::Snapshot(_) | Command::Cost(_) => Ok(()),
         Command::Init { force } => {
             let path = match &cli.config {
                 Some(p) => p.clone(),
@@ -184,42 +211,10 @@ fn kube_targets(
 }
 
 fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<std::process::ExitCode> {
-    use crate::state::{ClusterInfo, spawn};
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     crate::telemetry::init("warn");
-    let targets = kube_targets(cli, &cfg)?;
     let wait: std::time::Duration = args.wait_synced.into();
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let snap = rt.block_on(async {
-        let (tx, rx) = tokio::sync::mpsc::channel(4096);
-        let infos = targets
-            .iter()
-            .map(|t| ClusterInfo {
-                name: t.context.clone(),
-                server: t.server.clone(),
-            })
-            .collect();
-        let mut snaps = spawn(infos, rx);
-        for (i, t) in targets.into_iter().enumerate() {
-            crate::sources::kube::spawn_cluster(i, t, tx.clone());
-        }
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if snaps.borrow().clusters.iter().all(|c| c.synced()) {
-                break;
-            }
-            tokio::select! {
-                changed = snaps.changed() => if changed.is_err() { break },
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-        }
-        snaps.borrow().clone()
-    });
-    let mut snap = snap;
-    let mut detectors = crate::signals::Detectors::new(cfg.signals.clone());
-    let signals = detectors.evaluate(&snap, chrono::Utc::now());
-    std::sync::Arc::make_mut(&mut snap).signals = signals;
-    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    let snap = gather_snapshot(cli, &cfg, wait)?;
     let mut out = std::io::stdout().lock();
     match args.output {
         OutputFormat::Json => {
@@ -259,4 +254,116 @@ fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<std::process::Exit
         );
         Ok(std::process::ExitCode::from(EXIT_NOT_SYNCED))
     }
+}
+
+fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
+    use crate::sources::cost::{CostOptions, build_report};
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    crate::telemetry::init("warn");
+    let opencost_url = args.opencost.clone().or_else(|| {
+        let u = cfg.cost.opencost_url.trim();
+        (!u.is_empty()).then(|| u.to_string())
+    });
+    if args.focus.is_empty() && opencost_url.is_none() {
+        anyhow::bail!(
+            "nothing to report on: pass --focus FILE and/or --opencost URL (or set [cost] opencost_url)"
+        );
+    }
+    let group_by = args
+        .by
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--by: {e}"))?;
+    // With clusters named, node capacity and GPU types come from them (spot savings, GPU types).
+    let nodes = if cli.kubeconfig.is_some() || !cli.contexts.is_empty() {
+        let snap = gather_snapshot(cli, &cfg, std::time::Duration::from_secs(30))?;
+        crate::model::cost::NodeCostInfo::from_snapshot(&snap)
+    } else {
+        Vec::new()
+    };
+    let opts = CostOptions {
+        nodes,
+        focus_files: args.focus.clone(),
+        opencost_url,
+        window: args.window.clone(),
+        group_by,
+        monthly_budget: args.budget.or(cfg.cost.monthly_budget),
+        idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
+        team_label: cfg.cost.team_label.clone(),
+        ..CostOptions::default()
+    };
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = rt.block_on(build_report(&opts))?;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report).context("cannot write the report")?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => write!(out, "{}", crate::cost_report::render_table(&report))?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Connects to the configured clusters and waits until they sync (or `wait` runs out).
+fn gather_snapshot(
+    cli: &Cli,
+    cfg: &Config,
+    wait: std::time::Duration,
+) -> anyhow::Result<std::sync::Arc<crate::model::Snapshot>> {
+    use crate::state::{ClusterInfo, FleetState, spawn_fleet};
+    let targets = kube_targets(cli, cfg)?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let snap = rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let infos = targets
+            .iter()
+            .map(|t| ClusterInfo {
+                name: t.context.clone(),
+                server: t.server.clone(),
+            })
+            .collect();
+        let mut snaps = spawn_fleet(FleetState::with_endpoints(infos, &cfg.endpoints), rx);
+        for (i, t) in targets.into_iter().enumerate() {
+            crate::sources::kube::spawn_cluster(i, t, tx.clone());
+        }
+        if !cfg.endpoints.is_empty() {
+            let (etx, mut erx) = tokio::sync::mpsc::channel(64);
+            crate::sources::endpoints::spawn_endpoints(
+                cfg.endpoints.clone(),
+                std::time::Duration::from_secs(5),
+                etx,
+            );
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(u) = erx.recv().await {
+                    if tx
+                        .send(crate::sources::Update::Endpoint(Box::new(u)))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ready = {
+                let s = snaps.borrow();
+                s.clusters.iter().all(|c| c.synced())
+                    && s.endpoints.iter().all(|e| e.probe.is_some())
+            };
+            if ready {
+                break;
+            }
+            tokio::select! {
+                changed = snaps.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        snaps.borrow().clone()
+    });
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(snap)
 }

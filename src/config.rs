@@ -24,6 +24,16 @@ kubeconfig = ""
 # The global flag --context NAME (repeatable) overrides it.
 contexts = []
 
+[cost]
+# OpenCost API for `fleetdeck cost` when --opencost is not given; empty: none.
+opencost_url = ""
+# Monthly budget (in the bill's currency) for burn and the month-end forecast.
+# monthly_budget = 250000.0
+# The pod label (OpenCost) and resource tag (FOCUS) that names a team.
+team_label = "team"
+# A GPU held by a pod but used under this share is counted as idle cost.
+idle_gpu_threshold_pct = 10.0
+
 [signals]
 # A node NotReady or Unknown for longer than this is a signal.
 node_not_ready_after = "1m"
@@ -57,7 +67,30 @@ pub struct Config {
     pub log: LogConfig,
     pub kubernetes: KubernetesConfig,
     pub signals: crate::signals::Thresholds,
+    pub cost: CostConfig,
+    /// Model endpoints to probe (`[[endpoints]]`).
+    pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostConfig {
+    pub opencost_url: String,
+    pub monthly_budget: Option<f64>,
+    pub team_label: String,
+    pub idle_gpu_threshold_pct: f64,
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        Self {
+            opencost_url: String::new(),
+            monthly_budget: None,
+            team_label: "team".into(),
+            idle_gpu_threshold_pct: 10.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -265,6 +298,25 @@ impl Config {
                 "kubernetes",
                 "contexts",
                 "an empty context name; list kubeconfig context names".into(),
+            ));
+        }
+        if let Some(b) = self.cost.monthly_budget
+            && !(b.is_finite() && b > 0.0)
+        {
+            return Err((
+                "cost",
+                "monthly_budget",
+                format!("{b} is not a budget; use a positive amount"),
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.cost.idle_gpu_threshold_pct) {
+            return Err((
+                "cost",
+                "idle_gpu_threshold_pct",
+                format!(
+                    "{} is not a percentage; use 0 to 100",
+                    self.cost.idle_gpu_threshold_pct
+                ),
             ));
         }
         let s = &self.sim;

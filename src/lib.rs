@@ -2,6 +2,7 @@
 //! are in ../shared/DESIGN.md; `sim` is an independent peer reached only over the network.
 pub mod cli;
 pub mod config;
+pub mod cost_report;
 pub mod model;
 pub mod signals;
 pub mod sim;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::model::endpoint::{BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloKind};
 use crate::model::signal::{Severity, Signal, Subject};
 use crate::model::{ClusterSnapshot, NodeReadiness, RolloutState, Snapshot};
 
@@ -244,6 +245,9 @@ impl Detectors {
             self.nodes(c, now, &mut out);
             self.pods(c, now, &mut out);
         }
+        for e in &snap.endpoints {
+            self.endpoint(e, now, &mut out);
+        }
         // Forget conditions that cleared, so a recurrence is a new first sighting.
         let touched = std::mem::take(&mut self.touched);
         self.first_seen.retain(|k, _| touched.contains(k));
@@ -300,6 +304,109 @@ impl Detectors {
                     Some("cordon and drain the node now, forcing past the deadline if a budget blocks"),
                 ));
             }
+        }
+    }
+
+    fn endpoint(&mut self, e: &EndpointModel, now: DateTime<Utc>, out: &mut Vec<Signal>) {
+        let cluster = e
+            .serving
+            .as_ref()
+            .map(|s| s.cluster.clone())
+            .unwrap_or_default();
+        let base = Subject {
+            cluster,
+            endpoint: Some(e.name.clone()),
+            ..Subject::default()
+        };
+        if matches!(
+            e.health,
+            EndpointHealth::Dead | EndpointHealth::Unreachable | EndpointHealth::NotReady
+        ) {
+            let key = format!("endpoint.down:{}", base.describe());
+            let first = self.seen(&key, now);
+            let error = e.probe.as_ref().and_then(|p| p.error.clone());
+            out.push(signal(
+                "endpoint.down",
+                Severity::Critical,
+                base.clone(),
+                format!(
+                    "endpoint {} is {:?}{}",
+                    e.name,
+                    e.health,
+                    error
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ),
+                json!({"health": e.health, "last_healthy": e.last_healthy, "error": error}),
+                first,
+                Some("check the serving pods and roll back the last change if it caused this"),
+            ));
+        }
+        for burn in [&e.availability_burn, &e.latency_burn]
+            .into_iter()
+            .flatten()
+        {
+            let Some(sev) = burn.severity() else { continue };
+            let (kind, severity) = match sev {
+                BurnSeverity::Page => ("slo.fast_burn", Severity::Critical),
+                BurnSeverity::Ticket => ("slo.slow_burn", Severity::Warning),
+            };
+            let slo = match burn.kind {
+                SloKind::Availability => "availability",
+                SloKind::Latency => "latency",
+            };
+            let subject = Subject {
+                object: Some(format!("slo/{slo}")),
+                ..base.clone()
+            };
+            let key = format!("{kind}:{}", subject.describe());
+            let first = self.seen(&key, now);
+            let fired = &burn.alerts[0];
+            out.push(signal(
+                kind,
+                severity,
+                subject,
+                format!(
+                    "{} {slo} SLO ({}) burns at {:.1}× over {} and {:.1}× over {}",
+                    e.name,
+                    burn.objective,
+                    fired.long.burn_rate.unwrap_or(0.0),
+                    humantime::format_duration(Duration::from_secs(fired.long.window_secs as u64)),
+                    fired.short.burn_rate.unwrap_or(0.0),
+                    humantime::format_duration(Duration::from_secs(fired.short.window_secs as u64)),
+                ),
+                json!({"slo": slo, "objective": burn.objective, "threshold": fired.threshold,
+                    "long_window_secs": fired.long.window_secs, "long_burn": fired.long.burn_rate,
+                    "short_window_secs": fired.short.window_secs, "short_burn": fired.short.burn_rate,
+                    "error_rate": e.metrics.as_ref().map(|m| m.error_rate), "p99_ms": e.metrics.as_ref().map(|m| m.latency_p99_ms)}),
+                first,
+                Some("roll the serving deployment back if a rollout started this; otherwise scale out"),
+            ));
+        }
+        if let Some(d) = &e.drift
+            && d.band != DriftBand::None
+        {
+            let severity = if d.band == DriftBand::Significant {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            let subject = Subject {
+                object: Some(format!("metric/{}", d.metric)),
+                ..base.clone()
+            };
+            let key = format!("endpoint.drift:{}", subject.describe());
+            let first = self.seen(&key, now);
+            out.push(signal(
+                "endpoint.drift",
+                severity,
+                subject,
+                format!("{} drift on {}: PSI {:.3} ({:?})", e.name, d.metric, d.psi, d.band),
+                json!({"metric": d.metric, "psi": d.psi, "band": d.band, "baseline_count": d.baseline_count, "current_count": d.current_count}),
+                first,
+                Some("compare the current inputs with the baseline; retrain or roll back the model"),
+            ));
         }
     }
 

@@ -475,6 +475,7 @@ impl ClusterModel {
 /// The model of the whole fleet, and what was last published.
 pub struct FleetState {
     clusters: Vec<ClusterModel>,
+    endpoints: Vec<Arc<crate::model::endpoint::EndpointModel>>,
     version: u64,
     history: Arc<History>,
     last_sample: Option<DateTime<Utc>>,
@@ -482,8 +483,22 @@ pub struct FleetState {
 
 impl FleetState {
     pub fn new(clusters: Vec<ClusterInfo>) -> Self {
+        Self::with_endpoints(clusters, &[])
+    }
+
+    /// A fleet with configured endpoints, each known as "not probed yet" until its source
+    /// reports.
+    pub fn with_endpoints(
+        clusters: Vec<ClusterInfo>,
+        endpoints: &[crate::model::endpoint::EndpointConfig],
+    ) -> Self {
+        let now = Utc::now();
         Self {
             clusters: clusters.into_iter().map(ClusterModel::new).collect(),
+            endpoints: endpoints
+                .iter()
+                .map(|c| Arc::new(crate::model::endpoint::EndpointModel::new(c, now)))
+                .collect(),
             version: 0,
             history: Arc::new(History::new()),
             last_sample: None,
@@ -495,6 +510,12 @@ impl FleetState {
             Update::Kube { cluster, event } => {
                 if let Some(c) = self.clusters.get_mut(cluster) {
                     c.handle(event);
+                }
+            }
+            Update::Endpoint(u) => {
+                let u = *u;
+                if let Some(slot) = self.endpoints.get_mut(u.index) {
+                    *slot = Arc::new(u.endpoint);
                 }
             }
         }
@@ -534,6 +555,7 @@ impl FleetState {
             clusters,
             history: self.history.clone(),
             signals: Vec::new(),
+            endpoints: self.endpoints.clone(),
         }
     }
 }
@@ -542,9 +564,16 @@ impl FleetState {
 /// `MIN_PUBLISH_INTERVAL` while changes stream in). Ends when every sender is gone.
 pub fn spawn(
     clusters: Vec<ClusterInfo>,
+    rx: mpsc::Receiver<Update>,
+) -> watch::Receiver<Arc<Snapshot>> {
+    spawn_fleet(FleetState::new(clusters), rx)
+}
+
+/// As [`spawn`], for a fleet built by the caller (e.g. with endpoints).
+pub fn spawn_fleet(
+    mut state: FleetState,
     mut rx: mpsc::Receiver<Update>,
 ) -> watch::Receiver<Arc<Snapshot>> {
-    let mut state = FleetState::new(clusters);
     let (tx, out) = watch::channel(Arc::new(state.snapshot()));
     tokio::spawn(async move {
         let mut dirty = false;

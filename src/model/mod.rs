@@ -337,6 +337,9 @@ pub struct Snapshot {
     /// `snapshot` command; `state` publishes it empty).
     #[serde(default)]
     pub signals: Vec<signal::Signal>,
+    /// Configured model endpoints, in config order.
+    #[serde(default)]
+    pub endpoints: Vec<Arc<endpoint::EndpointModel>>,
 }
 
 impl Snapshot {

@@ -16,4 +16,6 @@ pub enum Update {
         cluster: usize,
         event: kube::KubeEvent,
     },
+    /// The latest picture of configured endpoint number `index`.
+    Endpoint(Box<endpoints::EndpointUpdate>),
 }
