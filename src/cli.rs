@@ -214,7 +214,10 @@ fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<std::process::Exit
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     crate::telemetry::init("warn");
     let wait: std::time::Duration = args.wait_synced.into();
-    let snap = gather_snapshot(cli, &cfg, wait)?;
+    let mut snap = gather_snapshot(cli, &cfg, wait)?;
+    let mut detectors = crate::signals::Detectors::new(cfg.signals.clone());
+    let signals = detectors.evaluate(&snap, chrono::Utc::now());
+    std::sync::Arc::make_mut(&mut snap).signals = signals;
     let mut out = std::io::stdout().lock();
     match args.output {
         OutputFormat::Json => {
@@ -327,6 +330,34 @@ fn gather_snapshot(
         for (i, t) in targets.into_iter().enumerate() {
             crate::sources::kube::spawn_cluster(i, t, tx.clone());
         }
+        let gpu_sources = cfg.gpu.dcgm.len() + usize::from(cfg.gpu.nvml);
+        if gpu_sources > 0 {
+            let (gtx, mut grx) = tokio::sync::mpsc::channel(64);
+            if !cfg.gpu.dcgm.is_empty() {
+                let urls = cfg
+                    .gpu
+                    .dcgm
+                    .iter()
+                    .map(|t| (t.cluster.clone(), t.url.clone()))
+                    .collect();
+                crate::sources::dcgm::spawn_dcgm(urls, cfg.gpu.interval(), gtx.clone());
+            }
+            if cfg.gpu.nvml {
+                crate::sources::nvml::spawn_nvml(cfg.gpu.interval(), gtx);
+            }
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(u) = grx.recv().await {
+                    if tx
+                        .send(crate::sources::Update::Gpu(Box::new(u)))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
         if !cfg.endpoints.is_empty() {
             let (etx, mut erx) = tokio::sync::mpsc::channel(64);
             crate::sources::endpoints::spawn_endpoints(
@@ -353,6 +384,7 @@ fn gather_snapshot(
                 let s = snaps.borrow();
                 s.clusters.iter().all(|c| c.synced())
                     && s.endpoints.iter().all(|e| e.probe.is_some())
+                    && s.gpu_sources.len() >= gpu_sources
             };
             if ready {
                 break;

@@ -24,6 +24,18 @@ kubeconfig = ""
 # The global flag --context NAME (repeatable) overrides it.
 contexts = []
 
+[gpu]
+# Read this host's GPUs through NVML (without a driver this is one status line, nothing else).
+nvml = true
+# How often DCGM exporters are scraped and NVML is read.
+interval = "10s"
+# A GPU held by a pod and used under this share is idle.
+idle_utilisation_pct = 5.0
+# DCGM exporters to scrape (or read fleet-wide numbers from Prometheus), e.g.:
+# [[gpu.dcgm]]
+# cluster = "prod-us-east"
+# url = "http://dcgm-exporter.gpu-operator.svc:9400/metrics"
+
 [cost]
 # OpenCost API for `fleetdeck cost` when --opencost is not given; empty: none.
 opencost_url = ""
@@ -41,6 +53,10 @@ node_not_ready_after = "1m"
 pending_gpu_after = "5m"
 # Time from a spot interruption notice to the instance going (AWS gives two minutes).
 spot_notice = "2m"
+# A GPU held by a pod and used under this share is idle.
+idle_gpu_pct = 5.0
+# A GPU at or above this temperature (°C) is running hot.
+gpu_hot_c = 87.0
 
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.
@@ -68,9 +84,47 @@ pub struct Config {
     pub kubernetes: KubernetesConfig,
     pub signals: crate::signals::Thresholds,
     pub cost: CostConfig,
+    pub gpu: GpuConfig,
     /// Model endpoints to probe (`[[endpoints]]`).
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// Read this host's GPUs through NVML (degrades to a status line without a driver).
+    pub nvml: bool,
+    /// How often DCGM exporters are scraped and NVML is read, e.g. "10s".
+    pub interval: String,
+    /// A GPU held by a pod and used under this share is idle.
+    pub idle_utilisation_pct: f64,
+    /// DCGM exporters to scrape, each with the cluster (kubeconfig context) it belongs to.
+    pub dcgm: Vec<DcgmTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DcgmTarget {
+    pub cluster: String,
+    pub url: String,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        Self {
+            nvml: true,
+            interval: "10s".into(),
+            idle_utilisation_pct: 5.0,
+            dcgm: Vec::new(),
+        }
+    }
+}
+
+impl GpuConfig {
+    pub fn interval(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.interval).unwrap_or(std::time::Duration::from_secs(10))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -299,6 +353,31 @@ impl Config {
                 "contexts",
                 "an empty context name; list kubeconfig context names".into(),
             ));
+        }
+        if let Err(e) = humantime::parse_duration(&self.gpu.interval) {
+            return Err((
+                "gpu",
+                "interval",
+                format!("{:?} is not a duration like 10s: {e}", self.gpu.interval),
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.gpu.idle_utilisation_pct) {
+            return Err((
+                "gpu",
+                "idle_utilisation_pct",
+                format!(
+                    "{} is not a percentage; use 0 to 100",
+                    self.gpu.idle_utilisation_pct
+                ),
+            ));
+        }
+        if let Some(bad) = self
+            .gpu
+            .dcgm
+            .iter()
+            .find(|t| url::Url::parse(&t.url).is_err())
+        {
+            return Err(("gpu", "dcgm", format!("{:?} is not a URL", bad.url)));
         }
         if let Some(b) = self.cost.monthly_budget
             && !(b.is_finite() && b > 0.0)

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::model::endpoint::{BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloKind};
+use crate::model::gpu::GpuModel;
 use crate::model::signal::{Severity, Signal, Subject};
 use crate::model::{ClusterSnapshot, NodeReadiness, RolloutState, Snapshot};
 
@@ -26,6 +27,10 @@ pub struct Thresholds {
     /// How long a spot interruption notice gives before the instance goes (AWS: 2 minutes).
     #[serde(with = "humantime_serde_compat")]
     pub spot_notice: Duration,
+    /// A GPU held by a pod and used under this share is idle.
+    pub idle_gpu_pct: f64,
+    /// A GPU at or above this temperature is running hot.
+    pub gpu_hot_c: f64,
 }
 
 impl Default for Thresholds {
@@ -34,6 +39,8 @@ impl Default for Thresholds {
             node_not_ready_after: Duration::from_secs(60),
             pending_gpu_after: Duration::from_secs(300),
             spot_notice: Duration::from_secs(120),
+            idle_gpu_pct: 5.0,
+            gpu_hot_c: 87.0,
         }
     }
 }
@@ -248,6 +255,9 @@ impl Detectors {
         for e in &snap.endpoints {
             self.endpoint(e, now, &mut out);
         }
+        for g in snap.gpus.iter() {
+            self.gpu(g, now, &mut out);
+        }
         // Forget conditions that cleared, so a recurrence is a new first sighting.
         let touched = std::mem::take(&mut self.touched);
         self.first_seen.retain(|k, _| touched.contains(k));
@@ -304,6 +314,132 @@ impl Detectors {
                     Some("cordon and drain the node now, forcing past the deadline if a budget blocks"),
                 ));
             }
+        }
+    }
+
+    fn gpu(&mut self, g: &GpuModel, now: DateTime<Utc>, out: &mut Vec<Signal>) {
+        let t = self.thresholds.clone();
+        let subject = Subject {
+            cluster: g.cluster.clone(),
+            node: Some(g.node.clone()).filter(|n| !n.is_empty()),
+            gpu: Some(format!("gpu{} ({})", g.index, g.uuid)),
+            namespace: g.holder.as_ref().map(|h| h.namespace.clone()),
+            object: g.holder.as_ref().map(|h| format!("pod/{}", h.pod)),
+            ..Subject::default()
+        };
+        let holder = g
+            .holder
+            .as_ref()
+            .map(|h| format!("{}/{}", h.namespace, h.pod));
+        let mut emit = |this: &mut Self,
+                        kind: &str,
+                        severity: Severity,
+                        summary: String,
+                        evidence: serde_json::Value,
+                        action: Option<&str>| {
+            // Dedup per GPU, not per holder: the pod may change while the fault stays.
+            let key = format!("{kind}:{}/{}/{}", g.cluster, g.node, g.uuid);
+            let first = this.seen(&key, now);
+            let mut s = signal(
+                kind,
+                severity,
+                subject.clone(),
+                summary,
+                evidence,
+                first,
+                action,
+            );
+            s.dedup_key = key;
+            out.push(s);
+        };
+        if let Some(code) = g.xid_last {
+            let info = xid_info(code);
+            emit(
+                self,
+                "gpu.xid",
+                info.map_or(Severity::Warning, |i| i.severity),
+                format!(
+                    "XID {code} on {} gpu{}: {}",
+                    g.node,
+                    g.index,
+                    info.map_or(
+                        "an XID error NVIDIA's catalogue lists; see its XID table",
+                        |i| i.meaning
+                    )
+                ),
+                json!({"xid": code, "uuid": g.uuid, "holder": holder, "model": g.model_name}),
+                Some(info.map_or("look the code up in NVIDIA's XID catalogue", |i| i.action)),
+            );
+        }
+        let dbe = g.ecc_dbe_volatile.unwrap_or(0);
+        if dbe > 0
+            || g.remap_failure == Some(true)
+            || g.remapped_rows_uncorrectable.unwrap_or(0) > 0
+        {
+            emit(
+                self,
+                "gpu.ecc",
+                Severity::Critical,
+                format!(
+                    "{} gpu{}: {dbe} double-bit ECC errors, {} uncorrectable remapped rows{}",
+                    g.node,
+                    g.index,
+                    g.remapped_rows_uncorrectable.unwrap_or(0),
+                    if g.remap_failure == Some(true) {
+                        ", row remapping FAILED"
+                    } else {
+                        ""
+                    }
+                ),
+                json!({"ecc_dbe_volatile": dbe, "remapped_rows_uncorrectable": g.remapped_rows_uncorrectable, "remap_failure": g.remap_failure, "uuid": g.uuid}),
+                Some("drain the node and reset the GPU; a remap failure means replacement (RMA)"),
+            );
+        }
+        let throttled: Vec<String> = g
+            .throttle_reasons
+            .iter()
+            .flatten()
+            .filter(|r| r.is_slowdown())
+            .map(|r| format!("{r:?}"))
+            .collect();
+        let hot = g.temperature_c.is_some_and(|c| c >= t.gpu_hot_c);
+        if hot || !throttled.is_empty() {
+            emit(
+                self,
+                "gpu.throttling",
+                Severity::Warning,
+                format!(
+                    "{} gpu{} throttles: {}{}",
+                    g.node,
+                    g.index,
+                    g.temperature_c
+                        .map(|c| format!("{c:.0} °C"))
+                        .unwrap_or_default(),
+                    if throttled.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", throttled.join(", "))
+                    }
+                ),
+                json!({"temperature_c": g.temperature_c, "power_w": g.power_w, "power_limit_w": g.power_limit_w, "reasons": throttled}),
+                Some("check cooling and power capping on the node"),
+            );
+        }
+        if g.is_idle_allocated(t.idle_gpu_pct) {
+            emit(
+                self,
+                "gpu.idle",
+                Severity::Info,
+                format!(
+                    "{} gpu{} is held by {} but {:.0}% busy",
+                    g.node,
+                    g.index,
+                    holder.clone().unwrap_or_default(),
+                    g.utilization_pct.unwrap_or(0.0)
+                ),
+                json!({"utilization_pct": g.utilization_pct, "memory_used_mib": g.memory_used_mib, "holder": holder}),
+                Some("ask the owner to release it, or reclaim it for pending GPU work"),
+            );
         }
     }
 

@@ -473,8 +473,20 @@ impl ClusterModel {
 }
 
 /// The model of the whole fleet, and what was last published.
+/// (source kind, cluster, target) of a GPU source.
+type GpuSourceKey = (String, String, String);
+
 pub struct FleetState {
     clusters: Vec<ClusterModel>,
+    gpu_sources: BTreeMap<
+        GpuSourceKey,
+        (
+            crate::model::gpu::GpuSourceStatus,
+            Vec<crate::model::gpu::GpuModel>,
+        ),
+    >,
+    /// All GPUs, flattened once per GPU update rather than per snapshot.
+    gpus: Arc<Vec<crate::model::gpu::GpuModel>>,
     endpoints: Vec<Arc<crate::model::endpoint::EndpointModel>>,
     version: u64,
     history: Arc<History>,
@@ -499,6 +511,8 @@ impl FleetState {
                 .iter()
                 .map(|c| Arc::new(crate::model::endpoint::EndpointModel::new(c, now)))
                 .collect(),
+            gpu_sources: BTreeMap::new(),
+            gpus: Arc::new(Vec::new()),
             version: 0,
             history: Arc::new(History::new()),
             last_sample: None,
@@ -510,6 +524,29 @@ impl FleetState {
             Update::Kube { cluster, event } => {
                 if let Some(c) = self.clusters.get_mut(cluster) {
                     c.handle(event);
+                }
+            }
+            Update::Gpu(u) => {
+                let u = *u;
+                let key = (
+                    format!("{:?}", u.status.kind),
+                    u.status.cluster.clone(),
+                    u.status.target.clone(),
+                );
+                let entry = self
+                    .gpu_sources
+                    .entry(key)
+                    .or_insert_with(|| (u.status.clone(), Vec::new()));
+                entry.0 = u.status;
+                // A failed round keeps the last picture; the status says it is stale.
+                if let Some(gpus) = u.gpus {
+                    entry.1 = gpus;
+                    self.gpus = Arc::new(
+                        self.gpu_sources
+                            .values()
+                            .flat_map(|(_, g)| g.iter().cloned())
+                            .collect(),
+                    );
                 }
             }
             Update::Endpoint(u) => {
@@ -556,6 +593,8 @@ impl FleetState {
             history: self.history.clone(),
             signals: Vec::new(),
             endpoints: self.endpoints.clone(),
+            gpus: self.gpus.clone(),
+            gpu_sources: self.gpu_sources.values().map(|(s, _)| s.clone()).collect(),
         }
     }
 }

@@ -340,6 +340,12 @@ pub struct Snapshot {
     /// Configured model endpoints, in config order.
     #[serde(default)]
     pub endpoints: Vec<Arc<endpoint::EndpointModel>>,
+    /// Every GPU the GPU sources report, by source then device.
+    #[serde(default)]
+    pub gpus: Arc<Vec<gpu::GpuModel>>,
+    /// Where each GPU source stands (one DCGM endpoint, or NVML).
+    #[serde(default)]
+    pub gpu_sources: Vec<gpu::GpuSourceStatus>,
 }
 
 impl Snapshot {

@@ -18,4 +18,6 @@ pub enum Update {
     },
     /// The latest picture of configured endpoint number `index`.
     Endpoint(Box<endpoints::EndpointUpdate>),
+    /// One round of a GPU source (a DCGM exporter, or NVML on this host).
+    Gpu(Box<crate::model::gpu::GpuUpdate>),
 }
