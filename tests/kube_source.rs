@@ -943,11 +943,12 @@ async fn a_cluster_that_goes_down_after_syncing_is_reconnecting_and_keeps_its_pi
     let c = cluster(&snap, "sim-a");
     assert!(!c.synced());
     for s in &c.sync {
+        // The first failure may be the old connection reset, later ones a refused connect.
         let SyncState::Reconnecting { last_error, .. } = &s.state else {
             unreachable!("waited for it")
         };
         assert!(
-            last_error.to_lowercase().contains("refused"),
+            last_error.to_lowercase().contains("connection"),
             "{}: says why: {last_error}",
             s.resource
         );
@@ -996,8 +997,8 @@ async fn watches_broken_by_a_flaky_api_server_recover_to_exactly_the_apis_pictur
 
     let node = name_of(&flaky.nodes().await[0]).to_string();
     flaky.cordon(&node).await;
-    // Six watches for the first sync; six more means the broken ones were re-established.
-    until_watches_started(&sim, "sim-a", 2 * RESOURCES.len() as u64).await;
+    // One watch per resource for the first sync; more means broken ones were re-established.
+    until_watches_started(&sim, "sim-a", RESOURCES.len() as u64 + 2).await;
     scenario(&sim, reqwest::Method::DELETE, "api-flaky").await;
 
     let snap = fleet.until_agrees_with("sim-a", &flaky).await;
@@ -1012,10 +1013,6 @@ async fn watches_broken_by_a_flaky_api_server_recover_to_exactly_the_apis_pictur
         })
         .await;
     fleet.until_agrees_with("sim-b", &steady).await;
-    assert!(
-        watches_started(&sim, "sim-a").await > RESOURCES.len() as u64,
-        "sim-a's watches were re-established"
-    );
 }
 
 /// What a watcher of every published snapshot saw of one cluster after its first sync.
@@ -1070,7 +1067,7 @@ async fn a_watch_ended_by_410_relists_without_losing_or_doubling_objects() {
     api.delete_pod(&ns, &crashing).await;
     let (ns, stuck) = api.pod_named("llm-finetune-xl-").await;
     api.delete_pod(&ns, &stuck).await;
-    until_watches_started(&sim, "sim-a", started + RESOURCES.len() as u64).await;
+    until_watches_started(&sim, "sim-a", started + 2).await;
     scenario(&sim, reqwest::Method::DELETE, "api-flaky").await;
     let snap = fleet.until_agrees_with("sim-a", &api).await;
     let _ = stop.send(());
@@ -1518,7 +1515,6 @@ fn snapshot_refuses_an_unknown_context_and_names_the_known_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: sources/kube.rs watch_resource reports every retry of a failed list as `Listing { objects: 0 }`, so an unreachable resource flickers to \"listing (0 objects so far)\" between retries"]
 async fn an_unreachable_context_stays_reported_unreachable_between_retries() {
     let sim = start_sim(&["--clusters", "1", "--nodes", "4"]);
     let kubeconfig = kubeconfig_with_a_dead_context(&sim);
@@ -1552,4 +1548,47 @@ async fn an_unreachable_context_stays_reported_unreachable_between_retries() {
         flickers.len(),
         flickers.first().map_or("", String::as_str)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sim_ends_every_watch_with_a_410_while_api_flaky_is_on() {
+    let sim = start_sim(&["--clusters", "1", "--nodes", "4", "--scenario", "api-flaky"]);
+    let api = KubeApi::of(&sim, 0);
+    let list = api.send(reqwest::Method::GET, "/api/v1/nodes", None).await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("the list's resourceVersion")
+        .to_string();
+    // No client timeout: a watch is a long response.
+    let http = reqwest::Client::new();
+    let mut watches = Vec::new();
+    for _ in 0..8 {
+        let url = format!(
+            "{}/api/v1/nodes?watch=true&allowWatchBookmarks=true&resourceVersion={rv}",
+            api.url
+        );
+        let mut resp = http.get(url).send().await.expect("a watch");
+        assert_eq!(resp.status(), 200);
+        watches.push(tokio::spawn(async move {
+            let mut body = Vec::new();
+            let read = async {
+                while let Ok(Some(chunk)) = resp.chunk().await {
+                    body.extend_from_slice(&chunk);
+                }
+            };
+            let ended = tokio::time::timeout(PATIENCE, read).await.is_ok();
+            let last: Value = String::from_utf8_lossy(&body)
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or(Value::Null);
+            (ended, last)
+        }));
+    }
+    for (i, w) in watches.into_iter().enumerate() {
+        let (ended, last) = w.await.expect("the watch reader");
+        assert!(ended, "watch {i} was still open after {PATIENCE:?}");
+        assert_eq!(last["type"], "ERROR", "watch {i} ended with {last}");
+        assert_eq!(last["object"]["code"], 410, "watch {i} ended with {last}");
+    }
 }

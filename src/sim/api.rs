@@ -1209,6 +1209,8 @@ async fn watch(
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
         let deadline = timeout.map(|t| started + t);
+        // A fixed point in time: events and bookmarks must not push it back.
+        let flaky_deadline = started + flaky_end.unwrap_or(Duration::from_secs(86_400 * 365));
         let mut bookmark_tick = tokio::time::interval(Duration::from_secs(10));
         bookmark_tick.tick().await;
         let mut alive = true;
@@ -1244,7 +1246,7 @@ async fn watch(
                     alive = tx.send(Ok(b)).await.is_ok();
                 }
                 _ = tokio::time::sleep_until(sleep_until) => break,
-                _ = tokio::time::sleep(flaky_end.unwrap_or(Duration::from_secs(86_400 * 365))), if flaky_end.is_some() => {
+                _ = tokio::time::sleep_until(flaky_deadline), if flaky_end.is_some() => {
                     let _ = tx.send(Ok(WatchEncoder::error(&ApiError::gone("too old resource version (simulated by scenario api-flaky)")))).await;
                     break;
                 }

@@ -1157,6 +1157,7 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
             match stream {
                 Err(e) => failure = Some(classify(e)),
                 Ok(stream) => {
+                    backoff.reset();
                     if down_since.take().is_some() && !sync(SyncState::Synced).await {
                         return;
                     }
