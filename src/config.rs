@@ -245,7 +245,7 @@ fn key_at(src: &str, offset: usize) -> String {
     let mut table = String::new();
     for l in src[..line_start].lines().rev() {
         let l = l.trim();
-        if l.starts_with('[') && !l.starts_with("[[") {
+        if l.starts_with('[') {
             table = l.trim_matches(|c| c == '[' || c == ']').trim().to_string();
             break;
         }
@@ -538,6 +538,13 @@ mod tests {
             err.contains("log.level") && err.contains("\"loud\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn errors_inside_array_tables_name_the_array() {
+        let err = parse("[[endpoints]]\nname = \"x\"\nurl = \"http://a\"\nprotocol = \"grpc\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("fleetdeck.toml:4:"), "{err}");
+        assert!(err.contains("endpoints.protocol") && err.contains("grpc"), "{err}");
     }
 
     #[test]
