@@ -542,9 +542,14 @@ mod tests {
 
     #[test]
     fn errors_inside_array_tables_name_the_array() {
-        let err = parse("[[endpoints]]\nname = \"x\"\nurl = \"http://a\"\nprotocol = \"grpc\"\n").unwrap_err().to_string();
+        let err = parse("[[endpoints]]\nname = \"x\"\nurl = \"http://a\"\nprotocol = \"grpc\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("fleetdeck.toml:4:"), "{err}");
-        assert!(err.contains("endpoints.protocol") && err.contains("grpc"), "{err}");
+        assert!(
+            err.contains("endpoints.protocol") && err.contains("grpc"),
+            "{err}"
+        );
     }
 
     #[test]
