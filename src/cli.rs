@@ -296,13 +296,34 @@ fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
     };
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = rt.block_on(build_report(&opts))?;
+    let signals = crate::signals::Detectors::new(cfg.signals.clone())
+        .evaluate_cost(&report, chrono::Utc::now());
+    /// The report with what the detectors see in it.
+    #[derive(serde::Serialize)]
+    struct CostOutput<'a> {
+        #[serde(flatten)]
+        report: &'a crate::model::cost::CostReport,
+        signals: &'a [crate::model::signal::Signal],
+    }
     let mut out = std::io::stdout().lock();
     match args.output {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report).context("cannot write the report")?;
+            serde_json::to_writer_pretty(
+                &mut out,
+                &CostOutput {
+                    report: &report,
+                    signals: &signals,
+                },
+            )
+            .context("cannot write the report")?;
             writeln!(out)?;
         }
-        OutputFormat::Table => write!(out, "{}", crate::cost_report::render_table(&report))?,
+        OutputFormat::Table => {
+            write!(out, "{}", crate::cost_report::render_table(&report))?;
+            for s in &signals {
+                writeln!(out, "SIGNAL {:?} {}: {}", s.severity, s.kind, s.summary)?;
+            }
+        }
     }
     out.flush()?;
     Ok(())

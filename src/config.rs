@@ -57,6 +57,8 @@ spot_notice = "2m"
 idle_gpu_pct = 5.0
 # A GPU at or above this temperature (°C) is running hot.
 gpu_hot_c = 87.0
+# A GPU whose memory use, on its current trend, fills it within this long is a signal.
+gpu_memory_full_within = "30m"
 
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.

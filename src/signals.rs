@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::model::cost::CostReport;
 use crate::model::endpoint::{BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloKind};
 use crate::model::gpu::GpuModel;
 use crate::model::signal::{Severity, Signal, Subject};
@@ -31,6 +32,9 @@ pub struct Thresholds {
     pub idle_gpu_pct: f64,
     /// A GPU at or above this temperature is running hot.
     pub gpu_hot_c: f64,
+    /// A GPU whose memory use, on its current trend, fills it within this long.
+    #[serde(with = "humantime_serde_compat")]
+    pub gpu_memory_full_within: Duration,
 }
 
 impl Default for Thresholds {
@@ -41,6 +45,7 @@ impl Default for Thresholds {
             spot_notice: Duration::from_secs(120),
             idle_gpu_pct: 5.0,
             gpu_hot_c: 87.0,
+            gpu_memory_full_within: Duration::from_secs(1800),
         }
     }
 }
@@ -204,6 +209,37 @@ pub struct Detectors {
     touched: std::collections::HashSet<String>,
     /// Deployment → (revision, when it last changed while watched).
     revisions: HashMap<String, (Option<u64>, Option<DateTime<Utc>>)>,
+    /// GPU uuid → recent (time, memory used MiB) samples, for the exhaustion trend.
+    gpu_memory: HashMap<String, std::collections::VecDeque<(DateTime<Utc>, f64)>>,
+}
+
+/// Samples kept per GPU for the memory trend.
+const MEMORY_TREND_SAMPLES: usize = 12;
+
+/// Least-squares slope (units per second) of `(time, value)` samples; `None` under 3 samples.
+fn slope_per_second(samples: &std::collections::VecDeque<(DateTime<Utc>, f64)>) -> Option<f64> {
+    if samples.len() < 3 {
+        return None;
+    }
+    let t0 = samples.front()?.0;
+    let xs: Vec<f64> = samples
+        .iter()
+        .map(|(t, _)| (*t - t0).num_milliseconds() as f64 / 1000.0)
+        .collect();
+    let ys: Vec<f64> = samples.iter().map(|(_, v)| *v).collect();
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let var: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    if var <= 0.0 {
+        return None;
+    }
+    Some(
+        xs.iter()
+            .zip(&ys)
+            .map(|(x, y)| (x - mx) * (y - my))
+            .sum::<f64>()
+            / var,
+    )
 }
 
 fn signal(
@@ -258,6 +294,10 @@ impl Detectors {
         for g in snap.gpus.iter() {
             self.gpu(g, now, &mut out);
         }
+        let live: std::collections::HashSet<&str> =
+            snap.gpus.iter().map(|g| g.uuid.as_str()).collect();
+        self.gpu_memory
+            .retain(|uuid, _| live.contains(uuid.as_str()));
         // Forget conditions that cleared, so a recurrence is a new first sighting.
         let touched = std::mem::take(&mut self.touched);
         self.first_seen.retain(|k, _| touched.contains(k));
@@ -425,6 +465,41 @@ impl Detectors {
                 Some("check cooling and power capping on the node"),
             );
         }
+        if let (Some(used), Some(total)) = (
+            g.memory_used_mib,
+            g.memory_total_mib
+                .or_else(|| Some(g.memory_used_mib? + g.memory_free_mib?)),
+        ) {
+            let series = self.gpu_memory.entry(g.uuid.clone()).or_default();
+            if series.back().is_none_or(|(t, _)| *t < g.sampled_at) {
+                series.push_back((g.sampled_at, used as f64));
+                while series.len() > MEMORY_TREND_SAMPLES {
+                    series.pop_front();
+                }
+            }
+            if let Some(rate) = slope_per_second(series).filter(|r| *r > 0.0) {
+                let left = (total as f64 - used as f64).max(0.0);
+                let secs = left / rate;
+                if secs <= t.gpu_memory_full_within.as_secs_f64() {
+                    emit(
+                        self,
+                        "gpu.memory_exhaustion_forecast",
+                        Severity::Warning,
+                        format!(
+                            "{} gpu{} memory fills in about {} at the current trend ({used} of {total} MiB, +{:.0} MiB/min)",
+                            g.node,
+                            g.index,
+                            humantime::format_duration(Duration::from_secs(secs as u64)),
+                            rate * 60.0
+                        ),
+                        json!({"memory_used_mib": used, "memory_total_mib": total, "mib_per_minute": rate * 60.0, "seconds_to_full": secs, "holder": holder}),
+                        Some(
+                            "find the leak or the growing cache in the holding pod before it OOMs",
+                        ),
+                    );
+                }
+            }
+        }
         if g.is_idle_allocated(t.idle_gpu_pct) {
             emit(
                 self,
@@ -441,6 +516,49 @@ impl Detectors {
                 Some("ask the owner to release it, or reclaim it for pending GPU work"),
             );
         }
+    }
+
+    /// Budget signals from a cost report: the month-end forecast over the budget.
+    pub fn evaluate_cost(&mut self, report: &CostReport, now: DateTime<Utc>) -> Vec<Signal> {
+        let Some(b) = &report.budget else {
+            return Vec::new();
+        };
+        if !b.forecast_over_budget {
+            return Vec::new();
+        }
+        let subject = Subject {
+            cluster: "fleet".into(),
+            object: Some(format!("budget/{}", b.month)),
+            ..Subject::default()
+        };
+        let key = format!("budget.overrun_forecast:{}", subject.describe());
+        let first = self.seen(&key, now);
+        let severity = if b.month_to_date > b.monthly_budget {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        vec![signal(
+            "budget.overrun_forecast",
+            severity,
+            subject,
+            format!(
+                "{} spend is forecast at {:.0} {} by month end, {:.0}% of the {:.0} budget ({:.0}% spent with {:.0}% of the month gone)",
+                b.month,
+                b.forecast_month_end,
+                report.currency,
+                b.forecast_pct,
+                b.monthly_budget,
+                b.burn_pct,
+                b.month_elapsed_pct
+            ),
+            json!({"month": b.month, "budget": b.monthly_budget, "month_to_date": b.month_to_date, "forecast": b.forecast_month_end,
+                "forecast_pct": b.forecast_pct, "method": b.method}),
+            first,
+            Some(
+                "find the groups growing fastest (fleetdeck cost --by team) and idle GPUs to reclaim",
+            ),
+        )]
     }
 
     fn endpoint(&mut self, e: &EndpointModel, now: DateTime<Utc>, out: &mut Vec<Signal>) {
@@ -812,6 +930,61 @@ mod tests {
         let kinds: Vec<&str> = s.iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(kinds, ["pod.crash_loop_after_rollout", "pod.crash_loop"]);
         assert_eq!(s[0].evidence["deployment"], "llama-chat");
+    }
+
+    #[test]
+    fn a_gpu_whose_memory_grows_toward_full_is_forecast() {
+        let t0 = Utc::now();
+        let mut d = Detectors::default();
+        let mut last = Vec::new();
+        for i in 0..6 {
+            let mut g = crate::model::gpu::GpuModel::new(
+                "a",
+                "n1",
+                0,
+                "GPU-1",
+                t0 + chrono::Duration::seconds(60 * i),
+            );
+            g.memory_used_mib = Some(60_000 + 2_000 * i as u64);
+            g.memory_total_mib = Some(81_559);
+            let s = Snapshot {
+                gpus: Arc::new(vec![g]),
+                ..Snapshot::default()
+            };
+            last = d.evaluate(&s, t0 + chrono::Duration::seconds(60 * i));
+        }
+        let f: Vec<&Signal> = last
+            .iter()
+            .filter(|s| s.kind == "gpu.memory_exhaustion_forecast")
+            .collect();
+        assert_eq!(f.len(), 1, "{last:#?}");
+        let secs = f[0].evidence["seconds_to_full"].as_f64().unwrap();
+        assert!((secs - 346.77).abs() < 1.0, "{secs}");
+    }
+
+    #[test]
+    fn steady_gpu_memory_is_not_forecast() {
+        let t0 = Utc::now();
+        let mut d = Detectors::default();
+        for i in 0..6 {
+            let mut g = crate::model::gpu::GpuModel::new(
+                "a",
+                "n1",
+                0,
+                "GPU-1",
+                t0 + chrono::Duration::seconds(60 * i),
+            );
+            g.memory_used_mib = Some(70_000);
+            g.memory_total_mib = Some(81_559);
+            let s = Snapshot {
+                gpus: Arc::new(vec![g]),
+                ..Snapshot::default()
+            };
+            assert!(
+                d.evaluate(&s, t0 + chrono::Duration::seconds(60 * i))
+                    .is_empty()
+            );
+        }
     }
 
     #[test]
