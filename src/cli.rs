@@ -337,6 +337,26 @@ fn gather_snapshot(
 ) -> anyhow::Result<std::sync::Arc<crate::model::Snapshot>> {
     use crate::state::{ClusterInfo, FleetState, spawn_fleet};
     let targets = kube_targets(cli, cfg)?;
+    let prometheus = if cfg.prometheus.url.is_empty() {
+        None
+    } else {
+        let token = match cfg.prometheus.bearer_token_file.trim() {
+            "" => None,
+            path => Some(
+                std::fs::read_to_string(path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|e| anyhow::anyhow!("[prometheus] bearer_token_file {path}: {e}"))?,
+            ),
+        };
+        Some(
+            crate::sources::prometheus::PrometheusClient::new(
+                &cfg.prometheus.url,
+                token,
+                std::time::Duration::from_secs(30),
+            )
+            .map_err(|e| anyhow::anyhow!("[prometheus] url: {e}"))?,
+        )
+    };
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let snap = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
@@ -351,7 +371,32 @@ fn gather_snapshot(
         for (i, t) in targets.into_iter().enumerate() {
             crate::sources::kube::spawn_cluster(i, t, tx.clone());
         }
-        let gpu_sources = cfg.gpu.dcgm.len() + usize::from(cfg.gpu.nvml);
+        let mut gpu_sources = cfg.gpu.dcgm.len() + usize::from(cfg.gpu.nvml);
+        if let Some(client) = prometheus.clone() {
+            let (ptx, mut prx) = tokio::sync::mpsc::channel(4);
+            let parse = |d: &str| {
+                humantime::parse_duration(d).unwrap_or(std::time::Duration::from_secs(30))
+            };
+            crate::sources::prometheus::spawn_prometheus(
+                client,
+                parse(&cfg.prometheus.interval),
+                parse(&cfg.prometheus.window),
+                ptx,
+            );
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(u) = prx.recv().await {
+                    if tx
+                        .send(crate::sources::Update::Prometheus(Box::new(u)))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            gpu_sources += 1;
+        }
         if gpu_sources > 0 {
             let (gtx, mut grx) = tokio::sync::mpsc::channel(64);
             if !cfg.gpu.dcgm.is_empty() {

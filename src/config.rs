@@ -36,6 +36,15 @@ idle_utilisation_pct = 5.0
 # cluster = "prod-us-east"
 # url = "http://dcgm-exporter.gpu-operator.svc:9400/metrics"
 
+[prometheus]
+# Prometheus (or Thanos/Mimir) for fleet-wide GPU history (DCGM metrics); empty: not used.
+url = ""
+# A file holding a bearer token for it; empty: none.
+bearer_token_file = ""
+# How often to read, and how much history.
+interval = "30s"
+window = "1h"
+
 [cost]
 # OpenCost API for `fleetdeck cost` when --opencost is not given; empty: none.
 opencost_url = ""
@@ -87,6 +96,7 @@ pub struct Config {
     pub signals: crate::signals::Thresholds,
     pub cost: CostConfig,
     pub gpu: GpuConfig,
+    pub prometheus: PrometheusConfig,
     /// Model endpoints to probe (`[[endpoints]]`).
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub sim: SimConfig,
@@ -103,6 +113,29 @@ pub struct GpuConfig {
     pub idle_utilisation_pct: f64,
     /// DCGM exporters to scrape, each with the cluster (kubeconfig context) it belongs to.
     pub dcgm: Vec<DcgmTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Prometheus (or Thanos/Mimir) HTTP API base URL; empty: not used.
+    pub url: String,
+    /// A file holding a bearer token for it; empty: none.
+    pub bearer_token_file: String,
+    pub interval: String,
+    /// How much history to read for the charts.
+    pub window: String,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            bearer_token_file: String::new(),
+            interval: "30s".into(),
+            window: "1h".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -354,6 +387,25 @@ impl Config {
                 "kubernetes",
                 "contexts",
                 "an empty context name; list kubeconfig context names".into(),
+            ));
+        }
+        for (key, value) in [
+            ("interval", &self.prometheus.interval),
+            ("window", &self.prometheus.window),
+        ] {
+            if let Err(e) = humantime::parse_duration(value) {
+                return Err((
+                    "prometheus",
+                    key,
+                    format!("{value:?} is not a duration like 30s: {e}"),
+                ));
+            }
+        }
+        if !self.prometheus.url.is_empty() && url::Url::parse(&self.prometheus.url).is_err() {
+            return Err((
+                "prometheus",
+                "url",
+                format!("{:?} is not a URL", self.prometheus.url),
             ));
         }
         if let Err(e) = humantime::parse_duration(&self.gpu.interval) {

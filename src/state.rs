@@ -549,6 +549,25 @@ impl FleetState {
                     );
                 }
             }
+            Update::Prometheus(u) => {
+                let u = *u;
+                let key = (
+                    "Prometheus".to_string(),
+                    u.status.cluster.clone(),
+                    u.status.target.clone(),
+                );
+                let status = u.status;
+                let entry = self
+                    .gpu_sources
+                    .entry(key)
+                    .or_insert_with(|| (status.clone(), Vec::new()));
+                entry.0 = status;
+                if let Some(h) = u.history {
+                    let history = Arc::make_mut(&mut self.history);
+                    history.retain(|k, _| !k.starts_with("prometheus/"));
+                    history.extend(h);
+                }
+            }
             Update::Endpoint(u) => {
                 let u = *u;
                 if let Some(slot) = self.endpoints.get_mut(u.index) {

@@ -399,3 +399,62 @@ async fn gpu_helpers_merge_hostname_and_lowercase_hostname_series_per_node() {
     );
     assert!(history.values().all(|samples| !samples.is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus (Debian package prometheus)"]
+async fn the_collector_puts_per_node_gpu_history_into_the_snapshot() {
+    use fleetdeck::sources::Update;
+    use fleetdeck::sources::prometheus::spawn_prometheus;
+    use fleetdeck::state::{ClusterInfo, spawn};
+
+    let setup = setup().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut snaps = spawn(Vec::<ClusterInfo>::new(), rx);
+    let (ptx, mut prx) = tokio::sync::mpsc::channel(4);
+    spawn_prometheus(
+        setup.client.clone(),
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+        ptx,
+    );
+    tokio::spawn(async move {
+        while let Some(u) = prx.recv().await {
+            if tx.send(Update::Prometheus(Box::new(u))).await.is_err() {
+                break;
+            }
+        }
+    });
+    let want: Vec<String> = setup
+        .gpus_by_node
+        .keys()
+        .map(|n| format!("prometheus/{n}/gpu_util_pct"))
+        .collect();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            {
+                let s = snaps.borrow();
+                if want
+                    .iter()
+                    .all(|k| s.history.get(k).is_some_and(|v| !v.is_empty()))
+                {
+                    return s.clone();
+                }
+            }
+            if snaps.changed().await.is_err() {
+                panic!("state ended");
+            }
+        }
+    })
+    .await
+    .expect("per-node GPU history from Prometheus");
+    let source = found
+        .gpu_sources
+        .iter()
+        .find(|s| s.kind == fleetdeck::model::gpu::GpuSourceKind::Prometheus)
+        .expect("the Prometheus source reports its status");
+    assert!(source.error.is_none(), "{source:?}");
+    for node in setup.gpus_by_node.keys() {
+        let mem = &found.history[&format!("prometheus/{node}/gpu_memory_used_mib")];
+        assert!(mem.iter().all(|s| s.value >= 0.0), "{node}: {mem:?}");
+    }
+}

@@ -182,6 +182,8 @@ impl GpuModel {
 pub enum GpuSourceKind {
     Dcgm,
     Nvml,
+    /// Fleet-wide history read from Prometheus (or Thanos/Mimir).
+    Prometheus,
 }
 
 /// Where one GPU source (one DCGM endpoint, or the local NVML) stands.
@@ -207,6 +209,7 @@ impl GpuSourceStatus {
         let kind = match self.kind {
             GpuSourceKind::Dcgm => "dcgm",
             GpuSourceKind::Nvml => "nvml",
+            GpuSourceKind::Prometheus => "prometheus",
         };
         match (&self.error, self.last_success) {
             (None, _) => format!("{kind} {}: ok", self.cluster),

@@ -20,4 +20,6 @@ pub enum Update {
     Endpoint(Box<endpoints::EndpointUpdate>),
     /// One round of a GPU source (a DCGM exporter, or NVML on this host).
     Gpu(Box<crate::model::gpu::GpuUpdate>),
+    /// One round of the Prometheus collector.
+    Prometheus(Box<prometheus::PrometheusUpdate>),
 }

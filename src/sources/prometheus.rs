@@ -646,6 +646,74 @@ fn unexpected_shape(query: &str, wanted: &str, got: &QueryResult) -> PromError {
     }
 }
 
+/// One round of the Prometheus collector: per-node GPU history for the charts, keyed
+/// `prometheus/<node>/<metric>`, and where the source stands.
+#[derive(Debug)]
+pub struct PrometheusUpdate {
+    pub status: crate::model::gpu::GpuSourceStatus,
+    /// `None` when the round failed: the last history stays, the status says why.
+    pub history: Option<crate::model::History>,
+}
+
+/// Polls Prometheus every `interval` for the last `window` of per-node GPU utilisation and
+/// memory used (DCGM metrics, `Hostname` or `hostname`), at most 240 points a series.
+pub fn spawn_prometheus(
+    client: PrometheusClient,
+    interval: Duration,
+    window: Duration,
+    tx: tokio::sync::mpsc::Sender<PrometheusUpdate>,
+) {
+    tokio::spawn(async move {
+        let mut last_success = None;
+        loop {
+            let end = Utc::now();
+            let start = end
+                - chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::hours(1));
+            let step = (window / 240).max(Duration::from_secs(15));
+            let util = client
+                .gpu_utilisation_history_by_node(start, end, step)
+                .await;
+            let mem = client
+                .dcgm_by_node_range("DCGM_FI_DEV_FB_USED", Aggregation::Sum, start, end, step)
+                .await;
+            let (history, error) = match (util, mem) {
+                (Ok(util), Ok(mem)) => {
+                    let mut h = crate::model::History::new();
+                    for (metric, series) in [("gpu_util_pct", util), ("gpu_memory_used_mib", mem)] {
+                        for (node, samples) in series {
+                            h.insert(
+                                format!("prometheus/{node}/{metric}"),
+                                samples
+                                    .into_iter()
+                                    .map(|s| crate::model::Sample {
+                                        at: s.time,
+                                        value: s.value,
+                                    })
+                                    .collect(),
+                            );
+                        }
+                    }
+                    last_success = Some(Utc::now());
+                    (Some(h), None)
+                }
+                (Err(e), _) | (_, Err(e)) => (None, Some(e.to_string())),
+            };
+            let status = crate::model::gpu::GpuSourceStatus {
+                kind: crate::model::gpu::GpuSourceKind::Prometheus,
+                cluster: "fleet".into(),
+                target: client.base_url().to_string(),
+                error,
+                last_success,
+                checked_at: Utc::now(),
+            };
+            if tx.send(PrometheusUpdate { status, history }).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
