@@ -18,8 +18,7 @@ use crate::model::{
 };
 use crate::sources::Update;
 use crate::sources::kube::{
-    DeploymentRecord, EventRecord, InferenceServiceRecord, KubeEvent, NodeRecord, PdbRecord, Phase,
-    PodRecord, Record, Resource,
+    DeploymentRecord, EventRecord, KubeEvent, NodeRecord, Phase, PodRecord, Record, Resource,
 };
 
 /// Snapshots are published at most this often while changes stream in.
@@ -81,9 +80,9 @@ struct ClusterModel {
     pending: BTreeSet<PodKey>,
     gangs: BTreeMap<(Arc<str>, Arc<str>), BTreeSet<PodKey>>,
     deployments: BTreeMap<(String, String), DeploymentRecord>,
-    pdbs: BTreeMap<(String, String), PdbRecord>,
+    pdbs: BTreeMap<(String, String), PdbModel>,
     warnings: BTreeMap<(String, String), EventRecord>,
-    isvcs: BTreeMap<(String, String), InferenceServiceRecord>,
+    isvcs: BTreeMap<(String, String), InferenceServiceModel>,
     sync: BTreeMap<Resource, ResourceSync>,
     cached: Option<Arc<ClusterSnapshot>>,
 }
@@ -394,18 +393,7 @@ impl ClusterModel {
                 images: d.images.clone(),
             })
             .collect();
-        let pdbs = self
-            .pdbs
-            .values()
-            .map(|p| PdbModel {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                disruptions_allowed: p.disruptions_allowed,
-                current_healthy: p.current_healthy,
-                desired_healthy: p.desired_healthy,
-                expected_pods: p.expected_pods,
-            })
-            .collect();
+        let pdbs = self.pdbs.values().cloned().collect();
         let gang_jobs = self
             .gangs
             .iter()
@@ -439,19 +427,7 @@ impl ClusterModel {
             .collect();
         warnings.sort_by_key(|w| std::cmp::Reverse(w.last_seen));
         warnings.truncate(MAX_WARNINGS);
-        let inference_services = self
-            .isvcs
-            .values()
-            .map(|i| InferenceServiceModel {
-                namespace: i.namespace.clone(),
-                name: i.name.clone(),
-                ready: i.ready,
-                url: i.url.clone(),
-                latest_ready_revision: i.latest_ready_revision.clone(),
-                previous_rolled_out_revision: i.previous_rolled_out_revision.clone(),
-                canary_traffic_percent: i.canary_traffic_percent,
-            })
-            .collect();
+        let inference_services = self.isvcs.values().cloned().collect();
         let snap = Arc::new(ClusterSnapshot {
             name: self.info.name.clone(),
             server: self.info.server.clone(),

@@ -20,7 +20,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::Update;
-use crate::model::{CapacityType, NodeReadiness, SyncState, Taint};
+use crate::model::{
+    CapacityType, InferenceServiceModel, NodeReadiness, PdbModel, SyncState, Taint,
+};
 
 /// The resources watched per cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,7 +79,7 @@ impl Resource {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Meta {
+pub struct Meta {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -492,16 +494,6 @@ pub struct DeploymentRecord {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct PdbRecord {
-    pub namespace: String,
-    pub name: String,
-    pub disruptions_allowed: u32,
-    pub current_healthy: u32,
-    pub desired_healthy: u32,
-    pub expected_pods: u32,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
     pub namespace: String,
     pub name: String,
@@ -513,24 +505,13 @@ pub struct EventRecord {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct InferenceServiceRecord {
-    pub namespace: String,
-    pub name: String,
-    pub ready: bool,
-    pub url: Option<String>,
-    pub latest_ready_revision: Option<String>,
-    pub previous_rolled_out_revision: Option<String>,
-    pub canary_traffic_percent: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Node(NodeRecord),
     Pod(PodRecord),
     Deployment(DeploymentRecord),
-    Pdb(PdbRecord),
+    Pdb(PdbModel),
     Event(EventRecord),
-    InferenceService(InferenceServiceRecord),
+    InferenceService(InferenceServiceModel),
 }
 
 impl Record {
@@ -584,9 +565,18 @@ impl Interner {
 /// A projection that can become a record.
 pub trait Projection: DeserializeOwned + Clone + Send + 'static {
     const RESOURCE: Resource;
-    fn resource_version(&self) -> Option<&str>;
+    fn meta(&self) -> &Meta;
     fn into_record(self, interner: &mut Interner) -> Record;
-    fn ns_name(&self) -> (String, String);
+
+    fn resource_version(&self) -> Option<&str> {
+        self.meta().resource_version.as_deref()
+    }
+
+    /// (namespace, name); namespace is empty for cluster-scoped objects.
+    fn ns_name(&self) -> (String, String) {
+        let m = self.meta();
+        (m.namespace.clone().unwrap_or_default(), m.name.clone())
+    }
 }
 
 fn ready_of(conds: &[Condition]) -> Option<&Condition> {
@@ -595,11 +585,8 @@ fn ready_of(conds: &[Condition]) -> Option<&Condition> {
 
 impl Projection for NodeObject {
     const RESOURCE: Resource = Resource::Nodes;
-    fn resource_version(&self) -> Option<&str> {
-        self.metadata.resource_version.as_deref()
-    }
-    fn ns_name(&self) -> (String, String) {
-        (String::new(), self.metadata.name.clone())
+    fn meta(&self) -> &Meta {
+        &self.metadata
     }
     fn into_record(self, _: &mut Interner) -> Record {
         let m = &self.metadata;
@@ -634,12 +621,8 @@ impl Projection for NodeObject {
 
 impl Projection for PodObject {
     const RESOURCE: Resource = Resource::Pods;
-    fn resource_version(&self) -> Option<&str> {
-        self.metadata.meta.resource_version.as_deref()
-    }
-    fn ns_name(&self) -> (String, String) {
-        let m = &self.metadata.meta;
-        (m.namespace.clone().unwrap_or_default(), m.name.clone())
+    fn meta(&self) -> &Meta {
+        &self.metadata.meta
     }
     fn into_record(self, interner: &mut Interner) -> Record {
         let m = &self.metadata.meta;
@@ -716,14 +699,8 @@ impl Projection for PodObject {
 
 impl Projection for DeploymentObject {
     const RESOURCE: Resource = Resource::Deployments;
-    fn resource_version(&self) -> Option<&str> {
-        self.metadata.resource_version.as_deref()
-    }
-    fn ns_name(&self) -> (String, String) {
-        (
-            self.metadata.namespace.clone().unwrap_or_default(),
-            self.metadata.name.clone(),
-        )
+    fn meta(&self) -> &Meta {
+        &self.metadata
     }
     fn into_record(self, _: &mut Interner) -> Record {
         let stalled = self.status.conditions.iter().any(|c| {
@@ -753,17 +730,11 @@ impl Projection for DeploymentObject {
 
 impl Projection for PdbObject {
     const RESOURCE: Resource = Resource::PodDisruptionBudgets;
-    fn resource_version(&self) -> Option<&str> {
-        self.metadata.resource_version.as_deref()
-    }
-    fn ns_name(&self) -> (String, String) {
-        (
-            self.metadata.namespace.clone().unwrap_or_default(),
-            self.metadata.name.clone(),
-        )
+    fn meta(&self) -> &Meta {
+        &self.metadata
     }
     fn into_record(self, _: &mut Interner) -> Record {
-        Record::Pdb(PdbRecord {
+        Record::Pdb(PdbModel {
             namespace: self.metadata.namespace.unwrap_or_default(),
             name: self.metadata.name,
             disruptions_allowed: self.status.disruptions_allowed,
@@ -776,14 +747,8 @@ impl Projection for PdbObject {
 
 impl Projection for EventObject {
     const RESOURCE: Resource = Resource::WarningEvents;
-    fn resource_version(&self) -> Option<&str> {
-        self.metadata.resource_version.as_deref()
-    }
-    fn ns_name(&self) -> (String, String) {
-        (
-            self.metadata.namespace.clone().unwrap_or_default(),
-            self.metadata.name.clone(),
-        )
+    fn meta(&self) -> &Meta {
+        &self.metadata
     }
     fn into_record(self, _: &mut Interner) -> Record {
         Record::Event(EventRecord {
@@ -807,17 +772,11 @@ impl Projection for EventObject {
 
 impl Projection for InferenceServiceObject {
     const RESOURCE: Resource = Resource::InferenceServices;
-    fn resource_version(&self) -> Option<&str> {
-        self.metadata.resource_version.as_deref()
-    }
-    fn ns_name(&self) -> (String, String) {
-        (
-            self.metadata.namespace.clone().unwrap_or_default(),
-            self.metadata.name.clone(),
-        )
+    fn meta(&self) -> &Meta {
+        &self.metadata
     }
     fn into_record(self, _: &mut Interner) -> Record {
-        Record::InferenceService(InferenceServiceRecord {
+        Record::InferenceService(InferenceServiceModel {
             namespace: self.metadata.namespace.unwrap_or_default(),
             name: self.metadata.name,
             ready: ready_of(&self.status.conditions).is_some_and(|c| c.status == "True"),
