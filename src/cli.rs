@@ -276,15 +276,32 @@ fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
         .by
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--by: {e}"))?;
-    // With clusters named, node capacity and GPU types come from them (spot savings, GPU types).
-    let nodes = if cli.kubeconfig.is_some() || !cli.contexts.is_empty() {
+    // With clusters named, node capacity and GPU types come from them (spot savings, GPU
+    // types), and GPU utilisation from the GPU sources (idle cost of allocated GPUs).
+    let (nodes, gpu_utilisation) = if cli.kubeconfig.is_some() || !cli.contexts.is_empty() {
         let snap = gather_snapshot(cli, &cfg, std::time::Duration::from_secs(30))?;
-        crate::model::cost::NodeCostInfo::from_snapshot(&snap)
+        let utilisation: Vec<crate::model::cost::GpuUtilisation> = snap
+            .gpus
+            .iter()
+            .filter_map(|g| {
+                Some(crate::model::cost::GpuUtilisation {
+                    cluster: Some(g.cluster.clone()),
+                    node: g.node.clone(),
+                    gpu: g.uuid.clone(),
+                    utilisation_pct: g.utilization_pct?,
+                })
+            })
+            .collect();
+        (
+            crate::model::cost::NodeCostInfo::from_snapshot(&snap),
+            (!utilisation.is_empty()).then_some(utilisation),
+        )
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     let opts = CostOptions {
         nodes,
+        gpu_utilisation,
         focus_files: args.focus.clone(),
         opencost_url,
         window: args.window.clone(),
