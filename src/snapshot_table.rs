@@ -34,6 +34,49 @@ pub fn render(s: &Snapshot) -> String {
             c.crash_looping.len()
         );
     }
+    if !s.endpoints.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n{:<20} {:<10} {:>10} {:>10} {:>8} {:>9} {:<18}",
+            "ENDPOINT", "HEALTH", "P50 MS", "P99 MS", "ERROR %", "REQ/S", "SLO BURN"
+        );
+        for e in &s.endpoints {
+            let m = e.metrics.as_ref();
+            let num = |v: Option<f64>, digits: usize| {
+                v.map_or("-".to_string(), |x| format!("{x:.digits$}"))
+            };
+            let burn: Vec<String> = [&e.availability_burn, &e.latency_burn]
+                .into_iter()
+                .flatten()
+                .filter_map(|b| {
+                    b.severity()
+                        .map(|sev| format!("{:?} {:?}", b.kind, sev).to_lowercase())
+                })
+                .collect();
+            let _ = writeln!(
+                o,
+                "{:<20} {:<10} {:>10} {:>10} {:>8} {:>9} {:<18}",
+                e.name,
+                format!("{:?}", e.health).to_lowercase(),
+                num(m.and_then(|m| m.latency_p50_ms), 0),
+                num(m.and_then(|m| m.latency_p99_ms), 0),
+                num(m.and_then(|m| m.error_rate).map(|r| r * 100.0), 1),
+                num(m.and_then(|m| m.throughput_rps), 1),
+                if burn.is_empty() {
+                    "-".to_string()
+                } else {
+                    burn.join(", ")
+                }
+            );
+        }
+    }
+    if !s.gpu_sources.is_empty() {
+        let held = s.gpus.iter().filter(|g| g.holder.is_some()).count();
+        let _ = writeln!(o, "\nGPUS: {} reported, {held} held by pods", s.gpus.len());
+        for src in &s.gpu_sources {
+            let _ = writeln!(o, "  {}", src.describe());
+        }
+    }
     if !s.signals.is_empty() {
         let _ = writeln!(o, "\nSIGNALS:");
         for sig in &s.signals {
