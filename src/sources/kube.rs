@@ -1230,6 +1230,67 @@ mod tests {
         assert_eq!(n.readiness, NodeReadiness::Ready);
     }
 
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_real_deployment_parses_with_revision_and_rollout_counts() {
+        let d: DeploymentObject = serde_json::from_str(&fixture("k8s-deployment.json")).unwrap();
+        let Record::Deployment(d) = d.into_record(&mut Interner::default()) else {
+            panic!("not a deployment")
+        };
+        assert_eq!(
+            (d.namespace.as_str(), d.name.as_str()),
+            ("knative-serving", "activator")
+        );
+        assert!(d.revision.is_some());
+        assert_eq!((d.replicas, d.ready, d.available), (2, 2, 2));
+        assert!(!d.stalled && !d.paused);
+        assert!(!d.images.is_empty());
+    }
+
+    #[test]
+    fn a_real_pdb_parses_with_its_budget() {
+        let p: PdbObject = serde_json::from_str(&fixture("k8s-pdb.json")).unwrap();
+        let Record::Pdb(p) = p.into_record(&mut Interner::default()) else {
+            panic!("not a PDB")
+        };
+        assert_eq!(p.name, "activator-pdb");
+        assert_eq!(
+            (
+                p.disruptions_allowed,
+                p.current_healthy,
+                p.desired_healthy,
+                p.expected_pods
+            ),
+            (1, 2, 1, 2)
+        );
+    }
+
+    #[test]
+    fn a_real_inference_service_parses_with_its_revisions() {
+        let i: InferenceServiceObject =
+            serde_json::from_str(&fixture("kserve-inferenceservice.json")).unwrap();
+        let Record::InferenceService(i) = i.into_record(&mut Interner::default()) else {
+            panic!("not an InferenceService")
+        };
+        assert_eq!(
+            (i.namespace.as_str(), i.name.as_str()),
+            ("test", "pmml-demo")
+        );
+        assert!(i.ready);
+        assert_eq!(i.url.as_deref(), Some("http://pmml-demo.test.example.com"));
+        assert_eq!(
+            i.latest_ready_revision.as_deref(),
+            Some("pmml-demo-predictor-default-00001")
+        );
+    }
+
     #[test]
     fn backoff_grows_with_jitter_and_stays_capped() {
         let mut b = Backoff::new(3);
