@@ -200,6 +200,23 @@ const INTERRUPTION_TAINTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A deadline a notice states in its text: the RFC 3339 time after "terminated at",
+/// "interrupted at" or "terminating at".
+fn deadline_in(message: &str) -> Option<DateTime<Utc>> {
+    let lower = message.to_ascii_lowercase();
+    ["terminated at ", "interrupted at ", "terminating at "]
+        .iter()
+        .find_map(|marker| {
+            let start = lower.find(marker)? + marker.len();
+            let token = message[start..]
+                .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+                .next()?;
+            DateTime::parse_from_rfc3339(token.trim_end_matches('.'))
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        })
+}
+
 /// The detectors and their memory (when each condition was first seen).
 #[derive(Debug, Default)]
 pub struct Detectors {
@@ -340,16 +357,35 @@ impl Detectors {
                     continue;
                 };
                 let key = format!("taint:{}:{}", subject.describe(), taint.key);
-                let noticed = self.seen(&key, now);
-                let deadline =
-                    noticed + chrono::Duration::from_std(t.spot_notice).unwrap_or_default();
+                let first_sight = self.seen(&key, now);
+                // The notice event, when the handler posted one, dates the notice (and may state
+                // the deadline), so the deadline survives a restart of the cockpit.
+                let event = c.warnings.iter().find(|w| {
+                    w.object == format!("node/{}", n.name) && {
+                        let r = w.reason.to_ascii_lowercase();
+                        r.contains("interruption")
+                            || r.contains("rebalance")
+                            || r.contains("termination")
+                    }
+                });
+                let noticed = event
+                    .and_then(|e| e.last_seen)
+                    .map_or(first_sight, |t| t.min(first_sight));
+                let stated = event.and_then(|e| deadline_in(&e.message));
+                let (deadline, deadline_source) = match stated {
+                    Some(d) => (d, "notice event"),
+                    None => (
+                        noticed + chrono::Duration::from_std(t.spot_notice).unwrap_or_default(),
+                        "notice window",
+                    ),
+                };
                 let left = (deadline - now).num_seconds();
                 out.push(signal(
                     "node.interruption_notice",
                     Severity::Critical,
                     subject.clone(),
                     format!("{what} on {}: instance goes at {} ({}s left)", n.name, deadline.format("%H:%M:%S"), left.max(0)),
-                    json!({"taint": taint.key, "noticed": noticed, "deadline": deadline, "seconds_left": left, "capacity_type": n.capacity_type, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested}),
+                    json!({"taint": taint.key, "noticed": noticed, "deadline": deadline, "deadline_source": deadline_source, "seconds_left": left, "capacity_type": n.capacity_type, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested}),
                     noticed,
                     Some("cordon and drain the node now, forcing past the deadline if a budget blocks"),
                 ));
@@ -867,6 +903,32 @@ mod tests {
             "the deadline does not move"
         );
         assert_eq!(first[0].first_seen, later[0].first_seen);
+    }
+
+    #[test]
+    fn a_notice_event_dates_the_notice_and_states_the_deadline() {
+        let now = Utc::now();
+        let sent = now - chrono::Duration::seconds(20);
+        let goes = sent + chrono::Duration::seconds(90);
+        let taint = Taint {
+            key: "aws-node-termination-handler/spot-itn".into(),
+            value: "x".into(),
+            effect: "NoSchedule".into(),
+        };
+        let mut c = cluster(vec![node("n1", NodeReadiness::Ready, None, vec![taint])]);
+        c.warnings.push(crate::model::WarningEvent {
+            namespace: "default".into(),
+            object: "node/n1".into(),
+            reason: "SpotInterruption".into(),
+            message: format!("Spot Interruption notice for instance i-1 was sent at {}: instance will be terminated at {}", sent.to_rfc3339(), goes.to_rfc3339()),
+            count: 1,
+            last_seen: Some(sent),
+        });
+        let s = Detectors::default().evaluate(&snap(c), now);
+        assert_eq!(s[0].kind, "node.interruption_notice");
+        assert_eq!(s[0].evidence["deadline_source"], "notice event");
+        assert_eq!(s[0].evidence["seconds_left"], 70);
+        assert_eq!(s[0].first_seen, sent);
     }
 
     #[test]
