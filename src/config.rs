@@ -29,8 +29,6 @@ contexts = []
 nvml = true
 # How often DCGM exporters are scraped and NVML is read.
 interval = "10s"
-# A GPU held by a pod and used under this share is idle.
-idle_utilisation_pct = 5.0
 # DCGM exporters to scrape (or read fleet-wide numbers from Prometheus), e.g.:
 # [[gpu.dcgm]]
 # cluster = "prod-us-east"
@@ -54,6 +52,17 @@ opencost_url = ""
 team_label = "team"
 # A GPU held by a pod but used under this share is counted as idle cost.
 idle_gpu_threshold_pct = 10.0
+
+# Model endpoints to probe, one [[endpoints]] table each, e.g.:
+# [[endpoints]]
+# name = "llama-chat"
+# url = "http://llama-chat.serving.svc:8000"
+# protocol = "vllm"                   # kserve-v2 | vllm | triton | http
+# model = "meta-llama/Llama-3.1-8B-Instruct"
+# serving = { cluster = "prod-us-east", namespace = "serving", kind = "Deployment", name = "llama-chat" }
+# [endpoints.slo]
+# availability = 0.999
+# latency = { percentile = "p99", target_ms = 2000 }
 
 [signals]
 # A node NotReady or Unknown for longer than this is a signal.
@@ -84,7 +93,7 @@ seed = 42
 # Address of the control server; the other servers take the next ports (port 0: any free ports).
 listen = "127.0.0.1:0"
 # Scenarios injected at start (xid-storm, node-notready, spot-interruption, bad-rollout,
-# pdb-block, api-flaky, endpoint-outage).
+# pdb-block, api-flaky, rbac-deny, endpoint-outage).
 scenarios = []
 "#;
 
@@ -109,8 +118,6 @@ pub struct GpuConfig {
     pub nvml: bool,
     /// How often DCGM exporters are scraped and NVML is read, e.g. "10s".
     pub interval: String,
-    /// A GPU held by a pod and used under this share is idle.
-    pub idle_utilisation_pct: f64,
     /// DCGM exporters to scrape, each with the cluster (kubeconfig context) it belongs to.
     pub dcgm: Vec<DcgmTarget>,
 }
@@ -150,7 +157,6 @@ impl Default for GpuConfig {
         Self {
             nvml: true,
             interval: "10s".into(),
-            idle_utilisation_pct: 5.0,
             dcgm: Vec::new(),
         }
     }
@@ -413,16 +419,6 @@ impl Config {
                 "gpu",
                 "interval",
                 format!("{:?} is not a duration like 10s: {e}", self.gpu.interval),
-            ));
-        }
-        if !(0.0..=100.0).contains(&self.gpu.idle_utilisation_pct) {
-            return Err((
-                "gpu",
-                "idle_utilisation_pct",
-                format!(
-                    "{} is not a percentage; use 0 to 100",
-                    self.gpu.idle_utilisation_pct
-                ),
             ));
         }
         if let Some(bad) = self
