@@ -270,7 +270,7 @@ pub fn default_path() -> Result<PathBuf, ConfigError> {
         .ok_or(ConfigError::NoConfigDir)
 }
 
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -278,7 +278,7 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
 }
 
 /// The dotted key at `offset`: the `[table]` above it plus the key on its line.
-fn key_at(src: &str, offset: usize) -> String {
+pub(crate) fn key_at(src: &str, offset: usize) -> String {
     let offset = offset.min(src.len());
     let line_start = src[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);

@@ -10,3 +10,4 @@ pub mod snapshot_table;
 pub mod sources;
 pub mod state;
 pub mod telemetry;
+pub mod tui;
