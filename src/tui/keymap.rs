@@ -1,0 +1,518 @@
+//! The keymap: one `Action` per thing a key can do, k9s and vim habits by default, user
+//! overrides from `[keys]` in fleetdeck.toml (an action's list replaces its defaults), and the
+//! help text generated from the bindings. Imports nothing but crossterm's key types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Panes of the cockpit, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PaneId {
+    Overview,
+    Nodes,
+    Gpus,
+    Endpoints,
+    Cost,
+    Signals,
+}
+
+impl PaneId {
+    pub const ALL: [PaneId; 6] = [
+        PaneId::Overview,
+        PaneId::Nodes,
+        PaneId::Gpus,
+        PaneId::Endpoints,
+        PaneId::Cost,
+        PaneId::Signals,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PaneId::Overview => "overview",
+            PaneId::Nodes => "nodes",
+            PaneId::Gpus => "gpus",
+            PaneId::Endpoints => "endpoints",
+            PaneId::Cost => "cost",
+            PaneId::Signals => "signals",
+        }
+    }
+}
+
+/// Everything a key can ask for. Keys, the command palette and mouse events all become these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Quit,
+    Help,
+    Palette,
+    Filter,
+    Back,
+    Open,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    NextPane,
+    PrevPane,
+    SortNext,
+    SortReverse,
+    GoTo(PaneId),
+}
+
+impl Action {
+    /// Every action, in the order help lists them.
+    pub fn all() -> Vec<Action> {
+        let mut v = vec![
+            Action::Quit,
+            Action::Help,
+            Action::Palette,
+            Action::Filter,
+            Action::Back,
+            Action::Open,
+            Action::Up,
+            Action::Down,
+            Action::PageUp,
+            Action::PageDown,
+            Action::Top,
+            Action::Bottom,
+            Action::NextPane,
+            Action::PrevPane,
+            Action::SortNext,
+            Action::SortReverse,
+        ];
+        v.extend(PaneId::ALL.map(Action::GoTo));
+        v
+    }
+
+    /// The action's key in `[keys]`.
+    pub fn config_key(self) -> String {
+        match self {
+            Action::Quit => "quit".into(),
+            Action::Help => "help".into(),
+            Action::Palette => "palette".into(),
+            Action::Filter => "filter".into(),
+            Action::Back => "back".into(),
+            Action::Open => "open".into(),
+            Action::Up => "up".into(),
+            Action::Down => "down".into(),
+            Action::PageUp => "page_up".into(),
+            Action::PageDown => "page_down".into(),
+            Action::Top => "top".into(),
+            Action::Bottom => "bottom".into(),
+            Action::NextPane => "next_pane".into(),
+            Action::PrevPane => "prev_pane".into(),
+            Action::SortNext => "sort_next".into(),
+            Action::SortReverse => "sort_reverse".into(),
+            Action::GoTo(p) => format!("goto_{}", p.name()),
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Action::Quit => "quit".into(),
+            Action::Help => "show this help".into(),
+            Action::Palette => "command palette (:nodes, :gpus, :ctx NAME, …)".into(),
+            Action::Filter => "filter the current table".into(),
+            Action::Back => "back / close / clear the filter".into(),
+            Action::Open => "open the selected row".into(),
+            Action::Up => "move up".into(),
+            Action::Down => "move down".into(),
+            Action::PageUp => "page up".into(),
+            Action::PageDown => "page down".into(),
+            Action::Top => "first row".into(),
+            Action::Bottom => "last row".into(),
+            Action::NextPane => "next pane".into(),
+            Action::PrevPane => "previous pane".into(),
+            Action::SortNext => "sort by the next column".into(),
+            Action::SortReverse => "reverse the sort".into(),
+            Action::GoTo(p) => format!("go to {}", p.name()),
+        }
+    }
+
+    fn defaults(self) -> &'static [&'static str] {
+        match self {
+            Action::Quit => &["q", "ctrl-c"],
+            Action::Help => &["?"],
+            Action::Palette => &[":"],
+            Action::Filter => &["/"],
+            Action::Back => &["esc"],
+            Action::Open => &["enter"],
+            Action::Up => &["k", "up"],
+            Action::Down => &["j", "down"],
+            Action::PageUp => &["ctrl-u", "pageup"],
+            Action::PageDown => &["ctrl-d", "pagedown"],
+            Action::Top => &["g", "home"],
+            Action::Bottom => &["G", "end"],
+            Action::NextPane => &["tab", "l", "right"],
+            Action::PrevPane => &["backtab", "h", "left"],
+            Action::SortNext => &["s"],
+            Action::SortReverse => &["S"],
+            Action::GoTo(PaneId::Overview) => &["1"],
+            Action::GoTo(PaneId::Nodes) => &["2"],
+            Action::GoTo(PaneId::Gpus) => &["3"],
+            Action::GoTo(PaneId::Endpoints) => &["4"],
+            Action::GoTo(PaneId::Cost) => &["5"],
+            Action::GoTo(PaneId::Signals) => &["6"],
+        }
+    }
+}
+
+/// A key with its modifiers, as a binding is written: `q`, `G`, `ctrl-c`, `shift-tab`, `f1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    code: KeyCodeOrd,
+    ctrl: bool,
+    alt: bool,
+}
+
+/// `KeyCode` subset that bindings use, orderable for maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum KeyCodeOrd {
+    Char(char),
+    F(u8),
+    Enter,
+    Esc,
+    Tab,
+    BackTab,
+    Backspace,
+    Up,
+    Down,
+    Left,
+    Right,
+    Home,
+    End,
+    PageUp,
+    PageDown,
+    Delete,
+}
+
+impl Key {
+    /// Parses a binding; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Key, String> {
+        let mut ctrl = false;
+        let mut alt = false;
+        let mut shift = false;
+        let mut rest = text.trim();
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            if let Some(r) = lower.strip_prefix("ctrl-") {
+                ctrl = true;
+                rest = &rest[rest.len() - r.len()..];
+            } else if let Some(r) = lower.strip_prefix("alt-") {
+                alt = true;
+                rest = &rest[rest.len() - r.len()..];
+            } else if let Some(r) = lower.strip_prefix("shift-").filter(|r| !r.is_empty()) {
+                shift = true;
+                rest = &rest[rest.len() - r.len()..];
+            } else {
+                break;
+            }
+        }
+        let named = match rest.to_ascii_lowercase().as_str() {
+            "enter" | "return" => Some(KeyCodeOrd::Enter),
+            "esc" | "escape" => Some(KeyCodeOrd::Esc),
+            "tab" if shift => Some(KeyCodeOrd::BackTab),
+            "tab" => Some(KeyCodeOrd::Tab),
+            "backtab" => Some(KeyCodeOrd::BackTab),
+            "backspace" => Some(KeyCodeOrd::Backspace),
+            "up" => Some(KeyCodeOrd::Up),
+            "down" => Some(KeyCodeOrd::Down),
+            "left" => Some(KeyCodeOrd::Left),
+            "right" => Some(KeyCodeOrd::Right),
+            "home" => Some(KeyCodeOrd::Home),
+            "end" => Some(KeyCodeOrd::End),
+            "pageup" | "pgup" => Some(KeyCodeOrd::PageUp),
+            "pagedown" | "pgdn" => Some(KeyCodeOrd::PageDown),
+            "delete" | "del" => Some(KeyCodeOrd::Delete),
+            "space" => Some(KeyCodeOrd::Char(' ')),
+            f if f.len() >= 2
+                && f.starts_with('f')
+                && f[1..].chars().all(|c| c.is_ascii_digit()) =>
+            {
+                let n: u8 = f[1..]
+                    .parse()
+                    .map_err(|_| format!("{text:?}: no such function key"))?;
+                if !(1..=12).contains(&n) {
+                    return Err(format!("{text:?}: function keys are f1 to f12"));
+                }
+                Some(KeyCodeOrd::F(n))
+            }
+            _ => None,
+        };
+        let code = match named {
+            Some(c) => c,
+            None => {
+                let mut chars = rest.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) if !c.is_control() => KeyCodeOrd::Char(if shift {
+                        c.to_ascii_uppercase()
+                    } else if ctrl {
+                        c.to_ascii_lowercase()
+                    } else {
+                        c
+                    }),
+                    _ => {
+                        return Err(format!(
+                            "{text:?} is not a key: use one character (q, G, ?), a name (enter, esc, tab, up, pageup, f1 …), optionally after ctrl-, alt- or shift-"
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Key { code, ctrl, alt })
+    }
+
+    /// The key a terminal event names, if bindings can use it.
+    pub fn from_event(e: &KeyEvent) -> Option<Key> {
+        let ctrl = e.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = e.modifiers.contains(KeyModifiers::ALT);
+        let code = match e.code {
+            KeyCode::Char(c) => KeyCodeOrd::Char(if ctrl { c.to_ascii_lowercase() } else { c }),
+            KeyCode::F(n) => KeyCodeOrd::F(n),
+            KeyCode::Enter => KeyCodeOrd::Enter,
+            KeyCode::Esc => KeyCodeOrd::Esc,
+            KeyCode::Tab => KeyCodeOrd::Tab,
+            KeyCode::BackTab => KeyCodeOrd::BackTab,
+            KeyCode::Backspace => KeyCodeOrd::Backspace,
+            KeyCode::Up => KeyCodeOrd::Up,
+            KeyCode::Down => KeyCodeOrd::Down,
+            KeyCode::Left => KeyCodeOrd::Left,
+            KeyCode::Right => KeyCodeOrd::Right,
+            KeyCode::Home => KeyCodeOrd::Home,
+            KeyCode::End => KeyCodeOrd::End,
+            KeyCode::PageUp => KeyCodeOrd::PageUp,
+            KeyCode::PageDown => KeyCodeOrd::PageDown,
+            KeyCode::Delete => KeyCodeOrd::Delete,
+            _ => return None,
+        };
+        Some(Key { code, ctrl, alt })
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ctrl {
+            f.write_str("ctrl-")?;
+        }
+        if self.alt {
+            f.write_str("alt-")?;
+        }
+        match self.code {
+            KeyCodeOrd::Char(' ') => f.write_str("space"),
+            KeyCodeOrd::Char(c) => write!(f, "{c}"),
+            KeyCodeOrd::F(n) => write!(f, "f{n}"),
+            other => f.write_str(&format!("{other:?}").to_ascii_lowercase()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum KeymapError {
+    #[error("[keys] {key}: unknown action; actions are {known}")]
+    UnknownAction { key: String, known: String },
+    #[error("[keys] {action} = {value:?}: {message}")]
+    BadKey {
+        action: String,
+        value: String,
+        message: String,
+    },
+    #[error("[keys] {key} is bound to both {first} and {second}; give each key one action")]
+    Conflict {
+        key: String,
+        first: String,
+        second: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keymap {
+    bindings: BTreeMap<Key, Action>,
+    /// Each action's keys in the order they were given, for help.
+    by_action: Vec<(Action, Vec<Key>)>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        Self::with_overrides(&BTreeMap::new()).unwrap_or(Keymap {
+            bindings: BTreeMap::new(),
+            by_action: Vec::new(),
+        })
+    }
+}
+
+impl Keymap {
+    /// The default bindings with `overrides` (action key → keys) replacing an action's defaults.
+    pub fn with_overrides(
+        overrides: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Keymap, KeymapError> {
+        let actions = Action::all();
+        for key in overrides.keys() {
+            if !actions.iter().any(|a| a.config_key() == *key) {
+                let known: Vec<String> = actions.iter().map(|a| a.config_key()).collect();
+                return Err(KeymapError::UnknownAction {
+                    key: key.clone(),
+                    known: known.join(", "),
+                });
+            }
+        }
+        let mut bindings: BTreeMap<Key, Action> = BTreeMap::new();
+        let mut by_action = Vec::new();
+        for action in actions {
+            let mut these = Vec::new();
+            let keys: Vec<String> = match overrides.get(&action.config_key()) {
+                Some(list) => list.clone(),
+                None => action.defaults().iter().map(|s| s.to_string()).collect(),
+            };
+            for text in keys {
+                let key = Key::parse(&text).map_err(|message| KeymapError::BadKey {
+                    action: action.config_key(),
+                    value: text.clone(),
+                    message,
+                })?;
+                if let Some(previous) = bindings.insert(key, action)
+                    && previous != action
+                {
+                    return Err(KeymapError::Conflict {
+                        key: key.to_string(),
+                        first: previous.config_key(),
+                        second: action.config_key(),
+                    });
+                }
+                these.push(key);
+            }
+            by_action.push((action, these));
+        }
+        Ok(Keymap {
+            bindings,
+            by_action,
+        })
+    }
+
+    pub fn action(&self, event: &KeyEvent) -> Option<Action> {
+        Key::from_event(event).and_then(|k| self.bindings.get(&k).copied())
+    }
+
+    pub fn keys_for(&self, action: Action) -> Vec<Key> {
+        self.by_action
+            .iter()
+            .find(|(a, _)| *a == action)
+            .map(|(_, k)| k.clone())
+            .unwrap_or_default()
+    }
+
+    /// Help lines generated from the bindings: `keys  description`, in action order.
+    pub fn help(&self) -> Vec<(String, String)> {
+        Action::all()
+            .into_iter()
+            .map(|a| {
+                let keys: Vec<String> = self.keys_for(a).iter().map(Key::to_string).collect();
+                (keys.join(" / "), a.describe())
+            })
+            .filter(|(keys, _)| !keys.is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    #[test]
+    fn defaults_follow_k9s_and_vim_habits() {
+        let k = Keymap::default();
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('j'), KeyModifiers::NONE)),
+            Some(Action::Down)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Down, KeyModifiers::NONE)),
+            Some(Action::Down)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char(':'), KeyModifiers::NONE)),
+            Some(Action::Palette)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('/'), KeyModifiers::NONE)),
+            Some(Action::Filter)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+            Some(Action::Bottom)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::BackTab, KeyModifiers::SHIFT)),
+            Some(Action::PrevPane)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('3'), KeyModifiers::NONE)),
+            Some(Action::GoTo(PaneId::Gpus))
+        );
+        assert_eq!(k.action(&ev(KeyCode::Char('x'), KeyModifiers::NONE)), None);
+    }
+
+    #[test]
+    fn an_override_replaces_only_that_actions_keys() {
+        let o = BTreeMap::from([("quit".to_string(), vec!["ctrl-q".to_string()])]);
+        let k = Keymap::with_overrides(&o).unwrap();
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('q'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        assert_eq!(k.action(&ev(KeyCode::Char('q'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('j'), KeyModifiers::NONE)),
+            Some(Action::Down)
+        );
+    }
+
+    #[test]
+    fn bad_bindings_are_errors_that_name_the_action_and_value() {
+        let bad = |action: &str, key: &str| {
+            Keymap::with_overrides(&BTreeMap::from([(
+                action.to_string(),
+                vec![key.to_string()],
+            )]))
+            .unwrap_err()
+        };
+        assert!(matches!(bad("quit", "ctrl-"), KeymapError::BadKey { .. }));
+        let e = bad("quit", "hyper-q").to_string();
+        assert!(e.contains("[keys] quit = \"hyper-q\""), "{e}");
+        assert!(matches!(
+            bad("teleport", "t"),
+            KeymapError::UnknownAction { .. }
+        ));
+        assert_eq!(
+            bad("help", "f13").to_string(),
+            "[keys] help = \"f13\": \"f13\": function keys are f1 to f12"
+        );
+        let e = bad("help", "j").to_string();
+        assert!(
+            e.contains("bound to both") && e.contains("help") && e.contains("down"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_action_with_its_keys() {
+        let help = Keymap::default().help();
+        assert_eq!(help.len(), Action::all().len());
+        assert!(
+            help.iter()
+                .any(|(keys, what)| keys == "q / ctrl-c" && what == "quit"),
+            "{help:?}"
+        );
+        assert!(help.iter().any(|(keys, _)| keys.contains("enter")));
+    }
+}
