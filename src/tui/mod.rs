@@ -2,4 +2,5 @@
 //! with the TUI. May import state, store, runbook, model, config.
 
 pub mod keymap;
+pub mod pane;
 pub mod theme;

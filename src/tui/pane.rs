@@ -1,0 +1,172 @@
+//! What every pane is given to draw, and the state a table pane keeps between frames.
+//! Panes render the snapshot they are given: no I/O, no awaits, no locks held while drawing.
+
+use chrono::{DateTime, Utc};
+
+use super::theme::Theme;
+use crate::model::Snapshot;
+use crate::model::cost::CostReport;
+
+/// Everything a pane may read while drawing.
+pub struct ViewCtx<'a> {
+    pub snapshot: &'a Snapshot,
+    pub theme: &'a Theme,
+    pub now: DateTime<Utc>,
+    /// `:ctx NAME` narrows every pane to one cluster; `None` shows all.
+    pub cluster: Option<&'a str>,
+    /// The latest cost report, when a cost source is configured.
+    pub cost: Option<&'a CostReport>,
+}
+
+impl ViewCtx<'_> {
+    /// The clusters the panes show.
+    pub fn clusters(&self) -> impl Iterator<Item = &crate::model::ClusterSnapshot> {
+        self.snapshot
+            .clusters
+            .iter()
+            .map(|c| c.as_ref())
+            .filter(move |c| self.cluster.is_none_or(|name| c.name == name))
+    }
+}
+
+/// Selection, scroll, filter and sort of a table pane.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableView {
+    /// Index into the filtered, sorted rows.
+    pub selected: usize,
+    /// First visible row.
+    pub offset: usize,
+    /// Case-insensitive substring every shown row contains in some cell.
+    pub filter: String,
+    /// Column index and descending.
+    pub sort: Option<(usize, bool)>,
+}
+
+impl TableView {
+    /// Keeps the selection inside `rows` and visible in a window of `height` rows.
+    pub fn clamp(&mut self, rows: usize, height: usize) {
+        if rows == 0 {
+            self.selected = 0;
+            self.offset = 0;
+            return;
+        }
+        self.selected = self.selected.min(rows - 1);
+        let height = height.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(rows.saturating_sub(height));
+    }
+
+    /// Moves the selection by `delta` rows (negative is up).
+    pub fn step(&mut self, delta: isize, rows: usize) {
+        if rows == 0 {
+            return;
+        }
+        let next = (self.selected as isize + delta).clamp(0, rows as isize - 1);
+        self.selected = next as usize;
+    }
+
+    /// Cycles the sort through the columns, then off.
+    pub fn sort_next(&mut self, columns: usize) {
+        self.sort = match self.sort {
+            None if columns > 0 => Some((0, false)),
+            Some((c, d)) if c + 1 < columns => Some((c + 1, d)),
+            _ => None,
+        };
+    }
+
+    pub fn sort_reverse(&mut self) {
+        if let Some((c, d)) = self.sort {
+            self.sort = Some((c, !d));
+        }
+    }
+
+    /// Does a row (its cells as text) pass the filter?
+    pub fn keeps(&self, cells: &[String]) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        let needle = self.filter.to_lowercase();
+        cells.iter().any(|c| c.to_lowercase().contains(&needle))
+    }
+}
+
+/// Orders rows by the sort column: numbers as numbers when both cells parse, else text.
+pub fn sort_rows(rows: &mut [Vec<String>], sort: Option<(usize, bool)>) {
+    let Some((col, desc)) = sort else { return };
+    rows.sort_by(|a, b| {
+        let (x, y) = (
+            a.get(col).map_or("", String::as_str),
+            b.get(col).map_or("", String::as_str),
+        );
+        let num = |s: &str| {
+            s.trim_end_matches('%')
+                .split('/')
+                .next()
+                .and_then(|n| n.trim().parse::<f64>().ok())
+        };
+        let ord = match (num(x), num(y)) {
+            (Some(p), Some(q)) => p.total_cmp(&q),
+            _ => x.cmp(y),
+        };
+        if desc { ord.reverse() } else { ord }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_stays_visible_and_inside_the_rows() {
+        let mut v = TableView::default();
+        v.step(30, 100);
+        v.clamp(100, 10);
+        assert_eq!((v.selected, v.offset), (30, 21));
+        v.step(-100, 100);
+        v.clamp(100, 10);
+        assert_eq!((v.selected, v.offset), (0, 0));
+        v.selected = 50;
+        v.clamp(5, 10);
+        assert_eq!((v.selected, v.offset), (4, 0));
+    }
+
+    #[test]
+    fn sorting_compares_numbers_as_numbers() {
+        let mut rows = vec![
+            vec!["b".into(), "10".into()],
+            vec!["a".into(), "9".into()],
+            vec!["c".into(), "100".into()],
+        ];
+        sort_rows(&mut rows, Some((1, false)));
+        assert_eq!(
+            rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        sort_rows(&mut rows, Some((0, true)));
+        assert_eq!(
+            rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+            ["c", "b", "a"]
+        );
+        let mut v = TableView::default();
+        v.sort_next(2);
+        v.sort_next(2);
+        v.sort_reverse();
+        assert_eq!(v.sort, Some((1, true)));
+        v.sort_next(2);
+        assert_eq!(v.sort, None);
+    }
+
+    #[test]
+    fn the_filter_matches_any_cell_ignoring_case() {
+        let v = TableView {
+            filter: "H100".into(),
+            ..TableView::default()
+        };
+        assert!(v.keeps(&["n1".into(), "NVIDIA-h100-80GB".into()]));
+        assert!(!v.keeps(&["n2".into(), "A100".into()]));
+    }
+}
