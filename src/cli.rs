@@ -352,115 +352,13 @@ fn gather_snapshot(
     cfg: &Config,
     wait: std::time::Duration,
 ) -> anyhow::Result<std::sync::Arc<crate::model::Snapshot>> {
-    use crate::state::{ClusterInfo, FleetState, spawn_fleet};
     let targets = kube_targets(cli, cfg)?;
-    let prometheus = if cfg.prometheus.url.is_empty() {
-        None
-    } else {
-        let token = match cfg.prometheus.bearer_token_file.trim() {
-            "" => None,
-            path => Some(
-                std::fs::read_to_string(path)
-                    .map(|t| t.trim().to_string())
-                    .map_err(|e| anyhow::anyhow!("[prometheus] bearer_token_file {path}: {e}"))?,
-            ),
-        };
-        Some(
-            crate::sources::prometheus::PrometheusClient::new(
-                &cfg.prometheus.url,
-                token,
-                std::time::Duration::from_secs(30),
-            )
-            .map_err(|e| anyhow::anyhow!("[prometheus] url: {e}"))?,
-        )
-    };
+    let prometheus = crate::wiring::prometheus_client(cfg)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let snap = rt.block_on(async {
-        let (tx, rx) = tokio::sync::mpsc::channel(4096);
-        let infos = targets
-            .iter()
-            .map(|t| ClusterInfo {
-                name: t.context.clone(),
-                server: t.server.clone(),
-            })
-            .collect();
-        let mut snaps = spawn_fleet(FleetState::with_endpoints(infos, &cfg.endpoints), rx);
-        for (i, t) in targets.into_iter().enumerate() {
-            crate::sources::kube::spawn_cluster(i, t, tx.clone());
-        }
-        let mut gpu_sources = cfg.gpu.dcgm.len() + usize::from(cfg.gpu.nvml);
-        if let Some(client) = prometheus.clone() {
-            let (ptx, mut prx) = tokio::sync::mpsc::channel(4);
-            let parse = |d: &str| {
-                humantime::parse_duration(d).unwrap_or(std::time::Duration::from_secs(30))
-            };
-            crate::sources::prometheus::spawn_prometheus(
-                client,
-                parse(&cfg.prometheus.interval),
-                parse(&cfg.prometheus.window),
-                ptx,
-            );
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some(u) = prx.recv().await {
-                    if tx
-                        .send(crate::sources::Update::Prometheus(Box::new(u)))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-            gpu_sources += 1;
-        }
-        if gpu_sources > 0 {
-            let (gtx, mut grx) = tokio::sync::mpsc::channel(64);
-            if !cfg.gpu.dcgm.is_empty() {
-                let urls = cfg
-                    .gpu
-                    .dcgm
-                    .iter()
-                    .map(|t| (t.cluster.clone(), t.url.clone()))
-                    .collect();
-                crate::sources::dcgm::spawn_dcgm(urls, cfg.gpu.interval(), gtx.clone());
-            }
-            if cfg.gpu.nvml {
-                crate::sources::nvml::spawn_nvml(cfg.gpu.interval(), gtx);
-            }
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some(u) = grx.recv().await {
-                    if tx
-                        .send(crate::sources::Update::Gpu(Box::new(u)))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
-        if !cfg.endpoints.is_empty() {
-            let (etx, mut erx) = tokio::sync::mpsc::channel(64);
-            crate::sources::endpoints::spawn_endpoints(
-                cfg.endpoints.clone(),
-                std::time::Duration::from_secs(5),
-                etx,
-            );
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some(u) = erx.recv().await {
-                    if tx
-                        .send(crate::sources::Update::Endpoint(Box::new(u)))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
+        let running = crate::wiring::start(cfg, targets, prometheus);
+        let gpu_sources = running.gpu_sources;
+        let mut snaps = running.snapshots;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let ready = {

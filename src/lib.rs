@@ -11,3 +11,4 @@ pub mod sources;
 pub mod state;
 pub mod telemetry;
 pub mod tui;
+pub mod wiring;

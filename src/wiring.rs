@@ -1,0 +1,117 @@
+//! Starts every configured source and the state task, and hands back the snapshot channel:
+//! the one place that connects sources to state (used by `snapshot`, `cost` and the cockpit).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::model::Snapshot;
+use crate::sources::Update;
+use crate::sources::kube::ClusterTarget;
+use crate::sources::prometheus::PrometheusClient;
+use crate::state::{ClusterInfo, FleetState, spawn_fleet};
+
+/// The running sources and state.
+pub struct Running {
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// How many GPU sources (DCGM exporters, NVML, Prometheus) will report.
+    pub gpu_sources: usize,
+}
+
+/// The Prometheus client `[prometheus]` asks for, if any.
+pub fn prometheus_client(cfg: &Config) -> anyhow::Result<Option<PrometheusClient>> {
+    if cfg.prometheus.url.is_empty() {
+        return Ok(None);
+    }
+    let token = match cfg.prometheus.bearer_token_file.trim() {
+        "" => None,
+        path => Some(
+            std::fs::read_to_string(path)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| anyhow::anyhow!("[prometheus] bearer_token_file {path}: {e}"))?,
+        ),
+    };
+    let client = PrometheusClient::new(&cfg.prometheus.url, token, Duration::from_secs(30))
+        .map_err(|e| anyhow::anyhow!("[prometheus] url: {e}"))?;
+    Ok(Some(client))
+}
+
+/// Forwards one source's updates into the state's channel, wrapped as `Update`s.
+fn forward<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+    tx: mpsc::Sender<Update>,
+    wrap: fn(T) -> Update,
+) {
+    tokio::spawn(async move {
+        while let Some(u) = rx.recv().await {
+            if tx.send(wrap(u)).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Starts the state task and every source the config and `targets` name. Must run inside a
+/// tokio runtime.
+pub fn start(
+    cfg: &Config,
+    targets: Vec<ClusterTarget>,
+    prometheus: Option<PrometheusClient>,
+) -> Running {
+    let (tx, rx) = mpsc::channel(4096);
+    let infos = targets
+        .iter()
+        .map(|t| ClusterInfo {
+            name: t.context.clone(),
+            server: t.server.clone(),
+        })
+        .collect();
+    let snapshots = spawn_fleet(FleetState::with_endpoints(infos, &cfg.endpoints), rx);
+    for (i, t) in targets.into_iter().enumerate() {
+        crate::sources::kube::spawn_cluster(i, t, tx.clone());
+    }
+    let mut gpu_sources = cfg.gpu.dcgm.len() + usize::from(cfg.gpu.nvml);
+    if !cfg.gpu.dcgm.is_empty() || cfg.gpu.nvml {
+        let (gtx, grx) = mpsc::channel(64);
+        if !cfg.gpu.dcgm.is_empty() {
+            let urls = cfg
+                .gpu
+                .dcgm
+                .iter()
+                .map(|t| (t.cluster.clone(), t.url.clone()))
+                .collect();
+            crate::sources::dcgm::spawn_dcgm(urls, cfg.gpu.interval(), gtx.clone());
+        }
+        if cfg.gpu.nvml {
+            crate::sources::nvml::spawn_nvml(cfg.gpu.interval(), gtx);
+        }
+        forward(grx, tx.clone(), |u| Update::Gpu(Box::new(u)));
+    }
+    if let Some(client) = prometheus {
+        let parse = |d: &str| humantime::parse_duration(d).unwrap_or(Duration::from_secs(30));
+        let (ptx, prx) = mpsc::channel(4);
+        crate::sources::prometheus::spawn_prometheus(
+            client,
+            parse(&cfg.prometheus.interval),
+            parse(&cfg.prometheus.window),
+            ptx,
+        );
+        forward(prx, tx.clone(), |u| Update::Prometheus(Box::new(u)));
+        gpu_sources += 1;
+    }
+    if !cfg.endpoints.is_empty() {
+        let (etx, erx) = mpsc::channel(64);
+        crate::sources::endpoints::spawn_endpoints(
+            cfg.endpoints.clone(),
+            Duration::from_secs(5),
+            etx,
+        );
+        forward(erx, tx, |u| Update::Endpoint(Box::new(u)));
+    }
+    Running {
+        snapshots,
+        gpu_sources,
+    }
+}
