@@ -26,8 +26,15 @@ pub struct Cli {
     /// Kubeconfig context to watch (repeatable; default: every context).
     #[arg(long = "context", global = true, value_name = "NAME")]
     pub contexts: Vec<String>,
+    /// Colour theme: dark, light, high-contrast, colorblind, or a theme file (PATH).
+    #[arg(long, global = true, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+    /// NOC mode for wall screens: panes rotate, no input needed (q quits).
+    #[arg(long, global = true)]
+    pub noc: bool,
+    /// Without a command: the cockpit on the configured clusters.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +54,9 @@ pub enum Command {
     /// One-shot cost report from OpenCost and/or FOCUS exports: spend by group, GPU-hours by
     /// GPU type, idle-GPU cost, spot savings, budget burn and month-end forecast.
     Cost(CostArgs),
+    /// The cockpit on a simulated fleet, started in this process (marked SIMULATED FLEET);
+    /// `:scenario NAME` injects a fault while it runs.
+    Demo(DemoArgs),
     /// Serve a simulated fleet on loopback: Kubernetes API, DCGM metrics, model endpoints, OpenCost.
     Sim(SimArgs),
 }
@@ -90,6 +100,28 @@ pub struct CostArgs {
 
 /// Exit code of `snapshot` when a cluster could not be synced in time.
 pub const EXIT_NOT_SYNCED: u8 = 3;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Inject a scenario at start (repeatable).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// Simulated clusters.
+    #[arg(long, default_value_t = 2)]
+    pub clusters: u32,
+    /// Nodes across all clusters.
+    #[arg(long, default_value_t = 40)]
+    pub nodes: u32,
+    /// Pods on each node.
+    #[arg(long, default_value_t = 12)]
+    pub pods_per_node: u32,
+    /// GPUs on each GPU node.
+    #[arg(long, default_value_t = 8)]
+    pub gpus_per_node: u32,
+    /// Seed of the deterministic fleet.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
@@ -140,18 +172,26 @@ impl SimArgs {
 
 pub fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    if let Command::Snapshot(args) = &cli.command {
-        return snapshot(&cli, args);
-    }
-    if let Command::Cost(args) = &cli.command {
-        return cost(&cli, args).map(|()| std::process::ExitCode::SUCCESS);
+    match &cli.command {
+        Some(Command::Snapshot(args)) => return snapshot(&cli, args),
+        Some(Command::Cost(args)) => {
+            return cost(&cli, args).map(|()| std::process::ExitCode::SUCCESS);
+        }
+        Some(Command::Demo(args)) => {
+            return demo(&cli, args).map(|()| std::process::ExitCode::SUCCESS);
+        }
+        None => return cockpit(&cli).map(|()| std::process::ExitCode::SUCCESS),
+        _ => {}
     }
     run_other(cli).map(|()| std::process::ExitCode::SUCCESS)
 }
 
 fn run_other(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Snapshot(_) | Command::Cost(_) => Ok(()),
+    let Some(command) = cli.command else {
+        return Ok(());
+    };
+    match command {
+        Command::Snapshot(_) | Command::Cost(_) | Command::Demo(_) => Ok(()),
         Command::Init { force } => {
             let path = match &cli.config {
                 Some(p) => p.clone(),
@@ -379,4 +419,138 @@ fn gather_snapshot(
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(snap)
+}
+
+/// Theme, keymap and detectors for the cockpit; a bad theme file is reported and the default used.
+fn cockpit_parts(
+    cli: &Cli,
+    cfg: &Config,
+) -> (
+    crate::tui::theme::Theme,
+    crate::tui::keymap::Keymap,
+    crate::signals::Detectors,
+) {
+    let (theme, error) =
+        crate::tui::theme::load(cli.theme.as_deref(), crate::tui::theme::no_color_from_env());
+    if let Some(e) = error {
+        eprintln!("fleetdeck: {e}");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    (
+        theme,
+        crate::tui::keymap::Keymap::default(),
+        crate::signals::Detectors::new(cfg.signals.clone()),
+    )
+}
+
+/// Refreshes the cost report every few minutes when a cost source is configured.
+fn spawn_costs(cfg: &Config) -> tokio::sync::mpsc::Receiver<crate::model::cost::CostReport> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let url = cfg.cost.opencost_url.trim().to_string();
+    if url.is_empty() {
+        return rx;
+    }
+    let opts = crate::sources::cost::CostOptions {
+        opencost_url: Some(url),
+        monthly_budget: cfg.cost.monthly_budget,
+        team_label: cfg.cost.team_label.clone(),
+        idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
+        ..crate::sources::cost::CostOptions::default()
+    };
+    tokio::spawn(async move {
+        loop {
+            match crate::sources::cost::build_report(&opts).await {
+                Ok(r) => {
+                    if tx.send(r).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cost report failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+        }
+    });
+    rx
+}
+
+/// The cockpit on the configured clusters.
+fn cockpit(cli: &Cli) -> anyhow::Result<()> {
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    let targets = kube_targets(cli, &cfg)?;
+    let prometheus = crate::wiring::prometheus_client(&cfg)?;
+    let (theme, keymap, detectors) = cockpit_parts(cli, &cfg);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let running = crate::wiring::start(&cfg, targets, prometheus);
+        let costs = spawn_costs(&cfg);
+        let app = crate::tui::app::App::new(theme, keymap, detectors, false, cli.noc);
+        crate::tui::app::run(
+            app,
+            running.snapshots,
+            costs,
+            crate::tui::app::Effects { control: None },
+        )
+        .await
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(())
+}
+
+/// The cockpit on a simulated fleet started in this process, reached over loopback HTTP as a
+/// real cluster would be.
+fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::load_or_default(cli.config.as_deref())?;
+    let dir = std::env::temp_dir().join(format!("fleetdeck-demo-{}", std::process::id()));
+    let opts = sim::SimOptions {
+        clusters: args.clusters,
+        nodes: args.nodes,
+        pods_per_node: args.pods_per_node,
+        gpus_per_node: args.gpus_per_node,
+        seed: args.seed,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        kubeconfig_out: Some(dir.join("kubeconfig")),
+        scenarios: args.scenarios.clone(),
+    };
+    opts.validate()?;
+    // The sim's servers log to a file: the terminal belongs to the cockpit.
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let running_sim = sim::start(&opts).await?;
+        let d = &running_sim.description;
+        let clusters: Vec<String> = d["clusters"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
+        cfg.gpu.nvml = false;
+        cfg.gpu.interval = "2s".into();
+        cfg.gpu.dcgm = clusters
+            .iter()
+            .zip(d["dcgm"].as_array().into_iter().flatten())
+            .filter_map(|(c, u)| Some(crate::config::DcgmTarget { cluster: c.clone(), url: u.as_str()?.to_string() }))
+            .collect();
+        cfg.endpoints = d["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let spec = serde_json::json!({
+                    "name": e["name"], "url": e["url"], "protocol": e["protocol"], "model": e["model"],
+                    "serving": {"cluster": e["cluster"], "namespace": e["namespace"], "kind": "Deployment", "name": e["deployment"]},
+                    "slo": {"availability": 0.999, "latency": {"percentile": "p99", "target_ms": 2500.0}},
+                });
+                serde_json::from_value(spec).ok()
+            })
+            .collect();
+        cfg.cost.opencost_url = d["opencost"].as_str().unwrap_or("").to_string();
+        if cfg.cost.monthly_budget.is_none() {
+            cfg.cost.monthly_budget = Some(500_000.0);
+        }
+        let targets = crate::sources::kube::targets(Some(&running_sim.kubeconfig), &[])?;
+        let (theme, keymap, detectors) = cockpit_parts(cli, &cfg);
+        let running = crate::wiring::start(&cfg, targets, None);
+        let costs = spawn_costs(&cfg);
+        let app = crate::tui::app::App::new(theme, keymap, detectors, true, cli.noc);
+        let control = d["control"].as_str().map(str::to_string);
+        crate::tui::app::run(app, running.snapshots, costs, crate::tui::app::Effects { control }).await
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }

@@ -1,0 +1,650 @@
+//! The Cost pane: the latest cost report — spend by its primary group, GPU-hours and cost per
+//! GPU-hour by GPU type, idle-GPU cost, spot savings, and month-to-date and month-end forecast
+//! against the budget with the daily spend as bars; without a cost source, how to configure
+//! one. Draws the report it is given; imports model, keymap, theme and pane.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Bar, BarChart, BarGroup, Cell, Gauge, Paragraph, Row, Table, Wrap};
+
+use super::keymap::Action;
+use super::pane::{TableView, ViewCtx, sort_rows};
+use super::signals::titled_block;
+use super::theme::Role;
+use crate::model::cost::{BudgetBurn, CostGroupBy, CostReport, SpendGroup};
+
+/// The Cost pane's state between frames: the spend table's selection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CostPane {
+    pub view: TableView,
+    page: usize,
+}
+
+/// `$12,345` for large amounts, `$3.25` for small ones; other currencies by their code.
+pub(crate) fn money(amount: f64, currency: &str) -> String {
+    let sign = if amount < 0.0 { "-" } else { "" };
+    let a = amount.abs();
+    let body = if a >= 100.0 {
+        let digits = format!("{:.0}", a);
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        out
+    } else {
+        format!("{a:.2}")
+    };
+    match currency.trim() {
+        "USD" => format!("{sign}${body}"),
+        "" => format!("{sign}{body}"),
+        c => format!("{sign}{body} {c}"),
+    }
+}
+
+fn group_name(g: CostGroupBy) -> &'static str {
+    match g {
+        CostGroupBy::Namespace => "NAMESPACE",
+        CostGroupBy::Team => "TEAM",
+        CostGroupBy::Service => "SERVICE",
+    }
+}
+
+/// A whole percentage, never `-0`.
+pub(crate) fn whole(pct: f64) -> String {
+    format!("{:.0}", pct + 0.0)
+}
+
+/// A gauge's ratio from a percentage; out-of-range or undefined values are pinned.
+fn ratio(pct: f64) -> f64 {
+    if pct.is_finite() {
+        (pct / 100.0).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+fn spend_cells(g: &SpendGroup) -> Vec<String> {
+    vec![
+        g.key.clone(),
+        format!("{:.2}", g.effective_cost),
+        format!("{:.1}%", g.share_pct),
+        format!("{:.1}", g.gpu_hours),
+    ]
+}
+
+impl CostPane {
+    /// The primary groups' cells in display order (filtered, then sorted).
+    fn rows(&self, report: &CostReport) -> Vec<Vec<String>> {
+        let mut rows: Vec<Vec<String>> = report
+            .primary_groups()
+            .iter()
+            .map(spend_cells)
+            .filter(|cells| self.view.keeps(cells))
+            .collect();
+        sort_rows(&mut rows, self.view.sort);
+        rows
+    }
+
+    /// The selected group's key (a namespace, team or service).
+    pub fn selected_group(&self, ctx: &ViewCtx) -> Option<String> {
+        let report = ctx.cost?;
+        self.rows(report)
+            .into_iter()
+            .nth(self.view.selected)
+            .and_then(|cells| cells.into_iter().next())
+    }
+
+    /// Applies an action; returns whether anything changed.
+    pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        let Some(report) = ctx.cost else {
+            return false;
+        };
+        let before = self.view.clone();
+        let rows = self.rows(report).len();
+        let page = self.page.max(1) as isize;
+        match action {
+            Action::Up => self.view.step(-1, rows),
+            Action::Down => self.view.step(1, rows),
+            Action::PageUp => self.view.step(-page, rows),
+            Action::PageDown => self.view.step(page, rows),
+            Action::Top => self.view.step(-(rows as isize), rows),
+            Action::Bottom => self.view.step(rows as isize, rows),
+            Action::SortNext => self.view.sort_next(4),
+            Action::SortReverse => self.view.sort_reverse(),
+            _ => {}
+        }
+        self.view != before
+    }
+
+    /// Shows only spend groups with `f` in some cell (case-insensitive).
+    pub fn set_filter(&mut self, f: &str) {
+        self.view.filter = f.to_string();
+        self.view.selected = 0;
+        self.view.offset = 0;
+    }
+
+    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        let Some(report) = ctx.cost else {
+            draw_no_source(frame, area, ctx);
+            return;
+        };
+        let [head, middle, bottom] = Layout::vertical([
+            Constraint::Length(2),
+            Constraint::Min(4),
+            Constraint::Length(7),
+        ])
+        .areas(area);
+        draw_head(frame, head, ctx, report);
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(middle);
+        self.draw_spend(frame, left, ctx, report);
+        let [gpu_area, idle_area] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(6)]).areas(right);
+        draw_gpu_types(frame, gpu_area, ctx, report);
+        draw_idle_and_spot(frame, idle_area, ctx, report);
+        draw_budget(frame, bottom, ctx, report);
+    }
+
+    fn draw_spend(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport) {
+        let theme = ctx.theme;
+        let rows = self.rows(report);
+        let mut title = format!(
+            " Spend by {} ({}) ",
+            group_name(report.group_by).to_lowercase(),
+            rows.len()
+        );
+        if !self.view.filter.is_empty() {
+            title.push_str(&format!("/{} ", self.view.filter));
+        }
+        let block = titled_block(title, theme);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if rows.is_empty() {
+            let text = if report.primary_groups().is_empty() {
+                "no spend in this report"
+            } else {
+                "no group matches the filter"
+            };
+            frame.render_widget(
+                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
+                inner,
+            );
+            return;
+        }
+        let height = usize::from(inner.height.saturating_sub(1));
+        self.page = height;
+        self.view.clamp(rows.len(), height);
+        let visible = rows
+            .iter()
+            .enumerate()
+            .skip(self.view.offset)
+            .take(height)
+            .map(|(pos, cells)| {
+                let row = Row::new(cells.iter().map(|c| Cell::from(c.clone())));
+                if pos == self.view.selected {
+                    row.style(theme.style(Role::Selection))
+                } else {
+                    row
+                }
+            });
+        let cost_header = format!("COST {}", report.currency);
+        let table = Table::new(
+            visible,
+            [
+                Constraint::Min(10),
+                Constraint::Length(12),
+                Constraint::Length(6),
+                Constraint::Length(8),
+            ],
+        )
+        .header(
+            Row::new([
+                group_name(report.group_by),
+                cost_header.as_str(),
+                "SHARE",
+                "GPU-H",
+            ])
+            .style(theme.style(Role::Header)),
+        )
+        .column_spacing(1);
+        frame.render_widget(table, inner);
+    }
+}
+
+fn draw_no_source(frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+    let theme = ctx.theme;
+    let block = titled_block(" Cost ", theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let lines = vec![
+        Line::styled("no cost source", theme.style(Role::Warning)),
+        Line::default(),
+        Line::from("Configure one to see spend, GPU-hours, idle cost and the budget forecast:"),
+        Line::from(vec![
+            Span::raw("  • OpenCost: set "),
+            Span::styled(
+                "[cost] opencost_url = \"http://opencost.opencost:9003\"",
+                theme.style(Role::Accent),
+            ),
+            Span::raw(" in the config file"),
+        ]),
+        Line::from(vec![
+            Span::raw("  • a FOCUS billing export: "),
+            Span::styled("fleetdeck cost --focus FILE", theme.style(Role::Accent)),
+        ]),
+        Line::from(vec![
+            Span::raw("  • a budget for burn and forecast: "),
+            Span::styled("[cost] monthly_budget", theme.style(Role::Accent)),
+        ]),
+    ];
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+fn draw_head(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport) {
+    let theme = ctx.theme;
+    let cur = report.currency.as_str();
+    let window = report
+        .window
+        .as_ref()
+        .map_or("all rows", |w| w.spec.as_str());
+    let mut first = vec![
+        Span::styled("Cost ", theme.style(Role::Title)),
+        Span::raw(format!(
+            "over {window} · {} effective ({} billed)",
+            money(report.totals.effective_cost, cur),
+            money(report.totals.billed_cost, cur)
+        )),
+    ];
+    if report.rows.skipped > 0 {
+        first.push(Span::styled(
+            format!(" · {} rows skipped", report.rows.skipped),
+            theme.style(Role::Warning),
+        ));
+    }
+    let sources: Vec<String> = report
+        .sources
+        .iter()
+        .map(|s| format!("{} {}", s.kind.name(), s.location))
+        .collect();
+    let second = Line::styled(
+        if sources.is_empty() {
+            "sources: none".to_string()
+        } else {
+            format!("sources: {}", sources.join(" · "))
+        },
+        theme.style(Role::Muted),
+    );
+    frame.render_widget(Paragraph::new(vec![Line::from(first), second]), area);
+}
+
+fn draw_gpu_types(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport) {
+    let theme = ctx.theme;
+    let block = titled_block(
+        format!(" GPU-hours by type ({}) ", report.gpu_by_type.len()),
+        theme,
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if report.gpu_by_type.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                "no GPU lines in this report",
+                theme.style(Role::Muted),
+            )),
+            inner,
+        );
+        return;
+    }
+    let cur = report.currency.as_str();
+    let height = usize::from(inner.height.saturating_sub(1));
+    let rows = report.gpu_by_type.iter().take(height).map(|g| {
+        Row::new([
+            g.gpu_type.clone(),
+            format!("{:.1}", g.gpu_hours),
+            money(g.gpu_cost, cur),
+            g.cost_per_gpu_hour
+                .map_or_else(|| "-".to_string(), |r| money(r, cur)),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(12),
+            Constraint::Length(9),
+            Constraint::Length(11),
+            Constraint::Length(9),
+        ],
+    )
+    .header(Row::new(["GPU TYPE", "GPU-H", "COST", "PER GPU-H"]).style(theme.style(Role::Header)))
+    .column_spacing(1);
+    frame.render_widget(table, inner);
+}
+
+fn draw_idle_and_spot(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport) {
+    let theme = ctx.theme;
+    let cur = report.currency.as_str();
+    let block = titled_block(" Idle GPUs and spot ", theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let idle = &report.idle_gpu;
+    let label = |s: &str| Span::styled(format!("{s:<11}"), theme.style(Role::Header));
+    let under = match idle.underutilised_cost {
+        Some(c) => Span::styled(
+            format!(
+                "{} on allocated GPUs under {:.0}% busy",
+                money(c, cur),
+                idle.utilisation_threshold_pct
+            ),
+            theme.style(if c > 0.0 { Role::Warning } else { Role::Ok }),
+        ),
+        None => Span::styled(
+            "allocated-but-idle cost unknown (no GPU utilisation)",
+            theme.style(Role::Muted),
+        ),
+    };
+    let spot = &report.spot;
+    let mut spot_line = vec![
+        label("spot saved"),
+        Span::styled(money(spot.total, cur), theme.style(Role::Ok)),
+        Span::raw(format!(
+            " ({} spot nodes, {} FOCUS spot rows)",
+            spot.opencost_spot_nodes, spot.focus_rows
+        )),
+    ];
+    if !spot.opencost_unpriced_nodes.is_empty() {
+        spot_line.push(Span::styled(
+            format!(
+                " · {} nodes with no on-demand peer",
+                spot.opencost_unpriced_nodes.len()
+            ),
+            theme.style(Role::Muted),
+        ));
+    }
+    let lines = vec![
+        Line::from(vec![label("idle GPUs"), under]),
+        Line::from(vec![
+            label(""),
+            Span::raw(format!(
+                "{} on unallocated capacity ({:.1} GPU-h)",
+                money(idle.unallocated_cost, cur),
+                idle.unallocated_gpu_hours
+            )),
+        ]),
+        Line::from(spot_line),
+        Line::styled(
+            format!("{} · {}", idle.method, spot.method),
+            theme.style(Role::Muted),
+        ),
+    ];
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_budget(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport) {
+    let theme = ctx.theme;
+    let Some(budget) = &report.budget else {
+        let block = titled_block(" Budget ", theme);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                "no monthly budget: set [cost] monthly_budget to see burn and the month-end forecast",
+                theme.style(Role::Muted),
+            ))
+            .wrap(Wrap { trim: false }),
+            inner,
+        );
+        return;
+    };
+    let block = titled_block(format!(" Budget {} ", budget.month), theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [mtd_area, forecast_area, bars_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    let cur = report.currency.as_str();
+    let ahead = budget.burn_pct > budget.month_elapsed_pct;
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio(budget.burn_pct))
+            .label(format!(
+                "month to date {} of {} ({}%) · {}% of the month gone",
+                money(budget.month_to_date, cur),
+                money(budget.monthly_budget, cur),
+                whole(budget.burn_pct),
+                whole(budget.month_elapsed_pct)
+            ))
+            .gauge_style(theme.style(if ahead {
+                Role::Warning
+            } else {
+                Role::ChartPrimary
+            })),
+        mtd_area,
+    );
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio(budget.forecast_pct))
+            .label(format!(
+                "forecast month end {} ({}% of budget{}) · {}",
+                money(budget.forecast_month_end, cur),
+                whole(budget.forecast_pct),
+                if budget.forecast_over_budget {
+                    ", OVER"
+                } else {
+                    ""
+                },
+                budget.method
+            ))
+            .gauge_style(theme.style(if budget.forecast_over_budget {
+                Role::Critical
+            } else {
+                Role::Ok
+            })),
+        forecast_area,
+    );
+    draw_daily(frame, bars_area, ctx, budget);
+}
+
+/// The latest days that fit, one bar each.
+fn draw_daily(frame: &mut Frame, area: Rect, ctx: &ViewCtx, budget: &BudgetBurn) {
+    if area.height == 0 || budget.daily.is_empty() {
+        return;
+    }
+    let fits = usize::from(area.width / 3).max(1);
+    let skip = budget.daily.len().saturating_sub(fits);
+    let bars: Vec<Bar> = budget.daily[skip..]
+        .iter()
+        .map(|d| {
+            Bar::default()
+                .value(d.cost.max(0.0).round() as u64)
+                .text_value(String::new())
+                .label(Line::from(d.date.format("%d").to_string()))
+        })
+        .collect();
+    let chart = BarChart::default()
+        .data(BarGroup::default().bars(&bars))
+        .bar_width(2)
+        .bar_gap(1)
+        .bar_style(ctx.theme.style(Role::ChartSecondary))
+        .label_style(ctx.theme.style(Role::Muted));
+    frame.render_widget(chart, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Buffer;
+
+    use super::*;
+    use crate::model::Snapshot;
+    use crate::model::cost::{
+        CostLine, CostReportBuilder, CostSourceKind, ReportSettings, ResourceUsage,
+    };
+    use crate::tui::theme::Theme;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn report() -> CostReport {
+        let mut b = CostReportBuilder::new(ReportSettings {
+            monthly_budget: Some(2000.0),
+            as_of: Some(at("2025-04-11T00:00:00Z")),
+            ..ReportSettings::default()
+        });
+        b.begin_source(CostSourceKind::OpenCost, "http://opencost:9003");
+        for day in 1..=10 {
+            for (ns, cost) in [("serving", 70.0), ("training", 30.0)] {
+                let mut l = CostLine::new(
+                    CostSourceKind::OpenCost,
+                    at(&format!("2025-04-{day:02}T00:00:00Z")),
+                    at(&format!("2025-04-{:02}T00:00:00Z", day + 1)),
+                    cost,
+                    "USD",
+                );
+                l.namespace = Some(ns.into());
+                l.gpu_type = Some("NVIDIA-H100-80GB-HBM3".into());
+                l.gpu_hours = 10.0;
+                l.gpu_cost = cost;
+                l.usage = Some(ResourceUsage {
+                    gpu_hours: 10.0,
+                    gpu_cost: cost,
+                    ..ResourceUsage::default()
+                });
+                b.add_line(&l).unwrap_or_else(|e| panic!("{e}"));
+                // OpenCost's month-to-date series feeds the budget separately.
+                b.add_daily(&l);
+            }
+        }
+        b.finish(at("2025-04-11T00:00:00Z"))
+    }
+
+    fn render(pane: &mut CostPane, ctx: &ViewCtx, w: u16, h: u16) -> Buffer {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
+        term.draw(|f| pane.draw(f, f.area(), ctx))
+            .unwrap_or_else(|e| panic!("{e}"));
+        term.backend().buffer().clone()
+    }
+
+    fn lines(buf: &Buffer) -> Vec<String> {
+        (0..buf.area.height)
+            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
+            .collect()
+    }
+
+    fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme, cost: Option<&'a CostReport>) -> ViewCtx<'a> {
+        ViewCtx {
+            snapshot: snap,
+            theme,
+            now: at("2025-04-10T12:00:00Z"),
+            cluster: None,
+            cost,
+        }
+    }
+
+    #[test]
+    fn without_a_cost_source_the_pane_says_how_to_configure_one() {
+        let snap = Snapshot::default();
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme, None);
+        let mut pane = CostPane::default();
+        let text = lines(&render(&mut pane, &ctx, 120, 30)).join("\n");
+        assert!(text.contains("no cost source"), "{text}");
+        assert!(text.contains("[cost] opencost_url"), "{text}");
+        assert!(text.contains("fleetdeck cost --focus FILE"), "{text}");
+        assert!(!pane.handle(Action::Down, &ctx));
+    }
+
+    #[test]
+    fn the_report_shows_spend_by_group_gpu_types_and_the_forecast_over_budget() {
+        let snap = Snapshot::default();
+        let theme = Theme::default_theme();
+        let report = report();
+        let ctx = ctx(&snap, &theme, Some(&report));
+        let mut pane = CostPane::default();
+        let buf = render(&mut pane, &ctx, 120, 30);
+        let all = lines(&buf);
+        let text = all.join("\n");
+        for h in [
+            "NAMESPACE",
+            "COST USD",
+            "SHARE",
+            "GPU-H",
+            "GPU TYPE",
+            "PER GPU-H",
+        ] {
+            assert!(text.contains(h), "header {h} missing:\n{text}");
+        }
+        assert!(
+            all.iter()
+                .any(|l| l.contains("serving") && l.contains("700.00") && l.contains("70.0%")),
+            "{text}"
+        );
+        assert!(text.contains("NVIDIA H100"), "{text}");
+        assert!(text.contains("$1,000 of $2,000 (50%)"), "{text}");
+        assert!(
+            text.contains("forecast month end $3,000 (150% of budget, OVER)"),
+            "{text}"
+        );
+        assert!(text.contains("spot saved"), "{text}");
+        assert!(text.contains("opencost http://opencost:9003"), "{text}");
+        let y = all
+            .iter()
+            .position(|l| l.contains("forecast month end"))
+            .unwrap_or_else(|| panic!("{text}"));
+        let over = (0..buf.area.width)
+            .map(|x| buf[(x, y as u16)].fg)
+            .chain((0..buf.area.width).map(|x| buf[(x, y as u16)].bg))
+            .any(|c| Some(c) == theme.style(Role::Critical).fg);
+        assert!(over, "an over-budget forecast is drawn critical");
+    }
+
+    #[test]
+    fn the_spend_table_sorts_by_cost_and_filters() {
+        let snap = Snapshot::default();
+        let theme = Theme::default_theme();
+        let report = report();
+        let ctx = ctx(&snap, &theme, Some(&report));
+        let mut pane = CostPane::default();
+        assert!(pane.handle(Action::SortNext, &ctx));
+        assert!(pane.handle(Action::SortNext, &ctx));
+        assert_eq!(pane.selected_group(&ctx).as_deref(), Some("training"));
+        assert!(pane.handle(Action::SortReverse, &ctx));
+        assert_eq!(pane.selected_group(&ctx).as_deref(), Some("serving"));
+        pane.set_filter("train");
+        assert_eq!(pane.selected_group(&ctx).as_deref(), Some("training"));
+        assert!(!pane.handle(Action::Down, &ctx));
+    }
+
+    #[test]
+    fn money_groups_thousands_and_keeps_cents_for_small_amounts() {
+        assert_eq!(money(1234567.4, "USD"), "$1,234,567");
+        assert_eq!(money(3.251, "USD"), "$3.25");
+        assert_eq!(money(-250.0, "EUR"), "-250 EUR");
+    }
+
+    #[test]
+    fn a_tiny_terminal_renders_without_panicking() {
+        let snap = Snapshot::default();
+        let theme = Theme::default_theme();
+        let report = report();
+        render(&mut CostPane::default(), &ctx(&snap, &theme, None), 20, 5);
+        render(
+            &mut CostPane::default(),
+            &ctx(&snap, &theme, Some(&report)),
+            20,
+            5,
+        );
+    }
+}

@@ -1,0 +1,854 @@
+//! The Endpoints pane: every model endpoint's health, latency, errors, throughput, queue, SLO
+//! burn and drift, and which object serves it; Open shows one endpoint's burn windows and its
+//! p99 latency charted against the SLO from the snapshot's history. Draws the snapshot it is
+//! given; imports model, keymap, theme and pane.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, Wrap};
+
+use super::keymap::Action;
+use super::pane::{TableView, ViewCtx, sort_rows};
+use super::signals::{compact_age, titled_block};
+use super::theme::{Role, Theme};
+use crate::model::endpoint::{
+    BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloBurn, SloKind,
+};
+
+const HEADERS: [&str; 13] = [
+    "ENDPOINT",
+    "PROTOCOL",
+    "HEALTH",
+    "P50",
+    "P99",
+    "TTFT P99",
+    "ERR %",
+    "REQ/S",
+    "QUEUE",
+    "AVAIL BURN",
+    "LAT BURN",
+    "DRIFT",
+    "SERVING",
+];
+
+/// The history series an endpoint's p99 latency (ms) is charted from.
+pub fn latency_p99_series(endpoint: &str) -> String {
+    format!("endpoint/{endpoint}/latency_p99_ms")
+}
+
+/// The history series holding an endpoint's latency SLO target (ms), drawn as the SLO line.
+pub fn latency_slo_series(endpoint: &str) -> String {
+    format!("endpoint/{endpoint}/latency_slo_ms")
+}
+
+/// The Endpoints pane's state between frames.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointsPane {
+    pub view: TableView,
+    /// Name of the endpoint whose detail is shown; it survives new snapshots.
+    pub open: Option<String>,
+    page: usize,
+}
+
+struct EndpointRow {
+    cells: Vec<String>,
+    roles: Vec<Role>,
+}
+
+fn health_text(h: EndpointHealth) -> (&'static str, Role) {
+    match h {
+        EndpointHealth::Unknown => ("unknown", Role::Muted),
+        EndpointHealth::Healthy => ("healthy", Role::Ok),
+        EndpointHealth::NotReady => ("not-ready", Role::Warning),
+        EndpointHealth::Dead => ("dead", Role::Critical),
+        EndpointHealth::Unreachable => ("unreachable", Role::Critical),
+    }
+}
+
+fn rate(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_string(), |r| format!("{r:.1}x"))
+}
+
+/// `PAGE 14.4x` while a page rule fires, `ticket 6.2x` for a ticket, else `ok` and the longest
+/// window's burn.
+fn burn_text(burn: Option<&SloBurn>) -> (String, Role) {
+    let Some(burn) = burn else {
+        return ("-".into(), Role::Muted);
+    };
+    match burn.alerts.first() {
+        Some(a) if a.severity == BurnSeverity::Page => {
+            (format!("PAGE {}", rate(a.long.burn_rate)), Role::Critical)
+        }
+        Some(a) => (format!("ticket {}", rate(a.long.burn_rate)), Role::Warning),
+        None => {
+            let longest = burn.windows.iter().rev().find_map(|w| w.burn_rate);
+            (format!("ok {}", rate(longest)), Role::Ok)
+        }
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"))
+}
+
+fn endpoint_row(e: &EndpointModel) -> EndpointRow {
+    let (health, health_role) = health_text(e.health);
+    let m = e.metrics.as_ref();
+    let metric_role = if e.metrics_error.is_some() {
+        Role::Stale
+    } else {
+        Role::Base
+    };
+    let (avail, avail_role) = burn_text(e.availability_burn.as_ref());
+    let (lat, lat_role) = burn_text(e.latency_burn.as_ref());
+    let (drift, drift_role) = match &e.drift {
+        None => ("-".to_string(), Role::Muted),
+        Some(d) => match d.band {
+            DriftBand::None => (format!("{:.2}", d.psi), Role::Ok),
+            DriftBand::Moderate => (format!("{:.2} mod", d.psi), Role::Warning),
+            DriftBand::Significant => (format!("{:.2} sig", d.psi), Role::Critical),
+        },
+    };
+    let serving = e.serving.as_ref().map_or_else(
+        || "-".to_string(),
+        |s| format!("{}/{}/{}", s.cluster, s.namespace, s.name),
+    );
+    EndpointRow {
+        cells: vec![
+            e.name.clone(),
+            e.protocol.as_str().to_string(),
+            health.to_string(),
+            ms(m.and_then(|m| m.latency_p50_ms)),
+            ms(m.and_then(|m| m.latency_p99_ms)),
+            ms(m.and_then(|m| m.ttft_p99_ms)),
+            m.and_then(|m| m.error_rate)
+                .map_or_else(|| "-".to_string(), |r| format!("{:.2}", r * 100.0)),
+            m.and_then(|m| m.throughput_rps)
+                .map_or_else(|| "-".to_string(), |r| format!("{r:.1}")),
+            m.and_then(|m| m.queue_waiting)
+                .map_or_else(|| "-".to_string(), |q| format!("{q:.0}")),
+            avail,
+            lat,
+            drift,
+            serving,
+        ],
+        roles: vec![
+            Role::Accent,
+            Role::Base,
+            health_role,
+            metric_role,
+            metric_role,
+            metric_role,
+            metric_role,
+            metric_role,
+            metric_role,
+            avail_role,
+            lat_role,
+            drift_role,
+            Role::Base,
+        ],
+    }
+}
+
+fn window_text(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+impl EndpointsPane {
+    /// Indexes into `snapshot.endpoints` in display order (filtered, then sorted), with rows.
+    fn rows(&self, ctx: &ViewCtx) -> Vec<(usize, EndpointRow)> {
+        let all: Vec<(usize, EndpointRow)> = ctx
+            .snapshot
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                ctx.cluster
+                    .is_none_or(|c| e.serving.as_ref().is_none_or(|s| s.cluster == c))
+            })
+            .map(|(i, e)| (i, endpoint_row(e)))
+            .filter(|(_, r)| self.view.keeps(&r.cells))
+            .collect();
+        let mut keyed: Vec<Vec<String>> = all
+            .iter()
+            .enumerate()
+            .map(|(pos, (_, r))| {
+                let mut cells = r.cells.clone();
+                cells.push(pos.to_string());
+                cells
+            })
+            .collect();
+        sort_rows(&mut keyed, self.view.sort);
+        let mut slots: Vec<Option<(usize, EndpointRow)>> = all.into_iter().map(Some).collect();
+        keyed
+            .iter()
+            .filter_map(|cells| {
+                let pos: usize = cells.last()?.parse().ok()?;
+                slots.get_mut(pos)?.take()
+            })
+            .collect()
+    }
+
+    /// The name of the open or selected endpoint.
+    pub fn selected_endpoint(&self, ctx: &ViewCtx) -> Option<String> {
+        if let Some(name) = &self.open {
+            return Some(name.clone());
+        }
+        let (index, _) = self.rows(ctx).into_iter().nth(self.view.selected)?;
+        ctx.snapshot.endpoints.get(index).map(|e| e.name.clone())
+    }
+
+    /// Applies an action; returns whether anything changed.
+    pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        if self.open.is_some() {
+            if action == Action::Back {
+                self.open = None;
+                return true;
+            }
+            return false;
+        }
+        let before = self.view.clone();
+        let rows = self.rows(ctx).len();
+        let page = self.page.max(1) as isize;
+        match action {
+            Action::Up => self.view.step(-1, rows),
+            Action::Down => self.view.step(1, rows),
+            Action::PageUp => self.view.step(-page, rows),
+            Action::PageDown => self.view.step(page, rows),
+            Action::Top => self.view.step(-(rows as isize), rows),
+            Action::Bottom => self.view.step(rows as isize, rows),
+            Action::SortNext => self.view.sort_next(HEADERS.len()),
+            Action::SortReverse => self.view.sort_reverse(),
+            Action::Open => {
+                self.open = self.selected_endpoint(ctx);
+                return self.open.is_some();
+            }
+            _ => {}
+        }
+        self.view != before
+    }
+
+    /// Shows only endpoints with `f` in some cell (case-insensitive).
+    pub fn set_filter(&mut self, f: &str) {
+        self.view.filter = f.to_string();
+        self.view.selected = 0;
+        self.view.offset = 0;
+    }
+
+    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        match self.open.as_deref() {
+            Some(name) => draw_detail(frame, area, ctx, name),
+            None => self.draw_table(frame, area, ctx),
+        }
+    }
+
+    fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        let theme = ctx.theme;
+        let rows = self.rows(ctx);
+        let mut title = format!(" Endpoints ({}) · latencies in ms ", rows.len());
+        if !self.view.filter.is_empty() {
+            title.push_str(&format!("/{} ", self.view.filter));
+        }
+        let block = titled_block(title, theme);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if rows.is_empty() {
+            let text = if ctx.snapshot.endpoints.is_empty() {
+                "no endpoints: add [[endpoints]] to the config"
+            } else {
+                "no endpoint matches the filter"
+            };
+            frame.render_widget(
+                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
+                inner,
+            );
+            return;
+        }
+        let height = usize::from(inner.height.saturating_sub(1));
+        self.page = height;
+        self.view.clamp(rows.len(), height);
+        let visible =
+            rows.iter()
+                .enumerate()
+                .skip(self.view.offset)
+                .take(height)
+                .map(|(pos, (_, r))| {
+                    let row =
+                        Row::new(r.cells.iter().zip(&r.roles).map(|(text, role)| {
+                            Cell::from(text.clone()).style(theme.style(*role))
+                        }));
+                    if pos == self.view.selected {
+                        row.style(theme.style(Role::Selection))
+                    } else {
+                        row
+                    }
+                });
+        let table = Table::new(
+            visible,
+            [
+                Constraint::Length(12),
+                Constraint::Length(9),
+                Constraint::Length(11),
+                Constraint::Length(5),
+                Constraint::Length(5),
+                Constraint::Length(8),
+                Constraint::Length(5),
+                Constraint::Length(6),
+                Constraint::Length(5),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(8),
+                Constraint::Fill(1),
+            ],
+        )
+        .header(Row::new(HEADERS).style(theme.style(Role::Header)))
+        .column_spacing(1);
+        frame.render_widget(table, inner);
+    }
+}
+
+fn draw_detail(frame: &mut Frame, area: Rect, ctx: &ViewCtx, name: &str) {
+    let theme = ctx.theme;
+    let block = titled_block(format!(" Endpoint {name} "), theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(e) = ctx.snapshot.endpoints.iter().find(|e| e.name == name) else {
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from(format!("{name} is no longer configured")),
+                Line::styled("Esc goes back", theme.style(Role::Muted)),
+            ]),
+            inner,
+        );
+        return;
+    };
+    let burns: Vec<&SloBurn> = [&e.availability_burn, &e.latency_burn]
+        .into_iter()
+        .flatten()
+        .collect();
+    let window_rows: u16 = burns
+        .iter()
+        .map(|b| b.windows.len().max(1))
+        .sum::<usize>()
+        .try_into()
+        .unwrap_or(u16::MAX);
+    let [info_area, burn_area, chart_area] = Layout::vertical([
+        Constraint::Length(5),
+        Constraint::Length(window_rows.saturating_add(1).max(1)),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    frame.render_widget(
+        Paragraph::new(info_lines(e, ctx)).wrap(Wrap { trim: false }),
+        info_area,
+    );
+    draw_burn_windows(frame, burn_area, theme, &burns);
+    draw_latency_chart(frame, chart_area, ctx, e);
+}
+
+fn info_lines(e: &EndpointModel, ctx: &ViewCtx) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    let label = |s: &str| Span::styled(format!("{s:<9}"), theme.style(Role::Header));
+    let (health, role) = health_text(e.health);
+    let mut health_line = vec![label("health"), Span::styled(health, theme.style(role))];
+    if let Some(p) = &e.probe {
+        if let Some(l) = p.latency_ms {
+            health_line.push(Span::raw(format!(" · probe {l:.0} ms")));
+        }
+        if let Some(err) = &p.error {
+            health_line.push(Span::styled(
+                format!(" · {err}"),
+                theme.style(Role::Critical),
+            ));
+        }
+    }
+    if let Some(at) = e.last_healthy {
+        health_line.push(Span::styled(
+            format!(" · last healthy {} ago", compact_age(ctx.now, at)),
+            theme.style(Role::Muted),
+        ));
+    }
+    let metrics = match (&e.metrics_error, e.last_scraped) {
+        (Some(err), Some(at)) => Span::styled(
+            format!(
+                "stale: {err} (last good scrape {} ago)",
+                compact_age(ctx.now, at)
+            ),
+            theme.style(Role::Stale),
+        ),
+        (Some(err), None) => Span::styled(err.clone(), theme.style(Role::Critical)),
+        (None, Some(at)) => Span::raw(format!("scraped {} ago", compact_age(ctx.now, at))),
+        (None, None) => Span::styled("not scraped yet", theme.style(Role::Muted)),
+    };
+    let drift = match &e.drift {
+        Some(d) => Span::raw(format!(
+            "PSI {:.3} ({}) on {} · baseline {:.0}, current {:.0} observations",
+            d.psi,
+            match d.band {
+                DriftBand::None => "none",
+                DriftBand::Moderate => "moderate",
+                DriftBand::Significant => "significant",
+            },
+            d.metric,
+            d.baseline_count,
+            d.current_count
+        )),
+        None => Span::styled("no drift metric configured", theme.style(Role::Muted)),
+    };
+    vec![
+        Line::from(vec![
+            label("url"),
+            Span::raw(format!(
+                "{} · {}{}",
+                e.url,
+                e.protocol.as_str(),
+                e.model
+                    .as_ref()
+                    .map(|m| format!(" · model {m}"))
+                    .unwrap_or_default()
+            )),
+        ]),
+        Line::from(vec![
+            label("serving"),
+            match &e.serving {
+                Some(s) => Span::raw(format!(
+                    "{} {}/{}/{}",
+                    s.kind, s.cluster, s.namespace, s.name
+                )),
+                None => Span::styled("no serving object configured", theme.style(Role::Muted)),
+            },
+        ]),
+        Line::from(health_line),
+        Line::from(vec![label("metrics"), metrics]),
+        Line::from(vec![label("drift"), drift]),
+    ]
+}
+
+fn draw_burn_windows(frame: &mut Frame, area: Rect, theme: &Theme, burns: &[&SloBurn]) {
+    if burns.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                "no SLO burn evaluated: configure [endpoints.slo] for this endpoint",
+                theme.style(Role::Muted),
+            )),
+            area,
+        );
+        return;
+    }
+    let mut rows = Vec::new();
+    for b in burns {
+        let kind = match b.kind {
+            SloKind::Availability => "availability",
+            SloKind::Latency => "latency",
+        };
+        for w in &b.windows {
+            let fired = b
+                .alerts
+                .iter()
+                .filter(|a| {
+                    a.long.window_secs == w.window_secs || a.short.window_secs == w.window_secs
+                })
+                .max_by_key(|a| a.severity);
+            let (alert, role) = match fired {
+                Some(a) if a.severity == BurnSeverity::Page => {
+                    (format!("page (≥{:.1}x)", a.threshold), Role::Critical)
+                }
+                Some(a) => (format!("ticket (≥{:.1}x)", a.threshold), Role::Warning),
+                None => ("-".to_string(), Role::Muted),
+            };
+            rows.push(Row::new([
+                Cell::from(kind),
+                Cell::from(format!("{:.3}%", b.objective * 100.0)),
+                Cell::from(window_text(w.window_secs)),
+                Cell::from(format!("{:.0}", w.good)),
+                Cell::from(format!("{:.0}", w.total)),
+                Cell::from(rate(w.burn_rate)).style(theme.style(role)),
+                Cell::from(alert).style(theme.style(role)),
+            ]));
+        }
+    }
+    let height = usize::from(area.height.saturating_sub(1));
+    let table = Table::new(
+        rows.into_iter().take(height),
+        [
+            Constraint::Length(12),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Min(8),
+        ],
+    )
+    .header(
+        Row::new([
+            "SLO",
+            "OBJECTIVE",
+            "WINDOW",
+            "GOOD",
+            "TOTAL",
+            "BURN",
+            "ALERT",
+        ])
+        .style(theme.style(Role::Header)),
+    )
+    .column_spacing(1);
+    frame.render_widget(table, area);
+}
+
+fn draw_latency_chart(frame: &mut Frame, area: Rect, ctx: &ViewCtx, e: &EndpointModel) {
+    let theme = ctx.theme;
+    if area.height == 0 {
+        return;
+    }
+    let key = latency_p99_series(&e.name);
+    let to_points = |series: &[crate::model::Sample]| -> Vec<(f64, f64)> {
+        series
+            .iter()
+            .map(|s| ((s.at - ctx.now).num_milliseconds() as f64 / 1000.0, s.value))
+            .collect()
+    };
+    let p99: Vec<(f64, f64)> = ctx
+        .snapshot
+        .history
+        .get(&key)
+        .map(|s| to_points(s))
+        .unwrap_or_default();
+    if p99.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                format!(
+                    "no p99 latency history for {} in this snapshot (series {key}); nothing is charted",
+                    e.name
+                ),
+                theme.style(Role::Muted),
+            ))
+            .wrap(Wrap { trim: false }),
+            area,
+        );
+        return;
+    }
+    let slo: Vec<(f64, f64)> = ctx
+        .snapshot
+        .history
+        .get(&latency_slo_series(&e.name))
+        .map(|s| to_points(s))
+        .unwrap_or_default();
+    let x_min = p99.iter().chain(&slo).map(|p| p.0).fold(-1.0_f64, f64::min);
+    let y_max = p99
+        .iter()
+        .chain(&slo)
+        .map(|p| p.1)
+        .fold(0.0_f64, f64::max)
+        .max(1.0)
+        * 1.1;
+    let mut datasets = vec![
+        Dataset::default()
+            .name("p99 ms")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.style(Role::ChartPrimary))
+            .data(&p99),
+    ];
+    let title = if slo.is_empty() {
+        " p99 latency (no SLO target in history) "
+    } else {
+        datasets.push(
+            Dataset::default()
+                .name("SLO")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.style(Role::SloLine))
+                .data(&slo),
+        );
+        " p99 latency vs SLO "
+    };
+    let chart = Chart::new(datasets)
+        .block(titled_block(title, theme))
+        .x_axis(
+            Axis::default()
+                .bounds([x_min, 0.0])
+                .labels([format!("-{}", window_text(-x_min)), "now".to_string()])
+                .style(theme.style(Role::Muted)),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, y_max])
+                .labels(["0".to_string(), format!("{y_max:.0}")])
+                .style(theme.style(Role::Muted)),
+        );
+    frame.render_widget(chart, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Duration, Utc};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Buffer;
+
+    use super::*;
+    use crate::model::endpoint::{
+        BurnAlert, BurnWindow, EndpointMetrics, EndpointProtocol, ServingObject,
+    };
+    use crate::model::{History, Sample, Snapshot};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn now() -> DateTime<Utc> {
+        at("2025-04-01T12:00:00Z")
+    }
+
+    fn window(secs: f64, burn: f64) -> BurnWindow {
+        BurnWindow {
+            window_secs: secs,
+            good: 9_000.0,
+            total: 10_000.0,
+            burn_rate: Some(burn),
+        }
+    }
+
+    fn endpoint(name: &str, health: EndpointHealth, paging: bool) -> EndpointModel {
+        let (short, long) = (window(300.0, 20.0), window(3600.0, 15.0));
+        EndpointModel {
+            name: name.into(),
+            protocol: EndpointProtocol::Vllm,
+            url: format!("http://{name}:8000"),
+            model: Some("llama".into()),
+            serving: Some(ServingObject {
+                cluster: "prod".into(),
+                namespace: "serving".into(),
+                kind: "Deployment".into(),
+                name: name.into(),
+            }),
+            health,
+            probe: None,
+            last_healthy: None,
+            metrics: Some(EndpointMetrics {
+                window_secs: 60.0,
+                requests: 600.0,
+                errors: 6.0,
+                error_rate: Some(0.01),
+                throughput_rps: Some(10.0),
+                latency_p50_ms: Some(420.0),
+                latency_p99_ms: Some(2900.0),
+                ttft_p99_ms: Some(310.0),
+                queue_waiting: Some(4.0),
+                ..EndpointMetrics::default()
+            }),
+            last_scraped: Some(now()),
+            metrics_error: None,
+            availability_burn: Some(SloBurn {
+                kind: SloKind::Availability,
+                objective: 0.999,
+                evaluated_at: now(),
+                windows: vec![short, long],
+                alerts: if paging {
+                    vec![BurnAlert {
+                        severity: BurnSeverity::Page,
+                        threshold: 14.4,
+                        long,
+                        short,
+                    }]
+                } else {
+                    vec![]
+                },
+            }),
+            latency_burn: None,
+            drift: None,
+            updated_at: now(),
+        }
+    }
+
+    fn snapshot(history: History) -> Snapshot {
+        Snapshot {
+            endpoints: vec![
+                Arc::new(endpoint("llama-chat", EndpointHealth::Healthy, true)),
+                Arc::new(endpoint("embedder", EndpointHealth::Dead, false)),
+            ],
+            history: Arc::new(history),
+            ..Snapshot::default()
+        }
+    }
+
+    fn render(pane: &mut EndpointsPane, ctx: &ViewCtx, w: u16, h: u16) -> Buffer {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
+        term.draw(|f| pane.draw(f, f.area(), ctx))
+            .unwrap_or_else(|e| panic!("{e}"));
+        term.backend().buffer().clone()
+    }
+
+    fn lines(buf: &Buffer) -> Vec<String> {
+        (0..buf.area.height)
+            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
+            .collect()
+    }
+
+    fn find(buf: &Buffer, text: &str) -> Option<(u16, u16)> {
+        lines(buf).iter().enumerate().find_map(|(y, l)| {
+            l.find(text)
+                .map(|byte| (l[..byte].chars().count() as u16, y as u16))
+        })
+    }
+
+    fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
+        ViewCtx {
+            snapshot: snap,
+            theme,
+            now: now(),
+            cluster: None,
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn the_table_shows_metrics_and_a_burning_endpoint_as_paging() {
+        let snap = snapshot(History::new());
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = EndpointsPane::default();
+        let buf = render(&mut pane, &ctx, 120, 30);
+        let all = lines(&buf);
+        let text = all.join("\n");
+        for h in HEADERS {
+            assert!(text.contains(h), "header {h} missing:\n{text}");
+        }
+        let llama = all
+            .iter()
+            .find(|l| l.contains("llama-chat"))
+            .unwrap_or_else(|| panic!("{text}"));
+        for want in ["vllm", "healthy", "420", "2900", "310", "1.00", "10.0", "4"] {
+            assert!(
+                llama.split_whitespace().any(|c| c == want),
+                "{want} missing in {llama}"
+            );
+        }
+        assert!(llama.contains("PAGE 15.0x"), "{llama}");
+        let page = find(&buf, "PAGE 15.0x").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[page].fg,
+            theme.style(Role::Critical).fg.unwrap_or_default()
+        );
+        let embedder = all
+            .iter()
+            .find(|l| l.contains("embedder"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(embedder.contains("ok 15.0x"), "{embedder}");
+        let dead = find(&buf, "dead").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[dead].fg,
+            theme.style(Role::Critical).fg.unwrap_or_default()
+        );
+        let healthy = find(&buf, "healthy").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[healthy].fg,
+            theme.style(Role::Ok).fg.unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn open_shows_burn_windows_and_says_when_there_is_no_latency_history() {
+        let snap = snapshot(History::new());
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = EndpointsPane::default();
+        assert!(pane.handle(Action::Open, &ctx));
+        let text = lines(&render(&mut pane, &ctx, 120, 30)).join("\n");
+        for want in [
+            "Endpoint llama-chat",
+            "OBJECTIVE",
+            "WINDOW",
+            "99.900%",
+            "5m",
+            "1h",
+            "page (≥14.4x)",
+            "Deployment prod/serving/llama-chat",
+            "no p99 latency history for llama-chat",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+        assert!(pane.handle(Action::Back, &ctx));
+        let text = lines(&render(&mut pane, &ctx, 120, 30)).join("\n");
+        assert!(text.contains("AVAIL BURN"), "{text}");
+    }
+
+    #[test]
+    fn open_charts_p99_latency_against_the_slo_line_from_history() {
+        let mut history = History::new();
+        let series = |v: f64| -> Vec<Sample> {
+            (0..30)
+                .map(|i| Sample {
+                    at: now() - Duration::seconds(600 - i * 20),
+                    value: v + f64::from(i as i32) * 10.0,
+                })
+                .collect()
+        };
+        history.insert(latency_p99_series("llama-chat"), series(2000.0));
+        history.insert(
+            latency_slo_series("llama-chat"),
+            series(2500.0)
+                .into_iter()
+                .map(|s| Sample { value: 2500.0, ..s })
+                .collect(),
+        );
+        let snap = snapshot(history);
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = EndpointsPane {
+            open: Some("llama-chat".into()),
+            ..EndpointsPane::default()
+        };
+        let buf = render(&mut pane, &ctx, 120, 30);
+        let text = lines(&buf).join("\n");
+        assert!(text.contains("p99 latency vs SLO"), "{text}");
+        assert!(text.contains("now"), "{text}");
+        assert!(!text.contains("no p99 latency history"), "{text}");
+        let slo_fg = theme.style(Role::SloLine).fg;
+        assert!(
+            buf.content()
+                .iter()
+                .any(|c| Some(c.fg) == slo_fg && c.symbol() != " "),
+            "the SLO line is drawn"
+        );
+    }
+
+    #[test]
+    fn ctx_and_the_filter_narrow_the_rows() {
+        let snap = snapshot(History::new());
+        let theme = Theme::default_theme();
+        let mut ctx = ctx(&snap, &theme);
+        let mut pane = EndpointsPane::default();
+        pane.set_filter("dead");
+        assert_eq!(pane.selected_endpoint(&ctx).as_deref(), Some("embedder"));
+        pane.set_filter("");
+        ctx.cluster = Some("staging");
+        let text = lines(&render(&mut pane, &ctx, 120, 30)).join("\n");
+        assert!(text.contains("Endpoints (0)"), "{text}");
+        assert!(!pane.handle(Action::Open, &ctx));
+    }
+
+    #[test]
+    fn a_tiny_terminal_renders_without_panicking() {
+        let snap = snapshot(History::new());
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = EndpointsPane::default();
+        render(&mut pane, &ctx, 20, 5);
+        pane.handle(Action::Open, &ctx);
+        render(&mut pane, &ctx, 20, 5);
+    }
+}

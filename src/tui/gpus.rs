@@ -1,0 +1,1034 @@
+//! The GPUs pane: every GPU the GPU sources report as a sortable, filterable table
+//! (utilisation, memory, temperature, power, XID, ECC, the pod holding it; idle-but-allocated
+//! GPUs marked), and the detail view of one GPU with its node's utilisation history. It draws
+//! the snapshot it is given and owns only its table state. Imports the model and the tui
+//! groundwork.
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
+
+use super::keymap::Action;
+use super::nodes::{
+    CELL_SEPARATOR, RowFilter, draw_empty_message, field, human_duration, same_host, section,
+    sorted_header, table_title,
+};
+use super::pane::{TableView, ViewCtx};
+use super::theme::{Role, Theme};
+use crate::model::gpu::{DEFAULT_IDLE_UTILISATION_PCT, GpuModel, GpuProcessKind, ThrottleReason};
+use crate::model::{History, Sample};
+
+/// The GPUs pane's state between frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpusPane {
+    pub view: TableView,
+    /// Under this utilisation (%) a GPU held by a pod is marked idle.
+    pub idle_below_pct: f64,
+    detail: Option<GpuKey>,
+    detail_scroll: u16,
+    /// Table rows the last frame had room for; paging moves by this much.
+    page: usize,
+}
+
+impl Default for GpusPane {
+    fn default() -> Self {
+        GpusPane {
+            view: TableView::default(),
+            idle_below_pct: DEFAULT_IDLE_UTILISATION_PCT,
+            detail: None,
+            detail_scroll: 0,
+            page: 0,
+        }
+    }
+}
+
+/// Which GPU the detail view shows; it survives the snapshot being replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GpuKey {
+    cluster: String,
+    node: String,
+    index: u32,
+    mig_instance: Option<u32>,
+}
+
+impl GpuKey {
+    fn of(g: &GpuModel) -> Self {
+        GpuKey {
+            cluster: g.cluster.clone(),
+            node: g.node.clone(),
+            index: g.index,
+            mig_instance: g.mig_instance.as_ref().map(|m| m.gpu_instance_id),
+        }
+    }
+
+    fn matches(&self, g: &GpuModel) -> bool {
+        g.index == self.index
+            && g.cluster == self.cluster
+            && g.node == self.node
+            && g.mig_instance.as_ref().map(|m| m.gpu_instance_id) == self.mig_instance
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Cluster,
+    Node,
+    Gpu,
+    Model,
+    Util,
+    Memory,
+    Temperature,
+    Power,
+    Xid,
+    Ecc,
+    Holder,
+}
+
+impl Column {
+    const ALL: [Column; 11] = [
+        Column::Cluster,
+        Column::Node,
+        Column::Gpu,
+        Column::Model,
+        Column::Util,
+        Column::Memory,
+        Column::Temperature,
+        Column::Power,
+        Column::Xid,
+        Column::Ecc,
+        Column::Holder,
+    ];
+
+    fn header(self) -> &'static str {
+        match self {
+            Column::Cluster => "CLUSTER",
+            Column::Node => "NODE",
+            Column::Gpu => "GPU",
+            Column::Model => "MODEL",
+            Column::Util => "UTIL %",
+            Column::Memory => "MEM GiB",
+            Column::Temperature => "TEMP °C",
+            Column::Power => "POWER W",
+            Column::Xid => "XID",
+            Column::Ecc => "ECC",
+            Column::Holder => "HOLDER",
+        }
+    }
+
+    /// The widest a cell of this column is drawn; longer text is cut.
+    fn max_width(self) -> usize {
+        match self {
+            Column::Node | Column::Holder => 40,
+            Column::Model => 24,
+            _ => 20,
+        }
+    }
+
+    /// The columns shown: CLUSTER only while every cluster is in view.
+    fn shown(ctx: &ViewCtx) -> &'static [Column] {
+        if ctx.cluster.is_some() {
+            &Column::ALL[1..]
+        } else {
+            &Column::ALL
+        }
+    }
+}
+
+/// Cells of the utilisation bar after the percentage.
+const UTIL_BAR_CELLS: usize = 5;
+
+/// One GPU as the table sees it; its text is written only when needed.
+struct GpuRow<'a> {
+    gpu: &'a GpuModel,
+    idle: bool,
+}
+
+impl GpuRow<'_> {
+    fn write_cell(&self, column: Column, out: &mut String) {
+        let g = self.gpu;
+        // Writing into a String cannot fail.
+        let _ = match column {
+            Column::Cluster => write!(out, "{}", g.cluster),
+            Column::Node if g.node.is_empty() => write!(out, "-"),
+            Column::Node => write!(out, "{}", g.node),
+            Column::Gpu => match &g.mig_instance {
+                Some(m) => write!(out, "{}:{}", g.index, m.gpu_instance_id),
+                None => write!(out, "{}", g.index),
+            },
+            Column::Model => write!(out, "{}", g.model_name.as_deref().unwrap_or("-")),
+            Column::Util => match g.utilization_pct {
+                None => write!(out, "-"),
+                Some(u) if self.idle => write!(out, "{u:>3.0}% idle"),
+                Some(u) => {
+                    let _ = write!(out, "{u:>3.0}% ");
+                    push_util_bar(out, u, UTIL_BAR_CELLS);
+                    Ok(())
+                }
+            },
+            Column::Memory => write_memory_gib(out, g),
+            Column::Temperature => match g.temperature_c {
+                Some(t) => write!(out, "{t:.0}"),
+                None => write!(out, "-"),
+            },
+            Column::Power => match g.power_w {
+                Some(p) => write!(out, "{p:.0}"),
+                None => write!(out, "-"),
+            },
+            Column::Xid => match g.xid_last {
+                Some(x) => write!(out, "{x}"),
+                None => write!(out, "-"),
+            },
+            Column::Ecc => match g.ecc_dbe_volatile {
+                Some(n) => write!(out, "{n}"),
+                None => write!(out, "-"),
+            },
+            Column::Holder => match &g.holder {
+                Some(h) => write!(out, "{}/{}", h.namespace, h.pod),
+                None => write!(out, "-"),
+            },
+        };
+    }
+
+    fn cell_style(&self, column: Column, theme: &Theme) -> Style {
+        let g = self.gpu;
+        match column {
+            Column::Xid if g.xid_last.is_some() => theme.style(Role::Critical),
+            Column::Ecc if g.ecc_dbe_volatile.is_some_and(|n| n > 0) => theme.style(Role::Critical),
+            Column::Util if g.utilization_pct.is_none() => theme.style(Role::Muted),
+            Column::Util if !self.idle => theme.style(Role::ChartPrimary),
+            Column::Holder if g.holder.is_none() => theme.style(Role::Muted),
+            _ => Style::default(),
+        }
+    }
+
+    /// Orders two rows by a column: readings as numbers; a missing reading sorts first.
+    fn compare(&self, other: &GpuRow, column: Column) -> Ordering {
+        let (a, b) = (self.gpu, other.gpu);
+        match column {
+            Column::Cluster => a.cluster.cmp(&b.cluster),
+            Column::Node => a.node.cmp(&b.node),
+            Column::Gpu => {
+                let key =
+                    |g: &GpuModel| (g.index, g.mig_instance.as_ref().map(|m| m.gpu_instance_id));
+                key(a).cmp(&key(b))
+            }
+            Column::Model => a.model_name.cmp(&b.model_name),
+            Column::Util => compare_readings(a.utilization_pct, b.utilization_pct),
+            Column::Memory => a.memory_used_mib.cmp(&b.memory_used_mib),
+            Column::Temperature => compare_readings(a.temperature_c, b.temperature_c),
+            Column::Power => compare_readings(a.power_w, b.power_w),
+            Column::Xid => a.xid_last.cmp(&b.xid_last),
+            Column::Ecc => a.ecc_dbe_volatile.cmp(&b.ecc_dbe_volatile),
+            Column::Holder => a.holder.cmp(&b.holder),
+        }
+    }
+
+    /// The width a cell needs, without formatting it where the length is known.
+    fn content_width(&self, column: Column) -> usize {
+        let g = self.gpu;
+        match column {
+            Column::Cluster => g.cluster.chars().count(),
+            Column::Node => g.node.chars().count().max(1),
+            Column::Model => g.model_name.as_deref().map_or(1, |m| m.chars().count()),
+            Column::Holder => g.holder.as_ref().map_or(1, |h| {
+                h.namespace.chars().count() + 1 + h.pod.chars().count()
+            }),
+            Column::Gpu => 5,
+            Column::Util => 5 + UTIL_BAR_CELLS,
+            Column::Memory => 11,
+            Column::Temperature | Column::Power => 4,
+            Column::Xid | Column::Ecc => 3,
+        }
+    }
+}
+
+fn compare_readings(a: Option<f64>, b: Option<f64>) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (x, y) => x.is_some().cmp(&y.is_some()),
+    }
+}
+
+impl GpusPane {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Narrows the table to rows with a cell containing `f` (any case); the selection restarts.
+    pub fn set_filter(&mut self, f: &str) {
+        if self.view.filter != f {
+            self.view.filter = f.to_string();
+            self.view.selected = 0;
+            self.view.offset = 0;
+        }
+    }
+
+    /// The GPU whose detail view is open, as (cluster, node, index).
+    pub fn detail(&self) -> Option<(&str, &str, u32)> {
+        self.detail
+            .as_ref()
+            .map(|k| (k.cluster.as_str(), k.node.as_str(), k.index))
+    }
+
+    /// Applies a key's action; says whether anything changed (so the screen needs drawing).
+    /// Esc closes the detail view, else clears the filter. In the detail view the movement
+    /// keys scroll it.
+    pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        if self.detail.is_some() {
+            return self.handle_in_detail(action);
+        }
+        let page = self.page.max(1);
+        let before = self.view.clone();
+        let rows = self.rows(ctx);
+        match action {
+            Action::Up => self.view.step(-1, rows.len()),
+            Action::Down => self.view.step(1, rows.len()),
+            Action::PageUp => self.view.step(-(page as isize), rows.len()),
+            Action::PageDown => self.view.step(page as isize, rows.len()),
+            Action::Top => self.view.selected = 0,
+            Action::Bottom => self.view.selected = rows.len().saturating_sub(1),
+            Action::SortNext => self.view.sort_next(Column::shown(ctx).len()),
+            Action::SortReverse => self.view.sort_reverse(),
+            Action::Open => {
+                let Some(row) = rows.get(self.view.selected) else {
+                    return false;
+                };
+                self.detail = Some(GpuKey::of(row.gpu));
+                self.detail_scroll = 0;
+                return true;
+            }
+            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
+            _ => return false,
+        }
+        let shown = if self.view.filter == before.filter {
+            rows.len()
+        } else {
+            self.rows(ctx).len()
+        };
+        self.view.clamp(shown, page);
+        self.view != before
+    }
+
+    fn handle_in_detail(&mut self, action: Action) -> bool {
+        let page = u16::try_from(self.page.max(1)).unwrap_or(u16::MAX);
+        let before = self.detail_scroll;
+        match action {
+            Action::Back => {
+                self.detail = None;
+                self.detail_scroll = 0;
+                return true;
+            }
+            Action::Up => self.detail_scroll = self.detail_scroll.saturating_sub(1),
+            Action::Down => self.detail_scroll = self.detail_scroll.saturating_add(1),
+            Action::PageUp => self.detail_scroll = self.detail_scroll.saturating_sub(page),
+            Action::PageDown => self.detail_scroll = self.detail_scroll.saturating_add(page),
+            Action::Top => self.detail_scroll = 0,
+            _ => return false,
+        }
+        self.detail_scroll != before
+    }
+
+    /// The GPUs of the clusters in view that the filter keeps, in sort order.
+    fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<GpuRow<'c>> {
+        let columns = Column::shown(ctx);
+        let mut filter = RowFilter::new(&self.view.filter);
+        let mut rows: Vec<GpuRow> = ctx
+            .snapshot
+            .gpus
+            .iter()
+            .filter(|g| ctx.cluster.is_none_or(|c| g.cluster == c))
+            .map(|gpu| GpuRow {
+                gpu,
+                idle: gpu.is_idle_allocated(self.idle_below_pct),
+            })
+            .filter(|row| {
+                filter.keeps(|out| {
+                    for (i, &column) in columns.iter().enumerate() {
+                        if i > 0 {
+                            out.push(CELL_SEPARATOR);
+                        }
+                        row.write_cell(column, out);
+                    }
+                })
+            })
+            .collect();
+        if let Some(column) = self.view.sort.and_then(|(i, _)| columns.get(i).copied()) {
+            let descending = self.view.sort.is_some_and(|(_, d)| d);
+            rows.sort_by(|a, b| {
+                let order = a.compare(b, column);
+                if descending { order.reverse() } else { order }
+            });
+        }
+        rows
+    }
+
+    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        match self.detail.clone() {
+            Some(key) => self.draw_detail(frame, area, ctx, &key),
+            None => self.draw_table(frame, area, ctx),
+        }
+    }
+
+    fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        let theme = ctx.theme;
+        let rows = self.rows(ctx);
+        let in_view = || {
+            ctx.snapshot
+                .gpus
+                .iter()
+                .filter(|g| ctx.cluster.is_none_or(|c| g.cluster == c))
+        };
+        let total = in_view().count();
+        let idle = in_view()
+            .filter(|g| g.is_idle_allocated(self.idle_below_pct))
+            .count();
+        let mut title = vec![Span::styled(
+            table_title("GPUs", ctx.cluster, rows.len(), total, &self.view.filter),
+            theme.style(Role::Title),
+        )];
+        if idle > 0 {
+            title.push(Span::styled(
+                format!("{idle} idle but allocated "),
+                theme.style(Role::Warning),
+            ));
+        }
+        let block = Block::bordered()
+            .title(Line::from(title))
+            .border_style(theme.style(Role::BorderFocused));
+        let inner = block.inner(area);
+        // One line of the inner area is the header.
+        self.page = usize::from(inner.height.saturating_sub(1)).max(1);
+        self.view.clamp(rows.len(), self.page);
+
+        let columns = Column::shown(ctx);
+        let headers: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| sorted_header(c.header(), i, self.view.sort))
+            .collect();
+        let widths: Vec<Constraint> = columns
+            .iter()
+            .zip(&headers)
+            .map(|(&column, header)| {
+                let content = rows
+                    .iter()
+                    .map(|r| r.content_width(column))
+                    .max()
+                    .unwrap_or(0);
+                let width = content.min(column.max_width()).max(header.chars().count());
+                Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX))
+            })
+            .collect();
+
+        let end = (self.view.offset + self.page).min(rows.len());
+        let visible = rows.get(self.view.offset..end).unwrap_or_default();
+        let table_rows = visible.iter().enumerate().map(|(i, row)| {
+            let selected = self.view.offset + i == self.view.selected;
+            let cells = columns.iter().map(|&column| {
+                let mut text = String::new();
+                row.write_cell(column, &mut text);
+                // The selection is one style across the row, so it reads on any theme.
+                let style = if selected {
+                    Style::default()
+                } else {
+                    row.cell_style(column, theme)
+                };
+                Cell::from(text).style(style)
+            });
+            let row_style = if selected {
+                theme.style(Role::Selection)
+            } else if row.idle {
+                theme.style(Role::Warning)
+            } else {
+                theme.style(Role::Base)
+            };
+            Row::new(cells).style(row_style)
+        });
+        let header = Row::new(headers).style(theme.style(Role::Header));
+        let table = Table::new(table_rows, widths)
+            .header(header)
+            .column_spacing(1)
+            .block(block);
+        frame.render_widget(table, area);
+
+        if rows.is_empty() {
+            let message = if total == 0 {
+                "no GPU source reports any GPU yet".to_string()
+            } else {
+                format!("no GPU matches /{}", self.view.filter)
+            };
+            draw_empty_message(frame, inner, &message, theme);
+        }
+    }
+
+    fn draw_detail(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx, key: &GpuKey) {
+        let theme = ctx.theme;
+        let block = Block::bordered()
+            .title(Line::styled(
+                format!(
+                    " GPU {} of {} · {} (Esc: back) ",
+                    key.index, key.node, key.cluster
+                ),
+                theme.style(Role::Title),
+            ))
+            .border_style(theme.style(Role::BorderFocused));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+
+        let Some(gpu) = ctx.snapshot.gpus.iter().find(|g| key.matches(g)) else {
+            frame.render_widget(
+                Paragraph::new(Line::styled(
+                    "this GPU is no longer reported by any GPU source",
+                    theme.style(Role::Stale),
+                )),
+                inner,
+            );
+            return;
+        };
+
+        let history = utilisation_history(&ctx.snapshot.history, &gpu.node);
+        let history_height = if history.is_some() { 6 } else { 2 };
+        let [readings_area, history_area] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(history_height)]).areas(inner);
+
+        let lines = gpu_detail_lines(ctx, gpu, self.idle_below_pct);
+        self.page = usize::from(readings_area.height).max(1);
+        let max_scroll = lines
+            .len()
+            .saturating_sub(usize::from(readings_area.height));
+        self.detail_scroll = self
+            .detail_scroll
+            .min(u16::try_from(max_scroll).unwrap_or(u16::MAX));
+        frame.render_widget(
+            Paragraph::new(lines)
+                .style(theme.style(Role::Base))
+                .scroll((self.detail_scroll, 0)),
+            readings_area,
+        );
+
+        match history {
+            Some((series, samples)) => {
+                let chart = Block::bordered()
+                    .title(Line::styled(
+                        format!(" {series}: node utilisation, {} samples ", samples.len()),
+                        theme.style(Role::Muted),
+                    ))
+                    .border_style(theme.style(Role::Border));
+                let width = usize::from(chart.inner(history_area).width);
+                // The newest samples that fit, oldest on the left.
+                let data: Vec<u64> = samples[samples.len().saturating_sub(width)..]
+                    .iter()
+                    .map(|s| s.value.clamp(0.0, 100.0).round() as u64)
+                    .collect();
+                frame.render_widget(
+                    Sparkline::default()
+                        .data(&data)
+                        .max(100)
+                        .style(theme.style(Role::ChartPrimary))
+                        .block(chart),
+                    history_area,
+                );
+            }
+            None => frame.render_widget(
+                Paragraph::new(vec![
+                    Line::raw(""),
+                    Line::styled(
+                        format!(
+                            "no utilisation history (no prometheus/{}/gpu_util_pct series)",
+                            gpu.node
+                        ),
+                        theme.style(Role::Muted),
+                    ),
+                ]),
+                history_area,
+            ),
+        }
+    }
+}
+
+/// The Prometheus utilisation series of a GPU's node, by its name or its first DNS label.
+fn utilisation_history<'h>(history: &'h History, node: &str) -> Option<(&'h str, &'h [Sample])> {
+    let exact = format!("prometheus/{node}/gpu_util_pct");
+    if let Some((k, v)) = history.get_key_value(&exact) {
+        return Some((k.as_str(), v.as_slice()));
+    }
+    history.iter().find_map(|(k, v)| {
+        let name = k
+            .strip_prefix("prometheus/")?
+            .strip_suffix("/gpu_util_pct")?;
+        same_host(name, node).then_some((k.as_str(), v.as_slice()))
+    })
+}
+
+fn gpu_detail_lines<'a>(ctx: &ViewCtx, g: &'a GpuModel, idle_below_pct: f64) -> Vec<Line<'a>> {
+    let theme = ctx.theme;
+    let muted = theme.style(Role::Muted);
+    let critical = theme.style(Role::Critical);
+    let unknown = || Span::styled("not reported", muted);
+    let text = |s: String| Span::raw(s);
+    let mut lines = Vec::new();
+
+    lines.push(field(theme, "UUID", vec![text(g.uuid.clone())]));
+    lines.push(field(
+        theme,
+        "Model",
+        vec![text(format!(
+            "{} · driver {} · PCI {}",
+            g.model_name.as_deref().unwrap_or("unknown model"),
+            g.driver_version.as_deref().unwrap_or("unknown"),
+            g.pci_bus_id.as_deref().unwrap_or("unknown"),
+        ))],
+    ));
+    let mig = match (&g.mig_instance, g.mig_enabled) {
+        (Some(m), _) => format!(
+            "instance {}{}",
+            m.gpu_instance_id,
+            m.profile
+                .as_deref()
+                .map_or_else(String::new, |p| format!(" ({p})"))
+        ),
+        (None, Some(true)) => "enabled".into(),
+        (None, Some(false)) => "disabled".into(),
+        (None, None) => "not reported".into(),
+    };
+    lines.push(field(theme, "MIG", vec![text(mig)]));
+
+    let util = match g.utilization_pct {
+        Some(u) if g.is_idle_allocated(idle_below_pct) => vec![Span::styled(
+            format!("{u:.0}% · idle but allocated (under {idle_below_pct:.0}%)"),
+            theme.style(Role::Warning),
+        )],
+        Some(u) => vec![
+            text(format!("{u:.0}% ")),
+            Span::styled(util_bar(u, 20), theme.style(Role::ChartPrimary)),
+        ],
+        None => vec![unknown()],
+    };
+    lines.push(field(theme, "Utilisation", util));
+    let gib = |mib: u64| mib as f64 / 1024.0;
+    let memory = match (g.memory_used_mib, g.memory_total_mib, g.memory_free_mib) {
+        (None, None, None) => unknown(),
+        (used, total, free) => text(format!(
+            "{} of {} GiB used, {} GiB free",
+            used.map_or_else(|| "?".into(), |m| format!("{:.1}", gib(m))),
+            total.map_or_else(|| "?".into(), |m| format!("{:.1}", gib(m))),
+            free.map_or_else(|| "?".into(), |m| format!("{:.1}", gib(m))),
+        )),
+    };
+    lines.push(field(theme, "Memory", vec![memory]));
+    lines.push(field(
+        theme,
+        "Temperature",
+        vec![
+            g.temperature_c
+                .map_or_else(unknown, |t| text(format!("{t:.0} °C"))),
+        ],
+    ));
+    let power = match (g.power_w, g.power_limit_w) {
+        (Some(p), Some(l)) => text(format!("{p:.0} W of {l:.0} W limit")),
+        (Some(p), None) => text(format!("{p:.0} W")),
+        (None, _) => unknown(),
+    };
+    lines.push(field(theme, "Power", vec![power]));
+    lines.push(field(
+        theme,
+        "SM clock",
+        vec![
+            g.sm_clock_mhz
+                .map_or_else(unknown, |c| text(format!("{c} MHz"))),
+        ],
+    ));
+    lines.push(field(
+        theme,
+        "Last XID",
+        vec![match g.xid_last {
+            Some(x) => Span::styled(x.to_string(), critical),
+            None => Span::styled("none", muted),
+        }],
+    ));
+    let count = |n: Option<u64>| n.map_or_else(|| "?".to_string(), |n| n.to_string());
+    let ecc_style = if g.ecc_dbe_volatile.is_some_and(|n| n > 0) {
+        critical
+    } else {
+        Style::default()
+    };
+    lines.push(field(
+        theme,
+        "ECC volatile",
+        vec![Span::styled(
+            format!(
+                "{} single-bit, {} double-bit",
+                count(g.ecc_sbe_volatile),
+                count(g.ecc_dbe_volatile)
+            ),
+            ecc_style,
+        )],
+    ));
+    lines.push(field(
+        theme,
+        "Retired pages",
+        vec![text(format!(
+            "{} single-bit, {} double-bit",
+            count(g.retired_pages_sbe),
+            count(g.retired_pages_dbe)
+        ))],
+    ));
+    let flag = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "?",
+    };
+    let remap_style = if g.remap_failure == Some(true) || g.remap_pending == Some(true) {
+        theme.style(Role::Warning)
+    } else {
+        Style::default()
+    };
+    lines.push(field(
+        theme,
+        "Remapped rows",
+        vec![Span::styled(
+            format!(
+                "{} correctable, {} uncorrectable, pending {}, failure {}",
+                count(g.remapped_rows_correctable),
+                count(g.remapped_rows_uncorrectable),
+                flag(g.remap_pending),
+                flag(g.remap_failure)
+            ),
+            remap_style,
+        )],
+    ));
+    let throttle = match &g.throttle_reasons {
+        None => unknown(),
+        Some(r) if r.is_empty() => Span::styled("none", muted),
+        Some(r) => {
+            let style = if r.iter().any(|r| r.is_slowdown()) {
+                theme.style(Role::Warning)
+            } else {
+                Style::default()
+            };
+            let names: Vec<&str> = r.iter().map(|r| throttle_text(*r)).collect();
+            Span::styled(names.join(", "), style)
+        }
+    };
+    lines.push(field(theme, "Throttling", vec![throttle]));
+    let holder = match &g.holder {
+        Some(h) => text(format!(
+            "{}/{}{}",
+            h.namespace,
+            h.pod,
+            h.container
+                .as_deref()
+                .map_or_else(String::new, |c| format!(" (container {c})"))
+        )),
+        None => Span::styled("none", muted),
+    };
+    lines.push(field(theme, "Held by", vec![holder]));
+    lines.push(field(
+        theme,
+        "Sampled",
+        vec![text(format!(
+            "{} ago ({})",
+            human_duration((ctx.now - g.sampled_at).num_seconds()),
+            g.sampled_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ))],
+    ));
+
+    if let Some(processes) = &g.processes {
+        lines.push(Line::raw(""));
+        lines.push(section(theme, "Processes"));
+        if processes.is_empty() {
+            lines.push(Line::styled("  none", muted));
+        }
+        for p in processes {
+            let kind = match p.kind {
+                GpuProcessKind::Compute => "compute",
+                GpuProcessKind::Graphics => "graphics",
+            };
+            let memory = p
+                .used_memory_mib
+                .map_or_else(|| "memory not reported".into(), |m| format!("{m} MiB"));
+            lines.push(Line::raw(format!("  pid {:<8} {kind:<8} {memory}", p.pid)));
+        }
+    }
+    lines
+}
+
+fn throttle_text(r: ThrottleReason) -> &'static str {
+    match r {
+        ThrottleReason::GpuIdle => "idle",
+        ThrottleReason::ApplicationsClocksSetting => "application clocks",
+        ThrottleReason::SwPowerCap => "power cap",
+        ThrottleReason::HwSlowdown => "hardware slowdown",
+        ThrottleReason::SyncBoost => "sync boost",
+        ThrottleReason::SwThermalSlowdown => "thermal slowdown (software)",
+        ThrottleReason::HwThermalSlowdown => "thermal slowdown (hardware)",
+        ThrottleReason::HwPowerBrakeSlowdown => "power brake",
+        ThrottleReason::DisplayClockSetting => "display clock",
+    }
+}
+
+/// A bar of `cells` cells filled to `pct` in eighths of a cell.
+fn util_bar(pct: f64, cells: usize) -> String {
+    let mut bar = String::new();
+    push_util_bar(&mut bar, pct, cells);
+    bar
+}
+
+fn push_util_bar(out: &mut String, pct: f64, cells: usize) {
+    const PARTIAL: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let eighths = ((pct.clamp(0.0, 100.0) / 100.0) * (cells * 8) as f64).round() as usize;
+    let full = eighths / 8;
+    for _ in 0..full {
+        out.push('█');
+    }
+    if full < cells {
+        out.push(PARTIAL[eighths % 8]);
+    }
+    for _ in (full + 1)..cells {
+        out.push(' ');
+    }
+}
+
+// Formatting the Nodes pane's detail view shares.
+
+/// `used/total` memory in GiB, `-` when neither is reported.
+pub(super) fn format_memory_gib(g: &GpuModel) -> String {
+    let mut text = String::new();
+    let _ = write_memory_gib(&mut text, g);
+    text
+}
+
+fn write_memory_gib(out: &mut String, g: &GpuModel) -> std::fmt::Result {
+    let gib = |out: &mut String, m: Option<u64>| match m {
+        Some(m) => write!(out, "{:.1}", m as f64 / 1024.0),
+        None => write!(out, "?"),
+    };
+    match (g.memory_used_mib, g.memory_total_mib) {
+        (None, None) => write!(out, "-"),
+        (used, total) => {
+            gib(out, used)?;
+            out.push('/');
+            gib(out, total)
+        }
+    }
+}
+
+/// `namespace/pod` of the pod holding a GPU, `-` when none does.
+pub(super) fn format_holder(g: &GpuModel) -> String {
+    g.holder
+        .as_ref()
+        .map_or_else(|| "-".into(), |h| format!("{}/{}", h.namespace, h.pod))
+}
+
+pub(super) fn format_optional(text: Option<String>) -> String {
+    text.unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::nodes::fixtures::*;
+    use super::*;
+    use crate::model::Snapshot;
+
+    fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme, cluster: Option<&'a str>) -> ViewCtx<'a> {
+        ViewCtx {
+            snapshot,
+            theme,
+            now: now(),
+            cluster,
+            cost: None,
+        }
+    }
+
+    fn draw(pane: &mut GpusPane, ctx: &ViewCtx, width: u16, height: u16) -> Vec<String> {
+        render(width, height, |frame| pane.draw(frame, frame.area(), ctx))
+    }
+
+    #[test]
+    fn the_table_shows_each_gpu_with_readings_and_holder() {
+        let (snapshot, theme) = (fleet(), Theme::default_theme());
+        let ctx = ctx(&snapshot, &theme, None);
+        let lines = draw(&mut GpusPane::new(), &ctx, 120, 30);
+
+        let header = line_with(&lines, "HOLDER");
+        for h in [
+            "CLUSTER", "NODE", "GPU", "MODEL", "UTIL %", "MEM GiB", "TEMP °C", "POWER W", "XID",
+            "ECC",
+        ] {
+            assert!(header.contains(h), "{h} missing from {header:?}");
+        }
+        assert!(screen_has(&lines, "GPUs (4/4)"));
+        assert!(screen_has(&lines, "1 idle but allocated"));
+        let busy = line_with(&lines, "ml/train-0");
+        assert!(busy.contains(" 91% ████▌"), "{busy}");
+        assert!(busy.contains("40.0/80.0"), "{busy}");
+        assert!(busy.contains("61") && busy.contains("420"), "{busy}");
+        let broken = line_with(&lines, "gpu-a-2");
+        assert!(broken.contains(" 79 "), "XID 79: {broken}");
+        assert!(
+            broken.contains(" 2 "),
+            "two double-bit ECC errors: {broken}"
+        );
+        assert!(line_with(&lines, "research/eval-0").contains("A100"));
+    }
+
+    #[test]
+    fn an_idle_gpu_held_by_a_pod_is_marked_and_highlighted() {
+        let (snapshot, theme) = (fleet(), Theme::default_theme());
+        let ctx = ctx(&snapshot, &theme, None);
+        let buffer = render_buffer(120, 30, |f| GpusPane::new().draw(f, f.area(), &ctx));
+        let lines = text_lines(&buffer);
+        assert!(line_with(&lines, "ml/serve-0").contains("  2% idle"));
+        let warning = theme.style(Role::Warning).fg;
+        assert_eq!(style_of(&buffer, "ml/serve-0").and_then(|s| s.fg), warning);
+        assert_ne!(
+            style_of(&buffer, "research/eval-0").and_then(|s| s.fg),
+            warning
+        );
+        let critical = theme.style(Role::Critical).fg;
+        assert_eq!(
+            style_of(&buffer, "79").and_then(|s| s.fg),
+            critical,
+            "XID 79"
+        );
+    }
+
+    #[test]
+    fn the_filter_narrows_gpus_and_the_title_counts_them() {
+        let (snapshot, theme) = (fleet(), Theme::default_theme());
+        let ctx = ctx(&snapshot, &theme, None);
+        let mut pane = GpusPane::new();
+        pane.set_filter("a100");
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert!(screen_has(&lines, "GPUs (1/4) /a100"));
+        assert!(screen_has(&lines, "research/eval-0"));
+        assert!(!screen_has(&lines, "ml/train-0"));
+
+        let ctx = super::tests::ctx(&snapshot, &theme, Some("prod-a"));
+        pane.set_filter("");
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert!(screen_has(&lines, "GPUs in prod-a (3/3)"));
+        assert!(!line_with(&lines, "HOLDER").contains("CLUSTER"));
+    }
+
+    #[test]
+    fn sorting_by_utilisation_orders_rows_by_it() {
+        let (snapshot, theme) = (fleet(), Theme::default_theme());
+        let ctx = ctx(&snapshot, &theme, None);
+        let mut pane = GpusPane::new();
+        let util = Column::ALL
+            .iter()
+            .position(|c| *c == Column::Util)
+            .expect("UTIL column");
+        for _ in 0..=util {
+            pane.handle(Action::SortNext, &ctx);
+        }
+        pane.handle(Action::SortReverse, &ctx);
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert!(line_with(&lines, "HOLDER").contains("UTIL %▼"));
+        let order: Vec<usize> = ["ml/train-0", "research/eval-0", "ml/serve-0", "gpu-a-2"]
+            .iter()
+            .map(|t| lines.iter().position(|l| l.contains(t)).expect(t))
+            .collect();
+        assert!(
+            order.is_sorted(),
+            "91%, 55%, 2%, 0% from the top: {order:?}"
+        );
+    }
+
+    #[test]
+    fn open_shows_the_gpus_readings_and_history_and_back_closes_it() {
+        let (snapshot, theme) = (fleet(), Theme::default_theme());
+        let ctx = ctx(&snapshot, &theme, None);
+        let mut pane = GpusPane::new();
+        assert!(pane.handle(Action::Down, &ctx));
+        assert!(pane.handle(Action::Open, &ctx));
+        assert_eq!(pane.detail(), Some(("prod-a", "gpu-a-1", 1)));
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert!(screen_has(&lines, "GPU 1 of gpu-a-1 · prod-a"));
+        assert!(screen_has(&lines, "GPU-gpu-a-1-1"));
+        assert!(screen_has(&lines, "2% · idle but allocated"));
+        assert!(screen_has(&lines, "ml/serve-0"));
+        assert!(screen_has(&lines, "prometheus/gpu-a-1/gpu_util_pct"));
+        assert!(
+            lines.iter().any(|l| l.contains('█')),
+            "the sparkline draws the history"
+        );
+        assert!(pane.handle(Action::Back, &ctx));
+        assert_eq!(pane.detail(), None);
+        assert!(screen_has(&draw(&mut pane, &ctx, 120, 30), "GPUs (4/4)"));
+    }
+
+    #[test]
+    fn a_gpu_without_history_says_so_and_shows_its_xid() {
+        let (snapshot, theme) = (fleet(), Theme::default_theme());
+        let ctx = ctx(&snapshot, &theme, None);
+        let mut pane = GpusPane::new();
+        pane.set_filter("gpu-a-2");
+        assert!(pane.handle(Action::Open, &ctx));
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert!(line_with(&lines, "Last XID").contains("79"));
+        assert!(line_with(&lines, "ECC volatile").contains("2 double-bit"));
+        assert!(screen_has(
+            &lines,
+            "no utilisation history (no prometheus/gpu-a-2/gpu_util_pct series)"
+        ));
+    }
+
+    #[test]
+    fn many_gpus_draw_only_the_visible_rows() {
+        let gpus: Vec<GpuModel> = (0..5000)
+            .map(|i| gpu("big", &format!("node-{:05}", i / 8), i % 8, Some(50.0)))
+            .collect();
+        let snapshot = Snapshot {
+            gpus: Arc::new(gpus),
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snapshot, &theme, None);
+        let mut pane = GpusPane::new();
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert!(screen_has(&lines, "GPUs (5000/5000)"));
+        let rows = lines.iter().filter(|l| l.contains("node-")).count();
+        assert_eq!(rows, 27, "30 lines less two borders and the header");
+        assert!(screen_has(&lines, "node-00003"));
+        assert!(!screen_has(&lines, "node-00004"));
+        pane.handle(Action::Bottom, &ctx);
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert!(screen_has(&lines, "node-00624"));
+        assert!(!screen_has(&lines, "node-00000"));
+    }
+
+    #[test]
+    fn a_tiny_terminal_draws_without_panicking() {
+        let (snapshot, theme) = (fleet(), Theme::default_theme());
+        let ctx = ctx(&snapshot, &theme, None);
+        let mut pane = GpusPane::new();
+        for (w, h) in [(20, 5), (1, 1), (0, 0)] {
+            draw(&mut pane, &ctx, w, h);
+        }
+        pane.handle(Action::Open, &ctx);
+        draw(&mut pane, &ctx, 20, 5);
+        pane.handle(Action::PageDown, &ctx);
+        draw(&mut pane, &ctx, 20, 5);
+        let empty = Snapshot::default();
+        let ctx = super::tests::ctx(&empty, &theme, None);
+        let lines = draw(&mut GpusPane::new(), &ctx, 120, 5);
+        assert!(screen_has(&lines, "no GPU source reports any GPU yet"));
+    }
+
+    #[test]
+    fn the_utilisation_bar_fills_in_eighths() {
+        assert_eq!(util_bar(0.0, 5), "     ");
+        assert_eq!(util_bar(100.0, 5), "█████");
+        assert_eq!(util_bar(50.0, 5), "██▌  ");
+        assert_eq!(util_bar(250.0, 2), "██");
+    }
+}

@@ -1,0 +1,829 @@
+//! The Overview pane: the fleet at a glance — endpoints within SLO or burning, spend today
+//! against the budget, open signals by severity, GPU source status, and one row per cluster
+//! (nodes, cordoned, spot share, GPUs, pods, signals, sync state). Draws the snapshot it is
+//! given; imports model, keymap, theme, pane and the sibling panes' small helpers.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+
+use super::cost::{money, whole};
+use super::keymap::Action;
+use super::pane::{TableView, ViewCtx, sort_rows};
+use super::signals::{severity_role, titled_block};
+use super::theme::{Role, Theme};
+use crate::model::endpoint::BurnSeverity;
+use crate::model::signal::Severity;
+use crate::model::{ClusterSnapshot, SyncState};
+
+const HEADERS: [&str; 10] = [
+    "CLUSTER",
+    "NODES",
+    "CORDONED",
+    "SPOT",
+    "GPUS REQ",
+    "GPU OK",
+    "GPU UTIL",
+    "PODS R/P/F",
+    "SIGNALS",
+    "SOURCES",
+];
+
+/// The Overview pane's state between frames: the cluster table's selection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OverviewPane {
+    pub view: TableView,
+    page: usize,
+}
+
+/// One cluster's row: its cells and the role each is drawn in.
+struct ClusterRow {
+    cells: Vec<String>,
+    roles: Vec<Role>,
+}
+
+/// How bad a sync state is, for picking the one a summary shows.
+fn sync_rank(s: &SyncState) -> u8 {
+    match s {
+        SyncState::Synced | SyncState::NotServed => 0,
+        SyncState::Listing { .. } => 1,
+        SyncState::Forbidden { .. } => 2,
+        SyncState::Reconnecting { .. } => 3,
+        SyncState::Unreachable { .. } => 4,
+    }
+}
+
+/// `synced`, or the worst resource's state, and the role to draw it in.
+fn sync_summary(c: &ClusterSnapshot) -> (String, Role) {
+    let Some(worst) = c.sync.iter().max_by_key(|s| sync_rank(&s.state)) else {
+        return ("not started".into(), Role::Muted);
+    };
+    match &worst.state {
+        SyncState::Synced | SyncState::NotServed => ("synced".into(), Role::Ok),
+        state => {
+            let role = match state {
+                SyncState::Listing { .. } => Role::Info,
+                SyncState::Unreachable { .. } => Role::Critical,
+                _ => Role::Warning,
+            };
+            (format!("{}: {}", worst.resource, state.describe()), role)
+        }
+    }
+}
+
+fn severity_counts<'a>(signals: impl Iterator<Item = &'a Severity>) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for s in signals {
+        match s {
+            Severity::Critical => counts[0] += 1,
+            Severity::Warning => counts[1] += 1,
+            Severity::Info => counts[2] += 1,
+        }
+    }
+    counts
+}
+
+fn cluster_row(c: &ClusterSnapshot, ctx: &ViewCtx) -> ClusterRow {
+    let t = &c.totals;
+    let gpus: Vec<_> = ctx
+        .snapshot
+        .gpus
+        .iter()
+        .filter(|g| g.cluster == c.name)
+        .collect();
+    let healthy = gpus
+        .iter()
+        .filter(|g| {
+            g.xid_last.is_none()
+                && g.ecc_dbe_volatile.unwrap_or(0) == 0
+                && g.remapped_rows_uncorrectable.unwrap_or(0) == 0
+                && g.remap_failure != Some(true)
+        })
+        .count();
+    let utils: Vec<f64> = gpus.iter().filter_map(|g| g.utilization_pct).collect();
+    let (gpu_ok, gpu_ok_role) = if gpus.is_empty() {
+        ("-".to_string(), Role::Muted)
+    } else {
+        let role = if healthy == gpus.len() {
+            Role::Ok
+        } else {
+            Role::Critical
+        };
+        (format!("{healthy}/{}", gpus.len()), role)
+    };
+    let util = if utils.is_empty() {
+        "-".to_string()
+    } else {
+        format!("{:.0}%", utils.iter().sum::<f64>() / utils.len() as f64)
+    };
+    let spot = if t.nodes == 0 {
+        "-".to_string()
+    } else {
+        format!(
+            "{:.0}%",
+            f64::from(t.nodes_spot) * 100.0 / f64::from(t.nodes)
+        )
+    };
+    let [crit, warn, info] = severity_counts(
+        ctx.snapshot
+            .signals
+            .iter()
+            .filter(|s| s.subject.cluster == c.name)
+            .map(|s| &s.severity),
+    );
+    let (signals, signals_role) = match (crit, warn, info) {
+        (0, 0, 0) => ("none".to_string(), Role::Ok),
+        (0, 0, i) => (format!("{i} info"), Role::Info),
+        (0, w, _) => (format!("{w} warn"), Role::Warning),
+        (c, 0, _) => (format!("{c} crit"), Role::Critical),
+        (c, w, _) => (format!("{c} crit {w} warn"), Role::Critical),
+    };
+    let (sources, sources_role) = sync_summary(c);
+    let nodes_role = if t.nodes_ready < t.nodes {
+        Role::Warning
+    } else {
+        Role::Ok
+    };
+    let pods_role = if t.pods.failed > 0 || t.pods.pending > 0 {
+        Role::Warning
+    } else {
+        Role::Base
+    };
+    ClusterRow {
+        cells: vec![
+            c.name.clone(),
+            format!("{}/{}", t.nodes_ready, t.nodes),
+            t.nodes_cordoned.to_string(),
+            spot,
+            format!("{}/{}", t.gpus_requested, t.gpus_allocatable),
+            gpu_ok,
+            util,
+            format!("{}/{}/{}", t.pods.running, t.pods.pending, t.pods.failed),
+            signals,
+            sources,
+        ],
+        roles: vec![
+            Role::Accent,
+            nodes_role,
+            if t.nodes_cordoned > 0 {
+                Role::Warning
+            } else {
+                Role::Base
+            },
+            Role::Base,
+            Role::Base,
+            gpu_ok_role,
+            Role::Base,
+            pods_role,
+            signals_role,
+            sources_role,
+        ],
+    }
+}
+
+fn label(name: &str, theme: &Theme) -> Span<'static> {
+    Span::styled(format!("{name:<12}"), theme.style(Role::Header))
+}
+
+fn endpoints_line(ctx: &ViewCtx) -> Line<'static> {
+    let theme = ctx.theme;
+    let mut within = 0;
+    let mut pages = 0;
+    let mut tickets = 0;
+    let mut no_slo = 0;
+    for e in ctx.snapshot.endpoints.iter().filter(|e| {
+        ctx.cluster
+            .is_none_or(|c| e.serving.as_ref().is_none_or(|s| s.cluster == c))
+    }) {
+        let burns = [&e.availability_burn, &e.latency_burn];
+        let severity = burns.iter().filter_map(|b| b.as_ref()?.severity()).max();
+        match severity {
+            Some(BurnSeverity::Page) => pages += 1,
+            Some(BurnSeverity::Ticket) => tickets += 1,
+            None if burns.iter().any(|b| b.is_some()) => within += 1,
+            None => no_slo += 1,
+        }
+    }
+    let burning = pages + tickets;
+    let mut spans = vec![
+        label("endpoints", theme),
+        Span::styled(format!("{within} within SLO"), theme.style(Role::Ok)),
+        Span::raw(" · "),
+        Span::styled(
+            format!("{burning} burning"),
+            theme.style(match (pages, tickets) {
+                (0, 0) => Role::Muted,
+                (0, _) => Role::Warning,
+                _ => Role::Critical,
+            }),
+        ),
+    ];
+    if burning > 0 {
+        spans.push(Span::raw(format!(" ({pages} page, {tickets} ticket)")));
+    }
+    if no_slo > 0 {
+        spans.push(Span::styled(
+            format!(" · {no_slo} without SLO data"),
+            theme.style(Role::Muted),
+        ));
+    }
+    Line::from(spans)
+}
+
+fn spend_line(ctx: &ViewCtx) -> Line<'static> {
+    let theme = ctx.theme;
+    let head = label("spend", theme);
+    let Some(report) = ctx.cost else {
+        return Line::from(vec![
+            head,
+            Span::styled(
+                "no cost source ([cost] opencost_url, or fleetdeck cost --focus FILE)",
+                theme.style(Role::Muted),
+            ),
+        ]);
+    };
+    let cur = report.currency.as_str();
+    let Some(budget) = &report.budget else {
+        return Line::from(vec![
+            head,
+            Span::raw(format!(
+                "{} over {} ",
+                money(report.totals.effective_cost, cur),
+                report
+                    .window
+                    .as_ref()
+                    .map_or("all rows", |w| w.spec.as_str())
+            )),
+            Span::styled(
+                "(no budget: set [cost] monthly_budget)",
+                theme.style(Role::Muted),
+            ),
+        ]);
+    };
+    let today = ctx.now.date_naive();
+    let spent_today = budget
+        .daily
+        .iter()
+        .find(|d| d.date == today)
+        .map_or(0.0, |d| d.cost);
+    let role = if budget.forecast_over_budget {
+        Role::Critical
+    } else {
+        Role::Ok
+    };
+    Line::from(vec![
+        head,
+        Span::raw(format!(
+            "today {} · month to date {} of {} ({}%) · ",
+            money(spent_today, cur),
+            money(budget.month_to_date, cur),
+            money(budget.monthly_budget, cur),
+            whole(budget.burn_pct)
+        )),
+        Span::styled(
+            format!(
+                "forecast {} ({}%)",
+                money(budget.forecast_month_end, cur),
+                whole(budget.forecast_pct)
+            ),
+            theme.style(role),
+        ),
+    ])
+}
+
+fn signals_line(ctx: &ViewCtx) -> Line<'static> {
+    let theme = ctx.theme;
+    let counts = severity_counts(
+        ctx.snapshot
+            .signals
+            .iter()
+            .filter(|s| {
+                s.subject.cluster.is_empty() || ctx.cluster.is_none_or(|c| s.subject.cluster == c)
+            })
+            .map(|s| &s.severity),
+    );
+    let mut spans = vec![label("signals", theme)];
+    for (i, (n, sev)) in counts
+        .into_iter()
+        .zip([Severity::Critical, Severity::Warning, Severity::Info])
+        .enumerate()
+    {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        let role = if n == 0 {
+            Role::Muted
+        } else {
+            severity_role(sev)
+        };
+        spans.push(Span::styled(
+            format!("{n} {}", format!("{sev:?}").to_lowercase()),
+            theme.style(role),
+        ));
+    }
+    Line::from(spans)
+}
+
+fn gpu_sources_line(ctx: &ViewCtx) -> Line<'static> {
+    let theme = ctx.theme;
+    let mut spans = vec![label("gpu sources", theme)];
+    let sources: Vec<_> = ctx
+        .snapshot
+        .gpu_sources
+        .iter()
+        .filter(|s| ctx.cluster.is_none_or(|c| s.cluster == c))
+        .collect();
+    if sources.is_empty() {
+        spans.push(Span::styled("none configured", theme.style(Role::Muted)));
+    }
+    for (i, s) in sources.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        let role = if s.is_ok() { Role::Ok } else { Role::Critical };
+        spans.push(Span::styled(s.describe(), theme.style(role)));
+    }
+    Line::from(spans)
+}
+
+impl OverviewPane {
+    /// The cluster rows in display order (filtered, then sorted).
+    fn rows(&self, ctx: &ViewCtx) -> Vec<ClusterRow> {
+        let all: Vec<ClusterRow> = ctx
+            .clusters()
+            .map(|c| cluster_row(c, ctx))
+            .filter(|r| self.view.keeps(&r.cells))
+            .collect();
+        let mut keyed: Vec<Vec<String>> = all
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut cells = r.cells.clone();
+                cells.push(i.to_string());
+                cells
+            })
+            .collect();
+        sort_rows(&mut keyed, self.view.sort);
+        let mut slots: Vec<Option<ClusterRow>> = all.into_iter().map(Some).collect();
+        keyed
+            .iter()
+            .filter_map(|cells| {
+                let i: usize = cells.last()?.parse().ok()?;
+                slots.get_mut(i)?.take()
+            })
+            .collect()
+    }
+
+    /// The selected cluster's name, for `:ctx` or a jump to its nodes.
+    pub fn selected_cluster(&self, ctx: &ViewCtx) -> Option<String> {
+        self.rows(ctx)
+            .into_iter()
+            .nth(self.view.selected)
+            .and_then(|r| r.cells.into_iter().next())
+    }
+
+    /// Applies an action; returns whether anything changed.
+    pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        let before = self.view.clone();
+        let rows = ctx.clusters().count();
+        let page = self.page.max(1) as isize;
+        match action {
+            Action::Up => self.view.step(-1, rows),
+            Action::Down => self.view.step(1, rows),
+            Action::PageUp => self.view.step(-page, rows),
+            Action::PageDown => self.view.step(page, rows),
+            Action::Top => self.view.step(-(rows as isize), rows),
+            Action::Bottom => self.view.step(rows as isize, rows),
+            Action::SortNext => self.view.sort_next(HEADERS.len()),
+            Action::SortReverse => self.view.sort_reverse(),
+            _ => {}
+        }
+        self.view != before
+    }
+
+    /// Shows only clusters with `f` in some cell (case-insensitive).
+    pub fn set_filter(&mut self, f: &str) {
+        self.view.filter = f.to_string();
+        self.view.selected = 0;
+        self.view.offset = 0;
+    }
+
+    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        let theme = ctx.theme;
+        let [summary_area, table_area] =
+            Layout::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(area);
+        let title = match ctx.cluster {
+            Some(c) => format!(" Overview: {c} "),
+            None => " Overview: fleet ".to_string(),
+        };
+        let block = titled_block(title, theme);
+        let inner = block.inner(summary_area);
+        frame.render_widget(block, summary_area);
+        frame.render_widget(
+            Paragraph::new(vec![
+                endpoints_line(ctx),
+                spend_line(ctx),
+                signals_line(ctx),
+                gpu_sources_line(ctx),
+            ]),
+            inner,
+        );
+        self.draw_clusters(frame, table_area, ctx);
+    }
+
+    fn draw_clusters(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        let theme = ctx.theme;
+        let rows = self.rows(ctx);
+        let mut title = format!(" Clusters ({}) ", rows.len());
+        if !self.view.filter.is_empty() {
+            title.push_str(&format!("/{} ", self.view.filter));
+        }
+        let block = titled_block(title, theme);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if rows.is_empty() {
+            let text = if ctx.clusters().next().is_none() {
+                "no clusters: add a kubeconfig context or run `fleetdeck demo`"
+            } else {
+                "no cluster matches the filter"
+            };
+            frame.render_widget(
+                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
+                inner,
+            );
+            return;
+        }
+        let height = usize::from(inner.height.saturating_sub(1));
+        self.page = height;
+        self.view.clamp(rows.len(), height);
+        let visible =
+            rows.iter()
+                .enumerate()
+                .skip(self.view.offset)
+                .take(height)
+                .map(|(pos, r)| {
+                    let row =
+                        Row::new(r.cells.iter().zip(&r.roles).map(|(text, role)| {
+                            Cell::from(text.clone()).style(theme.style(*role))
+                        }));
+                    if pos == self.view.selected {
+                        row.style(theme.style(Role::Selection))
+                    } else {
+                        row
+                    }
+                });
+        let table = Table::new(
+            visible,
+            [
+                Constraint::Length(12),
+                Constraint::Length(7),
+                Constraint::Length(8),
+                Constraint::Length(4),
+                Constraint::Length(9),
+                Constraint::Length(7),
+                Constraint::Length(8),
+                Constraint::Length(12),
+                Constraint::Length(12),
+                Constraint::Min(10),
+            ],
+        )
+        .header(Row::new(HEADERS).style(theme.style(Role::Header)))
+        .column_spacing(1);
+        frame.render_widget(table, inner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Utc};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Buffer;
+
+    use super::*;
+    use crate::model::endpoint::{
+        BurnAlert, BurnWindow, EndpointHealth, EndpointModel, EndpointProtocol, SloBurn, SloKind,
+    };
+    use crate::model::gpu::{GpuModel, GpuSourceKind, GpuSourceStatus};
+    use crate::model::signal::{Signal, Subject};
+    use crate::model::{ClusterTotals, PhaseCounts, ResourceSync, Snapshot};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn cluster(name: &str, sync: Vec<ResourceSync>) -> ClusterSnapshot {
+        ClusterSnapshot {
+            name: name.into(),
+            server: format!("https://{name}.example:6443"),
+            sync,
+            totals: ClusterTotals {
+                nodes: 40,
+                nodes_ready: 38,
+                nodes_cordoned: 2,
+                nodes_spot: 10,
+                gpus_allocatable: 64,
+                gpus_requested: 48,
+                pods: PhaseCounts {
+                    pending: 3,
+                    running: 412,
+                    succeeded: 0,
+                    failed: 1,
+                    unknown: 0,
+                },
+            },
+            nodes: vec![],
+            namespaces: vec![],
+            crash_looping: vec![],
+            pending: vec![],
+            deployments: vec![],
+            pdbs: vec![],
+            gang_jobs: vec![],
+            warnings: vec![],
+            inference_services: vec![],
+        }
+    }
+
+    fn burn(severity: Option<BurnSeverity>) -> SloBurn {
+        let w = BurnWindow {
+            window_secs: 3600.0,
+            good: 90.0,
+            total: 100.0,
+            burn_rate: Some(100.0),
+        };
+        SloBurn {
+            kind: SloKind::Availability,
+            objective: 0.999,
+            evaluated_at: at("2025-04-01T12:00:00Z"),
+            windows: vec![w],
+            alerts: severity
+                .map(|severity| BurnAlert {
+                    severity,
+                    threshold: 14.4,
+                    long: w,
+                    short: w,
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn endpoint(name: &str, severity: Option<BurnSeverity>) -> Arc<EndpointModel> {
+        Arc::new(EndpointModel {
+            name: name.into(),
+            protocol: EndpointProtocol::Vllm,
+            url: format!("http://{name}:8000"),
+            model: None,
+            serving: None,
+            health: EndpointHealth::Healthy,
+            probe: None,
+            last_healthy: None,
+            metrics: None,
+            last_scraped: None,
+            metrics_error: None,
+            availability_burn: Some(burn(severity)),
+            latency_burn: None,
+            drift: None,
+            updated_at: at("2025-04-01T12:00:00Z"),
+        })
+    }
+
+    fn snapshot() -> Snapshot {
+        let now = at("2025-04-01T12:00:00Z");
+        let mut gpus = Vec::new();
+        for i in 0..4 {
+            let mut g = GpuModel::new("prod", "gpu-node-1", i, &format!("GPU-{i}"), now);
+            g.utilization_pct = Some(f64::from(i) * 20.0); // 0, 20, 40, 60: mean 30
+            gpus.push(g);
+        }
+        gpus[3].xid_last = Some(79);
+        let signal = |severity, cluster: &str| Signal {
+            kind: "test".into(),
+            severity,
+            subject: Subject {
+                cluster: cluster.into(),
+                ..Subject::default()
+            },
+            summary: "s".into(),
+            evidence: BTreeMap::new(),
+            action: None,
+            first_seen: now,
+            dedup_key: "k".into(),
+        };
+        Snapshot {
+            clusters: vec![
+                Arc::new(cluster(
+                    "prod",
+                    vec![ResourceSync {
+                        resource: "pods".into(),
+                        state: SyncState::Synced,
+                        changed_at: now,
+                    }],
+                )),
+                Arc::new(cluster(
+                    "staging",
+                    vec![
+                        ResourceSync {
+                            resource: "pods".into(),
+                            state: SyncState::Synced,
+                            changed_at: now,
+                        },
+                        ResourceSync {
+                            resource: "nodes".into(),
+                            state: SyncState::Forbidden {
+                                message: "denied".into(),
+                            },
+                            changed_at: now,
+                        },
+                    ],
+                )),
+            ],
+            signals: vec![
+                signal(Severity::Critical, "prod"),
+                signal(Severity::Critical, "prod"),
+                signal(Severity::Warning, "staging"),
+            ],
+            endpoints: vec![
+                endpoint("llama-chat", Some(BurnSeverity::Page)),
+                endpoint("embedder", None),
+                endpoint("reranker", None),
+            ],
+            gpus: Arc::new(gpus),
+            gpu_sources: vec![GpuSourceStatus {
+                kind: GpuSourceKind::Dcgm,
+                cluster: "prod".into(),
+                target: "http://dcgm:9400/metrics".into(),
+                error: None,
+                last_success: Some(now),
+                checked_at: now,
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    fn render(pane: &mut OverviewPane, ctx: &ViewCtx, w: u16, h: u16) -> Buffer {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
+        term.draw(|f| pane.draw(f, f.area(), ctx))
+            .unwrap_or_else(|e| panic!("{e}"));
+        term.backend().buffer().clone()
+    }
+
+    fn lines(buf: &Buffer) -> Vec<String> {
+        (0..buf.area.height)
+            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
+            .collect()
+    }
+
+    fn find(buf: &Buffer, text: &str) -> Option<(u16, u16)> {
+        lines(buf).iter().enumerate().find_map(|(y, l)| {
+            l.find(text)
+                .map(|byte| (l[..byte].chars().count() as u16, y as u16))
+        })
+    }
+
+    fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
+        ViewCtx {
+            snapshot: snap,
+            theme,
+            now: at("2025-04-01T12:00:00Z"),
+            cluster: None,
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn each_cluster_row_counts_nodes_spot_gpus_pods_and_signals() {
+        let snap = snapshot();
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = OverviewPane::default();
+        let buf = render(&mut pane, &ctx, 120, 30);
+        let all = lines(&buf);
+        let text = all.join("\n");
+        for h in HEADERS {
+            assert!(text.contains(h), "header {h} missing:\n{text}");
+        }
+        let prod = all
+            .iter()
+            .find(|l| l.contains("prod ") && l.contains("38/40"))
+            .unwrap_or_else(|| panic!("no prod row:\n{text}"));
+        let cells: Vec<&str> = prod.split_whitespace().collect();
+        for want in [
+            "38/40", "2", "25%", "48/64", "3/4", "30%", "412/3/1", "crit", "synced",
+        ] {
+            assert!(cells.contains(&want), "{want} missing in {prod}");
+        }
+        assert!(text.contains("nodes: forbidden (denied)"), "{text}");
+        let (x, y) = find(&buf, "3/4").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[(x, y)].fg,
+            theme.style(Role::Critical).fg.unwrap_or_default(),
+            "an unhealthy GPU colours the GPU column"
+        );
+    }
+
+    #[test]
+    fn the_summary_shows_burning_endpoints_signals_by_severity_and_sources() {
+        let snap = snapshot();
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = OverviewPane::default();
+        let buf = render(&mut pane, &ctx, 120, 30);
+        let text = lines(&buf).join("\n");
+        assert!(text.contains("2 within SLO"), "{text}");
+        assert!(text.contains("1 burning (1 page, 0 ticket)"), "{text}");
+        assert!(text.contains("2 critical · 1 warning · 0 info"), "{text}");
+        assert!(text.contains("dcgm prod: ok"), "{text}");
+        assert!(text.contains("no cost source"), "{text}");
+        let burning = find(&buf, "1 burning").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[burning].fg,
+            theme.style(Role::Critical).fg.unwrap_or_default()
+        );
+        let crit = find(&buf, "2 critical").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[crit].fg,
+            theme.style(Role::Critical).fg.unwrap_or_default()
+        );
+        let warn = find(&buf, "1 warning").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[warn].fg,
+            theme.style(Role::Warning).fg.unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn ctx_narrows_to_one_cluster_and_the_selection_names_it() {
+        let snap = snapshot();
+        let theme = Theme::default_theme();
+        let mut ctx = ctx(&snap, &theme);
+        let mut pane = OverviewPane::default();
+        assert!(pane.handle(Action::Down, &ctx));
+        assert_eq!(pane.selected_cluster(&ctx).as_deref(), Some("staging"));
+        ctx.cluster = Some("prod");
+        let text = lines(&render(&mut pane, &ctx, 120, 30)).join("\n");
+        assert!(
+            text.contains("Clusters (1)") && !text.contains("staging"),
+            "{text}"
+        );
+        assert_eq!(pane.selected_cluster(&ctx).as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn spend_today_is_shown_against_the_monthly_budget() {
+        use crate::model::cost::{CostLine, CostReportBuilder, CostSourceKind, ReportSettings};
+        let mut b = CostReportBuilder::new(ReportSettings {
+            monthly_budget: Some(2000.0),
+            as_of: Some(at("2025-04-11T00:00:00Z")),
+            ..ReportSettings::default()
+        });
+        for day in 1..=10 {
+            let line = CostLine::new(
+                CostSourceKind::Focus,
+                at(&format!("2025-04-{day:02}T00:00:00Z")),
+                at(&format!("2025-04-{:02}T00:00:00Z", day + 1)),
+                100.0,
+                "USD",
+            );
+            b.add_line(&line).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let report = b.finish(at("2025-04-11T00:00:00Z"));
+        let snap = snapshot();
+        let theme = Theme::default_theme();
+        let ctx = ViewCtx {
+            now: at("2025-04-10T12:00:00Z"),
+            cost: Some(&report),
+            ..ctx(&snap, &theme)
+        };
+        let buf = render(&mut OverviewPane::default(), &ctx, 120, 30);
+        let text = lines(&buf).join("\n");
+        assert!(
+            text.contains("today $100 · month to date $1,000 of $2,000 (50%)"),
+            "{text}"
+        );
+        let forecast = find(&buf, "forecast $3,000 (150%)").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[forecast].fg,
+            theme.style(Role::Critical).fg.unwrap_or_default(),
+            "a forecast over budget is drawn critical"
+        );
+    }
+
+    #[test]
+    fn a_tiny_terminal_renders_without_panicking() {
+        let snap = snapshot();
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        render(&mut OverviewPane::default(), &ctx, 20, 5);
+        let empty = Snapshot::default();
+        let ctx = super::tests::ctx(&empty, &theme);
+        let text = lines(&render(&mut OverviewPane::default(), &ctx, 120, 30)).join("\n");
+        assert!(text.contains("no clusters"), "{text}");
+    }
+}
