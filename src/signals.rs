@@ -317,7 +317,9 @@ impl Detectors {
             .retain(|uuid, _| live.contains(uuid.as_str()));
         // Forget conditions that cleared, so a recurrence is a new first sighting.
         let touched = std::mem::take(&mut self.touched);
-        self.first_seen.retain(|k, _| touched.contains(k));
+        // Budget signals come from `evaluate_cost`, on its own schedule.
+        self.first_seen
+            .retain(|k, _| touched.contains(k) || k.starts_with("budget."));
         out.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)

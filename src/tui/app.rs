@@ -75,6 +75,8 @@ pub struct App {
     noc: bool,
     message: Option<String>,
     pub quit: bool,
+    /// A fixed clock for tests; the wall clock otherwise.
+    fixed_now: Option<chrono::DateTime<Utc>>,
 }
 
 impl App {
@@ -104,19 +106,40 @@ impl App {
             noc,
             message: None,
             quit: false,
+            fixed_now: None,
         }
+    }
+
+    /// Draws and evaluates as if it were always `now` (for reproducible screens in tests).
+    pub fn with_clock(mut self, now: chrono::DateTime<Utc>) -> Self {
+        self.fixed_now = Some(now);
+        self
+    }
+
+    fn now(&self) -> chrono::DateTime<Utc> {
+        self.fixed_now.unwrap_or_else(Utc::now)
     }
 
     /// A new snapshot from `state`: the detectors run here, off the render path.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
         let mut snap = snap;
-        let signals = self.detectors.evaluate(&snap, Utc::now());
+        let now = self.now();
+        let mut signals = self.detectors.evaluate(&snap, now);
+        if let Some(report) = &self.cost {
+            signals.extend(self.detectors.evaluate_cost(report, now));
+            signals.sort_by(|a, b| {
+                b.severity
+                    .cmp(&a.severity)
+                    .then_with(|| a.subject.cmp(&b.subject))
+            });
+        }
         Arc::make_mut(&mut snap).signals = signals;
         self.snapshot = snap;
     }
 
     pub fn set_cost(&mut self, report: CostReport) {
         self.cost = Some(report);
+        self.set_snapshot(self.snapshot.clone());
     }
 
     pub fn say(&mut self, message: impl Into<String>) {
@@ -165,7 +188,7 @@ impl App {
         let ctx = ViewCtx {
             snapshot: &snapshot,
             theme: &self.theme,
-            now: Utc::now(),
+            now: self.now(),
             cluster: self.cluster.as_deref(),
             cost: cost.as_ref(),
         };
@@ -359,7 +382,7 @@ impl App {
                         format!(
                             "{} stale {}s",
                             s.resource,
-                            (Utc::now() - *since).num_seconds().max(0)
+                            (self.now() - *since).num_seconds().max(0)
                         ),
                         Role::Stale,
                     ),
@@ -378,7 +401,7 @@ impl App {
         for g in &self.snapshot.gpu_sources {
             let stale = g
                 .last_success
-                .is_none_or(|at| (Utc::now() - at).num_seconds() > 60);
+                .is_none_or(|at| (self.now() - at).num_seconds() > 60);
             let role = if g.error.is_some() {
                 Role::Critical
             } else if stale {
@@ -391,7 +414,7 @@ impl App {
         let age = self
             .snapshot
             .taken_at
-            .map(|at| (Utc::now() - at).num_seconds())
+            .map(|at| (self.now() - at).num_seconds())
             .unwrap_or(0);
         if age > 5 {
             spans.push(Span::styled(
@@ -400,7 +423,7 @@ impl App {
             ));
         }
         spans.push(Span::styled(
-            format!(" {} ", Utc::now().format("%H:%M:%S UTC")),
+            format!(" {} ", self.now().format("%H:%M:%S UTC")),
             t.style(Role::StatusBar),
         ));
         Line::from(spans)
@@ -469,7 +492,7 @@ impl App {
         let ctx = ViewCtx {
             snapshot: &snapshot,
             theme: &t,
-            now: Utc::now(),
+            now: self.now(),
             cluster: self.cluster.as_deref(),
             cost: cost.as_ref(),
         };
@@ -666,4 +689,144 @@ fn scenario(effects: &Effects, name: String, done: mpsc::Sender<String>, app: &m
         };
         let _ = done.send(message).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::super::nodes::fixtures;
+    use super::*;
+
+    fn app() -> App {
+        let mut app = App::new(
+            Theme::default_theme(),
+            Keymap::default(),
+            Detectors::default(),
+            true,
+            false,
+        )
+        .with_clock(fixtures::now());
+        app.set_snapshot(Arc::new(fixtures::fleet()));
+        app
+    }
+
+    fn screen(app: &mut App, width: u16, height: u16) -> String {
+        fixtures::render(width, height, |f| app.draw(f)).join("\n")
+    }
+
+    fn key(app: &mut App, code: KeyCode) -> Option<Command> {
+        app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn typed(app: &mut App, text: &str) {
+        for c in text.chars() {
+            key(app, KeyCode::Char(c));
+        }
+    }
+
+    /// Snapshots with the clock and relative ages filtered out.
+    macro_rules! assert_screen {
+        ($name:expr, $text:expr) => {
+            insta::with_settings!({filters => vec![
+                (r"\d\d:\d\d:\d\d UTC", "[clock]"),
+            ]}, {
+                insta::assert_snapshot!($name, $text);
+            });
+        };
+    }
+
+    #[test]
+    fn every_pane_renders_at_120_by_30() {
+        let mut app = app();
+        for (i, pane) in PaneId::ALL.into_iter().enumerate() {
+            key(&mut app, KeyCode::Char(char::from(b'1' + i as u8)));
+            assert_eq!(app.pane, pane);
+            assert_screen!(format!("pane_{}", pane.name()), screen(&mut app, 120, 30));
+        }
+    }
+
+    #[test]
+    fn the_simulated_fleet_is_marked_and_a_tiny_terminal_is_told_so() {
+        let mut app = app();
+        assert!(
+            screen(&mut app, 120, 30)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .contains("SIMULATED FLEET")
+        );
+        let tiny = screen(&mut app, 40, 10)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            tiny.contains("terminal too small: need 80×24 (have 40×10)"),
+            "{tiny}"
+        );
+    }
+
+    #[test]
+    fn the_palette_switches_pane_and_context_and_asks_for_scenarios() {
+        let mut app = app();
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "gpus");
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.pane, PaneId::Gpus);
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "ctx nowhere");
+        key(&mut app, KeyCode::Enter);
+        assert!(screen(&mut app, 120, 30).contains("no cluster \"nowhere\""));
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "scenario xid-storm");
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            Some(Command::Scenario("xid-storm".into()))
+        );
+    }
+
+    #[test]
+    fn help_lists_the_keymap_and_any_key_closes_it() {
+        let mut app = app();
+        key(&mut app, KeyCode::Char('?'));
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("command palette") && s.contains("q / ctrl-c"),
+            "{s}"
+        );
+        key(&mut app, KeyCode::Char('x'));
+        assert!(!screen(&mut app, 120, 30).contains("command palette"));
+    }
+
+    #[test]
+    fn the_filter_narrows_the_nodes_pane_and_esc_clears_it() {
+        let mut app = app();
+        key(&mut app, KeyCode::Char('2'));
+        let all = screen(&mut app, 120, 30);
+        key(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "zzz-no-such-node");
+        let none = screen(&mut app, 120, 30);
+        assert_ne!(all, none);
+        assert!(none.contains("/zzz-no-such-node"), "{none}");
+        key(&mut app, KeyCode::Esc);
+        assert_eq!(screen(&mut app, 120, 30), all);
+    }
+
+    #[test]
+    fn noc_rotation_visits_the_wall_screen_panes() {
+        let mut app = App::new(
+            Theme::default_theme(),
+            Keymap::default(),
+            Detectors::default(),
+            false,
+            true,
+        );
+        let mut seen = Vec::new();
+        for _ in 0..NOC_PANES.len() {
+            app.rotate();
+            seen.push(app.pane);
+        }
+        assert_eq!(seen.len(), NOC_PANES.len());
+        assert!(NOC_PANES.iter().all(|p| seen.contains(p)));
+    }
 }
