@@ -436,9 +436,11 @@ fn cockpit_parts(
         eprintln!("fleetdeck: {e}");
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
+    // The config was validated on load, so its key overrides apply.
+    let keymap = crate::tui::keymap::Keymap::with_overrides(&cfg.keys).unwrap_or_default();
     (
         theme,
-        crate::tui::keymap::Keymap::default(),
+        keymap,
         crate::signals::Detectors::new(cfg.signals.clone()),
     )
 }

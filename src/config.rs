@@ -53,6 +53,13 @@ team_label = "team"
 # A GPU held by a pod but used under this share is counted as idle cost.
 idle_gpu_threshold_pct = 10.0
 
+[keys]
+# Key bindings for the cockpit: an action's list replaces its default keys, e.g.
+# quit = ["ctrl-q"]
+# Actions: quit, help, palette, filter, back, open, up, down, page_up, page_down, top,
+# bottom, next_pane, prev_pane, sort_next, sort_reverse, goto_overview, goto_nodes,
+# goto_gpus, goto_endpoints, goto_cost, goto_signals.
+
 # Model endpoints to probe, one [[endpoints]] table each, e.g.:
 # [[endpoints]]
 # name = "llama-chat"
@@ -106,6 +113,8 @@ pub struct Config {
     pub cost: CostConfig,
     pub gpu: GpuConfig,
     pub prometheus: PrometheusConfig,
+    /// Key bindings: action → keys, replacing that action's defaults (`[keys]`).
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
     /// Model endpoints to probe (`[[endpoints]]`).
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub sim: SimConfig,
@@ -352,6 +361,22 @@ impl Config {
                 message,
             }
         })?;
+        if let Err(e) = crate::tui::keymap::Keymap::with_overrides(&cfg.keys) {
+            use crate::tui::keymap::KeymapError;
+            let key = match &e {
+                KeymapError::UnknownAction { key, .. } => key.clone(),
+                KeymapError::BadKey { action, .. } => action.clone(),
+                KeymapError::Conflict { second, .. } => second.clone(),
+            };
+            let (line, column) = line_col(src, offset_of(src, "keys", &key).unwrap_or(0));
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: format!("keys.{key}"),
+                message: e.to_string(),
+            });
+        }
         Ok(cfg)
     }
 
@@ -600,6 +625,21 @@ mod tests {
             err.contains("endpoints.protocol") && err.contains("grpc"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn key_overrides_are_checked_and_located() {
+        let cfg = parse("[keys]\nquit = [\"ctrl-q\"]\n").unwrap();
+        assert_eq!(cfg.keys["quit"], vec!["ctrl-q".to_string()]);
+        let err = parse("[log]\nlevel = \"info\"\n[keys]\nteleport = [\"t\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fleetdeck.toml:4:") && err.contains("keys.teleport"),
+            "{err}"
+        );
+        let err = parse("[keys]\nhelp = [\"j\"]\n").unwrap_err().to_string();
+        assert!(err.contains("bound to both"), "{err}");
     }
 
     #[test]

@@ -454,6 +454,8 @@ type GpuSourceKey = (String, String, String);
 
 pub struct FleetState {
     clusters: Vec<ClusterModel>,
+    /// Each configured endpoint's latency SLO target (ms), charted beside its p99.
+    endpoint_slo_ms: Vec<Option<f64>>,
     gpu_sources: BTreeMap<
         GpuSourceKey,
         (
@@ -483,6 +485,10 @@ impl FleetState {
         let now = Utc::now();
         Self {
             clusters: clusters.into_iter().map(ClusterModel::new).collect(),
+            endpoint_slo_ms: endpoints
+                .iter()
+                .map(|c| c.slo.latency.map(|l| l.target_ms))
+                .collect(),
             endpoints: endpoints
                 .iter()
                 .map(|c| Arc::new(crate::model::endpoint::EndpointModel::new(c, now)))
@@ -546,6 +552,25 @@ impl FleetState {
             }
             Update::Endpoint(u) => {
                 let u = *u;
+                // The p99 and the SLO target as history, for the Endpoints pane's chart.
+                if let Some(p99) = u.endpoint.metrics.as_ref().and_then(|m| m.latency_p99_ms) {
+                    let at = u.endpoint.updated_at;
+                    let horizon = at - chrono::Duration::from_std(HISTORY_AGE).unwrap_or_default();
+                    let history = Arc::make_mut(&mut self.history);
+                    let slo = self.endpoint_slo_ms.get(u.index).copied().flatten();
+                    let name = &u.endpoint.name;
+                    for (key, value) in [
+                        (format!("endpoint/{name}/latency_p99_ms"), Some(p99)),
+                        (format!("endpoint/{name}/latency_slo_ms"), slo),
+                    ] {
+                        let Some(value) = value else { continue };
+                        let series = history.entry(key).or_default();
+                        if series.last().is_none_or(|s| s.at < at) {
+                            series.push(Sample { at, value });
+                        }
+                        series.retain(|s| s.at >= horizon);
+                    }
+                }
                 if let Some(slot) = self.endpoints.get_mut(u.index) {
                     *slot = Arc::new(u.endpoint);
                 }

@@ -349,6 +349,92 @@ impl App {
         }
     }
 
+    fn noc_banner(&self) -> Vec<Line<'static>> {
+        use crate::model::signal::Severity;
+        let t = &self.theme;
+        let count = |s: Severity| {
+            self.snapshot
+                .signals
+                .iter()
+                .filter(|x| x.severity == s)
+                .count()
+        };
+        let (crit, warn) = (count(Severity::Critical), count(Severity::Warning));
+        let burning = self
+            .snapshot
+            .endpoints
+            .iter()
+            .filter(|e| {
+                [&e.availability_burn, &e.latency_burn]
+                    .into_iter()
+                    .flatten()
+                    .any(|b| b.severity().is_some())
+            })
+            .count();
+        let down: Vec<String> = self
+            .snapshot
+            .clusters
+            .iter()
+            .filter(|c| {
+                c.sync
+                    .iter()
+                    .any(|s| !matches!(s.state, SyncState::Synced | SyncState::NotServed))
+            })
+            .map(|c| c.name.clone())
+            .chain(
+                self.snapshot
+                    .gpu_sources
+                    .iter()
+                    .filter(|g| g.error.is_some())
+                    .map(|g| g.describe()),
+            )
+            .collect();
+        let mut lines = vec![Line::from(vec![
+            Span::styled(
+                format!("  {crit} CRITICAL  "),
+                t.style(if crit > 0 { Role::Critical } else { Role::Ok }),
+            ),
+            Span::raw("  "),
+            Span::styled(
+                format!("  {warn} WARNING  "),
+                t.style(if warn > 0 { Role::Warning } else { Role::Ok }),
+            ),
+            Span::raw("  "),
+            Span::styled(
+                format!("  {burning} SLO BURNING  "),
+                t.style(if burning > 0 {
+                    Role::Critical
+                } else {
+                    Role::Ok
+                }),
+            ),
+            Span::raw("  "),
+            if down.is_empty() {
+                Span::styled("  all sources ok  ", t.style(Role::Ok))
+            } else {
+                Span::styled(
+                    format!("  degraded: {}  ", down.join(", ")),
+                    t.style(Role::Stale),
+                )
+            },
+        ])];
+        for s in self.snapshot.signals.iter().take(3) {
+            let role = match s.severity {
+                Severity::Critical => Role::Critical,
+                Severity::Warning => Role::Warning,
+                Severity::Info => Role::Info,
+            };
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!(" {:<9}", format!("{:?}", s.severity).to_uppercase()),
+                    t.style(role),
+                ),
+                Span::raw(s.summary.clone()),
+            ]));
+        }
+        lines
+    }
+
     fn status_line(&self) -> Line<'static> {
         let t = &self.theme;
         let mut spans: Vec<Span<'static>> = Vec::new();
@@ -487,6 +573,23 @@ impl App {
         }
         frame.render_widget(Paragraph::new(Line::from(marks)).right_aligned(), right);
 
+        // NOC mode: a wall-screen banner above the rotating pane — severities, burning SLOs,
+        // source outages, and the worst signals first.
+        let main = if self.noc && main.height > 12 {
+            let [banner, rest] =
+                Layout::vertical([Constraint::Length(6), Constraint::Min(1)]).areas(main);
+            frame.render_widget(
+                Paragraph::new(self.noc_banner()).block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .border_style(t.style(Role::BorderFocused)),
+                ),
+                banner,
+            );
+            rest
+        } else {
+            main
+        };
         let snapshot = self.snapshot.clone();
         let cost = self.cost.clone();
         let ctx = ViewCtx {
@@ -810,6 +913,25 @@ mod tests {
         assert!(none.contains("/zzz-no-such-node"), "{none}");
         key(&mut app, KeyCode::Esc);
         assert_eq!(screen(&mut app, 120, 30), all);
+    }
+
+    #[test]
+    fn noc_mode_puts_the_worst_first_on_a_banner() {
+        let mut app = App::new(
+            Theme::default_theme(),
+            Keymap::default(),
+            Detectors::default(),
+            false,
+            true,
+        )
+        .with_clock(fixtures::now());
+        app.set_snapshot(Arc::new(fixtures::fleet()));
+        let s = screen(&mut app, 120, 30);
+        assert!(s.contains("3 CRITICAL") && s.contains("SLO BURNING"), "{s}");
+        assert!(
+            s.contains("NotReady"),
+            "the worst signal is on the banner: {s}"
+        );
     }
 
     #[test]
