@@ -1,5 +1,6 @@
-//! The cockpit's terminal UI. Today: themes (`theme`); the panes, keymap and app loop arrive
-//! with the TUI. May import state, store, runbook, model, config.
+//! The cockpit's terminal UI: the app loop and status line (`app`), one module per pane,
+//! what panes are given (`pane`), the keymap and the themes. May import state, store, runbook,
+//! model, config.
 
 pub mod app;
 pub mod cost;
