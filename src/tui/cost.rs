@@ -479,6 +479,7 @@ fn draw_daily(frame: &mut Frame, area: Rect, ctx: &ViewCtx, budget: &BudgetBurn)
 
 #[cfg(test)]
 mod tests {
+    use crate::tui::pane::testing::lines;
     use chrono::{DateTime, Utc};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
@@ -535,12 +536,6 @@ mod tests {
         term.draw(|f| pane.draw(f, f.area(), ctx))
             .unwrap_or_else(|e| panic!("{e}"));
         term.backend().buffer().clone()
-    }
-
-    fn lines(buf: &Buffer) -> Vec<String> {
-        (0..buf.area.height)
-            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
-            .collect()
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme, cost: Option<&'a CostReport>) -> ViewCtx<'a> {

@@ -590,6 +590,7 @@ fn draw_latency_chart(frame: &mut Frame, area: Rect, ctx: &ViewCtx, e: &Endpoint
 
 #[cfg(test)]
 mod tests {
+    use crate::tui::pane::testing::{find, lines};
     use std::sync::Arc;
 
     use chrono::{DateTime, Duration, Utc};
@@ -690,19 +691,6 @@ mod tests {
         term.draw(|f| pane.draw(f, f.area(), ctx))
             .unwrap_or_else(|e| panic!("{e}"));
         term.backend().buffer().clone()
-    }
-
-    fn lines(buf: &Buffer) -> Vec<String> {
-        (0..buf.area.height)
-            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
-            .collect()
-    }
-
-    fn find(buf: &Buffer, text: &str) -> Option<(u16, u16)> {
-        lines(buf).iter().enumerate().find_map(|(y, l)| {
-            l.find(text)
-                .map(|byte| (l[..byte].chars().count() as u16, y as u16))
-        })
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {

@@ -315,22 +315,12 @@ impl GpusPane {
     }
 
     fn handle_in_detail(&mut self, action: Action) -> bool {
-        let page = u16::try_from(self.page.max(1)).unwrap_or(u16::MAX);
-        let before = self.detail_scroll;
-        match action {
-            Action::Back => {
-                self.detail = None;
-                self.detail_scroll = 0;
-                return true;
-            }
-            Action::Up => self.detail_scroll = self.detail_scroll.saturating_sub(1),
-            Action::Down => self.detail_scroll = self.detail_scroll.saturating_add(1),
-            Action::PageUp => self.detail_scroll = self.detail_scroll.saturating_sub(page),
-            Action::PageDown => self.detail_scroll = self.detail_scroll.saturating_add(page),
-            Action::Top => self.detail_scroll = 0,
-            _ => return false,
+        if action == Action::Back {
+            self.detail = None;
+            self.detail_scroll = 0;
+            return true;
         }
-        self.detail_scroll != before
+        super::pane::scroll_detail(&mut self.detail_scroll, action, self.page).unwrap_or(false)
     }
 
     /// The GPUs of the clusters in view that the filter keeps, in sort order.

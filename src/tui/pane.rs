@@ -94,6 +94,23 @@ impl TableView {
     }
 }
 
+/// Scrolls a detail view: the movement keys move `scroll` (a page is `page` lines). Answers
+/// `None` for keys that are not movement, else whether the scroll moved.
+pub fn scroll_detail(scroll: &mut u16, action: super::keymap::Action, page: usize) -> Option<bool> {
+    use super::keymap::Action;
+    let page = u16::try_from(page.max(1)).unwrap_or(u16::MAX);
+    let before = *scroll;
+    *scroll = match action {
+        Action::Up => scroll.saturating_sub(1),
+        Action::Down => scroll.saturating_add(1),
+        Action::PageUp => scroll.saturating_sub(page),
+        Action::PageDown => scroll.saturating_add(page),
+        Action::Top => 0,
+        _ => return None,
+    };
+    Some(*scroll != before)
+}
+
 /// Orders rows by the sort column: numbers as numbers when both cells parse, else text.
 pub fn sort_rows(rows: &mut [Vec<String>], sort: Option<(usize, bool)>) {
     let Some((col, desc)) = sort else { return };
@@ -114,6 +131,27 @@ pub fn sort_rows(rows: &mut [Vec<String>], sort: Option<(usize, bool)>) {
         };
         if desc { ord.reverse() } else { ord }
     });
+}
+
+/// Reading rendered buffers in pane tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use ratatui::buffer::Buffer;
+
+    /// The buffer's text, one string per row.
+    pub fn lines(buf: &Buffer) -> Vec<String> {
+        (0..buf.area.height)
+            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
+            .collect()
+    }
+
+    /// The (column, row) where `text` first appears.
+    pub fn find(buf: &Buffer, text: &str) -> Option<(u16, u16)> {
+        lines(buf).iter().enumerate().find_map(|(y, l)| {
+            l.find(text)
+                .map(|byte| (l[..byte].chars().count() as u16, y as u16))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -302,6 +302,7 @@ impl SignalsPane {
 
 #[cfg(test)]
 mod tests {
+    use crate::tui::pane::testing::{find, lines};
     use std::collections::BTreeMap;
 
     use ratatui::Terminal;
@@ -363,19 +364,6 @@ mod tests {
         term.draw(|f| pane.draw(f, f.area(), ctx))
             .unwrap_or_else(|e| panic!("{e}"));
         term.backend().buffer().clone()
-    }
-
-    fn lines(buf: &Buffer) -> Vec<String> {
-        (0..buf.area.height)
-            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
-            .collect()
-    }
-
-    fn find(buf: &Buffer, text: &str) -> Option<(u16, u16)> {
-        lines(buf).iter().enumerate().find_map(|(y, l)| {
-            l.find(text)
-                .map(|byte| (l[..byte].chars().count() as u16, y as u16))
-        })
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
