@@ -29,6 +29,10 @@ pub struct Cli {
     /// Colour theme: dark, light, high-contrast, colorblind, or a theme file (PATH).
     #[arg(long, global = true, value_name = "NAME|PATH")]
     pub theme: Option<String>,
+    /// RCA store directory (incidents, timelines, audit chain); default: [store] path, else
+    /// $XDG_DATA_HOME/fleetdeck/store.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub store: Option<PathBuf>,
     /// NOC mode for wall screens: panes rotate, no input needed (q quits).
     #[arg(long, global = true)]
     pub noc: bool,
@@ -475,12 +479,19 @@ fn spawn_costs(cfg: &Config) -> tokio::sync::mpsc::Receiver<crate::model::cost::
     rx
 }
 
+/// Opens the RCA store named by `--store`, `[store] path` or the XDG default.
+fn open_store(cli: &Cli, cfg: &Config) -> anyhow::Result<crate::store::Store> {
+    let path = cfg.store.resolve(cli.store.as_deref());
+    Ok(crate::store::Store::open(&path)?)
+}
+
 /// The cockpit on the configured clusters.
 fn cockpit(cli: &Cli) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     let targets = kube_targets(cli, &cfg)?;
     let prometheus = crate::wiring::prometheus_client(&cfg)?;
     let (theme, keymap, detectors) = cockpit_parts(cli, &cfg);
+    let store = open_store(cli, &cfg)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
         let running = crate::wiring::start(&cfg, targets, prometheus);
@@ -490,7 +501,11 @@ fn cockpit(cli: &Cli) -> anyhow::Result<()> {
             app,
             running.snapshots,
             costs,
-            crate::tui::app::Effects { control: None },
+            crate::tui::app::Effects {
+                control: None,
+                store: Some(store),
+                incident_window: cfg.store.incident_window,
+            },
         )
         .await
     })?;
@@ -514,6 +529,7 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         scenarios: args.scenarios.clone(),
     };
     opts.validate()?;
+    let store = open_store(cli, &cfg)?;
     // The sim's servers log to a file: the terminal belongs to the cockpit.
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
@@ -550,7 +566,12 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         let costs = spawn_costs(&cfg);
         let app = crate::tui::app::App::new(theme, keymap, detectors, true, cli.noc);
         let control = d["control"].as_str().map(str::to_string);
-        crate::tui::app::run(app, running.snapshots, costs, crate::tui::app::Effects { control }).await
+        let effects = crate::tui::app::Effects {
+            control,
+            store: Some(store),
+            incident_window: cfg.store.incident_window,
+        };
+        crate::tui::app::run(app, running.snapshots, costs, effects).await
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     let _ = std::fs::remove_dir_all(&dir);

@@ -85,6 +85,13 @@ gpu_hot_c = 87.0
 # A GPU whose memory use, on its current trend, fills it within this long is a signal.
 gpu_memory_full_within = "30m"
 
+[store]
+# The RCA store (incidents, timelines, audit chain). Empty: $XDG_DATA_HOME/fleetdeck/store.
+# The global flag --store PATH overrides it.
+path = ""
+# A signal joins the open incident of its group when it fires within this long of the last one.
+incident_window = "1h"
+
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.
 # Simulated clusters (each with its own API server and kubeconfig context).
@@ -117,7 +124,38 @@ pub struct Config {
     pub keys: std::collections::BTreeMap<String, Vec<String>>,
     /// Model endpoints to probe (`[[endpoints]]`).
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
+    pub store: StoreConfig,
     pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The store directory; empty: the XDG data dir.
+    pub path: String,
+    /// Signals of one group within this long of each other join one incident.
+    #[serde(with = "crate::signals::humantime_serde_compat")]
+    pub incident_window: std::time::Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: String::new(),
+            incident_window: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// `--store` wins, then `[store] path`, then the XDG data dir.
+    pub fn resolve(&self, flag: Option<&Path>) -> PathBuf {
+        match flag {
+            Some(p) => p.to_path_buf(),
+            None if !self.path.trim().is_empty() => PathBuf::from(self.path.trim()),
+            None => crate::store::default_path(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

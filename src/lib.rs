@@ -9,6 +9,7 @@ pub mod sim;
 pub mod snapshot_table;
 pub mod sources;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod tui;
 pub mod wiring;

@@ -51,7 +51,7 @@ impl Default for Thresholds {
 }
 
 /// Durations in config as humantime strings (`90s`, `5m`).
-mod humantime_serde_compat {
+pub mod humantime_serde_compat {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

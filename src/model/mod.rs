@@ -5,6 +5,7 @@
 pub mod cost;
 pub mod endpoint;
 pub mod gpu;
+pub mod incident;
 pub mod signal;
 
 use std::collections::BTreeMap;

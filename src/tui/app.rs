@@ -658,9 +658,13 @@ impl App {
     }
 }
 
-/// Where the loop sends `Command`s: the demo's simulated fleet control address.
+/// What the loop performs `Command`s against: the demo's simulated fleet control address, and
+/// the RCA store where signals open incidents and the Incidents pane writes.
 pub struct Effects {
     pub control: Option<String>,
+    pub store: Option<crate::store::Store>,
+    /// Signals of one group within this long of each other join one incident.
+    pub incident_window: Duration,
 }
 
 /// Runs the cockpit until the user quits or SIGTERM/SIGINT arrives; the terminal is restored

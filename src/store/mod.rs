@@ -1,0 +1,535 @@
+//! The RCA store (sled): incidents, timelines, the audit hash chain and operational memory
+//! (cooldowns, idempotency keys, alert dedup keys, the runbook execution journal).
+//! Only this module opens the database; it imports `model` only.
+//!
+//! One writer thread owns every mutation and commits in groups: the entries that arrive while
+//! a commit is being flushed form the next group, applied as one atomic sled batch and made
+//! durable with one flush. A write returns only after its group is durable, so an entry whose
+//! id was handed out survives a kill -9 of the process.
+
+pub mod audit;
+pub mod export;
+pub mod memory;
+pub mod recorder;
+pub mod redact;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::model::incident::{Entry, Incident, IncidentStatus, NewEntry, incident_label};
+use crate::model::signal::{Signal, Subject};
+
+pub use audit::{AuditProblem, AuditReport};
+pub use memory::{Claim, IdempotencyRecord, JournalRecord};
+pub use recorder::SignalRecorder;
+use writer::{Job, Op, OpResult};
+
+/// Written at creation; a database without it is not a fleetdeck store.
+const FORMAT: &[u8] = b"fleetdeck-store/1";
+
+/// Key prefixes of the one sled tree (one tree so that a group commits as one atomic batch).
+pub(crate) mod keys {
+    pub const AUDIT: u8 = b'a';
+    pub const INCIDENT: u8 = b'i';
+    pub const TIMELINE: u8 = b't';
+    pub const GROUP: u8 = b'g';
+    pub const COOLDOWN: u8 = b'c';
+    pub const IDEMPOTENCY: u8 = b'k';
+    pub const DEDUP: u8 = b'd';
+    pub const JOURNAL: u8 = b'j';
+    pub const META: u8 = b'm';
+
+    pub fn num(prefix: u8, n: u64) -> Vec<u8> {
+        let mut k = Vec::with_capacity(9);
+        k.push(prefix);
+        k.extend_from_slice(&n.to_be_bytes());
+        k
+    }
+
+    pub fn pair(prefix: u8, a: u64, b: u64) -> Vec<u8> {
+        let mut k = num(prefix, a);
+        k.extend_from_slice(&b.to_be_bytes());
+        k
+    }
+
+    pub fn text(prefix: u8, s: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(1 + s.len());
+        k.push(prefix);
+        k.extend_from_slice(s.as_bytes());
+        k
+    }
+
+    pub fn meta(name: &str) -> Vec<u8> {
+        text(META, name)
+    }
+
+    /// The big-endian number after the prefix (and after `skip` more bytes).
+    pub fn read_num(key: &[u8], skip: usize) -> Option<u64> {
+        let b = key.get(1 + skip..1 + skip + 8)?;
+        Some(u64::from_be_bytes(b.try_into().ok()?))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {path} is locked: another fleetdeck process holds it (the cockpit, a demo or headless). Stop it, or point this one elsewhere with --store PATH"
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "the store at {path} is damaged ({detail}). Move it aside (mv {path} {path}.damaged) and fleetdeck starts a new one; `fleetdeck audit verify --store {path}.damaged` tells what can still be read"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("the store at {path} cannot be opened: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a fleetdeck store (it holds another sled database); use another --store PATH")]
+    Foreign { path: PathBuf },
+    #[error("store at {path}: {source}")]
+    Sled {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("store at {path}: record {key} cannot be read: {reason}")]
+    Decode {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    #[error("there is no incident {} in the store at {path}; `fleetdeck incident list` shows them", incident_label(*id))]
+    NoIncident { path: PathBuf, id: u64 },
+    #[error("the store's writer has stopped (an earlier error closed it); restart fleetdeck")]
+    Closed,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What happened to an incident when a milestone was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MilestoneOutcome {
+    Reached(Entry),
+    /// Already there (or past it): nothing recorded.
+    Already(IncidentStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Milestone {
+    Acknowledged,
+    Mitigated,
+    Resolved,
+}
+
+/// A signal as recorded: which incident it joined, whether it opened it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRecord {
+    pub incident: u64,
+    pub opened: bool,
+    pub entry: Entry,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub open_only: bool,
+    /// Incidents with activity (a signal, or a milestone) at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(handle) = writer.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A handle on the open store; clones share it. The database closes (and its lock is released)
+/// when the last handle drops.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish()
+    }
+}
+
+/// The default store location: `$XDG_DATA_HOME/fleetdeck/store` (~/.local/share/fleetdeck/store).
+pub fn default_path() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("fleetdeck")
+        .join("store")
+}
+
+fn classify(path: &Path, e: sled::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock") =>
+        {
+            StoreError::Locked { path }
+        }
+        sled::Error::Io(source) => StoreError::Open { path, source },
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt {
+            path,
+            detail: match at {
+                Some(at) => format!("corruption at {at}"),
+                None => "corruption detected".into(),
+            },
+        },
+        sled::Error::Unsupported(what) | sled::Error::ReportableBug(what) => {
+            StoreError::Corrupt { path, detail: what }
+        }
+        other => StoreError::Sled {
+            path,
+            source: other,
+        },
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`, a directory.
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.is_file() {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("it is a file; the store is a directory"),
+            });
+        }
+        std::fs::create_dir_all(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // sled panics on some damaged files instead of returning an error; a panic here must
+        // become the same clear message, never a crash.
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .flush_every_ms(Some(500));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(classify(path, e)),
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "sled could not recover it".into());
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail,
+                });
+            }
+        };
+        let sled_err = |e| classify(path, e);
+        match db.get(keys::meta("format")).map_err(sled_err)? {
+            Some(v) if v.as_ref() == FORMAT => {}
+            Some(_) => {
+                return Err(StoreError::Foreign {
+                    path: path.to_path_buf(),
+                });
+            }
+            None if db.is_empty() => {
+                db.insert(keys::meta("format"), FORMAT).map_err(sled_err)?;
+                db.flush().map_err(sled_err)?;
+            }
+            None => {
+                return Err(StoreError::Foreign {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let state = writer::WriterState::load(path.to_path_buf(), db.clone())?;
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::run(state, rx))
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                db,
+                jobs: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn sled_err(&self, e: sled::Error) -> StoreError {
+        classify(&self.inner.path, e)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
+            path: self.inner.path.clone(),
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sends one group of operations to the writer and waits until they are durable.
+    fn submit(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        {
+            let jobs = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
+            let tx = jobs.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(Job { ops, reply }).map_err(|_| StoreError::Closed)?;
+        }
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn submit_one(&self, op: Op) -> Result<OpResult> {
+        self.submit(vec![op])?
+            .pop()
+            .ok_or(StoreError::Closed)
+    }
+
+    // ---- timeline writes ----
+
+    /// Appends one entry (to its incident's timeline when it names one); returns it with its
+    /// sequence number once it is durable.
+    pub fn append(&self, entry: NewEntry) -> Result<Entry> {
+        match self.submit_one(Op::Append(Box::new(entry)))? {
+            OpResult::Entry(e) => Ok(*e),
+            other => Err(writer::unexpected(other)),
+        }
+    }
+
+    /// Appends entries in one commit (each still gets its own chain record).
+    pub fn append_many(&self, entries: Vec<NewEntry>) -> Result<Vec<Entry>> {
+        let ops = entries.into_iter().map(|e| Op::Append(Box::new(e))).collect();
+        self.submit(ops)?
+            .into_iter()
+            .map(|r| match r {
+                OpResult::Entry(e) => Ok(*e),
+                other => Err(writer::unexpected(other)),
+            })
+            .collect()
+    }
+
+    /// Records fired and cleared signals in one commit: each fired signal joins the open
+    /// incident of its group (within `window` of its last signal) or opens one.
+    pub fn record_signals(
+        &self,
+        fired: &[Signal],
+        cleared: &[(String, String)],
+        origin: crate::model::incident::Origin,
+        window: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SignalRecord>> {
+        let mut ops: Vec<Op> = fired
+            .iter()
+            .map(|s| Op::Signal {
+                signal: Box::new(s.clone()),
+                origin,
+                window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1)),
+                now,
+            })
+            .collect();
+        ops.extend(cleared.iter().map(|(key, group)| Op::Cleared {
+            dedup_key: key.clone(),
+            group: group.clone(),
+            origin,
+            now,
+        }));
+        let mut out = Vec::new();
+        for r in self.submit(ops)? {
+            match r {
+                OpResult::Signal(s) => out.push(*s),
+                OpResult::Cleared | OpResult::Done => {}
+                other => return Err(writer::unexpected(other)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Acknowledge, mitigate or resolve an incident, as `actor` from `origin`.
+    pub fn milestone(
+        &self,
+        id: u64,
+        milestone: Milestone,
+        actor: crate::model::incident::Actor,
+        origin: crate::model::incident::Origin,
+    ) -> Result<MilestoneOutcome> {
+        match self.submit_one(Op::Milestone {
+            id,
+            milestone,
+            actor,
+            origin,
+            now: Utc::now(),
+        })? {
+            OpResult::Milestone(m) => Ok(*m),
+            other => Err(writer::unexpected(other)),
+        }
+    }
+
+    // ---- reads ----
+
+    pub fn incident(&self, id: u64) -> Result<Option<Incident>> {
+        let key = keys::num(keys::INCIDENT, id);
+        match self.inner.db.get(&key).map_err(|e| self.sled_err(e))? {
+            Some(v) => Ok(Some(self.decode(&key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The incident, or an error naming the id and how to list them.
+    pub fn require_incident(&self, id: u64) -> Result<Incident> {
+        self.incident(id)?.ok_or_else(|| StoreError::NoIncident {
+            path: self.inner.path.clone(),
+            id,
+        })
+    }
+
+    /// Incidents, open ones first, then by severity and most recent activity.
+    pub fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
+        let mut out = Vec::new();
+        for kv in self.inner.db.scan_prefix([keys::INCIDENT]) {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let inc: Incident = self.decode(&k, &v)?;
+            if filter.open_only && !inc.status.is_open() {
+                continue;
+            }
+            if let Some(since) = filter.since
+                && last_activity(&inc) < since
+            {
+                continue;
+            }
+            out.push(inc);
+        }
+        sort_for_display(&mut out);
+        Ok(out)
+    }
+
+    /// One incident's timeline, in order.
+    pub fn timeline(&self, id: u64) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for kv in self
+            .inner
+            .db
+            .scan_prefix(keys::num(keys::TIMELINE, id))
+        {
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            let Some(seq) = keys::read_num(&k, 8) else {
+                continue;
+            };
+            if let Some(e) = self.entry(seq)? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entry at `seq` in the audit chain.
+    pub fn entry(&self, seq: u64) -> Result<Option<Entry>> {
+        let key = keys::num(keys::AUDIT, seq);
+        let Some(v) = self.inner.db.get(&key).map_err(|e| self.sled_err(e))? else {
+            return Ok(None);
+        };
+        let record = audit::Record::parse(&v).map_err(|reason| StoreError::Decode {
+            path: self.inner.path.clone(),
+            key: format!("audit #{seq}"),
+            reason,
+        })?;
+        Ok(Some(self.decode(&key, record.body)?))
+    }
+
+    /// How many entries the audit chain holds.
+    pub fn len(&self) -> Result<u64> {
+        Ok(self
+            .inner
+            .db
+            .scan_prefix([keys::AUDIT])
+            .next_back()
+            .transpose()
+            .map_err(|e| self.sled_err(e))?
+            .and_then(|(k, _)| keys::read_num(&k, 0))
+            .unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Walks the audit chain from the first record and reports the first one that was
+    /// altered, removed or reordered.
+    pub fn verify(&self) -> Result<AuditReport> {
+        audit::verify(&self.inner.db).map_err(|e| self.sled_err(e))
+    }
+
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+}
+
+/// The latest thing that happened to an incident.
+pub fn last_activity(inc: &Incident) -> DateTime<Utc> {
+    let m = &inc.milestones;
+    [m.acknowledged, m.mitigated, m.resolved, Some(inc.last_signal_at)]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(inc.last_signal_at)
+}
+
+/// Open first, then by severity, then the most recent activity.
+pub fn sort_for_display(incidents: &mut [Incident]) {
+    incidents.sort_by(|a, b| {
+        b.status
+            .is_open()
+            .cmp(&a.status.is_open())
+            .then(b.severity.cmp(&a.severity))
+            .then(last_activity(b).cmp(&last_activity(a)))
+            .then(b.id.cmp(&a.id))
+    });
+}
+
+/// Signals with the same group join one incident: GPUs group by their node (one XID storm on
+/// one node is one incident), other subjects by their most specific object.
+pub fn incident_group(signal: &Signal) -> String {
+    let s: &Subject = &signal.subject;
+    let place = if let Some(node) = &s.node {
+        format!("node/{node}")
+    } else if let Some(ep) = &s.endpoint {
+        format!("endpoint/{ep}")
+    } else if let Some(obj) = &s.object {
+        format!("{}/{obj}", s.namespace.as_deref().unwrap_or("-"))
+    } else if let Some(ns) = &s.namespace {
+        format!("namespace/{ns}")
+    } else {
+        "cluster".into()
+    };
+    format!("{}:{}/{place}", signal.kind, s.cluster)
+}

@@ -1,0 +1,664 @@
+//! The store's single writer: applies operations in groups, one atomic batch and one flush per
+//! group, then answers every waiting caller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use chrono::{DateTime, Utc};
+
+use super::audit::{self, GENESIS, HASH_LEN};
+use super::memory::{Claim, Cooldown, IdempotencyRecord, Sighting, to_json};
+use super::{
+    Milestone, MilestoneOutcome, Result, SignalRecord, StoreError, classify, incident_group, keys,
+};
+use crate::model::incident::{
+    Actor, Entry, EntryKind, Incident, IncidentStatus, Milestones, NewEntry, Origin,
+};
+use crate::model::signal::Signal;
+
+/// The most operations one commit takes, so one huge burst cannot starve the callers queued
+/// behind it of their answers.
+const MAX_GROUP_OPS: usize = 8192;
+/// Incidents kept decoded between commits.
+const INCIDENT_CACHE: usize = 4096;
+
+pub(super) struct Job {
+    pub ops: Vec<Op>,
+    pub reply: mpsc::SyncSender<Result<Vec<OpResult>>>,
+}
+
+pub(super) enum Op {
+    Append(Box<NewEntry>),
+    Signal {
+        signal: Box<Signal>,
+        origin: Origin,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    },
+    Cleared {
+        dedup_key: String,
+        group: String,
+        origin: Origin,
+        now: DateTime<Utc>,
+    },
+    Milestone {
+        id: u64,
+        milestone: Milestone,
+        actor: Actor,
+        origin: Origin,
+        now: DateTime<Utc>,
+    },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Remove {
+        key: Vec<u8>,
+    },
+    Claim {
+        record: IdempotencyRecord,
+    },
+    Finish {
+        key: String,
+        outcome: String,
+        now: DateTime<Utc>,
+    },
+    Sighting {
+        key: String,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    },
+    Prune {
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug)]
+pub(super) enum OpResult {
+    Entry(Box<Entry>),
+    Signal(Box<SignalRecord>),
+    Cleared,
+    Milestone(Box<MilestoneOutcome>),
+    Done,
+    Claim(Box<Claim>),
+    Sighting(bool),
+    Pruned(u64),
+}
+
+pub(super) fn unexpected(r: OpResult) -> StoreError {
+    StoreError::Decode {
+        path: PathBuf::new(),
+        key: "writer".into(),
+        reason: format!("unexpected answer {r:?} (a bug in fleetdeck)"),
+    }
+}
+
+pub(super) struct WriterState {
+    path: PathBuf,
+    db: sled::Db,
+    next_seq: u64,
+    head: [u8; HASH_LEN],
+    next_incident: u64,
+    /// Committed incidents, decoded, plus this group's changes.
+    incidents: HashMap<u64, Incident>,
+    dirty: Vec<u64>,
+    /// This group's writes to keys other than incidents (None = removal).
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl WriterState {
+    pub fn load(path: PathBuf, db: sled::Db) -> Result<Self> {
+        let mut s = Self {
+            path,
+            db,
+            next_seq: 1,
+            head: GENESIS,
+            next_incident: 1,
+            incidents: HashMap::new(),
+            dirty: Vec::new(),
+            pending: BTreeMap::new(),
+        };
+        s.reload()?;
+        Ok(s)
+    }
+
+    /// Reads the chain's head and the next incident id from what is committed.
+    fn reload(&mut self) -> Result<()> {
+        self.incidents.clear();
+        self.dirty.clear();
+        self.pending.clear();
+        let err = |e| classify(&self.path, e);
+        // The last record is the authority for where the chain continues.
+        match self.db.scan_prefix([keys::AUDIT]).next_back() {
+            Some(kv) => {
+                let (k, v) = kv.map_err(err)?;
+                let seq = keys::read_num(&k, 0).unwrap_or(0);
+                let rec = audit::Record::parse(&v).map_err(|reason| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("audit record #{seq}: {reason}"),
+                })?;
+                self.next_seq = seq + 1;
+                self.head = rec.hash;
+            }
+            None => {
+                self.next_seq = 1;
+                self.head = GENESIS;
+            }
+        }
+        self.next_incident = match self.db.scan_prefix([keys::INCIDENT]).next_back() {
+            Some(kv) => {
+                let (k, _) = kv.map_err(err)?;
+                keys::read_num(&k, 0).unwrap_or(0) + 1
+            }
+            None => 1,
+        };
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
+        Ok(self
+            .db
+            .get(key)
+            .map_err(|e| classify(&self.path, e))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert(key, Some(value));
+    }
+
+    fn incident(&mut self, id: u64) -> Result<&mut Incident> {
+        if !self.incidents.contains_key(&id) {
+            let key = keys::num(keys::INCIDENT, id);
+            let v = self
+                .db
+                .get(&key)
+                .map_err(|e| classify(&self.path, e))?
+                .ok_or_else(|| StoreError::NoIncident {
+                    path: self.path.clone(),
+                    id,
+                })?;
+            let inc: Incident = serde_json::from_slice(&v).map_err(|e| StoreError::Decode {
+                path: self.path.clone(),
+                key: format!("incident {id}"),
+                reason: e.to_string(),
+            })?;
+            self.incidents.insert(id, inc);
+        }
+        if !self.dirty.contains(&id) {
+            self.dirty.push(id);
+        }
+        self.incidents.get_mut(&id).ok_or(StoreError::NoIncident {
+            path: self.path.clone(),
+            id,
+        })
+    }
+
+    /// Appends one entry to the chain (and to its incident's timeline).
+    fn write_entry(&mut self, mut e: NewEntry, now: DateTime<Utc>) -> Result<Entry> {
+        super::redact::redact_entry(&mut e);
+        if let Some(id) = e.incident {
+            let inc = self.incident(id)?;
+            inc.entries += 1;
+            if let Some(s) = &e.subject {
+                inc.affected.insert(s.describe());
+            }
+            for c in &e.changes {
+                inc.affected.insert(c.object.clone());
+            }
+        }
+        let seq = self.next_seq;
+        let entry = Entry {
+            seq,
+            recorded_at: now,
+            entry: e,
+        };
+        let body = serde_json::to_vec(&entry).map_err(|e| StoreError::Decode {
+            path: self.path.clone(),
+            key: format!("audit #{seq}"),
+            reason: e.to_string(),
+        })?;
+        let (bytes, hash) = audit::encode(seq, &self.head, &body);
+        self.put(keys::num(keys::AUDIT, seq), bytes);
+        if let Some(id) = entry.entry.incident {
+            self.put(keys::pair(keys::TIMELINE, id, seq), Vec::new());
+        }
+        self.head = hash;
+        self.next_seq += 1;
+        Ok(entry)
+    }
+
+    fn apply(&mut self, op: Op) -> Result<OpResult> {
+        let now = Utc::now();
+        match op {
+            Op::Append(e) => Ok(OpResult::Entry(Box::new(self.write_entry(*e, now)?))),
+            Op::Signal {
+                signal,
+                origin,
+                window,
+                now: seen,
+            } => self.signal(*signal, origin, window, seen, now),
+            Op::Cleared {
+                dedup_key,
+                group,
+                origin,
+                now: seen,
+            } => self.cleared(&dedup_key, &group, origin, seen, now),
+            Op::Milestone {
+                id,
+                milestone,
+                actor,
+                origin,
+                now: at,
+            } => self.milestone(id, milestone, actor, origin, at, now),
+            Op::Put { key, value } => {
+                self.put(key, value);
+                Ok(OpResult::Done)
+            }
+            Op::Remove { key } => {
+                self.pending.insert(key, None);
+                Ok(OpResult::Done)
+            }
+            Op::Claim { record } => {
+                let key = keys::text(keys::IDEMPOTENCY, &record.key);
+                if let Some(v) = self.get(&key)?
+                    && let Ok(held) = serde_json::from_slice::<IdempotencyRecord>(&v)
+                    && held.expires_at > record.claimed_at
+                {
+                    return Ok(OpResult::Claim(Box::new(Claim::Held(held))));
+                }
+                self.put(key, to_json(&record));
+                Ok(OpResult::Claim(Box::new(Claim::Claimed)))
+            }
+            Op::Finish {
+                key,
+                outcome,
+                now: at,
+            } => {
+                let k = keys::text(keys::IDEMPOTENCY, &key);
+                let mut rec = match self.get(&k)? {
+                    Some(v) => serde_json::from_slice::<IdempotencyRecord>(&v).ok(),
+                    None => None,
+                }
+                .unwrap_or(IdempotencyRecord {
+                    key,
+                    holder: String::new(),
+                    claimed_at: at,
+                    expires_at: at + chrono::Duration::hours(24),
+                    outcome: None,
+                    finished_at: None,
+                });
+                rec.outcome = Some(outcome);
+                rec.finished_at = Some(at);
+                self.put(k, to_json(&rec));
+                Ok(OpResult::Done)
+            }
+            Op::Sighting {
+                key,
+                now: at,
+                expires_at,
+            } => {
+                let k = keys::text(keys::DEDUP, &key);
+                if let Some(v) = self.get(&k)?
+                    && let Ok(seen) = serde_json::from_slice::<Sighting>(&v)
+                    && seen.expires_at > at
+                {
+                    return Ok(OpResult::Sighting(false));
+                }
+                self.put(
+                    k,
+                    to_json(&Sighting {
+                        first_seen: at,
+                        expires_at,
+                    }),
+                );
+                Ok(OpResult::Sighting(true))
+            }
+            Op::Prune { now: at } => self.prune(at),
+        }
+    }
+
+    fn signal(
+        &mut self,
+        signal: Signal,
+        origin: Origin,
+        window: chrono::Duration,
+        seen: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<OpResult> {
+        let group = incident_group(&signal);
+        let gkey = keys::text(keys::GROUP, &group);
+        let existing = self
+            .get(&gkey)?
+            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes));
+        let mut recurs = None;
+        let mut target = None;
+        if let Some(id) = existing {
+            let inc = self.incident(id)?;
+            let joins = inc.status.is_open()
+                && (!inc.active.is_empty() || seen - inc.last_signal_at <= window);
+            if joins {
+                target = Some(id);
+            } else if !inc.status.is_open() {
+                recurs = Some(id);
+            }
+        }
+        let (id, opened) = match target {
+            Some(id) => (id, false),
+            None => {
+                let id = self.next_incident;
+                self.next_incident += 1;
+                let inc = Incident {
+                    id,
+                    title: signal.summary.clone(),
+                    severity: signal.severity,
+                    status: IncidentStatus::Open,
+                    group: group.clone(),
+                    subject: signal.subject.clone(),
+                    milestones: Milestones {
+                        started: Some(signal.first_seen.min(seen)),
+                        detected: Some(now),
+                        ..Milestones::default()
+                    },
+                    affected: Default::default(),
+                    active: Default::default(),
+                    signals: 0,
+                    entries: 0,
+                    last_signal_at: seen,
+                    recurs,
+                };
+                self.incidents.insert(id, inc);
+                self.dirty.push(id);
+                self.put(gkey, id.to_be_bytes().to_vec());
+                (id, true)
+            }
+        };
+        let mut detail: BTreeMap<String, serde_json::Value> = signal.evidence.clone();
+        detail.insert("signal".into(), signal.kind.clone().into());
+        detail.insert(
+            "severity".into(),
+            serde_json::to_value(signal.severity).unwrap_or_default(),
+        );
+        detail.insert("dedup_key".into(), signal.dedup_key.clone().into());
+        if let Some(a) = &signal.action {
+            detail.insert("recommended_action".into(), a.clone().into());
+        }
+        let mut refired = false;
+        {
+            let inc = self.incident(id)?;
+            if signal.severity > inc.severity {
+                inc.severity = signal.severity;
+                inc.title = signal.summary.clone();
+            }
+            inc.active.insert(signal.dedup_key.clone());
+            inc.signals += 1;
+            inc.last_signal_at = inc.last_signal_at.max(seen);
+            let first = signal.first_seen.min(seen);
+            inc.milestones.started = Some(inc.milestones.started.map_or(first, |s| s.min(first)));
+            if inc.status == IncidentStatus::Mitigated {
+                inc.milestones.mitigated = None;
+                inc.status = if inc.milestones.acknowledged.is_some() {
+                    IncidentStatus::Acknowledged
+                } else {
+                    IncidentStatus::Open
+                };
+                refired = true;
+            }
+        }
+        let entry = NewEntry {
+            incident: Some(id),
+            kind: EntryKind::Signal,
+            actor: Actor::System,
+            origin,
+            occurred_at: signal.first_seen.min(seen),
+            subject: Some(signal.subject.clone()),
+            summary: format!("{}: {}", signal.kind, signal.summary),
+            verdict: None,
+            detail,
+            changes: Vec::new(),
+            outcomes: Vec::new(),
+        };
+        let entry = self.write_entry(entry, now)?;
+        if refired {
+            let status = NewEntry::new(
+                EntryKind::Status,
+                Actor::System,
+                origin,
+                format!("{} fired again: no longer mitigated", signal.kind),
+            )
+            .on_incident(id)
+            .at(seen);
+            self.write_entry(status, now)?;
+        }
+        Ok(OpResult::Signal(Box::new(SignalRecord {
+            incident: id,
+            opened,
+            entry,
+        })))
+    }
+
+    fn cleared(
+        &mut self,
+        dedup_key: &str,
+        group: &str,
+        origin: Origin,
+        seen: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<OpResult> {
+        let gkey = keys::text(keys::GROUP, group);
+        let Some(id) = self
+            .get(&gkey)?
+            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes))
+        else {
+            return Ok(OpResult::Cleared);
+        };
+        let (was_active, now_quiet, subject) = {
+            let inc = self.incident(id)?;
+            let was = inc.active.remove(dedup_key);
+            let quiet = inc.active.is_empty()
+                && matches!(
+                    inc.status,
+                    IncidentStatus::Open | IncidentStatus::Acknowledged
+                );
+            if was && quiet {
+                inc.milestones.mitigated = Some(seen);
+                inc.status = IncidentStatus::Mitigated;
+            }
+            (was, quiet, inc.subject.clone())
+        };
+        if !was_active {
+            return Ok(OpResult::Cleared);
+        }
+        let e = NewEntry::new(
+            EntryKind::Signal,
+            Actor::System,
+            origin,
+            format!("cleared: {dedup_key}"),
+        )
+        .on_incident(id)
+        .about(subject)
+        .at(seen);
+        self.write_entry(e, now)?;
+        if now_quiet {
+            let e = NewEntry::new(
+                EntryKind::Status,
+                Actor::System,
+                origin,
+                "mitigated: every signal has cleared",
+            )
+            .on_incident(id)
+            .at(seen);
+            self.write_entry(e, now)?;
+        }
+        Ok(OpResult::Cleared)
+    }
+
+    fn milestone(
+        &mut self,
+        id: u64,
+        milestone: Milestone,
+        actor: Actor,
+        origin: Origin,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<OpResult> {
+        let summary = {
+            let inc = self.incident(id)?;
+            let status = inc.status;
+            let m = &mut inc.milestones;
+            let reached = match milestone {
+                Milestone::Acknowledged if m.acknowledged.is_none() && status.is_open() => {
+                    m.acknowledged = Some(at);
+                    if status == IncidentStatus::Open {
+                        inc.status = IncidentStatus::Acknowledged;
+                    }
+                    format!("acknowledged by {actor}")
+                }
+                Milestone::Mitigated if m.mitigated.is_none() && status.is_open() => {
+                    m.mitigated = Some(at);
+                    inc.status = IncidentStatus::Mitigated;
+                    format!("mitigated, said {actor}")
+                }
+                Milestone::Resolved if status.is_open() => {
+                    m.mitigated.get_or_insert(at);
+                    m.resolved = Some(at);
+                    inc.status = IncidentStatus::Resolved;
+                    format!("resolved by {actor}")
+                }
+                _ => {
+                    return Ok(OpResult::Milestone(Box::new(MilestoneOutcome::Already(
+                        status,
+                    ))));
+                }
+            };
+            reached
+        };
+        let e = NewEntry::new(EntryKind::Status, actor, origin, summary)
+            .on_incident(id)
+            .at(at);
+        let entry = self.write_entry(e, now)?;
+        Ok(OpResult::Milestone(Box::new(MilestoneOutcome::Reached(
+            entry,
+        ))))
+    }
+
+    fn prune(&mut self, at: DateTime<Utc>) -> Result<OpResult> {
+        let mut gone = Vec::new();
+        for kv in self.db.scan_prefix([keys::DEDUP]) {
+            let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
+            if serde_json::from_slice::<Sighting>(&v).is_ok_and(|s| s.expires_at <= at) {
+                gone.push(k.to_vec());
+            }
+        }
+        for kv in self.db.scan_prefix([keys::IDEMPOTENCY]) {
+            let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
+            if serde_json::from_slice::<IdempotencyRecord>(&v).is_ok_and(|r| r.expires_at <= at) {
+                gone.push(k.to_vec());
+            }
+        }
+        for kv in self.db.scan_prefix([keys::COOLDOWN]) {
+            let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
+            if serde_json::from_slice::<Cooldown>(&v).is_ok_and(|c| c.until <= at) {
+                gone.push(k.to_vec());
+            }
+        }
+        let n = gone.len() as u64;
+        for k in gone {
+            self.pending.entry(k).or_insert(None);
+        }
+        Ok(OpResult::Pruned(n))
+    }
+
+    /// Writes the group as one atomic batch and makes it durable.
+    fn commit(&mut self) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for (k, v) in std::mem::take(&mut self.pending) {
+            any = true;
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(inc) = self.incidents.get(&id) {
+                any = true;
+                batch.insert(keys::num(keys::INCIDENT, id), to_json(inc));
+            }
+        }
+        if !any {
+            return Ok(());
+        }
+        batch.insert(
+            keys::meta("head"),
+            audit::head_value(self.next_seq - 1, &self.head),
+        );
+        let err = |e| classify(&self.path, e);
+        self.db.apply_batch(batch).map_err(err)?;
+        self.db.flush().map_err(err)?;
+        if self.incidents.len() > INCIDENT_CACHE {
+            self.incidents.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The writer thread: runs until every `Store` handle is gone.
+pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        let mut ops = group[0].ops.len();
+        while ops < MAX_GROUP_OPS {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    ops += job.ops.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut answers: Vec<Result<Vec<OpResult>>> = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+        for job in group {
+            let mut results = Vec::with_capacity(job.ops.len());
+            let mut failed = None;
+            for op in job.ops {
+                match state.apply(op) {
+                    Ok(r) => results.push(r),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            answers.push(match failed {
+                Some(e) => Err(e),
+                None => Ok(results),
+            });
+            replies.push(job.reply);
+        }
+        if let Err(e) = state.commit() {
+            // Nothing of this group is known to be durable: every caller hears the error, and
+            // the next group starts again from what the disk holds.
+            let message = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Decode {
+                    path: state.path.clone(),
+                    key: "commit".into(),
+                    reason: message.clone(),
+                }));
+            }
+            if state.reload().is_err() {
+                return;
+            }
+            continue;
+        }
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let _ = reply.send(answer);
+        }
+    }
+}
