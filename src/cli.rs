@@ -63,7 +63,74 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve a simulated fleet on loopback: Kubernetes API, DCGM metrics, model endpoints, OpenCost.
     Sim(SimArgs),
+    /// Incidents in the RCA store: list, show, note, acknowledge, resolve, export a postmortem.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// The store's tamper-evident audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Incidents, open first, by severity.
+    List {
+        /// Only incidents not yet resolved.
+        #[arg(long)]
+        open: bool,
+        /// Only incidents active since then: a duration ago (2h, 7d) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// One incident: milestones, affected objects and its timeline.
+    Show {
+        /// INC-42 or 42.
+        id: String,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// Add a note to an incident's timeline (as $USER).
+    Note {
+        id: String,
+        /// The note; start it with "follow-up:" to list it under the postmortem's follow-ups.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Acknowledge an incident.
+    Ack { id: String },
+    /// Resolve an incident.
+    Resolve { id: String },
+    /// Export an incident: a Markdown postmortem draft, or JSON.
+    Export {
+        id: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Md,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit chain; name the first record that was altered, removed or reordered
+    /// (exit 0 when it verifies, 4 when it does not).
+    Verify {
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+}
+
+/// Exit code of `audit verify` when the chain is broken.
+pub const EXIT_AUDIT_FAILED: u8 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -185,6 +252,12 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
             return demo(&cli, args).map(|()| std::process::ExitCode::SUCCESS);
         }
         None => return cockpit(&cli).map(|()| std::process::ExitCode::SUCCESS),
+        Some(Command::Incident(cmd)) => {
+            return incident(&cli, cmd).map(|()| std::process::ExitCode::SUCCESS);
+        }
+        Some(Command::Audit(AuditCommand::Verify { output })) => {
+            return audit_verify(&cli, *output);
+        }
         _ => {}
     }
     run_other(cli).map(|()| std::process::ExitCode::SUCCESS)
@@ -195,7 +268,11 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     };
     match command {
-        Command::Snapshot(_) | Command::Cost(_) | Command::Demo(_) => Ok(()),
+        Command::Snapshot(_)
+        | Command::Cost(_)
+        | Command::Demo(_)
+        | Command::Incident(_)
+        | Command::Audit(_) => Ok(()),
         Command::Init { force } => {
             let path = match &cli.config {
                 Some(p) => p.clone(),
@@ -477,6 +554,148 @@ fn spawn_costs(cfg: &Config) -> tokio::sync::mpsc::Receiver<crate::model::cost::
         }
     });
     rx
+}
+
+fn incident_id(s: &str) -> anyhow::Result<u64> {
+    crate::model::incident::parse_incident_id(s).with_context(|| {
+        format!(
+            "{s:?} is not an incident id; use INC-42 or 42 (`fleetdeck incident list` shows them)"
+        )
+    })
+}
+
+/// `--since 2h` (ago) or `--since 2026-11-28T09:00:00Z`.
+fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let d = humantime::parse_duration(s).with_context(|| {
+        format!("--since {s:?} is neither a duration (2h, 7d) nor an RFC 3339 time (2026-11-28T09:00:00Z)")
+    })?;
+    Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero()))
+}
+
+fn incident(cli: &Cli, cmd: &IncidentCommand) -> anyhow::Result<()> {
+    use crate::model::incident::{Actor, EntryKind, NewEntry, Origin};
+    use crate::store::{IncidentFilter, Milestone, MilestoneOutcome};
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    let store = open_store(cli, &cfg)?;
+    let now = chrono::Utc::now();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        IncidentCommand::List {
+            open,
+            since,
+            output,
+        } => {
+            let filter = IncidentFilter {
+                open_only: *open,
+                since: since.as_deref().map(parse_since).transpose()?,
+            };
+            let incidents = store.incidents(&filter)?;
+            match output {
+                OutputFormat::Json => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&incidents)?)?
+                }
+                OutputFormat::Table => {
+                    write!(out, "{}", crate::incident_report::list(&incidents, now))?
+                }
+            }
+        }
+        IncidentCommand::Show { id, output } => {
+            let id = incident_id(id)?;
+            let inc = store.require_incident(id)?;
+            let timeline = store.timeline(id)?;
+            match output {
+                OutputFormat::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"incident": inc, "timeline": timeline})
+                    )?
+                )?,
+                OutputFormat::Table => write!(
+                    out,
+                    "{}",
+                    crate::incident_report::show(&inc, &timeline, now)
+                )?,
+            }
+        }
+        IncidentCommand::Note { id, text } => {
+            let id = incident_id(id)?;
+            let inc = store.require_incident(id)?;
+            let entry = store.append(
+                NewEntry::new(
+                    EntryKind::Note,
+                    Actor::local_user(),
+                    Origin::Cli,
+                    text.join(" "),
+                )
+                .on_incident(id),
+            )?;
+            writeln!(out, "note #{} added to {}", entry.seq, inc.label())?;
+        }
+        IncidentCommand::Ack { id } | IncidentCommand::Resolve { id } => {
+            let id = incident_id(id)?;
+            store.require_incident(id)?;
+            let (milestone, word) = match cmd {
+                IncidentCommand::Ack { .. } => (Milestone::Acknowledged, "acknowledged"),
+                _ => (Milestone::Resolved, "resolved"),
+            };
+            let label = crate::model::incident::incident_label(id);
+            match store.milestone(id, milestone, Actor::local_user(), Origin::Cli)? {
+                MilestoneOutcome::Reached(e) => writeln!(out, "{label} {word} (#{})", e.seq)?,
+                MilestoneOutcome::Already(status) => writeln!(
+                    out,
+                    "{label} is already {}: nothing recorded",
+                    status.name()
+                )?,
+            }
+        }
+        IncidentCommand::Export {
+            id,
+            format,
+            out: file,
+        } => {
+            let id = incident_id(id)?;
+            let inc = store.require_incident(id)?;
+            let timeline = store.timeline(id)?;
+            let text = match format {
+                ExportFormat::Md => crate::store::export::markdown(&inc, &timeline, now),
+                ExportFormat::Json => {
+                    let mut s =
+                        serde_json::to_string_pretty(&crate::store::export::json(&inc, &timeline))?;
+                    s.push('\n');
+                    s
+                }
+            };
+            match file {
+                Some(path) => {
+                    std::fs::write(path, text).with_context(|| {
+                        format!("cannot write the export to {}", path.display())
+                    })?;
+                    writeln!(out, "{} exported to {}", inc.label(), path.display())?;
+                }
+                None => out.write_all(text.as_bytes())?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn audit_verify(cli: &Cli, output: OutputFormat) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    let store = open_store(cli, &cfg)?;
+    let report = store.verify()?;
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Table => print!("{}", crate::incident_report::audit(&report, store.path())),
+    }
+    Ok(if report.passed() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(EXIT_AUDIT_FAILED)
+    })
 }
 
 /// Opens the RCA store named by `--store`, `[store] path` or the XDG default.

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod config;
 pub mod cost_report;
+pub mod incident_report;
 pub mod model;
 pub mod signals;
 pub mod sim;

@@ -82,7 +82,7 @@ pub enum StoreError {
     )]
     Locked { path: PathBuf },
     #[error(
-        "the store at {path} is damaged ({detail}). Move it aside (mv {path} {path}.damaged) and fleetdeck starts a new one; `fleetdeck audit verify --store {path}.damaged` tells what can still be read"
+        "the store at {path} is damaged ({detail}). Move it aside (mv {path} {path}.damaged) and fleetdeck starts a new one there; keep the damaged copy for the record"
     )]
     Corrupt { path: PathBuf, detail: String },
     #[error("the store at {path} cannot be opened: {source}")]
@@ -91,7 +91,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a fleetdeck store (it holds another sled database); use another --store PATH")]
+    #[error(
+        "{path} is not a fleetdeck store (it holds another sled database); use another --store PATH"
+    )]
     Foreign { path: PathBuf },
     #[error("store at {path}: {source}")]
     Sled {
@@ -172,7 +174,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -305,15 +309,14 @@ impl Store {
         {
             let jobs = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
             let tx = jobs.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(Job { ops, reply }).map_err(|_| StoreError::Closed)?;
+            tx.send(Job { ops, reply })
+                .map_err(|_| StoreError::Closed)?;
         }
         answer.recv().map_err(|_| StoreError::Closed)?
     }
 
     fn submit_one(&self, op: Op) -> Result<OpResult> {
-        self.submit(vec![op])?
-            .pop()
-            .ok_or(StoreError::Closed)
+        self.submit(vec![op])?.pop().ok_or(StoreError::Closed)
     }
 
     // ---- timeline writes ----
@@ -329,7 +332,10 @@ impl Store {
 
     /// Appends entries in one commit (each still gets its own chain record).
     pub fn append_many(&self, entries: Vec<NewEntry>) -> Result<Vec<Entry>> {
-        let ops = entries.into_iter().map(|e| Op::Append(Box::new(e))).collect();
+        let ops = entries
+            .into_iter()
+            .map(|e| Op::Append(Box::new(e)))
+            .collect();
         self.submit(ops)?
             .into_iter()
             .map(|r| match r {
@@ -436,11 +442,7 @@ impl Store {
     /// One incident's timeline, in order.
     pub fn timeline(&self, id: u64) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for kv in self
-            .inner
-            .db
-            .scan_prefix(keys::num(keys::TIMELINE, id))
-        {
+        for kv in self.inner.db.scan_prefix(keys::num(keys::TIMELINE, id)) {
             let (k, _) = kv.map_err(|e| self.sled_err(e))?;
             let Some(seq) = keys::read_num(&k, 8) else {
                 continue;
@@ -497,11 +499,16 @@ impl Store {
 /// The latest thing that happened to an incident.
 pub fn last_activity(inc: &Incident) -> DateTime<Utc> {
     let m = &inc.milestones;
-    [m.acknowledged, m.mitigated, m.resolved, Some(inc.last_signal_at)]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(inc.last_signal_at)
+    [
+        m.acknowledged,
+        m.mitigated,
+        m.resolved,
+        Some(inc.last_signal_at),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(inc.last_signal_at)
 }
 
 /// Open first, then by severity, then the most recent activity.
@@ -533,3 +540,6 @@ pub fn incident_group(signal: &Signal) -> String {
     };
     format!("{}:{}/{place}", signal.kind, s.cluster)
 }
+
+#[cfg(test)]
+mod tests;

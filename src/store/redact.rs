@@ -111,11 +111,17 @@ fn redact_change(change: &mut FieldChange) {
     redact_in_place(&mut change.object);
     redact_in_place(&mut change.field);
     if is_secret_name(&change.field) || is_secret_object_data(&change.object, &change.field) {
-        for value in [&mut change.before, &mut change.after].into_iter().flatten() {
+        for value in [&mut change.before, &mut change.after]
+            .into_iter()
+            .flatten()
+        {
             redact_whole(value);
         }
     } else {
-        for value in [&mut change.before, &mut change.after].into_iter().flatten() {
+        for value in [&mut change.before, &mut change.after]
+            .into_iter()
+            .flatten()
+        {
             redact_value(value);
         }
     }
@@ -490,7 +496,10 @@ mod tests {
             r("Authorization: Bearer abc.def.ghi\nnext line"),
             "Authorization: [REDACTED]\nnext line"
         );
-        assert_eq!(r("authorization: Basic dXNlcjpwYXNz"), "authorization: [REDACTED]");
+        assert_eq!(
+            r("authorization: Basic dXNlcjpwYXNz"),
+            "authorization: [REDACTED]"
+        );
         assert_eq!(
             r("Proxy-Authorization: Negotiate YIIabc"),
             "Proxy-Authorization: [REDACTED]"
@@ -499,7 +508,10 @@ mod tests {
             r(r#"{"Authorization": "Bearer s3cr3t", "Accept": "json"}"#),
             r#"{"Authorization": "[REDACTED]", "Accept": "json"}"#
         );
-        assert_eq!(r("Cookie: session=abc123; theme=dark"), "Cookie: [REDACTED]");
+        assert_eq!(
+            r("Cookie: session=abc123; theme=dark"),
+            "Cookie: [REDACTED]"
+        );
     }
 
     #[test]
@@ -508,7 +520,10 @@ mod tests {
             r("curl -H 'x: Bearer tok_9f8e7d6c5b' url"),
             "curl -H 'x: Bearer [REDACTED]' url"
         );
-        assert_eq!(r("used basic dXNlcjpwYXNzd29yZA== creds"), "used basic [REDACTED] creds");
+        assert_eq!(
+            r("used basic dXNlcjpwYXNzd29yZA== creds"),
+            "used basic [REDACTED] creds"
+        );
     }
 
     #[test]
@@ -538,10 +553,15 @@ mod tests {
             "GET https://h/x?access_token=[REDACTED]&page=2"
         );
         assert_eq!(
-            r("https://b.s3.amazonaws.com/o?X-Amz-Credential=AK%2F2026&X-Amz-Signature=deadbeef&X-Amz-Expires=60"),
+            r(
+                "https://b.s3.amazonaws.com/o?X-Amz-Credential=AK%2F2026&X-Amz-Signature=deadbeef&X-Amz-Expires=60"
+            ),
             "https://b.s3.amazonaws.com/o?X-Amz-Credential=[REDACTED]&X-Amz-Signature=[REDACTED]&X-Amz-Expires=60"
         );
-        assert_eq!(r("/q?KEY=k1&sig=s1&pwd=p1"), "/q?KEY=[REDACTED]&sig=[REDACTED]&pwd=[REDACTED]");
+        assert_eq!(
+            r("/q?KEY=k1&sig=s1&pwd=p1"),
+            "/q?KEY=[REDACTED]&sig=[REDACTED]&pwd=[REDACTED]"
+        );
         assert_eq!(
             r("/cb?client_secret=zz&apikey=yy&Token=xx"),
             "/cb?client_secret=[REDACTED]&apikey=[REDACTED]&Token=[REDACTED]"
@@ -551,12 +571,24 @@ mod tests {
 
     #[test]
     fn secret_named_pairs_lose_their_values() {
-        assert_eq!(r("DB_PASSWORD=hunter2 retrying"), "DB_PASSWORD=[REDACTED] retrying");
+        assert_eq!(
+            r("DB_PASSWORD=hunter2 retrying"),
+            "DB_PASSWORD=[REDACTED] retrying"
+        );
         assert_eq!(r("password: hunter2"), "password: [REDACTED]");
-        assert_eq!(r(r#"{"client_secret": "abc\"def"}"#), r#"{"client_secret": "[REDACTED]"}"#);
+        assert_eq!(
+            r(r#"{"client_secret": "abc\"def"}"#),
+            r#"{"client_secret": "[REDACTED]"}"#
+        );
         assert_eq!(r("apiKey='k-123'"), "apiKey='[REDACTED]'");
-        assert_eq!(r("github_token=foo, node=gpu-1"), "github_token=[REDACTED], node=gpu-1");
-        assert_eq!(r("aws_secret_access_key = wJalrXUtnFEMI"), "aws_secret_access_key = [REDACTED]");
+        assert_eq!(
+            r("github_token=foo, node=gpu-1"),
+            "github_token=[REDACTED], node=gpu-1"
+        );
+        assert_eq!(
+            r("aws_secret_access_key = wJalrXUtnFEMI"),
+            "aws_secret_access_key = [REDACTED]"
+        );
         assert_eq!(r("private_key: abc"), "private_key: [REDACTED]");
         assert_eq!(r("credentials=user:pw"), "credentials=[REDACTED]");
         assert_eq!(r("x-auth-token: t0k"), "x-auth-token: [REDACTED]");
@@ -575,7 +607,10 @@ mod tests {
     #[test]
     fn a_secret_word_in_prose_before_a_colon_keeps_the_prose() {
         assert_clean("failed to refresh token: connection refused");
-        assert_eq!(r("token: abc123 for node-7"), "token: [REDACTED] for node-7");
+        assert_eq!(
+            r("token: abc123 for node-7"),
+            "token: [REDACTED] for node-7"
+        );
     }
 
     #[test]
@@ -594,10 +629,19 @@ mod tests {
             "[REDACTED] [REDACTED]"
         );
         assert_eq!(r("ghs_abcdefghijklmnopqrstuvwx!"), "[REDACTED]!");
-        assert_eq!(r("github_pat_11ABCDEFG0123456789_abcdefghijkl"), "[REDACTED]");
-        assert_eq!(r("slack xoxb-1234567890-abcdefghij ok"), "slack [REDACTED] ok");
+        assert_eq!(
+            r("github_pat_11ABCDEFG0123456789_abcdefghijkl"),
+            "[REDACTED]"
+        );
+        assert_eq!(
+            r("slack xoxb-1234567890-abcdefghij ok"),
+            "slack [REDACTED] ok"
+        );
         assert_eq!(r("xoxp-1234-5678-abcdefabcdef"), "[REDACTED]");
-        assert_eq!(r("OPENAI sk-proj-abcdefghijklmnopqrstuvwxyz012"), "OPENAI [REDACTED]");
+        assert_eq!(
+            r("OPENAI sk-proj-abcdefghijklmnopqrstuvwxyz012"),
+            "OPENAI [REDACTED]"
+        );
         assert_eq!(r("hf_abcdefghijklmnopqrstuvwxyzABCDEFGH"), "[REDACTED]");
     }
 

@@ -1,0 +1,526 @@
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::model::incident::{Actor, ApiOutcome, EntryKind, FieldChange, NewEntry, Origin};
+use crate::model::signal::Severity;
+
+fn t(min: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap() + chrono::Duration::minutes(min)
+}
+
+fn xid(node: &str, gpu: u32, at: DateTime<Utc>) -> Signal {
+    let subject = Subject {
+        cluster: "prod".into(),
+        node: Some(node.into()),
+        gpu: Some(format!("gpu{gpu}")),
+        ..Subject::default()
+    };
+    Signal {
+        kind: "gpu.xid".into(),
+        severity: Severity::Critical,
+        dedup_key: format!("gpu.xid:prod/{node}/GPU-{gpu}"),
+        subject,
+        summary: format!("XID 79 on {node} gpu{gpu}: fell off the bus"),
+        evidence: [("xid".to_string(), serde_json::json!(79))].into(),
+        action: Some("drain and replace".into()),
+        first_seen: at,
+    }
+}
+
+const WINDOW: Duration = Duration::from_secs(3600);
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn an_xid_storm_on_one_node_is_one_incident() {
+    let (_d, store) = open();
+    let mut fired = Vec::new();
+    for i in 0..300 {
+        fired.push(xid("gpu-node-7", i % 8, t(i as i64 / 60)));
+    }
+    let recs = store
+        .record_signals(&fired, &[], Origin::Tui, WINDOW, t(5))
+        .unwrap();
+    assert_eq!(recs.len(), 300);
+    assert!(recs[0].opened);
+    assert!(recs.iter().skip(1).all(|r| !r.opened && r.incident == 1));
+    let all = store.incidents(&IncidentFilter::default()).unwrap();
+    assert_eq!(all.len(), 1);
+    let inc = &all[0];
+    assert_eq!(inc.signals, 300);
+    assert_eq!(inc.active.len(), 8);
+    assert_eq!(inc.affected.len(), 8);
+    assert_eq!(inc.milestones.started, Some(t(0)));
+    assert_eq!(store.timeline(1).unwrap().len(), 300);
+    // Another node is another incident.
+    let other = store
+        .record_signals(
+            &[xid("gpu-node-8", 0, t(6))],
+            &[],
+            Origin::Tui,
+            WINDOW,
+            t(6),
+        )
+        .unwrap();
+    assert_eq!(other[0].incident, 2);
+}
+
+#[test]
+fn clearing_every_signal_mitigates_and_refiring_reopens() {
+    let (_d, store) = open();
+    let s = xid("n1", 0, t(0));
+    store
+        .record_signals(
+            std::slice::from_ref(&s),
+            &[],
+            Origin::Headless,
+            WINDOW,
+            t(0),
+        )
+        .unwrap();
+    let group = incident_group(&s);
+    store
+        .record_signals(
+            &[],
+            &[(s.dedup_key.clone(), group.clone())],
+            Origin::Headless,
+            WINDOW,
+            t(3),
+        )
+        .unwrap();
+    let inc = store.require_incident(1).unwrap();
+    assert_eq!(inc.status, IncidentStatus::Mitigated);
+    assert_eq!(inc.milestones.mitigated, Some(t(3)));
+    // Fires again within the window: the same incident, no longer mitigated.
+    store
+        .record_signals(&[xid("n1", 0, t(10))], &[], Origin::Headless, WINDOW, t(10))
+        .unwrap();
+    let inc = store.require_incident(1).unwrap();
+    assert_eq!(inc.status, IncidentStatus::Open);
+    assert_eq!(inc.milestones.mitigated, None);
+    let kinds: Vec<_> = store
+        .timeline(1)
+        .unwrap()
+        .iter()
+        .map(|e| e.entry.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EntryKind::Signal,
+            EntryKind::Signal,
+            EntryKind::Status,
+            EntryKind::Signal,
+            EntryKind::Status
+        ]
+    );
+}
+
+#[test]
+fn a_resolved_incident_that_recurs_opens_a_new_one_that_says_so() {
+    let (_d, store) = open();
+    store
+        .record_signals(&[xid("n1", 0, t(0))], &[], Origin::Tui, WINDOW, t(0))
+        .unwrap();
+    let out = store
+        .milestone(
+            1,
+            Milestone::Resolved,
+            Actor::User("ana".into()),
+            Origin::Cli,
+        )
+        .unwrap();
+    assert!(matches!(out, MilestoneOutcome::Reached(_)));
+    let again = store
+        .milestone(
+            1,
+            Milestone::Resolved,
+            Actor::User("ana".into()),
+            Origin::Cli,
+        )
+        .unwrap();
+    assert_eq!(again, MilestoneOutcome::Already(IncidentStatus::Resolved));
+    let recs = store
+        .record_signals(&[xid("n1", 0, t(1))], &[], Origin::Tui, WINDOW, t(1))
+        .unwrap();
+    assert_eq!(recs[0].incident, 2);
+    assert_eq!(store.require_incident(2).unwrap().recurs, Some(1));
+}
+
+#[test]
+fn a_signal_after_the_window_on_a_quiet_incident_opens_a_new_one() {
+    let (_d, store) = open();
+    let s = xid("n1", 0, t(0));
+    store
+        .record_signals(std::slice::from_ref(&s), &[], Origin::Tui, WINDOW, t(0))
+        .unwrap();
+    store
+        .record_signals(
+            &[],
+            &[(s.dedup_key.clone(), incident_group(&s))],
+            Origin::Tui,
+            WINDOW,
+            t(1),
+        )
+        .unwrap();
+    let recs = store
+        .record_signals(&[xid("n1", 0, t(120))], &[], Origin::Tui, WINDOW, t(120))
+        .unwrap();
+    assert_eq!(recs[0].incident, 2);
+}
+
+#[test]
+fn acknowledge_then_resolve_sets_milestones_in_order() {
+    let (_d, store) = open();
+    store
+        .record_signals(&[xid("n1", 0, t(0))], &[], Origin::Tui, WINDOW, t(0))
+        .unwrap();
+    let user = Actor::User("sre".into());
+    store
+        .milestone(1, Milestone::Acknowledged, user.clone(), Origin::Tui)
+        .unwrap();
+    store
+        .milestone(1, Milestone::Resolved, user, Origin::Tui)
+        .unwrap();
+    let inc = store.require_incident(1).unwrap();
+    let m = &inc.milestones;
+    assert!(m.acknowledged.is_some() && m.mitigated.is_some() && m.resolved.is_some());
+    assert!(m.acknowledged <= m.resolved);
+    assert_eq!(inc.status, IncidentStatus::Resolved);
+    assert!(
+        store
+            .incidents(&IncidentFilter {
+                open_only: true,
+                since: None
+            })
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_unknown_incident_is_an_error_that_names_it() {
+    let (_d, store) = open();
+    let err = store
+        .append(NewEntry::new(EntryKind::Note, Actor::System, Origin::Cli, "x").on_incident(9))
+        .unwrap_err();
+    assert!(err.to_string().contains("INC-9"), "{err}");
+    // Nothing was half-written: the chain is still empty and verifies.
+    assert_eq!(store.len().unwrap(), 0);
+    assert!(store.verify().unwrap().passed());
+}
+
+#[test]
+fn entries_survive_reopening_and_the_chain_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    {
+        let store = Store::open(&path).unwrap();
+        for i in 0..10 {
+            store
+                .append(NewEntry::new(
+                    EntryKind::Note,
+                    Actor::System,
+                    Origin::Cli,
+                    format!("n{i}"),
+                ))
+                .unwrap();
+        }
+    }
+    let store = Store::open(&path).unwrap();
+    let e = store
+        .append(NewEntry::new(
+            EntryKind::Note,
+            Actor::System,
+            Origin::Cli,
+            "after",
+        ))
+        .unwrap();
+    assert_eq!(e.seq, 11);
+    let report = store.verify().unwrap();
+    assert!(report.passed(), "{report:?}");
+    assert_eq!(report.records, 11);
+    assert_eq!(store.entry(3).unwrap().unwrap().entry.summary, "n2");
+}
+
+#[test]
+fn a_second_open_of_the_same_store_says_it_is_locked() {
+    let (dir, _store) = open();
+    let err = Store::open(&dir.path().join("store")).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("another fleetdeck") && msg.contains("store"),
+        "{msg}"
+    );
+}
+
+fn filled(n: usize) -> (tempfile::TempDir, Store) {
+    let (d, store) = open();
+    let entries = (0..n)
+        .map(|i| {
+            NewEntry::new(
+                EntryKind::Note,
+                Actor::System,
+                Origin::Cli,
+                format!("note {i}"),
+            )
+        })
+        .collect();
+    store.append_many(entries).unwrap();
+    (d, store)
+}
+
+#[test]
+fn verify_names_an_altered_record() {
+    let (_d, store) = filled(20);
+    let key = keys::num(keys::AUDIT, 7);
+    let mut v = store.db().get(&key).unwrap().unwrap().to_vec();
+    let at = v.len() - 3;
+    v[at] ^= 1;
+    store.db().insert(&key, v).unwrap();
+    let r = store.verify().unwrap();
+    assert_eq!(r.problem, Some(AuditProblem::Altered { seq: 7 }));
+    assert_eq!(r.records, 6);
+    assert!(r.problem.unwrap().to_string().contains("#7 was altered"));
+}
+
+#[test]
+fn verify_names_a_removed_record() {
+    let (_d, store) = filled(20);
+    store.db().remove(keys::num(keys::AUDIT, 12)).unwrap();
+    let r = store.verify().unwrap();
+    assert_eq!(
+        r.problem,
+        Some(AuditProblem::Removed {
+            after: 11,
+            next: 13
+        })
+    );
+    assert!(r.problem.unwrap().to_string().contains("#12 was removed"));
+}
+
+#[test]
+fn verify_names_reordered_records() {
+    let (_d, store) = filled(20);
+    let a = store.db().get(keys::num(keys::AUDIT, 4)).unwrap().unwrap();
+    let b = store.db().get(keys::num(keys::AUDIT, 5)).unwrap().unwrap();
+    store.db().insert(keys::num(keys::AUDIT, 4), b).unwrap();
+    store.db().insert(keys::num(keys::AUDIT, 5), a).unwrap();
+    let r = store.verify().unwrap();
+    assert_eq!(
+        r.problem,
+        Some(AuditProblem::Reordered {
+            position: 4,
+            claims: 5
+        })
+    );
+}
+
+#[test]
+fn verify_notices_a_rewritten_record_with_a_fresh_hash() {
+    // Someone rewrites #9 and recomputes its own hash: #10 no longer links to it.
+    let (_d, store) = filled(20);
+    let old = store.db().get(keys::num(keys::AUDIT, 9)).unwrap().unwrap();
+    let rec = audit::Record::parse(&old).unwrap();
+    let (forged, _) = audit::encode(9, &rec.prev, br#"{"forged":true}"#);
+    store
+        .db()
+        .insert(keys::num(keys::AUDIT, 9), forged)
+        .unwrap();
+    let r = store.verify().unwrap();
+    assert_eq!(r.problem, Some(AuditProblem::BrokenLink { seq: 10 }));
+}
+
+#[test]
+fn verify_notices_a_removed_tail() {
+    let (_d, store) = filled(20);
+    store.db().remove(keys::num(keys::AUDIT, 20)).unwrap();
+    store.db().remove(keys::num(keys::AUDIT, 19)).unwrap();
+    let r = store.verify().unwrap();
+    assert_eq!(
+        r.problem,
+        Some(AuditProblem::Truncated { last: 18, head: 20 })
+    );
+}
+
+#[test]
+fn secrets_are_never_stored() {
+    let (_d, store) = open();
+    let mut e = NewEntry::new(
+        EntryKind::Action,
+        Actor::Runbook("notify".into()),
+        Origin::Headless,
+        "POST https://hooks.example.com/x?token=abc123secret with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    );
+    e.detail
+        .insert("password".into(), serde_json::json!("hunter2"));
+    e.changes.push(FieldChange {
+        object: "secret/x".into(),
+        field: "data.token".into(),
+        before: Some(serde_json::json!("old-token-value")),
+        after: Some(serde_json::json!("new-token-value")),
+    });
+    e.outcomes.push(ApiOutcome {
+        at: t(0),
+        request: "GET https://admin:s3cr3t@api.example.com/".into(),
+        status: 200,
+        reason: String::new(),
+        message: String::new(),
+        pdb: None,
+    });
+    let stored = store.append(e).unwrap();
+    let raw = store
+        .db()
+        .get(keys::num(keys::AUDIT, stored.seq))
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    for secret in [
+        "abc123secret",
+        "hunter2",
+        "old-token-value",
+        "new-token-value",
+        "s3cr3t",
+        "eyJhbGci",
+    ] {
+        assert!(!text.contains(secret), "{secret} was stored: {text}");
+    }
+    assert!(text.contains("[REDACTED]"));
+}
+
+#[test]
+fn operational_memory_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .set_cooldown(
+                "prod/node/n1",
+                memory::Cooldown {
+                    until: t(30),
+                    by: "gpu-xid-cordon".into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            store
+                .claim("cordon:prod/n1", "replica-a", t(0), t(60))
+                .unwrap(),
+            Claim::Claimed
+        );
+        assert!(store.first_sighting("alert:abc", t(0), t(10)).unwrap());
+        store
+            .journal_put(&JournalRecord {
+                run: "run-1".into(),
+                runbook: "gpu-xid-cordon".into(),
+                target: "node/n1".into(),
+                incident: Some(1),
+                started_at: t(0),
+                updated_at: t(1),
+                step: "draining".into(),
+                state: serde_json::json!({"evicted": 3}),
+            })
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.cooldown("prod/node/n1", t(10)).unwrap().unwrap().by,
+        "gpu-xid-cordon"
+    );
+    assert!(store.cooldown("prod/node/n1", t(31)).unwrap().is_none());
+    match store
+        .claim("cordon:prod/n1", "replica-b", t(1), t(61))
+        .unwrap()
+    {
+        Claim::Held(r) => assert_eq!(r.holder, "replica-a"),
+        other => panic!("{other:?}"),
+    }
+    store.finish("cordon:prod/n1", "cordoned", t(2)).unwrap();
+    assert_eq!(
+        store
+            .idempotency("cordon:prod/n1")
+            .unwrap()
+            .unwrap()
+            .outcome
+            .as_deref(),
+        Some("cordoned")
+    );
+    assert!(!store.first_sighting("alert:abc", t(5), t(15)).unwrap());
+    assert!(store.first_sighting("alert:abc", t(11), t(21)).unwrap());
+    assert_eq!(store.journal().unwrap()[0].step, "draining");
+    store.journal_remove("run-1").unwrap();
+    assert!(store.journal().unwrap().is_empty());
+    // Past every expiry: cooldown, claim and sighting are forgotten.
+    assert_eq!(store.prune(t(1000)).unwrap(), 3);
+    assert!(store.idempotency("cordon:prod/n1").unwrap().is_none());
+}
+
+#[test]
+fn a_damaged_store_is_reported_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .append(NewEntry::new(
+                EntryKind::Note,
+                Actor::System,
+                Origin::Cli,
+                "x",
+            ))
+            .unwrap();
+    }
+    // Overwrite every file of the database with garbage.
+    for f in std::fs::read_dir(&path).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            std::fs::write(&f, vec![0xA5u8; 4096]).unwrap();
+        }
+    }
+    let err = Store::open(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+}
+
+#[test]
+fn the_recorder_records_changes_not_every_snapshot() {
+    let mut rec = SignalRecorder::default();
+    let a = xid("n1", 0, t(0));
+    let b = xid("n1", 1, t(0));
+    let c1 = rec.observe(&[a.clone(), b.clone()]);
+    assert_eq!(c1.fired.len(), 2);
+    assert!(rec.observe(&[a.clone(), b.clone()]).is_empty());
+    let c3 = rec.observe(std::slice::from_ref(&a));
+    assert_eq!(c3.cleared, vec![(b.dedup_key.clone(), incident_group(&b))]);
+    let mut worse = a.clone();
+    worse.severity = Severity::Critical;
+    let mut milder = a.clone();
+    milder.severity = Severity::Info;
+    assert!(rec.observe(std::slice::from_ref(&milder)).is_empty());
+}
+
+#[test]
+fn the_recorder_resumes_from_open_incidents() {
+    let (_d, store) = open();
+    let s = xid("n1", 0, t(0));
+    store
+        .record_signals(std::slice::from_ref(&s), &[], Origin::Tui, WINDOW, t(0))
+        .unwrap();
+    let open = store
+        .incidents(&IncidentFilter {
+            open_only: true,
+            since: None,
+        })
+        .unwrap();
+    let mut rec = SignalRecorder::resume(&open);
+    assert!(rec.observe(std::slice::from_ref(&s)).is_empty());
+    assert_eq!(rec.observe(&[]).cleared.len(), 1);
+}
