@@ -748,7 +748,13 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         scenarios: args.scenarios.clone(),
     };
     opts.validate()?;
-    let store = open_store(cli, &cfg)?;
+    // A simulated fleet's incidents never mix with the real ones: the demo has its own store
+    // unless --store names one.
+    let store_path = cli
+        .store
+        .clone()
+        .unwrap_or_else(|| crate::store::default_path().with_file_name("demo-store"));
+    let store = crate::store::Store::open(&store_path)?;
     // The sim's servers log to a file: the terminal belongs to the cockpit.
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {

@@ -1,5 +1,6 @@
 //! fleetdeck: a terminal cockpit for AI infrastructure. The modules and what each may import
 //! are in ../shared/DESIGN.md; `sim` is an independent peer reached only over the network.
+pub mod actions;
 pub mod cli;
 pub mod config;
 pub mod cost_report;

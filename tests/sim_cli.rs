@@ -276,7 +276,9 @@ fn help_lists_the_working_commands_and_nothing_else() {
         .collect();
     assert_eq!(
         commands,
-        ["init", "config", "snapshot", "cost", "demo", "sim", "incident", "audit", "help"],
+        [
+            "init", "config", "snapshot", "cost", "demo", "sim", "incident", "audit", "help"
+        ],
         "{}",
         run.stdout
     );

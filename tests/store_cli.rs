@@ -103,15 +103,26 @@ fn list_show_note_ack_resolve_and_export_an_incident() {
     assert_eq!(list.code, 0, "{}", list.err);
     let lines: Vec<&str> = list.out.lines().collect();
     assert!(lines[0].starts_with("ID"), "{}", list.out);
-    assert!(lines[1].starts_with("INC-1") && lines[1].contains("critical"), "{}", list.out);
-    assert!(lines[2].starts_with("INC-2") && lines[2].contains("warning"), "{}", list.out);
+    assert!(
+        lines[1].starts_with("INC-1") && lines[1].contains("critical"),
+        "{}",
+        list.out
+    );
+    assert!(
+        lines[2].starts_with("INC-2") && lines[2].contains("warning"),
+        "{}",
+        list.out
+    );
 
     let show = fleetdeck(&store, &["incident", "show", "INC-1"]);
     assert_eq!(show.code, 0, "{}", show.err);
     assert!(show.out.contains("prod/gpu-node-7/gpu3"), "{}", show.out);
     assert!(show.out.contains("evict ml/trainer-0"), "{}", show.out);
 
-    let note = fleetdeck(&store, &["incident", "note", "1", "follow-up:", "replace", "GPU", "3"]);
+    let note = fleetdeck(
+        &store,
+        &["incident", "note", "1", "follow-up:", "replace", "GPU", "3"],
+    );
     assert_eq!(note.code, 0, "{}", note.err);
     assert!(note.out.contains("added to INC-1"), "{}", note.out);
     assert_eq!(fleetdeck(&store, &["incident", "ack", "1"]).code, 0);
@@ -154,10 +165,18 @@ fn unknown_ids_and_bad_since_values_say_what_to_do() {
     let store = seeded(dir.path());
     let r = fleetdeck(&store, &["incident", "show", "INC-99"]);
     assert_eq!(r.code, 1);
-    assert!(r.err.contains("no incident INC-99") && r.err.contains("incident list"), "{}", r.err);
+    assert!(
+        r.err.contains("no incident INC-99") && r.err.contains("incident list"),
+        "{}",
+        r.err
+    );
     let r = fleetdeck(&store, &["incident", "ack", "banana"]);
     assert_eq!(r.code, 1);
-    assert!(r.err.contains("\"banana\" is not an incident id"), "{}", r.err);
+    assert!(
+        r.err.contains("\"banana\" is not an incident id"),
+        "{}",
+        r.err
+    );
     let r = fleetdeck(&store, &["incident", "list", "--since", "last tuesday"]);
     assert_eq!(r.code, 1);
     assert!(r.err.contains("--since"), "{}", r.err);
@@ -197,7 +216,11 @@ fn a_store_held_by_another_fleetdeck_is_named_not_a_panic() {
     let r = fleetdeck(&path, &["incident", "list"]);
     assert_eq!(r.code, 1);
     assert!(r.err.contains(&path.display().to_string()), "{}", r.err);
-    assert!(r.err.contains("another fleetdeck process holds it"), "{}", r.err);
+    assert!(
+        r.err.contains("another fleetdeck process holds it"),
+        "{}",
+        r.err
+    );
     assert!(!r.err.contains("panicked"), "{}", r.err);
 }
 

@@ -1,5 +1,6 @@
 //! The real binary's cockpit, driven in tmux as a person would: `fleetdeck demo`, keys sent
-//! with send-keys, the screen read with capture-pane.
+//! with send-keys, the screen read with capture-pane. Each test gets its own config, data
+//! directory and store, so tests run side by side and never touch the user's own.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -101,20 +102,18 @@ fn the_demo_cockpit_navigates_filters_drills_down_switches_context_and_shows_an_
     let bin = env!("CARGO_BIN_EXE_fleetdeck");
     let home = tempfile::tempdir().expect("temp dir");
     let cmd = format!(
-        "env XDG_CONFIG_HOME={} {bin} demo --nodes 12 --pods-per-node 8; echo FLEETDECK-EXITED $?; sleep 30",
-        home.path().display()
+        "env XDG_CONFIG_HOME={home} XDG_DATA_HOME={home} {bin} demo --nodes 12 --pods-per-node 8; echo FLEETDECK-EXITED $?; sleep 30",
+        home = home.path().display()
     );
     let t = Tmux::start(&cmd);
     t.wait_for("SIMULATED FLEET");
     t.wait_for("sim-a");
 
     // Navigate to the Nodes pane and filter it.
+    // The first list may still be arriving: wait for the AWS cluster's nodes.
     t.keys(&["2"]);
-    let nodes = t.wait_for("Nodes");
-    assert!(
-        nodes.contains("ip-10-20-0-"),
-        "the AWS cluster's nodes are listed:\n{nodes}"
-    );
+    t.wait_for("Nodes");
+    t.wait_for("ip-10-20-0-");
     t.keys(&["/"]);
     t.text("ip-10-20-0-14");
     t.keys(&["Enter"]);
@@ -151,4 +150,100 @@ fn the_demo_cockpit_navigates_filters_drills_down_switches_context_and_shows_an_
     let done = t.wait_for("FLEETDECK-EXITED");
     assert!(done.contains("FLEETDECK-EXITED 0"), "{done}");
     assert!(t.alive());
+}
+
+/// The `INC-n` label on the first line of `screen` that mentions `what`.
+fn incident_on_line_with(screen: &str, what: &str) -> Option<String> {
+    let line = screen
+        .lines()
+        .find(|l| l.contains(what) && l.contains("INC-"))?;
+    let at = line.find("INC-")?;
+    let digits: String = line[at + 4..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty()).then(|| format!("INC-{digits}"))
+}
+
+#[test]
+fn an_injected_fault_opens_an_incident_that_is_noted_acknowledged_resolved_and_exported() {
+    let bin = env!("CARGO_BIN_EXE_fleetdeck");
+    let home = tempfile::tempdir().expect("temp dir");
+    let store = home.path().join("store");
+    // Started in the temp dir, so `e` writes its postmortem draft there.
+    let cmd = format!(
+        "cd {home} && env XDG_CONFIG_HOME={home} XDG_DATA_HOME={home} USER=e2e-oncall {bin} --store {store} demo --nodes 12 --pods-per-node 8; echo FLEETDECK-EXITED $?; sleep 30",
+        home = home.path().display(),
+        store = store.display(),
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("SIMULATED FLEET");
+    t.wait_for("sim-a");
+
+    // The fault's signals open an incident, listed in the Incidents pane.
+    t.keys(&[":"]);
+    t.text("scenario xid-storm");
+    t.keys(&["Enter", "7"]);
+    let list = t.wait_for("gpu.xid");
+    let label = incident_on_line_with(&list, "gpu.xid")
+        .unwrap_or_else(|| panic!("no incident row for gpu.xid:\n{list}"));
+
+    // Filter to it and open it: milestones and the timeline with its signals.
+    t.keys(&["/"]);
+    t.text("gpu.xid");
+    t.keys(&["Enter", "Enter"]);
+    t.wait_for(&format!("┌ {label} CRITICAL open"));
+    let detail = t.wait_for("gpu.xid: XID");
+    assert!(detail.contains("milestones"), "{detail}");
+
+    // A note, an acknowledgement and a confirmed resolve, each said on the status line.
+    t.keys(&["n"]);
+    t.text("replacing the GPU");
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("note added to {label}"));
+    let timeline = t.wait_for("user:e2e-oncall");
+    assert!(timeline.contains("replacing the GPU"), "{timeline}");
+    t.keys(&["a"]);
+    t.wait_for(&format!("{label} acknowledged"));
+    t.keys(&["R"]);
+    t.wait_for("it closes the incident");
+    t.keys(&["y"]);
+    t.wait_for(&format!("{label} resolved"));
+    t.wait_for(&format!("┌ {label} CRITICAL resolved"));
+
+    // The postmortem draft lands in the directory the cockpit runs in.
+    t.keys(&["e"]);
+    t.wait_for(&format!("written to ./{label}-postmortem.md"));
+    let draft = std::fs::read_to_string(home.path().join(format!("{label}-postmortem.md")))
+        .expect("the postmortem draft");
+    assert!(draft.contains("replacing the GPU"), "{draft}");
+
+    t.keys(&["q"]);
+    let done = t.wait_for("FLEETDECK-EXITED");
+    assert!(done.contains("FLEETDECK-EXITED 0"), "{done}");
+
+    // The store outlives the cockpit: the CLI exports the same incident, by label or number.
+    let number = label.trim_start_matches("INC-").to_string();
+    for id in [label.as_str(), number.as_str()] {
+        let out = Command::new(bin)
+            .args(["--store"])
+            .arg(&store)
+            .args(["incident", "export", id, "--format", "md"])
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("XDG_DATA_HOME", home.path())
+            .output()
+            .expect("fleetdeck incident export");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "incident export {id} failed: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for want in ["replacing the GPU", "resolved", "gpu.xid", &label] {
+            assert!(
+                text.contains(want),
+                "{want} missing from the export:\n{text}"
+            );
+        }
+    }
 }

@@ -116,6 +116,8 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// What happened to an incident when a milestone was asked for.
+// Returned once per human action, never stored in bulk: boxing the entry buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum MilestoneOutcome {
     Reached(Entry),
@@ -188,15 +190,19 @@ pub fn default_path() -> PathBuf {
         .join("store")
 }
 
+/// How long `open` waits for a lock to be released before saying who holds it.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().contains("could not acquire lock"))
+}
+
 fn classify(path: &Path, e: sled::Error) -> StoreError {
     let path = path.to_path_buf();
     match e {
-        sled::Error::Io(io)
-            if io.kind() == std::io::ErrorKind::WouldBlock
-                || io.to_string().contains("could not acquire lock") =>
-        {
-            StoreError::Locked { path }
-        }
+        e if is_lock_error(&e) => StoreError::Locked { path },
         sled::Error::Io(source) => StoreError::Open { path, source },
         sled::Error::Corruption { at, .. } => StoreError::Corrupt {
             path,
@@ -234,7 +240,19 @@ impl Store {
             .path(path)
             .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(Some(500));
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        // sled frees a closed database's file (and its lock) lazily, on another thread: a
+        // store closed a moment ago, in this process or one that is exiting, can still look
+        // held. Only a lock that stays held is another fleetdeck's.
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        let opened = loop {
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+            match attempt {
+                Ok(Err(e)) if std::time::Instant::now() < deadline && is_lock_error(&e) => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => break other,
+            }
+        };
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(classify(path, e)),

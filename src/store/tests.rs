@@ -524,3 +524,21 @@ fn the_recorder_resumes_from_open_incidents() {
     assert!(rec.observe(std::slice::from_ref(&s)).is_empty());
     assert_eq!(rec.observe(&[]).cleared.len(), 1);
 }
+
+#[test]
+fn a_store_closed_a_moment_ago_reopens_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    for i in 0..40 {
+        let store = Store::open(&path).unwrap_or_else(|e| panic!("reopen {i}: {e}"));
+        store
+            .append(NewEntry::new(
+                EntryKind::Note,
+                Actor::System,
+                Origin::Cli,
+                "x",
+            ))
+            .unwrap();
+    }
+    assert_eq!(Store::open(&path).unwrap().len().unwrap(), 40);
+}

@@ -506,11 +506,11 @@ impl WriterState {
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<OpResult> {
-        let summary = {
+        let summary: String = {
             let inc = self.incident(id)?;
             let status = inc.status;
             let m = &mut inc.milestones;
-            let reached = match milestone {
+            match milestone {
                 Milestone::Acknowledged if m.acknowledged.is_none() && status.is_open() => {
                     m.acknowledged = Some(at);
                     if status == IncidentStatus::Open {
@@ -534,8 +534,7 @@ impl WriterState {
                         status,
                     ))));
                 }
-            };
-            reached
+            }
         };
         let e = NewEntry::new(EntryKind::Status, actor, origin, summary)
             .on_incident(id)

@@ -16,13 +16,17 @@ use tokio::sync::{mpsc, watch};
 use super::cost::CostPane;
 use super::endpoints::EndpointsPane;
 use super::gpus::GpusPane;
+use super::incidents::IncidentsPane;
 use super::keymap::{Action, Keymap, PaneId};
 use super::nodes::NodesPane;
 use super::overview::OverviewPane;
 use super::pane::ViewCtx;
+use super::rca::RcaLink;
 use super::signals::SignalsPane;
 use super::theme::{Role, Theme};
 use crate::model::cost::CostReport;
+use crate::model::incident::{Entry, Incident, IncidentStatus, incident_label};
+use crate::model::signal::Signal;
 use crate::model::{Snapshot, SyncState};
 use crate::signals::Detectors;
 
@@ -33,9 +37,10 @@ pub const MIN_HEIGHT: u16 = 24;
 const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 /// How long each pane stays up in NOC mode.
 const NOC_ROTATION: Duration = Duration::from_secs(10);
-const NOC_PANES: [PaneId; 5] = [
+const NOC_PANES: [PaneId; 6] = [
     PaneId::Overview,
     PaneId::Signals,
+    PaneId::Incidents,
     PaneId::Endpoints,
     PaneId::Gpus,
     PaneId::Nodes,
@@ -46,6 +51,17 @@ enum Mode {
     Normal,
     Filter(String),
     Palette(String),
+    /// Typing a note for an incident's timeline.
+    Note {
+        incident: u64,
+        text: String,
+    },
+    /// A command that closes something, waiting for y (anything else cancels).
+    Confirm {
+        prompt: String,
+        command: Command,
+        cancelled: String,
+    },
     Help,
 }
 
@@ -54,6 +70,60 @@ enum Mode {
 pub enum Command {
     /// `:scenario NAME` in demo mode: ask the simulated fleet to inject a fault.
     Scenario(String),
+    /// Read an incident's timeline from the store for the Incidents pane.
+    LoadTimeline(u64),
+    /// Write a note on an incident's timeline.
+    Note {
+        incident: u64,
+        text: String,
+    },
+    Acknowledge(u64),
+    Resolve(u64),
+    /// Write the incident's Markdown postmortem draft to `./INC-<n>-postmortem.md`.
+    Export(u64),
+}
+
+/// The Incidents detail's reminder of its keys, from the bindings: `n note · a acknowledge …`.
+fn incident_keys_hint(keymap: &Keymap) -> String {
+    [
+        (Action::Note, "note"),
+        (Action::Acknowledge, "acknowledge"),
+        (Action::Resolve, "resolve"),
+        (Action::Export, "export"),
+        (Action::Back, "back"),
+    ]
+    .into_iter()
+    .filter_map(|(action, what)| {
+        let key = keymap.keys_for(action).into_iter().next()?;
+        Some(format!("{key} {what}"))
+    })
+    .collect::<Vec<_>>()
+    .join(" · ")
+}
+
+/// What an edit key did to an input line.
+enum Edit {
+    Submit,
+    Cancel,
+    Changed,
+    Ignored,
+}
+
+/// Applies a key to an input line (filter, palette, note).
+fn edit(text: &mut String, code: KeyCode) -> Edit {
+    match code {
+        KeyCode::Esc => Edit::Cancel,
+        KeyCode::Enter => Edit::Submit,
+        KeyCode::Backspace => {
+            text.pop();
+            Edit::Changed
+        }
+        KeyCode::Char(c) => {
+            text.push(c);
+            Edit::Changed
+        }
+        _ => Edit::Ignored,
+    }
 }
 
 pub struct App {
@@ -64,12 +134,15 @@ pub struct App {
     endpoints: EndpointsPane,
     cost_pane: CostPane,
     signals: SignalsPane,
+    incidents_pane: IncidentsPane,
     keymap: Keymap,
     theme: Theme,
     mode: Mode,
     cluster: Option<String>,
     snapshot: Arc<Snapshot>,
     cost: Option<CostReport>,
+    /// The RCA store's incidents as last read by the loop.
+    incidents: Arc<Vec<Incident>>,
     detectors: Detectors,
     simulated: bool,
     noc: bool,
@@ -95,12 +168,14 @@ impl App {
             endpoints: EndpointsPane::default(),
             cost_pane: CostPane::default(),
             signals: SignalsPane::default(),
+            incidents_pane: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
             keymap,
             theme,
             mode: Mode::Normal,
             cluster: None,
             snapshot: Arc::new(Snapshot::default()),
             cost: None,
+            incidents: Arc::new(Vec::new()),
             detectors,
             simulated,
             noc,
@@ -135,6 +210,39 @@ impl App {
         }
         Arc::make_mut(&mut snap).signals = signals;
         self.snapshot = snap;
+    }
+
+    /// The signals the detectors found in the latest snapshot, most severe first.
+    pub fn signals(&self) -> &[Signal] {
+        &self.snapshot.signals
+    }
+
+    pub fn incidents(&self) -> &[Incident] {
+        &self.incidents
+    }
+
+    /// A new incident list read from the store. The Incidents pane keeps its selection on the
+    /// same incident; the answer asks for the open timeline again when it has new entries.
+    pub fn set_incidents(&mut self, list: Vec<Incident>) -> Option<Command> {
+        self.incidents = Arc::new(list);
+        self.overview.set_incidents(self.incidents.clone());
+        let ctx = ViewCtx {
+            snapshot: &self.snapshot,
+            theme: &self.theme,
+            now: self.now(),
+            cluster: self.cluster.as_deref(),
+            cost: self.cost.as_ref(),
+        };
+        self.incidents_pane
+            .set_incidents(self.incidents.clone(), &ctx);
+        self.incidents_pane
+            .take_request()
+            .map(Command::LoadTimeline)
+    }
+
+    /// The store's answer to `Command::LoadTimeline`.
+    pub fn set_timeline(&mut self, id: u64, entries: Vec<Entry>) {
+        self.incidents_pane.set_timeline(id, entries);
     }
 
     pub fn set_cost(&mut self, report: CostReport) {
@@ -178,6 +286,7 @@ impl App {
             PaneId::Gpus => self.gpus.set_filter(f),
             PaneId::Endpoints => self.endpoints.set_filter(f),
             PaneId::Signals => self.signals.set_filter(f),
+            PaneId::Incidents => self.incidents_pane.set_filter(f),
             PaneId::Overview | PaneId::Cost => {}
         }
     }
@@ -193,6 +302,7 @@ impl App {
             cost: cost.as_ref(),
         };
         match self.pane {
+            PaneId::Incidents => self.incidents_pane.handle(action, &ctx),
             PaneId::Overview => self.overview.handle(action, &ctx),
             PaneId::Nodes => self.nodes.handle(action, &ctx),
             PaneId::Gpus => self.gpus.handle(action, &ctx),
@@ -254,7 +364,7 @@ impl App {
             ("q" | "quit", _, _) => self.quit = true,
             ("", _, _) => {}
             (other, _, _) => self.say(format!(
-                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :ctx NAME{}",
+                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :ctx NAME{}",
                 if self.simulated { " :scenario NAME" } else { "" }
             )),
         }
@@ -265,44 +375,61 @@ impl App {
         if key.kind != KeyEventKind::Press {
             return None;
         }
-        let (palette, mut text) = match &self.mode {
-            Mode::Filter(t) => (false, t.clone()),
-            Mode::Palette(t) => (true, t.clone()),
-            Mode::Help => {
-                self.mode = Mode::Normal;
-                return None;
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => self.normal_key(key),
+            Mode::Help => None,
+            Mode::Confirm {
+                command, cancelled, ..
+            } => {
+                if matches!(key.code, KeyCode::Char('y' | 'Y')) {
+                    Some(command)
+                } else {
+                    self.say(cancelled);
+                    None
+                }
             }
-            Mode::Normal => (false, String::new()),
-        };
-        if self.mode != Mode::Normal {
-            match key.code {
-                KeyCode::Esc => {
-                    if !palette {
-                        self.set_filter("");
+            Mode::Filter(mut text) => {
+                match edit(&mut text, key.code) {
+                    Edit::Cancel => self.set_filter(""),
+                    Edit::Submit => {}
+                    Edit::Changed => {
+                        self.set_filter(&text);
+                        self.mode = Mode::Filter(text);
                     }
-                    self.mode = Mode::Normal;
-                    return None;
+                    Edit::Ignored => self.mode = Mode::Filter(text),
                 }
-                KeyCode::Enter => {
-                    self.mode = Mode::Normal;
-                    return if palette { self.command(&text) } else { None };
-                }
-                KeyCode::Backspace => {
-                    text.pop();
-                }
-                KeyCode::Char(c) => text.push(c),
-                _ => return None,
+                None
             }
-            if !palette {
-                self.set_filter(&text);
-            }
-            self.mode = if palette {
-                Mode::Palette(text)
-            } else {
-                Mode::Filter(text)
-            };
-            return None;
+            Mode::Palette(mut text) => match edit(&mut text, key.code) {
+                Edit::Cancel => None,
+                Edit::Submit => self.command(&text),
+                Edit::Changed | Edit::Ignored => {
+                    self.mode = Mode::Palette(text);
+                    None
+                }
+            },
+            Mode::Note { incident, mut text } => match edit(&mut text, key.code) {
+                Edit::Cancel => {
+                    self.say(format!("note for {} discarded", incident_label(incident)));
+                    None
+                }
+                Edit::Submit if text.trim().is_empty() => {
+                    self.say("an empty note: nothing added");
+                    None
+                }
+                Edit::Submit => Some(Command::Note {
+                    incident,
+                    text: text.trim().to_string(),
+                }),
+                Edit::Changed | Edit::Ignored => {
+                    self.mode = Mode::Note { incident, text };
+                    None
+                }
+            },
         }
+    }
+
+    fn normal_key(&mut self, key: KeyEvent) -> Option<Command> {
         let action = self.keymap.action(&key)?;
         self.message = None;
         match action {
@@ -317,11 +444,69 @@ impl App {
                     self.cycle(action == Action::NextPane);
                 }
             }
+            Action::Note | Action::Acknowledge | Action::Resolve | Action::Export => {
+                return self.incident_action(action);
+            }
             other => {
                 self.pane_action(other);
             }
         }
-        None
+        self.incidents_pane
+            .take_request()
+            .map(Command::LoadTimeline)
+    }
+
+    /// Note, acknowledge, resolve (after a y/n) or export the Incidents pane's incident.
+    fn incident_action(&mut self, action: Action) -> Option<Command> {
+        if self.pane != PaneId::Incidents {
+            self.say(format!(
+                "{}: only in the Incidents pane (:incidents)",
+                action.describe()
+            ));
+            return None;
+        }
+        let incident = {
+            let ctx = ViewCtx {
+                snapshot: &self.snapshot,
+                theme: &self.theme,
+                now: self.now(),
+                cluster: self.cluster.as_deref(),
+                cost: self.cost.as_ref(),
+            };
+            self.incidents_pane.selected(&ctx).cloned()
+        };
+        let Some(incident) = incident else {
+            self.say("no incident selected");
+            return None;
+        };
+        let (id, label) = (incident.id, incident.label());
+        match action {
+            Action::Note => {
+                self.mode = Mode::Note {
+                    incident: id,
+                    text: String::new(),
+                };
+                None
+            }
+            Action::Acknowledge => Some(Command::Acknowledge(id)),
+            // Resolving a resolved incident only gets "already resolved": no need to ask.
+            Action::Resolve if incident.status == IncidentStatus::Resolved => {
+                Some(Command::Resolve(id))
+            }
+            Action::Resolve => {
+                self.mode = Mode::Confirm {
+                    prompt: format!(
+                        "resolve {label}? it closes the incident: y resolves, any other key keeps it open · {}",
+                        incident.title
+                    ),
+                    command: Command::Resolve(id),
+                    cancelled: format!("{label} left {}", incident.status.name()),
+                };
+                None
+            }
+            Action::Export => Some(Command::Export(id)),
+            _ => None,
+        }
     }
 
     /// Mouse: the wheel scrolls, a click on a tab opens that pane.
@@ -389,6 +574,11 @@ impl App {
                     .map(|g| g.describe()),
             )
             .collect();
+        let open: Vec<&Incident> = self
+            .incidents
+            .iter()
+            .filter(|i| i.status.is_open())
+            .collect();
         let mut lines = vec![Line::from(vec![
             Span::styled(
                 format!("  {crit} CRITICAL  "),
@@ -409,6 +599,14 @@ impl App {
                 }),
             ),
             Span::raw("  "),
+            Span::styled(
+                format!("  {} OPEN INCIDENTS  ", open.len()),
+                t.style(match open.first().map(|i| i.severity) {
+                    None => Role::Ok,
+                    Some(s) => super::signals::severity_role(s),
+                }),
+            ),
+            Span::raw("  "),
             if down.is_empty() {
                 Span::styled("  all sources ok  ", t.style(Role::Ok))
             } else {
@@ -418,7 +616,33 @@ impl App {
                 )
             },
         ])];
-        for s in self.snapshot.signals.iter().take(3) {
+        // The worst open incident (the store sorts open first, then by severity), then the
+        // worst signals.
+        if let Some(inc) = open.first() {
+            let role = super::signals::severity_role(inc.severity);
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {:<9}", inc.label()), t.style(role)),
+                Span::styled(
+                    format!("{} ", super::signals::severity_label(inc.severity)),
+                    t.style(role),
+                ),
+                Span::styled(
+                    format!("{} ", inc.status.name()),
+                    t.style(super::incidents::status_role(inc.status)),
+                ),
+                Span::raw(format!(
+                    "{} ago · {} ({})",
+                    super::signals::compact_age(
+                        self.now(),
+                        inc.milestones.detected.unwrap_or(inc.last_signal_at)
+                    ),
+                    inc.title,
+                    inc.subject.describe()
+                )),
+            ]));
+        }
+        let room = 4 - lines.len();
+        for s in self.snapshot.signals.iter().take(room) {
             let role = match s.severity {
                 Severity::Critical => Role::Critical,
                 Severity::Warning => Role::Warning,
@@ -606,6 +830,7 @@ impl App {
             PaneId::Endpoints => self.endpoints.draw(frame, main, &ctx),
             PaneId::Cost => self.cost_pane.draw(frame, main, &ctx),
             PaneId::Signals => self.signals.draw(frame, main, &ctx),
+            PaneId::Incidents => self.incidents_pane.draw(frame, main, &ctx),
         }
 
         // Bottom: the input line while typing, else a message, else the sources' status.
@@ -618,6 +843,19 @@ impl App {
                 Span::styled(":", t.style(Role::Accent)),
                 Span::raw(text.clone()),
             ]),
+            Mode::Note { incident, text } => Line::from(vec![
+                Span::styled(
+                    format!(
+                        "note for {} (enter adds, esc discards): ",
+                        incident_label(*incident)
+                    ),
+                    t.style(Role::Accent),
+                ),
+                Span::raw(text.clone()),
+            ]),
+            Mode::Confirm { prompt, .. } => {
+                Line::from(Span::styled(prompt.clone(), t.style(Role::Warning)))
+            }
             _ => match &self.message {
                 Some(m) => Line::from(Span::styled(m.clone(), t.style(Role::Info))),
                 None => self.status_line(),
@@ -626,34 +864,71 @@ impl App {
         frame.render_widget(Paragraph::new(line).style(t.style(Role::StatusBar)), bottom);
 
         if self.mode == Mode::Help {
-            let help = self.keymap.help();
-            let h = (help.len() as u16 + 4).min(main.height);
-            let w = 70.min(main.width);
-            let popup = Rect::new(
-                main.x + (main.width - w) / 2,
-                main.y + (main.height - h) / 2,
-                w,
-                h,
-            );
-            let lines: Vec<Line> = help
-                .into_iter()
+            self.draw_help(frame, main);
+        }
+    }
+
+    /// The keymap's help in a popup; in two columns when one does not fit the height.
+    fn draw_help(&self, frame: &mut Frame, main: Rect) {
+        let t = &self.theme;
+        let help = self.keymap.help();
+        let two = help.len() as u16 + 4 > main.height;
+        let per_column = if two {
+            help.len().div_ceil(2)
+        } else {
+            help.len()
+        };
+        let h = (per_column as u16 + if two { 2 } else { 4 }).min(main.height);
+        let w = (if two { 116 } else { 70 }).min(main.width);
+        let popup = Rect::new(
+            main.x + (main.width - w) / 2,
+            main.y + (main.height - h) / 2,
+            w,
+            h,
+        );
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(" keys (any key closes) ")
+            .border_style(t.style(Role::BorderFocused));
+        let inner = block.inner(popup);
+        frame.render_widget(Clear, popup);
+        frame.render_widget(block, popup);
+        // Each column's keys are right-aligned to its own widest.
+        let column = |rows: &[(String, String)], width: usize| -> Vec<Line<'static>> {
+            rows.iter()
                 .map(|(keys, what)| {
                     Line::from(vec![
-                        Span::styled(format!("{keys:>22}  "), t.style(Role::Accent)),
-                        Span::raw(what),
+                        Span::styled(format!("{keys:>width$}  "), t.style(Role::Accent)),
+                        Span::raw(what.clone()),
                     ])
                 })
-                .collect();
-            frame.render_widget(Clear, popup);
-            frame.render_widget(
-                Paragraph::new(lines).block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(" keys (any key closes) ")
-                        .border_style(t.style(Role::BorderFocused)),
-                ),
-                popup,
-            );
+                .collect()
+        };
+        let widest = |rows: &[(String, String)]| {
+            rows.iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        if two {
+            let (first, second) = help.split_at(per_column.min(help.len()));
+            let left_width = widest(first)
+                + 2
+                + first
+                    .iter()
+                    .map(|(_, what)| what.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                + 2;
+            let [left, right] = Layout::horizontal([
+                Constraint::Length(u16::try_from(left_width).unwrap_or(u16::MAX)),
+                Constraint::Min(0),
+            ])
+            .areas(inner);
+            frame.render_widget(Paragraph::new(column(first, widest(first))), left);
+            frame.render_widget(Paragraph::new(column(second, widest(second))), right);
+        } else {
+            frame.render_widget(Paragraph::new(column(&help, 22)), inner);
         }
     }
 }
@@ -720,7 +995,10 @@ async fn event_loop(
     let mut last_rotation = Instant::now();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME_INTERVAL;
+    let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone(), effects.incident_window);
+    rca.start();
     app.set_snapshot(snapshots.borrow().clone());
+    rca.observe(app);
     loop {
         if dirty && last_draw.elapsed() >= FRAME_INTERVAL {
             terminal.draw(|f| app.draw(f))?;
@@ -739,16 +1017,19 @@ async fn event_loop(
             changed = snapshots.changed() => {
                 if changed.is_ok() {
                     app.set_snapshot(snapshots.borrow_and_update().clone());
+                    rca.observe(app);
                     dirty = true;
                 }
             }
             Some(ev) = events.recv() => {
                 match ev {
-                    Event::Key(k) => {
-                        if let Some(Command::Scenario(name)) = app.handle_key(k) {
+                    Event::Key(k) => match app.handle_key(k) {
+                        Some(Command::Scenario(name)) => {
                             scenario(effects, name, done_tx.clone(), app);
                         }
-                    }
+                        Some(other) => rca.perform(other, app),
+                        None => {}
+                    },
                     Event::Mouse(m) => app.handle_mouse(m.kind, m.column, m.row),
                     _ => {}
                 }
@@ -756,6 +1037,11 @@ async fn event_loop(
             }
             Some(report) = costs.recv() => {
                 app.set_cost(report);
+                rca.observe(app);
+                dirty = true;
+            }
+            Some(reply) = rca_replies.recv() => {
+                rca.apply(reply, app);
                 dirty = true;
             }
             Some(message) = done.recv() => {
@@ -767,6 +1053,7 @@ async fn event_loop(
                     app.rotate();
                     last_rotation = Instant::now();
                 }
+                rca.tick();
                 // The clock and staleness move even when nothing else does.
                 dirty = true;
             }
@@ -802,6 +1089,7 @@ fn scenario(effects: &Effects, name: String, done: mpsc::Sender<String>, app: &m
 mod tests {
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+    use super::super::incidents::fixtures::{incidents, timeline};
     use super::super::nodes::fixtures;
     use super::*;
 
@@ -815,6 +1103,7 @@ mod tests {
         )
         .with_clock(fixtures::now());
         app.set_snapshot(Arc::new(fixtures::fleet()));
+        assert_eq!(app.set_incidents(incidents(fixtures::now())), None);
         app
     }
 
@@ -954,5 +1243,142 @@ mod tests {
         }
         assert_eq!(seen.len(), NOC_PANES.len());
         assert!(NOC_PANES.iter().all(|p| seen.contains(p)));
+    }
+
+    #[test]
+    fn the_incident_detail_renders_at_120_by_30() {
+        let mut app = app();
+        key(&mut app, KeyCode::Char('7'));
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            Some(Command::LoadTimeline(3))
+        );
+        app.set_timeline(3, timeline(3, 6, fixtures::now()));
+        assert_screen!("incident_detail", screen(&mut app, 120, 30));
+    }
+
+    #[test]
+    fn an_open_timeline_is_read_again_when_its_incident_gets_new_entries() {
+        let mut app = app();
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "incidents");
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.pane, PaneId::Incidents);
+        key(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "not_ready");
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            Some(Command::LoadTimeline(2))
+        );
+        let mut list = incidents(fixtures::now());
+        assert_eq!(app.set_incidents(list.clone()), None, "nothing new");
+        list[1].entries += 1;
+        assert_eq!(
+            app.set_incidents(list.clone()),
+            Some(Command::LoadTimeline(2))
+        );
+        assert_eq!(app.set_incidents(list), None, "asked once per change");
+    }
+
+    #[test]
+    fn incident_keys_become_commands_and_resolve_asks_first() {
+        let mut app = app();
+        assert_eq!(key(&mut app, KeyCode::Char('a')), None);
+        assert!(
+            screen(&mut app, 120, 30).contains("only in the Incidents pane"),
+            "outside the pane the key says where it works"
+        );
+        key(&mut app, KeyCode::Char('7'));
+        assert_eq!(
+            key(&mut app, KeyCode::Char('a')),
+            Some(Command::Acknowledge(3))
+        );
+        assert_eq!(key(&mut app, KeyCode::Char('e')), Some(Command::Export(3)));
+
+        assert_eq!(key(&mut app, KeyCode::Char('n')), None);
+        typed(&mut app, "swapping gpu0 ");
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("note for INC-3") && s.contains("swapping gpu0"),
+            "{s}"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            Some(Command::Note {
+                incident: 3,
+                text: "swapping gpu0".into()
+            })
+        );
+        key(&mut app, KeyCode::Char('n'));
+        typed(&mut app, "never mind");
+        assert_eq!(key(&mut app, KeyCode::Esc), None);
+        assert!(screen(&mut app, 120, 30).contains("note for INC-3 discarded"));
+
+        assert_eq!(
+            app.handle_key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT)),
+            None
+        );
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("resolve INC-3") && s.contains("closes the incident"),
+            "{s}"
+        );
+        assert_eq!(key(&mut app, KeyCode::Char('x')), None);
+        assert!(screen(&mut app, 120, 30).contains("INC-3 left open"));
+        app.handle_key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT));
+        assert_eq!(key(&mut app, KeyCode::Char('y')), Some(Command::Resolve(3)));
+        // A resolved incident needs no confirmation: the store says it already is.
+        key(&mut app, KeyCode::Char('G'));
+        assert_eq!(
+            app.handle_key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT)),
+            Some(Command::Resolve(1))
+        );
+    }
+
+    #[test]
+    fn the_overview_and_the_noc_banner_show_open_incidents_worst_first() {
+        let mut app = app();
+        let s = screen(&mut app, 120, 30);
+        assert!(s.contains("1 critical · 1 warning · 0 info open"), "{s}");
+        assert!(s.contains("Open incidents (2)"), "{s}");
+        let inc3 = s.find("INC-3").unwrap_or_else(|| panic!("{s}"));
+        let inc2 = s.find("INC-2").unwrap_or_else(|| panic!("{s}"));
+        assert!(inc3 < inc2 && !s.contains("INC-1"), "{s}");
+
+        let mut noc = App::new(
+            Theme::default_theme(),
+            Keymap::default(),
+            Detectors::default(),
+            false,
+            true,
+        )
+        .with_clock(fixtures::now());
+        noc.set_snapshot(Arc::new(fixtures::fleet()));
+        noc.set_incidents(incidents(fixtures::now()));
+        let s = screen(&mut noc, 120, 30);
+        assert!(s.contains("2 OPEN INCIDENTS"), "{s}");
+        let banner: Vec<&str> = s.lines().take(7).collect();
+        assert!(
+            banner
+                .iter()
+                .any(|l| l.contains("INC-3") && l.contains("gpu.xid on gpu-a-2")),
+            "the worst open incident is on the banner: {s}"
+        );
+    }
+
+    #[test]
+    fn help_fits_the_new_actions_in_two_columns() {
+        let mut app = app();
+        key(&mut app, KeyCode::Char('?'));
+        let s = screen(&mut app, 120, 30);
+        for want in [
+            "q / ctrl-c",
+            "incident: resolve it (asks y/n)",
+            "incident: add a note",
+            "go to incidents",
+        ] {
+            assert!(s.contains(want), "{want} missing:\n{s}");
+        }
     }
 }

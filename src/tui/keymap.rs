@@ -16,16 +16,18 @@ pub enum PaneId {
     Endpoints,
     Cost,
     Signals,
+    Incidents,
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 6] = [
+    pub const ALL: [PaneId; 7] = [
         PaneId::Overview,
         PaneId::Nodes,
         PaneId::Gpus,
         PaneId::Endpoints,
         PaneId::Cost,
         PaneId::Signals,
+        PaneId::Incidents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl PaneId {
             PaneId::Endpoints => "endpoints",
             PaneId::Cost => "cost",
             PaneId::Signals => "signals",
+            PaneId::Incidents => "incidents",
         }
     }
 }
@@ -59,6 +62,13 @@ pub enum Action {
     PrevPane,
     SortNext,
     SortReverse,
+    /// Incidents pane: write a note on the incident's timeline.
+    Note,
+    Acknowledge,
+    /// Incidents pane: resolve (closes the incident, so it asks first).
+    Resolve,
+    /// Incidents pane: write the Markdown postmortem draft to the current directory.
+    Export,
     GoTo(PaneId),
 }
 
@@ -82,6 +92,10 @@ impl Action {
             Action::PrevPane,
             Action::SortNext,
             Action::SortReverse,
+            Action::Note,
+            Action::Acknowledge,
+            Action::Resolve,
+            Action::Export,
         ];
         v.extend(PaneId::ALL.map(Action::GoTo));
         v
@@ -106,6 +120,10 @@ impl Action {
             Action::PrevPane => "prev_pane".into(),
             Action::SortNext => "sort_next".into(),
             Action::SortReverse => "sort_reverse".into(),
+            Action::Note => "note".into(),
+            Action::Acknowledge => "acknowledge".into(),
+            Action::Resolve => "resolve".into(),
+            Action::Export => "export".into(),
             Action::GoTo(p) => format!("goto_{}", p.name()),
         }
     }
@@ -114,7 +132,7 @@ impl Action {
         match self {
             Action::Quit => "quit".into(),
             Action::Help => "show this help".into(),
-            Action::Palette => "command palette (:nodes, :gpus, :ctx NAME, …)".into(),
+            Action::Palette => "command palette (:nodes, :ctx NAME…)".into(),
             Action::Filter => "filter the current table".into(),
             Action::Back => "back / close / clear the filter".into(),
             Action::Open => "open the selected row".into(),
@@ -128,6 +146,10 @@ impl Action {
             Action::PrevPane => "previous pane".into(),
             Action::SortNext => "sort by the next column".into(),
             Action::SortReverse => "reverse the sort".into(),
+            Action::Note => "incident: add a note to its timeline".into(),
+            Action::Acknowledge => "incident: acknowledge it".into(),
+            Action::Resolve => "incident: resolve it (asks y/n)".into(),
+            Action::Export => "incident: write ./INC-n-postmortem.md".into(),
             Action::GoTo(p) => format!("go to {}", p.name()),
         }
     }
@@ -150,12 +172,17 @@ impl Action {
             Action::PrevPane => &["backtab", "h", "left"],
             Action::SortNext => &["s"],
             Action::SortReverse => &["S"],
+            Action::Note => &["n"],
+            Action::Acknowledge => &["a"],
+            Action::Resolve => &["R"],
+            Action::Export => &["e"],
             Action::GoTo(PaneId::Overview) => &["1"],
             Action::GoTo(PaneId::Nodes) => &["2"],
             Action::GoTo(PaneId::Gpus) => &["3"],
             Action::GoTo(PaneId::Endpoints) => &["4"],
             Action::GoTo(PaneId::Cost) => &["5"],
             Action::GoTo(PaneId::Signals) => &["6"],
+            Action::GoTo(PaneId::Incidents) => &["7"],
         }
     }
 }
@@ -514,5 +541,47 @@ mod tests {
             "{help:?}"
         );
         assert!(help.iter().any(|(keys, _)| keys.contains("enter")));
+    }
+
+    #[test]
+    fn incident_actions_have_default_keys_that_keys_can_rebind() {
+        let k = Keymap::default();
+        let none = KeyModifiers::NONE;
+        assert_eq!(k.action(&ev(KeyCode::Char('n'), none)), Some(Action::Note));
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('a'), none)),
+            Some(Action::Acknowledge)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('R'), KeyModifiers::SHIFT)),
+            Some(Action::Resolve)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('e'), none)),
+            Some(Action::Export)
+        );
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('7'), none)),
+            Some(Action::GoTo(PaneId::Incidents))
+        );
+        let o = BTreeMap::from([
+            ("resolve".to_string(), vec!["ctrl-r".to_string()]),
+            ("goto_incidents".to_string(), vec!["i".to_string()]),
+        ]);
+        let k = Keymap::with_overrides(&o).unwrap();
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('r'), KeyModifiers::CONTROL)),
+            Some(Action::Resolve)
+        );
+        assert_eq!(k.action(&ev(KeyCode::Char('R'), KeyModifiers::SHIFT)), None);
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('i'), none)),
+            Some(Action::GoTo(PaneId::Incidents))
+        );
+        assert!(
+            k.help()
+                .iter()
+                .any(|(keys, what)| keys == "ctrl-r" && what.contains("resolve"))
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! The Overview pane: the fleet at a glance — endpoints within SLO or burning, spend today
-//! against the budget, open signals by severity, GPU source status, and one row per cluster
-//! (nodes, cordoned, spot share, GPUs, pods, signals, sync state). Draws the snapshot it is
+//! against the budget, open signals and open incidents by severity, GPU source status, the
+//! worst open incidents, and one row per cluster (nodes, cordoned, spot share, GPUs, pods,
+//! signals, sync state). Draws the snapshot it is
 //! given; imports model, keymap, theme, pane and the sibling panes' small helpers.
+
+use std::sync::Arc;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,13 +12,18 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
 use super::cost::{money, whole};
+use super::incidents::{in_scope, status_role};
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx, sort_rows};
-use super::signals::{severity_role, titled_block};
+use super::signals::{compact_age, severity_label, severity_role, titled_block};
 use super::theme::{Role, Theme};
 use crate::model::endpoint::BurnSeverity;
+use crate::model::incident::Incident;
 use crate::model::signal::Severity;
 use crate::model::{ClusterSnapshot, SyncState};
+
+/// Open incidents listed under the summary, worst first.
+const TOP_INCIDENTS: usize = 3;
 
 const HEADERS: [&str; 10] = [
     "CLUSTER",
@@ -30,11 +38,13 @@ const HEADERS: [&str; 10] = [
     "SOURCES",
 ];
 
-/// The Overview pane's state between frames: the cluster table's selection.
+/// The Overview pane's state between frames: the cluster table's selection, and the
+/// incidents the app last read from the store.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OverviewPane {
     pub view: TableView,
     page: usize,
+    incidents: Arc<Vec<Incident>>,
 }
 
 /// One cluster's row: its cells and the role each is drawn in.
@@ -325,6 +335,74 @@ fn signals_line(ctx: &ViewCtx) -> Line<'static> {
     Line::from(spans)
 }
 
+/// The open incidents of the `:ctx` scope, worst first (the store's order).
+fn open_incidents<'a>(
+    incidents: &'a [Incident],
+    ctx: &'a ViewCtx,
+) -> impl Iterator<Item = &'a Incident> {
+    incidents
+        .iter()
+        .filter(|i| i.status.is_open() && in_scope(i, ctx.cluster))
+}
+
+fn incidents_line(incidents: &[Incident], ctx: &ViewCtx) -> Line<'static> {
+    let theme = ctx.theme;
+    let mut spans = vec![label("incidents", theme)];
+    let counts = severity_counts(open_incidents(incidents, ctx).map(|i| &i.severity));
+    if counts.iter().sum::<usize>() == 0 {
+        spans.push(Span::styled("none open", theme.style(Role::Ok)));
+        return Line::from(spans);
+    }
+    for (i, (n, sev)) in counts
+        .into_iter()
+        .zip([Severity::Critical, Severity::Warning, Severity::Info])
+        .enumerate()
+    {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        let role = if n == 0 {
+            Role::Muted
+        } else {
+            severity_role(sev)
+        };
+        spans.push(Span::styled(
+            format!("{n} {}", format!("{sev:?}").to_lowercase()),
+            theme.style(role),
+        ));
+    }
+    spans.push(Span::raw(" open"));
+    Line::from(spans)
+}
+
+/// One line per open incident: id, severity, status, age, title and subject.
+fn incident_lines(incidents: &[Incident], ctx: &ViewCtx) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    open_incidents(incidents, ctx)
+        .take(TOP_INCIDENTS)
+        .map(|inc| {
+            let opened = inc.milestones.detected.unwrap_or(inc.last_signal_at);
+            Line::from(vec![
+                Span::styled(format!("{:<8}", inc.label()), theme.style(Role::Accent)),
+                Span::styled(
+                    format!("{:<9}", severity_label(inc.severity)),
+                    theme.style(severity_role(inc.severity)),
+                ),
+                Span::styled(
+                    format!("{:<13}", inc.status.name()),
+                    theme.style(status_role(inc.status)),
+                ),
+                Span::raw(format!(
+                    "{:<8} {} ({})",
+                    format!("{} ago", compact_age(ctx.now, opened)),
+                    inc.title,
+                    inc.subject.describe()
+                )),
+            ])
+        })
+        .collect()
+}
+
 fn gpu_sources_line(ctx: &ViewCtx) -> Line<'static> {
     let theme = ctx.theme;
     let mut spans = vec![label("gpu sources", theme)];
@@ -402,6 +480,11 @@ impl OverviewPane {
         self.view != before
     }
 
+    /// The incidents the store holds now, open first, then by severity and recency.
+    pub fn set_incidents(&mut self, incidents: Arc<Vec<Incident>>) {
+        self.incidents = incidents;
+    }
+
     /// Shows only clusters with `f` in some cell (case-insensitive).
     pub fn set_filter(&mut self, f: &str) {
         self.view.filter = f.to_string();
@@ -411,8 +494,18 @@ impl OverviewPane {
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         let theme = ctx.theme;
-        let [summary_area, table_area] =
-            Layout::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(area);
+        let incidents = incident_lines(&self.incidents, ctx);
+        let incidents_height = if incidents.is_empty() {
+            0
+        } else {
+            incidents.len() as u16 + 2
+        };
+        let [summary_area, incidents_area, table_area] = Layout::vertical([
+            Constraint::Length(7),
+            Constraint::Length(incidents_height),
+            Constraint::Min(0),
+        ])
+        .areas(area);
         let title = match ctx.cluster {
             Some(c) => format!(" Overview: {c} "),
             None => " Overview: fleet ".to_string(),
@@ -425,10 +518,18 @@ impl OverviewPane {
                 endpoints_line(ctx),
                 spend_line(ctx),
                 signals_line(ctx),
+                incidents_line(&self.incidents, ctx),
                 gpu_sources_line(ctx),
             ]),
             inner,
         );
+        if !incidents.is_empty() {
+            let open = open_incidents(&self.incidents, ctx).count();
+            let block = titled_block(format!(" Open incidents ({open}) "), theme);
+            let inner = block.inner(incidents_area);
+            frame.render_widget(block, incidents_area);
+            frame.render_widget(Paragraph::new(incidents), inner);
+        }
         self.draw_clusters(frame, table_area, ctx);
     }
 

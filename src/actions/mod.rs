@@ -1,0 +1,249 @@
+//! Mutations of a cluster with kubectl's own semantics (cordon, drain, rollback, scale, taint,
+//! annotate). Only this module mutates a cluster; callers reach it through the guard.
+//! Imports `model` (the timeline types its reports fill) and the kube client; nothing else.
+//!
+//! Every action answers an [`ActionReport`]: the fields it changed, each API answer to a
+//! mutating request it sent, and an [`ActionOutcome`]. An [`ActionError`] means the action
+//! could not find out or could not ask (transport, unknown object, wrong input); an answer
+//! the API gave to a mutation is never an error, it is in the report.
+
+mod api;
+pub mod drain;
+pub mod node;
+pub mod rollback;
+pub mod workload;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::incident::{
+    Actor, ApiOutcome, EntryKind, FieldChange, NewEntry, Origin, Verdict,
+};
+
+pub use drain::{
+    DrainOptions, DrainPlan, GangImpact, GangPolicy, PdbPressure, PodProblem, PodToEvict,
+    SkippedPod, drain, evict_pod, plan_drain,
+};
+pub use node::{TaintEffect, cordon, taint, uncordon, untaint};
+pub use rollback::{rollback_deployment, rollback_inference_service};
+pub use workload::{ObjectKind, annotate, scale};
+
+/// The field manager fleetdeck's writes are recorded under (`metadata.managedFields`).
+pub const FIELD_MANAGER: &str = "fleetdeck";
+
+/// Where and how an action talks to a cluster.
+#[derive(Clone)]
+pub struct ActionContext {
+    pub client: kube::Client,
+    /// The cluster's name as fleetdeck shows it (the kubeconfig context), for messages.
+    pub cluster: String,
+    pub field_manager: String,
+    /// Server-side dry run (`dryRun=All`): the API validates every request and changes
+    /// nothing; actions do not wait for effects that will not happen.
+    pub dry_run: bool,
+}
+
+impl ActionContext {
+    pub fn new(client: kube::Client, cluster: impl Into<String>) -> Self {
+        Self {
+            client,
+            cluster: cluster.into(),
+            field_manager: FIELD_MANAGER.to_string(),
+            dry_run: false,
+        }
+    }
+
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+}
+
+impl std::fmt::Debug for ActionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionContext")
+            .field("cluster", &self.cluster)
+            .field("field_manager", &self.field_manager)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum ActionOutcome {
+    /// It did what it was asked (in a dry run: the API accepted every request).
+    Done,
+    /// Nothing to do: the cluster is already as asked.
+    NoOp(String),
+    /// It declined before changing what it was asked to change (a drain's filters, a gang
+    /// job, a paused deployment, no revision to roll back to).
+    Refused(String),
+    /// The API refused a mutation, or the action could not finish it.
+    Failed(String),
+    /// The action's deadline passed before it finished.
+    TimedOut,
+}
+
+impl ActionOutcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::NoOp(_) => "no-op",
+            Self::Refused(_) => "refused",
+            Self::Failed(_) => "failed",
+            Self::TimedOut => "timed out",
+        }
+    }
+
+    /// Done or nothing to do: the cluster is as asked.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Done | Self::NoOp(_))
+    }
+}
+
+/// What an action did, for the incident timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionReport {
+    /// `cordon`, `drain`, `rollback`, …
+    pub action: String,
+    /// `node/NAME`, `deployment/NS/NAME`, …
+    pub target: String,
+    pub cluster: String,
+    pub dry_run: bool,
+    pub summary: String,
+    pub changes: Vec<FieldChange>,
+    /// Every answer to a mutating request, in the order they came.
+    pub outcomes: Vec<ApiOutcome>,
+    pub outcome: ActionOutcome,
+    /// Pods evicted or deleted (`ns/name`).
+    pub evicted: Vec<String>,
+    /// PodDisruptionBudgets (`ns/name`) that refused an eviction at least once.
+    pub blocked_by: Vec<String>,
+    /// Pods deleted past their PodDisruptionBudget, each with the budget and why.
+    pub bypassed: Vec<String>,
+}
+
+impl ActionReport {
+    pub(crate) fn new(ctx: &ActionContext, action: &str, target: String) -> Self {
+        Self {
+            action: action.to_string(),
+            target,
+            cluster: ctx.cluster.clone(),
+            dry_run: ctx.dry_run,
+            summary: String::new(),
+            changes: Vec::new(),
+            outcomes: Vec::new(),
+            outcome: ActionOutcome::Done,
+            evicted: Vec::new(),
+            blocked_by: Vec::new(),
+            bypassed: Vec::new(),
+        }
+    }
+
+    pub(crate) fn finish(mut self, outcome: ActionOutcome, summary: impl Into<String>) -> Self {
+        let summary = summary.into();
+        self.summary = if self.dry_run {
+            format!("dry run: {summary}")
+        } else {
+            summary
+        };
+        self.outcome = outcome;
+        self
+    }
+
+    /// The timeline entry that records this action.
+    pub fn to_entry(&self, actor: Actor, origin: Origin) -> NewEntry {
+        let mut entry = NewEntry::new(EntryKind::Action, actor, origin, self.summary.clone());
+        entry.verdict = if self.dry_run {
+            Some(Verdict::Planned)
+        } else if matches!(self.outcome, ActionOutcome::Refused(_)) {
+            Some(Verdict::Refused)
+        } else {
+            None
+        };
+        let mut detail = BTreeMap::new();
+        detail.insert("action".into(), self.action.clone().into());
+        detail.insert("target".into(), self.target.clone().into());
+        detail.insert("cluster".into(), self.cluster.clone().into());
+        detail.insert("outcome".into(), self.outcome.name().into());
+        if let ActionOutcome::NoOp(r) | ActionOutcome::Refused(r) | ActionOutcome::Failed(r) =
+            &self.outcome
+        {
+            detail.insert("reason".into(), r.clone().into());
+        }
+        for (key, list) in [
+            ("evicted", &self.evicted),
+            ("blocked_by", &self.blocked_by),
+            ("bypassed", &self.bypassed),
+        ] {
+            if !list.is_empty() {
+                detail.insert(key.into(), list.clone().into());
+            }
+        }
+        entry.detail = detail;
+        entry.changes = self.changes.clone();
+        entry.outcomes = self.outcomes.clone();
+        entry
+    }
+}
+
+/// Why an action could not run: it could not reach the API, the object is not there, or the
+/// input is wrong. Refusals and failed mutations are [`ActionOutcome`]s, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(
+        "cannot reach the API server of cluster {cluster} for {request}: {source} (is the cluster up, and is its kubeconfig context right?)"
+    )]
+    Transport {
+        cluster: String,
+        request: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cluster {cluster} has no {object}: check the name and namespace")]
+    NotFound { cluster: String, object: String },
+    #[error(
+        "cluster {cluster} answered {status} {reason} to {request}: {message} (check fleetdeck's RBAC and the API server's health)"
+    )]
+    Api {
+        cluster: String,
+        request: String,
+        status: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("the answer of cluster {cluster} to {request} is not the JSON expected: {source}")]
+    Decode {
+        cluster: String,
+        request: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "unable to find specified revision {revision} in history of deployment {deployment}; revisions available: {available}"
+    )]
+    RevisionNotFound {
+        deployment: String,
+        revision: u64,
+        available: String,
+    },
+    #[error("invalid {what}: {why}")]
+    InvalidInput { what: String, why: String },
+}
+
+impl ActionError {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Transport { .. } => "transport",
+            Self::NotFound { .. } => "not_found",
+            Self::Api { .. } => "api",
+            Self::Decode { .. } => "decode",
+            Self::RevisionNotFound { .. } => "revision_not_found",
+            Self::InvalidInput { .. } => "invalid_input",
+        }
+    }
+}

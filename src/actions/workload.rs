@@ -1,0 +1,226 @@
+//! Object actions: annotate any object, scale a workload through its scale subresource.
+
+use serde_json::{Value, json};
+
+use super::api::{Call, ObjectPath, PatchBody};
+use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
+use crate::model::incident::FieldChange;
+
+/// The kinds actions address by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    Node,
+    Namespace,
+    Pod,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    ReplicaSet,
+    Job,
+    PodDisruptionBudget,
+    /// KServe `serving.kserve.io/v1beta1`.
+    InferenceService,
+    /// Kubeflow training operator `kubeflow.org/v1`.
+    PyTorchJob,
+}
+
+impl ObjectKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Node => "Node",
+            Self::Namespace => "Namespace",
+            Self::Pod => "Pod",
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+            Self::ReplicaSet => "ReplicaSet",
+            Self::Job => "Job",
+            Self::PodDisruptionBudget => "PodDisruptionBudget",
+            Self::InferenceService => "InferenceService",
+            Self::PyTorchJob => "PyTorchJob",
+        }
+    }
+
+    /// (API prefix, plural, namespaced)
+    fn api(self) -> (&'static str, &'static str, bool) {
+        match self {
+            Self::Node => ("/api/v1", "nodes", false),
+            Self::Namespace => ("/api/v1", "namespaces", false),
+            Self::Pod => ("/api/v1", "pods", true),
+            Self::Deployment => ("/apis/apps/v1", "deployments", true),
+            Self::StatefulSet => ("/apis/apps/v1", "statefulsets", true),
+            Self::DaemonSet => ("/apis/apps/v1", "daemonsets", true),
+            Self::ReplicaSet => ("/apis/apps/v1", "replicasets", true),
+            Self::Job => ("/apis/batch/v1", "jobs", true),
+            Self::PodDisruptionBudget => ("/apis/policy/v1", "poddisruptionbudgets", true),
+            Self::InferenceService => {
+                ("/apis/serving.kserve.io/v1beta1", "inferenceservices", true)
+            }
+            Self::PyTorchJob => ("/apis/kubeflow.org/v1", "pytorchjobs", true),
+        }
+    }
+
+    /// `deployment/ns/name` or `node/name`, as reports name objects.
+    pub fn object(self, namespace: Option<&str>, name: &str) -> String {
+        let kind = self.name().to_ascii_lowercase();
+        match namespace {
+            Some(ns) if self.api().2 => format!("{kind}/{ns}/{name}"),
+            _ => format!("{kind}/{name}"),
+        }
+    }
+
+    pub(crate) fn path(
+        self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<ObjectPath, ActionError> {
+        let (prefix, plural, namespaced) = self.api();
+        if name.is_empty() {
+            return Err(ActionError::InvalidInput {
+                what: format!("{} name", self.name()),
+                why: "the name is empty".into(),
+            });
+        }
+        match (namespaced, namespace) {
+            (true, Some(ns)) if !ns.is_empty() => {
+                Ok(ObjectPath::new(prefix, Some(ns), plural, name))
+            }
+            (true, _) => Err(ActionError::InvalidInput {
+                what: format!("{} {name}", self.name()),
+                why: format!("a {} lives in a namespace: give one", self.name()),
+            }),
+            (false, _) => Ok(ObjectPath::new(prefix, None, plural, name)),
+        }
+    }
+}
+
+/// Sets (`Some`) or removes (`None`) one annotation, as `kubectl annotate --overwrite KIND NAME
+/// KEY=VALUE` / `KEY-`. Already so: a no-op.
+pub async fn annotate(
+    ctx: &ActionContext,
+    kind: ObjectKind,
+    namespace: Option<&str>,
+    name: &str,
+    key: &str,
+    value: Option<&str>,
+) -> Result<ActionReport, ActionError> {
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(ActionError::InvalidInput {
+            what: format!("annotation key {key:?}"),
+            why: "an annotation key is a non-empty qualified name without spaces".into(),
+        });
+    }
+    let path = kind.path(namespace, name)?;
+    let object = kind.object(namespace, name);
+    let mut report = ActionReport::new(ctx, "annotate", object.clone());
+    let current: Value = ctx.read_existing(&path, &object).await?;
+    let before = current
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .cloned();
+    let wanted = value.map(|v| json!(v));
+    let shown = match value {
+        Some(v) => format!("{key}={v}"),
+        None => format!("{key}-"),
+    };
+    if before == wanted {
+        return Ok(report.finish(
+            ActionOutcome::NoOp(format!("{object} already annotated {shown}")),
+            format!("{object} already annotated {shown}"),
+        ));
+    }
+    // kubectl annotate (pkg/cmd/annotate/annotate.go) sends the JSON merge patch of the
+    // object's metadata before and after; null removes the key.
+    let body = json!({"metadata": {"annotations": {key: wanted.clone().unwrap_or(Value::Null)}}});
+    let answer = ctx
+        .mutate(
+            &path,
+            Call::Patch(PatchBody::Merge(body)),
+            &mut report.outcomes,
+        )
+        .await?;
+    if !answer.is_success() {
+        return Ok(report.finish(
+            ActionOutcome::Failed(format!("annotate {object}: {}", answer.refusal())),
+            format!("could not annotate {object} {shown}"),
+        ));
+    }
+    let after = answer.json().and_then(|v| {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .cloned()
+    });
+    report.changes.push(FieldChange {
+        object: object.clone(),
+        field: format!("metadata.annotations.{key}"),
+        before,
+        after,
+    });
+    Ok(report.finish(ActionOutcome::Done, format!("{object} annotated {shown}")))
+}
+
+/// Sets a Deployment's, StatefulSet's or ReplicaSet's replicas through its scale
+/// subresource, as `kubectl scale` (pkg/scale/scale.go, ScaleSimple without preconditions:
+/// a merge patch of spec.replicas on `/scale`). Already at that count: a no-op.
+pub async fn scale(
+    ctx: &ActionContext,
+    kind: ObjectKind,
+    namespace: &str,
+    name: &str,
+    replicas: u32,
+) -> Result<ActionReport, ActionError> {
+    if !matches!(
+        kind,
+        ObjectKind::Deployment | ObjectKind::StatefulSet | ObjectKind::ReplicaSet
+    ) {
+        return Err(ActionError::InvalidInput {
+            what: format!("scale target {}", kind.name()),
+            why: "only a Deployment, StatefulSet or ReplicaSet has a scale subresource".into(),
+        });
+    }
+    let path = kind.path(Some(namespace), name)?;
+    let object = kind.object(Some(namespace), name);
+    let mut report = ActionReport::new(ctx, "scale", object.clone());
+    let current: Value = ctx
+        .read_as(&path, Call::GetSub("scale"))
+        .await?
+        .ok_or_else(|| ActionError::NotFound {
+            cluster: ctx.cluster.clone(),
+            object: object.clone(),
+        })?;
+    let before = current.pointer("/spec/replicas").cloned();
+    if before.as_ref().and_then(Value::as_u64) == Some(u64::from(replicas)) {
+        return Ok(report.finish(
+            ActionOutcome::NoOp(format!("{object} already has {replicas} replicas")),
+            format!("{object} already at {replicas} replicas"),
+        ));
+    }
+    let body = json!({"spec": {"replicas": replicas}});
+    let answer = ctx
+        .mutate(
+            &path,
+            Call::PatchSub("scale", PatchBody::Merge(body)),
+            &mut report.outcomes,
+        )
+        .await?;
+    if !answer.is_success() {
+        return Ok(report.finish(
+            ActionOutcome::Failed(format!("scale {object}: {}", answer.refusal())),
+            format!("could not scale {object} to {replicas}"),
+        ));
+    }
+    let after = answer
+        .json()
+        .and_then(|v| v.pointer("/spec/replicas").cloned());
+    report.changes.push(FieldChange {
+        object: object.clone(),
+        field: "spec.replicas".into(),
+        before: before.clone(),
+        after,
+    });
+    let from = before.map_or_else(|| "?".to_string(), |b| b.to_string());
+    Ok(report.finish(
+        ActionOutcome::Done,
+        format!("{object} scaled from {from} to {replicas} replicas"),
+    ))
+}

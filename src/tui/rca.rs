@@ -1,0 +1,486 @@
+//! The event loop's side of the RCA store: records the signals that start or stop firing,
+//! reloads the incident list (after a write and every few seconds), reads timelines and
+//! performs the Incidents pane's commands. Every store call runs on tokio's blocking pool and
+//! answers with an `RcaReply`; the loop never waits for the store. Imports store, model and app.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::app::{App, Command};
+use crate::model::incident::{Actor, Entry, EntryKind, Incident, NewEntry, Origin, incident_label};
+use crate::store::{IncidentFilter, Milestone, MilestoneOutcome, SignalRecorder, Store};
+
+/// How often the incident list is read again, so that changes made elsewhere (the CLI, a
+/// runbook) show.
+const RELOAD_EVERY: Duration = Duration::from_secs(3);
+
+/// What a store call answered.
+#[derive(Debug)]
+pub enum RcaReply {
+    /// The incident list; `resume` marks the first read, which seeds the recorder.
+    Incidents {
+        list: Result<Vec<Incident>, String>,
+        resume: bool,
+    },
+    /// A recording of signal changes finished.
+    Recorded(Result<(), String>),
+    Timeline(u64, Result<Vec<Entry>, String>),
+    /// A pane command finished: what to tell the user.
+    Done(String),
+}
+
+/// The loop's link to the store: at most one recording and one list read in flight, the
+/// next ones coalesced behind them.
+pub struct RcaLink {
+    store: Option<Store>,
+    window: Duration,
+    /// Where `e` writes postmortem drafts.
+    export_dir: PathBuf,
+    /// `None` until the open incidents have been read at start.
+    recorder: Option<SignalRecorder>,
+    recording: bool,
+    /// Signals changed while a recording was in flight (or before the recorder was ready);
+    /// the recorder's diff is cumulative, so observing again later loses nothing.
+    observe_again: bool,
+    listing: bool,
+    list_again: bool,
+    last_list: Instant,
+    /// Timeline being read, and the one to read after it.
+    timeline: Option<u64>,
+    timeline_next: Option<u64>,
+    /// Pane commands in flight.
+    commands: usize,
+    replies: mpsc::UnboundedSender<RcaReply>,
+}
+
+impl RcaLink {
+    /// A link and the receiver the loop reads its replies from.
+    pub fn new(
+        store: Option<Store>,
+        window: Duration,
+    ) -> (Self, mpsc::UnboundedReceiver<RcaReply>) {
+        let (replies, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                store,
+                window,
+                export_dir: PathBuf::from("."),
+                recorder: None,
+                recording: false,
+                observe_again: false,
+                listing: false,
+                list_again: false,
+                last_list: Instant::now(),
+                timeline: None,
+                timeline_next: None,
+                commands: 0,
+                replies,
+            },
+            rx,
+        )
+    }
+
+    /// Writes postmortem drafts into `dir` instead of the current directory (tests).
+    #[cfg(test)]
+    pub fn exporting_to(mut self, dir: PathBuf) -> Self {
+        self.export_dir = dir;
+        self
+    }
+
+    /// Whether a store call is still in flight.
+    #[cfg(test)]
+    pub fn busy(&self) -> bool {
+        self.recording
+            || self.listing
+            || self.timeline.is_some()
+            || self.commands > 0
+            || self.recorder.is_none()
+    }
+
+    /// Runs `work` on the blocking pool and sends its reply.
+    fn spawn(&self, work: impl FnOnce() -> RcaReply + Send + 'static) {
+        let replies = self.replies.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = replies.send(work());
+        });
+    }
+
+    /// Reads the incident list, seeding the recorder from its open incidents.
+    pub fn start(&mut self) {
+        if self.store.is_none() {
+            self.recorder = Some(SignalRecorder::default());
+            return;
+        }
+        self.list(true);
+    }
+
+    fn list(&mut self, resume: bool) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if self.listing {
+            self.list_again = true;
+            return;
+        }
+        self.listing = true;
+        self.last_list = Instant::now();
+        self.spawn(move || RcaReply::Incidents {
+            list: store
+                .incidents(&IncidentFilter::default())
+                .map_err(|e| e.to_string()),
+            resume,
+        });
+    }
+
+    /// The clock ticked: read the list again every few seconds.
+    pub fn tick(&mut self) {
+        if self.last_list.elapsed() >= RELOAD_EVERY {
+            self.list(false);
+        }
+    }
+
+    /// The app has a new snapshot: record the signals that started or stopped firing.
+    pub fn observe(&mut self, app: &App) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let Some(recorder) = self.recorder.as_mut().filter(|_| !self.recording) else {
+            self.observe_again = true;
+            return;
+        };
+        self.observe_again = false;
+        let changes = recorder.observe(app.signals());
+        if changes.is_empty() {
+            return;
+        }
+        self.recording = true;
+        let window = self.window;
+        self.spawn(move || {
+            RcaReply::Recorded(
+                store
+                    .record_signals(
+                        &changes.fired,
+                        &changes.cleared,
+                        Origin::Tui,
+                        window,
+                        Utc::now(),
+                    )
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            )
+        });
+    }
+
+    fn load_timeline(&mut self, id: u64) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if self.timeline.is_some() {
+            self.timeline_next = Some(id);
+            return;
+        }
+        self.timeline = Some(id);
+        self.spawn(move || RcaReply::Timeline(id, store.timeline(id).map_err(|e| e.to_string())));
+    }
+
+    /// Performs a command of the Incidents pane against the store.
+    pub fn perform(&mut self, command: Command, app: &mut App) {
+        if let Command::LoadTimeline(id) = command {
+            self.load_timeline(id);
+            return;
+        }
+        let Some(store) = self.store.clone() else {
+            app.say("no RCA store is open, so incidents cannot be changed");
+            return;
+        };
+        let dir = self.export_dir.clone();
+        self.commands += 1;
+        self.spawn(move || {
+            RcaReply::Done(match command {
+                Command::Note { incident, text } => {
+                    let entry =
+                        NewEntry::new(EntryKind::Note, Actor::local_user(), Origin::Tui, text)
+                            .on_incident(incident);
+                    match store.append(entry) {
+                        Ok(_) => format!("note added to {}", incident_label(incident)),
+                        Err(e) => e.to_string(),
+                    }
+                }
+                Command::Acknowledge(id) => milestone(&store, id, Milestone::Acknowledged),
+                Command::Resolve(id) => milestone(&store, id, Milestone::Resolved),
+                Command::Export(id) => export(&store, id, &dir),
+                Command::Scenario(_) | Command::LoadTimeline(_) => String::new(),
+            })
+        });
+    }
+
+    /// Applies a store reply to the app.
+    pub fn apply(&mut self, reply: RcaReply, app: &mut App) {
+        match reply {
+            RcaReply::Incidents { list, resume } => {
+                self.listing = false;
+                match list {
+                    Ok(list) => {
+                        if resume {
+                            self.recorder = Some(SignalRecorder::resume(&list));
+                            self.observe(app);
+                        }
+                        if let Some(Command::LoadTimeline(id)) = app.set_incidents(list) {
+                            self.load_timeline(id);
+                        }
+                    }
+                    // The list on screen stays as it was; a later read may succeed.
+                    Err(e) => {
+                        app.say(e);
+                        if resume {
+                            self.recorder = Some(SignalRecorder::default());
+                            self.observe(app);
+                        }
+                    }
+                }
+                if std::mem::take(&mut self.list_again) {
+                    self.list(false);
+                }
+            }
+            RcaReply::Recorded(result) => {
+                self.recording = false;
+                if let Err(e) = result {
+                    app.say(e);
+                }
+                self.list(false);
+                if self.observe_again {
+                    self.observe(app);
+                }
+            }
+            RcaReply::Timeline(id, result) => {
+                self.timeline = None;
+                match result {
+                    Ok(entries) => app.set_timeline(id, entries),
+                    Err(e) => app.say(e),
+                }
+                if let Some(next) = self.timeline_next.take() {
+                    self.load_timeline(next);
+                }
+            }
+            RcaReply::Done(message) => {
+                self.commands = self.commands.saturating_sub(1);
+                app.say(message);
+                self.list(false);
+            }
+        }
+    }
+}
+
+fn milestone(store: &Store, id: u64, milestone: Milestone) -> String {
+    let label = incident_label(id);
+    match store.milestone(id, milestone, Actor::local_user(), Origin::Tui) {
+        Ok(MilestoneOutcome::Reached(_)) => match milestone {
+            Milestone::Acknowledged => format!("{label} acknowledged"),
+            Milestone::Mitigated => format!("{label} mitigated"),
+            Milestone::Resolved => format!("{label} resolved"),
+        },
+        Ok(MilestoneOutcome::Already(status)) => format!("{label} already {}", status.name()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Writes `INC-<n>-postmortem.md` into `dir`; says where, or what went wrong.
+fn export(store: &Store, id: u64, dir: &std::path::Path) -> String {
+    let incident = match store.require_incident(id) {
+        Ok(i) => i,
+        Err(e) => return e.to_string(),
+    };
+    let timeline = match store.timeline(id) {
+        Ok(t) => t,
+        Err(e) => return e.to_string(),
+    };
+    let text = crate::store::export::markdown(&incident, &timeline, Utc::now());
+    let path = dir.join(format!("{}-postmortem.md", incident.label()));
+    match std::fs::write(&path, text) {
+        Ok(()) => format!(
+            "{} postmortem draft written to {}",
+            incident.label(),
+            path.display()
+        ),
+        Err(e) => format!("cannot write {}: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::model::incident::IncidentStatus;
+    use crate::signals::Detectors;
+    use crate::tui::keymap::Keymap;
+    use crate::tui::nodes::fixtures;
+    use crate::tui::theme::Theme;
+
+    fn app() -> App {
+        let mut app = App::new(
+            Theme::default_theme(),
+            Keymap::default(),
+            Detectors::default(),
+            true,
+            false,
+        )
+        .with_clock(fixtures::now());
+        app.set_snapshot(Arc::new(fixtures::fleet()));
+        app
+    }
+
+    /// Applies replies until nothing is in flight.
+    async fn settle(
+        link: &mut RcaLink,
+        replies: &mut mpsc::UnboundedReceiver<RcaReply>,
+        app: &mut App,
+    ) {
+        while link.busy() {
+            let reply = tokio::time::timeout(Duration::from_secs(20), replies.recv())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("the store never answered"));
+            link.apply(reply, app);
+        }
+    }
+
+    fn key(app: &mut App, code: KeyCode) -> Option<Command> {
+        app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn screen(app: &mut App) -> String {
+        fixtures::render(120, 30, |f| app.draw(f)).join("\n")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn firing_signals_open_incidents_that_notes_milestones_and_export_reach() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let (link, mut replies) = RcaLink::new(Some(store.clone()), Duration::from_secs(3600));
+        let mut link = link.exporting_to(dir.path().to_path_buf());
+        let mut app = app();
+        link.start();
+        link.observe(&app);
+        settle(&mut link, &mut replies, &mut app).await;
+
+        // The fleet's signals opened incidents, and the app was given the list.
+        assert!(!app.signals().is_empty());
+        let xid = app
+            .incidents()
+            .iter()
+            .find(|i| i.group.starts_with("gpu.xid:"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no gpu.xid incident in {:?}", app.incidents()));
+        assert_eq!(xid.status, IncidentStatus::Open);
+
+        // The same signals again record nothing new.
+        let entries_before = store.timeline(xid.id).map(|t| t.len()).unwrap_or_default();
+        app.set_snapshot(Arc::new(fixtures::fleet()));
+        link.observe(&app);
+        settle(&mut link, &mut replies, &mut app).await;
+        assert_eq!(
+            store.timeline(xid.id).map(|t| t.len()).unwrap_or_default(),
+            entries_before
+        );
+
+        // Open it, add a note, acknowledge, resolve, export: all through the keys.
+        key(&mut app, KeyCode::Char('7'));
+        key(&mut app, KeyCode::Char('/'));
+        for c in "gpu.xid".chars() {
+            key(&mut app, KeyCode::Char(c));
+        }
+        key(&mut app, KeyCode::Enter);
+        let Some(load) = key(&mut app, KeyCode::Enter) else {
+            panic!("opening asks for the timeline")
+        };
+        link.perform(load, &mut app);
+        settle(&mut link, &mut replies, &mut app).await;
+        assert!(
+            screen(&mut app).contains("Timeline ("),
+            "{}",
+            screen(&mut app)
+        );
+
+        key(&mut app, KeyCode::Char('n'));
+        for c in "replacing the GPU".chars() {
+            key(&mut app, KeyCode::Char(c));
+        }
+        let note = key(&mut app, KeyCode::Enter).unwrap_or_else(|| panic!("a note command"));
+        link.perform(note, &mut app);
+        settle(&mut link, &mut replies, &mut app).await;
+        let label = xid.label();
+        let s = screen(&mut app);
+        assert!(s.contains(&format!("note added to {label}")), "{s}");
+        assert!(
+            s.contains("replacing the GPU"),
+            "the open timeline follows: {s}"
+        );
+
+        for (code, said) in [
+            (KeyCode::Char('a'), format!("{label} acknowledged")),
+            (KeyCode::Char('a'), format!("{label} already acknowledged")),
+        ] {
+            let cmd = key(&mut app, code).unwrap_or_else(|| panic!("a command"));
+            link.perform(cmd, &mut app);
+            settle(&mut link, &mut replies, &mut app).await;
+            assert!(screen(&mut app).contains(&said), "{}", screen(&mut app));
+        }
+        app.handle_key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT));
+        let resolve = key(&mut app, KeyCode::Char('y')).unwrap_or_else(|| panic!("resolve"));
+        link.perform(resolve, &mut app);
+        settle(&mut link, &mut replies, &mut app).await;
+        assert!(screen(&mut app).contains(&format!("{label} resolved")));
+        assert_eq!(
+            store.require_incident(xid.id).map(|i| i.status).ok(),
+            Some(IncidentStatus::Resolved)
+        );
+
+        let export = key(&mut app, KeyCode::Char('e')).unwrap_or_else(|| panic!("export"));
+        link.perform(export, &mut app);
+        settle(&mut link, &mut replies, &mut app).await;
+        let path = dir.path().join(format!("{label}-postmortem.md"));
+        assert!(
+            screen(&mut app).contains("postmortem draft written to"),
+            "{}",
+            screen(&mut app)
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert!(text.contains("replacing the GPU"), "{text}");
+        assert!(text.contains("resolved"), "{text}");
+
+        // A second link on the same store picks up where this one left off: the signals
+        // still firing on open incidents are not recorded again.
+        let entries = store.timeline(xid.id).map(|t| t.len()).unwrap_or_default();
+        let (mut again, mut replies) = RcaLink::new(Some(store.clone()), Duration::from_secs(3600));
+        again.start();
+        again.observe(&app);
+        settle(&mut again, &mut replies, &mut app).await;
+        assert_eq!(
+            store.timeline(xid.id).map(|t| t.len()).unwrap_or_default(),
+            entries,
+            "a resolved incident takes no more entries"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_store_commands_say_so_and_nothing_is_recorded() {
+        let (mut link, _replies) = RcaLink::new(None, Duration::from_secs(3600));
+        let mut app = app();
+        link.start();
+        link.observe(&app);
+        assert!(!link.busy());
+        link.perform(Command::Acknowledge(1), &mut app);
+        assert!(
+            screen(&mut app).contains("no RCA store"),
+            "{}",
+            screen(&mut app)
+        );
+    }
+}
