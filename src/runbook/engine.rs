@@ -1,0 +1,594 @@
+//! The sandboxed Rhai engine and the host API a runbook sees: getter-only views of the fleet
+//! (copies; changing them changes nothing) and requests for mutations, each handed to the
+//! `Host`, which puts it through the guard. Scripts get no file, network, process or
+//! environment access, `import` cannot read the disk, and operations, call depth, expression
+//! depth, string/array/map sizes and script time are capped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
+use serde::Serialize;
+
+use super::meta::{self, RunbookError, RunbookMeta};
+use crate::model::Snapshot;
+use crate::model::signal::Signal;
+
+/// The sandbox's caps.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_fn_expr_depth: usize,
+    pub max_string: usize,
+    pub max_array: usize,
+    pub max_map: usize,
+    /// Time the script itself may run (time spent inside host calls such as a drain is not
+    /// counted: those have their own timeouts).
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_operations: 2_000_000,
+            max_call_levels: 32,
+            max_expr_depth: 64,
+            max_fn_expr_depth: 32,
+            max_string: 64 * 1024,
+            max_array: 10_000,
+            max_map: 10_000,
+            deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Options of `drain(node, #{ … })`, as kubectl drain's flags.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DrainRequest {
+    pub timeout_s: u64,
+    pub grace_period_s: Option<i64>,
+    pub ignore_daemonsets: bool,
+    pub delete_emptydir_data: bool,
+    /// Past the spot notice's deadline, delete pods even when a PDB refuses.
+    pub force_past_deadline: bool,
+    /// Evict every rank of a gang job rather than refusing.
+    pub whole_gang: bool,
+}
+
+impl Default for DrainRequest {
+    fn default() -> Self {
+        Self {
+            timeout_s: 600,
+            grace_period_s: None,
+            ignore_daemonsets: true,
+            delete_emptydir_data: false,
+            force_past_deadline: false,
+            whole_gang: false,
+        }
+    }
+}
+
+/// A mutation a runbook asks for, in the run's cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Intent {
+    Cordon {
+        node: String,
+    },
+    Uncordon {
+        node: String,
+    },
+    Drain {
+        node: String,
+        options: DrainRequest,
+    },
+    /// `rollout undo`: to `revision`, or the previous one.
+    Rollback {
+        namespace: String,
+        name: String,
+        revision: Option<i64>,
+    },
+    /// KServe: canary traffic back to 0.
+    RollbackInferenceService {
+        namespace: String,
+        name: String,
+    },
+    Scale {
+        namespace: String,
+        name: String,
+        replicas: i64,
+    },
+    Taint {
+        node: String,
+        key: String,
+        value: String,
+        effect: String,
+    },
+    Untaint {
+        node: String,
+        key: String,
+    },
+    Annotate {
+        kind: String,
+        namespace: String,
+        name: String,
+        key: String,
+        value: Option<String>,
+    },
+}
+
+/// What a runbook reaches through: fleetdeck's side of the host API.
+pub trait Host: Send + Sync {
+    fn snapshot(&self) -> Arc<Snapshot>;
+    /// Pods on a node of the run's cluster (read from the API).
+    fn pods_on(&self, node: &str) -> Result<serde_json::Value, String>;
+    /// A mutation: the guard decides, then `actions` performs it. The answer is what the
+    /// script sees (`#{ outcome: "done" | "planned" | "refused" | …, … }`).
+    fn request(&self, intent: Intent) -> Result<serde_json::Value, String>;
+    fn note(&self, text: &str) -> Result<(), String>;
+    fn notify(&self, url: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
+    /// Blocks the run until a human approves (true) or denies (false).
+    fn require_approval(&self, reason: &str) -> Result<bool, String>;
+    /// Waits until `condition` holds for `target` (e.g. "node_drained", "rollout_complete",
+    /// "burn_below"), or the timeout passes (false).
+    fn wait_for(&self, condition: &str, target: &str, timeout: Duration) -> Result<bool, String>;
+}
+
+/// One loaded runbook: metadata read without running it, the body compiled.
+#[derive(Clone)]
+pub struct Runbook {
+    pub meta: RunbookMeta,
+    pub path: PathBuf,
+    ast: AST,
+    /// Where `fn run` starts: named when the engine stops a script without a position
+    /// (operation caps and the deadline are checked between statements).
+    run_at: (usize, usize),
+}
+
+impl std::fmt::Debug for Runbook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runbook")
+            .field("name", &self.meta.name)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn err_at(file: &Path, pos: Position, message: impl Into<String>) -> RunbookError {
+    RunbookError::new(
+        file,
+        pos.line().unwrap_or(0),
+        pos.position().unwrap_or(0),
+        message,
+    )
+}
+
+/// An engine with the caps and none of the doors.
+fn sandbox(limits: &Limits) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_levels);
+    engine.set_max_expr_depths(limits.max_expr_depth, limits.max_fn_expr_depth);
+    engine.set_max_string_size(limits.max_string);
+    engine.set_max_array_size(limits.max_array);
+    engine.set_max_map_size(limits.max_map);
+    engine.set_max_modules(4);
+    engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    engine.disable_symbol("eval");
+    engine.on_print(|s| tracing::info!(target: "runbook", "{s}"));
+    engine.on_debug(|s, src, pos| tracing::debug!(target: "runbook", ?src, %pos, "{s}"));
+    engine
+}
+
+impl Runbook {
+    /// Reads and compiles a runbook file; every problem names the file, line and column.
+    pub fn load(path: &Path) -> Result<Self, RunbookError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| RunbookError::new(path, 0, 0, format!("cannot read it: {e}")))?;
+        Self::from_source(path, &source)
+    }
+
+    pub fn from_source(path: &Path, source: &str) -> Result<Self, RunbookError> {
+        let meta = meta::parse(path, source)?;
+        let engine = sandbox(&Limits::default());
+        let ast = engine
+            .compile(source)
+            .map_err(|e| err_at(path, e.1, e.0.to_string()))?;
+        if !ast
+            .iter_functions()
+            .any(|f| f.name == "run" && f.params.len() == 1)
+        {
+            return Err(RunbookError::new(
+                path,
+                1,
+                1,
+                "no `fn run(signal) { … }`: the engine calls it with the triggering signal",
+            ));
+        }
+        let run_at = source
+            .lines()
+            .enumerate()
+            .find_map(|(i, l)| l.find("fn run").map(|c| (i + 1, c + 1)))
+            .unwrap_or((1, 1));
+        Ok(Self {
+            meta,
+            path: path.to_path_buf(),
+            ast,
+            run_at,
+        })
+    }
+
+    /// Runs `run(signal)` against `host` in a fresh sandbox.
+    pub fn run(
+        &self,
+        host: Arc<dyn Host>,
+        signal: &Signal,
+        limits: &Limits,
+    ) -> Result<Dynamic, RunbookError> {
+        let mut engine = sandbox(limits);
+        let in_host = Arc::new(AtomicU64::new(0));
+        register_host(&mut engine, host, in_host.clone());
+        let started = Instant::now();
+        let deadline = limits.deadline;
+        engine.on_progress(move |ops| {
+            if ops % 1024 != 0 {
+                return None;
+            }
+            let hosted = Duration::from_micros(in_host.load(Ordering::Relaxed));
+            (started.elapsed().saturating_sub(hosted) > deadline)
+                .then(|| Dynamic::from(format!("the script ran past its {deadline:?} deadline")))
+        });
+        let arg = rhai::serde::to_dynamic(signal)
+            .map_err(|e| RunbookError::new(&self.path, 0, 0, e.to_string()))?;
+        let mut scope = Scope::new();
+        engine
+            .call_fn_with_options::<Dynamic>(
+                CallFnOptions::new().eval_ast(false),
+                &mut scope,
+                &self.ast,
+                "run",
+                (arg,),
+            )
+            .map_err(|e| self.explain(*e))
+    }
+
+    fn explain(&self, e: EvalAltResult) -> RunbookError {
+        // Errors inside `run` (and the functions it calls) come wrapped, once per call level;
+        // the innermost one says what went wrong, the deepest known position where.
+        let mut pos = e.position();
+        let mut e = e;
+        while let EvalAltResult::ErrorInFunctionCall(_, _, inner, at) = e {
+            if !at.is_none() {
+                pos = at;
+            }
+            if !inner.position().is_none() {
+                pos = inner.position();
+            }
+            e = *inner;
+        }
+        let message = match &e {
+            EvalAltResult::ErrorTerminated(reason, _) => {
+                format!(
+                    "stopped: {}",
+                    reason.clone().into_string().unwrap_or_default()
+                )
+            }
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                "stopped: too many operations (a runaway loop?)".into()
+            }
+            _ => e.to_string(),
+        };
+        if pos.is_none() {
+            let (line, column) = self.run_at;
+            return RunbookError::new(
+                &self.path,
+                line,
+                column,
+                format!("runbook {}: in fn run: {message}", self.meta.name),
+            );
+        }
+        err_at(
+            &self.path,
+            pos,
+            format!("runbook {}: {message}", self.meta.name),
+        )
+    }
+}
+
+/// Loads every `*.rhai` in `dir`: the good ones, and each broken one's error (the rest still
+/// load and run).
+pub fn load_dir(dir: &Path) -> (Vec<Runbook>, Vec<RunbookError>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+            .collect(),
+        Err(e) => {
+            bad.push(RunbookError::new(
+                dir,
+                0,
+                0,
+                format!("cannot read the runbook directory: {e}"),
+            ));
+            return (good, bad);
+        }
+    };
+    files.sort();
+    for f in files {
+        match Runbook::load(&f) {
+            Ok(r) => {
+                if let Some(other) = good.iter().find(|g: &&Runbook| g.meta.name == r.meta.name) {
+                    bad.push(RunbookError::new(
+                        &f,
+                        1,
+                        1,
+                        format!(
+                            "runbook name {:?} is already taken by {}",
+                            r.meta.name,
+                            other.path.display()
+                        ),
+                    ));
+                } else {
+                    good.push(r);
+                }
+            }
+            Err(e) => bad.push(e),
+        }
+    }
+    (good, bad)
+}
+
+fn to_dyn<T: Serialize>(v: &T) -> Dynamic {
+    rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
+}
+
+fn host_err(message: String) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(message.into(), Position::NONE))
+}
+
+fn from_map(m: &rhai::Map) -> serde_json::Value {
+    rhai::serde::from_dynamic(&Dynamic::from_map(m.clone())).unwrap_or(serde_json::Value::Null)
+}
+
+fn drain_options(m: &rhai::Map) -> Result<DrainRequest, Box<EvalAltResult>> {
+    let mut d = DrainRequest::default();
+    for (k, v) in m {
+        let bad = || host_err(format!("drain option {k}: {v} is not the right type"));
+        match k.as_str() {
+            "timeout" => {
+                let s = v.clone().into_string().map_err(|_| bad())?;
+                d.timeout_s = humantime::parse_duration(&s)
+                    .map_err(|e| host_err(format!("drain timeout {s:?}: {e}")))?
+                    .as_secs();
+            }
+            "grace_period" => d.grace_period_s = Some(v.as_int().map_err(|_| bad())?),
+            "ignore_daemonsets" => d.ignore_daemonsets = v.as_bool().map_err(|_| bad())?,
+            "delete_emptydir_data" => d.delete_emptydir_data = v.as_bool().map_err(|_| bad())?,
+            "force_past_deadline" => d.force_past_deadline = v.as_bool().map_err(|_| bad())?,
+            "whole_gang" => d.whole_gang = v.as_bool().map_err(|_| bad())?,
+            other => {
+                return Err(host_err(format!(
+                    "unknown drain option {other}; known: timeout, grace_period, ignore_daemonsets, delete_emptydir_data, force_past_deadline, whole_gang"
+                )));
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// The host API. Views are copies of the latest snapshot; mutations go to `Host::request`.
+fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU64>) {
+    // Wraps a host call so its time does not count against the script's deadline.
+    let timed = {
+        let in_host = in_host.clone();
+        move |f: &dyn Fn() -> Result<Dynamic, Box<EvalAltResult>>| {
+            let t = Instant::now();
+            let r = f();
+            in_host.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+            r
+        }
+    };
+    let h = host.clone();
+    engine.register_fn("nodes", move || -> Dynamic {
+        let snap = h.snapshot();
+        let nodes: Vec<_> = snap
+            .clusters
+            .iter()
+            .flat_map(|c| c.nodes.iter().map(move |n| (c.name.clone(), n)))
+            .map(|(cluster, n)| {
+                let mut v = serde_json::to_value(n).unwrap_or_default();
+                v["cluster"] = cluster.into();
+                v
+            })
+            .collect();
+        to_dyn(&nodes)
+    });
+    let h = host.clone();
+    engine.register_fn("gpus", move |node: &str| -> Dynamic {
+        let snap = h.snapshot();
+        let gpus: Vec<_> = snap.gpus.iter().filter(|g| g.node == node).collect();
+        to_dyn(&gpus)
+    });
+    let h = host.clone();
+    engine.register_fn("endpoints", move || -> Dynamic {
+        to_dyn(&h.snapshot().endpoints)
+    });
+    let h = host.clone();
+    engine.register_fn("signals", move || -> Dynamic {
+        to_dyn(&h.snapshot().signals)
+    });
+    let h = host.clone();
+    engine.register_fn("pdbs", move || -> Dynamic {
+        let snap = h.snapshot();
+        let pdbs: Vec<_> = snap.clusters.iter().flat_map(|c| c.pdbs.iter()).collect();
+        to_dyn(&pdbs)
+    });
+    let h = host.clone();
+    engine.register_fn("deployments", move || -> Dynamic {
+        let snap = h.snapshot();
+        let d: Vec<_> = snap
+            .clusters
+            .iter()
+            .flat_map(|c| c.deployments.iter())
+            .collect();
+        to_dyn(&d)
+    });
+    let (h, t) = (host.clone(), timed.clone());
+    engine.register_fn(
+        "pods_on",
+        move |node: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            t(&|| h.pods_on(node).map(|v| to_dyn(&v)).map_err(host_err))
+        },
+    );
+
+    // Mutations: every one is a request the guard answers.
+    let request = {
+        let (h, t) = (host.clone(), timed.clone());
+        move |intent: Intent| -> Result<Dynamic, Box<EvalAltResult>> {
+            t(&|| {
+                h.request(intent.clone())
+                    .map(|v| to_dyn(&v))
+                    .map_err(host_err)
+            })
+        }
+    };
+    let r = request.clone();
+    engine.register_fn("cordon", move |node: &str| {
+        r(Intent::Cordon { node: node.into() })
+    });
+    let r = request.clone();
+    engine.register_fn("uncordon", move |node: &str| {
+        r(Intent::Uncordon { node: node.into() })
+    });
+    let r = request.clone();
+    engine.register_fn("drain", move |node: &str| {
+        r(Intent::Drain {
+            node: node.into(),
+            options: DrainRequest::default(),
+        })
+    });
+    let r = request.clone();
+    engine.register_fn("drain", move |node: &str, opts: rhai::Map| {
+        r(Intent::Drain {
+            node: node.into(),
+            options: drain_options(&opts)?,
+        })
+    });
+    let r = request.clone();
+    engine.register_fn("rollback", move |ns: &str, name: &str| {
+        r(Intent::Rollback {
+            namespace: ns.into(),
+            name: name.into(),
+            revision: None,
+        })
+    });
+    let r = request.clone();
+    engine.register_fn("rollback", move |ns: &str, name: &str, revision: i64| {
+        r(Intent::Rollback {
+            namespace: ns.into(),
+            name: name.into(),
+            revision: Some(revision),
+        })
+    });
+    let r = request.clone();
+    engine.register_fn("rollback_inference_service", move |ns: &str, name: &str| {
+        r(Intent::RollbackInferenceService {
+            namespace: ns.into(),
+            name: name.into(),
+        })
+    });
+    let r = request.clone();
+    engine.register_fn("scale", move |ns: &str, name: &str, replicas: i64| {
+        r(Intent::Scale {
+            namespace: ns.into(),
+            name: name.into(),
+            replicas,
+        })
+    });
+    let r = request.clone();
+    engine.register_fn(
+        "taint",
+        move |node: &str, key: &str, value: &str, effect: &str| {
+            r(Intent::Taint {
+                node: node.into(),
+                key: key.into(),
+                value: value.into(),
+                effect: effect.into(),
+            })
+        },
+    );
+    let r = request.clone();
+    engine.register_fn("untaint", move |node: &str, key: &str| {
+        r(Intent::Untaint {
+            node: node.into(),
+            key: key.into(),
+        })
+    });
+    let r = request;
+    engine.register_fn(
+        "annotate",
+        move |kind: &str, ns: &str, name: &str, key: &str, value: Dynamic| {
+            r(Intent::Annotate {
+                kind: kind.into(),
+                namespace: ns.into(),
+                name: name.into(),
+                key: key.into(),
+                value: if value.is_unit() {
+                    None
+                } else {
+                    Some(value.to_string())
+                },
+            })
+        },
+    );
+    let h = host.clone();
+    engine.register_fn(
+        "note",
+        move |text: &str| -> Result<(), Box<EvalAltResult>> { h.note(text).map_err(host_err) },
+    );
+    let (h, t) = (host.clone(), timed.clone());
+    engine.register_fn(
+        "notify",
+        move |url: &str, body: rhai::Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let body = from_map(&body);
+            t(&|| {
+                h.notify(url, body.clone())
+                    .map(|v| to_dyn(&v))
+                    .map_err(host_err)
+            })
+        },
+    );
+    let (h, t) = (host.clone(), timed.clone());
+    engine.register_fn(
+        "require_approval",
+        move |reason: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            t(&|| {
+                h.require_approval(reason)
+                    .map(Dynamic::from)
+                    .map_err(host_err)
+            })
+        },
+    );
+    let (h, t) = (host, timed);
+    engine.register_fn(
+        "wait_for",
+        move |condition: &str,
+              target: &str,
+              timeout: &str|
+              -> Result<Dynamic, Box<EvalAltResult>> {
+            let d = humantime::parse_duration(timeout)
+                .map_err(|e| host_err(format!("wait_for timeout {timeout:?}: {e}")))?;
+            t(&|| {
+                h.wait_for(condition, target, d)
+                    .map(Dynamic::from)
+                    .map_err(host_err)
+            })
+        },
+    );
+}

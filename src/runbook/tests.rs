@@ -1,0 +1,200 @@
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::model::Snapshot;
+use crate::model::signal::{Severity, Signal, Subject};
+
+#[derive(Default)]
+struct FakeHost {
+    intents: Mutex<Vec<Intent>>,
+    notes: Mutex<Vec<String>>,
+    approve: bool,
+}
+
+impl Host for FakeHost {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::new(Snapshot::default())
+    }
+    fn pods_on(&self, node: &str) -> Result<serde_json::Value, String> {
+        Ok(serde_json::json!([{ "name": format!("{node}-pod"), "gpus": 8 }]))
+    }
+    fn request(&self, intent: Intent) -> Result<serde_json::Value, String> {
+        self.intents.lock().unwrap().push(intent);
+        Ok(serde_json::json!({ "outcome": "planned" }))
+    }
+    fn note(&self, text: &str) -> Result<(), String> {
+        self.notes.lock().unwrap().push(text.into());
+        Ok(())
+    }
+    fn notify(&self, _url: &str, _body: serde_json::Value) -> Result<serde_json::Value, String> {
+        Err("notify is not wired in this test".into())
+    }
+    fn require_approval(&self, _reason: &str) -> Result<bool, String> {
+        Ok(self.approve)
+    }
+    fn wait_for(&self, _c: &str, _t: &str, _d: Duration) -> Result<bool, String> {
+        Ok(true)
+    }
+}
+
+const HEADER: &str = r#"const RUNBOOK = #{
+    name: "t",
+    description: "test",
+    trigger: #{ signal: "gpu.xid" },
+    cooldown: "1m",
+};
+"#;
+
+fn runbook(body: &str) -> Runbook {
+    Runbook::from_source(Path::new("runbooks/t.rhai"), &format!("{HEADER}{body}")).unwrap()
+}
+
+fn signal() -> Signal {
+    Signal {
+        kind: "gpu.xid".into(),
+        severity: Severity::Critical,
+        subject: Subject {
+            cluster: "prod".into(),
+            node: Some("gpu-node-7".into()),
+            ..Subject::default()
+        },
+        summary: "XID 79".into(),
+        evidence: [("xid".to_string(), serde_json::json!(79))].into(),
+        action: None,
+        first_seen: chrono::Utc::now(),
+        dedup_key: "gpu.xid:prod/gpu-node-7/GPU-3".into(),
+    }
+}
+
+fn run(rb: &Runbook, host: &Arc<FakeHost>) -> Result<rhai::Dynamic, RunbookError> {
+    let limits = Limits {
+        deadline: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    rb.run(host.clone(), &signal(), &limits)
+}
+
+#[test]
+fn mutations_become_requests_to_the_host() {
+    let rb = runbook(
+        r#"
+fn run(signal) {
+    let node = signal.subject.node;
+    if require_approval("cordon " + node) {
+        cordon(node);
+        drain(node, #{ timeout: "5m", grace_period: 30, delete_emptydir_data: true });
+        note("cordoned and drained " + node + " after XID " + signal.evidence.xid);
+    }
+}
+"#,
+    );
+    let host = Arc::new(FakeHost {
+        approve: true,
+        ..FakeHost::default()
+    });
+    let _ = run(&rb, &host).unwrap();
+    let intents = host.intents.lock().unwrap().clone();
+    assert_eq!(
+        intents[0],
+        Intent::Cordon {
+            node: "gpu-node-7".into()
+        }
+    );
+    match &intents[1] {
+        Intent::Drain { node, options } => {
+            assert_eq!(node, "gpu-node-7");
+            assert_eq!(options.timeout_s, 300);
+            assert_eq!(options.grace_period_s, Some(30));
+            assert!(options.delete_emptydir_data && options.ignore_daemonsets);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        host.notes.lock().unwrap()[0],
+        "cordoned and drained gpu-node-7 after XID 79"
+    );
+}
+
+#[test]
+fn a_denied_approval_changes_nothing() {
+    let rb = runbook("fn run(signal) { if require_approval(\"x\") { cordon(\"n\"); } }");
+    let host = Arc::new(FakeHost::default());
+    let _ = run(&rb, &host).unwrap();
+    assert!(host.intents.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_runaway_loop_stops_with_the_runbook_line_and_column() {
+    let rb = runbook("fn run(signal) {\n    let x = 0;\n    loop { x += 1; }\n}\n");
+    let host = Arc::new(FakeHost::default());
+    let e = run(&rb, &host).unwrap_err();
+    assert_eq!(e.file, "runbooks/t.rhai");
+    assert!(
+        e.message.contains("runbook t") && e.message.contains("stopped"),
+        "{e}"
+    );
+    assert!(e.line >= 7, "{e}");
+}
+
+#[test]
+fn deep_recursion_and_huge_strings_are_stopped() {
+    let rb = runbook("fn f(n) { f(n + 1) }\nfn run(signal) { f(0) }\n");
+    let e = run(&rb, &Arc::new(FakeHost::default())).unwrap_err();
+    assert!(e.message.contains("runbook t"), "{e}");
+    let rb = runbook("fn run(signal) { let s = \"x\"; loop { s += s; } }\n");
+    let e = run(&rb, &Arc::new(FakeHost::default())).unwrap_err();
+    assert!(e.message.to_lowercase().contains("length"), "{e}");
+}
+
+#[test]
+fn import_cannot_read_the_disk() {
+    let rb = runbook("fn run(signal) { import \"/etc/passwd\" as p; }\n");
+    let e = run(&rb, &Arc::new(FakeHost::default())).unwrap_err();
+    assert!(e.line > 0, "{e}");
+}
+
+#[test]
+fn host_errors_surface_with_the_calling_line() {
+    let rb = runbook("fn run(signal) {\n    notify(\"http://x\", #{});\n}\n");
+    let e = run(&rb, &Arc::new(FakeHost::default())).unwrap_err();
+    assert!(e.message.contains("notify is not wired"), "{e}");
+    assert_eq!(e.line, 8, "{e}");
+}
+
+#[test]
+fn bad_drain_options_are_named() {
+    let rb = runbook("fn run(signal) { drain(\"n\", #{ timout: \"5m\" }); }\n");
+    let e = run(&rb, &Arc::new(FakeHost::default())).unwrap_err();
+    assert!(e.message.contains("unknown drain option timout"), "{e}");
+}
+
+#[test]
+fn a_file_without_run_or_with_a_syntax_error_is_refused_at_load() {
+    let e =
+        Runbook::from_source(Path::new("r.rhai"), &format!("{HEADER}fn other() {{}}")).unwrap_err();
+    assert!(e.message.contains("fn run(signal)"), "{e}");
+    let e = Runbook::from_source(
+        Path::new("r.rhai"),
+        &format!("{HEADER}fn run(s) {{ let = ; }}"),
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 7, "{e}");
+}
+
+#[test]
+fn a_broken_file_in_the_directory_is_reported_and_the_rest_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.rhai"),
+        format!("{HEADER}fn run(s) {{ }}"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("b.rhai"), "const RUNBOOK = #{ name: ").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a runbook").unwrap();
+    let (good, bad) = load_dir(dir.path());
+    assert_eq!(good.len(), 1);
+    assert_eq!(bad.len(), 1);
+    assert!(bad[0].file.ends_with("b.rhai"), "{}", bad[0]);
+}
