@@ -92,6 +92,27 @@ path = ""
 # A signal joins the open incident of its group when it fires within this long of the last one.
 incident_window = "1h"
 
+[runbooks]
+# Runbooks: one Rhai file each (see runbooks/README.md).
+dir = "runbooks"
+# dry-run: plans only; approve: a human approves each run's plan; auto: act within the guard.
+mode = "dry-run"
+# Forbid every mutation (runbooks and the cockpit's manual actions); --read-only does too.
+read_only = false
+# While this file exists, automation halts everywhere (empty: no file switch).
+kill_switch_file = ""
+# Automation may have at most this share of a cluster's nodes cordoned or NotReady (Karpenter's
+# disruption budget, rounded up).
+max_disrupted_pct = 10.0
+# Halt automation in a cluster with more unready nodes than both of these
+# (cluster-autoscaler's max-total-unready-percentage and ok-total-unready-count).
+halt_unready_pct = 45.0
+halt_unready_count = 3
+# Re-check that the triggering signal still fires this long before mutating.
+revalidate_after = "2s"
+# A run waiting for approval is denied after this long.
+approval_timeout = "15m"
+
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.
 # Simulated clusters (each with its own API server and kubeconfig context).
@@ -125,7 +146,40 @@ pub struct Config {
     /// Model endpoints to probe (`[[endpoints]]`).
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub store: StoreConfig,
+    pub runbooks: RunbooksConfig,
     pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunbooksConfig {
+    pub dir: String,
+    pub mode: crate::runbook::Mode,
+    pub read_only: bool,
+    pub kill_switch_file: String,
+    pub max_disrupted_pct: f64,
+    pub halt_unready_pct: f64,
+    pub halt_unready_count: u32,
+    #[serde(with = "crate::signals::humantime_serde_compat")]
+    pub revalidate_after: std::time::Duration,
+    #[serde(with = "crate::signals::humantime_serde_compat")]
+    pub approval_timeout: std::time::Duration,
+}
+
+impl Default for RunbooksConfig {
+    fn default() -> Self {
+        Self {
+            dir: "runbooks".into(),
+            mode: crate::runbook::Mode::DryRun,
+            read_only: false,
+            kill_switch_file: String::new(),
+            max_disrupted_pct: 10.0,
+            halt_unready_pct: 45.0,
+            halt_unready_count: 3,
+            revalidate_after: std::time::Duration::from_secs(2),
+            approval_timeout: std::time::Duration::from_secs(900),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -115,3 +115,31 @@ pub fn start(
         gpu_sources,
     }
 }
+
+/// Clients that mutate, one per watched context: kube's own retries of 429/503 are off, so a
+/// PodDisruptionBudget's refusal reaches the drain (see `actions::action_client`). A context
+/// whose client cannot be built is left out (its watchers report it unreachable).
+pub async fn action_clients(
+    targets: &[crate::sources::kube::ClusterTarget],
+) -> std::collections::HashMap<String, kube::Client> {
+    let mut out = std::collections::HashMap::new();
+    for t in targets {
+        let opts = kube::config::KubeConfigOptions {
+            context: Some(t.context.clone()),
+            ..Default::default()
+        };
+        match kube::Config::from_custom_kubeconfig(t.kubeconfig.clone(), &opts).await {
+            Ok(mut cfg) => {
+                cfg.connect_timeout = Some(std::time::Duration::from_secs(5));
+                match crate::actions::action_client(cfg) {
+                    Ok(c) => {
+                        out.insert(t.context.clone(), c);
+                    }
+                    Err(e) => tracing::warn!(context = %t.context, error = %e, "no client for actions"),
+                }
+            }
+            Err(e) => tracing::warn!(context = %t.context, error = %e, "no client for actions"),
+        }
+    }
+    out
+}

@@ -431,3 +431,36 @@ impl ActionContext {
         Ok(answer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: Value) -> Answer {
+        Answer {
+            status,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_429_names_its_budget_from_the_status_cause() {
+        let refused = answer(
+            429,
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429,
+                "reason": "TooManyRequests",
+                "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+                "details": {"causes": [{"reason": "DisruptionBudget",
+                    "message": "The disruption budget llama-chat needs 2 healthy pods and has 1 currently"}]}}),
+        );
+        assert_eq!(pdb_in_refusal(&refused).as_deref(), Some("llama-chat"));
+        let (reason, message) = refused.explain();
+        assert_eq!(reason, "TooManyRequests");
+        assert!(message.contains("needs 2 healthy pods"), "{message}");
+        let bare = answer(
+            429,
+            serde_json::json!({"kind": "Status", "code": 429, "message": "slow down"}),
+        );
+        assert_eq!(pdb_in_refusal(&bare), None);
+    }
+}

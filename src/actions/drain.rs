@@ -5,24 +5,23 @@
 //! [`plan_drain`] reads and changes nothing; [`drain`] cordons, plans, and refuses before any
 //! eviction when a filter fails (as `GetPodsForDeletion` returning errors does in kubectl).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::core::params::{DeleteParams, Preconditions};
 use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
-use super::api::{Call, ObjectPath, collection_path, pdb_in_refusal};
+use super::api::{ObjectPath, collection_path};
+use super::evict::{conclude, deadline_after, evict_and_wait};
 use super::node::cordon;
 use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
-use crate::model::incident::ApiOutcome;
 
 /// kubectl's filters.go messages, with this API's option names.
 const DAEMONSET_FATAL: &str =
@@ -124,6 +123,8 @@ pub struct PodToEvict {
     pub gang: Option<String>,
     /// kubectl's warning for it (local storage deleted, no controller).
     pub warning: Option<String>,
+    /// For matching budgets; left out of a serialized plan.
+    #[serde(skip)]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -192,11 +193,11 @@ pub struct DrainPlan {
     /// GPUs the evicted pods hold (a whole gang's, on every node, included).
     pub gpus_freed: u32,
     #[serde(skip)]
-    budgets: Vec<Budget>,
+    pub(super) budgets: Vec<Budget>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Budget {
+pub(super) struct Budget {
     namespace: String,
     name: String,
     /// `None`: a null selector, which selects nothing.
@@ -211,6 +212,21 @@ impl Budget {
 }
 
 impl DrainPlan {
+    pub(super) fn empty(node: &str) -> Self {
+        Self {
+            node: node.to_string(),
+            already_cordoned: false,
+            evict: Vec::new(),
+            skipped: Vec::new(),
+            errors: Vec::new(),
+            pdbs: Vec::new(),
+            pdbs_unknown: None,
+            gangs: Vec::new(),
+            gpus_freed: 0,
+            budgets: Vec::new(),
+        }
+    }
+
     pub fn is_refused(&self) -> bool {
         !self.errors.is_empty()
     }
@@ -266,7 +282,7 @@ impl DrainPlan {
     }
 
     /// The budget a pod's eviction answers to, when the 429 did not name it.
-    fn budget_of(&self, pod: &PodToEvict) -> Option<String> {
+    pub(super) fn budget_of(&self, pod: &PodToEvict) -> Option<String> {
         self.budgets
             .iter()
             .find(|b| b.covers(&pod.namespace, &pod.labels))
@@ -276,6 +292,7 @@ impl DrainPlan {
 
 /// What the drain would do to `node` now. Reads pods, DaemonSets, gang ranks and budgets;
 /// changes nothing (a dry-run guard and a confirmation prompt both show it).
+#[tracing::instrument(skip(ctx, opts), fields(cluster = %ctx.cluster))]
 pub async fn plan_drain(
     ctx: &ActionContext,
     node: &str,
@@ -324,18 +341,8 @@ async fn plan(
         }
     }
 
-    let mut plan = DrainPlan {
-        node: node.to_string(),
-        already_cordoned,
-        evict: Vec::new(),
-        skipped: Vec::new(),
-        errors: Vec::new(),
-        pdbs: Vec::new(),
-        pdbs_unknown: None,
-        gangs: Vec::new(),
-        gpus_freed: 0,
-        budgets: Vec::new(),
-    };
+    let mut plan = DrainPlan::empty(node);
+    plan.already_cordoned = already_cordoned;
     let mut gang_pods: BTreeMap<GangId, Vec<PodToEvict>> = BTreeMap::new();
     for pod in &pods {
         let ds = controller(pod)
@@ -558,7 +565,7 @@ fn pod_gpus(pod: &Pod) -> u32 {
         .sum()
 }
 
-fn to_evict(pod: &Pod, warning: Option<&'static str>) -> PodToEvict {
+pub(super) fn to_evict(pod: &Pod, warning: Option<&'static str>) -> PodToEvict {
     PodToEvict {
         namespace: namespace(pod).to_string(),
         name: pod.metadata.name.clone().unwrap_or_default(),
@@ -576,7 +583,7 @@ fn to_evict(pod: &Pod, warning: Option<&'static str>) -> PodToEvict {
     }
 }
 
-fn budget(pdb: &PodDisruptionBudget) -> Budget {
+pub(super) fn budget(pdb: &PodDisruptionBudget) -> Budget {
     Budget {
         namespace: pdb.metadata.namespace.clone().unwrap_or_default(),
         name: pdb.metadata.name.clone().unwrap_or_default(),
@@ -656,13 +663,14 @@ async fn gang_ranks(ctx: &ActionContext, gang: &GangId) -> Result<Vec<Pod>, Acti
 /// run in parallel, each POSTing policy/v1 Evictions with the pod's UID as a precondition
 /// until accepted, backing off `eviction_retry_delay` after each 429, then waiting until the
 /// pod is gone or replaced. A 429 is never bypassed unless `force_past` has passed.
+#[tracing::instrument(skip(ctx, opts), fields(cluster = %ctx.cluster))]
 pub async fn drain(
     ctx: &ActionContext,
     node: &str,
     opts: &DrainOptions,
 ) -> Result<ActionReport, ActionError> {
     let started = Instant::now();
-    let deadline = started + opts.timeout;
+    let deadline = deadline_after(started, opts.timeout);
     let mut report = ActionReport::new(ctx, "drain", format!("node/{node}"));
     let cordoned = cordon(ctx, node).await?;
     report.changes.extend(cordoned.changes);
@@ -699,353 +707,10 @@ pub async fn drain(
     Ok(conclude(report, &plan, runs, opts, started))
 }
 
-/// Evicts one pod as a drain would (same backoff, PDB handling and wait), outside a drain.
-/// `uid` pins the pod the caller saw; `None` takes the current one.
-pub async fn evict_pod(
-    ctx: &ActionContext,
-    namespace: &str,
-    name: &str,
-    uid: Option<&str>,
-    opts: &DrainOptions,
-) -> Result<ActionReport, ActionError> {
-    let started = Instant::now();
-    let object = format!("pod/{namespace}/{name}");
-    let report = ActionReport::new(ctx, "evict", object.clone());
-    let pod: Pod = ctx
-        .read_existing(&ObjectPath::pod(namespace, name), &object)
-        .await?;
-    let mut target = to_evict(&pod, None);
-    if let Some(u) = uid {
-        target.uid = u.to_string();
-    }
-    let mut plan = plan_shell(&target.node);
-    if let Ok(pdbs) = ctx
-        .list::<PodDisruptionBudget>(
-            &collection_path("/apis/policy/v1", Some(namespace), "poddisruptionbudgets"),
-            None,
-            None,
-        )
-        .await
-    {
-        plan.budgets = pdbs.iter().map(budget).collect();
-    }
-    plan.evict.push(target);
-    let run = evict_and_wait(ctx, &plan, &plan.evict[0], opts, started + opts.timeout).await;
-    Ok(conclude(report, &plan, vec![run], opts, started))
-}
-
-fn plan_shell(node: &str) -> DrainPlan {
-    DrainPlan {
-        node: node.to_string(),
-        already_cordoned: false,
-        evict: Vec::new(),
-        skipped: Vec::new(),
-        errors: Vec::new(),
-        pdbs: Vec::new(),
-        pdbs_unknown: None,
-        gangs: Vec::new(),
-        gpus_freed: 0,
-        budgets: Vec::new(),
-    }
-}
-
-/// How one pod's eviction ended.
-#[derive(Debug)]
-enum PodEnd {
-    Evicted,
-    /// Deleted past its budget: (budget, the deadline that had passed).
-    Deleted(String, DateTime<Utc>),
-    /// It was gone (404) or replaced (a new UID) before we evicted it.
-    AlreadyGone,
-    /// The API accepted the dry-run eviction.
-    WouldEvict,
-    /// In a dry run, a budget refused it.
-    WouldWait(String),
-    TimedOut(&'static str),
-    Failed(String),
-}
-
-struct PodRun {
-    pod: String,
-    outcomes: Vec<ApiOutcome>,
-    refused_by: BTreeSet<String>,
-    end: PodEnd,
-}
-
-/// drain.go `evictPods`' loop for one pod, then `waitForDelete`.
-async fn evict_and_wait(
-    ctx: &ActionContext,
-    plan: &DrainPlan,
-    pod: &PodToEvict,
-    opts: &DrainOptions,
-    deadline: Instant,
-) -> PodRun {
-    let mut run = PodRun {
-        pod: pod.key(),
-        outcomes: Vec::new(),
-        refused_by: BTreeSet::new(),
-        end: PodEnd::Failed(String::new()),
-    };
-    let path = ObjectPath::pod(&pod.namespace, &pod.name);
-    let mut delete_options = json!({"preconditions": {"uid": pod.uid}});
-    if let Some(g) = opts.grace_period_seconds {
-        delete_options["gracePeriodSeconds"] = json!(g);
-    }
-    if ctx.dry_run {
-        delete_options["dryRun"] = json!(["All"]);
-    }
-    // drain.go EvictPod (policy/v1). The UID precondition is fleetdeck's: the plan may be
-    // older than the pod, and a StatefulSet's replacement has the same name.
-    let eviction = json!({
-        "apiVersion": "policy/v1", "kind": "Eviction",
-        "metadata": {"name": pod.name, "namespace": pod.namespace},
-        "deleteOptions": delete_options,
-    });
-    let mut bypassed: Option<(String, DateTime<Utc>)> = None;
-    loop {
-        // kubectl checks its global timeout before each attempt.
-        if Instant::now() >= deadline {
-            run.end = PodEnd::TimedOut("eviction");
-            return run;
-        }
-        let answer = match ctx
-            .mutate(
-                &path,
-                Call::PostSub("eviction", eviction.clone()),
-                &mut run.outcomes,
-            )
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                run.end = PodEnd::Failed(e.to_string());
-                return run;
-            }
-        };
-        match answer.status {
-            s if (200..300).contains(&s) => break,
-            404 => {
-                run.end = PodEnd::AlreadyGone;
-                return run;
-            }
-            409 if answer.explain().1.contains("Precondition failed") => {
-                run.end = PodEnd::AlreadyGone;
-                return run;
-            }
-            429 => {
-                let pdb = pdb_in_refusal(&answer)
-                    .map(|n| format!("{}/{n}", pod.namespace))
-                    .or_else(|| plan.budget_of(pod))
-                    .unwrap_or_else(|| "an unnamed PodDisruptionBudget".into());
-                if let Some(last) = run.outcomes.last_mut() {
-                    last.pdb = Some(pdb.clone());
-                }
-                run.refused_by.insert(pdb.clone());
-                if let Some(force_past) = opts.force_past.filter(|d| Utc::now() >= *d) {
-                    match delete_past_budget(ctx, &path, pod, opts, &mut run.outcomes, &pdb).await {
-                        Ok(true) => {
-                            bypassed = Some((pdb, force_past));
-                            break;
-                        }
-                        Ok(false) => {
-                            run.end = PodEnd::AlreadyGone;
-                            return run;
-                        }
-                        Err(why) => {
-                            run.end = PodEnd::Failed(why);
-                            return run;
-                        }
-                    }
-                }
-                if ctx.dry_run {
-                    run.end = PodEnd::WouldWait(pdb);
-                    return run;
-                }
-                tracing::info!(pod = %run.pod, pdb = %pdb, delay = ?opts.eviction_retry_delay, "eviction refused by a disruption budget; will retry");
-                tokio::time::sleep_until(deadline.min(Instant::now() + opts.eviction_retry_delay))
-                    .await;
-            }
-            _ => {
-                run.end = PodEnd::Failed(format!("evicting pod {}: {}", run.pod, answer.refusal()));
-                return run;
-            }
-        }
-    }
-    if ctx.dry_run {
-        run.end = PodEnd::WouldEvict;
-        return run;
-    }
-    run.end = match wait_for_delete(ctx, &path, &pod.uid, opts, deadline).await {
-        Ok(true) => match bypassed {
-            Some((pdb, at)) => PodEnd::Deleted(pdb, at),
-            None => PodEnd::Evicted,
-        },
-        Ok(false) => PodEnd::TimedOut("deletion"),
-        Err(why) => PodEnd::Failed(why),
-    };
-    run
-}
-
-/// DELETE with the pod's grace period and UID precondition, recorded against the budget it
-/// bypasses. `Ok(false)`: the pod was already gone.
-async fn delete_past_budget(
-    ctx: &ActionContext,
-    path: &ObjectPath,
-    pod: &PodToEvict,
-    opts: &DrainOptions,
-    outcomes: &mut Vec<ApiOutcome>,
-    pdb: &str,
-) -> Result<bool, String> {
-    let dp = DeleteParams {
-        grace_period_seconds: opts.grace_period_seconds,
-        preconditions: Some(Preconditions {
-            uid: Some(pod.uid.clone()),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    let answer = ctx
-        .mutate(path, Call::Delete(dp), outcomes)
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(last) = outcomes.last_mut() {
-        last.pdb = Some(pdb.to_string());
-    }
-    match answer.status {
-        s if (200..300).contains(&s) => Ok(true),
-        404 => Ok(false),
-        409 if answer.explain().1.contains("Precondition failed") => Ok(false),
-        _ => Err(format!(
-            "deleting pod {} past PodDisruptionBudget {pdb}: {}",
-            pod.key(),
-            answer.refusal()
-        )),
-    }
-}
-
-/// drain.go `waitForDelete`: the pod is gone when the API answers 404 or a pod of that name
-/// with another UID. `Ok(false)` when the deadline passed first.
-async fn wait_for_delete(
-    ctx: &ActionContext,
-    path: &ObjectPath,
-    uid: &str,
-    opts: &DrainOptions,
-    deadline: Instant,
-) -> Result<bool, String> {
-    loop {
-        match ctx.read(path).await {
-            Ok(None) => return Ok(true),
-            Ok(Some(p)) if p.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) => {
-                return Ok(true);
-            }
-            Ok(Some(_)) => {}
-            Err(e) => return Err(format!("waiting for pod {} to terminate: {e}", path.name)),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep_until(deadline.min(now + opts.poll_interval)).await;
-    }
-}
-
-fn conclude(
-    mut report: ActionReport,
-    plan: &DrainPlan,
-    runs: Vec<PodRun>,
-    opts: &DrainOptions,
-    started: Instant,
-) -> ActionReport {
-    let mut blocked: BTreeSet<String> = BTreeSet::new();
-    let mut gone = Vec::new();
-    let mut timed_out = Vec::new();
-    let mut failed = Vec::new();
-    let mut waiting = Vec::new();
-    let mut refusals = 0usize;
-    for run in runs {
-        refusals += run.outcomes.iter().filter(|o| o.status == 429).count();
-        report.outcomes.extend(run.outcomes);
-        blocked.extend(run.refused_by);
-        match run.end {
-            PodEnd::Evicted | PodEnd::WouldEvict => report.evicted.push(run.pod),
-            PodEnd::Deleted(pdb, at) => {
-                report.bypassed.push(format!(
-                    "{}: deleted past PodDisruptionBudget {pdb}, which refused its eviction, because the force-past deadline {} had passed",
-                    run.pod,
-                    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-                ));
-                report.evicted.push(run.pod);
-            }
-            PodEnd::AlreadyGone => gone.push(run.pod),
-            PodEnd::WouldWait(pdb) => waiting.push(format!("{} (PDB {pdb})", run.pod)),
-            PodEnd::TimedOut(stage) => timed_out.push(format!("{} (waiting for {stage})", run.pod)),
-            PodEnd::Failed(why) => failed.push(why),
-        }
-    }
-    report.outcomes.sort_by_key(|o| o.at);
-    report.blocked_by = blocked.into_iter().collect();
-    let node = &plan.node;
-    let mut tail = String::new();
-    if !gone.is_empty() {
-        tail.push_str(&format!("; {} already gone", gone.len()));
-    }
-    if !report.blocked_by.is_empty() {
-        tail.push_str(&format!(
-            "; {refusals} eviction(s) refused by PDB {}",
-            report.blocked_by.join(", ")
-        ));
-    }
-    if !report.bypassed.is_empty() {
-        tail.push_str(&format!(
-            "; {} pod(s) DELETED PAST THEIR PDB (force-past deadline passed)",
-            report.bypassed.len()
-        ));
-    }
-    let verb = if report.dry_run {
-        "would evict"
-    } else {
-        "evicted"
-    };
-    let subject = if report.action == "drain" {
-        format!("node {node}")
-    } else {
-        report.target.clone()
-    };
-    if !failed.is_empty() {
-        let summary = format!(
-            "drain of {subject} failed: {verb} {} pod(s), {} failed{tail}",
-            report.evicted.len(),
-            failed.len()
-        );
-        return report.finish(ActionOutcome::Failed(failed.join("; ")), summary);
-    }
-    if !timed_out.is_empty() {
-        let summary = format!(
-            "drain of {subject} timed out after {}s: {verb} {} pod(s), not done: {}{tail}",
-            opts.timeout.as_secs(),
-            report.evicted.len(),
-            timed_out.join(", ")
-        );
-        return report.finish(ActionOutcome::TimedOut, summary);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut summary = format!(
-        "{subject} drained in {elapsed:.1}s: {verb} {} pod(s) freeing {} GPU(s), skipped {}{tail}",
-        report.evicted.len(),
-        plan.gpus_freed,
-        plan.skipped.len()
-    );
-    if report.action != "drain" {
-        summary = format!("{subject}: {verb} in {elapsed:.1}s{tail}");
-    }
-    if !waiting.is_empty() {
-        summary.push_str(&format!("; would wait on: {}", waiting.join(", ")));
-    }
-    report.finish(ActionOutcome::Done, summary)
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn pod(v: Value) -> Pod {

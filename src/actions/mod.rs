@@ -9,6 +9,7 @@
 
 mod api;
 pub mod drain;
+mod evict;
 pub mod node;
 pub mod rollback;
 pub mod workload;
@@ -23,8 +24,9 @@ use crate::model::incident::{
 
 pub use drain::{
     DrainOptions, DrainPlan, GangImpact, GangPolicy, PdbPressure, PodProblem, PodToEvict,
-    SkippedPod, drain, evict_pod, plan_drain,
+    SkippedPod, drain, plan_drain,
 };
+pub use evict::evict_pod;
 pub use node::{TaintEffect, cordon, taint, uncordon, untaint};
 pub use rollback::{rollback_deployment, rollback_inference_service};
 pub use workload::{ObjectKind, annotate, scale};
@@ -35,6 +37,7 @@ pub const FIELD_MANAGER: &str = "fleetdeck";
 /// Where and how an action talks to a cluster.
 #[derive(Clone)]
 pub struct ActionContext {
+    /// Must send each request once: build it with [`action_client`].
     pub client: kube::Client,
     /// The cluster's name as fleetdeck shows it (the kubeconfig context), for messages.
     pub cluster: String,
@@ -44,7 +47,18 @@ pub struct ActionContext {
     pub dry_run: bool,
 }
 
+/// A client for actions: one that sends each request once. kube's default client retries
+/// 429, 503 and 504 itself (up to 15 times, backing off up to 1000 s), which would hide every
+/// PodDisruptionBudget refusal from the report and stall a drain for minutes; this one has
+/// that retry layer off, so each answer reaches the action and its report.
+pub fn action_client(mut config: kube::Config) -> Result<kube::Client, kube::Error> {
+    config.default_retry = false;
+    kube::Client::try_from(config)
+}
+
 impl ActionContext {
+    /// `client` must come from [`action_client`] (see there why); [`Self::from_config`]
+    /// builds one.
     pub fn new(client: kube::Client, cluster: impl Into<String>) -> Self {
         Self {
             client,
@@ -52,6 +66,20 @@ impl ActionContext {
             field_manager: FIELD_MANAGER.to_string(),
             dry_run: false,
         }
+    }
+
+    /// A context with a client built by [`action_client`] from the cluster's config.
+    pub fn from_config(
+        config: kube::Config,
+        cluster: impl Into<String>,
+    ) -> Result<Self, ActionError> {
+        let cluster = cluster.into();
+        let client = action_client(config).map_err(|source| ActionError::Transport {
+            cluster: cluster.clone(),
+            request: "building the API client".into(),
+            source,
+        })?;
+        Ok(Self::new(client, cluster))
     }
 
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
@@ -118,7 +146,7 @@ pub struct ActionReport {
     /// Every answer to a mutating request, in the order they came.
     pub outcomes: Vec<ApiOutcome>,
     pub outcome: ActionOutcome,
-    /// Pods evicted or deleted (`ns/name`).
+    /// Pods evicted or deleted (`ns/name`); in a dry run, those the API accepted to evict.
     pub evicted: Vec<String>,
     /// PodDisruptionBudgets (`ns/name`) that refused an eviction at least once.
     pub blocked_by: Vec<String>,

@@ -7,11 +7,13 @@ use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
 use crate::model::incident::FieldChange;
 
 /// Marks the node unschedulable. Already cordoned: a no-op, as kubectl's "already cordoned".
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
 pub async fn cordon(ctx: &ActionContext, node: &str) -> Result<ActionReport, ActionError> {
     set_unschedulable(ctx, node, true).await
 }
 
 /// Makes the node schedulable again.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
 pub async fn uncordon(ctx: &ActionContext, node: &str) -> Result<ActionReport, ActionError> {
     set_unschedulable(ctx, node, false).await
 }
@@ -91,6 +93,7 @@ const TAINT_ATTEMPTS: usize = 3;
 
 /// Adds the taint `key[=value]:effect`, or sets its value when the node has a taint with that
 /// key and effect (`kubectl taint --overwrite`). The same taint already there: a no-op.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
 pub async fn taint(
     ctx: &ActionContext,
     node: &str,
@@ -138,6 +141,7 @@ pub async fn taint(
 
 /// Removes the node's taints with `key` (and `effect`, when given), as `kubectl taint KEY-` and
 /// `KEY:EFFECT-`. No such taint: a no-op (kubectl errors; a runbook wants idempotence).
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
 pub async fn untaint(
     ctx: &ActionContext,
     node: &str,

@@ -31,6 +31,7 @@ const ANNOTATIONS_TO_SKIP: [&str; 6] = [
 /// ReplicaSet with the second-highest `deployment.kubernetes.io/revision`, as rollback.go's
 /// `deploymentRevision`. A paused Deployment is refused with kubectl's message; a template
 /// that already matches is a no-op with kubectl's "skipped rollback" message.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
 pub async fn rollback_deployment(
     ctx: &ActionContext,
     namespace: &str,
@@ -306,6 +307,7 @@ fn images(template: &Value) -> BTreeMap<String, String> {
 /// documented rollback). KServe records a revision as `previousRolledoutRevision` only after
 /// it rolled out (became Ready and took all traffic); without one, there is no ready revision
 /// to go back to and the rollback is refused.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
 pub async fn rollback_inference_service(
     ctx: &ActionContext,
     namespace: &str,
@@ -390,4 +392,21 @@ pub async fn rollback_inference_service(
         ActionOutcome::Done,
         format!("{object}: canaryTrafficPercent 0, traffic back to previous revision {previous} (from {latest})"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_compare_as_semantic_deep_equal_ignoring_the_hash_label() {
+        let rs = json!({"metadata": {"labels": {"app": "web", TEMPLATE_HASH: "abc"}, "creationTimestamp": null},
+            "spec": {"containers": [{"name": "c", "image": "i:1", "env": []}]}});
+        let dep = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "i:1"}]}});
+        assert_eq!(semantic(&sans_hash(&rs)), semantic(&dep));
+        let newer = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "i:2"}]}});
+        assert_ne!(semantic(&sans_hash(&rs)), semantic(&newer));
+    }
 }

@@ -96,6 +96,7 @@ impl ObjectKind {
 
 /// Sets (`Some`) or removes (`None`) one annotation, as `kubectl annotate --overwrite KIND NAME
 /// KEY=VALUE` / `KEY-`. Already so: a no-op.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
 pub async fn annotate(
     ctx: &ActionContext,
     kind: ObjectKind,
@@ -162,6 +163,7 @@ pub async fn annotate(
 /// Sets a Deployment's, StatefulSet's or ReplicaSet's replicas through its scale
 /// subresource, as `kubectl scale` (pkg/scale/scale.go, ScaleSimple without preconditions:
 /// a merge patch of spec.replicas on `/scale`). Already at that count: a no-op.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
 pub async fn scale(
     ctx: &ActionContext,
     kind: ObjectKind,

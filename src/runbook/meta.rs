@@ -59,6 +59,9 @@ pub struct Trigger {
     /// Evidence values the signal must carry (equality), e.g. `#{ xid: 79 }`.
     #[serde(default)]
     pub evidence: serde_json::Map<String, serde_json::Value>,
+    /// Start only once the signal has fired for this long (`"5m"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_for: Option<String>,
 }
 
 fn default_severity() -> Severity {
@@ -96,6 +99,9 @@ pub struct RunbookMeta {
     pub cooldown: Duration,
     /// At most this much automation, whatever the global mode says.
     pub mode: Option<Mode>,
+    /// `trigger.held_for`, read.
+    #[serde(skip)]
+    pub trigger_held_for: Option<Duration>,
 }
 
 impl RunbookMeta {
@@ -259,6 +265,17 @@ pub fn parse(file: &Path, source: &str) -> Result<RunbookMeta, RunbookError> {
             )
         })?),
     };
+    let trigger_held_for = match raw.trigger.held_for.as_deref() {
+        None => None,
+        Some(h) => Some(humantime::parse_duration(h).map_err(|e| {
+            RunbookError::new(
+                file,
+                line,
+                column,
+                format!("trigger.held_for {h:?} is not a duration like 5m: {e}"),
+            )
+        })?),
+    };
     if raw.name.trim().is_empty() {
         return Err(RunbookError::new(file, line, column, "name is empty"));
     }
@@ -269,6 +286,7 @@ pub fn parse(file: &Path, source: &str) -> Result<RunbookMeta, RunbookError> {
         scope: raw.scope,
         cooldown,
         mode,
+        trigger_held_for,
     })
 }
 

@@ -3,6 +3,8 @@
 //! guard answers. May import model, store, signals and actions.
 
 pub mod engine;
+pub mod executor;
+pub mod guard;
 pub mod meta;
 
 pub use engine::{DrainRequest, Host, Intent, Limits, Runbook, load_dir};

@@ -457,6 +457,26 @@ impl Store {
         Ok(out)
     }
 
+    /// The incident a group's signals go to, while it is open.
+    pub fn open_incident_for(&self, group: &str) -> Result<Option<u64>> {
+        let Some(v) = self
+            .inner
+            .db
+            .get(keys::text(keys::GROUP, group))
+            .map_err(|e| self.sled_err(e))?
+        else {
+            return Ok(None);
+        };
+        let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref()) else {
+            return Ok(None);
+        };
+        let id = u64::from_be_bytes(bytes);
+        Ok(self
+            .incident(id)?
+            .filter(|i| i.status.is_open())
+            .map(|i| i.id))
+    }
+
     /// One incident's timeline, in order.
     pub fn timeline(&self, id: u64) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
