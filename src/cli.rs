@@ -33,6 +33,16 @@ pub struct Cli {
     /// $XDG_DATA_HOME/fleetdeck/store.
     #[arg(long, global = true, value_name = "PATH")]
     pub store: Option<PathBuf>,
+    /// Forbid every mutation: runbooks plan only and the cockpit's manual actions are off.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// How much automation may do: dry-run (plans only), approve (a person approves each
+    /// plan), auto (within the guard's budgets). Default: [runbooks] mode.
+    #[arg(long, global = true, value_name = "MODE", value_parser = ["dry-run", "approve", "auto"])]
+    pub mode: Option<String>,
+    /// Runbook directory (default: [runbooks] dir; the built-in runbooks when it does not exist).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub runbooks: Option<PathBuf>,
     /// NOC mode for wall screens: panes rotate, no input needed (q quits).
     #[arg(long, global = true)]
     pub noc: bool,
@@ -69,6 +79,50 @@ pub enum Command {
     /// The store's tamper-evident audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Runbooks: list, check, run one against a target, or rehearse one against a simulated
+    /// scenario.
+    #[command(subcommand)]
+    Runbook(RunbookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// The runbooks loaded (from --runbooks, [runbooks] dir, or the built-in ones), with their
+    /// trigger, cooldown and effective mode; broken files are listed with their error.
+    List,
+    /// Check runbook files: syntax and metadata (exit 1 with file:line:col on the first bad one).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run one runbook now against a target on the configured clusters, through the guard
+    /// (in approve mode the plan is shown and asked for on the terminal).
+    Run {
+        name: String,
+        /// node/NAME, deployment/NAMESPACE/NAME or endpoint/NAME.
+        #[arg(long, value_name = "KIND/NAME")]
+        target: String,
+        /// The cluster (kubeconfig context); default: the first one watched.
+        #[arg(long, value_name = "CONTEXT")]
+        cluster: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// Rehearse a runbook: a simulated fleet in this process, the scenario injected, the
+    /// engine with this runbook; reports signals, plan, actions against the sim and the
+    /// outcome (exit 1 if it erred or did not remediate). Default mode: auto.
+    Test {
+        name: String,
+        /// xid-storm, node-notready, spot-interruption, bad-rollout, crashloop-rollout, pdb-block,
+        /// endpoint-outage,
+        /// or none.
+        #[arg(long)]
+        scenario: String,
+        #[arg(long, default_value = "120s")]
+        timeout: humantime::Duration,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,7 +272,7 @@ pub struct SimArgs {
     #[arg(long, value_name = "PATH")]
     pub kubeconfig_out: Option<PathBuf>,
     /// Inject a scenario at start (repeatable): xid-storm, node-notready, spot-interruption,
-    /// bad-rollout, pdb-block, api-flaky, endpoint-outage.
+    /// bad-rollout, crashloop-rollout, pdb-block, api-flaky, endpoint-outage.
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
 }
@@ -258,6 +312,7 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
         Some(Command::Audit(AuditCommand::Verify { output })) => {
             return audit_verify(&cli, *output);
         }
+        Some(Command::Runbook(cmd)) => return runbook(&cli, cmd),
         _ => {}
     }
     run_other(cli).map(|()| std::process::ExitCode::SUCCESS)
@@ -272,7 +327,8 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         | Command::Cost(_)
         | Command::Demo(_)
         | Command::Incident(_)
-        | Command::Audit(_) => Ok(()),
+        | Command::Audit(_)
+        | Command::Runbook(_) => Ok(()),
         Command::Init { force } => {
             let path = match &cli.config {
                 Some(p) => p.clone(),
@@ -698,6 +754,277 @@ fn audit_verify(cli: &Cli, output: OutputFormat) -> anyhow::Result<std::process:
     })
 }
 
+fn runbook(cli: &Cli, cmd: &RunbookCommand) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    let find = |name: &str| -> anyhow::Result<crate::runbook::Runbook> {
+        let dir = cli
+            .runbooks
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&cfg.runbooks.dir));
+        let (good, _, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+        let known: Vec<String> = good.iter().map(|r| r.meta.name.clone()).collect();
+        good.into_iter()
+            .find(|r| r.meta.name == name)
+            .with_context(|| format!("no runbook {name:?} in {from}; known: {}", known.join(", ")))
+    };
+    match cmd {
+        RunbookCommand::List => {
+            let dir = cli
+                .runbooks
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&cfg.runbooks.dir));
+            let (good, bad, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+            let mode = global_mode(cli, &cfg);
+            println!(
+                "runbooks from {from} (global mode {}{})",
+                mode.name(),
+                if cli.read_only || cfg.runbooks.read_only {
+                    ", read-only"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "{:<30} {:<28} {:<9} {:<9} DESCRIPTION",
+                "NAME", "TRIGGER", "COOLDOWN", "MODE"
+            );
+            for r in &good {
+                let m = &r.meta;
+                let trigger = match &m.trigger.held_for {
+                    Some(h) => format!("{} for {h}", m.trigger.signal),
+                    None => m.trigger.signal.clone(),
+                };
+                println!(
+                    "{:<30} {:<28} {:<9} {:<9} {}",
+                    m.name,
+                    trigger,
+                    humantime::format_duration(m.cooldown).to_string(),
+                    m.effective_mode(mode).name(),
+                    m.description
+                );
+            }
+            for e in &bad {
+                println!("BROKEN {e}");
+            }
+            Ok(if bad.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        RunbookCommand::Check { files } => {
+            let mut ok = true;
+            for f in files {
+                match crate::runbook::Runbook::load(f) {
+                    Ok(r) => println!(
+                        "{}: ok ({}, trigger {})",
+                        f.display(),
+                        r.meta.name,
+                        r.meta.trigger.signal
+                    ),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ok = false;
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        RunbookCommand::Test {
+            name,
+            scenario,
+            timeout,
+            output,
+        } => {
+            let rb = find(name)?;
+            let mode = cli
+                .mode
+                .as_deref()
+                .and_then(crate::runbook::Mode::parse)
+                .unwrap_or(crate::runbook::Mode::Auto);
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let report = rt.block_on(crate::rehearsal::rehearse(
+                cfg.clone(),
+                rb,
+                scenario,
+                mode,
+                (*timeout).into(),
+            ))?;
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            match output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Table => print!("{}", crate::rehearsal::render(&report)),
+            }
+            Ok(if report.remediated {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        RunbookCommand::Run {
+            name,
+            target,
+            cluster,
+            output,
+        } => {
+            let rb = find(name)?;
+            let targets = kube_targets(cli, &cfg)?;
+            let cluster = match cluster {
+                Some(c) => c.clone(),
+                None => targets
+                    .first()
+                    .map(|t| t.context.clone())
+                    .context("no cluster to run against")?,
+            };
+            let signal = manual_signal(&cluster, target)?;
+            let store = open_store(cli, &cfg)?;
+            let snap = gather_snapshot(cli, &cfg, std::time::Duration::from_secs(30))?;
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let record = rt.block_on(async {
+                let executor = start_executor(
+                    cli,
+                    &cfg,
+                    &targets,
+                    &store,
+                    vec![rb.clone()],
+                    crate::model::incident::Origin::Cli,
+                )
+                .await;
+                executor.observe_snapshot_only(snap);
+                let ex = executor.clone();
+                let id = format!("run-cli-{}", std::process::id());
+                let run = tokio::task::spawn_blocking(move || ex.execute(&id, &rb, &signal, None));
+                // In approve mode, ask on the terminal.
+                loop {
+                    if run.is_finished() {
+                        break;
+                    }
+                    for p in executor.pending_approvals() {
+                        eprintln!("approval {} requested: {}", p.id, p.reason);
+                        for step in &p.plan {
+                            eprintln!("  - {} {}", step.summary, step.blast);
+                        }
+                        eprint!("approve? [y/N] ");
+                        let mut line = String::new();
+                        let _ = std::io::stdin().read_line(&mut line);
+                        let yes = line.trim().eq_ignore_ascii_case("y");
+                        let user = match crate::model::incident::Actor::local_user() {
+                            crate::model::incident::Actor::User(u) => u,
+                            _ => "unknown".into(),
+                        };
+                        let _ = executor.decide(p.id, yes, &user);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                run.await.context("the run panicked")
+            })?;
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            match output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+                OutputFormat::Table => {
+                    println!(
+                        "run {} of {} on {}: {:?}",
+                        record.id, record.runbook, record.target, record.state
+                    );
+                    for p in &record.plan {
+                        println!("  plan: {}", p.summary);
+                    }
+                    for a in &record.actions {
+                        println!("  action: {a}");
+                    }
+                }
+            }
+            Ok(
+                if matches!(record.state, crate::runbook::executor::RunState::Done) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
+        }
+    }
+}
+
+/// The signal a manual `runbook run --target` starts from.
+fn manual_signal(cluster: &str, target: &str) -> anyhow::Result<crate::model::signal::Signal> {
+    use crate::model::signal::{Severity, Signal, Subject};
+    let mut subject = Subject {
+        cluster: cluster.to_string(),
+        ..Subject::default()
+    };
+    let parts: Vec<&str> = target.split('/').collect();
+    match parts.as_slice() {
+        ["node", n] => subject.node = Some(n.to_string()),
+        ["endpoint", e] => subject.endpoint = Some(e.to_string()),
+        ["deployment", ns, n] => {
+            subject.namespace = Some(ns.to_string());
+            subject.object = Some(format!("deployment/{n}"));
+        }
+        _ => anyhow::bail!(
+            "--target {target:?}: use node/NAME, deployment/NAMESPACE/NAME or endpoint/NAME"
+        ),
+    }
+    Ok(Signal {
+        kind: "manual".into(),
+        severity: Severity::Warning,
+        summary: format!("manual run on {target}"),
+        dedup_key: format!("manual:{cluster}/{target}"),
+        subject,
+        evidence: Default::default(),
+        action: None,
+        first_seen: chrono::Utc::now(),
+    })
+}
+
+/// The global mode: `--mode`, else `[runbooks] mode`.
+fn global_mode(cli: &Cli, cfg: &Config) -> crate::runbook::Mode {
+    cli.mode
+        .as_deref()
+        .and_then(crate::runbook::Mode::parse)
+        .unwrap_or(cfg.runbooks.mode)
+}
+
+/// Loads the runbooks (`--runbooks`, `[runbooks] dir`, else the built-in ones); a broken file
+/// is reported on stderr and the rest run.
+fn load_runbooks(cli: &Cli, cfg: &Config) -> Vec<crate::runbook::Runbook> {
+    let dir = cli
+        .runbooks
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cfg.runbooks.dir));
+    let (good, bad, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+    for e in &bad {
+        eprintln!("fleetdeck: runbook not loaded: {e}");
+    }
+    tracing::info!(runbooks = good.len(), broken = bad.len(), %from, "runbooks loaded");
+    good
+}
+
+/// The executor for the cockpit: must run inside the runtime.
+async fn start_executor(
+    cli: &Cli,
+    cfg: &Config,
+    targets: &[crate::sources::kube::ClusterTarget],
+    store: &crate::store::Store,
+    runbooks: Vec<crate::runbook::Runbook>,
+    origin: crate::model::incident::Origin,
+) -> crate::runbook::executor::Executor {
+    let mode = global_mode(cli, cfg);
+    let guard = crate::runbook::guard::Guard::new(&cfg.runbooks, mode, cli.read_only).shared();
+    let clients = crate::wiring::action_clients(targets).await;
+    crate::runbook::executor::Executor::new(
+        runbooks,
+        guard,
+        store.clone(),
+        clients,
+        crate::runbook::executor::ExecutorConfig::from_config(&cfg.runbooks, mode, origin),
+    )
+}
+
 /// Opens the RCA store named by `--store`, `[store] path` or the XDG default.
 fn open_store(cli: &Cli, cfg: &Config) -> anyhow::Result<crate::store::Store> {
     let path = cfg.store.resolve(cli.store.as_deref());
@@ -711,8 +1038,18 @@ fn cockpit(cli: &Cli) -> anyhow::Result<()> {
     let prometheus = crate::wiring::prometheus_client(&cfg)?;
     let (theme, keymap, detectors) = cockpit_parts(cli, &cfg);
     let store = open_store(cli, &cfg)?;
+    let runbooks = load_runbooks(cli, &cfg);
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
+        let executor = start_executor(
+            cli,
+            &cfg,
+            &targets,
+            &store,
+            runbooks,
+            crate::model::incident::Origin::Tui,
+        )
+        .await;
         let running = crate::wiring::start(&cfg, targets, prometheus);
         let costs = spawn_costs(&cfg);
         let app = crate::tui::app::App::new(theme, keymap, detectors, false, cli.noc);
@@ -724,6 +1061,7 @@ fn cockpit(cli: &Cli) -> anyhow::Result<()> {
                 control: None,
                 store: Some(store),
                 incident_window: cfg.store.incident_window,
+                executor: Some(executor),
             },
         )
         .await
@@ -760,33 +1098,19 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let running_sim = sim::start(&opts).await?;
         let d = &running_sim.description;
-        let clusters: Vec<String> = d["clusters"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
-        cfg.gpu.nvml = false;
-        cfg.gpu.interval = "2s".into();
-        cfg.gpu.dcgm = clusters
-            .iter()
-            .zip(d["dcgm"].as_array().into_iter().flatten())
-            .filter_map(|(c, u)| Some(crate::config::DcgmTarget { cluster: c.clone(), url: u.as_str()?.to_string() }))
-            .collect();
-        cfg.endpoints = d["endpoints"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| {
-                let spec = serde_json::json!({
-                    "name": e["name"], "url": e["url"], "protocol": e["protocol"], "model": e["model"],
-                    "serving": {"cluster": e["cluster"], "namespace": e["namespace"], "kind": "Deployment", "name": e["deployment"]},
-                    "slo": {"availability": 0.999, "latency": {"percentile": "p99", "target_ms": 2500.0}},
-                });
-                serde_json::from_value(spec).ok()
-            })
-            .collect();
-        cfg.cost.opencost_url = d["opencost"].as_str().unwrap_or("").to_string();
-        if cfg.cost.monthly_budget.is_none() {
-            cfg.cost.monthly_budget = Some(500_000.0);
-        }
+        crate::wiring::point_at_sim(&mut cfg, d);
         let targets = crate::sources::kube::targets(Some(&running_sim.kubeconfig), &[])?;
         let (theme, keymap, detectors) = cockpit_parts(cli, &cfg);
+        let runbooks = load_runbooks(cli, &cfg);
+        let executor = start_executor(
+            cli,
+            &cfg,
+            &targets,
+            &store,
+            runbooks,
+            crate::model::incident::Origin::Tui,
+        )
+        .await;
         let running = crate::wiring::start(&cfg, targets, None);
         let costs = spawn_costs(&cfg);
         let app = crate::tui::app::App::new(theme, keymap, detectors, true, cli.noc);
@@ -795,6 +1119,7 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
             control,
             store: Some(store),
             incident_window: cfg.store.incident_window,
+            executor: Some(executor),
         };
         crate::tui::app::run(app, running.snapshots, costs, effects).await
     })?;

@@ -99,7 +99,9 @@ dir = "runbooks"
 mode = "dry-run"
 # Forbid every mutation (runbooks and the cockpit's manual actions); --read-only does too.
 read_only = false
-# While this file exists, automation halts everywhere (empty: no file switch).
+# The kill switch: true halts automation everywhere (so does K in the Runbooks pane).
+kill_switch = false
+# While this file exists, automation halts everywhere too (empty: no file switch).
 kill_switch_file = ""
 # Automation may have at most this share of a cluster's nodes cordoned or NotReady (Karpenter's
 # disruption budget, rounded up).
@@ -156,6 +158,7 @@ pub struct RunbooksConfig {
     pub dir: String,
     pub mode: crate::runbook::Mode,
     pub read_only: bool,
+    pub kill_switch: bool,
     pub kill_switch_file: String,
     pub max_disrupted_pct: f64,
     pub halt_unready_pct: f64,
@@ -172,6 +175,7 @@ impl Default for RunbooksConfig {
             dir: "runbooks".into(),
             mode: crate::runbook::Mode::DryRun,
             read_only: false,
+            kill_switch: false,
             kill_switch_file: String::new(),
             max_disrupted_pct: 10.0,
             halt_unready_pct: 45.0,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod cost_report;
 pub mod incident_report;
 pub mod model;
+pub mod rehearsal;
 pub mod runbook;
 pub mod signals;
 pub mod sim;

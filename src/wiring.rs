@@ -135,11 +135,54 @@ pub async fn action_clients(
                     Ok(c) => {
                         out.insert(t.context.clone(), c);
                     }
-                    Err(e) => tracing::warn!(context = %t.context, error = %e, "no client for actions"),
+                    Err(e) => {
+                        tracing::warn!(context = %t.context, error = %e, "no client for actions")
+                    }
                 }
             }
             Err(e) => tracing::warn!(context = %t.context, error = %e, "no client for actions"),
         }
     }
     out
+}
+
+/// Points a config at a simulated fleet described by `d` (the sim's JSON line): its DCGM
+/// exporters, model endpoints (with their serving Deployments and a 99.9% / p99 2.5 s SLO) and
+/// OpenCost; NVML off.
+pub fn point_at_sim(cfg: &mut Config, d: &serde_json::Value) {
+    let clusters: Vec<String> = d["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    cfg.gpu.nvml = false;
+    cfg.gpu.interval = "2s".into();
+    cfg.gpu.dcgm = clusters
+        .iter()
+        .zip(d["dcgm"].as_array().into_iter().flatten())
+        .filter_map(|(c, u)| {
+            Some(crate::config::DcgmTarget {
+                cluster: c.clone(),
+                url: u.as_str()?.to_string(),
+            })
+        })
+        .collect();
+    cfg.endpoints = d["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let spec = serde_json::json!({
+                "name": e["name"], "url": e["url"], "protocol": e["protocol"], "model": e["model"],
+                "serving": {"cluster": e["cluster"], "namespace": e["namespace"], "kind": "Deployment", "name": e["deployment"]},
+                "slo": {"availability": 0.999, "latency": {"percentile": "p99", "target_ms": 2500.0}},
+            });
+            serde_json::from_value(spec).ok()
+        })
+        .collect();
+    cfg.cost.opencost_url = d["opencost"].as_str().unwrap_or("").to_string();
+    if cfg.cost.monthly_budget.is_none() {
+        cfg.cost.monthly_budget = Some(500_000.0);
+    }
 }

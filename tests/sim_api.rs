@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use common::{Sim, fixture, http, wait_until};
+use common::{Kubectl, Sim, fixture, http, wait_until};
 use reqwest::Method;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -1389,6 +1389,7 @@ fn the_control_address_lists_every_scenario() {
         "node-notready",
         "spot-interruption",
         "bad-rollout",
+        "crashloop-rollout",
         "pdb-block",
         "api-flaky",
         "rbac-deny",
@@ -2153,4 +2154,34 @@ fn rbac_deny_answers_403_for_that_resource_only_until_cleared() {
         .send()
         .expect("request");
     assert_eq!(again.status().as_u16(), 200);
+}
+
+#[test]
+fn crashloop_rollout_makes_the_new_revision_crash_and_kubectl_undo_heals_it() {
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "8", "--pods-per-node", "6"]);
+    let kubectl = Kubectl::new("1.33", &sim);
+    let r = http()
+        .post(format!("{}/scenarios/crashloop-rollout", sim.control()))
+        .send()
+        .expect("inject");
+    assert!(r.status().is_success());
+    wait_until(
+        "a pod of the new revision in CrashLoopBackOff",
+        Duration::from_secs(20),
+        || {
+            kubectl
+                .ok(&["get", "pods", "-n", "serving", "--no-headers"])
+                .contains("CrashLoopBackOff")
+        },
+    );
+    kubectl.ok(&["rollout", "undo", "deployment/llama-chat", "-n", "serving"]);
+    wait_until(
+        "no pod crash-looping after the undo",
+        Duration::from_secs(30),
+        || {
+            !kubectl
+                .ok(&["get", "pods", "-n", "serving", "--no-headers"])
+                .contains("CrashLoopBackOff")
+        },
+    );
 }

@@ -2,6 +2,8 @@
 //! with send-keys, the screen read with capture-pane. Each test gets its own config, data
 //! directory and store, so tests run side by side and never touch the user's own.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -245,5 +247,159 @@ fn an_injected_fault_opens_an_incident_that_is_noted_acknowledged_resolved_and_e
                 "{want} missing from the export:\n{text}"
             );
         }
+    }
+}
+
+/// The node of the first `cordon node/NAME` on `screen`.
+fn cordoned_node_on(screen: &str) -> Option<String> {
+    let at = screen.find("cordon node/")? + "cordon node/".len();
+    let name: String = screen[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The kubeconfig `fleetdeck demo` wrote under `tmp` (`$TMPDIR/fleetdeck-demo-<pid>/`).
+fn demo_kubeconfig(tmp: &std::path::Path) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(tmp)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("kubeconfig"))
+            .find(|p| {
+                p.exists()
+                    && p.parent()
+                        .and_then(|d| d.file_name())
+                        .is_some_and(|n| n.to_string_lossy().starts_with("fleetdeck-demo-"))
+            });
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no fleetdeck-demo-*/kubeconfig under {}",
+            tmp.display()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn an_xid_storm_runbook_plan_is_approved_in_the_cockpit_and_cordons_the_node() {
+    let bin = env!("CARGO_BIN_EXE_fleetdeck");
+    let home = tempfile::tempdir().expect("temp dir");
+    let store = home.path().join("store");
+    // The demo writes its kubeconfig under $TMPDIR: a directory of this test's own.
+    let tmp = home.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp dir");
+    let cmd = format!(
+        "cd {home} && env XDG_CONFIG_HOME={home} XDG_DATA_HOME={home} TMPDIR={tmp} USER=e2e-oncall {bin} --store {store} --mode approve demo --nodes 12 --pods-per-node 8; echo FLEETDECK-EXITED $?; sleep 30",
+        home = home.path().display(),
+        tmp = tmp.display(),
+        store = store.display(),
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("SIMULATED FLEET");
+    t.wait_for("sim-a");
+
+    // The storm's critical XIDs start gpu-xid-cordon, whose plan waits for a person.
+    t.keys(&[":"]);
+    t.text("scenario xid-storm");
+    t.keys(&["Enter", "8"]);
+    t.wait_for("mode approve");
+    let pending = t.wait_for("▶ approval 1 · gpu-xid-cordon on sim-a");
+    let node = cordoned_node_on(&pending)
+        .unwrap_or_else(|| panic!("the plan names no cordon:\n{pending}"));
+    let pending = t.wait_for(&format!("drain of node {node}"));
+    assert!(pending.contains("blast radius:"), "{pending}");
+    assert!(
+        pending.contains("approvals pending") || pending.contains("approval pending"),
+        "{pending}"
+    );
+
+    // Approve: the run re-checks its signal, cordons and drains the node, and ends.
+    t.keys(&["y"]);
+    t.wait_for("approval 1 granted: gpu-xid-cordon goes ahead on sim-a");
+    let done = t.wait_for(&format!("done · node {node} cordoned"));
+    assert!(done.contains("gpu-xid-cordon"), "{done}");
+
+    // The simulated API server says so too, to kubectl.
+    let kubeconfig = demo_kubeconfig(&tmp);
+    let cache = tempfile::tempdir().expect("kubectl cache");
+    let out = Command::new(common::kubectl_path("1.33"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(["--context", "sim-a", "get", "node", &node])
+        .args(["-o", "jsonpath={.spec.unschedulable}"])
+        .output()
+        .expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl get node {node}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "true",
+        "node {node} is cordoned"
+    );
+
+    t.keys(&["q"]);
+    let exited = t.wait_for("FLEETDECK-EXITED");
+    assert!(exited.contains("FLEETDECK-EXITED 0"), "{exited}");
+
+    // The incident the signals opened tells the whole story, the person's verdict included.
+    let list = Command::new(bin)
+        .arg("--store")
+        .arg(&store)
+        .args(["incident", "list", "-o", "json"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .output()
+        .expect("fleetdeck incident list");
+    let incidents: serde_json::Value =
+        serde_json::from_slice(&list.stdout).expect("incident list as JSON");
+    let id = incidents
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| {
+            i["group"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("gpu.xid:"))
+        })
+        .and_then(|i| i["id"].as_u64())
+        .unwrap_or_else(|| panic!("no gpu.xid incident: {incidents}"));
+    let out = Command::new(bin)
+        .arg("--store")
+        .arg(&store)
+        .args(["incident", "export", &format!("INC-{id}"), "--format", "md"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .output()
+        .expect("fleetdeck incident export");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "gpu.xid".to_string(),
+        "approval 1 requested".to_string(),
+        "approval 1 granted by e2e-oncall".to_string(),
+        format!("node {node} cordoned"),
+        format!("on {node}"),
+        "Reset or replace the GPU before uncordoning".to_string(),
+    ] {
+        assert!(
+            text.contains(&want),
+            "{want:?} missing from the export:\n{text}"
+        );
     }
 }

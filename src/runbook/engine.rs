@@ -247,7 +247,9 @@ impl Runbook {
         let mut scope = Scope::new();
         engine
             .call_fn_with_options::<Dynamic>(
-                CallFnOptions::new().eval_ast(false),
+                // The top level holds only constants (RUNBOOK, settings): evaluating it makes
+                // them visible to functions as `global::NAME`.
+                CallFnOptions::new().eval_ast(true),
                 &mut scope,
                 &self.ast,
                 "run",
@@ -382,8 +384,25 @@ fn drain_options(m: &rhai::Map) -> Result<DrainRequest, Box<EvalAltResult>> {
     Ok(d)
 }
 
+/// The latest `nodes()` view: (snapshot address, version, time taken) and its script form.
+type NodesView = Option<((usize, u64, i64), Dynamic)>;
+static NODES_VIEW: std::sync::Mutex<NodesView> = std::sync::Mutex::new(None);
+
 /// The host API. Views are copies of the latest snapshot; mutations go to `Host::request`.
 fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU64>) {
+    // Time arithmetic on the RFC 3339 times signals carry (first_seen, deadlines).
+    engine.register_fn(
+        "seconds_since",
+        |at: &str| -> Result<f64, Box<EvalAltResult>> {
+            let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+                host_err(format!("seconds_since({at:?}): not an RFC 3339 time: {e}"))
+            })?;
+            Ok(
+                (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64
+                    / 1000.0,
+            )
+        },
+    );
     // Wraps a host call so its time does not count against the script's deadline.
     let timed = {
         let in_host = in_host.clone();
@@ -397,17 +416,38 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
     let h = host.clone();
     engine.register_fn("nodes", move || -> Dynamic {
         let snap = h.snapshot();
-        let nodes: Vec<_> = snap
+        // Built once per snapshot, whichever run asks first: every runbook that looks at the
+        // nodes of one snapshot shares the conversion.
+        let key = (
+            Arc::as_ptr(&snap) as usize,
+            snap.version,
+            snap.taken_at
+                .and_then(|t| t.timestamp_nanos_opt())
+                .unwrap_or(0),
+        );
+        if let Ok(c) = NODES_VIEW.lock()
+            && let Some((k, nodes)) = c.as_ref()
+            && *k == key
+        {
+            return nodes.clone();
+        }
+        let nodes: rhai::Array = snap
             .clusters
             .iter()
-            .flat_map(|c| c.nodes.iter().map(move |n| (c.name.clone(), n)))
+            .flat_map(|c| c.nodes.iter().map(move |n| (c.name.as_str(), n)))
             .map(|(cluster, n)| {
-                let mut v = serde_json::to_value(n).unwrap_or_default();
-                v["cluster"] = cluster.into();
-                v
+                let mut d = to_dyn(n);
+                if let Some(mut m) = d.write_lock::<rhai::Map>() {
+                    m.insert("cluster".into(), cluster.into());
+                }
+                d
             })
             .collect();
-        to_dyn(&nodes)
+        let nodes = Dynamic::from_array(nodes);
+        if let Ok(mut c) = NODES_VIEW.lock() {
+            *c = Some((key, nodes.clone()));
+        }
+        nodes
     });
     let h = host.clone();
     engine.register_fn("gpus", move |node: &str| -> Dynamic {

@@ -30,6 +30,8 @@ pub struct ExecutorConfig {
     pub origin: Origin,
     /// Who acts: `host/pid`, or the Lease holder in headless mode.
     pub identity: String,
+    /// Scales triggers' `held_for` (1.0; a rehearsal compresses time).
+    pub held_for_scale: f64,
 }
 
 impl ExecutorConfig {
@@ -45,6 +47,7 @@ impl ExecutorConfig {
                 std::env::var("HOSTNAME").unwrap_or_else(|_| "fleetdeck".into()),
                 std::process::id()
             ),
+            held_for_scale: 1.0,
         }
     }
 }
@@ -134,7 +137,10 @@ impl Approvals {
     }
 
     fn decide(&self, id: u64, approve: bool, by: &str) -> Result<PendingApproval, String> {
-        let mut m = self.pending.lock().map_err(|_| "approvals poisoned".to_string())?;
+        let mut m = self
+            .pending
+            .lock()
+            .map_err(|_| "approvals poisoned".to_string())?;
         match m.get_mut(&id) {
             Some((p, v @ None)) => {
                 *v = Some((approve, by.to_string()));
@@ -232,7 +238,11 @@ impl Executor {
 
     /// Runs of this process, newest last.
     pub fn runs(&self) -> Vec<RunRecord> {
-        self.inner.runs.lock().map(|r| r.clone()).unwrap_or_default()
+        self.inner
+            .runs
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     pub fn pending_approvals(&self) -> Vec<PendingApproval> {
@@ -267,6 +277,13 @@ impl Executor {
         }
     }
 
+    /// Gives the runs a fleet to look at without starting any (a manual run).
+    pub fn observe_snapshot_only(&self, snap: Arc<Snapshot>) {
+        if let Ok(mut s) = self.inner.snapshot.lock() {
+            *s = snap;
+        }
+    }
+
     /// A new snapshot with its signals evaluated: starts a run for each (runbook, signal) that
     /// began firing. Returns the ids of the runs started.
     pub fn observe(&self, snap: Arc<Snapshot>) -> Vec<String> {
@@ -277,11 +294,20 @@ impl Executor {
         let mut now_firing = HashSet::new();
         let now = Utc::now();
         for signal in &snap.signals {
-            for rb in self.inner.runbooks.iter().filter(|r| r.meta.matches(signal)) {
-                let key = (rb.meta.name.clone(), signal.dedup_key.clone());
+            // One run per runbook and incident group at a time: an XID storm over eight GPUs
+            // of one node is one node to cordon, not eight runs.
+            let group = crate::store::incident_group(signal);
+            for rb in self
+                .inner
+                .runbooks
+                .iter()
+                .filter(|r| r.meta.matches(signal))
+            {
+                let key = (rb.meta.name.clone(), group.clone());
                 // A trigger that must hold for a while waits (not yet "fired").
                 if let Some(held) = rb.meta.trigger_held_for
-                    && (now - signal.first_seen).to_std().unwrap_or_default() < held
+                    && (now - signal.first_seen).to_std().unwrap_or_default()
+                        < held.mul_f64(self.inner.cfg.held_for_scale)
                 {
                     continue;
                 }
@@ -312,12 +338,20 @@ impl Executor {
         );
         let ex = self.clone();
         let run_id = id.clone();
-        self.inner.rt.spawn_blocking(move || ex.execute(&run_id, &rb, &signal, mode));
+        self.inner
+            .rt
+            .spawn_blocking(move || ex.execute(&run_id, &rb, &signal, mode));
         id
     }
 
     /// Runs one runbook to its end on the calling (blocking) thread.
-    pub fn execute(&self, id: &str, rb: &Runbook, signal: &Signal, mode: Option<Mode>) -> RunRecord {
+    pub fn execute(
+        &self,
+        id: &str,
+        rb: &Runbook,
+        signal: &Signal,
+        mode: Option<Mode>,
+    ) -> RunRecord {
         let inner = &self.inner;
         let global = mode.unwrap_or(inner.cfg.mode);
         let mode = rb.meta.effective_mode(global);
@@ -342,7 +376,7 @@ impl Executor {
             incident,
         };
         self.put_run(record.clone());
-        let cooldown_key = format!("{}:{}", rb.meta.name, signal.subject.describe());
+        let cooldown_key = format!("{}:{}", rb.meta.name, crate::store::incident_group(signal));
         if let Ok(Some(c)) = inner.store.cooldown(&cooldown_key, Utc::now()) {
             let why = format!(
                 "runbook {} is cooling down on {} until {} (set by {})",
@@ -401,7 +435,13 @@ impl Executor {
             RunState::Failed(_) | RunState::Stopped(_) => Verdict::Refused,
             _ => Verdict::Allowed,
         };
-        self.decision(incident, rb, verdict, summary, Some(serde_json::json!({ "run": id })));
+        self.decision(
+            incident,
+            rb,
+            verdict,
+            summary,
+            Some(serde_json::json!({ "run": id })),
+        );
         self.finish(id, state)
     }
 
@@ -451,7 +491,10 @@ impl Executor {
             );
             e.incident = incident;
             e.verdict = Some(Verdict::Pending);
-            e.detail.insert("plan".into(), serde_json::to_value(&plan).unwrap_or_default());
+            e.detail.insert(
+                "plan".into(),
+                serde_json::to_value(&plan).unwrap_or_default(),
+            );
             let _ = inner.store.append(e);
             let _ = inner.store.journal_put(&JournalRecord {
                 run: id.to_string(),
@@ -628,7 +671,10 @@ impl Executor {
                                 "refused": plan.is_refused().then(|| plan.refusal()),
                             }),
                         ),
-                        Err(e) => (format!("drain node {node} (plan unavailable: {e})"), serde_json::Value::Null),
+                        Err(e) => (
+                            format!("drain node {node} (plan unavailable: {e})"),
+                            serde_json::Value::Null,
+                        ),
                     }
                 }
                 Err(e) => (format!("drain node {node} ({e})"), serde_json::Value::Null),
@@ -689,7 +735,8 @@ impl Executor {
                 actions::ObjectKind::Deployment,
                 namespace,
                 name,
-                u32::try_from(*replicas).map_err(|_| format!("replicas {replicas} is not a count"))?,
+                u32::try_from(*replicas)
+                    .map_err(|_| format!("replicas {replicas} is not a count"))?,
             )),
             Intent::Taint {
                 node,
@@ -726,14 +773,22 @@ impl Executor {
                     other => return Err(format!("cannot annotate a {other}")),
                 };
                 let ns = (!namespace.is_empty()).then_some(namespace.as_str());
-                rt.block_on(actions::annotate(&ctx, kind, ns, name, key, value.as_deref()))
+                rt.block_on(actions::annotate(
+                    &ctx,
+                    kind,
+                    ns,
+                    name,
+                    key,
+                    value.as_deref(),
+                ))
             }
         };
         r.map_err(|e| e.to_string())
     }
 
-    /// A person's action from the cockpit (already confirmed): read-only and the kill switch
-    /// still apply; budgets and modes govern automation, not people. Recorded as theirs.
+    /// A person's action from the cockpit (already confirmed): read-only still applies; the
+    /// kill switch, budgets and modes govern automation, not people. Recorded as theirs,
+    /// failures included.
     pub fn manual(
         &self,
         cluster: &str,
@@ -759,7 +814,21 @@ impl Executor {
             let _ = inner.store.append(e);
             return Err(why);
         }
-        let report = self.perform(cluster, intent)?;
+        let report = match self.perform(cluster, intent) {
+            Ok(r) => r,
+            Err(why) => {
+                let mut e = NewEntry::new(
+                    EntryKind::Action,
+                    Actor::User(user.into()),
+                    inner.cfg.origin,
+                    format!("{} {} failed: {why}", verb_of(intent), target_of(intent)),
+                );
+                e.incident = incident;
+                e.detail.insert("outcome".into(), "failed".into());
+                let _ = inner.store.append(e);
+                return Err(why);
+            }
+        };
         let mut e = report.to_entry(Actor::User(user.into()), inner.cfg.origin);
         e.incident = incident;
         let _ = inner.store.append(e);
@@ -855,8 +924,10 @@ impl RunHost {
                 Some(Verdict::Refused),
                 format!("{} {} refused: {why}", verb_of(intent), target_of(intent)),
             );
-            e.detail
-                .insert("intent".into(), serde_json::to_value(intent).unwrap_or_default());
+            e.detail.insert(
+                "intent".into(),
+                serde_json::to_value(intent).unwrap_or_default(),
+            );
             let _ = self.ex.inner.store.append(e);
         }
         serde_json::json!({ "outcome": "refused", "reason": why })
@@ -872,7 +943,9 @@ impl RunHost {
             return None;
         }
         let deadline = self.signal.evidence.get("deadline")?.as_str()?;
-        let deadline = DateTime::parse_from_rfc3339(deadline).ok()?.with_timezone(&Utc);
+        let deadline = DateTime::parse_from_rfc3339(deadline)
+            .ok()?
+            .with_timezone(&Utc);
         Some(deadline - chrono::Duration::seconds(options.grace_period_s.unwrap_or(30)))
     }
 
@@ -980,13 +1053,21 @@ impl Host for RunHost {
                         ),
                     ));
                 }
+                // Once per target and problem: the incident when there is one, else this
+                // firing of the signal.
+                let occurrence = match self.incident {
+                    Some(id) => format!("INC-{id}"),
+                    None => format!(
+                        "{}@{}",
+                        self.signal.dedup_key,
+                        self.signal.first_seen.timestamp()
+                    ),
+                };
                 let key = format!(
-                    "{}:{}:{}:{}@{}",
+                    "{}:{}:{}:{occurrence}",
                     self.cluster,
                     verb_of(&intent),
                     target_of(&intent),
-                    self.signal.dedup_key,
-                    self.signal.first_seen.timestamp()
                 );
                 let now = Utc::now();
                 match inner.store.claim(
@@ -1017,25 +1098,32 @@ impl Host for RunHost {
                     step: format!("{} {}", verb_of(&intent), target_of(&intent)),
                     state: serde_json::json!({ "idempotency_key": key }),
                 });
-                let report = match self.ex.perform_with(&self.cluster, &intent, self.force_past(&intent)) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = inner.store.finish(&key, &format!("failed: {e}"), Utc::now());
-                        let mut entry = self.entry(
-                            EntryKind::Action,
-                            None,
-                            format!("{} {} failed: {e}", verb_of(&intent), target_of(&intent)),
-                        );
-                        entry.detail.insert("outcome".into(), "failed".into());
-                        let _ = inner.store.append(entry);
-                        return Ok(serde_json::json!({ "outcome": "failed", "reason": e }));
-                    }
-                };
+                let report =
+                    match self
+                        .ex
+                        .perform_with(&self.cluster, &intent, self.force_past(&intent))
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = inner
+                                .store
+                                .finish(&key, &format!("failed: {e}"), Utc::now());
+                            let mut entry = self.entry(
+                                EntryKind::Action,
+                                None,
+                                format!("{} {} failed: {e}", verb_of(&intent), target_of(&intent)),
+                            );
+                            entry.detail.insert("outcome".into(), "failed".into());
+                            let _ = inner.store.append(entry);
+                            return Ok(serde_json::json!({ "outcome": "failed", "reason": e }));
+                        }
+                    };
                 let _ = inner.store.finish(&key, report.outcome.name(), Utc::now());
                 let mut e = report.to_entry(Actor::Runbook(self.runbook.clone()), inner.cfg.origin);
                 e.incident = self.incident;
                 e.detail.insert("run".into(), self.run.clone().into());
-                e.detail.insert("holder".into(), inner.cfg.identity.clone().into());
+                e.detail
+                    .insert("holder".into(), inner.cfg.identity.clone().into());
                 let _ = inner.store.append(e);
                 let line = report.summary.clone();
                 self.ex.update_run(&self.run, |r| r.actions.push(line));
@@ -1095,7 +1183,9 @@ impl Host for RunHost {
         e.detail.insert("body".into(), body);
         let _ = self.ex.inner.store.append(e);
         match sent {
-            Ok(r) if r.status().is_success() => Ok(serde_json::json!({ "outcome": "done", "status": status })),
+            Ok(r) if r.status().is_success() => {
+                Ok(serde_json::json!({ "outcome": "done", "status": status }))
+            }
             Ok(_) => Ok(serde_json::json!({ "outcome": "failed", "status": status })),
             Err(e) => Err(format!("notify {url}: {e}")),
         }
@@ -1128,7 +1218,11 @@ impl Host for RunHost {
                 let (ok, by) = verdict.unwrap_or((false, "timeout".into()));
                 let _ = inner.store.append(self.entry(
                     EntryKind::Approval,
-                    Some(if ok { Verdict::Approved } else { Verdict::Denied }),
+                    Some(if ok {
+                        Verdict::Approved
+                    } else {
+                        Verdict::Denied
+                    }),
                     format!(
                         "approval {id} {} by {by}",
                         if ok { "granted" } else { "denied" }
@@ -1166,10 +1260,9 @@ impl Host for RunHost {
                                 && d.available == d.replicas
                         })
                 }
-                "signal_cleared" => !snap
-                    .signals
-                    .iter()
-                    .any(|s| s.dedup_key == target || (s.kind == target && s.subject == self.signal.subject)),
+                "signal_cleared" => !snap.signals.iter().any(|s| {
+                    s.dedup_key == target || (s.kind == target && s.subject == self.signal.subject)
+                }),
                 "node_drained" => {
                     let pods = self.pods_on(target)?;
                     pods.as_array().is_some_and(|a| {

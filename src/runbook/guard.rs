@@ -1,7 +1,7 @@
-//! The guard: every mutation a runbook (or a person in the cockpit) asks for is checked here
-//! first — kill switch, read-only, the cluster-wide halt on unready nodes, the disruption
-//! budget, cooldowns — and the mode decides what an allowed mutation becomes: a plan, a
-//! request for approval, or the action itself.
+//! The guard: every mutation a runbook asks for is checked here first — kill switch,
+//! read-only, the cluster-wide halt on unready nodes, the disruption budget — and the mode
+//! decides what an allowed mutation becomes: a plan, a request for approval, or the action
+//! itself. (A person's confirmed action from the cockpit only meets read-only.)
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,7 +38,14 @@ pub struct Guard {
     max_disrupted_pct: f64,
     halt_unready_pct: f64,
     halt_unready_count: u32,
+    /// Nodes automation was allowed to take out of service and the snapshot may not show yet
+    /// (cluster, node) → when: runs in parallel must not all see the same free budget.
+    reserved: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
 }
+
+/// How long a node allowed out of service counts against the budget before the snapshot must
+/// show it.
+const RESERVATION: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Disruption of one cluster as the guard counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -58,10 +65,11 @@ impl Guard {
             read_only: read_only || cfg.read_only,
             kill_file: (!cfg.kill_switch_file.trim().is_empty())
                 .then(|| PathBuf::from(cfg.kill_switch_file.trim())),
-            kill: AtomicBool::new(false),
+            kill: AtomicBool::new(cfg.kill_switch),
             max_disrupted_pct: cfg.max_disrupted_pct,
             halt_unready_pct: cfg.halt_unready_pct,
             halt_unready_count: cfg.halt_unready_count,
+            reserved: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -81,7 +89,9 @@ impl Guard {
     /// Why automation is halted everywhere, if it is.
     pub fn killed(&self) -> Option<String> {
         if self.kill.load(Ordering::SeqCst) {
-            return Some("the kill switch is on (toggled in the cockpit)".into());
+            return Some(
+                "the kill switch is on ([runbooks] kill_switch, or K in the cockpit)".into(),
+            );
         }
         match &self.kill_file {
             Some(f) if f.exists() => Some(format!(
@@ -122,7 +132,9 @@ impl Guard {
             return Decision::Refuse(why);
         }
         if self.read_only {
-            return Decision::Refuse("fleetdeck runs read-only: every mutation is forbidden".into());
+            return Decision::Refuse(
+                "fleetdeck runs read-only: every mutation is forbidden".into(),
+            );
         }
         if let Some(d) = self.disruption(snap, cluster) {
             // cluster-autoscaler stops acting when more than max(ok-total-unready-count,
@@ -137,17 +149,31 @@ impl Guard {
                 ));
             }
             if let Some(node) = disrupting(intent) {
-                let already = snap
-                    .clusters
-                    .iter()
-                    .find(|c| c.name == cluster)
-                    .and_then(|c| c.nodes.iter().find(|n| n.name == node))
-                    .is_some_and(|n| n.cordoned || n.readiness != NodeReadiness::Ready);
-                if !already && d.disrupted + 1 > d.budget {
+                let out_of_service = |name: &str| {
+                    snap.clusters
+                        .iter()
+                        .find(|c| c.name == cluster)
+                        .and_then(|c| c.nodes.iter().find(|n| n.name == name))
+                        .is_some_and(|n| n.cordoned || n.readiness != NodeReadiness::Ready)
+                };
+                // Check and reserve under one lock: parallel runs see each other's nodes.
+                let Ok(mut reserved) = self.reserved.lock() else {
+                    return Decision::Refuse("the guard's budget ledger is unusable".into());
+                };
+                reserved.retain(|(c, n), at| {
+                    at.elapsed() < RESERVATION && !(c == cluster && out_of_service(n))
+                });
+                let key = (cluster.to_string(), node.to_string());
+                let pending = reserved.keys().filter(|(c, _)| c == cluster).count() as u32;
+                let already = out_of_service(node) || reserved.contains_key(&key);
+                if !already && d.disrupted + pending + 1 > d.budget {
                     return Decision::Refuse(format!(
-                        "disruption budget of cluster {cluster} reached: {} of {} nodes are cordoned or NotReady, the budget ({}%) allows {}",
-                        d.disrupted, d.nodes, self.max_disrupted_pct, d.budget
+                        "disruption budget of cluster {cluster} reached: {} of {} nodes are cordoned or NotReady ({} more being taken out by automation), the budget ({}%) allows {}",
+                        d.disrupted, d.nodes, pending, self.max_disrupted_pct, d.budget
                     ));
+                }
+                if mode == Mode::Auto && !already && self.killed().is_none() {
+                    reserved.insert(key, std::time::Instant::now());
                 }
             }
         }
@@ -272,24 +298,65 @@ mod tests {
 
     #[test]
     fn the_mode_decides_what_an_allowed_mutation_becomes() {
-        let s = snap((0..20).map(|i| node(&format!("n{i}"), true, false)).collect());
+        let s = snap(
+            (0..20)
+                .map(|i| node(&format!("n{i}"), true, false))
+                .collect(),
+        );
         let g = guard();
-        assert_eq!(g.check(&s, "prod", &cordon("n1"), Mode::DryRun), Decision::Plan);
-        assert_eq!(g.check(&s, "prod", &cordon("n1"), Mode::Approve), Decision::Approve);
-        assert_eq!(g.check(&s, "prod", &cordon("n1"), Mode::Auto), Decision::Allow);
+        assert_eq!(
+            g.check(&s, "prod", &cordon("n1"), Mode::DryRun),
+            Decision::Plan
+        );
+        assert_eq!(
+            g.check(&s, "prod", &cordon("n1"), Mode::Approve),
+            Decision::Approve
+        );
+        assert_eq!(
+            g.check(&s, "prod", &cordon("n1"), Mode::Auto),
+            Decision::Allow
+        );
     }
 
     #[test]
     fn the_disruption_budget_counts_cordoned_and_not_ready_nodes() {
         // 20 nodes × 10% = 2; one is cordoned and one NotReady already.
-        let mut nodes: Vec<_> = (0..18).map(|i| node(&format!("n{i}"), true, false)).collect();
+        let mut nodes: Vec<_> = (0..18)
+            .map(|i| node(&format!("n{i}"), true, false))
+            .collect();
         nodes.push(node("c", true, true));
         nodes.push(node("x", false, false));
         let s = snap(nodes);
         let d = guard().check(&s, "prod", &cordon("n1"), Mode::Auto);
-        assert!(matches!(&d, Decision::Refuse(r) if r.contains("disruption budget")), "{d:?}");
+        assert!(
+            matches!(&d, Decision::Refuse(r) if r.contains("disruption budget")),
+            "{d:?}"
+        );
         // Cordoning a node that is already out of service costs nothing.
-        assert_eq!(guard().check(&s, "prod", &cordon("x"), Mode::Auto), Decision::Allow);
+        assert_eq!(
+            guard().check(&s, "prod", &cordon("x"), Mode::Auto),
+            Decision::Allow
+        );
+        // Parallel runs: the first one reserves the last free slot.
+        let mut nodes: Vec<_> = (0..19)
+            .map(|i| node(&format!("n{i}"), true, false))
+            .collect();
+        nodes.push(node("c", true, true));
+        let s2 = snap(nodes);
+        let g = guard();
+        assert_eq!(
+            g.check(&s2, "prod", &cordon("n1"), Mode::Auto),
+            Decision::Allow
+        );
+        assert!(matches!(
+            g.check(&s2, "prod", &cordon("n2"), Mode::Auto),
+            Decision::Refuse(_)
+        ));
+        // The same node again is not a second disruption.
+        assert_eq!(
+            g.check(&s2, "prod", &cordon("n1"), Mode::Auto),
+            Decision::Allow
+        );
         // Rollbacks are not node disruptions.
         let rb = Intent::Rollback {
             namespace: "s".into(),
@@ -302,7 +369,9 @@ mod tests {
     #[test]
     fn too_many_unready_nodes_halt_the_cluster() {
         // 5 of 10 unready: more than max(3, 45% of 10).
-        let mut nodes: Vec<_> = (0..5).map(|i| node(&format!("n{i}"), true, false)).collect();
+        let mut nodes: Vec<_> = (0..5)
+            .map(|i| node(&format!("n{i}"), true, false))
+            .collect();
         nodes.extend((0..5).map(|i| node(&format!("u{i}"), false, false)));
         let s = snap(nodes);
         let rb = Intent::Rollback {
@@ -311,17 +380,28 @@ mod tests {
             revision: None,
         };
         let d = guard().check(&s, "prod", &rb, Mode::Auto);
-        assert!(matches!(&d, Decision::Refuse(r) if r.contains("halted")), "{d:?}");
+        assert!(
+            matches!(&d, Decision::Refuse(r) if r.contains("halted")),
+            "{d:?}"
+        );
     }
 
     #[test]
     fn read_only_and_the_kill_switch_refuse_everything() {
-        let s = snap((0..20).map(|i| node(&format!("n{i}"), true, false)).collect());
+        let s = snap(
+            (0..20)
+                .map(|i| node(&format!("n{i}"), true, false))
+                .collect(),
+        );
         let ro = Guard::new(&RunbooksConfig::default(), Mode::Auto, true);
-        assert!(matches!(ro.check(&s, "prod", &cordon("n1"), Mode::DryRun), Decision::Refuse(r) if r.contains("read-only")));
+        assert!(
+            matches!(ro.check(&s, "prod", &cordon("n1"), Mode::DryRun), Decision::Refuse(r) if r.contains("read-only"))
+        );
         let g = guard();
         assert!(g.toggle_kill());
-        assert!(matches!(g.check(&s, "prod", &cordon("n1"), Mode::Auto), Decision::Refuse(r) if r.contains("kill switch")));
+        assert!(
+            matches!(g.check(&s, "prod", &cordon("n1"), Mode::Auto), Decision::Refuse(r) if r.contains("kill switch"))
+        );
         assert!(!g.toggle_kill());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("STOP");
@@ -330,8 +410,13 @@ mod tests {
             ..RunbooksConfig::default()
         };
         let g = Guard::new(&cfg, Mode::Auto, false);
-        assert_eq!(g.check(&s, "prod", &cordon("n1"), Mode::Auto), Decision::Allow);
+        assert_eq!(
+            g.check(&s, "prod", &cordon("n1"), Mode::Auto),
+            Decision::Allow
+        );
         std::fs::write(&file, "").unwrap();
-        assert!(matches!(g.check(&s, "prod", &cordon("n1"), Mode::Auto), Decision::Refuse(r) if r.contains("STOP")));
+        assert!(
+            matches!(g.check(&s, "prod", &cordon("n1"), Mode::Auto), Decision::Refuse(r) if r.contains("STOP"))
+        );
     }
 }

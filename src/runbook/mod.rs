@@ -6,6 +6,7 @@ pub mod engine;
 pub mod executor;
 pub mod guard;
 pub mod meta;
+pub mod shipped;
 
 pub use engine::{DrainRequest, Host, Intent, Limits, Runbook, load_dir};
 pub use meta::{Mode, RunbookError, RunbookMeta};

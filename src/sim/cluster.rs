@@ -439,17 +439,35 @@ impl ClusterState {
                 m.retain(|k, v| !((k == "reason" || k == "message") && v.as_str() == Some("")));
             }
         }
+        // The `crashloop-rollout` scenario's revision: its containers exit at once, over and over.
+        let crashing = pod["metadata"]["annotations"]["sim.fleetdeck.dev/fault"] == "crashloop";
+        if crashing {
+            for c in conds.iter_mut() {
+                if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                    c["status"] = json!("False");
+                    c["reason"] = json!("ContainersNotReady");
+                }
+            }
+        }
         let statuses: Vec<Value> = pod["spec"]["containers"]
             .as_array()
             .map(|cs| {
                 cs.iter()
                     .map(|c| {
-                        json!({
+                        let mut s = json!({
                             "name": c["name"], "image": c["image"], "imageID": format!("{}@sha256:{:064x}", obj_str(c, "/image"), 0),
                             "containerID": format!("containerd://{:064x}", self.store.rv),
                             "ready": true, "started": true, "restartCount": 0,
                             "state": {"running": {"startedAt": now}}, "lastState": {},
-                        })
+                        });
+                        if crashing {
+                            s["ready"] = json!(false);
+                            s["started"] = json!(false);
+                            s["restartCount"] = json!(5);
+                            s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 2m40s restarting failed container={}", obj_str(c, "/name"))}});
+                            s["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}});
+                        }
+                        s
                     })
                     .collect()
             })

@@ -40,6 +40,11 @@ pub static SCENARIOS: &[ScenarioDef] = &[
         targets: &["endpoint"],
     },
     ScenarioDef {
+        name: "crashloop-rollout",
+        description: "a new revision of an endpoint's Deployment whose pods crash-loop (CrashLoopBackOff); rolling back heals it",
+        targets: &["endpoint"],
+    },
+    ScenarioDef {
         name: "pdb-block",
         description: "the endpoint's PodDisruptionBudget allows no disruption, so every eviction answers 429",
         targets: &["endpoint"],
@@ -145,7 +150,8 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
             json!({"cluster": c.name, "node": node})
         }
         "spot-interruption" => spot_interruption(fleet, t)?,
-        "bad-rollout" => bad_rollout(fleet, t)?,
+        "bad-rollout" => bad_rollout(fleet, t, "bad-rollout")?,
+        "crashloop-rollout" => bad_rollout(fleet, t, "crashloop")?,
         "pdb-block" => pdb_block(fleet, t)?,
         "rbac-deny" => {
             let ci = cluster_index(fleet, t, 0)?;
@@ -370,7 +376,9 @@ fn find_deployment(fleet: &SimFleet, ns: &str, name: &str) -> Result<usize, Stri
         .ok_or_else(|| format!("no cluster serves deployment {ns}/{name}"))
 }
 
-fn bad_rollout(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
+/// A new revision of the endpoint's Deployment carrying `fault` (`bad-rollout`: slow and
+/// erroring; `crashloop`: its containers crash on start).
+fn bad_rollout(fleet: &SimFleet, t: &Target, fault: &str) -> Result<Value, String> {
     let (ep, ns, dep_name) = endpoint_target(t);
     let ci = find_deployment(fleet, &ns, &dep_name)?;
     let c = &fleet.clusters[ci];
@@ -384,11 +392,14 @@ fn bad_rollout(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
         .unwrap_or("")
         .to_string();
     let base = image.split(':').next().unwrap_or(&image).to_string();
-    let tag = format!("v0.7.0-rc{}", st.store.rv % 9 + 1);
+    let tag = if fault == "crashloop" {
+        format!("v0.7.1-nightly{}", st.store.rv % 9 + 1)
+    } else {
+        format!("v0.7.0-rc{}", st.store.rv % 9 + 1)
+    };
     let new_image = format!("{base}:{tag}");
     dep["spec"]["template"]["spec"]["containers"][0]["image"] = json!(new_image);
-    dep["spec"]["template"]["metadata"]["annotations"]["sim.fleetdeck.dev/fault"] =
-        json!("bad-rollout");
+    dep["spec"]["template"]["metadata"]["annotations"]["sim.fleetdeck.dev/fault"] = json!(fault);
     dep["metadata"]["annotations"]["kubernetes.io/change-cause"] =
         json!(format!("helm upgrade {dep_name} --set image.tag={tag}"));
     let g = dep["metadata"]["generation"].as_u64().unwrap_or(1);

@@ -561,11 +561,19 @@ pub fn sort_for_display(incidents: &mut [Incident]) {
     });
 }
 
-/// Signals with the same group join one incident: GPUs group by their node (one XID storm on
-/// one node is one incident), other subjects by their most specific object.
+/// Signals with the same group join one incident: pods of one Deployment group by it (a bad
+/// rollout crash-looping on five nodes is one problem), GPUs by their node (one XID storm on one
+/// node is one incident), other subjects by their most specific object.
 pub fn incident_group(signal: &Signal) -> String {
     let s: &Subject = &signal.subject;
-    let place = if let Some(node) = &s.node {
+    let deployment = signal
+        .evidence
+        .get("deployment")
+        .and_then(|d| d.as_str())
+        .filter(|d| !d.is_empty());
+    let place = if let Some(dep) = deployment {
+        format!("deployment/{}/{dep}", s.namespace.as_deref().unwrap_or("-"))
+    } else if let Some(node) = &s.node {
         format!("node/{node}")
     } else if let Some(ep) = &s.endpoint {
         format!("endpoint/{ep}")

@@ -1,6 +1,7 @@
 //! The cockpit: app state, the event loop (keys and mouse, snapshots, ticks, SIGTERM), the
-//! status line, command palette, filter, help and NOC rotation. Panes draw what they are
-//! given; detectors run when a snapshot arrives, never while drawing.
+//! status line, command palette, filter, help and NOC rotation, and the confirmation of a
+//! person's actions. Panes draw what they are given; detectors run when a snapshot arrives,
+//! never while drawing; the executor is reached only through the loop's `AutomationLink`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs, Wrap};
 use tokio::sync::{mpsc, watch};
 
+use super::automation::{AutomationLink, NO_EXECUTOR};
 use super::cost::CostPane;
 use super::endpoints::EndpointsPane;
 use super::gpus::GpusPane;
@@ -22,12 +24,16 @@ use super::nodes::NodesPane;
 use super::overview::OverviewPane;
 use super::pane::ViewCtx;
 use super::rca::RcaLink;
+use super::runbooks::{AutomationView, RunbooksPane, kill_style, pending_text, plan_step_lines};
 use super::signals::SignalsPane;
 use super::theme::{Role, Theme};
 use crate::model::cost::CostReport;
 use crate::model::incident::{Entry, Incident, IncidentStatus, incident_label};
 use crate::model::signal::Signal;
 use crate::model::{Snapshot, SyncState};
+use crate::runbook::executor::PlanStep;
+use crate::runbook::guard::{ClusterDisruption, target_of, verb_of};
+use crate::runbook::{DrainRequest, Intent};
 use crate::signals::Detectors;
 
 /// The smallest terminal the cockpit draws in.
@@ -37,10 +43,11 @@ pub const MIN_HEIGHT: u16 = 24;
 const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 /// How long each pane stays up in NOC mode.
 const NOC_ROTATION: Duration = Duration::from_secs(10);
-const NOC_PANES: [PaneId; 6] = [
+const NOC_PANES: [PaneId; 7] = [
     PaneId::Overview,
     PaneId::Signals,
     PaneId::Incidents,
+    PaneId::Runbooks,
     PaneId::Endpoints,
     PaneId::Gpus,
     PaneId::Nodes,
@@ -62,7 +69,30 @@ enum Mode {
         command: Command,
         cancelled: String,
     },
+    /// A person's action with the guard's plan on screen, waiting for y (anything else
+    /// cancels).
+    ConfirmAction(PendingAction),
     Help,
+}
+
+/// A person's action between its two phases: the guard's plan is known, the action is not
+/// yet performed.
+#[derive(Debug, Clone, PartialEq)]
+struct PendingAction {
+    cluster: String,
+    step: PlanStep,
+    disruption: Option<ClusterDisruption>,
+}
+
+impl PendingAction {
+    fn what(&self) -> String {
+        format!(
+            "{} {} in {}",
+            verb_of(&self.step.intent),
+            target_of(&self.step.intent),
+            self.cluster
+        )
+    }
 }
 
 /// Side effects the loop performs for the app (the app itself does no I/O).
@@ -81,6 +111,35 @@ pub enum Command {
     Resolve(u64),
     /// Write the incident's Markdown postmortem draft to `./INC-<n>-postmortem.md`.
     Export(u64),
+    /// A person's action, first phase: ask the executor for the guard's plan and blast radius.
+    Preview {
+        cluster: String,
+        intent: Intent,
+    },
+    /// A person's action, confirmed: perform it through the executor, recorded as theirs.
+    Perform {
+        cluster: String,
+        intent: Intent,
+    },
+    /// A person's verdict on a runbook's pending plan.
+    Decide {
+        id: u64,
+        approve: bool,
+    },
+    ToggleKill,
+}
+
+impl Command {
+    /// Whether the runbook executor performs it (else the store or the simulated fleet).
+    pub fn is_automation(&self) -> bool {
+        matches!(
+            self,
+            Command::Preview { .. }
+                | Command::Perform { .. }
+                | Command::Decide { .. }
+                | Command::ToggleKill
+        )
+    }
 }
 
 /// The Incidents detail's reminder of its keys, from the bindings: `n note · a acknowledge …`.
@@ -91,6 +150,22 @@ fn incident_keys_hint(keymap: &Keymap) -> String {
         (Action::Resolve, "resolve"),
         (Action::Export, "export"),
         (Action::Back, "back"),
+    ]
+    .into_iter()
+    .filter_map(|(action, what)| {
+        let key = keymap.keys_for(action).into_iter().next()?;
+        Some(format!("{key} {what}"))
+    })
+    .collect::<Vec<_>>()
+    .join(" · ")
+}
+
+/// The Runbooks pane's reminder of its keys, from the bindings: `y approve · N deny · K …`.
+fn runbook_keys_hint(keymap: &Keymap) -> String {
+    [
+        (Action::Approve, "approve"),
+        (Action::Deny, "deny"),
+        (Action::KillSwitch, "kill switch"),
     ]
     .into_iter()
     .filter_map(|(action, what)| {
@@ -126,6 +201,54 @@ fn edit(text: &mut String, code: KeyCode) -> Edit {
     }
 }
 
+/// The rows a line takes when wrapped at word boundaries into `width` columns, as the
+/// confirmation popup's `Paragraph` wraps it.
+fn wrapped_rows(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    let (mut rows, mut column) = (1, 0);
+    for word in text.split(' ') {
+        let w = word.chars().count();
+        let need = if column == 0 { w } else { w + 1 };
+        if column + need <= width {
+            column += need;
+        } else {
+            rows += 1 + (w.saturating_sub(1)) / width;
+            column = w % width;
+        }
+    }
+    rows
+}
+
+fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Cordon => "cordon",
+        Action::Uncordon => "uncordon",
+        Action::Drain => "drain",
+        Action::Rollback => "rollback",
+        _ => "act",
+    }
+}
+
+/// The selected node as the target of a cordon, uncordon or drain (DaemonSet pods stay).
+fn node_target(
+    selected: Option<(String, String)>,
+    action: Action,
+) -> Result<(String, Intent), String> {
+    let (cluster, node) = selected.ok_or_else(|| format!("{}: no node selected", verb(action)))?;
+    let intent = match action {
+        Action::Cordon => Intent::Cordon { node },
+        Action::Uncordon => Intent::Uncordon { node },
+        _ => Intent::Drain {
+            node,
+            options: DrainRequest {
+                ignore_daemonsets: true,
+                ..DrainRequest::default()
+            },
+        },
+    };
+    Ok((cluster, intent))
+}
+
 pub struct App {
     pub pane: PaneId,
     overview: OverviewPane,
@@ -135,6 +258,7 @@ pub struct App {
     cost_pane: CostPane,
     signals: SignalsPane,
     incidents_pane: IncidentsPane,
+    runbooks_pane: RunbooksPane,
     keymap: Keymap,
     theme: Theme,
     mode: Mode,
@@ -143,6 +267,11 @@ pub struct App {
     cost: Option<CostReport>,
     /// The RCA store's incidents as last read by the loop.
     incidents: Arc<Vec<Incident>>,
+    /// The executor's runbooks, runs and approvals as last read by the loop; `None` without
+    /// an executor.
+    automation: Option<Arc<AutomationView>>,
+    /// The person's action whose plan the loop is asking for.
+    awaiting_plan: Option<(String, Intent)>,
     detectors: Detectors,
     simulated: bool,
     noc: bool,
@@ -169,6 +298,7 @@ impl App {
             cost_pane: CostPane::default(),
             signals: SignalsPane::default(),
             incidents_pane: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
+            runbooks_pane: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
             keymap,
             theme,
             mode: Mode::Normal,
@@ -176,6 +306,8 @@ impl App {
             snapshot: Arc::new(Snapshot::default()),
             cost: None,
             incidents: Arc::new(Vec::new()),
+            automation: None,
+            awaiting_plan: None,
             detectors,
             simulated,
             noc,
@@ -210,6 +342,47 @@ impl App {
         }
         Arc::make_mut(&mut snap).signals = signals;
         self.snapshot = snap;
+    }
+
+    /// The latest snapshot with its signals evaluated: what the executor is given.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    /// The executor's runbooks, runs and approvals, read by the loop.
+    pub fn set_automation(&mut self, view: Option<AutomationView>) {
+        let view = view.map(Arc::new);
+        self.runbooks_pane.set_automation(view.clone());
+        self.overview.set_automation(view.clone());
+        self.automation = view;
+    }
+
+    /// The guard's plan of the action a key asked for: shown for confirmation, unless the
+    /// answer is for an action no longer asked for or the user is typing.
+    pub fn set_preview(
+        &mut self,
+        cluster: String,
+        step: PlanStep,
+        disruption: Option<ClusterDisruption>,
+    ) {
+        if self.awaiting_plan.as_ref() != Some(&(cluster.clone(), step.intent.clone())) {
+            return;
+        }
+        self.awaiting_plan = None;
+        let pending = PendingAction {
+            cluster,
+            step,
+            disruption,
+        };
+        if matches!(self.mode, Mode::Normal | Mode::Help) {
+            self.message = None;
+            self.mode = Mode::ConfirmAction(pending);
+        } else {
+            self.say(format!(
+                "the plan to {} came while you were typing: press the key again",
+                pending.what()
+            ));
+        }
     }
 
     /// The signals the detectors found in the latest snapshot, most severe first.
@@ -287,6 +460,7 @@ impl App {
             PaneId::Endpoints => self.endpoints.set_filter(f),
             PaneId::Signals => self.signals.set_filter(f),
             PaneId::Incidents => self.incidents_pane.set_filter(f),
+            PaneId::Runbooks => self.runbooks_pane.set_filter(f),
             PaneId::Overview | PaneId::Cost => {}
         }
     }
@@ -308,6 +482,7 @@ impl App {
             PaneId::Gpus => self.gpus.handle(action, &ctx),
             PaneId::Endpoints => self.endpoints.handle(action, &ctx),
             PaneId::Cost => self.cost_pane.handle(action, &ctx),
+            PaneId::Runbooks => self.runbooks_pane.handle(action, &ctx),
             PaneId::Signals => {
                 let changed = self.signals.handle(action, &ctx);
                 // Enter on a signal's detail jumps to its subject's pane.
@@ -364,7 +539,7 @@ impl App {
             ("q" | "quit", _, _) => self.quit = true,
             ("", _, _) => {}
             (other, _, _) => self.say(format!(
-                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :ctx NAME{}",
+                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :runbooks :ctx NAME{}",
                 if self.simulated { " :scenario NAME" } else { "" }
             )),
         }
@@ -385,6 +560,18 @@ impl App {
                     Some(command)
                 } else {
                     self.say(cancelled);
+                    None
+                }
+            }
+            Mode::ConfirmAction(pending) => {
+                if matches!(key.code, KeyCode::Char('y' | 'Y')) {
+                    self.say(format!("{}…", pending.what()));
+                    Some(Command::Perform {
+                        cluster: pending.cluster,
+                        intent: pending.step.intent,
+                    })
+                } else {
+                    self.say(format!("{}: cancelled, nothing changed", pending.what()));
                     None
                 }
             }
@@ -447,6 +634,12 @@ impl App {
             Action::Note | Action::Acknowledge | Action::Resolve | Action::Export => {
                 return self.incident_action(action);
             }
+            Action::Approve | Action::Deny | Action::KillSwitch => {
+                return self.automation_action(action);
+            }
+            Action::Cordon | Action::Uncordon | Action::Drain | Action::Rollback => {
+                return self.manual_action(action);
+            }
             other => {
                 self.pane_action(other);
             }
@@ -507,6 +700,117 @@ impl App {
             Action::Export => Some(Command::Export(id)),
             _ => None,
         }
+    }
+
+    /// Approve or deny the Runbooks pane's selected plan; the kill switch from any pane.
+    fn automation_action(&mut self, action: Action) -> Option<Command> {
+        if self.automation.is_none() {
+            self.say(NO_EXECUTOR);
+            return None;
+        }
+        if action == Action::KillSwitch {
+            return Some(Command::ToggleKill);
+        }
+        if self.pane != PaneId::Runbooks {
+            let pending = self.automation.as_ref().map_or(0, |a| a.pending.len());
+            self.say(format!(
+                "{}: only in the Runbooks pane (:runbooks), where the plan shows · {}",
+                action.describe(),
+                pending_text(pending)
+            ));
+            return None;
+        }
+        let Some(p) = self.runbooks_pane.selected_approval() else {
+            self.say("no approval is pending");
+            return None;
+        };
+        Some(Command::Decide {
+            id: p.id,
+            approve: action == Action::Approve,
+        })
+    }
+
+    /// A person's action on the selected node or endpoint, first phase: ask for the guard's
+    /// plan; the popup that shows it asks for y.
+    fn manual_action(&mut self, action: Action) -> Option<Command> {
+        let Some(automation) = &self.automation else {
+            self.say(NO_EXECUTOR);
+            return None;
+        };
+        if automation.read_only {
+            self.say("read-only: actions are disabled (fleetdeck was started with --read-only or [runbooks] read_only)");
+            return None;
+        }
+        let target = {
+            let ctx = ViewCtx {
+                snapshot: &self.snapshot,
+                theme: &self.theme,
+                now: self.now(),
+                cluster: self.cluster.as_deref(),
+                cost: self.cost.as_ref(),
+            };
+            match (action, self.pane) {
+                (Action::Rollback, PaneId::Endpoints) => self.rollback_target(&ctx),
+                (Action::Rollback, _) => Err(
+                    "rollback: select an endpoint in the Endpoints pane (:endpoints)".to_string(),
+                ),
+                (_, PaneId::Nodes) => node_target(self.nodes.selected_node(&ctx), action),
+                (_, PaneId::Gpus) => node_target(self.gpus.selected_node(&ctx), action),
+                _ => Err(format!(
+                    "{}: select a node in the Nodes (:nodes) or GPUs (:gpus) pane",
+                    verb(action)
+                )),
+            }
+        };
+        match target {
+            Ok((cluster, intent)) => {
+                self.say(format!(
+                    "asking the guard for the plan to {} {} in {cluster}…",
+                    verb_of(&intent),
+                    target_of(&intent)
+                ));
+                self.awaiting_plan = Some((cluster.clone(), intent.clone()));
+                Some(Command::Preview { cluster, intent })
+            }
+            Err(why) => {
+                self.say(why);
+                None
+            }
+        }
+    }
+
+    /// The selected endpoint's serving object, as a rollback.
+    fn rollback_target(&self, ctx: &ViewCtx) -> Result<(String, Intent), String> {
+        let name = self
+            .endpoints
+            .selected_endpoint(ctx)
+            .ok_or("rollback: no endpoint selected")?;
+        let serving = self
+            .snapshot
+            .endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.serving.clone())
+            .ok_or_else(|| {
+                format!("rollback: endpoint {name} names no serving object ([[endpoints]] serving in fleetdeck.toml)")
+            })?;
+        let intent = match serving.kind.as_str() {
+            "Deployment" => Intent::Rollback {
+                namespace: serving.namespace,
+                name: serving.name,
+                revision: None,
+            },
+            "InferenceService" => Intent::RollbackInferenceService {
+                namespace: serving.namespace,
+                name: serving.name,
+            },
+            other => {
+                return Err(format!(
+                    "rollback: endpoint {name} is served by a {other}; fleetdeck rolls back a Deployment or an InferenceService"
+                ));
+            }
+        };
+        Ok((serving.cluster, intent))
     }
 
     /// Mouse: the wheel scrolls, a click on a tab opens that pane.
@@ -579,7 +883,7 @@ impl App {
             .iter()
             .filter(|i| i.status.is_open())
             .collect();
-        let mut lines = vec![Line::from(vec![
+        let mut first = vec![
             Span::styled(
                 format!("  {crit} CRITICAL  "),
                 t.style(if crit > 0 { Role::Critical } else { Role::Ok }),
@@ -607,15 +911,30 @@ impl App {
                 }),
             ),
             Span::raw("  "),
-            if down.is_empty() {
-                Span::styled("  all sources ok  ", t.style(Role::Ok))
-            } else {
-                Span::styled(
-                    format!("  degraded: {}  ", down.join(", ")),
-                    t.style(Role::Stale),
-                )
-            },
-        ])];
+        ];
+        // Automation that waits for a person, or is halted, is on the wall too.
+        if let Some(a) = &self.automation {
+            if a.kill.is_some() {
+                first.push(Span::styled("  KILL SWITCH ON  ", kill_style(t)));
+                first.push(Span::raw("  "));
+            }
+            if !a.pending.is_empty() {
+                first.push(Span::styled(
+                    format!("  {}  ", pending_text(a.pending.len()).to_uppercase()),
+                    t.style(Role::Warning),
+                ));
+                first.push(Span::raw("  "));
+            }
+        }
+        first.push(if down.is_empty() {
+            Span::styled("  all sources ok  ", t.style(Role::Ok))
+        } else {
+            Span::styled(
+                format!("  degraded: {}  ", down.join(", ")),
+                t.style(Role::Stale),
+            )
+        });
+        let mut lines = vec![Line::from(first)];
         // The worst open incident (the store sorts open first, then by severity), then the
         // worst signals.
         if let Some(inc) = open.first() {
@@ -657,6 +976,28 @@ impl App {
             ]));
         }
         lines
+    }
+
+    /// What an on-call must see from any pane: the kill switch and plans waiting for them.
+    fn automation_alerts(&self) -> Vec<Span<'static>> {
+        let t = &self.theme;
+        let mut spans = Vec::new();
+        if let Some(a) = &self.automation {
+            if a.kill.is_some() {
+                spans.push(Span::styled(" KILL SWITCH ON ", kill_style(t)));
+                spans.push(Span::raw(" "));
+            }
+            if a.read_only {
+                spans.push(Span::styled(" read-only ", t.style(Role::Accent)));
+            }
+            if !a.pending.is_empty() {
+                spans.push(Span::styled(
+                    format!(" {} (:runbooks) ", pending_text(a.pending.len())),
+                    t.style(Role::Warning),
+                ));
+            }
+        }
+        spans
     }
 
     fn status_line(&self) -> Line<'static> {
@@ -768,10 +1109,23 @@ impl App {
             .iter()
             .position(|p| *p == self.pane)
             .unwrap_or(0);
+        let mut marks = Vec::new();
+        if let Some(c) = &self.cluster {
+            marks.push(Span::styled(format!(" ctx {c} "), t.style(Role::Accent)));
+        }
+        if self.noc {
+            marks.push(Span::styled(" NOC ", t.style(Role::Accent)));
+        }
+        if self.simulated {
+            marks.push(Span::styled(" SIMULATED FLEET ", t.style(Role::Simulated)));
+        }
+        let marks = Line::from(marks);
+        // The marks take what they need (at most 40 columns); the tabs get the rest.
+        let marks_width = u16::try_from(marks.width()).unwrap_or(40).min(40);
         let [name, tabs, right] = Layout::horizontal([
             Constraint::Length(11),
             Constraint::Min(10),
-            Constraint::Length(40),
+            Constraint::Length(marks_width),
         ])
         .areas(top);
         frame.render_widget(
@@ -785,17 +1139,7 @@ impl App {
                 .highlight_style(t.style(Role::Selection)),
             tabs,
         );
-        let mut marks = Vec::new();
-        if let Some(c) = &self.cluster {
-            marks.push(Span::styled(format!(" ctx {c} "), t.style(Role::Accent)));
-        }
-        if self.noc {
-            marks.push(Span::styled(" NOC ", t.style(Role::Accent)));
-        }
-        if self.simulated {
-            marks.push(Span::styled(" SIMULATED FLEET ", t.style(Role::Simulated)));
-        }
-        frame.render_widget(Paragraph::new(Line::from(marks)).right_aligned(), right);
+        frame.render_widget(Paragraph::new(marks).right_aligned(), right);
 
         // NOC mode: a wall-screen banner above the rotating pane — severities, burning SLOs,
         // source outages, and the worst signals first.
@@ -831,6 +1175,7 @@ impl App {
             PaneId::Cost => self.cost_pane.draw(frame, main, &ctx),
             PaneId::Signals => self.signals.draw(frame, main, &ctx),
             PaneId::Incidents => self.incidents_pane.draw(frame, main, &ctx),
+            PaneId::Runbooks => self.runbooks_pane.draw(frame, main, &ctx),
         }
 
         // Bottom: the input line while typing, else a message, else the sources' status.
@@ -856,16 +1201,93 @@ impl App {
             Mode::Confirm { prompt, .. } => {
                 Line::from(Span::styled(prompt.clone(), t.style(Role::Warning)))
             }
-            _ => match &self.message {
-                Some(m) => Line::from(Span::styled(m.clone(), t.style(Role::Info))),
-                None => self.status_line(),
-            },
+            Mode::ConfirmAction(pending) => Line::from(Span::styled(
+                format!("{}? y performs it, any other key cancels", pending.what()),
+                t.style(Role::Warning),
+            )),
+            _ => {
+                let mut line = match &self.message {
+                    Some(m) => Line::from(Span::styled(m.clone(), t.style(Role::Info))),
+                    None => self.status_line(),
+                };
+                let mut spans = self.automation_alerts();
+                spans.append(&mut line.spans);
+                line.spans = spans;
+                line
+            }
         };
         frame.render_widget(Paragraph::new(line).style(t.style(Role::StatusBar)), bottom);
 
-        if self.mode == Mode::Help {
-            self.draw_help(frame, main);
+        match &self.mode {
+            Mode::Help => self.draw_help(frame, main),
+            Mode::ConfirmAction(pending) => self.draw_confirm_action(frame, main, pending),
+            _ => {}
         }
+    }
+
+    /// The confirmation of a person's action: the guard's plan, its blast radius and the
+    /// cluster's disruption, and who it is recorded as.
+    fn draw_confirm_action(&self, frame: &mut Frame, main: Rect, pending: &PendingAction) {
+        let t = &self.theme;
+        let mut lines = plan_step_lines(None, &pending.step, " ", t);
+        if let Some(d) = pending.disruption {
+            lines.push(Line::from(vec![
+                Span::styled(" cluster ", t.style(Role::Header)),
+                Span::raw(format!(
+                    "{}: {} of {} nodes cordoned or NotReady ({} unready); automation's budget is {}",
+                    pending.cluster, d.disrupted, d.nodes, d.unready, d.budget
+                )),
+            ]));
+        }
+        if let Some(a) = &self.automation
+            && let Some(why) = &a.kill
+        {
+            lines.push(Line::from(Span::styled(
+                format!(" {why}: it halts runbooks; this is your own action"),
+                t.style(Role::Warning),
+            )));
+        }
+        lines.push(Line::from(Span::styled(
+            format!(
+                " performed as {}, recorded on the timeline",
+                super::automation::local_user_name()
+            ),
+            t.style(Role::Muted),
+        )));
+        lines.push(Line::default());
+        lines.push(Line::from(vec![
+            Span::styled(" y ", t.style(Role::Selection)),
+            Span::raw(format!(" {}   ", verb_of(&pending.step.intent))),
+            Span::styled(" any other key ", t.style(Role::Selection)),
+            Span::raw(" cancels"),
+        ]));
+        let w = 110.min(main.width);
+        let inner_w = usize::from(w.saturating_sub(2)).max(1);
+        let rows: usize = lines
+            .iter()
+            .map(|l| wrapped_rows(&l.to_string(), inner_w))
+            .sum();
+        let h = (u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2)).min(main.height);
+        let popup = Rect::new(
+            main.x + (main.width - w) / 2,
+            main.y + (main.height - h) / 2,
+            w,
+            h,
+        );
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(Span::styled(
+                format!(" confirm: {} ", pending.what()),
+                t.style(Role::Warning),
+            ))
+            .border_style(t.style(Role::Warning));
+        frame.render_widget(Clear, popup);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .block(block)
+                .wrap(Wrap { trim: false }),
+            popup,
+        );
     }
 
     /// The keymap's help in a popup; in two columns when one does not fit the height.
@@ -940,6 +1362,9 @@ pub struct Effects {
     pub store: Option<crate::store::Store>,
     /// Signals of one group within this long of each other join one incident.
     pub incident_window: Duration,
+    /// The runbook executor: runs start from the signals the cockpit evaluates; approvals,
+    /// the kill switch and manual actions go through it. `None`: no automation.
+    pub executor: Option<crate::runbook::executor::Executor>,
 }
 
 /// Runs the cockpit until the user quits or SIGTERM/SIGINT arrives; the terminal is restored
@@ -996,9 +1421,11 @@ async fn event_loop(
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME_INTERVAL;
     let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone(), effects.incident_window);
+    let (mut automation, mut automation_replies) = AutomationLink::new(effects.executor.clone());
     rca.start();
     app.set_snapshot(snapshots.borrow().clone());
     rca.observe(app);
+    automation.refresh(app);
     loop {
         if dirty && last_draw.elapsed() >= FRAME_INTERVAL {
             terminal.draw(|f| app.draw(f))?;
@@ -1018,6 +1445,11 @@ async fn event_loop(
                 if changed.is_ok() {
                     app.set_snapshot(snapshots.borrow_and_update().clone());
                     rca.observe(app);
+                    // Runs start once the signals are on the store, so what they do lands
+                    // on the incident the signals opened.
+                    if rca.settled() {
+                        automation.observe(app);
+                    }
                     dirty = true;
                 }
             }
@@ -1027,6 +1459,7 @@ async fn event_loop(
                         Some(Command::Scenario(name)) => {
                             scenario(effects, name, done_tx.clone(), app);
                         }
+                        Some(c) if c.is_automation() => automation.perform(c, app),
                         Some(other) => rca.perform(other, app),
                         None => {}
                     },
@@ -1038,10 +1471,20 @@ async fn event_loop(
             Some(report) = costs.recv() => {
                 app.set_cost(report);
                 rca.observe(app);
+                if rca.settled() {
+                    automation.observe(app);
+                }
                 dirty = true;
             }
             Some(reply) = rca_replies.recv() => {
                 rca.apply(reply, app);
+                if rca.settled() {
+                    automation.observe(app);
+                }
+                dirty = true;
+            }
+            Some(reply) = automation_replies.recv() => {
+                automation.apply(reply, app);
                 dirty = true;
             }
             Some(message) = done.recv() => {
@@ -1054,6 +1497,7 @@ async fn event_loop(
                     last_rotation = Instant::now();
                 }
                 rca.tick();
+                automation.refresh(app);
                 // The clock and staleness move even when nothing else does.
                 dirty = true;
             }
@@ -1091,6 +1535,7 @@ mod tests {
 
     use super::super::incidents::fixtures::{incidents, timeline};
     use super::super::nodes::fixtures;
+    use super::super::runbooks::fixtures::{automation, drain_blast};
     use super::*;
 
     fn app() -> App {
@@ -1126,6 +1571,8 @@ mod tests {
         ($name:expr, $text:expr) => {
             insta::with_settings!({filters => vec![
                 (r"\d\d:\d\d:\d\d UTC", "[clock]"),
+                // The popup names $USER; the padding after it moves with its length.
+                (r"performed as \S+, recorded on the timeline +", "performed as [user], recorded on the timeline "),
             ]}, {
                 insta::assert_snapshot!($name, $text);
             });
@@ -1379,6 +1826,303 @@ mod tests {
             "go to incidents",
         ] {
             assert!(s.contains(want), "{want} missing:\n{s}");
+        }
+    }
+
+    fn automated_app() -> App {
+        let mut app = app();
+        app.set_automation(Some(automation(fixtures::now())));
+        app
+    }
+
+    fn shift(app: &mut App, c: char) -> Option<Command> {
+        app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::SHIFT))
+    }
+
+    #[test]
+    fn the_runbooks_pane_renders_a_pending_approval_at_120_by_30() {
+        let mut app = automated_app();
+        key(&mut app, KeyCode::Char('8'));
+        assert_eq!(app.pane, PaneId::Runbooks);
+        assert_screen!("runbooks_pending_approval", screen(&mut app, 120, 30));
+    }
+
+    #[test]
+    fn y_and_shift_n_decide_the_selected_approval_in_the_runbooks_pane() {
+        let mut app = automated_app();
+        assert_eq!(key(&mut app, KeyCode::Char('y')), None);
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("only in the Runbooks pane (:runbooks)"),
+            "outside the pane the key says where it works: {s}"
+        );
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "runbooks");
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.pane, PaneId::Runbooks);
+        assert_eq!(
+            key(&mut app, KeyCode::Char('y')),
+            Some(Command::Decide {
+                id: 1,
+                approve: true
+            })
+        );
+        assert_eq!(
+            shift(&mut app, 'N'),
+            Some(Command::Decide {
+                id: 1,
+                approve: false
+            })
+        );
+        // The kill switch answers from any pane.
+        key(&mut app, KeyCode::Char('1'));
+        assert_eq!(shift(&mut app, 'K'), Some(Command::ToggleKill));
+
+        let mut none = automation(fixtures::now());
+        none.pending.clear();
+        app.set_automation(Some(none));
+        key(&mut app, KeyCode::Char('8'));
+        assert_eq!(key(&mut app, KeyCode::Char('y')), None);
+        assert!(screen(&mut app, 120, 30).contains("no approval is pending"));
+    }
+
+    #[test]
+    fn pending_approvals_and_the_kill_switch_show_from_every_pane() {
+        let mut view = automation(fixtures::now());
+        view.kill = Some("the kill switch is on (toggled in the cockpit)".into());
+        let mut app = app();
+        app.set_automation(Some(view.clone()));
+        for pane in ['1', '2', '7'] {
+            key(&mut app, KeyCode::Char(pane));
+            let s = screen(&mut app, 120, 30);
+            let status = s.lines().last().unwrap_or_default();
+            assert!(
+                status.contains("KILL SWITCH ON") && status.contains("1 approval pending"),
+                "{s}"
+            );
+        }
+        // A message does not hide them.
+        app.say("scenario xid-storm injected; watch the signals");
+        let s = screen(&mut app, 120, 30);
+        let status = s.lines().last().unwrap_or_default();
+        assert!(
+            status.contains("1 approval pending") && status.contains("xid-storm injected"),
+            "{s}"
+        );
+        key(&mut app, KeyCode::Char('1'));
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("automation  approve mode · 1 approval pending · 1 running"),
+            "{s}"
+        );
+
+        let mut noc = App::new(
+            Theme::default_theme(),
+            Keymap::default(),
+            Detectors::default(),
+            false,
+            true,
+        )
+        .with_clock(fixtures::now());
+        noc.set_snapshot(Arc::new(fixtures::fleet()));
+        noc.set_automation(Some(view));
+        let s = screen(&mut noc, 120, 30);
+        let banner: Vec<&str> = s.lines().take(7).collect();
+        assert!(
+            banner
+                .iter()
+                .any(|l| l.contains("KILL SWITCH ON") && l.contains("1 APPROVAL PENDING")),
+            "{s}"
+        );
+    }
+
+    fn drain_of(node: &str) -> Intent {
+        Intent::Drain {
+            node: node.into(),
+            options: DrainRequest {
+                ignore_daemonsets: true,
+                ..DrainRequest::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_drain_shows_the_guards_plan_and_blast_radius_and_y_performs_it() {
+        let mut app = automated_app();
+        key(&mut app, KeyCode::Char('2'));
+        let asked = shift(&mut app, 'D');
+        assert_eq!(
+            asked,
+            Some(Command::Preview {
+                cluster: "prod-a".into(),
+                intent: drain_of("gpu-a-1"),
+            })
+        );
+        assert!(
+            screen(&mut app, 120, 30)
+                .contains("asking the guard for the plan to drain node/gpu-a-1")
+        );
+        app.set_preview(
+            "prod-a".into(),
+            PlanStep {
+                intent: drain_of("gpu-a-1"),
+                summary: "drain of node gpu-a-1 would evict 3 pod(s) freeing 8 GPU(s), skip 2; blocked now by PDB serving/llama-pdb".into(),
+                blast: drain_blast(),
+            },
+            Some(ClusterDisruption {
+                nodes: 3,
+                unready: 1,
+                disrupted: 2,
+                budget: 1,
+            }),
+        );
+        assert_screen!("confirm_drain", screen(&mut app, 120, 30));
+        assert_eq!(
+            key(&mut app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster: "prod-a".into(),
+                intent: drain_of("gpu-a-1"),
+            })
+        );
+        let s = screen(&mut app, 120, 30);
+        assert!(!s.contains("confirm:"), "the popup closes: {s}");
+        assert!(s.contains("drain node/gpu-a-1 in prod-a…"), "{s}");
+    }
+
+    #[test]
+    fn any_other_key_cancels_a_manual_action_and_a_plan_nobody_waits_for_is_dropped() {
+        let mut app = automated_app();
+        key(&mut app, KeyCode::Char('2'));
+        let cordon = Intent::Cordon {
+            node: "gpu-a-1".into(),
+        };
+        assert_eq!(
+            key(&mut app, KeyCode::Char('c')),
+            Some(Command::Preview {
+                cluster: "prod-a".into(),
+                intent: cordon.clone(),
+            })
+        );
+        let step = |intent: Intent| PlanStep {
+            summary: format!("{} {}", verb_of(&intent), target_of(&intent)),
+            intent,
+            blast: serde_json::Value::Null,
+        };
+        app.set_preview("prod-a".into(), step(drain_of("gpu-a-1")), None);
+        assert!(
+            !screen(&mut app, 120, 30).contains("confirm:"),
+            "not what was asked"
+        );
+        app.set_preview("prod-a".into(), step(cordon.clone()), None);
+        let s = screen(&mut app, 120, 30);
+        assert!(s.contains("confirm: cordon node/gpu-a-1 in prod-a"), "{s}");
+        assert!(s.contains("cordon node/gpu-a-1"), "{s}");
+        assert_eq!(key(&mut app, KeyCode::Char('x')), None);
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("cordon node/gpu-a-1 in prod-a: cancelled, nothing changed")
+                && !s.contains("confirm:"),
+            "{s}"
+        );
+        app.set_preview("prod-a".into(), step(cordon), None);
+        assert!(
+            !screen(&mut app, 120, 30).contains("confirm:"),
+            "asked once, confirmed once"
+        );
+    }
+
+    #[test]
+    fn manual_actions_say_why_they_do_nothing() {
+        let mut bare = app();
+        key(&mut bare, KeyCode::Char('2'));
+        assert_eq!(key(&mut bare, KeyCode::Char('c')), None);
+        assert!(screen(&mut bare, 120, 30).contains("no runbook executor"));
+
+        let mut view = automation(fixtures::now());
+        view.read_only = true;
+        let mut app = app();
+        app.set_automation(Some(view));
+        key(&mut app, KeyCode::Char('2'));
+        assert_eq!(shift(&mut app, 'D'), None);
+        assert!(screen(&mut app, 120, 30).contains("read-only: actions are disabled"));
+
+        let mut app = automated_app();
+        assert_eq!(key(&mut app, KeyCode::Char('c')), None);
+        assert!(
+            screen(&mut app, 120, 30)
+                .contains("cordon: select a node in the Nodes (:nodes) or GPUs (:gpus) pane")
+        );
+        key(&mut app, KeyCode::Char('2'));
+        assert_eq!(shift(&mut app, 'B'), None);
+        assert!(
+            screen(&mut app, 120, 30)
+                .contains("rollback: select an endpoint in the Endpoints pane")
+        );
+    }
+
+    #[test]
+    fn the_gpus_pane_acts_on_the_gpus_node_and_the_endpoints_pane_rolls_back_its_deployment() {
+        let mut app = automated_app();
+        key(&mut app, KeyCode::Char('3'));
+        key(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "gpu-b-1");
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(
+            key(&mut app, KeyCode::Char('u')),
+            Some(Command::Preview {
+                cluster: "prod-b".into(),
+                intent: Intent::Uncordon {
+                    node: "gpu-b-1".into()
+                },
+            })
+        );
+
+        let config: crate::model::endpoint::EndpointConfig = serde_json::from_value(serde_json::json!({
+            "name": "llama-chat", "url": "http://llama-chat.serving:8000", "protocol": "vllm",
+            "serving": {"cluster": "prod-b", "namespace": "serving", "kind": "Deployment", "name": "llama-chat"},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut snap = fixtures::fleet();
+        snap.endpoints = vec![Arc::new(crate::model::endpoint::EndpointModel::new(
+            &config,
+            fixtures::now(),
+        ))];
+        app.set_snapshot(Arc::new(snap));
+        key(&mut app, KeyCode::Char('4'));
+        assert_eq!(
+            shift(&mut app, 'B'),
+            Some(Command::Preview {
+                cluster: "prod-b".into(),
+                intent: Intent::Rollback {
+                    namespace: "serving".into(),
+                    name: "llama-chat".into(),
+                    revision: None
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn a_long_refused_plan_wraps_and_the_popup_still_shows_its_keys() {
+        for width in [80u16, 120, 160] {
+            let mut app = automated_app();
+            key(&mut app, KeyCode::Char('2'));
+            shift(&mut app, 'D');
+            let why = "cannot delete Pods with local storage (use delete_emptydir_data to override): serving/llama-chat-2jxm48-pd546, serving/llama-chat-2jxm48-sr4w5";
+            let mut blast = drain_blast();
+            blast["refused"] = why.into();
+            app.set_preview(
+                "prod-a".into(),
+                PlanStep {
+                    intent: drain_of("gpu-a-1"),
+                    summary: format!("drain of node gpu-a-1 would be refused: {why}"),
+                    blast,
+                },
+                None,
+            );
+            let s = screen(&mut app, width, 30);
+            assert!(s.contains("REFUSED (see above)"), "{s}");
+            assert!(s.contains("any other key"), "at {width} columns:\n{s}");
         }
     }
 }

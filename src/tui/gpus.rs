@@ -275,6 +275,17 @@ impl GpusPane {
             .map(|k| (k.cluster.as_str(), k.node.as_str(), k.index))
     }
 
+    /// The node of the open or selected GPU, as (cluster, node): what a cordon or drain from
+    /// this pane applies to.
+    pub fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
+        if let Some(k) = &self.detail {
+            return Some((k.cluster.clone(), k.node.clone()));
+        }
+        let rows = self.rows(ctx);
+        let row = rows.get(self.view.selected)?;
+        Some((row.gpu.cluster.clone(), row.gpu.node.clone()))
+    }
+
     /// Applies a key's action; says whether anything changed (so the screen needs drawing).
     /// Esc closes the detail view, else clears the filter. In the detail view the movement
     /// keys scroll it.

@@ -17,10 +17,11 @@ pub enum PaneId {
     Cost,
     Signals,
     Incidents,
+    Runbooks,
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 7] = [
+    pub const ALL: [PaneId; 8] = [
         PaneId::Overview,
         PaneId::Nodes,
         PaneId::Gpus,
@@ -28,6 +29,7 @@ impl PaneId {
         PaneId::Cost,
         PaneId::Signals,
         PaneId::Incidents,
+        PaneId::Runbooks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +41,7 @@ impl PaneId {
             PaneId::Cost => "cost",
             PaneId::Signals => "signals",
             PaneId::Incidents => "incidents",
+            PaneId::Runbooks => "runbooks",
         }
     }
 }
@@ -69,6 +72,19 @@ pub enum Action {
     Resolve,
     /// Incidents pane: write the Markdown postmortem draft to the current directory.
     Export,
+    /// Runbooks pane: approve the selected pending plan.
+    Approve,
+    /// Runbooks pane: deny the selected pending plan.
+    Deny,
+    /// Halt (or resume) every runbook's mutations, from any pane.
+    KillSwitch,
+    /// Nodes or GPUs pane: cordon the selected node (shows the plan, asks y/n).
+    Cordon,
+    Uncordon,
+    /// Nodes or GPUs pane: drain the selected node (shows the blast radius, asks y/n).
+    Drain,
+    /// Endpoints pane: roll back the endpoint's serving Deployment (asks y/n).
+    Rollback,
     GoTo(PaneId),
 }
 
@@ -96,6 +112,13 @@ impl Action {
             Action::Acknowledge,
             Action::Resolve,
             Action::Export,
+            Action::Approve,
+            Action::Deny,
+            Action::KillSwitch,
+            Action::Cordon,
+            Action::Uncordon,
+            Action::Drain,
+            Action::Rollback,
         ];
         v.extend(PaneId::ALL.map(Action::GoTo));
         v
@@ -124,6 +147,13 @@ impl Action {
             Action::Acknowledge => "acknowledge".into(),
             Action::Resolve => "resolve".into(),
             Action::Export => "export".into(),
+            Action::Approve => "approve".into(),
+            Action::Deny => "deny".into(),
+            Action::KillSwitch => "kill_switch".into(),
+            Action::Cordon => "cordon".into(),
+            Action::Uncordon => "uncordon".into(),
+            Action::Drain => "drain".into(),
+            Action::Rollback => "rollback".into(),
             Action::GoTo(p) => format!("goto_{}", p.name()),
         }
     }
@@ -150,6 +180,13 @@ impl Action {
             Action::Acknowledge => "incident: acknowledge it".into(),
             Action::Resolve => "incident: resolve it (asks y/n)".into(),
             Action::Export => "incident: write ./INC-n-postmortem.md".into(),
+            Action::Approve => "runbooks: approve the selected plan".into(),
+            Action::Deny => "runbooks: deny the selected plan".into(),
+            Action::KillSwitch => "kill switch: halt or resume runbooks".into(),
+            Action::Cordon => "node: cordon (plan first, asks y/n)".into(),
+            Action::Uncordon => "node: uncordon (plan first, asks y/n)".into(),
+            Action::Drain => "node: drain (blast radius, asks y/n)".into(),
+            Action::Rollback => "endpoint: roll back its Deployment".into(),
             Action::GoTo(p) => format!("go to {}", p.name()),
         }
     }
@@ -176,6 +213,13 @@ impl Action {
             Action::Acknowledge => &["a"],
             Action::Resolve => &["R"],
             Action::Export => &["e"],
+            Action::Approve => &["y"],
+            Action::Deny => &["N"],
+            Action::KillSwitch => &["K"],
+            Action::Cordon => &["c"],
+            Action::Uncordon => &["u"],
+            Action::Drain => &["D"],
+            Action::Rollback => &["B"],
             Action::GoTo(PaneId::Overview) => &["1"],
             Action::GoTo(PaneId::Nodes) => &["2"],
             Action::GoTo(PaneId::Gpus) => &["3"],
@@ -183,6 +227,7 @@ impl Action {
             Action::GoTo(PaneId::Cost) => &["5"],
             Action::GoTo(PaneId::Signals) => &["6"],
             Action::GoTo(PaneId::Incidents) => &["7"],
+            Action::GoTo(PaneId::Runbooks) => &["8"],
         }
     }
 }
@@ -582,6 +627,44 @@ mod tests {
             k.help()
                 .iter()
                 .any(|(keys, what)| keys == "ctrl-r" && what.contains("resolve"))
+        );
+    }
+
+    #[test]
+    fn automation_and_manual_action_keys_have_defaults_that_keys_can_rebind() {
+        let k = Keymap::default();
+        let none = KeyModifiers::NONE;
+        let shift = KeyModifiers::SHIFT;
+        for (code, modifiers, action) in [
+            (KeyCode::Char('y'), none, Action::Approve),
+            (KeyCode::Char('N'), shift, Action::Deny),
+            (KeyCode::Char('K'), shift, Action::KillSwitch),
+            (KeyCode::Char('c'), none, Action::Cordon),
+            (KeyCode::Char('u'), none, Action::Uncordon),
+            (KeyCode::Char('D'), shift, Action::Drain),
+            (KeyCode::Char('B'), shift, Action::Rollback),
+            (KeyCode::Char('8'), none, Action::GoTo(PaneId::Runbooks)),
+        ] {
+            assert_eq!(k.action(&ev(code, modifiers)), Some(action), "{code:?}");
+        }
+        let o = BTreeMap::from([
+            ("kill_switch".to_string(), vec!["ctrl-k".to_string()]),
+            ("goto_runbooks".to_string(), vec!["f8".to_string()]),
+        ]);
+        let k = Keymap::with_overrides(&o).unwrap();
+        assert_eq!(
+            k.action(&ev(KeyCode::Char('k'), KeyModifiers::CONTROL)),
+            Some(Action::KillSwitch)
+        );
+        assert_eq!(k.action(&ev(KeyCode::Char('K'), shift)), None);
+        assert_eq!(
+            k.action(&ev(KeyCode::F(8), none)),
+            Some(Action::GoTo(PaneId::Runbooks))
+        );
+        assert!(
+            k.help()
+                .iter()
+                .any(|(keys, what)| keys == "f8" && what == "go to runbooks")
         );
     }
 }

@@ -193,6 +193,17 @@ impl NodesPane {
         self.detail.as_ref().map(|(c, n)| (c.as_str(), n.as_str()))
     }
 
+    /// The node a manual action applies to, as (cluster, node): the open one, else the
+    /// selected row.
+    pub fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
+        if let Some((c, n)) = &self.detail {
+            return Some((c.clone(), n.clone()));
+        }
+        let rows = self.rows(ctx);
+        let row = rows.get(self.view.selected)?;
+        Some((row.cluster.to_string(), row.node.name.clone()))
+    }
+
     /// Applies a key's action; says whether anything changed (so the screen needs drawing).
     /// Esc closes the detail view, else clears the filter. In the detail view the movement
     /// keys scroll it.

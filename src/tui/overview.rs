@@ -15,6 +15,7 @@ use super::cost::{money, whole};
 use super::incidents::{in_scope, status_role};
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx, sort_rows};
+use super::runbooks::{AutomationView, kill_style, pending_text};
 use super::signals::{compact_age, severity_label, severity_role, titled_block};
 use super::theme::{Role, Theme};
 use crate::model::endpoint::BurnSeverity;
@@ -45,6 +46,8 @@ pub struct OverviewPane {
     pub view: TableView,
     page: usize,
     incidents: Arc<Vec<Incident>>,
+    /// The executor's state, when the cockpit has one.
+    automation: Option<Arc<AutomationView>>,
 }
 
 /// One cluster's row: its cells and the role each is drawn in.
@@ -375,6 +378,31 @@ fn incidents_line(incidents: &[Incident], ctx: &ViewCtx) -> Line<'static> {
     Line::from(spans)
 }
 
+/// `automation  approve mode · 1 approval pending · KILL SWITCH ON`.
+fn automation_line(a: &AutomationView, theme: &Theme) -> Line<'static> {
+    let mut spans = vec![
+        label("automation", theme),
+        Span::styled(format!("{} mode", a.mode.name()), theme.style(Role::Accent)),
+        Span::raw(" · "),
+    ];
+    let n = a.pending.len();
+    spans.push(Span::styled(
+        pending_text(n),
+        theme.style(if n > 0 { Role::Warning } else { Role::Ok }),
+    ));
+    let running = a.runs.iter().filter(|r| r.finished_at.is_none()).count();
+    spans.push(Span::raw(format!(" · {running} running")));
+    if a.read_only {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled("read-only", theme.style(Role::Accent)));
+    }
+    if a.kill.is_some() {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(" KILL SWITCH ON ", kill_style(theme)));
+    }
+    Line::from(spans)
+}
+
 /// One line per open incident: id, severity, status, age, title and subject.
 fn incident_lines(incidents: &[Incident], ctx: &ViewCtx) -> Vec<Line<'static>> {
     let theme = ctx.theme;
@@ -485,6 +513,11 @@ impl OverviewPane {
         self.incidents = incidents;
     }
 
+    /// The executor's runbooks, runs and approvals, as the loop last read them.
+    pub fn set_automation(&mut self, automation: Option<Arc<AutomationView>>) {
+        self.automation = automation;
+    }
+
     /// Shows only clusters with `f` in some cell (case-insensitive).
     pub fn set_filter(&mut self, f: &str) {
         self.view.filter = f.to_string();
@@ -500,8 +533,18 @@ impl OverviewPane {
         } else {
             incidents.len() as u16 + 2
         };
+        let mut summary = vec![
+            endpoints_line(ctx),
+            spend_line(ctx),
+            signals_line(ctx),
+            incidents_line(&self.incidents, ctx),
+            gpu_sources_line(ctx),
+        ];
+        if let Some(a) = &self.automation {
+            summary.push(automation_line(a, theme));
+        }
         let [summary_area, incidents_area, table_area] = Layout::vertical([
-            Constraint::Length(7),
+            Constraint::Length(summary.len() as u16 + 2),
             Constraint::Length(incidents_height),
             Constraint::Min(0),
         ])
@@ -513,16 +556,7 @@ impl OverviewPane {
         let block = titled_block(title, theme);
         let inner = block.inner(summary_area);
         frame.render_widget(block, summary_area);
-        frame.render_widget(
-            Paragraph::new(vec![
-                endpoints_line(ctx),
-                spend_line(ctx),
-                signals_line(ctx),
-                incidents_line(&self.incidents, ctx),
-                gpu_sources_line(ctx),
-            ]),
-            inner,
-        );
+        frame.render_widget(Paragraph::new(summary), inner);
         if !incidents.is_empty() {
             let open = open_incidents(&self.incidents, ctx).count();
             let block = titled_block(format!(" Open incidents ({open}) "), theme);

@@ -186,10 +186,19 @@ impl RcaLink {
         self.spawn(move || RcaReply::Timeline(id, store.timeline(id).map_err(|e| e.to_string())));
     }
 
+    /// Whether every signal change the app has seen is on the store: then a run the executor
+    /// starts finds the incident its signal opened.
+    pub fn settled(&self) -> bool {
+        self.recorder.is_some() && !self.recording && !self.observe_again
+    }
+
     /// Performs a command of the Incidents pane against the store.
     pub fn perform(&mut self, command: Command, app: &mut App) {
         if let Command::LoadTimeline(id) = command {
             self.load_timeline(id);
+            return;
+        }
+        if command.is_automation() || matches!(command, Command::Scenario(_)) {
             return;
         }
         let Some(store) = self.store.clone() else {
@@ -212,7 +221,12 @@ impl RcaLink {
                 Command::Acknowledge(id) => milestone(&store, id, Milestone::Acknowledged),
                 Command::Resolve(id) => milestone(&store, id, Milestone::Resolved),
                 Command::Export(id) => export(&store, id, &dir),
-                Command::Scenario(_) | Command::LoadTimeline(_) => String::new(),
+                Command::Scenario(_)
+                | Command::LoadTimeline(_)
+                | Command::Preview { .. }
+                | Command::Perform { .. }
+                | Command::Decide { .. }
+                | Command::ToggleKill => String::new(),
             })
         });
     }

@@ -1,0 +1,274 @@
+//! `fleetdeck runbook test NAME --scenario S`: a rehearsal. Starts a simulated fleet in this
+//! process, reaches it over loopback HTTP as a real cluster, injects the scenario, runs the
+//! engine with that one runbook, and reports the signals, the plan, the actions performed
+//! against the sim, the timeline and whether it remediated.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::model::incident::{Entry, Origin};
+use crate::runbook::executor::{Executor, ExecutorConfig, RunRecord, RunState};
+use crate::runbook::guard::Guard;
+use crate::runbook::{Mode, Runbook};
+
+/// Time runs faster in a rehearsal: detector thresholds and `held_for` shrink by this much.
+const TIME_SCALE: f64 = 0.02;
+
+#[derive(Debug, Serialize)]
+pub struct RehearsalReport {
+    pub runbook: String,
+    pub scenario: String,
+    pub mode: Mode,
+    /// `kind subject` of every signal that fired.
+    pub signals: Vec<String>,
+    pub runs: Vec<RunRecord>,
+    /// Mutating requests the sim's API servers answered, per cluster.
+    pub mutating_requests: serde_json::Value,
+    pub timeline: Vec<Entry>,
+    pub remediated: bool,
+    pub verdict: String,
+}
+
+/// Runs the rehearsal; `Err` only when the rehearsal itself could not run.
+pub async fn rehearse(
+    mut cfg: Config,
+    runbook: Runbook,
+    scenario: &str,
+    mode: Mode,
+    timeout: Duration,
+) -> anyhow::Result<RehearsalReport> {
+    let dir = tempfile::tempdir().context("cannot make a temp dir for the rehearsal")?;
+    let opts = crate::sim::SimOptions {
+        clusters: 1,
+        nodes: 16,
+        pods_per_node: 10,
+        gpus_per_node: 8,
+        seed: 42,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        kubeconfig_out: Some(dir.path().join("kubeconfig")),
+        scenarios: Vec::new(),
+    };
+    let sim = crate::sim::start(&opts).await?;
+    crate::wiring::point_at_sim(&mut cfg, &sim.description);
+    cfg.gpu.interval = "1s".into();
+    // Compress the detectors' patience as the runbooks' `held_for` is compressed.
+    let t = &mut cfg.signals;
+    t.node_not_ready_after = t.node_not_ready_after.mul_f64(TIME_SCALE);
+    t.pending_gpu_after = t.pending_gpu_after.mul_f64(TIME_SCALE);
+    let store = crate::store::Store::open(&dir.path().join("store"))?;
+    let targets = crate::sources::kube::targets(Some(&sim.kubeconfig), &[])?;
+    let clients = crate::wiring::action_clients(&targets).await;
+    let guard = Guard::new(&cfg.runbooks, mode, false).shared();
+    let mut ecfg = ExecutorConfig::from_config(&cfg.runbooks, mode, Origin::Cli);
+    ecfg.held_for_scale = TIME_SCALE;
+    ecfg.revalidate_after = Duration::from_millis(500);
+    ecfg.identity = "rehearsal".into();
+    let name = runbook.meta.name.clone();
+    let executor = Executor::new(vec![runbook], guard, store.clone(), clients, ecfg);
+    let running = crate::wiring::start(&cfg, targets, None);
+    let mut snapshots = running.snapshots;
+    let mut detectors = crate::signals::Detectors::new(cfg.signals.clone());
+    let control = sim.description["control"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut injected = scenario == "none";
+    let mut seen = std::collections::BTreeSet::new();
+    let mut recorder = crate::store::SignalRecorder::default();
+    let mut finished_at: Option<Instant> = None;
+    loop {
+        if started.elapsed() > timeout {
+            break;
+        }
+        let changed = tokio::time::timeout(Duration::from_millis(500), snapshots.changed()).await;
+        if matches!(changed, Ok(Err(_))) {
+            break;
+        }
+        let mut snap = snapshots.borrow_and_update().clone();
+        let synced = !snap.clusters.is_empty() && snap.clusters.iter().all(|c| c.synced());
+        if !synced {
+            continue;
+        }
+        if !injected {
+            let r = http
+                .post(format!("{control}/scenarios/{scenario}"))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the sim to inject {scenario}"))?;
+            if !r.status().is_success() {
+                let body = r.text().await.unwrap_or_default();
+                anyhow::bail!("the sim refused scenario {scenario}: {body}");
+            }
+            injected = true;
+        }
+        let signals = detectors.evaluate(&snap, chrono::Utc::now());
+        for s in &signals {
+            seen.insert(format!("{} {}", s.kind, s.subject.describe()));
+        }
+        let changes = recorder.observe(&signals);
+        if !changes.is_empty() {
+            let (store, window) = (store.clone(), cfg.store.incident_window);
+            let _ = tokio::task::spawn_blocking(move || {
+                store.record_signals(
+                    &changes.fired,
+                    &changes.cleared,
+                    Origin::Cli,
+                    window,
+                    chrono::Utc::now(),
+                )
+            })
+            .await;
+        }
+        Arc::make_mut(&mut snap).signals = signals;
+        executor.observe(snap);
+        if mode == Mode::Approve {
+            for p in executor.pending_approvals() {
+                let _ = executor.decide(p.id, true, "rehearsal");
+            }
+        }
+        let runs = executor.runs();
+        let done = !runs.is_empty()
+            && runs
+                .iter()
+                .all(|r| r.finished_at.is_some() && r.runbook == name);
+        match (done, finished_at) {
+            (true, None) => finished_at = Some(Instant::now()),
+            // A few seconds more to see the effect (a cordon reaching the snapshot).
+            (true, Some(at)) if at.elapsed() > Duration::from_secs(3) => break,
+            _ => {}
+        }
+    }
+    let runs = executor.runs();
+    let counters: serde_json::Value = match http.get(format!("{control}/counters")).send().await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    };
+    let mut timeline = Vec::new();
+    for inc in store.incidents(&Default::default())? {
+        timeline.extend(store.timeline(inc.id)?);
+    }
+    timeline.sort_by_key(|e| e.seq);
+    let failed = runs.iter().find_map(|r| match &r.state {
+        RunState::Failed(why) => Some(why.clone()),
+        _ => None,
+    });
+    let acted = runs.iter().any(|r| !r.actions.is_empty());
+    let planned = runs.iter().any(|r| !r.plan.is_empty());
+    let noted = timeline.iter().any(|e| {
+        e.entry.kind == crate::model::incident::EntryKind::Note
+            && matches!(&e.entry.actor, crate::model::incident::Actor::Runbook(r) if *r == name)
+    });
+    let (remediated, verdict) = if runs.is_empty() {
+        (
+            false,
+            format!(
+                "the runbook never ran: no signal matched its trigger within {}",
+                humantime::format_duration(timeout)
+            ),
+        )
+    } else if let Some(why) = failed {
+        (false, format!("the runbook erred: {why}"))
+    } else if runs.iter().any(|r| r.finished_at.is_none()) {
+        (false, "the run did not finish in time".into())
+    } else if mode == Mode::DryRun {
+        (
+            planned || noted,
+            "dry run: the plan is above; nothing changed".into(),
+        )
+    } else if acted {
+        (
+            true,
+            "remediated: the actions above were performed against the sim".into(),
+        )
+    } else if noted && runs.iter().all(|r| matches!(r.state, RunState::Done)) {
+        (
+            true,
+            "done: the runbook reported without changing the cluster".into(),
+        )
+    } else {
+        let why = runs
+            .iter()
+            .find_map(|r| match &r.state {
+                RunState::Stopped(w) => Some(w.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "no action was performed".into());
+        (false, format!("did not remediate: {why}"))
+    };
+    Ok(RehearsalReport {
+        runbook: name,
+        scenario: scenario.to_string(),
+        mode,
+        signals: seen.into_iter().collect(),
+        runs,
+        mutating_requests: counters,
+        timeline,
+        remediated,
+        verdict,
+    })
+}
+
+/// The report as a person reads it.
+pub fn render(r: &RehearsalReport) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "rehearsal of {} against scenario {} ({} mode, simulated fleet)",
+        r.runbook,
+        r.scenario,
+        r.mode.name()
+    );
+    let _ = writeln!(o, "\nSIGNALS ({})", r.signals.len());
+    for s in r.signals.iter().take(20) {
+        let _ = writeln!(o, "  {s}");
+    }
+    if r.signals.len() > 20 {
+        let _ = writeln!(o, "  … {} more", r.signals.len() - 20);
+    }
+    for run in &r.runs {
+        let _ = writeln!(
+            o,
+            "\nRUN {} on {} — {}",
+            run.id,
+            run.target,
+            match &run.state {
+                RunState::Running => "running".to_string(),
+                RunState::AwaitingApproval(id) => format!("awaiting approval {id}"),
+                RunState::Done => "done".to_string(),
+                RunState::Stopped(w) => format!("stopped: {w}"),
+                RunState::Failed(w) => format!("failed: {w}"),
+            }
+        );
+        if !run.plan.is_empty() {
+            let _ = writeln!(o, "  plan:");
+            for p in &run.plan {
+                let _ = writeln!(o, "    - {}", p.summary);
+            }
+        }
+        for a in &run.actions {
+            let _ = writeln!(o, "  action: {a}");
+        }
+    }
+    let _ = writeln!(o, "\nTIMELINE");
+    for e in &r.timeline {
+        let _ = writeln!(
+            o,
+            "  #{:<4} {:<8} {:<30} {}",
+            e.seq,
+            e.entry.kind.name(),
+            e.entry.actor.to_string(),
+            e.entry.summary
+        );
+    }
+    let _ = writeln!(o, "\nMUTATING REQUESTS SEEN BY THE SIM");
+    let _ = writeln!(o, "  {}", r.mutating_requests);
+    let _ = writeln!(o, "\n{}", r.verdict);
+    o
+}

@@ -1,0 +1,444 @@
+//! The event loop's side of the runbook executor: hands it each evaluated snapshot, reads its
+//! runs and approvals into the app, and performs the app's automation commands — verdicts,
+//! the kill switch, and a person's two-phase actions (the guard's plan first, the action once
+//! confirmed). Calls that reach a cluster run on tokio's blocking pool and answer with an
+//! `AutomationReply`; the loop never waits for them. Imports runbook, model and app.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::app::{App, Command};
+use super::runbooks::AutomationView;
+use crate::model::Snapshot;
+use crate::model::incident::Actor;
+use crate::runbook::Intent;
+use crate::runbook::executor::{Executor, PlanStep};
+use crate::runbook::guard::{ClusterDisruption, target_of, verb_of};
+
+/// What a blocking executor call answered.
+#[derive(Debug)]
+pub enum AutomationReply {
+    /// The guard's plan of a person's action, for the confirmation.
+    Preview {
+        cluster: String,
+        step: PlanStep,
+        disruption: Option<ClusterDisruption>,
+    },
+    /// A confirmed action finished: what to tell the user.
+    Performed(String),
+}
+
+/// The name a person's actions and verdicts are recorded under.
+pub fn local_user_name() -> String {
+    match Actor::local_user() {
+        Actor::User(name) => name,
+        other => other.to_string(),
+    }
+}
+
+/// Why the keys that need the executor do nothing without one.
+pub const NO_EXECUTOR: &str =
+    "no runbook executor in this cockpit: approvals, the kill switch and manual actions are off";
+
+pub struct AutomationLink {
+    executor: Option<Executor>,
+    /// The snapshot last handed to the executor, so the same one is not handed twice.
+    observed: Option<Arc<Snapshot>>,
+    /// Blocking calls in flight.
+    in_flight: usize,
+    replies: mpsc::UnboundedSender<AutomationReply>,
+}
+
+impl AutomationLink {
+    /// A link and the receiver the loop reads its replies from.
+    pub fn new(executor: Option<Executor>) -> (Self, mpsc::UnboundedReceiver<AutomationReply>) {
+        let (replies, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                executor,
+                observed: None,
+                in_flight: 0,
+                replies,
+            },
+            rx,
+        )
+    }
+
+    /// Whether a blocking call is still in flight.
+    #[cfg(test)]
+    pub fn busy(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    /// Copies the executor's runbooks, runs and approvals into the app.
+    pub fn refresh(&self, app: &mut App) {
+        app.set_automation(self.executor.as_ref().map(AutomationView::of));
+    }
+
+    /// Hands the app's evaluated snapshot to the executor, which starts a run for each signal
+    /// that began firing (on its own blocking threads).
+    pub fn observe(&mut self, app: &mut App) {
+        let Some(executor) = &self.executor else {
+            return;
+        };
+        let snapshot = app.snapshot();
+        if self
+            .observed
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &snapshot))
+        {
+            return;
+        }
+        self.observed = Some(snapshot.clone());
+        if !executor.observe(snapshot).is_empty() {
+            self.refresh(app);
+        }
+    }
+
+    fn spawn(&mut self, work: impl FnOnce() -> AutomationReply + Send + 'static) {
+        self.in_flight += 1;
+        let replies = self.replies.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = replies.send(work());
+        });
+    }
+
+    /// Performs one of the app's automation commands.
+    pub fn perform(&mut self, command: Command, app: &mut App) {
+        let Some(executor) = self.executor.clone() else {
+            app.say(NO_EXECUTOR);
+            return;
+        };
+        match command {
+            Command::Preview { cluster, intent } => {
+                let snapshot = app.snapshot();
+                self.spawn(move || {
+                    let step = executor.preview(&cluster, &intent);
+                    let disruption = executor.guard().disruption(&snapshot, &cluster);
+                    AutomationReply::Preview {
+                        cluster,
+                        step,
+                        disruption,
+                    }
+                });
+            }
+            Command::Perform { cluster, intent } => {
+                self.spawn(move || {
+                    AutomationReply::Performed(perform(&executor, &cluster, &intent))
+                });
+            }
+            Command::Decide { id, approve } => {
+                let message = match executor.decide(id, approve, &local_user_name()) {
+                    Ok(p) if approve => format!(
+                        "approval {id} granted: {} goes ahead on {}",
+                        p.runbook, p.cluster
+                    ),
+                    Ok(p) => format!("approval {id} denied: {} stops on {}", p.runbook, p.cluster),
+                    Err(e) => e,
+                };
+                app.say(message);
+                self.refresh(app);
+            }
+            Command::ToggleKill => {
+                let on = executor.guard().toggle_kill();
+                app.say(if on {
+                    "kill switch turned on: runbooks are refused every mutation until K turns it off"
+                } else {
+                    "kill switch off: runbooks may act again (within the guard)"
+                });
+                self.refresh(app);
+            }
+            Command::Scenario(_)
+            | Command::LoadTimeline(_)
+            | Command::Note { .. }
+            | Command::Acknowledge(_)
+            | Command::Resolve(_)
+            | Command::Export(_) => {}
+        }
+    }
+
+    /// Applies a blocking call's answer to the app.
+    pub fn apply(&mut self, reply: AutomationReply, app: &mut App) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match reply {
+            AutomationReply::Preview {
+                cluster,
+                step,
+                disruption,
+            } => app.set_preview(cluster, step, disruption),
+            AutomationReply::Performed(message) => {
+                app.say(message);
+                self.refresh(app);
+            }
+        }
+    }
+}
+
+/// A confirmed person's action, recorded on the timeline as theirs; says how it went.
+fn perform(executor: &Executor, cluster: &str, intent: &Intent) -> String {
+    match executor.manual(cluster, intent, &local_user_name(), None) {
+        Ok(report) if report.outcome.is_success() => {
+            format!("{} ({})", report.summary, report.outcome.name())
+        }
+        Ok(report) => format!("{}: {}", report.outcome.name(), report.summary),
+        Err(e) => format!(
+            "{} {} in {cluster} failed: {e}",
+            verb_of(intent),
+            target_of(intent)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::config::RunbooksConfig;
+    use crate::model::incident::{EntryKind, Origin};
+    use crate::runbook::executor::{ExecutorConfig, RunState};
+    use crate::runbook::guard::Guard;
+    use crate::runbook::{Mode, Runbook};
+    use crate::signals::Detectors;
+    use crate::store::Store;
+    use crate::tui::keymap::Keymap;
+    use crate::tui::nodes::fixtures;
+    use crate::tui::theme::Theme;
+
+    /// Cordons the node of a critical XID, then notes how it went.
+    const CORDON_ON_XID: &str = r#"
+const RUNBOOK = #{
+    name: "cordon-on-xid",
+    description: "cordon the node of a critical XID",
+    trigger: #{ signal: "gpu.xid", min_severity: "critical" },
+    cooldown: "30m",
+};
+
+fn run(signal) {
+    let r = cordon(signal.subject.node);
+    note(`cordon of ${signal.subject.node}: ${r.outcome}`);
+}
+"#;
+
+    /// An executor with no cluster clients: plans work (a cordon's plan needs no API), actions
+    /// fail with "no client", which is enough to follow the loop's side of every phase.
+    fn executor(store: &Store, read_only: bool) -> Executor {
+        let runbook = Runbook::from_source(Path::new("cordon-on-xid.rhai"), CORDON_ON_XID)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = RunbooksConfig::default();
+        let guard = Guard::new(&config, Mode::Approve, read_only).shared();
+        let mut settings = ExecutorConfig::from_config(&config, Mode::Approve, Origin::Tui);
+        settings.revalidate_after = Duration::ZERO;
+        settings.identity = "test/1".into();
+        Executor::new(
+            vec![runbook],
+            guard,
+            store.clone(),
+            HashMap::new(),
+            settings,
+        )
+    }
+
+    fn app() -> App {
+        let mut app = App::new(
+            Theme::default_theme(),
+            Keymap::default(),
+            Detectors::default(),
+            true,
+            false,
+        )
+        .with_clock(fixtures::now());
+        app.set_snapshot(Arc::new(fixtures::fleet()));
+        app
+    }
+
+    fn key(app: &mut App, code: KeyCode) -> Option<Command> {
+        app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn screen(app: &mut App) -> String {
+        fixtures::render(120, 30, |f| app.draw(f)).join("\n")
+    }
+
+    /// Applies replies until nothing is in flight.
+    async fn settle(
+        link: &mut AutomationLink,
+        replies: &mut mpsc::UnboundedReceiver<AutomationReply>,
+        app: &mut App,
+    ) {
+        while link.busy() {
+            let reply = tokio::time::timeout(Duration::from_secs(20), replies.recv())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("the executor never answered"));
+            link.apply(reply, app);
+        }
+    }
+
+    /// Refreshes the app from the executor until the screen shows `what`.
+    async fn until_screen_shows(link: &AutomationLink, app: &mut App, what: &str) -> String {
+        for _ in 0..200 {
+            link.refresh(app);
+            let s = screen(app);
+            if s.contains(what) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the screen never showed {what:?}:\n{}", screen(app));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_firing_signal_waits_for_approval_and_the_approved_plan_runs() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let (mut link, _replies) = AutomationLink::new(Some(executor(&store, false)));
+        let mut app = app();
+        link.observe(&mut app);
+        key(&mut app, KeyCode::Char('8'));
+        let s = until_screen_shows(&link, &mut app, "▶ approval 1 · cordon-on-xid on prod-a").await;
+        assert!(s.contains("1. cordon node/gpu-a-2"), "{s}");
+        assert!(s.contains("awaiting approval 1"), "{s}");
+
+        // The same snapshot again starts nothing new.
+        link.observe(&mut app);
+        app.set_snapshot(Arc::new(fixtures::fleet()));
+        link.observe(&mut app);
+        link.refresh(&mut app);
+        assert_eq!(
+            screen(&mut app).matches("cordon-on-xid  ").count(),
+            2,
+            "one run, one runbook row"
+        );
+
+        let Some(decide) = key(&mut app, KeyCode::Char('y')) else {
+            panic!("y decides the selected approval")
+        };
+        link.perform(decide, &mut app);
+        assert!(
+            screen(&mut app).contains("approval 1 granted: cordon-on-xid goes ahead on prod-a")
+        );
+        // The cordon reaches for a cluster this executor has no client for: the run still ends.
+        let s = until_screen_shows(&link, &mut app, "0 approvals pending").await;
+        assert!(!s.contains("▶ approval 1"), "{s}");
+        for _ in 0..200 {
+            link.refresh(&mut app);
+            if link
+                .executor
+                .as_ref()
+                .is_some_and(|e| e.runs().iter().all(|r| r.state == RunState::Done))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let runs = link
+            .executor
+            .as_ref()
+            .map(Executor::runs)
+            .unwrap_or_default();
+        assert!(
+            runs.len() == 1 && runs.iter().all(|r| r.state == RunState::Done),
+            "{runs:#?}"
+        );
+        let s = until_screen_shows(&link, &mut app, "done").await;
+        assert!(!s.contains("awaiting approval"), "{s}");
+        let user = local_user_name();
+        let entries: Vec<_> = (0..=store.len().unwrap_or(0))
+            .filter_map(|seq| store.entry(seq).ok().flatten())
+            .collect();
+        assert!(
+            entries.iter().any(|e| e.entry.kind == EntryKind::Approval
+                && e.entry.summary == format!("approval 1 granted by {user}")),
+            "{entries:#?}"
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.entry.summary.starts_with("cordon of gpu-a-2: failed")),
+            "the runbook's note: {entries:#?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_persons_cordon_is_planned_then_confirmed_then_performed_and_the_kill_switch_toggles()
+    {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let (mut link, mut replies) = AutomationLink::new(Some(executor(&store, false)));
+        let mut app = app();
+        link.refresh(&mut app);
+        key(&mut app, KeyCode::Char('2'));
+        let Some(preview) = key(&mut app, KeyCode::Char('c')) else {
+            panic!("c asks for the plan")
+        };
+        link.perform(preview, &mut app);
+        settle(&mut link, &mut replies, &mut app).await;
+        let s = screen(&mut app);
+        assert!(s.contains("confirm: cordon node/gpu-a-1 in prod-a"), "{s}");
+        assert!(
+            s.contains("cluster prod-a: 2 of 3 nodes cordoned or NotReady (1 unready)"),
+            "{s}"
+        );
+        let Some(perform) = key(&mut app, KeyCode::Char('y')) else {
+            panic!("y performs it")
+        };
+        link.perform(perform, &mut app);
+        settle(&mut link, &mut replies, &mut app).await;
+        let s = screen(&mut app);
+        assert!(
+            s.contains("cordon node/gpu-a-1 in prod-a failed: no client for cluster prod-a"),
+            "{s}"
+        );
+
+        let Some(toggle) = app.handle_key(KeyEvent::new(KeyCode::Char('K'), KeyModifiers::SHIFT))
+        else {
+            panic!("K toggles the kill switch")
+        };
+        link.perform(toggle.clone(), &mut app);
+        let s = screen(&mut app);
+        assert!(
+            s.lines()
+                .last()
+                .unwrap_or_default()
+                .contains("KILL SWITCH ON"),
+            "{s}"
+        );
+        link.perform(toggle, &mut app);
+        link.perform(
+            Command::Decide {
+                id: 99,
+                approve: true,
+            },
+            &mut app,
+        );
+        let s = screen(&mut app);
+        assert!(!s.contains("KILL SWITCH ON"), "{s}");
+        assert!(s.contains("there is no pending approval 99"), "{s}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_only_executor_turns_the_action_keys_off_and_no_executor_says_so() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let (link, _replies) = AutomationLink::new(Some(executor(&store, true)));
+        let mut app = app();
+        link.refresh(&mut app);
+        key(&mut app, KeyCode::Char('2'));
+        assert_eq!(key(&mut app, KeyCode::Char('c')), None);
+        assert!(screen(&mut app).contains("read-only: actions are disabled"));
+        key(&mut app, KeyCode::Char('8'));
+        assert!(screen(&mut app).contains("READ-ONLY: every mutation is forbidden"));
+
+        let (mut none, _replies) = AutomationLink::new(None);
+        none.refresh(&mut app);
+        none.perform(Command::ToggleKill, &mut app);
+        assert!(screen(&mut app).contains("no runbook executor"));
+    }
+}

@@ -1,0 +1,201 @@
+//! Each shipped runbook rehearsed against its scenario with the real binary:
+//! `fleetdeck runbook test NAME --scenario S` starts a simulated fleet in-process, injects the
+//! fault, runs the engine and reports what it did to the sim.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn rehearse(name: &str, scenario: &str, extra: &[&str]) -> (i32, Value, String) {
+    rehearse_for(name, scenario, extra, "90s")
+}
+
+fn rehearse_for(name: &str, scenario: &str, extra: &[&str], timeout: &str) -> (i32, Value, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(extra)
+        .args([
+            "runbook",
+            "test",
+            name,
+            "--scenario",
+            scenario,
+            "-o",
+            "json",
+            "--timeout",
+            timeout,
+        ])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .expect("run fleetdeck");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{stdout}\n{stderr}"));
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+fn actions(report: &Value) -> Vec<String> {
+    report["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["actions"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+fn timeline(report: &Value) -> String {
+    report["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["summary"].as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn gpu_xid_cordon_cordons_and_drains_the_node_of_an_xid_storm() {
+    let (code, r, err) = rehearse("gpu-xid-cordon", "xid-storm", &[]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_eq!(r["remediated"], true);
+    let a = actions(&r).join("\n");
+    assert!(a.contains("cordon"), "{a}");
+    assert!(timeline(&r).contains("XID"), "{}", timeline(&r));
+}
+
+#[test]
+fn gpu_xid_cordon_in_dry_run_changes_nothing() {
+    let (code, r, err) = rehearse("gpu-xid-cordon", "xid-storm", &["--mode", "dry-run"]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert!(actions(&r).is_empty(), "{r:#}");
+    assert!(timeline(&r).contains("dry run: would"), "{}", timeline(&r));
+}
+
+#[test]
+fn node_notready_cordons_and_drains_after_it_held() {
+    let (code, r, err) = rehearse("node-notready", "node-notready", &[]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert!(actions(&r).join("\n").contains("cordon"), "{r:#}");
+}
+
+#[test]
+fn spot_interruption_rebalance_drains_before_the_deadline() {
+    let (code, r, err) = rehearse("spot-interruption-rebalance", "spot-interruption", &[]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    let t = timeline(&r);
+    assert!(t.contains("spot"), "{t}");
+}
+
+#[test]
+fn endpoint_slo_rollback_rolls_the_bad_revision_back() {
+    let (code, r, err) = rehearse("endpoint-slo-rollback", "bad-rollout", &[]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert!(actions(&r).join("\n").contains("roll"), "{r:#}");
+}
+
+#[test]
+fn crashloop_after_rollout_rolls_back_once_not_once_per_pod() {
+    let (code, r, err) = rehearse("crashloop-after-rollout", "crashloop-rollout", &[]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    let a = actions(&r);
+    // Five crash-looping pods of one Deployment are one problem: one rollback.
+    assert_eq!(
+        a.iter().filter(|a| a.contains("rolled back")).count(),
+        1,
+        "{a:?}"
+    );
+}
+
+#[test]
+fn idle_gpu_report_reports_without_changing_anything() {
+    let (code, r, err) = rehearse("idle-gpu-report", "none", &[]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert!(actions(&r).is_empty());
+    assert!(timeline(&r).contains("GPU-hour"), "{}", timeline(&r));
+}
+
+#[test]
+fn a_runbook_that_never_triggers_fails_the_rehearsal() {
+    let (code, r, _) = rehearse_for("endpoint-slo-rollback", "none", &[], "15s");
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["remediated"], false);
+}
+
+fn fleetdeck(args: &[&str]) -> (i32, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(args)
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .expect("run fleetdeck");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn list_shows_the_built_in_runbooks_when_there_is_no_directory() {
+    let (code, out, err) = fleetdeck(&["runbook", "list"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("the runbooks built into fleetdeck"), "{out}");
+    for name in [
+        "gpu-xid-cordon",
+        "node-notready",
+        "spot-interruption-rebalance",
+        "endpoint-slo-rollback",
+        "crashloop-after-rollout",
+        "idle-gpu-report",
+    ] {
+        assert!(out.contains(name), "{name} missing:\n{out}");
+    }
+    assert!(out.contains("node.not_ready for 5m"), "{out}");
+}
+
+#[test]
+fn a_directory_with_a_broken_runbook_reports_it_and_loads_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/gpu-xid-cordon.rhai");
+    std::fs::copy(shipped, dir.path().join("gpu-xid-cordon.rhai")).unwrap();
+    std::fs::write(
+        dir.path().join("broken.rhai"),
+        "const RUNBOOK = #{\n    name: \"broken\",\n    description: \"x\",\n    trigger: #{ signal: \"gpu.xid\" },\n    cooldown: \"10m\",\n};\nfn run(signal) {\n    let = 3;\n}\n",
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, _) = fleetdeck(&["--runbooks", d, "runbook", "list"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("gpu-xid-cordon"), "{out}");
+    assert!(
+        out.contains("BROKEN") && out.contains("broken.rhai:8:"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.rhai");
+    std::fs::write(
+        &bad,
+        "const RUNBOOK = #{\n    name: \"bad\",\n    description: \"x\",\n    trigger: #{ signal: \"gpu.xid\" },\n    cooldown: \"ten minutes\",\n};\nfn run(signal) {}\n",
+    )
+    .unwrap();
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/node-notready.rhai");
+    let (code, out, err) = fleetdeck(&["runbook", "check", good, bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("node-notready.rhai: ok"), "{out}");
+    assert!(
+        err.contains("bad.rhai:1:17:") && err.contains("ten minutes"),
+        "{err}"
+    );
+}
