@@ -83,6 +83,32 @@ pub enum Command {
     /// scenario.
     #[command(subcommand)]
     Runbook(RunbookCommand),
+    /// The daemon: sources, detectors and runbooks without a terminal, fed by Alertmanager,
+    /// with /metrics, /healthz, /readyz, an incidents/runs/approvals API, JSON logs on stdout
+    /// and leader election (a coordination.k8s.io Lease) so that only one replica acts.
+    Headless(HeadlessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HeadlessArgs {
+    /// HTTP address (default: [headless] listen).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// File holding the API bearer token (default: [headless] token_file, else $FLEETDECK_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteDecision {
+    /// The approval id (the Runbooks pane, `GET /api/v1/runs`, or the timeline shows it).
+    pub id: u64,
+    /// The headless daemon's base URL, e.g. http://fleetdeck.fleetdeck.svc:9180.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// File holding the bearer token (default: $FLEETDECK_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +134,10 @@ pub enum RunbookCommand {
         #[arg(long, short = 'o', value_enum, default_value = "table")]
         output: OutputFormat,
     },
+    /// Approve a pending plan on a headless fleetdeck (POST /api/v1/runs/ID/approve).
+    Approve(RemoteDecision),
+    /// Deny a pending plan on a headless fleetdeck (POST /api/v1/runs/ID/deny).
+    Deny(RemoteDecision),
     /// Rehearse a runbook: a simulated fleet in this process, the scenario injected, the
     /// engine with this runbook; reports signals, plan, actions against the sim and the
     /// outcome (exit 1 if it erred or did not remediate). Default mode: auto.
@@ -313,6 +343,9 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
             return audit_verify(&cli, *output);
         }
         Some(Command::Runbook(cmd)) => return runbook(&cli, cmd),
+        Some(Command::Headless(args)) => {
+            return headless(&cli, args).map(|()| std::process::ExitCode::SUCCESS);
+        }
         _ => {}
     }
     run_other(cli).map(|()| std::process::ExitCode::SUCCESS)
@@ -328,7 +361,8 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         | Command::Demo(_)
         | Command::Incident(_)
         | Command::Audit(_)
-        | Command::Runbook(_) => Ok(()),
+        | Command::Runbook(_)
+        | Command::Headless(_) => Ok(()),
         Command::Init { force } => {
             let path = match &cli.config {
                 Some(p) => p.clone(),
@@ -813,6 +847,55 @@ fn runbook(cli: &Cli, cmd: &RunbookCommand) -> anyhow::Result<std::process::Exit
                 ExitCode::FAILURE
             })
         }
+        RunbookCommand::Approve(d) | RunbookCommand::Deny(d) => {
+            let verb = if matches!(cmd, RunbookCommand::Approve(_)) {
+                "approve"
+            } else {
+                "deny"
+            };
+            let token = match &d.token_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read the token file {}", p.display()))?
+                    .trim()
+                    .to_string(),
+                None => std::env::var("FLEETDECK_TOKEN")
+                    .context("no token: pass --token-file PATH or set FLEETDECK_TOKEN")?,
+            };
+            let by = match crate::model::incident::Actor::local_user() {
+                crate::model::incident::Actor::User(u) => u,
+                _ => "unknown".into(),
+            };
+            let url = format!(
+                "{}/api/v1/runs/{}/{verb}",
+                d.server.trim_end_matches('/'),
+                d.id
+            );
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let (status, body) = rt.block_on(async {
+                let r = reqwest::Client::new()
+                    .post(&url)
+                    .bearer_auth(token.trim())
+                    .json(&serde_json::json!({ "by": by }))
+                    .timeout(std::time::Duration::from_secs(15))
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach {url}"))?;
+                let status = r.status();
+                anyhow::Ok((status, r.text().await.unwrap_or_default()))
+            })?;
+            if status.is_success() {
+                let done = if verb == "approve" {
+                    "approved"
+                } else {
+                    "denied"
+                };
+                println!("approval {} {done}: {}", d.id, body.trim());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("fleetdeck: {url} answered {status}: {}", body.trim());
+                Ok(ExitCode::FAILURE)
+            }
+        }
         RunbookCommand::Check { files } => {
             let mut ok = true;
             for f in files {
@@ -979,6 +1062,34 @@ fn manual_signal(cluster: &str, target: &str) -> anyhow::Result<crate::model::si
         action: None,
         first_seen: chrono::Utc::now(),
     })
+}
+
+fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    crate::telemetry::init_json(&cfg.log.level);
+    let store = open_store(cli, &cfg)?;
+    let targets = kube_targets(cli, &cfg)?;
+    let dir = cli
+        .runbooks
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cfg.runbooks.dir));
+    let (runbooks, broken, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+    for e in &broken {
+        tracing::error!(error = %e, "runbook not loaded; the others run");
+    }
+    tracing::info!(runbooks = runbooks.len(), %from, "runbooks loaded");
+    let opts = crate::headless::daemon::HeadlessOptions {
+        listen: args.listen,
+        token_file: args.token_file.clone(),
+        mode: cli.mode.as_deref().and_then(crate::runbook::Mode::parse),
+        read_only: cli.read_only,
+    };
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(crate::headless::daemon::run(
+        cfg, opts, targets, store, runbooks,
+    ))?;
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
 }
 
 /// The global mode: `--mode`, else `[runbooks] mode`.

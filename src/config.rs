@@ -115,6 +115,34 @@ revalidate_after = "2s"
 # A run waiting for approval is denied after this long.
 approval_timeout = "15m"
 
+[headless]
+# `fleetdeck headless`: the daemon that runs runbooks without a terminal.
+# HTTP address for the Alertmanager webhook, /metrics, /healthz, /readyz and the API.
+listen = "0.0.0.0:9180"
+# The bearer token every API call but /healthz needs: read from this file, else from the
+# environment variable named by token_env. Without one, the API refuses everything but /healthz.
+token_file = ""
+token_env = "FLEETDECK_TOKEN"
+# Require the token for /metrics too.
+metrics_auth = false
+# The largest request body accepted, in bytes.
+body_limit = 1048576
+# Leader election: several replicas, one acts. The Lease lives in this namespace of the first
+# cluster (or lease_context).
+lease_namespace = "fleetdeck"
+lease_name = "fleetdeck-headless"
+lease_context = ""
+# Also write timeline entries as Kubernetes Events on their subject.
+events = true
+# Alertmanager labels that name a subject, tried in order.
+node_labels = ["node", "kubernetes_node", "instance"]
+namespace_labels = ["namespace", "exported_namespace"]
+deployment_labels = ["deployment"]
+endpoint_labels = ["endpoint", "service"]
+cluster_labels = ["cluster"]
+# An alert seen once (fingerprint + status + startsAt) is remembered this long.
+alert_dedup_for = "24h"
+
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.
 # Simulated clusters (each with its own API server and kubeconfig context).
@@ -149,7 +177,52 @@ pub struct Config {
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub store: StoreConfig,
     pub runbooks: RunbooksConfig,
+    pub headless: HeadlessConfig,
     pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadlessConfig {
+    pub listen: SocketAddr,
+    pub token_file: String,
+    pub token_env: String,
+    pub metrics_auth: bool,
+    pub body_limit: usize,
+    pub lease_namespace: String,
+    pub lease_name: String,
+    pub lease_context: String,
+    pub events: bool,
+    pub node_labels: Vec<String>,
+    pub namespace_labels: Vec<String>,
+    pub deployment_labels: Vec<String>,
+    pub endpoint_labels: Vec<String>,
+    pub cluster_labels: Vec<String>,
+    #[serde(with = "crate::signals::humantime_serde_compat")]
+    pub alert_dedup_for: std::time::Duration,
+}
+
+impl Default for HeadlessConfig {
+    fn default() -> Self {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect();
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9180)),
+            token_file: String::new(),
+            token_env: "FLEETDECK_TOKEN".into(),
+            metrics_auth: false,
+            body_limit: 1024 * 1024,
+            lease_namespace: "fleetdeck".into(),
+            lease_name: "fleetdeck-headless".into(),
+            lease_context: String::new(),
+            events: true,
+            node_labels: v(&["node", "kubernetes_node", "instance"]),
+            namespace_labels: v(&["namespace", "exported_namespace"]),
+            deployment_labels: v(&["deployment"]),
+            endpoint_labels: v(&["endpoint", "service"]),
+            cluster_labels: v(&["cluster"]),
+            alert_dedup_for: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -4,6 +4,7 @@ pub mod actions;
 pub mod cli;
 pub mod config;
 pub mod cost_report;
+pub mod headless;
 pub mod incident_report;
 pub mod model;
 pub mod rehearsal;

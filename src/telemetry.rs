@@ -14,3 +14,14 @@ pub fn init(level: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
+
+/// JSON lines on stdout, for a daemon whose logs a cluster collects.
+pub fn init_json(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_current_span(false)
+        .try_init();
+}

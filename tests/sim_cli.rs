@@ -278,7 +278,7 @@ fn help_lists_the_working_commands_and_nothing_else() {
         commands,
         [
             "init", "config", "snapshot", "cost", "demo", "sim", "incident", "audit", "runbook",
-            "help"
+            "headless", "help"
         ],
         "{}",
         run.stdout

@@ -41,6 +41,9 @@ pub struct Guard {
     /// Nodes automation was allowed to take out of service and the snapshot may not show yet
     /// (cluster, node) → when: runs in parallel must not all see the same free budget.
     reserved: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
+    /// In HA mode: whether this replica holds the Lease. A replica that does not (or can no
+    /// longer renew it) acts on nothing.
+    leader: std::sync::OnceLock<Arc<AtomicBool>>,
 }
 
 /// How long a node allowed out of service counts against the budget before the snapshot must
@@ -70,7 +73,18 @@ impl Guard {
             halt_unready_pct: cfg.halt_unready_pct,
             halt_unready_count: cfg.halt_unready_count,
             reserved: std::sync::Mutex::new(std::collections::HashMap::new()),
+            leader: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Fences this replica's mutations on leadership (headless HA).
+    pub fn fence_on(&self, leader: Arc<AtomicBool>) {
+        let _ = self.leader.set(leader);
+    }
+
+    /// Whether this replica may act (always, outside HA).
+    pub fn leading(&self) -> bool {
+        self.leader.get().is_none_or(|l| l.load(Ordering::SeqCst))
     }
 
     pub fn shared(self) -> Arc<Self> {
@@ -134,6 +148,11 @@ impl Guard {
         if self.read_only {
             return Decision::Refuse(
                 "fleetdeck runs read-only: every mutation is forbidden".into(),
+            );
+        }
+        if mode == Mode::Auto && !self.leading() {
+            return Decision::Refuse(
+                "this replica does not hold the leader Lease (or could not renew it in time): only the leader acts".into(),
             );
         }
         if let Some(d) = self.disruption(snap, cluster) {

@@ -1,0 +1,294 @@
+//! The daemon's main loop: sources and detectors as in the cockpit, alerts from Alertmanager
+//! merged into the signals, incidents recorded, runbooks run by the leader only, timeline
+//! entries mirrored as Kubernetes Events, and a graceful stop on SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::model::incident::Origin;
+use crate::runbook::executor::{Executor, ExecutorConfig, RunState};
+use crate::runbook::guard::Guard;
+use crate::runbook::{Mode, Runbook};
+use crate::store::{IncidentFilter, SignalRecorder, Store};
+
+/// What the command line gives the daemon, over the config file.
+#[derive(Debug, Clone, Default)]
+pub struct HeadlessOptions {
+    pub listen: Option<SocketAddr>,
+    pub token_file: Option<PathBuf>,
+    pub mode: Option<Mode>,
+    pub read_only: bool,
+}
+
+/// The identity actions and the Lease carry: the pod's name in a cluster, else host/pid.
+pub fn identity() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME").map(|h| format!("{h}-{}", std::process::id())))
+        .unwrap_or_else(|_| format!("fleetdeck-{}", std::process::id()))
+}
+
+fn read_token(cfg: &Config, opts: &HeadlessOptions) -> anyhow::Result<Option<String>> {
+    let file = opts.token_file.clone().or_else(|| {
+        (!cfg.headless.token_file.is_empty()).then(|| PathBuf::from(&cfg.headless.token_file))
+    });
+    if let Some(f) = file {
+        let t = std::fs::read_to_string(&f)
+            .with_context(|| format!("cannot read the token file {}", f.display()))?;
+        let t = t.trim().to_string();
+        anyhow::ensure!(!t.is_empty(), "the token file {} is empty", f.display());
+        return Ok(Some(t));
+    }
+    Ok(std::env::var(&cfg.headless.token_env)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
+/// Runs until SIGTERM or SIGINT.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    cfg: Config,
+    opts: HeadlessOptions,
+    targets: Vec<crate::sources::kube::ClusterTarget>,
+    store: Store,
+    runbooks: Vec<Runbook>,
+) -> anyhow::Result<()> {
+    let token = read_token(&cfg, &opts)?;
+    if token.is_none() {
+        tracing::warn!(
+            "no API token configured ([headless] token_file, --token-file or ${}): every API call but /healthz is refused",
+            cfg.headless.token_env
+        );
+    }
+    let me = identity();
+    let mode = opts.mode.unwrap_or(cfg.runbooks.mode);
+    let guard = Guard::new(&cfg.runbooks, mode, opts.read_only).shared();
+    let clients = crate::wiring::action_clients(&targets).await;
+    let mut ecfg = ExecutorConfig::from_config(&cfg.runbooks, mode, Origin::Headless);
+    ecfg.identity = me.clone();
+    let executor = Executor::new(
+        runbooks,
+        guard.clone(),
+        store.clone(),
+        clients.clone(),
+        ecfg,
+    );
+
+    // Leader election on the first cluster (or [headless] lease_context).
+    let lease_cluster = if cfg.headless.lease_context.is_empty() {
+        targets
+            .first()
+            .map(|t| t.context.clone())
+            .unwrap_or_default()
+    } else {
+        cfg.headless.lease_context.clone()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let lease_client = clients.get(&lease_cluster).cloned();
+    let elector = lease_client.clone().map(|client| {
+        super::lease::spawn(
+            client,
+            super::lease::LeaseConfig {
+                namespace: cfg.headless.lease_namespace.clone(),
+                name: cfg.headless.lease_name.clone(),
+                identity: me.clone(),
+                ..super::lease::LeaseConfig::default()
+            },
+            stop_rx.clone(),
+        )
+    });
+    // The guard reads the elector's own flag: a leader that cannot renew is fenced the moment
+    // the elector gives up, not at the next tick of this loop.
+    let leader = match &elector {
+        Some(e) => e.leading_flag(),
+        None => {
+            tracing::warn!(cluster = %lease_cluster, "no cluster to hold the leader Lease in: this replica acts alone");
+            Arc::new(AtomicBool::new(true))
+        }
+    };
+    guard.fence_on(leader.clone());
+
+    let running = crate::wiring::start(&cfg, targets, crate::wiring::prometheus_client(&cfg)?);
+    let mut snapshots = running.snapshots;
+    let mut state =
+        super::server::ApiState::new(store.clone(), cfg.headless.clone(), token, &lease_cluster);
+    let ready = Arc::new(AtomicBool::new(false));
+    state.executor = Some(executor.clone());
+    state.ready = ready.clone();
+    state.leader = leader.clone();
+    let alerts = state.alerts.clone();
+    let metrics = state.metrics.clone();
+    let wake = state.on_alerts.clone();
+    let listen = opts.listen.unwrap_or(cfg.headless.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr().unwrap_or(listen);
+    tracing::info!(%local, identity = %me, mode = mode.name(), "fleetdeck headless listening");
+    let mut stop_http = stop_rx.clone();
+    let server = tokio::spawn(super::server::serve(
+        listener,
+        super::server::router(state),
+        async move {
+            let _ = stop_http.wait_for(|s| *s).await;
+        },
+    ));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut detectors = crate::signals::Detectors::new(cfg.signals.clone());
+    let open = {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || {
+            s.incidents(&IncidentFilter {
+                open_only: true,
+                since: None,
+            })
+        })
+        .await??
+    };
+    let mut recorder = SignalRecorder::resume(&open);
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut counted_runs = std::collections::HashSet::new();
+    let mut events_from = store.len().unwrap_or(0) + 1;
+    let mut was_leader = false;
+    loop {
+        tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() { break; }
+            }
+            _ = wake.notified() => {}
+            _ = tick.tick() => {}
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT: stopping");
+                break;
+            }
+        }
+        let is_leader = leader.load(Ordering::SeqCst);
+        if is_leader != was_leader {
+            tracing::info!(leader = is_leader, identity = %me, "leadership changed");
+            was_leader = is_leader;
+        }
+        metrics.set_leader(is_leader);
+        let mut snap = snapshots.borrow_and_update().clone();
+        ready.store(
+            !snap.clusters.is_empty() && snap.clusters.iter().all(|c| c.synced()),
+            Ordering::SeqCst,
+        );
+        let mut signals = detectors.evaluate(&snap, chrono::Utc::now());
+        signals.extend(alerts.signals());
+        metrics.set_signals(&signals);
+        for c in &snap.clusters {
+            for r in &c.sync {
+                metrics.set_source_synced(
+                    &c.name,
+                    &r.resource,
+                    r.state == crate::model::SyncState::Synced,
+                );
+            }
+        }
+        let changes = recorder.observe(&signals);
+        if !changes.is_empty() {
+            let (s, window) = (store.clone(), cfg.store.incident_window);
+            let recorded = tokio::task::spawn_blocking(move || {
+                s.record_signals(
+                    &changes.fired,
+                    &changes.cleared,
+                    Origin::Headless,
+                    window,
+                    chrono::Utc::now(),
+                )
+            })
+            .await;
+            if let Ok(Err(e)) = recorded {
+                tracing::error!(error = %e, "cannot record signals");
+            }
+        }
+        std::sync::Arc::make_mut(&mut snap).signals = signals;
+        if is_leader {
+            executor.observe(snap);
+        } else {
+            // Followers keep watching (and serve reads) but start nothing.
+            executor.observe_snapshot_only(snap);
+        }
+        for r in executor.runs() {
+            if r.finished_at.is_some() && counted_runs.insert(r.id.clone()) {
+                let outcome = match &r.state {
+                    RunState::Done => "done",
+                    RunState::Stopped(_) => "stopped",
+                    RunState::Failed(_) => "failed",
+                    _ => "other",
+                };
+                metrics.runbook_run(&r.runbook, outcome);
+            }
+        }
+        if let Ok(open) = store.incidents(&IncidentFilter {
+            open_only: true,
+            since: None,
+        }) {
+            metrics.set_open_incidents(open.len());
+        }
+        // New timeline entries: refusals and action times into the metrics, and the leader
+        // mirrors them as Kubernetes Events.
+        let head = store.len().unwrap_or(0);
+        if head >= events_from {
+            let entries: Vec<_> = (events_from..=head)
+                .filter_map(|seq| store.entry(seq).ok().flatten())
+                .collect();
+            for e in &entries {
+                let n = &e.entry;
+                // The guard's refusals (a refused login is counted with the HTTP requests).
+                if n.verdict == Some(crate::model::incident::Verdict::Refused)
+                    && matches!(n.actor, crate::model::incident::Actor::Runbook(_))
+                {
+                    metrics.guard_refusal(&n.summary);
+                }
+                if n.kind == crate::model::incident::EntryKind::Action
+                    && let (Some(first), Some(last)) = (n.outcomes.first(), n.outcomes.last())
+                {
+                    metrics.observe_action((last.at - first.at).to_std().unwrap_or_default());
+                }
+            }
+            if is_leader && cfg.headless.events {
+                // Each entry's Event goes to the cluster its subject is in.
+                let (clients, id) = (clients.clone(), me.clone());
+                tokio::spawn(async move {
+                    for e in entries {
+                        let cluster = e.entry.subject.as_ref().map(|s| s.cluster.as_str());
+                        let Some(client) = cluster.and_then(|c| clients.get(c)) else {
+                            continue;
+                        };
+                        if let Err(err) = super::events::record(client, &e, &id).await {
+                            tracing::debug!(error = %err, seq = e.seq, "event not written");
+                        }
+                    }
+                });
+            }
+        }
+        events_from = head + 1;
+    }
+    // Graceful stop: no new HTTP requests, no new runs; runs in flight get a moment to finish
+    // (their journal records what is left), then the Lease is released for a follower.
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while executor.runs().iter().any(|r| r.finished_at.is_none())
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if let Some(e) = elector {
+        e.release().await;
+    }
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}

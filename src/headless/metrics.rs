@@ -1,0 +1,393 @@
+//! The daemon's own metrics, for Prometheus to scrape at `/metrics` (OpenMetrics text): what
+//! fires, what the runbooks did and why the guard refused, whether the sources are synced and
+//! who leads. May import model and runbook.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::model::signal::Signal;
+use crate::runbook::executor::RunState;
+
+/// The Content-Type of `encode`'s text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    runbook: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    cluster: String,
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    status: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    path: String,
+    code: String,
+}
+
+/// Every metric of the daemon, registered once. Share it behind an `Arc`; updates take `&self`.
+pub struct Metrics {
+    registry: Registry,
+    signals: Family<KindLabels, Gauge>,
+    open_incidents: Gauge,
+    runbook_runs: Family<RunLabels, Counter>,
+    guard_refusals: Family<ReasonLabels, Counter>,
+    action_duration: Histogram,
+    source_synced: Family<SourceLabels, Gauge>,
+    leader: Gauge,
+    alerts: Family<AlertLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    /// The same as `source_synced`, readable: `/readyz` names what has not synced.
+    sources: Mutex<BTreeMap<(String, String), bool>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("fleetdeck");
+        let signals = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "signals",
+            "Signals firing at the latest evaluation, by kind",
+            signals.clone(),
+        );
+        let open_incidents = Gauge::default();
+        registry.register(
+            "open_incidents",
+            "Incidents not yet resolved",
+            open_incidents.clone(),
+        );
+        let runbook_runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "runbook_runs",
+            "Runbook runs finished, by runbook and outcome",
+            runbook_runs.clone(),
+        );
+        let guard_refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "guard_refusals",
+            "Mutations the guard refused, by reason",
+            guard_refusals.clone(),
+        );
+        // 50 ms .. ~7 min: a cordon takes a request, a drain waits on evictions and PDBs.
+        let action_duration = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        registry.register_with_unit(
+            "action_duration",
+            "How long actions on a cluster took",
+            Unit::Seconds,
+            action_duration.clone(),
+        );
+        let source_synced = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "source_synced",
+            "1 when a source's watch of a cluster resource has synced, else 0",
+            source_synced.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease and may act",
+            leader.clone(),
+        );
+        let alerts = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "alerts",
+            "Alerts received from Alertmanager, by status and outcome",
+            alerts.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status code",
+            http_requests.clone(),
+        );
+        Self {
+            registry,
+            signals,
+            open_incidents,
+            runbook_runs,
+            guard_refusals,
+            action_duration,
+            source_synced,
+            leader,
+            alerts,
+            http_requests,
+            sources: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Replaces the signal counts with those of the latest evaluation: a kind that stopped
+    /// firing drops out of the family.
+    pub fn set_signals(&self, signals: &[Signal]) {
+        let mut counts: HashMap<&str, i64> = HashMap::new();
+        for s in signals {
+            *counts.entry(s.kind.as_str()).or_default() += 1;
+        }
+        self.signals.clear();
+        for (kind, n) in counts {
+            self.signals
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .set(n);
+        }
+    }
+
+    pub fn set_open_incidents(&self, n: usize) {
+        self.open_incidents
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One finished run; `outcome` is a short label such as `run_outcome` gives.
+    pub fn runbook_run(&self, runbook: &str, outcome: &str) {
+        self.runbook_runs
+            .get_or_create(&RunLabels {
+                runbook: runbook.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// One refusal by the guard (or the executor), counted under `refusal_reason(why)`.
+    pub fn guard_refusal(&self, why: &str) {
+        self.guard_refusals
+            .get_or_create(&ReasonLabels {
+                reason: refusal_reason(why).into(),
+            })
+            .inc();
+    }
+
+    pub fn observe_action(&self, took: Duration) {
+        self.action_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn set_source_synced(&self, cluster: &str, resource: &str, synced: bool) {
+        self.source_synced
+            .get_or_create(&SourceLabels {
+                cluster: cluster.into(),
+                resource: resource.into(),
+            })
+            .set(i64::from(synced));
+        if let Ok(mut m) = self.sources.lock() {
+            m.insert((cluster.into(), resource.into()), synced);
+        }
+    }
+
+    /// `cluster/resource` of every source reported and not synced, sorted.
+    pub fn unsynced_sources(&self) -> Vec<String> {
+        self.sources
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, synced)| !**synced)
+                    .map(|((c, r), _)| format!("{c}/{r}"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// One alert of a webhook delivery: `status` firing/resolved, `outcome` accepted,
+    /// duplicate or stale.
+    pub fn alert(&self, status: &str, outcome: &str) {
+        self.alerts
+            .get_or_create(&AlertLabels {
+                status: status.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// One answered request; `path` is a route template (a bounded set), never a raw path.
+    pub fn http_request(&self, path: &str, code: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                path: path.into(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Every metric in the OpenMetrics text format, ending in `# EOF`.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// A short, bounded label for a refusal's text: budget, kill_switch, read_only, cooldown,
+/// halted, not_firing, unauthenticated (the API's audited refusals) or other.
+pub fn refusal_reason(why: &str) -> &'static str {
+    let w = why.to_ascii_lowercase();
+    if w.starts_with("refused unauthenticated") {
+        "unauthenticated"
+    } else if w.contains("kill switch") {
+        "kill_switch"
+    } else if w.contains("read-only") || w.contains("read only") {
+        "read_only"
+    } else if w.contains("disruption budget") || w.contains("budget") {
+        "budget"
+    } else if w.contains("cooling down") || w.contains("cooldown") {
+        "cooldown"
+    } else if w.contains("halted") {
+        "halted"
+    } else if w.contains("stopped firing")
+        || w.contains("not firing")
+        || w.contains("no longer fir")
+        || w.contains("resolved")
+    {
+        "not_firing"
+    } else {
+        "other"
+    }
+}
+
+/// The `outcome` label of a run in this state.
+pub fn run_outcome(state: &RunState) -> &'static str {
+    match state {
+        RunState::Running => "running",
+        RunState::AwaitingApproval(_) => "awaiting_approval",
+        RunState::Done => "done",
+        RunState::Stopped(_) => "stopped",
+        RunState::Failed(_) => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_classified_from_the_guards_own_words() {
+        for (why, want) in [
+            (
+                "the kill switch is on ([runbooks] kill_switch, or K in the cockpit)",
+                "kill_switch",
+            ),
+            (
+                "fleetdeck runs read-only: every mutation is forbidden",
+                "read_only",
+            ),
+            (
+                "disruption budget of cluster prod reached: 2 of 10 nodes are cordoned",
+                "budget",
+            ),
+            (
+                "runbook gpu-xid-cordon is cooling down on prod/n1 until 10:00:00Z (set by x)",
+                "cooldown",
+            ),
+            (
+                "automation is halted in cluster prod: 5 of 8 nodes are unready (limit 3)",
+                "halted",
+            ),
+            (
+                "gpu.xid stopped firing before fleetdeck acted (re-checked after 2s)",
+                "not_firing",
+            ),
+            (
+                "refused unauthenticated POST /api/v1/alerts from 10.0.0.9:5123",
+                "unauthenticated",
+            ),
+            ("the plan changes nothing", "other"),
+        ] {
+            assert_eq!(refusal_reason(why), want, "{why}");
+        }
+    }
+
+    #[test]
+    fn encoding_is_openmetrics_with_every_family() {
+        let m = Metrics::new();
+        m.runbook_run("gpu-xid-cordon", "done");
+        m.guard_refusal("the kill switch is on");
+        m.observe_action(Duration::from_millis(300));
+        m.set_source_synced("prod", "nodes", false);
+        m.alert("firing", "accepted");
+        m.http_request("/healthz", 200);
+        m.set_leader(true);
+        let text = m.encode();
+        for needle in [
+            "# TYPE fleetdeck_signals gauge",
+            "fleetdeck_open_incidents 0",
+            "fleetdeck_runbook_runs_total{runbook=\"gpu-xid-cordon\",outcome=\"done\"} 1",
+            "fleetdeck_guard_refusals_total{reason=\"kill_switch\"} 1",
+            "# TYPE fleetdeck_action_duration_seconds histogram",
+            "# UNIT fleetdeck_action_duration_seconds seconds",
+            "fleetdeck_source_synced{cluster=\"prod\",resource=\"nodes\"} 0",
+            "fleetdeck_leader 1",
+            "fleetdeck_alerts_total{status=\"firing\",outcome=\"accepted\"} 1",
+            "fleetdeck_http_requests_total{path=\"/healthz\",code=\"200\"} 1",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+        assert_eq!(m.unsynced_sources(), vec!["prod/nodes".to_string()]);
+    }
+
+    #[test]
+    fn a_kind_that_stopped_firing_leaves_the_signals_gauge() {
+        let m = Metrics::new();
+        let signal = |kind: &str| Signal {
+            kind: kind.into(),
+            severity: crate::model::signal::Severity::Warning,
+            subject: Default::default(),
+            summary: String::new(),
+            evidence: Default::default(),
+            action: None,
+            first_seen: chrono::Utc::now(),
+            dedup_key: kind.into(),
+        };
+        m.set_signals(&[
+            signal("gpu.xid"),
+            signal("gpu.xid"),
+            signal("node.not_ready"),
+        ]);
+        assert!(m.encode().contains("fleetdeck_signals{kind=\"gpu.xid\"} 2"));
+        m.set_signals(&[signal("node.not_ready")]);
+        let text = m.encode();
+        assert!(!text.contains("gpu.xid"), "{text}");
+        assert!(text.contains("fleetdeck_signals{kind=\"node.not_ready\"} 1"));
+    }
+}

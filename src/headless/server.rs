@@ -1,0 +1,651 @@
+//! The daemon's HTTP face: Alertmanager's webhook in; metrics, health and readiness out; the
+//! incidents, runs and approvals API for people and their tools. Every route but `/healthz`
+//! (and `/metrics`, unless `metrics_auth`) wants the bearer token; each refusal is audited.
+//! May import config, model, store, runbook and the other headless modules.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use super::alerts::{AlertBook, WebhookPayload};
+use super::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+use crate::config::HeadlessConfig;
+use crate::model::incident::{Actor, EntryKind, NewEntry, Origin, Verdict, parse_incident_id};
+use crate::runbook::executor::Executor;
+use crate::store::{IncidentFilter, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("[headless] token_file {path} cannot be read: {source}; fix its permissions or path")]
+    TokenFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("[headless] token_file {path} is empty; write the API token into it")]
+    EmptyTokenFile { path: String },
+}
+
+/// The API token: the first line of `token_file` when it is set, else the environment
+/// variable `token_env`; `None` when neither holds one (every authenticated route then
+/// answers 401).
+pub fn load_token(cfg: &HeadlessConfig) -> Result<Option<String>, ApiError> {
+    let file = cfg.token_file.trim();
+    if !file.is_empty() {
+        let text = std::fs::read_to_string(file).map_err(|source| ApiError::TokenFile {
+            path: file.to_string(),
+            source,
+        })?;
+        let token = text.lines().next().unwrap_or("").trim().to_string();
+        if token.is_empty() {
+            return Err(ApiError::EmptyTokenFile {
+                path: file.to_string(),
+            });
+        }
+        return Ok(Some(token));
+    }
+    if cfg.token_env.trim().is_empty() {
+        return Ok(None);
+    }
+    Ok(std::env::var(cfg.token_env.trim())
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
+/// What the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    /// `None` when this daemon runs no runbooks: runs are empty, approvals 404.
+    pub executor: Option<Executor>,
+    pub alerts: Arc<AlertBook>,
+    pub metrics: Arc<Metrics>,
+    /// The bearer token; `None` refuses every authenticated route.
+    pub token: Option<String>,
+    /// Whether `/metrics` wants the token too.
+    pub metrics_auth: bool,
+    /// True once the store is open and the sources have synced.
+    pub ready: Arc<AtomicBool>,
+    /// True while this replica holds the lease; a follower refuses approvals.
+    pub leader: Arc<AtomicBool>,
+    pub cfg: HeadlessConfig,
+    /// Woken when a delivery fired or resolved an alert, so the evaluation runs now.
+    pub on_alerts: Arc<Notify>,
+    refusals: Arc<RefusalLog>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("ApiState")
+            .field("store", &self.store)
+            .field("executor", &self.executor.is_some())
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("metrics_auth", &self.metrics_auth)
+            .field("ready", &self.ready.load(Ordering::SeqCst))
+            .field("leader", &self.leader.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// A state with no executor, a fresh alert book and metrics, not ready and not the leader
+    /// (until the daemon says otherwise); `metrics_auth` from `cfg`.
+    pub fn new(
+        store: Store,
+        cfg: HeadlessConfig,
+        token: Option<String>,
+        default_cluster: &str,
+    ) -> Self {
+        Self {
+            store,
+            executor: None,
+            alerts: Arc::new(AlertBook::new(default_cluster)),
+            metrics: Arc::new(Metrics::new()),
+            token,
+            metrics_auth: cfg.metrics_auth,
+            ready: Arc::new(AtomicBool::new(false)),
+            leader: Arc::new(AtomicBool::new(false)),
+            cfg,
+            on_alerts: Arc::new(Notify::new()),
+            refusals: Arc::new(RefusalLog::default()),
+        }
+    }
+}
+
+/// A flood of unauthenticated requests must not fill the audit chain: at most one entry per
+/// peer address every `REFUSAL_AUDIT_EVERY`, the next one saying how many were left out.
+#[derive(Default)]
+struct RefusalLog {
+    by_peer: Mutex<HashMap<IpAddr, (Instant, u64)>>,
+}
+
+const REFUSAL_AUDIT_EVERY: Duration = Duration::from_secs(10);
+const REFUSAL_PEERS_KEPT: usize = 4096;
+
+impl RefusalLog {
+    /// `Some(left out since the last entry)` when this refusal is to be recorded.
+    fn admit(&self, peer: IpAddr) -> Option<u64> {
+        let mut m = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if m.len() >= REFUSAL_PEERS_KEPT {
+            m.retain(|_, (at, _)| now.duration_since(*at) < REFUSAL_AUDIT_EVERY);
+        }
+        match m.get_mut(&peer) {
+            Some((at, skipped)) if now.duration_since(*at) < REFUSAL_AUDIT_EVERY => {
+                *skipped += 1;
+                None
+            }
+            Some((at, skipped)) => {
+                let left_out = *skipped;
+                *at = now;
+                *skipped = 0;
+                Some(left_out)
+            }
+            None => {
+                m.insert(peer, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// The route a path belongs to, as the `path` label of the request counter: a bounded set.
+pub fn route_label(path: &str) -> &'static str {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["", "healthz"] => "/healthz",
+        ["", "readyz"] => "/readyz",
+        ["", "metrics"] => "/metrics",
+        ["", "api", "v1", "alerts"] => "/api/v1/alerts",
+        ["", "api", "v1", "incidents"] => "/api/v1/incidents",
+        ["", "api", "v1", "incidents", _] => "/api/v1/incidents/{id}",
+        ["", "api", "v1", "runs"] => "/api/v1/runs",
+        ["", "api", "v1", "runs", _, "approve"] => "/api/v1/runs/{approval_id}/approve",
+        ["", "api", "v1", "runs", _, "deny"] => "/api/v1/runs/{approval_id}/deny",
+        _ => "other",
+    }
+}
+
+/// The daemon's routes, with the token check, the body limit and the request counter.
+/// `/readyz` is open like `/healthz`: the kubelet's probes carry no token, and putting it in a
+/// Pod spec would hand it to everyone who can read pods.
+pub fn router(state: ApiState) -> Router {
+    let mut open = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    let mut guarded = Router::new()
+        .route("/api/v1/alerts", post(receive_alerts))
+        .route("/api/v1/incidents", get(list_incidents))
+        .route("/api/v1/incidents/{id}", get(show_incident))
+        .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/runs/{approval_id}/approve", post(approve))
+        .route("/api/v1/runs/{approval_id}/deny", post(deny));
+    if state.metrics_auth {
+        guarded = guarded.route("/metrics", get(metrics));
+    } else {
+        open = open.route("/metrics", get(metrics));
+    }
+    let guarded = guarded.route_layer(from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(open)
+        .merge(guarded)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.cfg.body_limit))
+        .layer(from_fn_with_state(state.clone(), count_request))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes; then stops accepting and lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn peer_of(req: &Request) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| *a)
+}
+
+async fn count_request(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let route = route_label(req.uri().path());
+    let response = next.run(req).await;
+    state
+        .metrics
+        .http_request(route, response.status().as_u16());
+    response
+}
+
+/// Why a request's credentials are refused, or `None` when they are good.
+fn credentials_problem(state: &ApiState, headers: &HeaderMap) -> Option<String> {
+    let Some(token) = &state.token else {
+        return Some(format!(
+            "this daemon has no API token configured: set [headless] token_file or ${}, then restart it",
+            state.cfg.token_env
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    let Some(presented) = presented else {
+        return Some("an Authorization: Bearer <token> header is required".into());
+    };
+    // Hashing first keeps the comparison's time independent of the token's length too.
+    let want = Sha256::digest(token.as_bytes());
+    let got = Sha256::digest(presented.as_bytes());
+    if bool::from(want.ct_eq(&got)) {
+        None
+    } else {
+        Some("the bearer token is not this daemon's".into())
+    }
+}
+
+async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let Some(problem) = credentials_problem(&state, req.headers()) else {
+        return next.run(req).await;
+    };
+    let peer = peer_of(&req);
+    let peer_text = peer.map_or_else(|| "an unknown peer".to_string(), |p| p.to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    tracing::warn!(%method, %path, peer = %peer_text, "refused an unauthenticated request: {problem}");
+    if let Some(left_out) = state
+        .refusals
+        .admit(peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip()))
+    {
+        // What was presented is never recorded: only who asked, for what, and why it failed.
+        let mut entry = NewEntry::new(
+            EntryKind::Decision,
+            Actor::System,
+            Origin::Webhook,
+            format!("refused unauthenticated {method} {path} from {peer_text}"),
+        );
+        entry.verdict = Some(Verdict::Refused);
+        entry.detail.insert("peer".into(), json!(peer_text));
+        entry
+            .detail
+            .insert("request".into(), json!(format!("{method} {path}")));
+        entry.detail.insert("reason".into(), json!(problem));
+        if left_out > 0 {
+            entry.detail.insert(
+                "refusals_not_recorded".into(),
+                json!(format!(
+                    "{left_out} more from this address since its previous entry"
+                )),
+            );
+        }
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.append(entry)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("the refusal cannot be audited: {e}"),
+            Err(e) => tracing::error!("the refusal cannot be audited: {e}"),
+        }
+    }
+    let mut response = error(StatusCode::UNAUTHORIZED, problem);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"fleetdeck\""),
+    );
+    response
+}
+
+async fn not_found(req: Request) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {} {}: the API is /api/v1/alerts, /api/v1/incidents, /api/v1/runs, /metrics, /healthz, /readyz",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    if state.ready.load(Ordering::SeqCst) {
+        return (StatusCode::OK, "ready").into_response();
+    }
+    let unsynced = state.metrics.unsynced_sources();
+    let why = if unsynced.is_empty() {
+        "not ready: the store is not open or the sources have not synced yet".to_string()
+    } else {
+        format!(
+            "not ready: waiting for the sources to sync: {}",
+            unsynced.join(", ")
+        )
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    state
+        .metrics
+        .set_leader(state.leader.load(Ordering::SeqCst));
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+fn body_problem(state: &ApiState, rejection: &BytesRejection) -> Response {
+    let code = rejection.status();
+    if code == StatusCode::PAYLOAD_TOO_LARGE {
+        return error(
+            code,
+            format!(
+                "the request body is larger than [headless] body_limit ({} bytes)",
+                state.cfg.body_limit
+            ),
+        );
+    }
+    error(
+        code,
+        format!("the request body cannot be read: {}", rejection.body_text()),
+    )
+}
+
+async fn receive_alerts(
+    State(state): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return body_problem(&state, &r),
+    };
+    let payload: WebhookPayload = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not an Alertmanager webhook payload (version 4): {e}"),
+            );
+        }
+    };
+    if payload.version != "4" {
+        tracing::warn!(
+            version = %payload.version,
+            "an Alertmanager payload of version {:?}; fleetdeck reads version 4",
+            payload.version
+        );
+    }
+    if payload.truncated_alerts > 0 {
+        tracing::warn!(
+            group = %payload.group_key,
+            "Alertmanager left out {} alerts of this group (the receiver's max_alerts)",
+            payload.truncated_alerts
+        );
+    }
+    let task_state = state.clone();
+    let applied = tokio::task::spawn_blocking(move || {
+        let s = task_state;
+        s.alerts.apply(&payload, &s.store, &s.cfg, Utc::now())
+    })
+    .await;
+    let outcome = match applied {
+        Ok(Ok(o)) => o,
+        // 503: Alertmanager retries the delivery.
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the alerts cannot be recorded: {e}"),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the alerts cannot be handled: {e}"),
+            );
+        }
+    };
+    for (status, handling) in &outcome.tally {
+        state.metrics.alert(status.name(), handling.name());
+    }
+    if !outcome.fired.is_empty() || !outcome.resolved.is_empty() {
+        tracing::info!(
+            fired = outcome.fired.len(),
+            resolved = outcome.resolved.len(),
+            "alerts changed"
+        );
+        state.on_alerts.notify_one();
+    }
+    Json(json!({
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
+        "fired": outcome.fired.len(),
+        "resolved": outcome.resolved.len(),
+        "firing": state.alerts.len(),
+    }))
+    .into_response()
+}
+
+fn store_problem(e: StoreError) -> Response {
+    match e {
+        StoreError::NoIncident { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
+        other => error(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct IncidentsQuery {
+    #[serde(default)]
+    open: bool,
+}
+
+async fn list_incidents(
+    State(state): State<ApiState>,
+    query: Result<Query<IncidentsQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(r) => return error(StatusCode::BAD_REQUEST, r.body_text()),
+    };
+    let store = state.store.clone();
+    let filter = IncidentFilter {
+        open_only: q.open,
+        since: None,
+    };
+    match tokio::task::spawn_blocking(move || store.incidents(&filter)).await {
+        Ok(Ok(incidents)) => Json(json!({ "incidents": incidents })).into_response(),
+        Ok(Err(e)) => store_problem(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn show_incident(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    let Some(number) = parse_incident_id(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{id:?} is not an incident id (42 or INC-42); GET /api/v1/incidents lists them"
+            ),
+        );
+    };
+    let store = state.store.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let incident = store.require_incident(number)?;
+        let timeline = store.timeline(number)?;
+        Ok::<_, StoreError>((incident, timeline))
+    })
+    .await;
+    match read {
+        Ok(Ok((incident, timeline))) => {
+            Json(json!({ "incident": incident, "timeline": timeline })).into_response()
+        }
+        Ok(Err(e)) => store_problem(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn list_runs(State(state): State<ApiState>) -> Response {
+    let (runs, pending) = match &state.executor {
+        Some(ex) => (ex.runs(), ex.pending_approvals()),
+        None => (Vec::new(), Vec::new()),
+    };
+    Json(json!({ "runs": runs, "pending_approvals": pending })).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DecisionBody {
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// Who the token's holder says they are; `api` when they do not say.
+fn approver(body: &[u8]) -> Result<String, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok("api".into());
+    }
+    let parsed: DecisionBody = serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not {{\"by\": \"name\"}}: {e}"))?;
+    let by: String = parsed
+        .by
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    let by = by.trim();
+    Ok(if by.is_empty() { "api" } else { by }.to_string())
+}
+
+async fn approve(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    decide(state, id, body, true).await
+}
+
+async fn deny(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    decide(state, id, body, false).await
+}
+
+async fn decide(
+    state: ApiState,
+    id: String,
+    body: Result<Bytes, BytesRejection>,
+    approve: bool,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return body_problem(&state, &r),
+    };
+    let by = match approver(&body) {
+        Ok(by) => by,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let Ok(number) = id.trim().parse::<u64>() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("{id:?} is not an approval id; GET /api/v1/runs lists the pending ones"),
+        );
+    };
+    if !state.leader.load(Ordering::SeqCst) {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "this replica is not the leader; approve on the leader (the holder of Lease {}/{})",
+                state.cfg.lease_namespace, state.cfg.lease_name
+            ),
+        );
+    }
+    let Some(executor) = &state.executor else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("there is no pending approval {number}: this daemon runs no runbooks"),
+        );
+    };
+    match executor.decide(number, approve, &by) {
+        Ok(pending) => Json(json!({
+            "approval": pending,
+            "decision": if approve { "approved" } else { "denied" },
+            "by": by,
+        }))
+        .into_response(),
+        Err(why) if why.contains("no pending approval") => error(StatusCode::NOT_FOUND, why),
+        Err(why) => error(StatusCode::CONFLICT, why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_paths_map_to_a_bounded_set_of_routes() {
+        assert_eq!(
+            route_label("/api/v1/incidents/42"),
+            "/api/v1/incidents/{id}"
+        );
+        assert_eq!(
+            route_label("/api/v1/runs/7/approve"),
+            "/api/v1/runs/{approval_id}/approve"
+        );
+        assert_eq!(route_label("/wp-admin/login.php"), "other");
+        assert_eq!(route_label("/metrics"), "/metrics");
+    }
+
+    #[test]
+    fn an_approver_defaults_to_api_and_loses_control_characters() {
+        assert_eq!(approver(b"").as_deref(), Ok("api"));
+        assert_eq!(approver(b"{}").as_deref(), Ok("api"));
+        assert_eq!(approver(br#"{"by":"ana\n"}"#).as_deref(), Ok("ana"));
+        assert!(approver(b"{").is_err());
+    }
+
+    #[test]
+    fn refusals_from_one_address_are_audited_once_per_window() {
+        let log = RefusalLog::default();
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(log.admit(ip), Some(0));
+        assert_eq!(log.admit(ip), None);
+        assert_eq!(log.admit(ip), None);
+        assert_eq!(log.admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))), Some(0));
+    }
+}
