@@ -228,14 +228,7 @@ impl IncidentsPane {
         let rows = self.rows(ctx).len();
         let page = self.page.max(1) as isize;
         match action {
-            Action::Up => self.view.step(-1, rows),
-            Action::Down => self.view.step(1, rows),
-            Action::PageUp => self.view.step(-page, rows),
-            Action::PageDown => self.view.step(page, rows),
-            Action::Top => self.view.step(-(rows as isize), rows),
-            Action::Bottom => self.view.step(rows as isize, rows),
-            Action::SortNext => self.view.sort_next(HEADERS.len()),
-            Action::SortReverse => self.view.sort_reverse(),
+            a if self.view.navigate(a, rows, page, HEADERS.len()) => {}
             Action::Open => {
                 let Some(inc) = self.selected(ctx).cloned() else {
                     return false;

@@ -495,14 +495,7 @@ impl OverviewPane {
         let rows = ctx.clusters().count();
         let page = self.page.max(1) as isize;
         match action {
-            Action::Up => self.view.step(-1, rows),
-            Action::Down => self.view.step(1, rows),
-            Action::PageUp => self.view.step(-page, rows),
-            Action::PageDown => self.view.step(page, rows),
-            Action::Top => self.view.step(-(rows as isize), rows),
-            Action::Bottom => self.view.step(rows as isize, rows),
-            Action::SortNext => self.view.sort_next(HEADERS.len()),
-            Action::SortReverse => self.view.sort_reverse(),
+            a if self.view.navigate(a, rows, page, HEADERS.len()) => {}
             _ => {}
         }
         self.view != before

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::keymap::Action;
 use super::theme::Theme;
 use crate::model::Snapshot;
 use crate::model::cost::CostReport;
@@ -61,6 +62,23 @@ impl TableView {
     }
 
     /// Moves the selection by `delta` rows (negative is up).
+    /// The keys every table shares: moving the selection by one, a page or to either end, and
+    /// sorting. Returns false for any other action (the pane's own).
+    pub fn navigate(&mut self, action: Action, rows: usize, page: isize, columns: usize) -> bool {
+        match action {
+            Action::Up => self.step(-1, rows),
+            Action::Down => self.step(1, rows),
+            Action::PageUp => self.step(-page, rows),
+            Action::PageDown => self.step(page, rows),
+            Action::Top => self.step(-(rows as isize), rows),
+            Action::Bottom => self.step(rows as isize, rows),
+            Action::SortNext => self.sort_next(columns),
+            Action::SortReverse => self.sort_reverse(),
+            _ => return false,
+        }
+        true
+    }
+
     pub fn step(&mut self, delta: isize, rows: usize) {
         if rows == 0 {
             return;
