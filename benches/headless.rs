@@ -8,7 +8,6 @@
 //! `cargo bench --bench headless` (the release binary must be built: the bench builds it).
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fleetdeck::config::HeadlessConfig;
@@ -254,6 +253,5 @@ fn main() {
     assert!(status.success());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(webhook_load());
-    let _ = Arc::new(());
     alert_to_action();
 }

@@ -19,7 +19,7 @@ use fleetdeck::runbook::engine::{Host, Intent, Limits};
 use fleetdeck::runbook::executor::{Executor, ExecutorConfig};
 use fleetdeck::runbook::guard::Guard;
 use fleetdeck::runbook::{Mode, shipped};
-use fleetdeck::store::{IncidentFilter, Store};
+use fleetdeck::store::Store;
 
 /// Answers every request as a plan: what the engine costs without any I/O.
 struct PlanHost(Arc<Snapshot>);
@@ -48,7 +48,7 @@ impl Host for PlanHost {
     }
 }
 
-fn signal_for(kind: &str, cluster: &str, node: &str, gpu: u32, s: &Snapshot) -> Signal {
+fn signal_for(kind: &str, cluster: &str, node: &str, gpu: u32) -> Signal {
     let mut evidence: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     evidence.insert("xid".into(), 79.into());
     evidence.insert("seconds".into(), 600.into());
@@ -69,7 +69,6 @@ fn signal_for(kind: &str, cluster: &str, node: &str, gpu: u32, s: &Snapshot) -> 
     evidence.insert("revision".into(), 4.into());
     evidence.insert("reason".into(), "CrashLoopBackOff".into());
     evidence.insert("utilization_pct".into(), 0.into());
-    let _ = s;
     Signal {
         kind: kind.into(),
         severity: Severity::Critical,
@@ -141,7 +140,7 @@ fn main() {
         println!("engine overhead per evaluation (plan pass, {} nodes in view):", nodes.len());
         for rb in &books {
             let kind = rb.meta.trigger.signal.trim_end_matches('*').to_string();
-            let s = signal_for(&kind, &cluster, &nodes[0], 0, &snap);
+            let s = signal_for(&kind, &cluster, &nodes[0], 0);
             let mut times = Vec::new();
             for _ in 0..200 {
                 let t = Instant::now();
@@ -182,9 +181,8 @@ fn main() {
         let mut lat = Vec::new();
         for node in nodes.iter().take(100) {
             let mut s = (*snap).clone();
-            let sig = signal_for("gpu.xid", &cluster, node, 0, &snap);
+            let sig = signal_for("gpu.xid", &cluster, node, 0);
             s.signals = vec![sig];
-            let t0 = chrono::Utc::now();
             let ids = ex.observe(Arc::new(s));
             assert_eq!(ids.len(), 1);
             loop {
@@ -195,7 +193,6 @@ fn main() {
             }
             let run = ex.runs().into_iter().find(|r| ids.contains(&r.id)).expect("run");
             assert!(!run.actions.is_empty(), "{run:?}");
-            let _ = t0;
         }
         // The first API answer of each cordon, from the timeline (its outcome's time).
         let mut firsts: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
@@ -245,7 +242,7 @@ fn main() {
             .skip(10)
             .take(100)
             .flat_map(|n| (0..10).map(move |g| (n.clone(), g)))
-            .map(|(n, g)| signal_for("gpu.xid", &cluster, &n, g, &snap3))
+            .map(|(n, g)| signal_for("gpu.xid", &cluster, &n, g))
             .collect();
         let before: serde_json::Value = reqwest::get(format!("{}/counters", sim.description["control"].as_str().unwrap_or_default()))
             .await.expect("counters").json().await.expect("json");
@@ -278,11 +275,6 @@ fn main() {
             patches(&after) - patches(&before),
             took.as_secs_f64()
         );
-        let refused = store2
-            .incidents(&IncidentFilter::default())
-            .map(|v| v.len())
-            .unwrap_or(0);
-        let _ = refused;
         assert_eq!(cordons.len(), uniq.len(), "a node was cordoned twice");
         assert!(uniq.len() <= budget, "the budget was exceeded");
     });

@@ -33,23 +33,6 @@ pub fn identity() -> String {
         .unwrap_or_else(|_| format!("fleetdeck-{}", std::process::id()))
 }
 
-fn read_token(cfg: &Config, opts: &HeadlessOptions) -> anyhow::Result<Option<String>> {
-    let file = opts.token_file.clone().or_else(|| {
-        (!cfg.headless.token_file.is_empty()).then(|| PathBuf::from(&cfg.headless.token_file))
-    });
-    if let Some(f) = file {
-        let t = std::fs::read_to_string(&f)
-            .with_context(|| format!("cannot read the token file {}", f.display()))?;
-        let t = t.trim().to_string();
-        anyhow::ensure!(!t.is_empty(), "the token file {} is empty", f.display());
-        return Ok(Some(t));
-    }
-    Ok(std::env::var(&cfg.headless.token_env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty()))
-}
-
 /// Runs until SIGTERM or SIGINT.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -59,7 +42,11 @@ pub async fn run(
     store: Store,
     runbooks: Vec<Runbook>,
 ) -> anyhow::Result<()> {
-    let token = read_token(&cfg, &opts)?;
+    let mut hcfg = cfg.headless.clone();
+    if let Some(f) = &opts.token_file {
+        hcfg.token_file = f.display().to_string();
+    }
+    let token = super::server::load_token(&hcfg)?;
     if token.is_none() {
         tracing::warn!(
             "no API token configured ([headless] token_file, --token-file or ${}): every API call but /healthz is refused",

@@ -272,7 +272,7 @@ impl Executor {
             );
             e.incident = j.incident;
             e.verdict = Some(Verdict::Refused);
-            let _ = self.inner.store.append(e);
+            self.record(e);
             let _ = self.inner.store.journal_remove(&j.run);
         }
     }
@@ -495,7 +495,7 @@ impl Executor {
                 "plan".into(),
                 serde_json::to_value(&plan).unwrap_or_default(),
             );
-            let _ = inner.store.append(e);
+            self.record(e);
             let _ = inner.store.journal_put(&JournalRecord {
                 run: id.to_string(),
                 runbook: rb.meta.name.clone(),
@@ -538,7 +538,7 @@ impl Executor {
             } else {
                 Verdict::Denied
             });
-            let _ = inner.store.append(e);
+            self.record(e);
             self.update_run(id, |r| r.state = RunState::Running);
             if !approved {
                 return RunState::Stopped(format!("the plan was not approved ({by})"));
@@ -593,7 +593,15 @@ impl Executor {
         if let Some(serde_json::Value::Object(m)) = detail {
             e.detail.extend(m);
         }
-        let _ = self.inner.store.append(e);
+        self.record(e);
+    }
+
+    /// Appends to the timeline; a store that fails is logged, the run goes on (its actions
+    /// still happened and the cluster is the record of them).
+    fn record(&self, e: NewEntry) {
+        if let Err(err) = self.inner.store.append(e) {
+            tracing::error!(error = %err, "cannot write to the incident timeline");
+        }
     }
 
     fn put_run(&self, r: RunRecord) {
@@ -811,7 +819,7 @@ impl Executor {
             );
             e.incident = incident;
             e.verdict = Some(Verdict::Refused);
-            let _ = inner.store.append(e);
+            self.record(e);
             return Err(why);
         }
         let report = match self.perform(cluster, intent) {
@@ -825,13 +833,13 @@ impl Executor {
                 );
                 e.incident = incident;
                 e.detail.insert("outcome".into(), "failed".into());
-                let _ = inner.store.append(e);
+                self.record(e);
                 return Err(why);
             }
         };
         let mut e = report.to_entry(Actor::User(user.into()), inner.cfg.origin);
         e.incident = incident;
-        let _ = inner.store.append(e);
+        self.record(e);
         Ok(report)
     }
 }
@@ -928,7 +936,7 @@ impl RunHost {
                 "intent".into(),
                 serde_json::to_value(intent).unwrap_or_default(),
             );
-            let _ = self.ex.inner.store.append(e);
+            self.ex.record(e);
         }
         serde_json::json!({ "outcome": "refused", "reason": why })
     }
@@ -1034,7 +1042,7 @@ impl Host for RunHost {
                         format!("dry run: would {}", step.summary),
                     );
                     e.detail.insert("blast_radius".into(), step.blast.clone());
-                    let _ = inner.store.append(e);
+                    self.ex.record(e);
                 }
                 let answer = serde_json::json!({ "outcome": "planned", "summary": step.summary, "blast_radius": step.blast });
                 if let Ok(mut s) = self.steps.lock() {
@@ -1114,7 +1122,7 @@ impl Host for RunHost {
                                 format!("{} {} failed: {e}", verb_of(&intent), target_of(&intent)),
                             );
                             entry.detail.insert("outcome".into(), "failed".into());
-                            let _ = inner.store.append(entry);
+                            self.ex.record(entry);
                             return Ok(serde_json::json!({ "outcome": "failed", "reason": e }));
                         }
                     };
@@ -1124,7 +1132,7 @@ impl Host for RunHost {
                 e.detail.insert("run".into(), self.run.clone().into());
                 e.detail
                     .insert("holder".into(), inner.cfg.identity.clone().into());
-                let _ = inner.store.append(e);
+                self.ex.record(e);
                 let line = report.summary.clone();
                 self.ex.update_run(&self.run, |r| r.actions.push(line));
                 let reason = match &report.outcome {
@@ -1181,7 +1189,7 @@ impl Host for RunHost {
             format!("notified {url}: {outcome}"),
         );
         e.detail.insert("body".into(), body);
-        let _ = self.ex.inner.store.append(e);
+        self.ex.record(e);
         match sent {
             Ok(r) if r.status().is_success() => {
                 Ok(serde_json::json!({ "outcome": "done", "status": status }))
@@ -1208,7 +1216,7 @@ impl Host for RunHost {
                     plan: Vec::new(),
                     requested_at: Utc::now(),
                 });
-                let _ = inner.store.append(self.entry(
+                self.ex.record(self.entry(
                     EntryKind::Decision,
                     Some(Verdict::Pending),
                     format!("approval {id} requested: {reason}"),
@@ -1216,7 +1224,7 @@ impl Host for RunHost {
                 let verdict = inner.approvals.wait(id, inner.cfg.approval_timeout);
                 inner.approvals.forget(id);
                 let (ok, by) = verdict.unwrap_or((false, "timeout".into()));
-                let _ = inner.store.append(self.entry(
+                self.ex.record(self.entry(
                     EntryKind::Approval,
                     Some(if ok {
                         Verdict::Approved
