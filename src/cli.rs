@@ -374,6 +374,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ConfigCheck => {
             let cfg = Config::load_or_default(cli.config.as_deref())?;
+            crate::tui::keymap::from_config(&cfg)?;
             print!(
                 "{}",
                 toml::to_string(&cfg).context("cannot print the settings")?
@@ -596,24 +597,23 @@ fn gather_snapshot(
 fn cockpit_parts(
     cli: &Cli,
     cfg: &Config,
-) -> (
+) -> anyhow::Result<(
     crate::tui::theme::Theme,
     crate::tui::keymap::Keymap,
     crate::signals::Detectors,
-) {
+)> {
     let (theme, error) =
         crate::tui::theme::load(cli.theme.as_deref(), crate::tui::theme::no_color_from_env());
     if let Some(e) = error {
         eprintln!("fleetdeck: {e}");
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
-    // The config was validated on load, so its key overrides apply.
-    let keymap = crate::tui::keymap::Keymap::with_overrides(&cfg.keys).unwrap_or_default();
-    (
+    let keymap = crate::tui::keymap::from_config(cfg)?;
+    Ok((
         theme,
         keymap,
         crate::signals::Detectors::new(cfg.signals.clone()),
-    )
+    ))
 }
 
 /// Refreshes the cost report every few minutes when a cost source is configured.
@@ -1147,7 +1147,7 @@ fn cockpit(cli: &Cli) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     let targets = kube_targets(cli, &cfg)?;
     let prometheus = crate::wiring::prometheus_client(&cfg)?;
-    let (theme, keymap, detectors) = cockpit_parts(cli, &cfg);
+    let (theme, keymap, detectors) = cockpit_parts(cli, &cfg)?;
     let store = open_store(cli, &cfg)?;
     let runbooks = load_runbooks(cli, &cfg);
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -1202,7 +1202,7 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     let store_path = cli
         .store
         .clone()
-        .unwrap_or_else(|| crate::store::default_path().with_file_name("demo-store"));
+        .unwrap_or_else(|| crate::config::default_store_path().with_file_name("demo-store"));
     let store = crate::store::Store::open(&store_path)?;
     // The sim's servers log to a file: the terminal belongs to the cockpit.
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -1211,7 +1211,7 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         let d = &running_sim.description;
         crate::wiring::point_at_sim(&mut cfg, d);
         let targets = crate::sources::kube::targets(Some(&running_sim.kubeconfig), &[])?;
-        let (theme, keymap, detectors) = cockpit_parts(cli, &cfg);
+        let (theme, keymap, detectors) = cockpit_parts(cli, &cfg)?;
         let runbooks = load_runbooks(cli, &cfg);
         let executor = start_executor(
             cli,
@@ -1237,4 +1237,21 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod boundary_tests {
+    /// `config` restates the sim's limits and scenario names (it may not import the sim).
+    #[test]
+    fn the_configs_copy_of_the_sims_limits_and_scenarios_agrees_with_the_sim() {
+        use crate::config as c;
+        assert_eq!(c::SIM_MAX_CLUSTERS, crate::sim::MAX_CLUSTERS);
+        assert_eq!(
+            c::SIM_MAX_NODES_PER_CLUSTER,
+            crate::sim::MAX_NODES_PER_CLUSTER
+        );
+        assert_eq!(c::SIM_MAX_PODS_PER_NODE, crate::sim::MAX_PODS_PER_NODE);
+        assert_eq!(c::SIM_MAX_GPUS_PER_NODE, crate::sim::MAX_GPUS_PER_NODE);
+        assert_eq!(c::SIM_SCENARIOS, crate::sim::scenarios::names().as_slice());
+    }
 }

@@ -1,9 +1,9 @@
 //! `fleetdeck.toml`: the schema, its defaults, validation with errors that name the file,
-//! line and key, and `init` which writes the commented default. Imports only the crate's
-//! error conventions.
+//! line and key, and `init` which writes the commented default. Imports only model.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +158,7 @@ seed = 42
 # Address of the control server; the other servers take the next ports (port 0: any free ports).
 listen = "127.0.0.1:0"
 # Scenarios injected at start (xid-storm, node-notready, spot-interruption, bad-rollout,
-# pdb-block, api-flaky, rbac-deny, endpoint-outage).
+# crashloop-rollout, pdb-block, api-flaky, rbac-deny, endpoint-outage).
 scenarios = []
 "#;
 
@@ -167,7 +167,7 @@ scenarios = []
 pub struct Config {
     pub log: LogConfig,
     pub kubernetes: KubernetesConfig,
-    pub signals: crate::signals::Thresholds,
+    pub signals: Thresholds,
     pub cost: CostConfig,
     pub gpu: GpuConfig,
     pub prometheus: PrometheusConfig,
@@ -179,6 +179,79 @@ pub struct Config {
     pub runbooks: RunbooksConfig,
     pub headless: HeadlessConfig,
     pub sim: SimConfig,
+    /// The file this config was read from, so that checks made elsewhere (the cockpit's key
+    /// bindings) can name the line of a bad key. Not part of the schema.
+    #[serde(skip)]
+    pub origin: ConfigOrigin,
+}
+
+/// The file a config was read from and its text (empty for the built-in defaults).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOrigin {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Where a config came from does not make two configs different.
+impl PartialEq for ConfigOrigin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Config {
+    /// An error about `table.key`, located at its line when the config came from a file.
+    pub fn error_at(&self, table: &str, key: &str, message: impl Into<String>) -> ConfigError {
+        let o = &self.origin;
+        let (path, line, column) = if o.path.as_os_str().is_empty() {
+            (PathBuf::from("(built-in defaults)"), 0, 0)
+        } else {
+            let (line, column) = line_col(&o.text, offset_of(&o.text, table, key).unwrap_or(0));
+            (o.path.clone(), line, column)
+        };
+        ConfigError::Invalid {
+            path,
+            line,
+            column,
+            key: format!("{table}.{key}"),
+            message: message.into(),
+        }
+    }
+}
+
+/// Detector thresholds (`[signals]` in fleetdeck.toml).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// A node NotReady/Unknown for longer than this is a signal.
+    #[serde(with = "crate::model::duration_serde")]
+    pub node_not_ready_after: Duration,
+    /// A pod waiting for GPUs longer than this is a signal.
+    #[serde(with = "crate::model::duration_serde")]
+    pub pending_gpu_after: Duration,
+    /// How long a spot interruption notice gives before the instance goes (AWS: 2 minutes).
+    #[serde(with = "crate::model::duration_serde")]
+    pub spot_notice: Duration,
+    /// A GPU held by a pod and used under this share is idle.
+    pub idle_gpu_pct: f64,
+    /// A GPU at or above this temperature is running hot.
+    pub gpu_hot_c: f64,
+    /// A GPU whose memory use, on its current trend, fills it within this long.
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_memory_full_within: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            node_not_ready_after: Duration::from_secs(60),
+            pending_gpu_after: Duration::from_secs(300),
+            spot_notice: Duration::from_secs(120),
+            idle_gpu_pct: 5.0,
+            gpu_hot_c: 87.0,
+            gpu_memory_full_within: Duration::from_secs(1800),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -198,7 +271,7 @@ pub struct HeadlessConfig {
     pub deployment_labels: Vec<String>,
     pub endpoint_labels: Vec<String>,
     pub cluster_labels: Vec<String>,
-    #[serde(with = "crate::signals::humantime_serde_compat")]
+    #[serde(with = "crate::model::duration_serde")]
     pub alert_dedup_for: std::time::Duration,
 }
 
@@ -229,16 +302,16 @@ impl Default for HeadlessConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RunbooksConfig {
     pub dir: String,
-    pub mode: crate::runbook::Mode,
+    pub mode: crate::model::Mode,
     pub read_only: bool,
     pub kill_switch: bool,
     pub kill_switch_file: String,
     pub max_disrupted_pct: f64,
     pub halt_unready_pct: f64,
     pub halt_unready_count: u32,
-    #[serde(with = "crate::signals::humantime_serde_compat")]
+    #[serde(with = "crate::model::duration_serde")]
     pub revalidate_after: std::time::Duration,
-    #[serde(with = "crate::signals::humantime_serde_compat")]
+    #[serde(with = "crate::model::duration_serde")]
     pub approval_timeout: std::time::Duration,
 }
 
@@ -246,7 +319,7 @@ impl Default for RunbooksConfig {
     fn default() -> Self {
         Self {
             dir: "runbooks".into(),
-            mode: crate::runbook::Mode::DryRun,
+            mode: crate::model::Mode::DryRun,
             read_only: false,
             kill_switch: false,
             kill_switch_file: String::new(),
@@ -265,7 +338,7 @@ pub struct StoreConfig {
     /// The store directory; empty: the XDG data dir.
     pub path: String,
     /// Signals of one group within this long of each other join one incident.
-    #[serde(with = "crate::signals::humantime_serde_compat")]
+    #[serde(with = "crate::model::duration_serde")]
     pub incident_window: std::time::Duration,
 }
 
@@ -284,7 +357,7 @@ impl StoreConfig {
         match flag {
             Some(p) => p.to_path_buf(),
             None if !self.path.trim().is_empty() => PathBuf::from(self.path.trim()),
-            None => crate::store::default_path(),
+            None => default_store_path(),
         }
     }
 }
@@ -441,6 +514,33 @@ pub enum ConfigError {
     NoConfigDir,
 }
 
+/// The sim's size limits and scenario names as `[sim]` accepts them. The sim is an
+/// independent peer that shares no code with the client side, so they are restated here; a
+/// test in `cli` checks that the two agree.
+pub const SIM_MAX_CLUSTERS: u32 = 26;
+pub const SIM_MAX_NODES_PER_CLUSTER: u32 = 5000;
+pub const SIM_MAX_PODS_PER_NODE: u32 = 110;
+pub const SIM_MAX_GPUS_PER_NODE: u32 = 16;
+pub const SIM_SCENARIOS: &[&str] = &[
+    "xid-storm",
+    "node-notready",
+    "spot-interruption",
+    "bad-rollout",
+    "crashloop-rollout",
+    "pdb-block",
+    "api-flaky",
+    "rbac-deny",
+    "endpoint-outage",
+];
+
+/// Where the RCA store lives when neither `--store` nor `[store] path` says.
+pub fn default_store_path() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("fleetdeck")
+        .join("store")
+}
+
 /// Where the config lives when `--config` is not given: `$XDG_CONFIG_HOME/fleetdeck/fleetdeck.toml`.
 pub fn default_path() -> Result<PathBuf, ConfigError> {
     dirs::config_dir()
@@ -530,22 +630,11 @@ impl Config {
                 message,
             }
         })?;
-        if let Err(e) = crate::tui::keymap::Keymap::with_overrides(&cfg.keys) {
-            use crate::tui::keymap::KeymapError;
-            let key = match &e {
-                KeymapError::UnknownAction { key, .. } => key.clone(),
-                KeymapError::BadKey { action, .. } => action.clone(),
-                KeymapError::Conflict { second, .. } => second.clone(),
-            };
-            let (line, column) = line_col(src, offset_of(src, "keys", &key).unwrap_or(0));
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                key: format!("keys.{key}"),
-                message: e.to_string(),
-            });
-        }
+        let mut cfg = cfg;
+        cfg.origin = ConfigOrigin {
+            path: path.to_path_buf(),
+            text: src.to_string(),
+        };
         Ok(cfg)
     }
 
@@ -643,18 +732,17 @@ impl Config {
             ));
         }
         let s = &self.sim;
-        if s.clusters == 0 || s.clusters > crate::sim::MAX_CLUSTERS {
+        if s.clusters == 0 || s.clusters > SIM_MAX_CLUSTERS {
             return Err((
                 "sim",
                 "clusters",
                 format!(
                     "{} is out of range; use 1 to {}",
-                    s.clusters,
-                    crate::sim::MAX_CLUSTERS
+                    s.clusters, SIM_MAX_CLUSTERS
                 ),
             ));
         }
-        if s.nodes < s.clusters || s.nodes > crate::sim::MAX_NODES_PER_CLUSTER * s.clusters {
+        if s.nodes < s.clusters || s.nodes > SIM_MAX_NODES_PER_CLUSTER * s.clusters {
             return Err((
                 "sim",
                 "nodes",
@@ -663,29 +751,27 @@ impl Config {
                     s.nodes,
                     s.clusters,
                     s.clusters,
-                    crate::sim::MAX_NODES_PER_CLUSTER * s.clusters
+                    SIM_MAX_NODES_PER_CLUSTER * s.clusters
                 ),
             ));
         }
-        if s.pods_per_node == 0 || s.pods_per_node > crate::sim::MAX_PODS_PER_NODE {
+        if s.pods_per_node == 0 || s.pods_per_node > SIM_MAX_PODS_PER_NODE {
             return Err((
                 "sim",
                 "pods_per_node",
                 format!(
                     "{} is out of range; use 1 to {}",
-                    s.pods_per_node,
-                    crate::sim::MAX_PODS_PER_NODE
+                    s.pods_per_node, SIM_MAX_PODS_PER_NODE
                 ),
             ));
         }
-        if s.gpus_per_node > crate::sim::MAX_GPUS_PER_NODE {
+        if s.gpus_per_node > SIM_MAX_GPUS_PER_NODE {
             return Err((
                 "sim",
                 "gpus_per_node",
                 format!(
                     "{} is out of range; use 0 to {}",
-                    s.gpus_per_node,
-                    crate::sim::MAX_GPUS_PER_NODE
+                    s.gpus_per_node, SIM_MAX_GPUS_PER_NODE
                 ),
             ));
         }
@@ -699,7 +785,7 @@ impl Config {
                 ),
             ));
         }
-        let known = crate::sim::scenarios::names();
+        let known = SIM_SCENARIOS;
         if let Some(bad) = s.scenarios.iter().find(|n| !known.contains(&n.as_str())) {
             return Err((
                 "sim",
@@ -794,21 +880,6 @@ mod tests {
             err.contains("endpoints.protocol") && err.contains("grpc"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn key_overrides_are_checked_and_located() {
-        let cfg = parse("[keys]\nquit = [\"ctrl-q\"]\n").unwrap();
-        assert_eq!(cfg.keys["quit"], vec!["ctrl-q".to_string()]);
-        let err = parse("[log]\nlevel = \"info\"\n[keys]\nteleport = [\"t\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("fleetdeck.toml:4:") && err.contains("keys.teleport"),
-            "{err}"
-        );
-        let err = parse("[keys]\nhelp = [\"j\"]\n").unwrap_err().to_string();
-        assert!(err.contains("bound to both"), "{err}");
     }
 
     #[test]

@@ -1,72 +1,19 @@
 //! Detectors: pure functions of snapshots (plus a little memory of when things were first
 //! seen) that turn the fleet model into signals with a stable kind, severity, subject,
-//! evidence and dedup key. Thresholds come from config. Imports only model.
+//! evidence and dedup key. Thresholds come from config. Imports model and config.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use crate::config::Thresholds;
 use crate::model::cost::CostReport;
 use crate::model::endpoint::{BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloKind};
 use crate::model::gpu::GpuModel;
 use crate::model::signal::{Severity, Signal, Subject};
 use crate::model::{ClusterSnapshot, NodeReadiness, RolloutState, Snapshot};
-
-/// Detector thresholds (`[signals]` in fleetdeck.toml).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Thresholds {
-    /// A node NotReady/Unknown for longer than this is a signal.
-    #[serde(with = "humantime_serde_compat")]
-    pub node_not_ready_after: Duration,
-    /// A pod waiting for GPUs longer than this is a signal.
-    #[serde(with = "humantime_serde_compat")]
-    pub pending_gpu_after: Duration,
-    /// How long a spot interruption notice gives before the instance goes (AWS: 2 minutes).
-    #[serde(with = "humantime_serde_compat")]
-    pub spot_notice: Duration,
-    /// A GPU held by a pod and used under this share is idle.
-    pub idle_gpu_pct: f64,
-    /// A GPU at or above this temperature is running hot.
-    pub gpu_hot_c: f64,
-    /// A GPU whose memory use, on its current trend, fills it within this long.
-    #[serde(with = "humantime_serde_compat")]
-    pub gpu_memory_full_within: Duration,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            node_not_ready_after: Duration::from_secs(60),
-            pending_gpu_after: Duration::from_secs(300),
-            spot_notice: Duration::from_secs(120),
-            idle_gpu_pct: 5.0,
-            gpu_hot_c: 87.0,
-            gpu_memory_full_within: Duration::from_secs(1800),
-        }
-    }
-}
-
-/// Durations in config as humantime strings (`90s`, `5m`).
-pub mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("{text:?} is not a duration like 90s or 5m: {e}"))
-        })
-    }
-}
 
 /// What an XID code means and what to do about it (NVIDIA's XID catalogue, abridged).
 pub struct XidInfo {

@@ -14,6 +14,61 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// How much automation may do. Ordered from the most careful: a runbook may only be stricter
+/// than the global mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Mutations become a plan; nothing changes.
+    DryRun,
+    /// Mutations wait for a human's approval.
+    Approve,
+    /// Mutations run (within the guard's budgets).
+    Auto,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DryRun => "dry-run",
+            Self::Approve => "approve",
+            Self::Auto => "auto",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "dry-run" => Some(Self::DryRun),
+            "approve" => Some(Self::Approve),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+
+    /// The stricter of two modes.
+    pub fn stricter(self, other: Self) -> Self {
+        self.min(other)
+    }
+}
+
+/// Durations in config as humantime strings (`90s`, `5m`).
+pub mod duration_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("{text:?} is not a duration like 90s or 5m: {e}"))
+        })
+    }
+}
+
 /// How a node is bought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]

@@ -8,44 +8,8 @@ use std::time::Duration;
 use rhai::Engine;
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::Mode;
 use crate::model::signal::{Severity, Signal};
-
-/// How much automation may do. Ordered from the most careful: a runbook may only be stricter
-/// than the global mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Mutations become a plan; nothing changes.
-    DryRun,
-    /// Mutations wait for a human's approval.
-    Approve,
-    /// Mutations run (within the guard's budgets).
-    Auto,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::DryRun => "dry-run",
-            Self::Approve => "approve",
-            Self::Auto => "auto",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "dry-run" => Some(Self::DryRun),
-            "approve" => Some(Self::Approve),
-            "auto" => Some(Self::Auto),
-            _ => None,
-        }
-    }
-
-    /// The stricter of two modes.
-    pub fn stricter(self, other: Self) -> Self {
-        self.min(other)
-    }
-}
 
 /// Which signals start the runbook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,7 +59,7 @@ pub struct RunbookMeta {
     pub description: String,
     pub trigger: Trigger,
     pub scope: Scope,
-    #[serde(with = "crate::signals::humantime_serde_compat")]
+    #[serde(with = "crate::model::duration_serde")]
     pub cooldown: Duration,
     /// At most this much automation, whatever the global mode says.
     pub mode: Option<Mode>,

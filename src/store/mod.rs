@@ -182,14 +182,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// The default store location: `$XDG_DATA_HOME/fleetdeck/store` (~/.local/share/fleetdeck/store).
-pub fn default_path() -> PathBuf {
-    dirs::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("fleetdeck")
-        .join("store")
-}
-
 /// How long `open` waits for a lock to be released before saying who holds it.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
 

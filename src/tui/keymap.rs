@@ -399,6 +399,19 @@ pub enum KeymapError {
     },
 }
 
+/// The keymap `[keys]` asks for; a bad binding is an error that names the config's file,
+/// line and key (the config itself does not know the cockpit's actions).
+pub fn from_config(cfg: &crate::config::Config) -> Result<Keymap, crate::config::ConfigError> {
+    Keymap::with_overrides(&cfg.keys).map_err(|e| {
+        let key = match &e {
+            KeymapError::UnknownAction { key, .. } => key.clone(),
+            KeymapError::BadKey { action, .. } => action.clone(),
+            KeymapError::Conflict { second, .. } => second.clone(),
+        };
+        cfg.error_at("keys", &key, e.to_string())
+    })
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keymap {
     bindings: BTreeMap<Key, Action>,
@@ -666,5 +679,30 @@ mod tests {
                 .iter()
                 .any(|(keys, what)| keys == "f8" && what == "go to runbooks")
         );
+    }
+
+    #[test]
+    fn key_overrides_are_checked_and_located_in_the_config_file() {
+        let parse = |src: &str| {
+            crate::config::Config::parse(src, std::path::Path::new("fleetdeck.toml"))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let cfg = parse("[keys]\nquit = [\"ctrl-q\"]\n");
+        assert!(from_config(&cfg).is_ok());
+        let err = from_config(&parse(
+            "[log]\nlevel = \"info\"\n[keys]\nteleport = [\"t\"]\n",
+        ))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("fleetdeck.toml:4:") && err.contains("keys.teleport"),
+            "{err}"
+        );
+        let err = from_config(&parse("[keys]\nhelp = [\"j\"]\n"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bound to both"), "{err}");
     }
 }
