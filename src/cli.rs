@@ -427,8 +427,7 @@ fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<std::process::Exit
     crate::telemetry::init("warn");
     let wait: std::time::Duration = args.wait_synced.into();
     let mut snap = gather_snapshot(cli, &cfg, wait)?;
-    let mut detectors = crate::signals::Detectors::new(cfg.signals.clone());
-    let signals = detectors.evaluate(&snap, chrono::Utc::now());
+    let signals = crate::pipeline::Pipeline::detect_once(&cfg.signals, &snap, chrono::Utc::now());
     std::sync::Arc::make_mut(&mut snap).signals = signals;
     let mut out = std::io::stdout().lock();
     match args.output {
@@ -489,25 +488,15 @@ fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--by: {e}"))?;
     // With clusters named, node capacity and GPU types come from them (spot savings, GPU
-    // types), and GPU utilisation from the GPU sources (idle cost of allocated GPUs).
+    // types), and GPU utilisation from the GPU sources (idle cost of allocated GPUs): the
+    // same join the cost source makes for the cockpit and headless.
     let (nodes, gpu_utilisation) = if cli.kubeconfig.is_some() || !cli.contexts.is_empty() {
+        let mut cfg = cfg.clone();
+        // The report is made here; the snapshot is only for the join.
+        cfg.cost.opencost_url.clear();
+        cfg.cost.focus.clear();
         let snap = gather_snapshot(cli, &cfg, std::time::Duration::from_secs(30))?;
-        let utilisation: Vec<crate::model::cost::GpuUtilisation> = snap
-            .gpus
-            .iter()
-            .filter_map(|g| {
-                Some(crate::model::cost::GpuUtilisation {
-                    cluster: Some(g.cluster.clone()),
-                    node: g.node.clone(),
-                    gpu: g.uuid.clone(),
-                    utilisation_pct: g.utilization_pct?,
-                })
-            })
-            .collect();
-        (
-            crate::model::cost::NodeCostInfo::from_snapshot(&snap),
-            (!utilisation.is_empty()).then_some(utilisation),
-        )
+        crate::sources::cost::fleet_join(&snap)
     } else {
         (Vec::new(), None)
     };
@@ -525,8 +514,11 @@ fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
     };
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = rt.block_on(build_report(&opts))?;
-    let signals = crate::signals::Detectors::new(cfg.signals.clone())
-        .evaluate_cost(&report, chrono::Utc::now());
+    let fleet = crate::model::Snapshot {
+        cost: Some(std::sync::Arc::new(report.clone())),
+        ..Default::default()
+    };
+    let signals = crate::pipeline::Pipeline::detect_once(&cfg.signals, &fleet, chrono::Utc::now());
     /// The report with what the detectors see in it.
     #[derive(serde::Serialize)]
     struct CostOutput<'a> {
@@ -569,7 +561,7 @@ fn gather_snapshot(
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let snap = rt.block_on(async {
         let running = crate::wiring::start(cfg, targets, prometheus);
-        let gpu_sources = running.gpu_sources;
+        let (gpu_sources, cost_source) = (running.gpu_sources, running.cost_source);
         let mut snaps = running.snapshots;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -578,6 +570,7 @@ fn gather_snapshot(
                 s.clusters.iter().all(|c| c.synced())
                     && s.endpoints.iter().all(|e| e.probe.is_some())
                     && s.gpu_sources.len() >= gpu_sources
+                    && (!cost_source || s.cost_source.is_some())
             };
             if ready {
                 break;
@@ -593,15 +586,11 @@ fn gather_snapshot(
     Ok(snap)
 }
 
-/// Theme, keymap and detectors for the cockpit; a bad theme file is reported and the default used.
+/// Theme and keymap for the cockpit; a bad theme file is reported and the default used.
 fn cockpit_parts(
     cli: &Cli,
     cfg: &Config,
-) -> anyhow::Result<(
-    crate::tui::theme::Theme,
-    crate::tui::keymap::Keymap,
-    crate::signals::Detectors,
-)> {
+) -> anyhow::Result<(crate::tui::theme::Theme, crate::tui::keymap::Keymap)> {
     let (theme, error) =
         crate::tui::theme::load(cli.theme.as_deref(), crate::tui::theme::no_color_from_env());
     if let Some(e) = error {
@@ -609,41 +598,7 @@ fn cockpit_parts(
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
     let keymap = crate::tui::keymap::from_config(cfg)?;
-    Ok((
-        theme,
-        keymap,
-        crate::signals::Detectors::new(cfg.signals.clone()),
-    ))
-}
-
-/// Refreshes the cost report every few minutes when a cost source is configured.
-fn spawn_costs(cfg: &Config) -> tokio::sync::mpsc::Receiver<crate::model::cost::CostReport> {
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let url = cfg.cost.opencost_url.trim().to_string();
-    if url.is_empty() {
-        return rx;
-    }
-    let opts = crate::sources::cost::CostOptions {
-        opencost_url: Some(url),
-        monthly_budget: cfg.cost.monthly_budget,
-        team_label: cfg.cost.team_label.clone(),
-        idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
-        ..crate::sources::cost::CostOptions::default()
-    };
-    tokio::spawn(async move {
-        loop {
-            match crate::sources::cost::build_report(&opts).await {
-                Ok(r) => {
-                    if tx.send(r).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cost report failed"),
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(300)).await;
-        }
-    });
-    rx
+    Ok((theme, keymap))
 }
 
 fn incident_id(s: &str) -> anyhow::Result<u64> {
@@ -1147,7 +1102,7 @@ fn cockpit(cli: &Cli) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     let targets = kube_targets(cli, &cfg)?;
     let prometheus = crate::wiring::prometheus_client(&cfg)?;
-    let (theme, keymap, detectors) = cockpit_parts(cli, &cfg)?;
+    let (theme, keymap) = cockpit_parts(cli, &cfg)?;
     let store = open_store(cli, &cfg)?;
     let runbooks = load_runbooks(cli, &cfg);
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -1162,16 +1117,19 @@ fn cockpit(cli: &Cli) -> anyhow::Result<()> {
         )
         .await;
         let running = crate::wiring::start(&cfg, targets, prometheus);
-        let costs = spawn_costs(&cfg);
-        let app = crate::tui::app::App::new(theme, keymap, detectors, false, cli.noc);
+        let evaluations = crate::pipeline::Pipeline::new(
+            running.pipeline_config(&cfg, crate::model::incident::Origin::Tui),
+        )
+        .with_store(store.clone())
+        .with_executor(executor.clone(), None)
+        .spawn(running.snapshots, None);
+        let app = crate::tui::app::App::new(theme, keymap, false, cli.noc);
         crate::tui::app::run(
             app,
-            running.snapshots,
-            costs,
+            evaluations,
             crate::tui::app::Effects {
                 control: None,
                 store: Some(store),
-                incident_window: cfg.store.incident_window,
                 executor: Some(executor),
             },
         )
@@ -1211,7 +1169,7 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         let d = &running_sim.description;
         crate::wiring::point_at_sim(&mut cfg, d);
         let targets = crate::sources::kube::targets(Some(&running_sim.kubeconfig), &[])?;
-        let (theme, keymap, detectors) = cockpit_parts(cli, &cfg)?;
+        let (theme, keymap) = cockpit_parts(cli, &cfg)?;
         let runbooks = load_runbooks(cli, &cfg);
         let executor = start_executor(
             cli,
@@ -1223,16 +1181,20 @@ fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         )
         .await;
         let running = crate::wiring::start(&cfg, targets, None);
-        let costs = spawn_costs(&cfg);
-        let app = crate::tui::app::App::new(theme, keymap, detectors, true, cli.noc);
+        let evaluations = crate::pipeline::Pipeline::new(
+            running.pipeline_config(&cfg, crate::model::incident::Origin::Tui),
+        )
+        .with_store(store.clone())
+        .with_executor(executor.clone(), None)
+        .spawn(running.snapshots, None);
+        let app = crate::tui::app::App::new(theme, keymap, true, cli.noc);
         let control = d["control"].as_str().map(str::to_string);
         let effects = crate::tui::app::Effects {
             control,
             store: Some(store),
-            incident_window: cfg.store.incident_window,
             executor: Some(executor),
         };
-        crate::tui::app::run(app, running.snapshots, costs, effects).await
+        crate::tui::app::run(app, evaluations, effects).await
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     let _ = std::fs::remove_dir_all(&dir);

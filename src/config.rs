@@ -44,8 +44,13 @@ interval = "30s"
 window = "1h"
 
 [cost]
-# OpenCost API for `fleetdeck cost` when --opencost is not given; empty: none.
+# OpenCost API (the cockpit and headless read it every interval; `fleetdeck cost` when
+# --opencost is not given); empty: none.
 opencost_url = ""
+# FOCUS exports (CSV) read beside OpenCost every interval, e.g. ["/data/focus-2026-11.csv"].
+focus = []
+# How often the cost source makes a report.
+interval = "5m"
 # Monthly budget (in the bill's currency) for burn and the month-end forecast.
 # monthly_budget = 250000.0
 # The pod label (OpenCost) and resource tag (FOCUS) that names a team.
@@ -423,6 +428,11 @@ impl GpuConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CostConfig {
     pub opencost_url: String,
+    /// FOCUS exports the cockpit and headless read every round, beside OpenCost.
+    pub focus: Vec<String>,
+    /// How often the cost source makes a report.
+    #[serde(with = "crate::model::duration_serde")]
+    pub interval: Duration,
     pub monthly_budget: Option<f64>,
     pub team_label: String,
     pub idle_gpu_threshold_pct: f64,
@@ -432,6 +442,8 @@ impl Default for CostConfig {
     fn default() -> Self {
         Self {
             opencost_url: String::new(),
+            focus: Vec::new(),
+            interval: Duration::from_secs(300),
             monthly_budget: None,
             team_label: "team".into(),
             idle_gpu_threshold_pct: 10.0,
@@ -719,6 +731,16 @@ impl Config {
                 "cost",
                 "monthly_budget",
                 format!("{b} is not a budget; use a positive amount"),
+            ));
+        }
+        if self.cost.interval < Duration::from_secs(10) {
+            return Err((
+                "cost",
+                "interval",
+                format!(
+                    "{} is too often for a cost source; use 10s or more",
+                    humantime::format_duration(self.cost.interval)
+                ),
             ));
         }
         if !(0.0..=100.0).contains(&self.cost.idle_gpu_threshold_pct) {

@@ -7,6 +7,7 @@ pub mod cost_report;
 pub mod headless;
 pub mod incident_report;
 pub mod model;
+pub mod pipeline;
 pub mod rehearsal;
 pub mod runbook;
 pub mod signals;

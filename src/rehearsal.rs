@@ -1,9 +1,8 @@
 //! `fleetdeck runbook test NAME --scenario S`: a rehearsal. Starts a simulated fleet in this
-//! process, reaches it over loopback HTTP as a real cluster, injects the scenario, runs the
-//! engine with that one runbook, and reports the signals, the plan, the actions performed
+//! process, reaches it over loopback HTTP as a real cluster, injects the scenario, evaluates it
+//! with the pipeline every face uses (the executor holding that one runbook), and reports the signals, the plan, the actions performed
 //! against the sim, the timeline and whether it remediated.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -70,8 +69,10 @@ pub async fn rehearse(
     let name = runbook.meta.name.clone();
     let executor = Executor::new(vec![runbook], guard, store.clone(), clients, ecfg);
     let running = crate::wiring::start(&cfg, targets, None);
+    let mut pipeline = crate::pipeline::Pipeline::new(running.pipeline_config(&cfg, Origin::Cli))
+        .with_store(store.clone())
+        .with_executor(executor.clone(), None);
     let mut snapshots = running.snapshots;
-    let mut detectors = crate::signals::Detectors::new(cfg.signals.clone());
     let control = sim.description["control"]
         .as_str()
         .unwrap_or_default()
@@ -80,7 +81,6 @@ pub async fn rehearse(
     let started = Instant::now();
     let mut injected = scenario == "none";
     let mut seen = std::collections::BTreeSet::new();
-    let mut recorder = crate::store::SignalRecorder::default();
     let mut finished_at: Option<Instant> = None;
     loop {
         if started.elapsed() > timeout {
@@ -90,7 +90,7 @@ pub async fn rehearse(
         if matches!(changed, Ok(Err(_))) {
             break;
         }
-        let mut snap = snapshots.borrow_and_update().clone();
+        let snap = snapshots.borrow_and_update().clone();
         let synced = !snap.clusters.is_empty() && snap.clusters.iter().all(|c| c.synced());
         if !synced {
             continue;
@@ -107,26 +107,10 @@ pub async fn rehearse(
             }
             injected = true;
         }
-        let signals = detectors.evaluate(&snap, chrono::Utc::now());
-        for s in &signals {
+        let evaluated = pipeline.evaluate(snap, chrono::Utc::now()).await;
+        for s in evaluated.signals() {
             seen.insert(format!("{} {}", s.kind, s.subject.describe()));
         }
-        let changes = recorder.observe(&signals);
-        if !changes.is_empty() {
-            let (store, window) = (store.clone(), cfg.store.incident_window);
-            let _ = tokio::task::spawn_blocking(move || {
-                store.record_signals(
-                    &changes.fired,
-                    &changes.cleared,
-                    Origin::Cli,
-                    window,
-                    chrono::Utc::now(),
-                )
-            })
-            .await;
-        }
-        Arc::make_mut(&mut snap).signals = signals;
-        executor.observe(snap);
         if mode == Mode::Approve {
             for p in executor.pending_approvals() {
                 let _ = executor.decide(p.id, true, "rehearsal");

@@ -1,7 +1,7 @@
 //! Applies updates from every source to the fleet model and publishes `Arc<Snapshot>` over a
 //! watch channel (latest wins). Pod aggregates are kept incrementally, so a change costs
 //! the same with 150 pods or 150,000; a cluster's snapshot is rebuilt only when it changed.
-//! History for charts is bounded by age. Imports only model and the sources' update types.
+//! History for charts is bounded by age. Imports only model (its update vocabulary included).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -11,14 +11,14 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::model::update::{
+    DeploymentRecord, EventRecord, KubeEvent, NodeRecord, Phase, PodRecord, Record, Resource,
+    Update,
+};
 use crate::model::{
     ClusterSnapshot, ClusterTotals, CrashLoopingPod, DeploymentModel, GangJob, GangMember, History,
     InferenceServiceModel, NamespaceSummary, NodeModel, NodeReadiness, PdbModel, PendingPod,
     PhaseCounts, ResourceSync, RolloutState, Sample, Snapshot, SyncState, WarningEvent,
-};
-use crate::sources::Update;
-use crate::sources::kube::{
-    DeploymentRecord, EventRecord, KubeEvent, NodeRecord, Phase, PodRecord, Record, Resource,
 };
 
 /// Snapshots are published at most this often while changes stream in.
@@ -469,6 +469,9 @@ pub struct FleetState {
     version: u64,
     history: Arc<History>,
     last_sample: Option<DateTime<Utc>>,
+    /// The last good cost report and where the cost source stands.
+    cost: Option<Arc<crate::model::cost::CostReport>>,
+    cost_source: Option<crate::model::cost::CostSourceStatus>,
 }
 
 impl FleetState {
@@ -498,6 +501,8 @@ impl FleetState {
             version: 0,
             history: Arc::new(History::new()),
             last_sample: None,
+            cost: None,
+            cost_source: None,
         }
     }
 
@@ -549,6 +554,14 @@ impl FleetState {
                     history.retain(|k, _| !k.starts_with("prometheus/"));
                     history.extend(h);
                 }
+            }
+            Update::Cost(u) => {
+                let u = *u;
+                // A failed round keeps the last report; the status says how old it is.
+                if let Some(report) = u.report {
+                    self.cost = Some(Arc::new(report));
+                }
+                self.cost_source = Some(u.status);
             }
             Update::Endpoint(u) => {
                 let u = *u;
@@ -615,6 +628,8 @@ impl FleetState {
             endpoints: self.endpoints.clone(),
             gpus: self.gpus.clone(),
             gpu_sources: self.gpu_sources.values().map(|(s, _)| s.clone()).collect(),
+            cost: self.cost.clone(),
+            cost_source: self.cost_source.clone(),
         }
     }
 }

@@ -18,6 +18,24 @@ pub struct Running {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// How many GPU sources (DCGM exporters, NVML, Prometheus) will report.
     pub gpu_sources: usize,
+    /// Whether a cost source will report.
+    pub cost_source: bool,
+}
+
+impl Running {
+    /// What the pipeline needs to know of the sources (when the picture is complete).
+    pub fn pipeline_config(
+        &self,
+        cfg: &Config,
+        origin: crate::model::incident::Origin,
+    ) -> crate::pipeline::PipelineConfig {
+        crate::pipeline::PipelineConfig {
+            incident_window: cfg.store.incident_window,
+            gpu_sources: self.gpu_sources,
+            cost_source: self.cost_source,
+            ..crate::pipeline::PipelineConfig::new(cfg.signals.clone(), origin)
+        }
+    }
 }
 
 /// The Prometheus client `[prometheus]` asks for, if any.
@@ -108,12 +126,40 @@ pub fn start(
             Duration::from_secs(5),
             etx,
         );
-        forward(erx, tx, |u| Update::Endpoint(Box::new(u)));
+        forward(erx, tx.clone(), |u| Update::Endpoint(Box::new(u)));
+    }
+    let cost_source = cost_options(cfg).is_some();
+    if let Some(opts) = cost_options(cfg) {
+        let (ctx, crx) = mpsc::channel(2);
+        crate::sources::cost::spawn_cost(opts, cfg.cost.interval, snapshots.clone(), ctx);
+        forward(crx, tx, |u| Update::Cost(Box::new(u)));
     }
     Running {
         snapshots,
         gpu_sources,
+        cost_source,
     }
+}
+
+/// What the cost source reads every round (`[cost]`); `None` when no cost source is set.
+pub fn cost_options(cfg: &Config) -> Option<crate::sources::cost::CostOptions> {
+    let url = cfg.cost.opencost_url.trim();
+    if url.is_empty() && cfg.cost.focus.is_empty() {
+        return None;
+    }
+    Some(crate::sources::cost::CostOptions {
+        opencost_url: (!url.is_empty()).then(|| url.to_string()),
+        focus_files: cfg
+            .cost
+            .focus
+            .iter()
+            .map(std::path::PathBuf::from)
+            .collect(),
+        monthly_budget: cfg.cost.monthly_budget,
+        team_label: cfg.cost.team_label.clone(),
+        idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
+        ..crate::sources::cost::CostOptions::default()
+    })
 }
 
 /// Clients that mutate, one per watched context: kube's own retries of 429/503 are off, so a

@@ -424,6 +424,17 @@ impl AlertBook {
     }
 }
 
+/// Alertmanager's firing alerts are an intake of the pipeline: signals until they resolve.
+impl crate::pipeline::Intake for AlertBook {
+    fn signals(&self) -> Vec<Signal> {
+        AlertBook::signals(self)
+    }
+
+    fn key_prefix(&self) -> &'static str {
+        "alert:"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
-//! The daemon's main loop: sources and detectors as in the cockpit, alerts from Alertmanager
-//! merged into the signals, incidents recorded, runbooks run by the leader only, timeline
-//! entries mirrored as Kubernetes Events, and a graceful stop on SIGTERM.
+//! The daemon's main loop: an adapter over the pipeline (the same detectors, recording and
+//! runbooks as the cockpit), with Alertmanager's alerts as an intake, runbooks run by the
+//! leader only, the evaluation on /metrics, timeline entries mirrored as Kubernetes Events,
+//! and a graceful stop on SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use crate::model::incident::Origin;
 use crate::runbook::executor::{Executor, ExecutorConfig, RunState};
 use crate::runbook::guard::Guard;
 use crate::runbook::{Mode, Runbook};
-use crate::store::{IncidentFilter, SignalRecorder, Store};
+use crate::store::{IncidentFilter, Store};
 
 /// What the command line gives the daemon, over the config file.
 #[derive(Debug, Clone, Default)]
@@ -102,7 +103,7 @@ pub async fn run(
     guard.fence_on(leader.clone());
 
     let running = crate::wiring::start(&cfg, targets, crate::wiring::prometheus_client(&cfg)?);
-    let mut snapshots = running.snapshots;
+    let snapshots = running.snapshots.clone();
     let mut state =
         super::server::ApiState::new(store.clone(), cfg.headless.clone(), token, &lease_cluster);
     let ready = Arc::new(AtomicBool::new(false));
@@ -128,29 +129,20 @@ pub async fn run(
     ));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut detectors = crate::signals::Detectors::new(cfg.signals.clone());
-    let open = {
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || {
-            s.incidents(&IncidentFilter {
-                open_only: true,
-                since: None,
-            })
-        })
-        .await??
-    };
-    let mut recorder = SignalRecorder::resume(&open);
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut evaluations =
+        crate::pipeline::Pipeline::new(running.pipeline_config(&cfg, Origin::Headless))
+            .with_store(store.clone())
+            .with_executor(executor.clone(), Some(leader.clone()))
+            .with_intake(alerts.clone())
+            .spawn(snapshots, Some(wake));
     let mut counted_runs = std::collections::HashSet::new();
     let mut events_from = store.len().unwrap_or(0) + 1;
     let mut was_leader = false;
     loop {
         tokio::select! {
-            changed = snapshots.changed() => {
+            changed = evaluations.changed() => {
                 if changed.is_err() { break; }
             }
-            _ = wake.notified() => {}
-            _ = tick.tick() => {}
             _ = term.recv() => {
                 tracing::info!("SIGTERM: stopping");
                 break;
@@ -166,14 +158,13 @@ pub async fn run(
             was_leader = is_leader;
         }
         metrics.set_leader(is_leader);
-        let mut snap = snapshots.borrow_and_update().clone();
+        let evaluated = evaluations.borrow_and_update().clone();
+        let snap = &evaluated.snapshot;
         ready.store(
             !snap.clusters.is_empty() && snap.clusters.iter().all(|c| c.synced()),
             Ordering::SeqCst,
         );
-        let mut signals = detectors.evaluate(&snap, chrono::Utc::now());
-        signals.extend(alerts.signals());
-        metrics.set_signals(&signals);
+        metrics.set_signals(&snap.signals);
         for c in &snap.clusters {
             for r in &c.sync {
                 metrics.set_source_synced(
@@ -183,30 +174,11 @@ pub async fn run(
                 );
             }
         }
-        let changes = recorder.observe(&signals);
-        if !changes.is_empty() {
-            let (s, window) = (store.clone(), cfg.store.incident_window);
-            let recorded = tokio::task::spawn_blocking(move || {
-                s.record_signals(
-                    &changes.fired,
-                    &changes.cleared,
-                    Origin::Headless,
-                    window,
-                    chrono::Utc::now(),
-                )
-            })
-            .await;
-            if let Ok(Err(e)) = recorded {
-                tracing::error!(error = %e, "cannot record signals");
-            }
-        }
-        std::sync::Arc::make_mut(&mut snap).signals = signals;
-        if is_leader {
-            executor.observe(snap);
-        } else {
-            // Followers keep watching (and serve reads) but start nothing.
-            executor.observe_snapshot_only(snap);
-        }
+        metrics.set_cost(
+            snap.cost.as_deref(),
+            snap.cost_source.as_ref(),
+            chrono::Utc::now(),
+        );
         for r in executor.runs() {
             if r.finished_at.is_some() && counted_runs.insert(r.id.clone()) {
                 let outcome = match &r.state {

@@ -43,6 +43,20 @@ struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CurrencyLabels {
+    currency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IdleLabels {
+    currency: String,
+    /// `allocated` (held by pods, used under the threshold) or `unallocated` (no pod asked).
+    kind: String,
+}
+
+type MoneyGauge = Family<CurrencyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabels {
     status: String,
     outcome: String,
@@ -66,6 +80,12 @@ pub struct Metrics {
     leader: Gauge,
     alerts: Family<AlertLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
+    cost_month_to_date: MoneyGauge,
+    cost_forecast: MoneyGauge,
+    cost_budget: MoneyGauge,
+    cost_idle_gpu: Family<IdleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    cost_source_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    cost_source_ok: Gauge,
     /// The same as `source_synced`, readable: `/readyz` names what has not synced.
     sources: Mutex<BTreeMap<(String, String), bool>>,
 }
@@ -141,8 +161,52 @@ impl Metrics {
             "HTTP requests answered, by route and status code",
             http_requests.clone(),
         );
+        let cost_month_to_date = MoneyGauge::default();
+        registry.register(
+            "cost_month_to_date",
+            "Spend so far this month (the cost source's report)",
+            cost_month_to_date.clone(),
+        );
+        let cost_forecast = MoneyGauge::default();
+        registry.register(
+            "cost_month_end_forecast",
+            "Spend forecast for the month's end",
+            cost_forecast.clone(),
+        );
+        let cost_budget = MoneyGauge::default();
+        registry.register(
+            "cost_monthly_budget",
+            "The monthly budget the forecast is judged against",
+            cost_budget.clone(),
+        );
+        let cost_idle_gpu =
+            Family::<IdleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "cost_idle_gpu",
+            "Cost of idle GPUs over the report's window: allocated but under the utilisation threshold, or unallocated",
+            cost_idle_gpu.clone(),
+        );
+        let cost_source_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register_with_unit(
+            "cost_report_age",
+            "Age of the last good cost report",
+            Unit::Seconds,
+            cost_source_age.clone(),
+        );
+        let cost_source_ok = Gauge::default();
+        registry.register(
+            "cost_source_ok",
+            "1 when the cost source's last round succeeded and its report is fresh, else 0",
+            cost_source_ok.clone(),
+        );
         Self {
             registry,
+            cost_month_to_date,
+            cost_forecast,
+            cost_budget,
+            cost_idle_gpu,
+            cost_source_age,
+            cost_source_ok,
             signals,
             open_incidents,
             runbook_runs,
@@ -222,6 +286,50 @@ impl Metrics {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The cost source's latest report and state (nothing without a cost source).
+    pub fn set_cost(
+        &self,
+        report: Option<&crate::model::cost::CostReport>,
+        status: Option<&crate::model::cost::CostSourceStatus>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let Some(status) = status else { return };
+        self.cost_source_ok
+            .set(i64::from(status.is_ok() && !status.is_stale(now)));
+        if let Some(at) = status.last_success {
+            self.cost_source_age
+                .set((now - at).num_milliseconds().max(0) as f64 / 1000.0);
+        }
+        let Some(r) = report else { return };
+        let currency = CurrencyLabels {
+            currency: r.currency.clone(),
+        };
+        if let Some(b) = &r.budget {
+            self.cost_month_to_date
+                .get_or_create(&currency)
+                .set(b.month_to_date);
+            self.cost_forecast
+                .get_or_create(&currency)
+                .set(b.forecast_month_end);
+            self.cost_budget
+                .get_or_create(&currency)
+                .set(b.monthly_budget);
+        }
+        for (kind, value) in [
+            ("allocated", r.idle_gpu.underutilised_cost),
+            ("unallocated", Some(r.idle_gpu.unallocated_cost)),
+        ] {
+            if let Some(v) = value {
+                self.cost_idle_gpu
+                    .get_or_create(&IdleLabels {
+                        currency: r.currency.clone(),
+                        kind: kind.into(),
+                    })
+                    .set(v);
+            }
+        }
     }
 
     pub fn set_leader(&self, leader: bool) {

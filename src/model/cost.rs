@@ -29,6 +29,40 @@ impl CostSourceKind {
     }
 }
 
+/// Where the cost source stands: its last round's outcome and when it last succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostSourceStatus {
+    /// The OpenCost base URL, or the FOCUS files' names.
+    pub target: String,
+    /// `None` when the last round succeeded.
+    pub error: Option<String>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub checked_at: DateTime<Utc>,
+    /// How often rounds run: a report older than about twice this is stale.
+    #[serde(with = "crate::model::duration_serde")]
+    pub interval: std::time::Duration,
+}
+
+impl CostSourceStatus {
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// Whether the report in hand is older than two rounds at `now`.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        let limit = Duration::from_std(self.interval * 2).unwrap_or(Duration::MAX);
+        self.last_success.is_none_or(|at| now - at > limit)
+    }
+}
+
+/// One round of the cost source: the report joined with the fleet, or why there is none
+/// (then the last good report stays, marked stale by its status).
+#[derive(Debug, Clone)]
+pub struct CostUpdate {
+    pub status: CostSourceStatus,
+    pub report: Option<CostReport>,
+}
+
 /// FOCUS `PricingCategory`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -461,7 +495,9 @@ pub struct CostReportBuilder {
 }
 
 const UNATTRIBUTED: &str = "(unattributed)";
-const IDLE_GROUP: &str = "__idle__";
+/// Where OpenCost's `__idle__` (capacity no pod requested) is shown when it names no
+/// cluster: it is spend, but of no cluster, namespace or team.
+const IDLE_GROUP: &str = "unallocated";
 
 impl CostReportBuilder {
     pub fn new(settings: ReportSettings) -> Self {

@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod gpu;
 pub mod incident;
 pub mod signal;
+pub mod update;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -402,6 +403,12 @@ pub struct Snapshot {
     /// Where each GPU source stands (one DCGM endpoint, or NVML).
     #[serde(default)]
     pub gpu_sources: Vec<gpu::GpuSourceStatus>,
+    /// The latest cost report, joined with the clusters (GPU types, spot share), and where its
+    /// source stands; `None` without a cost source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Arc<cost::CostReport>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_source: Option<cost::CostSourceStatus>,
 }
 
 impl Snapshot {

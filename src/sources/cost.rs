@@ -26,10 +26,15 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, 
 use serde::Deserialize;
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::model::Snapshot;
 use crate::model::cost::{
-    CostGroupBy, CostLine, CostReport, CostReportBuilder, CostSourceKind,
-    DEFAULT_IDLE_GPU_THRESHOLD_PCT, GpuUtilisation, NodeCostInfo, PricingCategory, ReportSettings,
-    ReportWindow, ResourceUsage, SkippedRow, gpu_family,
+    CostGroupBy, CostLine, CostReport, CostReportBuilder, CostSourceKind, CostSourceStatus,
+    CostUpdate, DEFAULT_IDLE_GPU_THRESHOLD_PCT, GpuUtilisation, NodeCostInfo, PricingCategory,
+    ReportSettings, ReportWindow, ResourceUsage, SkippedRow, gpu_family,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -650,8 +655,21 @@ pub fn allocation_line(
         .and_then(|l| label_value(l, ctx.team_label))
         .or_else(|| segment(&format!("label:{}", ctx.team_label)));
 
+    // OpenCost names a cluster's idle capacity `<cluster>/__idle__` when it aggregates by
+    // cluster first; attribute it there rather than to no cluster.
+    let idle_cluster = || {
+        let prefix = name.strip_suffix("/__idle__")?;
+        (ctx.aggregate.first().map(String::as_str) == Some("cluster"))
+            .then(|| prefix.split('/').next().map(str::to_string))
+            .flatten()
+    };
     let mut line = CostLine::new(CostSourceKind::OpenCost, start, end, total, ctx.currency);
-    line.cluster = known(props.cluster.or_else(|| segment("cluster")));
+    line.cluster = known(
+        props
+            .cluster
+            .or_else(|| segment("cluster"))
+            .or_else(|| if idle { idle_cluster() } else { None }),
+    );
     line.idle = idle;
     if !idle {
         line.node = known(props.node.or_else(|| segment("node")));
@@ -1283,6 +1301,112 @@ fn time_unit(unit: &str) -> Option<TimeUnit> {
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// The cost source: rounds joined with the fleet
+
+/// Node capacity and GPU types (for spot savings and GPU-hour prices) and per-GPU utilisation
+/// (for the idle cost of allocated GPUs) from a snapshot: the join every face makes, so
+/// `fleetdeck cost --kubeconfig`, the Cost pane and headless show the same numbers.
+pub fn fleet_join(snap: &Snapshot) -> (Vec<NodeCostInfo>, Option<Vec<GpuUtilisation>>) {
+    let utilisation: Vec<GpuUtilisation> = snap
+        .gpus
+        .iter()
+        .filter_map(|g| {
+            Some(GpuUtilisation {
+                cluster: Some(g.cluster.clone()),
+                node: g.node.clone(),
+                gpu: g.uuid.clone(),
+                utilisation_pct: g.utilization_pct?,
+            })
+        })
+        .collect();
+    (
+        NodeCostInfo::from_snapshot(snap),
+        (!utilisation.is_empty()).then_some(utilisation),
+    )
+}
+
+/// How long the first round waits for the clusters to sync, so that it can be joined.
+const FIRST_ROUND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// After a failed round the next one comes sooner than the interval.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs the cost source: a report every `interval` from `opts` (OpenCost and/or FOCUS files),
+/// joined with the latest fleet picture, sent to `state` as a [`CostUpdate`]. A failed round
+/// sends its error (the last good report stays, its age on the status line). A round made
+/// before the clusters knew their nodes is made again as soon as they do.
+pub fn spawn_cost(
+    opts: CostOptions,
+    interval: std::time::Duration,
+    mut fleet: watch::Receiver<Arc<Snapshot>>,
+    tx: mpsc::Sender<CostUpdate>,
+) {
+    let target = match &opts.opencost_url {
+        Some(u) => u.clone(),
+        None => opts
+            .focus_files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    tokio::spawn(async move {
+        let synced = |s: &Snapshot| !s.clusters.is_empty() && s.clusters.iter().all(|c| c.synced());
+        let deadline = tokio::time::Instant::now() + FIRST_ROUND_PATIENCE;
+        while !synced(&fleet.borrow()) {
+            tokio::select! {
+                changed = fleet.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let mut last_success = None;
+        loop {
+            let snap = fleet.borrow_and_update().clone();
+            let (nodes, gpu_utilisation) = fleet_join(&snap);
+            let joined = !nodes.is_empty();
+            let round = CostOptions {
+                nodes,
+                gpu_utilisation,
+                ..opts.clone()
+            };
+            let result = build_report(&round).await;
+            let now = Utc::now();
+            let ok = result.is_ok();
+            if ok {
+                last_success = Some(now);
+            }
+            let update = CostUpdate {
+                status: CostSourceStatus {
+                    target: target.clone(),
+                    error: result.as_ref().err().map(|e| e.to_string()),
+                    last_success,
+                    checked_at: now,
+                    interval,
+                },
+                report: result.ok(),
+            };
+            if tx.send(update).await.is_err() {
+                return;
+            }
+            let wait = if ok {
+                interval
+            } else {
+                interval.min(RETRY_AFTER)
+            };
+            let next = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => break,
+                    changed = fleet.changed(), if !joined => {
+                        if changed.is_err() { return; }
+                        if !NodeCostInfo::from_snapshot(&fleet.borrow()).is_empty() { break; }
+                    }
+                }
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1458,7 +1582,12 @@ mod tests {
         assert_eq!(l.team, None);
         assert_eq!(l.effective_cost, 12.5);
         let idle = allocation_line("c1/__idle__", &v, &ctx);
-        assert!(idle.is_ok_and(|l| l.idle && l.namespace.is_none()));
+        assert!(
+            idle.is_ok_and(|l| l.idle
+                && l.namespace.is_none()
+                && l.cluster.as_deref() == Some("c1")),
+            "a cluster's idle capacity is that cluster's"
+        );
         let no_time = allocation_line("x", &serde_json::json!({"totalCost": 1.0}), &ctx);
         assert!(no_time.is_err_and(|e| e.contains("start")));
     }

@@ -1246,12 +1246,7 @@ pub async fn scrape_metrics(
 
 // ---- the polling tasks ---------------------------------------------------------------------
 
-/// The latest picture of endpoint number `index` (its place in the configured list).
-#[derive(Debug, Clone)]
-pub struct EndpointUpdate {
-    pub index: usize,
-    pub endpoint: EndpointModel,
-}
+pub use crate::model::update::EndpointUpdate;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointPollOptions {

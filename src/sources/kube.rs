@@ -19,59 +19,30 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::Update;
+use crate::model::update::Update;
+pub use crate::model::update::{
+    DeploymentRecord, EventRecord, KubeEvent, NodeRecord, Phase, PodRecord, Record, Resource,
+};
 use crate::model::{
     CapacityType, InferenceServiceModel, NodeReadiness, PdbModel, SyncState, Taint,
 };
 
-/// The resources watched per cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Resource {
-    Nodes,
-    Pods,
-    Deployments,
-    PodDisruptionBudgets,
-    WarningEvents,
-    InferenceServices,
+/// Where each watched resource is listed and watched.
+fn resource_path(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Nodes => "/api/v1/nodes",
+        Resource::Pods => "/api/v1/pods",
+        Resource::Deployments => "/apis/apps/v1/deployments",
+        Resource::PodDisruptionBudgets => "/apis/policy/v1/poddisruptionbudgets",
+        Resource::WarningEvents => "/api/v1/events",
+        Resource::InferenceServices => "/apis/serving.kserve.io/v1beta1/inferenceservices",
+    }
 }
 
-impl Resource {
-    pub const ALL: [Resource; 6] = [
-        Resource::Nodes,
-        Resource::Pods,
-        Resource::Deployments,
-        Resource::PodDisruptionBudgets,
-        Resource::WarningEvents,
-        Resource::InferenceServices,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Resource::Nodes => "nodes",
-            Resource::Pods => "pods",
-            Resource::Deployments => "deployments",
-            Resource::PodDisruptionBudgets => "poddisruptionbudgets",
-            Resource::WarningEvents => "events",
-            Resource::InferenceServices => "inferenceservices",
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Resource::Nodes => "/api/v1/nodes",
-            Resource::Pods => "/api/v1/pods",
-            Resource::Deployments => "/apis/apps/v1/deployments",
-            Resource::PodDisruptionBudgets => "/apis/policy/v1/poddisruptionbudgets",
-            Resource::WarningEvents => "/api/v1/events",
-            Resource::InferenceServices => "/apis/serving.kserve.io/v1beta1/inferenceservices",
-        }
-    }
-
-    fn field_selector(self) -> Option<&'static str> {
-        match self {
-            Resource::WarningEvents => Some("type=Warning"),
-            _ => None,
-        }
+fn field_selector(resource: Resource) -> Option<&'static str> {
+    match resource {
+        Resource::WarningEvents => Some("type=Warning"),
+        _ => None,
     }
 }
 
@@ -429,122 +400,6 @@ pub struct InferenceServiceObject {
     spec: IsvcSpec,
     #[serde(default)]
     status: IsvcStatus,
-}
-
-// ---- records: what `state` keeps ----------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeRecord {
-    pub name: String,
-    pub readiness: NodeReadiness,
-    pub readiness_since: Option<DateTime<Utc>>,
-    pub cordoned: bool,
-    pub taints: Vec<Taint>,
-    pub capacity_type: CapacityType,
-    pub instance_type: Option<String>,
-    pub zone: Option<String>,
-    pub gpu_product: Option<String>,
-    pub gpu_capacity: u32,
-    pub gpu_allocatable: u32,
-    pub created: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Unknown,
-}
-
-/// A pod, compactly: about 100 bytes plus its name.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PodRecord {
-    pub namespace: Arc<str>,
-    pub name: Box<str>,
-    pub node: Option<Arc<str>>,
-    pub phase: Phase,
-    pub ready: bool,
-    pub terminating: bool,
-    pub gpus: u32,
-    pub restarts: u32,
-    /// A waiting reason such as CrashLoopBackOff or ImagePullBackOff.
-    pub waiting: Option<Box<str>>,
-    pub last_termination: Option<Box<str>>,
-    /// The scheduler's (reason, message) while unschedulable.
-    pub unschedulable: Option<Box<(String, String)>>,
-    pub gang: Option<Arc<str>>,
-    pub daemon: bool,
-    pub created: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeploymentRecord {
-    pub namespace: String,
-    pub name: String,
-    pub revision: Option<u64>,
-    pub replicas: u32,
-    pub ready: u32,
-    pub updated: u32,
-    pub available: u32,
-    pub paused: bool,
-    pub stalled: bool,
-    pub images: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRecord {
-    pub namespace: String,
-    pub name: String,
-    pub object: String,
-    pub reason: String,
-    pub message: String,
-    pub count: u32,
-    pub last_seen: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    Node(NodeRecord),
-    Pod(PodRecord),
-    Deployment(DeploymentRecord),
-    Pdb(PdbModel),
-    Event(EventRecord),
-    InferenceService(InferenceServiceModel),
-}
-
-impl Record {
-    /// (namespace, name); namespace is empty for cluster-scoped objects.
-    pub fn key(&self) -> (String, String) {
-        match self {
-            Record::Node(n) => (String::new(), n.name.clone()),
-            Record::Pod(p) => (p.namespace.to_string(), p.name.to_string()),
-            Record::Deployment(d) => (d.namespace.clone(), d.name.clone()),
-            Record::Pdb(p) => (p.namespace.clone(), p.name.clone()),
-            Record::Event(e) => (e.namespace.clone(), e.name.clone()),
-            Record::InferenceService(i) => (i.namespace.clone(), i.name.clone()),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub enum KubeEvent {
-    /// A complete (re)list: replaces everything known of `resource`.
-    Replace {
-        resource: Resource,
-        items: Vec<Record>,
-    },
-    Apply(Record),
-    Delete {
-        resource: Resource,
-        namespace: String,
-        name: String,
-    },
-    Sync {
-        resource: Resource,
-        state: SyncState,
-    },
 }
 
 /// Interns namespace and node names so 150,000 pods share a few hundred strings.
@@ -1036,13 +891,13 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
         let mut cont: Option<String> = None;
         let list_rv = loop {
             let mut lp = ListParams::default().limit(500);
-            if let Some(f) = resource.field_selector() {
+            if let Some(f) = field_selector(resource) {
                 lp = lp.fields(f);
             }
             if let Some(c) = &cont {
                 lp = lp.continue_token(c);
             }
-            let page = match Request::new(resource.path()).list(&lp) {
+            let page = match Request::new(resource_path(resource)).list(&lp) {
                 Ok(req) => client.request::<ObjectList<P>>(req).await,
                 Err(e) => Err(kube::Error::BuildRequest(e)),
             };
@@ -1105,10 +960,10 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
         let mut rv = list_rv;
         loop {
             let mut wp = WatchParams::default().timeout(290);
-            if let Some(f) = resource.field_selector() {
+            if let Some(f) = field_selector(resource) {
                 wp = wp.fields(f);
             }
-            let stream = match Request::new(resource.path()).watch(&wp, &rv) {
+            let stream = match Request::new(resource_path(resource)).watch(&wp, &rv) {
                 Ok(req) => client.request_events::<P>(req).await,
                 Err(e) => Err(kube::Error::BuildRequest(e)),
             };

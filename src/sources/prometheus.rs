@@ -646,14 +646,7 @@ fn unexpected_shape(query: &str, wanted: &str, got: &QueryResult) -> PromError {
     }
 }
 
-/// One round of the Prometheus collector: per-node GPU history for the charts, keyed
-/// `prometheus/<node>/<metric>`, and where the source stands.
-#[derive(Debug)]
-pub struct PrometheusUpdate {
-    pub status: crate::model::gpu::GpuSourceStatus,
-    /// `None` when the round failed: the last history stays, the status says why.
-    pub history: Option<crate::model::History>,
-}
+pub use crate::model::update::PrometheusUpdate;
 
 /// Polls Prometheus every `interval` for the last `window` of per-node GPU utilisation and
 /// memory used (DCGM metrics, `Hostname` or `hostname`), at most 240 points a series.

@@ -34,9 +34,15 @@ impl SignalRecorder {
     /// Picks up where a previous process left off: the signals its open incidents still had
     /// firing are not recorded again, only their clearing.
     pub fn resume(open: &[Incident]) -> Self {
+        Self::resume_where(open, |_| true)
+    }
+
+    /// As [`resume`](Self::resume), for the signals `observes` says this process can raise:
+    /// the others (another process's alerts) are neither recorded again nor cleared by it.
+    pub fn resume_where(open: &[Incident], observes: impl Fn(&str) -> bool) -> Self {
         let mut active = HashMap::new();
         for inc in open.iter().filter(|i| i.status.is_open()) {
-            for key in &inc.active {
+            for key in inc.active.iter().filter(|k| observes(k)) {
                 active.insert(key.clone(), (inc.group.clone(), inc.severity));
             }
         }

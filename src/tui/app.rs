@@ -27,14 +27,13 @@ use super::rca::RcaLink;
 use super::runbooks::{AutomationView, RunbooksPane, kill_style, pending_text, plan_step_lines};
 use super::signals::SignalsPane;
 use super::theme::{Role, Theme};
-use crate::model::cost::CostReport;
 use crate::model::incident::{Entry, Incident, IncidentStatus, incident_label};
 use crate::model::signal::Signal;
 use crate::model::{Snapshot, SyncState};
+use crate::pipeline::Evaluated;
 use crate::runbook::executor::PlanStep;
 use crate::runbook::guard::{ClusterDisruption, target_of, verb_of};
 use crate::runbook::{DrainRequest, Intent};
-use crate::signals::Detectors;
 
 /// The smallest terminal the cockpit draws in.
 pub const MIN_WIDTH: u16 = 80;
@@ -219,6 +218,16 @@ fn wrapped_rows(text: &str, width: usize) -> usize {
     rows
 }
 
+/// `42s`, `7m`, `3h`: an age short enough for the status line.
+fn compact_age_secs(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        0..=119 => format!("{secs}s"),
+        120..=7199 => format!("{}m", secs / 60),
+        _ => format!("{}h", secs / 3600),
+    }
+}
+
 fn verb(action: Action) -> &'static str {
     match action {
         Action::Cordon => "cordon",
@@ -264,7 +273,6 @@ pub struct App {
     mode: Mode,
     cluster: Option<String>,
     snapshot: Arc<Snapshot>,
-    cost: Option<CostReport>,
     /// The RCA store's incidents as last read by the loop.
     incidents: Arc<Vec<Incident>>,
     /// The executor's runbooks, runs and approvals as last read by the loop; `None` without
@@ -272,7 +280,6 @@ pub struct App {
     automation: Option<Arc<AutomationView>>,
     /// The person's action whose plan the loop is asking for.
     awaiting_plan: Option<(String, Intent)>,
-    detectors: Detectors,
     simulated: bool,
     noc: bool,
     message: Option<String>,
@@ -282,13 +289,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(
-        theme: Theme,
-        keymap: Keymap,
-        detectors: Detectors,
-        simulated: bool,
-        noc: bool,
-    ) -> Self {
+    pub fn new(theme: Theme, keymap: Keymap, simulated: bool, noc: bool) -> Self {
         Self {
             pane: PaneId::Overview,
             overview: OverviewPane::default(),
@@ -304,11 +305,9 @@ impl App {
             mode: Mode::Normal,
             cluster: None,
             snapshot: Arc::new(Snapshot::default()),
-            cost: None,
             incidents: Arc::new(Vec::new()),
             automation: None,
             awaiting_plan: None,
-            detectors,
             simulated,
             noc,
             message: None,
@@ -327,20 +326,9 @@ impl App {
         self.fixed_now.unwrap_or_else(Utc::now)
     }
 
-    /// A new snapshot from `state`: the detectors run here, off the render path.
+    /// A new evaluated snapshot from the pipeline (its signals filled in; the cockpit runs no
+    /// detector).
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
-        let mut snap = snap;
-        let now = self.now();
-        let mut signals = self.detectors.evaluate(&snap, now);
-        if let Some(report) = &self.cost {
-            signals.extend(self.detectors.evaluate_cost(report, now));
-            signals.sort_by(|a, b| {
-                b.severity
-                    .cmp(&a.severity)
-                    .then_with(|| a.subject.cmp(&b.subject))
-            });
-        }
-        Arc::make_mut(&mut snap).signals = signals;
         self.snapshot = snap;
     }
 
@@ -404,7 +392,7 @@ impl App {
             theme: &self.theme,
             now: self.now(),
             cluster: self.cluster.as_deref(),
-            cost: self.cost.as_ref(),
+            cost: self.snapshot.cost.as_deref(),
         };
         self.incidents_pane
             .set_incidents(self.incidents.clone(), &ctx);
@@ -416,11 +404,6 @@ impl App {
     /// The store's answer to `Command::LoadTimeline`.
     pub fn set_timeline(&mut self, id: u64, entries: Vec<Entry>) {
         self.incidents_pane.set_timeline(id, entries);
-    }
-
-    pub fn set_cost(&mut self, report: CostReport) {
-        self.cost = Some(report);
-        self.set_snapshot(self.snapshot.clone());
     }
 
     pub fn say(&mut self, message: impl Into<String>) {
@@ -467,13 +450,12 @@ impl App {
 
     fn pane_action(&mut self, action: Action) -> bool {
         let snapshot = self.snapshot.clone();
-        let cost = self.cost.clone();
         let ctx = ViewCtx {
             snapshot: &snapshot,
             theme: &self.theme,
             now: self.now(),
             cluster: self.cluster.as_deref(),
-            cost: cost.as_ref(),
+            cost: snapshot.cost.as_deref(),
         };
         match self.pane {
             PaneId::Incidents => self.incidents_pane.handle(action, &ctx),
@@ -664,7 +646,7 @@ impl App {
                 theme: &self.theme,
                 now: self.now(),
                 cluster: self.cluster.as_deref(),
-                cost: self.cost.as_ref(),
+                cost: self.snapshot.cost.as_deref(),
             };
             self.incidents_pane.selected(&ctx).cloned()
         };
@@ -747,7 +729,7 @@ impl App {
                 theme: &self.theme,
                 now: self.now(),
                 cluster: self.cluster.as_deref(),
-                cost: self.cost.as_ref(),
+                cost: self.snapshot.cost.as_deref(),
             };
             match (action, self.pane) {
                 (Action::Rollback, PaneId::Endpoints) => self.rollback_target(&ctx),
@@ -1062,6 +1044,20 @@ impl App {
             };
             spans.push(Span::styled(format!(" {} ", g.describe()), t.style(role)));
         }
+        if let Some(c) = &self.snapshot.cost_source {
+            let now = self.now();
+            let age = c
+                .last_success
+                .map(|at| compact_age_secs((now - at).num_seconds()));
+            let (text, role) = match (&c.error, age) {
+                (Some(e), Some(age)) => (format!("cost: {e} (report {age} old)"), Role::Critical),
+                (Some(e), None) => (format!("cost: {e}"), Role::Critical),
+                (None, Some(age)) if c.is_stale(now) => (format!("cost stale {age}"), Role::Stale),
+                (None, Some(age)) => (format!("cost ok {age}"), Role::Ok),
+                (None, None) => ("cost: no report yet".to_string(), Role::Warning),
+            };
+            spans.push(Span::styled(format!(" {text} "), t.style(role)));
+        }
         let age = self
             .snapshot
             .taken_at
@@ -1159,13 +1155,12 @@ impl App {
             main
         };
         let snapshot = self.snapshot.clone();
-        let cost = self.cost.clone();
         let ctx = ViewCtx {
             snapshot: &snapshot,
             theme: &t,
             now: self.now(),
             cluster: self.cluster.as_deref(),
-            cost: cost.as_ref(),
+            cost: snapshot.cost.as_deref(),
         };
         match self.pane {
             PaneId::Overview => self.overview.draw(frame, main, &ctx),
@@ -1355,15 +1350,13 @@ impl App {
     }
 }
 
-/// What the loop performs `Command`s against: the demo's simulated fleet control address, and
-/// the RCA store where signals open incidents and the Incidents pane writes.
+/// What the loop performs `Command`s against: the demo's simulated fleet control address, the
+/// RCA store the Incidents pane reads and writes, and the runbook executor.
 pub struct Effects {
     pub control: Option<String>,
     pub store: Option<crate::store::Store>,
-    /// Signals of one group within this long of each other join one incident.
-    pub incident_window: Duration,
-    /// The runbook executor: runs start from the signals the cockpit evaluates; approvals,
-    /// the kill switch and manual actions go through it. `None`: no automation.
+    /// The runbook executor the pipeline hands evaluations to: approvals, the kill switch and
+    /// manual actions go through it. `None`: no automation.
     pub executor: Option<crate::runbook::executor::Executor>,
 }
 
@@ -1371,8 +1364,7 @@ pub struct Effects {
 /// on every way out (ratatui's panic hook covers panics).
 pub async fn run(
     mut app: App,
-    mut snapshots: watch::Receiver<Arc<Snapshot>>,
-    mut costs: mpsc::Receiver<CostReport>,
+    mut evaluations: watch::Receiver<Arc<Evaluated>>,
     effects: Effects,
 ) -> anyhow::Result<()> {
     let mut terminal = ratatui::init();
@@ -1380,14 +1372,7 @@ pub async fn run(
         std::io::stdout(),
         ratatui::crossterm::event::EnableMouseCapture
     );
-    let result = event_loop(
-        &mut app,
-        &mut terminal,
-        &mut snapshots,
-        &mut costs,
-        &effects,
-    )
-    .await;
+    let result = event_loop(&mut app, &mut terminal, &mut evaluations, &effects).await;
     let _ = ratatui::crossterm::execute!(
         std::io::stdout(),
         ratatui::crossterm::event::DisableMouseCapture
@@ -1399,8 +1384,7 @@ pub async fn run(
 async fn event_loop(
     app: &mut App,
     terminal: &mut ratatui::DefaultTerminal,
-    snapshots: &mut watch::Receiver<Arc<Snapshot>>,
-    costs: &mut mpsc::Receiver<CostReport>,
+    evaluations: &mut watch::Receiver<Arc<Evaluated>>,
     effects: &Effects,
 ) -> anyhow::Result<()> {
     // Terminal events are read on their own thread: the runtime never blocks on the tty.
@@ -1420,12 +1404,13 @@ async fn event_loop(
     let mut last_rotation = Instant::now();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME_INTERVAL;
-    let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone(), effects.incident_window);
+    let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone());
     let (mut automation, mut automation_replies) = AutomationLink::new(effects.executor.clone());
-    rca.start();
-    app.set_snapshot(snapshots.borrow().clone());
-    rca.observe(app);
+    rca.list();
+    app.set_snapshot(evaluations.borrow().snapshot.clone());
     automation.refresh(app);
+    let mut recorded = 0;
+    let mut store_error: Option<String> = None;
     loop {
         if dirty && last_draw.elapsed() >= FRAME_INTERVAL {
             terminal.draw(|f| app.draw(f))?;
@@ -1441,14 +1426,23 @@ async fn event_loop(
             Duration::from_secs(3600)
         };
         tokio::select! {
-            changed = snapshots.changed() => {
+            changed = evaluations.changed() => {
                 if changed.is_ok() {
-                    app.set_snapshot(snapshots.borrow_and_update().clone());
-                    rca.observe(app);
-                    // Runs start once the signals are on the store, so what they do lands
-                    // on the incident the signals opened.
-                    if rca.settled() {
-                        automation.observe(app);
+                    let evaluated = evaluations.borrow_and_update().clone();
+                    app.set_snapshot(evaluated.snapshot.clone());
+                    // New incidents or entries: read the list again.
+                    if evaluated.recorded != recorded {
+                        recorded = evaluated.recorded;
+                        rca.list();
+                    }
+                    if evaluated.store_error != store_error {
+                        store_error = evaluated.store_error.clone();
+                        if let Some(e) = &store_error {
+                            app.say(format!("signals not recorded: {e}"));
+                        }
+                    }
+                    if !evaluated.started_runs.is_empty() {
+                        automation.refresh(app);
                     }
                     dirty = true;
                 }
@@ -1468,19 +1462,8 @@ async fn event_loop(
                 }
                 dirty = true;
             }
-            Some(report) = costs.recv() => {
-                app.set_cost(report);
-                rca.observe(app);
-                if rca.settled() {
-                    automation.observe(app);
-                }
-                dirty = true;
-            }
             Some(reply) = rca_replies.recv() => {
                 rca.apply(reply, app);
-                if rca.settled() {
-                    automation.observe(app);
-                }
                 dirty = true;
             }
             Some(reply) = automation_replies.recv() => {
@@ -1539,15 +1522,9 @@ mod tests {
     use super::*;
 
     fn app() -> App {
-        let mut app = App::new(
-            Theme::default_theme(),
-            Keymap::default(),
-            Detectors::default(),
-            true,
-            false,
-        )
-        .with_clock(fixtures::now());
-        app.set_snapshot(Arc::new(fixtures::fleet()));
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
+            .with_clock(fixtures::now());
+        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         assert_eq!(app.set_incidents(incidents(fixtures::now())), None);
         app
     }
@@ -1657,15 +1634,9 @@ mod tests {
 
     #[test]
     fn noc_mode_puts_the_worst_first_on_a_banner() {
-        let mut app = App::new(
-            Theme::default_theme(),
-            Keymap::default(),
-            Detectors::default(),
-            false,
-            true,
-        )
-        .with_clock(fixtures::now());
-        app.set_snapshot(Arc::new(fixtures::fleet()));
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), false, true)
+            .with_clock(fixtures::now());
+        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         let s = screen(&mut app, 120, 30);
         assert!(s.contains("3 CRITICAL") && s.contains("SLO BURNING"), "{s}");
         assert!(
@@ -1676,13 +1647,7 @@ mod tests {
 
     #[test]
     fn noc_rotation_visits_the_wall_screen_panes() {
-        let mut app = App::new(
-            Theme::default_theme(),
-            Keymap::default(),
-            Detectors::default(),
-            false,
-            true,
-        );
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), false, true);
         let mut seen = Vec::new();
         for _ in 0..NOC_PANES.len() {
             app.rotate();
@@ -1793,15 +1758,9 @@ mod tests {
         let inc2 = s.find("INC-2").unwrap_or_else(|| panic!("{s}"));
         assert!(inc3 < inc2 && !s.contains("INC-1"), "{s}");
 
-        let mut noc = App::new(
-            Theme::default_theme(),
-            Keymap::default(),
-            Detectors::default(),
-            false,
-            true,
-        )
-        .with_clock(fixtures::now());
-        noc.set_snapshot(Arc::new(fixtures::fleet()));
+        let mut noc = App::new(Theme::default_theme(), Keymap::default(), false, true)
+            .with_clock(fixtures::now());
+        noc.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         noc.set_incidents(incidents(fixtures::now()));
         let s = screen(&mut noc, 120, 30);
         assert!(s.contains("2 OPEN INCIDENTS"), "{s}");
@@ -1916,15 +1875,9 @@ mod tests {
             "{s}"
         );
 
-        let mut noc = App::new(
-            Theme::default_theme(),
-            Keymap::default(),
-            Detectors::default(),
-            false,
-            true,
-        )
-        .with_clock(fixtures::now());
-        noc.set_snapshot(Arc::new(fixtures::fleet()));
+        let mut noc = App::new(Theme::default_theme(), Keymap::default(), false, true)
+            .with_clock(fixtures::now());
+        noc.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         noc.set_automation(Some(view));
         let s = screen(&mut noc, 120, 30);
         let banner: Vec<&str> = s.lines().take(7).collect();
@@ -2087,7 +2040,7 @@ mod tests {
             &config,
             fixtures::now(),
         ))];
-        app.set_snapshot(Arc::new(snap));
+        app.set_snapshot(fixtures::evaluated(snap));
         key(&mut app, KeyCode::Char('4'));
         assert_eq!(
             shift(&mut app, 'B'),

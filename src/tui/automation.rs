@@ -1,16 +1,13 @@
-//! The event loop's side of the runbook executor: hands it each evaluated snapshot, reads its
-//! runs and approvals into the app, and performs the app's automation commands — verdicts,
+//! The event loop's side of the runbook executor: reads its runs and approvals into the app
+//! (the pipeline, not the cockpit, hands it each evaluation), and performs the app's automation commands — verdicts,
 //! the kill switch, and a person's two-phase actions (the guard's plan first, the action once
 //! confirmed). Calls that reach a cluster run on tokio's blocking pool and answer with an
 //! `AutomationReply`; the loop never waits for them. Imports runbook, model and app.
-
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::app::{App, Command};
 use super::runbooks::AutomationView;
-use crate::model::Snapshot;
 use crate::model::incident::Actor;
 use crate::runbook::Intent;
 use crate::runbook::executor::{Executor, PlanStep};
@@ -43,8 +40,6 @@ pub const NO_EXECUTOR: &str =
 
 pub struct AutomationLink {
     executor: Option<Executor>,
-    /// The snapshot last handed to the executor, so the same one is not handed twice.
-    observed: Option<Arc<Snapshot>>,
     /// Blocking calls in flight.
     in_flight: usize,
     replies: mpsc::UnboundedSender<AutomationReply>,
@@ -57,7 +52,6 @@ impl AutomationLink {
         (
             Self {
                 executor,
-                observed: None,
                 in_flight: 0,
                 replies,
             },
@@ -74,26 +68,6 @@ impl AutomationLink {
     /// Copies the executor's runbooks, runs and approvals into the app.
     pub fn refresh(&self, app: &mut App) {
         app.set_automation(self.executor.as_ref().map(AutomationView::of));
-    }
-
-    /// Hands the app's evaluated snapshot to the executor, which starts a run for each signal
-    /// that began firing (on its own blocking threads).
-    pub fn observe(&mut self, app: &mut App) {
-        let Some(executor) = &self.executor else {
-            return;
-        };
-        let snapshot = app.snapshot();
-        if self
-            .observed
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(s, &snapshot))
-        {
-            return;
-        }
-        self.observed = Some(snapshot.clone());
-        if !executor.observe(snapshot).is_empty() {
-            self.refresh(app);
-        }
     }
 
     fn spawn(&mut self, work: impl FnOnce() -> AutomationReply + Send + 'static) {
@@ -204,7 +178,6 @@ mod tests {
     use crate::runbook::executor::{ExecutorConfig, RunState};
     use crate::runbook::guard::Guard;
     use crate::runbook::{Mode, Runbook};
-    use crate::signals::Detectors;
     use crate::store::Store;
     use crate::tui::keymap::Keymap;
     use crate::tui::nodes::fixtures;
@@ -245,15 +218,9 @@ fn run(signal) {
     }
 
     fn app() -> App {
-        let mut app = App::new(
-            Theme::default_theme(),
-            Keymap::default(),
-            Detectors::default(),
-            true,
-            false,
-        )
-        .with_clock(fixtures::now());
-        app.set_snapshot(Arc::new(fixtures::fleet()));
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
+            .with_clock(fixtures::now());
+        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         app
     }
 
@@ -300,16 +267,22 @@ fn run(signal) {
         let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
         let (mut link, _replies) = AutomationLink::new(Some(executor(&store, false)));
         let mut app = app();
-        link.observe(&mut app);
+        // The pipeline hands the executor each evaluation; here the test does.
+        let hand = |link: &AutomationLink, app: &App| {
+            if let Some(e) = &link.executor {
+                e.observe(app.snapshot());
+            }
+        };
+        hand(&link, &app);
         key(&mut app, KeyCode::Char('8'));
         let s = until_screen_shows(&link, &mut app, "▶ approval 1 · cordon-on-xid on prod-a").await;
         assert!(s.contains("1. cordon node/gpu-a-2"), "{s}");
         assert!(s.contains("awaiting approval 1"), "{s}");
 
-        // The same snapshot again starts nothing new.
-        link.observe(&mut app);
-        app.set_snapshot(Arc::new(fixtures::fleet()));
-        link.observe(&mut app);
+        // The same signals again start nothing new.
+        hand(&link, &app);
+        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
+        hand(&link, &app);
         link.refresh(&mut app);
         assert_eq!(
             screen(&mut app).matches("cordon-on-xid  ").count(),

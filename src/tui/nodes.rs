@@ -1033,7 +1033,19 @@ pub(super) mod fixtures {
             endpoints: vec![],
             gpus: Arc::new(vec![busy, idle, broken, other]),
             gpu_sources: vec![],
+            cost: None,
+            cost_source: None,
         }
+    }
+
+    /// `snap` as the pipeline hands it to the cockpit: its signals are the detectors'.
+    pub fn evaluated(mut snap: Snapshot) -> Arc<Snapshot> {
+        snap.signals = crate::pipeline::Pipeline::detect_once(
+            &crate::config::Thresholds::default(),
+            &snap,
+            now(),
+        );
+        Arc::new(snap)
     }
 
     /// Draws with `draw` into a `width`×`height` test terminal and returns its buffer.

@@ -1,6 +1,6 @@
-//! The event loop's side of the RCA store: records the signals that start or stop firing,
-//! reloads the incident list (after a write and every few seconds), reads timelines and
-//! performs the Incidents pane's commands. Every store call runs on tokio's blocking pool and
+//! The event loop's side of the RCA store: reloads the incident list (when the pipeline
+//! recorded something, after a write and every few seconds), reads timelines and performs the
+//! Incidents pane's commands. Recording signals is the pipeline's, not the cockpit's. Every store call runs on tokio's blocking pool and
 //! answers with an `RcaReply`; the loop never waits for the store. Imports store, model and app.
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::app::{App, Command};
 use crate::model::incident::{Actor, Entry, EntryKind, Incident, NewEntry, Origin, incident_label};
-use crate::store::{IncidentFilter, Milestone, MilestoneOutcome, SignalRecorder, Store};
+use crate::store::{IncidentFilter, Milestone, MilestoneOutcome, Store};
 
 /// How often the incident list is read again, so that changes made elsewhere (the CLI, a
 /// runbook) show.
@@ -20,31 +20,19 @@ const RELOAD_EVERY: Duration = Duration::from_secs(3);
 /// What a store call answered.
 #[derive(Debug)]
 pub enum RcaReply {
-    /// The incident list; `resume` marks the first read, which seeds the recorder.
-    Incidents {
-        list: Result<Vec<Incident>, String>,
-        resume: bool,
-    },
-    /// A recording of signal changes finished.
-    Recorded(Result<(), String>),
+    /// The incident list.
+    Incidents(Result<Vec<Incident>, String>),
     Timeline(u64, Result<Vec<Entry>, String>),
     /// A pane command finished: what to tell the user.
     Done(String),
 }
 
-/// The loop's link to the store: at most one recording and one list read in flight, the
-/// next ones coalesced behind them.
+/// The loop's link to the store: at most one list read in flight, the next one coalesced
+/// behind it.
 pub struct RcaLink {
     store: Option<Store>,
-    window: Duration,
     /// Where `e` writes postmortem drafts.
     export_dir: PathBuf,
-    /// `None` until the open incidents have been read at start.
-    recorder: Option<SignalRecorder>,
-    recording: bool,
-    /// Signals changed while a recording was in flight (or before the recorder was ready);
-    /// the recorder's diff is cumulative, so observing again later loses nothing.
-    observe_again: bool,
     listing: bool,
     list_again: bool,
     last_list: Instant,
@@ -58,19 +46,12 @@ pub struct RcaLink {
 
 impl RcaLink {
     /// A link and the receiver the loop reads its replies from.
-    pub fn new(
-        store: Option<Store>,
-        window: Duration,
-    ) -> (Self, mpsc::UnboundedReceiver<RcaReply>) {
+    pub fn new(store: Option<Store>) -> (Self, mpsc::UnboundedReceiver<RcaReply>) {
         let (replies, rx) = mpsc::unbounded_channel();
         (
             Self {
                 store,
-                window,
                 export_dir: PathBuf::from("."),
-                recorder: None,
-                recording: false,
-                observe_again: false,
                 listing: false,
                 list_again: false,
                 last_list: Instant::now(),
@@ -93,11 +74,7 @@ impl RcaLink {
     /// Whether a store call is still in flight.
     #[cfg(test)]
     pub fn busy(&self) -> bool {
-        self.recording
-            || self.listing
-            || self.timeline.is_some()
-            || self.commands > 0
-            || self.recorder.is_none()
+        self.listing || self.timeline.is_some() || self.commands > 0
     }
 
     /// Runs `work` on the blocking pool and sends its reply.
@@ -108,16 +85,8 @@ impl RcaLink {
         });
     }
 
-    /// Reads the incident list, seeding the recorder from its open incidents.
-    pub fn start(&mut self) {
-        if self.store.is_none() {
-            self.recorder = Some(SignalRecorder::default());
-            return;
-        }
-        self.list(true);
-    }
-
-    fn list(&mut self, resume: bool) {
+    /// Reads the incident list (again when one read is in flight).
+    pub fn list(&mut self) {
         let Some(store) = self.store.clone() else {
             return;
         };
@@ -127,51 +96,20 @@ impl RcaLink {
         }
         self.listing = true;
         self.last_list = Instant::now();
-        self.spawn(move || RcaReply::Incidents {
-            list: store
-                .incidents(&IncidentFilter::default())
-                .map_err(|e| e.to_string()),
-            resume,
+        self.spawn(move || {
+            RcaReply::Incidents(
+                store
+                    .incidents(&IncidentFilter::default())
+                    .map_err(|e| e.to_string()),
+            )
         });
     }
 
     /// The clock ticked: read the list again every few seconds.
     pub fn tick(&mut self) {
         if self.last_list.elapsed() >= RELOAD_EVERY {
-            self.list(false);
+            self.list();
         }
-    }
-
-    /// The app has a new snapshot: record the signals that started or stopped firing.
-    pub fn observe(&mut self, app: &App) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
-        let Some(recorder) = self.recorder.as_mut().filter(|_| !self.recording) else {
-            self.observe_again = true;
-            return;
-        };
-        self.observe_again = false;
-        let changes = recorder.observe(app.signals());
-        if changes.is_empty() {
-            return;
-        }
-        self.recording = true;
-        let window = self.window;
-        self.spawn(move || {
-            RcaReply::Recorded(
-                store
-                    .record_signals(
-                        &changes.fired,
-                        &changes.cleared,
-                        Origin::Tui,
-                        window,
-                        Utc::now(),
-                    )
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-            )
-        });
     }
 
     fn load_timeline(&mut self, id: u64) {
@@ -184,12 +122,6 @@ impl RcaLink {
         }
         self.timeline = Some(id);
         self.spawn(move || RcaReply::Timeline(id, store.timeline(id).map_err(|e| e.to_string())));
-    }
-
-    /// Whether every signal change the app has seen is on the store: then a run the executor
-    /// starts finds the incident its signal opened.
-    pub fn settled(&self) -> bool {
-        self.recorder.is_some() && !self.recording && !self.observe_again
     }
 
     /// Performs a command of the Incidents pane against the store.
@@ -234,39 +166,19 @@ impl RcaLink {
     /// Applies a store reply to the app.
     pub fn apply(&mut self, reply: RcaReply, app: &mut App) {
         match reply {
-            RcaReply::Incidents { list, resume } => {
+            RcaReply::Incidents(list) => {
                 self.listing = false;
                 match list {
                     Ok(list) => {
-                        if resume {
-                            self.recorder = Some(SignalRecorder::resume(&list));
-                            self.observe(app);
-                        }
                         if let Some(Command::LoadTimeline(id)) = app.set_incidents(list) {
                             self.load_timeline(id);
                         }
                     }
                     // The list on screen stays as it was; a later read may succeed.
-                    Err(e) => {
-                        app.say(e);
-                        if resume {
-                            self.recorder = Some(SignalRecorder::default());
-                            self.observe(app);
-                        }
-                    }
+                    Err(e) => app.say(e),
                 }
                 if std::mem::take(&mut self.list_again) {
-                    self.list(false);
-                }
-            }
-            RcaReply::Recorded(result) => {
-                self.recording = false;
-                if let Err(e) = result {
-                    app.say(e);
-                }
-                self.list(false);
-                if self.observe_again {
-                    self.observe(app);
+                    self.list();
                 }
             }
             RcaReply::Timeline(id, result) => {
@@ -282,7 +194,7 @@ impl RcaLink {
             RcaReply::Done(message) => {
                 self.commands = self.commands.saturating_sub(1);
                 app.say(message);
-                self.list(false);
+                self.list();
             }
         }
     }
@@ -331,21 +243,14 @@ mod tests {
 
     use super::*;
     use crate::model::incident::IncidentStatus;
-    use crate::signals::Detectors;
     use crate::tui::keymap::Keymap;
     use crate::tui::nodes::fixtures;
     use crate::tui::theme::Theme;
 
     fn app() -> App {
-        let mut app = App::new(
-            Theme::default_theme(),
-            Keymap::default(),
-            Detectors::default(),
-            true,
-            false,
-        )
-        .with_clock(fixtures::now());
-        app.set_snapshot(Arc::new(fixtures::fleet()));
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
+            .with_clock(fixtures::now());
+        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         app
     }
 
@@ -365,6 +270,18 @@ mod tests {
         }
     }
 
+    fn pipeline(store: &Store) -> crate::pipeline::Pipeline {
+        // The fixture's clusters never finish syncing: record at once.
+        crate::pipeline::Pipeline::new(crate::pipeline::PipelineConfig {
+            warm_up_patience: Duration::ZERO,
+            ..crate::pipeline::PipelineConfig::new(
+                crate::config::Thresholds::default(),
+                Origin::Tui,
+            )
+        })
+        .with_store(store.clone())
+    }
+
     fn key(app: &mut App, code: KeyCode) -> Option<Command> {
         app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
     }
@@ -377,11 +294,16 @@ mod tests {
     async fn firing_signals_open_incidents_that_notes_milestones_and_export_reach() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
-        let (link, mut replies) = RcaLink::new(Some(store.clone()), Duration::from_secs(3600));
+        let (link, mut replies) = RcaLink::new(Some(store.clone()));
         let mut link = link.exporting_to(dir.path().to_path_buf());
         let mut app = app();
-        link.start();
-        link.observe(&app);
+        // The pipeline records what the cockpit shows; the link reads the incidents back.
+        let mut first = pipeline(&store);
+        let evaluated = first
+            .evaluate(Arc::new(fixtures::fleet()), fixtures::now())
+            .await;
+        app.set_snapshot(evaluated.snapshot.clone());
+        link.list();
         settle(&mut link, &mut replies, &mut app).await;
 
         // The fleet's signals opened incidents, and the app was given the list.
@@ -396,9 +318,9 @@ mod tests {
 
         // The same signals again record nothing new.
         let entries_before = store.timeline(xid.id).map(|t| t.len()).unwrap_or_default();
-        app.set_snapshot(Arc::new(fixtures::fleet()));
-        link.observe(&app);
-        settle(&mut link, &mut replies, &mut app).await;
+        first
+            .evaluate(Arc::new(fixtures::fleet()), fixtures::now())
+            .await;
         assert_eq!(
             store.timeline(xid.id).map(|t| t.len()).unwrap_or_default(),
             entries_before
@@ -469,13 +391,12 @@ mod tests {
         assert!(text.contains("replacing the GPU"), "{text}");
         assert!(text.contains("resolved"), "{text}");
 
-        // A second link on the same store picks up where this one left off: the signals
+        // A second cockpit on the same store picks up where this one left off: the signals
         // still firing on open incidents are not recorded again.
         let entries = store.timeline(xid.id).map(|t| t.len()).unwrap_or_default();
-        let (mut again, mut replies) = RcaLink::new(Some(store.clone()), Duration::from_secs(3600));
-        again.start();
-        again.observe(&app);
-        settle(&mut again, &mut replies, &mut app).await;
+        pipeline(&store)
+            .evaluate(Arc::new(fixtures::fleet()), fixtures::now())
+            .await;
         assert_eq!(
             store.timeline(xid.id).map(|t| t.len()).unwrap_or_default(),
             entries,
@@ -485,10 +406,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_store_commands_say_so_and_nothing_is_recorded() {
-        let (mut link, _replies) = RcaLink::new(None, Duration::from_secs(3600));
+        let (mut link, _replies) = RcaLink::new(None);
         let mut app = app();
-        link.start();
-        link.observe(&app);
+        link.list();
         assert!(!link.busy());
         link.perform(Command::Acknowledge(1), &mut app);
         assert!(

@@ -1,0 +1,190 @@
+//! The update vocabulary: what sources tell `state`. Plain data, so that `state` needs only
+//! the model: the Kubernetes records (compact projections of watched objects), one round of a
+//! GPU, Prometheus, endpoint or cost source. Imports only the model.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::endpoint::EndpointModel;
+use super::{CapacityType, InferenceServiceModel, NodeReadiness, PdbModel, SyncState, Taint};
+
+/// What a source tells `state`.
+#[derive(Debug)]
+pub enum Update {
+    /// An event from cluster number `cluster` (its index in the configured list).
+    Kube { cluster: usize, event: KubeEvent },
+    /// The latest picture of configured endpoint number `index`.
+    Endpoint(Box<EndpointUpdate>),
+    /// One round of a GPU source (a DCGM exporter, or NVML on this host).
+    Gpu(Box<super::gpu::GpuUpdate>),
+    /// One round of the Prometheus collector.
+    Prometheus(Box<PrometheusUpdate>),
+    /// One round of the cost source (OpenCost and/or FOCUS exports).
+    Cost(Box<super::cost::CostUpdate>),
+}
+
+/// The latest picture of endpoint number `index` (its place in the configured list).
+#[derive(Debug, Clone)]
+pub struct EndpointUpdate {
+    pub index: usize,
+    pub endpoint: EndpointModel,
+}
+
+/// One round of the Prometheus collector: per-node GPU history for the charts, keyed
+/// `prometheus/<node>/<metric>`, and where the source stands.
+#[derive(Debug)]
+pub struct PrometheusUpdate {
+    pub status: super::gpu::GpuSourceStatus,
+    /// `None` when the round failed: the last history stays, the status says why.
+    pub history: Option<super::History>,
+}
+
+/// The resources watched per cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    Nodes,
+    Pods,
+    Deployments,
+    PodDisruptionBudgets,
+    WarningEvents,
+    InferenceServices,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 6] = [
+        Resource::Nodes,
+        Resource::Pods,
+        Resource::Deployments,
+        Resource::PodDisruptionBudgets,
+        Resource::WarningEvents,
+        Resource::InferenceServices,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Nodes => "nodes",
+            Resource::Pods => "pods",
+            Resource::Deployments => "deployments",
+            Resource::PodDisruptionBudgets => "poddisruptionbudgets",
+            Resource::WarningEvents => "events",
+            Resource::InferenceServices => "inferenceservices",
+        }
+    }
+}
+
+// ---- records: what `state` keeps ----------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    pub name: String,
+    pub readiness: NodeReadiness,
+    pub readiness_since: Option<DateTime<Utc>>,
+    pub cordoned: bool,
+    pub taints: Vec<Taint>,
+    pub capacity_type: CapacityType,
+    pub instance_type: Option<String>,
+    pub zone: Option<String>,
+    pub gpu_product: Option<String>,
+    pub gpu_capacity: u32,
+    pub gpu_allocatable: u32,
+    pub created: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+/// A pod, compactly: about 100 bytes plus its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRecord {
+    pub namespace: Arc<str>,
+    pub name: Box<str>,
+    pub node: Option<Arc<str>>,
+    pub phase: Phase,
+    pub ready: bool,
+    pub terminating: bool,
+    pub gpus: u32,
+    pub restarts: u32,
+    /// A waiting reason such as CrashLoopBackOff or ImagePullBackOff.
+    pub waiting: Option<Box<str>>,
+    pub last_termination: Option<Box<str>>,
+    /// The scheduler's (reason, message) while unschedulable.
+    pub unschedulable: Option<Box<(String, String)>>,
+    pub gang: Option<Arc<str>>,
+    pub daemon: bool,
+    pub created: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRecord {
+    pub namespace: String,
+    pub name: String,
+    pub revision: Option<u64>,
+    pub replicas: u32,
+    pub ready: u32,
+    pub updated: u32,
+    pub available: u32,
+    pub paused: bool,
+    pub stalled: bool,
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub namespace: String,
+    pub name: String,
+    pub object: String,
+    pub reason: String,
+    pub message: String,
+    pub count: u32,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Node(NodeRecord),
+    Pod(PodRecord),
+    Deployment(DeploymentRecord),
+    Pdb(PdbModel),
+    Event(EventRecord),
+    InferenceService(InferenceServiceModel),
+}
+
+impl Record {
+    /// (namespace, name); namespace is empty for cluster-scoped objects.
+    pub fn key(&self) -> (String, String) {
+        match self {
+            Record::Node(n) => (String::new(), n.name.clone()),
+            Record::Pod(p) => (p.namespace.to_string(), p.name.to_string()),
+            Record::Deployment(d) => (d.namespace.clone(), d.name.clone()),
+            Record::Pdb(p) => (p.namespace.clone(), p.name.clone()),
+            Record::Event(e) => (e.namespace.clone(), e.name.clone()),
+            Record::InferenceService(i) => (i.namespace.clone(), i.name.clone()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum KubeEvent {
+    /// A complete (re)list: replaces everything known of `resource`.
+    Replace {
+        resource: Resource,
+        items: Vec<Record>,
+    },
+    Apply(Record),
+    Delete {
+        resource: Resource,
+        namespace: String,
+        name: String,
+    },
+    Sync {
+        resource: Resource,
+        state: SyncState,
+    },
+}

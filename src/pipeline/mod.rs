@@ -1,0 +1,321 @@
+//! detect → record → act: the one place where the fleet is evaluated for every face. For each
+//! new `Arc<Snapshot>` from `state`, plus the signals of outside intakes (Alertmanager today),
+//! it runs every detector (GPU, node, pod, endpoint, SLO, drift, cost and budget), records the
+//! signal changes in the store, hands the evaluated snapshot to the runbook executor, and
+//! publishes an [`Evaluated`]. The cockpit, headless and rehearsals are adapters over it, so they
+//! see the same signals, incidents and runs for the same fleet. Imports signals, store, runbook,
+//! model and config.
+//!
+//! A face records only what it can observe: it resumes (and may later clear) only the firing
+//! signals of the store's open incidents that its own sources and intakes could raise, so a
+//! cockpit opened on a store headless wrote never clears the daemon's alerts. Nothing is
+//! recorded until the fleet picture is first complete (every cluster synced, every configured
+//! source heard from) or a patience runs out: a half-synced fleet would "clear" every signal.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+
+use crate::config::Thresholds;
+use crate::model::Snapshot;
+use crate::model::incident::Origin;
+use crate::model::signal::Signal;
+use crate::runbook::executor::Executor;
+use crate::signals::Detectors;
+use crate::store::{IncidentFilter, SignalRecorder, Store};
+
+/// How often the fleet is evaluated again when nothing new arrives: detectors measure time
+/// (a node NotReady for longer than a minute), so a quiet fleet still changes.
+pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);
+/// How long recording waits for a complete fleet picture before it starts anyway.
+pub const WARM_UP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// One evaluation of the fleet, as every face shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluated {
+    /// The snapshot with `signals` filled (detectors' and intakes'), most severe first.
+    pub snapshot: Arc<Snapshot>,
+    pub at: Option<DateTime<Utc>>,
+    /// Bumped on every evaluation.
+    pub seq: u64,
+    /// Whether signal changes are being recorded (a store is open and the fleet picture was
+    /// complete once).
+    pub recording: bool,
+    /// How many recordings reached the store so far: a face re-reads incidents when it moves.
+    pub recorded: u64,
+    /// The last recording's error, if it failed.
+    pub store_error: Option<String>,
+    /// Runs this evaluation started.
+    pub started_runs: Vec<String>,
+}
+
+impl Evaluated {
+    pub fn signals(&self) -> &[Signal] {
+        &self.snapshot.signals
+    }
+}
+
+/// Signals from outside the fleet model: a webhook's alerts, firing until they resolve.
+pub trait Intake: Send + Sync {
+    /// The signals firing now.
+    fn signals(&self) -> Vec<Signal>;
+    /// The dedup-key prefix of every signal this intake raises (`alert:`).
+    fn key_prefix(&self) -> &'static str;
+}
+
+/// The dedup-key prefixes of outside intakes: a face without that intake cannot observe them.
+const INTAKE_PREFIXES: &[&str] = &["alert:"];
+
+/// What the pipeline needs to know of the faces' configuration.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub thresholds: Thresholds,
+    /// Signals of one group within this long of each other join one incident.
+    pub incident_window: Duration,
+    /// Which face records (tui, headless, cli).
+    pub origin: Origin,
+    /// GPU sources that will report (DCGM exporters, NVML, Prometheus): the picture is not
+    /// complete until each has.
+    pub gpu_sources: usize,
+    /// Whether a cost source will report.
+    pub cost_source: bool,
+    /// How long recording waits for a complete picture before it starts anyway.
+    pub warm_up_patience: Duration,
+}
+
+impl PipelineConfig {
+    pub fn new(thresholds: Thresholds, origin: Origin) -> Self {
+        Self {
+            thresholds,
+            incident_window: Duration::from_secs(3600),
+            origin,
+            gpu_sources: 0,
+            cost_source: false,
+            warm_up_patience: WARM_UP_PATIENCE,
+        }
+    }
+}
+
+/// The evaluation loop's state: detectors with their memory, the recorder, the executor.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    detectors: Detectors,
+    store: Option<Store>,
+    executor: Option<Executor>,
+    /// Runs start only while this is set (headless: the Lease's leader); `None`: always.
+    acting: Option<Arc<AtomicBool>>,
+    intakes: Vec<Arc<dyn Intake>>,
+    /// `None` until the fleet picture is complete and the store's open incidents were read.
+    recorder: Option<SignalRecorder>,
+    started: std::time::Instant,
+    seq: u64,
+    recorded: u64,
+    store_error: Option<String>,
+}
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig) -> Self {
+        Self {
+            detectors: Detectors::new(cfg.thresholds.clone()),
+            cfg,
+            store: None,
+            executor: None,
+            acting: None,
+            intakes: Vec::new(),
+            recorder: None,
+            started: std::time::Instant::now(),
+            seq: 0,
+            recorded: 0,
+            store_error: None,
+        }
+    }
+
+    /// Records signal changes in `store` (incidents, timeline, audit chain).
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Hands every evaluation to `executor`; runs start only while `acting` is set (or always
+    /// when it is `None`).
+    pub fn with_executor(mut self, executor: Executor, acting: Option<Arc<AtomicBool>>) -> Self {
+        self.executor = Some(executor);
+        self.acting = acting;
+        self
+    }
+
+    pub fn with_intake(mut self, intake: Arc<dyn Intake>) -> Self {
+        self.intakes.push(intake);
+        self
+    }
+
+    /// The detectors' and intakes' signals for `snap` at `now`, most severe first; records
+    /// nothing and starts nothing (one-shot commands use this).
+    pub fn detect(&mut self, snap: &Snapshot, now: DateTime<Utc>) -> Vec<Signal> {
+        let mut signals = self.detectors.evaluate(snap, now);
+        if let Some(report) = &snap.cost {
+            signals.extend(self.detectors.evaluate_cost(report, now));
+        }
+        for intake in &self.intakes {
+            signals.extend(intake.signals());
+        }
+        signals.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.subject.cmp(&b.subject))
+        });
+        signals
+    }
+
+    /// The signals of `snap` at `now` with fresh detectors: for one-shot commands (`snapshot`,
+    /// `cost`), which have no memory of earlier snapshots.
+    pub fn detect_once(
+        thresholds: &Thresholds,
+        snap: &Snapshot,
+        now: DateTime<Utc>,
+    ) -> Vec<Signal> {
+        Self::new(PipelineConfig::new(thresholds.clone(), Origin::Cli)).detect(snap, now)
+    }
+
+    /// Whether this face could raise the signal with `key`, given what it watches: only those
+    /// are resumed from the store, so only those can be cleared by it.
+    fn observes(&self, key: &str, snap: &Snapshot) -> bool {
+        if let Some(prefix) = INTAKE_PREFIXES.iter().find(|p| key.starts_with(**p)) {
+            return self.intakes.iter().any(|i| i.key_prefix() == *prefix);
+        }
+        let kind = key.split(':').next().unwrap_or_default();
+        match kind.split('.').next().unwrap_or_default() {
+            "gpu" => !snap.gpu_sources.is_empty(),
+            "budget" | "cost" => snap.cost_source.is_some(),
+            "endpoint" | "slo" => !snap.endpoints.is_empty(),
+            _ => !snap.clusters.is_empty(),
+        }
+    }
+
+    /// Whether every configured source has been heard from at least once.
+    fn complete(&self, snap: &Snapshot) -> bool {
+        snap.clusters.iter().all(|c| c.synced())
+            && snap.gpu_sources.len() >= self.cfg.gpu_sources
+            && snap.endpoints.iter().all(|e| e.probe.is_some())
+            && (!self.cfg.cost_source || snap.cost_source.is_some())
+    }
+
+    /// Starts recording once the picture is complete (or the patience ran out): reads the
+    /// store's open incidents and resumes the signals this face observes.
+    async fn warm_up(&mut self, snap: &Snapshot) {
+        if self.recorder.is_some()
+            || !(self.complete(snap) || self.started.elapsed() >= self.cfg.warm_up_patience)
+        {
+            return;
+        }
+        let Some(store) = self.store.clone() else {
+            self.recorder = Some(SignalRecorder::default());
+            return;
+        };
+        let open = tokio::task::spawn_blocking(move || {
+            store.incidents(&IncidentFilter {
+                open_only: true,
+                since: None,
+            })
+        })
+        .await;
+        match open {
+            Ok(Ok(open)) => {
+                let recorder = SignalRecorder::resume_where(&open, |key| self.observes(key, snap));
+                self.recorder = Some(recorder);
+            }
+            Ok(Err(e)) => self.store_error = Some(e.to_string()),
+            Err(e) => self.store_error = Some(e.to_string()),
+        }
+    }
+
+    /// Evaluates `snap` at `now`: detects, records the changes, hands the result to the
+    /// executor (runs start after their signal is on the store, so what they do lands on the
+    /// incident it opened).
+    pub async fn evaluate(&mut self, snap: Arc<Snapshot>, now: DateTime<Utc>) -> Evaluated {
+        self.seq += 1;
+        let signals = self.detect(&snap, now);
+        let mut snap = snap;
+        Arc::make_mut(&mut snap).signals = signals;
+        self.warm_up(&snap).await;
+        if let (Some(recorder), Some(store)) = (self.recorder.as_mut(), self.store.clone()) {
+            let changes = recorder.observe(&snap.signals);
+            if !changes.is_empty() {
+                let (origin, window) = (self.cfg.origin, self.cfg.incident_window);
+                let written = tokio::task::spawn_blocking(move || {
+                    store.record_signals(&changes.fired, &changes.cleared, origin, window, now)
+                })
+                .await;
+                self.store_error = match written {
+                    Ok(Ok(_)) => {
+                        self.recorded += 1;
+                        None
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot record signals");
+                        Some(e.to_string())
+                    }
+                    Err(e) => Some(e.to_string()),
+                };
+            }
+        }
+        let mut started_runs = Vec::new();
+        if let Some(executor) = &self.executor {
+            let acting = self
+                .acting
+                .as_ref()
+                .is_none_or(|a| a.load(Ordering::SeqCst));
+            if acting && self.recorder.is_some() {
+                started_runs = executor.observe(snap.clone());
+            } else {
+                // Followers (and a face still warming up) keep the executor's picture fresh
+                // for re-validation and previews, but start nothing.
+                executor.observe_snapshot_only(snap.clone());
+            }
+        }
+        Evaluated {
+            snapshot: snap,
+            at: Some(now),
+            seq: self.seq,
+            recording: self.store.is_some() && self.recorder.is_some(),
+            recorded: self.recorded,
+            store_error: self.store_error.clone(),
+            started_runs,
+        }
+    }
+
+    /// Runs the pipeline as a task: evaluates every new snapshot, every `wake` (an intake got
+    /// something) and every [`EVALUATE_EVERY`], and publishes each evaluation (latest wins).
+    /// Ends when `state` is gone.
+    pub fn spawn(
+        mut self,
+        mut snapshots: watch::Receiver<Arc<Snapshot>>,
+        wake: Option<Arc<Notify>>,
+    ) -> watch::Receiver<Arc<Evaluated>> {
+        let (tx, rx) = watch::channel(Arc::new(Evaluated::default()));
+        tokio::spawn(async move {
+            let wake = wake.unwrap_or_default();
+            let mut tick = tokio::time::interval(EVALUATE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let snap = snapshots.borrow_and_update().clone();
+                let evaluated = self.evaluate(snap, Utc::now()).await;
+                if tx.send(Arc::new(evaluated)).is_err() {
+                    break;
+                }
+                tokio::select! {
+                    changed = snapshots.changed() => if changed.is_err() { break },
+                    _ = wake.notified() => {}
+                    _ = tick.tick() => {}
+                }
+            }
+        });
+        rx
+    }
+}
+
+#[cfg(test)]
+mod tests;
