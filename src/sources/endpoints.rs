@@ -8,8 +8,7 @@
 //! ([`SliHistory`], [`psi`]), and [`EndpointTracker`] folds probe and scrape results into an
 //! [`EndpointModel`] without I/O, so all of it can be fed synthetic data.
 //!
-//! The Prometheus text parser here is deliberately small (samples only; `# HELP`/`# TYPE` are
-//! skipped) so this source stands alone; a shared parser crate could replace it.
+//! `/metrics` bodies are read with the sources' shared [`prom_text`] parser.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
 
+use super::prom_text::{self, Record};
 use crate::model::endpoint::{
     BurnAlert, BurnSeverity, BurnWindow, DriftBand, DriftConfig, DriftResult, EndpointConfig,
     EndpointHealth, EndpointMetrics, EndpointModel, EndpointProtocol, ProbeResult, SloBurn,
@@ -35,8 +35,12 @@ pub enum EndpointSourceError {
     },
     #[error("GET {url} answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("metrics line {line}: {message}")]
-    Exposition { line: usize, message: String },
+    #[error("metrics {source}")]
+    Exposition {
+        line: usize,
+        #[source]
+        source: prom_text::ParseError,
+    },
     #[error("cannot build the HTTP client for the endpoint probes: {0}")]
     Client(#[source] reqwest::Error),
 }
@@ -60,121 +64,28 @@ impl MetricSample {
     }
 }
 
-/// Parses the sample lines of a Prometheus text exposition (comments and blank lines are
-/// skipped). A malformed line is an error naming its line number.
+/// The samples of a `/metrics` body, read with the shared [`prom_text`] parser and owned, as
+/// a scrape's figures are looked up many times. A malformed line is an error naming its line.
 pub fn parse_exposition(text: &str) -> Result<Vec<MetricSample>, EndpointSourceError> {
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let sample = parse_sample(line).map_err(|message| EndpointSourceError::Exposition {
-            line: i + 1,
-            message,
+    for record in prom_text::Parser::new(text) {
+        let record = record.map_err(|source| EndpointSourceError::Exposition {
+            line: source.line,
+            source,
         })?;
-        out.push(sample);
+        if let Record::Sample(s) = record {
+            out.push(MetricSample {
+                name: s.name.to_string(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.into_owned()))
+                    .collect(),
+                value: s.value,
+            });
+        }
     }
     Ok(out)
-}
-
-fn parse_sample(line: &str) -> Result<MetricSample, String> {
-    let name_end = line
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .unwrap_or(line.len());
-    let name = &line[..name_end];
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("no metric name at the start of {line:?}"));
-    }
-    let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
-    if let Some(after) = rest.strip_prefix('{') {
-        rest = parse_labels(after, &mut labels).map_err(|e| format!("{name}: {e}"))?;
-    }
-    if !rest.starts_with([' ', '\t']) {
-        return Err(format!(
-            "{name}: expected a space before the value in {line:?}"
-        ));
-    }
-    let mut fields = rest.split_ascii_whitespace();
-    let value = fields.next().ok_or_else(|| format!("{name}: no value"))?;
-    let value = parse_value(value).ok_or_else(|| format!("{name}: {value:?} is not a number"))?;
-    if let Some(ts) = fields.next() {
-        ts.parse::<i64>()
-            .map_err(|_| format!("{name}: timestamp {ts:?} is not an integer"))?;
-    }
-    if let Some(extra) = fields.next() {
-        return Err(format!("{name}: unexpected {extra:?} after the value"));
-    }
-    Ok(MetricSample {
-        name: name.to_string(),
-        labels,
-        value,
-    })
-}
-
-/// Reads `k="v",…}` and answers what follows the closing brace.
-fn parse_labels<'a>(s: &'a str, out: &mut Vec<(String, String)>) -> Result<&'a str, String> {
-    let mut s = s.trim_start();
-    loop {
-        if let Some(rest) = s.strip_prefix('}') {
-            return Ok(rest);
-        }
-        let key_end = s
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(s.len());
-        let key = &s[..key_end];
-        if key.is_empty() {
-            return Err(format!("expected a label name at {s:?}"));
-        }
-        s = s[key_end..].trim_start();
-        s = s
-            .strip_prefix('=')
-            .ok_or_else(|| format!("label {key}: expected '='"))?
-            .trim_start();
-        s = s
-            .strip_prefix('"')
-            .ok_or_else(|| format!("label {key}: expected a quoted value"))?;
-        let mut value = String::new();
-        let mut end = None;
-        let mut chars = s.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, '\\')) => value.push('\\'),
-                    Some((_, '"')) => value.push('"'),
-                    Some((_, other)) => {
-                        value.push('\\');
-                        value.push(other);
-                    }
-                    None => break,
-                },
-                '"' => {
-                    end = Some(i + 1);
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        let end = end.ok_or_else(|| format!("label {key}: unterminated value"))?;
-        out.push((key.to_string(), value));
-        s = s[end..].trim_start();
-        if let Some(rest) = s.strip_prefix(',') {
-            s = rest.trim_start();
-        } else if !s.starts_with('}') {
-            return Err(format!("label {key}: expected ',' or '}}' after the value"));
-        }
-    }
-}
-
-fn parse_value(v: &str) -> Option<f64> {
-    match v {
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        _ => v.parse().ok(),
-    }
 }
 
 /// The samples named `name`; where `model` is given and some of them carry it in `label`, only
@@ -225,7 +136,7 @@ impl Histogram {
         let mut buckets: Vec<(f64, f64)> =
             select(samples, &format!("{family}_bucket"), model_label, model)
                 .into_iter()
-                .filter_map(|s| Some((parse_value(s.label("le")?)?, s.value)))
+                .filter_map(|s| Some((prom_text::parse_value(s.label("le")?)?, s.value)))
                 .filter(|(le, _)| !le.is_nan())
                 .collect();
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
