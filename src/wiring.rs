@@ -8,7 +8,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::model::Snapshot;
+use crate::signals::slo::{BurnPolicy, EndpointWindows};
 use crate::sources::Update;
+use crate::sources::endpoints::EndpointUpdate;
 use crate::sources::kube::ClusterTarget;
 use crate::sources::prometheus::PrometheusClient;
 use crate::state::{ClusterInfo, FleetState, spawn_fleet};
@@ -71,6 +73,25 @@ fn forward<T: Send + 'static>(
     });
 }
 
+/// Passes the endpoint source's updates through the SLO and drift detectors, which fill each
+/// endpoint's burn and drift from the poll's raw measurements before `state` sees it: sources
+/// may not import signals, so the two meet here.
+pub fn evaluate_endpoints(
+    mut rx: mpsc::Receiver<EndpointUpdate>,
+    mut windows: EndpointWindows,
+) -> mpsc::Receiver<EndpointUpdate> {
+    let (tx, out) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(mut u) = rx.recv().await {
+            windows.apply(u.index, u.observation.as_ref(), &mut u.endpoint);
+            if tx.send(u).await.is_err() {
+                break;
+            }
+        }
+    });
+    out
+}
+
 /// Starts the state task and every source the config and `targets` name. Must run inside a
 /// tokio runtime.
 pub fn start(
@@ -126,7 +147,10 @@ pub fn start(
             Duration::from_secs(5),
             etx,
         );
-        forward(erx, tx.clone(), |u| Update::Endpoint(Box::new(u)));
+        let windows = EndpointWindows::new(&cfg.endpoints, BurnPolicy::sre_workbook());
+        forward(evaluate_endpoints(erx, windows), tx.clone(), |u| {
+            Update::Endpoint(Box::new(u))
+        });
     }
     let cost_source = cost_options(cfg).is_some();
     if let Some(opts) = cost_options(cfg) {

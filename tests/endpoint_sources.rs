@@ -9,14 +9,19 @@ mod common;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use common::Sim;
 use fleetdeck::model::endpoint::{
     BurnSeverity, EndpointConfig, EndpointHealth, EndpointModel, EndpointProtocol,
     LatencyPercentile, LatencySlo, SloBurn, SloConfig,
 };
+use fleetdeck::model::endpoint::{DriftBand, DriftConfig, ProbeResult};
+use fleetdeck::signals::slo::{BurnPolicy, EndpointWindows};
 use fleetdeck::sources::endpoints::{
-    BurnPolicy, EndpointPollOptions, EndpointUpdate, probe_endpoint, spawn_endpoints_with,
+    EndpointPollOptions, EndpointSourceError, EndpointTracker, EndpointUpdate, probe_endpoint,
+    spawn_endpoints_with,
 };
+use fleetdeck::wiring::evaluate_endpoints;
 use tokio::sync::mpsc;
 
 /// Long enough for a rollout in the sim and a few windows of traffic; only a deadline.
@@ -63,8 +68,11 @@ fn fast_options() -> EndpointPollOptions {
         interval: Duration::from_millis(250),
         timeout: Duration::from_secs(5),
         metrics_window: Duration::from_secs(5),
-        burn_policy: BurnPolicy::sre_workbook().scaled(1.0 / 120.0),
     }
+}
+
+fn fast_burn_policy() -> BurnPolicy {
+    BurnPolicy::sre_workbook().scaled(1.0 / 120.0)
 }
 
 fn poll(
@@ -72,8 +80,9 @@ fn poll(
     options: EndpointPollOptions,
 ) -> mpsc::Receiver<EndpointUpdate> {
     let (tx, rx) = mpsc::channel(64);
+    let windows = EndpointWindows::new(&configs, fast_burn_policy());
     spawn_endpoints_with(configs, options, tx);
-    rx
+    evaluate_endpoints(rx, windows)
 }
 
 /// The first update of endpoint `index` that satisfies `want`.
@@ -329,4 +338,209 @@ async fn a_plain_http_endpoint_is_healthy_on_2xx_and_not_ready_on_404() {
         missing.error.as_deref().is_some_and(|e| e.contains("404")),
         "{missing:?}"
     );
+}
+
+// ---- the tracker and the detectors, on synthetic scrapes ----------------------------------
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_750_000_000 + secs, 0).unwrap_or_default()
+}
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-9)
+}
+
+fn vllm_scrape(counts: &[(usize, u64)], ok: u64, failed: u64, waiting: u64) -> String {
+    let bounds = [
+        "0.3", "0.5", "0.8", "1.0", "1.5", "2.0", "2.5", "5.0", "10.0", "15.0", "20.0", "30.0",
+        "40.0", "50.0", "60.0", "120.0", "240.0", "480.0", "960.0", "1920.0", "7680.0", "+Inf",
+    ];
+    let mut out = String::new();
+    let mut cum = 0;
+    for (i, le) in bounds.iter().enumerate() {
+        cum += counts
+            .iter()
+            .filter(|(b, _)| *b == i)
+            .map(|(_, c)| c)
+            .sum::<u64>();
+        out.push_str(&format!(
+            "vllm:e2e_request_latency_seconds_bucket{{engine=\"0\",le=\"{le}\",model_name=\"m\"}} {cum}.0\n"
+        ));
+    }
+    out.push_str(&format!(
+        "vllm:e2e_request_latency_seconds_count{{engine=\"0\",model_name=\"m\"}} {cum}.0\n\
+         vllm:e2e_request_latency_seconds_sum{{engine=\"0\",model_name=\"m\"}} {}\n\
+         vllm:num_requests_running{{engine=\"0\",model_name=\"m\"}} 3.0\n\
+         vllm:num_requests_waiting{{engine=\"0\",model_name=\"m\"}} {waiting}.0\n\
+         http_requests_total{{handler=\"/v1/chat/completions\",method=\"POST\",status=\"2xx\"}} {ok}.0\n\
+         http_requests_total{{handler=\"/v1/chat/completions\",method=\"POST\",status=\"5xx\"}} {failed}.0\n\
+         http_requests_total{{handler=\"/metrics\",method=\"GET\",status=\"2xx\"}} 999.0\n\
+         http_requests_total{{handler=\"/health\",method=\"GET\",status=\"5xx\"}} 999.0\n",
+        cum as f64 * 0.4
+    ));
+    out
+}
+
+fn vllm_config(slo: SloConfig) -> EndpointConfig {
+    EndpointConfig {
+        name: "chat".into(),
+        url: "http://127.0.0.1:1".into(),
+        protocol: EndpointProtocol::Vllm,
+        model: Some("m".into()),
+        metrics_url: None,
+        serving: None,
+        slo,
+        drift: None,
+    }
+}
+
+fn probe(at: DateTime<Utc>, health: EndpointHealth) -> ProbeResult {
+    ProbeResult {
+        at,
+        health,
+        live: Some(true),
+        ready: Some(health == EndpointHealth::Healthy),
+        model_ready: None,
+        engine_alive: Some(health != EndpointHealth::Dead),
+        latency_ms: Some(1.0),
+        error: None,
+    }
+}
+
+/// The endpoint source's tracker followed by the SLO and drift detectors, as `wiring` joins
+/// them, with the SRE workbook's real windows.
+struct Polled {
+    tracker: EndpointTracker,
+    windows: EndpointWindows,
+    model: EndpointModel,
+}
+
+impl Polled {
+    fn new(config: EndpointConfig) -> Self {
+        let windows =
+            EndpointWindows::new(std::slice::from_ref(&config), BurnPolicy::sre_workbook());
+        Polled {
+            model: EndpointModel::new(&config, t(0)),
+            tracker: EndpointTracker::new(config, Duration::from_secs(300), t(0)),
+            windows,
+        }
+    }
+
+    fn observe(
+        &mut self,
+        probe: ProbeResult,
+        scrape: Option<Result<String, EndpointSourceError>>,
+        now: DateTime<Utc>,
+    ) -> &EndpointModel {
+        self.model = self.tracker.observe(probe, scrape, now).clone();
+        self.windows
+            .apply(0, self.tracker.observation(), &mut self.model);
+        &self.model
+    }
+}
+
+#[test]
+fn a_slow_latency_histogram_burns_the_latency_slo() {
+    let slo = SloConfig {
+        latency: Some(LatencySlo {
+            percentile: LatencyPercentile::P99,
+            target_ms: 2500.0,
+        }),
+        availability: Some(0.999),
+    };
+    let mut tracker = Polled::new(vllm_config(slo));
+    tracker.observe(
+        probe(t(0), EndpointHealth::Healthy),
+        Some(Ok(vllm_scrape(&[], 0, 0, 0))),
+        t(0),
+    );
+    // 100 requests, 20 of them slower than 2.5 s: 20 % bad against a 1 % budget.
+    let model = tracker.observe(
+        probe(t(60), EndpointHealth::Healthy),
+        Some(Ok(vllm_scrape(&[(1, 80), (7, 20)], 100, 0, 0))),
+        t(60),
+    );
+    let latency = model.latency_burn.clone();
+    assert_eq!(
+        latency.as_ref().and_then(SloBurn::severity),
+        Some(BurnSeverity::Page)
+    );
+    assert!(latency.is_some_and(|b| close(b.windows[0].burn_rate, 20.0)));
+    assert_eq!(
+        model.availability_burn.as_ref().and_then(SloBurn::severity),
+        None,
+        "nothing failed"
+    );
+}
+
+#[test]
+fn an_idle_endpoint_whose_probe_fails_burns_availability() {
+    let slo = SloConfig {
+        latency: None,
+        availability: Some(0.999),
+    };
+    let mut tracker = Polled::new(vllm_config(slo));
+    let idle = vllm_scrape(&[], 0, 0, 0);
+    for s in 0..3 {
+        tracker.observe(
+            probe(t(s * 10), EndpointHealth::Dead),
+            Some(Ok(idle.clone())),
+            t(s * 10),
+        );
+    }
+    let model = &tracker.model;
+    assert_eq!(model.health, EndpointHealth::Dead);
+    assert_eq!(
+        model.availability_burn.as_ref().and_then(SloBurn::severity),
+        Some(BurnSeverity::Page)
+    );
+}
+
+#[test]
+fn drift_compares_the_first_window_with_the_latest() {
+    let cfg = EndpointConfig {
+        drift: Some(DriftConfig {
+            metric: "vllm:e2e_request_latency_seconds".into(),
+            window_secs: 60,
+        }),
+        ..vllm_config(SloConfig::default())
+    };
+    let mut tracker = Polled::new(cfg);
+    let (mut fast, mut slow) = (0u64, 0u64);
+    let drift_at = |tracker: &mut Polled, s: i64, fast: u64, slow: u64| {
+        tracker
+            .observe(
+                probe(t(s), EndpointHealth::Healthy),
+                Some(Ok(vllm_scrape(&[(1, fast), (7, slow)], fast + slow, 0, 0))),
+                t(s),
+            )
+            .drift
+            .clone()
+    };
+    for s in (0..=60).step_by(10) {
+        fast += 90;
+        slow += 10;
+        drift_at(&mut tracker, s, fast, slow);
+    }
+    let same = drift_at(&mut tracker, 70, fast + 90, slow + 10);
+    fast += 90;
+    slow += 10;
+    assert_eq!(
+        same.as_ref().map(|d| d.band),
+        Some(DriftBand::None),
+        "{same:?}"
+    );
+    // Then a minute where half the requests are slow.
+    let mut last = None;
+    for s in (80..=140).step_by(10) {
+        fast += 50;
+        slow += 50;
+        last = drift_at(&mut tracker, s, fast, slow);
+    }
+    assert_eq!(
+        last.as_ref().map(|d| d.band),
+        Some(DriftBand::Significant),
+        "{last:?}"
+    );
+    assert_eq!(last.map(|d| d.baseline_count), Some(600.0));
 }

@@ -21,12 +21,14 @@ use fleetdeck::model::endpoint::{
     ServingObject, SloConfig,
 };
 use fleetdeck::model::signal::{Severity, Signal};
+use fleetdeck::signals::slo::{BurnPolicy, EndpointWindows};
 use fleetdeck::signals::{Detectors, Thresholds};
 use fleetdeck::sources::Update;
 use fleetdeck::sources::dcgm::spawn_dcgm;
-use fleetdeck::sources::endpoints::{BurnPolicy, EndpointPollOptions, spawn_endpoints_with};
+use fleetdeck::sources::endpoints::{EndpointPollOptions, spawn_endpoints_with};
 use fleetdeck::sources::kube::{spawn_cluster, targets};
 use fleetdeck::state::{ClusterInfo, FleetState, spawn_fleet};
+use fleetdeck::wiring::evaluate_endpoints;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
@@ -80,8 +82,10 @@ impl Cockpit {
         });
 
         if !endpoints.is_empty() {
-            let (etx, mut erx) = mpsc::channel(64);
+            let (etx, erx) = mpsc::channel(64);
+            let windows = EndpointWindows::new(&endpoints, fast_burn_policy());
             spawn_endpoints_with(endpoints, fast_endpoint_polls(), etx);
+            let mut erx = evaluate_endpoints(erx, windows);
             tokio::spawn(async move {
                 while let Some(u) = erx.recv().await {
                     if tx.send(Update::Endpoint(Box::new(u))).await.is_err() {
@@ -162,8 +166,11 @@ fn fast_endpoint_polls() -> EndpointPollOptions {
         interval: Duration::from_millis(250),
         timeout: Duration::from_secs(5),
         metrics_window: Duration::from_secs(5),
-        burn_policy: BurnPolicy::sre_workbook().scaled(1.0 / 120.0),
     }
+}
+
+fn fast_burn_policy() -> BurnPolicy {
+    BurnPolicy::sre_workbook().scaled(1.0 / 120.0)
 }
 
 fn llama_chat(sim: &Sim) -> Vec<EndpointConfig> {

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use common::{Kubectl, Sim, fixture, http, wait_until};
+use fleetdeck::sources::prom_text::{self, Record};
 use reqwest::Method;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -267,73 +268,22 @@ struct Sample {
     value: f64,
 }
 
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            return out;
-        }
-        assert_eq!(
-            chars.next(),
-            Some('"'),
-            "label {key} has a quoted value in {s:?}"
-        );
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(other) => value.push(other),
-                    None => break,
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        out.insert(key, value);
-    }
-}
-
+/// The samples of a body, read with the cockpit's own strict parser: a line it cannot read
+/// fails the test, so the sim is held to the format its clients expect.
 fn parse_exposition(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
-    for line in text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let (name, labels, rest) = match line.find('{') {
-            Some(open) => {
-                let close = line
-                    .rfind('}')
-                    .unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
-                (
-                    &line[..open],
-                    parse_labels(&line[open + 1..close]),
-                    &line[close + 1..],
-                )
-            }
-            None => {
-                let (n, r) = line
-                    .split_once(' ')
-                    .unwrap_or_else(|| panic!("no value in {line:?}"));
-                (n, BTreeMap::new(), r)
-            }
-        };
-        let value = rest
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("bad value in {line:?}"));
-        out.push(Sample {
-            name: name.to_string(),
-            labels,
-            value,
-        });
+    for record in prom_text::Parser::new(text) {
+        if let Record::Sample(s) = record.unwrap_or_else(|e| panic!("metrics {e}")) {
+            out.push(Sample {
+                name: s.name.to_string(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.into_owned()))
+                    .collect(),
+                value: s.value,
+            });
+        }
     }
     out
 }

@@ -269,6 +269,38 @@ pub struct DriftResult {
     pub computed_at: DateTime<Utc>,
 }
 
+/// A histogram's cumulative bucket counts over one interval (what a counter increase is to a
+/// counter): upper bounds ascending, the last `+Inf`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntervalHistogram {
+    pub bounds: Vec<f64>,
+    pub cumulative: Vec<f64>,
+}
+
+/// What happened between two successful scrapes of an endpoint's `/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScrapeInterval {
+    pub secs: f64,
+    /// Requests answered in the interval, when the endpoint counts them.
+    pub requests: Option<f64>,
+    /// Of those, failed ones (5xx / failure), when the endpoint counts them.
+    pub failed: Option<f64>,
+    /// The request latency histogram's increase, seconds.
+    pub latency: Option<IntervalHistogram>,
+    /// The increase of the configured drift metric.
+    pub drift: Option<IntervalHistogram>,
+}
+
+/// The raw measurements of one poll, from which the detectors keep SLO and drift windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointObservation {
+    pub at: DateTime<Utc>,
+    /// Whether the probe found the endpoint healthy.
+    pub probe_healthy: bool,
+    /// `None` unless this poll and the one before both scraped.
+    pub interval: Option<ScrapeInterval>,
+}
+
 /// The latest picture of one endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointModel {

@@ -29,6 +29,8 @@ pub enum Update {
 pub struct EndpointUpdate {
     pub index: usize,
     pub endpoint: EndpointModel,
+    /// What this poll measured; `None` when the endpoint could not be polled at all.
+    pub observation: Option<super::endpoint::EndpointObservation>,
 }
 
 /// One round of the Prometheus collector: per-node GPU history for the charts, keyed

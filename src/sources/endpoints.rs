@@ -1,15 +1,13 @@
 //! Model endpoint source: probes (KServe V2, vLLM, Triton, plain HTTP) and `/metrics` scrapes,
-//! turned into latency quantiles, TTFT, error rate, throughput and queue depth; SLO burn rates by
-//! the SRE workbook's multiwindow, multi-burn-rate rules; PSI drift of a histogram metric. One
-//! tokio task per endpoint sends [`EndpointUpdate`]s; it never touches the UI or the store.
-//! Imports model only.
+//! turned into latency quantiles, TTFT, error rate, throughput and queue depth, and the raw
+//! measurements of each poll ([`EndpointObservation`]: request and failure increases, histogram
+//! increases) from which `signals` figures SLO burn and drift. One tokio task per endpoint sends
+//! [`EndpointUpdate`]s; it never touches the UI or the store. Imports model only.
 //!
-//! The burn-rate and drift computations are pure functions over bounded, age-pruned series
-//! ([`SliHistory`], [`psi`]), and [`EndpointTracker`] folds probe and scrape results into an
-//! [`EndpointModel`] without I/O, so all of it can be fed synthetic data.
+//! [`EndpointTracker`] folds probe and scrape results into an [`EndpointModel`] without I/O, so
+//! it can be fed synthetic data.
 //!
-//! The Prometheus text parser here is deliberately small (samples only; `# HELP`/`# TYPE` are
-//! skipped) so this source stands alone; a shared parser crate could replace it.
+//! `/metrics` bodies are read with the sources' shared [`prom_text`] parser.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,10 +15,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
 
+use super::prom_text::{self, Record};
 use crate::model::endpoint::{
-    BurnAlert, BurnSeverity, BurnWindow, DriftBand, DriftConfig, DriftResult, EndpointConfig,
-    EndpointHealth, EndpointMetrics, EndpointModel, EndpointProtocol, ProbeResult, SloBurn,
-    SloKind,
+    EndpointConfig, EndpointHealth, EndpointMetrics, EndpointModel, EndpointObservation,
+    EndpointProtocol, IntervalHistogram, ProbeResult, ScrapeInterval,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +33,12 @@ pub enum EndpointSourceError {
     },
     #[error("GET {url} answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("metrics line {line}: {message}")]
-    Exposition { line: usize, message: String },
+    #[error("metrics {source}")]
+    Exposition {
+        line: usize,
+        #[source]
+        source: prom_text::ParseError,
+    },
     #[error("cannot build the HTTP client for the endpoint probes: {0}")]
     Client(#[source] reqwest::Error),
 }
@@ -60,121 +62,28 @@ impl MetricSample {
     }
 }
 
-/// Parses the sample lines of a Prometheus text exposition (comments and blank lines are
-/// skipped). A malformed line is an error naming its line number.
+/// The samples of a `/metrics` body, read with the shared [`prom_text`] parser and owned, as
+/// a scrape's figures are looked up many times. A malformed line is an error naming its line.
 pub fn parse_exposition(text: &str) -> Result<Vec<MetricSample>, EndpointSourceError> {
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let sample = parse_sample(line).map_err(|message| EndpointSourceError::Exposition {
-            line: i + 1,
-            message,
+    for record in prom_text::Parser::new(text) {
+        let record = record.map_err(|source| EndpointSourceError::Exposition {
+            line: source.line,
+            source,
         })?;
-        out.push(sample);
+        if let Record::Sample(s) = record {
+            out.push(MetricSample {
+                name: s.name.to_string(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.into_owned()))
+                    .collect(),
+                value: s.value,
+            });
+        }
     }
     Ok(out)
-}
-
-fn parse_sample(line: &str) -> Result<MetricSample, String> {
-    let name_end = line
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .unwrap_or(line.len());
-    let name = &line[..name_end];
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("no metric name at the start of {line:?}"));
-    }
-    let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
-    if let Some(after) = rest.strip_prefix('{') {
-        rest = parse_labels(after, &mut labels).map_err(|e| format!("{name}: {e}"))?;
-    }
-    if !rest.starts_with([' ', '\t']) {
-        return Err(format!(
-            "{name}: expected a space before the value in {line:?}"
-        ));
-    }
-    let mut fields = rest.split_ascii_whitespace();
-    let value = fields.next().ok_or_else(|| format!("{name}: no value"))?;
-    let value = parse_value(value).ok_or_else(|| format!("{name}: {value:?} is not a number"))?;
-    if let Some(ts) = fields.next() {
-        ts.parse::<i64>()
-            .map_err(|_| format!("{name}: timestamp {ts:?} is not an integer"))?;
-    }
-    if let Some(extra) = fields.next() {
-        return Err(format!("{name}: unexpected {extra:?} after the value"));
-    }
-    Ok(MetricSample {
-        name: name.to_string(),
-        labels,
-        value,
-    })
-}
-
-/// Reads `k="v",…}` and answers what follows the closing brace.
-fn parse_labels<'a>(s: &'a str, out: &mut Vec<(String, String)>) -> Result<&'a str, String> {
-    let mut s = s.trim_start();
-    loop {
-        if let Some(rest) = s.strip_prefix('}') {
-            return Ok(rest);
-        }
-        let key_end = s
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(s.len());
-        let key = &s[..key_end];
-        if key.is_empty() {
-            return Err(format!("expected a label name at {s:?}"));
-        }
-        s = s[key_end..].trim_start();
-        s = s
-            .strip_prefix('=')
-            .ok_or_else(|| format!("label {key}: expected '='"))?
-            .trim_start();
-        s = s
-            .strip_prefix('"')
-            .ok_or_else(|| format!("label {key}: expected a quoted value"))?;
-        let mut value = String::new();
-        let mut end = None;
-        let mut chars = s.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, '\\')) => value.push('\\'),
-                    Some((_, '"')) => value.push('"'),
-                    Some((_, other)) => {
-                        value.push('\\');
-                        value.push(other);
-                    }
-                    None => break,
-                },
-                '"' => {
-                    end = Some(i + 1);
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        let end = end.ok_or_else(|| format!("label {key}: unterminated value"))?;
-        out.push((key.to_string(), value));
-        s = s[end..].trim_start();
-        if let Some(rest) = s.strip_prefix(',') {
-            s = rest.trim_start();
-        } else if !s.starts_with('}') {
-            return Err(format!("label {key}: expected ',' or '}}' after the value"));
-        }
-    }
-}
-
-fn parse_value(v: &str) -> Option<f64> {
-    match v {
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        _ => v.parse().ok(),
-    }
 }
 
 /// The samples named `name`; where `model` is given and some of them carry it in `label`, only
@@ -225,7 +134,7 @@ impl Histogram {
         let mut buckets: Vec<(f64, f64)> =
             select(samples, &format!("{family}_bucket"), model_label, model)
                 .into_iter()
-                .filter_map(|s| Some((parse_value(s.label("le")?)?, s.value)))
+                .filter_map(|s| Some((prom_text::parse_value(s.label("le")?)?, s.value)))
                 .filter(|(le, _)| !le.is_nan())
                 .collect();
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -295,42 +204,6 @@ impl Histogram {
             return Some(end);
         }
         Some(start + (end - start) * (rank / count))
-    }
-
-    /// Observations at or below `x`, interpolated linearly inside the bucket holding `x` (as
-    /// PromQL's `histogram_fraction`); above the highest finite bound only that bound's count is
-    /// known, so the rest counts as above.
-    pub fn count_at_or_below(&self, x: f64) -> f64 {
-        let mut lower = 0.0;
-        let mut below = 0.0;
-        for (le, c) in self.bounds.iter().zip(&self.cumulative) {
-            if le.is_infinite() {
-                return below;
-            }
-            if x <= *le {
-                if *le <= lower {
-                    return *c;
-                }
-                let share = ((x - lower) / (le - lower)).clamp(0.0, 1.0);
-                return below + (c - below) * share;
-            }
-            lower = *le;
-            below = *c;
-        }
-        below
-    }
-
-    /// Per-bucket (not cumulative) counts.
-    pub fn bucket_counts(&self) -> Vec<f64> {
-        let mut prev = 0.0;
-        self.cumulative
-            .iter()
-            .map(|c| {
-                let d = (c - prev).max(0.0);
-                prev = *c;
-                d
-            })
-            .collect()
     }
 
     /// What was observed since `prev`. A counter reset (a bucket went down) or a changed bucket
@@ -573,337 +446,31 @@ fn window_metrics(deltas: &VecDeque<IntervalDelta>, latest: &Reading) -> Endpoin
     }
 }
 
-// ---- SLO burn rate -------------------------------------------------------------------------
-
-/// Good and total events in the interval that ends at `at` (a scrape's request increase, or one
-/// probe).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SliSample {
-    pub at: DateTime<Utc>,
-    pub good: f64,
-    pub total: f64,
-}
-
-/// An SLI series pruned by age: samples older than `max_age` before the newest one go, and at
-/// most [`SliHistory::MAX_SAMPLES`] are kept whatever the cadence.
-#[derive(Debug, Clone)]
-pub struct SliHistory {
-    samples: VecDeque<SliSample>,
-    max_age: Duration,
-}
-
-impl SliHistory {
-    pub const MAX_SAMPLES: usize = 200_000;
-
-    pub fn new(max_age: Duration) -> Self {
-        SliHistory {
-            samples: VecDeque::new(),
-            max_age,
-        }
-    }
-
-    pub fn push(&mut self, sample: SliSample) {
-        self.samples.push_back(sample);
-        if let Some(cutoff) = sample.at.checked_sub_signed(span(self.max_age)) {
-            while self.samples.front().is_some_and(|s| s.at < cutoff) {
-                self.samples.pop_front();
-            }
-        }
-        while self.samples.len() > Self::MAX_SAMPLES {
-            self.samples.pop_front();
-        }
-    }
-
-    /// (good, total) of the samples in the window `(now - window, now]`.
-    pub fn totals(&self, now: DateTime<Utc>, window: Duration) -> (f64, f64) {
-        let from = now.checked_sub_signed(span(window));
-        self.samples
-            .iter()
-            .filter(|s| s.at <= now && from.is_none_or(|f| s.at > f))
-            .fold((0.0, 0.0), |(g, t), s| (g + s.good, t + s.total))
-    }
-
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-}
-
-fn span(d: Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
-/// How many times faster than sustainable the error budget burns: the bad share divided by the
-/// budget `1 - objective`. `None` without events or for an objective outside (0, 1).
-pub fn burn_rate(good: f64, total: f64, objective: f64) -> Option<f64> {
-    if total <= 0.0 || !(objective > 0.0 && objective < 1.0) {
-        return None;
-    }
-    let bad = (total - good).max(0.0);
-    Some(bad / total / (1.0 - objective))
-}
-
-/// Fires `severity` when the burn rate is at least `threshold` over both windows: the long one
-/// shows the budget really went, the short one that it is still going.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BurnRule {
-    pub severity: BurnSeverity,
-    pub threshold: f64,
-    pub long: Duration,
-    pub short: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BurnPolicy {
-    pub rules: Vec<BurnRule>,
-}
-
-impl Default for BurnPolicy {
-    fn default() -> Self {
-        Self::sre_workbook()
-    }
-}
-
-impl BurnPolicy {
-    /// The Google SRE workbook's rules for a 30-day SLO ("Alerting on SLOs", table 5-8): page at
-    /// 14.4× over 1 h and 5 m or 6× over 6 h and 30 m; ticket at 3× over 1 d and 2 h or 1× over
-    /// 3 d and 6 h.
-    pub fn sre_workbook() -> Self {
-        const MIN: u64 = 60;
-        const HOUR: u64 = 60 * MIN;
-        let rule = |severity, threshold, long: u64, short: u64| BurnRule {
-            severity,
-            threshold,
-            long: Duration::from_secs(long),
-            short: Duration::from_secs(short),
-        };
-        BurnPolicy {
-            rules: vec![
-                rule(BurnSeverity::Page, 14.4, HOUR, 5 * MIN),
-                rule(BurnSeverity::Page, 6.0, 6 * HOUR, 30 * MIN),
-                rule(BurnSeverity::Ticket, 3.0, 24 * HOUR, 2 * HOUR),
-                rule(BurnSeverity::Ticket, 1.0, 72 * HOUR, 6 * HOUR),
-            ],
-        }
-    }
-
-    /// The same rules with every window multiplied by `factor` (e.g. 1/120 turns 1 h into 30 s),
-    /// for rehearsals and tests at a fast cadence. A factor that is not a positive finite number
-    /// leaves the windows as they are.
-    pub fn scaled(&self, factor: f64) -> Self {
-        let scale = |d: Duration| {
-            if factor.is_finite() && factor > 0.0 {
-                Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(d)
-            } else {
-                d
-            }
-        };
-        BurnPolicy {
-            rules: self
-                .rules
-                .iter()
-                .map(|r| BurnRule {
-                    long: scale(r.long),
-                    short: scale(r.short),
-                    ..*r
-                })
-                .collect(),
-        }
-    }
-
-    pub fn longest_window(&self) -> Duration {
-        self.rules
-            .iter()
-            .flat_map(|r| [r.long, r.short])
-            .max()
-            .unwrap_or_default()
-    }
-}
-
-/// Evaluates every rule of `policy` over `history` as of `now`.
-pub fn evaluate_burn(
-    kind: SloKind,
-    history: &SliHistory,
-    objective: f64,
-    policy: &BurnPolicy,
-    now: DateTime<Utc>,
-) -> SloBurn {
-    let window = |d: Duration| {
-        let (good, total) = history.totals(now, d);
-        BurnWindow {
-            window_secs: d.as_secs_f64(),
-            good,
-            total,
-            burn_rate: burn_rate(good, total, objective),
-        }
-    };
-    let mut spans: Vec<Duration> = policy
-        .rules
-        .iter()
-        .flat_map(|r| [r.short, r.long])
-        .collect();
-    spans.sort();
-    spans.dedup();
-    let mut alerts: Vec<BurnAlert> = policy
-        .rules
-        .iter()
-        .filter_map(|r| {
-            let (long, short) = (window(r.long), window(r.short));
-            let burning = |w: &BurnWindow| w.burn_rate.is_some_and(|b| b >= r.threshold);
-            (burning(&long) && burning(&short)).then_some(BurnAlert {
-                severity: r.severity,
-                threshold: r.threshold,
-                long,
-                short,
-            })
-        })
-        .collect();
-    alerts.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(b.threshold.total_cmp(&a.threshold))
-    });
-    SloBurn {
-        kind,
-        objective,
-        evaluated_at: now,
-        windows: spans.into_iter().map(window).collect(),
-        alerts,
-    }
-}
-
-// ---- drift ---------------------------------------------------------------------------------
-
-/// Stands in for an empty bucket's share, so PSI stays finite.
-pub const PSI_EPSILON: f64 = 1e-4;
-
-/// Population stability index between two sets of bucket counts (not cumulative) of the same
-/// layout: Σ (c − b) · ln(c / b) over the buckets' shares. `None` when the layouts differ or a
-/// side has no observations.
-pub fn psi(baseline: &[f64], current: &[f64]) -> Option<f64> {
-    if baseline.len() != current.len() || baseline.is_empty() {
-        return None;
-    }
-    let (bt, ct): (f64, f64) = (baseline.iter().sum(), current.iter().sum());
-    if bt <= 0.0 || ct <= 0.0 {
-        return None;
-    }
-    Some(
-        baseline
-            .iter()
-            .zip(current)
-            .map(|(b, c)| {
-                let b = (b / bt).max(PSI_EPSILON);
-                let c = (c / ct).max(PSI_EPSILON);
-                (c - b) * (c / b).ln()
-            })
-            .sum(),
-    )
-}
-
-/// The baseline is the first `window_secs` observed after start (or after the histogram's
-/// layout changed); the current window slides.
-#[derive(Debug, Clone)]
-struct DriftTracker {
-    config: DriftConfig,
-    started: Option<DateTime<Utc>>,
-    baseline: Option<Histogram>,
-    baseline_complete: bool,
-    recent: VecDeque<(DateTime<Utc>, Histogram)>,
-}
-
-impl DriftTracker {
-    fn new(config: DriftConfig) -> Self {
-        DriftTracker {
-            config,
-            started: None,
-            baseline: None,
-            baseline_complete: false,
-            recent: VecDeque::new(),
-        }
-    }
-
-    fn observe(&mut self, delta: &IntervalDelta) -> Option<DriftResult> {
-        let h = delta.drift.as_ref()?;
-        let window = span(Duration::from_secs(self.config.window_secs));
-        let relayout = self.baseline.as_ref().is_some_and(|b| b.bounds != h.bounds);
-        if relayout || self.started.is_none() {
-            let interval = TimeDelta::milliseconds((delta.secs * 1000.0) as i64);
-            self.started = Some(delta.at.checked_sub_signed(interval).unwrap_or(delta.at));
-            self.baseline = None;
-            self.baseline_complete = false;
-            self.recent.clear();
-        }
-        if !self.baseline_complete {
-            match &mut self.baseline {
-                Some(b) => {
-                    b.add(h);
-                }
-                None => self.baseline = Some(h.clone()),
-            }
-            self.baseline_complete = self.started.is_some_and(|s| delta.at - s >= window);
-        }
-        self.recent.push_back((delta.at, h.clone()));
-        if let Some(cutoff) = delta.at.checked_sub_signed(window) {
-            while self.recent.front().is_some_and(|(at, _)| *at <= cutoff) {
-                self.recent.pop_front();
-            }
-        }
-        if !self.baseline_complete {
-            return None;
-        }
-        let baseline = self.baseline.as_ref()?;
-        let current = sum_histograms(self.recent.iter().map(|(_, h)| h))?;
-        let value = psi(&baseline.bucket_counts(), &current.bucket_counts())?;
-        Some(DriftResult {
-            metric: self.config.metric.clone(),
-            psi: value,
-            band: DriftBand::of(value),
-            baseline_count: baseline.count(),
-            current_count: current.count(),
-            computed_at: delta.at,
-        })
-    }
-}
-
 // ---- folding probes and scrapes into the model ---------------------------------------------
 
-/// The state of one endpoint between polls: the last scrape, the metrics window, the SLI
-/// histories and the drift windows. No I/O: [`observe`](Self::observe) takes the results.
+/// The state of one endpoint between polls: the last scrape and the metrics window. No I/O:
+/// [`observe`](Self::observe) takes the results. SLO burn and drift are not figured here: each
+/// poll's raw measurements ([`observation`](Self::observation)) go to the detectors
+/// (`signals::slo::EndpointWindows`), which keep those windows.
 #[derive(Debug, Clone)]
 pub struct EndpointTracker {
     config: EndpointConfig,
-    policy: BurnPolicy,
     metrics_window: Duration,
     prev: Option<(DateTime<Utc>, Reading)>,
     deltas: VecDeque<IntervalDelta>,
-    availability: SliHistory,
-    latency: SliHistory,
-    drift: Option<DriftTracker>,
     model: EndpointModel,
+    observation: Option<EndpointObservation>,
 }
 
 impl EndpointTracker {
-    pub fn new(
-        config: EndpointConfig,
-        policy: BurnPolicy,
-        metrics_window: Duration,
-        now: DateTime<Utc>,
-    ) -> Self {
-        let longest = policy.longest_window();
+    pub fn new(config: EndpointConfig, metrics_window: Duration, now: DateTime<Utc>) -> Self {
         EndpointTracker {
             model: EndpointModel::new(&config, now),
-            drift: config.drift.clone().map(DriftTracker::new),
             config,
-            policy,
             metrics_window,
             prev: None,
             deltas: VecDeque::new(),
-            availability: SliHistory::new(longest),
-            latency: SliHistory::new(longest),
+            observation: None,
         }
     }
 
@@ -915,98 +482,75 @@ impl EndpointTracker {
         &self.model
     }
 
+    /// What the latest poll measured, for the SLO and drift detectors.
+    pub fn observation(&self) -> Option<&EndpointObservation> {
+        self.observation.as_ref()
+    }
+
     /// Folds in one poll: the probe, and the scrape's body (`None` where the endpoint has no
-    /// metrics). The availability SLI takes the requests counted since the previous scrape when
-    /// there were any, else the probe (one event, good when healthy), so an idle endpoint
-    /// whose engine died still burns its budget.
+    /// metrics).
     pub fn observe(
         &mut self,
         probe: ProbeResult,
         scrape: Option<Result<String, EndpointSourceError>>,
         now: DateTime<Utc>,
     ) -> &EndpointModel {
-        let probe_good = probe.health == EndpointHealth::Healthy;
+        let probe_healthy = probe.health == EndpointHealth::Healthy;
         self.model.health = probe.health;
-        if probe_good {
+        if probe_healthy {
             self.model.last_healthy = Some(probe.at);
         }
         self.model.probe = Some(probe);
         self.model.updated_at = now;
 
-        let mut availability_sample = None;
+        let mut interval = None;
         match scrape.map(|r| r.and_then(|body| parse_exposition(&body))) {
             None => {}
             Some(Err(e)) => self.model.metrics_error = Some(e.to_string()),
             Some(Ok(samples)) => {
-                availability_sample = self.fold_scrape(&samples, now);
+                interval = self.fold_scrape(&samples, now);
                 self.model.metrics_error = None;
                 self.model.last_scraped = Some(now);
             }
         }
-        self.availability
-            .push(availability_sample.unwrap_or(SliSample {
-                at: now,
-                good: if probe_good { 1.0 } else { 0.0 },
-                total: 1.0,
-            }));
-
-        let slo = self.config.slo;
-        self.model.availability_burn = slo.availability.map(|objective| {
-            evaluate_burn(
-                SloKind::Availability,
-                &self.availability,
-                objective,
-                &self.policy,
-                now,
-            )
-        });
-        self.model.latency_burn = slo.latency.map(|l| {
-            evaluate_burn(
-                SloKind::Latency,
-                &self.latency,
-                l.percentile.quantile(),
-                &self.policy,
-                now,
-            )
+        self.observation = Some(EndpointObservation {
+            at: now,
+            probe_healthy,
+            interval,
         });
         &self.model
     }
 
-    /// Takes one parsed scrape; answers the availability sample its requests make, if any.
-    fn fold_scrape(&mut self, samples: &[MetricSample], now: DateTime<Utc>) -> Option<SliSample> {
+    /// Takes one parsed scrape; answers what happened since the previous one, if there was one.
+    fn fold_scrape(
+        &mut self,
+        samples: &[MetricSample],
+        now: DateTime<Utc>,
+    ) -> Option<ScrapeInterval> {
         let reading = read_metrics(&self.config, samples);
-        let mut availability = None;
+        let mut interval = None;
         let secs = self
             .prev
             .as_ref()
             .map(|(at, _)| (now - *at).num_milliseconds() as f64 / 1000.0);
         if let (Some((_, prev)), Some(secs)) = (&self.prev, secs.filter(|s| *s > 0.0)) {
             let delta = IntervalDelta::between(prev, &reading, secs, now);
-            if let (Some(total), Some(failed)) = (delta.requests(), delta.failed)
-                && total > 0.0
-            {
-                availability = Some(SliSample {
-                    at: now,
-                    good: total - failed,
-                    total,
-                });
-            }
-            if let (Some(slo), Some(h)) = (self.config.slo.latency, &delta.latency)
-                && h.count() > 0.0
-            {
-                self.latency.push(SliSample {
-                    at: now,
-                    good: h.count_at_or_below(slo.target_ms / 1000.0),
-                    total: h.count(),
-                });
-            }
-            if let Some(drift) = &mut self.drift
-                && let Some(result) = drift.observe(&delta)
-            {
-                self.model.drift = Some(result);
-            }
+            let raw = |h: &Option<Histogram>| {
+                h.as_ref().map(|h| IntervalHistogram {
+                    bounds: h.bounds.clone(),
+                    cumulative: h.cumulative.clone(),
+                })
+            };
+            interval = Some(ScrapeInterval {
+                secs,
+                requests: delta.requests(),
+                failed: delta.failed,
+                latency: raw(&delta.latency),
+                drift: raw(&delta.drift),
+            });
             self.deltas.push_back(delta);
-            if let Some(cutoff) = now.checked_sub_signed(span(self.metrics_window)) {
+            let window = TimeDelta::from_std(self.metrics_window).unwrap_or(TimeDelta::MAX);
+            if let Some(cutoff) = now.checked_sub_signed(window) {
                 while self.deltas.len() > 1 && self.deltas.front().is_some_and(|d| d.at <= cutoff) {
                     self.deltas.pop_front();
                 }
@@ -1014,7 +558,7 @@ impl EndpointTracker {
         }
         self.model.metrics = Some(window_metrics(&self.deltas, &reading));
         self.prev = Some((now, reading));
-        availability
+        interval
     }
 }
 
@@ -1256,17 +800,15 @@ pub struct EndpointPollOptions {
     pub timeout: Duration,
     /// What the latency, error-rate and throughput figures cover (PromQL's `[5m]`).
     pub metrics_window: Duration,
-    pub burn_policy: BurnPolicy,
 }
 
 impl EndpointPollOptions {
-    /// The defaults: a 5 s request timeout, 5-minute metrics, the SRE workbook's windows.
+    /// The defaults: a 5 s request timeout, 5-minute metrics.
     pub fn new(interval: Duration) -> Self {
         EndpointPollOptions {
             interval,
             timeout: Duration::from_secs(5),
             metrics_window: Duration::from_secs(300),
-            burn_policy: BurnPolicy::sre_workbook(),
         }
     }
 }
@@ -1310,6 +852,7 @@ pub fn spawn_endpoints_with(
                         .send(EndpointUpdate {
                             index,
                             endpoint: model,
+                            observation: None,
                         })
                         .await;
                 });
@@ -1327,12 +870,7 @@ async fn poll_endpoint(
     tx: mpsc::Sender<EndpointUpdate>,
 ) {
     let metrics_url = metrics_url(&config);
-    let mut tracker = EndpointTracker::new(
-        config,
-        options.burn_policy,
-        options.metrics_window,
-        Utc::now(),
-    );
+    let mut tracker = EndpointTracker::new(config, options.metrics_window, Utc::now());
     let mut ticker = tokio::time::interval(options.interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -1352,7 +890,13 @@ async fn poll_endpoint(
             tracing::debug!(error = %e, "scrape failed");
         }
         let endpoint = tracker.observe(probe, scrape, Utc::now()).clone();
-        if tx.send(EndpointUpdate { index, endpoint }).await.is_err() {
+        let observation = tracker.observation().cloned();
+        let update = EndpointUpdate {
+            index,
+            endpoint,
+            observation,
+        };
+        if tx.send(update).await.is_err() {
             return;
         }
     }
@@ -1361,7 +905,7 @@ async fn poll_endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::endpoint::{LatencyPercentile, LatencySlo, SloConfig};
+    use crate::model::endpoint::SloConfig;
 
     const VLLM_FIXTURE: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1551,7 +1095,6 @@ mod tests {
     fn metrics_come_from_the_difference_between_two_scrapes() {
         let mut tracker = EndpointTracker::new(
             vllm_config(SloConfig::default()),
-            BurnPolicy::sre_workbook(),
             Duration::from_secs(300),
             t(0),
         );
@@ -1583,7 +1126,6 @@ mod tests {
     fn a_counter_reset_counts_what_the_restarted_process_reports() {
         let mut tracker = EndpointTracker::new(
             vllm_config(SloConfig::default()),
-            BurnPolicy::sre_workbook(),
             Duration::from_secs(300),
             t(0),
         );
@@ -1605,7 +1147,6 @@ mod tests {
     fn a_failed_scrape_keeps_the_error_and_the_next_one_spans_the_gap() {
         let mut tracker = EndpointTracker::new(
             vllm_config(SloConfig::default()),
-            BurnPolicy::sre_workbook(),
             Duration::from_secs(300),
             t(0),
         );
@@ -1653,12 +1194,7 @@ mod tests {
                 format!("{series} 0\n")
             })
             .collect();
-        let mut tracker = EndpointTracker::new(
-            cfg,
-            BurnPolicy::sre_workbook(),
-            Duration::from_secs(300),
-            t(0),
-        );
+        let mut tracker = EndpointTracker::new(cfg, Duration::from_secs(300), t(0));
         tracker.observe(probe(t(0), EndpointHealth::Healthy), Some(Ok(zero)), t(0));
         let model = tracker.observe(
             probe(t(3), EndpointHealth::Healthy),
@@ -1681,289 +1217,6 @@ mod tests {
     }
 
     /// One sample a minute from `from` to `to` minutes, with `bad` of 1000 events failing.
-    fn minutes(h: &mut SliHistory, from: i64, to: i64, bad: f64) {
-        for m in from..to {
-            h.push(SliSample {
-                at: t(m * 60),
-                good: 1000.0 - bad,
-                total: 1000.0,
-            });
-        }
-    }
-
-    const THREE_DAYS_MIN: i64 = 3 * 24 * 60;
-
-    #[test]
-    fn a_fast_burn_pages() {
-        let policy = BurnPolicy::sre_workbook();
-        let mut h = SliHistory::new(policy.longest_window());
-        minutes(&mut h, 0, THREE_DAYS_MIN - 10, 0.1);
-        // Ten minutes at 30 % errors: 300× the budget of a 99.9 % SLO.
-        minutes(&mut h, THREE_DAYS_MIN - 10, THREE_DAYS_MIN, 300.0);
-        let burn = evaluate_burn(
-            SloKind::Availability,
-            &h,
-            0.999,
-            &policy,
-            t((THREE_DAYS_MIN - 1) * 60),
-        );
-        assert_eq!(burn.severity(), Some(BurnSeverity::Page));
-        let first = burn.alerts.first().copied();
-        assert_eq!(first.map(|a| a.threshold), Some(14.4));
-        // 1 h: 10 minutes of 30 % in 60 → 5 % bad → 50×.
-        assert!(first.is_some_and(|a| close(a.long.burn_rate, 50.0 + 0.1 * 50.0 / 60.0)));
-        assert_eq!(burn.windows.len(), 7, "5m 30m 1h 2h 6h 1d 3d");
-    }
-
-    #[test]
-    fn a_slow_burn_opens_a_ticket_but_does_not_page() {
-        let policy = BurnPolicy::sre_workbook();
-        let mut h = SliHistory::new(policy.longest_window());
-        minutes(&mut h, 0, THREE_DAYS_MIN - 30 * 60, 0.1);
-        // 30 hours at 4× the budget.
-        minutes(&mut h, THREE_DAYS_MIN - 30 * 60, THREE_DAYS_MIN, 4.0);
-        let burn = evaluate_burn(
-            SloKind::Availability,
-            &h,
-            0.999,
-            &policy,
-            t((THREE_DAYS_MIN - 1) * 60),
-        );
-        assert_eq!(burn.severity(), Some(BurnSeverity::Ticket));
-        let thresholds: Vec<f64> = burn.alerts.iter().map(|a| a.threshold).collect();
-        assert_eq!(thresholds, vec![3.0, 1.0]);
-    }
-
-    #[test]
-    fn a_healthy_series_fires_nothing() {
-        let policy = BurnPolicy::sre_workbook();
-        let mut h = SliHistory::new(policy.longest_window());
-        minutes(&mut h, 0, THREE_DAYS_MIN, 0.5);
-        let burn = evaluate_burn(
-            SloKind::Availability,
-            &h,
-            0.999,
-            &policy,
-            t((THREE_DAYS_MIN - 1) * 60),
-        );
-        assert!(burn.alerts.is_empty(), "{:?}", burn.alerts);
-        assert!(burn.windows.iter().all(|w| close(w.burn_rate, 0.5)));
-    }
-
-    #[test]
-    fn a_burst_that_has_ended_no_longer_pages_on_the_fast_rule() {
-        let policy = BurnPolicy::sre_workbook();
-        let mut h = SliHistory::new(policy.longest_window());
-        minutes(&mut h, 0, 100, 0.0);
-        minutes(&mut h, 100, 105, 1000.0);
-        minutes(&mut h, 105, 120, 0.0);
-        let burn = evaluate_burn(SloKind::Availability, &h, 0.999, &policy, t(119 * 60));
-        assert!(
-            burn.windows
-                .iter()
-                .any(|w| w.window_secs == 3600.0 && w.burn_rate.is_some_and(|b| b > 14.4)),
-            "the last hour burned fast"
-        );
-        assert!(
-            !burn.alerts.iter().any(|a| a.threshold == 14.4),
-            "but the last 5 minutes did not: {:?}",
-            burn.alerts
-        );
-    }
-
-    #[test]
-    fn history_is_pruned_by_age_and_windows_without_events_have_no_rate() {
-        let mut h = SliHistory::new(Duration::from_secs(600));
-        minutes(&mut h, 0, 60, 0.0);
-        assert_eq!(h.len(), 11, "ten minutes back from the newest, inclusive");
-        let burn = evaluate_burn(
-            SloKind::Availability,
-            &SliHistory::new(Duration::from_secs(60)),
-            0.999,
-            &BurnPolicy::sre_workbook(),
-            t(0),
-        );
-        assert!(burn.windows.iter().all(|w| w.burn_rate.is_none()));
-        assert!(burn.alerts.is_empty());
-        assert_eq!(
-            burn_rate(0.0, 10.0, 1.0),
-            None,
-            "a 100 % SLO has no budget to burn"
-        );
-    }
-
-    #[test]
-    fn scaled_policies_keep_thresholds_and_shrink_windows() {
-        let fast = BurnPolicy::sre_workbook().scaled(1.0 / 120.0);
-        assert_eq!(fast.rules[0].long, Duration::from_secs(30));
-        assert_eq!(fast.rules[0].short, Duration::from_millis(2500));
-        assert_eq!(fast.rules[0].threshold, 14.4);
-        assert_eq!(fast.longest_window(), Duration::from_secs(36 * 60));
-        assert_eq!(
-            BurnPolicy::sre_workbook().scaled(-1.0),
-            BurnPolicy::sre_workbook()
-        );
-    }
-
-    #[test]
-    fn a_slow_latency_histogram_burns_the_latency_slo() {
-        let slo = SloConfig {
-            latency: Some(LatencySlo {
-                percentile: LatencyPercentile::P99,
-                target_ms: 2500.0,
-            }),
-            availability: Some(0.999),
-        };
-        let mut tracker = EndpointTracker::new(
-            vllm_config(slo),
-            BurnPolicy::sre_workbook(),
-            Duration::from_secs(300),
-            t(0),
-        );
-        tracker.observe(
-            probe(t(0), EndpointHealth::Healthy),
-            Some(Ok(vllm_scrape(&[], 0, 0, 0))),
-            t(0),
-        );
-        // 100 requests, 20 of them slower than 2.5 s: 20 % bad against a 1 % budget.
-        let model = tracker.observe(
-            probe(t(60), EndpointHealth::Healthy),
-            Some(Ok(vllm_scrape(&[(1, 80), (7, 20)], 100, 0, 0))),
-            t(60),
-        );
-        let latency = model.latency_burn.clone();
-        assert_eq!(
-            latency.as_ref().and_then(SloBurn::severity),
-            Some(BurnSeverity::Page)
-        );
-        assert!(latency.is_some_and(|b| close(b.windows[0].burn_rate, 20.0)));
-        assert_eq!(
-            model.availability_burn.as_ref().and_then(SloBurn::severity),
-            None,
-            "nothing failed"
-        );
-    }
-
-    #[test]
-    fn the_fraction_below_a_target_interpolates_inside_its_bucket() {
-        let inf = f64::INFINITY;
-        let h = hist(&[1.0, 2.0, 4.0, inf], &[10.0, 30.0, 40.0, 50.0]);
-        assert_eq!(h.count_at_or_below(1.0), 10.0);
-        assert_eq!(h.count_at_or_below(1.5), 20.0);
-        assert_eq!(h.count_at_or_below(0.5), 5.0);
-        assert_eq!(
-            h.count_at_or_below(100.0),
-            40.0,
-            "beyond the last bound is slow"
-        );
-    }
-
-    #[test]
-    fn an_idle_endpoint_whose_probe_fails_burns_availability() {
-        let slo = SloConfig {
-            latency: None,
-            availability: Some(0.999),
-        };
-        let mut tracker = EndpointTracker::new(
-            vllm_config(slo),
-            BurnPolicy::sre_workbook(),
-            Duration::from_secs(300),
-            t(0),
-        );
-        let idle = vllm_scrape(&[], 0, 0, 0);
-        for s in 0..3 {
-            tracker.observe(
-                probe(t(s * 10), EndpointHealth::Dead),
-                Some(Ok(idle.clone())),
-                t(s * 10),
-            );
-        }
-        let model = tracker.model();
-        assert_eq!(model.health, EndpointHealth::Dead);
-        assert_eq!(
-            model.availability_burn.as_ref().and_then(SloBurn::severity),
-            Some(BurnSeverity::Page)
-        );
-    }
-
-    #[test]
-    fn psi_matches_hand_computed_values_and_bands() {
-        let p = |b: &[f64], c: &[f64]| psi(b, c).unwrap_or(f64::NAN);
-        assert_eq!(
-            p(&[5.0, 5.0], &[50.0, 50.0]),
-            0.0,
-            "proportions, not counts"
-        );
-        // 0.1·ln 1.2 + 0.1·ln 1.25
-        let small = p(&[50.0, 50.0], &[60.0, 40.0]);
-        assert!((small - 0.040_54).abs() < 1e-4, "{small}");
-        assert_eq!(DriftBand::of(small), DriftBand::None);
-        let moderate = p(&[50.0, 50.0], &[70.0, 30.0]);
-        assert!((moderate - 0.169_46).abs() < 1e-4, "{moderate}");
-        assert_eq!(DriftBand::of(moderate), DriftBand::Moderate);
-        let big = p(&[50.0, 50.0], &[90.0, 10.0]);
-        assert!((big - 0.878_89).abs() < 1e-4, "{big}");
-        assert_eq!(DriftBand::of(big), DriftBand::Significant);
-        // An empty bucket uses ε instead of 0, so the index stays finite.
-        assert!(p(&[100.0, 0.0], &[50.0, 50.0]).is_finite());
-        assert_eq!(psi(&[1.0], &[1.0, 2.0]), None);
-        assert_eq!(psi(&[0.0, 0.0], &[1.0, 2.0]), None);
-    }
-
-    #[test]
-    fn drift_compares_the_first_window_with_the_latest() {
-        let cfg = EndpointConfig {
-            drift: Some(DriftConfig {
-                metric: "vllm:e2e_request_latency_seconds".into(),
-                window_secs: 60,
-            }),
-            ..vllm_config(SloConfig::default())
-        };
-        let mut tracker = EndpointTracker::new(
-            cfg,
-            BurnPolicy::sre_workbook(),
-            Duration::from_secs(300),
-            t(0),
-        );
-        let (mut fast, mut slow) = (0u64, 0u64);
-        let drift_at = |tracker: &mut EndpointTracker, s: i64, fast: u64, slow: u64| {
-            tracker
-                .observe(
-                    probe(t(s), EndpointHealth::Healthy),
-                    Some(Ok(vllm_scrape(&[(1, fast), (7, slow)], fast + slow, 0, 0))),
-                    t(s),
-                )
-                .drift
-                .clone()
-        };
-        for s in (0..=60).step_by(10) {
-            fast += 90;
-            slow += 10;
-            drift_at(&mut tracker, s, fast, slow);
-        }
-        let same = drift_at(&mut tracker, 70, fast + 90, slow + 10);
-        fast += 90;
-        slow += 10;
-        assert_eq!(
-            same.as_ref().map(|d| d.band),
-            Some(DriftBand::None),
-            "{same:?}"
-        );
-        // Then a minute where half the requests are slow.
-        let mut last = None;
-        for s in (80..=140).step_by(10) {
-            fast += 50;
-            slow += 50;
-            last = drift_at(&mut tracker, s, fast, slow);
-        }
-        assert_eq!(
-            last.as_ref().map(|d| d.band),
-            Some(DriftBand::Significant),
-            "{last:?}"
-        );
-        assert_eq!(last.map(|d| d.baseline_count), Some(600.0));
-    }
-
     #[test]
     fn urls_are_joined_segment_by_segment() {
         assert_eq!(

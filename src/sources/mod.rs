@@ -6,6 +6,7 @@ pub mod dcgm;
 pub mod endpoints;
 pub mod kube;
 pub mod nvml;
+pub mod prom_text;
 pub mod prometheus;
 
 pub use crate::model::update::Update;

@@ -1,6 +1,10 @@
 //! Detectors: pure functions of snapshots (plus a little memory of when things were first
 //! seen) that turn the fleet model into signals with a stable kind, severity, subject,
 //! evidence and dedup key. Thresholds come from config. Imports model and config.
+//! SLO burn rates live in [`slo`], histogram drift in [`drift`].
+
+pub mod drift;
+pub mod slo;
 
 use std::collections::HashMap;
 use std::time::Duration;
