@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fleetdeck::actions::Mutation;
 use fleetdeck::config::{Config, RunbooksConfig};
 use fleetdeck::model::Snapshot;
 use fleetdeck::model::incident::{EntryKind, Origin};
 use fleetdeck::model::signal::{Severity, Signal, Subject};
-use fleetdeck::runbook::engine::{Host, Intent, Limits};
+use fleetdeck::runbook::engine::{Host, Limits};
 use fleetdeck::runbook::executor::{Executor, ExecutorConfig};
 use fleetdeck::runbook::guard::Guard;
 use fleetdeck::runbook::{Mode, shipped};
@@ -31,7 +32,7 @@ impl Host for PlanHost {
     fn pods_on(&self, _: &str) -> Result<serde_json::Value, String> {
         Ok(serde_json::json!([]))
     }
-    fn request(&self, _: Intent) -> Result<serde_json::Value, String> {
+    fn request(&self, _: Mutation) -> Result<serde_json::Value, String> {
         Ok(serde_json::json!({"outcome": "planned", "reason": "", "summary": ""}))
     }
     fn note(&self, _: &str) -> Result<(), String> {
@@ -232,7 +233,9 @@ fn main() {
         let (snap2, _) = synced(&cfg, &sim.kubeconfig).await;
         for n in snap2.clusters[0].nodes.iter().filter(|n| n.cordoned) {
             let (ex, c, node) = (ex2.clone(), cluster.clone(), n.name.clone());
-            let _ = tokio::task::spawn_blocking(move || ex.perform(&c, &Intent::Uncordon { node }))
+            let _ = tokio::task::spawn_blocking(move || {
+                ex.manual(&c, &Mutation::Uncordon { node }, "bench", None)
+            })
                 .await;
         }
         let (snap3, _) = synced(&cfg, &sim.kubeconfig).await;

@@ -1,5 +1,6 @@
 //! Mutations of a cluster with kubectl's own semantics (cordon, drain, rollback, scale, taint,
-//! annotate). Only this module mutates a cluster; callers reach it through the guard.
+//! annotate), and their typed vocabulary, [`Mutation`]. Only this module mutates a cluster;
+//! callers reach it through the guard.
 //! Imports `model` (the timeline types its reports fill) and the kube client; nothing else.
 //!
 //! Every action answers an [`ActionReport`]: the fields it changed, each API answer to a
@@ -10,6 +11,7 @@
 mod api;
 pub mod drain;
 mod evict;
+mod mutation;
 pub mod node;
 pub mod rollback;
 pub mod workload;
@@ -27,6 +29,7 @@ pub use drain::{
     SkippedPod, drain, plan_drain,
 };
 pub use evict::evict_pod;
+pub use mutation::{DrainRequest, Mutation};
 pub use node::{TaintEffect, cordon, taint, uncordon, untaint};
 pub use rollback::{rollback_deployment, rollback_inference_service};
 pub use workload::{ObjectKind, annotate, scale};

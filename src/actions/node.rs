@@ -70,7 +70,7 @@ fn field_after(answer: &Answer, pointer: &str) -> Option<Value> {
 }
 
 /// The effect of a taint on pods that do not tolerate it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum TaintEffect {
     NoSchedule,
     PreferNoSchedule,
@@ -84,6 +84,13 @@ impl TaintEffect {
             Self::PreferNoSchedule => "PreferNoSchedule",
             Self::NoExecute => "NoExecute",
         }
+    }
+
+    /// The effect kubectl names so (exactly), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::NoSchedule, Self::PreferNoSchedule, Self::NoExecute]
+            .into_iter()
+            .find(|e| e.name() == name)
     }
 }
 

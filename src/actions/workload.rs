@@ -6,8 +6,9 @@ use super::api::{Call, ObjectPath, PatchBody};
 use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
 use crate::model::incident::FieldChange;
 
-/// The kinds actions address by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The kinds actions address by name (serialized in lower case, as `node`, `deployment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     Node,
     Namespace,

@@ -13,6 +13,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
 use serde::Serialize;
 
 use super::meta::{self, RunbookError, RunbookMeta};
+use crate::actions::{DrainRequest, Mutation};
 use crate::model::Snapshot;
 use crate::model::signal::Signal;
 
@@ -46,81 +47,6 @@ impl Default for Limits {
     }
 }
 
-/// Options of `drain(node, #{ … })`, as kubectl drain's flags.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DrainRequest {
-    pub timeout_s: u64,
-    pub grace_period_s: Option<i64>,
-    pub ignore_daemonsets: bool,
-    pub delete_emptydir_data: bool,
-    /// Past the spot notice's deadline, delete pods even when a PDB refuses.
-    pub force_past_deadline: bool,
-    /// Evict every rank of a gang job rather than refusing.
-    pub whole_gang: bool,
-}
-
-impl Default for DrainRequest {
-    fn default() -> Self {
-        Self {
-            timeout_s: 600,
-            grace_period_s: None,
-            ignore_daemonsets: true,
-            delete_emptydir_data: false,
-            force_past_deadline: false,
-            whole_gang: false,
-        }
-    }
-}
-
-/// A mutation a runbook asks for, in the run's cluster.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Intent {
-    Cordon {
-        node: String,
-    },
-    Uncordon {
-        node: String,
-    },
-    Drain {
-        node: String,
-        options: DrainRequest,
-    },
-    /// `rollout undo`: to `revision`, or the previous one.
-    Rollback {
-        namespace: String,
-        name: String,
-        revision: Option<i64>,
-    },
-    /// KServe: canary traffic back to 0.
-    RollbackInferenceService {
-        namespace: String,
-        name: String,
-    },
-    Scale {
-        namespace: String,
-        name: String,
-        replicas: i64,
-    },
-    Taint {
-        node: String,
-        key: String,
-        value: String,
-        effect: String,
-    },
-    Untaint {
-        node: String,
-        key: String,
-    },
-    Annotate {
-        kind: String,
-        namespace: String,
-        name: String,
-        key: String,
-        value: Option<String>,
-    },
-}
-
 /// What a runbook reaches through: fleetdeck's side of the host API.
 pub trait Host: Send + Sync {
     fn snapshot(&self) -> Arc<Snapshot>;
@@ -128,7 +54,7 @@ pub trait Host: Send + Sync {
     fn pods_on(&self, node: &str) -> Result<serde_json::Value, String>;
     /// A mutation: the guard decides, then `actions` performs it. The answer is what the
     /// script sees (`#{ outcome: "done" | "planned" | "refused" | …, … }`).
-    fn request(&self, intent: Intent) -> Result<serde_json::Value, String>;
+    fn request(&self, mutation: Mutation) -> Result<serde_json::Value, String>;
     fn note(&self, text: &str) -> Result<(), String>;
     fn notify(&self, url: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
     /// Blocks the run until a human approves (true) or denies (false).
@@ -487,12 +413,14 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
         },
     );
 
-    // Mutations: every one is a request the guard answers.
+    // Mutations: every one is a request the guard answers. A bad argument (a negative
+    // revision, an unknown taint effect) stops the script here, before any request.
     let request = {
         let (h, t) = (host.clone(), timed.clone());
-        move |intent: Intent| -> Result<Dynamic, Box<EvalAltResult>> {
+        move |mutation: Result<Mutation, crate::actions::ActionError>| -> Result<Dynamic, Box<EvalAltResult>> {
+            let mutation = mutation.map_err(|e| host_err(e.to_string()))?;
             t(&|| {
-                h.request(intent.clone())
+                h.request(mutation.clone())
                     .map(|v| to_dyn(&v))
                     .map_err(host_err)
             })
@@ -500,91 +428,65 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
     };
     let r = request.clone();
     engine.register_fn("cordon", move |node: &str| {
-        r(Intent::Cordon { node: node.into() })
+        r(Ok(Mutation::Cordon { node: node.into() }))
     });
     let r = request.clone();
     engine.register_fn("uncordon", move |node: &str| {
-        r(Intent::Uncordon { node: node.into() })
+        r(Ok(Mutation::Uncordon { node: node.into() }))
     });
     let r = request.clone();
     engine.register_fn("drain", move |node: &str| {
-        r(Intent::Drain {
+        r(Ok(Mutation::Drain {
             node: node.into(),
             options: DrainRequest::default(),
-        })
+        }))
     });
     let r = request.clone();
     engine.register_fn("drain", move |node: &str, opts: rhai::Map| {
-        r(Intent::Drain {
+        r(Ok(Mutation::Drain {
             node: node.into(),
             options: drain_options(&opts)?,
-        })
+        }))
     });
     let r = request.clone();
     engine.register_fn("rollback", move |ns: &str, name: &str| {
-        r(Intent::Rollback {
-            namespace: ns.into(),
-            name: name.into(),
-            revision: None,
-        })
+        r(Mutation::rollback(ns, name, None))
     });
     let r = request.clone();
     engine.register_fn("rollback", move |ns: &str, name: &str, revision: i64| {
-        r(Intent::Rollback {
-            namespace: ns.into(),
-            name: name.into(),
-            revision: Some(revision),
-        })
+        r(Mutation::rollback(ns, name, Some(revision)))
     });
     let r = request.clone();
     engine.register_fn("rollback_inference_service", move |ns: &str, name: &str| {
-        r(Intent::RollbackInferenceService {
+        r(Ok(Mutation::RollbackInferenceService {
             namespace: ns.into(),
             name: name.into(),
-        })
+        }))
     });
     let r = request.clone();
     engine.register_fn("scale", move |ns: &str, name: &str, replicas: i64| {
-        r(Intent::Scale {
-            namespace: ns.into(),
-            name: name.into(),
-            replicas,
-        })
+        r(Mutation::scale(ns, name, replicas))
     });
     let r = request.clone();
     engine.register_fn(
         "taint",
         move |node: &str, key: &str, value: &str, effect: &str| {
-            r(Intent::Taint {
-                node: node.into(),
-                key: key.into(),
-                value: value.into(),
-                effect: effect.into(),
-            })
+            r(Mutation::taint(node, key, value, effect))
         },
     );
     let r = request.clone();
     engine.register_fn("untaint", move |node: &str, key: &str| {
-        r(Intent::Untaint {
+        r(Ok(Mutation::Untaint {
             node: node.into(),
             key: key.into(),
-        })
+        }))
     });
     let r = request;
     engine.register_fn(
         "annotate",
         move |kind: &str, ns: &str, name: &str, key: &str, value: Dynamic| {
-            r(Intent::Annotate {
-                kind: kind.into(),
-                namespace: ns.into(),
-                name: name.into(),
-                key: key.into(),
-                value: if value.is_unit() {
-                    None
-                } else {
-                    Some(value.to_string())
-                },
-            })
+            let value = (!value.is_unit()).then(|| value.to_string());
+            r(Mutation::annotate(kind, ns, name, key, value))
         },
     );
     let h = host.clone();

@@ -1,24 +1,28 @@
 //! The executor: matches firing signals to runbooks, runs each in the sandbox on a blocking
-//! thread, and answers the runbook's requests — every mutation through the guard, then
-//! `actions` — recording every decision, approval and action on the incident's timeline.
-//! In approve mode a run first goes through as a plan; the plan is what a person approves.
+//! thread (its host API is `host`), and performs mutations — only with the guard's
+//! `Clearance`, for a run or for a person's confirmed action — recording every decision,
+//! approval and action on the incident's timeline. In approve mode a run first goes through
+//! as a plan; the plan is what a person approves (`approvals`). Imports the rest of runbook,
+//! actions, store, model and config.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::engine::{DrainRequest, Host, Intent, Limits, Runbook};
-use super::guard::{Decision, Guard, target_of, verb_of};
+use super::approvals::{Approvals, PendingApproval};
+use super::engine::{Limits, Runbook};
+use super::guard::{Clearance, Guard};
+use super::host::{Pass, RunHost};
 use super::meta::Mode;
-use crate::actions::{self, ActionContext, ActionReport};
+use crate::actions::{self, ActionContext, ActionReport, Mutation};
 use crate::model::Snapshot;
 use crate::model::incident::{Actor, EntryKind, NewEntry, Origin, Verdict};
 use crate::model::signal::Signal;
-use crate::store::{Claim, JournalRecord, Store, memory::Cooldown};
+use crate::store::{JournalRecord, Store, memory::Cooldown};
 
 /// Settings of the executor (from `[runbooks]` and the command line).
 #[derive(Debug, Clone)]
@@ -55,7 +59,7 @@ impl ExecutorConfig {
 /// One step of a plan: what would change, and the blast radius.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanStep {
-    pub intent: Intent,
+    pub intent: Mutation,
     pub summary: String,
     /// Pods evicted, PDBs that would block, GPUs and gang jobs hit (drains).
     pub blast: serde_json::Value,
@@ -89,111 +93,27 @@ pub struct RunRecord {
     pub incident: Option<u64>,
 }
 
-/// A plan waiting for a person.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PendingApproval {
-    pub id: u64,
-    pub run: String,
-    pub runbook: String,
-    pub cluster: String,
-    pub reason: String,
-    pub plan: Vec<PlanStep>,
-    pub requested_at: DateTime<Utc>,
-}
-
-/// A person's verdict: approved or not, and who.
-type PersonVerdict = Option<(bool, String)>;
-
-#[derive(Default)]
-struct Approvals {
-    pending: Mutex<BTreeMap<u64, (PendingApproval, PersonVerdict)>>,
-    decided: Condvar,
-    next: AtomicU64,
-}
-
-impl Approvals {
-    fn request(&self, mut p: PendingApproval) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::SeqCst) + 1;
-        p.id = id;
-        if let Ok(mut m) = self.pending.lock() {
-            m.insert(id, (p, None));
-        }
-        id
-    }
-
-    /// Waits for a verdict: `Some((approved, by))`, or `None` after `timeout`.
-    fn wait(&self, id: u64, timeout: Duration) -> Option<(bool, String)> {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut m = self.pending.lock().ok()?;
-        loop {
-            if let Some((_, Some(v))) = m.get(&id) {
-                let v = v.clone();
-                m.remove(&id);
-                return Some(v);
-            }
-            let left = deadline.checked_duration_since(std::time::Instant::now())?;
-            m = self.decided.wait_timeout(m, left).ok()?.0;
-        }
-    }
-
-    fn decide(&self, id: u64, approve: bool, by: &str) -> Result<PendingApproval, String> {
-        let mut m = self
-            .pending
-            .lock()
-            .map_err(|_| "approvals poisoned".to_string())?;
-        match m.get_mut(&id) {
-            Some((p, v @ None)) => {
-                *v = Some((approve, by.to_string()));
-                let p = p.clone();
-                drop(m);
-                self.decided.notify_all();
-                Ok(p)
-            }
-            Some((_, Some(_))) => Err(format!("approval {id} was already decided")),
-            None => Err(format!("there is no pending approval {id}")),
-        }
-    }
-
-    fn forget(&self, id: u64) {
-        if let Ok(mut m) = self.pending.lock() {
-            m.remove(&id);
-        }
-    }
-
-    fn list(&self) -> Vec<PendingApproval> {
-        self.pending
-            .lock()
-            .map(|m| {
-                m.values()
-                    .filter(|(_, v)| v.is_none())
-                    .map(|(p, _)| p.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
 const MAX_RUNS_KEPT: usize = 200;
 
-struct Inner {
+pub(super) struct Inner {
     runbooks: Vec<Runbook>,
-    guard: Arc<Guard>,
-    store: Store,
-    clients: HashMap<String, kube::Client>,
+    pub(super) guard: Arc<Guard>,
+    pub(super) store: Store,
+    pub(super) clients: HashMap<String, kube::Client>,
     snapshot: Mutex<Arc<Snapshot>>,
     /// Dedup keys of the signals that already started runs while they keep firing, per runbook.
     fired: Mutex<HashSet<(String, String)>>,
     runs: Mutex<Vec<RunRecord>>,
-    approvals: Approvals,
-    cfg: ExecutorConfig,
-    rt: tokio::runtime::Handle,
+    pub(super) approvals: Approvals,
+    pub(super) cfg: ExecutorConfig,
+    pub(super) rt: tokio::runtime::Handle,
     next_run: AtomicU64,
 }
 
 /// Cheap to clone; runs work on blocking threads of the runtime it was built in.
 #[derive(Clone)]
 pub struct Executor {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl Executor {
@@ -506,12 +426,7 @@ impl Executor {
                 step: format!("awaiting approval {approval}"),
                 state: serde_json::json!({ "plan": plan }),
             });
-            let verdict = inner.approvals.wait(approval, inner.cfg.approval_timeout);
-            inner.approvals.forget(approval);
-            let (approved, by) = match verdict {
-                Some(v) => v,
-                None => (false, "timeout".into()),
-            };
+            let (approved, by) = inner.approvals.settle(approval, inner.cfg.approval_timeout);
             let actor = if by == "timeout" {
                 Actor::System
             } else {
@@ -598,7 +513,7 @@ impl Executor {
 
     /// Appends to the timeline; a store that fails is logged, the run goes on (its actions
     /// still happened and the cluster is the record of them).
-    fn record(&self, e: NewEntry) {
+    pub(super) fn record(&self, e: NewEntry) {
         if let Err(err) = self.inner.store.append(e) {
             tracing::error!(error = %err, "cannot write to the incident timeline");
         }
@@ -612,7 +527,7 @@ impl Executor {
         }
     }
 
-    fn update_run(&self, id: &str, f: impl FnOnce(&mut RunRecord)) {
+    pub(super) fn update_run(&self, id: &str, f: impl FnOnce(&mut RunRecord)) {
         if let Ok(mut runs) = self.inner.runs.lock()
             && let Some(r) = runs.iter_mut().rev().find(|r| r.id == id)
         {
@@ -643,7 +558,7 @@ impl Executor {
         })
     }
 
-    fn latest(&self) -> Arc<Snapshot> {
+    pub(super) fn latest(&self) -> Arc<Snapshot> {
         self.inner
             .snapshot
             .lock()
@@ -659,11 +574,11 @@ impl Executor {
     }
 
     /// What a mutation would do, for a plan or a confirmation: its summary and blast radius.
-    pub fn preview(&self, cluster: &str, intent: &Intent) -> PlanStep {
-        let (summary, blast) = match intent {
-            Intent::Drain { node, options } => match self.context(cluster, true) {
+    pub fn preview(&self, cluster: &str, mutation: &Mutation) -> PlanStep {
+        let (summary, blast) = match mutation {
+            Mutation::Drain { node, options } => match self.context(cluster, true) {
                 Ok(ctx) => {
-                    let opts = drain_options(options);
+                    let opts = options.options(None);
                     match self
                         .inner
                         .rt
@@ -688,110 +603,31 @@ impl Executor {
                 Err(e) => (format!("drain node {node} ({e})"), serde_json::Value::Null),
             },
             other => (
-                format!("{} {}", verb_of(other), target_of(other)),
+                format!("{} {}", other.verb(), other.target()),
                 serde_json::Value::Null,
             ),
         };
         PlanStep {
-            intent: intent.clone(),
+            intent: mutation.clone(),
             summary,
             blast,
         }
     }
 
-    /// Performs one mutation (after the guard allowed it).
-    pub fn perform(&self, cluster: &str, intent: &Intent) -> Result<ActionReport, String> {
-        self.perform_with(cluster, intent, None)
-    }
-
-    /// As `perform`; a drain asked to force past a deadline gets `force_past`.
-    fn perform_with(
+    /// Performs the one mutation the guard cleared, in the cluster it cleared it for; a drain
+    /// asked to force past a deadline gets `force_past`. Nothing reaches `actions` any other
+    /// way: a `Clearance` comes only from the guard (`Guard::check` for a run,
+    /// `Guard::clear_person` in [`Self::manual`]).
+    pub(super) fn perform(
         &self,
-        cluster: &str,
-        intent: &Intent,
+        clearance: &Clearance,
         force_past: Option<DateTime<Utc>>,
     ) -> Result<ActionReport, String> {
-        let ctx = self.context(cluster, false)?;
-        let rt = &self.inner.rt;
-        let r = match intent {
-            Intent::Cordon { node } => rt.block_on(actions::cordon(&ctx, node)),
-            Intent::Uncordon { node } => rt.block_on(actions::uncordon(&ctx, node)),
-            Intent::Drain { node, options } => {
-                let mut opts = drain_options(options);
-                opts.force_past = force_past;
-                rt.block_on(actions::drain(&ctx, node, &opts))
-            }
-            Intent::Rollback {
-                namespace,
-                name,
-                revision,
-            } => rt.block_on(actions::rollback_deployment(
-                &ctx,
-                namespace,
-                name,
-                revision.and_then(|r| u64::try_from(r).ok()),
-            )),
-            Intent::RollbackInferenceService { namespace, name } => {
-                rt.block_on(actions::rollback_inference_service(&ctx, namespace, name))
-            }
-            Intent::Scale {
-                namespace,
-                name,
-                replicas,
-            } => rt.block_on(actions::scale(
-                &ctx,
-                actions::ObjectKind::Deployment,
-                namespace,
-                name,
-                u32::try_from(*replicas)
-                    .map_err(|_| format!("replicas {replicas} is not a count"))?,
-            )),
-            Intent::Taint {
-                node,
-                key,
-                value,
-                effect,
-            } => {
-                let effect = match effect.as_str() {
-                    "NoSchedule" => actions::TaintEffect::NoSchedule,
-                    "PreferNoSchedule" => actions::TaintEffect::PreferNoSchedule,
-                    "NoExecute" => actions::TaintEffect::NoExecute,
-                    other => {
-                        return Err(format!(
-                            "taint effect {other:?} is not NoSchedule, PreferNoSchedule or NoExecute"
-                        ));
-                    }
-                };
-                let value = (!value.is_empty()).then_some(value.as_str());
-                rt.block_on(actions::taint(&ctx, node, key, value, effect))
-            }
-            Intent::Untaint { node, key } => rt.block_on(actions::untaint(&ctx, node, key, None)),
-            Intent::Annotate {
-                kind,
-                namespace,
-                name,
-                key,
-                value,
-            } => {
-                let kind = match kind.to_ascii_lowercase().as_str() {
-                    "node" => actions::ObjectKind::Node,
-                    "pod" => actions::ObjectKind::Pod,
-                    "deployment" => actions::ObjectKind::Deployment,
-                    "inferenceservice" => actions::ObjectKind::InferenceService,
-                    other => return Err(format!("cannot annotate a {other}")),
-                };
-                let ns = (!namespace.is_empty()).then_some(namespace.as_str());
-                rt.block_on(actions::annotate(
-                    &ctx,
-                    kind,
-                    ns,
-                    name,
-                    key,
-                    value.as_deref(),
-                ))
-            }
-        };
-        r.map_err(|e| e.to_string())
+        let ctx = self.context(clearance.cluster(), false)?;
+        self.inner
+            .rt
+            .block_on(clearance.mutation().perform(&ctx, force_past))
+            .map_err(|e| e.to_string())
     }
 
     /// A person's action from the cockpit (already confirmed): read-only still applies; the
@@ -800,36 +636,34 @@ impl Executor {
     pub fn manual(
         &self,
         cluster: &str,
-        intent: &Intent,
+        mutation: &Mutation,
         user: &str,
         incident: Option<u64>,
     ) -> Result<ActionReport, String> {
         let inner = &self.inner;
-        let refusal = if inner.guard.read_only {
-            Some("fleetdeck runs read-only (--read-only): every mutation is forbidden".to_string())
-        } else {
-            None
+        let clearance = match inner.guard.clear_person(cluster, mutation) {
+            Ok(c) => c,
+            Err(why) => {
+                let mut e = NewEntry::new(
+                    EntryKind::Decision,
+                    Actor::User(user.into()),
+                    inner.cfg.origin,
+                    format!("{} {} refused: {why}", mutation.verb(), mutation.target()),
+                );
+                e.incident = incident;
+                e.verdict = Some(Verdict::Refused);
+                self.record(e);
+                return Err(why);
+            }
         };
-        if let Some(why) = refusal {
-            let mut e = NewEntry::new(
-                EntryKind::Decision,
-                Actor::User(user.into()),
-                inner.cfg.origin,
-                format!("{} {} refused: {why}", verb_of(intent), target_of(intent)),
-            );
-            e.incident = incident;
-            e.verdict = Some(Verdict::Refused);
-            self.record(e);
-            return Err(why);
-        }
-        let report = match self.perform(cluster, intent) {
+        let report = match self.perform(&clearance, None) {
             Ok(r) => r,
             Err(why) => {
                 let mut e = NewEntry::new(
                     EntryKind::Action,
                     Actor::User(user.into()),
                     inner.cfg.origin,
-                    format!("{} {} failed: {why}", verb_of(intent), target_of(intent)),
+                    format!("{} {} failed: {why}", mutation.verb(), mutation.target()),
                 );
                 e.incident = incident;
                 e.detail.insert("outcome".into(), "failed".into());
@@ -841,460 +675,5 @@ impl Executor {
         e.incident = incident;
         self.record(e);
         Ok(report)
-    }
-}
-
-fn drain_options(r: &DrainRequest) -> actions::DrainOptions {
-    actions::DrainOptions {
-        ignore_daemonsets: r.ignore_daemonsets,
-        delete_emptydir_data: r.delete_emptydir_data,
-        force: false,
-        grace_period_seconds: r.grace_period_s.and_then(|g| u32::try_from(g).ok()),
-        timeout: Duration::from_secs(r.timeout_s.max(1)),
-        force_past: None,
-        gang: if r.whole_gang {
-            actions::GangPolicy::WholeGang
-        } else {
-            actions::GangPolicy::Refuse
-        },
-        ..actions::DrainOptions::default()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    /// Dry-run mode: decisions recorded as plans, nothing changes.
-    DryRun,
-    /// Approve mode's first pass: the plan is collected for approval, nothing recorded yet.
-    Plan,
-    /// Mutations go through the guard to the cluster.
-    Act,
-}
-
-/// The host API for one pass of one run.
-struct RunHost {
-    ex: Executor,
-    run: String,
-    runbook: String,
-    signal: Signal,
-    cluster: String,
-    pass: Pass,
-    incident: Option<u64>,
-    steps: Mutex<Vec<PlanStep>>,
-    /// Whether the trigger was re-validated in this pass (once, before the first mutation).
-    revalidated: Mutex<bool>,
-}
-
-impl RunHost {
-    fn new(
-        ex: &Executor,
-        run: &str,
-        rb: &Runbook,
-        signal: &Signal,
-        pass: Pass,
-        incident: Option<u64>,
-    ) -> Self {
-        Self {
-            ex: ex.clone(),
-            run: run.to_string(),
-            runbook: rb.meta.name.clone(),
-            signal: signal.clone(),
-            cluster: signal.subject.cluster.clone(),
-            pass,
-            incident,
-            steps: Mutex::new(Vec::new()),
-            revalidated: Mutex::new(false),
-        }
-    }
-
-    fn plan(&self) -> Vec<PlanStep> {
-        self.steps.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    fn entry(&self, kind: EntryKind, verdict: Option<Verdict>, summary: String) -> NewEntry {
-        let mut e = NewEntry::new(
-            kind,
-            Actor::Runbook(self.runbook.clone()),
-            self.ex.inner.cfg.origin,
-            summary,
-        );
-        e.incident = self.incident;
-        e.verdict = verdict;
-        e.subject = Some(self.signal.subject.clone());
-        e.detail.insert("run".into(), self.run.clone().into());
-        e
-    }
-
-    fn refuse(&self, intent: &Intent, why: String) -> serde_json::Value {
-        if self.pass != Pass::Plan {
-            let mut e = self.entry(
-                EntryKind::Decision,
-                Some(Verdict::Refused),
-                format!("{} {} refused: {why}", verb_of(intent), target_of(intent)),
-            );
-            e.detail.insert(
-                "intent".into(),
-                serde_json::to_value(intent).unwrap_or_default(),
-            );
-            self.ex.record(e);
-        }
-        serde_json::json!({ "outcome": "refused", "reason": why })
-    }
-
-    /// A drain that may force past a spot notice's deadline: the notice's deadline (notice time
-    /// + 2 minutes on AWS) less the pods' grace period, so they stop before the instance goes.
-    fn force_past(&self, intent: &Intent) -> Option<DateTime<Utc>> {
-        let Intent::Drain { options, .. } = intent else {
-            return None;
-        };
-        if !options.force_past_deadline {
-            return None;
-        }
-        let deadline = self.signal.evidence.get("deadline")?.as_str()?;
-        let deadline = DateTime::parse_from_rfc3339(deadline)
-            .ok()?
-            .with_timezone(&Utc);
-        Some(deadline - chrono::Duration::seconds(options.grace_period_s.unwrap_or(30)))
-    }
-
-    /// Does the triggering signal still fire? Waits the re-validation delay first.
-    fn still_firing(&self) -> bool {
-        let mut done = match self.revalidated.lock() {
-            Ok(d) => d,
-            Err(_) => return false,
-        };
-        if *done {
-            return true;
-        }
-        std::thread::sleep(self.ex.inner.cfg.revalidate_after);
-        *done = true;
-        let snap = self.ex.latest();
-        // A manual trigger (no detector behind it) has nothing to re-check.
-        self.signal.kind == "manual"
-            || snap
-                .signals
-                .iter()
-                .any(|s| s.dedup_key == self.signal.dedup_key)
-    }
-}
-
-impl Host for RunHost {
-    fn snapshot(&self) -> Arc<Snapshot> {
-        self.ex.latest()
-    }
-
-    fn pods_on(&self, node: &str) -> Result<serde_json::Value, String> {
-        use k8s_openapi::api::core::v1::Pod;
-        let client = self
-            .ex
-            .inner
-            .clients
-            .get(&self.cluster)
-            .cloned()
-            .ok_or_else(|| format!("no client for cluster {}", self.cluster))?;
-        let api: kube::Api<Pod> = kube::Api::all(client);
-        let lp = kube::api::ListParams::default().fields(&format!("spec.nodeName={node}"));
-        let pods = self
-            .ex
-            .inner
-            .rt
-            .block_on(api.list(&lp))
-            .map_err(|e| format!("listing pods on {node}: {e}"))?;
-        Ok(serde_json::Value::Array(
-            pods.items
-                .iter()
-                .map(|p| {
-                    let owner = p
-                        .metadata
-                        .owner_references
-                        .as_ref()
-                        .and_then(|o| o.iter().find(|o| o.controller == Some(true)))
-                        .map(|o| format!("{}/{}", o.kind, o.name));
-                    let annotations = p.metadata.annotations.clone().unwrap_or_default();
-                    serde_json::json!({
-                        "do_not_disrupt": annotations.get("karpenter.sh/do-not-disrupt").is_some_and(|v| v == "true"),
-                        "namespace": p.metadata.namespace,
-                        "name": p.metadata.name,
-                        "phase": p.status.as_ref().and_then(|s| s.phase.clone()),
-                        "controller": owner,
-                        "terminating": p.metadata.deletion_timestamp.is_some(),
-                    })
-                })
-                .collect(),
-        ))
-    }
-
-    fn request(&self, intent: Intent) -> Result<serde_json::Value, String> {
-        let inner = &self.ex.inner;
-        let snap = self.ex.latest();
-        let mode = match self.pass {
-            Pass::DryRun | Pass::Plan => Mode::DryRun,
-            Pass::Act => Mode::Auto,
-        };
-        match inner.guard.check(&snap, &self.cluster, &intent, mode) {
-            Decision::Refuse(why) => Ok(self.refuse(&intent, why)),
-            Decision::Plan | Decision::Approve => {
-                let step = self.ex.preview(&self.cluster, &intent);
-                if self.pass == Pass::DryRun {
-                    let mut e = self.entry(
-                        EntryKind::Decision,
-                        Some(Verdict::Planned),
-                        format!("dry run: would {}", step.summary),
-                    );
-                    e.detail.insert("blast_radius".into(), step.blast.clone());
-                    self.ex.record(e);
-                }
-                let answer = serde_json::json!({ "outcome": "planned", "summary": step.summary, "blast_radius": step.blast });
-                if let Ok(mut s) = self.steps.lock() {
-                    s.push(step);
-                }
-                Ok(answer)
-            }
-            Decision::Allow => {
-                if !self.still_firing() {
-                    return Ok(self.refuse(
-                        &intent,
-                        format!(
-                            "{} stopped firing before fleetdeck acted (re-checked after {})",
-                            self.signal.dedup_key,
-                            humantime::format_duration(inner.cfg.revalidate_after)
-                        ),
-                    ));
-                }
-                // Once per target and problem: the incident when there is one, else this
-                // firing of the signal.
-                let occurrence = match self.incident {
-                    Some(id) => format!("INC-{id}"),
-                    None => format!(
-                        "{}@{}",
-                        self.signal.dedup_key,
-                        self.signal.first_seen.timestamp()
-                    ),
-                };
-                let key = format!(
-                    "{}:{}:{}:{occurrence}",
-                    self.cluster,
-                    verb_of(&intent),
-                    target_of(&intent),
-                );
-                let now = Utc::now();
-                match inner.store.claim(
-                    &key,
-                    &inner.cfg.identity,
-                    now,
-                    now + chrono::Duration::hours(24),
-                ) {
-                    Ok(Claim::Claimed) => {}
-                    Ok(Claim::Held(held)) => {
-                        let why = format!(
-                            "already {} by {} at {} (idempotency key {key})",
-                            held.outcome.as_deref().unwrap_or("claimed"),
-                            held.holder,
-                            held.claimed_at.format("%H:%M:%SZ")
-                        );
-                        return Ok(serde_json::json!({ "outcome": "skipped", "reason": why }));
-                    }
-                    Err(e) => return Err(format!("the store cannot record the action: {e}")),
-                }
-                let _ = inner.store.journal_put(&JournalRecord {
-                    run: self.run.clone(),
-                    runbook: self.runbook.clone(),
-                    target: target_of(&intent),
-                    incident: self.incident,
-                    started_at: now,
-                    updated_at: now,
-                    step: format!("{} {}", verb_of(&intent), target_of(&intent)),
-                    state: serde_json::json!({ "idempotency_key": key }),
-                });
-                let report =
-                    match self
-                        .ex
-                        .perform_with(&self.cluster, &intent, self.force_past(&intent))
-                    {
-                        Ok(r) => r,
-                        Err(e) => {
-                            let _ = inner
-                                .store
-                                .finish(&key, &format!("failed: {e}"), Utc::now());
-                            let mut entry = self.entry(
-                                EntryKind::Action,
-                                None,
-                                format!("{} {} failed: {e}", verb_of(&intent), target_of(&intent)),
-                            );
-                            entry.detail.insert("outcome".into(), "failed".into());
-                            self.ex.record(entry);
-                            return Ok(serde_json::json!({ "outcome": "failed", "reason": e }));
-                        }
-                    };
-                let _ = inner.store.finish(&key, report.outcome.name(), Utc::now());
-                let mut e = report.to_entry(Actor::Runbook(self.runbook.clone()), inner.cfg.origin);
-                e.incident = self.incident;
-                e.detail.insert("run".into(), self.run.clone().into());
-                e.detail
-                    .insert("holder".into(), inner.cfg.identity.clone().into());
-                self.ex.record(e);
-                let line = report.summary.clone();
-                self.ex.update_run(&self.run, |r| r.actions.push(line));
-                let reason = match &report.outcome {
-                    actions::ActionOutcome::NoOp(r)
-                    | actions::ActionOutcome::Refused(r)
-                    | actions::ActionOutcome::Failed(r) => r.clone(),
-                    _ => String::new(),
-                };
-                Ok(serde_json::json!({
-                    "outcome": report.outcome.name(),
-                    "reason": reason,
-                    "summary": report.summary,
-                    "evicted": report.evicted,
-                    "blocked_by": report.blocked_by,
-                    "bypassed": report.bypassed,
-                }))
-            }
-        }
-    }
-
-    fn note(&self, text: &str) -> Result<(), String> {
-        if self.pass == Pass::Plan {
-            return Ok(());
-        }
-        let e = self.entry(EntryKind::Note, None, text.to_string());
-        self.ex
-            .inner
-            .store
-            .append(e)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn notify(&self, url: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
-        if self.pass != Pass::Act {
-            return Ok(serde_json::json!({ "outcome": "planned", "url": url }));
-        }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let sent = self
-            .ex
-            .inner
-            .rt
-            .block_on(async { client.post(url).json(&body).send().await });
-        let (status, outcome) = match &sent {
-            Ok(r) => (r.status().as_u16(), r.status().to_string()),
-            Err(e) => (0, e.to_string()),
-        };
-        let mut e = self.entry(
-            EntryKind::Action,
-            None,
-            format!("notified {url}: {outcome}"),
-        );
-        e.detail.insert("body".into(), body);
-        self.ex.record(e);
-        match sent {
-            Ok(r) if r.status().is_success() => {
-                Ok(serde_json::json!({ "outcome": "done", "status": status }))
-            }
-            Ok(_) => Ok(serde_json::json!({ "outcome": "failed", "status": status })),
-            Err(e) => Err(format!("notify {url}: {e}")),
-        }
-    }
-
-    fn require_approval(&self, reason: &str) -> Result<bool, String> {
-        // In approve mode the plan pass collects every step and a person approves the whole
-        // plan; in auto mode a runbook's own call asks for a person as well.
-        match self.pass {
-            Pass::DryRun | Pass::Plan => Ok(true),
-            Pass::Act if self.ex.inner.cfg.mode == Mode::Approve => Ok(true),
-            Pass::Act => {
-                let inner = &self.ex.inner;
-                let id = inner.approvals.request(PendingApproval {
-                    id: 0,
-                    run: self.run.clone(),
-                    runbook: self.runbook.clone(),
-                    cluster: self.cluster.clone(),
-                    reason: reason.to_string(),
-                    plan: Vec::new(),
-                    requested_at: Utc::now(),
-                });
-                self.ex.record(self.entry(
-                    EntryKind::Decision,
-                    Some(Verdict::Pending),
-                    format!("approval {id} requested: {reason}"),
-                ));
-                let verdict = inner.approvals.wait(id, inner.cfg.approval_timeout);
-                inner.approvals.forget(id);
-                let (ok, by) = verdict.unwrap_or((false, "timeout".into()));
-                self.ex.record(self.entry(
-                    EntryKind::Approval,
-                    Some(if ok {
-                        Verdict::Approved
-                    } else {
-                        Verdict::Denied
-                    }),
-                    format!(
-                        "approval {id} {} by {by}",
-                        if ok { "granted" } else { "denied" }
-                    ),
-                ));
-                Ok(ok)
-            }
-        }
-    }
-
-    fn wait_for(&self, condition: &str, target: &str, timeout: Duration) -> Result<bool, String> {
-        if self.pass != Pass::Act {
-            return Ok(true);
-        }
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let snap = self.ex.latest();
-            let holds = match condition {
-                "node_cordoned" => snap
-                    .clusters
-                    .iter()
-                    .filter(|c| c.name == self.cluster)
-                    .flat_map(|c| c.nodes.iter())
-                    .any(|n| n.name == target && n.cordoned),
-                "rollout_complete" => {
-                    let (ns, name) = target.split_once('/').unwrap_or(("", target));
-                    snap.clusters
-                        .iter()
-                        .filter(|c| c.name == self.cluster)
-                        .flat_map(|c| c.deployments.iter())
-                        .any(|d| {
-                            d.namespace == ns
-                                && d.name == name
-                                && d.updated == d.replicas
-                                && d.available == d.replicas
-                        })
-                }
-                "signal_cleared" => !snap.signals.iter().any(|s| {
-                    s.dedup_key == target || (s.kind == target && s.subject == self.signal.subject)
-                }),
-                "node_drained" => {
-                    let pods = self.pods_on(target)?;
-                    pods.as_array().is_some_and(|a| {
-                        a.iter().all(|p| {
-                            p["controller"]
-                                .as_str()
-                                .is_some_and(|c| c.starts_with("DaemonSet/"))
-                                || matches!(p["phase"].as_str(), Some("Succeeded" | "Failed"))
-                        })
-                    })
-                }
-                other => {
-                    return Err(format!(
-                        "wait_for: unknown condition {other:?}; known: node_cordoned, node_drained, rollout_complete, signal_cleared"
-                    ));
-                }
-            };
-            if holds {
-                return Ok(true);
-            }
-            if std::time::Instant::now() >= deadline {
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
     }
 }

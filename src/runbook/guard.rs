@@ -1,7 +1,9 @@
 //! The guard: every mutation a runbook asks for is checked here first — kill switch,
 //! read-only, the cluster-wide halt on unready nodes, the disruption budget — and the mode
 //! decides what an allowed mutation becomes: a plan, a request for approval, or the action
-//! itself. (A person's confirmed action from the cockpit only meets read-only.)
+//! itself. (A person's confirmed action from the cockpit only meets read-only.) An allowed
+//! mutation comes with a [`Clearance`], which only the guard issues and without which the
+//! executor performs nothing. Imports actions (the `Mutation`), model and config.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,23 +11,50 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
-use super::engine::Intent;
 use super::meta::Mode;
+use crate::actions::Mutation;
 use crate::config::RunbooksConfig;
 use crate::model::{NodeReadiness, Snapshot};
 
 /// What the guard says about one mutation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, PartialEq, Serialize)]
 #[serde(tag = "decision", content = "reason", rename_all = "snake_case")]
 pub enum Decision {
-    /// Go ahead.
-    Allow,
+    /// Go ahead, with this leave.
+    Allow(Clearance),
     /// Dry-run: record what would change.
     Plan,
     /// Ask a human first.
     Approve,
     /// No, and why.
     Refuse(String),
+}
+
+/// The guard's leave to perform one mutation in one cluster. Only the guard issues one (the
+/// fields are private, there is no constructor outside this file and it is not `Clone`), and
+/// the executor's only way to perform a mutation takes one: no code path mutates a cluster
+/// without the guard's say.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct Clearance {
+    cluster: String,
+    mutation: Mutation,
+}
+
+impl Clearance {
+    fn new(cluster: &str, mutation: &Mutation) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            mutation: mutation.clone(),
+        }
+    }
+
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    pub fn mutation(&self) -> &Mutation {
+        &self.mutation
+    }
 }
 
 /// Guardrails shared by every run and the cockpit's manual actions.
@@ -141,7 +170,13 @@ impl Guard {
 
     /// Checks one mutation in `cluster` under `mode` (already the stricter of the global mode
     /// and the runbook's).
-    pub fn check(&self, snap: &Snapshot, cluster: &str, intent: &Intent, mode: Mode) -> Decision {
+    pub fn check(
+        &self,
+        snap: &Snapshot,
+        cluster: &str,
+        mutation: &Mutation,
+        mode: Mode,
+    ) -> Decision {
         if let Some(why) = self.killed() {
             return Decision::Refuse(why);
         }
@@ -167,7 +202,7 @@ impl Guard {
                     d.unready, d.nodes
                 ));
             }
-            if let Some(node) = disrupting(intent) {
+            if let Some(node) = mutation.disrupted_node() {
                 let out_of_service = |name: &str| {
                     snap.clusters
                         .iter()
@@ -199,59 +234,19 @@ impl Guard {
         match mode {
             Mode::DryRun => Decision::Plan,
             Mode::Approve => Decision::Approve,
-            Mode::Auto => Decision::Allow,
+            Mode::Auto => Decision::Allow(Clearance::new(cluster, mutation)),
         }
     }
-}
 
-/// The node a mutation takes out of service, if it does.
-fn disrupting(intent: &Intent) -> Option<&str> {
-    match intent {
-        Intent::Cordon { node } | Intent::Drain { node, .. } => Some(node),
-        Intent::Taint { node, effect, .. } if effect == "NoExecute" || effect == "NoSchedule" => {
-            Some(node)
+    /// A person's confirmed action from the cockpit: it only meets read-only (the kill
+    /// switch, budgets and modes govern automation, not people). The refusal says why.
+    pub fn clear_person(&self, cluster: &str, mutation: &Mutation) -> Result<Clearance, String> {
+        if self.read_only {
+            return Err(
+                "fleetdeck runs read-only (--read-only): every mutation is forbidden".to_string(),
+            );
         }
-        _ => None,
-    }
-}
-
-/// `node/gpu-node-7`, `deployment/serving/llama` — what a cooldown and an idempotency key name.
-pub fn target_of(intent: &Intent) -> String {
-    match intent {
-        Intent::Cordon { node }
-        | Intent::Uncordon { node }
-        | Intent::Drain { node, .. }
-        | Intent::Taint { node, .. }
-        | Intent::Untaint { node, .. } => format!("node/{node}"),
-        Intent::Rollback {
-            namespace, name, ..
-        }
-        | Intent::Scale {
-            namespace, name, ..
-        } => format!("deployment/{namespace}/{name}"),
-        Intent::RollbackInferenceService { namespace, name } => {
-            format!("inferenceservice/{namespace}/{name}")
-        }
-        Intent::Annotate {
-            kind,
-            namespace,
-            name,
-            ..
-        } => format!("{}/{namespace}/{name}", kind.to_lowercase()),
-    }
-}
-
-/// The verb, for keys and summaries.
-pub fn verb_of(intent: &Intent) -> &'static str {
-    match intent {
-        Intent::Cordon { .. } => "cordon",
-        Intent::Uncordon { .. } => "uncordon",
-        Intent::Drain { .. } => "drain",
-        Intent::Rollback { .. } | Intent::RollbackInferenceService { .. } => "rollback",
-        Intent::Scale { .. } => "scale",
-        Intent::Taint { .. } => "taint",
-        Intent::Untaint { .. } => "untaint",
-        Intent::Annotate { .. } => "annotate",
+        Ok(Clearance::new(cluster, mutation))
     }
 }
 
@@ -311,8 +306,12 @@ mod tests {
         Guard::new(&RunbooksConfig::default(), Mode::Auto, false)
     }
 
-    fn cordon(n: &str) -> Intent {
-        Intent::Cordon { node: n.into() }
+    fn cordon(n: &str) -> Mutation {
+        Mutation::Cordon { node: n.into() }
+    }
+
+    fn allows(d: Decision) -> bool {
+        matches!(d, Decision::Allow(_))
     }
 
     #[test]
@@ -331,10 +330,7 @@ mod tests {
             g.check(&s, "prod", &cordon("n1"), Mode::Approve),
             Decision::Approve
         );
-        assert_eq!(
-            g.check(&s, "prod", &cordon("n1"), Mode::Auto),
-            Decision::Allow
-        );
+        assert!(allows(g.check(&s, "prod", &cordon("n1"), Mode::Auto)));
     }
 
     #[test]
@@ -352,10 +348,7 @@ mod tests {
             "{d:?}"
         );
         // Cordoning a node that is already out of service costs nothing.
-        assert_eq!(
-            guard().check(&s, "prod", &cordon("x"), Mode::Auto),
-            Decision::Allow
-        );
+        assert!(allows(guard().check(&s, "prod", &cordon("x"), Mode::Auto)));
         // Parallel runs: the first one reserves the last free slot.
         let mut nodes: Vec<_> = (0..19)
             .map(|i| node(&format!("n{i}"), true, false))
@@ -363,26 +356,20 @@ mod tests {
         nodes.push(node("c", true, true));
         let s2 = snap(nodes);
         let g = guard();
-        assert_eq!(
-            g.check(&s2, "prod", &cordon("n1"), Mode::Auto),
-            Decision::Allow
-        );
+        assert!(allows(g.check(&s2, "prod", &cordon("n1"), Mode::Auto)));
         assert!(matches!(
             g.check(&s2, "prod", &cordon("n2"), Mode::Auto),
             Decision::Refuse(_)
         ));
         // The same node again is not a second disruption.
-        assert_eq!(
-            g.check(&s2, "prod", &cordon("n1"), Mode::Auto),
-            Decision::Allow
-        );
+        assert!(allows(g.check(&s2, "prod", &cordon("n1"), Mode::Auto)));
         // Rollbacks are not node disruptions.
-        let rb = Intent::Rollback {
+        let rb = Mutation::Rollback {
             namespace: "s".into(),
             name: "d".into(),
             revision: None,
         };
-        assert_eq!(guard().check(&s, "prod", &rb, Mode::Auto), Decision::Allow);
+        assert!(allows(guard().check(&s, "prod", &rb, Mode::Auto)));
     }
 
     #[test]
@@ -393,7 +380,7 @@ mod tests {
             .collect();
         nodes.extend((0..5).map(|i| node(&format!("u{i}"), false, false)));
         let s = snap(nodes);
-        let rb = Intent::Rollback {
+        let rb = Mutation::Rollback {
             namespace: "s".into(),
             name: "d".into(),
             revision: None,
@@ -403,6 +390,35 @@ mod tests {
             matches!(&d, Decision::Refuse(r) if r.contains("halted")),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn a_person_is_cleared_unless_read_only_and_only_for_what_was_asked() {
+        let g = guard();
+        assert!(
+            g.toggle_kill(),
+            "the kill switch governs automation, not people"
+        );
+        let c = g.clear_person("prod", &cordon("n1")).expect("cleared");
+        assert_eq!((c.cluster(), c.mutation()), ("prod", &cordon("n1")));
+        let ro = Guard::new(&RunbooksConfig::default(), Mode::Auto, true);
+        let why = ro
+            .clear_person("prod", &cordon("n1"))
+            .expect_err("read-only");
+        assert!(why.contains("read-only"), "{why}");
+    }
+
+    #[test]
+    fn an_allowed_mutation_carries_its_clearance() {
+        let s = snap(
+            (0..20)
+                .map(|i| node(&format!("n{i}"), true, false))
+                .collect(),
+        );
+        match guard().check(&s, "prod", &cordon("n3"), Mode::Auto) {
+            Decision::Allow(c) => assert_eq!((c.cluster(), c.mutation()), ("prod", &cordon("n3"))),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -429,10 +445,7 @@ mod tests {
             ..RunbooksConfig::default()
         };
         let g = Guard::new(&cfg, Mode::Auto, false);
-        assert_eq!(
-            g.check(&s, "prod", &cordon("n1"), Mode::Auto),
-            Decision::Allow
-        );
+        assert!(allows(g.check(&s, "prod", &cordon("n1"), Mode::Auto)));
         std::fs::write(&file, "").unwrap();
         assert!(
             matches!(g.check(&s, "prod", &cordon("n1"), Mode::Auto), Decision::Refuse(r) if r.contains("STOP"))

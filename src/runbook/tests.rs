@@ -3,12 +3,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
+use crate::actions::Mutation;
 use crate::model::Snapshot;
 use crate::model::signal::{Severity, Signal, Subject};
 
 #[derive(Default)]
 struct FakeHost {
-    intents: Mutex<Vec<Intent>>,
+    intents: Mutex<Vec<Mutation>>,
     notes: Mutex<Vec<String>>,
     approve: bool,
 }
@@ -20,8 +21,8 @@ impl Host for FakeHost {
     fn pods_on(&self, node: &str) -> Result<serde_json::Value, String> {
         Ok(serde_json::json!([{ "name": format!("{node}-pod"), "gpus": 8 }]))
     }
-    fn request(&self, intent: Intent) -> Result<serde_json::Value, String> {
-        self.intents.lock().unwrap().push(intent);
+    fn request(&self, mutation: Mutation) -> Result<serde_json::Value, String> {
+        self.intents.lock().unwrap().push(mutation);
         Ok(serde_json::json!({ "outcome": "planned" }))
     }
     fn note(&self, text: &str) -> Result<(), String> {
@@ -98,12 +99,12 @@ fn run(signal) {
     let intents = host.intents.lock().unwrap().clone();
     assert_eq!(
         intents[0],
-        Intent::Cordon {
+        Mutation::Cordon {
             node: "gpu-node-7".into()
         }
     );
     match &intents[1] {
-        Intent::Drain { node, options } => {
+        Mutation::Drain { node, options } => {
             assert_eq!(node, "gpu-node-7");
             assert_eq!(options.timeout_s, 300);
             assert_eq!(options.grace_period_s, Some(30));
@@ -168,6 +169,72 @@ fn bad_drain_options_are_named() {
     let rb = runbook("fn run(signal) { drain(\"n\", #{ timout: \"5m\" }); }\n");
     let e = run(&rb, &Arc::new(FakeHost::default())).unwrap_err();
     assert!(e.message.contains("unknown drain option timout"), "{e}");
+}
+
+#[test]
+fn a_negative_rollback_revision_stops_the_script_before_any_request() {
+    let rb = runbook("fn run(signal) {\n    rollback(\"serving\", \"llama\", -1);\n}\n");
+    let host = Arc::new(FakeHost::default());
+    let e = run(&rb, &host).unwrap_err();
+    assert!(
+        e.message.contains("rollback revision") && e.message.contains("-1"),
+        "{e}"
+    );
+    assert_eq!(e.line, HEADER.lines().count() + 2, "{e}");
+    assert!(
+        host.intents.lock().unwrap().is_empty(),
+        "no request reached the host"
+    );
+}
+
+#[test]
+fn negative_replicas_stop_the_script_before_any_request() {
+    let rb = runbook("fn run(signal) { scale(\"serving\", \"llama\", -3); }\n");
+    let host = Arc::new(FakeHost::default());
+    let e = run(&rb, &host).unwrap_err();
+    assert!(
+        e.message.contains("scale replicas") && e.message.contains("-3"),
+        "{e}"
+    );
+    assert!(
+        host.intents.lock().unwrap().is_empty(),
+        "no request reached the host"
+    );
+}
+
+#[test]
+fn string_arguments_become_typed_mutations_or_named_errors() {
+    let rb = runbook(
+        r#"
+fn run(signal) {
+    taint("n1", "spot", "", "NoExecute");
+    annotate("Deployment", "serving", "llama", "fleetdeck/paused", ());
+}
+"#,
+    );
+    let host = Arc::new(FakeHost::default());
+    let _ = run(&rb, &host).unwrap();
+    assert_eq!(
+        *host.intents.lock().unwrap(),
+        vec![
+            Mutation::Taint {
+                node: "n1".into(),
+                key: "spot".into(),
+                value: None,
+                effect: crate::actions::TaintEffect::NoExecute,
+            },
+            Mutation::Annotate {
+                kind: crate::actions::ObjectKind::Deployment,
+                namespace: "serving".into(),
+                name: "llama".into(),
+                key: "fleetdeck/paused".into(),
+                value: None,
+            },
+        ]
+    );
+    let rb = runbook("fn run(signal) { taint(\"n1\", \"spot\", \"\", \"NoSchedul\"); }\n");
+    let e = run(&rb, &Arc::new(FakeHost::default())).unwrap_err();
+    assert!(e.message.contains("\"NoSchedul\""), "{e}");
 }
 
 #[test]

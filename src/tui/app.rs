@@ -27,13 +27,13 @@ use super::rca::RcaLink;
 use super::runbooks::{AutomationView, RunbooksPane, kill_style, pending_text, plan_step_lines};
 use super::signals::SignalsPane;
 use super::theme::{Role, Theme};
+use crate::actions::{DrainRequest, Mutation};
 use crate::model::incident::{Entry, Incident, IncidentStatus, incident_label};
 use crate::model::signal::Signal;
 use crate::model::{Snapshot, SyncState};
 use crate::pipeline::Evaluated;
 use crate::runbook::executor::PlanStep;
-use crate::runbook::guard::{ClusterDisruption, target_of, verb_of};
-use crate::runbook::{DrainRequest, Intent};
+use crate::runbook::guard::ClusterDisruption;
 
 /// The smallest terminal the cockpit draws in.
 pub const MIN_WIDTH: u16 = 80;
@@ -87,8 +87,8 @@ impl PendingAction {
     fn what(&self) -> String {
         format!(
             "{} {} in {}",
-            verb_of(&self.step.intent),
-            target_of(&self.step.intent),
+            self.step.intent.verb(),
+            self.step.intent.target(),
             self.cluster
         )
     }
@@ -113,12 +113,12 @@ pub enum Command {
     /// A person's action, first phase: ask the executor for the guard's plan and blast radius.
     Preview {
         cluster: String,
-        intent: Intent,
+        intent: Mutation,
     },
     /// A person's action, confirmed: perform it through the executor, recorded as theirs.
     Perform {
         cluster: String,
-        intent: Intent,
+        intent: Mutation,
     },
     /// A person's verdict on a runbook's pending plan.
     Decide {
@@ -242,12 +242,12 @@ fn verb(action: Action) -> &'static str {
 fn node_target(
     selected: Option<(String, String)>,
     action: Action,
-) -> Result<(String, Intent), String> {
+) -> Result<(String, Mutation), String> {
     let (cluster, node) = selected.ok_or_else(|| format!("{}: no node selected", verb(action)))?;
     let intent = match action {
-        Action::Cordon => Intent::Cordon { node },
-        Action::Uncordon => Intent::Uncordon { node },
-        _ => Intent::Drain {
+        Action::Cordon => Mutation::Cordon { node },
+        Action::Uncordon => Mutation::Uncordon { node },
+        _ => Mutation::Drain {
             node,
             options: DrainRequest {
                 ignore_daemonsets: true,
@@ -279,7 +279,7 @@ pub struct App {
     /// an executor.
     automation: Option<Arc<AutomationView>>,
     /// The person's action whose plan the loop is asking for.
-    awaiting_plan: Option<(String, Intent)>,
+    awaiting_plan: Option<(String, Mutation)>,
     simulated: bool,
     noc: bool,
     message: Option<String>,
@@ -748,8 +748,8 @@ impl App {
             Ok((cluster, intent)) => {
                 self.say(format!(
                     "asking the guard for the plan to {} {} in {cluster}…",
-                    verb_of(&intent),
-                    target_of(&intent)
+                    intent.verb(),
+                    intent.target()
                 ));
                 self.awaiting_plan = Some((cluster.clone(), intent.clone()));
                 Some(Command::Preview { cluster, intent })
@@ -762,7 +762,7 @@ impl App {
     }
 
     /// The selected endpoint's serving object, as a rollback.
-    fn rollback_target(&self, ctx: &ViewCtx) -> Result<(String, Intent), String> {
+    fn rollback_target(&self, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
         let name = self
             .endpoints
             .selected_endpoint(ctx)
@@ -777,12 +777,12 @@ impl App {
                 format!("rollback: endpoint {name} names no serving object ([[endpoints]] serving in fleetdeck.toml)")
             })?;
         let intent = match serving.kind.as_str() {
-            "Deployment" => Intent::Rollback {
+            "Deployment" => Mutation::Rollback {
                 namespace: serving.namespace,
                 name: serving.name,
                 revision: None,
             },
-            "InferenceService" => Intent::RollbackInferenceService {
+            "InferenceService" => Mutation::RollbackInferenceService {
                 namespace: serving.namespace,
                 name: serving.name,
             },
@@ -1252,7 +1252,7 @@ impl App {
         lines.push(Line::default());
         lines.push(Line::from(vec![
             Span::styled(" y ", t.style(Role::Selection)),
-            Span::raw(format!(" {}   ", verb_of(&pending.step.intent))),
+            Span::raw(format!(" {}   ", pending.step.intent.verb())),
             Span::styled(" any other key ", t.style(Role::Selection)),
             Span::raw(" cancels"),
         ]));
@@ -1889,8 +1889,8 @@ mod tests {
         );
     }
 
-    fn drain_of(node: &str) -> Intent {
-        Intent::Drain {
+    fn drain_of(node: &str) -> Mutation {
+        Mutation::Drain {
             node: node.into(),
             options: DrainRequest {
                 ignore_daemonsets: true,
@@ -1946,7 +1946,7 @@ mod tests {
     fn any_other_key_cancels_a_manual_action_and_a_plan_nobody_waits_for_is_dropped() {
         let mut app = automated_app();
         key(&mut app, KeyCode::Char('2'));
-        let cordon = Intent::Cordon {
+        let cordon = Mutation::Cordon {
             node: "gpu-a-1".into(),
         };
         assert_eq!(
@@ -1956,8 +1956,8 @@ mod tests {
                 intent: cordon.clone(),
             })
         );
-        let step = |intent: Intent| PlanStep {
-            summary: format!("{} {}", verb_of(&intent), target_of(&intent)),
+        let step = |intent: Mutation| PlanStep {
+            summary: format!("{} {}", intent.verb(), intent.target()),
             intent,
             blast: serde_json::Value::Null,
         };
@@ -2024,7 +2024,7 @@ mod tests {
             key(&mut app, KeyCode::Char('u')),
             Some(Command::Preview {
                 cluster: "prod-b".into(),
-                intent: Intent::Uncordon {
+                intent: Mutation::Uncordon {
                     node: "gpu-b-1".into()
                 },
             })
@@ -2046,7 +2046,7 @@ mod tests {
             shift(&mut app, 'B'),
             Some(Command::Preview {
                 cluster: "prod-b".into(),
-                intent: Intent::Rollback {
+                intent: Mutation::Rollback {
                     namespace: "serving".into(),
                     name: "llama-chat".into(),
                     revision: None

@@ -8,10 +8,10 @@ use tokio::sync::mpsc;
 
 use super::app::{App, Command};
 use super::runbooks::AutomationView;
+use crate::actions::Mutation;
 use crate::model::incident::Actor;
-use crate::runbook::Intent;
 use crate::runbook::executor::{Executor, PlanStep};
-use crate::runbook::guard::{ClusterDisruption, target_of, verb_of};
+use crate::runbook::guard::ClusterDisruption;
 
 /// What a blocking executor call answered.
 #[derive(Debug)]
@@ -150,7 +150,7 @@ impl AutomationLink {
 }
 
 /// A confirmed person's action, recorded on the timeline as theirs; says how it went.
-fn perform(executor: &Executor, cluster: &str, intent: &Intent) -> String {
+fn perform(executor: &Executor, cluster: &str, intent: &Mutation) -> String {
     match executor.manual(cluster, intent, &local_user_name(), None) {
         Ok(report) if report.outcome.is_success() => {
             format!("{} ({})", report.summary, report.outcome.name())
@@ -158,8 +158,8 @@ fn perform(executor: &Executor, cluster: &str, intent: &Intent) -> String {
         Ok(report) => format!("{}: {}", report.outcome.name(), report.summary),
         Err(e) => format!(
             "{} {} in {cluster} failed: {e}",
-            verb_of(intent),
-            target_of(intent)
+            intent.verb(),
+            intent.target()
         ),
     }
 }

@@ -18,7 +18,8 @@ use super::pane::{TableView, ViewCtx};
 use super::signals::{compact_age, titled_block};
 use super::theme::{Role, Theme};
 use crate::model::incident::incident_label;
-use crate::runbook::executor::{Executor, PendingApproval, PlanStep, RunRecord, RunState};
+use crate::runbook::approvals::PendingApproval;
+use crate::runbook::executor::{Executor, PlanStep, RunRecord, RunState};
 use crate::runbook::{Mode, RunbookMeta};
 
 /// What the executor holds, copied for drawing: read by the loop every second and after each
@@ -630,10 +631,12 @@ pub(crate) mod fixtures {
     use chrono::{DateTime, Utc};
 
     use super::AutomationView;
+    use crate::actions::{DrainRequest, Mutation};
     use crate::model::signal::Severity;
-    use crate::runbook::executor::{PendingApproval, PlanStep, RunRecord, RunState};
+    use crate::runbook::approvals::PendingApproval;
+    use crate::runbook::executor::{PlanStep, RunRecord, RunState};
     use crate::runbook::meta::{Scope, Trigger};
-    use crate::runbook::{DrainRequest, Intent, Mode, RunbookMeta};
+    use crate::runbook::{Mode, RunbookMeta};
 
     fn meta(name: &str, signal: &str, held: Option<&str>, mode: Option<Mode>) -> RunbookMeta {
         RunbookMeta {
@@ -656,14 +659,14 @@ pub(crate) mod fixtures {
     pub fn plan() -> Vec<PlanStep> {
         vec![
             PlanStep {
-                intent: Intent::Cordon {
+                intent: Mutation::Cordon {
                     node: "gpu-a-2".into(),
                 },
                 summary: "cordon node/gpu-a-2".into(),
                 blast: serde_json::Value::Null,
             },
             PlanStep {
-                intent: Intent::Drain {
+                intent: Mutation::Drain {
                     node: "gpu-a-2".into(),
                     options: DrainRequest::default(),
                 },
@@ -776,7 +779,7 @@ pub(crate) mod fixtures {
             cluster: "prod-b".into(),
             reason: "node-notready asks to cordon node/gpu-b-1".into(),
             plan: vec![PlanStep {
-                intent: Intent::Cordon {
+                intent: Mutation::Cordon {
                     node: "gpu-b-1".into(),
                 },
                 summary: "cordon node/gpu-b-1".into(),
