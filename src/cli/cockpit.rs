@@ -1,0 +1,157 @@
+//! The cockpit: on the configured clusters (no command), and `fleetdeck demo` on a simulated
+//! fleet started in this process and reached over loopback, as a real cluster would be.
+
+use super::setup::{kube_targets, load_runbooks, open_store, start_executor};
+use super::{Cli, DemoArgs};
+use crate::config::Config;
+use crate::sim;
+
+/// The cockpit on the configured clusters.
+pub(super) fn cockpit(cli: &Cli) -> anyhow::Result<()> {
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    let targets = kube_targets(cli, &cfg)?;
+    let prometheus = super::wiring::prometheus_client(&cfg)?;
+    let (theme, keymap, detectors) = cockpit_parts(cli, &cfg)?;
+    let store = open_store(cli, &cfg)?;
+    let runbooks = load_runbooks(cli, &cfg);
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let executor = start_executor(
+            cli,
+            &cfg,
+            &targets,
+            &store,
+            runbooks,
+            crate::model::incident::Origin::Tui,
+        )
+        .await;
+        let running = super::wiring::start(&cfg, targets, prometheus);
+        let costs = spawn_costs(&cfg);
+        let app = crate::tui::app::App::new(theme, keymap, detectors, false, cli.noc);
+        crate::tui::app::run(
+            app,
+            running.snapshots,
+            costs,
+            crate::tui::app::Effects {
+                control: None,
+                store: Some(store),
+                incident_window: cfg.store.incident_window,
+                executor: Some(executor),
+            },
+        )
+        .await
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(())
+}
+
+/// The cockpit on a simulated fleet started in this process, reached over loopback HTTP as a
+/// real cluster would be.
+pub(super) fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::load_or_default(cli.config.as_deref())?;
+    let dir = std::env::temp_dir().join(format!("fleetdeck-demo-{}", std::process::id()));
+    let opts = sim::SimOptions {
+        clusters: args.clusters,
+        nodes: args.nodes,
+        pods_per_node: args.pods_per_node,
+        gpus_per_node: args.gpus_per_node,
+        seed: args.seed,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        kubeconfig_out: Some(dir.join("kubeconfig")),
+        scenarios: args.scenarios.clone(),
+    };
+    opts.validate()?;
+    // A simulated fleet's incidents never mix with the real ones: the demo has its own store
+    // unless --store names one.
+    let store_path = cli
+        .store
+        .clone()
+        .unwrap_or_else(|| crate::config::default_store_path().with_file_name("demo-store"));
+    let store = crate::store::Store::open(&store_path)?;
+    // The sim's servers log to a file: the terminal belongs to the cockpit.
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let running_sim = sim::start(&opts).await?;
+        let d = &running_sim.description;
+        super::wiring::point_at_sim(&mut cfg, d);
+        let targets = crate::sources::kube::targets(Some(&running_sim.kubeconfig), &[])?;
+        let (theme, keymap, detectors) = cockpit_parts(cli, &cfg)?;
+        let runbooks = load_runbooks(cli, &cfg);
+        let executor = start_executor(
+            cli,
+            &cfg,
+            &targets,
+            &store,
+            runbooks,
+            crate::model::incident::Origin::Tui,
+        )
+        .await;
+        let running = super::wiring::start(&cfg, targets, None);
+        let costs = spawn_costs(&cfg);
+        let app = crate::tui::app::App::new(theme, keymap, detectors, true, cli.noc);
+        let control = d["control"].as_str().map(str::to_string);
+        let effects = crate::tui::app::Effects {
+            control,
+            store: Some(store),
+            incident_window: cfg.store.incident_window,
+            executor: Some(executor),
+        };
+        crate::tui::app::run(app, running.snapshots, costs, effects).await
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Theme, keymap and detectors for the cockpit; a bad theme file is reported and the default used.
+fn cockpit_parts(
+    cli: &Cli,
+    cfg: &Config,
+) -> anyhow::Result<(
+    crate::tui::theme::Theme,
+    crate::tui::keymap::Keymap,
+    crate::signals::Detectors,
+)> {
+    let (theme, error) =
+        crate::tui::theme::load(cli.theme.as_deref(), crate::tui::theme::no_color_from_env());
+    if let Some(e) = error {
+        eprintln!("fleetdeck: {e}");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    let keymap = crate::tui::keymap::from_config(cfg)?;
+    Ok((
+        theme,
+        keymap,
+        crate::signals::Detectors::new(cfg.signals.clone()),
+    ))
+}
+
+/// Refreshes the cost report every few minutes when a cost source is configured.
+fn spawn_costs(cfg: &Config) -> tokio::sync::mpsc::Receiver<crate::model::cost::CostReport> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let url = cfg.cost.opencost_url.trim().to_string();
+    if url.is_empty() {
+        return rx;
+    }
+    let opts = crate::sources::cost::CostOptions {
+        opencost_url: Some(url),
+        monthly_budget: cfg.cost.monthly_budget,
+        team_label: cfg.cost.team_label.clone(),
+        idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
+        ..crate::sources::cost::CostOptions::default()
+    };
+    tokio::spawn(async move {
+        loop {
+            match crate::sources::cost::build_report(&opts).await {
+                Ok(r) => {
+                    if tx.send(r).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cost report failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+        }
+    });
+    rx
+}
