@@ -99,7 +99,7 @@ async fn synced(
     kubeconfig: &std::path::Path,
 ) -> (Arc<Snapshot>, Vec<fleetdeck::sources::kube::ClusterTarget>) {
     let targets = fleetdeck::sources::kube::targets(Some(kubeconfig), &[]).expect("targets");
-    let running = fleetdeck::wiring::start(cfg, targets.clone(), None);
+    let running = fleetdeck::cli::wiring::start(cfg, targets.clone(), None);
     let mut rx = running.snapshots;
     loop {
         {
@@ -158,7 +158,7 @@ fn main() {
 
         // 2. Signal → first mutating request, 100 signals on 100 distinct nodes.
         let store = Store::open(&dir.path().join("store")).expect("store");
-        let clients = fleetdeck::wiring::action_clients(&targets).await;
+        let clients = fleetdeck::cli::wiring::action_clients(&targets).await;
         let rcfg = RunbooksConfig {
             max_disrupted_pct: 100.0,
             halt_unready_pct: 100.0,

@@ -52,7 +52,7 @@ pub async fn rehearse(
         scenarios: Vec::new(),
     };
     let sim = crate::sim::start(&opts).await?;
-    crate::wiring::point_at_sim(&mut cfg, &sim.description);
+    crate::cli::wiring::point_at_sim(&mut cfg, &sim.description);
     cfg.gpu.interval = "1s".into();
     // Compress the detectors' patience as the runbooks' `held_for` is compressed.
     let t = &mut cfg.signals;
@@ -60,7 +60,7 @@ pub async fn rehearse(
     t.pending_gpu_after = t.pending_gpu_after.mul_f64(TIME_SCALE);
     let store = crate::store::Store::open(&dir.path().join("store"))?;
     let targets = crate::sources::kube::targets(Some(&sim.kubeconfig), &[])?;
-    let clients = crate::wiring::action_clients(&targets).await;
+    let clients = crate::cli::wiring::action_clients(&targets).await;
     let guard = Guard::new(&cfg.runbooks, mode, false).shared();
     let mut ecfg = ExecutorConfig::from_config(&cfg.runbooks, mode, Origin::Cli);
     ecfg.held_for_scale = TIME_SCALE;
@@ -68,7 +68,7 @@ pub async fn rehearse(
     ecfg.identity = "rehearsal".into();
     let name = runbook.meta.name.clone();
     let executor = Executor::new(vec![runbook], guard, store.clone(), clients, ecfg);
-    let running = crate::wiring::start(&cfg, targets, None);
+    let running = crate::cli::wiring::start(&cfg, targets, None);
     let mut pipeline = crate::pipeline::Pipeline::new(running.pipeline_config(&cfg, Origin::Cli))
         .with_store(store.clone())
         .with_executor(executor.clone(), None);

@@ -21,7 +21,7 @@ use fleetdeck::sources::endpoints::{
     EndpointPollOptions, EndpointSourceError, EndpointTracker, EndpointUpdate, probe_endpoint,
     spawn_endpoints_with,
 };
-use fleetdeck::wiring::evaluate_endpoints;
+use fleetdeck::cli::wiring::evaluate_endpoints;
 use tokio::sync::mpsc;
 
 /// Long enough for a rollout in the sim and a few windows of traffic; only a deadline.

@@ -41,7 +41,7 @@ fn start_sim() -> (Sim, Kubectl) {
     (sim, k)
 }
 
-/// A client for the sim's first cluster, built as `wiring::action_clients` builds them; with
+/// A client for the sim's first cluster, built as `cli::wiring::action_clients` builds them; with
 /// `server`, pointed at another address (a proxy in front of the sim).
 async fn client(sim: &Sim, server: Option<String>) -> kube::Client {
     let mut kc = Kubeconfig::read_from(&sim.kubeconfig).expect("the sim's kubeconfig");

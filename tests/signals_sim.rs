@@ -28,7 +28,7 @@ use fleetdeck::sources::dcgm::spawn_dcgm;
 use fleetdeck::sources::endpoints::{EndpointPollOptions, spawn_endpoints_with};
 use fleetdeck::sources::kube::{spawn_cluster, targets};
 use fleetdeck::state::{ClusterInfo, FleetState, spawn_fleet};
-use fleetdeck::wiring::evaluate_endpoints;
+use fleetdeck::cli::wiring::evaluate_endpoints;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 

@@ -57,7 +57,7 @@ pub async fn run(
     let me = identity();
     let mode = opts.mode.unwrap_or(cfg.runbooks.mode);
     let guard = Guard::new(&cfg.runbooks, mode, opts.read_only).shared();
-    let clients = crate::wiring::action_clients(&targets).await;
+    let clients = crate::cli::wiring::action_clients(&targets).await;
     let mut ecfg = ExecutorConfig::from_config(&cfg.runbooks, mode, Origin::Headless);
     ecfg.identity = me.clone();
     let executor = Executor::new(
@@ -102,7 +102,8 @@ pub async fn run(
     };
     guard.fence_on(leader.clone());
 
-    let running = crate::wiring::start(&cfg, targets, crate::wiring::prometheus_client(&cfg)?);
+    let running =
+        crate::cli::wiring::start(&cfg, targets, crate::cli::wiring::prometheus_client(&cfg)?);
     let snapshots = running.snapshots.clone();
     let mut state =
         super::server::ApiState::new(store.clone(), cfg.headless.clone(), token, &lease_cluster);

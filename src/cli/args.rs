@@ -1,0 +1,326 @@
+//! The clap definitions of every command, flag and help text; no behaviour beyond turning the
+//! flags into options.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config;
+use crate::sim;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleetdeck",
+    version,
+    about = "A terminal cockpit for the people who keep AI infrastructure running"
+)]
+pub struct Cli {
+    /// Config file (default: $XDG_CONFIG_HOME/fleetdeck/fleetdeck.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Kubeconfig to read, as kubectl's flag (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to watch (repeatable; default: every context).
+    #[arg(long = "context", global = true, value_name = "NAME")]
+    pub contexts: Vec<String>,
+    /// Colour theme: dark, light, high-contrast, colorblind, or a theme file (PATH).
+    #[arg(long, global = true, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+    /// RCA store directory (incidents, timelines, audit chain); default: [store] path, else
+    /// $XDG_DATA_HOME/fleetdeck/store.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// Forbid every mutation: runbooks plan only and the cockpit's manual actions are off.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// How much automation may do: dry-run (plans only), approve (a person approves each
+    /// plan), auto (within the guard's budgets). Default: [runbooks] mode.
+    #[arg(long, global = true, value_name = "MODE", value_parser = ["dry-run", "approve", "auto"])]
+    pub mode: Option<String>,
+    /// Runbook directory (default: [runbooks] dir; the built-in runbooks when it does not exist).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub runbooks: Option<PathBuf>,
+    /// NOC mode for wall screens: panes rotate, no input needed (q quits).
+    #[arg(long, global = true)]
+    pub noc: bool,
+    /// Without a command: the cockpit on the configured clusters.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented default fleetdeck.toml.
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the config file and print the effective settings.
+    #[command(name = "config")]
+    ConfigCheck,
+    /// Connect to every cluster, wait until synced, print the fleet model and exit
+    /// (exit 0 when every cluster synced, 3 when one could not be).
+    Snapshot(SnapshotArgs),
+    /// One-shot cost report from OpenCost and/or FOCUS exports: spend by group, GPU-hours by
+    /// GPU type, idle-GPU cost, spot savings, budget burn and month-end forecast.
+    Cost(CostArgs),
+    /// The cockpit on a simulated fleet, started in this process (marked SIMULATED FLEET);
+    /// `:scenario NAME` injects a fault while it runs.
+    Demo(DemoArgs),
+    /// Serve a simulated fleet on loopback: Kubernetes API, DCGM metrics, model endpoints, OpenCost.
+    Sim(SimArgs),
+    /// Incidents in the RCA store: list, show, note, acknowledge, resolve, export a postmortem.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// The store's tamper-evident audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Runbooks: list, check, run one against a target, or rehearse one against a simulated
+    /// scenario.
+    #[command(subcommand)]
+    Runbook(RunbookCommand),
+    /// The daemon: sources, detectors and runbooks without a terminal, fed by Alertmanager,
+    /// with /metrics, /healthz, /readyz, an incidents/runs/approvals API, JSON logs on stdout
+    /// and leader election (a coordination.k8s.io Lease) so that only one replica acts.
+    Headless(HeadlessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HeadlessArgs {
+    /// HTTP address (default: [headless] listen).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// File holding the API bearer token (default: [headless] token_file, else $FLEETDECK_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteDecision {
+    /// The approval id (the Runbooks pane, `GET /api/v1/runs`, or the timeline shows it).
+    pub id: u64,
+    /// The headless daemon's base URL, e.g. http://fleetdeck.fleetdeck.svc:9180.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// File holding the bearer token (default: $FLEETDECK_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// The runbooks loaded (from --runbooks, [runbooks] dir, or the built-in ones), with their
+    /// trigger, cooldown and effective mode; broken files are listed with their error.
+    List,
+    /// Check runbook files: syntax and metadata (exit 1 with file:line:col on the first bad one).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run one runbook now against a target on the configured clusters, through the guard
+    /// (in approve mode the plan is shown and asked for on the terminal).
+    Run {
+        name: String,
+        /// node/NAME, deployment/NAMESPACE/NAME or endpoint/NAME.
+        #[arg(long, value_name = "KIND/NAME")]
+        target: String,
+        /// The cluster (kubeconfig context); default: the first one watched.
+        #[arg(long, value_name = "CONTEXT")]
+        cluster: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// Approve a pending plan on a headless fleetdeck (POST /api/v1/runs/ID/approve).
+    Approve(RemoteDecision),
+    /// Deny a pending plan on a headless fleetdeck (POST /api/v1/runs/ID/deny).
+    Deny(RemoteDecision),
+    /// Rehearse a runbook: a simulated fleet in this process, the scenario injected, the
+    /// engine with this runbook; reports signals, plan, actions against the sim and the
+    /// outcome (exit 1 if it erred or did not remediate). Default mode: auto.
+    Test {
+        name: String,
+        /// xid-storm, node-notready, spot-interruption, bad-rollout, crashloop-rollout, pdb-block,
+        /// endpoint-outage,
+        /// or none.
+        #[arg(long)]
+        scenario: String,
+        #[arg(long, default_value = "120s")]
+        timeout: humantime::Duration,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Incidents, open first, by severity.
+    List {
+        /// Only incidents not yet resolved.
+        #[arg(long)]
+        open: bool,
+        /// Only incidents active since then: a duration ago (2h, 7d) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// One incident: milestones, affected objects and its timeline.
+    Show {
+        /// INC-42 or 42.
+        id: String,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// Add a note to an incident's timeline (as $USER).
+    Note {
+        id: String,
+        /// The note; start it with "follow-up:" to list it under the postmortem's follow-ups.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Acknowledge an incident.
+    Ack { id: String },
+    /// Resolve an incident.
+    Resolve { id: String },
+    /// Export an incident: a Markdown postmortem draft, or JSON.
+    Export {
+        id: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Md,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit chain; name the first record that was altered, removed or reordered
+    /// (exit 0 when it verifies, 4 when it does not).
+    Verify {
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+}
+
+/// Exit code of `audit verify` when the chain is broken.
+pub const EXIT_AUDIT_FAILED: u8 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Output format; the JSON is documented in docs/snapshot.md.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// How long to wait for every cluster to sync (e.g. 30s, 2m).
+    #[arg(long, value_name = "TIMEOUT", default_value = "30s")]
+    pub wait_synced: humantime::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// FOCUS 1.0–1.2 CSV export to read (repeatable); read as a stream, row by row.
+    #[arg(long = "focus", value_name = "FILE")]
+    pub focus: Vec<PathBuf>,
+    /// OpenCost API base URL, e.g. http://localhost:9003 (default: [cost] opencost_url).
+    #[arg(long, value_name = "URL")]
+    pub opencost: Option<String>,
+    /// Window in OpenCost's syntax: 7d, 24h, today, month, lastmonth, or START,END.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Group spend by namespace, team or service.
+    #[arg(long, default_value = "namespace")]
+    pub by: String,
+    /// Monthly budget for burn and forecast (default: [cost] monthly_budget).
+    #[arg(long, value_name = "AMOUNT")]
+    pub budget: Option<f64>,
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// Exit code of `snapshot` when a cluster could not be synced in time.
+pub const EXIT_NOT_SYNCED: u8 = 3;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Inject a scenario at start (repeatable).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// Simulated clusters.
+    #[arg(long, default_value_t = 2)]
+    pub clusters: u32,
+    /// Nodes across all clusters.
+    #[arg(long, default_value_t = 40)]
+    pub nodes: u32,
+    /// Pods on each node.
+    #[arg(long, default_value_t = 12)]
+    pub pods_per_node: u32,
+    /// GPUs on each GPU node.
+    #[arg(long, default_value_t = 8)]
+    pub gpus_per_node: u32,
+    /// Seed of the deterministic fleet.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Simulated clusters, each with its own API server and kubeconfig context.
+    #[arg(long)]
+    pub clusters: Option<u32>,
+    /// Nodes across all clusters (at most 5000 per cluster).
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// Pods on each node, daemon-set pods included (at most 110).
+    #[arg(long)]
+    pub pods_per_node: Option<u32>,
+    /// GPUs on each GPU node (instance types match when the cloud has one with that count).
+    #[arg(long)]
+    pub gpus_per_node: Option<u32>,
+    /// Seed of the deterministic fleet.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Control address; the other servers take the following ports (port 0: any free ports).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where to write the kubeconfig with one context per cluster (default: a temp dir).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Inject a scenario at start (repeatable): xid-storm, node-notready, spot-interruption,
+    /// bad-rollout, crashloop-rollout, pdb-block, api-flaky, endpoint-outage.
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+}
+
+impl SimArgs {
+    /// Flags win over `[sim]`; scenarios from both are kept, the config's first.
+    pub(super) fn options(&self, cfg: &config::SimConfig) -> sim::SimOptions {
+        let mut scenarios = cfg.scenarios.clone();
+        scenarios.extend(self.scenarios.iter().cloned());
+        scenarios.dedup();
+        sim::SimOptions {
+            clusters: self.clusters.unwrap_or(cfg.clusters),
+            nodes: self.nodes.unwrap_or(cfg.nodes),
+            pods_per_node: self.pods_per_node.unwrap_or(cfg.pods_per_node),
+            gpus_per_node: self.gpus_per_node.unwrap_or(cfg.gpus_per_node),
+            seed: self.seed.unwrap_or(cfg.seed),
+            listen: self.listen.unwrap_or(cfg.listen),
+            kubeconfig_out: self.kubeconfig_out.clone(),
+            scenarios,
+        }
+    }
+}

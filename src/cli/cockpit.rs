@@ -1,0 +1,132 @@
+//! The cockpit: on the configured clusters (no command), and `fleetdeck demo` on a simulated
+//! fleet started in this process and reached over loopback, as a real cluster would be.
+
+use super::setup::{kube_targets, load_runbooks, open_store, start_executor};
+use super::{Cli, DemoArgs};
+use crate::config::Config;
+use crate::sim;
+
+/// The cockpit on the configured clusters.
+pub(super) fn cockpit(cli: &Cli) -> anyhow::Result<()> {
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    let targets = kube_targets(cli, &cfg)?;
+    let prometheus = super::wiring::prometheus_client(&cfg)?;
+    let (theme, keymap) = cockpit_parts(cli, &cfg)?;
+    let store = open_store(cli, &cfg)?;
+    let runbooks = load_runbooks(cli, &cfg);
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let executor = start_executor(
+            cli,
+            &cfg,
+            &targets,
+            &store,
+            runbooks,
+            crate::model::incident::Origin::Tui,
+        )
+        .await;
+        let running = super::wiring::start(&cfg, targets, prometheus);
+        let evaluations = evaluate(&cfg, running, &store, &executor);
+        let app = crate::tui::app::App::new(theme, keymap, false, cli.noc);
+        crate::tui::app::run(
+            app,
+            evaluations,
+            crate::tui::app::Effects {
+                control: None,
+                store: Some(store),
+                executor: Some(executor),
+            },
+        )
+        .await
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(())
+}
+
+/// The cockpit on a simulated fleet started in this process, reached over loopback HTTP as a
+/// real cluster would be.
+pub(super) fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::load_or_default(cli.config.as_deref())?;
+    let dir = std::env::temp_dir().join(format!("fleetdeck-demo-{}", std::process::id()));
+    let opts = sim::SimOptions {
+        clusters: args.clusters,
+        nodes: args.nodes,
+        pods_per_node: args.pods_per_node,
+        gpus_per_node: args.gpus_per_node,
+        seed: args.seed,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        kubeconfig_out: Some(dir.join("kubeconfig")),
+        scenarios: args.scenarios.clone(),
+    };
+    opts.validate()?;
+    // A simulated fleet's incidents never mix with the real ones: the demo has its own store
+    // unless --store names one.
+    let store_path = cli
+        .store
+        .clone()
+        .unwrap_or_else(|| crate::config::default_store_path().with_file_name("demo-store"));
+    let store = crate::store::Store::open(&store_path)?;
+    // The sim's servers log to a file: the terminal belongs to the cockpit.
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let running_sim = sim::start(&opts).await?;
+        let d = &running_sim.description;
+        super::wiring::point_at_sim(&mut cfg, d);
+        let targets = crate::sources::kube::targets(Some(&running_sim.kubeconfig), &[])?;
+        let (theme, keymap) = cockpit_parts(cli, &cfg)?;
+        let runbooks = load_runbooks(cli, &cfg);
+        let executor = start_executor(
+            cli,
+            &cfg,
+            &targets,
+            &store,
+            runbooks,
+            crate::model::incident::Origin::Tui,
+        )
+        .await;
+        let running = super::wiring::start(&cfg, targets, None);
+        let evaluations = evaluate(&cfg, running, &store, &executor);
+        let app = crate::tui::app::App::new(theme, keymap, true, cli.noc);
+        let control = d["control"].as_str().map(str::to_string);
+        let effects = crate::tui::app::Effects {
+            control,
+            store: Some(store),
+            executor: Some(executor),
+        };
+        crate::tui::app::run(app, evaluations, effects).await
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Theme and keymap for the cockpit; a bad theme file is reported and the default used.
+fn cockpit_parts(
+    cli: &Cli,
+    cfg: &Config,
+) -> anyhow::Result<(crate::tui::theme::Theme, crate::tui::keymap::Keymap)> {
+    let (theme, error) =
+        crate::tui::theme::load(cli.theme.as_deref(), crate::tui::theme::no_color_from_env());
+    if let Some(e) = error {
+        eprintln!("fleetdeck: {e}");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    let keymap = crate::tui::keymap::from_config(cfg)?;
+    Ok((theme, keymap))
+}
+
+/// The pipeline the cockpit shows: every evaluation of the fleet, recorded in `store` and
+/// handed to `executor`, as headless does. Must run inside the runtime.
+fn evaluate(
+    cfg: &Config,
+    running: super::wiring::Running,
+    store: &crate::store::Store,
+    executor: &crate::runbook::executor::Executor,
+) -> tokio::sync::watch::Receiver<std::sync::Arc<crate::pipeline::Evaluated>> {
+    crate::pipeline::Pipeline::new(
+        running.pipeline_config(cfg, crate::model::incident::Origin::Tui),
+    )
+    .with_store(store.clone())
+    .with_executor(executor.clone(), None)
+    .spawn(running.snapshots, None)
+}

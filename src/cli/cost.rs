@@ -1,0 +1,90 @@
+//! `fleetdeck cost`: a one-shot cost report from OpenCost and/or FOCUS files, with node and GPU
+//! facts from the clusters when they are named, and the cost detectors' signals.
+
+use std::io::Write;
+
+use anyhow::Context;
+
+use super::snapshot::gather_snapshot;
+use super::{Cli, CostArgs, OutputFormat};
+use crate::config::Config;
+
+pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
+    use crate::sources::cost::{CostOptions, build_report};
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    crate::telemetry::init("warn");
+    let opencost_url = args.opencost.clone().or_else(|| {
+        let u = cfg.cost.opencost_url.trim();
+        (!u.is_empty()).then(|| u.to_string())
+    });
+    if args.focus.is_empty() && opencost_url.is_none() {
+        anyhow::bail!(
+            "nothing to report on: pass --focus FILE and/or --opencost URL (or set [cost] opencost_url)"
+        );
+    }
+    let group_by = args
+        .by
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--by: {e}"))?;
+    // With clusters named, node capacity and GPU types come from them (spot savings, GPU
+    // types), and GPU utilisation from the GPU sources (idle cost of allocated GPUs): the
+    // same join the cost source makes for the cockpit and headless.
+    let (nodes, gpu_utilisation) = if cli.kubeconfig.is_some() || !cli.contexts.is_empty() {
+        // The report is made here; the snapshot is only for the join.
+        let mut fleet_cfg = cfg.clone();
+        fleet_cfg.cost.opencost_url.clear();
+        fleet_cfg.cost.focus.clear();
+        let snap = gather_snapshot(cli, &fleet_cfg, std::time::Duration::from_secs(30))?;
+        crate::sources::cost::fleet_join(&snap)
+    } else {
+        (Vec::new(), None)
+    };
+    let opts = CostOptions {
+        nodes,
+        gpu_utilisation,
+        focus_files: args.focus.clone(),
+        opencost_url,
+        window: args.window.clone(),
+        group_by,
+        monthly_budget: args.budget.or(cfg.cost.monthly_budget),
+        idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
+        team_label: cfg.cost.team_label.clone(),
+        ..CostOptions::default()
+    };
+    let rt = super::runtime()?;
+    let report = rt.block_on(build_report(&opts))?;
+    let fleet = crate::model::Snapshot {
+        cost: Some(std::sync::Arc::new(report.clone())),
+        ..Default::default()
+    };
+    let signals = crate::pipeline::Pipeline::detect_once(&cfg.signals, &fleet, chrono::Utc::now());
+    /// The report with what the detectors see in it.
+    #[derive(serde::Serialize)]
+    struct CostOutput<'a> {
+        #[serde(flatten)]
+        report: &'a crate::model::cost::CostReport,
+        signals: &'a [crate::model::signal::Signal],
+    }
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &CostOutput {
+                    report: &report,
+                    signals: &signals,
+                },
+            )
+            .context("cannot write the report")?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => {
+            write!(out, "{}", super::render::cost::render_table(&report))?;
+            for s in &signals {
+                writeln!(out, "SIGNAL {:?} {}: {}", s.severity, s.kind, s.summary)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

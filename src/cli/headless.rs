@@ -1,0 +1,31 @@
+//! `fleetdeck headless`: the daemon. Logs are JSON on stdout and a broken runbook is logged,
+//! not printed, because no one watches a terminal.
+
+use super::setup::{kube_targets, open_store, runbook_dir};
+use super::{Cli, HeadlessArgs};
+use crate::config::Config;
+
+pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
+    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    crate::telemetry::init_json(&cfg.log.level);
+    let store = open_store(cli, &cfg)?;
+    let targets = kube_targets(cli, &cfg)?;
+    let dir = runbook_dir(cli, &cfg);
+    let (runbooks, broken, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+    for e in &broken {
+        tracing::error!(error = %e, "runbook not loaded; the others run");
+    }
+    tracing::info!(runbooks = runbooks.len(), %from, "runbooks loaded");
+    let opts = crate::headless::daemon::HeadlessOptions {
+        listen: args.listen,
+        token_file: args.token_file.clone(),
+        mode: cli.mode.as_deref().and_then(crate::runbook::Mode::parse),
+        read_only: cli.read_only,
+    };
+    let rt = super::runtime()?;
+    rt.block_on(crate::headless::daemon::run(
+        cfg, opts, targets, store, runbooks,
+    ))?;
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The human-readable (`--output table`) forms of the one-shot commands' results: pure
+//! functions from model and store types to text, no I/O.
+
+pub mod cost;
+pub mod incident;
+pub mod snapshot;

@@ -1,0 +1,81 @@
+//! What several command families build the same way from the global flags and the config:
+//! cluster targets, the store, the global mode, the runbooks and the runbook executor. Flags
+//! always win over the config file.
+
+use std::path::PathBuf;
+
+use super::Cli;
+use crate::config::Config;
+
+/// Which kubeconfig and contexts: flags win over the config file.
+pub(super) fn kube_targets(
+    cli: &Cli,
+    cfg: &Config,
+) -> anyhow::Result<Vec<crate::sources::kube::ClusterTarget>> {
+    let path = cli.kubeconfig.clone().or_else(|| {
+        let p = cfg.kubernetes.kubeconfig.trim();
+        (!p.is_empty()).then(|| PathBuf::from(p))
+    });
+    let contexts = if cli.contexts.is_empty() {
+        cfg.kubernetes.contexts.clone()
+    } else {
+        cli.contexts.clone()
+    };
+    Ok(crate::sources::kube::targets(path.as_deref(), &contexts)?)
+}
+
+/// Opens the RCA store named by `--store`, `[store] path` or the XDG default.
+pub(super) fn open_store(cli: &Cli, cfg: &Config) -> anyhow::Result<crate::store::Store> {
+    let path = cfg.store.resolve(cli.store.as_deref());
+    Ok(crate::store::Store::open(&path)?)
+}
+
+/// The global mode: `--mode`, else `[runbooks] mode`.
+pub(super) fn global_mode(cli: &Cli, cfg: &Config) -> crate::runbook::Mode {
+    cli.mode
+        .as_deref()
+        .and_then(crate::runbook::Mode::parse)
+        .unwrap_or(cfg.runbooks.mode)
+}
+
+/// `--runbooks`, else `[runbooks] dir` (which falls back to the built-in runbooks when it does
+/// not exist).
+pub(super) fn runbook_dir(cli: &Cli, cfg: &Config) -> PathBuf {
+    cli.runbooks
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cfg.runbooks.dir))
+}
+
+/// Loads the runbooks (`--runbooks`, `[runbooks] dir`, else the built-in ones); a broken file
+/// is reported on stderr and the rest run.
+pub(super) fn load_runbooks(cli: &Cli, cfg: &Config) -> Vec<crate::runbook::Runbook> {
+    let dir = runbook_dir(cli, cfg);
+    let (good, bad, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+    for e in &bad {
+        eprintln!("fleetdeck: runbook not loaded: {e}");
+    }
+    tracing::info!(runbooks = good.len(), broken = bad.len(), %from, "runbooks loaded");
+    good
+}
+
+/// The executor for the cockpit and `runbook run`: must run inside the runtime, because the
+/// action clients are built there.
+pub(super) async fn start_executor(
+    cli: &Cli,
+    cfg: &Config,
+    targets: &[crate::sources::kube::ClusterTarget],
+    store: &crate::store::Store,
+    runbooks: Vec<crate::runbook::Runbook>,
+    origin: crate::model::incident::Origin,
+) -> crate::runbook::executor::Executor {
+    let mode = global_mode(cli, cfg);
+    let guard = crate::runbook::guard::Guard::new(&cfg.runbooks, mode, cli.read_only).shared();
+    let clients = super::wiring::action_clients(targets).await;
+    crate::runbook::executor::Executor::new(
+        runbooks,
+        guard,
+        store.clone(),
+        clients,
+        crate::runbook::executor::ExecutorConfig::from_config(&cfg.runbooks, mode, origin),
+    )
+}
