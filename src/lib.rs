@@ -1,12 +1,12 @@
-//! fleetdeck: a terminal cockpit for AI infrastructure. The modules and what each may import
-//! are in ../shared/DESIGN.md; `sim` is an independent peer reached only over the network.
+//! fleetdeck: a terminal cockpit for AI infrastructure. The modules, the flow between them and
+//! what each may import are in docs/architecture.md (tests/architecture.rs holds them to it);
+//! `sim` is an independent peer reached only over the network.
 pub mod actions;
 pub mod cli;
 pub mod config;
 pub mod headless;
 pub mod model;
 pub mod pipeline;
-pub mod rehearsal;
 pub mod runbook;
 pub mod signals;
 pub mod sim;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::Sim;
+use fleetdeck::cli::wiring::evaluate_endpoints;
 use fleetdeck::model::endpoint::{
     BurnSeverity, EndpointConfig, EndpointHealth, EndpointModel, EndpointProtocol,
     LatencyPercentile, LatencySlo, SloBurn, SloConfig,
@@ -21,7 +22,6 @@ use fleetdeck::sources::endpoints::{
     EndpointPollOptions, EndpointSourceError, EndpointTracker, EndpointUpdate, probe_endpoint,
     spawn_endpoints_with,
 };
-use fleetdeck::cli::wiring::evaluate_endpoints;
 use tokio::sync::mpsc;
 
 /// Long enough for a rollout in the sim and a few windows of traffic; only a deadline.

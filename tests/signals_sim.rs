@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::Sim;
+use fleetdeck::cli::wiring::evaluate_endpoints;
 use fleetdeck::model::Snapshot;
 use fleetdeck::model::endpoint::{
     EndpointConfig, EndpointHealth, EndpointModel, EndpointProtocol, LatencyPercentile, LatencySlo,
@@ -28,7 +29,6 @@ use fleetdeck::sources::dcgm::spawn_dcgm;
 use fleetdeck::sources::endpoints::{EndpointPollOptions, spawn_endpoints_with};
 use fleetdeck::sources::kube::{spawn_cluster, targets};
 use fleetdeck::state::{ClusterInfo, FleetState, spawn_fleet};
-use fleetdeck::cli::wiring::evaluate_endpoints;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 

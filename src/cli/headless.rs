@@ -22,10 +22,20 @@ pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
         mode: cli.mode.as_deref().and_then(crate::runbook::Mode::parse),
         read_only: cli.read_only,
     };
+    let prometheus = super::wiring::prometheus_client(&cfg)?;
     let rt = super::runtime()?;
-    rt.block_on(crate::headless::daemon::run(
-        cfg, opts, targets, store, runbooks,
-    ))?;
+    rt.block_on(async {
+        let clients = super::wiring::action_clients(&targets).await;
+        let first_context = targets.first().map(|t| t.context.clone());
+        let running = super::wiring::start(&cfg, targets, prometheus);
+        let fleet = crate::headless::daemon::HeadlessFleet {
+            clients,
+            first_context,
+            pipeline: running.pipeline_config(&cfg, crate::model::incident::Origin::Headless),
+            snapshots: running.snapshots,
+        };
+        crate::headless::daemon::run(cfg, opts, fleet, store, runbooks).await
+    })?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Starts every configured source and the state task, and hands back the snapshot channel:
-//! the one place that connects sources to state (used by `snapshot`, `cost` and the cockpit).
+//! the one place that connects sources to state (used by every command that watches a fleet:
+//! the cockpit, demo, headless, snapshot, cost and the rehearsal).
 
 use std::sync::Arc;
 use std::time::Duration;

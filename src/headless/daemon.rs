@@ -13,6 +13,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::model::incident::Origin;
+use crate::pipeline::PipelineConfig;
 use crate::runbook::executor::{Executor, ExecutorConfig, RunState};
 use crate::runbook::guard::Guard;
 use crate::runbook::{Mode, Runbook};
@@ -34,15 +35,30 @@ pub fn identity() -> String {
         .unwrap_or_else(|_| format!("fleetdeck-{}", std::process::id()))
 }
 
+/// The fleet the daemon watches, wired by the caller: the clients that act (one per context),
+/// the snapshots of the running sources and what the pipeline needs to know of them.
+pub struct HeadlessFleet {
+    pub clients: std::collections::HashMap<String, kube::Client>,
+    /// The first watched context: where the Lease lives unless `[headless] lease_context` says.
+    pub first_context: Option<String>,
+    pub snapshots: tokio::sync::watch::Receiver<Arc<crate::model::Snapshot>>,
+    pub pipeline: crate::pipeline::PipelineConfig,
+}
+
 /// Runs until SIGTERM or SIGINT.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     cfg: Config,
     opts: HeadlessOptions,
-    targets: Vec<crate::sources::kube::ClusterTarget>,
+    fleet: HeadlessFleet,
     store: Store,
     runbooks: Vec<Runbook>,
 ) -> anyhow::Result<()> {
+    let HeadlessFleet {
+        clients,
+        first_context,
+        snapshots,
+        pipeline,
+    } = fleet;
     let mut hcfg = cfg.headless.clone();
     if let Some(f) = &opts.token_file {
         hcfg.token_file = f.display().to_string();
@@ -57,7 +73,6 @@ pub async fn run(
     let me = identity();
     let mode = opts.mode.unwrap_or(cfg.runbooks.mode);
     let guard = Guard::new(&cfg.runbooks, mode, opts.read_only).shared();
-    let clients = crate::cli::wiring::action_clients(&targets).await;
     let mut ecfg = ExecutorConfig::from_config(&cfg.runbooks, mode, Origin::Headless);
     ecfg.identity = me.clone();
     let executor = Executor::new(
@@ -70,10 +85,7 @@ pub async fn run(
 
     // Leader election on the first cluster (or [headless] lease_context).
     let lease_cluster = if cfg.headless.lease_context.is_empty() {
-        targets
-            .first()
-            .map(|t| t.context.clone())
-            .unwrap_or_default()
+        first_context.unwrap_or_default()
     } else {
         cfg.headless.lease_context.clone()
     };
@@ -102,9 +114,6 @@ pub async fn run(
     };
     guard.fence_on(leader.clone());
 
-    let running =
-        crate::cli::wiring::start(&cfg, targets, crate::cli::wiring::prometheus_client(&cfg)?);
-    let snapshots = running.snapshots.clone();
     let mut state =
         super::server::ApiState::new(store.clone(), cfg.headless.clone(), token, &lease_cluster);
     let ready = Arc::new(AtomicBool::new(false));
@@ -130,12 +139,14 @@ pub async fn run(
     ));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut evaluations =
-        crate::pipeline::Pipeline::new(running.pipeline_config(&cfg, Origin::Headless))
-            .with_store(store.clone())
-            .with_executor(executor.clone(), Some(leader.clone()))
-            .with_intake(alerts.clone())
-            .spawn(snapshots, Some(wake));
+    let mut evaluations = crate::pipeline::Pipeline::new(PipelineConfig {
+        origin: Origin::Headless,
+        ..pipeline
+    })
+    .with_store(store.clone())
+    .with_executor(executor.clone(), Some(leader.clone()))
+    .with_intake(alerts.clone())
+    .spawn(snapshots, Some(wake));
     let mut counted_runs = std::collections::HashSet::new();
     let mut events_from = store.len().unwrap_or(0) + 1;
     let mut was_leader = false;

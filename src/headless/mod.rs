@@ -1,6 +1,6 @@
-//! `fleetdeck headless`: the same sources, detectors and runbook engine without a terminal, as
-//! an HA daemon fed by Alertmanager. May import sources, state, signals, runbook, store,
-//! actions and telemetry.
+//! `fleetdeck headless`: the same pipeline (sources, detectors, recording, runbooks) as the
+//! cockpit, without a terminal, as an HA daemon fed by Alertmanager. May import sources, state,
+//! pipeline, store, runbook, model, config and telemetry (docs/architecture.md).
 pub mod alerts;
 pub mod daemon;
 pub mod events;

@@ -3,7 +3,7 @@
 //! Works against Prometheus and against Thanos Query or Mimir, which serve the same
 //! `/api/v1/query` and `/api/v1/query_range` (give Mimir's base URL with its `/prometheus`
 //! prefix and its tenant with [`PrometheusClient::with_tenant`]). Also the DCGM convenience
-//! queries the GPU panes need. May import model, config, error, telemetry.
+//! queries the GPU panes need. May import model, config, telemetry.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -2,6 +2,7 @@
 //! fleet (`test`), run one now (`run`), and approve or deny a plan on a headless daemon
 //! (`remote`).
 
+mod rehearsal;
 mod remote;
 mod run;
 
@@ -132,7 +133,7 @@ fn test(
         .and_then(crate::runbook::Mode::parse)
         .unwrap_or(crate::runbook::Mode::Auto);
     let rt = super::runtime()?;
-    let report = rt.block_on(crate::rehearsal::rehearse(
+    let report = rt.block_on(rehearsal::rehearse(
         cfg.clone(),
         rb,
         scenario,
@@ -142,7 +143,7 @@ fn test(
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print!("{}", crate::rehearsal::render(&report)),
+        OutputFormat::Table => print!("{}", rehearsal::render(&report)),
     }
     Ok(if report.remediated {
         ExitCode::SUCCESS

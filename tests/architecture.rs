@@ -1,0 +1,142 @@
+//! The module map in docs/architecture.md is a rule: every `crate::<module>` a module's code
+//! names (outside comments) must be in that module's "may use" row.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// module → the modules it may use (`None`: all).
+fn allowed() -> BTreeMap<String, Option<BTreeSet<String>>> {
+    let doc = std::fs::read_to_string(Path::new(ROOT).join("docs/architecture.md"))
+        .unwrap_or_else(|e| panic!("docs/architecture.md: {e}"));
+    let mut rows = BTreeMap::new();
+    let mut in_map = false;
+    for line in doc.lines() {
+        if line.starts_with("## Module map") {
+            in_map = true;
+            continue;
+        }
+        if in_map && line.starts_with("## ") {
+            break;
+        }
+        if !in_map || !line.starts_with("| `") {
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let (Some(module), Some(uses)) = (cells.first(), cells.last()) else {
+            continue;
+        };
+        let module = module.trim_matches('`').to_string();
+        let uses = match *uses {
+            "all" => None,
+            "—" => Some(BTreeSet::new()),
+            list => Some(list.split(',').map(|m| m.trim().to_string()).collect()),
+        };
+        rows.insert(module, uses);
+    }
+    rows
+}
+
+fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            rust_files(&p, out);
+        }
+    } else if path.extension().is_some_and(|e| e == "rs") {
+        out.push(path.to_path_buf());
+    }
+}
+
+/// Every `crate::<name>` in `src` outside `//` comments.
+fn crate_paths(src: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in src.lines() {
+        let code = match line.find("//") {
+            Some(i) if !line[..i].contains('"') => &line[..i],
+            _ => line,
+        };
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            let tail = &rest[i + "crate::".len()..];
+            let name: String = tail
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            // `$crate::` and `fleetdeck::`-qualified paths are not this crate's module edges.
+            let qualified = rest[..i].ends_with('$') || rest[..i].ends_with("::");
+            if !name.is_empty() && !qualified {
+                found.insert(name);
+            }
+            rest = tail;
+        }
+    }
+    found
+}
+
+#[test]
+fn every_module_imports_only_what_its_row_of_the_architecture_allows() {
+    let rows = allowed();
+    assert!(rows.len() >= 14, "the module map was not read: {rows:?}");
+    let src = Path::new(ROOT).join("src");
+    let mut broken = Vec::new();
+    let mut seen_modules = BTreeSet::new();
+    for entry in std::fs::read_dir(&src).unwrap_or_else(|e| panic!("src: {e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if stem == "lib" || stem == "main" {
+            continue;
+        }
+        let module = stem.to_string();
+        seen_modules.insert(module.clone());
+        let Some(allowed) = rows.get(&module) else {
+            broken.push(format!(
+                "src/{module}: not in docs/architecture.md's module map; add its row"
+            ));
+            continue;
+        };
+        let Some(allowed) = allowed else { continue };
+        let mut files = Vec::new();
+        rust_files(&path, &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            for used in crate_paths(&text) {
+                if used != module && !allowed.contains(&used) {
+                    broken.push(format!(
+                        "{}: uses crate::{used}, beyond {module}'s row ({})",
+                        file.strip_prefix(ROOT).unwrap_or(&file).display(),
+                        allowed.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    for module in rows.keys() {
+        assert!(
+            seen_modules.contains(module),
+            "docs/architecture.md lists {module}, which src/ does not have"
+        );
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_path_reader_skips_comments_and_other_crates() {
+    let found = crate_paths(
+        "use crate::model::Snapshot; // crate::tui is only named here\n\
+         let x = $crate::y; let z = fleetdeck::crate::w; crate::store::open();\n",
+    );
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        vec!["model".to_string(), "store".to_string()]
+    );
+}
