@@ -1,6 +1,8 @@
 //! Starts the real `fleetdeck sim` binary and talks to it as a user's tools would.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
