@@ -77,18 +77,73 @@ idle_gpu_threshold_pct = 10.0
 # latency = { percentile = "p99", target_ms = 2000 }
 
 [signals]
-# A node NotReady or Unknown for longer than this is a signal.
+# Each detector kind waits out its `for` duration (below, in [signals.for]) before it fires, as
+# a Prometheus alerting rule's `for` does: a condition that clears first never fires. A firing
+# signal keeps firing until its clear condition has held for its `clear_after` duration
+# ([signals.clear_after]), so a value flapping around a threshold does not open and close.
+# A node NotReady or Unknown for longer than this is a signal (node.not_ready's `for`).
 node_not_ready_after = "1m"
-# A pod waiting for GPUs longer than this is a signal.
+# A pod waiting for GPUs longer than this is a signal (pod.pending_gpu's `for`).
 pending_gpu_after = "5m"
 # Time from a spot interruption notice to the instance going (AWS gives two minutes).
 spot_notice = "2m"
-# A GPU held by a pod and used under this share is idle.
+# A GPU held by a pod and used under this share (%) is idle.
 idle_gpu_pct = 5.0
+# An idle GPU stops being idle only above idle_gpu_pct plus this margin (percentage points).
+idle_clear_margin_pct = 5.0
 # A GPU at or above this temperature (°C) is running hot.
 gpu_hot_c = 87.0
-# A GPU whose memory use, on its current trend, fills it within this long is a signal.
+# A hot GPU cools down only below gpu_hot_c minus this margin (°C).
+gpu_hot_clear_margin_c = 5.0
+# GPU memory exhaustion forecast (node-exporter's NodeFilesystemSpaceFillingUp, for GPUs): it
+# fires only when the memory is already at least gpu_memory_high_pct (%) full AND a
+# least-squares line over the last gpu_memory_window of samples (at least
+# gpu_memory_min_samples, spanning at least half the window, explaining the data with
+# R² >= gpu_memory_min_r2) reaches the total within gpu_memory_full_within (warning) or
+# gpu_memory_full_critical_within (critical). Flat caching allocators and training saw-tooths
+# do not fit a rising line, so they do not fire.
+gpu_memory_high_pct = 80.0
+gpu_memory_window = "10m"
+gpu_memory_min_samples = 10
+gpu_memory_min_r2 = 0.8
 gpu_memory_full_within = "30m"
+gpu_memory_full_critical_within = "5m"
+
+[signals.for]
+# How long each kind's condition must hold before it fires ("0s": at once).
+# Hardware events are facts: they fire at once.
+gpu_xid = "0s"
+gpu_ecc = "0s"
+gpu_throttling = "2m"
+gpu_memory_exhaustion_forecast = "5m"
+gpu_idle = "10m"
+node_interruption_notice = "0s"
+pod_crash_loop = "2m"
+pod_crash_loop_after_rollout = "1m"
+endpoint_down = "1m"
+# The burn-rate windows already demand persistence.
+slo_fast_burn = "0s"
+slo_slow_burn = "0s"
+endpoint_drift = "5m"
+budget_overrun_forecast = "0s"
+
+[signals.clear_after]
+# How long a firing signal's clear condition must hold before it stops firing ("0s": at once).
+node_not_ready = "1m"
+node_interruption_notice = "0s"
+pod_pending_gpu = "0s"
+pod_crash_loop = "5m"
+pod_crash_loop_after_rollout = "5m"
+gpu_xid = "0s"
+gpu_ecc = "0s"
+gpu_throttling = "2m"
+gpu_memory_exhaustion_forecast = "5m"
+gpu_idle = "1m"
+endpoint_down = "1m"
+slo_fast_burn = "0s"
+slo_slow_burn = "0s"
+endpoint_drift = "5m"
+budget_overrun_forecast = "0s"
 
 [store]
 # The RCA store (incidents, timelines, audit chain). Empty: $XDG_DATA_HOME/fleetdeck/store.
@@ -228,10 +283,10 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
-    /// A node NotReady/Unknown for longer than this is a signal.
+    /// A node NotReady/Unknown for longer than this is a signal (node.not_ready's `for`).
     #[serde(with = "crate::model::duration_serde")]
     pub node_not_ready_after: Duration,
-    /// A pod waiting for GPUs longer than this is a signal.
+    /// A pod waiting for GPUs longer than this is a signal (pod.pending_gpu's `for`).
     #[serde(with = "crate::model::duration_serde")]
     pub pending_gpu_after: Duration,
     /// How long a spot interruption notice gives before the instance goes (AWS: 2 minutes).
@@ -239,11 +294,32 @@ pub struct Thresholds {
     pub spot_notice: Duration,
     /// A GPU held by a pod and used under this share is idle.
     pub idle_gpu_pct: f64,
+    /// An idle GPU clears only above `idle_gpu_pct` plus this many percentage points.
+    pub idle_clear_margin_pct: f64,
     /// A GPU at or above this temperature is running hot.
     pub gpu_hot_c: f64,
-    /// A GPU whose memory use, on its current trend, fills it within this long.
+    /// A hot GPU clears only below `gpu_hot_c` minus this many degrees.
+    pub gpu_hot_clear_margin_c: f64,
+    /// The memory forecast looks only at GPUs at least this full (%).
+    pub gpu_memory_high_pct: f64,
+    /// The memory forecast fits a line over this much history.
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_memory_window: Duration,
+    /// The fewest samples (spanning at least half the window) the forecast trusts.
+    pub gpu_memory_min_samples: u32,
+    /// The least R² of the fit for it to count as a trend.
+    pub gpu_memory_min_r2: f64,
+    /// A GPU whose memory, on its fitted trend, fills within this long: a warning.
     #[serde(with = "crate::model::duration_serde")]
     pub gpu_memory_full_within: Duration,
+    /// … within this long: critical.
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_memory_full_critical_within: Duration,
+    /// How long each kind's condition must hold before it fires (`[signals.for]`).
+    #[serde(rename = "for")]
+    pub pending_for: PendingFor,
+    /// How long a firing kind's clear condition must hold before it stops firing.
+    pub clear_after: ClearAfter,
 }
 
 impl Default for Thresholds {
@@ -253,9 +329,266 @@ impl Default for Thresholds {
             pending_gpu_after: Duration::from_secs(300),
             spot_notice: Duration::from_secs(120),
             idle_gpu_pct: 5.0,
+            idle_clear_margin_pct: 5.0,
             gpu_hot_c: 87.0,
+            gpu_hot_clear_margin_c: 5.0,
+            gpu_memory_high_pct: 80.0,
+            gpu_memory_window: Duration::from_secs(600),
+            gpu_memory_min_samples: 10,
+            gpu_memory_min_r2: 0.8,
             gpu_memory_full_within: Duration::from_secs(1800),
+            gpu_memory_full_critical_within: Duration::from_secs(300),
+            pending_for: PendingFor::default(),
+            clear_after: ClearAfter::default(),
         }
+    }
+}
+
+impl Thresholds {
+    /// These thresholds with every `[signals.for]` and `[signals.clear_after]` at zero: a signal
+    /// fires while its condition holds and not a moment longer. For one-shot evaluations, which
+    /// have no history to hold a condition over, and for tests about a condition rather than its
+    /// timing. `node_not_ready_after` and `pending_gpu_after` stay: their detectors measure them
+    /// from the API's own timestamps, which a one-shot sees too.
+    pub fn without_patience(&self) -> Self {
+        Self {
+            pending_for: PendingFor::zero(),
+            clear_after: ClearAfter::zero(),
+            ..self.clone()
+        }
+    }
+
+    /// Every `for` and `clear_after` (the node and pending-pod thresholds included) times
+    /// `factor`: rehearsals run time faster.
+    pub fn scale_patience(&mut self, factor: f64) {
+        self.node_not_ready_after = self.node_not_ready_after.mul_f64(factor);
+        self.pending_gpu_after = self.pending_gpu_after.mul_f64(factor);
+        for d in self
+            .pending_for
+            .durations_mut()
+            .into_iter()
+            .chain(self.clear_after.durations_mut())
+        {
+            *d = d.mul_f64(factor);
+        }
+    }
+
+    /// The `for` of a detector kind (`gpu.idle`); zero for a kind without one.
+    pub fn for_kind(&self, kind: &str) -> Duration {
+        let f = &self.pending_for;
+        match kind {
+            // Their detectors measure from the API's own timestamps (readiness, creation).
+            "node.not_ready" => self.node_not_ready_after,
+            "pod.pending_gpu" => self.pending_gpu_after,
+            "gpu.xid" => f.gpu_xid,
+            "gpu.ecc" => f.gpu_ecc,
+            "gpu.throttling" => f.gpu_throttling,
+            "gpu.memory_exhaustion_forecast" => f.gpu_memory_exhaustion_forecast,
+            "gpu.idle" => f.gpu_idle,
+            "node.interruption_notice" => f.node_interruption_notice,
+            "pod.crash_loop" => f.pod_crash_loop,
+            "pod.crash_loop_after_rollout" => f.pod_crash_loop_after_rollout,
+            "endpoint.down" => f.endpoint_down,
+            "slo.fast_burn" => f.slo_fast_burn,
+            "slo.slow_burn" => f.slo_slow_burn,
+            "endpoint.drift" => f.endpoint_drift,
+            "budget.overrun_forecast" => f.budget_overrun_forecast,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The `clear_after` of a detector kind; zero for a kind without one.
+    pub fn clear_after_kind(&self, kind: &str) -> Duration {
+        let c = &self.clear_after;
+        match kind {
+            "node.not_ready" => c.node_not_ready,
+            "node.interruption_notice" => c.node_interruption_notice,
+            "pod.pending_gpu" => c.pod_pending_gpu,
+            "pod.crash_loop" => c.pod_crash_loop,
+            "pod.crash_loop_after_rollout" => c.pod_crash_loop_after_rollout,
+            "gpu.xid" => c.gpu_xid,
+            "gpu.ecc" => c.gpu_ecc,
+            "gpu.throttling" => c.gpu_throttling,
+            "gpu.memory_exhaustion_forecast" => c.gpu_memory_exhaustion_forecast,
+            "gpu.idle" => c.gpu_idle,
+            "endpoint.down" => c.endpoint_down,
+            "slo.fast_burn" => c.slo_fast_burn,
+            "slo.slow_burn" => c.slo_slow_burn,
+            "endpoint.drift" => c.endpoint_drift,
+            "budget.overrun_forecast" => c.budget_overrun_forecast,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// `[signals.for]`: how long each kind's condition must hold before it fires. node.not_ready
+/// and pod.pending_gpu have theirs in `[signals]` (`node_not_ready_after`, `pending_gpu_after`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PendingFor {
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_xid: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_ecc: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_throttling: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_memory_exhaustion_forecast: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_idle: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub node_interruption_notice: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub pod_crash_loop: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub pod_crash_loop_after_rollout: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub endpoint_down: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub slo_fast_burn: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub slo_slow_burn: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub endpoint_drift: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub budget_overrun_forecast: Duration,
+}
+
+impl Default for PendingFor {
+    fn default() -> Self {
+        let m = |minutes: u64| Duration::from_secs(60 * minutes);
+        Self {
+            gpu_xid: Duration::ZERO,
+            gpu_ecc: Duration::ZERO,
+            gpu_throttling: m(2),
+            gpu_memory_exhaustion_forecast: m(5),
+            gpu_idle: m(10),
+            node_interruption_notice: Duration::ZERO,
+            pod_crash_loop: m(2),
+            pod_crash_loop_after_rollout: m(1),
+            endpoint_down: m(1),
+            slo_fast_burn: Duration::ZERO,
+            slo_slow_burn: Duration::ZERO,
+            endpoint_drift: m(5),
+            budget_overrun_forecast: Duration::ZERO,
+        }
+    }
+}
+
+impl PendingFor {
+    fn zero() -> Self {
+        let mut z = Self::default();
+        for d in z.durations_mut() {
+            *d = Duration::ZERO;
+        }
+        z
+    }
+
+    fn durations_mut(&mut self) -> Vec<&mut Duration> {
+        vec![
+            &mut self.gpu_xid,
+            &mut self.gpu_ecc,
+            &mut self.gpu_throttling,
+            &mut self.gpu_memory_exhaustion_forecast,
+            &mut self.gpu_idle,
+            &mut self.node_interruption_notice,
+            &mut self.pod_crash_loop,
+            &mut self.pod_crash_loop_after_rollout,
+            &mut self.endpoint_down,
+            &mut self.slo_fast_burn,
+            &mut self.slo_slow_burn,
+            &mut self.endpoint_drift,
+            &mut self.budget_overrun_forecast,
+        ]
+    }
+}
+
+/// `[signals.clear_after]`: how long a firing kind's clear condition must hold before it stops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClearAfter {
+    #[serde(with = "crate::model::duration_serde")]
+    pub node_not_ready: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub node_interruption_notice: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub pod_pending_gpu: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub pod_crash_loop: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub pod_crash_loop_after_rollout: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_xid: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_ecc: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_throttling: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_memory_exhaustion_forecast: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub gpu_idle: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub endpoint_down: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub slo_fast_burn: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub slo_slow_burn: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub endpoint_drift: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub budget_overrun_forecast: Duration,
+}
+
+impl Default for ClearAfter {
+    fn default() -> Self {
+        let m = |minutes: u64| Duration::from_secs(60 * minutes);
+        Self {
+            node_not_ready: m(1),
+            node_interruption_notice: Duration::ZERO,
+            pod_pending_gpu: Duration::ZERO,
+            pod_crash_loop: m(5),
+            pod_crash_loop_after_rollout: m(5),
+            gpu_xid: Duration::ZERO,
+            gpu_ecc: Duration::ZERO,
+            gpu_throttling: m(2),
+            gpu_memory_exhaustion_forecast: m(5),
+            gpu_idle: m(1),
+            endpoint_down: m(1),
+            slo_fast_burn: Duration::ZERO,
+            slo_slow_burn: Duration::ZERO,
+            endpoint_drift: m(5),
+            budget_overrun_forecast: Duration::ZERO,
+        }
+    }
+}
+
+impl ClearAfter {
+    fn zero() -> Self {
+        let mut z = Self::default();
+        for d in z.durations_mut() {
+            *d = Duration::ZERO;
+        }
+        z
+    }
+
+    fn durations_mut(&mut self) -> Vec<&mut Duration> {
+        vec![
+            &mut self.node_not_ready,
+            &mut self.node_interruption_notice,
+            &mut self.pod_pending_gpu,
+            &mut self.pod_crash_loop,
+            &mut self.pod_crash_loop_after_rollout,
+            &mut self.gpu_xid,
+            &mut self.gpu_ecc,
+            &mut self.gpu_throttling,
+            &mut self.gpu_memory_exhaustion_forecast,
+            &mut self.gpu_idle,
+            &mut self.endpoint_down,
+            &mut self.slo_fast_burn,
+            &mut self.slo_slow_burn,
+            &mut self.endpoint_drift,
+            &mut self.budget_overrun_forecast,
+        ]
     }
 }
 
@@ -753,6 +1086,7 @@ impl Config {
                 ),
             ));
         }
+        self.validate_signals()?;
         let s = &self.sim;
         if s.clusters == 0 || s.clusters > SIM_MAX_CLUSTERS {
             return Err((
@@ -813,6 +1147,93 @@ impl Config {
                 "sim",
                 "scenarios",
                 format!("unknown scenario {bad:?}; known: {}", known.join(", ")),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[signals]`: percentages within 0–100, temperatures above 0, windows and horizons above
+    /// zero. `for` and `clear_after` may be zero (fire or clear at once).
+    fn validate_signals(&self) -> Result<(), (&'static str, &'static str, String)> {
+        let t = &self.signals;
+        for (key, pct) in [
+            ("idle_gpu_pct", t.idle_gpu_pct),
+            ("idle_clear_margin_pct", t.idle_clear_margin_pct),
+            ("gpu_memory_high_pct", t.gpu_memory_high_pct),
+        ] {
+            if !(0.0..=100.0).contains(&pct) {
+                return Err((
+                    "signals",
+                    key,
+                    format!("{pct} is not a percentage; use 0 to 100"),
+                ));
+            }
+        }
+        if !(t.gpu_hot_c.is_finite() && t.gpu_hot_c > 0.0) {
+            return Err((
+                "signals",
+                "gpu_hot_c",
+                format!(
+                    "{} °C is not a temperature a GPU runs hot at; use a value above 0, e.g. 87",
+                    t.gpu_hot_c
+                ),
+            ));
+        }
+        if !(t.gpu_hot_clear_margin_c >= 0.0 && t.gpu_hot_clear_margin_c < t.gpu_hot_c) {
+            return Err((
+                "signals",
+                "gpu_hot_clear_margin_c",
+                format!(
+                    "{} °C is not a margin below gpu_hot_c ({} °C); use 0 or more and less than it",
+                    t.gpu_hot_clear_margin_c, t.gpu_hot_c
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&t.gpu_memory_min_r2) {
+            return Err((
+                "signals",
+                "gpu_memory_min_r2",
+                format!("{} is not an R²; use 0 to 1", t.gpu_memory_min_r2),
+            ));
+        }
+        if t.gpu_memory_min_samples < 3 {
+            return Err((
+                "signals",
+                "gpu_memory_min_samples",
+                format!(
+                    "{} samples cannot show a trend; use 3 or more",
+                    t.gpu_memory_min_samples
+                ),
+            ));
+        }
+        for (key, d) in [
+            ("spot_notice", t.spot_notice),
+            ("gpu_memory_window", t.gpu_memory_window),
+            ("gpu_memory_full_within", t.gpu_memory_full_within),
+            (
+                "gpu_memory_full_critical_within",
+                t.gpu_memory_full_critical_within,
+            ),
+        ] {
+            if d.is_zero() {
+                return Err((
+                    "signals",
+                    key,
+                    "0s makes no sense here; use a duration above zero, e.g. 5m".into(),
+                ));
+            }
+        }
+        if t.gpu_memory_full_critical_within > t.gpu_memory_full_within {
+            return Err((
+                "signals",
+                "gpu_memory_full_critical_within",
+                format!(
+                    "{} is longer than gpu_memory_full_within ({}); the critical horizon is the shorter one",
+                    humantime::format_duration(t.gpu_memory_full_critical_within),
+                    humantime::format_duration(t.gpu_memory_full_within)
+                ),
             ));
         }
         Ok(())
@@ -890,6 +1311,60 @@ mod tests {
             err.contains("log.level") && err.contains("\"loud\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn signal_thresholds_out_of_range_name_file_line_and_key() {
+        let err = parse("[signals]\nidle_gpu_pct = 5.0\ngpu_hot_c = -3.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fleetdeck.toml:3:1: key `signals.gpu_hot_c`"),
+            "{err}"
+        );
+        assert!(err.contains("-3"), "quotes the value: {err}");
+        let err = parse("[signals]\n\ngpu_memory_high_pct = 120.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fleetdeck.toml:3:1: key `signals.gpu_memory_high_pct`")
+                && err.contains("0 to 100"),
+            "{err}"
+        );
+        let err = parse("[signals]\ngpu_memory_window = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fleetdeck.toml:2:1: key `signals.gpu_memory_window`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_negative_for_duration_names_its_sub_table_key() {
+        let err = parse("[signals]\ngpu_hot_c = 90.0\n[signals.for]\ngpu_idle = \"-5m\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("fleetdeck.toml:4:"), "{err}");
+        assert!(err.contains("signals.for.gpu_idle"), "{err}");
+        assert!(err.contains("-5m"), "{err}");
+    }
+
+    #[test]
+    fn for_and_clear_after_take_per_kind_overrides_over_the_defaults() {
+        let cfg = parse(
+            "[signals.for]\ngpu_idle = \"30m\"\n[signals.clear_after]\ngpu_throttling = \"0s\"\n",
+        )
+        .unwrap();
+        let t = &cfg.signals;
+        assert_eq!(t.for_kind("gpu.idle"), Duration::from_secs(1800));
+        assert_eq!(t.for_kind("gpu.throttling"), Duration::from_secs(120));
+        assert_eq!(t.for_kind("node.not_ready"), t.node_not_ready_after);
+        assert_eq!(t.clear_after_kind("gpu.throttling"), Duration::ZERO);
+        assert_eq!(t.clear_after_kind("gpu.idle"), Duration::from_secs(60));
+        let none = t.without_patience();
+        assert_eq!(none.for_kind("gpu.idle"), Duration::ZERO);
+        assert_eq!(none.clear_after_kind("pod.crash_loop"), Duration::ZERO);
     }
 
     #[test]

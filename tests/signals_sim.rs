@@ -5,7 +5,9 @@
 //!
 //! Sources poll every 500 ms (endpoints every 250 ms) and the SRE workbook's burn windows are
 //! scaled by 1/120 (1 h → 30 s, 5 m → 2.5 s; thresholds unchanged), as in
-//! `tests/endpoint_sources.rs`. Production uses the real intervals and windows.
+//! `tests/endpoint_sources.rs`. Tests about endpoints and node readiness take the detectors'
+//! thresholds without their `for` and `clear_after` ([`immediate`]). Production uses the real
+//! intervals, windows and patience.
 
 mod common;
 
@@ -159,6 +161,12 @@ async fn kube_get(http: &reqwest::Client, base: &str, path: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert!(r.status().is_success(), "GET {url}: {}", r.status());
     r.json().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// The default thresholds without `[signals.for]` and `[signals.clear_after]`: these tests are
+/// about which conditions the detectors see, over seconds; the patience has its own unit tests.
+fn immediate() -> Thresholds {
+    Thresholds::default().without_patience()
 }
 
 fn fast_endpoint_polls() -> EndpointPollOptions {
@@ -376,7 +384,7 @@ async fn spot_interruption_raises_a_notice_with_its_deadline_until_the_node_is_g
 async fn node_notready_past_the_threshold_raises_node_not_ready_on_that_node() {
     let thresholds = Thresholds {
         node_not_ready_after: Duration::from_secs(1),
-        ..Thresholds::default()
+        ..immediate()
     };
     let mut cockpit = Cockpit::start(thresholds, no_endpoints);
     let (_, before) = cockpit
@@ -417,7 +425,7 @@ async fn node_notready_past_the_threshold_raises_node_not_ready_on_that_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rollout_pages_on_fast_burn_for_that_endpoint_and_a_rollback_heals_it() {
-    let mut cockpit = Cockpit::start(Thresholds::default(), llama_chat);
+    let mut cockpit = Cockpit::start(immediate(), llama_chat);
     // No "no burn before" check: with windows scaled down to seconds, one of the healthy
     // sim's rare (0.05 %) errors among the first requests can already page.
     cockpit
@@ -506,7 +514,7 @@ async fn bad_rollout_pages_on_fast_burn_for_that_endpoint_and_a_rollback_heals_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_outage_is_a_critical_down_endpoint_burning_availability_until_cleared() {
-    let mut cockpit = Cockpit::start(Thresholds::default(), llama_chat);
+    let mut cockpit = Cockpit::start(immediate(), llama_chat);
     let (_, before) = cockpit
         .until("a healthy llama-chat", |snap, _| {
             llama(snap).health == EndpointHealth::Healthy

@@ -171,13 +171,18 @@ impl Pipeline {
     }
 
     /// The signals of `snap` at `now` with fresh detectors: for one-shot commands (`snapshot`,
-    /// `cost`), which have no memory of earlier snapshots.
+    /// `cost`), which have no memory of earlier snapshots. With no history to hold a condition
+    /// over, they report every condition that holds now: each kind's `for` is zero here.
     pub fn detect_once(
         thresholds: &Thresholds,
         snap: &Snapshot,
         now: DateTime<Utc>,
     ) -> Vec<Signal> {
-        Self::new(PipelineConfig::new(thresholds.clone(), Origin::Cli)).detect(snap, now)
+        Self::new(PipelineConfig::new(
+            thresholds.without_patience(),
+            Origin::Cli,
+        ))
+        .detect(snap, now)
     }
 
     /// Whether this face could raise the signal with `key`, given what it watches: only those

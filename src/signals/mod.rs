@@ -1,9 +1,13 @@
 //! Detectors: pure functions of snapshots (plus a little memory of when things were first
 //! seen) that turn the fleet model into signals with a stable kind, severity, subject,
 //! evidence and dedup key. Thresholds come from config. Imports model and config.
-//! SLO burn rates live in [`slo`], histogram drift in [`drift`].
+//! Every kind waits out its `for` and clears after its `clear_after` in [`patience`]; SLO burn
+//! rates live in [`slo`], histogram drift in [`drift`], the GPU memory forecast in
+//! [`forecast`].
 
 pub mod drift;
+pub mod forecast;
+pub mod patience;
 pub mod slo;
 
 use std::collections::HashMap;
@@ -18,6 +22,8 @@ use crate::model::endpoint::{BurnSeverity, DriftBand, EndpointHealth, EndpointMo
 use crate::model::gpu::GpuModel;
 use crate::model::signal::{Severity, Signal, Subject};
 use crate::model::{ClusterSnapshot, NodeReadiness, RolloutState, Snapshot};
+use forecast::{MemoryRule, forecast_memory};
+use patience::{Condition, Observation, Patience, Timing};
 
 /// What an XID code means and what to do about it (NVIDIA's XID catalogue, abridged).
 pub struct XidInfo {
@@ -168,7 +174,8 @@ fn deadline_in(message: &str) -> Option<DateTime<Utc>> {
         })
 }
 
-/// The detectors and their memory (when each condition was first seen).
+/// The detectors and their memory (when each condition was first seen, and where each signal
+/// stands between pending, firing and clearing).
 #[derive(Debug, Default)]
 pub struct Detectors {
     pub thresholds: Thresholds,
@@ -177,37 +184,25 @@ pub struct Detectors {
     touched: std::collections::HashSet<String>,
     /// Deployment → (revision, when it last changed while watched).
     revisions: HashMap<String, (Option<u64>, Option<DateTime<Utc>>)>,
-    /// GPU uuid → recent (time, memory used MiB) samples, for the exhaustion trend.
+    /// GPU uuid → recent (time, memory used MiB) samples, for the exhaustion forecast.
     gpu_memory: HashMap<String, std::collections::VecDeque<(DateTime<Utc>, f64)>>,
+    patience: Patience,
 }
 
-/// Samples kept per GPU for the memory trend.
-const MEMORY_TREND_SAMPLES: usize = 12;
+/// At most this many memory samples are kept per GPU, whatever the window: a bound on memory
+/// for a source that samples far more often than the forecast needs.
+const MEMORY_SAMPLES_CAP: usize = 2048;
 
-/// Least-squares slope (units per second) of `(time, value)` samples; `None` under 3 samples.
-fn slope_per_second(samples: &std::collections::VecDeque<(DateTime<Utc>, f64)>) -> Option<f64> {
-    if samples.len() < 3 {
-        return None;
+/// Budget signals come from `evaluate_cost`, on its own schedule.
+fn is_budget_key(key: &str) -> bool {
+    key.starts_with("budget.")
+}
+
+fn met(signal: Signal) -> Observation {
+    Observation {
+        signal,
+        condition: Condition::Met,
     }
-    let t0 = samples.front()?.0;
-    let xs: Vec<f64> = samples
-        .iter()
-        .map(|(t, _)| (*t - t0).num_milliseconds() as f64 / 1000.0)
-        .collect();
-    let ys: Vec<f64> = samples.iter().map(|(_, v)| *v).collect();
-    let n = xs.len() as f64;
-    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
-    let var: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-    if var <= 0.0 {
-        return None;
-    }
-    Some(
-        xs.iter()
-            .zip(&ys)
-            .map(|(x, y)| (x - mx) * (y - my))
-            .sum::<f64>()
-            / var,
-    )
 }
 
 fn signal(
@@ -243,12 +238,21 @@ impl Detectors {
         }
     }
 
+    fn timing(&self, kind: &str) -> Timing {
+        Timing {
+            pending_for: self.thresholds.for_kind(kind),
+            clear_after: self.thresholds.clear_after_kind(kind),
+        }
+    }
+
     fn seen(&mut self, key: &str, now: DateTime<Utc>) -> DateTime<Utc> {
         self.touched.insert(key.to_string());
         *self.first_seen.entry(key.to_string()).or_insert(now)
     }
 
-    /// Evaluates every detector on `snap`; signals are ordered by severity, then subject.
+    /// Evaluates every detector on `snap`; answers the signals that fire (their conditions held
+    /// for their kind's `for`, or have not yet been clear for its `clear_after`), ordered by
+    /// severity, then subject.
     pub fn evaluate(&mut self, snap: &Snapshot, now: DateTime<Utc>) -> Vec<Signal> {
         let mut out = Vec::new();
         self.touched.clear();
@@ -268,9 +272,11 @@ impl Detectors {
             .retain(|uuid, _| live.contains(uuid.as_str()));
         // Forget conditions that cleared, so a recurrence is a new first sighting.
         let touched = std::mem::take(&mut self.touched);
-        // Budget signals come from `evaluate_cost`, on its own schedule.
         self.first_seen
-            .retain(|k, _| touched.contains(k) || k.starts_with("budget."));
+            .retain(|k, _| touched.contains(k) || is_budget_key(k));
+        let mut patience = std::mem::take(&mut self.patience);
+        let mut out = patience.advance(out, now, |k| !is_budget_key(k), |kind| self.timing(kind));
+        self.patience = patience;
         out.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
@@ -279,7 +285,7 @@ impl Detectors {
         out
     }
 
-    fn nodes(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Signal>) {
+    fn nodes(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Observation>) {
         let t = self.thresholds.clone();
         for n in &c.nodes {
             let subject = Subject {
@@ -292,8 +298,8 @@ impl Detectors {
                 let since = n.readiness_since.unwrap_or_else(|| self.seen(&key, now));
                 let for_secs = (now - since).num_seconds().max(0);
                 self.seen(&key, now);
-                if for_secs as u64 >= t.node_not_ready_after.as_secs() {
-                    out.push(signal(
+                // `node_not_ready_after` is this kind's `for`, measured from `since`.
+                out.push(met(signal(
                         "node.not_ready",
                         Severity::Critical,
                         subject.clone(),
@@ -301,8 +307,7 @@ impl Detectors {
                         json!({"readiness": format!("{:?}", n.readiness), "since": since, "seconds": for_secs, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested}),
                         since,
                         Some("check the kubelet and the instance; cordon and drain if it does not recover"),
-                    ));
-                }
+                    )));
             }
             for taint in &n.taints {
                 let Some((_, what)) = INTERRUPTION_TAINTS.iter().find(|(k, _)| *k == taint.key)
@@ -333,7 +338,7 @@ impl Detectors {
                     ),
                 };
                 let left = (deadline - now).num_seconds();
-                out.push(signal(
+                out.push(met(signal(
                     "node.interruption_notice",
                     Severity::Critical,
                     subject.clone(),
@@ -341,12 +346,12 @@ impl Detectors {
                     json!({"taint": taint.key, "noticed": noticed, "deadline": deadline, "deadline_source": deadline_source, "seconds_left": left, "capacity_type": n.capacity_type, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested}),
                     noticed,
                     Some("cordon and drain the node now, forcing past the deadline if a budget blocks"),
-                ));
+                )));
             }
         }
     }
 
-    fn gpu(&mut self, g: &GpuModel, now: DateTime<Utc>, out: &mut Vec<Signal>) {
+    fn gpu(&mut self, g: &GpuModel, now: DateTime<Utc>, out: &mut Vec<Observation>) {
         let t = self.thresholds.clone();
         let subject = Subject {
             cluster: g.cluster.clone(),
@@ -361,6 +366,7 @@ impl Detectors {
             .as_ref()
             .map(|h| format!("{}/{}", h.namespace, h.pod));
         let mut emit = |this: &mut Self,
+                        condition: Condition,
                         kind: &str,
                         severity: Severity,
                         summary: String,
@@ -368,7 +374,10 @@ impl Detectors {
                         action: Option<&str>| {
             // Dedup per GPU, not per holder: the pod may change while the fault stays.
             let key = format!("{kind}:{}/{}/{}", g.cluster, g.node, g.uuid);
-            let first = this.seen(&key, now);
+            let first = match condition {
+                Condition::Met => this.seen(&key, now),
+                Condition::WithinMargin => now,
+            };
             let mut s = signal(
                 kind,
                 severity,
@@ -379,12 +388,16 @@ impl Detectors {
                 action,
             );
             s.dedup_key = key;
-            out.push(s);
+            out.push(Observation {
+                signal: s,
+                condition,
+            });
         };
         if let Some(code) = g.xid_last {
             let info = xid_info(code);
             emit(
                 self,
+                Condition::Met,
                 "gpu.xid",
                 info.map_or(Severity::Warning, |i| i.severity),
                 format!(
@@ -407,6 +420,7 @@ impl Detectors {
         {
             emit(
                 self,
+                Condition::Met,
                 "gpu.ecc",
                 Severity::Critical,
                 format!(
@@ -432,9 +446,18 @@ impl Detectors {
             .map(|r| format!("{r:?}"))
             .collect();
         let hot = g.temperature_c.is_some_and(|c| c >= t.gpu_hot_c);
-        if hot || !throttled.is_empty() {
+        let cooling = g
+            .temperature_c
+            .is_some_and(|c| c >= t.gpu_hot_c - t.gpu_hot_clear_margin_c);
+        let throttling = if hot || !throttled.is_empty() {
+            Some(Condition::Met)
+        } else {
+            cooling.then_some(Condition::WithinMargin)
+        };
+        if let Some(condition) = throttling {
             emit(
                 self,
+                condition,
                 "gpu.throttling",
                 Severity::Warning,
                 format!(
@@ -462,36 +485,56 @@ impl Detectors {
             let series = self.gpu_memory.entry(g.uuid.clone()).or_default();
             if series.back().is_none_or(|(t, _)| *t < g.sampled_at) {
                 series.push_back((g.sampled_at, used as f64));
-                while series.len() > MEMORY_TREND_SAMPLES {
+                let window = chrono::Duration::from_std(t.gpu_memory_window)
+                    .unwrap_or(chrono::Duration::MAX);
+                while series.len() > MEMORY_SAMPLES_CAP
+                    || series
+                        .front()
+                        .is_some_and(|(at, _)| *at < g.sampled_at - window)
+                {
                     series.pop_front();
                 }
             }
-            if let Some(rate) = slope_per_second(series).filter(|r| *r > 0.0) {
-                let left = (total as f64 - used as f64).max(0.0);
-                let secs = left / rate;
-                if secs <= t.gpu_memory_full_within.as_secs_f64() {
-                    emit(
-                        self,
-                        "gpu.memory_exhaustion_forecast",
-                        Severity::Warning,
-                        format!(
-                            "{} gpu{} memory fills in about {} at the current trend ({used} of {total} MiB, +{:.0} MiB/min)",
-                            g.node,
-                            g.index,
-                            humantime::format_duration(Duration::from_secs(secs as u64)),
-                            rate * 60.0
-                        ),
-                        json!({"memory_used_mib": used, "memory_total_mib": total, "mib_per_minute": rate * 60.0, "seconds_to_full": secs, "holder": holder}),
-                        Some(
-                            "find the leak or the growing cache in the holding pod before it OOMs",
-                        ),
-                    );
-                }
+            let f = forecast_memory(
+                series,
+                used as f64,
+                total as f64,
+                &MemoryRule::from_thresholds(&t),
+            );
+            if let (Some(severity), Some(secs), Some(fit)) =
+                (f.severity(), f.seconds_to_full, f.fit)
+            {
+                let mut evidence = f.evidence();
+                evidence["holder"] = json!(holder);
+                emit(
+                    self,
+                    Condition::Met,
+                    "gpu.memory_exhaustion_forecast",
+                    severity,
+                    format!(
+                        "{} gpu{} memory fills in about {} on its {} trend ({used} of {total} MiB, +{:.0} MiB/min, R² {:.2})",
+                        g.node,
+                        g.index,
+                        humantime::format_duration(Duration::from_secs(secs as u64)),
+                        humantime::format_duration(t.gpu_memory_window),
+                        fit.slope_per_second * 60.0,
+                        fit.r2.unwrap_or(0.0),
+                    ),
+                    evidence,
+                    Some("find the leak or the growing cache in the holding pod before it OOMs"),
+                );
             }
         }
-        if g.is_idle_allocated(t.idle_gpu_pct) {
+        let idle = if g.is_idle_allocated(t.idle_gpu_pct) {
+            Some(Condition::Met)
+        } else {
+            g.is_idle_allocated(t.idle_gpu_pct + t.idle_clear_margin_pct)
+                .then_some(Condition::WithinMargin)
+        };
+        if let Some(condition) = idle {
             emit(
                 self,
+                condition,
                 "gpu.idle",
                 Severity::Info,
                 format!(
@@ -509,12 +552,15 @@ impl Detectors {
 
     /// Budget signals from a cost report: the month-end forecast over the budget.
     pub fn evaluate_cost(&mut self, report: &CostReport, now: DateTime<Utc>) -> Vec<Signal> {
-        let Some(b) = &report.budget else {
-            return Vec::new();
-        };
-        if !b.forecast_over_budget {
-            return Vec::new();
-        }
+        let observed: Vec<Observation> = self.budget(report, now).into_iter().map(met).collect();
+        let mut patience = std::mem::take(&mut self.patience);
+        let out = patience.advance(observed, now, is_budget_key, |kind| self.timing(kind));
+        self.patience = patience;
+        out
+    }
+
+    fn budget(&mut self, report: &CostReport, now: DateTime<Utc>) -> Option<Signal> {
+        let b = report.budget.as_ref().filter(|b| b.forecast_over_budget)?;
         let subject = Subject {
             cluster: "fleet".into(),
             object: Some(format!("budget/{}", b.month)),
@@ -527,7 +573,7 @@ impl Detectors {
         } else {
             Severity::Warning
         };
-        vec![signal(
+        Some(signal(
             "budget.overrun_forecast",
             severity,
             subject,
@@ -547,10 +593,10 @@ impl Detectors {
             Some(
                 "find the groups growing fastest (fleetdeck cost --by team) and idle GPUs to reclaim",
             ),
-        )]
+        ))
     }
 
-    fn endpoint(&mut self, e: &EndpointModel, now: DateTime<Utc>, out: &mut Vec<Signal>) {
+    fn endpoint(&mut self, e: &EndpointModel, now: DateTime<Utc>, out: &mut Vec<Observation>) {
         let cluster = e
             .serving
             .as_ref()
@@ -568,7 +614,7 @@ impl Detectors {
             let key = format!("endpoint.down:{}", base.describe());
             let first = self.seen(&key, now);
             let error = e.probe.as_ref().and_then(|p| p.error.clone());
-            out.push(signal(
+            out.push(met(signal(
                 "endpoint.down",
                 Severity::Critical,
                 base.clone(),
@@ -584,7 +630,7 @@ impl Detectors {
                 json!({"health": e.health, "last_healthy": e.last_healthy, "error": error}),
                 first,
                 Some("check the serving pods and roll back the last change if it caused this"),
-            ));
+            )));
         }
         for burn in [&e.availability_burn, &e.latency_burn]
             .into_iter()
@@ -606,7 +652,7 @@ impl Detectors {
             let key = format!("{kind}:{}", subject.describe());
             let first = self.seen(&key, now);
             let fired = &burn.alerts[0];
-            out.push(signal(
+            out.push(met(signal(
                 kind,
                 severity,
                 subject,
@@ -625,7 +671,7 @@ impl Detectors {
                     "error_rate": e.metrics.as_ref().map(|m| m.error_rate), "p99_ms": e.metrics.as_ref().map(|m| m.latency_p99_ms)}),
                 first,
                 Some("roll the serving deployment back if a rollout started this; otherwise scale out"),
-            ));
+            )));
         }
         if let Some(d) = &e.drift
             && d.band != DriftBand::None
@@ -641,7 +687,7 @@ impl Detectors {
             };
             let key = format!("endpoint.drift:{}", subject.describe());
             let first = self.seen(&key, now);
-            out.push(signal(
+            out.push(met(signal(
                 "endpoint.drift",
                 severity,
                 subject,
@@ -649,25 +695,22 @@ impl Detectors {
                 json!({"metric": d.metric, "psi": d.psi, "band": d.band, "baseline_count": d.baseline_count, "current_count": d.current_count}),
                 first,
                 Some("compare the current inputs with the baseline; retrain or roll back the model"),
-            ));
+            )));
         }
     }
 
-    fn pods(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Signal>) {
-        let t = self.thresholds.clone();
+    fn pods(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Observation>) {
         for p in c.pending.iter().filter(|p| p.gpus > 0) {
             let since = p.since.unwrap_or(now);
+            // `pending_gpu_after` is this kind's `for`, measured from `since`.
             let waited = (now - since).num_seconds().max(0) as u64;
-            if waited < t.pending_gpu_after.as_secs() {
-                continue;
-            }
             let subject = Subject {
                 cluster: c.name.clone(),
                 namespace: Some(p.namespace.clone()),
                 object: Some(format!("pod/{}", p.name)),
                 ..Subject::default()
             };
-            out.push(signal(
+            out.push(met(signal(
                 "pod.pending_gpu",
                 Severity::Warning,
                 subject,
@@ -675,7 +718,7 @@ impl Detectors {
                 json!({"gpus": p.gpus, "reason": p.reason, "message": p.message, "seconds": waited}),
                 since,
                 Some("free GPUs (idle allocations, spot capacity) or scale the GPU node pool"),
-            ));
+            )));
         }
         for d in &c.deployments {
             let key = format!("{}/{}/{}", c.name, d.namespace, d.name);
@@ -726,7 +769,7 @@ impl Detectors {
                     "read the container's last logs and exit reason",
                 )
             };
-            out.push(signal(
+            out.push(met(signal(
                 kind,
                 severity,
                 subject,
@@ -742,7 +785,7 @@ impl Detectors {
                     "deployment": dep.map(|d| d.name.clone()), "revision": dep.and_then(|d| d.revision)}),
                 first,
                 Some(action),
-            ));
+            )));
         }
     }
 }
@@ -941,40 +984,209 @@ mod tests {
             reason: "CrashLoopBackOff".into(),
             last_termination: None,
         });
-        let s = Detectors::default().evaluate(&snap(c), now);
+        let s = Detectors::new(Thresholds::default().without_patience()).evaluate(&snap(c), now);
         let kinds: Vec<&str> = s.iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(kinds, ["pod.crash_loop_after_rollout", "pod.crash_loop"]);
         assert_eq!(s[0].evidence["deployment"], "llama-chat");
     }
 
+    const TOTAL_MIB: u64 = 80_000;
+
+    /// One GPU held by ml/train-0 using `used` MiB of 80,000, sampled at `at`.
+    fn gpu_snap(at: DateTime<Utc>, used: f64, util: f64, temp: f64) -> Snapshot {
+        let mut g = crate::model::gpu::GpuModel::new("a", "n1", 0, "GPU-1", at);
+        g.memory_used_mib = Some(used.round() as u64);
+        g.memory_total_mib = Some(TOTAL_MIB);
+        g.utilization_pct = Some(util);
+        g.temperature_c = Some(temp);
+        g.holder = Some(crate::model::gpu::PodRef {
+            namespace: "ml".into(),
+            pod: "train-0".into(),
+            container: None,
+        });
+        Snapshot {
+            gpus: Arc::new(vec![g]),
+            ..Snapshot::default()
+        }
+    }
+
+    /// Evaluates a busy GPU whose memory follows `used(seconds)`, sampled every `every` seconds
+    /// from 0 to `until`; answers each evaluation's memory forecast signal.
+    fn memory_series(
+        d: &mut Detectors,
+        t0: DateTime<Utc>,
+        every: i64,
+        until: i64,
+        used: impl Fn(i64) -> f64,
+    ) -> Vec<(i64, Option<Signal>)> {
+        (0..=until / every)
+            .map(|i| {
+                let secs = i * every;
+                let at = t0 + chrono::Duration::seconds(secs);
+                let forecast = d
+                    .evaluate(&gpu_snap(at, used(secs), 90.0, 60.0), at)
+                    .into_iter()
+                    .find(|s| s.kind == "gpu.memory_exhaustion_forecast");
+                (secs, forecast)
+            })
+            .collect()
+    }
+
+    /// 400 MiB a minute from 80 % of 80,000 MiB: full at 40 min, within 30 min from 10 min on,
+    /// within 5 min from 35 min on.
+    fn leak_from_80_pct(secs: i64) -> f64 {
+        64_000.0 + 400.0 * secs as f64 / 60.0
+    }
+
     #[test]
-    fn a_gpu_whose_memory_grows_toward_full_is_forecast() {
+    fn a_steady_leak_from_80_pct_warns_after_its_for_then_turns_critical_near_full() {
         let t0 = Utc::now();
         let mut d = Detectors::default();
-        let mut last = Vec::new();
-        for i in 0..6 {
-            let mut g = crate::model::gpu::GpuModel::new(
-                "a",
-                "n1",
-                0,
-                "GPU-1",
-                t0 + chrono::Duration::seconds(60 * i),
-            );
-            g.memory_used_mib = Some(60_000 + 2_000 * i as u64);
-            g.memory_total_mib = Some(81_559);
-            let s = Snapshot {
-                gpus: Arc::new(vec![g]),
-                ..Snapshot::default()
-            };
-            last = d.evaluate(&s, t0 + chrono::Duration::seconds(60 * i));
+        let run = memory_series(&mut d, t0, 30, 36 * 60, leak_from_80_pct);
+        let at = |min: i64| {
+            run.iter()
+                .find(|(s, _)| *s == min * 60)
+                .and_then(|(_, f)| f.clone())
+        };
+        assert!(at(9).is_none() && at(14).is_none(), "pending until 15 min");
+        let warning = at(16).unwrap_or_else(|| panic!("a warning at 16 min: {run:#?}"));
+        assert_eq!(warning.severity, Severity::Warning);
+        let since_condition = (warning.first_seen - (t0 + chrono::Duration::minutes(10)))
+            .num_seconds()
+            .abs();
+        assert!(
+            since_condition <= 30,
+            "first seen when first true: {warning:#?}"
+        );
+        let e = &warning.evidence;
+        assert_eq!(e["window_secs"], 600);
+        assert_eq!(e["samples"], 21);
+        assert!(
+            (e["mib_per_minute"].as_f64().unwrap_or(0.0) - 400.0).abs() < 1.0,
+            "{e:?}"
+        );
+        assert!(e["r2"].as_f64().is_some_and(|r| r > 0.99), "{e:?}");
+        let secs = e["seconds_to_full"].as_f64().unwrap_or(0.0);
+        assert!((secs - 24.0 * 60.0).abs() < 30.0, "{secs}");
+        assert!(e.contains_key("fitted_used_mib"), "{e:?}");
+        let critical = at(36).unwrap_or_else(|| panic!("critical at 36 min: {run:#?}"));
+        assert_eq!(critical.severity, Severity::Critical);
+        assert_eq!(
+            critical.first_seen, warning.first_seen,
+            "one signal, escalated"
+        );
+    }
+
+    #[test]
+    fn a_leak_that_has_not_held_for_its_for_does_not_fire_yet() {
+        let t0 = Utc::now();
+        let mut d = Detectors::default();
+        // Within 30 min of full from 10 min on; the `for` (5 min) has not passed at 14.5 min.
+        let run = memory_series(&mut d, t0, 30, 14 * 60 + 30, leak_from_80_pct);
+        assert!(run.iter().all(|(_, f)| f.is_none()), "{run:#?}");
+        let mut zero = Thresholds::default();
+        zero.pending_for.gpu_memory_exhaustion_forecast = Duration::ZERO;
+        let mut d = Detectors::new(zero);
+        let run = memory_series(&mut d, t0, 30, 14 * 60 + 30, leak_from_80_pct);
+        assert!(
+            run.last().is_some_and(|(_, f)| f.is_some()),
+            "the same leak with a zero `for` fires"
+        );
+    }
+
+    #[test]
+    fn a_flat_high_caching_allocator_is_not_forecast() {
+        let mut d = Detectors::default();
+        // vLLM and friends reserve ~95 % at start and hold it; a little noise on top.
+        let run = memory_series(&mut d, Utc::now(), 15, 60 * 60, |s| {
+            76_000.0 + if (s / 15) % 2 == 0 { 40.0 } else { -40.0 }
+        });
+        assert!(run.iter().all(|(_, f)| f.is_none()), "{run:#?}");
+    }
+
+    #[test]
+    fn a_training_saw_tooth_is_not_forecast() {
+        let mut d = Detectors::default();
+        // Each step climbs from 80 % to 98 % over 3 minutes, then frees: steep, high, periodic.
+        let run = memory_series(&mut d, Utc::now(), 15, 60 * 60, |s| {
+            64_000.0 + 14_400.0 * (s % 180) as f64 / 180.0
+        });
+        assert!(run.iter().all(|(_, f)| f.is_none()), "{run:#?}");
+    }
+
+    #[test]
+    fn too_few_samples_say_insufficient_data_and_fire_nothing() {
+        let t0 = Utc::now();
+        let mut zero = Thresholds::default();
+        zero.pending_for.gpu_memory_exhaustion_forecast = Duration::ZERO;
+        let mut d = Detectors::new(zero);
+        // 95 % and climbing 2,000 MiB a minute, but only 5 samples over 2 minutes.
+        let run = memory_series(&mut d, t0, 30, 120, |s| {
+            76_000.0 + 2_000.0 * s as f64 / 60.0
+        });
+        assert!(run.iter().all(|(_, f)| f.is_none()), "{run:#?}");
+        let series = &d.gpu_memory["GPU-1"];
+        let used = series.back().map_or(0.0, |(_, v)| *v);
+        let f = forecast_memory(
+            series,
+            used,
+            TOTAL_MIB as f64,
+            &MemoryRule::from_thresholds(&d.thresholds),
+        );
+        assert_eq!(f.outlook, forecast::MemoryOutlook::InsufficientData);
+        let e = f.evidence();
+        let verdict = e["verdict"].as_str().unwrap_or_default();
+        assert!(
+            verdict.starts_with("insufficient data: 5 samples"),
+            "{verdict}"
+        );
+        assert_eq!(e["samples"], 5);
+    }
+
+    #[test]
+    fn an_idle_gpu_fires_after_its_for_and_clears_only_above_the_margin() {
+        let t0 = Utc::now();
+        let mut d = Detectors::default();
+        let idle_at = |d: &mut Detectors, min: i64, util: f64| {
+            let at = t0 + chrono::Duration::minutes(min);
+            d.evaluate(&gpu_snap(at, 40_000.0, util, 60.0), at)
+                .into_iter()
+                .find(|s| s.kind == "gpu.idle")
+        };
+        assert!(idle_at(&mut d, 0, 2.0).is_none(), "pending");
+        assert!(idle_at(&mut d, 9, 1.0).is_none(), "pending");
+        let fired = idle_at(&mut d, 10, 3.0).unwrap_or_else(|| panic!("idle after 10 min"));
+        assert_eq!(fired.first_seen, t0);
+        // Flapping around 5 %: inside the 5-point margin, or back under, it keeps firing.
+        for (min, util) in [(11, 6.0), (12, 4.0), (13, 9.5), (14, 7.0)] {
+            let s = idle_at(&mut d, min, util);
+            assert_eq!(s.map(|s| s.first_seen), Some(t0), "{util}% at {min} min");
         }
-        let f: Vec<&Signal> = last
-            .iter()
-            .filter(|s| s.kind == "gpu.memory_exhaustion_forecast")
-            .collect();
-        assert_eq!(f.len(), 1, "{last:#?}");
-        let secs = f[0].evidence["seconds_to_full"].as_f64().unwrap();
-        assert!((secs - 346.77).abs() < 1.0, "{secs}");
+        // Busy again (above 10 %): clears after a minute of it.
+        assert!(idle_at(&mut d, 15, 40.0).is_some(), "clearing");
+        assert!(idle_at(&mut d, 16, 40.0).is_none(), "cleared");
+    }
+
+    #[test]
+    fn throttling_waits_out_its_for_and_a_cooling_gpu_keeps_it_until_below_the_margin() {
+        let t0 = Utc::now();
+        let mut d = Detectors::default();
+        let throttling_at = |d: &mut Detectors, secs: i64, temp: f64| {
+            let at = t0 + chrono::Duration::seconds(secs);
+            d.evaluate(&gpu_snap(at, 40_000.0, 90.0, temp), at)
+                .into_iter()
+                .any(|s| s.kind == "gpu.throttling")
+        };
+        assert!(!throttling_at(&mut d, 0, 90.0));
+        assert!(!throttling_at(&mut d, 60, 88.0));
+        assert!(throttling_at(&mut d, 120, 89.0), "hot for 2 min");
+        assert!(throttling_at(&mut d, 180, 84.0), "inside the 5 °C margin");
+        assert!(
+            throttling_at(&mut d, 400, 83.0),
+            "the margin does not clear it"
+        );
+        assert!(throttling_at(&mut d, 420, 70.0), "cool, clearing for 2 min");
+        assert!(!throttling_at(&mut d, 540, 70.0), "cleared");
     }
 
     #[test]

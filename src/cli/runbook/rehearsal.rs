@@ -55,9 +55,7 @@ pub async fn rehearse(
     crate::cli::wiring::point_at_sim(&mut cfg, &sim.description);
     cfg.gpu.interval = "1s".into();
     // Compress the detectors' patience as the runbooks' `held_for` is compressed.
-    let t = &mut cfg.signals;
-    t.node_not_ready_after = t.node_not_ready_after.mul_f64(TIME_SCALE);
-    t.pending_gpu_after = t.pending_gpu_after.mul_f64(TIME_SCALE);
+    cfg.signals.scale_patience(TIME_SCALE);
     let store = crate::store::Store::open(&dir.path().join("store"))?;
     let targets = crate::sources::kube::targets(Some(&sim.kubeconfig), &[])?;
     let clients = crate::cli::wiring::action_clients(&targets).await;
