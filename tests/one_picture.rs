@@ -18,7 +18,8 @@ const TOKEN: &str = "one-picture-token";
 
 /// The fleet as every face is configured to see it: the clusters (from the kubeconfig),
 /// OpenCost with a budget far below the simulated spend, no GPU or endpoint sources (their
-/// readings move from one second to the next, the rest of the fleet does not).
+/// readings move from one second to the next, the rest of the fleet does not). The crash loop
+/// fires at once: the test compares the faces, not the detectors' patience.
 fn config(sim: &Sim, dir: &Path) -> std::path::PathBuf {
     let opencost = sim.desc["opencost"].as_str().expect("opencost url");
     let path = dir.join("fleetdeck.toml");
@@ -26,7 +27,8 @@ fn config(sim: &Sim, dir: &Path) -> std::path::PathBuf {
         &path,
         format!(
             "[gpu]\nnvml = false\n\n[cost]\nopencost_url = \"{opencost}\"\nmonthly_budget = 1000.0\n\
-             interval = \"1m\"\n\n[runbooks]\nmode = \"dry-run\"\n"
+             interval = \"1m\"\n\n[runbooks]\nmode = \"dry-run\"\n\n\
+             [signals.for]\npod_crash_loop = \"0s\"\n"
         ),
     )
     .expect("write the config");
