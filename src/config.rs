@@ -77,6 +77,9 @@ idle_gpu_threshold_pct = 10.0
 # latency = { percentile = "p99", target_ms = 2000 }
 
 [signals]
+# Kinds that are findings: shown on their pane and in the Signals pane's findings (runbooks may
+# still trigger on them) but they open no incident. Every other kind opens one.
+findings = ["gpu.idle", "budget.overrun_forecast", "endpoint.drift"]
 # Each detector kind waits out its `for` duration (below, in [signals.for]) before it fires, as
 # a Prometheus alerting rule's `for` does: a condition that clears first never fires. A firing
 # signal keeps firing until its clear condition has held for its `clear_after` duration
@@ -279,6 +282,29 @@ impl Config {
     }
 }
 
+/// Every kind the detectors raise (alerts from an intake are `alert.<name>`).
+pub const SIGNAL_KINDS: &[&str] = &[
+    "budget.overrun_forecast",
+    "endpoint.down",
+    "endpoint.drift",
+    "gpu.ecc",
+    "gpu.idle",
+    "gpu.memory_exhaustion_forecast",
+    "gpu.throttling",
+    "gpu.xid",
+    "node.interruption_notice",
+    "node.not_ready",
+    "pod.crash_loop",
+    "pod.crash_loop_after_rollout",
+    "pod.pending_gpu",
+    "slo.fast_burn",
+    "slo.slow_burn",
+];
+
+/// Kinds that are findings unless `[signals] findings` says otherwise: an idle GPU, a budget
+/// forecast and drift are things to know and act on today, not incidents to page about.
+pub const DEFAULT_FINDINGS: &[&str] = &["gpu.idle", "budget.overrun_forecast", "endpoint.drift"];
+
 /// Detector thresholds (`[signals]` in fleetdeck.toml).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -320,6 +346,9 @@ pub struct Thresholds {
     pub pending_for: PendingFor,
     /// How long a firing kind's clear condition must hold before it stops firing.
     pub clear_after: ClearAfter,
+    /// Kinds that are findings: shown where they belong (and runbooks may trigger on them)
+    /// but they open no incident. Every other kind opens one.
+    pub findings: Vec<String>,
 }
 
 impl Default for Thresholds {
@@ -340,6 +369,7 @@ impl Default for Thresholds {
             gpu_memory_full_critical_within: Duration::from_secs(300),
             pending_for: PendingFor::default(),
             clear_after: ClearAfter::default(),
+            findings: DEFAULT_FINDINGS.iter().map(|k| k.to_string()).collect(),
         }
     }
 }
@@ -1158,6 +1188,20 @@ impl Config {
     /// zero. `for` and `clear_after` may be zero (fire or clear at once).
     fn validate_signals(&self) -> Result<(), (&'static str, &'static str, String)> {
         let t = &self.signals;
+        if let Some(bad) = t
+            .findings
+            .iter()
+            .find(|k| !SIGNAL_KINDS.contains(&k.as_str()) && !k.starts_with("alert."))
+        {
+            return Err((
+                "signals",
+                "findings",
+                format!(
+                    "{bad:?} is not a signal kind; use alert.<name> or one of {}",
+                    SIGNAL_KINDS.join(", ")
+                ),
+            ));
+        }
         for (key, pct) in [
             ("idle_gpu_pct", t.idle_gpu_pct),
             ("idle_clear_margin_pct", t.idle_clear_margin_pct),

@@ -630,6 +630,7 @@ impl FleetState {
             gpu_sources: self.gpu_sources.values().map(|(s, _)| s.clone()).collect(),
             cost: self.cost.clone(),
             cost_source: self.cost_source.clone(),
+            finding_kinds: Vec::new(),
         }
     }
 }

@@ -79,16 +79,20 @@ impl Headless {
             .unwrap_or_default()
     }
 
-    /// `fleetdeck_signals{kind=…}` as kind → count.
+    /// `fleetdeck_signals{kind=…,severity=…,class=…}` as kind → count.
     fn signal_counts(&self) -> BTreeMap<String, u64> {
-        self.metrics()
-            .lines()
-            .filter_map(|l| l.strip_prefix("fleetdeck_signals{kind=\""))
-            .filter_map(|l| {
-                let (kind, rest) = l.split_once("\"}")?;
-                Some((kind.to_string(), rest.trim().parse().ok()?))
-            })
-            .collect()
+        let mut counts = BTreeMap::new();
+        for line in self.metrics().lines() {
+            let Some(rest) = line.strip_prefix("fleetdeck_signals{kind=\"") else {
+                continue;
+            };
+            let (Some((kind, _)), Some((_, n))) = (rest.split_once('"'), rest.rsplit_once("} "))
+            else {
+                continue;
+            };
+            *counts.entry(kind.to_string()).or_default() += n.trim().parse::<u64>().unwrap_or(0);
+        }
+        counts
     }
 
     fn stop(mut self) {

@@ -176,7 +176,8 @@ pub async fn run(
             !snap.clusters.is_empty() && snap.clusters.iter().all(|c| c.synced()),
             Ordering::SeqCst,
         );
-        metrics.set_signals(&snap.signals);
+        metrics.set_signals(snap);
+        metrics.recorded(&evaluated.raised_total, evaluated.incidents_opened_total);
         for c in &snap.clusters {
             for r in &c.sync {
                 metrics.set_source_synced(

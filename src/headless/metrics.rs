@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::model::signal::Signal;
+use crate::model::signal::{Severity, Signal};
 use crate::runbook::executor::RunState;
 
 /// The Content-Type of `encode`'s text.
@@ -23,6 +23,15 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
+    severity: String,
+    /// `incident` (opens one) or `finding` (shown, opens none).
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RaisedLabels {
+    kind: String,
+    severity: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +81,8 @@ struct HttpLabels {
 pub struct Metrics {
     registry: Registry,
     signals: Family<KindLabels, Gauge>,
+    signals_raised: Family<RaisedLabels, Counter>,
+    incidents_opened: Counter,
     open_incidents: Gauge,
     runbook_runs: Family<RunLabels, Counter>,
     guard_refusals: Family<ReasonLabels, Counter>,
@@ -110,6 +121,18 @@ impl Metrics {
             "signals",
             "Signals firing at the latest evaluation, by kind",
             signals.clone(),
+        );
+        let signals_raised = Family::<RaisedLabels, Counter>::default();
+        registry.register(
+            "signals_raised",
+            "Signals that started firing (or got more severe) and opened or joined an incident",
+            signals_raised.clone(),
+        );
+        let incidents_opened = Counter::default();
+        registry.register(
+            "incidents_opened",
+            "Incidents opened by signals",
+            incidents_opened.clone(),
         );
         let open_incidents = Gauge::default();
         registry.register(
@@ -208,6 +231,8 @@ impl Metrics {
             cost_source_age,
             cost_source_ok,
             signals,
+            signals_raised,
+            incidents_opened,
             open_incidents,
             runbook_runs,
             guard_refusals,
@@ -220,19 +245,43 @@ impl Metrics {
         }
     }
 
-    /// Replaces the signal counts with those of the latest evaluation: a kind that stopped
-    /// firing drops out of the family.
-    pub fn set_signals(&self, signals: &[Signal]) {
-        let mut counts: HashMap<&str, i64> = HashMap::new();
-        for s in signals {
-            *counts.entry(s.kind.as_str()).or_default() += 1;
+    /// Replaces the signal counts with those of the latest evaluation (by kind, severity and
+    /// whether the kind is a finding): a kind that stopped firing drops out of the family.
+    pub fn set_signals(&self, snapshot: &crate::model::Snapshot) {
+        let mut counts: HashMap<(&str, Severity, bool), i64> = HashMap::new();
+        for s in &snapshot.signals {
+            *counts
+                .entry((s.kind.as_str(), s.severity, snapshot.is_finding(s)))
+                .or_default() += 1;
         }
         self.signals.clear();
-        for (kind, n) in counts {
+        for ((kind, severity, finding), n) in counts {
             self.signals
-                .get_or_create(&KindLabels { kind: kind.into() })
+                .get_or_create(&KindLabels {
+                    kind: kind.into(),
+                    severity: severity.name().into(),
+                    class: if finding { "finding" } else { "incident" }.into(),
+                })
                 .set(n);
         }
+    }
+
+    /// The pipeline's running totals of signals raised and incidents opened (the noise
+    /// rate); the counters move by what was added since the last call.
+    pub fn recorded(
+        &self,
+        raised_total: &std::collections::BTreeMap<(String, Severity), u64>,
+        incidents_opened_total: u64,
+    ) {
+        for ((kind, severity), total) in raised_total {
+            let counter = self.signals_raised.get_or_create(&RaisedLabels {
+                kind: kind.clone(),
+                severity: severity.name().into(),
+            });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.incidents_opened
+            .inc_by(incidents_opened_total.saturating_sub(self.incidents_opened.get()));
     }
 
     pub fn set_open_incidents(&self, n: usize) {
@@ -487,15 +536,51 @@ mod tests {
             first_seen: chrono::Utc::now(),
             dedup_key: kind.into(),
         };
-        m.set_signals(&[
+        let snap = |signals: Vec<Signal>| crate::model::Snapshot {
+            signals,
+            finding_kinds: vec!["gpu.idle".into()],
+            ..Default::default()
+        };
+        m.set_signals(&snap(vec![
             signal("gpu.xid"),
             signal("gpu.xid"),
             signal("node.not_ready"),
-        ]);
-        assert!(m.encode().contains("fleetdeck_signals{kind=\"gpu.xid\"} 2"));
-        m.set_signals(&[signal("node.not_ready")]);
+            signal("gpu.idle"),
+        ]));
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "fleetdeck_signals{kind=\"gpu.xid\",severity=\"warning\",class=\"incident\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "fleetdeck_signals{kind=\"gpu.idle\",severity=\"warning\",class=\"finding\"} 1"
+            ),
+            "{text}"
+        );
+        m.set_signals(&snap(vec![signal("node.not_ready")]));
         let text = m.encode();
         assert!(!text.contains("gpu.xid"), "{text}");
-        assert!(text.contains("fleetdeck_signals{kind=\"node.not_ready\"} 1"));
+        assert!(text.contains(
+            "fleetdeck_signals{kind=\"node.not_ready\",severity=\"warning\",class=\"incident\"} 1"
+        ));
+        let totals = [(("gpu.xid".to_string(), Severity::Critical), 1)]
+            .into_iter()
+            .collect();
+        m.recorded(&totals, 1);
+        m.recorded(&totals, 1);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "fleetdeck_signals_raised_total{kind=\"gpu.xid\",severity=\"critical\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("fleetdeck_incidents_opened_total 1"),
+            "{text}"
+        );
     }
 }

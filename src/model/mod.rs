@@ -409,9 +409,27 @@ pub struct Snapshot {
     pub cost: Option<Arc<cost::CostReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_source: Option<cost::CostSourceStatus>,
+    /// The kinds among `signals` that are findings (no incident); set by the pipeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finding_kinds: Vec<String>,
 }
 
 impl Snapshot {
+    /// Whether `signal` is a finding (shown where it belongs, no incident).
+    pub fn is_finding(&self, signal: &signal::Signal) -> bool {
+        self.finding_kinds.iter().any(|k| *k == signal.kind)
+    }
+
+    /// The signals that open incidents: what pages and banners count.
+    pub fn incident_signals(&self) -> impl Iterator<Item = &signal::Signal> {
+        self.signals.iter().filter(|s| !self.is_finding(s))
+    }
+
+    /// The findings among the signals.
+    pub fn findings(&self) -> impl Iterator<Item = &signal::Signal> {
+        self.signals.iter().filter(|s| self.is_finding(s))
+    }
+
     pub fn cluster(&self, name: &str) -> Option<&ClusterSnapshot> {
         self.clusters
             .iter()

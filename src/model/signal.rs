@@ -13,6 +13,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// `info`, `warning`, `critical`: as serialised, for labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// What a signal is about. Empty fields do not apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Subject {

@@ -50,6 +50,12 @@ pub struct Evaluated {
     pub store_error: Option<String>,
     /// Runs this evaluation started.
     pub started_runs: Vec<String>,
+    /// Signals that started firing (or got more severe) and were recorded, by (kind,
+    /// severity), since the pipeline started: the noise a face can count. Cumulative, so a
+    /// face that skips an evaluation (latest wins) loses nothing.
+    pub raised_total: std::collections::BTreeMap<(String, crate::model::signal::Severity), u64>,
+    /// Incidents the recordings opened since the pipeline started.
+    pub incidents_opened_total: u64,
 }
 
 impl Evaluated {
@@ -114,6 +120,8 @@ pub struct Pipeline {
     seq: u64,
     recorded: u64,
     store_error: Option<String>,
+    raised_total: std::collections::BTreeMap<(String, crate::model::signal::Severity), u64>,
+    incidents_opened_total: u64,
 }
 
 impl Pipeline {
@@ -130,6 +138,8 @@ impl Pipeline {
             seq: 0,
             recorded: 0,
             store_error: None,
+            raised_total: Default::default(),
+            incidents_opened_total: 0,
         }
     }
 
@@ -244,10 +254,22 @@ impl Pipeline {
         self.seq += 1;
         let signals = self.detect(&snap, now);
         let mut snap = snap;
-        Arc::make_mut(&mut snap).signals = signals;
+        {
+            let s = Arc::make_mut(&mut snap);
+            s.signals = signals;
+            s.finding_kinds = self.cfg.thresholds.findings.clone();
+        }
         self.warm_up(&snap).await;
         if let (Some(recorder), Some(store)) = (self.recorder.as_mut(), self.store.clone()) {
-            let changes = recorder.observe(&snap.signals);
+            // Findings are shown, not recorded: only the kinds that open incidents reach the
+            // store (and so only they can be cleared there).
+            let incident_signals: Vec<Signal> = snap.incident_signals().cloned().collect();
+            let changes = recorder.observe(&incident_signals);
+            let raised: Vec<_> = changes
+                .fired
+                .iter()
+                .map(|s| (s.kind.clone(), s.severity))
+                .collect();
             if !changes.is_empty() {
                 let (origin, window) = (self.cfg.origin, self.cfg.incident_window);
                 let written = tokio::task::spawn_blocking(move || {
@@ -255,8 +277,13 @@ impl Pipeline {
                 })
                 .await;
                 self.store_error = match written {
-                    Ok(Ok(_)) => {
+                    Ok(Ok(records)) => {
                         self.recorded += 1;
+                        for key in raised {
+                            *self.raised_total.entry(key).or_default() += 1;
+                        }
+                        self.incidents_opened_total +=
+                            records.iter().filter(|r| r.opened).count() as u64;
                         None
                     }
                     Ok(Err(e)) => {
@@ -289,6 +316,8 @@ impl Pipeline {
             recorded: self.recorded,
             store_error: self.store_error.clone(),
             started_runs,
+            raised_total: self.raised_total.clone(),
+            incidents_opened_total: self.incidents_opened_total,
         }
     }
 

@@ -1035,6 +1035,7 @@ pub(super) mod fixtures {
             gpu_sources: vec![],
             cost: None,
             cost_source: None,
+            finding_kinds: vec![],
         }
     }
 
