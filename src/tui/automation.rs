@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::app::{Command, Reply};
-use super::runbooks::AutomationView;
+use super::pane::AutomationView;
 use crate::actions::Mutation;
 use crate::model::Snapshot;
 use crate::model::incident::Actor;

@@ -9,10 +9,11 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, Wrap};
 
+use super::format::compact_age;
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx, sort_rows};
-use super::signals::{compact_age, titled_block};
 use super::theme::{Role, Theme};
+use super::widgets::titled_block;
 use crate::model::endpoint::{
     BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloBurn, SloKind,
 };

@@ -13,13 +13,11 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
 
+use super::format::{human_duration, same_host, sorted_header, table_title, write_memory_gib};
 use super::keymap::Action;
-use super::nodes::{
-    CELL_SEPARATOR, RowFilter, draw_empty_message, field, human_duration, same_host, section,
-    sorted_header, table_title,
-};
 use super::pane::{TableView, ViewCtx};
 use super::theme::{Role, Theme};
+use super::widgets::{CELL_SEPARATOR, RowFilter, draw_empty_message, field, section};
 use crate::model::gpu::{DEFAULT_IDLE_UTILISATION_PCT, GpuModel, GpuProcessKind, ThrottleReason};
 use crate::model::{History, Sample};
 
@@ -793,41 +791,6 @@ fn push_util_bar(out: &mut String, pct: f64, cells: usize) {
     for _ in (full + 1)..cells {
         out.push(' ');
     }
-}
-
-// Formatting the Nodes pane's detail view shares.
-
-/// `used/total` memory in GiB, `-` when neither is reported.
-pub(super) fn format_memory_gib(g: &GpuModel) -> String {
-    let mut text = String::new();
-    let _ = write_memory_gib(&mut text, g);
-    text
-}
-
-fn write_memory_gib(out: &mut String, g: &GpuModel) -> std::fmt::Result {
-    let gib = |out: &mut String, m: Option<u64>| match m {
-        Some(m) => write!(out, "{:.1}", m as f64 / 1024.0),
-        None => write!(out, "?"),
-    };
-    match (g.memory_used_mib, g.memory_total_mib) {
-        (None, None) => write!(out, "-"),
-        (used, total) => {
-            gib(out, used)?;
-            out.push('/');
-            gib(out, total)
-        }
-    }
-}
-
-/// `namespace/pod` of the pod holding a GPU, `-` when none does.
-pub(super) fn format_holder(g: &GpuModel) -> String {
-    g.holder
-        .as_ref()
-        .map_or_else(|| "-".into(), |h| format!("{}/{}", h.namespace, h.pod))
-}
-
-pub(super) fn format_optional(text: Option<String>) -> String {
-    text.unwrap_or_else(|| "-".into())
 }
 
 #[cfg(test)]

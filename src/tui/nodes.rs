@@ -13,10 +13,16 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
-use super::gpus::{format_holder, format_memory_gib, format_optional};
+use super::format::{
+    format_holder, format_memory_gib, format_optional, human_duration, same_host, severity_text,
+    short_name, sorted_header, table_title,
+};
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx};
 use super::theme::{Role, Theme};
+use super::widgets::{
+    CELL_SEPARATOR, RowFilter, draw_empty_message, field, section, severity_role,
+};
 use crate::model::signal::{Severity, Signal};
 use crate::model::{CapacityType, ClusterSnapshot, NodeModel, NodeReadiness};
 
@@ -689,175 +695,6 @@ fn signal_tallies(signals: &[Signal]) -> HashMap<(&str, &str), SignalTally> {
             });
     }
     tallies
-}
-
-// Helpers the GPUs pane shares.
-
-/// Separates a row's cells in the text the filter reads; no one types it into a filter.
-pub(super) const CELL_SEPARATOR: char = '\u{1f}';
-
-/// The table filter of [`TableView::keeps`] (a case-insensitive substring of some cell), read
-/// from one reused buffer: allocating a String per cell would cost more than a frame's budget
-/// at 40,000 rows. Callers write the cells separated by [`CELL_SEPARATOR`].
-pub(super) struct RowFilter {
-    needle: String,
-    text: String,
-}
-
-impl RowFilter {
-    pub(super) fn new(filter: &str) -> Self {
-        RowFilter {
-            needle: filter.to_lowercase(),
-            text: String::new(),
-        }
-    }
-
-    pub(super) fn keeps(&mut self, write_cells: impl FnOnce(&mut String)) -> bool {
-        if self.needle.is_empty() {
-            return true;
-        }
-        self.text.clear();
-        write_cells(&mut self.text);
-        if self.text.is_ascii() {
-            self.text.make_ascii_lowercase();
-            self.text.contains(&self.needle)
-        } else {
-            self.text.to_lowercase().contains(&self.needle)
-        }
-    }
-}
-
-/// `Nodes (38/40) /h100`, or `Nodes in prod (38/40)` when narrowed to one cluster.
-pub(super) fn table_title(
-    what: &str,
-    cluster: Option<&str>,
-    shown: usize,
-    total: usize,
-    filter: &str,
-) -> String {
-    let mut title = format!(" {what}");
-    if let Some(c) = cluster {
-        let _ = write!(title, " in {c}");
-    }
-    let _ = write!(title, " ({shown}/{total})");
-    if !filter.is_empty() {
-        let _ = write!(title, " /{filter}");
-    }
-    title.push(' ');
-    title
-}
-
-/// A column header with the sort direction marked on the sorted column.
-pub(super) fn sorted_header(name: &str, index: usize, sort: Option<(usize, bool)>) -> String {
-    match sort {
-        Some((i, false)) if i == index => format!("{name}▲"),
-        Some((i, true)) if i == index => format!("{name}▼"),
-        _ => name.to_string(),
-    }
-}
-
-/// Says why a table is empty, on its first row.
-pub(super) fn draw_empty_message(frame: &mut Frame, inner: Rect, message: &str, theme: &Theme) {
-    if inner.height < 2 {
-        return;
-    }
-    let line = Rect {
-        y: inner.y + 1,
-        height: 1,
-        ..inner
-    };
-    frame.render_widget(
-        Paragraph::new(Line::styled(message.to_string(), theme.style(Role::Muted))),
-        line,
-    );
-}
-
-/// A `Key  value` line of a detail view.
-pub(super) fn field<'a>(theme: &Theme, key: &'a str, mut value: Vec<Span<'a>>) -> Line<'a> {
-    let mut spans = vec![Span::styled(
-        format!("{key:<14}"),
-        theme.style(Role::Header),
-    )];
-    spans.append(&mut value);
-    Line::from(spans)
-}
-
-/// A heading inside a detail view.
-pub(super) fn section<'a>(theme: &Theme, title: &'a str) -> Line<'a> {
-    Line::styled(title, theme.style(Role::Accent))
-}
-
-pub(super) fn severity_role(s: Severity) -> Role {
-    match s {
-        Severity::Info => Role::Info,
-        Severity::Warning => Role::Warning,
-        Severity::Critical => Role::Critical,
-    }
-}
-
-pub(super) fn severity_text(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
-/// A host name's first DNS label: GPU sources report `ip-10-0-1-7` for the node
-/// `ip-10-0-1-7.ec2.internal`.
-pub(super) fn short_name(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
-}
-
-/// The same host, by full name or by first DNS label (as the GPU join matches them).
-pub(super) fn same_host(a: &str, b: &str) -> bool {
-    a == b || short_name(a) == short_name(b)
-}
-
-/// Kubernetes' short duration (`HumanDuration`, as kubectl's AGE): `45s`, `3m20s`, `5h`,
-/// `20d`, `2y30d`. The sim has its own copy; the tui may not import the sim.
-pub(super) fn human_duration(secs: i64) -> String {
-    if secs < -1 {
-        return "<invalid>".into();
-    }
-    let s = secs.max(0);
-    let (m, h, d) = (s / 60, s / 3600, s / 86400);
-    if s < 120 {
-        format!("{s}s")
-    } else if m < 10 {
-        if s % 60 == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{}s", s % 60)
-        }
-    } else if m < 180 {
-        format!("{m}m")
-    } else if h < 8 {
-        if m % 60 == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{}m", m % 60)
-        }
-    } else if h < 48 {
-        format!("{h}h")
-    } else if h < 24 * 8 {
-        if h % 24 == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{}h", h % 24)
-        }
-    } else if h < 24 * 365 * 2 {
-        format!("{d}d")
-    } else if h < 24 * 365 * 8 {
-        let y = d / 365;
-        if d % 365 == 0 {
-            format!("{y}y")
-        } else {
-            format!("{y}y{}d", d % 365)
-        }
-    } else {
-        format!("{}y", d / 365)
-    }
 }
 
 /// A small fleet for the pane tests: two clusters, a NotReady node, a cordoned spot node, an

@@ -7,6 +7,10 @@ use super::keymap::Action;
 use super::theme::Theme;
 use crate::model::Snapshot;
 use crate::model::cost::CostReport;
+use crate::model::incident::Incident;
+use crate::runbook::approvals::PendingApproval;
+use crate::runbook::executor::{Executor, RunRecord};
+use crate::runbook::{Mode, RunbookMeta};
 
 /// Everything a pane may read while drawing.
 pub struct ViewCtx<'a> {
@@ -27,6 +31,43 @@ impl ViewCtx<'_> {
             .iter()
             .map(|c| c.as_ref())
             .filter(move |c| self.cluster.is_none_or(|name| c.name == name))
+    }
+}
+
+/// Does the incident belong to the `:ctx` cluster (fleet-wide ones always do)?
+pub fn in_scope(inc: &Incident, cluster: Option<&str>) -> bool {
+    inc.subject.cluster.is_empty() || cluster.is_none_or(|c| inc.subject.cluster == c)
+}
+
+/// What the executor holds, copied for drawing: read by the loop every second and after each
+/// decision, never while drawing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutomationView {
+    /// The global mode (`--mode`, else `[runbooks] mode`).
+    pub mode: Mode,
+    pub read_only: bool,
+    /// Why automation is halted, while the kill switch is on.
+    pub kill: Option<String>,
+    pub runbooks: Vec<RunbookMeta>,
+    /// Newest first.
+    pub runs: Vec<RunRecord>,
+    /// Oldest first, as they were requested.
+    pub pending: Vec<PendingApproval>,
+}
+
+impl AutomationView {
+    pub fn of(executor: &Executor) -> Self {
+        let guard = executor.guard();
+        let mut runs = executor.runs();
+        runs.reverse();
+        Self {
+            mode: executor.mode(),
+            read_only: guard.read_only,
+            kill: guard.killed(),
+            runbooks: executor.runbooks().iter().map(|r| r.meta.clone()).collect(),
+            runs,
+            pending: executor.pending_approvals(),
+        }
     }
 }
 

@@ -11,10 +11,11 @@ use super::input::Mode;
 use super::{App, PendingAction};
 use crate::model::SyncState;
 use crate::model::incident::{Incident, incident_label};
+use crate::tui::format::{compact_age, compact_age_secs, pending_text, severity_label};
 use crate::tui::keymap::PaneId;
 use crate::tui::pane::ViewCtx;
-use crate::tui::runbooks::{kill_style, pending_text, plan_step_lines};
 use crate::tui::theme::Role;
+use crate::tui::widgets::{kill_style, plan_step_lines, severity_role, status_role};
 
 /// The smallest terminal the cockpit draws in.
 pub const MIN_WIDTH: u16 = 80;
@@ -36,16 +37,6 @@ fn wrapped_rows(text: &str, width: usize) -> usize {
         }
     }
     rows
-}
-
-/// `42s`, `7m`, `3h`: an age short enough for the status line.
-fn compact_age_secs(secs: i64) -> String {
-    let secs = secs.max(0);
-    match secs {
-        0..=119 => format!("{secs}s"),
-        120..=7199 => format!("{}m", secs / 60),
-        _ => format!("{}h", secs / 3600),
-    }
 }
 
 impl App {
@@ -118,7 +109,7 @@ impl App {
                 format!("  {} OPEN INCIDENTS  ", open.len()),
                 t.style(match open.first().map(|i| i.severity) {
                     None => Role::Ok,
-                    Some(s) => crate::tui::signals::severity_role(s),
+                    Some(s) => severity_role(s),
                 }),
             ),
             Span::raw("  "),
@@ -149,20 +140,17 @@ impl App {
         // The worst open incident (the store sorts open first, then by severity), then the
         // worst signals.
         if let Some(inc) = open.first() {
-            let role = crate::tui::signals::severity_role(inc.severity);
+            let role = severity_role(inc.severity);
             lines.push(Line::from(vec![
                 Span::styled(format!(" {:<9}", inc.label()), t.style(role)),
-                Span::styled(
-                    format!("{} ", crate::tui::signals::severity_label(inc.severity)),
-                    t.style(role),
-                ),
+                Span::styled(format!("{} ", severity_label(inc.severity)), t.style(role)),
                 Span::styled(
                     format!("{} ", inc.status.name()),
-                    t.style(crate::tui::incidents::status_role(inc.status)),
+                    t.style(status_role(inc.status)),
                 ),
                 Span::raw(format!(
                     "{} ago · {} ({})",
-                    crate::tui::signals::compact_age(
+                    compact_age(
                         self.now(),
                         inc.milestones.detected.unwrap_or(inc.last_signal_at)
                     ),
