@@ -26,7 +26,7 @@ use super::incidents::IncidentsPane;
 use super::keymap::{Action, Keymap, PaneId};
 use super::nodes::NodesPane;
 use super::overview::OverviewPane;
-use super::pane::{AutomationView, ViewCtx};
+use super::pane::{AutomationView, Pane, ViewCtx};
 use super::runbooks::RunbooksPane;
 use super::signals::SignalsPane;
 use super::theme::Theme;
@@ -199,16 +199,63 @@ fn node_target(
     Ok((cluster, intent))
 }
 
-pub struct App {
-    pub pane: PaneId,
+/// One of each pane; `get` and `get_mut` are the one lookup from a `PaneId`.
+struct Panes {
     overview: OverviewPane,
     nodes: NodesPane,
     gpus: GpusPane,
     endpoints: EndpointsPane,
-    cost_pane: CostPane,
+    cost: CostPane,
     signals: SignalsPane,
-    incidents_pane: IncidentsPane,
-    runbooks_pane: RunbooksPane,
+    incidents: IncidentsPane,
+    runbooks: RunbooksPane,
+}
+
+impl Panes {
+    fn get(&self, id: PaneId) -> &dyn Pane {
+        match id {
+            PaneId::Overview => &self.overview,
+            PaneId::Nodes => &self.nodes,
+            PaneId::Gpus => &self.gpus,
+            PaneId::Endpoints => &self.endpoints,
+            PaneId::Cost => &self.cost,
+            PaneId::Signals => &self.signals,
+            PaneId::Incidents => &self.incidents,
+            PaneId::Runbooks => &self.runbooks,
+        }
+    }
+
+    fn get_mut(&mut self, id: PaneId) -> &mut dyn Pane {
+        match id {
+            PaneId::Overview => &mut self.overview,
+            PaneId::Nodes => &mut self.nodes,
+            PaneId::Gpus => &mut self.gpus,
+            PaneId::Endpoints => &mut self.endpoints,
+            PaneId::Cost => &mut self.cost,
+            PaneId::Signals => &mut self.signals,
+            PaneId::Incidents => &mut self.incidents,
+            PaneId::Runbooks => &mut self.runbooks,
+        }
+    }
+
+    /// Every pane, in the order of `PaneId::ALL`.
+    fn all_mut(&mut self) -> [&mut dyn Pane; 8] {
+        [
+            &mut self.overview,
+            &mut self.nodes,
+            &mut self.gpus,
+            &mut self.endpoints,
+            &mut self.cost,
+            &mut self.signals,
+            &mut self.incidents,
+            &mut self.runbooks,
+        ]
+    }
+}
+
+pub struct App {
+    pub pane: PaneId,
+    panes: Panes,
     keymap: Keymap,
     theme: Theme,
     mode: Mode,
@@ -233,14 +280,16 @@ impl App {
     pub fn new(theme: Theme, keymap: Keymap, simulated: bool, noc: bool) -> Self {
         Self {
             pane: PaneId::Overview,
-            overview: OverviewPane::default(),
-            nodes: NodesPane::default(),
-            gpus: GpusPane::default(),
-            endpoints: EndpointsPane::default(),
-            cost_pane: CostPane::default(),
-            signals: SignalsPane::default(),
-            incidents_pane: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
-            runbooks_pane: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
+            panes: Panes {
+                overview: OverviewPane::default(),
+                nodes: NodesPane::default(),
+                gpus: GpusPane::default(),
+                endpoints: EndpointsPane::default(),
+                cost: CostPane::default(),
+                signals: SignalsPane::default(),
+                incidents: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
+                runbooks: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
+            },
             keymap,
             theme,
             mode: Mode::Normal,
@@ -281,8 +330,9 @@ impl App {
     /// The executor's runbooks, runs and approvals, read by the loop.
     pub fn set_automation(&mut self, view: Option<AutomationView>) {
         let view = view.map(Arc::new);
-        self.runbooks_pane.set_automation(view.clone());
-        self.overview.set_automation(view.clone());
+        for pane in self.panes.all_mut() {
+            pane.set_automation(view.clone());
+        }
         self.automation = view;
     }
 
@@ -327,7 +377,6 @@ impl App {
     /// same incident; the answer asks for the open timeline again when it has new entries.
     pub fn set_incidents(&mut self, list: Vec<Incident>) -> Option<Command> {
         self.incidents = Arc::new(list);
-        self.overview.set_incidents(self.incidents.clone());
         let ctx = ViewCtx {
             snapshot: &self.snapshot,
             theme: &self.theme,
@@ -335,16 +384,18 @@ impl App {
             cluster: self.cluster.as_deref(),
             cost: self.snapshot.cost.as_deref(),
         };
-        self.incidents_pane
-            .set_incidents(self.incidents.clone(), &ctx);
-        self.incidents_pane
+        for pane in self.panes.all_mut() {
+            pane.set_incidents(self.incidents.clone(), &ctx);
+        }
+        self.panes
+            .incidents
             .take_request()
             .map(Command::LoadTimeline)
     }
 
     /// The store's answer to `Command::LoadTimeline`.
     pub fn set_timeline(&mut self, id: u64, entries: Vec<Entry>) {
-        self.incidents_pane.set_timeline(id, entries);
+        self.panes.incidents.set_timeline(id, entries);
     }
 
     /// Applies a link's reply. Answers the command it leads to: a new incident list asks for
@@ -395,15 +446,7 @@ impl App {
     }
 
     fn set_filter(&mut self, f: &str) {
-        match self.pane {
-            PaneId::Nodes => self.nodes.set_filter(f),
-            PaneId::Gpus => self.gpus.set_filter(f),
-            PaneId::Endpoints => self.endpoints.set_filter(f),
-            PaneId::Signals => self.signals.set_filter(f),
-            PaneId::Incidents => self.incidents_pane.set_filter(f),
-            PaneId::Runbooks => self.runbooks_pane.set_filter(f),
-            PaneId::Overview | PaneId::Cost => {}
-        }
+        self.panes.get_mut(self.pane).set_filter(f);
     }
 
     fn pane_action(&mut self, action: Action) -> bool {
@@ -415,40 +458,17 @@ impl App {
             cluster: self.cluster.as_deref(),
             cost: snapshot.cost.as_deref(),
         };
-        match self.pane {
-            PaneId::Incidents => self.incidents_pane.handle(action, &ctx),
-            PaneId::Overview => self.overview.handle(action, &ctx),
-            PaneId::Nodes => self.nodes.handle(action, &ctx),
-            PaneId::Gpus => self.gpus.handle(action, &ctx),
-            PaneId::Endpoints => self.endpoints.handle(action, &ctx),
-            PaneId::Cost => self.cost_pane.handle(action, &ctx),
-            PaneId::Runbooks => self.runbooks_pane.handle(action, &ctx),
-            PaneId::Signals => {
-                let changed = self.signals.handle(action, &ctx);
-                // Enter on a signal's detail jumps to its subject's pane.
-                if action == Action::Open
-                    && !changed
-                    && let Some(subject) = self.signals.selected_subject(&ctx)
-                {
-                    let target = if subject.gpu.is_some() {
-                        PaneId::Gpus
-                    } else if subject.endpoint.is_some() {
-                        PaneId::Endpoints
-                    } else {
-                        PaneId::Nodes
-                    };
-                    let filter = subject
-                        .node
-                        .clone()
-                        .or(subject.endpoint.clone())
-                        .unwrap_or_default();
-                    self.pane = target;
-                    self.set_filter(&filter);
-                    return true;
-                }
-                changed
-            }
+        let changed = self.panes.get_mut(self.pane).handle(action, &ctx);
+        // Enter on a signal's detail jumps to its subject's pane.
+        if action == Action::Open
+            && !changed
+            && let Some((target, filter)) = self.panes.get(self.pane).follow(&ctx)
+        {
+            self.pane = target;
+            self.set_filter(&filter);
+            return true;
         }
+        changed
     }
 
     /// Note, acknowledge, resolve (after a y/n) or export the Incidents pane's incident.
@@ -468,7 +488,7 @@ impl App {
                 cluster: self.cluster.as_deref(),
                 cost: self.snapshot.cost.as_deref(),
             };
-            self.incidents_pane.selected(&ctx).cloned()
+            self.panes.incidents.selected(&ctx).cloned()
         };
         let Some(incident) = incident else {
             self.say("no incident selected");
@@ -522,7 +542,7 @@ impl App {
             ));
             return None;
         }
-        let Some(p) = self.runbooks_pane.selected_approval() else {
+        let Some(p) = self.panes.runbooks.selected_approval() else {
             self.say("no approval is pending");
             return None;
         };
@@ -556,8 +576,9 @@ impl App {
                 (Action::Rollback, _) => Err(
                     "rollback: select an endpoint in the Endpoints pane (:endpoints)".to_string(),
                 ),
-                (_, PaneId::Nodes) => node_target(self.nodes.selected_node(&ctx), action),
-                (_, PaneId::Gpus) => node_target(self.gpus.selected_node(&ctx), action),
+                (_, PaneId::Nodes | PaneId::Gpus) => {
+                    node_target(self.panes.get(self.pane).selected_node(&ctx), action)
+                }
                 _ => Err(format!(
                     "{}: select a node in the Nodes (:nodes) or GPUs (:gpus) pane",
                     verb(action)
@@ -584,6 +605,7 @@ impl App {
     /// The selected endpoint's serving object, as a rollback.
     fn rollback_target(&self, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
         let name = self
+            .panes
             .endpoints
             .selected_endpoint(ctx)
             .ok_or("rollback: no endpoint selected")?;

@@ -10,7 +10,7 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Cell, Gauge, Paragraph, Row, Tab
 
 use super::format::{money, whole};
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx, sort_rows};
+use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::theme::Role;
 use super::widgets::titled_block;
 use crate::model::cost::{BudgetBurn, CostGroupBy, CostReport, SpendGroup};
@@ -440,6 +440,16 @@ fn draw_daily(frame: &mut Frame, area: Rect, ctx: &ViewCtx, budget: &BudgetBurn)
         .bar_style(ctx.theme.style(Role::ChartSecondary))
         .label_style(ctx.theme.style(Role::Muted));
     frame.render_widget(chart, area);
+}
+
+impl Pane for CostPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        CostPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        CostPane::handle(self, action, ctx)
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
 
 use super::format::{human_duration, same_host, sorted_header, table_title, write_memory_gib};
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx};
+use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use super::widgets::{CELL_SEPARATOR, RowFilter, draw_empty_message, field, section};
 use crate::model::gpu::{DEFAULT_IDLE_UTILISATION_PCT, GpuModel, GpuProcessKind, ThrottleReason};
@@ -790,6 +790,24 @@ fn push_util_bar(out: &mut String, pct: f64, cells: usize) {
     }
     for _ in (full + 1)..cells {
         out.push(' ');
+    }
+}
+
+impl Pane for GpusPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        GpusPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        GpusPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        GpusPane::set_filter(self, filter);
+    }
+
+    fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
+        GpusPane::selected_node(self, ctx)
     }
 }
 

@@ -14,7 +14,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::format::{compact_age, severity_label};
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx, in_scope, sort_rows};
+use super::pane::{Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::theme::Role;
 use super::widgets::{severity_role, status_role, titled_block};
 use crate::model::incident::{Entry, EntryKind, Incident};
@@ -522,6 +522,25 @@ impl IncidentsPane {
 }
 
 /// Incidents and timelines for the pane and app tests.
+
+impl Pane for IncidentsPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        IncidentsPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        IncidentsPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        IncidentsPane::set_filter(self, filter);
+    }
+
+    fn set_incidents(&mut self, incidents: Arc<Vec<Incident>>, ctx: &ViewCtx) {
+        IncidentsPane::set_incidents(self, incidents, ctx);
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures {
     use std::collections::BTreeSet;

@@ -18,7 +18,7 @@ use super::format::{
     short_name, sorted_header, table_title,
 };
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx};
+use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use super::widgets::{
     CELL_SEPARATOR, RowFilter, draw_empty_message, field, section, severity_role,
@@ -699,6 +699,25 @@ fn signal_tallies(signals: &[Signal]) -> HashMap<(&str, &str), SignalTally> {
 
 /// A small fleet for the pane tests: two clusters, a NotReady node, a cordoned spot node, an
 /// idle GPU held by a pod and a GPU with XID 79.
+
+impl Pane for NodesPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        NodesPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        NodesPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        NodesPane::set_filter(self, filter);
+    }
+
+    fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
+        NodesPane::selected_node(self, ctx)
+    }
+}
+
 #[cfg(test)]
 pub(super) mod fixtures {
     use std::collections::BTreeMap;

@@ -13,7 +13,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
 use super::format::{compact_age, money, pending_text, severity_label, whole};
 use super::keymap::Action;
-use super::pane::{AutomationView, TableView, ViewCtx, in_scope, sort_rows};
+use super::pane::{AutomationView, Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::theme::{Role, Theme};
 use super::widgets::{kill_style, severity_role, status_role, titled_block};
 use crate::model::endpoint::BurnSeverity;
@@ -617,6 +617,24 @@ impl OverviewPane {
         .header(Row::new(HEADERS).style(theme.style(Role::Header)))
         .column_spacing(1);
         frame.render_widget(table, inner);
+    }
+}
+
+impl Pane for OverviewPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        OverviewPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        OverviewPane::handle(self, action, ctx)
+    }
+
+    fn set_incidents(&mut self, incidents: Arc<Vec<Incident>>, _ctx: &ViewCtx) {
+        OverviewPane::set_incidents(self, incidents);
+    }
+
+    fn set_automation(&mut self, automation: Option<Arc<AutomationView>>) {
+        OverviewPane::set_automation(self, automation);
     }
 }
 

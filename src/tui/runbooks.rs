@@ -14,7 +14,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use super::format::{compact_age, pending_text};
 use super::keymap::Action;
-use super::pane::{AutomationView, TableView, ViewCtx};
+use super::pane::{AutomationView, Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use super::widgets::{kill_style, plan_step_lines, titled_block};
 use crate::model::incident::incident_label;
@@ -479,6 +479,25 @@ fn draw_runbooks(frame: &mut Frame, area: Rect, a: &AutomationView, theme: &Them
 }
 
 /// An executor's state built by hand, for the pane's and the app's tests.
+
+impl Pane for RunbooksPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        RunbooksPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        RunbooksPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        RunbooksPane::set_filter(self, filter);
+    }
+
+    fn set_automation(&mut self, automation: Option<Arc<AutomationView>>) {
+        RunbooksPane::set_automation(self, automation);
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures {
     use std::time::Duration;

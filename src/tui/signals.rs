@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::format::{compact_age, severity_label};
-use super::keymap::Action;
-use super::pane::{TableView, ViewCtx, sort_rows};
+use super::keymap::{Action, PaneId};
+use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::theme::Role;
 use super::widgets::{severity_role, titled_block};
 use crate::model::signal::{Signal, Subject};
@@ -256,6 +256,37 @@ impl SignalsPane {
             ])
         }));
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    }
+}
+
+impl Pane for SignalsPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        SignalsPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        SignalsPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        SignalsPane::set_filter(self, filter);
+    }
+
+    fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
+        let subject = self.selected_subject(ctx)?;
+        let target = if subject.gpu.is_some() {
+            PaneId::Gpus
+        } else if subject.endpoint.is_some() {
+            PaneId::Endpoints
+        } else {
+            PaneId::Nodes
+        };
+        let filter = subject
+            .node
+            .clone()
+            .or(subject.endpoint.clone())
+            .unwrap_or_default();
+        Some((target, filter))
     }
 }
 

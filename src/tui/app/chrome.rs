@@ -379,16 +379,7 @@ impl App {
             cluster: self.cluster.as_deref(),
             cost: snapshot.cost.as_deref(),
         };
-        match self.pane {
-            PaneId::Overview => self.overview.draw(frame, main, &ctx),
-            PaneId::Nodes => self.nodes.draw(frame, main, &ctx),
-            PaneId::Gpus => self.gpus.draw(frame, main, &ctx),
-            PaneId::Endpoints => self.endpoints.draw(frame, main, &ctx),
-            PaneId::Cost => self.cost_pane.draw(frame, main, &ctx),
-            PaneId::Signals => self.signals.draw(frame, main, &ctx),
-            PaneId::Incidents => self.incidents_pane.draw(frame, main, &ctx),
-            PaneId::Runbooks => self.runbooks_pane.draw(frame, main, &ctx),
-        }
+        self.panes.get_mut(self.pane).draw(frame, main, &ctx);
 
         // Bottom: the input line while typing, else a message, else the sources' status.
         let line = match &self.mode {

@@ -190,7 +190,8 @@ impl App {
                 self.pane_action(other);
             }
         }
-        self.incidents_pane
+        self.panes
+            .incidents
             .take_request()
             .map(Command::LoadTimeline)
     }
