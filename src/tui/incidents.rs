@@ -521,8 +521,6 @@ impl IncidentsPane {
     }
 }
 
-/// Incidents and timelines for the pane and app tests.
-
 impl Pane for IncidentsPane {
     fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         IncidentsPane::draw(self, frame, area, ctx);
@@ -541,6 +539,7 @@ impl Pane for IncidentsPane {
     }
 }
 
+/// Incidents and timelines for the pane and app tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
     use std::collections::BTreeSet;

@@ -8,20 +8,20 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::Block;
 
 use super::format::{
     format_holder, format_memory_gib, format_optional, human_duration, same_host, severity_text,
-    short_name, sorted_header, table_title,
+    short_name, table_title,
 };
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use super::widgets::{
-    CELL_SEPARATOR, RowFilter, draw_empty_message, field, section, severity_role,
+    DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section, severity_role,
 };
 use crate::model::signal::{Severity, Signal};
 use crate::model::{CapacityType, ClusterSnapshot, NodeModel, NodeReadiness};
@@ -65,6 +65,17 @@ impl Column {
         Column::Signals,
     ];
 
+    /// The columns shown: CLUSTER only while every cluster is in view.
+    fn shown(ctx: &ViewCtx) -> &'static [Column] {
+        if ctx.cluster.is_some() {
+            &Column::ALL[1..]
+        } else {
+            &Column::ALL
+        }
+    }
+}
+
+impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Cluster => "CLUSTER",
@@ -88,15 +99,6 @@ impl Column {
             _ => 20,
         }
     }
-
-    /// The columns shown: CLUSTER only while every cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.cluster.is_some() {
-            &Column::ALL[1..]
-        } else {
-            &Column::ALL
-        }
-    }
 }
 
 /// How many signals are about a node, and the worst of them.
@@ -111,11 +113,13 @@ struct NodeRow<'a> {
     cluster: &'a str,
     node: &'a NodeModel,
     signals: Option<SignalTally>,
+    /// The clock the AGE column is read against.
+    now: DateTime<Utc>,
 }
 
-impl NodeRow<'_> {
-    fn write_cell(&self, column: Column, now: DateTime<Utc>, out: &mut String) {
-        let node = self.node;
+impl TableRow<Column> for NodeRow<'_> {
+    fn write_cell(&self, column: Column, out: &mut String) {
+        let (node, now) = (self.node, self.now);
         // Writing into a String cannot fail.
         let _ = match column {
             Column::Cluster => write!(out, "{}", self.cluster),
@@ -153,8 +157,12 @@ impl NodeRow<'_> {
         }
     }
 
+    fn content_width(&self, column: Column) -> usize {
+        content_width(self, column)
+    }
+
     /// Orders two rows by a column: numbers as numbers, the age by creation time.
-    fn compare(&self, other: &NodeRow, column: Column) -> Ordering {
+    fn compare(&self, other: &Self, column: Column) -> Ordering {
         let (a, b) = (self.node, other.node);
         match column {
             Column::Cluster => self.cluster.cmp(other.cluster),
@@ -261,35 +269,16 @@ impl NodesPane {
     /// The rows the filter keeps, in sort order.
     fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<NodeRow<'c>> {
         let tallies = signal_tallies(&ctx.snapshot.signals);
-        let columns = Column::shown(ctx);
-        let mut filter = RowFilter::new(&self.view.filter);
-        let mut rows: Vec<NodeRow> = ctx
+        let rows = ctx
             .clusters()
             .flat_map(|c| c.nodes.iter().map(move |n| (c.name.as_str(), n)))
             .map(|(cluster, node)| NodeRow {
                 cluster,
                 node,
                 signals: tallies.get(&(cluster, short_name(&node.name))).copied(),
-            })
-            .filter(|row| {
-                filter.keeps(|out| {
-                    for (i, &column) in columns.iter().enumerate() {
-                        if i > 0 {
-                            out.push(CELL_SEPARATOR);
-                        }
-                        row.write_cell(column, ctx.now, out);
-                    }
-                })
-            })
-            .collect();
-        if let Some(column) = self.view.sort.and_then(|(i, _)| columns.get(i).copied()) {
-            let descending = self.view.sort.is_some_and(|(_, d)| d);
-            rows.sort_by(|a, b| {
-                let order = a.compare(b, column);
-                if descending { order.reverse() } else { order }
+                now: ctx.now,
             });
-        }
-        rows
+        filter_and_sort(rows, Column::shown(ctx), &self.view)
     }
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
@@ -304,71 +293,18 @@ impl NodesPane {
         let rows = self.rows(ctx);
         let total: usize = ctx.clusters().map(|c| c.nodes.len()).sum();
         let title = table_title("Nodes", ctx.cluster, rows.len(), total, &self.view.filter);
-        let block = Block::bordered()
-            .title(Line::styled(title, theme.style(Role::Title)))
-            .border_style(theme.style(Role::BorderFocused));
-        let inner = block.inner(area);
-        // One line of the inner area is the header.
-        self.page = usize::from(inner.height.saturating_sub(1)).max(1);
-        self.view.clamp(rows.len(), self.page);
-
-        let columns = Column::shown(ctx);
-        let headers: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| sorted_header(c.header(), i, self.view.sort))
-            .collect();
-        let widths: Vec<Constraint> = columns
-            .iter()
-            .zip(&headers)
-            .map(|(&column, header)| {
-                let content = rows
-                    .iter()
-                    .map(|r| content_width(r, column))
-                    .max()
-                    .unwrap_or(0);
-                let width = content.min(column.max_width()).max(header.chars().count());
-                Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX))
-            })
-            .collect();
-
-        let end = (self.view.offset + self.page).min(rows.len());
-        let visible = rows.get(self.view.offset..end).unwrap_or_default();
-        let table_rows = visible.iter().enumerate().map(|(i, row)| {
-            let selected = self.view.offset + i == self.view.selected;
-            let cells = columns.iter().map(|&column| {
-                let mut text = String::new();
-                row.write_cell(column, ctx.now, &mut text);
-                // The selection is one style across the row, so it reads on any theme.
-                let style = if selected {
-                    Style::default()
-                } else {
-                    row.cell_style(column, theme)
-                };
-                Cell::from(text).style(style)
-            });
-            let row_style = if selected {
-                theme.style(Role::Selection)
-            } else {
-                theme.style(Role::Base)
-            };
-            Row::new(cells).style(row_style)
-        });
-        let header = Row::new(headers).style(theme.style(Role::Header));
-        let table = Table::new(table_rows, widths)
-            .header(header)
-            .column_spacing(1)
-            .block(block);
-        frame.render_widget(table, area);
-
-        if rows.is_empty() {
-            let message = if total == 0 {
+        let table = DataTable {
+            title: Line::styled(title, theme.style(Role::Title)),
+            columns: Column::shown(ctx),
+            rows: &rows,
+        };
+        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
+            if total == 0 {
                 "no nodes in the snapshot yet".to_string()
             } else {
-                format!("no node matches /{}", self.view.filter)
-            };
-            draw_empty_message(frame, inner, &message, theme);
-        }
+                format!("no node matches /{filter}")
+            }
+        });
     }
 
     fn draw_detail(
@@ -386,7 +322,6 @@ impl NodesPane {
                 theme.style(Role::Title),
             ))
             .border_style(theme.style(Role::BorderFocused));
-        let inner = block.inner(area);
         let found = ctx
             .snapshot
             .cluster(cluster)
@@ -398,16 +333,14 @@ impl NodesPane {
                 theme.style(Role::Stale),
             )],
         };
-        self.page = usize::from(inner.height).max(1);
-        let max_scroll = lines.len().saturating_sub(usize::from(inner.height));
-        self.detail_scroll = self
-            .detail_scroll
-            .min(u16::try_from(max_scroll).unwrap_or(u16::MAX));
-        let paragraph = Paragraph::new(lines)
-            .style(theme.style(Role::Base))
-            .scroll((self.detail_scroll, 0))
-            .block(block);
-        frame.render_widget(paragraph, area);
+        self.page = draw_scrolled(
+            frame,
+            area,
+            lines,
+            Some(block),
+            &mut self.detail_scroll,
+            theme,
+        );
     }
 }
 
@@ -697,9 +630,6 @@ fn signal_tallies(signals: &[Signal]) -> HashMap<(&str, &str), SignalTally> {
     tallies
 }
 
-/// A small fleet for the pane tests: two clusters, a NotReady node, a cordoned spot node, an
-/// idle GPU held by a pod and a GPU with XID 79.
-
 impl Pane for NodesPane {
     fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         NodesPane::draw(self, frame, area, ctx);
@@ -718,6 +648,8 @@ impl Pane for NodesPane {
     }
 }
 
+/// A small fleet for the pane tests: two clusters, a NotReady node, a cordoned spot node, an
+/// idle GPU held by a pod and a GPU with XID 79.
 #[cfg(test)]
 pub(super) mod fixtures {
     use std::collections::BTreeMap;

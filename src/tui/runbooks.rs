@@ -478,8 +478,6 @@ fn draw_runbooks(frame: &mut Frame, area: Rect, a: &AutomationView, theme: &Them
     frame.render_widget(table, inner);
 }
 
-/// An executor's state built by hand, for the pane's and the app's tests.
-
 impl Pane for RunbooksPane {
     fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         RunbooksPane::draw(self, frame, area, ctx);
@@ -498,6 +496,7 @@ impl Pane for RunbooksPane {
     }
 }
 
+/// An executor's state built by hand, for the pane's and the app's tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
     use std::time::Duration;

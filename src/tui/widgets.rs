@@ -4,12 +4,16 @@
 //! and scrolled-detail widgets of the table panes. May import the tui groundwork (theme, pane,
 //! keymap, format), runbook and model.
 
+use std::cmp::Ordering;
+
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
+use super::format::sorted_header;
+use super::pane::TableView;
 use super::theme::{Role, Theme};
 use crate::model::incident::IncidentStatus;
 use crate::model::signal::Severity;
@@ -212,4 +216,165 @@ pub fn field<'a>(theme: &Theme, key: &'a str, mut value: Vec<Span<'a>>) -> Line<
 /// A heading inside a detail view.
 pub fn section<'a>(theme: &Theme, title: &'a str) -> Line<'a> {
     Line::styled(title, theme.style(Role::Accent))
+}
+
+/// A column of a typed table (the Nodes and GPUs panes): its header and the most columns its
+/// cells may take.
+pub trait TableColumn: Copy {
+    fn header(self) -> &'static str;
+    fn max_width(self) -> usize;
+}
+
+/// A row of a typed table: its cells are written into a reused buffer (at 40,000 rows a String
+/// per cell costs more than a frame's budget), measured, styled and compared per column.
+pub trait TableRow<C: TableColumn> {
+    fn write_cell(&self, column: C, out: &mut String);
+    /// The columns the cell needs, without formatting it where the length is known.
+    fn content_width(&self, column: C) -> usize;
+    fn cell_style(&self, column: C, theme: &Theme) -> Style;
+    fn compare(&self, other: &Self, column: C) -> Ordering;
+    /// The row's style when it is not selected.
+    fn row_style(&self, theme: &Theme) -> Style {
+        theme.style(Role::Base)
+    }
+}
+
+/// The rows the view's filter keeps (a cell contains it, any case), in its sort order.
+pub fn filter_and_sort<C: TableColumn, R: TableRow<C>>(
+    rows: impl Iterator<Item = R>,
+    columns: &[C],
+    view: &TableView,
+) -> Vec<R> {
+    let mut filter = RowFilter::new(&view.filter);
+    let mut rows: Vec<R> = rows
+        .filter(|row| {
+            filter.keeps(|out| {
+                for (i, &column) in columns.iter().enumerate() {
+                    if i > 0 {
+                        out.push(CELL_SEPARATOR);
+                    }
+                    row.write_cell(column, out);
+                }
+            })
+        })
+        .collect();
+    if let Some(column) = view.sort.and_then(|(i, _)| columns.get(i).copied()) {
+        let descending = view.sort.is_some_and(|(_, d)| d);
+        rows.sort_by(|a, b| {
+            let order = a.compare(b, column);
+            if descending { order.reverse() } else { order }
+        });
+    }
+    rows
+}
+
+/// A typed table in a focused block: the header row with the sort marked, columns as wide as
+/// their widest visible-or-not cell (up to each column's maximum), only the visible rows
+/// formatted, the selection one style across its row, and `empty(filter)` on the first row
+/// when no row shows. Keeps the selection visible and answers the page height (rows under the header).
+pub struct DataTable<'a, C, R> {
+    pub title: Line<'a>,
+    pub columns: &'a [C],
+    pub rows: &'a [R],
+}
+
+impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
+    pub fn draw(
+        self,
+        frame: &mut Frame,
+        area: Rect,
+        theme: &Theme,
+        view: &mut TableView,
+        empty: impl FnOnce(&str) -> String,
+    ) -> usize {
+        let DataTable {
+            title,
+            columns,
+            rows,
+        } = self;
+        let block = Block::bordered()
+            .title(title)
+            .border_style(theme.style(Role::BorderFocused));
+        let inner = block.inner(area);
+        // One line of the inner area is the header.
+        let page = usize::from(inner.height.saturating_sub(1)).max(1);
+        view.clamp(rows.len(), page);
+
+        let headers: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| sorted_header(c.header(), i, view.sort))
+            .collect();
+        let widths: Vec<Constraint> = columns
+            .iter()
+            .zip(&headers)
+            .map(|(&column, header)| {
+                let content = rows
+                    .iter()
+                    .map(|r| r.content_width(column))
+                    .max()
+                    .unwrap_or(0);
+                let width = content.min(column.max_width()).max(header.chars().count());
+                Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX))
+            })
+            .collect();
+
+        let end = (view.offset + page).min(rows.len());
+        let visible = rows.get(view.offset..end).unwrap_or_default();
+        let table_rows = visible.iter().enumerate().map(|(i, row)| {
+            let selected = view.offset + i == view.selected;
+            let cells = columns.iter().map(|&column| {
+                let mut text = String::new();
+                row.write_cell(column, &mut text);
+                // The selection is one style across the row, so it reads on any theme.
+                let style = if selected {
+                    Style::default()
+                } else {
+                    row.cell_style(column, theme)
+                };
+                Cell::from(text).style(style)
+            });
+            let row_style = if selected {
+                theme.style(Role::Selection)
+            } else {
+                row.row_style(theme)
+            };
+            Row::new(cells).style(row_style)
+        });
+        let header = Row::new(headers).style(theme.style(Role::Header));
+        let table = Table::new(table_rows, widths)
+            .header(header)
+            .column_spacing(1)
+            .block(block);
+        frame.render_widget(table, area);
+
+        if rows.is_empty() {
+            draw_empty_message(frame, inner, &empty(&view.filter), theme);
+        }
+        page
+    }
+}
+
+/// A detail view's lines, scrolled by `scroll` (clamped so that the last line can reach the
+/// bottom and no further), in `block` when given. Answers the page height: the rows the lines
+/// get, which the movement keys scroll by a page.
+pub fn draw_scrolled(
+    frame: &mut Frame,
+    area: Rect,
+    lines: Vec<Line<'_>>,
+    block: Option<Block<'_>>,
+    scroll: &mut u16,
+    theme: &Theme,
+) -> usize {
+    let height = block.as_ref().map_or(area, |b| b.inner(area)).height;
+    let max_scroll = lines.len().saturating_sub(usize::from(height));
+    *scroll = (*scroll).min(u16::try_from(max_scroll).unwrap_or(u16::MAX));
+    let mut paragraph = Paragraph::new(lines)
+        .style(theme.style(Role::Base))
+        .scroll((*scroll, 0));
+    if let Some(block) = block {
+        paragraph = paragraph.block(block);
+    }
+    frame.render_widget(paragraph, area);
+    usize::from(height).max(1)
 }
