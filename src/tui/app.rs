@@ -1,47 +1,43 @@
-//! The cockpit: app state, the event loop (keys and mouse, snapshots, ticks, SIGTERM), the
-//! status line, command palette, filter, help and NOC rotation, and the confirmation of a
-//! person's actions. Panes draw what they are given; detectors run when a snapshot arrives,
-//! never while drawing; the executor is reached only through the loop's `AutomationLink`.
+//! The cockpit's state and dispatch: the `App` (its panes, the latest snapshot, incidents and
+//! automation view, the message line), the `Command`s it asks the loop to perform and the
+//! `Reply`s the loop applies to it. Its rooms: `input` (modes, keys, the `:` palette), `chrome`
+//! (tab bar, NOC banner, status line, help and confirm popups) and `event_loop` (the loop, its
+//! `Effects`, scenario injection). Panes draw what they are given; the cockpit runs no
+//! detector. May import state, pipeline, store, runbook, actions, model, config; never signals.
+
+mod chrome;
+mod event_loop;
+mod input;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ratatui::Frame;
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, MouseEventKind};
-use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs, Wrap};
-use tokio::sync::{mpsc, watch};
 
-use super::automation::{AutomationLink, NO_EXECUTOR};
+pub use chrome::{MIN_HEIGHT, MIN_WIDTH};
+pub use event_loop::{Effects, run};
+use input::Mode;
+
+use super::automation::NO_EXECUTOR;
 use super::cost::CostPane;
 use super::endpoints::EndpointsPane;
+use super::format::pending_text;
 use super::gpus::GpusPane;
 use super::incidents::IncidentsPane;
 use super::keymap::{Action, Keymap, PaneId};
 use super::nodes::NodesPane;
 use super::overview::OverviewPane;
-use super::pane::ViewCtx;
-use super::rca::RcaLink;
-use super::runbooks::{AutomationView, RunbooksPane, kill_style, pending_text, plan_step_lines};
+use super::pane::{AutomationView, Pane, ViewCtx};
+use super::runbooks::RunbooksPane;
 use super::signals::SignalsPane;
-use super::theme::{Role, Theme};
+use super::theme::Theme;
 use crate::actions::{DrainRequest, Mutation};
-use crate::model::incident::{Entry, Incident, IncidentStatus, incident_label};
+use crate::model::Snapshot;
+use crate::model::incident::{Entry, Incident, IncidentStatus};
 use crate::model::signal::Signal;
-use crate::model::{Snapshot, SyncState};
-use crate::pipeline::Evaluated;
 use crate::runbook::executor::PlanStep;
 use crate::runbook::guard::ClusterDisruption;
 
-/// The smallest terminal the cockpit draws in.
-pub const MIN_WIDTH: u16 = 80;
-pub const MIN_HEIGHT: u16 = 24;
-/// Frames are drawn at most this often, and only when something changed.
-const FRAME_INTERVAL: Duration = Duration::from_millis(16);
-/// How long each pane stays up in NOC mode.
-const NOC_ROTATION: Duration = Duration::from_secs(10);
+/// The panes NOC mode rotates through.
 const NOC_PANES: [PaneId; 7] = [
     PaneId::Overview,
     PaneId::Signals,
@@ -51,28 +47,6 @@ const NOC_PANES: [PaneId; 7] = [
     PaneId::Gpus,
     PaneId::Nodes,
 ];
-
-#[derive(Debug, Clone, PartialEq)]
-enum Mode {
-    Normal,
-    Filter(String),
-    Palette(String),
-    /// Typing a note for an incident's timeline.
-    Note {
-        incident: u64,
-        text: String,
-    },
-    /// A command that closes something, waiting for y (anything else cancels).
-    Confirm {
-        prompt: String,
-        command: Command,
-        cancelled: String,
-    },
-    /// A person's action with the guard's plan on screen, waiting for y (anything else
-    /// cancels).
-    ConfirmAction(PendingAction),
-    Help,
-}
 
 /// A person's action between its two phases: the guard's plan is known, the action is not
 /// yet performed.
@@ -141,6 +115,26 @@ impl Command {
     }
 }
 
+/// What the loop's links to the store and the executor answer: the loop applies it to the app
+/// (`App::apply`); the links never hold the app.
+#[derive(Debug)]
+pub enum Reply {
+    /// What to tell the user.
+    Say(String),
+    /// The store's incident list.
+    Incidents(Vec<Incident>),
+    /// An incident's timeline, the store's answer to `Command::LoadTimeline`.
+    Timeline(u64, Vec<Entry>),
+    /// The executor's runbooks, runs and approvals; `None` without an executor.
+    Automation(Option<AutomationView>),
+    /// The guard's plan of a person's action, for its confirmation.
+    Preview {
+        cluster: String,
+        step: PlanStep,
+        disruption: Option<ClusterDisruption>,
+    },
+}
+
 /// The Incidents detail's reminder of its keys, from the bindings: `n note · a acknowledge …`.
 fn incident_keys_hint(keymap: &Keymap) -> String {
     [
@@ -175,59 +169,6 @@ fn runbook_keys_hint(keymap: &Keymap) -> String {
     .join(" · ")
 }
 
-/// What an edit key did to an input line.
-enum Edit {
-    Submit,
-    Cancel,
-    Changed,
-    Ignored,
-}
-
-/// Applies a key to an input line (filter, palette, note).
-fn edit(text: &mut String, code: KeyCode) -> Edit {
-    match code {
-        KeyCode::Esc => Edit::Cancel,
-        KeyCode::Enter => Edit::Submit,
-        KeyCode::Backspace => {
-            text.pop();
-            Edit::Changed
-        }
-        KeyCode::Char(c) => {
-            text.push(c);
-            Edit::Changed
-        }
-        _ => Edit::Ignored,
-    }
-}
-
-/// The rows a line takes when wrapped at word boundaries into `width` columns, as the
-/// confirmation popup's `Paragraph` wraps it.
-fn wrapped_rows(text: &str, width: usize) -> usize {
-    let width = width.max(1);
-    let (mut rows, mut column) = (1, 0);
-    for word in text.split(' ') {
-        let w = word.chars().count();
-        let need = if column == 0 { w } else { w + 1 };
-        if column + need <= width {
-            column += need;
-        } else {
-            rows += 1 + (w.saturating_sub(1)) / width;
-            column = w % width;
-        }
-    }
-    rows
-}
-
-/// `42s`, `7m`, `3h`: an age short enough for the status line.
-fn compact_age_secs(secs: i64) -> String {
-    let secs = secs.max(0);
-    match secs {
-        0..=119 => format!("{secs}s"),
-        120..=7199 => format!("{}m", secs / 60),
-        _ => format!("{}h", secs / 3600),
-    }
-}
-
 fn verb(action: Action) -> &'static str {
     match action {
         Action::Cordon => "cordon",
@@ -258,16 +199,63 @@ fn node_target(
     Ok((cluster, intent))
 }
 
-pub struct App {
-    pub pane: PaneId,
+/// One of each pane; `get` and `get_mut` are the one lookup from a `PaneId`.
+struct Panes {
     overview: OverviewPane,
     nodes: NodesPane,
     gpus: GpusPane,
     endpoints: EndpointsPane,
-    cost_pane: CostPane,
+    cost: CostPane,
     signals: SignalsPane,
-    incidents_pane: IncidentsPane,
-    runbooks_pane: RunbooksPane,
+    incidents: IncidentsPane,
+    runbooks: RunbooksPane,
+}
+
+impl Panes {
+    fn get(&self, id: PaneId) -> &dyn Pane {
+        match id {
+            PaneId::Overview => &self.overview,
+            PaneId::Nodes => &self.nodes,
+            PaneId::Gpus => &self.gpus,
+            PaneId::Endpoints => &self.endpoints,
+            PaneId::Cost => &self.cost,
+            PaneId::Signals => &self.signals,
+            PaneId::Incidents => &self.incidents,
+            PaneId::Runbooks => &self.runbooks,
+        }
+    }
+
+    fn get_mut(&mut self, id: PaneId) -> &mut dyn Pane {
+        match id {
+            PaneId::Overview => &mut self.overview,
+            PaneId::Nodes => &mut self.nodes,
+            PaneId::Gpus => &mut self.gpus,
+            PaneId::Endpoints => &mut self.endpoints,
+            PaneId::Cost => &mut self.cost,
+            PaneId::Signals => &mut self.signals,
+            PaneId::Incidents => &mut self.incidents,
+            PaneId::Runbooks => &mut self.runbooks,
+        }
+    }
+
+    /// Every pane, in the order of `PaneId::ALL`.
+    fn all_mut(&mut self) -> [&mut dyn Pane; 8] {
+        [
+            &mut self.overview,
+            &mut self.nodes,
+            &mut self.gpus,
+            &mut self.endpoints,
+            &mut self.cost,
+            &mut self.signals,
+            &mut self.incidents,
+            &mut self.runbooks,
+        ]
+    }
+}
+
+pub struct App {
+    pub pane: PaneId,
+    panes: Panes,
     keymap: Keymap,
     theme: Theme,
     mode: Mode,
@@ -292,14 +280,16 @@ impl App {
     pub fn new(theme: Theme, keymap: Keymap, simulated: bool, noc: bool) -> Self {
         Self {
             pane: PaneId::Overview,
-            overview: OverviewPane::default(),
-            nodes: NodesPane::default(),
-            gpus: GpusPane::default(),
-            endpoints: EndpointsPane::default(),
-            cost_pane: CostPane::default(),
-            signals: SignalsPane::default(),
-            incidents_pane: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
-            runbooks_pane: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
+            panes: Panes {
+                overview: OverviewPane::default(),
+                nodes: NodesPane::default(),
+                gpus: GpusPane::default(),
+                endpoints: EndpointsPane::default(),
+                cost: CostPane::default(),
+                signals: SignalsPane::default(),
+                incidents: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
+                runbooks: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
+            },
             keymap,
             theme,
             mode: Mode::Normal,
@@ -340,8 +330,9 @@ impl App {
     /// The executor's runbooks, runs and approvals, read by the loop.
     pub fn set_automation(&mut self, view: Option<AutomationView>) {
         let view = view.map(Arc::new);
-        self.runbooks_pane.set_automation(view.clone());
-        self.overview.set_automation(view.clone());
+        for pane in self.panes.all_mut() {
+            pane.set_automation(view.clone());
+        }
         self.automation = view;
     }
 
@@ -386,7 +377,6 @@ impl App {
     /// same incident; the answer asks for the open timeline again when it has new entries.
     pub fn set_incidents(&mut self, list: Vec<Incident>) -> Option<Command> {
         self.incidents = Arc::new(list);
-        self.overview.set_incidents(self.incidents.clone());
         let ctx = ViewCtx {
             snapshot: &self.snapshot,
             theme: &self.theme,
@@ -394,16 +384,35 @@ impl App {
             cluster: self.cluster.as_deref(),
             cost: self.snapshot.cost.as_deref(),
         };
-        self.incidents_pane
-            .set_incidents(self.incidents.clone(), &ctx);
-        self.incidents_pane
+        for pane in self.panes.all_mut() {
+            pane.set_incidents(self.incidents.clone(), &ctx);
+        }
+        self.panes
+            .incidents
             .take_request()
             .map(Command::LoadTimeline)
     }
 
     /// The store's answer to `Command::LoadTimeline`.
     pub fn set_timeline(&mut self, id: u64, entries: Vec<Entry>) {
-        self.incidents_pane.set_timeline(id, entries);
+        self.panes.incidents.set_timeline(id, entries);
+    }
+
+    /// Applies a link's reply. Answers the command it leads to: a new incident list asks for
+    /// the open timeline again when that incident has new entries.
+    pub fn apply(&mut self, reply: Reply) -> Option<Command> {
+        match reply {
+            Reply::Say(message) => self.say(message),
+            Reply::Incidents(list) => return self.set_incidents(list),
+            Reply::Timeline(id, entries) => self.set_timeline(id, entries),
+            Reply::Automation(view) => self.set_automation(view),
+            Reply::Preview {
+                cluster,
+                step,
+                disruption,
+            } => self.set_preview(cluster, step, disruption),
+        }
+        None
     }
 
     pub fn say(&mut self, message: impl Into<String>) {
@@ -437,15 +446,7 @@ impl App {
     }
 
     fn set_filter(&mut self, f: &str) {
-        match self.pane {
-            PaneId::Nodes => self.nodes.set_filter(f),
-            PaneId::Gpus => self.gpus.set_filter(f),
-            PaneId::Endpoints => self.endpoints.set_filter(f),
-            PaneId::Signals => self.signals.set_filter(f),
-            PaneId::Incidents => self.incidents_pane.set_filter(f),
-            PaneId::Runbooks => self.runbooks_pane.set_filter(f),
-            PaneId::Overview | PaneId::Cost => {}
-        }
+        self.panes.get_mut(self.pane).set_filter(f);
     }
 
     fn pane_action(&mut self, action: Action) -> bool {
@@ -457,178 +458,17 @@ impl App {
             cluster: self.cluster.as_deref(),
             cost: snapshot.cost.as_deref(),
         };
-        match self.pane {
-            PaneId::Incidents => self.incidents_pane.handle(action, &ctx),
-            PaneId::Overview => self.overview.handle(action, &ctx),
-            PaneId::Nodes => self.nodes.handle(action, &ctx),
-            PaneId::Gpus => self.gpus.handle(action, &ctx),
-            PaneId::Endpoints => self.endpoints.handle(action, &ctx),
-            PaneId::Cost => self.cost_pane.handle(action, &ctx),
-            PaneId::Runbooks => self.runbooks_pane.handle(action, &ctx),
-            PaneId::Signals => {
-                let changed = self.signals.handle(action, &ctx);
-                // Enter on a signal's detail jumps to its subject's pane.
-                if action == Action::Open
-                    && !changed
-                    && let Some(subject) = self.signals.selected_subject(&ctx)
-                {
-                    let target = if subject.gpu.is_some() {
-                        PaneId::Gpus
-                    } else if subject.endpoint.is_some() {
-                        PaneId::Endpoints
-                    } else {
-                        PaneId::Nodes
-                    };
-                    let filter = subject
-                        .node
-                        .clone()
-                        .or(subject.endpoint.clone())
-                        .unwrap_or_default();
-                    self.pane = target;
-                    self.set_filter(&filter);
-                    return true;
-                }
-                changed
-            }
+        let changed = self.panes.get_mut(self.pane).handle(action, &ctx);
+        // Enter on a signal's detail jumps to its subject's pane.
+        if action == Action::Open
+            && !changed
+            && let Some((target, filter)) = self.panes.get(self.pane).follow(&ctx)
+        {
+            self.pane = target;
+            self.set_filter(&filter);
+            return true;
         }
-    }
-
-    /// Runs a palette command (without the leading `:`).
-    fn command(&mut self, line: &str) -> Option<Command> {
-        let mut words = line.split_whitespace();
-        let verb = words.next().unwrap_or("");
-        let arg = words.next();
-        let pane = PaneId::ALL
-            .into_iter()
-            .find(|p| p.name() == verb || (verb == "gpu" && *p == PaneId::Gpus));
-        match (verb, arg, pane) {
-            (_, _, Some(p)) => self.go(p),
-            ("ctx" | "context", None, _) => {
-                self.cluster = None;
-                self.say("showing every cluster");
-            }
-            ("ctx" | "context", Some(name), _) => {
-                if self.snapshot.clusters.iter().any(|c| c.name == name) {
-                    self.cluster = Some(name.to_string());
-                    self.say(format!("showing cluster {name}"));
-                } else {
-                    let known: Vec<&str> = self.snapshot.clusters.iter().map(|c| c.name.as_str()).collect();
-                    self.say(format!("no cluster {name:?}; known: {}", known.join(", ")));
-                }
-            }
-            ("scenario", Some(name), _) if self.simulated => return Some(Command::Scenario(name.to_string())),
-            ("scenario", _, _) if !self.simulated => self.say(":scenario works in demo mode (a simulated fleet)"),
-            ("q" | "quit", _, _) => self.quit = true,
-            ("", _, _) => {}
-            (other, _, _) => self.say(format!(
-                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :runbooks :ctx NAME{}",
-                if self.simulated { " :scenario NAME" } else { "" }
-            )),
-        }
-        None
-    }
-
-    pub fn handle_key(&mut self, key: KeyEvent) -> Option<Command> {
-        if key.kind != KeyEventKind::Press {
-            return None;
-        }
-        match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::Normal => self.normal_key(key),
-            Mode::Help => None,
-            Mode::Confirm {
-                command, cancelled, ..
-            } => {
-                if matches!(key.code, KeyCode::Char('y' | 'Y')) {
-                    Some(command)
-                } else {
-                    self.say(cancelled);
-                    None
-                }
-            }
-            Mode::ConfirmAction(pending) => {
-                if matches!(key.code, KeyCode::Char('y' | 'Y')) {
-                    self.say(format!("{}…", pending.what()));
-                    Some(Command::Perform {
-                        cluster: pending.cluster,
-                        intent: pending.step.intent,
-                    })
-                } else {
-                    self.say(format!("{}: cancelled, nothing changed", pending.what()));
-                    None
-                }
-            }
-            Mode::Filter(mut text) => {
-                match edit(&mut text, key.code) {
-                    Edit::Cancel => self.set_filter(""),
-                    Edit::Submit => {}
-                    Edit::Changed => {
-                        self.set_filter(&text);
-                        self.mode = Mode::Filter(text);
-                    }
-                    Edit::Ignored => self.mode = Mode::Filter(text),
-                }
-                None
-            }
-            Mode::Palette(mut text) => match edit(&mut text, key.code) {
-                Edit::Cancel => None,
-                Edit::Submit => self.command(&text),
-                Edit::Changed | Edit::Ignored => {
-                    self.mode = Mode::Palette(text);
-                    None
-                }
-            },
-            Mode::Note { incident, mut text } => match edit(&mut text, key.code) {
-                Edit::Cancel => {
-                    self.say(format!("note for {} discarded", incident_label(incident)));
-                    None
-                }
-                Edit::Submit if text.trim().is_empty() => {
-                    self.say("an empty note: nothing added");
-                    None
-                }
-                Edit::Submit => Some(Command::Note {
-                    incident,
-                    text: text.trim().to_string(),
-                }),
-                Edit::Changed | Edit::Ignored => {
-                    self.mode = Mode::Note { incident, text };
-                    None
-                }
-            },
-        }
-    }
-
-    fn normal_key(&mut self, key: KeyEvent) -> Option<Command> {
-        let action = self.keymap.action(&key)?;
-        self.message = None;
-        match action {
-            Action::Quit => self.quit = true,
-            Action::Help => self.mode = Mode::Help,
-            Action::Palette => self.mode = Mode::Palette(String::new()),
-            Action::Filter => self.mode = Mode::Filter(String::new()),
-            Action::GoTo(p) => self.go(p),
-            Action::NextPane | Action::PrevPane => {
-                // Inside a pane's detail, left/right belong to the pane.
-                if !self.pane_action(action) {
-                    self.cycle(action == Action::NextPane);
-                }
-            }
-            Action::Note | Action::Acknowledge | Action::Resolve | Action::Export => {
-                return self.incident_action(action);
-            }
-            Action::Approve | Action::Deny | Action::KillSwitch => {
-                return self.automation_action(action);
-            }
-            Action::Cordon | Action::Uncordon | Action::Drain | Action::Rollback => {
-                return self.manual_action(action);
-            }
-            other => {
-                self.pane_action(other);
-            }
-        }
-        self.incidents_pane
-            .take_request()
-            .map(Command::LoadTimeline)
+        changed
     }
 
     /// Note, acknowledge, resolve (after a y/n) or export the Incidents pane's incident.
@@ -648,7 +488,7 @@ impl App {
                 cluster: self.cluster.as_deref(),
                 cost: self.snapshot.cost.as_deref(),
             };
-            self.incidents_pane.selected(&ctx).cloned()
+            self.panes.incidents.selected(&ctx).cloned()
         };
         let Some(incident) = incident else {
             self.say("no incident selected");
@@ -702,7 +542,7 @@ impl App {
             ));
             return None;
         }
-        let Some(p) = self.runbooks_pane.selected_approval() else {
+        let Some(p) = self.panes.runbooks.selected_approval() else {
             self.say("no approval is pending");
             return None;
         };
@@ -736,8 +576,9 @@ impl App {
                 (Action::Rollback, _) => Err(
                     "rollback: select an endpoint in the Endpoints pane (:endpoints)".to_string(),
                 ),
-                (_, PaneId::Nodes) => node_target(self.nodes.selected_node(&ctx), action),
-                (_, PaneId::Gpus) => node_target(self.gpus.selected_node(&ctx), action),
+                (_, PaneId::Nodes | PaneId::Gpus) => {
+                    node_target(self.panes.get(self.pane).selected_node(&ctx), action)
+                }
                 _ => Err(format!(
                     "{}: select a node in the Nodes (:nodes) or GPUs (:gpus) pane",
                     verb(action)
@@ -764,6 +605,7 @@ impl App {
     /// The selected endpoint's serving object, as a rollback.
     fn rollback_target(&self, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
         let name = self
+            .panes
             .endpoints
             .selected_endpoint(ctx)
             .ok_or("rollback: no endpoint selected")?;
@@ -794,722 +636,6 @@ impl App {
         };
         Ok((serving.cluster, intent))
     }
-
-    /// Mouse: the wheel scrolls, a click on a tab opens that pane.
-    pub fn handle_mouse(&mut self, kind: MouseEventKind, column: u16, row: u16) {
-        match kind {
-            MouseEventKind::ScrollDown => {
-                self.pane_action(Action::Down);
-            }
-            MouseEventKind::ScrollUp => {
-                self.pane_action(Action::Up);
-            }
-            MouseEventKind::Down(_) if row == 0 => {
-                // Tabs start after the title; each is its name plus padding.
-                let mut x = 12u16;
-                for p in PaneId::ALL {
-                    let w = p.name().len() as u16 + 3;
-                    if column >= x && column < x + w {
-                        self.go(p);
-                        break;
-                    }
-                    x += w;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn noc_banner(&self) -> Vec<Line<'static>> {
-        use crate::model::signal::Severity;
-        let t = &self.theme;
-        let count = |s: Severity| {
-            self.snapshot
-                .signals
-                .iter()
-                .filter(|x| x.severity == s)
-                .count()
-        };
-        let (crit, warn) = (count(Severity::Critical), count(Severity::Warning));
-        let burning = self
-            .snapshot
-            .endpoints
-            .iter()
-            .filter(|e| {
-                [&e.availability_burn, &e.latency_burn]
-                    .into_iter()
-                    .flatten()
-                    .any(|b| b.severity().is_some())
-            })
-            .count();
-        let down: Vec<String> = self
-            .snapshot
-            .clusters
-            .iter()
-            .filter(|c| {
-                c.sync
-                    .iter()
-                    .any(|s| !matches!(s.state, SyncState::Synced | SyncState::NotServed))
-            })
-            .map(|c| c.name.clone())
-            .chain(
-                self.snapshot
-                    .gpu_sources
-                    .iter()
-                    .filter(|g| g.error.is_some())
-                    .map(|g| g.describe()),
-            )
-            .collect();
-        let open: Vec<&Incident> = self
-            .incidents
-            .iter()
-            .filter(|i| i.status.is_open())
-            .collect();
-        let mut first = vec![
-            Span::styled(
-                format!("  {crit} CRITICAL  "),
-                t.style(if crit > 0 { Role::Critical } else { Role::Ok }),
-            ),
-            Span::raw("  "),
-            Span::styled(
-                format!("  {warn} WARNING  "),
-                t.style(if warn > 0 { Role::Warning } else { Role::Ok }),
-            ),
-            Span::raw("  "),
-            Span::styled(
-                format!("  {burning} SLO BURNING  "),
-                t.style(if burning > 0 {
-                    Role::Critical
-                } else {
-                    Role::Ok
-                }),
-            ),
-            Span::raw("  "),
-            Span::styled(
-                format!("  {} OPEN INCIDENTS  ", open.len()),
-                t.style(match open.first().map(|i| i.severity) {
-                    None => Role::Ok,
-                    Some(s) => super::signals::severity_role(s),
-                }),
-            ),
-            Span::raw("  "),
-        ];
-        // Automation that waits for a person, or is halted, is on the wall too.
-        if let Some(a) = &self.automation {
-            if a.kill.is_some() {
-                first.push(Span::styled("  KILL SWITCH ON  ", kill_style(t)));
-                first.push(Span::raw("  "));
-            }
-            if !a.pending.is_empty() {
-                first.push(Span::styled(
-                    format!("  {}  ", pending_text(a.pending.len()).to_uppercase()),
-                    t.style(Role::Warning),
-                ));
-                first.push(Span::raw("  "));
-            }
-        }
-        first.push(if down.is_empty() {
-            Span::styled("  all sources ok  ", t.style(Role::Ok))
-        } else {
-            Span::styled(
-                format!("  degraded: {}  ", down.join(", ")),
-                t.style(Role::Stale),
-            )
-        });
-        let mut lines = vec![Line::from(first)];
-        // The worst open incident (the store sorts open first, then by severity), then the
-        // worst signals.
-        if let Some(inc) = open.first() {
-            let role = super::signals::severity_role(inc.severity);
-            lines.push(Line::from(vec![
-                Span::styled(format!(" {:<9}", inc.label()), t.style(role)),
-                Span::styled(
-                    format!("{} ", super::signals::severity_label(inc.severity)),
-                    t.style(role),
-                ),
-                Span::styled(
-                    format!("{} ", inc.status.name()),
-                    t.style(super::incidents::status_role(inc.status)),
-                ),
-                Span::raw(format!(
-                    "{} ago · {} ({})",
-                    super::signals::compact_age(
-                        self.now(),
-                        inc.milestones.detected.unwrap_or(inc.last_signal_at)
-                    ),
-                    inc.title,
-                    inc.subject.describe()
-                )),
-            ]));
-        }
-        let room = 4 - lines.len();
-        for s in self.snapshot.signals.iter().take(room) {
-            let role = match s.severity {
-                Severity::Critical => Role::Critical,
-                Severity::Warning => Role::Warning,
-                Severity::Info => Role::Info,
-            };
-            lines.push(Line::from(vec![
-                Span::styled(
-                    format!(" {:<9}", format!("{:?}", s.severity).to_uppercase()),
-                    t.style(role),
-                ),
-                Span::raw(s.summary.clone()),
-            ]));
-        }
-        lines
-    }
-
-    /// What an on-call must see from any pane: the kill switch and plans waiting for them.
-    fn automation_alerts(&self) -> Vec<Span<'static>> {
-        let t = &self.theme;
-        let mut spans = Vec::new();
-        if let Some(a) = &self.automation {
-            if a.kill.is_some() {
-                spans.push(Span::styled(" KILL SWITCH ON ", kill_style(t)));
-                spans.push(Span::raw(" "));
-            }
-            if a.read_only {
-                spans.push(Span::styled(" read-only ", t.style(Role::Accent)));
-            }
-            if !a.pending.is_empty() {
-                spans.push(Span::styled(
-                    format!(" {} (:runbooks) ", pending_text(a.pending.len())),
-                    t.style(Role::Warning),
-                ));
-            }
-        }
-        spans
-    }
-
-    fn status_line(&self) -> Line<'static> {
-        let t = &self.theme;
-        let mut spans: Vec<Span<'static>> = Vec::new();
-        for c in &self.snapshot.clusters {
-            let worst = c
-                .sync
-                .iter()
-                .find(|s| {
-                    matches!(
-                        s.state,
-                        SyncState::Unreachable { .. } | SyncState::Forbidden { .. }
-                    )
-                })
-                .or_else(|| {
-                    c.sync
-                        .iter()
-                        .find(|s| matches!(s.state, SyncState::Reconnecting { .. }))
-                })
-                .or_else(|| {
-                    c.sync
-                        .iter()
-                        .find(|s| matches!(s.state, SyncState::Listing { .. }))
-                });
-            let (text, role) = match worst {
-                None => ("ok".to_string(), Role::Ok),
-                Some(s) => match &s.state {
-                    SyncState::Listing { objects } => {
-                        (format!("syncing {} {objects}…", s.resource), Role::Warning)
-                    }
-                    SyncState::Reconnecting { since, .. } => (
-                        format!(
-                            "{} stale {}s",
-                            s.resource,
-                            (self.now() - *since).num_seconds().max(0)
-                        ),
-                        Role::Stale,
-                    ),
-                    other => (
-                        format!("{}: {}", s.resource, other.describe()),
-                        Role::Critical,
-                    ),
-                },
-            };
-            spans.push(Span::styled(
-                format!(" {} ", c.name),
-                t.style(Role::StatusBar),
-            ));
-            spans.push(Span::styled(format!("{text} "), t.style(role)));
-        }
-        for g in &self.snapshot.gpu_sources {
-            let stale = g
-                .last_success
-                .is_none_or(|at| (self.now() - at).num_seconds() > 60);
-            let role = if g.error.is_some() {
-                Role::Critical
-            } else if stale {
-                Role::Stale
-            } else {
-                Role::Ok
-            };
-            spans.push(Span::styled(format!(" {} ", g.describe()), t.style(role)));
-        }
-        if let Some(c) = &self.snapshot.cost_source {
-            let now = self.now();
-            let age = c
-                .last_success
-                .map(|at| compact_age_secs((now - at).num_seconds()));
-            let (text, role) = match (&c.error, age) {
-                (Some(e), Some(age)) => (format!("cost: {e} (report {age} old)"), Role::Critical),
-                (Some(e), None) => (format!("cost: {e}"), Role::Critical),
-                (None, Some(age)) if c.is_stale(now) => (format!("cost stale {age}"), Role::Stale),
-                (None, Some(age)) => (format!("cost ok {age}"), Role::Ok),
-                (None, None) => ("cost: no report yet".to_string(), Role::Warning),
-            };
-            spans.push(Span::styled(format!(" {text} "), t.style(role)));
-        }
-        let age = self
-            .snapshot
-            .taken_at
-            .map(|at| (self.now() - at).num_seconds())
-            .unwrap_or(0);
-        if age > 5 {
-            spans.push(Span::styled(
-                format!(" snapshot {age}s old "),
-                t.style(Role::Stale),
-            ));
-        }
-        spans.push(Span::styled(
-            format!(" {} ", self.now().format("%H:%M:%S UTC")),
-            t.style(Role::StatusBar),
-        ));
-        Line::from(spans)
-    }
-
-    pub fn draw(&mut self, frame: &mut Frame) {
-        let area = frame.area();
-        let t = self.theme.clone();
-        frame.render_widget(Block::default().style(t.style(Role::Base)), area);
-        if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-            let msg = format!(
-                "terminal too small: need {MIN_WIDTH}×{MIN_HEIGHT} (have {}×{})",
-                area.width, area.height
-            );
-            frame.render_widget(
-                Paragraph::new(msg)
-                    .style(t.style(Role::Warning))
-                    .wrap(Wrap { trim: true }),
-                area,
-            );
-            return;
-        }
-        let [top, main, bottom] = Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Min(1),
-            Constraint::Length(1),
-        ])
-        .areas(area);
-        // Top bar: name, tabs, cluster scope, and the SIMULATED FLEET marker.
-        let titles: Vec<Line> = PaneId::ALL.iter().map(|p| Line::from(p.name())).collect();
-        let selected = PaneId::ALL
-            .iter()
-            .position(|p| *p == self.pane)
-            .unwrap_or(0);
-        let mut marks = Vec::new();
-        if let Some(c) = &self.cluster {
-            marks.push(Span::styled(format!(" ctx {c} "), t.style(Role::Accent)));
-        }
-        if self.noc {
-            marks.push(Span::styled(" NOC ", t.style(Role::Accent)));
-        }
-        if self.simulated {
-            marks.push(Span::styled(" SIMULATED FLEET ", t.style(Role::Simulated)));
-        }
-        let marks = Line::from(marks);
-        // The marks take what they need (at most 40 columns); the tabs get the rest.
-        let marks_width = u16::try_from(marks.width()).unwrap_or(40).min(40);
-        let [name, tabs, right] = Layout::horizontal([
-            Constraint::Length(11),
-            Constraint::Min(10),
-            Constraint::Length(marks_width),
-        ])
-        .areas(top);
-        frame.render_widget(
-            Paragraph::new(" fleetdeck").style(t.style(Role::Title)),
-            name,
-        );
-        frame.render_widget(
-            Tabs::new(titles)
-                .select(selected)
-                .style(t.style(Role::Muted))
-                .highlight_style(t.style(Role::Selection)),
-            tabs,
-        );
-        frame.render_widget(Paragraph::new(marks).right_aligned(), right);
-
-        // NOC mode: a wall-screen banner above the rotating pane — severities, burning SLOs,
-        // source outages, and the worst signals first.
-        let main = if self.noc && main.height > 12 {
-            let [banner, rest] =
-                Layout::vertical([Constraint::Length(6), Constraint::Min(1)]).areas(main);
-            frame.render_widget(
-                Paragraph::new(self.noc_banner()).block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .border_style(t.style(Role::BorderFocused)),
-                ),
-                banner,
-            );
-            rest
-        } else {
-            main
-        };
-        let snapshot = self.snapshot.clone();
-        let ctx = ViewCtx {
-            snapshot: &snapshot,
-            theme: &t,
-            now: self.now(),
-            cluster: self.cluster.as_deref(),
-            cost: snapshot.cost.as_deref(),
-        };
-        match self.pane {
-            PaneId::Overview => self.overview.draw(frame, main, &ctx),
-            PaneId::Nodes => self.nodes.draw(frame, main, &ctx),
-            PaneId::Gpus => self.gpus.draw(frame, main, &ctx),
-            PaneId::Endpoints => self.endpoints.draw(frame, main, &ctx),
-            PaneId::Cost => self.cost_pane.draw(frame, main, &ctx),
-            PaneId::Signals => self.signals.draw(frame, main, &ctx),
-            PaneId::Incidents => self.incidents_pane.draw(frame, main, &ctx),
-            PaneId::Runbooks => self.runbooks_pane.draw(frame, main, &ctx),
-        }
-
-        // Bottom: the input line while typing, else a message, else the sources' status.
-        let line = match &self.mode {
-            Mode::Filter(text) => Line::from(vec![
-                Span::styled("/", t.style(Role::Accent)),
-                Span::raw(text.clone()),
-            ]),
-            Mode::Palette(text) => Line::from(vec![
-                Span::styled(":", t.style(Role::Accent)),
-                Span::raw(text.clone()),
-            ]),
-            Mode::Note { incident, text } => Line::from(vec![
-                Span::styled(
-                    format!(
-                        "note for {} (enter adds, esc discards): ",
-                        incident_label(*incident)
-                    ),
-                    t.style(Role::Accent),
-                ),
-                Span::raw(text.clone()),
-            ]),
-            Mode::Confirm { prompt, .. } => {
-                Line::from(Span::styled(prompt.clone(), t.style(Role::Warning)))
-            }
-            Mode::ConfirmAction(pending) => Line::from(Span::styled(
-                format!("{}? y performs it, any other key cancels", pending.what()),
-                t.style(Role::Warning),
-            )),
-            _ => {
-                let mut line = match &self.message {
-                    Some(m) => Line::from(Span::styled(m.clone(), t.style(Role::Info))),
-                    None => self.status_line(),
-                };
-                let mut spans = self.automation_alerts();
-                spans.append(&mut line.spans);
-                line.spans = spans;
-                line
-            }
-        };
-        frame.render_widget(Paragraph::new(line).style(t.style(Role::StatusBar)), bottom);
-
-        match &self.mode {
-            Mode::Help => self.draw_help(frame, main),
-            Mode::ConfirmAction(pending) => self.draw_confirm_action(frame, main, pending),
-            _ => {}
-        }
-    }
-
-    /// The confirmation of a person's action: the guard's plan, its blast radius and the
-    /// cluster's disruption, and who it is recorded as.
-    fn draw_confirm_action(&self, frame: &mut Frame, main: Rect, pending: &PendingAction) {
-        let t = &self.theme;
-        let mut lines = plan_step_lines(None, &pending.step, " ", t);
-        if let Some(d) = pending.disruption {
-            lines.push(Line::from(vec![
-                Span::styled(" cluster ", t.style(Role::Header)),
-                Span::raw(format!(
-                    "{}: {} of {} nodes cordoned or NotReady ({} unready); automation's budget is {}",
-                    pending.cluster, d.disrupted, d.nodes, d.unready, d.budget
-                )),
-            ]));
-        }
-        if let Some(a) = &self.automation
-            && let Some(why) = &a.kill
-        {
-            lines.push(Line::from(Span::styled(
-                format!(" {why}: it halts runbooks; this is your own action"),
-                t.style(Role::Warning),
-            )));
-        }
-        lines.push(Line::from(Span::styled(
-            format!(
-                " performed as {}, recorded on the timeline",
-                super::automation::local_user_name()
-            ),
-            t.style(Role::Muted),
-        )));
-        lines.push(Line::default());
-        lines.push(Line::from(vec![
-            Span::styled(" y ", t.style(Role::Selection)),
-            Span::raw(format!(" {}   ", pending.step.intent.verb())),
-            Span::styled(" any other key ", t.style(Role::Selection)),
-            Span::raw(" cancels"),
-        ]));
-        let w = 110.min(main.width);
-        let inner_w = usize::from(w.saturating_sub(2)).max(1);
-        let rows: usize = lines
-            .iter()
-            .map(|l| wrapped_rows(&l.to_string(), inner_w))
-            .sum();
-        let h = (u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2)).min(main.height);
-        let popup = Rect::new(
-            main.x + (main.width - w) / 2,
-            main.y + (main.height - h) / 2,
-            w,
-            h,
-        );
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title(Span::styled(
-                format!(" confirm: {} ", pending.what()),
-                t.style(Role::Warning),
-            ))
-            .border_style(t.style(Role::Warning));
-        frame.render_widget(Clear, popup);
-        frame.render_widget(
-            Paragraph::new(lines)
-                .block(block)
-                .wrap(Wrap { trim: false }),
-            popup,
-        );
-    }
-
-    /// The keymap's help in a popup; in two columns when one does not fit the height.
-    fn draw_help(&self, frame: &mut Frame, main: Rect) {
-        let t = &self.theme;
-        let help = self.keymap.help();
-        let two = help.len() as u16 + 4 > main.height;
-        let per_column = if two {
-            help.len().div_ceil(2)
-        } else {
-            help.len()
-        };
-        let h = (per_column as u16 + if two { 2 } else { 4 }).min(main.height);
-        let w = (if two { 116 } else { 70 }).min(main.width);
-        let popup = Rect::new(
-            main.x + (main.width - w) / 2,
-            main.y + (main.height - h) / 2,
-            w,
-            h,
-        );
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title(" keys (any key closes) ")
-            .border_style(t.style(Role::BorderFocused));
-        let inner = block.inner(popup);
-        frame.render_widget(Clear, popup);
-        frame.render_widget(block, popup);
-        // Each column's keys are right-aligned to its own widest.
-        let column = |rows: &[(String, String)], width: usize| -> Vec<Line<'static>> {
-            rows.iter()
-                .map(|(keys, what)| {
-                    Line::from(vec![
-                        Span::styled(format!("{keys:>width$}  "), t.style(Role::Accent)),
-                        Span::raw(what.clone()),
-                    ])
-                })
-                .collect()
-        };
-        let widest = |rows: &[(String, String)]| {
-            rows.iter()
-                .map(|(k, _)| k.chars().count())
-                .max()
-                .unwrap_or(0)
-        };
-        if two {
-            let (first, second) = help.split_at(per_column.min(help.len()));
-            let left_width = widest(first)
-                + 2
-                + first
-                    .iter()
-                    .map(|(_, what)| what.chars().count())
-                    .max()
-                    .unwrap_or(0)
-                + 2;
-            let [left, right] = Layout::horizontal([
-                Constraint::Length(u16::try_from(left_width).unwrap_or(u16::MAX)),
-                Constraint::Min(0),
-            ])
-            .areas(inner);
-            frame.render_widget(Paragraph::new(column(first, widest(first))), left);
-            frame.render_widget(Paragraph::new(column(second, widest(second))), right);
-        } else {
-            frame.render_widget(Paragraph::new(column(&help, 22)), inner);
-        }
-    }
-}
-
-/// What the loop performs `Command`s against: the demo's simulated fleet control address, the
-/// RCA store the Incidents pane reads and writes, and the runbook executor.
-pub struct Effects {
-    pub control: Option<String>,
-    pub store: Option<crate::store::Store>,
-    /// The runbook executor the pipeline hands evaluations to: approvals, the kill switch and
-    /// manual actions go through it. `None`: no automation.
-    pub executor: Option<crate::runbook::executor::Executor>,
-}
-
-/// Runs the cockpit until the user quits or SIGTERM/SIGINT arrives; the terminal is restored
-/// on every way out (ratatui's panic hook covers panics).
-pub async fn run(
-    mut app: App,
-    mut evaluations: watch::Receiver<Arc<Evaluated>>,
-    effects: Effects,
-) -> anyhow::Result<()> {
-    let mut terminal = ratatui::init();
-    let _ = ratatui::crossterm::execute!(
-        std::io::stdout(),
-        ratatui::crossterm::event::EnableMouseCapture
-    );
-    let result = event_loop(&mut app, &mut terminal, &mut evaluations, &effects).await;
-    let _ = ratatui::crossterm::execute!(
-        std::io::stdout(),
-        ratatui::crossterm::event::DisableMouseCapture
-    );
-    ratatui::restore();
-    result
-}
-
-async fn event_loop(
-    app: &mut App,
-    terminal: &mut ratatui::DefaultTerminal,
-    evaluations: &mut watch::Receiver<Arc<Evaluated>>,
-    effects: &Effects,
-) -> anyhow::Result<()> {
-    // Terminal events are read on their own thread: the runtime never blocks on the tty.
-    let (etx, mut events) = mpsc::channel::<Event>(256);
-    std::thread::Builder::new()
-        .name("tty-events".into())
-        .spawn(move || {
-            while let Ok(ev) = event::read() {
-                if etx.blocking_send(ev).is_err() {
-                    break;
-                }
-            }
-        })?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let (done_tx, mut done) = mpsc::channel::<String>(8);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last_rotation = Instant::now();
-    let mut dirty = true;
-    let mut last_draw = Instant::now() - FRAME_INTERVAL;
-    let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone());
-    let (mut automation, mut automation_replies) = AutomationLink::new(effects.executor.clone());
-    rca.list();
-    app.set_snapshot(evaluations.borrow().snapshot.clone());
-    automation.refresh(app);
-    let mut recorded = 0;
-    let mut store_error: Option<String> = None;
-    loop {
-        if dirty && last_draw.elapsed() >= FRAME_INTERVAL {
-            terminal.draw(|f| app.draw(f))?;
-            last_draw = Instant::now();
-            dirty = false;
-        }
-        if app.quit {
-            return Ok(());
-        }
-        let wait = if dirty {
-            FRAME_INTERVAL.saturating_sub(last_draw.elapsed())
-        } else {
-            Duration::from_secs(3600)
-        };
-        tokio::select! {
-            changed = evaluations.changed() => {
-                if changed.is_ok() {
-                    let evaluated = evaluations.borrow_and_update().clone();
-                    app.set_snapshot(evaluated.snapshot.clone());
-                    // New incidents or entries: read the list again.
-                    if evaluated.recorded != recorded {
-                        recorded = evaluated.recorded;
-                        rca.list();
-                    }
-                    if evaluated.store_error != store_error {
-                        store_error = evaluated.store_error.clone();
-                        if let Some(e) = &store_error {
-                            app.say(format!("signals not recorded: {e}"));
-                        }
-                    }
-                    if !evaluated.started_runs.is_empty() {
-                        automation.refresh(app);
-                    }
-                    dirty = true;
-                }
-            }
-            Some(ev) = events.recv() => {
-                match ev {
-                    Event::Key(k) => match app.handle_key(k) {
-                        Some(Command::Scenario(name)) => {
-                            scenario(effects, name, done_tx.clone(), app);
-                        }
-                        Some(c) if c.is_automation() => automation.perform(c, app),
-                        Some(other) => rca.perform(other, app),
-                        None => {}
-                    },
-                    Event::Mouse(m) => app.handle_mouse(m.kind, m.column, m.row),
-                    _ => {}
-                }
-                dirty = true;
-            }
-            Some(reply) = rca_replies.recv() => {
-                rca.apply(reply, app);
-                dirty = true;
-            }
-            Some(reply) = automation_replies.recv() => {
-                automation.apply(reply, app);
-                dirty = true;
-            }
-            Some(message) = done.recv() => {
-                app.say(message);
-                dirty = true;
-            }
-            _ = tick.tick() => {
-                if app.noc && last_rotation.elapsed() >= NOC_ROTATION {
-                    app.rotate();
-                    last_rotation = Instant::now();
-                }
-                rca.tick();
-                automation.refresh(app);
-                // The clock and staleness move even when nothing else does.
-                dirty = true;
-            }
-            _ = term.recv() => return Ok(()),
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-fn scenario(effects: &Effects, name: String, done: mpsc::Sender<String>, app: &mut App) {
-    let Some(control) = effects.control.clone() else {
-        app.say(":scenario works in demo mode (a simulated fleet)");
-        return;
-    };
-    app.say(format!("injecting {name}…"));
-    tokio::spawn(async move {
-        let url = format!("{control}/scenarios/{name}");
-        let message = match reqwest::Client::new().post(&url).send().await {
-            Ok(r) if r.status().is_success() => {
-                format!("scenario {name} injected; watch the signals")
-            }
-            Ok(r) => {
-                let body = r.text().await.unwrap_or_default();
-                format!("scenario {name} refused: {body}")
-            }
-            Err(e) => format!("scenario {name}: {e}"),
-        };
-        let _ = done.send(message).await;
-    });
 }
 
 #[cfg(test)]

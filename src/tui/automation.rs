@@ -2,13 +2,18 @@
 //! (the pipeline, not the cockpit, hands it each evaluation), and performs the app's automation commands — verdicts,
 //! the kill switch, and a person's two-phase actions (the guard's plan first, the action once
 //! confirmed). Calls that reach a cluster run on tokio's blocking pool and answer with an
-//! `AutomationReply`; the loop never waits for them. Imports runbook, model and app.
+//! `AutomationReply`; the loop never waits for them. What the link answers is a `Reply` the
+//! loop applies to the app (the link never holds it). May import runbook, actions, model and
+//! the app's `Command`/`Reply` vocabulary.
+
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::app::{App, Command};
-use super::runbooks::AutomationView;
+use super::app::{Command, Reply};
+use super::pane::AutomationView;
 use crate::actions::Mutation;
+use crate::model::Snapshot;
 use crate::model::incident::Actor;
 use crate::runbook::executor::{Executor, PlanStep};
 use crate::runbook::guard::ClusterDisruption;
@@ -65,9 +70,9 @@ impl AutomationLink {
         self.in_flight > 0
     }
 
-    /// Copies the executor's runbooks, runs and approvals into the app.
-    pub fn refresh(&self, app: &mut App) {
-        app.set_automation(self.executor.as_ref().map(AutomationView::of));
+    /// The executor's runbooks, runs and approvals, copied for the app.
+    pub fn refresh(&self) -> Reply {
+        Reply::Automation(self.executor.as_ref().map(AutomationView::of))
     }
 
     fn spawn(&mut self, work: impl FnOnce() -> AutomationReply + Send + 'static) {
@@ -78,15 +83,15 @@ impl AutomationLink {
         });
     }
 
-    /// Performs one of the app's automation commands.
-    pub fn perform(&mut self, command: Command, app: &mut App) {
+    /// Performs one of the app's automation commands; `snapshot` is the latest evaluated one
+    /// (a plan's cluster disruption is read from it). Answers what to show at once; a blocking
+    /// call's answer comes later, through `apply`.
+    pub fn perform(&mut self, command: Command, snapshot: Arc<Snapshot>) -> Vec<Reply> {
         let Some(executor) = self.executor.clone() else {
-            app.say(NO_EXECUTOR);
-            return;
+            return vec![Reply::Say(NO_EXECUTOR.into())];
         };
         match command {
             Command::Preview { cluster, intent } => {
-                let snapshot = app.snapshot();
                 self.spawn(move || {
                     let step = executor.preview(&cluster, &intent);
                     let disruption = executor.guard().disruption(&snapshot, &cluster);
@@ -111,17 +116,16 @@ impl AutomationLink {
                     Ok(p) => format!("approval {id} denied: {} stops on {}", p.runbook, p.cluster),
                     Err(e) => e,
                 };
-                app.say(message);
-                self.refresh(app);
+                return vec![Reply::Say(message), self.refresh()];
             }
             Command::ToggleKill => {
                 let on = executor.guard().toggle_kill();
-                app.say(if on {
+                let message = if on {
                     "kill switch turned on: runbooks are refused every mutation until K turns it off"
                 } else {
                     "kill switch off: runbooks may act again (within the guard)"
-                });
-                self.refresh(app);
+                };
+                return vec![Reply::Say(message.into()), self.refresh()];
             }
             Command::Scenario(_)
             | Command::LoadTimeline(_)
@@ -130,21 +134,23 @@ impl AutomationLink {
             | Command::Resolve(_)
             | Command::Export(_) => {}
         }
+        Vec::new()
     }
 
-    /// Applies a blocking call's answer to the app.
-    pub fn apply(&mut self, reply: AutomationReply, app: &mut App) {
+    /// Takes a blocking call's answer: what the loop is to apply to the app.
+    pub fn apply(&mut self, reply: AutomationReply) -> Vec<Reply> {
         self.in_flight = self.in_flight.saturating_sub(1);
         match reply {
             AutomationReply::Preview {
                 cluster,
                 step,
                 disruption,
-            } => app.set_preview(cluster, step, disruption),
-            AutomationReply::Performed(message) => {
-                app.say(message);
-                self.refresh(app);
-            }
+            } => vec![Reply::Preview {
+                cluster,
+                step,
+                disruption,
+            }],
+            AutomationReply::Performed(message) => vec![Reply::Say(message), self.refresh()],
         }
     }
 }
@@ -179,6 +185,7 @@ mod tests {
     use crate::runbook::guard::Guard;
     use crate::runbook::{Mode, Runbook};
     use crate::store::Store;
+    use crate::tui::app::App;
     use crate::tui::keymap::Keymap;
     use crate::tui::nodes::fixtures;
     use crate::tui::theme::Theme;
@@ -232,6 +239,13 @@ fn run(signal) {
         fixtures::render(120, 30, |f| app.draw(f)).join("\n")
     }
 
+    /// Applies what the link answered to the app, as the loop does.
+    fn deliver(app: &mut App, replies: Vec<Reply>) {
+        for reply in replies {
+            app.apply(reply);
+        }
+    }
+
     /// Applies replies until nothing is in flight.
     async fn settle(
         link: &mut AutomationLink,
@@ -244,14 +258,15 @@ fn run(signal) {
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| panic!("the executor never answered"));
-            link.apply(reply, app);
+            let replies_now = link.apply(reply);
+            deliver(app, replies_now);
         }
     }
 
     /// Refreshes the app from the executor until the screen shows `what`.
     async fn until_screen_shows(link: &AutomationLink, app: &mut App, what: &str) -> String {
         for _ in 0..200 {
-            link.refresh(app);
+            app.apply(link.refresh());
             let s = screen(app);
             if s.contains(what) {
                 return s;
@@ -283,7 +298,7 @@ fn run(signal) {
         hand(&link, &app);
         app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         hand(&link, &app);
-        link.refresh(&mut app);
+        app.apply(link.refresh());
         assert_eq!(
             screen(&mut app).matches("cordon-on-xid  ").count(),
             2,
@@ -293,7 +308,8 @@ fn run(signal) {
         let Some(decide) = key(&mut app, KeyCode::Char('y')) else {
             panic!("y decides the selected approval")
         };
-        link.perform(decide, &mut app);
+        let replies_now = link.perform(decide, app.snapshot());
+        deliver(&mut app, replies_now);
         assert!(
             screen(&mut app).contains("approval 1 granted: cordon-on-xid goes ahead on prod-a")
         );
@@ -301,7 +317,7 @@ fn run(signal) {
         let s = until_screen_shows(&link, &mut app, "0 approvals pending").await;
         assert!(!s.contains("▶ approval 1"), "{s}");
         for _ in 0..200 {
-            link.refresh(&mut app);
+            app.apply(link.refresh());
             if link
                 .executor
                 .as_ref()
@@ -346,12 +362,13 @@ fn run(signal) {
         let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
         let (mut link, mut replies) = AutomationLink::new(Some(executor(&store, false)));
         let mut app = app();
-        link.refresh(&mut app);
+        app.apply(link.refresh());
         key(&mut app, KeyCode::Char('2'));
         let Some(preview) = key(&mut app, KeyCode::Char('c')) else {
             panic!("c asks for the plan")
         };
-        link.perform(preview, &mut app);
+        let replies_now = link.perform(preview, app.snapshot());
+        deliver(&mut app, replies_now);
         settle(&mut link, &mut replies, &mut app).await;
         let s = screen(&mut app);
         assert!(s.contains("confirm: cordon node/gpu-a-1 in prod-a"), "{s}");
@@ -362,7 +379,8 @@ fn run(signal) {
         let Some(perform) = key(&mut app, KeyCode::Char('y')) else {
             panic!("y performs it")
         };
-        link.perform(perform, &mut app);
+        let replies_now = link.perform(perform, app.snapshot());
+        deliver(&mut app, replies_now);
         settle(&mut link, &mut replies, &mut app).await;
         let s = screen(&mut app);
         assert!(
@@ -374,7 +392,8 @@ fn run(signal) {
         else {
             panic!("K toggles the kill switch")
         };
-        link.perform(toggle.clone(), &mut app);
+        let replies_now = link.perform(toggle.clone(), app.snapshot());
+        deliver(&mut app, replies_now);
         let s = screen(&mut app);
         assert!(
             s.lines()
@@ -383,14 +402,16 @@ fn run(signal) {
                 .contains("KILL SWITCH ON"),
             "{s}"
         );
-        link.perform(toggle, &mut app);
-        link.perform(
+        let replies_now = link.perform(toggle, app.snapshot());
+        deliver(&mut app, replies_now);
+        let replies_now = link.perform(
             Command::Decide {
                 id: 99,
                 approve: true,
             },
-            &mut app,
+            app.snapshot(),
         );
+        deliver(&mut app, replies_now);
         let s = screen(&mut app);
         assert!(!s.contains("KILL SWITCH ON"), "{s}");
         assert!(s.contains("there is no pending approval 99"), "{s}");
@@ -402,7 +423,7 @@ fn run(signal) {
         let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
         let (link, _replies) = AutomationLink::new(Some(executor(&store, true)));
         let mut app = app();
-        link.refresh(&mut app);
+        app.apply(link.refresh());
         key(&mut app, KeyCode::Char('2'));
         assert_eq!(key(&mut app, KeyCode::Char('c')), None);
         assert!(screen(&mut app).contains("read-only: actions are disabled"));
@@ -410,8 +431,9 @@ fn run(signal) {
         assert!(screen(&mut app).contains("READ-ONLY: every mutation is forbidden"));
 
         let (mut none, _replies) = AutomationLink::new(None);
-        none.refresh(&mut app);
-        none.perform(Command::ToggleKill, &mut app);
+        app.apply(none.refresh());
+        let replies_now = none.perform(Command::ToggleKill, app.snapshot());
+        deliver(&mut app, replies_now);
         assert!(screen(&mut app).contains("no runbook executor"));
     }
 }

@@ -8,10 +8,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Cell, Gauge, Paragraph, Row, Table, Wrap};
 
+use super::format::{money, whole};
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx, sort_rows};
-use super::signals::titled_block;
+use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::theme::Role;
+use super::widgets::titled_block;
 use crate::model::cost::{BudgetBurn, CostGroupBy, CostReport, SpendGroup};
 
 /// The Cost pane's state between frames: the spend table's selection.
@@ -21,41 +22,12 @@ pub struct CostPane {
     page: usize,
 }
 
-/// `$12,345` for large amounts, `$3.25` for small ones; other currencies by their code.
-pub(crate) fn money(amount: f64, currency: &str) -> String {
-    let sign = if amount < 0.0 { "-" } else { "" };
-    let a = amount.abs();
-    let body = if a >= 100.0 {
-        let digits = format!("{:.0}", a);
-        let mut out = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        out
-    } else {
-        format!("{a:.2}")
-    };
-    match currency.trim() {
-        "USD" => format!("{sign}${body}"),
-        "" => format!("{sign}{body}"),
-        c => format!("{sign}{body} {c}"),
-    }
-}
-
 fn group_name(g: CostGroupBy) -> &'static str {
     match g {
         CostGroupBy::Namespace => "NAMESPACE",
         CostGroupBy::Team => "TEAM",
         CostGroupBy::Service => "SERVICE",
     }
-}
-
-/// A whole percentage, never `-0`.
-pub(crate) fn whole(pct: f64) -> String {
-    format!("{:.0}", pct + 0.0)
 }
 
 /// A gauge's ratio from a percentage; out-of-range or undefined values are pinned.
@@ -468,6 +440,16 @@ fn draw_daily(frame: &mut Frame, area: Rect, ctx: &ViewCtx, budget: &BudgetBurn)
         .bar_style(ctx.theme.style(Role::ChartSecondary))
         .label_style(ctx.theme.style(Role::Muted));
     frame.render_widget(chart, area);
+}
+
+impl Pane for CostPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        CostPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        CostPane::handle(self, action, ctx)
+    }
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, Wrap};
 
+use super::format::compact_age;
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx, sort_rows};
-use super::signals::{compact_age, titled_block};
+use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::theme::{Role, Theme};
+use super::widgets::titled_block;
 use crate::model::endpoint::{
     BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloBurn, SloKind,
 };
@@ -579,6 +580,20 @@ fn draw_latency_chart(frame: &mut Frame, area: Rect, ctx: &ViewCtx, e: &Endpoint
                 .style(theme.style(Role::Muted)),
         );
     frame.render_widget(chart, area);
+}
+
+impl Pane for EndpointsPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        EndpointsPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        EndpointsPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        EndpointsPane::set_filter(self, filter);
+    }
 }
 
 #[cfg(test)]

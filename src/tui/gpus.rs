@@ -11,15 +11,15 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, Paragraph, Sparkline};
 
+use super::format::{human_duration, same_host, table_title, write_memory_gib};
 use super::keymap::Action;
-use super::nodes::{
-    CELL_SEPARATOR, RowFilter, draw_empty_message, field, human_duration, same_host, section,
-    sorted_header, table_title,
-};
-use super::pane::{TableView, ViewCtx};
+use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
+use super::widgets::{
+    DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section,
+};
 use crate::model::gpu::{DEFAULT_IDLE_UTILISATION_PCT, GpuModel, GpuProcessKind, ThrottleReason};
 use crate::model::{History, Sample};
 
@@ -103,7 +103,17 @@ impl Column {
         Column::Ecc,
         Column::Holder,
     ];
+    /// The columns shown: CLUSTER only while every cluster is in view.
+    fn shown(ctx: &ViewCtx) -> &'static [Column] {
+        if ctx.cluster.is_some() {
+            &Column::ALL[1..]
+        } else {
+            &Column::ALL
+        }
+    }
+}
 
+impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Cluster => "CLUSTER",
@@ -128,15 +138,6 @@ impl Column {
             _ => 20,
         }
     }
-
-    /// The columns shown: CLUSTER only while every cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.cluster.is_some() {
-            &Column::ALL[1..]
-        } else {
-            &Column::ALL
-        }
-    }
 }
 
 /// Cells of the utilisation bar after the percentage.
@@ -148,7 +149,7 @@ struct GpuRow<'a> {
     idle: bool,
 }
 
-impl GpuRow<'_> {
+impl TableRow<Column> for GpuRow<'_> {
     fn write_cell(&self, column: Column, out: &mut String) {
         let g = self.gpu;
         // Writing into a String cannot fail.
@@ -207,7 +208,7 @@ impl GpuRow<'_> {
     }
 
     /// Orders two rows by a column: readings as numbers; a missing reading sorts first.
-    fn compare(&self, other: &GpuRow, column: Column) -> Ordering {
+    fn compare(&self, other: &Self, column: Column) -> Ordering {
         let (a, b) = (self.gpu, other.gpu);
         match column {
             Column::Cluster => a.cluster.cmp(&b.cluster),
@@ -229,6 +230,14 @@ impl GpuRow<'_> {
     }
 
     /// The width a cell needs, without formatting it where the length is known.
+    fn row_style(&self, theme: &Theme) -> Style {
+        if self.idle {
+            theme.style(Role::Warning)
+        } else {
+            theme.style(Role::Base)
+        }
+    }
+
     fn content_width(&self, column: Column) -> usize {
         let g = self.gpu;
         match column {
@@ -336,9 +345,7 @@ impl GpusPane {
 
     /// The GPUs of the clusters in view that the filter keeps, in sort order.
     fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<GpuRow<'c>> {
-        let columns = Column::shown(ctx);
-        let mut filter = RowFilter::new(&self.view.filter);
-        let mut rows: Vec<GpuRow> = ctx
+        let rows = ctx
             .snapshot
             .gpus
             .iter()
@@ -346,26 +353,8 @@ impl GpusPane {
             .map(|gpu| GpuRow {
                 gpu,
                 idle: gpu.is_idle_allocated(self.idle_below_pct),
-            })
-            .filter(|row| {
-                filter.keeps(|out| {
-                    for (i, &column) in columns.iter().enumerate() {
-                        if i > 0 {
-                            out.push(CELL_SEPARATOR);
-                        }
-                        row.write_cell(column, out);
-                    }
-                })
-            })
-            .collect();
-        if let Some(column) = self.view.sort.and_then(|(i, _)| columns.get(i).copied()) {
-            let descending = self.view.sort.is_some_and(|(_, d)| d);
-            rows.sort_by(|a, b| {
-                let order = a.compare(b, column);
-                if descending { order.reverse() } else { order }
             });
-        }
-        rows
+        filter_and_sort(rows, Column::shown(ctx), &self.view)
     }
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
@@ -398,73 +387,18 @@ impl GpusPane {
                 theme.style(Role::Warning),
             ));
         }
-        let block = Block::bordered()
-            .title(Line::from(title))
-            .border_style(theme.style(Role::BorderFocused));
-        let inner = block.inner(area);
-        // One line of the inner area is the header.
-        self.page = usize::from(inner.height.saturating_sub(1)).max(1);
-        self.view.clamp(rows.len(), self.page);
-
-        let columns = Column::shown(ctx);
-        let headers: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| sorted_header(c.header(), i, self.view.sort))
-            .collect();
-        let widths: Vec<Constraint> = columns
-            .iter()
-            .zip(&headers)
-            .map(|(&column, header)| {
-                let content = rows
-                    .iter()
-                    .map(|r| r.content_width(column))
-                    .max()
-                    .unwrap_or(0);
-                let width = content.min(column.max_width()).max(header.chars().count());
-                Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX))
-            })
-            .collect();
-
-        let end = (self.view.offset + self.page).min(rows.len());
-        let visible = rows.get(self.view.offset..end).unwrap_or_default();
-        let table_rows = visible.iter().enumerate().map(|(i, row)| {
-            let selected = self.view.offset + i == self.view.selected;
-            let cells = columns.iter().map(|&column| {
-                let mut text = String::new();
-                row.write_cell(column, &mut text);
-                // The selection is one style across the row, so it reads on any theme.
-                let style = if selected {
-                    Style::default()
-                } else {
-                    row.cell_style(column, theme)
-                };
-                Cell::from(text).style(style)
-            });
-            let row_style = if selected {
-                theme.style(Role::Selection)
-            } else if row.idle {
-                theme.style(Role::Warning)
-            } else {
-                theme.style(Role::Base)
-            };
-            Row::new(cells).style(row_style)
-        });
-        let header = Row::new(headers).style(theme.style(Role::Header));
-        let table = Table::new(table_rows, widths)
-            .header(header)
-            .column_spacing(1)
-            .block(block);
-        frame.render_widget(table, area);
-
-        if rows.is_empty() {
-            let message = if total == 0 {
+        let table = DataTable {
+            title: Line::from(title),
+            columns: Column::shown(ctx),
+            rows: &rows,
+        };
+        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
+            if total == 0 {
                 "no GPU source reports any GPU yet".to_string()
             } else {
-                format!("no GPU matches /{}", self.view.filter)
-            };
-            draw_empty_message(frame, inner, &message, theme);
-        }
+                format!("no GPU matches /{filter}")
+            }
+        });
     }
 
     fn draw_detail(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx, key: &GpuKey) {
@@ -498,18 +432,13 @@ impl GpusPane {
             Layout::vertical([Constraint::Min(0), Constraint::Length(history_height)]).areas(inner);
 
         let lines = gpu_detail_lines(ctx, gpu, self.idle_below_pct);
-        self.page = usize::from(readings_area.height).max(1);
-        let max_scroll = lines
-            .len()
-            .saturating_sub(usize::from(readings_area.height));
-        self.detail_scroll = self
-            .detail_scroll
-            .min(u16::try_from(max_scroll).unwrap_or(u16::MAX));
-        frame.render_widget(
-            Paragraph::new(lines)
-                .style(theme.style(Role::Base))
-                .scroll((self.detail_scroll, 0)),
+        self.page = draw_scrolled(
+            frame,
             readings_area,
+            lines,
+            None,
+            &mut self.detail_scroll,
+            theme,
         );
 
         match history {
@@ -795,39 +724,22 @@ fn push_util_bar(out: &mut String, pct: f64, cells: usize) {
     }
 }
 
-// Formatting the Nodes pane's detail view shares.
-
-/// `used/total` memory in GiB, `-` when neither is reported.
-pub(super) fn format_memory_gib(g: &GpuModel) -> String {
-    let mut text = String::new();
-    let _ = write_memory_gib(&mut text, g);
-    text
-}
-
-fn write_memory_gib(out: &mut String, g: &GpuModel) -> std::fmt::Result {
-    let gib = |out: &mut String, m: Option<u64>| match m {
-        Some(m) => write!(out, "{:.1}", m as f64 / 1024.0),
-        None => write!(out, "?"),
-    };
-    match (g.memory_used_mib, g.memory_total_mib) {
-        (None, None) => write!(out, "-"),
-        (used, total) => {
-            gib(out, used)?;
-            out.push('/');
-            gib(out, total)
-        }
+impl Pane for GpusPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        GpusPane::draw(self, frame, area, ctx);
     }
-}
 
-/// `namespace/pod` of the pod holding a GPU, `-` when none does.
-pub(super) fn format_holder(g: &GpuModel) -> String {
-    g.holder
-        .as_ref()
-        .map_or_else(|| "-".into(), |h| format!("{}/{}", h.namespace, h.pod))
-}
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        GpusPane::handle(self, action, ctx)
+    }
 
-pub(super) fn format_optional(text: Option<String>) -> String {
-    text.unwrap_or_else(|| "-".into())
+    fn set_filter(&mut self, filter: &str) {
+        GpusPane::set_filter(self, filter);
+    }
+
+    fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
+        GpusPane::selected_node(self, ctx)
+    }
 }
 
 #[cfg(test)]

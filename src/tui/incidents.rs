@@ -12,11 +12,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
+use super::format::{compact_age, severity_label};
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx, sort_rows};
-use super::signals::{compact_age, severity_label, severity_role, titled_block};
+use super::pane::{Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::theme::Role;
-use crate::model::incident::{Entry, EntryKind, Incident, IncidentStatus};
+use super::widgets::{severity_role, status_role, titled_block};
+use crate::model::incident::{Entry, EntryKind, Incident};
 
 const HEADERS: [&str; 9] = [
     "ID", "SEVERITY", "STATUS", "KIND", "TITLE", "SUBJECT", "SIGNALS", "OPENED", "DURATION",
@@ -48,16 +49,6 @@ pub struct IncidentsPane {
     timeline_page: usize,
     /// The keys of the detail's actions, as the keymap binds them (`n note · a acknowledge …`).
     keys_hint: String,
-}
-
-/// The theme role an incident's status is drawn in.
-pub(crate) fn status_role(status: IncidentStatus) -> Role {
-    match status {
-        IncidentStatus::Open => Role::Critical,
-        IncidentStatus::Acknowledged => Role::Warning,
-        IncidentStatus::Mitigated => Role::Info,
-        IncidentStatus::Resolved => Role::Ok,
-    }
 }
 
 /// `45s`, `12m30s`, `3h05m`, `2d04h`: how long an incident has lasted.
@@ -107,11 +98,6 @@ fn fit_list<'a>(items: impl IntoIterator<Item = &'a String>, width: usize) -> St
         out.push_str(item);
     }
     out
-}
-
-/// Does the incident belong to the `:ctx` cluster (fleet-wide ones always do)?
-pub(crate) fn in_scope(inc: &Incident, cluster: Option<&str>) -> bool {
-    inc.subject.cluster.is_empty() || cluster.is_none_or(|c| inc.subject.cluster == c)
 }
 
 impl IncidentsPane {
@@ -535,6 +521,24 @@ impl IncidentsPane {
     }
 }
 
+impl Pane for IncidentsPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        IncidentsPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        IncidentsPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        IncidentsPane::set_filter(self, filter);
+    }
+
+    fn set_incidents(&mut self, incidents: Arc<Vec<Incident>>, ctx: &ViewCtx) {
+        IncidentsPane::set_incidents(self, incidents, ctx);
+    }
+}
+
 /// Incidents and timelines for the pane and app tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
@@ -655,6 +659,7 @@ pub(crate) mod fixtures {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::incident::IncidentStatus;
     use chrono::TimeZone;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;

@@ -1,12 +1,15 @@
-//! The cockpit's terminal UI: the app loop and status line (`app`), one module per pane,
-//! what panes are given (`pane`), the loop's links to the RCA store (`rca`) and the runbook
-//! executor (`automation`), the keymap and the themes. May import state, store, runbook,
-//! model, config.
+//! The cockpit's terminal UI: the app (`app`: state and dispatch, input, chrome, the event
+//! loop), one module per pane behind the `Pane` trait (`pane`, with what panes are given),
+//! shared drawing (`widgets`) and text formatting (`format`), the loop's links to the RCA store
+//! (`rca`) and the runbook executor (`automation`), the keymap and the themes. May import
+//! state, pipeline, store, runbook, actions (the Mutation vocabulary), model, config; never
+//! signals (the pipeline hands the cockpit evaluated snapshots).
 
 pub mod app;
 pub mod automation;
 pub mod cost;
 pub mod endpoints;
+pub mod format;
 pub mod gpus;
 pub mod incidents;
 pub mod keymap;
@@ -17,3 +20,4 @@ pub mod rca;
 pub mod runbooks;
 pub mod signals;
 pub mod theme;
+pub mod widgets;

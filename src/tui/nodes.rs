@@ -8,15 +8,21 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::Block;
 
-use super::gpus::{format_holder, format_memory_gib, format_optional};
+use super::format::{
+    format_holder, format_memory_gib, format_optional, human_duration, same_host, severity_text,
+    short_name, table_title,
+};
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx};
+use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
+use super::widgets::{
+    DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section, severity_role,
+};
 use crate::model::signal::{Severity, Signal};
 use crate::model::{CapacityType, ClusterSnapshot, NodeModel, NodeReadiness};
 
@@ -59,6 +65,17 @@ impl Column {
         Column::Signals,
     ];
 
+    /// The columns shown: CLUSTER only while every cluster is in view.
+    fn shown(ctx: &ViewCtx) -> &'static [Column] {
+        if ctx.cluster.is_some() {
+            &Column::ALL[1..]
+        } else {
+            &Column::ALL
+        }
+    }
+}
+
+impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Cluster => "CLUSTER",
@@ -82,15 +99,6 @@ impl Column {
             _ => 20,
         }
     }
-
-    /// The columns shown: CLUSTER only while every cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.cluster.is_some() {
-            &Column::ALL[1..]
-        } else {
-            &Column::ALL
-        }
-    }
 }
 
 /// How many signals are about a node, and the worst of them.
@@ -105,11 +113,13 @@ struct NodeRow<'a> {
     cluster: &'a str,
     node: &'a NodeModel,
     signals: Option<SignalTally>,
+    /// The clock the AGE column is read against.
+    now: DateTime<Utc>,
 }
 
-impl NodeRow<'_> {
-    fn write_cell(&self, column: Column, now: DateTime<Utc>, out: &mut String) {
-        let node = self.node;
+impl TableRow<Column> for NodeRow<'_> {
+    fn write_cell(&self, column: Column, out: &mut String) {
+        let (node, now) = (self.node, self.now);
         // Writing into a String cannot fail.
         let _ = match column {
             Column::Cluster => write!(out, "{}", self.cluster),
@@ -147,8 +157,12 @@ impl NodeRow<'_> {
         }
     }
 
+    fn content_width(&self, column: Column) -> usize {
+        content_width(self, column)
+    }
+
     /// Orders two rows by a column: numbers as numbers, the age by creation time.
-    fn compare(&self, other: &NodeRow, column: Column) -> Ordering {
+    fn compare(&self, other: &Self, column: Column) -> Ordering {
         let (a, b) = (self.node, other.node);
         match column {
             Column::Cluster => self.cluster.cmp(other.cluster),
@@ -255,35 +269,16 @@ impl NodesPane {
     /// The rows the filter keeps, in sort order.
     fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<NodeRow<'c>> {
         let tallies = signal_tallies(&ctx.snapshot.signals);
-        let columns = Column::shown(ctx);
-        let mut filter = RowFilter::new(&self.view.filter);
-        let mut rows: Vec<NodeRow> = ctx
+        let rows = ctx
             .clusters()
             .flat_map(|c| c.nodes.iter().map(move |n| (c.name.as_str(), n)))
             .map(|(cluster, node)| NodeRow {
                 cluster,
                 node,
                 signals: tallies.get(&(cluster, short_name(&node.name))).copied(),
-            })
-            .filter(|row| {
-                filter.keeps(|out| {
-                    for (i, &column) in columns.iter().enumerate() {
-                        if i > 0 {
-                            out.push(CELL_SEPARATOR);
-                        }
-                        row.write_cell(column, ctx.now, out);
-                    }
-                })
-            })
-            .collect();
-        if let Some(column) = self.view.sort.and_then(|(i, _)| columns.get(i).copied()) {
-            let descending = self.view.sort.is_some_and(|(_, d)| d);
-            rows.sort_by(|a, b| {
-                let order = a.compare(b, column);
-                if descending { order.reverse() } else { order }
+                now: ctx.now,
             });
-        }
-        rows
+        filter_and_sort(rows, Column::shown(ctx), &self.view)
     }
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
@@ -298,71 +293,18 @@ impl NodesPane {
         let rows = self.rows(ctx);
         let total: usize = ctx.clusters().map(|c| c.nodes.len()).sum();
         let title = table_title("Nodes", ctx.cluster, rows.len(), total, &self.view.filter);
-        let block = Block::bordered()
-            .title(Line::styled(title, theme.style(Role::Title)))
-            .border_style(theme.style(Role::BorderFocused));
-        let inner = block.inner(area);
-        // One line of the inner area is the header.
-        self.page = usize::from(inner.height.saturating_sub(1)).max(1);
-        self.view.clamp(rows.len(), self.page);
-
-        let columns = Column::shown(ctx);
-        let headers: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| sorted_header(c.header(), i, self.view.sort))
-            .collect();
-        let widths: Vec<Constraint> = columns
-            .iter()
-            .zip(&headers)
-            .map(|(&column, header)| {
-                let content = rows
-                    .iter()
-                    .map(|r| content_width(r, column))
-                    .max()
-                    .unwrap_or(0);
-                let width = content.min(column.max_width()).max(header.chars().count());
-                Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX))
-            })
-            .collect();
-
-        let end = (self.view.offset + self.page).min(rows.len());
-        let visible = rows.get(self.view.offset..end).unwrap_or_default();
-        let table_rows = visible.iter().enumerate().map(|(i, row)| {
-            let selected = self.view.offset + i == self.view.selected;
-            let cells = columns.iter().map(|&column| {
-                let mut text = String::new();
-                row.write_cell(column, ctx.now, &mut text);
-                // The selection is one style across the row, so it reads on any theme.
-                let style = if selected {
-                    Style::default()
-                } else {
-                    row.cell_style(column, theme)
-                };
-                Cell::from(text).style(style)
-            });
-            let row_style = if selected {
-                theme.style(Role::Selection)
-            } else {
-                theme.style(Role::Base)
-            };
-            Row::new(cells).style(row_style)
-        });
-        let header = Row::new(headers).style(theme.style(Role::Header));
-        let table = Table::new(table_rows, widths)
-            .header(header)
-            .column_spacing(1)
-            .block(block);
-        frame.render_widget(table, area);
-
-        if rows.is_empty() {
-            let message = if total == 0 {
+        let table = DataTable {
+            title: Line::styled(title, theme.style(Role::Title)),
+            columns: Column::shown(ctx),
+            rows: &rows,
+        };
+        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
+            if total == 0 {
                 "no nodes in the snapshot yet".to_string()
             } else {
-                format!("no node matches /{}", self.view.filter)
-            };
-            draw_empty_message(frame, inner, &message, theme);
-        }
+                format!("no node matches /{filter}")
+            }
+        });
     }
 
     fn draw_detail(
@@ -380,7 +322,6 @@ impl NodesPane {
                 theme.style(Role::Title),
             ))
             .border_style(theme.style(Role::BorderFocused));
-        let inner = block.inner(area);
         let found = ctx
             .snapshot
             .cluster(cluster)
@@ -392,16 +333,14 @@ impl NodesPane {
                 theme.style(Role::Stale),
             )],
         };
-        self.page = usize::from(inner.height).max(1);
-        let max_scroll = lines.len().saturating_sub(usize::from(inner.height));
-        self.detail_scroll = self
-            .detail_scroll
-            .min(u16::try_from(max_scroll).unwrap_or(u16::MAX));
-        let paragraph = Paragraph::new(lines)
-            .style(theme.style(Role::Base))
-            .scroll((self.detail_scroll, 0))
-            .block(block);
-        frame.render_widget(paragraph, area);
+        self.page = draw_scrolled(
+            frame,
+            area,
+            lines,
+            Some(block),
+            &mut self.detail_scroll,
+            theme,
+        );
     }
 }
 
@@ -691,172 +630,21 @@ fn signal_tallies(signals: &[Signal]) -> HashMap<(&str, &str), SignalTally> {
     tallies
 }
 
-// Helpers the GPUs pane shares.
-
-/// Separates a row's cells in the text the filter reads; no one types it into a filter.
-pub(super) const CELL_SEPARATOR: char = '\u{1f}';
-
-/// The table filter of [`TableView::keeps`] (a case-insensitive substring of some cell), read
-/// from one reused buffer: allocating a String per cell would cost more than a frame's budget
-/// at 40,000 rows. Callers write the cells separated by [`CELL_SEPARATOR`].
-pub(super) struct RowFilter {
-    needle: String,
-    text: String,
-}
-
-impl RowFilter {
-    pub(super) fn new(filter: &str) -> Self {
-        RowFilter {
-            needle: filter.to_lowercase(),
-            text: String::new(),
-        }
+impl Pane for NodesPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        NodesPane::draw(self, frame, area, ctx);
     }
 
-    pub(super) fn keeps(&mut self, write_cells: impl FnOnce(&mut String)) -> bool {
-        if self.needle.is_empty() {
-            return true;
-        }
-        self.text.clear();
-        write_cells(&mut self.text);
-        if self.text.is_ascii() {
-            self.text.make_ascii_lowercase();
-            self.text.contains(&self.needle)
-        } else {
-            self.text.to_lowercase().contains(&self.needle)
-        }
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        NodesPane::handle(self, action, ctx)
     }
-}
 
-/// `Nodes (38/40) /h100`, or `Nodes in prod (38/40)` when narrowed to one cluster.
-pub(super) fn table_title(
-    what: &str,
-    cluster: Option<&str>,
-    shown: usize,
-    total: usize,
-    filter: &str,
-) -> String {
-    let mut title = format!(" {what}");
-    if let Some(c) = cluster {
-        let _ = write!(title, " in {c}");
+    fn set_filter(&mut self, filter: &str) {
+        NodesPane::set_filter(self, filter);
     }
-    let _ = write!(title, " ({shown}/{total})");
-    if !filter.is_empty() {
-        let _ = write!(title, " /{filter}");
-    }
-    title.push(' ');
-    title
-}
 
-/// A column header with the sort direction marked on the sorted column.
-pub(super) fn sorted_header(name: &str, index: usize, sort: Option<(usize, bool)>) -> String {
-    match sort {
-        Some((i, false)) if i == index => format!("{name}▲"),
-        Some((i, true)) if i == index => format!("{name}▼"),
-        _ => name.to_string(),
-    }
-}
-
-/// Says why a table is empty, on its first row.
-pub(super) fn draw_empty_message(frame: &mut Frame, inner: Rect, message: &str, theme: &Theme) {
-    if inner.height < 2 {
-        return;
-    }
-    let line = Rect {
-        y: inner.y + 1,
-        height: 1,
-        ..inner
-    };
-    frame.render_widget(
-        Paragraph::new(Line::styled(message.to_string(), theme.style(Role::Muted))),
-        line,
-    );
-}
-
-/// A `Key  value` line of a detail view.
-pub(super) fn field<'a>(theme: &Theme, key: &'a str, mut value: Vec<Span<'a>>) -> Line<'a> {
-    let mut spans = vec![Span::styled(
-        format!("{key:<14}"),
-        theme.style(Role::Header),
-    )];
-    spans.append(&mut value);
-    Line::from(spans)
-}
-
-/// A heading inside a detail view.
-pub(super) fn section<'a>(theme: &Theme, title: &'a str) -> Line<'a> {
-    Line::styled(title, theme.style(Role::Accent))
-}
-
-pub(super) fn severity_role(s: Severity) -> Role {
-    match s {
-        Severity::Info => Role::Info,
-        Severity::Warning => Role::Warning,
-        Severity::Critical => Role::Critical,
-    }
-}
-
-pub(super) fn severity_text(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
-/// A host name's first DNS label: GPU sources report `ip-10-0-1-7` for the node
-/// `ip-10-0-1-7.ec2.internal`.
-pub(super) fn short_name(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
-}
-
-/// The same host, by full name or by first DNS label (as the GPU join matches them).
-pub(super) fn same_host(a: &str, b: &str) -> bool {
-    a == b || short_name(a) == short_name(b)
-}
-
-/// Kubernetes' short duration (`HumanDuration`, as kubectl's AGE): `45s`, `3m20s`, `5h`,
-/// `20d`, `2y30d`. The sim has its own copy; the tui may not import the sim.
-pub(super) fn human_duration(secs: i64) -> String {
-    if secs < -1 {
-        return "<invalid>".into();
-    }
-    let s = secs.max(0);
-    let (m, h, d) = (s / 60, s / 3600, s / 86400);
-    if s < 120 {
-        format!("{s}s")
-    } else if m < 10 {
-        if s % 60 == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{}s", s % 60)
-        }
-    } else if m < 180 {
-        format!("{m}m")
-    } else if h < 8 {
-        if m % 60 == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{}m", m % 60)
-        }
-    } else if h < 48 {
-        format!("{h}h")
-    } else if h < 24 * 8 {
-        if h % 24 == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{}h", h % 24)
-        }
-    } else if h < 24 * 365 * 2 {
-        format!("{d}d")
-    } else if h < 24 * 365 * 8 {
-        let y = d / 365;
-        if d % 365 == 0 {
-            format!("{y}y")
-        } else {
-            format!("{y}y{}d", d % 365)
-        }
-    } else {
-        format!("{}y", d / 365)
+    fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
+        NodesPane::selected_node(self, ctx)
     }
 }
 

@@ -11,13 +11,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-use super::cost::{money, whole};
-use super::incidents::{in_scope, status_role};
+use super::format::{compact_age, money, pending_text, severity_label, whole};
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx, sort_rows};
-use super::runbooks::{AutomationView, kill_style, pending_text};
-use super::signals::{compact_age, severity_label, severity_role, titled_block};
+use super::pane::{AutomationView, Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::theme::{Role, Theme};
+use super::widgets::{kill_style, severity_role, status_role, titled_block};
 use crate::model::endpoint::BurnSeverity;
 use crate::model::incident::Incident;
 use crate::model::signal::Severity;
@@ -619,6 +617,24 @@ impl OverviewPane {
         .header(Row::new(HEADERS).style(theme.style(Role::Header)))
         .column_spacing(1);
         frame.render_widget(table, inner);
+    }
+}
+
+impl Pane for OverviewPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        OverviewPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        OverviewPane::handle(self, action, ctx)
+    }
+
+    fn set_incidents(&mut self, incidents: Arc<Vec<Incident>>, _ctx: &ViewCtx) {
+        OverviewPane::set_incidents(self, incidents);
+    }
+
+    fn set_automation(&mut self, automation: Option<Arc<AutomationView>>) {
+        OverviewPane::set_automation(self, automation);
     }
 }
 

@@ -1,12 +1,53 @@
-//! What every pane is given to draw, and the state a table pane keeps between frames.
+//! What every pane is: the `Pane` trait the app dispatches through, what a pane is given to
+//! draw (`ViewCtx`, `AutomationView`), and the state a table pane keeps between frames. May
+//! import the keymap, theme, runbook and model.
 //! Panes render the snapshot they are given: no I/O, no awaits, no locks held while drawing.
 
-use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
-use super::keymap::Action;
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+
+use super::keymap::{Action, PaneId};
 use super::theme::Theme;
 use crate::model::Snapshot;
 use crate::model::cost::CostReport;
+use crate::model::incident::Incident;
+use crate::runbook::approvals::PendingApproval;
+use crate::runbook::executor::{Executor, RunRecord};
+use crate::runbook::{Mode, RunbookMeta};
+
+/// A pane of the cockpit: it draws the snapshot it is given and keeps only its own view state
+/// (selection, scroll, filter, an open detail). The app holds one of each and reaches the
+/// shown one through this trait.
+pub trait Pane {
+    /// Draws the pane into `area`; remembers what it needs for the next key (a page's height).
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx);
+
+    /// Applies a key's action; says whether the pane used it (so the screen needs drawing).
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool;
+
+    /// The `/` filter; panes without one ignore it.
+    fn set_filter(&mut self, _filter: &str) {}
+
+    /// The node a cordon, uncordon or drain from this pane applies to, as (cluster, node).
+    fn selected_node(&self, _ctx: &ViewCtx) -> Option<(String, String)> {
+        None
+    }
+
+    /// Where Enter leads when the pane itself had nothing to open: a pane and the filter to
+    /// set there (a signal's subject).
+    fn follow(&self, _ctx: &ViewCtx) -> Option<(PaneId, String)> {
+        None
+    }
+
+    /// A new incident list read from the store.
+    fn set_incidents(&mut self, _incidents: Arc<Vec<Incident>>, _ctx: &ViewCtx) {}
+
+    /// The executor's runbooks, runs and approvals as the loop last read them.
+    fn set_automation(&mut self, _automation: Option<Arc<AutomationView>>) {}
+}
 
 /// Everything a pane may read while drawing.
 pub struct ViewCtx<'a> {
@@ -27,6 +68,43 @@ impl ViewCtx<'_> {
             .iter()
             .map(|c| c.as_ref())
             .filter(move |c| self.cluster.is_none_or(|name| c.name == name))
+    }
+}
+
+/// Does the incident belong to the `:ctx` cluster (fleet-wide ones always do)?
+pub fn in_scope(inc: &Incident, cluster: Option<&str>) -> bool {
+    inc.subject.cluster.is_empty() || cluster.is_none_or(|c| inc.subject.cluster == c)
+}
+
+/// What the executor holds, copied for drawing: read by the loop every second and after each
+/// decision, never while drawing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutomationView {
+    /// The global mode (`--mode`, else `[runbooks] mode`).
+    pub mode: Mode,
+    pub read_only: bool,
+    /// Why automation is halted, while the kill switch is on.
+    pub kill: Option<String>,
+    pub runbooks: Vec<RunbookMeta>,
+    /// Newest first.
+    pub runs: Vec<RunRecord>,
+    /// Oldest first, as they were requested.
+    pub pending: Vec<PendingApproval>,
+}
+
+impl AutomationView {
+    pub fn of(executor: &Executor) -> Self {
+        let guard = executor.guard();
+        let mut runs = executor.runs();
+        runs.reverse();
+        Self {
+            mode: executor.mode(),
+            read_only: guard.read_only,
+            kill: guard.killed(),
+            runbooks: executor.runbooks().iter().map(|r| r.meta.clone()).collect(),
+            runs,
+            pending: executor.pending_approvals(),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The event loop's side of the RCA store: reloads the incident list (when the pipeline
 //! recorded something, after a write and every few seconds), reads timelines and performs the
-//! Incidents pane's commands. Recording signals is the pipeline's, not the cockpit's. Every store call runs on tokio's blocking pool and
-//! answers with an `RcaReply`; the loop never waits for the store. Imports store, model and app.
+//! Incidents pane's commands. Recording signals is the pipeline's, not the cockpit's. Every
+//! store call runs on tokio's blocking pool and answers with an `RcaReply`; the loop never
+//! waits for the store, and what the link answers is a `Reply` the loop applies to the app (the
+//! link never holds it). May import store, model and the app's `Command`/`Reply` vocabulary.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::app::{App, Command};
+use super::app::{Command, Reply};
 use crate::model::incident::{Actor, Entry, EntryKind, Incident, NewEntry, Origin, incident_label};
 use crate::store::{IncidentFilter, Milestone, MilestoneOutcome, Store};
 
@@ -124,18 +126,20 @@ impl RcaLink {
         self.spawn(move || RcaReply::Timeline(id, store.timeline(id).map_err(|e| e.to_string())));
     }
 
-    /// Performs a command of the Incidents pane against the store.
-    pub fn perform(&mut self, command: Command, app: &mut App) {
+    /// Performs a command of the Incidents pane against the store; answers what to show at
+    /// once (the store's own answer comes later, through `apply`).
+    pub fn perform(&mut self, command: Command) -> Vec<Reply> {
         if let Command::LoadTimeline(id) = command {
             self.load_timeline(id);
-            return;
+            return Vec::new();
         }
         if command.is_automation() || matches!(command, Command::Scenario(_)) {
-            return;
+            return Vec::new();
         }
         let Some(store) = self.store.clone() else {
-            app.say("no RCA store is open, so incidents cannot be changed");
-            return;
+            return vec![Reply::Say(
+                "no RCA store is open, so incidents cannot be changed".into(),
+            )];
         };
         let dir = self.export_dir.clone();
         self.commands += 1;
@@ -161,21 +165,19 @@ impl RcaLink {
                 | Command::ToggleKill => String::new(),
             })
         });
+        Vec::new()
     }
 
-    /// Applies a store reply to the app.
-    pub fn apply(&mut self, reply: RcaReply, app: &mut App) {
+    /// Takes a store call's answer: what the loop is to apply to the app.
+    pub fn apply(&mut self, reply: RcaReply) -> Vec<Reply> {
+        let mut out = Vec::new();
         match reply {
             RcaReply::Incidents(list) => {
                 self.listing = false;
                 match list {
-                    Ok(list) => {
-                        if let Some(Command::LoadTimeline(id)) = app.set_incidents(list) {
-                            self.load_timeline(id);
-                        }
-                    }
+                    Ok(list) => out.push(Reply::Incidents(list)),
                     // The list on screen stays as it was; a later read may succeed.
-                    Err(e) => app.say(e),
+                    Err(e) => out.push(Reply::Say(e)),
                 }
                 if std::mem::take(&mut self.list_again) {
                     self.list();
@@ -183,20 +185,21 @@ impl RcaLink {
             }
             RcaReply::Timeline(id, result) => {
                 self.timeline = None;
-                match result {
-                    Ok(entries) => app.set_timeline(id, entries),
-                    Err(e) => app.say(e),
-                }
+                out.push(match result {
+                    Ok(entries) => Reply::Timeline(id, entries),
+                    Err(e) => Reply::Say(e),
+                });
                 if let Some(next) = self.timeline_next.take() {
                     self.load_timeline(next);
                 }
             }
             RcaReply::Done(message) => {
                 self.commands = self.commands.saturating_sub(1);
-                app.say(message);
+                out.push(Reply::Say(message));
                 self.list();
             }
         }
+        out
     }
 }
 
@@ -243,6 +246,7 @@ mod tests {
 
     use super::*;
     use crate::model::incident::IncidentStatus;
+    use crate::tui::app::App;
     use crate::tui::keymap::Keymap;
     use crate::tui::nodes::fixtures;
     use crate::tui::theme::Theme;
@@ -252,6 +256,16 @@ mod tests {
             .with_clock(fixtures::now());
         app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         app
+    }
+
+    /// Applies what the link answered to the app, as the loop does.
+    fn deliver(link: &mut RcaLink, app: &mut App, replies: Vec<Reply>) {
+        for reply in replies {
+            if let Some(command) = app.apply(reply) {
+                let more = link.perform(command);
+                deliver(link, app, more);
+            }
+        }
     }
 
     /// Applies replies until nothing is in flight.
@@ -266,7 +280,8 @@ mod tests {
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| panic!("the store never answered"));
-            link.apply(reply, app);
+            let replies_now = link.apply(reply);
+            deliver(link, app, replies_now);
         }
     }
 
@@ -336,7 +351,8 @@ mod tests {
         let Some(load) = key(&mut app, KeyCode::Enter) else {
             panic!("opening asks for the timeline")
         };
-        link.perform(load, &mut app);
+        let replies_now = link.perform(load);
+        deliver(&mut link, &mut app, replies_now);
         settle(&mut link, &mut replies, &mut app).await;
         assert!(
             screen(&mut app).contains("Timeline ("),
@@ -349,7 +365,8 @@ mod tests {
             key(&mut app, KeyCode::Char(c));
         }
         let note = key(&mut app, KeyCode::Enter).unwrap_or_else(|| panic!("a note command"));
-        link.perform(note, &mut app);
+        let replies_now = link.perform(note);
+        deliver(&mut link, &mut app, replies_now);
         settle(&mut link, &mut replies, &mut app).await;
         let label = xid.label();
         let s = screen(&mut app);
@@ -364,13 +381,15 @@ mod tests {
             (KeyCode::Char('a'), format!("{label} already acknowledged")),
         ] {
             let cmd = key(&mut app, code).unwrap_or_else(|| panic!("a command"));
-            link.perform(cmd, &mut app);
+            let replies_now = link.perform(cmd);
+            deliver(&mut link, &mut app, replies_now);
             settle(&mut link, &mut replies, &mut app).await;
             assert!(screen(&mut app).contains(&said), "{}", screen(&mut app));
         }
         app.handle_key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT));
         let resolve = key(&mut app, KeyCode::Char('y')).unwrap_or_else(|| panic!("resolve"));
-        link.perform(resolve, &mut app);
+        let replies_now = link.perform(resolve);
+        deliver(&mut link, &mut app, replies_now);
         settle(&mut link, &mut replies, &mut app).await;
         assert!(screen(&mut app).contains(&format!("{label} resolved")));
         assert_eq!(
@@ -379,7 +398,8 @@ mod tests {
         );
 
         let export = key(&mut app, KeyCode::Char('e')).unwrap_or_else(|| panic!("export"));
-        link.perform(export, &mut app);
+        let replies_now = link.perform(export);
+        deliver(&mut link, &mut app, replies_now);
         settle(&mut link, &mut replies, &mut app).await;
         let path = dir.path().join(format!("{label}-postmortem.md"));
         assert!(
@@ -410,7 +430,8 @@ mod tests {
         let mut app = app();
         link.list();
         assert!(!link.busy());
-        link.perform(Command::Acknowledge(1), &mut app);
+        let replies_now = link.perform(Command::Acknowledge(1));
+        deliver(&mut link, &mut app, replies_now);
         assert!(
             screen(&mut app).contains("no RCA store"),
             "{}",

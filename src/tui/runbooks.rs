@@ -9,55 +9,18 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
+use super::format::{compact_age, pending_text};
 use super::keymap::Action;
-use super::pane::{TableView, ViewCtx};
-use super::signals::{compact_age, titled_block};
+use super::pane::{AutomationView, Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
+use super::widgets::{kill_style, plan_step_lines, titled_block};
 use crate::model::incident::incident_label;
 use crate::runbook::approvals::PendingApproval;
-use crate::runbook::executor::{Executor, PlanStep, RunRecord, RunState};
+use crate::runbook::executor::{RunRecord, RunState};
 use crate::runbook::{Mode, RunbookMeta};
-
-/// What the executor holds, copied for drawing: read by the loop every second and after each
-/// decision, never while drawing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AutomationView {
-    /// The global mode (`--mode`, else `[runbooks] mode`).
-    pub mode: Mode,
-    pub read_only: bool,
-    /// Why automation is halted, while the kill switch is on.
-    pub kill: Option<String>,
-    pub runbooks: Vec<RunbookMeta>,
-    /// Newest first.
-    pub runs: Vec<RunRecord>,
-    /// Oldest first, as they were requested.
-    pub pending: Vec<PendingApproval>,
-}
-
-impl AutomationView {
-    pub fn of(executor: &Executor) -> Self {
-        let guard = executor.guard();
-        let mut runs = executor.runs();
-        runs.reverse();
-        Self {
-            mode: executor.mode(),
-            read_only: guard.read_only,
-            kill: guard.killed(),
-            runbooks: executor.runbooks().iter().map(|r| r.meta.clone()).collect(),
-            runs,
-            pending: executor.pending_approvals(),
-        }
-    }
-}
-
-/// `1 approval pending`, `3 approvals pending`.
-pub fn pending_text(n: usize) -> String {
-    format!("{n} approval{} pending", if n == 1 { "" } else { "s" })
-}
 
 const RUN_HEADERS: [&str; 6] = [
     "AGE",
@@ -119,114 +82,6 @@ fn mode_text(meta: &RunbookMeta, global: Mode) -> String {
     } else {
         format!("{} (runbook)", effective.name())
     }
-}
-
-fn names(value: &serde_json::Value) -> Vec<String> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
-}
-
-/// A list of at most three names, then how many more.
-fn few(names: &[String]) -> String {
-    let mut s = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > 3 {
-        s.push_str(&format!(", +{}", names.len() - 3));
-    }
-    s
-}
-
-/// The blast radius of a plan step (a drain's pods, PDBs, GPUs and gang jobs), as spans;
-/// `None` when the step has none (a cordon moves nothing). A refusal `said` already names is
-/// not repeated.
-pub fn blast_spans(
-    blast: &serde_json::Value,
-    said: &str,
-    theme: &Theme,
-) -> Option<Vec<Span<'static>>> {
-    let map = blast.as_object()?;
-    let mut spans = vec![Span::styled("blast radius: ", theme.style(Role::Header))];
-    if let Some(why) = map.get("refused").and_then(|r| r.as_str()) {
-        let text = if said.contains(why) {
-            "REFUSED (see above) · ".to_string()
-        } else {
-            format!("REFUSED: {why} · ")
-        };
-        spans.push(Span::styled(text, theme.style(Role::Critical)));
-    }
-    let pods = names(map.get("pods_evicted").unwrap_or(&serde_json::Value::Null));
-    spans.push(Span::raw(if pods.is_empty() {
-        "evicts no pod".to_string()
-    } else {
-        format!(
-            "evicts {} pod{} ({})",
-            pods.len(),
-            if pods.len() == 1 { "" } else { "s" },
-            few(&pods)
-        )
-    }));
-    spans.push(Span::raw(" · "));
-    let pdbs = names(map.get("pdbs_blocking").unwrap_or(&serde_json::Value::Null));
-    if pdbs.is_empty() {
-        spans.push(Span::styled("no PDB blocks", theme.style(Role::Ok)));
-    } else {
-        spans.push(Span::styled(
-            format!("PDB blocking: {}", few(&pdbs)),
-            theme.style(Role::Warning),
-        ));
-    }
-    let gpus = map
-        .get("gpus")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
-    spans.push(Span::raw(format!(
-        " · {gpus} GPU{}",
-        if gpus == 1 { "" } else { "s" }
-    )));
-    let gangs = names(map.get("gang_jobs").unwrap_or(&serde_json::Value::Null));
-    spans.push(Span::raw(" · "));
-    if gangs.is_empty() {
-        spans.push(Span::raw("no gang job"));
-    } else {
-        spans.push(Span::styled(
-            format!("gang jobs: {}", few(&gangs)),
-            theme.style(Role::Warning),
-        ));
-    }
-    Some(spans)
-}
-
-/// A plan step's lines: its summary, then its blast radius under it.
-pub fn plan_step_lines(
-    number: Option<usize>,
-    step: &PlanStep,
-    indent: &str,
-    theme: &Theme,
-) -> Vec<Line<'static>> {
-    let head = match number {
-        Some(n) => format!("{indent}{n}. "),
-        None => indent.to_string(),
-    };
-    let pad = " ".repeat(head.chars().count());
-    let mut lines = vec![Line::from(vec![
-        Span::styled(head, theme.style(Role::Muted)),
-        Span::raw(step.summary.clone()),
-    ])];
-    if let Some(mut spans) = blast_spans(&step.blast, &step.summary, theme) {
-        spans.insert(0, Span::raw(pad));
-        lines.push(Line::from(spans));
-    }
-    lines
-}
-
-/// The emphasis the kill switch gets wherever it shows.
-pub fn kill_style(theme: &Theme) -> Style {
-    theme
-        .style(Role::Critical)
-        .add_modifier(Modifier::BOLD | Modifier::REVERSED)
 }
 
 impl RunbooksPane {
@@ -623,6 +478,24 @@ fn draw_runbooks(frame: &mut Frame, area: Rect, a: &AutomationView, theme: &Them
     frame.render_widget(table, inner);
 }
 
+impl Pane for RunbooksPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        RunbooksPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        RunbooksPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        RunbooksPane::set_filter(self, filter);
+    }
+
+    fn set_automation(&mut self, automation: Option<Arc<AutomationView>>) {
+        RunbooksPane::set_automation(self, automation);
+    }
+}
+
 /// An executor's state built by hand, for the pane's and the app's tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
@@ -798,6 +671,7 @@ mod tests {
     use super::*;
     use crate::model::Snapshot;
     use crate::tui::nodes::fixtures::{now, render};
+    use crate::tui::widgets::blast_spans;
 
     fn draw(pane: &mut RunbooksPane, width: u16, height: u16) -> String {
         let snap = Snapshot::default();

@@ -2,16 +2,17 @@
 //! evidence, action and dedup key, and naming its subject so the app can jump to it. Draws the
 //! snapshot it is given; imports model, keymap, theme and pane.
 
-use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
-use super::keymap::Action;
-use super::pane::{TableView, ViewCtx, sort_rows};
-use super::theme::{Role, Theme};
-use crate::model::signal::{Severity, Signal, Subject};
+use super::format::{compact_age, severity_label};
+use super::keymap::{Action, PaneId};
+use super::pane::{Pane, TableView, ViewCtx, sort_rows};
+use super::theme::Role;
+use super::widgets::{severity_role, titled_block};
+use crate::model::signal::{Signal, Subject};
 
 const HEADERS: [&str; 5] = ["SEVERITY", "KIND", "SUBJECT", "SUMMARY", "AGE"];
 
@@ -23,41 +24,6 @@ pub struct SignalsPane {
     pub open: Option<String>,
     /// Rows the table showed last frame, for page moves.
     page: usize,
-}
-
-/// The theme role a severity is drawn in.
-pub(crate) fn severity_role(severity: Severity) -> Role {
-    match severity {
-        Severity::Critical => Role::Critical,
-        Severity::Warning => Role::Warning,
-        Severity::Info => Role::Info,
-    }
-}
-
-pub(crate) fn severity_label(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Critical => "CRITICAL",
-        Severity::Warning => "WARNING",
-        Severity::Info => "INFO",
-    }
-}
-
-/// `45s`, `12m`, `3h`, `2d`: ages as a table column shows them.
-pub(crate) fn compact_age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {
-    let secs = (now - since).num_seconds().max(0);
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
-}
-
-/// A bordered block titled in the theme's title style.
-pub(crate) fn titled_block<'a>(title: impl Into<String>, theme: &Theme) -> Block<'a> {
-    Block::bordered()
-        .border_style(theme.style(Role::Border))
-        .title(Span::styled(title.into(), theme.style(Role::Title)))
 }
 
 /// The signals the pane shows: those of the `:ctx` cluster, plus fleet-wide ones.
@@ -293,9 +259,44 @@ impl SignalsPane {
     }
 }
 
+impl Pane for SignalsPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        SignalsPane::draw(self, frame, area, ctx);
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        SignalsPane::handle(self, action, ctx)
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        SignalsPane::set_filter(self, filter);
+    }
+
+    fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
+        let subject = self.selected_subject(ctx)?;
+        let target = if subject.gpu.is_some() {
+            PaneId::Gpus
+        } else if subject.endpoint.is_some() {
+            PaneId::Endpoints
+        } else {
+            PaneId::Nodes
+        };
+        let filter = subject
+            .node
+            .clone()
+            .or(subject.endpoint.clone())
+            .unwrap_or_default();
+        Some((target, filter))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Utc};
+
+    use crate::model::signal::Severity;
     use crate::tui::pane::testing::{find, lines};
+    use crate::tui::theme::Theme;
     use std::collections::BTreeMap;
 
     use ratatui::Terminal;

@@ -1,0 +1,202 @@
+//! The cockpit's event loop: terminal events on their own thread, evaluations from the
+//! pipeline, the store's and the executor's replies applied to the app, ticks, NOC rotation,
+//! SIGTERM, and `:scenario` injection into the demo's simulated fleet. It owns `Effects` and
+//! the links. May import pipeline, store, runbook and the tui.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event};
+use tokio::sync::{mpsc, watch};
+
+use super::{App, Command, Reply};
+use crate::pipeline::Evaluated;
+use crate::tui::automation::AutomationLink;
+use crate::tui::rca::RcaLink;
+
+/// Frames are drawn at most this often, and only when something changed.
+const FRAME_INTERVAL: Duration = Duration::from_millis(16);
+/// How long each pane stays up in NOC mode.
+const NOC_ROTATION: Duration = Duration::from_secs(10);
+
+/// What the loop performs `Command`s against: the demo's simulated fleet control address, the
+/// RCA store the Incidents pane reads and writes, and the runbook executor.
+pub struct Effects {
+    pub control: Option<String>,
+    pub store: Option<crate::store::Store>,
+    /// The runbook executor the pipeline hands evaluations to: approvals, the kill switch and
+    /// manual actions go through it. `None`: no automation.
+    pub executor: Option<crate::runbook::executor::Executor>,
+}
+
+/// Runs the cockpit until the user quits or SIGTERM/SIGINT arrives; the terminal is restored
+/// on every way out (ratatui's panic hook covers panics).
+pub async fn run(
+    mut app: App,
+    mut evaluations: watch::Receiver<Arc<Evaluated>>,
+    effects: Effects,
+) -> anyhow::Result<()> {
+    let mut terminal = ratatui::init();
+    let _ = ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::event::EnableMouseCapture
+    );
+    let result = event_loop(&mut app, &mut terminal, &mut evaluations, &effects).await;
+    let _ = ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::event::DisableMouseCapture
+    );
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    app: &mut App,
+    terminal: &mut ratatui::DefaultTerminal,
+    evaluations: &mut watch::Receiver<Arc<Evaluated>>,
+    effects: &Effects,
+) -> anyhow::Result<()> {
+    // Terminal events are read on their own thread: the runtime never blocks on the tty.
+    let (etx, mut events) = mpsc::channel::<Event>(256);
+    std::thread::Builder::new()
+        .name("tty-events".into())
+        .spawn(move || {
+            while let Ok(ev) = event::read() {
+                if etx.blocking_send(ev).is_err() {
+                    break;
+                }
+            }
+        })?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let (done_tx, mut done) = mpsc::channel::<String>(8);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_rotation = Instant::now();
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME_INTERVAL;
+    let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone());
+    let (mut automation, mut automation_replies) = AutomationLink::new(effects.executor.clone());
+    rca.list();
+    app.set_snapshot(evaluations.borrow().snapshot.clone());
+    deliver(app, &mut rca, [automation.refresh()]);
+    let mut recorded = 0;
+    let mut store_error: Option<String> = None;
+    loop {
+        if dirty && last_draw.elapsed() >= FRAME_INTERVAL {
+            terminal.draw(|f| app.draw(f))?;
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        if app.quit {
+            return Ok(());
+        }
+        let wait = if dirty {
+            FRAME_INTERVAL.saturating_sub(last_draw.elapsed())
+        } else {
+            Duration::from_secs(3600)
+        };
+        tokio::select! {
+            changed = evaluations.changed() => {
+                if changed.is_ok() {
+                    let evaluated = evaluations.borrow_and_update().clone();
+                    app.set_snapshot(evaluated.snapshot.clone());
+                    // New incidents or entries: read the list again.
+                    if evaluated.recorded != recorded {
+                        recorded = evaluated.recorded;
+                        rca.list();
+                    }
+                    if evaluated.store_error != store_error {
+                        store_error = evaluated.store_error.clone();
+                        if let Some(e) = &store_error {
+                            app.say(format!("signals not recorded: {e}"));
+                        }
+                    }
+                    if !evaluated.started_runs.is_empty() {
+                        deliver(app, &mut rca, [automation.refresh()]);
+                    }
+                    dirty = true;
+                }
+            }
+            Some(ev) = events.recv() => {
+                match ev {
+                    Event::Key(k) => match app.handle_key(k) {
+                        Some(Command::Scenario(name)) => {
+                            scenario(effects, name, done_tx.clone(), app);
+                        }
+                        Some(c) if c.is_automation() => {
+                            let replies = automation.perform(c, app.snapshot());
+                            deliver(app, &mut rca, replies);
+                        }
+                        Some(other) => {
+                            let replies = rca.perform(other);
+                            deliver(app, &mut rca, replies);
+                        }
+                        None => {}
+                    },
+                    Event::Mouse(m) => app.handle_mouse(m.kind, m.column, m.row),
+                    _ => {}
+                }
+                dirty = true;
+            }
+            Some(reply) = rca_replies.recv() => {
+                let replies = rca.apply(reply);
+                deliver(app, &mut rca, replies);
+                dirty = true;
+            }
+            Some(reply) = automation_replies.recv() => {
+                let replies = automation.apply(reply);
+                deliver(app, &mut rca, replies);
+                dirty = true;
+            }
+            Some(message) = done.recv() => {
+                app.say(message);
+                dirty = true;
+            }
+            _ = tick.tick() => {
+                if app.noc && last_rotation.elapsed() >= NOC_ROTATION {
+                    app.rotate();
+                    last_rotation = Instant::now();
+                }
+                rca.tick();
+                deliver(app, &mut rca, [automation.refresh()]);
+                // The clock and staleness move even when nothing else does.
+                dirty = true;
+            }
+            _ = term.recv() => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Applies the links' replies to the app, in order; a command a reply leads to (a timeline to
+/// read again) goes to the store's link, and its answers are applied in turn.
+fn deliver(app: &mut App, rca: &mut RcaLink, replies: impl IntoIterator<Item = Reply>) {
+    let mut queue: VecDeque<Reply> = replies.into_iter().collect();
+    while let Some(reply) = queue.pop_front() {
+        if let Some(command) = app.apply(reply) {
+            queue.extend(rca.perform(command));
+        }
+    }
+}
+
+fn scenario(effects: &Effects, name: String, done: mpsc::Sender<String>, app: &mut App) {
+    let Some(control) = effects.control.clone() else {
+        app.say(":scenario works in demo mode (a simulated fleet)");
+        return;
+    };
+    app.say(format!("injecting {name}…"));
+    tokio::spawn(async move {
+        let url = format!("{control}/scenarios/{name}");
+        let message = match reqwest::Client::new().post(&url).send().await {
+            Ok(r) if r.status().is_success() => {
+                format!("scenario {name} injected; watch the signals")
+            }
+            Ok(r) => {
+                let body = r.text().await.unwrap_or_default();
+                format!("scenario {name} refused: {body}")
+            }
+            Err(e) => format!("scenario {name}: {e}"),
+        };
+        let _ = done.send(message).await;
+    });
+}

@@ -1,0 +1,380 @@
+//! Drawing helpers every pane and the app's chrome share: titled blocks, the empty-table
+//! message, detail-view fields and sections, the theme roles of severities and statuses, the
+//! kill switch's emphasis, a plan step with its blast radius, the row filter, and the table
+//! and scrolled-detail widgets of the table panes. May import the tui groundwork (theme, pane,
+//! keymap, format), runbook and model.
+
+use std::cmp::Ordering;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+
+use super::format::sorted_header;
+use super::pane::TableView;
+use super::theme::{Role, Theme};
+use crate::model::incident::IncidentStatus;
+use crate::model::signal::Severity;
+use crate::runbook::executor::PlanStep;
+
+/// A bordered block titled in the theme's title style.
+pub fn titled_block<'a>(title: impl Into<String>, theme: &Theme) -> Block<'a> {
+    Block::bordered()
+        .border_style(theme.style(Role::Border))
+        .title(Span::styled(title.into(), theme.style(Role::Title)))
+}
+
+/// The theme role a severity is drawn in.
+pub fn severity_role(severity: Severity) -> Role {
+    match severity {
+        Severity::Critical => Role::Critical,
+        Severity::Warning => Role::Warning,
+        Severity::Info => Role::Info,
+    }
+}
+
+/// The theme role an incident's status is drawn in.
+pub fn status_role(status: IncidentStatus) -> Role {
+    match status {
+        IncidentStatus::Open => Role::Critical,
+        IncidentStatus::Acknowledged => Role::Warning,
+        IncidentStatus::Mitigated => Role::Info,
+        IncidentStatus::Resolved => Role::Ok,
+    }
+}
+
+fn names(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// A list of at most three names, then how many more.
+fn few(names: &[String]) -> String {
+    let mut s = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 3 {
+        s.push_str(&format!(", +{}", names.len() - 3));
+    }
+    s
+}
+
+/// The blast radius of a plan step (a drain's pods, PDBs, GPUs and gang jobs), as spans;
+/// `None` when the step has none (a cordon moves nothing). A refusal `said` already names is
+/// not repeated.
+pub fn blast_spans(
+    blast: &serde_json::Value,
+    said: &str,
+    theme: &Theme,
+) -> Option<Vec<Span<'static>>> {
+    let map = blast.as_object()?;
+    let mut spans = vec![Span::styled("blast radius: ", theme.style(Role::Header))];
+    if let Some(why) = map.get("refused").and_then(|r| r.as_str()) {
+        let text = if said.contains(why) {
+            "REFUSED (see above) · ".to_string()
+        } else {
+            format!("REFUSED: {why} · ")
+        };
+        spans.push(Span::styled(text, theme.style(Role::Critical)));
+    }
+    let pods = names(map.get("pods_evicted").unwrap_or(&serde_json::Value::Null));
+    spans.push(Span::raw(if pods.is_empty() {
+        "evicts no pod".to_string()
+    } else {
+        format!(
+            "evicts {} pod{} ({})",
+            pods.len(),
+            if pods.len() == 1 { "" } else { "s" },
+            few(&pods)
+        )
+    }));
+    spans.push(Span::raw(" · "));
+    let pdbs = names(map.get("pdbs_blocking").unwrap_or(&serde_json::Value::Null));
+    if pdbs.is_empty() {
+        spans.push(Span::styled("no PDB blocks", theme.style(Role::Ok)));
+    } else {
+        spans.push(Span::styled(
+            format!("PDB blocking: {}", few(&pdbs)),
+            theme.style(Role::Warning),
+        ));
+    }
+    let gpus = map
+        .get("gpus")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    spans.push(Span::raw(format!(
+        " · {gpus} GPU{}",
+        if gpus == 1 { "" } else { "s" }
+    )));
+    let gangs = names(map.get("gang_jobs").unwrap_or(&serde_json::Value::Null));
+    spans.push(Span::raw(" · "));
+    if gangs.is_empty() {
+        spans.push(Span::raw("no gang job"));
+    } else {
+        spans.push(Span::styled(
+            format!("gang jobs: {}", few(&gangs)),
+            theme.style(Role::Warning),
+        ));
+    }
+    Some(spans)
+}
+
+/// A plan step's lines: its summary, then its blast radius under it.
+pub fn plan_step_lines(
+    number: Option<usize>,
+    step: &PlanStep,
+    indent: &str,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let head = match number {
+        Some(n) => format!("{indent}{n}. "),
+        None => indent.to_string(),
+    };
+    let pad = " ".repeat(head.chars().count());
+    let mut lines = vec![Line::from(vec![
+        Span::styled(head, theme.style(Role::Muted)),
+        Span::raw(step.summary.clone()),
+    ])];
+    if let Some(mut spans) = blast_spans(&step.blast, &step.summary, theme) {
+        spans.insert(0, Span::raw(pad));
+        lines.push(Line::from(spans));
+    }
+    lines
+}
+
+/// The emphasis the kill switch gets wherever it shows.
+pub fn kill_style(theme: &Theme) -> Style {
+    theme
+        .style(Role::Critical)
+        .add_modifier(Modifier::BOLD | Modifier::REVERSED)
+}
+
+/// Separates a row's cells in the text the filter reads; no one types it into a filter.
+pub const CELL_SEPARATOR: char = '\u{1f}';
+
+/// The table filter of [`TableView::keeps`] (a case-insensitive substring of some cell), read
+/// from one reused buffer: allocating a String per cell would cost more than a frame's budget
+/// at 40,000 rows. Callers write the cells separated by [`CELL_SEPARATOR`].
+pub struct RowFilter {
+    needle: String,
+    text: String,
+}
+
+impl RowFilter {
+    pub fn new(filter: &str) -> Self {
+        RowFilter {
+            needle: filter.to_lowercase(),
+            text: String::new(),
+        }
+    }
+
+    pub fn keeps(&mut self, write_cells: impl FnOnce(&mut String)) -> bool {
+        if self.needle.is_empty() {
+            return true;
+        }
+        self.text.clear();
+        write_cells(&mut self.text);
+        if self.text.is_ascii() {
+            self.text.make_ascii_lowercase();
+            self.text.contains(&self.needle)
+        } else {
+            self.text.to_lowercase().contains(&self.needle)
+        }
+    }
+}
+
+/// Says why a table is empty, on its first row.
+pub fn draw_empty_message(frame: &mut Frame, inner: Rect, message: &str, theme: &Theme) {
+    if inner.height < 2 {
+        return;
+    }
+    let line = Rect {
+        y: inner.y + 1,
+        height: 1,
+        ..inner
+    };
+    frame.render_widget(
+        Paragraph::new(Line::styled(message.to_string(), theme.style(Role::Muted))),
+        line,
+    );
+}
+
+/// A `Key  value` line of a detail view.
+pub fn field<'a>(theme: &Theme, key: &'a str, mut value: Vec<Span<'a>>) -> Line<'a> {
+    let mut spans = vec![Span::styled(
+        format!("{key:<14}"),
+        theme.style(Role::Header),
+    )];
+    spans.append(&mut value);
+    Line::from(spans)
+}
+
+/// A heading inside a detail view.
+pub fn section<'a>(theme: &Theme, title: &'a str) -> Line<'a> {
+    Line::styled(title, theme.style(Role::Accent))
+}
+
+/// A column of a typed table (the Nodes and GPUs panes): its header and the most columns its
+/// cells may take.
+pub trait TableColumn: Copy {
+    fn header(self) -> &'static str;
+    fn max_width(self) -> usize;
+}
+
+/// A row of a typed table: its cells are written into a reused buffer (at 40,000 rows a String
+/// per cell costs more than a frame's budget), measured, styled and compared per column.
+pub trait TableRow<C: TableColumn> {
+    fn write_cell(&self, column: C, out: &mut String);
+    /// The columns the cell needs, without formatting it where the length is known.
+    fn content_width(&self, column: C) -> usize;
+    fn cell_style(&self, column: C, theme: &Theme) -> Style;
+    fn compare(&self, other: &Self, column: C) -> Ordering;
+    /// The row's style when it is not selected.
+    fn row_style(&self, theme: &Theme) -> Style {
+        theme.style(Role::Base)
+    }
+}
+
+/// The rows the view's filter keeps (a cell contains it, any case), in its sort order.
+pub fn filter_and_sort<C: TableColumn, R: TableRow<C>>(
+    rows: impl Iterator<Item = R>,
+    columns: &[C],
+    view: &TableView,
+) -> Vec<R> {
+    let mut filter = RowFilter::new(&view.filter);
+    let mut rows: Vec<R> = rows
+        .filter(|row| {
+            filter.keeps(|out| {
+                for (i, &column) in columns.iter().enumerate() {
+                    if i > 0 {
+                        out.push(CELL_SEPARATOR);
+                    }
+                    row.write_cell(column, out);
+                }
+            })
+        })
+        .collect();
+    if let Some(column) = view.sort.and_then(|(i, _)| columns.get(i).copied()) {
+        let descending = view.sort.is_some_and(|(_, d)| d);
+        rows.sort_by(|a, b| {
+            let order = a.compare(b, column);
+            if descending { order.reverse() } else { order }
+        });
+    }
+    rows
+}
+
+/// A typed table in a focused block: the header row with the sort marked, columns as wide as
+/// their widest visible-or-not cell (up to each column's maximum), only the visible rows
+/// formatted, the selection one style across its row, and `empty(filter)` on the first row
+/// when no row shows. Keeps the selection visible and answers the page height (rows under the header).
+pub struct DataTable<'a, C, R> {
+    pub title: Line<'a>,
+    pub columns: &'a [C],
+    pub rows: &'a [R],
+}
+
+impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
+    pub fn draw(
+        self,
+        frame: &mut Frame,
+        area: Rect,
+        theme: &Theme,
+        view: &mut TableView,
+        empty: impl FnOnce(&str) -> String,
+    ) -> usize {
+        let DataTable {
+            title,
+            columns,
+            rows,
+        } = self;
+        let block = Block::bordered()
+            .title(title)
+            .border_style(theme.style(Role::BorderFocused));
+        let inner = block.inner(area);
+        // One line of the inner area is the header.
+        let page = usize::from(inner.height.saturating_sub(1)).max(1);
+        view.clamp(rows.len(), page);
+
+        let headers: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| sorted_header(c.header(), i, view.sort))
+            .collect();
+        let widths: Vec<Constraint> = columns
+            .iter()
+            .zip(&headers)
+            .map(|(&column, header)| {
+                let content = rows
+                    .iter()
+                    .map(|r| r.content_width(column))
+                    .max()
+                    .unwrap_or(0);
+                let width = content.min(column.max_width()).max(header.chars().count());
+                Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX))
+            })
+            .collect();
+
+        let end = (view.offset + page).min(rows.len());
+        let visible = rows.get(view.offset..end).unwrap_or_default();
+        let table_rows = visible.iter().enumerate().map(|(i, row)| {
+            let selected = view.offset + i == view.selected;
+            let cells = columns.iter().map(|&column| {
+                let mut text = String::new();
+                row.write_cell(column, &mut text);
+                // The selection is one style across the row, so it reads on any theme.
+                let style = if selected {
+                    Style::default()
+                } else {
+                    row.cell_style(column, theme)
+                };
+                Cell::from(text).style(style)
+            });
+            let row_style = if selected {
+                theme.style(Role::Selection)
+            } else {
+                row.row_style(theme)
+            };
+            Row::new(cells).style(row_style)
+        });
+        let header = Row::new(headers).style(theme.style(Role::Header));
+        let table = Table::new(table_rows, widths)
+            .header(header)
+            .column_spacing(1)
+            .block(block);
+        frame.render_widget(table, area);
+
+        if rows.is_empty() {
+            draw_empty_message(frame, inner, &empty(&view.filter), theme);
+        }
+        page
+    }
+}
+
+/// A detail view's lines, scrolled by `scroll` (clamped so that the last line can reach the
+/// bottom and no further), in `block` when given. Answers the page height: the rows the lines
+/// get, which the movement keys scroll by a page.
+pub fn draw_scrolled(
+    frame: &mut Frame,
+    area: Rect,
+    lines: Vec<Line<'_>>,
+    block: Option<Block<'_>>,
+    scroll: &mut u16,
+    theme: &Theme,
+) -> usize {
+    let height = block.as_ref().map_or(area, |b| b.inner(area)).height;
+    let max_scroll = lines.len().saturating_sub(usize::from(height));
+    *scroll = (*scroll).min(u16::try_from(max_scroll).unwrap_or(u16::MAX));
+    let mut paragraph = Paragraph::new(lines)
+        .style(theme.style(Role::Base))
+        .scroll((*scroll, 0));
+    if let Some(block) = block {
+        paragraph = paragraph.block(block);
+    }
+    frame.render_widget(paragraph, area);
+    usize::from(height).max(1)
+}
