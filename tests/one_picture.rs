@@ -156,8 +156,7 @@ fn summary(list: &[Value]) -> Vec<(Value, Value, Value, Value)> {
 }
 
 #[test]
-fn headless_and_the_cockpit_see_the_same_signals_and_the_cockpit_leaves_headless_incidents_alone()
-{
+fn headless_and_the_cockpit_see_the_same_signals_and_the_cockpit_leaves_headless_incidents_alone() {
     let sim = Sim::start(&["--nodes", "12", "--pods-per-node", "8"]);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config(&sim, dir.path());
@@ -194,15 +193,11 @@ fn headless_and_the_cockpit_see_the_same_signals_and_the_cockpit_leaves_headless
         .send()
         .expect("post the alert");
     assert!(r.status().is_success(), "{r:?}");
-    wait_until(
-        "the alert is an incident",
-        Duration::from_secs(30),
-        || {
-            incidents_while_running(&headless)
-                .iter()
-                .any(|i| i["group"].as_str().is_some_and(|g| g.starts_with("alert.")))
-        },
-    );
+    wait_until("the alert is an incident", Duration::from_secs(30), || {
+        incidents_while_running(&headless)
+            .iter()
+            .any(|i| i["group"].as_str().is_some_and(|g| g.starts_with("alert.")))
+    });
     // The alert is not part of the fleet's own picture: compare without it.
     let fleet_kinds: BTreeMap<String, u64> = headless
         .signal_counts()
@@ -212,7 +207,9 @@ fn headless_and_the_cockpit_see_the_same_signals_and_the_cockpit_leaves_headless
     headless.stop();
     let before = incidents(&config, &store);
     assert!(
-        before.iter().any(|i| i["group"].as_str().is_some_and(|g| g.starts_with("alert."))),
+        before
+            .iter()
+            .any(|i| i["group"].as_str().is_some_and(|g| g.starts_with("alert."))),
         "{before:#?}"
     );
 
