@@ -1344,6 +1344,7 @@ fn the_control_address_lists_every_scenario() {
         "api-flaky",
         "rbac-deny",
         "endpoint-outage",
+        "gpu-memory-leak",
     ]);
     assert_eq!(listed, want);
 }
