@@ -1344,6 +1344,7 @@ fn the_control_address_lists_every_scenario() {
         "api-flaky",
         "rbac-deny",
         "endpoint-outage",
+        "gpu-memory-leak",
     ]);
     assert_eq!(listed, want);
 }
@@ -1773,6 +1774,67 @@ fn counters_report_the_mutating_requests_of_each_cluster() {
 }
 
 // ---- DCGM, OpenCost, endpoints -----------------------------------------------------------
+
+/// FB_USED per (Hostname, gpu) of the GPUs not held by the training gang (whose memory
+/// saw-tooths), with the pod holding each.
+fn flat_fb_used(url: &str) -> BTreeMap<(String, String), (f64, String)> {
+    scrape(url)
+        .into_iter()
+        .filter(|s| s.name == "DCGM_FI_DEV_FB_USED")
+        .filter(|s| s.labels.get("namespace").map(String::as_str) != Some("training"))
+        .map(|s| {
+            let key = (s.labels["Hostname"].clone(), s.labels["gpu"].clone());
+            let pod = s.labels.get("pod").cloned().unwrap_or_default();
+            (key, (s.value, pod))
+        })
+        .collect()
+}
+
+#[test]
+fn a_gpu_memory_leak_grows_exactly_one_serving_gpu_until_cleared() {
+    let sim = small_sim();
+    let url = sim.desc["dcgm"][0].as_str().expect("dcgm url");
+    let healthy = flat_fb_used(url);
+    assert!(
+        healthy.values().any(|(v, _)| *v > 0.0),
+        "GPUs held: {healthy:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(flat_fb_used(url), healthy, "healthy memory stays flat");
+
+    let r = inject(&sim, "gpu-memory-leak");
+    let pod = r["detail"]["pod"].as_str().expect("detail.pod").to_string();
+    assert!(pod.starts_with("serving/llama-chat-"), "{r}");
+    let mut readings = Vec::new();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        readings.push(flat_fb_used(url));
+    }
+    let grown: Vec<&(String, String)> = healthy
+        .keys()
+        .filter(|k| readings.iter().any(|r| r[*k].0 != healthy[*k].0))
+        .collect();
+    assert_eq!(grown.len(), 1, "exactly one GPU leaks: {grown:?}");
+    let leaking = grown[0];
+    assert_eq!(
+        format!("serving/{}", readings[0][leaking].1),
+        pod,
+        "the leaking GPU is the pod's"
+    );
+    let series: Vec<f64> = readings.iter().map(|r| r[leaking].0).collect();
+    assert!(
+        healthy[leaking].0 < series[0] && series.windows(2).all(|w| w[0] < w[1]),
+        "grows steadily from {}: {series:?}",
+        healthy[leaking].0
+    );
+
+    let cleared = control(&sim, Method::DELETE, "/scenarios/gpu-memory-leak");
+    assert_eq!(cleared.code, 200, "{}", cleared.body);
+    let after = flat_fb_used(url);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(flat_fb_used(url), after, "no growth once cleared");
+    assert_eq!(after, healthy, "back to the flat level");
+}
 
 #[test]
 fn dcgm_metrics_name_each_gpu_and_the_pod_the_kubernetes_api_places_on_it() {

@@ -13,6 +13,10 @@
 //!   the kubelet's heartbeat, and an XID storm is when you most want to see them), with their pod
 //!   labels, but the work on them has stalled: 0 % utilisation, idle clocks and power, memory still
 //!   held.
+//! - Framebuffer use follows what holds the GPU (see `MemoryShape`): serving engines reserve
+//!   ~90 % at start and stay flat, a training gang saw-tooths between a floor and a ceiling in
+//!   lockstep, a notebook holds a flat amount, a free GPU holds nothing. Nothing trends unless
+//!   the `gpu-memory-leak` scenario makes one pod's GPU grow.
 //! - `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION` integrates a smooth reference power curve since the
 //!   node was created rather than the instantaneous power, because no allocation history is kept;
 //!   this keeps the counter monotone when pods come and go.
@@ -330,15 +334,101 @@ impl Reading {
     }
 }
 
+/// What a GPU's framebuffer use looks like over time, by what holds it. DCGM reads memory as
+/// the driver sees it, so a caching allocator's reservations count, not the tensors alive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum MemoryShape {
+    /// No process on the GPU.
+    Empty,
+    /// A serving engine that reserved its weights and KV cache at start-up (vLLM's
+    /// `gpu_memory_utilization` defaults to 0.9; Triton and KServe runtimes behave alike): flat.
+    Preallocated,
+    /// A process holding a fixed amount it does not grow (a notebook kernel with a model loaded).
+    Held,
+    /// A training loop: weights, gradients and optimiser state stay resident (the floor);
+    /// activations are allocated through each step and freed at its end, up to the ceiling.
+    TrainingSteps {
+        /// Hash of the job, so every rank of a gang steps in lockstep.
+        job: u64,
+    },
+}
+
+/// Training steps as the sim draws them: (floor, ceiling) as fractions of the usable
+/// framebuffer, the period in seconds and the phase in periods. Shared by the ranks of a job.
+fn training_steps(job: u64, gpu: u64) -> (f64, f64, f64, f64) {
+    let floor = 0.55 + unit(job, 10) * 0.10 + unit(gpu, 4) * 0.01;
+    let ceiling = floor + 0.15 + unit(job, 11) * 0.05;
+    let period = 30.0 + unit(job, 12) * 30.0;
+    (floor, ceiling, period, unit(job, 13))
+}
+
+/// How long a leaking GPU takes to fill from its normal level: the detectors' default
+/// 30-minute horizon sees it from the first samples, and an operator has minutes to act.
+pub const LEAK_FILL_SECONDS: f64 = 720.0;
+
+fn memory_shape(holder: Option<&PodView>) -> MemoryShape {
+    let Some(pod) = holder else {
+        return MemoryShape::Empty;
+    };
+    if matches!(pod.controller_kind.as_deref(), Some("pytorchjob" | "job")) {
+        let job = pod.controller_name.as_deref().unwrap_or(&pod.name);
+        return MemoryShape::TrainingSteps {
+            job: stable_hash(&format!("{}/{job}", pod.namespace)),
+        };
+    }
+    if pod.labels.get(SIM_IDLE_LABEL).map(String::as_str) == Some("true") {
+        return MemoryShape::Held;
+    }
+    MemoryShape::Preallocated
+}
+
+/// The fraction of the usable framebuffer in use at `t` (seconds since the epoch).
+fn memory_fraction(shape: MemoryShape, activity: Activity, h: u64, t: f64) -> f64 {
+    match shape {
+        MemoryShape::Empty => 0.0,
+        MemoryShape::Preallocated => 0.88 + unit(h, 4) * 0.04,
+        MemoryShape::Held => 0.30 + unit(h, 4) * 0.40,
+        MemoryShape::TrainingSteps { job } => {
+            let (floor, ceiling, period, phase) = training_steps(job, h);
+            // A stalled job (its node NotReady) stopped mid-step; the allocator keeps its peak.
+            if activity == Activity::Stalled {
+                return ceiling;
+            }
+            floor + (ceiling - floor) * (t / period + phase).rem_euclid(1.0)
+        }
+    }
+}
+
+/// The fraction in use on a leaking GPU, `elapsed` seconds into the leak: a straight line from
+/// the normal level to full, then pinned there. A leaking engine that meets CUDA OOM fails the
+/// requests that needed memory but keeps what it holds until it is restarted; the sim restarts
+/// nothing on its own, so deleting the pod (its replacement starts clean) or clearing the
+/// scenario is what ends it.
+fn leaking_fraction(normal: f64, elapsed: f64) -> f64 {
+    (normal + (1.0 - normal) * elapsed.max(0.0) / LEAK_FILL_SECONDS).min(1.0)
+}
+
+/// What is happening on one GPU besides time: who uses it, how much memory, which faults.
+struct GpuState {
+    activity: Activity,
+    memory_fraction: f64,
+    xid: u32,
+    ecc_fault: bool,
+}
+
 fn read_gpu(
     node: &NodeView,
     profile: &GpuProfile,
     uuid: &str,
-    activity: Activity,
-    xid: u32,
-    ecc_fault: bool,
+    state: &GpuState,
     now: DateTime<Utc>,
 ) -> Reading {
+    let GpuState {
+        activity,
+        memory_fraction,
+        xid,
+        ecc_fault,
+    } = *state;
     let h = stable_hash(uuid);
     let t = now.timestamp_millis() as f64 / 1000.0;
     let period = 240.0 + unit(h, 2) * 600.0;
@@ -359,15 +449,7 @@ fn read_gpu(
     // About 2 % of the framebuffer is reserved by the driver (470 of 23034 MiB on the fixture's L4).
     let reserved = (total / 49.0).round();
     let usable = (total - reserved).max(0.0);
-    let used_fraction = match activity {
-        Activity::Free => 0.0,
-        // Model weights and KV cache stay resident whether or not requests arrive.
-        Activity::AllocatedIdle | Activity::Stalled => 0.30 + unit(h, 4) * 0.40,
-        Activity::Busy => {
-            (0.60 + unit(h, 4) * 0.30 + 0.03 * (TAU * t / period + phase).cos()).min(0.97)
-        }
-    };
-    let used = (usable * used_fraction).round();
+    let used = (usable * memory_fraction.clamp(0.0, 1.0)).round();
     let load = util / 100.0;
     let power = profile.idle_power_w * (0.95 + 0.1 * unit(h, 6))
         + (profile.power_limit_w * 0.88 - profile.idle_power_w) * load;
@@ -501,6 +583,24 @@ pub fn render_metrics(cluster: &ClusterView, faults: &FaultState, now: DateTime<
                 .and_then(|v| v.iter().rev().find(|(g, _)| *g == idx))
                 .map_or(0, |(_, code)| *code);
             let ecc_fault = ecc.is_some_and(|v| v.contains(&idx));
+            let h = stable_hash(&uuid);
+            let t = now.timestamp_millis() as f64 / 1000.0;
+            let mut memory = memory_fraction(memory_shape(holder), activity, h, t);
+            if let (Some(leak), Some(pod)) = (&faults.memory_leak, holder)
+                && leak.cluster == cluster.name
+                && leak.namespace == pod.namespace
+                && leak.pod == pod.name
+                && pod.gpu_indices.iter().min() == Some(&idx)
+            {
+                let elapsed = (now - leak.since).num_milliseconds() as f64 / 1000.0;
+                memory = leaking_fraction(memory, elapsed);
+            }
+            let state = GpuState {
+                activity,
+                memory_fraction: memory,
+                xid,
+                ecc_fault,
+            };
 
             let mut labels = format!(
                 "gpu=\"{idx}\",UUID=\"{}\",pci_bus_id=\"{}\",device=\"nvidia{idx}\",modelName=\"{}\",Hostname=\"{}\",DCGM_FI_DRIVER_VERSION=\"{DRIVER_VERSION}\"",
@@ -518,7 +618,7 @@ pub fn render_metrics(cluster: &ClusterView, faults: &FaultState, now: DateTime<
                     escape_label(&pod.name)
                 );
             }
-            let reading = read_gpu(node, &profile, &uuid, activity, xid, ecc_fault, now);
+            let reading = read_gpu(node, &profile, &uuid, &state, now);
             series.push(Series { labels, reading });
         }
     }
@@ -547,7 +647,7 @@ pub(crate) mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::sim::view::CapacityType;
+    use crate::sim::view::{CapacityType, MemoryLeak};
 
     /// One sample line of the text exposition format.
     #[derive(Debug, Clone)]
@@ -899,6 +999,165 @@ pub(crate) mod tests {
             render_metrics(&c, &FaultState::default(), at(5)),
             "deterministic"
         );
+    }
+
+    /// Least-squares slope, in MiB per second, of `(seconds, MiB)` samples.
+    fn slope(samples: &[(f64, f64)]) -> f64 {
+        let n = samples.len() as f64;
+        let mt = samples.iter().map(|s| s.0).sum::<f64>() / n;
+        let mv = samples.iter().map(|s| s.1).sum::<f64>() / n;
+        let cov: f64 = samples.iter().map(|(t, v)| (t - mt) * (v - mv)).sum();
+        let var: f64 = samples.iter().map(|(t, _)| (t - mt).powi(2)).sum();
+        cov / var
+    }
+
+    /// FB_USED of `host`/`gpu` every `step` seconds, `n` times, from `at(0)`.
+    fn fb_series(
+        c: &ClusterView,
+        faults: &FaultState,
+        host: &str,
+        gpu: &str,
+        n: i64,
+        step: i64,
+    ) -> Vec<(f64, f64)> {
+        (0..n)
+            .map(|i| {
+                let e = parse_exposition(&render_metrics(c, faults, at(i * step))).expect("parses");
+                (
+                    (i * step) as f64,
+                    find(&e, "DCGM_FI_DEV_FB_USED", host, gpu).value,
+                )
+            })
+            .collect()
+    }
+
+    fn usable(c: &ClusterView, host: &str) -> f64 {
+        let total = c
+            .nodes
+            .iter()
+            .find(|n| n.name == host)
+            .map_or(0, |n| n.gpu_memory_mib) as f64;
+        total - (total / 49.0).round()
+    }
+
+    /// The test cluster plus a two-rank PyTorchJob gang on gpu-a's devices 6 and 7.
+    fn cluster_with_training() -> ClusterView {
+        let mut c = cluster();
+        for (rank, idx) in [(0, 6), (1, 7)] {
+            c.pods.push(PodView {
+                namespace: "training".into(),
+                controller_kind: Some("pytorchjob".into()),
+                controller_name: Some("llm-pretrain".into()),
+                ..pod(&format!("llm-pretrain-worker-{rank}"), "gpu-a", &[idx], &[])
+            });
+        }
+        c
+    }
+
+    #[test]
+    fn serving_and_notebook_memory_is_flat_over_thirty_samples() {
+        let c = cluster();
+        let faults = FaultState::default();
+        let cap = usable(&c, "gpu-a");
+        let serving = fb_series(&c, &faults, "gpu-a", "0", 30, 10);
+        assert_eq!(slope(&serving), 0.0, "{serving:?}");
+        assert!(serving.iter().all(|s| s.1 == serving[0].1), "{serving:?}");
+        let level = serving[0].1 / cap;
+        assert!(
+            (0.87..=0.93).contains(&level),
+            "pre-allocated ~90 %: {level}"
+        );
+        let notebook = fb_series(&c, &faults, "gpu-a", "2", 30, 10);
+        assert_eq!(slope(&notebook), 0.0, "{notebook:?}");
+        let free = fb_series(&c, &faults, "gpu-a", "5", 30, 10);
+        assert!(free.iter().all(|s| s.1 == 0.0), "{free:?}");
+    }
+
+    #[test]
+    fn training_memory_saw_tooths_in_lockstep_between_a_floor_and_a_ceiling_below_capacity() {
+        let c = cluster_with_training();
+        let faults = FaultState::default();
+        let cap = usable(&c, "gpu-a");
+        let rank0 = fb_series(&c, &faults, "gpu-a", "6", 120, 2);
+        let rank1 = fb_series(&c, &faults, "gpu-a", "7", 120, 2);
+        for series in [&rank0, &rank1] {
+            let lo = series.iter().map(|s| s.1).fold(f64::MAX, f64::min);
+            let hi = series.iter().map(|s| s.1).fold(0.0, f64::max);
+            assert!(lo >= 0.54 * cap, "floor {lo} of {cap}");
+            assert!(hi <= 0.87 * cap, "ceiling {hi} of {cap}");
+            assert!(hi - lo >= 0.12 * cap, "activations come and go: {lo}..{hi}");
+            let drops = series
+                .windows(2)
+                .filter(|w| w[0].1 - w[1].1 > 0.10 * cap)
+                .count();
+            // 240 s of 30–60 s steps: every step ends with its activations freed.
+            assert!((3..=9).contains(&drops), "{drops} step ends: {series:?}");
+        }
+        let drop_at = |s: &[(f64, f64)]| -> Vec<usize> {
+            s.windows(2)
+                .enumerate()
+                .filter(|(_, w)| w[1].1 < w[0].1)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert_eq!(drop_at(&rank0), drop_at(&rank1), "the gang steps together");
+    }
+
+    #[test]
+    fn a_leak_grows_one_gpu_steadily_until_full_and_clearing_restores_its_flat_level() {
+        let c = cluster();
+        let cap = usable(&c, "gpu-a");
+        let healthy = fb_series(&c, &FaultState::default(), "gpu-a", "0", 1, 10)[0].1;
+        let faults = FaultState {
+            memory_leak: Some(MemoryLeak {
+                cluster: "c1".into(),
+                namespace: "ml".into(),
+                pod: "busy".into(),
+                since: at(0),
+            }),
+            ..FaultState::default()
+        };
+        let leaking = fb_series(&c, &faults, "gpu-a", "0", 30, 10);
+        assert!(
+            leaking.windows(2).all(|w| w[1].1 > w[0].1),
+            "grows at every sample: {leaking:?}"
+        );
+        let expected = (cap - healthy) / LEAK_FILL_SECONDS;
+        let rate = slope(&leaking);
+        assert!(
+            (rate - expected).abs() < 0.01 * expected,
+            "{rate} vs {expected}"
+        );
+        let neighbour = fb_series(&c, &faults, "gpu-a", "1", 30, 10);
+        assert_eq!(slope(&neighbour), 0.0, "the pod's other GPU stays flat");
+        let others = parse_exposition(&render_metrics(&c, &faults, at(290))).expect("parses");
+        let calm =
+            parse_exposition(&render_metrics(&c, &FaultState::default(), at(290))).expect("parses");
+        let changed: Vec<String> = others
+            .samples
+            .iter()
+            .filter(|s| s.name == "DCGM_FI_DEV_FB_USED")
+            .filter(|s| {
+                let host = Exposition::label(s, "Hostname").unwrap_or_default();
+                let gpu = Exposition::label(s, "gpu").unwrap_or_default();
+                find(&calm, "DCGM_FI_DEV_FB_USED", host, gpu).value != s.value
+            })
+            .map(|s| format!("{s:?}"))
+            .collect();
+        assert_eq!(changed.len(), 1, "exactly one GPU leaks: {changed:?}");
+
+        let full = parse_exposition(&render_metrics(&c, &faults, at(800))).expect("parses");
+        assert_eq!(find(&full, "DCGM_FI_DEV_FB_USED", "gpu-a", "0").value, cap);
+        assert_eq!(find(&full, "DCGM_FI_DEV_FB_FREE", "gpu-a", "0").value, 0.0);
+        let later = parse_exposition(&render_metrics(&c, &faults, at(3600))).expect("parses");
+        assert_eq!(
+            find(&later, "DCGM_FI_DEV_FB_USED", "gpu-a", "0").value,
+            cap,
+            "pinned at full"
+        );
+
+        let cleared = fb_series(&c, &FaultState::default(), "gpu-a", "0", 5, 10);
+        assert!(cleared.iter().all(|s| s.1 == healthy), "{cleared:?}");
     }
 
     #[test]

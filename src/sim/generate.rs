@@ -353,7 +353,8 @@ fn managed_fields(
     fields: Value,
 ) -> Value {
     let mut m = json!({"manager": manager, "operation": op, "apiVersion": "v1", "time": time,
-        "fieldsType": "FieldsV1", "fieldsV1": fields});
+        "fieldsType": "FieldsV1", "fieldsV1": null});
+    m["fieldsV1"] = fields;
     if let Some(s) = subresource {
         m["subresource"] = json!(s);
     }
@@ -656,12 +657,14 @@ impl Gen<'_> {
         })
     }
 
+    /// Creates `v`; on a refusal (a generator bug) logs it and answers `Null`, which owners
+    /// of later objects then lack. Not cloned first: at 150,000 pods the copy was seconds.
     fn create(&mut self, kind: Kind, v: Value) -> Value {
-        match self.st.store.create(kind, v.clone(), false) {
+        match self.st.store.create(kind, v, false) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(cluster = self.st.name(), error = %e.message, "generator could not create an object");
-                v
+                Value::Null
             }
         }
     }
@@ -720,20 +723,32 @@ impl Gen<'_> {
             self.rng.gen_range(0..250),
             self.rng.gen_range(2..250)
         );
-        let template_fields = field_set(&template["spec"]);
-        json!({
+        let mut controller_fields = managed_fields(
+            "kube-controller-manager",
+            "Update",
+            &started_s,
+            None,
+            json!({"f:metadata": {"f:generateName": {}, "f:labels": {}, "f:ownerReferences": {}}, "f:spec": null}),
+        );
+        controller_fields["fieldsV1"]["f:spec"] = field_set(&template["spec"]);
+        let kubelet_fields = managed_fields(
+            "kubelet",
+            "Update",
+            &ready_s,
+            Some("status"),
+            json!({"f:status": {"f:conditions": {"k:{\"type\":\"ContainersReady\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}}, "k:{\"type\":\"Initialized\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}}, "k:{\"type\":\"PodReadyToStartContainers\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}}, "k:{\"type\":\"Ready\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}}}, "f:containerStatuses": {}, "f:hostIP": {}, "f:hostIPs": {}, "f:phase": {}, "f:podIP": {}, "f:podIPs": {".": {}, format!("k:{{\"ip\":\"{ip}\"}}"): {".": {}, "f:ip": {}}}, "f:startTime": {}}}),
+        );
+        // `json!` copies an interpolated Value through serde; the big parts are moved in after.
+        let mut pod = json!({
             "metadata": {
                 "name": name, "generateName": format!("{base}-"), "namespace": owner["metadata"]["namespace"],
-                "labels": template["metadata"]["labels"], "annotations": template["metadata"]["annotations"],
+                "labels": null, "annotations": null,
                 "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": base,
                     "uid": owner["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}],
                 "creationTimestamp": started_s,
-                "managedFields": [
-                    managed_fields("kube-controller-manager", "Update", &started_s, None, json!({"f:metadata": {"f:generateName": {}, "f:labels": {}, "f:ownerReferences": {}}, "f:spec": template_fields})),
-                    managed_fields("kubelet", "Update", &ready_s, Some("status"), json!({"f:status": {"f:conditions": {"k:{\"type\":\"ContainersReady\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}}, "k:{\"type\":\"Initialized\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}}, "k:{\"type\":\"PodReadyToStartContainers\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}}, "k:{\"type\":\"Ready\"}": {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {}, "f:status": {}, "f:type": {}}}, "f:containerStatuses": {}, "f:hostIP": {}, "f:hostIPs": {}, "f:phase": {}, "f:podIP": {}, "f:podIPs": {".": {}, format!("k:{{\"ip\":\"{ip}\"}}"): {".": {}, "f:ip": {}}}, "f:startTime": {}}})),
-                ],
+                "managedFields": null,
             },
-            "spec": spec,
+            "spec": null,
             "status": {
                 "phase": phase,
                 "conditions": [
@@ -744,10 +759,16 @@ impl Gen<'_> {
                     {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": started_s},
                 ],
                 "hostIP": host_ip, "hostIPs": [{"ip": host_ip}], "podIP": ip, "podIPs": [{"ip": ip}],
-                "startTime": started_s, "containerStatuses": cs,
+                "startTime": started_s, "containerStatuses": null,
                 "qosClass": "Burstable",
             },
-        })
+        });
+        pod["metadata"]["labels"] = template["metadata"]["labels"].clone();
+        pod["metadata"]["annotations"] = template["metadata"]["annotations"].clone();
+        pod["metadata"]["managedFields"] = Value::Array(vec![controller_fields, kubelet_fields]);
+        pod["spec"] = spec;
+        pod["status"]["containerStatuses"] = Value::Array(cs);
+        pod
     }
 
     fn replicaset_for(

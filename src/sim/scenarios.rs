@@ -64,6 +64,11 @@ pub static SCENARIOS: &[ScenarioDef] = &[
         description: "an endpoint's engine dies: health checks answer 503, requests fail",
         targets: &["endpoint"],
     },
+    ScenarioDef {
+        name: "gpu-memory-leak",
+        description: "the GPU of an endpoint's first serving pod (default llama-chat's, serving/llama-chat-…, gpu of the lowest index it holds) leaks: DCGM_FI_DEV_FB_USED grows steadily from its flat ~90% to the full framebuffer in 12 minutes and stays pinned there (the engine keeps what it holds and fails requests with CUDA OOM); clearing it, or deleting the pod, returns the GPU to its flat level",
+        targets: &["endpoint"],
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -187,6 +192,7 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
             fleet.faults_mut().endpoint_outage.insert(ep.clone());
             json!({"endpoint": ep})
         }
+        "gpu-memory-leak" => gpu_memory_leak(fleet, t)?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; known: {}",
@@ -223,6 +229,7 @@ pub fn clear(fleet: &SimFleet, name: &str) -> Result<Value, String> {
             }
         }
         "endpoint-outage" => fleet.faults_mut().endpoint_outage.clear(),
+        "gpu-memory-leak" => fleet.faults_mut().memory_leak = None,
         n if names().contains(&n) => {
             return Err(format!(
                 "{n} changed Kubernetes objects; undo it through the API (uncordon, rollback, edit the PDB)"
@@ -413,6 +420,44 @@ fn bad_rollout(fleet: &SimFleet, t: &Target, fault: &str) -> Result<Value, Strin
         .unwrap_or(Value::Null);
     Ok(
         json!({"cluster": c.name, "endpoint": ep, "deployment": format!("{ns}/{dep_name}"), "image": new_image, "revision": rev}),
+    )
+}
+
+/// The endpoint's first running GPU pod (by name) starts leaking GPU memory now.
+fn gpu_memory_leak(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
+    let (ep, ns, dep_name) = endpoint_target(t);
+    let ci = find_deployment(fleet, &ns, &dep_name)?;
+    let c = &fleet.clusters[ci];
+    let st = c.lock();
+    let pod = st
+        .store
+        .iter_ns(Kind::Pod, Some(&ns))
+        .filter(|(_, s)| {
+            s.gpus > 0
+                && s.active
+                && !s.terminating
+                && s.labels.get("app").map(String::as_str) == Some(dep_name.as_str())
+        })
+        .map(|((_, name), s)| (name.clone(), s.value()))
+        .filter(|(_, v)| v["status"]["phase"] == "Running" && v["spec"]["nodeName"].is_string())
+        .min_by(|a, b| a.0.cmp(&b.0));
+    let Some((pod, v)) = pod else {
+        return Err(format!(
+            "deployment {ns}/{dep_name} has no running GPU pod to leak"
+        ));
+    };
+    let node = v["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+    drop(st);
+    let since = Utc::now();
+    fleet.faults_mut().memory_leak = Some(super::view::MemoryLeak {
+        cluster: c.name.clone(),
+        namespace: ns.clone(),
+        pod: pod.clone(),
+        since,
+    });
+    Ok(
+        json!({"cluster": c.name, "endpoint": ep, "pod": format!("{ns}/{pod}"), "node": node,
+        "since": timestamp(since), "fills_in_seconds": super::dcgm::LEAK_FILL_SECONDS}),
     )
 }
 

@@ -2,7 +2,7 @@
 //! fields selectors and controllers need, a cluster-wide resourceVersion, and a bounded
 //! history of watch events. Imports nothing outside the sim.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -378,6 +378,9 @@ pub struct ClusterStore {
     pub usage: HashMap<String, NodeUsage>,
     /// uid → (kind, key) for objects that own others.
     pub owners: HashMap<Arc<str>, (Kind, Key)>,
+    /// (kind, controller uid) → keys of the objects of that kind it controls, so controllers
+    /// find a ReplicaSet's pods without scanning a namespace of tens of thousands.
+    children: HashMap<(Kind, Arc<str>), BTreeSet<Key>>,
     uid_seed: u64,
     uid_counter: u64,
 }
@@ -399,6 +402,7 @@ impl ClusterStore {
             counters: Counters::default(),
             usage: HashMap::new(),
             owners: HashMap::new(),
+            children: HashMap::new(),
             uid_seed,
             uid_counter: 0,
         }
@@ -443,6 +447,31 @@ impl ClusterStore {
 
     pub fn count(&self, kind: Kind) -> usize {
         self.objects.get(&kind).map_or(0, BTreeMap::len)
+    }
+
+    /// Objects of `kind` whose controller ownerReference has `owner_uid`, in key order.
+    pub fn owned_by<'a>(
+        &'a self,
+        kind: Kind,
+        owner_uid: &str,
+    ) -> impl Iterator<Item = (&'a Key, &'a Stored)> + 'a {
+        let map = self.objects.get(&kind);
+        self.children
+            .get(&(kind, Arc::from(owner_uid)))
+            .into_iter()
+            .flatten()
+            .filter_map(move |k| map?.get_key_value(k))
+    }
+
+    fn unlink_child(&mut self, kind: Kind, key: &Key, old: &Stored) {
+        if let Some(owner) = &old.owner
+            && let Some(set) = self.children.get_mut(&(kind, owner.clone()))
+        {
+            set.remove(key);
+            if set.is_empty() {
+                self.children.remove(&(kind, owner.clone()));
+            }
+        }
     }
 
     /// Objects of `kind` in namespace `ns` (all namespaces when `None`), in key order.
@@ -536,6 +565,15 @@ impl ClusterStore {
             .entry(kind)
             .or_default()
             .insert(key.clone(), stored.clone());
+        if let Some(old) = &old {
+            self.unlink_child(kind, &key, old);
+        }
+        if let Some(owner) = &stored.owner {
+            self.children
+                .entry((kind, owner.clone()))
+                .or_default()
+                .insert(key.clone());
+        }
         self.account(kind, old.as_ref(), Some(&stored));
         if !matches!(kind, Kind::Pod | Kind::Event) {
             self.owners.insert(stored.uid.clone(), (kind, key.clone()));
@@ -627,6 +665,7 @@ impl ClusterStore {
     pub fn remove(&mut self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
         let key = (ns.to_string(), name.to_string());
         let old = self.objects.get_mut(&kind)?.remove(&key)?;
+        self.unlink_child(kind, &key, &old);
         self.account(kind, Some(&old), None);
         self.owners.remove(&old.uid);
         self.rv += 1;

@@ -107,6 +107,19 @@ pub struct FaultState {
     pub ecc: HashMap<(String, String), Vec<u32>>,
     /// Endpoint names whose engine is dead (`endpoint-outage`).
     pub endpoint_outage: HashSet<String>,
+    /// The pod whose first GPU leaks framebuffer memory (`gpu-memory-leak`).
+    pub memory_leak: Option<MemoryLeak>,
+}
+
+/// A serving pod leaking GPU memory since `since`: the first GPU it holds grows from its
+/// normal level until the framebuffer is full. Tied to the pod, so a replacement pod (a new
+/// name) starts clean, as a restarted engine does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryLeak {
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub since: DateTime<Utc>,
 }
 
 /// Where the servers beside the Kubernetes API read the fleet from. The sim's cluster stores

@@ -123,8 +123,8 @@ impl ClusterState {
         let bare = template_sans_hash(&template);
         let owned: Vec<Value> = self
             .store
-            .iter_ns(Kind::ReplicaSet, Some(ns))
-            .filter(|(_, s)| s.owner.as_deref() == Some(uid.as_str()))
+            .owned_by(Kind::ReplicaSet, &uid)
+            .filter(|((n, _), _)| n == ns)
             .map(|(_, s)| s.value())
             .collect();
         let max_rev = owned.iter().map(revision_of).max().unwrap_or(0);
@@ -244,8 +244,8 @@ impl ClusterState {
         let mut new_rs_name = String::new();
         let rss: Vec<(String, Arc<str>, String)> = self
             .store
-            .iter_ns(Kind::ReplicaSet, Some(ns))
-            .filter(|(_, s)| s.owner.as_deref() == Some(uid.as_str()))
+            .owned_by(Kind::ReplicaSet, &uid)
+            .filter(|((n, _), _)| n == ns)
             .map(|((_, n), s)| {
                 let v = s.value();
                 (

@@ -256,8 +256,8 @@ impl ClusterState {
 
     fn owned_pods(&self, ns: &str, owner_uid: &str) -> Vec<(Key, Stored)> {
         self.store
-            .iter_ns(Kind::Pod, Some(ns))
-            .filter(|(_, s)| s.owner.as_deref() == Some(owner_uid) && s.active && !s.terminating)
+            .owned_by(Kind::Pod, owner_uid)
+            .filter(|((n, _), s)| n == ns && s.active && !s.terminating)
             .map(|(k, s)| (k.clone(), s.clone()))
             .collect()
     }

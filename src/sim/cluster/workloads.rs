@@ -45,11 +45,8 @@ impl ClusterState {
         } as usize;
         let succeeded = self
             .store
-            .iter_ns(Kind::Pod, Some(ns))
-            .filter(|(_, s)| {
-                s.owner.as_deref() == Some(uid.as_str())
-                    && s.field("status.phase") == Some("Succeeded")
-            })
+            .owned_by(Kind::Pod, &uid)
+            .filter(|((n, _), s)| n == ns && s.field("status.phase") == Some("Succeeded"))
             .count();
         let live = self.owned_pods(ns, &uid);
         if live.len() + succeeded >= want {
