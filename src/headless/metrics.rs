@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::model::signal::{Severity, Signal};
+use crate::model::signal::Severity;
 use crate::runbook::executor::RunState;
 
 /// The Content-Type of `encode`'s text.
@@ -456,6 +456,7 @@ pub fn run_outcome(state: &RunState) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::signal::Signal;
 
     #[test]
     fn refusals_are_classified_from_the_guards_own_words() {

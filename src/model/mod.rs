@@ -417,7 +417,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Whether `signal` is a finding (shown where it belongs, no incident).
     pub fn is_finding(&self, signal: &signal::Signal) -> bool {
-        self.finding_kinds.iter().any(|k| *k == signal.kind)
+        self.finding_kinds.contains(&signal.kind)
     }
 
     /// The signals that open incidents: what pages and banners count.
