@@ -126,7 +126,7 @@ fn screen_counts(screen: &str) -> BTreeMap<String, u64> {
         let (Some(severity), Some(kind)) = (words.next(), words.next()) else {
             continue;
         };
-        if matches!(severity, "CRITICAL" | "WARNING" | "INFO") && kind.contains('.') {
+        if matches!(severity, "CRITICAL" | "WARNING" | "INFO" | "FINDING") && kind.contains('.') {
             *counts.entry(kind.to_string()).or_default() += 1;
         }
     }

@@ -176,6 +176,9 @@ impl Pipeline {
             b.severity
                 .cmp(&a.severity)
                 .then_with(|| a.subject.cmp(&b.subject))
+                // The detectors' own order is not stable (they keep state in maps): the kind
+                // settles ties so that every face lists the same signals in the same order.
+                .then_with(|| a.kind.cmp(&b.kind))
         });
         signals
     }

@@ -138,8 +138,7 @@ fn cluster_row(c: &ClusterSnapshot, ctx: &ViewCtx) -> ClusterRow {
     };
     let [crit, warn, info] = severity_counts(
         ctx.snapshot
-            .signals
-            .iter()
+            .incident_signals()
             .filter(|s| s.subject.cluster == c.name)
             .map(|s| &s.severity),
     );
@@ -307,8 +306,7 @@ fn signals_line(ctx: &ViewCtx) -> Line<'static> {
     let theme = ctx.theme;
     let counts = severity_counts(
         ctx.snapshot
-            .signals
-            .iter()
+            .incident_signals()
             .filter(|s| {
                 s.subject.cluster.is_empty() || ctx.cluster.is_none_or(|c| s.subject.cluster == c)
             })
@@ -331,6 +329,20 @@ fn signals_line(ctx: &ViewCtx) -> Line<'static> {
         spans.push(Span::styled(
             format!("{n} {}", format!("{sev:?}").to_lowercase()),
             theme.style(role),
+        ));
+    }
+    let findings = ctx
+        .snapshot
+        .findings()
+        .filter(|s| {
+            s.subject.cluster.is_empty() || ctx.cluster.is_none_or(|c| s.subject.cluster == c)
+        })
+        .count();
+    if findings > 0 {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(
+            format!("{findings} findings (no incident)"),
+            theme.style(Role::Info),
         ));
     }
     Line::from(spans)

@@ -53,8 +53,14 @@ impl SignalsPane {
                 s.subject.cluster.is_empty() || ctx.cluster.is_none_or(|c| s.subject.cluster == c)
             })
             .filter_map(|(i, s)| {
+                // A finding opens no incident: say so where its severity would be.
+                let severity = if ctx.snapshot.is_finding(s) {
+                    "FINDING"
+                } else {
+                    severity_label(s.severity)
+                };
                 let mut cells = vec![
-                    severity_label(s.severity).to_string(),
+                    severity.to_string(),
                     s.kind.clone(),
                     s.subject.describe(),
                     s.summary.clone(),

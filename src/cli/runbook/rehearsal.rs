@@ -131,11 +131,14 @@ pub async fn rehearse(
         Ok(r) => r.json().await.unwrap_or_default(),
         Err(_) => serde_json::Value::Null,
     };
+    // Every entry, not only incidents' timelines: a run on a finding (an idle GPU) belongs to
+    // no incident, and what it did is still the rehearsal's story.
     let mut timeline = Vec::new();
-    for inc in store.incidents(&Default::default())? {
-        timeline.extend(store.timeline(inc.id)?);
+    for seq in 1..=store.len()? {
+        if let Some(e) = store.entry(seq)? {
+            timeline.push(e);
+        }
     }
-    timeline.sort_by_key(|e| e.seq);
     let failed = runs.iter().find_map(|r| match &r.state {
         RunState::Failed(why) => Some(why.clone()),
         _ => None,

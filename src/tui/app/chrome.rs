@@ -43,10 +43,10 @@ impl App {
     fn noc_banner(&self) -> Vec<Line<'static>> {
         use crate::model::signal::Severity;
         let t = &self.theme;
+        // Findings (idle GPUs, budget forecasts, drift) are not what a wall screen pages on.
         let count = |s: Severity| {
             self.snapshot
-                .signals
-                .iter()
+                .incident_signals()
                 .filter(|x| x.severity == s)
                 .count()
         };
@@ -160,7 +160,7 @@ impl App {
             ]));
         }
         let room = 4 - lines.len();
-        for s in self.snapshot.signals.iter().take(room) {
+        for s in self.snapshot.incident_signals().take(room) {
             let role = match s.severity {
                 Severity::Critical => Role::Critical,
                 Severity::Warning => Role::Warning,
