@@ -563,8 +563,16 @@ pub fn incident_group(signal: &Signal) -> String {
         .get("deployment")
         .and_then(|d| d.as_str())
         .filter(|d| !d.is_empty());
+    let pod = s.object.as_deref().and_then(|o| o.strip_prefix("pod/"));
     let place = if let Some(dep) = deployment {
         format!("deployment/{}/{dep}", s.namespace.as_deref().unwrap_or("-"))
+    } else if let Some(pod) = pod {
+        // The pods of one owner are one problem (Alertmanager's group_by), wherever they run.
+        format!(
+            "owner/{}/{}",
+            s.namespace.as_deref().unwrap_or("-"),
+            pod_owner(pod)
+        )
     } else if let Some(node) = &s.node {
         format!("node/{node}")
     } else if let Some(ep) = &s.endpoint {
@@ -577,6 +585,46 @@ pub fn incident_group(signal: &Signal) -> String {
         "cluster".into()
     };
     format!("{}:{}/{place}", signal.kind, s.cluster)
+}
+
+/// The controller a pod's generated name points to: `web-7d9f8c6b5-x2x9q` (a Deployment's
+/// ReplicaSet) → `web`, `backfill-28h4k` (a Job) → `backfill`, `llm-pretrain-worker-3` (a
+/// training gang) → `llm-pretrain`, `db-0` (a StatefulSet) → `db`. A name that follows none of
+/// the generators' patterns is its own owner.
+pub fn pod_owner(pod: &str) -> &str {
+    fn strip<'a>(name: &'a str, suffix_ok: impl Fn(&str) -> bool) -> &'a str {
+        match name.rsplit_once('-') {
+            Some((head, tail)) if !head.is_empty() && suffix_ok(tail) => head,
+            _ => name,
+        }
+    }
+    let generated = |t: &str, lens: std::ops::RangeInclusive<usize>| {
+        lens.contains(&t.len())
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    let numbered = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    // Gang members: `<job>-<role>-<index>`.
+    if let Some(head) = ["-master-", "-worker-", "-launcher-", "-ps-", "-chief-"]
+        .iter()
+        .find_map(|role| {
+            let (head, index) = pod.rsplit_once(role)?;
+            numbered(index).then_some(head)
+        })
+    {
+        return head;
+    }
+    if numbered(pod.rsplit_once('-').map_or("", |(_, t)| t)) {
+        return strip(pod, numbered);
+    }
+    let without_random = strip(pod, |t| generated(t, 5..=5));
+    if without_random.len() == pod.len() {
+        return pod;
+    }
+    // A ReplicaSet's pod-template-hash (it always holds a digit in practice; a word does not).
+    strip(without_random, |t| {
+        generated(t, 6..=10) && t.bytes().any(|b| b.is_ascii_digit())
+    })
 }
 
 #[cfg(test)]

@@ -542,3 +542,38 @@ fn a_store_closed_a_moment_ago_reopens_at_once() {
     }
     assert_eq!(Store::open(&path).unwrap().len().unwrap(), 40);
 }
+
+#[test]
+fn the_pods_of_one_owner_are_one_incident_group_wherever_they_run() {
+    assert_eq!(
+        pod_owner("tokenizer-worker-zd8gxsd-79xr9"),
+        "tokenizer-worker"
+    );
+    assert_eq!(pod_owner("llama-chat-7d9f8c6b5-x2x9q"), "llama-chat");
+    assert_eq!(pod_owner("backfill-28h4k"), "backfill");
+    assert_eq!(pod_owner("llm-pretrain-worker-3"), "llm-pretrain");
+    assert_eq!(pod_owner("db-0"), "db");
+    assert_eq!(pod_owner("standalone"), "standalone");
+    assert_eq!(pod_owner("my-notebook"), "my-notebook");
+    let crash = |pod: &str, node: &str| {
+        let mut s = xid(node, 0, Utc::now());
+        s.kind = "pod.crash_loop".into();
+        s.evidence.clear();
+        s.subject = Subject {
+            cluster: "a".into(),
+            namespace: Some("batch".into()),
+            object: Some(format!("pod/{pod}")),
+            node: Some(node.into()),
+            ..Subject::default()
+        };
+        s
+    };
+    assert_eq!(
+        incident_group(&crash("worker-5d4f8b7c9-abcde", "n1")),
+        incident_group(&crash("worker-5d4f8b7c9-fghij", "n2"))
+    );
+    assert_ne!(
+        incident_group(&crash("worker-5d4f8b7c9-abcde", "n1")),
+        incident_group(&crash("other-5d4f8b7c9-abcde", "n1"))
+    );
+}
