@@ -495,14 +495,19 @@ impl Detectors {
                     series.pop_front();
                 }
             }
-            let f = forecast_memory(
-                series,
-                used as f64,
-                total as f64,
-                &MemoryRule::from_thresholds(&t),
-            );
-            if let (Some(severity), Some(secs), Some(fit)) =
-                (f.severity(), f.seconds_to_full, f.fit)
+            // Most GPUs are under the high-water mark, where the rule cannot fire: skip the fit
+            // (the forecast would answer "below high" after fitting 40,000 windows).
+            let high = total as f64 * t.gpu_memory_high_pct / 100.0;
+            let f = (used as f64 >= high).then(|| {
+                forecast_memory(
+                    series,
+                    used as f64,
+                    total as f64,
+                    &MemoryRule::from_thresholds(&t),
+                )
+            });
+            if let Some((Some(severity), Some(secs), Some(fit), f)) =
+                f.map(|f| (f.severity(), f.seconds_to_full, f.fit, f))
             {
                 let mut evidence = f.evidence();
                 evidence["holder"] = json!(holder);

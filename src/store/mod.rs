@@ -592,7 +592,7 @@ pub fn incident_group(signal: &Signal) -> String {
 /// training gang) → `llm-pretrain`, `db-0` (a StatefulSet) → `db`. A name that follows none of
 /// the generators' patterns is its own owner.
 pub fn pod_owner(pod: &str) -> &str {
-    fn strip<'a>(name: &'a str, suffix_ok: impl Fn(&str) -> bool) -> &'a str {
+    fn strip(name: &str, suffix_ok: impl Fn(&str) -> bool) -> &str {
         match name.rsplit_once('-') {
             Some((head, tail)) if !head.is_empty() && suffix_ok(tail) => head,
             _ => name,
