@@ -13,6 +13,13 @@ pub enum Severity {
     Critical,
 }
 
+impl Signal {
+    /// Whether the condition has stopped and the signal only waits out its `clear_after`.
+    pub fn is_clearing(&self) -> bool {
+        self.evidence.contains_key(CLEARING_SINCE)
+    }
+}
+
 impl Severity {
     /// `info`, `warning`, `critical`: as serialised, for labels.
     pub fn name(self) -> &'static str {
@@ -23,6 +30,10 @@ impl Severity {
         }
     }
 }
+
+/// The evidence key a signal carries while its clear condition holds but has not held for
+/// its `clear_after` yet: shown as firing, but nothing should act on it.
+pub const CLEARING_SINCE: &str = "clearing_since";
 
 /// What a signal is about. Empty fields do not apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -213,7 +213,9 @@ impl Executor {
         let mut started = Vec::new();
         let mut now_firing = HashSet::new();
         let now = Utc::now();
-        for signal in &snap.signals {
+        // A clearing signal's condition has already stopped (it only waits out its
+        // `clear_after` before it is gone): no run starts on it.
+        for signal in snap.signals.iter().filter(|s| !s.is_clearing()) {
             // One run per runbook and incident group at a time: an XID storm over eight GPUs
             // of one node is one node to cordon, not eight runs.
             let group = crate::store::incident_group(signal);

@@ -134,7 +134,7 @@ impl RunHost {
             || snap
                 .signals
                 .iter()
-                .any(|s| s.dedup_key == self.signal.dedup_key)
+                .any(|s| s.dedup_key == self.signal.dedup_key && !s.is_clearing())
     }
 }
 

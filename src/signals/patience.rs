@@ -175,7 +175,7 @@ fn shown(t: &Tracked, clearing_since: Option<DateTime<Utc>>) -> Signal {
     s.first_seen = t.first_seen;
     if let Some(since) = clearing_since {
         s.evidence.insert(
-            "clearing_since".into(),
+            crate::model::signal::CLEARING_SINCE.into(),
             serde_json::to_value(since).unwrap_or_default(),
         );
     }

@@ -436,4 +436,31 @@ fn run(signal) {
         deliver(&mut app, replies_now);
         assert!(screen(&mut app).contains("no runbook executor"));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_signal_waiting_out_its_clear_after_starts_no_run() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let ex = executor(&store, false);
+        let mut clearing = (*fixtures::evaluated(fixtures::fleet())).clone();
+        for s in &mut clearing.signals {
+            s.evidence.insert(
+                crate::model::signal::CLEARING_SINCE.into(),
+                serde_json::json!("2026-01-01T00:00:00Z"),
+            );
+        }
+        assert!(ex.observe(Arc::new(clearing)).is_empty());
+        assert_eq!(ex.observe(fixtures::evaluated(fixtures::fleet())).len(), 1);
+        // The run waits for an approval: deny it, so that the run ends with the test.
+        for _ in 0..200 {
+            let pending = ex.pending_approvals();
+            if !pending.is_empty() {
+                for p in pending {
+                    let _ = ex.decide(p.id, false, "test");
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
