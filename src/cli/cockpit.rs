@@ -11,34 +11,9 @@ pub(super) fn cockpit(cli: &Cli) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     let targets = kube_targets(cli, &cfg)?;
     let prometheus = super::wiring::prometheus_client(&cfg)?;
-    let (theme, keymap) = cockpit_parts(cli, &cfg)?;
     let store = open_store(cli, &cfg)?;
-    let runbooks = load_runbooks(cli, &cfg);
     let rt = super::runtime()?;
-    rt.block_on(async {
-        let executor = start_executor(
-            cli,
-            &cfg,
-            &targets,
-            &store,
-            runbooks,
-            crate::model::incident::Origin::Tui,
-        )
-        .await;
-        let running = super::wiring::start(&cfg, targets, prometheus);
-        let evaluations = evaluate(&cfg, running, &store, &executor);
-        let app = crate::tui::app::App::new(theme, keymap, false, cli.noc);
-        crate::tui::app::run(
-            app,
-            evaluations,
-            crate::tui::app::Effects {
-                control: None,
-                store: Some(store),
-                executor: Some(executor),
-            },
-        )
-        .await
-    })?;
+    rt.block_on(run_cockpit(cli, &cfg, targets, prometheus, store, None))?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(())
 }
@@ -82,31 +57,45 @@ pub(super) fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         }
         super::wiring::point_at_sim(&mut cfg, d);
         let targets = crate::sources::kube::targets(Some(&running_sim.kubeconfig), &[])?;
-        let (theme, keymap) = cockpit_parts(cli, &cfg)?;
-        let runbooks = load_runbooks(cli, &cfg);
-        let executor = start_executor(
-            cli,
-            &cfg,
-            &targets,
-            &store,
-            runbooks,
-            crate::model::incident::Origin::Tui,
-        )
-        .await;
-        let running = super::wiring::start(&cfg, targets, None);
-        let evaluations = evaluate(&cfg, running, &store, &executor);
-        let app = crate::tui::app::App::new(theme, keymap, true, cli.noc);
         let control = d["control"].as_str().map(str::to_string);
-        let effects = crate::tui::app::Effects {
-            control,
-            store: Some(store),
-            executor: Some(executor),
-        };
-        crate::tui::app::run(app, evaluations, effects).await
+        run_cockpit(cli, &cfg, targets, None, store, control).await
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The cockpit over the pipeline, on `targets`: the executor, the sources, the evaluation and
+/// the TUI. `control` is the simulated fleet's control address (the demo's `:scenario`), which
+/// also marks the fleet as simulated.
+async fn run_cockpit(
+    cli: &Cli,
+    cfg: &Config,
+    targets: Vec<crate::sources::kube::ClusterTarget>,
+    prometheus: Option<crate::sources::prometheus::PrometheusClient>,
+    store: crate::store::Store,
+    control: Option<String>,
+) -> anyhow::Result<()> {
+    let (theme, keymap) = cockpit_parts(cli, cfg)?;
+    let runbooks = load_runbooks(cli, cfg);
+    let executor = start_executor(
+        cli,
+        cfg,
+        &targets,
+        &store,
+        runbooks,
+        crate::model::incident::Origin::Tui,
+    )
+    .await;
+    let running = super::wiring::start(cfg, targets, prometheus);
+    let evaluations = evaluate(cfg, running, &store, &executor);
+    let app = crate::tui::app::App::new(theme, keymap, control.is_some(), cli.noc);
+    let effects = crate::tui::app::Effects {
+        control,
+        store: Some(store),
+        executor: Some(executor),
+    };
+    crate::tui::app::run(app, evaluations, effects).await
 }
 
 /// Theme and keymap for the cockpit; a bad theme file is reported and the default used.
