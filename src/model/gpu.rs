@@ -359,6 +359,7 @@ mod tests {
             taints: vec![],
             capacity_type: Default::default(),
             instance_type: None,
+            pool: None,
             zone: None,
             gpu_product: None,
             gpu_capacity: 8,

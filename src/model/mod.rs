@@ -80,6 +80,32 @@ pub enum CapacityType {
     Reserved,
 }
 
+/// The node pool a node's labels name, in any of the provisioners' conventions: Karpenter's
+/// `karpenter.sh/nodepool` (and its older `karpenter.sh/provisioner-name`), EKS managed node
+/// groups, GKE node pools and AKS agent pools. A pool-wide fault (a zone's spot capacity taken
+/// back, a bad AMI) hits the nodes of one pool together.
+pub fn node_pool<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    const KEYS: [&str; 6] = [
+        "karpenter.sh/nodepool",
+        "karpenter.sh/provisioner-name",
+        "eks.amazonaws.com/nodegroup",
+        "cloud.google.com/gke-nodepool",
+        "kubernetes.azure.com/agentpool",
+        "agentpool",
+    ];
+    let mut best: Option<(usize, &str)> = None;
+    for (k, v) in labels {
+        let v = v.trim();
+        if let Some(rank) = KEYS.iter().position(|key| *key == k)
+            && !v.is_empty()
+            && best.is_none_or(|(r, _)| rank < r)
+        {
+            best = Some((rank, v));
+        }
+    }
+    best.map(|(_, v)| v.to_string())
+}
+
 impl CapacityType {
     /// Reads the capacity type from any of the clouds' node label conventions:
     /// `karpenter.sh/capacity-type`, `eks.amazonaws.com/capacityType` (any case),
@@ -160,6 +186,9 @@ pub struct NodeModel {
     pub taints: Vec<Taint>,
     pub capacity_type: CapacityType,
     pub instance_type: Option<String>,
+    /// The node pool (or node group, agent pool) the autoscaler or cloud says it belongs to.
+    #[serde(default)]
+    pub pool: Option<String>,
     pub zone: Option<String>,
     pub gpu_product: Option<String>,
     pub gpu_capacity: u32,
@@ -441,6 +470,38 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_pool_comes_from_any_provisioners_label() {
+        let pool = |labels: &[(&str, &str)]| node_pool(labels.iter().copied());
+        assert_eq!(
+            pool(&[("karpenter.sh/nodepool", "gpu-spot")]).as_deref(),
+            Some("gpu-spot")
+        );
+        assert_eq!(
+            pool(&[("eks.amazonaws.com/nodegroup", "ng-1")]).as_deref(),
+            Some("ng-1")
+        );
+        assert_eq!(
+            pool(&[("cloud.google.com/gke-nodepool", "a100")]).as_deref(),
+            Some("a100")
+        );
+        assert_eq!(
+            pool(&[("kubernetes.azure.com/agentpool", "gpu")]).as_deref(),
+            Some("gpu")
+        );
+        // Karpenter's label wins over the node group a Karpenter node may also carry.
+        assert_eq!(
+            pool(&[
+                ("eks.amazonaws.com/nodegroup", "ng"),
+                ("karpenter.sh/nodepool", "kp")
+            ])
+            .as_deref(),
+            Some("kp")
+        );
+        assert_eq!(pool(&[("kubernetes.io/hostname", "n1")]), None);
+        assert_eq!(pool(&[("karpenter.sh/nodepool", " ")]), None);
+    }
 
     #[test]
     fn capacity_type_reads_all_four_conventions() {

@@ -86,6 +86,7 @@ pub struct NodeRecord {
     pub taints: Vec<Taint>,
     pub capacity_type: CapacityType,
     pub instance_type: Option<String>,
+    pub pool: Option<String>,
     pub zone: Option<String>,
     pub gpu_product: Option<String>,
     pub gpu_capacity: u32,

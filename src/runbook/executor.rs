@@ -218,7 +218,7 @@ impl Executor {
         for signal in snap.signals.iter().filter(|s| !s.is_clearing()) {
             // One run per runbook and incident group at a time: an XID storm over eight GPUs
             // of one node is one node to cordon, not eight runs.
-            let group = crate::store::incident_group(signal);
+            let group = crate::store::target_group(signal);
             for rb in self
                 .inner
                 .runbooks
@@ -298,7 +298,7 @@ impl Executor {
             incident,
         };
         self.put_run(record.clone());
-        let cooldown_key = format!("{}:{}", rb.meta.name, crate::store::incident_group(signal));
+        let cooldown_key = format!("{}:{}", rb.meta.name, crate::store::target_group(signal));
         if let Ok(Some(c)) = inner.store.cooldown(&cooldown_key, Utc::now()) {
             let why = format!(
                 "runbook {} is cooling down on {} until {} (set by {})",

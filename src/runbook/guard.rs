@@ -270,6 +270,7 @@ mod tests {
             taints: vec![],
             capacity_type: crate::model::CapacityType::OnDemand,
             instance_type: None,
+            pool: None,
             zone: None,
             gpu_product: None,
             gpu_capacity: 8,

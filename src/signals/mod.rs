@@ -178,7 +178,8 @@ fn deadline_in(message: &str) -> Option<DateTime<Utc>> {
 /// stands between pending, firing and clearing).
 #[derive(Debug, Default)]
 pub struct Detectors {
-    pub thresholds: Thresholds,
+    /// Shared, so a detector pass holds it without copying it per node and GPU.
+    pub thresholds: std::sync::Arc<Thresholds>,
     first_seen: HashMap<String, DateTime<Utc>>,
     /// Keys looked at in the current evaluation; the rest are forgotten after it.
     touched: std::collections::HashSet<String>,
@@ -233,7 +234,7 @@ fn signal(
 impl Detectors {
     pub fn new(thresholds: Thresholds) -> Self {
         Self {
-            thresholds,
+            thresholds: std::sync::Arc::new(thresholds),
             ..Self::default()
         }
     }
@@ -266,10 +267,14 @@ impl Detectors {
         for g in snap.gpus.iter() {
             self.gpu(g, now, &mut out);
         }
-        let live: std::collections::HashSet<&str> =
-            snap.gpus.iter().map(|g| g.uuid.as_str()).collect();
-        self.gpu_memory
-            .retain(|uuid, _| live.contains(uuid.as_str()));
+        // Every GPU with memory readings has a series, so more series than GPUs means some
+        // GPU left (or was replaced): only then is it worth hashing 40,000 uuids.
+        if self.gpu_memory.len() > snap.gpus.len() {
+            let live: std::collections::HashSet<&str> =
+                snap.gpus.iter().map(|g| g.uuid.as_str()).collect();
+            self.gpu_memory
+                .retain(|uuid, _| live.contains(uuid.as_str()));
+        }
         // Forget conditions that cleared, so a recurrence is a new first sighting.
         let touched = std::mem::take(&mut self.touched);
         self.first_seen
@@ -286,8 +291,11 @@ impl Detectors {
     }
 
     fn nodes(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Observation>) {
-        let t = self.thresholds.clone();
+        let t = std::sync::Arc::clone(&self.thresholds);
         for n in &c.nodes {
+            if n.readiness == NodeReadiness::Ready && n.taints.is_empty() {
+                continue;
+            }
             let subject = Subject {
                 cluster: c.name.clone(),
                 node: Some(n.name.clone()),
@@ -304,7 +312,7 @@ impl Detectors {
                         Severity::Critical,
                         subject.clone(),
                         format!("node {} is {:?} for {}", n.name, n.readiness, humantime::format_duration(Duration::from_secs(for_secs as u64))),
-                        json!({"readiness": format!("{:?}", n.readiness), "since": since, "seconds": for_secs, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested}),
+                        json!({"readiness": format!("{:?}", n.readiness), "since": since, "seconds": for_secs, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested, "node_pool": n.pool}),
                         since,
                         Some("check the kubelet and the instance; cordon and drain if it does not recover"),
                     )));
@@ -343,7 +351,7 @@ impl Detectors {
                     Severity::Critical,
                     subject.clone(),
                     format!("{what} on {}: instance goes at {} ({}s left)", n.name, deadline.format("%H:%M:%S"), left.max(0)),
-                    json!({"taint": taint.key, "noticed": noticed, "deadline": deadline, "deadline_source": deadline_source, "seconds_left": left, "capacity_type": n.capacity_type, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested}),
+                    json!({"taint": taint.key, "noticed": noticed, "deadline": deadline, "deadline_source": deadline_source, "seconds_left": left, "capacity_type": n.capacity_type, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested, "node_pool": n.pool}),
                     noticed,
                     Some("cordon and drain the node now, forcing past the deadline if a budget blocks"),
                 )));
@@ -352,8 +360,9 @@ impl Detectors {
     }
 
     fn gpu(&mut self, g: &GpuModel, now: DateTime<Utc>, out: &mut Vec<Observation>) {
-        let t = self.thresholds.clone();
-        let subject = Subject {
+        let t = std::sync::Arc::clone(&self.thresholds);
+        // Built only for a GPU that emits: most of 40,000 GPUs emit nothing.
+        let subject = || Subject {
             cluster: g.cluster.clone(),
             node: Some(g.node.clone()).filter(|n| !n.is_empty()),
             gpu: Some(format!("gpu{} ({})", g.index, g.uuid)),
@@ -361,10 +370,11 @@ impl Detectors {
             object: g.holder.as_ref().map(|h| format!("pod/{}", h.pod)),
             ..Subject::default()
         };
-        let holder = g
-            .holder
-            .as_ref()
-            .map(|h| format!("{}/{}", h.namespace, h.pod));
+        let holder = || {
+            g.holder
+                .as_ref()
+                .map(|h| format!("{}/{}", h.namespace, h.pod))
+        };
         let mut emit = |this: &mut Self,
                         condition: Condition,
                         kind: &str,
@@ -378,15 +388,7 @@ impl Detectors {
                 Condition::Met => this.seen(&key, now),
                 Condition::WithinMargin => now,
             };
-            let mut s = signal(
-                kind,
-                severity,
-                subject.clone(),
-                summary,
-                evidence,
-                first,
-                action,
-            );
+            let mut s = signal(kind, severity, subject(), summary, evidence, first, action);
             s.dedup_key = key;
             out.push(Observation {
                 signal: s,
@@ -409,7 +411,7 @@ impl Detectors {
                         |i| i.meaning
                     )
                 ),
-                json!({"xid": code, "uuid": g.uuid, "holder": holder, "model": g.model_name}),
+                json!({"xid": code, "uuid": g.uuid, "holder": holder(), "model": g.model_name}),
                 Some(info.map_or("look the code up in NVIDIA's XID catalogue", |i| i.action)),
             );
         }
@@ -482,7 +484,13 @@ impl Detectors {
             g.memory_total_mib
                 .or_else(|| Some(g.memory_used_mib? + g.memory_free_mib?)),
         ) {
-            let series = self.gpu_memory.entry(g.uuid.clone()).or_default();
+            // Looked up before inserting: an entry per GPU per pass would copy every uuid.
+            if !self.gpu_memory.contains_key(&g.uuid) {
+                self.gpu_memory.insert(g.uuid.clone(), Default::default());
+            }
+            let Some(series) = self.gpu_memory.get_mut(&g.uuid) else {
+                return;
+            };
             if series.back().is_none_or(|(t, _)| *t < g.sampled_at) {
                 series.push_back((g.sampled_at, used as f64));
                 let window = chrono::Duration::from_std(t.gpu_memory_window)
@@ -510,7 +518,7 @@ impl Detectors {
                 f.map(|f| (f.severity(), f.seconds_to_full, f.fit, f))
             {
                 let mut evidence = f.evidence();
-                evidence["holder"] = json!(holder);
+                evidence["holder"] = json!(holder());
                 emit(
                     self,
                     Condition::Met,
@@ -546,10 +554,10 @@ impl Detectors {
                     "{} gpu{} is held by {} but {:.0}% busy",
                     g.node,
                     g.index,
-                    holder.clone().unwrap_or_default(),
+                    holder().unwrap_or_default(),
                     g.utilization_pct.unwrap_or(0.0)
                 ),
-                json!({"utilization_pct": g.utilization_pct, "memory_used_mib": g.memory_used_mib, "holder": holder}),
+                json!({"utilization_pct": g.utilization_pct, "memory_used_mib": g.memory_used_mib, "holder": holder()}),
                 Some("ask the owner to release it, or reclaim it for pending GPU work"),
             );
         }
@@ -818,6 +826,7 @@ mod tests {
             taints,
             capacity_type: crate::model::CapacityType::Spot,
             instance_type: None,
+            pool: None,
             zone: None,
             gpu_product: None,
             gpu_capacity: 8,

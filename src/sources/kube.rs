@@ -462,6 +462,7 @@ impl Projection for NodeObject {
                 .label("node.kubernetes.io/instance-type")
                 .or_else(|| m.label("beta.kubernetes.io/instance-type"))
                 .map(str::to_string),
+            pool: crate::model::node_pool(m.labels.iter().map(|(k, v)| (&**k, &**v))),
             zone: m
                 .label("topology.kubernetes.io/zone")
                 .or_else(|| m.label("failure-domain.beta.kubernetes.io/zone"))

@@ -553,10 +553,32 @@ pub fn sort_for_display(incidents: &mut [Incident]) {
     });
 }
 
-/// Signals with the same group join one incident: pods of one Deployment group by it (a bad
-/// rollout crash-looping on five nodes is one problem), GPUs by their node (one XID storm on one
-/// node is one incident), other subjects by their most specific object.
+/// Kinds whose cause is usually the pool rather than the node: a spot capacity pool taken back,
+/// a bad image or kubelet config rolled to a pool. Their nodes join one incident per pool.
+const POOL_WIDE_KINDS: [&str; 2] = ["node.not_ready", "node.interruption_notice"];
+
+/// Signals with the same group join one incident (Alertmanager's `group_by`): a pool-wide kind
+/// on the nodes of one node pool is one incident; otherwise the signal's [`target_group`].
 pub fn incident_group(signal: &Signal) -> String {
+    let pool = signal
+        .evidence
+        .get("node_pool")
+        .and_then(|p| p.as_str())
+        .filter(|p| !p.is_empty());
+    match pool {
+        Some(pool) if POOL_WIDE_KINDS.contains(&signal.kind.as_str()) => {
+            format!("{}:{}/nodepool/{pool}", signal.kind, signal.subject.cluster)
+        }
+        _ => target_group(signal),
+    }
+}
+
+/// What one remediation acts on: pods of one Deployment group by it (a bad rollout
+/// crash-looping on five nodes is one rollback), pods of one owner by it, GPUs by their node (an
+/// XID storm over eight GPUs of one node is one node to drain), other subjects by their most
+/// specific object. Runs and cooldowns are per runbook and target group; incidents may be wider
+/// ([`incident_group`]: a pool's three reclaimed nodes are one incident and three drains).
+pub fn target_group(signal: &Signal) -> String {
     let s: &Subject = &signal.subject;
     let deployment = signal
         .evidence

@@ -577,3 +577,53 @@ fn the_pods_of_one_owner_are_one_incident_group_wherever_they_run() {
         incident_group(&crash("other-5d4f8b7c9-abcde", "n1"))
     );
 }
+
+#[test]
+fn a_pool_wide_fault_on_the_nodes_of_one_pool_is_one_incident_and_one_drain_each() {
+    let reclaimed = |node: &str, pool: Option<&str>| {
+        let mut s = xid(node, 0, Utc::now());
+        s.kind = "node.interruption_notice".into();
+        s.evidence.clear();
+        if let Some(pool) = pool {
+            s.evidence.insert("node_pool".into(), pool.into());
+        }
+        s.subject = Subject {
+            cluster: "a".into(),
+            node: Some(node.into()),
+            ..Subject::default()
+        };
+        s
+    };
+    let (n1, n2) = (
+        reclaimed("n1", Some("gpu-spot")),
+        reclaimed("n2", Some("gpu-spot")),
+    );
+    assert_eq!(
+        incident_group(&n1),
+        "node.interruption_notice:a/nodepool/gpu-spot"
+    );
+    assert_eq!(incident_group(&n1), incident_group(&n2));
+    // Each node is still its own thing to drain.
+    assert_ne!(target_group(&n1), target_group(&n2));
+    assert_ne!(
+        incident_group(&n1),
+        incident_group(&reclaimed("n3", Some("gpu-on-demand")))
+    );
+    // No pool label: the node is its own group.
+    assert_eq!(
+        incident_group(&reclaimed("n4", None)),
+        "node.interruption_notice:a/node/n4"
+    );
+    // GPU faults stay per node even when the evidence names a pool.
+    let mut x = xid("n1", 0, Utc::now());
+    x.evidence.insert("node_pool".into(), "gpu-spot".into());
+    assert_eq!(incident_group(&x), target_group(&x));
+
+    let (_dir, store) = open();
+    store
+        .record_signals(&[n1, n2], &[], Origin::Tui, WINDOW, t(0))
+        .unwrap();
+    let all = store.incidents(&IncidentFilter::default()).unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].affected.len(), 2, "both nodes are listed as members");
+}

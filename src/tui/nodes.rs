@@ -684,6 +684,7 @@ pub(super) mod fixtures {
             taints: vec![],
             capacity_type: CapacityType::OnDemand,
             instance_type: Some("p5.48xlarge".into()),
+            pool: Some("gpu-h100".into()),
             zone: Some("us-east-1a".into()),
             gpu_product: Some("NVIDIA-H100-80GB-HBM3".into()),
             gpu_capacity: 8,
