@@ -946,11 +946,15 @@ fn find_node<'a>(
         })
 }
 
+/// The least of the month that must have passed before its run rate is extrapolated.
+pub const MIN_RUN_RATE_DAYS: f64 = 0.5;
+
 /// The month-end forecast and the words that say how it was made.
 ///
 /// Linear on daily spend: a least-squares line through the complete days so far, extended over
 /// the rest of the month (the rest of today included) and added to the month-to-date. With fewer
-/// than two complete days it is the run rate: month-to-date over the days elapsed.
+/// than two complete days it is the run rate: month-to-date over the days elapsed; before
+/// [`MIN_RUN_RATE_DAYS`] of the month it is the month-to-date alone ("insufficient data").
 pub fn forecast_month_end(
     daily: &[DailySpend],
     as_of: DateTime<Utc>,
@@ -992,6 +996,19 @@ pub fn forecast_month_end(
         )
     } else {
         let elapsed = (as_of - midnight(month_start)).num_seconds() as f64 / 86_400.0;
+        if elapsed < MIN_RUN_RATE_DAYS {
+            // A few hours' spend times sixty is noise (a batch at 01:00 would "overrun" the
+            // month): the forecast is what is known, so only real spend can pass the budget.
+            return (
+                month_to_date,
+                format!(
+                    "insufficient data: {:.1} hours of the month elapsed, a run rate needs {:.0}; \
+                     the forecast is the month-to-date until then",
+                    elapsed * 24.0,
+                    MIN_RUN_RATE_DAYS * 24.0
+                ),
+            );
+        }
         let rate = if elapsed > 0.0 {
             month_to_date / elapsed
         } else {
@@ -1236,6 +1253,24 @@ mod tests {
         );
         assert!((f - 3000.0).abs() < 1e-6, "{f}");
         assert!(method.starts_with("run rate"));
+    }
+
+    #[test]
+    fn the_first_hours_of_a_month_forecast_only_what_was_spent() {
+        let daily = vec![DailySpend {
+            date: NaiveDate::from_ymd_opt(2025, 4, 1).unwrap_or_default(),
+            cost: 50.0,
+        }];
+        // 50 spent in the first hour would be a run rate of 36,000 for the month.
+        let (f, method) = forecast_month_end(
+            &daily,
+            t("2025-04-01T01:00:00Z"),
+            NaiveDate::from_ymd_opt(2025, 4, 1).unwrap_or_default(),
+            NaiveDate::from_ymd_opt(2025, 5, 1).unwrap_or_default(),
+            50.0,
+        );
+        assert!((f - 50.0).abs() < 1e-6, "{f}");
+        assert!(method.starts_with("insufficient data"), "{method}");
     }
 
     #[test]
