@@ -96,13 +96,14 @@ fn an_injected_fault_opens_an_incident_that_is_noted_acknowledged_resolved_and_e
     t.keys(&[":"]);
     t.text("scenario xid-storm");
     t.keys(&["Enter", "7"]);
-    let list = t.wait_for("gpu.xid");
-    let label = incident_on_line_with(&list, "gpu.xid")
-        .unwrap_or_else(|| panic!("no incident row for gpu.xid:\n{list}"));
+    // XID and ECC signals of one node are one GPU fault.
+    let list = t.wait_for("gpu.fault");
+    let label = incident_on_line_with(&list, "gpu.fault")
+        .unwrap_or_else(|| panic!("no incident row for gpu.fault:\n{list}"));
 
     // Filter to it and open it: milestones and the timeline with its signals.
     t.keys(&["/"]);
-    t.text("gpu.xid");
+    t.text("gpu.fault");
     t.keys(&["Enter", "Enter"]);
     t.wait_for(&format!("┌ {label} CRITICAL open"));
     let detail = t.wait_for("gpu.xid: XID");
@@ -281,7 +282,7 @@ fn an_xid_storm_runbook_plan_is_approved_in_the_cockpit_and_cordons_the_node() {
         .find(|i| {
             i["group"]
                 .as_str()
-                .is_some_and(|g| g.starts_with("gpu.xid:"))
+                .is_some_and(|g| g.starts_with("gpu.fault:"))
         })
         .and_then(|i| i["id"].as_u64())
         .unwrap_or_else(|| panic!("no gpu.xid incident: {incidents}"));

@@ -610,6 +610,30 @@ impl Detectors {
     }
 
     fn endpoint(&mut self, e: &EndpointModel, now: DateTime<Utc>, out: &mut Vec<Observation>) {
+        let from = out.len();
+        self.endpoint_signals(e, now, out);
+        // The Deployment serving it: an endpoint's outage and its pods' crash loop after a
+        // rollout are one incident (`store::incident_group`).
+        if let Some(s) = e
+            .serving
+            .as_ref()
+            .filter(|s| s.kind.eq_ignore_ascii_case("Deployment"))
+        {
+            let serving = json!(format!("{}/{}", s.namespace, s.name));
+            for o in &mut out[from..] {
+                o.signal
+                    .evidence
+                    .insert("serving_deployment".into(), serving.clone());
+            }
+        }
+    }
+
+    fn endpoint_signals(
+        &mut self,
+        e: &EndpointModel,
+        now: DateTime<Utc>,
+        out: &mut Vec<Observation>,
+    ) {
         let cluster = e
             .serving
             .as_ref()

@@ -63,6 +63,14 @@ impl SliHistory {
             .fold((0.0, 0.0), |(g, t), s| (g + s.good, t + s.total))
     }
 
+    /// How much time the kept samples cover as of `now`: from the oldest to `now`.
+    pub fn covered(&self, now: DateTime<Utc>) -> Duration {
+        self.samples
+            .front()
+            .and_then(|s| (now - s.at).to_std().ok())
+            .unwrap_or_default()
+    }
+
     pub fn len(&self) -> usize {
         self.samples.len()
     }
@@ -163,7 +171,12 @@ impl BurnPolicy {
     }
 }
 
-/// Evaluates every rule of `policy` over `history` as of `now`.
+/// Evaluates every rule of `policy` over `history` as of `now`. A rule whose short window the
+/// history does not yet cover is not evaluated (insufficient data): in a fresh process every
+/// window holds the same few minutes, and a 3-day, 1× ticket rule would fire on the first
+/// unlucky error among a few hundred requests. The workbook's short windows are a twelfth of
+/// their long ones, so a page can fire after 5 minutes of history and the slowest ticket after
+/// 6 hours.
 pub fn evaluate_burn(
     kind: SloKind,
     history: &SliHistory,
@@ -190,6 +203,7 @@ pub fn evaluate_burn(
     let mut alerts: Vec<BurnAlert> = policy
         .rules
         .iter()
+        .filter(|r| history.covered(now) >= r.short)
         .filter_map(|r| {
             let (long, short) = (window(r.long), window(r.short));
             let burning = |w: &BurnWindow| w.burn_rate.is_some_and(|b| b >= r.threshold);
@@ -415,6 +429,21 @@ mod tests {
         assert_eq!(burn.severity(), Some(BurnSeverity::Ticket));
         let thresholds: Vec<f64> = burn.alerts.iter().map(|a| a.threshold).collect();
         assert_eq!(thresholds, vec![3.0, 1.0]);
+    }
+
+    #[test]
+    fn a_fresh_history_pages_only_once_it_covers_the_short_window_and_tickets_wait_longer() {
+        let policy = BurnPolicy::sre_workbook();
+        let mut h = SliHistory::new(policy.longest_window());
+        // Three minutes of history, 2 errors in 1,000 a minute: 2× the budget everywhere.
+        minutes(&mut h, 0, 3, 2.0);
+        let burn = evaluate_burn(SloKind::Availability, &h, 0.999, &policy, t(3 * 60));
+        assert_eq!(burn.severity(), None, "insufficient data: {:?}", burn.alerts);
+        // Forty minutes at 30 %: the 5-minute and 30-minute pages have their data.
+        minutes(&mut h, 3, 43, 300.0);
+        let burn = evaluate_burn(SloKind::Availability, &h, 0.999, &policy, t(43 * 60));
+        assert_eq!(burn.severity(), Some(BurnSeverity::Page));
+        assert!(burn.alerts.iter().all(|a| a.severity == BurnSeverity::Page));
     }
 
     #[test]

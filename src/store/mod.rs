@@ -557,19 +557,44 @@ pub fn sort_for_display(incidents: &mut [Incident]) {
 /// a bad image or kubelet config rolled to a pool. Their nodes join one incident per pool.
 const POOL_WIDE_KINDS: [&str; 2] = ["node.not_ready", "node.interruption_notice"];
 
-/// Signals with the same group join one incident (Alertmanager's `group_by`): a pool-wide kind
-/// on the nodes of one node pool is one incident; otherwise the signal's [`target_group`].
-pub fn incident_group(signal: &Signal) -> String {
-    let pool = signal
-        .evidence
-        .get("node_pool")
-        .and_then(|p| p.as_str())
-        .filter(|p| !p.is_empty());
-    match pool {
-        Some(pool) if POOL_WIDE_KINDS.contains(&signal.kind.as_str()) => {
-            format!("{}:{}/nodepool/{pool}", signal.kind, signal.subject.cluster)
+/// Kinds that are one fault seen through several detectors, by the family they group under:
+/// an XID 48 is a double-bit ECC error, so its XID and ECC signals on one node are one GPU
+/// fault; an endpoint down, its SLO burning and its pods crash-looping after a rollout are one
+/// serving fault of its Deployment.
+pub fn incident_family(kind: &str) -> &str {
+    match kind {
+        "gpu.xid" | "gpu.ecc" => "gpu.fault",
+        "endpoint.down" | "slo.fast_burn" | "slo.slow_burn" | "pod.crash_loop_after_rollout" => {
+            "serving"
         }
-        _ => target_group(signal),
+        other => other,
+    }
+}
+
+/// Signals with the same group join one incident (Alertmanager's `group_by`): a pool-wide kind
+/// on the nodes of one node pool is one incident; the kinds of one [`incident_family`] on one target
+/// are one incident (an endpoint's signals join its serving Deployment's); otherwise the
+/// signal's [`target_group`].
+pub fn incident_group(signal: &Signal) -> String {
+    let text = |key: &str| {
+        signal
+            .evidence
+            .get(key)
+            .and_then(|p| p.as_str())
+            .filter(|p| !p.is_empty())
+    };
+    let kind = signal.kind.as_str();
+    let cluster = &signal.subject.cluster;
+    if let Some(pool) = text("node_pool").filter(|_| POOL_WIDE_KINDS.contains(&kind)) {
+        return format!("{kind}:{cluster}/nodepool/{pool}");
+    }
+    if let Some(serving) = text("serving_deployment") {
+        return format!("{}:{cluster}/deployment/{serving}", incident_family(kind));
+    }
+    let target = target_group(signal);
+    match target.split_once(':') {
+        Some((_, place)) => format!("{}:{place}", incident_family(kind)),
+        None => target,
     }
 }
 

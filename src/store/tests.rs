@@ -617,7 +617,7 @@ fn a_pool_wide_fault_on_the_nodes_of_one_pool_is_one_incident_and_one_drain_each
     // GPU faults stay per node even when the evidence names a pool.
     let mut x = xid("n1", 0, Utc::now());
     x.evidence.insert("node_pool".into(), "gpu-spot".into());
-    assert_eq!(incident_group(&x), target_group(&x));
+    assert_eq!(incident_group(&x), "gpu.fault:prod/node/n1");
 
     let (_dir, store) = open();
     store
@@ -626,4 +626,46 @@ fn a_pool_wide_fault_on_the_nodes_of_one_pool_is_one_incident_and_one_drain_each
     let all = store.incidents(&IncidentFilter::default()).unwrap();
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0].affected.len(), 2, "both nodes are listed as members");
+}
+
+#[test]
+fn one_fault_seen_by_several_detectors_is_one_incident() {
+    // XID 48 and the ECC counters on one node: one GPU fault.
+    let mut ecc = xid("gpu-node-7", 1, t(0));
+    ecc.kind = "gpu.ecc".into();
+    assert_eq!(incident_group(&ecc), incident_group(&xid("gpu-node-7", 0, t(0))));
+    assert!(incident_group(&ecc).starts_with("gpu.fault:"));
+    // An endpoint down and its Deployment's pods crash-looping after a rollout: one serving
+    // fault.
+    let serving = |kind: &str, subject: Subject, evidence: (&str, &str)| {
+        let mut s = xid("n", 0, t(0));
+        s.kind = kind.into();
+        s.subject = subject;
+        s.evidence.clear();
+        s.evidence.insert(evidence.0.into(), evidence.1.into());
+        s
+    };
+    let down = serving(
+        "endpoint.down",
+        Subject {
+            cluster: "a".into(),
+            endpoint: Some("llama-chat".into()),
+            ..Subject::default()
+        },
+        ("serving_deployment", "serving/llama-chat"),
+    );
+    let crash = serving(
+        "pod.crash_loop_after_rollout",
+        Subject {
+            cluster: "a".into(),
+            namespace: Some("serving".into()),
+            object: Some("pod/llama-chat-7d9f8c6b5-x2x9q".into()),
+            ..Subject::default()
+        },
+        ("deployment", "llama-chat"),
+    );
+    assert_eq!(incident_group(&down), "serving:a/deployment/serving/llama-chat");
+    assert_eq!(incident_group(&down), incident_group(&crash));
+    // Runs still act per target: the endpoint and the Deployment.
+    assert_ne!(target_group(&down), target_group(&crash));
 }

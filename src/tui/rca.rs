@@ -326,9 +326,9 @@ mod tests {
         let xid = app
             .incidents()
             .iter()
-            .find(|i| i.group.starts_with("gpu.xid:"))
+            .find(|i| i.group.starts_with("gpu.fault:"))
             .cloned()
-            .unwrap_or_else(|| panic!("no gpu.xid incident in {:?}", app.incidents()));
+            .unwrap_or_else(|| panic!("no gpu.fault incident in {:?}", app.incidents()));
         assert_eq!(xid.status, IncidentStatus::Open);
 
         // The same signals again record nothing new.
@@ -344,7 +344,7 @@ mod tests {
         // Open it, add a note, acknowledge, resolve, export: all through the keys.
         key(&mut app, KeyCode::Char('7'));
         key(&mut app, KeyCode::Char('/'));
-        for c in "gpu.xid".chars() {
+        for c in "gpu.fault".chars() {
             key(&mut app, KeyCode::Char(c));
         }
         key(&mut app, KeyCode::Enter);
