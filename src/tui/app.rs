@@ -25,6 +25,7 @@ use super::gpus::GpusPane;
 use super::incidents::IncidentsPane;
 use super::keymap::{Action, Keymap, PaneId};
 use super::nodes::NodesPane;
+use super::noise::NoiseHistory;
 use super::overview::OverviewPane;
 use super::pane::{AutomationView, Pane, ViewCtx};
 use super::runbooks::RunbooksPane;
@@ -34,6 +35,7 @@ use crate::actions::{DrainRequest, Mutation};
 use crate::model::Snapshot;
 use crate::model::incident::{Entry, Incident, IncidentStatus};
 use crate::model::signal::Signal;
+use crate::pipeline::Evaluated;
 use crate::runbook::executor::PlanStep;
 use crate::runbook::guard::ClusterDisruption;
 
@@ -274,6 +276,8 @@ pub struct App {
     pub quit: bool,
     /// A fixed clock for tests; the wall clock otherwise.
     fixed_now: Option<chrono::DateTime<Utc>>,
+    /// The pipeline's raised and opened counters over the last hour, for the Overview.
+    noise: NoiseHistory,
 }
 
 impl App {
@@ -303,12 +307,15 @@ impl App {
             message: None,
             quit: false,
             fixed_now: None,
+            // The pipeline is started with the cockpit: its counters were zero about now.
+            noise: NoiseHistory::starting(Utc::now()),
         }
     }
 
     /// Draws and evaluates as if it were always `now` (for reproducible screens in tests).
     pub fn with_clock(mut self, now: chrono::DateTime<Utc>) -> Self {
         self.fixed_now = Some(now);
+        self.noise = NoiseHistory::starting(now);
         self
     }
 
@@ -320,6 +327,19 @@ impl App {
     /// detector).
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
         self.snapshot = snap;
+    }
+
+    /// A new evaluation from the pipeline: its snapshot, and its counters of signals raised and
+    /// incidents opened, sampled for the Overview's noise rate.
+    pub fn set_evaluated(&mut self, evaluated: &Evaluated) {
+        self.set_snapshot(evaluated.snapshot.clone());
+        let at = evaluated.at.unwrap_or_else(|| self.now());
+        self.noise.record(
+            at,
+            &evaluated.raised_total,
+            evaluated.incidents_opened_total,
+        );
+        self.panes.overview.set_noise(self.noise.rate());
     }
 
     /// The latest snapshot with its signals evaluated: what the executor is given.
@@ -768,6 +788,101 @@ mod tests {
         assert!(
             s.contains("NotReady"),
             "the worst signal is on the banner: {s}"
+        );
+    }
+
+    /// The fleet fixture with `gpus` XID-79 GPUs on gpu-a-1, evaluated by the detectors.
+    fn xid_storm(gpus: u32) -> Arc<Snapshot> {
+        let mut snap = fixtures::fleet();
+        let mut all: Vec<_> = (0..gpus)
+            .map(|i| {
+                let mut g = fixtures::gpu("prod-a", "gpu-a-1", i, Some(50.0));
+                g.xid_last = Some(79);
+                g
+            })
+            .collect();
+        all.extend(snap.gpus.iter().filter(|g| g.node != "gpu-a-1").cloned());
+        snap.gpus = Arc::new(all);
+        fixtures::evaluated(snap)
+    }
+
+    #[test]
+    fn the_noc_banner_lists_and_counts_incident_groups_not_their_members() {
+        let mut noc = App::new(Theme::default_theme(), Keymap::default(), false, true)
+            .with_clock(fixtures::now());
+        let snap = xid_storm(8);
+        assert_eq!(
+            snap.incident_signals()
+                .filter(|s| s.severity == crate::model::signal::Severity::Critical)
+                .count(),
+            11,
+            "8 XIDs on gpu-a-1; XID, ECC and NotReady on gpu-a-2"
+        );
+        noc.set_snapshot(snap);
+        let s = screen(&mut noc, 120, 30);
+        let banner: Vec<&str> = s.lines().take(7).collect();
+        assert!(
+            banner.iter().any(|l| l.contains("4 CRITICAL")),
+            "one count per group: {s}"
+        );
+        assert!(
+            banner
+                .iter()
+                .any(|l| l.contains("CRITICAL") && l.contains("gpu.xid gpu-a-1 ×8 · XID 79")),
+            "{s}"
+        );
+        assert_eq!(
+            banner
+                .iter()
+                .filter(|l| l.contains("XID 79 on gpu-a-1"))
+                .count(),
+            1,
+            "the group is one line: {s}"
+        );
+    }
+
+    #[test]
+    fn an_expanded_signal_group_renders_at_120_by_30() {
+        let mut app = app();
+        app.set_snapshot(xid_storm(8));
+        key(&mut app, KeyCode::Char('6'));
+        assert_eq!(app.pane, PaneId::Signals);
+        key(&mut app, KeyCode::Enter);
+        assert_screen!("signals_group_expanded", screen(&mut app, 120, 30));
+    }
+
+    #[test]
+    fn the_overview_shows_the_noise_of_the_evaluations_since_the_cockpit_started() {
+        use crate::model::signal::Severity;
+        let mut app = app();
+        let evaluated = |minutes: i64, critical: u64, warning: u64, opened: u64| Evaluated {
+            snapshot: fixtures::evaluated(fixtures::fleet()),
+            at: Some(fixtures::now() + chrono::Duration::minutes(minutes)),
+            raised_total: [
+                (("gpu.xid".to_string(), Severity::Critical), critical),
+                (("node.not_ready".to_string(), Severity::Warning), warning),
+            ]
+            .into_iter()
+            .collect(),
+            incidents_opened_total: opened,
+            ..Evaluated::default()
+        };
+        app.set_evaluated(&evaluated(12, 3, 0, 1));
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains(
+                "in the last 12m: 3 raised (3 critical · 0 warning · 0 info) · 1 incident opened"
+            ),
+            "{s}"
+        );
+        app.set_evaluated(&evaluated(70, 10, 6, 4));
+        app.set_evaluated(&evaluated(130, 12, 9, 5));
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains(
+                "5 signals raised/h (2 critical · 3 warning · 0 info) · 1 incident opened/h"
+            ),
+            "the last hour only: {s}"
         );
     }
 

@@ -165,7 +165,7 @@ impl Action {
             Action::Palette => "command palette (:nodes, :ctx NAME…)".into(),
             Action::Filter => "filter the current table".into(),
             Action::Back => "back / close / clear the filter".into(),
-            Action::Open => "open the selected row".into(),
+            Action::Open => "open or expand the selected row".into(),
             Action::Up => "move up".into(),
             Action::Down => "move down".into(),
             Action::PageUp => "page up".into(),

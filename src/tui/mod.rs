@@ -1,9 +1,10 @@
 //! The cockpit's terminal UI: the app (`app`: state and dispatch, input, chrome, the event
 //! loop), one module per pane behind the `Pane` trait (`pane`, with what panes are given),
-//! shared drawing (`widgets`) and text formatting (`format`), the loop's links to the RCA store
-//! (`rca`) and the runbook executor (`automation`), the keymap and the themes. May import
-//! state, pipeline, store, runbook, actions (the Mutation vocabulary), model, config; never
-//! signals (the pipeline hands the cockpit evaluated snapshots).
+//! shared drawing (`widgets`), text formatting (`format`), signals in their incident groups
+//! (`signal_groups`) and the noise kept over the last hour (`noise`), the loop's links to the
+//! RCA store (`rca`) and the runbook executor (`automation`), the keymap and the themes. May
+//! import state, pipeline, store, runbook, actions (the Mutation vocabulary), model, config;
+//! never signals (the pipeline hands the cockpit evaluated snapshots).
 
 pub mod app;
 pub mod automation;
@@ -14,10 +15,12 @@ pub mod gpus;
 pub mod incidents;
 pub mod keymap;
 pub mod nodes;
+pub mod noise;
 pub mod overview;
 pub mod pane;
 pub mod rca;
 pub mod runbooks;
+pub mod signal_groups;
 pub mod signals;
 pub mod theme;
 pub mod widgets;

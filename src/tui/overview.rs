@@ -1,8 +1,9 @@
 //! The Overview pane: the fleet at a glance — endpoints within SLO or burning, spend today
-//! against the budget, open signals and open incidents by severity, GPU source status, the
-//! worst open incidents, and one row per cluster (nodes, cordoned, spot share, GPUs, pods,
-//! signals, sync state). Draws the snapshot it is
-//! given; imports model, keymap, theme, pane and the sibling panes' small helpers.
+//! against the budget, open signals and open incidents by severity, the noise (signals raised
+//! and incidents opened over the last hour), GPU source status, the worst open incidents, and
+//! one row per cluster (nodes, cordoned, spot share, GPUs, pods, signals, sync state). Draws
+//! the snapshot it is given; imports model, keymap, theme, pane, noise and the sibling panes'
+//! small helpers.
 
 use std::sync::Arc;
 
@@ -11,8 +12,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-use super::format::{compact_age, money, pending_text, severity_label, whole};
+use super::format::{
+    compact_age, compact_age_secs, money, pending_text, severity_label, severity_text, whole,
+};
 use super::keymap::Action;
+use super::noise::NoiseRate;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::theme::{Role, Theme};
 use super::widgets::{kill_style, severity_role, status_role, titled_block};
@@ -46,6 +50,9 @@ pub struct OverviewPane {
     incidents: Arc<Vec<Incident>>,
     /// The executor's state, when the cockpit has one.
     automation: Option<Arc<AutomationView>>,
+    /// Signals raised and incidents opened over the last hour; `None` before the first
+    /// evaluation.
+    noise: Option<NoiseRate>,
 }
 
 /// One cluster's row: its cells and the role each is drawn in.
@@ -348,6 +355,63 @@ fn signals_line(ctx: &ViewCtx) -> Line<'static> {
     Line::from(spans)
 }
 
+/// `n thing` or `n things`.
+fn plural(n: u64, thing: &str) -> String {
+    format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `noise  14 signals raised/h (3 critical · 9 warning · 2 info) · 2 incidents opened/h`, or
+/// before an hour has passed, what the shorter window saw, named (`in the last 12m: …`):
+/// a rate extrapolated from minutes would cry wolf. Fleet-wide: the pipeline counts by kind
+/// and severity, not by cluster.
+fn noise_line(noise: Option<&NoiseRate>, ctx: &ViewCtx) -> Line<'static> {
+    let theme = ctx.theme;
+    let mut spans = vec![label("noise", theme)];
+    let Some(rate) = noise else {
+        spans.push(Span::styled("no evaluation yet", theme.style(Role::Muted)));
+        return Line::from(spans);
+    };
+    let (raised, opened, head, tail) = if rate.is_hourly() {
+        let (raised, opened) = rate.per_hour();
+        let total = raised.iter().sum();
+        (
+            raised,
+            opened,
+            format!("{} raised/h", plural(total, "signal")),
+            "/h",
+        )
+    } else {
+        let window = compact_age_secs(rate.window.num_seconds());
+        let head = format!("in the last {window}: {} raised", rate.raised_total());
+        (rate.raised, rate.incidents_opened, head, "")
+    };
+    let busy = |n: u64, role: Role| theme.style(if n == 0 { Role::Muted } else { role });
+    spans.push(Span::styled(head, busy(raised.iter().sum(), Role::Base)));
+    spans.push(Span::raw(" ("));
+    for (i, (n, sev)) in raised
+        .into_iter()
+        .zip([Severity::Critical, Severity::Warning, Severity::Info])
+        .enumerate()
+    {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        spans.push(Span::styled(
+            format!("{n} {}", severity_text(sev)),
+            busy(n, severity_role(sev)),
+        ));
+    }
+    spans.push(Span::raw(") · "));
+    spans.push(Span::styled(
+        format!("{} opened{tail}", plural(opened, "incident")),
+        busy(opened, Role::Warning),
+    ));
+    if ctx.cluster.is_some() {
+        spans.push(Span::styled(" · fleet-wide", theme.style(Role::Muted)));
+    }
+    Line::from(spans)
+}
+
 /// The open incidents of the `:ctx` scope, worst first (the store's order).
 fn open_incidents<'a>(
     incidents: &'a [Incident],
@@ -521,6 +585,11 @@ impl OverviewPane {
         self.automation = automation;
     }
 
+    /// The noise over the last hour, as the app last sampled it.
+    pub fn set_noise(&mut self, noise: Option<NoiseRate>) {
+        self.noise = noise;
+    }
+
     /// Shows only clusters with `f` in some cell (case-insensitive).
     pub fn set_filter(&mut self, f: &str) {
         self.view.filter = f.to_string();
@@ -541,6 +610,7 @@ impl OverviewPane {
             spend_line(ctx),
             signals_line(ctx),
             incidents_line(&self.incidents, ctx),
+            noise_line(self.noise.as_ref(), ctx),
             gpu_sources_line(ctx),
         ];
         if let Some(a) = &self.automation {
@@ -956,6 +1026,48 @@ mod tests {
             buf[forecast].fg,
             theme.style(Role::Critical).fg.unwrap_or_default(),
             "a forecast over budget is drawn critical"
+        );
+    }
+
+    #[test]
+    fn the_noise_line_says_the_hourly_rate_or_the_shorter_window_it_saw() {
+        let snap = snapshot();
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = OverviewPane::default();
+        let text = lines(&render(&mut pane, &ctx, 140, 40)).join("\n");
+        assert!(text.contains("noise       no evaluation yet"), "{text}");
+
+        pane.set_noise(Some(NoiseRate {
+            window: chrono::Duration::minutes(12),
+            raised: [1, 2, 0],
+            incidents_opened: 1,
+        }));
+        let text = lines(&render(&mut pane, &ctx, 140, 40)).join("\n");
+        assert!(
+            text.contains(
+                "noise       in the last 12m: 3 raised (1 critical · 2 warning · 0 info) · 1 incident opened"
+            ),
+            "{text}"
+        );
+
+        pane.set_noise(Some(NoiseRate {
+            window: chrono::Duration::hours(1),
+            raised: [3, 9, 2],
+            incidents_opened: 2,
+        }));
+        let buf = render(&mut pane, &ctx, 140, 40);
+        let text = lines(&buf).join("\n");
+        assert!(
+            text.contains(
+                "noise       14 signals raised/h (3 critical · 9 warning · 2 info) · 2 incidents opened/h"
+            ),
+            "{text}"
+        );
+        let crit = find(&buf, "3 critical").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            buf[crit].fg,
+            theme.style(Role::Critical).fg.unwrap_or_default()
         );
     }
 

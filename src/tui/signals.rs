@@ -1,6 +1,10 @@
-//! The Signals pane: what the detectors see now, most severe first, each opening onto its
-//! evidence, action and dedup key, and naming its subject so the app can jump to it. Draws the
-//! snapshot it is given; imports model, keymap, theme and pane.
+//! The Signals pane: what the detectors see now, one row per incident group (the GPUs of one
+//! node, the pods of one owner) with its worst severity, member count and oldest age, most
+//! severe first. Enter expands a group into its members; a member (or a group of one) opens
+//! onto its evidence, action and dedup key, and names its subject so the app can jump to it.
+//! Draws the snapshot it is given; imports model, keymap, theme, pane and signal_groups.
+
+use std::collections::BTreeSet;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -10,11 +14,14 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use super::format::{compact_age, severity_label};
 use super::keymap::{Action, PaneId};
 use super::pane::{Pane, TableView, ViewCtx, sort_rows};
+use super::signal_groups::{SignalGroup, group_key, group_keys, group_signals};
 use super::theme::Role;
 use super::widgets::{severity_role, titled_block};
-use crate::model::signal::{Signal, Subject};
+use crate::model::signal::{Severity, Signal, Subject};
 
-const HEADERS: [&str; 5] = ["SEVERITY", "KIND", "SUBJECT", "SUMMARY", "AGE"];
+const HEADERS: [&str; 6] = ["SEVERITY", "KIND", "SUBJECT", "COUNT", "SUMMARY", "AGE"];
+/// The COUNT column: where a group's count and its expand mark are drawn.
+const COUNT_COLUMN: usize = 3;
 
 /// The Signals pane's state between frames.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,15 +29,46 @@ pub struct SignalsPane {
     pub view: TableView,
     /// Dedup key of the signal whose detail is shown; it survives new snapshots.
     pub open: Option<String>,
+    /// Incident groups shown with their members beneath, by group key: a new snapshot
+    /// reorders rows, so the key, not the row, is what stays expanded.
+    expanded: BTreeSet<String>,
     /// Rows the table showed last frame, for page moves.
     page: usize,
 }
 
-/// The signals the pane shows: those of the `:ctx` cluster, plus fleet-wide ones.
-fn shown<'a>(ctx: &'a ViewCtx<'a>) -> impl Iterator<Item = &'a Signal> {
-    ctx.snapshot.signals.iter().filter(move |s| {
-        s.subject.cluster.is_empty() || ctx.cluster.is_none_or(|c| s.subject.cluster == c)
-    })
+/// What a row of the table stands for.
+#[derive(Debug, Clone, PartialEq)]
+enum RowTarget {
+    /// An incident group: its key, how many members it has, and the index (into
+    /// `snapshot.signals`) of the member that speaks for it.
+    Group {
+        key: String,
+        members: usize,
+        worst: usize,
+    },
+    /// One member of an expanded group, by its index into `snapshot.signals`.
+    Member(usize),
+}
+
+/// One row of the table: what it stands for, the severity its first cell is drawn in, and
+/// its cells.
+#[derive(Debug, Clone, PartialEq)]
+struct SignalRow {
+    target: RowTarget,
+    severity: Severity,
+    cells: Vec<String>,
+}
+
+/// The signals the pane shows, with their indexes into `snapshot.signals`: those of the
+/// `:ctx` cluster, plus fleet-wide ones.
+fn shown<'a>(ctx: &'a ViewCtx<'a>) -> impl Iterator<Item = (usize, &'a Signal)> {
+    ctx.snapshot
+        .signals
+        .iter()
+        .enumerate()
+        .filter(move |(_, s)| {
+            s.subject.cluster.is_empty() || ctx.cluster.is_none_or(|c| s.subject.cluster == c)
+        })
 }
 
 fn evidence_value(v: &serde_json::Value) -> String {
@@ -40,61 +78,145 @@ fn evidence_value(v: &serde_json::Value) -> String {
     }
 }
 
+/// `FINDING` for a finding (it opens no incident: say so where its severity would be), else
+/// the severity.
+fn severity_cell(signal: &Signal, ctx: &ViewCtx) -> String {
+    if ctx.snapshot.is_finding(signal) {
+        "FINDING".into()
+    } else {
+        severity_label(signal.severity).into()
+    }
+}
+
+/// A group's cells: worst severity, kind, subject, member count, summary, oldest age.
+fn group_cells(group: &SignalGroup, ctx: &ViewCtx) -> Option<Vec<String>> {
+    let (_, worst) = group.worst()?;
+    Some(vec![
+        severity_cell(worst, ctx),
+        group.kind().to_string(),
+        group.subject(),
+        group.members.len().to_string(),
+        group.summary(),
+        group
+            .oldest()
+            .map_or_else(String::new, |at| compact_age(ctx.now, at)),
+    ])
+}
+
+/// A member's cells, as the filter reads them (the kind included, though the row shows it
+/// only on its group).
+fn member_cells(signal: &Signal, ctx: &ViewCtx) -> Vec<String> {
+    vec![
+        severity_cell(signal, ctx),
+        signal.kind.clone(),
+        signal.subject.describe(),
+        String::new(),
+        signal.summary.clone(),
+        compact_age(ctx.now, signal.first_seen),
+    ]
+}
+
 impl SignalsPane {
-    /// Indexes into `snapshot.signals` in display order (filtered, then sorted), with the cells
-    /// of each row.
-    fn rows(&self, ctx: &ViewCtx) -> Vec<(usize, Vec<String>)> {
-        let mut rows: Vec<Vec<String>> = ctx
-            .snapshot
-            .signals
+    /// The table's rows in display order: groups filtered and sorted by their own cells, each
+    /// expanded one followed by its members (all of them when the group matches the filter,
+    /// else those that do). A group is kept when it or any member matches the filter.
+    fn rows(&self, ctx: &ViewCtx) -> Vec<SignalRow> {
+        let groups = group_signals(shown(ctx));
+        let mut kept: Vec<(Vec<String>, Vec<SignalRow>)> = Vec::new();
+        for group in &groups {
+            let (Some(cells), Some((worst, worst_signal))) =
+                (group_cells(group, ctx), group.worst())
+            else {
+                continue;
+            };
+            let group_matches = self.view.keeps(&cells);
+            let members: Vec<SignalRow> = group
+                .members
+                .iter()
+                .filter_map(|&(index, signal)| {
+                    let cells = member_cells(signal, ctx);
+                    if !group_matches && !self.view.keeps(&cells) {
+                        return None;
+                    }
+                    Some(SignalRow {
+                        target: RowTarget::Member(index),
+                        severity: signal.severity,
+                        cells,
+                    })
+                })
+                .collect();
+            if !group_matches && members.is_empty() {
+                continue;
+            }
+            let mut rows = vec![SignalRow {
+                target: RowTarget::Group {
+                    key: group.key.clone(),
+                    members: group.members.len(),
+                    worst,
+                },
+                severity: worst_signal.severity,
+                cells: cells.clone(),
+            }];
+            if group.members.len() > 1 && self.expanded.contains(&group.key) {
+                rows.extend(members);
+            }
+            kept.push((cells, rows));
+        }
+        // The position rides along past the visible columns so sorting keeps it.
+        let mut keys: Vec<Vec<String>> = kept
             .iter()
             .enumerate()
-            .filter(|(_, s)| {
-                s.subject.cluster.is_empty() || ctx.cluster.is_none_or(|c| s.subject.cluster == c)
-            })
-            .filter_map(|(i, s)| {
-                // A finding opens no incident: say so where its severity would be.
-                let severity = if ctx.snapshot.is_finding(s) {
-                    "FINDING"
-                } else {
-                    severity_label(s.severity)
-                };
-                let mut cells = vec![
-                    severity.to_string(),
-                    s.kind.clone(),
-                    s.subject.describe(),
-                    s.summary.clone(),
-                    compact_age(ctx.now, s.first_seen),
-                ];
-                if !self.view.keeps(&cells) {
-                    return None;
-                }
-                // The index rides along past the visible columns so sorting keeps it.
+            .map(|(i, (cells, _))| {
+                let mut cells = cells.clone();
                 cells.push(i.to_string());
-                Some(cells)
+                cells
             })
             .collect();
-        sort_rows(&mut rows, self.view.sort);
-        rows.into_iter()
-            .filter_map(|mut cells| {
-                let index = cells.pop()?.parse().ok()?;
-                Some((index, cells))
+        sort_rows(&mut keys, self.view.sort);
+        let mut slots: Vec<Option<Vec<SignalRow>>> =
+            kept.into_iter().map(|(_, rows)| Some(rows)).collect();
+        keys.iter()
+            .filter_map(|cells| {
+                let i: usize = cells.last()?.parse().ok()?;
+                slots.get_mut(i)?.take()
             })
+            .flatten()
             .collect()
     }
 
+    /// The open signal, else the selected row's: a member's own, a group's worst.
     fn selected_signal<'a>(&self, ctx: &'a ViewCtx) -> Option<&'a Signal> {
         if let Some(key) = &self.open {
             return ctx.snapshot.signals.iter().find(|s| &s.dedup_key == key);
         }
         let rows = self.rows(ctx);
-        let (index, _) = rows.get(self.view.selected)?;
-        ctx.snapshot.signals.get(*index)
+        let index = match &rows.get(self.view.selected)?.target {
+            RowTarget::Group { worst, .. } => *worst,
+            RowTarget::Member(index) => *index,
+        };
+        ctx.snapshot.signals.get(index)
     }
 
     /// The subject of the open or selected signal, so the app can jump to its pane.
     pub fn selected_subject(&self, ctx: &ViewCtx) -> Option<Subject> {
         self.selected_signal(ctx).map(|s| s.subject.clone())
+    }
+
+    /// Enter on a row: a group of many expands or collapses; a group of one or a member opens
+    /// its detail. Returns whether anything changed.
+    fn enter(&mut self, row: &SignalRow, ctx: &ViewCtx) -> bool {
+        let index = match &row.target {
+            RowTarget::Group { key, members, .. } if *members > 1 => {
+                if !self.expanded.remove(key) {
+                    self.expanded.insert(key.clone());
+                }
+                return true;
+            }
+            RowTarget::Group { worst, .. } => *worst,
+            RowTarget::Member(index) => *index,
+        };
+        self.open = ctx.snapshot.signals.get(index).map(|s| s.dedup_key.clone());
+        self.open.is_some()
     }
 
     /// Applies an action; returns whether anything changed.
@@ -107,24 +229,36 @@ impl SignalsPane {
             return false;
         }
         let before = self.view.clone();
-        let rows = self.rows(ctx).len();
+        let rows = self.rows(ctx);
         let page = self.page.max(1) as isize;
         match action {
-            a if self.view.navigate(a, rows, page, HEADERS.len()) => {}
+            a if self.view.navigate(a, rows.len(), page, HEADERS.len()) => {}
             Action::Open => {
-                self.open = self.selected_signal(ctx).map(|s| s.dedup_key.clone());
-                return self.open.is_some();
+                return match rows.get(self.view.selected) {
+                    Some(row) => self.enter(row, ctx),
+                    None => false,
+                };
             }
             _ => {}
         }
         self.view != before
     }
 
-    /// Shows only signals with `f` in some cell (case-insensitive).
+    /// Shows only groups with `f` in some cell of theirs or of a member (case-insensitive).
     pub fn set_filter(&mut self, f: &str) {
         self.view.filter = f.to_string();
         self.view.selected = 0;
         self.view.offset = 0;
+    }
+
+    /// Forgets the expansion of groups no longer in the snapshot, so the set stays as small
+    /// as what is firing (a group that comes back later starts collapsed).
+    fn forget_gone_groups(&mut self, ctx: &ViewCtx) {
+        if self.expanded.is_empty() {
+            return;
+        }
+        let firing = group_keys(&ctx.snapshot.signals);
+        self.expanded.retain(|key| firing.contains(key));
     }
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
@@ -137,9 +271,15 @@ impl SignalsPane {
 
     fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         let theme = ctx.theme;
+        self.forget_gone_groups(ctx);
         let rows = self.rows(ctx);
+        let shown_groups = rows
+            .iter()
+            .filter(|r| matches!(r.target, RowTarget::Group { .. }))
+            .count();
         let total = shown(ctx).count();
-        let mut title = format!(" Signals ({}/{total}) ", rows.len());
+        let groups = group_signals(shown(ctx)).len();
+        let mut title = format!(" Signals ({shown_groups}/{groups} groups, {total} signals) ");
         if !self.view.filter.is_empty() {
             title.push_str(&format!("/{} ", self.view.filter));
         }
@@ -166,21 +306,25 @@ impl SignalsPane {
             .enumerate()
             .skip(self.view.offset)
             .take(height)
-            .filter_map(|(pos, (index, cells))| {
-                let signal = ctx.snapshot.signals.get(*index)?;
-                let row = Row::new(cells.iter().enumerate().map(|(col, text)| {
-                    let cell = Cell::from(text.clone());
+            .map(|(pos, row)| {
+                let last_member = !matches!(
+                    rows.get(pos + 1).map(|r| &r.target),
+                    Some(RowTarget::Member(_))
+                );
+                let cells = self.shown_cells(row, last_member);
+                let row_widget = Row::new(cells.into_iter().enumerate().map(|(col, text)| {
+                    let cell = Cell::from(text);
                     if col == 0 {
-                        cell.style(theme.style(severity_role(signal.severity)))
+                        cell.style(theme.style(severity_role(row.severity)))
                     } else {
                         cell
                     }
                 }));
-                Some(if pos == self.view.selected {
-                    row.style(theme.style(Role::Selection))
+                if pos == self.view.selected {
+                    row_widget.style(theme.style(Role::Selection))
                 } else {
-                    row
-                })
+                    row_widget
+                }
             });
         let header = Row::new(HEADERS).style(theme.style(Role::Header));
         let table = Table::new(
@@ -189,6 +333,7 @@ impl SignalsPane {
                 Constraint::Length(8),
                 Constraint::Length(20),
                 Constraint::Length(30),
+                Constraint::Length(5),
                 Constraint::Min(10),
                 Constraint::Length(4),
             ],
@@ -196,6 +341,31 @@ impl SignalsPane {
         .header(header)
         .column_spacing(1);
         frame.render_widget(table, inner);
+    }
+
+    /// A row's cells as drawn: a group of many marks its count `▸` (collapsed) or `▾`
+    /// (expanded); a member hangs off its group with a tree branch where the kind would repeat.
+    fn shown_cells(&self, row: &SignalRow, last_member: bool) -> Vec<String> {
+        let mut cells = row.cells.clone();
+        match &row.target {
+            RowTarget::Group { key, members, .. } if *members > 1 => {
+                let mark = if self.expanded.contains(key) {
+                    '▾'
+                } else {
+                    '▸'
+                };
+                if let Some(count) = cells.get_mut(COUNT_COLUMN) {
+                    *count = format!("{count} {mark}");
+                }
+            }
+            RowTarget::Group { .. } => {}
+            RowTarget::Member(_) => {
+                if let Some(kind) = cells.get_mut(1) {
+                    *kind = if last_member { " └─" } else { " ├─" }.to_string();
+                }
+            }
+        }
+        cells
     }
 
     fn draw_detail(&self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
@@ -248,6 +418,7 @@ impl SignalsPane {
                 label("dedup key"),
                 Span::raw(signal.dedup_key.clone()),
             ]),
+            Line::from(vec![label("group"), Span::raw(group_key(signal))]),
             Line::default(),
             Line::styled("evidence", theme.style(Role::Header)),
         ];
@@ -311,6 +482,8 @@ mod tests {
 
     use super::*;
     use crate::model::Snapshot;
+    use crate::tui::nodes::fixtures;
+    use std::sync::Arc;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -437,6 +610,176 @@ mod tests {
             Some("gpu-node-2".to_string())
         );
         assert!(!pane.handle(Action::Down, &ctx), "one row: nowhere to go");
+    }
+
+    /// The fleet fixture with `gpus` XID-79 GPUs on gpu-a-1, evaluated by the detectors.
+    fn xid_storm(gpus: u32) -> Arc<Snapshot> {
+        let mut snap = fixtures::fleet();
+        snap.gpus = Arc::new(
+            (0..gpus)
+                .map(|i| {
+                    let mut g = fixtures::gpu("prod-a", "gpu-a-1", i, Some(50.0));
+                    g.xid_last = Some(79);
+                    g
+                })
+                .collect(),
+        );
+        fixtures::evaluated(snap)
+    }
+
+    fn fixture_ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
+        ViewCtx {
+            now: fixtures::now(),
+            ..ctx(snap, theme)
+        }
+    }
+
+    fn member_rows(text: &str) -> usize {
+        text.lines()
+            .filter(|l| l.contains(" ├─") || l.contains(" └─"))
+            .count()
+    }
+
+    #[test]
+    fn eight_xids_on_one_nodes_gpus_are_one_row_counting_eight() {
+        let snap = xid_storm(8);
+        assert_eq!(
+            snap.signals.iter().filter(|s| s.kind == "gpu.xid").count(),
+            8
+        );
+        let theme = Theme::default_theme();
+        let ctx = fixture_ctx(&snap, &theme);
+        let mut pane = SignalsPane::default();
+        let text = lines(&render(&mut pane, &ctx, 140, 30)).join("\n");
+        let xid_rows: Vec<&str> = text.lines().filter(|l| l.contains("gpu.xid")).collect();
+        assert_eq!(xid_rows.len(), 1, "{text}");
+        let row = xid_rows[0];
+        assert!(
+            row.contains("CRITICAL") && row.contains("prod-a/node/gpu-a-1") && row.contains("8 ▸"),
+            "{text}"
+        );
+        assert!(row.contains("8 GPUs on gpu-a-1 · XID 79"), "{text}");
+        assert_eq!(member_rows(&text), 0, "collapsed: {text}");
+    }
+
+    #[test]
+    fn enter_expands_a_group_into_its_members_and_collapses_it_again() {
+        let snap = xid_storm(8);
+        let theme = Theme::default_theme();
+        let ctx = fixture_ctx(&snap, &theme);
+        let mut pane = SignalsPane::default();
+        pane.set_filter("gpu.xid");
+        assert!(pane.handle(Action::Open, &ctx));
+        assert!(
+            pane.open.is_none(),
+            "a group of many expands, it does not open"
+        );
+        let text = lines(&render(&mut pane, &ctx, 140, 30)).join("\n");
+        assert_eq!(member_rows(&text), 8, "{text}");
+        assert!(text.contains("8 ▾"), "{text}");
+        for gpu in 0..8 {
+            assert!(text.contains(&format!("prod-a/gpu-a-1/gpu{gpu}")), "{text}");
+        }
+        assert!(pane.handle(Action::Open, &ctx));
+        let text = lines(&render(&mut pane, &ctx, 140, 30)).join("\n");
+        assert_eq!(member_rows(&text), 0, "collapsed again: {text}");
+    }
+
+    #[test]
+    fn enter_on_a_member_opens_its_detail_and_back_returns_to_the_expanded_group() {
+        let snap = xid_storm(8);
+        let theme = Theme::default_theme();
+        let ctx = fixture_ctx(&snap, &theme);
+        let mut pane = SignalsPane::default();
+        pane.set_filter("gpu.xid");
+        pane.handle(Action::Open, &ctx);
+        assert!(pane.handle(Action::Down, &ctx));
+        assert!(pane.handle(Action::Down, &ctx));
+        let member = pane
+            .selected_signal(&ctx)
+            .map(|s| s.dedup_key.clone())
+            .unwrap_or_else(|| panic!("a member is selected"));
+        assert!(pane.handle(Action::Open, &ctx));
+        assert_eq!(pane.open.as_deref(), Some(member.as_str()));
+        let text = lines(&render(&mut pane, &ctx, 140, 30)).join("\n");
+        assert!(
+            text.contains("dedup key") && text.contains(&member),
+            "the member's detail: {text}"
+        );
+        assert!(
+            text.contains("gpu.xid:prod-a/node/gpu-a-1"),
+            "its group: {text}"
+        );
+        assert!(pane.handle(Action::Back, &ctx));
+        let text = lines(&render(&mut pane, &ctx, 140, 30)).join("\n");
+        assert_eq!(member_rows(&text), 8, "{text}");
+    }
+
+    #[test]
+    fn a_group_stays_expanded_across_new_snapshots_until_it_stops_firing() {
+        let theme = Theme::default_theme();
+        let mut pane = SignalsPane::default();
+        pane.set_filter("gpu.xid");
+        let first = xid_storm(8);
+        pane.handle(Action::Open, &fixture_ctx(&first, &theme));
+        let grown = xid_storm(6);
+        let ctx = fixture_ctx(&grown, &theme);
+        let text = lines(&render(&mut pane, &ctx, 140, 30)).join("\n");
+        assert_eq!(member_rows(&text), 6, "still expanded: {text}");
+        let healed = fixtures::evaluated(fixtures::fleet());
+        render(&mut pane, &fixture_ctx(&healed, &theme), 140, 30);
+        assert!(pane.expanded.is_empty(), "a group gone is forgotten");
+    }
+
+    #[test]
+    fn the_filter_keeps_a_group_for_a_matching_member_and_shows_only_that_member() {
+        let snap = xid_storm(8);
+        let theme = Theme::default_theme();
+        let ctx = fixture_ctx(&snap, &theme);
+        let mut pane = SignalsPane::default();
+        pane.set_filter("gpu-a-1 gpu5");
+        let text = lines(&render(&mut pane, &ctx, 140, 30)).join("\n");
+        assert!(text.contains("8 ▸"), "the group is kept: {text}");
+        pane.handle(Action::Open, &ctx);
+        let text = lines(&render(&mut pane, &ctx, 140, 30)).join("\n");
+        assert_eq!(member_rows(&text), 1, "{text}");
+        assert!(text.contains("prod-a/gpu-a-1/gpu5"), "{text}");
+    }
+
+    #[test]
+    fn a_single_member_group_opens_its_detail_and_sorting_keeps_members_under_their_group() {
+        let snap = xid_storm(3);
+        let theme = Theme::default_theme();
+        let ctx = fixture_ctx(&snap, &theme);
+        let mut pane = SignalsPane::default();
+        let rows = pane.rows(&ctx);
+        let single = rows
+            .iter()
+            .position(|r| matches!(r.target, RowTarget::Group { members: 1, .. }))
+            .unwrap_or_else(|| panic!("a group of one: {rows:?}"));
+        let xid = rows
+            .iter()
+            .position(|r| matches!(r.target, RowTarget::Group { members: 3, .. }))
+            .unwrap_or_else(|| panic!("the xid group: {rows:?}"));
+        pane.view.selected = xid;
+        pane.handle(Action::Open, &ctx);
+        // Sorting by kind, descending: members follow their group wherever it goes.
+        pane.view.sort = Some((1, true));
+        let rows = pane.rows(&ctx);
+        let at = rows
+            .iter()
+            .position(|r| matches!(r.target, RowTarget::Group { members: 3, .. }))
+            .unwrap_or_else(|| panic!("{rows:?}"));
+        assert!(
+            rows[at + 1..at + 4]
+                .iter()
+                .all(|r| matches!(r.target, RowTarget::Member(_))),
+            "{rows:?}"
+        );
+        pane.view.sort = None;
+        pane.view.selected = single;
+        assert!(pane.handle(Action::Open, &ctx));
+        assert!(pane.open.is_some(), "a group of one opens its signal");
     }
 
     #[test]

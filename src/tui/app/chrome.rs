@@ -14,7 +14,8 @@ use crate::model::incident::{Incident, incident_label};
 use crate::tui::format::{compact_age, compact_age_secs, pending_text, severity_label};
 use crate::tui::keymap::PaneId;
 use crate::tui::pane::ViewCtx;
-use crate::tui::theme::Role;
+use crate::tui::signal_groups::{SignalGroup, group_signals, worst_first};
+use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{kill_style, plan_step_lines, severity_role, status_role};
 
 /// The smallest terminal the cockpit draws in.
@@ -39,17 +40,33 @@ fn wrapped_rows(text: &str, width: usize) -> usize {
     rows
 }
 
+/// A group on the NOC banner: its worst severity, then `gpu.xid gpu-node-3 ×8 · ` and the
+/// worst member's summary (a group of one is just its summary, as a signal reads).
+fn banner_group_line(group: &SignalGroup, t: &Theme) -> Option<Line<'static>> {
+    let severity = group.severity()?;
+    let (_, worst) = group.worst()?;
+    let text = match group.members.len() {
+        1 => worst.summary.clone(),
+        n => format!("{} {} ×{n} · {}", group.kind(), group.name(), worst.summary),
+    };
+    Some(Line::from(vec![
+        Span::styled(
+            format!(" {:<9}", severity_label(severity)),
+            t.style(severity_role(severity)),
+        ),
+        Span::raw(text),
+    ]))
+}
+
 impl App {
     fn noc_banner(&self) -> Vec<Line<'static>> {
         use crate::model::signal::Severity;
         let t = &self.theme;
-        // Findings (idle GPUs, budget forecasts, drift) are not what a wall screen pages on.
-        let count = |s: Severity| {
-            self.snapshot
-                .incident_signals()
-                .filter(|x| x.severity == s)
-                .count()
-        };
+        // Findings (idle GPUs, budget forecasts, drift) are not what a wall screen pages on;
+        // and one problem is one line and one count (eight GPUs of a node are one incident).
+        let mut groups = group_signals(self.snapshot.incident_signals().enumerate());
+        worst_first(&mut groups);
+        let count = |s: Severity| groups.iter().filter(|g| g.severity() == Some(s)).count();
         let (crit, warn) = (count(Severity::Critical), count(Severity::Warning));
         let burning = self
             .snapshot
@@ -138,7 +155,7 @@ impl App {
         });
         let mut lines = vec![Line::from(first)];
         // The worst open incident (the store sorts open first, then by severity), then the
-        // worst signals.
+        // worst incident groups.
         if let Some(inc) = open.first() {
             let role = severity_role(inc.severity);
             lines.push(Line::from(vec![
@@ -160,20 +177,12 @@ impl App {
             ]));
         }
         let room = 4 - lines.len();
-        for s in self.snapshot.incident_signals().take(room) {
-            let role = match s.severity {
-                Severity::Critical => Role::Critical,
-                Severity::Warning => Role::Warning,
-                Severity::Info => Role::Info,
-            };
-            lines.push(Line::from(vec![
-                Span::styled(
-                    format!(" {:<9}", format!("{:?}", s.severity).to_uppercase()),
-                    t.style(role),
-                ),
-                Span::raw(s.summary.clone()),
-            ]));
-        }
+        lines.extend(
+            groups
+                .iter()
+                .take(room)
+                .filter_map(|g| banner_group_line(g, t)),
+        );
         lines
     }
 

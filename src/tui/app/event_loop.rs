@@ -77,7 +77,8 @@ async fn event_loop(
     let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone());
     let (mut automation, mut automation_replies) = AutomationLink::new(effects.executor.clone());
     rca.list();
-    app.set_snapshot(evaluations.borrow().snapshot.clone());
+    let first = evaluations.borrow().clone();
+    app.set_evaluated(&first);
     deliver(app, &mut rca, [automation.refresh()]);
     let mut recorded = 0;
     let mut store_error: Option<String> = None;
@@ -99,7 +100,7 @@ async fn event_loop(
             changed = evaluations.changed() => {
                 if changed.is_ok() {
                     let evaluated = evaluations.borrow_and_update().clone();
-                    app.set_snapshot(evaluated.snapshot.clone());
+                    app.set_evaluated(&evaluated);
                     // New incidents or entries: read the list again.
                     if evaluated.recorded != recorded {
                         recorded = evaluated.recorded;
