@@ -48,6 +48,7 @@ fn fleet(nodes: usize, gpus_per_node: usize) -> Snapshot {
                 CapacityType::OnDemand
             },
             instance_type: Some("p5.48xlarge".into()),
+            pool: Some("gpu-h100".into()),
             zone: Some("us-east-1a".into()),
             gpu_product: Some("NVIDIA-H100-80GB-HBM3".into()),
             gpu_capacity: gpus_per_node as u32,

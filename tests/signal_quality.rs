@@ -52,7 +52,8 @@ async fn a_healthy_fleet_is_quiet_and_each_fault_is_loud_once() {
             thresholds: scaled(),
             watch: Duration::from_secs(15),
             linger: Duration::from_secs(15),
-            clear_within: Duration::from_secs(90),
+            // A reclaimed spot node goes at its 2-minute deadline.
+            clear_within: Duration::from_secs(150),
             // Sources poll at production intervals; only the patience is scaled.
             within_scale: 1.0,
         });
