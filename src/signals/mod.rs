@@ -248,7 +248,11 @@ impl Detectors {
 
     fn seen(&mut self, key: &str, now: DateTime<Utc>) -> DateTime<Utc> {
         self.touched.insert(key.to_string());
-        *self.first_seen.entry(key.to_string()).or_insert(now)
+        if let Some(first) = self.first_seen.get(key) {
+            return *first;
+        }
+        self.first_seen.insert(key.to_string(), now);
+        now
     }
 
     /// Evaluates every detector on `snap`; answers the signals that fire (their conditions held
@@ -379,8 +383,7 @@ impl Detectors {
                         condition: Condition,
                         kind: &str,
                         severity: Severity,
-                        summary: String,
-                        evidence: serde_json::Value,
+                        describe: &dyn Fn() -> (String, serde_json::Value),
                         action: Option<&str>| {
             // Dedup per GPU, not per holder: the pod may change while the fault stays.
             let key = format!("{kind}:{}/{}/{}", g.cluster, g.node, g.uuid);
@@ -388,7 +391,27 @@ impl Detectors {
                 Condition::Met => this.seen(&key, now),
                 Condition::WithinMargin => now,
             };
-            let mut s = signal(kind, severity, subject(), summary, evidence, first, action);
+            // A condition still waiting out its `for` is never shown: its key is all patience
+            // needs (thousands of idle GPUs wait ten minutes; their summaries are not built).
+            let waiting = condition == Condition::Met
+                && this
+                    .patience
+                    .waits(&key, now, this.thresholds.for_kind(kind));
+            let mut s = if waiting {
+                Signal {
+                    kind: kind.into(),
+                    severity,
+                    subject: Subject::default(),
+                    summary: String::new(),
+                    evidence: Default::default(),
+                    action: None,
+                    first_seen: first,
+                    dedup_key: String::new(),
+                }
+            } else {
+                let (summary, evidence) = describe();
+                signal(kind, severity, subject(), summary, evidence, first, action)
+            };
             s.dedup_key = key;
             out.push(Observation {
                 signal: s,
@@ -402,16 +425,20 @@ impl Detectors {
                 Condition::Met,
                 "gpu.xid",
                 info.map_or(Severity::Warning, |i| i.severity),
-                format!(
-                    "XID {code} on {} gpu{}: {}",
-                    g.node,
-                    g.index,
-                    info.map_or(
-                        "an XID error NVIDIA's catalogue lists; see its XID table",
-                        |i| i.meaning
+                &|| {
+                    (
+                        format!(
+                            "XID {code} on {} gpu{}: {}",
+                            g.node,
+                            g.index,
+                            info.map_or(
+                                "an XID error NVIDIA's catalogue lists; see its XID table",
+                                |i| i.meaning
+                            )
+                        ),
+                        json!({"xid": code, "uuid": g.uuid, "holder": holder(), "model": g.model_name}),
                     )
-                ),
-                json!({"xid": code, "uuid": g.uuid, "holder": holder(), "model": g.model_name}),
+                },
                 Some(info.map_or("look the code up in NVIDIA's XID catalogue", |i| i.action)),
             );
         }
@@ -425,18 +452,22 @@ impl Detectors {
                 Condition::Met,
                 "gpu.ecc",
                 Severity::Critical,
-                format!(
-                    "{} gpu{}: {dbe} double-bit ECC errors, {} uncorrectable remapped rows{}",
-                    g.node,
-                    g.index,
-                    g.remapped_rows_uncorrectable.unwrap_or(0),
-                    if g.remap_failure == Some(true) {
-                        ", row remapping FAILED"
-                    } else {
-                        ""
-                    }
-                ),
-                json!({"ecc_dbe_volatile": dbe, "remapped_rows_uncorrectable": g.remapped_rows_uncorrectable, "remap_failure": g.remap_failure, "uuid": g.uuid}),
+                &|| {
+                    (
+                        format!(
+                            "{} gpu{}: {dbe} double-bit ECC errors, {} uncorrectable remapped rows{}",
+                            g.node,
+                            g.index,
+                            g.remapped_rows_uncorrectable.unwrap_or(0),
+                            if g.remap_failure == Some(true) {
+                                ", row remapping FAILED"
+                            } else {
+                                ""
+                            }
+                        ),
+                        json!({"ecc_dbe_volatile": dbe, "remapped_rows_uncorrectable": g.remapped_rows_uncorrectable, "remap_failure": g.remap_failure, "uuid": g.uuid}),
+                    )
+                },
                 Some("drain the node and reset the GPU; a remap failure means replacement (RMA)"),
             );
         }
@@ -462,20 +493,24 @@ impl Detectors {
                 condition,
                 "gpu.throttling",
                 Severity::Warning,
-                format!(
-                    "{} gpu{} throttles: {}{}",
-                    g.node,
-                    g.index,
-                    g.temperature_c
-                        .map(|c| format!("{c:.0} °C"))
-                        .unwrap_or_default(),
-                    if throttled.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", throttled.join(", "))
-                    }
-                ),
-                json!({"temperature_c": g.temperature_c, "power_w": g.power_w, "power_limit_w": g.power_limit_w, "reasons": throttled}),
+                &|| {
+                    (
+                        format!(
+                            "{} gpu{} throttles: {}{}",
+                            g.node,
+                            g.index,
+                            g.temperature_c
+                                .map(|c| format!("{c:.0} °C"))
+                                .unwrap_or_default(),
+                            if throttled.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", throttled.join(", "))
+                            }
+                        ),
+                        json!({"temperature_c": g.temperature_c, "power_w": g.power_w, "power_limit_w": g.power_limit_w, "reasons": throttled}),
+                    )
+                },
                 Some("check cooling and power capping on the node"),
             );
         }
@@ -517,23 +552,30 @@ impl Detectors {
             if let Some((Some(severity), Some(secs), Some(fit), f)) =
                 f.map(|f| (f.severity(), f.seconds_to_full, f.fit, f))
             {
-                let mut evidence = f.evidence();
-                evidence["holder"] = json!(holder());
+                let evidence = || {
+                    let mut e = f.evidence();
+                    e["holder"] = json!(holder());
+                    e
+                };
                 emit(
                     self,
                     Condition::Met,
                     "gpu.memory_exhaustion_forecast",
                     severity,
-                    format!(
-                        "{} gpu{} memory fills in about {} on its {} trend ({used} of {total} MiB, +{:.0} MiB/min, R² {:.2})",
-                        g.node,
-                        g.index,
-                        humantime::format_duration(Duration::from_secs(secs as u64)),
-                        humantime::format_duration(t.gpu_memory_window),
-                        fit.slope_per_second * 60.0,
-                        fit.r2.unwrap_or(0.0),
-                    ),
-                    evidence,
+                    &|| {
+                        (
+                            format!(
+                                "{} gpu{} memory fills in about {} on its {} trend ({used} of {total} MiB, +{:.0} MiB/min, R² {:.2})",
+                                g.node,
+                                g.index,
+                                humantime::format_duration(Duration::from_secs(secs as u64)),
+                                humantime::format_duration(t.gpu_memory_window),
+                                fit.slope_per_second * 60.0,
+                                fit.r2.unwrap_or(0.0),
+                            ),
+                            evidence(),
+                        )
+                    },
                     Some("find the leak or the growing cache in the holding pod before it OOMs"),
                 );
             }
@@ -550,14 +592,18 @@ impl Detectors {
                 condition,
                 "gpu.idle",
                 Severity::Info,
-                format!(
-                    "{} gpu{} is held by {} but {:.0}% busy",
-                    g.node,
-                    g.index,
-                    holder().unwrap_or_default(),
-                    g.utilization_pct.unwrap_or(0.0)
-                ),
-                json!({"utilization_pct": g.utilization_pct, "memory_used_mib": g.memory_used_mib, "holder": holder()}),
+                &|| {
+                    (
+                        format!(
+                            "{} gpu{} is held by {} but {:.0}% busy",
+                            g.node,
+                            g.index,
+                            holder().unwrap_or_default(),
+                            g.utilization_pct.unwrap_or(0.0)
+                        ),
+                        json!({"utilization_pct": g.utilization_pct, "memory_used_mib": g.memory_used_mib, "holder": holder()}),
+                    )
+                },
                 Some("ask the owner to release it, or reclaim it for pending GPU work"),
             );
         }

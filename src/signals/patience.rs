@@ -67,6 +67,15 @@ pub struct Timing {
 }
 
 impl Patience {
+    /// Whether `key` is pending and will still be at `now`: its condition has not yet held for
+    /// `pending_for`, so the signal it would raise is not shown (a detector may skip building
+    /// it; the key alone keeps it pending).
+    pub fn waits(&self, key: &str, now: DateTime<Utc>, pending_for: Duration) -> bool {
+        self.tracked
+            .get(key)
+            .is_some_and(|t| t.phase == Phase::Pending && !held(t.first_seen, now, pending_for))
+    }
+
     /// Advances every key in scope by one evaluation at `now` and answers the signals that fire.
     /// `observed` holds this evaluation's findings; a tracked key in `in_scope` that was not
     /// observed has its clear condition holding. Keys out of scope (another evaluation's, like

@@ -784,7 +784,8 @@ mod tests {
             .with_clock(fixtures::now());
         app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         let s = screen(&mut app, 120, 30);
-        assert!(s.contains("3 CRITICAL") && s.contains("SLO BURNING"), "{s}");
+        // gpu-a-2's XID and ECC signals are one GPU fault: two critical groups.
+        assert!(s.contains("2 CRITICAL") && s.contains("SLO BURNING"), "{s}");
         assert!(
             s.contains("NotReady"),
             "the worst signal is on the banner: {s}"
@@ -816,13 +817,13 @@ mod tests {
                 .filter(|s| s.severity == crate::model::signal::Severity::Critical)
                 .count(),
             11,
-            "8 XIDs on gpu-a-1; XID, ECC and NotReady on gpu-a-2"
+            "8 XIDs on gpu-a-1; XID, ECC (one GPU fault) and NotReady on gpu-a-2"
         );
         noc.set_snapshot(snap);
         let s = screen(&mut noc, 120, 30);
         let banner: Vec<&str> = s.lines().take(7).collect();
         assert!(
-            banner.iter().any(|l| l.contains("4 CRITICAL")),
+            banner.iter().any(|l| l.contains("3 CRITICAL")),
             "one count per group: {s}"
         );
         assert!(

@@ -82,8 +82,14 @@ impl<'a> SignalGroup<'a> {
         self.members.iter().map(|(_, s)| s.first_seen).min()
     }
 
+    /// The members' kind when they share one; else the group's family (`gpu.fault` for a
+    /// node's XID and ECC signals, `serving` for an endpoint with its Deployment's pods).
     pub fn kind(&self) -> &str {
-        self.key.split_once(':').map_or("", |(kind, _)| kind)
+        let mut kinds = self.members.iter().map(|(_, s)| s.kind.as_str());
+        match kinds.next() {
+            Some(first) if kinds.all(|k| k == first) => first,
+            _ => self.key.split_once(':').map_or("", |(kind, _)| kind),
+        }
     }
 
     /// `cluster/node/gpu-node-3`: the group key without its kind (fleet-wide groups have no
@@ -122,9 +128,15 @@ impl<'a> SignalGroup<'a> {
         let pods: Vec<&str> = signals()
             .filter_map(|s| s.subject.object.as_deref()?.strip_prefix("pod/"))
             .collect();
+        let gpus: BTreeSet<&str> = signals().filter_map(|s| s.subject.gpu.as_deref()).collect();
         if all_gpus && nodes.len() == 1 {
             let node = nodes.iter().next().copied().unwrap_or_default();
-            return format!("{n} GPUs on {node}");
+            // XID and ECC of one GPU are two signals of one GPU.
+            return match gpus.len() {
+                g if g == n => format!("{n} GPUs on {node}"),
+                1 => format!("{n} signals on {node} {}", gpu_index(gpus.iter().next())),
+                g => format!("{n} signals on {g} GPUs of {node}"),
+            };
         }
         if pods.len() == n
             && let Some(first) = pods.first()
@@ -149,6 +161,13 @@ impl<'a> SignalGroup<'a> {
             worst.to_string()
         }
     }
+}
+
+/// `gpu0` from a subject's `gpu0 (GPU-…)`.
+fn gpu_index(gpu: Option<&&str>) -> String {
+    gpu.and_then(|g| g.split_whitespace().next())
+        .unwrap_or("its GPU")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -213,7 +232,7 @@ mod tests {
         let groups = group_signals(signals.iter().enumerate());
         assert_eq!(groups.len(), 2);
         let node3 = &groups[0];
-        assert_eq!(node3.key, "gpu.xid:prod/node/gpu-node-3");
+        assert_eq!(node3.key, "gpu.fault:prod/node/gpu-node-3");
         assert_eq!(node3.members.len(), 3);
         assert_eq!((node3.kind(), node3.name()), ("gpu.xid", "gpu-node-3"));
         assert_eq!(node3.subject(), "prod/node/gpu-node-3");

@@ -707,7 +707,7 @@ mod tests {
             "the member's detail: {text}"
         );
         assert!(
-            text.contains("gpu.xid:prod-a/node/gpu-a-1"),
+            text.contains("gpu.fault:prod-a/node/gpu-a-1"),
             "its group: {text}"
         );
         assert!(pane.handle(Action::Back, &ctx));
