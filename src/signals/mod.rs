@@ -10,7 +10,7 @@ pub mod forecast;
 pub mod patience;
 pub mod slo;
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -182,7 +182,7 @@ pub struct Detectors {
     pub thresholds: std::sync::Arc<Thresholds>,
     first_seen: HashMap<String, DateTime<Utc>>,
     /// Keys looked at in the current evaluation; the rest are forgotten after it.
-    touched: std::collections::HashSet<String>,
+    touched: FxHashSet<String>,
     /// Deployment → (revision, when it last changed while watched).
     revisions: HashMap<String, (Option<u64>, Option<DateTime<Utc>>)>,
     /// GPU uuid → recent (time, memory used MiB) samples, for the exhaustion forecast.
@@ -274,8 +274,7 @@ impl Detectors {
         // Every GPU with memory readings has a series, so more series than GPUs means some
         // GPU left (or was replaced): only then is it worth hashing 40,000 uuids.
         if self.gpu_memory.len() > snap.gpus.len() {
-            let live: std::collections::HashSet<&str> =
-                snap.gpus.iter().map(|g| g.uuid.as_str()).collect();
+            let live: FxHashSet<&str> = snap.gpus.iter().map(|g| g.uuid.as_str()).collect();
             self.gpu_memory
                 .retain(|uuid, _| live.contains(uuid.as_str()));
         }

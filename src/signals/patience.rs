@@ -12,7 +12,8 @@
 //! signal firing (its clear condition does not hold, so its `clear_after` starts over) and starts
 //! nothing.
 
-use std::collections::HashMap;
+// Keys are the detectors' own dedup keys: a fast hash, no DoS to fear.
+use rustc_hash::FxHashMap as HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -87,7 +88,7 @@ impl Patience {
         in_scope: impl Fn(&str) -> bool,
         timing: impl Fn(&str) -> Timing,
     ) -> Vec<Signal> {
-        let mut by_key: HashMap<String, Observation> = HashMap::new();
+        let mut by_key: HashMap<String, Observation> = HashMap::default();
         for o in observed {
             match by_key.get(&o.signal.dedup_key) {
                 Some(seen) if seen.signal.severity >= o.signal.severity => {}
