@@ -90,6 +90,7 @@ fn fleet(nodes: usize, gpus_per_node: usize) -> Snapshot {
         gang_jobs: vec![],
         warnings: vec![],
         inference_services: vec![],
+        pods: Default::default(),
     };
     Snapshot {
         clusters: vec![Arc::new(cluster)],
