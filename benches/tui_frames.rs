@@ -113,6 +113,7 @@ fn main() {
         theme: &theme,
         now: Utc::now(),
         cluster: None,
+        namespace: None,
         cost: None,
     };
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("terminal");

@@ -28,6 +28,7 @@ use super::nodes::NodesPane;
 use super::noise::NoiseHistory;
 use super::overview::OverviewPane;
 use super::pane::{AutomationView, Pane, ViewCtx};
+use super::pods::PodsPane;
 use super::runbooks::RunbooksPane;
 use super::signals::SignalsPane;
 use super::theme::Theme;
@@ -211,6 +212,7 @@ struct Panes {
     signals: SignalsPane,
     incidents: IncidentsPane,
     runbooks: RunbooksPane,
+    pods: PodsPane,
 }
 
 impl Panes {
@@ -224,6 +226,7 @@ impl Panes {
             PaneId::Signals => &self.signals,
             PaneId::Incidents => &self.incidents,
             PaneId::Runbooks => &self.runbooks,
+            PaneId::Pods => &self.pods,
         }
     }
 
@@ -237,11 +240,12 @@ impl Panes {
             PaneId::Signals => &mut self.signals,
             PaneId::Incidents => &mut self.incidents,
             PaneId::Runbooks => &mut self.runbooks,
+            PaneId::Pods => &mut self.pods,
         }
     }
 
     /// Every pane, in the order of `PaneId::ALL`.
-    fn all_mut(&mut self) -> [&mut dyn Pane; 8] {
+    fn all_mut(&mut self) -> [&mut dyn Pane; 9] {
         [
             &mut self.overview,
             &mut self.nodes,
@@ -251,6 +255,7 @@ impl Panes {
             &mut self.signals,
             &mut self.incidents,
             &mut self.runbooks,
+            &mut self.pods,
         ]
     }
 }
@@ -262,6 +267,8 @@ pub struct App {
     theme: Theme,
     mode: Mode,
     cluster: Option<String>,
+    /// `:ns NAME`: the namespace the namespaced panes show; `None` shows all.
+    namespace: Option<String>,
     snapshot: Arc<Snapshot>,
     /// The RCA store's incidents as last read by the loop.
     incidents: Arc<Vec<Incident>>,
@@ -293,11 +300,13 @@ impl App {
                 signals: SignalsPane::default(),
                 incidents: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
                 runbooks: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
+                pods: PodsPane::default(),
             },
             keymap,
             theme,
             mode: Mode::Normal,
             cluster: None,
+            namespace: None,
             snapshot: Arc::new(Snapshot::default()),
             incidents: Arc::new(Vec::new()),
             automation: None,
@@ -402,6 +411,7 @@ impl App {
             theme: &self.theme,
             now: self.now(),
             cluster: self.cluster.as_deref(),
+            namespace: self.namespace.as_deref(),
             cost: self.snapshot.cost.as_deref(),
         };
         for pane in self.panes.all_mut() {
@@ -476,6 +486,7 @@ impl App {
             theme: &self.theme,
             now: self.now(),
             cluster: self.cluster.as_deref(),
+            namespace: self.namespace.as_deref(),
             cost: snapshot.cost.as_deref(),
         };
         let changed = self.panes.get_mut(self.pane).handle(action, &ctx);
@@ -506,6 +517,7 @@ impl App {
                 theme: &self.theme,
                 now: self.now(),
                 cluster: self.cluster.as_deref(),
+                namespace: self.namespace.as_deref(),
                 cost: self.snapshot.cost.as_deref(),
             };
             self.panes.incidents.selected(&ctx).cloned()
@@ -589,6 +601,7 @@ impl App {
                 theme: &self.theme,
                 now: self.now(),
                 cluster: self.cluster.as_deref(),
+                namespace: self.namespace.as_deref(),
                 cost: self.snapshot.cost.as_deref(),
             };
             match (action, self.pane) {

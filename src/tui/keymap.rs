@@ -18,10 +18,11 @@ pub enum PaneId {
     Signals,
     Incidents,
     Runbooks,
+    Pods,
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 8] = [
+    pub const ALL: [PaneId; 9] = [
         PaneId::Overview,
         PaneId::Nodes,
         PaneId::Gpus,
@@ -30,6 +31,7 @@ impl PaneId {
         PaneId::Signals,
         PaneId::Incidents,
         PaneId::Runbooks,
+        PaneId::Pods,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +44,7 @@ impl PaneId {
             PaneId::Signals => "signals",
             PaneId::Incidents => "incidents",
             PaneId::Runbooks => "runbooks",
+            PaneId::Pods => "pods",
         }
     }
 }
@@ -228,6 +231,7 @@ impl Action {
             Action::GoTo(PaneId::Signals) => &["6"],
             Action::GoTo(PaneId::Incidents) => &["7"],
             Action::GoTo(PaneId::Runbooks) => &["8"],
+            Action::GoTo(PaneId::Pods) => &["9"],
         }
     }
 }

@@ -897,6 +897,7 @@ mod tests {
             theme,
             now: now(),
             cluster,
+            namespace: None,
             cost: None,
         }
     }
