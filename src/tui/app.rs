@@ -28,7 +28,9 @@ use super::nodes::NodesPane;
 use super::noise::NoiseHistory;
 use super::overview::OverviewPane;
 use super::pane::{AutomationView, Pane, ViewCtx};
+use super::events::EventsPane;
 use super::pods::PodsPane;
+use super::workloads::WorkloadsPane;
 use super::runbooks::RunbooksPane;
 use super::signals::SignalsPane;
 use super::theme::Theme;
@@ -213,6 +215,8 @@ struct Panes {
     incidents: IncidentsPane,
     runbooks: RunbooksPane,
     pods: PodsPane,
+    workloads: WorkloadsPane,
+    events: EventsPane,
 }
 
 impl Panes {
@@ -227,6 +231,8 @@ impl Panes {
             PaneId::Incidents => &self.incidents,
             PaneId::Runbooks => &self.runbooks,
             PaneId::Pods => &self.pods,
+            PaneId::Workloads => &self.workloads,
+            PaneId::Events => &self.events,
         }
     }
 
@@ -241,11 +247,13 @@ impl Panes {
             PaneId::Incidents => &mut self.incidents,
             PaneId::Runbooks => &mut self.runbooks,
             PaneId::Pods => &mut self.pods,
+            PaneId::Workloads => &mut self.workloads,
+            PaneId::Events => &mut self.events,
         }
     }
 
     /// Every pane, in the order of `PaneId::ALL`.
-    fn all_mut(&mut self) -> [&mut dyn Pane; 9] {
+    fn all_mut(&mut self) -> [&mut dyn Pane; 11] {
         [
             &mut self.overview,
             &mut self.nodes,
@@ -256,6 +264,8 @@ impl Panes {
             &mut self.incidents,
             &mut self.runbooks,
             &mut self.pods,
+            &mut self.workloads,
+            &mut self.events,
         ]
     }
 }
@@ -301,6 +311,8 @@ impl App {
                 incidents: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
                 runbooks: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
                 pods: PodsPane::default(),
+                workloads: WorkloadsPane::default(),
+                events: EventsPane::default(),
             },
             keymap,
             theme,
@@ -718,8 +730,8 @@ mod tests {
     #[test]
     fn every_pane_renders_at_120_by_30() {
         let mut app = app();
-        for (i, pane) in PaneId::ALL.into_iter().enumerate() {
-            key(&mut app, KeyCode::Char(char::from(b'1' + i as u8)));
+        for (c, pane) in "1234567890E".chars().zip(PaneId::ALL) {
+            key(&mut app, KeyCode::Char(c));
             assert_eq!(app.pane, pane);
             assert_screen!(format!("pane_{}", pane.name()), screen(&mut app, 120, 30));
         }

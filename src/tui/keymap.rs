@@ -19,10 +19,12 @@ pub enum PaneId {
     Incidents,
     Runbooks,
     Pods,
+    Workloads,
+    Events,
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 9] = [
+    pub const ALL: [PaneId; 11] = [
         PaneId::Overview,
         PaneId::Nodes,
         PaneId::Gpus,
@@ -32,6 +34,8 @@ impl PaneId {
         PaneId::Incidents,
         PaneId::Runbooks,
         PaneId::Pods,
+        PaneId::Workloads,
+        PaneId::Events,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,8 @@ impl PaneId {
             PaneId::Incidents => "incidents",
             PaneId::Runbooks => "runbooks",
             PaneId::Pods => "pods",
+            PaneId::Workloads => "workloads",
+            PaneId::Events => "events",
         }
     }
 }
@@ -232,6 +238,8 @@ impl Action {
             Action::GoTo(PaneId::Incidents) => &["7"],
             Action::GoTo(PaneId::Runbooks) => &["8"],
             Action::GoTo(PaneId::Pods) => &["9"],
+            Action::GoTo(PaneId::Workloads) => &["0"],
+            Action::GoTo(PaneId::Events) => &["E"],
         }
     }
 }
