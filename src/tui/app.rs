@@ -204,6 +204,29 @@ fn node_target(
     Ok((cluster, intent))
 }
 
+/// The selected workload as the target of a rollback: a Deployment to its previous revision
+/// (`kubectl rollout undo`), an InferenceService's canary traffic back to 0.
+fn workload_rollback(
+    selected: Option<(String, String, String, String)>,
+) -> Result<(String, Mutation), String> {
+    let (cluster, kind, namespace, name) =
+        selected.ok_or("rollback: no workload selected")?;
+    let intent = match kind.as_str() {
+        "deploy" => Mutation::Rollback {
+            namespace,
+            name,
+            revision: None,
+        },
+        "isvc" => Mutation::RollbackInferenceService { namespace, name },
+        _ => {
+            return Err(format!(
+                "rollback: {namespace}/{name} is a training gang; fleetdeck rolls back a Deployment or an InferenceService"
+            ));
+        }
+    };
+    Ok((cluster, intent))
+}
+
 /// One of each pane; `get` and `get_mut` are the one lookup from a `PaneId`.
 struct Panes {
     overview: OverviewPane,
@@ -618,8 +641,11 @@ impl App {
             };
             match (action, self.pane) {
                 (Action::Rollback, PaneId::Endpoints) => self.rollback_target(&ctx),
+                (Action::Rollback, PaneId::Workloads) => {
+                    workload_rollback(self.panes.workloads.selected_workload(&ctx))
+                }
                 (Action::Rollback, _) => Err(
-                    "rollback: select an endpoint in the Endpoints pane (:endpoints)".to_string(),
+                    "rollback: select an endpoint (:endpoints) or a Deployment or InferenceService (:workloads)".to_string(),
                 ),
                 (_, PaneId::Nodes | PaneId::Gpus) => {
                     node_target(self.panes.get(self.pane).selected_node(&ctx), action)
@@ -1319,6 +1345,44 @@ mod tests {
                 },
             })
         );
+    }
+
+    #[test]
+    fn the_workloads_pane_rolls_back_the_selected_deployment_and_read_only_refuses() {
+        let mut app = automated_app();
+        let mut snap = fixtures::fleet();
+        let mut c = (*snap.clusters[0]).clone();
+        c.deployments = vec![crate::model::DeploymentModel {
+            namespace: "serving".into(),
+            name: "web".into(),
+            revision: Some(4),
+            replicas: 2,
+            ready: 2,
+            updated: 2,
+            available: 2,
+            rollout: crate::model::RolloutState::Complete,
+            images: vec![],
+        }];
+        let cluster = c.name.clone();
+        snap.clusters[0] = Arc::new(c);
+        app.set_snapshot(fixtures::evaluated(snap));
+        key(&mut app, KeyCode::Char('0'));
+        assert_eq!(app.pane, PaneId::Workloads);
+        assert_eq!(
+            shift(&mut app, 'B'),
+            Some(Command::Preview {
+                cluster,
+                intent: Mutation::Rollback {
+                    namespace: "serving".into(),
+                    name: "web".into(),
+                    revision: None
+                },
+            })
+        );
+        let mut view = automation(fixtures::now());
+        view.read_only = true;
+        app.set_automation(Some(view));
+        assert_eq!(shift(&mut app, 'B'), None);
     }
 
     #[test]

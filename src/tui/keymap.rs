@@ -92,7 +92,8 @@ pub enum Action {
     Uncordon,
     /// Nodes or GPUs pane: drain the selected node (shows the blast radius, asks y/n).
     Drain,
-    /// Endpoints pane: roll back the endpoint's serving Deployment (asks y/n).
+    /// Endpoints pane: roll back the endpoint's serving Deployment; Workloads pane: the
+    /// selected Deployment or InferenceService (asks y/n).
     Rollback,
     GoTo(PaneId),
 }
@@ -195,7 +196,7 @@ impl Action {
             Action::Cordon => "node: cordon (plan first, asks y/n)".into(),
             Action::Uncordon => "node: uncordon (plan first, asks y/n)".into(),
             Action::Drain => "node: drain (blast radius, asks y/n)".into(),
-            Action::Rollback => "endpoint: roll back its Deployment".into(),
+            Action::Rollback => "endpoint or workload: roll back its Deployment".into(),
             Action::GoTo(p) => format!("go to {}", p.name()),
         }
     }
