@@ -631,7 +631,10 @@ impl FleetState {
 
     /// When a cluster's deferred pod rows are due: publish again then, even with no update.
     pub fn pod_rows_due(&self) -> Option<std::time::Instant> {
-        self.clusters.iter().filter_map(ClusterModel::pod_rows_due).min()
+        self.clusters
+            .iter()
+            .filter_map(ClusterModel::pod_rows_due)
+            .min()
     }
 
     /// As [`FleetState::snapshot`], with `now` deciding whether deferred pod rows are due.
@@ -869,7 +872,10 @@ mod tests {
         // A node change rebuilds the cluster, not its pod rows.
         s.apply(kube(KubeEvent::Apply(Record::Node(node("n1")))));
         let second = s.snapshot_at(t0);
-        assert!(Arc::ptr_eq(&first.clusters[0].pods, &second.clusters[0].pods));
+        assert!(Arc::ptr_eq(
+            &first.clusters[0].pods,
+            &second.clusters[0].pods
+        ));
         assert_eq!(s.pod_rows_due(), None);
         // A pod change inside the interval waits for it; the aggregates do not.
         s.apply(kube(KubeEvent::Delete {

@@ -178,10 +178,7 @@ impl PodRecord {
             return (t, None);
         }
         match self.phase {
-            Phase::Pending => (
-                "Pending",
-                self.unschedulable.as_ref().map(|u| u.0.as_str()),
-            ),
+            Phase::Pending => ("Pending", self.unschedulable.as_ref().map(|u| u.0.as_str())),
             Phase::Running => ("Running", shown(&self.last_termination)),
             Phase::Succeeded => ("Completed", None),
             Phase::Failed => ("Failed", None),

@@ -441,8 +441,10 @@ impl Interner {
 
     /// The shared label set with these pairs, sorted by key.
     pub fn labels(&mut self, pairs: &BTreeMap<String, String>) -> Labels {
-        let set: Vec<(Arc<str>, Arc<str>)> =
-            pairs.iter().map(|(k, v)| (self.get(k), self.get(v))).collect();
+        let set: Vec<(Arc<str>, Arc<str>)> = pairs
+            .iter()
+            .map(|(k, v)| (self.get(k), self.get(v)))
+            .collect();
         if let Some(a) = self.label_sets.get(set.as_slice()) {
             return a.clone();
         }

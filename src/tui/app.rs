@@ -20,6 +20,7 @@ use input::Mode;
 use super::automation::NO_EXECUTOR;
 use super::cost::CostPane;
 use super::endpoints::EndpointsPane;
+use super::events::EventsPane;
 use super::format::pending_text;
 use super::gpus::GpusPane;
 use super::incidents::IncidentsPane;
@@ -28,12 +29,11 @@ use super::nodes::NodesPane;
 use super::noise::NoiseHistory;
 use super::overview::OverviewPane;
 use super::pane::{AutomationView, Pane, ViewCtx};
-use super::events::EventsPane;
 use super::pods::PodsPane;
-use super::workloads::WorkloadsPane;
 use super::runbooks::RunbooksPane;
 use super::signals::SignalsPane;
 use super::theme::Theme;
+use super::workloads::WorkloadsPane;
 use crate::actions::{DrainRequest, Mutation};
 use crate::model::Snapshot;
 use crate::model::incident::{Entry, Incident, IncidentStatus};
@@ -209,8 +209,7 @@ fn node_target(
 fn workload_rollback(
     selected: Option<(String, String, String, String)>,
 ) -> Result<(String, Mutation), String> {
-    let (cluster, kind, namespace, name) =
-        selected.ok_or("rollback: no workload selected")?;
+    let (cluster, kind, namespace, name) = selected.ok_or("rollback: no workload selected")?;
     let intent = match kind.as_str() {
         "deploy" => Mutation::Rollback {
             namespace,
@@ -1301,7 +1300,7 @@ mod tests {
         assert_eq!(shift(&mut app, 'B'), None);
         assert!(
             screen(&mut app, 120, 30)
-                .contains("rollback: select an endpoint in the Endpoints pane")
+                .contains("rollback: select an endpoint (:endpoints) or a Deployment")
         );
     }
 

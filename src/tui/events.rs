@@ -146,7 +146,7 @@ impl EventsPane {
             .filter(|r| ctx.in_namespace(&r.event.namespace))
             .collect();
         // Newest first across clusters; the sort keys below reorder from there.
-        all.sort_by(|a, b| b.event.last_seen.cmp(&a.event.last_seen));
+        all.sort_by_key(|r| std::cmp::Reverse(r.event.last_seen));
         filter_and_sort(all.into_iter(), Column::shown(ctx), &self.view)
     }
 }
@@ -180,9 +180,12 @@ impl Pane for EventsPane {
         let rows = self.rows(ctx).len();
         match action {
             Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
-            _ if self
-                .view
-                .navigate(action, rows, self.page.max(1) as isize, Column::shown(ctx).len()) => {}
+            _ if self.view.navigate(
+                action,
+                rows,
+                self.page.max(1) as isize,
+                Column::shown(ctx).len(),
+            ) => {}
             _ => return false,
         }
         let rows = self.rows(ctx).len();

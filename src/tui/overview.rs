@@ -701,8 +701,8 @@ impl OverviewPane {
             *last = Constraint::Min(10);
         }
         let table = Table::new(visible, widths)
-        .header(Row::new(HEADERS).style(theme.style(Role::Header)))
-        .column_spacing(1);
+            .header(Row::new(HEADERS).style(theme.style(Role::Header)))
+            .column_spacing(1);
         frame.render_widget(table, inner);
     }
 }

@@ -20,7 +20,9 @@ use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx};
 use super::selector::LabelSelector;
 use super::theme::{Role, Theme};
-use super::widgets::{CELL_SEPARATOR, RowFilter, draw_empty_message, draw_scrolled, field, section};
+use super::widgets::{
+    CELL_SEPARATOR, RowFilter, draw_empty_message, draw_scrolled, field, section,
+};
 use crate::model::PodRows;
 use crate::model::update::PodRecord;
 
@@ -138,9 +140,14 @@ impl PodFilter {
     }
 
     fn keeps(&self, cluster: &str, pod: &PodRecord) -> bool {
-        self.namespace.as_deref().is_none_or(|n| *pod.namespace == *n)
+        self.namespace
+            .as_deref()
+            .is_none_or(|n| *pod.namespace == *n)
             && self.context.as_deref().is_none_or(|c| cluster == c)
-            && self.owner.as_deref().is_none_or(|o| pod.owner.as_deref() == Some(o))
+            && self
+                .owner
+                .as_deref()
+                .is_none_or(|o| pod.owner.as_deref() == Some(o))
             && self.selector.matches(|k| pod.label(k))
     }
 }
@@ -353,7 +360,8 @@ impl PodsPane {
             self.cache = Some(PodsCache::build(ctx, &self.view));
         }
         // Just built when it was missing.
-        self.cache.get_or_insert_with(|| PodsCache::build(ctx, &self.view))
+        self.cache
+            .get_or_insert_with(|| PodsCache::build(ctx, &self.view))
     }
 
     /// The pod the Logs view (and actions) apply to, as (context, namespace, name): the open
@@ -432,7 +440,13 @@ impl PodsPane {
             Some(ns) => format!("Pods · ns {ns}"),
             None => "Pods".to_string(),
         };
-        let title = table_title(&what, ctx.cluster, cache.rows.len(), cache.total, &view.filter);
+        let title = table_title(
+            &what,
+            ctx.cluster,
+            cache.rows.len(),
+            cache.total,
+            &view.filter,
+        );
         let block = Block::bordered()
             .title(Line::styled(title, theme.style(Role::Title)))
             .border_style(theme.style(Role::BorderFocused));
@@ -445,7 +459,11 @@ impl PodsPane {
             .enumerate()
             .map(|(i, c)| sorted_header(c.header(), i, view.sort))
             .collect();
-        let widths: Vec<Constraint> = cache.widths.iter().map(|w| Constraint::Length(*w)).collect();
+        let widths: Vec<Constraint> = cache
+            .widths
+            .iter()
+            .map(|w| Constraint::Length(*w))
+            .collect();
         let end = (view.offset + page).min(cache.rows.len());
         let visible = (view.offset..end).filter_map(|i| Some((i, cache.get(i)?)));
         let rows: Vec<Row> = visible
@@ -474,9 +492,7 @@ impl PodsPane {
         let empty = match (&cache.error, cache.total) {
             (Some(e), _) => Some(format!("bad filter: {e}")),
             (None, 0) => Some("no pods in the snapshot yet".to_string()),
-            (None, _) if cache.rows.is_empty() => {
-                Some(format!("no pod matches /{}", view.filter))
-            }
+            (None, _) if cache.rows.is_empty() => Some(format!("no pod matches /{}", view.filter)),
             _ => None,
         };
         let table = Table::new(rows, widths)
@@ -541,14 +557,21 @@ fn pod_detail_lines<'a>(ctx: &ViewCtx, cluster: &str, pod: &PodRecord) -> Vec<Li
     lines.push(field(
         theme,
         "Status",
-        vec![Span::styled(pod.status_text(), theme.style(status_role(pod)))],
+        vec![Span::styled(
+            pod.status_text(),
+            theme.style(status_role(pod)),
+        )],
     ));
     if let Some(u) = &pod.unschedulable {
         lines.push(field(theme, "Scheduler", text(format!("{}: {}", u.0, u.1))));
     } else if let Some(r) = reason.filter(|_| status != "Pending") {
         lines.push(field(theme, "Last ended", text(r)));
     }
-    lines.push(field(theme, "Node", text(pod.node.as_deref().unwrap_or("-"))));
+    lines.push(field(
+        theme,
+        "Node",
+        text(pod.node.as_deref().unwrap_or("-")),
+    ));
     if let Some(ip) = &pod.ip {
         lines.push(field(theme, "IP", text(ip.to_string())));
     }
@@ -563,7 +586,11 @@ fn pod_detail_lines<'a>(ctx: &ViewCtx, cluster: &str, pod: &PodRecord) -> Vec<Li
     if pod.gpus > 0 {
         lines.push(field(theme, "GPUs", text(pod.gpus.to_string())));
     }
-    lines.push(field(theme, "Owner", text(pod.owner.as_deref().unwrap_or("-"))));
+    lines.push(field(
+        theme,
+        "Owner",
+        text(pod.owner.as_deref().unwrap_or("-")),
+    ));
     if let Some(at) = pod.created {
         lines.push(field(
             theme,
@@ -651,9 +678,9 @@ fn pod_detail_lines<'a>(ctx: &ViewCtx, cluster: &str, pod: &PodRecord) -> Vec<Li
         lines.push(Line::styled("  none", theme.style(Role::Muted)));
     }
     for e in events {
-        let age = e
-            .last_seen
-            .map_or("-".to_string(), |t| human_duration((ctx.now - t).num_seconds()));
+        let age = e.last_seen.map_or("-".to_string(), |t| {
+            human_duration((ctx.now - t).num_seconds())
+        });
         lines.push(Line::from(vec![
             Span::styled(
                 format!("  {age:>6} {} ×{} ", e.reason, e.count),
@@ -702,7 +729,10 @@ pub(crate) mod fixtures {
                 last_termination: None,
             }]
             .into(),
-            labels: Arc::from(vec![(Arc::from("app"), Arc::from(name.split('-').next().unwrap_or(name)))]),
+            labels: Arc::from(vec![(
+                Arc::from("app"),
+                Arc::from(name.split('-').next().unwrap_or(name)),
+            )]),
             ..PodRecord::default()
         }
     }
@@ -915,9 +945,15 @@ mod tests {
         );
         assert!(pane.handle(Action::Open, &ctx));
         let text = render(&mut pane, &ctx, 120, 30);
-        assert!(text.contains("Pod training/llama-worker-3 · prod"), "{text}");
+        assert!(
+            text.contains("Pod training/llama-worker-3 · prod"),
+            "{text}"
+        );
         assert!(text.contains("Insufficient nvidia.com/gpu"), "{text}");
-        assert!(text.contains("training.kubeflow.org/job-name=llama"), "{text}");
+        assert!(
+            text.contains("training.kubeflow.org/job-name=llama"),
+            "{text}"
+        );
         assert!(pane.handle(Action::Back, &ctx));
         assert_eq!(pane.detail, None);
     }

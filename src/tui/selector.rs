@@ -228,7 +228,15 @@ mod tests {
 
     #[test]
     fn bad_selectors_say_which_part_is_wrong() {
-        for bad in ["app=", "=web", "a,,b", "env in (a", "env in a,b", "n>x", "a=b c"] {
+        for bad in [
+            "app=",
+            "=web",
+            "a,,b",
+            "env in (a",
+            "env in a,b",
+            "n>x",
+            "a=b c",
+        ] {
             if bad == "app=" {
                 // An empty value is valid: `app=` selects pods whose app label is empty.
                 assert!(LabelSelector::parse(bad).is_ok());

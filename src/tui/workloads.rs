@@ -304,9 +304,12 @@ impl Pane for WorkloadsPane {
         let rows = self.rows(ctx).len();
         match action {
             Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
-            _ if self
-                .view
-                .navigate(action, rows, self.page.max(1) as isize, Column::shown(ctx).len()) => {}
+            _ if self.view.navigate(
+                action,
+                rows,
+                self.page.max(1) as isize,
+                Column::shown(ctx).len(),
+            ) => {}
             _ => return false,
         }
         let rows = self.rows(ctx).len();
@@ -400,10 +403,7 @@ mod tests {
         let mut pane = WorkloadsPane::default();
         let mut term = Terminal::new(TestBackend::new(120, 10)).unwrap();
         term.draw(|f| pane.draw(f, f.area(), &ctx)).unwrap();
-        insta::assert_snapshot!(
-            "workloads_table",
-            lines(term.backend().buffer()).join("\n")
-        );
+        insta::assert_snapshot!("workloads_table", lines(term.backend().buffer()).join("\n"));
     }
 
     #[test]
