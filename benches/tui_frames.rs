@@ -90,6 +90,7 @@ fn fleet(nodes: usize, gpus_per_node: usize) -> Snapshot {
         gang_jobs: vec![],
         warnings: vec![],
         inference_services: vec![],
+        pods: Default::default(),
     };
     Snapshot {
         clusters: vec![Arc::new(cluster)],
@@ -112,6 +113,7 @@ fn main() {
         theme: &theme,
         now: Utc::now(),
         cluster: None,
+        namespace: None,
         cost: None,
     };
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("terminal");

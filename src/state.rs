@@ -28,6 +28,9 @@ pub const HISTORY_AGE: Duration = Duration::from_secs(3600);
 const HISTORY_STEP: Duration = Duration::from_secs(10);
 /// Warning events kept per cluster (newest first).
 pub const MAX_WARNINGS: usize = 500;
+/// A cluster's pod rows are rebuilt at most this often while pods change: sorting 150,000
+/// pointers is cheap, doing it at every 20 ms publish is not.
+pub const POD_ROWS_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct ClusterInfo {
@@ -73,7 +76,11 @@ fn is_crash_looping(p: &PodRecord) -> bool {
 struct ClusterModel {
     info: ClusterInfo,
     nodes: BTreeMap<String, NodeRecord>,
-    pods: HashMap<PodKey, PodRecord>,
+    pods: HashMap<PodKey, Arc<PodRecord>>,
+    /// The pods as last published: the records themselves are shared, not copied.
+    pod_rows: crate::model::PodRows,
+    pods_changed: bool,
+    pod_rows_built: Option<std::time::Instant>,
     node_agg: HashMap<Arc<str>, NodeAgg>,
     ns_agg: BTreeMap<Arc<str>, PhaseCounts>,
     crash_looping: BTreeSet<PodKey>,
@@ -93,6 +100,9 @@ impl ClusterModel {
             info,
             nodes: BTreeMap::new(),
             pods: HashMap::new(),
+            pod_rows: Default::default(),
+            pods_changed: false,
+            pod_rows_built: None,
             node_agg: HashMap::new(),
             ns_agg: BTreeMap::new(),
             crash_looping: BTreeSet::new(),
@@ -162,7 +172,7 @@ impl ClusterModel {
             self.account(&key, &old, -1);
         }
         self.account(&key, &p, 1);
-        self.pods.insert(key, p);
+        self.pods.insert(key, Arc::new(p));
     }
 
     fn remove_pod(&mut self, ns: &str, name: &str) {
@@ -246,6 +256,13 @@ impl ClusterModel {
     }
 
     fn handle(&mut self, event: KubeEvent) {
+        self.pods_changed |= match &event {
+            KubeEvent::Replace { resource, .. } | KubeEvent::Delete { resource, .. } => {
+                *resource == Resource::Pods
+            }
+            KubeEvent::Apply(r) => matches!(r, Record::Pod(_)),
+            KubeEvent::Sync { .. } => false,
+        };
         match event {
             KubeEvent::Replace { resource, items } => {
                 self.clear(resource);
@@ -275,9 +292,23 @@ impl ClusterModel {
         self.cached = None;
     }
 
-    fn snapshot(&mut self) -> Arc<ClusterSnapshot> {
+    /// When the deferred pod rows are due, if pods changed since they were built.
+    fn pod_rows_due(&self) -> Option<std::time::Instant> {
+        self.pods_changed
+            .then(|| self.pod_rows_built.map(|t| t + POD_ROWS_INTERVAL))
+            .flatten()
+    }
+
+    fn snapshot(&mut self, now: std::time::Instant) -> Arc<ClusterSnapshot> {
         if let Some(c) = &self.cached {
             return c.clone();
+        }
+        if self.pods_changed && self.pod_rows_due().is_none_or(|due| now >= due) {
+            let mut rows: Vec<Arc<PodRecord>> = self.pods.values().cloned().collect();
+            rows.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            self.pod_rows = Arc::new(rows);
+            self.pods_changed = false;
+            self.pod_rows_built = Some(now);
         }
         let mut totals = ClusterTotals::default();
         let nodes: Vec<NodeModel> = self
@@ -443,8 +474,10 @@ impl ClusterModel {
             gang_jobs,
             warnings,
             inference_services,
+            pods: self.pod_rows.clone(),
         });
-        self.cached = Some(snap.clone());
+        // With pod rows still deferred, the next publish builds this cluster again.
+        self.cached = (!self.pods_changed).then(|| snap.clone());
         snap
     }
 }
@@ -593,12 +626,25 @@ impl FleetState {
     }
 
     pub fn snapshot(&mut self) -> Snapshot {
+        self.snapshot_at(std::time::Instant::now())
+    }
+
+    /// When a cluster's deferred pod rows are due: publish again then, even with no update.
+    pub fn pod_rows_due(&self) -> Option<std::time::Instant> {
+        self.clusters
+            .iter()
+            .filter_map(ClusterModel::pod_rows_due)
+            .min()
+    }
+
+    /// As [`FleetState::snapshot`], with `now` deciding whether deferred pod rows are due.
+    pub fn snapshot_at(&mut self, instant: std::time::Instant) -> Snapshot {
         self.version += 1;
         let now = Utc::now();
         let clusters: Vec<Arc<ClusterSnapshot>> = self
             .clusters
             .iter_mut()
-            .map(ClusterModel::snapshot)
+            .map(|c| c.snapshot(instant))
             .collect();
         if self
             .last_sample
@@ -654,8 +700,13 @@ pub fn spawn_fleet(
     tokio::spawn(async move {
         let mut dirty = false;
         let mut last_publish = Instant::now();
+        // Pod rows deferred by the last publish: publish again when they are due.
+        let mut deferred: Option<Instant> = None;
         loop {
-            let due = last_publish + MIN_PUBLISH_INTERVAL;
+            let due = match deferred {
+                Some(at) if !dirty => at.max(last_publish + MIN_PUBLISH_INTERVAL),
+                _ => last_publish + MIN_PUBLISH_INTERVAL,
+            };
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(u) => {
@@ -667,14 +718,15 @@ pub fn spawn_fleet(
                     }
                     None => break,
                 },
-                _ = tokio::time::sleep_until(due), if dirty => {}
+                _ = tokio::time::sleep_until(due), if dirty || deferred.is_some() => {}
             }
-            if dirty && Instant::now() >= due {
+            if (dirty || deferred.is_some()) && Instant::now() >= due {
                 if tx.send(Arc::new(state.snapshot())).is_err() {
                     break;
                 }
                 dirty = false;
                 last_publish = Instant::now();
+                deferred = state.pod_rows_due().map(Instant::from_std);
             }
         }
     });
@@ -701,6 +753,7 @@ mod tests {
             gang: None,
             daemon: false,
             created: None,
+            ..PodRecord::default()
         }
     }
 
@@ -795,6 +848,87 @@ mod tests {
         );
         assert_eq!(c.gang_jobs[0].name, "job");
         assert_eq!(c.gang_jobs[0].members[0].gpus, 8);
+    }
+
+    #[test]
+    fn pod_rows_are_shared_until_pods_change_and_rebuilt_at_most_every_interval() {
+        let mut s = state();
+        let t0 = std::time::Instant::now();
+        s.apply(kube(KubeEvent::Replace {
+            resource: Resource::Pods,
+            items: vec![
+                Record::Pod(pod("ml", "b", "n1", Phase::Running, 0)),
+                Record::Pod(pod("batch", "z", "n1", Phase::Running, 0)),
+                Record::Pod(pod("ml", "a", "n1", Phase::Running, 0)),
+            ],
+        }));
+        let first = s.snapshot_at(t0);
+        let names: Vec<_> = first.clusters[0]
+            .pods
+            .iter()
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .collect();
+        assert_eq!(names, ["batch/z", "ml/a", "ml/b"]);
+        // A node change rebuilds the cluster, not its pod rows.
+        s.apply(kube(KubeEvent::Apply(Record::Node(node("n1")))));
+        let second = s.snapshot_at(t0);
+        assert!(Arc::ptr_eq(
+            &first.clusters[0].pods,
+            &second.clusters[0].pods
+        ));
+        assert_eq!(s.pod_rows_due(), None);
+        // A pod change inside the interval waits for it; the aggregates do not.
+        s.apply(kube(KubeEvent::Delete {
+            resource: Resource::Pods,
+            namespace: "ml".into(),
+            name: "a".into(),
+        }));
+        let third = s.snapshot_at(t0 + Duration::from_millis(10));
+        assert_eq!(third.clusters[0].pods.len(), 3);
+        assert_eq!(third.clusters[0].totals.pods.total(), 2);
+        assert_eq!(s.pod_rows_due(), Some(t0 + POD_ROWS_INTERVAL));
+        let fourth = s.snapshot_at(t0 + POD_ROWS_INTERVAL);
+        assert_eq!(fourth.clusters[0].pods.len(), 2);
+        assert_eq!(s.pod_rows_due(), None);
+        // The published pods are the records state keeps, not copies.
+        assert!(Arc::ptr_eq(
+            &fourth.clusters[0].pods[0],
+            &s.snapshot_at(t0 + POD_ROWS_INTERVAL).clusters[0].pods[0]
+        ));
+    }
+
+    #[tokio::test]
+    async fn deferred_pod_rows_are_published_without_another_update() {
+        let (tx, rx) = mpsc::channel(16);
+        let mut out = spawn(
+            vec![ClusterInfo {
+                name: "a".into(),
+                server: String::new(),
+            }],
+            rx,
+        );
+        for name in ["p1", "p2"] {
+            tx.send(kube(KubeEvent::Apply(Record::Pod(pod(
+                "ml",
+                name,
+                "n1",
+                Phase::Running,
+                0,
+            )))))
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if out.borrow().clusters[0].pods.len() == 2 {
+                    break;
+                }
+                out.changed().await.unwrap();
+            }
+        })
+        .await
+        .unwrap();
     }
 
     #[test]

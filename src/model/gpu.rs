@@ -385,6 +385,7 @@ mod tests {
             gang_jobs: vec![],
             warnings: vec![],
             inference_services: vec![],
+            pods: Default::default(),
         }
     }
 

@@ -393,7 +393,15 @@ pub struct ClusterSnapshot {
     pub gang_jobs: Vec<GangJob>,
     pub warnings: Vec<WarningEvent>,
     pub inference_services: Vec<InferenceServiceModel>,
+    /// Every pod, by namespace and name, shared with `state`: rebuilt only when pods changed
+    /// and at most every `state::POD_ROWS_INTERVAL` (so it may trail the aggregates above by
+    /// that much). Not in the JSON form: 150,000 pods are for the panes, not for scripts.
+    #[serde(skip)]
+    pub pods: PodRows,
 }
+
+/// The pods of a cluster as the panes read them; cloning it copies a pointer.
+pub type PodRows = Arc<Vec<Arc<update::PodRecord>>>;
 
 impl ClusterSnapshot {
     pub fn synced(&self) -> bool {

@@ -94,17 +94,23 @@ pub struct NodeRecord {
     pub created: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
     Pending,
     Running,
     Succeeded,
     Failed,
+    #[default]
     Unknown,
 }
 
-/// A pod, compactly: about 100 bytes plus its name.
-#[derive(Debug, Clone, PartialEq)]
+/// A pod's labels: interned pairs, shared by every pod with the same set (the pods of one
+/// ReplicaSet carry the same labels), sorted by key.
+pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
+
+/// A pod, compactly: about 200 bytes plus its name and containers; namespaces, nodes, owners,
+/// container names and label sets are interned by the source and shared.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodRecord {
     pub namespace: Arc<str>,
     pub name: Box<str>,
@@ -122,6 +128,78 @@ pub struct PodRecord {
     pub gang: Option<Arc<str>>,
     pub daemon: bool,
     pub created: Option<DateTime<Utc>>,
+    pub ip: Option<Box<str>>,
+    /// The spec's containers, with their statuses where the kubelet reported them.
+    pub containers: Box<[ContainerRecord]>,
+    pub labels: Labels,
+    /// The controlling workload as `Kind/name`; a ReplicaSet's pods name its Deployment (the
+    /// ReplicaSet's name less its `pod-template-hash`), as `kubectl describe` leads to it.
+    pub owner: Option<Arc<str>>,
+}
+
+/// One container of a pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerRecord {
+    pub name: Arc<str>,
+    pub ready: bool,
+    pub restarts: u32,
+    /// Why it is not running: a waiting reason (`CrashLoopBackOff`) or a terminated one
+    /// (`OOMKilled`, `Completed`).
+    pub state: Option<Box<str>>,
+    pub last_termination: Option<Box<str>>,
+}
+
+impl PodRecord {
+    /// (ready, total) containers, as kubectl's READY column.
+    pub fn ready_containers(&self) -> (usize, usize) {
+        let ready = self.containers.iter().filter(|c| c.ready).count();
+        (ready, self.containers.len())
+    }
+
+    /// kubectl's STATUS column and the reason behind it: `Terminating`, a container's waiting
+    /// or terminated reason (`CrashLoopBackOff` with `OOMKilled`), `Pending` with the
+    /// scheduler's reason, else the phase (`Completed` for a pod that succeeded).
+    pub fn status(&self) -> (&str, Option<&str>) {
+        if self.terminating {
+            return ("Terminating", None);
+        }
+        fn shown(t: &Option<Box<str>>) -> Option<&str> {
+            t.as_deref().filter(|r| *r != "Completed")
+        }
+        if let Some(w) = self.waiting.as_deref() {
+            return (w, shown(&self.last_termination));
+        }
+        if let Some(t) = self
+            .containers
+            .iter()
+            .find_map(|c| c.state.as_deref().filter(|s| *s != "Completed"))
+            && self.phase != Phase::Succeeded
+        {
+            return (t, None);
+        }
+        match self.phase {
+            Phase::Pending => ("Pending", self.unschedulable.as_ref().map(|u| u.0.as_str())),
+            Phase::Running => ("Running", shown(&self.last_termination)),
+            Phase::Succeeded => ("Completed", None),
+            Phase::Failed => ("Failed", None),
+            Phase::Unknown => ("Unknown", None),
+        }
+    }
+
+    /// The status with its reason in one cell: `CrashLoopBackOff (OOMKilled)`.
+    pub fn status_text(&self) -> String {
+        match self.status() {
+            (s, Some(r)) => format!("{s} ({r})"),
+            (s, None) => s.to_string(),
+        }
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

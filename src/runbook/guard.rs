@@ -296,6 +296,7 @@ mod tests {
             gang_jobs: vec![],
             warnings: vec![],
             inference_services: vec![],
+            pods: Default::default(),
         };
         Snapshot {
             clusters: vec![Arc::new(c)],

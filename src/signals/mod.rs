@@ -921,6 +921,7 @@ mod tests {
             gang_jobs: vec![],
             warnings: vec![],
             inference_services: vec![],
+            pods: Default::default(),
         }
     }
 

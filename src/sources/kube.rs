@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::model::update::Update;
 pub use crate::model::update::{
-    DeploymentRecord, EventRecord, KubeEvent, NodeRecord, Phase, PodRecord, Record, Resource,
+    ContainerRecord, DeploymentRecord, EventRecord, KubeEvent, Labels, NodeRecord, Phase,
+    PodRecord, Record, Resource,
 };
 use crate::model::{
     CapacityType, InferenceServiceModel, NodeReadiness, PdbModel, SyncState, Taint,
@@ -182,6 +183,8 @@ struct Resources {
 #[derive(Debug, Clone, Default, Deserialize)]
 struct Container {
     #[serde(default)]
+    name: String,
+    #[serde(default)]
     resources: Resources,
 }
 
@@ -212,6 +215,10 @@ struct ContainerState {
 #[serde(rename_all = "camelCase")]
 struct ContainerStatus {
     #[serde(default)]
+    name: String,
+    #[serde(default)]
+    ready: bool,
+    #[serde(default)]
     restart_count: u32,
     #[serde(default)]
     state: ContainerState,
@@ -228,6 +235,8 @@ struct PodStatus {
     conditions: Vec<Condition>,
     #[serde(default)]
     container_statuses: Vec<ContainerStatus>,
+    #[serde(default, rename = "podIP")]
+    pod_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -235,6 +244,8 @@ struct PodStatus {
 struct OwnerReference {
     #[serde(default)]
     kind: String,
+    #[serde(default)]
+    name: String,
     #[serde(default)]
     controller: Option<bool>,
 }
@@ -246,6 +257,10 @@ struct PodMeta {
     meta: Meta,
     #[serde(default)]
     owner_references: Vec<OwnerReference>,
+    /// Every label (a pod's are read by `-l` selectors), taken here before `Meta` keeps only
+    /// the few it knows.
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -402,19 +417,73 @@ pub struct InferenceServiceObject {
     status: IsvcStatus,
 }
 
-/// Interns namespace and node names so 150,000 pods share a few hundred strings.
+/// Interns namespace, node, owner and container names, label keys and values, and whole
+/// label sets, so 150,000 pods share a few thousand strings. Strings no record holds any more
+/// (a finished Job's uid) are dropped whenever the table has doubled since the last sweep, so
+/// churn does not grow it for ever.
 #[derive(Default)]
-pub struct Interner(std::collections::HashSet<Arc<str>>);
+pub struct Interner {
+    strings: std::collections::HashSet<Arc<str>>,
+    label_sets: std::collections::HashSet<Labels>,
+    swept_at: usize,
+}
 
 impl Interner {
     pub fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.0.get(s) {
+        if let Some(a) = self.strings.get(s) {
             return a.clone();
         }
+        self.sweep();
         let a: Arc<str> = Arc::from(s);
-        self.0.insert(a.clone());
+        self.strings.insert(a.clone());
         a
     }
+
+    /// The shared label set with these pairs, sorted by key.
+    pub fn labels(&mut self, pairs: &BTreeMap<String, String>) -> Labels {
+        let set: Vec<(Arc<str>, Arc<str>)> = pairs
+            .iter()
+            .map(|(k, v)| (self.get(k), self.get(v)))
+            .collect();
+        if let Some(a) = self.label_sets.get(set.as_slice()) {
+            return a.clone();
+        }
+        let a: Labels = Arc::from(set);
+        self.label_sets.insert(a.clone());
+        a
+    }
+
+    fn sweep(&mut self) {
+        let size = self.strings.len() + self.label_sets.len();
+        if size < 4096 || size < self.swept_at * 2 {
+            return;
+        }
+        self.label_sets.retain(|a| Arc::strong_count(a) > 1);
+        self.strings.retain(|a| Arc::strong_count(a) > 1);
+        self.swept_at = self.strings.len() + self.label_sets.len();
+    }
+}
+
+/// The pod's controlling workload as `Kind/name`; a ReplicaSet named `<deployment>-<hash>`
+/// whose hash is the pod's `pod-template-hash` leads to its Deployment.
+fn controlling_owner(
+    owners: &[OwnerReference],
+    labels: Option<&BTreeMap<String, String>>,
+) -> Option<String> {
+    let o = owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or(owners.first())?;
+    let hash = labels.and_then(|l| l.get("pod-template-hash"));
+    if o.kind == "ReplicaSet"
+        && let Some(deployment) = hash
+            .and_then(|h| o.name.strip_suffix(h.as_str()))
+            .and_then(|d| d.strip_suffix('-'))
+            .filter(|d| !d.is_empty())
+    {
+        return Some(format!("Deployment/{deployment}"));
+    }
+    Some(format!("{}/{}", o.kind, o.name))
 }
 
 /// A projection that can become a record.
@@ -523,6 +592,35 @@ impl Projection for PodObject {
                 ))
             });
         let ready = ready_of(&self.status.conditions).is_some_and(|c| c.status == "True");
+        let labels = self.metadata.labels.as_ref();
+        let containers = self
+            .spec
+            .containers
+            .iter()
+            .map(|c| {
+                let status = cs.iter().find(|s| s.name == c.name);
+                let reason = |st: &ContainerState| {
+                    st.waiting
+                        .as_ref()
+                        .or(st.terminated.as_ref())
+                        .and_then(|d| d.reason.as_deref())
+                        .map(Box::from)
+                };
+                ContainerRecord {
+                    name: interner.get(&c.name),
+                    ready: status.is_some_and(|s| s.ready),
+                    restarts: status.map_or(0, |s| s.restart_count),
+                    state: status.and_then(|s| reason(&s.state)),
+                    last_termination: status.and_then(|s| {
+                        s.last_state
+                            .terminated
+                            .as_ref()
+                            .and_then(|t| t.reason.as_deref())
+                            .map(Box::from)
+                    }),
+                }
+            })
+            .collect();
         Record::Pod(PodRecord {
             namespace: interner.get(m.namespace.as_deref().unwrap_or("")),
             name: m.name.clone().into_boxed_str(),
@@ -540,8 +638,8 @@ impl Projection for PodObject {
             waiting,
             last_termination,
             unschedulable,
-            gang: m
-                .label("training.kubeflow.org/job-name")
+            gang: labels
+                .and_then(|l| l.get("training.kubeflow.org/job-name"))
                 .map(|j| interner.get(j)),
             daemon: self
                 .metadata
@@ -549,6 +647,15 @@ impl Projection for PodObject {
                 .iter()
                 .any(|o| o.controller == Some(true) && o.kind == "DaemonSet"),
             created: m.creation_timestamp,
+            ip: self
+                .status
+                .pod_ip
+                .filter(|ip| !ip.is_empty())
+                .map(String::into_boxed_str),
+            containers,
+            owner: controlling_owner(&self.metadata.owner_references, labels)
+                .map(|o| interner.get(&o)),
+            labels: labels.map_or_else(|| Arc::from(Vec::new()), |l| interner.labels(l)),
         })
     }
 }
@@ -1068,6 +1175,64 @@ mod tests {
         assert!(p.name.starts_with("activator-"));
         assert_eq!(p.phase, Phase::Running);
         assert!(p.node.is_some());
+        assert_eq!(p.ip.as_deref(), Some("10.129.2.17"));
+        assert_eq!(p.ready_containers(), (2, 2));
+        assert_eq!(&*p.containers[1].name, "istio-proxy");
+        assert_eq!(p.label("role"), Some("activator"));
+        assert_eq!(p.labels.len(), 15, "every label is kept for selectors");
+        assert_eq!(p.owner.as_deref(), Some("Deployment/activator"));
+        assert_eq!(p.status_text(), "Running");
+    }
+
+    #[test]
+    fn pods_of_one_replicaset_share_one_label_set() {
+        let raw = fixture("k8s-pod.json");
+        let mut interner = Interner::default();
+        let records: Vec<PodRecord> = (0..2)
+            .map(|_| {
+                let pod: PodObject = serde_json::from_str(&raw).unwrap();
+                match pod.into_record(&mut interner) {
+                    Record::Pod(p) => p,
+                    _ => panic!("not a pod"),
+                }
+            })
+            .collect();
+        assert!(Arc::ptr_eq(&records[0].labels, &records[1].labels));
+        assert!(Arc::ptr_eq(
+            records[0].owner.as_ref().unwrap(),
+            records[1].owner.as_ref().unwrap()
+        ));
+    }
+
+    #[test]
+    fn an_owner_without_a_template_hash_is_named_as_it_is() {
+        let owner = |kind: &str, name: &str, hash: Option<&str>| {
+            let labels: BTreeMap<String, String> = hash
+                .map(|h| ("pod-template-hash".to_string(), h.to_string()))
+                .into_iter()
+                .collect();
+            controlling_owner(
+                &[OwnerReference {
+                    kind: kind.into(),
+                    name: name.into(),
+                    controller: Some(true),
+                }],
+                Some(&labels),
+            )
+        };
+        assert_eq!(
+            owner("ReplicaSet", "web-5d8f", Some("5d8f")).as_deref(),
+            Some("Deployment/web")
+        );
+        assert_eq!(
+            owner("ReplicaSet", "web-5d8f", None).as_deref(),
+            Some("ReplicaSet/web-5d8f")
+        );
+        assert_eq!(
+            owner("StatefulSet", "db", None).as_deref(),
+            Some("StatefulSet/db")
+        );
+        assert_eq!(controlling_owner(&[], None), None);
     }
 
     #[test]

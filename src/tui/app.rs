@@ -20,6 +20,7 @@ use input::Mode;
 use super::automation::NO_EXECUTOR;
 use super::cost::CostPane;
 use super::endpoints::EndpointsPane;
+use super::events::EventsPane;
 use super::format::pending_text;
 use super::gpus::GpusPane;
 use super::incidents::IncidentsPane;
@@ -28,9 +29,11 @@ use super::nodes::NodesPane;
 use super::noise::NoiseHistory;
 use super::overview::OverviewPane;
 use super::pane::{AutomationView, Pane, ViewCtx};
+use super::pods::PodsPane;
 use super::runbooks::RunbooksPane;
 use super::signals::SignalsPane;
 use super::theme::Theme;
+use super::workloads::WorkloadsPane;
 use crate::actions::{DrainRequest, Mutation};
 use crate::model::Snapshot;
 use crate::model::incident::{Entry, Incident, IncidentStatus};
@@ -201,6 +204,28 @@ fn node_target(
     Ok((cluster, intent))
 }
 
+/// The selected workload as the target of a rollback: a Deployment to its previous revision
+/// (`kubectl rollout undo`), an InferenceService's canary traffic back to 0.
+fn workload_rollback(
+    selected: Option<(String, String, String, String)>,
+) -> Result<(String, Mutation), String> {
+    let (cluster, kind, namespace, name) = selected.ok_or("rollback: no workload selected")?;
+    let intent = match kind.as_str() {
+        "deploy" => Mutation::Rollback {
+            namespace,
+            name,
+            revision: None,
+        },
+        "isvc" => Mutation::RollbackInferenceService { namespace, name },
+        _ => {
+            return Err(format!(
+                "rollback: {namespace}/{name} is a training gang; fleetdeck rolls back a Deployment or an InferenceService"
+            ));
+        }
+    };
+    Ok((cluster, intent))
+}
+
 /// One of each pane; `get` and `get_mut` are the one lookup from a `PaneId`.
 struct Panes {
     overview: OverviewPane,
@@ -211,6 +236,9 @@ struct Panes {
     signals: SignalsPane,
     incidents: IncidentsPane,
     runbooks: RunbooksPane,
+    pods: PodsPane,
+    workloads: WorkloadsPane,
+    events: EventsPane,
 }
 
 impl Panes {
@@ -224,6 +252,9 @@ impl Panes {
             PaneId::Signals => &self.signals,
             PaneId::Incidents => &self.incidents,
             PaneId::Runbooks => &self.runbooks,
+            PaneId::Pods => &self.pods,
+            PaneId::Workloads => &self.workloads,
+            PaneId::Events => &self.events,
         }
     }
 
@@ -237,11 +268,14 @@ impl Panes {
             PaneId::Signals => &mut self.signals,
             PaneId::Incidents => &mut self.incidents,
             PaneId::Runbooks => &mut self.runbooks,
+            PaneId::Pods => &mut self.pods,
+            PaneId::Workloads => &mut self.workloads,
+            PaneId::Events => &mut self.events,
         }
     }
 
     /// Every pane, in the order of `PaneId::ALL`.
-    fn all_mut(&mut self) -> [&mut dyn Pane; 8] {
+    fn all_mut(&mut self) -> [&mut dyn Pane; 11] {
         [
             &mut self.overview,
             &mut self.nodes,
@@ -251,6 +285,9 @@ impl Panes {
             &mut self.signals,
             &mut self.incidents,
             &mut self.runbooks,
+            &mut self.pods,
+            &mut self.workloads,
+            &mut self.events,
         ]
     }
 }
@@ -262,6 +299,8 @@ pub struct App {
     theme: Theme,
     mode: Mode,
     cluster: Option<String>,
+    /// `:ns NAME`: the namespace the namespaced panes show; `None` shows all.
+    namespace: Option<String>,
     snapshot: Arc<Snapshot>,
     /// The RCA store's incidents as last read by the loop.
     incidents: Arc<Vec<Incident>>,
@@ -293,11 +332,15 @@ impl App {
                 signals: SignalsPane::default(),
                 incidents: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
                 runbooks: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
+                pods: PodsPane::default(),
+                workloads: WorkloadsPane::default(),
+                events: EventsPane::default(),
             },
             keymap,
             theme,
             mode: Mode::Normal,
             cluster: None,
+            namespace: None,
             snapshot: Arc::new(Snapshot::default()),
             incidents: Arc::new(Vec::new()),
             automation: None,
@@ -402,6 +445,7 @@ impl App {
             theme: &self.theme,
             now: self.now(),
             cluster: self.cluster.as_deref(),
+            namespace: self.namespace.as_deref(),
             cost: self.snapshot.cost.as_deref(),
         };
         for pane in self.panes.all_mut() {
@@ -476,6 +520,7 @@ impl App {
             theme: &self.theme,
             now: self.now(),
             cluster: self.cluster.as_deref(),
+            namespace: self.namespace.as_deref(),
             cost: snapshot.cost.as_deref(),
         };
         let changed = self.panes.get_mut(self.pane).handle(action, &ctx);
@@ -506,6 +551,7 @@ impl App {
                 theme: &self.theme,
                 now: self.now(),
                 cluster: self.cluster.as_deref(),
+                namespace: self.namespace.as_deref(),
                 cost: self.snapshot.cost.as_deref(),
             };
             self.panes.incidents.selected(&ctx).cloned()
@@ -589,12 +635,16 @@ impl App {
                 theme: &self.theme,
                 now: self.now(),
                 cluster: self.cluster.as_deref(),
+                namespace: self.namespace.as_deref(),
                 cost: self.snapshot.cost.as_deref(),
             };
             match (action, self.pane) {
                 (Action::Rollback, PaneId::Endpoints) => self.rollback_target(&ctx),
+                (Action::Rollback, PaneId::Workloads) => {
+                    workload_rollback(self.panes.workloads.selected_workload(&ctx))
+                }
                 (Action::Rollback, _) => Err(
-                    "rollback: select an endpoint in the Endpoints pane (:endpoints)".to_string(),
+                    "rollback: select an endpoint (:endpoints) or a Deployment or InferenceService (:workloads)".to_string(),
                 ),
                 (_, PaneId::Nodes | PaneId::Gpus) => {
                     node_target(self.panes.get(self.pane).selected_node(&ctx), action)
@@ -705,8 +755,8 @@ mod tests {
     #[test]
     fn every_pane_renders_at_120_by_30() {
         let mut app = app();
-        for (i, pane) in PaneId::ALL.into_iter().enumerate() {
-            key(&mut app, KeyCode::Char(char::from(b'1' + i as u8)));
+        for (c, pane) in "1234567890E".chars().zip(PaneId::ALL) {
+            key(&mut app, KeyCode::Char(c));
             assert_eq!(app.pane, pane);
             assert_screen!(format!("pane_{}", pane.name()), screen(&mut app, 120, 30));
         }
@@ -1251,7 +1301,7 @@ mod tests {
         assert_eq!(shift(&mut app, 'B'), None);
         assert!(
             screen(&mut app, 120, 30)
-                .contains("rollback: select an endpoint in the Endpoints pane")
+                .contains("rollback: select an endpoint (:endpoints) or a Deployment")
         );
     }
 
@@ -1295,6 +1345,44 @@ mod tests {
                 },
             })
         );
+    }
+
+    #[test]
+    fn the_workloads_pane_rolls_back_the_selected_deployment_and_read_only_refuses() {
+        let mut app = automated_app();
+        let mut snap = fixtures::fleet();
+        let mut c = (*snap.clusters[0]).clone();
+        c.deployments = vec![crate::model::DeploymentModel {
+            namespace: "serving".into(),
+            name: "web".into(),
+            revision: Some(4),
+            replicas: 2,
+            ready: 2,
+            updated: 2,
+            available: 2,
+            rollout: crate::model::RolloutState::Complete,
+            images: vec![],
+        }];
+        let cluster = c.name.clone();
+        snap.clusters[0] = Arc::new(c);
+        app.set_snapshot(fixtures::evaluated(snap));
+        key(&mut app, KeyCode::Char('0'));
+        assert_eq!(app.pane, PaneId::Workloads);
+        assert_eq!(
+            shift(&mut app, 'B'),
+            Some(Command::Preview {
+                cluster,
+                intent: Mutation::Rollback {
+                    namespace: "serving".into(),
+                    name: "web".into(),
+                    revision: None
+                },
+            })
+        );
+        let mut view = automation(fixtures::now());
+        view.read_only = true;
+        app.set_automation(Some(view));
+        assert_eq!(shift(&mut app, 'B'), None);
     }
 
     #[test]

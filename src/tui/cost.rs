@@ -519,6 +519,7 @@ mod tests {
             theme,
             now: at("2025-04-10T12:00:00Z"),
             cluster: None,
+            namespace: None,
             cost,
         }
     }

@@ -707,6 +707,7 @@ mod tests {
             theme,
             now: now(),
             cluster: None,
+            namespace: None,
             cost: None,
         }
     }

@@ -756,6 +756,7 @@ mod tests {
             theme,
             now: now(),
             cluster,
+            namespace: None,
             cost: None,
         }
     }

@@ -683,6 +683,7 @@ mod tests {
             theme,
             now: now(),
             cluster: None,
+            namespace: None,
             cost: None,
         }
     }

@@ -18,10 +18,13 @@ pub enum PaneId {
     Signals,
     Incidents,
     Runbooks,
+    Pods,
+    Workloads,
+    Events,
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 8] = [
+    pub const ALL: [PaneId; 11] = [
         PaneId::Overview,
         PaneId::Nodes,
         PaneId::Gpus,
@@ -30,6 +33,9 @@ impl PaneId {
         PaneId::Signals,
         PaneId::Incidents,
         PaneId::Runbooks,
+        PaneId::Pods,
+        PaneId::Workloads,
+        PaneId::Events,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +48,9 @@ impl PaneId {
             PaneId::Signals => "signals",
             PaneId::Incidents => "incidents",
             PaneId::Runbooks => "runbooks",
+            PaneId::Pods => "pods",
+            PaneId::Workloads => "workloads",
+            PaneId::Events => "events",
         }
     }
 }
@@ -83,7 +92,8 @@ pub enum Action {
     Uncordon,
     /// Nodes or GPUs pane: drain the selected node (shows the blast radius, asks y/n).
     Drain,
-    /// Endpoints pane: roll back the endpoint's serving Deployment (asks y/n).
+    /// Endpoints pane: roll back the endpoint's serving Deployment; Workloads pane: the
+    /// selected Deployment or InferenceService (asks y/n).
     Rollback,
     GoTo(PaneId),
 }
@@ -186,7 +196,7 @@ impl Action {
             Action::Cordon => "node: cordon (plan first, asks y/n)".into(),
             Action::Uncordon => "node: uncordon (plan first, asks y/n)".into(),
             Action::Drain => "node: drain (blast radius, asks y/n)".into(),
-            Action::Rollback => "endpoint: roll back its Deployment".into(),
+            Action::Rollback => "endpoint or workload: roll back its Deployment".into(),
             Action::GoTo(p) => format!("go to {}", p.name()),
         }
     }
@@ -228,6 +238,9 @@ impl Action {
             Action::GoTo(PaneId::Signals) => &["6"],
             Action::GoTo(PaneId::Incidents) => &["7"],
             Action::GoTo(PaneId::Runbooks) => &["8"],
+            Action::GoTo(PaneId::Pods) => &["9"],
+            Action::GoTo(PaneId::Workloads) => &["0"],
+            Action::GoTo(PaneId::Events) => &["E"],
         }
     }
 }

@@ -714,6 +714,7 @@ pub(super) mod fixtures {
             gang_jobs: vec![],
             warnings: vec![],
             inference_services: vec![],
+            pods: Default::default(),
         }
     }
 
@@ -896,6 +897,7 @@ mod tests {
             theme,
             now: now(),
             cluster,
+            namespace: None,
             cost: None,
         }
     }

@@ -681,23 +681,28 @@ impl OverviewPane {
                         row
                     }
                 });
-        let table = Table::new(
-            visible,
-            [
-                Constraint::Length(12),
-                Constraint::Length(7),
-                Constraint::Length(8),
-                Constraint::Length(4),
-                Constraint::Length(9),
-                Constraint::Length(7),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(12),
-                Constraint::Min(10),
-            ],
-        )
-        .header(Row::new(HEADERS).style(theme.style(Role::Header)))
-        .column_spacing(1);
+        // Each column as wide as its widest cell: a fleet of 5,000-node clusters prints
+        // `4998/5000` nodes and `39990/40000` GPUs, which fixed widths cut.
+        let mut widths: Vec<Constraint> = HEADERS
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let content = rows
+                    .iter()
+                    .filter_map(|r| r.cells.get(i))
+                    .map(|c| c.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                let cap = if i == 0 { 32 } else { 24 };
+                Constraint::Length(content.min(cap).max(h.chars().count()) as u16)
+            })
+            .collect();
+        if let Some(last) = widths.last_mut() {
+            *last = Constraint::Min(10);
+        }
+        let table = Table::new(visible, widths)
+            .header(Row::new(HEADERS).style(theme.style(Role::Header)))
+            .column_spacing(1);
         frame.render_widget(table, inner);
     }
 }
@@ -774,6 +779,7 @@ mod tests {
             gang_jobs: vec![],
             warnings: vec![],
             inference_services: vec![],
+            pods: Default::default(),
         }
     }
 
@@ -907,6 +913,7 @@ mod tests {
             theme,
             now: at("2025-04-01T12:00:00Z"),
             cluster: None,
+            namespace: None,
             cost: None,
         }
     }
@@ -970,6 +977,30 @@ mod tests {
             buf[warn].fg,
             theme.style(Role::Warning).fg.unwrap_or_default()
         );
+    }
+
+    #[test]
+    fn fleet_scale_numbers_are_printed_whole_in_the_clusters_table() {
+        let big = |name: &str| {
+            let mut c = cluster(name, vec![]);
+            c.totals.nodes = 2500;
+            c.totals.nodes_ready = 2500;
+            c.totals.nodes_spot = 625;
+            c.totals.gpus_allocatable = 20000;
+            c.totals.gpus_requested = 12998;
+            c.totals.pods.running = 74_990;
+            Arc::new(c)
+        };
+        let snap = Snapshot {
+            clusters: vec![big("prod-a"), big("prod-b")],
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let buf = render(&mut OverviewPane::default(), &ctx(&snap, &theme), 200, 40);
+        let text = lines(&buf).join("\n");
+        for whole in ["2500/2500", "12998/20000", "74990/3/1"] {
+            assert!(text.contains(whole), "{whole} cut in {text}");
+        }
     }
 
     #[test]

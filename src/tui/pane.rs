@@ -56,6 +56,8 @@ pub struct ViewCtx<'a> {
     pub now: DateTime<Utc>,
     /// `:ctx NAME` narrows every pane to one cluster; `None` shows all.
     pub cluster: Option<&'a str>,
+    /// `:ns NAME` narrows the namespaced panes (pods, workloads, events); `None` shows all.
+    pub namespace: Option<&'a str>,
     /// The latest cost report, when a cost source is configured.
     pub cost: Option<&'a CostReport>,
 }
@@ -68,6 +70,13 @@ impl ViewCtx<'_> {
             .iter()
             .map(|c| c.as_ref())
             .filter(move |c| self.cluster.is_none_or(|name| c.name == name))
+    }
+}
+
+impl ViewCtx<'_> {
+    /// Whether an object in `namespace` is in the `:ns` scope.
+    pub fn in_namespace(&self, namespace: &str) -> bool {
+        self.namespace.is_none_or(|ns| ns == namespace)
     }
 }
 

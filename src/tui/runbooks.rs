@@ -681,6 +681,7 @@ mod tests {
             theme: &theme,
             now: now(),
             cluster: None,
+            namespace: None,
             cost: None,
         };
         render(width, height, |f| pane.draw(f, f.area(), &ctx)).join("\n")
@@ -694,6 +695,7 @@ mod tests {
             theme: &theme,
             now: now(),
             cluster: None,
+            namespace: None,
             cost: None,
         };
         pane.handle(action, &ctx)

@@ -545,6 +545,7 @@ mod tests {
             theme,
             now: at("2025-04-01T12:00:00Z"),
             cluster: None,
+            namespace: None,
             cost: None,
         }
     }

@@ -386,6 +386,7 @@ impl App {
             theme: &t,
             now: self.now(),
             cluster: self.cluster.as_deref(),
+            namespace: self.namespace.as_deref(),
             cost: snapshot.cost.as_deref(),
         };
         self.panes.get_mut(self.pane).draw(frame, main, &ctx);

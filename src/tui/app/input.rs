@@ -80,12 +80,20 @@ impl App {
                     self.say(format!("no cluster {name:?}; known: {}", known.join(", ")));
                 }
             }
+            ("ns" | "namespace", None, _) => {
+                self.namespace = None;
+                self.say("showing every namespace");
+            }
+            ("ns" | "namespace", Some(name), _) => {
+                self.namespace = Some(name.to_string());
+                self.say(format!("showing namespace {name} in the Pods, Workloads and Events panes"));
+            }
             ("scenario", Some(name), _) if self.simulated => return Some(Command::Scenario(name.to_string())),
             ("scenario", _, _) if !self.simulated => self.say(":scenario works in demo mode (a simulated fleet)"),
             ("q" | "quit", _, _) => self.quit = true,
             ("", _, _) => {}
             (other, _, _) => self.say(format!(
-                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :runbooks :ctx NAME{}",
+                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :runbooks :pods :workloads :events :ctx NAME :ns NAME{}",
                 if self.simulated { " :scenario NAME" } else { "" }
             )),
         }

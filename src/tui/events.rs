@@ -1,0 +1,292 @@
+//! The Events pane: the Warning events the kube source watches (the newest `MAX_WARNINGS` per
+//! cluster), newest first, filterable and sortable; Enter jumps to the object (a pod to the
+//! Pods pane, a node to the Nodes pane). It draws the snapshot it is given and owns only its
+//! table state. Imports the model and the tui groundwork.
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Line;
+
+use super::format::{human_duration, table_title};
+use super::keymap::{Action, PaneId};
+use super::pane::{Pane, TableView, ViewCtx};
+use super::theme::{Role, Theme};
+use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
+use crate::model::WarningEvent;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Context,
+    LastSeen,
+    Namespace,
+    Reason,
+    Object,
+    Count,
+    Message,
+}
+
+impl Column {
+    const ALL: [Column; 7] = [
+        Column::Context,
+        Column::LastSeen,
+        Column::Namespace,
+        Column::Reason,
+        Column::Object,
+        Column::Count,
+        Column::Message,
+    ];
+
+    fn shown(ctx: &ViewCtx) -> &'static [Column] {
+        if ctx.clusters().count() > 1 {
+            &Column::ALL
+        } else {
+            &Column::ALL[1..]
+        }
+    }
+}
+
+impl TableColumn for Column {
+    fn header(self) -> &'static str {
+        match self {
+            Column::Context => "CONTEXT",
+            Column::LastSeen => "LAST SEEN",
+            Column::Namespace => "NAMESPACE",
+            Column::Reason => "REASON",
+            Column::Object => "OBJECT",
+            Column::Count => "COUNT",
+            Column::Message => "MESSAGE",
+        }
+    }
+
+    fn max_width(self) -> usize {
+        match self {
+            Column::Object => 48,
+            Column::Message => 200,
+            _ => 24,
+        }
+    }
+}
+
+struct EventRow<'a> {
+    cluster: &'a str,
+    event: &'a WarningEvent,
+    now: DateTime<Utc>,
+}
+
+impl TableRow<Column> for EventRow<'_> {
+    fn write_cell(&self, column: Column, out: &mut String) {
+        let e = self.event;
+        // Writing into a String cannot fail.
+        let _ = match column {
+            Column::Context => write!(out, "{}", self.cluster),
+            Column::LastSeen => match e.last_seen {
+                Some(t) => write!(out, "{}", human_duration((self.now - t).num_seconds())),
+                None => write!(out, "-"),
+            },
+            Column::Namespace => write!(out, "{}", e.namespace),
+            Column::Reason => write!(out, "{}", e.reason),
+            Column::Object => write!(out, "{}", e.object),
+            Column::Count => write!(out, "{}", e.count),
+            Column::Message => write!(out, "{}", e.message.replace('\n', " ")),
+        };
+    }
+
+    fn content_width(&self, column: Column) -> usize {
+        let mut s = String::new();
+        self.write_cell(column, &mut s);
+        s.chars().count()
+    }
+
+    fn cell_style(&self, column: Column, theme: &Theme) -> Style {
+        match column {
+            Column::Reason => theme.style(Role::Warning),
+            Column::LastSeen => theme.style(Role::Muted),
+            _ => Style::default(),
+        }
+    }
+
+    fn compare(&self, other: &Self, column: Column) -> Ordering {
+        let (a, b) = (self.event, other.event);
+        match column {
+            Column::Context => self.cluster.cmp(other.cluster),
+            // Newest first when ascending, as the LAST SEEN text grows.
+            Column::LastSeen => b.last_seen.cmp(&a.last_seen),
+            Column::Namespace => a.namespace.cmp(&b.namespace),
+            Column::Reason => a.reason.cmp(&b.reason),
+            Column::Object => a.object.cmp(&b.object),
+            Column::Count => a.count.cmp(&b.count),
+            Column::Message => a.message.cmp(&b.message),
+        }
+    }
+}
+
+/// The Events pane's state between frames.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventsPane {
+    pub view: TableView,
+    page: usize,
+}
+
+impl EventsPane {
+    fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<EventRow<'c>> {
+        let mut all: Vec<EventRow> = ctx
+            .clusters()
+            .flat_map(|c| {
+                c.warnings.iter().map(move |event| EventRow {
+                    cluster: c.name.as_str(),
+                    event,
+                    now: ctx.now,
+                })
+            })
+            .filter(|r| ctx.in_namespace(&r.event.namespace))
+            .collect();
+        // Newest first across clusters; the sort keys below reorder from there.
+        all.sort_by_key(|r| std::cmp::Reverse(r.event.last_seen));
+        filter_and_sort(all.into_iter(), Column::shown(ctx), &self.view)
+    }
+}
+
+impl Pane for EventsPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        let theme = ctx.theme;
+        let rows = self.rows(ctx);
+        let total: usize = ctx.clusters().map(|c| c.warnings.len()).sum();
+        let what = match ctx.namespace {
+            Some(ns) => format!("Warning events · ns {ns}"),
+            None => "Warning events".to_string(),
+        };
+        let title = table_title(&what, ctx.cluster, rows.len(), total, &self.view.filter);
+        let table = DataTable {
+            title: Line::styled(title, theme.style(Role::Title)),
+            columns: Column::shown(ctx),
+            rows: &rows,
+        };
+        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
+            if total == 0 {
+                "no Warning events in the snapshot".into()
+            } else {
+                format!("no event matches /{filter}")
+            }
+        });
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        let before = self.view.clone();
+        let rows = self.rows(ctx).len();
+        match action {
+            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
+            _ if self.view.navigate(
+                action,
+                rows,
+                self.page.max(1) as isize,
+                Column::shown(ctx).len(),
+            ) => {}
+            _ => return false,
+        }
+        let rows = self.rows(ctx).len();
+        self.view.clamp(rows, self.page.max(1));
+        self.view != before
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        if self.view.filter != filter {
+            self.view.filter = filter.to_string();
+            self.view.selected = 0;
+            self.view.offset = 0;
+        }
+    }
+
+    /// Enter: the event's object, a pod in the Pods pane or a node in the Nodes pane.
+    fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
+        let rows = self.rows(ctx);
+        let row = rows.get(self.view.selected)?;
+        let (kind, name) = row.event.object.split_once('/')?;
+        match kind {
+            "pod" => Some((
+                PaneId::Pods,
+                format!(
+                    "--context {} -n {} {name}",
+                    row.cluster, row.event.namespace
+                ),
+            )),
+            "node" => Some((PaneId::Nodes, name.to_string())),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::nodes::fixtures::{self as nodes, now};
+    use super::super::pane::testing::lines;
+    use super::*;
+    use crate::model::Snapshot;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn event(object: &str, reason: &str, mins_ago: i64) -> WarningEvent {
+        WarningEvent {
+            namespace: if object.starts_with("node/") {
+                "default".into()
+            } else {
+                "batch".into()
+            },
+            object: object.into(),
+            reason: reason.into(),
+            message: format!("{reason} on {object}"),
+            count: 3,
+            last_seen: Some(now() - chrono::Duration::minutes(mins_ago)),
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut c = nodes::cluster("prod", vec![]);
+        c.warnings = vec![
+            event("node/gpu-node-2", "NodeNotReady", 30),
+            event("pod/etl-7f9c", "BackOff", 2),
+        ];
+        Snapshot {
+            clusters: vec![Arc::new(c)],
+            ..Snapshot::default()
+        }
+    }
+
+    fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
+        ViewCtx {
+            snapshot,
+            theme,
+            now: now(),
+            cluster: None,
+            namespace: None,
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn events_show_newest_first_and_enter_jumps_to_their_object() {
+        let (snap, theme) = (snapshot(), Theme::default_theme());
+        let ctx = ctx(&snap, &theme);
+        let mut pane = EventsPane::default();
+        let mut term = Terminal::new(TestBackend::new(120, 8)).unwrap();
+        term.draw(|f| pane.draw(f, f.area(), &ctx)).unwrap();
+        insta::assert_snapshot!("events_table", lines(term.backend().buffer()).join("\n"));
+        assert_eq!(
+            pane.follow(&ctx),
+            Some((PaneId::Pods, "--context prod -n batch etl-7f9c".into()))
+        );
+        pane.handle(Action::Down, &ctx);
+        assert_eq!(
+            pane.follow(&ctx),
+            Some((PaneId::Nodes, "gpu-node-2".into()))
+        );
+        pane.set_filter("backoff");
+        assert_eq!(pane.rows(&ctx).len(), 1);
+    }
+}

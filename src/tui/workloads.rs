@@ -1,0 +1,438 @@
+//! The Workloads pane: the Deployments, training gangs (Kubeflow jobs whose pods run as one
+//! gang) and KServe InferenceServices of the clusters in view, one table; Enter drills into
+//! the workload's pods (the Pods pane filtered to its owner or its label). It draws the
+//! snapshot it is given and owns only its table state. Imports the model and the tui
+//! groundwork.
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Line;
+
+use super::format::table_title;
+use super::keymap::{Action, PaneId};
+use super::pane::{Pane, TableView, ViewCtx};
+use super::theme::{Role, Theme};
+use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
+use crate::model::{DeploymentModel, GangJob, InferenceServiceModel, RolloutState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Context,
+    Kind,
+    Namespace,
+    Name,
+    Ready,
+    UpToDate,
+    Available,
+    Revision,
+    Status,
+    Detail,
+}
+
+impl Column {
+    const ALL: [Column; 10] = [
+        Column::Context,
+        Column::Kind,
+        Column::Namespace,
+        Column::Name,
+        Column::Ready,
+        Column::UpToDate,
+        Column::Available,
+        Column::Revision,
+        Column::Status,
+        Column::Detail,
+    ];
+
+    fn shown(ctx: &ViewCtx) -> &'static [Column] {
+        if ctx.clusters().count() > 1 {
+            &Column::ALL
+        } else {
+            &Column::ALL[1..]
+        }
+    }
+}
+
+impl TableColumn for Column {
+    fn header(self) -> &'static str {
+        match self {
+            Column::Context => "CONTEXT",
+            Column::Kind => "KIND",
+            Column::Namespace => "NAMESPACE",
+            Column::Name => "NAME",
+            Column::Ready => "READY",
+            Column::UpToDate => "UP-TO-DATE",
+            Column::Available => "AVAILABLE",
+            Column::Revision => "REVISION",
+            Column::Status => "STATUS",
+            Column::Detail => "DETAIL",
+        }
+    }
+
+    fn max_width(self) -> usize {
+        match self {
+            Column::Name => 48,
+            Column::Detail => 44,
+            _ => 24,
+        }
+    }
+}
+
+/// One workload of one cluster.
+#[derive(Debug, Clone, Copy)]
+pub enum Workload<'a> {
+    Deployment(&'a DeploymentModel),
+    Gang(&'a GangJob),
+    InferenceService(&'a InferenceServiceModel),
+}
+
+impl Workload<'_> {
+    /// kubectl's short name (`gang`: a Kubeflow training job's pods, scheduled as one).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Workload::Deployment(_) => "deploy",
+            Workload::Gang(_) => "gang",
+            Workload::InferenceService(_) => "isvc",
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        match self {
+            Workload::Deployment(d) => &d.namespace,
+            Workload::Gang(g) => &g.namespace,
+            Workload::InferenceService(i) => &i.namespace,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Workload::Deployment(d) => &d.name,
+            Workload::Gang(g) => &g.name,
+            Workload::InferenceService(i) => &i.name,
+        }
+    }
+
+    fn status(&self) -> (&'static str, Role) {
+        match self {
+            Workload::Deployment(d) => match d.rollout {
+                RolloutState::Complete => ("Complete", Role::Ok),
+                RolloutState::Progressing => ("Progressing", Role::Warning),
+                RolloutState::Stalled => ("Stalled", Role::Critical),
+                RolloutState::Paused => ("Paused", Role::Muted),
+            },
+            Workload::Gang(g) => {
+                let running = g.members.iter().filter(|m| m.phase == "Running").count();
+                if g.members.iter().any(|m| m.phase == "Failed") {
+                    ("Failed", Role::Critical)
+                } else if running == g.members.len() {
+                    ("Running", Role::Ok)
+                } else if g.members.iter().any(|m| m.phase == "Pending") {
+                    ("Pending", Role::Warning)
+                } else {
+                    ("Partial", Role::Warning)
+                }
+            }
+            Workload::InferenceService(i) if i.ready => ("Ready", Role::Ok),
+            Workload::InferenceService(_) => ("NotReady", Role::Critical),
+        }
+    }
+
+    /// The Pods pane's filter that shows this workload's pods.
+    fn pods_filter(&self, cluster: &str) -> String {
+        let scope = format!("--context {cluster} -n {}", self.namespace());
+        match self {
+            Workload::Deployment(d) => format!("{scope} --owner Deployment/{}", d.name),
+            Workload::Gang(g) => format!("{scope} -l training.kubeflow.org/job-name={}", g.name),
+            Workload::InferenceService(i) => {
+                format!("{scope} -l serving.kserve.io/inferenceservice={}", i.name)
+            }
+        }
+    }
+}
+
+struct WorkloadRow<'a> {
+    cluster: &'a str,
+    workload: Workload<'a>,
+}
+
+impl TableRow<Column> for WorkloadRow<'_> {
+    fn write_cell(&self, column: Column, out: &mut String) {
+        let w = &self.workload;
+        // Writing into a String cannot fail.
+        let _ = match (column, w) {
+            (Column::Context, _) => write!(out, "{}", self.cluster),
+            (Column::Kind, _) => write!(out, "{}", w.kind()),
+            (Column::Namespace, _) => write!(out, "{}", w.namespace()),
+            (Column::Name, _) => write!(out, "{}", w.name()),
+            (Column::Ready, Workload::Deployment(d)) => write!(out, "{}/{}", d.ready, d.replicas),
+            (Column::Ready, Workload::Gang(g)) => write!(
+                out,
+                "{}/{}",
+                g.members.iter().filter(|m| m.ready).count(),
+                g.members.len()
+            ),
+            (Column::Ready, Workload::InferenceService(i)) => {
+                write!(out, "{}", if i.ready { "True" } else { "False" })
+            }
+            (Column::UpToDate, Workload::Deployment(d)) => write!(out, "{}", d.updated),
+            (Column::Available, Workload::Deployment(d)) => write!(out, "{}", d.available),
+            (Column::Revision, Workload::Deployment(d)) => match d.revision {
+                Some(r) => write!(out, "{r}"),
+                None => write!(out, "-"),
+            },
+            (Column::Status, _) => write!(out, "{}", w.status().0),
+            (Column::Detail, Workload::Deployment(d)) => write!(out, "{}", d.images.join(",")),
+            (Column::Detail, Workload::Gang(g)) => write!(
+                out,
+                "{} GPUs on {} nodes",
+                g.members.iter().map(|m| m.gpus).sum::<u32>(),
+                {
+                    let mut nodes: Vec<_> =
+                        g.members.iter().filter_map(|m| m.node.as_deref()).collect();
+                    nodes.sort_unstable();
+                    nodes.dedup();
+                    nodes.len()
+                }
+            ),
+            (Column::Detail, Workload::InferenceService(i)) => {
+                let _ = write!(out, "{}", i.url.as_deref().unwrap_or("no URL"));
+                if let Some(p) = i.canary_traffic_percent {
+                    let _ = write!(out, " · canary {p}%");
+                }
+                match &i.latest_ready_revision {
+                    Some(r) => write!(out, " · {r}"),
+                    None => Ok(()),
+                }
+            }
+            _ => write!(out, "-"),
+        };
+    }
+
+    fn content_width(&self, column: Column) -> usize {
+        let mut s = String::new();
+        self.write_cell(column, &mut s);
+        s.chars().count()
+    }
+
+    fn cell_style(&self, column: Column, theme: &Theme) -> Style {
+        match column {
+            Column::Status => theme.style(self.workload.status().1),
+            Column::Kind => theme.style(Role::Muted),
+            _ => Style::default(),
+        }
+    }
+
+    fn compare(&self, other: &Self, column: Column) -> Ordering {
+        let (mut a, mut b) = (String::new(), String::new());
+        self.write_cell(column, &mut a);
+        other.write_cell(column, &mut b);
+        let num = |s: &str| s.split('/').next().and_then(|n| n.parse::<u64>().ok());
+        match (num(&a), num(&b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => a.cmp(&b),
+        }
+    }
+}
+
+/// The Workloads pane's state between frames.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkloadsPane {
+    pub view: TableView,
+    page: usize,
+}
+
+impl WorkloadsPane {
+    fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<WorkloadRow<'c>> {
+        let rows = ctx.clusters().flat_map(|c| {
+            let cluster = c.name.as_str();
+            c.deployments
+                .iter()
+                .map(Workload::Deployment)
+                .chain(c.gang_jobs.iter().map(Workload::Gang))
+                .chain(c.inference_services.iter().map(Workload::InferenceService))
+                .filter(|w| ctx.in_namespace(w.namespace()))
+                .map(move |workload| WorkloadRow { cluster, workload })
+        });
+        filter_and_sort(rows, Column::shown(ctx), &self.view)
+    }
+
+    /// The selected workload as (context, kind, namespace, name).
+    pub fn selected_workload(&self, ctx: &ViewCtx) -> Option<(String, String, String, String)> {
+        let rows = self.rows(ctx);
+        let row = rows.get(self.view.selected)?;
+        Some((
+            row.cluster.to_string(),
+            row.workload.kind().to_string(),
+            row.workload.namespace().to_string(),
+            row.workload.name().to_string(),
+        ))
+    }
+}
+
+impl Pane for WorkloadsPane {
+    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+        let theme = ctx.theme;
+        let rows = self.rows(ctx);
+        let total: usize = ctx
+            .clusters()
+            .map(|c| c.deployments.len() + c.gang_jobs.len() + c.inference_services.len())
+            .sum();
+        let what = match ctx.namespace {
+            Some(ns) => format!("Workloads · ns {ns}"),
+            None => "Workloads".to_string(),
+        };
+        let title = table_title(&what, ctx.cluster, rows.len(), total, &self.view.filter);
+        let table = DataTable {
+            title: Line::styled(title, theme.style(Role::Title)),
+            columns: Column::shown(ctx),
+            rows: &rows,
+        };
+        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
+            if total == 0 {
+                "no Deployments, training jobs or InferenceServices in the snapshot yet".into()
+            } else {
+                format!("no workload matches /{filter}")
+            }
+        });
+    }
+
+    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        let before = self.view.clone();
+        let rows = self.rows(ctx).len();
+        match action {
+            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
+            _ if self.view.navigate(
+                action,
+                rows,
+                self.page.max(1) as isize,
+                Column::shown(ctx).len(),
+            ) => {}
+            _ => return false,
+        }
+        let rows = self.rows(ctx).len();
+        self.view.clamp(rows, self.page.max(1));
+        self.view != before
+    }
+
+    fn set_filter(&mut self, filter: &str) {
+        if self.view.filter != filter {
+            self.view.filter = filter.to_string();
+            self.view.selected = 0;
+            self.view.offset = 0;
+        }
+    }
+
+    /// Enter: the workload's pods.
+    fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
+        let rows = self.rows(ctx);
+        let row = rows.get(self.view.selected)?;
+        Some((PaneId::Pods, row.workload.pods_filter(row.cluster)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::nodes::fixtures::{self as nodes, now};
+    use super::super::pane::testing::lines;
+    use super::*;
+    use crate::model::{GangMember, Snapshot};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    pub fn snapshot() -> Snapshot {
+        let mut c = nodes::cluster("prod", vec![]);
+        c.deployments = vec![DeploymentModel {
+            namespace: "serving".into(),
+            name: "web".into(),
+            revision: Some(4),
+            replicas: 3,
+            ready: 2,
+            updated: 3,
+            available: 2,
+            rollout: RolloutState::Progressing,
+            images: vec!["web:1.4".into()],
+        }];
+        c.gang_jobs = vec![GangJob {
+            namespace: "training".into(),
+            name: "llama".into(),
+            members: (0..2)
+                .map(|i| GangMember {
+                    pod: format!("llama-worker-{i}"),
+                    node: Some(format!("gpu-node-{i}")),
+                    phase: "Running".into(),
+                    ready: true,
+                    gpus: 8,
+                })
+                .collect(),
+        }];
+        c.inference_services = vec![InferenceServiceModel {
+            namespace: "serving".into(),
+            name: "ranker".into(),
+            ready: true,
+            url: Some("http://ranker.serving.example.com".into()),
+            latest_ready_revision: Some("ranker-predictor-00002".into()),
+            previous_rolled_out_revision: Some("ranker-predictor-00001".into()),
+            canary_traffic_percent: Some(10),
+        }];
+        Snapshot {
+            clusters: vec![Arc::new(c)],
+            ..Snapshot::default()
+        }
+    }
+
+    fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
+        ViewCtx {
+            snapshot,
+            theme,
+            now: now(),
+            cluster: None,
+            namespace: None,
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn deployments_training_gangs_and_inference_services_share_one_table() {
+        let (snap, theme) = (snapshot(), Theme::default_theme());
+        let ctx = ctx(&snap, &theme);
+        let mut pane = WorkloadsPane::default();
+        let mut term = Terminal::new(TestBackend::new(120, 10)).unwrap();
+        term.draw(|f| pane.draw(f, f.area(), &ctx)).unwrap();
+        insta::assert_snapshot!("workloads_table", lines(term.backend().buffer()).join("\n"));
+    }
+
+    #[test]
+    fn enter_drills_into_the_workloads_pods() {
+        let (snap, theme) = (snapshot(), Theme::default_theme());
+        let ctx = ctx(&snap, &theme);
+        let mut pane = WorkloadsPane::default();
+        assert!(!pane.handle(Action::Open, &ctx));
+        assert_eq!(
+            pane.follow(&ctx),
+            Some((
+                PaneId::Pods,
+                "--context prod -n serving --owner Deployment/web".into()
+            ))
+        );
+        pane.handle(Action::Down, &ctx);
+        assert_eq!(
+            pane.follow(&ctx).map(|f| f.1),
+            Some("--context prod -n training -l training.kubeflow.org/job-name=llama".into())
+        );
+        pane.handle(Action::Down, &ctx);
+        assert_eq!(
+            pane.follow(&ctx).map(|f| f.1),
+            Some("--context prod -n serving -l serving.kserve.io/inferenceservice=ranker".into())
+        );
+        let scoped = ViewCtx {
+            namespace: Some("training"),
+            ..ctx
+        };
+        assert_eq!(pane.rows(&scoped).len(), 1);
+    }
+}
