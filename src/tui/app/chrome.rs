@@ -24,6 +24,31 @@ pub const MIN_HEIGHT: u16 = 24;
 
 /// The rows a line takes when wrapped at word boundaries into `width` columns, as the
 /// confirmation popup's `Paragraph` wraps it.
+/// The tab titles in `width` columns: every name whole when they fit; else the selected one
+/// whole and the others cut to as many letters as leave room for all (at least one), so that
+/// every pane keeps a tab however many there are.
+fn tab_titles(names: &[&str], selected: usize, width: usize) -> Vec<String> {
+    // Each title has a space either side, and a divider between two.
+    let chrome = names.len() * 3;
+    let full: usize = names.iter().map(|n| n.chars().count()).sum();
+    if full + chrome <= width || names.len() < 2 {
+        return names.iter().map(|n| n.to_string()).collect();
+    }
+    let own = names.get(selected).map_or(0, |n| n.chars().count());
+    let each = width.saturating_sub(chrome + own) / (names.len() - 1);
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if i == selected {
+                n.to_string()
+            } else {
+                n.chars().take(each.max(1)).collect()
+            }
+        })
+        .collect()
+}
+
 fn wrapped_rows(text: &str, width: usize) -> usize {
     let width = width.max(1);
     let (mut rows, mut column) = (1, 0);
@@ -326,7 +351,6 @@ impl App {
         ])
         .areas(area);
         // Top bar: name, tabs, cluster scope, and the SIMULATED FLEET marker.
-        let titles: Vec<Line> = PaneId::ALL.iter().map(|p| Line::from(p.name())).collect();
         let selected = PaneId::ALL
             .iter()
             .position(|p| *p == self.pane)
@@ -354,6 +378,11 @@ impl App {
             Paragraph::new(" fleetdeck").style(t.style(Role::Title)),
             name,
         );
+        let names: Vec<&str> = PaneId::ALL.iter().map(|p| p.name()).collect();
+        let titles: Vec<Line> = tab_titles(&names, selected, usize::from(tabs.width))
+            .into_iter()
+            .map(Line::from)
+            .collect();
         frame.render_widget(
             Tabs::new(titles)
                 .select(selected)
@@ -565,5 +594,22 @@ impl App {
         } else {
             frame.render_widget(Paragraph::new(column(&help, 22)), inner);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tab_titles;
+
+    #[test]
+    fn tabs_that_do_not_fit_are_cut_but_every_pane_keeps_one() {
+        let names = ["overview", "nodes", "gpus", "workloads", "events"];
+        assert_eq!(tab_titles(&names, 0, 200), names.map(String::from).to_vec());
+        let cut = tab_titles(&names, 3, 36);
+        assert_eq!(cut[3], "workloads", "the selected tab stays whole");
+        assert!(cut.iter().all(|t| !t.is_empty()));
+        let width: usize = cut.iter().map(|t| t.chars().count() + 3).sum();
+        assert!(width <= 36, "{cut:?}");
+        assert_eq!(tab_titles(&names, 0, 5).len(), names.len());
     }
 }
