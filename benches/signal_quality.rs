@@ -173,10 +173,13 @@ fn main() {
             })
             .collect();
         let designed: BTreeSet<&String> = ok.iter().flat_map(|o| o.designed.iter()).collect();
-        let findings: BTreeSet<String> = ok
-            .iter()
-            .flat_map(|o| o.findings.iter().map(|(k, n)| format!("{k} ({n})")))
-            .collect();
+        // Per kind, the most distinct findings any seed saw.
+        let mut most: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (k, n) in ok.iter().flat_map(|o| o.findings.iter()) {
+            let m = most.entry(k.as_str()).or_default();
+            *m = (*m).max(*n);
+        }
+        let findings: BTreeSet<String> = most.iter().map(|(k, n)| format!("{k} ({n})")).collect();
         println!(
             "| {name} | {} | {}{} | {} | {recall} | {incidents} | {first} | {} |",
             fault.map_or_else(

@@ -33,6 +33,30 @@ pub struct GpusPane {
     detail_scroll: u16,
     /// Table rows the last frame had room for; paging moves by this much.
     page: usize,
+    /// The table's rows and widths while the GPUs, scope, filter and sort stay the same.
+    cache: Option<GpuCache>,
+}
+
+/// What the cached rows were made from: the GPUs by pointer (state replaces the `Arc` when a
+/// source reports), the cluster in view, the filter, the sort and the idle threshold.
+#[derive(Debug, Clone, PartialEq)]
+struct GpuCacheKey {
+    gpus: usize,
+    cluster: Option<String>,
+    filter: String,
+    sort: Option<(usize, bool)>,
+    idle_below_bits: u64,
+}
+
+/// Indexes into `snapshot.gpus` in display order, the content widths, and the title's counts:
+/// 40,000 GPUs are filtered, sorted and measured once per change, not once per frame.
+#[derive(Debug, Clone, PartialEq)]
+struct GpuCache {
+    key: GpuCacheKey,
+    order: Vec<usize>,
+    widths: Vec<usize>,
+    total: usize,
+    idle: usize,
 }
 
 impl Default for GpusPane {
@@ -43,6 +67,7 @@ impl Default for GpusPane {
             detail: None,
             detail_scroll: 0,
             page: 0,
+            cache: None,
         }
     }
 }
@@ -364,19 +389,78 @@ impl GpusPane {
         }
     }
 
+    fn cache_key(&self, ctx: &ViewCtx) -> GpuCacheKey {
+        GpuCacheKey {
+            gpus: std::sync::Arc::as_ptr(&ctx.snapshot.gpus) as usize,
+            cluster: ctx.cluster.map(str::to_string),
+            filter: self.view.filter.clone(),
+            sort: self.view.sort,
+            idle_below_bits: self.idle_below_pct.to_bits(),
+        }
+    }
+
+    /// The cached rows, rebuilt when what they were made from changed.
+    fn cached(&mut self, ctx: &ViewCtx) -> &GpuCache {
+        let key = self.cache_key(ctx);
+        if self.cache.as_ref().is_none_or(|c| c.key != key) {
+            let rows = self.rows(ctx);
+            let base = ctx.snapshot.gpus.as_ptr();
+            // Each row borrows its GPU from `snapshot.gpus`: its offset there is its index.
+            let order = rows
+                .iter()
+                .map(|r| {
+                    (r.gpu as *const GpuModel as usize - base as usize)
+                        / std::mem::size_of::<GpuModel>()
+                })
+                .collect();
+            let widths = super::widgets::content_widths(Column::shown(ctx), &rows);
+            let in_view = || {
+                ctx.snapshot
+                    .gpus
+                    .iter()
+                    .filter(|g| ctx.cluster.is_none_or(|c| g.cluster == c))
+            };
+            let total = in_view().count();
+            let idle = in_view()
+                .filter(|g| g.is_idle_allocated(self.idle_below_pct))
+                .count();
+            self.cache = Some(GpuCache {
+                key,
+                order,
+                widths,
+                total,
+                idle,
+            });
+        }
+        self.cache.get_or_insert_with(|| GpuCache {
+            key: GpuCacheKey {
+                gpus: 0,
+                cluster: None,
+                filter: String::new(),
+                sort: None,
+                idle_below_bits: 0,
+            },
+            order: Vec::new(),
+            widths: Vec::new(),
+            total: 0,
+            idle: 0,
+        })
+    }
+
     fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         let theme = ctx.theme;
-        let rows = self.rows(ctx);
-        let in_view = || {
-            ctx.snapshot
-                .gpus
-                .iter()
-                .filter(|g| ctx.cluster.is_none_or(|c| g.cluster == c))
+        let (order, widths, total, idle) = {
+            let c = self.cached(ctx);
+            (c.order.clone(), c.widths.clone(), c.total, c.idle)
         };
-        let total = in_view().count();
-        let idle = in_view()
-            .filter(|g| g.is_idle_allocated(self.idle_below_pct))
-            .count();
+        let rows: Vec<GpuRow> = order
+            .iter()
+            .filter_map(|&i| ctx.snapshot.gpus.get(i))
+            .map(|gpu| GpuRow {
+                gpu,
+                idle: gpu.is_idle_allocated(self.idle_below_pct),
+            })
+            .collect();
         let mut title = vec![Span::styled(
             table_title("GPUs", ctx.cluster, rows.len(), total, &self.view.filter),
             theme.style(Role::Title),
@@ -392,13 +476,20 @@ impl GpusPane {
             columns: Column::shown(ctx),
             rows: &rows,
         };
-        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
-            if total == 0 {
-                "no GPU source reports any GPU yet".to_string()
-            } else {
-                format!("no GPU matches /{filter}")
-            }
-        });
+        self.page = table.draw_with_widths(
+            frame,
+            area,
+            theme,
+            &mut self.view,
+            Some(&widths),
+            |filter| {
+                if total == 0 {
+                    "no GPU source reports any GPU yet".to_string()
+                } else {
+                    format!("no GPU matches /{filter}")
+                }
+            },
+        );
     }
 
     fn draw_detail(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx, key: &GpuKey) {
@@ -918,6 +1009,46 @@ mod tests {
         let lines = draw(&mut pane, &ctx, 120, 30);
         assert!(screen_has(&lines, "node-00624"));
         assert!(!screen_has(&lines, "node-00000"));
+    }
+
+    #[test]
+    fn rows_are_filtered_sorted_and_measured_once_per_change_not_per_frame() {
+        let gpus: Vec<GpuModel> = (0..64)
+            .map(|i| {
+                gpu(
+                    "big",
+                    &format!("node-{:03}", i / 8),
+                    i % 8,
+                    Some(f64::from(i)),
+                )
+            })
+            .collect();
+        let snapshot = Snapshot {
+            gpus: Arc::new(gpus),
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snapshot, &theme, None);
+        let mut pane = GpusPane::new();
+        draw(&mut pane, &ctx, 120, 30);
+        let first = pane.cache.clone();
+        draw(&mut pane, &ctx, 120, 30);
+        assert_eq!(pane.cache, first, "an unchanged frame reuses the rows");
+        pane.view.filter = "node-007".into();
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert_eq!(pane.cache.as_ref().map(|c| c.order.len()), Some(8));
+        assert!(screen_has(&lines, "node-007") && !screen_has(&lines, "node-006"));
+        // A new report (a new Arc) is new rows, even with the same GPUs.
+        let newer = Snapshot {
+            gpus: Arc::new(snapshot.gpus.as_ref().clone()),
+            ..Snapshot::default()
+        };
+        let ctx = super::tests::ctx(&newer, &theme, None);
+        draw(&mut pane, &ctx, 120, 30);
+        assert_ne!(
+            pane.cache.as_ref().map(|c| c.key.gpus),
+            first.as_ref().map(|c| c.key.gpus)
+        );
     }
 
     #[test]

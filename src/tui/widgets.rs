@@ -278,6 +278,20 @@ pub struct DataTable<'a, C, R> {
     pub rows: &'a [R],
 }
 
+/// The widest cell of each column over `rows` (content only, before the header and the
+/// column's maximum): what a pane caches while its rows do not change.
+pub fn content_widths<C: TableColumn, R: TableRow<C>>(columns: &[C], rows: &[R]) -> Vec<usize> {
+    columns
+        .iter()
+        .map(|&column| {
+            rows.iter()
+                .map(|r| r.content_width(column))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
 impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
     pub fn draw(
         self,
@@ -285,6 +299,20 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
         area: Rect,
         theme: &Theme,
         view: &mut TableView,
+        empty: impl FnOnce(&str) -> String,
+    ) -> usize {
+        self.draw_with_widths(frame, area, theme, view, None, empty)
+    }
+
+    /// As [`DataTable::draw`], with the columns' content widths given (from
+    /// [`content_widths`], cached) instead of measured over every row.
+    pub fn draw_with_widths(
+        self,
+        frame: &mut Frame,
+        area: Rect,
+        theme: &Theme,
+        view: &mut TableView,
+        content: Option<&[usize]>,
         empty: impl FnOnce(&str) -> String,
     ) -> usize {
         let DataTable {
@@ -305,15 +333,19 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
             .enumerate()
             .map(|(i, c)| sorted_header(c.header(), i, view.sort))
             .collect();
+        let measured;
+        let content = match content {
+            Some(c) if c.len() == columns.len() => c,
+            _ => {
+                measured = content_widths(columns, rows);
+                &measured
+            }
+        };
         let widths: Vec<Constraint> = columns
             .iter()
             .zip(&headers)
-            .map(|(&column, header)| {
-                let content = rows
-                    .iter()
-                    .map(|r| r.content_width(column))
-                    .max()
-                    .unwrap_or(0);
+            .zip(content)
+            .map(|((&column, header), &content)| {
                 let width = content.min(column.max_width()).max(header.chars().count());
                 Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX))
             })

@@ -76,7 +76,8 @@ pub const FAULTS: &[Fault] = &[
         scenario: "bad-rollout",
         expected: &["slo.fast_burn"],
         explained: &["slo.slow_burn", "endpoint.down", "endpoint.drift"],
-        within: Duration::from_secs(180),
+        // The page needs 5 minutes of the endpoint's history (its short window) first.
+        within: Duration::from_secs(360),
         undo: Undo::Rollback,
     },
     Fault {
@@ -150,7 +151,9 @@ fn is_fault_group(fault: &Fault, group: &str) -> bool {
 
 /// The designed faults' incident groups.
 fn is_designed_group(group: &str) -> bool {
-    (group.starts_with("pod.crash_loop:") && group.ends_with("/owner/batch/tokenizer-worker"))
+    (group.starts_with("pod.crash_loop:")
+        && (group.ends_with("/owner/batch/tokenizer-worker")
+            || group.ends_with("/deployment/batch/tokenizer-worker")))
         || (group.starts_with("pod.pending_gpu:")
             && group.ends_with("/owner/research/llm-finetune-xl"))
 }
