@@ -1389,7 +1389,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("fleetdeck.toml:2:1: key `pod_logs.max_lines`") && err.contains("5 lines"),
+            err.starts_with("fleetdeck.toml:2:1: key `pod_logs.max_lines`")
+                && err.contains("5 lines"),
             "{err}"
         );
         let err = parse("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();

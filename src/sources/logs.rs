@@ -198,6 +198,10 @@ pub enum StreamState {
 struct Shared {
     fresh: LogRing,
     state: StreamState,
+    /// The pod's containers, once read.
+    containers: Vec<String>,
+    /// The container being read (the request's, else the one kubectl would default to).
+    container: Option<String>,
 }
 
 /// New lines and the state, as taken by the view.
@@ -207,6 +211,8 @@ pub struct LogDelta {
     /// Lines that arrived and were let go before the view took them.
     pub missed: u64,
     pub state: StreamState,
+    pub containers: Vec<String>,
+    pub container: Option<String>,
 }
 
 /// One open log stream. Dropping it stops the task and closes the connection.
@@ -254,6 +260,8 @@ impl LogStream {
         let shared = Arc::new(Mutex::new(Shared {
             fresh: LogRing::new(capacity),
             state: StreamState::Connecting,
+            containers: Vec::new(),
+            container: request.target.container.clone(),
         }));
         let task = tokio::spawn(read_log(client, request.clone(), shared.clone(), wake));
         LogStream {
@@ -271,6 +279,8 @@ impl LogStream {
             lines,
             missed,
             state: s.state.clone(),
+            containers: s.containers.clone(),
+            container: s.container.clone(),
         }
     }
 }
@@ -287,7 +297,33 @@ async fn read_log(
         lock(&shared).state = state;
         let _ = wake.try_send(());
     };
-    let mut reader = match pods.log_stream(&t.pod, &request.params()).await {
+    // As kubectl does: read the pod first, to know its containers and, when none is named,
+    // default to the annotated one or the first (the API server refuses to choose).
+    let pod = match pods.get(&t.pod).await {
+        Ok(p) => p,
+        Err(e) => return set_state(StreamState::Failed(describe_error(&e))),
+    };
+    let containers: Vec<String> = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let mut params = request.params();
+    if params.container.is_none() {
+        let annotated = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubectl.kubernetes.io/default-container"))
+            .filter(|c| containers.contains(c));
+        params.container = annotated.or(containers.first()).cloned();
+    }
+    {
+        let mut s = lock(&shared);
+        s.containers = containers;
+        s.container = params.container.clone();
+    }
+    let mut reader = match pods.log_stream(&t.pod, &params).await {
         Ok(r) => Box::pin(r),
         Err(e) => return set_state(StreamState::Failed(describe_error(&e))),
     };
@@ -388,7 +424,10 @@ mod tests {
         let mut c = LineCutter::default();
         let long = vec![b'x'; MAX_LINE_BYTES + 5000];
         assert!(c.feed(&long).is_empty());
-        assert!(c.feed(&long).is_empty(), "the excess is dropped as it comes");
+        assert!(
+            c.feed(&long).is_empty(),
+            "the excess is dropped as it comes"
+        );
         assert_eq!(c.current.len(), MAX_LINE_BYTES);
         let lines = c.feed(b"yyy\nnext\n");
         assert_eq!(lines.len(), 2);

@@ -85,6 +85,10 @@ pub enum Action {
     Drain,
     /// Endpoints pane: roll back the endpoint's serving Deployment (asks y/n).
     Rollback,
+    /// A pod's logs over the whole pane (Signals pane: the selected signal's pod).
+    Logs,
+    /// An object's current YAML from the API server (Signals pane: the signal's subject).
+    Yaml,
     GoTo(PaneId),
 }
 
@@ -119,6 +123,8 @@ impl Action {
             Action::Uncordon,
             Action::Drain,
             Action::Rollback,
+            Action::Logs,
+            Action::Yaml,
         ];
         v.extend(PaneId::ALL.map(Action::GoTo));
         v
@@ -154,6 +160,8 @@ impl Action {
             Action::Uncordon => "uncordon".into(),
             Action::Drain => "drain".into(),
             Action::Rollback => "rollback".into(),
+            Action::Logs => "logs".into(),
+            Action::Yaml => "yaml".into(),
             Action::GoTo(p) => format!("goto_{}", p.name()),
         }
     }
@@ -187,6 +195,10 @@ impl Action {
             Action::Uncordon => "node: uncordon (plan first, asks y/n)".into(),
             Action::Drain => "node: drain (blast radius, asks y/n)".into(),
             Action::Rollback => "endpoint: roll back its Deployment".into(),
+            Action::Logs => {
+                "pod: its logs (c container · p previous · f follow · / search · s save)".into()
+            }
+            Action::Yaml => "object: its YAML from the API server (m managedFields)".into(),
             Action::GoTo(p) => format!("go to {}", p.name()),
         }
     }
@@ -205,7 +217,8 @@ impl Action {
             Action::PageDown => &["ctrl-d", "pagedown"],
             Action::Top => &["g", "home"],
             Action::Bottom => &["G", "end"],
-            Action::NextPane => &["tab", "l", "right"],
+            // `l` is the logs, as in k9s.
+            Action::NextPane => &["tab", "right"],
             Action::PrevPane => &["backtab", "h", "left"],
             Action::SortNext => &["s"],
             Action::SortReverse => &["S"],
@@ -220,6 +233,9 @@ impl Action {
             Action::Uncordon => &["u"],
             Action::Drain => &["D"],
             Action::Rollback => &["B"],
+            Action::Logs => &["l"],
+            // `y` approves a runbook's plan; YAML is the shifted key.
+            Action::Yaml => &["Y"],
             Action::GoTo(PaneId::Overview) => &["1"],
             Action::GoTo(PaneId::Nodes) => &["2"],
             Action::GoTo(PaneId::Gpus) => &["3"],

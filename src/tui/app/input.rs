@@ -97,7 +97,12 @@ impl App {
             return None;
         }
         match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::Normal => self.normal_key(key),
+            Mode::Normal => {
+                if let Some(command) = self.inspect_key(&key) {
+                    return command;
+                }
+                self.normal_key(key)
+            }
             Mode::Help => None,
             Mode::Confirm {
                 command, cancelled, ..
@@ -186,6 +191,7 @@ impl App {
             Action::Cordon | Action::Uncordon | Action::Drain | Action::Rollback => {
                 return self.manual_action(action);
             }
+            Action::Logs | Action::Yaml => return self.inspect_action(action),
             other => {
                 self.pane_action(other);
             }
