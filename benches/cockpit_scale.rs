@@ -102,25 +102,11 @@ fn main() {
         kubeconfig.display()
     );
     let _ = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "200",
-            "-y",
-            "50",
-            &cmd,
-        ])
+        .args(["new-session", "-d", "-s", &session, "-x", "200", "-y", "50", &cmd])
         .status();
     std::thread::sleep(Duration::from_secs(3));
     let pid = Command::new("pgrep")
-        .args([
-            "-n",
-            "-f",
-            &format!("{bin} --config {}", config_path.display()),
-        ])
+        .args(["-n", "-f", &format!("{bin} --config {}", config_path.display())])
         .output()
         .ok()
         .and_then(|o| {
@@ -132,6 +118,7 @@ fn main() {
     let Some(pid) = pid else {
         println!("the cockpit did not start:\n{}", capture(&session));
         let _ = sim.kill();
+        let _ = sim.wait();
         return;
     };
     std::thread::sleep(settle);
@@ -170,10 +157,7 @@ fn main() {
         fmt(rss_settled),
         rss_max
     );
-    println!(
-        "| cockpit peak RSS (VmHWM, sync included) | {} | — |",
-        fmt(hwm)
-    );
+    println!("| cockpit peak RSS (VmHWM, sync included) | {} | — |", fmt(hwm));
     println!("| cockpit CPU over 60 s while nothing changes | {cpu:.1} % of one core | ≤ 5 % |");
     let status = screen_before
         .lines()

@@ -56,9 +56,7 @@ fn main() {
     let only: Option<Vec<String>> = std::env::var("SQ_SCENARIOS")
         .ok()
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-    let default_size = ["--clusters", "2", "--nodes", "40"]
-        .map(String::from)
-        .to_vec();
+    let default_size = ["--clusters", "2", "--nodes", "40"].map(String::from).to_vec();
     let mut trials = Vec::new();
     for seed in 1..=seeds + 1 {
         trials.push(Trial {
@@ -73,10 +71,7 @@ fn main() {
         });
     }
     for f in FAULTS {
-        if only
-            .as_ref()
-            .is_some_and(|o| !o.iter().any(|s| s == f.scenario))
-        {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|s| s == f.scenario)) {
             continue;
         }
         for seed in 1..=seeds {
@@ -137,9 +132,9 @@ fn main() {
         let raised: BTreeSet<String> = ok
             .iter()
             .flat_map(|o| {
-                o.raised
-                    .iter()
-                    .map(|(k, r)| format!("{k} ({} {})", r.members.len(), r.worst.name()))
+                o.raised.iter().map(|(k, r)| {
+                    format!("{k} ({} {})", r.members.len(), r.worst.name())
+                })
             })
             .collect();
         let precision = ok
@@ -180,14 +175,7 @@ fn main() {
         println!(
             "| {name} | {} | {}{} | {} | {recall} | {incidents} | {first} | {} |",
             fault.map_or_else(
-                || format!(
-                    "designed: {}",
-                    designed
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                || format!("designed: {}", designed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
                 |f| kinds(f.expected)
             ),
             if raised.is_empty() {
@@ -198,10 +186,7 @@ fn main() {
             if findings.is_empty() {
                 String::new()
             } else {
-                format!(
-                    "; findings: {}",
-                    findings.into_iter().collect::<Vec<_>>().join(", ")
-                )
+                format!("; findings: {}", findings.into_iter().collect::<Vec<_>>().join(", "))
             },
             if precision.is_finite() {
                 format!("{precision:.2}")

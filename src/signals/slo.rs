@@ -438,12 +438,7 @@ mod tests {
         // Three minutes of history, 2 errors in 1,000 a minute: 2× the budget everywhere.
         minutes(&mut h, 0, 3, 2.0);
         let burn = evaluate_burn(SloKind::Availability, &h, 0.999, &policy, t(3 * 60));
-        assert_eq!(
-            burn.severity(),
-            None,
-            "insufficient data: {:?}",
-            burn.alerts
-        );
+        assert_eq!(burn.severity(), None, "insufficient data: {:?}", burn.alerts);
         // Forty minutes at 30 %: the 5-minute and 30-minute pages have their data.
         minutes(&mut h, 3, 43, 300.0);
         let burn = evaluate_burn(SloKind::Availability, &h, 0.999, &policy, t(43 * 60));

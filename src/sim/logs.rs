@@ -443,7 +443,7 @@ fn kserve_line(pod: &str, i: u64, r: u64, at: DateTime<Utc>) -> String {
         2 => return format!("{ts} 1 uvicorn.error INFO:     Application startup complete."),
         _ => {}
     }
-    if r % 3 == 0 {
+    if r.is_multiple_of(3) {
         format!(
             "{ts} 1 uvicorn.access INFO:     {} 1 - \"POST /v2/models/{model}/infer HTTP/1.1\" 200 OK",
             ip(r)
@@ -482,7 +482,7 @@ fn training_line(pod: &str, i: u64, r: u64, at: DateTime<Utc>) -> String {
         _ => {}
     }
     let step = 120_000 + i - 2;
-    if step % 500 == 0 {
+    if step.is_multiple_of(500) {
         return format!(
             "[rank{rank}]:[{ts}] INFO checkpoint: saved step_{step} to s3://fleet-ckpt/llm-pretrain/step_{step} in {:.1}s",
             20.0 + (r % 400) as f64 / 10.0
@@ -551,7 +551,7 @@ fn envoy_line(_i: u64, r: u64, at: DateTime<Utc>) -> String {
             "/healthz",
         ],
     );
-    let code = if r % 97 == 0 { 503 } else { 200 };
+    let code = if r.is_multiple_of(97) { 503 } else { 200 };
     format!(
         "[{}] \"POST {path} HTTP/1.1\" {code} - {} {} {} {} \"{}\" \"python-httpx/0.27.0\" \"{}-{}\" \"api.fleet.internal\" \"{}\"",
         at.to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -633,10 +633,7 @@ fn one_fault_seen_by_several_detectors_is_one_incident() {
     // XID 48 and the ECC counters on one node: one GPU fault.
     let mut ecc = xid("gpu-node-7", 1, t(0));
     ecc.kind = "gpu.ecc".into();
-    assert_eq!(
-        incident_group(&ecc),
-        incident_group(&xid("gpu-node-7", 0, t(0)))
-    );
+    assert_eq!(incident_group(&ecc), incident_group(&xid("gpu-node-7", 0, t(0))));
     assert!(incident_group(&ecc).starts_with("gpu.fault:"));
     // An endpoint down and its Deployment's pods crash-looping after a rollout: one serving
     // fault.
@@ -667,10 +664,7 @@ fn one_fault_seen_by_several_detectors_is_one_incident() {
         },
         ("deployment", "llama-chat"),
     );
-    assert_eq!(
-        incident_group(&down),
-        "serving:a/deployment/serving/llama-chat"
-    );
+    assert_eq!(incident_group(&down), "serving:a/deployment/serving/llama-chat");
     assert_eq!(incident_group(&down), incident_group(&crash));
     // Runs still act per target: the endpoint and the Deployment.
     assert_ne!(target_group(&down), target_group(&crash));

@@ -162,8 +162,8 @@ pub enum Reply {
 /// A view over the whole pane, opened on one object from any pane.
 #[derive(Debug)]
 enum Inspect {
-    Logs(LogsView),
-    Yaml(YamlView),
+    Logs(Box<LogsView>),
+    Yaml(Box<YamlView>),
 }
 
 /// The API version of a signal subject's `kind/name`, for the YAML view.
@@ -373,13 +373,13 @@ impl App {
     pub fn open_logs(&mut self, target: LogTarget) -> Command {
         let view = LogsView::new(target, self.log_lines);
         let request = view.request();
-        self.inspect = Some(Inspect::Logs(view));
+        self.inspect = Some(Inspect::Logs(Box::new(view)));
         Command::OpenLogs(request)
     }
 
     /// Opens the YAML view on `object`; the loop reads it and answers `Reply::Object`.
     pub fn open_yaml(&mut self, object: ObjectRef) -> Command {
-        self.inspect = Some(Inspect::Yaml(YamlView::new(object.clone())));
+        self.inspect = Some(Inspect::Yaml(Box::new(YamlView::new(object.clone()))));
         Command::FetchObject(object)
     }
 

@@ -151,8 +151,7 @@ fn is_fault_group(fault: &Fault, group: &str) -> bool {
 /// The designed faults' incident groups.
 fn is_designed_group(group: &str) -> bool {
     (group.starts_with("pod.crash_loop:") && group.ends_with("/owner/batch/tokenizer-worker"))
-        || (group.starts_with("pod.pending_gpu:")
-            && group.ends_with("/owner/research/llm-finetune-xl"))
+        || (group.starts_with("pod.pending_gpu:") && group.ends_with("/owner/research/llm-finetune-xl"))
 }
 
 /// One trial: a sim, a fault or none, and how long to watch.
@@ -222,7 +221,9 @@ impl Outcome {
         self.raised
             .keys()
             .map(String::as_str)
-            .filter(|k| fault.is_none_or(|f| !f.expected.contains(k) && !f.explained.contains(k)))
+            .filter(|k| {
+                fault.is_none_or(|f| !f.expected.contains(k) && !f.explained.contains(k))
+            })
             .collect()
     }
 
@@ -237,9 +238,7 @@ impl Outcome {
             .raised
             .iter()
             .filter(|(k, _)| {
-                fault.is_some_and(|f| {
-                    f.expected.contains(&k.as_str()) || f.explained.contains(&k.as_str())
-                })
+                fault.is_some_and(|f| f.expected.contains(&k.as_str()) || f.explained.contains(&k.as_str()))
             })
             .map(|(_, r)| r.members.len())
             .sum();
@@ -414,15 +413,7 @@ fn rollback(sim: &Sim, detail: &Value) -> Result<(), String> {
     let out = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&sim.kubeconfig)
-        .args([
-            "--context",
-            cluster,
-            "-n",
-            ns,
-            "rollout",
-            "undo",
-            &format!("deployment/{dep}"),
-        ])
+        .args(["--context", cluster, "-n", ns, "rollout", "undo", &format!("deployment/{dep}")])
         .output()
         .map_err(|e| format!("kubectl: {e}"))?;
     if !out.status.success() {
@@ -452,31 +443,16 @@ pub async fn run(trial: Trial) -> Outcome {
     let started = Instant::now();
     let Some(fault) = trial.fault else {
         // Healthy: everything from the first evaluation counts.
-        watch(
-            &mut w,
-            &mut out,
-            &mut findings,
-            started,
-            true,
-            trial.watch,
-            |_, _| false,
-        )
-        .await;
+        watch(&mut w, &mut out, &mut findings, started, true, trial.watch, |_, _| false).await;
         out.incidents = incidents_after(&w.store, 0);
         count_findings(&mut out, &findings);
         return out;
     };
     // Settle: the picture completes, recording starts, the healthy fleet's own signals fire.
     let settle_until = Instant::now() + trial.watch;
-    watch(
-        &mut w,
-        &mut out,
-        &mut findings,
-        started,
-        false,
-        trial.watch + Duration::from_secs(90),
-        |_, ev| ev.recording && Instant::now() >= settle_until,
-    )
+    watch(&mut w, &mut out, &mut findings, started, false, trial.watch + Duration::from_secs(90), |_, ev| {
+        ev.recording && Instant::now() >= settle_until
+    })
     .await;
     let before = last_incident(&w.store);
     let injected_at = Instant::now();
@@ -491,22 +467,13 @@ pub async fn run(trial: Trial) -> Outcome {
     let wanted: BTreeSet<&str> = fault.expected.iter().copied().collect();
     let mut all_at: Option<Instant> = None;
     let linger = trial.linger;
-    watch(
-        &mut w,
-        &mut out,
-        &mut findings,
-        injected_at,
-        true,
-        within,
-        |o, _| {
-            let all = wanted.iter().all(|k| o.raised.contains_key(*k));
-            if all && all_at.is_none() {
-                all_at = Some(Instant::now());
-            }
-            all_at.is_some_and(|t| t.elapsed() >= linger)
-                || (wanted.is_empty() && injected_at.elapsed() >= within)
-        },
-    )
+    watch(&mut w, &mut out, &mut findings, injected_at, true, within, |o, _| {
+        let all = wanted.iter().all(|k| o.raised.contains_key(*k));
+        if all && all_at.is_none() {
+            all_at = Some(Instant::now());
+        }
+        all_at.is_some_and(|t| t.elapsed() >= linger) || (wanted.is_empty() && injected_at.elapsed() >= within)
+    })
     .await;
     out.first_expected = out
         .raised
@@ -515,9 +482,7 @@ pub async fn run(trial: Trial) -> Outcome {
         .map(|(_, r)| r.first)
         .min();
     let undone = match fault.undo {
-        Undo::Control => control(&w.sim, reqwest::Method::DELETE, fault.scenario)
-            .await
-            .map(|_| true),
+        Undo::Control => control(&w.sim, reqwest::Method::DELETE, fault.scenario).await.map(|_| true),
         Undo::Rollback => tokio::task::block_in_place(|| rollback(&w.sim, &detail)).map(|_| true),
         Undo::Itself => Ok(true),
         Undo::Never => Ok(false),
@@ -538,26 +503,13 @@ pub async fn run(trial: Trial) -> Outcome {
                     .unwrap_or_default()
                     .iter()
                     .filter(|i| faulty.contains(&i.id))
-                    .all(|i| {
-                        matches!(
-                            i.status,
-                            IncidentStatus::Mitigated | IncidentStatus::Resolved
-                        )
-                    })
+                    .all(|i| matches!(i.status, IncidentStatus::Mitigated | IncidentStatus::Resolved))
             };
             let mut done = false;
-            watch(
-                &mut w,
-                &mut out,
-                &mut findings,
-                injected_at,
-                true,
-                trial.clear_within,
-                |_, _| {
-                    done = mitigated();
-                    done
-                },
-            )
+            watch(&mut w, &mut out, &mut findings, injected_at, true, trial.clear_within, |_, _| {
+                done = mitigated();
+                done
+            })
             .await;
             out.mitigated = Some(done && !faulty.is_empty() || fault.expected.is_empty());
         }
