@@ -119,6 +119,26 @@ fn logs_read_tail_since_timestamps_previous_and_follow(version: &str) {
         "about 14 lines in 10 s: {since}"
     );
     assert!(all.lines().count() > since.lines().count());
+    let since_time = (chrono::Utc::now() - chrono::Duration::seconds(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let after = k.ok(&[
+        "logs",
+        "-n",
+        "serving",
+        &chat,
+        &format!("--since-time={since_time}"),
+        "--timestamps",
+    ]);
+    assert!(!after.is_empty(), "lines in the last 10 s");
+    for l in after.lines() {
+        let ts = l.split(' ').next().unwrap_or("");
+        assert!(
+            ts >= since_time.trim_end_matches('Z'),
+            "{l} is before {since_time}"
+        );
+    }
+    let limited = k.ok(&["logs", "-n", "serving", &chat, "--limit-bytes=100"]);
+    assert_eq!(limited.len(), 100, "{limited:?}");
 
     let worker = pod_named(&k, "batch", "tokenizer-worker-");
     let previous = k.ok(&["logs", "-n", "batch", &worker, "--previous"]);

@@ -571,6 +571,24 @@ impl App {
         }
     }
 
+    /// The mouse wheel over a logs or YAML view.
+    fn inspect_scroll(&mut self, action: Action) {
+        let key = ratatui::crossterm::event::KeyEvent::new(
+            ratatui::crossterm::event::KeyCode::Null,
+            ratatui::crossterm::event::KeyModifiers::NONE,
+        );
+        let now = self.now();
+        match &mut self.inspect {
+            Some(Inspect::Logs(v)) => {
+                v.handle_key(&key, Some(action), now);
+            }
+            Some(Inspect::Yaml(v)) => {
+                v.handle_key(&key, Some(action));
+            }
+            None => {}
+        }
+    }
+
     /// `l` and `Y`: the logs or YAML of the selected signal's subject.
     fn inspect_action(&mut self, action: Action) -> Option<Command> {
         let what = if action == Action::Logs {

@@ -205,6 +205,9 @@ impl App {
     /// Mouse: the wheel scrolls, a click on a tab opens that pane.
     pub fn handle_mouse(&mut self, kind: MouseEventKind, column: u16, row: u16) {
         match kind {
+            // Over a logs or YAML view the wheel scrolls it, not the pane beneath.
+            MouseEventKind::ScrollDown if self.inspecting() => self.inspect_scroll(Action::Down),
+            MouseEventKind::ScrollUp if self.inspecting() => self.inspect_scroll(Action::Up),
             MouseEventKind::ScrollDown => {
                 self.pane_action(Action::Down);
             }
