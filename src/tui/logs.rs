@@ -411,6 +411,21 @@ impl LogsView {
         }
     }
 
+    /// The lines above the log: the stream's state and skipped lines, when there is news.
+    fn notes(&self) -> Vec<(String, Role)> {
+        let mut notes: Vec<(String, Role)> = self.state_line().into_iter().collect();
+        if self.missed > 0 {
+            notes.push((
+                format!(
+                    "… {} lines arrived faster than shown and were skipped",
+                    self.missed
+                ),
+                Role::Warning,
+            ));
+        }
+        notes
+    }
+
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let block = Block::default()
             .borders(Borders::ALL)
@@ -420,7 +435,9 @@ impl LogsView {
         frame.render_widget(block, area);
         let [body, footer] =
             Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-        let height = usize::from(body.height).max(1);
+        let notes = self.notes();
+        // The notes take the top rows; the lines get the rest.
+        let height = usize::from(body.height).saturating_sub(notes.len()).max(1);
         let width = usize::from(body.width);
         self.page = height;
         let n = self.lines.len();
@@ -441,19 +458,10 @@ impl LogsView {
             self.top.min(n)
         };
         let query = self.search.as_ref().map(|q| q.to_lowercase());
-        let mut text: Vec<Line> = Vec::new();
-        if let Some((msg, role)) = self.state_line() {
-            text.push(Line::from(Span::styled(msg, theme.style(role))));
-        }
-        if self.missed > 0 {
-            text.push(Line::from(Span::styled(
-                format!(
-                    "… {} lines arrived faster than shown and were skipped",
-                    self.missed
-                ),
-                theme.style(Role::Warning),
-            )));
-        }
+        let mut text: Vec<Line> = notes
+            .into_iter()
+            .map(|(msg, role)| Line::from(Span::styled(msg, theme.style(role))))
+            .collect();
         for line in self.lines.iter().skip(start).take(height) {
             text.push(highlight(
                 self.shown(line),
@@ -473,7 +481,7 @@ impl LogsView {
             ]),
             None => {
                 let mut spans = vec![Span::styled(
-                    "c container · p previous · f/space follow · t timestamps · w wrap · / search · n/N next/prev · s save · esc close",
+                    "c container · p previous · f follow · t time · w wrap · / n N search · s save · esc close",
                     theme.style(Role::Muted),
                 )];
                 if let Some(q) = &self.search {
@@ -688,6 +696,25 @@ pub(crate) mod tests {
             &[],
         ));
         assert!(screen(&mut v).contains("403 Forbidden: pods \"x\" is forbidden"));
+    }
+
+    #[test]
+    fn the_previous_run_of_a_crash_loop_renders_at_100_by_12() {
+        let mut v = LogsView::new(target(), 100);
+        v.ingest(delta(&["x"], StreamState::Streaming, &["tokenizer"]));
+        key(&mut v, 'p');
+        v.ingest(delta(
+            &[
+                "2025-06-01T11:54:00.000000000Z 2025-06-01 11:54:00,000 INFO tokenizer: starting worker version 2.4.0 (pid 1)",
+                "2025-06-01T11:54:59.990000000Z Traceback (most recent call last):",
+                "2025-06-01T11:54:59.991000000Z   File \"/app/worker.py\", line 212, in <module>",
+                "2025-06-01T11:54:59.992000000Z     main()",
+                "2025-06-01T11:54:59.999000000Z MemoryError: Unable to allocate 3.12 GiB for an array with shape (8192, 102400) and data type int32",
+            ],
+            StreamState::Ended,
+            &["tokenizer"],
+        ));
+        insta::assert_snapshot!("logs_previous_run", screen(&mut v));
     }
 
     #[test]
