@@ -85,6 +85,8 @@ pub enum Flavour {
     Training,
     /// A batch worker that dies with a Python stack trace on every run.
     CrashingPython,
+    /// A vLLM engine whose new revision cannot start (scenario `crashloop-rollout`).
+    CrashingVllm,
     Envoy,
     Service,
 }
@@ -125,7 +127,11 @@ fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
 fn flavour_of(pod: &Value, image: &str) -> Flavour {
     let labels = &pod["metadata"]["labels"];
     let label = |k: &str| labels.get(k).and_then(Value::as_str).is_some();
-    if label("sim.fleetdeck.dev/crashloop") {
+    let faulty = pod.pointer("/metadata/annotations/sim.fleetdeck.dev~1fault")
+        == Some(&Value::from("crashloop"));
+    if faulty && image.contains("vllm") {
+        Flavour::CrashingVllm
+    } else if faulty || label("sim.fleetdeck.dev/crashloop") {
         Flavour::CrashingPython
     } else if image.contains("vllm") {
         Flavour::Vllm
@@ -198,7 +204,7 @@ pub fn resolve(pod: &Value, q: &LogQuery) -> Result<LogSource, ApiError> {
         Flavour::Vllm => 700,
         Flavour::Kserve => 900,
         Flavour::Training => 1900,
-        Flavour::CrashingPython => 1500,
+        Flavour::CrashingPython | Flavour::CrashingVllm => 1500,
         Flavour::Envoy => 600,
         Flavour::Service => 1300,
     };
@@ -286,7 +292,16 @@ impl LogSource {
 
     /// A crashing run writes a short, fixed story.
     fn finite_len(&self) -> Option<u64> {
-        (self.flavour == Flavour::CrashingPython).then(|| CRASH_PREAMBLE + 1 + TRACE.len() as u64)
+        self.trace().map(|t| CRASH_PREAMBLE + 1 + t.len() as u64)
+    }
+
+    /// The stack trace a crashing run ends in.
+    fn trace(&self) -> Option<&'static [&'static str]> {
+        match self.flavour {
+            Flavour::CrashingPython => Some(TRACE),
+            Flavour::CrashingVllm => Some(VLLM_TRACE),
+            _ => None,
+        }
     }
 
     /// The first line still on disk at `now`.
@@ -299,7 +314,8 @@ impl LogSource {
             // The story is spread over the run, its stack trace at the end.
             (Some(n), Some(end)) => {
                 let span = (end - self.started).num_milliseconds().max(n as i64);
-                let offset = if i + TRACE.len() as u64 + 1 >= n {
+                let trace = self.trace().map_or(0, <[&str]>::len) as u64;
+                let offset = if i + trace + 1 >= n {
                     span - (n - i) as i64
                 } else {
                     span * i as i64 / n as i64
@@ -314,6 +330,7 @@ impl LogSource {
             Flavour::Kserve => kserve_line(&self.pod, i, r, at),
             Flavour::Training => training_line(&self.pod, i, r, at),
             Flavour::CrashingPython => crash_line(&self.container, i, r, at),
+            Flavour::CrashingVllm => vllm_crash_line(i, at),
             Flavour::Envoy => envoy_line(i, r, at),
             Flavour::Service => service_line(&self.container, i, r, at),
         };
@@ -541,6 +558,30 @@ fn crash_line(container: &str, i: u64, r: u64, at: DateTime<Utc>) -> String {
     }
 }
 
+const VLLM_TRACE: &[&str] = &[
+    "Traceback (most recent call last):",
+    "  File \"/usr/local/lib/python3.12/dist-packages/vllm/entrypoints/openai/api_server.py\", line 585, in <module>",
+    "    uvloop.run(run_server(args))",
+    "  File \"/usr/local/lib/python3.12/dist-packages/vllm/engine/llm_engine.py\", line 474, in _initialize_kv_caches",
+    "    self.model_executor.determine_num_available_blocks())",
+    "  File \"/usr/local/lib/python3.12/dist-packages/vllm/worker/worker.py\", line 514, in raise_if_cache_size_invalid",
+    "    raise ValueError(",
+    "ValueError: The model's max seq len (32768) is larger than the maximum number of tokens that can be stored in KV cache (21984). Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.",
+];
+
+fn vllm_crash_line(i: u64, at: DateTime<Utc>) -> String {
+    let ts = at.format("%m-%d %H:%M:%S");
+    match VLLM_STARTUP.get(i as usize) {
+        Some(s) if i < CRASH_PREAMBLE => format!("INFO {ts} {s}"),
+        _ if i == CRASH_PREAMBLE => {
+            format!("ERROR {ts} engine.py:366] Engine background task failed")
+        }
+        _ => VLLM_TRACE
+            .get((i - CRASH_PREAMBLE - 1) as usize)
+            .map_or_else(String::new, |s| (*s).to_string()),
+    }
+}
+
 fn envoy_line(_i: u64, r: u64, at: DateTime<Utc>) -> String {
     let path = pick(
         r >> 4,
@@ -666,6 +707,38 @@ mod tests {
             lines
                 .last()
                 .is_some_and(|l| l.text.starts_with("MemoryError"))
+        );
+        assert!(lines.windows(2).all(|w| w[0].at <= w[1].at), "time order");
+    }
+
+    #[test]
+    fn a_crash_looping_vllm_revision_ends_in_the_engines_error() {
+        let last = json!({"terminated": {"exitCode": 1, "startedAt": "2026-01-01T00:10:00Z", "finishedAt": "2026-01-01T00:10:00Z"}});
+        let mut p = pod(
+            json!({}),
+            "vllm/vllm-openai:v0.6.4",
+            &["llama"],
+            json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+            last,
+        );
+        p["metadata"]["annotations"] = json!({"sim.fleetdeck.dev/fault": "crashloop"});
+        let q = LogQuery {
+            previous: true,
+            ..LogQuery::default()
+        };
+        let (lines, _) = resolve(&p, &q)
+            .expect("previous run")
+            .history(&q, Utc::now());
+        assert!(
+            lines[0].text.contains("vLLM API server version"),
+            "{:?}",
+            lines[0]
+        );
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.text.starts_with("ValueError: The model's max seq len")),
+            "{lines:?}"
         );
         assert!(lines.windows(2).all(|w| w[0].at <= w[1].at), "time order");
     }
