@@ -1355,6 +1355,33 @@ mod tests {
     }
 
     #[test]
+    fn the_palette_opens_a_pods_logs_in_the_ctx_cluster() {
+        let mut app = app();
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "logs batch/tokenizer-worker-7d9f-x2x");
+        assert_eq!(key(&mut app, KeyCode::Enter), None);
+        assert!(screen(&mut app, 120, 30).contains("choose one with :ctx NAME first"));
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "ctx prod-a");
+        key(&mut app, KeyCode::Enter);
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "logs batch/tokenizer-worker-7d9f-x2x tokenizer");
+        let Some(Command::OpenLogs(request)) = key(&mut app, KeyCode::Enter) else {
+            panic!(":logs asks the loop to stream the pod's log");
+        };
+        assert_eq!(
+            request.target,
+            LogTarget {
+                cluster: "prod-a".into(),
+                namespace: "batch".into(),
+                pod: "tokenizer-worker-7d9f-x2x".into(),
+                container: Some("tokenizer".into()),
+            }
+        );
+        assert!(app.inspecting());
+    }
+
+    #[test]
     fn the_runbooks_pane_renders_a_pending_approval_at_120_by_30() {
         let mut app = automated_app();
         key(&mut app, KeyCode::Char('8'));

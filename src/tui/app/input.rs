@@ -82,14 +82,41 @@ impl App {
             }
             ("scenario", Some(name), _) if self.simulated => return Some(Command::Scenario(name.to_string())),
             ("scenario", _, _) if !self.simulated => self.say(":scenario works in demo mode (a simulated fleet)"),
+            ("logs", Some(pod), _) => return self.logs_command(pod, words.next()),
+            ("logs", None, _) => self.say(":logs NAMESPACE/POD [CONTAINER] (in the :ctx cluster)"),
             ("q" | "quit", _, _) => self.quit = true,
             ("", _, _) => {}
             (other, _, _) => self.say(format!(
-                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :runbooks :ctx NAME{}",
+                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :runbooks :ctx NAME :logs NS/POD{}",
                 if self.simulated { " :scenario NAME" } else { "" }
             )),
         }
         None
+    }
+
+    /// `:logs NAMESPACE/POD [CONTAINER]`: the pod's logs in the `:ctx` cluster (or the only one).
+    fn logs_command(&mut self, pod: &str, container: Option<&str>) -> Option<Command> {
+        let Some((namespace, name)) = pod
+            .split_once('/')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        else {
+            self.say(format!(":logs {pod}: name the pod as NAMESPACE/POD"));
+            return None;
+        };
+        let cluster = match (&self.cluster, self.snapshot.clusters.as_slice()) {
+            (Some(c), _) => c.clone(),
+            (None, [only]) => only.name.clone(),
+            (None, _) => {
+                self.say(":logs: several clusters are shown; choose one with :ctx NAME first");
+                return None;
+            }
+        };
+        Some(self.open_logs(crate::sources::logs::LogTarget {
+            cluster,
+            namespace: namespace.to_string(),
+            pod: name.to_string(),
+            container: container.map(str::to_string),
+        }))
     }
 
     pub fn handle_key(&mut self, key: KeyEvent) -> Option<Command> {
