@@ -560,7 +560,16 @@ impl App {
             Inspect::Yaml(v) => v.handle_key(key, action),
         };
         match outcome {
-            ViewOutcome::Ignored => None,
+            // Quitting, help, the palette and the kill switch work over the view; going to a
+            // pane closes it; the panes' own keys would act on a selection out of sight.
+            ViewOutcome::Ignored => match action {
+                Some(Action::Quit | Action::Help | Action::Palette | Action::KillSwitch) => None,
+                Some(Action::GoTo(_) | Action::NextPane | Action::PrevPane) => {
+                    self.inspect = None;
+                    None
+                }
+                _ => Some(None),
+            },
             ViewOutcome::Changed => Some(None),
             ViewOutcome::Close => {
                 self.inspect = None;
@@ -1324,6 +1333,9 @@ mod tests {
         assert!(previous.previous);
         app.inspect_failed("404 NotFound: pods \"tokenizer-worker-7d9f-x2x\" not found".into());
         assert!(screen(&mut app, 120, 30).contains("404 NotFound"));
+        // A pane's own key does nothing to a selection out of sight.
+        assert_eq!(shift(&mut app, 'D'), None);
+        assert!(app.inspecting());
         assert_eq!(key(&mut app, KeyCode::Esc), None);
         assert!(!app.inspecting());
         assert!(screen(&mut app, 120, 30).contains("Signals"));
@@ -1350,8 +1362,10 @@ mod tests {
         );
         key(&mut app, KeyCode::Char('m'));
         assert!(screen(&mut app, 120, 30).contains("manager: kubelet"));
-        key(&mut app, KeyCode::Esc);
+        // Going to another pane closes the view.
+        key(&mut app, KeyCode::Char('2'));
         assert!(!app.inspecting());
+        assert_eq!(app.pane, PaneId::Nodes);
     }
 
     #[test]
