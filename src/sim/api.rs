@@ -1,6 +1,7 @@
 //! The simulated Kubernetes API server over HTTP: discovery, list (paged, selected, as Table
 //! or plain), watch, get, create, update, patch, delete, the eviction and scale subresources,
-//! container logs (`pods/{name}/log`, lines from `sim::logs`), with `Status` errors. Requests go straight to the cluster's controllers under its lock.
+//! container logs (`pods/{name}/log`, lines from `sim::logs`), with `Status` errors. Requests
+//! go straight to the cluster's controllers under its lock.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
