@@ -148,6 +148,11 @@ slo_slow_burn = "0s"
 endpoint_drift = "5m"
 budget_overrun_forecast = "0s"
 
+[pod_logs]
+# The cockpit's logs view (l on a pod) keeps this many of a container's newest lines
+# (1000 to 1000000); older ones scroll away. Lines over 16 KiB are cut with a marker.
+max_lines = 10000
+
 [store]
 # The RCA store (incidents, timelines, audit chain). Empty: $XDG_DATA_HOME/fleetdeck/store.
 # The global flag --store PATH overrides it.
@@ -238,6 +243,7 @@ pub struct Config {
     pub keys: std::collections::BTreeMap<String, Vec<String>>,
     /// Model endpoints to probe (`[[endpoints]]`).
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
+    pub pod_logs: PodLogsConfig,
     pub store: StoreConfig,
     pub runbooks: RunbooksConfig,
     pub headless: HeadlessConfig,
@@ -702,6 +708,22 @@ impl Default for RunbooksConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct PodLogsConfig {
+    /// The newest lines the logs view keeps of one container.
+    pub max_lines: usize,
+}
+
+/// The bounds of `[pod_logs] max_lines`: enough to scroll back through, few enough to keep in memory.
+pub const POD_LOGS_MAX_LINES: std::ops::RangeInclusive<usize> = 1000..=1_000_000;
+
+impl Default for PodLogsConfig {
+    fn default() -> Self {
+        Self { max_lines: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The store directory; empty: the XDG data dir.
     pub path: String,
@@ -1047,6 +1069,18 @@ impl Config {
                 ),
             ));
         }
+        if !POD_LOGS_MAX_LINES.contains(&self.pod_logs.max_lines) {
+            return Err((
+                "pod_logs",
+                "max_lines",
+                format!(
+                    "{} lines is out of range; keep {} to {} lines",
+                    self.pod_logs.max_lines,
+                    POD_LOGS_MAX_LINES.start(),
+                    POD_LOGS_MAX_LINES.end()
+                ),
+            ));
+        }
         if self.kubernetes.contexts.iter().any(|c| c.trim().is_empty()) {
             return Err((
                 "kubernetes",
@@ -1351,6 +1385,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("meteor") && err.contains("xid-storm"), "{err}");
+        let err = parse("[pod_logs]\nmax_lines = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fleetdeck.toml:2:1: key `pod_logs.max_lines`")
+                && err.contains("5 lines"),
+            "{err}"
+        );
         let err = parse("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();
         assert!(
             err.contains("log.level") && err.contains("\"loud\""),

@@ -314,3 +314,53 @@ fn an_xid_storm_runbook_plan_is_approved_in_the_cockpit_and_cordons_the_node() {
         );
     }
 }
+
+#[test]
+fn l_on_the_crash_looping_workers_signal_streams_its_logs_and_p_shows_the_stack_trace() {
+    let bin = env!("CARGO_BIN_EXE_fleetdeck");
+    let home = tempfile::tempdir().expect("temp dir");
+    // The crash loop fires at once rather than after its usual 2 minutes.
+    let config = home.path().join("fleetdeck.toml");
+    std::fs::write(&config, "[signals.for]\npod_crash_loop = \"0s\"\n").expect("config");
+    let cmd = format!(
+        "cd {home} && env XDG_CONFIG_HOME={home} XDG_DATA_HOME={home} {bin} --config {config} demo --clusters 1 --nodes 8 --pods-per-node 8; echo FLEETDECK-EXITED $?; sleep 30",
+        home = home.path().display(),
+        config = config.display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("SIMULATED FLEET");
+    t.keys(&["6"]);
+    t.wait_for("tokenizer-worker");
+    t.keys(&["/"]);
+    t.text("tokenizer-worker");
+    t.keys(&["Enter"]);
+    t.keys(&["l"]);
+    t.wait_for("logs batch/tokenizer-worker-");
+    t.wait_for("tokenizer: starting worker version 2.4.0");
+    t.keys(&["p"]);
+    t.wait_for("previous run");
+    let trace = t.wait_for("MemoryError: Unable to allocate");
+    assert!(
+        trace.contains("Traceback (most recent call last):"),
+        "{trace}"
+    );
+
+    // s saves what is shown into the current directory and says where.
+    t.keys(&["s"]);
+    let saved = t.wait_for("saved ");
+    let file = std::fs::read_dir(home.path())
+        .expect("the home dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("batch_tokenizer-worker-") && n.ends_with(".log"))
+        .unwrap_or_else(|| panic!("no saved log file:\n{saved}"));
+    assert!(file.contains("_tokenizer_previous_"), "{file}");
+
+    // Esc closes the view and the Signals pane is back.
+    t.keys(&["Escape"]);
+    let back = t.wait_for("Signals (");
+    assert!(!back.contains("logs batch/"), "{back}");
+    t.keys(&["q"]);
+    let done = t.wait_for("FLEETDECK-EXITED");
+    assert!(done.contains("FLEETDECK-EXITED 0"), "{done}");
+}

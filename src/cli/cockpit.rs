@@ -87,13 +87,16 @@ async fn run_cockpit(
         crate::model::incident::Origin::Tui,
     )
     .await;
+    let kube = super::wiring::action_clients(&targets).await;
     let running = super::wiring::start(cfg, targets, prometheus);
     let evaluations = evaluate(cfg, running, &store, &executor);
-    let app = crate::tui::app::App::new(theme, keymap, control.is_some(), cli.noc);
+    let app = crate::tui::app::App::new(theme, keymap, control.is_some(), cli.noc)
+        .with_log_lines(cfg.pod_logs.max_lines);
     let effects = crate::tui::app::Effects {
         control,
         store: Some(store),
         executor: Some(executor),
+        kube,
     };
     crate::tui::app::run(app, evaluations, effects).await
 }

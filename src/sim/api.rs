@@ -1,6 +1,7 @@
 //! The simulated Kubernetes API server over HTTP: discovery, list (paged, selected, as Table
 //! or plain), watch, get, create, update, patch, delete, the eviction and scale subresources,
-//! with `Status` errors. Requests go straight to the cluster's controllers under its lock.
+//! container logs (`pods/{name}/log`, lines from `sim::logs`), with `Status` errors. Requests
+//! go straight to the cluster's controllers under its lock.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::cluster::{ClusterState, EvictionOutcome};
+use super::logs;
 use super::patch::{self, PatchType};
 use super::resources::{self, Kind, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -288,6 +290,13 @@ async fn handle(
     {
         return err(forbidden(d, &method, ns.as_deref()));
     }
+    if let Route::Sub(d, Some(ns), name, sub) = &r
+        && d.kind == Kind::Pod
+        && sub == "log"
+        && c.lock().faults.denied.contains("pods/log")
+    {
+        return err(log_forbidden(ns, name));
+    }
     match (method.clone(), r) {
         (Method::GET, Route::Version) => ok(&json!({
             "major": "1", "minor": c.minor.to_string(),
@@ -336,6 +345,11 @@ async fn handle(
                 Some(v) => ok(&scale_of(&v)),
                 None => err(ApiError::not_found(d, &name)),
             }
+        }
+        (Method::GET, Route::Sub(d, Some(ns), name, sub))
+            if d.kind == Kind::Pod && sub == "log" =>
+        {
+            pod_log(c, ns, name, uri.query().unwrap_or("")).await
         }
         (Method::POST, Route::Collection(d, ns)) => create(&c, d, ns.as_deref(), &body, p.dry_run),
         (Method::POST, Route::Sub(d, Some(ns), name, sub))
@@ -419,6 +433,19 @@ fn forbidden(d: &ResourceDef, method: &Method, ns: Option<&str>) -> ApiError {
         ),
     );
     e.details = Some(json!({"group": d.group, "kind": d.plural}));
+    e
+}
+
+/// RBAC refusing the `pods/log` subresource alone (scenario `rbac-deny --resource pods/log`).
+fn log_forbidden(ns: &str, name: &str) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "pods \"{name}\" is forbidden: User \"system:serviceaccount:fleetdeck:fleetdeck\" cannot get resource \"pods/log\" in API group \"\" in the namespace \"{ns}\""
+        ),
+    );
+    e.details = Some(json!({"name": name, "kind": "pods"}));
     e
 }
 
@@ -1084,6 +1111,104 @@ fn evict(c: &SimCluster, ns: &str, name: &str, body: &Bytes, dry_run: bool) -> R
 
 fn success_status() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+}
+
+// ---- logs ---------------------------------------------------------------------------------
+
+fn text_response(body: Vec<u8>) -> Response {
+    json_response(200, body, "text/plain")
+}
+
+/// Appends rendered lines to `out` until `budget` (limitBytes) runs out; false once it has.
+fn push_lines(
+    out: &mut Vec<u8>,
+    lines: &[logs::LogLine],
+    timestamps: bool,
+    budget: &mut Option<usize>,
+) -> bool {
+    for l in lines {
+        let s = logs::render(l, timestamps);
+        match budget {
+            Some(left) if s.len() >= *left => {
+                out.extend_from_slice(&s.as_bytes()[..*left]);
+                *left = 0;
+                return false;
+            }
+            Some(left) => *left -= s.len(),
+            None => {}
+        }
+        out.extend_from_slice(s.as_bytes());
+    }
+    true
+}
+
+/// A container's log: the kept history at once, then (with `follow`) new lines about every
+/// second while the container runs, until the pod is deleted or the client goes away.
+async fn pod_log(c: Arc<SimCluster>, ns: String, name: String, query: &str) -> Response {
+    let q = match logs::LogQuery::parse(query) {
+        Ok(q) => q,
+        Err(e) => return err(e),
+    };
+    let pods = resources::def(Kind::Pod);
+    let (uid, source) = {
+        let st = c.lock();
+        let Some(stored) = st.store.get(Kind::Pod, &ns, &name) else {
+            return err(ApiError::not_found(pods, &name));
+        };
+        match logs::resolve(&stored.value(), &q) {
+            Ok(s) => (stored.uid.clone(), s),
+            Err(e) => return err(e),
+        }
+    };
+    let (lines, mut next) = source.history(&q, Utc::now());
+    let mut budget = q.limit_bytes;
+    let mut first = Vec::new();
+    let open = push_lines(&mut first, &lines, q.timestamps, &mut budget);
+    drop(lines);
+    if !q.follow || !open || source.finished.is_some() {
+        return text_response(first);
+    }
+    let (tx, out_rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
+    tokio::spawn(async move {
+        if tx.send(Ok(Bytes::from(first))).await.is_err() {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = tx.closed() => return,
+            }
+            let alive = c
+                .lock()
+                .store
+                .get(Kind::Pod, &ns, &name)
+                .is_some_and(|s| s.uid == uid);
+            if !alive {
+                return;
+            }
+            let end = source.written(Utc::now());
+            // A client that fell far behind gets the newest lines, as after a log rotation.
+            let from = next.max(end.saturating_sub(logs::MAX_HISTORY_LINES));
+            let fresh: Vec<logs::LogLine> = (from..end).map(|i| source.line(i)).collect();
+            next = end;
+            if fresh.is_empty() {
+                continue;
+            }
+            let mut out = Vec::new();
+            let open = push_lines(&mut out, &fresh, q.timestamps, &mut budget);
+            if tx.send(Ok(Bytes::from(out))).await.is_err() || !open {
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(out_rx),
+    ));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
 }
 
 // ---- watch --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ pub mod dcgm;
 pub mod endpoints;
 pub mod fleet;
 pub mod generate;
+pub mod logs;
 pub mod opencost;
 pub mod patch;
 pub mod pricing;

@@ -56,7 +56,7 @@ pub static SCENARIOS: &[ScenarioDef] = &[
     },
     ScenarioDef {
         name: "rbac-deny",
-        description: "a cluster's RBAC refuses one resource (default poddisruptionbudgets): every request for it answers 403 Forbidden",
+        description: "a cluster's RBAC refuses one resource (default poddisruptionbudgets; pods/log refuses only logs): every request for it answers 403 Forbidden",
         targets: &["cluster", "resource"],
     },
     ScenarioDef {
@@ -165,16 +165,17 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
                 .resource
                 .clone()
                 .unwrap_or_else(|| "poddisruptionbudgets".into());
-            if !super::resources::RESOURCES
-                .iter()
-                .any(|d| d.plural == resource)
+            if resource != "pods/log"
+                && !super::resources::RESOURCES
+                    .iter()
+                    .any(|d| d.plural == resource)
             {
                 let known: Vec<&str> = super::resources::RESOURCES
                     .iter()
                     .map(|d| d.plural)
                     .collect();
                 return Err(format!(
-                    "no resource {resource:?}; the sim serves {}",
+                    "no resource {resource:?}; the sim serves {} and pods/log",
                     known.join(", ")
                 ));
             }

@@ -5,6 +5,7 @@ pub mod cost;
 pub mod dcgm;
 pub mod endpoints;
 pub mod kube;
+pub mod logs;
 pub mod nvml;
 pub mod prom_text;
 pub mod prometheus;

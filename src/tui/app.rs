@@ -25,6 +25,7 @@ use super::format::pending_text;
 use super::gpus::GpusPane;
 use super::incidents::IncidentsPane;
 use super::keymap::{Action, Keymap, PaneId};
+use super::logs::{LogsView, ViewOutcome};
 use super::nodes::NodesPane;
 use super::noise::NoiseHistory;
 use super::overview::OverviewPane;
@@ -34,6 +35,7 @@ use super::runbooks::RunbooksPane;
 use super::signals::SignalsPane;
 use super::theme::Theme;
 use super::workloads::WorkloadsPane;
+use super::yaml::YamlView;
 use crate::actions::{DrainRequest, Mutation};
 use crate::model::Snapshot;
 use crate::model::incident::{Entry, Incident, IncidentStatus};
@@ -41,6 +43,7 @@ use crate::model::signal::Signal;
 use crate::pipeline::Evaluated;
 use crate::runbook::executor::PlanStep;
 use crate::runbook::guard::ClusterDisruption;
+use crate::sources::logs::{DEFAULT_MAX_LINES, LogRequest, LogStream, LogTarget, ObjectRef};
 
 /// The panes NOC mode rotates through.
 const NOC_PANES: [PaneId; 7] = [
@@ -105,9 +108,26 @@ pub enum Command {
         approve: bool,
     },
     ToggleKill,
+    /// Start streaming a pod's log for the logs view; `App::attach_logs` takes the stream.
+    OpenLogs(LogRequest),
+    /// Read an object for the YAML view; `Reply::Object` brings it.
+    FetchObject(ObjectRef),
+    /// Write the logs view's lines to `file` in the current directory.
+    SaveLogs {
+        file: String,
+        text: String,
+    },
 }
 
 impl Command {
+    /// Whether the logs or YAML view asks for it (the loop's `InspectLink` performs it).
+    pub fn is_inspect(&self) -> bool {
+        matches!(
+            self,
+            Command::OpenLogs(_) | Command::FetchObject(_) | Command::SaveLogs { .. }
+        )
+    }
+
     /// Whether the runbook executor performs it (else the store or the simulated fleet).
     pub fn is_automation(&self) -> bool {
         matches!(
@@ -138,6 +158,30 @@ pub enum Reply {
         step: PlanStep,
         disruption: Option<ClusterDisruption>,
     },
+    /// An object read for the YAML view, or what the API server said instead.
+    Object(ObjectRef, Result<serde_json::Value, String>),
+}
+
+/// A view over the whole pane, opened on one object from any pane.
+#[derive(Debug)]
+enum Inspect {
+    Logs(Box<LogsView>),
+    Yaml(Box<YamlView>),
+}
+
+/// The API version of a signal subject's `kind/name`, for the YAML view.
+fn object_kind(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "pod" => ("v1", "Pod"),
+        "node" => ("v1", "Node"),
+        "deployment" => ("apps/v1", "Deployment"),
+        "replicaset" => ("apps/v1", "ReplicaSet"),
+        "statefulset" => ("apps/v1", "StatefulSet"),
+        "daemonset" => ("apps/v1", "DaemonSet"),
+        "job" => ("batch/v1", "Job"),
+        "inferenceservice" => ("serving.kserve.io/v1beta1", "InferenceService"),
+        _ => return None,
+    })
 }
 
 /// The Incidents detail's reminder of its keys, from the bindings: `n note · a acknowledge …`.
@@ -317,6 +361,10 @@ pub struct App {
     fixed_now: Option<chrono::DateTime<Utc>>,
     /// The pipeline's raised and opened counters over the last hour, for the Overview.
     noise: NoiseHistory,
+    /// The logs or YAML view, over the current pane while open.
+    inspect: Option<Inspect>,
+    /// The newest lines the logs view keeps (`[pod_logs] max_lines`).
+    log_lines: usize,
 }
 
 impl App {
@@ -352,7 +400,65 @@ impl App {
             fixed_now: None,
             // The pipeline is started with the cockpit: its counters were zero about now.
             noise: NoiseHistory::starting(Utc::now()),
+            inspect: None,
+            log_lines: DEFAULT_MAX_LINES,
         }
+    }
+
+    /// Keeps `lines` of a container's log in the logs view (`[pod_logs] max_lines`).
+    pub fn with_log_lines(mut self, lines: usize) -> Self {
+        self.log_lines = lines;
+        self
+    }
+
+    /// Opens the logs view on `target` over the current pane; the loop performs the answer
+    /// (it starts the stream and hands it to `attach_logs`).
+    pub fn open_logs(&mut self, target: LogTarget) -> Command {
+        let view = LogsView::new(target, self.log_lines);
+        let request = view.request();
+        self.inspect = Some(Inspect::Logs(Box::new(view)));
+        Command::OpenLogs(request)
+    }
+
+    /// Opens the YAML view on `object`; the loop reads it and answers `Reply::Object`.
+    pub fn open_yaml(&mut self, object: ObjectRef) -> Command {
+        self.inspect = Some(Inspect::Yaml(Box::new(YamlView::new(object.clone()))));
+        Command::FetchObject(object)
+    }
+
+    /// The stream the loop started for the logs view (dropped, and so stopped, if the view
+    /// was closed or asks for another read by now).
+    pub fn attach_logs(&mut self, stream: LogStream) {
+        if let Some(Inspect::Logs(v)) = &mut self.inspect {
+            v.attach(stream);
+        }
+    }
+
+    /// The loop could not start what the open view asked for.
+    pub fn inspect_failed(&mut self, why: String) {
+        match &mut self.inspect {
+            Some(Inspect::Logs(v)) => v.fail(why),
+            Some(Inspect::Yaml(v)) => v.set(Err(why)),
+            None => {}
+        }
+    }
+
+    /// Takes the lines the logs view's stream read; says whether the screen changed.
+    pub fn pull_logs(&mut self) -> bool {
+        match &mut self.inspect {
+            Some(Inspect::Logs(v)) => v.pull(),
+            _ => false,
+        }
+    }
+
+    /// The newest lines the logs view keeps.
+    pub fn log_lines(&self) -> usize {
+        self.log_lines
+    }
+
+    /// Whether a logs or YAML view is open.
+    pub fn inspecting(&self) -> bool {
+        self.inspect.is_some()
     }
 
     /// Draws and evaluates as if it were always `now` (for reproducible screens in tests).
@@ -475,8 +581,155 @@ impl App {
                 step,
                 disruption,
             } => self.set_preview(cluster, step, disruption),
+            Reply::Object(object, result) => {
+                if let Some(Inspect::Yaml(v)) = &mut self.inspect
+                    && v.object == object
+                {
+                    v.set(result);
+                }
+            }
         }
         None
+    }
+
+    /// A key while a logs or YAML view is open: `None` when the view did not use it.
+    fn inspect_key(
+        &mut self,
+        key: &ratatui::crossterm::event::KeyEvent,
+    ) -> Option<Option<Command>> {
+        let action = self.keymap.action(key);
+        let now = self.now();
+        let outcome = match self.inspect.as_mut()? {
+            Inspect::Logs(v) => v.handle_key(key, action, now),
+            Inspect::Yaml(v) => v.handle_key(key, action),
+        };
+        match outcome {
+            // Quitting, help, the palette and the kill switch work over the view; going to a
+            // pane closes it; the panes' own keys would act on a selection out of sight.
+            ViewOutcome::Ignored => match action {
+                Some(Action::Quit | Action::Help | Action::Palette | Action::KillSwitch) => None,
+                Some(Action::GoTo(_) | Action::NextPane | Action::PrevPane) => {
+                    self.inspect = None;
+                    None
+                }
+                _ => Some(None),
+            },
+            ViewOutcome::Changed => Some(None),
+            ViewOutcome::Close => {
+                self.inspect = None;
+                Some(None)
+            }
+            ViewOutcome::Reopen(request) => Some(Some(Command::OpenLogs(request))),
+            ViewOutcome::Save { file, text } => Some(Some(Command::SaveLogs { file, text })),
+        }
+    }
+
+    /// The mouse wheel over a logs or YAML view.
+    fn inspect_scroll(&mut self, action: Action) {
+        let key = ratatui::crossterm::event::KeyEvent::new(
+            ratatui::crossterm::event::KeyCode::Null,
+            ratatui::crossterm::event::KeyModifiers::NONE,
+        );
+        let now = self.now();
+        match &mut self.inspect {
+            Some(Inspect::Logs(v)) => {
+                v.handle_key(&key, Some(action), now);
+            }
+            Some(Inspect::Yaml(v)) => {
+                v.handle_key(&key, Some(action));
+            }
+            None => {}
+        }
+    }
+
+    /// `l` and `Y`: the logs or YAML of the selected signal's subject.
+    fn inspect_action(&mut self, action: Action) -> Option<Command> {
+        let what = if action == Action::Logs {
+            "logs"
+        } else {
+            "yaml"
+        };
+        let subject = {
+            let ctx = ViewCtx {
+                snapshot: &self.snapshot,
+                theme: &self.theme,
+                now: self.now(),
+                cluster: self.cluster.as_deref(),
+                namespace: self.namespace.as_deref(),
+                cost: self.snapshot.cost.as_deref(),
+            };
+            match self.pane {
+                PaneId::Signals => self.panes.signals.selected_subject(&ctx),
+                PaneId::Pods => {
+                    self.panes
+                        .pods
+                        .selected_pod(&ctx)
+                        .map(|(cluster, namespace, pod)| crate::model::signal::Subject {
+                            cluster,
+                            namespace: Some(namespace),
+                            object: Some(format!("pod/{pod}")),
+                            ..Default::default()
+                        })
+                }
+                _ => None,
+            }
+        };
+        let Some(subject) = subject else {
+            self.say(format!(
+                "{what}: select a pod in the Pods pane (:pods) or a signal whose subject is a pod (:signals)"
+            ));
+            return None;
+        };
+        let object = subject
+            .object
+            .as_deref()
+            .and_then(|o| o.split_once('/'))
+            .map(|(k, n)| (k.to_string(), n.to_string()));
+        let namespace = subject.namespace.clone().unwrap_or_default();
+        if action == Action::Logs {
+            return match object {
+                Some((kind, pod)) if kind == "pod" && !namespace.is_empty() => {
+                    Some(self.open_logs(LogTarget {
+                        cluster: subject.cluster,
+                        namespace,
+                        pod,
+                        container: None,
+                    }))
+                }
+                _ => {
+                    self.say(format!(
+                        "logs: this signal's subject is {}, not a pod",
+                        subject.object.as_deref().unwrap_or("no object")
+                    ));
+                    None
+                }
+            };
+        }
+        let target = match (object, &subject.node) {
+            (Some((kind, name)), _) => object_kind(&kind).map(|(v, k)| (v, k, name)),
+            (None, Some(node)) => Some(("v1", "Node", node.clone())),
+            (None, None) => None,
+        };
+        match target {
+            Some((api_version, kind, name)) => Some(self.open_yaml(ObjectRef {
+                cluster: subject.cluster,
+                api_version: api_version.into(),
+                kind: kind.into(),
+                namespace: if kind == "Node" {
+                    String::new()
+                } else {
+                    namespace
+                },
+                name,
+            })),
+            None => {
+                self.say(format!(
+                    "yaml: this signal's subject ({}) is not a Kubernetes object",
+                    subject.object.as_deref().unwrap_or("none")
+                ));
+                None
+            }
+        }
     }
 
     pub fn say(&mut self, message: impl Into<String>) {
@@ -1088,6 +1341,121 @@ mod tests {
 
     fn shift(app: &mut App, c: char) -> Option<Command> {
         app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::SHIFT))
+    }
+
+    /// The fleet with one crash-looping pod as the only signal.
+    fn crash_looping_app() -> App {
+        let mut app = app();
+        let mut snap = fixtures::fleet();
+        snap.signals = vec![Signal {
+            kind: "pod.crash_loop".into(),
+            severity: crate::model::signal::Severity::Warning,
+            subject: crate::model::signal::Subject {
+                cluster: "prod-a".into(),
+                namespace: Some("batch".into()),
+                object: Some("pod/tokenizer-worker-7d9f-x2x".into()),
+                ..Default::default()
+            },
+            summary: "pod batch/tokenizer-worker-7d9f-x2x restarted 7 times".into(),
+            evidence: Default::default(),
+            action: None,
+            first_seen: fixtures::now(),
+            dedup_key: "pod.crash_loop/prod-a/batch/tokenizer-worker".into(),
+        }];
+        app.set_snapshot(Arc::new(snap));
+        app
+    }
+
+    #[test]
+    fn l_and_shift_y_on_a_pod_signal_open_its_logs_and_yaml_and_esc_closes_them() {
+        let mut app = crash_looping_app();
+        assert_eq!(key(&mut app, KeyCode::Char('l')), None);
+        assert!(screen(&mut app, 120, 30).contains("logs: select a pod in the Pods pane"));
+        key(&mut app, KeyCode::Char('6'));
+        let target = LogTarget {
+            cluster: "prod-a".into(),
+            namespace: "batch".into(),
+            pod: "tokenizer-worker-7d9f-x2x".into(),
+            container: None,
+        };
+        let Some(Command::OpenLogs(request)) = key(&mut app, KeyCode::Char('l')) else {
+            panic!("l asks the loop to stream the pod's log");
+        };
+        assert_eq!(request.target, target);
+        assert!(request.follow && !request.previous);
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("logs batch/tokenizer-worker-7d9f-x2x @ prod-a"),
+            "{s}"
+        );
+        assert!(s.contains("connecting…"), "{s}");
+        // The view's own keys come first: p asks for the previous run.
+        let Some(Command::OpenLogs(previous)) = key(&mut app, KeyCode::Char('p')) else {
+            panic!("p reads the previous run");
+        };
+        assert!(previous.previous);
+        app.inspect_failed("404 NotFound: pods \"tokenizer-worker-7d9f-x2x\" not found".into());
+        assert!(screen(&mut app, 120, 30).contains("404 NotFound"));
+        // A pane's own key does nothing to a selection out of sight.
+        assert_eq!(shift(&mut app, 'D'), None);
+        assert!(app.inspecting());
+        assert_eq!(key(&mut app, KeyCode::Esc), None);
+        assert!(!app.inspecting());
+        assert!(screen(&mut app, 120, 30).contains("Signals"));
+
+        let Some(Command::FetchObject(object)) = shift(&mut app, 'Y') else {
+            panic!("Y asks the loop to read the pod");
+        };
+        assert_eq!(
+            (
+                object.api_version.as_str(),
+                object.kind.as_str(),
+                object.name.as_str()
+            ),
+            ("v1", "Pod", "tokenizer-worker-7d9f-x2x")
+        );
+        app.apply(Reply::Object(
+            object,
+            Ok(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tokenizer-worker-7d9f-x2x", "managedFields": [{"manager": "kubelet"}]}})),
+        ));
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("kind: Pod") && !s.contains("manager: kubelet"),
+            "{s}"
+        );
+        key(&mut app, KeyCode::Char('m'));
+        assert!(screen(&mut app, 120, 30).contains("manager: kubelet"));
+        // Going to another pane closes the view.
+        key(&mut app, KeyCode::Char('2'));
+        assert!(!app.inspecting());
+        assert_eq!(app.pane, PaneId::Nodes);
+    }
+
+    #[test]
+    fn the_palette_opens_a_pods_logs_in_the_ctx_cluster() {
+        let mut app = app();
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "logs batch/tokenizer-worker-7d9f-x2x");
+        assert_eq!(key(&mut app, KeyCode::Enter), None);
+        assert!(screen(&mut app, 120, 30).contains("choose one with :ctx NAME first"));
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "ctx prod-a");
+        key(&mut app, KeyCode::Enter);
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, "logs batch/tokenizer-worker-7d9f-x2x tokenizer");
+        let Some(Command::OpenLogs(request)) = key(&mut app, KeyCode::Enter) else {
+            panic!(":logs asks the loop to stream the pod's log");
+        };
+        assert_eq!(
+            request.target,
+            LogTarget {
+                cluster: "prod-a".into(),
+                namespace: "batch".into(),
+                pod: "tokenizer-worker-7d9f-x2x".into(),
+                container: Some("tokenizer".into()),
+            }
+        );
+        assert!(app.inspecting());
     }
 
     #[test]

@@ -132,7 +132,10 @@ impl AutomationLink {
             | Command::Note { .. }
             | Command::Acknowledge(_)
             | Command::Resolve(_)
-            | Command::Export(_) => {}
+            | Command::Export(_)
+            | Command::OpenLogs(_)
+            | Command::FetchObject(_)
+            | Command::SaveLogs { .. } => {}
         }
         Vec::new()
     }

@@ -95,6 +95,10 @@ pub enum Action {
     /// Endpoints pane: roll back the endpoint's serving Deployment; Workloads pane: the
     /// selected Deployment or InferenceService (asks y/n).
     Rollback,
+    /// A pod's logs over the whole pane (Signals pane: the selected signal's pod).
+    Logs,
+    /// An object's current YAML from the API server (Signals pane: the signal's subject).
+    Yaml,
     GoTo(PaneId),
 }
 
@@ -129,6 +133,8 @@ impl Action {
             Action::Uncordon,
             Action::Drain,
             Action::Rollback,
+            Action::Logs,
+            Action::Yaml,
         ];
         v.extend(PaneId::ALL.map(Action::GoTo));
         v
@@ -164,6 +170,8 @@ impl Action {
             Action::Uncordon => "uncordon".into(),
             Action::Drain => "drain".into(),
             Action::Rollback => "rollback".into(),
+            Action::Logs => "logs".into(),
+            Action::Yaml => "yaml".into(),
             Action::GoTo(p) => format!("goto_{}", p.name()),
         }
     }
@@ -197,6 +205,10 @@ impl Action {
             Action::Uncordon => "node: uncordon (plan first, asks y/n)".into(),
             Action::Drain => "node: drain (blast radius, asks y/n)".into(),
             Action::Rollback => "endpoint or workload: roll back its Deployment".into(),
+            Action::Logs => {
+                "pod: its logs (c container · p previous · f follow · / search · s save)".into()
+            }
+            Action::Yaml => "object: its YAML from the API server (m managedFields)".into(),
             Action::GoTo(p) => format!("go to {}", p.name()),
         }
     }
@@ -215,7 +227,8 @@ impl Action {
             Action::PageDown => &["ctrl-d", "pagedown"],
             Action::Top => &["g", "home"],
             Action::Bottom => &["G", "end"],
-            Action::NextPane => &["tab", "l", "right"],
+            // `l` is the logs, as in k9s.
+            Action::NextPane => &["tab", "right"],
             Action::PrevPane => &["backtab", "h", "left"],
             Action::SortNext => &["s"],
             Action::SortReverse => &["S"],
@@ -230,6 +243,9 @@ impl Action {
             Action::Uncordon => &["u"],
             Action::Drain => &["D"],
             Action::Rollback => &["B"],
+            Action::Logs => &["l"],
+            // `y` approves a runbook's plan; YAML is the shifted key.
+            Action::Yaml => &["Y"],
             Action::GoTo(PaneId::Overview) => &["1"],
             Action::GoTo(PaneId::Nodes) => &["2"],
             Action::GoTo(PaneId::Gpus) => &["3"],

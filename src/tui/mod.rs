@@ -2,9 +2,11 @@
 //! loop), one module per pane behind the `Pane` trait (`pane`, with what panes are given),
 //! shared drawing (`widgets`), text formatting (`format`), signals in their incident groups
 //! (`signal_groups`) and the noise kept over the last hour (`noise`), the loop's links to the
-//! RCA store (`rca`) and the runbook executor (`automation`), the keymap and the themes. May
-//! import state, pipeline, store, runbook, actions (the Mutation vocabulary), model, config;
-//! never signals (the pipeline hands the cockpit evaluated snapshots).
+//! RCA store (`rca`) and the runbook executor (`automation`), the logs and YAML views opened on
+//! one object (`logs`, `yaml`) and their link (`inspect`), the keymap and the themes. May import state, pipeline, store,
+//! runbook, actions (the Mutation vocabulary), sources (only the on-demand readers of
+//! `sources::logs`), model, config; never signals (the pipeline hands the cockpit evaluated
+//! snapshots).
 
 pub mod app;
 pub mod automation;
@@ -14,7 +16,9 @@ pub mod events;
 pub mod format;
 pub mod gpus;
 pub mod incidents;
+pub mod inspect;
 pub mod keymap;
+pub mod logs;
 pub mod nodes;
 pub mod noise;
 pub mod overview;
@@ -28,3 +32,4 @@ pub mod signals;
 pub mod theme;
 pub mod widgets;
 pub mod workloads;
+pub mod yaml;

@@ -133,7 +133,10 @@ impl RcaLink {
             self.load_timeline(id);
             return Vec::new();
         }
-        if command.is_automation() || matches!(command, Command::Scenario(_)) {
+        if command.is_automation()
+            || command.is_inspect()
+            || matches!(command, Command::Scenario(_))
+        {
             return Vec::new();
         }
         let Some(store) = self.store.clone() else {
@@ -162,7 +165,10 @@ impl RcaLink {
                 | Command::Preview { .. }
                 | Command::Perform { .. }
                 | Command::Decide { .. }
-                | Command::ToggleKill => String::new(),
+                | Command::ToggleKill
+                | Command::OpenLogs(_)
+                | Command::FetchObject(_)
+                | Command::SaveLogs { .. } => String::new(),
             })
         });
         Vec::new()

@@ -418,7 +418,11 @@ impl App {
             namespace: self.namespace.as_deref(),
             cost: snapshot.cost.as_deref(),
         };
-        self.panes.get_mut(self.pane).draw(frame, main, &ctx);
+        match &mut self.inspect {
+            Some(super::Inspect::Logs(v)) => v.draw(frame, main, &t),
+            Some(super::Inspect::Yaml(v)) => v.draw(frame, main, &t),
+            None => self.panes.get_mut(self.pane).draw(frame, main, &ctx),
+        }
 
         // Bottom: the input line while typing, else a message, else the sources' status.
         let line = match &self.mode {

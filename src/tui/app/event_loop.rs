@@ -1,7 +1,7 @@
 //! The cockpit's event loop: terminal events on their own thread, evaluations from the
 //! pipeline, the store's and the executor's replies applied to the app, ticks, NOC rotation,
-//! SIGTERM, and `:scenario` injection into the demo's simulated fleet. It owns `Effects` and
-//! the links. May import pipeline, store, runbook and the tui.
+//! SIGTERM, `:scenario` injection into the demo's simulated fleet, and the logs and YAML views'
+//! reads. It owns `Effects` and the links. May import pipeline, store, runbook and the tui.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::{App, Command, Reply};
 use crate::pipeline::Evaluated;
 use crate::tui::automation::AutomationLink;
+use crate::tui::inspect::InspectLink;
 use crate::tui::rca::RcaLink;
 
 /// Frames are drawn at most this often, and only when something changed.
@@ -28,6 +29,8 @@ pub struct Effects {
     /// The runbook executor the pipeline hands evaluations to: approvals, the kill switch and
     /// manual actions go through it. `None`: no automation.
     pub executor: Option<crate::runbook::executor::Executor>,
+    /// Clients by kubeconfig context, for the logs and YAML views' reads.
+    pub kube: std::collections::HashMap<String, kube::Client>,
 }
 
 /// Runs the cockpit until the user quits or SIGTERM/SIGINT arrives; the terminal is restored
@@ -76,6 +79,7 @@ async fn event_loop(
     let mut last_draw = Instant::now() - FRAME_INTERVAL;
     let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone());
     let (mut automation, mut automation_replies) = AutomationLink::new(effects.executor.clone());
+    let (inspect, mut inspect_replies, mut log_lines) = InspectLink::new(effects.kube.clone());
     rca.list();
     let first = evaluations.borrow().clone();
     app.set_evaluated(&first);
@@ -124,6 +128,7 @@ async fn event_loop(
                         Some(Command::Scenario(name)) => {
                             scenario(effects, name, done_tx.clone(), app);
                         }
+                        Some(c) if c.is_inspect() => inspect.perform(c, app),
                         Some(c) if c.is_automation() => {
                             let replies = automation.perform(c, app.snapshot());
                             deliver(app, &mut rca, replies);
@@ -148,6 +153,13 @@ async fn event_loop(
                 let replies = automation.apply(reply);
                 deliver(app, &mut rca, replies);
                 dirty = true;
+            }
+            Some(reply) = inspect_replies.recv() => {
+                deliver(app, &mut rca, [reply]);
+                dirty = true;
+            }
+            Some(()) = log_lines.recv() => {
+                dirty |= app.pull_logs();
             }
             Some(message) = done.recv() => {
                 app.say(message);

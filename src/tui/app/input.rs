@@ -90,14 +90,41 @@ impl App {
             }
             ("scenario", Some(name), _) if self.simulated => return Some(Command::Scenario(name.to_string())),
             ("scenario", _, _) if !self.simulated => self.say(":scenario works in demo mode (a simulated fleet)"),
+            ("logs", Some(pod), _) => return self.logs_command(pod, words.next()),
+            ("logs", None, _) => self.say(":logs NAMESPACE/POD [CONTAINER] (in the :ctx cluster)"),
             ("q" | "quit", _, _) => self.quit = true,
             ("", _, _) => {}
             (other, _, _) => self.say(format!(
-                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :runbooks :pods :workloads :events :ctx NAME :ns NAME{}",
+                "unknown command :{other}; try :overview :nodes :gpus :endpoints :cost :signals :incidents :runbooks :pods :workloads :events :ctx NAME :ns NAME :logs NS/POD{}",
                 if self.simulated { " :scenario NAME" } else { "" }
             )),
         }
         None
+    }
+
+    /// `:logs NAMESPACE/POD [CONTAINER]`: the pod's logs in the `:ctx` cluster (or the only one).
+    fn logs_command(&mut self, pod: &str, container: Option<&str>) -> Option<Command> {
+        let Some((namespace, name)) = pod
+            .split_once('/')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        else {
+            self.say(format!(":logs {pod}: name the pod as NAMESPACE/POD"));
+            return None;
+        };
+        let cluster = match (&self.cluster, self.snapshot.clusters.as_slice()) {
+            (Some(c), _) => c.clone(),
+            (None, [only]) => only.name.clone(),
+            (None, _) => {
+                self.say(":logs: several clusters are shown; choose one with :ctx NAME first");
+                return None;
+            }
+        };
+        Some(self.open_logs(crate::sources::logs::LogTarget {
+            cluster,
+            namespace: namespace.to_string(),
+            pod: name.to_string(),
+            container: container.map(str::to_string),
+        }))
     }
 
     pub fn handle_key(&mut self, key: KeyEvent) -> Option<Command> {
@@ -105,7 +132,12 @@ impl App {
             return None;
         }
         match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::Normal => self.normal_key(key),
+            Mode::Normal => {
+                if let Some(command) = self.inspect_key(&key) {
+                    return command;
+                }
+                self.normal_key(key)
+            }
             Mode::Help => None,
             Mode::Confirm {
                 command, cancelled, ..
@@ -194,6 +226,7 @@ impl App {
             Action::Cordon | Action::Uncordon | Action::Drain | Action::Rollback => {
                 return self.manual_action(action);
             }
+            Action::Logs | Action::Yaml => return self.inspect_action(action),
             other => {
                 self.pane_action(other);
             }
@@ -207,6 +240,9 @@ impl App {
     /// Mouse: the wheel scrolls, a click on a tab opens that pane.
     pub fn handle_mouse(&mut self, kind: MouseEventKind, column: u16, row: u16) {
         match kind {
+            // Over a logs or YAML view the wheel scrolls it, not the pane beneath.
+            MouseEventKind::ScrollDown if self.inspecting() => self.inspect_scroll(Action::Down),
+            MouseEventKind::ScrollUp if self.inspecting() => self.inspect_scroll(Action::Up),
             MouseEventKind::ScrollDown => {
                 self.pane_action(Action::Down);
             }
