@@ -55,7 +55,8 @@ fn the_demo_cockpit_navigates_filters_drills_down_switches_context_and_shows_an_
     t.text("scenario xid-storm");
     t.keys(&["Enter"]);
     t.keys(&["6"]);
-    t.wait_for("gpu.xid");
+    // The node's XID and ECC signals are one group: a GPU fault.
+    t.wait_for("gpu.fault");
 
     // Quit: the process ends and the shell prints its exit status.
     t.keys(&["q"]);
