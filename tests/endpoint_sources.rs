@@ -454,12 +454,23 @@ fn a_slow_latency_histogram_burns_the_latency_slo() {
         Some(Ok(vllm_scrape(&[], 0, 0, 0))),
         t(0),
     );
-    // 100 requests, 20 of them slower than 2.5 s: 20 % bad against a 1 % budget.
-    let model = tracker.observe(
-        probe(t(60), EndpointHealth::Healthy),
-        Some(Ok(vllm_scrape(&[(1, 80), (7, 20)], 100, 0, 0))),
-        t(60),
-    );
+    // 100 requests a minute, 20 of them slower than 2.5 s: 20 % bad against a 1 % budget. A
+    // page waits until the history covers its 5-minute short window.
+    for m in 1..=5u64 {
+        let model = tracker.observe(
+            probe(t(60 * m as i64), EndpointHealth::Healthy),
+            Some(Ok(vllm_scrape(&[(1, 80 * m), (7, 20 * m)], 100 * m, 0, 0))),
+            t(60 * m as i64),
+        );
+        if m < 5 {
+            assert_eq!(
+                model.latency_burn.as_ref().and_then(SloBurn::severity),
+                None,
+                "insufficient data after {m} min"
+            );
+        }
+    }
+    let model = &tracker.model;
     let latency = model.latency_burn.clone();
     assert_eq!(
         latency.as_ref().and_then(SloBurn::severity),
@@ -481,7 +492,8 @@ fn an_idle_endpoint_whose_probe_fails_burns_availability() {
     };
     let mut tracker = Polled::new(vllm_config(slo));
     let idle = vllm_scrape(&[], 0, 0, 0);
-    for s in 0..3 {
+    // Five minutes of failed probes: the page's short window is covered.
+    for s in 0..=30 {
         tracker.observe(
             probe(t(s * 10), EndpointHealth::Dead),
             Some(Ok(idle.clone())),

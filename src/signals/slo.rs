@@ -63,12 +63,16 @@ impl SliHistory {
             .fold((0.0, 0.0), |(g, t), s| (g + s.good, t + s.total))
     }
 
-    /// How much time the kept samples cover as of `now`: from the oldest to `now`.
+    /// How much time the kept samples cover as of `now`: from the start of the oldest one's
+    /// interval (it ends at its `at`; its length is taken to be the gap to the next sample)
+    /// to `now`.
     pub fn covered(&self, now: DateTime<Utc>) -> Duration {
-        self.samples
-            .front()
-            .and_then(|s| (now - s.at).to_std().ok())
-            .unwrap_or_default()
+        let mut kept = self.samples.iter();
+        let Some(first) = kept.next() else {
+            return Duration::ZERO;
+        };
+        let interval = kept.next().map_or(TimeDelta::zero(), |s| s.at - first.at);
+        (now - first.at + interval).to_std().unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
