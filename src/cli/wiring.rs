@@ -93,12 +93,23 @@ pub fn evaluate_endpoints(
     out
 }
 
-/// Starts the state task and every source the config and `targets` name. Must run inside a
-/// tokio runtime.
+/// Starts the state task and every source the config and `targets` name, with the SRE
+/// workbook's burn windows. Must run inside a tokio runtime.
 pub fn start(
     cfg: &Config,
     targets: Vec<ClusterTarget>,
     prometheus: Option<PrometheusClient>,
+) -> Running {
+    start_with(cfg, targets, prometheus, BurnPolicy::sre_workbook())
+}
+
+/// As [`start`], with the endpoints' SLO burn rules given (a rehearsal compresses their windows
+/// as it compresses every other patience).
+pub fn start_with(
+    cfg: &Config,
+    targets: Vec<ClusterTarget>,
+    prometheus: Option<PrometheusClient>,
+    burn: BurnPolicy,
 ) -> Running {
     let (tx, rx) = mpsc::channel(4096);
     let infos = targets
@@ -148,7 +159,7 @@ pub fn start(
             Duration::from_secs(5),
             etx,
         );
-        let windows = EndpointWindows::new(&cfg.endpoints, BurnPolicy::sre_workbook());
+        let windows = EndpointWindows::new(&cfg.endpoints, burn);
         forward(evaluate_endpoints(erx, windows), tx.clone(), |u| {
             Update::Endpoint(Box::new(u))
         });

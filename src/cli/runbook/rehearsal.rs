@@ -66,7 +66,13 @@ pub async fn rehearse(
     ecfg.identity = "rehearsal".into();
     let name = runbook.meta.name.clone();
     let executor = Executor::new(vec![runbook], guard, store.clone(), clients, ecfg);
-    let running = crate::cli::wiring::start(&cfg, targets, None);
+    // The burn windows too: a page needs its 5-minute window covered, 6 s at this scale.
+    let running = crate::cli::wiring::start_with(
+        &cfg,
+        targets,
+        None,
+        crate::signals::slo::BurnPolicy::sre_workbook().scaled(TIME_SCALE),
+    );
     let mut pipeline = crate::pipeline::Pipeline::new(running.pipeline_config(&cfg, Origin::Cli))
         .with_store(store.clone())
         .with_executor(executor.clone(), None);
