@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{Kubectl, Sim};
 use fleetdeck::actions::{
-    ActionContext, ActionError, ActionOutcome, DrainOptions, GangPolicy, ObjectKind, TaintEffect,
-    annotate, cordon, drain, evict_pod, plan_drain, rollback_deployment,
+    ActionContext, ActionError, ActionOutcome, DrainOptions, GangPolicy, Mutation, ObjectKind,
+    TaintEffect, annotate, cordon, drain, evict_pod, plan_drain, rollback_deployment,
     rollback_inference_service, scale, taint, uncordon, untaint,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -303,6 +303,64 @@ async fn scale_uses_the_scale_subresource_and_annotate_sets_and_removes() {
         annotate(&ctx, ObjectKind::Node, None, "no-such-node", "a", Some("b")).await,
         Err(ActionError::NotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn delete_pod_deletes_with_its_grace_period_and_a_pod_already_gone_is_a_no_op() {
+    let sim = start(&[]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let ctx = context(&sim).await;
+    let pods = k.json(&["get", "pods", "-n", "serving"]);
+    let pod = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| str_at(p, "/metadata/ownerReferences/0/kind") == "ReplicaSet")
+        .expect("a Deployment's pod in serving");
+    let name = str_at(pod, "/metadata/name").to_string();
+    let uid = str_at(pod, "/metadata/uid").to_string();
+    let delete = Mutation::DeletePod {
+        namespace: "serving".into(),
+        name: name.clone(),
+    };
+    assert_eq!(delete.target(), format!("pod/serving/{name}"));
+
+    let r = delete.perform(&ctx, None).await.expect("delete");
+    assert_eq!(r.outcome, ActionOutcome::Done, "{}", r.summary);
+    assert_eq!(r.action, "delete");
+    assert_eq!(r.outcomes.len(), 1, "one request: {:?}", r.outcomes);
+    assert_eq!(
+        r.outcomes[0].request,
+        format!("DELETE /api/v1/namespaces/serving/pods/{name}")
+    );
+    assert_eq!(r.evicted, vec![format!("serving/{name}")]);
+    // Gracefully: the pod is terminating (or, its grace period over, gone), never replaced
+    // under the same uid.
+    let after = k.run(&["get", "pod", "-n", "serving", &name, "-o", "json"]);
+    if after.status.success() {
+        let v: Value = serde_json::from_slice(&after.stdout).expect("JSON");
+        assert_eq!(str_at(&v, "/metadata/uid"), uid);
+        assert!(
+            v.pointer("/metadata/deletionTimestamp").is_some(),
+            "terminating: {v}"
+        );
+        assert!(r.summary.contains("grace period"), "{}", r.summary);
+    }
+
+    let gone = Mutation::DeletePod {
+        namespace: "serving".into(),
+        name: "no-such-pod".into(),
+    };
+    let r = gone
+        .perform(&ctx, None)
+        .await
+        .expect("a 404 is not an error");
+    assert_eq!(
+        r.outcome,
+        ActionOutcome::NoOp("pod/serving/no-such-pod is already gone".into())
+    );
+    assert!(r.outcome.is_success());
+    assert_eq!(r.outcomes[0].status, 404);
 }
 
 // ---- drain ----------------------------------------------------------------------------------

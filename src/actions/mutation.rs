@@ -113,6 +113,11 @@ pub enum Mutation {
         key: String,
         value: Option<String>,
     },
+    /// `kubectl delete pod`: the pod's own grace period; already gone is a no-op.
+    DeletePod {
+        namespace: String,
+        name: String,
+    },
 }
 
 fn empty_if_none<S: Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -232,6 +237,7 @@ impl Mutation {
             Self::Taint { .. } => "taint",
             Self::Untaint { .. } => "untaint",
             Self::Annotate { .. } => "annotate",
+            Self::DeletePod { .. } => "delete",
         }
     }
 
@@ -253,6 +259,7 @@ impl Mutation {
             Self::RollbackInferenceService { namespace, name } => {
                 format!("inferenceservice/{namespace}/{name}")
             }
+            Self::DeletePod { namespace, name } => format!("pod/{namespace}/{name}"),
             Self::Annotate {
                 kind,
                 namespace,
@@ -320,6 +327,7 @@ impl Mutation {
                 let ns = (!namespace.is_empty()).then_some(namespace.as_str());
                 super::annotate(ctx, *kind, ns, name, key, value.as_deref()).await
             }
+            Self::DeletePod { namespace, name } => super::delete_pod(ctx, namespace, name).await,
         }
     }
 }

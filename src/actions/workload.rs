@@ -1,5 +1,7 @@
-//! Object actions: annotate any object, scale a workload through its scale subresource.
+//! Object actions: annotate any object, scale a workload through its scale subresource,
+//! delete a pod.
 
+use kube::core::params::DeleteParams;
 use serde_json::{Value, json};
 
 use super::api::{Call, ObjectPath, PatchBody};
@@ -226,4 +228,54 @@ pub async fn scale(
         ActionOutcome::Done,
         format!("{object} scaled from {from} to {replicas} replicas"),
     ))
+}
+
+/// Deletes a pod as `kubectl delete pod NAME -n NS`: one DELETE with the pod's own grace
+/// period and kubectl's default cascade (background). A pod that is already gone (404) is a
+/// no-op, not a failure: whoever asked wanted it gone. Its controller, if any, replaces it.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
+pub async fn delete_pod(
+    ctx: &ActionContext,
+    namespace: &str,
+    name: &str,
+) -> Result<ActionReport, ActionError> {
+    let path = ObjectKind::Pod.path(Some(namespace), name)?;
+    let object = ObjectKind::Pod.object(Some(namespace), name);
+    let mut report = ActionReport::new(ctx, "delete", object.clone());
+    let answer = ctx
+        .mutate(
+            &path,
+            Call::Delete(DeleteParams::background()),
+            &mut report.outcomes,
+        )
+        .await?;
+    if answer.status == 404 {
+        return Ok(report.finish(
+            ActionOutcome::NoOp(format!("{object} is already gone")),
+            format!("{object} was already gone"),
+        ));
+    }
+    if !answer.is_success() {
+        return Ok(report.finish(
+            ActionOutcome::Failed(format!("delete {object}: {}", answer.refusal())),
+            format!("could not delete {object}"),
+        ));
+    }
+    let deleted = answer.json();
+    let grace = deleted
+        .as_ref()
+        .and_then(|v| v.pointer("/metadata/deletionGracePeriodSeconds"))
+        .and_then(Value::as_u64);
+    report.changes.push(FieldChange {
+        object: object.clone(),
+        field: "metadata.deletionTimestamp".into(),
+        before: None,
+        after: deleted.and_then(|v| v.pointer("/metadata/deletionTimestamp").cloned()),
+    });
+    report.evicted.push(format!("{namespace}/{name}"));
+    let summary = match grace {
+        Some(g) => format!("{object} deleted (terminating, grace period {g}s)"),
+        None => format!("{object} deleted"),
+    };
+    Ok(report.finish(ActionOutcome::Done, summary))
 }

@@ -224,6 +224,7 @@ fn verb(action: Action) -> &'static str {
         Action::Uncordon => "uncordon",
         Action::Drain => "drain",
         Action::Rollback => "rollback",
+        Action::DeletePod => "delete",
         _ => "act",
     }
 }
@@ -871,7 +872,7 @@ impl App {
         })
     }
 
-    /// A person's action on the selected node or endpoint, first phase: ask for the guard's
+    /// A person's action on the selected node, endpoint, workload or pod, first phase: ask for the guard's
     /// plan; the popup that shows it asks for y.
     fn manual_action(&mut self, action: Action) -> Option<Command> {
         let Some(automation) = &self.automation else {
@@ -899,6 +900,17 @@ impl App {
                 (Action::Rollback, _) => Err(
                     "rollback: select an endpoint (:endpoints) or a Deployment or InferenceService (:workloads)".to_string(),
                 ),
+                (Action::DeletePod, PaneId::Pods) => self
+                    .panes
+                    .pods
+                    .selected_pod(&ctx)
+                    .map(|(cluster, namespace, name)| {
+                        (cluster, Mutation::DeletePod { namespace, name })
+                    })
+                    .ok_or_else(|| "delete: no pod selected".to_string()),
+                (Action::DeletePod, _) => {
+                    Err("delete: select a pod in the Pods pane (:pods)".to_string())
+                }
                 (_, PaneId::Nodes | PaneId::Gpus) => {
                     node_target(self.panes.get(self.pane).selected_node(&ctx), action)
                 }
@@ -1328,6 +1340,7 @@ mod tests {
             "incident: resolve it (asks y/n)",
             "incident: add a note",
             "go to incidents",
+            "pod: delete it (plan first, asks y/n)",
         ] {
             assert!(s.contains(want), "{want} missing:\n{s}");
         }
@@ -1751,6 +1764,65 @@ mod tests {
         view.read_only = true;
         app.set_automation(Some(view));
         assert_eq!(shift(&mut app, 'B'), None);
+    }
+
+    #[test]
+    fn ctrl_k_deletes_the_selected_pod_after_its_plan_and_read_only_refuses() {
+        let mut app = automated_app();
+        let mut snap = fixtures::fleet();
+        let mut c = (*snap.clusters[0]).clone();
+        c.pods = Arc::new(vec![Arc::new(super::super::pods::fixtures::pod(
+            "serving", "web-1", "gpu-a-1",
+        ))]);
+        let cluster = c.name.clone();
+        snap.clusters[0] = Arc::new(c);
+        app.set_snapshot(fixtures::evaluated(snap));
+        let ctrl_k = |app: &mut App| {
+            app.handle_key(KeyEvent::new(KeyCode::Char('k'), KeyModifiers::CONTROL))
+        };
+        assert_eq!(ctrl_k(&mut app), None);
+        assert!(
+            screen(&mut app, 120, 30).contains("delete: select a pod in the Pods pane (:pods)")
+        );
+        key(&mut app, KeyCode::Char('9'));
+        assert_eq!(app.pane, PaneId::Pods);
+        let delete = Mutation::DeletePod {
+            namespace: "serving".into(),
+            name: "web-1".into(),
+        };
+        assert_eq!(
+            ctrl_k(&mut app),
+            Some(Command::Preview {
+                cluster: cluster.clone(),
+                intent: delete.clone(),
+            })
+        );
+        app.set_preview(
+            cluster.clone(),
+            PlanStep {
+                intent: delete.clone(),
+                summary: "delete pod/serving/web-1".into(),
+                blast: serde_json::Value::Null,
+            },
+            None,
+        );
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains(&format!("confirm: delete pod/serving/web-1 in {cluster}")),
+            "{s}"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster: cluster.clone(),
+                intent: delete,
+            })
+        );
+        let mut view = automation(fixtures::now());
+        view.read_only = true;
+        app.set_automation(Some(view));
+        assert_eq!(ctrl_k(&mut app), None);
+        assert!(screen(&mut app, 120, 30).contains("read-only: actions are disabled"));
     }
 
     #[test]

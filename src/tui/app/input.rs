@@ -223,7 +223,11 @@ impl App {
             Action::Approve | Action::Deny | Action::KillSwitch => {
                 return self.automation_action(action);
             }
-            Action::Cordon | Action::Uncordon | Action::Drain | Action::Rollback => {
+            Action::Cordon
+            | Action::Uncordon
+            | Action::Drain
+            | Action::Rollback
+            | Action::DeletePod => {
                 return self.manual_action(action);
             }
             Action::Logs | Action::Yaml => return self.inspect_action(action),
