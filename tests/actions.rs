@@ -860,6 +860,92 @@ async fn rollback_restores_the_previous_revision_and_interleaves_with_kubectl_ro
     );
 }
 
+/// The revisions of a Deployment's ReplicaSets, oldest first.
+fn rs_revisions(k: &Kubectl, ns: &str, deployment: &str) -> Vec<u64> {
+    let v = k.json(&["get", "rs", "-n", ns]);
+    let mut revs: Vec<u64> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|rs| str_at(rs, "/metadata/ownerReferences/0/name") == deployment)
+        .filter_map(|rs| {
+            str_at(
+                rs,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            )
+            .parse()
+            .ok()
+        })
+        .collect();
+    revs.sort_unstable();
+    revs
+}
+
+#[tokio::test]
+async fn restart_rollout_stamps_the_template_and_the_controller_rolls_a_new_revision() {
+    let sim = start(&[]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let ctx = context(&sim).await;
+    let before = rs_revisions(&k, "serving", "llama-chat");
+    let newest = *before.last().expect("a ReplicaSet of llama-chat");
+    let restart = Mutation::RestartRollout {
+        namespace: "serving".into(),
+        name: "llama-chat".into(),
+    };
+    assert_eq!(restart.target(), "deployment/serving/llama-chat");
+    let r = restart.perform(&ctx, None).await.expect("restart");
+    assert_eq!(r.outcome, ActionOutcome::Done, "{}", r.summary);
+    assert_eq!(
+        r.outcomes[0].request,
+        "PATCH /apis/apps/v1/namespaces/serving/deployments/llama-chat"
+    );
+    let change = &r.changes[0];
+    assert_eq!(
+        change.field,
+        "spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt"
+    );
+    let stamp = change
+        .after
+        .as_ref()
+        .and_then(Value::as_str)
+        .expect("a stamp");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+        "RFC 3339: {stamp}"
+    );
+    let d = k.json(&["get", "deployment", "-n", "serving", "llama-chat"]);
+    assert_eq!(
+        str_at(
+            &d,
+            "/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt"
+        ),
+        stamp
+    );
+    // The deployment controller sees a new template: a new ReplicaSet, the next revision.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let revs = rs_revisions(&k, "serving", "llama-chat");
+        if revs.last().is_some_and(|r| *r > newest) || std::time::Instant::now() > deadline {
+            break revs;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        after.last(),
+        Some(&(newest + 1)),
+        "before {before:?}, after {after:?}"
+    );
+    assert_eq!(after.len(), before.len() + 1, "a new ReplicaSet: {after:?}");
+
+    k.ok(&["rollout", "pause", "deployment/llama-chat", "-n", "serving"]);
+    let r = restart.perform(&ctx, None).await.expect("paused");
+    let ActionOutcome::Refused(why) = &r.outcome else {
+        panic!("expected a refusal: {}", r.summary);
+    };
+    assert!(why.contains("can't restart paused deployment"), "{why}");
+    assert!(r.outcomes.is_empty(), "nothing sent");
+}
+
 #[tokio::test]
 async fn rollback_refuses_a_paused_deployment() {
     let sim = start(&["--scenario", "bad-rollout"]);

@@ -81,6 +81,11 @@ pub enum Mutation {
         name: String,
         revision: Option<u64>,
     },
+    /// `rollout restart` of a Deployment: new pods under its rollout strategy.
+    RestartRollout {
+        namespace: String,
+        name: String,
+    },
     /// KServe: canary traffic back to 0.
     RollbackInferenceService {
         namespace: String,
@@ -233,6 +238,7 @@ impl Mutation {
             Self::Uncordon { .. } => "uncordon",
             Self::Drain { .. } => "drain",
             Self::Rollback { .. } | Self::RollbackInferenceService { .. } => "rollback",
+            Self::RestartRollout { .. } => "restart",
             Self::Scale { .. } => "scale",
             Self::Taint { .. } => "taint",
             Self::Untaint { .. } => "untaint",
@@ -253,6 +259,7 @@ impl Mutation {
             Self::Rollback {
                 namespace, name, ..
             }
+            | Self::RestartRollout { namespace, name }
             | Self::Scale {
                 namespace, name, ..
             } => format!("deployment/{namespace}/{name}"),
@@ -304,6 +311,9 @@ impl Mutation {
             } => super::rollback_deployment(ctx, namespace, name, *revision).await,
             Self::RollbackInferenceService { namespace, name } => {
                 super::rollback_inference_service(ctx, namespace, name).await
+            }
+            Self::RestartRollout { namespace, name } => {
+                super::restart_rollout(ctx, namespace, name, Utc::now()).await
             }
             Self::Scale {
                 namespace,

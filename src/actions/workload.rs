@@ -1,6 +1,7 @@
 //! Object actions: annotate any object, scale a workload through its scale subresource,
-//! delete a pod.
+//! restart a Deployment's rollout, delete a pod.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use kube::core::params::DeleteParams;
 use serde_json::{Value, json};
 
@@ -278,4 +279,64 @@ pub async fn delete_pod(
         None => format!("{object} deleted"),
     };
     Ok(report.finish(ActionOutcome::Done, summary))
+}
+
+/// The pod template annotation `kubectl rollout restart` sets.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// Restarts a Deployment's pods as `kubectl rollout restart deployment/NAME`
+/// (pkg/polymorphichelpers/objectrestarter.go): a strategic merge patch setting the pod
+/// template's `kubectl.kubernetes.io/restartedAt` annotation to `at` (RFC 3339), so the
+/// controller rolls out a new ReplicaSet under the Deployment's strategy. A paused Deployment
+/// is refused before anything is sent, with kubectl's message.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
+pub async fn restart_rollout(
+    ctx: &ActionContext,
+    namespace: &str,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<ActionReport, ActionError> {
+    let path = ObjectKind::Deployment.path(Some(namespace), name)?;
+    let object = ObjectKind::Deployment.object(Some(namespace), name);
+    let mut report = ActionReport::new(ctx, "restart", object.clone());
+    let dep: Value = ctx.read_existing(&path, &object).await?;
+    if dep.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
+        return Ok(report.finish(
+            ActionOutcome::Refused(format!(
+                "can't restart paused deployment (run 'kubectl rollout resume deployment/{name}' first)"
+            )),
+            format!("{object} is paused; not restarted"),
+        ));
+    }
+    let annotation = |v: &Value| {
+        v.pointer("/spec/template/metadata/annotations")
+            .and_then(|a| a.get(RESTARTED_AT))
+            .cloned()
+    };
+    let before = annotation(&dep);
+    let stamp = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let body = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}});
+    let answer = ctx
+        .mutate(
+            &path,
+            Call::Patch(PatchBody::Strategic(body)),
+            &mut report.outcomes,
+        )
+        .await?;
+    if !answer.is_success() {
+        return Ok(report.finish(
+            ActionOutcome::Failed(format!("restart {object}: {}", answer.refusal())),
+            format!("could not restart {object}"),
+        ));
+    }
+    report.changes.push(FieldChange {
+        object: object.clone(),
+        field: format!("spec.template.metadata.annotations.{RESTARTED_AT}"),
+        before,
+        after: answer.json().as_ref().and_then(annotation),
+    });
+    Ok(report.finish(
+        ActionOutcome::Done,
+        format!("{object} restarted: new pods roll out (restartedAt {stamp})"),
+    ))
 }

@@ -225,6 +225,7 @@ fn verb(action: Action) -> &'static str {
         Action::Drain => "drain",
         Action::Rollback => "rollback",
         Action::DeletePod => "delete",
+        Action::RestartRollout => "restart",
         _ => "act",
     }
 }
@@ -269,6 +270,19 @@ fn workload_rollback(
         }
     };
     Ok((cluster, intent))
+}
+
+/// The selected workload as the target of a `rollout restart`: only a Deployment.
+fn workload_restart(
+    selected: Option<(String, String, String, String)>,
+) -> Result<(String, Mutation), String> {
+    let (cluster, kind, namespace, name) = selected.ok_or("restart: no workload selected")?;
+    if kind != "deploy" {
+        return Err(format!(
+            "restart: {namespace}/{name} is not a Deployment; fleetdeck restarts a Deployment's rollout"
+        ));
+    }
+    Ok((cluster, Mutation::RestartRollout { namespace, name }))
 }
 
 /// One of each pane; `get` and `get_mut` are the one lookup from a `PaneId`.
@@ -900,6 +914,12 @@ impl App {
                 (Action::Rollback, _) => Err(
                     "rollback: select an endpoint (:endpoints) or a Deployment or InferenceService (:workloads)".to_string(),
                 ),
+                (Action::RestartRollout, PaneId::Workloads) => {
+                    workload_restart(self.panes.workloads.selected_workload(&ctx))
+                }
+                (Action::RestartRollout, _) => Err(
+                    "restart: select a Deployment in the Workloads pane (:workloads)".to_string(),
+                ),
                 (Action::DeletePod, PaneId::Pods) => self
                     .panes
                     .pods
@@ -1341,6 +1361,7 @@ mod tests {
             "incident: add a note",
             "go to incidents",
             "pod: delete it (plan first, asks y/n)",
+            "deployment: rollout restart (asks y/n)",
         ] {
             assert!(s.contains(want), "{want} missing:\n{s}");
         }
@@ -1729,7 +1750,7 @@ mod tests {
     }
 
     #[test]
-    fn the_workloads_pane_rolls_back_the_selected_deployment_and_read_only_refuses() {
+    fn the_workloads_pane_rolls_back_and_restarts_the_selected_deployment_and_read_only_refuses() {
         let mut app = automated_app();
         let mut snap = fixtures::fleet();
         let mut c = (*snap.clusters[0]).clone();
@@ -1752,7 +1773,7 @@ mod tests {
         assert_eq!(
             shift(&mut app, 'B'),
             Some(Command::Preview {
-                cluster,
+                cluster: cluster.clone(),
                 intent: Mutation::Rollback {
                     namespace: "serving".into(),
                     name: "web".into(),
@@ -1760,10 +1781,51 @@ mod tests {
                 },
             })
         );
+        assert_eq!(
+            key(&mut app, KeyCode::Char('r')),
+            Some(Command::Preview {
+                cluster: cluster.clone(),
+                intent: Mutation::RestartRollout {
+                    namespace: "serving".into(),
+                    name: "web".into(),
+                },
+            })
+        );
+        app.set_preview(
+            cluster.clone(),
+            PlanStep {
+                intent: Mutation::RestartRollout {
+                    namespace: "serving".into(),
+                    name: "web".into(),
+                },
+                summary: "restart deployment/serving/web".into(),
+                blast: serde_json::Value::Null,
+            },
+            None,
+        );
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains(&format!(
+                "confirm: restart deployment/serving/web in {cluster}"
+            )),
+            "{s}"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster,
+                intent: Mutation::RestartRollout {
+                    namespace: "serving".into(),
+                    name: "web".into(),
+                },
+            })
+        );
         let mut view = automation(fixtures::now());
         view.read_only = true;
         app.set_automation(Some(view));
         assert_eq!(shift(&mut app, 'B'), None);
+        assert_eq!(key(&mut app, KeyCode::Char('r')), None);
+        assert!(screen(&mut app, 120, 30).contains("read-only: actions are disabled"));
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub enum Action {
     /// Endpoints pane: roll back the endpoint's serving Deployment; Workloads pane: the
     /// selected Deployment or InferenceService (asks y/n).
     Rollback,
+    /// Workloads pane: restart the selected Deployment's pods, as `kubectl rollout restart`
+    /// (plan first, asks y/n).
+    RestartRollout,
     /// Pods pane: delete the selected pod, as `kubectl delete pod` (plan first, asks y/n).
     DeletePod,
     /// A pod's logs over the whole pane (Signals pane: the selected signal's pod).
@@ -135,6 +138,7 @@ impl Action {
             Action::Uncordon,
             Action::Drain,
             Action::Rollback,
+            Action::RestartRollout,
             Action::DeletePod,
             Action::Logs,
             Action::Yaml,
@@ -173,6 +177,7 @@ impl Action {
             Action::Uncordon => "uncordon".into(),
             Action::Drain => "drain".into(),
             Action::Rollback => "rollback".into(),
+            Action::RestartRollout => "restart".into(),
             Action::DeletePod => "delete_pod".into(),
             Action::Logs => "logs".into(),
             Action::Yaml => "yaml".into(),
@@ -209,6 +214,7 @@ impl Action {
             Action::Uncordon => "node: uncordon (plan first, asks y/n)".into(),
             Action::Drain => "node: drain (blast radius, asks y/n)".into(),
             Action::Rollback => "endpoint or workload: roll back its Deployment".into(),
+            Action::RestartRollout => "deployment: rollout restart (asks y/n)".into(),
             Action::DeletePod => "pod: delete it (plan first, asks y/n)".into(),
             Action::Logs => {
                 "pod: its logs (c container · p previous · f follow · / search · s save)".into()
@@ -248,6 +254,7 @@ impl Action {
             Action::Uncordon => &["u"],
             Action::Drain => &["D"],
             Action::Rollback => &["B"],
+            Action::RestartRollout => &["r"],
             // k9s's kill; `D` drains a node and ctrl-d pages down.
             Action::DeletePod => &["ctrl-k"],
             Action::Logs => &["l"],

@@ -227,6 +227,7 @@ impl App {
             | Action::Uncordon
             | Action::Drain
             | Action::Rollback
+            | Action::RestartRollout
             | Action::DeletePod => {
                 return self.manual_action(action);
             }
