@@ -306,6 +306,23 @@ async fn scale_uses_the_scale_subresource_and_annotate_sets_and_removes() {
 }
 
 #[tokio::test]
+async fn the_scale_mutation_sets_replicas_and_a_negative_count_never_becomes_one() {
+    let sim = start(&[]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let ctx = context(&sim).await;
+    assert!(matches!(
+        Mutation::scale("serving", "llama-chat", -1),
+        Err(ActionError::InvalidInput { .. })
+    ));
+    let down = Mutation::scale("serving", "llama-chat", 1).expect("1 replica");
+    let r = down.perform(&ctx, None).await.expect("scale");
+    assert_eq!(r.outcome, ActionOutcome::Done, "{}", r.summary);
+    assert_eq!(r.changes[0].after, Some(Value::from(1)));
+    let d = k.json(&["get", "deployment", "-n", "serving", "llama-chat"]);
+    assert_eq!(d["spec"]["replicas"], 1);
+}
+
+#[tokio::test]
 async fn delete_pod_deletes_with_its_grace_period_and_a_pod_already_gone_is_a_no_op() {
     let sim = start(&[]);
     let k = Kubectl::new(KUBECTL, &sim);

@@ -226,6 +226,7 @@ fn verb(action: Action) -> &'static str {
         Action::Rollback => "rollback",
         Action::DeletePod => "delete",
         Action::RestartRollout => "restart",
+        Action::Scale => "scale",
         _ => "act",
     }
 }
@@ -889,12 +890,7 @@ impl App {
     /// A person's action on the selected node, endpoint, workload or pod, first phase: ask for the guard's
     /// plan; the popup that shows it asks for y.
     fn manual_action(&mut self, action: Action) -> Option<Command> {
-        let Some(automation) = &self.automation else {
-            self.say(NO_EXECUTOR);
-            return None;
-        };
-        if automation.read_only {
-            self.say("read-only: actions are disabled (fleetdeck was started with --read-only or [runbooks] read_only)");
+        if !self.may_act() {
             return None;
         }
         let target = {
@@ -941,17 +937,108 @@ impl App {
             }
         };
         match target {
-            Ok((cluster, intent)) => {
-                self.say(format!(
-                    "asking the guard for the plan to {} {} in {cluster}…",
-                    intent.verb(),
-                    intent.target()
-                ));
-                self.awaiting_plan = Some((cluster.clone(), intent.clone()));
-                Some(Command::Preview { cluster, intent })
-            }
+            Ok((cluster, intent)) => self.ask_plan(cluster, intent),
             Err(why) => {
                 self.say(why);
+                None
+            }
+        }
+    }
+
+    /// Asks the executor for the guard's plan of `intent`; its answer opens the confirmation.
+    fn ask_plan(&mut self, cluster: String, intent: Mutation) -> Option<Command> {
+        self.say(format!(
+            "asking the guard for the plan to {} {} in {cluster}…",
+            intent.verb(),
+            intent.target()
+        ));
+        self.awaiting_plan = Some((cluster.clone(), intent.clone()));
+        Some(Command::Preview { cluster, intent })
+    }
+
+    /// Whether a person's action may be asked for at all; says why not.
+    fn may_act(&mut self) -> bool {
+        match &self.automation {
+            None => {
+                self.say(NO_EXECUTOR);
+                false
+            }
+            Some(a) if a.read_only => {
+                self.say("read-only: actions are disabled (fleetdeck was started with --read-only or [runbooks] read_only)");
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Scale, first step: the selected Deployment, then its replica count on the input line.
+    fn scale_prompt(&mut self) -> Option<Command> {
+        if !self.may_act() {
+            return None;
+        }
+        let selected = {
+            let ctx = ViewCtx {
+                snapshot: &self.snapshot,
+                theme: &self.theme,
+                now: self.now(),
+                cluster: self.cluster.as_deref(),
+                namespace: self.namespace.as_deref(),
+                cost: self.snapshot.cost.as_deref(),
+            };
+            (self.pane == PaneId::Workloads)
+                .then(|| self.panes.workloads.selected_workload(&ctx))
+                .flatten()
+        };
+        let Some((cluster, kind, namespace, name)) = selected else {
+            self.say("scale: select a Deployment in the Workloads pane (:workloads)");
+            return None;
+        };
+        if kind != "deploy" {
+            self.say(format!(
+                "scale: {namespace}/{name} is not a Deployment; fleetdeck scales a Deployment"
+            ));
+            return None;
+        }
+        let current = self
+            .snapshot
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .and_then(|c| {
+                c.deployments
+                    .iter()
+                    .find(|d| d.namespace == namespace && d.name == name)
+            })
+            .map(|d| d.replicas);
+        self.mode = Mode::Replicas {
+            cluster,
+            namespace,
+            name,
+            current,
+            text: String::new(),
+        };
+        None
+    }
+
+    /// Scale, second step: the typed count becomes a `Mutation::Scale` (a negative or
+    /// non-numeric one is refused here, naming it) and the guard's plan is asked for.
+    fn scale_to(
+        &mut self,
+        cluster: String,
+        namespace: &str,
+        name: &str,
+        text: &str,
+    ) -> Option<Command> {
+        let Ok(replicas) = text.parse::<i64>() else {
+            self.say(format!(
+                "scale deployment/{namespace}/{name} refused: {text:?} is not a number of replicas"
+            ));
+            return None;
+        };
+        match Mutation::scale(namespace, name, replicas) {
+            Ok(intent) => self.ask_plan(cluster, intent),
+            Err(e) => {
+                self.say(format!("scale refused: {e}"));
                 None
             }
         }
@@ -1362,6 +1449,7 @@ mod tests {
             "go to incidents",
             "pod: delete it (plan first, asks y/n)",
             "deployment: rollout restart (asks y/n)",
+            "deployment: scale (asks the replicas, then y/n)",
         ] {
             assert!(s.contains(want), "{want} missing:\n{s}");
         }
@@ -1884,6 +1972,98 @@ mod tests {
         view.read_only = true;
         app.set_automation(Some(view));
         assert_eq!(ctrl_k(&mut app), None);
+        assert!(screen(&mut app, 120, 30).contains("read-only: actions are disabled"));
+    }
+
+    #[test]
+    fn hash_asks_the_replicas_refuses_a_negative_count_and_scales_after_the_plan() {
+        let mut app = automated_app();
+        let mut snap = fixtures::fleet();
+        let mut c = (*snap.clusters[0]).clone();
+        c.deployments = vec![crate::model::DeploymentModel {
+            namespace: "serving".into(),
+            name: "web".into(),
+            revision: Some(4),
+            replicas: 2,
+            ready: 2,
+            updated: 2,
+            available: 2,
+            rollout: crate::model::RolloutState::Complete,
+            images: vec![],
+        }];
+        let cluster = c.name.clone();
+        snap.clusters[0] = Arc::new(c);
+        app.set_snapshot(fixtures::evaluated(snap));
+        assert_eq!(shift(&mut app, '#'), None);
+        assert!(
+            screen(&mut app, 120, 30)
+                .contains("scale: select a Deployment in the Workloads pane (:workloads)")
+        );
+        key(&mut app, KeyCode::Char('0'));
+        assert_eq!(shift(&mut app, '#'), None);
+        typed(&mut app, "-2");
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("scale deployment/serving/web to how many replicas, now 2")
+                && s.contains("-2"),
+            "{s}"
+        );
+        assert_eq!(key(&mut app, KeyCode::Enter), None);
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("scale refused: invalid scale replicas: -2 is not a count of replicas"),
+            "{s}"
+        );
+        shift(&mut app, '#');
+        typed(&mut app, "lots");
+        assert_eq!(key(&mut app, KeyCode::Enter), None);
+        assert!(screen(&mut app, 120, 30).contains("\"lots\" is not a number of replicas"));
+        shift(&mut app, '#');
+        typed(&mut app, "5");
+        assert_eq!(key(&mut app, KeyCode::Esc), None);
+        assert!(screen(&mut app, 120, 30).contains("cancelled, nothing changed"));
+
+        let scale = Mutation::Scale {
+            namespace: "serving".into(),
+            name: "web".into(),
+            replicas: 5,
+        };
+        shift(&mut app, '#');
+        typed(&mut app, "5");
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            Some(Command::Preview {
+                cluster: cluster.clone(),
+                intent: scale.clone(),
+            })
+        );
+        app.set_preview(
+            cluster.clone(),
+            PlanStep {
+                intent: scale.clone(),
+                summary: "scale deployment/serving/web".into(),
+                blast: serde_json::Value::Null,
+            },
+            None,
+        );
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains(&format!(
+                "confirm: scale deployment/serving/web in {cluster}"
+            )),
+            "{s}"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster,
+                intent: scale,
+            })
+        );
+        let mut view = automation(fixtures::now());
+        view.read_only = true;
+        app.set_automation(Some(view));
+        assert_eq!(shift(&mut app, '#'), None);
         assert!(screen(&mut app, 120, 30).contains("read-only: actions are disabled"));
     }
 

@@ -98,6 +98,8 @@ pub enum Action {
     /// Workloads pane: restart the selected Deployment's pods, as `kubectl rollout restart`
     /// (plan first, asks y/n).
     RestartRollout,
+    /// Workloads pane: scale the selected Deployment (asks the replica count, then y/n).
+    Scale,
     /// Pods pane: delete the selected pod, as `kubectl delete pod` (plan first, asks y/n).
     DeletePod,
     /// A pod's logs over the whole pane (Signals pane: the selected signal's pod).
@@ -139,6 +141,7 @@ impl Action {
             Action::Drain,
             Action::Rollback,
             Action::RestartRollout,
+            Action::Scale,
             Action::DeletePod,
             Action::Logs,
             Action::Yaml,
@@ -178,6 +181,7 @@ impl Action {
             Action::Drain => "drain".into(),
             Action::Rollback => "rollback".into(),
             Action::RestartRollout => "restart".into(),
+            Action::Scale => "scale".into(),
             Action::DeletePod => "delete_pod".into(),
             Action::Logs => "logs".into(),
             Action::Yaml => "yaml".into(),
@@ -215,6 +219,7 @@ impl Action {
             Action::Drain => "node: drain (blast radius, asks y/n)".into(),
             Action::Rollback => "endpoint or workload: roll back its Deployment".into(),
             Action::RestartRollout => "deployment: rollout restart (asks y/n)".into(),
+            Action::Scale => "deployment: scale (asks the replicas, then y/n)".into(),
             Action::DeletePod => "pod: delete it (plan first, asks y/n)".into(),
             Action::Logs => {
                 "pod: its logs (c container · p previous · f follow · / search · s save)".into()
@@ -255,6 +260,8 @@ impl Action {
             Action::Drain => &["D"],
             Action::Rollback => &["B"],
             Action::RestartRollout => &["r"],
+            // `s` sorts; `#` asks for a number.
+            Action::Scale => &["#"],
             // k9s's kill; `D` drains a node and ctrl-d pages down.
             Action::DeletePod => &["ctrl-k"],
             Action::Logs => &["l"],

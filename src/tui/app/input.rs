@@ -19,6 +19,15 @@ pub(super) enum Mode {
         incident: u64,
         text: String,
     },
+    /// Typing the replica count a Deployment is to be scaled to.
+    Replicas {
+        cluster: String,
+        namespace: String,
+        name: String,
+        /// The count the snapshot shows, for the prompt.
+        current: Option<u32>,
+        text: String,
+    },
     /// A command that closes something, waiting for y (anything else cancels).
     Confirm {
         prompt: String,
@@ -199,6 +208,31 @@ impl App {
                     None
                 }
             },
+            Mode::Replicas {
+                cluster,
+                namespace,
+                name,
+                current,
+                mut text,
+            } => match edit(&mut text, key.code) {
+                Edit::Cancel => {
+                    self.say(format!(
+                        "scale deployment/{namespace}/{name}: cancelled, nothing changed"
+                    ));
+                    None
+                }
+                Edit::Submit => self.scale_to(cluster, &namespace, &name, text.trim()),
+                Edit::Changed | Edit::Ignored => {
+                    self.mode = Mode::Replicas {
+                        cluster,
+                        namespace,
+                        name,
+                        current,
+                        text,
+                    };
+                    None
+                }
+            },
         }
     }
 
@@ -231,6 +265,7 @@ impl App {
             | Action::DeletePod => {
                 return self.manual_action(action);
             }
+            Action::Scale => return self.scale_prompt(),
             Action::Logs | Action::Yaml => return self.inspect_action(action),
             other => {
                 self.pane_action(other);
