@@ -1,6 +1,6 @@
 //! The app's input modes and what keys do in them: normal keys to actions, the `/` filter,
-//! the `:` palette, a note being typed, the y/n of a confirmation, and the mouse. May import
-//! the tui groundwork, actions and model.
+//! the `:` palette, a note or a replica count being typed, the y/n of a confirmation, and the
+//! mouse. May import the tui groundwork, actions and model.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEventKind};
 
