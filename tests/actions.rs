@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{Kubectl, Sim};
 use fleetdeck::actions::{
-    ActionContext, ActionError, ActionOutcome, DrainOptions, GangPolicy, ObjectKind, TaintEffect,
-    annotate, cordon, drain, evict_pod, plan_drain, rollback_deployment,
+    ActionContext, ActionError, ActionOutcome, DrainOptions, GangPolicy, Mutation, ObjectKind,
+    TaintEffect, annotate, cordon, drain, evict_pod, plan_drain, rollback_deployment,
     rollback_inference_service, scale, taint, uncordon, untaint,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -303,6 +303,81 @@ async fn scale_uses_the_scale_subresource_and_annotate_sets_and_removes() {
         annotate(&ctx, ObjectKind::Node, None, "no-such-node", "a", Some("b")).await,
         Err(ActionError::NotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn the_scale_mutation_sets_replicas_and_a_negative_count_never_becomes_one() {
+    let sim = start(&[]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let ctx = context(&sim).await;
+    assert!(matches!(
+        Mutation::scale("serving", "llama-chat", -1),
+        Err(ActionError::InvalidInput { .. })
+    ));
+    let down = Mutation::scale("serving", "llama-chat", 1).expect("1 replica");
+    let r = down.perform(&ctx, None).await.expect("scale");
+    assert_eq!(r.outcome, ActionOutcome::Done, "{}", r.summary);
+    assert_eq!(r.changes[0].after, Some(Value::from(1)));
+    let d = k.json(&["get", "deployment", "-n", "serving", "llama-chat"]);
+    assert_eq!(d["spec"]["replicas"], 1);
+}
+
+#[tokio::test]
+async fn delete_pod_deletes_with_its_grace_period_and_a_pod_already_gone_is_a_no_op() {
+    let sim = start(&[]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let ctx = context(&sim).await;
+    let pods = k.json(&["get", "pods", "-n", "serving"]);
+    let pod = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| str_at(p, "/metadata/ownerReferences/0/kind") == "ReplicaSet")
+        .expect("a Deployment's pod in serving");
+    let name = str_at(pod, "/metadata/name").to_string();
+    let uid = str_at(pod, "/metadata/uid").to_string();
+    let delete = Mutation::DeletePod {
+        namespace: "serving".into(),
+        name: name.clone(),
+    };
+    assert_eq!(delete.target(), format!("pod/serving/{name}"));
+
+    let r = delete.perform(&ctx, None).await.expect("delete");
+    assert_eq!(r.outcome, ActionOutcome::Done, "{}", r.summary);
+    assert_eq!(r.action, "delete");
+    assert_eq!(r.outcomes.len(), 1, "one request: {:?}", r.outcomes);
+    assert_eq!(
+        r.outcomes[0].request,
+        format!("DELETE /api/v1/namespaces/serving/pods/{name}")
+    );
+    assert_eq!(r.evicted, vec![format!("serving/{name}")]);
+    // Gracefully: the pod is terminating (or, its grace period over, gone), never replaced
+    // under the same uid.
+    let after = k.run(&["get", "pod", "-n", "serving", &name, "-o", "json"]);
+    if after.status.success() {
+        let v: Value = serde_json::from_slice(&after.stdout).expect("JSON");
+        assert_eq!(str_at(&v, "/metadata/uid"), uid);
+        assert!(
+            v.pointer("/metadata/deletionTimestamp").is_some(),
+            "terminating: {v}"
+        );
+        assert!(r.summary.contains("grace period"), "{}", r.summary);
+    }
+
+    let gone = Mutation::DeletePod {
+        namespace: "serving".into(),
+        name: "no-such-pod".into(),
+    };
+    let r = gone
+        .perform(&ctx, None)
+        .await
+        .expect("a 404 is not an error");
+    assert_eq!(
+        r.outcome,
+        ActionOutcome::NoOp("pod/serving/no-such-pod is already gone".into())
+    );
+    assert!(r.outcome.is_success());
+    assert_eq!(r.outcomes[0].status, 404);
 }
 
 // ---- drain ----------------------------------------------------------------------------------
@@ -800,6 +875,92 @@ async fn rollback_restores_the_previous_revision_and_interleaves_with_kubectl_ro
         msg.contains("revision 99") && msg.contains("revisions available: 1, 2"),
         "{msg}"
     );
+}
+
+/// The revisions of a Deployment's ReplicaSets, oldest first.
+fn rs_revisions(k: &Kubectl, ns: &str, deployment: &str) -> Vec<u64> {
+    let v = k.json(&["get", "rs", "-n", ns]);
+    let mut revs: Vec<u64> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|rs| str_at(rs, "/metadata/ownerReferences/0/name") == deployment)
+        .filter_map(|rs| {
+            str_at(
+                rs,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            )
+            .parse()
+            .ok()
+        })
+        .collect();
+    revs.sort_unstable();
+    revs
+}
+
+#[tokio::test]
+async fn restart_rollout_stamps_the_template_and_the_controller_rolls_a_new_revision() {
+    let sim = start(&[]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let ctx = context(&sim).await;
+    let before = rs_revisions(&k, "serving", "llama-chat");
+    let newest = *before.last().expect("a ReplicaSet of llama-chat");
+    let restart = Mutation::RestartRollout {
+        namespace: "serving".into(),
+        name: "llama-chat".into(),
+    };
+    assert_eq!(restart.target(), "deployment/serving/llama-chat");
+    let r = restart.perform(&ctx, None).await.expect("restart");
+    assert_eq!(r.outcome, ActionOutcome::Done, "{}", r.summary);
+    assert_eq!(
+        r.outcomes[0].request,
+        "PATCH /apis/apps/v1/namespaces/serving/deployments/llama-chat"
+    );
+    let change = &r.changes[0];
+    assert_eq!(
+        change.field,
+        "spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt"
+    );
+    let stamp = change
+        .after
+        .as_ref()
+        .and_then(Value::as_str)
+        .expect("a stamp");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+        "RFC 3339: {stamp}"
+    );
+    let d = k.json(&["get", "deployment", "-n", "serving", "llama-chat"]);
+    assert_eq!(
+        str_at(
+            &d,
+            "/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt"
+        ),
+        stamp
+    );
+    // The deployment controller sees a new template: a new ReplicaSet, the next revision.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let revs = rs_revisions(&k, "serving", "llama-chat");
+        if revs.last().is_some_and(|r| *r > newest) || std::time::Instant::now() > deadline {
+            break revs;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        after.last(),
+        Some(&(newest + 1)),
+        "before {before:?}, after {after:?}"
+    );
+    assert_eq!(after.len(), before.len() + 1, "a new ReplicaSet: {after:?}");
+
+    k.ok(&["rollout", "pause", "deployment/llama-chat", "-n", "serving"]);
+    let r = restart.perform(&ctx, None).await.expect("paused");
+    let ActionOutcome::Refused(why) = &r.outcome else {
+        panic!("expected a refusal: {}", r.summary);
+    };
+    assert!(why.contains("can't restart paused deployment"), "{why}");
+    assert!(r.outcomes.is_empty(), "nothing sent");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Mutations of a cluster with kubectl's own semantics (cordon, drain, rollback, scale, taint,
-//! annotate), and their typed vocabulary, [`Mutation`]. Only this module mutates a cluster;
+//! annotate, restart a rollout, delete a pod), and their typed vocabulary, [`Mutation`]. Only this module mutates a cluster;
 //! callers reach it through the guard.
 //! Imports `model` (the timeline types its reports fill) and the kube client; nothing else.
 //!
@@ -32,7 +32,7 @@ pub use evict::evict_pod;
 pub use mutation::{DrainRequest, Mutation};
 pub use node::{TaintEffect, cordon, taint, uncordon, untaint};
 pub use rollback::{rollback_deployment, rollback_inference_service};
-pub use workload::{ObjectKind, annotate, scale};
+pub use workload::{ObjectKind, RESTARTED_AT, annotate, delete_pod, restart_rollout, scale};
 
 /// The field manager fleetdeck's writes are recorded under (`metadata.managedFields`).
 pub const FIELD_MANAGER: &str = "fleetdeck";

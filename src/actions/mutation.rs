@@ -81,6 +81,11 @@ pub enum Mutation {
         name: String,
         revision: Option<u64>,
     },
+    /// `rollout restart` of a Deployment: new pods under its rollout strategy.
+    RestartRollout {
+        namespace: String,
+        name: String,
+    },
     /// KServe: canary traffic back to 0.
     RollbackInferenceService {
         namespace: String,
@@ -112,6 +117,11 @@ pub enum Mutation {
         name: String,
         key: String,
         value: Option<String>,
+    },
+    /// `kubectl delete pod`: the pod's own grace period; already gone is a no-op.
+    DeletePod {
+        namespace: String,
+        name: String,
     },
 }
 
@@ -228,10 +238,12 @@ impl Mutation {
             Self::Uncordon { .. } => "uncordon",
             Self::Drain { .. } => "drain",
             Self::Rollback { .. } | Self::RollbackInferenceService { .. } => "rollback",
+            Self::RestartRollout { .. } => "restart",
             Self::Scale { .. } => "scale",
             Self::Taint { .. } => "taint",
             Self::Untaint { .. } => "untaint",
             Self::Annotate { .. } => "annotate",
+            Self::DeletePod { .. } => "delete",
         }
     }
 
@@ -247,12 +259,14 @@ impl Mutation {
             Self::Rollback {
                 namespace, name, ..
             }
+            | Self::RestartRollout { namespace, name }
             | Self::Scale {
                 namespace, name, ..
             } => format!("deployment/{namespace}/{name}"),
             Self::RollbackInferenceService { namespace, name } => {
                 format!("inferenceservice/{namespace}/{name}")
             }
+            Self::DeletePod { namespace, name } => format!("pod/{namespace}/{name}"),
             Self::Annotate {
                 kind,
                 namespace,
@@ -298,6 +312,9 @@ impl Mutation {
             Self::RollbackInferenceService { namespace, name } => {
                 super::rollback_inference_service(ctx, namespace, name).await
             }
+            Self::RestartRollout { namespace, name } => {
+                super::restart_rollout(ctx, namespace, name, Utc::now()).await
+            }
             Self::Scale {
                 namespace,
                 name,
@@ -320,6 +337,7 @@ impl Mutation {
                 let ns = (!namespace.is_empty()).then_some(namespace.as_str());
                 super::annotate(ctx, *kind, ns, name, key, value.as_deref()).await
             }
+            Self::DeletePod { namespace, name } => super::delete_pod(ctx, namespace, name).await,
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Object actions: annotate any object, scale a workload through its scale subresource.
+//! Object actions: annotate any object, scale a workload through its scale subresource,
+//! restart a Deployment's rollout, delete a pod.
 
+use chrono::{DateTime, SecondsFormat, Utc};
+use kube::core::params::DeleteParams;
 use serde_json::{Value, json};
 
 use super::api::{Call, ObjectPath, PatchBody};
@@ -225,5 +228,115 @@ pub async fn scale(
     Ok(report.finish(
         ActionOutcome::Done,
         format!("{object} scaled from {from} to {replicas} replicas"),
+    ))
+}
+
+/// Deletes a pod as `kubectl delete pod NAME -n NS`: one DELETE with the pod's own grace
+/// period and kubectl's default cascade (background). A pod that is already gone (404) is a
+/// no-op, not a failure: whoever asked wanted it gone. Its controller, if any, replaces it.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
+pub async fn delete_pod(
+    ctx: &ActionContext,
+    namespace: &str,
+    name: &str,
+) -> Result<ActionReport, ActionError> {
+    let path = ObjectKind::Pod.path(Some(namespace), name)?;
+    let object = ObjectKind::Pod.object(Some(namespace), name);
+    let mut report = ActionReport::new(ctx, "delete", object.clone());
+    let answer = ctx
+        .mutate(
+            &path,
+            Call::Delete(DeleteParams::background()),
+            &mut report.outcomes,
+        )
+        .await?;
+    if answer.status == 404 {
+        return Ok(report.finish(
+            ActionOutcome::NoOp(format!("{object} is already gone")),
+            format!("{object} was already gone"),
+        ));
+    }
+    if !answer.is_success() {
+        return Ok(report.finish(
+            ActionOutcome::Failed(format!("delete {object}: {}", answer.refusal())),
+            format!("could not delete {object}"),
+        ));
+    }
+    let deleted = answer.json();
+    let grace = deleted
+        .as_ref()
+        .and_then(|v| v.pointer("/metadata/deletionGracePeriodSeconds"))
+        .and_then(Value::as_u64);
+    report.changes.push(FieldChange {
+        object: object.clone(),
+        field: "metadata.deletionTimestamp".into(),
+        before: None,
+        after: deleted.and_then(|v| v.pointer("/metadata/deletionTimestamp").cloned()),
+    });
+    report.evicted.push(format!("{namespace}/{name}"));
+    let summary = match grace {
+        Some(g) => format!("{object} deleted (terminating, grace period {g}s)"),
+        None => format!("{object} deleted"),
+    };
+    Ok(report.finish(ActionOutcome::Done, summary))
+}
+
+/// The pod template annotation `kubectl rollout restart` sets.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// Restarts a Deployment's pods as `kubectl rollout restart deployment/NAME`
+/// (pkg/polymorphichelpers/objectrestarter.go): a strategic merge patch setting the pod
+/// template's `kubectl.kubernetes.io/restartedAt` annotation to `at` (RFC 3339), so the
+/// controller rolls out a new ReplicaSet under the Deployment's strategy. A paused Deployment
+/// is refused before anything is sent, with kubectl's message.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
+pub async fn restart_rollout(
+    ctx: &ActionContext,
+    namespace: &str,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<ActionReport, ActionError> {
+    let path = ObjectKind::Deployment.path(Some(namespace), name)?;
+    let object = ObjectKind::Deployment.object(Some(namespace), name);
+    let mut report = ActionReport::new(ctx, "restart", object.clone());
+    let dep: Value = ctx.read_existing(&path, &object).await?;
+    if dep.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
+        return Ok(report.finish(
+            ActionOutcome::Refused(format!(
+                "can't restart paused deployment (run 'kubectl rollout resume deployment/{name}' first)"
+            )),
+            format!("{object} is paused; not restarted"),
+        ));
+    }
+    let annotation = |v: &Value| {
+        v.pointer("/spec/template/metadata/annotations")
+            .and_then(|a| a.get(RESTARTED_AT))
+            .cloned()
+    };
+    let before = annotation(&dep);
+    let stamp = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let body = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}});
+    let answer = ctx
+        .mutate(
+            &path,
+            Call::Patch(PatchBody::Strategic(body)),
+            &mut report.outcomes,
+        )
+        .await?;
+    if !answer.is_success() {
+        return Ok(report.finish(
+            ActionOutcome::Failed(format!("restart {object}: {}", answer.refusal())),
+            format!("could not restart {object}"),
+        ));
+    }
+    report.changes.push(FieldChange {
+        object: object.clone(),
+        field: format!("spec.template.metadata.annotations.{RESTARTED_AT}"),
+        before,
+        after: answer.json().as_ref().and_then(annotation),
+    });
+    Ok(report.finish(
+        ActionOutcome::Done,
+        format!("{object} restarted: new pods roll out (restartedAt {stamp})"),
     ))
 }

@@ -604,6 +604,34 @@ impl Executor {
                 }
                 Err(e) => (format!("drain node {node} ({e})"), serde_json::Value::Null),
             },
+            Mutation::Scale {
+                namespace,
+                name,
+                replicas,
+            } => {
+                let snap = self.latest();
+                let current = snap
+                    .clusters
+                    .iter()
+                    .find(|c| c.name == cluster)
+                    .and_then(|c| {
+                        c.deployments
+                            .iter()
+                            .find(|d| &d.namespace == namespace && &d.name == name)
+                    })
+                    .map(|d| d.replicas);
+                let summary = match current {
+                    Some(now) if now > *replicas => format!(
+                        "scale deployment/{namespace}/{name} down from {now} to {replicas} replicas: {} pod(s) will be removed",
+                        now - replicas
+                    ),
+                    Some(now) => format!(
+                        "scale deployment/{namespace}/{name} from {now} to {replicas} replicas"
+                    ),
+                    None => format!("scale deployment/{namespace}/{name} to {replicas} replicas"),
+                };
+                (summary, serde_json::Value::Null)
+            }
             other => (
                 format!("{} {}", other.verb(), other.target()),
                 serde_json::Value::Null,

@@ -224,6 +224,9 @@ fn verb(action: Action) -> &'static str {
         Action::Uncordon => "uncordon",
         Action::Drain => "drain",
         Action::Rollback => "rollback",
+        Action::DeletePod => "delete",
+        Action::RestartRollout => "restart",
+        Action::Scale => "scale",
         _ => "act",
     }
 }
@@ -268,6 +271,19 @@ fn workload_rollback(
         }
     };
     Ok((cluster, intent))
+}
+
+/// The selected workload as the target of a `rollout restart`: only a Deployment.
+fn workload_restart(
+    selected: Option<(String, String, String, String)>,
+) -> Result<(String, Mutation), String> {
+    let (cluster, kind, namespace, name) = selected.ok_or("restart: no workload selected")?;
+    if kind != "deploy" {
+        return Err(format!(
+            "restart: {namespace}/{name} is not a Deployment; fleetdeck restarts a Deployment's rollout"
+        ));
+    }
+    Ok((cluster, Mutation::RestartRollout { namespace, name }))
 }
 
 /// One of each pane; `get` and `get_mut` are the one lookup from a `PaneId`.
@@ -871,15 +887,10 @@ impl App {
         })
     }
 
-    /// A person's action on the selected node or endpoint, first phase: ask for the guard's
+    /// A person's action on the selected node, endpoint, workload or pod, first phase: ask for the guard's
     /// plan; the popup that shows it asks for y.
     fn manual_action(&mut self, action: Action) -> Option<Command> {
-        let Some(automation) = &self.automation else {
-            self.say(NO_EXECUTOR);
-            return None;
-        };
-        if automation.read_only {
-            self.say("read-only: actions are disabled (fleetdeck was started with --read-only or [runbooks] read_only)");
+        if !self.may_act() {
             return None;
         }
         let target = {
@@ -899,6 +910,23 @@ impl App {
                 (Action::Rollback, _) => Err(
                     "rollback: select an endpoint (:endpoints) or a Deployment or InferenceService (:workloads)".to_string(),
                 ),
+                (Action::RestartRollout, PaneId::Workloads) => {
+                    workload_restart(self.panes.workloads.selected_workload(&ctx))
+                }
+                (Action::RestartRollout, _) => Err(
+                    "restart: select a Deployment in the Workloads pane (:workloads)".to_string(),
+                ),
+                (Action::DeletePod, PaneId::Pods) => self
+                    .panes
+                    .pods
+                    .selected_pod(&ctx)
+                    .map(|(cluster, namespace, name)| {
+                        (cluster, Mutation::DeletePod { namespace, name })
+                    })
+                    .ok_or_else(|| "delete: no pod selected".to_string()),
+                (Action::DeletePod, _) => {
+                    Err("delete: select a pod in the Pods pane (:pods)".to_string())
+                }
                 (_, PaneId::Nodes | PaneId::Gpus) => {
                     node_target(self.panes.get(self.pane).selected_node(&ctx), action)
                 }
@@ -909,17 +937,108 @@ impl App {
             }
         };
         match target {
-            Ok((cluster, intent)) => {
-                self.say(format!(
-                    "asking the guard for the plan to {} {} in {cluster}…",
-                    intent.verb(),
-                    intent.target()
-                ));
-                self.awaiting_plan = Some((cluster.clone(), intent.clone()));
-                Some(Command::Preview { cluster, intent })
-            }
+            Ok((cluster, intent)) => self.ask_plan(cluster, intent),
             Err(why) => {
                 self.say(why);
+                None
+            }
+        }
+    }
+
+    /// Asks the executor for the guard's plan of `intent`; its answer opens the confirmation.
+    fn ask_plan(&mut self, cluster: String, intent: Mutation) -> Option<Command> {
+        self.say(format!(
+            "asking the guard for the plan to {} {} in {cluster}…",
+            intent.verb(),
+            intent.target()
+        ));
+        self.awaiting_plan = Some((cluster.clone(), intent.clone()));
+        Some(Command::Preview { cluster, intent })
+    }
+
+    /// Whether a person's action may be asked for at all; says why not.
+    fn may_act(&mut self) -> bool {
+        match &self.automation {
+            None => {
+                self.say(NO_EXECUTOR);
+                false
+            }
+            Some(a) if a.read_only => {
+                self.say("read-only: actions are disabled (fleetdeck was started with --read-only or [runbooks] read_only)");
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Scale, first step: the selected Deployment, then its replica count on the input line.
+    fn scale_prompt(&mut self) -> Option<Command> {
+        if !self.may_act() {
+            return None;
+        }
+        let selected = {
+            let ctx = ViewCtx {
+                snapshot: &self.snapshot,
+                theme: &self.theme,
+                now: self.now(),
+                cluster: self.cluster.as_deref(),
+                namespace: self.namespace.as_deref(),
+                cost: self.snapshot.cost.as_deref(),
+            };
+            (self.pane == PaneId::Workloads)
+                .then(|| self.panes.workloads.selected_workload(&ctx))
+                .flatten()
+        };
+        let Some((cluster, kind, namespace, name)) = selected else {
+            self.say("scale: select a Deployment in the Workloads pane (:workloads)");
+            return None;
+        };
+        if kind != "deploy" {
+            self.say(format!(
+                "scale: {namespace}/{name} is not a Deployment; fleetdeck scales a Deployment"
+            ));
+            return None;
+        }
+        let current = self
+            .snapshot
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .and_then(|c| {
+                c.deployments
+                    .iter()
+                    .find(|d| d.namespace == namespace && d.name == name)
+            })
+            .map(|d| d.replicas);
+        self.mode = Mode::Replicas {
+            cluster,
+            namespace,
+            name,
+            current,
+            text: String::new(),
+        };
+        None
+    }
+
+    /// Scale, second step: the typed count becomes a `Mutation::Scale` (a negative or
+    /// non-numeric one is refused here, naming it) and the guard's plan is asked for.
+    fn scale_to(
+        &mut self,
+        cluster: String,
+        namespace: &str,
+        name: &str,
+        text: &str,
+    ) -> Option<Command> {
+        let Ok(replicas) = text.parse::<i64>() else {
+            self.say(format!(
+                "scale deployment/{namespace}/{name} refused: {text:?} is not a number of replicas"
+            ));
+            return None;
+        };
+        match Mutation::scale(namespace, name, replicas) {
+            Ok(intent) => self.ask_plan(cluster, intent),
+            Err(e) => {
+                self.say(format!("scale refused: {e}"));
                 None
             }
         }
@@ -1328,6 +1447,9 @@ mod tests {
             "incident: resolve it (asks y/n)",
             "incident: add a note",
             "go to incidents",
+            "pod: delete it (plan first, asks y/n)",
+            "deployment: rollout restart (asks y/n)",
+            "deployment: scale (asks the replicas, then y/n)",
         ] {
             assert!(s.contains(want), "{want} missing:\n{s}");
         }
@@ -1716,7 +1838,7 @@ mod tests {
     }
 
     #[test]
-    fn the_workloads_pane_rolls_back_the_selected_deployment_and_read_only_refuses() {
+    fn the_workloads_pane_rolls_back_and_restarts_the_selected_deployment_and_read_only_refuses() {
         let mut app = automated_app();
         let mut snap = fixtures::fleet();
         let mut c = (*snap.clusters[0]).clone();
@@ -1739,7 +1861,7 @@ mod tests {
         assert_eq!(
             shift(&mut app, 'B'),
             Some(Command::Preview {
-                cluster,
+                cluster: cluster.clone(),
                 intent: Mutation::Rollback {
                     namespace: "serving".into(),
                     name: "web".into(),
@@ -1747,10 +1869,202 @@ mod tests {
                 },
             })
         );
+        assert_eq!(
+            key(&mut app, KeyCode::Char('r')),
+            Some(Command::Preview {
+                cluster: cluster.clone(),
+                intent: Mutation::RestartRollout {
+                    namespace: "serving".into(),
+                    name: "web".into(),
+                },
+            })
+        );
+        app.set_preview(
+            cluster.clone(),
+            PlanStep {
+                intent: Mutation::RestartRollout {
+                    namespace: "serving".into(),
+                    name: "web".into(),
+                },
+                summary: "restart deployment/serving/web".into(),
+                blast: serde_json::Value::Null,
+            },
+            None,
+        );
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains(&format!(
+                "confirm: restart deployment/serving/web in {cluster}"
+            )),
+            "{s}"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster,
+                intent: Mutation::RestartRollout {
+                    namespace: "serving".into(),
+                    name: "web".into(),
+                },
+            })
+        );
         let mut view = automation(fixtures::now());
         view.read_only = true;
         app.set_automation(Some(view));
         assert_eq!(shift(&mut app, 'B'), None);
+        assert_eq!(key(&mut app, KeyCode::Char('r')), None);
+        assert!(screen(&mut app, 120, 30).contains("read-only: actions are disabled"));
+    }
+
+    #[test]
+    fn ctrl_k_deletes_the_selected_pod_after_its_plan_and_read_only_refuses() {
+        let mut app = automated_app();
+        let mut snap = fixtures::fleet();
+        let mut c = (*snap.clusters[0]).clone();
+        c.pods = Arc::new(vec![Arc::new(super::super::pods::fixtures::pod(
+            "serving", "web-1", "gpu-a-1",
+        ))]);
+        let cluster = c.name.clone();
+        snap.clusters[0] = Arc::new(c);
+        app.set_snapshot(fixtures::evaluated(snap));
+        let ctrl_k = |app: &mut App| {
+            app.handle_key(KeyEvent::new(KeyCode::Char('k'), KeyModifiers::CONTROL))
+        };
+        assert_eq!(ctrl_k(&mut app), None);
+        assert!(
+            screen(&mut app, 120, 30).contains("delete: select a pod in the Pods pane (:pods)")
+        );
+        key(&mut app, KeyCode::Char('9'));
+        assert_eq!(app.pane, PaneId::Pods);
+        let delete = Mutation::DeletePod {
+            namespace: "serving".into(),
+            name: "web-1".into(),
+        };
+        assert_eq!(
+            ctrl_k(&mut app),
+            Some(Command::Preview {
+                cluster: cluster.clone(),
+                intent: delete.clone(),
+            })
+        );
+        app.set_preview(
+            cluster.clone(),
+            PlanStep {
+                intent: delete.clone(),
+                summary: "delete pod/serving/web-1".into(),
+                blast: serde_json::Value::Null,
+            },
+            None,
+        );
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains(&format!("confirm: delete pod/serving/web-1 in {cluster}")),
+            "{s}"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster: cluster.clone(),
+                intent: delete,
+            })
+        );
+        let mut view = automation(fixtures::now());
+        view.read_only = true;
+        app.set_automation(Some(view));
+        assert_eq!(ctrl_k(&mut app), None);
+        assert!(screen(&mut app, 120, 30).contains("read-only: actions are disabled"));
+    }
+
+    #[test]
+    fn hash_asks_the_replicas_refuses_a_negative_count_and_scales_after_the_plan() {
+        let mut app = automated_app();
+        let mut snap = fixtures::fleet();
+        let mut c = (*snap.clusters[0]).clone();
+        c.deployments = vec![crate::model::DeploymentModel {
+            namespace: "serving".into(),
+            name: "web".into(),
+            revision: Some(4),
+            replicas: 2,
+            ready: 2,
+            updated: 2,
+            available: 2,
+            rollout: crate::model::RolloutState::Complete,
+            images: vec![],
+        }];
+        let cluster = c.name.clone();
+        snap.clusters[0] = Arc::new(c);
+        app.set_snapshot(fixtures::evaluated(snap));
+        assert_eq!(shift(&mut app, '#'), None);
+        assert!(
+            screen(&mut app, 120, 30)
+                .contains("scale: select a Deployment in the Workloads pane (:workloads)")
+        );
+        key(&mut app, KeyCode::Char('0'));
+        assert_eq!(shift(&mut app, '#'), None);
+        typed(&mut app, "-2");
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("scale deployment/serving/web to how many replicas, now 2")
+                && s.contains("-2"),
+            "{s}"
+        );
+        assert_eq!(key(&mut app, KeyCode::Enter), None);
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains("scale refused: invalid scale replicas: -2 is not a count of replicas"),
+            "{s}"
+        );
+        shift(&mut app, '#');
+        typed(&mut app, "lots");
+        assert_eq!(key(&mut app, KeyCode::Enter), None);
+        assert!(screen(&mut app, 120, 30).contains("\"lots\" is not a number of replicas"));
+        shift(&mut app, '#');
+        typed(&mut app, "5");
+        assert_eq!(key(&mut app, KeyCode::Esc), None);
+        assert!(screen(&mut app, 120, 30).contains("cancelled, nothing changed"));
+
+        let scale = Mutation::Scale {
+            namespace: "serving".into(),
+            name: "web".into(),
+            replicas: 5,
+        };
+        shift(&mut app, '#');
+        typed(&mut app, "5");
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            Some(Command::Preview {
+                cluster: cluster.clone(),
+                intent: scale.clone(),
+            })
+        );
+        app.set_preview(
+            cluster.clone(),
+            PlanStep {
+                intent: scale.clone(),
+                summary: "scale deployment/serving/web".into(),
+                blast: serde_json::Value::Null,
+            },
+            None,
+        );
+        let s = screen(&mut app, 120, 30);
+        assert!(
+            s.contains(&format!(
+                "confirm: scale deployment/serving/web in {cluster}"
+            )),
+            "{s}"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster,
+                intent: scale,
+            })
+        );
+        let mut view = automation(fixtures::now());
+        view.read_only = true;
+        app.set_automation(Some(view));
+        assert_eq!(shift(&mut app, '#'), None);
+        assert!(screen(&mut app, 120, 30).contains("read-only: actions are disabled"));
     }
 
     #[test]

@@ -421,6 +421,71 @@ fn run(signal) {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_persons_scale_down_shows_the_pods_it_removes_and_its_failure_reaches_the_timeline() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
+        let (mut link, mut replies) = AutomationLink::new(Some(executor(&store, false)));
+        let mut app = app();
+        let mut snap = fixtures::fleet();
+        let mut c = (*snap.clusters[0]).clone();
+        c.deployments = vec![crate::model::DeploymentModel {
+            namespace: "serving".into(),
+            name: "web".into(),
+            revision: Some(4),
+            replicas: 3,
+            ready: 3,
+            updated: 3,
+            available: 3,
+            rollout: crate::model::RolloutState::Complete,
+            images: vec![],
+        }];
+        snap.clusters[0] = Arc::new(c);
+        app.set_snapshot(fixtures::evaluated(snap));
+        // The pipeline hands the executor each evaluation; here the test does.
+        if let Some(e) = &link.executor {
+            e.observe_snapshot_only(app.snapshot());
+        }
+        app.apply(link.refresh());
+        key(&mut app, KeyCode::Char('0'));
+        app.handle_key(KeyEvent::new(KeyCode::Char('#'), KeyModifiers::SHIFT));
+        key(&mut app, KeyCode::Char('1'));
+        let Some(preview) = key(&mut app, KeyCode::Enter) else {
+            panic!("enter asks for the plan")
+        };
+        let replies_now = link.perform(preview, app.snapshot());
+        deliver(&mut app, replies_now);
+        settle(&mut link, &mut replies, &mut app).await;
+        let s = screen(&mut app);
+        assert!(
+            s.contains("confirm: scale deployment/serving/web in prod-a")
+                && s.contains("down from 3 to 1 replicas: 2 pod(s) will be removed"),
+            "{s}"
+        );
+        assert!(!s.contains("blast radius"), "a scale is not a drain: {s}");
+        let Some(perform) = key(&mut app, KeyCode::Char('y')) else {
+            panic!("y performs it")
+        };
+        let replies_now = link.perform(perform, app.snapshot());
+        deliver(&mut app, replies_now);
+        settle(&mut link, &mut replies, &mut app).await;
+        let s = screen(&mut app);
+        assert!(
+            s.contains("scale deployment/serving/web in prod-a failed: no client"),
+            "{s}"
+        );
+        let entries: Vec<_> = (0..=store.len().unwrap_or(0))
+            .filter_map(|seq| store.entry(seq).ok().flatten())
+            .collect();
+        assert!(
+            entries.iter().any(|e| e.entry.kind == EntryKind::Action
+                && e.entry
+                    .summary
+                    .starts_with("scale deployment/serving/web failed")),
+            "{entries:#?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_only_executor_turns_the_action_keys_off_and_no_executor_says_so() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));

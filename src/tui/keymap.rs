@@ -95,6 +95,13 @@ pub enum Action {
     /// Endpoints pane: roll back the endpoint's serving Deployment; Workloads pane: the
     /// selected Deployment or InferenceService (asks y/n).
     Rollback,
+    /// Workloads pane: restart the selected Deployment's pods, as `kubectl rollout restart`
+    /// (plan first, asks y/n).
+    RestartRollout,
+    /// Workloads pane: scale the selected Deployment (asks the replica count, then y/n).
+    Scale,
+    /// Pods pane: delete the selected pod, as `kubectl delete pod` (plan first, asks y/n).
+    DeletePod,
     /// A pod's logs over the whole pane (Signals pane: the selected signal's pod).
     Logs,
     /// An object's current YAML from the API server (Signals pane: the signal's subject).
@@ -133,6 +140,9 @@ impl Action {
             Action::Uncordon,
             Action::Drain,
             Action::Rollback,
+            Action::RestartRollout,
+            Action::Scale,
+            Action::DeletePod,
             Action::Logs,
             Action::Yaml,
         ];
@@ -170,6 +180,9 @@ impl Action {
             Action::Uncordon => "uncordon".into(),
             Action::Drain => "drain".into(),
             Action::Rollback => "rollback".into(),
+            Action::RestartRollout => "restart".into(),
+            Action::Scale => "scale".into(),
+            Action::DeletePod => "delete_pod".into(),
             Action::Logs => "logs".into(),
             Action::Yaml => "yaml".into(),
             Action::GoTo(p) => format!("goto_{}", p.name()),
@@ -205,6 +218,9 @@ impl Action {
             Action::Uncordon => "node: uncordon (plan first, asks y/n)".into(),
             Action::Drain => "node: drain (blast radius, asks y/n)".into(),
             Action::Rollback => "endpoint or workload: roll back its Deployment".into(),
+            Action::RestartRollout => "deployment: rollout restart (asks y/n)".into(),
+            Action::Scale => "deployment: scale (asks the replicas, then y/n)".into(),
+            Action::DeletePod => "pod: delete it (plan first, asks y/n)".into(),
             Action::Logs => {
                 "pod: its logs (c container · p previous · f follow · / search · s save)".into()
             }
@@ -243,6 +259,11 @@ impl Action {
             Action::Uncordon => &["u"],
             Action::Drain => &["D"],
             Action::Rollback => &["B"],
+            Action::RestartRollout => &["r"],
+            // `s` sorts; `#` asks for a number.
+            Action::Scale => &["#"],
+            // k9s's kill; `D` drains a node and ctrl-d pages down.
+            Action::DeletePod => &["ctrl-k"],
             Action::Logs => &["l"],
             // `y` approves a runbook's plan; YAML is the shifted key.
             Action::Yaml => &["Y"],
@@ -685,17 +706,18 @@ mod tests {
             (KeyCode::Char('u'), none, Action::Uncordon),
             (KeyCode::Char('D'), shift, Action::Drain),
             (KeyCode::Char('B'), shift, Action::Rollback),
+            (KeyCode::Char('k'), KeyModifiers::CONTROL, Action::DeletePod),
             (KeyCode::Char('8'), none, Action::GoTo(PaneId::Runbooks)),
         ] {
             assert_eq!(k.action(&ev(code, modifiers)), Some(action), "{code:?}");
         }
         let o = BTreeMap::from([
-            ("kill_switch".to_string(), vec!["ctrl-k".to_string()]),
+            ("kill_switch".to_string(), vec!["ctrl-x".to_string()]),
             ("goto_runbooks".to_string(), vec!["f8".to_string()]),
         ]);
         let k = Keymap::with_overrides(&o).unwrap();
         assert_eq!(
-            k.action(&ev(KeyCode::Char('k'), KeyModifiers::CONTROL)),
+            k.action(&ev(KeyCode::Char('x'), KeyModifiers::CONTROL)),
             Some(Action::KillSwitch)
         );
         assert_eq!(k.action(&ev(KeyCode::Char('K'), shift)), None);

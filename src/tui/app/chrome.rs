@@ -444,6 +444,22 @@ impl App {
                 ),
                 Span::raw(text.clone()),
             ]),
+            Mode::Replicas {
+                namespace,
+                name,
+                current,
+                text,
+                ..
+            } => Line::from(vec![
+                Span::styled(
+                    format!(
+                        "scale deployment/{namespace}/{name} to how many replicas{} (enter asks for the plan, esc cancels): ",
+                        current.map_or_else(String::new, |c| format!(", now {c}"))
+                    ),
+                    t.style(Role::Accent),
+                ),
+                Span::raw(text.clone()),
+            ]),
             Mode::Confirm { prompt, .. } => {
                 Line::from(Span::styled(prompt.clone(), t.style(Role::Warning)))
             }

@@ -1,6 +1,6 @@
 //! The app's input modes and what keys do in them: normal keys to actions, the `/` filter,
-//! the `:` palette, a note being typed, the y/n of a confirmation, and the mouse. May import
-//! the tui groundwork, actions and model.
+//! the `:` palette, a note or a replica count being typed, the y/n of a confirmation, and the
+//! mouse. May import the tui groundwork, actions and model.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEventKind};
 
@@ -17,6 +17,15 @@ pub(super) enum Mode {
     /// Typing a note for an incident's timeline.
     Note {
         incident: u64,
+        text: String,
+    },
+    /// Typing the replica count a Deployment is to be scaled to.
+    Replicas {
+        cluster: String,
+        namespace: String,
+        name: String,
+        /// The count the snapshot shows, for the prompt.
+        current: Option<u32>,
         text: String,
     },
     /// A command that closes something, waiting for y (anything else cancels).
@@ -199,6 +208,31 @@ impl App {
                     None
                 }
             },
+            Mode::Replicas {
+                cluster,
+                namespace,
+                name,
+                current,
+                mut text,
+            } => match edit(&mut text, key.code) {
+                Edit::Cancel => {
+                    self.say(format!(
+                        "scale deployment/{namespace}/{name}: cancelled, nothing changed"
+                    ));
+                    None
+                }
+                Edit::Submit => self.scale_to(cluster, &namespace, &name, text.trim()),
+                Edit::Changed | Edit::Ignored => {
+                    self.mode = Mode::Replicas {
+                        cluster,
+                        namespace,
+                        name,
+                        current,
+                        text,
+                    };
+                    None
+                }
+            },
         }
     }
 
@@ -223,9 +257,15 @@ impl App {
             Action::Approve | Action::Deny | Action::KillSwitch => {
                 return self.automation_action(action);
             }
-            Action::Cordon | Action::Uncordon | Action::Drain | Action::Rollback => {
+            Action::Cordon
+            | Action::Uncordon
+            | Action::Drain
+            | Action::Rollback
+            | Action::RestartRollout
+            | Action::DeletePod => {
                 return self.manual_action(action);
             }
+            Action::Scale => return self.scale_prompt(),
             Action::Logs | Action::Yaml => return self.inspect_action(action),
             other => {
                 self.pane_action(other);
