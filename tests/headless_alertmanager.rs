@@ -227,5 +227,8 @@ scrape_configs:
         .json()
         .unwrap();
     let text = incidents.to_string();
-    assert!(text.contains("gpu.fault:sim-a/node/"), "an XID alert is a GPU fault of its node: {text}");
+    assert!(
+        text.contains("gpu.fault:sim-a/node/"),
+        "an XID alert is a GPU fault of its node: {text}"
+    );
 }
