@@ -16,8 +16,8 @@ use fleetdeck::model::{
 use fleetdeck::tui::gpus::GpusPane;
 use fleetdeck::tui::keymap::Action;
 use fleetdeck::tui::nodes::NodesPane;
-use fleetdeck::tui::pods::PodsPane;
 use fleetdeck::tui::pane::ViewCtx;
+use fleetdeck::tui::pods::PodsPane;
 use fleetdeck::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -114,9 +114,18 @@ fn with_pods(mut snap: Snapshot, per_cluster: usize) -> Snapshot {
     for c in 0..2 {
         let mut cluster = snap.clusters[0].as_ref().clone();
         cluster.name = format!("sim-{}", (b'a' + c as u8) as char);
-        let nodes: Vec<Arc<str>> = cluster.nodes.iter().map(|n| Arc::from(n.name.as_str())).collect();
+        let nodes: Vec<Arc<str>> = cluster
+            .nodes
+            .iter()
+            .map(|n| Arc::from(n.name.as_str()))
+            .collect();
         let labels: Vec<fleetdeck::model::update::Labels> = (0..50)
-            .map(|i| Arc::from(vec![(Arc::from("app"), Arc::from(format!("app-{i}").as_str()))]))
+            .map(|i| {
+                Arc::from(vec![(
+                    Arc::from("app"),
+                    Arc::from(format!("app-{i}").as_str()),
+                )])
+            })
             .collect();
         let pods: Vec<Arc<PodRecord>> = (0..per_cluster)
             .map(|i| {

@@ -1489,6 +1489,18 @@ mod tests {
     }
 
     #[test]
+    fn enter_on_a_pod_signals_detail_opens_the_pod_in_the_pods_pane() {
+        let mut app = crash_looping_app();
+        key(&mut app, KeyCode::Char('6'));
+        assert_eq!(app.pane, PaneId::Signals);
+        key(&mut app, KeyCode::Enter);
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.pane, PaneId::Pods);
+        let s = screen(&mut app, 120, 30);
+        assert!(s.contains("tokenizer-worker-7d9f-x2x"), "{s}");
+    }
+
+    #[test]
     fn l_and_shift_y_on_a_pod_signal_open_its_logs_and_yaml_and_esc_closes_them() {
         let mut app = crash_looping_app();
         assert_eq!(key(&mut app, KeyCode::Char('l')), None);

@@ -451,6 +451,16 @@ impl Pane for SignalsPane {
 
     fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
         let subject = self.selected_subject(ctx)?;
+        // A pod's signal opens the pod in the Pods pane: Enter there shows its detail and
+        // events, `l` its logs.
+        if subject.gpu.is_none()
+            && let Some(pod) = subject
+                .object
+                .as_deref()
+                .and_then(|o| o.strip_prefix("pod/"))
+        {
+            return Some((PaneId::Pods, pod.to_string()));
+        }
         let target = if subject.gpu.is_some() {
             PaneId::Gpus
         } else if subject.endpoint.is_some() {
