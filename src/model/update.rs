@@ -135,7 +135,19 @@ pub struct PodRecord {
     /// The controlling workload as `Kind/name`; a ReplicaSet's pods name its Deployment (the
     /// ReplicaSet's name less its `pod-template-hash`), as `kubectl describe` leads to it.
     pub owner: Option<Arc<str>>,
+    /// The pod's conditions of [`POD_CONDITIONS`]' types, in that order: `Some(true)` when the
+    /// API says `True`, absent ones `None` (five bytes, not five objects).
+    pub conditions: [Option<bool>; 5],
 }
+
+/// The pod condition types `kubectl describe pod` lists, in its order.
+pub const POD_CONDITIONS: [&str; 5] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+];
 
 /// One container of a pod.
 #[derive(Debug, Clone, PartialEq)]

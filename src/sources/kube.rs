@@ -544,6 +544,20 @@ impl Projection for NodeObject {
     }
 }
 
+/// A pod's conditions as `model::update::POD_CONDITIONS` orders them.
+fn pod_conditions(conditions: &[Condition]) -> [Option<bool>; 5] {
+    let mut out = [None; 5];
+    for c in conditions {
+        if let Some(i) = crate::model::update::POD_CONDITIONS
+            .iter()
+            .position(|t| *t == c.type_)
+        {
+            out[i] = Some(c.status == "True");
+        }
+    }
+    out
+}
+
 impl Projection for PodObject {
     const RESOURCE: Resource = Resource::Pods;
     fn meta(&self) -> &Meta {
@@ -656,6 +670,7 @@ impl Projection for PodObject {
             owner: controlling_owner(&self.metadata.owner_references, labels)
                 .map(|o| interner.get(&o)),
             labels: labels.map_or_else(|| Arc::from(Vec::new()), |l| interner.labels(l)),
+            conditions: pod_conditions(&self.status.conditions),
         })
     }
 }
@@ -1159,6 +1174,20 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pods_conditions_are_kept_in_describes_order_as_five_flags() {
+        let conditions: Vec<Condition> = serde_json::from_value(serde_json::json!([
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+            {"type": "SomethingNew", "status": "True"},
+        ]))
+        .unwrap_or_default();
+        assert_eq!(
+            pod_conditions(&conditions),
+            [None, None, Some(false), None, Some(true)]
+        );
+    }
 
     #[test]
     fn a_real_pod_parses_into_a_compact_record() {

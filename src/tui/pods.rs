@@ -582,6 +582,16 @@ fn pod_detail_lines<'a>(ctx: &ViewCtx, cluster: &str, pod: &PodRecord) -> Vec<Li
         format!("{ready}/{total} containers")
     };
     lines.push(field(theme, "Ready", text(ready_text)));
+    let conditions: Vec<String> = crate::model::update::POD_CONDITIONS
+        .iter()
+        .zip(pod.conditions)
+        .filter_map(|(kind, state)| {
+            state.map(|ok| format!("{kind} {}", if ok { "True" } else { "False" }))
+        })
+        .collect();
+    if !conditions.is_empty() {
+        lines.push(field(theme, "Conditions", text(conditions.join(" · "))));
+    }
     lines.push(field(theme, "Restarts", text(pod.restarts.to_string())));
     if pod.gpus > 0 {
         lines.push(field(theme, "GPUs", text(pod.gpus.to_string())));
@@ -758,6 +768,8 @@ pub(crate) mod fixtures {
         pending.phase = Phase::Pending;
         pending.ready = false;
         pending.gpus = 8;
+        // PodScheduled False, as the scheduler reports an unschedulable pod.
+        pending.conditions = [None, None, None, None, Some(false)];
         pending.containers[0].ready = false;
         pending.unschedulable = Some(Box::new((
             "Unschedulable".into(),
@@ -950,6 +962,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Insufficient nvidia.com/gpu"), "{text}");
+        assert!(text.contains("PodScheduled False"), "{text}");
         assert!(
             text.contains("training.kubeflow.org/job-name=llama"),
             "{text}"
