@@ -170,6 +170,8 @@ const UTIL_BAR_CELLS: usize = 5;
 
 /// One GPU as the table sees it; its text is written only when needed.
 struct GpuRow<'a> {
+    /// Where the GPU is in `snapshot.gpus`: what the cache keeps.
+    index: usize,
     gpu: &'a GpuModel,
     idle: bool,
 }
@@ -374,8 +376,10 @@ impl GpusPane {
             .snapshot
             .gpus
             .iter()
-            .filter(|g| ctx.cluster.is_none_or(|c| g.cluster == c))
-            .map(|gpu| GpuRow {
+            .enumerate()
+            .filter(|(_, g)| ctx.cluster.is_none_or(|c| g.cluster == c))
+            .map(|(index, gpu)| GpuRow {
+                index,
                 gpu,
                 idle: gpu.is_idle_allocated(self.idle_below_pct),
             });
@@ -402,49 +406,30 @@ impl GpusPane {
     /// The cached rows, rebuilt when what they were made from changed.
     fn cached(&mut self, ctx: &ViewCtx) -> &GpuCache {
         let key = self.cache_key(ctx);
-        if self.cache.as_ref().is_none_or(|c| c.key != key) {
-            let rows = self.rows(ctx);
-            let base = ctx.snapshot.gpus.as_ptr();
-            // Each row borrows its GPU from `snapshot.gpus`: its offset there is its index.
-            let order = rows
+        let cache = match self.cache.take() {
+            Some(c) if c.key == key => c,
+            _ => self.build_cache(ctx, key),
+        };
+        self.cache.insert(cache)
+    }
+
+    fn build_cache(&self, ctx: &ViewCtx, key: GpuCacheKey) -> GpuCache {
+        let rows = self.rows(ctx);
+        let in_view = || {
+            ctx.snapshot
+                .gpus
                 .iter()
-                .map(|r| {
-                    (r.gpu as *const GpuModel as usize - base as usize)
-                        / std::mem::size_of::<GpuModel>()
-                })
-                .collect();
-            let widths = super::widgets::content_widths(Column::shown(ctx), &rows);
-            let in_view = || {
-                ctx.snapshot
-                    .gpus
-                    .iter()
-                    .filter(|g| ctx.cluster.is_none_or(|c| g.cluster == c))
-            };
-            let total = in_view().count();
-            let idle = in_view()
+                .filter(|g| ctx.cluster.is_none_or(|c| g.cluster == c))
+        };
+        GpuCache {
+            key,
+            order: rows.iter().map(|r| r.index).collect(),
+            widths: super::widgets::content_widths(Column::shown(ctx), &rows),
+            total: in_view().count(),
+            idle: in_view()
                 .filter(|g| g.is_idle_allocated(self.idle_below_pct))
-                .count();
-            self.cache = Some(GpuCache {
-                key,
-                order,
-                widths,
-                total,
-                idle,
-            });
+                .count(),
         }
-        self.cache.get_or_insert_with(|| GpuCache {
-            key: GpuCacheKey {
-                gpus: 0,
-                cluster: None,
-                filter: String::new(),
-                sort: None,
-                idle_below_bits: 0,
-            },
-            order: Vec::new(),
-            widths: Vec::new(),
-            total: 0,
-            idle: 0,
-        })
     }
 
     fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
@@ -455,8 +440,9 @@ impl GpusPane {
         };
         let rows: Vec<GpuRow> = order
             .iter()
-            .filter_map(|&i| ctx.snapshot.gpus.get(i))
-            .map(|gpu| GpuRow {
+            .filter_map(|&index| Some((index, ctx.snapshot.gpus.get(index)?)))
+            .map(|(index, gpu)| GpuRow {
+                index,
                 gpu,
                 idle: gpu.is_idle_allocated(self.idle_below_pct),
             })

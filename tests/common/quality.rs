@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use fleetdeck::config::{Config, Thresholds};
 use fleetdeck::model::incident::{IncidentStatus, Origin};
 use fleetdeck::model::signal::{Severity, Signal};
@@ -573,9 +572,4 @@ pub async fn run(trial: Trial) -> Outcome {
 /// Seconds, for tables.
 pub fn secs(d: Duration) -> String {
     format!("{:.0} s", d.as_secs_f64())
-}
-
-/// When the trial ran, for a report header.
-pub fn now() -> DateTime<Utc> {
-    Utc::now()
 }
