@@ -90,6 +90,8 @@ fn fleet(nodes: usize, gpus_per_node: usize) -> Snapshot {
         pdbs: vec![],
         gang_jobs: vec![],
         warnings: vec![],
+        normal_events: vec![],
+        workloads: vec![],
         inference_services: vec![],
         pods: Default::default(),
     };

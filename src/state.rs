@@ -16,9 +16,10 @@ use crate::model::update::{
     Update,
 };
 use crate::model::{
-    ClusterSnapshot, ClusterTotals, CrashLoopingPod, DeploymentModel, GangJob, GangMember, History,
-    InferenceServiceModel, NamespaceSummary, NodeModel, NodeReadiness, PdbModel, PendingPod,
-    PhaseCounts, ResourceSync, RolloutState, Sample, Snapshot, SyncState, WarningEvent,
+    ClusterEvent, ClusterSnapshot, ClusterTotals, CrashLoopingPod, DeploymentModel, GangJob,
+    GangMember, History, InferenceServiceModel, NamespaceSummary, NodeModel, NodeReadiness,
+    PdbModel, PendingPod, PhaseCounts, ResourceSync, RolloutState, Sample, Snapshot, SyncState,
+    WorkloadKind, WorkloadModel,
 };
 
 /// Snapshots are published at most this often while changes stream in.
@@ -28,6 +29,8 @@ pub const HISTORY_AGE: Duration = Duration::from_secs(3600);
 const HISTORY_STEP: Duration = Duration::from_secs(10);
 /// Warning events kept per cluster (newest first).
 pub const MAX_WARNINGS: usize = 500;
+/// Normal events kept per cluster (newest first): a large cluster makes thousands an hour.
+pub const MAX_NORMAL_EVENTS: usize = 1000;
 /// A cluster's pod rows are rebuilt at most this often while pods change: sorting 150,000
 /// pointers is cheap, doing it at every 20 ms publish is not.
 pub const POD_ROWS_INTERVAL: Duration = Duration::from_millis(500);
@@ -89,6 +92,8 @@ struct ClusterModel {
     deployments: BTreeMap<(String, String), DeploymentRecord>,
     pdbs: BTreeMap<(String, String), PdbModel>,
     warnings: BTreeMap<(String, String), EventRecord>,
+    normal_events: BTreeMap<(String, String), EventRecord>,
+    workloads: BTreeMap<(WorkloadKind, String, String), WorkloadModel>,
     isvcs: BTreeMap<(String, String), InferenceServiceModel>,
     sync: BTreeMap<Resource, ResourceSync>,
     cached: Option<Arc<ClusterSnapshot>>,
@@ -111,6 +116,8 @@ impl ClusterModel {
             deployments: BTreeMap::new(),
             pdbs: BTreeMap::new(),
             warnings: BTreeMap::new(),
+            normal_events: BTreeMap::new(),
+            workloads: BTreeMap::new(),
             isvcs: BTreeMap::new(),
             sync: Resource::ALL
                 .iter()
@@ -195,8 +202,14 @@ impl ClusterModel {
             }
             Resource::Deployments => self.deployments.clear(),
             Resource::PodDisruptionBudgets => self.pdbs.clear(),
-            Resource::WarningEvents => self.warnings.clear(),
+            Resource::Events => {
+                self.warnings.clear();
+                self.normal_events.clear();
+            }
             Resource::InferenceServices => self.isvcs.clear(),
+            Resource::StatefulSets | Resource::DaemonSets | Resource::Jobs => self
+                .workloads
+                .retain(|(kind, _, _), _| Resource::of_workload(*kind) != resource),
         }
     }
 
@@ -214,19 +227,24 @@ impl ClusterModel {
                 self.pdbs.insert((p.namespace.clone(), p.name.clone()), p);
             }
             Record::Event(e) => {
-                self.warnings
-                    .insert((e.namespace.clone(), e.name.clone()), e);
-                if self.warnings.len() > MAX_WARNINGS * 2 {
-                    let mut by_age: Vec<_> = self
-                        .warnings
-                        .iter()
-                        .map(|(k, e)| (e.last_seen, k.clone()))
-                        .collect();
-                    by_age.sort();
-                    for (_, k) in by_age.into_iter().take(self.warnings.len() - MAX_WARNINGS) {
-                        self.warnings.remove(&k);
-                    }
-                }
+                let key = (e.namespace.clone(), e.name.clone());
+                // An event's type does not change, but a replaced one must not stay twice.
+                let (events, other, cap) = if e.warning {
+                    (&mut self.warnings, &mut self.normal_events, MAX_WARNINGS)
+                } else {
+                    (
+                        &mut self.normal_events,
+                        &mut self.warnings,
+                        MAX_NORMAL_EVENTS,
+                    )
+                };
+                other.remove(&key);
+                events.insert(key, e);
+                prune_oldest(events, cap);
+            }
+            Record::Workload(w) => {
+                self.workloads
+                    .insert((w.kind, w.namespace.clone(), w.name.clone()), w);
             }
             Record::InferenceService(i) => {
                 self.isvcs.insert((i.namespace.clone(), i.name.clone()), i);
@@ -246,11 +264,23 @@ impl ClusterModel {
             Resource::PodDisruptionBudgets => {
                 self.pdbs.remove(&(ns, name));
             }
-            Resource::WarningEvents => {
-                self.warnings.remove(&(ns, name));
+            Resource::Events => {
+                let key = (ns, name);
+                self.warnings.remove(&key);
+                self.normal_events.remove(&key);
             }
             Resource::InferenceServices => {
                 self.isvcs.remove(&(ns, name));
+            }
+            Resource::StatefulSets => {
+                self.workloads
+                    .remove(&(WorkloadKind::StatefulSet, ns, name));
+            }
+            Resource::DaemonSets => {
+                self.workloads.remove(&(WorkloadKind::DaemonSet, ns, name));
+            }
+            Resource::Jobs => {
+                self.workloads.remove(&(WorkloadKind::Job, ns, name));
             }
         }
     }
@@ -441,24 +471,16 @@ impl ClusterModel {
                         phase: phase_name(p.phase).into(),
                         ready: p.ready,
                         gpus: p.gpus,
+                        replica_type: p
+                            .label("training.kubeflow.org/replica-type")
+                            .map(str::to_string),
                     })
                     .collect(),
             })
             .collect();
-        let mut warnings: Vec<WarningEvent> = self
-            .warnings
-            .values()
-            .map(|e| WarningEvent {
-                namespace: e.namespace.clone(),
-                object: e.object.clone(),
-                reason: e.reason.clone(),
-                message: e.message.clone(),
-                count: e.count,
-                last_seen: e.last_seen,
-            })
-            .collect();
-        warnings.sort_by_key(|w| std::cmp::Reverse(w.last_seen));
-        warnings.truncate(MAX_WARNINGS);
+        let warnings = newest_events(&self.warnings, MAX_WARNINGS);
+        let normal_events = newest_events(&self.normal_events, MAX_NORMAL_EVENTS);
+        let workloads = self.workloads.values().cloned().collect();
         let inference_services = self.isvcs.values().cloned().collect();
         let snap = Arc::new(ClusterSnapshot {
             name: self.info.name.clone(),
@@ -473,6 +495,8 @@ impl ClusterModel {
             pdbs,
             gang_jobs,
             warnings,
+            normal_events,
+            workloads,
             inference_services,
             pods: self.pod_rows.clone(),
         });
@@ -730,6 +754,44 @@ pub fn spawn_fleet(
             }
         }
     });
+    out
+}
+
+/// Drops the oldest events once `events` holds twice `cap` (amortised: one sort per `cap`).
+fn prune_oldest(events: &mut BTreeMap<(String, String), EventRecord>, cap: usize) {
+    if events.len() <= cap * 2 {
+        return;
+    }
+    let mut by_age: Vec<_> = events
+        .iter()
+        .map(|(k, e)| (e.last_seen, k.clone()))
+        .collect();
+    by_age.sort();
+    let surplus = events.len() - cap;
+    for (_, k) in by_age.into_iter().take(surplus) {
+        events.remove(&k);
+    }
+}
+
+/// The newest `cap` events, newest first.
+fn newest_events(
+    events: &BTreeMap<(String, String), EventRecord>,
+    cap: usize,
+) -> Vec<ClusterEvent> {
+    let mut out: Vec<ClusterEvent> = events
+        .values()
+        .map(|e| ClusterEvent {
+            warning: e.warning,
+            namespace: e.namespace.clone(),
+            object: e.object.clone(),
+            reason: e.reason.clone(),
+            message: e.message.clone(),
+            count: e.count,
+            last_seen: e.last_seen,
+        })
+        .collect();
+    out.sort_by_key(|w| std::cmp::Reverse(w.last_seen));
+    out.truncate(cap);
     out
 }
 

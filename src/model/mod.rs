@@ -251,6 +251,86 @@ pub struct DeploymentModel {
     pub images: Vec<String>,
 }
 
+/// The controllers besides Deployments the Workloads pane lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    StatefulSet,
+    DaemonSet,
+    Job,
+}
+
+impl WorkloadKind {
+    /// The API kind, as owner references and `kubectl get` name it.
+    pub fn api_kind(self) -> &'static str {
+        match self {
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Job => "Job",
+        }
+    }
+
+    /// kubectl's short name.
+    pub fn short(self) -> &'static str {
+        match self {
+            WorkloadKind::StatefulSet => "sts",
+            WorkloadKind::DaemonSet => "ds",
+            WorkloadKind::Job => "job",
+        }
+    }
+}
+
+/// How far a controller has got, as `kubectl get` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadCounts {
+    /// A StatefulSet's replicas or a DaemonSet's scheduled pods.
+    Replicas {
+        desired: u32,
+        ready: u32,
+        updated: u32,
+        available: u32,
+    },
+    /// A Job's completions.
+    Job {
+        /// `spec.completions`; `None` for a work queue (done when one pod succeeds).
+        completions: Option<u32>,
+        active: u32,
+        succeeded: u32,
+        failed: u32,
+    },
+}
+
+/// Where a controller stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadState {
+    /// Every replica ready and updated; a Job that completed.
+    Complete,
+    /// Replicas missing, unready or not yet updated; a Job still running.
+    Progressing,
+    /// A Job that failed (its `Failed` condition).
+    Failed,
+    /// A suspended Job.
+    Suspended,
+}
+
+/// A StatefulSet, DaemonSet or Job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadModel {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    pub counts: WorkloadCounts,
+    pub state: WorkloadState,
+    /// A Job's reason for its Failed condition (`BackoffLimitExceeded`), or a controller's
+    /// update revision.
+    pub detail: Option<String>,
+    pub images: Vec<String>,
+    pub created: Option<DateTime<Utc>>,
+    /// When a Job completed.
+    pub finished: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PdbModel {
     pub namespace: String,
@@ -268,6 +348,10 @@ pub struct GangMember {
     pub phase: String,
     pub ready: bool,
     pub gpus: u32,
+    /// The training operator's replica type (`master`, `worker`), from the pod's
+    /// `training.kubeflow.org/replica-type` label.
+    #[serde(default)]
+    pub replica_type: Option<String>,
 }
 
 /// A training job whose pods run as one gang (Kubeflow `training.kubeflow.org/job-name`).
@@ -278,8 +362,12 @@ pub struct GangJob {
     pub members: Vec<GangMember>,
 }
 
+/// A core/v1 Event, Warning or Normal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WarningEvent {
+pub struct ClusterEvent {
+    /// `type: Warning` (else Normal).
+    #[serde(default)]
+    pub warning: bool,
     pub namespace: String,
     /// `kind/name` of the object the event is about.
     pub object: String,
@@ -391,7 +479,14 @@ pub struct ClusterSnapshot {
     pub deployments: Vec<DeploymentModel>,
     pub pdbs: Vec<PdbModel>,
     pub gang_jobs: Vec<GangJob>,
-    pub warnings: Vec<WarningEvent>,
+    /// Warning events, newest first (at most `state::MAX_WARNINGS`).
+    pub warnings: Vec<ClusterEvent>,
+    /// Normal events, newest first (at most `state::MAX_NORMAL_EVENTS`).
+    #[serde(default)]
+    pub normal_events: Vec<ClusterEvent>,
+    /// StatefulSets, DaemonSets and Jobs.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadModel>,
     pub inference_services: Vec<InferenceServiceModel>,
     /// Every pod, by namespace and name, shared with `state`: rebuilt only when pods changed
     /// and at most every `state::POD_ROWS_INTERVAL` (so it may trail the aggregates above by

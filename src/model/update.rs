@@ -7,7 +7,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::endpoint::EndpointModel;
-use super::{CapacityType, InferenceServiceModel, NodeReadiness, PdbModel, SyncState, Taint};
+use super::{
+    CapacityType, InferenceServiceModel, NodeReadiness, PdbModel, SyncState, Taint, WorkloadKind,
+    WorkloadModel,
+};
 
 /// What a source tells `state`.
 #[derive(Debug)]
@@ -49,18 +52,33 @@ pub enum Resource {
     Pods,
     Deployments,
     PodDisruptionBudgets,
-    WarningEvents,
+    Events,
     InferenceServices,
+    StatefulSets,
+    DaemonSets,
+    Jobs,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 6] = [
+    /// The resource a controller kind is watched as.
+    pub fn of_workload(kind: WorkloadKind) -> Resource {
+        match kind {
+            WorkloadKind::StatefulSet => Resource::StatefulSets,
+            WorkloadKind::DaemonSet => Resource::DaemonSets,
+            WorkloadKind::Job => Resource::Jobs,
+        }
+    }
+
+    pub const ALL: [Resource; 9] = [
         Resource::Nodes,
         Resource::Pods,
         Resource::Deployments,
         Resource::PodDisruptionBudgets,
-        Resource::WarningEvents,
+        Resource::Events,
         Resource::InferenceServices,
+        Resource::StatefulSets,
+        Resource::DaemonSets,
+        Resource::Jobs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,8 +87,11 @@ impl Resource {
             Resource::Pods => "pods",
             Resource::Deployments => "deployments",
             Resource::PodDisruptionBudgets => "poddisruptionbudgets",
-            Resource::WarningEvents => "events",
+            Resource::Events => "events",
             Resource::InferenceServices => "inferenceservices",
+            Resource::StatefulSets => "statefulsets",
+            Resource::DaemonSets => "daemonsets",
+            Resource::Jobs => "jobs",
         }
     }
 }
@@ -230,6 +251,7 @@ pub struct DeploymentRecord {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
+    pub warning: bool,
     pub namespace: String,
     pub name: String,
     pub object: String,
@@ -247,6 +269,8 @@ pub enum Record {
     Pdb(PdbModel),
     Event(EventRecord),
     InferenceService(InferenceServiceModel),
+    /// A StatefulSet, DaemonSet or Job.
+    Workload(WorkloadModel),
 }
 
 impl Record {
@@ -259,6 +283,7 @@ impl Record {
             Record::Pdb(p) => (p.namespace.clone(), p.name.clone()),
             Record::Event(e) => (e.namespace.clone(), e.name.clone()),
             Record::InferenceService(i) => (i.namespace.clone(), i.name.clone()),
+            Record::Workload(w) => (w.namespace.clone(), w.name.clone()),
         }
     }
 }

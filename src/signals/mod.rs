@@ -920,6 +920,8 @@ mod tests {
             pdbs: vec![],
             gang_jobs: vec![],
             warnings: vec![],
+            normal_events: vec![],
+            workloads: vec![],
             inference_services: vec![],
             pods: Default::default(),
         }
@@ -996,7 +998,8 @@ mod tests {
             effect: "NoSchedule".into(),
         };
         let mut c = cluster(vec![node("n1", NodeReadiness::Ready, None, vec![taint])]);
-        c.warnings.push(crate::model::WarningEvent {
+        c.warnings.push(crate::model::ClusterEvent {
+            warning: true,
             namespace: "default".into(),
             object: "node/n1".into(),
             reason: "SpotInterruption".into(),

@@ -335,7 +335,7 @@ async fn handle(
             get(&c, d, ns.as_deref(), &name, None)
         }
         (Method::GET, Route::Sub(d, ns, name, sub))
-            if sub == "scale" && d.kind == Kind::Deployment =>
+            if sub == "scale" && matches!(d.kind, Kind::Deployment | Kind::StatefulSet) =>
         {
             let st = c.lock();
             match st
@@ -693,6 +693,7 @@ fn react(st: &mut ClusterState, kind: Kind, ns: &str, name: &str, old: Option<&V
     match kind {
         Kind::Deployment if spec_changed => st.reconcile_deployment(ns, name),
         Kind::ReplicaSet if spec_changed => st.reconcile_replicaset(ns, name),
+        Kind::StatefulSet if spec_changed => st.reconcile_statefulset(ns, name),
         Kind::Pod if old.is_none() && obj(&new, "/spec/nodeName").is_empty() => {
             st.schedule_new_pod(ns, name);
         }
@@ -724,6 +725,7 @@ fn react(st: &mut ClusterState, kind: Kind, ns: &str, name: &str, old: Option<&V
 const WITH_GENERATION: &[Kind] = &[
     Kind::Deployment,
     Kind::ReplicaSet,
+    Kind::StatefulSet,
     Kind::DaemonSet,
     Kind::Job,
     Kind::PyTorchJob,
@@ -892,7 +894,7 @@ fn update(
         return err(ApiError::not_found(d, name));
     };
     let result = if sub == Some("scale") {
-        if d.kind != Kind::Deployment {
+        if !matches!(d.kind, Kind::Deployment | Kind::StatefulSet) {
             return err(ApiError::no_such_resource());
         }
         apply_scale(d, &current, &v)
@@ -939,7 +941,7 @@ fn patch_object(
         return err(ApiError::not_found(d, name));
     };
     let result = if sub == Some("scale") {
-        if d.kind != Kind::Deployment {
+        if !matches!(d.kind, Kind::Deployment | Kind::StatefulSet) {
             return err(ApiError::no_such_resource());
         }
         let mut scale = scale_of(&current);

@@ -907,6 +907,46 @@ impl Gen<'_> {
         }
     }
 
+    /// A StatefulSet with its pods `name-0` … spread over nodes with a free slot.
+    fn statefulset(&mut self, w: &Workload, replicas: usize) {
+        let created = self.ago(24 * 30, 24 * 60);
+        let sts = json!({
+            "metadata": {"name": w.name, "namespace": w.ns, "labels": w.labels(), "generation": 1,
+                "creationTimestamp": timestamp(created)},
+            "spec": {"replicas": replicas, "serviceName": w.name, "podManagementPolicy": "OrderedReady",
+                "selector": {"matchLabels": {"app": w.name}}, "template": w.template(),
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                "revisionHistoryLimit": 10},
+            "status": {},
+        });
+        let sts = self.create(Kind::StatefulSet, sts);
+        let template = sts["spec"]["template"].clone();
+        let revision = format!("{}-1", w.name);
+        let mut used = Vec::new();
+        for ordinal in 0..replicas {
+            let Some(i) =
+                (0..self.nodes.len()).find(|i| self.nodes[*i].free_slots > 0 && !used.contains(i))
+            else {
+                break;
+            };
+            used.push(i);
+            self.take(i, 0);
+            let node = self.nodes[i].name.clone();
+            let started = created + ChronoDuration::seconds(60 * ordinal as i64 + 30);
+            let mut pod = self.pod(&sts, &template, &node, "Running", started);
+            let name = format!("{}-{ordinal}", w.name);
+            pod["metadata"]["name"] = json!(name);
+            if let Some(m) = pod["metadata"].as_object_mut() {
+                m.remove("generateName");
+            }
+            pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = json!(name);
+            pod["metadata"]["labels"]["controller-revision-hash"] = json!(revision);
+            pod["spec"]["hostname"] = json!(name);
+            pod["spec"]["subdomain"] = json!(w.name);
+            self.create(Kind::Pod, pod);
+        }
+    }
+
     /// A node with at least `gpus` free GPUs and `slots` free pod slots, skipping `skip`.
     fn find_gpu_node(&self, gpus: u32, slots: u32, skip: &[usize]) -> Option<usize> {
         (0..self.nodes.len()).find(|i| {
@@ -1145,6 +1185,10 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
             .push(("fleetdeck.dev/sim-idle", "true".into()));
         g.deployment(&w, &[n], &[], "kubectl apply -f notebook.yaml");
     }
+    // A stateful cache in front of the feature store: three ordinal pods.
+    let mut cache = Workload::new("platform", "feature-cache", "data", "redis:7.4.1", 0);
+    cache.port = 6379;
+    g.statefulset(&cache, 3);
     // A crash-looping worker and a job that cannot be scheduled, for the cockpit to notice.
     if let Some(n) = (0..g.nodes.len()).find(|&i| g.nodes[i].free_slots > 0) {
         g.take(n, 0);

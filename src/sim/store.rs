@@ -645,7 +645,7 @@ impl ClusterStore {
         }
         if matches!(
             kind,
-            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::Job
+            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet | Kind::Job
         ) && meta.get("generation").is_none()
         {
             meta["generation"] = json!(1);

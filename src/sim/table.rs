@@ -137,6 +137,13 @@ fn columns(kind: Kind) -> Vec<(&'static str, &'static str, u8)> {
             ("Images", "string", 1),
             ("Selector", "string", 1),
         ],
+        Kind::StatefulSet => vec![
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+        ],
         Kind::DaemonSet => vec![
             ("Name", "string", 0),
             ("Desired", "integer", 0),
@@ -413,6 +420,20 @@ pub fn cells(kind: Kind, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 json!(c),
                 json!(i),
                 json!(selector_string(v)),
+            ]
+        }
+        Kind::StatefulSet => {
+            let (c, i) = containers_images(v);
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    n(v, "/status/readyReplicas"),
+                    n(v, "/spec/replicas")
+                )),
+                json!(created),
+                json!(c),
+                json!(i),
             ]
         }
         Kind::DaemonSet => {

@@ -25,7 +25,8 @@ pub use crate::model::update::{
     PodRecord, Record, Resource,
 };
 use crate::model::{
-    CapacityType, InferenceServiceModel, NodeReadiness, PdbModel, SyncState, Taint,
+    CapacityType, InferenceServiceModel, NodeReadiness, PdbModel, SyncState, Taint, WorkloadCounts,
+    WorkloadKind, WorkloadModel, WorkloadState,
 };
 
 /// Where each watched resource is listed and watched.
@@ -35,16 +36,16 @@ fn resource_path(resource: Resource) -> &'static str {
         Resource::Pods => "/api/v1/pods",
         Resource::Deployments => "/apis/apps/v1/deployments",
         Resource::PodDisruptionBudgets => "/apis/policy/v1/poddisruptionbudgets",
-        Resource::WarningEvents => "/api/v1/events",
+        Resource::Events => "/api/v1/events",
         Resource::InferenceServices => "/apis/serving.kserve.io/v1beta1/inferenceservices",
+        Resource::StatefulSets => "/apis/apps/v1/statefulsets",
+        Resource::DaemonSets => "/apis/apps/v1/daemonsets",
+        Resource::Jobs => "/apis/batch/v1/jobs",
     }
 }
 
-fn field_selector(resource: Resource) -> Option<&'static str> {
-    match resource {
-        Resource::WarningEvents => Some("type=Warning"),
-        _ => None,
-    }
+fn field_selector(_resource: Resource) -> Option<&'static str> {
+    None
 }
 
 // ---- compact projections: only what the cockpit reads -------------------------------------
@@ -356,6 +357,8 @@ struct InvolvedObject {
 #[serde(rename_all = "camelCase")]
 pub struct EventObject {
     metadata: Meta,
+    #[serde(default, rename = "type")]
+    type_: String,
     #[serde(default)]
     involved_object: InvolvedObject,
     #[serde(default)]
@@ -415,6 +418,106 @@ pub struct InferenceServiceObject {
     spec: IsvcSpec,
     #[serde(default)]
     status: IsvcStatus,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatefulSetSpec {
+    #[serde(default)]
+    replicas: Option<u32>,
+    #[serde(default)]
+    template: TemplateImages,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatefulSetStatus {
+    #[serde(default)]
+    ready_replicas: u32,
+    #[serde(default)]
+    updated_replicas: u32,
+    #[serde(default)]
+    available_replicas: u32,
+    #[serde(default)]
+    current_revision: Option<String>,
+    #[serde(default)]
+    update_revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatefulSetObject {
+    metadata: Meta,
+    #[serde(default)]
+    spec: StatefulSetSpec,
+    #[serde(default)]
+    status: StatefulSetStatus,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct TemplateOnly {
+    #[serde(default)]
+    template: TemplateImages,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DaemonSetStatus {
+    #[serde(default)]
+    desired_number_scheduled: u32,
+    #[serde(default)]
+    number_ready: u32,
+    #[serde(default)]
+    updated_number_scheduled: u32,
+    #[serde(default)]
+    number_available: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DaemonSetObject {
+    metadata: Meta,
+    #[serde(default)]
+    spec: TemplateOnly,
+    #[serde(default)]
+    status: DaemonSetStatus,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobSpec {
+    #[serde(default)]
+    completions: Option<u32>,
+    #[serde(default)]
+    suspend: Option<bool>,
+    #[serde(default)]
+    template: TemplateImages,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobStatus {
+    #[serde(default)]
+    active: u32,
+    #[serde(default)]
+    succeeded: u32,
+    #[serde(default)]
+    failed: u32,
+    #[serde(default)]
+    completion_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobObject {
+    metadata: Meta,
+    #[serde(default)]
+    spec: JobSpec,
+    #[serde(default)]
+    status: JobStatus,
+}
+
+fn images(t: TemplateImages) -> Vec<String> {
+    t.spec.containers.into_iter().map(|c| c.image).collect()
 }
 
 /// Interns namespace, node, owner and container names, label keys and values, and whole
@@ -724,12 +827,13 @@ impl Projection for PdbObject {
 }
 
 impl Projection for EventObject {
-    const RESOURCE: Resource = Resource::WarningEvents;
+    const RESOURCE: Resource = Resource::Events;
     fn meta(&self) -> &Meta {
         &self.metadata
     }
     fn into_record(self, _: &mut Interner) -> Record {
         Record::Event(EventRecord {
+            warning: self.type_ == "Warning",
             namespace: self.metadata.namespace.unwrap_or_default(),
             name: self.metadata.name,
             object: format!(
@@ -766,6 +870,115 @@ impl Projection for InferenceServiceObject {
                 .predictor
                 .previous_rolledout_revision,
             canary_traffic_percent: self.spec.predictor.canary_traffic_percent,
+        })
+    }
+}
+
+impl Projection for StatefulSetObject {
+    const RESOURCE: Resource = Resource::StatefulSets;
+    fn meta(&self) -> &Meta {
+        &self.metadata
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        let desired = self.spec.replicas.unwrap_or(1);
+        let st = self.status;
+        let rolling = st.update_revision.is_some() && st.current_revision != st.update_revision;
+        let complete = !rolling && st.ready_replicas >= desired && st.updated_replicas >= desired;
+        Record::Workload(WorkloadModel {
+            kind: WorkloadKind::StatefulSet,
+            namespace: self.metadata.namespace.unwrap_or_default(),
+            name: self.metadata.name,
+            counts: WorkloadCounts::Replicas {
+                desired,
+                ready: st.ready_replicas,
+                updated: st.updated_replicas,
+                available: st.available_replicas,
+            },
+            state: if complete {
+                WorkloadState::Complete
+            } else {
+                WorkloadState::Progressing
+            },
+            detail: if rolling {
+                st.update_revision.map(|r| format!("rolling to {r}"))
+            } else {
+                st.current_revision
+            },
+            images: images(self.spec.template),
+            created: self.metadata.creation_timestamp,
+            finished: None,
+        })
+    }
+}
+
+impl Projection for DaemonSetObject {
+    const RESOURCE: Resource = Resource::DaemonSets;
+    fn meta(&self) -> &Meta {
+        &self.metadata
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        let st = self.status;
+        let desired = st.desired_number_scheduled;
+        let complete = st.number_ready >= desired && st.updated_number_scheduled >= desired;
+        Record::Workload(WorkloadModel {
+            kind: WorkloadKind::DaemonSet,
+            namespace: self.metadata.namespace.unwrap_or_default(),
+            name: self.metadata.name,
+            counts: WorkloadCounts::Replicas {
+                desired,
+                ready: st.number_ready,
+                updated: st.updated_number_scheduled,
+                available: st.number_available,
+            },
+            state: if complete {
+                WorkloadState::Complete
+            } else {
+                WorkloadState::Progressing
+            },
+            detail: None,
+            images: images(self.spec.template),
+            created: self.metadata.creation_timestamp,
+            finished: None,
+        })
+    }
+}
+
+impl Projection for JobObject {
+    const RESOURCE: Resource = Resource::Jobs;
+    fn meta(&self) -> &Meta {
+        &self.metadata
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        let st = self.status;
+        let holds = |t: &str| {
+            st.conditions
+                .iter()
+                .find(|c| c.type_ == t && c.status == "True")
+        };
+        let (state, detail) = if let Some(c) = holds("Failed") {
+            (WorkloadState::Failed, c.reason.clone())
+        } else if holds("Complete").is_some() {
+            (WorkloadState::Complete, None)
+        } else if self.spec.suspend == Some(true) || holds("Suspended").is_some() {
+            (WorkloadState::Suspended, None)
+        } else {
+            (WorkloadState::Progressing, None)
+        };
+        Record::Workload(WorkloadModel {
+            kind: WorkloadKind::Job,
+            namespace: self.metadata.namespace.unwrap_or_default(),
+            name: self.metadata.name,
+            counts: WorkloadCounts::Job {
+                completions: self.spec.completions,
+                active: st.active,
+                succeeded: st.succeeded,
+                failed: st.failed,
+            },
+            state,
+            detail,
+            images: images(self.spec.template),
+            created: self.metadata.creation_timestamp,
+            finished: st.completion_time,
         })
     }
 }
@@ -925,12 +1138,17 @@ pub fn spawn_cluster(index: usize, target: ClusterTarget, tx: mpsc::Sender<Updat
                 Resource::PodDisruptionBudgets => {
                     tokio::spawn(watch_resource::<PdbObject>(client, index, tx))
                 }
-                Resource::WarningEvents => {
-                    tokio::spawn(watch_resource::<EventObject>(client, index, tx))
-                }
+                Resource::Events => tokio::spawn(watch_resource::<EventObject>(client, index, tx)),
                 Resource::InferenceServices => {
                     tokio::spawn(watch_resource::<InferenceServiceObject>(client, index, tx))
                 }
+                Resource::StatefulSets => {
+                    tokio::spawn(watch_resource::<StatefulSetObject>(client, index, tx))
+                }
+                Resource::DaemonSets => {
+                    tokio::spawn(watch_resource::<DaemonSetObject>(client, index, tx))
+                }
+                Resource::Jobs => tokio::spawn(watch_resource::<JobObject>(client, index, tx)),
             };
         }
     });

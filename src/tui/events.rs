@@ -1,5 +1,6 @@
-//! The Events pane: the Warning events the kube source watches (the newest `MAX_WARNINGS` per
-//! cluster), newest first, filterable and sortable; Enter jumps to the object (a pod to the
+//! The Events pane: the events the kube source watches (per cluster the newest `MAX_WARNINGS`
+//! Warning and `MAX_NORMAL_EVENTS` Normal ones), warnings first and newest first within each
+//! type, filterable and sortable; Enter jumps to the object (a pod to the
 //! Pods pane, a node to the Nodes pane). It draws the snapshot it is given and owns only its
 //! table state. Imports the model and the tui groundwork.
 
@@ -17,12 +18,13 @@ use super::keymap::{Action, PaneId};
 use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
-use crate::model::WarningEvent;
+use crate::model::ClusterEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
     Context,
     LastSeen,
+    Type,
     Namespace,
     Reason,
     Object,
@@ -31,9 +33,10 @@ enum Column {
 }
 
 impl Column {
-    const ALL: [Column; 7] = [
+    const ALL: [Column; 8] = [
         Column::Context,
         Column::LastSeen,
+        Column::Type,
         Column::Namespace,
         Column::Reason,
         Column::Object,
@@ -55,6 +58,7 @@ impl TableColumn for Column {
         match self {
             Column::Context => "CONTEXT",
             Column::LastSeen => "LAST SEEN",
+            Column::Type => "TYPE",
             Column::Namespace => "NAMESPACE",
             Column::Reason => "REASON",
             Column::Object => "OBJECT",
@@ -74,7 +78,7 @@ impl TableColumn for Column {
 
 struct EventRow<'a> {
     cluster: &'a str,
-    event: &'a WarningEvent,
+    event: &'a ClusterEvent,
     now: DateTime<Utc>,
 }
 
@@ -88,6 +92,7 @@ impl TableRow<Column> for EventRow<'_> {
                 Some(t) => write!(out, "{}", human_duration((self.now - t).num_seconds())),
                 None => write!(out, "-"),
             },
+            Column::Type => write!(out, "{}", if e.warning { "Warning" } else { "Normal" }),
             Column::Namespace => write!(out, "{}", e.namespace),
             Column::Reason => write!(out, "{}", e.reason),
             Column::Object => write!(out, "{}", e.object),
@@ -104,7 +109,8 @@ impl TableRow<Column> for EventRow<'_> {
 
     fn cell_style(&self, column: Column, theme: &Theme) -> Style {
         match column {
-            Column::Reason => theme.style(Role::Warning),
+            Column::Reason | Column::Type if self.event.warning => theme.style(Role::Warning),
+            Column::Type => theme.style(Role::Muted),
             Column::LastSeen => theme.style(Role::Muted),
             _ => Style::default(),
         }
@@ -116,6 +122,8 @@ impl TableRow<Column> for EventRow<'_> {
             Column::Context => self.cluster.cmp(other.cluster),
             // Newest first when ascending, as the LAST SEEN text grows.
             Column::LastSeen => b.last_seen.cmp(&a.last_seen),
+            // Warnings first when ascending.
+            Column::Type => b.warning.cmp(&a.warning),
             Column::Namespace => a.namespace.cmp(&b.namespace),
             Column::Reason => a.reason.cmp(&b.reason),
             Column::Object => a.object.cmp(&b.object),
@@ -137,16 +145,19 @@ impl EventsPane {
         let mut all: Vec<EventRow> = ctx
             .clusters()
             .flat_map(|c| {
-                c.warnings.iter().map(move |event| EventRow {
-                    cluster: c.name.as_str(),
-                    event,
-                    now: ctx.now,
-                })
+                c.warnings
+                    .iter()
+                    .chain(&c.normal_events)
+                    .map(move |event| EventRow {
+                        cluster: c.name.as_str(),
+                        event,
+                        now: ctx.now,
+                    })
             })
             .filter(|r| ctx.in_namespace(&r.event.namespace))
             .collect();
-        // Newest first across clusters; the sort keys below reorder from there.
-        all.sort_by_key(|r| std::cmp::Reverse(r.event.last_seen));
+        // Warnings first, newest first across clusters; the sort keys below reorder from there.
+        all.sort_by_key(|r| (!r.event.warning, std::cmp::Reverse(r.event.last_seen)));
         filter_and_sort(all.into_iter(), Column::shown(ctx), &self.view)
     }
 }
@@ -155,10 +166,14 @@ impl Pane for EventsPane {
     fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         let theme = ctx.theme;
         let rows = self.rows(ctx);
-        let total: usize = ctx.clusters().map(|c| c.warnings.len()).sum();
+        let total: usize = ctx
+            .clusters()
+            .map(|c| c.warnings.len() + c.normal_events.len())
+            .sum();
+        let warnings = rows.iter().filter(|r| r.event.warning).count();
         let what = match ctx.namespace {
-            Some(ns) => format!("Warning events · ns {ns}"),
-            None => "Warning events".to_string(),
+            Some(ns) => format!("Events · {warnings} warnings · ns {ns}"),
+            None => format!("Events · {warnings} warnings"),
         };
         let title = table_title(&what, ctx.cluster, rows.len(), total, &self.view.filter);
         let table = DataTable {
@@ -168,7 +183,7 @@ impl Pane for EventsPane {
         };
         self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
             if total == 0 {
-                "no Warning events in the snapshot".into()
+                "no events in the snapshot".into()
             } else {
                 format!("no event matches /{filter}")
             }
@@ -215,6 +230,8 @@ impl Pane for EventsPane {
                 ),
             )),
             "node" => Some((PaneId::Nodes, name.to_string())),
+            "deployment" | "statefulset" | "daemonset" | "job" | "pytorchjob"
+            | "inferenceservice" => Some((PaneId::Workloads, name.to_string())),
             _ => None,
         }
     }
@@ -231,8 +248,9 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
-    fn event(object: &str, reason: &str, mins_ago: i64) -> WarningEvent {
-        WarningEvent {
+    fn event(object: &str, reason: &str, mins_ago: i64) -> ClusterEvent {
+        ClusterEvent {
+            warning: true,
             namespace: if object.starts_with("node/") {
                 "default".into()
             } else {
@@ -252,6 +270,10 @@ mod tests {
             event("node/gpu-node-2", "NodeNotReady", 30),
             event("pod/etl-7f9c", "BackOff", 2),
         ];
+        c.normal_events = vec![ClusterEvent {
+            warning: false,
+            ..event("deployment/web", "ScalingReplicaSet", 1)
+        }];
         Snapshot {
             clusters: vec![Arc::new(c)],
             ..Snapshot::default()
@@ -270,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn events_show_newest_first_and_enter_jumps_to_their_object() {
+    fn events_show_warnings_then_newest_first_and_enter_jumps_to_their_object() {
         let (snap, theme) = (snapshot(), Theme::default_theme());
         let ctx = ctx(&snap, &theme);
         let mut pane = EventsPane::default();
@@ -286,6 +308,8 @@ mod tests {
             pane.follow(&ctx),
             Some((PaneId::Nodes, "gpu-node-2".into()))
         );
+        pane.handle(Action::Down, &ctx);
+        assert_eq!(pane.follow(&ctx), Some((PaneId::Workloads, "web".into())));
         pane.set_filter("backoff");
         assert_eq!(pane.rows(&ctx).len(), 1);
     }

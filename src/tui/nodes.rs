@@ -528,22 +528,29 @@ fn node_detail_lines<'a>(
     }
 
     let object = format!("node/{}", node.name);
-    let events: Vec<_> = cluster
+    let mut events: Vec<_> = cluster
         .warnings
         .iter()
+        .chain(&cluster.normal_events)
         .filter(|w| w.object.eq_ignore_ascii_case(&object))
         .collect();
+    events.sort_by_key(|e| e.last_seen);
     if !events.is_empty() {
         lines.push(Line::raw(""));
-        lines.push(section(theme, "Warning events"));
+        lines.push(section(theme, "Events"));
         for w in events {
             let seen = w.last_seen.map_or_else(String::new, |at| {
                 format!(", {} ago", human_duration((ctx.now - at).num_seconds()))
             });
-            lines.push(Line::raw(format!(
-                "  {}: {} (×{}{seen})",
-                w.reason, w.message, w.count
-            )));
+            let (kind, role) = if w.warning {
+                ("Warning", Role::Warning)
+            } else {
+                ("Normal", Role::Muted)
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {kind:<7} {}: ", w.reason), theme.style(role)),
+                Span::raw(format!("{} (×{}{seen})", w.message, w.count)),
+            ]));
         }
     }
 
@@ -713,6 +720,8 @@ pub(super) mod fixtures {
             pdbs: vec![],
             gang_jobs: vec![],
             warnings: vec![],
+            normal_events: vec![],
+            workloads: vec![],
             inference_services: vec![],
             pods: Default::default(),
         }

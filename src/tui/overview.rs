@@ -778,6 +778,8 @@ mod tests {
             pdbs: vec![],
             gang_jobs: vec![],
             warnings: vec![],
+            normal_events: vec![],
+            workloads: vec![],
             inference_services: vec![],
             pods: Default::default(),
         }

@@ -672,18 +672,21 @@ fn pod_detail_lines<'a>(ctx: &ViewCtx, cluster: &str, pod: &PodRecord) -> Vec<Li
         }
     }
     let object = format!("pod/{}", pod.name);
-    let events: Vec<_> = ctx
+    // As `kubectl describe`: the object's events, oldest first, of both types.
+    let mut events: Vec<_> = ctx
         .snapshot
         .cluster(cluster)
         .map(|c| {
             c.warnings
                 .iter()
+                .chain(&c.normal_events)
                 .filter(|w| w.namespace == *pod.namespace && w.object == object)
                 .collect()
         })
         .unwrap_or_default();
+    events.sort_by_key(|e| e.last_seen);
     lines.push(Line::raw(""));
-    lines.push(section(theme, "Warning events"));
+    lines.push(section(theme, "Events"));
     if events.is_empty() {
         lines.push(Line::styled("  none", theme.style(Role::Muted)));
     }
@@ -691,10 +694,15 @@ fn pod_detail_lines<'a>(ctx: &ViewCtx, cluster: &str, pod: &PodRecord) -> Vec<Li
         let age = e.last_seen.map_or("-".to_string(), |t| {
             human_duration((ctx.now - t).num_seconds())
         });
+        let (kind, role) = if e.warning {
+            ("Warning", Role::Warning)
+        } else {
+            ("Normal", Role::Muted)
+        };
         lines.push(Line::from(vec![
             Span::styled(
-                format!("  {age:>6} {} ×{} ", e.reason, e.count),
-                theme.style(Role::Warning),
+                format!("  {age:>6} {kind:<7} {} ×{} ", e.reason, e.count),
+                theme.style(role),
             ),
             Span::raw(e.message.clone()),
         ]));

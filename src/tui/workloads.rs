@@ -1,5 +1,6 @@
-//! The Workloads pane: the Deployments, training gangs (Kubeflow jobs whose pods run as one
-//! gang) and KServe InferenceServices of the clusters in view, one table; Enter drills into
+//! The Workloads pane: the Deployments, StatefulSets, DaemonSets, Jobs, training gangs
+//! (Kubeflow jobs whose pods run as one gang) and KServe InferenceServices of the clusters in
+//! view, one table; Enter drills into
 //! the workload's pods (the Pods pane filtered to its owner or its label). It draws the
 //! snapshot it is given and owns only its table state. Imports the model and the tui
 //! groundwork.
@@ -17,7 +18,10 @@ use super::keymap::{Action, PaneId};
 use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
-use crate::model::{DeploymentModel, GangJob, InferenceServiceModel, RolloutState};
+use crate::model::{
+    DeploymentModel, GangJob, InferenceServiceModel, RolloutState, WorkloadCounts, WorkloadKind,
+    WorkloadModel, WorkloadState,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
@@ -85,6 +89,8 @@ impl TableColumn for Column {
 #[derive(Debug, Clone, Copy)]
 pub enum Workload<'a> {
     Deployment(&'a DeploymentModel),
+    /// A StatefulSet, DaemonSet or Job.
+    Controller(&'a WorkloadModel),
     Gang(&'a GangJob),
     InferenceService(&'a InferenceServiceModel),
 }
@@ -94,6 +100,7 @@ impl Workload<'_> {
     pub fn kind(&self) -> &'static str {
         match self {
             Workload::Deployment(_) => "deploy",
+            Workload::Controller(w) => w.kind.short(),
             Workload::Gang(_) => "gang",
             Workload::InferenceService(_) => "isvc",
         }
@@ -102,6 +109,7 @@ impl Workload<'_> {
     pub fn namespace(&self) -> &str {
         match self {
             Workload::Deployment(d) => &d.namespace,
+            Workload::Controller(w) => &w.namespace,
             Workload::Gang(g) => &g.namespace,
             Workload::InferenceService(i) => &i.namespace,
         }
@@ -110,6 +118,7 @@ impl Workload<'_> {
     pub fn name(&self) -> &str {
         match self {
             Workload::Deployment(d) => &d.name,
+            Workload::Controller(w) => &w.name,
             Workload::Gang(g) => &g.name,
             Workload::InferenceService(i) => &i.name,
         }
@@ -122,6 +131,13 @@ impl Workload<'_> {
                 RolloutState::Progressing => ("Progressing", Role::Warning),
                 RolloutState::Stalled => ("Stalled", Role::Critical),
                 RolloutState::Paused => ("Paused", Role::Muted),
+            },
+            Workload::Controller(w) => match (w.state, w.kind) {
+                (WorkloadState::Complete, _) => ("Complete", Role::Ok),
+                (WorkloadState::Progressing, WorkloadKind::Job) => ("Running", Role::Ok),
+                (WorkloadState::Progressing, _) => ("Progressing", Role::Warning),
+                (WorkloadState::Failed, _) => ("Failed", Role::Critical),
+                (WorkloadState::Suspended, _) => ("Suspended", Role::Muted),
             },
             Workload::Gang(g) => {
                 let running = g.members.iter().filter(|m| m.phase == "Running").count();
@@ -145,12 +161,38 @@ impl Workload<'_> {
         let scope = format!("--context {cluster} -n {}", self.namespace());
         match self {
             Workload::Deployment(d) => format!("{scope} --owner Deployment/{}", d.name),
+            Workload::Controller(w) => format!("{scope} --owner {}/{}", w.kind.api_kind(), w.name),
             Workload::Gang(g) => format!("{scope} -l training.kubeflow.org/job-name={}", g.name),
             Workload::InferenceService(i) => {
                 format!("{scope} -l serving.kserve.io/inferenceservice={}", i.name)
             }
         }
     }
+}
+
+/// A training gang's members per replica type, as the training operator counts them:
+/// `master 1/1 · worker 3/4 running · `.
+fn write_replica_types(g: &GangJob, out: &mut String) {
+    let mut types: Vec<(&str, usize, usize)> = Vec::new();
+    for m in &g.members {
+        let t = m.replica_type.as_deref().unwrap_or("pod");
+        let running = usize::from(m.phase == "Running");
+        match types.iter_mut().find(|(name, ..)| *name == t) {
+            Some(e) => {
+                e.1 += running;
+                e.2 += 1;
+            }
+            None => types.push((t, running, 1)),
+        }
+    }
+    if types.is_empty() {
+        return;
+    }
+    for (i, (t, running, total)) in types.iter().enumerate() {
+        let sep = if i == 0 { "" } else { " · " };
+        let _ = write!(out, "{sep}{t} {running}/{total}");
+    }
+    out.push_str(" running · ");
 }
 
 struct WorkloadRow<'a> {
@@ -168,6 +210,17 @@ impl TableRow<Column> for WorkloadRow<'_> {
             (Column::Namespace, _) => write!(out, "{}", w.namespace()),
             (Column::Name, _) => write!(out, "{}", w.name()),
             (Column::Ready, Workload::Deployment(d)) => write!(out, "{}/{}", d.ready, d.replicas),
+            (Column::Ready, Workload::Controller(w)) => match w.counts {
+                WorkloadCounts::Replicas { desired, ready, .. } => {
+                    write!(out, "{ready}/{desired}")
+                }
+                // kubectl's COMPLETIONS.
+                WorkloadCounts::Job {
+                    completions,
+                    succeeded,
+                    ..
+                } => write!(out, "{succeeded}/{}", completions.unwrap_or(1)),
+            },
             (Column::Ready, Workload::Gang(g)) => write!(
                 out,
                 "{}/{}",
@@ -179,24 +232,50 @@ impl TableRow<Column> for WorkloadRow<'_> {
             }
             (Column::UpToDate, Workload::Deployment(d)) => write!(out, "{}", d.updated),
             (Column::Available, Workload::Deployment(d)) => write!(out, "{}", d.available),
+            (
+                Column::UpToDate,
+                Workload::Controller(WorkloadModel {
+                    counts: WorkloadCounts::Replicas { updated, .. },
+                    ..
+                }),
+            ) => write!(out, "{updated}"),
+            (
+                Column::Available,
+                Workload::Controller(WorkloadModel {
+                    counts: WorkloadCounts::Replicas { available, .. },
+                    ..
+                }),
+            ) => write!(out, "{available}"),
             (Column::Revision, Workload::Deployment(d)) => match d.revision {
                 Some(r) => write!(out, "{r}"),
                 None => write!(out, "-"),
             },
             (Column::Status, _) => write!(out, "{}", w.status().0),
             (Column::Detail, Workload::Deployment(d)) => write!(out, "{}", d.images.join(",")),
-            (Column::Detail, Workload::Gang(g)) => write!(
-                out,
-                "{} GPUs on {} nodes",
-                g.members.iter().map(|m| m.gpus).sum::<u32>(),
-                {
-                    let mut nodes: Vec<_> =
-                        g.members.iter().filter_map(|m| m.node.as_deref()).collect();
-                    nodes.sort_unstable();
-                    nodes.dedup();
-                    nodes.len()
+            (Column::Detail, Workload::Controller(w)) => {
+                if let WorkloadCounts::Job { active, failed, .. } = w.counts {
+                    let _ = write!(out, "active {active} · failed {failed} · ");
                 }
-            ),
+                if let Some(d) = &w.detail {
+                    let _ = write!(out, "{d} · ");
+                }
+                write!(out, "{}", w.images.join(","))
+            }
+            (Column::Detail, Workload::Gang(g)) => {
+                write_replica_types(g, out);
+                write!(
+                    out,
+                    "{} GPUs on {} nodes",
+                    g.members.iter().map(|m| m.gpus).sum::<u32>(),
+                    {
+                        let mut nodes: Vec<_> =
+                            g.members.iter().filter_map(|m| m.node.as_deref()).collect();
+                        nodes.sort_unstable();
+                        nodes.dedup();
+                        nodes.len()
+                    }
+                )
+            }
             (Column::Detail, Workload::InferenceService(i)) => {
                 let _ = write!(out, "{}", i.url.as_deref().unwrap_or("no URL"));
                 if let Some(p) = i.canary_traffic_percent {
@@ -251,6 +330,7 @@ impl WorkloadsPane {
             c.deployments
                 .iter()
                 .map(Workload::Deployment)
+                .chain(c.workloads.iter().map(Workload::Controller))
                 .chain(c.gang_jobs.iter().map(Workload::Gang))
                 .chain(c.inference_services.iter().map(Workload::InferenceService))
                 .filter(|w| ctx.in_namespace(w.namespace()))
@@ -278,7 +358,12 @@ impl Pane for WorkloadsPane {
         let rows = self.rows(ctx);
         let total: usize = ctx
             .clusters()
-            .map(|c| c.deployments.len() + c.gang_jobs.len() + c.inference_services.len())
+            .map(|c| {
+                c.deployments.len()
+                    + c.workloads.len()
+                    + c.gang_jobs.len()
+                    + c.inference_services.len()
+            })
             .sum();
         let what = match ctx.namespace {
             Some(ns) => format!("Workloads · ns {ns}"),
@@ -292,7 +377,8 @@ impl Pane for WorkloadsPane {
         };
         self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
             if total == 0 {
-                "no Deployments, training jobs or InferenceServices in the snapshot yet".into()
+                "no Deployments, StatefulSets, DaemonSets, Jobs, training jobs or InferenceServices \
+                 in the snapshot yet".into()
             } else {
                 format!("no workload matches /{filter}")
             }
@@ -357,6 +443,40 @@ mod tests {
             rollout: RolloutState::Progressing,
             images: vec!["web:1.4".into()],
         }];
+        c.workloads = vec![
+            WorkloadModel {
+                kind: WorkloadKind::StatefulSet,
+                namespace: "platform".into(),
+                name: "feature-store".into(),
+                counts: WorkloadCounts::Replicas {
+                    desired: 3,
+                    ready: 2,
+                    updated: 3,
+                    available: 2,
+                },
+                state: WorkloadState::Progressing,
+                detail: Some("feature-store-7d9c".into()),
+                images: vec!["redis:7.4".into()],
+                created: None,
+                finished: None,
+            },
+            WorkloadModel {
+                kind: WorkloadKind::Job,
+                namespace: "batch".into(),
+                name: "eval-nightly".into(),
+                counts: WorkloadCounts::Job {
+                    completions: Some(4),
+                    active: 0,
+                    succeeded: 1,
+                    failed: 6,
+                },
+                state: WorkloadState::Failed,
+                detail: Some("BackoffLimitExceeded".into()),
+                images: vec!["eval:2".into()],
+                created: None,
+                finished: None,
+            },
+        ];
         c.gang_jobs = vec![GangJob {
             namespace: "training".into(),
             name: "llama".into(),
@@ -367,6 +487,7 @@ mod tests {
                     phase: "Running".into(),
                     ready: true,
                     gpus: 8,
+                    replica_type: Some("worker".into()),
                 })
                 .collect(),
         }];
@@ -397,7 +518,7 @@ mod tests {
     }
 
     #[test]
-    fn deployments_training_gangs_and_inference_services_share_one_table() {
+    fn every_kind_of_workload_shares_one_table() {
         let (snap, theme) = (snapshot(), Theme::default_theme());
         let ctx = ctx(&snap, &theme);
         let mut pane = WorkloadsPane::default();
@@ -418,6 +539,16 @@ mod tests {
                 PaneId::Pods,
                 "--context prod -n serving --owner Deployment/web".into()
             ))
+        );
+        pane.handle(Action::Down, &ctx);
+        assert_eq!(
+            pane.follow(&ctx).map(|f| f.1),
+            Some("--context prod -n platform --owner StatefulSet/feature-store".into())
+        );
+        pane.handle(Action::Down, &ctx);
+        assert_eq!(
+            pane.follow(&ctx).map(|f| f.1),
+            Some("--context prod -n batch --owner Job/eval-nightly".into())
         );
         pane.handle(Action::Down, &ctx);
         assert_eq!(

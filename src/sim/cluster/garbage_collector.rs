@@ -25,6 +25,7 @@ impl ClusterState {
             for k in [
                 Kind::Deployment,
                 Kind::ReplicaSet,
+                Kind::StatefulSet,
                 Kind::DaemonSet,
                 Kind::Job,
                 Kind::PyTorchJob,

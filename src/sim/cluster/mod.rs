@@ -190,13 +190,28 @@ impl ClusterState {
     /// Creates a pod from a controller's template and schedules it (`node` pins it, as the
     /// DaemonSet controller does).
     pub fn create_pod_from(&mut self, owner: &Value, template: &Value, node: Option<&str>) {
+        self.create_pod_named(owner, template, node, None);
+    }
+
+    /// As `create_pod_from`, with the pod's name given (a StatefulSet's `name-0`) rather than
+    /// generated.
+    pub fn create_pod_named(
+        &mut self,
+        owner: &Value,
+        template: &Value,
+        node: Option<&str>,
+        name: Option<String>,
+    ) {
         let ns = obj_str(owner, "/metadata/namespace").to_string();
         let base = obj_str(owner, "/metadata/name").to_string();
-        let name = loop {
-            let candidate = format!("{base}-{}", self.suffix());
-            if self.store.get(Kind::Pod, &ns, &candidate).is_none() {
-                break candidate;
-            }
+        let name = match name {
+            Some(n) => n,
+            None => loop {
+                let candidate = format!("{base}-{}", self.suffix());
+                if self.store.get(Kind::Pod, &ns, &candidate).is_none() {
+                    break candidate;
+                }
+            },
         };
         let mut pod = json!({
             "metadata": template.get("metadata").cloned().unwrap_or(json!({})),
@@ -250,6 +265,7 @@ impl ClusterState {
                 self.reconcile_daemonset_pod(&ns, &name, obj_str(pod, "/spec/nodeName"))
             }
             Kind::Job | Kind::PyTorchJob => self.reconcile_job(kind, &ns, &name),
+            Kind::StatefulSet => self.reconcile_statefulset(&ns, &name),
             _ => {}
         }
     }
@@ -278,7 +294,10 @@ impl ClusterState {
                         .get(Kind::Pod, &ns, &name)
                         .is_some_and(|s| *s.uid == *uid)
                     {
-                        self.store.remove(Kind::Pod, &ns, &name);
+                        // A StatefulSet's pod comes back under its name only once it has gone.
+                        if let Some(pod) = self.store.remove(Kind::Pod, &ns, &name) {
+                            self.reconcile_owner_of(&pod);
+                        }
                     }
                 }
                 Timer::NodeTerminate { node } => {
@@ -356,6 +375,16 @@ impl ClusterState {
                 .collect();
             for p in pdbs {
                 self.update_pdb_status(&ns, &p);
+            }
+            for kind in [Kind::StatefulSet, Kind::DaemonSet, Kind::Job] {
+                let names: Vec<String> = self
+                    .store
+                    .iter_ns(kind, Some(&ns))
+                    .map(|((_, n), _)| n.clone())
+                    .collect();
+                for n in names {
+                    self.update_controller_status(kind, &ns, &n);
+                }
             }
         }
         self.last_status_rv = self.store.rv;
