@@ -564,7 +564,8 @@ impl Store {
         Ok(out)
     }
 
-    /// How many entries the audit chain holds.
+    /// The audit chain's last sequence number: how many entries it ever held (retention may
+    /// have pruned some; `entry` answers `None` for those).
     pub fn len(&self) -> Result<u64> {
         Ok(self
             .inner

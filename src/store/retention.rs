@@ -169,7 +169,8 @@ impl Store {
         })
     }
 
-    /// Prunes now and then every `every` while the returned task lives and the store is open.
+    /// Prunes now and then every `every` while the returned task lives and the store is open
+    /// (and drops expired operational memory on the same rounds).
     pub fn spawn_retention(
         &self,
         retention: Duration,
@@ -184,6 +185,10 @@ impl Store {
                 loop {
                     let Some(inner) = store.upgrade() else { return };
                     let store = Store { inner };
+                    // Expired cooldowns, idempotency and dedup keys go on the same round.
+                    if let Err(e) = store.prune(Utc::now()) {
+                        tracing::warn!(error = %e, "store retention could not drop expired keys");
+                    }
                     match store.prune_older_than(retention, Utc::now(), origin) {
                         Ok(r) if r.entries > 0 => tracing::info!(
                             incidents = r.incidents,
