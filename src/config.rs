@@ -751,8 +751,8 @@ pub struct TlsConfig {
 
 /// Whether `path` holds at least one PEM certificate; the message says what is wrong with it.
 fn check_ca_file(path: &str) -> Result<(), String> {
-    let pem = std::fs::read(path)
-        .map_err(|e| format!("the CA file {path:?} cannot be read: {e}"))?;
+    let pem =
+        std::fs::read(path).map_err(|e| format!("the CA file {path:?} cannot be read: {e}"))?;
     match reqwest::Certificate::from_pem_bundle(&pem) {
         Ok(certs) if !certs.is_empty() => Ok(()),
         Ok(_) => Err(format!(
@@ -1168,7 +1168,11 @@ impl Config {
                 format!("{:?} is not a URL", self.prometheus.url),
             ));
         }
-        let dcgm_ca = self.gpu.dcgm.iter().map(|t| ("gpu.dcgm", "ca_file", &t.ca_file));
+        let dcgm_ca = self
+            .gpu
+            .dcgm
+            .iter()
+            .map(|t| ("gpu.dcgm", "ca_file", &t.ca_file));
         for (table, key, path) in [
             ("tls", "ca_file", &self.tls.ca_file),
             ("tls", "endpoints_ca_file", &self.tls.endpoints_ca_file),
@@ -1191,7 +1195,9 @@ impl Config {
                     return Err((
                         "store",
                         "retention",
-                        format!("{retention:?} is shorter than an hour; keep incidents at least 1h (\"30d\" is usual), or leave it empty to keep everything"),
+                        format!(
+                            "{retention:?} is shorter than an hour; keep incidents at least 1h (\"30d\" is usual), or leave it empty to keep everything"
+                        ),
                     ));
                 }
                 Ok(_) => {}

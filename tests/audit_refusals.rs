@@ -69,9 +69,10 @@ fn a_bad_token_refused_by_headless_is_listed_by_audit_list_kind_refusal() {
         "refused cordon of gpu-node-7: budget of 10% cordoned nodes reached",
     );
     guard.verdict = Some(Verdict::Refused);
-    guard
-        .detail
-        .insert("reason".into(), "budget of 10% cordoned nodes reached".into());
+    guard.detail.insert(
+        "reason".into(),
+        "budget of 10% cordoned nodes reached".into(),
+    );
     store.append(guard).expect("append");
     let presented = "guess-0123456789abcdef";
     serve_and_ask(store, |base| {
@@ -106,7 +107,10 @@ fn a_bad_token_refused_by_headless_is_listed_by_audit_list_kind_refusal() {
         out.contains("refused unauthenticated GET /api/v1/incidents from 127.0.0.1:"),
         "{out}"
     );
-    assert!(out.contains("the bearer token is not this daemon's"), "{out}");
+    assert!(
+        out.contains("the bearer token is not this daemon's"),
+        "{out}"
+    );
     assert!(out.contains("request: GET /api/v1/incidents"), "{out}");
     assert!(out.contains("peer: 127.0.0.1:"), "{out}");
     // The reason for a missing header stays readable: it names a placeholder, not a secret.
@@ -121,7 +125,9 @@ fn a_bad_token_refused_by_headless_is_listed_by_audit_list_kind_refusal() {
     // JSON, the most recent only.
     let (code, out, err) = fleetdeck(
         &path,
-        &["audit", "list", "--kind", "refusal", "--limit", "1", "-o", "json"],
+        &[
+            "audit", "list", "--kind", "refusal", "--limit", "1", "-o", "json",
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     let entries: serde_json::Value = serde_json::from_str(&out).expect("json");

@@ -110,8 +110,8 @@ async fn a_prometheus_behind_a_private_ca_is_reached_with_its_ca_file_and_not_wi
 
     let roots = TlsRoots::load(&[("prometheus.ca_file", ca_file.to_str().expect("utf-8"))])
         .expect("CA file loads");
-    let with = PrometheusClient::with_roots(&url, None, Duration::from_secs(5), &roots)
-        .expect("client");
+    let with =
+        PrometheusClient::with_roots(&url, None, Duration::from_secs(5), &roots).expect("client");
     let answer = with
         .query("DCGM_FI_DEV_GPU_UTIL", None)
         .await
@@ -121,8 +121,8 @@ async fn a_prometheus_behind_a_private_ca_is_reached_with_its_ca_file_and_not_wi
     // The global [tls] ca_file reaches it too.
     let global = TlsRoots::load(&[("tls.ca_file", ca_file.to_str().expect("utf-8"))])
         .expect("CA file loads");
-    let client = PrometheusClient::with_roots(&url, None, Duration::from_secs(5), &global)
-        .expect("client");
+    let client =
+        PrometheusClient::with_roots(&url, None, Duration::from_secs(5), &global).expect("client");
     client
         .query("DCGM_FI_DEV_GPU_UTIL", None)
         .await
@@ -139,7 +139,9 @@ fn a_bad_ca_file_is_a_config_error_naming_the_key_and_the_file() {
         "[prometheus]\nurl = \"https://prom:9090\"\nca_file = \"/nonexistent/ca.pem\"\n",
     )
     .expect("write");
-    let err = Config::load(&config).expect_err("missing CA file").to_string();
+    let err = Config::load(&config)
+        .expect_err("missing CA file")
+        .to_string();
     assert!(err.contains("prometheus.ca_file"), "{err}");
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     assert!(err.contains(":3"), "the line is named: {err}");

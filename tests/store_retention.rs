@@ -77,8 +77,10 @@ fn refusal(store: &Store, path: &str) {
         format!("refused unauthenticated GET {path} from 10.0.0.9:4242"),
     );
     e.verdict = Some(Verdict::Refused);
-    e.detail
-        .insert("reason".into(), "the bearer token is not this daemon's".into());
+    e.detail.insert(
+        "reason".into(),
+        "the bearer token is not this daemon's".into(),
+    );
     store.append(e).expect("append");
 }
 
@@ -96,7 +98,12 @@ fn aged_store(dir: &Path) -> (PathBuf, u64, u64, u64) {
     std::thread::sleep(Duration::from_millis(2100));
     let recent = fire(&store, "gpu-node-3");
     store
-        .milestone(recent, Milestone::Resolved, Actor::local_user(), Origin::Cli)
+        .milestone(
+            recent,
+            Milestone::Resolved,
+            Actor::local_user(),
+            Origin::Cli,
+        )
         .expect("resolve");
     store
         .append(
@@ -145,7 +152,11 @@ fn a_pruned_store_exported_and_imported_elsewhere_verifies_with_the_same_inciden
     // The old refusal went with the old incident; the checkpoint says what went.
     let refusals = fleetdeck(&store, &["audit", "list", "--kind", "refusal"]);
     ok(&refusals);
-    assert!(refusals.out.contains("no audit entries"), "{}", refusals.out);
+    assert!(
+        refusals.out.contains("no audit entries"),
+        "{}",
+        refusals.out
+    );
 
     let stats = json(&fleetdeck(&store, &["store", "stats", "-o", "json"]));
     assert!(stats["size_on_disk"].as_u64().unwrap_or(0) > 0, "{stats}");
@@ -273,7 +284,11 @@ fn a_bad_line_in_an_import_is_named_and_nothing_is_imported() {
     assert!(r.err.contains("line 4"), "{}", r.err);
     assert!(r.err.contains("nothing was imported"), "{}", r.err);
     let stats = json(&fleetdeck(&target, &["store", "stats", "-o", "json"]));
-    assert_eq!(stats["trees"][0], serde_json::json!(["audit", 0]), "{stats}");
+    assert_eq!(
+        stats["trees"][0],
+        serde_json::json!(["audit", 0]),
+        "{stats}"
+    );
 
     // Line 2's entry (audit record #1, on gpu-node-1) was edited: its hash no longer matches.
     assert!(lines[1].contains("gpu-node-1"), "{}", lines[1]);
@@ -286,7 +301,10 @@ fn a_bad_line_in_an_import_is_named_and_nothing_is_imported() {
 
     // A store that holds something is never imported into: what it holds stays.
     let before = json(&fleetdeck(&store, &["incident", "list", "-o", "json"]));
-    let r = fleetdeck(&store, &["store", "import", export.to_str().expect("utf-8")]);
+    let r = fleetdeck(
+        &store,
+        &["store", "import", export.to_str().expect("utf-8")],
+    );
     assert_ne!(r.code, 0, "{}", r.out);
     assert!(r.err.contains("already holds"), "{}", r.err);
     assert_eq!(

@@ -40,7 +40,10 @@ pub(super) fn audit_list(cli: &Cli, cmd: &AuditCommand) -> anyhow::Result<()> {
     let store = open_store(cli, &cfg)?;
     let filter = EntryFilter {
         kind: kind.map(AuditKind::filter),
-        since: since.as_deref().map(super::incident::parse_since).transpose()?,
+        since: since
+            .as_deref()
+            .map(super::incident::parse_since)
+            .transpose()?,
         limit: Some(*limit),
     };
     let entries = store.entries(&filter)?;
@@ -73,9 +76,7 @@ pub(super) fn store(cli: &Cli, cmd: &StoreCommand) -> anyhow::Result<()> {
             };
             let report = store.prune_older_than(retention, chrono::Utc::now(), Origin::Cli)?;
             match output {
-                OutputFormat::Json => {
-                    writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?
-                }
+                OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
                 OutputFormat::Table => write!(
                     out,
                     "{}",
@@ -115,10 +116,7 @@ pub(super) fn store(cli: &Cli, cmd: &StoreCommand) -> anyhow::Result<()> {
             } else {
                 let f = std::fs::File::open(file)
                     .with_context(|| format!("cannot open the export {}", file.display()))?;
-                store.import(
-                    std::io::BufReader::new(f),
-                    &file.display().to_string(),
-                )?
+                store.import(std::io::BufReader::new(f), &file.display().to_string())?
             };
             writeln!(
                 out,

@@ -144,13 +144,15 @@ pub fn start_with(
                 .gpu
                 .dcgm
                 .iter()
-                .filter_map(|t| match tls_roots(cfg, Some(("gpu.dcgm.ca_file", &t.ca_file))) {
-                    Ok(roots) => Some((t.cluster.clone(), t.url.clone(), roots)),
-                    Err(e) => {
-                        tracing::error!(error = %e, url = %t.url, "this DCGM exporter is off");
-                        None
-                    }
-                })
+                .filter_map(
+                    |t| match tls_roots(cfg, Some(("gpu.dcgm.ca_file", &t.ca_file))) {
+                        Ok(roots) => Some((t.cluster.clone(), t.url.clone(), roots)),
+                        Err(e) => {
+                            tracing::error!(error = %e, url = %t.url, "this DCGM exporter is off");
+                            None
+                        }
+                    },
+                )
                 .collect();
             crate::sources::dcgm::spawn_dcgm_with_roots(targets, cfg.gpu.interval(), gtx.clone());
         }
@@ -222,11 +224,14 @@ pub fn cost_options(cfg: &Config) -> Option<crate::sources::cost::CostOptions> {
         monthly_budget: cfg.cost.monthly_budget,
         team_label: cfg.cost.team_label.clone(),
         idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
-        tls: tls_roots(cfg, Some(("cost.opencost_ca_file", &cfg.cost.opencost_ca_file)))
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "OpenCost is trusted with the built-in roots only");
-                crate::sources::http::TlsRoots::default()
-            }),
+        tls: tls_roots(
+            cfg,
+            Some(("cost.opencost_ca_file", &cfg.cost.opencost_ca_file)),
+        )
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "OpenCost is trusted with the built-in roots only");
+            crate::sources::http::TlsRoots::default()
+        }),
         ..crate::sources::cost::CostOptions::default()
     })
 }

@@ -424,13 +424,7 @@ pub fn spawn_dcgm_with_roots(
                 continue;
             }
         };
-        tokio::spawn(poll_endpoint(
-            client,
-            cluster,
-            url,
-            interval,
-            tx.clone(),
-        ));
+        tokio::spawn(poll_endpoint(client, cluster, url, interval, tx.clone()));
     }
 }
 

@@ -94,7 +94,8 @@ pub fn read_ca_file(key: &str, path: &Path) -> Result<Vec<reqwest::Certificate>,
         path: path.to_path_buf(),
         detail,
     };
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(format!(": {e}")))?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(format!(": {e}")))?;
     if certs.is_empty() {
         return Err(not_pem(String::new()));
     }
@@ -119,8 +120,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "this is not a certificate\n").expect("write");
-        let err = TlsRoots::load(&[("tls.ca_file", path.to_str().expect("utf-8"))])
-            .expect_err("not PEM");
+        let err =
+            TlsRoots::load(&[("tls.ca_file", path.to_str().expect("utf-8"))]).expect_err("not PEM");
         assert!(matches!(err, TlsError::NotPem { .. }), "{err}");
         assert!(err.to_string().contains("tls.ca_file"), "{err}");
     }

@@ -184,7 +184,12 @@ impl PrometheusClient {
         bearer_token: Option<String>,
         timeout: Duration,
     ) -> Result<Self, PromError> {
-        Self::with_roots(base_url, bearer_token, timeout, &super::http::TlsRoots::default())
+        Self::with_roots(
+            base_url,
+            bearer_token,
+            timeout,
+            &super::http::TlsRoots::default(),
+        )
     }
 
     /// As [`PrometheusClient::new`], trusting the private CAs in `roots` too.

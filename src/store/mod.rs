@@ -27,9 +27,9 @@ use crate::model::incident::{Entry, Incident, IncidentStatus, NewEntry, incident
 use crate::model::signal::{Signal, Subject};
 
 pub use audit::{AuditProblem, AuditReport, Checkpoint};
-pub use retention::{PruneReport, RetentionTask, StoreStats};
 pub use memory::{Claim, IdempotencyRecord, JournalRecord};
 pub use recorder::SignalRecorder;
+pub use retention::{PruneReport, RetentionTask, StoreStats};
 use writer::{Job, Op, OpResult};
 
 /// Written at creation; a database without it is not a fleetdeck store.

@@ -80,8 +80,7 @@ impl Store {
         now: DateTime<Utc>,
         origin: Origin,
     ) -> Result<PruneReport> {
-        let cutoff =
-            now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         match self.submit_one(Op::Retain { cutoff, origin })? {
             OpResult::Retained(r) => Ok(*r),
             other => Err(writer::unexpected(other)),

@@ -700,7 +700,13 @@ fn retention_keeps_open_incidents_and_the_chain_verifies_through_its_checkpoint(
     let now = Utc::now();
     let fire = |node: &str| {
         store
-            .record_signals(&[xid(node, 0, now)], &[], Origin::Headless, Duration::from_secs(3600), now)
+            .record_signals(
+                &[xid(node, 0, now)],
+                &[],
+                Origin::Headless,
+                Duration::from_secs(3600),
+                now,
+            )
             .expect("record")[0]
             .incident
     };

@@ -27,6 +27,9 @@ struct Header {
     exported_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// Store keys and values, as an import writes them.
+type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One line after the header.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -69,7 +72,12 @@ enum Line {
     },
 }
 
-const MEMORY: [u8; 4] = [keys::COOLDOWN, keys::IDEMPOTENCY, keys::DEDUP, keys::JOURNAL];
+const MEMORY: [u8; 4] = [
+    keys::COOLDOWN,
+    keys::IDEMPOTENCY,
+    keys::DEDUP,
+    keys::JOURNAL,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -190,7 +198,10 @@ impl Store {
             }
         }
         for (name, make) in [
-            ("checkpoint", (|n| Line::Checkpoint { seq: n }) as fn(u64) -> Line),
+            (
+                "checkpoint",
+                (|n| Line::Checkpoint { seq: n }) as fn(u64) -> Line,
+            ),
             ("next_incident", |n| Line::NextIncident { id: n }),
         ] {
             if let Some(v) = db.get(keys::meta(name)).map_err(sled)?
@@ -210,7 +221,13 @@ impl Store {
         input: impl BufRead,
         source_name: &str,
     ) -> Result<TransferReport, TransferError> {
-        let held = self.stats()?.trees.iter().filter(|(name, _)| name != "meta").map(|(_, n)| n).sum::<u64>();
+        let held = self
+            .stats()?
+            .trees
+            .iter()
+            .filter(|(name, _)| name != "meta")
+            .map(|(_, n)| n)
+            .sum::<u64>();
         if held > 0 {
             return Err(StoreError::NotEmpty {
                 path: self.path().to_path_buf(),
@@ -241,7 +258,7 @@ fn unhex(s: &str) -> Option<[u8; audit::HASH_LEN]> {
 fn read_export(
     input: impl BufRead,
     source_name: &str,
-) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, TransferReport), TransferError> {
+) -> Result<(Records, TransferReport), TransferError> {
     let bad = |line: usize, reason: String| TransferError::Line {
         source_name: source_name.to_owned(),
         line,
@@ -249,7 +266,7 @@ fn read_export(
     };
     let mut report = TransferReport::default();
     let mut audit_records: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
-    let mut other: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut other: Records = Vec::new();
     let mut last: Option<(u64, [u8; audit::HASH_LEN])> = None;
     let mut checkpoint = None;
     let mut header_seen = false;
@@ -293,10 +310,12 @@ fn read_export(
                 hash,
                 body,
             } => {
-                let prev = unhex(&prev)
-                    .ok_or_else(|| bad(n, format!("audit record #{seq}: prev is not a hex SHA-256")))?;
-                let hash = unhex(&hash)
-                    .ok_or_else(|| bad(n, format!("audit record #{seq}: hash is not a hex SHA-256")))?;
+                let prev = unhex(&prev).ok_or_else(|| {
+                    bad(n, format!("audit record #{seq}: prev is not a hex SHA-256"))
+                })?;
+                let hash = unhex(&hash).ok_or_else(|| {
+                    bad(n, format!("audit record #{seq}: hash is not a hex SHA-256"))
+                })?;
                 if let Some((before, _)) = last
                     && seq <= before
                 {
@@ -309,11 +328,18 @@ fn read_export(
                 if computed != hash {
                     return Err(bad(
                         n,
-                        format!("audit record #{seq} was altered: its body does not match its hash"),
+                        format!(
+                            "audit record #{seq} was altered: its body does not match its hash"
+                        ),
                     ));
                 }
-                let entry: crate::model::incident::Entry = serde_json::from_str(&body)
-                    .map_err(|e| bad(n, format!("audit record #{seq}: its entry cannot be read: {e}")))?;
+                let entry: crate::model::incident::Entry =
+                    serde_json::from_str(&body).map_err(|e| {
+                        bad(
+                            n,
+                            format!("audit record #{seq}: its entry cannot be read: {e}"),
+                        )
+                    })?;
                 if let Some(id) = entry.entry.incident {
                     other.push((keys::pair(keys::TIMELINE, id, seq), Vec::new()));
                 }
@@ -327,12 +353,13 @@ fn read_export(
                 report.incidents += 1;
             }
             Line::Group { group, incident } => {
-                other.push((keys::text(keys::GROUP, &group), incident.to_be_bytes().to_vec()));
+                other.push((
+                    keys::text(keys::GROUP, &group),
+                    incident.to_be_bytes().to_vec(),
+                ));
             }
             Line::Cooldown { key, value } => other.push(memory(keys::COOLDOWN, &key, &value)),
-            Line::Idempotency { key, value } => {
-                other.push(memory(keys::IDEMPOTENCY, &key, &value))
-            }
+            Line::Idempotency { key, value } => other.push(memory(keys::IDEMPOTENCY, &key, &value)),
             Line::Dedup { key, value } => other.push(memory(keys::DEDUP, &key, &value)),
             Line::Journal { key, value } => other.push(memory(keys::JOURNAL, &key, &value)),
             Line::Checkpoint { seq } => {

@@ -592,7 +592,7 @@ impl WriterState {
     }
 
     /// The record at `seq`: its prev hash, its hash and the times and incident of its entry.
-    fn record_at(&self, seq: u64) -> Result<Option<(RecordProbe, [u8; HASH_LEN], [u8; HASH_LEN])>> {
+    fn record_at(&self, seq: u64) -> Result<Option<(RecordProbe, Links)>> {
         let Some(v) = self
             .db
             .get(keys::num(keys::AUDIT, seq))
@@ -608,7 +608,7 @@ impl WriterState {
         let rec = audit::Record::parse(&v).map_err(bad)?;
         let probe: RecordProbe =
             serde_json::from_slice(rec.body).map_err(|e| bad(e.to_string()))?;
-        Ok(Some((probe, rec.prev, rec.hash)))
+        Ok(Some((probe, (rec.prev, rec.hash))))
     }
 
     fn retain(
@@ -640,8 +640,8 @@ impl WriterState {
                 };
                 match self.record_at(seq)? {
                     // A note written after the incident was resolved keeps it.
-                    Some((probe, _, _)) if probe.recorded_at >= cutoff => continue 'incidents,
-                    Some((_, prev, hash)) => own.push((seq, prev, hash)),
+                    Some((probe, _)) if probe.recorded_at >= cutoff => continue 'incidents,
+                    Some((_, (prev, hash))) => own.push((seq, prev, hash)),
                     None => {}
                 }
                 own_keys.push(tk.to_vec());
@@ -740,12 +740,14 @@ impl WriterState {
             keys::meta("next_incident"),
             self.next_incident.to_be_bytes().to_vec(),
         );
-        Ok(OpResult::Retained(Box::new(super::retention::PruneReport {
-            incidents: gone_incidents.len() as u64,
-            entries,
-            checkpoint: Some(written.seq),
-            pruned_in_all: checkpoint.pruned,
-        })))
+        Ok(OpResult::Retained(Box::new(
+            super::retention::PruneReport {
+                incidents: gone_incidents.len() as u64,
+                entries,
+                checkpoint: Some(written.seq),
+                pruned_in_all: checkpoint.pruned,
+            },
+        )))
     }
 
     fn import(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<OpResult> {
@@ -806,6 +808,9 @@ impl WriterState {
         Ok(())
     }
 }
+
+/// A record's link to the one before it and its own hash.
+type Links = ([u8; HASH_LEN], [u8; HASH_LEN]);
 
 /// The parts of an entry's JSON that retention reads.
 #[derive(serde::Deserialize)]

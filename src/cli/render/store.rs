@@ -71,13 +71,21 @@ fn bytes(n: u64) -> String {
 pub fn stats(s: &StoreStats) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "store {}", s.path);
-    let _ = writeln!(o, "size on disk  {} ({} bytes)", bytes(s.size_on_disk), s.size_on_disk);
+    let _ = writeln!(
+        o,
+        "size on disk  {} ({} bytes)",
+        bytes(s.size_on_disk),
+        s.size_on_disk
+    );
     let _ = writeln!(o, "\nRECORDS");
     for (name, n) in &s.trees {
         let _ = writeln!(o, "  {name:<12} {n:>10}");
     }
     let _ = writeln!(o, "\nINCIDENTS");
-    for (label, mark) in [("oldest", &s.oldest_incident), ("newest", &s.newest_incident)] {
+    for (label, mark) in [
+        ("oldest", &s.oldest_incident),
+        ("newest", &s.newest_incident),
+    ] {
         match mark {
             Some(m) => {
                 let _ = writeln!(
@@ -118,7 +126,10 @@ pub fn stats(s: &StoreStats) -> String {
 pub fn pruned(r: &PruneReport, retention: std::time::Duration, path: &std::path::Path) -> String {
     let keep = humantime::format_duration(retention);
     match r.checkpoint {
-        None => format!("nothing in {} is older than {keep}: nothing pruned\n", path.display()),
+        None => format!(
+            "nothing in {} is older than {keep}: nothing pruned\n",
+            path.display()
+        ),
         Some(seq) => format!(
             "pruned {} resolved incidents and {} audit records older than {keep} from {}; checkpoint #{seq} ({} records pruned in all)\n",
             r.incidents,
