@@ -216,7 +216,8 @@ pub enum AuditCommand {
     /// Audit entries, attached to an incident or not, oldest first: what the headless API and
     /// the runbook guard refused (`--kind refusal`), or any kind.
     List {
-        /// refusal, checkpoint, signal, decision, action, approval, note or status.
+        /// refusal: what the headless API and the runbook guard refused; checkpoint: what
+        /// retention pruned; or an entry kind.
         #[arg(long, value_enum)]
         kind: Option<AuditKind>,
         /// Only entries recorded since then: a duration ago (2h, 7d) or an RFC 3339 time.
