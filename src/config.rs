@@ -33,12 +33,15 @@ interval = "10s"
 # [[gpu.dcgm]]
 # cluster = "prod-us-east"
 # url = "http://dcgm-exporter.gpu-operator.svc:9400/metrics"
+# ca_file = "/etc/fleetdeck/gpu-ca.pem"   # a private CA for an https:// exporter (PEM)
 
 [prometheus]
 # Prometheus (or Thanos/Mimir) for fleet-wide GPU history (DCGM metrics); empty: not used.
 url = ""
 # A file holding a bearer token for it; empty: none.
 bearer_token_file = ""
+# A PEM file of the private CA that signed its https:// certificate; empty: none.
+ca_file = ""
 # How often to read, and how much history.
 interval = "30s"
 window = "1h"
@@ -47,6 +50,8 @@ window = "1h"
 # OpenCost API (the cockpit and headless read it every interval; `fleetdeck cost` when
 # --opencost is not given); empty: none.
 opencost_url = ""
+# A PEM file of the private CA that signed OpenCost's https:// certificate; empty: none.
+opencost_ca_file = ""
 # FOCUS exports (CSV) read beside OpenCost every interval, e.g. ["/data/focus-2026-11.csv"].
 focus = []
 # How often the cost source makes a report.
@@ -153,12 +158,23 @@ budget_overrun_forecast = "0s"
 # (1000 to 1000000); older ones scroll away. Lines over 16 KiB are cut with a marker.
 max_lines = 10000
 
+[tls]
+# A PEM file of private CAs every HTTP source (Prometheus, DCGM, endpoints, OpenCost) trusts,
+# beside the system's roots and the bundled ones; empty: none.
+ca_file = ""
+# A PEM file of private CAs only the model endpoints trust; empty: none.
+endpoints_ca_file = ""
+
 [store]
 # The RCA store (incidents, timelines, audit chain). Empty: $XDG_DATA_HOME/fleetdeck/store.
 # The global flag --store PATH overrides it.
 path = ""
 # A signal joins the open incident of its group when it fires within this long of the last one.
 incident_window = "1h"
+# Resolved incidents (with their timelines) and entries on no incident are pruned once nothing
+# about them is newer than this, e.g. "30d"; the audit chain keeps a checkpoint of what went.
+# Empty: keep everything. `fleetdeck store prune` prunes now.
+retention = ""
 
 [runbooks]
 # Runbooks: one Rhai file each (see runbooks/README.md).
@@ -244,6 +260,7 @@ pub struct Config {
     /// Model endpoints to probe (`[[endpoints]]`).
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub pod_logs: PodLogsConfig,
+    pub tls: TlsConfig,
     pub store: StoreConfig,
     pub runbooks: RunbooksConfig,
     pub headless: HeadlessConfig,
@@ -722,6 +739,29 @@ impl Default for PodLogsConfig {
     }
 }
 
+/// `[tls]`: private CAs for the HTTP sources.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM CAs every HTTP source trusts; empty: none.
+    pub ca_file: String,
+    /// PEM CAs only the model endpoints trust; empty: none.
+    pub endpoints_ca_file: String,
+}
+
+/// Whether `path` holds at least one PEM certificate; the message says what is wrong with it.
+fn check_ca_file(path: &str) -> Result<(), String> {
+    let pem =
+        std::fs::read(path).map_err(|e| format!("the CA file {path:?} cannot be read: {e}"))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(()),
+        Ok(_) => Err(format!(
+            "the CA file {path:?} holds no PEM certificate (a -----BEGIN CERTIFICATE----- block)"
+        )),
+        Err(e) => Err(format!("the CA file {path:?} is not PEM certificates: {e}")),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -730,6 +770,9 @@ pub struct StoreConfig {
     /// Signals of one group within this long of each other join one incident.
     #[serde(with = "crate::model::duration_serde")]
     pub incident_window: std::time::Duration,
+    /// How long resolved incidents and entries on no incident are kept, e.g. "30d"; empty:
+    /// forever.
+    pub retention: String,
 }
 
 impl Default for StoreConfig {
@@ -737,11 +780,20 @@ impl Default for StoreConfig {
         Self {
             path: String::new(),
             incident_window: std::time::Duration::from_secs(3600),
+            retention: String::new(),
         }
     }
 }
 
 impl StoreConfig {
+    /// `retention` as a duration; `None` keeps everything (validation rejects a bad one).
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        let text = self.retention.trim();
+        (!text.is_empty())
+            .then(|| humantime::parse_duration(text).ok())
+            .flatten()
+    }
+
     /// `--store` wins, then `[store] path`, then the XDG data dir.
     pub fn resolve(&self, flag: Option<&Path>) -> PathBuf {
         match flag {
@@ -770,6 +822,8 @@ pub struct PrometheusConfig {
     pub url: String,
     /// A file holding a bearer token for it; empty: none.
     pub bearer_token_file: String,
+    /// A PEM file of the private CA behind its https:// URL; empty: none.
+    pub ca_file: String,
     pub interval: String,
     /// How much history to read for the charts.
     pub window: String,
@@ -780,6 +834,7 @@ impl Default for PrometheusConfig {
         Self {
             url: String::new(),
             bearer_token_file: String::new(),
+            ca_file: String::new(),
             interval: "30s".into(),
             window: "1h".into(),
         }
@@ -791,6 +846,9 @@ impl Default for PrometheusConfig {
 pub struct DcgmTarget {
     pub cluster: String,
     pub url: String,
+    /// A PEM file of the private CA behind its https:// URL; empty: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ca_file: String,
 }
 
 impl Default for GpuConfig {
@@ -813,6 +871,8 @@ impl GpuConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CostConfig {
     pub opencost_url: String,
+    /// A PEM file of the private CA behind OpenCost's https:// URL; empty: none.
+    pub opencost_ca_file: String,
     /// FOCUS exports the cockpit and headless read every round, beside OpenCost.
     pub focus: Vec<String>,
     /// How often the cost source makes a report.
@@ -827,6 +887,7 @@ impl Default for CostConfig {
     fn default() -> Self {
         Self {
             opencost_url: String::new(),
+            opencost_ca_file: String::new(),
             focus: Vec::new(),
             interval: Duration::from_secs(300),
             monthly_budget: None,
@@ -1106,6 +1167,48 @@ impl Config {
                 "url",
                 format!("{:?} is not a URL", self.prometheus.url),
             ));
+        }
+        let dcgm_ca = self
+            .gpu
+            .dcgm
+            .iter()
+            .map(|t| ("gpu.dcgm", "ca_file", &t.ca_file));
+        for (table, key, path) in [
+            ("tls", "ca_file", &self.tls.ca_file),
+            ("tls", "endpoints_ca_file", &self.tls.endpoints_ca_file),
+            ("prometheus", "ca_file", &self.prometheus.ca_file),
+            ("cost", "opencost_ca_file", &self.cost.opencost_ca_file),
+        ]
+        .into_iter()
+        .chain(dcgm_ca)
+        {
+            if !path.trim().is_empty()
+                && let Err(message) = check_ca_file(path.trim())
+            {
+                return Err((table, key, message));
+            }
+        }
+        let retention = self.store.retention.trim();
+        if !retention.is_empty() {
+            match humantime::parse_duration(retention) {
+                Ok(d) if d < std::time::Duration::from_secs(3600) => {
+                    return Err((
+                        "store",
+                        "retention",
+                        format!(
+                            "{retention:?} is shorter than an hour; keep incidents at least 1h (\"30d\" is usual), or leave it empty to keep everything"
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err((
+                        "store",
+                        "retention",
+                        format!("{retention:?} is not a duration like 30d: {e}"),
+                    ));
+                }
+            }
         }
         if let Err(e) = humantime::parse_duration(&self.gpu.interval) {
             return Err((

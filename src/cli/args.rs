@@ -78,6 +78,9 @@ pub enum Command {
     /// The store's tamper-evident audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The RCA store itself: stats, prune by retention, export and import (JSON lines).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Runbooks: list, check, run one against a target, or rehearse one against a simulated
     /// scenario.
     #[command(subcommand)]
@@ -209,6 +212,65 @@ pub enum AuditCommand {
     Verify {
         #[arg(long, short = 'o', value_enum, default_value = "table")]
         output: OutputFormat,
+    },
+    /// Audit entries, attached to an incident or not, oldest first: what the headless API and
+    /// the runbook guard refused (`--kind refusal`), or any kind.
+    List {
+        /// refusal: what the headless API and the runbook guard refused; checkpoint: what
+        /// retention pruned; or an entry kind.
+        #[arg(long, value_enum)]
+        kind: Option<AuditKind>,
+        /// Only entries recorded since then: a duration ago (2h, 7d) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// At most this many, the most recent.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+}
+
+/// The kinds `audit list --kind` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditKind {
+    Refusal,
+    Checkpoint,
+    Signal,
+    Decision,
+    Action,
+    Approval,
+    Note,
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Records per kind, size on disk, oldest and newest incident, retention's checkpoint.
+    Stats {
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// Prune now: resolved incidents (with their timelines) and entries on no incident with
+    /// nothing newer than the retention; the audit chain keeps a checkpoint of what went.
+    Prune {
+        /// How long to keep (e.g. 30d); default: [store] retention.
+        #[arg(long, value_name = "DURATION")]
+        retention: Option<humantime::Duration>,
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// Write the whole store as JSON lines (a versioned header, then one record a line).
+    Export {
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Read an export into the store named by --store, which must be new (or empty); the
+    /// export is checked whole (every line, the audit chain) before anything is written.
+    Import {
+        /// The export file; - reads stdin.
+        file: PathBuf,
     },
 }
 

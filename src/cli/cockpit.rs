@@ -77,6 +77,8 @@ async fn run_cockpit(
     control: Option<String>,
 ) -> anyhow::Result<()> {
     let (theme, keymap) = cockpit_parts(cli, cfg)?;
+    let _retention =
+        super::setup::keep_store_bounded(cfg, &store, crate::model::incident::Origin::Tui);
     let runbooks = load_runbooks(cli, cfg);
     let executor = start_executor(
         cli,

@@ -49,6 +49,10 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
         monthly_budget: args.budget.or(cfg.cost.monthly_budget),
         idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
         team_label: cfg.cost.team_label.clone(),
+        tls: super::wiring::tls_roots(
+            &cfg,
+            Some(("cost.opencost_ca_file", &cfg.cost.opencost_ca_file)),
+        )?,
         ..CostOptions::default()
     };
     let rt = super::runtime()?;

@@ -9,6 +9,8 @@ pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     crate::telemetry::init_json(&cfg.log.level);
     let store = open_store(cli, &cfg)?;
+    let _retention =
+        super::setup::keep_store_bounded(&cfg, &store, crate::model::incident::Origin::Headless);
     let targets = kube_targets(cli, &cfg)?;
     let dir = runbook_dir(cli, &cfg);
     let (runbooks, broken, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);

@@ -18,7 +18,7 @@ fn incident_id(s: &str) -> anyhow::Result<u64> {
 }
 
 /// `--since 2h` (ago) or `--since 2026-11-28T09:00:00Z`.
-fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+pub(super) fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&chrono::Utc));
     }

@@ -13,6 +13,7 @@ mod runbook;
 mod setup;
 mod sim;
 mod snapshot;
+mod store;
 pub mod wiring;
 
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Audit(AuditCommand::Verify { output })) => {
             incident::audit_verify(&cli, *output)
         }
+        Some(Command::Audit(cmd @ AuditCommand::List { .. })) => {
+            store::audit_list(&cli, cmd).map(success)
+        }
+        Some(Command::Store(cmd)) => store::store(&cli, cmd).map(success),
         Some(Command::Runbook(cmd)) => runbook::runbook(&cli, cmd),
         Some(Command::Headless(args)) => headless::headless(&cli, args).map(success),
     }

@@ -30,6 +30,26 @@ pub(super) fn open_store(cli: &Cli, cfg: &Config) -> anyhow::Result<crate::store
     Ok(crate::store::Store::open(&path)?)
 }
 
+/// How often a long-running face prunes by `[store] retention`.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Prunes the store by `[store] retention` now and every hour while the returned task lives
+/// (the cockpit and headless); nothing when no retention is set.
+pub(super) fn keep_store_bounded(
+    cfg: &Config,
+    store: &crate::store::Store,
+    origin: crate::model::incident::Origin,
+) -> Option<crate::store::RetentionTask> {
+    let retention = cfg.store.retention()?;
+    match store.spawn_retention(retention, RETENTION_EVERY, origin) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the store's retention; the store is not pruned");
+            None
+        }
+    }
+}
+
 /// The global mode: `--mode`, else `[runbooks] mode`.
 pub(super) fn global_mode(cli: &Cli, cfg: &Config) -> crate::runbook::Mode {
     cli.mode

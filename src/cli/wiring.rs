@@ -41,6 +41,16 @@ impl Running {
     }
 }
 
+/// The private CAs one source trusts: `[tls] ca_file`, then the source's own key.
+pub fn tls_roots(
+    cfg: &Config,
+    own: Option<(&str, &str)>,
+) -> Result<crate::sources::http::TlsRoots, crate::sources::http::TlsError> {
+    let mut files = vec![("tls.ca_file", cfg.tls.ca_file.as_str())];
+    files.extend(own);
+    crate::sources::http::TlsRoots::load(&files)
+}
+
 /// The Prometheus client `[prometheus]` asks for, if any.
 pub fn prometheus_client(cfg: &Config) -> anyhow::Result<Option<PrometheusClient>> {
     if cfg.prometheus.url.is_empty() {
@@ -54,8 +64,10 @@ pub fn prometheus_client(cfg: &Config) -> anyhow::Result<Option<PrometheusClient
                 .map_err(|e| anyhow::anyhow!("[prometheus] bearer_token_file {path}: {e}"))?,
         ),
     };
-    let client = PrometheusClient::new(&cfg.prometheus.url, token, Duration::from_secs(30))
-        .map_err(|e| anyhow::anyhow!("[prometheus] url: {e}"))?;
+    let roots = tls_roots(cfg, Some(("prometheus.ca_file", &cfg.prometheus.ca_file)))?;
+    let client =
+        PrometheusClient::with_roots(&cfg.prometheus.url, token, Duration::from_secs(30), &roots)
+            .map_err(|e| anyhow::anyhow!("[prometheus] url: {e}"))?;
     Ok(Some(client))
 }
 
@@ -127,13 +139,22 @@ pub fn start_with(
     if !cfg.gpu.dcgm.is_empty() || cfg.gpu.nvml {
         let (gtx, grx) = mpsc::channel(64);
         if !cfg.gpu.dcgm.is_empty() {
-            let urls = cfg
+            // A CA file that went bad since the config was checked turns its exporter off.
+            let targets = cfg
                 .gpu
                 .dcgm
                 .iter()
-                .map(|t| (t.cluster.clone(), t.url.clone()))
+                .filter_map(
+                    |t| match tls_roots(cfg, Some(("gpu.dcgm.ca_file", &t.ca_file))) {
+                        Ok(roots) => Some((t.cluster.clone(), t.url.clone(), roots)),
+                        Err(e) => {
+                            tracing::error!(error = %e, url = %t.url, "this DCGM exporter is off");
+                            None
+                        }
+                    },
+                )
                 .collect();
-            crate::sources::dcgm::spawn_dcgm(urls, cfg.gpu.interval(), gtx.clone());
+            crate::sources::dcgm::spawn_dcgm_with_roots(targets, cfg.gpu.interval(), gtx.clone());
         }
         if cfg.gpu.nvml {
             crate::sources::nvml::spawn_nvml(cfg.gpu.interval(), gtx);
@@ -154,9 +175,18 @@ pub fn start_with(
     }
     if !cfg.endpoints.is_empty() {
         let (etx, erx) = mpsc::channel(64);
-        crate::sources::endpoints::spawn_endpoints(
+        let roots = tls_roots(
+            cfg,
+            Some(("tls.endpoints_ca_file", &cfg.tls.endpoints_ca_file)),
+        )
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the endpoints trust only the built-in roots");
+            crate::sources::http::TlsRoots::default()
+        });
+        crate::sources::endpoints::spawn_endpoints_with_roots(
             cfg.endpoints.clone(),
-            Duration::from_secs(5),
+            crate::sources::endpoints::EndpointPollOptions::new(Duration::from_secs(5)),
+            &roots,
             etx,
         );
         let windows = EndpointWindows::new(&cfg.endpoints, burn);
@@ -194,6 +224,14 @@ pub fn cost_options(cfg: &Config) -> Option<crate::sources::cost::CostOptions> {
         monthly_budget: cfg.cost.monthly_budget,
         team_label: cfg.cost.team_label.clone(),
         idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
+        tls: tls_roots(
+            cfg,
+            Some(("cost.opencost_ca_file", &cfg.cost.opencost_ca_file)),
+        )
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "OpenCost is trusted with the built-in roots only");
+            crate::sources::http::TlsRoots::default()
+        }),
         ..crate::sources::cost::CostOptions::default()
     })
 }
@@ -247,6 +285,7 @@ pub fn point_at_sim(cfg: &mut Config, d: &serde_json::Value) {
             Some(crate::config::DcgmTarget {
                 cluster: c.clone(),
                 url: u.as_str()?.to_string(),
+                ca_file: String::new(),
             })
         })
         .collect();

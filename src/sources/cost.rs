@@ -118,6 +118,8 @@ pub struct CostOptions {
     /// The instant windows and the budget month are taken at; absent: now (and, for FOCUS
     /// files alone, the budget month is the one of the latest charge).
     pub as_of: Option<DateTime<Utc>>,
+    /// Private CAs OpenCost's https:// certificate may be signed by.
+    pub tls: super::http::TlsRoots,
 }
 
 pub const DEFAULT_OPENCOST_WINDOW: &str = "7d";
@@ -136,6 +138,7 @@ impl Default for CostOptions {
             team_label: "team".to_string(),
             opencost_currency: "USD".to_string(),
             as_of: None,
+            tls: super::http::TlsRoots::default(),
         }
     }
 }
@@ -166,7 +169,7 @@ pub async fn build_report(opts: &CostOptions) -> Result<CostReport, CostError> {
     });
 
     if let Some(url) = &opts.opencost_url {
-        let client = OpenCostClient::new(url)?;
+        let client = OpenCostClient::with_roots(url, &opts.tls)?;
         let spec = opts
             .window
             .clone()
@@ -364,6 +367,11 @@ const OPENCOST_TIMEOUT: StdDuration = StdDuration::from_secs(120);
 
 impl OpenCostClient {
     pub fn new(base: &str) -> Result<Self, CostError> {
+        Self::with_roots(base, &super::http::TlsRoots::default())
+    }
+
+    /// As [`OpenCostClient::new`], trusting the private CAs in `roots` too.
+    pub fn with_roots(base: &str, roots: &super::http::TlsRoots) -> Result<Self, CostError> {
         let bad = |reason: String| CostError::OpenCostUrl {
             url: base.to_string(),
             reason,
@@ -377,7 +385,8 @@ impl OpenCostClient {
             let p = format!("{}/", url.path());
             url.set_path(&p);
         }
-        let http = reqwest::Client::builder()
+        let http = roots
+            .client_builder()
             .timeout(OPENCOST_TIMEOUT)
             .build()
             .map_err(|e| bad(e.to_string()))?;

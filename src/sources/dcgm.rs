@@ -399,24 +399,32 @@ const MAX_BACKOFF_INTERVALS: u32 = 8;
 /// other, and sends a [`GpuUpdate`] after every round. A failed round sends the error with the
 /// time of the last success and no GPUs. Tasks end when the receiver is dropped.
 pub fn spawn_dcgm(urls: Vec<(String, String)>, interval: Duration, tx: mpsc::Sender<GpuUpdate>) {
-    let client = match reqwest::Client::builder()
-        .timeout(interval.max(Duration::from_secs(10)))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the DCGM HTTP client; DCGM is off");
-            return;
-        }
-    };
-    for (cluster, url) in urls {
-        tokio::spawn(poll_endpoint(
-            client.clone(),
-            cluster,
-            url,
-            interval,
-            tx.clone(),
-        ));
+    let targets = urls
+        .into_iter()
+        .map(|(cluster, url)| (cluster, url, super::http::TlsRoots::default()))
+        .collect();
+    spawn_dcgm_with_roots(targets, interval, tx);
+}
+
+/// As [`spawn_dcgm`], each exporter `(cluster, url, roots)` trusting its own private CAs too.
+pub fn spawn_dcgm_with_roots(
+    targets: Vec<(String, String, super::http::TlsRoots)>,
+    interval: Duration,
+    tx: mpsc::Sender<GpuUpdate>,
+) {
+    for (cluster, url, roots) in targets {
+        let client = match roots
+            .client_builder()
+            .timeout(interval.max(Duration::from_secs(10)))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, %url, "cannot build the DCGM HTTP client; this exporter is off");
+                continue;
+            }
+        };
+        tokio::spawn(poll_endpoint(client, cluster, url, interval, tx.clone()));
     }
 }
 

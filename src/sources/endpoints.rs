@@ -830,7 +830,18 @@ pub fn spawn_endpoints_with(
     options: EndpointPollOptions,
     tx: mpsc::Sender<EndpointUpdate>,
 ) {
-    let client = reqwest::Client::builder()
+    spawn_endpoints_with_roots(configs, options, &super::http::TlsRoots::default(), tx);
+}
+
+/// As [`spawn_endpoints_with`], trusting the private CAs in `roots` too.
+pub fn spawn_endpoints_with_roots(
+    configs: Vec<EndpointConfig>,
+    options: EndpointPollOptions,
+    roots: &super::http::TlsRoots,
+    tx: mpsc::Sender<EndpointUpdate>,
+) {
+    let client = roots
+        .client_builder()
         .timeout(options.timeout)
         .connect_timeout(options.timeout)
         .build()

@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod dcgm;
 pub mod endpoints;
+pub mod http;
 pub mod kube;
 pub mod logs;
 pub mod nvml;

@@ -184,6 +184,21 @@ impl PrometheusClient {
         bearer_token: Option<String>,
         timeout: Duration,
     ) -> Result<Self, PromError> {
+        Self::with_roots(
+            base_url,
+            bearer_token,
+            timeout,
+            &super::http::TlsRoots::default(),
+        )
+    }
+
+    /// As [`PrometheusClient::new`], trusting the private CAs in `roots` too.
+    pub fn with_roots(
+        base_url: &str,
+        bearer_token: Option<String>,
+        timeout: Duration,
+        roots: &super::http::TlsRoots,
+    ) -> Result<Self, PromError> {
         let mut base = Url::parse(base_url).map_err(|source| PromError::BadBaseUrl {
             url: base_url.to_string(),
             source,
@@ -200,7 +215,8 @@ impl PrometheusClient {
         }
         base.set_query(None);
         base.set_fragment(None);
-        let http = reqwest::Client::builder()
+        let http = roots
+            .client_builder()
             .timeout(timeout)
             .build()
             .map_err(|source| PromError::Client { source })?;

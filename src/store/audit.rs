@@ -5,10 +5,15 @@
 //! `seq (8) | prev hash (32) | hash (32) | entry JSON`, where
 //! `hash = SHA-256(prev hash | seq | entry JSON)`. The head (last seq and hash) is kept beside
 //! the chain, written in the same atomic batch, so a removed tail is noticed too.
+//!
+//! Retention removes records (`store::retention`). What it removed is kept in a checkpoint: a
+//! record of the chain itself (so it cannot be altered unnoticed) whose entry holds every pruned
+//! range with the hash before it and the hash of its last record. The chain may skip a range
+//! only where the latest checkpoint (`m` + `checkpoint`) names it and both ends link.
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::keys;
@@ -155,6 +160,86 @@ pub struct AuditReport {
     /// Hex SHA-256 of the last good record: anchor it elsewhere to detect a rewritten history.
     pub head: Option<String>,
     pub problem: Option<AuditProblem>,
+    /// The record holding the latest retention checkpoint, when records were pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<u64>,
+    /// Records retention removed (the checkpoint's count); they are not in `records`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pruned: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Records that retention removed, `first..=last`, with the hash the first one linked to and the
+/// hash of the last one (the record after the range links to it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedRange {
+    pub first: u64,
+    pub last: u64,
+    pub prev: String,
+    pub last_hash: String,
+}
+
+/// What the chain is allowed to miss: every range pruned so far (cumulative, merged), kept in
+/// the `detail.checkpoint` of a status entry written by the prune.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Records pruned, over all prunes.
+    pub pruned: u64,
+    /// Incidents pruned, over all prunes.
+    pub incidents: u64,
+    pub ranges: Vec<PrunedRange>,
+}
+
+impl Checkpoint {
+    /// The checkpoint held by an entry's JSON body, if it holds one.
+    pub fn from_body(body: &[u8]) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default)]
+            detail: Detail,
+        }
+        #[derive(Deserialize, Default)]
+        struct Detail {
+            checkpoint: Option<Checkpoint>,
+        }
+        serde_json::from_slice::<Body>(body).ok()?.detail.checkpoint
+    }
+
+    /// Adds single records (seq, prev hash, own hash) to the ranges, merging neighbours.
+    pub fn add(&mut self, records: &[(u64, [u8; HASH_LEN], [u8; HASH_LEN])]) {
+        let mut all: Vec<PrunedRange> = std::mem::take(&mut self.ranges);
+        all.extend(records.iter().map(|(seq, prev, hash)| PrunedRange {
+            first: *seq,
+            last: *seq,
+            prev: hex(prev),
+            last_hash: hex(hash),
+        }));
+        all.sort_by_key(|r| r.first);
+        let mut merged: Vec<PrunedRange> = Vec::with_capacity(all.len());
+        for r in all {
+            match merged.last_mut() {
+                Some(m) if m.last + 1 == r.first => {
+                    m.last = r.last;
+                    m.last_hash = r.last_hash;
+                }
+                _ => merged.push(r),
+            }
+        }
+        self.pruned = merged.iter().map(|r| r.last - r.first + 1).sum();
+        self.ranges = merged;
+    }
+}
+
+/// Where the chain skips records: after `after` (whose hash is `after_hash`) comes `next`,
+/// which links to `next_prev`.
+struct Gap {
+    after: u64,
+    after_hash: [u8; HASH_LEN],
+    next: u64,
+    next_prev: [u8; HASH_LEN],
 }
 
 impl AuditReport {
@@ -166,27 +251,51 @@ impl AuditReport {
 /// Walks every record from the first.
 pub fn verify(db: &sled::Db) -> sled::Result<AuditReport> {
     let head = db.get(keys::meta("head"))?.and_then(|v| parse_head(&v));
+    let checkpoint = db
+        .get(keys::meta("checkpoint"))?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes));
+    verify_records(db.scan_prefix([keys::AUDIT]), head, checkpoint, |seq| {
+        Ok(db.get(keys::num(keys::AUDIT, seq))?.map(|v| v.to_vec()))
+    })
+}
+
+/// Walks `records` (audit keys and values, in key order) against the recorded head and the
+/// latest checkpoint; `lookup` reads one record (the checkpoint's) by its sequence number.
+pub fn verify_records<K, V, E>(
+    records: impl Iterator<Item = Result<(K, V), E>>,
+    head: Option<(u64, [u8; HASH_LEN])>,
+    checkpoint: Option<u64>,
+    lookup: impl Fn(u64) -> Result<Option<Vec<u8>>, E>,
+) -> Result<AuditReport, E>
+where
+    K: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
     let mut expected = 1u64;
     let mut prev = GENESIS;
     let mut checked = 0u64;
+    let mut gaps: Vec<Gap> = Vec::new();
     let report = |checked, prev: &[u8; HASH_LEN], problem| AuditReport {
         records: checked,
         head: (checked > 0).then(|| hex(prev)),
         problem,
+        checkpoint: None,
+        pruned: 0,
     };
-    for kv in db.scan_prefix([keys::AUDIT]) {
+    for kv in records {
         let (k, v) = kv?;
-        let Some(position) = keys::read_num(&k, 0) else {
+        let (k, v) = (k.as_ref(), v.as_ref());
+        let Some(position) = keys::read_num(k, 0) else {
             return Ok(report(
                 checked,
                 &prev,
                 Some(AuditProblem::Unreadable {
                     seq: expected,
-                    reason: format!("malformed key {:?}", String::from_utf8_lossy(&k)),
+                    reason: format!("malformed key {:?}", String::from_utf8_lossy(k)),
                 }),
             ));
         };
-        let record = match Record::parse(&v) {
+        let record = match Record::parse(v) {
             Ok(r) => r,
             Err(reason) => {
                 return Ok(report(
@@ -199,19 +308,20 @@ pub fn verify(db: &sled::Db) -> sled::Result<AuditReport> {
                 ));
             }
         };
+        let skipped = position > expected;
         let problem = if position != record.seq {
             Some(AuditProblem::Reordered {
                 position,
                 claims: record.seq,
             })
-        } else if position > expected {
-            Some(AuditProblem::Removed {
-                after: expected - 1,
-                next: position,
+        } else if position < expected {
+            Some(AuditProblem::Reordered {
+                position: expected,
+                claims: position,
             })
         } else if chain_hash(&record.prev, record.seq, record.body) != record.hash {
             Some(AuditProblem::Altered { seq: position })
-        } else if record.prev != prev {
+        } else if !skipped && record.prev != prev {
             Some(AuditProblem::BrokenLink { seq: position })
         } else {
             None
@@ -219,18 +329,58 @@ pub fn verify(db: &sled::Db) -> sled::Result<AuditReport> {
         if problem.is_some() {
             return Ok(report(checked, &prev, problem));
         }
+        if skipped {
+            // Allowed only where a checkpoint names the range; checked once the walk is done.
+            gaps.push(Gap {
+                after: expected - 1,
+                after_hash: prev,
+                next: position,
+                next_prev: record.prev,
+            });
+        }
         prev = record.hash;
         checked += 1;
-        expected += 1;
+        expected = position + 1;
     }
     let last = expected - 1;
-    let problem = match head {
-        Some((h, _)) if h > last => Some(AuditProblem::Truncated { last, head: h }),
-        Some((h, hash)) if h < last || hash != prev => {
-            Some(AuditProblem::HeadMismatch { last, head: h })
-        }
-        None if last > 0 => Some(AuditProblem::HeadMismatch { last, head: 0 }),
+    let saved = match checkpoint {
+        Some(seq) if seq <= last => lookup(seq)?.and_then(|bytes| {
+            let record = Record::parse(&bytes).ok()?;
+            Checkpoint::from_body(record.body)
+        }),
         _ => None,
     };
-    Ok(report(checked, &prev, problem))
+    let covered = |g: &Gap| {
+        saved.as_ref().is_some_and(|c| {
+            c.ranges.iter().any(|r| {
+                r.first == g.after + 1
+                    && r.last + 1 == g.next
+                    && r.prev == hex(&g.after_hash)
+                    && r.last_hash == hex(&g.next_prev)
+            })
+        })
+    };
+    let mut problem = gaps
+        .iter()
+        .find(|g| !covered(g))
+        .map(|g| AuditProblem::Removed {
+            after: g.after,
+            next: g.next,
+        });
+    if problem.is_none() {
+        problem = match head {
+            Some((h, _)) if h > last => Some(AuditProblem::Truncated { last, head: h }),
+            Some((h, hash)) if h < last || hash != prev => {
+                Some(AuditProblem::HeadMismatch { last, head: h })
+            }
+            None if last > 0 => Some(AuditProblem::HeadMismatch { last, head: 0 }),
+            _ => None,
+        };
+    }
+    let mut out = report(checked, &prev, problem);
+    if let Some(c) = &saved {
+        out.checkpoint = checkpoint;
+        out.pruned = c.pruned;
+    }
+    Ok(out)
 }

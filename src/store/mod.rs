@@ -12,6 +12,8 @@ pub mod export;
 pub mod memory;
 pub mod recorder;
 pub mod redact;
+pub mod retention;
+pub mod transfer;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -24,9 +26,10 @@ use serde::de::DeserializeOwned;
 use crate::model::incident::{Entry, Incident, IncidentStatus, NewEntry, incident_label};
 use crate::model::signal::{Signal, Subject};
 
-pub use audit::{AuditProblem, AuditReport};
+pub use audit::{AuditProblem, AuditReport, Checkpoint};
 pub use memory::{Claim, IdempotencyRecord, JournalRecord};
 pub use recorder::SignalRecorder;
+pub use retention::{PruneReport, RetentionTask, StoreStats};
 use writer::{Job, Op, OpResult};
 
 /// Written at creation; a database without it is not a fleetdeck store.
@@ -111,6 +114,10 @@ pub enum StoreError {
     NoIncident { path: PathBuf, id: u64 },
     #[error("the store's writer has stopped (an earlier error closed it); restart fleetdeck")]
     Closed,
+    #[error(
+        "the store at {path} already holds {records} records: import only into a new store (--store NEW_DIR); nothing was changed"
+    )]
+    NotEmpty { path: PathBuf, records: u64 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -138,6 +145,36 @@ pub struct SignalRecord {
     pub incident: u64,
     pub opened: bool,
     pub entry: Entry,
+}
+
+/// Which audit entries `Store::entries` lists.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    pub kind: Option<EntryKindFilter>,
+    /// Entries recorded at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many, the most recent.
+    pub limit: Option<usize>,
+}
+
+/// An entry kind, or one of the views over kinds that `audit list --kind` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKindFilter {
+    Kind(crate::model::incident::EntryKind),
+    /// What the headless API and the runbook guard refused (a `refused` verdict).
+    Refusal,
+    /// Retention's checkpoints.
+    Checkpoint,
+}
+
+impl EntryKindFilter {
+    pub fn matches(&self, e: &Entry) -> bool {
+        match self {
+            Self::Kind(k) => e.entry.kind == *k,
+            Self::Refusal => e.entry.verdict == Some(crate::model::incident::Verdict::Refused),
+            Self::Checkpoint => e.entry.detail.contains_key("checkpoint"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -498,7 +535,37 @@ impl Store {
         Ok(Some(self.decode(&key, record.body)?))
     }
 
-    /// How many entries the audit chain holds.
+    /// Audit entries, attached to an incident or not, oldest first: the most recent `limit`
+    /// of those that match.
+    pub fn entries(&self, filter: &EntryFilter) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for kv in self.inner.db.scan_prefix([keys::AUDIT]).rev() {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let seq = keys::read_num(&k, 0).unwrap_or(0);
+            let record = audit::Record::parse(&v).map_err(|reason| StoreError::Decode {
+                path: self.inner.path.clone(),
+                key: format!("audit #{seq}"),
+                reason,
+            })?;
+            let entry: Entry = self.decode(&k, record.body)?;
+            if filter.since.is_some_and(|since| entry.recorded_at < since) {
+                // The chain is in the order entries were recorded.
+                break;
+            }
+            if filter.kind.is_some_and(|kind| !kind.matches(&entry)) {
+                continue;
+            }
+            out.push(entry);
+            if filter.limit.is_some_and(|limit| out.len() >= limit) {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The audit chain's last sequence number: how many entries it ever held (retention may
+    /// have pruned some; `entry` answers `None` for those).
     pub fn len(&self) -> Result<u64> {
         Ok(self
             .inner

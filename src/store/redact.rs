@@ -396,10 +396,26 @@ fn replace_pem(caps: &Captures<'_>, _: &str) -> Option<String> {
 
 fn replace_header(caps: &Captures<'_>, _: &str) -> Option<String> {
     let value = group(caps, 3);
-    if value.trim() == REDACTED {
+    if value.trim() == REDACTED || is_placeholder(value) {
         return None;
     }
     Some(format!("{}{}{REDACTED}", group(caps, 1), group(caps, 2)))
+}
+
+/// `Authorization: Bearer <token> header is required`: a message saying what to send names a
+/// placeholder, not a secret, and a refusal's reason must stay readable.
+fn is_placeholder(value: &str) -> bool {
+    let mut words = value.split_whitespace();
+    let first = words.next().unwrap_or_default();
+    let credential = if ["bearer", "basic"]
+        .iter()
+        .any(|scheme| first.eq_ignore_ascii_case(scheme))
+    {
+        words.next().unwrap_or_default()
+    } else {
+        first
+    };
+    credential.len() > 2 && credential.starts_with('<') && credential.ends_with('>')
 }
 
 /// `Bearer <token>`, `Basic <b64>`, but not `basic checks` or `the bearer of bad news`.
@@ -444,7 +460,10 @@ fn replace_pair(caps: &Captures<'_>, haystack: &str) -> Option<String> {
     }
     let bare = caps.get(7)?;
     let value = bare.as_str();
-    if value.starts_with("[REDACTED") || value.starts_with("-----BEGIN") {
+    if value.starts_with("[REDACTED")
+        || value.starts_with("-----BEGIN")
+        || is_placeholder(&haystack[bare.start()..])
+    {
         return None;
     }
     // `failed to refresh token: connection refused` is prose, not a pair: after a colon, a
@@ -468,6 +487,15 @@ mod tests {
 
     fn r(s: &str) -> String {
         redact_str(s).into_owned()
+    }
+
+    #[test]
+    fn a_refusals_reason_naming_the_header_to_send_stays_readable() {
+        assert_clean("an Authorization: Bearer <token> header is required");
+        assert_eq!(
+            r("Authorization: Bearer s3cr3t-t0ken-value"),
+            "Authorization: [REDACTED]"
+        );
     }
 
     fn assert_clean(s: &str) {

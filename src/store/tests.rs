@@ -675,3 +675,57 @@ fn one_fault_seen_by_several_detectors_is_one_incident() {
     // Runs still act per target: the endpoint and the Deployment.
     assert_ne!(target_group(&down), target_group(&crash));
 }
+
+#[test]
+fn a_checkpoint_merges_pruned_neighbours_into_one_range_that_keeps_both_ends_hashes() {
+    let h = |b: u8| [b; audit::HASH_LEN];
+    let mut c = audit::Checkpoint::default();
+    c.add(&[(2, h(1), h(2)), (3, h(2), h(3)), (6, h(5), h(6))]);
+    assert_eq!(c.pruned, 3);
+    assert_eq!(c.ranges.len(), 2);
+    // Record 4 and 5 go later: the three runs become one, from 2's link to 6's hash.
+    c.add(&[(4, h(3), h(4)), (5, h(4), h(5))]);
+    assert_eq!(c.pruned, 5);
+    assert_eq!(c.ranges.len(), 1);
+    let r = &c.ranges[0];
+    assert_eq!((r.first, r.last), (2, 6));
+    assert_eq!(r.prev, audit::hex(&h(1)));
+    assert_eq!(r.last_hash, audit::hex(&h(6)));
+}
+
+#[test]
+fn retention_keeps_open_incidents_and_the_chain_verifies_through_its_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("s")).expect("open");
+    let now = Utc::now();
+    let fire = |node: &str| {
+        store
+            .record_signals(
+                &[xid(node, 0, now)],
+                &[],
+                Origin::Headless,
+                Duration::from_secs(3600),
+                now,
+            )
+            .expect("record")[0]
+            .incident
+    };
+    let gone = fire("n1");
+    let kept = fire("n2");
+    store
+        .milestone(gone, Milestone::Resolved, Actor::System, Origin::Cli)
+        .expect("resolve");
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    let r = store
+        .prune_older_than(Duration::ZERO, later, Origin::Cli)
+        .expect("prune");
+    assert_eq!((r.incidents, r.entries), (1, 2), "{r:?}");
+    assert!(store.incident(gone).expect("read").is_none());
+    assert!(store.timeline(gone).expect("timeline").is_empty());
+    assert_eq!(store.timeline(kept).expect("timeline").len(), 1);
+    let report = store.verify().expect("verify");
+    assert!(report.passed(), "{report:?}");
+    assert_eq!(report.pruned, 2);
+    // Ids are never given twice, even when the newest incident was pruned.
+    assert_eq!(fire("n3"), 3);
+}

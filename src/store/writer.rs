@@ -72,6 +72,16 @@ pub(super) enum Op {
     Prune {
         now: DateTime<Utc>,
     },
+    /// Retention: resolved incidents with nothing recorded since `cutoff` leave with their
+    /// timelines, and so do entries attached to no incident recorded before it.
+    Retain {
+        cutoff: DateTime<Utc>,
+        origin: Origin,
+    },
+    /// Fills an empty store with an export's records (already checked), in one batch.
+    Import {
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    },
 }
 
 #[derive(Debug)]
@@ -84,6 +94,7 @@ pub(super) enum OpResult {
     Claim(Box<Claim>),
     Sighting(bool),
     Pruned(u64),
+    Retained(Box<super::retention::PruneReport>),
 }
 
 pub(super) fn unexpected(r: OpResult) -> StoreError {
@@ -153,6 +164,12 @@ impl WriterState {
             }
             None => 1,
         };
+        // Retention may have removed the newest incidents: their ids are never given again.
+        if let Some(v) = self.db.get(keys::meta("next_incident")).map_err(err)?
+            && let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref())
+        {
+            self.next_incident = self.next_incident.max(u64::from_be_bytes(bytes));
+        }
         Ok(())
     }
 
@@ -319,6 +336,8 @@ impl WriterState {
                 Ok(OpResult::Sighting(true))
             }
             Op::Prune { now: at } => self.prune(at),
+            Op::Retain { cutoff, origin } => self.retain(cutoff, origin, now),
+            Op::Import { records } => self.import(records),
         }
     }
 
@@ -572,6 +591,190 @@ impl WriterState {
         Ok(OpResult::Pruned(n))
     }
 
+    /// The record at `seq`: its prev hash, its hash and the times and incident of its entry.
+    fn record_at(&self, seq: u64) -> Result<Option<(RecordProbe, Links)>> {
+        let Some(v) = self
+            .db
+            .get(keys::num(keys::AUDIT, seq))
+            .map_err(|e| classify(&self.path, e))?
+        else {
+            return Ok(None);
+        };
+        let bad = |reason: String| StoreError::Decode {
+            path: self.path.clone(),
+            key: format!("audit #{seq}"),
+            reason,
+        };
+        let rec = audit::Record::parse(&v).map_err(bad)?;
+        let probe: RecordProbe =
+            serde_json::from_slice(rec.body).map_err(|e| bad(e.to_string()))?;
+        Ok(Some((probe, (rec.prev, rec.hash))))
+    }
+
+    fn retain(
+        &mut self,
+        cutoff: DateTime<Utc>,
+        origin: Origin,
+        now: DateTime<Utc>,
+    ) -> Result<OpResult> {
+        // What this group wrote so far is committed first: the scans below read the disk.
+        self.commit()?;
+        let err = |e| classify(&self.path, e);
+        let mut gone_incidents: Vec<u64> = Vec::new();
+        let mut gone_keys: Vec<Vec<u8>> = Vec::new();
+        let mut seqs: BTreeMap<u64, ([u8; HASH_LEN], [u8; HASH_LEN])> = BTreeMap::new();
+        'incidents: for kv in self.db.scan_prefix([keys::INCIDENT]) {
+            let (k, v) = kv.map_err(err)?;
+            let Ok(inc) = serde_json::from_slice::<Incident>(&v) else {
+                continue;
+            };
+            if inc.status != IncidentStatus::Resolved || super::last_activity(&inc) >= cutoff {
+                continue;
+            }
+            let mut own = Vec::new();
+            let mut own_keys = vec![k.to_vec()];
+            for kv in self.db.scan_prefix(keys::num(keys::TIMELINE, inc.id)) {
+                let (tk, _) = kv.map_err(err)?;
+                let Some(seq) = keys::read_num(&tk, 8) else {
+                    continue;
+                };
+                match self.record_at(seq)? {
+                    // A note written after the incident was resolved keeps it.
+                    Some((probe, _)) if probe.recorded_at >= cutoff => continue 'incidents,
+                    Some((_, (prev, hash))) => own.push((seq, prev, hash)),
+                    None => {}
+                }
+                own_keys.push(tk.to_vec());
+            }
+            gone_keys.extend(own_keys);
+            gone_incidents.push(inc.id);
+            seqs.extend(own.into_iter().map(|(seq, prev, hash)| (seq, (prev, hash))));
+        }
+        // Entries on no incident (refusals, checkpoints) leave by age; the chain is in time order.
+        let mut old_checkpoints = Vec::new();
+        for kv in self.db.scan_prefix([keys::AUDIT]) {
+            let (k, v) = kv.map_err(err)?;
+            let Some(seq) = keys::read_num(&k, 0) else {
+                continue;
+            };
+            let Ok(rec) = audit::Record::parse(&v) else {
+                continue;
+            };
+            let Ok(probe) = serde_json::from_slice::<RecordProbe>(rec.body) else {
+                continue;
+            };
+            if probe.recorded_at >= cutoff {
+                break;
+            }
+            if probe.incident.is_some() {
+                continue;
+            }
+            // A checkpoint alone is no reason to prune (each prune would replace the last).
+            if probe.detail.checkpoint.is_some() {
+                old_checkpoints.push((seq, (rec.prev, rec.hash)));
+            } else {
+                seqs.insert(seq, (rec.prev, rec.hash));
+            }
+        }
+        if seqs.is_empty() {
+            return Ok(OpResult::Retained(Box::default()));
+        }
+        seqs.extend(old_checkpoints);
+        let mut checkpoint = match self.get(&keys::meta("checkpoint"))? {
+            Some(v) => match <[u8; 8]>::try_from(v.as_slice()) {
+                Ok(b) => self
+                    .db
+                    .get(keys::num(keys::AUDIT, u64::from_be_bytes(b)))
+                    .map_err(err)?
+                    .and_then(|v| {
+                        let rec = audit::Record::parse(&v).ok()?;
+                        audit::Checkpoint::from_body(rec.body)
+                    })
+                    .unwrap_or_default(),
+                Err(_) => audit::Checkpoint::default(),
+            },
+            None => audit::Checkpoint::default(),
+        };
+        let records: Vec<_> = seqs
+            .iter()
+            .map(|(seq, (prev, hash))| (*seq, *prev, *hash))
+            .collect();
+        let entries = records.len() as u64;
+        checkpoint.add(&records);
+        checkpoint.incidents += gone_incidents.len() as u64;
+        for seq in seqs.keys() {
+            gone_keys.push(keys::num(keys::AUDIT, *seq));
+        }
+        for kv in self.db.scan_prefix([keys::GROUP]) {
+            let (k, v) = kv.map_err(err)?;
+            let id = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes);
+            if id.is_ok_and(|id| gone_incidents.contains(&id)) {
+                gone_keys.push(k.to_vec());
+            }
+        }
+        for id in &gone_incidents {
+            self.incidents.remove(id);
+            self.dirty.retain(|d| d != id);
+        }
+        for k in gone_keys {
+            self.pending.insert(k, None);
+        }
+        let mut entry = NewEntry::new(
+            EntryKind::Status,
+            Actor::System,
+            origin,
+            format!(
+                "retention pruned {entries} audit records ({} resolved incidents) recorded before {}; {} records pruned in all",
+                gone_incidents.len(),
+                cutoff.format("%Y-%m-%dT%H:%M:%SZ"),
+                checkpoint.pruned
+            ),
+        );
+        entry.detail.insert(
+            "checkpoint".into(),
+            serde_json::to_value(&checkpoint).unwrap_or_default(),
+        );
+        let written = self.write_entry(entry, now)?;
+        self.put(keys::meta("checkpoint"), written.seq.to_be_bytes().to_vec());
+        self.put(
+            keys::meta("next_incident"),
+            self.next_incident.to_be_bytes().to_vec(),
+        );
+        Ok(OpResult::Retained(Box::new(
+            super::retention::PruneReport {
+                incidents: gone_incidents.len() as u64,
+                entries,
+                checkpoint: Some(written.seq),
+                pruned_in_all: checkpoint.pruned,
+            },
+        )))
+    }
+
+    fn import(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<OpResult> {
+        self.commit()?;
+        let err = |e| classify(&self.path, e);
+        let held = self
+            .db
+            .iter()
+            .keys()
+            .filter(|k| k.as_ref().is_ok_and(|k| k.first() != Some(&keys::META)))
+            .count();
+        if held > 0 {
+            return Err(StoreError::NotEmpty {
+                path: self.path.clone(),
+                records: held as u64,
+            });
+        }
+        let mut batch = sled::Batch::default();
+        for (k, v) in records {
+            batch.insert(k, v);
+        }
+        self.db.apply_batch(batch).map_err(err)?;
+        self.db.flush().map_err(err)?;
+        self.reload()?;
+        Ok(OpResult::Done)
+    }
+
     /// Writes the group as one atomic batch and makes it durable.
     fn commit(&mut self) -> Result<()> {
         let mut batch = sled::Batch::default();
@@ -604,6 +807,25 @@ impl WriterState {
         }
         Ok(())
     }
+}
+
+/// A record's link to the one before it and its own hash.
+type Links = ([u8; HASH_LEN], [u8; HASH_LEN]);
+
+/// The parts of an entry's JSON that retention reads.
+#[derive(serde::Deserialize)]
+struct RecordProbe {
+    recorded_at: DateTime<Utc>,
+    #[serde(default)]
+    incident: Option<u64>,
+    #[serde(default)]
+    detail: ProbeDetail,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ProbeDetail {
+    #[serde(default)]
+    checkpoint: Option<serde::de::IgnoredAny>,
 }
 
 /// The writer thread: runs until every `Store` handle is gone.

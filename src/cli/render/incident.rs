@@ -144,6 +144,13 @@ pub fn audit(report: &AuditReport, path: &std::path::Path) -> String {
     if let Some(h) = &report.head {
         let _ = writeln!(o, "head sha256 {h}");
     }
+    if let Some(c) = report.checkpoint {
+        let _ = writeln!(
+            o,
+            "{} records pruned by retention, accounted for by the checkpoint in record #{c}",
+            report.pruned
+        );
+    }
     o
 }
 

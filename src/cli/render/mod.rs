@@ -4,3 +4,4 @@
 pub mod cost;
 pub mod incident;
 pub mod snapshot;
+pub mod store;
