@@ -101,7 +101,7 @@ fn main() {
         let infos = targets.iter().map(|t| ClusterInfo { name: t.context.clone(), server: t.server.clone() }).collect();
         let mut snaps = spawn(infos, rx);
         for (i, target) in targets.into_iter().enumerate() {
-            spawn_cluster(i, target, tx.clone());
+            spawn_cluster(i, target, Default::default(), tx.clone());
         }
         wait_for(&mut snaps, |s| s.clusters.iter().all(|c| c.synced())).await;
         let gpu_count = gpus.len();

@@ -22,7 +22,12 @@ level = "info"
 kubeconfig = ""
 # Contexts to watch; empty: every context of the kubeconfig.
 # The global flag --context NAME (repeatable) overrides it.
+# With no kubeconfig at all, in a pod, the pod's service account (in-cluster config).
 contexts = []
+# A watch that hears nothing (no event, no bookmark) for this long is taken for a dead
+# connection: the resource shows reconnecting and the watch resumes. At least 15s; the
+# default is a little above the 290 s the server keeps a watch open.
+watch_idle_timeout = "5m"
 
 [gpu]
 # Read this host's GPUs through NVML (without a driver this is one status line, nothing else).
@@ -897,11 +902,38 @@ impl Default for CostConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesConfig {
     pub kubeconfig: String,
     pub contexts: Vec<String>,
+    /// A watch that receives nothing (no event, no bookmark) for this long is taken for a dead
+    /// connection, shown as reconnecting and resumed.
+    #[serde(with = "crate::model::duration_serde")]
+    pub watch_idle_timeout: Duration,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            kubeconfig: String::new(),
+            contexts: Vec::new(),
+            watch_idle_timeout: crate::sources::kube::Liveness::default().idle_timeout,
+        }
+    }
+}
+
+/// The shortest `[kubernetes] watch_idle_timeout`: servers send bookmarks about once a minute
+/// (the sim every 10 s), so less would drop healthy watches.
+pub const MIN_WATCH_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl KubernetesConfig {
+    pub fn liveness(&self) -> crate::sources::kube::Liveness {
+        crate::sources::kube::Liveness {
+            idle_timeout: self.watch_idle_timeout,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -1127,6 +1159,21 @@ impl Config {
                     "{:?} is not a log level; use one of {}",
                     self.log.level,
                     LEVELS.join(", ")
+                ),
+            ));
+        }
+        if self.kubernetes.watch_idle_timeout < MIN_WATCH_IDLE_TIMEOUT {
+            return Err((
+                "kubernetes",
+                "watch_idle_timeout",
+                format!(
+                    "{:?} is too short: API servers send a bookmark about once a minute, so a \
+                     healthy watch may be quiet that long; use at least {}s (the default is {}s)",
+                    self.kubernetes.watch_idle_timeout,
+                    MIN_WATCH_IDLE_TIMEOUT.as_secs(),
+                    crate::sources::kube::Liveness::default()
+                        .idle_timeout
+                        .as_secs()
                 ),
             ));
         }

@@ -28,13 +28,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The resources the source reports per cluster.
-const RESOURCES: [&str; 6] = [
+const RESOURCES: [&str; 9] = [
     "nodes",
     "pods",
     "deployments",
     "poddisruptionbudgets",
     "events",
     "inferenceservices",
+    "statefulsets",
+    "daemonsets",
+    "jobs",
 ];
 
 /// Blocking work (starting the sim, running kubectl) without stalling the runtime's workers.
@@ -70,7 +73,7 @@ impl Fleet {
         let (tx, rx) = mpsc::channel(4096);
         let snapshots = spawn(infos, rx);
         for (i, t) in targets.into_iter().enumerate() {
-            spawn_cluster(i, t, tx.clone());
+            spawn_cluster(i, t, Default::default(), tx.clone());
         }
         Fleet {
             snapshots,

@@ -68,7 +68,7 @@ impl Cockpit {
         let (tx, rx) = mpsc::channel(4096);
         let snapshots = spawn_fleet(FleetState::with_endpoints(infos, &endpoints), rx);
         for (i, t) in targets.into_iter().enumerate() {
-            spawn_cluster(i, t, tx.clone());
+            spawn_cluster(i, t, Default::default(), tx.clone());
         }
 
         let dcgm = sim.desc["dcgm"][0].as_str().expect("dcgm url").to_string();

@@ -133,7 +133,7 @@ pub fn start_with(
         .collect();
     let snapshots = spawn_fleet(FleetState::with_endpoints(infos, &cfg.endpoints), rx);
     for (i, t) in targets.into_iter().enumerate() {
-        crate::sources::kube::spawn_cluster(i, t, tx.clone());
+        crate::sources::kube::spawn_cluster(i, t, cfg.kubernetes.liveness(), tx.clone());
     }
     let mut gpu_sources = cfg.gpu.dcgm.len() + usize::from(cfg.gpu.nvml);
     if !cfg.gpu.dcgm.is_empty() || cfg.gpu.nvml {
@@ -244,22 +244,15 @@ pub async fn action_clients(
 ) -> std::collections::HashMap<String, kube::Client> {
     let mut out = std::collections::HashMap::new();
     for t in targets {
-        let opts = kube::config::KubeConfigOptions {
-            context: Some(t.context.clone()),
-            ..Default::default()
-        };
-        match kube::Config::from_custom_kubeconfig(t.kubeconfig.clone(), &opts).await {
-            Ok(mut cfg) => {
-                cfg.connect_timeout = Some(std::time::Duration::from_secs(5));
-                match crate::actions::action_client(cfg) {
-                    Ok(c) => {
-                        out.insert(t.context.clone(), c);
-                    }
-                    Err(e) => {
-                        tracing::warn!(context = %t.context, error = %e, "no client for actions")
-                    }
+        match t.config().await {
+            Ok(cfg) => match crate::actions::action_client(cfg) {
+                Ok(c) => {
+                    out.insert(t.context.clone(), c);
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(context = %t.context, error = %e, "no client for actions")
+                }
+            },
             Err(e) => tracing::warn!(context = %t.context, error = %e, "no client for actions"),
         }
     }

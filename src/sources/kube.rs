@@ -2,7 +2,9 @@
 //! client underneath, the list/watch loop on top), straight into compact projections that
 //! keep only the fields the cockpit reads. A 410 re-lists (the old picture stays until the
 //! new list is complete); broken watches resume from the last resourceVersion with jittered
-//! backoff; RBAC refusals and missing CRDs are reported per resource.
+//! backoff; RBAC refusals and missing CRDs are reported per resource. A watch that hears
+//! nothing (no event, no bookmark) for the idle limit is taken for a dead connection, shown as
+//! reconnecting and resumed; TCP keepalive is on.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -1002,12 +1004,134 @@ struct ObjectList<T> {
 
 // ---- clusters ------------------------------------------------------------------------------
 
-/// One cluster to watch: a kubeconfig context.
+/// One cluster to watch: a kubeconfig context, or the cluster fleetdeck runs in.
 #[derive(Debug, Clone)]
 pub struct ClusterTarget {
     pub context: String,
     pub server: String,
-    pub kubeconfig: Kubeconfig,
+    pub access: ClusterAccess,
+}
+
+/// How a cluster is reached.
+#[derive(Debug, Clone)]
+pub enum ClusterAccess {
+    /// A context of this kubeconfig.
+    Kubeconfig(Box<Kubeconfig>),
+    /// The pod's service account (`KUBERNETES_SERVICE_HOST` and the token mounted under
+    /// `/var/run/secrets/kubernetes.io/serviceaccount`), as kube's in-cluster config reads it.
+    InCluster,
+}
+
+/// The context name of the cluster fleetdeck runs in, when it has no kubeconfig.
+pub const IN_CLUSTER: &str = "in-cluster";
+/// Where Kubernetes mounts a pod's service-account token.
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+impl ClusterTarget {
+    /// kube's client configuration for this cluster.
+    pub async fn config(&self) -> Result<kube::Config, String> {
+        let mut cfg = match &self.access {
+            ClusterAccess::Kubeconfig(kc) => {
+                let opts = KubeConfigOptions {
+                    context: Some(self.context.clone()),
+                    ..Default::default()
+                };
+                kube::Config::from_custom_kubeconfig((**kc).clone(), &opts)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            ClusterAccess::InCluster => kube::Config::incluster().map_err(|e| {
+                format!("cannot use the pod's service account (in-cluster config): {e}")
+            })?,
+        };
+        cfg.connect_timeout = Some(Duration::from_secs(5));
+        Ok(cfg)
+    }
+}
+
+/// Whether fleetdeck runs in a pod with a service account: the API server's address in the
+/// environment and the token file present (`token` is its path).
+fn in_cluster_available(service_host: Option<&str>, token: &Path) -> bool {
+    service_host.is_some_and(|h| !h.is_empty()) && token.is_file()
+}
+
+/// The in-cluster target, when `contexts` allows it; named by `FLEETDECK_CLUSTER_NAME` (what
+/// alerts call this cluster), else `in-cluster`.
+fn in_cluster_target(contexts: &[String]) -> Result<Vec<ClusterTarget>, KubeSourceError> {
+    let name = std::env::var("FLEETDECK_CLUSTER_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| IN_CLUSTER.to_string());
+    if let Some(c) = contexts.iter().find(|c| **c != name) {
+        return Err(KubeSourceError::UnknownContext {
+            context: c.clone(),
+            known: name,
+        });
+    }
+    let host = std::env::var("KUBERNETES_SERVICE_HOST").unwrap_or_default();
+    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Ok(vec![ClusterTarget {
+        context: name,
+        server: format!("https://{host}:{port}"),
+        access: ClusterAccess::InCluster,
+    }])
+}
+
+/// How the watch loop tells a dead connection from a quiet one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// A watch that receives nothing — no event, no bookmark — for this long is dropped and
+    /// resumed; also the limit on one list page and on opening a watch.
+    pub idle_timeout: Duration,
+    /// How long a watch must stay healthy before a failure starts the backoff afresh (as
+    /// kube-runtime does), so a watch that opens and fails at once backs off.
+    pub healthy_after: Duration,
+}
+
+/// The server ends each watch after this many seconds; bookmarks come at least once a minute.
+const WATCH_TIMEOUT_S: u32 = 290;
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(WATCH_TIMEOUT_S as u64 + 10),
+            healthy_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// kube's client over a connector with TCP keepalive (the default stack has none); behind a
+/// proxy from the kubeconfig, kube's own stack.
+fn build_client(cfg: kube::Config) -> Result<Client, String> {
+    use kube::client::ConfigExt;
+    if cfg.proxy_url.is_some() {
+        return Client::try_from(cfg).map_err(|e| e.to_string());
+    }
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_keepalive(Some(Duration::from_secs(30)));
+    http.set_nodelay(true);
+    http.set_connect_timeout(cfg.connect_timeout);
+    let https = cfg
+        .rustls_https_connector_with_connector(http)
+        .map_err(|e| e.to_string())?;
+    let hyper: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
+    let auth = cfg.auth_layer().map_err(|e| e.to_string())?;
+    let headers = cfg.extra_headers_layer().map_err(|e| e.to_string())?;
+    let service = tower::ServiceBuilder::new()
+        .layer(cfg.base_uri_layer())
+        .option_layer(auth)
+        .layer(headers)
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok(Client::new(service, cfg.default_namespace))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1038,11 +1162,15 @@ pub fn targets(
         None => match Kubeconfig::from_env() {
             Ok(Some(kc)) => kc,
             Ok(None) => {
-                let home = dirs::home_dir().ok_or(KubeSourceError::NoKubeconfig)?;
-                let p = home.join(".kube").join("config");
-                if !p.exists() {
+                let p = dirs::home_dir().map(|h| h.join(".kube").join("config"));
+                let Some(p) = p.filter(|p| p.exists()) else {
+                    // No kubeconfig: in a pod, its service account (as kubectl does).
+                    let host = std::env::var("KUBERNETES_SERVICE_HOST").ok();
+                    if in_cluster_available(host.as_deref(), Path::new(SERVICE_ACCOUNT_TOKEN)) {
+                        return in_cluster_target(contexts);
+                    }
                     return Err(KubeSourceError::NoKubeconfig);
-                }
+                };
                 Kubeconfig::read_from(&p).map_err(|e| KubeSourceError::Kubeconfig {
                     path: p.clone(),
                     message: e.to_string(),
@@ -1088,7 +1216,7 @@ pub fn targets(
             ClusterTarget {
                 context,
                 server,
-                kubeconfig: kc.clone(),
+                access: ClusterAccess::Kubeconfig(Box::new(kc.clone())),
             }
         })
         .collect())
@@ -1096,18 +1224,16 @@ pub fn targets(
 
 /// Starts the watchers of one cluster: one task per resource. Errors building the client
 /// are reported as every resource being unreachable (the other clusters are unaffected).
-pub fn spawn_cluster(index: usize, target: ClusterTarget, tx: mpsc::Sender<Update>) {
+pub fn spawn_cluster(
+    index: usize,
+    target: ClusterTarget,
+    liveness: Liveness,
+    tx: mpsc::Sender<Update>,
+) {
     tokio::spawn(async move {
-        let opts = KubeConfigOptions {
-            context: Some(target.context.clone()),
-            ..Default::default()
-        };
-        let client = match kube::Config::from_custom_kubeconfig(target.kubeconfig, &opts).await {
-            Ok(mut cfg) => {
-                cfg.connect_timeout = Some(Duration::from_secs(5));
-                Client::try_from(cfg).map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
+        let client = match target.config().await {
+            Ok(cfg) => build_client(cfg),
+            Err(e) => Err(e),
         };
         let client = match client {
             Ok(c) => c,
@@ -1130,25 +1256,33 @@ pub fn spawn_cluster(index: usize, target: ClusterTarget, tx: mpsc::Sender<Updat
         for r in Resource::ALL {
             let (client, tx) = (client.clone(), tx.clone());
             match r {
-                Resource::Nodes => tokio::spawn(watch_resource::<NodeObject>(client, index, tx)),
-                Resource::Pods => tokio::spawn(watch_resource::<PodObject>(client, index, tx)),
-                Resource::Deployments => {
-                    tokio::spawn(watch_resource::<DeploymentObject>(client, index, tx))
+                Resource::Nodes => {
+                    tokio::spawn(watch_resource::<NodeObject>(client, index, liveness, tx))
                 }
+                Resource::Pods => {
+                    tokio::spawn(watch_resource::<PodObject>(client, index, liveness, tx))
+                }
+                Resource::Deployments => tokio::spawn(watch_resource::<DeploymentObject>(
+                    client, index, liveness, tx,
+                )),
                 Resource::PodDisruptionBudgets => {
-                    tokio::spawn(watch_resource::<PdbObject>(client, index, tx))
+                    tokio::spawn(watch_resource::<PdbObject>(client, index, liveness, tx))
                 }
-                Resource::Events => tokio::spawn(watch_resource::<EventObject>(client, index, tx)),
-                Resource::InferenceServices => {
-                    tokio::spawn(watch_resource::<InferenceServiceObject>(client, index, tx))
+                Resource::Events => {
+                    tokio::spawn(watch_resource::<EventObject>(client, index, liveness, tx))
                 }
-                Resource::StatefulSets => {
-                    tokio::spawn(watch_resource::<StatefulSetObject>(client, index, tx))
+                Resource::InferenceServices => tokio::spawn(
+                    watch_resource::<InferenceServiceObject>(client, index, liveness, tx),
+                ),
+                Resource::StatefulSets => tokio::spawn(watch_resource::<StatefulSetObject>(
+                    client, index, liveness, tx,
+                )),
+                Resource::DaemonSets => tokio::spawn(watch_resource::<DaemonSetObject>(
+                    client, index, liveness, tx,
+                )),
+                Resource::Jobs => {
+                    tokio::spawn(watch_resource::<JobObject>(client, index, liveness, tx))
                 }
-                Resource::DaemonSets => {
-                    tokio::spawn(watch_resource::<DaemonSetObject>(client, index, tx))
-                }
-                Resource::Jobs => tokio::spawn(watch_resource::<JobObject>(client, index, tx)),
             };
         }
     });
@@ -1189,6 +1323,23 @@ enum Failure {
     Other(String),
 }
 
+impl Failure {
+    /// A connection that went quiet: nothing arrived within the idle limit.
+    fn silent(what: &str, limit: Duration) -> Failure {
+        Failure::Other(format!(
+            "{what} received nothing for {}s (no event, no bookmark): the connection looks \
+             dead; reconnecting",
+            limit.as_secs()
+        ))
+    }
+}
+
+impl From<kube::Error> for Failure {
+    fn from(e: kube::Error) -> Self {
+        classify(e)
+    }
+}
+
 fn classify(e: kube::Error) -> Failure {
     match e {
         kube::Error::Api(s) if s.code == 410 => Failure::Gone,
@@ -1214,7 +1365,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// List + watch of one resource of one cluster, forever.
-async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc::Sender<Update>) {
+async fn watch_resource<P: Projection>(
+    client: Client,
+    cluster: usize,
+    liveness: Liveness,
+    tx: mpsc::Sender<Update>,
+) {
     let resource = P::RESOURCE;
     let send = |event: KubeEvent| {
         let tx = tx.clone();
@@ -1239,8 +1395,14 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
                 lp = lp.continue_token(c);
             }
             let page = match Request::new(resource_path(resource)).list(&lp) {
-                Ok(req) => client.request::<ObjectList<P>>(req).await,
-                Err(e) => Err(kube::Error::BuildRequest(e)),
+                Ok(req) => {
+                    let page = client.request::<ObjectList<P>>(req);
+                    match tokio::time::timeout(liveness.idle_timeout, page).await {
+                        Ok(page) => page.map_err(Failure::from),
+                        Err(_) => Err(Failure::silent("a list page", liveness.idle_timeout)),
+                    }
+                }
+                Err(e) => Err(Failure::from(kube::Error::BuildRequest(e))),
             };
             match page {
                 Ok(page) => {
@@ -1258,7 +1420,7 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
                     }
                 }
                 Err(e) => {
-                    let wait = match classify(e) {
+                    let wait = match e {
                         // The continue token expired: start the list over.
                         Failure::Gone => backoff.next(),
                         Failure::Forbidden(m) => {
@@ -1296,28 +1458,43 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
         }
         ever_synced = true;
         down_since = None;
-        backoff.reset();
         // WATCH from the list's resourceVersion, resuming from the last one seen.
         let mut rv = list_rv;
         loop {
-            let mut wp = WatchParams::default().timeout(290);
+            let mut wp = WatchParams::default().timeout(WATCH_TIMEOUT_S);
             if let Some(f) = field_selector(resource) {
                 wp = wp.fields(f);
             }
             let stream = match Request::new(resource_path(resource)).watch(&wp, &rv) {
-                Ok(req) => client.request_events::<P>(req).await,
-                Err(e) => Err(kube::Error::BuildRequest(e)),
+                Ok(req) => {
+                    let open = client.request_events::<P>(req);
+                    match tokio::time::timeout(liveness.idle_timeout, open).await {
+                        Ok(stream) => stream.map_err(Failure::from),
+                        Err(_) => Err(Failure::silent("opening a watch", liveness.idle_timeout)),
+                    }
+                }
+                Err(e) => Err(Failure::from(kube::Error::BuildRequest(e))),
             };
             let mut failure: Option<Failure> = None;
+            let opened = tokio::time::Instant::now();
             match stream {
-                Err(e) => failure = Some(classify(e)),
+                Err(e) => failure = Some(e),
                 Ok(stream) => {
-                    backoff.reset();
                     if down_since.take().is_some() && !sync(SyncState::Synced).await {
                         return;
                     }
                     let mut stream = std::pin::pin!(stream);
-                    while let Some(ev) = stream.next().await {
+                    loop {
+                        let ev = match tokio::time::timeout(liveness.idle_timeout, stream.next())
+                            .await
+                        {
+                            Ok(Some(ev)) => ev,
+                            Ok(None) => break,
+                            Err(_) => {
+                                failure = Some(Failure::silent("the watch", liveness.idle_timeout));
+                                break;
+                            }
+                        };
                         let event = match ev {
                             Ok(WatchEvent::Added(o)) | Ok(WatchEvent::Modified(o)) => {
                                 if let Some(v) = o.resource_version() {
@@ -1352,7 +1529,7 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
                                 break;
                             }
                             Err(e) => {
-                                failure = Some(classify(e));
+                                failure = Some(Failure::from(e));
                                 break;
                             }
                         };
@@ -1361,6 +1538,10 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
                         }
                     }
                 }
+            }
+            // Only a watch that stayed up a while starts the backoff afresh.
+            if opened.elapsed() >= liveness.healthy_after {
+                backoff.reset();
             }
             match failure {
                 // The stream ended normally (timeout): watch again from where it was.
@@ -1392,6 +1573,74 @@ async fn watch_resource<P: Projection>(client: Client, cluster: usize, tx: mpsc:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_cluster_config_is_used_only_with_the_service_host_and_the_token_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        assert!(!in_cluster_available(Some("10.96.0.1"), &token));
+        std::fs::write(&token, "eyJ…").unwrap();
+        assert!(in_cluster_available(Some("10.96.0.1"), &token));
+        assert!(!in_cluster_available(None, &token));
+        assert!(!in_cluster_available(Some(""), &token));
+        let t = in_cluster_target(&[]).unwrap();
+        assert_eq!(t[0].context, IN_CLUSTER);
+        assert!(matches!(t[0].access, ClusterAccess::InCluster));
+        assert!(in_cluster_target(&[IN_CLUSTER.to_string()]).is_ok());
+        let err = in_cluster_target(&["prod".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prod") && err.contains(IN_CLUSTER), "{err}");
+    }
+
+    #[test]
+    fn statefulsets_daemonsets_and_jobs_project_as_kubectl_counts_them() {
+        let mut interner = Interner::default();
+        let sts: StatefulSetObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db", "namespace": "data"},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [{"image": "pg:16"}]}}},
+            "status": {"readyReplicas": 2, "updatedReplicas": 1, "availableReplicas": 2,
+                "currentRevision": "db-1", "updateRevision": "db-2"},
+        }))
+        .unwrap();
+        let Record::Workload(w) = sts.into_record(&mut interner) else {
+            panic!("not a workload")
+        };
+        assert_eq!(w.state, WorkloadState::Progressing);
+        assert_eq!(w.detail.as_deref(), Some("rolling to db-2"));
+        assert_eq!(w.images, ["pg:16"]);
+        let job: JobObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "eval", "namespace": "batch"},
+            "spec": {"completions": 4},
+            "status": {"failed": 7, "succeeded": 1, "conditions": [
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]},
+        }))
+        .unwrap();
+        let Record::Workload(w) = job.into_record(&mut interner) else {
+            panic!("not a workload")
+        };
+        assert_eq!(w.state, WorkloadState::Failed);
+        assert_eq!(w.detail.as_deref(), Some("BackoffLimitExceeded"));
+        assert_eq!(
+            w.counts,
+            WorkloadCounts::Job {
+                completions: Some(4),
+                active: 0,
+                succeeded: 1,
+                failed: 7
+            }
+        );
+        let ds: DaemonSetObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "dcgm", "namespace": "gpu-operator"},
+            "status": {"desiredNumberScheduled": 16, "numberReady": 16,
+                "updatedNumberScheduled": 16, "numberAvailable": 16},
+        }))
+        .unwrap();
+        let Record::Workload(w) = ds.into_record(&mut interner) else {
+            panic!("not a workload")
+        };
+        assert_eq!(w.state, WorkloadState::Complete);
+    }
 
     #[test]
     fn a_pods_conditions_are_kept_in_describes_order_as_five_flags() {
