@@ -646,8 +646,12 @@ impl Executor {
     fn put_run(&self, r: RunRecord) {
         if let Ok(mut runs) = self.inner.runs.lock() {
             runs.push(r);
-            let excess = runs.len().saturating_sub(MAX_RUNS_KEPT);
-            runs.drain(..excess);
+            // The oldest finished runs go first: a flood of refusals must not hide the runs
+            // still in progress.
+            while runs.len() > MAX_RUNS_KEPT {
+                let oldest = runs.iter().position(|r| r.finished_at.is_some());
+                runs.remove(oldest.unwrap_or(0));
+            }
         }
     }
 
