@@ -188,7 +188,7 @@ run_timeout = "15m"
 # Runs in progress at once (1 to 256), and runs waiting for one of them (0 to 10000); a run
 # that finds the queue full is refused on its incident's timeline.
 max_concurrent_runs = 8
-max_queued_runs = 64
+max_queued_runs = 256
 # Replica budget of scale-downs by automation (scale to zero above all): replicas one run may
 # remove, and replicas all runs together may remove in a cluster within scale_budget_window.
 max_replicas_removed_per_run = 10
@@ -733,7 +733,7 @@ impl Default for RunbooksConfig {
             approval_timeout: std::time::Duration::from_secs(900),
             run_timeout: std::time::Duration::from_secs(900),
             max_concurrent_runs: 8,
-            max_queued_runs: 64,
+            max_queued_runs: 256,
             max_replicas_removed_per_run: 10,
             max_replicas_removed_per_window: 20,
             scale_budget_window: std::time::Duration::from_secs(3600),
