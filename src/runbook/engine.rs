@@ -63,9 +63,15 @@ pub trait Host: Send + Sync {
     fn request(&self, mutation: Mutation) -> Result<serde_json::Value, String>;
     fn note(&self, text: &str) -> Result<(), String>;
     fn notify(&self, url: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
-    /// Blocks the run until a human approves (true) or denies (false), for at most `timeout`
-    /// (what is left of the run's time; the host's own approval timeout may be shorter).
-    fn require_approval(&self, reason: &str, timeout: Duration) -> Result<bool, String>;
+    /// Blocks the run until a human approves (true) or denies (false).
+    fn require_approval(&self, reason: &str) -> Result<bool, String>;
+    /// As `require_approval`, waiting at most `timeout` (what is left of the run's time; the
+    /// host's own approval timeout may be shorter). A host that answers at once need not
+    /// implement it.
+    fn require_approval_within(&self, reason: &str, timeout: Duration) -> Result<bool, String> {
+        let _ = timeout;
+        self.require_approval(reason)
+    }
     /// Waits until `condition` holds for `target` (e.g. "node_drained", "rollout_complete",
     /// "burn_below"), or the timeout passes (false).
     fn wait_for(&self, condition: &str, target: &str, timeout: Duration) -> Result<bool, String>;
@@ -597,7 +603,7 @@ fn register_host(
         "require_approval",
         move |reason: &str| -> Result<Dynamic, Box<EvalAltResult>> {
             t(&|| {
-                h.require_approval(reason, clock.remaining())
+                h.require_approval_within(reason, clock.remaining())
                     .map(Dynamic::from)
                     .map_err(host_err)
             })

@@ -273,7 +273,7 @@ impl Executor {
                 if fresh {
                     match self.submit(rb.clone(), signal.clone(), None) {
                         Ok(id) => started.push(id),
-                        Err(r) => refused.push(r),
+                        Err(r) => refused.push(*r),
                     }
                 }
             }
@@ -292,7 +292,7 @@ impl Executor {
             Ok(id) => id,
             Err(r) => {
                 let id = r.id.clone();
-                self.refuse(vec![r]);
+                self.refuse(vec![*r]);
                 id
             }
         }
@@ -303,7 +303,7 @@ impl Executor {
         rb: Runbook,
         signal: Signal,
         mode: Option<Mode>,
-    ) -> Result<String, RefusedRun> {
+    ) -> Result<String, Box<RefusedRun>> {
         let id = format!(
             "run-{}-{}",
             Utc::now().format("%Y%m%dT%H%M%S"),
@@ -316,19 +316,21 @@ impl Executor {
             why: String::new(),
         };
         let Some(pool) = &self.inner.pool else {
-            return Err(RefusedRun {
+            return Err(Box::new(RefusedRun {
                 why: "the runbook workers could not be started".into(),
                 ..refusal
-            });
+            }));
         };
         let (ex, run_id) = (self.clone(), id.clone());
         pool.submit(move || {
             ex.execute(&run_id, &rb, &signal, mode);
         })
         .map(|()| id)
-        .map_err(|why| RefusedRun {
-            why: why.to_string(),
-            ..refusal
+        .map_err(|why| {
+            Box::new(RefusedRun {
+                why: why.to_string(),
+                ..refusal
+            })
         })
     }
 

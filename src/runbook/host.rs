@@ -361,7 +361,11 @@ impl Host for RunHost {
         }
     }
 
-    fn require_approval(&self, reason: &str, timeout: Duration) -> Result<bool, String> {
+    fn require_approval(&self, reason: &str) -> Result<bool, String> {
+        self.require_approval_within(reason, self.ex.inner.cfg.approval_timeout)
+    }
+
+    fn require_approval_within(&self, reason: &str, timeout: Duration) -> Result<bool, String> {
         // In approve mode the plan pass collects every step and a person approves the whole
         // plan; in auto mode a runbook's own call asks for a person as well.
         match self.pass {

@@ -35,7 +35,7 @@ impl Host for FakeHost {
     fn notify(&self, _url: &str, _body: serde_json::Value) -> Result<serde_json::Value, String> {
         Err("notify is not wired in this test".into())
     }
-    fn require_approval(&self, _reason: &str, _timeout: Duration) -> Result<bool, String> {
+    fn require_approval(&self, _reason: &str) -> Result<bool, String> {
         Ok(self.approve)
     }
     fn wait_for(&self, _c: &str, _t: &str, d: Duration) -> Result<bool, String> {
