@@ -510,17 +510,22 @@ fn register_host(
         r(Ok(Mutation::Uncordon { node: node.into() }))
     });
     let r = request.clone();
+    // A drain waits for its pods at most until the run's deadline: its own timeout is cut there.
+    let within_deadline = move |mut d: DrainRequest| {
+        d.timeout_s = d.timeout_s.min(clock.remaining().as_secs().max(1));
+        d
+    };
     engine.register_fn("drain", move |node: &str| {
         r(Ok(Mutation::Drain {
             node: node.into(),
-            options: DrainRequest::default(),
+            options: within_deadline(DrainRequest::default()),
         }))
     });
     let r = request.clone();
     engine.register_fn("drain", move |node: &str, opts: rhai::Map| {
         r(Ok(Mutation::Drain {
             node: node.into(),
-            options: drain_options(&opts)?,
+            options: within_deadline(drain_options(&opts)?),
         }))
     });
     let r = request.clone();

@@ -115,8 +115,10 @@ impl Guard {
             kill_file: (!cfg.kill_switch_file.trim().is_empty())
                 .then(|| PathBuf::from(cfg.kill_switch_file.trim())),
             kill: AtomicBool::new(cfg.kill_switch),
-            max_disrupted_pct: cfg.max_disrupted_pct,
-            halt_unready_pct: cfg.halt_unready_pct,
+            // The config refuses values outside 0–100; a config built in code cannot widen the
+            // budget past the whole cluster either (NaN counts as 0: nothing may be disrupted).
+            max_disrupted_pct: cfg.max_disrupted_pct.clamp(0.0, 100.0),
+            halt_unready_pct: cfg.halt_unready_pct.clamp(0.0, 100.0),
             halt_unready_count: cfg.halt_unready_count,
             reserved: std::sync::Mutex::new(std::collections::HashMap::new()),
             leader: std::sync::OnceLock::new(),

@@ -366,3 +366,20 @@ fn nonsensical_action_arguments_stop_the_script_before_any_request() {
         assert!(host.intents.lock().unwrap().is_empty(), "{call}");
     }
 }
+
+#[test]
+fn a_drain_waits_at_most_until_the_run_deadline() {
+    let rb = runbook("fn run(signal) { drain(\"n1\"); drain(\"n2\", #{ timeout: \"1h\" }); }");
+    let host = Arc::new(FakeHost::default());
+    let _ = run_within(&rb, &host, Duration::from_secs(120)).unwrap();
+    let intents = host.intents.lock().unwrap().clone();
+    assert_eq!(intents.len(), 2);
+    for i in intents {
+        match i {
+            Mutation::Drain { options, .. } => {
+                assert!(options.timeout_s <= 120, "{options:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
