@@ -203,6 +203,20 @@ halt_unready_count = 3
 revalidate_after = "2s"
 # A run waiting for approval is denied after this long.
 approval_timeout = "15m"
+# One pass of a run may take this long, host calls (sleep, wait_for, drains, approvals asked
+# for by the script) included; past it the run fails with "deadline exceeded" (1s to 24h).
+run_timeout = "15m"
+# Runs in progress at once (1 to 256), and runs waiting for one of them (0 to 10000); a run
+# that finds the queue full is refused on its incident's timeline.
+max_concurrent_runs = 8
+max_queued_runs = 256
+# Replica budget of scale-downs by automation (scale to zero above all): replicas one run may
+# remove, and replicas all runs together may remove in a cluster within scale_budget_window.
+max_replicas_removed_per_run = 10
+max_replicas_removed_per_window = 20
+scale_budget_window = "1h"
+# Whether automation may scale to zero a Deployment that serves a configured endpoint.
+allow_scale_to_zero_serving = false
 
 [headless]
 # `fleetdeck headless`: the daemon that runs runbooks without a terminal.
@@ -709,6 +723,21 @@ pub struct RunbooksConfig {
     pub revalidate_after: std::time::Duration,
     #[serde(with = "crate::model::duration_serde")]
     pub approval_timeout: std::time::Duration,
+    /// Wall-clock limit of one pass of a run, host calls included.
+    #[serde(with = "crate::model::duration_serde")]
+    pub run_timeout: std::time::Duration,
+    /// Runs in progress at once.
+    pub max_concurrent_runs: u32,
+    /// Runs waiting for a worker; one more is refused.
+    pub max_queued_runs: u32,
+    /// Replicas one run may remove by scaling down.
+    pub max_replicas_removed_per_run: u32,
+    /// Replicas automation may remove in one cluster within `scale_budget_window`.
+    pub max_replicas_removed_per_window: u32,
+    #[serde(with = "crate::model::duration_serde")]
+    pub scale_budget_window: std::time::Duration,
+    /// Whether automation may scale to zero a Deployment that serves a configured endpoint.
+    pub allow_scale_to_zero_serving: bool,
 }
 
 impl Default for RunbooksConfig {
@@ -724,6 +753,13 @@ impl Default for RunbooksConfig {
             halt_unready_count: 3,
             revalidate_after: std::time::Duration::from_secs(2),
             approval_timeout: std::time::Duration::from_secs(900),
+            run_timeout: std::time::Duration::from_secs(900),
+            max_concurrent_runs: 8,
+            max_queued_runs: 256,
+            max_replicas_removed_per_run: 10,
+            max_replicas_removed_per_window: 20,
+            scale_budget_window: std::time::Duration::from_secs(3600),
+            allow_scale_to_zero_serving: false,
         }
     }
 }
@@ -1080,6 +1116,24 @@ pub(crate) fn key_at(src: &str, offset: usize) -> String {
     }
 }
 
+/// serde names an unsigned key's type ("expected u32"); a person needs its range.
+fn counts_in_words(message: &str) -> String {
+    let ranges = [
+        ("expected u32", u64::from(u32::MAX)),
+        ("expected u64", u64::MAX),
+        ("expected usize", usize::MAX as u64),
+    ];
+    for (serde_says, max) in ranges {
+        if message.contains(serde_says) {
+            return message.replace(
+                serde_says,
+                &format!("expected a whole number from 0 to {max}"),
+            );
+        }
+    }
+    message.to_string()
+}
+
 /// Byte offset of `table.key = …` in `src`, for errors found after parsing.
 fn offset_of(src: &str, table: &str, key: &str) -> Option<usize> {
     let mut in_table = table.is_empty();
@@ -1107,7 +1161,7 @@ impl Config {
                 line,
                 column,
                 key: key_at(src, offset),
-                message: e.message().trim().to_string(),
+                message: counts_in_words(e.message().trim()),
             }
         })?;
         cfg.validate().map_err(|(table, key, message)| {
@@ -1302,6 +1356,7 @@ impl Config {
             ));
         }
         self.validate_signals()?;
+        self.validate_ranges()?;
         let s = &self.sim;
         if s.clusters == 0 || s.clusters > SIM_MAX_CLUSTERS {
             return Err((
@@ -1368,7 +1423,186 @@ impl Config {
     }
 }
 
+/// A validation failure: the table, the key, and what is wrong with its value.
+type Invalid = (&'static str, &'static str, String);
+
+fn percentage(table: &'static str, key: &'static str, v: f64) -> Result<(), Invalid> {
+    if (0.0..=100.0).contains(&v) {
+        Ok(())
+    } else {
+        Err((table, key, format!("{v} is not a percentage; use 0 to 100")))
+    }
+}
+
+fn count_within(
+    table: &'static str,
+    key: &'static str,
+    v: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), Invalid> {
+    if range.contains(&v) {
+        Ok(())
+    } else {
+        Err((
+            table,
+            key,
+            format!(
+                "{v} is out of range; use {} to {}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+fn duration_within(
+    table: &'static str,
+    key: &'static str,
+    d: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+) -> Result<(), Invalid> {
+    if range.contains(&d) {
+        Ok(())
+    } else {
+        Err((
+            table,
+            key,
+            format!(
+                "{} is out of range; use {} to {}",
+                humantime::format_duration(d),
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end())
+            ),
+        ))
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 impl Config {
+    /// The ranges of the numeric and duration keys that `validate` and `validate_signals` do
+    /// not already bound: a value outside them would disarm a guard (a disruption budget over
+    /// 100%), burn a core (a polling interval of 0s) or make no sense (no run worker).
+    fn validate_ranges(&self) -> Result<(), Invalid> {
+        // Polling intervals: at least a second, so a typo cannot spin a source.
+        let gpu = humantime::parse_duration(&self.gpu.interval).unwrap_or_default();
+        duration_within("gpu", "interval", gpu, SECOND..=HOUR)?;
+        let interval = humantime::parse_duration(&self.prometheus.interval).unwrap_or_default();
+        duration_within("prometheus", "interval", interval, SECOND..=HOUR)?;
+        let window = humantime::parse_duration(&self.prometheus.window).unwrap_or_default();
+        duration_within(
+            "prometheus",
+            "window",
+            window,
+            interval.max(SECOND)..=30 * DAY,
+        )?;
+        duration_within("cost", "interval", self.cost.interval, 10 * SECOND..=DAY)?;
+        duration_within(
+            "store",
+            "incident_window",
+            self.store.incident_window,
+            SECOND..=30 * DAY,
+        )?;
+
+        let r = &self.runbooks;
+        percentage("runbooks", "max_disrupted_pct", r.max_disrupted_pct)?;
+        percentage("runbooks", "halt_unready_pct", r.halt_unready_pct)?;
+        duration_within(
+            "runbooks",
+            "revalidate_after",
+            r.revalidate_after,
+            Duration::ZERO..=10 * 60 * SECOND,
+        )?;
+        duration_within(
+            "runbooks",
+            "approval_timeout",
+            r.approval_timeout,
+            SECOND..=7 * DAY,
+        )?;
+        duration_within("runbooks", "run_timeout", r.run_timeout, SECOND..=DAY)?;
+        count_within(
+            "runbooks",
+            "max_concurrent_runs",
+            r.max_concurrent_runs.into(),
+            1..=256,
+        )?;
+        count_within(
+            "runbooks",
+            "max_queued_runs",
+            r.max_queued_runs.into(),
+            0..=10_000,
+        )?;
+        duration_within(
+            "runbooks",
+            "scale_budget_window",
+            r.scale_budget_window,
+            SECOND..=30 * DAY,
+        )?;
+        if r.max_replicas_removed_per_run > r.max_replicas_removed_per_window {
+            return Err((
+                "runbooks",
+                "max_replicas_removed_per_run",
+                format!(
+                    "{} is more than max_replicas_removed_per_window ({}); one run cannot remove more than all runs together",
+                    r.max_replicas_removed_per_run, r.max_replicas_removed_per_window
+                ),
+            ));
+        }
+
+        let h = &self.headless;
+        count_within(
+            "headless",
+            "body_limit",
+            h.body_limit as u64,
+            1024..=64 * 1024 * 1024,
+        )?;
+        duration_within(
+            "headless",
+            "alert_dedup_for",
+            h.alert_dedup_for,
+            SECOND..=30 * DAY,
+        )?;
+
+        for e in &self.endpoints {
+            if let Some(a) = e.slo.availability
+                && !(a > 0.0 && a < 1.0)
+            {
+                return Err((
+                    "endpoints.slo",
+                    "availability",
+                    format!(
+                        "endpoint {}: {a} is not an availability objective; use a share above 0 and below 1, e.g. 0.999",
+                        e.name
+                    ),
+                ));
+            }
+            if let Some(l) = e.slo.latency
+                && !(l.target_ms.is_finite() && l.target_ms > 0.0)
+            {
+                return Err((
+                    "endpoints.slo",
+                    "latency",
+                    format!(
+                        "endpoint {}: target_ms {} is not a latency; use milliseconds above 0",
+                        e.name, l.target_ms
+                    ),
+                ));
+            }
+            if let Some(d) = &e.drift {
+                count_within(
+                    "endpoints.drift",
+                    "window_secs",
+                    d.window_secs,
+                    60..=30 * 86_400,
+                )
+                .map_err(|(t, k, m)| (t, k, format!("endpoint {}: {m}", e.name)))?;
+            }
+        }
+        Ok(())
+    }
+
     /// `[signals]`: percentages within 0–100, temperatures above 0, windows and horizons above
     /// zero. `for` and `clear_after` may be zero (fire or clear at once).
     fn validate_signals(&self) -> Result<(), (&'static str, &'static str, String)> {
@@ -1573,6 +1807,198 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("fleetdeck.toml:2:1: key `signals.gpu_memory_window`"),
+            "{err}"
+        );
+    }
+
+    /// `parse(src)`'s error, checked to name `fleetdeck.toml:LINE:` and `KEY`.
+    fn refused_at(src: &str, line: usize, key: &str) -> String {
+        let err = parse(src).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("fleetdeck.toml:{line}:"))
+                && err.contains(&format!(": key `{key}`: ")),
+            "{src:?}: {err}"
+        );
+        err
+    }
+
+    #[test]
+    fn a_percentage_over_100_is_refused_naming_file_line_key_and_range() {
+        let err = refused_at(
+            "[runbooks]
+mode = \"auto\"
+max_disrupted_pct = 500.0
+",
+            3,
+            "runbooks.max_disrupted_pct",
+        );
+        assert!(err.contains("500") && err.contains("0 to 100"), "{err}");
+        refused_at(
+            "[runbooks]
+halt_unready_pct = -1.0
+",
+            2,
+            "runbooks.halt_unready_pct",
+        );
+        refused_at(
+            "[runbooks]
+halt_unready_pct = nan
+",
+            2,
+            "runbooks.halt_unready_pct",
+        );
+        assert!(
+            parse(
+                "[runbooks]
+max_disrupted_pct = 100.0
+halt_unready_pct = 0.0
+"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_zero_polling_interval_is_refused_naming_file_line_key_and_range() {
+        let err = refused_at(
+            "[gpu]
+nvml = false
+interval = \"0s\"
+",
+            3,
+            "gpu.interval",
+        );
+        assert!(
+            err.contains("0s is out of range") && err.contains("use 1s to 1h"),
+            "{err}"
+        );
+        refused_at(
+            "[prometheus]
+interval = \"0s\"
+",
+            2,
+            "prometheus.interval",
+        );
+        refused_at(
+            "[prometheus]
+interval = \"1m\"
+window = \"30s\"
+",
+            3,
+            "prometheus.window",
+        );
+        refused_at(
+            "[cost]
+interval = \"1s\"
+",
+            2,
+            "cost.interval",
+        );
+        refused_at(
+            "[store]
+incident_window = \"0s\"
+",
+            2,
+            "store.incident_window",
+        );
+        refused_at(
+            "[runbooks]
+run_timeout = \"0s\"
+",
+            2,
+            "runbooks.run_timeout",
+        );
+        refused_at(
+            "[runbooks]
+approval_timeout = \"0s\"
+",
+            2,
+            "runbooks.approval_timeout",
+        );
+        refused_at(
+            "[runbooks]
+scale_budget_window = \"0s\"
+",
+            2,
+            "runbooks.scale_budget_window",
+        );
+        refused_at(
+            "[headless]
+alert_dedup_for = \"0s\"
+",
+            2,
+            "headless.alert_dedup_for",
+        );
+        assert!(
+            parse(
+                "[gpu]
+interval = \"1s\"
+"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_negative_or_out_of_range_count_is_refused_naming_file_line_and_key() {
+        let err = refused_at(
+            "[runbooks]
+halt_unready_count = -1
+",
+            2,
+            "runbooks.halt_unready_count",
+        );
+        assert!(err.contains("-1"), "{err}");
+        refused_at(
+            "[runbooks]
+max_replicas_removed_per_run = -5
+",
+            2,
+            "runbooks.max_replicas_removed_per_run",
+        );
+        let err = refused_at(
+            "[runbooks]
+max_concurrent_runs = 0
+",
+            2,
+            "runbooks.max_concurrent_runs",
+        );
+        assert!(err.contains("use 1 to 256"), "{err}");
+        refused_at(
+            "[runbooks]
+max_queued_runs = 1000000
+",
+            2,
+            "runbooks.max_queued_runs",
+        );
+        refused_at(
+            "[runbooks]
+max_replicas_removed_per_run = 50
+max_replicas_removed_per_window = 20
+",
+            2,
+            "runbooks.max_replicas_removed_per_run",
+        );
+        refused_at(
+            "[headless]
+body_limit = 0
+",
+            2,
+            "headless.body_limit",
+        );
+        let err = refused_at(
+            "[[endpoints]]
+name = \"llama\"
+url = \"http://a\"
+protocol = \"vllm\"
+[endpoints.slo]
+availability = 1.5
+",
+            6,
+            "endpoints.slo.availability",
+        );
+        assert!(
+            err.contains("endpoint llama") && err.contains("1.5"),
             "{err}"
         );
     }

@@ -38,6 +38,14 @@ pub async fn rollback_deployment(
     name: &str,
     to_revision: Option<u64>,
 ) -> Result<ActionReport, ActionError> {
+    // Revisions start at 1; kubectl's `--to-revision=0` means "the previous one", which is
+    // `None` here, so a 0 is a value gone wrong and is refused before the cluster is read.
+    if to_revision == Some(0) {
+        return Err(ActionError::InvalidInput {
+            what: "rollback revision".into(),
+            why: "0 is not a revision (they start at 1): give one from the deployment's history, or none for the previous one".into(),
+        });
+    }
     let path = ObjectKind::Deployment.path(Some(namespace), name)?;
     let object = ObjectKind::Deployment.object(Some(namespace), name);
     let mut report = ActionReport::new(ctx, "rollback", object.clone());

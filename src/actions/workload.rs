@@ -164,6 +164,10 @@ pub async fn annotate(
     Ok(report.finish(ActionOutcome::Done, format!("{object} annotated {shown}")))
 }
 
+/// The most replicas a scale may ask for: Kubernetes' published limit of pods in one cluster
+/// (150,000). More can never run, so such a count is a value gone wrong, not a wish.
+pub const MAX_REPLICAS: u32 = 150_000;
+
 /// Sets a Deployment's, StatefulSet's or ReplicaSet's replicas through its scale
 /// subresource, as `kubectl scale` (pkg/scale/scale.go, ScaleSimple without preconditions:
 /// a merge patch of spec.replicas on `/scale`). Already at that count: a no-op.
@@ -182,6 +186,14 @@ pub async fn scale(
         return Err(ActionError::InvalidInput {
             what: format!("scale target {}", kind.name()),
             why: "only a Deployment, StatefulSet or ReplicaSet has a scale subresource".into(),
+        });
+    }
+    if replicas > MAX_REPLICAS {
+        return Err(ActionError::InvalidInput {
+            what: "scale replicas".into(),
+            why: format!(
+                "{replicas} is more than a cluster can run (Kubernetes supports at most {MAX_REPLICAS} pods in one cluster)"
+            ),
         });
     }
     let path = kind.path(Some(namespace), name)?;

@@ -2,7 +2,9 @@
 //! (copies; changing them changes nothing) and requests for mutations, each handed to the
 //! `Host`, which puts it through the guard. Scripts get no file, network, process or
 //! environment access, `import` cannot read the disk, and operations, call depth, expression
-//! depth, string/array/map sizes and script time are capped.
+//! depth, string/array/map sizes and script time are capped. A pass of a run also has a
+//! wall-clock limit that host calls count against: `sleep` and `wait_for` are cut at it and the
+//! pass fails with "deadline exceeded", so no script holds a run worker past its limit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +32,9 @@ pub struct Limits {
     /// Time the script itself may run (time spent inside host calls such as a drain is not
     /// counted: those have their own timeouts).
     pub deadline: Duration,
+    /// Wall-clock time one pass of a run may take, host calls (`sleep`, `wait_for`, a drain,
+    /// an approval) included (`[runbooks] run_timeout`).
+    pub run_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -43,6 +48,7 @@ impl Default for Limits {
             max_array: 10_000,
             max_map: 10_000,
             deadline: Duration::from_secs(5),
+            run_timeout: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -59,6 +65,13 @@ pub trait Host: Send + Sync {
     fn notify(&self, url: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
     /// Blocks the run until a human approves (true) or denies (false).
     fn require_approval(&self, reason: &str) -> Result<bool, String>;
+    /// As `require_approval`, waiting at most `timeout` (what is left of the run's time; the
+    /// host's own approval timeout may be shorter). A host that answers at once need not
+    /// implement it.
+    fn require_approval_within(&self, reason: &str, timeout: Duration) -> Result<bool, String> {
+        let _ = timeout;
+        self.require_approval(reason)
+    }
     /// Waits until `condition` holds for `target` (e.g. "node_drained", "rollout_complete",
     /// "burn_below"), or the timeout passes (false).
     fn wait_for(&self, condition: &str, target: &str, timeout: Duration) -> Result<bool, String>;
@@ -157,15 +170,21 @@ impl Runbook {
     ) -> Result<Dynamic, RunbookError> {
         let mut engine = sandbox(limits);
         let in_host = Arc::new(AtomicU64::new(0));
-        register_host(&mut engine, host, in_host.clone());
-        let started = Instant::now();
+        let clock = RunClock {
+            started: Instant::now(),
+            limit: limits.run_timeout,
+        };
+        register_host(&mut engine, host, in_host.clone(), clock);
         let deadline = limits.deadline;
         engine.on_progress(move |ops| {
             if ops % 1024 != 0 {
                 return None;
             }
+            if clock.remaining().is_zero() {
+                return Some(Dynamic::from(clock.exceeded()));
+            }
             let hosted = Duration::from_micros(in_host.load(Ordering::Relaxed));
-            (started.elapsed().saturating_sub(hosted) > deadline)
+            (clock.started.elapsed().saturating_sub(hosted) > deadline)
                 .then(|| Dynamic::from(format!("the script ran past its {deadline:?} deadline")))
         });
         let arg = rhai::serde::to_dynamic(signal)
@@ -310,12 +329,56 @@ fn drain_options(m: &rhai::Map) -> Result<DrainRequest, Box<EvalAltResult>> {
     Ok(d)
 }
 
+/// The wall-clock limit of one pass of a run, host calls included.
+#[derive(Debug, Clone, Copy)]
+struct RunClock {
+    started: Instant,
+    limit: Duration,
+}
+
+impl RunClock {
+    fn remaining(&self) -> Duration {
+        self.limit.saturating_sub(self.started.elapsed())
+    }
+
+    fn exceeded(&self) -> String {
+        format!(
+            "deadline exceeded: a run may take {} ([runbooks] run_timeout), host calls included",
+            humantime::format_duration(self.limit)
+        )
+    }
+}
+
+/// Rhai's own `sleep` blocks the thread where no progress check can stop it; this one is cut at
+/// the run's deadline. A sleep that would pass it fails at once: the run could not finish in
+/// time anyway, and its worker is free sooner.
+fn bounded_sleep(clock: RunClock, seconds: f64) -> Result<(), Box<EvalAltResult>> {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Ok(());
+    }
+    let left = clock.remaining();
+    if seconds >= left.as_secs_f64() {
+        return Err(host_err(format!(
+            "sleep({seconds}) would pass the run's deadline ({} left): {}",
+            humantime::format_duration(Duration::from_secs(left.as_secs())),
+            clock.exceeded()
+        )));
+    }
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    Ok(())
+}
+
 /// The latest `nodes()` view: (snapshot address, version, time taken) and its script form.
 type NodesView = Option<((usize, u64, i64), Dynamic)>;
 static NODES_VIEW: std::sync::Mutex<NodesView> = std::sync::Mutex::new(None);
 
 /// The host API. Views are copies of the latest snapshot; mutations go to `Host::request`.
-fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU64>) {
+fn register_host(
+    engine: &mut Engine,
+    host: Arc<dyn Host>,
+    in_host: Arc<AtomicU64>,
+    clock: RunClock,
+) {
     // Time arithmetic on the RFC 3339 times signals carry (first_seen, deadlines).
     engine.register_fn(
         "seconds_since",
@@ -329,16 +392,28 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
             )
         },
     );
-    // Wraps a host call so its time does not count against the script's deadline.
+    // Wraps a host call so its time does not count against the script's deadline (it counts
+    // against the run's wall-clock limit, which no call may start past).
     let timed = {
         let in_host = in_host.clone();
         move |f: &dyn Fn() -> Result<Dynamic, Box<EvalAltResult>>| {
+            if clock.remaining().is_zero() {
+                return Err(host_err(clock.exceeded()));
+            }
             let t = Instant::now();
             let r = f();
             in_host.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
             r
         }
     };
+    let t = timed.clone();
+    engine.register_fn("sleep", move |seconds: rhai::INT| {
+        t(&|| bounded_sleep(clock, seconds as f64).map(|_| Dynamic::UNIT)).map(|_| ())
+    });
+    let t = timed.clone();
+    engine.register_fn("sleep", move |seconds: rhai::FLOAT| {
+        t(&|| bounded_sleep(clock, seconds).map(|_| Dynamic::UNIT)).map(|_| ())
+    });
     let h = host.clone();
     engine.register_fn("nodes", move || -> Dynamic {
         let snap = h.snapshot();
@@ -435,17 +510,22 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
         r(Ok(Mutation::Uncordon { node: node.into() }))
     });
     let r = request.clone();
+    // A drain waits for its pods at most until the run's deadline: its own timeout is cut there.
+    let within_deadline = move |mut d: DrainRequest| {
+        d.timeout_s = d.timeout_s.min(clock.remaining().as_secs().max(1));
+        d
+    };
     engine.register_fn("drain", move |node: &str| {
         r(Ok(Mutation::Drain {
             node: node.into(),
-            options: DrainRequest::default(),
+            options: within_deadline(DrainRequest::default()),
         }))
     });
     let r = request.clone();
     engine.register_fn("drain", move |node: &str, opts: rhai::Map| {
         r(Ok(Mutation::Drain {
             node: node.into(),
-            options: drain_options(&opts)?,
+            options: within_deadline(drain_options(&opts)?),
         }))
     });
     let r = request.clone();
@@ -454,6 +534,14 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
     });
     let r = request.clone();
     engine.register_fn("rollback", move |ns: &str, name: &str, revision: i64| {
+        // kubectl reads `--to-revision=0` as "the previous one"; a script that means that
+        // calls rollback(ns, name), so a 0 here is a computed value gone wrong.
+        if revision == 0 {
+            return r(Err(crate::actions::ActionError::InvalidInput {
+                what: "rollback revision".into(),
+                why: "0 is not a revision (they start at 1): give one from the deployment's history, or call rollback(ns, name) for the previous one".into(),
+            }));
+        }
         r(Mutation::rollback(ns, name, Some(revision)))
     });
     let r = request.clone();
@@ -465,6 +553,15 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
     });
     let r = request.clone();
     engine.register_fn("scale", move |ns: &str, name: &str, replicas: i64| {
+        let max = crate::actions::workload::MAX_REPLICAS;
+        if replicas > i64::from(max) {
+            return r(Err(crate::actions::ActionError::InvalidInput {
+                what: "scale replicas".into(),
+                why: format!(
+                    "{replicas} is more than a cluster can run (Kubernetes supports at most {max} pods in one cluster)"
+                ),
+            }));
+        }
         r(Mutation::scale(ns, name, replicas))
     });
     let r = request.clone();
@@ -511,7 +608,7 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
         "require_approval",
         move |reason: &str| -> Result<Dynamic, Box<EvalAltResult>> {
             t(&|| {
-                h.require_approval(reason)
+                h.require_approval_within(reason, clock.remaining())
                     .map(Dynamic::from)
                     .map_err(host_err)
             })
@@ -526,10 +623,16 @@ fn register_host(engine: &mut Engine, host: Arc<dyn Host>, in_host: Arc<AtomicU6
               -> Result<Dynamic, Box<EvalAltResult>> {
             let d = humantime::parse_duration(timeout)
                 .map_err(|e| host_err(format!("wait_for timeout {timeout:?}: {e}")))?;
-            t(&|| {
-                h.wait_for(condition, target, d)
-                    .map(Dynamic::from)
-                    .map_err(host_err)
+            // Waits at most until the run's deadline; a wait cut there that saw nothing fails
+            // the run rather than answering false for a timeout the script did not ask for.
+            let left = clock.remaining();
+            let cut = d > left;
+            t(&|| match h.wait_for(condition, target, d.min(left)) {
+                Ok(false) if cut => Err(host_err(format!(
+                    "wait_for({condition:?}, {target:?}, {timeout:?}) was cut at the run's deadline: {}",
+                    clock.exceeded()
+                ))),
+                r => r.map(Dynamic::from).map_err(host_err),
             })
         },
     );

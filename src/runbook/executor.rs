@@ -1,5 +1,6 @@
-//! The executor: matches firing signals to runbooks, runs each in the sandbox on a blocking
-//! thread (its host API is `host`), and performs mutations — only with the guard's
+//! The executor: matches firing signals to runbooks, runs each in the sandbox on a worker of
+//! its bounded run pool (`pool`; a run that finds the queue full is refused on the incident's
+//! timeline; its host API is `host`), and performs mutations — only with the guard's
 //! `Clearance`, for a run or for a person's confirmed action — recording every decision,
 //! approval and action on the incident's timeline. In approve mode a run first goes through
 //! as a plan; the plan is what a person approves (`approvals`). Imports the rest of runbook,
@@ -18,6 +19,7 @@ use super::engine::{Limits, Runbook};
 use super::guard::{Clearance, Guard};
 use super::host::{Pass, RunHost};
 use super::meta::Mode;
+use super::pool::RunPool;
 use crate::actions::{self, ActionContext, ActionReport, Mutation};
 use crate::model::Snapshot;
 use crate::model::incident::{Actor, EntryKind, NewEntry, Origin, Verdict};
@@ -36,6 +38,10 @@ pub struct ExecutorConfig {
     pub identity: String,
     /// Scales triggers' `held_for` (1.0; a rehearsal compresses time).
     pub held_for_scale: f64,
+    /// Runs in progress at once (the pool's workers).
+    pub max_concurrent_runs: usize,
+    /// Runs waiting for a worker; one more is refused.
+    pub max_queued_runs: usize,
 }
 
 impl ExecutorConfig {
@@ -44,7 +50,10 @@ impl ExecutorConfig {
             mode,
             revalidate_after: cfg.revalidate_after,
             approval_timeout: cfg.approval_timeout,
-            limits: Limits::default(),
+            limits: Limits {
+                run_timeout: cfg.run_timeout,
+                ..Limits::default()
+            },
             origin,
             identity: format!(
                 "{}/{}",
@@ -52,6 +61,8 @@ impl ExecutorConfig {
                 std::process::id()
             ),
             held_for_scale: 1.0,
+            max_concurrent_runs: cfg.max_concurrent_runs as usize,
+            max_queued_runs: cfg.max_queued_runs as usize,
         }
     }
 }
@@ -108,9 +119,19 @@ pub(super) struct Inner {
     pub(super) cfg: ExecutorConfig,
     pub(super) rt: tokio::runtime::Handle,
     next_run: AtomicU64,
+    /// Where runs execute; `None` when its threads could not be started (runs are refused).
+    pool: Option<RunPool>,
 }
 
-/// Cheap to clone; runs work on blocking threads of the runtime it was built in.
+/// A run the pool did not take: what its refusal on the timeline needs.
+struct RefusedRun {
+    id: String,
+    runbook: String,
+    signal: Signal,
+    why: String,
+}
+
+/// Cheap to clone; runs work on the executor's own worker threads (see `pool`).
 #[derive(Clone)]
 pub struct Executor {
     pub(super) inner: Arc<Inner>,
@@ -125,6 +146,13 @@ impl Executor {
         clients: HashMap<String, kube::Client>,
         cfg: ExecutorConfig,
     ) -> Self {
+        let pool = RunPool::new(
+            "fleetdeck-run",
+            cfg.max_concurrent_runs,
+            cfg.max_queued_runs,
+        )
+        .map_err(|e| tracing::error!(error = %e, "cannot start the runbook workers: every run is refused"))
+        .ok();
         let ex = Self {
             inner: Arc::new(Inner {
                 runbooks,
@@ -138,6 +166,7 @@ impl Executor {
                 cfg,
                 rt: tokio::runtime::Handle::current(),
                 next_run: AtomicU64::new(0),
+                pool,
             }),
         };
         ex.reconcile_journal();
@@ -211,6 +240,7 @@ impl Executor {
             *s = snap.clone();
         }
         let mut started = Vec::new();
+        let mut refused = Vec::new();
         let mut now_firing = HashSet::new();
         let now = Utc::now();
         // A clearing signal's condition has already stopped (it only waits out its
@@ -241,29 +271,123 @@ impl Executor {
                     .map(|mut f| f.insert(key))
                     .unwrap_or(false);
                 if fresh {
-                    started.push(self.start(rb.clone(), signal.clone(), None));
+                    match self.submit(rb.clone(), signal.clone(), None) {
+                        Ok(id) => started.push(id),
+                        Err(r) => refused.push(*r),
+                    }
                 }
             }
         }
         if let Ok(mut f) = self.inner.fired.lock() {
             f.retain(|k| now_firing.contains(k));
         }
+        self.refuse(refused);
         started
     }
 
-    /// Starts one run on a blocking thread; returns its id.
+    /// Queues one run for a worker; returns its id (a run refused because the queue is full
+    /// ends at once, stopped, with the refusal on its incident's timeline).
     pub fn start(&self, rb: Runbook, signal: Signal, mode: Option<Mode>) -> String {
+        match self.submit(rb, signal, mode) {
+            Ok(id) => id,
+            Err(r) => {
+                let id = r.id.clone();
+                self.refuse(vec![*r]);
+                id
+            }
+        }
+    }
+
+    fn submit(
+        &self,
+        rb: Runbook,
+        signal: Signal,
+        mode: Option<Mode>,
+    ) -> Result<String, Box<RefusedRun>> {
         let id = format!(
             "run-{}-{}",
             Utc::now().format("%Y%m%dT%H%M%S"),
             self.inner.next_run.fetch_add(1, Ordering::SeqCst) + 1
         );
+        let refusal = RefusedRun {
+            id: id.clone(),
+            runbook: rb.meta.name.clone(),
+            signal: signal.clone(),
+            why: String::new(),
+        };
+        let Some(pool) = &self.inner.pool else {
+            return Err(Box::new(RefusedRun {
+                why: "the runbook workers could not be started".into(),
+                ..refusal
+            }));
+        };
+        let (ex, run_id) = (self.clone(), id.clone());
+        pool.submit(move || {
+            ex.execute(&run_id, &rb, &signal, mode);
+        })
+        .map(|()| id)
+        .map_err(|why| {
+            Box::new(RefusedRun {
+                why: why.to_string(),
+                ..refusal
+            })
+        })
+    }
+
+    /// Closes runs the pool did not take: each is a stopped run and a refusal on its
+    /// incident's timeline, written off the caller's thread (the evaluation loop's) in one go.
+    fn refuse(&self, refused: Vec<RefusedRun>) {
+        if refused.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        for r in &refused {
+            self.put_run(RunRecord {
+                id: r.id.clone(),
+                runbook: r.runbook.clone(),
+                cluster: r.signal.subject.cluster.clone(),
+                target: r.signal.subject.describe(),
+                signal: r.signal.dedup_key.clone(),
+                mode: self.inner.cfg.mode,
+                started_at: now,
+                finished_at: Some(now),
+                state: RunState::Stopped(format!("not started: {}", r.why)),
+                plan: Vec::new(),
+                actions: Vec::new(),
+                incident: None,
+            });
+        }
+        tracing::warn!(
+            runs = refused.len(),
+            why = %refused[0].why,
+            "runbook runs refused"
+        );
         let ex = self.clone();
-        let run_id = id.clone();
-        self.inner
-            .rt
-            .spawn_blocking(move || ex.execute(&run_id, &rb, &signal, mode));
-        id
+        self.inner.rt.spawn_blocking(move || {
+            for r in refused {
+                let incident = ex
+                    .inner
+                    .store
+                    .open_incident_for(&crate::store::incident_group(&r.signal))
+                    .ok()
+                    .flatten();
+                let mut e = NewEntry::new(
+                    EntryKind::Decision,
+                    Actor::Runbook(r.runbook.clone()),
+                    ex.inner.cfg.origin,
+                    format!(
+                        "runbook {} not started for {}: {}",
+                        r.runbook, r.signal.summary, r.why
+                    ),
+                );
+                e.incident = incident;
+                e.verdict = Some(Verdict::Refused);
+                e.subject = Some(r.signal.subject.clone());
+                e.detail.insert("run".into(), r.id.clone().into());
+                ex.record(e);
+                ex.update_run(&r.id, |run| run.incident = incident);
+            }
+        });
     }
 
     /// Runs one runbook to its end on the calling (blocking) thread.
@@ -524,8 +648,12 @@ impl Executor {
     fn put_run(&self, r: RunRecord) {
         if let Ok(mut runs) = self.inner.runs.lock() {
             runs.push(r);
-            let excess = runs.len().saturating_sub(MAX_RUNS_KEPT);
-            runs.drain(..excess);
+            // The oldest finished runs go first: a flood of refusals must not hide the runs
+            // still in progress.
+            while runs.len() > MAX_RUNS_KEPT {
+                let oldest = runs.iter().position(|r| r.finished_at.is_some());
+                runs.remove(oldest.unwrap_or(0));
+            }
         }
     }
 

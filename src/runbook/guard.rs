@@ -1,5 +1,7 @@
 //! The guard: every mutation a runbook asks for is checked here first — kill switch,
-//! read-only, the cluster-wide halt on unready nodes, the disruption budget — and the mode
+//! read-only, the cluster-wide halt on unready nodes, the disruption budget, the replica
+//! budget of scale-downs (per run and per window, scale to zero of a serving Deployment
+//! refused unless allowed) — and the mode
 //! decides what an allowed mutation becomes: a plan, a request for approval, or the action
 //! itself. (A person's confirmed action from the cockpit only meets read-only.) An allowed
 //! mutation comes with a [`Clearance`], which only the guard issues and without which the
@@ -7,7 +9,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -73,6 +76,20 @@ pub struct Guard {
     /// In HA mode: whether this replica holds the Lease. A replica that does not (or can no
     /// longer renew it) acts on nothing.
     leader: std::sync::OnceLock<Arc<AtomicBool>>,
+    replicas_per_run: u32,
+    replicas_per_window: u32,
+    scale_window: Duration,
+    allow_scale_to_zero_serving: bool,
+    /// Replicas automation was allowed to remove: (cluster, when, how many), pruned past the
+    /// window.
+    scaled_down: std::sync::Mutex<Vec<(String, Instant, u32)>>,
+}
+
+/// What one pass of one run has spent of the per-run budgets: each pass of a run gets its own
+/// (a plan and the action after its approval count the same scale once each).
+#[derive(Debug, Default)]
+pub struct RunBudget {
+    replicas_removed: AtomicU32,
 }
 
 /// How long a node allowed out of service counts against the budget before the snapshot must
@@ -98,11 +115,18 @@ impl Guard {
             kill_file: (!cfg.kill_switch_file.trim().is_empty())
                 .then(|| PathBuf::from(cfg.kill_switch_file.trim())),
             kill: AtomicBool::new(cfg.kill_switch),
-            max_disrupted_pct: cfg.max_disrupted_pct,
-            halt_unready_pct: cfg.halt_unready_pct,
+            // The config refuses values outside 0–100; a config built in code cannot widen the
+            // budget past the whole cluster either (NaN counts as 0: nothing may be disrupted).
+            max_disrupted_pct: cfg.max_disrupted_pct.clamp(0.0, 100.0),
+            halt_unready_pct: cfg.halt_unready_pct.clamp(0.0, 100.0),
             halt_unready_count: cfg.halt_unready_count,
             reserved: std::sync::Mutex::new(std::collections::HashMap::new()),
             leader: std::sync::OnceLock::new(),
+            replicas_per_run: cfg.max_replicas_removed_per_run,
+            replicas_per_window: cfg.max_replicas_removed_per_window,
+            scale_window: cfg.scale_budget_window,
+            allow_scale_to_zero_serving: cfg.allow_scale_to_zero_serving,
+            scaled_down: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -169,13 +193,25 @@ impl Guard {
     }
 
     /// Checks one mutation in `cluster` under `mode` (already the stricter of the global mode
-    /// and the runbook's).
+    /// and the runbook's), as the only mutation of its run.
     pub fn check(
         &self,
         snap: &Snapshot,
         cluster: &str,
         mutation: &Mutation,
         mode: Mode,
+    ) -> Decision {
+        self.check_in_run(snap, cluster, mutation, mode, &RunBudget::default())
+    }
+
+    /// Checks one mutation of a run whose pass has spent `budget` so far (and spends it).
+    pub fn check_in_run(
+        &self,
+        snap: &Snapshot,
+        cluster: &str,
+        mutation: &Mutation,
+        mode: Mode,
+        budget: &RunBudget,
     ) -> Decision {
         if let Some(why) = self.killed() {
             return Decision::Refuse(why);
@@ -231,11 +267,102 @@ impl Guard {
                 }
             }
         }
+        if let Mutation::Scale {
+            namespace,
+            name,
+            replicas,
+        } = mutation
+            && let Err(why) =
+                self.spend_replicas(snap, cluster, namespace, name, *replicas, mode, budget)
+        {
+            return Decision::Refuse(why);
+        }
         match mode {
             Mode::DryRun => Decision::Plan,
             Mode::Approve => Decision::Approve,
             Mode::Auto => Decision::Allow(Clearance::new(cluster, mutation)),
         }
+    }
+
+    /// The replica budget of a scale: what it removes (the Deployment's replicas in the
+    /// snapshot less the new count) must fit what this run and all runs in the window may still
+    /// remove, and a Deployment that serves an endpoint is not scaled to zero unless allowed.
+    /// Spends the budget when it fits (the window's only for a mutation that will be performed).
+    #[allow(clippy::too_many_arguments)]
+    fn spend_replicas(
+        &self,
+        snap: &Snapshot,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+        mode: Mode,
+        budget: &RunBudget,
+    ) -> Result<(), String> {
+        let object = format!("deployment/{namespace}/{name}");
+        let current = snap
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .and_then(|c| {
+                c.deployments
+                    .iter()
+                    .find(|d| d.namespace == namespace && d.name == name)
+            })
+            .map(|d| d.replicas)
+            .ok_or_else(|| {
+                format!(
+                    "{object} is not in the fleet picture of cluster {cluster}: the guard cannot count the replicas scaling it would remove"
+                )
+            })?;
+        let removed = current.saturating_sub(replicas);
+        if removed == 0 {
+            return Ok(());
+        }
+        if replicas == 0 && !self.allow_scale_to_zero_serving {
+            let serves = snap.endpoints.iter().find(|e| {
+                e.serving.as_ref().is_some_and(|s| {
+                    s.cluster == cluster
+                        && s.kind.eq_ignore_ascii_case("Deployment")
+                        && s.namespace == namespace
+                        && s.name == name
+                })
+            });
+            if let Some(e) = serves {
+                return Err(format!(
+                    "{object} serves endpoint {}: automation does not scale it to zero ([runbooks] allow_scale_to_zero_serving = false)",
+                    e.name
+                ));
+            }
+        }
+        let spent = budget.replicas_removed.load(Ordering::SeqCst);
+        if spent + removed > self.replicas_per_run {
+            return Err(format!(
+                "replica budget of this run reached: scaling {object} from {current} to {replicas} removes {removed} replica(s), the run has removed {spent} already and may remove {} ([runbooks] max_replicas_removed_per_run)",
+                self.replicas_per_run
+            ));
+        }
+        let Ok(mut ledger) = self.scaled_down.lock() else {
+            return Err("the guard's replica ledger is unusable".into());
+        };
+        ledger.retain(|(_, at, _)| at.elapsed() < self.scale_window);
+        let in_window: u32 = ledger
+            .iter()
+            .filter(|(c, _, _)| c == cluster)
+            .map(|(_, _, n)| n)
+            .sum();
+        if in_window + removed > self.replicas_per_window {
+            return Err(format!(
+                "replica budget of cluster {cluster} reached: scaling {object} from {current} to {replicas} removes {removed} replica(s), automation removed {in_window} in the last {} and may remove {} ([runbooks] max_replicas_removed_per_window)",
+                humantime::format_duration(self.scale_window),
+                self.replicas_per_window
+            ));
+        }
+        budget.replicas_removed.fetch_add(removed, Ordering::SeqCst);
+        if mode == Mode::Auto {
+            ledger.push((cluster.to_string(), Instant::now(), removed));
+        }
+        Ok(())
     }
 
     /// A person's confirmed action from the cockpit: it only meets read-only (the kill
@@ -454,5 +581,174 @@ mod tests {
         assert!(
             matches!(g.check(&s, "prod", &cordon("n1"), Mode::Auto), Decision::Refuse(r) if r.contains("STOP"))
         );
+    }
+
+    fn deployment(name: &str, replicas: u32) -> crate::model::DeploymentModel {
+        crate::model::DeploymentModel {
+            namespace: "serving".into(),
+            name: name.into(),
+            revision: Some(3),
+            replicas,
+            ready: replicas,
+            updated: replicas,
+            available: replicas,
+            rollout: crate::model::RolloutState::Complete,
+            images: vec![],
+        }
+    }
+
+    /// 20 nodes, 14 Deployments of 3 replicas in `serving`; llama-chat serves an endpoint.
+    fn serving_fleet() -> Snapshot {
+        let mut s = snap(
+            (0..20)
+                .map(|i| node(&format!("n{i}"), true, false))
+                .collect(),
+        );
+        let mut deployments = vec![deployment("llama-chat", 3)];
+        deployments.extend((1..14).map(|i| deployment(&format!("worker-{i}"), 3)));
+        Arc::make_mut(&mut s.clusters[0]).deployments = deployments;
+        let endpoint: crate::model::endpoint::EndpointConfig = serde_json::from_value(
+            serde_json::json!({
+                "name": "llama-chat",
+                "url": "http://llama-chat.serving:8000",
+                "protocol": "vllm",
+                "serving": {"cluster": "prod", "namespace": "serving", "kind": "Deployment", "name": "llama-chat"},
+            }),
+        )
+        .unwrap();
+        s.endpoints = vec![Arc::new(crate::model::endpoint::EndpointModel::new(
+            &endpoint,
+            chrono::Utc::now(),
+        ))];
+        s
+    }
+
+    fn scale(name: &str, replicas: u32) -> Mutation {
+        Mutation::Scale {
+            namespace: "serving".into(),
+            name: name.into(),
+            replicas,
+        }
+    }
+
+    #[test]
+    fn one_run_scaling_every_deployment_to_zero_is_stopped_by_the_replica_budget() {
+        let s = serving_fleet();
+        let g = guard();
+        let run = RunBudget::default();
+        let names: Vec<String> = s.clusters[0]
+            .deployments
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        let decisions: Vec<(String, Decision)> = names
+            .iter()
+            .map(|n| {
+                let d = g.check_in_run(&s, "prod", &scale(n, 0), Mode::Auto, &run);
+                (n.clone(), d)
+            })
+            .collect();
+        match &decisions[0] {
+            (n, Decision::Refuse(why)) if n == "llama-chat" => {
+                assert!(
+                    why.contains("serves endpoint llama-chat")
+                        && why.contains("allow_scale_to_zero_serving"),
+                    "{why}"
+                );
+            }
+            other => panic!("llama-chat scaled to zero: {other:?}"),
+        }
+        let allowed = decisions.iter().filter(|(_, d)| allows_ref(d)).count();
+        // 10 replicas per run by default: three Deployments of 3, then the budget is spent.
+        assert_eq!(allowed, 3, "{decisions:?}");
+        let (_, last) = decisions.last().unwrap();
+        assert!(
+            matches!(last, Decision::Refuse(r) if r.contains("replica budget of this run") && r.contains("max_replicas_removed_per_run")),
+            "{last:?}"
+        );
+        // Scaling up removes nothing and costs nothing.
+        assert!(allows(g.check_in_run(
+            &s,
+            "prod",
+            &scale("worker-9", 5),
+            Mode::Auto,
+            &run
+        )));
+    }
+
+    #[test]
+    fn the_replica_budget_of_a_window_spans_runs_and_only_actions_spend_it() {
+        let s = serving_fleet();
+        let g = guard();
+        // Plans spend nothing of the window.
+        for i in 1..=8 {
+            let plan = RunBudget::default();
+            assert_eq!(
+                g.check_in_run(
+                    &s,
+                    "prod",
+                    &scale(&format!("worker-{i}"), 0),
+                    Mode::DryRun,
+                    &plan
+                ),
+                Decision::Plan
+            );
+        }
+        // 20 per window: six runs of one Deployment of 3 each fit, the seventh does not.
+        for i in 1..=6 {
+            let run = RunBudget::default();
+            let d = g.check_in_run(
+                &s,
+                "prod",
+                &scale(&format!("worker-{i}"), 0),
+                Mode::Auto,
+                &run,
+            );
+            assert!(allows_ref(&d), "run {i}: {d:?}");
+        }
+        let d = g.check_in_run(
+            &s,
+            "prod",
+            &scale("worker-7", 0),
+            Mode::Auto,
+            &RunBudget::default(),
+        );
+        assert!(
+            matches!(&d, Decision::Refuse(r) if r.contains("replica budget of cluster prod") && r.contains("removed 18")),
+            "{d:?}"
+        );
+        // A Deployment the snapshot does not show cannot be counted: refused.
+        let d = guard().check(&s, "prod", &scale("ghost", 0), Mode::Auto);
+        assert!(
+            matches!(&d, Decision::Refuse(r) if r.contains("not in the fleet picture")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_serving_deployment_scales_to_zero_only_when_the_config_allows_it() {
+        let s = serving_fleet();
+        let cfg = RunbooksConfig {
+            allow_scale_to_zero_serving: true,
+            ..RunbooksConfig::default()
+        };
+        let g = Guard::new(&cfg, Mode::Auto, false);
+        assert!(allows(g.check(
+            &s,
+            "prod",
+            &scale("llama-chat", 0),
+            Mode::Auto
+        )));
+        // Down to one replica is not scale-to-zero: only the budget applies.
+        assert!(allows(guard().check(
+            &s,
+            "prod",
+            &scale("llama-chat", 1),
+            Mode::Auto
+        )));
+    }
+
+    fn allows_ref(d: &Decision) -> bool {
+        matches!(d, Decision::Allow(_))
     }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::approvals::PendingApproval;
 use super::engine::{Host, Runbook};
 use super::executor::{Executor, PlanStep};
-use super::guard::Decision;
+use super::guard::{Decision, RunBudget};
 use super::meta::Mode;
 use crate::actions::{self, Mutation};
 use crate::model::Snapshot;
@@ -43,6 +43,8 @@ pub(super) struct RunHost {
     steps: Mutex<Vec<PlanStep>>,
     /// Whether the trigger was re-validated in this pass (once, before the first mutation).
     revalidated: Mutex<bool>,
+    /// What this pass has spent of the guard's per-run budgets.
+    budget: RunBudget,
 }
 
 impl RunHost {
@@ -64,6 +66,7 @@ impl RunHost {
             incident,
             steps: Mutex::new(Vec::new()),
             revalidated: Mutex::new(false),
+            budget: RunBudget::default(),
         }
     }
 
@@ -191,7 +194,10 @@ impl Host for RunHost {
             Pass::DryRun | Pass::Plan => Mode::DryRun,
             Pass::Act => Mode::Auto,
         };
-        match inner.guard.check(&snap, &self.cluster, &mutation, mode) {
+        match inner
+            .guard
+            .check_in_run(&snap, &self.cluster, &mutation, mode, &self.budget)
+        {
             Decision::Refuse(why) => Ok(self.refuse(&mutation, why)),
             Decision::Plan | Decision::Approve => {
                 let step = self.ex.preview(&self.cluster, &mutation);
@@ -356,6 +362,10 @@ impl Host for RunHost {
     }
 
     fn require_approval(&self, reason: &str) -> Result<bool, String> {
+        self.require_approval_within(reason, self.ex.inner.cfg.approval_timeout)
+    }
+
+    fn require_approval_within(&self, reason: &str, timeout: Duration) -> Result<bool, String> {
         // In approve mode the plan pass collects every step and a person approves the whole
         // plan; in auto mode a runbook's own call asks for a person as well.
         match self.pass {
@@ -377,7 +387,9 @@ impl Host for RunHost {
                     Some(Verdict::Pending),
                     format!("approval {id} requested: {reason}"),
                 ));
-                let (ok, by) = inner.approvals.settle(id, inner.cfg.approval_timeout);
+                let (ok, by) = inner
+                    .approvals
+                    .settle(id, inner.cfg.approval_timeout.min(timeout));
                 self.ex.record(self.entry(
                     EntryKind::Approval,
                     Some(if ok {

@@ -9,6 +9,7 @@ pub mod executor;
 pub mod guard;
 mod host;
 pub mod meta;
+pub mod pool;
 pub mod shipped;
 
 pub use engine::{Host, Limits, Runbook, load_dir};

@@ -12,6 +12,9 @@ struct FakeHost {
     intents: Mutex<Vec<Mutation>>,
     notes: Mutex<Vec<String>>,
     approve: bool,
+    /// `wait_for` waits out its timeout and answers false (a condition that never holds).
+    never_holds: bool,
+    waited: Mutex<Vec<Duration>>,
 }
 
 impl Host for FakeHost {
@@ -35,7 +38,12 @@ impl Host for FakeHost {
     fn require_approval(&self, _reason: &str) -> Result<bool, String> {
         Ok(self.approve)
     }
-    fn wait_for(&self, _c: &str, _t: &str, _d: Duration) -> Result<bool, String> {
+    fn wait_for(&self, _c: &str, _t: &str, d: Duration) -> Result<bool, String> {
+        self.waited.lock().unwrap().push(d);
+        if self.never_holds {
+            std::thread::sleep(d);
+            return Ok(false);
+        }
         Ok(true)
     }
 }
@@ -264,4 +272,114 @@ fn a_broken_file_in_the_directory_is_reported_and_the_rest_load() {
     assert_eq!(good.len(), 1);
     assert_eq!(bad.len(), 1);
     assert!(bad[0].file.ends_with("b.rhai"), "{}", bad[0]);
+}
+
+fn run_within(
+    rb: &Runbook,
+    host: &Arc<FakeHost>,
+    run_timeout: Duration,
+) -> Result<rhai::Dynamic, RunbookError> {
+    let limits = Limits {
+        run_timeout,
+        ..Limits::default()
+    };
+    rb.run(host.clone(), &signal(), &limits)
+}
+
+#[test]
+fn a_sleep_past_the_run_deadline_fails_the_run_at_once() {
+    let rb = runbook("fn run(signal) {\n    sleep(100000);\n    cordon(\"n\");\n}\n");
+    let host = Arc::new(FakeHost::default());
+    let started = std::time::Instant::now();
+    let e = run_within(&rb, &host, Duration::from_secs(30)).unwrap_err();
+    assert!(
+        e.message.contains("deadline exceeded") && e.message.contains("run_timeout"),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "it slept");
+    assert!(host.intents.lock().unwrap().is_empty());
+}
+
+#[test]
+fn sleeps_within_the_deadline_sleep_and_count_against_it() {
+    let rb = runbook("fn run(signal) { sleep(0.05); sleep(0); 1 }");
+    let host = Arc::new(FakeHost::default());
+    assert_eq!(
+        run_within(&rb, &host, Duration::from_secs(5))
+            .unwrap()
+            .as_int()
+            .unwrap(),
+        1
+    );
+    // Short sleeps add up: the run stops at its deadline, not at the 5 s script limit (the
+    // time inside sleep is not script time).
+    let rb = runbook("fn run(signal) { loop { sleep(0.2); } }");
+    let e = run_within(&rb, &host, Duration::from_secs(1)).unwrap_err();
+    assert!(e.message.contains("deadline exceeded"), "{e}");
+}
+
+#[test]
+fn wait_for_is_cut_at_the_run_deadline_and_then_fails() {
+    let rb = runbook(
+        "fn run(signal) {\n    if !wait_for(\"signal_cleared\", \"gpu.xid\", \"1h\") { note(\"timed out\"); }\n}\n",
+    );
+    let host = Arc::new(FakeHost {
+        never_holds: true,
+        ..FakeHost::default()
+    });
+    let e = run_within(&rb, &host, Duration::from_millis(500)).unwrap_err();
+    assert!(e.message.contains("deadline exceeded"), "{e}");
+    assert!(host.waited.lock().unwrap()[0] <= Duration::from_millis(500));
+    assert!(host.notes.lock().unwrap().is_empty());
+    // A wait that ends within the deadline answers false as before.
+    let rb = runbook(
+        "fn run(signal) { if !wait_for(\"signal_cleared\", \"gpu.xid\", \"100ms\") { note(\"timed out\"); } }",
+    );
+    let _ = run_within(&rb, &host, Duration::from_secs(30)).unwrap();
+    assert_eq!(host.notes.lock().unwrap().as_slice(), ["timed out"]);
+}
+
+#[test]
+fn nonsensical_action_arguments_stop_the_script_before_any_request() {
+    for (call, says) in [
+        (
+            "rollback(\"serving\", \"llama-chat\", -1)",
+            "-1 is negative",
+        ),
+        (
+            "rollback(\"serving\", \"llama-chat\", 0)",
+            "0 is not a revision",
+        ),
+        (
+            "scale(\"serving\", \"llama-chat\", -3)",
+            "-3 is not a count",
+        ),
+        (
+            "scale(\"serving\", \"llama-chat\", 10000000)",
+            "more than a cluster can run",
+        ),
+    ] {
+        let rb = runbook(&format!("fn run(signal) {{ {call}; }}"));
+        let host = Arc::new(FakeHost::default());
+        let e = run(&rb, &host).unwrap_err();
+        assert!(e.message.contains(says), "{call}: {e}");
+        assert!(host.intents.lock().unwrap().is_empty(), "{call}");
+    }
+}
+
+#[test]
+fn a_drain_waits_at_most_until_the_run_deadline() {
+    let rb = runbook("fn run(signal) { drain(\"n1\"); drain(\"n2\", #{ timeout: \"1h\" }); }");
+    let host = Arc::new(FakeHost::default());
+    let _ = run_within(&rb, &host, Duration::from_secs(120)).unwrap();
+    let intents = host.intents.lock().unwrap().clone();
+    assert_eq!(intents.len(), 2);
+    for i in intents {
+        match i {
+            Mutation::Drain { options, .. } => {
+                assert!(options.timeout_s <= 120, "{options:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
