@@ -954,7 +954,7 @@ impl Default for KubernetesConfig {
         Self {
             kubeconfig: String::new(),
             contexts: Vec::new(),
-            watch_idle_timeout: crate::sources::kube::Liveness::default().idle_timeout,
+            watch_idle_timeout: DEFAULT_WATCH_IDLE_TIMEOUT,
         }
     }
 }
@@ -963,14 +963,8 @@ impl Default for KubernetesConfig {
 /// (the sim every 10 s), so less would drop healthy watches.
 pub const MIN_WATCH_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
-impl KubernetesConfig {
-    pub fn liveness(&self) -> crate::sources::kube::Liveness {
-        crate::sources::kube::Liveness {
-            idle_timeout: self.watch_idle_timeout,
-            ..Default::default()
-        }
-    }
-}
+/// A little above the 290 s the Kubernetes source asks the server to keep a watch open.
+pub const DEFAULT_WATCH_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -1225,9 +1219,7 @@ impl Config {
                      healthy watch may be quiet that long; use at least {}s (the default is {}s)",
                     self.kubernetes.watch_idle_timeout,
                     MIN_WATCH_IDLE_TIMEOUT.as_secs(),
-                    crate::sources::kube::Liveness::default()
-                        .idle_timeout
-                        .as_secs()
+                    DEFAULT_WATCH_IDLE_TIMEOUT.as_secs()
                 ),
             ));
         }

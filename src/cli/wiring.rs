@@ -132,8 +132,12 @@ pub fn start_with(
         })
         .collect();
     let snapshots = spawn_fleet(FleetState::with_endpoints(infos, &cfg.endpoints), rx);
+    let liveness = crate::sources::kube::Liveness {
+        idle_timeout: cfg.kubernetes.watch_idle_timeout,
+        ..Default::default()
+    };
     for (i, t) in targets.into_iter().enumerate() {
-        crate::sources::kube::spawn_cluster(i, t, cfg.kubernetes.liveness(), tx.clone());
+        crate::sources::kube::spawn_cluster(i, t, liveness, tx.clone());
     }
     let mut gpu_sources = cfg.gpu.dcgm.len() + usize::from(cfg.gpu.nvml);
     if !cfg.gpu.dcgm.is_empty() || cfg.gpu.nvml {
