@@ -3,4 +3,5 @@
 
 pub mod cost;
 pub mod incident;
+pub mod safe;
 pub mod snapshot;
