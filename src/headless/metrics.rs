@@ -26,8 +26,9 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A label value, written with the escapes of the Prometheus text format and OpenMetrics:
-/// `\\` for a backslash, `\"` for a double quote, `\n` for a line feed. Everything else is
-/// valid UTF-8 there and stays as it is, so the value still equals the signal's kind.
+/// `\\` for a backslash, `\"` for a double quote, `\n` for a line feed. Any other control
+/// character (ESC, CR, …) is valid there but would drive the terminal of whoever reads a scrape
+/// with curl: it reads as the text `\x1b`, as the CLI shows it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct LabelText(String);
 
@@ -47,7 +48,7 @@ impl EncodeLabelValue for LabelText {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         use std::fmt::Write;
         let s = self.0.as_str();
-        if !s.contains(['\\', '"', '\n']) {
+        if !s.chars().any(|c| c == '\\' || c == '"' || c.is_control()) {
             return encoder.write_str(s);
         }
         for c in s.chars() {
@@ -55,6 +56,7 @@ impl EncodeLabelValue for LabelText {
                 '\\' => encoder.write_str("\\\\")?,
                 '"' => encoder.write_str("\\\"")?,
                 '\n' => encoder.write_str("\\n")?,
+                c if c.is_control() => write!(encoder, "\\\\x{:02x}", u32::from(c))?,
                 c => encoder.write_char(c)?,
             }
         }
@@ -599,7 +601,10 @@ mod tests {
     fn hostile_label_values_are_escaped_and_cannot_add_samples() {
         let m = Metrics::new();
         let totals = [(
-            ("alert.x\"} 1\ninjected 7\n#\\".to_string(), Severity::Critical),
+            (
+                "alert.x\"} 1\ninjected 7\n#\\\u{1b}[31m\r".to_string(),
+                Severity::Critical,
+            ),
             1,
         )]
         .into_iter()
@@ -608,7 +613,7 @@ mod tests {
         let text = m.encode();
         assert!(
             text.contains(
-                r#"fleetdeck_signals_raised_total{kind="alert.x\"} 1\ninjected 7\n#\\",severity="critical"} 1"#
+                r#"fleetdeck_signals_raised_total{kind="alert.x\"} 1\ninjected 7\n#\\\\x1b[31m\\x0d",severity="critical"} 1"#
             ),
             "{text}"
         );
