@@ -304,9 +304,10 @@ fn promtool_parses_metrics_with_hostile_alert_labels() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // Exit 3 is lint advice about names (e.g. counters' _total); 1 is a parse error.
+    // Exit 3 is lint advice only (OpenMetrics puts a counter's HELP on its name without
+    // `_total`); 1 is a parse error.
     assert!(
-        !said.contains("parsing error") && out.status.code() != Some(1),
+        matches!(out.status.code(), Some(0 | 3)) && !said.contains("error"),
         "promtool: {said}\n{metrics}"
     );
 }
