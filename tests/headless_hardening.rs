@@ -22,8 +22,9 @@ use fleetdeck::store::Store;
 
 const TOKEN: &str = "hardening-test-token-0123456789";
 
-/// An alert name that closes the label, adds a sample and opens a comment, then recolours,
-/// retitles and rewinds the terminal.
+/// An alert name that closes the label, adds a sample and opens a comment (issue 15's), then
+/// recolours, retitles and rewinds the terminal. A second alert's name holds a bare quote and
+/// a backslash that escapes nothing.
 const HOSTILE_NAME: &str = "Evil\"} 1\ninjected 7\n#\\\u{1b}[31m\r\u{1b}]0;pwned\u{7}";
 
 fn free_port() -> u16 {
@@ -139,6 +140,12 @@ fn hostile_webhook() -> String {
             "startsAt": Utc::now().to_rfc3339(),
             "endsAt": "0001-01-01T00:00:00Z",
             "fingerprint": "0123456789abcdef",
+        }, {
+            "status": "firing",
+            "labels": { "alertname": "Quote\"Inside\\Back", "severity": "warning" },
+            "startsAt": Utc::now().to_rfc3339(),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": "fedcba9876543210",
         }],
     })
     .to_string()
@@ -173,7 +180,7 @@ fn metrics_with_a_hostile_alert() -> String {
                 .send()
                 .and_then(|r| r.text())
                 .unwrap_or_default();
-            metrics.contains("kind=\"alert.evil")
+            metrics.contains("kind=\"alert.evil") && metrics.contains("kind=\"alert.quote")
         },
     );
     metrics
@@ -395,7 +402,9 @@ fn cli_tables_and_exports_show_control_characters_as_escapes() {
 fn stalled_connections(port: u16, n: usize) -> Vec<TcpStream> {
     (0..n)
         .filter_map(|_| {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            // A daemon out of descriptors stops accepting: a full backlog must not hang the test.
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
             let _ = s.write_all(b"G");
             Some(s)
         })
