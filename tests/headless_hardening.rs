@@ -221,7 +221,8 @@ fn well_formed(line: &str) -> Result<(), String> {
             while chars.peek().is_some_and(|&(_, c)| is_name(c) && c != ':') {
                 chars.next();
             }
-            if chars.next().map(|(_, c)| c) != Some('=') || chars.next().map(|(_, c)| c) != Some('"')
+            if chars.next().map(|(_, c)| c) != Some('=')
+                || chars.next().map(|(_, c)| c) != Some('"')
             {
                 return Err("a label without =\"".into());
             }
@@ -266,7 +267,10 @@ fn a_line_checker_refuses_what_an_injection_makes() {
     assert!(well_formed("fleetdeck_leader 1").is_ok());
     assert!(well_formed(r#"fleetdeck_signals{kind="a\"b\nc\\",severity="x"} 2"#).is_ok());
     assert!(well_formed("fleetdeck_signals{kind=\"alert.evil\"} 1").is_ok());
-    assert!(well_formed("injected 7").is_ok(), "a line of its own is well-formed…");
+    assert!(
+        well_formed("injected 7").is_ok(),
+        "a line of its own is well-formed…"
+    );
     assert!(well_formed("fleetdeck_signals{kind=\"evil\"} 1\"} 1").is_err());
     assert!(well_formed("fleetdeck_signals{kind=\"evil\\x\"} 1").is_err());
     assert!(well_formed("#\u{1b}[31m").is_err());
@@ -453,8 +457,9 @@ fn healthz_answers_again_once_stalled_connections_time_out() {
         let mut buf = [0u8; 512];
         match std::io::Read::read(&mut s, &mut buf) {
             Ok(_) => closed += 1,
-            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock
-                && e.kind() != std::io::ErrorKind::TimedOut =>
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
             {
                 closed += 1
             }
@@ -468,10 +473,9 @@ fn healthz_answers_again_once_stalled_connections_time_out() {
         .and_then(|r| r.text())
         .unwrap();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("fleetdeck_http_connections_refused_total ")
-                && !l.ends_with(" 0")),
+        metrics.lines().any(
+            |l| l.starts_with("fleetdeck_http_connections_refused_total ") && !l.ends_with(" 0")
+        ),
         "{metrics}"
     );
 }

@@ -126,7 +126,11 @@ pub async fn run(
     // Before binding: a certificate that does not load stops the start, with its file named.
     let serve_opts =
         super::server::ServeOptions::from_config(&cfg.headless)?.with_metrics(metrics.clone());
-    let scheme = if serve_opts.tls.is_some() { "https" } else { "http" };
+    let scheme = if serve_opts.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let listen = opts.listen.unwrap_or(cfg.headless.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

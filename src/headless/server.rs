@@ -393,7 +393,10 @@ async fn serve_connection(
     closing: tokio::sync::watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let _open = opts.metrics.as_ref().map(|m| OpenConnection::new(m.clone()));
+    let _open = opts
+        .metrics
+        .as_ref()
+        .map(|m| OpenConnection::new(m.clone()));
     let activity = Arc::new(Activity::new());
     let Some(acceptor) = &opts.tls else {
         let io = Watched::new(stream, activity.clone());
@@ -408,9 +411,11 @@ async fn serve_connection(
         Ok(Ok(1..)) if first[0] == 22 => {}
         Ok(Ok(1..)) => {
             let mut stream = stream;
-            let _ =
-                tokio::time::timeout(limit, tokio::io::AsyncWriteExt::write_all(&mut stream, TLS_ONLY_RESPONSE))
-                    .await;
+            let _ = tokio::time::timeout(
+                limit,
+                tokio::io::AsyncWriteExt::write_all(&mut stream, TLS_ONLY_RESPONSE),
+            )
+            .await;
             return;
         }
         _ => return,
@@ -436,27 +441,31 @@ async fn serve_http<I>(
     let request_timeout = ServeOptions::nonzero(opts.request_timeout);
     let idle_timeout = ServeOptions::nonzero(opts.idle_timeout);
     let in_handler = activity.clone();
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let mut router = router.clone();
-        let busy = BusyGuard::new(in_handler.clone());
-        async move {
-            let _busy = busy;
-            // A Router is always ready: `poll_ready` answers Ready at once.
-            let call = tower_service::Service::call(&mut router, req.map(axum::body::Body::new));
-            Ok::<_, std::convert::Infallible>(match tokio::time::timeout(request_timeout, call).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(_) => error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "the request took longer than [headless] request_timeout ({})",
-                        humantime::format_duration(request_timeout)
-                    ),
-                ),
-            })
-        }
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            let busy = BusyGuard::new(in_handler.clone());
+            async move {
+                let _busy = busy;
+                // A Router is always ready: `poll_ready` answers Ready at once.
+                let call =
+                    tower_service::Service::call(&mut router, req.map(axum::body::Body::new));
+                Ok::<_, std::convert::Infallible>(
+                    match tokio::time::timeout(request_timeout, call).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!(
+                                "the request took longer than [headless] request_timeout ({})",
+                                humantime::format_duration(request_timeout)
+                            ),
+                        ),
+                    },
+                )
+            }
+        });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(ServeOptions::nonzero(opts.header_read_timeout));
