@@ -220,8 +220,8 @@ tls_key = ""
 header_read_timeout = "10s"
 # A request's body and answer must be done within this long (else 503).
 request_timeout = "30s"
-# A connection on which no byte moves either way for this long is closed (at least
-# request_timeout).
+# A connection on which no byte moves either way for this long, while no request of it is
+# being handled, is closed (e.g. a client that does not read its response).
 idle_timeout = "60s"
 # Connections served at once; beyond it a new connection is closed at once (Prometheus,
 # Alertmanager and the kubelet retry) until slow ones time out.

@@ -410,12 +410,7 @@ async fn serve_connection(
     match tokio::time::timeout(limit, stream.peek(&mut first)).await {
         Ok(Ok(1..)) if first[0] == 22 => {}
         Ok(Ok(1..)) => {
-            let mut stream = stream;
-            let _ = tokio::time::timeout(
-                limit,
-                tokio::io::AsyncWriteExt::write_all(&mut stream, TLS_ONLY_RESPONSE),
-            )
-            .await;
+            refuse_plain_http(stream, limit).await;
             return;
         }
         _ => return,
@@ -426,6 +421,32 @@ async fn serve_connection(
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
+}
+
+/// Answers a plain-HTTP request on the TLS port with a 400 that says why, then reads what the
+/// client sent before closing: closing with its request unread would reset the connection and
+/// lose the answer.
+async fn refuse_plain_http(mut stream: TcpStream, limit: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answered = tokio::time::timeout(limit, async {
+        stream.write_all(TLS_ONLY_RESPONSE).await?;
+        stream.shutdown().await
+    })
+    .await;
+    if !matches!(answered, Ok(Ok(()))) {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut read = 0usize;
+        while read < 64 * 1024 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
 }
 
 async fn serve_http<I>(
