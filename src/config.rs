@@ -245,6 +245,22 @@ endpoint_labels = ["endpoint", "service"]
 cluster_labels = ["cluster"]
 # An alert seen once (fingerprint + status + startsAt) is remembered this long.
 alert_dedup_for = "24h"
+# HTTPS: a PEM certificate chain and its private key (PKCS#8, PKCS#1 or SEC1), e.g. a
+# cert-manager Secret's tls.crt and tls.key. With both set the port speaks only TLS, and the
+# files are re-read within seconds of changing (a rotated certificate needs no restart).
+tls_cert = ""
+tls_key = ""
+# A client must send a request's headers within this long of connecting, or of its previous
+# response: slow and idle connections are closed.
+header_read_timeout = "10s"
+# A request's body and answer must be done within this long (else 503).
+request_timeout = "30s"
+# A connection on which no byte moves either way for this long, while no request of it is
+# being handled, is closed (e.g. a client that does not read its response).
+idle_timeout = "60s"
+# Connections served at once; beyond it a new connection is closed at once (Prometheus,
+# Alertmanager and the kubelet retry) until slow ones time out.
+max_connections = 512
 
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.
@@ -683,6 +699,16 @@ pub struct HeadlessConfig {
     pub cluster_labels: Vec<String>,
     #[serde(with = "crate::model::duration_serde")]
     pub alert_dedup_for: std::time::Duration,
+    /// PEM certificate chain; with `tls_key` the listener speaks only TLS. Empty: plain HTTP.
+    pub tls_cert: String,
+    pub tls_key: String,
+    #[serde(with = "crate::model::duration_serde")]
+    pub header_read_timeout: std::time::Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub request_timeout: std::time::Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub idle_timeout: std::time::Duration,
+    pub max_connections: usize,
 }
 
 impl Default for HeadlessConfig {
@@ -704,6 +730,12 @@ impl Default for HeadlessConfig {
             endpoint_labels: v(&["endpoint", "service"]),
             cluster_labels: v(&["cluster"]),
             alert_dedup_for: std::time::Duration::from_secs(24 * 3600),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            header_read_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 512,
         }
     }
 }

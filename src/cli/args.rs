@@ -99,6 +99,13 @@ pub struct HeadlessArgs {
     /// File holding the API bearer token (default: [headless] token_file, else $FLEETDECK_TOKEN).
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+    /// PEM certificate chain to serve HTTPS with (default: [headless] tls_cert); the port then
+    /// speaks only TLS, and a rotated file is picked up within seconds.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (default: [headless] tls_key).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -85,7 +85,13 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
         OutputFormat::Table => {
             write!(out, "{}", super::render::cost::render_table(&report))?;
             for s in &signals {
-                writeln!(out, "SIGNAL {:?} {}: {}", s.severity, s.kind, s.summary)?;
+                writeln!(
+                    out,
+                    "SIGNAL {:?} {}: {}",
+                    s.severity,
+                    super::render::safe::visible(&s.kind),
+                    super::render::safe::visible(&s.summary)
+                )?;
             }
         }
     }

@@ -6,7 +6,11 @@ use super::{Cli, HeadlessArgs};
 use crate::config::Config;
 
 pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
-    let cfg = Config::load_or_default(cli.config.as_deref())?;
+    let mut cfg = Config::load_or_default(cli.config.as_deref())?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        cfg.headless.tls_cert = cert.display().to_string();
+        cfg.headless.tls_key = key.display().to_string();
+    }
     crate::telemetry::init_json(&cfg.log.level);
     let store = open_store(cli, &cfg)?;
     let _retention =

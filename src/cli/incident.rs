@@ -114,7 +114,11 @@ pub(super) fn incident(cli: &Cli, cmd: &IncidentCommand) -> anyhow::Result<()> {
             let inc = store.require_incident(id)?;
             let timeline = store.timeline(id)?;
             let text = match format {
-                ExportFormat::Md => crate::store::export::markdown(&inc, &timeline, now),
+                // The export folds line breaks inside fields; the rest is made visible here.
+                ExportFormat::Md => super::render::safe::visible_lines(
+                    &crate::store::export::markdown(&inc, &timeline, now),
+                )
+                .into_owned(),
                 ExportFormat::Json => {
                     let mut s =
                         serde_json::to_string_pretty(&crate::store::export::json(&inc, &timeline))?;

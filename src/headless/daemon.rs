@@ -123,16 +123,25 @@ pub async fn run(
     let alerts = state.alerts.clone();
     let metrics = state.metrics.clone();
     let wake = state.on_alerts.clone();
+    // Before binding: a certificate that does not load stops the start, with its file named.
+    let serve_opts =
+        super::server::ServeOptions::from_config(&cfg.headless)?.with_metrics(metrics.clone());
+    let scheme = if serve_opts.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let listen = opts.listen.unwrap_or(cfg.headless.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr().unwrap_or(listen);
-    tracing::info!(%local, identity = %me, mode = mode.name(), "fleetdeck headless listening");
+    tracing::info!(%local, %scheme, identity = %me, mode = mode.name(), "fleetdeck headless listening");
     let mut stop_http = stop_rx.clone();
-    let server = tokio::spawn(super::server::serve(
+    let server = tokio::spawn(super::server::serve_with(
         listener,
         super::server::router(state),
+        serve_opts,
         async move {
             let _ = stop_http.wait_for(|s| *s).await;
         },

@@ -1,12 +1,17 @@
 //! The daemon's own metrics, for Prometheus to scrape at `/metrics` (OpenMetrics text): what
 //! fires, what the runbooks did and why the guard refused, whether the sources are synced and
 //! who leads. May import model and runbook.
+//!
+//! Label values can come from outside (an alert's name becomes a signal kind, a cluster is
+//! named in the config): they are `LabelText`, escaped as the text formats require, because
+//! prometheus-client 0.23 writes label values verbatim and one `"` or newline in an alert name
+//! would leave the whole page unparseable until the alert resolved.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -20,61 +25,100 @@ use crate::runbook::executor::RunState;
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// A label value, written with the escapes of the Prometheus text format and OpenMetrics:
+/// `\\` for a backslash, `\"` for a double quote, `\n` for a line feed. Any other control
+/// character (ESC, CR, …) is valid there but would drive the terminal of whoever reads a scrape
+/// with curl: it reads as the text `\x1b`, as the CLI shows it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct LabelText(String);
+
+impl From<&str> for LabelText {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl From<String> for LabelText {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl EncodeLabelValue for LabelText {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        let s = self.0.as_str();
+        if !s.chars().any(|c| c == '\\' || c == '"' || c.is_control()) {
+            return encoder.write_str(s);
+        }
+        for c in s.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c if c.is_control() => write!(encoder, "\\\\x{:02x}", u32::from(c))?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
-    kind: String,
-    severity: String,
+    kind: LabelText,
+    severity: LabelText,
     /// `incident` (opens one) or `finding` (shown, opens none).
-    class: String,
+    class: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RaisedLabels {
-    kind: String,
-    severity: String,
+    kind: LabelText,
+    severity: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
-    runbook: String,
-    outcome: String,
+    runbook: LabelText,
+    outcome: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
-    reason: String,
+    reason: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
-    cluster: String,
-    resource: String,
+    cluster: LabelText,
+    resource: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CurrencyLabels {
-    currency: String,
+    currency: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IdleLabels {
-    currency: String,
+    currency: LabelText,
     /// `allocated` (held by pods, used under the threshold) or `unallocated` (no pod asked).
-    kind: String,
+    kind: LabelText,
 }
 
 type MoneyGauge = Family<CurrencyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabels {
-    status: String,
-    outcome: String,
+    status: LabelText,
+    outcome: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    path: String,
-    code: String,
+    path: LabelText,
+    code: LabelText,
 }
 
 /// Every metric of the daemon, registered once. Share it behind an `Arc`; updates take `&self`.
@@ -91,6 +135,8 @@ pub struct Metrics {
     leader: Gauge,
     alerts: Family<AlertLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
+    http_connections: Gauge,
+    http_connections_refused: Counter,
     cost_month_to_date: MoneyGauge,
     cost_forecast: MoneyGauge,
     cost_budget: MoneyGauge,
@@ -184,6 +230,18 @@ impl Metrics {
             "HTTP requests answered, by route and status code",
             http_requests.clone(),
         );
+        let http_connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "HTTP connections open now",
+            http_connections.clone(),
+        );
+        let http_connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections closed at once because [headless] max_connections were open",
+            http_connections_refused.clone(),
+        );
         let cost_month_to_date = MoneyGauge::default();
         registry.register(
             "cost_month_to_date",
@@ -241,6 +299,8 @@ impl Metrics {
             leader,
             alerts,
             http_requests,
+            http_connections,
+            http_connections_refused,
             sources: Mutex::new(BTreeMap::new()),
         }
     }
@@ -275,7 +335,7 @@ impl Metrics {
     ) {
         for ((kind, severity), total) in raised_total {
             let counter = self.signals_raised.get_or_create(&RaisedLabels {
-                kind: kind.clone(),
+                kind: kind.as_str().into(),
                 severity: severity.name().into(),
             });
             counter.inc_by(total.saturating_sub(counter.get()));
@@ -353,7 +413,7 @@ impl Metrics {
         }
         let Some(r) = report else { return };
         let currency = CurrencyLabels {
-            currency: r.currency.clone(),
+            currency: r.currency.as_str().into(),
         };
         if let Some(b) = &r.budget {
             self.cost_month_to_date
@@ -373,7 +433,7 @@ impl Metrics {
             if let Some(v) = value {
                 self.cost_idle_gpu
                     .get_or_create(&IdleLabels {
-                        currency: r.currency.clone(),
+                        currency: r.currency.as_str().into(),
                         kind: kind.into(),
                     })
                     .set(v);
@@ -401,9 +461,22 @@ impl Metrics {
         self.http_requests
             .get_or_create(&HttpLabels {
                 path: path.into(),
-                code: code.to_string(),
+                code: code.to_string().into(),
             })
             .inc();
+    }
+
+    pub fn connection_opened(&self) {
+        self.http_connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.http_connections.dec();
+    }
+
+    /// A connection closed at once because every slot was taken.
+    pub fn connection_refused(&self) {
+        self.http_connections_refused.inc();
     }
 
     /// Every metric in the OpenMetrics text format, ending in `# EOF`.
@@ -522,6 +595,29 @@ mod tests {
         }
         assert!(text.ends_with("# EOF\n"));
         assert_eq!(m.unsynced_sources(), vec!["prod/nodes".to_string()]);
+    }
+
+    #[test]
+    fn hostile_label_values_are_escaped_and_cannot_add_samples() {
+        let m = Metrics::new();
+        let totals = [(
+            (
+                "alert.x\"} 1\ninjected 7\n#\\\u{1b}[31m\r".to_string(),
+                Severity::Critical,
+            ),
+            1,
+        )]
+        .into_iter()
+        .collect();
+        m.recorded(&totals, 1);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"fleetdeck_signals_raised_total{kind="alert.x\"} 1\ninjected 7\n#\\\\x1b[31m\\x0d",severity="critical"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with("injected")), "{text}");
     }
 
     #[test]

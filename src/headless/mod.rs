@@ -7,3 +7,4 @@ pub mod events;
 pub mod lease;
 pub mod metrics;
 pub mod server;
+pub mod tls;

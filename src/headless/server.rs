@@ -1,7 +1,9 @@
 //! The daemon's HTTP face: Alertmanager's webhook in; metrics, health and readiness out; the
 //! incidents, runs and approvals API for people and their tools. Every route but `/healthz`
 //! (and `/metrics`, unless `metrics_auth`) wants the bearer token; each refusal is audited.
-//! May import config, model, store, runbook and the other headless modules.
+//! The transport is ours, not `axum::serve`'s: timeouts for slow and idle clients, a cap on
+//! connections and TLS (`ServeOptions`). May import config, model, store, runbook and the
+//! other headless modules.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,11 +25,12 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::alerts::{AlertBook, WebhookPayload};
 use super::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+use super::tls::{self, TlsError, TlsFiles};
 use crate::config::HeadlessConfig;
 use crate::model::incident::{Actor, EntryKind, NewEntry, Origin, Verdict, parse_incident_id};
 use crate::runbook::executor::Executor;
@@ -216,19 +219,437 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes; then stops accepting and lets the
-/// requests in flight finish.
+/// How the listener treats connections: how long a client may take, how many are served at
+/// once, and whether they speak TLS.
+///
+/// A client that connects and then sends nothing (or one byte a minute) must not hold a file
+/// descriptor for ever: twenty thousand of them used to leave no descriptor for the kubelet's
+/// `/healthz`. hyper's `header_read_timeout` runs from the connection's start and again from
+/// each response, so it bounds both a slow request head and an idle keep-alive connection; the
+/// request timeout bounds a trickled body and a slow handler; the idle timeout closes a
+/// connection whose response nobody reads; the cap bounds what is held at once, and a
+/// connection beyond it is closed at once rather than queued behind the slow ones.
+#[derive(Clone)]
+pub struct ServeOptions {
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// `Some`: the port speaks only TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Where open and refused connections are counted.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServeOptions {
+    /// `[headless]`'s default timeouts and cap, plain HTTP.
+    fn default() -> Self {
+        let cfg = HeadlessConfig::default();
+        Self {
+            header_read_timeout: cfg.header_read_timeout,
+            request_timeout: cfg.request_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_connections: cfg.max_connections,
+            tls: None,
+            metrics: None,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The `[headless]` settings; loads the TLS certificate when `tls_cert` and `tls_key` are set.
+    pub fn from_config(cfg: &HeadlessConfig) -> Result<Self, TlsError> {
+        let tls = TlsFiles::from_config(cfg)?.map(tls::acceptor).transpose()?;
+        Ok(Self {
+            header_read_timeout: cfg.header_read_timeout,
+            request_timeout: cfg.request_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_connections: cfg.max_connections,
+            tls,
+            metrics: None,
+        })
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn nonzero(d: Duration) -> Duration {
+        d.max(Duration::from_millis(1))
+    }
+}
+
+/// Serves `router` on `listener` with the default `ServeOptions` (plain HTTP) until `shutdown`
+/// completes; then stops accepting and lets the requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, ServeOptions::default(), shutdown).await
+}
+
+/// What a plain-HTTP client is told when every connection slot is taken.
+const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: 60\r\n\r\nfleetdeck: too many connections ([headless] max_connections)";
+
+/// What a plain-HTTP client is told on a port that speaks TLS.
+const TLS_ONLY_RESPONSE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 52\r\n\r\nfleetdeck: this port speaks HTTPS only; use https://";
+
+/// How often at most a refused connection is logged.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` as `opts` say until `shutdown` completes; then stops
+/// accepting, closes idle connections and gives the requests in flight up to the request
+/// timeout to finish.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Bounded so that `acquire_many` below can ask for them all back.
+    let cap = opts.max_connections.clamp(1, 1 << 20);
+    let slots = Arc::new(Semaphore::new(cap));
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let opts = Arc::new(opts);
+    let mut refused_since_log: u64 = 0;
+    let mut last_refusal_log: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors (or a connection reset before it was accepted):
+                    // back off instead of spinning, as axum::serve does.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if opts.tls.is_none() {
+                // Best effort: a full socket buffer just means the client sees the close.
+                let _ = stream.try_write(BUSY_RESPONSE);
+            }
+            drop(stream);
+            if let Some(m) = &opts.metrics {
+                m.connection_refused();
+            }
+            refused_since_log += 1;
+            if last_refusal_log.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
+                tracing::warn!(
+                    max_connections = cap,
+                    refused = refused_since_log,
+                    "connections refused: every slot is taken ([headless] max_connections)"
+                );
+                last_refusal_log = Some(Instant::now());
+                refused_since_log = 0;
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            router.clone(),
+            opts.clone(),
+            closing_rx.clone(),
+            slot,
+        ));
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    let grace = opts.request_timeout.max(opts.header_read_timeout) + Duration::from_secs(1);
+    let everyone_left = slots.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX));
+    if tokio::time::timeout(grace, everyone_left).await.is_err() {
+        tracing::warn!("connections still open after the grace period are dropped");
+    }
+    Ok(())
+}
+
+/// One accepted connection: TLS first when configured, then HTTP/1.1 until it closes, times
+/// out or the server stops. Holds its slot until it returns.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    opts: Arc<ServeOptions>,
+    closing: tokio::sync::watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let _open = opts
+        .metrics
+        .as_ref()
+        .map(|m| OpenConnection::new(m.clone()));
+    let activity = Arc::new(Activity::new());
+    let Some(acceptor) = &opts.tls else {
+        let io = Watched::new(stream, activity.clone());
+        serve_http(io, peer, router, &opts, closing, activity).await;
+        return;
+    };
+    let limit = ServeOptions::nonzero(opts.header_read_timeout);
+    // A TLS client's first byte is a handshake record (22). Anything else is most likely plain
+    // HTTP: say so in words instead of a handshake failure the client cannot read.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limit, stream.peek(&mut first)).await {
+        Ok(Ok(1..)) if first[0] == 22 => {}
+        Ok(Ok(1..)) => {
+            refuse_plain_http(stream, limit).await;
+            return;
+        }
+        _ => return,
+    }
+    let io = Watched::new(stream, activity.clone());
+    match tokio::time::timeout(limit, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => serve_http(tls, peer, router, &opts, closing, activity).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Answers a plain-HTTP request on the TLS port with a 400 that says why, then reads what the
+/// client sent before closing: closing with its request unread would reset the connection and
+/// lose the answer.
+async fn refuse_plain_http(mut stream: TcpStream, limit: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answered = tokio::time::timeout(limit, async {
+        stream.write_all(TLS_ONLY_RESPONSE).await?;
+        stream.shutdown().await
+    })
+    .await;
+    if !matches!(answered, Ok(Ok(()))) {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut read = 0usize;
+        while read < 64 * 1024 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
+}
+
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    opts: &ServeOptions,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+    activity: Arc<Activity>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let request_timeout = ServeOptions::nonzero(opts.request_timeout);
+    let idle_timeout = ServeOptions::nonzero(opts.idle_timeout);
+    let in_handler = activity.clone();
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            let busy = BusyGuard::new(in_handler.clone());
+            async move {
+                let _busy = busy;
+                // A Router is always ready: `poll_ready` answers Ready at once.
+                let call =
+                    tower_service::Service::call(&mut router, req.map(axum::body::Body::new));
+                Ok::<_, std::convert::Infallible>(
+                    match tokio::time::timeout(request_timeout, call).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!(
+                                "the request took longer than [headless] request_timeout ({})",
+                                humantime::format_duration(request_timeout)
+                            ),
+                        ),
+                    },
+                )
+            }
+        });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(ServeOptions::nonzero(opts.header_read_timeout));
+    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut stopping = false;
+    loop {
+        let idle_deadline = activity.last() + idle_timeout;
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(%peer, error = %e, "connection ended");
+                }
+                return;
+            }
+            _ = closing.wait_for(|c| *c), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = tokio::time::sleep_until(idle_deadline) => {
+                if activity.idle_for() >= idle_timeout {
+                    tracing::debug!(%peer, "closing a connection idle for [headless] idle_timeout");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// When bytes last moved on a connection, and whether a request is in a handler (a slow
+/// handler is the request timeout's business, not the idle timeout's).
+struct Activity {
+    last: std::sync::Mutex<tokio::time::Instant>,
+    handlers: std::sync::atomic::AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
+            handlers: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+    }
+
+    /// The moment bytes last moved (now, while a handler runs).
+    fn last(&self) -> tokio::time::Instant {
+        if self.handlers.load(Ordering::SeqCst) > 0 {
+            return tokio::time::Instant::now();
+        }
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last().elapsed()
+    }
+}
+
+/// Marks a request as in its handler for as long as it lives.
+struct BusyGuard(Arc<Activity>);
+
+impl BusyGuard {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.handlers.fetch_add(1, Ordering::SeqCst);
+        Self(activity)
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.handlers.fetch_sub(1, Ordering::SeqCst);
+        self.0.touch();
+    }
+}
+
+/// Counts a connection in `fleetdeck_http_connections` while it is open.
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.connection_opened();
+        Self(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connection_closed();
+    }
+}
+
+/// A stream that notes in `Activity` every time bytes move.
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Watched<S> {
+    fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {

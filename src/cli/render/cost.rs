@@ -11,7 +11,13 @@ const SKIPPED_SHOWN: usize = 20;
 /// Groups printed per breakdown; the rest are summed on one line.
 const GROUPS_SHOWN: usize = 25;
 
+/// Names and messages come from the clusters and sources: shown through
+/// `safe::visible_lines`, so that none can drive the terminal.
 pub fn render_table(r: &CostReport) -> String {
+    super::safe::visible_lines(&render_table_unescaped(r)).into_owned()
+}
+
+fn render_table_unescaped(r: &CostReport) -> String {
     let mut o = String::new();
     let cur = &r.currency;
     let money = |v: f64| format!("{v:.2}");

@@ -1,7 +1,10 @@
 //! The human-readable forms of incidents for `fleetdeck incident list|show` and of the audit
-//! check for `fleetdeck audit verify`.
+//! check for `fleetdeck audit verify`. Every text from the store goes through `safe::visible`:
+//! titles, subjects and summaries carry alert labels, which anyone who can post an alert sets.
 
 use std::fmt::Write;
+
+use super::safe::visible;
 
 use chrono::{DateTime, Utc};
 
@@ -30,9 +33,11 @@ fn time(t: Option<DateTime<Utc>>) -> String {
     )
 }
 
+/// At most `n` characters of `s`, made visible first (so that an escape is never cut in half).
 fn cut(s: &str, n: usize) -> String {
+    let s = visible(s);
     if s.chars().count() <= n {
-        s.to_string()
+        s.into_owned()
     } else {
         let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
         out.push('…');
@@ -69,13 +74,13 @@ pub fn list(incidents: &[Incident], now: DateTime<Utc>) -> String {
 
 pub fn show(i: &Incident, timeline: &[Entry], now: DateTime<Utc>) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{}: {}", i.label(), i.title);
+    let _ = writeln!(o, "{}: {}", i.label(), visible(&i.title));
     let _ = writeln!(
         o,
         "severity {}  status {}  subject {}  duration {}",
         format!("{:?}", i.severity).to_lowercase(),
         i.status.name(),
-        i.subject.describe(),
+        visible(&i.subject.describe()),
         human_duration(i.duration(now))
     );
     if let Some(r) = i.recurs {
@@ -95,13 +100,13 @@ pub fn show(i: &Incident, timeline: &[Entry], now: DateTime<Utc>) -> String {
     if !i.affected.is_empty() {
         let _ = writeln!(o, "\nAFFECTED");
         for a in &i.affected {
-            let _ = writeln!(o, "  {a}");
+            let _ = writeln!(o, "  {}", visible(a));
         }
     }
     if !i.active.is_empty() {
         let _ = writeln!(o, "\nSTILL FIRING");
         for a in &i.active {
-            let _ = writeln!(o, "  {a}");
+            let _ = writeln!(o, "  {}", visible(a));
         }
     }
     let _ = writeln!(
@@ -119,7 +124,7 @@ pub fn show(i: &Incident, timeline: &[Entry], now: DateTime<Utc>) -> String {
             n.kind.name(),
             cut(&n.actor.to_string(), 24),
             n.origin.name(),
-            n.summary.replace('\n', " ")
+            visible(&n.summary)
         );
     }
     o
@@ -133,16 +138,21 @@ pub fn audit(report: &AuditReport, path: &std::path::Path) -> String {
                 o,
                 "audit chain OK: {} records in {}",
                 report.records,
-                path.display()
+                visible(&path.display().to_string())
             );
         }
         Some(p) => {
-            let _ = writeln!(o, "audit chain FAILED in {}: {p}", path.display());
+            let _ = writeln!(
+                o,
+                "audit chain FAILED in {}: {}",
+                visible(&path.display().to_string()),
+                visible(&p.to_string())
+            );
             let _ = writeln!(o, "{} records before it verified", report.records);
         }
     }
     if let Some(h) = &report.head {
-        let _ = writeln!(o, "head sha256 {h}");
+        let _ = writeln!(o, "head sha256 {}", visible(h));
     }
     if let Some(c) = report.checkpoint {
         let _ = writeln!(

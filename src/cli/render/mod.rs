@@ -3,5 +3,6 @@
 
 pub mod cost;
 pub mod incident;
+pub mod safe;
 pub mod snapshot;
 pub mod store;

@@ -5,7 +5,13 @@ use std::fmt::Write;
 
 use crate::model::{NodeReadiness, RolloutState, Snapshot};
 
+/// Names and messages come from the clusters and sources: shown through
+/// `safe::visible_lines`, so that none can drive the terminal.
 pub fn render(s: &Snapshot) -> String {
+    super::safe::visible_lines(&render_unescaped(s)).into_owned()
+}
+
+fn render_unescaped(s: &Snapshot) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,

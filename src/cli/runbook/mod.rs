@@ -6,6 +6,7 @@ mod rehearsal;
 mod remote;
 mod run;
 
+use crate::cli::render::safe::visible;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -75,15 +76,15 @@ fn list(cli: &Cli, cfg: &Config) -> ExitCode {
         };
         println!(
             "{:<30} {:<28} {:<9} {:<9} {}",
-            m.name,
-            trigger,
+            visible(&m.name),
+            visible(&trigger),
             humantime::format_duration(m.cooldown).to_string(),
             m.effective_mode(mode).name(),
-            m.description
+            visible(&m.description)
         );
     }
     for e in &bad {
-        println!("BROKEN {e}");
+        println!("BROKEN {}", visible(&e.to_string()));
     }
     if bad.is_empty() {
         ExitCode::SUCCESS
@@ -143,7 +144,10 @@ fn test(
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print!("{}", rehearsal::render(&report)),
+        OutputFormat::Table => print!(
+            "{}",
+            crate::cli::render::safe::visible_lines(&rehearsal::render(&report))
+        ),
     }
     Ok(if report.remediated {
         ExitCode::SUCCESS

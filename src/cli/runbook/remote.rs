@@ -1,6 +1,7 @@
 //! `fleetdeck runbook approve|deny --server URL`: the HTTP client that records a person's
 //! verdict on a plan pending in a headless daemon (`POST /api/v1/runs/ID/approve|deny`).
 
+use crate::cli::render::safe::visible;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -44,10 +45,19 @@ pub(super) fn decide(d: &RemoteDecision, verdict: Verdict) -> anyhow::Result<Exi
     let rt = crate::cli::runtime()?;
     let (status, body) = rt.block_on(post(&url, &token, &by))?;
     if status.is_success() {
-        println!("approval {} {}: {}", d.id, verdict.done(), body.trim());
+        println!(
+            "approval {} {}: {}",
+            d.id,
+            verdict.done(),
+            visible(body.trim())
+        );
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("fleetdeck: {url} answered {status}: {}", body.trim());
+        eprintln!(
+            "fleetdeck: {} answered {status}: {}",
+            visible(&url),
+            visible(body.trim())
+        );
         Ok(ExitCode::FAILURE)
     }
 }

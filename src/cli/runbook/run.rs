@@ -1,6 +1,7 @@
 //! `fleetdeck runbook run NAME --target KIND/NAME`: one runbook now, on the fleet as it is,
 //! through the guard; in approve mode the plan is asked for on the terminal.
 
+use crate::cli::render::safe::visible;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -65,14 +66,17 @@ pub(super) fn run(
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
         OutputFormat::Table => {
             println!(
-                "run {} of {} on {}: {:?}",
-                record.id, record.runbook, record.target, record.state
+                "run {} of {} on {}: {}",
+                visible(&record.id),
+                visible(&record.runbook),
+                visible(&record.target),
+                visible(&format!("{:?}", record.state))
             );
             for p in &record.plan {
-                println!("  plan: {}", p.summary);
+                println!("  plan: {}", visible(&p.summary));
             }
             for a in &record.actions {
-                println!("  action: {a}");
+                println!("  action: {}", visible(&a.to_string()));
             }
         }
     }
