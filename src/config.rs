@@ -1588,6 +1588,30 @@ impl Config {
             h.alert_dedup_for,
             SECOND..=30 * DAY,
         )?;
+        duration_within(
+            "headless",
+            "header_read_timeout",
+            h.header_read_timeout,
+            SECOND..=10 * 60 * SECOND,
+        )?;
+        duration_within(
+            "headless",
+            "request_timeout",
+            h.request_timeout,
+            SECOND..=3600 * SECOND,
+        )?;
+        duration_within(
+            "headless",
+            "idle_timeout",
+            h.idle_timeout,
+            SECOND..=3600 * SECOND,
+        )?;
+        count_within(
+            "headless",
+            "max_connections",
+            h.max_connections as u64,
+            1..=1_000_000,
+        )?;
 
         for e in &self.endpoints {
             if let Some(a) = e.slo.availability

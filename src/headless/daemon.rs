@@ -19,6 +19,9 @@ use crate::runbook::guard::Guard;
 use crate::runbook::{Mode, Runbook};
 use crate::store::{IncidentFilter, Store};
 
+/// How often /metrics re-reads the store's size on disk.
+const STORE_SIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What the command line gives the daemon, over the config file.
 #[derive(Debug, Clone, Default)]
 pub struct HeadlessOptions {
@@ -159,6 +162,7 @@ pub async fn run(
     let mut counted_runs = std::collections::HashSet::new();
     let mut events_from = store.len().unwrap_or(0) + 1;
     let mut was_leader = false;
+    let mut store_sized: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             changed = evaluations.changed() => {
@@ -217,6 +221,13 @@ pub async fn run(
             since: None,
         }) {
             metrics.set_open_incidents(open.len());
+        }
+        // The store's size walks its files: once a minute is enough.
+        if store_sized.is_none_or(|at: std::time::Instant| at.elapsed() >= STORE_SIZE_EVERY) {
+            store_sized = Some(std::time::Instant::now());
+            if let Ok(bytes) = store.size_on_disk() {
+                metrics.set_store_size(bytes);
+            }
         }
         // New timeline entries: refusals and action times into the metrics, and the leader
         // mirrors them as Kubernetes Events.

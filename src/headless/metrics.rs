@@ -128,6 +128,7 @@ pub struct Metrics {
     signals_raised: Family<RaisedLabels, Counter>,
     incidents_opened: Counter,
     open_incidents: Gauge,
+    store_size: Gauge,
     runbook_runs: Family<RunLabels, Counter>,
     guard_refusals: Family<ReasonLabels, Counter>,
     action_duration: Histogram,
@@ -185,6 +186,13 @@ impl Metrics {
             "open_incidents",
             "Incidents not yet resolved",
             open_incidents.clone(),
+        );
+        let store_size = Gauge::default();
+        registry.register_with_unit(
+            "store_size",
+            "Bytes the RCA store takes on disk",
+            Unit::Bytes,
+            store_size.clone(),
         );
         let runbook_runs = Family::<RunLabels, Counter>::default();
         registry.register(
@@ -292,6 +300,7 @@ impl Metrics {
             signals_raised,
             incidents_opened,
             open_incidents,
+            store_size,
             runbook_runs,
             guard_refusals,
             action_duration,
@@ -347,6 +356,11 @@ impl Metrics {
     pub fn set_open_incidents(&self, n: usize) {
         self.open_incidents
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_store_size(&self, bytes: u64) {
+        self.store_size
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// One finished run; `outcome` is a short label such as `run_outcome` gives.

@@ -341,14 +341,24 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
                 &measured
             }
         };
-        let widths: Vec<Constraint> = columns
+        let wanted: Vec<usize> = columns
             .iter()
             .zip(&headers)
             .zip(content)
             .map(|((&column, header), &content)| {
-                let width = content.min(column.max_width()).max(header.chars().count());
-                Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX))
+                content.min(column.max_width()).max(header.chars().count())
             })
+            .collect();
+        let floors: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        let spacing = columns.len().saturating_sub(1);
+        let fitted = fit_widths(
+            &wanted,
+            &floors,
+            usize::from(inner.width).saturating_sub(spacing),
+        );
+        let widths: Vec<Constraint> = fitted
+            .iter()
+            .map(|&w| Constraint::Length(u16::try_from(w).unwrap_or(u16::MAX)))
             .collect();
 
         let end = (view.offset + page).min(rows.len());
@@ -387,6 +397,47 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
     }
 }
 
+/// Column widths that fit `available` cells: when the wanted widths do not fit, the widest
+/// columns give way first (all cut to one level, none below its floor — its header), so a long
+/// MESSAGE or DETAIL shrinks before a short REASON or NAME does.
+pub fn fit_widths(wanted: &[usize], floors: &[usize], available: usize) -> Vec<usize> {
+    let total: usize = wanted.iter().sum();
+    if total <= available {
+        return wanted.to_vec();
+    }
+    let at = |level: usize| -> Vec<usize> {
+        wanted
+            .iter()
+            .zip(floors)
+            .map(|(&w, &f)| w.min(level.max(f)))
+            .collect()
+    };
+    // The highest level whose cut fits; the sum grows with the level, so bisect.
+    let (mut lo, mut hi) = (0, wanted.iter().copied().max().unwrap_or(0));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if at(mid).iter().sum::<usize>() <= available {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let mut widths = at(lo);
+    // Hand the cells a whole level leaves over to the widest cut columns, left to right.
+    let mut spare = available.saturating_sub(widths.iter().sum());
+    for (w, &want) in widths.iter_mut().zip(wanted) {
+        if spare == 0 {
+            break;
+        }
+        if *w < want {
+            let more = (want - *w).min(spare);
+            *w += more;
+            spare -= more;
+        }
+    }
+    widths
+}
+
 /// A detail view's lines, scrolled by `scroll` (clamped so that the last line can reach the
 /// bottom and no further), in `block` when given. Answers the page height: the rows the lines
 /// get, which the movement keys scroll by a page.
@@ -409,4 +460,23 @@ pub fn draw_scrolled(
     }
     frame.render_widget(paragraph, area);
     usize::from(height).max(1)
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::fit_widths;
+
+    #[test]
+    fn the_widest_columns_give_way_first() {
+        // REASON 12, OBJECT 30, MESSAGE 150 in 100 cells: the message is cut, the rest kept.
+        assert_eq!(
+            fit_widths(&[12, 30, 150], &[6, 6, 7], 100),
+            vec![12, 30, 58]
+        );
+        // Two long ones share the cut; a floor (the header) is never crossed.
+        assert_eq!(fit_widths(&[10, 80, 80], &[4, 4, 4], 90), vec![10, 40, 40]);
+        assert_eq!(fit_widths(&[10, 80, 80], &[4, 4, 4], 91), vec![10, 41, 40]);
+        assert_eq!(fit_widths(&[10, 20], &[8, 8], 10), vec![8, 8]);
+        assert_eq!(fit_widths(&[5, 5], &[1, 1], 50), vec![5, 5]);
+    }
 }

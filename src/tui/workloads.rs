@@ -79,7 +79,7 @@ impl TableColumn for Column {
     fn max_width(self) -> usize {
         match self {
             Column::Name => 48,
-            Column::Detail => 44,
+            Column::Detail => 100,
             _ => 24,
         }
     }
