@@ -235,6 +235,10 @@ body_limit = 1048576
 lease_namespace = "fleetdeck"
 lease_name = "fleetdeck-headless"
 lease_context = ""
+# Where other replicas reach this one's API; the leader writes it on the Lease and followers
+# forward Alertmanager's deliveries to it (each replica keeps its own alert book). Empty:
+# $POD_IP with the listen port, else the listen address when it names one host.
+advertise_url = ""
 # Also write timeline entries as Kubernetes Events on their subject.
 events = true
 # Alertmanager labels that name a subject, tried in order.
@@ -691,6 +695,9 @@ pub struct HeadlessConfig {
     pub lease_namespace: String,
     pub lease_name: String,
     pub lease_context: String,
+    /// Where other replicas reach this one's API (written on the Lease while it leads, so
+    /// followers forward alert deliveries to it); empty: `$POD_IP` with the listen port.
+    pub advertise_url: String,
     pub events: bool,
     pub node_labels: Vec<String>,
     pub namespace_labels: Vec<String>,
@@ -723,6 +730,7 @@ impl Default for HeadlessConfig {
             lease_namespace: "fleetdeck".into(),
             lease_name: "fleetdeck-headless".into(),
             lease_context: String::new(),
+            advertise_url: String::new(),
             events: true,
             node_labels: v(&["node", "kubernetes_node", "instance"]),
             namespace_labels: v(&["namespace", "exported_namespace"]),

@@ -67,6 +67,7 @@ fn config(identity: &str, name: &str) -> LeaseConfig {
         lease_duration: LEASE,
         renew_deadline: RENEW_DEADLINE,
         retry_period: RETRY,
+        advertise_url: None,
     }
 }
 

@@ -277,8 +277,8 @@ fn help_lists_the_working_commands_and_nothing_else() {
     assert_eq!(
         commands,
         [
-            "init", "config", "snapshot", "cost", "demo", "sim", "incident", "audit", "runbook",
-            "headless", "help"
+            "init", "config", "snapshot", "cost", "demo", "sim", "incident", "audit", "store",
+            "runbook", "headless", "help"
         ],
         "{}",
         run.stdout

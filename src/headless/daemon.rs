@@ -19,6 +19,28 @@ use crate::runbook::guard::Guard;
 use crate::runbook::{Mode, Runbook};
 use crate::store::{IncidentFilter, Store};
 
+/// How long a follower waits for the leader to take a forwarded alert delivery.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where other replicas reach this one: `[headless] advertise_url`, else `$POD_IP` (the
+/// Deployment sets it from the downward API) with the listen port, else the listen address
+/// when it names one host; `None` when there is no telling.
+fn advertise_url(configured: &str, scheme: &str, local: std::net::SocketAddr) -> Option<String> {
+    if !configured.trim().is_empty() {
+        return Some(configured.trim().trim_end_matches('/').to_string());
+    }
+    let port = local.port();
+    if let Ok(ip) = std::env::var("POD_IP")
+        && let Ok(ip) = ip.trim().parse::<std::net::IpAddr>()
+    {
+        return Some(format!(
+            "{scheme}://{}",
+            std::net::SocketAddr::new(ip, port)
+        ));
+    }
+    (!local.ip().is_unspecified()).then(|| format!("{scheme}://{local}"))
+}
+
 /// How often /metrics re-reads the store's size on disk.
 const STORE_SIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -86,6 +108,20 @@ pub async fn run(
         ecfg,
     );
 
+    // Before binding: a certificate that does not load stops the start, with its file named.
+    let serve_opts = super::server::ServeOptions::from_config(&cfg.headless)?;
+    let scheme = if serve_opts.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let listen = opts.listen.unwrap_or(cfg.headless.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr().unwrap_or(listen);
+    let advertise = advertise_url(&cfg.headless.advertise_url, scheme, local);
+
     // Leader election on the first cluster (or [headless] lease_context).
     let lease_cluster = if cfg.headless.lease_context.is_empty() {
         first_context.unwrap_or_default()
@@ -101,6 +137,7 @@ pub async fn run(
                 namespace: cfg.headless.lease_namespace.clone(),
                 name: cfg.headless.lease_name.clone(),
                 identity: me.clone(),
+                advertise_url: advertise.clone(),
                 ..super::lease::LeaseConfig::default()
             },
             stop_rx.clone(),
@@ -123,22 +160,27 @@ pub async fn run(
     state.executor = Some(executor.clone());
     state.ready = ready.clone();
     state.leader = leader.clone();
+    // A follower hands alert deliveries to the leader, found on the Lease.
+    if let Some(e) = &elector {
+        let e = e.clone();
+        state.forward = Some(super::server::Forwarder {
+            identity: me.clone(),
+            leader: Arc::new(move || e.leader_address()),
+            client: crate::sources::http::TlsRoots::load(&[(
+                "tls.ca_file",
+                cfg.tls.ca_file.as_str(),
+            )])
+            .map(|r| r.client_builder())
+            .unwrap_or_else(|_| reqwest::Client::builder())
+            .timeout(FORWARD_TIMEOUT)
+            .build()
+            .unwrap_or_default(),
+        });
+    }
     let alerts = state.alerts.clone();
     let metrics = state.metrics.clone();
     let wake = state.on_alerts.clone();
-    // Before binding: a certificate that does not load stops the start, with its file named.
-    let serve_opts =
-        super::server::ServeOptions::from_config(&cfg.headless)?.with_metrics(metrics.clone());
-    let scheme = if serve_opts.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let listen = opts.listen.unwrap_or(cfg.headless.listen);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let local = listener.local_addr().unwrap_or(listen);
+    let serve_opts = serve_opts.with_metrics(metrics.clone());
     tracing::info!(%local, %scheme, identity = %me, mode = mode.name(), "fleetdeck headless listening");
     let mut stop_http = stop_rx.clone();
     let server = tokio::spawn(super::server::serve_with(

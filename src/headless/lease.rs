@@ -54,7 +54,13 @@ pub struct LeaseConfig {
     pub renew_deadline: Duration,
     /// How often the leader renews and followers try to acquire.
     pub retry_period: Duration,
+    /// Where this replica's API answers (`http://10.0.3.7:8080`), written on the Lease while
+    /// it leads so that followers can forward what only the leader acts on.
+    pub advertise_url: Option<String>,
 }
+
+/// The Lease annotation that names the leader's API address.
+pub const LEADER_URL_ANNOTATION: &str = "fleetdeck.dev/leader-url";
 
 impl Default for LeaseConfig {
     fn default() -> Self {
@@ -65,6 +71,7 @@ impl Default for LeaseConfig {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            advertise_url: None,
         }
     }
 }
@@ -435,6 +442,12 @@ impl LeaderElector {
                 metadata: ObjectMeta {
                     name: Some(cfg.name.clone()),
                     namespace: Some(cfg.namespace.clone()),
+                    annotations: cfg.advertise_url.as_ref().map(|u| {
+                        std::collections::BTreeMap::from([(
+                            LEADER_URL_ANNOTATION.to_string(),
+                            u.clone(),
+                        )])
+                    }),
                     ..ObjectMeta::default()
                 },
                 spec: Some(record(me, cfg.lease_seconds(), now.clone(), now, 0)),
@@ -469,6 +482,18 @@ impl LeaderElector {
         };
         let mut next = current;
         next.spec = Some(record(me, cfg.lease_seconds(), acquire, now, transitions));
+        let annotations = next
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        match &cfg.advertise_url {
+            Some(u) => {
+                annotations.insert(LEADER_URL_ANNOTATION.to_string(), u.clone());
+            }
+            None => {
+                annotations.remove(LEADER_URL_ANNOTATION);
+            }
+        }
         match self.api.replace(&cfg.name, &pp, &next).await {
             Ok(written) => {
                 self.shared.observe(written);
@@ -534,6 +559,29 @@ impl LeaderHandle {
     /// The holder's identity as last observed (`None`: no holder, or not read yet).
     pub fn holder(&self) -> Option<String> {
         self.inner.shared.observed().holder().map(str::to_string)
+    }
+
+    /// Another replica's (identity, API address) while it holds the Lease and advertised an
+    /// address on it; `None` when this replica leads, nobody does, or the leader's term ran out.
+    pub fn leader_address(&self) -> Option<(String, String)> {
+        let shared = &self.inner.shared;
+        if !shared.observed_valid(Instant::now()) {
+            return None;
+        }
+        let o = shared.observed();
+        let holder = o
+            .holder()
+            .filter(|h| *h != shared.cfg.identity)?
+            .to_string();
+        let url = o
+            .lease
+            .as_ref()?
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(LEADER_URL_ANNOTATION)?
+            .clone();
+        Some((holder, url))
     }
 
     pub fn identity(&self) -> &str {

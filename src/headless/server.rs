@@ -94,7 +94,56 @@ pub struct ApiState {
     pub cfg: HeadlessConfig,
     /// Woken when a delivery fired or resolved an alert, so the evaluation runs now.
     pub on_alerts: Arc<Notify>,
+    /// In an HA set: how a follower hands an alert delivery to the leader.
+    pub forward: Option<Forwarder>,
     refusals: Arc<RefusalLog>,
+}
+
+/// The header a follower marks a forwarded delivery with (its identity), so that it is never
+/// forwarded twice.
+pub const FORWARDED_BY: &str = "x-fleetdeck-forwarded-by";
+
+/// How a follower forwards Alertmanager's deliveries to the leader: each replica keeps its own
+/// alert book, and only the leader acts, so an alert delivered to a follower would otherwise
+/// wait for a failover to be acted on.
+#[derive(Clone)]
+pub struct Forwarder {
+    /// This replica's identity, sent in [`FORWARDED_BY`].
+    pub identity: String,
+    /// The leader's (identity, API address), as the Lease names them; `None` when unknown.
+    pub leader: Arc<dyn Fn() -> Option<(String, String)> + Send + Sync>,
+    pub client: reqwest::Client,
+}
+
+impl Forwarder {
+    /// Sends a delivery on to the leader with the caller's credentials; answers the leader's
+    /// identity, or why it could not be told.
+    async fn forward(
+        &self,
+        body: &Bytes,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<String, String> {
+        let Some((leader, url)) = (self.leader)() else {
+            return Err("no leader is known (the Lease has no live holder with an address)".into());
+        };
+        let mut req = self
+            .client
+            .post(format!("{}/api/v1/alerts", url.trim_end_matches('/')))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(FORWARDED_BY, self.identity.as_str())
+            .body(body.clone());
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a.as_bytes());
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => Ok(leader),
+            Ok(r) => Err(format!(
+                "the leader {leader} at {url} answered {}",
+                r.status()
+            )),
+            Err(e) => Err(format!("the leader {leader} at {url} is unreachable: {e}")),
+        }
+    }
 }
 
 impl std::fmt::Debug for ApiState {
@@ -131,6 +180,7 @@ impl ApiState {
             leader: Arc::new(AtomicBool::new(false)),
             cfg,
             on_alerts: Arc::new(Notify::new()),
+            forward: None,
             refusals: Arc::new(RefusalLog::default()),
         }
     }
@@ -809,6 +859,7 @@ fn body_problem(state: &ApiState, rejection: &BytesRejection) -> Response {
 
 async fn receive_alerts(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -871,7 +922,29 @@ async fn receive_alerts(
         );
         state.on_alerts.notify_one();
     }
+    // A follower keeps the delivery (it may lead next) and hands it to the leader, which acts;
+    // when the leader cannot be told, a 503 makes Alertmanager deliver it again.
+    let mut forwarded_to = None;
+    if let Some(f) = &state.forward
+        && !state.leader.load(Ordering::SeqCst)
+        && !headers.contains_key(FORWARDED_BY)
+    {
+        match f.forward(&body, headers.get(header::AUTHORIZATION)).await {
+            Ok(leader) => forwarded_to = Some(leader),
+            Err(why) => {
+                tracing::warn!(reason = %why, "an alert delivery could not be forwarded to the leader");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "recorded on follower {}, but the leader could not be told: {why}; deliver it again",
+                        f.identity
+                    ),
+                );
+            }
+        }
+    }
     Json(json!({
+        "forwarded_to": forwarded_to,
         "accepted": outcome.accepted,
         "duplicates": outcome.duplicates,
         "fired": outcome.fired.len(),
