@@ -18,7 +18,7 @@ if [ ${#targets[@]} -eq 0 ]; then
   targets=(prom_text focus alertmanager_webhook config_toml theme_toml runbook_meta kube_projections)
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/tgt-d/fuzz}"
-seconds=$((minutes * 60))
+seconds=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
 logs="fuzz/logs"
 mkdir -p "$logs"
 
