@@ -120,7 +120,9 @@ impl Meta {
 fn quantity_u32(q: &Option<serde_json::Value>) -> u32 {
     match q {
         Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
-        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0) as u32,
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         _ => 0,
     }
 }
@@ -684,7 +686,8 @@ impl Projection for PodObject {
             .map(|c| {
                 quantity_u32(&c.resources.limits.gpu).max(quantity_u32(&c.resources.requests.gpu))
             })
-            .sum();
+            // The API server bounds neither count: a sum must not overflow.
+            .fold(0u32, u32::saturating_add);
         let cs = &self.status.container_statuses;
         let waiting = cs
             .iter()
@@ -753,7 +756,10 @@ impl Projection for PodObject {
             ready,
             terminating: m.deletion_timestamp.is_some(),
             gpus,
-            restarts: cs.iter().map(|c| c.restart_count).sum(),
+            restarts: cs
+                .iter()
+                .map(|c| c.restart_count)
+                .fold(0, u32::saturating_add),
             waiting,
             last_termination,
             unschedulable,
@@ -1817,5 +1823,28 @@ mod tests {
         assert!(waits[11] >= Duration::from_secs(15));
         b.reset();
         assert!(b.next() <= Duration::from_millis(500));
+    }
+
+    /// Found by `fuzz/fuzz_targets/kube_projections.rs`: per-container counts near `u32::MAX`
+    /// overflowed the pod's sums (a panic in debug builds, a wrapped count in release).
+    #[test]
+    fn huge_restart_and_gpu_counts_saturate_instead_of_overflowing() {
+        let pod: PodObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [
+                {"name": "a", "resources": {"limits": {"nvidia.com/gpu": "4294967295"}}},
+                {"name": "b", "resources": {"limits": {"nvidia.com/gpu": 4294967295u64}}},
+            ]},
+            "status": {"containerStatuses": [
+                {"name": "a", "restartCount": 4294967295u64},
+                {"name": "b", "restartCount": 4294967295u64},
+            ]},
+        }))
+        .unwrap();
+        let Record::Pod(p) = pod.into_record(&mut Interner::default()) else {
+            panic!("not a pod")
+        };
+        assert_eq!(p.restarts, u32::MAX);
+        assert_eq!(p.gpus, u32::MAX);
     }
 }
