@@ -5,7 +5,7 @@
 #
 #   fuzz/run.sh [MINUTES] [TARGET...]
 #
-# Builds go to $CARGO_TARGET_DIR (default /work/tgt-d/fuzz), never under the repository.
+# Builds go to $CARGO_TARGET_DIR (default the main target directory's fuzz/, ignored by git).
 # Inputs that crash, time out or run out of memory are left in fuzz/artifacts/<target>/;
 # reproduce one with `cargo +nightly fuzz run -O <target> <file>`.
 set -euo pipefail
@@ -17,7 +17,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(prom_text focus alertmanager_webhook config_toml theme_toml runbook_meta kube_projections)
 fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/tgt-d/fuzz}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/fuzz}"
 seconds=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
 logs="fuzz/logs"
 mkdir -p "$logs"

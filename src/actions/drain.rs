@@ -379,7 +379,7 @@ async fn plan(
             .collect();
         nodes.sort();
         nodes.dedup();
-        let gpus = ranks.iter().map(pod_gpus).sum();
+        let gpus = ranks.iter().map(pod_gpus).fold(0u32, u32::saturating_add);
         let mut impact = GangImpact {
             job: gang.display.clone(),
             ranks: ranks.len().max(on_node.len()),
@@ -424,7 +424,11 @@ async fn plan(
     }
 
     plan.evict.sort_by_key(PodToEvict::key);
-    plan.gpus_freed = plan.evict.iter().map(|p| p.gpus).sum();
+    plan.gpus_freed = plan
+        .evict
+        .iter()
+        .map(|p| p.gpus)
+        .fold(0, u32::saturating_add);
     match ctx
         .list::<PodDisruptionBudget>("/apis/policy/v1/poddisruptionbudgets", None, None)
         .await

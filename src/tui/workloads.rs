@@ -266,7 +266,10 @@ impl TableRow<Column> for WorkloadRow<'_> {
                 write!(
                     out,
                     "{} GPUs on {} nodes",
-                    g.members.iter().map(|m| m.gpus).sum::<u32>(),
+                    g.members
+                        .iter()
+                        .map(|m| m.gpus)
+                        .fold(0u32, u32::saturating_add),
                     {
                         let mut nodes: Vec<_> =
                             g.members.iter().filter_map(|m| m.node.as_deref()).collect();
