@@ -117,14 +117,16 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// Sends a delivery on to the leader with the caller's credentials; answers the leader's
-    /// identity, or why it could not be told.
+    /// identity (`None` when no replica holds the Lease: there is nobody to tell, and this
+    /// replica, which keeps the alert, is the one likely to lead next), or why the leader
+    /// could not be told.
     async fn forward(
         &self,
         body: &Bytes,
         authorization: Option<&HeaderValue>,
-    ) -> Result<String, String> {
+    ) -> Result<Option<String>, String> {
         let Some((leader, url)) = (self.leader)() else {
-            return Err("no leader is known (the Lease has no live holder with an address)".into());
+            return Ok(None);
         };
         let mut req = self
             .client
@@ -136,7 +138,7 @@ impl Forwarder {
             req = req.header(header::AUTHORIZATION, a.as_bytes());
         }
         match req.send().await {
-            Ok(r) if r.status().is_success() => Ok(leader),
+            Ok(r) if r.status().is_success() => Ok(Some(leader)),
             Ok(r) => Err(format!(
                 "the leader {leader} at {url} answered {}",
                 r.status()
@@ -930,7 +932,7 @@ async fn receive_alerts(
         && !headers.contains_key(FORWARDED_BY)
     {
         match f.forward(&body, headers.get(header::AUTHORIZATION)).await {
-            Ok(leader) => forwarded_to = Some(leader),
+            Ok(leader) => forwarded_to = leader,
             Err(why) => {
                 tracing::warn!(reason = %why, "an alert delivery could not be forwarded to the leader");
                 return error(
