@@ -922,15 +922,10 @@ impl Gen<'_> {
         let sts = self.create(Kind::StatefulSet, sts);
         let template = sts["spec"]["template"].clone();
         let revision = format!("{}-1", w.name);
-        let mut used = Vec::new();
-        for ordinal in 0..replicas {
-            let Some(i) =
-                (0..self.nodes.len()).find(|i| self.nodes[*i].free_slots > 0 && !used.contains(i))
-            else {
-                break;
-            };
-            used.push(i);
-            self.take(i, 0);
+        // One per node, on the last nodes (the first ones are where scenarios and tests look).
+        let nodes = self.nodes.len();
+        for ordinal in 0..replicas.min(nodes) {
+            let i = nodes - 1 - ordinal;
             let node = self.nodes[i].name.clone();
             let started = created + ChronoDuration::seconds(60 * ordinal as i64 + 30);
             let mut pod = self.pod(&sts, &template, &node, "Running", started);
@@ -1185,10 +1180,6 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
             .push(("fleetdeck.dev/sim-idle", "true".into()));
         g.deployment(&w, &[n], &[], "kubectl apply -f notebook.yaml");
     }
-    // A stateful cache in front of the feature store: three ordinal pods.
-    let mut cache = Workload::new("platform", "feature-cache", "data", "redis:7.4.1", 0);
-    cache.port = 6379;
-    g.statefulset(&cache, 3);
     // A crash-looping worker and a job that cannot be scheduled, for the cockpit to notice.
     if let Some(n) = (0..g.nodes.len()).find(|&i| g.nodes[i].free_slots > 0) {
         g.take(n, 0);
@@ -1335,6 +1326,11 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
                 "renewTime": timestamp(g.now), "leaseTransitions": 2},
         }));
     }
+    // A stateful cache in front of the feature store: three ordinal pods. Last, and beside the
+    // per-node pod budget, so that the fleet's layout is what it was before it came.
+    let mut cache = Workload::new("platform", "feature-cache", "data", "redis:7.4.1", 0);
+    cache.port = 6379;
+    g.statefulset(&cache, 3);
     g.st.store.window_start = g.st.store.rv;
 }
 
