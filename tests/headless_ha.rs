@@ -5,84 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::headless::Replica;
 use common::{Kubectl, Sim, http, wait_until};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
-
-struct Replica {
-    child: Child,
-    url: String,
-    _store: tempfile::TempDir,
-}
-
-impl Replica {
-    fn start(sim: &Sim, config: &std::path::Path, name: &str) -> Replica {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let store = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
-            .arg("--config")
-            .arg(config)
-            .arg("--kubeconfig")
-            .arg(&sim.kubeconfig)
-            .arg("--store")
-            .arg(store.path().join("store"))
-            .args(["--mode", "auto", "headless", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .env("FLEETDECK_TOKEN", TOKEN)
-            .env("POD_NAME", name)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start fleetdeck headless");
-        // Drain its JSON log so it never blocks on a full pipe.
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
-        let url = format!("http://127.0.0.1:{port}");
-        wait_until(
-            "the replica answers /healthz",
-            Duration::from_secs(20),
-            || {
-                http()
-                    .get(format!("{url}/healthz"))
-                    .send()
-                    .is_ok_and(|r| r.status().is_success())
-            },
-        );
-        Replica {
-            child,
-            url,
-            _store: store,
-        }
-    }
-
-    fn leads(&self) -> bool {
-        http()
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .ok()
-            .and_then(|r| r.text().ok())
-            .is_some_and(|m| {
-                m.lines()
-                    .any(|l| l.starts_with("fleetdeck_leader") && l.trim_end().ends_with(" 1"))
-            })
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn mutating(sim: &Sim) -> u64 {
     sim.counters("sim-a")["mutating"].as_u64().unwrap_or(0)
@@ -101,8 +29,8 @@ fn one_replica_leads_and_the_other_takes_over_after_kill_9_without_repeating_an_
         ),
     )
     .unwrap();
-    let a = Replica::start(&sim, &config, "replica-a");
-    let b = Replica::start(&sim, &config, "replica-b");
+    let a = Replica::start(&sim, &config, "replica-a", TOKEN, &["--mode", "auto"]);
+    let b = Replica::start(&sim, &config, "replica-b", TOKEN, &["--mode", "auto"]);
     wait_until("exactly one replica leads", Duration::from_secs(30), || {
         a.leads() != b.leads()
     });

@@ -1,6 +1,7 @@
 //! Starts the real `fleetdeck sim` binary and talks to it as a user's tools would.
 #![allow(dead_code)]
 
+pub mod headless;
 pub mod quality;
 pub mod tmux;
 
