@@ -277,8 +277,20 @@ fn help_lists_the_working_commands_and_nothing_else() {
     assert_eq!(
         commands,
         [
-            "init", "config", "snapshot", "cost", "demo", "sim", "incident", "audit", "store",
-            "runbook", "headless", "help"
+            "init",
+            "config",
+            "snapshot",
+            "cost",
+            "demo",
+            "sim",
+            "incident",
+            "audit",
+            "store",
+            "runbook",
+            "headless",
+            "completions",
+            "man",
+            "help"
         ],
         "{}",
         run.stdout

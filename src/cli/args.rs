@@ -9,45 +9,89 @@ use clap::{Args, Parser, Subcommand};
 use crate::config;
 use crate::sim;
 
+/// `--store`'s help, shared by the cockpit's flag and the commands that take it.
+const STORE_HELP: &str = "RCA store directory (incidents, timelines, audit chain); default: [store] path, else $XDG_DATA_HOME/fleetdeck/store.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "fleetdeck",
     version,
-    about = "A terminal cockpit for the people who keep AI infrastructure running"
+    about = "A terminal cockpit for the people who keep AI infrastructure running",
+    long_about = "A terminal cockpit for the people who keep AI infrastructure running.\n\n\
+        Without a command, the cockpit on the configured clusters; the options below are the \
+        cockpit's. Each command takes the options it uses: `fleetdeck help COMMAND`."
 )]
 pub struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/fleetdeck/fleetdeck.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Kubeconfig to read, as kubectl's flag (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context to watch (repeatable; default: every context).
-    #[arg(long = "context", global = true, value_name = "NAME")]
-    pub contexts: Vec<String>,
-    /// Colour theme: dark, light, high-contrast, colorblind, or a theme file (PATH).
-    #[arg(long, global = true, value_name = "NAME|PATH")]
-    pub theme: Option<String>,
-    /// RCA store directory (incidents, timelines, audit chain); default: [store] path, else
-    /// $XDG_DATA_HOME/fleetdeck/store.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+    #[arg(long, value_name = "PATH", help = STORE_HELP)]
     pub store: Option<PathBuf>,
-    /// Forbid every mutation: runbooks plan only and the cockpit's manual actions are off.
-    #[arg(long, global = true)]
-    pub read_only: bool,
-    /// How much automation may do: dry-run (plans only), approve (a person approves each
-    /// plan), auto (within the guard's budgets). Default: [runbooks] mode.
-    #[arg(long, global = true, value_name = "MODE", value_parser = ["dry-run", "approve", "auto"])]
-    pub mode: Option<String>,
-    /// Runbook directory (default: [runbooks] dir; the built-in runbooks when it does not exist).
-    #[arg(long, global = true, value_name = "DIR")]
-    pub runbooks: Option<PathBuf>,
-    /// NOC mode for wall screens: panes rotate, no input needed (q quits).
-    #[arg(long, global = true)]
-    pub noc: bool,
+    #[command(flatten)]
+    pub runbook: RunbookFlags,
+    #[command(flatten)]
+    pub read_only: ReadOnlyFlag,
+    #[command(flatten)]
+    pub display: DisplayFlags,
     /// Without a command: the cockpit on the configured clusters.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Which clusters: the commands that talk to Kubernetes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClusterFlags {
+    /// Kubeconfig to read, as kubectl's flag (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to watch (repeatable; default: every context).
+    #[arg(
+        long = "context",
+        value_name = "NAME",
+        add = clap_complete::engine::ArgValueCompleter::new(super::completions::contexts)
+    )]
+    pub contexts: Vec<String>,
+}
+
+/// The RCA store, for the commands that read or write it. Global within a command family
+/// (`fleetdeck incident list --store X` and `fleetdeck incident --store X list` both work).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreFlag {
+    #[arg(long, global = true, value_name = "PATH", help = STORE_HELP)]
+    pub store: Option<PathBuf>,
+}
+
+/// Which runbooks and how much they may do.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunbookFlags {
+    /// How much automation may do: dry-run (plans only), approve (a person approves each
+    /// plan), auto (within the guard's budgets). Default: [runbooks] mode.
+    #[arg(long, value_name = "MODE", value_parser = ["dry-run", "approve", "auto"])]
+    pub mode: Option<String>,
+    /// Runbook directory (default: [runbooks] dir; the built-in runbooks when it does not exist).
+    #[arg(long, value_name = "DIR")]
+    pub runbooks: Option<PathBuf>,
+}
+
+/// The kill switch's permanent form, for the commands that may mutate.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ReadOnlyFlag {
+    /// Forbid every mutation: runbooks plan only and the cockpit's manual actions are off.
+    #[arg(long = "read-only")]
+    pub on: bool,
+}
+
+/// How the cockpit looks: the faces with a terminal UI.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DisplayFlags {
+    /// Colour theme: dark, light, high-contrast, colorblind, or a theme file (PATH).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+    /// NOC mode for wall screens: panes rotate, no input needed (q quits).
+    #[arg(long)]
+    pub noc: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,14 +117,26 @@ pub enum Command {
     /// Serve a simulated fleet on loopback: Kubernetes API, DCGM metrics, model endpoints, OpenCost.
     Sim(SimArgs),
     /// Incidents in the RCA store: list, show, note, acknowledge, resolve, export a postmortem.
-    #[command(subcommand)]
-    Incident(IncidentCommand),
+    Incident {
+        #[command(flatten)]
+        store: StoreFlag,
+        #[command(subcommand)]
+        command: IncidentCommand,
+    },
     /// The store's tamper-evident audit chain.
-    #[command(subcommand)]
-    Audit(AuditCommand),
+    Audit {
+        #[command(flatten)]
+        store: StoreFlag,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// The RCA store itself: stats, prune by retention, export and import (JSON lines).
-    #[command(subcommand)]
-    Store(StoreCommand),
+    Store {
+        #[command(flatten)]
+        store: StoreFlag,
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Runbooks: list, check, run one against a target, or rehearse one against a simulated
     /// scenario.
     #[command(subcommand)]
@@ -89,6 +145,207 @@ pub enum Command {
     /// with /metrics, /healthz, /readyz, an incidents/runs/approvals API, JSON logs on stdout
     /// and leader election (a coordination.k8s.io Lease) so that only one replica acts.
     Headless(HeadlessArgs),
+    /// Shell completion for bash, zsh or fish (kubeconfig contexts included):
+    /// `source <(fleetdeck completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// The manual page (roff) on stdout, or one page per command into --dir.
+    Man {
+        /// Write fleetdeck.1 and fleetdeck-COMMAND.1 … into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The flag groups one command takes (`None`: it does not take that group).
+#[derive(Default)]
+struct Takes<'a> {
+    cluster: Option<&'a ClusterFlags>,
+    store: Option<&'a StoreFlag>,
+    runbook: Option<&'a RunbookFlags>,
+    read_only: Option<ReadOnlyFlag>,
+    display: Option<&'a DisplayFlags>,
+}
+
+impl Command {
+    /// The command's name as typed, and the flag groups it takes.
+    fn takes(&self) -> (&'static str, Takes<'_>) {
+        let none = Takes::default();
+        match self {
+            Self::Init { .. } => ("init", none),
+            Self::ConfigCheck => ("config", none),
+            Self::Sim(_) => ("sim", none),
+            Self::Completions { .. } => ("completions", none),
+            Self::Man { .. } => ("man", none),
+            Self::Snapshot(a) => (
+                "snapshot",
+                Takes {
+                    cluster: Some(&a.cluster),
+                    ..none
+                },
+            ),
+            Self::Cost(a) => (
+                "cost",
+                Takes {
+                    cluster: Some(&a.cluster),
+                    ..none
+                },
+            ),
+            Self::Incident { store, .. } => (
+                "incident",
+                Takes {
+                    store: Some(store),
+                    ..none
+                },
+            ),
+            Self::Audit { store, .. } => (
+                "audit",
+                Takes {
+                    store: Some(store),
+                    ..none
+                },
+            ),
+            Self::Store { store, .. } => (
+                "store",
+                Takes {
+                    store: Some(store),
+                    ..none
+                },
+            ),
+            Self::Demo(a) => (
+                "demo",
+                Takes {
+                    store: Some(&a.store),
+                    runbook: Some(&a.runbook),
+                    read_only: Some(a.read_only),
+                    display: Some(&a.display),
+                    ..none
+                },
+            ),
+            Self::Headless(a) => (
+                "headless",
+                Takes {
+                    cluster: Some(&a.cluster),
+                    store: Some(&a.store),
+                    runbook: Some(&a.runbook),
+                    read_only: Some(a.read_only),
+                    ..none
+                },
+            ),
+            Self::Runbook(r) => match r {
+                RunbookCommand::List { runbook, read_only } => (
+                    "runbook list",
+                    Takes {
+                        runbook: Some(runbook),
+                        read_only: Some(*read_only),
+                        ..none
+                    },
+                ),
+                RunbookCommand::Run {
+                    clusters,
+                    store,
+                    runbook,
+                    read_only,
+                    ..
+                } => (
+                    "runbook run",
+                    Takes {
+                        cluster: Some(clusters),
+                        store: Some(store),
+                        runbook: Some(runbook),
+                        read_only: Some(*read_only),
+                        display: None,
+                    },
+                ),
+                RunbookCommand::Test { runbook, .. } => (
+                    "runbook test",
+                    Takes {
+                        runbook: Some(runbook),
+                        ..none
+                    },
+                ),
+                RunbookCommand::Check { .. } => ("runbook check", none),
+                RunbookCommand::Approve(_) => ("runbook approve", none),
+                RunbookCommand::Deny(_) => ("runbook deny", none),
+            },
+        }
+    }
+}
+
+impl Cli {
+    /// Parses the command line, then settles the flags: a command's own flags win, and the
+    /// cockpit's flags given before a command (`fleetdeck --store X incident list`) count for
+    /// it when it takes them and are refused when it does not.
+    pub fn parse_settled() -> Self {
+        let cli = Self::parse();
+        cli.settle().unwrap_or_else(|e| e.exit())
+    }
+
+    /// See [`Cli::parse_settled`]; public for the tests.
+    pub fn settle(mut self) -> Result<Self, clap::Error> {
+        let Some(command) = &self.command else {
+            return Ok(self);
+        };
+        let (name, takes) = command.takes();
+        let refuse = |flag: &str| {
+            use clap::CommandFactory;
+            Self::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "{flag} is not an option of `fleetdeck {name}`; `fleetdeck {name} --help` lists the ones it takes"
+                ),
+            )
+        };
+        match takes.cluster {
+            Some(c) => {
+                self.cluster.kubeconfig = c.kubeconfig.clone().or(self.cluster.kubeconfig);
+                if !c.contexts.is_empty() {
+                    self.cluster.contexts = c.contexts.clone();
+                }
+            }
+            None if self.cluster.kubeconfig.is_some() => return Err(refuse("--kubeconfig")),
+            None if !self.cluster.contexts.is_empty() => return Err(refuse("--context")),
+            None => {}
+        }
+        match takes.store {
+            Some(s) => self.store = s.store.clone().or(self.store),
+            None if self.store.is_some() => return Err(refuse("--store")),
+            None => {}
+        }
+        match takes.runbook {
+            Some(r) => {
+                self.runbook.mode = r.mode.clone().or(self.runbook.mode);
+                self.runbook.runbooks = r.runbooks.clone().or(self.runbook.runbooks);
+            }
+            None if self.runbook.mode.is_some() => return Err(refuse("--mode")),
+            None if self.runbook.runbooks.is_some() => return Err(refuse("--runbooks")),
+            None => {}
+        }
+        match takes.read_only {
+            Some(r) => self.read_only.on |= r.on,
+            None if self.read_only.on => return Err(refuse("--read-only")),
+            None => {}
+        }
+        match takes.display {
+            Some(d) => {
+                self.display.theme = d.theme.clone().or(self.display.theme);
+                self.display.noc |= d.noc;
+            }
+            None if self.display.theme.is_some() => return Err(refuse("--theme")),
+            None if self.display.noc => return Err(refuse("--noc")),
+            None => {}
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +363,14 @@ pub struct HeadlessArgs {
     /// The certificate's PEM private key (default: [headless] tls_key).
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+    #[command(flatten)]
+    pub store: StoreFlag,
+    #[command(flatten)]
+    pub runbook: RunbookFlags,
+    #[command(flatten)]
+    pub read_only: ReadOnlyFlag,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +389,12 @@ pub struct RemoteDecision {
 pub enum RunbookCommand {
     /// The runbooks loaded (from --runbooks, [runbooks] dir, or the built-in ones), with their
     /// trigger, cooldown and effective mode; broken files are listed with their error.
-    List,
+    List {
+        #[command(flatten)]
+        runbook: RunbookFlags,
+        #[command(flatten)]
+        read_only: ReadOnlyFlag,
+    },
     /// Check runbook files: syntax and metadata (exit 1 with file:line:col on the first bad one).
     Check {
         #[arg(required = true)]
@@ -142,6 +412,14 @@ pub enum RunbookCommand {
         cluster: Option<String>,
         #[arg(long, short = 'o', value_enum, default_value = "table")]
         output: OutputFormat,
+        #[command(flatten)]
+        clusters: ClusterFlags,
+        #[command(flatten)]
+        store: StoreFlag,
+        #[command(flatten)]
+        runbook: RunbookFlags,
+        #[command(flatten)]
+        read_only: ReadOnlyFlag,
     },
     /// Approve a pending plan on a headless fleetdeck (POST /api/v1/runs/ID/approve).
     Approve(RemoteDecision),
@@ -161,6 +439,8 @@ pub enum RunbookCommand {
         timeout: humantime::Duration,
         #[arg(long, short = 'o', value_enum, default_value = "table")]
         output: OutputFormat,
+        #[command(flatten)]
+        runbook: RunbookFlags,
     },
 }
 
@@ -298,6 +578,8 @@ pub struct SnapshotArgs {
     /// How long to wait for every cluster to sync (e.g. 30s, 2m).
     #[arg(long, value_name = "TIMEOUT", default_value = "30s")]
     pub wait_synced: humantime::Duration,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +601,10 @@ pub struct CostArgs {
     pub budget: Option<f64>,
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: OutputFormat,
+    // With --kubeconfig or --context, GPU types, spot share and utilisation come from the
+    // clusters.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
 }
 
 /// Exit code of `snapshot` when a cluster could not be synced in time.
@@ -344,6 +630,15 @@ pub struct DemoArgs {
     /// Seed of the deterministic fleet.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    pub display: DisplayFlags,
+    // The demo's own store unless given: a simulated fleet's incidents never mix with real ones.
+    #[command(flatten)]
+    pub store: StoreFlag,
+    #[command(flatten)]
+    pub runbook: RunbookFlags,
+    #[command(flatten)]
+    pub read_only: ReadOnlyFlag,
 }
 
 #[derive(Debug, Args)]

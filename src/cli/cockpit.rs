@@ -92,7 +92,7 @@ async fn run_cockpit(
     let kube = super::wiring::action_clients(&targets).await;
     let running = super::wiring::start(cfg, targets, prometheus);
     let evaluations = evaluate(cfg, running, &store, &executor);
-    let app = crate::tui::app::App::new(theme, keymap, control.is_some(), cli.noc)
+    let app = crate::tui::app::App::new(theme, keymap, control.is_some(), cli.display.noc)
         .with_log_lines(cfg.pod_logs.max_lines);
     let effects = crate::tui::app::Effects {
         control,
@@ -108,8 +108,10 @@ fn cockpit_parts(
     cli: &Cli,
     cfg: &Config,
 ) -> anyhow::Result<(crate::tui::theme::Theme, crate::tui::keymap::Keymap)> {
-    let (theme, error) =
-        crate::tui::theme::load(cli.theme.as_deref(), crate::tui::theme::no_color_from_env());
+    let (theme, error) = crate::tui::theme::load(
+        cli.display.theme.as_deref(),
+        crate::tui::theme::no_color_from_env(),
+    );
     if let Some(e) = error {
         eprintln!("fleetdeck: {e}");
         std::thread::sleep(std::time::Duration::from_secs(2));

@@ -29,16 +29,17 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
     // With clusters named, node capacity and GPU types come from them (spot savings, GPU
     // types), and GPU utilisation from the GPU sources (idle cost of allocated GPUs): the
     // same join the cost source makes for the cockpit and headless.
-    let (nodes, gpu_utilisation) = if cli.kubeconfig.is_some() || !cli.contexts.is_empty() {
-        // The report is made here; the snapshot is only for the join.
-        let mut fleet_cfg = cfg.clone();
-        fleet_cfg.cost.opencost_url.clear();
-        fleet_cfg.cost.focus.clear();
-        let snap = gather_snapshot(cli, &fleet_cfg, std::time::Duration::from_secs(30))?;
-        crate::sources::cost::fleet_join(&snap)
-    } else {
-        (Vec::new(), None)
-    };
+    let (nodes, gpu_utilisation) =
+        if cli.cluster.kubeconfig.is_some() || !cli.cluster.contexts.is_empty() {
+            // The report is made here; the snapshot is only for the join.
+            let mut fleet_cfg = cfg.clone();
+            fleet_cfg.cost.opencost_url.clear();
+            fleet_cfg.cost.focus.clear();
+            let snap = gather_snapshot(cli, &fleet_cfg, std::time::Duration::from_secs(30))?;
+            crate::sources::cost::fleet_join(&snap)
+        } else {
+            (Vec::new(), None)
+        };
     let opts = CostOptions {
         nodes,
         gpu_utilisation,

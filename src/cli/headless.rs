@@ -25,8 +25,12 @@ pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
     let opts = crate::headless::daemon::HeadlessOptions {
         listen: args.listen,
         token_file: args.token_file.clone(),
-        mode: cli.mode.as_deref().and_then(crate::runbook::Mode::parse),
-        read_only: cli.read_only,
+        mode: cli
+            .runbook
+            .mode
+            .as_deref()
+            .and_then(crate::runbook::Mode::parse),
+        read_only: cli.read_only.on,
     };
     let prometheus = super::wiring::prometheus_client(&cfg)?;
     let rt = super::runtime()?;

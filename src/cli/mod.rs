@@ -3,6 +3,7 @@
 
 mod args;
 mod cockpit;
+mod completions;
 mod config;
 mod cost;
 mod headless;
@@ -19,12 +20,11 @@ pub mod wiring;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
-
 pub use args::*;
 
 pub fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    completions::complete_if_asked();
+    let cli = Cli::parse_settled();
     let success = |()| ExitCode::SUCCESS;
     match &cli.command {
         None => cockpit::cockpit(&cli).map(success),
@@ -34,16 +34,20 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Cost(args)) => cost::cost(&cli, args).map(success),
         Some(Command::Demo(args)) => cockpit::demo(&cli, args).map(success),
         Some(Command::Sim(args)) => sim::serve(&cli, args).map(success),
-        Some(Command::Incident(cmd)) => incident::incident(&cli, cmd).map(success),
-        Some(Command::Audit(AuditCommand::Verify { output })) => {
-            incident::audit_verify(&cli, *output)
-        }
-        Some(Command::Audit(cmd @ AuditCommand::List { .. })) => {
-            store::audit_list(&cli, cmd).map(success)
-        }
-        Some(Command::Store(cmd)) => store::store(&cli, cmd).map(success),
+        Some(Command::Incident { command, .. }) => incident::incident(&cli, command).map(success),
+        Some(Command::Audit {
+            command: AuditCommand::Verify { output },
+            ..
+        }) => incident::audit_verify(&cli, *output),
+        Some(Command::Audit {
+            command: cmd @ AuditCommand::List { .. },
+            ..
+        }) => store::audit_list(&cli, cmd).map(success),
+        Some(Command::Store { command, .. }) => store::store(&cli, command).map(success),
         Some(Command::Runbook(cmd)) => runbook::runbook(&cli, cmd),
         Some(Command::Headless(args)) => headless::headless(&cli, args).map(success),
+        Some(Command::Completions { shell }) => completions::script(*shell).map(success),
+        Some(Command::Man { dir }) => completions::man(dir.as_deref()).map(success),
     }
 }
 

@@ -12,14 +12,14 @@ pub(super) fn kube_targets(
     cli: &Cli,
     cfg: &Config,
 ) -> anyhow::Result<Vec<crate::sources::kube::ClusterTarget>> {
-    let path = cli.kubeconfig.clone().or_else(|| {
+    let path = cli.cluster.kubeconfig.clone().or_else(|| {
         let p = cfg.kubernetes.kubeconfig.trim();
         (!p.is_empty()).then(|| PathBuf::from(p))
     });
-    let contexts = if cli.contexts.is_empty() {
+    let contexts = if cli.cluster.contexts.is_empty() {
         cfg.kubernetes.contexts.clone()
     } else {
-        cli.contexts.clone()
+        cli.cluster.contexts.clone()
     };
     Ok(crate::sources::kube::targets(path.as_deref(), &contexts)?)
 }
@@ -52,7 +52,8 @@ pub(super) fn keep_store_bounded(
 
 /// The global mode: `--mode`, else `[runbooks] mode`.
 pub(super) fn global_mode(cli: &Cli, cfg: &Config) -> crate::runbook::Mode {
-    cli.mode
+    cli.runbook
+        .mode
         .as_deref()
         .and_then(crate::runbook::Mode::parse)
         .unwrap_or(cfg.runbooks.mode)
@@ -61,7 +62,8 @@ pub(super) fn global_mode(cli: &Cli, cfg: &Config) -> crate::runbook::Mode {
 /// `--runbooks`, else `[runbooks] dir` (which falls back to the built-in runbooks when it does
 /// not exist).
 pub(super) fn runbook_dir(cli: &Cli, cfg: &Config) -> PathBuf {
-    cli.runbooks
+    cli.runbook
+        .runbooks
         .clone()
         .unwrap_or_else(|| PathBuf::from(&cfg.runbooks.dir))
 }
@@ -89,7 +91,7 @@ pub(super) async fn start_executor(
     origin: crate::model::incident::Origin,
 ) -> crate::runbook::executor::Executor {
     let mode = global_mode(cli, cfg);
-    let guard = crate::runbook::guard::Guard::new(&cfg.runbooks, mode, cli.read_only).shared();
+    let guard = crate::runbook::guard::Guard::new(&cfg.runbooks, mode, cli.read_only.on).shared();
     let clients = super::wiring::action_clients(targets).await;
     crate::runbook::executor::Executor::new(
         runbooks,

@@ -21,7 +21,7 @@ pub(super) fn runbook(cli: &Cli, cmd: &RunbookCommand) -> anyhow::Result<ExitCod
     // do not read it.
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     match cmd {
-        RunbookCommand::List => Ok(list(cli, &cfg)),
+        RunbookCommand::List { .. } => Ok(list(cli, &cfg)),
         RunbookCommand::Approve(d) => remote::decide(d, remote::Verdict::Approve),
         RunbookCommand::Deny(d) => remote::decide(d, remote::Verdict::Deny),
         RunbookCommand::Check { files } => Ok(check(files)),
@@ -30,12 +30,14 @@ pub(super) fn runbook(cli: &Cli, cmd: &RunbookCommand) -> anyhow::Result<ExitCod
             scenario,
             timeout,
             output,
+            ..
         } => test(cli, &cfg, name, scenario, (*timeout).into(), *output),
         RunbookCommand::Run {
             name,
             target,
             cluster,
             output,
+            ..
         } => run::run(cli, &cfg, name, target, cluster.as_deref(), *output),
     }
 }
@@ -58,7 +60,7 @@ fn list(cli: &Cli, cfg: &Config) -> ExitCode {
     println!(
         "runbooks from {from} (global mode {}{})",
         mode.name(),
-        if cli.read_only || cfg.runbooks.read_only {
+        if cli.read_only.on || cfg.runbooks.read_only {
             ", read-only"
         } else {
             ""
@@ -129,6 +131,7 @@ fn test(
 ) -> anyhow::Result<ExitCode> {
     let rb = find(cli, cfg, name)?;
     let mode = cli
+        .runbook
         .mode
         .as_deref()
         .and_then(crate::runbook::Mode::parse)
