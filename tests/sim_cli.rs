@@ -435,3 +435,86 @@ fn the_config_command_the_default_file_advertises_works() {
     let run = fleetdeck(&["config", "--config", p], home.path());
     assert_eq!(run.code, Some(0), "{}", run.stderr);
 }
+
+#[test]
+fn sim_config_out_lets_snapshot_and_cost_see_what_the_demo_sees() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = home.path().join("fleetdeck.toml");
+    let c = config.to_str().expect("utf-8 path");
+    let sim = Sim::start(&["--config-out", c, "--nodes", "8"]);
+    assert_eq!(sim.desc["config"], c, "the JSON line names the config");
+    let text = std::fs::read_to_string(&config).expect("the sim wrote its config");
+    assert!(
+        text.starts_with("# fleetdeck.toml for a simulated fleet"),
+        "{text}"
+    );
+
+    let check = fleetdeck(&["config", "--config", c], home.path());
+    assert_eq!(
+        check.code,
+        Some(0),
+        "the written config loads: {}",
+        check.stderr
+    );
+
+    let run = fleetdeck(
+        &[
+            "snapshot",
+            "--config",
+            c,
+            "-o",
+            "json",
+            "--wait-synced",
+            "25s",
+        ],
+        home.path(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let snap: serde_json::Value = serde_json::from_str(&run.stdout).expect("snapshot JSON");
+    let clusters = snap["clusters"].as_array().expect("clusters");
+    assert_eq!(
+        clusters.len(),
+        2,
+        "both simulated clusters, from the config's kubeconfig"
+    );
+    let endpoints: Vec<&str> = snap["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(
+        endpoints.len(),
+        sim.desc["endpoints"].as_array().expect("eps").len()
+    );
+    assert_eq!(
+        text.matches("[endpoints.slo]").count(),
+        endpoints.len(),
+        "every endpoint has its SLO: {text}"
+    );
+    let dcgm = snap["gpu_sources"]
+        .as_array()
+        .expect("gpu sources")
+        .iter()
+        .filter(|s| s["kind"] == "dcgm" && s["error"].is_null())
+        .count();
+    assert_eq!(
+        dcgm, 2,
+        "one DCGM exporter per cluster: {}",
+        snap["gpu_sources"]
+    );
+    assert!(
+        snap["gpus"].as_array().is_some_and(|g| !g.is_empty()),
+        "GPUs from the sim's exporters"
+    );
+
+    let cost = fleetdeck(&["cost", "--config", c, "-o", "json"], home.path());
+    assert_eq!(cost.code, Some(0), "{}", cost.stderr);
+    let report: serde_json::Value = serde_json::from_str(&cost.stdout).expect("cost JSON");
+    assert_eq!(
+        report["budget"]["monthly_budget"],
+        8.0 * 75_000.0,
+        "{}",
+        cost.stdout
+    );
+}

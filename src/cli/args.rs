@@ -664,6 +664,10 @@ pub struct SimArgs {
     /// Where to write the kubeconfig with one context per cluster (default: a temp dir).
     #[arg(long, value_name = "PATH")]
     pub kubeconfig_out: Option<PathBuf>,
+    /// Also write a fleetdeck.toml naming every simulated source (DCGM exporters, endpoints with
+    /// SLOs, OpenCost, a budget), for `fleetdeck --config PATH snapshot|headless|cost`.
+    #[arg(long, value_name = "PATH")]
+    pub config_out: Option<PathBuf>,
     /// Inject a scenario at start (repeatable): xid-storm, node-notready, spot-interruption,
     /// bad-rollout, crashloop-rollout, pdb-block, api-flaky, endpoint-outage.
     #[arg(long = "scenario", value_name = "NAME")]

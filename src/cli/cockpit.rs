@@ -18,9 +18,6 @@ pub(super) fn cockpit(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo's monthly budget per simulated node (see `demo`).
-const DEMO_BUDGET_PER_NODE: f64 = 75_000.0;
-
 /// The cockpit on a simulated fleet started in this process, reached over loopback HTTP as a
 /// real cluster would be.
 pub(super) fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
@@ -49,13 +46,9 @@ pub(super) fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let running_sim = sim::start(&opts).await?;
         let d = &running_sim.description;
-        // A healthy simulated fleet stays within its budget: the sim's run-rate forecast comes
-        // to about $42,000 a node a month (measured at the default size), so the demo's budget
-        // (unless the config names one) scales with the fleet, with room to spare.
-        if cfg.cost.monthly_budget.is_none() {
-            cfg.cost.monthly_budget = Some(f64::from(args.nodes) * DEMO_BUDGET_PER_NODE);
-        }
-        super::wiring::point_at_sim(&mut cfg, d);
+        // A healthy simulated fleet stays within its budget, which scales with the fleet.
+        super::wiring::SimSources::from_description(d)
+            .apply(&mut cfg, super::wiring::sim_budget(args.nodes));
         let targets = crate::sources::kube::targets(Some(&running_sim.kubeconfig), &[])?;
         let control = d["control"].as_str().map(str::to_string);
         run_cockpit(cli, &cfg, targets, None, store, control).await

@@ -16,7 +16,13 @@ pub(super) fn serve(cli: &Cli, args: &SimArgs) -> anyhow::Result<()> {
     opts.validate()?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let running = sim::start(&opts).await?;
+        let mut running = sim::start(&opts).await?;
+        if let Some(path) = &args.config_out {
+            let sources = super::wiring::SimSources::from_description(&running.description);
+            let text = sources.config_toml(super::wiring::sim_budget(opts.nodes));
+            write_config(path, &text)?;
+            running.description["config"] = serde_json::json!(path);
+        }
         let signals = sim::ShutdownSignals::install()
             .context("cannot install the SIGINT/SIGTERM handlers")?;
         let mut out = std::io::stdout().lock();
@@ -31,4 +37,25 @@ pub(super) fn serve(cli: &Cli, args: &SimArgs) -> anyhow::Result<()> {
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(())
+}
+
+/// Writes the sim's fleetdeck.toml whole (a temp file renamed into place), so a reader never
+/// sees half of it.
+fn write_config(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let write = || -> std::io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().with_context(|| {
+        format!(
+            "cannot write the sim's config to {} (--config-out): give a path in a writable directory",
+            path.display()
+        )
+    })
 }
