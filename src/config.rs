@@ -57,8 +57,12 @@ window = "1h"
 opencost_url = ""
 # A PEM file of the private CA that signed OpenCost's https:// certificate; empty: none.
 opencost_ca_file = ""
-# FOCUS exports (CSV) read beside OpenCost every interval, e.g. ["/data/focus-2026-11.csv"].
+# FOCUS exports (CSV, or gzip'd .csv.gz) read beside OpenCost every interval, e.g.
+# ["/data/focus-2026-11.csv.gz"].
 focus = []
+# How those exports write ChargePeriodStart/End when not in ISO 8601 (strftime), e.g.
+# "%m/%d/%y" for 4/1/25; empty: ISO 8601.
+focus_date_format = ""
 # How often the cost source makes a report.
 interval = "5m"
 # Monthly budget (in the bill's currency) for burn and the month-end forecast.
@@ -962,6 +966,18 @@ pub struct CostConfig {
     pub monthly_budget: Option<f64>,
     pub team_label: String,
     pub idle_gpu_threshold_pct: f64,
+    /// How the FOCUS exports write their dates when not in ISO 8601 (strftime); empty: ISO.
+    pub focus_date_format: String,
+}
+
+impl CostConfig {
+    /// `focus_date_format`, checked by `validate`.
+    pub fn focus_date_format(&self) -> Option<crate::model::cost::DateFormat> {
+        let f = self.focus_date_format.trim();
+        (!f.is_empty())
+            .then(|| crate::model::cost::DateFormat::parse(f).ok())
+            .flatten()
+    }
 }
 
 impl Default for CostConfig {
@@ -974,6 +990,7 @@ impl Default for CostConfig {
             monthly_budget: None,
             team_label: "team".into(),
             idle_gpu_threshold_pct: 10.0,
+            focus_date_format: String::new(),
         }
     }
 }
@@ -1366,6 +1383,12 @@ impl Config {
                 "monthly_budget",
                 format!("{b} is not a budget; use a positive amount"),
             ));
+        }
+        let date_format = self.cost.focus_date_format.trim();
+        if !date_format.is_empty()
+            && let Err(e) = crate::model::cost::DateFormat::parse(date_format)
+        {
+            return Err(("cost", "focus_date_format", e));
         }
         if self.cost.interval < Duration::from_secs(10) {
             return Err((

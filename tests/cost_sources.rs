@@ -552,3 +552,160 @@ async fn focus_files_are_cut_to_the_window_and_budgeted_by_their_month() {
     let none = build_report(&CostOptions::default()).await;
     assert!(matches!(none, Err(CostError::NoSources)));
 }
+
+/// `focus-1.0-normal.csv` with every ISO date-time rewritten as `4/1/25` (month/day/2-digit
+/// year, midnight), as the FOCUS specification's sample CSVs write them.
+fn us_dated_export() -> String {
+    let text = std::fs::read_to_string(focus_fixture("focus-1.0-normal.csv")).expect("fixture");
+    let iso = regex::Regex::new(r"(\d{4})-(\d{2})-(\d{2})T00:00:00Z").expect("pattern");
+    iso.replace_all(&text, |c: &regex::Captures| {
+        let month: u32 = c[2].parse().expect("month");
+        let day: u32 = c[3].parse().expect("day");
+        format!("{month}/{day}/{}", &c[1][2..])
+    })
+    .into_owned()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).expect("compress");
+    enc.finish().expect("compress")
+}
+
+/// With a monthly budget, so that the report depends on the rows' dates (the budget month,
+/// the daily spend and the forecast).
+fn budgeted() -> ReportSettings {
+    ReportSettings {
+        monthly_budget: Some(100_000.0),
+        ..ReportSettings::default()
+    }
+}
+
+fn report_of_path(path: &std::path::Path, format: Option<&str>) -> Result<CostReport, CostError> {
+    let mut b = CostReportBuilder::new(budgeted());
+    let format = format.map(|f| fleetdeck::model::cost::DateFormat::parse(f).expect("format"));
+    let reader = FocusReader::open(path, "team")?.with_date_format(format);
+    read_focus(reader, &mut b)?;
+    Ok(b.finish(Utc::now()))
+}
+
+#[test]
+fn gzipped_exports_read_as_the_plain_file_whatever_their_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = std::fs::read(focus_fixture("focus-1.0-normal.csv")).expect("fixture");
+    let expected = report_of(&["focus-1.0-normal.csv"]);
+    for name in ["export.csv.gz", "export-gzip-without-the-suffix.csv"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, gzip(&plain)).expect("write");
+        let r = report_of_path(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (r.rows.read, r.rows.used, r.rows.skipped),
+            (10, 10, 0),
+            "{name}"
+        );
+        assert!(
+            close(r.totals.effective_cost, expected.totals.effective_cost),
+            "{name}"
+        );
+        assert_eq!(r.gpu_by_type, expected.gpu_by_type, "{name}");
+    }
+}
+
+#[test]
+fn a_damaged_gzip_export_is_named_and_not_taken_for_a_short_bill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = std::fs::read(focus_fixture("focus-1.0-normal.csv")).expect("fixture");
+    let whole = gzip(&plain);
+    let path = dir.path().join("cut.csv.gz");
+    std::fs::write(&path, &whole[..whole.len() * 2 / 3]).expect("write");
+    let err = report_of_path(&path, None).expect_err("a cut stream fails the file");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, CostError::FocusGzip { .. })
+            && msg.contains("cut.csv.gz")
+            && msg.contains("gzip"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn non_iso_dates_are_one_message_per_file_naming_the_format_to_give() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("spec-sample.csv");
+    std::fs::write(&path, us_dated_export()).expect("write");
+    let err = report_of_path(&path, None).expect_err("undated rows are not a bill");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, CostError::FocusDateFormat { line: 2, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("spec-sample.csv:2"), "{msg}");
+    assert!(msg.contains("ChargePeriodStart \"4/1/25\""), "{msg}");
+    assert!(msg.contains("--date-format '%m/%d/%y'"), "{msg}");
+
+    let r = report_of_path(&path, Some("%m/%d/%y")).expect("with the format it reads");
+    let expected = report_of_path(&focus_fixture("focus-1.0-normal.csv"), None).expect("ISO");
+    assert_eq!((r.rows.read, r.rows.used, r.rows.skipped), (10, 10, 0));
+    assert!(close(
+        r.totals.effective_cost,
+        expected.totals.effective_cost
+    ));
+    assert!(r.budget.is_some());
+    assert_eq!(
+        r.budget, expected.budget,
+        "the same month, days and forecast"
+    );
+}
+
+#[test]
+fn a_date_format_must_be_one() {
+    use fleetdeck::model::cost::DateFormat;
+    assert!(DateFormat::parse("%m/%d/%y").is_ok());
+    assert!(DateFormat::parse("%d.%m.%Y %H:%M").is_ok());
+    let e = DateFormat::parse("%H:%M").expect_err("no date in it");
+    assert!(e.contains("day, a month and a year"), "{e}");
+    let e = DateFormat::parse("%m/%d/%y %Q").expect_err("unknown specifier");
+    assert!(e.contains("not a strftime format"), "{e}");
+}
+
+#[test]
+fn cost_reads_a_gzipped_us_dated_export_given_its_format() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bill.csv.gz");
+    std::fs::write(&path, gzip(us_dated_export().as_bytes())).expect("write");
+    let p = path.to_str().expect("utf-8");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+            .args(["cost", "--focus", p, "-o", "json"])
+            .args(extra)
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .output()
+            .expect("run fleetdeck cost")
+    };
+    let out = run(&["--date-format", "%m/%d/%y"]);
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["rows"]["used"], 10, "{report}");
+    assert!(
+        out.stderr.is_empty(),
+        "no progress drawn off a terminal: {out:?}"
+    );
+
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one message for the file: {err}");
+    assert!(
+        err.contains("bill.csv.gz:2") && err.contains("--date-format"),
+        "{err}"
+    );
+
+    let out = run(&["--date-format", "%H"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--date-format: \"%H\""),
+        "{out:?}"
+    );
+}

@@ -401,6 +401,12 @@ fn config_with_a_bad_value_names_file_line_key_and_value() {
     assert!(err.contains("100000"), "quotes the value: {err}");
     let err = config_rejects("[log]\nlevel = \"loud\"\n", 2, "log.level");
     assert!(err.contains("loud"), "quotes the value: {err}");
+    let err = config_rejects(
+        "[cost]\nfocus_date_format = \"%H:%M\"\n",
+        2,
+        "cost.focus_date_format",
+    );
+    assert!(err.contains("day, a month and a year"), "says why: {err}");
 }
 
 #[test]

@@ -584,9 +584,13 @@ pub struct SnapshotArgs {
 
 #[derive(Debug, Args)]
 pub struct CostArgs {
-    /// FOCUS 1.0–1.2 CSV export to read (repeatable); read as a stream, row by row.
+    /// FOCUS 1.0–1.2 CSV export to read (repeatable; .csv.gz too); read as a stream, row by row.
     #[arg(long = "focus", value_name = "FILE")]
     pub focus: Vec<PathBuf>,
+    /// How the exports write dates when not in ISO 8601, as strftime: '%m/%d/%y' reads 4/1/25
+    /// (default: [cost] focus_date_format).
+    #[arg(long, value_name = "FORMAT")]
+    pub date_format: Option<String>,
     /// OpenCost API base URL, e.g. http://localhost:9003 (default: [cost] opencost_url).
     #[arg(long, value_name = "URL")]
     pub opencost: Option<String>,

@@ -40,8 +40,30 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
         } else {
             (Vec::new(), None)
         };
+    let focus_date_format = match &args.date_format {
+        Some(f) => Some(
+            crate::model::cost::DateFormat::parse(f)
+                .map_err(|e| anyhow::anyhow!("--date-format: {e}"))?,
+        ),
+        None => cfg.cost.focus_date_format(),
+    };
+    let bar = super::progress::bytes();
+    let shown = bar.clone();
+    let focus_progress = crate::sources::cost::FocusProgress(std::sync::Arc::new(
+        move |at: &crate::sources::cost::FocusPosition| {
+            shown.set_length(at.size);
+            shown.set_position(at.read);
+            shown.set_message(format!(
+                "{} · {} rows",
+                at.file,
+                super::progress::count(at.rows)
+            ));
+        },
+    ));
     let opts = CostOptions {
         nodes,
+        focus_date_format,
+        focus_progress: (!args.focus.is_empty()).then_some(focus_progress),
         gpu_utilisation,
         focus_files: args.focus.clone(),
         opencost_url,
@@ -57,7 +79,9 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
         ..CostOptions::default()
     };
     let rt = super::runtime()?;
-    let report = rt.block_on(build_report(&opts))?;
+    let report = rt.block_on(build_report(&opts));
+    bar.finish_and_clear();
+    let report = report?;
     let fleet = crate::model::Snapshot {
         cost: Some(std::sync::Arc::new(report.clone())),
         ..Default::default()

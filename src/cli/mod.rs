@@ -8,6 +8,7 @@ mod config;
 mod cost;
 mod headless;
 mod incident;
+mod progress;
 mod prompt;
 pub mod render;
 mod runbook;

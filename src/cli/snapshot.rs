@@ -71,9 +71,11 @@ pub(super) fn gather_snapshot(
         let (gpu_sources, cost_source) = (running.gpu_sources, running.cost_source);
         let mut snaps = running.snapshots;
         let deadline = tokio::time::Instant::now() + wait;
+        let bar = super::progress::spinner("connecting");
         loop {
             let ready = {
                 let s = snaps.borrow();
+                bar.set_message(super::progress::sync_line(&s, gpu_sources, cost_source));
                 s.clusters.iter().all(|c| c.synced())
                     && s.endpoints.iter().all(|e| e.probe.is_some())
                     && s.gpu_sources.len() >= gpu_sources
@@ -87,6 +89,7 @@ pub(super) fn gather_snapshot(
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+        bar.finish_and_clear();
         snaps.borrow().clone()
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -228,6 +228,7 @@ pub fn cost_options(cfg: &Config) -> Option<crate::sources::cost::CostOptions> {
         monthly_budget: cfg.cost.monthly_budget,
         team_label: cfg.cost.team_label.clone(),
         idle_gpu_threshold_pct: cfg.cost.idle_gpu_threshold_pct,
+        focus_date_format: cfg.cost.focus_date_format(),
         tls: tls_roots(
             cfg,
             Some(("cost.opencost_ca_file", &cfg.cost.opencost_ca_file)),

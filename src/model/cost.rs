@@ -447,6 +447,52 @@ impl Default for ReportSettings {
 /// A GPU busy less than this share of the time is idle for cost purposes.
 pub const DEFAULT_IDLE_GPU_THRESHOLD_PCT: f64 = 10.0;
 
+/// A strftime format for FOCUS exports whose dates are not ISO 8601 (the specification's own
+/// sample files write `4/1/25`): `%m/%d/%y`, `%d.%m.%Y %H:%M`, … A format with a time reads
+/// date-times (in UTC unless it has `%z`); one without reads days, from their midnight UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFormat(String);
+
+impl DateFormat {
+    /// Checks the format: it must name a day, a month and a year, and chrono must know every
+    /// specifier in it.
+    pub fn parse(format: &str) -> Result<Self, String> {
+        use chrono::format::{Item, StrftimeItems};
+        if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
+            return Err(format!(
+                "{format:?} is not a strftime format (e.g. %m/%d/%y, %d.%m.%Y %H:%M)"
+            ));
+        }
+        let has = |specs: &[&str]| specs.iter().any(|s| format.contains(s));
+        let whole_date = has(&["%F", "%D", "%x", "%c", "%s"]);
+        let parts =
+            has(&["%d", "%e", "%j"]) && has(&["%m", "%b", "%B", "%j"]) && has(&["%y", "%Y"]);
+        if !(whole_date || parts) {
+            return Err(format!(
+                "{format:?} does not name a day, a month and a year (e.g. %m/%d/%y)"
+            ));
+        }
+        Ok(Self(format.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The instant `value` names in this format.
+    pub fn read(&self, value: &str) -> Option<DateTime<Utc>> {
+        if let Ok(t) = DateTime::parse_from_str(value, &self.0) {
+            return Some(t.with_timezone(&Utc));
+        }
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(value, &self.0) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+        NaiveDate::parse_from_str(value, &self.0)
+            .ok()
+            .map(|d| Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)))
+    }
+}
+
 /// Where a line went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineOutcome {

@@ -33,8 +33,8 @@ use tokio::sync::{mpsc, watch};
 use crate::model::Snapshot;
 use crate::model::cost::{
     CostGroupBy, CostLine, CostReport, CostReportBuilder, CostSourceKind, CostSourceStatus,
-    CostUpdate, DEFAULT_IDLE_GPU_THRESHOLD_PCT, GpuUtilisation, NodeCostInfo, PricingCategory,
-    ReportSettings, ReportWindow, ResourceUsage, SkippedRow, gpu_family,
+    CostUpdate, DEFAULT_IDLE_GPU_THRESHOLD_PCT, DateFormat, GpuUtilisation, NodeCostInfo,
+    PricingCategory, ReportSettings, ReportWindow, ResourceUsage, SkippedRow, gpu_family,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,46 @@ pub enum CostError {
     OpenCostBody { url: String, reason: String },
     #[error("the FOCUS reader task failed: {0}")]
     Task(String),
+    #[error(
+        "{path}:{line}: {column} {value:?} is not an ISO 8601 date-time, and no row of the \
+         file has read one: the export writes its dates another way. Name the format with \
+         --date-format (or [cost] focus_date_format){hint}; nothing of this file was counted"
+    )]
+    FocusDateFormat {
+        path: String,
+        line: u64,
+        column: &'static str,
+        value: String,
+        hint: String,
+    },
+    #[error("{path}: reading stopped after line {line}: the gzip stream is damaged: {source}")]
+    FocusGzip {
+        path: String,
+        line: u64,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Called while FOCUS files are read (every few thousand rows, and at each file's end): how
+/// far into which file, for a progress bar.
+#[derive(Clone)]
+pub struct FocusProgress(pub Arc<dyn Fn(&FocusPosition) + Send + Sync>);
+
+impl std::fmt::Debug for FocusProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FocusProgress")
+    }
+}
+
+/// Where a FOCUS read is: bytes of the file on disk (compressed, for a .gz) read of its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FocusPosition {
+    pub file: String,
+    pub read: u64,
+    pub size: u64,
+    pub rows: u64,
+    pub done: bool,
 }
 
 /// What `fleetdeck cost` asks for.
@@ -120,6 +160,9 @@ pub struct CostOptions {
     pub as_of: Option<DateTime<Utc>>,
     /// Private CAs OpenCost's https:// certificate may be signed by.
     pub tls: super::http::TlsRoots,
+    /// How FOCUS dates are written when not in ISO 8601.
+    pub focus_date_format: Option<DateFormat>,
+    pub focus_progress: Option<FocusProgress>,
 }
 
 pub const DEFAULT_OPENCOST_WINDOW: &str = "7d";
@@ -139,6 +182,8 @@ impl Default for CostOptions {
             opencost_currency: "USD".to_string(),
             as_of: None,
             tls: super::http::TlsRoots::default(),
+            focus_date_format: None,
+            focus_progress: None,
         }
     }
 }
@@ -224,10 +269,14 @@ pub async fn build_report(opts: &CostOptions) -> Result<CostReport, CostError> {
     if !opts.focus_files.is_empty() {
         let files = opts.focus_files.clone();
         let team_label = opts.team_label.clone();
+        let date_format = opts.focus_date_format.clone();
+        let progress = opts.focus_progress.clone();
         builder = tokio::task::spawn_blocking(move || {
             let mut b = builder;
             for f in &files {
-                read_focus_file(f, &team_label, &mut b)?;
+                let reader =
+                    FocusReader::open(f, &team_label)?.with_date_format(date_format.clone());
+                read_focus_with_progress(reader, &mut b, progress.as_ref())?;
             }
             Ok::<_, CostError>(b)
         })
@@ -859,16 +908,74 @@ pub struct FocusReader<R: Read> {
     columns: FocusColumns,
     record: csv::ByteRecord,
     team_label: String,
+    date_format: Option<DateFormat>,
+    /// Whether a row of this file has read its dates: until one has, a date that does not read
+    /// stops the file with one message rather than skipping every row.
+    dates_read: bool,
+    /// Whether the input is gzip: its read errors are a damaged stream, not a CSV problem.
+    gzip: bool,
+    /// Bytes of the file read so far and its size, for progress.
+    position: Option<(Arc<std::sync::atomic::AtomicU64>, u64)>,
+    rows: u64,
     done: bool,
 }
 
-impl FocusReader<File> {
+/// A FOCUS file as opened: plain, or gzip (`.csv.gz`, told by its magic bytes, not its name).
+pub type FocusFile = Box<dyn Read + Send>;
+
+/// Counts the bytes read from the file underneath (compressed bytes, for gzip).
+struct Counted {
+    file: File,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl FocusReader<FocusFile> {
+    /// Opens a FOCUS export, gzip'd or not.
     pub fn open(path: &Path, team_label: &str) -> Result<Self, CostError> {
-        let file = File::open(path).map_err(|source| CostError::FocusOpen {
+        use std::io::{Seek, SeekFrom};
+        let open_error = |source| CostError::FocusOpen {
             path: path.to_path_buf(),
             source,
-        })?;
-        FocusReader::new(path.display().to_string(), file, team_label)
+        };
+        let mut file = File::open(path).map_err(open_error)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut magic = [0u8; 2];
+        let gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+        file.seek(SeekFrom::Start(0)).map_err(open_error)?;
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Counted {
+            file,
+            read: read.clone(),
+        };
+        let input: FocusFile = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+                counted,
+            )))
+        } else {
+            Box::new(counted)
+        };
+        let mut reader = FocusReader::new(path.display().to_string(), input, team_label).map_err(
+            |e| match e {
+                CostError::FocusHeader { path, source } if gzip => CostError::FocusGzip {
+                    path,
+                    line: 0,
+                    source: std::io::Error::other(source.to_string()),
+                },
+                e => e,
+            },
+        )?;
+        reader.gzip = gzip;
+        reader.position = Some((read, size));
+        Ok(reader)
     }
 }
 
@@ -899,7 +1006,54 @@ impl<R: Read> FocusReader<R> {
             columns,
             record: csv::ByteRecord::new(),
             team_label: team_label.to_string(),
+            date_format: None,
+            dates_read: false,
+            gzip: false,
+            position: None,
+            rows: 0,
             done: false,
+        })
+    }
+
+    /// Reads ChargePeriodStart/End in `format` (exports that do not write ISO 8601).
+    pub fn with_date_format(mut self, format: Option<DateFormat>) -> Self {
+        self.date_format = format;
+        self
+    }
+
+    /// How far the read is, when the input is a file.
+    pub fn position(&self) -> Option<FocusPosition> {
+        let (read, size) = self.position.as_ref()?;
+        Some(FocusPosition {
+            file: self.name.clone(),
+            read: read.load(std::sync::atomic::Ordering::Relaxed),
+            size: *size,
+            rows: self.rows,
+            done: self.done,
+        })
+    }
+
+    /// Until a row of the file has read its dates, a start date that does not read stops the
+    /// file with one message naming the format to give.
+    fn check_dates(&mut self, line: u64) -> Result<(), CostError> {
+        if self.dates_read || self.record.len() != self.columns.count {
+            return Ok(());
+        }
+        let raw = field(&self.record, Some(self.columns.start)).ok().flatten();
+        let Some(value) = raw else { return Ok(()) };
+        if focus_time("ChargePeriodStart", Some(value), self.date_format.as_ref()).is_ok() {
+            self.dates_read = true;
+            return Ok(());
+        }
+        Err(CostError::FocusDateFormat {
+            path: self.name.clone(),
+            line,
+            column: "ChargePeriodStart",
+            value: value.to_string(),
+            hint: match &self.date_format {
+                Some(f) => format!(" (it does not read with {:?} either)", f.as_str()),
+                None => date_format_hint(value),
+            },
         })
     }
 
@@ -918,9 +1072,19 @@ impl<R: Read> Iterator for FocusReader<R> {
                 Ok(true) if is_blank(&self.record) => {}
                 Ok(true) => {
                     let line = self.record.position().map_or(0, |p| p.line());
+                    self.rows += 1;
+                    if let Err(e) = self.check_dates(line) {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
                     let location = self.location(line);
                     return Some(Ok(
-                        match focus_line(&self.columns, &self.record, &self.team_label) {
+                        match focus_line(
+                            &self.columns,
+                            &self.record,
+                            &self.team_label,
+                            self.date_format.as_ref(),
+                        ) {
                             Ok(l) => FocusRecord::Line {
                                 line: Box::new(l),
                                 location,
@@ -936,6 +1100,17 @@ impl<R: Read> Iterator for FocusReader<R> {
                         .unwrap_or_else(|| self.csv.position().line());
                     if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                         self.done = true;
+                        if self.gzip {
+                            let source = match e.into_kind() {
+                                csv::ErrorKind::Io(io) => io,
+                                other => std::io::Error::other(format!("{other:?}")),
+                            };
+                            return Some(Err(CostError::FocusGzip {
+                                path: self.name.clone(),
+                                line,
+                                source,
+                            }));
+                        }
                         return Some(Err(CostError::FocusRead {
                             path: self.name.clone(),
                             line,
@@ -973,8 +1148,27 @@ pub fn read_focus<R: Read>(
     reader: FocusReader<R>,
     builder: &mut CostReportBuilder,
 ) -> Result<(), CostError> {
+    read_focus_with_progress(reader, builder, None)
+}
+
+/// Rows between two progress calls.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// As [`read_focus`], telling `progress` how far it is.
+pub fn read_focus_with_progress<R: Read>(
+    mut reader: FocusReader<R>,
+    builder: &mut CostReportBuilder,
+    progress: Option<&FocusProgress>,
+) -> Result<(), CostError> {
     builder.begin_source(CostSourceKind::Focus, reader.name.clone());
-    for record in reader {
+    loop {
+        let Some(record) = reader.next() else { break };
+        if let Some(p) = progress
+            && reader.rows.is_multiple_of(PROGRESS_EVERY)
+            && let Some(at) = reader.position()
+        {
+            (p.0)(&at);
+        }
         match record? {
             FocusRecord::Line { line, location } => {
                 if let Err(reason) = builder.add_line(&line) {
@@ -984,7 +1178,43 @@ pub fn read_focus<R: Read>(
             FocusRecord::Skipped(row) => builder.skip(row),
         }
     }
+    if let Some(p) = progress
+        && let Some(at) = reader.position()
+    {
+        (p.0)(&at);
+    }
     Ok(())
+}
+
+/// The `--date-format` to suggest for a date written `value`.
+fn date_format_hint(value: &str) -> String {
+    static SLASHED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{2}|\d{4})( \d{1,2}:\d{2}(:\d{2})?)?$")
+            .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+    });
+    let Some(c) = SLASHED.captures(value) else {
+        return ", e.g. --date-format '%m/%d/%Y %H:%M'".to_string();
+    };
+    let sep = &value[c[1].len()..c[1].len() + 1];
+    let year = if c[3].len() == 2 { "%y" } else { "%Y" };
+    let time = match c.get(4) {
+        None => "",
+        Some(_) if c.get(5).is_some() => " %H:%M:%S",
+        Some(_) => " %H:%M",
+    };
+    let first: u32 = c[1].parse().unwrap_or(0);
+    let second: u32 = c[2].parse().unwrap_or(0);
+    let us = format!("%m{sep}%d{sep}{year}{time}");
+    let eu = format!("%d{sep}%m{sep}{year}{time}");
+    if first > 12 {
+        format!(": this one looks like --date-format '{eu}'")
+    } else if second > 12 {
+        format!(": this one looks like --date-format '{us}'")
+    } else {
+        format!(
+            ": --date-format '{us}' (month first, as the FOCUS samples write) or '{eu}' (day first)"
+        )
+    }
 }
 
 fn field(record: &csv::ByteRecord, index: Option<usize>) -> Result<Option<&str>, String> {
@@ -1011,8 +1241,15 @@ fn required_number(name: &str, value: Option<&str>) -> Result<f64, String> {
 
 /// FOCUS date-times are ISO 8601 in UTC; exports also write them without a zone, with a space,
 /// or as a bare date.
-fn focus_time(name: &str, value: Option<&str>) -> Result<DateTime<Utc>, String> {
+fn focus_time(
+    name: &str,
+    value: Option<&str>,
+    format: Option<&DateFormat>,
+) -> Result<DateTime<Utc>, String> {
     let v = value.ok_or_else(|| format!("{name} is empty"))?;
+    if let Some(t) = format.and_then(|f| f.read(v)) {
+        return Ok(t);
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -1084,6 +1321,7 @@ fn focus_line(
     cols: &FocusColumns,
     record: &csv::ByteRecord,
     team_label: &str,
+    date_format: Option<&DateFormat>,
 ) -> Result<CostLine, String> {
     if record.len() != cols.count {
         return Err(format!(
@@ -1096,8 +1334,8 @@ fn focus_line(
     let billed = required_number("BilledCost", f(Some(cols.billed))?)?;
     let effective = required_number("EffectiveCost", f(Some(cols.effective))?)?;
     let list = number("ListCost", f(cols.list)?)?;
-    let start = focus_time("ChargePeriodStart", f(Some(cols.start))?)?;
-    let end = focus_time("ChargePeriodEnd", f(Some(cols.end))?)?;
+    let start = focus_time("ChargePeriodStart", f(Some(cols.start))?, date_format)?;
+    let end = focus_time("ChargePeriodEnd", f(Some(cols.end))?, date_format)?;
     if end < start {
         return Err("ChargePeriodEnd is before ChargePeriodStart".to_string());
     }

@@ -137,13 +137,17 @@ fn test(
         .and_then(crate::runbook::Mode::parse)
         .unwrap_or(crate::runbook::Mode::Auto);
     let rt = super::runtime()?;
+    let bar = super::progress::spinner(format!("rehearsing {name} on {scenario}"));
     let report = rt.block_on(rehearsal::rehearse(
         cfg.clone(),
         rb,
         scenario,
         mode,
         timeout,
-    ))?;
+        &|message| bar.set_message(message),
+    ));
+    bar.finish_and_clear();
+    let report = report?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -39,7 +39,9 @@ pub async fn rehearse(
     scenario: &str,
     mode: Mode,
     timeout: Duration,
+    progress: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<RehearsalReport> {
+    progress("starting a simulated fleet".into());
     let dir = tempfile::tempdir().context("cannot make a temp dir for the rehearsal")?;
     let opts = crate::sim::SimOptions {
         clusters: 1,
@@ -97,6 +99,7 @@ pub async fn rehearse(
         let snap = snapshots.borrow_and_update().clone();
         let synced = !snap.clusters.is_empty() && snap.clusters.iter().all(|c| c.synced());
         if !synced {
+            progress("syncing the simulated fleet".into());
             continue;
         }
         if !injected {
@@ -121,6 +124,25 @@ pub async fn rehearse(
             }
         }
         let runs = executor.runs();
+        progress(match runs.last() {
+            None => format!(
+                "{scenario} injected; signals seen: {}; waiting for {name} to trigger",
+                seen.len()
+            ),
+            Some(r) if r.finished_at.is_some() => {
+                let how = match &r.state {
+                    RunState::Done => "done",
+                    RunState::Failed(_) => "failed",
+                    _ => "stopped",
+                };
+                format!("{name} finished ({how}); watching its effect")
+            }
+            Some(r) => format!(
+                "{name} running: {} planned, {} performed",
+                r.plan.len(),
+                r.actions.len()
+            ),
+        });
         let done = !runs.is_empty()
             && runs
                 .iter()
