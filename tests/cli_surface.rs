@@ -2,6 +2,8 @@
 //! a flag given to a command that does not use it is refused by name, shell completion works
 //! in a real bash (kubeconfig contexts included), and the manual pages are written.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -259,5 +261,45 @@ fn man_writes_a_page_per_command() {
     assert!(
         headless.contains("read\\-only") && !headless.contains("theme"),
         "{headless}"
+    );
+}
+
+#[test]
+fn a_long_wait_shows_progress_on_a_terminal_and_nothing_off_one() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = home.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, KUBECONFIG).expect("write kubeconfig");
+    let k = kubeconfig.to_str().expect("utf-8");
+    // Port 1 refuses: the wait runs its whole 20 s, long enough to look at it.
+    let off = fleetdeck(
+        &[
+            "snapshot",
+            "--kubeconfig",
+            k,
+            "--context",
+            "staging",
+            "--wait-synced",
+            "2s",
+        ],
+        home.path(),
+    );
+    assert_eq!(off.status.code(), Some(3), "{off:?}");
+    let err = String::from_utf8_lossy(&off.stderr);
+    assert!(
+        !err.contains("retrying"),
+        "no progress off a terminal: {err}"
+    );
+
+    let command = format!(
+        "HOME={home} XDG_CONFIG_HOME={home} {exe} snapshot --kubeconfig {k} --context staging \
+         --wait-synced 20s; sleep 30",
+        home = home.path().display(),
+        exe = env!("CARGO_BIN_EXE_fleetdeck"),
+    );
+    let tmux = common::tmux::Tmux::sized(&command, 150, 20);
+    let screen = tmux.wait_for("staging: API server unreachable, retrying");
+    assert!(
+        !screen.contains("CLUSTER"),
+        "the report waits for the end: {screen}"
     );
 }

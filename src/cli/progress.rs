@@ -66,22 +66,25 @@ pub(super) fn sync_line(
             parts.push(format!("{} synced", c.name));
             continue;
         }
-        let waiting: Vec<String> = c
-            .sync
-            .iter()
-            .filter_map(|s| match &s.state {
+        let mut waiting: Vec<String> = Vec::new();
+        for s in &c.sync {
+            let what = match &s.state {
                 SyncState::Listing { objects } => {
-                    Some(format!("{} {}", s.resource, count(*objects)))
+                    format!("{} {} listed", s.resource, count(*objects))
                 }
-                SyncState::Synced => None,
-                other if other.is_settled() => None,
-                _ => Some(format!("{} waiting", s.resource)),
-            })
-            .collect();
+                SyncState::Reconnecting { .. } => format!("{} reconnecting", s.resource),
+                SyncState::Unreachable { .. } => "API server unreachable, retrying".to_string(),
+                other if other.is_settled() => continue,
+                _ => format!("{} waiting", s.resource),
+            };
+            if !waiting.contains(&what) {
+                waiting.push(what);
+            }
+        }
         parts.push(if waiting.is_empty() {
             format!("{} connecting", c.name)
         } else {
-            format!("{}: listing {}", c.name, waiting.join(", "))
+            format!("{}: {}", c.name, waiting.join(", "))
         });
     }
     if !snap.endpoints.is_empty() {
