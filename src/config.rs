@@ -245,13 +245,15 @@ lease_context = ""
 advertise_url = ""
 # Also write timeline entries as Kubernetes Events on their subject.
 events = true
-# Alertmanager labels that name a subject, tried in order.
-node_labels = ["node", "kubernetes_node", "instance"]
-namespace_labels = ["namespace", "exported_namespace"]
-deployment_labels = ["deployment"]
+# Alert labels that name a subject, tried in order: Alertmanager's and Grafana's labels,
+# Datadog's and Kibana's tags (key:value), Azure Monitor's custom properties and the names
+# fleetdeck derives from the alert's target resource.
+node_labels = ["node", "kubernetes_node", "instance", "kube_node", "host", "host.name", "kubernetes.node.name"]
+namespace_labels = ["namespace", "exported_namespace", "kube_namespace", "kubernetes.namespace"]
+deployment_labels = ["deployment", "kube_deployment", "kubernetes.deployment.name"]
 endpoint_labels = ["endpoint", "service"]
-cluster_labels = ["cluster"]
-# An alert seen once (fingerprint + status + startsAt) is remembered this long.
+cluster_labels = ["cluster", "kube_cluster_name", "orchestrator.cluster.name"]
+# An alert seen once (its identity + status + start) is remembered this long.
 alert_dedup_for = "24h"
 # HTTPS: a PEM certificate chain and its private key (PKCS#8, PKCS#1 or SEC1), e.g. a
 # cert-manager Secret's tls.crt and tls.key. With both set the port speaks only TLS, and the
@@ -736,11 +738,28 @@ impl Default for HeadlessConfig {
             lease_context: String::new(),
             advertise_url: String::new(),
             events: true,
-            node_labels: v(&["node", "kubernetes_node", "instance"]),
-            namespace_labels: v(&["namespace", "exported_namespace"]),
-            deployment_labels: v(&["deployment"]),
+            node_labels: v(&[
+                "node",
+                "kubernetes_node",
+                "instance",
+                "kube_node",
+                "host",
+                "host.name",
+                "kubernetes.node.name",
+            ]),
+            namespace_labels: v(&[
+                "namespace",
+                "exported_namespace",
+                "kube_namespace",
+                "kubernetes.namespace",
+            ]),
+            deployment_labels: v(&[
+                "deployment",
+                "kube_deployment",
+                "kubernetes.deployment.name",
+            ]),
             endpoint_labels: v(&["endpoint", "service"]),
-            cluster_labels: v(&["cluster"]),
+            cluster_labels: v(&["cluster", "kube_cluster_name", "orchestrator.cluster.name"]),
             alert_dedup_for: std::time::Duration::from_secs(24 * 3600),
             tls_cert: String::new(),
             tls_key: String::new(),

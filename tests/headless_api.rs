@@ -595,3 +595,203 @@ fn after_shutdown_the_server_stops_accepting() {
     let fresh = Client::builder().no_proxy().build().expect("client");
     assert!(fresh.get(format!("{}/healthz", d.base)).send().is_err());
 }
+
+/// A firing/resolved pair of each vendor's payload (tests/fixtures/alerts/SOURCES.md), the
+/// path it is delivered to, and what its first alert becomes.
+const VENDORS: [(&str, &str, &str, &str, &str); 4] = [
+    (
+        "/api/v1/alerts/grafana",
+        "alerts/grafana-firing.json",
+        "alerts/grafana-resolved.json",
+        "alert.gpu_memory_high",
+        "grafana",
+    ),
+    (
+        "/api/v1/alerts/datadog",
+        "alerts/datadog-triggered.json",
+        "alerts/datadog-recovered.json",
+        "alert.dcgm_xid_errors_on_a_gpu_node",
+        "datadog",
+    ),
+    (
+        "/api/v1/alerts/azure-monitor",
+        "alerts/azure-monitor-fired.json",
+        "alerts/azure-monitor-resolved.json",
+        "alert.gpu_vm_heartbeat_lost",
+        "azure-monitor",
+    ),
+    (
+        "/api/v1/alerts/elastic",
+        "alerts/elastic-active.json",
+        "alerts/elastic-recovered.json",
+        "alert.gpu_pods_crash_looping",
+        "elastic",
+    ),
+];
+
+fn post_to(d: &Daemon, path: &str, body: String) -> (u16, Value) {
+    answer(
+        d.post(path, body)
+            .bearer_auth(TOKEN)
+            .send()
+            .expect("request"),
+    )
+}
+
+#[test]
+fn every_vendors_alert_fires_once_and_resolves_as_alertmanagers_do() {
+    for (path, firing, resolved, kind, source) in VENDORS {
+        let d = Daemon::start(Some(TOKEN));
+        let (code, body) = post_to(&d, path, fixture(firing));
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(body["fired"].as_u64() >= Some(1), "{path}: {body}");
+        let (code, again) = post_to(&d, path, fixture(firing));
+        assert_eq!(code, 200, "{path}: {again}");
+        assert_eq!(
+            again["fired"], 0,
+            "a redelivery fires nothing: {path}: {again}"
+        );
+        assert_eq!(again["duplicates"], body["accepted"], "{path}: {again}");
+
+        let signals = d.state.alerts.signals();
+        let s = signals
+            .iter()
+            .find(|s| s.kind == kind)
+            .unwrap_or_else(|| panic!("{path}: no {kind} in {signals:#?}"));
+        assert_eq!(s.evidence["source"], source, "{path}");
+        assert!(s.dedup_key.starts_with("alert:"), "{path}: {}", s.dedup_key);
+
+        let (code, body) = post_to(&d, path, fixture(resolved));
+        assert_eq!(code, 200, "{path}: {body}");
+        assert_eq!(body["firing"], 0, "{path}: {body}");
+        assert!(d.state.alerts.is_empty(), "{path}");
+        // The firing notice delivered late does not bring it back.
+        let (_, late) = post_to(&d, path, fixture(firing));
+        assert_eq!(late["fired"], 0, "{path}: {late}");
+        assert!(d.state.alerts.is_empty(), "{path}");
+    }
+}
+
+#[test]
+fn vendor_alerts_name_their_subjects_from_the_label_mappings() {
+    let d = Daemon::start(Some(TOKEN));
+    for (path, firing, _, _, _) in VENDORS {
+        let (code, body) = post_to(&d, path, fixture(firing));
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    let by_kind: HashMap<String, Signal> = d
+        .state
+        .alerts
+        .signals()
+        .into_iter()
+        .map(|s| (s.kind.clone(), s))
+        .collect();
+    let grafana = &by_kind["alert.gpu_memory_high"];
+    assert_eq!(grafana.subject.cluster, "sim-a");
+    assert_eq!(grafana.subject.namespace.as_deref(), Some("serving"));
+    assert_eq!(grafana.severity, Severity::Critical);
+    assert_eq!(
+        grafana.evidence["annotations"]["dashboard_url"],
+        "https://grafana.example.com/d/gpu"
+    );
+    assert_eq!(
+        by_kind["alert.endpoint_p99_high"]
+            .subject
+            .endpoint
+            .as_deref(),
+        Some("llama-chat")
+    );
+
+    let datadog = &by_kind["alert.dcgm_xid_errors_on_a_gpu_node"];
+    assert_eq!(datadog.subject.cluster, "sim-a");
+    assert_eq!(
+        datadog.subject.node.as_deref(),
+        Some("ip-10-20-0-11.ec2.internal")
+    );
+    assert_eq!(datadog.severity, Severity::Critical);
+
+    let azure = &by_kind["alert.gpu_vm_heartbeat_lost"];
+    assert_eq!(azure.subject.cluster, "sim-a", "from the custom properties");
+    assert_eq!(
+        azure.subject.node.as_deref(),
+        Some("ip-10-20-0-12.ec2.internal")
+    );
+    assert_eq!(azure.severity, Severity::Critical, "Sev1");
+    assert_eq!(
+        azure.first_seen.to_rfc3339(),
+        "2026-12-01T13:58:24.371321300+00:00"
+    );
+
+    let elastic = &by_kind["alert.gpu_pods_crash_looping"];
+    assert_eq!(elastic.subject.cluster, "sim-b");
+    assert_eq!(elastic.subject.namespace.as_deref(), Some("batch"));
+    assert_eq!(
+        elastic.severity,
+        Severity::Warning,
+        "the rule's severity tag"
+    );
+    assert_eq!(
+        elastic.summary,
+        "restart count is 8 in the last 15 minutes for batch/tokenizer-worker. Alert when > 3."
+    );
+}
+
+#[test]
+fn a_vendor_payload_that_cannot_be_read_is_a_400_naming_the_field() {
+    let d = Daemon::start(Some(TOKEN));
+    let mut azure: Value =
+        serde_json::from_str(&fixture("alerts/azure-monitor-fired.json")).expect("fixture");
+    azure["data"]["essentials"]["monitorCondition"] = json!("Active");
+    let (code, body) = post_to(&d, "/api/v1/alerts/azure-monitor", azure.to_string());
+    assert_eq!(code, 400, "{body}");
+    let e = error_of(&body);
+    assert!(
+        e.contains("common alert schema")
+            && e.contains("data.essentials.monitorCondition is \"Active\""),
+        "{e}"
+    );
+
+    // Datadog's payload left as the template (the variables were never filled in).
+    let template = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/integrations/datadog-webhook-payload.json"),
+    )
+    .expect("the shipped template");
+    let (code, body) = post_to(&d, "/api/v1/alerts/datadog", template);
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        error_of(&body).contains("alert_id is \"$ALERT_ID\""),
+        "{body}"
+    );
+
+    let (code, body) = post_to(
+        &d,
+        "/api/v1/alerts/grafana",
+        fixture("alerts/grafana-firing.json")[..200].to_string(),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(error_of(&body).contains("Grafana"), "{body}");
+    assert!(d.state.alerts.is_empty());
+
+    let (code, body) = post_to(&d, "/api/v1/alerts/nagios", "{}".into());
+    assert_eq!(code, 404, "an unknown sender: {body}");
+}
+
+#[test]
+fn vendor_intakes_share_the_token_and_the_body_limit() {
+    let d = Daemon::start_with(Some(TOKEN), |s| s.cfg.body_limit = 256);
+    for (path, firing, _, _, _) in VENDORS {
+        let r = d.post(path, fixture(firing)).send().expect("request");
+        assert_eq!(r.status().as_u16(), 401, "{path} without a token");
+        let r = d
+            .post(path, fixture(firing))
+            .bearer_auth("wrong")
+            .send()
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 401, "{path} with a wrong token");
+        let (code, body) = post_to(&d, path, fixture(firing));
+        assert!(fixture(firing).len() > 256);
+        assert_eq!(code, 413, "{path}: {body}");
+    }
+    assert!(d.state.alerts.is_empty());
+}

@@ -73,9 +73,22 @@ pub struct Alert {
     pub generator_url: String,
     #[serde(default)]
     pub fingerprint: String,
+    /// Who sent it: `alertmanager`, or the vendor whose payload `headless::intake` read it
+    /// from (`grafana`, `datadog`, `azure-monitor`, `elastic`). Not part of the payload.
+    #[serde(skip)]
+    pub source: &'static str,
 }
 
 impl Alert {
+    /// The sender's name (Alertmanager unless an intake says otherwise).
+    pub fn source(&self) -> &'static str {
+        if self.source.is_empty() {
+            "alertmanager"
+        } else {
+            self.source
+        }
+    }
+
     /// Alertmanager's fingerprint, or (from a sender that leaves it out) a hash of the labels.
     pub fn identity(&self) -> String {
         if !self.fingerprint.trim().is_empty() {
@@ -108,7 +121,8 @@ impl Alert {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             .unwrap_or_else(|| "-".into());
         format!(
-            "alertmanager:{}:{}:{started}",
+            "{}:{}:{}:{started}",
+            self.source(),
             self.identity(),
             self.status.name()
         )
@@ -127,6 +141,27 @@ pub fn alert_severity(labels: &BTreeMap<String, String>) -> Severity {
         Some("info" | "informational" | "none" | "low") => Severity::Info,
         _ => Severity::Warning,
     }
+}
+
+/// A rule's name as the tail of a signal kind: lowercased, and every run of characters other
+/// than letters, digits, `_`, `-` and `.` one `_` ("GPU XID error!" → `gpu_xid_error_`), so a
+/// Datadog monitor or Azure rule name with spaces is still one token in a runbook's trigger.
+pub fn rule_kind(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut gap = false;
+    for c in name.trim().chars() {
+        if c.is_alphanumeric() || matches!(c, '_' | '-' | '.') {
+            out.extend(c.to_lowercase());
+            gap = false;
+        } else if !gap {
+            out.push('_');
+            gap = true;
+        }
+    }
+    if out.is_empty() {
+        out.push_str("unnamed");
+    }
+    out
 }
 
 /// `10.0.0.1:9100` → `10.0.0.1`, `node-1:9400` → `node-1`, `[fd00::1]:9100` → `fd00::1`; a bare
@@ -180,10 +215,7 @@ pub fn alert_signal(
         .filter(|s| !s.is_empty())
     {
         Some(k) => k.to_string(),
-        None => format!(
-            "alert.{}",
-            alertname.unwrap_or("unnamed").to_ascii_lowercase()
-        ),
+        None => format!("alert.{}", rule_kind(alertname.unwrap_or("unnamed"))),
     };
     let deployment = first_label(labels, &cfg.deployment_labels).map(str::to_string);
     let subject = Subject {
@@ -213,7 +245,7 @@ pub fn alert_signal(
         .unwrap_or(&kind)
         .to_string();
     let mut evidence = BTreeMap::new();
-    evidence.insert("source".into(), serde_json::json!("alertmanager"));
+    evidence.insert("source".into(), serde_json::json!(alert.source()));
     evidence.insert("labels".into(), serde_json::json!(labels));
     evidence.insert("annotations".into(), serde_json::json!(alert.annotations));
     if let Some(t) = alert.started() {
@@ -455,6 +487,7 @@ mod tests {
             ends_at: None,
             generator_url: String::new(),
             fingerprint: "f00d".into(),
+            source: "",
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod daemon;
 pub mod events;
+pub mod intake;
 pub mod lease;
 pub mod metrics;
 pub mod server;

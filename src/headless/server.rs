@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::alerts::{AlertBook, WebhookPayload};
+use super::intake::Vendor;
 use super::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
 use super::tls::{self, TlsError, TlsFiles};
 use crate::config::HeadlessConfig;
@@ -122,6 +123,7 @@ impl Forwarder {
     /// could not be told.
     async fn forward(
         &self,
+        path: &str,
         body: &Bytes,
         authorization: Option<&HeaderValue>,
     ) -> Result<Option<String>, String> {
@@ -130,7 +132,7 @@ impl Forwarder {
         };
         let mut req = self
             .client
-            .post(format!("{}/api/v1/alerts", url.trim_end_matches('/')))
+            .post(format!("{}{path}", url.trim_end_matches('/')))
             .header(header::CONTENT_TYPE, "application/json")
             .header(FORWARDED_BY, self.identity.as_str())
             .body(body.clone());
@@ -233,6 +235,10 @@ pub fn route_label(path: &str) -> &'static str {
         ["", "readyz"] => "/readyz",
         ["", "metrics"] => "/metrics",
         ["", "api", "v1", "alerts"] => "/api/v1/alerts",
+        ["", "api", "v1", "alerts", vendor] => Vendor::ALL
+            .iter()
+            .find(|v| v.path().rsplit('/').next() == Some(vendor))
+            .map_or("other", |v| v.path()),
         ["", "api", "v1", "incidents"] => "/api/v1/incidents",
         ["", "api", "v1", "incidents", _] => "/api/v1/incidents/{id}",
         ["", "api", "v1", "runs"] => "/api/v1/runs",
@@ -249,8 +255,20 @@ pub fn router(state: ApiState) -> Router {
     let mut open = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
-    let mut guarded = Router::new()
-        .route("/api/v1/alerts", post(receive_alerts))
+    let mut guarded = Router::new();
+    for vendor in Vendor::ALL {
+        guarded = guarded.route(
+            vendor.path(),
+            post(
+                move |state: State<ApiState>,
+                      headers: HeaderMap,
+                      body: Result<Bytes, BytesRejection>| {
+                    receive_alerts(vendor, state, headers, body)
+                },
+            ),
+        );
+    }
+    let mut guarded = guarded
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(show_incident))
         .route("/api/v1/runs", get(list_runs))
@@ -804,7 +822,7 @@ async fn not_found(req: Request) -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no route {} {}: the API is /api/v1/alerts, /api/v1/incidents, /api/v1/runs, /metrics, /healthz, /readyz",
+            "no route {} {}: the API is /api/v1/alerts[/grafana|datadog|azure-monitor|elastic], /api/v1/incidents, /api/v1/runs, /metrics, /healthz, /readyz",
             req.method(),
             req.uri().path()
         ),
@@ -859,7 +877,10 @@ fn body_problem(state: &ApiState, rejection: &BytesRejection) -> Response {
     )
 }
 
+/// One delivery from `vendor`: read into Alertmanager's form, then the same book, dedup,
+/// metrics and forwarding for every sender.
 async fn receive_alerts(
+    vendor: Vendor,
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -868,16 +889,16 @@ async fn receive_alerts(
         Ok(b) => b,
         Err(r) => return body_problem(&state, &r),
     };
-    let payload: WebhookPayload = match serde_json::from_slice(&body) {
+    let payload: WebhookPayload = match vendor.read(&body) {
         Ok(p) => p,
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("the body is not an Alertmanager webhook payload (version 4): {e}"),
+                format!("the body is not {}: {e}", vendor.expects()),
             );
         }
     };
-    if payload.version != "4" {
+    if vendor == Vendor::Alertmanager && payload.version != "4" {
         tracing::warn!(
             version = %payload.version,
             "an Alertmanager payload of version {:?}; fleetdeck reads version 4",
@@ -918,6 +939,7 @@ async fn receive_alerts(
     }
     if !outcome.fired.is_empty() || !outcome.resolved.is_empty() {
         tracing::info!(
+            source = vendor.name(),
             fired = outcome.fired.len(),
             resolved = outcome.resolved.len(),
             "alerts changed"
@@ -931,7 +953,10 @@ async fn receive_alerts(
         && !state.leader.load(Ordering::SeqCst)
         && !headers.contains_key(FORWARDED_BY)
     {
-        match f.forward(&body, headers.get(header::AUTHORIZATION)).await {
+        match f
+            .forward(vendor.path(), &body, headers.get(header::AUTHORIZATION))
+            .await
+        {
             Ok(leader) => forwarded_to = leader,
             Err(why) => {
                 tracing::warn!(reason = %why, "an alert delivery could not be forwarded to the leader");
