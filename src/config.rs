@@ -291,6 +291,152 @@ listen = "127.0.0.1:0"
 scenarios = []
 "#;
 
+/// `[notify]`: named sinks (`[notify.sinks.NAME]`) runbooks and policies send to, and the
+/// policies that page on incidents (`[[notify.policy]]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    pub sinks: std::collections::BTreeMap<String, SinkConfig>,
+    pub policy: Vec<NotifyPolicy>,
+    /// Whether the cockpit sends policy notifications too (headless's leader always does).
+    pub cockpit: bool,
+    /// How many times a message is tried before it is given up.
+    pub attempts: u32,
+    /// The first retry's wait; each next one doubles (a 429's Retry-After wins).
+    #[serde(with = "crate::model::duration_serde")]
+    pub retry_base: Duration,
+    /// Messages waiting for delivery; one more is refused (and that is recorded).
+    pub queue: u32,
+    /// Each delivery's HTTP timeout.
+    #[serde(with = "crate::model::duration_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            sinks: std::collections::BTreeMap::new(),
+            policy: Vec::new(),
+            cockpit: false,
+            attempts: 5,
+            retry_base: Duration::from_secs(2),
+            queue: 1000,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a sink speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// A Slack incoming webhook.
+    Slack,
+    /// A Microsoft Teams workflow ("When a Teams webhook request is received") webhook.
+    Teams,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// fleetdeck's own JSON to any URL.
+    Webhook,
+}
+
+impl SinkKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Slack => "slack",
+            Self::Teams => "teams",
+            Self::Pagerduty => "pagerduty",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+/// One `[notify.sinks.NAME]`. Its secret (the webhook URL, PagerDuty's routing key) comes from a
+/// file or the environment, never from the config itself.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    pub kind: SinkKind,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url_file: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url_env: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub routing_key_file: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub routing_key_env: String,
+    /// PagerDuty's Events API (default https://events.pagerduty.com/v2/enqueue; the EU one is
+    /// https://events.eu.pagerduty.com/v2/enqueue).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub events_url: String,
+    /// Refused: a secret written in the config.
+    #[serde(default, skip_serializing)]
+    pub url: Option<InlineSecret>,
+    /// Refused: a secret written in the config.
+    #[serde(default, skip_serializing)]
+    pub routing_key: Option<InlineSecret>,
+}
+
+/// A secret written inline in the config: never accepted (its file and line are named).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InlineSecret;
+
+impl<'de> Deserialize<'de> for InlineSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "a notification secret is never written in the config (configs are shared, \
+             committed and printed): put it in a file and name it with url_file / \
+             routing_key_file, or in the environment with url_env / routing_key_env",
+        ))
+    }
+}
+
+/// `[[notify.policy]]`: page a sink when incidents open, are acknowledged or resolve.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyPolicy {
+    pub sink: String,
+    /// Of `open`, `ack`, `resolve`.
+    #[serde(default = "NotifyPolicy::default_on")]
+    pub on: Vec<IncidentEvent>,
+    /// The least severe incident it pages for.
+    #[serde(default = "NotifyPolicy::default_severity")]
+    pub min_severity: crate::model::signal::Severity,
+}
+
+impl NotifyPolicy {
+    fn default_on() -> Vec<IncidentEvent> {
+        vec![
+            IncidentEvent::Open,
+            IncidentEvent::Ack,
+            IncidentEvent::Resolve,
+        ]
+    }
+
+    fn default_severity() -> crate::model::signal::Severity {
+        crate::model::signal::Severity::Critical
+    }
+}
+
+/// What happened to an incident, as a policy names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentEvent {
+    Open,
+    Ack,
+    Resolve,
+}
+
+impl IncidentEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Ack => "ack",
+            Self::Resolve => "resolve",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -310,6 +456,7 @@ pub struct Config {
     pub runbooks: RunbooksConfig,
     pub headless: HeadlessConfig,
     pub sim: SimConfig,
+    pub notify: NotifyConfig,
     /// The file this config was read from, so that checks made elsewhere (the cockpit's key
     /// bindings) can name the line of a bad key. Not part of the schema.
     #[serde(skip)]
@@ -1431,6 +1578,7 @@ impl Config {
         }
         self.validate_signals()?;
         self.validate_ranges()?;
+        self.validate_notify()?;
         let s = &self.sim;
         if s.clusters == 0 || s.clusters > SIM_MAX_CLUSTERS {
             return Err((
@@ -1499,6 +1647,97 @@ impl Config {
 
 /// A validation failure: the table, the key, and what is wrong with its value.
 type Invalid = (&'static str, &'static str, String);
+
+impl Config {
+    /// Each sink names where its secret is; each policy names a sink; the delivery settings
+    /// are within their ranges.
+    fn validate_notify(&self) -> Result<(), Invalid> {
+        let n = &self.notify;
+        for (name, sink) in &n.sinks {
+            let (file, env, what) = match sink.kind {
+                SinkKind::Pagerduty => (
+                    &sink.routing_key_file,
+                    &sink.routing_key_env,
+                    "routing_key_file or routing_key_env (the integration's routing key)",
+                ),
+                _ => (
+                    &sink.url_file,
+                    &sink.url_env,
+                    "url_file or url_env (the webhook URL)",
+                ),
+            };
+            if file.trim().is_empty() && env.trim().is_empty() {
+                return Err((
+                    "notify",
+                    "sinks",
+                    format!(
+                        "sink {name:?} ({}) has no secret: give {what}",
+                        sink.kind.name()
+                    ),
+                ));
+            }
+            if !file.trim().is_empty() && !env.trim().is_empty() {
+                return Err((
+                    "notify",
+                    "sinks",
+                    format!(
+                        "sink {name:?} names both a file and an environment variable: keep one"
+                    ),
+                ));
+            }
+            if !sink.events_url.is_empty() && url::Url::parse(&sink.events_url).is_err() {
+                return Err((
+                    "notify",
+                    "sinks",
+                    format!(
+                        "sink {name:?}: events_url {:?} is not a URL",
+                        sink.events_url
+                    ),
+                ));
+            }
+        }
+        for p in &n.policy {
+            if !n.sinks.contains_key(&p.sink) {
+                let known: Vec<&str> = n.sinks.keys().map(String::as_str).collect();
+                return Err((
+                    "notify",
+                    "policy",
+                    format!(
+                        "the policy's sink {:?} is not configured (sinks: {}); add [notify.sinks.{}]",
+                        p.sink,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        },
+                        p.sink
+                    ),
+                ));
+            }
+        }
+        if !(1..=20).contains(&n.attempts) {
+            return Err((
+                "notify",
+                "attempts",
+                format!("{} is out of range; use 1 to 20", n.attempts),
+            ));
+        }
+        if n.retry_base < Duration::from_millis(10) || n.retry_base > Duration::from_secs(300) {
+            return Err(("notify", "retry_base", "use 10ms to 5m".to_string()));
+        }
+        if !(1..=100_000).contains(&n.queue) {
+            return Err((
+                "notify",
+                "queue",
+                format!("{} is out of range; use 1 to 100000", n.queue),
+            ));
+        }
+        if n.timeout < Duration::from_secs(1) || n.timeout > Duration::from_secs(120) {
+            return Err(("notify", "timeout", "use 1s to 2m".to_string()));
+        }
+        Ok(())
+    }
+}
 
 fn percentage(table: &'static str, key: &'static str, v: f64) -> Result<(), Invalid> {
     if (0.0..=100.0).contains(&v) {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod headless;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod runbook;
 pub mod signals;

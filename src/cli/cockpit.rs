@@ -82,6 +82,7 @@ async fn run_cockpit(
         crate::model::incident::Origin::Tui,
     )
     .await;
+    let _paging = super::setup::cockpit_paging(cfg, &executor, &store);
     let kube = super::wiring::action_clients(&targets).await;
     let running = super::wiring::start(cfg, targets, prometheus);
     let evaluations = evaluate(cfg, running, &store, &executor);

@@ -93,11 +93,36 @@ pub(super) async fn start_executor(
     let mode = global_mode(cli, cfg);
     let guard = crate::runbook::guard::Guard::new(&cfg.runbooks, mode, cli.read_only.on).shared();
     let clients = super::wiring::action_clients(targets).await;
-    crate::runbook::executor::Executor::new(
-        runbooks,
-        guard,
+    let mut ecfg =
+        crate::runbook::executor::ExecutorConfig::from_config(&cfg.runbooks, mode, origin);
+    ecfg.notifier = match crate::notify::Notifier::start(&cfg.notify, Some(store.clone()), origin) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("fleetdeck: notifications are off: {e}");
+            None
+        }
+    };
+    crate::runbook::executor::Executor::new(runbooks, guard, store.clone(), clients, ecfg)
+}
+
+/// With `[notify] cockpit = true`, the cockpit pages by `[[notify.policy]]` too (headless's
+/// leader always does; two faces paging for one fleet would page twice, hence off by default).
+pub(super) fn cockpit_paging(
+    cfg: &Config,
+    executor: &crate::runbook::executor::Executor,
+    store: &crate::store::Store,
+) -> Option<crate::notify::policy::PolicyTask> {
+    if !cfg.notify.cockpit || cfg.notify.policy.is_empty() {
+        return None;
+    }
+    let notifier = executor.notifier()?;
+    crate::notify::policy::spawn(
+        notifier,
+        cfg.notify.policy.clone(),
         store.clone(),
-        clients,
-        crate::runbook::executor::ExecutorConfig::from_config(&cfg.runbooks, mode, origin),
+        std::sync::Arc::new(|| true),
+        std::time::Duration::from_secs(2),
     )
+    .map_err(|e| tracing::warn!(error = %e, "the notification policy could not start"))
+    .ok()
 }

@@ -19,6 +19,9 @@ use crate::runbook::guard::Guard;
 use crate::runbook::{Mode, Runbook};
 use crate::store::{IncidentFilter, Store};
 
+/// How often the notification policy looks at the store for incidents to page on.
+const POLICY_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long a follower waits for the leader to take a forwarded alert delivery.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -100,6 +103,10 @@ pub async fn run(
     let guard = Guard::new(&cfg.runbooks, mode, opts.read_only).shared();
     let mut ecfg = ExecutorConfig::from_config(&cfg.runbooks, mode, Origin::Headless);
     ecfg.identity = me.clone();
+    // A sink whose secret cannot be read stops the start, with the file or variable named.
+    let notifier =
+        crate::notify::Notifier::start(&cfg.notify, Some(store.clone()), Origin::Headless)?;
+    ecfg.notifier = notifier.clone();
     let executor = Executor::new(
         runbooks,
         guard.clone(),
@@ -153,6 +160,20 @@ pub async fn run(
         }
     };
     guard.fence_on(leader.clone());
+    // Only the leader pages: replicas never send a policy's notification twice.
+    let _paging = match (&notifier, cfg.notify.policy.is_empty()) {
+        (Some(n), false) => {
+            let acting = leader.clone();
+            Some(crate::notify::policy::spawn(
+                n.clone(),
+                cfg.notify.policy.clone(),
+                store.clone(),
+                Arc::new(move || acting.load(Ordering::SeqCst)),
+                POLICY_EVERY,
+            )?)
+        }
+        _ => None,
+    };
 
     let mut state =
         super::server::ApiState::new(store.clone(), cfg.headless.clone(), token, &lease_cluster);

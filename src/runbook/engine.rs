@@ -62,7 +62,8 @@ pub trait Host: Send + Sync {
     /// script sees (`#{ outcome: "done" | "planned" | "refused" | …, … }`).
     fn request(&self, mutation: Mutation) -> Result<serde_json::Value, String>;
     fn note(&self, text: &str) -> Result<(), String>;
-    fn notify(&self, url: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
+    /// Queues a message for the `[notify.sinks.NAME]` sink `sink`; returns at once.
+    fn notify(&self, sink: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
     /// Blocks the run until a human approves (true) or denies (false).
     fn require_approval(&self, reason: &str) -> Result<bool, String>;
     /// As `require_approval`, waiting at most `timeout` (what is left of the run's time; the
@@ -594,10 +595,22 @@ fn register_host(
     let (h, t) = (host.clone(), timed.clone());
     engine.register_fn(
         "notify",
-        move |url: &str, body: rhai::Map| -> Result<Dynamic, Box<EvalAltResult>> {
+        move |sink: &str, body: rhai::Map| -> Result<Dynamic, Box<EvalAltResult>> {
             let body = from_map(&body);
             t(&|| {
-                h.notify(url, body.clone())
+                h.notify(sink, body.clone())
+                    .map(|v| to_dyn(&v))
+                    .map_err(host_err)
+            })
+        },
+    );
+    let (h, t) = (host.clone(), timed.clone());
+    engine.register_fn(
+        "notify",
+        move |sink: &str, text: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            let body = serde_json::json!({ "summary": text });
+            t(&|| {
+                h.notify(sink, body.clone())
                     .map(|v| to_dyn(&v))
                     .map_err(host_err)
             })

@@ -42,6 +42,8 @@ pub struct ExecutorConfig {
     pub max_concurrent_runs: usize,
     /// Runs waiting for a worker; one more is refused.
     pub max_queued_runs: usize,
+    /// Where `notify(sink, …)` sends (`[notify.sinks]`); `None`: no sink is configured.
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 impl ExecutorConfig {
@@ -63,6 +65,7 @@ impl ExecutorConfig {
             held_for_scale: 1.0,
             max_concurrent_runs: cfg.max_concurrent_runs as usize,
             max_queued_runs: cfg.max_queued_runs as usize,
+            notifier: None,
         }
     }
 }
@@ -139,6 +142,11 @@ pub struct Executor {
 
 impl Executor {
     /// Must be called inside a tokio runtime.
+    /// The notifier runbooks' `notify` sends through, when sinks are configured.
+    pub fn notifier(&self) -> Option<crate::notify::Notifier> {
+        self.inner.cfg.notifier.clone()
+    }
+
     pub fn new(
         runbooks: Vec<Runbook>,
         guard: Arc<Guard>,

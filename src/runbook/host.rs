@@ -88,6 +88,14 @@ impl RunHost {
         e
     }
 
+    /// "; configured sinks: a, b" (or how to add one).
+    fn sinks_hint(&self) -> String {
+        match &self.ex.inner.cfg.notifier {
+            Some(n) => format!("; configured sinks: {}", n.sink_names().join(", ")),
+            None => "; no sink is configured: add [notify.sinks.NAME] to fleetdeck.toml".into(),
+        }
+    }
+
     fn refuse(&self, mutation: &Mutation, why: String) -> serde_json::Value {
         if self.pass != Pass::Plan {
             let mut e = self.entry(
@@ -328,36 +336,82 @@ impl Host for RunHost {
             .map_err(|e| e.to_string())
     }
 
-    fn notify(&self, url: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
-        if self.pass != Pass::Act {
-            return Ok(serde_json::json!({ "outcome": "planned", "url": url }));
+    fn notify(&self, sink: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
+        if sink.contains("://") {
+            return Err(format!(
+                "notify takes a sink's name, not a URL: a webhook's URL is its secret and never \
+                 comes from a runbook; configure [notify.sinks.NAME] (kind, url_file or url_env) \
+                 and call notify(\"NAME\", …){}",
+                self.sinks_hint()
+            ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let sent = self
+        let notifier = self
             .ex
             .inner
-            .rt
-            .block_on(async { client.post(url).json(&body).send().await });
-        let (status, outcome) = match &sent {
-            Ok(r) => (r.status().as_u16(), r.status().to_string()),
-            Err(e) => (0, e.to_string()),
+            .cfg
+            .notifier
+            .as_ref()
+            .filter(|n| n.has_sink(sink));
+        let Some(notifier) = notifier else {
+            return Err(format!("notify: no sink {sink:?}{}", self.sinks_hint()));
         };
-        let mut e = self.entry(
-            EntryKind::Action,
-            None,
-            format!("notified {url}: {outcome}"),
-        );
-        e.detail.insert("body".into(), body);
-        self.ex.record(e);
-        match sent {
-            Ok(r) if r.status().is_success() => {
-                Ok(serde_json::json!({ "outcome": "done", "status": status }))
+        let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let summary = text("summary")
+            .or_else(|| text("text"))
+            .or_else(|| body.as_str().map(str::to_string))
+            .unwrap_or_else(|| self.signal.summary.clone());
+        let severity = match text("severity").as_deref() {
+            Some("critical") => crate::model::signal::Severity::Critical,
+            Some("warning") => crate::model::signal::Severity::Warning,
+            Some("info") => crate::model::signal::Severity::Info,
+            Some(other) => {
+                return Err(format!(
+                    "notify: severity {other:?} is not one of critical, warning, info"
+                ));
             }
-            Ok(_) => Ok(serde_json::json!({ "outcome": "failed", "status": status })),
-            Err(e) => Err(format!("notify {url}: {e}")),
+            None => self.signal.severity,
+        };
+        match self.pass {
+            // Dry-run: on the timeline as what would have been sent; approve mode's first
+            // pass records nothing (the acting pass sends it).
+            Pass::DryRun => {
+                let mut e = self.entry(
+                    EntryKind::Decision,
+                    Some(Verdict::Planned),
+                    format!("would notify {sink}: {summary}"),
+                );
+                e.detail.insert("body".into(), body);
+                self.ex.record(e);
+                return Ok(serde_json::json!({ "outcome": "planned", "sink": sink }));
+            }
+            Pass::Plan => return Ok(serde_json::json!({ "outcome": "planned", "sink": sink })),
+            Pass::Act => {}
+        }
+        let details = match &body {
+            serde_json::Value::Object(m) => m
+                .get("details")
+                .cloned()
+                .unwrap_or_else(|| serde_json::Value::Object(m.clone())),
+            _ => serde_json::Value::Null,
+        };
+        let message = crate::notify::Message {
+            sink: sink.to_string(),
+            action: crate::notify::Action::Trigger,
+            incident: self.incident,
+            severity,
+            summary: summary.clone(),
+            source: format!("runbook:{}", self.runbook),
+            component: Some(self.signal.subject.describe()),
+            details,
+            at: chrono::Utc::now(),
+            actor: Actor::Runbook(self.runbook.clone()),
+        };
+        match notifier.send(message) {
+            // Delivery goes on in the background; its outcome lands on the timeline.
+            Ok(()) => Ok(serde_json::json!({ "outcome": "queued", "sink": sink })),
+            Err(e) => Ok(
+                serde_json::json!({ "outcome": "refused", "sink": sink, "reason": e.to_string() }),
+            ),
         }
     }
 

@@ -32,7 +32,7 @@ impl Host for FakeHost {
         self.notes.lock().unwrap().push(text.into());
         Ok(())
     }
-    fn notify(&self, _url: &str, _body: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn notify(&self, _sink: &str, _body: serde_json::Value) -> Result<serde_json::Value, String> {
         Err("notify is not wired in this test".into())
     }
     fn require_approval(&self, _reason: &str) -> Result<bool, String> {

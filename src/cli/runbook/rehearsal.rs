@@ -66,6 +66,9 @@ pub async fn rehearse(
     ecfg.held_for_scale = TIME_SCALE;
     ecfg.revalidate_after = Duration::from_millis(500);
     ecfg.identity = "rehearsal".into();
+    // A runbook's notify reaches the configured sinks in a rehearsal too: trying one is how a
+    // sink is checked before it matters.
+    ecfg.notifier = crate::notify::Notifier::start(&cfg.notify, Some(store.clone()), Origin::Cli)?;
     let name = runbook.meta.name.clone();
     let executor = Executor::new(vec![runbook], guard, store.clone(), clients, ecfg);
     // The burn windows too: a page needs its 5-minute window covered, 6 s at this scale.

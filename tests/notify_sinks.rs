@@ -1,0 +1,468 @@
+//! Notifications out, against local receivers that check each payload as Slack, Teams,
+//! PagerDuty and a webhook would receive it: sinks whose secrets come from files or the
+//! environment, retries with backoff on the timeline, a policy that pages on an incident's
+//! trigger and resolution through a real `fleetdeck headless` on a real `fleetdeck sim`, and a
+//! runbook whose sink hangs still finishing its run (`fleetdeck runbook test`).
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleetdeck::config::{Config, NotifyConfig};
+use fleetdeck::model::incident::{Actor, Origin};
+use fleetdeck::model::signal::Severity;
+use fleetdeck::notify::{Action, Message, Notifier};
+use fleetdeck::store::Store;
+use serde_json::{Value, json};
+
+use common::wait_until;
+
+/// How a receiver answers.
+#[derive(Clone, Copy)]
+enum Answer {
+    Ok,
+    /// 500 for the first N requests, then 200.
+    FailFirst(usize),
+    /// Never answers.
+    Hang,
+}
+
+/// A local HTTP receiver that keeps every JSON body it is sent.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Value>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    fn start(answer: Answer) -> Receiver {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let (g, s) = (got.clone(), seen.clone());
+        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let (g, s) = (g.clone(), s.clone());
+            async move {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                g.lock().unwrap().push(v);
+                let n = s.fetch_add(1, Ordering::SeqCst);
+                match answer {
+                    Answer::Ok => axum::http::StatusCode::ACCEPTED,
+                    Answer::FailFirst(k) if n < k => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    Answer::FailFirst(_) => axum::http::StatusCode::OK,
+                    Answer::Hang => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }
+        });
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        rt.spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            url: format!("http://{addr}/hook/T0000/B0000/s3cr3t-path"),
+            got,
+            _rt: rt,
+        }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, n: usize) -> Vec<Value> {
+        wait_until(&format!("{n} deliveries"), Duration::from_secs(30), || {
+            self.bodies().len() >= n
+        });
+        self.bodies()
+    }
+}
+
+fn config(dir: &Path, toml: &str) -> Config {
+    let path = dir.join("fleetdeck.toml");
+    std::fs::write(&path, toml).expect("write config");
+    Config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn message(sink: &str, action: Action, incident: Option<u64>) -> Message {
+    Message {
+        sink: sink.into(),
+        action,
+        incident,
+        severity: Severity::Critical,
+        summary: "XID 79 on ip-10-20-0-11.ec2.internal".into(),
+        source: "fleetdeck".into(),
+        component: Some("sim-a/ip-10-20-0-11.ec2.internal".into()),
+        details: json!({"xid": 79}),
+        at: chrono::Utc::now(),
+        actor: Actor::System,
+    }
+}
+
+/// Opens an incident in `store` (as a detector's signal would) and answers its id.
+fn open_incident(store: &Store) -> u64 {
+    let signal: fleetdeck::model::signal::Signal = serde_json::from_value(json!({
+        "kind": "gpu.xid", "severity": "critical",
+        "subject": {"cluster": "sim-a", "node": "ip-10-20-0-11.ec2.internal", "gpu": "0"},
+        "summary": "XID 79 on ip-10-20-0-11.ec2.internal", "evidence": {},
+        "first_seen": chrono::Utc::now(), "dedup_key": "gpu.xid:sim-a/ip-10-20-0-11/0"
+    }))
+    .unwrap();
+    let recorded = store
+        .record_signals(
+            &[signal],
+            &[],
+            Origin::Headless,
+            Duration::from_secs(600),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    recorded[0].incident
+}
+
+/// Every timeline entry's summary, oldest first.
+fn timeline(store: &Store) -> Vec<String> {
+    (1..=store.len().unwrap())
+        .filter_map(|s| store.entry(s).unwrap())
+        .map(|e| e.entry.summary)
+        .collect()
+}
+
+#[test]
+fn a_secret_written_in_the_config_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleetdeck.toml");
+    std::fs::write(
+        &path,
+        "[notify.sinks.chat]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T/B/x\"\n",
+    )
+    .unwrap();
+    let e = Config::load(&path).expect_err("an inline URL").to_string();
+    assert!(e.contains("fleetdeck.toml:3"), "{e}");
+    assert!(e.contains("url_file") && e.contains("url_env"), "{e}");
+    assert!(
+        !e.contains("hooks.slack.com"),
+        "the secret is not repeated: {e}"
+    );
+
+    std::fs::write(
+        &path,
+        "[notify.sinks.chat]\nkind = \"opsgenie\"\nurl_env = \"X\"\n",
+    )
+    .unwrap();
+    let e = Config::load(&path)
+        .expect_err("an unknown kind")
+        .to_string();
+    assert!(e.contains("opsgenie") && e.contains("pagerduty"), "{e}");
+
+    std::fs::write(&path, "[notify.sinks.pd]\nkind = \"pagerduty\"\n").unwrap();
+    let e = Config::load(&path).expect_err("no secret").to_string();
+    assert!(e.contains("routing_key_file or routing_key_env"), "{e}");
+
+    std::fs::write(
+        &path,
+        "[notify.sinks.pd]\nkind = \"pagerduty\"\nrouting_key_env = \"K\"\n\n[[notify.policy]]\nsink = \"oncal\"\n",
+    )
+    .unwrap();
+    let e = Config::load(&path)
+        .expect_err("a policy's unknown sink")
+        .to_string();
+    assert!(e.contains("\"oncal\" is not configured (sinks: pd)"), "{e}");
+}
+
+#[test]
+fn each_kind_gets_its_payload_and_the_outcome_is_on_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (slack, teams, pd, hook) = (
+        Receiver::start(Answer::Ok),
+        Receiver::start(Answer::Ok),
+        Receiver::start(Answer::Ok),
+        Receiver::start(Answer::Ok),
+    );
+    std::fs::write(dir.path().join("slack-url"), format!("{}\n", slack.url)).unwrap();
+    std::fs::write(dir.path().join("pd-key"), "R0UTING-KEY-0123456789\n").unwrap();
+    // SAFETY: this test's own variables, set before any thread of the notifier reads them.
+    unsafe {
+        std::env::set_var("FLEETDECK_TEST_TEAMS_URL", &teams.url);
+        std::env::set_var("FLEETDECK_TEST_HOOK_URL", &hook.url);
+    }
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[notify.sinks.chat]\nkind = \"slack\"\nurl_file = \"{d}/slack-url\"\n\n\
+             [notify.sinks.room]\nkind = \"teams\"\nurl_env = \"FLEETDECK_TEST_TEAMS_URL\"\n\n\
+             [notify.sinks.oncall]\nkind = \"pagerduty\"\nrouting_key_file = \"{d}/pd-key\"\nevents_url = \"{pd}\"\n\n\
+             [notify.sinks.hook]\nkind = \"webhook\"\nurl_env = \"FLEETDECK_TEST_HOOK_URL\"\n",
+            d = dir.path().display(),
+            pd = pd.url,
+        ),
+    );
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let n = Notifier::start(&cfg.notify, Some(store.clone()), Origin::Headless)
+        .expect("the secrets read")
+        .expect("sinks are configured");
+    assert_eq!(n.sink_names(), ["chat", "hook", "oncall", "room"]);
+    let id = open_incident(&store);
+    let label = format!("INC-{id}");
+
+    n.send(message("chat", Action::Trigger, Some(id))).unwrap();
+    n.send(message("room", Action::Trigger, Some(id))).unwrap();
+    n.send(message("hook", Action::Trigger, Some(id))).unwrap();
+    for action in [Action::Trigger, Action::Acknowledge, Action::Resolve] {
+        n.send(message("oncall", action, Some(id))).unwrap();
+    }
+
+    let s = &slack.wait_for(1)[0];
+    assert_eq!(
+        s["text"],
+        format!("[CRITICAL] {label}: XID 79 on ip-10-20-0-11.ec2.internal")
+    );
+    assert_eq!(s["blocks"][0]["type"], "section");
+    let t = &teams.wait_for(1)[0];
+    assert_eq!(t["type"], "message");
+    assert_eq!(
+        t["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(t["attachments"][0]["content"]["type"], "AdaptiveCard");
+    let h = &hook.wait_for(1)[0];
+    assert_eq!(
+        (h["event"].as_str(), h["incident"].as_str()),
+        (Some("trigger"), Some(label.as_str()))
+    );
+    let pages = pd.wait_for(3);
+    let actions: Vec<&str> = pages
+        .iter()
+        .filter_map(|p| p["event_action"].as_str())
+        .collect();
+    assert_eq!(actions.len(), 3);
+    for a in ["trigger", "acknowledge", "resolve"] {
+        assert!(actions.contains(&a), "{actions:?}");
+    }
+    for p in &pages {
+        assert_eq!(p["routing_key"], "R0UTING-KEY-0123456789");
+        assert_eq!(p["dedup_key"], label, "one PagerDuty incident: {p}");
+    }
+    let trigger = pages
+        .iter()
+        .find(|p| p["event_action"] == "trigger")
+        .unwrap();
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    assert_eq!(trigger["payload"]["custom_details"]["xid"], 79);
+
+    wait_until(
+        "six outcomes on the timeline",
+        Duration::from_secs(20),
+        || {
+            timeline(&store)
+                .iter()
+                .filter(|s| s.contains(": delivered"))
+                .count()
+                == 6
+        },
+    );
+    let entries: Vec<_> = (1..=store.len().unwrap())
+        .filter_map(|s| store.entry(s).unwrap())
+        .collect();
+    assert!(entries.iter().all(|e| e.entry.incident == Some(id)));
+    let all = serde_json::to_string(&entries).unwrap();
+    for secret in [
+        &slack.url,
+        &teams.url,
+        &hook.url,
+        &"R0UTING-KEY".to_string(),
+    ] {
+        assert!(
+            !all.contains(secret.as_str()),
+            "no secret in the store: {secret}"
+        );
+    }
+    assert!(format!("{n:?}").contains("chat") && !format!("{n:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn a_failing_sink_is_retried_with_backoff_and_each_failure_is_on_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Receiver::start(Answer::FailFirst(2));
+    let dead = Receiver::start(Answer::FailFirst(usize::MAX));
+    std::fs::write(dir.path().join("flaky"), &flaky.url).unwrap();
+    std::fs::write(dir.path().join("dead"), &dead.url).unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[notify]\nretry_base = \"20ms\"\nattempts = 3\n\n\
+             [notify.sinks.flaky]\nkind = \"webhook\"\nurl_file = \"{d}/flaky\"\n\n\
+             [notify.sinks.dead]\nkind = \"slack\"\nurl_file = \"{d}/dead\"\n",
+            d = dir.path().display()
+        ),
+    );
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let n = Notifier::start(&cfg.notify, Some(store.clone()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    let id = open_incident(&store);
+    n.send(message("flaky", Action::Trigger, Some(id))).unwrap();
+    n.send(message("dead", Action::Trigger, Some(id))).unwrap();
+    wait_until("both settled", Duration::from_secs(30), || {
+        let t = timeline(&store);
+        t.iter().any(|s| s.contains("flaky: delivered"))
+            && t.iter().any(|s| s.contains("dead: gave up"))
+    });
+    let t = timeline(&store);
+    let flaky_lines: Vec<&String> = t.iter().filter(|s| s.contains("notify flaky")).collect();
+    assert_eq!(flaky_lines.len(), 3, "{t:#?}");
+    assert!(
+        flaky_lines[0].contains("attempt 1 failed") && flaky_lines[0].contains("HTTP 500"),
+        "{t:#?}"
+    );
+    assert!(
+        flaky_lines[2].contains("delivered (webhook trigger, attempt 3)"),
+        "{t:#?}"
+    );
+    assert_eq!(flaky.bodies().len(), 3);
+    assert!(
+        t.iter()
+            .any(|s| s.contains("dead: gave up after 3 attempts")),
+        "{t:#?}"
+    );
+    assert_eq!(dead.bodies().len(), 3, "no more than `attempts`");
+
+    let unknown = n
+        .send(message("pager", Action::Trigger, None))
+        .expect_err("no such sink");
+    assert!(
+        unknown.to_string().contains("configured: dead, flaky"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn a_missing_secret_file_stops_the_start_naming_the_sink_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "[notify.sinks.oncall]\nkind = \"pagerduty\"\nrouting_key_file = \"/nonexistent/pd-key\"\n",
+    );
+    let e = Notifier::start(&cfg.notify, None, Origin::Headless)
+        .expect_err("no key")
+        .to_string();
+    assert!(
+        e.contains("[notify.sinks.oncall]") && e.contains("/nonexistent/pd-key"),
+        "{e}"
+    );
+    assert!(NotifyConfig::default().sinks.is_empty());
+}
+
+/// A runbook that notifies `SINK` on every idle GPU, in a runbook directory of its own.
+fn notifying_runbook(dir: &Path, sink: &str) -> std::path::PathBuf {
+    let runbooks = dir.join("runbooks");
+    std::fs::create_dir_all(&runbooks).unwrap();
+    std::fs::write(
+        runbooks.join("tell-owners.rhai"),
+        format!(
+            "const RUNBOOK = #{{ name: \"tell-owners\", description: \"tell the owners of idle GPUs\",\n\
+             trigger: #{{ signal: \"gpu.idle\", min_severity: \"info\" }}, cooldown: \"1h\" }};\n\
+             fn run(signal) {{\n\
+                 let r = notify(\"{sink}\", #{{ summary: signal.summary, severity: \"info\", details: #{{ node: signal.subject.node }} }});\n\
+                 note(`notify answered ${{r.outcome}}`);\n\
+             }}\n"
+        ),
+    )
+    .unwrap();
+    runbooks
+}
+
+fn rehearse(dir: &Path, config: &Path, runbooks: &Path) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args([
+            "runbook",
+            "test",
+            "tell-owners",
+            "--scenario",
+            "none",
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ])
+        .arg("--config")
+        .arg(config)
+        .arg("--runbooks")
+        .arg(runbooks)
+        .env("HOME", dir)
+        .env("XDG_DATA_HOME", dir)
+        .output()
+        .expect("run fleetdeck");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn a_runbook_notifies_through_a_sink_and_a_hanging_sink_does_not_hold_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = Receiver::start(Answer::Ok);
+    let stuck = Receiver::start(Answer::Hang);
+    std::fs::write(dir.path().join("good"), &good.url).unwrap();
+    std::fs::write(dir.path().join("stuck"), &stuck.url).unwrap();
+    let config = dir.path().join("fleetdeck.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[notify.sinks.owners]\nkind = \"slack\"\nurl_file = \"{d}/good\"\n\n\
+             [notify.sinks.stuck]\nkind = \"slack\"\nurl_file = \"{d}/stuck\"\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+
+    let report = rehearse(
+        dir.path(),
+        &config,
+        &notifying_runbook(dir.path(), "owners"),
+    );
+    assert_eq!(report["remediated"], true, "{report:#}");
+    let body = &good.wait_for(1)[0];
+    assert!(
+        body["text"].as_str().is_some_and(|t| t.contains("[INFO]")),
+        "{body}"
+    );
+    let notes = report["timeline"].to_string();
+    assert!(notes.contains("notify answered queued"), "{notes}");
+
+    let stuck_dir = dir.path().join("stuck-run");
+    std::fs::create_dir_all(&stuck_dir).unwrap();
+    let report = rehearse(&stuck_dir, &config, &notifying_runbook(&stuck_dir, "stuck"));
+    assert_eq!(report["remediated"], true, "the run finished: {report:#}");
+    assert!(
+        report["timeline"]
+            .to_string()
+            .contains("notify answered queued")
+    );
+    assert!(
+        !stuck.bodies().is_empty(),
+        "the sink was asked, and never answered"
+    );
+
+    let url_dir = dir.path().join("url-run");
+    std::fs::create_dir_all(&url_dir).unwrap();
+    let report = rehearse(
+        &url_dir,
+        &config,
+        &notifying_runbook(&url_dir, "https://hooks.slack.com/x"),
+    );
+    assert_eq!(report["remediated"], false, "{report:#}");
+    assert!(
+        report["verdict"].to_string().contains("not a URL"),
+        "{report:#}"
+    );
+}
