@@ -466,3 +466,73 @@ fn a_runbook_notifies_through_a_sink_and_a_hanging_sink_does_not_hold_the_run() 
         "{report:#}"
     );
 }
+
+#[test]
+fn headless_pages_an_incidents_trigger_ack_and_resolve_with_one_dedup_key() {
+    use common::headless::Replica;
+    use common::{Sim, http};
+    const TOKEN: &str = "test-token-paging-0123456789abcdef";
+    let pagerduty = Receiver::start(Answer::Ok);
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pd-key"), "R0UTING-KEY-E2E").unwrap();
+    let config = dir.path().join("fleetdeck.toml");
+    let dcgm = sim.desc["dcgm"][0].as_str().unwrap().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[gpu]\nnvml = false\ninterval = \"1s\"\n[[gpu.dcgm]]\ncluster = \"sim-a\"\nurl = \"{dcgm}\"\n\n\
+             [headless]\nlease_namespace = \"default\"\n\n\
+             [notify.sinks.oncall]\nkind = \"pagerduty\"\nrouting_key_file = \"{d}/pd-key\"\nevents_url = \"{pd}\"\n\n\
+             [[notify.policy]]\nsink = \"oncall\"\non = [\"open\", \"ack\", \"resolve\"]\nmin_severity = \"critical\"\n",
+            d = dir.path().display(),
+            pd = pagerduty.url,
+        ),
+    )
+    .unwrap();
+    let daemon = Replica::start(&sim, &config, "pager", TOKEN, &["--mode", "dry-run"]);
+    wait_until("the daemon leads", Duration::from_secs(30), || {
+        daemon.leads()
+    });
+
+    let r = http()
+        .post(format!("{}/scenarios/xid-storm", sim.control()))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    let trigger = pagerduty.wait_for(1)[0].clone();
+    assert_eq!(trigger["event_action"], "trigger", "{trigger}");
+    assert_eq!(trigger["routing_key"], "R0UTING-KEY-E2E");
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    let dedup = trigger["dedup_key"].as_str().unwrap().to_string();
+    assert!(dedup.starts_with("INC-"), "{dedup}");
+
+    for step in ["ack", "resolve"] {
+        let r = http()
+            .post(format!("{}/api/v1/incidents/{dedup}/{step}", daemon.url))
+            .bearer_auth(TOKEN)
+            .body(r#"{"by": "ana"}"#)
+            .send()
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{step}: {}",
+            r.text().unwrap_or_default()
+        );
+    }
+    let pages = pagerduty.wait_for(3);
+    let of_this: Vec<&str> = pages
+        .iter()
+        .filter(|p| p["dedup_key"] == dedup.as_str())
+        .filter_map(|p| p["event_action"].as_str())
+        .collect();
+    assert_eq!(of_this, ["trigger", "acknowledge", "resolve"], "{pages:#?}");
+    // Once each: a later look at the store sends nothing again.
+    std::thread::sleep(Duration::from_secs(5));
+    let again = pagerduty
+        .bodies()
+        .iter()
+        .filter(|p| p["dedup_key"] == dedup.as_str())
+        .count();
+    assert_eq!(again, 3, "each milestone paged once");
+}

@@ -241,6 +241,8 @@ pub fn route_label(path: &str) -> &'static str {
             .map_or("other", |v| v.path()),
         ["", "api", "v1", "incidents"] => "/api/v1/incidents",
         ["", "api", "v1", "incidents", _] => "/api/v1/incidents/{id}",
+        ["", "api", "v1", "incidents", _, "ack"] => "/api/v1/incidents/{id}/ack",
+        ["", "api", "v1", "incidents", _, "resolve"] => "/api/v1/incidents/{id}/resolve",
         ["", "api", "v1", "runs"] => "/api/v1/runs",
         ["", "api", "v1", "runs", _, "approve"] => "/api/v1/runs/{approval_id}/approve",
         ["", "api", "v1", "runs", _, "deny"] => "/api/v1/runs/{approval_id}/deny",
@@ -271,6 +273,22 @@ pub fn router(state: ApiState) -> Router {
     let mut guarded = guarded
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(show_incident))
+        .route(
+            "/api/v1/incidents/{id}/ack",
+            post(
+                |state: State<ApiState>, id: Path<String>, body: Result<Bytes, BytesRejection>| {
+                    reach_milestone(state, id, body, crate::store::Milestone::Acknowledged)
+                },
+            ),
+        )
+        .route(
+            "/api/v1/incidents/{id}/resolve",
+            post(
+                |state: State<ApiState>, id: Path<String>, body: Result<Bytes, BytesRejection>| {
+                    reach_milestone(state, id, body, crate::store::Milestone::Resolved)
+                },
+            ),
+        )
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{approval_id}/approve", post(approve))
         .route("/api/v1/runs/{approval_id}/deny", post(deny));
@@ -1069,6 +1087,50 @@ fn approver(body: &[u8]) -> Result<String, String> {
         .collect();
     let by = by.trim();
     Ok(if by.is_empty() { "api" } else { by }.to_string())
+}
+
+/// `POST /api/v1/incidents/ID/ack|resolve` (body `{"by": "name"}`, optional): the milestone,
+/// as `fleetdeck incident ack|resolve` records it, by the named person. A policy pages it.
+async fn reach_milestone(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+    milestone: crate::store::Milestone,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return body_problem(&state, &r),
+    };
+    let by = match approver(&body) {
+        Ok(by) => by,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let Some(number) = parse_incident_id(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{id:?} is not an incident id (42 or INC-42); GET /api/v1/incidents lists them"
+            ),
+        );
+    };
+    let store = state.store.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        store.require_incident(number)?;
+        store.milestone(number, milestone, Actor::User(by), Origin::Headless)
+    })
+    .await;
+    match done {
+        Ok(Ok(crate::store::MilestoneOutcome::Reached(entry))) => {
+            Json(json!({ "incident": number, "reached": entry.entry.summary })).into_response()
+        }
+        Ok(Ok(crate::store::MilestoneOutcome::Already(status))) => Json(json!({
+            "incident": number,
+            "already": status.name(),
+        }))
+        .into_response(),
+        Ok(Err(e)) => store_problem(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn approve(
