@@ -90,6 +90,18 @@ idle_gpu_threshold_pct = 10.0
 # availability = 0.999
 # latency = { percentile = "p99", target_ms = 2000 }
 
+# Notification sinks for runbooks' notify("NAME", …) and [[notify.policy]], e.g.:
+# [notify.sinks.oncall]
+# kind = "pagerduty"                  # slack | teams | pagerduty | webhook
+# routing_key_file = "/etc/fleetdeck/secrets/pagerduty-routing-key"   # or routing_key_env
+# [notify.sinks.chat]
+# kind = "slack"
+# url_env = "SLACK_WEBHOOK_URL"       # or url_file; never the URL itself
+# [[notify.policy]]
+# sink = "oncall"
+# on = ["open", "ack", "resolve"]
+# min_severity = "critical"
+
 [signals]
 # Kinds that are findings: shown on their pane and in the Signals pane's findings (runbooks may
 # still trigger on them) but they open no incident. Every other kind opens one.
