@@ -381,6 +381,8 @@ pub struct App {
     inspect: Option<Inspect>,
     /// The newest lines the logs view keeps (`[pod_logs] max_lines`).
     log_lines: usize,
+    /// The NOC wall's cache, heat history and flash.
+    wall: super::wall::WallView,
 }
 
 impl App {
@@ -418,6 +420,7 @@ impl App {
             noise: NoiseHistory::starting(Utc::now()),
             inspect: None,
             log_lines: DEFAULT_MAX_LINES,
+            wall: super::wall::WallView::default(),
         }
     }
 
