@@ -1203,10 +1203,44 @@ mod tests {
         assert_eq!(screen(&mut app, 120, 30), all);
     }
 
+    fn noc_wall_app() -> App {
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, true)
+            .with_clock(fixtures::now());
+        let mut snap = fixtures::fleet();
+        snap.cost = Some(Arc::new(crate::tui::wall::tests::report()));
+        snap.cost_source = Some(crate::model::cost::CostSourceStatus {
+            target: "http://opencost:9003".into(),
+            error: None,
+            last_success: Some(fixtures::now() - chrono::Duration::seconds(40)),
+            checked_at: fixtures::now(),
+            interval: std::time::Duration::from_secs(300),
+        });
+        app.set_snapshot(fixtures::evaluated(snap));
+        assert_eq!(app.set_incidents(incidents(fixtures::now())), None);
+        app
+    }
+
+    #[test]
+    fn the_noc_wall_renders_at_200_by_50_and_120_by_30() {
+        let mut app = noc_wall_app();
+        assert_eq!(app.pane, PaneId::Overview);
+        assert_screen!("noc_wall_200x50", screen(&mut app, 200, 50));
+        assert_screen!("noc_wall_120x30", screen(&mut app, 120, 30));
+    }
+
+    #[test]
+    fn the_overview_is_the_wall_on_a_large_terminal_only() {
+        let mut app = app();
+        assert!(screen(&mut app, 200, 50).contains("Fleet map"));
+        assert!(!screen(&mut app, 120, 30).contains("Fleet map"));
+    }
+
     #[test]
     fn noc_mode_puts_the_worst_first_on_a_banner() {
         let mut app = App::new(Theme::default_theme(), Keymap::default(), false, true)
             .with_clock(fixtures::now());
+        // The banner is above every pane but the Overview's, which is the wall.
+        app.pane = PaneId::Signals;
         app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         let s = screen(&mut app, 120, 30);
         // gpu-a-2's XID and ECC signals are one GPU fault: two critical groups.
@@ -1236,6 +1270,8 @@ mod tests {
     fn the_noc_banner_lists_and_counts_incident_groups_not_their_members() {
         let mut noc = App::new(Theme::default_theme(), Keymap::default(), false, true)
             .with_clock(fixtures::now());
+        // The banner is above every pane but the Overview's, which is the wall.
+        noc.pane = PaneId::Signals;
         let snap = xid_storm(8);
         assert_eq!(
             snap.incident_signals()
@@ -1427,6 +1463,8 @@ mod tests {
 
         let mut noc = App::new(Theme::default_theme(), Keymap::default(), false, true)
             .with_clock(fixtures::now());
+        // The banner is above every pane but the Overview's, which is the wall.
+        noc.pane = PaneId::Signals;
         noc.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         noc.set_incidents(incidents(fixtures::now()));
         let s = screen(&mut noc, 120, 30);

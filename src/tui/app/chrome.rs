@@ -433,11 +433,24 @@ impl App {
         match &mut self.inspect {
             None if wall => {
                 let incidents = self.incidents.clone();
+                let mut alerts = Vec::new();
+                if let Some(a) = &self.automation {
+                    if a.kill.is_some() {
+                        alerts.push(Span::styled(" KILL SWITCH ON ", kill_style(&t)));
+                    }
+                    if !a.pending.is_empty() {
+                        alerts.push(Span::styled(
+                            format!(" {} ", pending_text(a.pending.len()).to_uppercase()),
+                            t.style(Role::Warning),
+                        ));
+                    }
+                }
                 let ctx = crate::tui::wall::WallCtx {
                     snapshot: &snapshot,
                     incidents: &incidents,
                     theme: &t,
                     now: ctx.now,
+                    alerts,
                 };
                 self.wall.draw(frame, main, &ctx);
             }

@@ -49,6 +49,8 @@ pub struct WallCtx<'a> {
     pub incidents: &'a [Incident],
     pub theme: &'a Theme,
     pub now: DateTime<Utc>,
+    /// What must be seen from across the room besides the fleet: the kill switch, approvals.
+    pub alerts: Vec<Span<'static>>,
 }
 
 /// One pool's GPUs at one snapshot.
@@ -270,7 +272,8 @@ impl WallView {
             .title(Span::styled(
                 format!(" NOC wall · {} ", ctx.now.format("%H:%M:%S UTC")),
                 t.style(Role::Title),
-            ));
+            ))
+            .title(Line::from(ctx.alerts.clone()).right_aligned());
         let inner = frame_block.inner(area);
         frame_block.render(area, buf);
         let Some((_, agg)) = &self.cached else {
@@ -903,4 +906,4 @@ fn severity_glyph(s: Severity) -> char {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

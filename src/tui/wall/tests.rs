@@ -78,6 +78,7 @@ fn draw(
         incidents: &incidents,
         theme: &theme,
         now,
+        alerts: Vec::new(),
     };
     view.draw_buffer(&mut buf, Rect::new(0, 0, w, h), &ctx);
     buf
@@ -284,6 +285,7 @@ fn the_legend_shows_every_glyph_in_every_theme() {
             incidents: &incidents,
             theme: &theme,
             now: fixtures::now(),
+            alerts: Vec::new(),
         };
         WallView::default().draw_buffer(&mut buf, Rect::new(0, 0, 120, 30), &ctx);
         let s = text(&buf);
