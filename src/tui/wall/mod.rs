@@ -330,7 +330,7 @@ impl WallView {
         let label_w = 29u16.min(inner.width / 2);
         for (i, (pool, series)) in self.heat.iter().enumerate() {
             let y = inner.y + (i as u16) * 2;
-            if y + 1 >= inner.y + inner.height.max(1) + 1 || y >= inner.y + inner.height {
+            if y >= inner.y + inner.height {
                 break;
             }
             let Some(last) = series.back() else { continue };
