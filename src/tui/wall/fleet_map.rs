@@ -2,7 +2,9 @@
 //! pool, with a state told by glyph and colour; when the nodes outnumber the cells, one cell
 //! holds several nodes and shows the worst. May import model and the tui theme.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet as HashSet;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -128,7 +130,7 @@ impl FleetCells {
             })
             .map(|g| (g.cluster.as_str(), g.node.as_str()))
             .collect();
-        let mut noticed: HashSet<(&str, &str)> = HashSet::new();
+        let mut noticed: HashSet<(&str, &str)> = HashSet::default();
         for s in snapshot.incident_signals() {
             let Some(node) = s.subject.node.as_deref() else {
                 continue;

@@ -74,8 +74,7 @@ struct Aggregates {
 }
 
 fn aggregate(snapshot: &Snapshot) -> Aggregates {
-    let mut pool_of: std::collections::HashMap<(&str, &str), &str> =
-        std::collections::HashMap::new();
+    let mut pool_of: rustc_hash::FxHashMap<(&str, &str), &str> = rustc_hash::FxHashMap::default();
     for c in &snapshot.clusters {
         for n in &c.nodes {
             pool_of.insert(
@@ -86,14 +85,23 @@ fn aggregate(snapshot: &Snapshot) -> Aggregates {
     }
     // Per pool: utilisation sum, GPUs with a reading, idle-but-allocated GPUs.
     let mut pools: BTreeMap<&str, (f64, usize, usize)> = BTreeMap::new();
+    // A node's GPUs come one after another: look its pool up once, not once a GPU.
+    let mut last: Option<(&str, &str, &str)> = None;
     for g in snapshot.gpus.iter() {
         let Some(util) = g.utilization_pct else {
             continue;
         };
-        let pool = pool_of
-            .get(&(g.cluster.as_str(), g.node.as_str()))
-            .copied()
-            .unwrap_or("(unmatched)");
+        let pool = match last {
+            Some((c, n, pool)) if c == g.cluster && n == g.node => pool,
+            _ => {
+                let pool = pool_of
+                    .get(&(g.cluster.as_str(), g.node.as_str()))
+                    .copied()
+                    .unwrap_or("(unmatched)");
+                last = Some((&g.cluster, &g.node, pool));
+                pool
+            }
+        };
         let e = pools.entry(pool).or_default();
         e.0 += util;
         e.1 += 1;
