@@ -101,6 +101,15 @@ fn node_state(node: &NodeModel, faulty: bool, noticed: bool) -> NodeState {
     }
 }
 
+/// The group a node is shown in: its node pool, else its GPU model (nodes without a
+/// provisioner's pool label are still told apart by what they carry).
+pub fn pool_name(node: &NodeModel) -> &str {
+    node.pool
+        .as_deref()
+        .or(node.gpu_product.as_deref())
+        .unwrap_or("(no pool)")
+}
+
 /// The nodes of one cluster's node pool, in the order the cluster lists them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeGroup {
@@ -150,10 +159,7 @@ impl FleetCells {
                 let at = (c.name.as_str(), n.name.as_str());
                 let state = node_state(n, faulty.contains(&at), noticed.contains(&at));
                 *cells.counts.entry(state).or_default() += 1;
-                pools
-                    .entry(n.pool.as_deref().unwrap_or("(no pool)"))
-                    .or_default()
-                    .push(state);
+                pools.entry(pool_name(n)).or_default().push(state);
             }
             cells
                 .groups

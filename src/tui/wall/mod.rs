@@ -77,10 +77,7 @@ fn aggregate(snapshot: &Snapshot) -> Aggregates {
     let mut pool_of: rustc_hash::FxHashMap<(&str, &str), &str> = rustc_hash::FxHashMap::default();
     for c in &snapshot.clusters {
         for n in &c.nodes {
-            pool_of.insert(
-                (c.name.as_str(), n.name.as_str()),
-                n.pool.as_deref().unwrap_or("(no pool)"),
-            );
+            pool_of.insert((c.name.as_str(), n.name.as_str()), fleet_map::pool_name(n));
         }
     }
     // Per pool: utilisation sum, GPUs with a reading, idle-but-allocated GPUs.
