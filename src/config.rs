@@ -179,6 +179,12 @@ budget_overrun_forecast = "0s"
 # (1000 to 1000000); older ones scroll away. Lines over 16 KiB are cut with a marker.
 max_lines = 10000
 
+[noc]
+# `fleetdeck --noc`: the panes a wall screen rotates through (overview is the wall) and the
+# seconds each stays up (2 to 3600).
+rotation_secs = 10
+panes = ["overview", "signals", "incidents", "runbooks", "endpoints", "gpus", "nodes"]
+
 [tls]
 # A PEM file of private CAs every HTTP source (Prometheus, DCGM, endpoints, OpenCost) trusts,
 # beside the system's roots and the bundled ones; empty: none.
@@ -463,6 +469,7 @@ pub struct Config {
     /// Model endpoints to probe (`[[endpoints]]`).
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub pod_logs: PodLogsConfig,
+    pub noc: NocConfig,
     pub tls: TlsConfig,
     pub store: StoreConfig,
     pub runbooks: RunbooksConfig,
@@ -1002,6 +1009,39 @@ impl Default for PodLogsConfig {
     }
 }
 
+/// `[noc]`: what `--noc` rotates through, and how long each pane stays up.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NocConfig {
+    /// Seconds each pane stays up.
+    pub rotation_secs: u64,
+    /// Pane names in rotation order (`overview` is the wall); the cockpit checks the names.
+    pub panes: Vec<String>,
+}
+
+/// The bounds of `[noc] rotation_secs`: long enough to read a pane, short enough to rotate.
+pub const NOC_ROTATION_SECS: std::ops::RangeInclusive<u64> = 2..=3600;
+
+impl Default for NocConfig {
+    fn default() -> Self {
+        Self {
+            rotation_secs: 10,
+            panes: [
+                "overview",
+                "signals",
+                "incidents",
+                "runbooks",
+                "endpoints",
+                "gpus",
+                "nodes",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        }
+    }
+}
+
 /// `[tls]`: private CAs for the HTTP sources.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -1456,6 +1496,25 @@ impl Config {
                     MIN_WATCH_IDLE_TIMEOUT.as_secs(),
                     DEFAULT_WATCH_IDLE_TIMEOUT.as_secs()
                 ),
+            ));
+        }
+        if !NOC_ROTATION_SECS.contains(&self.noc.rotation_secs) {
+            return Err((
+                "noc",
+                "rotation_secs",
+                format!(
+                    "{} seconds is out of range; keep {} to {} seconds",
+                    self.noc.rotation_secs,
+                    NOC_ROTATION_SECS.start(),
+                    NOC_ROTATION_SECS.end()
+                ),
+            ));
+        }
+        if self.noc.panes.is_empty() {
+            return Err((
+                "noc",
+                "panes",
+                "no panes to rotate through; name at least one, e.g. [\"overview\"]".into(),
             ));
         }
         if !POD_LOGS_MAX_LINES.contains(&self.pod_logs.max_lines) {

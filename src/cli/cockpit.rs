@@ -87,7 +87,12 @@ async fn run_cockpit(
     let running = super::wiring::start(cfg, targets, prometheus);
     let evaluations = evaluate(cfg, running, &store, &executor);
     let app = crate::tui::app::App::new(theme, keymap, control.is_some(), cli.display.noc)
-        .with_log_lines(cfg.pod_logs.max_lines);
+        .with_log_lines(cfg.pod_logs.max_lines)
+        .with_noc_rotation(
+            &cfg.noc.panes,
+            std::time::Duration::from_secs(cfg.noc.rotation_secs),
+        )
+        .map_err(|e| anyhow::anyhow!("fleetdeck.toml: {e}"))?;
     let effects = crate::tui::app::Effects {
         control,
         store: Some(store),

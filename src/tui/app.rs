@@ -45,7 +45,7 @@ use crate::runbook::executor::PlanStep;
 use crate::runbook::guard::ClusterDisruption;
 use crate::sources::logs::{DEFAULT_MAX_LINES, LogRequest, LogStream, LogTarget, ObjectRef};
 
-/// The panes NOC mode rotates through.
+/// The panes NOC mode rotates through unless `[noc] panes` says otherwise.
 const NOC_PANES: [PaneId; 7] = [
     PaneId::Overview,
     PaneId::Signals,
@@ -381,6 +381,11 @@ pub struct App {
     inspect: Option<Inspect>,
     /// The newest lines the logs view keeps (`[pod_logs] max_lines`).
     log_lines: usize,
+    /// The NOC wall's cache, heat history and flash.
+    wall: super::wall::WallView,
+    /// `[noc]`: the panes NOC mode rotates through and how long each stays up.
+    noc_panes: Vec<PaneId>,
+    noc_period: std::time::Duration,
 }
 
 impl App {
@@ -418,7 +423,41 @@ impl App {
             noise: NoiseHistory::starting(Utc::now()),
             inspect: None,
             log_lines: DEFAULT_MAX_LINES,
+            wall: super::wall::WallView::default(),
+            noc_panes: NOC_PANES.to_vec(),
+            noc_period: std::time::Duration::from_secs(10),
         }
+    }
+
+    /// `[noc]`: rotates through `panes` (by name), each up for `period`; an unknown name is
+    /// an error that lists the panes there are.
+    pub fn with_noc_rotation(
+        mut self,
+        panes: &[String],
+        period: std::time::Duration,
+    ) -> Result<Self, String> {
+        let mut rotation = Vec::new();
+        for name in panes {
+            let Some(pane) = PaneId::ALL.iter().find(|p| p.name() == name.as_str()) else {
+                let known: Vec<&str> = PaneId::ALL.iter().map(|p| p.name()).collect();
+                return Err(format!(
+                    "[noc] panes: no pane \"{name}\"; the panes are {}",
+                    known.join(", ")
+                ));
+            };
+            rotation.push(*pane);
+        }
+        if let Some(first) = rotation.first() {
+            self.pane = *first;
+            self.noc_panes = rotation;
+        }
+        self.noc_period = period;
+        Ok(self)
+    }
+
+    /// How long each pane stays up in NOC mode.
+    pub fn noc_period(&self) -> std::time::Duration {
+        self.noc_period
     }
 
     /// Keeps `lines` of a container's log in the logs view (`[pod_logs] max_lines`).
@@ -771,11 +810,15 @@ impl App {
 
     /// NOC mode: the next pane of the rotation.
     pub fn rotate(&mut self) {
-        let i = NOC_PANES
+        let n = self.noc_panes.len().max(1);
+        let i = self
+            .noc_panes
             .iter()
             .position(|p| *p == self.pane)
-            .map_or(0, |i| (i + 1) % NOC_PANES.len());
-        self.pane = NOC_PANES[i];
+            .map_or(0, |i| (i + 1) % n);
+        if let Some(pane) = self.noc_panes.get(i) {
+            self.pane = *pane;
+        }
     }
 
     fn set_filter(&mut self, f: &str) {
@@ -1200,10 +1243,70 @@ mod tests {
         assert_eq!(screen(&mut app, 120, 30), all);
     }
 
+    fn noc_wall_app() -> App {
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, true)
+            .with_clock(fixtures::now());
+        let mut snap = fixtures::fleet();
+        snap.cost = Some(Arc::new(crate::tui::wall::tests::report()));
+        snap.cost_source = Some(crate::model::cost::CostSourceStatus {
+            target: "http://opencost:9003".into(),
+            error: None,
+            last_success: Some(fixtures::now() - chrono::Duration::seconds(40)),
+            checked_at: fixtures::now(),
+            interval: std::time::Duration::from_secs(300),
+        });
+        app.set_snapshot(fixtures::evaluated(snap));
+        assert_eq!(app.set_incidents(incidents(fixtures::now())), None);
+        app
+    }
+
+    #[test]
+    fn the_noc_wall_renders_at_200_by_50_and_120_by_30() {
+        let mut app = noc_wall_app();
+        assert_eq!(app.pane, PaneId::Overview);
+        assert_screen!("noc_wall_200x50", screen(&mut app, 200, 50));
+        assert_screen!("noc_wall_120x30", screen(&mut app, 120, 30));
+    }
+
+    #[test]
+    fn the_overview_is_the_wall_on_a_large_terminal_only() {
+        let mut app = app();
+        assert!(screen(&mut app, 200, 50).contains("Fleet map"));
+        assert!(!screen(&mut app, 120, 30).contains("Fleet map"));
+    }
+
+    #[test]
+    fn noc_rotation_follows_the_configured_panes_and_refuses_an_unknown_one() {
+        let app = App::new(Theme::default_theme(), Keymap::default(), false, true)
+            .with_noc_rotation(
+                &["signals".to_string(), "cost".to_string()],
+                std::time::Duration::from_secs(30),
+            );
+        let Ok(mut app) = app else {
+            panic!("known panes are accepted")
+        };
+        assert_eq!(app.pane, PaneId::Signals);
+        app.rotate();
+        assert_eq!(app.pane, PaneId::Cost);
+        app.rotate();
+        assert_eq!(app.pane, PaneId::Signals);
+        assert_eq!(app.noc_period(), std::time::Duration::from_secs(30));
+        let err = App::new(Theme::default_theme(), Keymap::default(), false, true)
+            .with_noc_rotation(&["wall".to_string()], std::time::Duration::from_secs(5))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("no pane \"wall\"") && err.contains("overview"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn noc_mode_puts_the_worst_first_on_a_banner() {
         let mut app = App::new(Theme::default_theme(), Keymap::default(), false, true)
             .with_clock(fixtures::now());
+        // The banner is above every pane but the Overview's, which is the wall.
+        app.pane = PaneId::Signals;
         app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         let s = screen(&mut app, 120, 30);
         // gpu-a-2's XID and ECC signals are one GPU fault: two critical groups.
@@ -1233,6 +1336,8 @@ mod tests {
     fn the_noc_banner_lists_and_counts_incident_groups_not_their_members() {
         let mut noc = App::new(Theme::default_theme(), Keymap::default(), false, true)
             .with_clock(fixtures::now());
+        // The banner is above every pane but the Overview's, which is the wall.
+        noc.pane = PaneId::Signals;
         let snap = xid_storm(8);
         assert_eq!(
             snap.incident_signals()
@@ -1424,6 +1529,8 @@ mod tests {
 
         let mut noc = App::new(Theme::default_theme(), Keymap::default(), false, true)
             .with_clock(fixtures::now());
+        // The banner is above every pane but the Overview's, which is the wall.
+        noc.pane = PaneId::Signals;
         noc.set_snapshot(fixtures::evaluated(fixtures::fleet()));
         noc.set_incidents(incidents(fixtures::now()));
         let s = screen(&mut noc, 120, 30);

@@ -3,13 +3,15 @@
 //! shared drawing (`widgets`), text formatting (`format`), signals in their incident groups
 //! (`signal_groups`) and the noise kept over the last hour (`noise`), the loop's links to the
 //! RCA store (`rca`) and the runbook executor (`automation`), the logs and YAML views opened on
-//! one object (`logs`, `yaml`) and their link (`inspect`), the keymap and the themes. May import state, pipeline, store,
+//! one object (`logs`, `yaml`) and their link (`inspect`), the NOC wall (`wall`, with its block
+//! digits in `bigdigits`), the keymap and the themes. May import state, pipeline, store,
 //! runbook, actions (the Mutation vocabulary), sources (only the on-demand readers of
 //! `sources::logs`), model, config; never signals (the pipeline hands the cockpit evaluated
 //! snapshots).
 
 pub mod app;
 pub mod automation;
+pub mod bigdigits;
 pub mod cost;
 pub mod endpoints;
 pub mod events;
@@ -30,6 +32,7 @@ pub mod selector;
 pub mod signal_groups;
 pub mod signals;
 pub mod theme;
+pub mod wall;
 pub mod widgets;
 pub mod workloads;
 pub mod yaml;

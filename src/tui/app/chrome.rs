@@ -21,6 +21,9 @@ use crate::tui::widgets::{kill_style, plan_step_lines, severity_role, status_rol
 /// The smallest terminal the cockpit draws in.
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
+/// The Overview becomes the wall from this size up (a 200×50 wall screen less its bars).
+const WALL_WIDTH: u16 = 200;
+const WALL_HEIGHT: u16 = 48;
 
 /// The rows a line takes when wrapped at word boundaries into `width` columns, as the
 /// confirmation popup's `Paragraph` wraps it.
@@ -327,6 +330,12 @@ impl App {
         Line::from(spans)
     }
 
+    /// Whether the Overview's place shows the wall in `main`.
+    fn wall_shown(&self, main: Rect) -> bool {
+        self.pane == PaneId::Overview
+            && (self.noc || (main.width >= WALL_WIDTH && main.height >= WALL_HEIGHT))
+    }
+
     pub fn draw(&mut self, frame: &mut Frame) {
         let area = frame.area();
         let t = self.theme.clone();
@@ -394,7 +403,10 @@ impl App {
 
         // NOC mode: a wall-screen banner above the rotating pane — severities, burning SLOs,
         // source outages, and the worst signals first.
-        let main = if self.noc && main.height > 12 {
+        // The wall: in NOC mode in the Overview's turn of the rotation, and as the Overview on
+        // a terminal large enough for it. It carries its own counters instead of the banner.
+        let wall = self.inspect.is_none() && self.wall_shown(main);
+        let main = if self.noc && !wall && main.height > 12 {
             let [banner, rest] =
                 Layout::vertical([Constraint::Length(6), Constraint::Min(1)]).areas(main);
             frame.render_widget(
@@ -419,6 +431,29 @@ impl App {
             cost: snapshot.cost.as_deref(),
         };
         match &mut self.inspect {
+            None if wall => {
+                let incidents = self.incidents.clone();
+                let mut alerts = Vec::new();
+                if let Some(a) = &self.automation {
+                    if a.kill.is_some() {
+                        alerts.push(Span::styled(" KILL SWITCH ON ", kill_style(&t)));
+                    }
+                    if !a.pending.is_empty() {
+                        alerts.push(Span::styled(
+                            format!(" {} ", pending_text(a.pending.len()).to_uppercase()),
+                            t.style(Role::Warning),
+                        ));
+                    }
+                }
+                let ctx = crate::tui::wall::WallCtx {
+                    snapshot: &snapshot,
+                    incidents: &incidents,
+                    theme: &t,
+                    now: ctx.now,
+                    alerts,
+                };
+                self.wall.draw(frame, main, &ctx);
+            }
             Some(super::Inspect::Logs(v)) => v.draw(frame, main, &t),
             Some(super::Inspect::Yaml(v)) => v.draw(frame, main, &t),
             None => self.panes.get_mut(self.pane).draw(frame, main, &ctx),

@@ -18,8 +18,6 @@ use crate::tui::rca::RcaLink;
 
 /// Frames are drawn at most this often, and only when something changed.
 const FRAME_INTERVAL: Duration = Duration::from_millis(16);
-/// How long each pane stays up in NOC mode.
-const NOC_ROTATION: Duration = Duration::from_secs(10);
 
 /// What the loop performs `Command`s against: the demo's simulated fleet control address, the
 /// RCA store the Incidents pane reads and writes, and the runbook executor.
@@ -166,7 +164,7 @@ async fn event_loop(
                 dirty = true;
             }
             _ = tick.tick() => {
-                if app.noc && last_rotation.elapsed() >= NOC_ROTATION {
+                if app.noc && last_rotation.elapsed() >= app.noc_period() {
                     app.rotate();
                     last_rotation = Instant::now();
                 }

@@ -1,0 +1,914 @@
+//! The NOC wall (`--noc`, and the Overview on a large terminal): big counters, the fleet map
+//! (`fleet_map`), GPU heat per node pool, one tile per endpoint, spend against the budget and
+//! the incidents ticker, each tile with the age of its data and greyed when its source is
+//! stale. Per-snapshot aggregates are cached on the snapshot's `Arc`, so a redraw for the clock
+//! recomputes nothing; the GPU heat history is the wall's own (bounded) since `state` keeps
+//! none per pool. May import model, store (incident groups, through `signal_groups`) and the
+//! tui groundwork.
+
+pub mod fleet_map;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Weak};
+
+use chrono::{DateTime, Duration, Utc};
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Gauge, LineGauge, Paragraph, Sparkline, Widget};
+
+use self::fleet_map::{FleetCells, legend_spans};
+use crate::model::endpoint::{EndpointHealth, EndpointModel, SloBurn};
+use crate::model::incident::Incident;
+use crate::model::signal::Severity;
+use crate::model::{Snapshot, SyncState};
+use crate::tui::bigdigits::{DIGIT_HEIGHT, draw_number};
+use crate::tui::format::{compact_age, money, severity_label, whole};
+use crate::tui::signal_groups::{group_signals, worst_first};
+use crate::tui::theme::{Role, Theme};
+use crate::tui::widgets::severity_role;
+
+/// GPU heat samples are taken at most this often (a snapshot is published up to 50×/s).
+const HEAT_STEP_SECS: i64 = 10;
+/// An hour of heat at `HEAT_STEP_SECS`.
+const HEAT_SAMPLES: usize = 360;
+/// Pools whose heat is kept: a bound however many pools a fleet names.
+const HEAT_POOLS: usize = 64;
+/// A GPU under this utilisation while a pod holds it is idle-but-allocated.
+const IDLE_PCT: f64 = 5.0;
+/// Data older than this is stale (sources poll every 10–30 s).
+const STALE_SECS: i64 = 60;
+/// How long the frame border shows a new critical: one redraw of the loop's 1 s tick.
+const FLASH_MILLIS: i64 = 1000;
+
+/// What the wall is given to draw: the same things a pane is, and the store's incidents.
+pub struct WallCtx<'a> {
+    pub snapshot: &'a Arc<Snapshot>,
+    pub incidents: &'a [Incident],
+    pub theme: &'a Theme,
+    pub now: DateTime<Utc>,
+    /// What must be seen from across the room besides the fleet: the kill switch, approvals.
+    pub alerts: Vec<Span<'static>>,
+}
+
+/// One pool's GPUs at one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeatSample {
+    pub at: DateTime<Utc>,
+    pub util_pct: f64,
+    pub idle_share: f64,
+    pub gpus: usize,
+}
+
+/// Everything the wall derives from one snapshot, computed once per snapshot.
+#[derive(Debug, Clone, Default)]
+struct Aggregates {
+    cells: FleetCells,
+    heat: BTreeMap<String, HeatSample>,
+    critical: usize,
+    warning: usize,
+    burning: usize,
+    critical_keys: BTreeSet<String>,
+}
+
+fn aggregate(snapshot: &Snapshot) -> Aggregates {
+    let mut pool_of: rustc_hash::FxHashMap<(&str, &str), &str> = rustc_hash::FxHashMap::default();
+    for c in &snapshot.clusters {
+        for n in &c.nodes {
+            pool_of.insert((c.name.as_str(), n.name.as_str()), fleet_map::pool_name(n));
+        }
+    }
+    // Per pool: utilisation sum, GPUs with a reading, idle-but-allocated GPUs.
+    let mut pools: BTreeMap<&str, (f64, usize, usize)> = BTreeMap::new();
+    // A node's GPUs come one after another: look its pool up once, not once a GPU.
+    let mut last: Option<(&str, &str, &str)> = None;
+    for g in snapshot.gpus.iter() {
+        let Some(util) = g.utilization_pct else {
+            continue;
+        };
+        let pool = match last {
+            Some((c, n, pool)) if c == g.cluster && n == g.node => pool,
+            _ => {
+                let pool = pool_of
+                    .get(&(g.cluster.as_str(), g.node.as_str()))
+                    .copied()
+                    .unwrap_or("(unmatched)");
+                last = Some((&g.cluster, &g.node, pool));
+                pool
+            }
+        };
+        let e = pools.entry(pool).or_default();
+        e.0 += util;
+        e.1 += 1;
+        e.2 += usize::from(g.is_idle_allocated(IDLE_PCT));
+    }
+    let at = snapshot.taken_at.unwrap_or_default();
+    let heat = pools
+        .into_iter()
+        .map(|(pool, (sum, n, idle))| {
+            (
+                pool.to_string(),
+                HeatSample {
+                    at,
+                    util_pct: sum / n.max(1) as f64,
+                    idle_share: idle as f64 / n.max(1) as f64,
+                    gpus: n,
+                },
+            )
+        })
+        .collect();
+    let mut groups = group_signals(snapshot.incident_signals().enumerate());
+    worst_first(&mut groups);
+    let count = |s: Severity| groups.iter().filter(|g| g.severity() == Some(s)).count();
+    let burning = snapshot
+        .endpoints
+        .iter()
+        .filter(|e| {
+            [&e.availability_burn, &e.latency_burn]
+                .into_iter()
+                .flatten()
+                .any(|b| b.severity().is_some())
+        })
+        .count();
+    Aggregates {
+        cells: FleetCells::of(snapshot),
+        heat,
+        critical: count(Severity::Critical),
+        warning: count(Severity::Warning),
+        burning,
+        critical_keys: groups
+            .iter()
+            .filter(|g| g.severity() == Some(Severity::Critical))
+            .map(|g| g.key.clone())
+            .collect(),
+    }
+}
+
+/// Flashes the frame border once when a critical appears that was not there before; the
+/// criticals present when the wall first looks are not new.
+#[derive(Debug, Clone, Default)]
+pub struct FlashOnce {
+    seen: Option<BTreeSet<String>>,
+    since: Option<DateTime<Utc>>,
+}
+
+impl FlashOnce {
+    /// The criticals now; returns whether one is new.
+    pub fn observe(&mut self, critical: &BTreeSet<String>, now: DateTime<Utc>) -> bool {
+        let new = self
+            .seen
+            .as_ref()
+            .is_some_and(|seen| critical.iter().any(|k| !seen.contains(k)));
+        if new {
+            self.since = Some(now);
+        }
+        self.seen = Some(critical.clone());
+        new
+    }
+
+    pub fn flashing(&self, now: DateTime<Utc>) -> bool {
+        self.since
+            .is_some_and(|at| now - at < Duration::milliseconds(FLASH_MILLIS))
+    }
+}
+
+/// The wall's own state: the cache of the latest snapshot's aggregates, the GPU heat over the
+/// last hour, and the flash.
+#[derive(Debug, Default)]
+pub struct WallView {
+    cached: Option<(Weak<Snapshot>, Aggregates)>,
+    heat: BTreeMap<String, VecDeque<HeatSample>>,
+    flash: FlashOnce,
+    /// How many times the aggregates were computed (for tests and the bench).
+    pub aggregations: u64,
+}
+
+/// The age of a tile's data and whether it is too old to be believed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Freshness {
+    Fresh(i64),
+    Stale(i64, Option<String>),
+    NoData(String, Option<i64>),
+}
+
+impl Freshness {
+    fn of(now: DateTime<Utc>, at: Option<DateTime<Utc>>, error: Option<String>) -> Self {
+        match (at, error) {
+            (None, Some(e)) => Freshness::NoData(e, None),
+            (None, None) => Freshness::NoData("nothing read yet".into(), None),
+            (Some(at), error) => {
+                let age = (now - at).num_seconds().max(0);
+                if error.is_some() || age > STALE_SECS {
+                    Freshness::Stale(age, error)
+                } else {
+                    Freshness::Fresh(age)
+                }
+            }
+        }
+    }
+
+    fn title(&self) -> String {
+        let age = |s: i64| crate::tui::format::compact_age_secs(s);
+        match self {
+            Freshness::Fresh(s) => format!(" {} ", age(*s)),
+            Freshness::Stale(s, None) => format!(" STALE {} ", age(*s)),
+            Freshness::Stale(s, Some(e)) => format!(" STALE {}: {e} ", age(*s)),
+            Freshness::NoData(_, _) => " NO DATA ".to_string(),
+        }
+    }
+}
+
+impl WallView {
+    fn refresh(&mut self, snapshot: &Arc<Snapshot>, now: DateTime<Utc>) {
+        let same = self
+            .cached
+            .as_ref()
+            .is_some_and(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(snapshot)));
+        if same {
+            return;
+        }
+        let agg = aggregate(snapshot);
+        self.aggregations += 1;
+        for (pool, sample) in &agg.heat {
+            if !self.heat.contains_key(pool) && self.heat.len() >= HEAT_POOLS {
+                continue;
+            }
+            let series = self.heat.entry(pool.clone()).or_default();
+            if series
+                .back()
+                .is_none_or(|last| (sample.at - last.at).num_seconds() >= HEAT_STEP_SECS)
+            {
+                series.push_back(*sample);
+            }
+            while series.len() > HEAT_SAMPLES {
+                series.pop_front();
+            }
+        }
+        let horizon = now - Duration::seconds(HEAT_STEP_SECS * HEAT_SAMPLES as i64);
+        self.heat
+            .retain(|_, s| s.back().is_some_and(|l| l.at >= horizon));
+        self.flash.observe(&agg.critical_keys, now);
+        self.cached = Some((Arc::downgrade(snapshot), agg));
+    }
+
+    /// Whether the frame border flashes now.
+    pub fn flashing(&self, now: DateTime<Utc>) -> bool {
+        self.flash.flashing(now)
+    }
+
+    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &WallCtx) {
+        self.draw_buffer(frame.buffer_mut(), area, ctx);
+    }
+
+    /// Draws the wall into a buffer (what the bench times).
+    pub fn draw_buffer(&mut self, buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
+        self.refresh(ctx.snapshot, ctx.now);
+        let t = ctx.theme;
+        let flash = self.flashing(ctx.now);
+        let frame_block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(if flash {
+                t.style(Role::Critical).add_modifier(Modifier::REVERSED)
+            } else {
+                t.style(Role::BorderFocused)
+            })
+            .title(Span::styled(
+                format!(" NOC wall · {} ", ctx.now.format("%H:%M:%S UTC")),
+                t.style(Role::Title),
+            ))
+            .title(Line::from(ctx.alerts.clone()).right_aligned());
+        let inner = frame_block.inner(area);
+        frame_block.render(area, buf);
+        let Some((_, agg)) = &self.cached else {
+            return;
+        };
+        let large = inner.width >= 160 && inner.height >= 40;
+        let counters_height = if inner.height >= 30 {
+            DIGIT_HEIGHT + 2
+        } else {
+            3
+        };
+        let bottom_height = if large { 12 } else { 8 };
+        let [counters, body, bottom] = Layout::vertical([
+            Constraint::Length(counters_height),
+            Constraint::Min(6),
+            Constraint::Length(bottom_height),
+        ])
+        .areas(inner);
+        draw_counters(buf, counters, agg, ctx);
+        let [map, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(body);
+        let heat_rows = u16::try_from(self.heat.len().clamp(1, 8)).unwrap_or(8) * 2 + 2;
+        let [heat, endpoints] =
+            Layout::vertical([Constraint::Length(heat_rows), Constraint::Min(3)]).areas(right);
+        draw_fleet_map(buf, map, agg, ctx);
+        self.draw_heat(buf, heat, ctx);
+        draw_endpoints(buf, endpoints, ctx);
+        let [ticker, spend] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(bottom);
+        draw_ticker(buf, ticker, ctx);
+        draw_spend(buf, spend, ctx);
+    }
+
+    fn draw_heat(&self, buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
+        let t = ctx.theme;
+        let s = ctx.snapshot;
+        let at = s
+            .gpu_sources
+            .iter()
+            .filter_map(|g| g.last_success)
+            .max()
+            .or_else(|| s.gpus.iter().map(|g| g.sampled_at).max());
+        let error = s.gpu_sources.iter().find_map(|g| g.error.clone());
+        let fresh = if s.gpu_sources.is_empty() && s.gpus.is_empty() {
+            Freshness::NoData("no GPU source".into(), None)
+        } else {
+            Freshness::of(ctx.now, at, error)
+        };
+        let Some(inner) = tile(buf, area, " GPU heat · last hour ", &fresh, t) else {
+            return;
+        };
+        let label_w = 29u16.min(inner.width / 2);
+        for (i, (pool, series)) in self.heat.iter().enumerate() {
+            let y = inner.y + (i as u16) * 2;
+            if y >= inner.y + inner.height {
+                break;
+            }
+            let Some(last) = series.back() else { continue };
+            let idle_role = if last.idle_share >= 0.1 {
+                Role::Warning
+            } else {
+                Role::Muted
+            };
+            let line = Line::from(vec![
+                Span::styled(format!("{pool:<14.14} "), t.style(Role::Header)),
+                Span::styled(
+                    format!("{:>3}% ", whole(last.util_pct)),
+                    t.style(Role::ChartPrimary),
+                ),
+                Span::styled(
+                    format!("idle {:>3}% ", whole(last.idle_share * 100.0)),
+                    t.style(idle_role),
+                ),
+            ]);
+            buf.set_line(inner.x, y, &line, label_w);
+            let spark_area = Rect::new(
+                inner.x + label_w,
+                y,
+                inner.width.saturating_sub(label_w),
+                2.min(inner.y + inner.height - y),
+            );
+            let width = usize::from(spark_area.width);
+            let skip = series.len().saturating_sub(width);
+            let util: Vec<u64> = series
+                .iter()
+                .skip(skip)
+                .map(|h| h.util_pct.round().clamp(0.0, 100.0) as u64)
+                .collect();
+            Sparkline::default()
+                .data(&util)
+                .max(100)
+                .style(t.style(Role::ChartPrimary))
+                .render(spark_area, buf);
+            // Idle-but-allocated share under the heat, where the GPUs are held and idle.
+            if spark_area.height > 1 {
+                for (x, h) in series.iter().skip(skip).enumerate() {
+                    if h.idle_share >= 0.1 {
+                        buf.set_string(
+                            spark_area.x + x as u16,
+                            spark_area.y + 1,
+                            "▔",
+                            t.style(Role::Warning),
+                        );
+                    }
+                }
+            }
+        }
+        grey_if_stale(buf, inner, &fresh, t);
+    }
+}
+
+/// Draws a tile's block with its freshness in the title; returns its inner area, or `None`
+/// when the tile has no data (then it says why, with the age).
+fn tile(buf: &mut Buffer, area: Rect, title: &str, fresh: &Freshness, t: &Theme) -> Option<Rect> {
+    let role = match fresh {
+        Freshness::Fresh(_) => Role::Muted,
+        _ => Role::Stale,
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.style(Role::Border))
+        .title(Span::styled(title.to_string(), t.style(Role::Title)))
+        .title(Line::from(Span::styled(fresh.title(), t.style(role))).right_aligned());
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if let Freshness::NoData(reason, age) = fresh {
+        let text = match age {
+            Some(a) => format!(
+                "no data: {reason} ({} old)",
+                crate::tui::format::compact_age_secs(*a)
+            ),
+            None => format!("no data: {reason}"),
+        };
+        Paragraph::new(text)
+            .style(t.style(Role::Stale))
+            .render(inner, buf);
+        return None;
+    }
+    Some(inner)
+}
+
+/// A stale tile keeps its shapes but loses its colours: a frozen source never looks calm.
+fn grey_if_stale(buf: &mut Buffer, inner: Rect, fresh: &Freshness, t: &Theme) {
+    if matches!(fresh, Freshness::Stale(..)) {
+        buf.set_style(inner, t.style(Role::Stale));
+    }
+}
+
+fn draw_counters(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx) {
+    let t = ctx.theme;
+    let open: Vec<&Incident> = ctx
+        .incidents
+        .iter()
+        .filter(|i| i.status.is_open())
+        .collect();
+    let open_role = open
+        .iter()
+        .map(|i| i.severity)
+        .max()
+        .map_or(Role::Ok, severity_role);
+    let counters = [
+        ("CRITICAL", agg.critical, Role::Critical),
+        ("WARNING", agg.warning, Role::Warning),
+        ("OPEN INCIDENTS", open.len(), open_role),
+        ("SLO BURNING", agg.burning, Role::Critical),
+    ];
+    let areas = Layout::horizontal([Constraint::Ratio(1, 4); 4]).split(area);
+    for ((label, n, role), a) in counters.into_iter().zip(areas.iter()) {
+        let role = if n == 0 { Role::Ok } else { role };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.style(role))
+            .title(Span::styled(format!(" {label} "), t.style(role)));
+        let inner = block.inner(*a);
+        block.render(*a, buf);
+        draw_number(buf, inner, n as u64, t.style(role));
+    }
+}
+
+fn draw_fleet_map(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx) {
+    let t = ctx.theme;
+    let s = ctx.snapshot;
+    let unsynced: Vec<String> = s
+        .clusters
+        .iter()
+        .filter(|c| {
+            c.sync.iter().any(|r| {
+                matches!(
+                    r.state,
+                    SyncState::Unreachable { .. }
+                        | SyncState::Reconnecting { .. }
+                        | SyncState::Forbidden { .. }
+                )
+            })
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    let fresh = if s.clusters.is_empty() {
+        Freshness::NoData("no cluster synced yet".into(), None)
+    } else {
+        Freshness::of(
+            ctx.now,
+            s.taken_at,
+            (!unsynced.is_empty()).then(|| format!("{} not synced", unsynced.join(", "))),
+        )
+    };
+    let nodes = agg.cells.nodes();
+    let Some(inner) = tile(
+        buf,
+        area,
+        &format!(" Fleet map · {nodes} nodes "),
+        &fresh,
+        t,
+    ) else {
+        return;
+    };
+    if inner.height < 3 {
+        return;
+    }
+    // The legend's items, never split: as many a row as fit.
+    let mut legend_lines: Vec<Line> = vec![Line::default()];
+    for span in legend_spans(&agg.cells, t) {
+        let fits = legend_lines
+            .last()
+            .is_some_and(|l| l.width() + span.width() <= usize::from(inner.width));
+        if !fits && legend_lines.last().is_some_and(|l| l.width() > 0) {
+            legend_lines.push(Line::default());
+        }
+        if let Some(l) = legend_lines.last_mut() {
+            l.spans.push(span);
+        }
+    }
+    let legend_rows = u16::try_from(legend_lines.len()).unwrap_or(1);
+    let [map, scale, legend] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(legend_rows),
+    ])
+    .areas(inner);
+    let per = agg.cells.draw(buf, map, t);
+    let scale_text = match per {
+        Some(1) => "1 cell = 1 node".to_string(),
+        Some(n) => format!("1 cell = {n} nodes (worst state shown)"),
+        None => format!(
+            "{} node pools: too many to map here",
+            agg.cells.groups.len()
+        ),
+    };
+    buf.set_stringn(
+        scale.x,
+        scale.y,
+        &scale_text,
+        usize::from(scale.width),
+        t.style(Role::Muted),
+    );
+    Paragraph::new(legend_lines).render(legend, buf);
+    grey_if_stale(buf, inner, &fresh, t);
+}
+
+fn budget_left(burn: &SloBurn) -> Option<f64> {
+    let long = burn
+        .windows
+        .iter()
+        .max_by(|a, b| a.window_secs.total_cmp(&b.window_secs))?;
+    if long.total <= 0.0 || burn.objective >= 1.0 {
+        return None;
+    }
+    let bad = 1.0 - long.good / long.total;
+    Some((1.0 - bad / (1.0 - burn.objective)).clamp(0.0, 1.0))
+}
+
+/// The burn rate of the shortest window and whether it is rising against the longest.
+fn burn_trend(burn: &SloBurn) -> Option<(f64, char)> {
+    let mut windows: Vec<_> = burn.windows.iter().collect();
+    windows.sort_by(|a, b| a.window_secs.total_cmp(&b.window_secs));
+    let short = windows.first()?.burn_rate?;
+    let long = windows.last()?.burn_rate.unwrap_or(short);
+    let arrow = if short > long * 1.2 + 0.05 {
+        '↑'
+    } else if short < long * 0.8 - 0.05 {
+        '↓'
+    } else {
+        '→'
+    };
+    Some((short, arrow))
+}
+
+fn health_glyph(h: EndpointHealth) -> (char, Role) {
+    match h {
+        EndpointHealth::Healthy => ('●', Role::Ok),
+        EndpointHealth::NotReady => ('◐', Role::Warning),
+        EndpointHealth::Dead | EndpointHealth::Unreachable => ('✖', Role::Critical),
+        EndpointHealth::Unknown => ('?', Role::Muted),
+    }
+}
+
+fn draw_endpoints(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
+    let t = ctx.theme;
+    let eps = &ctx.snapshot.endpoints;
+    let fresh = if eps.is_empty() {
+        Freshness::NoData("no endpoints configured".into(), None)
+    } else {
+        let oldest = eps
+            .iter()
+            .filter_map(|e| e.last_scraped.or(e.probe.as_ref().map(|p| p.at)))
+            .min();
+        Freshness::of(ctx.now, oldest, None)
+    };
+    let Some(inner) = tile(buf, area, " Endpoints ", &fresh, t) else {
+        return;
+    };
+    const TILE_W: u16 = 36;
+    const TILE_H: u16 = 5;
+    let cols = (inner.width / TILE_W).max(1);
+    let tile_w = inner.width / cols;
+    for (i, e) in eps.iter().enumerate() {
+        let (col, row) = (i as u16 % cols, i as u16 / cols);
+        let y = inner.y + row * TILE_H;
+        if y + TILE_H > inner.y + inner.height {
+            let more = eps.len() - i;
+            buf.set_stringn(
+                inner.x,
+                inner.y + inner.height - 1,
+                format!("+{more} more endpoints"),
+                usize::from(inner.width),
+                t.style(Role::Muted),
+            );
+            break;
+        }
+        let a = Rect::new(inner.x + col * tile_w, y, tile_w, TILE_H);
+        draw_endpoint_tile(buf, a, e, ctx);
+    }
+}
+
+fn draw_endpoint_tile(buf: &mut Buffer, area: Rect, e: &EndpointModel, ctx: &WallCtx) {
+    let t = ctx.theme;
+    let at = e.last_scraped.or(e.probe.as_ref().map(|p| p.at));
+    let fresh = Freshness::of(ctx.now, at, e.metrics_error.clone());
+    let (glyph, role) = health_glyph(e.health);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.style(role))
+        .title(Span::styled(
+            format!(" {glyph} {} ", e.name),
+            t.style(role).add_modifier(Modifier::BOLD),
+        ))
+        .title(Line::from(Span::styled(fresh.title(), t.style(Role::Muted))).right_aligned());
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if inner.height == 0 {
+        return;
+    }
+    let p99 = e.metrics.as_ref().and_then(|m| m.latency_p99_ms);
+    let target = ctx
+        .snapshot
+        .history
+        .get(&format!("endpoint/{}/latency_slo_ms", e.name))
+        .and_then(|s| s.last())
+        .map(|s| s.value);
+    let over = matches!((p99, target), (Some(p), Some(tg)) if p > tg);
+    let burn = e.availability_burn.as_ref().or(e.latency_burn.as_ref());
+    let trend = burn.and_then(burn_trend);
+    let mut spans = vec![Span::styled(
+        match (p99, target) {
+            (Some(p), Some(tg)) => format!("p99 {p:.0}/{tg:.0}ms "),
+            (Some(p), None) => format!("p99 {p:.0}ms "),
+            (None, _) => "p99 — ".to_string(),
+        },
+        t.style(if over { Role::Critical } else { Role::Ok }),
+    )];
+    if let Some((rate, arrow)) = trend {
+        let role = if rate >= 1.0 {
+            Role::Warning
+        } else {
+            Role::Muted
+        };
+        spans.push(Span::styled(
+            format!("burn {rate:.1}× {arrow}"),
+            t.style(role),
+        ));
+    }
+    buf.set_line(inner.x, inner.y, &Line::from(spans), inner.width);
+    if inner.height > 1 {
+        let row = Rect::new(inner.x, inner.y + 1, inner.width, 1);
+        match burn.and_then(budget_left) {
+            Some(left) => LineGauge::default()
+                .ratio(left)
+                .label(format!("budget {}%", whole(left * 100.0)))
+                .filled_style(t.style(if left < 0.25 {
+                    Role::Critical
+                } else if left < 0.5 {
+                    Role::Warning
+                } else {
+                    Role::Ok
+                }))
+                .unfilled_style(t.style(Role::Muted))
+                .render(row, buf),
+            None => {
+                buf.set_stringn(
+                    row.x,
+                    row.y,
+                    "budget: no SLO window yet",
+                    usize::from(row.width),
+                    t.style(Role::Muted),
+                );
+            }
+        }
+    }
+    if inner.height > 2 && e.metrics_error.is_some() {
+        buf.set_stringn(
+            inner.x,
+            inner.y + 2,
+            format!("no data: {}", e.metrics_error.as_deref().unwrap_or("")),
+            usize::from(inner.width),
+            t.style(Role::Stale),
+        );
+    }
+    grey_if_stale(buf, inner, &fresh, t);
+}
+
+fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
+    let t = ctx.theme;
+    let s = ctx.snapshot;
+    let fresh = match (&s.cost, &s.cost_source) {
+        (None, None) => Freshness::NoData("no cost source".into(), None),
+        (None, Some(src)) => Freshness::NoData(
+            src.error.clone().unwrap_or_else(|| "no report yet".into()),
+            src.last_success
+                .map(|at| (ctx.now - at).num_seconds().max(0)),
+        ),
+        (Some(_), Some(src)) => {
+            let age = src
+                .last_success
+                .map_or(0, |at| (ctx.now - at).num_seconds().max(0));
+            if src.error.is_some() || src.is_stale(ctx.now) {
+                Freshness::Stale(age, src.error.clone())
+            } else {
+                Freshness::Fresh(age)
+            }
+        }
+        (Some(r), None) => Freshness::of(ctx.now, Some(r.generated_at), None),
+    };
+    let Some(inner) = tile(buf, area, " Spend ", &fresh, t) else {
+        return;
+    };
+    let Some(report) = &s.cost else { return };
+    let cur = &report.currency;
+    let Some(b) = &report.budget else {
+        Paragraph::new("no monthly budget: set [cost] monthly_budget")
+            .style(t.style(Role::Muted))
+            .render(inner, buf);
+        return;
+    };
+    let (today, past) = match b.daily.split_last() {
+        Some((today, past)) => (Some(today.cost), past),
+        None => (None, &b.daily[..]),
+    };
+    let avg =
+        (!past.is_empty()).then(|| past.iter().map(|d| d.cost).sum::<f64>() / past.len() as f64);
+    let mut rows = Vec::new();
+    rows.push(Line::from(vec![
+        Span::styled("today ", t.style(Role::Muted)),
+        Span::styled(
+            today.map_or("—".into(), |v| money(v, cur)),
+            t.style(match (today, avg) {
+                (Some(d), Some(a)) if d > a * 1.2 => Role::Warning,
+                _ => Role::Ok,
+            }),
+        ),
+        Span::styled(
+            avg.map_or(String::new(), |a| {
+                format!("  vs daily avg {}", money(a, cur))
+            }),
+            t.style(Role::Muted),
+        ),
+    ]));
+    let mut y = inner.y;
+    for line in &rows {
+        buf.set_line(inner.x, y, line, inner.width);
+        y += 1;
+    }
+    let gauge = |ratio: f64, label: String, over: bool| {
+        Gauge::default()
+            .ratio(ratio.clamp(0.0, 1.0))
+            .label(label)
+            .gauge_style(t.style(if over {
+                Role::Critical
+            } else {
+                Role::ChartPrimary
+            }))
+    };
+    let remaining = inner.y + inner.height - y;
+    if remaining >= 2 {
+        gauge(
+            b.burn_pct / 100.0,
+            format!(
+                "month to date {} of {} ({}%, {}% of month)",
+                money(b.month_to_date, cur),
+                money(b.monthly_budget, cur),
+                whole(b.burn_pct),
+                whole(b.month_elapsed_pct)
+            ),
+            b.burn_pct > b.month_elapsed_pct,
+        )
+        .render(Rect::new(inner.x, y, inner.width, 1), buf);
+        gauge(
+            b.forecast_pct / 100.0,
+            format!(
+                "forecast {} ({}% of budget){}",
+                money(b.forecast_month_end, cur),
+                whole(b.forecast_pct),
+                if b.forecast_over_budget { " OVER" } else { "" }
+            ),
+            b.forecast_over_budget,
+        )
+        .render(Rect::new(inner.x, y + 1, inner.width, 1), buf);
+        y += 2;
+    }
+    let rest = inner.y + inner.height - y;
+    if rest >= 1 {
+        let skip = b.daily.len().saturating_sub(usize::from(inner.width));
+        let daily: Vec<u64> = b.daily[skip..]
+            .iter()
+            .map(|d| d.cost.max(0.0).round() as u64)
+            .collect();
+        Sparkline::default()
+            .data(&daily)
+            .style(t.style(Role::ChartSecondary))
+            .render(Rect::new(inner.x, y, inner.width, rest), buf);
+    }
+    grey_if_stale(buf, inner, &fresh, t);
+}
+
+fn draw_ticker(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
+    let t = ctx.theme;
+    let s = ctx.snapshot;
+    let fresh = match s.taken_at {
+        Some(at) => Freshness::of(ctx.now, Some(at), None),
+        None => Freshness::NoData("no snapshot yet".into(), None),
+    };
+    let Some(inner) = tile(buf, area, " Incidents ", &fresh, t) else {
+        return;
+    };
+    let mut open: Vec<&Incident> = ctx
+        .incidents
+        .iter()
+        .filter(|i| i.status.is_open())
+        .collect();
+    // Worst first, and the newest of a severity on top: a new critical stays on top.
+    open.sort_by_key(|i| {
+        (
+            std::cmp::Reverse(i.severity),
+            std::cmp::Reverse(i.milestones.detected.unwrap_or(i.last_signal_at)),
+        )
+    });
+    let recorded: BTreeSet<&str> = open.iter().map(|i| i.group.as_str()).collect();
+    let mut lines: Vec<Line> = open
+        .iter()
+        .map(|i| {
+            let role = severity_role(i.severity);
+            Line::from(vec![
+                Span::styled(
+                    format!(
+                        "{} {:<9}",
+                        severity_glyph(i.severity),
+                        severity_label(i.severity)
+                    ),
+                    t.style(role),
+                ),
+                Span::styled(format!("{:<8}", i.label()), t.style(role)),
+                Span::styled(
+                    format!(
+                        "{:>4} ",
+                        compact_age(ctx.now, i.milestones.detected.unwrap_or(i.last_signal_at))
+                    ),
+                    t.style(Role::Muted),
+                ),
+                Span::raw(format!("{} ({})", i.title, i.subject.describe())),
+            ])
+        })
+        .collect();
+    // Signals not yet on an incident, grouped as the Signals pane and the banner group them.
+    let mut groups = group_signals(s.incident_signals().enumerate());
+    worst_first(&mut groups);
+    for g in groups.iter().filter(|g| !recorded.contains(g.key.as_str())) {
+        let (Some(sev), Some((_, worst))) = (g.severity(), g.worst()) else {
+            continue;
+        };
+        let role = severity_role(sev);
+        let text = match g.members.len() {
+            1 => worst.summary.clone(),
+            n => format!("{} {} ×{n} · {}", g.kind(), g.name(), worst.summary),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{} {:<9}", severity_glyph(sev), severity_label(sev)),
+                t.style(role),
+            ),
+            Span::styled(format!("{:<8}", "signal"), t.style(Role::Muted)),
+            Span::styled(
+                format!(
+                    "{:>4} ",
+                    g.oldest()
+                        .map_or(String::new(), |at| compact_age(ctx.now, at))
+                ),
+                t.style(Role::Muted),
+            ),
+            Span::raw(text),
+        ]));
+    }
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "● no open incidents, no signals",
+            t.style(Role::Ok),
+        )));
+    }
+    Paragraph::new(lines).render(inner, buf);
+    grey_if_stale(buf, inner, &fresh, t);
+}
+
+/// Severity by shape as well as colour.
+fn severity_glyph(s: Severity) -> char {
+    match s {
+        Severity::Critical => '▲',
+        Severity::Warning => '◆',
+        Severity::Info => '●',
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

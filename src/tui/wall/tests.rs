@@ -1,0 +1,299 @@
+use std::sync::Arc;
+
+use chrono::Duration;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+
+use super::fleet_map::{FleetCells, NodeState};
+use super::*;
+use crate::model::cost::{
+    CostLine, CostReport, CostReportBuilder, CostSourceKind, CostSourceStatus, ReportSettings,
+};
+use crate::model::signal::{Signal, Subject};
+use crate::model::{ClusterSnapshot, NodeReadiness};
+use crate::tui::incidents::fixtures::incidents;
+use crate::tui::nodes::fixtures::{self, cluster, node};
+
+/// `clusters` × `nodes` nodes in pools of 500, every tenth cordoned, one NotReady.
+fn big_fleet(clusters: usize, nodes: usize) -> Snapshot {
+    let clusters: Vec<Arc<ClusterSnapshot>> = (0..clusters)
+        .map(|c| {
+            let nodes = (0..nodes)
+                .map(|i| {
+                    let mut n = node(&format!("n-{c}-{i}"), 8);
+                    n.pool = Some(format!("pool-{}", i / 500));
+                    n.cordoned = i % 10 == 0;
+                    if i == 7 {
+                        n.readiness = NodeReadiness::NotReady;
+                    }
+                    n
+                })
+                .collect();
+            Arc::new(cluster(&format!("prod-{c}"), nodes))
+        })
+        .collect();
+    Snapshot {
+        taken_at: Some(fixtures::now()),
+        clusters,
+        ..Snapshot::default()
+    }
+}
+
+/// Ten days of spend against a $2,000 budget, as of the fixtures' clock.
+pub(crate) fn report() -> CostReport {
+    let now = fixtures::now();
+    let mut b = CostReportBuilder::new(ReportSettings {
+        monthly_budget: Some(2000.0),
+        as_of: Some(now),
+        ..ReportSettings::default()
+    });
+    b.begin_source(CostSourceKind::OpenCost, "http://opencost:9003");
+    for day in 0..10 {
+        let start = now - Duration::days(10 - day);
+        let l = CostLine::new(
+            CostSourceKind::OpenCost,
+            start,
+            start + Duration::days(1),
+            60.0 + (day * 7 % 30) as f64,
+            "USD",
+        );
+        b.add_line(&l).unwrap_or_else(|e| panic!("{e}"));
+        b.add_daily(&l);
+    }
+    b.finish(now)
+}
+
+fn draw(
+    view: &mut WallView,
+    snapshot: &Arc<Snapshot>,
+    w: u16,
+    h: u16,
+    now: DateTime<Utc>,
+) -> Buffer {
+    let theme = Theme::default_theme();
+    let incidents = incidents(fixtures::now());
+    let mut buf = Buffer::empty(Rect::new(0, 0, w, h));
+    let ctx = WallCtx {
+        snapshot,
+        incidents: &incidents,
+        theme: &theme,
+        now,
+        alerts: Vec::new(),
+    };
+    view.draw_buffer(&mut buf, Rect::new(0, 0, w, h), &ctx);
+    buf
+}
+
+fn text(buf: &Buffer) -> String {
+    fixtures::text_lines(buf).join("\n")
+}
+
+#[test]
+fn five_thousand_nodes_fit_a_200_by_50_wall_and_say_how_many_a_cell_holds() {
+    let snap = Arc::new(big_fleet(2, 2500));
+    let cells = FleetCells::of(&snap);
+    assert_eq!(cells.nodes(), 5000);
+    assert_eq!(cells.groups.len(), 10, "2 clusters × 5 pools of 500");
+    let mut view = WallView::default();
+    let buf = draw(&mut view, &snap, 200, 50, fixtures::now());
+    let s = text(&buf);
+    assert!(s.contains("Fleet map · 5000 nodes"), "{s}");
+    let per = s
+        .lines()
+        .find_map(|l| {
+            let at = l.find("1 cell = ")? + "1 cell = ".len();
+            l[at..].split(' ').next()?.parse::<usize>().ok()
+        })
+        .unwrap_or_else(|| panic!("no cell label: {s}"));
+    assert!(per > 1, "5,000 nodes need aggregated cells at 200×50: {s}");
+    assert!(s.contains("(worst state shown)"), "{s}");
+    // Every node is in some cell: the cells drawn hold them all.
+    let glyphs: usize = s
+        .chars()
+        .filter(|c| NodeState::ALL.iter().any(|st| st.glyph() == *c))
+        .count();
+    assert!(glyphs * per >= 5000, "{glyphs} cells × {per} < 5000 nodes");
+}
+
+#[test]
+fn an_aggregated_cell_shows_its_worst_node() {
+    let mut snap = big_fleet(1, 4);
+    let c = Arc::make_mut(&mut snap.clusters[0]);
+    c.nodes[1].readiness = NodeReadiness::NotReady;
+    for n in &mut c.nodes {
+        n.cordoned = false;
+    }
+    let cells = FleetCells::of(&snap);
+    let mut buf = Buffer::empty(Rect::new(0, 0, 2, 2));
+    // Two rows: a header and one row of two cells, so two nodes a cell.
+    assert_eq!(
+        cells.draw(&mut buf, Rect::new(0, 0, 2, 2), &Theme::default_theme()),
+        Some(2)
+    );
+    assert_eq!(buf[(0, 1)].symbol(), "✖");
+    assert_eq!(buf[(1, 1)].symbol(), "●");
+}
+
+#[test]
+fn node_states_come_from_readiness_taints_and_gpu_faults() {
+    let snap = fixtures::evaluated(fixtures::fleet());
+    let cells = FleetCells::of(&snap);
+    // gpu-a-2 is NotReady with an XID: the GPU fault is what it shows; spot-a-3 is cordoned.
+    assert_eq!(cells.counts.get(&NodeState::GpuFault), Some(&1));
+    assert_eq!(cells.counts.get(&NodeState::Cordoned), Some(&1));
+    assert_eq!(cells.counts.get(&NodeState::Ready), Some(&2));
+}
+
+#[test]
+fn a_stale_source_greys_its_tile_and_says_its_age() {
+    let mut snap = fixtures::fleet();
+    let theme = Theme::default_theme();
+    snap.cost = Some(Arc::new(report()));
+    snap.cost_source = Some(CostSourceStatus {
+        target: "http://opencost".into(),
+        error: Some("connection refused".into()),
+        last_success: Some(fixtures::now() - Duration::minutes(20)),
+        checked_at: fixtures::now(),
+        interval: std::time::Duration::from_secs(300),
+    });
+    let snap = Arc::new(snap);
+    let buf = draw(&mut WallView::default(), &snap, 200, 50, fixtures::now());
+    let s = text(&buf);
+    assert!(s.contains("STALE 20m: connection refused"), "{s}");
+    let (x, y) = crate::tui::pane::testing::find(&buf, "today").unwrap_or_else(|| panic!("{s}"));
+    assert_eq!(
+        buf[(x, y)].fg,
+        theme.style(Role::Stale).fg.unwrap_or_default()
+    );
+    // The other tiles are not greyed: the fleet map still has its colours.
+    let (x, y) = crate::tui::pane::testing::find(&buf, "● ready").unwrap_or_else(|| panic!("{s}"));
+    assert_eq!(buf[(x, y)].fg, theme.style(Role::Ok).fg.unwrap_or_default());
+}
+
+#[test]
+fn a_missing_source_says_no_data_and_blanks_no_other_tile() {
+    let snap = Arc::new(fixtures::fleet());
+    let s = text(&draw(
+        &mut WallView::default(),
+        &snap,
+        200,
+        50,
+        fixtures::now(),
+    ));
+    assert!(s.contains("no data: no cost source"), "{s}");
+    assert!(s.contains("no data: no endpoints configured"), "{s}");
+    assert!(
+        s.contains("Fleet map · 4 nodes") && s.contains("gpu-h100"),
+        "{s}"
+    );
+}
+
+fn critical(node: &str) -> Signal {
+    Signal {
+        kind: "node.not_ready".into(),
+        severity: Severity::Critical,
+        subject: Subject {
+            cluster: "prod-b".into(),
+            node: Some(node.into()),
+            ..Subject::default()
+        },
+        summary: format!("{node} is NotReady"),
+        evidence: Default::default(),
+        action: None,
+        first_seen: fixtures::now(),
+        dedup_key: format!("node.not_ready/prod-b/{node}"),
+    }
+}
+
+#[test]
+fn a_new_critical_flashes_the_border_once() {
+    let now = fixtures::now();
+    let mut view = WallView::default();
+    let first = fixtures::evaluated(fixtures::fleet());
+    draw(&mut view, &first, 200, 50, now);
+    assert!(!view.flashing(now), "criticals already there are not new");
+    let mut next = (*first).clone();
+    next.signals.push(critical("gpu-b-1"));
+    let next = Arc::new(next);
+    let buf = draw(&mut view, &next, 200, 50, now);
+    assert!(view.flashing(now));
+    assert!(buf[(0, 0)].modifier.contains(Modifier::REVERSED));
+    // A second later the same critical no longer flashes: once, no blinking.
+    let later = now + Duration::seconds(1);
+    let buf = draw(&mut view, &next, 200, 50, later);
+    assert!(!view.flashing(later));
+    assert!(!buf[(0, 0)].modifier.contains(Modifier::REVERSED));
+    let again = Arc::new((*next).clone());
+    draw(&mut view, &again, 200, 50, later + Duration::seconds(1));
+    assert!(!view.flashing(later + Duration::seconds(1)));
+}
+
+#[test]
+fn a_redraw_of_the_same_snapshot_computes_nothing_again() {
+    let snap = Arc::new(big_fleet(1, 100));
+    let mut view = WallView::default();
+    draw(&mut view, &snap, 200, 50, fixtures::now());
+    draw(
+        &mut view,
+        &snap,
+        200,
+        50,
+        fixtures::now() + Duration::seconds(1),
+    );
+    assert_eq!(view.aggregations, 1);
+    draw(
+        &mut view,
+        &Arc::new((*snap).clone()),
+        200,
+        50,
+        fixtures::now(),
+    );
+    assert_eq!(view.aggregations, 2);
+}
+
+#[test]
+fn gpu_heat_keeps_one_sample_per_step_and_at_most_an_hour() {
+    let mut view = WallView::default();
+    for i in 0..(HEAT_SAMPLES as i64 + 50) {
+        let mut s = fixtures::fleet();
+        s.taken_at = Some(fixtures::now() + Duration::seconds(i * 5));
+        view.refresh(&Arc::new(s), fixtures::now() + Duration::seconds(i * 5));
+    }
+    let series = view.heat.get("gpu-h100").map_or(0, VecDeque::len);
+    assert_eq!(series, (HEAT_SAMPLES + 50) / 2);
+    for _ in 0..HEAT_SAMPLES {
+        let mut s = fixtures::fleet();
+        let at = view.heat["gpu-h100"]
+            .back()
+            .map(|h| h.at)
+            .unwrap_or_default();
+        s.taken_at = Some(at + Duration::seconds(HEAT_STEP_SECS));
+        view.refresh(&Arc::new(s), at);
+    }
+    assert_eq!(view.heat["gpu-h100"].len(), HEAT_SAMPLES);
+}
+
+#[test]
+fn the_legend_shows_every_glyph_in_every_theme() {
+    let snap = fixtures::evaluated(fixtures::fleet());
+    for name in ["dark", "colorblind", "high-contrast"] {
+        let (theme, _) = crate::tui::theme::load(Some(name), false);
+        let incidents = incidents(fixtures::now());
+        let mut buf = Buffer::empty(Rect::new(0, 0, 120, 30));
+        let ctx = WallCtx {
+            snapshot: &snap,
+            incidents: &incidents,
+            theme: &theme,
+            now: fixtures::now(),
+            alerts: Vec::new(),
+        };
+        WallView::default().draw_buffer(&mut buf, Rect::new(0, 0, 120, 30), &ctx);
+        let s = text(&buf);
+        for st in NodeState::ALL {
+            assert!(
+                s.contains(&format!("{} {}", st.glyph(), st.name())),
+                "{name}: {s}"
+            );
+        }
+    }
+}
