@@ -86,9 +86,18 @@ idle_gpu_threshold_pct = 10.0
 # protocol = "vllm"                   # kserve-v2 | vllm | triton | http
 # model = "meta-llama/Llama-3.1-8B-Instruct"
 # serving = { cluster = "prod-us-east", namespace = "serving", kind = "Deployment", name = "llama-chat" }
+# registry = { model = "llama-chat", alias = "champion" }   # MLflow registered model (or annotate
+#                                     # the serving object fleetdeck.io/registered-model=NAME[@ALIAS])
 # [endpoints.slo]
 # availability = 0.999
 # latency = { percentile = "p99", target_ms = 2000 }
+
+# The MLflow model registry endpoints' registered models live in (rollback_model(endpoint)
+# moves the serving alias back), e.g.:
+# [mlflow]
+# tracking_uri = "http://mlflow.ml.svc:5000"
+# token_file = "/etc/fleetdeck/secrets/mlflow-token"   # or token_env; sent as a bearer token
+# alias = "champion"
 
 # Notification sinks for runbooks' notify("NAME", …) and [[notify.policy]], e.g.:
 # [notify.sinks.oncall]
@@ -344,6 +353,78 @@ impl Default for NotifyConfig {
     }
 }
 
+/// `[mlflow]`: the MLflow tracking server whose model registry names the endpoints' models.
+/// Its token comes from a file or the environment, never from the config itself.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MlflowConfig {
+    /// e.g. `http://mlflow.ml.svc:5000`; empty: no registry.
+    pub tracking_uri: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub token_file: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub token_env: String,
+    /// The alias an endpoint serves when its `registry` names none.
+    pub alias: String,
+    /// How often each endpoint's model is read from the registry.
+    #[serde(with = "crate::model::duration_serde")]
+    pub interval: Duration,
+    /// Each request's timeout.
+    #[serde(with = "crate::model::duration_serde")]
+    pub timeout: Duration,
+    /// Refused: a secret written in the config.
+    #[serde(default, skip_serializing)]
+    pub token: Option<InlineSecret>,
+}
+
+impl Default for MlflowConfig {
+    fn default() -> Self {
+        Self {
+            tracking_uri: String::new(),
+            token_file: String::new(),
+            token_env: String::new(),
+            alias: crate::model::registry::DEFAULT_ALIAS.to_string(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            token: None,
+        }
+    }
+}
+
+impl MlflowConfig {
+    /// Whether a registry is configured.
+    pub fn enabled(&self) -> bool {
+        !self.tracking_uri.trim().is_empty()
+    }
+
+    /// The bearer token, read now from its file or variable; `None` without one.
+    pub fn read_token(&self) -> Result<Option<String>, String> {
+        if !self.token_file.trim().is_empty() {
+            let text = std::fs::read_to_string(self.token_file.trim()).map_err(|e| {
+                format!(
+                    "[mlflow] token_file {}: {e} (the file holds the registry's access token)",
+                    self.token_file
+                )
+            })?;
+            let token = text.trim().to_string();
+            if token.is_empty() {
+                return Err(format!("[mlflow] token_file {} is empty", self.token_file));
+            }
+            return Ok(Some(token));
+        }
+        if !self.token_env.trim().is_empty() {
+            return match std::env::var(self.token_env.trim()) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+                _ => Err(format!(
+                    "[mlflow] token_env names ${}, which is not set (or empty) in fleetdeck's environment",
+                    self.token_env
+                )),
+            };
+        }
+        Ok(None)
+    }
+}
+
 /// What a sink speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -402,9 +483,9 @@ pub struct InlineSecret;
 impl<'de> Deserialize<'de> for InlineSecret {
     fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
         Err(serde::de::Error::custom(
-            "a notification secret is never written in the config (configs are shared, \
-             committed and printed): put it in a file and name it with url_file / \
-             routing_key_file, or in the environment with url_env / routing_key_env",
+            "a secret is never written in the config (configs are shared, committed and \
+             printed): put it in a file and name it with url_file / routing_key_file / \
+             token_file, or in the environment with url_env / routing_key_env / token_env",
         ))
     }
 }
@@ -476,6 +557,7 @@ pub struct Config {
     pub headless: HeadlessConfig,
     pub sim: SimConfig,
     pub notify: NotifyConfig,
+    pub mlflow: MlflowConfig,
     /// The file this config was read from, so that checks made elsewhere (the cockpit's key
     /// bindings) can name the line of a bad key. Not part of the schema.
     #[serde(skip)]
@@ -1650,6 +1732,7 @@ impl Config {
         self.validate_signals()?;
         self.validate_ranges()?;
         self.validate_notify()?;
+        self.validate_mlflow()?;
         let s = &self.sim;
         if s.clusters == 0 || s.clusters > SIM_MAX_CLUSTERS {
             return Err((
@@ -1722,6 +1805,63 @@ type Invalid = (&'static str, &'static str, String);
 impl Config {
     /// Each sink names where its secret is; each policy names a sink; the delivery settings
     /// are within their ranges.
+    fn validate_mlflow(&self) -> Result<(), Invalid> {
+        let m = &self.mlflow;
+        if m.enabled() {
+            match url::Url::parse(m.tracking_uri.trim()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => {
+                    return Err((
+                        "mlflow",
+                        "tracking_uri",
+                        format!(
+                            "{:?} is not an http(s) URL of an MLflow tracking server (e.g. http://mlflow.ml.svc:5000)",
+                            m.tracking_uri
+                        ),
+                    ));
+                }
+            }
+        }
+        if !m.token_file.trim().is_empty() && !m.token_env.trim().is_empty() {
+            return Err((
+                "mlflow",
+                "token_file",
+                "names both a file and an environment variable (token_env): keep one".into(),
+            ));
+        }
+        if m.alias.trim().is_empty() || m.alias.contains(['/', '@', ' ']) {
+            return Err((
+                "mlflow",
+                "alias",
+                format!("{:?} is not an MLflow alias (e.g. champion)", m.alias),
+            ));
+        }
+        if m.interval < Duration::from_secs(1) {
+            return Err(("mlflow", "interval", "must be 1s or more".into()));
+        }
+        for e in &self.endpoints {
+            let Some(r) = &e.registry else { continue };
+            if r.model.trim().is_empty() {
+                return Err((
+                    "endpoints",
+                    "registry",
+                    format!("endpoint {:?}: registry.model is empty", e.name),
+                ));
+            }
+            if !m.enabled() {
+                return Err((
+                    "endpoints",
+                    "registry",
+                    format!(
+                        "endpoint {:?} names registered model {:?} but [mlflow] tracking_uri is not set: give the MLflow server's URL",
+                        e.name, r.model
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_notify(&self) -> Result<(), Invalid> {
         let n = &self.notify;
         for (name, sink) in &n.sinks {
@@ -2447,6 +2587,47 @@ availability = 1.5
         assert!(
             err.contains("endpoints.protocol") && err.contains("grpc"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn mlflow_refuses_an_inline_token_a_bad_url_and_a_registry_without_a_server() {
+        let err =
+            parse("[mlflow]\ntracking_uri = \"http://mlflow:5000\"\ntoken = \"dapi-s3cr3t\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("fleetdeck.toml:3:"), "{err}");
+        assert!(
+            err.contains("token_file") && err.contains("token_env"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("dapi-s3cr3t"),
+            "the secret is not repeated: {err}"
+        );
+
+        let err = parse("[mlflow]\ntracking_uri = \"mlflow:5000\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mlflow.tracking_uri") && err.contains("http(s) URL"),
+            "{err}"
+        );
+
+        let endpoint = "[[endpoints]]\nname = \"llama\"\nurl = \"http://a\"\nprotocol = \"vllm\"\nregistry = { model = \"llama-chat\" }\n";
+        let err = parse(endpoint).unwrap_err().to_string();
+        assert!(
+            err.contains("endpoints.registry") && err.contains("[mlflow] tracking_uri"),
+            "{err}"
+        );
+        let ok = parse(&format!(
+            "[mlflow]\ntracking_uri = \"http://mlflow:5000\"\n{endpoint}"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.mlflow.alias, "champion");
+        assert_eq!(
+            ok.endpoints[0].registry.as_ref().map(|r| r.model.as_str()),
+            Some("llama-chat")
         );
     }
 

@@ -453,6 +453,7 @@ impl ClusterModel {
                     RolloutState::Complete
                 },
                 images: d.images.clone(),
+                registered_model: d.registered_model.clone(),
             })
             .collect();
         let pdbs = self.pdbs.values().cloned().collect();
@@ -530,6 +531,8 @@ pub struct FleetState {
     /// The last good cost report and where the cost source stands.
     cost: Option<Arc<crate::model::cost::CostReport>>,
     cost_source: Option<crate::model::cost::CostSourceStatus>,
+    /// What the model registry said about each endpoint's model, by endpoint.
+    models: BTreeMap<String, Arc<crate::model::registry::RegisteredModelView>>,
 }
 
 impl FleetState {
@@ -561,6 +564,7 @@ impl FleetState {
             last_sample: None,
             cost: None,
             cost_source: None,
+            models: BTreeMap::new(),
         }
     }
 
@@ -613,6 +617,14 @@ impl FleetState {
                     history.extend(h);
                 }
             }
+            Update::Registry(u) => match u.view {
+                Some(view) => {
+                    self.models.insert(u.endpoint, Arc::new(view));
+                }
+                None => {
+                    self.models.remove(&u.endpoint);
+                }
+            },
             Update::Cost(u) => {
                 let u = *u;
                 // A failed round keeps the last report; the status says how old it is.
@@ -701,6 +713,7 @@ impl FleetState {
             gpu_sources: self.gpu_sources.values().map(|(s, _)| s.clone()).collect(),
             cost: self.cost.clone(),
             cost_source: self.cost_source.clone(),
+            models: self.models.values().cloned().collect(),
             finding_kinds: Vec::new(),
         }
     }

@@ -47,6 +47,7 @@ fn llama_chat(sim: &Sim) -> EndpointConfig {
             availability: Some(0.999),
         },
         drift: None,
+        registry: None,
     }
 }
 
@@ -60,6 +61,7 @@ fn ranker(sim: &Sim, model: &str) -> EndpointConfig {
         serving: None,
         slo: SloConfig::default(),
         drift: None,
+        registry: None,
     }
 }
 
@@ -391,6 +393,7 @@ fn vllm_config(slo: SloConfig) -> EndpointConfig {
         serving: None,
         slo,
         drift: None,
+        registry: None,
     }
 }
 

@@ -206,6 +206,7 @@ fn llama_chat(sim: &Sim) -> Vec<EndpointConfig> {
             availability: Some(0.999),
         },
         drift: None,
+        registry: None,
     }]
 }
 

@@ -11,6 +11,7 @@
 mod api;
 pub mod drain;
 mod evict;
+pub mod mlflow;
 mod mutation;
 pub mod node;
 pub mod rollback;
@@ -29,6 +30,7 @@ pub use drain::{
     SkippedPod, drain, plan_drain,
 };
 pub use evict::evict_pod;
+pub use mlflow::{ModelRegistry, ModelRollback, rollback_model};
 pub use mutation::{DrainRequest, Mutation};
 pub use node::{TaintEffect, cordon, taint, uncordon, untaint};
 pub use rollback::{rollback_deployment, rollback_inference_service};
@@ -48,6 +50,8 @@ pub struct ActionContext {
     /// Server-side dry run (`dryRun=All`): the API validates every request and changes
     /// nothing; actions do not wait for effects that will not happen.
     pub dry_run: bool,
+    /// The model registry a model rollback moves an alias in; `None` without `[mlflow]`.
+    pub registry: Option<std::sync::Arc<ModelRegistry>>,
 }
 
 /// A client for actions: one that sends each request once. kube's default client retries
@@ -68,6 +72,7 @@ impl ActionContext {
             cluster: cluster.into(),
             field_manager: FIELD_MANAGER.to_string(),
             dry_run: false,
+            registry: None,
         }
     }
 
@@ -87,6 +92,11 @@ impl ActionContext {
 
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
+        self
+    }
+
+    pub fn with_registry(mut self, registry: Option<std::sync::Arc<ModelRegistry>>) -> Self {
+        self.registry = registry;
         self
     }
 }
@@ -263,6 +273,8 @@ pub enum ActionError {
     },
     #[error("invalid {what}: {why}")]
     InvalidInput { what: String, why: String },
+    #[error("the model registry (MLflow) failed {request}: {message}")]
+    Registry { request: String, message: String },
 }
 
 impl ActionError {
@@ -275,6 +287,7 @@ impl ActionError {
             Self::Decode { .. } => "decode",
             Self::RevisionNotFound { .. } => "revision_not_found",
             Self::InvalidInput { .. } => "invalid_input",
+            Self::Registry { .. } => "registry",
         }
     }
 }

@@ -123,6 +123,9 @@ pub enum Mutation {
         namespace: String,
         name: String,
     },
+    /// A registered model's serving alias back to the previous version (MLflow), and the
+    /// serving object where it pins the model's URI.
+    RollbackModel(Box<super::ModelRollback>),
 }
 
 fn empty_if_none<S: Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -231,13 +234,80 @@ impl Mutation {
         })
     }
 
+    /// The rollback of endpoint `endpoint`'s registered model: its serving alias back to
+    /// `version` (1 or more), or to the previous good version. The model and alias are what
+    /// the registry source read for it (its `[[endpoints]] registry`, or its serving object's
+    /// annotation); an endpoint that names none is refused, saying how to name one.
+    pub fn rollback_model(
+        snap: &crate::model::Snapshot,
+        endpoint: &str,
+        version: Option<i64>,
+        by: &str,
+    ) -> Result<Self, ActionError> {
+        let e = snap
+            .endpoints
+            .iter()
+            .find(|e| e.name == endpoint)
+            .ok_or_else(|| {
+                let known: Vec<&str> = snap.endpoints.iter().map(|e| e.name.as_str()).collect();
+                invalid(
+                    "rollback_model endpoint",
+                    format!(
+                        "no endpoint {endpoint:?} is configured (known: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+            })?;
+        let (model, alias) = match (snap.model_of(endpoint), &e.registry) {
+            (Some(v), _) => (v.model.clone(), v.alias.clone()),
+            (None, Some(r)) => (
+                r.model.clone(),
+                r.alias
+                    .clone()
+                    .unwrap_or_else(|| crate::model::registry::DEFAULT_ALIAS.to_string()),
+            ),
+            (None, None) => {
+                return Err(invalid(
+                    "rollback_model endpoint",
+                    format!(
+                        "endpoint {endpoint} names no registered model: give it [[endpoints]] registry = {{ model = \"NAME\" }} in fleetdeck.toml, or annotate its serving object {}=NAME[@ALIAS] (and set [mlflow] tracking_uri)",
+                        crate::model::registry::REGISTERED_MODEL_ANNOTATION
+                    ),
+                ));
+            }
+        };
+        let to_version = match version {
+            None => None,
+            Some(v) => Some(u64::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| {
+                invalid(
+                    "rollback_model version",
+                    format!("{v} is not a model version (they start at 1)"),
+                )
+            })?),
+        };
+        Ok(Self::RollbackModel(Box::new(super::ModelRollback {
+            endpoint: endpoint.to_string(),
+            model,
+            alias,
+            to_version,
+            serving: e.serving.clone(),
+            by: by.to_string(),
+        })))
+    }
+
     /// The verb, for keys and summaries.
     pub fn verb(&self) -> &'static str {
         match self {
             Self::Cordon { .. } => "cordon",
             Self::Uncordon { .. } => "uncordon",
             Self::Drain { .. } => "drain",
-            Self::Rollback { .. } | Self::RollbackInferenceService { .. } => "rollback",
+            Self::Rollback { .. }
+            | Self::RollbackInferenceService { .. }
+            | Self::RollbackModel(_) => "rollback",
             Self::RestartRollout { .. } => "restart",
             Self::Scale { .. } => "scale",
             Self::Taint { .. } => "taint",
@@ -267,6 +337,7 @@ impl Mutation {
                 format!("inferenceservice/{namespace}/{name}")
             }
             Self::DeletePod { namespace, name } => format!("pod/{namespace}/{name}"),
+            Self::RollbackModel(r) => format!("registeredmodel/{}@{}", r.model, r.alias),
             Self::Annotate {
                 kind,
                 namespace,
@@ -274,6 +345,21 @@ impl Mutation {
                 ..
             } => format!("{}/{namespace}/{name}", kind.name().to_ascii_lowercase()),
         }
+    }
+
+    /// The cluster whose client performs it, when it is not the run's: a model rollback's
+    /// serving object's.
+    pub fn cluster(&self) -> Option<&str> {
+        match self {
+            Self::RollbackModel(r) => r.serving.as_ref().map(|s| s.cluster.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Whether it changes nothing in a cluster unless its own cluster is reachable: a model
+    /// rollback without a serving object only talks to the registry.
+    pub fn registry_only(&self) -> bool {
+        matches!(self, Self::RollbackModel(r) if r.serving.is_none())
     }
 
     /// The node this mutation takes out of service, if it does (a cordon, a drain, a taint
@@ -338,6 +424,7 @@ impl Mutation {
                 super::annotate(ctx, *kind, ns, name, key, value.as_deref()).await
             }
             Self::DeletePod { namespace, name } => super::delete_pod(ctx, namespace, name).await,
+            Self::RollbackModel(r) => super::rollback_model(ctx, r).await,
         }
     }
 }

@@ -102,6 +102,13 @@ pub(super) async fn start_executor(
             None
         }
     };
+    ecfg.registry = match crate::runbook::executor::model_registry(&cfg.mlflow) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleetdeck: model rollbacks are off: {e}");
+            None
+        }
+    };
     crate::runbook::executor::Executor::new(runbooks, guard, store.clone(), clients, ecfg)
 }
 

@@ -58,6 +58,19 @@ pub(super) fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<std::pr
 }
 
 /// Connects to the configured clusters and waits until they sync (or `wait` runs out).
+/// Whether every endpoint that names a registered model has the registry's answer (or error).
+fn registry_read(cfg: &Config, s: &crate::model::Snapshot) -> bool {
+    !cfg.mlflow.enabled()
+        || cfg.endpoints.iter().all(|e| {
+            match crate::sources::mlflow::registry_ref(e, s, &cfg.mlflow.alias) {
+                None => true,
+                Some((model, alias, _)) => s
+                    .model_of(&e.name)
+                    .is_some_and(|v| v.model == model && v.alias == alias),
+            }
+        })
+}
+
 pub(super) fn gather_snapshot(
     cli: &Cli,
     cfg: &Config,
@@ -80,6 +93,7 @@ pub(super) fn gather_snapshot(
                     && s.endpoints.iter().all(|e| e.probe.is_some())
                     && s.gpu_sources.len() >= gpu_sources
                     && (!cost_source || s.cost_source.is_some())
+                    && registry_read(cfg, &s)
             };
             if ready {
                 break;

@@ -198,6 +198,20 @@ pub fn start_with(
             Update::Endpoint(Box::new(u))
         });
     }
+    if cfg.mlflow.enabled() {
+        match registry_reader(cfg) {
+            Ok(reader) => {
+                crate::sources::mlflow::spawn_registry(
+                    reader,
+                    &cfg.mlflow,
+                    cfg.endpoints.clone(),
+                    snapshots.clone(),
+                    tx.clone(),
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "the model registry is not read"),
+        }
+    }
     let cost_source = cost_options(cfg).is_some();
     if let Some(opts) = cost_options(cfg) {
         let (ctx, crx) = mpsc::channel(2);
@@ -209,6 +223,18 @@ pub fn start_with(
         gpu_sources,
         cost_source,
     }
+}
+
+/// The model registry's reader (`[mlflow]`): the sources' TLS roots, the configured timeout,
+/// the token from its file or variable.
+pub fn registry_reader(cfg: &Config) -> Result<crate::sources::mlflow::RegistryReader, String> {
+    let roots = tls_roots(cfg, None).map_err(|e| e.to_string())?;
+    let http = roots
+        .client_builder()
+        .timeout(cfg.mlflow.timeout)
+        .build()
+        .map_err(|e| format!("cannot build the model registry's HTTP client: {e}"))?;
+    crate::sources::mlflow::RegistryReader::new(&cfg.mlflow, http)
 }
 
 /// What the cost source reads every round (`[cost]`); `None` when no cost source is set.

@@ -127,6 +127,10 @@ pub struct EndpointConfig {
     pub slo: SloConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftConfig>,
+    /// The registered model (MLflow) the endpoint serves; else the serving object's
+    /// `fleetdeck.io/registered-model` annotation names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<super::registry::RegistryRef>,
 }
 
 /// What the probes concluded.
@@ -321,6 +325,9 @@ pub struct EndpointModel {
     pub latency_burn: Option<SloBurn>,
     pub drift: Option<DriftResult>,
     pub updated_at: DateTime<Utc>,
+    /// The registered model its config names (`[[endpoints]] registry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<super::registry::RegistryRef>,
 }
 
 impl EndpointModel {
@@ -342,6 +349,7 @@ impl EndpointModel {
             latency_burn: None,
             drift: None,
             updated_at: at,
+            registry: config.registry.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod cost;
 pub mod endpoint;
 pub mod gpu;
 pub mod incident;
+pub mod registry;
 pub mod signal;
 pub mod update;
 
@@ -249,6 +250,9 @@ pub struct DeploymentModel {
     pub available: u32,
     pub rollout: RolloutState,
     pub images: Vec<String>,
+    /// Its `fleetdeck.io/registered-model` annotation (`NAME` or `NAME@ALIAS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_model: Option<String>,
 }
 
 /// The controllers besides Deployments the Workloads pane lists.
@@ -386,6 +390,9 @@ pub struct InferenceServiceModel {
     pub latest_ready_revision: Option<String>,
     pub previous_rolled_out_revision: Option<String>,
     pub canary_traffic_percent: Option<u32>,
+    /// Its `fleetdeck.io/registered-model` annotation (`NAME` or `NAME@ALIAS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_model: Option<String>,
 }
 
 /// Where one resource of one cluster stands.
@@ -541,6 +548,9 @@ pub struct Snapshot {
     pub cost: Option<Arc<cost::CostReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_source: Option<cost::CostSourceStatus>,
+    /// The endpoints' registered models (MLflow), by endpoint name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<Arc<registry::RegisteredModelView>>,
     /// The kinds among `signals` that are findings (no incident); set by the pipeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finding_kinds: Vec<String>,
@@ -560,6 +570,14 @@ impl Snapshot {
     /// The findings among the signals.
     pub fn findings(&self) -> impl Iterator<Item = &signal::Signal> {
         self.signals.iter().filter(|s| self.is_finding(s))
+    }
+
+    /// The registered model of endpoint `name`, as the registry last answered.
+    pub fn model_of(&self, endpoint: &str) -> Option<&registry::RegisteredModelView> {
+        self.models
+            .iter()
+            .find(|m| m.endpoint == endpoint)
+            .map(|m| m.as_ref())
     }
 
     pub fn cluster(&self, name: &str) -> Option<&ClusterSnapshot> {

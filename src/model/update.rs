@@ -25,6 +25,16 @@ pub enum Update {
     Prometheus(Box<PrometheusUpdate>),
     /// One round of the cost source (OpenCost and/or FOCUS exports).
     Cost(Box<super::cost::CostUpdate>),
+    /// What the model registry said about one endpoint's registered model.
+    Registry(Box<RegistryUpdate>),
+}
+
+/// One endpoint's registered model, as the registry source last read it; `view` is `None`
+/// when the endpoint no longer names a model (its serving object lost the annotation).
+#[derive(Debug, Clone)]
+pub struct RegistryUpdate {
+    pub endpoint: String,
+    pub view: Option<super::registry::RegisteredModelView>,
 }
 
 /// The latest picture of endpoint number `index` (its place in the configured list).
@@ -247,6 +257,7 @@ pub struct DeploymentRecord {
     pub paused: bool,
     pub stalled: bool,
     pub images: Vec<String>,
+    pub registered_model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -552,6 +552,24 @@ fn register_host(
             name: name.into(),
         }))
     });
+    let (h, r) = (host.clone(), request.clone());
+    engine.register_fn("rollback_model", move |endpoint: &str| {
+        r(Mutation::rollback_model(
+            &h.snapshot(),
+            endpoint,
+            None,
+            "runbook",
+        ))
+    });
+    let (h, r) = (host.clone(), request.clone());
+    engine.register_fn("rollback_model", move |endpoint: &str, version: i64| {
+        r(Mutation::rollback_model(
+            &h.snapshot(),
+            endpoint,
+            Some(version),
+            "runbook",
+        ))
+    });
     let r = request.clone();
     engine.register_fn("scale", move |ns: &str, name: &str, replicas: i64| {
         let max = crate::actions::workload::MAX_REPLICAS;

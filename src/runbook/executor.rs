@@ -44,6 +44,8 @@ pub struct ExecutorConfig {
     pub max_queued_runs: usize,
     /// Where `notify(sink, …)` sends (`[notify.sinks]`); `None`: no sink is configured.
     pub notifier: Option<crate::notify::Notifier>,
+    /// The model registry `rollback_model` moves aliases in (`[mlflow]`); `None`: none set.
+    pub registry: Option<Arc<actions::ModelRegistry>>,
 }
 
 impl ExecutorConfig {
@@ -66,8 +68,22 @@ impl ExecutorConfig {
             max_concurrent_runs: cfg.max_concurrent_runs as usize,
             max_queued_runs: cfg.max_queued_runs as usize,
             notifier: None,
+            registry: None,
         }
     }
+}
+
+/// The model registry client of `[mlflow]` (its token read now); `None` when none is set.
+pub fn model_registry(
+    cfg: &crate::config::MlflowConfig,
+) -> Result<Option<Arc<actions::ModelRegistry>>, String> {
+    if !cfg.enabled() {
+        return Ok(None);
+    }
+    let token = cfg.read_token()?;
+    actions::ModelRegistry::new(&cfg.tracking_uri, token, cfg.timeout)
+        .map(|r| Some(Arc::new(r)))
+        .map_err(|e| e.to_string())
 }
 
 /// One step of a plan: what would change, and the blast radius.
@@ -708,7 +724,33 @@ impl Executor {
         let client = self.inner.clients.get(cluster).cloned().ok_or_else(|| {
             format!("no client for cluster {cluster}: it is not among the watched contexts")
         })?;
-        Ok(ActionContext::new(client, cluster).with_dry_run(dry_run))
+        Ok(ActionContext::new(client, cluster)
+            .with_dry_run(dry_run)
+            .with_registry(self.inner.cfg.registry.clone()))
+    }
+
+    /// The context `mutation` is performed in: its own cluster's (a model rollback's serving
+    /// object), else `cluster`'s; a change only the registry sees takes any cluster's client,
+    /// which it does not use.
+    fn context_for(
+        &self,
+        cluster: &str,
+        mutation: &Mutation,
+        dry_run: bool,
+    ) -> Result<ActionContext, String> {
+        let cluster = mutation.cluster().unwrap_or(cluster);
+        match self.context(cluster, dry_run) {
+            Err(_) if mutation.registry_only() => {
+                let (name, client) = self.inner.clients.iter().next().ok_or_else(|| {
+                    "no cluster client at all to perform with: is any kubeconfig context watched?"
+                        .to_string()
+                })?;
+                Ok(ActionContext::new(client.clone(), name.clone())
+                    .with_dry_run(dry_run)
+                    .with_registry(self.inner.cfg.registry.clone()))
+            }
+            other => other,
+        }
     }
 
     /// What a mutation would do, for a plan or a confirmation: its summary and blast radius.
@@ -768,6 +810,36 @@ impl Executor {
                 };
                 (summary, serde_json::Value::Null)
             }
+            Mutation::RollbackModel(r) => {
+                let snap = self.latest();
+                let view = snap
+                    .model_of(&r.endpoint)
+                    .filter(|v| v.model == r.model && v.alias == r.alias);
+                let from = view.and_then(|v| v.version);
+                let to = r
+                    .to_version
+                    .or_else(|| view.and_then(|v| v.previous_version()));
+                let show = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+                let serving = r.serving.as_ref().map_or(String::new(), |s| {
+                    format!(
+                        ", and {}/{}/{} where it pins the model's URI",
+                        s.kind.to_ascii_lowercase(),
+                        s.namespace,
+                        s.name
+                    )
+                });
+                (
+                    format!(
+                        "move alias {} of registered model {} from version {} to {} (endpoint {}){serving}",
+                        r.alias,
+                        r.model,
+                        show(from),
+                        show(to),
+                        r.endpoint
+                    ),
+                    serde_json::json!({"model": r.model, "alias": r.alias, "from": from, "to": to}),
+                )
+            }
             other => (
                 format!("{} {}", other.verb(), other.target()),
                 serde_json::Value::Null,
@@ -789,7 +861,7 @@ impl Executor {
         clearance: &Clearance,
         force_past: Option<DateTime<Utc>>,
     ) -> Result<ActionReport, String> {
-        let ctx = self.context(clearance.cluster(), false)?;
+        let ctx = self.context_for(clearance.cluster(), clearance.mutation(), false)?;
         self.inner
             .rt
             .block_on(clearance.mutation().perform(&ctx, force_past))

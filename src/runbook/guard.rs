@@ -594,6 +594,7 @@ mod tests {
             available: replicas,
             rollout: crate::model::RolloutState::Complete,
             images: vec![],
+            registered_model: None,
         }
     }
 

@@ -195,7 +195,13 @@ impl Host for RunHost {
         ))
     }
 
-    fn request(&self, mutation: Mutation) -> Result<serde_json::Value, String> {
+    fn request(&self, mut mutation: Mutation) -> Result<serde_json::Value, String> {
+        if let Mutation::RollbackModel(r) = &mut mutation {
+            r.by = format!(
+                "runbook {} (fleetdeck {})",
+                self.runbook, self.ex.inner.cfg.identity
+            );
+        }
         let inner = &self.ex.inner;
         let snap = self.ex.latest();
         let mode = match self.pass {

@@ -1054,6 +1054,7 @@ mod tests {
             available: 1,
             rollout: RolloutState::Progressing,
             images: vec![],
+            registered_model: None,
         });
         c.crash_looping.push(CrashLoopingPod {
             namespace: "serving".into(),

@@ -1086,6 +1086,7 @@ mod tests {
             serving: None,
             slo,
             drift: None,
+            registry: None,
         }
     }
 

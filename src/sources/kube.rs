@@ -67,8 +67,17 @@ pub struct Meta {
     deletion_timestamp: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "kept_labels")]
     labels: LabelPairs,
-    #[serde(default, deserialize_with = "revision_annotation")]
-    annotations: Option<u64>,
+    #[serde(default, deserialize_with = "kept_annotations")]
+    annotations: KeptAnnotations,
+}
+
+/// The annotations the cockpit reads; the rest are dropped while parsing.
+#[derive(Debug, Clone, Default)]
+struct KeptAnnotations {
+    /// `deployment.kubernetes.io/revision`.
+    revision: Option<u64>,
+    /// `fleetdeck.io/registered-model`.
+    registered_model: Option<String>,
 }
 
 /// Labels the cockpit reads; the rest are dropped while parsing.
@@ -101,11 +110,18 @@ fn kept_labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LabelPairs, D::
         .collect())
 }
 
-fn revision_annotation<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let all: Option<BTreeMap<String, String>> = Option::deserialize(d)?;
-    Ok(all
-        .and_then(|m| m.get("deployment.kubernetes.io/revision").cloned())
-        .and_then(|r| r.parse().ok()))
+fn kept_annotations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeptAnnotations, D::Error> {
+    let Some(mut all): Option<BTreeMap<String, String>> = Option::deserialize(d)? else {
+        return Ok(KeptAnnotations::default());
+    };
+    Ok(KeptAnnotations {
+        revision: all
+            .get("deployment.kubernetes.io/revision")
+            .and_then(|r| r.parse().ok()),
+        registered_model: all
+            .remove(crate::model::registry::REGISTERED_MODEL_ANNOTATION)
+            .filter(|v| !v.trim().is_empty()),
+    })
 }
 
 impl Meta {
@@ -798,7 +814,8 @@ impl Projection for DeploymentObject {
         Record::Deployment(DeploymentRecord {
             namespace: self.metadata.namespace.unwrap_or_default(),
             name: self.metadata.name,
-            revision: self.metadata.annotations,
+            revision: self.metadata.annotations.revision,
+            registered_model: self.metadata.annotations.registered_model,
             replicas: self.spec.replicas.unwrap_or(1),
             ready: self.status.ready_replicas,
             updated: self.status.updated_replicas,
@@ -878,6 +895,7 @@ impl Projection for InferenceServiceObject {
                 .predictor
                 .previous_rolledout_revision,
             canary_traffic_percent: self.spec.predictor.canary_traffic_percent,
+            registered_model: self.metadata.annotations.registered_model,
         })
     }
 }

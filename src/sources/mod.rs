@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod http;
 pub mod kube;
 pub mod logs;
+pub mod mlflow;
 pub mod nvml;
 pub mod prom_text;
 pub mod prometheus;

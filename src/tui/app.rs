@@ -1971,6 +1971,7 @@ mod tests {
             available: 2,
             rollout: crate::model::RolloutState::Complete,
             images: vec![],
+            registered_model: None,
         }];
         let cluster = c.name.clone();
         snap.clusters[0] = Arc::new(c);
@@ -2109,6 +2110,7 @@ mod tests {
             available: 2,
             rollout: crate::model::RolloutState::Complete,
             images: vec![],
+            registered_model: None,
         }];
         let cluster = c.name.clone();
         snap.clusters[0] = Arc::new(c);

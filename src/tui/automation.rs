@@ -438,6 +438,7 @@ fn run(signal) {
             available: 3,
             rollout: crate::model::RolloutState::Complete,
             images: vec![],
+            registered_model: None,
         }];
         snap.clusters[0] = Arc::new(c);
         app.set_snapshot(fixtures::evaluated(snap));

@@ -17,6 +17,7 @@ use super::widgets::titled_block;
 use crate::model::endpoint::{
     BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloBurn, SloKind,
 };
+use crate::model::registry::{RegisteredModelView, RegistryRefOrigin};
 
 const HEADERS: [&str; 13] = [
     "ENDPOINT",
@@ -334,8 +335,11 @@ fn draw_detail(frame: &mut Frame, area: Rect, ctx: &ViewCtx, name: &str) {
         .sum::<usize>()
         .try_into()
         .unwrap_or(u16::MAX);
-    let [info_area, burn_area, chart_area] = Layout::vertical([
+    let registry = registry_lines(ctx.snapshot.model_of(name), e, ctx);
+    let registry_rows = u16::try_from(registry.len()).unwrap_or(u16::MAX);
+    let [info_area, registry_area, burn_area, chart_area] = Layout::vertical([
         Constraint::Length(5),
+        Constraint::Length(registry_rows),
         Constraint::Length(window_rows.saturating_add(1).max(1)),
         Constraint::Min(0),
     ])
@@ -344,8 +348,131 @@ fn draw_detail(frame: &mut Frame, area: Rect, ctx: &ViewCtx, name: &str) {
         Paragraph::new(info_lines(e, ctx)).wrap(Wrap { trim: false }),
         info_area,
     );
+    frame.render_widget(Paragraph::new(registry), registry_area);
     draw_burn_windows(frame, burn_area, theme, &burns);
     draw_latency_chart(frame, chart_area, ctx, e);
+}
+
+/// Versions and alias moves the detail lists at most.
+const REGISTRY_VERSIONS_SHOWN: usize = 4;
+const REGISTRY_MOVES_SHOWN: usize = 3;
+
+/// The endpoint's registered model: the alias's version, where it was named, how fresh the
+/// registry's answer is, the newest versions and fleetdeck's latest alias moves.
+fn registry_lines(
+    view: Option<&RegisteredModelView>,
+    e: &EndpointModel,
+    ctx: &ViewCtx,
+) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    let label = |s: &str| Span::styled(format!("{s:<9}"), theme.style(Role::Header));
+    let Some(v) = view else {
+        return match &e.registry {
+            Some(r) => vec![Line::from(vec![
+                label("registry"),
+                Span::styled(
+                    format!("{} not read from the registry yet", r.model),
+                    theme.style(Role::Muted),
+                ),
+            ])],
+            None => Vec::new(),
+        };
+    };
+    let origin = match &v.origin {
+        RegistryRefOrigin::Config => "fleetdeck.toml".to_string(),
+        RegistryRefOrigin::Annotation(o) => format!("annotation on {o}"),
+    };
+    let serving = match v.version {
+        Some(n) => Span::styled(format!("version {n}"), theme.style(Role::Ok)),
+        None => Span::styled(
+            format!("alias {} is not set", v.alias),
+            theme.style(Role::Warning),
+        ),
+    };
+    let freshness = match (&v.error, v.fetched_at) {
+        (Some(err), Some(at)) => Span::styled(
+            format!(
+                " · stale: {err} (last read {} ago)",
+                compact_age(ctx.now, at)
+            ),
+            theme.style(Role::Stale),
+        ),
+        (Some(err), None) => Span::styled(format!(" · {err}"), theme.style(Role::Critical)),
+        (None, Some(at)) => Span::styled(
+            format!(" · read {} ago", compact_age(ctx.now, at)),
+            theme.style(Role::Muted),
+        ),
+        (None, None) => Span::raw(""),
+    };
+    let mut lines = vec![Line::from(vec![
+        label("registry"),
+        Span::raw(format!("{}@{} → ", v.model, v.alias)),
+        serving,
+        freshness,
+        Span::styled(format!(" · named in {origin}"), theme.style(Role::Muted)),
+    ])];
+    for (i, mv) in v.versions.iter().take(REGISTRY_VERSIONS_SHOWN).enumerate() {
+        let mut spans = vec![
+            label(if i == 0 { "versions" } else { "" }),
+            Span::styled(
+                format!("v{:<4}", mv.version),
+                if Some(mv.version) == v.version {
+                    theme.style(Role::Ok)
+                } else {
+                    theme.style(Role::Header)
+                },
+            ),
+            Span::raw(format!(
+                " {:<9} {:>6} ago  {}",
+                mv.status,
+                mv.created
+                    .map(|c| compact_age(ctx.now, c))
+                    .unwrap_or_else(|| "?".into()),
+                mv.source
+            )),
+        ];
+        if !mv.aliases.is_empty() {
+            spans.push(Span::styled(
+                format!("  @{}", mv.aliases.join(" @")),
+                theme.style(Role::Ok),
+            ));
+        }
+        if let Some(why) = &mv.rolled_back {
+            spans.push(Span::styled(
+                format!("  rolled back: {why}"),
+                theme.style(Role::Warning),
+            ));
+        }
+        lines.push(Line::from(spans));
+    }
+    for (i, m) in v
+        .history
+        .iter()
+        .rev()
+        .take(REGISTRY_MOVES_SHOWN)
+        .enumerate()
+    {
+        lines.push(Line::from(vec![
+            label(if i == 0 { "moves" } else { "" }),
+            Span::raw(format!(
+                "{} ago  {} {} → v{}  by {}",
+                compact_age(ctx.now, m.at),
+                m.alias,
+                m.from.map_or("(unset)".to_string(), |f| format!("v{f}")),
+                m.to,
+                m.by
+            )),
+            Span::styled(
+                if m.why.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", m.why)
+                },
+                theme.style(Role::Muted),
+            ),
+        ]));
+    }
+    lines
 }
 
 fn info_lines(e: &EndpointModel, ctx: &ViewCtx) -> Vec<Line<'static>> {
@@ -680,6 +807,7 @@ mod tests {
             latency_burn: None,
             drift: None,
             updated_at: now(),
+            registry: None,
         }
     }
 
@@ -781,6 +909,74 @@ mod tests {
         assert!(pane.handle(Action::Back, &ctx));
         let text = lines(&render(&mut pane, &ctx, 120, 30)).join("\n");
         assert!(text.contains("AVAIL BURN"), "{text}");
+    }
+
+    #[test]
+    fn open_shows_the_registered_model_its_versions_and_alias_moves_and_greys_a_stale_read() {
+        use crate::model::registry::{AliasMove, ModelVersionView, RegisteredModelView};
+        let version = |n: u64, aliases: &[&str], rolled_back: Option<&str>| ModelVersionView {
+            version: n,
+            status: "READY".into(),
+            created: Some(now() - chrono::Duration::hours(i64::try_from(n).unwrap_or(0))),
+            source: format!("s3://models/llama-chat/{n}"),
+            run_id: String::new(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            rolled_back: rolled_back.map(str::to_string),
+        };
+        let mut snap = snapshot(History::new());
+        let view = RegisteredModelView {
+            endpoint: "llama-chat".into(),
+            model: "llama-chat".into(),
+            alias: "champion".into(),
+            origin: RegistryRefOrigin::Annotation("deployment/serving/llama-chat".into()),
+            version: Some(2),
+            versions: vec![
+                version(3, &[], Some("champion moved to version 2")),
+                version(2, &["champion"], None),
+                version(1, &[], None),
+            ],
+            history: vec![AliasMove {
+                at: now() - chrono::Duration::minutes(5),
+                alias: "champion".into(),
+                from: Some(3),
+                to: 2,
+                by: "runbook endpoint-slo-rollback".into(),
+                why: "rollback of endpoint llama-chat".into(),
+            }],
+            fetched_at: Some(now() - chrono::Duration::seconds(10)),
+            error: None,
+        };
+        snap.models = vec![Arc::new(view.clone())];
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = EndpointsPane::default();
+        assert!(pane.handle(Action::Open, &ctx));
+        let text = lines(&render(&mut pane, &ctx, 160, 40)).join("\n");
+        for want in [
+            "llama-chat@champion → version 2",
+            "annotation on deployment/serving/llama-chat",
+            "read 10s ago",
+            "v3",
+            "rolled back: champion moved to version 2",
+            "@champion",
+            "champion v3 → v2  by runbook endpoint-slo-rollback",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+        // A registry that stopped answering is shown stale, with the age of what is shown.
+        let stale = RegisteredModelView {
+            error: Some("GET http://mlflow:5000/...: connection refused".into()),
+            ..view
+        };
+        snap.models = vec![Arc::new(stale)];
+        let ctx = super::tests::ctx(&snap, &theme);
+        let text = lines(&render(&mut pane, &ctx, 160, 40)).join("\n");
+        assert!(
+            text.contains(
+                "stale: GET http://mlflow:5000/...: connection refused (last read 10s ago)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -833,6 +833,7 @@ pub(super) mod fixtures {
             gpus: Arc::new(vec![busy, idle, broken, other]),
             gpu_sources: vec![],
             cost: None,
+            models: vec![],
             cost_source: None,
             finding_kinds: vec![],
         }

@@ -826,6 +826,7 @@ mod tests {
             latency_burn: None,
             drift: None,
             updated_at: at("2025-04-01T12:00:00Z"),
+            registry: None,
         })
     }
 

@@ -445,6 +445,7 @@ mod tests {
             available: 2,
             rollout: RolloutState::Progressing,
             images: vec!["web:1.4".into()],
+            registered_model: None,
         }];
         c.workloads = vec![
             WorkloadModel {
@@ -502,6 +503,7 @@ mod tests {
             latest_ready_revision: Some("ranker-predictor-00002".into()),
             previous_rolled_out_revision: Some("ranker-predictor-00001".into()),
             canary_traffic_percent: Some(10),
+            registered_model: None,
         }];
         Snapshot {
             clusters: vec![Arc::new(c)],
