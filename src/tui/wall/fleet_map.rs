@@ -107,7 +107,7 @@ pub fn pool_name(node: &NodeModel) -> &str {
     node.pool
         .as_deref()
         .or(node.gpu_product.as_deref())
-        .unwrap_or("(no pool)")
+        .unwrap_or("(no pool, no GPU)")
 }
 
 /// The nodes of one cluster's node pool, in the order the cluster lists them.

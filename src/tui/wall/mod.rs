@@ -332,7 +332,9 @@ impl WallView {
         let Some(inner) = tile(buf, area, " GPU heat · last hour ", &fresh, t) else {
             return;
         };
-        let label_w = 29u16.min(inner.width / 2);
+        // The pool's name takes what the figures (14 columns) leave of the label.
+        let label_w = 44u16.min(inner.width / 2);
+        let name_w = usize::from(label_w.saturating_sub(15)).max(6);
         for (i, (pool, series)) in self.heat.iter().enumerate() {
             let y = inner.y + (i as u16) * 2;
             if y >= inner.y + inner.height {
@@ -345,7 +347,7 @@ impl WallView {
                 Role::Muted
             };
             let line = Line::from(vec![
-                Span::styled(format!("{pool:<14.14} "), t.style(Role::Header)),
+                Span::styled(format!("{pool:<name_w$.name_w$} "), t.style(Role::Header)),
                 Span::styled(
                     format!("{:>3}% ", whole(last.util_pct)),
                     t.style(Role::ChartPrimary),
@@ -742,7 +744,7 @@ fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
         (!past.is_empty()).then(|| past.iter().map(|d| d.cost).sum::<f64>() / past.len() as f64);
     let mut rows = Vec::new();
     rows.push(Line::from(vec![
-        Span::styled("today ", t.style(Role::Muted)),
+        Span::styled("today so far ", t.style(Role::Muted)),
         Span::styled(
             today.map_or("—".into(), |v| money(v, cur)),
             t.style(match (today, avg) {
