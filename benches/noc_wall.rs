@@ -1,10 +1,13 @@
 //! The NOC wall at fleet scale: a 5,000-node / 40,000-GPU snapshot (2 clusters, 5 node pools
 //! each, a few hundred nodes cordoned, NotReady, faulted or noticed, 8 endpoints, a cost
 //! report) drawn by the real cockpit (`App` in NOC mode) into a 200×50 `TestBackend`:
-//! frame times for a new snapshot each frame (the aggregates recomputed) and for a redraw of
-//! the same snapshot (the clock's once-a-second frame, served from the cache); then the CPU the
-//! wall uses over `NOC_IDLE_S` seconds on an unchanging fleet, redrawn once a second as the
-//! event loop's tick does (getrusage of this process).
+//! frame times for a new snapshot that brings new GPU readings (every GPU walked for the
+//! heat), for a new snapshot that shares the last GPU list (a cluster's change: the heat is
+//! reused), and for a redraw of the same snapshot (the clock's once-a-second frame, served
+//! from the cache); what freeing a replaced GPU list costs (the cockpit hands it to a
+//! background thread, `tui::reclaim`); then the CPU the wall uses over `NOC_IDLE_S` seconds
+//! on an unchanging fleet, redrawn once a second as the event loop's tick does (getrusage of
+//! this process).
 //!
 //! `cargo bench --bench noc_wall` (env `NOC_FRAMES` for the frames timed, `NOC_IDLE_S` for the
 //! idle measurement).
@@ -169,20 +172,49 @@ fn main() {
     let mut app = App::new(Theme::default_theme(), Keymap::default(), true, true);
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap_or_else(|e| panic!("{e}"));
 
-    // A new snapshot every frame: what a fleet that changes costs.
+    // A new snapshot every frame: what a fleet that changes costs. Half the frames bring a
+    // new GPU list too (a GPU source's round: every GPU walked again), half share the last
+    // one (a cluster's change: the GPU heat is reused).
+    let mut new_gpus = Vec::with_capacity(frames);
     let mut new_snapshot = Vec::with_capacity(frames);
-    for i in 0..frames {
+    // The last snapshot is kept here a frame longer, so that freeing the GPU list a round
+    // replaced is timed on its own below, not inside the next frame.
+    let mut kept: Option<Arc<Snapshot>> = None;
+    let mut gpus = base.gpus.clone();
+    for i in 0..frames * 2 {
         let mut s = base.clone();
         s.version = i as u64 + 2;
         s.taken_at = Some(Utc::now());
+        let gpu_round = i % 2 == 0;
+        if gpu_round {
+            gpus = Arc::new((*base.gpus).clone());
+        }
+        s.gpus = gpus.clone();
         let s = Arc::new(s);
         let t = Instant::now();
-        app.set_snapshot(s);
+        app.set_snapshot(s.clone());
         terminal
             .draw(|f| app.draw(f))
             .unwrap_or_else(|e| panic!("{e}"));
-        new_snapshot.push(t.elapsed());
+        let elapsed = t.elapsed();
+        drop(kept.replace(s));
+        if gpu_round {
+            new_gpus.push(elapsed);
+        } else {
+            new_snapshot.push(elapsed);
+        }
     }
+    drop(kept);
+    // What freeing a replaced GPU list costs (once per GPU round, wherever the last snapshot
+    // that holds it is dropped).
+    let mut frees = Vec::with_capacity(20);
+    for _ in 0..20 {
+        let list = Arc::new((*base.gpus).clone());
+        let t = Instant::now();
+        drop(list);
+        frees.push(t.elapsed());
+    }
+    frees.sort();
     // The same snapshot again: the clock's redraw, served from the aggregates' cache.
     let mut same = Vec::with_capacity(frames);
     for _ in 0..frames {
@@ -192,12 +224,24 @@ fn main() {
             .unwrap_or_else(|e| panic!("{e}"));
         same.push(t.elapsed());
     }
+    new_gpus.sort();
     new_snapshot.sort();
     same.sort();
     println!(
-        "wall frame 200x50, new snapshot each frame: p50 {:.2} ms  p99 {:.2} ms  ({frames} frames)",
+        "wall frame 200x50, new snapshot with new GPU readings: p50 {:.2} ms  p99 {:.2} ms  ({frames} frames)",
+        ms(percentile(&new_gpus, 0.5)),
+        ms(percentile(&new_gpus, 0.99))
+    );
+    println!(
+        "wall frame 200x50, new snapshot, same GPU readings: p50 {:.2} ms  p99 {:.2} ms  ({frames} frames)",
         ms(percentile(&new_snapshot, 0.5)),
         ms(percentile(&new_snapshot, 0.99))
+    );
+    println!(
+        "freeing a replaced list of {} GPUs: p50 {:.2} ms  max {:.2} ms",
+        base.gpus.len(),
+        ms(percentile(&frees, 0.5)),
+        ms(percentile(&frees, 1.0))
     );
     println!(
         "wall frame 200x50, same snapshot (clock redraw): p50 {:.2} ms  p99 {:.2} ms  ({frames} frames)",

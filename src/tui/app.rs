@@ -530,7 +530,9 @@ impl App {
     /// A new evaluated snapshot from the pipeline (its signals filled in; the cockpit runs no
     /// detector).
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
-        self.snapshot = snap;
+        // The last reference to a fleet's picture is freed off the UI thread (a GPU round
+        // replaces tens of thousands of records).
+        super::reclaim::later(std::mem::replace(&mut self.snapshot, snap));
     }
 
     /// A new evaluation from the pipeline: its snapshot, and its counters of signals raised and

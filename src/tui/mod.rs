@@ -27,6 +27,7 @@ pub mod overview;
 pub mod pane;
 pub mod pods;
 pub mod rca;
+pub mod reclaim;
 pub mod runbooks;
 pub mod selector;
 pub mod signal_groups;

@@ -67,13 +67,53 @@ pub struct HeatSample {
 struct Aggregates {
     cells: FleetCells,
     heat: BTreeMap<String, HeatSample>,
+    /// The newest GPU sample, for a GPU source that reports no round of its own.
+    gpu_sampled_at: Option<DateTime<Utc>>,
+    /// What the heat was computed from: a snapshot that shares these `Arc`s (the GPU sources
+    /// publish less often than the clusters change) reuses it instead of walking every GPU.
+    heat_from: Option<HeatInputs>,
     critical: usize,
     warning: usize,
     burning: usize,
     critical_keys: BTreeSet<String>,
 }
 
-fn aggregate(snapshot: &Snapshot) -> Aggregates {
+/// One node's GPUs as the heat walks them: cluster, node, its pool, and the sums (utilisation,
+/// GPUs, idle-but-allocated GPUs).
+type NodeRun<'n, 'p> = (&'n str, &'n str, &'p str, (f64, usize, usize));
+
+/// The inputs of the heat: the GPU list and the clusters (which name each node's pool).
+#[derive(Debug, Clone)]
+struct HeatInputs {
+    gpus: Arc<Vec<crate::model::gpu::GpuModel>>,
+    clusters: Vec<Arc<crate::model::ClusterSnapshot>>,
+}
+
+impl HeatInputs {
+    fn of(snapshot: &Snapshot) -> Self {
+        Self {
+            gpus: snapshot.gpus.clone(),
+            clusters: snapshot.clusters.clone(),
+        }
+    }
+
+    fn same(&self, snapshot: &Snapshot) -> bool {
+        Arc::ptr_eq(&self.gpus, &snapshot.gpus)
+            && self.clusters.len() == snapshot.clusters.len()
+            && self
+                .clusters
+                .iter()
+                .zip(&snapshot.clusters)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+/// Per pool: the GPUs' mean utilisation, idle-but-allocated share and count (stamped `at`),
+/// and the newest GPU sample.
+fn gpu_heat(
+    snapshot: &Snapshot,
+    at: DateTime<Utc>,
+) -> (BTreeMap<String, HeatSample>, Option<DateTime<Utc>>) {
     let mut pool_of: rustc_hash::FxHashMap<(&str, &str), &str> = rustc_hash::FxHashMap::default();
     for c in &snapshot.clusters {
         for n in &c.nodes {
@@ -82,29 +122,41 @@ fn aggregate(snapshot: &Snapshot) -> Aggregates {
     }
     // Per pool: utilisation sum, GPUs with a reading, idle-but-allocated GPUs.
     let mut pools: BTreeMap<&str, (f64, usize, usize)> = BTreeMap::new();
-    // A node's GPUs come one after another: look its pool up once, not once a GPU.
-    let mut last: Option<(&str, &str, &str)> = None;
+    // A node's GPUs come one after another: look its pool up, and add to the pool's sums,
+    // once a node, not once a GPU.
+    let mut run: Option<NodeRun> = None;
+    fn flush<'a>(pools: &mut BTreeMap<&'a str, (f64, usize, usize)>, run: Option<NodeRun<'_, 'a>>) {
+        if let Some((_, _, pool, (sum, n, idle))) = run {
+            let e = pools.entry(pool).or_default();
+            e.0 += sum;
+            e.1 += n;
+            e.2 += idle;
+        }
+    }
+    let mut sampled_at: Option<DateTime<Utc>> = None;
     for g in snapshot.gpus.iter() {
+        sampled_at = sampled_at.max(Some(g.sampled_at));
         let Some(util) = g.utilization_pct else {
             continue;
         };
-        let pool = match last {
-            Some((c, n, pool)) if c == g.cluster && n == g.node => pool,
-            _ => {
-                let pool = pool_of
-                    .get(&(g.cluster.as_str(), g.node.as_str()))
-                    .copied()
-                    .unwrap_or("(unmatched)");
-                last = Some((&g.cluster, &g.node, pool));
-                pool
-            }
-        };
-        let e = pools.entry(pool).or_default();
-        e.0 += util;
-        e.1 += 1;
-        e.2 += usize::from(g.is_idle_allocated(IDLE_PCT));
+        let same = run
+            .as_ref()
+            .is_some_and(|(c, n, _, _)| *c == g.cluster && *n == g.node);
+        if !same {
+            let pool = pool_of
+                .get(&(g.cluster.as_str(), g.node.as_str()))
+                .copied()
+                .unwrap_or("(unmatched)");
+            flush(&mut pools, run.take());
+            run = Some((&g.cluster, &g.node, pool, (0.0, 0, 0)));
+        }
+        if let Some((_, _, _, acc)) = run.as_mut() {
+            acc.0 += util;
+            acc.1 += 1;
+            acc.2 += usize::from(g.is_idle_allocated(IDLE_PCT));
+        }
     }
-    let at = snapshot.taken_at.unwrap_or_default();
+    flush(&mut pools, run);
     let heat = pools
         .into_iter()
         .map(|(pool, (sum, n, idle))| {
@@ -119,6 +171,24 @@ fn aggregate(snapshot: &Snapshot) -> Aggregates {
             )
         })
         .collect();
+    (heat, sampled_at)
+}
+
+/// Everything the wall draws from `snapshot`; the GPU heat is `prev`'s when it was computed
+/// from the same GPUs and clusters.
+fn aggregate(snapshot: &Snapshot, prev: Option<&Aggregates>) -> Aggregates {
+    let at = snapshot.taken_at.unwrap_or_default();
+    let (heat, gpu_sampled_at) =
+        match prev.filter(|p| p.heat_from.as_ref().is_some_and(|h| h.same(snapshot))) {
+            Some(p) => (
+                p.heat
+                    .iter()
+                    .map(|(pool, h)| (pool.clone(), HeatSample { at, ..*h }))
+                    .collect(),
+                p.gpu_sampled_at,
+            ),
+            None => gpu_heat(snapshot, at),
+        };
     let mut groups = group_signals(snapshot.incident_signals().enumerate());
     worst_first(&mut groups);
     let count = |s: Severity| groups.iter().filter(|g| g.severity() == Some(s)).count();
@@ -135,6 +205,8 @@ fn aggregate(snapshot: &Snapshot) -> Aggregates {
     Aggregates {
         cells: FleetCells::of(snapshot),
         heat,
+        gpu_sampled_at,
+        heat_from: Some(HeatInputs::of(snapshot)),
         critical: count(Severity::Critical),
         warning: count(Severity::Warning),
         burning,
@@ -229,7 +301,7 @@ impl WallView {
         if same {
             return;
         }
-        let agg = aggregate(snapshot);
+        let agg = aggregate(snapshot, self.cached.as_ref().map(|(_, a)| a));
         self.aggregations += 1;
         for (pool, sample) in &agg.heat {
             if !self.heat.contains_key(pool) && self.heat.len() >= HEAT_POOLS {
@@ -250,7 +322,10 @@ impl WallView {
         self.heat
             .retain(|_, s| s.back().is_some_and(|l| l.at >= horizon));
         self.flash.observe(&agg.critical_keys, now);
-        self.cached = Some((Arc::downgrade(snapshot), agg));
+        // The GPU list the old heat was computed from may be the last reference to it.
+        if let Some(old) = self.cached.replace((Arc::downgrade(snapshot), agg)) {
+            crate::tui::reclaim::later(old.1);
+        }
     }
 
     /// Whether the frame border flashes now.
@@ -322,7 +397,7 @@ impl WallView {
             .iter()
             .filter_map(|g| g.last_success)
             .max()
-            .or_else(|| s.gpus.iter().map(|g| g.sampled_at).max());
+            .or_else(|| self.cached.as_ref().and_then(|(_, a)| a.gpu_sampled_at));
         let error = s.gpu_sources.iter().find_map(|g| g.error.clone());
         let fresh = if s.gpu_sources.is_empty() && s.gpus.is_empty() {
             Freshness::NoData("no GPU source".into(), None)
