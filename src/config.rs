@@ -98,6 +98,7 @@ idle_gpu_threshold_pct = 10.0
 # tracking_uri = "http://mlflow.ml.svc:5000"
 # token_file = "/etc/fleetdeck/secrets/mlflow-token"   # or token_env; sent as a bearer token
 # alias = "champion"
+# ca_file = ""                        # private CAs for an https tracking_uri, beside [tls] ca_file
 
 # Notification sinks for runbooks' notify("NAME", …) and [[notify.policy]], e.g.:
 # [notify.sinks.oncall]
@@ -364,6 +365,10 @@ pub struct MlflowConfig {
     pub token_file: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub token_env: String,
+    /// A PEM file of private CAs the registry's certificate is checked against, beside
+    /// `[tls] ca_file` and the usual roots; empty: none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ca_file: String,
     /// The alias an endpoint serves when its `registry` names none.
     pub alias: String,
     /// How often each endpoint's model is read from the registry.
@@ -383,6 +388,7 @@ impl Default for MlflowConfig {
             tracking_uri: String::new(),
             token_file: String::new(),
             token_env: String::new(),
+            ca_file: String::new(),
             alias: crate::model::registry::DEFAULT_ALIAS.to_string(),
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
@@ -395,6 +401,30 @@ impl MlflowConfig {
     /// Whether a registry is configured.
     pub fn enabled(&self) -> bool {
         !self.tracking_uri.trim().is_empty()
+    }
+
+    /// The private CA files the registry's certificate is checked against (`[tls] ca_file`,
+    /// `[mlflow] ca_file`), read now; a file that cannot be read or holds no certificate is an
+    /// error naming its key.
+    pub fn ca_certificates(&self, tls_ca_file: &str) -> Result<Vec<reqwest::Certificate>, String> {
+        let mut out = Vec::new();
+        for (key, path) in [
+            ("tls.ca_file", tls_ca_file),
+            ("mlflow.ca_file", &self.ca_file),
+        ] {
+            let path = path.trim();
+            if path.is_empty() {
+                continue;
+            }
+            let pem = std::fs::read(path).map_err(|e| format!("{key} {path}: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("{key} {path}: not a PEM bundle of certificates: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("{key} {path}: no certificate in it"));
+            }
+            out.extend(certs);
+        }
+        Ok(out)
     }
 
     /// The bearer token, read now from its file or variable; `None` without one.
@@ -2625,6 +2655,16 @@ availability = 1.5
         ))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ok.mlflow.alias, "champion");
+        let mut with_ca = ok.mlflow.clone();
+        with_ca.ca_file = "/nonexistent/mlflow-ca.pem".into();
+        let err = with_ca
+            .ca_certificates("")
+            .expect_err("a CA file that is not there");
+        assert!(
+            err.contains("mlflow.ca_file") && err.contains("/nonexistent/mlflow-ca.pem"),
+            "{err}"
+        );
+        assert!(ok.mlflow.ca_certificates("").is_ok_and(|c| c.is_empty()));
         assert_eq!(
             ok.endpoints[0].registry.as_ref().map(|r| r.model.as_str()),
             Some("llama-chat")

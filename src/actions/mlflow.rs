@@ -54,9 +54,17 @@ pub struct ModelRollback {
 }
 
 impl ModelRegistry {
-    /// `base` is the tracking server's URL; `token` is sent as a bearer token.
-    pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<Self, ActionError> {
-        let http = reqwest::Client::builder()
+    /// `base` is the tracking server's URL; `token` is sent as a bearer token; `roots` are
+    /// private CAs trusted beside the usual ones.
+    pub fn new(
+        base: &str,
+        token: Option<String>,
+        timeout: Duration,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<Self, ActionError> {
+        let http = roots
+            .into_iter()
+            .fold(reqwest::Client::builder(), |b, c| b.add_root_certificate(c))
             .timeout(timeout)
             .build()
             .map_err(|e| ActionError::Registry {

@@ -102,7 +102,7 @@ pub(super) async fn start_executor(
             None
         }
     };
-    ecfg.registry = match crate::runbook::executor::model_registry(&cfg.mlflow) {
+    ecfg.registry = match crate::runbook::executor::model_registry(cfg) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("fleetdeck: model rollbacks are off: {e}");

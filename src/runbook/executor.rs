@@ -75,13 +75,15 @@ impl ExecutorConfig {
 
 /// The model registry client of `[mlflow]` (its token read now); `None` when none is set.
 pub fn model_registry(
-    cfg: &crate::config::MlflowConfig,
+    config: &crate::config::Config,
 ) -> Result<Option<Arc<actions::ModelRegistry>>, String> {
+    let cfg = &config.mlflow;
     if !cfg.enabled() {
         return Ok(None);
     }
     let token = cfg.read_token()?;
-    actions::ModelRegistry::new(&cfg.tracking_uri, token, cfg.timeout)
+    let roots = cfg.ca_certificates(&config.tls.ca_file)?;
+    actions::ModelRegistry::new(&cfg.tracking_uri, token, cfg.timeout, roots)
         .map(|r| Some(Arc::new(r)))
         .map_err(|e| e.to_string())
 }
