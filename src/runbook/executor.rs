@@ -881,6 +881,12 @@ impl Executor {
         incident: Option<u64>,
     ) -> Result<ActionReport, String> {
         let inner = &self.inner;
+        // A model's alias history names the person who moved it.
+        let mut mutation = mutation.clone();
+        if let Mutation::RollbackModel(r) = &mut mutation {
+            r.by = format!("user {user} (fleetdeck {})", inner.cfg.identity);
+        }
+        let mutation = &mutation;
         let clearance = match inner.guard.clear_person(cluster, mutation) {
             Ok(c) => c,
             Err(why) => {

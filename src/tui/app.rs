@@ -223,7 +223,7 @@ fn verb(action: Action) -> &'static str {
         Action::Cordon => "cordon",
         Action::Uncordon => "uncordon",
         Action::Drain => "drain",
-        Action::Rollback => "rollback",
+        Action::Rollback | Action::RollbackModel => "rollback",
         Action::DeletePod => "delete",
         Action::RestartRollout => "restart",
         Action::Scale => "scale",
@@ -952,6 +952,10 @@ impl App {
                 (Action::Rollback, PaneId::Workloads) => {
                     workload_rollback(self.panes.workloads.selected_workload(&ctx))
                 }
+                (Action::RollbackModel, PaneId::Endpoints) => self.model_rollback_target(&ctx),
+                (Action::RollbackModel, _) => Err(
+                    "rollback model: select an endpoint (:endpoints) whose registered model is known".to_string(),
+                ),
                 (Action::Rollback, _) => Err(
                     "rollback: select an endpoint (:endpoints) or a Deployment or InferenceService (:workloads)".to_string(),
                 ),
@@ -1087,6 +1091,31 @@ impl App {
                 None
             }
         }
+    }
+
+    /// The selected endpoint's registered model, as a rollback of its serving alias; in the
+    /// serving object's cluster (else the one in scope, else the first).
+    fn model_rollback_target(&self, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
+        let name = self
+            .panes
+            .endpoints
+            .selected_endpoint(ctx)
+            .ok_or("rollback model: no endpoint selected")?;
+        let intent = Mutation::rollback_model(&self.snapshot, &name, None, "cockpit").map_err(
+            |e| match e {
+                crate::actions::ActionError::InvalidInput { why, .. } => {
+                    format!("rollback model: {why}")
+                }
+                other => format!("rollback model: {other}"),
+            },
+        )?;
+        let cluster = intent
+            .cluster()
+            .map(str::to_string)
+            .or_else(|| self.cluster.clone())
+            .or_else(|| self.snapshot.clusters.first().map(|c| c.name.clone()))
+            .unwrap_or_default();
+        Ok((cluster, intent))
     }
 
     /// The selected endpoint's serving object, as a rollback.
@@ -1955,6 +1984,34 @@ mod tests {
                     revision: None
                 },
             })
+        );
+        // M: the registered model instead, once it is known; before, it says how to name one.
+        assert_eq!(shift(&mut app, 'M'), None);
+        assert!(
+            screen(&mut app, 120, 30).contains("names no registered model"),
+            "{}",
+            screen(&mut app, 120, 30)
+        );
+        let mut snap = (*app.snapshot()).clone();
+        snap.models = vec![Arc::new(crate::model::registry::RegisteredModelView {
+            endpoint: "llama-chat".into(),
+            model: "llama-chat".into(),
+            alias: "champion".into(),
+            origin: crate::model::registry::RegistryRefOrigin::Config,
+            version: Some(3),
+            versions: Vec::new(),
+            history: Vec::new(),
+            fetched_at: Some(fixtures::now()),
+            error: None,
+        })];
+        app.set_snapshot(Arc::new(snap));
+        let Some(Command::Preview { cluster, intent }) = shift(&mut app, 'M') else {
+            panic!("M previews a model rollback");
+        };
+        assert_eq!(cluster, "prod-b", "the serving object's cluster");
+        assert_eq!(intent.target(), "registeredmodel/llama-chat@champion");
+        assert!(
+            matches!(intent, Mutation::RollbackModel(r) if r.serving.is_some() && r.to_version.is_none())
         );
     }
 

@@ -95,6 +95,9 @@ pub enum Action {
     /// Endpoints pane: roll back the endpoint's serving Deployment; Workloads pane: the
     /// selected Deployment or InferenceService (asks y/n).
     Rollback,
+    /// Endpoints pane: move the endpoint's registered model's serving alias back to the
+    /// previous version (MLflow), and repin its serving object (plan first, asks y/n).
+    RollbackModel,
     /// Workloads pane: restart the selected Deployment's pods, as `kubectl rollout restart`
     /// (plan first, asks y/n).
     RestartRollout,
@@ -140,6 +143,7 @@ impl Action {
             Action::Uncordon,
             Action::Drain,
             Action::Rollback,
+            Action::RollbackModel,
             Action::RestartRollout,
             Action::Scale,
             Action::DeletePod,
@@ -180,6 +184,7 @@ impl Action {
             Action::Uncordon => "uncordon".into(),
             Action::Drain => "drain".into(),
             Action::Rollback => "rollback".into(),
+            Action::RollbackModel => "rollback_model".into(),
             Action::RestartRollout => "restart".into(),
             Action::Scale => "scale".into(),
             Action::DeletePod => "delete_pod".into(),
@@ -218,6 +223,9 @@ impl Action {
             Action::Uncordon => "node: uncordon (plan first, asks y/n)".into(),
             Action::Drain => "node: drain (blast radius, asks y/n)".into(),
             Action::Rollback => "endpoint or workload: roll back its Deployment".into(),
+            Action::RollbackModel => {
+                "endpoint: its registered model's alias back a version (MLflow; asks y/n)".into()
+            }
             Action::RestartRollout => "deployment: rollout restart (asks y/n)".into(),
             Action::Scale => "deployment: scale (asks the replicas, then y/n)".into(),
             Action::DeletePod => "pod: delete it (plan first, asks y/n)".into(),
@@ -259,6 +267,7 @@ impl Action {
             Action::Uncordon => &["u"],
             Action::Drain => &["D"],
             Action::Rollback => &["B"],
+            Action::RollbackModel => &["M"],
             Action::RestartRollout => &["r"],
             // `s` sorts; `#` asks for a number.
             Action::Scale => &["#"],
@@ -706,6 +715,7 @@ mod tests {
             (KeyCode::Char('u'), none, Action::Uncordon),
             (KeyCode::Char('D'), shift, Action::Drain),
             (KeyCode::Char('B'), shift, Action::Rollback),
+            (KeyCode::Char('M'), shift, Action::RollbackModel),
             (KeyCode::Char('k'), KeyModifiers::CONTROL, Action::DeletePod),
             (KeyCode::Char('8'), none, Action::GoTo(PaneId::Runbooks)),
         ] {

@@ -261,6 +261,7 @@ impl App {
             | Action::Uncordon
             | Action::Drain
             | Action::Rollback
+            | Action::RollbackModel
             | Action::RestartRollout
             | Action::DeletePod => {
                 return self.manual_action(action);
