@@ -253,7 +253,7 @@ fn rollback_model_moves_the_alias_back_and_repins_the_serving_deployment() {
     std::fs::write(runbooks.join("model-rollback.rhai"), ROLLBACK).expect("runbook");
     let store = home.path().join("store");
     let endpoint_target = format!("endpoint/{name}");
-    let run = || {
+    let run_in = |mode: &str| {
         let (code, out, err) = fleetdeck(
             &[
                 "runbook",
@@ -270,7 +270,7 @@ fn rollback_model_moves_the_alias_back_and_repins_the_serving_deployment() {
                 "--store",
                 store.to_str().expect("utf-8"),
                 "--mode",
-                "auto",
+                mode,
                 "-o",
                 "json",
             ],
@@ -280,6 +280,19 @@ fn rollback_model_moves_the_alias_back_and_repins_the_serving_deployment() {
             .unwrap_or_else(|e| panic!("run record: {e}\nstdout {out}\nstderr {err}"));
         (code, record, err)
     };
+    let run = || run_in("auto");
+
+    // A dry run plans the move from what the registry said, and writes nothing to it.
+    let (code, record, err) = run_in("dry-run");
+    assert_eq!(code, Some(0), "{record}\n{err}");
+    assert!(
+        record["plan"]
+            .to_string()
+            .contains("move alias champion of registered model llama-chat from version 3 to 2"),
+        "{record}"
+    );
+    assert_eq!(mlflow.alias("llama-chat", "champion")["version"], "3");
+
     let (code, record, err) = run();
     assert_eq!(code, Some(0), "{record}\n{err}");
     let actions = record["actions"].to_string();
