@@ -291,6 +291,41 @@ fn each_kind_gets_its_payload_and_the_outcome_is_on_the_timeline() {
 }
 
 #[test]
+fn one_incidents_messages_to_a_sink_keep_their_order_while_one_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    // The trigger's first two tries fail: its acknowledge and resolve wait for it.
+    let pagerduty = Receiver::start(Answer::FailFirst(2));
+    std::fs::write(dir.path().join("key"), "R0UTING").unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[notify]\nretry_base = \"200ms\"\nattempts = 5\n\n\
+             [notify.sinks.oncall]\nkind = \"pagerduty\"\nrouting_key_file = \"{d}/key\"\nevents_url = \"{u}\"\n",
+            d = dir.path().display(),
+            u = pagerduty.url
+        ),
+    );
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let n = Notifier::start(&cfg.notify, Some(store.clone()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    let id = open_incident(&store);
+    for action in [Action::Trigger, Action::Acknowledge, Action::Resolve] {
+        n.send(message("oncall", action, Some(id))).unwrap();
+    }
+    let bodies = pagerduty.wait_for(5);
+    let actions: Vec<&str> = bodies
+        .iter()
+        .filter_map(|b| b["event_action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["trigger", "trigger", "trigger", "acknowledge", "resolve"],
+        "{bodies:#?}"
+    );
+}
+
+#[test]
 fn a_failing_sink_is_retried_with_backoff_and_each_failure_is_on_the_timeline() {
     let dir = tempfile::tempdir().unwrap();
     let flaky = Receiver::start(Answer::FailFirst(2));

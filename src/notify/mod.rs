@@ -405,11 +405,41 @@ impl Delivery {
         let this = Arc::new(self);
         rt.block_on(async move {
             let mut tasks = tokio::task::JoinSet::new();
+            // Messages about one incident to one sink go in the order they were asked for (a
+            // PagerDuty acknowledge must not overtake its trigger, nor a resolve its
+            // acknowledge, even while one is being retried); the others do not wait for them.
+            let mut last_of: std::collections::HashMap<
+                (String, u64),
+                tokio::sync::oneshot::Receiver<()>,
+            > = std::collections::HashMap::new();
             while let Some(m) = rx.recv().await {
                 let Some(inner) = inner.upgrade() else { break };
                 let (client, this) = (client.clone(), this.clone());
-                tasks.spawn(async move { this.deliver(&client, &inner, m).await });
+                let (done, after) = match m.incident {
+                    Some(id) => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        (Some(tx), last_of.insert((m.sink.clone(), id), rx))
+                    }
+                    None => (None, None),
+                };
+                tasks.spawn(async move {
+                    if let Some(before) = after {
+                        // Sent or dropped: either way the earlier message is finished.
+                        let _ = before.await;
+                    }
+                    this.deliver(&client, &inner, m).await;
+                    drop(done);
+                });
                 while tasks.try_join_next().is_some() {}
+                if last_of.len() > 256 {
+                    // Forget chains whose last message is finished.
+                    last_of.retain(|_, rx| {
+                        matches!(
+                            rx.try_recv(),
+                            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+                        )
+                    });
+                }
             }
             while tasks.join_next().await.is_some() {}
         });

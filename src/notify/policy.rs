@@ -50,7 +50,11 @@ pub fn due(
             if inc.severity < p.min_severity {
                 continue;
             }
-            for &event in &p.on {
+            // In the incident's own order, however the policy lists them.
+            let mut on = p.on.clone();
+            on.sort();
+            on.dedup();
+            for event in on {
                 let Some(at) = milestone(inc, event) else {
                     continue;
                 };
