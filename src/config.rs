@@ -403,56 +403,50 @@ impl MlflowConfig {
         !self.tracking_uri.trim().is_empty()
     }
 
-    /// The private CA files the registry's certificate is checked against (`[tls] ca_file`,
-    /// `[mlflow] ca_file`), read now; a file that cannot be read or holds no certificate is an
-    /// error naming its key.
-    pub fn ca_certificates(&self, tls_ca_file: &str) -> Result<Vec<reqwest::Certificate>, String> {
-        let mut out = Vec::new();
-        for (key, path) in [
-            ("tls.ca_file", tls_ca_file),
-            ("mlflow.ca_file", &self.ca_file),
-        ] {
-            let path = path.trim();
-            if path.is_empty() {
-                continue;
-            }
-            let pem = std::fs::read(path).map_err(|e| format!("{key} {path}: {e}"))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("{key} {path}: not a PEM bundle of certificates: {e}"))?;
-            if certs.is_empty() {
-                return Err(format!("{key} {path}: no certificate in it"));
-            }
-            out.extend(certs);
-        }
-        Ok(out)
-    }
-
     /// The bearer token, read now from its file or variable; `None` without one.
     pub fn read_token(&self) -> Result<Option<String>, String> {
-        if !self.token_file.trim().is_empty() {
-            let text = std::fs::read_to_string(self.token_file.trim()).map_err(|e| {
-                format!(
-                    "[mlflow] token_file {}: {e} (the file holds the registry's access token)",
-                    self.token_file
-                )
-            })?;
-            let token = text.trim().to_string();
-            if token.is_empty() {
-                return Err(format!("[mlflow] token_file {} is empty", self.token_file));
-            }
-            return Ok(Some(token));
-        }
-        if !self.token_env.trim().is_empty() {
-            return match std::env::var(self.token_env.trim()) {
-                Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
-                _ => Err(format!(
-                    "[mlflow] token_env names ${}, which is not set (or empty) in fleetdeck's environment",
-                    self.token_env
-                )),
-            };
-        }
-        Ok(None)
+        read_secret(&self.token_file, &self.token_env)
+            .map_err(|e| format!("[mlflow] token from {}: {}", e.from, e.reason))
     }
+}
+
+/// Why a secret named by a `*_file` or `*_env` key could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretError {
+    /// The file, or `$VARIABLE`.
+    pub from: String,
+    pub reason: String,
+}
+
+/// Reads the secret a `*_file` key (first) or a `*_env` key names, trimmed; `None` when
+/// neither is set. A file that cannot be read, a variable that is not set and an empty value
+/// are errors naming where the secret was looked for.
+pub fn read_secret(file: &str, env: &str) -> Result<Option<String>, SecretError> {
+    let (from, read) = if !file.trim().is_empty() {
+        (
+            file.trim().to_string(),
+            std::fs::read_to_string(file.trim()).map_err(|e| e.to_string()),
+        )
+    } else if !env.trim().is_empty() {
+        (
+            format!("${}", env.trim()),
+            std::env::var(env.trim()).map_err(|e| e.to_string()),
+        )
+    } else {
+        return Ok(None);
+    };
+    let value = read.map_err(|reason| SecretError {
+        from: from.clone(),
+        reason,
+    })?;
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(SecretError {
+            from,
+            reason: "it is empty".into(),
+        });
+    }
+    Ok(Some(value.to_string()))
 }
 
 /// What a sink speaks.
@@ -2655,16 +2649,16 @@ availability = 1.5
         ))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ok.mlflow.alias, "champion");
-        let mut with_ca = ok.mlflow.clone();
-        with_ca.ca_file = "/nonexistent/mlflow-ca.pem".into();
-        let err = with_ca
-            .ca_certificates("")
-            .expect_err("a CA file that is not there");
+        let mut with_token = ok.mlflow.clone();
+        with_token.token_file = "/nonexistent/mlflow-token".into();
+        let err = with_token
+            .read_token()
+            .expect_err("a token file that is not there");
         assert!(
-            err.contains("mlflow.ca_file") && err.contains("/nonexistent/mlflow-ca.pem"),
+            err.contains("[mlflow] token") && err.contains("/nonexistent/mlflow-token"),
             "{err}"
         );
-        assert!(ok.mlflow.ca_certificates("").is_ok_and(|c| c.is_empty()));
+        assert_eq!(ok.mlflow.read_token(), Ok(None));
         assert_eq!(
             ok.endpoints[0].registry.as_ref().map(|r| r.model.as_str()),
             Some("llama-chat")

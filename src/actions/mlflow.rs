@@ -6,8 +6,6 @@
 //! InferenceService's `storageUri`) is patched to the new version; one that resolves the alias
 //! (`models:/NAME@ALIAS`) in a Deployment gets a rollout restart so its pods load it.
 
-use std::time::Duration;
-
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -18,6 +16,9 @@ use crate::model::incident::{ApiOutcome, FieldChange};
 use crate::model::registry::{
     ALIAS_HISTORY_LEN, AliasMove, ROLLED_BACK_TAG, history_tag, previous_version, read_model, wire,
 };
+
+/// The query of a POST: none, its body says it all.
+const NO_QUERY: [(&str, &str); 0] = [];
 
 /// A client of one MLflow tracking server's model registry, for the changes fleetdeck makes
 /// there.
@@ -54,27 +55,8 @@ pub struct ModelRollback {
 }
 
 impl ModelRegistry {
-    /// `base` is the tracking server's URL; `token` is sent as a bearer token; `roots` are
-    /// private CAs trusted beside the usual ones.
-    pub fn new(
-        base: &str,
-        token: Option<String>,
-        timeout: Duration,
-        roots: Vec<reqwest::Certificate>,
-    ) -> Result<Self, ActionError> {
-        let http = roots
-            .into_iter()
-            .fold(reqwest::Client::builder(), |b, c| b.add_root_certificate(c))
-            .timeout(timeout)
-            .build()
-            .map_err(|e| ActionError::Registry {
-                request: "building the HTTP client".into(),
-                message: e.to_string(),
-            })?;
-        Ok(Self::with_client(base, token, http))
-    }
-
-    /// As [`Self::new`], with the caller's HTTP client (its CA roots and timeout).
+    /// `base` is the tracking server's URL; `token` is sent as a bearer token; `http` is the
+    /// caller's client (its CA roots and timeout).
     pub fn with_client(base: &str, token: Option<String>, http: reqwest::Client) -> Self {
         Self {
             http,
@@ -87,7 +69,7 @@ impl ModelRegistry {
         &self,
         method: reqwest::Method,
         path: &str,
-        query: &[(&str, &str)],
+        query: &(impl serde::Serialize + ?Sized),
         body: Option<Value>,
         outcomes: &mut Vec<ApiOutcome>,
     ) -> Result<Value, ActionError> {
@@ -142,7 +124,7 @@ impl ModelRegistry {
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, &str)],
+        query: &(impl serde::Serialize + ?Sized),
     ) -> Result<T, ActionError> {
         let value = self
             .call(reqwest::Method::GET, path, query, None, &mut Vec::new())
@@ -159,7 +141,7 @@ impl ModelRegistry {
         body: Value,
         outcomes: &mut Vec<ApiOutcome>,
     ) -> Result<(), ActionError> {
-        self.call(reqwest::Method::POST, path, &[], Some(body), outcomes)
+        self.call(reqwest::Method::POST, path, &NO_QUERY, Some(body), outcomes)
             .await
             .map(|_| ())
     }
@@ -171,16 +153,8 @@ impl ModelRegistry {
         let m: wire::GetRegisteredModel = self
             .get("registered-models/get", &[("name", model)])
             .await?;
-        let filter = format!("name='{}'", model.replace('\'', "\\'"));
         let versions: wire::SearchModelVersions = self
-            .get(
-                "model-versions/search",
-                &[
-                    ("filter", filter.as_str()),
-                    ("max_results", "200"),
-                    ("order_by", "version_number DESC"),
-                ],
-            )
+            .get("model-versions/search", &wire::versions_query(model, 200))
             .await?;
         Ok((m.registered_model, versions.model_versions))
     }
@@ -269,16 +243,16 @@ pub async fn rollback_model(
         after: Some(json!(to.to_string())),
     });
     let now = Utc::now();
+    // Why a tag that explains the move could not be written (the move itself stands).
+    let mut untagged: Vec<String> = Vec::new();
     if !ctx.dry_run {
-        let mut outcomes = Vec::new();
         let moved = registry
             .post(
                 "registered-models/alias",
                 json!({"name": req.model, "alias": req.alias, "version": to.to_string()}),
-                &mut outcomes,
+                &mut report.outcomes,
             )
             .await;
-        report.outcomes.append(&mut outcomes);
         if let Err(e) = moved {
             return Ok(report.finish(
                 ActionOutcome::Failed(e.to_string()),
@@ -290,14 +264,17 @@ pub async fn rollback_model(
             req.alias,
             now.to_rfc3339_opts(SecondsFormat::Secs, true)
         );
-        // The move is made; the tags only explain it, so their failures are in the outcomes.
-        let _ = registry
+        // The move is made; the tags only explain it: a failure is said, not undone.
+        if let Err(e) = registry
             .post(
                 "model-versions/set-tag",
                 json!({"name": req.model, "version": current.to_string(), "key": ROLLED_BACK_TAG, "value": why}),
                 &mut report.outcomes,
             )
-            .await;
+            .await
+        {
+            untagged.push(e.to_string());
+        }
         let mut moves = history;
         moves.push(AliasMove {
             at: now,
@@ -309,13 +286,16 @@ pub async fn rollback_model(
         });
         let skip = moves.len().saturating_sub(ALIAS_HISTORY_LEN);
         let moves: Vec<&AliasMove> = moves.iter().skip(skip).collect();
-        let _ = registry
+        if let Err(e) = registry
             .post(
                 "registered-models/set-tag",
                 json!({"name": req.model, "key": history_tag(&req.alias), "value": serde_json::to_string(&moves).unwrap_or_default()}),
                 &mut report.outcomes,
             )
-            .await;
+            .await
+        {
+            untagged.push(e.to_string());
+        }
     }
     let serving = match &req.serving {
         Some(s) if s.cluster == ctx.cluster => {
@@ -335,7 +315,10 @@ pub async fn rollback_model(
         .outcomes
         .iter()
         .find(|o| !(200..300).contains(&o.status))
-        .map(|o| format!("{} answered {} {}", o.request, o.status, o.message));
+        .map(|o| format!("{} answered {} {}", o.request, o.status, o.message))
+        .or_else(|| {
+            (!untagged.is_empty()).then(|| format!("the alias moved, but {}", untagged.join("; ")))
+        });
     let summary = format!(
         "{} of {} moved from version {current} to {to} (endpoint {}){serving}",
         req.alias, req.model, req.endpoint

@@ -102,7 +102,9 @@ pub(super) async fn start_executor(
             None
         }
     };
-    ecfg.registry = match crate::runbook::executor::model_registry(cfg) {
+    ecfg.registry = match crate::runbook::executor::model_registry(&cfg.mlflow, || {
+        crate::sources::mlflow::registry_http(cfg)
+    }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("fleetdeck: model rollbacks are off: {e}");

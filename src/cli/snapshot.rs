@@ -57,7 +57,6 @@ pub(super) fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<std::pr
     }
 }
 
-/// Connects to the configured clusters and waits until they sync (or `wait` runs out).
 /// Whether every endpoint that names a registered model has the registry's answer (or error).
 fn registry_read(cfg: &Config, s: &crate::model::Snapshot) -> bool {
     !cfg.mlflow.enabled()
@@ -71,6 +70,7 @@ fn registry_read(cfg: &Config, s: &crate::model::Snapshot) -> bool {
         })
 }
 
+/// Connects to the configured clusters and waits until they sync (or `wait` runs out).
 pub(super) fn gather_snapshot(
     cli: &Cli,
     cfg: &Config,

@@ -225,16 +225,10 @@ pub fn start_with(
     }
 }
 
-/// The model registry's reader (`[mlflow]`): the sources' TLS roots, the configured timeout,
-/// the token from its file or variable.
+/// The model registry's reader (`[mlflow]`): its HTTP client, the token from its file or
+/// variable.
 pub fn registry_reader(cfg: &Config) -> Result<crate::sources::mlflow::RegistryReader, String> {
-    let roots =
-        tls_roots(cfg, Some(("mlflow.ca_file", &cfg.mlflow.ca_file))).map_err(|e| e.to_string())?;
-    let http = roots
-        .client_builder()
-        .timeout(cfg.mlflow.timeout)
-        .build()
-        .map_err(|e| format!("cannot build the model registry's HTTP client: {e}"))?;
+    let http = crate::sources::mlflow::registry_http(cfg)?;
     crate::sources::mlflow::RegistryReader::new(&cfg.mlflow, http)
 }
 

@@ -108,7 +108,10 @@ pub async fn run(
         crate::notify::Notifier::start(&cfg.notify, Some(store.clone()), Origin::Headless)?;
     ecfg.notifier = notifier.clone();
     // So does a registry token that cannot be read.
-    ecfg.registry = crate::runbook::executor::model_registry(&cfg).map_err(anyhow::Error::msg)?;
+    ecfg.registry = crate::runbook::executor::model_registry(&cfg.mlflow, || {
+        crate::sources::mlflow::registry_http(&cfg)
+    })
+    .map_err(anyhow::Error::msg)?;
     let executor = Executor::new(
         runbooks,
         guard.clone(),

@@ -190,6 +190,15 @@ pub mod wire {
         pub next_page_token: Option<String>,
     }
 
+    /// The query of `model-versions/search` for `model`'s newest `max` versions.
+    pub fn versions_query(model: &str, max: usize) -> [(&'static str, String); 3] {
+        [
+            ("filter", format!("name='{}'", model.replace('\'', "\\'"))),
+            ("max_results", max.to_string()),
+            ("order_by", "version_number DESC".to_string()),
+        ]
+    }
+
     /// An error body: `{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "..."}`.
     #[derive(Debug, Clone, Default, Deserialize)]
     pub struct Error {

@@ -86,33 +86,20 @@ struct Sink {
 
 /// Reads `file` or `env` (one of them is set: the config's check).
 fn secret(sink: &str, what: &'static str, file: &str, env: &str) -> Result<String, NotifyError> {
-    let (from, read) = if !file.trim().is_empty() {
-        (
-            file.to_string(),
-            std::fs::read_to_string(file.trim()).map_err(|e| e.to_string()),
-        )
-    } else {
-        (
-            format!("${env}"),
-            std::env::var(env.trim()).map_err(|e| e.to_string()),
-        )
-    };
-    let value = read.map_err(|reason| NotifyError::Secret {
+    let failed = |from: String, reason: String| NotifyError::Secret {
         sink: sink.to_string(),
         what,
-        from: from.clone(),
+        from,
         reason,
-    })?;
-    let value = value.trim().to_string();
-    if value.is_empty() {
-        return Err(NotifyError::Secret {
-            sink: sink.to_string(),
-            what,
-            from,
-            reason: "it is empty".into(),
-        });
+    };
+    match crate::config::read_secret(file, env) {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(failed(
+            "the config".into(),
+            "neither a file nor an environment variable is named".into(),
+        )),
+        Err(e) => Err(failed(e.from, e.reason)),
     }
-    Ok(value)
 }
 
 impl Sink {

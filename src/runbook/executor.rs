@@ -73,19 +73,22 @@ impl ExecutorConfig {
     }
 }
 
-/// The model registry client of `[mlflow]` (its token read now); `None` when none is set.
+/// The model registry client of `[mlflow]` over `http` (the sources' client with the
+/// configured CA roots, `sources::mlflow::registry_http`), its token read now; `None` when no
+/// registry is set.
 pub fn model_registry(
-    config: &crate::config::Config,
+    cfg: &crate::config::MlflowConfig,
+    http: impl FnOnce() -> Result<reqwest::Client, String>,
 ) -> Result<Option<Arc<actions::ModelRegistry>>, String> {
-    let cfg = &config.mlflow;
     if !cfg.enabled() {
         return Ok(None);
     }
     let token = cfg.read_token()?;
-    let roots = cfg.ca_certificates(&config.tls.ca_file)?;
-    actions::ModelRegistry::new(&cfg.tracking_uri, token, cfg.timeout, roots)
-        .map(|r| Some(Arc::new(r)))
-        .map_err(|e| e.to_string())
+    Ok(Some(Arc::new(actions::ModelRegistry::with_client(
+        &cfg.tracking_uri,
+        token,
+        http()?,
+    ))))
 }
 
 /// One step of a plan: what would change, and the blast radius.
@@ -732,8 +735,8 @@ impl Executor {
     }
 
     /// The context `mutation` is performed in: its own cluster's (a model rollback's serving
-    /// object), else `cluster`'s; a change only the registry sees takes any cluster's client,
-    /// which it does not use.
+    /// object), else `cluster`'s; a change only the registry sees, when `cluster` has no
+    /// client, takes the first watched cluster's (by name), which it does not use.
     fn context_for(
         &self,
         cluster: &str,
@@ -743,7 +746,7 @@ impl Executor {
         let cluster = mutation.cluster().unwrap_or(cluster);
         match self.context(cluster, dry_run) {
             Err(_) if mutation.registry_only() => {
-                let (name, client) = self.inner.clients.iter().next().ok_or_else(|| {
+                let (name, client) = self.inner.clients.iter().min_by_key(|(n, _)| *n).ok_or_else(|| {
                     "no cluster client at all to perform with: is any kubeconfig context watched?"
                         .to_string()
                 })?;

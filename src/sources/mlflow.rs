@@ -22,6 +22,22 @@ use crate::model::update::{RegistryUpdate, Update};
 /// How many versions a view keeps (newest first).
 const VERSIONS_KEPT: usize = 50;
 
+/// The HTTP client every talk with the registry uses: the bundled and native roots, the
+/// private CAs of `[tls] ca_file` and `[mlflow] ca_file` (a bad file named by its key), the
+/// `[mlflow] timeout`.
+pub fn registry_http(cfg: &crate::config::Config) -> Result<reqwest::Client, String> {
+    let roots = super::http::TlsRoots::load(&[
+        ("tls.ca_file", &cfg.tls.ca_file),
+        ("mlflow.ca_file", &cfg.mlflow.ca_file),
+    ])
+    .map_err(|e| e.to_string())?;
+    roots
+        .client_builder()
+        .timeout(cfg.mlflow.timeout)
+        .build()
+        .map_err(|e| format!("cannot build the model registry's HTTP client: {e}"))
+}
+
 /// A read-only client of one MLflow tracking server's model registry.
 #[derive(Clone)]
 pub struct RegistryReader {
@@ -43,7 +59,7 @@ impl RegistryReader {
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, &str)],
+        query: &(impl serde::Serialize + ?Sized),
     ) -> Result<T, String> {
         let url = format!("{}/api/2.0/mlflow/{path}", self.base);
         let mut req = self.http.get(&url).query(query);
@@ -75,16 +91,10 @@ impl RegistryReader {
     ) -> Result<(wire::RegisteredModel, Vec<wire::ModelVersion>), String> {
         let model: wire::GetRegisteredModel =
             self.get("registered-models/get", &[("name", name)]).await?;
-        let filter = format!("name='{}'", name.replace('\'', "\\'"));
-        let max = VERSIONS_KEPT.to_string();
         let versions: wire::SearchModelVersions = self
             .get(
                 "model-versions/search",
-                &[
-                    ("filter", filter.as_str()),
-                    ("max_results", max.as_str()),
-                    ("order_by", "version_number DESC"),
-                ],
+                &wire::versions_query(name, VERSIONS_KEPT),
             )
             .await?;
         Ok((model.registered_model, versions.model_versions))
@@ -244,5 +254,39 @@ async fn poll_one(
                 error: Some(error),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_ca_file_that_cannot_be_read_is_named_by_its_key() {
+        let mut cfg = crate::config::Config::default();
+        cfg.mlflow.tracking_uri = "https://mlflow.ml.svc:5000".into();
+        cfg.mlflow.ca_file = "/nonexistent/mlflow-ca.pem".into();
+        let err = registry_http(&cfg).expect_err("a CA file that is not there");
+        assert!(
+            err.contains("mlflow.ca_file") && err.contains("/nonexistent/mlflow-ca.pem"),
+            "{err}"
+        );
+        cfg.mlflow.ca_file.clear();
+        assert!(registry_http(&cfg).is_ok());
+    }
+
+    #[test]
+    fn a_model_named_in_the_config_wins_over_the_serving_objects_annotation() {
+        let e: EndpointConfig = serde_json::from_value(serde_json::json!({
+            "name": "llama", "url": "http://a", "protocol": "vllm",
+            "registry": {"model": "llama-chat"}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (model, alias, origin) =
+            registry_ref(&e, &Snapshot::default(), "champion").expect("named in the config");
+        assert_eq!(
+            (model.as_str(), alias.as_str(), origin),
+            ("llama-chat", "champion", RegistryRefOrigin::Config)
+        );
     }
 }

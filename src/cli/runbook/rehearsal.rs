@@ -69,7 +69,10 @@ pub async fn rehearse(
     // A runbook's notify reaches the configured sinks in a rehearsal too: trying one is how a
     // sink is checked before it matters.
     ecfg.notifier = crate::notify::Notifier::start(&cfg.notify, Some(store.clone()), Origin::Cli)?;
-    ecfg.registry = crate::runbook::executor::model_registry(&cfg).map_err(anyhow::Error::msg)?;
+    ecfg.registry = crate::runbook::executor::model_registry(&cfg.mlflow, || {
+        crate::sources::mlflow::registry_http(&cfg)
+    })
+    .map_err(anyhow::Error::msg)?;
     let name = runbook.meta.name.clone();
     let executor = Executor::new(vec![runbook], guard, store.clone(), clients, ecfg);
     // The burn windows too: a page needs its 5-minute window covered, 6 s at this scale.
