@@ -172,9 +172,10 @@ fn main() {
     let mut app = App::new(Theme::default_theme(), Keymap::default(), true, true);
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap_or_else(|e| panic!("{e}"));
 
-    // A new snapshot every frame: what a fleet that changes costs. Half the frames bring a
-    // new GPU list too (a GPU source's round: every GPU walked again), half share the last
-    // one (a cluster's change: the GPU heat is reused).
+    // A new snapshot every frame, with its clusters rebuilt: what a fleet that changes costs.
+    // Half the frames bring a new GPU list too (a GPU source's round: every GPU walked again),
+    // half share the last one (a cluster's change: the GPU heat is reused while the nodes'
+    // pools are the same).
     let mut new_gpus = Vec::with_capacity(frames);
     let mut new_snapshot = Vec::with_capacity(frames);
     // The last snapshot is kept here a frame longer, so that freeing the GPU list a round
@@ -190,6 +191,12 @@ fn main() {
             gpus = Arc::new((*base.gpus).clone());
         }
         s.gpus = gpus.clone();
+        // Every frame's clusters are rebuilt, as a pod change rebuilds them.
+        s.clusters = base
+            .clusters
+            .iter()
+            .map(|c| Arc::new((**c).clone()))
+            .collect();
         let s = Arc::new(s);
         let t = Instant::now();
         app.set_snapshot(s.clone());

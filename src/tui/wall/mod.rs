@@ -69,8 +69,9 @@ struct Aggregates {
     heat: BTreeMap<String, HeatSample>,
     /// The newest GPU sample, for a GPU source that reports no round of its own.
     gpu_sampled_at: Option<DateTime<Utc>>,
-    /// What the heat was computed from: a snapshot that shares these `Arc`s (the GPU sources
-    /// publish less often than the clusters change) reuses it instead of walking every GPU.
+    /// What the heat was computed from: a snapshot with the same GPU list and node pools (the
+    /// GPU sources publish less often than the clusters change) reuses it instead of walking
+    /// every GPU.
     heat_from: Option<HeatInputs>,
     critical: usize,
     warning: usize,
@@ -82,30 +83,45 @@ struct Aggregates {
 /// GPUs, idle-but-allocated GPUs).
 type NodeRun<'n, 'p> = (&'n str, &'n str, &'p str, (f64, usize, usize));
 
-/// The inputs of the heat: the GPU list and the clusters (which name each node's pool).
+/// The inputs of the heat: the GPU list and each node's pool. The clusters are rebuilt on
+/// every pod change, so the pools are compared (by a hash of every node's cluster, name and
+/// pool, in order), not the clusters.
 #[derive(Debug, Clone)]
 struct HeatInputs {
     gpus: Arc<Vec<crate::model::gpu::GpuModel>>,
-    clusters: Vec<Arc<crate::model::ClusterSnapshot>>,
+    pools: u64,
 }
 
 impl HeatInputs {
-    fn of(snapshot: &Snapshot) -> Self {
+    fn of(snapshot: &Snapshot, pools: u64) -> Self {
         Self {
             gpus: snapshot.gpus.clone(),
-            clusters: snapshot.clusters.clone(),
+            pools,
         }
     }
 
-    fn same(&self, snapshot: &Snapshot) -> bool {
-        Arc::ptr_eq(&self.gpus, &snapshot.gpus)
-            && self.clusters.len() == snapshot.clusters.len()
-            && self
-                .clusters
-                .iter()
-                .zip(&snapshot.clusters)
-                .all(|(a, b)| Arc::ptr_eq(a, b))
+    fn same(&self, snapshot: &Snapshot, pools: u64) -> bool {
+        Arc::ptr_eq(&self.gpus, &snapshot.gpus) && self.pools == pools
     }
+}
+
+/// The hash of every node's cluster, name and pool, in order.
+fn pools_key(snapshot: &Snapshot) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    for (c, n, p) in node_pools(snapshot) {
+        (c, n, p).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Every node of `snapshot` with its cluster and pool.
+fn node_pools(snapshot: &Snapshot) -> impl Iterator<Item = (&str, &str, &str)> {
+    snapshot.clusters.iter().flat_map(|c| {
+        c.nodes
+            .iter()
+            .map(move |n| (c.name.as_str(), n.name.as_str(), fleet_map::pool_name(n)))
+    })
 }
 
 /// Per pool: the GPUs' mean utilisation, idle-but-allocated share and count (stamped `at`),
@@ -114,12 +130,8 @@ fn gpu_heat(
     snapshot: &Snapshot,
     at: DateTime<Utc>,
 ) -> (BTreeMap<String, HeatSample>, Option<DateTime<Utc>>) {
-    let mut pool_of: rustc_hash::FxHashMap<(&str, &str), &str> = rustc_hash::FxHashMap::default();
-    for c in &snapshot.clusters {
-        for n in &c.nodes {
-            pool_of.insert((c.name.as_str(), n.name.as_str()), fleet_map::pool_name(n));
-        }
-    }
+    let pool_of: rustc_hash::FxHashMap<(&str, &str), &str> =
+        node_pools(snapshot).map(|(c, n, p)| ((c, n), p)).collect();
     // Per pool: utilisation sum, GPUs with a reading, idle-but-allocated GPUs.
     let mut pools: BTreeMap<&str, (f64, usize, usize)> = BTreeMap::new();
     // A node's GPUs come one after another: look its pool up, and add to the pool's sums,
@@ -178,17 +190,21 @@ fn gpu_heat(
 /// from the same GPUs and clusters.
 fn aggregate(snapshot: &Snapshot, prev: Option<&Aggregates>) -> Aggregates {
     let at = snapshot.taken_at.unwrap_or_default();
-    let (heat, gpu_sampled_at) =
-        match prev.filter(|p| p.heat_from.as_ref().is_some_and(|h| h.same(snapshot))) {
-            Some(p) => (
-                p.heat
-                    .iter()
-                    .map(|(pool, h)| (pool.clone(), HeatSample { at, ..*h }))
-                    .collect(),
-                p.gpu_sampled_at,
-            ),
-            None => gpu_heat(snapshot, at),
-        };
+    let pools = pools_key(snapshot);
+    let (heat, gpu_sampled_at) = match prev.filter(|p| {
+        p.heat_from
+            .as_ref()
+            .is_some_and(|h| h.same(snapshot, pools))
+    }) {
+        Some(p) => (
+            p.heat
+                .iter()
+                .map(|(pool, h)| (pool.clone(), HeatSample { at, ..*h }))
+                .collect(),
+            p.gpu_sampled_at,
+        ),
+        None => gpu_heat(snapshot, at),
+    };
     let mut groups = group_signals(snapshot.incident_signals().enumerate());
     worst_first(&mut groups);
     let count = |s: Severity| groups.iter().filter(|g| g.severity() == Some(s)).count();
@@ -206,7 +222,7 @@ fn aggregate(snapshot: &Snapshot, prev: Option<&Aggregates>) -> Aggregates {
         cells: FleetCells::of(snapshot),
         heat,
         gpu_sampled_at,
-        heat_from: Some(HeatInputs::of(snapshot)),
+        heat_from: Some(HeatInputs::of(snapshot, pools)),
         critical: count(Severity::Critical),
         warning: count(Severity::Warning),
         burning,
