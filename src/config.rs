@@ -147,6 +147,8 @@ gpu_memory_min_samples = 10
 gpu_memory_min_r2 = 0.8
 gpu_memory_full_within = "30m"
 gpu_memory_full_critical_within = "5m"
+# A GPU source with no report for this long is down (source.down) even without an error.
+source_silent_after = "2m"
 
 [signals.for]
 # How long each kind's condition must hold before it fires ("0s": at once).
@@ -165,6 +167,8 @@ slo_fast_burn = "0s"
 slo_slow_burn = "0s"
 endpoint_drift = "5m"
 budget_overrun_forecast = "0s"
+# An API server unreachable, a watch broken, a GPU or cost source failing: blind is not calm.
+source_down = "1m"
 
 [signals.clear_after]
 # How long a firing signal's clear condition must hold before it stops firing ("0s": at once).
@@ -183,6 +187,7 @@ slo_fast_burn = "0s"
 slo_slow_burn = "0s"
 endpoint_drift = "5m"
 budget_overrun_forecast = "0s"
+source_down = "0s"
 
 [pod_logs]
 # The cockpit's logs view (l on a pod) keeps this many of a container's newest lines
@@ -639,6 +644,7 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "pod.pending_gpu",
     "slo.fast_burn",
     "slo.slow_burn",
+    "source.down",
 ];
 
 /// Kinds that are findings unless `[signals] findings` says otherwise: an idle GPU, a budget
@@ -681,6 +687,10 @@ pub struct Thresholds {
     /// … within this long: critical.
     #[serde(with = "crate::model::duration_serde")]
     pub gpu_memory_full_critical_within: Duration,
+    /// A GPU source with no report for this long is down (`source.down`) even without an error:
+    /// its collector stopped.
+    #[serde(with = "crate::model::duration_serde")]
+    pub source_silent_after: Duration,
     /// How long each kind's condition must hold before it fires (`[signals.for]`).
     #[serde(rename = "for")]
     pub pending_for: PendingFor,
@@ -707,6 +717,7 @@ impl Default for Thresholds {
             gpu_memory_min_r2: 0.8,
             gpu_memory_full_within: Duration::from_secs(1800),
             gpu_memory_full_critical_within: Duration::from_secs(300),
+            source_silent_after: Duration::from_secs(120),
             pending_for: PendingFor::default(),
             clear_after: ClearAfter::default(),
             findings: DEFAULT_FINDINGS.iter().map(|k| k.to_string()).collect(),
@@ -743,6 +754,18 @@ impl Thresholds {
         }
     }
 
+    /// How long a signal resumed from the store stays *unknown* when a process starts: its
+    /// kind's `for`, plus the history its detector needs before it can see the condition at all
+    /// (the memory forecast trusts no fit over less than half its window). Until then its
+    /// absence says nothing, so it neither clears nor mitigates an incident.
+    pub fn resume_hold(&self, kind: &str) -> Duration {
+        let own = match kind {
+            "gpu.memory_exhaustion_forecast" => self.gpu_memory_window / 2,
+            _ => Duration::ZERO,
+        };
+        self.for_kind(kind) + own
+    }
+
     /// The `for` of a detector kind (`gpu.idle`); zero for a kind without one.
     pub fn for_kind(&self, kind: &str) -> Duration {
         let f = &self.pending_for;
@@ -763,6 +786,7 @@ impl Thresholds {
             "slo.slow_burn" => f.slo_slow_burn,
             "endpoint.drift" => f.endpoint_drift,
             "budget.overrun_forecast" => f.budget_overrun_forecast,
+            "source.down" => f.source_down,
             _ => Duration::ZERO,
         }
     }
@@ -786,6 +810,7 @@ impl Thresholds {
             "slo.slow_burn" => c.slo_slow_burn,
             "endpoint.drift" => c.endpoint_drift,
             "budget.overrun_forecast" => c.budget_overrun_forecast,
+            "source.down" => c.source_down,
             _ => Duration::ZERO,
         }
     }
@@ -822,6 +847,8 @@ pub struct PendingFor {
     pub endpoint_drift: Duration,
     #[serde(with = "crate::model::duration_serde")]
     pub budget_overrun_forecast: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub source_down: Duration,
 }
 
 impl Default for PendingFor {
@@ -841,6 +868,7 @@ impl Default for PendingFor {
             slo_slow_burn: Duration::ZERO,
             endpoint_drift: m(5),
             budget_overrun_forecast: Duration::ZERO,
+            source_down: m(1),
         }
     }
 }
@@ -869,6 +897,7 @@ impl PendingFor {
             &mut self.slo_slow_burn,
             &mut self.endpoint_drift,
             &mut self.budget_overrun_forecast,
+            &mut self.source_down,
         ]
     }
 }
@@ -907,6 +936,8 @@ pub struct ClearAfter {
     pub endpoint_drift: Duration,
     #[serde(with = "crate::model::duration_serde")]
     pub budget_overrun_forecast: Duration,
+    #[serde(with = "crate::model::duration_serde")]
+    pub source_down: Duration,
 }
 
 impl Default for ClearAfter {
@@ -928,6 +959,7 @@ impl Default for ClearAfter {
             slo_slow_burn: Duration::ZERO,
             endpoint_drift: m(5),
             budget_overrun_forecast: Duration::ZERO,
+            source_down: Duration::ZERO,
         }
     }
 }
@@ -958,6 +990,7 @@ impl ClearAfter {
             &mut self.slo_slow_burn,
             &mut self.endpoint_drift,
             &mut self.budget_overrun_forecast,
+            &mut self.source_down,
         ]
     }
 }

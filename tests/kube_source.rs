@@ -1464,6 +1464,17 @@ fn snapshot_exits_3_naming_an_unreachable_context_while_printing_the_others_sync
     }
     let dead = json_cluster(&snap, "dead");
     assert!(dead["nodes"].as_array().is_some_and(|n| n.is_empty()));
+    // Blind is not calm: the unreachable context is itself a critical signal, the others none.
+    let down: Vec<&serde_json::Value> = snap["signals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["kind"] == "source.down")
+        .collect();
+    assert_eq!(down.len(), 1, "{}", snap["signals"]);
+    assert_eq!(down[0]["subject"]["cluster"], "dead");
+    assert_eq!(down[0]["severity"], "critical");
+    assert_eq!(down[0]["evidence"]["state"], "unreachable");
     assert!(run.stderr.contains("dead"), "stderr: {}", run.stderr);
     assert!(
         run.stderr.contains("unreachable") && run.stderr.to_lowercase().contains("refused"),

@@ -2,6 +2,7 @@
 //! (panes, detectors, runbooks, `fleetdeck snapshot`) consumes. Imports nothing of the crate.
 //! The JSON form of [`Snapshot`] is a stable surface for scripts (see docs/snapshot.md).
 
+pub mod blind;
 pub mod cost;
 pub mod endpoint;
 pub mod gpu;

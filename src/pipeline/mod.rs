@@ -37,6 +37,10 @@ pub const MIN_EVALUATE_INTERVAL: Duration = Duration::from_millis(250);
 const EVALUATION_SHARE: u32 = 50;
 /// How long recording waits for a complete fleet picture before it starts anyway.
 pub const WARM_UP_PATIENCE: Duration = Duration::from_secs(60);
+/// Beyond its kind's `for`, how long a resumed signal waits to be seen again before its absence
+/// counts: a few evaluations and a source's poll, so a fault that still fires is confirmed, not
+/// cleared and re-opened.
+pub const RESUME_MARGIN: Duration = Duration::from_secs(30);
 
 /// One evaluation of the fleet, as every face shows it.
 #[derive(Debug, Clone, Default)]
@@ -214,6 +218,8 @@ impl Pipeline {
             "gpu" => !snap.gpu_sources.is_empty(),
             "budget" | "cost" => snap.cost_source.is_some(),
             "endpoint" | "slo" => !snap.endpoints.is_empty(),
+            // Every face watches its own sources.
+            "source" => true,
             _ => !snap.clusters.is_empty(),
         }
     }
@@ -227,8 +233,10 @@ impl Pipeline {
     }
 
     /// Starts recording once the picture is complete (or the patience ran out): reads the
-    /// store's open incidents and resumes the signals this face observes.
-    async fn warm_up(&mut self, snap: &Snapshot) {
+    /// store's open incidents and resumes the signals this face observes. A resumed detector
+    /// signal is unknown until its kind's [`resume_hold`](Thresholds::resume_hold) and
+    /// [`RESUME_MARGIN`] have passed without it: only then does its absence clear it.
+    async fn warm_up(&mut self, snap: &Snapshot, now: DateTime<Utc>) {
         if self.recorder.is_some()
             || !(self.complete(snap) || self.started.elapsed() >= self.cfg.warm_up_patience)
         {
@@ -247,7 +255,21 @@ impl Pipeline {
         .await;
         match open {
             Ok(Ok(open)) => {
-                let recorder = SignalRecorder::resume_where(&open, |key| self.observes(key, snap));
+                let thresholds = &self.cfg.thresholds;
+                let recorder = SignalRecorder::resume_holding(&open, |key| {
+                    if !self.observes(key, snap) {
+                        return None;
+                    }
+                    // An intake's alerts are as known as its book (a webhook resends them).
+                    if INTAKE_PREFIXES.iter().any(|p| key.starts_with(p)) {
+                        return Some(None);
+                    }
+                    let kind = key.split(':').next().unwrap_or_default();
+                    let hold = thresholds.resume_hold(kind) + RESUME_MARGIN;
+                    Some(Some(
+                        now + chrono::Duration::from_std(hold).unwrap_or_default(),
+                    ))
+                });
                 self.recorder = Some(recorder);
             }
             Ok(Err(e)) => self.store_error = Some(e.to_string()),
@@ -267,12 +289,12 @@ impl Pipeline {
             s.signals = signals;
             s.finding_kinds = self.cfg.thresholds.findings.clone();
         }
-        self.warm_up(&snap).await;
+        self.warm_up(&snap, now).await;
         if let (Some(recorder), Some(store)) = (self.recorder.as_mut(), self.store.clone()) {
             // Findings are shown, not recorded: only the kinds that open incidents reach the
             // store (and so only they can be cleared there).
             let incident_signals: Vec<Signal> = snap.incident_signals().cloned().collect();
-            let changes = recorder.observe(&incident_signals);
+            let changes = recorder.observe(&incident_signals, now);
             let raised: Vec<_> = changes
                 .fired
                 .iter()

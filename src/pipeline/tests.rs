@@ -139,3 +139,103 @@ async fn nothing_is_recorded_and_no_run_starts_until_the_picture_is_complete() {
             .is_empty()
     );
 }
+
+/// A synced cluster with nothing wrong on it: every detector sees a healthy fleet.
+fn quiet_fleet(now: DateTime<Utc>) -> Snapshot {
+    use crate::model::{ClusterSnapshot, ResourceSync, SyncState};
+    Snapshot {
+        clusters: vec![Arc::new(ClusterSnapshot {
+            name: "prod-a".into(),
+            server: "https://prod-a.example:6443".into(),
+            sync: vec![ResourceSync {
+                resource: "pods".into(),
+                state: SyncState::Synced,
+                changed_at: now,
+            }],
+            totals: Default::default(),
+            nodes: vec![],
+            namespaces: vec![],
+            crash_looping: vec![],
+            pending: vec![],
+            deployments: vec![],
+            pdbs: vec![],
+            gang_jobs: vec![],
+            warnings: vec![],
+            normal_events: vec![],
+            workloads: vec![],
+            inference_services: vec![],
+            pods: Default::default(),
+        })],
+        ..Snapshot::default()
+    }
+}
+
+fn crash_loop(at: DateTime<Utc>) -> Signal {
+    let subject = Subject {
+        cluster: "prod-a".into(),
+        namespace: Some("batch".into()),
+        object: Some("pod/tokenizer-worker-7d9f8c6b5-x2x9q".into()),
+        ..Subject::default()
+    };
+    Signal {
+        kind: "pod.crash_loop".into(),
+        severity: Severity::Warning,
+        dedup_key: format!("pod.crash_loop:{}", subject.describe()),
+        subject,
+        summary: "tokenizer-worker crash-loops".into(),
+        evidence: BTreeMap::new(),
+        action: None,
+        first_seen: at,
+    }
+}
+
+fn cleared_entries(store: &Store) -> Vec<String> {
+    store
+        .incidents(&IncidentFilter::default())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|i| store.timeline(i.id).unwrap_or_default())
+        .map(|e| e.entry.summary)
+        .filter(|s| s.starts_with("cleared") || s.starts_with("mitigated"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restart_leaves_a_resumed_signal_unknown_until_its_detector_had_its_for() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = store(&dir);
+    let start = Utc::now();
+    // The process before the restart recorded a crash loop …
+    store
+        .record_signals(
+            &[crash_loop(start - chrono::Duration::minutes(10))],
+            &[],
+            Origin::Tui,
+            Duration::from_secs(3600),
+            start - chrono::Duration::minutes(5),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    // … and the new one has not seen it yet: its detector needs the kind's `for` (2 minutes)
+    // of sightings before the crash loop fires again.
+    let mut p = Pipeline::new(config(Origin::Tui)).with_store(store.clone());
+    let hold = Thresholds::default().resume_hold("pod.crash_loop") + RESUME_MARGIN;
+    let hold = chrono::Duration::from_std(hold).unwrap_or_default();
+    for at in [
+        start,
+        start + chrono::Duration::seconds(1),
+        start + hold - chrono::Duration::seconds(1),
+    ] {
+        let e = p.evaluate(Arc::new(quiet_fleet(at)), at).await;
+        assert!(e.recording, "{e:?}");
+        assert_eq!(status_of(&store, "pod.crash_loop:"), IncidentStatus::Open);
+        assert_eq!(cleared_entries(&store), Vec::<String>::new(), "at {at}");
+    }
+    // A full `for` (and a margin) of fresh data without it: now its absence means it cleared.
+    let at = start + hold;
+    p.evaluate(Arc::new(quiet_fleet(at)), at).await;
+    assert_eq!(
+        status_of(&store, "pod.crash_loop:"),
+        IncidentStatus::Mitigated
+    );
+    assert_eq!(cleared_entries(&store).len(), 2, "cleared, then mitigated");
+}

@@ -268,6 +268,7 @@ impl Detectors {
         for e in &snap.endpoints {
             self.endpoint(e, now, &mut out);
         }
+        self.sources(snap, now, &mut out);
         for g in snap.gpus.iter() {
             self.gpu(g, now, &mut out);
         }
@@ -652,6 +653,42 @@ impl Detectors {
                 "find the groups growing fastest (fleetdeck cost --by team) and idle GPUs to reclaim",
             ),
         ))
+    }
+
+    /// `source.down`: a source the picture cannot see (an API server unreachable, a watch
+    /// broken, a GPU or cost source failing or silent), dated from when it was last seen, so
+    /// its `for` counts from the break. Blind is not calm: the signals it would raise are
+    /// unknown while it lasts.
+    fn sources(&mut self, snap: &Snapshot, now: DateTime<Utc>, out: &mut Vec<Observation>) {
+        use crate::model::blind::BlindSource;
+        for spot in snap.blind_spots(now, self.thresholds.source_silent_after) {
+            let (severity, object) = match &spot.source {
+                // Every signal of the cluster is unknown.
+                BlindSource::Cluster => (Severity::Critical, "apiserver".to_string()),
+                BlindSource::Gpu(_) => (Severity::Warning, format!("source/{}", spot.name())),
+                BlindSource::Cost => (Severity::Warning, "source/cost".to_string()),
+            };
+            let subject = Subject {
+                cluster: spot.cluster.clone(),
+                object: Some(object),
+                ..Subject::default()
+            };
+            let key = format!("source.down:{}", subject.describe());
+            self.seen(&key, now);
+            out.push(met(signal(
+                "source.down",
+                severity,
+                subject,
+                format!("{}: {}", spot.describe(now), spot.error),
+                json!({"source": spot.name(), "target": spot.target, "state": spot.state, "since": spot.since, "seconds": spot.age(now).as_secs(), "error": spot.error}),
+                spot.since,
+                Some(match spot.source {
+                    BlindSource::Cluster => "check the API server and the network path to it; fleetdeck keeps the last picture, but nothing new is seen",
+                    BlindSource::Gpu(_) => "check the exporter (or NVML) and its scrape target; GPU faults on this cluster go unseen meanwhile",
+                    BlindSource::Cost => "check the cost source; budgets and forecasts are not updated meanwhile",
+                }),
+            )));
+        }
     }
 
     fn endpoint(&mut self, e: &EndpointModel, now: DateTime<Utc>, out: &mut Vec<Observation>) {

@@ -678,7 +678,11 @@ pub fn target_group(signal: &Signal) -> String {
         .and_then(|d| d.as_str())
         .filter(|d| !d.is_empty());
     let pod = s.object.as_deref().and_then(|o| o.strip_prefix("pod/"));
-    let place = if let Some(dep) = deployment {
+    let place = if let (true, Some(node)) = (is_gpu_fault_kind(&signal.kind), &s.node) {
+        // A GPU's fault is its node's: the node is what gets cordoned and drained, whichever
+        // pod held the GPU.
+        format!("node/{node}")
+    } else if let Some(dep) = deployment {
         format!("deployment/{}/{dep}", s.namespace.as_deref().unwrap_or("-"))
     } else if let Some(pod) = pod {
         // The pods of one owner are one problem (Alertmanager's group_by), wherever they run.
@@ -699,6 +703,13 @@ pub fn target_group(signal: &Signal) -> String {
         "cluster".into()
     };
     format!("{}:{}/{place}", signal.kind, s.cluster)
+}
+
+/// Kinds that are a GPU's hardware fault (XID, ECC, thermal throttling), which group by the GPU's
+/// node: the node is cordoned and drained. A GPU's idleness or memory trend is its workload's
+/// matter and groups by the pod holding it.
+pub fn is_gpu_fault_kind(kind: &str) -> bool {
+    matches!(kind, "gpu.xid" | "gpu.ecc" | "gpu.throttling")
 }
 
 /// The controller a pod's generated name points to: `web-7d9f8c6b5-x2x9q` (a Deployment's

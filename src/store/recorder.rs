@@ -1,8 +1,15 @@
 //! Turns the detectors' output, evaluated on every snapshot, into timeline events: a signal is
 //! recorded when it starts firing (or gets more severe) and when it clears, not on every
 //! snapshot while it persists.
+//!
+//! A process that resumes from the store has not yet seen the signals its open incidents had
+//! firing: until its detectors have had a full `for` of fresh data, a resumed signal's absence
+//! means *unknown*, not *cleared* (a crash loop needs two minutes of sightings before it fires
+//! again). Such a key is held until its deadline, and clears only if it is still absent then.
 
 use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 
 use crate::model::incident::Incident;
 use crate::model::signal::{Severity, Signal};
@@ -28,6 +35,8 @@ impl SignalChanges {
 #[derive(Debug, Default)]
 pub struct SignalRecorder {
     active: HashMap<String, (String, Severity)>,
+    /// Resumed keys not re-observed yet, with the time until which their absence says nothing.
+    unconfirmed: HashMap<String, DateTime<Utc>>,
 }
 
 impl SignalRecorder {
@@ -39,29 +48,57 @@ impl SignalRecorder {
 
     /// As [`resume`](Self::resume), for the signals `observes` says this process can raise:
     /// the others (another process's alerts) are neither recorded again nor cleared by it.
+    /// A resumed signal may clear at the first evaluation that lacks it.
     pub fn resume_where(open: &[Incident], observes: impl Fn(&str) -> bool) -> Self {
-        let mut active = HashMap::new();
-        for inc in open.iter().filter(|i| i.status.is_open()) {
-            for key in inc.active.iter().filter(|k| observes(k)) {
-                active.insert(key.clone(), (inc.group.clone(), inc.severity));
-            }
-        }
-        Self { active }
+        Self::resume_holding(open, |key| observes(key).then_some(None))
     }
 
-    /// Compares the signals firing now with those firing before.
-    pub fn observe(&mut self, signals: &[Signal]) -> SignalChanges {
+    /// As [`resume_where`](Self::resume_where), where `hold` answers `None` for a signal this
+    /// process cannot raise, and `Some(until)` for one it can: absent before `until`, the signal
+    /// is unknown (kept firing, nothing recorded); absent at or after it, it clears.
+    pub fn resume_holding(
+        open: &[Incident],
+        hold: impl Fn(&str) -> Option<Option<DateTime<Utc>>>,
+    ) -> Self {
+        let mut active = HashMap::new();
+        let mut unconfirmed = HashMap::new();
+        for inc in open.iter().filter(|i| i.status.is_open()) {
+            for key in &inc.active {
+                let Some(until) = hold(key) else { continue };
+                active.insert(key.clone(), (inc.group.clone(), inc.severity));
+                if let Some(until) = until {
+                    unconfirmed.insert(key.clone(), until);
+                }
+            }
+        }
+        Self {
+            active,
+            unconfirmed,
+        }
+    }
+
+    /// Compares the signals firing at `at` with those firing before.
+    pub fn observe(&mut self, signals: &[Signal], at: DateTime<Utc>) -> SignalChanges {
         let mut changes = SignalChanges::default();
         let mut now: HashMap<&str, &Signal> = HashMap::with_capacity(signals.len());
         for s in signals {
             now.entry(s.dedup_key.as_str()).or_insert(s);
         }
+        let unconfirmed = &mut self.unconfirmed;
         self.active.retain(|key, (group, _)| {
             if now.contains_key(key.as_str()) {
-                true
-            } else {
-                changes.cleared.push((key.clone(), group.clone()));
-                false
+                unconfirmed.remove(key);
+                return true;
+            }
+            match unconfirmed.get(key) {
+                // Not seen since this process started, and its detector has not had the time
+                // to see it: unknown, still firing as far as anyone knows.
+                Some(until) if at < *until => true,
+                _ => {
+                    unconfirmed.remove(key);
+                    changes.cleared.push((key.clone(), group.clone()));
+                    false
+                }
             }
         });
         for (key, s) in now {
@@ -85,5 +122,11 @@ impl SignalRecorder {
 
     pub fn active(&self) -> usize {
         self.active.len()
+    }
+
+    /// Resumed signals not re-observed yet (unknown: neither confirmed nor cleared), with the
+    /// time each clears if it stays unseen.
+    pub fn unconfirmed(&self) -> impl Iterator<Item = (&str, DateTime<Utc>)> {
+        self.unconfirmed.iter().map(|(k, t)| (k.as_str(), *t))
     }
 }

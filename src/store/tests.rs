@@ -495,16 +495,16 @@ fn the_recorder_records_changes_not_every_snapshot() {
     let mut rec = SignalRecorder::default();
     let a = xid("n1", 0, t(0));
     let b = xid("n1", 1, t(0));
-    let c1 = rec.observe(&[a.clone(), b.clone()]);
+    let c1 = rec.observe(&[a.clone(), b.clone()], t(0));
     assert_eq!(c1.fired.len(), 2);
-    assert!(rec.observe(&[a.clone(), b.clone()]).is_empty());
-    let c3 = rec.observe(std::slice::from_ref(&a));
+    assert!(rec.observe(&[a.clone(), b.clone()], t(0)).is_empty());
+    let c3 = rec.observe(std::slice::from_ref(&a), t(0));
     assert_eq!(c3.cleared, vec![(b.dedup_key.clone(), incident_group(&b))]);
     let mut worse = a.clone();
     worse.severity = Severity::Critical;
     let mut milder = a.clone();
     milder.severity = Severity::Info;
-    assert!(rec.observe(std::slice::from_ref(&milder)).is_empty());
+    assert!(rec.observe(std::slice::from_ref(&milder), t(0)).is_empty());
 }
 
 #[test]
@@ -521,8 +521,8 @@ fn the_recorder_resumes_from_open_incidents() {
         })
         .unwrap();
     let mut rec = SignalRecorder::resume(&open);
-    assert!(rec.observe(std::slice::from_ref(&s)).is_empty());
-    assert_eq!(rec.observe(&[]).cleared.len(), 1);
+    assert!(rec.observe(std::slice::from_ref(&s), t(0)).is_empty());
+    assert_eq!(rec.observe(&[], t(0)).cleared.len(), 1);
 }
 
 #[test]
@@ -728,4 +728,90 @@ fn retention_keeps_open_incidents_and_the_chain_verifies_through_its_checkpoint(
     assert_eq!(report.pruned, 2);
     // Ids are never given twice, even when the newest incident was pruned.
     assert_eq!(fire("n3"), 3);
+}
+
+#[test]
+fn a_resumed_signal_is_unknown_until_its_hold_then_absence_clears_it() {
+    let (_d, store) = open();
+    let a = xid("n1", 0, t(0));
+    let b = xid("n1", 1, t(0));
+    store
+        .record_signals(&[a.clone(), b.clone()], &[], Origin::Tui, WINDOW, t(0))
+        .unwrap();
+    let open = store
+        .incidents(&IncidentFilter {
+            open_only: true,
+            since: None,
+        })
+        .unwrap();
+    let mut rec = SignalRecorder::resume_holding(&open, |_| Some(Some(t(10))));
+    assert_eq!(rec.unconfirmed().count(), 2);
+    // Neither seen at first: both unknown, nothing recorded.
+    assert!(rec.observe(&[], t(1)).is_empty());
+    // `a` is seen again: confirmed without a new record; `b` is still unknown.
+    assert!(rec.observe(std::slice::from_ref(&a), t(2)).is_empty());
+    assert_eq!(
+        rec.unconfirmed().map(|(k, _)| k).collect::<Vec<_>>(),
+        [b.dedup_key.as_str()]
+    );
+    // `a`, confirmed, clears as soon as it is gone; `b` only once its hold has passed.
+    assert_eq!(
+        rec.observe(&[], t(3)).cleared,
+        vec![(a.dedup_key.clone(), incident_group(&a))]
+    );
+    assert!(rec.observe(&[], t(9)).is_empty());
+    assert_eq!(
+        rec.observe(&[], t(10)).cleared,
+        vec![(b.dedup_key.clone(), incident_group(&b))]
+    );
+    assert_eq!(rec.active(), 0);
+}
+
+#[test]
+fn gpu_faults_group_by_their_node_whichever_pods_hold_the_gpus() {
+    let (_d, store) = open();
+    // A training gang's workers hold the GPUs of two nodes; an XID storm hits both nodes.
+    let held = |node: &str, gpu: u32, worker: u32| {
+        let mut s = xid(node, gpu, t(0));
+        s.subject.gpu = Some(format!("gpu{gpu} (GPU-{node}-{gpu})"));
+        s.subject.namespace = Some("training".into());
+        s.subject.object = Some(format!("pod/llm-pretrain-worker-{worker}"));
+        s.dedup_key = format!("gpu.xid:{}", s.subject.describe());
+        s
+    };
+    let mut fired: Vec<Signal> = (0..3).map(|g| held("gpu-node-7", g, 0)).collect();
+    fired.push(held("gpu-node-8", 10, 1));
+    let mut ecc = held("gpu-node-7", 1, 0);
+    ecc.kind = "gpu.ecc".into();
+    ecc.dedup_key = format!("gpu.ecc:{}", ecc.subject.describe());
+    fired.push(ecc);
+    store
+        .record_signals(&fired, &[], Origin::Tui, WINDOW, t(1))
+        .unwrap();
+    let mut all = store.incidents(&IncidentFilter::default()).unwrap();
+    all.sort_by_key(|i| i.id);
+    let groups: Vec<&str> = all.iter().map(|i| i.group.as_str()).collect();
+    assert_eq!(
+        groups,
+        [
+            "gpu.fault:prod/node/gpu-node-7",
+            "gpu.fault:prod/node/gpu-node-8"
+        ]
+    );
+    // The node is the incident's subject; the title says how many of its GPUs and which.
+    assert_eq!(
+        all[0].subject,
+        Subject {
+            cluster: "prod".into(),
+            node: Some("gpu-node-7".into()),
+            ..Subject::default()
+        }
+    );
+    assert_eq!(
+        all[0].title,
+        "gpu-node-7: 3 GPUs faulty (gpu0, gpu1, gpu2); worst: XID 79 on gpu-node-7 gpu0: fell off the bus"
+    );
+    assert_eq!(all[1].title, "XID 79 on gpu-node-8 gpu10: fell off the bus");
+    // Each node is its own remediation target too.
+    assert_eq!(target_group(&fired[0]), "gpu.xid:prod/node/gpu-node-7");
 }

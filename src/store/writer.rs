@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 use super::audit::{self, GENESIS, HASH_LEN};
 use super::memory::{Claim, Cooldown, IdempotencyRecord, Sighting, to_json};
 use super::{
-    Milestone, MilestoneOutcome, Result, SignalRecord, StoreError, classify, incident_group, keys,
+    Milestone, MilestoneOutcome, Result, SignalRecord, StoreError, classify, incident_group,
+    is_gpu_fault_kind, keys,
 };
 use crate::model::incident::{
     Actor, Entry, EntryKind, Incident, IncidentStatus, Milestones, NewEntry, Origin,
 };
-use crate::model::signal::Signal;
+use crate::model::signal::{Signal, Subject};
 
 /// The most operations one commit takes, so one huge burst cannot starve the callers queued
 /// behind it of their answers.
@@ -377,7 +378,7 @@ impl WriterState {
                     severity: signal.severity,
                     status: IncidentStatus::Open,
                     group: group.clone(),
-                    subject: signal.subject.clone(),
+                    subject: incident_subject(&signal),
                     milestones: Milestones {
                         started: Some(signal.first_seen.min(seen)),
                         detected: Some(now),
@@ -442,6 +443,10 @@ impl WriterState {
             outcomes: Vec::new(),
         };
         let entry = self.write_entry(entry, now)?;
+        if is_gpu_fault_kind(&signal.kind) {
+            let inc = self.incident(id)?;
+            inc.title = gpu_fault_title(inc);
+        }
         if refired {
             let status = NewEntry::new(
                 EntryKind::Status,
@@ -882,4 +887,53 @@ pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
             let _ = reply.send(answer);
         }
     }
+}
+
+/// An incident's subject: the signal's, except that a GPU's hardware fault is its node's (the
+/// pod that held the GPU is in the signal's own subject, on the timeline).
+fn incident_subject(signal: &Signal) -> Subject {
+    match &signal.subject.node {
+        Some(node) if is_gpu_fault_kind(&signal.kind) => Subject {
+            cluster: signal.subject.cluster.clone(),
+            node: Some(node.clone()),
+            ..Subject::default()
+        },
+        _ => signal.subject.clone(),
+    }
+}
+
+/// Separates the GPUs of a node's GPU-fault title from its worst signal's summary.
+const WORST: &str = "; worst: ";
+
+/// The title of a node's GPU-fault incident: the worst signal's summary while one GPU is
+/// affected; with more, the node, how many GPUs and which, then the worst summary (the title
+/// the incident had: [`Incident::title`] follows the most severe signal).
+fn gpu_fault_title(inc: &Incident) -> String {
+    let worst = inc
+        .title
+        .split_once(WORST)
+        .map_or(inc.title.as_str(), |(_, w)| w);
+    let Some(node) = &inc.subject.node else {
+        return worst.to_string();
+    };
+    // Every signal's subject is in `affected` as `cluster/node/gpuN (UUID)/…`.
+    let prefix = format!("{}/{node}/", inc.subject.cluster);
+    let gpus: std::collections::BTreeSet<&str> = inc
+        .affected
+        .iter()
+        .filter_map(|a| a.strip_prefix(prefix.as_str()))
+        .filter(|rest| rest.starts_with("gpu"))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    if gpus.len() < 2 {
+        return worst.to_string();
+    }
+    let mut names: Vec<&str> = gpus.into_iter().collect();
+    // gpu2 before gpu10.
+    names.sort_by_key(|g| (g.len(), *g));
+    format!(
+        "{node}: {} GPUs faulty ({}){WORST}{worst}",
+        names.len(),
+        names.join(", ")
+    )
 }

@@ -198,3 +198,13 @@ pub fn compact_age_secs(secs: i64) -> String {
         _ => format!("{}h", secs / 3600),
     }
 }
+
+/// What `snapshot` cannot see at `now`, one line each (`sim-a unreachable 2m — its signals
+/// unknown`): said wherever a pane would otherwise look calm.
+pub fn blind_lines(snapshot: &crate::model::Snapshot, now: DateTime<Utc>) -> Vec<String> {
+    snapshot
+        .blind_spots(now, crate::model::blind::SILENT_AFTER)
+        .iter()
+        .map(|b| b.describe(now))
+        .collect()
+}

@@ -283,17 +283,28 @@ impl SignalsPane {
         if !self.view.filter.is_empty() {
             title.push_str(&format!("/{} ", self.view.filter));
         }
+        let blind = super::format::blind_lines(ctx.snapshot, ctx.now);
+        if !blind.is_empty() {
+            title.push_str(&format!("· BLIND: {} ", blind.join("; ")));
+        }
         let block = titled_block(title, theme);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         if rows.is_empty() {
-            let text = if total == 0 {
-                "no signals: the detectors see nothing wrong"
+            let text = if total > 0 {
+                "no signal matches the filter".to_string()
+            } else if blind.is_empty() {
+                "no signals: the detectors see nothing wrong".to_string()
             } else {
-                "no signal matches the filter"
+                // Blind is not calm: say what the detectors cannot see.
+                format!(
+                    "no signals where the detectors can see; blind: {}",
+                    blind.join("; ")
+                )
             };
             frame.render_widget(
-                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
+                Paragraph::new(Span::styled(text, theme.style(Role::Muted)))
+                    .wrap(Wrap { trim: true }),
                 inner,
             );
             return;
@@ -583,6 +594,35 @@ mod tests {
             buf[warn].fg,
             theme.style(Role::Warning).fg.unwrap_or_default()
         );
+    }
+
+    #[test]
+    fn a_blind_cluster_is_not_a_calm_one() {
+        use crate::model::{ClusterSnapshot, ResourceSync, SyncState};
+        let now = at("2025-04-01T12:00:00Z");
+        let mut cluster: ClusterSnapshot =
+            crate::tui::nodes::fixtures::cluster("sim-a", Vec::new());
+        cluster.sync = vec![ResourceSync {
+            resource: "nodes".into(),
+            state: SyncState::Unreachable {
+                since: now - chrono::Duration::seconds(130),
+                last_error: "connection refused".into(),
+            },
+            changed_at: now,
+        }];
+        let snap = Snapshot {
+            clusters: vec![std::sync::Arc::new(cluster)],
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let text = lines(&render(&mut SignalsPane::default(), &ctx, 120, 30)).join("\n");
+        assert!(!text.contains("see nothing wrong"), "{text}");
+        assert!(
+            text.contains("no signals where the detectors can see; blind: sim-a unreachable 2m"),
+            "{text}"
+        );
+        assert!(text.contains("BLIND: sim-a unreachable 2m"), "{text}");
     }
 
     #[test]

@@ -541,12 +541,28 @@ fn draw_counters(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx) 
         ("SLO BURNING", agg.burning, Role::Critical),
     ];
     let areas = Layout::horizontal([Constraint::Ratio(1, 4); 4]).split(area);
+    // A count from a blind fleet is a lower bound: never green, and it says why.
+    let blind = ctx
+        .snapshot
+        .blind_spots(ctx.now, crate::model::blind::SILENT_AFTER);
+    let blind_note = match blind.as_slice() {
+        [] => String::new(),
+        [one] => format!("· {} {} ", one.name(), one.state),
+        more => format!("· {} sources blind ", more.len()),
+    };
     for ((label, n, role), a) in counters.into_iter().zip(areas.iter()) {
-        let role = if n == 0 { Role::Ok } else { role };
+        let role = match (n, blind.is_empty()) {
+            (0, true) => Role::Ok,
+            (0, false) => Role::Stale,
+            _ => role,
+        };
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(t.style(role))
-            .title(Span::styled(format!(" {label} "), t.style(role)));
+            .title(Span::styled(
+                format!(" {label} {blind_note}"),
+                t.style(role),
+            ));
         let inner = block.inner(*a);
         block.render(*a, buf);
         draw_number(buf, inner, n as u64, t.style(role));
@@ -571,12 +587,20 @@ fn draw_fleet_map(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx)
         })
         .map(|c| c.name.clone())
         .collect();
+    // A blind cluster's picture is as old as its break, not as the last snapshot (which other
+    // sources, and the break's own retries, keep republishing).
+    let blind_since = s
+        .blind_spots(ctx.now, crate::model::blind::SILENT_AFTER)
+        .into_iter()
+        .filter(|b| b.source == crate::model::blind::BlindSource::Cluster)
+        .map(|b| b.since)
+        .min();
     let fresh = if s.clusters.is_empty() {
         Freshness::NoData("no cluster synced yet".into(), None)
     } else {
         Freshness::of(
             ctx.now,
-            s.taken_at,
+            blind_since.or(s.taken_at),
             (!unsynced.is_empty()).then(|| format!("{} not synced", unsynced.join(", "))),
         )
     };
@@ -984,11 +1008,29 @@ fn draw_ticker(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
             Span::raw(text),
         ]));
     }
+    // Blind is not calm: what cannot be seen heads the list, and an empty list says so.
+    let blind = crate::tui::format::blind_lines(s, ctx.now);
     if lines.is_empty() {
-        lines.push(Line::from(Span::styled(
-            "● no open incidents, no signals",
-            t.style(Role::Ok),
-        )));
+        lines.push(if blind.is_empty() {
+            Line::from(Span::styled(
+                "● no open incidents, no signals",
+                t.style(Role::Ok),
+            ))
+        } else {
+            Line::from(Span::styled(
+                "? no open incidents, no signals where fleetdeck can see",
+                t.style(Role::Stale),
+            ))
+        });
+    }
+    for (i, b) in blind.into_iter().enumerate() {
+        lines.insert(
+            i,
+            Line::from(vec![
+                Span::styled(format!("{:<11}", "? BLIND"), t.style(Role::Warning)),
+                Span::raw(b),
+            ]),
+        );
     }
     Paragraph::new(lines).render(inner, buf);
     grey_if_stale(buf, inner, &fresh, t);

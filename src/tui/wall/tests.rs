@@ -335,3 +335,55 @@ fn the_gpu_heat_is_reused_across_a_cluster_rebuild_and_recomputed_when_a_pool_ch
     let fresh = aggregate(&readings, Some(&first));
     assert_eq!(fresh.heat.get("pool-0").map(|h| h.util_pct), Some(50.0));
 }
+
+#[test]
+fn a_blind_cluster_is_said_on_the_counters_the_ticker_and_the_map_whose_age_moves() {
+    use crate::model::ResourceSync;
+    let now = fixtures::now();
+    let mut c = cluster("sim-a", vec![node("gpu-a-1", 8)]);
+    c.sync = vec![ResourceSync {
+        resource: "nodes".into(),
+        state: SyncState::Unreachable {
+            since: now - Duration::seconds(130),
+            last_error: "connection refused".into(),
+        },
+        changed_at: now - Duration::seconds(130),
+    }];
+    // Other sources keep the snapshot itself fresh.
+    let snap = Arc::new(Snapshot {
+        taken_at: Some(now),
+        clusters: vec![Arc::new(c)],
+        ..Snapshot::default()
+    });
+    let theme = Theme::default_theme();
+    let draw_at = |view: &mut WallView, at| {
+        let mut buf = Buffer::empty(Rect::new(0, 0, 200, 50));
+        let ctx = WallCtx {
+            snapshot: &snap,
+            incidents: &[],
+            theme: &theme,
+            now: at,
+            alerts: Vec::new(),
+        };
+        let area = buf.area;
+        view.draw_buffer(&mut buf, area, &ctx);
+        text(&buf)
+    };
+    let mut view = WallView::default();
+    let s = draw_at(&mut view, now);
+    assert!(!s.contains("● no open incidents"), "{s}");
+    assert!(
+        s.contains("? no open incidents, no signals where fleetdeck can see"),
+        "{s}"
+    );
+    assert!(
+        s.contains("? BLIND    sim-a unreachable 2m — its signals unknown"),
+        "{s}"
+    );
+    assert!(s.contains("CRITICAL · sim-a unreachable"), "{s}");
+    assert!(s.contains("STALE 2m: sim-a not synced"), "{s}");
+    // The map's age is the break's, and it moves with the clock.
+    let s = draw_at(&mut view, now + Duration::minutes(3));
+    assert!(s.contains("STALE 5m: sim-a not synced"), "{s}");
+    assert!(s.contains("sim-a unreachable 5m"), "{s}");
+}
