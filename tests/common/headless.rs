@@ -11,26 +11,42 @@ pub struct Replica {
     pub child: Child,
     pub url: String,
     pub name: String,
-    _store: tempfile::TempDir,
+    _store: Option<tempfile::TempDir>,
 }
 
 impl Replica {
     /// Starts one replica named `name` (its Lease identity) on a free loopback port, with
     /// `args` before `headless` (e.g. `--mode auto`), and waits until it answers /healthz.
     pub fn start(sim: &Sim, config: &Path, name: &str, token: &str, args: &[&str]) -> Replica {
+        let store = tempfile::tempdir().unwrap();
+        let mut replica =
+            Self::start_on(sim, config, name, token, args, &store.path().join("store"));
+        replica._store = Some(store);
+        replica
+    }
+
+    /// As [`start`](Self::start), on the store at `store` (which outlives the replica: a
+    /// restart on the same store).
+    pub fn start_on(
+        sim: &Sim,
+        config: &Path,
+        name: &str,
+        token: &str,
+        args: &[&str],
+        store: &Path,
+    ) -> Replica {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let store = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
             .arg("--config")
             .arg(config)
             .arg("--kubeconfig")
             .arg(&sim.kubeconfig)
             .arg("--store")
-            .arg(store.path().join("store"))
+            .arg(store)
             .args(args)
             .args(["headless", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
@@ -60,7 +76,7 @@ impl Replica {
             child,
             url,
             name: name.to_string(),
-            _store: store,
+            _store: None,
         }
     }
 
