@@ -149,7 +149,14 @@ fn cluster_row(c: &ClusterSnapshot, ctx: &ViewCtx) -> ClusterRow {
             .filter(|s| s.subject.cluster == c.name)
             .map(|s| &s.severity),
     );
+    let blind = ctx
+        .snapshot
+        .blind_spots(ctx.now, crate::model::blind::SILENT_AFTER)
+        .into_iter()
+        .find(|b| b.source == crate::model::blind::BlindSource::Cluster && b.cluster == c.name);
     let (signals, signals_role) = match (crit, warn, info) {
+        // A cluster nobody can see has unknown signals, not none.
+        (0, 0, 0) if blind.is_some() => ("unknown".to_string(), Role::Stale),
         (0, 0, 0) => ("none".to_string(), Role::Ok),
         (0, 0, i) => (format!("{i} info"), Role::Info),
         (0, w, _) => (format!("{w} warn"), Role::Warning),
@@ -338,6 +345,16 @@ fn signals_line(ctx: &ViewCtx) -> Line<'static> {
             theme.style(role),
         ));
     }
+    let blind = ctx
+        .snapshot
+        .blind_spots(ctx.now, crate::model::blind::SILENT_AFTER);
+    if !blind.is_empty() {
+        let names: Vec<String> = blind.iter().map(|b| b.name()).collect();
+        spans.push(Span::styled(
+            format!(" · unknown where blind: {}", names.join(", ")),
+            theme.style(Role::Stale),
+        ));
+    }
     let findings = ctx
         .snapshot
         .findings()
@@ -427,7 +444,18 @@ fn incidents_line(incidents: &[Incident], ctx: &ViewCtx) -> Line<'static> {
     let mut spans = vec![label("incidents", theme)];
     let counts = severity_counts(open_incidents(incidents, ctx).map(|i| &i.severity));
     if counts.iter().sum::<usize>() == 0 {
-        spans.push(Span::styled("none open", theme.style(Role::Ok)));
+        let blind = crate::tui::format::blind_lines(ctx.snapshot, ctx.now);
+        if blind.is_empty() {
+            spans.push(Span::styled("none open", theme.style(Role::Ok)));
+        } else {
+            spans.push(Span::styled(
+                format!(
+                    "none open where fleetdeck can see; blind: {}",
+                    blind.join("; ")
+                ),
+                theme.style(Role::Stale),
+            ));
+        }
         return Line::from(spans);
     }
     for (i, (n, sev)) in counts
@@ -949,6 +977,42 @@ mod tests {
             buf[(x, y)].fg,
             theme.style(Role::Critical).fg.unwrap_or_default(),
             "an unhealthy GPU colours the GPU column"
+        );
+    }
+
+    #[test]
+    fn a_blind_cluster_has_unknown_signals_and_no_calm_incident_line() {
+        let now = at("2025-04-01T12:00:00Z");
+        let mut snap = snapshot();
+        snap.signals.clear();
+        let mut blind = cluster(
+            "sim-a",
+            vec![ResourceSync {
+                resource: "nodes".into(),
+                state: SyncState::Unreachable {
+                    since: now - chrono::Duration::seconds(150),
+                    last_error: "connection refused".into(),
+                },
+                changed_at: now,
+            }],
+        );
+        blind.totals = Default::default();
+        snap.clusters = vec![Arc::new(blind)];
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let text = lines(&render(&mut OverviewPane::default(), &ctx, 160, 30)).join("\n");
+        let row = text
+            .lines()
+            .find(|l| l.contains("sim-a "))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(row.contains("unknown"), "{row}");
+        assert!(
+            text.contains("0 info · unknown where blind: sim-a"),
+            "{text}"
+        );
+        assert!(
+            text.contains("none open where fleetdeck can see; blind: sim-a unreachable 2m"),
+            "{text}"
         );
     }
 
