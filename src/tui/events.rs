@@ -74,6 +74,10 @@ impl TableColumn for Column {
             _ => 24,
         }
     }
+
+    fn keeps_end(self) -> bool {
+        matches!(self, Column::Object)
+    }
 }
 
 struct EventRow<'a> {

@@ -16,12 +16,16 @@ use super::format::{compact_age, severity_label};
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::theme::Role;
-use super::widgets::{severity_role, status_role, titled_block};
+use super::widgets::{
+    length_constraints, measured_widths, middle_ellipsis, severity_role, status_role, titled_block,
+};
 use crate::model::incident::{Entry, EntryKind, Incident};
 
 const HEADERS: [&str; 9] = [
     "ID", "SEVERITY", "STATUS", "KIND", "TITLE", "SUBJECT", "SIGNALS", "OPENED", "DURATION",
 ];
+/// SUBJECT, cut in the middle when it must be cut.
+const SUBJECT_COLUMN: usize = 5;
 const TIMELINE_HEADERS: [&str; 5] = ["TIME", "KIND", "ACTOR", "ORIGIN", "SUMMARY"];
 /// Width of the detail's labels (`milestones `); times are UTC, as the status line's clock.
 const LABEL_WIDTH: usize = 11;
@@ -300,6 +304,13 @@ impl IncidentsPane {
         let height = usize::from(inner.height.saturating_sub(1));
         self.page = height;
         self.view.clamp(rows.len(), height);
+        // Columns as wide as their content; TITLE and SUBJECT, the longest, give way first,
+        // and SUBJECT keeps its end (the node or pod that tells two incidents apart).
+        let widths = measured_widths(
+            &HEADERS,
+            rows.iter().map(|(_, cells)| cells.as_slice()),
+            usize::from(inner.width),
+        );
         let visible = rows
             .iter()
             .enumerate()
@@ -309,7 +320,11 @@ impl IncidentsPane {
                 let inc = self.incidents.get(*index)?;
                 let closed = !inc.status.is_open();
                 let row = Row::new(cells.iter().enumerate().map(|(col, text)| {
-                    let cell = Cell::from(text.clone());
+                    let cell = if col == SUBJECT_COLUMN {
+                        Cell::from(middle_ellipsis(text, widths[col]))
+                    } else {
+                        Cell::from(text.clone())
+                    };
                     match col {
                         1 if !closed => cell.style(theme.style(severity_role(inc.severity))),
                         2 => cell.style(theme.style(status_role(inc.status))),
@@ -324,22 +339,9 @@ impl IncidentsPane {
                     row
                 })
             });
-        let table = Table::new(
-            visible,
-            [
-                Constraint::Length(7),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(16),
-                Constraint::Fill(3),
-                Constraint::Fill(2),
-                Constraint::Length(7),
-                Constraint::Length(6),
-                Constraint::Length(8),
-            ],
-        )
-        .header(Row::new(HEADERS).style(theme.style(Role::Header)))
-        .column_spacing(1);
+        let table = Table::new(visible, length_constraints(&widths))
+            .header(Row::new(HEADERS).style(theme.style(Role::Header)))
+            .column_spacing(1);
         frame.render_widget(table, inner);
     }
 

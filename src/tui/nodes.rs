@@ -99,6 +99,10 @@ impl TableColumn for Column {
             _ => 20,
         }
     }
+
+    fn keeps_end(self) -> bool {
+        matches!(self, Column::Node)
+    }
 }
 
 /// How many signals are about a node, and the worst of them.

@@ -83,6 +83,10 @@ impl TableColumn for Column {
             _ => 24,
         }
     }
+
+    fn keeps_end(self) -> bool {
+        matches!(self, Column::Name)
+    }
 }
 
 /// One workload of one cluster.
