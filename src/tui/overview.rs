@@ -797,6 +797,8 @@ mod tests {
             objective: 0.999,
             evaluated_at: at("2025-04-01T12:00:00Z"),
             windows: vec![w],
+            covered_secs: 3600.0,
+            period_secs: 30.0 * 86_400.0,
             alerts: severity
                 .map(|severity| BurnAlert {
                     severity,
