@@ -79,6 +79,10 @@ impl TableColumn for Column {
     fn keeps_end(self) -> bool {
         matches!(self, Column::Object)
     }
+
+    fn keeps_whole(self) -> bool {
+        matches!(self, Column::Reason | Column::Count | Column::Type)
+    }
 }
 
 /// One row: every event of a cluster about one object with one reason and message, counted

@@ -17,7 +17,8 @@ use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::theme::Role;
 use super::widgets::{
-    length_constraints, measured_widths, middle_ellipsis, severity_role, status_role, titled_block,
+    length_constraints, measured_widths_keeping, middle_ellipsis, severity_role, status_role,
+    titled_block,
 };
 use crate::model::incident::{Entry, EntryKind, Incident};
 
@@ -306,10 +307,11 @@ impl IncidentsPane {
         self.view.clamp(rows.len(), height);
         // Columns as wide as their content; TITLE and SUBJECT, the longest, give way first,
         // and SUBJECT keeps its end (the node or pod that tells two incidents apart).
-        let widths = measured_widths(
+        let widths = measured_widths_keeping(
             &HEADERS,
             rows.iter().map(|(_, cells)| cells.as_slice()),
             usize::from(inner.width),
+            &[0, 1, 2, 6, 7, 8],
         );
         let visible = rows
             .iter()

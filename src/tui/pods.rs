@@ -463,7 +463,16 @@ impl PodsPane {
         // The cached content widths, fitted to the pane: the widest columns give way first,
         // and a pod or node name is cut in the middle so its distinguishing end stays.
         let wanted: Vec<usize> = cache.widths.iter().map(|&w| usize::from(w)).collect();
-        let floors: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        // The short, telling columns are never cut; the names give way (in the middle).
+        let floors: Vec<usize> = headers
+            .iter()
+            .zip(cache.columns.iter())
+            .zip(&wanted)
+            .map(|((h, c), &w)| match c {
+                Column::Ready | Column::Status | Column::Restarts | Column::Gpus | Column::Age => w,
+                _ => h.chars().count(),
+            })
+            .collect();
         let fitted = fit_widths(
             &wanted,
             &floors,

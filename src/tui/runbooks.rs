@@ -16,7 +16,10 @@ use super::format::{compact_age, pending_text};
 use super::keymap::Action;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
-use super::widgets::{draw_scrolled, field, kill_style, plan_step_lines, section, titled_block};
+use super::widgets::{
+    draw_scrolled, field, kill_style, length_constraints, measured_widths_keeping, middle_ellipsis,
+    plan_step_lines, section, titled_block,
+};
 use crate::model::incident::incident_label;
 use crate::runbook::approvals::PendingApproval;
 use crate::runbook::executor::{RunRecord, RunState};
@@ -532,6 +535,14 @@ impl RunbooksPane {
         self.runs_page = height;
         self.runs_view.clamp(rows.len(), height);
         let focused = self.pending().is_empty();
+        // AGE, RUNBOOK, MODE and INCIDENT whole; TARGET (cut in the middle, its node or
+        // pod is at the end) and the outcome share the rest.
+        let widths = measured_widths_keeping(
+            &RUN_HEADERS,
+            rows.iter().map(|(_, cells)| cells.as_slice()),
+            usize::from(inner.width),
+            &[0, 1, 3, 4],
+        );
         let visible = rows
             .iter()
             .enumerate()
@@ -540,7 +551,11 @@ impl RunbooksPane {
             .map(|(pos, (run, cells))| {
                 let state_role = run_state_text(&run.state).1;
                 let row = Row::new(cells.iter().enumerate().map(|(col, text)| {
-                    let cell = Cell::from(text.clone());
+                    let cell = if col == 2 {
+                        Cell::from(middle_ellipsis(text, widths[col]))
+                    } else {
+                        Cell::from(text.clone())
+                    };
                     match col {
                         5 => cell.style(theme.style(state_role)),
                         0 | 4 => cell.style(theme.style(Role::Muted)),
@@ -553,19 +568,9 @@ impl RunbooksPane {
                     row
                 }
             });
-        let table = Table::new(
-            visible,
-            [
-                Constraint::Length(4),
-                Constraint::Length(27),
-                Constraint::Fill(2),
-                Constraint::Length(7),
-                Constraint::Length(8),
-                Constraint::Fill(3),
-            ],
-        )
-        .header(Row::new(RUN_HEADERS).style(theme.style(Role::Header)))
-        .column_spacing(1);
+        let table = Table::new(visible, length_constraints(&widths))
+            .header(Row::new(RUN_HEADERS).style(theme.style(Role::Header)))
+            .column_spacing(1);
         frame.render_widget(table, inner);
     }
 }

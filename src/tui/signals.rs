@@ -17,7 +17,7 @@ use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::signal_groups::{SignalGroup, group_key, group_keys, group_signals};
 use super::theme::Role;
 use super::widgets::{
-    length_constraints, measured_widths, middle_ellipsis, severity_role, titled_block,
+    length_constraints, measured_widths_keeping, middle_ellipsis, severity_role, titled_block,
 };
 use crate::model::signal::{Severity, Signal, Subject};
 
@@ -317,10 +317,12 @@ impl SignalsPane {
             })
             .collect();
         // Every column as wide as its content; SUMMARY, the longest, gives way first.
-        let widths = measured_widths(
+        // KIND, COUNT and AGE are never cut; SUBJECT and SUMMARY share what is left.
+        let widths = measured_widths_keeping(
             &HEADERS,
             cells.iter().map(Vec::as_slice),
             usize::from(inner.width),
+            &[0, 1, COUNT_COLUMN, 5],
         );
         let visible = rows
             .iter()

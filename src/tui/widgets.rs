@@ -2,8 +2,8 @@
 //! message, detail-view fields and sections, the theme roles of severities and statuses, the
 //! kill switch's emphasis, a plan step with its blast radius, the row filter, the table and
 //! scrolled-detail widgets of the table panes, and the width helpers that size columns to their
-//! content and cut names in the middle (`middle_ellipsis`, `measured_widths`). May import the tui groundwork (theme, pane,
-//! keymap, format), runbook and model.
+//! content and cut names in the middle (`middle_ellipsis`, `measured_widths`). May import the
+//! tui groundwork (theme, pane, keymap, format), runbook and model.
 
 use std::cmp::Ordering;
 
@@ -229,6 +229,11 @@ pub trait TableColumn: Copy {
     fn keeps_end(self) -> bool {
         false
     }
+    /// A short, telling column (a status, a reason, a count) that is never cut: the long
+    /// columns (names, messages) give way instead.
+    fn keeps_whole(self) -> bool {
+        false
+    }
 }
 
 /// `text` in at most `width` columns, cut in the middle with `…` when longer: names of one
@@ -258,11 +263,27 @@ pub fn measured_widths<'a>(
     rows: impl IntoIterator<Item = &'a [String]>,
     available: usize,
 ) -> Vec<usize> {
-    let floors: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    measured_widths_keeping(headers, rows, available, &[])
+}
+
+/// As [`measured_widths`], with the columns whose index is in `whole` never cut (a kind, a
+/// status): only the others give way.
+pub fn measured_widths_keeping<'a>(
+    headers: &[&str],
+    rows: impl IntoIterator<Item = &'a [String]>,
+    available: usize,
+    whole: &[usize],
+) -> Vec<usize> {
+    let mut floors: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     let mut wanted = floors.clone();
     for row in rows {
         for (w, cell) in wanted.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
+        }
+    }
+    for &i in whole {
+        if let (Some(f), Some(&w)) = (floors.get_mut(i), wanted.get(i)) {
+            *f = w;
         }
     }
     let spacing = headers.len().saturating_sub(1);
@@ -424,7 +445,18 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
                 content.min(column.max_width()).max(header.chars().count())
             })
             .collect();
-        let floors: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        let floors: Vec<usize> = columns
+            .iter()
+            .zip(&headers)
+            .zip(&wanted)
+            .map(|((c, h), &w)| {
+                if c.keeps_whole() {
+                    w
+                } else {
+                    h.chars().count()
+                }
+            })
+            .collect();
         let spacing = columns.len().saturating_sub(1);
         let fitted = fit_widths(
             &wanted,

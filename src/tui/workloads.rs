@@ -87,6 +87,10 @@ impl TableColumn for Column {
     fn keeps_end(self) -> bool {
         matches!(self, Column::Name)
     }
+
+    fn keeps_whole(self) -> bool {
+        matches!(self, Column::Status | Column::Kind | Column::Ready)
+    }
 }
 
 /// One workload of one cluster.
