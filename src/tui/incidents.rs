@@ -15,6 +15,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use super::format::{compact_age, severity_label};
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, in_scope, sort_rows};
+use super::signal_groups::incident_title_now;
 use super::theme::Role;
 use super::widgets::{
     length_constraints, measured_widths_keeping, middle_ellipsis, severity_role, status_role,
@@ -129,7 +130,7 @@ impl IncidentsPane {
                     severity_label(inc.severity).to_string(),
                     inc.status.name().to_string(),
                     incident_kind(inc).to_string(),
-                    inc.title.clone(),
+                    incident_title_now(inc, ctx.snapshot),
                     inc.subject.describe(),
                     inc.signals.to_string(),
                     opened.map_or_else(|| "-".into(), |at| compact_age(ctx.now, at)),
@@ -708,6 +709,44 @@ mod tests {
 
     fn text(pane: &mut IncidentsPane, ctx: &ViewCtx, w: u16, h: u16) -> String {
         lines(&render(pane, ctx, w, h)).join("\n")
+    }
+
+    #[test]
+    fn a_titles_countdown_is_the_live_signals_not_the_one_frozen_at_opening() {
+        use crate::model::signal::{Signal, Subject};
+        let live = Signal {
+            kind: "node.interruption_notice".into(),
+            severity: Severity::Critical,
+            subject: Subject {
+                cluster: "prod-a".into(),
+                node: Some("spot-a-3".into()),
+                ..Subject::default()
+            },
+            summary: "spot notice on spot-a-3: goes at 12:01:44 (104s left)".into(),
+            evidence: Default::default(),
+            action: None,
+            first_seen: now(),
+            dedup_key: "node.interruption_notice/prod-a/spot-a-3".into(),
+        };
+        let mut inc = super::fixtures::incident(
+            7,
+            Severity::Critical,
+            IncidentStatus::Open,
+            "node.interruption_notice",
+            "spot-a-3",
+            now(),
+        );
+        inc.group = crate::tui::signal_groups::group_key(&live);
+        inc.title = "spot notice on spot-a-3: goes at 12:01:44 (119s left)".into();
+        let snap = Snapshot {
+            signals: vec![live],
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = pane(vec![inc], &ctx);
+        let s = text(&mut pane, &ctx, 200, 10);
+        assert!(s.contains("(104s left)") && !s.contains("119s"), "{s}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::format::{
 use super::keymap::Action;
 use super::noise::NoiseRate;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx, in_scope, sort_rows};
+use super::signal_groups::incident_title_now;
 use super::theme::{Role, Theme};
 use super::widgets::{kill_style, middle_ellipsis, severity_role, status_role, titled_block};
 use crate::model::endpoint::BurnSeverity;
@@ -503,7 +504,11 @@ fn incident_lines(incidents: &[Incident], ctx: &ViewCtx, width: usize) -> Vec<Li
                     format!("{} ago", compact_age(ctx.now, opened))
                 )),
                 Span::raw(middle_ellipsis(
-                    &format!("{} ({})", inc.title, inc.subject.describe()),
+                    &format!(
+                        "{} ({})",
+                        incident_title_now(inc, ctx.snapshot),
+                        inc.subject.describe()
+                    ),
                     text_width,
                 )),
             ])

@@ -26,7 +26,7 @@ use crate::model::signal::Severity;
 use crate::model::{Snapshot, SyncState};
 use crate::tui::bigdigits::{DIGIT_HEIGHT, draw_number};
 use crate::tui::format::{compact_age, compact_span, money, severity_label, whole};
-use crate::tui::signal_groups::{group_signals, worst_first};
+use crate::tui::signal_groups::{group_signals, live_title, worst_first};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{middle_ellipsis, severity_role};
 
@@ -1031,27 +1031,6 @@ fn ticker_rows(ctx: &WallCtx) -> Vec<TickerRow> {
         )
     });
     rows
-}
-
-/// An incident's title as of now. The title is its first signal's summary, so a countdown in
-/// it ("(119s left)") is frozen at the moment the incident opened: take the live signal's
-/// figure when one still has the same summary otherwise, and drop the countdown when none does.
-fn live_title(title: &str, live: &[&str]) -> String {
-    let Some(frozen) = countdown(title) else {
-        return title.to_string();
-    };
-    let base = title.replacen(frozen, "", 1);
-    live.iter()
-        .find(|l| countdown(l).is_some_and(|c| l.replacen(c, "", 1) == base))
-        .map_or(base, |l| (*l).to_string())
-}
-
-/// The ` (Ns left)` in a summary, if any.
-fn countdown(summary: &str) -> Option<&str> {
-    let start = summary.rfind(" (")?;
-    let tail = &summary[start..];
-    let digits = tail.strip_prefix(" (")?.strip_suffix("s left)")?;
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(tail)
 }
 
 fn draw_ticker(buf: &mut Buffer, area: Rect, rows: &[TickerRow], ctx: &WallCtx) {
