@@ -125,7 +125,7 @@ impl CostPane {
             .map(|l| wrapped_rows(&line_text(l), inner_width))
             .sum();
         let [gpu_area, idle_area] =
-            Layout::vertical([Constraint::Min(3), rows(idle_rows + 2)]).areas(right);
+            Layout::vertical([Constraint::Fill(1), rows(idle_rows + 2)]).areas(right);
         draw_gpu_types(frame, gpu_area, ctx, report);
         draw_idle_and_spot(frame, idle_area, ctx, report);
         frame.render_widget(

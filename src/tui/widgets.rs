@@ -296,9 +296,10 @@ pub fn wrapped_rows(text: &str, width: usize) -> usize {
     let width = width.max(1);
     let mut rows = 1;
     let mut used = 0;
-    for word in text.split(' ') {
+    for (i, word) in text.split(' ').enumerate() {
         let len = word.chars().count();
-        let need = if used == 0 { len } else { used + 1 + len };
+        // Leading spaces take room like any other character (the wrap keeps them).
+        let need = if i == 0 { len } else { used + 1 + len };
         if need <= width {
             used = need;
         } else if len <= width {
@@ -583,6 +584,11 @@ mod fit_tests {
         assert_eq!(wrapped_rows("one two", 10), 1);
         assert_eq!(wrapped_rows("one two three", 10), 2);
         assert_eq!(wrapped_rows("abcdefghijklmnopqrstuvwxy", 10), 3);
+        assert_eq!(
+            wrapped_rows("      indented", 10),
+            2,
+            "leading spaces count"
+        );
     }
 
     #[test]
