@@ -26,7 +26,9 @@ use crate::model::incident::{Entry, EntryKind, Incident};
 const HEADERS: [&str; 9] = [
     "ID", "SEVERITY", "STATUS", "KIND", "TITLE", "SUBJECT", "SIGNALS", "OPENED", "DURATION",
 ];
-/// SUBJECT, cut in the middle when it must be cut.
+/// TITLE and SUBJECT, cut in the middle when they must be cut: a title ends with its subject
+/// (`gpu.xid on gke-sim-a-h100-pool-0042`), and a subject with its node or pod.
+const TITLE_COLUMN: usize = 4;
 const SUBJECT_COLUMN: usize = 5;
 const TIMELINE_HEADERS: [&str; 5] = ["TIME", "KIND", "ACTOR", "ORIGIN", "SUMMARY"];
 /// Width of the detail's labels (`milestones `); times are UTC, as the status line's clock.
@@ -323,7 +325,7 @@ impl IncidentsPane {
                 let inc = self.incidents.get(*index)?;
                 let closed = !inc.status.is_open();
                 let row = Row::new(cells.iter().enumerate().map(|(col, text)| {
-                    let cell = if col == SUBJECT_COLUMN {
+                    let cell = if col == SUBJECT_COLUMN || col == TITLE_COLUMN {
                         Cell::from(middle_ellipsis(text, widths[col]))
                     } else {
                         Cell::from(text.clone())
