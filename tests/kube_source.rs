@@ -1606,3 +1606,38 @@ async fn the_sim_ends_every_watch_with_a_410_while_api_flaky_is_on() {
         assert_eq!(last["object"]["code"], 410, "watch {i} ended with {last}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_carries_the_pool_its_clouds_label_names() {
+    // The wall groups nodes by pool: a projection that dropped the pool labels grouped every
+    // node by GPU model instead.
+    let sim = start_sim(&["--clusters", "3", "--nodes", "30", "--seed", "42"]);
+    let mut fleet = Fleet::watch(&sim.kubeconfig, &[]);
+    let snap = fleet.until_synced().await;
+    let keys = [
+        "karpenter.sh/nodepool",
+        "eks.amazonaws.com/nodegroup",
+        "cloud.google.com/gke-nodepool",
+        "kubernetes.azure.com/agentpool",
+    ];
+    let mut labelled = 0;
+    for (i, name) in ["sim-a", "sim-b", "sim-c"].iter().enumerate() {
+        let c = cluster(&snap, name);
+        for node in KubeApi::of(&sim, i).nodes().await {
+            let Some(pool) = keys
+                .iter()
+                .find_map(|k| node["metadata"]["labels"][*k].as_str())
+            else {
+                continue;
+            };
+            labelled += 1;
+            let model = c
+                .nodes
+                .iter()
+                .find(|n| n.name == name_of(&node))
+                .unwrap_or_else(|| panic!("{name}: node {} not in the snapshot", name_of(&node)));
+            assert_eq!(model.pool.as_deref(), Some(pool), "{name}/{}", model.name);
+        }
+    }
+    assert!(labelled > 0, "the sim labels its nodes with their pools");
+}

@@ -135,11 +135,41 @@ async fn a_followed_serving_pod_keeps_sending_lines_until_the_handle_drops() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_pod_that_is_deleted_ends_as_gone_with_its_last_lines() {
+    let sim = sim();
+    let client = client(&sim).await;
+    let chat = pod_named(&client, "serving", "llama-chat-").await;
+    let (tx, mut wake) = mpsc::channel(1);
+    let stream = LogStream::spawn(
+        client.clone(),
+        request("serving", &chat, None, false),
+        1000,
+        tx,
+    );
+    let (before, _) = collect(&stream, &mut wake, |l, _| l.len() >= 5).await;
+    assert!(before.len() >= 5, "{before:?}");
+    let pods: Api<Pod> = Api::namespaced(client, "serving");
+    pods.delete(&chat, &kube::api::DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete the followed pod");
+    let (_, last) = collect(&stream, &mut wake, |_, s| {
+        matches!(s, StreamState::Gone(_) | StreamState::Ended)
+    })
+    .await;
+    assert!(
+        matches!(&last.state, StreamState::Gone(m) if m.contains("404") && m.contains(&chat)),
+        "a deleted pod is gone, not a container that stopped: {:?}",
+        last.state
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_one_clear_state() {
     let sim = sim();
     let client = client(&sim).await;
     let (tx, mut wake) = mpsc::channel(1);
-    let failed = |_: &[String], s: &StreamState| matches!(s, StreamState::Failed(_));
+    let failed =
+        |_: &[String], s: &StreamState| matches!(s, StreamState::Failed(_) | StreamState::Gone(_));
 
     let gone = LogStream::spawn(
         client.clone(),
@@ -150,7 +180,7 @@ async fn refusals_are_one_clear_state() {
     let (_, d) = collect(&gone, &mut wake, failed).await;
     assert_eq!(
         d.state,
-        StreamState::Failed("404 NotFound: pods \"no-such-pod\" not found".into())
+        StreamState::Gone("404 NotFound: pods \"no-such-pod\" not found".into())
     );
 
     let chat = pod_named(&client, "serving", "llama-chat-").await;

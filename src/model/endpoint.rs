@@ -227,6 +227,14 @@ pub struct SloBurn {
     pub evaluated_at: DateTime<Utc>,
     /// Every window any rule uses, shortest first.
     pub windows: Vec<BurnWindow>,
+    /// How much time the SLI history behind the windows covers: a fresh process has minutes
+    /// of data in every window, however long the window is.
+    #[serde(default)]
+    pub covered_secs: f64,
+    /// The SLO period the rules' windows are cut from (30 days for the SRE workbook's): the
+    /// error budget is the bad share `1 - objective` of this period's events.
+    #[serde(default)]
+    pub period_secs: f64,
     /// Rules that fired, pages first.
     pub alerts: Vec<BurnAlert>,
 }

@@ -82,23 +82,26 @@ pub enum CapacityType {
     Reserved,
 }
 
+/// The node labels that name a node's pool, most specific first. A source that keeps only
+/// some labels must keep these, or every node reads as poolless.
+pub const NODE_POOL_LABELS: [&str; 6] = [
+    "karpenter.sh/nodepool",
+    "karpenter.sh/provisioner-name",
+    "eks.amazonaws.com/nodegroup",
+    "cloud.google.com/gke-nodepool",
+    "kubernetes.azure.com/agentpool",
+    "agentpool",
+];
+
 /// The node pool a node's labels name, in any of the provisioners' conventions: Karpenter's
 /// `karpenter.sh/nodepool` (and its older `karpenter.sh/provisioner-name`), EKS managed node
 /// groups, GKE node pools and AKS agent pools. A pool-wide fault (a zone's spot capacity taken
 /// back, a bad AMI) hits the nodes of one pool together.
 pub fn node_pool<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
-    const KEYS: [&str; 6] = [
-        "karpenter.sh/nodepool",
-        "karpenter.sh/provisioner-name",
-        "eks.amazonaws.com/nodegroup",
-        "cloud.google.com/gke-nodepool",
-        "kubernetes.azure.com/agentpool",
-        "agentpool",
-    ];
     let mut best: Option<(usize, &str)> = None;
     for (k, v) in labels {
         let v = v.trim();
-        if let Some(rank) = KEYS.iter().position(|key| *key == k)
+        if let Some(rank) = NODE_POOL_LABELS.iter().position(|key| *key == k)
             && !v.is_empty()
             && best.is_none_or(|(r, _)| rank < r)
         {

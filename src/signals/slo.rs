@@ -111,6 +111,8 @@ pub struct BurnRule {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BurnPolicy {
     pub rules: Vec<BurnRule>,
+    /// The SLO period the rules are written for; the budget is spent over it.
+    pub period: Duration,
 }
 
 impl Default for BurnPolicy {
@@ -139,6 +141,7 @@ impl BurnPolicy {
                 rule(BurnSeverity::Ticket, 3.0, 24 * HOUR, 2 * HOUR),
                 rule(BurnSeverity::Ticket, 1.0, 72 * HOUR, 6 * HOUR),
             ],
+            period: Duration::from_secs(30 * 24 * HOUR),
         }
     }
 
@@ -163,6 +166,7 @@ impl BurnPolicy {
                     ..*r
                 })
                 .collect(),
+            period: scale(self.period),
         }
     }
 
@@ -229,6 +233,8 @@ pub fn evaluate_burn(
         objective,
         evaluated_at: now,
         windows: spans.into_iter().map(window).collect(),
+        covered_secs: history.covered(now).as_secs_f64(),
+        period_secs: policy.period.as_secs_f64(),
         alerts,
     }
 }

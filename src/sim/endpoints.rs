@@ -1084,6 +1084,42 @@ mod tests {
     }
 
     #[test]
+    fn a_healthy_endpoint_stays_inside_the_slos_the_demo_gives_it() {
+        // The demo's SLOs (cli::wiring::SimSources): 99.9 % available, p99 under 2.5 s. Six
+        // hours of traffic must spend less than the budget, or a healthy fleet would burn.
+        let (_, sim) = setup(3);
+        for _ in 0..360 {
+            sim.tick(Duration::from_secs(60));
+        }
+        let healthy = exposition(&sim, "chat");
+        let (ok, failed) = (http_count(&healthy, "200"), http_count(&healthy, "500"));
+        assert!(ok > 10_000.0, "{ok} requests");
+        let error_share = failed / (ok + failed);
+        assert!(
+            error_share < 0.001,
+            "error share {error_share} against a 0.1 % budget"
+        );
+        let slow_share = 1.0
+            - healthy
+                .samples
+                .iter()
+                .find(|s| {
+                    s.name == "vllm:e2e_request_latency_seconds_bucket"
+                        && Exposition::label(s, "le") == Some("2.5")
+                })
+                .map_or(0.0, |s| s.value)
+                / healthy
+                    .samples
+                    .iter()
+                    .find(|s| s.name == "vllm:e2e_request_latency_seconds_count")
+                    .map_or(f64::NAN, |s| s.value);
+        assert!(
+            slow_share < 0.01,
+            "{slow_share} slower than 2.5 s against a 1 % budget"
+        );
+    }
+
+    #[test]
     fn metrics_parse_with_one_help_and_type_per_family_and_counters_only_grow() {
         let (_, sim) = setup(1);
         sim.tick(Duration::from_secs(30));

@@ -158,6 +158,9 @@ fn container_names(pod: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The kubelet's first back-off between two runs of a crash-looping container.
+const CRASH_BACK_OFF_SECS: i64 = 10;
+
 /// Chooses the container run a request reads, with the API server's and kubelet's refusals.
 pub fn resolve(pod: &Value, q: &LogQuery) -> Result<LogSource, ApiError> {
     let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -224,8 +227,23 @@ pub fn resolve(pod: &Value, q: &LogQuery) -> Result<LogSource, ApiError> {
             .min(finished);
         source(run, started, Some(finished))
     };
+    let waiting = state.is_some_and(|s| s.get("waiting").is_some());
     if q.previous {
         return match last {
+            // While a crash-looping container waits out its back-off, its current log is the
+            // last run's (`lastState`), so the previous run is the one before: it ended a
+            // back-off before the last one started, and its lines carry those earlier times.
+            Some(t) if waiting => {
+                let last_run = terminated_run(t, restarts);
+                let length = (last_run.finished.unwrap_or(last_run.started) - last_run.started)
+                    .max(ChronoDuration::seconds(1));
+                let finished = last_run.started - ChronoDuration::seconds(CRASH_BACK_OFF_SECS);
+                Ok(source(
+                    restarts.saturating_sub(1),
+                    finished - length,
+                    Some(finished),
+                ))
+            }
             Some(t) => Ok(terminated_run(t, restarts.saturating_sub(1))),
             None => Err(ApiError::bad_request(format!(
                 "previous terminated container \"{container}\" in pod \"{name}\" not found"
@@ -709,6 +727,36 @@ mod tests {
                 .is_some_and(|l| l.text.starts_with("MemoryError"))
         );
         assert!(lines.windows(2).all(|w| w[0].at <= w[1].at), "time order");
+    }
+
+    #[test]
+    fn a_waiting_crash_loops_previous_run_ended_before_its_last_run_began() {
+        let last = json!({"terminated": {"exitCode": 1, "startedAt": "2026-01-01T00:10:00Z", "finishedAt": "2026-01-01T00:11:00Z"}});
+        let p = pod(
+            json!({"sim.fleetdeck.dev/crashloop": "true"}),
+            "tok",
+            &["tokenizer"],
+            json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+            last,
+        );
+        let last_began = at_secs(1_767_225_600 + 600);
+        let current = LogQuery::default();
+        let (lines, _) = resolve(&p, &current)
+            .expect("the last run")
+            .history(&current, Utc::now());
+        assert!(lines.iter().all(|l| l.at >= last_began), "{lines:?}");
+        let previous = LogQuery {
+            previous: true,
+            ..LogQuery::default()
+        };
+        let (lines, _) = resolve(&p, &previous)
+            .expect("the run before")
+            .history(&previous, Utc::now());
+        assert!(!lines.is_empty());
+        assert!(
+            lines.iter().all(|l| l.at < last_began),
+            "the previous run's times, not the last run's: {lines:?}"
+        );
     }
 
     #[test]

@@ -105,7 +105,12 @@ fn kept_labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LabelPairs, D::
     Ok(all
         .unwrap_or_default()
         .into_iter()
-        .filter(|(k, _)| KEPT_LABELS.iter().any(|kept| kept.eq_ignore_ascii_case(k)))
+        .filter(|(k, _)| {
+            KEPT_LABELS
+                .iter()
+                .chain(crate::model::NODE_POOL_LABELS.iter())
+                .any(|kept| kept.eq_ignore_ascii_case(k))
+        })
         .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
         .collect())
 }
@@ -1769,6 +1774,27 @@ mod tests {
         assert_eq!(n.name, "node1");
         assert!(n.gpu_capacity > 0);
         assert_eq!(n.readiness, NodeReadiness::Ready);
+    }
+
+    #[test]
+    fn every_clouds_node_pool_label_survives_the_projection() {
+        for (key, pool) in [
+            ("karpenter.sh/nodepool", "gpu-spot"),
+            ("eks.amazonaws.com/nodegroup", "ng-h100"),
+            ("cloud.google.com/gke-nodepool", "h100-pool-0"),
+            ("kubernetes.azure.com/agentpool", "gpunp"),
+        ] {
+            let raw = serde_json::json!({
+                "metadata": {"name": "n1", "labels": {key: pool, "kubernetes.io/hostname": "n1"}},
+                "spec": {},
+                "status": {},
+            });
+            let node: NodeObject = serde_json::from_value(raw).expect("a node");
+            let Record::Node(n) = node.into_record(&mut Interner::default()) else {
+                panic!("not a node")
+            };
+            assert_eq!(n.pool.as_deref(), Some(pool), "{key}");
+        }
     }
 
     fn fixture(name: &str) -> String {

@@ -7,7 +7,9 @@
 //! a data-less wake-up; the view takes what is new when the loop tells it to.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures_util::io::AsyncBufReadExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -22,6 +24,10 @@ pub const DEFAULT_MAX_LINES: usize = 10_000;
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// What ends a cut line, so a reader knows the rest is missing.
 pub const CUT_MARKER: &str = " …[line cut at 16 KiB]";
+/// A followed stream that sends no byte for this long is marked stalled, not shown as live: a
+/// connection whose peer vanished (a reclaimed node, a dropped NAT entry) stays open and silent
+/// for as long as TCP keepalive allows, which looks exactly like a quiet container.
+pub const FOLLOW_IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Whose log: a pod's container in one cluster (kubeconfig context). `container: None` asks
 /// for the pod's only container.
@@ -187,10 +193,16 @@ impl LineCutter {
 pub enum StreamState {
     Connecting,
     Streaming,
-    /// The server closed the stream: a finished container's log was read to its end, or the
-    /// followed pod went away.
+    /// The server closed the stream: a finished container's log was read to its end.
     Ended,
-    /// The server refused (404, 400, 403) or the connection broke: what it said.
+    /// Following, but no byte came for this many seconds: the stream may be dead.
+    Stalled {
+        idle_secs: u64,
+    },
+    /// The pod no longer exists (deleted, or replaced by another of the same name): what the
+    /// server said. A deleted pod has no previous run to read either.
+    Gone(String),
+    /// The server refused (400, 403) or the connection broke: what it said.
     Failed(String),
 }
 
@@ -301,8 +313,9 @@ async fn read_log(
     // default to the annotated one or the first (the API server refuses to choose).
     let pod = match pods.get(&t.pod).await {
         Ok(p) => p,
-        Err(e) => return set_state(StreamState::Failed(describe_error(&e))),
+        Err(e) => return set_state(refusal(&e)),
     };
+    let uid = pod.metadata.uid.clone();
     let containers: Vec<String> = pod
         .spec
         .as_ref()
@@ -323,23 +336,76 @@ async fn read_log(
         s.containers = containers;
         s.container = params.container.clone();
     }
-    let mut reader = match pods.log_stream(&t.pod, &params).await {
+    let reader = match pods.log_stream(&t.pod, &params).await {
         Ok(r) => Box::pin(r),
-        Err(e) => return set_state(StreamState::Failed(describe_error(&e))),
+        Err(e) => return set_state(refusal(&e)),
     };
     set_state(StreamState::Streaming);
+    if let Err(why) = pump(reader, &shared, &wake, FOLLOW_IDLE_LIMIT).await {
+        return set_state(StreamState::Failed(why));
+    }
+    // A followed stream also ends when its pod is deleted: say so, or the view would offer a
+    // previous run that the API server can only answer with 404.
+    let end = if request.follow {
+        match pods.get(&t.pod).await {
+            Ok(p) if p.metadata.uid == uid => StreamState::Ended,
+            Ok(_) => StreamState::Gone(format!(
+                "pod {} was deleted and replaced by another of the same name",
+                t.pod
+            )),
+            Err(e) => match refusal(&e) {
+                gone @ StreamState::Gone(_) => gone,
+                _ => StreamState::Ended,
+            },
+        }
+    } else {
+        StreamState::Ended
+    };
+    set_state(end);
+}
+
+/// The state an API error leaves the stream in: a 404 means the pod is gone.
+fn refusal(e: &kube::Error) -> StreamState {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => StreamState::Gone(describe_error(e)),
+        _ => StreamState::Failed(describe_error(e)),
+    }
+}
+
+/// Moves lines from `reader` into the shared buffer until the server ends the stream (`Ok`)
+/// or the connection breaks (`Err`, what broke). A silence of `idle` marks the stream
+/// stalled; the next byte marks it streaming again.
+async fn pump<R: futures_util::io::AsyncBufRead + Unpin>(
+    mut reader: R,
+    shared: &Mutex<Shared>,
+    wake: &mpsc::Sender<()>,
+    idle: Duration,
+) -> Result<(), String> {
     let mut cutter = LineCutter::default();
+    let mut silent_for = Duration::ZERO;
     loop {
-        let (lines, used) = match reader.as_mut().fill_buf().await {
-            Ok([]) => break,
-            Ok(buf) => (cutter.feed(buf), buf.len()),
-            Err(e) => {
-                return set_state(StreamState::Failed(format!("connection lost: {e}")));
+        let read = match tokio::time::timeout(idle, reader.fill_buf()).await {
+            Ok(read) => read,
+            Err(_) => {
+                silent_for += idle;
+                lock(shared).state = StreamState::Stalled {
+                    idle_secs: silent_for.as_secs(),
+                };
+                let _ = wake.try_send(());
+                continue;
             }
         };
-        futures_util::io::AsyncBufRead::consume(reader.as_mut(), used);
-        if !lines.is_empty() {
-            let mut s = lock(&shared);
+        let (lines, used) = match read {
+            Ok([]) => break,
+            Ok(buf) => (cutter.feed(buf), buf.len()),
+            Err(e) => return Err(format!("connection lost: {e}")),
+        };
+        futures_util::io::AsyncBufRead::consume(Pin::new(&mut reader), used);
+        let woke = !silent_for.is_zero();
+        silent_for = Duration::ZERO;
+        if !lines.is_empty() || woke {
+            let mut s = lock(shared);
+            s.state = StreamState::Streaming;
             for l in lines {
                 s.fresh.push(l);
             }
@@ -347,14 +413,11 @@ async fn read_log(
             let _ = wake.try_send(());
         }
     }
-    let last = cutter.finish();
-    let mut s = lock(&shared);
-    if let Some(l) = last {
-        s.fresh.push(l);
+    if let Some(l) = cutter.finish() {
+        lock(shared).fresh.push(l);
+        let _ = wake.try_send(());
     }
-    s.state = StreamState::Ended;
-    drop(s);
-    let _ = wake.try_send(());
+    Ok(())
 }
 
 /// Which object the YAML view shows.
@@ -434,6 +497,44 @@ mod tests {
         assert_eq!(lines[0].len(), MAX_LINE_BYTES + CUT_MARKER.len());
         assert!(lines[0].ends_with(CUT_MARKER));
         assert_eq!(lines[1], "next");
+    }
+
+    #[tokio::test]
+    async fn a_silent_follow_is_marked_stalled_never_live_until_bytes_come_again() {
+        use futures_util::TryStreamExt;
+        let shared = Arc::new(Mutex::new(Shared {
+            fresh: LogRing::new(10),
+            state: StreamState::Streaming,
+            containers: Vec::new(),
+            container: None,
+        }));
+        let (wake, _woken) = mpsc::channel(1);
+        let (bytes, chunks) = mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+        let reader = tokio_stream::wrappers::ReceiverStream::new(chunks).into_async_read();
+        let task = {
+            let shared = shared.clone();
+            tokio::spawn(
+                async move { pump(reader, &shared, &wake, Duration::from_millis(100)).await },
+            )
+        };
+        let state = || lock(&shared).state.clone();
+        bytes.send(Ok(b"first\n".to_vec())).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(
+            matches!(state(), StreamState::Stalled { .. }),
+            "{:?}",
+            state()
+        );
+        bytes.send(Ok(b"second\n".to_vec())).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(state(), StreamState::Streaming);
+        drop(bytes);
+        assert_eq!(
+            task.await.ok(),
+            Some(Ok(())),
+            "the end of the body ends the pump"
+        );
+        assert_eq!(lock(&shared).fresh.drain().0, ["first", "second"]);
     }
 
     #[test]

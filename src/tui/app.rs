@@ -1208,6 +1208,149 @@ mod tests {
         }
     }
 
+    /// The fixture fleet with the names a real fleet has: GKE node names that differ only at
+    /// their end, pods named from their ReplicaSets, repeated events, a cost report and runs.
+    fn real_names_app() -> App {
+        let rename = |name: &str| -> String {
+            match name {
+                "gpu-a-1" => "gke-sim-a-h100-pool-0041".into(),
+                "gpu-a-2" => "gke-sim-a-h100-pool-0042".into(),
+                "spot-a-3" => "gke-sim-a-a10g-spot-pool-0003".into(),
+                "gpu-b-1" => "gke-sim-b-h100-pool-0042".into(),
+                other => other.into(),
+            }
+        };
+        let rename_all = |text: &str| -> String {
+            ["gpu-a-1", "gpu-a-2", "spot-a-3", "gpu-b-1"]
+                .iter()
+                .fold(text.to_string(), |t, n| t.replace(n, &rename(n)))
+        };
+        let mut snap = fixtures::fleet();
+        for c in &mut snap.clusters {
+            let c = Arc::make_mut(c);
+            for n in &mut c.nodes {
+                n.name = rename(&n.name);
+            }
+        }
+        for g in Arc::make_mut(&mut snap.gpus) {
+            g.node = rename(&g.node);
+            g.uuid = rename_all(&g.uuid);
+        }
+        snap.history = Arc::new(
+            snap.history
+                .iter()
+                .map(|(k, v)| (rename_all(k), v.clone()))
+                .collect(),
+        );
+        let node = "gke-sim-b-h100-pool-0042";
+        let mut crash =
+            super::super::pods::fixtures::pod("batch", "tokenizer-worker-7f9c5d8b4-x2kqp", node);
+        crash.waiting = Some("CrashLoopBackOff".into());
+        crash.restarts = 12;
+        crash.ready = false;
+        crash.owner = Some(Arc::from("Deployment/tokenizer-worker"));
+        let pods = vec![
+            super::super::pods::fixtures::pod(
+                "serving",
+                "llama-3-70b-instruct-vllm-5d8f9c7b6-q7x2m",
+                node,
+            ),
+            super::super::pods::fixtures::pod(
+                "serving",
+                "llama-3-70b-instruct-vllm-5d8f9c7b6-zk4pn",
+                node,
+            ),
+            crash,
+        ];
+        let b = Arc::make_mut(&mut snap.clusters[1]);
+        b.pods = Arc::new(pods.into_iter().map(Arc::new).collect());
+        b.deployments = vec![crate::model::DeploymentModel {
+            namespace: "batch".into(),
+            name: "tokenizer-worker".into(),
+            revision: Some(3),
+            replicas: 1,
+            ready: 0,
+            updated: 1,
+            available: 0,
+            rollout: crate::model::RolloutState::Progressing,
+            images: vec!["registry.example.com/batch/tokenizer:2.4.0".into()],
+            registered_model: None,
+        }];
+        b.crash_looping = vec![crate::model::CrashLoopingPod {
+            namespace: "batch".into(),
+            name: "tokenizer-worker-7f9c5d8b4-x2kqp".into(),
+            node: Some(node.into()),
+            restarts: 12,
+            reason: "CrashLoopBackOff".into(),
+            last_termination: Some("Error".into()),
+        }];
+        let backoff = |mins: i64| {
+            crate::model::ClusterEvent {
+            warning: true,
+            namespace: "batch".into(),
+            object: "pod/tokenizer-worker-7f9c5d8b4-x2kqp".into(),
+            reason: "BackOff".into(),
+            message: "Back-off restarting failed container tokenizer in pod tokenizer-worker-7f9c5d8b4-x2kqp_batch".into(),
+            count: 1,
+            last_seen: Some(fixtures::now() - chrono::Duration::minutes(mins)),
+        }
+        };
+        b.warnings = vec![backoff(1), backoff(3), backoff(6)];
+        snap.cost = Some(Arc::new(crate::tui::wall::tests::report()));
+        snap.cost_source = Some(crate::model::cost::CostSourceStatus {
+            target: "http://opencost.opencost.svc.cluster.local:9003".into(),
+            error: None,
+            last_success: Some(fixtures::now() - chrono::Duration::seconds(40)),
+            checked_at: fixtures::now(),
+            interval: std::time::Duration::from_secs(300),
+        });
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
+            .with_clock(fixtures::now());
+        app.set_snapshot(fixtures::evaluated(snap));
+        let incidents = incidents(fixtures::now())
+            .into_iter()
+            .map(|mut i| {
+                i.title = rename_all(&i.title);
+                i.group = rename_all(&i.group);
+                i.subject.node = i.subject.node.as_deref().map(rename);
+                i.affected = i.affected.iter().map(|a| rename_all(a)).collect();
+                i.active = i.active.iter().map(|a| rename_all(a)).collect();
+                i
+            })
+            .collect();
+        assert_eq!(app.set_incidents(incidents), None);
+        let mut automation = automation(fixtures::now());
+        for run in &mut automation.runs {
+            run.target = rename_all(&run.target);
+        }
+        automation.pending.clear();
+        app.set_automation(Some(automation));
+        app
+    }
+
+    #[test]
+    fn every_pane_renders_real_length_names_at_100_by_30_and_200_by_50() {
+        let mut app = real_names_app();
+        for (c, pane) in "1234567890E".chars().zip(PaneId::ALL) {
+            key(&mut app, KeyCode::Char(c));
+            assert_eq!(app.pane, pane);
+            for (w, h) in [(100, 30), (200, 50)] {
+                let s = screen(&mut app, w, h);
+                assert!(
+                    !s.contains("gke-sim-b-h100-poo "),
+                    "{} at {w}×{h} cuts a node name to its shared start:\n{s}",
+                    pane.name()
+                );
+                assert_screen!(format!("real_names_{}_{w}x{h}", pane.name()), s);
+            }
+        }
+        // The help's descriptions are whole at both sizes.
+        key(&mut app, KeyCode::Char('?'));
+        for (w, h) in [(100, 30), (200, 50)] {
+            assert_screen!(format!("help_{w}x{h}"), screen(&mut app, w, h));
+        }
+    }
+
     #[test]
     fn the_simulated_fleet_is_marked_and_a_tiny_terminal_is_told_so() {
         let mut app = app();

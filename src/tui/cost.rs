@@ -12,7 +12,7 @@ use super::format::{money, whole};
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::theme::Role;
-use super::widgets::titled_block;
+use super::widgets::{titled_block, wrapped_rows};
 use crate::model::cost::{BudgetBurn, CostGroupBy, CostReport, SpendGroup};
 
 /// The Cost pane's state between frames: the spend table's selection.
@@ -97,10 +97,21 @@ impl CostPane {
             draw_no_source(frame, area, ctx);
             return;
         };
-        let [head, middle, bottom] = Layout::vertical([
+        // The notes on how idle cost, spot savings and the forecast were worked out are long
+        // prose: they get the full width and the rows they need, never a cut.
+        let width = usize::from(area.width);
+        let notes = idle_notes(report);
+        let note_rows = wrapped_rows(&notes, width);
+        let method_rows = report
+            .budget
+            .as_ref()
+            .map_or(1, |b| wrapped_rows(&b.method, width.saturating_sub(2)));
+        let rows = |n: usize| Constraint::Length(u16::try_from(n).unwrap_or(u16::MAX));
+        let [head, middle, notes_area, bottom] = Layout::vertical([
             Constraint::Length(2),
             Constraint::Min(4),
-            Constraint::Length(7),
+            rows(note_rows),
+            rows(method_rows + 6),
         ])
         .areas(area);
         draw_head(frame, head, ctx, report);
@@ -108,10 +119,20 @@ impl CostPane {
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(middle);
         self.draw_spend(frame, left, ctx, report);
+        let inner_width = usize::from(right.width.saturating_sub(2));
+        let idle_rows: usize = idle_lines(report, ctx)
+            .iter()
+            .map(|l| wrapped_rows(&line_text(l), inner_width))
+            .sum();
         let [gpu_area, idle_area] =
-            Layout::vertical([Constraint::Min(3), Constraint::Length(6)]).areas(right);
+            Layout::vertical([Constraint::Fill(1), rows(idle_rows + 2)]).areas(right);
         draw_gpu_types(frame, gpu_area, ctx, report);
         draw_idle_and_spot(frame, idle_area, ctx, report);
+        frame.render_widget(
+            Paragraph::new(Span::styled(notes, ctx.theme.style(Role::Muted)))
+                .wrap(Wrap { trim: false }),
+            notes_area,
+        );
         draw_budget(frame, bottom, ctx, report);
     }
 
@@ -291,11 +312,19 @@ fn draw_gpu_types(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostRep
 }
 
 fn draw_idle_and_spot(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport) {
-    let theme = ctx.theme;
-    let cur = report.currency.as_str();
-    let block = titled_block(" Idle GPUs and spot ", theme);
+    let block = titled_block(" Idle GPUs and spot ", ctx.theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    frame.render_widget(
+        Paragraph::new(idle_lines(report, ctx)).wrap(Wrap { trim: false }),
+        inner,
+    );
+}
+
+/// The idle-GPU and spot figures, and how they were worked out.
+fn idle_lines(report: &CostReport, ctx: &ViewCtx) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    let cur = report.currency.as_str();
     let idle = &report.idle_gpu;
     let label = |s: &str| Span::styled(format!("{s:<11}"), theme.style(Role::Header));
     let under = match idle.underutilised_cost {
@@ -330,7 +359,7 @@ fn draw_idle_and_spot(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &Cos
             theme.style(Role::Muted),
         ));
     }
-    let lines = vec![
+    vec![
         Line::from(vec![label("idle GPUs"), under]),
         Line::from(vec![
             label(""),
@@ -341,12 +370,17 @@ fn draw_idle_and_spot(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &Cos
             )),
         ]),
         Line::from(spot_line),
-        Line::styled(
-            format!("{} · {}", idle.method, spot.method),
-            theme.style(Role::Muted),
-        ),
-    ];
-    frame.render_widget(Paragraph::new(lines), inner);
+    ]
+}
+
+/// A line's text, spans joined.
+fn line_text(line: &Line) -> String {
+    line.spans.iter().map(|s| s.content.as_ref()).collect()
+}
+
+/// How the idle cost and the spot savings were worked out.
+fn idle_notes(report: &CostReport) -> String {
+    format!("{} · {}", report.idle_gpu.method, report.spot.method)
 }
 
 fn draw_budget(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport) {
@@ -368,54 +402,92 @@ fn draw_budget(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport
     let block = titled_block(format!(" Budget {} ", budget.month), theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [mtd_area, forecast_area, bars_area] = Layout::vertical([
+    let method_rows = wrapped_rows(&budget.method, usize::from(inner.width));
+    let [mtd_area, forecast_area, method_area, bars_area] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
+        Constraint::Length(u16::try_from(method_rows).unwrap_or(u16::MAX)),
         Constraint::Min(0),
     ])
     .areas(inner);
     let cur = report.currency.as_str();
     let ahead = budget.burn_pct > budget.month_elapsed_pct;
-    frame.render_widget(
-        Gauge::default()
-            .ratio(ratio(budget.burn_pct))
-            .label(format!(
-                "month to date {} of {} ({}%) · {}% of the month gone",
-                money(budget.month_to_date, cur),
-                money(budget.monthly_budget, cur),
-                whole(budget.burn_pct),
-                whole(budget.month_elapsed_pct)
-            ))
-            .gauge_style(theme.style(if ahead {
-                Role::Warning
-            } else {
-                Role::ChartPrimary
-            })),
+    budget_row(
+        frame,
         mtd_area,
+        budget.burn_pct,
+        format!(
+            "month to date {} of {} ({}%) · {}% of the month gone",
+            money(budget.month_to_date, cur),
+            money(budget.monthly_budget, cur),
+            whole(budget.burn_pct),
+            whole(budget.month_elapsed_pct)
+        ),
+        theme.style(if ahead {
+            Role::Warning
+        } else {
+            Role::ChartPrimary
+        }),
+    );
+    budget_row(
+        frame,
+        forecast_area,
+        budget.forecast_pct,
+        format!(
+            "forecast month end {} ({}% of budget{})",
+            money(budget.forecast_month_end, cur),
+            whole(budget.forecast_pct),
+            if budget.forecast_over_budget {
+                ", OVER"
+            } else {
+                ""
+            },
+        ),
+        theme.style(if budget.forecast_over_budget {
+            Role::Critical
+        } else {
+            Role::Ok
+        }),
     );
     frame.render_widget(
-        Gauge::default()
-            .ratio(ratio(budget.forecast_pct))
-            .label(format!(
-                "forecast month end {} ({}% of budget{}) · {}",
-                money(budget.forecast_month_end, cur),
-                whole(budget.forecast_pct),
-                if budget.forecast_over_budget {
-                    ", OVER"
-                } else {
-                    ""
-                },
-                budget.method
-            ))
-            .gauge_style(theme.style(if budget.forecast_over_budget {
-                Role::Critical
-            } else {
-                Role::Ok
-            })),
-        forecast_area,
+        Paragraph::new(Span::styled(
+            budget.method.clone(),
+            theme.style(Role::Muted),
+        ))
+        .wrap(Wrap { trim: false }),
+        method_area,
     );
     draw_daily(frame, bars_area, ctx, budget);
 }
+
+/// A short gauge with its percentage, then what it measures beside it: a label drawn over a
+/// gauge is cut where the gauge is narrower than the label (`█████forecast`).
+fn budget_row(
+    frame: &mut Frame,
+    area: Rect,
+    pct: f64,
+    label: String,
+    style: ratatui::style::Style,
+) {
+    let bar = area.width.min(BUDGET_BAR_WIDTH);
+    let [gauge_area, _, label_area] = Layout::horizontal([
+        Constraint::Length(bar),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio(pct))
+            .label(format!("{}%", whole(pct)))
+            .gauge_style(style),
+        gauge_area,
+    );
+    frame.render_widget(Paragraph::new(Span::styled(label, style)), label_area);
+}
+
+/// The budget gauges' width: enough to read a share at a glance, leaving the row to the words.
+const BUDGET_BAR_WIDTH: u16 = 20;
 
 /// The latest days that fit, one bar each.
 fn draw_daily(frame: &mut Frame, area: Rect, ctx: &ViewCtx, budget: &BudgetBurn) {
@@ -579,6 +651,43 @@ mod tests {
             .chain((0..buf.area.width).map(|x| buf[(x, y as u16)].bg))
             .any(|c| Some(c) == theme.style(Role::Critical).fg);
         assert!(over, "an over-budget forecast is drawn critical");
+    }
+
+    #[test]
+    fn the_budget_labels_and_the_notes_are_whole_at_100_by_30_and_200_by_50() {
+        let snap = Snapshot::default();
+        let theme = Theme::default_theme();
+        let report = report();
+        let ctx = ctx(&snap, &theme, Some(&report));
+        let budget = report.budget.clone().unwrap_or_else(|| panic!("a budget"));
+        for (w, h) in [(100, 30), (200, 50)] {
+            let text = lines(&render(&mut CostPane::default(), &ctx, w, h)).join("\n");
+            let flat = text
+                .lines()
+                .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                text.contains("forecast month end $3,000 (150% of budget, OVER)"),
+                "{w}×{h}: {text}"
+            );
+            assert!(
+                !text.contains("█forecast"),
+                "the label is not under the bar: {text}"
+            );
+            for note in [
+                budget.method.as_str(),
+                report.idle_gpu.method.as_str(),
+                report.spot.method.as_str(),
+            ] {
+                let words = note.split_whitespace().collect::<Vec<_>>().join(" ");
+                let flat_words = flat.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(
+                    flat_words.contains(&words),
+                    "{w}×{h}: {note:?} cut:\n{text}"
+                );
+            }
+        }
     }
 
     #[test]

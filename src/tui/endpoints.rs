@@ -793,6 +793,8 @@ mod tests {
                 objective: 0.999,
                 evaluated_at: now(),
                 windows: vec![short, long],
+                covered_secs: 3600.0,
+                period_secs: 30.0 * 86_400.0,
                 alerts: if paging {
                     vec![BurnAlert {
                         severity: BurnSeverity::Page,

@@ -5,6 +5,7 @@
 //! table state. Imports the model and the tui groundwork.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -74,17 +75,28 @@ impl TableColumn for Column {
             _ => 24,
         }
     }
+
+    fn keeps_end(self) -> bool {
+        matches!(self, Column::Object)
+    }
+
+    fn keeps_whole(self) -> bool {
+        matches!(self, Column::Reason | Column::Count | Column::Type)
+    }
 }
 
+/// One row: every event of a cluster about one object with one reason and message, counted
+/// together. A kubelet that repeats a Warning writes a new Event when the old one was
+/// compacted or the recorder's cache lost it; those are one problem, not a column of ×1 rows.
 struct EventRow<'a> {
     cluster: &'a str,
-    event: &'a ClusterEvent,
+    event: ClusterEvent,
     now: DateTime<Utc>,
 }
 
 impl TableRow<Column> for EventRow<'_> {
     fn write_cell(&self, column: Column, out: &mut String) {
-        let e = self.event;
+        let e = &self.event;
         // Writing into a String cannot fail.
         let _ = match column {
             Column::Context => write!(out, "{}", self.cluster),
@@ -117,7 +129,7 @@ impl TableRow<Column> for EventRow<'_> {
     }
 
     fn compare(&self, other: &Self, column: Column) -> Ordering {
-        let (a, b) = (self.event, other.event);
+        let (a, b) = (&self.event, &other.event);
         match column {
             Column::Context => self.cluster.cmp(other.cluster),
             // Newest first when ascending, as the LAST SEEN text grows.
@@ -142,20 +154,42 @@ pub struct EventsPane {
 
 impl EventsPane {
     fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<EventRow<'c>> {
-        let mut all: Vec<EventRow> = ctx
-            .clusters()
-            .flat_map(|c| {
-                c.warnings
-                    .iter()
-                    .chain(&c.normal_events)
-                    .map(move |event| EventRow {
-                        cluster: c.name.as_str(),
-                        event,
-                        now: ctx.now,
-                    })
-            })
-            .filter(|r| ctx.in_namespace(&r.event.namespace))
-            .collect();
+        let mut all: Vec<EventRow> = Vec::new();
+        let mut seen: HashMap<(&str, bool, &str, &str, &str, &str), usize> = HashMap::new();
+        for c in ctx.clusters() {
+            for event in c.warnings.iter().chain(&c.normal_events) {
+                if !ctx.in_namespace(&event.namespace) {
+                    continue;
+                }
+                let key = (
+                    c.name.as_str(),
+                    event.warning,
+                    event.namespace.as_str(),
+                    event.object.as_str(),
+                    event.reason.as_str(),
+                    event.message.as_str(),
+                );
+                // An event with no count (the events.k8s.io form of a single one) is one.
+                let count = event.count.max(1);
+                match seen.get(&key).and_then(|&i| all.get_mut(i)) {
+                    Some(row) => {
+                        row.event.count = row.event.count.saturating_add(count);
+                        row.event.last_seen = row.event.last_seen.max(event.last_seen);
+                    }
+                    None => {
+                        seen.insert(key, all.len());
+                        all.push(EventRow {
+                            cluster: c.name.as_str(),
+                            event: ClusterEvent {
+                                count,
+                                ..event.clone()
+                            },
+                            now: ctx.now,
+                        });
+                    }
+                }
+            }
+        }
         // Warnings first, newest first across clusters; the sort keys below reorder from there.
         all.sort_by_key(|r| (!r.event.warning, std::cmp::Reverse(r.event.last_seen)));
         filter_and_sort(all.into_iter(), Column::shown(ctx), &self.view)
@@ -289,6 +323,35 @@ mod tests {
             namespace: None,
             cost: None,
         }
+    }
+
+    #[test]
+    fn repeated_warnings_are_one_row_with_their_count_and_latest_time() {
+        let mut c = nodes::cluster("prod", vec![]);
+        let once = |mins_ago| ClusterEvent {
+            count: 1,
+            ..event("pod/etl-7f9c", "BackOff", mins_ago)
+        };
+        c.warnings = vec![
+            once(1),
+            once(5),
+            once(3),
+            event("node/gpu-node-2", "NodeNotReady", 30),
+        ];
+        let snap = Snapshot {
+            clusters: vec![Arc::new(c)],
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let rows = EventsPane::default().rows(&ctx);
+        assert_eq!(rows.len(), 2, "three BackOffs of one pod are one row");
+        let backoff = &rows[0].event;
+        assert_eq!((backoff.reason.as_str(), backoff.count), ("BackOff", 3));
+        assert_eq!(
+            backoff.last_seen,
+            Some(now() - chrono::Duration::minutes(1))
+        );
     }
 
     #[test]

@@ -19,8 +19,12 @@ pub fn severity_label(severity: Severity) -> &'static str {
 
 /// `45s`, `12m`, `3h`, `2d`: ages as a table column shows them.
 pub fn compact_age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {
-    let secs = (now - since).num_seconds().max(0);
-    match secs {
+    compact_span((now - since).num_seconds())
+}
+
+/// `45s`, `12m`, `3h`, `30d`: a span of time as `compact_age` writes ages.
+pub fn compact_span(secs: i64) -> String {
+    match secs.max(0) {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 => format!("{}h", s / 3600),

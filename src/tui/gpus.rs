@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -37,15 +38,27 @@ pub struct GpusPane {
     cache: Option<GpuCache>,
 }
 
-/// What the cached rows were made from: the GPUs by pointer (state replaces the `Arc` when a
-/// source reports), the cluster in view, the filter, the sort and the idle threshold.
-#[derive(Debug, Clone, PartialEq)]
+/// What the cached rows were made from: the GPUs by identity (state replaces the `Arc` when a
+/// source reports), the cluster in view, the filter, the sort and the idle threshold. The key
+/// holds the `Arc` itself: a bare address could be handed to a new list once the reclaim
+/// thread frees the old one, and the cache would then index a list it was not built from.
+#[derive(Debug, Clone)]
 struct GpuCacheKey {
-    gpus: usize,
+    gpus: Arc<Vec<GpuModel>>,
     cluster: Option<String>,
     filter: String,
     sort: Option<(usize, bool)>,
     idle_below_bits: u64,
+}
+
+impl PartialEq for GpuCacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.gpus, &other.gpus)
+            && self.cluster == other.cluster
+            && self.filter == other.filter
+            && self.sort == other.sort
+            && self.idle_below_bits == other.idle_below_bits
+    }
 }
 
 /// Indexes into `snapshot.gpus` in display order, the content widths, and the title's counts:
@@ -162,6 +175,10 @@ impl TableColumn for Column {
             Column::Model => 24,
             _ => 20,
         }
+    }
+
+    fn keeps_end(self) -> bool {
+        matches!(self, Column::Node | Column::Holder)
     }
 }
 
@@ -395,7 +412,7 @@ impl GpusPane {
 
     fn cache_key(&self, ctx: &ViewCtx) -> GpuCacheKey {
         GpuCacheKey {
-            gpus: std::sync::Arc::as_ptr(&ctx.snapshot.gpus) as usize,
+            gpus: Arc::clone(&ctx.snapshot.gpus),
             cluster: ctx.cluster.map(str::to_string),
             filter: self.view.filter.clone(),
             sort: self.view.sort,
@@ -1031,10 +1048,38 @@ mod tests {
         };
         let ctx = super::tests::ctx(&newer, &theme, None);
         draw(&mut pane, &ctx, 120, 30);
-        assert_ne!(
-            pane.cache.as_ref().map(|c| c.key.gpus),
-            first.as_ref().map(|c| c.key.gpus)
+        assert_ne!(pane.cache, first);
+    }
+
+    #[test]
+    fn the_row_cache_keeps_the_gpu_list_it_was_built_from_alive() {
+        // The reclaim thread frees a replaced snapshot; a cache that kept only its address
+        // could then match a new list allocated at the same place and index past its end.
+        let theme = Theme::default_theme();
+        let mut pane = GpusPane::new();
+        let big: Vec<GpuModel> = (0..64)
+            .map(|i| gpu("big", &format!("node-{:03}", i / 8), i % 8, Some(50.0)))
+            .collect();
+        let old = Snapshot {
+            gpus: Arc::new(big),
+            ..Snapshot::default()
+        };
+        let weak = Arc::downgrade(&old.gpus);
+        draw(&mut pane, &ctx(&old, &theme, None), 120, 30);
+        drop(old);
+        assert!(
+            weak.upgrade().is_some(),
+            "the cache holds the list, so its address cannot be reused while compared"
         );
+        for _ in 0..32 {
+            let small = Snapshot {
+                gpus: Arc::new(vec![gpu("small", "node-000", 0, Some(1.0))]),
+                ..Snapshot::default()
+            };
+            let lines = draw(&mut pane, &ctx(&small, &theme, None), 120, 30);
+            assert_eq!(pane.cache.as_ref().map(|c| c.order.len()), Some(1));
+            assert!(screen_has(&lines, "node-000") && !screen_has(&lines, "node-001"));
+        }
     }
 
     #[test]

@@ -15,13 +15,21 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use super::format::{compact_age, severity_label};
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, in_scope, sort_rows};
+use super::signal_groups::incident_title_now;
 use super::theme::Role;
-use super::widgets::{severity_role, status_role, titled_block};
+use super::widgets::{
+    length_constraints, measured_widths_keeping, middle_ellipsis, severity_role, status_role,
+    titled_block,
+};
 use crate::model::incident::{Entry, EntryKind, Incident};
 
 const HEADERS: [&str; 9] = [
     "ID", "SEVERITY", "STATUS", "KIND", "TITLE", "SUBJECT", "SIGNALS", "OPENED", "DURATION",
 ];
+/// TITLE and SUBJECT, cut in the middle when they must be cut: a title ends with its subject
+/// (`gpu.xid on gke-sim-a-h100-pool-0042`), and a subject with its node or pod.
+const TITLE_COLUMN: usize = 4;
+const SUBJECT_COLUMN: usize = 5;
 const TIMELINE_HEADERS: [&str; 5] = ["TIME", "KIND", "ACTOR", "ORIGIN", "SUMMARY"];
 /// Width of the detail's labels (`milestones `); times are UTC, as the status line's clock.
 const LABEL_WIDTH: usize = 11;
@@ -124,7 +132,7 @@ impl IncidentsPane {
                     severity_label(inc.severity).to_string(),
                     inc.status.name().to_string(),
                     incident_kind(inc).to_string(),
-                    inc.title.clone(),
+                    incident_title_now(inc, ctx.snapshot),
                     inc.subject.describe(),
                     inc.signals.to_string(),
                     opened.map_or_else(|| "-".into(), |at| compact_age(ctx.now, at)),
@@ -300,6 +308,14 @@ impl IncidentsPane {
         let height = usize::from(inner.height.saturating_sub(1));
         self.page = height;
         self.view.clamp(rows.len(), height);
+        // Columns as wide as their content; TITLE and SUBJECT, the longest, give way first,
+        // and SUBJECT keeps its end (the node or pod that tells two incidents apart).
+        let widths = measured_widths_keeping(
+            &HEADERS,
+            rows.iter().map(|(_, cells)| cells.as_slice()),
+            usize::from(inner.width),
+            &[0, 1, 2, 6, 7, 8],
+        );
         let visible = rows
             .iter()
             .enumerate()
@@ -309,7 +325,11 @@ impl IncidentsPane {
                 let inc = self.incidents.get(*index)?;
                 let closed = !inc.status.is_open();
                 let row = Row::new(cells.iter().enumerate().map(|(col, text)| {
-                    let cell = Cell::from(text.clone());
+                    let cell = if col == SUBJECT_COLUMN || col == TITLE_COLUMN {
+                        Cell::from(middle_ellipsis(text, widths[col]))
+                    } else {
+                        Cell::from(text.clone())
+                    };
                     match col {
                         1 if !closed => cell.style(theme.style(severity_role(inc.severity))),
                         2 => cell.style(theme.style(status_role(inc.status))),
@@ -324,22 +344,9 @@ impl IncidentsPane {
                     row
                 })
             });
-        let table = Table::new(
-            visible,
-            [
-                Constraint::Length(7),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(16),
-                Constraint::Fill(3),
-                Constraint::Fill(2),
-                Constraint::Length(7),
-                Constraint::Length(6),
-                Constraint::Length(8),
-            ],
-        )
-        .header(Row::new(HEADERS).style(theme.style(Role::Header)))
-        .column_spacing(1);
+        let table = Table::new(visible, length_constraints(&widths))
+            .header(Row::new(HEADERS).style(theme.style(Role::Header)))
+            .column_spacing(1);
         frame.render_widget(table, inner);
     }
 
@@ -704,6 +711,44 @@ mod tests {
 
     fn text(pane: &mut IncidentsPane, ctx: &ViewCtx, w: u16, h: u16) -> String {
         lines(&render(pane, ctx, w, h)).join("\n")
+    }
+
+    #[test]
+    fn a_titles_countdown_is_the_live_signals_not_the_one_frozen_at_opening() {
+        use crate::model::signal::{Signal, Subject};
+        let live = Signal {
+            kind: "node.interruption_notice".into(),
+            severity: Severity::Critical,
+            subject: Subject {
+                cluster: "prod-a".into(),
+                node: Some("spot-a-3".into()),
+                ..Subject::default()
+            },
+            summary: "spot notice on spot-a-3: goes at 12:01:44 (104s left)".into(),
+            evidence: Default::default(),
+            action: None,
+            first_seen: now(),
+            dedup_key: "node.interruption_notice/prod-a/spot-a-3".into(),
+        };
+        let mut inc = super::fixtures::incident(
+            7,
+            Severity::Critical,
+            IncidentStatus::Open,
+            "node.interruption_notice",
+            "spot-a-3",
+            now(),
+        );
+        inc.group = crate::tui::signal_groups::group_key(&live);
+        inc.title = "spot notice on spot-a-3: goes at 12:01:44 (119s left)".into();
+        let snap = Snapshot {
+            signals: vec![live],
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = pane(vec![inc], &ctx);
+        let s = text(&mut pane, &ctx, 200, 10);
+        assert!(s.contains("(104s left)") && !s.contains("119s"), "{s}");
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct LogsView {
     search: Option<String>,
     /// A search being typed after `/`.
     typing: Option<String>,
+    /// The lines shown before a re-read (`p`, `c`), kept until the new read answers: when the
+    /// pod turns out to be gone, they are all that is left of it and come back.
+    kept: Option<(LogRing, u64, bool)>,
 }
 
 /// `2025-06-01T12:00:00.123456789Z rest` → (`Some(time)`, `rest`); other lines unchanged.
@@ -80,6 +83,7 @@ impl LogsView {
             page: 1,
             search: None,
             typing: None,
+            kept: None,
         }
     }
 
@@ -122,6 +126,19 @@ impl LogsView {
             || delta.state != self.state
             || delta.containers != self.containers
             || delta.missed > 0;
+        if let Some((lines, missed, previous)) = self.kept.take() {
+            match &delta.state {
+                StreamState::Connecting => self.kept = Some((lines, missed, previous)),
+                // The re-read found no pod: show its last lines again, as they were.
+                StreamState::Gone(_) if self.lines.is_empty() => {
+                    self.lines = lines;
+                    self.missed = missed;
+                    self.previous = previous;
+                    self.stream = None;
+                }
+                _ => {}
+            }
+        }
         let before = self.lines.evicted();
         self.missed += delta.missed;
         for l in delta.lines {
@@ -139,9 +156,14 @@ impl LogsView {
         changed
     }
 
-    fn restart(&mut self) -> ViewOutcome {
+    /// Reads the log again; `was_previous` is which run the lines on screen are from.
+    fn restart(&mut self, was_previous: bool) -> ViewOutcome {
         self.stream = None;
-        self.lines.clear();
+        let fresh = LogRing::new(self.lines.capacity());
+        let shown = std::mem::replace(&mut self.lines, fresh);
+        if !shown.is_empty() {
+            self.kept = Some((shown, self.missed, was_previous));
+        }
         self.missed = 0;
         self.state = StreamState::Connecting;
         self.top = 0;
@@ -265,11 +287,16 @@ impl LogsView {
                         .position(|n| Some(n) == self.target.container.as_ref())
                         .map_or(0, |i| (i + 1) % self.containers.len());
                     self.target.container = Some(self.containers[i].clone());
-                    return self.restart();
+                    return self.restart(self.previous);
+                }
+                // A deleted pod has no previous run (the API server answers 404): keep its last
+                // lines on screen instead of replacing them with that answer.
+                'p' if matches!(self.state, StreamState::Gone(_)) => {
+                    return ViewOutcome::Changed;
                 }
                 'p' => {
                     self.previous = !self.previous;
-                    return self.restart();
+                    return self.restart(!self.previous);
                 }
                 'f' | ' ' => {
                     self.follow = !self.follow;
@@ -373,7 +400,20 @@ impl LogsView {
             (Some(c), _) => format!(" · {c}"),
             (None, _) => String::new(),
         };
-        let mut flags = vec![if self.follow { "following" } else { "paused" }];
+        // Only a stream that is still delivering is "following"; one that ended or went
+        // silent says so, or a dead pod's log would look live.
+        let stalled;
+        let stream = match &self.state {
+            StreamState::Ended | StreamState::Gone(_) => "ended",
+            StreamState::Failed(_) => "failed",
+            StreamState::Stalled { idle_secs } => {
+                stalled = format!("stalled {idle_secs}s");
+                stalled.as_str()
+            }
+            StreamState::Connecting | StreamState::Streaming if self.follow => "following",
+            StreamState::Connecting | StreamState::Streaming => "paused",
+        };
+        let mut flags = vec![stream];
         if self.previous {
             flags.insert(0, "previous run");
         }
@@ -403,8 +443,19 @@ impl LogsView {
                 Some(("end of the previous run's log".into(), Role::Muted))
             }
             StreamState::Ended => Some((
-                "the stream ended: the container stopped or the pod is gone (p: previous run)"
-                    .into(),
+                "the stream ended: the container stopped (p: previous run)".into(),
+                Role::Warning,
+            )),
+            StreamState::Gone(why) => Some((
+                format!(
+                    "the pod is gone: a deleted pod has no previous run; these are its last lines ({why})"
+                ),
+                Role::Warning,
+            )),
+            StreamState::Stalled { idle_secs } => Some((
+                format!(
+                    "no bytes for {idle_secs}s: the stream may be dead, these lines may not be current (esc and reopen to reconnect)"
+                ),
                 Role::Warning,
             )),
             StreamState::Failed(why) => Some((why.clone(), Role::Critical)),
@@ -715,6 +766,63 @@ pub(crate) mod tests {
             &["tokenizer"],
         ));
         insta::assert_snapshot!("logs_previous_run", screen(&mut v));
+    }
+
+    #[test]
+    fn a_deleted_pod_keeps_its_last_lines_says_ended_and_has_no_previous_run() {
+        let mut v = LogsView::new(target(), 100);
+        let l = lines(5);
+        let refs: Vec<&str> = l.iter().map(String::as_str).collect();
+        v.ingest(delta(&refs, StreamState::Streaming, &["tokenizer"]));
+        v.ingest(delta(
+            &[],
+            StreamState::Gone("404 NotFound: pods \"tokenizer-worker-abc\" not found".into()),
+            &["tokenizer"],
+        ));
+        let s = screen(&mut v);
+        assert!(
+            s.contains("@ prod-a · ended") && !s.contains("following"),
+            "{s}"
+        );
+        assert!(s.contains("line 4") && s.contains("no previous run"), "{s}");
+        assert_eq!(key(&mut v, 'p'), ViewOutcome::Changed, "nothing to re-read");
+        let s = screen(&mut v);
+        assert!(s.contains("line 4") && !s.contains("previous run ·"), "{s}");
+    }
+
+    #[test]
+    fn a_re_read_that_finds_the_pod_gone_brings_its_last_lines_back() {
+        let mut v = LogsView::new(target(), 100);
+        let l = lines(5);
+        let refs: Vec<&str> = l.iter().map(String::as_str).collect();
+        v.ingest(delta(&refs, StreamState::Ended, &["tokenizer"]));
+        assert!(matches!(key(&mut v, 'p'), ViewOutcome::Reopen(_)));
+        v.ingest(delta(&[], StreamState::Connecting, &[]));
+        v.ingest(delta(
+            &[],
+            StreamState::Gone("404 NotFound: pods \"tokenizer-worker-abc\" not found".into()),
+            &[],
+        ));
+        let s = screen(&mut v);
+        assert!(s.contains("line 0") && s.contains("line 4"), "{s}");
+        assert!(
+            !s.contains("previous run ·") && s.contains("no previous run"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn a_silent_follow_is_marked_stalled_not_following() {
+        let mut v = LogsView::new(target(), 100);
+        v.ingest(delta(&["x"], StreamState::Streaming, &["tokenizer"]));
+        v.ingest(delta(
+            &[],
+            StreamState::Stalled { idle_secs: 60 },
+            &["tokenizer"],
+        ));
+        let s = screen(&mut v);
+        assert!(s.contains("stalled 60s") && !s.contains("following"), "{s}");
+        assert!(s.contains("no bytes for 60s"), "{s}");
     }
 
     #[test]

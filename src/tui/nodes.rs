@@ -99,6 +99,14 @@ impl TableColumn for Column {
             _ => 20,
         }
     }
+
+    fn keeps_end(self) -> bool {
+        matches!(self, Column::Node)
+    }
+
+    fn keeps_whole(self) -> bool {
+        matches!(self, Column::Gpus | Column::Pods | Column::Signals)
+    }
 }
 
 /// How many signals are about a node, and the worst of them.

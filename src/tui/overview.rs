@@ -18,8 +18,9 @@ use super::format::{
 use super::keymap::Action;
 use super::noise::NoiseRate;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx, in_scope, sort_rows};
+use super::signal_groups::incident_title_now;
 use super::theme::{Role, Theme};
-use super::widgets::{kill_style, severity_role, status_role, titled_block};
+use super::widgets::{kill_style, middle_ellipsis, severity_role, status_role, titled_block};
 use crate::model::endpoint::BurnSeverity;
 use crate::model::incident::Incident;
 use crate::model::signal::Severity;
@@ -506,8 +507,12 @@ fn automation_line(a: &AutomationView, theme: &Theme) -> Line<'static> {
 }
 
 /// One line per open incident: id, severity, status, age, title and subject.
-fn incident_lines(incidents: &[Incident], ctx: &ViewCtx) -> Vec<Line<'static>> {
+/// One line per open incident in `width` columns; its title and subject are cut in the middle
+/// (the subject, at the end, tells two incidents apart).
+fn incident_lines(incidents: &[Incident], ctx: &ViewCtx, width: usize) -> Vec<Line<'static>> {
     let theme = ctx.theme;
+    // Label, severity, status and age take 39 columns.
+    let text_width = width.saturating_sub(39);
     open_incidents(incidents, ctx)
         .take(TOP_INCIDENTS)
         .map(|inc| {
@@ -523,10 +528,16 @@ fn incident_lines(incidents: &[Incident], ctx: &ViewCtx) -> Vec<Line<'static>> {
                     theme.style(status_role(inc.status)),
                 ),
                 Span::raw(format!(
-                    "{:<8} {} ({})",
-                    format!("{} ago", compact_age(ctx.now, opened)),
-                    inc.title,
-                    inc.subject.describe()
+                    "{:<8} ",
+                    format!("{} ago", compact_age(ctx.now, opened))
+                )),
+                Span::raw(middle_ellipsis(
+                    &format!(
+                        "{} ({})",
+                        incident_title_now(inc, ctx.snapshot),
+                        inc.subject.describe()
+                    ),
+                    text_width,
                 )),
             ])
         })
@@ -627,7 +638,11 @@ impl OverviewPane {
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         let theme = ctx.theme;
-        let incidents = incident_lines(&self.incidents, ctx);
+        let incidents = incident_lines(
+            &self.incidents,
+            ctx,
+            usize::from(area.width.saturating_sub(2)),
+        );
         let incidents_height = if incidents.is_empty() {
             0
         } else {
@@ -825,6 +840,8 @@ mod tests {
             objective: 0.999,
             evaluated_at: at("2025-04-01T12:00:00Z"),
             windows: vec![w],
+            covered_secs: 3600.0,
+            period_secs: 30.0 * 86_400.0,
             alerts: severity
                 .map(|severity| BurnAlert {
                     severity,

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use std::fmt::Write as _;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
@@ -21,7 +21,8 @@ use super::pane::{Pane, TableView, ViewCtx};
 use super::selector::LabelSelector;
 use super::theme::{Role, Theme};
 use super::widgets::{
-    CELL_SEPARATOR, RowFilter, draw_empty_message, draw_scrolled, field, section,
+    CELL_SEPARATOR, RowFilter, draw_empty_message, draw_scrolled, field, fit_widths,
+    length_constraints, middle_ellipsis, section,
 };
 use crate::model::PodRows;
 use crate::model::update::PodRecord;
@@ -459,19 +460,36 @@ impl PodsPane {
             .enumerate()
             .map(|(i, c)| sorted_header(c.header(), i, view.sort))
             .collect();
-        let widths: Vec<Constraint> = cache
-            .widths
+        // The cached content widths, fitted to the pane: the widest columns give way first,
+        // and a pod or node name is cut in the middle so its distinguishing end stays.
+        let wanted: Vec<usize> = cache.widths.iter().map(|&w| usize::from(w)).collect();
+        // The short, telling columns are never cut; the names give way (in the middle).
+        let floors: Vec<usize> = headers
             .iter()
-            .map(|w| Constraint::Length(*w))
+            .zip(cache.columns.iter())
+            .zip(&wanted)
+            .map(|((h, c), &w)| match c {
+                Column::Ready | Column::Status | Column::Restarts | Column::Gpus | Column::Age => w,
+                _ => h.chars().count(),
+            })
             .collect();
+        let fitted = fit_widths(
+            &wanted,
+            &floors,
+            usize::from(inner.width).saturating_sub(wanted.len().saturating_sub(1)),
+        );
+        let widths = length_constraints(&fitted);
         let end = (view.offset + page).min(cache.rows.len());
         let visible = (view.offset..end).filter_map(|i| Some((i, cache.get(i)?)));
         let rows: Vec<Row> = visible
             .map(|(i, (cluster, pod))| {
                 let selected = i == view.selected;
-                let cells = cache.columns.iter().map(|&c| {
+                let cells = cache.columns.iter().zip(&fitted).map(|(&c, &width)| {
                     let mut text = String::new();
                     write_cell(cluster, pod, c, Some(ctx.now), &mut text);
+                    if matches!(c, Column::Name | Column::Node) {
+                        text = middle_ellipsis(&text, width);
+                    }
                     let style = match c {
                         _ if selected => Style::default(),
                         Column::Status => theme.style(status_role(pod)),

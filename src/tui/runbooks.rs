@@ -16,7 +16,10 @@ use super::format::{compact_age, pending_text};
 use super::keymap::Action;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
-use super::widgets::{kill_style, plan_step_lines, titled_block};
+use super::widgets::{
+    draw_scrolled, field, kill_style, length_constraints, measured_widths_keeping, middle_ellipsis,
+    plan_step_lines, section, titled_block,
+};
 use crate::model::incident::incident_label;
 use crate::runbook::approvals::PendingApproval;
 use crate::runbook::executor::{RunRecord, RunState};
@@ -43,6 +46,10 @@ pub struct RunbooksPane {
     runs_page: usize,
     /// `y approve · N deny`, from the bindings.
     keys_hint: String,
+    /// The run whose detail Enter opened, by id (the list is rebuilt on every refresh).
+    open_run: Option<String>,
+    run_scroll: u16,
+    run_page: usize,
 }
 
 /// A run's state as the table shows it, with its role.
@@ -156,6 +163,24 @@ impl RunbooksPane {
     /// Applies an action; returns whether anything changed. The movement keys move through
     /// the pending approvals while there are any, else through the runs.
     pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
+        if self.open_run.is_some() {
+            let page = u16::try_from(self.run_page.max(1)).unwrap_or(u16::MAX);
+            let before = self.run_scroll;
+            match action {
+                Action::Back => {
+                    self.open_run = None;
+                    return true;
+                }
+                Action::Up => self.run_scroll = self.run_scroll.saturating_sub(1),
+                Action::Down => self.run_scroll = self.run_scroll.saturating_add(1),
+                Action::PageUp => self.run_scroll = self.run_scroll.saturating_sub(page),
+                Action::PageDown => self.run_scroll = self.run_scroll.saturating_add(page),
+                Action::Top => self.run_scroll = 0,
+                Action::Bottom => self.run_scroll = u16::MAX,
+                _ => return false,
+            }
+            return self.run_scroll != before;
+        }
         let pending: Vec<u64> = self.pending().iter().map(|p| p.id).collect();
         if !pending.is_empty() {
             let at = pending
@@ -173,6 +198,14 @@ impl RunbooksPane {
             let before = self.selected;
             self.selected = pending.get(next).copied();
             return self.selected != before;
+        }
+        if action == Action::Open {
+            let id = Self::run_rows(self.automation.as_deref(), &self.runs_view, ctx.now)
+                .get(self.runs_view.selected)
+                .map(|(run, _)| run.id.clone());
+            self.run_scroll = 0;
+            self.open_run = id;
+            return self.open_run.is_some();
         }
         let before = self.runs_view.clone();
         let rows = Self::run_rows(self.automation.as_deref(), &self.runs_view, ctx.now).len();
@@ -212,6 +245,10 @@ impl RunbooksPane {
             );
             return;
         };
+        if let Some(id) = self.open_run.clone() {
+            self.draw_run(frame, area, ctx, &a, &id);
+            return;
+        }
         let approval_lines = self.approval_lines(&a, ctx);
         let approvals_height = if approval_lines.is_empty() {
             0
@@ -233,6 +270,107 @@ impl RunbooksPane {
         }
         self.draw_runs(frame, runs, ctx);
         draw_runbooks(frame, runbooks, &a, theme);
+    }
+
+    /// One run over the whole pane: what started it, its plan step by step, what it did, what
+    /// was refused, and how it ended.
+    fn draw_run(
+        &mut self,
+        frame: &mut Frame,
+        area: Rect,
+        ctx: &ViewCtx,
+        a: &AutomationView,
+        id: &str,
+    ) {
+        let theme = ctx.theme;
+        let block = titled_block(format!(" Run {id} · esc back "), theme);
+        let Some(run) = a.runs.iter().find(|r| r.id == id) else {
+            let lines = vec![Line::styled(
+                format!("run {id} is no longer kept by the executor (it keeps the newest runs)"),
+                theme.style(Role::Muted),
+            )];
+            self.run_page =
+                draw_scrolled(frame, area, lines, Some(block), &mut self.run_scroll, theme);
+            return;
+        };
+        let text = |s: String| vec![Span::raw(s)];
+        let (outcome, role) = run_state_text(&run.state);
+        let mut lines = vec![
+            field(theme, "runbook", text(run.runbook.clone())),
+            field(
+                theme,
+                "target",
+                text(format!("{} on {}", run.target, run.cluster)),
+            ),
+            field(theme, "signal", text(run.signal.clone())),
+            field(theme, "mode", text(run.mode.name().to_string())),
+            field(
+                theme,
+                "incident",
+                text(run.incident.map_or_else(|| "-".to_string(), incident_label)),
+            ),
+            field(
+                theme,
+                "started",
+                text(format!(
+                    "{} ({} ago)",
+                    run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    compact_age(ctx.now, run.started_at)
+                )),
+            ),
+            field(
+                theme,
+                "finished",
+                text(run.finished_at.map_or_else(
+                    || "not yet".to_string(),
+                    |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                )),
+            ),
+            field(
+                theme,
+                "outcome",
+                vec![Span::styled(outcome, theme.style(role))],
+            ),
+            Line::raw(""),
+            section(theme, "plan"),
+        ];
+        if run.plan.is_empty() {
+            lines.push(Line::styled(
+                "  no plan recorded: the run stopped before planning, or had nothing to do",
+                theme.style(Role::Muted),
+            ));
+        }
+        for (i, step) in run.plan.iter().enumerate() {
+            lines.extend(plan_step_lines(Some(i + 1), step, "  ", theme));
+        }
+        lines.push(Line::raw(""));
+        lines.push(section(theme, "steps performed"));
+        let refused = |a: &str| a.contains("refused") || a.contains("cannot");
+        if run.actions.is_empty() {
+            lines.push(Line::styled("  none", theme.style(Role::Muted)));
+        }
+        for action in &run.actions {
+            let role = if refused(action) {
+                Role::Warning
+            } else {
+                Role::Base
+            };
+            lines.push(Line::styled(format!("  {action}"), theme.style(role)));
+        }
+        lines.push(Line::raw(""));
+        lines.push(section(theme, "refusals"));
+        let mut refusals: Vec<String> =
+            run.actions.iter().filter(|a| refused(a)).cloned().collect();
+        if let RunState::Stopped(why) | RunState::Failed(why) = &run.state {
+            refusals.push(why.clone());
+        }
+        if refusals.is_empty() {
+            lines.push(Line::styled("  none", theme.style(Role::Muted)));
+        }
+        for why in refusals {
+            lines.push(Line::styled(format!("  {why}"), theme.style(Role::Warning)));
+        }
+        self.run_page = draw_scrolled(frame, area, lines, Some(block), &mut self.run_scroll, theme);
     }
 
     /// The global mode, read-only and what waits; the kill switch on a line of its own.
@@ -397,6 +535,14 @@ impl RunbooksPane {
         self.runs_page = height;
         self.runs_view.clamp(rows.len(), height);
         let focused = self.pending().is_empty();
+        // AGE, RUNBOOK, MODE and INCIDENT whole; TARGET (cut in the middle, its node or
+        // pod is at the end) and the outcome share the rest.
+        let widths = measured_widths_keeping(
+            &RUN_HEADERS,
+            rows.iter().map(|(_, cells)| cells.as_slice()),
+            usize::from(inner.width),
+            &[0, 1, 3, 4],
+        );
         let visible = rows
             .iter()
             .enumerate()
@@ -405,7 +551,11 @@ impl RunbooksPane {
             .map(|(pos, (run, cells))| {
                 let state_role = run_state_text(&run.state).1;
                 let row = Row::new(cells.iter().enumerate().map(|(col, text)| {
-                    let cell = Cell::from(text.clone());
+                    let cell = if col == 2 {
+                        Cell::from(middle_ellipsis(text, widths[col]))
+                    } else {
+                        Cell::from(text.clone())
+                    };
                     match col {
                         5 => cell.style(theme.style(state_role)),
                         0 | 4 => cell.style(theme.style(Role::Muted)),
@@ -418,19 +568,9 @@ impl RunbooksPane {
                     row
                 }
             });
-        let table = Table::new(
-            visible,
-            [
-                Constraint::Length(4),
-                Constraint::Length(27),
-                Constraint::Fill(2),
-                Constraint::Length(7),
-                Constraint::Length(8),
-                Constraint::Fill(3),
-            ],
-        )
-        .header(Row::new(RUN_HEADERS).style(theme.style(Role::Header)))
-        .column_spacing(1);
+        let table = Table::new(visible, length_constraints(&widths))
+            .header(Row::new(RUN_HEADERS).style(theme.style(Role::Header)))
+            .column_spacing(1);
         frame.render_widget(table, inner);
     }
 }
@@ -699,6 +839,41 @@ mod tests {
             cost: None,
         };
         pane.handle(action, &ctx)
+    }
+
+    #[test]
+    fn enter_on_a_run_shows_its_plan_steps_refusals_and_outcome() {
+        let mut a = automation(now());
+        a.pending.clear();
+        let run = &mut a.runs[1];
+        run.plan = super::fixtures::plan();
+        run.actions = vec![
+            "node gpu-a-1 cordoned".into(),
+            "drain of node gpu-a-1 refused: cannot delete Pods with local storage (ml/train-0)"
+                .into(),
+        ];
+        run.state = RunState::Stopped("the drain was refused".into());
+        let mut pane = RunbooksPane::default();
+        pane.set_automation(Some(Arc::new(a)));
+        assert!(
+            handle(&mut pane, Action::Down),
+            "the second run is selected"
+        );
+        assert!(handle(&mut pane, Action::Open), "Enter opens the run");
+        let s = draw(&mut pane, 120, 40);
+        for expected in [
+            "Run run-20250601T1150-3",
+            "gpu-xid-cordon",
+            "1. cordon node/gpu-a-2",
+            "2. drain of node gpu-a-2 would evict 3 pod(s)",
+            "node gpu-a-1 cordoned",
+            "refused: cannot delete Pods with local storage",
+            "stopped: the drain was refused",
+        ] {
+            assert!(s.contains(expected), "{expected:?} missing:\n{s}");
+        }
+        assert!(handle(&mut pane, Action::Back));
+        assert!(draw(&mut pane, 120, 40).contains("Runs (4/4)"));
     }
 
     #[test]

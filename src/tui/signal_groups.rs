@@ -1,14 +1,50 @@
 //! Signals gathered into their incident groups (`store::incident_group`: the GPUs of one node,
 //! the pods of one owner), so that the Signals pane and the NOC banner show one row per problem
-//! as the store opens one incident per problem. Pure functions of the signals they are given;
-//! may import model and store.
+//! as the store opens one incident per problem, and an incident's title with its live figures.
+//! Pure functions of the signals they are given; may import model and store.
 
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use crate::model::Snapshot;
+use crate::model::incident::Incident;
 use crate::model::signal::{Severity, Signal};
 use crate::store::{incident_group, pod_owner};
+
+/// An incident's title as of now. The title is its first signal's summary, so a countdown in
+/// it ("(119s left)") is frozen at the moment the incident opened: take the live signal's
+/// figure when one still has the same summary otherwise, and drop the countdown when none does.
+pub fn live_title(title: &str, live: &[&str]) -> String {
+    let Some(frozen) = countdown(title) else {
+        return title.to_string();
+    };
+    let base = title.replacen(frozen, "", 1);
+    live.iter()
+        .find(|l| countdown(l).is_some_and(|c| l.replacen(c, "", 1) == base))
+        .map_or(base, |l| (*l).to_string())
+}
+
+/// [`live_title`] of `incident` with the live signals of its group in `snapshot`.
+pub fn incident_title_now(incident: &Incident, snapshot: &Snapshot) -> String {
+    if countdown(&incident.title).is_none() {
+        return incident.title.clone();
+    }
+    let live: Vec<&str> = snapshot
+        .incident_signals()
+        .filter(|s| incident_group(s) == incident.group)
+        .map(|s| s.summary.as_str())
+        .collect();
+    live_title(&incident.title, &live)
+}
+
+/// The ` (Ns left)` in a summary, if any.
+fn countdown(summary: &str) -> Option<&str> {
+    let start = summary.rfind(" (")?;
+    let tail = &summary[start..];
+    let digits = tail.strip_prefix(" (")?.strip_suffix("s left)")?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(tail)
+}
 
 /// One incident group of the signals shown: what the store opens one incident for.
 #[derive(Debug, Clone, PartialEq)]

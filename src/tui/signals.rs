@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
@@ -16,12 +16,16 @@ use super::keymap::{Action, PaneId};
 use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::signal_groups::{SignalGroup, group_key, group_keys, group_signals};
 use super::theme::Role;
-use super::widgets::{severity_role, titled_block};
+use super::widgets::{
+    length_constraints, measured_widths_keeping, middle_ellipsis, severity_role, titled_block,
+};
 use crate::model::signal::{Severity, Signal, Subject};
 
 const HEADERS: [&str; 6] = ["SEVERITY", "KIND", "SUBJECT", "COUNT", "SUMMARY", "AGE"];
 /// The COUNT column: where a group's count and its expand mark are drawn.
 const COUNT_COLUMN: usize = 3;
+/// SUBJECT: cut in the middle, its end (node, GPU, pod) tells the rows apart.
+const SUBJECT_COLUMN: usize = 2;
 
 /// The Signals pane's state between frames.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -312,18 +316,38 @@ impl SignalsPane {
         let height = usize::from(inner.height.saturating_sub(1));
         self.page = height;
         self.view.clamp(rows.len(), height);
-        let visible = rows
+        let cells: Vec<Vec<String>> = rows
             .iter()
             .enumerate()
-            .skip(self.view.offset)
-            .take(height)
             .map(|(pos, row)| {
                 let last_member = !matches!(
                     rows.get(pos + 1).map(|r| &r.target),
                     Some(RowTarget::Member(_))
                 );
-                let cells = self.shown_cells(row, last_member);
+                self.shown_cells(row, last_member)
+            })
+            .collect();
+        // Every column as wide as its content; SUMMARY, the longest, gives way first.
+        // KIND, COUNT and AGE are never cut; SUBJECT and SUMMARY share what is left.
+        let widths = measured_widths_keeping(
+            &HEADERS,
+            cells.iter().map(Vec::as_slice),
+            usize::from(inner.width),
+            &[0, 1, COUNT_COLUMN, 5],
+        );
+        let visible = rows
+            .iter()
+            .zip(cells)
+            .enumerate()
+            .skip(self.view.offset)
+            .take(height)
+            .map(|(pos, (row, cells))| {
                 let row_widget = Row::new(cells.into_iter().enumerate().map(|(col, text)| {
+                    let text = if col == SUBJECT_COLUMN {
+                        middle_ellipsis(&text, widths[col])
+                    } else {
+                        text
+                    };
                     let cell = Cell::from(text);
                     if col == 0 {
                         cell.style(theme.style(severity_role(row.severity)))
@@ -338,19 +362,9 @@ impl SignalsPane {
                 }
             });
         let header = Row::new(HEADERS).style(theme.style(Role::Header));
-        let table = Table::new(
-            visible,
-            [
-                Constraint::Length(8),
-                Constraint::Length(20),
-                Constraint::Length(30),
-                Constraint::Length(5),
-                Constraint::Min(10),
-                Constraint::Length(4),
-            ],
-        )
-        .header(header)
-        .column_spacing(1);
+        let table = Table::new(visible, length_constraints(&widths))
+            .header(header)
+            .column_spacing(1);
         frame.render_widget(table, inner);
     }
 

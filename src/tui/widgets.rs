@@ -1,8 +1,9 @@
 //! Drawing helpers every pane and the app's chrome share: titled blocks, the empty-table
 //! message, detail-view fields and sections, the theme roles of severities and statuses, the
-//! kill switch's emphasis, a plan step with its blast radius, the row filter, and the table
-//! and scrolled-detail widgets of the table panes. May import the tui groundwork (theme, pane,
-//! keymap, format), runbook and model.
+//! kill switch's emphasis, a plan step with its blast radius, the row filter, the table and
+//! scrolled-detail widgets of the table panes, and the width helpers that size columns to their
+//! content and cut names in the middle (`middle_ellipsis`, `measured_widths`). May import the
+//! tui groundwork (theme, pane, keymap, format), runbook and model.
 
 use std::cmp::Ordering;
 
@@ -223,6 +224,102 @@ pub fn section<'a>(theme: &Theme, title: &'a str) -> Line<'a> {
 pub trait TableColumn: Copy {
     fn header(self) -> &'static str;
     fn max_width(self) -> usize;
+    /// A name whose end tells it apart from its neighbours (`gke-sim-b-h100-pool-0042`): cut in
+    /// the middle, not at the end, when the column is narrower than the cell.
+    fn keeps_end(self) -> bool {
+        false
+    }
+    /// A short, telling column (a status, a reason, a count) that is never cut: the long
+    /// columns (names, messages) give way instead.
+    fn keeps_whole(self) -> bool {
+        false
+    }
+}
+
+/// `text` in at most `width` columns, cut in the middle with `…` when longer: names of one
+/// fleet share their start (`gke-sim-b-h100-pool-`) and differ at the end, so an end cut would
+/// make every row read the same. The end keeps the extra column of an odd split.
+pub fn middle_ellipsis(text: &str, width: usize) -> String {
+    let len = text.chars().count();
+    if len <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let head = (width - 1) / 2;
+    let tail = width - 1 - head;
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(len - tail));
+    out
+}
+
+/// Column widths for a table of text cells: each column as wide as its widest cell or its
+/// header, and when they do not fit `available` cells (spacing of one between columns taken
+/// off), the widest columns give way first ([`fit_widths`]), never below their header.
+pub fn measured_widths<'a>(
+    headers: &[&str],
+    rows: impl IntoIterator<Item = &'a [String]>,
+    available: usize,
+) -> Vec<usize> {
+    measured_widths_keeping(headers, rows, available, &[])
+}
+
+/// As [`measured_widths`], with the columns whose index is in `whole` never cut (a kind, a
+/// status): only the others give way.
+pub fn measured_widths_keeping<'a>(
+    headers: &[&str],
+    rows: impl IntoIterator<Item = &'a [String]>,
+    available: usize,
+    whole: &[usize],
+) -> Vec<usize> {
+    let mut floors: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut wanted = floors.clone();
+    for row in rows {
+        for (w, cell) in wanted.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for &i in whole {
+        if let (Some(f), Some(&w)) = (floors.get_mut(i), wanted.get(i)) {
+            *f = w;
+        }
+    }
+    let spacing = headers.len().saturating_sub(1);
+    fit_widths(&wanted, &floors, available.saturating_sub(spacing))
+}
+
+/// The rows `text` takes when word-wrapped (ratatui's `Wrap`) to `width` columns: what an
+/// area must be given so that nothing in it is cut. Counts greedily, as the wrapper does.
+pub fn wrapped_rows(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    let mut rows = 1;
+    let mut used = 0;
+    for (i, word) in text.split(' ').enumerate() {
+        let len = word.chars().count();
+        // Leading spaces take room like any other character (the wrap keeps them).
+        let need = if i == 0 { len } else { used + 1 + len };
+        if need <= width {
+            used = need;
+        } else if len <= width {
+            rows += 1;
+            used = len;
+        } else {
+            // A word longer than the row is broken across rows.
+            rows += usize::from(used > 0) + (len - 1) / width;
+            used = (len - 1) % width + 1;
+        }
+    }
+    rows
+}
+
+/// `Constraint::Length` for each width.
+pub fn length_constraints(widths: &[usize]) -> Vec<Constraint> {
+    widths
+        .iter()
+        .map(|&w| Constraint::Length(u16::try_from(w).unwrap_or(u16::MAX)))
+        .collect()
 }
 
 /// A row of a typed table: its cells are written into a reused buffer (at 40,000 rows a String
@@ -349,7 +446,18 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
                 content.min(column.max_width()).max(header.chars().count())
             })
             .collect();
-        let floors: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        let floors: Vec<usize> = columns
+            .iter()
+            .zip(&headers)
+            .zip(&wanted)
+            .map(|((c, h), &w)| {
+                if c.keeps_whole() {
+                    w
+                } else {
+                    h.chars().count()
+                }
+            })
+            .collect();
         let spacing = columns.len().saturating_sub(1);
         let fitted = fit_widths(
             &wanted,
@@ -365,9 +473,12 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
         let visible = rows.get(view.offset..end).unwrap_or_default();
         let table_rows = visible.iter().enumerate().map(|(i, row)| {
             let selected = view.offset + i == view.selected;
-            let cells = columns.iter().map(|&column| {
+            let cells = columns.iter().zip(&fitted).map(|(&column, &width)| {
                 let mut text = String::new();
                 row.write_cell(column, &mut text);
+                if column.keeps_end() {
+                    text = middle_ellipsis(&text, width);
+                }
                 // The selection is one style across the row, so it reads on any theme.
                 let style = if selected {
                     Style::default()
@@ -464,7 +575,45 @@ pub fn draw_scrolled(
 
 #[cfg(test)]
 mod fit_tests {
-    use super::fit_widths;
+    use super::{fit_widths, measured_widths, middle_ellipsis};
+
+    #[test]
+    fn wrapped_rows_count_what_a_word_wrap_needs() {
+        use super::wrapped_rows;
+        assert_eq!(wrapped_rows("", 10), 1);
+        assert_eq!(wrapped_rows("one two", 10), 1);
+        assert_eq!(wrapped_rows("one two three", 10), 2);
+        assert_eq!(wrapped_rows("abcdefghijklmnopqrstuvwxy", 10), 3);
+        assert_eq!(
+            wrapped_rows("      indented", 10),
+            2,
+            "leading spaces count"
+        );
+    }
+
+    #[test]
+    fn a_cut_name_keeps_its_distinguishing_end() {
+        assert_eq!(
+            middle_ellipsis("gke-sim-b-h100-pool-0042", 19),
+            "gke-sim-b…pool-0042"
+        );
+        assert_eq!(middle_ellipsis("short", 19), "short");
+        assert_eq!(middle_ellipsis("abcdef", 1), "…");
+        assert_eq!(middle_ellipsis("abcdef", 0), "");
+        assert_eq!(middle_ellipsis("abcdef", 4), "a…ef");
+    }
+
+    #[test]
+    fn measured_columns_fit_their_content_and_the_longest_gives_way() {
+        let rows = [
+            vec!["node.interruption_notice".to_string(), "x".repeat(80)],
+            vec!["gpu.xid".to_string(), "y".into()],
+        ];
+        let widths = measured_widths(&["KIND", "SUMMARY"], rows.iter().map(Vec::as_slice), 61);
+        assert_eq!(widths, vec![24, 36], "KIND whole, SUMMARY cut");
+        let widths = measured_widths(&["KIND", "SUMMARY"], rows.iter().map(Vec::as_slice), 200);
+        assert_eq!(widths, vec![24, 80]);
+    }
 
     #[test]
     fn the_widest_columns_give_way_first() {

@@ -83,6 +83,14 @@ impl TableColumn for Column {
             _ => 24,
         }
     }
+
+    fn keeps_end(self) -> bool {
+        matches!(self, Column::Name)
+    }
+
+    fn keeps_whole(self) -> bool {
+        matches!(self, Column::Status | Column::Kind | Column::Ready)
+    }
 }
 
 /// One workload of one cluster.
@@ -198,6 +206,30 @@ fn write_replica_types(g: &GangJob, out: &mut String) {
 struct WorkloadRow<'a> {
     cluster: &'a str,
     workload: Workload<'a>,
+    /// Its pods in CrashLoopBackOff (Deployments only).
+    crash_looping: usize,
+}
+
+impl WorkloadRow<'_> {
+    /// The workload's status, where a Deployment with crash-looping pods is failing, not
+    /// "Progressing": its rollout counts still say it is moving towards ready, but the pods
+    /// it waits for keep exiting, so it never will.
+    fn status(&self) -> (&'static str, Role) {
+        match self.workload {
+            Workload::Deployment(_) if self.crash_looping > 0 => {
+                ("CrashLoopBackOff", Role::Critical)
+            }
+            w => w.status(),
+        }
+    }
+}
+
+/// The Deployment a pod belongs to, from its name: a Deployment's pods are named
+/// `{deployment}-{pod-template-hash}-{suffix}` (the ReplicaSet's name plus a random suffix).
+fn deployment_of_pod(pod: &str) -> Option<&str> {
+    let (rs, _suffix) = pod.rsplit_once('-')?;
+    let (deployment, _hash) = rs.rsplit_once('-')?;
+    (!deployment.is_empty()).then_some(deployment)
 }
 
 impl TableRow<Column> for WorkloadRow<'_> {
@@ -250,7 +282,7 @@ impl TableRow<Column> for WorkloadRow<'_> {
                 Some(r) => write!(out, "{r}"),
                 None => write!(out, "-"),
             },
-            (Column::Status, _) => write!(out, "{}", w.status().0),
+            (Column::Status, _) => write!(out, "{}", self.status().0),
             (Column::Detail, Workload::Deployment(d)) => write!(out, "{}", d.images.join(",")),
             (Column::Detail, Workload::Controller(w)) => {
                 if let WorkloadCounts::Job { active, failed, .. } = w.counts {
@@ -301,7 +333,7 @@ impl TableRow<Column> for WorkloadRow<'_> {
 
     fn cell_style(&self, column: Column, theme: &Theme) -> Style {
         match column {
-            Column::Status => theme.style(self.workload.status().1),
+            Column::Status => theme.style(self.status().1),
             Column::Kind => theme.style(Role::Muted),
             _ => Style::default(),
         }
@@ -337,7 +369,21 @@ impl WorkloadsPane {
                 .chain(c.gang_jobs.iter().map(Workload::Gang))
                 .chain(c.inference_services.iter().map(Workload::InferenceService))
                 .filter(|w| ctx.in_namespace(w.namespace()))
-                .map(move |workload| WorkloadRow { cluster, workload })
+                .map(move |workload| WorkloadRow {
+                    cluster,
+                    workload,
+                    crash_looping: match workload {
+                        Workload::Deployment(d) => c
+                            .crash_looping
+                            .iter()
+                            .filter(|p| {
+                                p.namespace == d.namespace
+                                    && deployment_of_pod(&p.name) == Some(d.name.as_str())
+                            })
+                            .count(),
+                        _ => 0,
+                    },
+                })
         });
         filter_and_sort(rows, Column::shown(ctx), &self.view)
     }
@@ -520,6 +566,53 @@ mod tests {
             namespace: None,
             cost: None,
         }
+    }
+
+    #[test]
+    fn a_deployment_whose_pod_crash_loops_is_failing_not_progressing() {
+        let mut snap = snapshot();
+        let c = Arc::make_mut(&mut snap.clusters[0]);
+        let tokenizer = |name: &str| DeploymentModel {
+            namespace: "batch".into(),
+            name: name.into(),
+            revision: Some(1),
+            replicas: 1,
+            ready: 0,
+            updated: 1,
+            available: 0,
+            rollout: RolloutState::Progressing,
+            images: vec!["tokenizer:2.4.0".into()],
+            registered_model: None,
+        };
+        c.deployments = vec![tokenizer("tokenizer-worker"), tokenizer("tokenizer")];
+        c.crash_looping = vec![crate::model::CrashLoopingPod {
+            namespace: "batch".into(),
+            name: "tokenizer-worker-7f9c5d8b4-x2kqp".into(),
+            node: Some("gke-sim-a-h100-pool-0041".into()),
+            restarts: 5,
+            reason: "CrashLoopBackOff".into(),
+            last_termination: Some("Error".into()),
+        }];
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let status = |name: &str| {
+            let rows = WorkloadsPane::default().rows(&ctx);
+            let row = rows
+                .iter()
+                .find(|r| r.workload.name() == name)
+                .unwrap_or_else(|| panic!("no {name}"));
+            let mut out = String::new();
+            row.write_cell(Column::Status, &mut out);
+            out
+        };
+        assert_eq!(status("tokenizer-worker"), "CrashLoopBackOff");
+        assert_eq!(
+            status("tokenizer"),
+            "Progressing",
+            "another Deployment's pods"
+        );
+        assert_eq!(deployment_of_pod("web-api-5d8f9-abcde"), Some("web-api"));
+        assert_eq!(deployment_of_pod("standalone"), None);
     }
 
     #[test]

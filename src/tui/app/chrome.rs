@@ -597,8 +597,35 @@ impl App {
         } else {
             help.len()
         };
+        let widest = |rows: &[(String, String)]| {
+            rows.iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let longest = |rows: &[(String, String)]| {
+            rows.iter()
+                .map(|(_, what)| what.chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let (first, second) = if two {
+            help.split_at(per_column.min(help.len()))
+        } else {
+            (&help[..], &help[..0])
+        };
+        let first_keys = if two { widest(first) } else { 22 };
+        let left_width = first_keys + 2 + longest(first) + 2;
+        let right_width = if two {
+            widest(second) + 2 + longest(second)
+        } else {
+            0
+        };
+        // As wide as the descriptions need (so none is cut), within the screen; a screen too
+        // narrow for them wraps them instead.
+        let needed = u16::try_from(left_width + right_width + 2).unwrap_or(u16::MAX);
         let h = (per_column as u16 + if two { 2 } else { 4 }).min(main.height);
-        let w = (if two { 116 } else { 70 }).min(main.width);
+        let w = needed.min(main.width);
         let popup = Rect::new(
             main.x + (main.width - w) / 2,
             main.y + (main.height - h) / 2,
@@ -623,31 +650,20 @@ impl App {
                 })
                 .collect()
         };
-        let widest = |rows: &[(String, String)]| {
-            rows.iter()
-                .map(|(k, _)| k.chars().count())
-                .max()
-                .unwrap_or(0)
-        };
+        let wrap = Wrap { trim: false };
         if two {
-            let (first, second) = help.split_at(per_column.min(help.len()));
-            let left_width = widest(first)
-                + 2
-                + first
-                    .iter()
-                    .map(|(_, what)| what.chars().count())
-                    .max()
-                    .unwrap_or(0)
-                + 2;
             let [left, right] = Layout::horizontal([
                 Constraint::Length(u16::try_from(left_width).unwrap_or(u16::MAX)),
                 Constraint::Min(0),
             ])
             .areas(inner);
-            frame.render_widget(Paragraph::new(column(first, widest(first))), left);
-            frame.render_widget(Paragraph::new(column(second, widest(second))), right);
+            frame.render_widget(Paragraph::new(column(first, first_keys)).wrap(wrap), left);
+            frame.render_widget(
+                Paragraph::new(column(second, widest(second))).wrap(wrap),
+                right,
+            );
         } else {
-            frame.render_widget(Paragraph::new(column(&help, 22)), inner);
+            frame.render_widget(Paragraph::new(column(first, first_keys)).wrap(wrap), inner);
         }
     }
 }

@@ -17,18 +17,18 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Gauge, LineGauge, Paragraph, Sparkline, Widget};
+use ratatui::widgets::{Block, Borders, LineGauge, Paragraph, Sparkline, Widget};
 
 use self::fleet_map::{FleetCells, legend_spans};
 use crate::model::endpoint::{EndpointHealth, EndpointModel, SloBurn};
-use crate::model::incident::Incident;
+use crate::model::incident::{Incident, IncidentStatus};
 use crate::model::signal::Severity;
 use crate::model::{Snapshot, SyncState};
 use crate::tui::bigdigits::{DIGIT_HEIGHT, draw_number};
-use crate::tui::format::{compact_age, money, severity_label, whole};
-use crate::tui::signal_groups::{group_signals, worst_first};
+use crate::tui::format::{compact_age, compact_span, money, severity_label, whole};
+use crate::tui::signal_groups::{group_signals, live_title, worst_first};
 use crate::tui::theme::{Role, Theme};
-use crate::tui::widgets::severity_role;
+use crate::tui::widgets::{middle_ellipsis, severity_role};
 
 /// GPU heat samples are taken at most this often (a snapshot is published up to 50×/s).
 const HEAT_STEP_SECS: i64 = 10;
@@ -73,8 +73,6 @@ struct Aggregates {
     /// GPU sources publish less often than the clusters change) reuses it instead of walking
     /// every GPU.
     heat_from: Option<HeatInputs>,
-    critical: usize,
-    warning: usize,
     burning: usize,
     critical_keys: BTreeSet<String>,
 }
@@ -207,7 +205,6 @@ fn aggregate(snapshot: &Snapshot, prev: Option<&Aggregates>) -> Aggregates {
     };
     let mut groups = group_signals(snapshot.incident_signals().enumerate());
     worst_first(&mut groups);
-    let count = |s: Severity| groups.iter().filter(|g| g.severity() == Some(s)).count();
     let burning = snapshot
         .endpoints
         .iter()
@@ -223,8 +220,6 @@ fn aggregate(snapshot: &Snapshot, prev: Option<&Aggregates>) -> Aggregates {
         heat,
         gpu_sampled_at,
         heat_from: Some(HeatInputs::of(snapshot, pools)),
-        critical: count(Severity::Critical),
-        warning: count(Severity::Warning),
         burning,
         critical_keys: groups
             .iter()
@@ -388,7 +383,9 @@ impl WallView {
             Constraint::Length(bottom_height),
         ])
         .areas(inner);
-        draw_counters(buf, counters, agg, ctx);
+        // The counters count the ticker's rows, so the two can never disagree.
+        let rows = ticker_rows(ctx);
+        draw_counters(buf, counters, agg, &rows, ctx);
         let [map, right] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(body);
@@ -401,7 +398,7 @@ impl WallView {
         let [ticker, spend] =
             Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(bottom);
-        draw_ticker(buf, ticker, ctx);
+        draw_ticker(buf, ticker, &rows, ctx);
         draw_spend(buf, spend, ctx);
     }
 
@@ -522,7 +519,13 @@ fn grey_if_stale(buf: &mut Buffer, inner: Rect, fresh: &Freshness, t: &Theme) {
     }
 }
 
-fn draw_counters(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx) {
+fn draw_counters(
+    buf: &mut Buffer,
+    area: Rect,
+    agg: &Aggregates,
+    rows: &[TickerRow],
+    ctx: &WallCtx,
+) {
     let t = ctx.theme;
     let open: Vec<&Incident> = ctx
         .incidents
@@ -534,9 +537,10 @@ fn draw_counters(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx) 
         .map(|i| i.severity)
         .max()
         .map_or(Role::Ok, severity_role);
+    let live = |s: Severity| rows.iter().filter(|r| r.live && r.severity == s).count();
     let counters = [
-        ("CRITICAL", agg.critical, Role::Critical),
-        ("WARNING", agg.warning, Role::Warning),
+        ("CRITICAL", live(Severity::Critical), Role::Critical),
+        ("WARNING", live(Severity::Warning), Role::Warning),
         ("OPEN INCIDENTS", open.len(), open_role),
         ("SLO BURNING", agg.burning, Role::Critical),
     ];
@@ -657,7 +661,10 @@ fn draw_fleet_map(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx)
     grey_if_stale(buf, inner, &fresh, t);
 }
 
-fn budget_left(burn: &SloBurn) -> Option<f64> {
+/// The error budget left of the SLO period, and the span of data it is judged from. The bad
+/// share of the longest window spends the budget only for the time the data covers: twelve
+/// minutes with one failed request out of 900 are not a month at that rate.
+fn budget_left(burn: &SloBurn) -> Option<(f64, f64)> {
     let long = burn
         .windows
         .iter()
@@ -666,7 +673,32 @@ fn budget_left(burn: &SloBurn) -> Option<f64> {
         return None;
     }
     let bad = 1.0 - long.good / long.total;
-    Some((1.0 - bad / (1.0 - burn.objective)).clamp(0.0, 1.0))
+    let span = if burn.covered_secs > 0.0 {
+        burn.covered_secs.min(long.window_secs)
+    } else {
+        long.window_secs
+    };
+    let share = if burn.period_secs > 0.0 {
+        (span / burn.period_secs).min(1.0)
+    } else {
+        1.0
+    };
+    let spent = bad / (1.0 - burn.objective) * share;
+    Some(((1.0 - spent).clamp(0.0, 1.0), span))
+}
+
+/// `budget 98% (12m of 30d)`: the budget left and how much of the period the data covers.
+fn budget_label(left: f64, span_secs: f64, period_secs: f64) -> String {
+    let span = compact_span(span_secs as i64);
+    if period_secs > 0.0 {
+        format!(
+            "budget {}% ({span} of {})",
+            whole(left * 100.0),
+            compact_span(period_secs as i64)
+        )
+    } else {
+        format!("budget {}% ({span} of data)", whole(left * 100.0))
+    }
 }
 
 /// The burn rate of the shortest window and whether it is rising against the longest.
@@ -782,10 +814,10 @@ fn draw_endpoint_tile(buf: &mut Buffer, area: Rect, e: &EndpointModel, ctx: &Wal
     buf.set_line(inner.x, inner.y, &Line::from(spans), inner.width);
     if inner.height > 1 {
         let row = Rect::new(inner.x, inner.y + 1, inner.width, 1);
-        match burn.and_then(budget_left) {
-            Some(left) => LineGauge::default()
+        match burn.and_then(|b| Some((budget_left(b)?, b.period_secs))) {
+            Some(((left, span), period)) => LineGauge::default()
                 .ratio(left)
-                .label(format!("budget {}%", whole(left * 100.0)))
+                .label(budget_label(left, span, period))
                 .filled_style(t.style(if left < 0.25 {
                     Role::Critical
                 } else if left < 0.5 {
@@ -879,32 +911,22 @@ fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
         buf.set_line(inner.x, y, line, inner.width);
         y += 1;
     }
-    let gauge = |ratio: f64, label: String, over: bool| {
-        Gauge::default()
-            .ratio(ratio.clamp(0.0, 1.0))
-            .label(label)
-            .gauge_style(t.style(if over {
-                Role::Critical
-            } else {
-                Role::ChartPrimary
-            }))
-    };
-    let remaining = inner.y + inner.height - y;
-    if remaining >= 2 {
-        gauge(
-            b.burn_pct / 100.0,
+    // Each figure is a line of text above its bar: a label drawn over a bar is cut where the
+    // bar is narrower than the label, and overwritten by the fill (`█████forecast`).
+    let figures = [
+        (
+            b.burn_pct,
             format!(
-                "month to date {} of {} ({}%, {}% of month)",
+                "to date {} of {} ({}%) · {}% of month",
                 money(b.month_to_date, cur),
                 money(b.monthly_budget, cur),
                 whole(b.burn_pct),
                 whole(b.month_elapsed_pct)
             ),
             b.burn_pct > b.month_elapsed_pct,
-        )
-        .render(Rect::new(inner.x, y, inner.width, 1), buf);
-        gauge(
-            b.forecast_pct / 100.0,
+        ),
+        (
+            b.forecast_pct,
             format!(
                 "forecast {} ({}% of budget){}",
                 money(b.forecast_month_end, cur),
@@ -912,9 +934,39 @@ fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
                 if b.forecast_over_budget { " OVER" } else { "" }
             ),
             b.forecast_over_budget,
-        )
-        .render(Rect::new(inner.x, y + 1, inner.width, 1), buf);
-        y += 2;
+        ),
+    ];
+    let remaining = inner.y + inner.height - y;
+    let with_bars = remaining >= 4;
+    if remaining >= 2 {
+        for (pct, label, over) in figures {
+            let role = if over {
+                Role::Critical
+            } else {
+                Role::ChartPrimary
+            };
+            buf.set_stringn(inner.x, y, &label, usize::from(inner.width), t.style(role));
+            y += 1;
+            if with_bars {
+                let width = usize::from(inner.width);
+                let ratio = if pct.is_finite() {
+                    (pct / 100.0).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let filled = ((ratio * width as f64).round() as usize).min(width);
+                buf.set_stringn(inner.x, y, "█".repeat(filled), width, t.style(role));
+                let rest = u16::try_from(filled).unwrap_or(inner.width);
+                buf.set_stringn(
+                    inner.x + rest,
+                    y,
+                    "░".repeat(width - filled),
+                    width - filled,
+                    t.style(Role::Muted),
+                );
+                y += 1;
+            }
+        }
     }
     let rest = inner.y + inner.height - y;
     if rest >= 1 {
@@ -931,7 +983,81 @@ fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
     grey_if_stale(buf, inner, &fresh, t);
 }
 
-fn draw_ticker(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
+/// One row of the incidents ticker: an unresolved incident, or a signal group no incident
+/// holds yet.
+#[derive(Debug, Clone, PartialEq)]
+struct TickerRow {
+    severity: Severity,
+    /// Not mitigated: what the counters count. A mitigated incident waits for its resolve
+    /// window with every signal cleared; it is shown as such, below every live row.
+    live: bool,
+    /// `INC-12`, or `signal` for a group with no incident.
+    label: String,
+    since: Option<DateTime<Utc>>,
+    text: String,
+}
+
+/// The ticker's rows, live ones first, then worst first, the newest of a severity on top (a
+/// new critical stays on top).
+fn ticker_rows(ctx: &WallCtx) -> Vec<TickerRow> {
+    let s = ctx.snapshot;
+    let mut groups = group_signals(s.incident_signals().enumerate());
+    worst_first(&mut groups);
+    let live_summaries: BTreeMap<&str, Vec<&str>> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.key.as_str(),
+                g.members.iter().map(|(_, m)| m.summary.as_str()).collect(),
+            )
+        })
+        .collect();
+    let open = ctx.incidents.iter().filter(|i| i.status.is_open());
+    let recorded: BTreeSet<&str> = open.clone().map(|i| i.group.as_str()).collect();
+    let mut rows: Vec<TickerRow> = open
+        .map(|i| {
+            let live = i.status != IncidentStatus::Mitigated;
+            let live_now = live_summaries.get(i.group.as_str()).map_or(&[][..], |v| v);
+            TickerRow {
+                severity: i.severity,
+                live,
+                label: i.label(),
+                since: Some(i.milestones.detected.unwrap_or(i.last_signal_at)),
+                text: format!(
+                    "{} ({})",
+                    live_title(&i.title, live_now),
+                    i.subject.describe()
+                ),
+            }
+        })
+        .collect();
+    // Signals not yet on an incident, grouped as the Signals pane and the banner group them.
+    for g in groups.iter().filter(|g| !recorded.contains(g.key.as_str())) {
+        let (Some(severity), Some((_, worst))) = (g.severity(), g.worst()) else {
+            continue;
+        };
+        rows.push(TickerRow {
+            severity,
+            live: true,
+            label: "signal".into(),
+            since: g.oldest(),
+            text: match g.members.len() {
+                1 => worst.summary.clone(),
+                n => format!("{} {} ×{n} · {}", g.kind(), g.name(), worst.summary),
+            },
+        });
+    }
+    rows.sort_by_key(|r| {
+        (
+            !r.live,
+            std::cmp::Reverse(r.severity),
+            std::cmp::Reverse(r.since),
+        )
+    });
+    rows
+}
+
+fn draw_ticker(buf: &mut Buffer, area: Rect, rows: &[TickerRow], ctx: &WallCtx) {
     let t = ctx.theme;
     let s = ctx.snapshot;
     let fresh = match s.taken_at {
@@ -941,73 +1067,44 @@ fn draw_ticker(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
     let Some(inner) = tile(buf, area, " Incidents ", &fresh, t) else {
         return;
     };
-    let mut open: Vec<&Incident> = ctx
-        .incidents
+    // Glyph, status word, label and age take 25 columns.
+    let text_width = usize::from(inner.width).saturating_sub(25);
+    let mut lines: Vec<Line> = rows
         .iter()
-        .filter(|i| i.status.is_open())
-        .collect();
-    // Worst first, and the newest of a severity on top: a new critical stays on top.
-    open.sort_by_key(|i| {
-        (
-            std::cmp::Reverse(i.severity),
-            std::cmp::Reverse(i.milestones.detected.unwrap_or(i.last_signal_at)),
-        )
-    });
-    let recorded: BTreeSet<&str> = open.iter().map(|i| i.group.as_str()).collect();
-    let mut lines: Vec<Line> = open
-        .iter()
-        .map(|i| {
-            let role = severity_role(i.severity);
+        .map(|r| {
+            let (glyph, word, role) = if r.live {
+                (
+                    severity_glyph(r.severity),
+                    severity_label(r.severity),
+                    severity_role(r.severity),
+                )
+            } else {
+                ('✓', "MITIGATED", Role::Muted)
+            };
+            let label_role = if r.label == "signal" {
+                Role::Muted
+            } else {
+                role
+            };
             Line::from(vec![
-                Span::styled(
-                    format!(
-                        "{} {:<9}",
-                        severity_glyph(i.severity),
-                        severity_label(i.severity)
-                    ),
-                    t.style(role),
-                ),
-                Span::styled(format!("{:<8}", i.label()), t.style(role)),
+                Span::styled(format!("{glyph} {word:<10}"), t.style(role)),
+                Span::styled(format!("{:<8}", r.label), t.style(label_role)),
                 Span::styled(
                     format!(
                         "{:>4} ",
-                        compact_age(ctx.now, i.milestones.detected.unwrap_or(i.last_signal_at))
+                        r.since.map_or(String::new(), |at| compact_age(ctx.now, at))
                     ),
                     t.style(Role::Muted),
                 ),
-                Span::raw(format!("{} ({})", i.title, i.subject.describe())),
+                // The subject is at the end: cut in the middle, not there.
+                if r.live {
+                    Span::raw(middle_ellipsis(&r.text, text_width))
+                } else {
+                    Span::styled(middle_ellipsis(&r.text, text_width), t.style(Role::Muted))
+                },
             ])
         })
         .collect();
-    // Signals not yet on an incident, grouped as the Signals pane and the banner group them.
-    let mut groups = group_signals(s.incident_signals().enumerate());
-    worst_first(&mut groups);
-    for g in groups.iter().filter(|g| !recorded.contains(g.key.as_str())) {
-        let (Some(sev), Some((_, worst))) = (g.severity(), g.worst()) else {
-            continue;
-        };
-        let role = severity_role(sev);
-        let text = match g.members.len() {
-            1 => worst.summary.clone(),
-            n => format!("{} {} ×{n} · {}", g.kind(), g.name(), worst.summary),
-        };
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!("{} {:<9}", severity_glyph(sev), severity_label(sev)),
-                t.style(role),
-            ),
-            Span::styled(format!("{:<8}", "signal"), t.style(Role::Muted)),
-            Span::styled(
-                format!(
-                    "{:>4} ",
-                    g.oldest()
-                        .map_or(String::new(), |at| compact_age(ctx.now, at))
-                ),
-                t.style(Role::Muted),
-            ),
-            Span::raw(text),
-        ]));
-    }
     // Blind is not calm: what cannot be seen heads the list, and an empty list says so.
     let blind = crate::tui::format::blind_lines(s, ctx.now);
     if lines.is_empty() {

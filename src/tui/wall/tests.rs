@@ -387,3 +387,169 @@ fn a_blind_cluster_is_said_on_the_counters_the_ticker_and_the_map_whose_age_move
     assert!(s.contains("STALE 5m: sim-a not synced"), "{s}");
     assert!(s.contains("sim-a unreachable 5m"), "{s}");
 }
+
+fn signal_on(kind: &str, node: &str, summary: &str) -> Signal {
+    Signal {
+        kind: kind.into(),
+        severity: Severity::Critical,
+        subject: Subject {
+            cluster: "prod-a".into(),
+            node: Some(node.into()),
+            ..Subject::default()
+        },
+        summary: summary.into(),
+        evidence: Default::default(),
+        action: None,
+        first_seen: fixtures::now(),
+        dedup_key: format!("{kind}/prod-a/{node}"),
+    }
+}
+
+#[test]
+fn the_ticker_lists_live_incidents_first_marks_mitigated_ones_and_counts_what_it_shows() {
+    use crate::model::incident::IncidentStatus;
+    use crate::tui::incidents::fixtures::incident;
+    use crate::tui::signal_groups::group_key;
+    let now = fixtures::now();
+    let xid_signal = signal_on(
+        "gpu.xid",
+        "gpu-a-2",
+        "XID 79 on gpu-a-2 gpu0: fell off the bus",
+    );
+    let notice_signal = signal_on("node.interruption_notice", "s4", "s4 goes (104s left)");
+    let mut xid = incident(
+        3,
+        Severity::Critical,
+        IncidentStatus::Open,
+        "gpu.xid",
+        "gpu-a-2",
+        now,
+    );
+    xid.group = group_key(&xid_signal);
+    let mut notice = incident(
+        5,
+        Severity::Critical,
+        IncidentStatus::Open,
+        "node.interruption_notice",
+        "s4",
+        now,
+    );
+    notice.group = group_key(&notice_signal);
+    notice.title = "s4 goes (119s left)".into();
+    // The newest incident, but its signals cleared: it must not sit above the live ones.
+    let mut cleared = incident(
+        6,
+        Severity::Critical,
+        IncidentStatus::Mitigated,
+        "node.not_ready",
+        "spot-a-9",
+        now,
+    );
+    cleared.milestones.detected = Some(now - Duration::seconds(30));
+    let incidents = vec![cleared, xid, notice];
+    let snapshot = Arc::new(Snapshot {
+        taken_at: Some(now),
+        signals: vec![xid_signal, notice_signal],
+        ..Snapshot::default()
+    });
+    let theme = Theme::default_theme();
+    let mut buf = Buffer::empty(Rect::new(0, 0, 120, 30));
+    let ctx = WallCtx {
+        snapshot: &snapshot,
+        incidents: &incidents,
+        theme: &theme,
+        now,
+        alerts: Vec::new(),
+    };
+    WallView::default().draw_buffer(&mut buf, Rect::new(0, 0, 120, 30), &ctx);
+    let lines = fixtures::text_lines(&buf);
+    let s = lines.join("\n");
+    let row = |label: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no {label} row: {s}"))
+    };
+    let (xid_row, notice_row, cleared_row) = (row("INC-3"), row("INC-5"), row("INC-6"));
+    assert!(cleared_row > xid_row && cleared_row > notice_row, "{s}");
+    assert!(
+        lines[cleared_row].contains("MITIGATED") && !lines[cleared_row].contains("CRITICAL"),
+        "{s}"
+    );
+    assert!(
+        lines[notice_row].contains("(104s left)") && !s.contains("119s"),
+        "the live countdown, not the frozen title: {s}"
+    );
+    let shown = lines.iter().filter(|l| l.contains("▲ CRITICAL")).count();
+    let counter = lines
+        .iter()
+        .position(|l| l.contains(" CRITICAL "))
+        .and_then(|i| lines.get(i + 1))
+        .map(|l| {
+            l.chars()
+                .take(30)
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    assert_eq!((shown, counter.as_str()), (2, "2"), "{s}");
+}
+
+#[test]
+fn a_countdown_is_taken_live_or_dropped_never_frozen() {
+    let title = "notice on n1: instance goes at 12:01:44 (119s left)";
+    assert_eq!(
+        live_title(
+            title,
+            &["notice on n1: instance goes at 12:01:44 (104s left)"]
+        ),
+        "notice on n1: instance goes at 12:01:44 (104s left)"
+    );
+    assert_eq!(
+        live_title(title, &[]),
+        "notice on n1: instance goes at 12:01:44"
+    );
+    assert_eq!(
+        live_title("XID 79 on n1 (gpu0)", &[]),
+        "XID 79 on n1 (gpu0)"
+    );
+}
+
+#[test]
+fn a_fresh_healthy_endpoint_keeps_its_budget_and_says_how_much_of_the_period_is_seen() {
+    use crate::model::endpoint::{
+        BurnWindow, EndpointConfig, EndpointHealth, EndpointModel, SloBurn, SloKind,
+    };
+    let now = fixtures::now();
+    let config: EndpointConfig = serde_json::from_value(serde_json::json!({
+        "name": "llama-chat", "url": "http://127.0.0.1:1", "protocol": "vllm",
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut e = EndpointModel::new(&config, now);
+    e.health = EndpointHealth::Healthy;
+    e.last_scraped = Some(now);
+    // Twelve minutes at the sim's ~1.25 requests a second, one of them failed: 0.11 % bad
+    // against a 0.1 % budget, but over 12 minutes of a 30-day period.
+    e.availability_burn = Some(SloBurn {
+        kind: SloKind::Availability,
+        objective: 0.999,
+        evaluated_at: now,
+        windows: vec![BurnWindow {
+            window_secs: 259_200.0,
+            good: 899.0,
+            total: 900.0,
+            burn_rate: Some(1.11),
+        }],
+        covered_secs: 720.0,
+        period_secs: 2_592_000.0,
+        alerts: Vec::new(),
+    });
+    let snapshot = Arc::new(Snapshot {
+        taken_at: Some(now),
+        endpoints: vec![Arc::new(e)],
+        ..Snapshot::default()
+    });
+    let s = text(&draw(&mut WallView::default(), &snapshot, 200, 50, now));
+    assert!(s.contains("budget 100% (12m of 30d)"), "{s}");
+    assert!(!s.contains("budget 0%"), "{s}");
+}
