@@ -199,3 +199,35 @@ fn check_names_file_line_and_column() {
         "{err}"
     );
 }
+
+#[test]
+fn a_runbooks_folder_in_the_working_directory_does_not_replace_the_built_in_ones() {
+    // `fleetdeck` runs in a temp home; a stray, empty `runbooks/` sits in it.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("runbooks")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["runbook", "list"])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .expect("run fleetdeck");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("the runbooks built into fleetdeck"), "{text}");
+    assert!(text.contains("gpu-xid-cordon"), "{text}");
+}
+
+#[test]
+fn a_named_runbook_directory_without_runbooks_is_reported() {
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out, _) = fleetdeck(&[
+        "--runbooks",
+        empty.path().to_str().unwrap(),
+        "runbook",
+        "list",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("holds no *.rhai runbook"), "{out}");
+}

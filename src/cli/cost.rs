@@ -29,8 +29,20 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
     // With clusters named, node capacity and GPU types come from them (spot savings, GPU
     // types), and GPU utilisation from the GPU sources (idle cost of allocated GPUs): the
     // same join the cost source makes for the cockpit and headless.
+    // The clusters are found as the cockpit finds them: the flags, then `[kubernetes]`, then
+    // $KUBECONFIG or ~/.kube/config. Named ones must be reachable; an implicit kubeconfig that
+    // is not there only means the report goes without the join.
+    let named = cli.cluster.kubeconfig.is_some()
+        || !cli.cluster.contexts.is_empty()
+        || !cfg.kubernetes.kubeconfig.trim().is_empty()
+        || !cfg.kubernetes.contexts.is_empty();
+    let clusters = match super::setup::kube_targets(cli, &cfg) {
+        Ok(_) => true,
+        Err(e) if named => return Err(e),
+        Err(_) => false,
+    };
     let (nodes, gpu_utilisation) =
-        if cli.cluster.kubeconfig.is_some() || !cli.cluster.contexts.is_empty() {
+        if clusters {
             // The report is made here; the snapshot is only for the join.
             let mut fleet_cfg = cfg.clone();
             fleet_cfg.cost.opencost_url.clear();

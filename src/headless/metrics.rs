@@ -531,13 +531,7 @@ pub fn refusal_reason(why: &str) -> &'static str {
 
 /// The `outcome` label of a run in this state.
 pub fn run_outcome(state: &RunState) -> &'static str {
-    match state {
-        RunState::Running => "running",
-        RunState::AwaitingApproval(_) => "awaiting_approval",
-        RunState::Done => "done",
-        RunState::Stopped(_) => "stopped",
-        RunState::Failed(_) => "failed",
-    }
+    state.outcome()
 }
 
 #[cfg(test)]

@@ -35,6 +35,9 @@ pub struct Limits {
     /// Wall-clock time one pass of a run may take, host calls (`sleep`, `wait_for`, a drain,
     /// an approval) included (`[runbooks] run_timeout`).
     pub run_timeout: Duration,
+    /// Timeline entries and notifications one pass of a run may write (`[runbooks]
+    /// max_entries_per_run`): a loop of notes must not fill the store before the deadline.
+    pub max_entries_per_run: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +52,7 @@ impl Default for Limits {
             max_map: 10_000,
             deadline: Duration::from_secs(5),
             run_timeout: Duration::from_secs(15 * 60),
+            max_entries_per_run: crate::config::DEFAULT_MAX_ENTRIES_PER_RUN,
         }
     }
 }

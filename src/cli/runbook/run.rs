@@ -70,7 +70,7 @@ pub(super) fn run(
                 visible(&record.id),
                 visible(&record.runbook),
                 visible(&record.target),
-                visible(&format!("{:?}", record.state))
+                visible(&record.state.to_string())
             );
             for p in &record.plan {
                 println!("  plan: {}", visible(&p.summary));
@@ -81,7 +81,7 @@ pub(super) fn run(
         }
     }
     Ok(
-        if matches!(record.state, crate::runbook::executor::RunState::Done) {
+        if record.state.succeeded() {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
