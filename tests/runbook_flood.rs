@@ -311,8 +311,9 @@ fn run(signal) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    // Stopped by its operation cap or its deadline, whichever comes first, said as a message.
     assert!(
-        stdout.contains("failed: ") && stdout.contains("deadline"),
+        stdout.contains("failed: ") && stdout.contains("runbook chatty: in fn run: stopped:"),
         "{stdout}"
     );
     assert!(
