@@ -1575,7 +1575,6 @@ impl Config {
                 message,
             }
         })?;
-        let mut cfg = cfg;
         cfg.origin = ConfigOrigin {
             path: path.to_path_buf(),
             text: src.to_string(),
@@ -2410,7 +2409,10 @@ mod tests {
             cfg.cost.focus,
             ["/abs/focus.csv", "/etc/fleetdeck/focus/b.csv"]
         );
-        assert_eq!(cfg.notify.sinks["team"].url_file, "/etc/fleetdeck/secrets/slack");
+        assert_eq!(
+            cfg.notify.sinks["team"].url_file,
+            "/etc/fleetdeck/secrets/slack"
+        );
         // Unset paths stay unset; the runbook directory's default is the built-in runbooks.
         let bare = Config::parse("", Path::new("/etc/fleetdeck/fd.toml")).expect("parses");
         assert_eq!(bare.prometheus.ca_file, "");

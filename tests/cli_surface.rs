@@ -325,11 +325,7 @@ fn into_a_closed_pipe(args: &[&str], home: &Path) -> Output {
 #[test]
 fn a_reader_that_stops_early_is_a_normal_end_of_the_output() {
     let home = tempfile::tempdir().expect("temp dir");
-    for args in [
-        &["man"][..],
-        &["completions", "bash"],
-        &["runbook", "list"],
-    ] {
+    for args in [&["man"][..], &["completions", "bash"], &["runbook", "list"]] {
         let out = into_a_closed_pipe(args, home.path());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{args:?}: {:?}\n{stderr}", out.status);

@@ -337,5 +337,8 @@ fn run(signal) {
     }
     assert_eq!(notes, CAP, "notes written");
     assert_eq!(truncated.len(), 1, "{truncated:?}");
-    assert!(truncated[0].contains("max_entries_per_run"), "{truncated:?}");
+    assert!(
+        truncated[0].contains("max_entries_per_run"),
+        "{truncated:?}"
+    );
 }

@@ -128,7 +128,11 @@ fn a_refused_drain_makes_the_run_partial_and_the_rehearsal_fail() {
     assert_eq!(code, 1, "{r:#}\n{err}");
     assert_eq!(r["remediated"], false);
     // The cordon was done, the drain refused: partial, with the drain named.
-    assert_eq!(outcomes(&r).first().map(String::as_str), Some("partial"), "{r:#}");
+    assert_eq!(
+        outcomes(&r).first().map(String::as_str),
+        Some("partial"),
+        "{r:#}"
+    );
     let steps = r["runs"][0]["state"]["detail"].to_string();
     assert!(
         steps.contains("drain node/") && steps.contains("local storage"),
@@ -154,7 +158,11 @@ fn a_dry_run_never_plans_a_step_that_would_be_refused() {
         &["--runbooks", &books, "--mode", "dry-run"],
     );
     assert_eq!(code, 1, "{r:#}\n{err}");
-    assert_eq!(outcomes(&r).first().map(String::as_str), Some("partial"), "{r:#}");
+    assert_eq!(
+        outcomes(&r).first().map(String::as_str),
+        Some("partial"),
+        "{r:#}"
+    );
     let t = timeline(&r);
     assert!(t.contains("would be refused"), "{t}");
     assert!(!t.contains("drain planned"), "{t}");

@@ -705,9 +705,7 @@ mod tests {
     fn headless_help_states_the_configs_default_listen_address() {
         use clap::CommandFactory;
         let cmd = super::Cli::command();
-        let headless = cmd
-            .find_subcommand("headless")
-            .expect("a headless command");
+        let headless = cmd.find_subcommand("headless").expect("a headless command");
         let listen = headless
             .get_arguments()
             .find(|a| a.get_id() == "listen")
@@ -715,9 +713,6 @@ mod tests {
             .map(|h| h.to_string())
             .unwrap_or_default();
         let default = crate::config::HeadlessConfig::default().listen;
-        assert!(
-            listen.contains(&format!("[default: {default}")),
-            "{listen}"
-        );
+        assert!(listen.contains(&format!("[default: {default}")), "{listen}");
     }
 }

@@ -41,17 +41,16 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
         Err(e) if named => return Err(e),
         Err(_) => false,
     };
-    let (nodes, gpu_utilisation) =
-        if clusters {
-            // The report is made here; the snapshot is only for the join.
-            let mut fleet_cfg = cfg.clone();
-            fleet_cfg.cost.opencost_url.clear();
-            fleet_cfg.cost.focus.clear();
-            let snap = gather_snapshot(cli, &fleet_cfg, std::time::Duration::from_secs(30))?;
-            crate::sources::cost::fleet_join(&snap)
-        } else {
-            (Vec::new(), None)
-        };
+    let (nodes, gpu_utilisation) = if clusters {
+        // The report is made here; the snapshot is only for the join.
+        let mut fleet_cfg = cfg.clone();
+        fleet_cfg.cost.opencost_url.clear();
+        fleet_cfg.cost.focus.clear();
+        let snap = gather_snapshot(cli, &fleet_cfg, std::time::Duration::from_secs(30))?;
+        crate::sources::cost::fleet_join(&snap)
+    } else {
+        (Vec::new(), None)
+    };
     let focus_date_format = match &args.date_format {
         Some(f) => Some(
             crate::model::cost::DateFormat::parse(f)

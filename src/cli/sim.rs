@@ -24,7 +24,10 @@ pub(super) fn serve(cli: &Cli, args: &SimArgs) -> anyhow::Result<()> {
             if !sources.kubeconfig.is_empty() {
                 sources.kubeconfig = std::path::absolute(&sources.kubeconfig)
                     .with_context(|| {
-                        format!("cannot make the kubeconfig path {} absolute", sources.kubeconfig)
+                        format!(
+                            "cannot make the kubeconfig path {} absolute",
+                            sources.kubeconfig
+                        )
                     })?
                     .to_string_lossy()
                     .into_owned();

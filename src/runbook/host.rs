@@ -387,11 +387,8 @@ impl Host for RunHost {
                         if matches!(outcome, "done" | "no-op") {
                             self.tally(|t| t.ok += 1);
                         } else {
-                            let step = format!(
-                                "{} {} skipped: {why}",
-                                mutation.verb(),
-                                mutation.target()
-                            );
+                            let step =
+                                format!("{} {} skipped: {why}", mutation.verb(), mutation.target());
                             self.tally(|t| t.problems.push(step));
                         }
                         return Ok(serde_json::json!({ "outcome": "skipped", "reason": why }));

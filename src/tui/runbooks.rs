@@ -753,7 +753,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("{what} missing:\n{s}"))
         };
         assert!(at("awaiting approval 1") < at("remediated"), "{s}");
-        assert!(at("remediated") < at("stopped: the plan was not approved"), "{s}");
+        assert!(
+            at("remediated") < at("stopped: the plan was not approved"),
+            "{s}"
+        );
         assert!(
             at("stopped: the plan") < at("failed: no client for cluster prod-b"),
             "{s}"

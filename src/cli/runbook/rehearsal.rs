@@ -204,10 +204,7 @@ pub async fn rehearse(
         Some(RunState::Failed(why)) => (false, format!("failed: {why}")),
         Some(RunState::Partial(steps)) => (
             false,
-            format!(
-                "partial, not remediated: {}",
-                steps.join("; ")
-            ),
+            format!("partial, not remediated: {}", steps.join("; ")),
         ),
         Some(RunState::Stopped(why)) => (false, format!("did not remediate: {why}")),
         Some(RunState::Planned) => (true, "dry run: the plan is above; nothing changed".into()),
@@ -264,13 +261,7 @@ pub fn render(r: &RehearsalReport) -> String {
         let _ = writeln!(o, "  … {} more", r.signals.len() - 20);
     }
     for run in &r.runs {
-        let _ = writeln!(
-            o,
-            "\nRUN {} on {} — {}",
-            run.id,
-            run.target,
-            run.state
-        );
+        let _ = writeln!(o, "\nRUN {} on {} — {}", run.id, run.target, run.state);
         if !run.plan.is_empty() {
             let _ = writeln!(o, "  plan:");
             for p in &run.plan {

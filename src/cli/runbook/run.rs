@@ -80,13 +80,11 @@ pub(super) fn run(
             }
         }
     }
-    Ok(
-        if record.state.succeeded() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    Ok(if record.state.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn manual_signal(cluster: &str, target: &str) -> anyhow::Result<crate::model::signal::Signal> {
