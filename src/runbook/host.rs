@@ -57,9 +57,36 @@ pub(super) struct RunHost {
 #[derive(Debug, Default)]
 struct StepTally {
     ok: usize,
+    /// The first `MAX_NAMED_PROBLEMS` refused or failed steps, by name.
     problems: Vec<String>,
+    /// Refused or failed steps past those (a loop of refused requests stays a short record).
+    more_problems: usize,
     /// The signal stopped firing before the first change: nothing is left to remediate.
     stopped: Option<String>,
+}
+
+const MAX_NAMED_PROBLEMS: usize = 20;
+
+impl StepTally {
+    fn problem(&mut self, step: String) {
+        if self.problems.len() < MAX_NAMED_PROBLEMS {
+            self.problems.push(step);
+        } else {
+            self.more_problems += 1;
+        }
+    }
+
+    /// Every problem's name, and how many more there were.
+    fn named_problems(&self) -> Vec<String> {
+        let mut named = self.problems.clone();
+        if self.more_problems > 0 {
+            named.push(format!(
+                "and {} more refused or failed steps",
+                self.more_problems
+            ));
+        }
+        named
+    }
 }
 
 impl RunHost {
@@ -99,8 +126,8 @@ impl RunHost {
             return RunState::Failed("the run's step record was poisoned".into());
         };
         match (t.ok, t.problems.is_empty(), &t.stopped) {
-            (0, false, _) => RunState::Failed(t.problems.join("; ")),
-            (_, false, _) => RunState::Partial(t.problems.clone()),
+            (0, false, _) => RunState::Failed(t.named_problems().join("; ")),
+            (_, false, _) => RunState::Partial(t.named_problems()),
             (0, true, Some(why)) => RunState::Stopped(why.clone()),
             (0, true, None) => RunState::Reported,
             _ if self.pass == Pass::Act => RunState::Remediated,
@@ -114,7 +141,7 @@ impl RunHost {
         let problems = self
             .steps_done
             .lock()
-            .map(|t| t.problems.clone())
+            .map(|t| t.named_problems())
             .unwrap_or_default();
         if problems.is_empty() {
             RunState::Failed(error)
@@ -125,7 +152,8 @@ impl RunHost {
 
     /// Writes one of this run's entries unless the run has used up its share of the store:
     /// a runaway loop of notes must not fill the disk before its deadline stops it. Returns
-    /// whether it was written. Actions performed are written by `record_action`, uncapped.
+    /// whether it was written. The actions a run performs are recorded uncapped: the
+    /// idempotency claim allows one per target and incident, and they are the cluster's record.
     fn write(&self, e: NewEntry) -> bool {
         if !self.take_write() {
             return false;
@@ -194,7 +222,7 @@ impl RunHost {
             );
             self.write(e);
         }
-        self.tally(|t| t.problems.push(step));
+        self.tally(|t| t.problem(step));
         serde_json::json!({ "outcome": "refused", "reason": why })
     }
 
@@ -324,7 +352,7 @@ impl Host for RunHost {
                 }
                 let answer = match refused {
                     Some(why) => {
-                        self.tally(|t| t.problems.push(step.summary.clone()));
+                        self.tally(|t| t.problem(step.summary.clone()));
                         serde_json::json!({ "outcome": "refused", "reason": why, "summary": step.summary, "blast_radius": step.blast })
                     }
                     None => {
@@ -347,7 +375,11 @@ impl Host for RunHost {
                     // Not a failed step: the fault went away by itself, so the run stops.
                     let answer = self.refuse(&mutation, why.clone());
                     self.tally(|t| {
-                        t.problems.pop();
+                        if t.more_problems > 0 {
+                            t.more_problems -= 1;
+                        } else {
+                            t.problems.pop();
+                        }
                         t.stopped.get_or_insert(why);
                     });
                     return Ok(answer);
@@ -389,7 +421,7 @@ impl Host for RunHost {
                         } else {
                             let step =
                                 format!("{} {} skipped: {why}", mutation.verb(), mutation.target());
-                            self.tally(|t| t.problems.push(step));
+                            self.tally(|t| t.problem(step));
                         }
                         return Ok(serde_json::json!({ "outcome": "skipped", "reason": why }));
                     }
@@ -419,7 +451,7 @@ impl Host for RunHost {
                         entry.detail.insert("outcome".into(), "failed".into());
                         self.ex.record(entry);
                         let step = format!("{} {} failed: {e}", mutation.verb(), mutation.target());
-                        self.tally(|t| t.problems.push(step));
+                        self.tally(|t| t.problem(step));
                         return Ok(serde_json::json!({ "outcome": "failed", "reason": e }));
                     }
                 };
@@ -454,7 +486,7 @@ impl Host for RunHost {
                                 format!(": {reason}")
                             }
                         );
-                        self.tally(|t| t.problems.push(step));
+                        self.tally(|t| t.problem(step));
                     }
                 }
                 Ok(serde_json::json!({
