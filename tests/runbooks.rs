@@ -330,3 +330,39 @@ fn a_named_runbook_directory_without_runbooks_is_reported() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("holds no *.rhai runbook"), "{out}");
 }
+
+#[test]
+fn a_runbook_that_finds_its_fault_still_there_ends_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("check.rhai"),
+        r#"const RUNBOOK = #{
+    name: "cordon-and-check",
+    description: "cordons, then finds the fault still there",
+    trigger: #{ signal: "gpu.xid", min_severity: "critical" },
+    cooldown: "30m",
+};
+
+fn run(signal) {
+    cordon(signal.subject.node);
+    unresolved("the GPU still reports XIDs");
+}
+"#,
+    )
+    .unwrap();
+    let books = dir.path().to_str().unwrap();
+    let (code, r, err) = rehearse("cordon-and-check", "xid-storm", &["--runbooks", books]);
+    assert_eq!(code, 1, "{r:#}\n{err}");
+    assert_eq!(
+        outcomes(&r).first().map(String::as_str),
+        Some("partial"),
+        "{r:#}"
+    );
+    assert!(
+        r["runs"][0]["state"]["detail"]
+            .to_string()
+            .contains("unresolved: the GPU still reports XIDs"),
+        "{r:#}"
+    );
+    assert!(actions(&r).join("\n").contains("cordon"), "{r:#}");
+}

@@ -66,6 +66,13 @@ pub trait Host: Send + Sync {
     /// script sees (`#{ outcome: "done" | "planned" | "refused" | …, … }`).
     fn request(&self, mutation: Mutation) -> Result<serde_json::Value, String>;
     fn note(&self, text: &str) -> Result<(), String>;
+    /// The runbook checked its effect and the fault is still there (`unresolved(reason)`): the
+    /// run cannot be `remediated`, whatever its steps did. A host that keeps no outcome need
+    /// not implement it.
+    fn unresolved(&self, reason: &str) -> Result<(), String> {
+        let _ = reason;
+        Ok(())
+    }
     /// Queues a message for the `[notify.sinks.NAME]` sink `sink`; returns at once.
     fn notify(&self, sink: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
     /// Blocks the run until a human approves (true) or denies (false).
@@ -613,6 +620,13 @@ fn register_host(
     engine.register_fn(
         "note",
         move |text: &str| -> Result<(), Box<EvalAltResult>> { h.note(text).map_err(host_err) },
+    );
+    let h = host.clone();
+    engine.register_fn(
+        "unresolved",
+        move |reason: &str| -> Result<(), Box<EvalAltResult>> {
+            h.unresolved(reason).map_err(host_err)
+        },
     );
     let (h, t) = (host.clone(), timed.clone());
     engine.register_fn(

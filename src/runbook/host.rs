@@ -517,6 +517,17 @@ impl Host for RunHost {
             .map_err(|e| e.to_string())
     }
 
+    fn unresolved(&self, reason: &str) -> Result<(), String> {
+        // In a plan or a dry run nothing was done, so nothing was checked.
+        if self.pass != Pass::Act {
+            return Ok(());
+        }
+        let step = format!("unresolved: {reason}");
+        self.write(self.entry(EntryKind::Note, Some(Verdict::Refused), step.clone()));
+        self.tally(|t| t.problem(step));
+        Ok(())
+    }
+
     fn notify(&self, sink: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
         if sink.contains("://") {
             return Err(format!(
