@@ -219,8 +219,9 @@ incident_window = "1h"
 retention = ""
 
 [runbooks]
-# Runbooks: one Rhai file each (see runbooks/README.md).
-dir = "runbooks"
+# A directory of runbooks, one Rhai file each (see runbooks/README.md), relative to this file;
+# it replaces the built-in runbooks. Empty: the runbooks built into fleetdeck.
+dir = ""
 # dry-run: plans only; approve: a human approves each run's plan; auto: act within the guard.
 mode = "dry-run"
 # Forbid every mutation (runbooks and the cockpit's manual actions); --read-only does too.
@@ -247,6 +248,9 @@ run_timeout = "15m"
 # that finds the queue full is refused on its incident's timeline.
 max_concurrent_runs = 8
 max_queued_runs = 256
+# Timeline entries and notifications one run may write (1 to 100000); at the cap one
+# "truncated" entry is written and the rest are dropped (actions performed are always recorded).
+max_entries_per_run = 200
 # Replica budget of scale-downs by automation (scale to zero above all): replicas one run may
 # remove, and replicas all runs together may remove in a cluster within scale_budget_window.
 max_replicas_removed_per_run = 10
@@ -1098,6 +1102,9 @@ pub struct RunbooksConfig {
     pub max_concurrent_runs: u32,
     /// Runs waiting for a worker; one more is refused.
     pub max_queued_runs: u32,
+    /// Timeline entries and notifications one run may write; one "truncated" entry marks the
+    /// cap and the rest are dropped (the actions it performs are always recorded).
+    pub max_entries_per_run: u32,
     /// Replicas one run may remove by scaling down.
     pub max_replicas_removed_per_run: u32,
     /// Replicas automation may remove in one cluster within `scale_budget_window`.
@@ -1108,10 +1115,16 @@ pub struct RunbooksConfig {
     pub allow_scale_to_zero_serving: bool,
 }
 
+/// A shipped runbook writes a handful of entries; 200 leaves room for a chatty one and keeps a
+/// runaway loop of notes to a few hundred KiB of the store.
+pub const DEFAULT_MAX_ENTRIES_PER_RUN: usize = 200;
+
 impl Default for RunbooksConfig {
     fn default() -> Self {
         Self {
-            dir: "runbooks".into(),
+            // The built-in runbooks unless a directory is named: a `runbooks/` folder that
+            // happens to be in the working directory must not silently replace them.
+            dir: String::new(),
             mode: crate::model::Mode::DryRun,
             read_only: false,
             kill_switch: false,
@@ -1124,6 +1137,7 @@ impl Default for RunbooksConfig {
             run_timeout: std::time::Duration::from_secs(900),
             max_concurrent_runs: 8,
             max_queued_runs: 256,
+            max_entries_per_run: DEFAULT_MAX_ENTRIES_PER_RUN as u32,
             max_replicas_removed_per_run: 10,
             max_replicas_removed_per_window: 20,
             scale_budget_window: std::time::Duration::from_secs(3600),
@@ -1252,6 +1266,7 @@ pub struct GpuConfig {
     /// Read this host's GPUs through NVML (degrades to a status line without a driver).
     pub nvml: bool,
     /// How often DCGM exporters are scraped and NVML is read, e.g. "10s".
+    #[serde(deserialize_with = "crate::model::duration_serde::text")]
     pub interval: String,
     /// DCGM exporters to scrape, each with the cluster (kubeconfig context) it belongs to.
     pub dcgm: Vec<DcgmTarget>,
@@ -1266,8 +1281,10 @@ pub struct PrometheusConfig {
     pub bearer_token_file: String,
     /// A PEM file of the private CA behind its https:// URL; empty: none.
     pub ca_file: String,
+    #[serde(deserialize_with = "crate::model::duration_serde::text")]
     pub interval: String,
     /// How much history to read for the charts.
+    #[serde(deserialize_with = "crate::model::duration_serde::text")]
     pub window: String,
 }
 
@@ -1476,6 +1493,12 @@ pub fn default_store_path() -> PathBuf {
         .join("store")
 }
 
+/// The demo's own store, beside the default one: a simulated fleet's incidents never mix with
+/// real ones.
+pub fn default_demo_store_path() -> PathBuf {
+    default_store_path().with_file_name("demo-store")
+}
+
 /// Where the config lives when `--config` is not given: `$XDG_CONFIG_HOME/fleetdeck/fleetdeck.toml`.
 pub fn default_path() -> Result<PathBuf, ConfigError> {
     dirs::config_dir()
@@ -1572,6 +1595,8 @@ impl Config {
                 message: counts_in_words(e.message().trim()),
             }
         })?;
+        let mut cfg = cfg;
+        cfg.resolve_paths(path.parent().unwrap_or(Path::new("")));
         cfg.validate().map_err(|(table, key, message)| {
             let offset = offset_of(src, table, key).unwrap_or(0);
             let (line, column) = line_col(src, offset);
@@ -1583,12 +1608,49 @@ impl Config {
                 message,
             }
         })?;
-        let mut cfg = cfg;
         cfg.origin = ConfigOrigin {
             path: path.to_path_buf(),
             text: src.to_string(),
         };
         Ok(cfg)
+    }
+
+    /// Makes every relative path in the config relative to `base`, the directory of the config
+    /// file, as kubectl does for the paths in a kubeconfig: a config then means the same files
+    /// whichever directory fleetdeck is started from. Empty values (unset) stay empty.
+    fn resolve_paths(&mut self, base: &Path) {
+        if base.as_os_str().is_empty() {
+            return;
+        }
+        let resolve = |p: &mut String| {
+            if !p.trim().is_empty() && Path::new(p.as_str()).is_relative() {
+                *p = base.join(p.as_str()).to_string_lossy().into_owned();
+            }
+        };
+        resolve(&mut self.kubernetes.kubeconfig);
+        resolve(&mut self.store.path);
+        resolve(&mut self.runbooks.dir);
+        resolve(&mut self.runbooks.kill_switch_file);
+        resolve(&mut self.tls.ca_file);
+        resolve(&mut self.tls.endpoints_ca_file);
+        resolve(&mut self.prometheus.bearer_token_file);
+        resolve(&mut self.prometheus.ca_file);
+        for d in &mut self.gpu.dcgm {
+            resolve(&mut d.ca_file);
+        }
+        resolve(&mut self.cost.opencost_ca_file);
+        for f in &mut self.cost.focus {
+            resolve(f);
+        }
+        resolve(&mut self.headless.token_file);
+        resolve(&mut self.headless.tls_cert);
+        resolve(&mut self.headless.tls_key);
+        resolve(&mut self.mlflow.token_file);
+        resolve(&mut self.mlflow.ca_file);
+        for sink in self.notify.sinks.values_mut() {
+            resolve(&mut sink.url_file);
+            resolve(&mut sink.routing_key_file);
+        }
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -2115,6 +2177,12 @@ impl Config {
             r.max_queued_runs.into(),
             0..=10_000,
         )?;
+        count_within(
+            "runbooks",
+            "max_entries_per_run",
+            r.max_entries_per_run.into(),
+            1..=100_000,
+        )?;
         duration_within(
             "runbooks",
             "scale_budget_window",
@@ -2359,6 +2427,40 @@ mod tests {
             .to_string();
         assert!(err.starts_with("fleetdeck.toml:4:"), "{err}");
         assert!(err.contains("sim.nodes"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_files_directory() {
+        let src = "[kubernetes]\nkubeconfig = \"kc\"\n\n[store]\npath = \"state/store\"\n\n\
+                   [runbooks]\ndir = \"books\"\n\n[cost]\nfocus = [\"/abs/focus.csv\", \"focus/b.csv\"]\n\n\
+                   [notify.sinks.team]\nkind = \"slack\"\nurl_file = \"secrets/slack\"\n";
+        let cfg = Config::parse(src, Path::new("/etc/fleetdeck/fd.toml")).expect("parses");
+        assert_eq!(cfg.kubernetes.kubeconfig, "/etc/fleetdeck/kc");
+        assert_eq!(cfg.store.path, "/etc/fleetdeck/state/store");
+        assert_eq!(cfg.runbooks.dir, "/etc/fleetdeck/books");
+        assert_eq!(
+            cfg.cost.focus,
+            ["/abs/focus.csv", "/etc/fleetdeck/focus/b.csv"]
+        );
+        assert_eq!(
+            cfg.notify.sinks["team"].url_file,
+            "/etc/fleetdeck/secrets/slack"
+        );
+        // Unset paths stay unset; the runbook directory's default is the built-in runbooks.
+        let bare = Config::parse("", Path::new("/etc/fleetdeck/fd.toml")).expect("parses");
+        assert_eq!(bare.prometheus.ca_file, "");
+        assert_eq!(bare.runbooks.dir, "");
+    }
+
+    #[test]
+    fn a_number_for_a_duration_suggests_the_quoted_form_with_a_unit() {
+        for (src, want) in [
+            ("[gpu]\ninterval = 10\n", "\"10s\""),
+            ("[runbooks]\nrun_timeout = 60\n", "\"60s\""),
+        ] {
+            let err = parse(src).unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains(":2:"), "{src}: {err}");
+        }
     }
 
     #[test]

@@ -303,3 +303,46 @@ fn a_long_wait_shows_progress_on_a_terminal_and_nothing_off_one() {
         "the report waits for the end: {screen}"
     );
 }
+
+/// Runs `args` with stdout a pipe whose reader is already gone, as `fleetdeck man | head` is
+/// once `head` has read its lines.
+fn into_a_closed_pipe(args: &[&str], home: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .env("XDG_CONFIG_HOME", home)
+        .env("XDG_DATA_HOME", home)
+        .env("HOME", home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run fleetdeck");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("fleetdeck ends")
+}
+
+#[test]
+fn a_reader_that_stops_early_is_a_normal_end_of_the_output() {
+    let home = tempfile::tempdir().expect("temp dir");
+    for args in [&["man"][..], &["completions", "bash"], &["runbook", "list"]] {
+        let out = into_a_closed_pipe(args, home.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?}\n{stderr}", out.status);
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn headless_help_shows_its_default_listen_address() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let out = fleetdeck(&["headless", "--help"], home.path());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let listen = help
+        .lines()
+        .skip_while(|l| !l.contains("--listen"))
+        .take(4)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(listen.contains("[default: "), "{help}");
+}

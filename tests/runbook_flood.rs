@@ -260,3 +260,85 @@ fn run(signal) {
         },
     );
 }
+
+/// A runbook stuck in `loop { note("x"); }` writes at most `[runbooks] max_entries_per_run`
+/// entries and one "truncated" entry before its deadline stops it, and the failure is printed
+/// as a message, not as Rust's debug form (`Failed("…")`).
+#[test]
+fn a_runaway_loop_of_notes_writes_its_cap_and_one_truncated_entry() {
+    const CAP: usize = 50;
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "2", "--pods-per-node", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let runbooks = dir.path().join("runbooks");
+    std::fs::create_dir(&runbooks).unwrap();
+    std::fs::write(
+        runbooks.join("chatty.rhai"),
+        r#"const RUNBOOK = #{
+    name: "chatty",
+    description: "notes forever",
+    trigger: #{ signal: "gpu.xid" },
+    cooldown: "1m",
+};
+
+fn run(signal) {
+    loop { note("x"); }
+}
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("fleetdeck.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gpu]\nnvml = false\n\n[runbooks]\ndir = \"{}\"\nmax_entries_per_run = {CAP}\n",
+            runbooks.display()
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .arg("--store")
+        .arg(&store)
+        .args(["runbook", "run", "chatty", "--target", "node/flood-node-0"])
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .expect("run fleetdeck");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    // Stopped by its operation cap or its deadline, whichever comes first, said as a message.
+    assert!(
+        stdout.contains("failed: ") && stdout.contains("runbook chatty: in fn run: stopped:"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("Failed(") && !stdout.contains("\\\""),
+        "a message, not Debug: {stdout}"
+    );
+
+    let store = fleetdeck::store::Store::open(&store).unwrap();
+    let mut notes = 0;
+    let mut truncated = Vec::new();
+    for seq in 1..=store.len().unwrap() {
+        let Some(e) = store.entry(seq).unwrap() else {
+            continue;
+        };
+        if e.entry.kind == fleetdeck::model::incident::EntryKind::Note {
+            notes += 1;
+        }
+        if e.entry.summary.starts_with("truncated:") {
+            truncated.push(e.entry.summary.clone());
+        }
+    }
+    assert_eq!(notes, CAP, "notes written");
+    assert_eq!(truncated.len(), 1, "{truncated:?}");
+    assert!(
+        truncated[0].contains("max_entries_per_run"),
+        "{truncated:?}"
+    );
+}

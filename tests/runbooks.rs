@@ -58,14 +58,40 @@ fn timeline(report: &Value) -> String {
         .join("\n")
 }
 
+/// Each run's outcome (`remediated`, `partial`, …), as the run record names it.
+fn outcomes(report: &Value) -> Vec<String> {
+    report["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["state"]["state"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Every run of the rehearsal ended with `outcome`.
+fn assert_all(report: &Value, outcome: &str) {
+    let o = outcomes(report);
+    assert!(
+        !o.is_empty() && o.iter().all(|o| o == outcome),
+        "every run {outcome}: {o:?}\n{report:#}"
+    );
+}
+
 #[test]
 fn gpu_xid_cordon_cordons_and_drains_the_node_of_an_xid_storm() {
     let (code, r, err) = rehearse("gpu-xid-cordon", "xid-storm", &[]);
     assert_eq!(code, 0, "{r:#}\n{err}");
     assert_eq!(r["remediated"], true);
+    // Remediated means every step was done: the drain too, on the demo fleet's training node
+    // (its pods carry emptyDir /dev/shm and are ranks of a gang job).
+    assert_all(&r, "remediated");
     let a = actions(&r).join("\n");
     assert!(a.contains("cordon"), "{a}");
-    assert!(timeline(&r).contains("XID"), "{}", timeline(&r));
+    assert!(a.contains("drained"), "{a}");
+    let t = timeline(&r);
+    assert!(t.contains("XID"), "{t}");
+    assert!(!t.contains("refused"), "{t}");
+    assert!(t.contains("runbook gpu-xid-cordon remediated"), "{t}");
 }
 
 #[test]
@@ -73,13 +99,81 @@ fn gpu_xid_cordon_in_dry_run_changes_nothing() {
     let (code, r, err) = rehearse("gpu-xid-cordon", "xid-storm", &["--mode", "dry-run"]);
     assert_eq!(code, 0, "{r:#}\n{err}");
     assert!(actions(&r).is_empty(), "{r:#}");
+    assert_all(&r, "planned");
     assert!(timeline(&r).contains("dry run: would"), "{}", timeline(&r));
+}
+
+/// gpu-xid-cordon as it shipped before: a drain that does not allow emptyDir data, which the
+/// demo fleet's training pods carry, so kubectl's filter refuses it.
+fn runbook_whose_drain_is_refused(dir: &std::path::Path) -> String {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/runbooks/gpu-xid-cordon.rhai"
+    ))
+    .unwrap();
+    let gentle = shipped.replace(
+        "delete_emptydir_data: true, whole_gang: true",
+        "delete_emptydir_data: false, whole_gang: true",
+    );
+    assert_ne!(gentle, shipped, "the shipped drain's options changed");
+    std::fs::write(dir.join("gpu-xid-cordon.rhai"), gentle).unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_refused_drain_makes_the_run_partial_and_the_rehearsal_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let books = runbook_whose_drain_is_refused(dir.path());
+    let (code, r, err) = rehearse("gpu-xid-cordon", "xid-storm", &["--runbooks", &books]);
+    assert_eq!(code, 1, "{r:#}\n{err}");
+    assert_eq!(r["remediated"], false);
+    // The cordon was done, the drain refused: partial, with the drain named.
+    assert_eq!(
+        outcomes(&r).first().map(String::as_str),
+        Some("partial"),
+        "{r:#}"
+    );
+    let steps = r["runs"][0]["state"]["detail"].to_string();
+    assert!(
+        steps.contains("drain node/") && steps.contains("local storage"),
+        "{steps}"
+    );
+    let verdict = r["verdict"].as_str().unwrap_or_default();
+    assert!(verdict.starts_with("partial, not remediated"), "{verdict}");
+    assert!(!verdict.starts_with("remediated"), "{verdict}");
+    assert!(
+        timeline(&r).contains("runbook gpu-xid-cordon partial: drain"),
+        "{}",
+        timeline(&r)
+    );
+}
+
+#[test]
+fn a_dry_run_never_plans_a_step_that_would_be_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let books = runbook_whose_drain_is_refused(dir.path());
+    let (code, r, err) = rehearse(
+        "gpu-xid-cordon",
+        "xid-storm",
+        &["--runbooks", &books, "--mode", "dry-run"],
+    );
+    assert_eq!(code, 1, "{r:#}\n{err}");
+    assert_eq!(
+        outcomes(&r).first().map(String::as_str),
+        Some("partial"),
+        "{r:#}"
+    );
+    let t = timeline(&r);
+    assert!(t.contains("would be refused"), "{t}");
+    assert!(!t.contains("drain planned"), "{t}");
+    assert!(t.contains("drain refused"), "{t}");
 }
 
 #[test]
 fn node_notready_cordons_and_drains_after_it_held() {
     let (code, r, err) = rehearse("node-notready", "node-notready", &[]);
     assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_all(&r, "remediated");
     assert!(actions(&r).join("\n").contains("cordon"), "{r:#}");
 }
 
@@ -87,6 +181,8 @@ fn node_notready_cordons_and_drains_after_it_held() {
 fn spot_interruption_rebalance_drains_before_the_deadline() {
     let (code, r, err) = rehearse("spot-interruption-rebalance", "spot-interruption", &[]);
     assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_all(&r, "remediated");
+    assert!(actions(&r).join("\n").contains("drained"), "{r:#}");
     let t = timeline(&r);
     assert!(t.contains("spot"), "{t}");
 }
@@ -95,6 +191,7 @@ fn spot_interruption_rebalance_drains_before_the_deadline() {
 fn endpoint_slo_rollback_rolls_the_bad_revision_back() {
     let (code, r, err) = rehearse("endpoint-slo-rollback", "bad-rollout", &[]);
     assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_all(&r, "remediated");
     assert!(actions(&r).join("\n").contains("roll"), "{r:#}");
 }
 
@@ -102,6 +199,7 @@ fn endpoint_slo_rollback_rolls_the_bad_revision_back() {
 fn crashloop_after_rollout_rolls_back_once_not_once_per_pod() {
     let (code, r, err) = rehearse("crashloop-after-rollout", "crashloop-rollout", &[]);
     assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_all(&r, "remediated");
     let a = actions(&r);
     // Five crash-looping pods of one Deployment are one problem: one rollback.
     assert_eq!(
@@ -115,6 +213,7 @@ fn crashloop_after_rollout_rolls_back_once_not_once_per_pod() {
 fn idle_gpu_report_reports_without_changing_anything() {
     let (code, r, err) = rehearse("idle-gpu-report", "none", &[]);
     assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_all(&r, "reported");
     assert!(actions(&r).is_empty());
     assert!(timeline(&r).contains("GPU-hour"), "{}", timeline(&r));
 }
@@ -198,4 +297,72 @@ fn check_names_file_line_and_column() {
         err.contains("bad.rhai:1:17:") && err.contains("ten minutes"),
         "{err}"
     );
+}
+
+#[test]
+fn a_runbooks_folder_in_the_working_directory_does_not_replace_the_built_in_ones() {
+    // `fleetdeck` runs in a temp home; a stray, empty `runbooks/` sits in it.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("runbooks")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["runbook", "list"])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .expect("run fleetdeck");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("the runbooks built into fleetdeck"), "{text}");
+    assert!(text.contains("gpu-xid-cordon"), "{text}");
+}
+
+#[test]
+fn a_named_runbook_directory_without_runbooks_is_reported() {
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out, _) = fleetdeck(&[
+        "--runbooks",
+        empty.path().to_str().unwrap(),
+        "runbook",
+        "list",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("holds no *.rhai runbook"), "{out}");
+}
+
+#[test]
+fn a_runbook_that_finds_its_fault_still_there_ends_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("check.rhai"),
+        r#"const RUNBOOK = #{
+    name: "cordon-and-check",
+    description: "cordons, then finds the fault still there",
+    trigger: #{ signal: "gpu.xid", min_severity: "critical" },
+    cooldown: "30m",
+};
+
+fn run(signal) {
+    cordon(signal.subject.node);
+    unresolved("the GPU still reports XIDs");
+}
+"#,
+    )
+    .unwrap();
+    let books = dir.path().to_str().unwrap();
+    let (code, r, err) = rehearse("cordon-and-check", "xid-storm", &["--runbooks", books]);
+    assert_eq!(code, 1, "{r:#}\n{err}");
+    assert_eq!(
+        outcomes(&r).first().map(String::as_str),
+        Some("partial"),
+        "{r:#}"
+    );
+    assert!(
+        r["runs"][0]["state"]["detail"]
+            .to_string()
+            .contains("unresolved: the GPU still reports XIDs"),
+        "{r:#}"
+    );
+    assert!(actions(&r).join("\n").contains("cordon"), "{r:#}");
 }

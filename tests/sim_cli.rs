@@ -524,3 +524,97 @@ fn sim_config_out_lets_snapshot_and_cost_see_what_the_demo_sees() {
         cost.stdout
     );
 }
+
+/// `sim --config-out sub/fd.toml --kubeconfig-out kc`, both relative to the directory the sim
+/// runs in, makes a config that works from any other directory; `cost` with it joins the fleet
+/// (GPU types, spot savings) as the cockpit does.
+#[test]
+fn a_sim_config_with_relative_paths_works_from_another_directory_and_cost_joins_the_fleet() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().expect("temp dir");
+    let run_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(run_dir.path().join("sub")).expect("sub dir");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args([
+            "sim",
+            "--config-out",
+            "sub/fd.toml",
+            "--kubeconfig-out",
+            "kc",
+            "--nodes",
+            "8",
+        ])
+        .current_dir(run_dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fleetdeck sim");
+    let mut line = String::new();
+    std::io::BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the sim's JSON line");
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _sim = Stop(sim);
+    let config = run_dir.path().join("sub").join("fd.toml");
+    let c = config.to_str().expect("utf-8 path");
+    // This test's working directory is not the sim's: the config's paths must not depend on it.
+    let run = fleetdeck(
+        &[
+            "snapshot",
+            "--config",
+            c,
+            "-o",
+            "json",
+            "--wait-synced",
+            "25s",
+        ],
+        home.path(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let snap: serde_json::Value = serde_json::from_str(&run.stdout).expect("snapshot JSON");
+    assert_eq!(snap["clusters"].as_array().map(Vec::len), Some(2), "{line}");
+
+    let cost = fleetdeck(&["cost", "--config", c, "-o", "json"], home.path());
+    assert_eq!(cost.code, Some(0), "{}", cost.stderr);
+    let report: serde_json::Value = serde_json::from_str(&cost.stdout).expect("cost JSON");
+    let types: Vec<&str> = report["gpu_by_type"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["gpu_type"].as_str())
+        .collect();
+    assert!(!types.is_empty(), "{}", cost.stdout);
+    assert!(
+        !types.contains(&"unknown"),
+        "GPU types come from the fleet: {types:?}"
+    );
+    // Which nodes are spot is read from the fleet's node labels: without the join none is.
+    assert!(
+        report["spot"]["opencost_spot_nodes"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "spot nodes from the fleet: {}",
+        report["spot"]
+    );
+}
+
+#[test]
+fn a_number_where_a_duration_goes_suggests_the_quoted_form() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = home.path().join("fleetdeck.toml");
+    std::fs::write(&config, "[gpu]\ninterval = 10\n").expect("write config");
+    let run = fleetdeck(
+        &["config", "--config", config.to_str().expect("utf-8")],
+        home.path(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("\"10s\""), "{}", run.stderr);
+    assert!(run.stderr.contains(":2:"), "names the line: {}", run.stderr);
+}

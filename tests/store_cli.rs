@@ -249,3 +249,35 @@ fn a_path_that_is_a_file_is_refused_clearly() {
     assert_eq!(r.code, 1);
     assert!(r.err.contains("it is a file"), "{}", r.err);
 }
+
+#[test]
+fn an_empty_default_store_points_at_the_demos_own_store() {
+    let home = tempfile::tempdir().unwrap();
+    // What `fleetdeck demo` leaves behind: its own store beside the default one.
+    let demo_store = home.path().join("fleetdeck").join("demo-store");
+    let demo = Store::open(&demo_store).unwrap();
+    demo.record_signals(
+        &[xid_signal("gpu-node-3", 0)],
+        &[],
+        Origin::Cli,
+        std::time::Duration::from_secs(3600),
+        Utc::now(),
+    )
+    .unwrap();
+    drop(demo);
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .args(["incident", "list"])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .output()
+        .expect("run fleetdeck");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("no incidents"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("--store {}", demo_store.display())),
+        "{stderr}"
+    );
+}

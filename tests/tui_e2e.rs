@@ -235,7 +235,7 @@ fn an_xid_storm_runbook_plan_is_approved_in_the_cockpit_and_cordons_the_node() {
     // Approve: the run re-checks its signal, cordons and drains the node, and ends.
     t.keys(&["y"]);
     t.wait_for("approval 1 granted: gpu-xid-cordon goes ahead on sim-a");
-    let done = t.wait_for(&format!("done · node {node} cordoned"));
+    let done = t.wait_for(&format!("remediated · node {node} cordoned"));
     assert!(done.contains("gpu-xid-cordon"), "{done}");
 
     // The simulated API server says so too, to kubectl.

@@ -350,7 +350,8 @@ pub enum CompletionShell {
 
 #[derive(Debug, Args)]
 pub struct HeadlessArgs {
-    /// HTTP address (default: [headless] listen).
+    /// HTTP address [default: 0.0.0.0:9180, or [headless] listen where the config sets it].
+    // Not clap's `default_value`: that would override the config's `listen` on every run.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// File holding the API bearer token (default: [headless] token_file, else $FLEETDECK_TOKEN).
@@ -694,5 +695,24 @@ impl SimArgs {
             kubeconfig_out: self.kubeconfig_out.clone(),
             scenarios,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `headless --help` states the default `listen`; it must be the config's.
+    #[test]
+    fn headless_help_states_the_configs_default_listen_address() {
+        use clap::CommandFactory;
+        let cmd = super::Cli::command();
+        let headless = cmd.find_subcommand("headless").expect("a headless command");
+        let listen = headless
+            .get_arguments()
+            .find(|a| a.get_id() == "listen")
+            .and_then(|a| a.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let default = crate::config::HeadlessConfig::default().listen;
+        assert!(listen.contains(&format!("[default: {default}")), "{listen}");
     }
 }

@@ -39,7 +39,7 @@ pub(super) fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     let store_path = cli
         .store
         .clone()
-        .unwrap_or_else(|| crate::config::default_store_path().with_file_name("demo-store"));
+        .unwrap_or_else(crate::config::default_demo_store_path);
     let store = crate::store::Store::open(&store_path)?;
     // The sim's servers log to a file: the terminal belongs to the cockpit.
     let rt = super::runtime()?;

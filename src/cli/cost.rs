@@ -29,17 +29,28 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
     // With clusters named, node capacity and GPU types come from them (spot savings, GPU
     // types), and GPU utilisation from the GPU sources (idle cost of allocated GPUs): the
     // same join the cost source makes for the cockpit and headless.
-    let (nodes, gpu_utilisation) =
-        if cli.cluster.kubeconfig.is_some() || !cli.cluster.contexts.is_empty() {
-            // The report is made here; the snapshot is only for the join.
-            let mut fleet_cfg = cfg.clone();
-            fleet_cfg.cost.opencost_url.clear();
-            fleet_cfg.cost.focus.clear();
-            let snap = gather_snapshot(cli, &fleet_cfg, std::time::Duration::from_secs(30))?;
-            crate::sources::cost::fleet_join(&snap)
-        } else {
-            (Vec::new(), None)
-        };
+    // The clusters are found as the cockpit finds them: the flags, then `[kubernetes]`, then
+    // $KUBECONFIG or ~/.kube/config. Named ones must be reachable; an implicit kubeconfig that
+    // is not there only means the report goes without the join.
+    let named = cli.cluster.kubeconfig.is_some()
+        || !cli.cluster.contexts.is_empty()
+        || !cfg.kubernetes.kubeconfig.trim().is_empty()
+        || !cfg.kubernetes.contexts.is_empty();
+    let clusters = match super::setup::kube_targets(cli, &cfg) {
+        Ok(_) => true,
+        Err(e) if named => return Err(e),
+        Err(_) => false,
+    };
+    let (nodes, gpu_utilisation) = if clusters {
+        // The report is made here; the snapshot is only for the join.
+        let mut fleet_cfg = cfg.clone();
+        fleet_cfg.cost.opencost_url.clear();
+        fleet_cfg.cost.focus.clear();
+        let snap = gather_snapshot(cli, &fleet_cfg, std::time::Duration::from_secs(30))?;
+        crate::sources::cost::fleet_join(&snap)
+    } else {
+        (Vec::new(), None)
+    };
     let focus_date_format = match &args.date_format {
         Some(f) => Some(
             crate::model::cost::DateFormat::parse(f)

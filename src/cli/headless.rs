@@ -17,7 +17,7 @@ pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
         super::setup::keep_store_bounded(&cfg, &store, crate::model::incident::Origin::Headless);
     let targets = kube_targets(cli, &cfg)?;
     let dir = runbook_dir(cli, &cfg);
-    let (runbooks, broken, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+    let (runbooks, broken, from) = crate::runbook::shipped::load_dir_or_shipped(dir.as_deref());
     for e in &broken {
         tracing::error!(error = %e, "runbook not loaded; the others run");
     }

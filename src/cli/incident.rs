@@ -46,6 +46,21 @@ pub(super) fn incident(cli: &Cli, cmd: &IncidentCommand) -> anyhow::Result<()> {
                 since: since.as_deref().map(parse_since).transpose()?,
             };
             let incidents = store.incidents(&filter)?;
+            // An empty default store after `fleetdeck demo` is not "nothing happened": the
+            // demo wrote to its own store, so say where it is.
+            let demo = crate::config::default_demo_store_path();
+            if incidents.is_empty()
+                && cli.store.is_none()
+                && cfg.store.resolve(None) == crate::config::default_store_path()
+                && demo.is_dir()
+            {
+                eprintln!(
+                    "fleetdeck: the default store at {} has no incidents; `fleetdeck demo` keeps its own store at {}: `fleetdeck incident list --store {}` shows the demo's",
+                    store.path().display(),
+                    demo.display(),
+                    demo.display()
+                );
+            }
             match output {
                 OutputFormat::Json => {
                     writeln!(out, "{}", serde_json::to_string_pretty(&incidents)?)?

@@ -61,18 +61,19 @@ pub(super) fn global_mode(cli: &Cli, cfg: &Config) -> crate::runbook::Mode {
 
 /// `--runbooks`, else `[runbooks] dir` (which falls back to the built-in runbooks when it does
 /// not exist).
-pub(super) fn runbook_dir(cli: &Cli, cfg: &Config) -> PathBuf {
-    cli.runbook
-        .runbooks
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&cfg.runbooks.dir))
+/// The runbook directory `--runbooks` or `[runbooks] dir` names; `None`: the built-in ones.
+pub(super) fn runbook_dir(cli: &Cli, cfg: &Config) -> Option<PathBuf> {
+    cli.runbook.runbooks.clone().or_else(|| {
+        let dir = cfg.runbooks.dir.trim();
+        (!dir.is_empty()).then(|| PathBuf::from(dir))
+    })
 }
 
 /// Loads the runbooks (`--runbooks`, `[runbooks] dir`, else the built-in ones); a broken file
 /// is reported on stderr and the rest run.
 pub(super) fn load_runbooks(cli: &Cli, cfg: &Config) -> Vec<crate::runbook::Runbook> {
     let dir = runbook_dir(cli, cfg);
-    let (good, bad, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+    let (good, bad, from) = crate::runbook::shipped::load_dir_or_shipped(dir.as_deref());
     for e in &bad {
         eprintln!("fleetdeck: runbook not loaded: {e}");
     }

@@ -18,7 +18,20 @@ pub(super) fn serve(cli: &Cli, args: &SimArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let mut running = sim::start(&opts).await?;
         if let Some(path) = &args.config_out {
-            let sources = super::wiring::SimSources::from_description(&running.description);
+            let mut sources = super::wiring::SimSources::from_description(&running.description);
+            // The config's paths resolve against the config's own directory; the kubeconfig
+            // was named relative to this one, so it is written absolute and works from anywhere.
+            if !sources.kubeconfig.is_empty() {
+                sources.kubeconfig = std::path::absolute(&sources.kubeconfig)
+                    .with_context(|| {
+                        format!(
+                            "cannot make the kubeconfig path {} absolute",
+                            sources.kubeconfig
+                        )
+                    })?
+                    .to_string_lossy()
+                    .into_owned();
+            }
             let text = sources.config_toml(super::wiring::sim_budget(opts.nodes));
             write_config(path, &text)?;
             running.description["config"] = serde_json::json!(path);

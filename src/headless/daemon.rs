@@ -14,7 +14,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::model::incident::Origin;
 use crate::pipeline::PipelineConfig;
-use crate::runbook::executor::{Executor, ExecutorConfig, RunState};
+use crate::runbook::executor::{Executor, ExecutorConfig};
 use crate::runbook::guard::Guard;
 use crate::runbook::{Mode, Runbook};
 use crate::store::{IncidentFilter, Store};
@@ -275,13 +275,7 @@ pub async fn run(
         );
         for r in executor.runs() {
             if r.finished_at.is_some() && counted_runs.insert(r.id.clone()) {
-                let outcome = match &r.state {
-                    RunState::Done => "done",
-                    RunState::Stopped(_) => "stopped",
-                    RunState::Failed(_) => "failed",
-                    _ => "other",
-                };
-                metrics.runbook_run(&r.runbook, outcome);
+                metrics.runbook_run(&r.runbook, r.state.outcome());
             }
         }
         if let Ok(open) = store.incidents(&IncidentFilter {

@@ -409,7 +409,13 @@ fn azure(v: &Value) -> Result<Alert, String> {
     // What the alert rule itself labelled (Azure Monitor managed Prometheus rules carry labels
     // and annotations in the alert context) and what the action group adds.
     labels.extend(string_map(&v["data"]["alertContext"]["labels"]));
+    // A log search rule's custom properties (Log Alerts V2 puts them in the alert context).
+    labels.extend(string_map(&v["data"]["alertContext"]["properties"]));
     labels.extend(string_map(&v["data"]["customProperties"]));
+    // What the alert fired for: a log search or metric rule split by dimensions fires once per
+    // value (a `Computer`, a `_ResourceId`), and that value is the subject; without it a
+    // per-node alert would become a cluster-wide incident. The rule's own labels still win.
+    azure_dimension_labels(&v["data"]["alertContext"], &mut labels);
     labels.insert("alertname".into(), rule.to_string());
     labels.entry("severity".into()).or_insert(severity.into());
     for (key, name) in [
@@ -443,15 +449,10 @@ fn azure(v: &Value) -> Result<Alert, String> {
             labels.insert("subscription".into(), sub.to_string());
         }
         labels.insert("azure_resource_id".into(), target.to_string());
-        let lower = target.to_ascii_lowercase();
         if let Some(name) = parts.last().filter(|n| !n.is_empty()) {
             labels.insert("azure_resource".into(), name.to_string());
-            if lower.contains("/providers/microsoft.compute/virtualmachines/") {
-                labels.entry("node".into()).or_insert(name.to_string());
-            } else if lower.contains("/providers/microsoft.containerservice/managedclusters/") {
-                labels.entry("cluster".into()).or_insert(name.to_string());
-            }
         }
+        resource_subject(target, &mut labels);
     }
     let mut annotations = string_map(&v["data"]["alertContext"]["annotations"]);
     if let Some(d) = str_at(e, "description") {
@@ -473,6 +474,56 @@ fn azure(v: &Value) -> Result<Alert, String> {
         format!("azure-{id}"),
         String::new(),
     ))
+}
+
+/// A VM is a node and an AKS cluster is a cluster, by their Azure resource id
+/// (`/subscriptions/S/resourceGroups/G/providers/NS/TYPE/NAME`); labels already set win.
+fn resource_subject(id: &str, labels: &mut BTreeMap<String, String>) {
+    let lower = id.to_ascii_lowercase();
+    let Some(name) = id.rsplit('/').next().filter(|n| !n.is_empty()) else {
+        return;
+    };
+    if lower.contains("/providers/microsoft.compute/virtualmachines/") {
+        labels.entry("node".into()).or_insert(name.to_string());
+    } else if lower.contains("/providers/microsoft.containerservice/managedclusters/") {
+        labels.entry("cluster".into()).or_insert(name.to_string());
+    }
+}
+
+/// The dimensions an Azure alert fired for: `condition.allOf[].dimensions` (log search alerts
+/// of Log Alerts V2 and metric alerts) and the older log alerts' `Dimensions`, each
+/// `{ name, value }`. Each is kept as a label under its own name; those that name a subject
+/// also fill the subject's label: `Computer` (Log Analytics' host column, a node's name),
+/// `_ResourceId` (a VM or an AKS cluster), and Container insights' `ClusterName` and
+/// `Namespace`.
+fn azure_dimension_labels(context: &Value, labels: &mut BTreeMap<String, String>) {
+    let from_conditions = context["condition"]["allOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["dimensions"].as_array().into_iter().flatten());
+    let legacy = context["Dimensions"].as_array().into_iter().flatten();
+    for d in from_conditions.chain(legacy) {
+        let (Some(name), Some(value)) = (str_at(d, "name"), str_at(d, "value")) else {
+            continue;
+        };
+        labels
+            .entry(name.to_string())
+            .or_insert_with(|| value.to_string());
+        let subject = match name.to_ascii_lowercase().as_str() {
+            "computer" => "node",
+            "clustername" => "cluster",
+            "namespace" => "namespace",
+            "_resourceid" => {
+                resource_subject(value, labels);
+                continue;
+            }
+            _ => continue,
+        };
+        labels
+            .entry(subject.to_string())
+            .or_insert_with(|| value.to_string());
+    }
 }
 
 /// Kibana's webhook connector, in the body template fleetdeck ships.
@@ -604,6 +655,49 @@ mod tests {
         )
         .expect_err("not common");
         assert!(e.contains("common alert schema"), "{e}");
+    }
+
+    #[test]
+    fn an_azure_log_search_alert_names_the_node_of_its_dimensions() {
+        let body = include_str!("../../tests/fixtures/alerts/azure-monitor-log-search-fired.json");
+        let p = Vendor::AzureMonitor.read(body.as_bytes()).expect("reads");
+        let a = &p.alerts[0];
+        // The target is the Log Analytics workspace; the dimension names the node.
+        assert_eq!(a.labels["node"], "ip-10-20-0-11.ec2.internal");
+        assert_eq!(a.labels["Computer"], "ip-10-20-0-11.ec2.internal");
+        assert_eq!(a.labels["cluster"], "sim-a");
+        let cfg = crate::config::HeadlessConfig::default();
+        let signal =
+            super::super::alerts::alert_signal(a, &cfg, "default-cluster", chrono::Utc::now());
+        assert_eq!(
+            signal.subject.node.as_deref(),
+            Some("ip-10-20-0-11.ec2.internal")
+        );
+        assert_eq!(signal.subject.cluster, "sim-a");
+    }
+
+    #[test]
+    fn azure_dimensions_fill_the_subject_but_the_rules_labels_win() {
+        let p = read(
+            Vendor::AzureMonitor,
+            json!({"schemaId": "azureMonitorCommonAlertSchema", "data": {
+                "essentials": {"alertId": "/x/alerts/2", "alertRule": "Pods pending",
+                    "severity": "Sev2", "monitorCondition": "Fired"},
+                "alertContext": {
+                    "labels": {"namespace": "from-the-rule"},
+                    "Dimensions": [
+                        {"name": "ClusterName", "value": "aks-gpu"},
+                        {"name": "Namespace", "value": "ml"},
+                        {"name": "_ResourceId", "value": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/gpu-vm-9"}
+                    ]
+                }
+            }}),
+        )
+        .expect("reads");
+        let a = &p.alerts[0];
+        assert_eq!(a.labels["cluster"], "aks-gpu");
+        assert_eq!(a.labels["namespace"], "from-the-rule");
+        assert_eq!(a.labels["node"], "gpu-vm-9");
     }
 
     #[test]

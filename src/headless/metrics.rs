@@ -19,7 +19,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::model::signal::Severity;
-use crate::runbook::executor::RunState;
 
 /// The Content-Type of `encode`'s text.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -363,7 +362,7 @@ impl Metrics {
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
-    /// One finished run; `outcome` is a short label such as `run_outcome` gives.
+    /// One finished run; `outcome` is its `RunState::outcome` (`remediated`, `partial`, …).
     pub fn runbook_run(&self, runbook: &str, outcome: &str) {
         self.runbook_runs
             .get_or_create(&RunLabels {
@@ -529,17 +528,6 @@ pub fn refusal_reason(why: &str) -> &'static str {
     }
 }
 
-/// The `outcome` label of a run in this state.
-pub fn run_outcome(state: &RunState) -> &'static str {
-    match state {
-        RunState::Running => "running",
-        RunState::AwaitingApproval(_) => "awaiting_approval",
-        RunState::Done => "done",
-        RunState::Stopped(_) => "stopped",
-        RunState::Failed(_) => "failed",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,9 +571,29 @@ mod tests {
     }
 
     #[test]
+    fn a_run_with_a_refused_step_is_counted_partial_not_done() {
+        use crate::runbook::executor::RunState;
+        let m = Metrics::new();
+        let partial = RunState::Partial(vec![
+            "drain node/gpu-7 refused: cannot delete Pods with local storage".into(),
+        ]);
+        m.runbook_run("gpu-xid-cordon", partial.outcome());
+        m.runbook_run("gpu-xid-cordon", RunState::Failed("x".into()).outcome());
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "fleetdeck_runbook_runs_total{runbook=\"gpu-xid-cordon\",outcome=\"partial\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("outcome=\"failed\"} 1"), "{text}");
+        assert!(!text.contains("outcome=\"done\""), "{text}");
+    }
+
+    #[test]
     fn encoding_is_openmetrics_with_every_family() {
         let m = Metrics::new();
-        m.runbook_run("gpu-xid-cordon", "done");
+        m.runbook_run("gpu-xid-cordon", "remediated");
         m.guard_refusal("the kill switch is on");
         m.observe_action(Duration::from_millis(300));
         m.set_source_synced("prod", "nodes", false);
@@ -596,7 +604,7 @@ mod tests {
         for needle in [
             "# TYPE fleetdeck_signals gauge",
             "fleetdeck_open_incidents 0",
-            "fleetdeck_runbook_runs_total{runbook=\"gpu-xid-cordon\",outcome=\"done\"} 1",
+            "fleetdeck_runbook_runs_total{runbook=\"gpu-xid-cordon\",outcome=\"remediated\"} 1",
             "fleetdeck_guard_refusals_total{reason=\"kill_switch\"} 1",
             "# TYPE fleetdeck_action_duration_seconds histogram",
             "# UNIT fleetdeck_action_duration_seconds seconds",

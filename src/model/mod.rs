@@ -58,17 +58,48 @@ impl Mode {
 pub mod duration_serde {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
+        let text = text(d)?;
         humantime::parse_duration(&text).map_err(|e| {
             serde::de::Error::custom(format!("{text:?} is not a duration like 90s or 5m: {e}"))
         })
+    }
+
+    /// A duration's text, checked later (fields kept as written, e.g. `[gpu] interval`). A bare
+    /// number (`interval = 10`) is refused with the quoted form to write instead: a unit is
+    /// required, so `10` could mean seconds or minutes.
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = String;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration in quotes with its unit, like \"10s\" or \"5m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+                Err(E::custom(format!(
+                    "{v} is a number, not a duration: write it in quotes with its unit, like \"{v}s\" (or \"{v}m\")"
+                )))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+                self.visit_i64(v as i64)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+                Err(E::custom(format!(
+                    "{v} is a number, not a duration: write it in quotes with its unit, like \"{}ms\"",
+                    (v * 1000.0).round()
+                )))
+            }
+        }
+        d.deserialize_any(Text)
     }
 }
 

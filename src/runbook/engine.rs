@@ -35,6 +35,9 @@ pub struct Limits {
     /// Wall-clock time one pass of a run may take, host calls (`sleep`, `wait_for`, a drain,
     /// an approval) included (`[runbooks] run_timeout`).
     pub run_timeout: Duration,
+    /// Timeline entries and notifications one pass of a run may write (`[runbooks]
+    /// max_entries_per_run`): a loop of notes must not fill the store before the deadline.
+    pub max_entries_per_run: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +52,7 @@ impl Default for Limits {
             max_map: 10_000,
             deadline: Duration::from_secs(5),
             run_timeout: Duration::from_secs(15 * 60),
+            max_entries_per_run: crate::config::DEFAULT_MAX_ENTRIES_PER_RUN,
         }
     }
 }
@@ -62,6 +66,13 @@ pub trait Host: Send + Sync {
     /// script sees (`#{ outcome: "done" | "planned" | "refused" | …, … }`).
     fn request(&self, mutation: Mutation) -> Result<serde_json::Value, String>;
     fn note(&self, text: &str) -> Result<(), String>;
+    /// The runbook checked its effect and the fault is still there (`unresolved(reason)`): the
+    /// run cannot be `remediated`, whatever its steps did. A host that keeps no outcome need
+    /// not implement it.
+    fn unresolved(&self, reason: &str) -> Result<(), String> {
+        let _ = reason;
+        Ok(())
+    }
     /// Queues a message for the `[notify.sinks.NAME]` sink `sink`; returns at once.
     fn notify(&self, sink: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
     /// Blocks the run until a human approves (true) or denies (false).
@@ -609,6 +620,13 @@ fn register_host(
     engine.register_fn(
         "note",
         move |text: &str| -> Result<(), Box<EvalAltResult>> { h.note(text).map_err(host_err) },
+    );
+    let h = host.clone();
+    engine.register_fn(
+        "unresolved",
+        move |reason: &str| -> Result<(), Box<EvalAltResult>> {
+            h.unresolved(reason).map_err(host_err)
+        },
     );
     let (h, t) = (host.clone(), timed.clone());
     engine.register_fn(

@@ -56,6 +56,7 @@ impl ExecutorConfig {
             approval_timeout: cfg.approval_timeout,
             limits: Limits {
                 run_timeout: cfg.run_timeout,
+                max_entries_per_run: cfg.max_entries_per_run as usize,
                 ..Limits::default()
             },
             origin,
@@ -100,15 +101,61 @@ pub struct PlanStep {
     pub blast: serde_json::Value,
 }
 
+/// Where a run stands. A finished run is `remediated` only when every change it asked for was
+/// made (or already held); a refused or failed step makes it `partial` (something was done) or
+/// `failed` (nothing was), with each such step named, so no face reports success for a fault
+/// that is still there.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", content = "detail", rename_all = "snake_case")]
 pub enum RunState {
     Running,
     AwaitingApproval(u64),
-    Done,
-    /// Stopped by the guard, a denial, or nothing to do: the reason.
+    /// Every change the run asked for was made or already held.
+    Remediated,
+    /// Some steps were done, the ones named were refused or failed.
+    Partial(Vec<String>),
+    /// It asked for no change: its notes and notifications are its work (a report).
+    Reported,
+    /// Dry run: every step it asked for was planned; nothing changed.
+    Planned,
+    /// Stopped before acting by the guard, a denial, a cooldown, a signal that stopped firing,
+    /// or nothing to do: the reason.
     Stopped(String),
+    /// The script erred, or no step it asked for could be done: why (each step named).
     Failed(String),
+}
+
+impl RunState {
+    /// The one-word outcome every face shows and `/metrics` labels runs with.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::AwaitingApproval(_) => "awaiting_approval",
+            Self::Remediated => "remediated",
+            Self::Partial(_) => "partial",
+            Self::Reported => "reported",
+            Self::Planned => "planned",
+            Self::Stopped(_) => "stopped",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether the run did all it set out to do (a rehearsal and `runbook run` exit 0).
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Self::Remediated | Self::Reported | Self::Planned)
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AwaitingApproval(id) => write!(f, "awaiting approval {id}"),
+            Self::Partial(steps) => write!(f, "partial: {}", steps.join("; ")),
+            Self::Stopped(why) => write!(f, "stopped: {why}"),
+            Self::Failed(why) => write!(f, "failed: {why}"),
+            other => f.write_str(other.outcome()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -487,7 +534,12 @@ impl Executor {
         );
         let state = self.run_passes(id, rb, signal, mode, incident);
         let _ = inner.store.journal_remove(id);
-        if matches!(state, RunState::Done) {
+        // A partial run changed the cluster too: running it again at once would repeat what
+        // was done and be refused again for the same reason.
+        if matches!(
+            state,
+            RunState::Remediated | RunState::Reported | RunState::Planned | RunState::Partial(_)
+        ) {
             let _ = inner.store.set_cooldown(
                 &cooldown_key,
                 Cooldown {
@@ -499,15 +551,13 @@ impl Executor {
             );
         }
         let summary = match &state {
-            RunState::Done => format!("runbook {} finished", rb.meta.name),
-            RunState::Stopped(why) => format!("runbook {} stopped: {why}", rb.meta.name),
-            RunState::Failed(why) => format!("runbook {} failed: {why}", rb.meta.name),
             RunState::Running | RunState::AwaitingApproval(_) => {
                 format!("runbook {} ended", rb.meta.name)
             }
+            other => format!("runbook {} {other}", rb.meta.name),
         };
         let verdict = match state {
-            RunState::Failed(_) | RunState::Stopped(_) => Verdict::Refused,
+            RunState::Failed(_) | RunState::Stopped(_) | RunState::Partial(_) => Verdict::Refused,
             _ => Verdict::Allowed,
         };
         self.decision(
@@ -515,7 +565,7 @@ impl Executor {
             rb,
             verdict,
             summary,
-            Some(serde_json::json!({ "run": id })),
+            Some(serde_json::json!({ "run": id, "outcome": state.outcome() })),
         );
         self.finish(id, state)
     }
@@ -632,15 +682,14 @@ impl Executor {
         incident: Option<u64>,
     ) -> RunState {
         let host = Arc::new(RunHost::new(self, id, rb, signal, pass, incident));
-        match rb.run(host.clone(), signal, &self.inner.cfg.limits) {
-            Ok(_) => {
-                if pass == Pass::DryRun {
-                    let plan = host.plan();
-                    self.update_run(id, |r| r.plan = plan);
-                }
-                RunState::Done
-            }
-            Err(e) => RunState::Failed(e.to_string()),
+        let ran = rb.run(host.clone(), signal, &self.inner.cfg.limits);
+        if pass == Pass::DryRun {
+            let plan = host.plan();
+            self.update_run(id, |r| r.plan = plan);
+        }
+        match ran {
+            Ok(_) => host.outcome(),
+            Err(e) => host.failed(e.to_string()),
         }
     }
 

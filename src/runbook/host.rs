@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::approvals::PendingApproval;
 use super::engine::{Host, Runbook};
-use super::executor::{Executor, PlanStep};
+use super::executor::{Executor, PlanStep, RunState};
 use super::guard::{Decision, RunBudget};
 use super::meta::Mode;
 use crate::actions::{self, Mutation};
@@ -45,6 +45,48 @@ pub(super) struct RunHost {
     revalidated: Mutex<bool>,
     /// What this pass has spent of the guard's per-run budgets.
     budget: RunBudget,
+    /// How the steps it asked for went: the run's outcome is made of this.
+    steps_done: Mutex<StepTally>,
+    /// Timeline entries and notifications this pass has written (`[runbooks]
+    /// max_entries_per_run`); past the cap one "truncated" entry is written and the rest dropped.
+    written: std::sync::atomic::AtomicUsize,
+}
+
+/// The steps of one pass: how many were done (or planned, or already held), which were refused
+/// or failed, and why a pass stopped without acting.
+#[derive(Debug, Default)]
+struct StepTally {
+    ok: usize,
+    /// The first `MAX_NAMED_PROBLEMS` refused or failed steps, by name.
+    problems: Vec<String>,
+    /// Refused or failed steps past those (a loop of refused requests stays a short record).
+    more_problems: usize,
+    /// The signal stopped firing before the first change: nothing is left to remediate.
+    stopped: Option<String>,
+}
+
+const MAX_NAMED_PROBLEMS: usize = 20;
+
+impl StepTally {
+    fn problem(&mut self, step: String) {
+        if self.problems.len() < MAX_NAMED_PROBLEMS {
+            self.problems.push(step);
+        } else {
+            self.more_problems += 1;
+        }
+    }
+
+    /// Every problem's name, and how many more there were.
+    fn named_problems(&self) -> Vec<String> {
+        let mut named = self.problems.clone();
+        if self.more_problems > 0 {
+            named.push(format!(
+                "and {} more refused or failed steps",
+                self.more_problems
+            ));
+        }
+        named
+    }
 }
 
 impl RunHost {
@@ -67,7 +109,81 @@ impl RunHost {
             steps: Mutex::new(Vec::new()),
             revalidated: Mutex::new(false),
             budget: RunBudget::default(),
+            steps_done: Mutex::new(StepTally::default()),
+            written: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    fn tally(&self, f: impl FnOnce(&mut StepTally)) {
+        if let Ok(mut t) = self.steps_done.lock() {
+            f(&mut t);
+        }
+    }
+
+    /// The outcome of a pass whose script ran to its end.
+    pub(super) fn outcome(&self) -> RunState {
+        let Ok(t) = self.steps_done.lock() else {
+            return RunState::Failed("the run's step record was poisoned".into());
+        };
+        match (t.ok, t.problems.is_empty(), &t.stopped) {
+            (0, false, _) => RunState::Failed(t.named_problems().join("; ")),
+            (_, false, _) => RunState::Partial(t.named_problems()),
+            (0, true, Some(why)) => RunState::Stopped(why.clone()),
+            (0, true, None) => RunState::Reported,
+            _ if self.pass == Pass::Act => RunState::Remediated,
+            _ => RunState::Planned,
+        }
+    }
+
+    /// The outcome of a pass whose script erred: the error, and the steps that had gone wrong
+    /// before it.
+    pub(super) fn failed(&self, error: String) -> RunState {
+        let problems = self
+            .steps_done
+            .lock()
+            .map(|t| t.named_problems())
+            .unwrap_or_default();
+        if problems.is_empty() {
+            RunState::Failed(error)
+        } else {
+            RunState::Failed(format!("{error} (after: {})", problems.join("; ")))
+        }
+    }
+
+    /// Writes one of this run's entries unless the run has used up its share of the store:
+    /// a runaway loop of notes must not fill the disk before its deadline stops it. Returns
+    /// whether it was written. The actions a run performs are recorded uncapped: the
+    /// idempotency claim allows one per target and incident, and they are the cluster's record.
+    fn write(&self, e: NewEntry) -> bool {
+        if !self.take_write() {
+            return false;
+        }
+        self.ex.record(e);
+        true
+    }
+
+    /// Counts one write against the cap; at the cap, writes the one "truncated" entry.
+    fn take_write(&self) -> bool {
+        let cap = self.ex.inner.cfg.limits.max_entries_per_run;
+        let n = self
+            .written
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n < cap {
+            return true;
+        }
+        if n == cap {
+            let mut e = self.entry(
+                EntryKind::Decision,
+                Some(Verdict::Refused),
+                format!(
+                    "truncated: run {} of runbook {} wrote {cap} entries and notifications ([runbooks] max_entries_per_run); what it writes after this is dropped",
+                    self.run, self.runbook
+                ),
+            );
+            e.detail.insert("truncated".into(), true.into());
+            self.ex.record(e);
+        }
+        false
     }
 
     pub(super) fn plan(&self) -> Vec<PlanStep> {
@@ -97,18 +213,16 @@ impl RunHost {
     }
 
     fn refuse(&self, mutation: &Mutation, why: String) -> serde_json::Value {
+        let step = format!("{} {} refused: {why}", mutation.verb(), mutation.target());
         if self.pass != Pass::Plan {
-            let mut e = self.entry(
-                EntryKind::Decision,
-                Some(Verdict::Refused),
-                format!("{} {} refused: {why}", mutation.verb(), mutation.target()),
-            );
+            let mut e = self.entry(EntryKind::Decision, Some(Verdict::Refused), step.clone());
             e.detail.insert(
                 "intent".into(),
                 serde_json::to_value(mutation).unwrap_or_default(),
             );
-            self.ex.record(e);
+            self.write(e);
         }
+        self.tally(|t| t.problem(step));
         serde_json::json!({ "outcome": "refused", "reason": why })
     }
 
@@ -215,16 +329,37 @@ impl Host for RunHost {
             Decision::Refuse(why) => Ok(self.refuse(&mutation, why)),
             Decision::Plan | Decision::Approve => {
                 let step = self.ex.preview(&self.cluster, &mutation);
+                // A step the cluster would refuse (a drain's filters) is not planned: the
+                // script sees the refusal it would meet when acting, and the run's outcome
+                // names it.
+                let refused = step.blast.get("refused").and_then(|r| r.as_str());
                 if self.pass == Pass::DryRun {
                     let mut e = self.entry(
                         EntryKind::Decision,
-                        Some(Verdict::Planned),
-                        format!("dry run: would {}", step.summary),
+                        Some(if refused.is_some() {
+                            Verdict::Refused
+                        } else {
+                            Verdict::Planned
+                        }),
+                        if refused.is_some() {
+                            format!("dry run: {}", step.summary)
+                        } else {
+                            format!("dry run: would {}", step.summary)
+                        },
                     );
                     e.detail.insert("blast_radius".into(), step.blast.clone());
-                    self.ex.record(e);
+                    self.write(e);
                 }
-                let answer = serde_json::json!({ "outcome": "planned", "summary": step.summary, "blast_radius": step.blast });
+                let answer = match refused {
+                    Some(why) => {
+                        self.tally(|t| t.problem(step.summary.clone()));
+                        serde_json::json!({ "outcome": "refused", "reason": why, "summary": step.summary, "blast_radius": step.blast })
+                    }
+                    None => {
+                        self.tally(|t| t.ok += 1);
+                        serde_json::json!({ "outcome": "planned", "summary": step.summary, "blast_radius": step.blast })
+                    }
+                };
                 if let Ok(mut s) = self.steps.lock() {
                     s.push(step);
                 }
@@ -232,14 +367,22 @@ impl Host for RunHost {
             }
             Decision::Allow(clearance) => {
                 if !self.still_firing() {
-                    return Ok(self.refuse(
-                        &mutation,
-                        format!(
-                            "{} stopped firing before fleetdeck acted (re-checked after {})",
-                            self.signal.dedup_key,
-                            humantime::format_duration(inner.cfg.revalidate_after)
-                        ),
-                    ));
+                    let why = format!(
+                        "{} stopped firing before fleetdeck acted (re-checked after {})",
+                        self.signal.dedup_key,
+                        humantime::format_duration(inner.cfg.revalidate_after)
+                    );
+                    // Not a failed step: the fault went away by itself, so the run stops.
+                    let answer = self.refuse(&mutation, why.clone());
+                    self.tally(|t| {
+                        if t.more_problems > 0 {
+                            t.more_problems -= 1;
+                        } else {
+                            t.problems.pop();
+                        }
+                        t.stopped.get_or_insert(why);
+                    });
+                    return Ok(answer);
                 }
                 // Once per target and problem: the incident when there is one, else this
                 // firing of the signal.
@@ -266,12 +409,20 @@ impl Host for RunHost {
                 ) {
                     Ok(Claim::Claimed) => {}
                     Ok(Claim::Held(held)) => {
+                        let outcome = held.outcome.as_deref().unwrap_or("claimed");
                         let why = format!(
-                            "already {} by {} at {} (idempotency key {key})",
-                            held.outcome.as_deref().unwrap_or("claimed"),
+                            "already {outcome} by {} at {} (idempotency key {key})",
                             held.holder,
                             held.claimed_at.format("%H:%M:%SZ")
                         );
+                        // Done once is done: only a claim that ended well counts as done now.
+                        if matches!(outcome, "done" | "no-op") {
+                            self.tally(|t| t.ok += 1);
+                        } else {
+                            let step =
+                                format!("{} {} skipped: {why}", mutation.verb(), mutation.target());
+                            self.tally(|t| t.problem(step));
+                        }
                         return Ok(serde_json::json!({ "outcome": "skipped", "reason": why }));
                     }
                     Err(e) => return Err(format!("the store cannot record the action: {e}")),
@@ -299,6 +450,8 @@ impl Host for RunHost {
                         );
                         entry.detail.insert("outcome".into(), "failed".into());
                         self.ex.record(entry);
+                        let step = format!("{} {} failed: {e}", mutation.verb(), mutation.target());
+                        self.tally(|t| t.problem(step));
                         return Ok(serde_json::json!({ "outcome": "failed", "reason": e }));
                     }
                 };
@@ -317,6 +470,25 @@ impl Host for RunHost {
                     | actions::ActionOutcome::Failed(r) => r.clone(),
                     _ => String::new(),
                 };
+                match &report.outcome {
+                    actions::ActionOutcome::Done | actions::ActionOutcome::NoOp(_) => {
+                        self.tally(|t| t.ok += 1)
+                    }
+                    other => {
+                        let step = format!(
+                            "{} {} {}{}",
+                            mutation.verb(),
+                            mutation.target(),
+                            other.name(),
+                            if reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {reason}")
+                            }
+                        );
+                        self.tally(|t| t.problem(step));
+                    }
+                }
                 Ok(serde_json::json!({
                     "outcome": report.outcome.name(),
                     "reason": reason,
@@ -333,6 +505,9 @@ impl Host for RunHost {
         if self.pass == Pass::Plan {
             return Ok(());
         }
+        if !self.take_write() {
+            return Ok(());
+        }
         let e = self.entry(EntryKind::Note, None, text.to_string());
         self.ex
             .inner
@@ -340,6 +515,17 @@ impl Host for RunHost {
             .append(e)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    fn unresolved(&self, reason: &str) -> Result<(), String> {
+        // In a plan or a dry run nothing was done, so nothing was checked.
+        if self.pass != Pass::Act {
+            return Ok(());
+        }
+        let step = format!("unresolved: {reason}");
+        self.write(self.entry(EntryKind::Note, Some(Verdict::Refused), step.clone()));
+        self.tally(|t| t.problem(step));
+        Ok(())
     }
 
     fn notify(&self, sink: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
@@ -387,11 +573,20 @@ impl Host for RunHost {
                     format!("would notify {sink}: {summary}"),
                 );
                 e.detail.insert("body".into(), body);
-                self.ex.record(e);
+                self.write(e);
                 return Ok(serde_json::json!({ "outcome": "planned", "sink": sink }));
             }
             Pass::Plan => return Ok(serde_json::json!({ "outcome": "planned", "sink": sink })),
             Pass::Act => {}
+        }
+        // A notification writes its delivery to the timeline and reaches people: it counts
+        // against the run's cap like a note.
+        if !self.take_write() {
+            return Ok(serde_json::json!({
+                "outcome": "refused",
+                "sink": sink,
+                "reason": "truncated: the run reached [runbooks] max_entries_per_run",
+            }));
         }
         let details = match &body {
             serde_json::Value::Object(m) => m

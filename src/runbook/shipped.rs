@@ -1,5 +1,5 @@
 //! The runbooks fleetdeck ships (`runbooks/` in the repository), built into the binary so a
-//! fresh install has them; a `[runbooks] dir` that exists replaces them.
+//! fresh install has them; a directory named by `[runbooks] dir` or `--runbooks` replaces them.
 
 use std::path::Path;
 
@@ -46,15 +46,24 @@ pub fn load() -> (Vec<Runbook>, Vec<RunbookError>) {
     (good, bad)
 }
 
-/// Runbooks from `dir` when it exists, else the shipped ones; returns where they came from.
-pub fn load_dir_or_shipped(dir: &Path) -> (Vec<Runbook>, Vec<RunbookError>, String) {
-    if dir.is_dir() {
-        let (good, bad) = super::engine::load_dir(dir);
-        (good, bad, dir.display().to_string())
-    } else {
+/// Runbooks from the directory a person named, else the shipped ones; returns where they came
+/// from. A named directory that is missing or holds no runbook is reported (as a problem, so
+/// every face says it): it replaces the built-in runbooks, so nothing would run.
+pub fn load_dir_or_shipped(dir: Option<&Path>) -> (Vec<Runbook>, Vec<RunbookError>, String) {
+    let Some(dir) = dir else {
         let (good, bad) = load();
-        (good, bad, "the runbooks built into fleetdeck".into())
+        return (good, bad, "the runbooks built into fleetdeck".into());
+    };
+    let (good, mut bad) = super::engine::load_dir(dir);
+    if good.is_empty() && bad.is_empty() {
+        bad.push(RunbookError::new(
+            dir,
+            0,
+            0,
+            "the runbook directory holds no *.rhai runbook, so no runbook will run; add some, or unset [runbooks] dir (and --runbooks) to use the built-in ones",
+        ));
     }
+    (good, bad, dir.display().to_string())
 }
 
 #[cfg(test)]

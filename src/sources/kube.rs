@@ -1179,15 +1179,23 @@ pub enum KubeSourceError {
 
 /// Reads the kubeconfig (`path`, else `$KUBECONFIG`, else `~/.kube/config`) and picks the
 /// named contexts, or all of them when none are named.
+/// Reads a kubeconfig file. One that cannot be opened is said in our words: kube's own
+/// message quotes the path a second time, Debug-formatted (`'"missing.kc"'`).
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeSourceError> {
+    let failed = |message: String| KubeSourceError::Kubeconfig {
+        path: path.to_path_buf(),
+        message,
+    };
+    std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    Kubeconfig::read_from(path).map_err(|e| failed(e.to_string()))
+}
+
 pub fn targets(
     path: Option<&Path>,
     contexts: &[String],
 ) -> Result<Vec<ClusterTarget>, KubeSourceError> {
     let kc = match path {
-        Some(p) => Kubeconfig::read_from(p).map_err(|e| KubeSourceError::Kubeconfig {
-            path: p.to_path_buf(),
-            message: e.to_string(),
-        })?,
+        Some(p) => read_kubeconfig(p)?,
         None => match Kubeconfig::from_env() {
             Ok(Some(kc)) => kc,
             Ok(None) => {
@@ -1200,10 +1208,7 @@ pub fn targets(
                     }
                     return Err(KubeSourceError::NoKubeconfig);
                 };
-                Kubeconfig::read_from(&p).map_err(|e| KubeSourceError::Kubeconfig {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?
+                read_kubeconfig(&p)?
             }
             Err(e) => {
                 return Err(KubeSourceError::Kubeconfig {
@@ -1602,6 +1607,17 @@ async fn watch_resource<P: Projection>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_kubeconfig_is_named_once_without_debug_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.kc");
+        let e = targets(Some(&missing), &[]).expect_err("no such file");
+        let text = e.to_string();
+        assert!(text.contains("missing.kc"), "{text}");
+        assert_eq!(text.matches("missing.kc").count(), 1, "{text}");
+        assert!(!text.contains("\"missing.kc\""), "{text}");
+    }
 
     #[test]
     fn in_cluster_config_is_used_only_with_the_service_host_and_the_token_file() {

@@ -322,7 +322,8 @@ fn run(signal) {
         assert!(
             screen(&mut app).contains("approval 1 granted: cordon-on-xid goes ahead on prod-a")
         );
-        // The cordon reaches for a cluster this executor has no client for: the run still ends.
+        // The cordon reaches for a cluster this executor has no client for: the run still ends,
+        // and it ends failed, naming the step, not done.
         let s = until_screen_shows(&link, &mut app, "0 approvals pending").await;
         assert!(!s.contains("▶ approval 1"), "{s}");
         for _ in 0..200 {
@@ -330,7 +331,7 @@ fn run(signal) {
             if link
                 .executor
                 .as_ref()
-                .is_some_and(|e| e.runs().iter().all(|r| r.state == RunState::Done))
+                .is_some_and(|e| e.runs().iter().all(|r| r.finished_at.is_some()))
             {
                 break;
             }
@@ -342,10 +343,14 @@ fn run(signal) {
             .map(Executor::runs)
             .unwrap_or_default();
         assert!(
-            runs.len() == 1 && runs.iter().all(|r| r.state == RunState::Done),
+            runs.len() == 1
+                && runs.iter().all(|r| matches!(
+                    &r.state,
+                    RunState::Failed(why) if why.contains("cordon node/gpu-a-2 failed")
+                )),
             "{runs:#?}"
         );
-        let s = until_screen_shows(&link, &mut app, "done").await;
+        let s = until_screen_shows(&link, &mut app, "failed: cordon node/gpu-a-2").await;
         assert!(!s.contains("awaiting approval"), "{s}");
         let user = local_user_name();
         let entries: Vec<_> = (0..=store.len().unwrap_or(0))

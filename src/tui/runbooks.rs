@@ -57,7 +57,10 @@ pub fn run_state_text(state: &RunState) -> (String, Role) {
     match state {
         RunState::Running => ("running".into(), Role::Accent),
         RunState::AwaitingApproval(id) => (format!("awaiting approval {id}"), Role::Warning),
-        RunState::Done => ("done".into(), Role::Ok),
+        RunState::Remediated | RunState::Reported | RunState::Planned => {
+            (state.to_string(), Role::Ok)
+        }
+        RunState::Partial(_) => (state.to_string(), Role::Warning),
         RunState::Stopped(why) => (format!("stopped: {why}"), Role::Warning),
         RunState::Failed(why) => (format!("failed: {why}"), Role::Critical),
     }
@@ -751,7 +754,7 @@ pub(crate) mod fixtures {
                     "gpu-xid-cordon",
                     "prod-a/gpu-a-1/gpu3",
                     now - minutes(40),
-                    RunState::Done,
+                    RunState::Remediated,
                     &["node gpu-a-1 cordoned", "drained node gpu-a-1: 2 pods evicted"],
                 ),
                 run(
@@ -924,13 +927,16 @@ mod tests {
             s.find(what)
                 .unwrap_or_else(|| panic!("{what} missing:\n{s}"))
         };
-        assert!(at("awaiting approval 1") < at("done"), "{s}");
-        assert!(at("done") < at("stopped: the plan was not approved"), "{s}");
+        assert!(at("awaiting approval 1") < at("remediated"), "{s}");
+        assert!(
+            at("remediated") < at("stopped: the plan was not approved"),
+            "{s}"
+        );
         assert!(
             at("stopped: the plan") < at("failed: no client for cluster prod-b"),
             "{s}"
         );
-        assert!(s.contains("done · node gpu-a-1 cordoned; drained"), "{s}");
+        assert!(s.contains("remediated · node gpu-a-1 cordoned"), "{s}");
         assert!(s.contains("node.not_ready ≥ critical for 5m"), "{s}");
         assert!(
             s.contains("dry-run (runbook)"),

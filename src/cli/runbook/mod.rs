@@ -46,7 +46,7 @@ pub(super) fn runbook(cli: &Cli, cmd: &RunbookCommand) -> anyhow::Result<ExitCod
 /// them).
 fn find(cli: &Cli, cfg: &Config, name: &str) -> anyhow::Result<crate::runbook::Runbook> {
     let dir = runbook_dir(cli, cfg);
-    let (good, _, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+    let (good, _, from) = crate::runbook::shipped::load_dir_or_shipped(dir.as_deref());
     let known: Vec<String> = good.iter().map(|r| r.meta.name.clone()).collect();
     good.into_iter()
         .find(|r| r.meta.name == name)
@@ -55,7 +55,7 @@ fn find(cli: &Cli, cfg: &Config, name: &str) -> anyhow::Result<crate::runbook::R
 
 fn list(cli: &Cli, cfg: &Config) -> ExitCode {
     let dir = runbook_dir(cli, cfg);
-    let (good, bad, from) = crate::runbook::shipped::load_dir_or_shipped(&dir);
+    let (good, bad, from) = crate::runbook::shipped::load_dir_or_shipped(dir.as_deref());
     let mode = global_mode(cli, cfg);
     println!(
         "runbooks from {from} (global mode {}{})",

@@ -28,6 +28,9 @@ pub struct RehearsalReport {
     /// Mutating requests the sim's API servers answered, per cluster.
     pub mutating_requests: serde_json::Value,
     pub timeline: Vec<Entry>,
+    /// The runs' outcomes (`remediated`, `partial`, `failed`, …), comma-separated.
+    pub outcome: String,
+    /// Whether every run did all it set out to do: only then does `runbook test` exit 0.
     pub remediated: bool,
     pub verdict: String,
 }
@@ -137,12 +140,10 @@ pub async fn rehearse(
                 seen.len()
             ),
             Some(r) if r.finished_at.is_some() => {
-                let how = match &r.state {
-                    RunState::Done => "done",
-                    RunState::Failed(_) => "failed",
-                    _ => "stopped",
-                };
-                format!("{name} finished ({how}); watching its effect")
+                format!(
+                    "{name} finished ({}); watching its effect",
+                    r.state.outcome()
+                )
             }
             Some(r) => format!(
                 "{name} running: {} planned, {} performed",
@@ -174,53 +175,59 @@ pub async fn rehearse(
             timeline.push(e);
         }
     }
-    let failed = runs.iter().find_map(|r| match &r.state {
-        RunState::Failed(why) => Some(why.clone()),
-        _ => None,
-    });
-    let acted = runs.iter().any(|r| !r.actions.is_empty());
-    let planned = runs.iter().any(|r| !r.plan.is_empty());
     let noted = timeline.iter().any(|e| {
         e.entry.kind == crate::model::incident::EntryKind::Note
             && matches!(&e.entry.actor, crate::model::incident::Actor::Runbook(r) if *r == name)
     });
-    let (remediated, verdict) = if runs.is_empty() {
-        (
+    // The worst run decides: one partial run means the fault was not remediated.
+    let worst = runs
+        .iter()
+        .max_by_key(|r| match r.state {
+            RunState::Remediated | RunState::Planned | RunState::Reported => 0,
+            RunState::Stopped(_) => 1,
+            RunState::Partial(_) => 2,
+            RunState::Failed(_) => 3,
+            RunState::Running | RunState::AwaitingApproval(_) => 4,
+        })
+        .map(|r| r.state.clone());
+    let (remediated, verdict) = match worst {
+        None => (
             false,
             format!(
                 "the runbook never ran: no signal matched its trigger within {}",
                 humantime::format_duration(timeout)
             ),
-        )
-    } else if let Some(why) = failed {
-        (false, format!("the runbook erred: {why}"))
-    } else if runs.iter().any(|r| r.finished_at.is_none()) {
-        (false, "the run did not finish in time".into())
-    } else if mode == Mode::DryRun {
-        (
-            planned || noted,
-            "dry run: the plan is above; nothing changed".into(),
-        )
-    } else if acted {
-        (
+        ),
+        Some(RunState::Running | RunState::AwaitingApproval(_)) => {
+            (false, "the run did not finish in time".into())
+        }
+        Some(RunState::Failed(why)) => (false, format!("failed: {why}")),
+        Some(RunState::Partial(steps)) => (
+            false,
+            format!("partial, not remediated: {}", steps.join("; ")),
+        ),
+        Some(RunState::Stopped(why)) => (false, format!("did not remediate: {why}")),
+        Some(RunState::Planned) => (true, "dry run: the plan is above; nothing changed".into()),
+        Some(RunState::Reported) if noted || mode == Mode::DryRun => (
             true,
-            "remediated: the actions above were performed against the sim".into(),
-        )
-    } else if noted && runs.iter().all(|r| matches!(r.state, RunState::Done)) {
-        (
+            "reported: the runbook wrote its report without changing the cluster".into(),
+        ),
+        Some(RunState::Reported) => (
+            false,
+            "did not remediate: the runbook asked for no change and wrote nothing".into(),
+        ),
+        Some(RunState::Remediated) => (
             true,
-            "done: the runbook reported without changing the cluster".into(),
-        )
-    } else {
-        let why = runs
-            .iter()
-            .find_map(|r| match &r.state {
-                RunState::Stopped(w) => Some(w.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| "no action was performed".into());
-        (false, format!("did not remediate: {why}"))
+            "remediated: every step the runbook asked for was performed against the sim".into(),
+        ),
     };
+    let outcome = runs
+        .iter()
+        .map(|r| r.state.outcome())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+        .join(", ");
     Ok(RehearsalReport {
         runbook: name,
         scenario: scenario.to_string(),
@@ -229,6 +236,7 @@ pub async fn rehearse(
         runs,
         mutating_requests: counters,
         timeline,
+        outcome,
         remediated,
         verdict,
     })
@@ -253,19 +261,7 @@ pub fn render(r: &RehearsalReport) -> String {
         let _ = writeln!(o, "  … {} more", r.signals.len() - 20);
     }
     for run in &r.runs {
-        let _ = writeln!(
-            o,
-            "\nRUN {} on {} — {}",
-            run.id,
-            run.target,
-            match &run.state {
-                RunState::Running => "running".to_string(),
-                RunState::AwaitingApproval(id) => format!("awaiting approval {id}"),
-                RunState::Done => "done".to_string(),
-                RunState::Stopped(w) => format!("stopped: {w}"),
-                RunState::Failed(w) => format!("failed: {w}"),
-            }
-        );
+        let _ = writeln!(o, "\nRUN {} on {} — {}", run.id, run.target, run.state);
         if !run.plan.is_empty() {
             let _ = writeln!(o, "  plan:");
             for p in &run.plan {

@@ -70,7 +70,7 @@ pub(super) fn run(
                 visible(&record.id),
                 visible(&record.runbook),
                 visible(&record.target),
-                visible(&format!("{:?}", record.state))
+                visible(&record.state.to_string())
             );
             for p in &record.plan {
                 println!("  plan: {}", visible(&p.summary));
@@ -80,13 +80,11 @@ pub(super) fn run(
             }
         }
     }
-    Ok(
-        if matches!(record.state, crate::runbook::executor::RunState::Done) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    Ok(if record.state.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn manual_signal(cluster: &str, target: &str) -> anyhow::Result<crate::model::signal::Signal> {
