@@ -21,8 +21,8 @@ use super::pane::{Pane, TableView, ViewCtx};
 use super::selector::LabelSelector;
 use super::theme::{Role, Theme};
 use super::widgets::{
-    CELL_SEPARATOR, RowFilter, draw_empty_message, draw_scrolled, field, fit_widths,
-    length_constraints, middle_ellipsis, section,
+    CELL_SEPARATOR, RowFilter, distinct_ellipsis, draw_empty_message, draw_scrolled, field,
+    fit_widths, length_constraints, section, shared_ends,
 };
 use crate::model::PodRows;
 use crate::model::update::PodRecord;
@@ -480,25 +480,49 @@ impl PodsPane {
         );
         let widths = length_constraints(&fitted);
         let end = (view.offset + page).min(cache.rows.len());
-        let visible = (view.offset..end).filter_map(|i| Some((i, cache.get(i)?)));
+        let visible: Vec<_> = (view.offset..end)
+            .filter_map(|i| Some((i, cache.get(i)?)))
+            .collect();
+        // What the visible names and nodes share, so a cut keeps what tells them apart.
+        let shared: Vec<(usize, usize)> = cache
+            .columns
+            .iter()
+            .map(|&c| {
+                if !matches!(c, Column::Name | Column::Node) {
+                    return (0, 0);
+                }
+                let texts: Vec<String> = visible
+                    .iter()
+                    .map(|(_, (cluster, pod))| {
+                        let mut text = String::new();
+                        write_cell(cluster, pod, c, Some(ctx.now), &mut text);
+                        text
+                    })
+                    .collect();
+                shared_ends(texts.iter().map(String::as_str))
+            })
+            .collect();
         let rows: Vec<Row> = visible
+            .into_iter()
             .map(|(i, (cluster, pod))| {
                 let selected = i == view.selected;
-                let cells = cache.columns.iter().zip(&fitted).map(|(&c, &width)| {
-                    let mut text = String::new();
-                    write_cell(cluster, pod, c, Some(ctx.now), &mut text);
-                    if matches!(c, Column::Name | Column::Node) {
-                        text = middle_ellipsis(&text, width);
-                    }
-                    let style = match c {
-                        _ if selected => Style::default(),
-                        Column::Status => theme.style(status_role(pod)),
-                        Column::Restarts if pod.restarts > 0 => theme.style(Role::Warning),
-                        Column::Gpus if pod.gpus == 0 => theme.style(Role::Muted),
-                        _ => Style::default(),
-                    };
-                    Cell::from(text).style(style)
-                });
+                let cells = cache.columns.iter().zip(&fitted).zip(&shared).map(
+                    |((&c, &width), &(prefix, suffix))| {
+                        let mut text = String::new();
+                        write_cell(cluster, pod, c, Some(ctx.now), &mut text);
+                        if matches!(c, Column::Name | Column::Node) {
+                            text = distinct_ellipsis(&text, width, prefix, suffix);
+                        }
+                        let style = match c {
+                            _ if selected => Style::default(),
+                            Column::Status => theme.style(status_role(pod)),
+                            Column::Restarts if pod.restarts > 0 => theme.style(Role::Warning),
+                            Column::Gpus if pod.gpus == 0 => theme.style(Role::Muted),
+                            _ => Style::default(),
+                        };
+                        Cell::from(text).style(style)
+                    },
+                );
                 let style = if selected {
                     theme.style(Role::Selection)
                 } else {

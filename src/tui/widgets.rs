@@ -255,6 +255,82 @@ pub fn middle_ellipsis(text: &str, width: usize) -> String {
     out
 }
 
+/// How many leading and trailing characters every one of `texts` shares (none for fewer than
+/// two texts): a column of names from one fleet (`ip-10-20-0-10.ec2.internal`) differs only
+/// between them.
+pub fn shared_ends<'a>(texts: impl IntoIterator<Item = &'a str>) -> (usize, usize) {
+    let mut texts = texts.into_iter();
+    let Some(first) = texts.next() else {
+        return (0, 0);
+    };
+    let first: Vec<char> = first.chars().collect();
+    let (mut prefix, mut suffix) = (first.len(), first.len());
+    let mut others = 0;
+    for t in texts {
+        others += 1;
+        let chars: Vec<char> = t.chars().collect();
+        prefix = prefix.min(first.iter().zip(&chars).take_while(|(a, b)| a == b).count());
+        suffix = suffix.min(
+            first
+                .iter()
+                .rev()
+                .zip(chars.iter().rev())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    if others == 0 {
+        (0, 0)
+    } else {
+        (prefix, suffix)
+    }
+}
+
+/// `text` in at most `width` columns, cut where its neighbours in the column are the same as it
+/// (`prefix` leading and `suffix` trailing characters, from [`shared_ends`]), so the part that
+/// tells it apart stays: `ip-10-20-0-10.ec2…` when every node ends in `.ec2.internal`,
+/// `…pool-0042` when every node starts with `gke-sim-b-h100-`. Without a distinct part to keep,
+/// the middle goes ([`middle_ellipsis`]).
+pub fn distinct_ellipsis(text: &str, width: usize, prefix: usize, suffix: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let len = chars.len();
+    if len <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let prefix = prefix.min(len);
+    let suffix = suffix.min(len - prefix);
+    let distinct_end = len - suffix;
+    if prefix >= distinct_end || width < 3 {
+        return middle_ellipsis(text, width);
+    }
+    let mut out = String::with_capacity(width * 4);
+    if distinct_end < width {
+        // The start and the distinct part fit: the shared tail goes.
+        out.extend(&chars[..width - 1]);
+        out.push('…');
+    } else if len - prefix < width {
+        // The distinct part and the end fit: the shared head goes.
+        out.push('…');
+        out.extend(&chars[len - (width - 1)..]);
+    } else {
+        // Only (part of) the distinct part fits: an ellipsis where a shared end went, and the
+        // distinct part's own middle when it is still too long.
+        let (head, tail) = (usize::from(prefix > 0), usize::from(suffix > 0));
+        let distinct: String = chars[prefix..distinct_end].iter().collect();
+        if head > 0 {
+            out.push('…');
+        }
+        out.push_str(&middle_ellipsis(&distinct, width - head - tail));
+        if tail > 0 {
+            out.push('…');
+        }
+    }
+    out
+}
+
 /// Column widths for a table of text cells: each column as wide as its widest cell or its
 /// header, and when they do not fit `available` cells (spacing of one between columns taken
 /// off), the widest columns give way first ([`fit_widths`]), never below their header.
@@ -471,22 +547,42 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
 
         let end = (view.offset + page).min(rows.len());
         let visible = rows.get(view.offset..end).unwrap_or_default();
+        // What the visible names of each cut column share, so a cut keeps what differs.
+        let shared: Vec<(usize, usize)> = columns
+            .iter()
+            .map(|&column| {
+                if !column.keeps_end() {
+                    return (0, 0);
+                }
+                let texts: Vec<String> = visible
+                    .iter()
+                    .map(|row| {
+                        let mut text = String::new();
+                        row.write_cell(column, &mut text);
+                        text
+                    })
+                    .collect();
+                shared_ends(texts.iter().map(String::as_str))
+            })
+            .collect();
         let table_rows = visible.iter().enumerate().map(|(i, row)| {
             let selected = view.offset + i == view.selected;
-            let cells = columns.iter().zip(&fitted).map(|(&column, &width)| {
-                let mut text = String::new();
-                row.write_cell(column, &mut text);
-                if column.keeps_end() {
-                    text = middle_ellipsis(&text, width);
-                }
-                // The selection is one style across the row, so it reads on any theme.
-                let style = if selected {
-                    Style::default()
-                } else {
-                    row.cell_style(column, theme)
-                };
-                Cell::from(text).style(style)
-            });
+            let cells = columns.iter().zip(&fitted).zip(&shared).map(
+                |((&column, &width), &(prefix, suffix))| {
+                    let mut text = String::new();
+                    row.write_cell(column, &mut text);
+                    if column.keeps_end() {
+                        text = distinct_ellipsis(&text, width, prefix, suffix);
+                    }
+                    // The selection is one style across the row, so it reads on any theme.
+                    let style = if selected {
+                        Style::default()
+                    } else {
+                        row.cell_style(column, theme)
+                    };
+                    Cell::from(text).style(style)
+                },
+            );
             let row_style = if selected {
                 theme.style(Role::Selection)
             } else {
@@ -575,7 +671,7 @@ pub fn draw_scrolled(
 
 #[cfg(test)]
 mod fit_tests {
-    use super::{fit_widths, measured_widths, middle_ellipsis};
+    use super::{distinct_ellipsis, fit_widths, measured_widths, middle_ellipsis, shared_ends};
 
     #[test]
     fn wrapped_rows_count_what_a_word_wrap_needs() {
@@ -601,6 +697,42 @@ mod fit_tests {
         assert_eq!(middle_ellipsis("abcdef", 1), "…");
         assert_eq!(middle_ellipsis("abcdef", 0), "");
         assert_eq!(middle_ellipsis("abcdef", 4), "a…ef");
+    }
+
+    #[test]
+    fn a_cut_name_keeps_what_its_neighbours_do_not_share() {
+        let nodes = [
+            "ip-10-20-0-10.ec2.internal",
+            "ip-10-20-0-11.ec2.internal",
+            "ip-10-20-1-7.ec2.internal",
+        ];
+        let (prefix, suffix) = shared_ends(nodes);
+        assert_eq!((prefix, suffix), (9, 13));
+        let cut: Vec<String> = nodes
+            .iter()
+            .map(|n| distinct_ellipsis(n, 18, prefix, suffix))
+            .collect();
+        assert_eq!(
+            cut,
+            [
+                "ip-10-20-0-10.ec2…",
+                "ip-10-20-0-11.ec2…",
+                "ip-10-20-1-7.ec2.…"
+            ]
+        );
+        // Names that share their start keep their end.
+        let gke = ["gke-sim-b-h100-pool-0041", "gke-sim-b-h100-pool-0042"];
+        let (prefix, suffix) = shared_ends(gke);
+        assert_eq!(
+            distinct_ellipsis(gke[1], 12, prefix, suffix),
+            "…0-pool-0042"
+        );
+        // One name alone: nothing shared, the middle goes.
+        assert_eq!(shared_ends(["only-one"]), (0, 0));
+        assert_eq!(
+            distinct_ellipsis("gke-sim-b-h100-pool-0042", 19, 0, 0),
+            "gke-sim-b…pool-0042"
+        );
     }
 
     #[test]
