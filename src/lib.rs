@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod headless;
 pub mod model;
 pub mod notify;

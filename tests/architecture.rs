@@ -140,3 +140,49 @@ fn the_path_reader_skips_comments_and_other_crates() {
         vec!["model".to_string(), "store".to_string()]
     );
 }
+
+/// The code of a file above its `#[cfg(test)]` module (tests may build their own parts).
+fn above_tests(src: &str) -> &str {
+    match src.find("#[cfg(test)]\nmod ") {
+        Some(i) => &src[..i],
+        None => src,
+    }
+}
+
+#[test]
+fn only_the_engine_sets_up_the_executor_guard_and_notifier() {
+    // Each face once wrote this set-up itself, with its own error policy; now every face asks
+    // `engine::Engine::build` with a `FacePolicy`. Their own modules define them.
+    let constructors = ["Executor::new(", "Guard::new(", "Notifier::start("];
+    let owners = ["src/engine/", "src/runbook/", "src/notify/"];
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    let mut broken = Vec::new();
+    for file in files {
+        let rel = file
+            .strip_prefix(ROOT)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        if owners.iter().any(|o| rel.starts_with(o)) || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        for c in constructors {
+            let code = above_tests(&src);
+            // `BusyGuard::new(` and `TokioExecutor::new(` are other types.
+            let called = code.match_indices(c).any(|(i, _)| {
+                !code[..i]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|b| b.is_alphanumeric() || b == '_')
+            });
+            if called {
+                broken.push(format!(
+                    "{rel}: calls {c}…) — build it with engine::Engine::build"
+                ));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

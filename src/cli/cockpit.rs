@@ -1,7 +1,7 @@
 //! The cockpit: on the configured clusters (no command), and `fleetdeck demo` on a simulated
 //! fleet started in this process and reached over loopback, as a real cluster would be.
 
-use super::setup::{kube_targets, load_runbooks, open_store, start_executor};
+use super::setup::{global_mode, kube_targets, load_runbooks, open_store};
 use super::{Cli, DemoArgs};
 use crate::config::Config;
 use crate::sim;
@@ -70,22 +70,24 @@ async fn run_cockpit(
     control: Option<String>,
 ) -> anyhow::Result<()> {
     let (theme, keymap) = cockpit_parts(cli, cfg)?;
-    let _retention =
-        super::setup::keep_store_bounded(cfg, &store, crate::model::incident::Origin::Tui);
     let runbooks = load_runbooks(cli, cfg);
-    let executor = start_executor(
-        cli,
+    // The cockpit shows what could not start (a sink, the model registry) and goes on.
+    let policy = crate::engine::FacePolicy::cockpit(global_mode(cli, cfg), cli.read_only.on);
+    let engine = crate::engine::Engine::build(
         cfg,
-        &targets,
-        &store,
-        runbooks,
-        crate::model::incident::Origin::Tui,
+        policy,
+        crate::engine::EngineParts {
+            store,
+            runbooks,
+            targets: &targets,
+        },
     )
-    .await;
-    let _paging = super::setup::cockpit_paging(cfg, &executor, &store);
-    let kube = super::wiring::action_clients(&targets).await;
-    let running = super::wiring::start(cfg, targets, prometheus);
-    let evaluations = evaluate(cfg, running, &store, &executor);
+    .await?;
+    let _paging = engine.start_paging(cfg, None)?;
+    let running = engine.start_fleet(cfg, targets, prometheus);
+    let evaluations = engine
+        .pipeline(cfg, &running, None)
+        .spawn(running.snapshots, None);
     let app = crate::tui::app::App::new(theme, keymap, control.is_some(), cli.display.noc)
         .with_log_lines(cfg.pod_logs.max_lines)
         .with_noc_rotation(
@@ -95,9 +97,9 @@ async fn run_cockpit(
         .map_err(|e| anyhow::anyhow!("fleetdeck.toml: {e}"))?;
     let effects = crate::tui::app::Effects {
         control,
-        store: Some(store),
-        executor: Some(executor),
-        kube,
+        store: Some(engine.store.clone()),
+        executor: Some(engine.executor.clone()),
+        kube: engine.clients.clone(),
     };
     crate::tui::app::run(app, evaluations, effects).await
 }
@@ -117,20 +119,4 @@ fn cockpit_parts(
     }
     let keymap = crate::tui::keymap::from_config(cfg)?;
     Ok((theme, keymap))
-}
-
-/// The pipeline the cockpit shows: every evaluation of the fleet, recorded in `store` and
-/// handed to `executor`, as headless does. Must run inside the runtime.
-fn evaluate(
-    cfg: &Config,
-    running: super::wiring::Running,
-    store: &crate::store::Store,
-    executor: &crate::runbook::executor::Executor,
-) -> tokio::sync::watch::Receiver<std::sync::Arc<crate::pipeline::Evaluated>> {
-    crate::pipeline::Pipeline::new(
-        running.pipeline_config(cfg, crate::model::incident::Origin::Tui),
-    )
-    .with_store(store.clone())
-    .with_executor(executor.clone(), None)
-    .spawn(running.snapshots, None)
 }

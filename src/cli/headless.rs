@@ -13,8 +13,6 @@ pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
     }
     crate::telemetry::init_json(&cfg.log.level);
     let store = open_store(cli, &cfg)?;
-    let _retention =
-        super::setup::keep_store_bounded(&cfg, &store, crate::model::incident::Origin::Headless);
     let targets = kube_targets(cli, &cfg)?;
     let dir = runbook_dir(cli, &cfg);
     let (runbooks, broken, from) = crate::runbook::shipped::load_dir_or_shipped(dir.as_deref());
@@ -35,16 +33,29 @@ pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
     let prometheus = super::wiring::prometheus_client(&cfg)?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let clients = super::wiring::action_clients(&targets).await;
+        // Headless fails fast: a sink or a registry token that cannot be read stops the start.
+        let policy = crate::engine::FacePolicy::headless(
+            opts.mode.unwrap_or(cfg.runbooks.mode),
+            opts.read_only,
+            crate::headless::daemon::identity(),
+        );
+        let engine = crate::engine::Engine::build(
+            &cfg,
+            policy,
+            crate::engine::EngineParts {
+                store,
+                runbooks,
+                targets: &targets,
+            },
+        )
+        .await?;
         let first_context = targets.first().map(|t| t.context.clone());
-        let running = super::wiring::start(&cfg, targets, prometheus);
+        let running = engine.start_fleet(&cfg, targets, prometheus);
         let fleet = crate::headless::daemon::HeadlessFleet {
-            clients,
             first_context,
-            pipeline: running.pipeline_config(&cfg, crate::model::incident::Origin::Headless),
-            snapshots: running.snapshots,
+            running,
         };
-        crate::headless::daemon::run(cfg, opts, fleet, store, runbooks).await
+        crate::headless::daemon::run(cfg, opts, fleet, engine).await
     })?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())

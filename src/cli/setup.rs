@@ -1,6 +1,7 @@
-//! What several command families build the same way from the global flags and the config:
-//! cluster targets, the store, the global mode, the runbooks and the runbook executor. Flags
-//! always win over the config file.
+//! What several command families read the same way from the global flags and the config:
+//! cluster targets, the store, the global mode and the runbooks. Flags always win over the
+//! config file. The executor, guard, notifier and retention are the engine's
+//! ([`crate::engine::Engine::build`]).
 
 use std::path::PathBuf;
 
@@ -28,26 +29,6 @@ pub(super) fn kube_targets(
 pub(super) fn open_store(cli: &Cli, cfg: &Config) -> anyhow::Result<crate::store::Store> {
     let path = cfg.store.resolve(cli.store.as_deref());
     Ok(crate::store::Store::open(&path)?)
-}
-
-/// How often a long-running face prunes by `[store] retention`.
-const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Prunes the store by `[store] retention` now and every hour while the returned task lives
-/// (the cockpit and headless); nothing when no retention is set.
-pub(super) fn keep_store_bounded(
-    cfg: &Config,
-    store: &crate::store::Store,
-    origin: crate::model::incident::Origin,
-) -> Option<crate::store::RetentionTask> {
-    let retention = cfg.store.retention()?;
-    match store.spawn_retention(retention, RETENTION_EVERY, origin) {
-        Ok(task) => Some(task),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot start the store's retention; the store is not pruned");
-            None
-        }
-    }
 }
 
 /// The global mode: `--mode`, else `[runbooks] mode`.
@@ -79,60 +60,4 @@ pub(super) fn load_runbooks(cli: &Cli, cfg: &Config) -> Vec<crate::runbook::Runb
     }
     tracing::info!(runbooks = good.len(), broken = bad.len(), %from, "runbooks loaded");
     good
-}
-
-/// The executor for the cockpit and `runbook run`: must run inside the runtime, because the
-/// action clients are built there.
-pub(super) async fn start_executor(
-    cli: &Cli,
-    cfg: &Config,
-    targets: &[crate::sources::kube::ClusterTarget],
-    store: &crate::store::Store,
-    runbooks: Vec<crate::runbook::Runbook>,
-    origin: crate::model::incident::Origin,
-) -> crate::runbook::executor::Executor {
-    let mode = global_mode(cli, cfg);
-    let guard = crate::runbook::guard::Guard::new(&cfg.runbooks, mode, cli.read_only.on).shared();
-    let clients = super::wiring::action_clients(targets).await;
-    let mut ecfg =
-        crate::runbook::executor::ExecutorConfig::from_config(&cfg.runbooks, mode, origin);
-    ecfg.notifier = match crate::notify::Notifier::start(&cfg.notify, Some(store.clone()), origin) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("fleetdeck: notifications are off: {e}");
-            None
-        }
-    };
-    ecfg.registry = match crate::runbook::executor::model_registry(&cfg.mlflow, || {
-        crate::sources::mlflow::registry_http(cfg)
-    }) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("fleetdeck: model rollbacks are off: {e}");
-            None
-        }
-    };
-    crate::runbook::executor::Executor::new(runbooks, guard, store.clone(), clients, ecfg)
-}
-
-/// With `[notify] cockpit = true`, the cockpit pages by `[[notify.policy]]` too (headless's
-/// leader always does; two faces paging for one fleet would page twice, hence off by default).
-pub(super) fn cockpit_paging(
-    cfg: &Config,
-    executor: &crate::runbook::executor::Executor,
-    store: &crate::store::Store,
-) -> Option<crate::notify::policy::PolicyTask> {
-    if !cfg.notify.cockpit || cfg.notify.policy.is_empty() {
-        return None;
-    }
-    let notifier = executor.notifier()?;
-    crate::notify::policy::spawn(
-        notifier,
-        cfg.notify.policy.clone(),
-        store.clone(),
-        std::sync::Arc::new(|| true),
-        std::time::Duration::from_secs(2),
-    )
-    .map_err(|e| tracing::warn!(error = %e, "the notification policy could not start"))
-    .ok()
 }

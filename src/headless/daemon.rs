@@ -12,15 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::model::incident::Origin;
-use crate::pipeline::PipelineConfig;
-use crate::runbook::executor::{Executor, ExecutorConfig};
-use crate::runbook::guard::Guard;
-use crate::runbook::{Mode, Runbook};
-use crate::store::{IncidentFilter, Store};
-
-/// How often the notification policy looks at the store for incidents to page on.
-const POLICY_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+use crate::runbook::Mode;
+use crate::store::IncidentFilter;
 
 /// How long a follower waits for the leader to take a forwarded alert delivery.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -63,30 +56,33 @@ pub fn identity() -> String {
         .unwrap_or_else(|_| format!("fleetdeck-{}", std::process::id()))
 }
 
-/// The fleet the daemon watches, wired by the caller: the clients that act (one per context),
-/// the snapshots of the running sources and what the pipeline needs to know of them.
+/// The fleet the daemon watches, started by the caller through the engine.
 pub struct HeadlessFleet {
-    pub clients: std::collections::HashMap<String, kube::Client>,
     /// The first watched context: where the Lease lives unless `[headless] lease_context` says.
     pub first_context: Option<String>,
-    pub snapshots: tokio::sync::watch::Receiver<Arc<crate::model::Snapshot>>,
-    pub pipeline: crate::pipeline::PipelineConfig,
+    pub running: crate::engine::fleet::Running,
 }
 
-/// Runs until SIGTERM or SIGINT.
+/// Runs until SIGTERM or SIGINT, over `engine` (built with [`FacePolicy::headless`]: its
+/// store, guard, executor and clients).
+///
+/// [`FacePolicy::headless`]: crate::engine::FacePolicy::headless
 pub async fn run(
     cfg: Config,
     opts: HeadlessOptions,
     fleet: HeadlessFleet,
-    store: Store,
-    runbooks: Vec<Runbook>,
+    engine: crate::engine::Engine,
 ) -> anyhow::Result<()> {
     let HeadlessFleet {
-        clients,
         first_context,
-        snapshots,
-        pipeline,
+        running,
     } = fleet;
+    let (store, guard, executor, clients) = (
+        engine.store.clone(),
+        engine.guard.clone(),
+        engine.executor.clone(),
+        engine.clients.clone(),
+    );
     let mut hcfg = cfg.headless.clone();
     if let Some(f) = &opts.token_file {
         hcfg.token_file = f.display().to_string();
@@ -98,27 +94,8 @@ pub async fn run(
             cfg.headless.token_env
         );
     }
-    let me = identity();
-    let mode = opts.mode.unwrap_or(cfg.runbooks.mode);
-    let guard = Guard::new(&cfg.runbooks, mode, opts.read_only).shared();
-    let mut ecfg = ExecutorConfig::from_config(&cfg.runbooks, mode, Origin::Headless);
-    ecfg.identity = me.clone();
-    // A sink whose secret cannot be read stops the start, with the file or variable named.
-    let notifier =
-        crate::notify::Notifier::start(&cfg.notify, Some(store.clone()), Origin::Headless)?;
-    ecfg.notifier = notifier.clone();
-    // So does a registry token that cannot be read.
-    ecfg.registry = crate::runbook::executor::model_registry(&cfg.mlflow, || {
-        crate::sources::mlflow::registry_http(&cfg)
-    })
-    .map_err(anyhow::Error::msg)?;
-    let executor = Executor::new(
-        runbooks,
-        guard.clone(),
-        store.clone(),
-        clients.clone(),
-        ecfg,
-    );
+    let me = engine.policy().identity.clone().unwrap_or_else(identity);
+    let mode = engine.policy().mode;
 
     // Before binding: a certificate that does not load stops the start, with its file named.
     let serve_opts = super::server::ServeOptions::from_config(&cfg.headless)?;
@@ -166,19 +143,7 @@ pub async fn run(
     };
     guard.fence_on(leader.clone());
     // Only the leader pages: replicas never send a policy's notification twice.
-    let _paging = match (&notifier, cfg.notify.policy.is_empty()) {
-        (Some(n), false) => {
-            let acting = leader.clone();
-            Some(crate::notify::policy::spawn(
-                n.clone(),
-                cfg.notify.policy.clone(),
-                store.clone(),
-                Arc::new(move || acting.load(Ordering::SeqCst)),
-                POLICY_EVERY,
-            )?)
-        }
-        _ => None,
-    };
+    let _paging = engine.start_paging(&cfg, Some(leader.clone()))?;
 
     let mut state =
         super::server::ApiState::new(store.clone(), cfg.headless.clone(), token, &lease_cluster);
@@ -219,14 +184,10 @@ pub async fn run(
     ));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut evaluations = crate::pipeline::Pipeline::new(PipelineConfig {
-        origin: Origin::Headless,
-        ..pipeline
-    })
-    .with_store(store.clone())
-    .with_executor(executor.clone(), Some(leader.clone()))
-    .with_intake(alerts.clone())
-    .spawn(snapshots, Some(wake));
+    let mut evaluations = engine
+        .pipeline(&cfg, &running, Some(leader.clone()))
+        .with_intake(alerts.clone())
+        .spawn(running.snapshots, Some(wake));
     let mut counted_runs = std::collections::HashSet::new();
     let mut events_from = store.len().unwrap_or(0) + 1;
     let mut was_leader = false;

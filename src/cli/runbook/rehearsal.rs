@@ -9,9 +9,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::model::incident::{Entry, Origin};
-use crate::runbook::executor::{Executor, ExecutorConfig, RunRecord, RunState};
-use crate::runbook::guard::Guard;
+use crate::model::incident::Entry;
+use crate::runbook::executor::{RunRecord, RunState};
 use crate::runbook::{Mode, Runbook};
 
 /// Time runs faster in a rehearsal: detector thresholds and `held_for` shrink by this much.
@@ -63,31 +62,23 @@ pub async fn rehearse(
     cfg.signals.scale_patience(TIME_SCALE);
     let store = crate::store::Store::open(&dir.path().join("store"))?;
     let targets = crate::sources::kube::targets(Some(&sim.kubeconfig), &[])?;
-    let clients = crate::cli::wiring::action_clients(&targets).await;
-    let guard = Guard::new(&cfg.runbooks, mode, false).shared();
-    let mut ecfg = ExecutorConfig::from_config(&cfg.runbooks, mode, Origin::Cli);
-    ecfg.held_for_scale = TIME_SCALE;
-    ecfg.revalidate_after = Duration::from_millis(500);
-    ecfg.identity = "rehearsal".into();
-    // A runbook's notify reaches the configured sinks in a rehearsal too: trying one is how a
-    // sink is checked before it matters.
-    ecfg.notifier = crate::notify::Notifier::start(&cfg.notify, Some(store.clone()), Origin::Cli)?;
-    ecfg.registry = crate::runbook::executor::model_registry(&cfg.mlflow, || {
-        crate::sources::mlflow::registry_http(&cfg)
-    })
-    .map_err(anyhow::Error::msg)?;
     let name = runbook.meta.name.clone();
-    let executor = Executor::new(vec![runbook], guard, store.clone(), clients, ecfg);
-    // The burn windows too: a page needs its 5-minute window covered, 6 s at this scale.
-    let running = crate::cli::wiring::start_with(
+    // A runbook's notify reaches the configured sinks in a rehearsal too: trying one is how a
+    // sink is checked before it matters, so one that cannot start fails the rehearsal. The
+    // burn windows are compressed too: a page needs its 5-minute window covered, 6 s here.
+    let engine = crate::engine::Engine::build(
         &cfg,
-        targets,
-        None,
-        crate::signals::slo::BurnPolicy::sre_workbook().scaled(TIME_SCALE),
-    );
-    let mut pipeline = crate::pipeline::Pipeline::new(running.pipeline_config(&cfg, Origin::Cli))
-        .with_store(store.clone())
-        .with_executor(executor.clone(), None);
+        crate::engine::FacePolicy::rehearsal(mode, TIME_SCALE),
+        crate::engine::EngineParts {
+            store: store.clone(),
+            runbooks: vec![runbook],
+            targets: &targets,
+        },
+    )
+    .await?;
+    let executor = engine.executor.clone();
+    let running = engine.start_fleet(&cfg, targets, None);
+    let mut pipeline = engine.pipeline(&cfg, &running, None);
     let mut snapshots = running.snapshots;
     let control = sim.description["control"]
         .as_str()

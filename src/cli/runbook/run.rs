@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::setup::{kube_targets, open_store, start_executor};
+use crate::cli::setup::{global_mode, kube_targets, open_store};
 use crate::cli::snapshot::gather_snapshot;
 use crate::cli::{Cli, OutputFormat};
 use crate::config::Config;
@@ -33,15 +33,18 @@ pub(super) fn run(
     let snap = gather_snapshot(cli, cfg, std::time::Duration::from_secs(30))?;
     let rt = crate::cli::runtime()?;
     let record = rt.block_on(async {
-        let executor = start_executor(
-            cli,
+        let policy = crate::engine::FacePolicy::one_run(global_mode(cli, cfg), cli.read_only.on);
+        let engine = crate::engine::Engine::build(
             cfg,
-            &targets,
-            &store,
-            vec![rb.clone()],
-            crate::model::incident::Origin::Cli,
+            policy,
+            crate::engine::EngineParts {
+                store,
+                runbooks: vec![rb.clone()],
+                targets: &targets,
+            },
         )
-        .await;
+        .await?;
+        let executor = engine.executor.clone();
         executor.observe_snapshot_only(snap);
         let ex = executor.clone();
         let id = format!("run-cli-{}", std::process::id());
