@@ -2,8 +2,11 @@
 //! `fleetdeck runbook test NAME --scenario S` starts a simulated fleet in-process, injects the
 //! fault, runs the engine and reports what it did to the sim.
 
+mod common;
+
 use std::process::Command;
 
+use common::{Kubectl, Sim};
 use serde_json::Value;
 
 fn rehearse(name: &str, scenario: &str, extra: &[&str]) -> (i32, Value, String) {
@@ -365,4 +368,201 @@ fn run(signal) {
         "{r:#}"
     );
     assert!(actions(&r).join("\n").contains("cordon"), "{r:#}");
+}
+
+/// A runbook that deletes one pod and restarts one Deployment's rollout, run with
+/// `fleetdeck runbook run` against `fleetdeck sim` over HTTP in `mode`; answers the exit code
+/// and the run record.
+fn delete_and_restart(sim: &Sim, pod: &str, mode: &str) -> (i32, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let runbooks = dir.path().join("runbooks");
+    std::fs::create_dir(&runbooks).unwrap();
+    std::fs::write(
+        runbooks.join("kick.rhai"),
+        format!(
+            r#"const RUNBOOK = #{{
+    name: "kick",
+    description: "deletes a stuck pod and restarts its rollout",
+    trigger: #{{ signal: "k8s.crashloop" }},
+    cooldown: "1m",
+}};
+
+fn run(signal) {{
+    let d = delete_pod("serving", "{pod}");
+    let r = restart_rollout("serving", "llama-chat");
+    note(`delete ${{d.outcome}}, restart ${{r.outcome}}`);
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("fleetdeck.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gpu]\nnvml = false\n\n[runbooks]\ndir = \"{}\"\n",
+            runbooks.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .args(["--mode", mode, "runbook", "run", "kick"])
+        .args(["--target", "deployment/serving/llama-chat", "-o", "json"])
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .output()
+        .expect("run fleetdeck");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let record: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON record ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), record)
+}
+
+/// A pod of llama-chat (a Deployment's pod in serving), by name and uid.
+fn a_llama_chat_pod(k: &Kubectl) -> (String, String) {
+    let pods = k.json(&["get", "pods", "-n", "serving"]);
+    let pod = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| {
+            p.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.starts_with("llama-chat-"))
+        })
+        .unwrap_or_else(|| panic!("a pod of llama-chat in serving: {pods:#}"));
+    let at = |path: &str| {
+        pod.pointer(path)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    (
+        at("/metadata/name").to_string(),
+        at("/metadata/uid").to_string(),
+    )
+}
+
+fn restarted_at(k: &Kubectl) -> Option<String> {
+    let d = k.json(&["get", "deployment", "-n", "serving", "llama-chat"]);
+    d.pointer("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The pod, unless it is gone or terminating.
+fn live_pod(k: &Kubectl, name: &str) -> Option<Value> {
+    let out = k.run(&["get", "pod", "-n", "serving", name, "-o", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    v.pointer("/metadata/deletionTimestamp")
+        .is_none()
+        .then_some(v)
+}
+
+#[test]
+fn a_runbook_deletes_a_pod_and_restarts_a_rollout_through_the_guard() {
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "12", "--seed", "42"]);
+    let k = Kubectl::new("1.33", &sim);
+    let (pod, uid) = a_llama_chat_pod(&k);
+    assert_eq!(restarted_at(&k), None, "the sim starts unrestarted");
+
+    let (code, record) = delete_and_restart(&sim, &pod, "auto");
+    assert_eq!(code, 0, "{record:#}");
+    assert_eq!(record["state"]["state"], "remediated", "{record:#}");
+    let actions = record["actions"].to_string();
+    assert!(
+        actions.contains(&pod) && actions.contains("llama-chat"),
+        "{actions}"
+    );
+    // kubectl is the referee: the pod is gone or terminating, the template stamped.
+    if let Some(v) = live_pod(&k, &pod) {
+        assert_ne!(v["metadata"]["uid"], uid, "the pod was not deleted: {v:#}");
+    }
+    let stamp = restarted_at(&k).expect("kubectl.kubernetes.io/restartedAt on the template");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&stamp).is_ok(),
+        "RFC 3339: {stamp}"
+    );
+}
+
+#[test]
+fn a_dry_run_of_delete_pod_and_restart_rollout_plans_both_and_changes_nothing() {
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "12", "--seed", "42"]);
+    let k = Kubectl::new("1.33", &sim);
+    let (pod, uid) = a_llama_chat_pod(&k);
+
+    let (code, record) = delete_and_restart(&sim, &pod, "dry-run");
+    assert_eq!(code, 0, "{record:#}");
+    assert_eq!(record["state"]["state"], "planned", "{record:#}");
+    let plan = record["plan"].to_string();
+    assert!(
+        plan.contains(&format!("pod/serving/{pod}"))
+            && plan.contains("deployment/serving/llama-chat"),
+        "{plan}"
+    );
+    assert_eq!(record["actions"], serde_json::json!([]), "{record:#}");
+    let v = live_pod(&k, &pod).expect("the pod is still there");
+    assert_eq!(v["metadata"]["uid"], uid);
+    assert_eq!(restarted_at(&k), None, "nothing restarted");
+}
+
+#[test]
+fn check_names_the_file_and_line_of_an_unknown_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("typo.rhai");
+    std::fs::write(
+        &bad,
+        "const RUNBOOK = #{\n    name: \"typo\",\n    description: \"x\",\n    trigger: #{ signal: \"gpu.xid\" },\n    cooldown: \"10m\",\n};\nfn run(signal) {\n    let ns = \"serving\";\n    no_such_fn(ns);\n    delete_pods(ns, \"llama-0\");\n    restart_rollout(ns);\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = fleetdeck(&["runbook", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("ok"), "{out}");
+    let file = bad.display().to_string();
+    assert!(
+        err.contains(&format!("{file}:9:")) && err.contains("unknown function no_such_fn(_)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:10:")) && err.contains("did you mean delete_pod(ns, name)?"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:11:"))
+            && err.contains("restart_rollout takes 2 arguments, not 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_shipped_runbook_checks_clean() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 6, "{files:?}");
+    let args: Vec<&str> = ["runbook", "check"]
+        .into_iter()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let (code, out, err) = fleetdeck(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches(": ok (").count(), 6, "{out}");
 }

@@ -98,6 +98,9 @@ pub struct Runbook {
     /// Where `fn run` starts: named when the engine stops a script without a position
     /// (operation caps and the deadline are checked between statements).
     run_at: (usize, usize),
+    /// The script as written: `runbook check` walks it compiled without the optimizer, which
+    /// drops the calls in code it can prove dead (`if false { no_such_fn() }`).
+    source: Arc<str>,
 }
 
 impl std::fmt::Debug for Runbook {
@@ -170,6 +173,7 @@ impl Runbook {
             path: path.to_path_buf(),
             ast,
             run_at,
+            source: source.into(),
         })
     }
 
@@ -256,6 +260,46 @@ impl Runbook {
             format!("runbook {}: {message}", self.meta.name),
         )
     }
+}
+
+impl Runbook {
+    /// The script compiled as written, every call kept, for `runbook check`'s walk of its
+    /// calls.
+    pub(super) fn unoptimized_ast(&self) -> Result<AST, RunbookError> {
+        let mut engine = sandbox(&Limits::default());
+        engine.set_optimization_level(rhai::OptimizationLevel::None);
+        engine
+            .compile(&*self.source)
+            .map_err(|e| err_at(&self.path, e.1, e.0.to_string()))
+    }
+}
+
+/// The native functions a runbook's engine knows, by name and argument count: Rhai's built-ins,
+/// and with `host` the host API as `register_host` registers it. Getters, setters and operators
+/// are left out: a script never calls them by name.
+pub(super) fn native_functions(host: Option<Arc<dyn Host>>) -> Vec<(String, usize)> {
+    let limits = Limits::default();
+    let mut engine = sandbox(&limits);
+    if let Some(host) = host {
+        let clock = RunClock {
+            started: Instant::now(),
+            limit: limits.run_timeout,
+        };
+        register_host(&mut engine, host, Arc::new(AtomicU64::new(0)), clock);
+    }
+    engine.collect_fn_metadata(
+        None,
+        |f| {
+            let name = f.metadata.name.as_str();
+            let callable = !name.contains('$')
+                && name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_');
+            callable.then(|| (name.to_string(), f.metadata.num_params))
+        },
+        true,
+    )
 }
 
 /// Loads every `*.rhai` in `dir`: the good ones, and each broken one's error (the rest still
@@ -606,6 +650,20 @@ fn register_host(
         r(Ok(Mutation::Untaint {
             node: node.into(),
             key: key.into(),
+        }))
+    });
+    let r = request.clone();
+    engine.register_fn("restart_rollout", move |ns: &str, name: &str| {
+        r(Ok(Mutation::RestartRollout {
+            namespace: ns.into(),
+            name: name.into(),
+        }))
+    });
+    let r = request.clone();
+    engine.register_fn("delete_pod", move |ns: &str, name: &str| {
+        r(Ok(Mutation::DeletePod {
+            namespace: ns.into(),
+            name: name.into(),
         }))
     });
     let r = request;

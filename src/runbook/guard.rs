@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::meta::Mode;
-use crate::actions::Mutation;
+use crate::actions::{GuardBudget, Mutation};
 use crate::config::RunbooksConfig;
 use crate::model::{NodeReadiness, Snapshot};
 
@@ -238,7 +238,7 @@ impl Guard {
                     d.unready, d.nodes
                 ));
             }
-            if let Some(node) = mutation.disrupted_node() {
+            if let Some(node) = mutation.spends_disruption_budget() {
                 let out_of_service = |name: &str| {
                     snap.clusters
                         .iter()
@@ -267,11 +267,12 @@ impl Guard {
                 }
             }
         }
-        if let Mutation::Scale {
-            namespace,
-            name,
-            replicas,
-        } = mutation
+        if mutation.spec().budget == GuardBudget::Replicas
+            && let Mutation::Scale {
+                namespace,
+                name,
+                replicas,
+            } = mutation
             && let Err(why) =
                 self.spend_replicas(snap, cluster, namespace, name, *replicas, mode, budget)
         {

@@ -4,6 +4,7 @@
 //! model, store, signals, config and actions.
 
 pub mod approvals;
+pub mod check;
 pub mod engine;
 pub mod executor;
 pub mod guard;

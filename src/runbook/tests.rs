@@ -383,3 +383,48 @@ fn a_drain_waits_at_most_until_the_run_deadline() {
         }
     }
 }
+
+#[test]
+fn the_engine_registers_exactly_the_host_functions_of_the_table() {
+    use std::collections::BTreeSet;
+    let builtins: BTreeSet<(String, usize)> = engine::native_functions(None).into_iter().collect();
+    let host: Arc<dyn Host> = Arc::new(FakeHost::default());
+    let registered: BTreeSet<(String, usize)> = engine::native_functions(Some(host))
+        .into_iter()
+        .filter(|f| !builtins.contains(f))
+        .collect();
+    let table: BTreeSet<(String, usize)> = check::host_functions()
+        .iter()
+        .flat_map(|f| f.arities.iter().map(|a| (f.name.to_string(), *a)))
+        .collect();
+    // `sleep` replaces Rhai's own, so it is a built-in by name and arity as well.
+    let table: BTreeSet<(String, usize)> = table
+        .into_iter()
+        .filter(|f| !builtins.contains(f))
+        .collect();
+    assert_eq!(registered, table);
+}
+
+#[test]
+fn delete_pod_and_restart_rollout_are_requests_to_the_guard() {
+    let host = Arc::new(FakeHost::default());
+    let rb = runbook(
+        "fn run(signal) { delete_pod(\"serving\", \"llama-0\"); restart_rollout(\"serving\", \"llama\"); }",
+    );
+    let _ = rb
+        .run(host.clone(), &signal(), &Limits::default())
+        .expect("runs");
+    assert_eq!(
+        *host.intents.lock().unwrap(),
+        vec![
+            Mutation::DeletePod {
+                namespace: "serving".into(),
+                name: "llama-0".into(),
+            },
+            Mutation::RestartRollout {
+                namespace: "serving".into(),
+                name: "llama".into(),
+            },
+        ]
+    );
+}

@@ -95,22 +95,31 @@ fn list(cli: &Cli, cfg: &Config) -> ExitCode {
     }
 }
 
-/// Every file is checked, not just up to the first bad one, so one run reports them all.
+/// Every file is checked, not just up to the first bad one, so one run reports them all. A file
+/// compiles and every call in it resolves to a host function, one of its own or a Rhai
+/// built-in with that many arguments, or each call that does not is named at its file:line.
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
-        match crate::runbook::Runbook::load(f) {
-            Ok(r) => println!(
-                "{}: ok ({}, trigger {})",
-                f.display(),
-                r.meta.name,
-                r.meta.trigger.signal
-            ),
-            Err(e) => {
-                eprintln!("{e}");
-                ok = false;
+        let problems = match crate::runbook::Runbook::load(f) {
+            Ok(r) => {
+                let unresolved = r.unresolved_calls();
+                if unresolved.is_empty() {
+                    println!(
+                        "{}: ok ({}, trigger {})",
+                        f.display(),
+                        r.meta.name,
+                        r.meta.trigger.signal
+                    );
+                }
+                unresolved
             }
+            Err(e) => vec![e],
+        };
+        for e in &problems {
+            eprintln!("{e}");
         }
+        ok &= problems.is_empty();
     }
     if ok {
         ExitCode::SUCCESS

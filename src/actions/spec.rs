@@ -1,0 +1,348 @@
+//! The one table of what each [`Mutation`] is to the rest of fleetdeck: the Rhai host function
+//! a runbook asks for it with, the cockpit key a person asks for it with, and the guard budget
+//! it counts against. [`Mutation::spec`] is an exhaustive `match`, so a new variant does not
+//! compile until it has a row; the runbook engine registers, checks and documents its host
+//! functions from these rows. Imports the rest of `actions` only.
+
+use super::Mutation;
+
+/// Which of the guard's budgets a mutation counts against. Every mutation meets the kill
+/// switch, read-only, the leader Lease, the cluster's unready halt, the runbook's cooldown and
+/// the idempotency claim; these are the budgets on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardBudget {
+    /// The cluster's disruption budget (`max_disrupted_pct`) when it takes a node out of
+    /// service: a cordon, a drain, a `NoSchedule`/`NoExecute` taint.
+    NodeDisruption,
+    /// The replica budget of scale-downs (`max_replicas_removed_per_run`, `…_per_window`) and
+    /// the refusal to scale a serving Deployment to zero.
+    Replicas,
+    /// No budget of its own: the object recovers by itself (a pod is recreated by its
+    /// controller, a rollout keeps its strategy's availability) or is put back in service.
+    None,
+}
+
+impl GuardBudget {
+    /// What the budget is, for the docs and `runbook check`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::NodeDisruption => "disruption budget",
+            Self::Replicas => "replica budget",
+            Self::None => "no budget",
+        }
+    }
+}
+
+/// One row of the table: a [`Mutation`] as a script, a person and the guard see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MutationSpec {
+    /// The action's name as plans and the journal serialize it (`action` field).
+    pub action: &'static str,
+    /// The Rhai host function a runbook calls.
+    pub host_fn: &'static str,
+    /// The argument counts the host function takes (each one is a registered overload).
+    pub arities: &'static [usize],
+    /// How a runbook calls it, for docs and `runbook check`'s hints.
+    pub usage: &'static str,
+    /// The cockpit's default key for it (`[keys]` may rebind it); `None`: runbooks only.
+    pub cockpit_key: Option<&'static str>,
+    pub budget: GuardBudget,
+}
+
+/// Every row, one per `Mutation` variant, in the order the docs list them.
+pub const MUTATION_SPECS: &[MutationSpec] = &[
+    CORDON,
+    UNCORDON,
+    DRAIN,
+    ROLLBACK,
+    RESTART_ROLLOUT,
+    ROLLBACK_INFERENCE_SERVICE,
+    ROLLBACK_MODEL,
+    SCALE,
+    DELETE_POD,
+    TAINT,
+    UNTAINT,
+    ANNOTATE,
+];
+
+const CORDON: MutationSpec = MutationSpec {
+    action: "cordon",
+    host_fn: "cordon",
+    arities: &[1],
+    usage: "cordon(node)",
+    cockpit_key: Some("c"),
+    budget: GuardBudget::NodeDisruption,
+};
+const UNCORDON: MutationSpec = MutationSpec {
+    action: "uncordon",
+    host_fn: "uncordon",
+    arities: &[1],
+    usage: "uncordon(node)",
+    cockpit_key: Some("u"),
+    budget: GuardBudget::None,
+};
+const DRAIN: MutationSpec = MutationSpec {
+    action: "drain",
+    host_fn: "drain",
+    arities: &[1, 2],
+    usage: "drain(node) or drain(node, #{ timeout, … })",
+    cockpit_key: Some("D"),
+    budget: GuardBudget::NodeDisruption,
+};
+const ROLLBACK: MutationSpec = MutationSpec {
+    action: "rollback",
+    host_fn: "rollback",
+    arities: &[2, 3],
+    usage: "rollback(ns, name) or rollback(ns, name, revision)",
+    cockpit_key: Some("B"),
+    budget: GuardBudget::None,
+};
+const RESTART_ROLLOUT: MutationSpec = MutationSpec {
+    action: "restart_rollout",
+    host_fn: "restart_rollout",
+    arities: &[2],
+    usage: "restart_rollout(ns, name)",
+    cockpit_key: Some("r"),
+    budget: GuardBudget::None,
+};
+const ROLLBACK_INFERENCE_SERVICE: MutationSpec = MutationSpec {
+    action: "rollback_inference_service",
+    host_fn: "rollback_inference_service",
+    arities: &[2],
+    usage: "rollback_inference_service(ns, name)",
+    // The cockpit's rollback key rolls back whichever the selected workload is.
+    cockpit_key: Some("B"),
+    budget: GuardBudget::None,
+};
+const ROLLBACK_MODEL: MutationSpec = MutationSpec {
+    action: "rollback_model",
+    host_fn: "rollback_model",
+    arities: &[1, 2],
+    usage: "rollback_model(endpoint) or rollback_model(endpoint, version)",
+    cockpit_key: Some("M"),
+    budget: GuardBudget::None,
+};
+const SCALE: MutationSpec = MutationSpec {
+    action: "scale",
+    host_fn: "scale",
+    arities: &[3],
+    usage: "scale(ns, name, replicas)",
+    cockpit_key: Some("#"),
+    budget: GuardBudget::Replicas,
+};
+const DELETE_POD: MutationSpec = MutationSpec {
+    action: "delete_pod",
+    host_fn: "delete_pod",
+    arities: &[2],
+    usage: "delete_pod(ns, name)",
+    cockpit_key: Some("ctrl-k"),
+    budget: GuardBudget::None,
+};
+const TAINT: MutationSpec = MutationSpec {
+    action: "taint",
+    host_fn: "taint",
+    arities: &[4],
+    usage: "taint(node, key, value, effect)",
+    cockpit_key: None,
+    budget: GuardBudget::NodeDisruption,
+};
+const UNTAINT: MutationSpec = MutationSpec {
+    action: "untaint",
+    host_fn: "untaint",
+    arities: &[2],
+    usage: "untaint(node, key)",
+    cockpit_key: None,
+    budget: GuardBudget::None,
+};
+const ANNOTATE: MutationSpec = MutationSpec {
+    action: "annotate",
+    host_fn: "annotate",
+    arities: &[5],
+    usage: "annotate(kind, ns, name, key, value)",
+    cockpit_key: None,
+    budget: GuardBudget::None,
+};
+
+impl Mutation {
+    /// This mutation's row of the table. Exhaustive on purpose: a new variant needs a row.
+    pub fn spec(&self) -> &'static MutationSpec {
+        match self {
+            Self::Cordon { .. } => &CORDON,
+            Self::Uncordon { .. } => &UNCORDON,
+            Self::Drain { .. } => &DRAIN,
+            Self::Rollback { .. } => &ROLLBACK,
+            Self::RestartRollout { .. } => &RESTART_ROLLOUT,
+            Self::RollbackInferenceService { .. } => &ROLLBACK_INFERENCE_SERVICE,
+            Self::RollbackModel(_) => &ROLLBACK_MODEL,
+            Self::Scale { .. } => &SCALE,
+            Self::DeletePod { .. } => &DELETE_POD,
+            Self::Taint { .. } => &TAINT,
+            Self::Untaint { .. } => &UNTAINT,
+            Self::Annotate { .. } => &ANNOTATE,
+        }
+    }
+
+    /// Whether this mutation counts against the cluster's disruption budget: its row's budget
+    /// is the disruption budget and it takes a node out of service (a `PreferNoSchedule` taint
+    /// does not).
+    pub fn spends_disruption_budget(&self) -> Option<&str> {
+        if self.spec().budget != GuardBudget::NodeDisruption {
+            return None;
+        }
+        self.disrupted_node()
+    }
+}
+
+/// The row whose host function is `name`.
+pub fn spec_of_host_fn(name: &str) -> Option<&'static MutationSpec> {
+    MUTATION_SPECS.iter().find(|s| s.host_fn == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::{DrainRequest, ModelRollback, ObjectKind, TaintEffect};
+
+    /// One of every variant. The `match` in `variant_covered` fails to compile when a variant
+    /// is added without an example here.
+    fn one_of_each() -> Vec<Mutation> {
+        let (namespace, name, node) =
+            ("serving".to_string(), "llama".to_string(), "n1".to_string());
+        vec![
+            Mutation::Cordon { node: node.clone() },
+            Mutation::Uncordon { node: node.clone() },
+            Mutation::Drain {
+                node: node.clone(),
+                options: DrainRequest::default(),
+            },
+            Mutation::Rollback {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                revision: None,
+            },
+            Mutation::RestartRollout {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            },
+            Mutation::RollbackInferenceService {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            },
+            Mutation::RollbackModel(Box::new(ModelRollback {
+                endpoint: "llama".into(),
+                model: "llama".into(),
+                alias: "champion".into(),
+                to_version: None,
+                serving: None,
+                by: "test".into(),
+            })),
+            Mutation::Scale {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                replicas: 1,
+            },
+            Mutation::DeletePod {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            },
+            Mutation::Taint {
+                node: node.clone(),
+                key: "k".into(),
+                value: None,
+                effect: TaintEffect::NoSchedule,
+            },
+            Mutation::Untaint {
+                node: node.clone(),
+                key: "k".into(),
+            },
+            Mutation::Annotate {
+                kind: ObjectKind::Pod,
+                namespace,
+                name,
+                key: "k".into(),
+                value: None,
+            },
+        ]
+    }
+
+    /// Every variant, so adding one without an example above breaks this build.
+    fn variant_covered(m: &Mutation) -> &'static str {
+        match m {
+            Mutation::Cordon { .. }
+            | Mutation::Uncordon { .. }
+            | Mutation::Drain { .. }
+            | Mutation::Rollback { .. }
+            | Mutation::RestartRollout { .. }
+            | Mutation::RollbackInferenceService { .. }
+            | Mutation::RollbackModel(_)
+            | Mutation::Scale { .. }
+            | Mutation::DeletePod { .. }
+            | Mutation::Taint { .. }
+            | Mutation::Untaint { .. }
+            | Mutation::Annotate { .. } => m.spec().action,
+        }
+    }
+
+    #[test]
+    fn every_mutation_variant_has_exactly_one_row_and_every_row_a_variant() {
+        let examples = one_of_each();
+        let mut seen: Vec<&str> = examples.iter().map(variant_covered).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(
+            seen.len(),
+            examples.len(),
+            "two variants share a row: {seen:?}"
+        );
+        let mut rows: Vec<&str> = MUTATION_SPECS.iter().map(|s| s.action).collect();
+        rows.sort_unstable();
+        assert_eq!(seen, rows, "the table and the variants differ");
+    }
+
+    #[test]
+    fn a_rows_action_is_the_name_the_mutation_serializes_under() {
+        for m in one_of_each() {
+            let json = serde_json::to_value(&m).expect("serializes");
+            assert_eq!(json["action"], m.spec().action, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn host_functions_are_unique_and_have_an_arity() {
+        for s in MUTATION_SPECS {
+            assert!(!s.arities.is_empty(), "{}", s.host_fn);
+            assert_eq!(spec_of_host_fn(s.host_fn), Some(s), "{} twice", s.host_fn);
+            assert!(
+                s.usage.starts_with(&format!("{}(", s.host_fn)),
+                "{}",
+                s.usage
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_taint_that_keeps_pods_off_spends_the_disruption_budget() {
+        let taint = |effect| Mutation::Taint {
+            node: "n1".into(),
+            key: "k".into(),
+            value: None,
+            effect,
+        };
+        assert_eq!(
+            taint(TaintEffect::NoExecute).spends_disruption_budget(),
+            Some("n1")
+        );
+        assert_eq!(
+            taint(TaintEffect::PreferNoSchedule).spends_disruption_budget(),
+            None
+        );
+        assert_eq!(
+            Mutation::Uncordon { node: "n1".into() }.spends_disruption_budget(),
+            None
+        );
+        assert_eq!(
+            Mutation::Cordon { node: "n1".into() }.spends_disruption_budget(),
+            Some("n1")
+        );
+    }
+}
