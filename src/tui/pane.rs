@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
+use super::intent::Intent;
 use super::keymap::{Action, PaneId};
 use super::theme::Theme;
 use crate::model::Snapshot;
@@ -31,8 +32,11 @@ pub trait Pane {
     /// The `/` filter; panes without one ignore it.
     fn set_filter(&mut self, _filter: &str) {}
 
-    /// The node a cordon, uncordon or drain from this pane applies to, as (cluster, node).
-    fn selected_node(&self, _ctx: &ViewCtx) -> Option<(String, String)> {
+    /// What the person wants from `action` on this pane's selection, for the app's router to
+    /// perform: a `Mutation` to plan, a view to open, an approval to decide… `Some(Err(why))`
+    /// when the pane has the action but nothing it applies to; `None` when the pane has no
+    /// such action (the router then says which pane has).
+    fn intent(&self, _action: Action, _ctx: &ViewCtx) -> Option<Result<Intent, String>> {
         None
     }
 
