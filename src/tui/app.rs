@@ -207,69 +207,61 @@ fn runbook_keys_hint(keymap: &Keymap) -> String {
     .join(" · ")
 }
 
-/// One of each pane; `get` and `get_mut` are the one lookup from a `PaneId`.
-struct Panes {
-    overview: OverviewPane,
-    nodes: NodesPane,
-    gpus: GpusPane,
-    endpoints: EndpointsPane,
-    cost: CostPane,
-    signals: SignalsPane,
-    incidents: IncidentsPane,
-    runbooks: RunbooksPane,
-    pods: PodsPane,
-    workloads: WorkloadsPane,
-    events: EventsPane,
+/// The pane registry: every pane, once, in tab order, with the `PaneId` keys and the palette
+/// name it. Adding a pane is its file, its `PaneId` and one line in `Panes::new`.
+pub(super) struct Panes {
+    registered: Vec<(PaneId, Box<dyn Pane>)>,
 }
 
 impl Panes {
-    fn get(&self, id: PaneId) -> &dyn Pane {
-        match id {
-            PaneId::Overview => &self.overview,
-            PaneId::Nodes => &self.nodes,
-            PaneId::Gpus => &self.gpus,
-            PaneId::Endpoints => &self.endpoints,
-            PaneId::Cost => &self.cost,
-            PaneId::Signals => &self.signals,
-            PaneId::Incidents => &self.incidents,
-            PaneId::Runbooks => &self.runbooks,
-            PaneId::Pods => &self.pods,
-            PaneId::Workloads => &self.workloads,
-            PaneId::Events => &self.events,
-        }
+    fn new(keymap: &Keymap) -> Self {
+        let registered: Vec<(PaneId, Box<dyn Pane>)> = vec![
+            (PaneId::Overview, Box::new(OverviewPane::default())),
+            (PaneId::Nodes, Box::new(NodesPane::default())),
+            (PaneId::Gpus, Box::new(GpusPane::default())),
+            (PaneId::Endpoints, Box::new(EndpointsPane::default())),
+            (PaneId::Cost, Box::new(CostPane::default())),
+            (PaneId::Signals, Box::new(SignalsPane::default())),
+            (
+                PaneId::Incidents,
+                Box::new(IncidentsPane::with_keys_hint(incident_keys_hint(keymap))),
+            ),
+            (
+                PaneId::Runbooks,
+                Box::new(RunbooksPane::with_keys_hint(runbook_keys_hint(keymap))),
+            ),
+            (PaneId::Pods, Box::new(PodsPane::default())),
+            (PaneId::Workloads, Box::new(WorkloadsPane::default())),
+            (PaneId::Events, Box::new(EventsPane::default())),
+        ];
+        Self { registered }
     }
 
-    fn get_mut(&mut self, id: PaneId) -> &mut dyn Pane {
-        match id {
-            PaneId::Overview => &mut self.overview,
-            PaneId::Nodes => &mut self.nodes,
-            PaneId::Gpus => &mut self.gpus,
-            PaneId::Endpoints => &mut self.endpoints,
-            PaneId::Cost => &mut self.cost,
-            PaneId::Signals => &mut self.signals,
-            PaneId::Incidents => &mut self.incidents,
-            PaneId::Runbooks => &mut self.runbooks,
-            PaneId::Pods => &mut self.pods,
-            PaneId::Workloads => &mut self.workloads,
-            PaneId::Events => &mut self.events,
-        }
+    /// The index of `id`'s pane; an unregistered id (a test guards against one) shows the first.
+    fn index(&self, id: PaneId) -> usize {
+        self.registered
+            .iter()
+            .position(|(p, _)| *p == id)
+            .unwrap_or(0)
     }
 
-    /// Every pane, in the order of `PaneId::ALL`.
-    fn all_mut(&mut self) -> [&mut dyn Pane; 11] {
-        [
-            &mut self.overview,
-            &mut self.nodes,
-            &mut self.gpus,
-            &mut self.endpoints,
-            &mut self.cost,
-            &mut self.signals,
-            &mut self.incidents,
-            &mut self.runbooks,
-            &mut self.pods,
-            &mut self.workloads,
-            &mut self.events,
-        ]
+    pub(super) fn get(&self, id: PaneId) -> &dyn Pane {
+        self.registered[self.index(id)].1.as_ref()
+    }
+
+    pub(super) fn get_mut(&mut self, id: PaneId) -> &mut dyn Pane {
+        let i = self.index(id);
+        self.registered[i].1.as_mut()
+    }
+
+    /// Every pane, in tab order.
+    pub(super) fn all_mut(&mut self) -> impl Iterator<Item = &mut (dyn Pane + 'static)> {
+        self.registered.iter_mut().map(|(_, pane)| pane.as_mut())
+    }
+
+    /// The incident timeline a pane asks the store for (the Incidents pane's open one).
+    pub(super) fn take_timeline_request(&mut self) -> Option<u64> {
+        self.all_mut().find_map(|pane| pane.take_timeline_request())
     }
 }
 
@@ -313,19 +305,7 @@ impl App {
     pub fn new(theme: Theme, keymap: Keymap, simulated: bool, noc: bool) -> Self {
         Self {
             pane: PaneId::Overview,
-            panes: Panes {
-                overview: OverviewPane::default(),
-                nodes: NodesPane::default(),
-                gpus: GpusPane::default(),
-                endpoints: EndpointsPane::default(),
-                cost: CostPane::default(),
-                signals: SignalsPane::default(),
-                incidents: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
-                runbooks: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
-                pods: PodsPane::default(),
-                workloads: WorkloadsPane::default(),
-                events: EventsPane::default(),
-            },
+            panes: Panes::new(&keymap),
             keymap,
             theme,
             mode: Mode::Normal,
@@ -466,7 +446,10 @@ impl App {
             &evaluated.raised_total,
             evaluated.incidents_opened_total,
         );
-        self.panes.overview.set_noise(self.noise.rate());
+        let rate = self.noise.rate();
+        for pane in self.panes.all_mut() {
+            pane.set_noise(rate);
+        }
     }
 
     /// The latest snapshot with its signals evaluated: what the executor is given.
@@ -531,14 +514,15 @@ impl App {
             }
         });
         self.panes
-            .incidents
-            .take_request()
+            .take_timeline_request()
             .map(Command::LoadTimeline)
     }
 
     /// The store's answer to `Command::LoadTimeline`.
     pub fn set_timeline(&mut self, id: u64, entries: Vec<Entry>) {
-        self.panes.incidents.set_timeline(id, entries);
+        self.panes
+            .get_mut(PaneId::Incidents)
+            .set_timeline(id, entries);
     }
 
     /// Applies a link's reply. Answers the command it leads to: a new incident list asks for
@@ -699,6 +683,13 @@ mod tests {
                 insta::assert_snapshot!($name, $text);
             });
         };
+    }
+
+    #[test]
+    fn every_pane_id_is_registered_once_in_tab_order() {
+        let panes = Panes::new(&Keymap::default());
+        let ids: Vec<PaneId> = panes.registered.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, PaneId::ALL.to_vec());
     }
 
     #[test]

@@ -546,6 +546,14 @@ impl Pane for IncidentsPane {
         IncidentsPane::set_incidents(self, incidents, ctx);
     }
 
+    fn set_timeline(&mut self, incident: u64, entries: Vec<Entry>) {
+        IncidentsPane::set_timeline(self, incident, entries);
+    }
+
+    fn take_timeline_request(&mut self) -> Option<u64> {
+        IncidentsPane::take_request(self)
+    }
+
     /// Note, acknowledge, resolve or export the selected incident.
     fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
         let incident = || {

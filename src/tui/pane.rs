@@ -11,10 +11,11 @@ use ratatui::layout::Rect;
 
 use super::intent::Intent;
 use super::keymap::{Action, PaneId};
+use super::noise::NoiseRate;
 use super::theme::Theme;
 use crate::model::Snapshot;
 use crate::model::cost::CostReport;
-use crate::model::incident::Incident;
+use crate::model::incident::{Entry, Incident};
 use crate::runbook::approvals::PendingApproval;
 use crate::runbook::executor::{Executor, RunRecord};
 use crate::runbook::{Mode, RunbookMeta};
@@ -51,6 +52,17 @@ pub trait Pane {
 
     /// The executor's runbooks, runs and approvals as the loop last read them.
     fn set_automation(&mut self, _automation: Option<Arc<AutomationView>>) {}
+
+    /// The pipeline's noise over the last hour, as the app last sampled it.
+    fn set_noise(&mut self, _noise: Option<NoiseRate>) {}
+
+    /// An incident's timeline, the store's answer to the pane's `take_timeline_request`.
+    fn set_timeline(&mut self, _incident: u64, _entries: Vec<Entry>) {}
+
+    /// The incident whose timeline the pane wants read (once; `None` when it wants none).
+    fn take_timeline_request(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// Everything a pane may read while drawing.

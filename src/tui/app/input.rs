@@ -273,8 +273,7 @@ impl App {
             }
         }
         self.panes
-            .incidents
-            .take_request()
+            .take_timeline_request()
             .map(Command::LoadTimeline)
     }
 
