@@ -39,7 +39,7 @@ impl std::fmt::Debug for ModelRegistry {
 }
 
 /// What a rollback of a registered model asks.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelRollback {
     /// The endpoint it serves, for messages.
     pub endpoint: String,

@@ -6,14 +6,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
     ActionContext, ActionError, ActionReport, DrainOptions, GangPolicy, ObjectKind, TaintEffect,
 };
 
 /// Options of a drain as a runbook or a person gives them, as kubectl drain's flags.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrainRequest {
     pub timeout_s: u64,
     /// Negative: each pod's own grace period (kubectl's `--grace-period=-1`).
@@ -60,8 +60,8 @@ impl DrainRequest {
 }
 
 /// One mutation of a cluster. Serialized (plans, the timeline, the journal) with the action's
-/// name as `action`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// name as `action`; read back (an intent from another process) as it was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Mutation {
     Cordon {
@@ -101,7 +101,7 @@ pub enum Mutation {
         node: String,
         key: String,
         /// `None`: a taint without a value (`key:effect`); shown as `""`.
-        #[serde(serialize_with = "empty_if_none")]
+        #[serde(serialize_with = "empty_if_none", deserialize_with = "none_if_empty")]
         value: Option<String>,
         effect: TaintEffect,
     },
@@ -130,6 +130,12 @@ pub enum Mutation {
 
 fn empty_if_none<S: Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(value.as_deref().unwrap_or(""))
+}
+
+/// `empty_if_none` read back: `""` is a taint without a value.
+fn none_if_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = String::deserialize(d)?;
+    Ok((!value.is_empty()).then_some(value))
 }
 
 fn invalid(what: &str, why: String) -> ActionError {

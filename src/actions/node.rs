@@ -70,7 +70,7 @@ fn field_after(answer: &Answer, pointer: &str) -> Option<Value> {
 }
 
 /// The effect of a taint on pods that do not tolerate it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TaintEffect {
     NoSchedule,
     PreferNoSchedule,

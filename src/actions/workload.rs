@@ -10,7 +10,7 @@ use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
 use crate::model::incident::FieldChange;
 
 /// The kinds actions address by name (serialized in lower case, as `node`, `deployment`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     Node,

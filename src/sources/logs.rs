@@ -31,7 +31,7 @@ pub const FOLLOW_IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Whose log: a pod's container in one cluster (kubeconfig context). `container: None` asks
 /// for the pod's only container.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct LogTarget {
     pub cluster: String,
     pub namespace: String,
@@ -421,7 +421,7 @@ async fn pump<R: futures_util::io::AsyncBufRead + Unpin>(
 }
 
 /// Which object the YAML view shows.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ObjectRef {
     pub cluster: String,
     /// `v1`, `apps/v1`, …

@@ -1,6 +1,7 @@
 //! The cockpit's state and dispatch: the `App` (its panes, the latest snapshot, incidents and
 //! automation view, the message line), the `Command`s it asks the loop to perform and the
-//! `Reply`s the loop applies to it. Its rooms: `input` (modes, keys, the `:` palette), `chrome`
+//! `Reply`s the loop applies to it. Its rooms: `router` (performs the panes' intents, makes the
+//! `ViewCtx`), `input` (modes, keys, the `:` palette), `chrome`
 //! (tab bar, NOC banner, status line, help and confirm popups) and `event_loop` (the loop, its
 //! `Effects`, scenario injection). Panes draw what they are given; the cockpit runs no
 //! detector. May import state, pipeline, store, runbook, actions, model, config; never signals.
@@ -8,6 +9,7 @@
 mod chrome;
 mod event_loop;
 mod input;
+mod router;
 
 use std::sync::Arc;
 
@@ -17,11 +19,9 @@ pub use chrome::{MIN_HEIGHT, MIN_WIDTH};
 pub use event_loop::{Effects, run};
 use input::Mode;
 
-use super::automation::NO_EXECUTOR;
 use super::cost::CostPane;
 use super::endpoints::EndpointsPane;
 use super::events::EventsPane;
-use super::format::pending_text;
 use super::gpus::GpusPane;
 use super::incidents::IncidentsPane;
 use super::keymap::{Action, Keymap, PaneId};
@@ -29,16 +29,16 @@ use super::logs::{LogsView, ViewOutcome};
 use super::nodes::NodesPane;
 use super::noise::NoiseHistory;
 use super::overview::OverviewPane;
-use super::pane::{AutomationView, Pane, ViewCtx};
+use super::pane::{AutomationView, Pane};
 use super::pods::PodsPane;
 use super::runbooks::RunbooksPane;
 use super::signals::SignalsPane;
 use super::theme::Theme;
 use super::workloads::WorkloadsPane;
 use super::yaml::YamlView;
-use crate::actions::{DrainRequest, Mutation};
+use crate::actions::Mutation;
 use crate::model::Snapshot;
-use crate::model::incident::{Entry, Incident, IncidentStatus};
+use crate::model::incident::{Entry, Incident};
 use crate::model::signal::Signal;
 use crate::pipeline::Evaluated;
 use crate::runbook::executor::PlanStep;
@@ -160,6 +160,10 @@ pub enum Reply {
     },
     /// An object read for the YAML view, or what the API server said instead.
     Object(ObjectRef, Result<serde_json::Value, String>),
+    /// The stream started for the logs view (`Command::OpenLogs`).
+    Logs(LogStream),
+    /// Why the logs or YAML view's read could not start.
+    InspectFailed(String),
 }
 
 /// A view over the whole pane, opened on one object from any pane.
@@ -167,21 +171,6 @@ pub enum Reply {
 enum Inspect {
     Logs(Box<LogsView>),
     Yaml(Box<YamlView>),
-}
-
-/// The API version of a signal subject's `kind/name`, for the YAML view.
-fn object_kind(kind: &str) -> Option<(&'static str, &'static str)> {
-    Some(match kind {
-        "pod" => ("v1", "Pod"),
-        "node" => ("v1", "Node"),
-        "deployment" => ("apps/v1", "Deployment"),
-        "replicaset" => ("apps/v1", "ReplicaSet"),
-        "statefulset" => ("apps/v1", "StatefulSet"),
-        "daemonset" => ("apps/v1", "DaemonSet"),
-        "job" => ("batch/v1", "Job"),
-        "inferenceservice" => ("serving.kserve.io/v1beta1", "InferenceService"),
-        _ => return None,
-    })
 }
 
 /// The Incidents detail's reminder of its keys, from the bindings: `n note · a acknowledge …`.
@@ -218,137 +207,61 @@ fn runbook_keys_hint(keymap: &Keymap) -> String {
     .join(" · ")
 }
 
-fn verb(action: Action) -> &'static str {
-    match action {
-        Action::Cordon => "cordon",
-        Action::Uncordon => "uncordon",
-        Action::Drain => "drain",
-        Action::Rollback | Action::RollbackModel => "rollback",
-        Action::DeletePod => "delete",
-        Action::RestartRollout => "restart",
-        Action::Scale => "scale",
-        _ => "act",
-    }
-}
-
-/// The selected node as the target of a cordon, uncordon or drain (DaemonSet pods stay).
-fn node_target(
-    selected: Option<(String, String)>,
-    action: Action,
-) -> Result<(String, Mutation), String> {
-    let (cluster, node) = selected.ok_or_else(|| format!("{}: no node selected", verb(action)))?;
-    let intent = match action {
-        Action::Cordon => Mutation::Cordon { node },
-        Action::Uncordon => Mutation::Uncordon { node },
-        _ => Mutation::Drain {
-            node,
-            options: DrainRequest {
-                ignore_daemonsets: true,
-                ..DrainRequest::default()
-            },
-        },
-    };
-    Ok((cluster, intent))
-}
-
-/// The selected workload as the target of a rollback: a Deployment to its previous revision
-/// (`kubectl rollout undo`), an InferenceService's canary traffic back to 0.
-fn workload_rollback(
-    selected: Option<(String, String, String, String)>,
-) -> Result<(String, Mutation), String> {
-    let (cluster, kind, namespace, name) = selected.ok_or("rollback: no workload selected")?;
-    let intent = match kind.as_str() {
-        "deploy" => Mutation::Rollback {
-            namespace,
-            name,
-            revision: None,
-        },
-        "isvc" => Mutation::RollbackInferenceService { namespace, name },
-        _ => {
-            return Err(format!(
-                "rollback: {namespace}/{name} is a training gang; fleetdeck rolls back a Deployment or an InferenceService"
-            ));
-        }
-    };
-    Ok((cluster, intent))
-}
-
-/// The selected workload as the target of a `rollout restart`: only a Deployment.
-fn workload_restart(
-    selected: Option<(String, String, String, String)>,
-) -> Result<(String, Mutation), String> {
-    let (cluster, kind, namespace, name) = selected.ok_or("restart: no workload selected")?;
-    if kind != "deploy" {
-        return Err(format!(
-            "restart: {namespace}/{name} is not a Deployment; fleetdeck restarts a Deployment's rollout"
-        ));
-    }
-    Ok((cluster, Mutation::RestartRollout { namespace, name }))
-}
-
-/// One of each pane; `get` and `get_mut` are the one lookup from a `PaneId`.
-struct Panes {
-    overview: OverviewPane,
-    nodes: NodesPane,
-    gpus: GpusPane,
-    endpoints: EndpointsPane,
-    cost: CostPane,
-    signals: SignalsPane,
-    incidents: IncidentsPane,
-    runbooks: RunbooksPane,
-    pods: PodsPane,
-    workloads: WorkloadsPane,
-    events: EventsPane,
+/// The pane registry: every pane, once, in tab order, with the `PaneId` keys and the palette
+/// name it. Adding a pane is its file, its `PaneId` and one line in `Panes::new`.
+pub(super) struct Panes {
+    registered: Vec<(PaneId, Box<dyn Pane>)>,
 }
 
 impl Panes {
-    fn get(&self, id: PaneId) -> &dyn Pane {
-        match id {
-            PaneId::Overview => &self.overview,
-            PaneId::Nodes => &self.nodes,
-            PaneId::Gpus => &self.gpus,
-            PaneId::Endpoints => &self.endpoints,
-            PaneId::Cost => &self.cost,
-            PaneId::Signals => &self.signals,
-            PaneId::Incidents => &self.incidents,
-            PaneId::Runbooks => &self.runbooks,
-            PaneId::Pods => &self.pods,
-            PaneId::Workloads => &self.workloads,
-            PaneId::Events => &self.events,
-        }
+    fn new(keymap: &Keymap) -> Self {
+        let registered: Vec<(PaneId, Box<dyn Pane>)> = vec![
+            (PaneId::Overview, Box::new(OverviewPane::default())),
+            (PaneId::Nodes, Box::new(NodesPane::default())),
+            (PaneId::Gpus, Box::new(GpusPane::default())),
+            (PaneId::Endpoints, Box::new(EndpointsPane::default())),
+            (PaneId::Cost, Box::new(CostPane::default())),
+            (PaneId::Signals, Box::new(SignalsPane::default())),
+            (
+                PaneId::Incidents,
+                Box::new(IncidentsPane::with_keys_hint(incident_keys_hint(keymap))),
+            ),
+            (
+                PaneId::Runbooks,
+                Box::new(RunbooksPane::with_keys_hint(runbook_keys_hint(keymap))),
+            ),
+            (PaneId::Pods, Box::new(PodsPane::default())),
+            (PaneId::Workloads, Box::new(WorkloadsPane::default())),
+            (PaneId::Events, Box::new(EventsPane::default())),
+        ];
+        Self { registered }
     }
 
-    fn get_mut(&mut self, id: PaneId) -> &mut dyn Pane {
-        match id {
-            PaneId::Overview => &mut self.overview,
-            PaneId::Nodes => &mut self.nodes,
-            PaneId::Gpus => &mut self.gpus,
-            PaneId::Endpoints => &mut self.endpoints,
-            PaneId::Cost => &mut self.cost,
-            PaneId::Signals => &mut self.signals,
-            PaneId::Incidents => &mut self.incidents,
-            PaneId::Runbooks => &mut self.runbooks,
-            PaneId::Pods => &mut self.pods,
-            PaneId::Workloads => &mut self.workloads,
-            PaneId::Events => &mut self.events,
-        }
+    /// The index of `id`'s pane; an unregistered id (a test guards against one) shows the first.
+    fn index(&self, id: PaneId) -> usize {
+        self.registered
+            .iter()
+            .position(|(p, _)| *p == id)
+            .unwrap_or(0)
     }
 
-    /// Every pane, in the order of `PaneId::ALL`.
-    fn all_mut(&mut self) -> [&mut dyn Pane; 11] {
-        [
-            &mut self.overview,
-            &mut self.nodes,
-            &mut self.gpus,
-            &mut self.endpoints,
-            &mut self.cost,
-            &mut self.signals,
-            &mut self.incidents,
-            &mut self.runbooks,
-            &mut self.pods,
-            &mut self.workloads,
-            &mut self.events,
-        ]
+    pub(super) fn get(&self, id: PaneId) -> &dyn Pane {
+        self.registered[self.index(id)].1.as_ref()
+    }
+
+    pub(super) fn get_mut(&mut self, id: PaneId) -> &mut dyn Pane {
+        let i = self.index(id);
+        self.registered[i].1.as_mut()
+    }
+
+    /// Every pane, in tab order.
+    pub(super) fn all_mut(&mut self) -> impl Iterator<Item = &mut (dyn Pane + 'static)> {
+        self.registered.iter_mut().map(|(_, pane)| pane.as_mut())
+    }
+
+    /// The incident timeline a pane asks the store for (the Incidents pane's open one).
+    pub(super) fn take_timeline_request(&mut self) -> Option<u64> {
+        self.all_mut().find_map(|pane| pane.take_timeline_request())
     }
 }
 
@@ -392,19 +305,7 @@ impl App {
     pub fn new(theme: Theme, keymap: Keymap, simulated: bool, noc: bool) -> Self {
         Self {
             pane: PaneId::Overview,
-            panes: Panes {
-                overview: OverviewPane::default(),
-                nodes: NodesPane::default(),
-                gpus: GpusPane::default(),
-                endpoints: EndpointsPane::default(),
-                cost: CostPane::default(),
-                signals: SignalsPane::default(),
-                incidents: IncidentsPane::with_keys_hint(incident_keys_hint(&keymap)),
-                runbooks: RunbooksPane::with_keys_hint(runbook_keys_hint(&keymap)),
-                pods: PodsPane::default(),
-                workloads: WorkloadsPane::default(),
-                events: EventsPane::default(),
-            },
+            panes: Panes::new(&keymap),
             keymap,
             theme,
             mode: Mode::Normal,
@@ -545,7 +446,10 @@ impl App {
             &evaluated.raised_total,
             evaluated.incidents_opened_total,
         );
-        self.panes.overview.set_noise(self.noise.rate());
+        let rate = self.noise.rate();
+        for pane in self.panes.all_mut() {
+            pane.set_noise(rate);
+        }
     }
 
     /// The latest snapshot with its signals evaluated: what the executor is given.
@@ -603,26 +507,22 @@ impl App {
     /// same incident; the answer asks for the open timeline again when it has new entries.
     pub fn set_incidents(&mut self, list: Vec<Incident>) -> Option<Command> {
         self.incidents = Arc::new(list);
-        let ctx = ViewCtx {
-            snapshot: &self.snapshot,
-            theme: &self.theme,
-            now: self.now(),
-            cluster: self.cluster.as_deref(),
-            namespace: self.namespace.as_deref(),
-            cost: self.snapshot.cost.as_deref(),
-        };
-        for pane in self.panes.all_mut() {
-            pane.set_incidents(self.incidents.clone(), &ctx);
-        }
+        let incidents = self.incidents.clone();
+        self.with_panes(|panes, _, ctx| {
+            for pane in panes.all_mut() {
+                pane.set_incidents(incidents.clone(), ctx);
+            }
+        });
         self.panes
-            .incidents
-            .take_request()
+            .take_timeline_request()
             .map(Command::LoadTimeline)
     }
 
     /// The store's answer to `Command::LoadTimeline`.
     pub fn set_timeline(&mut self, id: u64, entries: Vec<Entry>) {
-        self.panes.incidents.set_timeline(id, entries);
+        self.panes
+            .get_mut(PaneId::Incidents)
+            .set_timeline(id, entries);
     }
 
     /// Applies a link's reply. Answers the command it leads to: a new incident list asks for
@@ -638,6 +538,8 @@ impl App {
                 step,
                 disruption,
             } => self.set_preview(cluster, step, disruption),
+            Reply::Logs(stream) => self.attach_logs(stream),
+            Reply::InspectFailed(why) => self.inspect_failed(why),
             Reply::Object(object, result) => {
                 if let Some(Inspect::Yaml(v)) = &mut self.inspect
                     && v.object == object
@@ -699,96 +601,6 @@ impl App {
         }
     }
 
-    /// `l` and `Y`: the logs or YAML of the selected signal's subject.
-    fn inspect_action(&mut self, action: Action) -> Option<Command> {
-        let what = if action == Action::Logs {
-            "logs"
-        } else {
-            "yaml"
-        };
-        let subject = {
-            let ctx = ViewCtx {
-                snapshot: &self.snapshot,
-                theme: &self.theme,
-                now: self.now(),
-                cluster: self.cluster.as_deref(),
-                namespace: self.namespace.as_deref(),
-                cost: self.snapshot.cost.as_deref(),
-            };
-            match self.pane {
-                PaneId::Signals => self.panes.signals.selected_subject(&ctx),
-                PaneId::Pods => {
-                    self.panes
-                        .pods
-                        .selected_pod(&ctx)
-                        .map(|(cluster, namespace, pod)| crate::model::signal::Subject {
-                            cluster,
-                            namespace: Some(namespace),
-                            object: Some(format!("pod/{pod}")),
-                            ..Default::default()
-                        })
-                }
-                _ => None,
-            }
-        };
-        let Some(subject) = subject else {
-            self.say(format!(
-                "{what}: select a pod in the Pods pane (:pods) or a signal whose subject is a pod (:signals)"
-            ));
-            return None;
-        };
-        let object = subject
-            .object
-            .as_deref()
-            .and_then(|o| o.split_once('/'))
-            .map(|(k, n)| (k.to_string(), n.to_string()));
-        let namespace = subject.namespace.clone().unwrap_or_default();
-        if action == Action::Logs {
-            return match object {
-                Some((kind, pod)) if kind == "pod" && !namespace.is_empty() => {
-                    Some(self.open_logs(LogTarget {
-                        cluster: subject.cluster,
-                        namespace,
-                        pod,
-                        container: None,
-                    }))
-                }
-                _ => {
-                    self.say(format!(
-                        "logs: this signal's subject is {}, not a pod",
-                        subject.object.as_deref().unwrap_or("no object")
-                    ));
-                    None
-                }
-            };
-        }
-        let target = match (object, &subject.node) {
-            (Some((kind, name)), _) => object_kind(&kind).map(|(v, k)| (v, k, name)),
-            (None, Some(node)) => Some(("v1", "Node", node.clone())),
-            (None, None) => None,
-        };
-        match target {
-            Some((api_version, kind, name)) => Some(self.open_yaml(ObjectRef {
-                cluster: subject.cluster,
-                api_version: api_version.into(),
-                kind: kind.into(),
-                namespace: if kind == "Node" {
-                    String::new()
-                } else {
-                    namespace
-                },
-                name,
-            })),
-            None => {
-                self.say(format!(
-                    "yaml: this signal's subject ({}) is not a Kubernetes object",
-                    subject.object.as_deref().unwrap_or("none")
-                ));
-                None
-            }
-        }
-    }
-
     pub fn say(&mut self, message: impl Into<String>) {
         self.message = Some(message.into());
     }
@@ -826,332 +638,6 @@ impl App {
     fn set_filter(&mut self, f: &str) {
         self.panes.get_mut(self.pane).set_filter(f);
     }
-
-    fn pane_action(&mut self, action: Action) -> bool {
-        let snapshot = self.snapshot.clone();
-        let ctx = ViewCtx {
-            snapshot: &snapshot,
-            theme: &self.theme,
-            now: self.now(),
-            cluster: self.cluster.as_deref(),
-            namespace: self.namespace.as_deref(),
-            cost: snapshot.cost.as_deref(),
-        };
-        let changed = self.panes.get_mut(self.pane).handle(action, &ctx);
-        // Enter on a signal's detail jumps to its subject's pane.
-        if action == Action::Open
-            && !changed
-            && let Some((target, filter)) = self.panes.get(self.pane).follow(&ctx)
-        {
-            self.pane = target;
-            self.set_filter(&filter);
-            return true;
-        }
-        changed
-    }
-
-    /// Note, acknowledge, resolve (after a y/n) or export the Incidents pane's incident.
-    fn incident_action(&mut self, action: Action) -> Option<Command> {
-        if self.pane != PaneId::Incidents {
-            self.say(format!(
-                "{}: only in the Incidents pane (:incidents)",
-                action.describe()
-            ));
-            return None;
-        }
-        let incident = {
-            let ctx = ViewCtx {
-                snapshot: &self.snapshot,
-                theme: &self.theme,
-                now: self.now(),
-                cluster: self.cluster.as_deref(),
-                namespace: self.namespace.as_deref(),
-                cost: self.snapshot.cost.as_deref(),
-            };
-            self.panes.incidents.selected(&ctx).cloned()
-        };
-        let Some(incident) = incident else {
-            self.say("no incident selected");
-            return None;
-        };
-        let (id, label) = (incident.id, incident.label());
-        match action {
-            Action::Note => {
-                self.mode = Mode::Note {
-                    incident: id,
-                    text: String::new(),
-                };
-                None
-            }
-            Action::Acknowledge => Some(Command::Acknowledge(id)),
-            // Resolving a resolved incident only gets "already resolved": no need to ask.
-            Action::Resolve if incident.status == IncidentStatus::Resolved => {
-                Some(Command::Resolve(id))
-            }
-            Action::Resolve => {
-                self.mode = Mode::Confirm {
-                    prompt: format!(
-                        "resolve {label}? it closes the incident: y resolves, any other key keeps it open · {}",
-                        incident.title
-                    ),
-                    command: Command::Resolve(id),
-                    cancelled: format!("{label} left {}", incident.status.name()),
-                };
-                None
-            }
-            Action::Export => Some(Command::Export(id)),
-            _ => None,
-        }
-    }
-
-    /// Approve or deny the Runbooks pane's selected plan; the kill switch from any pane.
-    fn automation_action(&mut self, action: Action) -> Option<Command> {
-        if self.automation.is_none() {
-            self.say(NO_EXECUTOR);
-            return None;
-        }
-        if action == Action::KillSwitch {
-            return Some(Command::ToggleKill);
-        }
-        if self.pane != PaneId::Runbooks {
-            let pending = self.automation.as_ref().map_or(0, |a| a.pending.len());
-            self.say(format!(
-                "{}: only in the Runbooks pane (:runbooks), where the plan shows · {}",
-                action.describe(),
-                pending_text(pending)
-            ));
-            return None;
-        }
-        let Some(p) = self.panes.runbooks.selected_approval() else {
-            self.say("no approval is pending");
-            return None;
-        };
-        Some(Command::Decide {
-            id: p.id,
-            approve: action == Action::Approve,
-        })
-    }
-
-    /// A person's action on the selected node, endpoint, workload or pod, first phase: ask for the guard's
-    /// plan; the popup that shows it asks for y.
-    fn manual_action(&mut self, action: Action) -> Option<Command> {
-        if !self.may_act() {
-            return None;
-        }
-        let target = {
-            let ctx = ViewCtx {
-                snapshot: &self.snapshot,
-                theme: &self.theme,
-                now: self.now(),
-                cluster: self.cluster.as_deref(),
-                namespace: self.namespace.as_deref(),
-                cost: self.snapshot.cost.as_deref(),
-            };
-            match (action, self.pane) {
-                (Action::Rollback, PaneId::Endpoints) => self.rollback_target(&ctx),
-                (Action::Rollback, PaneId::Workloads) => {
-                    workload_rollback(self.panes.workloads.selected_workload(&ctx))
-                }
-                (Action::RollbackModel, PaneId::Endpoints) => self.model_rollback_target(&ctx),
-                (Action::RollbackModel, _) => Err(
-                    "rollback model: select an endpoint (:endpoints) whose registered model is known".to_string(),
-                ),
-                (Action::Rollback, _) => Err(
-                    "rollback: select an endpoint (:endpoints) or a Deployment or InferenceService (:workloads)".to_string(),
-                ),
-                (Action::RestartRollout, PaneId::Workloads) => {
-                    workload_restart(self.panes.workloads.selected_workload(&ctx))
-                }
-                (Action::RestartRollout, _) => Err(
-                    "restart: select a Deployment in the Workloads pane (:workloads)".to_string(),
-                ),
-                (Action::DeletePod, PaneId::Pods) => self
-                    .panes
-                    .pods
-                    .selected_pod(&ctx)
-                    .map(|(cluster, namespace, name)| {
-                        (cluster, Mutation::DeletePod { namespace, name })
-                    })
-                    .ok_or_else(|| "delete: no pod selected".to_string()),
-                (Action::DeletePod, _) => {
-                    Err("delete: select a pod in the Pods pane (:pods)".to_string())
-                }
-                (_, PaneId::Nodes | PaneId::Gpus) => {
-                    node_target(self.panes.get(self.pane).selected_node(&ctx), action)
-                }
-                _ => Err(format!(
-                    "{}: select a node in the Nodes (:nodes) or GPUs (:gpus) pane",
-                    verb(action)
-                )),
-            }
-        };
-        match target {
-            Ok((cluster, intent)) => self.ask_plan(cluster, intent),
-            Err(why) => {
-                self.say(why);
-                None
-            }
-        }
-    }
-
-    /// Asks the executor for the guard's plan of `intent`; its answer opens the confirmation.
-    fn ask_plan(&mut self, cluster: String, intent: Mutation) -> Option<Command> {
-        self.say(format!(
-            "asking the guard for the plan to {} {} in {cluster}…",
-            intent.verb(),
-            intent.target()
-        ));
-        self.awaiting_plan = Some((cluster.clone(), intent.clone()));
-        Some(Command::Preview { cluster, intent })
-    }
-
-    /// Whether a person's action may be asked for at all; says why not.
-    fn may_act(&mut self) -> bool {
-        match &self.automation {
-            None => {
-                self.say(NO_EXECUTOR);
-                false
-            }
-            Some(a) if a.read_only => {
-                self.say("read-only: actions are disabled (fleetdeck was started with --read-only or [runbooks] read_only)");
-                false
-            }
-            Some(_) => true,
-        }
-    }
-
-    /// Scale, first step: the selected Deployment, then its replica count on the input line.
-    fn scale_prompt(&mut self) -> Option<Command> {
-        if !self.may_act() {
-            return None;
-        }
-        let selected = {
-            let ctx = ViewCtx {
-                snapshot: &self.snapshot,
-                theme: &self.theme,
-                now: self.now(),
-                cluster: self.cluster.as_deref(),
-                namespace: self.namespace.as_deref(),
-                cost: self.snapshot.cost.as_deref(),
-            };
-            (self.pane == PaneId::Workloads)
-                .then(|| self.panes.workloads.selected_workload(&ctx))
-                .flatten()
-        };
-        let Some((cluster, kind, namespace, name)) = selected else {
-            self.say("scale: select a Deployment in the Workloads pane (:workloads)");
-            return None;
-        };
-        if kind != "deploy" {
-            self.say(format!(
-                "scale: {namespace}/{name} is not a Deployment; fleetdeck scales a Deployment"
-            ));
-            return None;
-        }
-        let current = self
-            .snapshot
-            .clusters
-            .iter()
-            .find(|c| c.name == cluster)
-            .and_then(|c| {
-                c.deployments
-                    .iter()
-                    .find(|d| d.namespace == namespace && d.name == name)
-            })
-            .map(|d| d.replicas);
-        self.mode = Mode::Replicas {
-            cluster,
-            namespace,
-            name,
-            current,
-            text: String::new(),
-        };
-        None
-    }
-
-    /// Scale, second step: the typed count becomes a `Mutation::Scale` (a negative or
-    /// non-numeric one is refused here, naming it) and the guard's plan is asked for.
-    fn scale_to(
-        &mut self,
-        cluster: String,
-        namespace: &str,
-        name: &str,
-        text: &str,
-    ) -> Option<Command> {
-        let Ok(replicas) = text.parse::<i64>() else {
-            self.say(format!(
-                "scale deployment/{namespace}/{name} refused: {text:?} is not a number of replicas"
-            ));
-            return None;
-        };
-        match Mutation::scale(namespace, name, replicas) {
-            Ok(intent) => self.ask_plan(cluster, intent),
-            Err(e) => {
-                self.say(format!("scale refused: {e}"));
-                None
-            }
-        }
-    }
-
-    /// The selected endpoint's registered model, as a rollback of its serving alias; in the
-    /// serving object's cluster (else the one in scope, else the first).
-    fn model_rollback_target(&self, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
-        let name = self
-            .panes
-            .endpoints
-            .selected_endpoint(ctx)
-            .ok_or("rollback model: no endpoint selected")?;
-        let intent = Mutation::rollback_model(&self.snapshot, &name, None, "cockpit").map_err(
-            |e| match e {
-                crate::actions::ActionError::InvalidInput { why, .. } => {
-                    format!("rollback model: {why}")
-                }
-                other => format!("rollback model: {other}"),
-            },
-        )?;
-        let cluster = intent
-            .cluster()
-            .map(str::to_string)
-            .or_else(|| self.cluster.clone())
-            .or_else(|| self.snapshot.clusters.first().map(|c| c.name.clone()))
-            .unwrap_or_default();
-        Ok((cluster, intent))
-    }
-
-    /// The selected endpoint's serving object, as a rollback.
-    fn rollback_target(&self, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
-        let name = self
-            .panes
-            .endpoints
-            .selected_endpoint(ctx)
-            .ok_or("rollback: no endpoint selected")?;
-        let serving = self
-            .snapshot
-            .endpoints
-            .iter()
-            .find(|e| e.name == name)
-            .and_then(|e| e.serving.clone())
-            .ok_or_else(|| {
-                format!("rollback: endpoint {name} names no serving object ([[endpoints]] serving in fleetdeck.toml)")
-            })?;
-        let intent = match serving.kind.as_str() {
-            "Deployment" => Mutation::Rollback {
-                namespace: serving.namespace,
-                name: serving.name,
-                revision: None,
-            },
-            "InferenceService" => Mutation::RollbackInferenceService {
-                namespace: serving.namespace,
-                name: serving.name,
-            },
-            other => {
-                return Err(format!(
-                    "rollback: endpoint {name} is served by a {other}; fleetdeck rolls back a Deployment or an InferenceService"
-                ));
-            }
-        };
-        Ok((serving.cluster, intent))
-    }
 }
 
 #[cfg(test)]
@@ -1162,6 +648,7 @@ mod tests {
     use super::super::nodes::fixtures;
     use super::super::runbooks::fixtures::{automation, drain_blast};
     use super::*;
+    use crate::actions::DrainRequest;
 
     fn app() -> App {
         let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
@@ -1196,6 +683,13 @@ mod tests {
                 insta::assert_snapshot!($name, $text);
             });
         };
+    }
+
+    #[test]
+    fn every_pane_id_is_registered_once_in_tab_order() {
+        let panes = Panes::new(&Keymap::default());
+        let ids: Vec<PaneId> = panes.registered.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, PaneId::ALL.to_vec());
     }
 
     #[test]

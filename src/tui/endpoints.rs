@@ -10,10 +10,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, Wrap};
 
 use super::format::compact_age;
+use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::theme::{Role, Theme};
 use super::widgets::titled_block;
+use crate::actions::Mutation;
 use crate::model::endpoint::{
     BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloBurn, SloKind,
 };
@@ -721,6 +723,72 @@ impl Pane for EndpointsPane {
     fn set_filter(&mut self, filter: &str) {
         EndpointsPane::set_filter(self, filter);
     }
+
+    /// `r` rolls back the endpoint's serving object, `M` its registered model.
+    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+        let target = match action {
+            Action::Rollback => self
+                .selected_endpoint(ctx)
+                .ok_or_else(|| "rollback: no endpoint selected".to_string())
+                .and_then(|name| rollback_target(&name, ctx)),
+            Action::RollbackModel => self
+                .selected_endpoint(ctx)
+                .ok_or_else(|| "rollback model: no endpoint selected".to_string())
+                .and_then(|name| model_rollback_target(&name, ctx)),
+            _ => return None,
+        };
+        Some(target.map(|(cluster, mutation)| Intent::Mutate { cluster, mutation }))
+    }
+}
+
+/// The endpoint's registered model, as a rollback of its serving alias; in the serving
+/// object's cluster (else the one in scope, else the first).
+fn model_rollback_target(name: &str, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
+    let intent =
+        Mutation::rollback_model(ctx.snapshot, name, None, "cockpit").map_err(|e| match e {
+            crate::actions::ActionError::InvalidInput { why, .. } => {
+                format!("rollback model: {why}")
+            }
+            other => format!("rollback model: {other}"),
+        })?;
+    let cluster = intent
+        .cluster()
+        .map(str::to_string)
+        .or_else(|| ctx.cluster.map(str::to_string))
+        .or_else(|| ctx.snapshot.clusters.first().map(|c| c.name.clone()))
+        .unwrap_or_default();
+    Ok((cluster, intent))
+}
+
+/// The endpoint's serving object, as a rollback: a Deployment to its previous revision, an
+/// InferenceService's canary traffic back to 0.
+fn rollback_target(name: &str, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
+    let serving = ctx
+        .snapshot
+        .endpoints
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.serving.clone())
+        .ok_or_else(|| {
+            format!("rollback: endpoint {name} names no serving object ([[endpoints]] serving in fleetdeck.toml)")
+        })?;
+    let intent = match serving.kind.as_str() {
+        "Deployment" => Mutation::Rollback {
+            namespace: serving.namespace,
+            name: serving.name,
+            revision: None,
+        },
+        "InferenceService" => Mutation::RollbackInferenceService {
+            namespace: serving.namespace,
+            name: serving.name,
+        },
+        other => {
+            return Err(format!(
+                "rollback: endpoint {name} is served by a {other}; fleetdeck rolls back a Deployment or an InferenceService"
+            ));
+        }
+    };
+    Ok((serving.cluster, intent))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Sparkline};
 
 use super::format::{human_duration, same_host, table_title, write_memory_gib};
+use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
@@ -831,8 +832,8 @@ impl Pane for GpusPane {
         GpusPane::set_filter(self, filter);
     }
 
-    fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
-        GpusPane::selected_node(self, ctx)
+    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+        super::intent::node_intent(GpusPane::selected_node(self, ctx), action)
     }
 }
 

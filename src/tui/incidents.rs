@@ -13,6 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::format::{compact_age, severity_label};
+use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::signal_groups::incident_title_now;
@@ -543,6 +544,33 @@ impl Pane for IncidentsPane {
 
     fn set_incidents(&mut self, incidents: Arc<Vec<Incident>>, ctx: &ViewCtx) {
         IncidentsPane::set_incidents(self, incidents, ctx);
+    }
+
+    fn set_timeline(&mut self, incident: u64, entries: Vec<Entry>) {
+        IncidentsPane::set_timeline(self, incident, entries);
+    }
+
+    fn take_timeline_request(&mut self) -> Option<u64> {
+        IncidentsPane::take_request(self)
+    }
+
+    /// Note, acknowledge, resolve or export the selected incident.
+    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+        let incident = || {
+            self.selected(ctx)
+                .map(|i| i.id)
+                .ok_or_else(|| "no incident selected".to_string())
+        };
+        Some(match action {
+            Action::Note => incident().map(|incident| Intent::Note {
+                incident,
+                text: String::new(),
+            }),
+            Action::Acknowledge => incident().map(|incident| Intent::Acknowledge { incident }),
+            Action::Resolve => incident().map(|incident| Intent::Resolve { incident }),
+            Action::Export => incident().map(|incident| Intent::Export { incident }),
+            _ => return None,
+        })
     }
 }
 

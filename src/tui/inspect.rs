@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use tokio::sync::mpsc;
 
-use super::app::{App, Command, Reply};
+use super::app::{Command, Reply};
 use crate::sources::logs::{LogStream, fetch_object};
 
 pub struct InspectLink {
@@ -51,19 +51,20 @@ impl InspectLink {
         })
     }
 
-    /// Performs a logs or YAML view's command. Starting a stream needs the app (it keeps the
-    /// handle); the rest answers through the replies.
-    pub fn perform(&self, command: Command, app: &mut App) {
+    /// Performs a logs or YAML view's command, keeping `log_lines` of a stream. Answers what
+    /// the loop applies to the app at once (a started stream, or why none could start); later
+    /// answers come through the replies. The link never holds the app.
+    pub fn perform(&self, command: Command, log_lines: usize) -> Option<Reply> {
         match command {
-            Command::OpenLogs(request) => match self.client(&request.target.cluster) {
-                Ok(client) => app.attach_logs(LogStream::spawn(
+            Command::OpenLogs(request) => Some(match self.client(&request.target.cluster) {
+                Ok(client) => Reply::Logs(LogStream::spawn(
                     client,
                     request,
-                    app.log_lines(),
+                    log_lines,
                     self.wake.clone(),
                 )),
-                Err(why) => app.inspect_failed(why),
-            },
+                Err(why) => Reply::InspectFailed(why),
+            }),
             Command::FetchObject(object) => match self.client(&object.cluster) {
                 Ok(client) => {
                     let replies = self.replies.clone();
@@ -71,8 +72,9 @@ impl InspectLink {
                         let result = fetch_object(client, &object).await;
                         let _ = replies.send(Reply::Object(object, result)).await;
                     });
+                    None
                 }
-                Err(why) => app.inspect_failed(why),
+                Err(why) => Some(Reply::InspectFailed(why)),
             },
             Command::SaveLogs { file, text } => {
                 let replies = self.replies.clone();
@@ -84,8 +86,9 @@ impl InspectLink {
                     };
                     let _ = replies.send(Reply::Say(message)).await;
                 });
+                None
             }
-            _ => {}
+            _ => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The keymap: one `Action` per thing a key can do, k9s and vim habits by default, user
 //! overrides from `[keys]` in fleetdeck.toml (an action's list replaces its defaults), and the
-//! help text generated from the bindings. Imports nothing but crossterm's key types.
+//! help text generated from the bindings. Imports nothing but crossterm's key types (and serde,
+//! so a `PaneId` can travel in an intent).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,7 +9,10 @@ use std::fmt;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// Panes of the cockpit, in tab order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum PaneId {
     Overview,
     Nodes,

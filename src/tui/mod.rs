@@ -19,6 +19,7 @@ pub mod format;
 pub mod gpus;
 pub mod incidents;
 pub mod inspect;
+pub mod intent;
 pub mod keymap;
 pub mod logs;
 pub mod nodes;

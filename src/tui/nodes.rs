@@ -17,6 +17,7 @@ use super::format::{
     format_holder, format_memory_gib, format_optional, human_duration, same_host, severity_text,
     short_name, table_title,
 };
+use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
@@ -658,8 +659,8 @@ impl Pane for NodesPane {
         NodesPane::set_filter(self, filter);
     }
 
-    fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
-        NodesPane::selected_node(self, ctx)
+    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+        super::intent::node_intent(NodesPane::selected_node(self, ctx), action)
     }
 }
 

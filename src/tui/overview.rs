@@ -751,6 +751,10 @@ impl OverviewPane {
 }
 
 impl Pane for OverviewPane {
+    fn set_noise(&mut self, noise: Option<NoiseRate>) {
+        OverviewPane::set_noise(self, noise);
+    }
+
     fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
         OverviewPane::draw(self, frame, area, ctx);
     }

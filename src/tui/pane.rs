@@ -9,11 +9,13 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
+use super::intent::Intent;
 use super::keymap::{Action, PaneId};
+use super::noise::NoiseRate;
 use super::theme::Theme;
 use crate::model::Snapshot;
 use crate::model::cost::CostReport;
-use crate::model::incident::Incident;
+use crate::model::incident::{Entry, Incident};
 use crate::runbook::approvals::PendingApproval;
 use crate::runbook::executor::{Executor, RunRecord};
 use crate::runbook::{Mode, RunbookMeta};
@@ -31,8 +33,11 @@ pub trait Pane {
     /// The `/` filter; panes without one ignore it.
     fn set_filter(&mut self, _filter: &str) {}
 
-    /// The node a cordon, uncordon or drain from this pane applies to, as (cluster, node).
-    fn selected_node(&self, _ctx: &ViewCtx) -> Option<(String, String)> {
+    /// What the person wants from `action` on this pane's selection, for the app's router to
+    /// perform: a `Mutation` to plan, a view to open, an approval to decide… `Some(Err(why))`
+    /// when the pane has the action but nothing it applies to; `None` when the pane has no
+    /// such action (the router then says which pane has).
+    fn intent(&self, _action: Action, _ctx: &ViewCtx) -> Option<Result<Intent, String>> {
         None
     }
 
@@ -47,6 +52,17 @@ pub trait Pane {
 
     /// The executor's runbooks, runs and approvals as the loop last read them.
     fn set_automation(&mut self, _automation: Option<Arc<AutomationView>>) {}
+
+    /// The pipeline's noise over the last hour, as the app last sampled it.
+    fn set_noise(&mut self, _noise: Option<NoiseRate>) {}
+
+    /// An incident's timeline, the store's answer to the pane's `take_timeline_request`.
+    fn set_timeline(&mut self, _incident: u64, _entries: Vec<Entry>) {}
+
+    /// The incident whose timeline the pane wants read (once; `None` when it wants none).
+    fn take_timeline_request(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// Everything a pane may read while drawing.

@@ -16,6 +16,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
 
 use super::format::{human_duration, same_host, sorted_header, table_title};
+use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx};
 use super::selector::LabelSelector;
@@ -763,6 +764,28 @@ impl Pane for PodsPane {
 
     fn set_filter(&mut self, filter: &str) {
         PodsPane::set_filter(self, filter);
+    }
+
+    /// Ctrl-k deletes the selected pod; `l` and `Y` open its logs and YAML.
+    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+        let selected = self.selected_pod(ctx);
+        if action == Action::DeletePod {
+            return Some(
+                selected
+                    .map(|(cluster, namespace, name)| Intent::Mutate {
+                        cluster,
+                        mutation: crate::actions::Mutation::DeletePod { namespace, name },
+                    })
+                    .ok_or_else(|| "delete: no pod selected".to_string()),
+            );
+        }
+        let subject = selected.map(|(cluster, namespace, pod)| crate::model::signal::Subject {
+            cluster,
+            namespace: Some(namespace),
+            object: Some(format!("pod/{pod}")),
+            ..Default::default()
+        });
+        super::intent::inspect_intent(subject, action)
     }
 }
 

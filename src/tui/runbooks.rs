@@ -13,6 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use super::format::{compact_age, pending_text};
+use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
@@ -636,6 +637,21 @@ impl Pane for RunbooksPane {
 
     fn set_automation(&mut self, automation: Option<Arc<AutomationView>>) {
         RunbooksPane::set_automation(self, automation);
+    }
+
+    /// `y` and `N` decide the selected pending approval.
+    fn intent(&self, action: Action, _ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+        if !matches!(action, Action::Approve | Action::Deny) {
+            return None;
+        }
+        Some(
+            self.selected_approval()
+                .map(|p| Intent::Decide {
+                    approval: p.id,
+                    approve: action == Action::Approve,
+                })
+                .ok_or_else(|| "no approval is pending".to_string()),
+        )
     }
 }
 

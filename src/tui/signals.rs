@@ -12,6 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::format::{compact_age, severity_label};
+use super::intent::Intent;
 use super::keymap::{Action, PaneId};
 use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::signal_groups::{SignalGroup, group_key, group_keys, group_signals};
@@ -472,6 +473,11 @@ impl Pane for SignalsPane {
 
     fn set_filter(&mut self, filter: &str) {
         SignalsPane::set_filter(self, filter);
+    }
+
+    /// `l` and `Y` open the logs and YAML of the selected signal's subject.
+    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+        super::intent::inspect_intent(self.selected_subject(ctx), action)
     }
 
     fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {

@@ -14,10 +14,12 @@ use ratatui::style::Style;
 use ratatui::text::Line;
 
 use super::format::table_title;
+use super::intent::Intent;
 use super::keymap::{Action, PaneId};
 use super::pane::{Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
+use crate::actions::Mutation;
 use crate::model::{
     DeploymentModel, GangJob, InferenceServiceModel, RolloutState, WorkloadCounts, WorkloadKind,
     WorkloadModel, WorkloadState,
@@ -466,6 +468,67 @@ impl Pane for WorkloadsPane {
         let row = rows.get(self.view.selected)?;
         Some((PaneId::Pods, row.workload.pods_filter(row.cluster)))
     }
+
+    /// Rollback, restart and scale of the selected workload.
+    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+        let selected = self.selected_workload(ctx);
+        Some(match action {
+            Action::Rollback => workload_rollback(selected),
+            Action::RestartRollout => workload_restart(selected),
+            Action::Scale => workload_scale(selected),
+            _ => return None,
+        })
+    }
+}
+
+/// The selected workload as the target of a rollback: a Deployment to its previous revision
+/// (`kubectl rollout undo`), an InferenceService's canary traffic back to 0.
+fn workload_rollback(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
+    let (cluster, kind, namespace, name) = selected.ok_or("rollback: no workload selected")?;
+    let mutation = match kind.as_str() {
+        "deploy" => Mutation::Rollback {
+            namespace,
+            name,
+            revision: None,
+        },
+        "isvc" => Mutation::RollbackInferenceService { namespace, name },
+        _ => {
+            return Err(format!(
+                "rollback: {namespace}/{name} is a training gang; fleetdeck rolls back a Deployment or an InferenceService"
+            ));
+        }
+    };
+    Ok(Intent::Mutate { cluster, mutation })
+}
+
+/// The selected workload as the target of a `rollout restart`: only a Deployment.
+fn workload_restart(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
+    let (cluster, kind, namespace, name) = selected.ok_or("restart: no workload selected")?;
+    if kind != "deploy" {
+        return Err(format!(
+            "restart: {namespace}/{name} is not a Deployment; fleetdeck restarts a Deployment's rollout"
+        ));
+    }
+    Ok(Intent::Mutate {
+        cluster,
+        mutation: Mutation::RestartRollout { namespace, name },
+    })
+}
+
+/// Scale, first step: the selected Deployment, whose count the person types next.
+fn workload_scale(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
+    let (cluster, kind, namespace, name) =
+        selected.ok_or("scale: select a Deployment in the Workloads pane (:workloads)")?;
+    if kind != "deploy" {
+        return Err(format!(
+            "scale: {namespace}/{name} is not a Deployment; fleetdeck scales a Deployment"
+        ));
+    }
+    Ok(Intent::AskReplicas {
+        cluster,
+        namespace,
+        name,
+    })
 }
 
 #[cfg(test)]

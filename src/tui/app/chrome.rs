@@ -13,7 +13,6 @@ use crate::model::SyncState;
 use crate::model::incident::{Incident, incident_label};
 use crate::tui::format::{compact_age, compact_age_secs, pending_text, severity_label};
 use crate::tui::keymap::PaneId;
-use crate::tui::pane::ViewCtx;
 use crate::tui::signal_groups::{SignalGroup, group_signals, worst_first};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{kill_style, plan_step_lines, severity_role, status_role};
@@ -422,14 +421,7 @@ impl App {
             main
         };
         let snapshot = self.snapshot.clone();
-        let ctx = ViewCtx {
-            snapshot: &snapshot,
-            theme: &t,
-            now: self.now(),
-            cluster: self.cluster.as_deref(),
-            namespace: self.namespace.as_deref(),
-            cost: snapshot.cost.as_deref(),
-        };
+        let now = self.now();
         match &mut self.inspect {
             None if wall => {
                 let incidents = self.incidents.clone();
@@ -449,14 +441,14 @@ impl App {
                     snapshot: &snapshot,
                     incidents: &incidents,
                     theme: &t,
-                    now: ctx.now,
+                    now,
                     alerts,
                 };
                 self.wall.draw(frame, main, &ctx);
             }
             Some(super::Inspect::Logs(v)) => v.draw(frame, main, &t),
             Some(super::Inspect::Yaml(v)) => v.draw(frame, main, &t),
-            None => self.panes.get_mut(self.pane).draw(frame, main, &ctx),
+            None => self.with_panes(|panes, id, ctx| panes.get_mut(id).draw(frame, main, ctx)),
         }
 
         // Bottom: the input line while typing, else a message, else the sources' status.

@@ -126,7 +126,10 @@ async fn event_loop(
                         Some(Command::Scenario(name)) => {
                             scenario(effects, name, done_tx.clone(), app);
                         }
-                        Some(c) if c.is_inspect() => inspect.perform(c, app),
+                        Some(c) if c.is_inspect() => {
+                            let replies = inspect.perform(c, app.log_lines());
+                            deliver(app, &mut rca, replies);
+                        }
                         Some(c) if c.is_automation() => {
                             let replies = automation.perform(c, app.snapshot());
                             deliver(app, &mut rca, replies);

@@ -251,30 +251,29 @@ impl App {
                     self.cycle(action == Action::NextPane);
                 }
             }
-            Action::Note | Action::Acknowledge | Action::Resolve | Action::Export => {
-                return self.incident_action(action);
-            }
-            Action::Approve | Action::Deny | Action::KillSwitch => {
-                return self.automation_action(action);
-            }
-            Action::Cordon
+            Action::Note
+            | Action::Acknowledge
+            | Action::Resolve
+            | Action::Export
+            | Action::Approve
+            | Action::Deny
+            | Action::KillSwitch
+            | Action::Cordon
             | Action::Uncordon
             | Action::Drain
             | Action::Rollback
             | Action::RollbackModel
             | Action::RestartRollout
-            | Action::DeletePod => {
-                return self.manual_action(action);
-            }
-            Action::Scale => return self.scale_prompt(),
-            Action::Logs | Action::Yaml => return self.inspect_action(action),
+            | Action::DeletePod
+            | Action::Scale
+            | Action::Logs
+            | Action::Yaml => return self.request(action),
             other => {
                 self.pane_action(other);
             }
         }
         self.panes
-            .incidents
-            .take_request()
+            .take_timeline_request()
             .map(Command::LoadTimeline)
     }
 
