@@ -186,3 +186,58 @@ fn only_the_engine_sets_up_the_executor_guard_and_notifier() {
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
+
+/// What only the router's links may name: the executor that performs `Mutation`s and the guard
+/// that clears them. A pane answers an intent; it never acts.
+const ACTING: [&str; 5] = [
+    "Executor",
+    "runbook::guard",
+    ".guard()",
+    "Clearance",
+    "runbook::executor::Executor",
+];
+
+/// The pane files: every file that implements `Pane`, the trait's own and the intents'.
+fn pane_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src/tui"), &mut files);
+    files
+        .into_iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            text.contains("impl Pane for")
+                || f.ends_with("src/tui/pane.rs")
+                || f.ends_with("src/tui/intent.rs")
+        })
+        .collect()
+}
+
+#[test]
+fn panes_never_touch_the_executor_or_the_guard() {
+    let files = pane_files();
+    assert!(
+        files.len() >= 11,
+        "the pane files were not found: {files:?}"
+    );
+    let mut broken = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for (n, line) in text.lines().enumerate() {
+            let code = match line.find("//") {
+                Some(i) if !line[..i].contains('"') => &line[..i],
+                _ => line,
+            };
+            for name in ACTING {
+                if code.contains(name) {
+                    broken.push(format!(
+                        "{}:{}: a pane names {name}; return an Intent and let tui::app::router perform it",
+                        file.strip_prefix(ROOT).unwrap_or(&file).display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

@@ -39,6 +39,21 @@ pub fn local_user_name() -> String {
     }
 }
 
+/// The executor's runbooks, runs and approvals, copied for the panes (which never hold it).
+fn view_of(executor: &Executor) -> AutomationView {
+    let guard = executor.guard();
+    let mut runs = executor.runs();
+    runs.reverse();
+    AutomationView {
+        mode: executor.mode(),
+        read_only: guard.read_only,
+        kill: guard.killed(),
+        runbooks: executor.runbooks().iter().map(|r| r.meta.clone()).collect(),
+        runs,
+        pending: executor.pending_approvals(),
+    }
+}
+
 /// Why the keys that need the executor do nothing without one.
 pub const NO_EXECUTOR: &str =
     "no runbook executor in this cockpit: approvals, the kill switch and manual actions are off";
@@ -72,7 +87,7 @@ impl AutomationLink {
 
     /// The executor's runbooks, runs and approvals, copied for the app.
     pub fn refresh(&self) -> Reply {
-        Reply::Automation(self.executor.as_ref().map(AutomationView::of))
+        Reply::Automation(self.executor.as_ref().map(view_of))
     }
 
     fn spawn(&mut self, work: impl FnOnce() -> AutomationReply + Send + 'static) {

@@ -17,7 +17,7 @@ use crate::model::Snapshot;
 use crate::model::cost::CostReport;
 use crate::model::incident::{Entry, Incident};
 use crate::runbook::approvals::PendingApproval;
-use crate::runbook::executor::{Executor, RunRecord};
+use crate::runbook::executor::RunRecord;
 use crate::runbook::{Mode, RunbookMeta};
 
 /// A pane of the cockpit: it draws the snapshot it is given and keeps only its own view state
@@ -101,8 +101,8 @@ pub fn in_scope(inc: &Incident, cluster: Option<&str>) -> bool {
     inc.subject.cluster.is_empty() || cluster.is_none_or(|c| inc.subject.cluster == c)
 }
 
-/// What the executor holds, copied for drawing: read by the loop every second and after each
-/// decision, never while drawing.
+/// What the executor holds, copied for drawing (by `automation::view_of`): read by the loop
+/// every second and after each decision, never while drawing. Panes see the executor only so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutomationView {
     /// The global mode (`--mode`, else `[runbooks] mode`).
@@ -115,22 +115,6 @@ pub struct AutomationView {
     pub runs: Vec<RunRecord>,
     /// Oldest first, as they were requested.
     pub pending: Vec<PendingApproval>,
-}
-
-impl AutomationView {
-    pub fn of(executor: &Executor) -> Self {
-        let guard = executor.guard();
-        let mut runs = executor.runs();
-        runs.reverse();
-        Self {
-            mode: executor.mode(),
-            read_only: guard.read_only,
-            kill: guard.killed(),
-            runbooks: executor.runbooks().iter().map(|r| r.meta.clone()).collect(),
-            runs,
-            pending: executor.pending_approvals(),
-        }
-    }
 }
 
 /// Selection, scroll, filter and sort of a table pane.
