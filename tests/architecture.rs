@@ -241,3 +241,34 @@ fn panes_never_touch_the_executor_or_the_guard() {
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
+
+/// The most lines a source file may hold above its tests: past it a file owns more than one
+/// thing, and is split by what its pieces own (issue 25).
+const MAX_LINES_ABOVE_TESTS: usize = 1_500;
+
+#[test]
+fn no_source_file_has_more_than_1500_lines_above_its_tests() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    assert!(files.len() > 100, "the source files were not found: {files:?}");
+    let mut offenders = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let lines = above_tests(&text).lines().count();
+        if lines > MAX_LINES_ABOVE_TESTS {
+            offenders.push(format!(
+                "{}: {lines} lines above its tests (at most {MAX_LINES_ABOVE_TESTS}); split it by what its pieces own",
+                file.strip_prefix(ROOT).unwrap_or(&file).display()
+            ));
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}
+
+#[test]
+fn the_line_count_stops_at_the_test_module() {
+    let src = "//! a\nfn f() {}\n\n#[cfg(test)]\nmod tests {\n    fn g() {}\n}\n";
+    assert_eq!(above_tests(src).lines().count(), 3);
+    assert_eq!(above_tests("fn f() {}\n").lines().count(), 1);
+}
