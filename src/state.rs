@@ -857,6 +857,14 @@ mod tests {
         }])
     }
 
+    /// The one cluster a published fleet is made of.
+    fn one_cluster() -> Vec<ClusterInfo> {
+        vec![ClusterInfo {
+            name: "a".into(),
+            server: String::new(),
+        }]
+    }
+
     fn kube(event: KubeEvent) -> Update {
         Update::Kube { cluster: 0, event }
     }
@@ -975,13 +983,7 @@ mod tests {
     #[tokio::test]
     async fn deferred_pod_rows_are_published_without_another_update() {
         let (tx, rx) = mpsc::channel(16);
-        let mut out = spawn(
-            vec![ClusterInfo {
-                name: "a".into(),
-                server: String::new(),
-            }],
-            rx,
-        );
+        let mut out = spawn(one_cluster(), rx);
         for name in ["p1", "p2"] {
             tx.send(kube(KubeEvent::Apply(Record::Pod(pod(
                 "ml",
@@ -1018,13 +1020,7 @@ mod tests {
     #[tokio::test]
     async fn published_snapshots_carry_the_latest_change() {
         let (tx, rx) = mpsc::channel(16);
-        let mut out = spawn(
-            vec![ClusterInfo {
-                name: "a".into(),
-                server: String::new(),
-            }],
-            rx,
-        );
+        let mut out = spawn(one_cluster(), rx);
         tx.send(kube(KubeEvent::Apply(Record::Node(node("n9")))))
             .await
             .unwrap();

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ActionContext, ActionError};
-use crate::model::incident::ApiOutcome;
+use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
+use crate::model::incident::{ApiOutcome, FieldChange};
 
 /// Where an object lives: its collection's path and its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,17 +276,27 @@ impl ActionContext {
             what: format!("request {described}"),
             why: e.to_string(),
         })?;
+        self.exchange(&described, req).await
+    }
+
+    /// Sends a built request and reads the whole answer, whatever its status; `described`
+    /// names the request in a transport error.
+    async fn exchange(
+        &self,
+        described: &str,
+        req: hyper::Request<Vec<u8>>,
+    ) -> Result<Answer, ActionError> {
         let res = self
             .client
             .send(req.map(kube::client::Body::from))
             .await
-            .map_err(|e| self.transport(described.clone(), e))?;
+            .map_err(|e| self.transport(described.to_string(), e))?;
         let status = res.status().as_u16();
         let body = res
             .into_body()
             .collect_bytes()
             .await
-            .map_err(|e| self.transport(described, e))?;
+            .map_err(|e| self.transport(described.to_string(), e))?;
         Ok(Answer {
             status,
             body: body.to_vec(),
@@ -373,24 +383,8 @@ impl ActionContext {
                     what: format!("request {described}"),
                     why: e.to_string(),
                 })?;
-            let res = self
-                .client
-                .send(req.map(kube::client::Body::from))
-                .await
-                .map_err(|e| self.transport(described.clone(), e))?;
-            let status = res.status().as_u16();
-            let body = res
-                .into_body()
-                .collect_bytes()
-                .await
-                .map_err(|e| self.transport(described.clone(), e))?;
-            let answer = self.expect_success(
-                described.clone(),
-                Answer {
-                    status,
-                    body: body.to_vec(),
-                },
-            )?;
+            let answer = self.exchange(&described, req).await?;
+            let answer = self.expect_success(described.clone(), answer)?;
             let page: ListPage<T> =
                 serde_json::from_slice(&answer.body).map_err(|source| ActionError::Decode {
                     cluster: self.cluster.clone(),
@@ -429,6 +423,56 @@ impl ActionContext {
             pdb: None,
         });
         Ok(answer)
+    }
+}
+
+/// The change of one field, as one request: what to send and how the report names it.
+pub(crate) struct FieldEdit<'a> {
+    pub path: &'a ObjectPath,
+    pub call: Call,
+    /// The field the report names (`spec.replicas`).
+    pub field: String,
+    /// Where the answer holds the field's new value (`/spec/replicas`).
+    pub pointer: String,
+    pub before: Option<Value>,
+    /// The step a refusal names (`scale deployment/ml/x`).
+    pub step: String,
+    /// The report's summary when the server refuses, and when the change is made.
+    pub refused: String,
+    pub done: String,
+}
+
+/// `key` as one token of a JSON pointer (RFC 6901): an annotation key's `/` is `~1`.
+pub(crate) fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+impl ActionContext {
+    /// Sends a one-field change and finishes `report` with it: failed with the server's
+    /// refusal, or done with the field's value before and after (as the answer has it).
+    pub(crate) async fn edit_field(
+        &self,
+        mut report: ActionReport,
+        edit: FieldEdit<'_>,
+    ) -> Result<ActionReport, ActionError> {
+        let answer = self
+            .mutate(edit.path, edit.call, &mut report.outcomes)
+            .await?;
+        if !answer.is_success() {
+            return Ok(report.finish(
+                ActionOutcome::Failed(format!("{}: {}", edit.step, answer.refusal())),
+                edit.refused,
+            ));
+        }
+        report.changes.push(FieldChange {
+            object: report.target.clone(),
+            field: edit.field,
+            before: edit.before,
+            after: answer
+                .json()
+                .and_then(|v| v.pointer(&edit.pointer).cloned()),
+        });
+        Ok(report.finish(ActionOutcome::Done, edit.done))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::api::{Answer, Call, ObjectPath, PatchBody};
+use super::api::{Answer, Call, FieldEdit, ObjectPath, PatchBody};
 use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
 use crate::model::incident::FieldChange;
 
@@ -29,7 +29,7 @@ async fn set_unschedulable(
         ("uncordon", "uncordoned")
     };
     let path = ObjectPath::node(node);
-    let mut report = ActionReport::new(ctx, action, format!("node/{node}"));
+    let report = ActionReport::new(ctx, action, format!("node/{node}"));
     let current: Value = ctx.read_existing(&path, &format!("node {node}")).await?;
     let before = current.pointer("/spec/unschedulable").cloned();
     if before.as_ref().and_then(Value::as_bool).unwrap_or(false) == desired {
@@ -43,26 +43,20 @@ async fn set_unschedulable(
     // (the field's removal) to uncordon, since the API drops a false boolean.
     let value = if desired { json!(true) } else { Value::Null };
     let body = json!({"spec": {"unschedulable": value}});
-    let answer = ctx
-        .mutate(
-            &path,
-            Call::Patch(PatchBody::Strategic(body)),
-            &mut report.outcomes,
-        )
-        .await?;
-    if !answer.is_success() {
-        return Ok(report.finish(
-            ActionOutcome::Failed(format!("{action} node {node}: {}", answer.refusal())),
-            format!("could not {action} node {node}"),
-        ));
-    }
-    report.changes.push(FieldChange {
-        object: format!("node/{node}"),
-        field: "spec.unschedulable".into(),
-        before,
-        after: field_after(&answer, "/spec/unschedulable"),
-    });
-    Ok(report.finish(ActionOutcome::Done, format!("node {node} {state}")))
+    ctx.edit_field(
+        report,
+        FieldEdit {
+            path: &path,
+            call: Call::Patch(PatchBody::Strategic(body)),
+            field: "spec.unschedulable".into(),
+            pointer: "/spec/unschedulable".into(),
+            before,
+            step: format!("{action} node {node}"),
+            refused: format!("could not {action} node {node}"),
+            done: format!("node {node} {state}"),
+        },
+    )
+    .await
 }
 
 fn field_after(answer: &Answer, pointer: &str) -> Option<Value> {

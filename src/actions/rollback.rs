@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Map, Value, json};
 
-use super::api::{Call, ObjectPath, PatchBody, collection_path};
+use super::api::{Call, FieldEdit, ObjectPath, PatchBody, collection_path};
 use super::workload::ObjectKind;
 use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
 use crate::model::incident::FieldChange;
@@ -323,7 +323,7 @@ pub async fn rollback_inference_service(
 ) -> Result<ActionReport, ActionError> {
     let path: ObjectPath = ObjectKind::InferenceService.path(Some(namespace), name)?;
     let object = ObjectKind::InferenceService.object(Some(namespace), name);
-    let mut report = ActionReport::new(ctx, "rollback", object.clone());
+    let report = ActionReport::new(ctx, "rollback", object.clone());
     let isvc: Value = ctx.read_existing(&path, &object).await?;
     let predictor = isvc
         .pointer("/status/components/predictor")
@@ -374,32 +374,20 @@ pub async fn rollback_inference_service(
         ));
     }
     let body = json!({"spec": {"predictor": {"canaryTrafficPercent": 0}}});
-    let answer = ctx
-        .mutate(
-            &path,
-            Call::Patch(PatchBody::Merge(body)),
-            &mut report.outcomes,
-        )
-        .await?;
-    if !answer.is_success() {
-        return Ok(report.finish(
-            ActionOutcome::Failed(format!("roll back {object}: {}", answer.refusal())),
-            format!("could not roll {object} back to {previous}"),
-        ));
-    }
-    let after_obj = answer.json().unwrap_or(Value::Null);
-    report.changes.push(FieldChange {
-        object: object.clone(),
-        field: "spec.predictor.canaryTrafficPercent".into(),
-        before,
-        after: after_obj
-            .pointer("/spec/predictor/canaryTrafficPercent")
-            .cloned(),
-    });
-    Ok(report.finish(
-        ActionOutcome::Done,
-        format!("{object}: canaryTrafficPercent 0, traffic back to previous revision {previous} (from {latest})"),
-    ))
+    ctx.edit_field(
+        report,
+        FieldEdit {
+            path: &path,
+            call: Call::Patch(PatchBody::Merge(body)),
+            field: "spec.predictor.canaryTrafficPercent".into(),
+            pointer: "/spec/predictor/canaryTrafficPercent".into(),
+            before,
+            step: format!("roll back {object}"),
+            refused: format!("could not roll {object} back to {previous}"),
+            done: format!("{object}: canaryTrafficPercent 0, traffic back to previous revision {previous} (from {latest})"),
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use kube::core::params::DeleteParams;
 use serde_json::{Value, json};
 
-use super::api::{Call, ObjectPath, PatchBody};
+use super::api::{Call, FieldEdit, ObjectPath, PatchBody, pointer_token};
 use super::{ActionContext, ActionError, ActionOutcome, ActionReport};
 use crate::model::incident::FieldChange;
 
@@ -117,7 +117,7 @@ pub async fn annotate(
     }
     let path = kind.path(namespace, name)?;
     let object = kind.object(namespace, name);
-    let mut report = ActionReport::new(ctx, "annotate", object.clone());
+    let report = ActionReport::new(ctx, "annotate", object.clone());
     let current: Value = ctx.read_existing(&path, &object).await?;
     let before = current
         .pointer("/metadata/annotations")
@@ -137,31 +137,20 @@ pub async fn annotate(
     // kubectl annotate (pkg/cmd/annotate/annotate.go) sends the JSON merge patch of the
     // object's metadata before and after; null removes the key.
     let body = json!({"metadata": {"annotations": {key: wanted.clone().unwrap_or(Value::Null)}}});
-    let answer = ctx
-        .mutate(
-            &path,
-            Call::Patch(PatchBody::Merge(body)),
-            &mut report.outcomes,
-        )
-        .await?;
-    if !answer.is_success() {
-        return Ok(report.finish(
-            ActionOutcome::Failed(format!("annotate {object}: {}", answer.refusal())),
-            format!("could not annotate {object} {shown}"),
-        ));
-    }
-    let after = answer.json().and_then(|v| {
-        v.pointer("/metadata/annotations")
-            .and_then(|a| a.get(key))
-            .cloned()
-    });
-    report.changes.push(FieldChange {
-        object: object.clone(),
-        field: format!("metadata.annotations.{key}"),
-        before,
-        after,
-    });
-    Ok(report.finish(ActionOutcome::Done, format!("{object} annotated {shown}")))
+    ctx.edit_field(
+        report,
+        FieldEdit {
+            path: &path,
+            call: Call::Patch(PatchBody::Merge(body)),
+            field: format!("metadata.annotations.{key}"),
+            pointer: format!("/metadata/annotations/{}", pointer_token(key)),
+            before,
+            step: format!("annotate {object}"),
+            refused: format!("could not annotate {object} {shown}"),
+            done: format!("{object} annotated {shown}"),
+        },
+    )
+    .await
 }
 
 /// The most replicas a scale may ask for: Kubernetes' published limit of pods in one cluster
@@ -198,7 +187,7 @@ pub async fn scale(
     }
     let path = kind.path(Some(namespace), name)?;
     let object = kind.object(Some(namespace), name);
-    let mut report = ActionReport::new(ctx, "scale", object.clone());
+    let report = ActionReport::new(ctx, "scale", object.clone());
     let current: Value = ctx
         .read_as(&path, Call::GetSub("scale"))
         .await?
@@ -214,33 +203,23 @@ pub async fn scale(
         ));
     }
     let body = json!({"spec": {"replicas": replicas}});
-    let answer = ctx
-        .mutate(
-            &path,
-            Call::PatchSub("scale", PatchBody::Merge(body)),
-            &mut report.outcomes,
-        )
-        .await?;
-    if !answer.is_success() {
-        return Ok(report.finish(
-            ActionOutcome::Failed(format!("scale {object}: {}", answer.refusal())),
-            format!("could not scale {object} to {replicas}"),
-        ));
-    }
-    let after = answer
-        .json()
-        .and_then(|v| v.pointer("/spec/replicas").cloned());
-    report.changes.push(FieldChange {
-        object: object.clone(),
-        field: "spec.replicas".into(),
-        before: before.clone(),
-        after,
-    });
-    let from = before.map_or_else(|| "?".to_string(), |b| b.to_string());
-    Ok(report.finish(
-        ActionOutcome::Done,
-        format!("{object} scaled from {from} to {replicas} replicas"),
-    ))
+    let from = before
+        .as_ref()
+        .map_or_else(|| "?".to_string(), |b| b.to_string());
+    ctx.edit_field(
+        report,
+        FieldEdit {
+            path: &path,
+            call: Call::PatchSub("scale", PatchBody::Merge(body)),
+            field: "spec.replicas".into(),
+            pointer: "/spec/replicas".into(),
+            before,
+            step: format!("scale {object}"),
+            refused: format!("could not scale {object} to {replicas}"),
+            done: format!("{object} scaled from {from} to {replicas} replicas"),
+        },
+    )
+    .await
 }
 
 /// Deletes a pod as `kubectl delete pod NAME -n NS`: one DELETE with the pod's own grace
@@ -310,7 +289,7 @@ pub async fn restart_rollout(
 ) -> Result<ActionReport, ActionError> {
     let path = ObjectKind::Deployment.path(Some(namespace), name)?;
     let object = ObjectKind::Deployment.object(Some(namespace), name);
-    let mut report = ActionReport::new(ctx, "restart", object.clone());
+    let report = ActionReport::new(ctx, "restart", object.clone());
     let dep: Value = ctx.read_existing(&path, &object).await?;
     if dep.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
         return Ok(report.finish(
@@ -320,35 +299,25 @@ pub async fn restart_rollout(
             format!("{object} is paused; not restarted"),
         ));
     }
-    let annotation = |v: &Value| {
-        v.pointer("/spec/template/metadata/annotations")
-            .and_then(|a| a.get(RESTARTED_AT))
-            .cloned()
-    };
-    let before = annotation(&dep);
+    let pointer = format!(
+        "/spec/template/metadata/annotations/{}",
+        pointer_token(RESTARTED_AT)
+    );
+    let before = dep.pointer(&pointer).cloned();
     let stamp = at.to_rfc3339_opts(SecondsFormat::Secs, true);
     let body = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}});
-    let answer = ctx
-        .mutate(
-            &path,
-            Call::Patch(PatchBody::Strategic(body)),
-            &mut report.outcomes,
-        )
-        .await?;
-    if !answer.is_success() {
-        return Ok(report.finish(
-            ActionOutcome::Failed(format!("restart {object}: {}", answer.refusal())),
-            format!("could not restart {object}"),
-        ));
-    }
-    report.changes.push(FieldChange {
-        object: object.clone(),
-        field: format!("spec.template.metadata.annotations.{RESTARTED_AT}"),
-        before,
-        after: answer.json().as_ref().and_then(annotation),
-    });
-    Ok(report.finish(
-        ActionOutcome::Done,
-        format!("{object} restarted: new pods roll out (restartedAt {stamp})"),
-    ))
+    ctx.edit_field(
+        report,
+        FieldEdit {
+            path: &path,
+            call: Call::Patch(PatchBody::Strategic(body)),
+            field: format!("spec.template.metadata.annotations.{RESTARTED_AT}"),
+            pointer,
+            before,
+            step: format!("restart {object}"),
+            refused: format!("could not restart {object}"),
+            done: format!("{object} restarted: new pods roll out (restartedAt {stamp})"),
+        },
+    )
+    .await
 }

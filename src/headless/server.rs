@@ -744,6 +744,15 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// The 404 for a path whose id is not an incident's: what an id looks like, and where the
+/// ids are.
+fn not_an_incident(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("{id:?} is not an incident id (42 or INC-42); GET /api/v1/incidents lists them"),
+    )
+}
+
 fn peer_of(req: &Request) -> Option<SocketAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -1034,12 +1043,7 @@ async fn list_incidents(
 
 async fn show_incident(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let Some(number) = parse_incident_id(&id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "{id:?} is not an incident id (42 or INC-42); GET /api/v1/incidents lists them"
-            ),
-        );
+        return not_an_incident(&id);
     };
     let store = state.store.clone();
     let read = tokio::task::spawn_blocking(move || {
@@ -1106,12 +1110,7 @@ async fn reach_milestone(
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let Some(number) = parse_incident_id(&id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "{id:?} is not an incident id (42 or INC-42); GET /api/v1/incidents lists them"
-            ),
-        );
+        return not_an_incident(&id);
     };
     let store = state.store.clone();
     let done = tokio::task::spawn_blocking(move || {

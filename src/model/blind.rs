@@ -199,19 +199,7 @@ mod tests {
                     changed_at: t(0),
                 })
                 .collect(),
-            totals: Default::default(),
-            nodes: vec![],
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..Default::default()
         })
     }
 

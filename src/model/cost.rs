@@ -1174,12 +1174,8 @@ pub fn canonical_gpu_type(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
+    // Named `t` where a test reads as a timeline of instants.
+    use crate::model::utc as t;
 
     fn focus(start: &str, end: &str, cost: f64) -> CostLine {
         CostLine::new(CostSourceKind::Focus, t(start), t(end), cost, "USD")
@@ -1264,57 +1260,52 @@ mod tests {
         assert!(budget.method.starts_with("linear"), "{}", budget.method);
     }
 
+    fn april(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 4, day).unwrap_or_default()
+    }
+
+    /// April 2025's forecast at `as_of` from `daily` (the month-to-date is their sum).
+    fn april_forecast(daily: &[DailySpend], as_of: &str) -> (f64, String) {
+        let mtd: f64 = daily.iter().map(|d| d.cost).sum();
+        forecast_month_end(
+            daily,
+            t(as_of),
+            april(1),
+            april(1) + Duration::days(30),
+            mtd,
+        )
+    }
+
     #[test]
     fn forecast_follows_a_rising_trend() {
         let daily: Vec<DailySpend> = (0..10)
             .map(|i| DailySpend {
-                date: NaiveDate::from_ymd_opt(2025, 4, 1 + i).unwrap_or_default(),
+                date: april(1 + i),
                 cost: 10.0 * f64::from(i + 1),
             })
             .collect();
-        let mtd: f64 = daily.iter().map(|d| d.cost).sum();
-        let (f, _) = forecast_month_end(
-            &daily,
-            t("2025-04-11T00:00:00Z"),
-            NaiveDate::from_ymd_opt(2025, 4, 1).unwrap_or_default(),
-            NaiveDate::from_ymd_opt(2025, 5, 1).unwrap_or_default(),
-            mtd,
-        );
+        let (f, _) = april_forecast(&daily, "2025-04-11T00:00:00Z");
         // Days 11..=30 cost 110..=300: 20 days averaging 205.
         assert!((f - (550.0 + 4100.0)).abs() < 1e-6, "{f}");
     }
 
+    /// 50 spent on the 1st of April.
+    const FIRST_DAY: [DailySpend; 1] = [DailySpend {
+        date: NaiveDate::from_ymd_opt(2025, 4, 1).expect("a date"),
+        cost: 50.0,
+    }];
+
     #[test]
     fn run_rate_is_used_before_two_complete_days() {
-        let daily = vec![DailySpend {
-            date: NaiveDate::from_ymd_opt(2025, 4, 1).unwrap_or_default(),
-            cost: 50.0,
-        }];
-        let (f, method) = forecast_month_end(
-            &daily,
-            t("2025-04-01T12:00:00Z"),
-            NaiveDate::from_ymd_opt(2025, 4, 1).unwrap_or_default(),
-            NaiveDate::from_ymd_opt(2025, 5, 1).unwrap_or_default(),
-            50.0,
-        );
+        let (f, method) = april_forecast(&FIRST_DAY, "2025-04-01T12:00:00Z");
         assert!((f - 3000.0).abs() < 1e-6, "{f}");
         assert!(method.starts_with("run rate"));
     }
 
     #[test]
     fn the_first_hours_of_a_month_forecast_only_what_was_spent() {
-        let daily = vec![DailySpend {
-            date: NaiveDate::from_ymd_opt(2025, 4, 1).unwrap_or_default(),
-            cost: 50.0,
-        }];
         // 50 spent in the first hour would be a run rate of 36,000 for the month.
-        let (f, method) = forecast_month_end(
-            &daily,
-            t("2025-04-01T01:00:00Z"),
-            NaiveDate::from_ymd_opt(2025, 4, 1).unwrap_or_default(),
-            NaiveDate::from_ymd_opt(2025, 5, 1).unwrap_or_default(),
-            50.0,
-        );
+        let (f, method) = april_forecast(&FIRST_DAY, "2025-04-01T01:00:00Z");
         assert!((f - 50.0).abs() < 1e-6, "{f}");
         assert!(method.starts_with("insufficient data"), "{method}");
     }

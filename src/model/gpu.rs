@@ -348,46 +348,24 @@ fn short_name(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ClusterTotals, NodeModel, NodeReadiness, PhaseCounts};
+    use crate::model::{NodeModel, NodeReadiness};
 
     fn node(name: &str, requested: u32) -> NodeModel {
         NodeModel {
             name: name.into(),
             readiness: NodeReadiness::Ready,
-            readiness_since: None,
-            cordoned: false,
-            taints: vec![],
-            capacity_type: Default::default(),
-            instance_type: None,
-            pool: None,
-            zone: None,
-            gpu_product: None,
             gpu_capacity: 8,
             gpu_allocatable: 8,
             gpu_requested: requested,
-            pods: PhaseCounts::default(),
-            created: None,
+            ..Default::default()
         }
     }
 
     fn cluster(name: &str, nodes: Vec<NodeModel>) -> ClusterSnapshot {
         ClusterSnapshot {
             name: name.into(),
-            server: String::new(),
-            sync: vec![],
-            totals: ClusterTotals::default(),
             nodes,
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..Default::default()
         }
     }
 

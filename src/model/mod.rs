@@ -212,7 +212,7 @@ impl PhaseCounts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeModel {
     pub name: String,
     pub readiness: NodeReadiness,
@@ -507,7 +507,7 @@ pub struct ClusterTotals {
     pub pods: PhaseCounts,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterSnapshot {
     /// The kubeconfig context.
     pub name: String,
@@ -621,6 +621,27 @@ impl Snapshot {
             .find(|c| c.name == name)
             .map(|c| c.as_ref())
     }
+
+    /// Deployment `namespace/name` of `cluster`, as last seen.
+    pub fn deployment(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&DeploymentModel> {
+        self.cluster(cluster)?
+            .deployments
+            .iter()
+            .find(|d| d.namespace == namespace && d.name == name)
+    }
+}
+
+/// An RFC 3339 instant in UTC (`"2025-04-01T00:00:00Z"`): the fixed clocks of tests.
+#[cfg(test)]
+pub(crate) fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 #[cfg(test)]

@@ -152,19 +152,7 @@ fn quiet_fleet(now: DateTime<Utc>) -> Snapshot {
                 state: SyncState::Synced,
                 changed_at: now,
             }],
-            totals: Default::default(),
-            nodes: vec![],
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..Default::default()
         })],
         ..Snapshot::default()
     }

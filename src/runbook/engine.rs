@@ -686,30 +686,24 @@ fn register_host(
             h.unresolved(reason).map_err(host_err)
         },
     );
-    let (h, t) = (host.clone(), timed.clone());
-    engine.register_fn(
-        "notify",
-        move |sink: &str, body: rhai::Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let body = from_map(&body);
+    // `notify(sink, #{…})` and `notify(sink, "text")` send alike; a text is the body's summary.
+    let notify = {
+        let (h, t) = (host.clone(), timed.clone());
+        move |sink: &str, body: serde_json::Value| -> Result<Dynamic, Box<EvalAltResult>> {
             t(&|| {
                 h.notify(sink, body.clone())
                     .map(|v| to_dyn(&v))
                     .map_err(host_err)
             })
-        },
-    );
-    let (h, t) = (host.clone(), timed.clone());
-    engine.register_fn(
-        "notify",
-        move |sink: &str, text: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-            let body = serde_json::json!({ "summary": text });
-            t(&|| {
-                h.notify(sink, body.clone())
-                    .map(|v| to_dyn(&v))
-                    .map_err(host_err)
-            })
-        },
-    );
+        }
+    };
+    let send = notify.clone();
+    engine.register_fn("notify", move |sink: &str, body: rhai::Map| {
+        send(sink, from_map(&body))
+    });
+    engine.register_fn("notify", move |sink: &str, text: &str| {
+        notify(sink, serde_json::json!({ "summary": text }))
+    });
     let (h, t) = (host.clone(), timed.clone());
     engine.register_fn(
         "require_approval",

@@ -843,14 +843,7 @@ impl Executor {
             } => {
                 let snap = self.latest();
                 let current = snap
-                    .clusters
-                    .iter()
-                    .find(|c| c.name == cluster)
-                    .and_then(|c| {
-                        c.deployments
-                            .iter()
-                            .find(|d| &d.namespace == namespace && &d.name == name)
-                    })
+                    .deployment(cluster, namespace, name)
                     .map(|d| d.replicas);
                 let summary = match current {
                     Some(now) if now > *replicas => format!(

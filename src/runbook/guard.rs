@@ -302,14 +302,7 @@ impl Guard {
     ) -> Result<(), String> {
         let object = format!("deployment/{namespace}/{name}");
         let current = snap
-            .clusters
-            .iter()
-            .find(|c| c.name == cluster)
-            .and_then(|c| {
-                c.deployments
-                    .iter()
-                    .find(|d| d.namespace == namespace && d.name == name)
-            })
+            .deployment(cluster, namespace, name)
             .map(|d| d.replicas)
             .ok_or_else(|| {
                 format!(
@@ -383,7 +376,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{ClusterSnapshot, ClusterTotals, NodeModel, PhaseCounts};
+    use crate::model::{ClusterSnapshot, NodeModel};
 
     fn node(name: &str, ready: bool, cordoned: bool) -> NodeModel {
         NodeModel {
@@ -393,40 +386,18 @@ mod tests {
             } else {
                 NodeReadiness::NotReady
             },
-            readiness_since: None,
             cordoned,
-            taints: vec![],
-            capacity_type: crate::model::CapacityType::OnDemand,
-            instance_type: None,
-            pool: None,
-            zone: None,
-            gpu_product: None,
             gpu_capacity: 8,
             gpu_allocatable: 8,
-            gpu_requested: 0,
-            pods: PhaseCounts::default(),
-            created: None,
+            ..Default::default()
         }
     }
 
     fn snap(nodes: Vec<NodeModel>) -> Snapshot {
         let c = ClusterSnapshot {
             name: "prod".into(),
-            server: String::new(),
-            sync: vec![],
-            totals: ClusterTotals::default(),
             nodes,
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..Default::default()
         };
         Snapshot {
             clusters: vec![Arc::new(c)],

@@ -703,16 +703,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn crash_loop_previous_run_ends_in_its_stack_trace() {
-        let last = json!({"terminated": {"exitCode": 137, "startedAt": "2026-01-01T00:10:00Z", "finishedAt": "2026-01-01T00:11:00Z"}});
-        let p = pod(
+    /// The tokenizer pod waiting in CrashLoopBackOff after the run `last`.
+    fn crash_looping_tokenizer(last: Value) -> Value {
+        pod(
             json!({"sim.fleetdeck.dev/crashloop": "true"}),
             "tok",
             &["tokenizer"],
             json!({"waiting": {"reason": "CrashLoopBackOff"}}),
             last,
-        );
+        )
+    }
+
+    #[test]
+    fn crash_loop_previous_run_ends_in_its_stack_trace() {
+        let last = json!({"terminated": {"exitCode": 137, "startedAt": "2026-01-01T00:10:00Z", "finishedAt": "2026-01-01T00:11:00Z"}});
+        let p = crash_looping_tokenizer(last);
         let q = LogQuery {
             previous: true,
             ..LogQuery::default()
@@ -732,13 +737,7 @@ mod tests {
     #[test]
     fn a_waiting_crash_loops_previous_run_ended_before_its_last_run_began() {
         let last = json!({"terminated": {"exitCode": 1, "startedAt": "2026-01-01T00:10:00Z", "finishedAt": "2026-01-01T00:11:00Z"}});
-        let p = pod(
-            json!({"sim.fleetdeck.dev/crashloop": "true"}),
-            "tok",
-            &["tokenizer"],
-            json!({"waiting": {"reason": "CrashLoopBackOff"}}),
-            last,
-        );
+        let p = crash_looping_tokenizer(last);
         let last_began = at_secs(1_767_225_600 + 600);
         let current = LogQuery::default();
         let (lines, _) = resolve(&p, &current)

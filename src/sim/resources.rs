@@ -83,6 +83,15 @@ const STATUS: Subresource = Subresource {
     verbs: &["get", "patch", "update"],
 };
 
+/// The `autoscaling/v1` Scale of a Deployment or StatefulSet.
+const SCALE: Subresource = Subresource {
+    name: "scale",
+    group: "autoscaling",
+    version: "v1",
+    kind: "Scale",
+    verbs: &["get", "patch", "update"],
+};
+
 pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         kind: Kind::Namespace,
@@ -158,16 +167,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["deploy"],
         categories: &["all"],
         verbs: RW,
-        subresources: &[
-            Subresource {
-                name: "scale",
-                group: "autoscaling",
-                version: "v1",
-                kind: "Scale",
-                verbs: &["get", "patch", "update"],
-            },
-            STATUS,
-        ],
+        subresources: &[SCALE, STATUS],
     },
     ResourceDef {
         kind: Kind::ReplicaSet,
@@ -193,16 +193,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["sts"],
         categories: &["all"],
         verbs: RW,
-        subresources: &[
-            Subresource {
-                name: "scale",
-                group: "autoscaling",
-                version: "v1",
-                kind: "Scale",
-                verbs: &["get", "patch", "update"],
-            },
-            STATUS,
-        ],
+        subresources: &[SCALE, STATUS],
     },
     ResourceDef {
         kind: Kind::DaemonSet,

@@ -31,20 +31,21 @@ impl ApiError {
         }
     }
     pub fn not_found(d: &ResourceDef, name: &str) -> Self {
-        let mut e = Self::new(
-            404,
-            "NotFound",
-            format!("{} \"{name}\" not found", d.qualified()),
-        );
-        e.details = Some(json!({"name": name, "group": d.group, "kind": d.plural}));
-        e
+        Self::about_object(404, "NotFound", d, name, "not found")
     }
     pub fn already_exists(d: &ResourceDef, name: &str) -> Self {
-        let mut e = Self::new(
-            409,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", d.qualified()),
-        );
+        Self::about_object(409, "AlreadyExists", d, name, "already exists")
+    }
+    /// An error about one named object, with the details kubectl reads (`name`, `group`,
+    /// `kind`): `deployments.apps "web" not found`.
+    fn about_object(
+        code: u16,
+        reason: &'static str,
+        d: &ResourceDef,
+        name: &str,
+        what: &str,
+    ) -> Self {
+        let mut e = Self::new(code, reason, format!("{} \"{name}\" {what}", d.qualified()));
         e.details = Some(json!({"name": name, "group": d.group, "kind": d.plural}));
         e
     }

@@ -333,17 +333,40 @@ fn containers_images(v: &Value) -> (String, String) {
     (names.join(","), images.join(","))
 }
 
-fn selector_string(v: &Value) -> String {
-    let mut parts: Vec<String> = v["spec"]["selector"]["matchLabels"]
-        .as_object()
+/// A label map (`matchLabels`, `nodeSelector`) as `key=value` pairs, in the map's order.
+fn label_pairs(map: Option<&Value>) -> Vec<String> {
+    map.and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or("")))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn selector_string(v: &Value) -> String {
+    let mut parts = label_pairs(v.pointer("/spec/selector/matchLabels"));
     parts.sort();
     parts.join(",")
+}
+
+/// A workload's row as kubectl's wide output has it: the name, the kind's own columns, the
+/// age, the containers and images, and (but for StatefulSets) the selector.
+fn workload_row(
+    v: &Value,
+    name: Value,
+    own: Vec<Value>,
+    created: String,
+    with_selector: bool,
+) -> Vec<Value> {
+    let (containers, images) = containers_images(v);
+    let mut row = vec![name];
+    row.extend(own);
+    row.extend([json!(created), json!(containers), json!(images)]);
+    if with_selector {
+        row.push(json!(selector_string(v)));
+    }
+    row
 }
 
 fn intstr(v: &Value) -> String {
@@ -393,76 +416,47 @@ pub fn cells(kind: Kind, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(created),
         ],
         Kind::Deployment => {
-            let (c, i) = containers_images(v);
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    n(v, "/status/readyReplicas"),
-                    n(v, "/spec/replicas")
-                )),
+            let ready = format!(
+                "{}/{}",
+                n(v, "/status/readyReplicas"),
+                n(v, "/spec/replicas")
+            );
+            let own = vec![
+                json!(ready),
                 json!(n(v, "/status/updatedReplicas")),
                 json!(n(v, "/status/availableReplicas")),
-                json!(created),
-                json!(c),
-                json!(i),
-                json!(selector_string(v)),
-            ]
+            ];
+            workload_row(v, name, own, created, true)
         }
         Kind::ReplicaSet => {
-            let (c, i) = containers_images(v);
-            vec![
-                name,
+            let own = vec![
                 json!(n(v, "/spec/replicas")),
                 json!(n(v, "/status/replicas")),
                 json!(n(v, "/status/readyReplicas")),
-                json!(created),
-                json!(c),
-                json!(i),
-                json!(selector_string(v)),
-            ]
+            ];
+            workload_row(v, name, own, created, true)
         }
         Kind::StatefulSet => {
-            let (c, i) = containers_images(v);
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    n(v, "/status/readyReplicas"),
-                    n(v, "/spec/replicas")
-                )),
-                json!(created),
-                json!(c),
-                json!(i),
-            ]
+            let ready = format!(
+                "{}/{}",
+                n(v, "/status/readyReplicas"),
+                n(v, "/spec/replicas")
+            );
+            workload_row(v, name, vec![json!(ready)], created, false)
         }
         Kind::DaemonSet => {
-            let (c, i) = containers_images(v);
-            let sel: Vec<String> = v
-                .pointer("/spec/template/spec/nodeSelector")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or("")))
-                        .collect()
-                })
-                .unwrap_or_default();
-            vec![
-                name,
+            let node_selector = label_pairs(v.pointer("/spec/template/spec/nodeSelector"));
+            let own = vec![
                 json!(n(v, "/status/desiredNumberScheduled")),
                 json!(n(v, "/status/currentNumberScheduled")),
                 json!(n(v, "/status/numberReady")),
                 json!(n(v, "/status/updatedNumberScheduled")),
                 json!(n(v, "/status/numberAvailable")),
-                or_none(&sel.join(",")),
-                json!(created),
-                json!(c),
-                json!(i),
-                json!(selector_string(v)),
-            ]
+                or_none(&node_selector.join(",")),
+            ];
+            workload_row(v, name, own, created, true)
         }
         Kind::Job => {
-            let (c, i) = containers_images(v);
             let done = n(v, "/status/succeeded");
             let want = v
                 .pointer("/spec/completions")
@@ -481,16 +475,12 @@ pub fn cells(kind: Kind, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
             } else {
                 "Running"
             };
-            vec![
-                name,
+            let own = vec![
                 json!(status),
                 json!(format!("{done}/{want}")),
                 json!(age(v, "/status/startTime", now)),
-                json!(created),
-                json!(c),
-                json!(i),
-                json!(selector_string(v)),
-            ]
+            ];
+            workload_row(v, name, own, created, true)
         }
         Kind::PodDisruptionBudget => vec![
             name,

@@ -31,6 +31,11 @@ fn xid(node: &str, gpu: u32, at: DateTime<Utc>) -> Signal {
 
 const WINDOW: Duration = Duration::from_secs(3600);
 
+/// A note by the system from the CLI: an entry that belongs to no incident.
+fn system_note(text: impl Into<String>) -> NewEntry {
+    NewEntry::new(EntryKind::Note, Actor::System, Origin::Cli, text)
+}
+
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
@@ -128,24 +133,21 @@ fn a_resolved_incident_that_recurs_opens_a_new_one_that_says_so() {
     store
         .record_signals(&[xid("n1", 0, t(0))], &[], Origin::Tui, WINDOW, t(0))
         .unwrap();
-    let out = store
-        .milestone(
-            1,
-            Milestone::Resolved,
-            Actor::User("ana".into()),
-            Origin::Cli,
-        )
-        .unwrap();
-    assert!(matches!(out, MilestoneOutcome::Reached(_)));
-    let again = store
-        .milestone(
-            1,
-            Milestone::Resolved,
-            Actor::User("ana".into()),
-            Origin::Cli,
-        )
-        .unwrap();
-    assert_eq!(again, MilestoneOutcome::Already(IncidentStatus::Resolved));
+    let resolve = || {
+        store
+            .milestone(
+                1,
+                Milestone::Resolved,
+                Actor::User("ana".into()),
+                Origin::Cli,
+            )
+            .unwrap()
+    };
+    assert!(matches!(resolve(), MilestoneOutcome::Reached(_)));
+    assert_eq!(
+        resolve(),
+        MilestoneOutcome::Already(IncidentStatus::Resolved)
+    );
     let recs = store
         .record_signals(&[xid("n1", 0, t(1))], &[], Origin::Tui, WINDOW, t(1))
         .unwrap();
@@ -207,9 +209,7 @@ fn acknowledge_then_resolve_sets_milestones_in_order() {
 #[test]
 fn an_unknown_incident_is_an_error_that_names_it() {
     let (_d, store) = open();
-    let err = store
-        .append(NewEntry::new(EntryKind::Note, Actor::System, Origin::Cli, "x").on_incident(9))
-        .unwrap_err();
+    let err = store.append(system_note("x").on_incident(9)).unwrap_err();
     assert!(err.to_string().contains("INC-9"), "{err}");
     // Nothing was half-written: the chain is still empty and verifies.
     assert_eq!(store.len().unwrap(), 0);
@@ -223,25 +223,11 @@ fn entries_survive_reopening_and_the_chain_continues() {
     {
         let store = Store::open(&path).unwrap();
         for i in 0..10 {
-            store
-                .append(NewEntry::new(
-                    EntryKind::Note,
-                    Actor::System,
-                    Origin::Cli,
-                    format!("n{i}"),
-                ))
-                .unwrap();
+            store.append(system_note(format!("n{i}"))).unwrap();
         }
     }
     let store = Store::open(&path).unwrap();
-    let e = store
-        .append(NewEntry::new(
-            EntryKind::Note,
-            Actor::System,
-            Origin::Cli,
-            "after",
-        ))
-        .unwrap();
+    let e = store.append(system_note("after")).unwrap();
     assert_eq!(e.seq, 11);
     let report = store.verify().unwrap();
     assert!(report.passed(), "{report:?}");
@@ -263,16 +249,7 @@ fn a_second_open_of_the_same_store_says_it_is_locked() {
 
 fn filled(n: usize) -> (tempfile::TempDir, Store) {
     let (d, store) = open();
-    let entries = (0..n)
-        .map(|i| {
-            NewEntry::new(
-                EntryKind::Note,
-                Actor::System,
-                Origin::Cli,
-                format!("note {i}"),
-            )
-        })
-        .collect();
+    let entries = (0..n).map(|i| system_note(format!("note {i}"))).collect();
     store.append_many(entries).unwrap();
     (d, store)
 }
@@ -469,14 +446,7 @@ fn a_damaged_store_is_reported_not_a_panic() {
     let path = dir.path().join("s");
     {
         let store = Store::open(&path).unwrap();
-        store
-            .append(NewEntry::new(
-                EntryKind::Note,
-                Actor::System,
-                Origin::Cli,
-                "x",
-            ))
-            .unwrap();
+        store.append(system_note("x")).unwrap();
     }
     // Overwrite every file of the database with garbage.
     for f in std::fs::read_dir(&path).unwrap() {
@@ -531,14 +501,7 @@ fn a_store_closed_a_moment_ago_reopens_at_once() {
     let path = dir.path().join("s");
     for i in 0..40 {
         let store = Store::open(&path).unwrap_or_else(|e| panic!("reopen {i}: {e}"));
-        store
-            .append(NewEntry::new(
-                EntryKind::Note,
-                Actor::System,
-                Origin::Cli,
-                "x",
-            ))
-            .unwrap();
+        store.append(system_note("x")).unwrap();
     }
     assert_eq!(Store::open(&path).unwrap().len().unwrap(), 40);
 }

@@ -193,18 +193,12 @@ fn groups(o: &mut String, title: &str, groups: &[SpendGroup]) {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
-
     use super::*;
     use crate::model::cost::{
         CostLine, CostReportBuilder, CostSourceKind, ReportSettings, SkippedRow,
     };
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
+    // Named `t` where a test reads as a timeline of instants.
+    use crate::model::utc as t;
 
     #[test]
     fn table_leads_with_the_chosen_grouping_and_lists_skipped_rows() {

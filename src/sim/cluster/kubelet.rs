@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{ClusterState, MAX_GRACE, POD_START, Timer, obj_str, set_condition};
+use super::{ClusterState, MAX_GRACE, Timer, obj_str, set_condition};
 use crate::sim::resources::Kind;
 use crate::sim::store::{Key, timestamp};
 
@@ -103,14 +103,7 @@ impl ClusterState {
     pub fn start_pod_later(&mut self, ns: &str, name: &str) {
         if let Some(s) = self.store.get(Kind::Pod, ns, name) {
             let uid = s.uid.to_string();
-            self.timers.push((
-                Instant::now() + POD_START,
-                Timer::PodStart {
-                    ns: ns.to_string(),
-                    name: name.to_string(),
-                    uid,
-                },
-            ));
+            self.start_pod_after(ns, name, uid);
         }
     }
 

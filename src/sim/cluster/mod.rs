@@ -122,6 +122,18 @@ impl ClusterState {
         }
     }
 
+    /// A bound pod starts (its containers run) `POD_START` from now, as a kubelet's would.
+    pub(super) fn start_pod_after(&mut self, ns: &str, name: &str, uid: String) {
+        self.timers.push((
+            Instant::now() + POD_START,
+            Timer::PodStart {
+                ns: ns.to_string(),
+                name: name.to_string(),
+                uid,
+            },
+        ));
+    }
+
     pub fn name(&self) -> &str {
         &self.store.name
     }
@@ -235,14 +247,8 @@ impl ClusterState {
             return;
         };
         if node.is_some() {
-            self.timers.push((
-                Instant::now() + POD_START,
-                Timer::PodStart {
-                    ns: ns.clone(),
-                    name: name.clone(),
-                    uid: obj_str(&pod, "/metadata/uid").to_string(),
-                },
-            ));
+            let uid = obj_str(&pod, "/metadata/uid").to_string();
+            self.start_pod_after(&ns, &name, uid);
         } else {
             self.schedule(&ns, &name);
         }

@@ -4,11 +4,10 @@
 //! only the sim's own modules; nothing from the client side.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::{ClusterState, POD_START, Timer, obj_str, set_condition};
+use super::{ClusterState, obj_str, set_condition};
 use crate::sim::resources::Kind;
 
 fn tolerates(pod: &Value, key: &str, value: &str, effect: &str) -> bool {
@@ -135,14 +134,7 @@ impl ClusterState {
                     &format!("Successfully assigned {ns}/{name} to {node}"),
                     "default-scheduler",
                 );
-                self.timers.push((
-                    Instant::now() + POD_START,
-                    Timer::PodStart {
-                        ns: ns.to_string(),
-                        name: name.to_string(),
-                        uid,
-                    },
-                ));
+                self.start_pod_after(ns, name, uid);
             }
             Err(msg) => {
                 let first = self.unscheduled.insert((ns.to_string(), name.to_string()));

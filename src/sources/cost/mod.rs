@@ -492,12 +492,8 @@ pub fn spawn_cost(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
+    // Named `t` where a test reads as a timeline of instants.
+    use crate::model::utc as t;
 
     #[test]
     fn windows_resolve_like_opencost() {

@@ -881,30 +881,25 @@ impl Projection for StatefulSetObject {
         let st = self.status;
         let rolling = st.update_revision.is_some() && st.current_revision != st.update_revision;
         let complete = !rolling && st.ready_replicas >= desired && st.updated_replicas >= desired;
-        Record::Workload(WorkloadModel {
-            kind: WorkloadKind::StatefulSet,
-            namespace: self.metadata.namespace.unwrap_or_default(),
-            name: self.metadata.name,
-            counts: WorkloadCounts::Replicas {
-                desired,
-                ready: st.ready_replicas,
-                updated: st.updated_replicas,
-                available: st.available_replicas,
-            },
-            state: if complete {
-                WorkloadState::Complete
-            } else {
-                WorkloadState::Progressing
-            },
-            detail: if rolling {
-                st.update_revision.map(|r| format!("rolling to {r}"))
-            } else {
-                st.current_revision
-            },
-            images: images(self.spec.template),
-            created: self.metadata.creation_timestamp,
-            finished: None,
-        })
+        let counts = WorkloadCounts::Replicas {
+            desired,
+            ready: st.ready_replicas,
+            updated: st.updated_replicas,
+            available: st.available_replicas,
+        };
+        let detail = if rolling {
+            st.update_revision.map(|r| format!("rolling to {r}"))
+        } else {
+            st.current_revision
+        };
+        replicated_workload(
+            WorkloadKind::StatefulSet,
+            self.metadata,
+            counts,
+            complete,
+            detail,
+            self.spec.template,
+        )
     }
 }
 
@@ -917,27 +912,48 @@ impl Projection for DaemonSetObject {
         let st = self.status;
         let desired = st.desired_number_scheduled;
         let complete = st.number_ready >= desired && st.updated_number_scheduled >= desired;
-        Record::Workload(WorkloadModel {
-            kind: WorkloadKind::DaemonSet,
-            namespace: self.metadata.namespace.unwrap_or_default(),
-            name: self.metadata.name,
-            counts: WorkloadCounts::Replicas {
-                desired,
-                ready: st.number_ready,
-                updated: st.updated_number_scheduled,
-                available: st.number_available,
-            },
-            state: if complete {
-                WorkloadState::Complete
-            } else {
-                WorkloadState::Progressing
-            },
-            detail: None,
-            images: images(self.spec.template),
-            created: self.metadata.creation_timestamp,
-            finished: None,
-        })
+        let counts = WorkloadCounts::Replicas {
+            desired,
+            ready: st.number_ready,
+            updated: st.updated_number_scheduled,
+            available: st.number_available,
+        };
+        replicated_workload(
+            WorkloadKind::DaemonSet,
+            self.metadata,
+            counts,
+            complete,
+            None,
+            self.spec.template,
+        )
     }
+}
+
+/// A StatefulSet's or DaemonSet's record: replica counts, complete or progressing, never
+/// finished.
+fn replicated_workload(
+    kind: WorkloadKind,
+    metadata: Meta,
+    counts: WorkloadCounts,
+    complete: bool,
+    detail: Option<String>,
+    template: TemplateImages,
+) -> Record {
+    Record::Workload(WorkloadModel {
+        kind,
+        namespace: metadata.namespace.unwrap_or_default(),
+        name: metadata.name,
+        counts,
+        state: if complete {
+            WorkloadState::Complete
+        } else {
+            WorkloadState::Progressing
+        },
+        detail,
+        images: images(template),
+        created: metadata.creation_timestamp,
+        finished: None,
+    })
 }
 
 impl Projection for JobObject {
