@@ -250,7 +250,10 @@ const MAX_LINES_ABOVE_TESTS: usize = 1_500;
 fn no_source_file_has_more_than_1500_lines_above_its_tests() {
     let mut files = Vec::new();
     rust_files(&Path::new(ROOT).join("src"), &mut files);
-    assert!(files.len() > 100, "the source files were not found: {files:?}");
+    assert!(
+        files.len() > 100,
+        "the source files were not found: {files:?}"
+    );
     let mut offenders = Vec::new();
     for file in files {
         let text =
