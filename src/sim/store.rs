@@ -159,15 +159,7 @@ fn node_sched(v: &Value) -> NodeSched {
                 .collect()
         })
         .unwrap_or_default();
-    let ready = v
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Ready")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
-        });
+    let ready = condition_ready(v);
     NodeSched {
         unschedulable: v.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true),
         ready,
@@ -299,15 +291,7 @@ fn index(kind: Kind, v: &Value, raw: Bytes, rv: u64) -> Stored {
             .pointer("/status/phase")
             .and_then(Value::as_str)
             .unwrap_or("");
-        let ready = v
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter().any(|c| {
-                    c.get("type").and_then(Value::as_str) == Some("Ready")
-                        && c.get("status").and_then(Value::as_str) == Some("True")
-                })
-            });
+        let ready = condition_ready(v);
         (
             ready && !terminating,
             phase != "Succeeded" && phase != "Failed",
@@ -701,6 +685,18 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Whether an object's (a node's, a pod's) `Ready` condition is `True`.
+fn condition_ready(v: &Value) -> bool {
+    v.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
 }
 
 #[cfg(test)]

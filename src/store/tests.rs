@@ -31,6 +31,16 @@ fn xid(node: &str, gpu: u32, at: DateTime<Utc>) -> Signal {
 
 const WINDOW: Duration = Duration::from_secs(3600);
 
+/// A store with one incident: INC-1, opened by an XID on GPU 0 of `n1` at t(0) (returned).
+fn open_with_one_xid() -> (tempfile::TempDir, Store, Signal) {
+    let (d, store) = open();
+    let s = xid("n1", 0, t(0));
+    store
+        .record_signals(std::slice::from_ref(&s), &[], Origin::Tui, WINDOW, t(0))
+        .unwrap();
+    (d, store, s)
+}
+
 /// A note by the system from the CLI: an entry that belongs to no incident.
 fn system_note(text: impl Into<String>) -> NewEntry {
     NewEntry::new(EntryKind::Note, Actor::System, Origin::Cli, text)
@@ -129,10 +139,7 @@ fn clearing_every_signal_mitigates_and_refiring_reopens() {
 
 #[test]
 fn a_resolved_incident_that_recurs_opens_a_new_one_that_says_so() {
-    let (_d, store) = open();
-    store
-        .record_signals(&[xid("n1", 0, t(0))], &[], Origin::Tui, WINDOW, t(0))
-        .unwrap();
+    let (_d, store, _) = open_with_one_xid();
     let resolve = || {
         store
             .milestone(
@@ -157,11 +164,7 @@ fn a_resolved_incident_that_recurs_opens_a_new_one_that_says_so() {
 
 #[test]
 fn a_signal_after_the_window_on_a_quiet_incident_opens_a_new_one() {
-    let (_d, store) = open();
-    let s = xid("n1", 0, t(0));
-    store
-        .record_signals(std::slice::from_ref(&s), &[], Origin::Tui, WINDOW, t(0))
-        .unwrap();
+    let (_d, store, s) = open_with_one_xid();
     store
         .record_signals(
             &[],
@@ -179,10 +182,7 @@ fn a_signal_after_the_window_on_a_quiet_incident_opens_a_new_one() {
 
 #[test]
 fn acknowledge_then_resolve_sets_milestones_in_order() {
-    let (_d, store) = open();
-    store
-        .record_signals(&[xid("n1", 0, t(0))], &[], Origin::Tui, WINDOW, t(0))
-        .unwrap();
+    let (_d, store, _) = open_with_one_xid();
     let user = Actor::User("sre".into());
     store
         .milestone(1, Milestone::Acknowledged, user.clone(), Origin::Tui)
@@ -479,11 +479,7 @@ fn the_recorder_records_changes_not_every_snapshot() {
 
 #[test]
 fn the_recorder_resumes_from_open_incidents() {
-    let (_d, store) = open();
-    let s = xid("n1", 0, t(0));
-    store
-        .record_signals(std::slice::from_ref(&s), &[], Origin::Tui, WINDOW, t(0))
-        .unwrap();
+    let (_d, store, s) = open_with_one_xid();
     let open = store
         .incidents(&IncidentFilter {
             open_only: true,
