@@ -313,9 +313,18 @@ pub fn distinct_ellipsis(text: &str, width: usize, prefix: usize, suffix: usize)
     if width == 0 {
         return String::new();
     }
-    let prefix = prefix.min(len);
-    let suffix = suffix.min(len - prefix);
-    let distinct_end = len - suffix;
+    // The distinct part grows to whole words of the name (between `-`, `.`, `_`, `/`), so a
+    // cut never leaves `…0-20-0-1…` for `ip-10-20-0-11` next to `ip-10-20-0-21`.
+    let is_separator = |c: char| matches!(c, '-' | '.' | '_' | '/' | ':');
+    let mut prefix = prefix.min(len);
+    while prefix > 0 && !is_separator(chars[prefix - 1]) {
+        prefix -= 1;
+    }
+    let mut distinct_end = len - suffix.min(len - prefix);
+    while distinct_end < len && distinct_end > prefix && !is_separator(chars[distinct_end]) {
+        distinct_end += 1;
+    }
+    let suffix = len - distinct_end;
     if prefix >= distinct_end || width < 3 {
         return middle_ellipsis(text, width);
     }
@@ -755,6 +764,14 @@ mod fit_tests {
                 13
             ),
             ["…-10-20-0-14…", "…-10-20-0-15…"]
+        );
+        // The distinct part is whole words: `11` next to `21` shares its last digit, not a cut.
+        assert_eq!(
+            cut(
+                &["ip-10-20-0-11.ec2.internal", "ip-10-20-0-21.ec2.internal"],
+                10
+            ),
+            ["…-20-0-11…", "…-20-0-21…"]
         );
         // Names that share their start keep their end.
         assert_eq!(
