@@ -589,6 +589,26 @@ pub struct Snapshot {
     /// The kinds among `signals` that are findings (no incident); set by the pipeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finding_kinds: Vec<String>,
+    /// Signals of open incidents, resumed from the store, that no detector of this face has
+    /// seen since it started: unknown (never cleared, never calm) until their deadline, when a
+    /// detector has had its kind's `for` of fresh data. Set by the pipeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_since_start: Vec<HeldSignal>,
+}
+
+/// A signal held from before this face started: its dedup key (`kind:subject`) and the time
+/// it clears unless a detector sees it first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSignal {
+    pub key: String,
+    pub until: DateTime<Utc>,
+}
+
+impl HeldSignal {
+    /// The signal's kind, the key's first part.
+    pub fn kind(&self) -> &str {
+        self.key.split(':').next().unwrap_or_default()
+    }
 }
 
 impl Snapshot {
