@@ -109,7 +109,7 @@ idle_gpu_threshold_pct = 10.0
 [signals]
 # Kinds that are findings: shown on their pane and in the Signals pane's findings (runbooks may
 # still trigger on them) but they open no incident. Every other kind opens one.
-findings = ["gpu.idle", "budget.overrun_forecast", "endpoint.drift"]
+findings = ["gpu.idle", "endpoint.drift", "budget.overrun_forecast"]
 # Each detector kind waits out its `for` duration (below, in [signals.for]) before it fires, as
 # a Prometheus alerting rule's `for` does: a condition that clears first never fires. A firing
 # signal keeps firing until its clear condition has held for its `clear_after` duration

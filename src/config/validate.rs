@@ -6,9 +6,17 @@ use std::time::Duration;
 use super::tls::check_ca_file;
 use super::{
     Config, DEFAULT_WATCH_IDLE_TIMEOUT, MIN_WATCH_IDLE_TIMEOUT, NOC_ROTATION_SECS,
-    POD_LOGS_MAX_LINES, SIGNAL_KINDS, SIM_MAX_CLUSTERS, SIM_MAX_GPUS_PER_NODE,
-    SIM_MAX_NODES_PER_CLUSTER, SIM_MAX_PODS_PER_NODE, SIM_SCENARIOS, SinkKind,
+    POD_LOGS_MAX_LINES, SIM_MAX_CLUSTERS, SIM_MAX_GPUS_PER_NODE, SIM_MAX_NODES_PER_CLUSTER,
+    SIM_MAX_PODS_PER_NODE, SIM_SCENARIOS, SinkKind,
 };
+use crate::model::catalog::{SIGNAL_CATALOG, signal_kind};
+
+/// Every catalog kind, sorted, as an error lists them.
+fn known_kinds() -> String {
+    let mut kinds: Vec<&str> = SIGNAL_CATALOG.iter().map(|k| k.name).collect();
+    kinds.sort_unstable();
+    kinds.join(", ")
+}
 
 impl Config {
     pub(super) fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
@@ -621,14 +629,14 @@ impl Config {
         if let Some(bad) = t
             .findings
             .iter()
-            .find(|k| !SIGNAL_KINDS.contains(&k.as_str()) && !k.starts_with("alert."))
+            .find(|k| signal_kind(k).is_none() && !k.starts_with("alert."))
         {
             return Err((
                 "signals",
                 "findings",
                 format!(
                     "{bad:?} is not a signal kind; use alert.<name> or one of {}",
-                    SIGNAL_KINDS.join(", ")
+                    known_kinds()
                 ),
             ));
         }

@@ -3,6 +3,7 @@
 //! The JSON form of [`Snapshot`] is a stable surface for scripts (see docs/snapshot.md).
 
 pub mod blind;
+pub mod catalog;
 pub mod cost;
 pub mod endpoint;
 pub mod gpu;

@@ -1210,7 +1210,10 @@ mod tests {
         let run = memory_series(&mut d, t0, 30, 14 * 60 + 30, leak_from_80_pct);
         assert!(run.iter().all(|(_, f)| f.is_none()), "{run:#?}");
         let mut zero = Thresholds::default();
-        zero.pending_for.gpu_memory_exhaustion_forecast = Duration::ZERO;
+        assert!(
+            zero.pending_for
+                .set("gpu.memory_exhaustion_forecast", Duration::ZERO)
+        );
         let mut d = Detectors::new(zero);
         let run = memory_series(&mut d, t0, 30, 14 * 60 + 30, leak_from_80_pct);
         assert!(
@@ -1243,7 +1246,10 @@ mod tests {
     fn too_few_samples_say_insufficient_data_and_fire_nothing() {
         let t0 = Utc::now();
         let mut zero = Thresholds::default();
-        zero.pending_for.gpu_memory_exhaustion_forecast = Duration::ZERO;
+        assert!(
+            zero.pending_for
+                .set("gpu.memory_exhaustion_forecast", Duration::ZERO)
+        );
         let mut d = Detectors::new(zero);
         // 95 % and climbing 2,000 MiB a minute, but only 5 samples over 2 minutes.
         let run = memory_series(&mut d, t0, 30, 120, |s| {
