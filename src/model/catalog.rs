@@ -344,14 +344,32 @@ mod tests {
         assert_eq!(before, names.len(), "a kind is declared twice");
     }
 
+    /// README.md's detector table is rendered from the catalog. When it differs, the test
+    /// prints the table to paste; `FLEETDECK_UPDATE_README=1` writes it into README.md instead.
     #[test]
     fn the_readme_detector_table_is_the_catalogs() {
-        let readme = include_str!("../../README.md");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md is readable");
         let expected = detector_table();
-        assert!(
-            readme.contains(&expected),
+        if readme.contains(&expected) {
+            return;
+        }
+        let header = expected.lines().next().unwrap_or_default();
+        if std::env::var_os("FLEETDECK_UPDATE_README").is_some()
+            && let Some(start) = readme.find(header)
+        {
+            // The table runs from its header to the first blank line after it.
+            let end = readme[start..]
+                .find("\n\n")
+                .map_or(readme.len(), |n| start + n + 1);
+            let updated = format!("{}{expected}{}", &readme[..start], &readme[end..]);
+            std::fs::write(&path, updated).expect("README.md is writable");
+            return;
+        }
+        panic!(
             "README.md's table under \"### The detectors\" differs from the catalog \
-             (src/model/catalog.rs); replace it with:\n\n{expected}"
+             (src/model/catalog.rs); replace it with the table below, or run the test with \
+             FLEETDECK_UPDATE_README=1:\n\n{expected}"
         );
     }
 
