@@ -423,25 +423,32 @@ fn percentage(table: &'static str, key: &'static str, v: f64) -> Result<(), Inva
     }
 }
 
+/// `v` within `range`, else an error that writes the value and the range with `words`.
+fn within<T: PartialOrd>(
+    table: &'static str,
+    key: &'static str,
+    v: T,
+    range: std::ops::RangeInclusive<T>,
+    words: impl Fn(&T) -> String,
+) -> Result<(), Invalid> {
+    if range.contains(&v) {
+        return Ok(());
+    }
+    let (low, high) = (words(range.start()), words(range.end()));
+    Err((
+        table,
+        key,
+        format!("{} is out of range; use {low} to {high}", words(&v)),
+    ))
+}
+
 fn count_within(
     table: &'static str,
     key: &'static str,
     v: u64,
     range: std::ops::RangeInclusive<u64>,
 ) -> Result<(), Invalid> {
-    if range.contains(&v) {
-        Ok(())
-    } else {
-        Err((
-            table,
-            key,
-            format!(
-                "{v} is out of range; use {} to {}",
-                range.start(),
-                range.end()
-            ),
-        ))
-    }
+    within(table, key, v, range, u64::to_string)
 }
 
 fn duration_within(
@@ -450,20 +457,9 @@ fn duration_within(
     d: Duration,
     range: std::ops::RangeInclusive<Duration>,
 ) -> Result<(), Invalid> {
-    if range.contains(&d) {
-        Ok(())
-    } else {
-        Err((
-            table,
-            key,
-            format!(
-                "{} is out of range; use {} to {}",
-                humantime::format_duration(d),
-                humantime::format_duration(*range.start()),
-                humantime::format_duration(*range.end())
-            ),
-        ))
-    }
+    within(table, key, d, range, |d| {
+        humantime::format_duration(*d).to_string()
+    })
 }
 
 const SECOND: Duration = Duration::from_secs(1);
