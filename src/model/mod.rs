@@ -508,7 +508,8 @@ pub struct ClusterTotals {
     pub pods: PhaseCounts,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is an empty cluster with no name: fixtures fill in what they need.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterSnapshot {
     /// The kubeconfig context.
     pub name: String,
