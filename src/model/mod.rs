@@ -213,7 +213,8 @@ impl PhaseCounts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is a nameless node of unknown readiness with no GPUs: fixtures fill in the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeModel {
     pub name: String,
     pub readiness: NodeReadiness,

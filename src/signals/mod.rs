@@ -139,7 +139,7 @@ mod tests {
     use crate::model::signal::Severity;
     use crate::model::{
         ClusterSnapshot, CrashLoopingPod, DeploymentModel, NodeModel, NodeReadiness, PendingPod,
-        PhaseCounts, RolloutState, Taint,
+        RolloutState, Taint,
     };
 
     fn node(
@@ -152,18 +152,12 @@ mod tests {
             name: name.into(),
             readiness,
             readiness_since: since,
-            cordoned: false,
             taints,
             capacity_type: crate::model::CapacityType::Spot,
-            instance_type: None,
-            pool: None,
-            zone: None,
-            gpu_product: None,
             gpu_capacity: 8,
             gpu_allocatable: 8,
             gpu_requested: 4,
-            pods: PhaseCounts::default(),
-            created: None,
+            ..NodeModel::default()
         }
     }
 
