@@ -179,6 +179,22 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
         description: "a spot node got its interruption notice",
     },
     SignalKindSpec {
+        name: "node.gpu_unallocatable",
+        family: "gpu.fault",
+        grouping: Grouping::Node,
+        severity: "warning: the node is Ready but offers fewer GPUs than it has (the device plugin withdrew unhealthy ones); its XID or ECC signal, one incident with it, says why",
+        default_for: minutes(5),
+        for_key: ForKey::Table,
+        for_words: "5m (a restarting device plugin withdraws its GPUs for a moment)",
+        default_clear_after: minutes(1),
+        clears_when: "allocatable back to capacity, or the node not Ready (`node.not_ready` then); 1m",
+        finding_by_default: false,
+        exercise: Exercise::Without(
+            "no sim scenario withdraws a GPU from a node's allocatable; its unit tests in src/signals/gpu_capacity.rs drive it",
+        ),
+        description: "a Ready node offers fewer GPUs than its capacity",
+    },
+    SignalKindSpec {
         name: "pod.pending_gpu",
         family: "pod.pending_gpu",
         grouping: Grouping::Target,

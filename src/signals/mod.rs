@@ -12,6 +12,7 @@ pub mod drift;
 pub mod endpoints;
 pub mod forecast;
 pub mod gpu;
+pub mod gpu_capacity;
 pub mod nodes;
 pub mod patience;
 pub mod pods;
@@ -33,6 +34,7 @@ use patience::{Observation, Patience, Timing};
 pub fn registered() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(nodes::NodeDetector::default()),
+        Box::new(gpu_capacity::GpuCapacityDetector::default()),
         Box::new(pods::PodDetector::default()),
         Box::new(endpoints::EndpointDetector::default()),
         Box::new(sources::SourceDetector::default()),
