@@ -1,6 +1,6 @@
 //! Detectors: types implementing [`Detector`] over the snapshot (or the cost report) and their
-//! own memory, one file per family ([`nodes`], [`pods`], [`gpu`], [`endpoints`], [`sources`],
-//! [`budget`]), registered in [`registered`]; each raises the kinds the signal catalog
+//! own memory, one file per detector or family (e.g. [`nodes`], [`gpu`], [`endpoints`]),
+//! registered in [`registered`]; each raises the kinds the signal catalog
 //! (`model::catalog`) declares, with a stable kind, severity, subject, evidence and dedup key.
 //! [`Detectors`] runs them and applies every kind's `for` and `clear_after` ([`patience`]).
 //! SLO burn windows live in [`slo`], histogram drift in [`drift`], the GPU memory forecast in
