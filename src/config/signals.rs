@@ -386,6 +386,20 @@ mod tests {
     }
 
     #[test]
+    fn the_printed_settings_read_back_as_they_were() {
+        // `fleetdeck config` prints the effective settings; the per-kind maps print every kind
+        // their table takes, and the text parses back to the same thresholds.
+        let mut t = Thresholds::default();
+        assert!(t.pending_for.set("gpu.idle", Duration::from_secs(1800)));
+        assert!(!t.pending_for.set("node.not_ready", Duration::from_secs(1)));
+        let text = toml::to_string(&t).expect("thresholds print");
+        assert!(text.contains("gpu_idle = \"30m\""), "{text}");
+        let back: Thresholds = toml::from_str(&text).expect("printed thresholds parse");
+        assert_eq!(back, t);
+        assert_eq!(back.unknown_kind_key(), None);
+    }
+
+    #[test]
     fn an_unknown_kind_in_signals_clear_after_is_refused() {
         let src = "[signals.clear_after]\nnode_not_ready = \"2m\"\nbogus = \"1m\"\n";
         let err = Config::parse(src, Path::new("fleetdeck.toml"))
