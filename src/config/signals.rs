@@ -386,6 +386,36 @@ mod tests {
     }
 
     #[test]
+    fn fleetdeck_init_writes_every_kind_of_both_tables() {
+        // The catalog's default applies to a kind the file leaves out, but `init`'s file is
+        // where a person reads and tunes them: every kind is written there.
+        let table = |name: &str| {
+            let start = crate::config::DEFAULT_CONFIG
+                .find(&format!("[{name}]\n"))
+                .unwrap_or_else(|| panic!("init writes no [{name}]"));
+            // From the header's newline, so the first key is "\n<key> = " too.
+            let body = &crate::config::DEFAULT_CONFIG[start + name.len() + 2..];
+            body[..body.find("\n[").unwrap_or(body.len())].to_string()
+        };
+        let (for_table, clear_table) = (table("signals.for"), table("signals.clear_after"));
+        for spec in SIGNAL_CATALOG {
+            let key = format!("\n{} = ", spec.config_key());
+            if ForTable::takes(spec) {
+                assert!(
+                    for_table.contains(&key),
+                    "[signals.for] lacks {}",
+                    spec.name
+                );
+            }
+            assert!(
+                clear_table.contains(&key),
+                "[signals.clear_after] lacks {}",
+                spec.name
+            );
+        }
+    }
+
+    #[test]
     fn the_printed_settings_read_back_as_they_were() {
         // `fleetdeck config` prints the effective settings; the per-kind maps print every kind
         // their table takes, and the text parses back to the same thresholds.
