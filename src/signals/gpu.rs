@@ -235,6 +235,7 @@ struct OneGpu<'a, 'c> {
 }
 
 impl OneGpu<'_, '_> {
+    /// Reports `kind` on this GPU; `describe` builds its words only if the signal may show.
     fn emit(
         &mut self,
         condition: Condition,
