@@ -3,6 +3,7 @@
 //! The JSON form of [`Snapshot`] is a stable surface for scripts (see docs/snapshot.md).
 
 pub mod blind;
+pub mod catalog;
 pub mod cost;
 pub mod endpoint;
 pub mod gpu;
@@ -212,7 +213,8 @@ impl PhaseCounts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is a nameless node of unknown readiness with no GPUs: fixtures fill in the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeModel {
     pub name: String,
     pub readiness: NodeReadiness,
@@ -507,7 +509,8 @@ pub struct ClusterTotals {
     pub pods: PhaseCounts,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is an empty cluster with no name: fixtures fill in what they need.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterSnapshot {
     /// The kubeconfig context.
     pub name: String,
