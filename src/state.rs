@@ -715,6 +715,7 @@ impl FleetState {
             cost_source: self.cost_source.clone(),
             models: self.models.values().cloned().collect(),
             finding_kinds: Vec::new(),
+            unknown_since_start: Vec::new(),
         }
     }
 }

@@ -275,3 +275,79 @@ fn the_line_count_stops_at_the_test_module() {
     assert_eq!(above_tests(src).lines().count(), 3);
     assert_eq!(above_tests("fn f() {}\n").lines().count(), 1);
 }
+
+/// The lines of `file` that name one of `names` in code (not in `//` comments), as
+/// `path:line: name`.
+fn naming(file: &Path, names: &[&str]) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let rel = file
+        .strip_prefix(ROOT)
+        .unwrap_or(file)
+        .display()
+        .to_string();
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = match line.find("//") {
+            Some(i) if !line[..i].contains('"') => &line[..i],
+            _ => line,
+        };
+        for name in names.iter().filter(|name| code.contains(**name)) {
+            found.push(format!("{rel}:{}: {name}", n + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn detectors_never_touch_the_store() {
+    // A detector is a function of what it is shown and its own memory: what happened before a
+    // restart is the pipeline's to read from the store, not a detector's.
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src/signals"), &mut files);
+    assert!(
+        files.len() >= 8,
+        "the detector files were not found: {files:?}"
+    );
+    let broken: Vec<String> = files
+        .iter()
+        .flat_map(|f| naming(f, &["crate::store", "sled::", "Store"]))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "a detector names the store:\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn every_detector_type_is_registered() {
+    // Adding a detector is its file, its catalog entry and one line in `signals::registered`;
+    // a type implementing `Detector` that is not registered never runs.
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src/signals"), &mut files);
+    let registry = std::fs::read_to_string(Path::new(ROOT).join("src/signals/mod.rs"))
+        .unwrap_or_else(|e| panic!("src/signals/mod.rs: {e}"));
+    let mut types = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for rest in text.split("impl Detector for ").skip(1) {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            types.push(name);
+        }
+    }
+    assert!(
+        types.len() >= 6,
+        "the detector types were not found: {types:?}"
+    );
+    let unregistered: Vec<&String> = types
+        .iter()
+        .filter(|t| !registry.contains(&format!("{t}::default()")))
+        .collect();
+    assert!(
+        unregistered.is_empty(),
+        "detectors not in signals::registered: {unregistered:?}"
+    );
+}

@@ -109,7 +109,7 @@ idle_gpu_threshold_pct = 10.0
 [signals]
 # Kinds that are findings: shown on their pane and in the Signals pane's findings (runbooks may
 # still trigger on them) but they open no incident. Every other kind opens one.
-findings = ["gpu.idle", "budget.overrun_forecast", "endpoint.drift"]
+findings = ["gpu.idle", "endpoint.drift", "budget.overrun_forecast"]
 # Each detector kind waits out its `for` duration (below, in [signals.for]) before it fires, as
 # a Prometheus alerting rule's `for` does: a condition that clears first never fires. A firing
 # signal keeps firing until its clear condition has held for its `clear_after` duration
@@ -153,6 +153,8 @@ gpu_throttling = "2m"
 gpu_memory_exhaustion_forecast = "5m"
 gpu_idle = "10m"
 node_interruption_notice = "0s"
+# A restarting device plugin withdraws a node's GPUs for a moment.
+node_gpu_unallocatable = "5m"
 pod_crash_loop = "2m"
 pod_crash_loop_after_rollout = "1m"
 endpoint_down = "1m"
@@ -168,6 +170,7 @@ source_down = "1m"
 # How long a firing signal's clear condition must hold before it stops firing ("0s": at once).
 node_not_ready = "1m"
 node_interruption_notice = "0s"
+node_gpu_unallocatable = "1m"
 pod_pending_gpu = "0s"
 pod_crash_loop = "5m"
 pod_crash_loop_after_rollout = "5m"

@@ -96,6 +96,17 @@ impl Config {
         })?;
         let mut cfg = cfg;
         cfg.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        if let Some((table, key, message)) = cfg.signals.unknown_kind_key() {
+            let offset = offset_of(src, table, &key).unwrap_or(0);
+            let (line, column) = line_col(src, offset);
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: format!("{table}.{key}"),
+                message,
+            });
+        }
         cfg.validate().map_err(|(table, key, message)| {
             let offset = offset_of(src, table, key).unwrap_or(0);
             let (line, column) = line_col(src, offset);

@@ -36,7 +36,10 @@ pub use notify::{
     read_secret,
 };
 pub use runbooks::{DEFAULT_MAX_ENTRIES_PER_RUN, RunbooksConfig};
-pub use signals::{ClearAfter, DEFAULT_FINDINGS, PendingFor, SIGNAL_KINDS, Thresholds};
+pub use signals::{
+    ClearAfter, ClearAfterTable, ForTable, KindDurations, KindTable, PendingFor, Thresholds,
+    default_findings,
+};
 pub use sim::{
     LogConfig, SIM_MAX_CLUSTERS, SIM_MAX_GPUS_PER_NODE, SIM_MAX_NODES_PER_CLUSTER,
     SIM_MAX_PODS_PER_NODE, SIM_SCENARIOS, SimConfig,

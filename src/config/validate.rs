@@ -6,9 +6,17 @@ use std::time::Duration;
 use super::tls::check_ca_file;
 use super::{
     Config, DEFAULT_WATCH_IDLE_TIMEOUT, MIN_WATCH_IDLE_TIMEOUT, NOC_ROTATION_SECS,
-    POD_LOGS_MAX_LINES, SIGNAL_KINDS, SIM_MAX_CLUSTERS, SIM_MAX_GPUS_PER_NODE,
-    SIM_MAX_NODES_PER_CLUSTER, SIM_MAX_PODS_PER_NODE, SIM_SCENARIOS, SinkKind,
+    POD_LOGS_MAX_LINES, SIM_MAX_CLUSTERS, SIM_MAX_GPUS_PER_NODE, SIM_MAX_NODES_PER_CLUSTER,
+    SIM_MAX_PODS_PER_NODE, SIM_SCENARIOS, SinkKind,
 };
+use crate::model::catalog::{SIGNAL_CATALOG, signal_kind};
+
+/// Every catalog kind, sorted, as an error lists them.
+fn known_kinds() -> String {
+    let mut kinds: Vec<&str> = SIGNAL_CATALOG.iter().map(|k| k.name).collect();
+    kinds.sort_unstable();
+    kinds.join(", ")
+}
 
 impl Config {
     pub(super) fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
@@ -415,25 +423,32 @@ fn percentage(table: &'static str, key: &'static str, v: f64) -> Result<(), Inva
     }
 }
 
+/// `v` within `range`, else an error that writes the value and the range with `words`.
+fn within<T: PartialOrd>(
+    table: &'static str,
+    key: &'static str,
+    v: T,
+    range: std::ops::RangeInclusive<T>,
+    words: impl Fn(&T) -> String,
+) -> Result<(), Invalid> {
+    if range.contains(&v) {
+        return Ok(());
+    }
+    let (low, high) = (words(range.start()), words(range.end()));
+    Err((
+        table,
+        key,
+        format!("{} is out of range; use {low} to {high}", words(&v)),
+    ))
+}
+
 fn count_within(
     table: &'static str,
     key: &'static str,
     v: u64,
     range: std::ops::RangeInclusive<u64>,
 ) -> Result<(), Invalid> {
-    if range.contains(&v) {
-        Ok(())
-    } else {
-        Err((
-            table,
-            key,
-            format!(
-                "{v} is out of range; use {} to {}",
-                range.start(),
-                range.end()
-            ),
-        ))
-    }
+    within(table, key, v, range, u64::to_string)
 }
 
 fn duration_within(
@@ -442,20 +457,9 @@ fn duration_within(
     d: Duration,
     range: std::ops::RangeInclusive<Duration>,
 ) -> Result<(), Invalid> {
-    if range.contains(&d) {
-        Ok(())
-    } else {
-        Err((
-            table,
-            key,
-            format!(
-                "{} is out of range; use {} to {}",
-                humantime::format_duration(d),
-                humantime::format_duration(*range.start()),
-                humantime::format_duration(*range.end())
-            ),
-        ))
-    }
+    within(table, key, d, range, |d| {
+        humantime::format_duration(*d).to_string()
+    })
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -621,14 +625,14 @@ impl Config {
         if let Some(bad) = t
             .findings
             .iter()
-            .find(|k| !SIGNAL_KINDS.contains(&k.as_str()) && !k.starts_with("alert."))
+            .find(|k| signal_kind(k).is_none() && !k.starts_with("alert."))
         {
             return Err((
                 "signals",
                 "findings",
                 format!(
                     "{bad:?} is not a signal kind; use alert.<name> or one of {}",
-                    SIGNAL_KINDS.join(", ")
+                    known_kinds()
                 ),
             ));
         }

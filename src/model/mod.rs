@@ -3,6 +3,7 @@
 //! The JSON form of [`Snapshot`] is a stable surface for scripts (see docs/snapshot.md).
 
 pub mod blind;
+pub mod catalog;
 pub mod cost;
 pub mod endpoint;
 pub mod gpu;
@@ -212,6 +213,7 @@ impl PhaseCounts {
     }
 }
 
+/// `Default` is a nameless node of unknown readiness with no GPUs: fixtures fill in the rest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeModel {
     pub name: String,
@@ -507,6 +509,7 @@ pub struct ClusterTotals {
     pub pods: PhaseCounts,
 }
 
+/// `Default` is an empty cluster with no name: fixtures fill in what they need.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterSnapshot {
     /// The kubeconfig context.
@@ -589,6 +592,26 @@ pub struct Snapshot {
     /// The kinds among `signals` that are findings (no incident); set by the pipeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finding_kinds: Vec<String>,
+    /// Signals of open incidents, resumed from the store, that no detector of this face has
+    /// seen since it started: unknown (never cleared, never calm) until their deadline, when a
+    /// detector has had its kind's `for` of fresh data. Set by the pipeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_since_start: Vec<HeldSignal>,
+}
+
+/// A signal held from before this face started: its dedup key (`kind:subject`) and the time
+/// it clears unless a detector sees it first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSignal {
+    pub key: String,
+    pub until: DateTime<Utc>,
+}
+
+impl HeldSignal {
+    /// The signal's kind, the key's first part.
+    pub fn kind(&self) -> &str {
+        self.key.split(':').next().unwrap_or_default()
+    }
 }
 
 impl Snapshot {

@@ -20,9 +20,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
 use crate::config::Thresholds;
-use crate::model::Snapshot;
 use crate::model::incident::Origin;
 use crate::model::signal::Signal;
+use crate::model::{HeldSignal, Snapshot};
 use crate::runbook::executor::Executor;
 use crate::signals::Detectors;
 use crate::store::{IncidentFilter, SignalRecorder, Store};
@@ -323,6 +323,20 @@ impl Pipeline {
                     Err(e) => Some(e.to_string()),
                 };
             }
+        }
+        // What the store says is firing and no detector has seen since this face started is
+        // unknown, and every face says so instead of looking calm.
+        let mut unknown: Vec<HeldSignal> = self.recorder.as_ref().map_or_else(Vec::new, |r| {
+            r.unconfirmed()
+                .map(|(key, until)| HeldSignal {
+                    key: key.to_string(),
+                    until,
+                })
+                .collect()
+        });
+        unknown.sort_by(|a, b| a.key.cmp(&b.key));
+        if unknown != snap.unknown_since_start {
+            Arc::make_mut(&mut snap).unknown_since_start = unknown;
         }
         let mut started_runs = Vec::new();
         if let Some(executor) = &self.executor {

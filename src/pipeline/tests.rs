@@ -217,10 +217,15 @@ async fn a_restart_leaves_a_resumed_signal_unknown_until_its_detector_had_its_fo
         assert!(e.recording, "{e:?}");
         assert_eq!(status_of(&store, "pod.crash_loop:"), IncidentStatus::Open);
         assert_eq!(cleared_entries(&store), Vec::<String>::new(), "at {at}");
+        // Every face is told it is unknown, not calm.
+        let held = &e.snapshot.unknown_since_start;
+        assert_eq!(held.len(), 1, "at {at}: {held:?}");
+        assert_eq!(held[0].kind(), "pod.crash_loop");
     }
     // A full `for` (and a margin) of fresh data without it: now its absence means it cleared.
     let at = start + hold;
-    p.evaluate(Arc::new(quiet_fleet(at)), at).await;
+    let e = p.evaluate(Arc::new(quiet_fleet(at)), at).await;
+    assert_eq!(e.snapshot.unknown_since_start, Vec::new());
     assert_eq!(
         status_of(&store, "pod.crash_loop:"),
         IncidentStatus::Mitigated

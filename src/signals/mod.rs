@@ -1,241 +1,78 @@
-//! Detectors: pure functions of snapshots (plus a little memory of when things were first
-//! seen) that turn the fleet model into signals with a stable kind, severity, subject,
-//! evidence and dedup key. Thresholds come from config. Imports model and config.
-//! Every kind waits out its `for` and clears after its `clear_after` in [`patience`]; SLO burn
-//! rates live in [`slo`], histogram drift in [`drift`], the GPU memory forecast in
-//! [`forecast`].
+//! Detectors: types implementing [`Detector`] over the snapshot (or the cost report) and their
+//! own memory, one file per detector or family (e.g. [`nodes`], [`gpu`], [`endpoints`]),
+//! registered in [`registered`]; each raises the kinds the signal catalog
+//! (`model::catalog`) declares, with a stable kind, severity, subject, evidence and dedup key.
+//! [`Detectors`] runs them and applies every kind's `for` and `clear_after` ([`patience`]).
+//! SLO burn windows live in [`slo`], histogram drift in [`drift`], the GPU memory forecast in
+//! [`forecast`]. Thresholds come from config. Imports model and config, never the store.
 
+pub mod budget;
+pub mod detector;
 pub mod drift;
+pub mod endpoints;
 pub mod forecast;
+pub mod gpu;
+pub mod gpu_capacity;
+pub mod nodes;
 pub mod patience;
+pub mod pods;
 pub mod slo;
-
-use rustc_hash::{FxHashMap as HashMap, FxHashSet};
-use std::time::Duration;
+pub mod sources;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 pub use crate::config::Thresholds;
+use crate::model::Snapshot;
 use crate::model::cost::CostReport;
-use crate::model::endpoint::{BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloKind};
-use crate::model::gpu::GpuModel;
-use crate::model::signal::{Severity, Signal, Subject};
-use crate::model::{ClusterSnapshot, NodeReadiness, RolloutState, Snapshot};
-use forecast::{MemoryRule, forecast_memory};
-use patience::{Condition, Observation, Patience, Timing};
+use crate::model::signal::Signal;
+pub use detector::{Context, Detector, GpuMemoryHistory, Input};
+pub use gpu::{XID_TABLE, XidInfo, xid_info};
+use patience::{Observation, Patience, Timing};
 
-/// What an XID code means and what to do about it (NVIDIA's XID catalogue, abridged).
-pub struct XidInfo {
-    pub code: u32,
-    pub meaning: &'static str,
-    pub action: &'static str,
-    pub severity: Severity,
+/// Every detector, in the order they look. Adding a detector is its file, its catalog entry
+/// and one line here.
+pub fn registered() -> Vec<Box<dyn Detector>> {
+    vec![
+        Box::new(nodes::NodeDetector::default()),
+        Box::new(gpu_capacity::GpuCapacityDetector::default()),
+        Box::new(pods::PodDetector::default()),
+        Box::new(endpoints::EndpointDetector::default()),
+        Box::new(sources::SourceDetector::default()),
+        Box::new(gpu::GpuDetector::default()),
+        Box::new(budget::BudgetDetector::default()),
+    ]
 }
 
-pub static XID_TABLE: &[XidInfo] = &[
-    XidInfo {
-        code: 13,
-        meaning: "graphics engine exception",
-        action: "usually the application: check its logs; reset the GPU if it repeats across jobs",
-        severity: Severity::Warning,
-    },
-    XidInfo {
-        code: 31,
-        meaning: "GPU memory page fault",
-        action: "usually the application (illegal address): check its logs",
-        severity: Severity::Warning,
-    },
-    XidInfo {
-        code: 43,
-        meaning: "GPU stopped processing",
-        action: "restart the application; reset the GPU if it repeats",
-        severity: Severity::Warning,
-    },
-    XidInfo {
-        code: 45,
-        meaning: "preemptive cleanup after a prior error",
-        action: "follow the error that preceded it",
-        severity: Severity::Info,
-    },
-    XidInfo {
-        code: 48,
-        meaning: "double-bit ECC error",
-        action: "drain the node and reset the GPU; replace it if it repeats",
-        severity: Severity::Critical,
-    },
-    XidInfo {
-        code: 61,
-        meaning: "internal micro-controller breakpoint/warning",
-        action: "reset the GPU",
-        severity: Severity::Warning,
-    },
-    XidInfo {
-        code: 62,
-        meaning: "internal micro-controller halt",
-        action: "drain the node and reset the GPU",
-        severity: Severity::Critical,
-    },
-    XidInfo {
-        code: 63,
-        meaning: "ECC page retirement or row remapping recorded",
-        action: "reset the GPU at the next drain to apply the remap",
-        severity: Severity::Warning,
-    },
-    XidInfo {
-        code: 64,
-        meaning: "ECC page retirement or row remapping failed",
-        action: "drain the node; the GPU needs replacement (RMA)",
-        severity: Severity::Critical,
-    },
-    XidInfo {
-        code: 74,
-        meaning: "NVLink error",
-        action: "drain the node, check NVLink and reset the GPUs",
-        severity: Severity::Critical,
-    },
-    XidInfo {
-        code: 79,
-        meaning: "GPU has fallen off the bus",
-        action: "drain the node and reboot it; replace the GPU if it repeats",
-        severity: Severity::Critical,
-    },
-    XidInfo {
-        code: 92,
-        meaning: "high single-bit ECC error rate",
-        action: "watch the GPU; plan a reset",
-        severity: Severity::Warning,
-    },
-    XidInfo {
-        code: 94,
-        meaning: "contained ECC error",
-        action: "restart the affected application; the GPU stays usable",
-        severity: Severity::Warning,
-    },
-    XidInfo {
-        code: 95,
-        meaning: "uncontained ECC error",
-        action: "drain the node and reset the GPU",
-        severity: Severity::Critical,
-    },
-    XidInfo {
-        code: 119,
-        meaning: "GSP RPC timeout",
-        action: "drain the node and reset the GPU",
-        severity: Severity::Critical,
-    },
-    XidInfo {
-        code: 120,
-        meaning: "GSP error",
-        action: "drain the node and reset the GPU",
-        severity: Severity::Critical,
-    },
-];
-
-pub fn xid_info(code: u32) -> Option<&'static XidInfo> {
-    XID_TABLE.iter().find(|x| x.code == code)
-}
-
-/// Taints that announce a node's imminent interruption, by the tool that sets them.
-const INTERRUPTION_TAINTS: &[(&str, &str)] = &[
-    (
-        "aws-node-termination-handler/spot-itn",
-        "spot interruption notice (aws-node-termination-handler)",
-    ),
-    (
-        "aws-node-termination-handler/rebalance-recommendation",
-        "rebalance recommendation (aws-node-termination-handler)",
-    ),
-    ("karpenter.sh/disrupted", "Karpenter is disrupting the node"),
-    (
-        "karpenter.sh/disruption",
-        "Karpenter is disrupting the node",
-    ),
-    (
-        "cloud.google.com/impending-node-termination",
-        "GCE preemption notice",
-    ),
-];
-
-/// A deadline a notice states in its text: the RFC 3339 time after "terminated at",
-/// "interrupted at" or "terminating at".
-fn deadline_in(message: &str) -> Option<DateTime<Utc>> {
-    let lower = message.to_ascii_lowercase();
-    ["terminated at ", "interrupted at ", "terminating at "]
-        .iter()
-        .find_map(|marker| {
-            let start = lower.find(marker)? + marker.len();
-            let token = message[start..]
-                .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
-                .next()?;
-            DateTime::parse_from_rfc3339(token.trim_end_matches('.'))
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        })
-}
-
-/// The detectors and their memory (when each condition was first seen, and where each signal
-/// stands between pending, firing and clearing).
-#[derive(Debug, Default)]
+/// The detectors, the GPU memory history they read, and where each signal stands between
+/// pending, firing and clearing.
+#[derive(Debug)]
 pub struct Detectors {
     /// Shared, so a detector pass holds it without copying it per node and GPU.
     pub thresholds: std::sync::Arc<Thresholds>,
-    first_seen: HashMap<String, DateTime<Utc>>,
-    /// Keys looked at in the current evaluation; the rest are forgotten after it.
-    touched: FxHashSet<String>,
-    /// Deployment → (revision, when it last changed while watched).
-    revisions: HashMap<String, (Option<u64>, Option<DateTime<Utc>>)>,
+    detectors: Vec<Box<dyn Detector>>,
     /// GPU uuid → recent (time, memory used MiB) samples, for the exhaustion forecast.
-    gpu_memory: HashMap<String, std::collections::VecDeque<(DateTime<Utc>, f64)>>,
+    gpu_memory: GpuMemoryHistory,
     patience: Patience,
 }
 
-/// At most this many memory samples are kept per GPU, whatever the window: a bound on memory
-/// for a source that samples far more often than the forecast needs.
-const MEMORY_SAMPLES_CAP: usize = 2048;
+impl Default for Detectors {
+    fn default() -> Self {
+        Self::new(Thresholds::default())
+    }
+}
 
 /// Budget signals come from `evaluate_cost`, on its own schedule.
 fn is_budget_key(key: &str) -> bool {
     key.starts_with("budget.")
 }
 
-fn met(signal: Signal) -> Observation {
-    Observation {
-        signal,
-        condition: Condition::Met,
-    }
-}
-
-fn signal(
-    kind: &str,
-    severity: Severity,
-    subject: Subject,
-    summary: String,
-    evidence: serde_json::Value,
-    first_seen: DateTime<Utc>,
-    action: Option<&str>,
-) -> Signal {
-    let dedup_key = format!("{kind}:{}", subject.describe());
-    Signal {
-        kind: kind.into(),
-        severity,
-        subject,
-        summary,
-        evidence: evidence
-            .as_object()
-            .map(|m| m.clone().into_iter().collect())
-            .unwrap_or_default(),
-        action: action.map(str::to_string),
-        first_seen,
-        dedup_key,
-    }
-}
-
 impl Detectors {
     pub fn new(thresholds: Thresholds) -> Self {
         Self {
             thresholds: std::sync::Arc::new(thresholds),
-            ..Self::default()
+            detectors: registered(),
+            gpu_memory: GpuMemoryHistory::default(),
+            patience: Patience::default(),
         }
     }
 
@@ -246,45 +83,34 @@ impl Detectors {
         }
     }
 
-    fn seen(&mut self, key: &str, now: DateTime<Utc>) -> DateTime<Utc> {
-        self.touched.insert(key.to_string());
-        if let Some(first) = self.first_seen.get(key) {
-            return *first;
+    /// Shows `input` to every detector; answers their observations.
+    fn observe(&mut self, input: Input<'_>, now: DateTime<Utc>) -> Vec<Observation> {
+        let cx = Context {
+            now,
+            thresholds: &self.thresholds,
+            patience: &self.patience,
+            gpu_memory: &self.gpu_memory,
+        };
+        let mut out = Vec::new();
+        for detector in &mut self.detectors {
+            detector.observe(input, &cx, &mut out);
         }
-        self.first_seen.insert(key.to_string(), now);
-        now
+        out
     }
 
     /// Evaluates every detector on `snap`; answers the signals that fire (their conditions held
     /// for their kind's `for`, or have not yet been clear for its `clear_after`), ordered by
     /// severity, then subject.
     pub fn evaluate(&mut self, snap: &Snapshot, now: DateTime<Utc>) -> Vec<Signal> {
-        let mut out = Vec::new();
-        self.touched.clear();
-        for c in &snap.clusters {
-            self.nodes(c, now, &mut out);
-            self.pods(c, now, &mut out);
-        }
-        for e in &snap.endpoints {
-            self.endpoint(e, now, &mut out);
-        }
-        self.sources(snap, now, &mut out);
-        for g in snap.gpus.iter() {
-            self.gpu(g, now, &mut out);
-        }
-        // Every GPU with memory readings has a series, so more series than GPUs means some
-        // GPU left (or was replaced): only then is it worth hashing 40,000 uuids.
-        if self.gpu_memory.len() > snap.gpus.len() {
-            let live: FxHashSet<&str> = snap.gpus.iter().map(|g| g.uuid.as_str()).collect();
-            self.gpu_memory
-                .retain(|uuid, _| live.contains(uuid.as_str()));
-        }
-        // Forget conditions that cleared, so a recurrence is a new first sighting.
-        let touched = std::mem::take(&mut self.touched);
-        self.first_seen
-            .retain(|k, _| touched.contains(k) || is_budget_key(k));
+        gpu::record_gpu_memory(&mut self.gpu_memory, snap, &self.thresholds);
+        let observed = self.observe(Input::Fleet(snap), now);
         let mut patience = std::mem::take(&mut self.patience);
-        let mut out = patience.advance(out, now, |k| !is_budget_key(k), |kind| self.timing(kind));
+        let mut out = patience.advance(
+            observed,
+            now,
+            |k| !is_budget_key(k),
+            |kind| self.timing(kind),
+        );
         self.patience = patience;
         out.sort_by(|a, b| {
             b.severity
@@ -294,618 +120,13 @@ impl Detectors {
         out
     }
 
-    fn nodes(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Observation>) {
-        let t = std::sync::Arc::clone(&self.thresholds);
-        for n in &c.nodes {
-            if n.readiness == NodeReadiness::Ready && n.taints.is_empty() {
-                continue;
-            }
-            let subject = Subject {
-                cluster: c.name.clone(),
-                node: Some(n.name.clone()),
-                ..Subject::default()
-            };
-            if n.readiness != NodeReadiness::Ready {
-                let key = format!("node.not_ready:{}", subject.describe());
-                let since = n.readiness_since.unwrap_or_else(|| self.seen(&key, now));
-                let for_secs = (now - since).num_seconds().max(0);
-                self.seen(&key, now);
-                // `node_not_ready_after` is this kind's `for`, measured from `since`.
-                out.push(met(signal(
-                        "node.not_ready",
-                        Severity::Critical,
-                        subject.clone(),
-                        format!("node {} is {:?} for {}", n.name, n.readiness, humantime::format_duration(Duration::from_secs(for_secs as u64))),
-                        json!({"readiness": format!("{:?}", n.readiness), "since": since, "seconds": for_secs, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested, "node_pool": n.pool}),
-                        since,
-                        Some("check the kubelet and the instance; cordon and drain if it does not recover"),
-                    )));
-            }
-            for taint in &n.taints {
-                let Some((_, what)) = INTERRUPTION_TAINTS.iter().find(|(k, _)| *k == taint.key)
-                else {
-                    continue;
-                };
-                let key = format!("taint:{}:{}", subject.describe(), taint.key);
-                let first_sight = self.seen(&key, now);
-                // The notice event, when the handler posted one, dates the notice (and may state
-                // the deadline), so the deadline survives a restart of the cockpit.
-                let event = c.warnings.iter().find(|w| {
-                    w.object == format!("node/{}", n.name) && {
-                        let r = w.reason.to_ascii_lowercase();
-                        r.contains("interruption")
-                            || r.contains("rebalance")
-                            || r.contains("termination")
-                    }
-                });
-                let noticed = event
-                    .and_then(|e| e.last_seen)
-                    .map_or(first_sight, |t| t.min(first_sight));
-                let stated = event.and_then(|e| deadline_in(&e.message));
-                let (deadline, deadline_source) = match stated {
-                    Some(d) => (d, "notice event"),
-                    None => (
-                        noticed + chrono::Duration::from_std(t.spot_notice).unwrap_or_default(),
-                        "notice window",
-                    ),
-                };
-                let left = (deadline - now).num_seconds();
-                out.push(met(signal(
-                    "node.interruption_notice",
-                    Severity::Critical,
-                    subject.clone(),
-                    format!("{what} on {}: instance goes at {} ({}s left)", n.name, deadline.format("%H:%M:%S"), left.max(0)),
-                    json!({"taint": taint.key, "noticed": noticed, "deadline": deadline, "deadline_source": deadline_source, "seconds_left": left, "capacity_type": n.capacity_type, "pods_running": n.pods.running, "gpus_requested": n.gpu_requested, "node_pool": n.pool}),
-                    noticed,
-                    Some("cordon and drain the node now, forcing past the deadline if a budget blocks"),
-                )));
-            }
-        }
-    }
-
-    fn gpu(&mut self, g: &GpuModel, now: DateTime<Utc>, out: &mut Vec<Observation>) {
-        let t = std::sync::Arc::clone(&self.thresholds);
-        // Built only for a GPU that emits: most of 40,000 GPUs emit nothing.
-        let subject = || Subject {
-            cluster: g.cluster.clone(),
-            node: Some(g.node.clone()).filter(|n| !n.is_empty()),
-            gpu: Some(format!("gpu{} ({})", g.index, g.uuid)),
-            namespace: g.holder.as_ref().map(|h| h.namespace.clone()),
-            object: g.holder.as_ref().map(|h| format!("pod/{}", h.pod)),
-            ..Subject::default()
-        };
-        let holder = || {
-            g.holder
-                .as_ref()
-                .map(|h| format!("{}/{}", h.namespace, h.pod))
-        };
-        let mut emit = |this: &mut Self,
-                        condition: Condition,
-                        kind: &str,
-                        severity: Severity,
-                        describe: &dyn Fn() -> (String, serde_json::Value),
-                        action: Option<&str>| {
-            // Dedup per GPU, not per holder: the pod may change while the fault stays.
-            let key = format!("{kind}:{}/{}/{}", g.cluster, g.node, g.uuid);
-            let first = match condition {
-                Condition::Met => this.seen(&key, now),
-                Condition::WithinMargin => now,
-            };
-            // A condition still waiting out its `for` is never shown: its key is all patience
-            // needs (thousands of idle GPUs wait ten minutes; their summaries are not built).
-            let waiting = condition == Condition::Met
-                && this
-                    .patience
-                    .waits(&key, now, this.thresholds.for_kind(kind));
-            let mut s = if waiting {
-                Signal {
-                    kind: kind.into(),
-                    severity,
-                    subject: Subject::default(),
-                    summary: String::new(),
-                    evidence: Default::default(),
-                    action: None,
-                    first_seen: first,
-                    dedup_key: String::new(),
-                }
-            } else {
-                let (summary, evidence) = describe();
-                signal(kind, severity, subject(), summary, evidence, first, action)
-            };
-            s.dedup_key = key;
-            out.push(Observation {
-                signal: s,
-                condition,
-            });
-        };
-        if let Some(code) = g.xid_last {
-            let info = xid_info(code);
-            emit(
-                self,
-                Condition::Met,
-                "gpu.xid",
-                info.map_or(Severity::Warning, |i| i.severity),
-                &|| {
-                    (
-                        format!(
-                            "XID {code} on {} gpu{}: {}",
-                            g.node,
-                            g.index,
-                            info.map_or(
-                                "an XID error NVIDIA's catalogue lists; see its XID table",
-                                |i| i.meaning
-                            )
-                        ),
-                        json!({"xid": code, "uuid": g.uuid, "holder": holder(), "model": g.model_name}),
-                    )
-                },
-                Some(info.map_or("look the code up in NVIDIA's XID catalogue", |i| i.action)),
-            );
-        }
-        let dbe = g.ecc_dbe_volatile.unwrap_or(0);
-        if dbe > 0
-            || g.remap_failure == Some(true)
-            || g.remapped_rows_uncorrectable.unwrap_or(0) > 0
-        {
-            emit(
-                self,
-                Condition::Met,
-                "gpu.ecc",
-                Severity::Critical,
-                &|| {
-                    (
-                        format!(
-                            "{} gpu{}: {dbe} double-bit ECC errors, {} uncorrectable remapped rows{}",
-                            g.node,
-                            g.index,
-                            g.remapped_rows_uncorrectable.unwrap_or(0),
-                            if g.remap_failure == Some(true) {
-                                ", row remapping FAILED"
-                            } else {
-                                ""
-                            }
-                        ),
-                        json!({"ecc_dbe_volatile": dbe, "remapped_rows_uncorrectable": g.remapped_rows_uncorrectable, "remap_failure": g.remap_failure, "uuid": g.uuid}),
-                    )
-                },
-                Some("drain the node and reset the GPU; a remap failure means replacement (RMA)"),
-            );
-        }
-        let throttled: Vec<String> = g
-            .throttle_reasons
-            .iter()
-            .flatten()
-            .filter(|r| r.is_slowdown())
-            .map(|r| format!("{r:?}"))
-            .collect();
-        let hot = g.temperature_c.is_some_and(|c| c >= t.gpu_hot_c);
-        let cooling = g
-            .temperature_c
-            .is_some_and(|c| c >= t.gpu_hot_c - t.gpu_hot_clear_margin_c);
-        let throttling = if hot || !throttled.is_empty() {
-            Some(Condition::Met)
-        } else {
-            cooling.then_some(Condition::WithinMargin)
-        };
-        if let Some(condition) = throttling {
-            emit(
-                self,
-                condition,
-                "gpu.throttling",
-                Severity::Warning,
-                &|| {
-                    (
-                        format!(
-                            "{} gpu{} throttles: {}{}",
-                            g.node,
-                            g.index,
-                            g.temperature_c
-                                .map(|c| format!("{c:.0} °C"))
-                                .unwrap_or_default(),
-                            if throttled.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" ({})", throttled.join(", "))
-                            }
-                        ),
-                        json!({"temperature_c": g.temperature_c, "power_w": g.power_w, "power_limit_w": g.power_limit_w, "reasons": throttled}),
-                    )
-                },
-                Some("check cooling and power capping on the node"),
-            );
-        }
-        if let (Some(used), Some(total)) = (
-            g.memory_used_mib,
-            g.memory_total_mib
-                .or_else(|| Some(g.memory_used_mib? + g.memory_free_mib?)),
-        ) {
-            // Looked up before inserting: an entry per GPU per pass would copy every uuid.
-            if !self.gpu_memory.contains_key(&g.uuid) {
-                self.gpu_memory.insert(g.uuid.clone(), Default::default());
-            }
-            let Some(series) = self.gpu_memory.get_mut(&g.uuid) else {
-                return;
-            };
-            if series.back().is_none_or(|(t, _)| *t < g.sampled_at) {
-                series.push_back((g.sampled_at, used as f64));
-                let window = chrono::Duration::from_std(t.gpu_memory_window)
-                    .unwrap_or(chrono::Duration::MAX);
-                while series.len() > MEMORY_SAMPLES_CAP
-                    || series
-                        .front()
-                        .is_some_and(|(at, _)| *at < g.sampled_at - window)
-                {
-                    series.pop_front();
-                }
-            }
-            // Most GPUs are under the high-water mark, where the rule cannot fire: skip the fit
-            // (the forecast would answer "below high" after fitting 40,000 windows).
-            let high = total as f64 * t.gpu_memory_high_pct / 100.0;
-            let f = (used as f64 >= high).then(|| {
-                forecast_memory(
-                    series,
-                    used as f64,
-                    total as f64,
-                    &MemoryRule::from_thresholds(&t),
-                )
-            });
-            if let Some((Some(severity), Some(secs), Some(fit), f)) =
-                f.map(|f| (f.severity(), f.seconds_to_full, f.fit, f))
-            {
-                let evidence = || {
-                    let mut e = f.evidence();
-                    e["holder"] = json!(holder());
-                    e
-                };
-                emit(
-                    self,
-                    Condition::Met,
-                    "gpu.memory_exhaustion_forecast",
-                    severity,
-                    &|| {
-                        (
-                            format!(
-                                "{} gpu{} memory fills in about {} on its {} trend ({used} of {total} MiB, +{:.0} MiB/min, R² {:.2})",
-                                g.node,
-                                g.index,
-                                humantime::format_duration(Duration::from_secs(secs as u64)),
-                                humantime::format_duration(t.gpu_memory_window),
-                                fit.slope_per_second * 60.0,
-                                fit.r2.unwrap_or(0.0),
-                            ),
-                            evidence(),
-                        )
-                    },
-                    Some("find the leak or the growing cache in the holding pod before it OOMs"),
-                );
-            }
-        }
-        let idle = if g.is_idle_allocated(t.idle_gpu_pct) {
-            Some(Condition::Met)
-        } else {
-            g.is_idle_allocated(t.idle_gpu_pct + t.idle_clear_margin_pct)
-                .then_some(Condition::WithinMargin)
-        };
-        if let Some(condition) = idle {
-            emit(
-                self,
-                condition,
-                "gpu.idle",
-                Severity::Info,
-                &|| {
-                    (
-                        format!(
-                            "{} gpu{} is held by {} but {:.0}% busy",
-                            g.node,
-                            g.index,
-                            holder().unwrap_or_default(),
-                            g.utilization_pct.unwrap_or(0.0)
-                        ),
-                        json!({"utilization_pct": g.utilization_pct, "memory_used_mib": g.memory_used_mib, "holder": holder()}),
-                    )
-                },
-                Some("ask the owner to release it, or reclaim it for pending GPU work"),
-            );
-        }
-    }
-
     /// Budget signals from a cost report: the month-end forecast over the budget.
     pub fn evaluate_cost(&mut self, report: &CostReport, now: DateTime<Utc>) -> Vec<Signal> {
-        let observed: Vec<Observation> = self.budget(report, now).into_iter().map(met).collect();
+        let observed = self.observe(Input::Cost(report), now);
         let mut patience = std::mem::take(&mut self.patience);
         let out = patience.advance(observed, now, is_budget_key, |kind| self.timing(kind));
         self.patience = patience;
         out
-    }
-
-    fn budget(&mut self, report: &CostReport, now: DateTime<Utc>) -> Option<Signal> {
-        let b = report.budget.as_ref().filter(|b| b.forecast_over_budget)?;
-        let subject = Subject {
-            cluster: "fleet".into(),
-            object: Some(format!("budget/{}", b.month)),
-            ..Subject::default()
-        };
-        let key = format!("budget.overrun_forecast:{}", subject.describe());
-        let first = self.seen(&key, now);
-        let severity = if b.month_to_date > b.monthly_budget {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        };
-        Some(signal(
-            "budget.overrun_forecast",
-            severity,
-            subject,
-            format!(
-                "{} spend is forecast at {:.0} {} by month end, {:.0}% of the {:.0} budget ({:.0}% spent with {:.0}% of the month gone)",
-                b.month,
-                b.forecast_month_end,
-                report.currency,
-                b.forecast_pct,
-                b.monthly_budget,
-                b.burn_pct,
-                b.month_elapsed_pct
-            ),
-            json!({"month": b.month, "budget": b.monthly_budget, "month_to_date": b.month_to_date, "forecast": b.forecast_month_end,
-                "forecast_pct": b.forecast_pct, "method": b.method}),
-            first,
-            Some(
-                "find the groups growing fastest (fleetdeck cost --by team) and idle GPUs to reclaim",
-            ),
-        ))
-    }
-
-    /// `source.down`: a source the picture cannot see (an API server unreachable, a watch
-    /// broken, a GPU or cost source failing or silent), dated from when it was last seen, so
-    /// its `for` counts from the break. Blind is not calm: the signals it would raise are
-    /// unknown while it lasts.
-    fn sources(&mut self, snap: &Snapshot, now: DateTime<Utc>, out: &mut Vec<Observation>) {
-        use crate::model::blind::BlindSource;
-        for spot in snap.blind_spots(now, self.thresholds.source_silent_after) {
-            let (severity, object) = match &spot.source {
-                // Every signal of the cluster is unknown.
-                BlindSource::Cluster => (Severity::Critical, "apiserver".to_string()),
-                BlindSource::Gpu(_) => (Severity::Warning, format!("source/{}", spot.name())),
-                BlindSource::Cost => (Severity::Warning, "source/cost".to_string()),
-            };
-            let subject = Subject {
-                cluster: spot.cluster.clone(),
-                object: Some(object),
-                ..Subject::default()
-            };
-            let key = format!("source.down:{}", subject.describe());
-            self.seen(&key, now);
-            out.push(met(signal(
-                "source.down",
-                severity,
-                subject,
-                format!("{}: {}", spot.describe(now), spot.error),
-                json!({"source": spot.name(), "target": spot.target, "state": spot.state, "since": spot.since, "seconds": spot.age(now).as_secs(), "error": spot.error}),
-                spot.since,
-                Some(match spot.source {
-                    BlindSource::Cluster => "check the API server and the network path to it; fleetdeck keeps the last picture, but nothing new is seen",
-                    BlindSource::Gpu(_) => "check the exporter (or NVML) and its scrape target; GPU faults on this cluster go unseen meanwhile",
-                    BlindSource::Cost => "check the cost source; budgets and forecasts are not updated meanwhile",
-                }),
-            )));
-        }
-    }
-
-    fn endpoint(&mut self, e: &EndpointModel, now: DateTime<Utc>, out: &mut Vec<Observation>) {
-        let from = out.len();
-        self.endpoint_signals(e, now, out);
-        // The Deployment serving it: an endpoint's outage and its pods' crash loop after a
-        // rollout are one incident (`store::incident_group`).
-        if let Some(s) = e
-            .serving
-            .as_ref()
-            .filter(|s| s.kind.eq_ignore_ascii_case("Deployment"))
-        {
-            let serving = json!(format!("{}/{}", s.namespace, s.name));
-            for o in &mut out[from..] {
-                o.signal
-                    .evidence
-                    .insert("serving_deployment".into(), serving.clone());
-            }
-        }
-    }
-
-    fn endpoint_signals(
-        &mut self,
-        e: &EndpointModel,
-        now: DateTime<Utc>,
-        out: &mut Vec<Observation>,
-    ) {
-        let cluster = e
-            .serving
-            .as_ref()
-            .map(|s| s.cluster.clone())
-            .unwrap_or_default();
-        let base = Subject {
-            cluster,
-            endpoint: Some(e.name.clone()),
-            ..Subject::default()
-        };
-        if matches!(
-            e.health,
-            EndpointHealth::Dead | EndpointHealth::Unreachable | EndpointHealth::NotReady
-        ) {
-            let key = format!("endpoint.down:{}", base.describe());
-            let first = self.seen(&key, now);
-            let error = e.probe.as_ref().and_then(|p| p.error.clone());
-            out.push(met(signal(
-                "endpoint.down",
-                Severity::Critical,
-                base.clone(),
-                format!(
-                    "endpoint {} is {:?}{}",
-                    e.name,
-                    e.health,
-                    error
-                        .as_deref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                ),
-                json!({"health": e.health, "last_healthy": e.last_healthy, "error": error}),
-                first,
-                Some("check the serving pods and roll back the last change if it caused this"),
-            )));
-        }
-        for burn in [&e.availability_burn, &e.latency_burn]
-            .into_iter()
-            .flatten()
-        {
-            let Some(sev) = burn.severity() else { continue };
-            let (kind, severity) = match sev {
-                BurnSeverity::Page => ("slo.fast_burn", Severity::Critical),
-                BurnSeverity::Ticket => ("slo.slow_burn", Severity::Warning),
-            };
-            let slo = match burn.kind {
-                SloKind::Availability => "availability",
-                SloKind::Latency => "latency",
-            };
-            let subject = Subject {
-                object: Some(format!("slo/{slo}")),
-                ..base.clone()
-            };
-            let key = format!("{kind}:{}", subject.describe());
-            let first = self.seen(&key, now);
-            let fired = &burn.alerts[0];
-            out.push(met(signal(
-                kind,
-                severity,
-                subject,
-                format!(
-                    "{} {slo} SLO ({}) burns at {:.1}× over {} and {:.1}× over {}",
-                    e.name,
-                    burn.objective,
-                    fired.long.burn_rate.unwrap_or(0.0),
-                    humantime::format_duration(Duration::from_secs(fired.long.window_secs as u64)),
-                    fired.short.burn_rate.unwrap_or(0.0),
-                    humantime::format_duration(Duration::from_secs(fired.short.window_secs as u64)),
-                ),
-                json!({"slo": slo, "objective": burn.objective, "threshold": fired.threshold,
-                    "long_window_secs": fired.long.window_secs, "long_burn": fired.long.burn_rate,
-                    "short_window_secs": fired.short.window_secs, "short_burn": fired.short.burn_rate,
-                    "error_rate": e.metrics.as_ref().map(|m| m.error_rate), "p99_ms": e.metrics.as_ref().map(|m| m.latency_p99_ms)}),
-                first,
-                Some("roll the serving deployment back if a rollout started this; otherwise scale out"),
-            )));
-        }
-        if let Some(d) = &e.drift
-            && d.band != DriftBand::None
-        {
-            let severity = if d.band == DriftBand::Significant {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            };
-            let subject = Subject {
-                object: Some(format!("metric/{}", d.metric)),
-                ..base.clone()
-            };
-            let key = format!("endpoint.drift:{}", subject.describe());
-            let first = self.seen(&key, now);
-            out.push(met(signal(
-                "endpoint.drift",
-                severity,
-                subject,
-                format!("{} drift on {}: PSI {:.3} ({:?})", e.name, d.metric, d.psi, d.band),
-                json!({"metric": d.metric, "psi": d.psi, "band": d.band, "baseline_count": d.baseline_count, "current_count": d.current_count}),
-                first,
-                Some("compare the current inputs with the baseline; retrain or roll back the model"),
-            )));
-        }
-    }
-
-    fn pods(&mut self, c: &ClusterSnapshot, now: DateTime<Utc>, out: &mut Vec<Observation>) {
-        for p in c.pending.iter().filter(|p| p.gpus > 0) {
-            let since = p.since.unwrap_or(now);
-            // `pending_gpu_after` is this kind's `for`, measured from `since`.
-            let waited = (now - since).num_seconds().max(0) as u64;
-            let subject = Subject {
-                cluster: c.name.clone(),
-                namespace: Some(p.namespace.clone()),
-                object: Some(format!("pod/{}", p.name)),
-                ..Subject::default()
-            };
-            out.push(met(signal(
-                "pod.pending_gpu",
-                Severity::Warning,
-                subject,
-                format!("{}/{} waits {} for {} GPU(s): {}", p.namespace, p.name, humantime::format_duration(Duration::from_secs(waited)), p.gpus, p.message),
-                json!({"gpus": p.gpus, "reason": p.reason, "message": p.message, "seconds": waited}),
-                since,
-                Some("free GPUs (idle allocations, spot capacity) or scale the GPU node pool"),
-            )));
-        }
-        for d in &c.deployments {
-            let key = format!("{}/{}/{}", c.name, d.namespace, d.name);
-            let entry = self.revisions.entry(key).or_insert((d.revision, None));
-            if entry.0 != d.revision {
-                *entry = (d.revision, Some(now));
-            }
-        }
-        for p in &c.crash_looping {
-            // The pod's Deployment: the longest deployment name that prefixes `name-<hash>-<id>`.
-            let dep = c
-                .deployments
-                .iter()
-                .filter(|d| {
-                    d.namespace == p.namespace && p.name.starts_with(&format!("{}-", d.name))
-                })
-                .max_by_key(|d| d.name.len());
-            // After a rollout: the deployment is mid-rollout to a revision past the first, or
-            // its revision changed within the last hour while we watched.
-            let after_rollout = dep.is_some_and(|d| {
-                let key = format!("{}/{}/{}", c.name, d.namespace, d.name);
-                let recent = self
-                    .revisions
-                    .get(&key)
-                    .and_then(|(_, at)| *at)
-                    .is_some_and(|at| (now - at).num_seconds() < 3600);
-                d.revision.unwrap_or(0) > 1 && (d.rollout != RolloutState::Complete || recent)
-            });
-            let subject = Subject {
-                cluster: c.name.clone(),
-                namespace: Some(p.namespace.clone()),
-                object: Some(format!("pod/{}", p.name)),
-                node: p.node.clone(),
-                ..Subject::default()
-            };
-            let key = format!("pod.crash_loop:{}", subject.describe());
-            let first = self.seen(&key, now);
-            let (kind, severity, action) = if after_rollout {
-                (
-                    "pod.crash_loop_after_rollout",
-                    Severity::Critical,
-                    "roll the deployment back to the previous revision",
-                )
-            } else {
-                (
-                    "pod.crash_loop",
-                    Severity::Warning,
-                    "read the container's last logs and exit reason",
-                )
-            };
-            out.push(met(signal(
-                kind,
-                severity,
-                subject,
-                format!(
-                    "{}/{} is in {} ({} restarts{})",
-                    p.namespace,
-                    p.name,
-                    p.reason,
-                    p.restarts,
-                    p.last_termination.as_deref().map(|l| format!(", last {l}")).unwrap_or_default()
-                ),
-                json!({"restarts": p.restarts, "reason": p.reason, "last_termination": p.last_termination,
-                    "deployment": dep.map(|d| d.name.clone()), "revision": dep.and_then(|d| d.revision)}),
-                first,
-                Some(action),
-            )));
-        }
     }
 }
 
@@ -913,9 +134,14 @@ impl Detectors {
 mod tests {
     use std::sync::Arc;
 
+    use std::time::Duration;
+
+    use super::forecast::{MemoryRule, forecast_memory};
     use super::*;
+    use crate::model::signal::Severity;
     use crate::model::{
-        ClusterTotals, CrashLoopingPod, DeploymentModel, NodeModel, PendingPod, PhaseCounts, Taint,
+        ClusterSnapshot, CrashLoopingPod, DeploymentModel, NodeModel, NodeReadiness, PendingPod,
+        RolloutState, Taint,
     };
 
     fn node(
@@ -928,39 +154,20 @@ mod tests {
             name: name.into(),
             readiness,
             readiness_since: since,
-            cordoned: false,
             taints,
             capacity_type: crate::model::CapacityType::Spot,
-            instance_type: None,
-            pool: None,
-            zone: None,
-            gpu_product: None,
             gpu_capacity: 8,
             gpu_allocatable: 8,
             gpu_requested: 4,
-            pods: PhaseCounts::default(),
-            created: None,
+            ..NodeModel::default()
         }
     }
 
     fn cluster(nodes: Vec<NodeModel>) -> ClusterSnapshot {
         ClusterSnapshot {
             name: "a".into(),
-            server: String::new(),
-            sync: vec![],
-            totals: ClusterTotals::default(),
             nodes,
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..ClusterSnapshot::default()
         }
     }
 
@@ -1210,7 +417,10 @@ mod tests {
         let run = memory_series(&mut d, t0, 30, 14 * 60 + 30, leak_from_80_pct);
         assert!(run.iter().all(|(_, f)| f.is_none()), "{run:#?}");
         let mut zero = Thresholds::default();
-        zero.pending_for.gpu_memory_exhaustion_forecast = Duration::ZERO;
+        assert!(
+            zero.pending_for
+                .set("gpu.memory_exhaustion_forecast", Duration::ZERO)
+        );
         let mut d = Detectors::new(zero);
         let run = memory_series(&mut d, t0, 30, 14 * 60 + 30, leak_from_80_pct);
         assert!(
@@ -1243,7 +453,10 @@ mod tests {
     fn too_few_samples_say_insufficient_data_and_fire_nothing() {
         let t0 = Utc::now();
         let mut zero = Thresholds::default();
-        zero.pending_for.gpu_memory_exhaustion_forecast = Duration::ZERO;
+        assert!(
+            zero.pending_for
+                .set("gpu.memory_exhaustion_forecast", Duration::ZERO)
+        );
         let mut d = Detectors::new(zero);
         // 95 % and climbing 2,000 MiB a minute, but only 5 samples over 2 minutes.
         let run = memory_series(&mut d, t0, 30, 120, |s| {
@@ -1336,6 +549,34 @@ mod tests {
                 d.evaluate(&s, t0 + chrono::Duration::seconds(60 * i))
                     .is_empty()
             );
+        }
+    }
+
+    #[test]
+    fn every_catalog_kind_has_exactly_one_detector_and_every_detector_kind_is_in_the_catalog() {
+        use crate::model::catalog::{SIGNAL_CATALOG, signal_kind};
+        let detectors = registered();
+        for spec in SIGNAL_CATALOG {
+            let raising: Vec<_> = detectors
+                .iter()
+                .filter(|d| d.kinds().contains(&spec.name))
+                .collect();
+            assert_eq!(
+                raising.len(),
+                1,
+                "{} is raised by {} registered detectors ({raising:?}); add its detector to \
+                 signals::registered",
+                spec.name,
+                raising.len()
+            );
+        }
+        for d in &detectors {
+            for kind in d.kinds() {
+                assert!(
+                    signal_kind(kind).is_some(),
+                    "{d:?} raises {kind}, which src/model/catalog.rs does not declare"
+                );
+            }
         }
     }
 

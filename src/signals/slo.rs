@@ -400,6 +400,11 @@ mod tests {
 
     const THREE_DAYS_MIN: i64 = 3 * 24 * 60;
 
+    /// A 99.9 % availability SLO's burn over `h` at minute `minute`.
+    fn availability_at(h: &SliHistory, policy: &BurnPolicy, minute: i64) -> SloBurn {
+        evaluate_burn(SloKind::Availability, h, 0.999, policy, t(minute * 60))
+    }
+
     #[test]
     fn a_fast_burn_pages() {
         let policy = BurnPolicy::sre_workbook();
@@ -407,13 +412,7 @@ mod tests {
         minutes(&mut h, 0, THREE_DAYS_MIN - 10, 0.1);
         // Ten minutes at 30 % errors: 300× the budget of a 99.9 % SLO.
         minutes(&mut h, THREE_DAYS_MIN - 10, THREE_DAYS_MIN, 300.0);
-        let burn = evaluate_burn(
-            SloKind::Availability,
-            &h,
-            0.999,
-            &policy,
-            t((THREE_DAYS_MIN - 1) * 60),
-        );
+        let burn = availability_at(&h, &policy, THREE_DAYS_MIN - 1);
         assert_eq!(burn.severity(), Some(BurnSeverity::Page));
         let first = burn.alerts.first().copied();
         assert_eq!(first.map(|a| a.threshold), Some(14.4));
@@ -429,13 +428,7 @@ mod tests {
         minutes(&mut h, 0, THREE_DAYS_MIN - 30 * 60, 0.1);
         // 30 hours at 4× the budget.
         minutes(&mut h, THREE_DAYS_MIN - 30 * 60, THREE_DAYS_MIN, 4.0);
-        let burn = evaluate_burn(
-            SloKind::Availability,
-            &h,
-            0.999,
-            &policy,
-            t((THREE_DAYS_MIN - 1) * 60),
-        );
+        let burn = availability_at(&h, &policy, THREE_DAYS_MIN - 1);
         assert_eq!(burn.severity(), Some(BurnSeverity::Ticket));
         let thresholds: Vec<f64> = burn.alerts.iter().map(|a| a.threshold).collect();
         assert_eq!(thresholds, vec![3.0, 1.0]);
@@ -447,7 +440,7 @@ mod tests {
         let mut h = SliHistory::new(policy.longest_window());
         // Three minutes of history, 2 errors in 1,000 a minute: 2× the budget everywhere.
         minutes(&mut h, 0, 3, 2.0);
-        let burn = evaluate_burn(SloKind::Availability, &h, 0.999, &policy, t(3 * 60));
+        let burn = availability_at(&h, &policy, 3);
         assert_eq!(
             burn.severity(),
             None,
@@ -456,7 +449,7 @@ mod tests {
         );
         // Forty minutes at 30 %: the 5-minute and 30-minute pages have their data.
         minutes(&mut h, 3, 43, 300.0);
-        let burn = evaluate_burn(SloKind::Availability, &h, 0.999, &policy, t(43 * 60));
+        let burn = availability_at(&h, &policy, 43);
         assert_eq!(burn.severity(), Some(BurnSeverity::Page));
         assert!(burn.alerts.iter().all(|a| a.severity == BurnSeverity::Page));
     }
@@ -466,13 +459,7 @@ mod tests {
         let policy = BurnPolicy::sre_workbook();
         let mut h = SliHistory::new(policy.longest_window());
         minutes(&mut h, 0, THREE_DAYS_MIN, 0.5);
-        let burn = evaluate_burn(
-            SloKind::Availability,
-            &h,
-            0.999,
-            &policy,
-            t((THREE_DAYS_MIN - 1) * 60),
-        );
+        let burn = availability_at(&h, &policy, THREE_DAYS_MIN - 1);
         assert!(burn.alerts.is_empty(), "{:?}", burn.alerts);
         assert!(burn.windows.iter().all(|w| close(w.burn_rate, 0.5)));
     }
@@ -484,7 +471,7 @@ mod tests {
         minutes(&mut h, 0, 100, 0.0);
         minutes(&mut h, 100, 105, 1000.0);
         minutes(&mut h, 105, 120, 0.0);
-        let burn = evaluate_burn(SloKind::Availability, &h, 0.999, &policy, t(119 * 60));
+        let burn = availability_at(&h, &policy, 119);
         assert!(
             burn.windows
                 .iter()

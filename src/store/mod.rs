@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
+use crate::model::catalog::{Grouping, signal_kind};
 use crate::model::incident::{Entry, Incident, IncidentStatus, NewEntry, incident_label};
 use crate::model::signal::{Signal, Subject};
 
@@ -620,22 +621,20 @@ pub fn sort_for_display(incidents: &mut [Incident]) {
     });
 }
 
-/// Kinds whose cause is usually the pool rather than the node: a spot capacity pool taken back,
-/// a bad image or kubelet config rolled to a pool. Their nodes join one incident per pool.
-const POOL_WIDE_KINDS: [&str; 2] = ["node.not_ready", "node.interruption_notice"];
+/// Kinds whose cause is usually the pool rather than the node (the catalog's
+/// `Grouping::NodePool`): a spot capacity pool taken back, a bad image or kubelet config rolled
+/// to a pool. Their nodes join one incident per pool.
+fn is_pool_wide_kind(kind: &str) -> bool {
+    signal_kind(kind).is_some_and(|k| k.grouping == Grouping::NodePool)
+}
 
 /// Kinds that are one fault seen through several detectors, by the family they group under:
 /// an XID 48 is a double-bit ECC error, so its XID and ECC signals on one node are one GPU
 /// fault; an endpoint down, its SLO burning and its pods crash-looping after a rollout are one
 /// serving fault of its Deployment.
+/// The catalog declares each kind's family; a kind outside it (an intake's `alert.*`) is its own.
 pub fn incident_family(kind: &str) -> &str {
-    match kind {
-        "gpu.xid" | "gpu.ecc" => "gpu.fault",
-        "endpoint.down" | "slo.fast_burn" | "slo.slow_burn" | "pod.crash_loop_after_rollout" => {
-            "serving"
-        }
-        other => other,
-    }
+    signal_kind(kind).map_or(kind, |k| k.family)
 }
 
 /// Signals with the same group join one incident (Alertmanager's `group_by`): a pool-wide kind
@@ -652,7 +651,7 @@ pub fn incident_group(signal: &Signal) -> String {
     };
     let kind = signal.kind.as_str();
     let cluster = &signal.subject.cluster;
-    if let Some(pool) = text("node_pool").filter(|_| POOL_WIDE_KINDS.contains(&kind)) {
+    if let Some(pool) = text("node_pool").filter(|_| is_pool_wide_kind(kind)) {
         return format!("{kind}:{cluster}/nodepool/{pool}");
     }
     if let Some(serving) = text("serving_deployment") {
@@ -708,8 +707,9 @@ pub fn target_group(signal: &Signal) -> String {
 /// Kinds that are a GPU's hardware fault (XID, ECC, thermal throttling), which group by the GPU's
 /// node: the node is cordoned and drained. A GPU's idleness or memory trend is its workload's
 /// matter and groups by the pod holding it.
+/// The catalog marks them `Grouping::Node`.
 pub fn is_gpu_fault_kind(kind: &str) -> bool {
-    matches!(kind, "gpu.xid" | "gpu.ecc" | "gpu.throttling")
+    signal_kind(kind).is_some_and(|k| k.grouping == Grouping::Node)
 }
 
 /// The controller a pod's generated name points to: `web-7d9f8c6b5-x2x9q` (a Deployment's

@@ -310,13 +310,38 @@ impl IncidentsPane {
         self.page = height;
         self.view.clamp(rows.len(), height);
         // Columns as wide as their content; TITLE and SUBJECT, the longest, give way first,
-        // and SUBJECT keeps its end (the node or pod that tells two incidents apart).
-        let widths = measured_widths_keeping(
-            &HEADERS,
-            rows.iter().map(|(_, cells)| cells.as_slice()),
-            usize::from(inner.width),
-            &[0, 1, 2, 6, 7, 8],
-        );
+        // and SUBJECT keeps its end (the node or pod that tells two incidents apart). When the
+        // title would be cut, SUBJECT goes instead: a title names its subject, and the detail
+        // shows it whole.
+        let keep_whole = [0, 1, 2, 6, 7, 8];
+        let all: Vec<usize> = (0..HEADERS.len()).collect();
+        let fit = |shown: &[usize]| {
+            let headers: Vec<&str> = shown.iter().map(|&c| HEADERS[c]).collect();
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|(_, cells)| shown.iter().map(|&c| cells[c].clone()).collect())
+                .collect();
+            let whole: Vec<usize> = (0..shown.len())
+                .filter(|&i| keep_whole.contains(&shown[i]))
+                .collect();
+            measured_widths_keeping(
+                &headers,
+                cells.iter().map(Vec::as_slice),
+                usize::from(inner.width),
+                &whole,
+            )
+        };
+        let widest_title = rows
+            .iter()
+            .map(|(_, cells)| cells[TITLE_COLUMN].chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut shown = all.clone();
+        let mut widths = fit(&shown);
+        if widths[TITLE_COLUMN] < widest_title {
+            shown.retain(|&c| c != SUBJECT_COLUMN);
+            widths = fit(&shown);
+        }
         let visible = rows
             .iter()
             .enumerate()
@@ -325,9 +350,10 @@ impl IncidentsPane {
             .filter_map(|(pos, (index, cells))| {
                 let inc = self.incidents.get(*index)?;
                 let closed = !inc.status.is_open();
-                let row = Row::new(cells.iter().enumerate().map(|(col, text)| {
+                let row = Row::new(shown.iter().zip(&widths).map(|(&col, &width)| {
+                    let text = &cells[col];
                     let cell = if col == SUBJECT_COLUMN || col == TITLE_COLUMN {
-                        Cell::from(middle_ellipsis(text, widths[col]))
+                        Cell::from(middle_ellipsis(text, width))
                     } else {
                         Cell::from(text.clone())
                     };
@@ -345,8 +371,9 @@ impl IncidentsPane {
                     row
                 })
             });
+        let headers: Vec<&str> = shown.iter().map(|&c| HEADERS[c]).collect();
         let table = Table::new(visible, length_constraints(&widths))
-            .header(Row::new(HEADERS).style(theme.style(Role::Header)))
+            .header(Row::new(headers).style(theme.style(Role::Header)))
             .column_spacing(1);
         frame.render_widget(table, inner);
     }

@@ -845,6 +845,7 @@ pub(super) mod fixtures {
             models: vec![],
             cost_source: None,
             finding_kinds: vec![],
+            unknown_since_start: vec![],
         }
     }
 

@@ -356,6 +356,12 @@ fn signals_line(ctx: &ViewCtx) -> Line<'static> {
             theme.style(Role::Stale),
         ));
     }
+    if let Some(unknown) = super::format::unknown_since_start(ctx.snapshot) {
+        spans.push(Span::styled(
+            format!(" · {unknown}"),
+            theme.style(Role::Stale),
+        ));
+    }
     let findings = ctx
         .snapshot
         .findings()

@@ -23,7 +23,7 @@ use super::selector::LabelSelector;
 use super::theme::{Role, Theme};
 use super::widgets::{
     CELL_SEPARATOR, RowFilter, distinct_ellipsis, draw_empty_message, draw_scrolled, field,
-    fit_widths, length_constraints, section, shared_ends,
+    fit_widths, length_constraints, neighbour_ends, section,
 };
 use crate::model::PodRows;
 use crate::model::update::PodRecord;
@@ -484,13 +484,14 @@ impl PodsPane {
         let visible: Vec<_> = (view.offset..end)
             .filter_map(|i| Some((i, cache.get(i)?)))
             .collect();
-        // What the visible names and nodes share, so a cut keeps what tells them apart.
-        let shared: Vec<(usize, usize)> = cache
+        // What each visible name and node shares with its neighbours, so a cut keeps what tells
+        // them apart.
+        let shared: Vec<Vec<(usize, usize)>> = cache
             .columns
             .iter()
             .map(|&c| {
                 if !matches!(c, Column::Name | Column::Node) {
-                    return (0, 0);
+                    return Vec::new();
                 }
                 let texts: Vec<String> = visible
                     .iter()
@@ -500,38 +501,40 @@ impl PodsPane {
                         text
                     })
                     .collect();
-                shared_ends(texts.iter().map(String::as_str))
+                neighbour_ends(&texts)
             })
             .collect();
-        let rows: Vec<Row> = visible
-            .into_iter()
-            .map(|(i, (cluster, pod))| {
-                let selected = i == view.selected;
-                let cells = cache.columns.iter().zip(&fitted).zip(&shared).map(
-                    |((&c, &width), &(prefix, suffix))| {
-                        let mut text = String::new();
-                        write_cell(cluster, pod, c, Some(ctx.now), &mut text);
-                        if matches!(c, Column::Name | Column::Node) {
-                            text = distinct_ellipsis(&text, width, prefix, suffix);
-                        }
-                        let style = match c {
-                            _ if selected => Style::default(),
-                            Column::Status => theme.style(status_role(pod)),
-                            Column::Restarts if pod.restarts > 0 => theme.style(Role::Warning),
-                            Column::Gpus if pod.gpus == 0 => theme.style(Role::Muted),
-                            _ => Style::default(),
-                        };
-                        Cell::from(text).style(style)
-                    },
-                );
-                let style = if selected {
-                    theme.style(Role::Selection)
-                } else {
-                    theme.style(Role::Base)
-                };
-                Row::new(cells).style(style)
-            })
-            .collect();
+        let rows: Vec<Row> =
+            visible
+                .into_iter()
+                .enumerate()
+                .map(|(shown, (i, (cluster, pod)))| {
+                    let selected = i == view.selected;
+                    let cells = cache.columns.iter().zip(&fitted).zip(&shared).map(
+                        |((&c, &width), ends)| {
+                            let mut text = String::new();
+                            write_cell(cluster, pod, c, Some(ctx.now), &mut text);
+                            if let Some(&(prefix, suffix)) = ends.get(shown) {
+                                text = distinct_ellipsis(&text, width, prefix, suffix);
+                            }
+                            let style = match c {
+                                _ if selected => Style::default(),
+                                Column::Status => theme.style(status_role(pod)),
+                                Column::Restarts if pod.restarts > 0 => theme.style(Role::Warning),
+                                Column::Gpus if pod.gpus == 0 => theme.style(Role::Muted),
+                                _ => Style::default(),
+                            };
+                            Cell::from(text).style(style)
+                        },
+                    );
+                    let style = if selected {
+                        theme.style(Role::Selection)
+                    } else {
+                        theme.style(Role::Base)
+                    };
+                    Row::new(cells).style(style)
+                })
+                .collect();
         let empty = match (&cache.error, cache.total) {
             (Some(e), _) => Some(format!("bad filter: {e}")),
             (None, 0) => Some("no pods in the snapshot yet".to_string()),

@@ -292,12 +292,19 @@ impl SignalsPane {
         if !blind.is_empty() {
             title.push_str(&format!("· BLIND: {} ", blind.join("; ")));
         }
+        let unknown = super::format::unknown_since_start(ctx.snapshot);
+        if let Some(unknown) = &unknown {
+            title.push_str(&format!("· {unknown} "));
+        }
         let block = titled_block(title, theme);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         if rows.is_empty() {
             let text = if total > 0 {
                 "no signal matches the filter".to_string()
+            } else if let Some(unknown) = unknown.filter(|_| blind.is_empty()) {
+                // Held from before a restart is not calm: the open incidents still stand.
+                format!("no signal seen since this face started; {unknown}")
             } else if blind.is_empty() {
                 "no signals: the detectors see nothing wrong".to_string()
             } else {
@@ -643,6 +650,35 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("BLIND: sim-a unreachable 2m"), "{text}");
+    }
+
+    #[test]
+    fn signals_held_from_before_a_restart_are_unknown_not_calm() {
+        let until = at("2025-04-01T12:02:30Z");
+        let snap = Snapshot {
+            unknown_since_start: vec![
+                crate::model::HeldSignal {
+                    key: "pod.crash_loop:sim-a/batch/tokenizer-worker".into(),
+                    until,
+                },
+                crate::model::HeldSignal {
+                    key: "pod.pending_gpu:sim-b/research/llm-finetune-xl".into(),
+                    until: at("2025-04-01T12:06:30Z"),
+                },
+            ],
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let text = lines(&render(&mut SignalsPane::default(), &ctx, 160, 30)).join("\n");
+        assert!(!text.contains("see nothing wrong"), "{text}");
+        assert!(
+            text.contains(
+                "no signal seen since this face started; 2 signals unknown since the restart, \
+                 until 12:06:30 UTC"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

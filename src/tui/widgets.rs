@@ -255,35 +255,48 @@ pub fn middle_ellipsis(text: &str, width: usize) -> String {
     out
 }
 
-/// How many leading and trailing characters every one of `texts` shares (none for fewer than
-/// two texts): a column of names from one fleet (`ip-10-20-0-10.ec2.internal`) differs only
-/// between them.
-pub fn shared_ends<'a>(texts: impl IntoIterator<Item = &'a str>) -> (usize, usize) {
-    let mut texts = texts.into_iter();
-    let Some(first) = texts.next() else {
-        return (0, 0);
-    };
-    let first: Vec<char> = first.chars().collect();
-    let (mut prefix, mut suffix) = (first.len(), first.len());
-    let mut others = 0;
-    for t in texts {
-        others += 1;
-        let chars: Vec<char> = t.chars().collect();
-        prefix = prefix.min(first.iter().zip(&chars).take_while(|(a, b)| a == b).count());
-        suffix = suffix.min(
-            first
-                .iter()
-                .rev()
-                .zip(chars.iter().rev())
-                .take_while(|(a, b)| a == b)
-                .count(),
-        );
-    }
-    if others == 0 {
-        (0, 0)
-    } else {
+/// For each of `texts` (a column's visible cells, top to bottom), how many leading and trailing
+/// characters it shares with the row above or below it, whichever shares more: what lies between
+/// tells the row from both neighbours. A column of one fleet's nodes (`ip-10-20-0-10.ec2.internal`)
+/// differs only in the middle; where two clusters meet, the rows share nothing with each other
+/// and keep their own cut. A lone row, or rows that all repeat one name, share nothing.
+pub fn neighbour_ends(texts: &[String]) -> Vec<(usize, usize)> {
+    fn common(a: &str, b: &str) -> (usize, usize) {
+        let prefix = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+        let suffix = a
+            .chars()
+            .rev()
+            .zip(b.chars().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
         (prefix, suffix)
     }
+    // Rows that repeat a name (a node's eight GPUs) are one run: each is compared with the
+    // nearest different name above and below it.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        match runs.last_mut() {
+            Some((start, end)) if texts[*start] == *text => *end = i + 1,
+            _ => runs.push((i, i + 1)),
+        }
+    }
+    let mut ends = vec![(0, 0); texts.len()];
+    for (r, &(start, end)) in runs.iter().enumerate() {
+        let text = &texts[start];
+        let above = r.checked_sub(1).map(|p| common(text, &texts[runs[p].0]));
+        let below = runs.get(r + 1).map(|n| common(text, &texts[n.0]));
+        let (a, b) = (above.unwrap_or((0, 0)), below.unwrap_or((0, 0)));
+        let both = (a.0.max(b.0), a.1.max(b.1));
+        // Told from each neighbour by a different character, nothing is distinct from both:
+        // the row is cut against the one above it, as the eye reads down.
+        let fill = if both.0 + both.1 >= text.chars().count() {
+            above.or(below).unwrap_or((0, 0))
+        } else {
+            both
+        };
+        ends[start..end].fill(fill);
+    }
+    ends
 }
 
 /// `text` in at most `width` columns, cut where its neighbours in the column are the same as it
@@ -300,9 +313,18 @@ pub fn distinct_ellipsis(text: &str, width: usize, prefix: usize, suffix: usize)
     if width == 0 {
         return String::new();
     }
-    let prefix = prefix.min(len);
-    let suffix = suffix.min(len - prefix);
-    let distinct_end = len - suffix;
+    // The distinct part grows to whole words of the name (between `-`, `.`, `_`, `/`), so a
+    // cut never leaves `…0-20-0-1…` for `ip-10-20-0-11` next to `ip-10-20-0-21`.
+    let is_separator = |c: char| matches!(c, '-' | '.' | '_' | '/' | ':');
+    let mut prefix = prefix.min(len);
+    while prefix > 0 && !is_separator(chars[prefix - 1]) {
+        prefix -= 1;
+    }
+    let mut distinct_end = len - suffix.min(len - prefix);
+    while distinct_end < len && distinct_end > prefix && !is_separator(chars[distinct_end]) {
+        distinct_end += 1;
+    }
+    let suffix = len - distinct_end;
     if prefix >= distinct_end || width < 3 {
         return middle_ellipsis(text, width);
     }
@@ -316,14 +338,20 @@ pub fn distinct_ellipsis(text: &str, width: usize, prefix: usize, suffix: usize)
         out.push('…');
         out.extend(&chars[len - (width - 1)..]);
     } else {
-        // Only (part of) the distinct part fits: an ellipsis where a shared end went, and the
-        // distinct part's own middle when it is still too long.
+        // Neither end fits with the distinct part: an ellipsis at both ends. The window ends
+        // where the distinct part does and takes as much of what leads to it as fits
+        // (`…10-20-0-14…`); a distinct part longer than that keeps its own ends.
         let (head, tail) = (usize::from(prefix > 0), usize::from(suffix > 0));
-        let distinct: String = chars[prefix..distinct_end].iter().collect();
+        let room = width - head - tail;
         if head > 0 {
             out.push('…');
         }
-        out.push_str(&middle_ellipsis(&distinct, width - head - tail));
+        if distinct_end - prefix <= room {
+            out.extend(&chars[distinct_end - room..distinct_end]);
+        } else {
+            let distinct: String = chars[prefix..distinct_end].iter().collect();
+            out.push_str(&middle_ellipsis(&distinct, room));
+        }
         if tail > 0 {
             out.push('…');
         }
@@ -548,11 +576,11 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
         let end = (view.offset + page).min(rows.len());
         let visible = rows.get(view.offset..end).unwrap_or_default();
         // What the visible names of each cut column share, so a cut keeps what differs.
-        let shared: Vec<(usize, usize)> = columns
+        let shared: Vec<Vec<(usize, usize)>> = columns
             .iter()
             .map(|&column| {
                 if !column.keeps_end() {
-                    return (0, 0);
+                    return Vec::new();
                 }
                 let texts: Vec<String> = visible
                     .iter()
@@ -562,27 +590,30 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
                         text
                     })
                     .collect();
-                shared_ends(texts.iter().map(String::as_str))
+                neighbour_ends(&texts)
             })
             .collect();
         let table_rows = visible.iter().enumerate().map(|(i, row)| {
             let selected = view.offset + i == view.selected;
-            let cells = columns.iter().zip(&fitted).zip(&shared).map(
-                |((&column, &width), &(prefix, suffix))| {
-                    let mut text = String::new();
-                    row.write_cell(column, &mut text);
-                    if column.keeps_end() {
-                        text = distinct_ellipsis(&text, width, prefix, suffix);
-                    }
-                    // The selection is one style across the row, so it reads on any theme.
-                    let style = if selected {
-                        Style::default()
-                    } else {
-                        row.cell_style(column, theme)
-                    };
-                    Cell::from(text).style(style)
-                },
-            );
+            let cells =
+                columns
+                    .iter()
+                    .zip(&fitted)
+                    .zip(&shared)
+                    .map(|((&column, &width), ends)| {
+                        let mut text = String::new();
+                        row.write_cell(column, &mut text);
+                        if let Some(&(prefix, suffix)) = ends.get(i) {
+                            text = distinct_ellipsis(&text, width, prefix, suffix);
+                        }
+                        // The selection is one style across the row, so it reads on any theme.
+                        let style = if selected {
+                            Style::default()
+                        } else {
+                            row.cell_style(column, theme)
+                        };
+                        Cell::from(text).style(style)
+                    });
             let row_style = if selected {
                 theme.style(Role::Selection)
             } else {
@@ -671,7 +702,7 @@ pub fn draw_scrolled(
 
 #[cfg(test)]
 mod fit_tests {
-    use super::{distinct_ellipsis, fit_widths, measured_widths, middle_ellipsis, shared_ends};
+    use super::{distinct_ellipsis, fit_widths, measured_widths, middle_ellipsis, neighbour_ends};
 
     #[test]
     fn wrapped_rows_count_what_a_word_wrap_needs() {
@@ -699,6 +730,15 @@ mod fit_tests {
         assert_eq!(middle_ellipsis("abcdef", 4), "a…ef");
     }
 
+    fn cut(names: &[&str], width: usize) -> Vec<String> {
+        let texts: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        texts
+            .iter()
+            .zip(neighbour_ends(&texts))
+            .map(|(n, (prefix, suffix))| distinct_ellipsis(n, width, prefix, suffix))
+            .collect()
+    }
+
     #[test]
     fn a_cut_name_keeps_what_its_neighbours_do_not_share() {
         let nodes = [
@@ -706,29 +746,74 @@ mod fit_tests {
             "ip-10-20-0-11.ec2.internal",
             "ip-10-20-1-7.ec2.internal",
         ];
-        let (prefix, suffix) = shared_ends(nodes);
-        assert_eq!((prefix, suffix), (9, 13));
-        let cut: Vec<String> = nodes
-            .iter()
-            .map(|n| distinct_ellipsis(n, 18, prefix, suffix))
-            .collect();
+        let texts: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+        assert_eq!(neighbour_ends(&texts), [(12, 13), (12, 13), (9, 13)]);
         assert_eq!(
-            cut,
+            cut(&nodes, 18),
             [
                 "ip-10-20-0-10.ec2…",
                 "ip-10-20-0-11.ec2…",
                 "ip-10-20-1-7.ec2.…"
             ]
         );
-        // Names that share their start keep their end.
-        let gke = ["gke-sim-b-h100-pool-0041", "gke-sim-b-h100-pool-0042"];
-        let (prefix, suffix) = shared_ends(gke);
+        // Too narrow for the start: the window ends with the distinct part and fills the width
+        // with what leads to it (the GPUs pane at 100 columns), never `…4…`.
         assert_eq!(
-            distinct_ellipsis(gke[1], 12, prefix, suffix),
-            "…0-pool-0042"
+            cut(
+                &["ip-10-20-0-14.ec2.internal", "ip-10-20-0-15.ec2.internal"],
+                13
+            ),
+            ["…-10-20-0-14…", "…-10-20-0-15…"]
+        );
+        // The distinct part is whole words: `11` next to `21` shares its last digit, not a cut.
+        assert_eq!(
+            cut(
+                &["ip-10-20-0-11.ec2.internal", "ip-10-20-0-21.ec2.internal"],
+                10
+            ),
+            ["…-20-0-11…", "…-20-0-21…"]
+        );
+        // Names that share their start keep their end.
+        assert_eq!(
+            cut(
+                &["gke-sim-b-h100-pool-0041", "gke-sim-b-h100-pool-0042"],
+                12
+            ),
+            ["…0-pool-0041", "…0-pool-0042"]
+        );
+        // Where two clusters meet, each row is cut against the neighbour it resembles: the
+        // EC2 names still keep their number, the GKE name its pool.
+        assert_eq!(
+            cut(
+                &[
+                    "ip-10-20-0-28.ec2.internal",
+                    "ip-10-20-0-29.ec2.internal",
+                    "gke-sim-b-h100-pool-0a1b2c3d-x1y2",
+                    "gke-sim-b-h100-pool-0a1b2c3d-z9w8",
+                ],
+                18
+            ),
+            [
+                "ip-10-20-0-28.ec2…",
+                "ip-10-20-0-29.ec2…",
+                "…ool-0a1b2c3d-x1y2",
+                "…ool-0a1b2c3d-z9w8",
+            ]
+        );
+        // A node's GPUs repeat its name: they are cut against the next node, not each other.
+        assert_eq!(
+            cut(
+                &[
+                    "gke-sim-a-h100-pool-0041",
+                    "gke-sim-a-h100-pool-0041",
+                    "gke-sim-a-h100-pool-0042",
+                ],
+                12
+            ),
+            ["…0-pool-0041", "…0-pool-0041", "…0-pool-0042"]
         );
         // One name alone: nothing shared, the middle goes.
-        assert_eq!(shared_ends(["only-one"]), (0, 0));
+        assert_eq!(neighbour_ends(&["only-one".to_string()]), [(0, 0)]);
         assert_eq!(
             distinct_ellipsis("gke-sim-b-h100-pool-0042", 19, 0, 0),
             "gke-sim-b…pool-0042"

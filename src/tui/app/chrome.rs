@@ -158,6 +158,16 @@ impl App {
             ),
             Span::raw("  "),
         ];
+        // After a restart the counters above count only what was seen since: the signals held
+        // from before are unknown, and the wall says so rather than reading calm.
+        let unknown = self.snapshot.unknown_since_start.len();
+        if unknown > 0 {
+            first.push(Span::styled(
+                format!("  {unknown} UNKNOWN SINCE RESTART  "),
+                t.style(Role::Stale),
+            ));
+            first.push(Span::raw("  "));
+        }
         // Automation that waits for a person, or is halted, is on the wall too.
         if let Some(a) = &self.automation {
             if a.kill.is_some() {
