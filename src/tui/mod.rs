@@ -1,5 +1,6 @@
 //! The cockpit's terminal UI: the app (`app`: state and dispatch, input, chrome, the event
-//! loop), one module per pane behind the `Pane` trait (`pane`, with what panes are given),
+//! loop), one module per pane behind the `Pane` trait (`pane`, with what panes are given; the
+//! table panes are `TableSpec`s over the one `table_pane`),
 //! shared drawing (`widgets`), text formatting (`format`), signals in their incident groups
 //! (`signal_groups`) and the noise kept over the last hour (`noise`), the loop's links to the
 //! RCA store (`rca`) and the runbook executor (`automation`), the logs and YAML views opened on
@@ -33,6 +34,7 @@ pub mod runbooks;
 pub mod selector;
 pub mod signal_groups;
 pub mod signals;
+pub mod table_pane;
 pub mod theme;
 pub mod wall;
 pub mod widgets;
