@@ -16,7 +16,8 @@ use ratatui::text::Line;
 use super::format::table_title;
 use super::intent::Intent;
 use super::keymap::{Action, PaneId};
-use super::pane::{Pane, TableView, ViewCtx};
+use super::pane::{TableView, ViewCtx};
+use super::table_pane::{TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
 use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
 use crate::actions::Mutation;
@@ -353,15 +354,27 @@ impl TableRow<Column> for WorkloadRow<'_> {
     }
 }
 
-/// The Workloads pane's state between frames.
+/// The Workloads pane: the table of workloads; Enter drills into the selected one's pods.
+pub type WorkloadsPane = TablePane<WorkloadTable>;
+
+/// What the Workloads pane shows: every workload of the clusters and namespace in view.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WorkloadsPane {
-    pub view: TableView,
-    page: usize,
+pub struct WorkloadTable;
+
+/// A workload as its actions and Enter see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedWorkload {
+    cluster: String,
+    /// kubectl's short name (`deploy`, `isvc`, `gang`…).
+    kind: String,
+    namespace: String,
+    name: String,
+    /// The Pods pane's filter that shows its pods.
+    pods_filter: String,
 }
 
-impl WorkloadsPane {
-    fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<WorkloadRow<'c>> {
+impl WorkloadTable {
+    fn rows<'c>(&self, ctx: &'c ViewCtx, view: &TableView) -> Vec<WorkloadRow<'c>> {
         let rows = ctx.clusters().flat_map(|c| {
             let cluster = c.name.as_str();
             c.deployments
@@ -387,26 +400,43 @@ impl WorkloadsPane {
                     },
                 })
         });
-        filter_and_sort(rows, Column::shown(ctx), &self.view)
-    }
-
-    /// The selected workload as (context, kind, namespace, name).
-    pub fn selected_workload(&self, ctx: &ViewCtx) -> Option<(String, String, String, String)> {
-        let rows = self.rows(ctx);
-        let row = rows.get(self.view.selected)?;
-        Some((
-            row.cluster.to_string(),
-            row.workload.kind().to_string(),
-            row.workload.namespace().to_string(),
-            row.workload.name().to_string(),
-        ))
+        filter_and_sort(rows, Column::shown(ctx), view)
     }
 }
 
-impl Pane for WorkloadsPane {
-    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+impl TableSpec for WorkloadTable {
+    type Key = SelectedWorkload;
+    const OPENS_DETAIL: bool = false;
+
+    fn row_count(&mut self, ctx: &ViewCtx, view: &TableView) -> usize {
+        self.rows(ctx, view).len()
+    }
+
+    fn column_count(&self, ctx: &ViewCtx) -> usize {
+        Column::shown(ctx).len()
+    }
+
+    fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<SelectedWorkload> {
+        let rows = self.rows(ctx, view);
+        let row = rows.get(index)?;
+        Some(SelectedWorkload {
+            cluster: row.cluster.to_string(),
+            kind: row.workload.kind().to_string(),
+            namespace: row.workload.namespace().to_string(),
+            name: row.workload.name().to_string(),
+            pods_filter: row.workload.pods_filter(row.cluster),
+        })
+    }
+
+    fn draw_table(
+        &mut self,
+        frame: &mut Frame,
+        area: Rect,
+        ctx: &ViewCtx,
+        view: &mut TableView,
+    ) -> usize {
         let theme = ctx.theme;
-        let rows = self.rows(ctx);
+        let rows = self.rows(ctx, view);
         let total: usize = ctx
             .clusters()
             .map(|c| {
@@ -420,58 +450,42 @@ impl Pane for WorkloadsPane {
             Some(ns) => format!("Workloads · ns {ns}"),
             None => "Workloads".to_string(),
         };
-        let title = table_title(&what, ctx.cluster, rows.len(), total, &self.view.filter);
+        let title = table_title(&what, ctx.cluster, rows.len(), total, &view.filter);
         let table = DataTable {
             title: Line::styled(title, theme.style(Role::Title)),
             columns: Column::shown(ctx),
             rows: &rows,
         };
-        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
-            if total == 0 {
-                "no Deployments, StatefulSets, DaemonSets, Jobs, training jobs or InferenceServices \
-                 in the snapshot yet".into()
-            } else {
-                format!("no workload matches /{filter}")
-            }
-        });
-    }
-
-    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        let before = self.view.clone();
-        let rows = self.rows(ctx).len();
-        match action {
-            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
-            _ if self.view.navigate(
-                action,
-                rows,
-                self.page.max(1) as isize,
-                Column::shown(ctx).len(),
-            ) => {}
-            _ => return false,
-        }
-        let rows = self.rows(ctx).len();
-        self.view.clamp(rows, self.page.max(1));
-        self.view != before
-    }
-
-    fn set_filter(&mut self, filter: &str) {
-        if self.view.filter != filter {
-            self.view.filter = filter.to_string();
-            self.view.selected = 0;
-            self.view.offset = 0;
-        }
+        table.draw(
+            frame,
+            area,
+            theme,
+            view,
+            empty_message(
+                total,
+                "no Deployments, StatefulSets, DaemonSets, Jobs, training jobs or \
+                 InferenceServices in the snapshot yet",
+                "workload",
+            ),
+        )
     }
 
     /// Enter: the workload's pods.
-    fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
-        let rows = self.rows(ctx);
-        let row = rows.get(self.view.selected)?;
-        Some((PaneId::Pods, row.workload.pods_filter(row.cluster)))
+    fn follow(
+        &self,
+        _ctx: &ViewCtx,
+        selected: Option<SelectedWorkload>,
+    ) -> Option<(PaneId, String)> {
+        Some((PaneId::Pods, selected?.pods_filter))
     }
 
     /// Rollback, restart and scale of the selected workload.
-    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
-        let selected = self.selected_workload(ctx);
+    fn intent(
+        &self,
+        action: Action,
+        _ctx: &ViewCtx,
+        selected: Option<SelectedWorkload>,
+    ) -> Option<Result<Intent, String>> {
         Some(match action {
             Action::Rollback => workload_rollback(selected),
             Action::RestartRollout => workload_restart(selected),
@@ -483,8 +497,14 @@ impl Pane for WorkloadsPane {
 
 /// The selected workload as the target of a rollback: a Deployment to its previous revision
 /// (`kubectl rollout undo`), an InferenceService's canary traffic back to 0.
-fn workload_rollback(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
-    let (cluster, kind, namespace, name) = selected.ok_or("rollback: no workload selected")?;
+fn workload_rollback(selected: Option<SelectedWorkload>) -> Result<Intent, String> {
+    let SelectedWorkload {
+        cluster,
+        kind,
+        namespace,
+        name,
+        ..
+    } = selected.ok_or("rollback: no workload selected")?;
     let mutation = match kind.as_str() {
         "deploy" => Mutation::Rollback {
             namespace,
@@ -502,8 +522,14 @@ fn workload_rollback(selected: Option<(String, String, String, String)>) -> Resu
 }
 
 /// The selected workload as the target of a `rollout restart`: only a Deployment.
-fn workload_restart(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
-    let (cluster, kind, namespace, name) = selected.ok_or("restart: no workload selected")?;
+fn workload_restart(selected: Option<SelectedWorkload>) -> Result<Intent, String> {
+    let SelectedWorkload {
+        cluster,
+        kind,
+        namespace,
+        name,
+        ..
+    } = selected.ok_or("restart: no workload selected")?;
     if kind != "deploy" {
         return Err(format!(
             "restart: {namespace}/{name} is not a Deployment; fleetdeck restarts a Deployment's rollout"
@@ -516,9 +542,14 @@ fn workload_restart(selected: Option<(String, String, String, String)>) -> Resul
 }
 
 /// Scale, first step: the selected Deployment, whose count the person types next.
-fn workload_scale(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
-    let (cluster, kind, namespace, name) =
-        selected.ok_or("scale: select a Deployment in the Workloads pane (:workloads)")?;
+fn workload_scale(selected: Option<SelectedWorkload>) -> Result<Intent, String> {
+    let SelectedWorkload {
+        cluster,
+        kind,
+        namespace,
+        name,
+        ..
+    } = selected.ok_or("scale: select a Deployment in the Workloads pane (:workloads)")?;
     if kind != "deploy" {
         return Err(format!(
             "scale: {namespace}/{name} is not a Deployment; fleetdeck scales a Deployment"
@@ -536,6 +567,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::super::nodes::fixtures::{self as nodes, now};
+    use super::super::pane::Pane;
     use super::super::pane::testing::lines;
     use super::*;
     use crate::model::{GangMember, Snapshot};
@@ -659,7 +691,7 @@ mod tests {
         let theme = Theme::default_theme();
         let ctx = ctx(&snap, &theme);
         let status = |name: &str| {
-            let rows = WorkloadsPane::default().rows(&ctx);
+            let rows = WorkloadTable.rows(&ctx, &TableView::default());
             let row = rows
                 .iter()
                 .find(|r| r.workload.name() == name)
@@ -725,6 +757,6 @@ mod tests {
             namespace: Some("training"),
             ..ctx
         };
-        assert_eq!(pane.rows(&scoped).len(), 1);
+        assert_eq!(pane.spec.rows(&scoped, &pane.view).len(), 1);
     }
 }
