@@ -40,3 +40,43 @@ pub mod wall;
 pub mod widgets;
 pub mod workloads;
 pub mod yaml;
+
+use keymap::{Keymap, PaneId};
+use pane::Pane;
+
+/// Every pane, once, in tab order (`PaneId::ALL`'s order; a test checks it). The pane list
+/// stands next to the module list so that adding a pane is its module, one line here, and its
+/// `PaneId` in the keymap: a table pane is a `table_pane::TableSpec` registered as
+/// `TablePane::<Spec>::default()`.
+pub(crate) fn registered_panes(keymap: &Keymap) -> Vec<(PaneId, Box<dyn Pane>)> {
+    let incident_keys = app::incident_keys_hint(keymap);
+    let runbook_keys = app::runbook_keys_hint(keymap);
+    vec![
+        (
+            PaneId::Overview,
+            Box::new(overview::OverviewPane::default()),
+        ),
+        (PaneId::Nodes, Box::new(nodes::NodesPane::default())),
+        (PaneId::Gpus, Box::new(gpus::GpusPane::default())),
+        (
+            PaneId::Endpoints,
+            Box::new(endpoints::EndpointsPane::default()),
+        ),
+        (PaneId::Cost, Box::new(cost::CostPane::default())),
+        (PaneId::Signals, Box::new(signals::SignalsPane::default())),
+        (
+            PaneId::Incidents,
+            Box::new(incidents::IncidentsPane::with_keys_hint(incident_keys)),
+        ),
+        (
+            PaneId::Runbooks,
+            Box::new(runbooks::RunbooksPane::with_keys_hint(runbook_keys)),
+        ),
+        (PaneId::Pods, Box::new(pods::PodsPane::default())),
+        (
+            PaneId::Workloads,
+            Box::new(workloads::WorkloadsPane::default()),
+        ),
+        (PaneId::Events, Box::new(events::EventsPane::default())),
+    ]
+}
