@@ -587,12 +587,8 @@ mod tests {
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme, cost: Option<&'a CostReport>) -> ViewCtx<'a> {
         ViewCtx {
-            snapshot: snap,
-            theme,
-            now: at("2025-04-10T12:00:00Z"),
-            cluster: None,
-            namespace: None,
             cost,
+            ..crate::tui::pane::testing::view_ctx(snap, theme, at("2025-04-10T12:00:00Z"))
         }
     }
 

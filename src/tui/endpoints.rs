@@ -13,7 +13,7 @@ use super::format::compact_age;
 use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx, sort_rows};
-use super::table_pane::{TablePane, TableSpec};
+use super::table_pane::{Answer, TablePane, TableSpec};
 use super::theme::{Role, Theme};
 use super::widgets::titled_block;
 use crate::actions::Mutation;
@@ -208,12 +208,8 @@ impl TableSpec for EndpointTable {
     const DETAIL_SCROLLS: bool = false;
     const BACK_CLEARS_FILTER: bool = false;
 
-    fn row_count(&mut self, ctx: &ViewCtx, view: &TableView) -> usize {
-        self.rows(ctx, view).len()
-    }
-
-    fn column_count(&self, _ctx: &ViewCtx) -> usize {
-        HEADERS.len()
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), HEADERS.len())
     }
 
     fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<String> {
@@ -221,13 +217,7 @@ impl TableSpec for EndpointTable {
         ctx.snapshot.endpoints.get(index).map(|e| e.name.clone())
     }
 
-    fn draw_table(
-        &mut self,
-        frame: &mut Frame,
-        area: Rect,
-        ctx: &ViewCtx,
-        view: &mut TableView,
-    ) -> usize {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
         let rows = self.rows(ctx, view);
         let mut title = format!(" Endpoints ({}) · latencies in ms ", rows.len());
@@ -236,7 +226,7 @@ impl TableSpec for EndpointTable {
         }
         let block = titled_block(title, theme);
         let inner = block.inner(area);
-        frame.render_widget(block, area);
+        f.render_widget(block, area);
         let height = usize::from(inner.height.saturating_sub(1));
         if rows.is_empty() {
             let text = if ctx.snapshot.endpoints.is_empty() {
@@ -244,7 +234,7 @@ impl TableSpec for EndpointTable {
             } else {
                 "no endpoint matches the filter"
             };
-            frame.render_widget(
+            f.render_widget(
                 Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
                 inner,
             );
@@ -287,7 +277,7 @@ impl TableSpec for EndpointTable {
         )
         .header(Row::new(HEADERS).style(theme.style(Role::Header)))
         .column_spacing(1);
-        frame.render_widget(table, inner);
+        f.render_widget(table, inner);
         height
     }
 
@@ -304,12 +294,7 @@ impl TableSpec for EndpointTable {
     }
 
     /// `r` rolls back the endpoint's serving object, `M` its registered model.
-    fn intent(
-        &self,
-        action: Action,
-        ctx: &ViewCtx,
-        selected: Option<String>,
-    ) -> Option<Result<Intent, String>> {
+    fn intent(&self, action: Action, ctx: &ViewCtx, selected: Option<String>) -> Answer {
         let target = match action {
             Action::Rollback => selected
                 .ok_or_else(|| "rollback: no endpoint selected".to_string())
@@ -881,14 +866,7 @@ mod tests {
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot: snap,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snap, theme, now())
     }
 
     #[test]

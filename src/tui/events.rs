@@ -17,7 +17,7 @@ use ratatui::text::Line;
 use super::format::{human_duration, table_title};
 use super::keymap::PaneId;
 use super::pane::{TableView, ViewCtx};
-use super::table_pane::{TablePane, TableSpec, empty_message};
+use super::table_pane::{TablePane, TableSpec, cluster_column_if_several, empty_message};
 use super::theme::{Role, Theme};
 use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
 use crate::model::ClusterEvent;
@@ -46,12 +46,9 @@ impl Column {
         Column::Message,
     ];
 
+    /// The columns shown: CONTEXT only while more than one cluster is in view.
     fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.clusters().count() > 1 {
-            &Column::ALL
-        } else {
-            &Column::ALL[1..]
-        }
+        cluster_column_if_several(&Column::ALL, ctx)
     }
 }
 
@@ -210,12 +207,8 @@ impl TableSpec for EventTable {
     type Key = EventObject;
     const OPENS_DETAIL: bool = false;
 
-    fn row_count(&mut self, ctx: &ViewCtx, view: &TableView) -> usize {
-        self.rows(ctx, view).len()
-    }
-
-    fn column_count(&self, ctx: &ViewCtx) -> usize {
-        Column::shown(ctx).len()
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), Column::shown(ctx).len())
     }
 
     fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<EventObject> {
@@ -228,13 +221,7 @@ impl TableSpec for EventTable {
         })
     }
 
-    fn draw_table(
-        &mut self,
-        frame: &mut Frame,
-        area: Rect,
-        ctx: &ViewCtx,
-        view: &mut TableView,
-    ) -> usize {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
         let rows = self.rows(ctx, view);
         let total: usize = ctx
@@ -253,7 +240,7 @@ impl TableSpec for EventTable {
             rows: &rows,
         };
         table.draw(
-            frame,
+            f,
             area,
             theme,
             view,
@@ -328,14 +315,7 @@ mod tests {
     }
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snapshot, theme, now())
     }
 
     #[test]

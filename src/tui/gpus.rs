@@ -15,10 +15,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Sparkline};
 
 use super::format::{human_duration, same_host, table_title, write_memory_gib};
-use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx};
-use super::table_pane::{TablePane, TableSpec, empty_message};
+use super::table_pane::{
+    Answer, TablePane, TableSpec, cluster_column_unless_scoped, empty_message,
+};
 use super::theme::{Role, Theme};
 use super::widgets::{
     DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section,
@@ -140,11 +141,7 @@ impl Column {
     ];
     /// The columns shown: CLUSTER only while every cluster is in view.
     fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.cluster.is_some() {
-            &Column::ALL[1..]
-        } else {
-            &Column::ALL
-        }
+        cluster_column_unless_scoped(&Column::ALL, ctx)
     }
 }
 
@@ -364,12 +361,8 @@ impl GpuTable {
 impl TableSpec for GpuTable {
     type Key = GpuKey;
 
-    fn row_count(&mut self, ctx: &ViewCtx, view: &TableView) -> usize {
-        self.rows(ctx, view).len()
-    }
-
-    fn column_count(&self, ctx: &ViewCtx) -> usize {
-        Column::shown(ctx).len()
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), Column::shown(ctx).len())
     }
 
     fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<GpuKey> {
@@ -378,13 +371,7 @@ impl TableSpec for GpuTable {
             .map(|row| GpuKey::of(row.gpu))
     }
 
-    fn draw_table(
-        &mut self,
-        frame: &mut Frame,
-        area: Rect,
-        ctx: &ViewCtx,
-        view: &mut TableView,
-    ) -> usize {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
         let (order, widths, total, idle) = {
             let c = self.cached(ctx, view);
@@ -415,7 +402,7 @@ impl TableSpec for GpuTable {
             rows: &rows,
         };
         table.draw_with_widths(
-            frame,
+            f,
             area,
             theme,
             view,
@@ -468,12 +455,7 @@ impl TableSpec for GpuTable {
     }
 
     /// A cordon or drain from this pane applies to the GPU's node.
-    fn intent(
-        &self,
-        action: Action,
-        _ctx: &ViewCtx,
-        selected: Option<GpuKey>,
-    ) -> Option<Result<Intent, String>> {
+    fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<GpuKey>) -> Answer {
         super::intent::node_intent(selected.map(|k| (k.cluster, k.node)), action)
     }
 }
@@ -778,12 +760,8 @@ mod tests {
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme, cluster: Option<&'a str>) -> ViewCtx<'a> {
         ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
             cluster,
-            namespace: None,
-            cost: None,
+            ..crate::tui::pane::testing::view_ctx(snapshot, theme, now())
         }
     }
 

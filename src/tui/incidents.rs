@@ -713,14 +713,7 @@ mod tests {
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot: snap,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snap, theme, now())
     }
 
     /// The pane given `incidents`.

@@ -17,10 +17,11 @@ use super::format::{
     format_holder, format_memory_gib, format_optional, human_duration, same_host, severity_text,
     short_name, table_title,
 };
-use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx};
-use super::table_pane::{TablePane, TableSpec, empty_message};
+use super::table_pane::{
+    Answer, TablePane, TableSpec, cluster_column_unless_scoped, empty_message,
+};
 use super::theme::{Role, Theme};
 use super::widgets::{
     DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section, severity_role,
@@ -58,11 +59,7 @@ impl Column {
 
     /// The columns shown: CLUSTER only while every cluster is in view.
     fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.cluster.is_some() {
-            &Column::ALL[1..]
-        } else {
-            &Column::ALL
-        }
+        cluster_column_unless_scoped(&Column::ALL, ctx)
     }
 }
 
@@ -215,12 +212,8 @@ impl NodeTable {
 impl TableSpec for NodeTable {
     type Key = (String, String);
 
-    fn row_count(&mut self, ctx: &ViewCtx, view: &TableView) -> usize {
-        self.rows(ctx, view).len()
-    }
-
-    fn column_count(&self, ctx: &ViewCtx) -> usize {
-        Column::shown(ctx).len()
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), Column::shown(ctx).len())
     }
 
     fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<Self::Key> {
@@ -229,13 +222,7 @@ impl TableSpec for NodeTable {
         Some((row.cluster.to_string(), row.node.name.clone()))
     }
 
-    fn draw_table(
-        &mut self,
-        frame: &mut Frame,
-        area: Rect,
-        ctx: &ViewCtx,
-        view: &mut TableView,
-    ) -> usize {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
         let rows = self.rows(ctx, view);
         let total: usize = ctx.clusters().map(|c| c.nodes.len()).sum();
@@ -246,7 +233,7 @@ impl TableSpec for NodeTable {
             rows: &rows,
         };
         table.draw(
-            frame,
+            f,
             area,
             theme,
             view,
@@ -283,12 +270,7 @@ impl TableSpec for NodeTable {
         draw_scrolled(frame, area, lines, Some(block), scroll, theme)
     }
 
-    fn intent(
-        &self,
-        action: Action,
-        _ctx: &ViewCtx,
-        selected: Option<Self::Key>,
-    ) -> Option<Result<Intent, String>> {
+    fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<Self::Key>) -> Answer {
         super::intent::node_intent(selected, action)
     }
 }
@@ -834,12 +816,8 @@ mod tests {
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme, cluster: Option<&'a str>) -> ViewCtx<'a> {
         ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
             cluster,
-            namespace: None,
-            cost: None,
+            ..crate::tui::pane::testing::view_ctx(snapshot, theme, now())
         }
     }
 

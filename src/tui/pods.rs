@@ -20,7 +20,7 @@ use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx};
 use super::selector::LabelSelector;
-use super::table_pane::{TablePane, TableSpec};
+use super::table_pane::{Answer, TablePane, TableSpec};
 use super::theme::{Role, Theme};
 use super::widgets::{
     CELL_SEPARATOR, RowFilter, distinct_ellipsis, draw_empty_message, draw_scrolled, field,
@@ -362,12 +362,11 @@ impl TableSpec for PodTable {
     type Key = (String, String, String);
     const FILTER_CLOSES_DETAIL: bool = true;
 
-    fn row_count(&mut self, ctx: &ViewCtx, view: &TableView) -> usize {
-        self.rows(ctx, view).rows.len()
-    }
-
-    fn column_count(&self, ctx: &ViewCtx) -> usize {
-        Column::shown(ctx.clusters().count() > 1).len()
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (
+            self.rows(ctx, view).rows.len(),
+            Column::shown(ctx.clusters().count() > 1).len(),
+        )
     }
 
     fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<Self::Key> {
@@ -388,13 +387,7 @@ impl TableSpec for PodTable {
         ))
     }
 
-    fn draw_table(
-        &mut self,
-        frame: &mut Frame,
-        area: Rect,
-        ctx: &ViewCtx,
-        view: &mut TableView,
-    ) -> usize {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
         let cache = self.rows(ctx, view);
         let what = match ctx.namespace {
@@ -501,9 +494,9 @@ impl TableSpec for PodTable {
             .header(Row::new(headers).style(theme.style(Role::Header)))
             .column_spacing(1)
             .block(block);
-        frame.render_widget(table, area);
+        f.render_widget(table, area);
         if let Some(message) = empty {
-            draw_empty_message(frame, inner, &message, theme);
+            draw_empty_message(f, inner, &message, theme);
         }
         page
     }
@@ -540,12 +533,7 @@ impl TableSpec for PodTable {
     }
 
     /// Ctrl-k deletes the selected pod; `l` and `Y` open its logs and YAML.
-    fn intent(
-        &self,
-        action: Action,
-        _ctx: &ViewCtx,
-        selected: Option<Self::Key>,
-    ) -> Option<Result<Intent, String>> {
+    fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<Self::Key>) -> Answer {
         if action == Action::DeletePod {
             return Some(
                 selected
@@ -828,14 +816,7 @@ mod tests {
     }
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snapshot, theme, now())
     }
 
     fn render(pane: &mut PodsPane, ctx: &ViewCtx, w: u16, h: u16) -> String {

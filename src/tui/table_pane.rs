@@ -18,6 +18,9 @@ use super::intent::Intent;
 use super::keymap::{Action, PaneId};
 use super::pane::{Pane, TableView, ViewCtx, scroll_detail};
 
+/// What a pane answers for an action on its selection (see `Pane::intent`).
+pub type Answer = Option<Result<Intent, String>>;
+
 /// What one table pane shows. The machinery (`TablePane`) keeps the view state and handles
 /// the keys; a spec holds only what it needs to draw (a row cache, a threshold).
 pub trait TableSpec {
@@ -36,23 +39,15 @@ pub trait TableSpec {
     /// another pane lands on the table).
     const FILTER_CLOSES_DETAIL: bool = false;
 
-    /// How many rows the view's filter keeps (a pane with a cache refreshes it here).
-    fn row_count(&mut self, ctx: &ViewCtx, view: &TableView) -> usize;
-
-    /// How many columns the sort cycles through.
-    fn column_count(&self, ctx: &ViewCtx) -> usize;
+    /// How many rows the view's filter keeps (a pane with a cache refreshes it here), and how
+    /// many columns the sort cycles through.
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize);
 
     /// The key of the row at `index` of the filtered, sorted rows.
     fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<Self::Key>;
 
     /// Draws the table; answers the page height (the rows under the header).
-    fn draw_table(
-        &mut self,
-        frame: &mut Frame,
-        area: Rect,
-        ctx: &ViewCtx,
-        view: &mut TableView,
-    ) -> usize;
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize;
 
     /// Draws the detail view of `key`, scrolled by `scroll`; answers the page height.
     fn draw_detail(
@@ -68,12 +63,7 @@ pub trait TableSpec {
 
     /// What `action` asks of the selection (the open detail, else the selected row); see
     /// `Pane::intent`.
-    fn intent(
-        &self,
-        _action: Action,
-        _ctx: &ViewCtx,
-        _selected: Option<Self::Key>,
-    ) -> Option<Result<Intent, String>> {
+    fn intent(&self, _action: Action, _ctx: &ViewCtx, _selected: Option<Self::Key>) -> Answer {
         None
     }
 
@@ -167,7 +157,7 @@ impl<S: TableSpec> TablePane<S> {
         }
         let page = self.page.max(1);
         let before = self.view.clone();
-        let rows = self.spec.row_count(ctx, &self.view);
+        let (rows, columns) = self.spec.counts(ctx, &self.view);
         match action {
             Action::Open if S::OPENS_DETAIL => {
                 let Some(key) = self.spec.key_at(ctx, &self.view, self.view.selected) else {
@@ -179,15 +169,13 @@ impl<S: TableSpec> TablePane<S> {
             Action::Back if S::BACK_CLEARS_FILTER && !self.view.filter.is_empty() => {
                 self.set_filter("");
             }
-            _ if self
-                .view
-                .navigate(action, rows, page as isize, self.spec.column_count(ctx)) => {}
+            _ if self.view.navigate(action, rows, page as isize, columns) => {}
             _ => return false,
         }
         let shown = if self.view.filter == before.filter {
             rows
         } else {
-            self.spec.row_count(ctx, &self.view)
+            self.spec.counts(ctx, &self.view).0
         };
         self.view.clamp(shown, page);
         self.view != before
@@ -198,7 +186,7 @@ impl<S: TableSpec> TablePane<S> {
             Some(key) => self
                 .spec
                 .draw_detail(frame, area, ctx, key, &mut self.detail_scroll),
-            None => self.spec.draw_table(frame, area, ctx, &mut self.view),
+            None => self.spec.draw(frame, area, ctx, &mut self.view),
         };
     }
 }
@@ -216,7 +204,7 @@ impl<S: TableSpec> Pane for TablePane<S> {
         TablePane::set_filter(self, filter);
     }
 
-    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
+    fn intent(&self, action: Action, ctx: &ViewCtx) -> Answer {
         self.spec.intent(action, ctx, self.selected(ctx))
     }
 
@@ -238,5 +226,23 @@ pub fn empty_message<'a>(
         } else {
             format!("no {noun} matches /{filter}")
         }
+    }
+}
+
+/// `all` without its first column (the cluster's) while `:ctx` narrows the view to one cluster.
+pub fn cluster_column_unless_scoped<C>(all: &'static [C], ctx: &ViewCtx) -> &'static [C] {
+    if ctx.cluster.is_some() {
+        all.get(1..).unwrap_or_default()
+    } else {
+        all
+    }
+}
+
+/// `all` without its first column (the cluster's) unless more than one cluster is in view.
+pub fn cluster_column_if_several<C>(all: &'static [C], ctx: &ViewCtx) -> &'static [C] {
+    if ctx.clusters().count() > 1 {
+        all
+    } else {
+        all.get(1..).unwrap_or_default()
     }
 }

@@ -17,7 +17,7 @@ use super::format::table_title;
 use super::intent::Intent;
 use super::keymap::{Action, PaneId};
 use super::pane::{TableView, ViewCtx};
-use super::table_pane::{TablePane, TableSpec, empty_message};
+use super::table_pane::{Answer, TablePane, TableSpec, cluster_column_if_several, empty_message};
 use super::theme::{Role, Theme};
 use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
 use crate::actions::Mutation;
@@ -54,12 +54,9 @@ impl Column {
         Column::Detail,
     ];
 
+    /// The columns shown: CONTEXT only while more than one cluster is in view.
     fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.clusters().count() > 1 {
-            &Column::ALL
-        } else {
-            &Column::ALL[1..]
-        }
+        cluster_column_if_several(&Column::ALL, ctx)
     }
 }
 
@@ -408,12 +405,8 @@ impl TableSpec for WorkloadTable {
     type Key = SelectedWorkload;
     const OPENS_DETAIL: bool = false;
 
-    fn row_count(&mut self, ctx: &ViewCtx, view: &TableView) -> usize {
-        self.rows(ctx, view).len()
-    }
-
-    fn column_count(&self, ctx: &ViewCtx) -> usize {
-        Column::shown(ctx).len()
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), Column::shown(ctx).len())
     }
 
     fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<SelectedWorkload> {
@@ -428,13 +421,7 @@ impl TableSpec for WorkloadTable {
         })
     }
 
-    fn draw_table(
-        &mut self,
-        frame: &mut Frame,
-        area: Rect,
-        ctx: &ViewCtx,
-        view: &mut TableView,
-    ) -> usize {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
         let rows = self.rows(ctx, view);
         let total: usize = ctx
@@ -457,7 +444,7 @@ impl TableSpec for WorkloadTable {
             rows: &rows,
         };
         table.draw(
-            frame,
+            f,
             area,
             theme,
             view,
@@ -480,12 +467,7 @@ impl TableSpec for WorkloadTable {
     }
 
     /// Rollback, restart and scale of the selected workload.
-    fn intent(
-        &self,
-        action: Action,
-        _ctx: &ViewCtx,
-        selected: Option<SelectedWorkload>,
-    ) -> Option<Result<Intent, String>> {
+    fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<SelectedWorkload>) -> Answer {
         Some(match action {
             Action::Rollback => workload_rollback(selected),
             Action::RestartRollout => workload_restart(selected),
@@ -653,14 +635,7 @@ mod tests {
     }
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snapshot, theme, now())
     }
 
     #[test]
