@@ -17,9 +17,9 @@ use ratatui::text::Line;
 use super::format::{human_duration, table_title};
 use super::keymap::PaneId;
 use super::pane::{TableView, ViewCtx};
-use super::table_pane::{TablePane, TableSpec, cluster_column_if_several, empty_message};
+use super::table_pane::{TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
-use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
+use super::widgets::{ClusterColumn, DataTable, Fit, TableColumn, TableRow, filter_and_sort};
 use crate::model::ClusterEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +34,8 @@ enum Column {
     Message,
 }
 
-impl Column {
-    const ALL: [Column; 8] = [
+impl TableColumn for Column {
+    const ALL: &'static [Column] = &[
         Column::Context,
         Column::LastSeen,
         Column::Type,
@@ -45,14 +45,8 @@ impl Column {
         Column::Count,
         Column::Message,
     ];
+    const CLUSTER_COLUMN: ClusterColumn = ClusterColumn::WhileSeveral;
 
-    /// The columns shown: CONTEXT only while more than one cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        cluster_column_if_several(&Column::ALL, ctx)
-    }
-}
-
-impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Context => "CONTEXT",
@@ -74,12 +68,12 @@ impl TableColumn for Column {
         }
     }
 
-    fn keeps_end(self) -> bool {
-        matches!(self, Column::Object)
-    }
-
-    fn keeps_whole(self) -> bool {
-        matches!(self, Column::Reason | Column::Count | Column::Type)
+    fn fit(self) -> Fit {
+        match self {
+            Column::Object => Fit::KeepDistinct,
+            Column::Reason | Column::Count | Column::Type => Fit::Whole,
+            _ => Fit::CutEnd,
+        }
     }
 }
 

@@ -17,12 +17,11 @@ use ratatui::widgets::{Block, Paragraph, Sparkline};
 use super::format::{human_duration, same_host, table_title, write_memory_gib};
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx};
-use super::table_pane::{
-    Answer, TablePane, TableSpec, cluster_column_unless_scoped, empty_message,
-};
+use super::table_pane::{Answer, TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
 use super::widgets::{
-    DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section,
+    ClusterColumn, DataTable, Fit, TableColumn, TableRow, draw_scrolled, field, filter_and_sort,
+    section,
 };
 use crate::model::gpu::{DEFAULT_IDLE_UTILISATION_PCT, GpuModel, GpuProcessKind, ThrottleReason};
 use crate::model::{History, Sample};
@@ -125,8 +124,8 @@ enum Column {
     Holder,
 }
 
-impl Column {
-    const ALL: [Column; 11] = [
+impl TableColumn for Column {
+    const ALL: &'static [Column] = &[
         Column::Cluster,
         Column::Node,
         Column::Gpu,
@@ -139,13 +138,8 @@ impl Column {
         Column::Ecc,
         Column::Holder,
     ];
-    /// The columns shown: CLUSTER only while every cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        cluster_column_unless_scoped(&Column::ALL, ctx)
-    }
-}
+    const CLUSTER_COLUMN: ClusterColumn = ClusterColumn::UnlessScoped;
 
-impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Cluster => "CLUSTER",
@@ -171,8 +165,11 @@ impl TableColumn for Column {
         }
     }
 
-    fn keeps_end(self) -> bool {
-        matches!(self, Column::Node | Column::Holder)
+    fn fit(self) -> Fit {
+        match self {
+            Column::Node | Column::Holder => Fit::KeepDistinct,
+            _ => Fit::CutEnd,
+        }
     }
 }
 

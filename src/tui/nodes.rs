@@ -19,12 +19,11 @@ use super::format::{
 };
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx};
-use super::table_pane::{
-    Answer, TablePane, TableSpec, cluster_column_unless_scoped, empty_message,
-};
+use super::table_pane::{Answer, TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
 use super::widgets::{
-    DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section, severity_role,
+    ClusterColumn, DataTable, Fit, TableColumn, TableRow, draw_scrolled, field, filter_and_sort,
+    section, severity_role,
 };
 use crate::model::signal::{Severity, Signal};
 use crate::model::{CapacityType, ClusterSnapshot, NodeModel, NodeReadiness};
@@ -43,8 +42,8 @@ enum Column {
     Signals,
 }
 
-impl Column {
-    const ALL: [Column; 10] = [
+impl TableColumn for Column {
+    const ALL: &'static [Column] = &[
         Column::Cluster,
         Column::Node,
         Column::Status,
@@ -56,14 +55,8 @@ impl Column {
         Column::Age,
         Column::Signals,
     ];
+    const CLUSTER_COLUMN: ClusterColumn = ClusterColumn::UnlessScoped;
 
-    /// The columns shown: CLUSTER only while every cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        cluster_column_unless_scoped(&Column::ALL, ctx)
-    }
-}
-
-impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Cluster => "CLUSTER",
@@ -88,12 +81,12 @@ impl TableColumn for Column {
         }
     }
 
-    fn keeps_end(self) -> bool {
-        matches!(self, Column::Node)
-    }
-
-    fn keeps_whole(self) -> bool {
-        matches!(self, Column::Gpus | Column::Pods | Column::Signals)
+    fn fit(self) -> Fit {
+        match self {
+            Column::Node => Fit::KeepDistinct,
+            Column::Gpus | Column::Pods | Column::Signals => Fit::Whole,
+            _ => Fit::CutEnd,
+        }
     }
 }
 

@@ -228,21 +228,3 @@ pub fn empty_message<'a>(
         }
     }
 }
-
-/// `all` without its first column (the cluster's) while `:ctx` narrows the view to one cluster.
-pub fn cluster_column_unless_scoped<C>(all: &'static [C], ctx: &ViewCtx) -> &'static [C] {
-    if ctx.cluster.is_some() {
-        all.get(1..).unwrap_or_default()
-    } else {
-        all
-    }
-}
-
-/// `all` without its first column (the cluster's) unless more than one cluster is in view.
-pub fn cluster_column_if_several<C>(all: &'static [C], ctx: &ViewCtx) -> &'static [C] {
-    if ctx.clusters().count() > 1 {
-        all
-    } else {
-        all.get(1..).unwrap_or_default()
-    }
-}

@@ -14,7 +14,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use super::format::sorted_header;
-use super::pane::TableView;
+use super::pane::{TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use crate::model::incident::IncidentStatus;
 use crate::model::signal::Severity;
@@ -219,20 +219,53 @@ pub fn section<'a>(theme: &Theme, title: &'a str) -> Line<'a> {
     Line::styled(title, theme.style(Role::Accent))
 }
 
-/// A column of a typed table (the Nodes and GPUs panes): its header and the most columns its
-/// cells may take.
-pub trait TableColumn: Copy {
-    fn header(self) -> &'static str;
-    fn max_width(self) -> usize;
-    /// A name whose end tells it apart from its neighbours (`gke-sim-b-h100-pool-0042`): cut in
-    /// the middle, not at the end, when the column is narrower than the cell.
-    fn keeps_end(self) -> bool {
-        false
-    }
+/// When a typed table shows its first column, the cluster's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterColumn {
+    /// Unless `:ctx` narrows the view to one cluster (CLUSTER of Nodes and GPUs).
+    UnlessScoped,
+    /// While more than one cluster is in view (CONTEXT of Events and Workloads, as kubectl).
+    WhileSeveral,
+}
+
+/// How a cell wider than its column is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Cut at its end.
+    CutEnd,
+    /// A name whose end tells it apart from its neighbours (`gke-sim-b-h100-pool-0042`): cut
+    /// where its neighbours are the same as it, not at the end.
+    KeepDistinct,
     /// A short, telling column (a status, a reason, a count) that is never cut: the long
     /// columns (names, messages) give way instead.
-    fn keeps_whole(self) -> bool {
-        false
+    Whole,
+}
+
+/// A column of a typed table (Nodes, GPUs, Events, Workloads): every column of its table, its
+/// header, the most columns its cells may take and how a longer cell is fitted.
+pub trait TableColumn: Copy + 'static {
+    /// Every column in order, the cluster's first.
+    const ALL: &'static [Self];
+    /// When the first column shows.
+    const CLUSTER_COLUMN: ClusterColumn;
+
+    fn header(self) -> &'static str;
+    fn max_width(self) -> usize;
+    fn fit(self) -> Fit {
+        Fit::CutEnd
+    }
+
+    /// The columns shown in `ctx`: all, or all but the cluster's.
+    fn shown(ctx: &ViewCtx) -> &'static [Self] {
+        let all_clusters = match Self::CLUSTER_COLUMN {
+            ClusterColumn::UnlessScoped => ctx.cluster.is_none(),
+            ClusterColumn::WhileSeveral => ctx.clusters().count() > 1,
+        };
+        if all_clusters {
+            Self::ALL
+        } else {
+            Self::ALL.get(1..).unwrap_or_default()
+        }
     }
 }
 
@@ -527,7 +560,7 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
             .zip(&headers)
             .zip(&wanted)
             .map(|((c, h), &w)| {
-                if c.keeps_whole() {
+                if c.fit() == Fit::Whole {
                     w
                 } else {
                     h.chars().count()
@@ -551,7 +584,7 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
         let shared: Vec<(usize, usize)> = columns
             .iter()
             .map(|&column| {
-                if !column.keeps_end() {
+                if column.fit() != Fit::KeepDistinct {
                     return (0, 0);
                 }
                 let texts: Vec<String> = visible
@@ -571,7 +604,7 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
                 |((&column, &width), &(prefix, suffix))| {
                     let mut text = String::new();
                     row.write_cell(column, &mut text);
-                    if column.keeps_end() {
+                    if column.fit() == Fit::KeepDistinct {
                         text = distinct_ellipsis(&text, width, prefix, suffix);
                     }
                     // The selection is one style across the row, so it reads on any theme.

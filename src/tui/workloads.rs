@@ -17,9 +17,9 @@ use super::format::table_title;
 use super::intent::Intent;
 use super::keymap::{Action, PaneId};
 use super::pane::{TableView, ViewCtx};
-use super::table_pane::{Answer, TablePane, TableSpec, cluster_column_if_several, empty_message};
+use super::table_pane::{Answer, TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
-use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
+use super::widgets::{ClusterColumn, DataTable, Fit, TableColumn, TableRow, filter_and_sort};
 use crate::actions::Mutation;
 use crate::model::{
     DeploymentModel, GangJob, InferenceServiceModel, RolloutState, WorkloadCounts, WorkloadKind,
@@ -40,8 +40,8 @@ enum Column {
     Detail,
 }
 
-impl Column {
-    const ALL: [Column; 10] = [
+impl TableColumn for Column {
+    const ALL: &'static [Column] = &[
         Column::Context,
         Column::Kind,
         Column::Namespace,
@@ -53,14 +53,8 @@ impl Column {
         Column::Status,
         Column::Detail,
     ];
+    const CLUSTER_COLUMN: ClusterColumn = ClusterColumn::WhileSeveral;
 
-    /// The columns shown: CONTEXT only while more than one cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        cluster_column_if_several(&Column::ALL, ctx)
-    }
-}
-
-impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Context => "CONTEXT",
@@ -84,12 +78,12 @@ impl TableColumn for Column {
         }
     }
 
-    fn keeps_end(self) -> bool {
-        matches!(self, Column::Name)
-    }
-
-    fn keeps_whole(self) -> bool {
-        matches!(self, Column::Status | Column::Kind | Column::Ready)
+    fn fit(self) -> Fit {
+        match self {
+            Column::Name => Fit::KeepDistinct,
+            Column::Status | Column::Kind | Column::Ready => Fit::Whole,
+            _ => Fit::CutEnd,
+        }
     }
 }
 
