@@ -15,7 +15,7 @@ use super::keymap::Action;
 use super::pane::{TableView, ViewCtx, sort_rows};
 use super::table_pane::{Answer, TablePane, TableSpec};
 use super::theme::{Role, Theme};
-use super::widgets::titled_block;
+use super::widgets::{clamped_page, titled_block};
 use crate::actions::Mutation;
 use crate::model::endpoint::{
     BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloBurn, SloKind,
@@ -227,20 +227,16 @@ impl TableSpec for EndpointTable {
         let block = titled_block(title, theme);
         let inner = block.inner(area);
         f.render_widget(block, area);
-        let height = usize::from(inner.height.saturating_sub(1));
-        if rows.is_empty() {
-            let text = if ctx.snapshot.endpoints.is_empty() {
+        let empty = || {
+            if ctx.snapshot.endpoints.is_empty() {
                 "no endpoints: add [[endpoints]] to the config"
             } else {
                 "no endpoint matches the filter"
-            };
-            f.render_widget(
-                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
-                inner,
-            );
-            return height;
-        }
-        view.clamp(rows.len(), height);
+            }
+        };
+        let Some(height) = clamped_page(f, inner, rows.len(), view, theme, empty) else {
+            return usize::from(inner.height.saturating_sub(1));
+        };
         let visible =
             rows.iter()
                 .enumerate()

@@ -20,7 +20,9 @@ use super::noise::NoiseRate;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::signal_groups::incident_title_now;
 use super::theme::{Role, Theme};
-use super::widgets::{kill_style, middle_ellipsis, severity_role, status_role, titled_block};
+use super::widgets::{
+    clamped_page, kill_style, middle_ellipsis, severity_role, status_role, titled_block,
+};
 use crate::model::endpoint::BurnSeverity;
 use crate::model::incident::Incident;
 use crate::model::signal::Severity;
@@ -693,21 +695,18 @@ impl OverviewPane {
         let block = titled_block(title, theme);
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        if rows.is_empty() {
-            let text = if ctx.clusters().next().is_none() {
+        let empty = || {
+            if ctx.clusters().next().is_none() {
                 "no clusters: add a kubeconfig context or run `fleetdeck demo`"
             } else {
                 "no cluster matches the filter"
-            };
-            frame.render_widget(
-                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
-                inner,
-            );
+            }
+        };
+        let Some(height) = clamped_page(frame, inner, rows.len(), &mut self.view, theme, empty)
+        else {
             return;
-        }
-        let height = usize::from(inner.height.saturating_sub(1));
+        };
         self.page = height;
-        self.view.clamp(rows.len(), height);
         let visible =
             rows.iter()
                 .enumerate()

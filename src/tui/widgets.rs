@@ -1,5 +1,5 @@
 //! Drawing helpers every pane and the app's chrome share: titled blocks, the empty-table
-//! message, detail-view fields and sections, the theme roles of severities and statuses, the
+//! message and the start of a hand-drawn table (`clamped_page`), detail-view fields and sections, the theme roles of severities and statuses, the
 //! kill switch's emphasis, a plan step with its blast radius, the row filter, the table and
 //! scrolled-detail widgets of the table panes, and the width helpers that size columns to their
 //! content and cut names in the middle (`middle_ellipsis`, `measured_widths`). May import the
@@ -202,6 +202,29 @@ pub fn draw_empty_message(frame: &mut Frame, inner: Rect, message: &str, theme: 
         Paragraph::new(Line::styled(message.to_string(), theme.style(Role::Muted))),
         line,
     );
+}
+
+/// The start of a table drawn in `inner` (its header on the first line): with no rows, the
+/// `empty` message where the rows would be and `None`; else the page height (the rows under
+/// the header), with the view's selection kept inside it.
+pub fn clamped_page(
+    frame: &mut Frame,
+    inner: Rect,
+    rows: usize,
+    view: &mut TableView,
+    theme: &Theme,
+    empty: impl FnOnce() -> &'static str,
+) -> Option<usize> {
+    if rows == 0 {
+        frame.render_widget(
+            Paragraph::new(Span::styled(empty(), theme.style(Role::Muted))),
+            inner,
+        );
+        return None;
+    }
+    let height = usize::from(inner.height.saturating_sub(1));
+    view.clamp(rows, height);
+    Some(height)
 }
 
 /// A `Key  value` line of a detail view.
