@@ -1,9 +1,10 @@
-//! Drawing helpers every pane and the app's chrome share: titled blocks, the empty-table
-//! message and the start of a hand-drawn table (`clamped_page`), detail-view fields and sections, the theme roles of severities and statuses, the
-//! kill switch's emphasis, a plan step with its blast radius, the row filter, the table and
-//! scrolled-detail widgets of the table panes, and the width helpers that size columns to their
-//! content and cut names in the middle (`middle_ellipsis`, `measured_widths`). May import the
-//! tui groundwork (theme, pane, keymap, format), runbook and model.
+//! Drawing helpers every pane and the app's chrome share: titled blocks, the empty-table message
+//! and the start of a hand-drawn table (`clamped_page`), detail-view fields and sections, the theme
+//! roles of severities and statuses, the kill switch's emphasis, a plan step with its blast radius,
+//! the row filter, the table and scrolled-detail widgets of the table panes, and the width helpers
+//! that size columns to their content and cut names in the middle (`middle_ellipsis`,
+//! `measured_widths`). May import the tui groundwork (theme, pane, keymap, format), runbook and
+//! model.
 
 use std::cmp::Ordering;
 
