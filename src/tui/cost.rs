@@ -12,7 +12,7 @@ use super::format::{money, whole};
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::theme::Role;
-use super::widgets::{clamped_page, titled_block, wrapped_rows};
+use super::widgets::{clamped_page, titled_block, visible_rows, wrapped_rows};
 use crate::model::cost::{BudgetBurn, CostGroupBy, CostReport, SpendGroup};
 
 /// The Cost pane's state between frames: the spend table's selection.
@@ -162,19 +162,9 @@ impl CostPane {
             return;
         };
         self.page = height;
-        let visible = rows
-            .iter()
-            .enumerate()
-            .skip(self.view.offset)
-            .take(height)
-            .map(|(pos, cells)| {
-                let row = Row::new(cells.iter().map(|c| Cell::from(c.clone())));
-                if pos == self.view.selected {
-                    row.style(theme.style(Role::Selection))
-                } else {
-                    row
-                }
-            });
+        let visible = visible_rows(&rows, &self.view, height, theme, |cells| {
+            Row::new(cells.iter().map(|c| Cell::from(c.clone())))
+        });
         let cost_header = format!("COST {}", report.currency);
         let table = Table::new(
             visible,

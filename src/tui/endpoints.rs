@@ -15,7 +15,7 @@ use super::keymap::Action;
 use super::pane::{TableView, ViewCtx, sort_rows};
 use super::table_pane::{Answer, TablePane, TableSpec};
 use super::theme::{Role, Theme};
-use super::widgets::{clamped_page, titled_block};
+use super::widgets::{clamped_page, role_row, titled_block, visible_rows};
 use crate::actions::Mutation;
 use crate::model::endpoint::{
     BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloBurn, SloKind,
@@ -237,22 +237,9 @@ impl TableSpec for EndpointTable {
         let Some(height) = clamped_page(f, inner, rows.len(), view, theme, empty) else {
             return usize::from(inner.height.saturating_sub(1));
         };
-        let visible =
-            rows.iter()
-                .enumerate()
-                .skip(view.offset)
-                .take(height)
-                .map(|(pos, (_, r))| {
-                    let row =
-                        Row::new(r.cells.iter().zip(&r.roles).map(|(text, role)| {
-                            Cell::from(text.clone()).style(theme.style(*role))
-                        }));
-                    if pos == view.selected {
-                        row.style(theme.style(Role::Selection))
-                    } else {
-                        row
-                    }
-                });
+        let visible = visible_rows(&rows, view, height, theme, |(_, r)| {
+            role_row(&r.cells, &r.roles, theme)
+        });
         let table = Table::new(
             visible,
             [

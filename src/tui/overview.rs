@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Paragraph, Row, Table};
 
 use super::format::{
     compact_age, compact_age_secs, money, pending_text, severity_label, severity_text, whole,
@@ -21,7 +21,8 @@ use super::pane::{AutomationView, Pane, TableView, ViewCtx, in_scope, sort_rows}
 use super::signal_groups::incident_title_now;
 use super::theme::{Role, Theme};
 use super::widgets::{
-    clamped_page, kill_style, middle_ellipsis, severity_role, status_role, titled_block,
+    clamped_page, kill_style, middle_ellipsis, role_row, severity_role, status_role, titled_block,
+    visible_rows,
 };
 use crate::model::endpoint::BurnSeverity;
 use crate::model::incident::Incident;
@@ -707,22 +708,9 @@ impl OverviewPane {
             return;
         };
         self.page = height;
-        let visible =
-            rows.iter()
-                .enumerate()
-                .skip(self.view.offset)
-                .take(height)
-                .map(|(pos, r)| {
-                    let row =
-                        Row::new(r.cells.iter().zip(&r.roles).map(|(text, role)| {
-                            Cell::from(text.clone()).style(theme.style(*role))
-                        }));
-                    if pos == self.view.selected {
-                        row.style(theme.style(Role::Selection))
-                    } else {
-                        row
-                    }
-                });
+        let visible = visible_rows(&rows, &self.view, height, theme, |r| {
+            role_row(&r.cells, &r.roles, theme)
+        });
         // Each column as wide as its widest cell: a fleet of 5,000-node clusters prints
         // `4998/5000` nodes and `39990/40000` GPUs, which fixed widths cut.
         let mut widths: Vec<Constraint> = HEADERS

@@ -228,6 +228,41 @@ pub fn clamped_page(
     Some(height)
 }
 
+/// The rows of a hand-drawn table that fit its page: `height` of them from the view's offset,
+/// each made by `row`, the selected one in the selection style.
+pub fn visible_rows<'a, T>(
+    rows: &'a [T],
+    view: &TableView,
+    height: usize,
+    theme: &Theme,
+    row: impl Fn(&'a T) -> Row<'a>,
+) -> Vec<Row<'a>> {
+    let selection = theme.style(Role::Selection);
+    rows.iter()
+        .enumerate()
+        .skip(view.offset)
+        .take(height)
+        .map(|(pos, r)| {
+            let row = row(r);
+            if pos == view.selected {
+                row.style(selection)
+            } else {
+                row
+            }
+        })
+        .collect()
+}
+
+/// A row of text cells, each in its theme role.
+pub fn role_row<'a>(cells: &[String], roles: &[Role], theme: &Theme) -> Row<'a> {
+    Row::new(
+        cells
+            .iter()
+            .zip(roles)
+            .map(|(text, role)| Cell::from(text.clone()).style(theme.style(*role))),
+    )
+}
+
 /// A `Key  value` line of a detail view.
 pub fn field<'a>(theme: &Theme, key: &'a str, mut value: Vec<Span<'a>>) -> Line<'a> {
     let mut spans = vec![Span::styled(
