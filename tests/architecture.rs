@@ -197,7 +197,8 @@ const ACTING: [&str; 5] = [
     "runbook::executor::Executor",
 ];
 
-/// The pane files: every file that implements `Pane`, the trait's own and the intents'.
+/// The pane files: every file that implements `Pane` or a table pane's `TableSpec`, the
+/// traits' own and the intents'.
 fn pane_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
     rust_files(&Path::new(ROOT).join("src/tui"), &mut files);
@@ -206,6 +207,8 @@ fn pane_files() -> Vec<PathBuf> {
         .filter(|f| {
             let text = std::fs::read_to_string(f).unwrap_or_default();
             text.contains("impl Pane for")
+                || text.contains("impl TableSpec for")
+                || f.ends_with("src/tui/table_pane.rs")
                 || f.ends_with("src/tui/pane.rs")
                 || f.ends_with("src/tui/intent.rs")
         })

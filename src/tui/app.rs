@@ -19,22 +19,11 @@ pub use chrome::{MIN_HEIGHT, MIN_WIDTH};
 pub use event_loop::{Effects, run};
 use input::Mode;
 
-use super::cost::CostPane;
-use super::endpoints::EndpointsPane;
-use super::events::EventsPane;
-use super::gpus::GpusPane;
-use super::incidents::IncidentsPane;
 use super::keymap::{Action, Keymap, PaneId};
 use super::logs::{LogsView, ViewOutcome};
-use super::nodes::NodesPane;
 use super::noise::NoiseHistory;
-use super::overview::OverviewPane;
 use super::pane::{AutomationView, Pane};
-use super::pods::PodsPane;
-use super::runbooks::RunbooksPane;
-use super::signals::SignalsPane;
 use super::theme::Theme;
-use super::workloads::WorkloadsPane;
 use super::yaml::YamlView;
 use crate::actions::Mutation;
 use crate::model::Snapshot;
@@ -174,7 +163,7 @@ enum Inspect {
 }
 
 /// The Incidents detail's reminder of its keys, from the bindings: `n note · a acknowledge …`.
-fn incident_keys_hint(keymap: &Keymap) -> String {
+pub(super) fn incident_keys_hint(keymap: &Keymap) -> String {
     [
         (Action::Note, "note"),
         (Action::Acknowledge, "acknowledge"),
@@ -192,7 +181,7 @@ fn incident_keys_hint(keymap: &Keymap) -> String {
 }
 
 /// The Runbooks pane's reminder of its keys, from the bindings: `y approve · N deny · K …`.
-fn runbook_keys_hint(keymap: &Keymap) -> String {
+pub(super) fn runbook_keys_hint(keymap: &Keymap) -> String {
     [
         (Action::Approve, "approve"),
         (Action::Deny, "deny"),
@@ -208,32 +197,14 @@ fn runbook_keys_hint(keymap: &Keymap) -> String {
 }
 
 /// The pane registry: every pane, once, in tab order, with the `PaneId` keys and the palette
-/// name it. Adding a pane is its file, its `PaneId` and one line in `Panes::new`.
+/// name it, as `tui::registered_panes` lists them.
 pub(super) struct Panes {
     registered: Vec<(PaneId, Box<dyn Pane>)>,
 }
 
 impl Panes {
     fn new(keymap: &Keymap) -> Self {
-        let registered: Vec<(PaneId, Box<dyn Pane>)> = vec![
-            (PaneId::Overview, Box::new(OverviewPane::default())),
-            (PaneId::Nodes, Box::new(NodesPane::default())),
-            (PaneId::Gpus, Box::new(GpusPane::default())),
-            (PaneId::Endpoints, Box::new(EndpointsPane::default())),
-            (PaneId::Cost, Box::new(CostPane::default())),
-            (PaneId::Signals, Box::new(SignalsPane::default())),
-            (
-                PaneId::Incidents,
-                Box::new(IncidentsPane::with_keys_hint(incident_keys_hint(keymap))),
-            ),
-            (
-                PaneId::Runbooks,
-                Box::new(RunbooksPane::with_keys_hint(runbook_keys_hint(keymap))),
-            ),
-            (PaneId::Pods, Box::new(PodsPane::default())),
-            (PaneId::Workloads, Box::new(WorkloadsPane::default())),
-            (PaneId::Events, Box::new(EventsPane::default())),
-        ];
+        let registered = super::registered_panes(keymap);
         Self { registered }
     }
 
@@ -695,7 +666,7 @@ mod tests {
     #[test]
     fn every_pane_renders_at_120_by_30() {
         let mut app = app();
-        for (c, pane) in "1234567890E".chars().zip(PaneId::ALL) {
+        for (c, pane) in "1234567890E".chars().zip(PaneId::ALL.iter().copied()) {
             key(&mut app, KeyCode::Char(c));
             assert_eq!(app.pane, pane);
             assert_screen!(format!("pane_{}", pane.name()), screen(&mut app, 120, 30));
@@ -825,7 +796,7 @@ mod tests {
     #[test]
     fn every_pane_renders_real_length_names_at_100_by_30_and_200_by_50() {
         let mut app = real_names_app();
-        for (c, pane) in "1234567890E".chars().zip(PaneId::ALL) {
+        for (c, pane) in "1234567890E".chars().zip(PaneId::ALL.iter().copied()) {
             key(&mut app, KeyCode::Char(c));
             assert_eq!(app.pane, pane);
             for (w, h) in [(100, 30), (200, 50)] {

@@ -12,7 +12,7 @@ use super::format::{money, whole};
 use super::keymap::Action;
 use super::pane::{Pane, TableView, ViewCtx, sort_rows};
 use super::theme::Role;
-use super::widgets::{titled_block, wrapped_rows};
+use super::widgets::{clamped_page, titled_block, visible_rows, wrapped_rows};
 use crate::model::cost::{BudgetBurn, CostGroupBy, CostReport, SpendGroup};
 
 /// The Cost pane's state between frames: the spend table's selection.
@@ -150,34 +150,21 @@ impl CostPane {
         let block = titled_block(title, theme);
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        if rows.is_empty() {
-            let text = if report.primary_groups().is_empty() {
+        let empty = || {
+            if report.primary_groups().is_empty() {
                 "no spend in this report"
             } else {
                 "no group matches the filter"
-            };
-            frame.render_widget(
-                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
-                inner,
-            );
+            }
+        };
+        let Some(height) = clamped_page(frame, inner, rows.len(), &mut self.view, theme, empty)
+        else {
             return;
-        }
-        let height = usize::from(inner.height.saturating_sub(1));
+        };
         self.page = height;
-        self.view.clamp(rows.len(), height);
-        let visible = rows
-            .iter()
-            .enumerate()
-            .skip(self.view.offset)
-            .take(height)
-            .map(|(pos, cells)| {
-                let row = Row::new(cells.iter().map(|c| Cell::from(c.clone())));
-                if pos == self.view.selected {
-                    row.style(theme.style(Role::Selection))
-                } else {
-                    row
-                }
-            });
+        let visible = visible_rows(&rows, &self.view, height, theme, |cells| {
+            Row::new(cells.iter().map(|c| Cell::from(c.clone())))
+        });
         let cost_header = format!("COST {}", report.currency);
         let table = Table::new(
             visible,
@@ -587,12 +574,8 @@ mod tests {
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme, cost: Option<&'a CostReport>) -> ViewCtx<'a> {
         ViewCtx {
-            snapshot: snap,
-            theme,
-            now: at("2025-04-10T12:00:00Z"),
-            cluster: None,
-            namespace: None,
             cost,
+            ..crate::tui::pane::testing::view_ctx(snap, theme, at("2025-04-10T12:00:00Z"))
         }
     }
 

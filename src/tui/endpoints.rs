@@ -12,9 +12,10 @@ use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Ta
 use super::format::compact_age;
 use super::intent::Intent;
 use super::keymap::Action;
-use super::pane::{Pane, TableView, ViewCtx, sort_rows};
+use super::pane::{TableView, ViewCtx, sort_rows};
+use super::table_pane::{Answer, TablePane, TableSpec};
 use super::theme::{Role, Theme};
-use super::widgets::titled_block;
+use super::widgets::{clamped_page, role_row, titled_block, visible_rows};
 use crate::actions::Mutation;
 use crate::model::endpoint::{
     BurnSeverity, DriftBand, EndpointHealth, EndpointModel, SloBurn, SloKind,
@@ -47,14 +48,13 @@ pub fn latency_slo_series(endpoint: &str) -> String {
     format!("endpoint/{endpoint}/latency_slo_ms")
 }
 
-/// The Endpoints pane's state between frames.
+/// The Endpoints pane: the table of endpoints, and one endpoint's burn windows and latency.
+pub type EndpointsPane = TablePane<EndpointTable>;
+
+/// What the Endpoints pane shows: every model endpoint whose serving object is in the
+/// cluster in view; a row is named by the endpoint's name, which survives new snapshots.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct EndpointsPane {
-    pub view: TableView,
-    /// Name of the endpoint whose detail is shown; it survives new snapshots.
-    pub open: Option<String>,
-    page: usize,
-}
+pub struct EndpointTable;
 
 struct EndpointRow {
     cells: Vec<String>,
@@ -166,9 +166,9 @@ fn window_text(secs: f64) -> String {
     }
 }
 
-impl EndpointsPane {
+impl EndpointTable {
     /// Indexes into `snapshot.endpoints` in display order (filtered, then sorted), with rows.
-    fn rows(&self, ctx: &ViewCtx) -> Vec<(usize, EndpointRow)> {
+    fn rows(&self, ctx: &ViewCtx, view: &TableView) -> Vec<(usize, EndpointRow)> {
         let all: Vec<(usize, EndpointRow)> = ctx
             .snapshot
             .endpoints
@@ -179,7 +179,7 @@ impl EndpointsPane {
                     .is_none_or(|c| e.serving.as_ref().is_none_or(|s| s.cluster == c))
             })
             .map(|(i, e)| (i, endpoint_row(e)))
-            .filter(|(_, r)| self.view.keeps(&r.cells))
+            .filter(|(_, r)| view.keeps(&r.cells))
             .collect();
         let mut keyed: Vec<Vec<String>> = all
             .iter()
@@ -190,7 +190,7 @@ impl EndpointsPane {
                 cells
             })
             .collect();
-        sort_rows(&mut keyed, self.view.sort);
+        sort_rows(&mut keyed, view.sort);
         let mut slots: Vec<Option<(usize, EndpointRow)>> = all.into_iter().map(Some).collect();
         keyed
             .iter()
@@ -200,94 +200,46 @@ impl EndpointsPane {
             })
             .collect()
     }
+}
 
-    /// The name of the open or selected endpoint.
-    pub fn selected_endpoint(&self, ctx: &ViewCtx) -> Option<String> {
-        if let Some(name) = &self.open {
-            return Some(name.clone());
-        }
-        let (index, _) = self.rows(ctx).into_iter().nth(self.view.selected)?;
+impl TableSpec for EndpointTable {
+    type Key = String;
+    /// The detail is a chart and its windows, one screen: nothing to scroll.
+    const DETAIL_SCROLLS: bool = false;
+    const BACK_CLEARS_FILTER: bool = false;
+
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), HEADERS.len())
+    }
+
+    fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<String> {
+        let (index, _) = self.rows(ctx, view).into_iter().nth(index)?;
         ctx.snapshot.endpoints.get(index).map(|e| e.name.clone())
     }
 
-    /// Applies an action; returns whether anything changed.
-    pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        if self.open.is_some() {
-            if action == Action::Back {
-                self.open = None;
-                return true;
-            }
-            return false;
-        }
-        let before = self.view.clone();
-        let rows = self.rows(ctx).len();
-        let page = self.page.max(1) as isize;
-        match action {
-            a if self.view.navigate(a, rows, page, HEADERS.len()) => {}
-            Action::Open => {
-                self.open = self.selected_endpoint(ctx);
-                return self.open.is_some();
-            }
-            _ => {}
-        }
-        self.view != before
-    }
-
-    /// Shows only endpoints with `f` in some cell (case-insensitive).
-    pub fn set_filter(&mut self, f: &str) {
-        self.view.filter = f.to_string();
-        self.view.selected = 0;
-        self.view.offset = 0;
-    }
-
-    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
-        match self.open.as_deref() {
-            Some(name) => draw_detail(frame, area, ctx, name),
-            None => self.draw_table(frame, area, ctx),
-        }
-    }
-
-    fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
-        let rows = self.rows(ctx);
+        let rows = self.rows(ctx, view);
         let mut title = format!(" Endpoints ({}) · latencies in ms ", rows.len());
-        if !self.view.filter.is_empty() {
-            title.push_str(&format!("/{} ", self.view.filter));
+        if !view.filter.is_empty() {
+            title.push_str(&format!("/{} ", view.filter));
         }
         let block = titled_block(title, theme);
         let inner = block.inner(area);
-        frame.render_widget(block, area);
-        if rows.is_empty() {
-            let text = if ctx.snapshot.endpoints.is_empty() {
+        f.render_widget(block, area);
+        let empty = || {
+            if ctx.snapshot.endpoints.is_empty() {
                 "no endpoints: add [[endpoints]] to the config"
             } else {
                 "no endpoint matches the filter"
-            };
-            frame.render_widget(
-                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
-                inner,
-            );
-            return;
-        }
-        let height = usize::from(inner.height.saturating_sub(1));
-        self.page = height;
-        self.view.clamp(rows.len(), height);
-        let visible =
-            rows.iter()
-                .enumerate()
-                .skip(self.view.offset)
-                .take(height)
-                .map(|(pos, (_, r))| {
-                    let row =
-                        Row::new(r.cells.iter().zip(&r.roles).map(|(text, role)| {
-                            Cell::from(text.clone()).style(theme.style(*role))
-                        }));
-                    if pos == self.view.selected {
-                        row.style(theme.style(Role::Selection))
-                    } else {
-                        row
-                    }
-                });
+            }
+        };
+        let Some(height) = clamped_page(f, inner, rows.len(), view, theme, empty) else {
+            return usize::from(inner.height.saturating_sub(1));
+        };
+        let visible = visible_rows(&rows, view, height, theme, |(_, r)| {
+            role_row(&r.cells, &r.roles, theme)
+        });
         let table = Table::new(
             visible,
             [
@@ -308,7 +260,34 @@ impl EndpointsPane {
         )
         .header(Row::new(HEADERS).style(theme.style(Role::Header)))
         .column_spacing(1);
-        frame.render_widget(table, inner);
+        f.render_widget(table, inner);
+        height
+    }
+
+    fn draw_detail(
+        &mut self,
+        frame: &mut Frame,
+        area: Rect,
+        ctx: &ViewCtx,
+        name: &String,
+        _scroll: &mut u16,
+    ) -> usize {
+        draw_detail(frame, area, ctx, name);
+        1
+    }
+
+    /// `r` rolls back the endpoint's serving object, `M` its registered model.
+    fn intent(&self, action: Action, ctx: &ViewCtx, selected: Option<String>) -> Answer {
+        let target = match action {
+            Action::Rollback => selected
+                .ok_or_else(|| "rollback: no endpoint selected".to_string())
+                .and_then(|name| rollback_target(&name, ctx)),
+            Action::RollbackModel => selected
+                .ok_or_else(|| "rollback model: no endpoint selected".to_string())
+                .and_then(|name| model_rollback_target(&name, ctx)),
+            _ => return None,
+        };
+        Some(target.map(|(cluster, mutation)| Intent::Mutate { cluster, mutation }))
     }
 }
 
@@ -711,36 +690,6 @@ fn draw_latency_chart(frame: &mut Frame, area: Rect, ctx: &ViewCtx, e: &Endpoint
     frame.render_widget(chart, area);
 }
 
-impl Pane for EndpointsPane {
-    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
-        EndpointsPane::draw(self, frame, area, ctx);
-    }
-
-    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        EndpointsPane::handle(self, action, ctx)
-    }
-
-    fn set_filter(&mut self, filter: &str) {
-        EndpointsPane::set_filter(self, filter);
-    }
-
-    /// `r` rolls back the endpoint's serving object, `M` its registered model.
-    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
-        let target = match action {
-            Action::Rollback => self
-                .selected_endpoint(ctx)
-                .ok_or_else(|| "rollback: no endpoint selected".to_string())
-                .and_then(|name| rollback_target(&name, ctx)),
-            Action::RollbackModel => self
-                .selected_endpoint(ctx)
-                .ok_or_else(|| "rollback model: no endpoint selected".to_string())
-                .and_then(|name| model_rollback_target(&name, ctx)),
-            _ => return None,
-        };
-        Some(target.map(|(cluster, mutation)| Intent::Mutate { cluster, mutation }))
-    }
-}
-
 /// The endpoint's registered model, as a rollback of its serving alias; in the serving
 /// object's cluster (else the one in scope, else the first).
 fn model_rollback_target(name: &str, ctx: &ViewCtx) -> Result<(String, Mutation), String> {
@@ -900,14 +849,7 @@ mod tests {
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot: snap,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snap, theme, now())
     }
 
     #[test]
@@ -1071,10 +1013,8 @@ mod tests {
         let snap = snapshot(history);
         let theme = Theme::default_theme();
         let ctx = ctx(&snap, &theme);
-        let mut pane = EndpointsPane {
-            open: Some("llama-chat".into()),
-            ..EndpointsPane::default()
-        };
+        let mut pane = EndpointsPane::default();
+        pane.open("llama-chat".into());
         let buf = render(&mut pane, &ctx, 120, 30);
         let text = lines(&buf).join("\n");
         assert!(text.contains("p99 latency vs SLO"), "{text}");
@@ -1096,7 +1036,7 @@ mod tests {
         let mut ctx = ctx(&snap, &theme);
         let mut pane = EndpointsPane::default();
         pane.set_filter("dead");
-        assert_eq!(pane.selected_endpoint(&ctx).as_deref(), Some("embedder"));
+        assert_eq!(pane.selected(&ctx).as_deref(), Some("embedder"));
         pane.set_filter("");
         ctx.cluster = Some("staging");
         let text = lines(&render(&mut pane, &ctx, 120, 30)).join("\n");

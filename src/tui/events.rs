@@ -15,10 +15,11 @@ use ratatui::style::Style;
 use ratatui::text::Line;
 
 use super::format::{human_duration, table_title};
-use super::keymap::{Action, PaneId};
-use super::pane::{Pane, TableView, ViewCtx};
+use super::keymap::PaneId;
+use super::pane::{TableView, ViewCtx};
+use super::table_pane::{TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
-use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
+use super::widgets::{ClusterColumn, DataTable, Fit, TableColumn, TableRow, filter_and_sort};
 use crate::model::ClusterEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +34,8 @@ enum Column {
     Message,
 }
 
-impl Column {
-    const ALL: [Column; 8] = [
+impl TableColumn for Column {
+    const ALL: &'static [Column] = &[
         Column::Context,
         Column::LastSeen,
         Column::Type,
@@ -44,17 +45,8 @@ impl Column {
         Column::Count,
         Column::Message,
     ];
+    const CLUSTER_COLUMN: ClusterColumn = ClusterColumn::WhileSeveral;
 
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.clusters().count() > 1 {
-            &Column::ALL
-        } else {
-            &Column::ALL[1..]
-        }
-    }
-}
-
-impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Context => "CONTEXT",
@@ -76,12 +68,12 @@ impl TableColumn for Column {
         }
     }
 
-    fn keeps_end(self) -> bool {
-        matches!(self, Column::Object)
-    }
-
-    fn keeps_whole(self) -> bool {
-        matches!(self, Column::Reason | Column::Count | Column::Type)
+    fn fit(self) -> Fit {
+        match self {
+            Column::Object => Fit::KeepDistinct,
+            Column::Reason | Column::Count | Column::Type => Fit::Whole,
+            _ => Fit::CutEnd,
+        }
     }
 }
 
@@ -145,15 +137,24 @@ impl TableRow<Column> for EventRow<'_> {
     }
 }
 
-/// The Events pane's state between frames.
+/// The Events pane: the table of events; Enter follows the selected one to its object.
+pub type EventsPane = TablePane<EventTable>;
+
+/// What the Events pane shows: the events of the clusters and namespace in view, repeats of
+/// one counted together.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct EventsPane {
-    pub view: TableView,
-    page: usize,
+pub struct EventTable;
+
+/// The object an event is about, as (cluster, namespace, `kind/name`): where Enter leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventObject {
+    cluster: String,
+    namespace: String,
+    object: String,
 }
 
-impl EventsPane {
-    fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<EventRow<'c>> {
+impl EventTable {
+    fn rows<'c>(&self, ctx: &'c ViewCtx, view: &TableView) -> Vec<EventRow<'c>> {
         let mut all: Vec<EventRow> = Vec::new();
         let mut seen: HashMap<(&str, bool, &str, &str, &str, &str), usize> = HashMap::new();
         for c in ctx.clusters() {
@@ -192,14 +193,31 @@ impl EventsPane {
         }
         // Warnings first, newest first across clusters; the sort keys below reorder from there.
         all.sort_by_key(|r| (!r.event.warning, std::cmp::Reverse(r.event.last_seen)));
-        filter_and_sort(all.into_iter(), Column::shown(ctx), &self.view)
+        filter_and_sort(all.into_iter(), Column::shown(ctx), view)
     }
 }
 
-impl Pane for EventsPane {
-    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+impl TableSpec for EventTable {
+    type Key = EventObject;
+    const OPENS_DETAIL: bool = false;
+
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), Column::shown(ctx).len())
+    }
+
+    fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<EventObject> {
+        let rows = self.rows(ctx, view);
+        let row = rows.get(index)?;
+        Some(EventObject {
+            cluster: row.cluster.to_string(),
+            namespace: row.event.namespace.clone(),
+            object: row.event.object.clone(),
+        })
+    }
+
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
-        let rows = self.rows(ctx);
+        let rows = self.rows(ctx, view);
         let total: usize = ctx
             .clusters()
             .map(|c| c.warnings.len() + c.normal_events.len())
@@ -209,59 +227,33 @@ impl Pane for EventsPane {
             Some(ns) => format!("Events · {warnings} warnings · ns {ns}"),
             None => format!("Events · {warnings} warnings"),
         };
-        let title = table_title(&what, ctx.cluster, rows.len(), total, &self.view.filter);
+        let title = table_title(&what, ctx.cluster, rows.len(), total, &view.filter);
         let table = DataTable {
             title: Line::styled(title, theme.style(Role::Title)),
             columns: Column::shown(ctx),
             rows: &rows,
         };
-        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
-            if total == 0 {
-                "no events in the snapshot".into()
-            } else {
-                format!("no event matches /{filter}")
-            }
-        });
-    }
-
-    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        let before = self.view.clone();
-        let rows = self.rows(ctx).len();
-        match action {
-            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
-            _ if self.view.navigate(
-                action,
-                rows,
-                self.page.max(1) as isize,
-                Column::shown(ctx).len(),
-            ) => {}
-            _ => return false,
-        }
-        let rows = self.rows(ctx).len();
-        self.view.clamp(rows, self.page.max(1));
-        self.view != before
-    }
-
-    fn set_filter(&mut self, filter: &str) {
-        if self.view.filter != filter {
-            self.view.filter = filter.to_string();
-            self.view.selected = 0;
-            self.view.offset = 0;
-        }
+        table.draw(
+            f,
+            area,
+            theme,
+            view,
+            empty_message(total, "no events in the snapshot", "event"),
+        )
     }
 
     /// Enter: the event's object, a pod in the Pods pane or a node in the Nodes pane.
-    fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
-        let rows = self.rows(ctx);
-        let row = rows.get(self.view.selected)?;
-        let (kind, name) = row.event.object.split_once('/')?;
+    fn follow(&self, _ctx: &ViewCtx, selected: Option<EventObject>) -> Option<(PaneId, String)> {
+        let EventObject {
+            cluster,
+            namespace,
+            object,
+        } = selected?;
+        let (kind, name) = object.split_once('/')?;
         match kind {
             "pod" => Some((
                 PaneId::Pods,
-                format!(
-                    "--context {} -n {} {name}",
-                    row.cluster, row.event.namespace
-                ),
+                format!("--context {cluster} -n {namespace} {name}"),
             )),
             "node" => Some((PaneId::Nodes, name.to_string())),
             "deployment" | "statefulset" | "daemonset" | "job" | "pytorchjob"
@@ -275,7 +267,9 @@ impl Pane for EventsPane {
 mod tests {
     use std::sync::Arc;
 
+    use super::super::keymap::Action;
     use super::super::nodes::fixtures::{self as nodes, now};
+    use super::super::pane::Pane;
     use super::super::pane::testing::lines;
     use super::*;
     use crate::model::Snapshot;
@@ -315,14 +309,7 @@ mod tests {
     }
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snapshot, theme, now())
     }
 
     #[test]
@@ -344,7 +331,7 @@ mod tests {
         };
         let theme = Theme::default_theme();
         let ctx = ctx(&snap, &theme);
-        let rows = EventsPane::default().rows(&ctx);
+        let rows = EventTable.rows(&ctx, &TableView::default());
         assert_eq!(rows.len(), 2, "three BackOffs of one pod are one row");
         let backoff = &rows[0].event;
         assert_eq!((backoff.reason.as_str(), backoff.count), ("BackOff", 3));
@@ -374,6 +361,6 @@ mod tests {
         pane.handle(Action::Down, &ctx);
         assert_eq!(pane.follow(&ctx), Some((PaneId::Workloads, "web".into())));
         pane.set_filter("backoff");
-        assert_eq!(pane.rows(&ctx).len(), 1);
+        assert_eq!(pane.spec.rows(&ctx, &pane.view).len(), 1);
     }
 }

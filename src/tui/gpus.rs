@@ -15,26 +15,26 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Sparkline};
 
 use super::format::{human_duration, same_host, table_title, write_memory_gib};
-use super::intent::Intent;
 use super::keymap::Action;
-use super::pane::{Pane, TableView, ViewCtx};
+use super::pane::{TableView, ViewCtx};
+use super::table_pane::{Answer, TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
 use super::widgets::{
-    DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section,
+    ClusterColumn, DataTable, Fit, TableColumn, TableRow, draw_scrolled, field, filter_and_sort,
+    section,
 };
 use crate::model::gpu::{DEFAULT_IDLE_UTILISATION_PCT, GpuModel, GpuProcessKind, ThrottleReason};
 use crate::model::{History, Sample};
 
-/// The GPUs pane's state between frames.
+/// The GPUs pane: the table of GPUs, and one GPU's detail view.
+pub type GpusPane = TablePane<GpuTable>;
+
+/// What the GPUs pane shows: every GPU the sources report in the clusters in view, with the
+/// rows cached while they stay the same.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GpusPane {
-    pub view: TableView,
+pub struct GpuTable {
     /// Under this utilisation (%) a GPU held by a pod is marked idle.
     pub idle_below_pct: f64,
-    detail: Option<GpuKey>,
-    detail_scroll: u16,
-    /// Table rows the last frame had room for; paging moves by this much.
-    page: usize,
     /// The table's rows and widths while the GPUs, scope, filter and sort stay the same.
     cache: Option<GpuCache>,
 }
@@ -73,14 +73,10 @@ struct GpuCache {
     idle: usize,
 }
 
-impl Default for GpusPane {
+impl Default for GpuTable {
     fn default() -> Self {
-        GpusPane {
-            view: TableView::default(),
+        GpuTable {
             idle_below_pct: DEFAULT_IDLE_UTILISATION_PCT,
-            detail: None,
-            detail_scroll: 0,
-            page: 0,
             cache: None,
         }
     }
@@ -88,7 +84,7 @@ impl Default for GpusPane {
 
 /// Which GPU the detail view shows; it survives the snapshot being replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct GpuKey {
+pub struct GpuKey {
     cluster: String,
     node: String,
     index: u32,
@@ -128,8 +124,8 @@ enum Column {
     Holder,
 }
 
-impl Column {
-    const ALL: [Column; 11] = [
+impl TableColumn for Column {
+    const ALL: &'static [Column] = &[
         Column::Cluster,
         Column::Node,
         Column::Gpu,
@@ -142,17 +138,8 @@ impl Column {
         Column::Ecc,
         Column::Holder,
     ];
-    /// The columns shown: CLUSTER only while every cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.cluster.is_some() {
-            &Column::ALL[1..]
-        } else {
-            &Column::ALL
-        }
-    }
-}
+    const CLUSTER_COLUMN: ClusterColumn = ClusterColumn::UnlessScoped;
 
-impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Cluster => "CLUSTER",
@@ -178,8 +165,11 @@ impl TableColumn for Column {
         }
     }
 
-    fn keeps_end(self) -> bool {
-        matches!(self, Column::Node | Column::Holder)
+    fn fit(self) -> Fit {
+        match self {
+            Column::Node | Column::Holder => Fit::KeepDistinct,
+            _ => Fit::CutEnd,
+        }
     }
 }
 
@@ -308,88 +298,9 @@ fn compare_readings(a: Option<f64>, b: Option<f64>) -> Ordering {
     }
 }
 
-impl GpusPane {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Narrows the table to rows with a cell containing `f` (any case); the selection restarts.
-    pub fn set_filter(&mut self, f: &str) {
-        if self.view.filter != f {
-            self.view.filter = f.to_string();
-            self.view.selected = 0;
-            self.view.offset = 0;
-        }
-    }
-
-    /// The GPU whose detail view is open, as (cluster, node, index).
-    pub fn detail(&self) -> Option<(&str, &str, u32)> {
-        self.detail
-            .as_ref()
-            .map(|k| (k.cluster.as_str(), k.node.as_str(), k.index))
-    }
-
-    /// The node of the open or selected GPU, as (cluster, node): what a cordon or drain from
-    /// this pane applies to.
-    pub fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
-        if let Some(k) = &self.detail {
-            return Some((k.cluster.clone(), k.node.clone()));
-        }
-        let rows = self.rows(ctx);
-        let row = rows.get(self.view.selected)?;
-        Some((row.gpu.cluster.clone(), row.gpu.node.clone()))
-    }
-
-    /// Applies a key's action; says whether anything changed (so the screen needs drawing).
-    /// Esc closes the detail view, else clears the filter. In the detail view the movement
-    /// keys scroll it.
-    pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        if self.detail.is_some() {
-            return self.handle_in_detail(action);
-        }
-        let page = self.page.max(1);
-        let before = self.view.clone();
-        let rows = self.rows(ctx);
-        match action {
-            Action::Up => self.view.step(-1, rows.len()),
-            Action::Down => self.view.step(1, rows.len()),
-            Action::PageUp => self.view.step(-(page as isize), rows.len()),
-            Action::PageDown => self.view.step(page as isize, rows.len()),
-            Action::Top => self.view.selected = 0,
-            Action::Bottom => self.view.selected = rows.len().saturating_sub(1),
-            Action::SortNext => self.view.sort_next(Column::shown(ctx).len()),
-            Action::SortReverse => self.view.sort_reverse(),
-            Action::Open => {
-                let Some(row) = rows.get(self.view.selected) else {
-                    return false;
-                };
-                self.detail = Some(GpuKey::of(row.gpu));
-                self.detail_scroll = 0;
-                return true;
-            }
-            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
-            _ => return false,
-        }
-        let shown = if self.view.filter == before.filter {
-            rows.len()
-        } else {
-            self.rows(ctx).len()
-        };
-        self.view.clamp(shown, page);
-        self.view != before
-    }
-
-    fn handle_in_detail(&mut self, action: Action) -> bool {
-        if action == Action::Back {
-            self.detail = None;
-            self.detail_scroll = 0;
-            return true;
-        }
-        super::pane::scroll_detail(&mut self.detail_scroll, action, self.page).unwrap_or(false)
-    }
-
+impl GpuTable {
     /// The GPUs of the clusters in view that the filter keeps, in sort order.
-    fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<GpuRow<'c>> {
+    fn rows<'c>(&self, ctx: &'c ViewCtx, view: &TableView) -> Vec<GpuRow<'c>> {
         let rows = ctx
             .snapshot
             .gpus
@@ -401,38 +312,31 @@ impl GpusPane {
                 gpu,
                 idle: gpu.is_idle_allocated(self.idle_below_pct),
             });
-        filter_and_sort(rows, Column::shown(ctx), &self.view)
+        filter_and_sort(rows, Column::shown(ctx), view)
     }
 
-    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
-        match self.detail.clone() {
-            Some(key) => self.draw_detail(frame, area, ctx, &key),
-            None => self.draw_table(frame, area, ctx),
-        }
-    }
-
-    fn cache_key(&self, ctx: &ViewCtx) -> GpuCacheKey {
+    fn cache_key(&self, ctx: &ViewCtx, view: &TableView) -> GpuCacheKey {
         GpuCacheKey {
             gpus: Arc::clone(&ctx.snapshot.gpus),
             cluster: ctx.cluster.map(str::to_string),
-            filter: self.view.filter.clone(),
-            sort: self.view.sort,
+            filter: view.filter.clone(),
+            sort: view.sort,
             idle_below_bits: self.idle_below_pct.to_bits(),
         }
     }
 
     /// The cached rows, rebuilt when what they were made from changed.
-    fn cached(&mut self, ctx: &ViewCtx) -> &GpuCache {
-        let key = self.cache_key(ctx);
+    fn cached(&mut self, ctx: &ViewCtx, view: &TableView) -> &GpuCache {
+        let key = self.cache_key(ctx, view);
         let cache = match self.cache.take() {
             Some(c) if c.key == key => c,
-            _ => self.build_cache(ctx, key),
+            _ => self.build_cache(ctx, view, key),
         };
         self.cache.insert(cache)
     }
 
-    fn build_cache(&self, ctx: &ViewCtx, key: GpuCacheKey) -> GpuCache {
-        let rows = self.rows(ctx);
+    fn build_cache(&self, ctx: &ViewCtx, view: &TableView, key: GpuCacheKey) -> GpuCache {
+        let rows = self.rows(ctx, view);
         let in_view = || {
             ctx.snapshot
                 .gpus
@@ -449,11 +353,25 @@ impl GpusPane {
                 .count(),
         }
     }
+}
 
-    fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+impl TableSpec for GpuTable {
+    type Key = GpuKey;
+
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), Column::shown(ctx).len())
+    }
+
+    fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<GpuKey> {
+        self.rows(ctx, view)
+            .get(index)
+            .map(|row| GpuKey::of(row.gpu))
+    }
+
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
         let (order, widths, total, idle) = {
-            let c = self.cached(ctx);
+            let c = self.cached(ctx, view);
             (c.order.clone(), c.widths.clone(), c.total, c.idle)
         };
         let rows: Vec<GpuRow> = order
@@ -466,7 +384,7 @@ impl GpusPane {
             })
             .collect();
         let mut title = vec![Span::styled(
-            table_title("GPUs", ctx.cluster, rows.len(), total, &self.view.filter),
+            table_title("GPUs", ctx.cluster, rows.len(), total, &view.filter),
             theme.style(Role::Title),
         )];
         if idle > 0 {
@@ -480,23 +398,24 @@ impl GpusPane {
             columns: Column::shown(ctx),
             rows: &rows,
         };
-        self.page = table.draw_with_widths(
-            frame,
+        table.draw_with_widths(
+            f,
             area,
             theme,
-            &mut self.view,
+            view,
             Some(&widths),
-            |filter| {
-                if total == 0 {
-                    "no GPU source reports any GPU yet".to_string()
-                } else {
-                    format!("no GPU matches /{filter}")
-                }
-            },
-        );
+            empty_message(total, "no GPU source reports any GPU yet", "GPU"),
+        )
     }
 
-    fn draw_detail(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx, key: &GpuKey) {
+    fn draw_detail(
+        &mut self,
+        frame: &mut Frame,
+        area: Rect,
+        ctx: &ViewCtx,
+        key: &GpuKey,
+        scroll: &mut u16,
+    ) -> usize {
         let theme = ctx.theme;
         let block = Block::bordered()
             .title(Line::styled(
@@ -518,7 +437,7 @@ impl GpusPane {
                 )),
                 inner,
             );
-            return;
+            return usize::from(inner.height).max(1);
         };
 
         let history = utilisation_history(&ctx.snapshot.history, &gpu.node);
@@ -527,52 +446,61 @@ impl GpusPane {
             Layout::vertical([Constraint::Min(0), Constraint::Length(history_height)]).areas(inner);
 
         let lines = gpu_detail_lines(ctx, gpu, self.idle_below_pct);
-        self.page = draw_scrolled(
-            frame,
-            readings_area,
-            lines,
-            None,
-            &mut self.detail_scroll,
-            theme,
-        );
+        let page = draw_scrolled(frame, readings_area, lines, None, scroll, theme);
+        draw_history(frame, history_area, theme, gpu, history);
+        page
+    }
 
-        match history {
-            Some((series, samples)) => {
-                let chart = Block::bordered()
-                    .title(Line::styled(
-                        format!(" {series}: node utilisation, {} samples ", samples.len()),
-                        theme.style(Role::Muted),
-                    ))
-                    .border_style(theme.style(Role::Border));
-                let width = usize::from(chart.inner(history_area).width);
-                // The newest samples that fit, oldest on the left.
-                let data: Vec<u64> = samples[samples.len().saturating_sub(width)..]
-                    .iter()
-                    .map(|s| s.value.clamp(0.0, 100.0).round() as u64)
-                    .collect();
-                frame.render_widget(
-                    Sparkline::default()
-                        .data(&data)
-                        .max(100)
-                        .style(theme.style(Role::ChartPrimary))
-                        .block(chart),
-                    history_area,
-                );
-            }
-            None => frame.render_widget(
-                Paragraph::new(vec![
-                    Line::raw(""),
-                    Line::styled(
-                        format!(
-                            "no utilisation history (no prometheus/{}/gpu_util_pct series)",
-                            gpu.node
-                        ),
-                        theme.style(Role::Muted),
-                    ),
-                ]),
-                history_area,
-            ),
+    /// A cordon or drain from this pane applies to the GPU's node.
+    fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<GpuKey>) -> Answer {
+        super::intent::node_intent(selected.map(|k| (k.cluster, k.node)), action)
+    }
+}
+
+/// The utilisation chart under a GPU's readings, or why there is none.
+fn draw_history(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    gpu: &GpuModel,
+    history: Option<(&str, &[Sample])>,
+) {
+    match history {
+        Some((series, samples)) => {
+            let chart = Block::bordered()
+                .title(Line::styled(
+                    format!(" {series}: node utilisation, {} samples ", samples.len()),
+                    theme.style(Role::Muted),
+                ))
+                .border_style(theme.style(Role::Border));
+            let width = usize::from(chart.inner(area).width);
+            // The newest samples that fit, oldest on the left.
+            let data: Vec<u64> = samples[samples.len().saturating_sub(width)..]
+                .iter()
+                .map(|s| s.value.clamp(0.0, 100.0).round() as u64)
+                .collect();
+            frame.render_widget(
+                Sparkline::default()
+                    .data(&data)
+                    .max(100)
+                    .style(theme.style(Role::ChartPrimary))
+                    .block(chart),
+                area,
+            );
         }
+        None => frame.render_widget(
+            Paragraph::new(vec![
+                Line::raw(""),
+                Line::styled(
+                    format!(
+                        "no utilisation history (no prometheus/{}/gpu_util_pct series)",
+                        gpu.node
+                    ),
+                    theme.style(Role::Muted),
+                ),
+            ]),
+            area,
+        ),
     }
 }
 
@@ -819,24 +747,6 @@ fn push_util_bar(out: &mut String, pct: f64, cells: usize) {
     }
 }
 
-impl Pane for GpusPane {
-    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
-        GpusPane::draw(self, frame, area, ctx);
-    }
-
-    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        GpusPane::handle(self, action, ctx)
-    }
-
-    fn set_filter(&mut self, filter: &str) {
-        GpusPane::set_filter(self, filter);
-    }
-
-    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
-        super::intent::node_intent(GpusPane::selected_node(self, ctx), action)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -847,12 +757,8 @@ mod tests {
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme, cluster: Option<&'a str>) -> ViewCtx<'a> {
         ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
             cluster,
-            namespace: None,
-            cost: None,
+            ..crate::tui::pane::testing::view_ctx(snapshot, theme, now())
         }
     }
 
@@ -959,7 +865,11 @@ mod tests {
         let mut pane = GpusPane::new();
         assert!(pane.handle(Action::Down, &ctx));
         assert!(pane.handle(Action::Open, &ctx));
-        assert_eq!(pane.detail(), Some(("prod-a", "gpu-a-1", 1)));
+        assert_eq!(
+            pane.detail()
+                .map(|k| (k.cluster.as_str(), k.node.as_str(), k.index)),
+            Some(("prod-a", "gpu-a-1", 1))
+        );
         let lines = draw(&mut pane, &ctx, 120, 30);
         assert!(screen_has(&lines, "GPU 1 of gpu-a-1 · prod-a"));
         assert!(screen_has(&lines, "GPU-gpu-a-1-1"));
@@ -1035,12 +945,12 @@ mod tests {
         let ctx = ctx(&snapshot, &theme, None);
         let mut pane = GpusPane::new();
         draw(&mut pane, &ctx, 120, 30);
-        let first = pane.cache.clone();
+        let first = pane.spec.cache.clone();
         draw(&mut pane, &ctx, 120, 30);
-        assert_eq!(pane.cache, first, "an unchanged frame reuses the rows");
+        assert_eq!(pane.spec.cache, first, "an unchanged frame reuses the rows");
         pane.view.filter = "node-007".into();
         let lines = draw(&mut pane, &ctx, 120, 30);
-        assert_eq!(pane.cache.as_ref().map(|c| c.order.len()), Some(8));
+        assert_eq!(pane.spec.cache.as_ref().map(|c| c.order.len()), Some(8));
         assert!(screen_has(&lines, "node-007") && !screen_has(&lines, "node-006"));
         // A new report (a new Arc) is new rows, even with the same GPUs.
         let newer = Snapshot {
@@ -1049,7 +959,7 @@ mod tests {
         };
         let ctx = super::tests::ctx(&newer, &theme, None);
         draw(&mut pane, &ctx, 120, 30);
-        assert_ne!(pane.cache, first);
+        assert_ne!(pane.spec.cache, first);
     }
 
     #[test]
@@ -1078,7 +988,7 @@ mod tests {
                 ..Snapshot::default()
             };
             let lines = draw(&mut pane, &ctx(&small, &theme, None), 120, 30);
-            assert_eq!(pane.cache.as_ref().map(|c| c.order.len()), Some(1));
+            assert_eq!(pane.spec.cache.as_ref().map(|c| c.order.len()), Some(1));
             assert!(screen_has(&lines, "node-000") && !screen_has(&lines, "node-001"));
         }
     }

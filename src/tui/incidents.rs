@@ -19,8 +19,8 @@ use super::pane::{Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::signal_groups::incident_title_now;
 use super::theme::Role;
 use super::widgets::{
-    length_constraints, measured_widths_keeping, middle_ellipsis, severity_role, status_role,
-    titled_block,
+    clamped_page, length_constraints, measured_widths_keeping, middle_ellipsis, severity_role,
+    status_role, titled_block,
 };
 use crate::model::incident::{Entry, EntryKind, Incident};
 
@@ -294,21 +294,18 @@ impl IncidentsPane {
         let block = titled_block(title, theme);
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        if rows.is_empty() {
-            let text = if scoped.is_empty() {
+        let empty = || {
+            if scoped.is_empty() {
                 "no incidents: a signal that starts firing opens one"
             } else {
                 "no incident matches the filter"
-            };
-            frame.render_widget(
-                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
-                inner,
-            );
+            }
+        };
+        let Some(height) = clamped_page(frame, inner, rows.len(), &mut self.view, theme, empty)
+        else {
             return;
-        }
-        let height = usize::from(inner.height.saturating_sub(1));
+        };
         self.page = height;
-        self.view.clamp(rows.len(), height);
         // Columns as wide as their content; TITLE and SUBJECT, the longest, give way first,
         // and SUBJECT keeps its end (the node or pod that tells two incidents apart). When the
         // title would be cut, SUBJECT goes instead: a title names its subject, and the detail
@@ -740,14 +737,7 @@ mod tests {
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot: snap,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snap, theme, now())
     }
 
     /// The pane given `incidents`.

@@ -28,7 +28,9 @@ pub enum PaneId {
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 11] = [
+    /// Every pane in tab order; a new `PaneId` goes here, in `name` and (if it has one) in
+    /// the default keys.
+    pub const ALL: &[PaneId] = &[
         PaneId::Overview,
         PaneId::Nodes,
         PaneId::Gpus,
@@ -154,7 +156,7 @@ impl Action {
             Action::Logs,
             Action::Yaml,
         ];
-        v.extend(PaneId::ALL.map(Action::GoTo));
+        v.extend(PaneId::ALL.iter().copied().map(Action::GoTo));
         v
     }
 

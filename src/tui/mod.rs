@@ -1,5 +1,6 @@
 //! The cockpit's terminal UI: the app (`app`: state and dispatch, input, chrome, the event
-//! loop), one module per pane behind the `Pane` trait (`pane`, with what panes are given),
+//! loop), one module per pane behind the `Pane` trait (`pane`, with what panes are given; the
+//! table panes are `TableSpec`s over the one `table_pane`),
 //! shared drawing (`widgets`), text formatting (`format`), signals in their incident groups
 //! (`signal_groups`) and the noise kept over the last hour (`noise`), the loop's links to the
 //! RCA store (`rca`) and the runbook executor (`automation`), the logs and YAML views opened on
@@ -33,8 +34,49 @@ pub mod runbooks;
 pub mod selector;
 pub mod signal_groups;
 pub mod signals;
+pub mod table_pane;
 pub mod theme;
 pub mod wall;
 pub mod widgets;
 pub mod workloads;
 pub mod yaml;
+
+use keymap::{Keymap, PaneId};
+use pane::Pane;
+
+/// Every pane, once, in tab order (`PaneId::ALL`'s order; a test checks it). The pane list
+/// stands next to the module list so that adding a pane is its module, one line here, and its
+/// `PaneId` in the keymap: a table pane is a `table_pane::TableSpec` registered as
+/// `TablePane::<Spec>::default()`.
+pub(crate) fn registered_panes(keymap: &Keymap) -> Vec<(PaneId, Box<dyn Pane>)> {
+    let incident_keys = app::incident_keys_hint(keymap);
+    let runbook_keys = app::runbook_keys_hint(keymap);
+    vec![
+        (
+            PaneId::Overview,
+            Box::new(overview::OverviewPane::default()),
+        ),
+        (PaneId::Nodes, Box::new(nodes::NodesPane::default())),
+        (PaneId::Gpus, Box::new(gpus::GpusPane::default())),
+        (
+            PaneId::Endpoints,
+            Box::new(endpoints::EndpointsPane::default()),
+        ),
+        (PaneId::Cost, Box::new(cost::CostPane::default())),
+        (PaneId::Signals, Box::new(signals::SignalsPane::default())),
+        (
+            PaneId::Incidents,
+            Box::new(incidents::IncidentsPane::with_keys_hint(incident_keys)),
+        ),
+        (
+            PaneId::Runbooks,
+            Box::new(runbooks::RunbooksPane::with_keys_hint(runbook_keys)),
+        ),
+        (PaneId::Pods, Box::new(pods::PodsPane::default())),
+        (
+            PaneId::Workloads,
+            Box::new(workloads::WorkloadsPane::default()),
+        ),
+        (PaneId::Events, Box::new(events::EventsPane::default())),
+    ]
+}

@@ -17,26 +17,16 @@ use super::format::{
     format_holder, format_memory_gib, format_optional, human_duration, same_host, severity_text,
     short_name, table_title,
 };
-use super::intent::Intent;
 use super::keymap::Action;
-use super::pane::{Pane, TableView, ViewCtx};
+use super::pane::{TableView, ViewCtx};
+use super::table_pane::{Answer, TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
 use super::widgets::{
-    DataTable, TableColumn, TableRow, draw_scrolled, field, filter_and_sort, section, severity_role,
+    ClusterColumn, DataTable, Fit, TableColumn, TableRow, draw_scrolled, field, filter_and_sort,
+    section, severity_role,
 };
 use crate::model::signal::{Severity, Signal};
 use crate::model::{CapacityType, ClusterSnapshot, NodeModel, NodeReadiness};
-
-/// The Nodes pane's state between frames.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NodesPane {
-    pub view: TableView,
-    /// The node whose detail view is open, as (cluster, node).
-    detail: Option<(String, String)>,
-    detail_scroll: u16,
-    /// Table rows the last frame had room for; paging moves by this much.
-    page: usize,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
@@ -52,8 +42,8 @@ enum Column {
     Signals,
 }
 
-impl Column {
-    const ALL: [Column; 10] = [
+impl TableColumn for Column {
+    const ALL: &'static [Column] = &[
         Column::Cluster,
         Column::Node,
         Column::Status,
@@ -65,18 +55,8 @@ impl Column {
         Column::Age,
         Column::Signals,
     ];
+    const CLUSTER_COLUMN: ClusterColumn = ClusterColumn::UnlessScoped;
 
-    /// The columns shown: CLUSTER only while every cluster is in view.
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.cluster.is_some() {
-            &Column::ALL[1..]
-        } else {
-            &Column::ALL
-        }
-    }
-}
-
-impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Cluster => "CLUSTER",
@@ -101,12 +81,12 @@ impl TableColumn for Column {
         }
     }
 
-    fn keeps_end(self) -> bool {
-        matches!(self, Column::Node)
-    }
-
-    fn keeps_whole(self) -> bool {
-        matches!(self, Column::Gpus | Column::Pods | Column::Signals)
+    fn fit(self) -> Fit {
+        match self {
+            Column::Node => Fit::KeepDistinct,
+            Column::Gpus | Column::Pods | Column::Signals => Fit::Whole,
+            _ => Fit::CutEnd,
+        }
     }
 }
 
@@ -197,86 +177,17 @@ impl TableRow<Column> for NodeRow<'_> {
     }
 }
 
-impl NodesPane {
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// The Nodes pane: the table of nodes, and one node's detail view.
+pub type NodesPane = TablePane<NodeTable>;
 
-    /// Narrows the table to rows with a cell containing `f` (any case); the selection restarts.
-    pub fn set_filter(&mut self, f: &str) {
-        if self.view.filter != f {
-            self.view.filter = f.to_string();
-            self.view.selected = 0;
-            self.view.offset = 0;
-        }
-    }
+/// What the Nodes pane shows: every node of the clusters in view; a row is named by
+/// (cluster, node), which is also what a cordon or drain applies to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeTable;
 
-    /// The node whose detail view is open, as (cluster, node).
-    pub fn detail(&self) -> Option<(&str, &str)> {
-        self.detail.as_ref().map(|(c, n)| (c.as_str(), n.as_str()))
-    }
-
-    /// The node a manual action applies to, as (cluster, node): the open one, else the
-    /// selected row.
-    pub fn selected_node(&self, ctx: &ViewCtx) -> Option<(String, String)> {
-        if let Some((c, n)) = &self.detail {
-            return Some((c.clone(), n.clone()));
-        }
-        let rows = self.rows(ctx);
-        let row = rows.get(self.view.selected)?;
-        Some((row.cluster.to_string(), row.node.name.clone()))
-    }
-
-    /// Applies a key's action; says whether anything changed (so the screen needs drawing).
-    /// Esc closes the detail view, else clears the filter. In the detail view the movement
-    /// keys scroll it.
-    pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        if self.detail.is_some() {
-            return self.handle_in_detail(action);
-        }
-        let page = self.page.max(1);
-        let before = self.view.clone();
-        let rows = self.rows(ctx);
-        match action {
-            Action::Up => self.view.step(-1, rows.len()),
-            Action::Down => self.view.step(1, rows.len()),
-            Action::PageUp => self.view.step(-(page as isize), rows.len()),
-            Action::PageDown => self.view.step(page as isize, rows.len()),
-            Action::Top => self.view.selected = 0,
-            Action::Bottom => self.view.selected = rows.len().saturating_sub(1),
-            Action::SortNext => self.view.sort_next(Column::shown(ctx).len()),
-            Action::SortReverse => self.view.sort_reverse(),
-            Action::Open => {
-                let Some(row) = rows.get(self.view.selected) else {
-                    return false;
-                };
-                self.detail = Some((row.cluster.to_string(), row.node.name.clone()));
-                self.detail_scroll = 0;
-                return true;
-            }
-            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
-            _ => return false,
-        }
-        let shown = if self.view.filter == before.filter {
-            rows.len()
-        } else {
-            self.rows(ctx).len()
-        };
-        self.view.clamp(shown, page);
-        self.view != before
-    }
-
-    fn handle_in_detail(&mut self, action: Action) -> bool {
-        if action == Action::Back {
-            self.detail = None;
-            self.detail_scroll = 0;
-            return true;
-        }
-        super::pane::scroll_detail(&mut self.detail_scroll, action, self.page).unwrap_or(false)
-    }
-
+impl NodeTable {
     /// The rows the filter keeps, in sort order.
-    fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<NodeRow<'c>> {
+    fn rows<'c>(&self, ctx: &'c ViewCtx, view: &TableView) -> Vec<NodeRow<'c>> {
         let tallies = signal_tallies(&ctx.snapshot.signals);
         let rows = ctx
             .clusters()
@@ -287,33 +198,40 @@ impl NodesPane {
                 signals: tallies.get(&(cluster, short_name(&node.name))).copied(),
                 now: ctx.now,
             });
-        filter_and_sort(rows, Column::shown(ctx), &self.view)
+        filter_and_sort(rows, Column::shown(ctx), view)
+    }
+}
+
+impl TableSpec for NodeTable {
+    type Key = (String, String);
+
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), Column::shown(ctx).len())
     }
 
-    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
-        match self.detail.clone() {
-            Some((cluster, node)) => self.draw_detail(frame, area, ctx, &cluster, &node),
-            None => self.draw_table(frame, area, ctx),
-        }
+    fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<Self::Key> {
+        let rows = self.rows(ctx, view);
+        let row = rows.get(index)?;
+        Some((row.cluster.to_string(), row.node.name.clone()))
     }
 
-    fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
-        let rows = self.rows(ctx);
+        let rows = self.rows(ctx, view);
         let total: usize = ctx.clusters().map(|c| c.nodes.len()).sum();
-        let title = table_title("Nodes", ctx.cluster, rows.len(), total, &self.view.filter);
+        let title = table_title("Nodes", ctx.cluster, rows.len(), total, &view.filter);
         let table = DataTable {
             title: Line::styled(title, theme.style(Role::Title)),
             columns: Column::shown(ctx),
             rows: &rows,
         };
-        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
-            if total == 0 {
-                "no nodes in the snapshot yet".to_string()
-            } else {
-                format!("no node matches /{filter}")
-            }
-        });
+        table.draw(
+            f,
+            area,
+            theme,
+            view,
+            empty_message(total, "no nodes in the snapshot yet", "node"),
+        )
     }
 
     fn draw_detail(
@@ -321,9 +239,9 @@ impl NodesPane {
         frame: &mut Frame,
         area: Rect,
         ctx: &ViewCtx,
-        cluster: &str,
-        name: &str,
-    ) {
+        (cluster, name): &Self::Key,
+        scroll: &mut u16,
+    ) -> usize {
         let theme = ctx.theme;
         let block = Block::bordered()
             .title(Line::styled(
@@ -334,7 +252,7 @@ impl NodesPane {
         let found = ctx
             .snapshot
             .cluster(cluster)
-            .and_then(|c| Some((c, c.nodes.iter().find(|n| n.name == name)?)));
+            .and_then(|c| Some((c, c.nodes.iter().find(|n| n.name == *name)?)));
         let lines = match found {
             Some((c, node)) => node_detail_lines(ctx, c, node),
             None => vec![Line::styled(
@@ -342,14 +260,11 @@ impl NodesPane {
                 theme.style(Role::Stale),
             )],
         };
-        self.page = draw_scrolled(
-            frame,
-            area,
-            lines,
-            Some(block),
-            &mut self.detail_scroll,
-            theme,
-        );
+        draw_scrolled(frame, area, lines, Some(block), scroll, theme)
+    }
+
+    fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<Self::Key>) -> Answer {
+        super::intent::node_intent(selected, action)
     }
 }
 
@@ -646,24 +561,6 @@ fn signal_tallies(signals: &[Signal]) -> HashMap<(&str, &str), SignalTally> {
     tallies
 }
 
-impl Pane for NodesPane {
-    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
-        NodesPane::draw(self, frame, area, ctx);
-    }
-
-    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        NodesPane::handle(self, action, ctx)
-    }
-
-    fn set_filter(&mut self, filter: &str) {
-        NodesPane::set_filter(self, filter);
-    }
-
-    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
-        super::intent::node_intent(NodesPane::selected_node(self, ctx), action)
-    }
-}
-
 /// A small fleet for the pane tests: two clusters, a NotReady node, a cordoned spot node, an
 /// idle GPU held by a pod and a GPU with XID 79.
 #[cfg(test)]
@@ -913,12 +810,8 @@ mod tests {
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme, cluster: Option<&'a str>) -> ViewCtx<'a> {
         ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
             cluster,
-            namespace: None,
-            cost: None,
+            ..crate::tui::pane::testing::view_ctx(snapshot, theme, now())
         }
     }
 
@@ -1055,7 +948,10 @@ mod tests {
         assert_eq!(pane.view.selected, 1);
         assert!(pane.handle(Action::Up, &ctx));
         assert!(pane.handle(Action::Open, &ctx));
-        assert_eq!(pane.detail(), Some(("prod-a", "gpu-a-1")));
+        assert_eq!(
+            pane.detail(),
+            Some(&("prod-a".to_string(), "gpu-a-1".to_string()))
+        );
 
         let lines = draw(&mut pane, &ctx, 120, 30);
         assert!(screen_has(&lines, "Node gpu-a-1 · prod-a"));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Paragraph, Row, Table};
 
 use super::format::{
     compact_age, compact_age_secs, money, pending_text, severity_label, severity_text, whole,
@@ -20,7 +20,10 @@ use super::noise::NoiseRate;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx, in_scope, sort_rows};
 use super::signal_groups::incident_title_now;
 use super::theme::{Role, Theme};
-use super::widgets::{kill_style, middle_ellipsis, severity_role, status_role, titled_block};
+use super::widgets::{
+    clamped_page, kill_style, middle_ellipsis, role_row, severity_role, status_role, titled_block,
+    visible_rows,
+};
 use crate::model::endpoint::BurnSeverity;
 use crate::model::incident::Incident;
 use crate::model::signal::Severity;
@@ -699,37 +702,21 @@ impl OverviewPane {
         let block = titled_block(title, theme);
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        if rows.is_empty() {
-            let text = if ctx.clusters().next().is_none() {
+        let empty = || {
+            if ctx.clusters().next().is_none() {
                 "no clusters: add a kubeconfig context or run `fleetdeck demo`"
             } else {
                 "no cluster matches the filter"
-            };
-            frame.render_widget(
-                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
-                inner,
-            );
+            }
+        };
+        let Some(height) = clamped_page(frame, inner, rows.len(), &mut self.view, theme, empty)
+        else {
             return;
-        }
-        let height = usize::from(inner.height.saturating_sub(1));
+        };
         self.page = height;
-        self.view.clamp(rows.len(), height);
-        let visible =
-            rows.iter()
-                .enumerate()
-                .skip(self.view.offset)
-                .take(height)
-                .map(|(pos, r)| {
-                    let row =
-                        Row::new(r.cells.iter().zip(&r.roles).map(|(text, role)| {
-                            Cell::from(text.clone()).style(theme.style(*role))
-                        }));
-                    if pos == self.view.selected {
-                        row.style(theme.style(Role::Selection))
-                    } else {
-                        row
-                    }
-                });
+        let visible = visible_rows(&rows, &self.view, height, theme, |r| {
+            role_row(&r.cells, &r.roles, theme)
+        });
         // Each column as wide as its widest cell: a fleet of 5,000-node clusters prints
         // `4998/5000` nodes and `39990/40000` GPUs, which fixed widths cut.
         let mut widths: Vec<Constraint> = HEADERS
@@ -966,14 +953,7 @@ mod tests {
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot: snap,
-            theme,
-            now: at("2025-04-01T12:00:00Z"),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snap, theme, at("2025-04-01T12:00:00Z"))
     }
 
     #[test]

@@ -241,7 +241,28 @@ pub fn sort_rows(rows: &mut [Vec<String>], sort: Option<(usize, bool)>) {
 /// Reading rendered buffers in pane tests.
 #[cfg(test)]
 pub(crate) mod testing {
+    use chrono::{DateTime, Utc};
     use ratatui::buffer::Buffer;
+
+    use super::super::theme::Theme;
+    use super::ViewCtx;
+    use crate::model::Snapshot;
+
+    /// What a pane test draws with: every cluster and namespace in view at `now`, no cost.
+    pub fn view_ctx<'a>(
+        snapshot: &'a Snapshot,
+        theme: &'a Theme,
+        now: DateTime<Utc>,
+    ) -> ViewCtx<'a> {
+        ViewCtx {
+            snapshot,
+            theme,
+            now,
+            cluster: None,
+            namespace: None,
+            cost: None,
+        }
+    }
 
     /// The buffer's text, one string per row.
     pub fn lines(buf: &Buffer) -> Vec<String> {

@@ -18,8 +18,9 @@ use ratatui::widgets::{Block, Cell, Row, Table};
 use super::format::{human_duration, same_host, sorted_header, table_title};
 use super::intent::Intent;
 use super::keymap::Action;
-use super::pane::{Pane, TableView, ViewCtx};
+use super::pane::{TableView, ViewCtx};
 use super::selector::LabelSelector;
+use super::table_pane::{Answer, TablePane, TableSpec};
 use super::theme::{Role, Theme};
 use super::widgets::{
     CELL_SEPARATOR, RowFilter, distinct_ellipsis, draw_empty_message, draw_scrolled, field,
@@ -333,55 +334,52 @@ fn status_role(pod: &PodRecord) -> Role {
     }
 }
 
-/// The Pods pane's state between frames.
+/// The Pods pane: the table of pods, and one pod's describe-like detail.
+pub type PodsPane = TablePane<PodTable>;
+
+/// What the Pods pane shows: every pod of the clusters and namespace in view that the filter
+/// keeps, its rows cached while they stay the same; a row is named by (context, namespace,
+/// name), what the Logs view and the actions apply to.
 #[derive(Debug, Clone, Default)]
-pub struct PodsPane {
-    pub view: TableView,
-    /// The pod whose detail is open, as (context, namespace, name).
-    detail: Option<(String, String, String)>,
-    detail_scroll: u16,
-    page: usize,
+pub struct PodTable {
     cache: Option<PodsCache>,
 }
 
-impl PodsPane {
-    /// Narrows the table (text, `-n`, `--context`, `--owner`, `-l`); the selection restarts.
-    pub fn set_filter(&mut self, f: &str) {
-        if self.view.filter != f {
-            self.view.filter = f.to_string();
-            self.view.selected = 0;
-            self.view.offset = 0;
-        }
-        self.detail = None;
-    }
-
-    fn rows(&mut self, ctx: &ViewCtx) -> &PodsCache {
-        let key = CacheKey::of(ctx, &self.view);
+impl PodTable {
+    fn rows(&mut self, ctx: &ViewCtx, view: &TableView) -> &PodsCache {
+        let key = CacheKey::of(ctx, view);
         let fresh = self.cache.as_ref().is_some_and(|c| c.key == key);
         if !fresh {
-            self.cache = Some(PodsCache::build(ctx, &self.view));
+            self.cache = Some(PodsCache::build(ctx, view));
         }
         // Just built when it was missing.
         self.cache
-            .get_or_insert_with(|| PodsCache::build(ctx, &self.view))
+            .get_or_insert_with(|| PodsCache::build(ctx, view))
+    }
+}
+
+impl TableSpec for PodTable {
+    type Key = (String, String, String);
+    const FILTER_CLOSES_DETAIL: bool = true;
+
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (
+            self.rows(ctx, view).rows.len(),
+            Column::shown(ctx.clusters().count() > 1).len(),
+        )
     }
 
-    /// The pod the Logs view (and actions) apply to, as (context, namespace, name): the open
-    /// one, else the selected row.
-    pub fn selected_pod(&self, ctx: &ViewCtx) -> Option<(String, String, String)> {
-        if let Some(d) = &self.detail {
-            return Some(d.clone());
-        }
-        let key = CacheKey::of(ctx, &self.view);
+    fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<Self::Key> {
+        let key = CacheKey::of(ctx, view);
         let built;
         let cache = match self.cache.as_ref().filter(|c| c.key == key) {
             Some(c) => c,
             None => {
-                built = PodsCache::build(ctx, &self.view);
+                built = PodsCache::build(ctx, view);
                 &built
             }
         };
-        let (cluster, pod) = cache.get(self.view.selected)?;
+        let (cluster, pod) = cache.get(index)?;
         Some((
             cluster.to_string(),
             pod.namespace.to_string(),
@@ -389,55 +387,9 @@ impl PodsPane {
         ))
     }
 
-    pub fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        if self.detail.is_some() {
-            if action == Action::Back {
-                self.detail = None;
-                self.detail_scroll = 0;
-                return true;
-            }
-            return super::pane::scroll_detail(&mut self.detail_scroll, action, self.page)
-                .unwrap_or(false);
-        }
-        let page = self.page.max(1);
-        let (len, columns) = {
-            let c = self.rows(ctx);
-            (c.rows.len(), c.columns.len())
-        };
-        let before = self.view.clone();
-        match action {
-            Action::Open => {
-                let Some((cluster, pod)) = self.rows(ctx).get(before.selected) else {
-                    return false;
-                };
-                self.detail = Some((
-                    cluster.to_string(),
-                    pod.namespace.to_string(),
-                    pod.name.to_string(),
-                ));
-                self.detail_scroll = 0;
-                return true;
-            }
-            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
-            _ if self.view.navigate(action, len, page as isize, columns) => {}
-            _ => return false,
-        }
-        let len = self.rows(ctx).rows.len();
-        self.view.clamp(len, page);
-        self.view != before
-    }
-
-    pub fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
-        match self.detail.clone() {
-            Some(d) => self.draw_detail(frame, area, ctx, &d),
-            None => self.draw_table(frame, area, ctx),
-        }
-    }
-
-    fn draw_table(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
-        let mut view = self.view.clone();
-        let cache = self.rows(ctx);
+        let cache = self.rows(ctx, view);
         let what = match ctx.namespace {
             Some(ns) => format!("Pods · ns {ns}"),
             None => "Pods".to_string(),
@@ -545,12 +497,11 @@ impl PodsPane {
             .header(Row::new(headers).style(theme.style(Role::Header)))
             .column_spacing(1)
             .block(block);
-        frame.render_widget(table, area);
+        f.render_widget(table, area);
         if let Some(message) = empty {
-            draw_empty_message(frame, inner, &message, theme);
+            draw_empty_message(f, inner, &message, theme);
         }
-        self.view = view;
-        self.page = page;
+        page
     }
 
     fn draw_detail(
@@ -558,8 +509,9 @@ impl PodsPane {
         frame: &mut Frame,
         area: Rect,
         ctx: &ViewCtx,
-        (cluster, namespace, name): &(String, String, String),
-    ) {
+        (cluster, namespace, name): &Self::Key,
+        scroll: &mut u16,
+    ) -> usize {
         let theme = ctx.theme;
         let block = Block::bordered()
             .title(Line::styled(
@@ -580,14 +532,28 @@ impl PodsPane {
                 theme.style(Role::Stale),
             )],
         };
-        self.page = draw_scrolled(
-            frame,
-            area,
-            lines,
-            Some(block),
-            &mut self.detail_scroll,
-            theme,
-        );
+        draw_scrolled(frame, area, lines, Some(block), scroll, theme)
+    }
+
+    /// Ctrl-k deletes the selected pod; `l` and `Y` open its logs and YAML.
+    fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<Self::Key>) -> Answer {
+        if action == Action::DeletePod {
+            return Some(
+                selected
+                    .map(|(cluster, namespace, name)| Intent::Mutate {
+                        cluster,
+                        mutation: crate::actions::Mutation::DeletePod { namespace, name },
+                    })
+                    .ok_or_else(|| "delete: no pod selected".to_string()),
+            );
+        }
+        let subject = selected.map(|(cluster, namespace, pod)| crate::model::signal::Subject {
+            cluster,
+            namespace: Some(namespace),
+            object: Some(format!("pod/{pod}")),
+            ..Default::default()
+        });
+        super::intent::inspect_intent(subject, action)
     }
 }
 
@@ -756,42 +722,6 @@ fn pod_detail_lines<'a>(ctx: &ViewCtx, cluster: &str, pod: &PodRecord) -> Vec<Li
     lines
 }
 
-impl Pane for PodsPane {
-    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
-        PodsPane::draw(self, frame, area, ctx);
-    }
-
-    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        PodsPane::handle(self, action, ctx)
-    }
-
-    fn set_filter(&mut self, filter: &str) {
-        PodsPane::set_filter(self, filter);
-    }
-
-    /// Ctrl-k deletes the selected pod; `l` and `Y` open its logs and YAML.
-    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
-        let selected = self.selected_pod(ctx);
-        if action == Action::DeletePod {
-            return Some(
-                selected
-                    .map(|(cluster, namespace, name)| Intent::Mutate {
-                        cluster,
-                        mutation: crate::actions::Mutation::DeletePod { namespace, name },
-                    })
-                    .ok_or_else(|| "delete: no pod selected".to_string()),
-            );
-        }
-        let subject = selected.map(|(cluster, namespace, pod)| crate::model::signal::Subject {
-            cluster,
-            namespace: Some(namespace),
-            object: Some(format!("pod/{pod}")),
-            ..Default::default()
-        });
-        super::intent::inspect_intent(subject, action)
-    }
-}
-
 /// Pods for tests of this pane and others.
 #[cfg(test)]
 pub(crate) mod fixtures {
@@ -889,14 +819,7 @@ mod tests {
     }
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snapshot, theme, now())
     }
 
     fn render(pane: &mut PodsPane, ctx: &ViewCtx, w: u16, h: u16) -> String {
@@ -906,7 +829,7 @@ mod tests {
     }
 
     fn names(pane: &mut PodsPane, ctx: &ViewCtx) -> Vec<String> {
-        let c = pane.rows(ctx);
+        let c = pane.spec.rows(ctx, &pane.view);
         (0..c.rows.len())
             .filter_map(|i| c.get(i))
             .map(|(_, p)| p.name.to_string())
@@ -957,7 +880,7 @@ mod tests {
         pane.set_filter("-l app!=web,app notin (etl,llama-worker)");
         assert_eq!(names(&mut pane, &ctx), ["llama-worker-3", "api-1"]);
         pane.set_filter("-l app in (");
-        assert!(pane.rows(&ctx).error.is_some());
+        assert!(pane.spec.rows(&ctx, &pane.view).error.is_some());
         assert!(render(&mut pane, &ctx, 120, 12).contains("bad filter"));
     }
 
@@ -978,7 +901,7 @@ mod tests {
         let (snap, theme) = (snapshot(), Theme::default_theme());
         let ctx = ctx(&snap, &theme);
         let mut pane = PodsPane::default();
-        let first = pane.rows(&ctx).rows.as_ptr();
+        let first = pane.spec.rows(&ctx, &pane.view).rows.as_ptr();
         // A later snapshot with the same pod rows (e.g. a node changed) reuses the cache.
         let later = Snapshot {
             version: 9,
@@ -988,12 +911,15 @@ mod tests {
             snapshot: &later,
             ..ctx
         };
-        assert_eq!(pane.rows(&later_ctx).rows.as_ptr(), first);
+        assert_eq!(pane.spec.rows(&later_ctx, &pane.view).rows.as_ptr(), first);
         pane.handle(Action::SortNext, &later_ctx);
         pane.handle(Action::SortNext, &later_ctx);
         pane.handle(Action::SortReverse, &later_ctx);
         // Sorted by namespace, descending.
-        assert_eq!(pane.rows(&later_ctx).key.sort, Some((1, true)));
+        assert_eq!(
+            pane.spec.rows(&later_ctx, &pane.view).key.sort,
+            Some((1, true))
+        );
         assert_eq!(names(&mut pane, &later_ctx)[0], "llama-worker-3");
         let mut changed = snap.clone();
         let mut c = (*changed.clusters[1]).clone();
@@ -1028,7 +954,7 @@ mod tests {
         render(&mut pane, &ctx, 120, 20);
         pane.handle(Action::Down, &ctx);
         assert_eq!(
-            pane.selected_pod(&ctx),
+            pane.selected(&ctx),
             Some(("prod".into(), "training".into(), "llama-worker-3".into()))
         );
         assert!(pane.handle(Action::Open, &ctx));
@@ -1044,7 +970,7 @@ mod tests {
             "{text}"
         );
         assert!(pane.handle(Action::Back, &ctx));
-        assert_eq!(pane.detail, None);
+        assert_eq!(pane.detail(), None);
     }
 
     #[test]

@@ -18,8 +18,8 @@ use super::keymap::Action;
 use super::pane::{AutomationView, Pane, TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use super::widgets::{
-    draw_scrolled, field, kill_style, length_constraints, measured_widths_keeping, middle_ellipsis,
-    plan_step_lines, section, titled_block,
+    clamped_page, draw_scrolled, field, kill_style, length_constraints, measured_widths_keeping,
+    middle_ellipsis, plan_step_lines, section, titled_block,
 };
 use crate::model::incident::incident_label;
 use crate::runbook::approvals::PendingApproval;
@@ -523,21 +523,19 @@ impl RunbooksPane {
         let block = titled_block(title, theme);
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        if rows.is_empty() {
-            let text = if total == 0 {
+        let empty = || {
+            if total == 0 {
                 "no runs yet: a runbook starts when its trigger fires"
             } else {
                 "no run matches the filter"
-            };
-            frame.render_widget(
-                Paragraph::new(Span::styled(text, theme.style(Role::Muted))),
-                inner,
-            );
+            }
+        };
+        let Some(height) =
+            clamped_page(frame, inner, rows.len(), &mut self.runs_view, theme, empty)
+        else {
             return;
-        }
-        let height = usize::from(inner.height.saturating_sub(1));
+        };
         self.runs_page = height;
-        self.runs_view.clamp(rows.len(), height);
         let focused = self.pending().is_empty();
         // AGE, RUNBOOK, MODE and INCIDENT whole; TARGET (cut in the middle, its node or
         // pod is at the end) and the outcome share the rest.

@@ -588,14 +588,7 @@ mod tests {
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot: snap,
-            theme,
-            now: at("2025-04-01T12:00:00Z"),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snap, theme, at("2025-04-01T12:00:00Z"))
     }
 
     #[test]

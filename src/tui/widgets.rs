@@ -1,9 +1,10 @@
-//! Drawing helpers every pane and the app's chrome share: titled blocks, the empty-table
-//! message, detail-view fields and sections, the theme roles of severities and statuses, the
-//! kill switch's emphasis, a plan step with its blast radius, the row filter, the table and
-//! scrolled-detail widgets of the table panes, and the width helpers that size columns to their
-//! content and cut names in the middle (`middle_ellipsis`, `measured_widths`). May import the
-//! tui groundwork (theme, pane, keymap, format), runbook and model.
+//! Drawing helpers every pane and the app's chrome share: titled blocks, the empty-table message
+//! and the start of a hand-drawn table (`clamped_page`), detail-view fields and sections, the theme
+//! roles of severities and statuses, the kill switch's emphasis, a plan step with its blast radius,
+//! the row filter, the table and scrolled-detail widgets of the table panes, and the width helpers
+//! that size columns to their content and cut names in the middle (`middle_ellipsis`,
+//! `measured_widths`). May import the tui groundwork (theme, pane, keymap, format), runbook and
+//! model.
 
 use std::cmp::Ordering;
 
@@ -14,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use super::format::sorted_header;
-use super::pane::TableView;
+use super::pane::{TableView, ViewCtx};
 use super::theme::{Role, Theme};
 use crate::model::incident::IncidentStatus;
 use crate::model::signal::Severity;
@@ -204,6 +205,64 @@ pub fn draw_empty_message(frame: &mut Frame, inner: Rect, message: &str, theme: 
     );
 }
 
+/// The start of a table drawn in `inner` (its header on the first line): with no rows, the
+/// `empty` message where the rows would be and `None`; else the page height (the rows under
+/// the header), with the view's selection kept inside it.
+pub fn clamped_page(
+    frame: &mut Frame,
+    inner: Rect,
+    rows: usize,
+    view: &mut TableView,
+    theme: &Theme,
+    empty: impl FnOnce() -> &'static str,
+) -> Option<usize> {
+    if rows == 0 {
+        frame.render_widget(
+            Paragraph::new(Span::styled(empty(), theme.style(Role::Muted))),
+            inner,
+        );
+        return None;
+    }
+    let height = usize::from(inner.height.saturating_sub(1));
+    view.clamp(rows, height);
+    Some(height)
+}
+
+/// The rows of a hand-drawn table that fit its page: `height` of them from the view's offset,
+/// each made by `row`, the selected one in the selection style.
+pub fn visible_rows<'a, T>(
+    rows: &'a [T],
+    view: &TableView,
+    height: usize,
+    theme: &Theme,
+    row: impl Fn(&'a T) -> Row<'a>,
+) -> Vec<Row<'a>> {
+    let selection = theme.style(Role::Selection);
+    rows.iter()
+        .enumerate()
+        .skip(view.offset)
+        .take(height)
+        .map(|(pos, r)| {
+            let row = row(r);
+            if pos == view.selected {
+                row.style(selection)
+            } else {
+                row
+            }
+        })
+        .collect()
+}
+
+/// A row of text cells, each in its theme role.
+pub fn role_row<'a>(cells: &[String], roles: &[Role], theme: &Theme) -> Row<'a> {
+    Row::new(
+        cells
+            .iter()
+            .zip(roles)
+            .map(|(text, role)| Cell::from(text.clone()).style(theme.style(*role))),
+    )
+}
+
 /// A `Key  value` line of a detail view.
 pub fn field<'a>(theme: &Theme, key: &'a str, mut value: Vec<Span<'a>>) -> Line<'a> {
     let mut spans = vec![Span::styled(
@@ -219,20 +278,53 @@ pub fn section<'a>(theme: &Theme, title: &'a str) -> Line<'a> {
     Line::styled(title, theme.style(Role::Accent))
 }
 
-/// A column of a typed table (the Nodes and GPUs panes): its header and the most columns its
-/// cells may take.
-pub trait TableColumn: Copy {
-    fn header(self) -> &'static str;
-    fn max_width(self) -> usize;
-    /// A name whose end tells it apart from its neighbours (`gke-sim-b-h100-pool-0042`): cut in
-    /// the middle, not at the end, when the column is narrower than the cell.
-    fn keeps_end(self) -> bool {
-        false
-    }
+/// When a typed table shows its first column, the cluster's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterColumn {
+    /// Unless `:ctx` narrows the view to one cluster (CLUSTER of Nodes and GPUs).
+    UnlessScoped,
+    /// While more than one cluster is in view (CONTEXT of Events and Workloads, as kubectl).
+    WhileSeveral,
+}
+
+/// How a cell wider than its column is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Cut at its end.
+    CutEnd,
+    /// A name whose end tells it apart from its neighbours (`gke-sim-b-h100-pool-0042`): cut
+    /// where its neighbours are the same as it, not at the end.
+    KeepDistinct,
     /// A short, telling column (a status, a reason, a count) that is never cut: the long
     /// columns (names, messages) give way instead.
-    fn keeps_whole(self) -> bool {
-        false
+    Whole,
+}
+
+/// A column of a typed table (Nodes, GPUs, Events, Workloads): every column of its table, its
+/// header, the most columns its cells may take and how a longer cell is fitted.
+pub trait TableColumn: Copy + 'static {
+    /// Every column in order, the cluster's first.
+    const ALL: &'static [Self];
+    /// When the first column shows.
+    const CLUSTER_COLUMN: ClusterColumn;
+
+    fn header(self) -> &'static str;
+    fn max_width(self) -> usize;
+    fn fit(self) -> Fit {
+        Fit::CutEnd
+    }
+
+    /// The columns shown in `ctx`: all, or all but the cluster's.
+    fn shown(ctx: &ViewCtx) -> &'static [Self] {
+        let all_clusters = match Self::CLUSTER_COLUMN {
+            ClusterColumn::UnlessScoped => ctx.cluster.is_none(),
+            ClusterColumn::WhileSeveral => ctx.clusters().count() > 1,
+        };
+        if all_clusters {
+            Self::ALL
+        } else {
+            Self::ALL.get(1..).unwrap_or_default()
+        }
     }
 }
 
@@ -555,7 +647,7 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
             .zip(&headers)
             .zip(&wanted)
             .map(|((c, h), &w)| {
-                if c.keeps_whole() {
+                if c.fit() == Fit::Whole {
                     w
                 } else {
                     h.chars().count()
@@ -579,7 +671,7 @@ impl<C: TableColumn, R: TableRow<C>> DataTable<'_, C, R> {
         let shared: Vec<Vec<(usize, usize)>> = columns
             .iter()
             .map(|&column| {
-                if !column.keeps_end() {
+                if column.fit() != Fit::KeepDistinct {
                     return Vec::new();
                 }
                 let texts: Vec<String> = visible

@@ -16,9 +16,10 @@ use ratatui::text::Line;
 use super::format::table_title;
 use super::intent::Intent;
 use super::keymap::{Action, PaneId};
-use super::pane::{Pane, TableView, ViewCtx};
+use super::pane::{TableView, ViewCtx};
+use super::table_pane::{Answer, TablePane, TableSpec, empty_message};
 use super::theme::{Role, Theme};
-use super::widgets::{DataTable, TableColumn, TableRow, filter_and_sort};
+use super::widgets::{ClusterColumn, DataTable, Fit, TableColumn, TableRow, filter_and_sort};
 use crate::actions::Mutation;
 use crate::model::{
     DeploymentModel, GangJob, InferenceServiceModel, RolloutState, WorkloadCounts, WorkloadKind,
@@ -39,8 +40,8 @@ enum Column {
     Detail,
 }
 
-impl Column {
-    const ALL: [Column; 10] = [
+impl TableColumn for Column {
+    const ALL: &'static [Column] = &[
         Column::Context,
         Column::Kind,
         Column::Namespace,
@@ -52,17 +53,8 @@ impl Column {
         Column::Status,
         Column::Detail,
     ];
+    const CLUSTER_COLUMN: ClusterColumn = ClusterColumn::WhileSeveral;
 
-    fn shown(ctx: &ViewCtx) -> &'static [Column] {
-        if ctx.clusters().count() > 1 {
-            &Column::ALL
-        } else {
-            &Column::ALL[1..]
-        }
-    }
-}
-
-impl TableColumn for Column {
     fn header(self) -> &'static str {
         match self {
             Column::Context => "CONTEXT",
@@ -86,12 +78,12 @@ impl TableColumn for Column {
         }
     }
 
-    fn keeps_end(self) -> bool {
-        matches!(self, Column::Name)
-    }
-
-    fn keeps_whole(self) -> bool {
-        matches!(self, Column::Status | Column::Kind | Column::Ready)
+    fn fit(self) -> Fit {
+        match self {
+            Column::Name => Fit::KeepDistinct,
+            Column::Status | Column::Kind | Column::Ready => Fit::Whole,
+            _ => Fit::CutEnd,
+        }
     }
 }
 
@@ -353,15 +345,27 @@ impl TableRow<Column> for WorkloadRow<'_> {
     }
 }
 
-/// The Workloads pane's state between frames.
+/// The Workloads pane: the table of workloads; Enter drills into the selected one's pods.
+pub type WorkloadsPane = TablePane<WorkloadTable>;
+
+/// What the Workloads pane shows: every workload of the clusters and namespace in view.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WorkloadsPane {
-    pub view: TableView,
-    page: usize,
+pub struct WorkloadTable;
+
+/// A workload as its actions and Enter see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedWorkload {
+    cluster: String,
+    /// kubectl's short name (`deploy`, `isvc`, `gang`…).
+    kind: String,
+    namespace: String,
+    name: String,
+    /// The Pods pane's filter that shows its pods.
+    pods_filter: String,
 }
 
-impl WorkloadsPane {
-    fn rows<'c>(&self, ctx: &'c ViewCtx) -> Vec<WorkloadRow<'c>> {
+impl WorkloadTable {
+    fn rows<'c>(&self, ctx: &'c ViewCtx, view: &TableView) -> Vec<WorkloadRow<'c>> {
         let rows = ctx.clusters().flat_map(|c| {
             let cluster = c.name.as_str();
             c.deployments
@@ -387,26 +391,33 @@ impl WorkloadsPane {
                     },
                 })
         });
-        filter_and_sort(rows, Column::shown(ctx), &self.view)
-    }
-
-    /// The selected workload as (context, kind, namespace, name).
-    pub fn selected_workload(&self, ctx: &ViewCtx) -> Option<(String, String, String, String)> {
-        let rows = self.rows(ctx);
-        let row = rows.get(self.view.selected)?;
-        Some((
-            row.cluster.to_string(),
-            row.workload.kind().to_string(),
-            row.workload.namespace().to_string(),
-            row.workload.name().to_string(),
-        ))
+        filter_and_sort(rows, Column::shown(ctx), view)
     }
 }
 
-impl Pane for WorkloadsPane {
-    fn draw(&mut self, frame: &mut Frame, area: Rect, ctx: &ViewCtx) {
+impl TableSpec for WorkloadTable {
+    type Key = SelectedWorkload;
+    const OPENS_DETAIL: bool = false;
+
+    fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
+        (self.rows(ctx, view).len(), Column::shown(ctx).len())
+    }
+
+    fn key_at(&self, ctx: &ViewCtx, view: &TableView, index: usize) -> Option<SelectedWorkload> {
+        let rows = self.rows(ctx, view);
+        let row = rows.get(index)?;
+        Some(SelectedWorkload {
+            cluster: row.cluster.to_string(),
+            kind: row.workload.kind().to_string(),
+            namespace: row.workload.namespace().to_string(),
+            name: row.workload.name().to_string(),
+            pods_filter: row.workload.pods_filter(row.cluster),
+        })
+    }
+
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &ViewCtx, view: &mut TableView) -> usize {
         let theme = ctx.theme;
-        let rows = self.rows(ctx);
+        let rows = self.rows(ctx, view);
         let total: usize = ctx
             .clusters()
             .map(|c| {
@@ -420,58 +431,37 @@ impl Pane for WorkloadsPane {
             Some(ns) => format!("Workloads · ns {ns}"),
             None => "Workloads".to_string(),
         };
-        let title = table_title(&what, ctx.cluster, rows.len(), total, &self.view.filter);
+        let title = table_title(&what, ctx.cluster, rows.len(), total, &view.filter);
         let table = DataTable {
             title: Line::styled(title, theme.style(Role::Title)),
             columns: Column::shown(ctx),
             rows: &rows,
         };
-        self.page = table.draw(frame, area, theme, &mut self.view, |filter| {
-            if total == 0 {
-                "no Deployments, StatefulSets, DaemonSets, Jobs, training jobs or InferenceServices \
-                 in the snapshot yet".into()
-            } else {
-                format!("no workload matches /{filter}")
-            }
-        });
-    }
-
-    fn handle(&mut self, action: Action, ctx: &ViewCtx) -> bool {
-        let before = self.view.clone();
-        let rows = self.rows(ctx).len();
-        match action {
-            Action::Back if !self.view.filter.is_empty() => self.set_filter(""),
-            _ if self.view.navigate(
-                action,
-                rows,
-                self.page.max(1) as isize,
-                Column::shown(ctx).len(),
-            ) => {}
-            _ => return false,
-        }
-        let rows = self.rows(ctx).len();
-        self.view.clamp(rows, self.page.max(1));
-        self.view != before
-    }
-
-    fn set_filter(&mut self, filter: &str) {
-        if self.view.filter != filter {
-            self.view.filter = filter.to_string();
-            self.view.selected = 0;
-            self.view.offset = 0;
-        }
+        table.draw(
+            f,
+            area,
+            theme,
+            view,
+            empty_message(
+                total,
+                "no Deployments, StatefulSets, DaemonSets, Jobs, training jobs or \
+                 InferenceServices in the snapshot yet",
+                "workload",
+            ),
+        )
     }
 
     /// Enter: the workload's pods.
-    fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
-        let rows = self.rows(ctx);
-        let row = rows.get(self.view.selected)?;
-        Some((PaneId::Pods, row.workload.pods_filter(row.cluster)))
+    fn follow(
+        &self,
+        _ctx: &ViewCtx,
+        selected: Option<SelectedWorkload>,
+    ) -> Option<(PaneId, String)> {
+        Some((PaneId::Pods, selected?.pods_filter))
     }
 
     /// Rollback, restart and scale of the selected workload.
-    fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
-        let selected = self.selected_workload(ctx);
+    fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<SelectedWorkload>) -> Answer {
         Some(match action {
             Action::Rollback => workload_rollback(selected),
             Action::RestartRollout => workload_restart(selected),
@@ -483,8 +473,14 @@ impl Pane for WorkloadsPane {
 
 /// The selected workload as the target of a rollback: a Deployment to its previous revision
 /// (`kubectl rollout undo`), an InferenceService's canary traffic back to 0.
-fn workload_rollback(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
-    let (cluster, kind, namespace, name) = selected.ok_or("rollback: no workload selected")?;
+fn workload_rollback(selected: Option<SelectedWorkload>) -> Result<Intent, String> {
+    let SelectedWorkload {
+        cluster,
+        kind,
+        namespace,
+        name,
+        ..
+    } = selected.ok_or("rollback: no workload selected")?;
     let mutation = match kind.as_str() {
         "deploy" => Mutation::Rollback {
             namespace,
@@ -502,8 +498,14 @@ fn workload_rollback(selected: Option<(String, String, String, String)>) -> Resu
 }
 
 /// The selected workload as the target of a `rollout restart`: only a Deployment.
-fn workload_restart(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
-    let (cluster, kind, namespace, name) = selected.ok_or("restart: no workload selected")?;
+fn workload_restart(selected: Option<SelectedWorkload>) -> Result<Intent, String> {
+    let SelectedWorkload {
+        cluster,
+        kind,
+        namespace,
+        name,
+        ..
+    } = selected.ok_or("restart: no workload selected")?;
     if kind != "deploy" {
         return Err(format!(
             "restart: {namespace}/{name} is not a Deployment; fleetdeck restarts a Deployment's rollout"
@@ -516,9 +518,14 @@ fn workload_restart(selected: Option<(String, String, String, String)>) -> Resul
 }
 
 /// Scale, first step: the selected Deployment, whose count the person types next.
-fn workload_scale(selected: Option<(String, String, String, String)>) -> Result<Intent, String> {
-    let (cluster, kind, namespace, name) =
-        selected.ok_or("scale: select a Deployment in the Workloads pane (:workloads)")?;
+fn workload_scale(selected: Option<SelectedWorkload>) -> Result<Intent, String> {
+    let SelectedWorkload {
+        cluster,
+        kind,
+        namespace,
+        name,
+        ..
+    } = selected.ok_or("scale: select a Deployment in the Workloads pane (:workloads)")?;
     if kind != "deploy" {
         return Err(format!(
             "scale: {namespace}/{name} is not a Deployment; fleetdeck scales a Deployment"
@@ -536,6 +543,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::super::nodes::fixtures::{self as nodes, now};
+    use super::super::pane::Pane;
     use super::super::pane::testing::lines;
     use super::*;
     use crate::model::{GangMember, Snapshot};
@@ -621,14 +629,7 @@ mod tests {
     }
 
     fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
-        ViewCtx {
-            snapshot,
-            theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        }
+        crate::tui::pane::testing::view_ctx(snapshot, theme, now())
     }
 
     #[test]
@@ -659,7 +660,7 @@ mod tests {
         let theme = Theme::default_theme();
         let ctx = ctx(&snap, &theme);
         let status = |name: &str| {
-            let rows = WorkloadsPane::default().rows(&ctx);
+            let rows = WorkloadTable.rows(&ctx, &TableView::default());
             let row = rows
                 .iter()
                 .find(|r| r.workload.name() == name)
@@ -725,6 +726,6 @@ mod tests {
             namespace: Some("training"),
             ..ctx
         };
-        assert_eq!(pane.rows(&scoped).len(), 1);
+        assert_eq!(pane.spec.rows(&scoped, &pane.view).len(), 1);
     }
 }

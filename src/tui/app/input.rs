@@ -72,7 +72,8 @@ impl App {
         let verb = words.next().unwrap_or("");
         let arg = words.next();
         let pane = PaneId::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|p| p.name() == verb || (verb == "gpu" && *p == PaneId::Gpus));
         match (verb, arg, pane) {
             (_, _, Some(p)) => self.go(p),
@@ -292,7 +293,7 @@ impl App {
             MouseEventKind::Down(_) if row == 0 => {
                 // Tabs start after the title; each is its name plus padding.
                 let mut x = 12u16;
-                for p in PaneId::ALL {
+                for &p in PaneId::ALL {
                     let w = p.name().len() as u16 + 3;
                     if column >= x && column < x + w {
                         self.go(p);
