@@ -1,8 +1,58 @@
 //! The commented default `fleetdeck.toml` that `fleetdeck init` writes; `Config::default()`
-//! must equal it parsed (a test in `config` checks). Imports nothing.
+//! must equal it parsed (a test in `config` checks). The signal kinds' lines (the findings,
+//! `[signals.for]`, `[signals.clear_after]`) are rendered from `model::catalog`, so a new kind
+//! is written by its catalog entry alone. Imports only `model`.
+
+use std::fmt::Write as _;
+
+use crate::model::catalog::{ForKey, SIGNAL_CATALOG};
 
 /// The commented default written by `fleetdeck init`. Every key here is one the loader knows.
-pub const DEFAULT_CONFIG: &str = r#"# fleetdeck configuration.
+pub fn default_config() -> String {
+    let mut out = String::with_capacity(CONFIG_HEAD.len() + CONFIG_TAIL.len() + 4096);
+    out.push_str(CONFIG_HEAD);
+    let findings: Vec<String> = SIGNAL_CATALOG
+        .iter()
+        .filter(|k| k.finding_by_default)
+        .map(|k| format!("{:?}", k.name))
+        .collect();
+    let _ = writeln!(out, "findings = [{}]", findings.join(", "));
+    out.push_str(CONFIG_SIGNALS);
+    out.push_str(
+        "[signals.for]\n\
+         # How long each kind's condition must hold before it fires (\"0s\": at once).\n\
+         # node.not_ready and pod.pending_gpu have theirs above (node_not_ready_after,\n\
+         # pending_gpu_after): their detectors measure from the API's own timestamps.\n",
+    );
+    for kind in SIGNAL_CATALOG.iter().filter(|k| k.for_key == ForKey::Table) {
+        let _ = writeln!(out, "# {}: {}", kind.name, kind.description);
+        let _ = writeln!(
+            out,
+            "{} = \"{}\"",
+            kind.config_key(),
+            humantime::format_duration(kind.default_for)
+        );
+    }
+    out.push_str(
+        "\n[signals.clear_after]\n\
+         # How long a firing signal's clear condition must hold before it stops firing\n\
+         # (\"0s\": at once).\n",
+    );
+    for kind in SIGNAL_CATALOG {
+        let _ = writeln!(
+            out,
+            "{} = \"{}\"",
+            kind.config_key(),
+            humantime::format_duration(kind.default_clear_after)
+        );
+    }
+    out.push('\n');
+    out.push_str(CONFIG_TAIL);
+    out
+}
+
+/// The file up to `[signals] findings`.
+const CONFIG_HEAD: &str = r#"# fleetdeck configuration.
 # Every key is optional: a missing key takes the default shown here.
 # `fleetdeck config` validates this file and prints the effective settings.
 
@@ -109,8 +159,10 @@ idle_gpu_threshold_pct = 10.0
 [signals]
 # Kinds that are findings: shown on their pane and in the Signals pane's findings (runbooks may
 # still trigger on them) but they open no incident. Every other kind opens one.
-findings = ["gpu.idle", "endpoint.drift", "budget.overrun_forecast"]
-# Each detector kind waits out its `for` duration (below, in [signals.for]) before it fires, as
+"#;
+
+/// The rest of `[signals]`, after `findings`.
+const CONFIG_SIGNALS: &str = r#"# Each detector kind waits out its `for` duration (below, in [signals.for]) before it fires, as
 # a Prometheus alerting rule's `for` does: a condition that clears first never fires. A firing
 # signal keeps firing until its clear condition has held for its `clear_after` duration
 # ([signals.clear_after]), so a value flapping around a threshold does not open and close.
@@ -144,49 +196,10 @@ gpu_memory_full_critical_within = "5m"
 # A GPU source with no report for this long is down (source.down) even without an error.
 source_silent_after = "2m"
 
-[signals.for]
-# How long each kind's condition must hold before it fires ("0s": at once).
-# Hardware events are facts: they fire at once.
-gpu_xid = "0s"
-gpu_ecc = "0s"
-gpu_throttling = "2m"
-gpu_memory_exhaustion_forecast = "5m"
-gpu_idle = "10m"
-node_interruption_notice = "0s"
-# A restarting device plugin withdraws a node's GPUs for a moment.
-node_gpu_unallocatable = "5m"
-pod_crash_loop = "2m"
-pod_crash_loop_after_rollout = "1m"
-endpoint_down = "1m"
-# The burn-rate windows already demand persistence.
-slo_fast_burn = "0s"
-slo_slow_burn = "0s"
-endpoint_drift = "5m"
-budget_overrun_forecast = "0s"
-# An API server unreachable, a watch broken, a GPU or cost source failing: blind is not calm.
-source_down = "1m"
+"#;
 
-[signals.clear_after]
-# How long a firing signal's clear condition must hold before it stops firing ("0s": at once).
-node_not_ready = "1m"
-node_interruption_notice = "0s"
-node_gpu_unallocatable = "1m"
-pod_pending_gpu = "0s"
-pod_crash_loop = "5m"
-pod_crash_loop_after_rollout = "5m"
-gpu_xid = "0s"
-gpu_ecc = "0s"
-gpu_throttling = "2m"
-gpu_memory_exhaustion_forecast = "5m"
-gpu_idle = "1m"
-endpoint_down = "1m"
-slo_fast_burn = "0s"
-slo_slow_burn = "0s"
-endpoint_drift = "5m"
-budget_overrun_forecast = "0s"
-source_down = "0s"
-
-[pod_logs]
+/// The file after the signal tables.
+const CONFIG_TAIL: &str = r#"[pod_logs]
 # The cockpit's logs view (l on a pod) keeps this many of a container's newest lines
 # (1000 to 1000000); older ones scroll away. Lines over 16 KiB are cut with a marker.
 max_lines = 10000

@@ -25,7 +25,7 @@ use load::offset_of;
 
 pub use cockpit::{NOC_ROTATION_SECS, NocConfig, POD_LOGS_MAX_LINES, PodLogsConfig};
 pub use cost::CostConfig;
-pub use defaults::DEFAULT_CONFIG;
+pub use defaults::default_config;
 pub use gpu::{DcgmTarget, GpuConfig, PrometheusConfig};
 pub use headless::HeadlessConfig;
 pub use kubernetes::{DEFAULT_WATCH_IDLE_TIMEOUT, KubernetesConfig, MIN_WATCH_IDLE_TIMEOUT};
@@ -173,7 +173,7 @@ pub fn init(path: &Path, force: bool) -> Result<(), ConfigError> {
             source,
         })?;
     }
-    std::fs::write(path, DEFAULT_CONFIG).map_err(|source| ConfigError::Write {
+    std::fs::write(path, default_config()).map_err(|source| ConfigError::Write {
         path: path.to_path_buf(),
         source,
     })
@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn the_default_file_parses_to_the_defaults() {
-        assert_eq!(parse(DEFAULT_CONFIG).unwrap(), Config::default());
+        assert_eq!(parse(&default_config()).unwrap(), Config::default());
     }
 
     #[test]
@@ -596,6 +596,6 @@ availability = 1.5
         ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
         init(&path, true).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), DEFAULT_CONFIG);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), default_config());
     }
 }

@@ -389,12 +389,13 @@ mod tests {
     fn fleetdeck_init_writes_every_kind_of_both_tables() {
         // The catalog's default applies to a kind the file leaves out, but `init`'s file is
         // where a person reads and tunes them: every kind is written there.
+        let config = crate::config::default_config();
         let table = |name: &str| {
-            let start = crate::config::DEFAULT_CONFIG
+            let start = config
                 .find(&format!("[{name}]\n"))
                 .unwrap_or_else(|| panic!("init writes no [{name}]"));
             // From the header's newline, so the first key is "\n<key> = " too.
-            let body = &crate::config::DEFAULT_CONFIG[start + name.len() + 2..];
+            let body = &config[start + name.len() + 2..];
             body[..body.find("\n[").unwrap_or(body.len())].to_string()
         };
         let (for_table, clear_table) = (table("signals.for"), table("signals.clear_after"));

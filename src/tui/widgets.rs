@@ -392,7 +392,7 @@ pub fn neighbour_ends(texts: &[String]) -> Vec<(usize, usize)> {
 }
 
 /// `text` in at most `width` columns, cut where its neighbours in the column are the same as it
-/// (`prefix` leading and `suffix` trailing characters, from [`shared_ends`]), so the part that
+/// (`prefix` leading and `suffix` trailing characters, from [`neighbour_ends`]), so the part that
 /// tells it apart stays: `ip-10-20-0-10.ec2…` when every node ends in `.ec2.internal`,
 /// `…pool-0042` when every node starts with `gke-sim-b-h100-`. Without a distinct part to keep,
 /// the middle goes ([`middle_ellipsis`]).
