@@ -1626,22 +1626,8 @@ mod tests {
     #[test]
     fn the_workloads_pane_rolls_back_and_restarts_the_selected_deployment_and_read_only_refuses() {
         let mut app = automated_app();
-        let mut snap = fixtures::fleet();
-        let mut c = (*snap.clusters[0]).clone();
-        c.deployments = vec![crate::model::DeploymentModel {
-            namespace: "serving".into(),
-            name: "web".into(),
-            revision: Some(4),
-            replicas: 2,
-            ready: 2,
-            updated: 2,
-            available: 2,
-            rollout: crate::model::RolloutState::Complete,
-            images: vec![],
-            registered_model: None,
-        }];
-        let cluster = c.name.clone();
-        snap.clusters[0] = Arc::new(c);
+        let snap = fixtures::fleet_with_web(2);
+        let cluster = snap.clusters[0].name.clone();
         app.set_snapshot(fixtures::evaluated(snap));
         key(&mut app, KeyCode::Char('0'));
         assert_eq!(app.pane, PaneId::Workloads);
@@ -1765,22 +1751,8 @@ mod tests {
     #[test]
     fn hash_asks_the_replicas_refuses_a_negative_count_and_scales_after_the_plan() {
         let mut app = automated_app();
-        let mut snap = fixtures::fleet();
-        let mut c = (*snap.clusters[0]).clone();
-        c.deployments = vec![crate::model::DeploymentModel {
-            namespace: "serving".into(),
-            name: "web".into(),
-            revision: Some(4),
-            replicas: 2,
-            ready: 2,
-            updated: 2,
-            available: 2,
-            rollout: crate::model::RolloutState::Complete,
-            images: vec![],
-            registered_model: None,
-        }];
-        let cluster = c.name.clone();
-        snap.clusters[0] = Arc::new(c);
+        let snap = fixtures::fleet_with_web(2);
+        let cluster = snap.clusters[0].name.clone();
         app.set_snapshot(fixtures::evaluated(snap));
         assert_eq!(shift(&mut app, '#'), None);
         assert!(

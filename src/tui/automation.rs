@@ -281,6 +281,20 @@ fn run(signal) {
         }
     }
 
+    /// Sends `command` to the executor, applies its replies until none is in flight and
+    /// returns the screen.
+    async fn perform_and_settle(
+        link: &mut AutomationLink,
+        replies: &mut mpsc::UnboundedReceiver<AutomationReply>,
+        app: &mut App,
+        command: Command,
+    ) -> String {
+        let replies_now = link.perform(command, app.snapshot());
+        deliver(app, replies_now);
+        settle(link, replies, app).await;
+        screen(app)
+    }
+
     /// Refreshes the app from the executor until the screen shows `what`.
     async fn until_screen_shows(link: &AutomationLink, app: &mut App, what: &str) -> String {
         for _ in 0..200 {
@@ -396,10 +410,7 @@ fn run(signal) {
         let Some(preview) = key(&mut app, KeyCode::Char('c')) else {
             panic!("c asks for the plan")
         };
-        let replies_now = link.perform(preview, app.snapshot());
-        deliver(&mut app, replies_now);
-        settle(&mut link, &mut replies, &mut app).await;
-        let s = screen(&mut app);
+        let s = perform_and_settle(&mut link, &mut replies, &mut app, preview).await;
         assert!(s.contains("confirm: cordon node/gpu-a-1 in prod-a"), "{s}");
         assert!(
             s.contains("cluster prod-a: 2 of 3 nodes cordoned or NotReady (1 unready)"),
@@ -408,10 +419,7 @@ fn run(signal) {
         let Some(perform) = key(&mut app, KeyCode::Char('y')) else {
             panic!("y performs it")
         };
-        let replies_now = link.perform(perform, app.snapshot());
-        deliver(&mut app, replies_now);
-        settle(&mut link, &mut replies, &mut app).await;
-        let s = screen(&mut app);
+        let s = perform_and_settle(&mut link, &mut replies, &mut app, perform).await;
         assert!(
             s.contains("cordon node/gpu-a-1 in prod-a failed: no client for cluster prod-a"),
             "{s}"
@@ -452,21 +460,7 @@ fn run(signal) {
         let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
         let (mut link, mut replies) = AutomationLink::new(Some(executor(&store, false)));
         let mut app = app();
-        let mut snap = fixtures::fleet();
-        let mut c = (*snap.clusters[0]).clone();
-        c.deployments = vec![crate::model::DeploymentModel {
-            namespace: "serving".into(),
-            name: "web".into(),
-            revision: Some(4),
-            replicas: 3,
-            ready: 3,
-            updated: 3,
-            available: 3,
-            rollout: crate::model::RolloutState::Complete,
-            images: vec![],
-            registered_model: None,
-        }];
-        snap.clusters[0] = Arc::new(c);
+        let snap = fixtures::fleet_with_web(3);
         app.set_snapshot(fixtures::evaluated(snap));
         // The pipeline hands the executor each evaluation; here the test does.
         if let Some(e) = &link.executor {
@@ -479,10 +473,7 @@ fn run(signal) {
         let Some(preview) = key(&mut app, KeyCode::Enter) else {
             panic!("enter asks for the plan")
         };
-        let replies_now = link.perform(preview, app.snapshot());
-        deliver(&mut app, replies_now);
-        settle(&mut link, &mut replies, &mut app).await;
-        let s = screen(&mut app);
+        let s = perform_and_settle(&mut link, &mut replies, &mut app, preview).await;
         assert!(
             s.contains("confirm: scale deployment/serving/web in prod-a")
                 && s.contains("down from 3 to 1 replicas: 2 pod(s) will be removed"),
@@ -492,10 +483,7 @@ fn run(signal) {
         let Some(perform) = key(&mut app, KeyCode::Char('y')) else {
             panic!("y performs it")
         };
-        let replies_now = link.perform(perform, app.snapshot());
-        deliver(&mut app, replies_now);
-        settle(&mut link, &mut replies, &mut app).await;
-        let s = screen(&mut app);
+        let s = perform_and_settle(&mut link, &mut replies, &mut app, perform).await;
         assert!(
             s.contains("scale deployment/serving/web in prod-a failed: no client"),
             "{s}"
