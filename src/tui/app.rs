@@ -1482,6 +1482,32 @@ mod tests {
         assert!(s.contains("drain node/gpu-a-1 in prod-a…"), "{s}");
     }
 
+    /// Shows the plan `summary` of `intent` on `cluster`, then checks the popup asks to confirm
+    /// it and that `y` performs exactly that intent.
+    fn confirm_performs(app: &mut App, cluster: &str, intent: Mutation, summary: &str) {
+        app.set_preview(
+            cluster.to_string(),
+            PlanStep {
+                intent: intent.clone(),
+                summary: summary.into(),
+                blast: serde_json::Value::Null,
+            },
+            None,
+        );
+        let s = screen(app, 120, 30);
+        assert!(
+            s.contains(&format!("confirm: {summary} in {cluster}")),
+            "{s}"
+        );
+        assert_eq!(
+            key(app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster: cluster.to_string(),
+                intent,
+            })
+        );
+    }
+
     #[test]
     fn any_other_key_cancels_a_manual_action_and_a_plan_nobody_waits_for_is_dropped() {
         let mut app = automated_app();
@@ -1652,34 +1678,14 @@ mod tests {
                 },
             })
         );
-        app.set_preview(
-            cluster.clone(),
-            PlanStep {
-                intent: Mutation::RestartRollout {
-                    namespace: "serving".into(),
-                    name: "web".into(),
-                },
-                summary: "restart deployment/serving/web".into(),
-                blast: serde_json::Value::Null,
+        confirm_performs(
+            &mut app,
+            &cluster,
+            Mutation::RestartRollout {
+                namespace: "serving".into(),
+                name: "web".into(),
             },
-            None,
-        );
-        let s = screen(&mut app, 120, 30);
-        assert!(
-            s.contains(&format!(
-                "confirm: restart deployment/serving/web in {cluster}"
-            )),
-            "{s}"
-        );
-        assert_eq!(
-            key(&mut app, KeyCode::Char('y')),
-            Some(Command::Perform {
-                cluster,
-                intent: Mutation::RestartRollout {
-                    namespace: "serving".into(),
-                    name: "web".into(),
-                },
-            })
+            "restart deployment/serving/web",
         );
         let mut view = automation(fixtures::now());
         view.read_only = true;
@@ -1720,27 +1726,7 @@ mod tests {
                 intent: delete.clone(),
             })
         );
-        app.set_preview(
-            cluster.clone(),
-            PlanStep {
-                intent: delete.clone(),
-                summary: "delete pod/serving/web-1".into(),
-                blast: serde_json::Value::Null,
-            },
-            None,
-        );
-        let s = screen(&mut app, 120, 30);
-        assert!(
-            s.contains(&format!("confirm: delete pod/serving/web-1 in {cluster}")),
-            "{s}"
-        );
-        assert_eq!(
-            key(&mut app, KeyCode::Char('y')),
-            Some(Command::Perform {
-                cluster: cluster.clone(),
-                intent: delete,
-            })
-        );
+        confirm_performs(&mut app, &cluster, delete, "delete pod/serving/web-1");
         let mut view = automation(fixtures::now());
         view.read_only = true;
         app.set_automation(Some(view));
@@ -1797,29 +1783,7 @@ mod tests {
                 intent: scale.clone(),
             })
         );
-        app.set_preview(
-            cluster.clone(),
-            PlanStep {
-                intent: scale.clone(),
-                summary: "scale deployment/serving/web".into(),
-                blast: serde_json::Value::Null,
-            },
-            None,
-        );
-        let s = screen(&mut app, 120, 30);
-        assert!(
-            s.contains(&format!(
-                "confirm: scale deployment/serving/web in {cluster}"
-            )),
-            "{s}"
-        );
-        assert_eq!(
-            key(&mut app, KeyCode::Char('y')),
-            Some(Command::Perform {
-                cluster,
-                intent: scale,
-            })
-        );
+        confirm_performs(&mut app, &cluster, scale, "scale deployment/serving/web");
         let mut view = automation(fixtures::now());
         view.read_only = true;
         app.set_automation(Some(view));

@@ -578,8 +578,8 @@ pub(super) mod fixtures {
     use crate::model::gpu::{GpuModel, PodRef};
     use crate::model::signal::{Severity, Signal, Subject};
     use crate::model::{
-        CapacityType, ClusterSnapshot, ClusterTotals, DeploymentModel, History, NodeModel,
-        NodeReadiness, PhaseCounts, RolloutState, Sample, Snapshot, Taint,
+        CapacityType, ClusterSnapshot, DeploymentModel, History, NodeModel, NodeReadiness,
+        PhaseCounts, RolloutState, Sample, Snapshot, Taint,
     };
     use crate::tui::pane::{Pane, ViewCtx};
     use crate::tui::theme::Theme;
@@ -640,21 +640,8 @@ pub(super) mod fixtures {
     pub fn cluster(name: &str, nodes: Vec<NodeModel>) -> ClusterSnapshot {
         ClusterSnapshot {
             name: name.into(),
-            server: String::new(),
-            sync: vec![],
-            totals: ClusterTotals::default(),
             nodes,
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..ClusterSnapshot::default()
         }
     }
 

@@ -807,18 +807,7 @@ mod tests {
                     unknown: 0,
                 },
             },
-            nodes: vec![],
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..ClusterSnapshot::default()
         }
     }
 
