@@ -164,36 +164,40 @@ enum Inspect {
 
 /// The Incidents detail's reminder of its keys, from the bindings: `n note · a acknowledge …`.
 pub(super) fn incident_keys_hint(keymap: &Keymap) -> String {
-    [
-        (Action::Note, "note"),
-        (Action::Acknowledge, "acknowledge"),
-        (Action::Resolve, "resolve"),
-        (Action::Export, "export"),
-        (Action::Back, "back"),
-    ]
-    .into_iter()
-    .filter_map(|(action, what)| {
-        let key = keymap.keys_for(action).into_iter().next()?;
-        Some(format!("{key} {what}"))
-    })
-    .collect::<Vec<_>>()
-    .join(" · ")
+    keys_hint(
+        keymap,
+        &[
+            (Action::Note, "note"),
+            (Action::Acknowledge, "acknowledge"),
+            (Action::Resolve, "resolve"),
+            (Action::Export, "export"),
+            (Action::Back, "back"),
+        ],
+    )
 }
 
 /// The Runbooks pane's reminder of its keys, from the bindings: `y approve · N deny · K …`.
 pub(super) fn runbook_keys_hint(keymap: &Keymap) -> String {
-    [
-        (Action::Approve, "approve"),
-        (Action::Deny, "deny"),
-        (Action::KillSwitch, "kill switch"),
-    ]
-    .into_iter()
-    .filter_map(|(action, what)| {
-        let key = keymap.keys_for(action).into_iter().next()?;
-        Some(format!("{key} {what}"))
-    })
-    .collect::<Vec<_>>()
-    .join(" · ")
+    keys_hint(
+        keymap,
+        &[
+            (Action::Approve, "approve"),
+            (Action::Deny, "deny"),
+            (Action::KillSwitch, "kill switch"),
+        ],
+    )
+}
+
+/// `KEY what` for each action's first binding, joined by ` · `; an unbound action is left out.
+fn keys_hint(keymap: &Keymap, actions: &[(Action, &str)]) -> String {
+    actions
+        .iter()
+        .filter_map(|&(action, what)| {
+            let key = keymap.keys_for(action).into_iter().next()?;
+            Some(format!("{key} {what}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// The pane registry: every pane, once, in tab order, with the `PaneId` keys and the palette
