@@ -615,6 +615,21 @@ impl App {
     }
 }
 
+/// The cockpit as the tests of the app and its links drive it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::super::nodes::fixtures;
+    use super::*;
+
+    /// Default theme and keys, the clock at `fixtures::now()`, showing the evaluated fleet.
+    pub fn app() -> App {
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
+            .with_clock(fixtures::now());
+        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
+        app
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -625,10 +640,9 @@ mod tests {
     use super::*;
     use crate::actions::DrainRequest;
 
+    /// [`testing::app`] with the incident fixtures open.
     fn app() -> App {
-        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
-            .with_clock(fixtures::now());
-        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
+        let mut app = testing::app();
         assert_eq!(app.set_incidents(incidents(fixtures::now())), None);
         app
     }

@@ -204,9 +204,8 @@ mod tests {
     use crate::runbook::{Mode, Runbook};
     use crate::store::Store;
     use crate::tui::app::App;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::app::testing::app;
     use crate::tui::nodes::fixtures;
-    use crate::tui::theme::Theme;
 
     /// Cordons the node of a critical XID, then notes how it went.
     const CORDON_ON_XID: &str = r#"
@@ -240,13 +239,6 @@ fn run(signal) {
             HashMap::new(),
             settings,
         )
-    }
-
-    fn app() -> App {
-        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
-            .with_clock(fixtures::now());
-        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
-        app
     }
 
     fn key(app: &mut App, code: KeyCode) -> Option<Command> {
