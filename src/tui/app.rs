@@ -164,36 +164,40 @@ enum Inspect {
 
 /// The Incidents detail's reminder of its keys, from the bindings: `n note · a acknowledge …`.
 pub(super) fn incident_keys_hint(keymap: &Keymap) -> String {
-    [
-        (Action::Note, "note"),
-        (Action::Acknowledge, "acknowledge"),
-        (Action::Resolve, "resolve"),
-        (Action::Export, "export"),
-        (Action::Back, "back"),
-    ]
-    .into_iter()
-    .filter_map(|(action, what)| {
-        let key = keymap.keys_for(action).into_iter().next()?;
-        Some(format!("{key} {what}"))
-    })
-    .collect::<Vec<_>>()
-    .join(" · ")
+    keys_hint(
+        keymap,
+        &[
+            (Action::Note, "note"),
+            (Action::Acknowledge, "acknowledge"),
+            (Action::Resolve, "resolve"),
+            (Action::Export, "export"),
+            (Action::Back, "back"),
+        ],
+    )
 }
 
 /// The Runbooks pane's reminder of its keys, from the bindings: `y approve · N deny · K …`.
 pub(super) fn runbook_keys_hint(keymap: &Keymap) -> String {
-    [
-        (Action::Approve, "approve"),
-        (Action::Deny, "deny"),
-        (Action::KillSwitch, "kill switch"),
-    ]
-    .into_iter()
-    .filter_map(|(action, what)| {
-        let key = keymap.keys_for(action).into_iter().next()?;
-        Some(format!("{key} {what}"))
-    })
-    .collect::<Vec<_>>()
-    .join(" · ")
+    keys_hint(
+        keymap,
+        &[
+            (Action::Approve, "approve"),
+            (Action::Deny, "deny"),
+            (Action::KillSwitch, "kill switch"),
+        ],
+    )
+}
+
+/// `KEY what` for each action's first binding, joined by ` · `; an unbound action is left out.
+fn keys_hint(keymap: &Keymap, actions: &[(Action, &str)]) -> String {
+    actions
+        .iter()
+        .filter_map(|&(action, what)| {
+            let key = keymap.keys_for(action).into_iter().next()?;
+            Some(format!("{key} {what}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// The pane registry: every pane, once, in tab order, with the `PaneId` keys and the palette
@@ -611,6 +615,21 @@ impl App {
     }
 }
 
+/// The cockpit as the tests of the app and its links drive it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::super::nodes::fixtures;
+    use super::*;
+
+    /// Default theme and keys, the clock at `fixtures::now()`, showing the evaluated fleet.
+    pub fn app() -> App {
+        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
+            .with_clock(fixtures::now());
+        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
+        app
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -621,10 +640,9 @@ mod tests {
     use super::*;
     use crate::actions::DrainRequest;
 
+    /// [`testing::app`] with the incident fixtures open.
     fn app() -> App {
-        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
-            .with_clock(fixtures::now());
-        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
+        let mut app = testing::app();
         assert_eq!(app.set_incidents(incidents(fixtures::now())), None);
         app
     }
@@ -1482,6 +1500,32 @@ mod tests {
         assert!(s.contains("drain node/gpu-a-1 in prod-a…"), "{s}");
     }
 
+    /// Shows the plan `summary` of `intent` on `cluster`, then checks the popup asks to confirm
+    /// it and that `y` performs exactly that intent.
+    fn confirm_performs(app: &mut App, cluster: &str, intent: Mutation, summary: &str) {
+        app.set_preview(
+            cluster.to_string(),
+            PlanStep {
+                intent: intent.clone(),
+                summary: summary.into(),
+                blast: serde_json::Value::Null,
+            },
+            None,
+        );
+        let s = screen(app, 120, 30);
+        assert!(
+            s.contains(&format!("confirm: {summary} in {cluster}")),
+            "{s}"
+        );
+        assert_eq!(
+            key(app, KeyCode::Char('y')),
+            Some(Command::Perform {
+                cluster: cluster.to_string(),
+                intent,
+            })
+        );
+    }
+
     #[test]
     fn any_other_key_cancels_a_manual_action_and_a_plan_nobody_waits_for_is_dropped() {
         let mut app = automated_app();
@@ -1626,22 +1670,8 @@ mod tests {
     #[test]
     fn the_workloads_pane_rolls_back_and_restarts_the_selected_deployment_and_read_only_refuses() {
         let mut app = automated_app();
-        let mut snap = fixtures::fleet();
-        let mut c = (*snap.clusters[0]).clone();
-        c.deployments = vec![crate::model::DeploymentModel {
-            namespace: "serving".into(),
-            name: "web".into(),
-            revision: Some(4),
-            replicas: 2,
-            ready: 2,
-            updated: 2,
-            available: 2,
-            rollout: crate::model::RolloutState::Complete,
-            images: vec![],
-            registered_model: None,
-        }];
-        let cluster = c.name.clone();
-        snap.clusters[0] = Arc::new(c);
+        let snap = fixtures::fleet_with_web(2);
+        let cluster = snap.clusters[0].name.clone();
         app.set_snapshot(fixtures::evaluated(snap));
         key(&mut app, KeyCode::Char('0'));
         assert_eq!(app.pane, PaneId::Workloads);
@@ -1666,34 +1696,14 @@ mod tests {
                 },
             })
         );
-        app.set_preview(
-            cluster.clone(),
-            PlanStep {
-                intent: Mutation::RestartRollout {
-                    namespace: "serving".into(),
-                    name: "web".into(),
-                },
-                summary: "restart deployment/serving/web".into(),
-                blast: serde_json::Value::Null,
+        confirm_performs(
+            &mut app,
+            &cluster,
+            Mutation::RestartRollout {
+                namespace: "serving".into(),
+                name: "web".into(),
             },
-            None,
-        );
-        let s = screen(&mut app, 120, 30);
-        assert!(
-            s.contains(&format!(
-                "confirm: restart deployment/serving/web in {cluster}"
-            )),
-            "{s}"
-        );
-        assert_eq!(
-            key(&mut app, KeyCode::Char('y')),
-            Some(Command::Perform {
-                cluster,
-                intent: Mutation::RestartRollout {
-                    namespace: "serving".into(),
-                    name: "web".into(),
-                },
-            })
+            "restart deployment/serving/web",
         );
         let mut view = automation(fixtures::now());
         view.read_only = true;
@@ -1734,27 +1744,7 @@ mod tests {
                 intent: delete.clone(),
             })
         );
-        app.set_preview(
-            cluster.clone(),
-            PlanStep {
-                intent: delete.clone(),
-                summary: "delete pod/serving/web-1".into(),
-                blast: serde_json::Value::Null,
-            },
-            None,
-        );
-        let s = screen(&mut app, 120, 30);
-        assert!(
-            s.contains(&format!("confirm: delete pod/serving/web-1 in {cluster}")),
-            "{s}"
-        );
-        assert_eq!(
-            key(&mut app, KeyCode::Char('y')),
-            Some(Command::Perform {
-                cluster: cluster.clone(),
-                intent: delete,
-            })
-        );
+        confirm_performs(&mut app, &cluster, delete, "delete pod/serving/web-1");
         let mut view = automation(fixtures::now());
         view.read_only = true;
         app.set_automation(Some(view));
@@ -1765,22 +1755,8 @@ mod tests {
     #[test]
     fn hash_asks_the_replicas_refuses_a_negative_count_and_scales_after_the_plan() {
         let mut app = automated_app();
-        let mut snap = fixtures::fleet();
-        let mut c = (*snap.clusters[0]).clone();
-        c.deployments = vec![crate::model::DeploymentModel {
-            namespace: "serving".into(),
-            name: "web".into(),
-            revision: Some(4),
-            replicas: 2,
-            ready: 2,
-            updated: 2,
-            available: 2,
-            rollout: crate::model::RolloutState::Complete,
-            images: vec![],
-            registered_model: None,
-        }];
-        let cluster = c.name.clone();
-        snap.clusters[0] = Arc::new(c);
+        let snap = fixtures::fleet_with_web(2);
+        let cluster = snap.clusters[0].name.clone();
         app.set_snapshot(fixtures::evaluated(snap));
         assert_eq!(shift(&mut app, '#'), None);
         assert!(
@@ -1825,29 +1801,7 @@ mod tests {
                 intent: scale.clone(),
             })
         );
-        app.set_preview(
-            cluster.clone(),
-            PlanStep {
-                intent: scale.clone(),
-                summary: "scale deployment/serving/web".into(),
-                blast: serde_json::Value::Null,
-            },
-            None,
-        );
-        let s = screen(&mut app, 120, 30);
-        assert!(
-            s.contains(&format!(
-                "confirm: scale deployment/serving/web in {cluster}"
-            )),
-            "{s}"
-        );
-        assert_eq!(
-            key(&mut app, KeyCode::Char('y')),
-            Some(Command::Perform {
-                cluster,
-                intent: scale,
-            })
-        );
+        confirm_performs(&mut app, &cluster, scale, "scale deployment/serving/web");
         let mut view = automation(fixtures::now());
         view.read_only = true;
         app.set_automation(Some(view));

@@ -204,9 +204,8 @@ mod tests {
     use crate::runbook::{Mode, Runbook};
     use crate::store::Store;
     use crate::tui::app::App;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::app::testing::app;
     use crate::tui::nodes::fixtures;
-    use crate::tui::theme::Theme;
 
     /// Cordons the node of a critical XID, then notes how it went.
     const CORDON_ON_XID: &str = r#"
@@ -242,13 +241,6 @@ fn run(signal) {
         )
     }
 
-    fn app() -> App {
-        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
-            .with_clock(fixtures::now());
-        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
-        app
-    }
-
     fn key(app: &mut App, code: KeyCode) -> Option<Command> {
         app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
     }
@@ -279,6 +271,20 @@ fn run(signal) {
             let replies_now = link.apply(reply);
             deliver(app, replies_now);
         }
+    }
+
+    /// Sends `command` to the executor, applies its replies until none is in flight and
+    /// returns the screen.
+    async fn perform_and_settle(
+        link: &mut AutomationLink,
+        replies: &mut mpsc::UnboundedReceiver<AutomationReply>,
+        app: &mut App,
+        command: Command,
+    ) -> String {
+        let replies_now = link.perform(command, app.snapshot());
+        deliver(app, replies_now);
+        settle(link, replies, app).await;
+        screen(app)
     }
 
     /// Refreshes the app from the executor until the screen shows `what`.
@@ -396,10 +402,7 @@ fn run(signal) {
         let Some(preview) = key(&mut app, KeyCode::Char('c')) else {
             panic!("c asks for the plan")
         };
-        let replies_now = link.perform(preview, app.snapshot());
-        deliver(&mut app, replies_now);
-        settle(&mut link, &mut replies, &mut app).await;
-        let s = screen(&mut app);
+        let s = perform_and_settle(&mut link, &mut replies, &mut app, preview).await;
         assert!(s.contains("confirm: cordon node/gpu-a-1 in prod-a"), "{s}");
         assert!(
             s.contains("cluster prod-a: 2 of 3 nodes cordoned or NotReady (1 unready)"),
@@ -408,10 +411,7 @@ fn run(signal) {
         let Some(perform) = key(&mut app, KeyCode::Char('y')) else {
             panic!("y performs it")
         };
-        let replies_now = link.perform(perform, app.snapshot());
-        deliver(&mut app, replies_now);
-        settle(&mut link, &mut replies, &mut app).await;
-        let s = screen(&mut app);
+        let s = perform_and_settle(&mut link, &mut replies, &mut app, perform).await;
         assert!(
             s.contains("cordon node/gpu-a-1 in prod-a failed: no client for cluster prod-a"),
             "{s}"
@@ -452,21 +452,7 @@ fn run(signal) {
         let store = Store::open(&dir.path().join("store")).unwrap_or_else(|e| panic!("{e}"));
         let (mut link, mut replies) = AutomationLink::new(Some(executor(&store, false)));
         let mut app = app();
-        let mut snap = fixtures::fleet();
-        let mut c = (*snap.clusters[0]).clone();
-        c.deployments = vec![crate::model::DeploymentModel {
-            namespace: "serving".into(),
-            name: "web".into(),
-            revision: Some(4),
-            replicas: 3,
-            ready: 3,
-            updated: 3,
-            available: 3,
-            rollout: crate::model::RolloutState::Complete,
-            images: vec![],
-            registered_model: None,
-        }];
-        snap.clusters[0] = Arc::new(c);
+        let snap = fixtures::fleet_with_web(3);
         app.set_snapshot(fixtures::evaluated(snap));
         // The pipeline hands the executor each evaluation; here the test does.
         if let Some(e) = &link.executor {
@@ -479,10 +465,7 @@ fn run(signal) {
         let Some(preview) = key(&mut app, KeyCode::Enter) else {
             panic!("enter asks for the plan")
         };
-        let replies_now = link.perform(preview, app.snapshot());
-        deliver(&mut app, replies_now);
-        settle(&mut link, &mut replies, &mut app).await;
-        let s = screen(&mut app);
+        let s = perform_and_settle(&mut link, &mut replies, &mut app, preview).await;
         assert!(
             s.contains("confirm: scale deployment/serving/web in prod-a")
                 && s.contains("down from 3 to 1 replicas: 2 pod(s) will be removed"),
@@ -492,10 +475,7 @@ fn run(signal) {
         let Some(perform) = key(&mut app, KeyCode::Char('y')) else {
             panic!("y performs it")
         };
-        let replies_now = link.perform(perform, app.snapshot());
-        deliver(&mut app, replies_now);
-        settle(&mut link, &mut replies, &mut app).await;
-        let s = screen(&mut app);
+        let s = perform_and_settle(&mut link, &mut replies, &mut app, perform).await;
         assert!(
             s.contains("scale deployment/serving/web in prod-a failed: no client"),
             "{s}"

@@ -742,13 +742,10 @@ fn rollback_target(name: &str, ctx: &ViewCtx) -> Result<(String, Mutation), Stri
 
 #[cfg(test)]
 mod tests {
-    use crate::tui::pane::testing::{find, lines};
+    use crate::tui::pane::testing::{find, lines, render};
     use std::sync::Arc;
 
     use chrono::{DateTime, Duration, Utc};
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-    use ratatui::buffer::Buffer;
 
     use super::*;
     use crate::model::endpoint::{
@@ -839,13 +836,6 @@ mod tests {
             history: Arc::new(history),
             ..Snapshot::default()
         }
-    }
-
-    fn render(pane: &mut EndpointsPane, ctx: &ViewCtx, w: u16, h: u16) -> Buffer {
-        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
-        term.draw(|f| pane.draw(f, f.area(), ctx))
-            .unwrap_or_else(|e| panic!("{e}"));
-        term.backend().buffer().clone()
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {

@@ -755,17 +755,6 @@ mod tests {
     use super::*;
     use crate::model::Snapshot;
 
-    fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme, cluster: Option<&'a str>) -> ViewCtx<'a> {
-        ViewCtx {
-            cluster,
-            ..crate::tui::pane::testing::view_ctx(snapshot, theme, now())
-        }
-    }
-
-    fn draw(pane: &mut GpusPane, ctx: &ViewCtx, width: u16, height: u16) -> Vec<String> {
-        render(width, height, |frame| pane.draw(frame, frame.area(), ctx))
-    }
-
     #[test]
     fn the_table_shows_each_gpu_with_readings_and_holder() {
         let (snapshot, theme) = (fleet(), Theme::default_theme());
@@ -826,7 +815,7 @@ mod tests {
         assert!(screen_has(&lines, "research/eval-0"));
         assert!(!screen_has(&lines, "ml/train-0"));
 
-        let ctx = super::tests::ctx(&snapshot, &theme, Some("prod-a"));
+        let ctx = super::super::nodes::fixtures::ctx(&snapshot, &theme, Some("prod-a"));
         pane.set_filter("");
         let lines = draw(&mut pane, &ctx, 120, 30);
         assert!(screen_has(&lines, "GPUs in prod-a (3/3)"));
@@ -957,7 +946,7 @@ mod tests {
             gpus: Arc::new(snapshot.gpus.as_ref().clone()),
             ..Snapshot::default()
         };
-        let ctx = super::tests::ctx(&newer, &theme, None);
+        let ctx = super::super::nodes::fixtures::ctx(&newer, &theme, None);
         draw(&mut pane, &ctx, 120, 30);
         assert_ne!(pane.spec.cache, first);
     }
@@ -1006,7 +995,7 @@ mod tests {
         pane.handle(Action::PageDown, &ctx);
         draw(&mut pane, &ctx, 20, 5);
         let empty = Snapshot::default();
-        let ctx = super::tests::ctx(&empty, &theme, None);
+        let ctx = super::super::nodes::fixtures::ctx(&empty, &theme, None);
         let lines = draw(&mut GpusPane::new(), &ctx, 120, 5);
         assert!(screen_has(&lines, "no GPU source reports any GPU yet"));
     }

@@ -720,14 +720,11 @@ pub(crate) mod fixtures {
 mod tests {
     use crate::model::incident::IncidentStatus;
     use chrono::TimeZone;
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-    use ratatui::buffer::Buffer;
 
     use super::*;
     use crate::model::Snapshot;
     use crate::model::signal::Severity;
-    use crate::tui::pane::testing::{find, lines};
+    use crate::tui::pane::testing::{find, lines, render};
     use crate::tui::theme::Theme;
 
     fn now() -> DateTime<Utc> {
@@ -745,13 +742,6 @@ mod tests {
         let mut pane = IncidentsPane::with_keys_hint("n note · esc back".into());
         pane.set_incidents(Arc::new(incidents), ctx);
         pane
-    }
-
-    fn render(pane: &mut IncidentsPane, ctx: &ViewCtx, w: u16, h: u16) -> Buffer {
-        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
-        term.draw(|f| pane.draw(f, f.area(), ctx))
-            .unwrap_or_else(|e| panic!("{e}"));
-        term.backend().buffer().clone()
     }
 
     fn text(pane: &mut IncidentsPane, ctx: &ViewCtx, w: u16, h: u16) -> String {

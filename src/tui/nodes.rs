@@ -578,14 +578,39 @@ pub(super) mod fixtures {
     use crate::model::gpu::{GpuModel, PodRef};
     use crate::model::signal::{Severity, Signal, Subject};
     use crate::model::{
-        CapacityType, ClusterSnapshot, ClusterTotals, History, NodeModel, NodeReadiness,
-        PhaseCounts, Sample, Snapshot, Taint,
+        CapacityType, ClusterSnapshot, DeploymentModel, History, NodeModel, NodeReadiness,
+        PhaseCounts, RolloutState, Sample, Snapshot, Taint,
     };
+    use crate::tui::pane::{Pane, ViewCtx};
+    use crate::tui::theme::Theme;
 
     pub fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0)
             .single()
             .unwrap_or_default()
+    }
+
+    /// The Deployment `serving/web` at revision 4, rolled out with all `replicas` ready.
+    pub fn web_deployment(replicas: u32) -> DeploymentModel {
+        DeploymentModel {
+            namespace: "serving".into(),
+            name: "web".into(),
+            revision: Some(4),
+            replicas,
+            ready: replicas,
+            updated: replicas,
+            available: replicas,
+            rollout: RolloutState::Complete,
+            images: vec![],
+            registered_model: None,
+        }
+    }
+
+    /// [`fleet`] with [`web_deployment`] as the only Deployment of its first cluster.
+    pub fn fleet_with_web(replicas: u32) -> Snapshot {
+        let mut snap = fleet();
+        Arc::make_mut(&mut snap.clusters[0]).deployments = vec![web_deployment(replicas)];
+        snap
     }
 
     pub fn node(name: &str, requested: u32) -> NodeModel {
@@ -615,21 +640,8 @@ pub(super) mod fixtures {
     pub fn cluster(name: &str, nodes: Vec<NodeModel>) -> ClusterSnapshot {
         ClusterSnapshot {
             name: name.into(),
-            server: String::new(),
-            sync: vec![],
-            totals: ClusterTotals::default(),
             nodes,
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..ClusterSnapshot::default()
         }
     }
 
@@ -779,6 +791,23 @@ pub(super) mod fixtures {
         text_lines(&render_buffer(width, height, draw))
     }
 
+    /// What a table test draws with at [`now`]: `cluster` in view, or every cluster.
+    pub fn ctx<'a>(
+        snapshot: &'a Snapshot,
+        theme: &'a Theme,
+        cluster: Option<&'a str>,
+    ) -> ViewCtx<'a> {
+        ViewCtx {
+            cluster,
+            ..crate::tui::pane::testing::view_ctx(snapshot, theme, now())
+        }
+    }
+
+    /// Draws `pane` and returns the screen's lines.
+    pub fn draw(pane: &mut dyn Pane, ctx: &ViewCtx, width: u16, height: u16) -> Vec<String> {
+        text_lines(&crate::tui::pane::testing::render(pane, ctx, width, height))
+    }
+
     /// The style of the first cell of the first place `text` appears.
     pub fn style_of(buffer: &Buffer, text: &str) -> Option<Style> {
         text_lines(buffer).iter().enumerate().find_map(|(y, line)| {
@@ -807,17 +836,6 @@ mod tests {
     use super::fixtures::*;
     use super::*;
     use crate::model::Snapshot;
-
-    fn ctx<'a>(snapshot: &'a Snapshot, theme: &'a Theme, cluster: Option<&'a str>) -> ViewCtx<'a> {
-        ViewCtx {
-            cluster,
-            ..crate::tui::pane::testing::view_ctx(snapshot, theme, now())
-        }
-    }
-
-    fn draw(pane: &mut NodesPane, ctx: &ViewCtx, width: u16, height: u16) -> Vec<String> {
-        render(width, height, |frame| pane.draw(frame, frame.area(), ctx))
-    }
 
     /// Node names in the order the table shows them.
     fn node_order(lines: &[String], names: &[&str]) -> Vec<String> {
@@ -1051,7 +1069,7 @@ mod tests {
         pane.handle(Action::PageDown, &ctx);
         draw(&mut pane, &ctx, 20, 5);
         let empty = Snapshot::default();
-        let ctx = super::tests::ctx(&empty, &theme, None);
+        let ctx = super::fixtures::ctx(&empty, &theme, None);
         let lines = draw(&mut NodesPane::new(), &ctx, 120, 5);
         assert!(screen_has(&lines, "no nodes in the snapshot yet"));
     }

@@ -767,14 +767,11 @@ impl Pane for OverviewPane {
 
 #[cfg(test)]
 mod tests {
-    use crate::tui::pane::testing::{find, lines};
+    use crate::tui::pane::testing::{find, lines, render};
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use chrono::{DateTime, Utc};
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-    use ratatui::buffer::Buffer;
 
     use super::*;
     use crate::model::endpoint::{
@@ -810,18 +807,7 @@ mod tests {
                     unknown: 0,
                 },
             },
-            nodes: vec![],
-            namespaces: vec![],
-            crash_looping: vec![],
-            pending: vec![],
-            deployments: vec![],
-            pdbs: vec![],
-            gang_jobs: vec![],
-            warnings: vec![],
-            normal_events: vec![],
-            workloads: vec![],
-            inference_services: vec![],
-            pods: Default::default(),
+            ..ClusterSnapshot::default()
         }
     }
 
@@ -943,13 +929,6 @@ mod tests {
             }],
             ..Snapshot::default()
         }
-    }
-
-    fn render(pane: &mut OverviewPane, ctx: &ViewCtx, w: u16, h: u16) -> Buffer {
-        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
-        term.draw(|f| pane.draw(f, f.area(), ctx))
-            .unwrap_or_else(|e| panic!("{e}"));
-        term.backend().buffer().clone()
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {

@@ -242,10 +242,12 @@ pub fn sort_rows(rows: &mut [Vec<String>], sort: Option<(usize, bool)>) {
 #[cfg(test)]
 pub(crate) mod testing {
     use chrono::{DateTime, Utc};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
     use ratatui::buffer::Buffer;
 
     use super::super::theme::Theme;
-    use super::ViewCtx;
+    use super::{Pane, ViewCtx};
     use crate::model::Snapshot;
 
     /// What a pane test draws with: every cluster and namespace in view at `now`, no cost.
@@ -262,6 +264,15 @@ pub(crate) mod testing {
             namespace: None,
             cost: None,
         }
+    }
+
+    /// Draws `pane` on a `width`×`height` test terminal and returns what it drew.
+    pub fn render(pane: &mut dyn Pane, ctx: &ViewCtx, width: u16, height: u16) -> Buffer {
+        let mut term =
+            Terminal::new(TestBackend::new(width, height)).unwrap_or_else(|e| panic!("{e}"));
+        term.draw(|f| pane.draw(f, f.area(), ctx))
+            .unwrap_or_else(|e| panic!("{e}"));
+        term.backend().buffer().clone()
     }
 
     /// The buffer's text, one string per row.

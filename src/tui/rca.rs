@@ -253,16 +253,8 @@ mod tests {
     use super::*;
     use crate::model::incident::IncidentStatus;
     use crate::tui::app::App;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::app::testing::app;
     use crate::tui::nodes::fixtures;
-    use crate::tui::theme::Theme;
-
-    fn app() -> App {
-        let mut app = App::new(Theme::default_theme(), Keymap::default(), true, false)
-            .with_clock(fixtures::now());
-        app.set_snapshot(fixtures::evaluated(fixtures::fleet()));
-        app
-    }
 
     /// Applies what the link answered to the app, as the loop does.
     fn deliver(link: &mut RcaLink, app: &mut App, replies: Vec<Reply>) {

@@ -828,33 +828,20 @@ mod tests {
     use super::*;
     use crate::model::Snapshot;
     use crate::tui::nodes::fixtures::{now, render};
+    use crate::tui::pane::testing::view_ctx;
     use crate::tui::widgets::blast_spans;
 
     fn draw(pane: &mut RunbooksPane, width: u16, height: u16) -> String {
         let snap = Snapshot::default();
         let theme = Theme::default_theme();
-        let ctx = ViewCtx {
-            snapshot: &snap,
-            theme: &theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        };
+        let ctx = view_ctx(&snap, &theme, now());
         render(width, height, |f| pane.draw(f, f.area(), &ctx)).join("\n")
     }
 
     fn handle(pane: &mut RunbooksPane, action: Action) -> bool {
         let snap = Snapshot::default();
         let theme = Theme::default_theme();
-        let ctx = ViewCtx {
-            snapshot: &snap,
-            theme: &theme,
-            now: now(),
-            cluster: None,
-            namespace: None,
-            cost: None,
-        };
+        let ctx = view_ctx(&snap, &theme, now());
         pane.handle(action, &ctx)
     }
 

@@ -520,13 +520,9 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use crate::model::signal::Severity;
-    use crate::tui::pane::testing::{find, lines};
+    use crate::tui::pane::testing::{find, lines, render};
     use crate::tui::theme::Theme;
     use std::collections::BTreeMap;
-
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-    use ratatui::buffer::Buffer;
 
     use super::*;
     use crate::model::Snapshot;
@@ -578,13 +574,6 @@ mod tests {
             ],
             ..Snapshot::default()
         }
-    }
-
-    fn render(pane: &mut SignalsPane, ctx: &ViewCtx, w: u16, h: u16) -> Buffer {
-        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
-        term.draw(|f| pane.draw(f, f.area(), ctx))
-            .unwrap_or_else(|e| panic!("{e}"));
-        term.backend().buffer().clone()
     }
 
     fn ctx<'a>(snap: &'a Snapshot, theme: &'a Theme) -> ViewCtx<'a> {
