@@ -119,6 +119,22 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the action asks the cluster to change: a `Mutation`, planned first and cleared
+    /// by the guard, refused under `--read-only`.
+    pub fn is_mutation(self) -> bool {
+        matches!(
+            self,
+            Action::Cordon
+                | Action::Uncordon
+                | Action::Drain
+                | Action::Rollback
+                | Action::RollbackModel
+                | Action::RestartRollout
+                | Action::DeletePod
+                | Action::Scale
+        )
+    }
+
     /// Every action, in the order help lists them.
     pub fn all() -> Vec<Action> {
         let mut v = vec![

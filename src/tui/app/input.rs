@@ -259,16 +259,9 @@ impl App {
             | Action::Approve
             | Action::Deny
             | Action::KillSwitch
-            | Action::Cordon
-            | Action::Uncordon
-            | Action::Drain
-            | Action::Rollback
-            | Action::RollbackModel
-            | Action::RestartRollout
-            | Action::DeletePod
-            | Action::Scale
             | Action::Logs
             | Action::Yaml => return self.request(action),
+            mutation if mutation.is_mutation() => return self.request(action),
             other => {
                 self.pane_action(other);
             }

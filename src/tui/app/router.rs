@@ -87,18 +87,7 @@ impl App {
                 return None;
             }
             Action::KillSwitch => return self.route(Intent::ToggleKill),
-            Action::Cordon
-            | Action::Uncordon
-            | Action::Drain
-            | Action::Rollback
-            | Action::RollbackModel
-            | Action::RestartRollout
-            | Action::DeletePod
-            | Action::Scale
-                if !self.may_act() =>
-            {
-                return None;
-            }
+            mutation if mutation.is_mutation() && !self.may_act() => return None,
             _ => {}
         }
         let answer = self.with_panes(|panes, id, ctx| panes.get(id).intent(action, ctx));
