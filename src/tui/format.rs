@@ -204,13 +204,13 @@ pub fn compact_age_secs(secs: i64) -> String {
 }
 
 /// The signals held open from before this face started that no detector has seen yet
-/// (`3 signals unknown since the restart, until 12:31:05 UTC`): `None` when there are none. A
+/// (`3 signals of open incidents unknown since this face started, until 12:31:05 UTC`): `None` when there are none. A
 /// face that just started cannot call them cleared, nor calm.
 pub fn unknown_since_start(snapshot: &crate::model::Snapshot) -> Option<String> {
     let held = &snapshot.unknown_since_start;
     let last = held.iter().map(|h| h.until).max()?;
     Some(format!(
-        "{} unknown since the restart, until {} (their detectors' `for` of fresh data)",
+        "{} of open incidents unknown since this face started, until {} (their detectors' `for` of fresh data)",
         if held.len() == 1 {
             "1 signal".to_string()
         } else {

@@ -304,7 +304,7 @@ impl SignalsPane {
                 "no signal matches the filter".to_string()
             } else if let Some(unknown) = unknown.filter(|_| blind.is_empty()) {
                 // Held from before a restart is not calm: the open incidents still stand.
-                format!("no signal seen since this face started; {unknown}")
+                format!("no signal seen yet; {unknown}")
             } else if blind.is_empty() {
                 "no signals: the detectors see nothing wrong".to_string()
             } else {
@@ -656,8 +656,8 @@ mod tests {
         assert!(!text.contains("see nothing wrong"), "{text}");
         assert!(
             text.contains(
-                "no signal seen since this face started; 2 signals unknown since the restart, \
-                 until 12:06:30 UTC"
+                "no signal seen yet; 2 signals of open incidents unknown since this face \
+                 started, until 12:06:30 UTC"
             ),
             "{text}"
         );

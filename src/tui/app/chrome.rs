@@ -158,12 +158,13 @@ impl App {
             ),
             Span::raw("  "),
         ];
-        // After a restart the counters above count only what was seen since: the signals held
-        // from before are unknown, and the wall says so rather than reading calm.
+        // After a start on a store with open incidents the counters above count only what was
+        // seen since: the signals held from the store are unknown, and the wall says so rather
+        // than reading calm.
         let unknown = self.snapshot.unknown_since_start.len();
         if unknown > 0 {
             first.push(Span::styled(
-                format!("  {unknown} UNKNOWN SINCE RESTART  "),
+                format!("  {unknown} UNKNOWN SINCE START  "),
                 t.style(Role::Stale),
             ));
             first.push(Span::raw("  "));
