@@ -1,11 +1,12 @@
 //! The NOC wall at fleet scale: a 5,000-node / 40,000-GPU snapshot (2 clusters, 5 node pools
 //! each, a few hundred nodes cordoned, NotReady, faulted or noticed, 8 endpoints, a cost
 //! report) drawn by the real cockpit (`App` in NOC mode) into a 200×50 `TestBackend`:
-//! frame times for a new snapshot that brings new GPU readings (every GPU walked for the
-//! heat), for a new snapshot that shares the last GPU list (a cluster's change: the heat is
-//! reused), and for a redraw of the same snapshot (the clock's once-a-second frame, served
-//! from the cache); what freeing a replaced GPU list costs (the cockpit hands it to a
-//! background thread, `tui::reclaim`); then the CPU the wall uses over `NOC_IDLE_S` seconds
+//! frame times for a new snapshot that brings new GPU readings, for a new snapshot that shares
+//! the last GPU list (a cluster's change), and for a redraw of the same snapshot (the clock's
+//! once-a-second frame, served from the cache); the pools' heat is `state`'s history (an hour
+//! of it in the snapshot), and what `state` pays to sample it once per 10 s is timed on its
+//! own; what freeing a replaced GPU list costs (the cockpit hands it to a background thread,
+//! `tui::reclaim`); then the CPU the wall uses over `NOC_IDLE_S` seconds
 //! on an unchanging fleet, redrawn once a second as the event loop's tick does (getrusage of
 //! this process).
 //!
@@ -18,9 +19,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fleetdeck::model::endpoint::{EndpointConfig, EndpointHealth, EndpointMetrics, EndpointModel};
 use fleetdeck::model::gpu::{GpuModel, PodRef};
+use fleetdeck::model::gpu_history::{pool_heat, sample_heat};
 use fleetdeck::model::{
-    CapacityType, ClusterSnapshot, ClusterTotals, NodeModel, NodeReadiness, PhaseCounts, Snapshot,
-    Taint,
+    CapacityType, ClusterSnapshot, ClusterTotals, History, NodeModel, NodeReadiness, PhaseCounts,
+    Snapshot, Taint,
 };
 use fleetdeck::tui::app::App;
 use fleetdeck::tui::keymap::Keymap;
@@ -130,10 +132,19 @@ fn fleet() -> Snapshot {
         Arc::new(cluster("prod-a", 2500, &mut gpus)),
         Arc::new(cluster("prod-b", 2500, &mut gpus)),
     ];
+    // An hour of the pools' heat, sampled every 10 s as `state` keeps it in the history.
+    let now = Utc::now();
+    let heat = pool_heat(&clusters, &gpus);
+    let mut history = History::new();
+    for i in (0..360).rev() {
+        let at = now - chrono::Duration::seconds(i * 10);
+        sample_heat(&mut history, at, &heat, now - chrono::Duration::hours(1));
+    }
     Snapshot {
         version: 1,
-        taken_at: Some(Utc::now()),
+        taken_at: Some(now),
         clusters,
+        history: Arc::new(history),
         gpus: Arc::new(gpus),
         endpoints: (0..8).map(endpoint).collect(),
         ..Snapshot::default()
@@ -173,9 +184,8 @@ fn main() {
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap_or_else(|e| panic!("{e}"));
 
     // A new snapshot every frame, with its clusters rebuilt: what a fleet that changes costs.
-    // Half the frames bring a new GPU list too (a GPU source's round: every GPU walked again),
-    // half share the last one (a cluster's change: the GPU heat is reused while the nodes'
-    // pools are the same).
+    // Half the frames bring a new GPU list too (a GPU source's round), half share the last one
+    // (a cluster's change).
     let mut new_gpus = Vec::with_capacity(frames);
     let mut new_snapshot = Vec::with_capacity(frames);
     // The last snapshot is kept here a frame longer, so that freeing the GPU list a round
@@ -222,6 +232,16 @@ fn main() {
         frees.push(t.elapsed());
     }
     frees.sort();
+    // What `state` pays for the heat once per history step (10 s) after a GPU round: every
+    // GPU walked into its pool.
+    let mut heat = Vec::with_capacity(20);
+    for _ in 0..20 {
+        let t = Instant::now();
+        let h = pool_heat(&base.clusters, &base.gpus);
+        heat.push(t.elapsed());
+        drop(h);
+    }
+    heat.sort();
     // The same snapshot again: the clock's redraw, served from the aggregates' cache.
     let mut same = Vec::with_capacity(frames);
     for _ in 0..frames {
@@ -249,6 +269,12 @@ fn main() {
         base.gpus.len(),
         ms(percentile(&frees, 0.5)),
         ms(percentile(&frees, 1.0))
+    );
+    println!(
+        "state's pool heat sample of {} GPUs (once per 10 s after a GPU round): p50 {:.2} ms  max {:.2} ms",
+        base.gpus.len(),
+        ms(percentile(&heat, 0.5)),
+        ms(percentile(&heat, 1.0))
     );
     println!(
         "wall frame 200x50, same snapshot (clock redraw): p50 {:.2} ms  p99 {:.2} ms  ({frames} frames)",

@@ -11,6 +11,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::model::gpu::GpuModel;
+use crate::model::gpu_history::{
+    DEFAULT_WINDOW as DEFAULT_GPU_WINDOW, GpuHistory, PoolHeat, SharedGpuHistory, pool_heat,
+    pool_name, sample_heat,
+};
 use crate::model::update::{
     DeploymentRecord, EventRecord, KubeEvent, NodeRecord, Phase, PodRecord, Record, Resource,
     Update,
@@ -74,6 +79,10 @@ fn is_crash_looping(p: &PodRecord) -> bool {
     p.waiting.as_deref() == Some("CrashLoopBackOff")
         || (p.restarts >= 5 && !p.ready && p.phase == Phase::Running)
 }
+
+/// The pools' heat last computed, with the GPU list and the hash of every node's pool it was
+/// computed from.
+type HeatFrom = (std::sync::Weak<Vec<GpuModel>>, u64, BTreeMap<String, PoolHeat>);
 
 /// The model of one cluster.
 struct ClusterModel {
@@ -533,6 +542,12 @@ pub struct FleetState {
     cost_source: Option<crate::model::cost::CostSourceStatus>,
     /// What the model registry said about each endpoint's model, by endpoint.
     models: BTreeMap<String, Arc<crate::model::registry::RegisteredModelView>>,
+    /// Each GPU's recent readings: kept here once, read by the detectors and the panes.
+    gpu_history: SharedGpuHistory,
+    /// The pools' heat of the last sample and what it was computed from (the GPU list and a
+    /// hash of every node's pool): the GPU sources report less often than the clusters change,
+    /// so a sample whose inputs did not change reuses it instead of walking every GPU.
+    heat: Option<HeatFrom>,
 }
 
 impl FleetState {
@@ -565,6 +580,17 @@ impl FleetState {
             cost: None,
             cost_source: None,
             models: BTreeMap::new(),
+            gpu_history: SharedGpuHistory::default(),
+            heat: None,
+        }
+    }
+
+    /// Keeps `window` of each GPU's readings (the memory forecast's window; the GPUs detail
+    /// charts what is kept).
+    pub fn with_gpu_window(self, window: Duration) -> Self {
+        Self {
+            gpu_history: SharedGpuHistory::new(GpuHistory::new(window.max(DEFAULT_GPU_WINDOW))),
+            ..self
         }
     }
 
@@ -590,12 +616,17 @@ impl FleetState {
                 // A failed round keeps the last picture; the status says it is stale.
                 if let Some(gpus) = u.gpus {
                     entry.1 = gpus;
-                    self.gpus = Arc::new(
+                    let gpus: Arc<Vec<GpuModel>> = Arc::new(
                         self.gpu_sources
                             .values()
                             .flat_map(|(_, g)| g.iter().cloned())
                             .collect(),
                     );
+                    let mut history = self.gpu_history.write();
+                    history.record(&gpus);
+                    history.retain_live(&gpus);
+                    drop(history);
+                    self.gpus = gpus;
                 }
             }
             Update::Prometheus(u) => {
@@ -701,6 +732,8 @@ impl FleetState {
                     series.retain(|s| s.at >= horizon);
                 }
             }
+            let heat = self.pool_heat(&clusters);
+            sample_heat(Arc::make_mut(&mut self.history), now, &heat, horizon);
         }
         Snapshot {
             version: self.version,
@@ -716,7 +749,30 @@ impl FleetState {
             models: self.models.values().cloned().collect(),
             finding_kinds: Vec::new(),
             unknown_since_start: Vec::new(),
+            gpu_history: self.gpu_history.clone(),
         }
+    }
+
+    /// Each pool's GPU heat now: the last one when neither the GPU list nor any node's pool
+    /// changed since.
+    fn pool_heat(&mut self, clusters: &[Arc<ClusterSnapshot>]) -> BTreeMap<String, PoolHeat> {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        for c in clusters {
+            for n in &c.nodes {
+                (&c.name, &n.name, pool_name(n)).hash(&mut h);
+            }
+        }
+        let pools = h.finish();
+        if let Some((gpus, p, heat)) = &self.heat
+            && *p == pools
+            && std::ptr::eq(gpus.as_ptr(), Arc::as_ptr(&self.gpus))
+        {
+            return heat.clone();
+        }
+        let heat = pool_heat(clusters, &self.gpus);
+        self.heat = Some((Arc::downgrade(&self.gpus), pools, heat.clone()));
+        heat
     }
 }
 
@@ -1007,6 +1063,115 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    fn gpu_update(gpus: Vec<GpuModel>) -> Update {
+        let at = Utc::now();
+        Update::Gpu(Box::new(crate::model::gpu::GpuUpdate {
+            status: crate::model::gpu::GpuSourceStatus {
+                kind: crate::model::gpu::GpuSourceKind::Dcgm,
+                cluster: "a".into(),
+                target: "http://dcgm".into(),
+                error: None,
+                last_success: Some(at),
+                checked_at: at,
+            },
+            gpus: Some(gpus),
+        }))
+    }
+
+    fn gpu(node: &str, index: u32, util: f64, at: DateTime<Utc>) -> GpuModel {
+        let mut g = GpuModel::new("a", node, index, &format!("GPU-{node}-{index}"), at);
+        g.utilization_pct = Some(util);
+        g.memory_used_mib = Some(1000);
+        g
+    }
+
+    #[test]
+    fn gpu_readings_are_kept_once_and_read_through_every_snapshot() {
+        let mut s = state().with_gpu_window(Duration::from_secs(600));
+        let t0 = Utc::now();
+        s.apply(gpu_update(vec![gpu("n1", 0, 40.0, t0)]));
+        let first = s.snapshot();
+        s.apply(gpu_update(vec![gpu(
+            "n1",
+            0,
+            60.0,
+            t0 + chrono::Duration::seconds(10),
+        )]));
+        let second = s.snapshot();
+        // One history: the older snapshot's readers see what state keeps, not a copy.
+        for snap in [&first, &second] {
+            let h = snap.gpu_history.read();
+            let util: Vec<f64> = h
+                .series("GPU-n1-0")
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.utilization_pct())
+                .collect();
+            assert_eq!(util, [40.0, 60.0]);
+        }
+        // A GPU that left is forgotten.
+        s.apply(gpu_update(vec![gpu("n2", 0, 1.0, t0)]));
+        assert!(s.snapshot().gpu_history.read().series("GPU-n1-0").is_none());
+    }
+
+    #[test]
+    fn pool_heat_is_sampled_into_history_reused_while_its_inputs_stand_and_recomputed_after() {
+        let mut s = state();
+        let mut n1 = node("n1");
+        n1.pool = Some("pool-0".into());
+        let mut n2 = node("n2");
+        n2.pool = Some("pool-0".into());
+        s.apply(kube(KubeEvent::Replace {
+            resource: Resource::Nodes,
+            items: vec![Record::Node(n1), Record::Node(n2.clone())],
+        }));
+        let t0 = Utc::now();
+        s.apply(gpu_update(vec![
+            gpu("n1", 0, 40.0, t0),
+            gpu("n2", 0, 2.0, t0),
+        ]));
+        let snap = s.snapshot();
+        let heat: Vec<_> = crate::model::gpu_history::heat_series(&snap.history)
+            .map(|(pool, util, idle)| (pool.to_string(), util.len(), util[0].value, idle[0].value))
+            .collect();
+        assert_eq!(heat, [("pool-0".to_string(), 1, 21.0, 0.0)]);
+        // Marked, so that a reuse shows; the clusters rebuilt by a pod change keep the pools.
+        if let Some((_, _, h)) = s.heat.as_mut() {
+            h.insert("marked".into(), h["pool-0"]);
+        }
+        s.apply(kube(KubeEvent::Apply(Record::Pod(pod(
+            "ml",
+            "p",
+            "n1",
+            Phase::Running,
+            1,
+        )))));
+        s.last_sample = None;
+        let snap = s.snapshot();
+        assert!(
+            snap.history.contains_key("gpu_heat/marked/util_pct"),
+            "reused"
+        );
+        // A node moved to another pool: computed again.
+        n2.pool = Some("pool-9".into());
+        s.apply(kube(KubeEvent::Apply(Record::Node(n2))));
+        s.last_sample = None;
+        let snap = s.snapshot();
+        let pools: Vec<&str> = crate::model::gpu_history::heat_series(&snap.history)
+            .map(|(pool, _, _)| pool)
+            .collect();
+        assert_eq!(
+            pools,
+            ["marked", "pool-0", "pool-9"],
+            "marked ages out within the hour"
+        );
+        assert!(
+            s.heat
+                .as_ref()
+                .is_some_and(|(_, _, h)| !h.contains_key("marked"))
+        );
     }
 
     #[test]

@@ -113,7 +113,9 @@ pub fn start_with(
             server: t.server.clone(),
         })
         .collect();
-    let snapshots = spawn_fleet(FleetState::with_endpoints(infos, &cfg.endpoints), rx);
+    let state = FleetState::with_endpoints(infos, &cfg.endpoints)
+        .with_gpu_window(cfg.signals.gpu_memory_window);
+    let snapshots = spawn_fleet(state, rx);
     let liveness = crate::sources::kube::Liveness {
         idle_timeout: cfg.kubernetes.watch_idle_timeout,
         ..Default::default()

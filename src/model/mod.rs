@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cost;
 pub mod endpoint;
 pub mod gpu;
+pub mod gpu_history;
 pub mod incident;
 pub mod registry;
 pub mod signal;
@@ -597,6 +598,10 @@ pub struct Snapshot {
     /// detector has had its kind's `for` of fresh data. Set by the pipeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_since_start: Vec<HeldSignal>,
+    /// Each GPU's recent readings and each pool's heat, kept once by `state` and shared by
+    /// every snapshot of the fleet (not part of what a snapshot says on the wire).
+    #[serde(skip)]
+    pub gpu_history: gpu_history::SharedGpuHistory,
 }
 
 /// A signal held from before this face started: its dedup key (`kind:subject`) and the time

@@ -5,7 +5,6 @@
 //! config; never the store (tests/architecture.rs).
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
-use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 
@@ -13,6 +12,7 @@ use super::patience::{Condition, Observation, Patience};
 use crate::config::Thresholds;
 use crate::model::Snapshot;
 use crate::model::cost::CostReport;
+use crate::model::gpu_history::GpuHistory;
 use crate::model::signal::{Severity, Signal, Subject};
 
 /// What a detector is shown. Most look at the fleet's picture; the budget forecast looks at the
@@ -23,10 +23,6 @@ pub enum Input<'a> {
     Cost(&'a CostReport),
 }
 
-/// GPU uuid → recent (time, memory used MiB) samples: the history the memory forecast fits.
-/// Kept by [`super::Detectors`], once, and read by detectors.
-pub type GpuMemoryHistory = HashMap<String, VecDeque<(DateTime<Utc>, f64)>>;
-
 /// What every detector may read during one evaluation besides its input.
 #[derive(Debug)]
 pub struct Context<'a> {
@@ -35,7 +31,8 @@ pub struct Context<'a> {
     /// Which keys still wait out their `for`, so a detector may skip building a signal that
     /// would not be shown (thousands of idle GPUs wait ten minutes).
     pub patience: &'a Patience,
-    pub gpu_memory: &'a GpuMemoryHistory,
+    /// Each GPU's recent readings, kept by `state` (the memory forecast fits them).
+    pub gpu_history: &'a GpuHistory,
 }
 
 /// One detector: a type that turns what it is shown, and its own memory, into observations of

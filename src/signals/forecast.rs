@@ -14,7 +14,6 @@
 //! The least-squares fit is ten lines of sums; a statistics crate would bring more than it saves.
 //! Imports model and config.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -172,12 +171,12 @@ impl MemoryForecast {
 /// The forecast for a GPU using `used_mib` of `total_mib` now, from its recent `series`
 /// (oldest first; only the samples within the rule's window of the latest count).
 pub fn forecast_memory(
-    series: &VecDeque<(DateTime<Utc>, f64)>,
+    series: &[(DateTime<Utc>, f64)],
     used_mib: f64,
     total_mib: f64,
     rule: &MemoryRule,
 ) -> MemoryForecast {
-    let latest = series.back().map(|(t, _)| *t);
+    let latest = series.last().map(|(t, _)| *t);
     let window = chrono::Duration::from_std(rule.window).unwrap_or(chrono::Duration::MAX);
     let recent: Vec<(DateTime<Utc>, f64)> = series
         .iter()
@@ -230,7 +229,7 @@ pub fn forecast_memory(
 mod tests {
     use super::*;
 
-    fn series(points: impl IntoIterator<Item = (i64, f64)>) -> VecDeque<(DateTime<Utc>, f64)> {
+    fn series(points: impl IntoIterator<Item = (i64, f64)>) -> Vec<(DateTime<Utc>, f64)> {
         let t0 = DateTime::<Utc>::UNIX_EPOCH;
         points
             .into_iter()
@@ -260,7 +259,7 @@ mod tests {
             let phase = (i % 8) as f64 / 8.0;
             (15 * i, 72_000.0 + 7_000.0 * phase)
         }));
-        let used = s.back().map_or(0.0, |(_, v)| *v);
+        let used = s.last().map_or(0.0, |(_, v)| *v);
         let f = forecast_memory(&s, used, 80_000.0, &rule());
         assert!(f.severity().is_none(), "{f:?}");
         assert!(

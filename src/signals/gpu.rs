@@ -1,18 +1,15 @@
 //! The GPU detectors: `gpu.xid`, `gpu.ecc`, `gpu.throttling`, `gpu.memory_exhaustion_forecast`
 //! and `gpu.idle`, in one pass over the fleet's GPUs (40,000 of them: one pass, and a signal's
-//! words built only for a GPU that shows one), plus NVIDIA's XID table and the GPU memory
-//! history the forecast fits. Imports model and config.
+//! words built only for a GPU that shows one), plus NVIDIA's XID table. The memory history the
+//! forecast fits is `state`'s, on the snapshot. Imports model and config.
 
-use rustc_hash::FxHashSet;
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::detector::{Context, Detector, GpuMemoryHistory, Input, Sightings, signal};
+use super::detector::{Context, Detector, Input, Sightings, signal};
 use super::forecast::{MemoryRule, forecast_memory};
 use super::patience::{Condition, Observation};
-use crate::config::Thresholds;
-use crate::model::Snapshot;
 use crate::model::gpu::GpuModel;
 use crate::model::signal::{Severity, Signal, Subject};
 
@@ -125,49 +122,6 @@ pub static XID_TABLE: &[XidInfo] = &[
 
 pub fn xid_info(code: u32) -> Option<&'static XidInfo> {
     XID_TABLE.iter().find(|x| x.code == code)
-}
-
-/// At most this many memory samples are kept per GPU, whatever the window: a bound on memory
-/// for a source that samples far more often than the forecast needs.
-const MEMORY_SAMPLES_CAP: usize = 2048;
-
-/// Adds each GPU's memory reading to its series in `history`, keeping `gpu_memory_window` of
-/// it, and forgets the GPUs that left.
-pub fn record_gpu_memory(history: &mut GpuMemoryHistory, snap: &Snapshot, t: &Thresholds) {
-    for g in snap.gpus.iter() {
-        let (Some(used), Some(_total)) = (
-            g.memory_used_mib,
-            g.memory_total_mib
-                .or_else(|| Some(g.memory_used_mib? + g.memory_free_mib?)),
-        ) else {
-            continue;
-        };
-        // Looked up before inserting: an entry per GPU per pass would copy every uuid.
-        if !history.contains_key(&g.uuid) {
-            history.insert(g.uuid.clone(), Default::default());
-        }
-        let Some(series) = history.get_mut(&g.uuid) else {
-            continue;
-        };
-        if series.back().is_none_or(|(t, _)| *t < g.sampled_at) {
-            series.push_back((g.sampled_at, used as f64));
-            let window =
-                chrono::Duration::from_std(t.gpu_memory_window).unwrap_or(chrono::Duration::MAX);
-            while series.len() > MEMORY_SAMPLES_CAP
-                || series
-                    .front()
-                    .is_some_and(|(at, _)| *at < g.sampled_at - window)
-            {
-                series.pop_front();
-            }
-        }
-    }
-    // Every GPU with memory readings has a series, so more series than GPUs means some
-    // GPU left (or was replaced): only then is it worth hashing 40,000 uuids.
-    if history.len() > snap.gpus.len() {
-        let live: FxHashSet<&str> = snap.gpus.iter().map(|g| g.uuid.as_str()).collect();
-        history.retain(|uuid, _| live.contains(uuid.as_str()));
-    }
 }
 
 /// A GPU's hardware faults, heat, memory trend and idleness.
@@ -405,12 +359,17 @@ impl OneGpu<'_, '_> {
             // Most GPUs are under the high-water mark, where the rule cannot fire: skip the fit
             // (the forecast would answer "below high" after fitting 40,000 windows).
             let high = total as f64 * t.gpu_memory_high_pct / 100.0;
+            // A reading newer than this snapshot's may already be kept: fit up to this one.
             let series = (used as f64 >= high)
-                .then(|| self.cx.gpu_memory.get(&g.uuid))
-                .flatten();
+                .then(|| {
+                    let mut s = self.cx.gpu_history.memory(&g.uuid);
+                    s.retain(|(at, _)| *at <= g.sampled_at);
+                    s
+                })
+                .filter(|s| !s.is_empty());
             let f = series.map(|series| {
                 forecast_memory(
-                    series,
+                    &series,
                     used as f64,
                     total as f64,
                     &MemoryRule::from_thresholds(t),

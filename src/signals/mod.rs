@@ -24,8 +24,9 @@ use chrono::{DateTime, Utc};
 pub use crate::config::Thresholds;
 use crate::model::Snapshot;
 use crate::model::cost::CostReport;
+use crate::model::gpu_history::GpuHistory;
 use crate::model::signal::Signal;
-pub use detector::{Context, Detector, GpuMemoryHistory, Input};
+pub use detector::{Context, Detector, Input};
 pub use gpu::{XID_TABLE, XidInfo, xid_info};
 use patience::{Observation, Patience, Timing};
 
@@ -43,15 +44,13 @@ pub fn registered() -> Vec<Box<dyn Detector>> {
     ]
 }
 
-/// The detectors, the GPU memory history they read, and where each signal stands between
-/// pending, firing and clearing.
+/// The detectors and where each signal stands between pending, firing and clearing (the GPU
+/// history they read is the snapshot's, kept by `state`).
 #[derive(Debug)]
 pub struct Detectors {
     /// Shared, so a detector pass holds it without copying it per node and GPU.
     pub thresholds: std::sync::Arc<Thresholds>,
     detectors: Vec<Box<dyn Detector>>,
-    /// GPU uuid → recent (time, memory used MiB) samples, for the exhaustion forecast.
-    gpu_memory: GpuMemoryHistory,
     patience: Patience,
 }
 
@@ -71,7 +70,6 @@ impl Detectors {
         Self {
             thresholds: std::sync::Arc::new(thresholds),
             detectors: registered(),
-            gpu_memory: GpuMemoryHistory::default(),
             patience: Patience::default(),
         }
     }
@@ -84,12 +82,17 @@ impl Detectors {
     }
 
     /// Shows `input` to every detector; answers their observations.
-    fn observe(&mut self, input: Input<'_>, now: DateTime<Utc>) -> Vec<Observation> {
+    fn observe(
+        &mut self,
+        input: Input<'_>,
+        gpu_history: &GpuHistory,
+        now: DateTime<Utc>,
+    ) -> Vec<Observation> {
         let cx = Context {
             now,
             thresholds: &self.thresholds,
             patience: &self.patience,
-            gpu_memory: &self.gpu_memory,
+            gpu_history,
         };
         let mut out = Vec::new();
         for detector in &mut self.detectors {
@@ -102,8 +105,7 @@ impl Detectors {
     /// for their kind's `for`, or have not yet been clear for its `clear_after`), ordered by
     /// severity, then subject.
     pub fn evaluate(&mut self, snap: &Snapshot, now: DateTime<Utc>) -> Vec<Signal> {
-        gpu::record_gpu_memory(&mut self.gpu_memory, snap, &self.thresholds);
-        let observed = self.observe(Input::Fleet(snap), now);
+        let observed = self.observe(Input::Fleet(snap), &snap.gpu_history.read(), now);
         let mut patience = std::mem::take(&mut self.patience);
         let mut out = patience.advance(
             observed,
@@ -122,7 +124,7 @@ impl Detectors {
 
     /// Budget signals from a cost report: the month-end forecast over the budget.
     pub fn evaluate_cost(&mut self, report: &CostReport, now: DateTime<Utc>) -> Vec<Signal> {
-        let observed = self.observe(Input::Cost(report), now);
+        let observed = self.observe(Input::Cost(report), &GpuHistory::default(), now);
         let mut patience = std::mem::take(&mut self.patience);
         let out = patience.advance(observed, now, is_budget_key, |kind| self.timing(kind));
         self.patience = patience;
@@ -138,6 +140,7 @@ mod tests {
 
     use super::forecast::{MemoryRule, forecast_memory};
     use super::*;
+    use crate::model::gpu_history::SharedGpuHistory;
     use crate::model::signal::Severity;
     use crate::model::{
         ClusterSnapshot, CrashLoopingPod, DeploymentModel, NodeModel, NodeReadiness, PendingPod,
@@ -351,12 +354,27 @@ mod tests {
         until: i64,
         used: impl Fn(i64) -> f64,
     ) -> Vec<(i64, Option<Signal>)> {
+        memory_series_in(&SharedGpuHistory::default(), d, t0, every, until, used)
+    }
+
+    /// As [`memory_series`], with each reading kept in `history` as `state` keeps it.
+    fn memory_series_in(
+        history: &SharedGpuHistory,
+        d: &mut Detectors,
+        t0: DateTime<Utc>,
+        every: i64,
+        until: i64,
+        used: impl Fn(i64) -> f64,
+    ) -> Vec<(i64, Option<Signal>)> {
         (0..=until / every)
             .map(|i| {
                 let secs = i * every;
                 let at = t0 + chrono::Duration::seconds(secs);
+                let mut snap = gpu_snap(at, used(secs), 90.0, 60.0);
+                history.write().record(&snap.gpus);
+                snap.gpu_history = history.clone();
                 let forecast = d
-                    .evaluate(&gpu_snap(at, used(secs), 90.0, 60.0), at)
+                    .evaluate(&snap, at)
                     .into_iter()
                     .find(|s| s.kind == "gpu.memory_exhaustion_forecast");
                 (secs, forecast)
@@ -459,14 +477,15 @@ mod tests {
         );
         let mut d = Detectors::new(zero);
         // 95 % and climbing 2,000 MiB a minute, but only 5 samples over 2 minutes.
-        let run = memory_series(&mut d, t0, 30, 120, |s| {
+        let history = SharedGpuHistory::default();
+        let run = memory_series_in(&history, &mut d, t0, 30, 120, |s| {
             76_000.0 + 2_000.0 * s as f64 / 60.0
         });
         assert!(run.iter().all(|(_, f)| f.is_none()), "{run:#?}");
-        let series = &d.gpu_memory["GPU-1"];
-        let used = series.back().map_or(0.0, |(_, v)| *v);
+        let series = history.read().memory("GPU-1");
+        let used = series.last().map_or(0.0, |(_, v)| *v);
         let f = forecast_memory(
-            series,
+            &series,
             used,
             TOTAL_MIB as f64,
             &MemoryRule::from_thresholds(&d.thresholds),

@@ -1,6 +1,7 @@
 //! The GPUs pane: every GPU the GPU sources report as a sortable, filterable table
 //! (utilisation, memory, temperature, power, XID, ECC, the pod holding it; idle-but-allocated
-//! GPUs marked), and the detail view of one GPU with its node's utilisation history. It draws
+//! GPUs marked), and the detail view of one GPU with its utilisation history (its own readings
+//! as `state` keeps them, else its node's Prometheus series). It draws
 //! the snapshot it is given and owns only its table state. Imports the model and the tui
 //! groundwork.
 
@@ -440,7 +441,8 @@ impl TableSpec for GpuTable {
             return usize::from(inner.height).max(1);
         };
 
-        let history = utilisation_history(&ctx.snapshot.history, &gpu.node);
+        let history = gpu_utilisation(ctx.snapshot, gpu)
+            .or_else(|| node_utilisation(&ctx.snapshot.history, &gpu.node));
         let history_height = if history.is_some() { 6 } else { 2 };
         let [readings_area, history_area] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(history_height)]).areas(inner);
@@ -457,21 +459,21 @@ impl TableSpec for GpuTable {
     }
 }
 
+/// A utilisation chart: its title and its samples, oldest first.
+type Chart = (String, Vec<Sample>);
+
 /// The utilisation chart under a GPU's readings, or why there is none.
 fn draw_history(
     frame: &mut Frame,
     area: Rect,
     theme: &Theme,
     gpu: &GpuModel,
-    history: Option<(&str, &[Sample])>,
+    history: Option<Chart>,
 ) {
     match history {
-        Some((series, samples)) => {
+        Some((title, samples)) => {
             let chart = Block::bordered()
-                .title(Line::styled(
-                    format!(" {series}: node utilisation, {} samples ", samples.len()),
-                    theme.style(Role::Muted),
-                ))
+                .title(Line::styled(format!(" {title} "), theme.style(Role::Muted)))
                 .border_style(theme.style(Role::Border));
             let width = usize::from(chart.inner(area).width);
             // The newest samples that fit, oldest on the left.
@@ -504,18 +506,47 @@ fn draw_history(
     }
 }
 
-/// The Prometheus utilisation series of a GPU's node, by its name or its first DNS label.
-fn utilisation_history<'h>(history: &'h History, node: &str) -> Option<(&'h str, &'h [Sample])> {
-    let exact = format!("prometheus/{node}/gpu_util_pct");
-    if let Some((k, v)) = history.get_key_value(&exact) {
-        return Some((k.as_str(), v.as_slice()));
-    }
-    history.iter().find_map(|(k, v)| {
-        let name = k
-            .strip_prefix("prometheus/")?
-            .strip_suffix("/gpu_util_pct")?;
-        same_host(name, node).then_some((k.as_str(), v.as_slice()))
+/// The GPU's own utilisation readings as its source reported them (DCGM, NVML), kept by
+/// `state` over the GPU history's window.
+fn gpu_utilisation(snapshot: &crate::model::Snapshot, gpu: &GpuModel) -> Option<Chart> {
+    let history = snapshot.gpu_history.read();
+    let samples: Vec<Sample> = history
+        .series(&gpu.uuid)?
+        .iter()
+        .filter_map(|s| {
+            Some(Sample {
+                at: s.at,
+                value: s.utilization_pct()?,
+            })
+        })
+        .collect();
+    (!samples.is_empty()).then(|| {
+        (
+            format!(
+                "gpu{} utilisation, {} readings over the last {}",
+                gpu.index,
+                samples.len(),
+                human_duration(history.window().as_secs() as i64)
+            ),
+            samples,
+        )
     })
+}
+
+/// The Prometheus utilisation series of a GPU's node, by its name or its first DNS label.
+fn node_utilisation(history: &History, node: &str) -> Option<Chart> {
+    let exact = format!("prometheus/{node}/gpu_util_pct");
+    let (key, samples) = history.get_key_value(&exact).or_else(|| {
+        history.iter().find(|(k, _)| {
+            k.strip_prefix("prometheus/")
+                .and_then(|k| k.strip_suffix("/gpu_util_pct"))
+                .is_some_and(|name| same_host(name, node))
+        })
+    })?;
+    Some((
+        format!("{key}: node utilisation, {} samples", samples.len()),
+        samples.clone(),
+    ))
 }
 
 fn gpu_detail_lines<'a>(ctx: &ViewCtx, g: &'a GpuModel, idle_below_pct: f64) -> Vec<Line<'a>> {
@@ -888,6 +919,38 @@ mod tests {
             &lines,
             "no utilisation history (no prometheus/gpu-a-2/gpu_util_pct series)"
         ));
+    }
+
+    #[test]
+    fn a_dcgm_only_gpu_charts_its_own_readings_kept_by_state() {
+        let (mut snapshot, theme) = (fleet(), Theme::default_theme());
+        // No Prometheus: the GPU's readings are what state kept of its DCGM rounds.
+        Arc::make_mut(&mut snapshot.history).clear();
+        let history = crate::model::gpu_history::SharedGpuHistory::default();
+        for i in 0..30 {
+            let mut round = (*snapshot.gpus).clone();
+            for g in &mut round {
+                g.sampled_at =
+                    crate::tui::nodes::fixtures::now() - chrono::Duration::seconds(300 - i * 10);
+                g.utilization_pct = Some(if i % 2 == 0 { 90.0 } else { 10.0 });
+            }
+            history.write().record(&round);
+        }
+        snapshot.gpu_history = history;
+        let ctx = ctx(&snapshot, &theme, None);
+        let mut pane = GpusPane::new();
+        pane.set_filter("gpu-a-2");
+        assert!(pane.handle(Action::Open, &ctx));
+        let lines = draw(&mut pane, &ctx, 120, 30);
+        assert!(
+            screen_has(&lines, "gpu0 utilisation, 30 readings over the last 10m"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains('█')),
+            "the sparkline draws them"
+        );
+        assert!(!screen_has(&lines, "no utilisation history"));
     }
 
     #[test]

@@ -755,11 +755,21 @@ pub(super) mod fixtures {
             cost_source: None,
             finding_kinds: vec![],
             unknown_since_start: vec![],
+            gpu_history: Default::default(),
         }
     }
 
-    /// `snap` as the pipeline hands it to the cockpit: its signals are the detectors'.
+    /// `snap` as the pipeline hands it to the cockpit: its signals are the detectors', its
+    /// history holds the pools' GPU heat as `state` samples it.
     pub fn evaluated(mut snap: Snapshot) -> Arc<Snapshot> {
+        let heat = crate::model::gpu_history::pool_heat(&snap.clusters, &snap.gpus);
+        let at = snap.taken_at.unwrap_or_else(now);
+        crate::model::gpu_history::sample_heat(
+            Arc::make_mut(&mut snap.history),
+            at,
+            &heat,
+            at - Duration::hours(1),
+        );
         snap.signals = crate::pipeline::Pipeline::detect_once(
             &crate::config::Thresholds::default(),
             &snap,

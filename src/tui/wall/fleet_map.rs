@@ -10,6 +10,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 
+use crate::model::gpu_history::pool_name;
 use crate::model::{NodeModel, NodeReadiness, Snapshot};
 use crate::tui::theme::{Role, Theme};
 
@@ -99,15 +100,6 @@ fn node_state(node: &NodeModel, faulty: bool, noticed: bool) -> NodeState {
     } else {
         NodeState::Ready
     }
-}
-
-/// The group a node is shown in: its node pool, else its GPU model (nodes without a
-/// provisioner's pool label are still told apart by what they carry).
-pub fn pool_name(node: &NodeModel) -> &str {
-    node.pool
-        .as_deref()
-        .or(node.gpu_product.as_deref())
-        .unwrap_or("(no pool, no GPU)")
 }
 
 /// The nodes of one cluster's node pool, in the order the cluster lists them.

@@ -2,13 +2,13 @@
 //! (`fleet_map`), GPU heat per node pool, one tile per endpoint, spend against the budget and
 //! the incidents ticker, each tile with the age of its data and greyed when its source is
 //! stale. Per-snapshot aggregates are cached on the snapshot's `Arc`, so a redraw for the clock
-//! recomputes nothing; the GPU heat history is the wall's own (bounded) since `state` keeps
-//! none per pool. May import model, store (incident groups, through `signal_groups`) and the
-//! tui groundwork.
+//! recomputes nothing; the GPU heat per pool is `state`'s history (`model::gpu_history`), read
+//! here. May import model, store (incident groups, through `signal_groups`) and the tui
+//! groundwork.
 
 pub mod fleet_map;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 
 use chrono::{DateTime, Duration, Utc};
@@ -21,6 +21,7 @@ use ratatui::widgets::{Block, Borders, LineGauge, Paragraph, Sparkline, Widget};
 
 use self::fleet_map::{FleetCells, legend_spans};
 use crate::model::endpoint::{EndpointHealth, EndpointModel, SloBurn};
+use crate::model::gpu_history::heat_series;
 use crate::model::incident::{Incident, IncidentStatus};
 use crate::model::signal::Severity;
 use crate::model::{Snapshot, SyncState};
@@ -30,14 +31,6 @@ use crate::tui::signal_groups::{group_signals, live_title, worst_first};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{middle_ellipsis, severity_role};
 
-/// GPU heat samples are taken at most this often (a snapshot is published up to 50×/s).
-const HEAT_STEP_SECS: i64 = 10;
-/// An hour of heat at `HEAT_STEP_SECS`.
-const HEAT_SAMPLES: usize = 360;
-/// Pools whose heat is kept: a bound however many pools a fleet names.
-const HEAT_POOLS: usize = 64;
-/// A GPU under this utilisation while a pod holds it is idle-but-allocated.
-const IDLE_PCT: f64 = 5.0;
 /// Data older than this is stale (sources poll every 10–30 s).
 const STALE_SECS: i64 = 60;
 /// How long the frame border shows a new critical: one redraw of the loop's 1 s tick.
@@ -53,156 +46,28 @@ pub struct WallCtx<'a> {
     pub alerts: Vec<Span<'static>>,
 }
 
-/// One pool's GPUs at one snapshot.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HeatSample {
-    pub at: DateTime<Utc>,
-    pub util_pct: f64,
-    pub idle_share: f64,
-    pub gpus: usize,
-}
-
 /// Everything the wall derives from one snapshot, computed once per snapshot.
 #[derive(Debug, Clone, Default)]
 struct Aggregates {
     cells: FleetCells,
-    heat: BTreeMap<String, HeatSample>,
     /// The newest GPU sample, for a GPU source that reports no round of its own.
     gpu_sampled_at: Option<DateTime<Utc>>,
-    /// What the heat was computed from: a snapshot with the same GPU list and node pools (the
-    /// GPU sources publish less often than the clusters change) reuses it instead of walking
+    /// The GPU list `gpu_sampled_at` was read from: the GPU sources publish less often than
+    /// the clusters change, so a snapshot with the same list reuses it instead of walking
     /// every GPU.
-    heat_from: Option<HeatInputs>,
+    gpus_from: Weak<Vec<crate::model::gpu::GpuModel>>,
     burning: usize,
     critical_keys: BTreeSet<String>,
 }
 
-/// One node's GPUs as the heat walks them: cluster, node, its pool, and the sums (utilisation,
-/// GPUs, idle-but-allocated GPUs).
-type NodeRun<'n, 'p> = (&'n str, &'n str, &'p str, (f64, usize, usize));
-
-/// The inputs of the heat: the GPU list and each node's pool. The clusters are rebuilt on
-/// every pod change, so the pools are compared (by a hash of every node's cluster, name and
-/// pool, in order), not the clusters.
-#[derive(Debug, Clone)]
-struct HeatInputs {
-    gpus: Arc<Vec<crate::model::gpu::GpuModel>>,
-    pools: u64,
-}
-
-impl HeatInputs {
-    fn of(snapshot: &Snapshot, pools: u64) -> Self {
-        Self {
-            gpus: snapshot.gpus.clone(),
-            pools,
-        }
-    }
-
-    fn same(&self, snapshot: &Snapshot, pools: u64) -> bool {
-        Arc::ptr_eq(&self.gpus, &snapshot.gpus) && self.pools == pools
-    }
-}
-
-/// The hash of every node's cluster, name and pool, in order.
-fn pools_key(snapshot: &Snapshot) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = rustc_hash::FxHasher::default();
-    for (c, n, p) in node_pools(snapshot) {
-        (c, n, p).hash(&mut h);
-    }
-    h.finish()
-}
-
-/// Every node of `snapshot` with its cluster and pool.
-fn node_pools(snapshot: &Snapshot) -> impl Iterator<Item = (&str, &str, &str)> {
-    snapshot.clusters.iter().flat_map(|c| {
-        c.nodes
-            .iter()
-            .map(move |n| (c.name.as_str(), n.name.as_str(), fleet_map::pool_name(n)))
-    })
-}
-
-/// Per pool: the GPUs' mean utilisation, idle-but-allocated share and count (stamped `at`),
-/// and the newest GPU sample.
-fn gpu_heat(
-    snapshot: &Snapshot,
-    at: DateTime<Utc>,
-) -> (BTreeMap<String, HeatSample>, Option<DateTime<Utc>>) {
-    let pool_of: rustc_hash::FxHashMap<(&str, &str), &str> =
-        node_pools(snapshot).map(|(c, n, p)| ((c, n), p)).collect();
-    // Per pool: utilisation sum, GPUs with a reading, idle-but-allocated GPUs.
-    let mut pools: BTreeMap<&str, (f64, usize, usize)> = BTreeMap::new();
-    // A node's GPUs come one after another: look its pool up, and add to the pool's sums,
-    // once a node, not once a GPU.
-    let mut run: Option<NodeRun> = None;
-    fn flush<'a>(pools: &mut BTreeMap<&'a str, (f64, usize, usize)>, run: Option<NodeRun<'_, 'a>>) {
-        if let Some((_, _, pool, (sum, n, idle))) = run {
-            let e = pools.entry(pool).or_default();
-            e.0 += sum;
-            e.1 += n;
-            e.2 += idle;
-        }
-    }
-    let mut sampled_at: Option<DateTime<Utc>> = None;
-    for g in snapshot.gpus.iter() {
-        sampled_at = sampled_at.max(Some(g.sampled_at));
-        let Some(util) = g.utilization_pct else {
-            continue;
-        };
-        let same = run
-            .as_ref()
-            .is_some_and(|(c, n, _, _)| *c == g.cluster && *n == g.node);
-        if !same {
-            let pool = pool_of
-                .get(&(g.cluster.as_str(), g.node.as_str()))
-                .copied()
-                .unwrap_or("(unmatched)");
-            flush(&mut pools, run.take());
-            run = Some((&g.cluster, &g.node, pool, (0.0, 0, 0)));
-        }
-        if let Some((_, _, _, acc)) = run.as_mut() {
-            acc.0 += util;
-            acc.1 += 1;
-            acc.2 += usize::from(g.is_idle_allocated(IDLE_PCT));
-        }
-    }
-    flush(&mut pools, run);
-    let heat = pools
-        .into_iter()
-        .map(|(pool, (sum, n, idle))| {
-            (
-                pool.to_string(),
-                HeatSample {
-                    at,
-                    util_pct: sum / n.max(1) as f64,
-                    idle_share: idle as f64 / n.max(1) as f64,
-                    gpus: n,
-                },
-            )
-        })
-        .collect();
-    (heat, sampled_at)
-}
-
-/// Everything the wall draws from `snapshot`; the GPU heat is `prev`'s when it was computed
-/// from the same GPUs and clusters.
+/// Everything the wall draws from `snapshot`; the newest GPU sample is `prev`'s when it was
+/// read from the same GPU list.
 fn aggregate(snapshot: &Snapshot, prev: Option<&Aggregates>) -> Aggregates {
-    let at = snapshot.taken_at.unwrap_or_default();
-    let pools = pools_key(snapshot);
-    let (heat, gpu_sampled_at) = match prev.filter(|p| {
-        p.heat_from
-            .as_ref()
-            .is_some_and(|h| h.same(snapshot, pools))
-    }) {
-        Some(p) => (
-            p.heat
-                .iter()
-                .map(|(pool, h)| (pool.clone(), HeatSample { at, ..*h }))
-                .collect(),
-            p.gpu_sampled_at,
-        ),
-        None => gpu_heat(snapshot, at),
-    };
+    let gpu_sampled_at =
+        match prev.filter(|p| std::ptr::eq(p.gpus_from.as_ptr(), Arc::as_ptr(&snapshot.gpus))) {
+            Some(p) => p.gpu_sampled_at,
+            None => snapshot.gpus.iter().map(|g| g.sampled_at).max(),
+        };
     let mut groups = group_signals(snapshot.incident_signals().enumerate());
     worst_first(&mut groups);
     let burning = snapshot
@@ -217,9 +82,8 @@ fn aggregate(snapshot: &Snapshot, prev: Option<&Aggregates>) -> Aggregates {
         .count();
     Aggregates {
         cells: FleetCells::of(snapshot),
-        heat,
         gpu_sampled_at,
-        heat_from: Some(HeatInputs::of(snapshot, pools)),
+        gpus_from: Arc::downgrade(&snapshot.gpus),
         burning,
         critical_keys: groups
             .iter()
@@ -257,12 +121,10 @@ impl FlashOnce {
     }
 }
 
-/// The wall's own state: the cache of the latest snapshot's aggregates, the GPU heat over the
-/// last hour, and the flash.
+/// The wall's own state: the cache of the latest snapshot's aggregates and the flash.
 #[derive(Debug, Default)]
 pub struct WallView {
     cached: Option<(Weak<Snapshot>, Aggregates)>,
-    heat: BTreeMap<String, VecDeque<HeatSample>>,
     flash: FlashOnce,
     /// How many times the aggregates were computed (for tests and the bench).
     pub aggregations: u64,
@@ -314,29 +176,8 @@ impl WallView {
         }
         let agg = aggregate(snapshot, self.cached.as_ref().map(|(_, a)| a));
         self.aggregations += 1;
-        for (pool, sample) in &agg.heat {
-            if !self.heat.contains_key(pool) && self.heat.len() >= HEAT_POOLS {
-                continue;
-            }
-            let series = self.heat.entry(pool.clone()).or_default();
-            if series
-                .back()
-                .is_none_or(|last| (sample.at - last.at).num_seconds() >= HEAT_STEP_SECS)
-            {
-                series.push_back(*sample);
-            }
-            while series.len() > HEAT_SAMPLES {
-                series.pop_front();
-            }
-        }
-        let horizon = now - Duration::seconds(HEAT_STEP_SECS * HEAT_SAMPLES as i64);
-        self.heat
-            .retain(|_, s| s.back().is_some_and(|l| l.at >= horizon));
         self.flash.observe(&agg.critical_keys, now);
-        // The GPU list the old heat was computed from may be the last reference to it.
-        if let Some(old) = self.cached.replace((Arc::downgrade(snapshot), agg)) {
-            crate::tui::reclaim::later(old.1);
-        }
+        self.cached = Some((Arc::downgrade(snapshot), agg));
     }
 
     /// Whether the frame border flashes now.
@@ -389,7 +230,8 @@ impl WallView {
         let [map, right] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(body);
-        let heat_rows = u16::try_from(self.heat.len().clamp(1, 8)).unwrap_or(8) * 2 + 2;
+        let pools = heat_series(&ctx.snapshot.history).count();
+        let heat_rows = u16::try_from(pools.clamp(1, 8)).unwrap_or(8) * 2 + 2;
         let [heat, endpoints] =
             Layout::vertical([Constraint::Length(heat_rows), Constraint::Min(3)]).areas(right);
         draw_fleet_map(buf, map, agg, ctx);
@@ -423,13 +265,16 @@ impl WallView {
         // The pool's name takes what the figures (14 columns) leave of the label.
         let label_w = 44u16.min(inner.width / 2);
         let name_w = usize::from(label_w.saturating_sub(15)).max(6);
-        for (i, (pool, series)) in self.heat.iter().enumerate() {
+        for (i, (pool, util, idle)) in heat_series(&s.history).enumerate() {
             let y = inner.y + (i as u16) * 2;
             if y >= inner.y + inner.height {
                 break;
             }
-            let Some(last) = series.back() else { continue };
-            let idle_role = if last.idle_share >= 0.1 {
+            let (Some(last_util), last_idle) = (util.last(), idle.last().map_or(0.0, |s| s.value))
+            else {
+                continue;
+            };
+            let idle_role = if last_idle >= 0.1 {
                 Role::Warning
             } else {
                 Role::Muted
@@ -437,11 +282,11 @@ impl WallView {
             let line = Line::from(vec![
                 Span::styled(format!("{pool:<name_w$.name_w$} "), t.style(Role::Header)),
                 Span::styled(
-                    format!("{:>3}% ", whole(last.util_pct)),
+                    format!("{:>3}% ", whole(last_util.value)),
                     t.style(Role::ChartPrimary),
                 ),
                 Span::styled(
-                    format!("idle {:>3}% ", whole(last.idle_share * 100.0)),
+                    format!("idle {:>3}% ", whole(last_idle * 100.0)),
                     t.style(idle_role),
                 ),
             ]);
@@ -453,21 +298,23 @@ impl WallView {
                 2.min(inner.y + inner.height - y),
             );
             let width = usize::from(spark_area.width);
-            let skip = series.len().saturating_sub(width);
-            let util: Vec<u64> = series
+            let skip = util.len().saturating_sub(width);
+            let util_bars: Vec<u64> = util
                 .iter()
                 .skip(skip)
-                .map(|h| h.util_pct.round().clamp(0.0, 100.0) as u64)
+                .map(|h| h.value.round().clamp(0.0, 100.0) as u64)
                 .collect();
             Sparkline::default()
-                .data(&util)
+                .data(&util_bars)
                 .max(100)
                 .style(t.style(Role::ChartPrimary))
                 .render(spark_area, buf);
             // Idle-but-allocated share under the heat, where the GPUs are held and idle.
             if spark_area.height > 1 {
-                for (x, h) in series.iter().skip(skip).enumerate() {
-                    if h.idle_share >= 0.1 {
+                // Sampled with the utilisation, one idle share per utilisation sample.
+                let idle_skip = idle.len().saturating_sub(width);
+                for (x, h) in idle.iter().skip(idle_skip).enumerate() {
+                    if h.value >= 0.1 {
                         buf.set_string(
                             spark_area.x + x as u16,
                             spark_area.y + 1,

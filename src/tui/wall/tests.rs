@@ -252,28 +252,6 @@ fn a_redraw_of_the_same_snapshot_computes_nothing_again() {
 }
 
 #[test]
-fn gpu_heat_keeps_one_sample_per_step_and_at_most_an_hour() {
-    let mut view = WallView::default();
-    for i in 0..(HEAT_SAMPLES as i64 + 50) {
-        let mut s = fixtures::fleet();
-        s.taken_at = Some(fixtures::now() + Duration::seconds(i * 5));
-        view.refresh(&Arc::new(s), fixtures::now() + Duration::seconds(i * 5));
-    }
-    let series = view.heat.get("gpu-h100").map_or(0, VecDeque::len);
-    assert_eq!(series, (HEAT_SAMPLES + 50) / 2);
-    for _ in 0..HEAT_SAMPLES {
-        let mut s = fixtures::fleet();
-        let at = view.heat["gpu-h100"]
-            .back()
-            .map(|h| h.at)
-            .unwrap_or_default();
-        s.taken_at = Some(at + Duration::seconds(HEAT_STEP_SECS));
-        view.refresh(&Arc::new(s), at);
-    }
-    assert_eq!(view.heat["gpu-h100"].len(), HEAT_SAMPLES);
-}
-
-#[test]
 fn the_legend_shows_every_glyph_in_every_theme() {
     let snap = fixtures::evaluated(fixtures::fleet());
     for name in ["dark", "colorblind", "high-contrast"] {
@@ -296,44 +274,6 @@ fn the_legend_shows_every_glyph_in_every_theme() {
             );
         }
     }
-}
-
-#[test]
-fn the_gpu_heat_is_reused_across_a_cluster_rebuild_and_recomputed_when_a_pool_changes() {
-    let mut snap = big_fleet(1, 4);
-    snap.gpus = Arc::new(
-        (0..4)
-            .map(|i| fixtures::gpu("prod-0", &format!("n-0-{i}"), 0, Some(50.0)))
-            .collect(),
-    );
-    let mut first = aggregate(&snap, None);
-    assert_eq!(first.heat.get("pool-0").map(|h| h.util_pct), Some(50.0));
-    // Marked, so that a reuse shows.
-    if let Some(h) = first.heat.get_mut("pool-0") {
-        h.util_pct = 1.0;
-    }
-    // The clusters rebuilt (a pod changed), the same GPU list and pools: the heat is reused.
-    let mut rebuilt = snap.clone();
-    rebuilt.clusters = snap
-        .clusters
-        .iter()
-        .map(|c| Arc::new((**c).clone()))
-        .collect();
-    let reused = aggregate(&rebuilt, Some(&first));
-    assert_eq!(reused.heat.get("pool-0").map(|h| h.util_pct), Some(1.0));
-    // A node moved to another pool: computed again.
-    let mut moved = rebuilt.clone();
-    let mut c = (*moved.clusters[0]).clone();
-    c.nodes[0].pool = Some("pool-9".into());
-    moved.clusters = vec![Arc::new(c)];
-    let again = aggregate(&moved, Some(&first));
-    assert_eq!(again.heat.get("pool-0").map(|h| h.util_pct), Some(50.0));
-    assert_eq!(again.heat.get("pool-9").map(|h| h.gpus), Some(1));
-    // New GPU readings: computed again.
-    let mut readings = rebuilt.clone();
-    readings.gpus = Arc::new((*snap.gpus).clone());
-    let fresh = aggregate(&readings, Some(&first));
-    assert_eq!(fresh.heat.get("pool-0").map(|h| h.util_pct), Some(50.0));
 }
 
 #[test]
