@@ -82,7 +82,11 @@ fn is_crash_looping(p: &PodRecord) -> bool {
 
 /// The pools' heat last computed, with the GPU list and the hash of every node's pool it was
 /// computed from.
-type HeatFrom = (std::sync::Weak<Vec<GpuModel>>, u64, BTreeMap<String, PoolHeat>);
+type HeatFrom = (
+    std::sync::Weak<Vec<GpuModel>>,
+    u64,
+    BTreeMap<String, PoolHeat>,
+);
 
 /// The model of one cluster.
 struct ClusterModel {

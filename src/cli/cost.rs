@@ -92,7 +92,8 @@ pub(super) fn cost(cli: &Cli, args: &CostArgs) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let report = rt.block_on(build_report(&opts));
     bar.finish_and_clear();
-    let report = report?;
+    let mut report = report?;
+    crate::engine::stages::forecast_budget_of(&mut report);
     let fleet = crate::model::Snapshot {
         cost: Some(std::sync::Arc::new(report.clone())),
         ..Default::default()

@@ -202,7 +202,9 @@ pub fn start_with(
     if let Some(opts) = cost_options(cfg) {
         let (ctx, crx) = mpsc::channel(2);
         crate::sources::cost::spawn_cost(opts, cfg.cost.interval, snapshots.clone(), ctx);
-        forward(crx, tx, |u| Update::Cost(Box::new(u)));
+        forward(crx, tx, |u| {
+            Update::Cost(Box::new(super::stages::forecast_budget(u)))
+        });
     }
     Running {
         snapshots,

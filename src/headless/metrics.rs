@@ -432,9 +432,9 @@ impl Metrics {
             self.cost_month_to_date
                 .get_or_create(&currency)
                 .set(b.month_to_date);
-            self.cost_forecast
-                .get_or_create(&currency)
-                .set(b.forecast_month_end);
+            if let Some(f) = &b.forecast {
+                self.cost_forecast.get_or_create(&currency).set(f.month_end);
+            }
             self.cost_budget
                 .get_or_create(&currency)
                 .set(b.monthly_budget);

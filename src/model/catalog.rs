@@ -36,10 +36,27 @@ pub enum Exercise {
     Without(&'static str),
 }
 
+/// The part of the fleet a kind's detector reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// The Kubernetes clusters (nodes, pods, workloads).
+    Clusters,
+    /// A GPU source (DCGM, NVML, Prometheus).
+    GpuSources,
+    /// The configured model-serving endpoints.
+    Endpoints,
+    /// The cost source's report.
+    Cost,
+    /// The face's own sources' health: every face watches its own.
+    OwnSources,
+}
+
 /// One signal kind.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SignalKindSpec {
     pub name: &'static str,
+    /// What its detector reads: a face that does not watch it cannot raise (or clear) it.
+    pub reads: Reads,
     /// Kinds of one family on one target are one incident (XID and ECC are one GPU fault; an
     /// endpoint's signals and its serving Deployment's are one outage).
     pub family: &'static str,
@@ -78,6 +95,7 @@ const ZERO: Duration = Duration::ZERO;
 pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     SignalKindSpec {
         name: "gpu.xid",
+        reads: Reads::GpuSources,
         family: "gpu.fault",
         grouping: Grouping::Node,
         severity: "from NVIDIA's XID table: critical for 48, 62, 64, 74, 79, 95, 119, 120 (the GPU or its data is lost until a drain and reset), warning for application-level codes, info for 45",
@@ -92,6 +110,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "gpu.ecc",
+        reads: Reads::GpuSources,
         family: "gpu.fault",
         grouping: Grouping::Node,
         severity: "critical: double-bit errors or failed row remapping corrupt data now",
@@ -106,6 +125,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "gpu.throttling",
+        reads: Reads::GpuSources,
         family: "gpu.throttling",
         grouping: Grouping::Node,
         severity: "warning: slower jobs, no loss yet",
@@ -122,6 +142,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "gpu.memory_exhaustion_forecast",
+        reads: Reads::GpuSources,
         family: "gpu.memory_exhaustion_forecast",
         grouping: Grouping::Target,
         severity: "warning if full within `gpu_memory_full_within` (30m), critical within `gpu_memory_full_critical_within` (5m): an OOM kills the job",
@@ -136,6 +157,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "gpu.idle",
+        reads: Reads::GpuSources,
         family: "gpu.idle",
         grouping: Grouping::Target,
         severity: "info: money, not an outage",
@@ -152,6 +174,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "node.not_ready",
+        reads: Reads::Clusters,
         family: "node.not_ready",
         grouping: Grouping::NodePool,
         severity: "critical: the node's pods and GPUs are lost",
@@ -166,6 +189,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "node.interruption_notice",
+        reads: Reads::Clusters,
         family: "node.interruption_notice",
         grouping: Grouping::NodePool,
         severity: "critical: the instance goes at the deadline",
@@ -180,6 +204,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "node.gpu_unallocatable",
+        reads: Reads::Clusters,
         family: "gpu.fault",
         grouping: Grouping::Node,
         severity: "warning: the node is Ready but offers fewer GPUs than it has (the device plugin withdrew unhealthy ones); its XID or ECC signal, one incident with it, says why",
@@ -196,6 +221,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "pod.pending_gpu",
+        reads: Reads::Clusters,
         family: "pod.pending_gpu",
         grouping: Grouping::Target,
         severity: "warning: work waits, nothing is lost",
@@ -210,6 +236,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "pod.crash_loop",
+        reads: Reads::Clusters,
         family: "pod.crash_loop",
         grouping: Grouping::Target,
         severity: "warning: one workload is down",
@@ -226,6 +253,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "pod.crash_loop_after_rollout",
+        reads: Reads::Clusters,
         family: "serving",
         grouping: Grouping::Target,
         severity: "critical: a rollout is taking the service down; roll back",
@@ -240,6 +268,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "endpoint.down",
+        reads: Reads::Endpoints,
         family: "serving",
         grouping: Grouping::Target,
         severity: "critical: requests fail",
@@ -254,6 +283,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "slo.fast_burn",
+        reads: Reads::Endpoints,
         family: "serving",
         grouping: Grouping::Target,
         severity: "critical: the error budget goes within days (14.4×/6× over 1h+5m / 6h+30m)",
@@ -268,6 +298,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "slo.slow_burn",
+        reads: Reads::Endpoints,
         family: "serving",
         grouping: Grouping::Target,
         severity: "warning: a ticket (3×/1× over 1d+2h / 3d+6h)",
@@ -282,6 +313,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "source.down",
+        reads: Reads::OwnSources,
         family: "source.down",
         grouping: Grouping::Target,
         severity: "critical for a cluster whose API server is unreachable or whose watches broke (every signal of it is unknown), warning for a GPU source (DCGM, NVML, Prometheus) failing or silent for `source_silent_after` (2m) and for a failing or stale cost source: blind is not calm, like Prometheus's `up == 0`",
@@ -298,6 +330,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "endpoint.drift",
+        reads: Reads::Endpoints,
         family: "endpoint.drift",
         grouping: Grouping::Target,
         severity: "critical for significant PSI (> 0.25), warning for moderate",
@@ -312,6 +345,7 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
     },
     SignalKindSpec {
         name: "budget.overrun_forecast",
+        reads: Reads::Cost,
         family: "budget.overrun_forecast",
         grouping: Grouping::Target,
         severity: "critical when the month's spend already passed the budget, else warning",

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
 use crate::config::Thresholds;
+use crate::model::catalog::{Reads, signal_kind};
 use crate::model::incident::Origin;
 use crate::model::signal::Signal;
 use crate::model::{HeldSignal, Snapshot};
@@ -214,13 +215,13 @@ impl Pipeline {
             return self.intakes.iter().any(|i| i.key_prefix() == *prefix);
         }
         let kind = key.split(':').next().unwrap_or_default();
-        match kind.split('.').next().unwrap_or_default() {
-            "gpu" => !snap.gpu_sources.is_empty(),
-            "budget" | "cost" => snap.cost_source.is_some(),
-            "endpoint" | "slo" => !snap.endpoints.is_empty(),
-            // Every face watches its own sources.
-            "source" => true,
-            _ => !snap.clusters.is_empty(),
+        // A kind no longer in the catalog (a store written by an older binary) was a cluster's.
+        match signal_kind(kind).map_or(Reads::Clusters, |k| k.reads) {
+            Reads::GpuSources => !snap.gpu_sources.is_empty(),
+            Reads::Cost => snap.cost_source.is_some(),
+            Reads::Endpoints => !snap.endpoints.is_empty(),
+            Reads::OwnSources => true,
+            Reads::Clusters => !snap.clusters.is_empty(),
         }
     }
 

@@ -102,10 +102,9 @@ impl CostPane {
         let width = usize::from(area.width);
         let notes = idle_notes(report);
         let note_rows = wrapped_rows(&notes, width);
-        let method_rows = report
-            .budget
-            .as_ref()
-            .map_or(1, |b| wrapped_rows(&b.method, width.saturating_sub(2)));
+        let method_rows = report.budget.as_ref().map_or(1, |b| {
+            wrapped_rows(forecast_method(b), width.saturating_sub(2))
+        });
         let rows = |n: usize| Constraint::Length(u16::try_from(n).unwrap_or(u16::MAX));
         let [head, middle, notes_area, bottom] = Layout::vertical([
             Constraint::Length(2),
@@ -389,7 +388,7 @@ fn draw_budget(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport
     let block = titled_block(format!(" Budget {} ", budget.month), theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let method_rows = wrapped_rows(&budget.method, usize::from(inner.width));
+    let method_rows = wrapped_rows(forecast_method(budget), usize::from(inner.width));
     let [mtd_area, forecast_area, method_area, bars_area] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -416,35 +415,46 @@ fn draw_budget(frame: &mut Frame, area: Rect, ctx: &ViewCtx, report: &CostReport
             Role::ChartPrimary
         }),
     );
-    budget_row(
-        frame,
-        forecast_area,
-        budget.forecast_pct,
-        format!(
-            "forecast month end {} ({}% of budget{})",
-            money(budget.forecast_month_end, cur),
-            whole(budget.forecast_pct),
-            if budget.forecast_over_budget {
-                ", OVER"
+    match &budget.forecast {
+        Some(f) => budget_row(
+            frame,
+            forecast_area,
+            f.pct,
+            format!(
+                "forecast month end {} ({}% of budget{})",
+                money(f.month_end, cur),
+                whole(f.pct),
+                if f.over_budget { ", OVER" } else { "" },
+            ),
+            theme.style(if f.over_budget {
+                Role::Critical
             } else {
-                ""
-            },
+                Role::Ok
+            }),
         ),
-        theme.style(if budget.forecast_over_budget {
-            Role::Critical
-        } else {
-            Role::Ok
-        }),
-    );
+        None => frame.render_widget(
+            Paragraph::new(Span::styled(NO_FORECAST, theme.style(Role::Muted))),
+            forecast_area,
+        ),
+    }
     frame.render_widget(
         Paragraph::new(Span::styled(
-            budget.method.clone(),
+            forecast_method(budget).to_string(),
             theme.style(Role::Muted),
         ))
         .wrap(Wrap { trim: false }),
         method_area,
     );
     draw_daily(frame, bars_area, ctx, budget);
+}
+
+/// What a budget without its forecast says instead (a report that did not pass the budget
+/// stage; every face's cost rounds do).
+const NO_FORECAST: &str = "forecast month end: not made for this report";
+
+/// How the forecast was made, or that it was not.
+fn forecast_method(budget: &crate::model::cost::BudgetBurn) -> &str {
+    budget.forecast.as_ref().map_or("", |f| f.method.as_str())
 }
 
 /// A short gauge with its percentage, then what it measures beside it: a label drawn over a
@@ -562,7 +572,11 @@ mod tests {
                 b.add_daily(&l);
             }
         }
-        b.finish(at("2025-04-11T00:00:00Z"))
+        let mut report = b.finish(at("2025-04-11T00:00:00Z"));
+        if let Some(budget) = report.budget.as_mut() {
+            budget.forecast = Some(crate::tui::nodes::fixtures::ten_days_at_100_forecast());
+        }
+        report
     }
 
     fn render(pane: &mut CostPane, ctx: &ViewCtx, w: u16, h: u16) -> Buffer {
@@ -659,7 +673,7 @@ mod tests {
                 "the label is not under the bar: {text}"
             );
             for note in [
-                budget.method.as_str(),
+                forecast_method(&budget),
                 report.idle_gpu.method.as_str(),
                 report.spot.method.as_str(),
             ] {

@@ -759,6 +759,20 @@ pub(super) mod fixtures {
         }
     }
 
+    /// The forecast the budget stage (`signals::budget`, which the cockpit never runs) makes of
+    /// ten complete days at 100 a day against a budget of 2,000, as of the 11th: 3,000.
+    pub fn ten_days_at_100_forecast() -> crate::model::cost::BudgetForecast {
+        crate::model::cost::BudgetForecast {
+            month_end: 3000.0,
+            pct: 150.0,
+            over_budget: true,
+            method: "linear: least-squares line through 10 complete days of spend (daily spend \
+                     changing by +0.00 a day), extended to the end of the month and added to \
+                     the month-to-date"
+                .into(),
+        }
+    }
+
     /// `snap` as the pipeline hands it to the cockpit: its signals are the detectors', its
     /// history holds the pools' GPU heat as `state` samples it.
     pub fn evaluated(mut snap: Snapshot) -> Arc<Snapshot> {

@@ -295,10 +295,16 @@ fn spend_line(ctx: &ViewCtx) -> Line<'static> {
         .iter()
         .find(|d| d.date == today)
         .map_or(0.0, |d| d.cost);
-    let role = if budget.forecast_over_budget {
-        Role::Critical
-    } else {
-        Role::Ok
+    let forecast = match &budget.forecast {
+        Some(f) => Span::styled(
+            format!("forecast {} ({}%)", money(f.month_end, cur), whole(f.pct)),
+            theme.style(if f.over_budget {
+                Role::Critical
+            } else {
+                Role::Ok
+            }),
+        ),
+        None => Span::styled("no forecast made", theme.style(Role::Muted)),
     };
     Line::from(vec![
         head,
@@ -309,14 +315,7 @@ fn spend_line(ctx: &ViewCtx) -> Line<'static> {
             money(budget.monthly_budget, cur),
             whole(budget.burn_pct)
         )),
-        Span::styled(
-            format!(
-                "forecast {} ({}%)",
-                money(budget.forecast_month_end, cur),
-                whole(budget.forecast_pct)
-            ),
-            theme.style(role),
-        ),
+        forecast,
     ])
 }
 
@@ -1091,7 +1090,10 @@ mod tests {
             );
             b.add_line(&line).unwrap_or_else(|e| panic!("{e}"));
         }
-        let report = b.finish(at("2025-04-11T00:00:00Z"));
+        let mut report = b.finish(at("2025-04-11T00:00:00Z"));
+        if let Some(budget) = report.budget.as_mut() {
+            budget.forecast = Some(crate::tui::nodes::fixtures::ten_days_at_100_forecast());
+        }
         let snap = snapshot();
         let theme = Theme::default_theme();
         let ctx = ViewCtx {

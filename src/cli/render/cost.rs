@@ -126,23 +126,27 @@ fn render_table_unescaped(r: &CostReport) -> String {
     }
 
     if let Some(b) = &r.budget {
+        let forecast = match &b.forecast {
+            Some(f) => format!(
+                "forecast {} ({:.1}%){}",
+                money(f.month_end),
+                f.pct,
+                if f.over_budget { "  OVER BUDGET" } else { "" }
+            ),
+            None => "no forecast made".to_string(),
+        };
         let _ = writeln!(
             o,
-            "\nBUDGET {}  {} of {} spent ({:.1}%, {:.1}% of the month gone)  forecast {} ({:.1}%){}",
+            "\nBUDGET {}  {} of {} spent ({:.1}%, {:.1}% of the month gone)  {forecast}",
             b.month,
             money(b.month_to_date),
             money(b.monthly_budget),
             b.burn_pct,
             b.month_elapsed_pct,
-            money(b.forecast_month_end),
-            b.forecast_pct,
-            if b.forecast_over_budget {
-                "  OVER BUDGET"
-            } else {
-                ""
-            }
         );
-        let _ = writeln!(o, "  from {} spend; {}", b.basis.name(), b.method);
+        if let Some(f) = &b.forecast {
+            let _ = writeln!(o, "  from {} spend; {}", b.basis.name(), f.method);
+        }
     }
 
     let rows = &r.rows;

@@ -772,16 +772,19 @@ fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
             ),
             b.burn_pct > b.month_elapsed_pct,
         ),
-        (
-            b.forecast_pct,
-            format!(
-                "forecast {} ({}% of budget){}",
-                money(b.forecast_month_end, cur),
-                whole(b.forecast_pct),
-                if b.forecast_over_budget { " OVER" } else { "" }
+        match &b.forecast {
+            Some(f) => (
+                f.pct,
+                format!(
+                    "forecast {} ({}% of budget){}",
+                    money(f.month_end, cur),
+                    whole(f.pct),
+                    if f.over_budget { " OVER" } else { "" }
+                ),
+                f.over_budget,
             ),
-            b.forecast_over_budget,
-        ),
+            None => (0.0, "no forecast made".to_string(), false),
+        },
     ];
     let remaining = inner.y + inner.height - y;
     let with_bars = remaining >= 4;

@@ -60,7 +60,20 @@ pub(crate) fn report() -> CostReport {
         b.add_line(&l).unwrap_or_else(|e| panic!("{e}"));
         b.add_daily(&l);
     }
-    b.finish(now)
+    let mut report = b.finish(now);
+    // The forecast the budget stage (`signals::budget`, which the cockpit never runs) makes of
+    // these days: the month's first half-day at its run rate.
+    if let Some(budget) = report.budget.as_mut() {
+        budget.forecast = Some(crate::model::cost::BudgetForecast {
+            month_end: 1890.0,
+            pct: 94.5,
+            over_budget: false,
+            method: "run rate: month-to-date over 0.50 elapsed days, times the days left \
+                     (fewer than two complete days to fit a line)"
+                .into(),
+        });
+    }
+    report
 }
 
 fn draw(
