@@ -1109,15 +1109,19 @@ pub fn canonical_gpu_type(name: &str) -> String {
         .unwrap_or_else(|| name.trim().to_string())
 }
 
+/// A FOCUS line of `cost` USD charged from `start` to `end` (RFC 3339), for tests.
+#[cfg(test)]
+pub(crate) fn focus_line(start: &str, end: &str, cost: f64) -> CostLine {
+    use crate::model::utc as t;
+    CostLine::new(CostSourceKind::Focus, t(start), t(end), cost, "USD")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     // Named `t` where a test reads as a timeline of instants.
     use crate::model::utc as t;
-
-    fn focus(start: &str, end: &str, cost: f64) -> CostLine {
-        CostLine::new(CostSourceKind::Focus, t(start), t(end), cost, "USD")
-    }
+    use focus_line as focus;
 
     #[test]
     fn gpu_families_are_found_in_labels_skus_and_instance_names() {

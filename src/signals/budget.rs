@@ -176,13 +176,9 @@ pub fn forecast_month_end(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::cost::{CostLine, CostReportBuilder, CostSourceKind, ReportSettings};
+    use crate::model::cost::{CostReportBuilder, ReportSettings, focus_line as focus};
     // Named `t` where a test reads as a timeline of instants.
     use crate::model::utc as t;
-
-    fn focus(start: &str, end: &str, cost: f64) -> CostLine {
-        CostLine::new(CostSourceKind::Focus, t(start), t(end), cost, "USD")
-    }
 
     #[test]
     fn forecast_extends_a_steady_daily_spend_to_the_month_end() {
