@@ -169,19 +169,22 @@ impl MemoryForecast {
 }
 
 /// The forecast for a GPU using `used_mib` of `total_mib` now, from its recent `series`
-/// (oldest first; only the samples within the rule's window of the latest count).
-pub fn forecast_memory(
-    series: &[(DateTime<Utc>, f64)],
+/// (oldest first; only the samples within the rule's window of the latest count). Taken as an
+/// iterator so the kept history is read in place: thousands of GPUs sit above the high-water
+/// mark on an inference fleet, and each evaluation fits every one.
+pub fn forecast_memory<I>(
+    series: I,
     used_mib: f64,
     total_mib: f64,
     rule: &MemoryRule,
-) -> MemoryForecast {
-    let latest = series.last().map(|(t, _)| *t);
+) -> MemoryForecast
+where
+    I: DoubleEndedIterator<Item = (DateTime<Utc>, f64)> + Clone,
+{
+    let latest = series.clone().next_back().map(|(t, _)| t);
     let window = chrono::Duration::from_std(rule.window).unwrap_or(chrono::Duration::MAX);
     let recent: Vec<(DateTime<Utc>, f64)> = series
-        .iter()
         .filter(|(t, _)| latest.is_some_and(|l| *t >= l - window))
-        .copied()
         .collect();
     let span = match (recent.first(), recent.last()) {
         (Some(a), Some(b)) => (b.0 - a.0).to_std().unwrap_or_default(),
@@ -260,7 +263,7 @@ mod tests {
             (15 * i, 72_000.0 + 7_000.0 * phase)
         }));
         let used = s.last().map_or(0.0, |(_, v)| *v);
-        let f = forecast_memory(&s, used, 80_000.0, &rule());
+        let f = forecast_memory(s.iter().copied(), used, 80_000.0, &rule());
         assert!(f.severity().is_none(), "{f:?}");
         assert!(
             matches!(f.outlook, MemoryOutlook::PoorFit | MemoryOutlook::NoTrend),

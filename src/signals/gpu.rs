@@ -361,15 +361,16 @@ impl OneGpu<'_, '_> {
             let high = total as f64 * t.gpu_memory_high_pct / 100.0;
             // A reading newer than this snapshot's may already be kept: fit up to this one.
             let series = (used as f64 >= high)
-                .then(|| {
-                    let mut s = self.cx.gpu_history.memory(&g.uuid);
-                    s.retain(|(at, _)| *at <= g.sampled_at);
-                    s
-                })
+                .then(|| self.cx.gpu_history.series(&g.uuid))
+                .flatten()
                 .filter(|s| !s.is_empty());
             let f = series.map(|series| {
+                let readings = series
+                    .iter()
+                    .filter(|s| s.at <= g.sampled_at)
+                    .filter_map(|s| Some((s.at, s.memory_used_mib()?)));
                 forecast_memory(
-                    &series,
+                    readings,
                     used as f64,
                     total as f64,
                     &MemoryRule::from_thresholds(t),

@@ -485,7 +485,7 @@ mod tests {
         let series = history.read().memory("GPU-1");
         let used = series.last().map_or(0.0, |(_, v)| *v);
         let f = forecast_memory(
-            &series,
+            series.iter().copied(),
             used,
             TOTAL_MIB as f64,
             &MemoryRule::from_thresholds(&d.thresholds),
