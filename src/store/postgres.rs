@@ -208,7 +208,7 @@ struct ParsedUrl {
 }
 
 fn parse_url(url: &str) -> std::result::Result<ParsedUrl, String> {
-    let mut parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("it is not a URL: {e}"))?;
     if parsed.password().is_some() {
         return Err(
             "the URL holds a password: name a file with [store] password_file or a variable with password_env instead (URLs are logged and shown)".into(),
@@ -351,7 +351,8 @@ impl PgStore {
             place: place.to_string(),
             detail,
         };
-        let mut parsed = parse_url(&options.url).map_err(|d| config_err(&options.url, d))?;
+        // The URL is not repeated in this error: it may hold the password being refused.
+        let mut parsed = parse_url(&options.url).map_err(|d| config_err("URL", d))?;
         let place = PathBuf::from(&parsed.place);
         if let Some(password) = &options.password {
             parsed.config.password(password.as_bytes());
