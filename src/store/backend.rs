@@ -110,6 +110,27 @@ impl Backend {
         }
     }
 
+    /// The audit records (seq and stored value) on one incident's timeline, in order: one
+    /// query on PostgreSQL rather than one per entry.
+    pub fn timeline_records(&self, incident: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        match self {
+            Self::Sled { .. } => {
+                let mut out = Vec::new();
+                for kv in self.scan(&keys::num(keys::TIMELINE, incident), false) {
+                    let (k, _) = kv?;
+                    let Some(seq) = keys::read_num(&k, 8) else {
+                        continue;
+                    };
+                    if let Some(v) = self.get(&keys::num(keys::AUDIT, seq))? {
+                        out.push((seq, v));
+                    }
+                }
+                Ok(out)
+            }
+            Self::Postgres(pg) => pg.timeline_records(incident),
+        }
+    }
+
     /// Bytes the store takes on disk (PostgreSQL: its tables and their indexes).
     pub fn size_on_disk(&self) -> Result<u64> {
         match self {

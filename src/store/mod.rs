@@ -569,14 +569,13 @@ impl Store {
     /// One incident's timeline, in order.
     pub fn timeline(&self, id: u64) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for kv in self.backend().scan(&keys::num(keys::TIMELINE, id), false) {
-            let (k, _) = kv?;
-            let Some(seq) = keys::read_num(&k, 8) else {
-                continue;
-            };
-            if let Some(e) = self.entry(seq)? {
-                out.push(e);
-            }
+        for (seq, v) in self.backend().timeline_records(id)? {
+            let record = audit::Record::parse(&v).map_err(|reason| StoreError::Decode {
+                path: self.inner.path.clone(),
+                key: format!("audit #{seq}"),
+                reason,
+            })?;
+            out.push(self.decode(&keys::num(keys::AUDIT, seq), record.body)?);
         }
         Ok(out)
     }

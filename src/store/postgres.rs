@@ -744,6 +744,20 @@ impl PgStore {
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
     }
 
+    pub fn timeline_records(&self, incident: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.rows(
+            "SELECT a.seq, a.prev_hash, a.hash, a.entry::text FROM timeline t \
+             JOIN audit_chain a ON a.seq = t.seq WHERE t.incident_id = $1 ORDER BY t.seq",
+            vec![Box::new(incident as i64)],
+        )?
+        .iter()
+        .map(|r| {
+            let (k, v) = self.audit_pair(r)?;
+            Ok((keys::read_num(&k, 0).unwrap_or(0), v))
+        })
+        .collect()
+    }
+
     pub fn size_on_disk(&self) -> Result<u64> {
         let rows = self.rows(
             "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \

@@ -123,8 +123,14 @@ fn start() -> Server {
         String::from_utf8_lossy(&out.stderr)
     );
     let port = free_port();
+    // Tests need no durability; a benchmark (FLEETDECK_TEST_POSTGRES_DURABLE) measures with it.
+    let speed = if std::env::var_os("FLEETDECK_TEST_POSTGRES_DURABLE").is_some() {
+        ""
+    } else {
+        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    };
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{speed}",
         dir.display()
     );
     let pg_ctl = bin.join("pg_ctl");
