@@ -27,6 +27,11 @@ impl Backend {
         classify(path, e)
     }
 
+    /// Whether other processes may write to the same store (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self {
             Self::Sled { path, db } => Ok(db

@@ -534,18 +534,42 @@ mod postgres_backend {
 
     #[test]
     #[ignore = "needs postgresql"]
-    fn a_second_writer_is_noticed_at_the_chain_head() {
+    fn two_processes_on_one_database_append_in_turn_and_a_stale_commit_is_refused_whole() {
+        use crate::store::{StoreError, audit, keys};
         let b = PgBacking::new();
         let one = crate::store::conformance::Backing::open(&b);
         let two = crate::store::conformance::Backing::open(&b);
-        one.append(super::note("from one")).expect("append");
-        // Two still believes the chain is empty: its commit is refused whole, then it reloads.
-        let err = two.append(super::note("from two")).expect_err("refused");
+        assert_eq!(one.append(super::note("from one")).expect("append").seq, 1);
+        // Two starts its commit from what one committed.
+        assert_eq!(two.append(super::note("from two")).expect("append").seq, 2);
+        assert_eq!(one.append(super::note("one again")).expect("append").seq, 3);
+        assert!(two.verify().expect("verify").passed());
+        // A commit that still believes the chain ends at #1 is refused at the locked head,
+        // and nothing of it is written.
+        let (stale, hash) = audit::encode(
+            2,
+            &[0; audit::HASH_LEN],
+            br#"{"recorded_at":"2026-11-28T09:00:00Z"}"#,
+        );
+        let err = two
+            .backend()
+            .commit(vec![
+                (keys::num(keys::AUDIT, 2), Some(stale)),
+                (keys::meta("head"), Some(audit::head_value(2, &hash))),
+            ])
+            .expect_err("refused");
         assert!(
-            err.to_string().contains("another process appended"),
+            matches!(
+                err,
+                StoreError::ChainMoved {
+                    head: 3,
+                    next: 2,
+                    ..
+                }
+            ),
             "{err}"
         );
-        assert_eq!(two.append(super::note("again")).expect("append").seq, 2);
+        assert_eq!(one.len().expect("len"), 3);
         assert!(one.verify().expect("verify").passed());
     }
 }

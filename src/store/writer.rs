@@ -170,6 +170,24 @@ impl WriterState {
         Ok(())
     }
 
+    /// On a shared store, starts from what another process committed since this one's last
+    /// commit (its records, incidents and ids), so that this group follows them instead of
+    /// being refused at the chain head.
+    fn catch_up(&mut self) -> Result<()> {
+        if !self.db.is_shared() {
+            return Ok(());
+        }
+        let committed = self
+            .db
+            .get(&keys::meta("head"))?
+            .and_then(|v| audit::parse_head(&v))
+            .unwrap_or((0, GENESIS));
+        if committed != (self.next_seq - 1, self.head) {
+            self.reload()?;
+        }
+        Ok(())
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(v) = self.pending.get(key) {
             return Ok(v.clone());
@@ -808,6 +826,9 @@ pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
                 }
                 Err(_) => break,
             }
+        }
+        if let Err(e) = state.catch_up() {
+            tracing::warn!(error = %e, "store: could not read the chain head before a commit");
         }
         let mut answers: Vec<Result<Vec<OpResult>>> = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
