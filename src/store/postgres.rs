@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
 use super::audit::{self, GENESIS, HASH_LEN};
@@ -462,20 +462,17 @@ impl PgStore {
         block_on(&self.runtime, query)
     }
 
-    /// Rows of one read (`sql` with `params`), on a reader connection.
-    fn rows(
-        &self,
-        sql: &'static str,
-        params: Vec<Box<dyn ToSql + Send + Sync>>,
-    ) -> Result<Vec<tokio_postgres::Row>> {
+    /// Rows of one read (`sql` with `params`), on a reader connection, in one round trip (the
+    /// parameters' types are given, so nothing is prepared first).
+    fn rows(&self, sql: &'static str, params: Vec<Param>) -> Result<Vec<tokio_postgres::Row>> {
         let client = self.reader();
         let err = self.err();
         self.call(async move {
-            let refs: Vec<&(dyn ToSql + Sync)> = params
+            let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
                 .iter()
-                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .map(|(p, t)| (p.as_ref() as &(dyn ToSql + Sync), t.clone()))
                 .collect();
-            client.query(sql, &refs).await.map_err(err)
+            client.query_typed(sql, &typed).await.map_err(err)
         })
     }
 
@@ -500,7 +497,7 @@ impl PgStore {
                 let seq = keys::read_num(key, 0).unwrap_or(0) as i64;
                 let rows = self.rows(
                     "SELECT seq, prev_hash, hash, entry::text FROM audit_chain WHERE seq = $1",
-                    vec![Box::new(seq)],
+                    vec![int(seq)],
                 )?;
                 rows.first()
                     .map(|r| self.audit_pair(r).map(|(_, v)| v))
@@ -510,7 +507,7 @@ impl PgStore {
                 let id = keys::read_num(key, 0).unwrap_or(0) as i64;
                 let rows = self.rows(
                     "SELECT body::text FROM incidents WHERE id = $1",
-                    vec![Box::new(id)],
+                    vec![int(id)],
                 )?;
                 Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
             }
@@ -519,14 +516,14 @@ impl PgStore {
                 let seq = keys::read_num(key, 8).unwrap_or(0) as i64;
                 let rows = self.rows(
                     "SELECT 1 FROM timeline WHERE incident_id = $1 AND seq = $2",
-                    vec![Box::new(id), Box::new(seq)],
+                    vec![int(id), int(seq)],
                 )?;
                 Ok((!rows.is_empty()).then(Vec::new))
             }
             keys::GROUP => {
                 let rows = self.rows(
                     "SELECT incident_id FROM incident_groups WHERE group_key = $1",
-                    vec![Box::new(self.text_key(key)?)],
+                    vec![text(self.text_key(key)?)],
                 )?;
                 Ok(rows
                     .first()
@@ -537,15 +534,12 @@ impl PgStore {
                 if name == "head" {
                     return self.head();
                 }
-                let rows = self.rows(
-                    "SELECT value FROM meta WHERE name = $1",
-                    vec![Box::new(name)],
-                )?;
+                let rows = self.rows("SELECT value FROM meta WHERE name = $1", vec![text(name)])?;
                 Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
             }
             other => {
                 let table = memory_table(other).ok_or_else(|| self.unknown(key))?;
-                let rows = self.rows(table.get, vec![Box::new(self.text_key(key)?)])?;
+                let rows = self.rows(table.get, vec![text(self.text_key(key)?)])?;
                 Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
             }
         }
@@ -631,7 +625,7 @@ impl PgStore {
                 let rows = match keys::read_num(prefix, 0) {
                     Some(id) => self.rows(
                         "SELECT incident_id, seq FROM timeline WHERE incident_id = $1 ORDER BY seq",
-                        vec![Box::new(id as i64)],
+                        vec![int(id as i64)],
                     )?,
                     None => self.rows(
                         "SELECT incident_id, seq FROM timeline ORDER BY incident_id, seq",
@@ -748,7 +742,7 @@ impl PgStore {
         self.rows(
             "SELECT a.seq, a.prev_hash, a.hash, a.entry::text FROM timeline t \
              JOIN audit_chain a ON a.seq = t.seq WHERE t.incident_id = $1 ORDER BY t.seq",
-            vec![Box::new(incident as i64)],
+            vec![int(incident as i64)],
         )?
         .iter()
         .map(|r| {
@@ -780,6 +774,17 @@ impl PgStore {
             batch.write(&mut w, &place).await
         })
     }
+}
+
+/// A query parameter with its type.
+type Param = (Box<dyn ToSql + Send + Sync>, Type);
+
+fn int(v: i64) -> Param {
+    (Box::new(v), Type::INT8)
+}
+
+fn text(v: String) -> Param {
+    (Box::new(v), Type::TEXT)
 }
 
 fn hash_of(bytes: &[u8]) -> Option<[u8; HASH_LEN]> {
@@ -922,10 +927,7 @@ impl Iterator for AuditPages<'_> {
             } else {
                 "SELECT seq, prev_hash, hash, entry::text FROM audit_chain WHERE seq > $1 ORDER BY seq LIMIT $2"
             };
-            match self
-                .store
-                .rows(sql, vec![Box::new(self.bound), Box::new(AUDIT_PAGE)])
-            {
+            match self.store.rows(sql, vec![int(self.bound), int(AUDIT_PAGE)]) {
                 Ok(rows) => {
                     self.done = (rows.len() as i64) < AUDIT_PAGE;
                     if let Some(last) = rows.last() {
@@ -1106,13 +1108,16 @@ impl Batch {
         let Writer { client, statements } = w;
         let tx = client.transaction().await.map_err(err)?;
         // The lock that serialises appends: whoever holds this row writes the next records.
-        let row = tx
-            .query_one(
-                "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE",
-                &[],
-            )
-            .await
-            .map_err(err)?;
+        const LOCK: &str = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE";
+        let lock = match statements.get(LOCK) {
+            Some(s) => s.clone(),
+            None => {
+                let s = tx.prepare(LOCK).await.map_err(err)?;
+                statements.insert(LOCK.to_string(), s.clone());
+                s
+            }
+        };
+        let row = tx.query_one(&lock, &[]).await.map_err(err)?;
         let head_seq: i64 = row.get(0);
         let head_hash: Vec<u8> = row.get(1);
         if let Some(first) = self.audit.seq.iter().min().copied() {
