@@ -572,4 +572,40 @@ mod postgres_backend {
         assert_eq!(one.len().expect("len"), 3);
         assert!(one.verify().expect("verify").passed());
     }
+
+    fn open_with(
+        url: String,
+        ca_file: Option<std::path::PathBuf>,
+    ) -> crate::store::Result<crate::store::Store> {
+        crate::store::Store::open_postgres(&crate::store::PgOptions {
+            url,
+            password: None,
+            ca_file,
+        })
+    }
+
+    #[test]
+    #[ignore = "needs postgresql"]
+    fn tls_verify_full_trusts_the_ca_file_and_refuses_a_server_it_cannot_verify() {
+        let Some(ca) = super::pg_server::ca_file() else {
+            return; // A server of your own: its TLS is its own.
+        };
+        let plain = PgBacking::new().url;
+        let full = plain.replace("sslmode=disable", "sslmode=verify-full");
+        let store = open_with(full.clone(), Some(ca.clone())).expect("verify-full with the CA");
+        assert_eq!(
+            store.append(super::note("over TLS")).expect("append").seq,
+            1
+        );
+        drop(store);
+        // sslrootcert= in the URL is the same as ca_file.
+        let in_url = format!("{full}&sslrootcert={}", ca.display());
+        assert!(open_with(in_url, None).is_ok());
+        // Without the CA the certificate chains to nothing this machine trusts.
+        let err = open_with(full, None).expect_err("unverifiable");
+        assert!(err.to_string().contains("certificate"), "{err}");
+        // The default (prefer) speaks TLS when offered, checked the same way.
+        let prefer = plain.replace("?sslmode=disable", "");
+        assert!(open_with(prefer, Some(ca)).is_ok());
+    }
 }

@@ -15,6 +15,9 @@ struct Server {
     /// `postgres://USER@HOST:PORT` (no database).
     base: String,
     bin: PathBuf,
+    /// The CA of the server's certificate (for 127.0.0.1 and localhost), when this process
+    /// started the server.
+    ca: Option<PathBuf>,
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
@@ -88,6 +91,7 @@ fn start() -> Server {
         return Server {
             base: url.trim_end_matches('/').to_string(),
             bin,
+            ca: None,
         };
     }
     let dir = tempfile::Builder::new()
@@ -122,6 +126,8 @@ fn start() -> Server {
         "initdb: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // TLS as managed PostgreSQL speaks it: a private CA and a server certificate from it.
+    let tls = write_tls(&dir, root);
     let port = free_port();
     // Tests need no durability; a benchmark (FLEETDECK_TEST_POSTGRES_DURABLE) measures with it.
     let speed = if std::env::var_os("FLEETDECK_TEST_POSTGRES_DURABLE").is_some() {
@@ -130,8 +136,10 @@ fn start() -> Server {
         " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     };
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{speed}",
-        dir.display()
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}{speed}",
+        dir.display(),
+        tls.1.display(),
+        tls.2.display()
     );
     let pg_ctl = bin.join("pg_ctl");
     let _ = STARTED.set((pg_ctl.clone(), data.clone(), root));
@@ -155,7 +163,49 @@ fn start() -> Server {
     Server {
         base: format!("postgres://fleetdeck@127.0.0.1:{port}"),
         bin,
+        ca: Some(tls.0),
     }
+}
+
+/// Writes a CA, and a server certificate and key it signed, into `dir`; returns their paths.
+fn write_tls(dir: &Path, root: bool) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "fleetdeck test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .expect("server params");
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .expect("server certificate");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).expect("write CA");
+    std::fs::write(&paths.1, cert.pem()).expect("write certificate");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&paths.2, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    if root {
+        for p in [&paths.1, &paths.2] {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("path");
+            // SAFETY: a valid NUL-terminated path.
+            let rc = unsafe { libc::chown(c.as_ptr(), 65534, 65534) };
+            assert_eq!(rc, 0, "chown {} to nobody", p.display());
+        }
+    }
+    paths
+}
+
+/// The CA file the test server's certificate chains to; `None` for a server of your own.
+pub fn ca_file() -> Option<PathBuf> {
+    server().ca.clone()
 }
 
 fn server() -> &'static Server {
