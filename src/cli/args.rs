@@ -10,7 +10,7 @@ use crate::config;
 use crate::sim;
 
 /// `--store`'s help, shared by the cockpit's flag and the commands that take it.
-const STORE_HELP: &str = "RCA store directory (incidents, timelines, audit chain); default: [store] path, else $XDG_DATA_HOME/fleetdeck/store.";
+const STORE_HELP: &str = "RCA store (incidents, timelines, audit chain): a directory, or a PostgreSQL URL postgres://USER@HOST/DB shared by replicas (password from [store] password_file / password_env, else $PGPASSWORD); default: [store] url or path, else $XDG_DATA_HOME/fleetdeck/store.";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -51,6 +51,7 @@ pub(super) fn incident(cli: &Cli, cmd: &IncidentCommand) -> anyhow::Result<()> {
             let demo = crate::config::default_demo_store_path();
             if incidents.is_empty()
                 && cli.store.is_none()
+                && !store.is_shared()
                 && cfg.store.resolve(None) == crate::config::default_store_path()
                 && demo.is_dir()
             {

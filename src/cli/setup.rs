@@ -25,10 +25,26 @@ pub(super) fn kube_targets(
     Ok(crate::sources::kube::targets(path.as_deref(), &contexts)?)
 }
 
-/// Opens the RCA store named by `--store`, `[store] path` or the XDG default.
+/// Opens the RCA store named by `--store` (a directory or a `postgres://` URL), `[store] url`,
+/// `[store] path` or the XDG default.
 pub(super) fn open_store(cli: &Cli, cfg: &Config) -> anyhow::Result<crate::store::Store> {
-    let path = cfg.store.resolve(cli.store.as_deref());
-    Ok(crate::store::Store::open(&path)?)
+    let location = match cfg
+        .store
+        .target(cli.store.as_deref())
+        .map_err(anyhow::Error::msg)?
+    {
+        crate::config::StoreTarget::Dir(path) => crate::store::StoreLocation::Dir(path),
+        crate::config::StoreTarget::Postgres {
+            url,
+            password,
+            ca_file,
+        } => crate::store::StoreLocation::Postgres(crate::store::PgOptions {
+            url,
+            password,
+            ca_file,
+        }),
+    };
+    Ok(crate::store::Store::open_location(&location)?)
 }
 
 /// The global mode: `--mode`, else `[runbooks] mode`.

@@ -221,6 +221,16 @@ endpoints_ca_file = ""
 # The RCA store (incidents, timelines, audit chain). Empty: $XDG_DATA_HOME/fleetdeck/store.
 # The global flag --store PATH overrides it.
 path = ""
+# A PostgreSQL store instead, shared by a team's replicas: postgres://USER@HOST:5432/DB
+# (add ?sslmode=verify-full for managed PostgreSQL; --store postgres://… overrides it). The
+# password is never written here: password_file (a mounted Secret) or password_env names it,
+# else $PGPASSWORD is read.
+url = ""
+password_file = ""
+password_env = ""
+# PEM roots the server's certificate must chain to (e.g. the RDS or Azure CA bundle); empty:
+# the system's roots.
+ca_file = ""
 # A signal joins the open incident of its group when it fires within this long of the last one.
 incident_window = "1h"
 # Resolved incidents (with their timelines) and entries on no incident are pruned once nothing

@@ -44,7 +44,7 @@ pub use sim::{
     LogConfig, SIM_MAX_CLUSTERS, SIM_MAX_GPUS_PER_NODE, SIM_MAX_NODES_PER_CLUSTER,
     SIM_MAX_PODS_PER_NODE, SIM_SCENARIOS, SimConfig,
 };
-pub use store::StoreConfig;
+pub use store::{InlinePassword, StoreConfig, StoreTarget};
 pub use tls::TlsConfig;
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -202,6 +202,56 @@ mod tests {
         assert!(err.starts_with("fleetdeck.toml:3:"), "{err}");
         assert!(err.contains("sim.nodez"), "{err}");
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn a_store_password_written_in_the_config_is_refused_with_its_line() {
+        let err =
+            parse("[store]\nurl = \"postgres://fd@db:5432/fleetdeck\"\npassword = \"hunter2\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("fleetdeck.toml:3:"), "{err}");
+        assert!(err.contains("password_file"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse("[store]\nurl = \"postgres://fd:hunter2@db:5432/fleetdeck\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("fleetdeck.toml:2:"), "{err}");
+        assert!(
+            err.contains("store.url") && err.contains("password_env"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_store_url_reads_its_password_from_the_file_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let cfg = parse(&format!(
+            "[store]\nurl = \"postgres://fd@db:5432/fleetdeck?sslmode=verify-full\"\npassword_file = {:?}\n",
+            secret.display().to_string()
+        ))
+        .unwrap();
+        match cfg.store.target(None).unwrap() {
+            StoreTarget::Postgres { url, password, .. } => {
+                assert_eq!(url, "postgres://fd@db:5432/fleetdeck?sslmode=verify-full");
+                assert_eq!(password.as_deref(), Some("s3cret"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A directory flag still means sled, whatever the config says.
+        assert_eq!(
+            cfg.store.target(Some(Path::new("/tmp/s"))).unwrap(),
+            StoreTarget::Dir("/tmp/s".into())
+        );
+        let missing = StoreConfig {
+            url: "postgres://fd@db/fleetdeck".into(),
+            password_file: "/nonexistent/pw".into(),
+            ..StoreConfig::default()
+        };
+        let err = missing.target(None).unwrap_err();
+        assert!(err.contains("/nonexistent/pw"), "{err}");
     }
 
     #[test]

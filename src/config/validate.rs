@@ -122,6 +122,33 @@ impl Config {
                 return Err((table, key, message));
             }
         }
+        let store_url = self.store.url.trim();
+        if !store_url.is_empty() {
+            if !super::store::is_postgres_url(store_url) {
+                return Err((
+                    "store",
+                    "url",
+                    format!(
+                        "{store_url:?} is not a PostgreSQL URL (postgres://USER@HOST:PORT/DB); a directory goes in path"
+                    ),
+                ));
+            }
+            if let Some(problem) = super::store::url_problem(store_url) {
+                return Err(("store", "url", problem));
+            }
+            if !self.store.path.trim().is_empty() {
+                return Err((
+                    "store",
+                    "url",
+                    "give path (a sled directory) or url (PostgreSQL), not both".into(),
+                ));
+            }
+        }
+        if !self.store.ca_file.trim().is_empty()
+            && let Err(message) = check_ca_file(self.store.ca_file.trim())
+        {
+            return Err(("store", "ca_file", message));
+        }
         let retention = self.store.retention.trim();
         if !retention.is_empty() {
             match humantime::parse_duration(retention) {

@@ -249,13 +249,15 @@ impl AuditReport {
 }
 
 /// Walks every record from the first.
-pub fn verify(db: &sled::Db) -> sled::Result<AuditReport> {
-    let head = db.get(keys::meta("head"))?.and_then(|v| parse_head(&v));
-    let checkpoint = db
-        .get(keys::meta("checkpoint"))?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes));
-    verify_records(db.scan_prefix([keys::AUDIT]), head, checkpoint, |seq| {
-        Ok(db.get(keys::num(keys::AUDIT, seq))?.map(|v| v.to_vec()))
+pub(crate) fn verify(db: &super::backend::Backend) -> super::Result<AuditReport> {
+    let head = db.get(&keys::meta("head"))?.and_then(|v| parse_head(&v));
+    let checkpoint = db.get(&keys::meta("checkpoint"))?.and_then(|v| {
+        <[u8; 8]>::try_from(v.as_slice())
+            .ok()
+            .map(u64::from_be_bytes)
+    });
+    verify_records(db.scan(&[keys::AUDIT], false), head, checkpoint, |seq| {
+        db.get(&keys::num(keys::AUDIT, seq))
     })
 }
 

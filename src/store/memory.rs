@@ -141,8 +141,8 @@ impl Store {
     /// Runs that were in flight when the last process stopped (or still are).
     pub fn journal(&self) -> Result<Vec<JournalRecord>> {
         let mut out = Vec::new();
-        for kv in self.db().scan_prefix([keys::JOURNAL]) {
-            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+        for kv in self.backend().scan(&[keys::JOURNAL], false) {
+            let (k, v) = kv?;
             out.push(self.decode(&k, &v)?);
         }
         Ok(out)
@@ -164,7 +164,7 @@ impl Store {
     }
 
     fn read<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        match self.db().get(key).map_err(|e| self.sled_err(e))? {
+        match self.backend().get(key)? {
             Some(v) => Ok(Some(self.decode(key, &v)?)),
             None => Ok(None),
         }

@@ -8,8 +8,10 @@
 //! id was handed out survives a kill -9 of the process.
 
 pub mod audit;
+mod backend;
 pub mod export;
 pub mod memory;
+pub mod postgres;
 pub mod recorder;
 pub mod redact;
 pub mod retention;
@@ -28,7 +30,9 @@ use crate::model::incident::{Entry, Incident, IncidentStatus, NewEntry, incident
 use crate::model::signal::{Signal, Subject};
 
 pub use audit::{AuditProblem, AuditReport, Checkpoint};
+use backend::Backend;
 pub use memory::{Claim, IdempotencyRecord, JournalRecord};
+pub use postgres::{PgOptions, SslMode, is_postgres_url};
 pub use recorder::SignalRecorder;
 pub use retention::{PruneReport, RetentionTask, StoreStats};
 use writer::{Job, Op, OpResult};
@@ -119,6 +123,26 @@ pub enum StoreError {
         "the store at {path} already holds {records} records: import only into a new store (--store NEW_DIR); nothing was changed"
     )]
     NotEmpty { path: PathBuf, records: u64 },
+    #[error("the PostgreSQL store at {}: {detail}", place.display())]
+    Postgres { place: PathBuf, detail: String },
+    #[error("the PostgreSQL store {place} is misconfigured: {detail}")]
+    PostgresConfig { place: String, detail: String },
+    #[error(
+        "the PostgreSQL store at {} has schema version {found}, newer than the {supported} this fleetdeck knows: a newer fleetdeck migrated it; run that version (or newer) here, nothing was changed", place.display()
+    )]
+    SchemaTooNew {
+        place: PathBuf,
+        found: i32,
+        supported: i32,
+    },
+    #[error(
+        "another process appended to the audit chain of the store at {} (its head is #{head}, this one was about to write #{next}): only one fleetdeck writes to a store (headless replicas elect one by their Lease); nothing of this commit was written and this process reloads the head", place.display()
+    )]
+    ChainMoved {
+        place: PathBuf,
+        head: u64,
+        next: u64,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -185,9 +209,26 @@ pub struct IncidentFilter {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// Where a store lives: a directory (sled) or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreLocation {
+    Dir(PathBuf),
+    Postgres(PgOptions),
+}
+
+impl StoreLocation {
+    /// What errors and `store stats` call it (a URL carries no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Dir(p) => p.display().to_string(),
+            Self::Postgres(o) => o.url.clone(),
+        }
+    }
+}
+
 struct Inner {
     path: PathBuf,
-    db: sled::Db,
+    backend: Arc<Backend>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -252,6 +293,43 @@ fn classify(path: &Path, e: sled::Error) -> StoreError {
 }
 
 impl Store {
+    /// Opens (or creates) the store a location names.
+    pub fn open_location(location: &StoreLocation) -> Result<Self> {
+        match location {
+            StoreLocation::Dir(path) => Self::open(path),
+            StoreLocation::Postgres(options) => Self::open_postgres(options),
+        }
+    }
+
+    /// Opens the store in a PostgreSQL database, creating or migrating its tables.
+    pub fn open_postgres(options: &PgOptions) -> Result<Self> {
+        let pg = postgres::PgStore::open(options)?;
+        let path = pg.place().to_path_buf();
+        Self::start(path, Backend::Postgres(pg))
+    }
+
+    /// Starts the writer over an opened backend.
+    fn start(path: PathBuf, backend: Backend) -> Result<Self> {
+        let backend = Arc::new(backend);
+        let (tx, rx) = mpsc::channel();
+        let state = writer::WriterState::load(path.clone(), backend.clone())?;
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::run(state, rx))
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                backend,
+                jobs: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
     /// Opens (or creates) the store at `path`, a directory.
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_file() {
@@ -316,31 +394,17 @@ impl Store {
                 });
             }
         }
-        let (tx, rx) = mpsc::channel();
-        let state = writer::WriterState::load(path.to_path_buf(), db.clone())?;
-        let handle = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer::run(state, rx))
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Self {
-            inner: Arc::new(Inner {
+        Self::start(
+            path.to_path_buf(),
+            Backend::Sled {
                 path: path.to_path_buf(),
                 db,
-                jobs: Mutex::new(Some(tx)),
-                writer: Mutex::new(Some(handle)),
-            }),
-        })
+            },
+        )
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
-    }
-
-    fn sled_err(&self, e: sled::Error) -> StoreError {
-        classify(&self.inner.path, e)
     }
 
     fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T> {
@@ -453,7 +517,7 @@ impl Store {
 
     pub fn incident(&self, id: u64) -> Result<Option<Incident>> {
         let key = keys::num(keys::INCIDENT, id);
-        match self.inner.db.get(&key).map_err(|e| self.sled_err(e))? {
+        match self.backend().get(&key)? {
             Some(v) => Ok(Some(self.decode(&key, &v)?)),
             None => Ok(None),
         }
@@ -470,8 +534,8 @@ impl Store {
     /// Incidents, open ones first, then by severity and most recent activity.
     pub fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
         let mut out = Vec::new();
-        for kv in self.inner.db.scan_prefix([keys::INCIDENT]) {
-            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+        for kv in self.backend().scan(&[keys::INCIDENT], false) {
+            let (k, v) = kv?;
             let inc: Incident = self.decode(&k, &v)?;
             if filter.open_only && !inc.status.is_open() {
                 continue;
@@ -489,12 +553,7 @@ impl Store {
 
     /// The incident a group's signals go to, while it is open.
     pub fn open_incident_for(&self, group: &str) -> Result<Option<u64>> {
-        let Some(v) = self
-            .inner
-            .db
-            .get(keys::text(keys::GROUP, group))
-            .map_err(|e| self.sled_err(e))?
-        else {
+        let Some(v) = self.backend().get(&keys::text(keys::GROUP, group))? else {
             return Ok(None);
         };
         let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref()) else {
@@ -510,14 +569,13 @@ impl Store {
     /// One incident's timeline, in order.
     pub fn timeline(&self, id: u64) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for kv in self.inner.db.scan_prefix(keys::num(keys::TIMELINE, id)) {
-            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
-            let Some(seq) = keys::read_num(&k, 8) else {
-                continue;
-            };
-            if let Some(e) = self.entry(seq)? {
-                out.push(e);
-            }
+        for (seq, v) in self.backend().timeline_records(id)? {
+            let record = audit::Record::parse(&v).map_err(|reason| StoreError::Decode {
+                path: self.inner.path.clone(),
+                key: format!("audit #{seq}"),
+                reason,
+            })?;
+            out.push(self.decode(&keys::num(keys::AUDIT, seq), record.body)?);
         }
         Ok(out)
     }
@@ -525,7 +583,7 @@ impl Store {
     /// The entry at `seq` in the audit chain.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>> {
         let key = keys::num(keys::AUDIT, seq);
-        let Some(v) = self.inner.db.get(&key).map_err(|e| self.sled_err(e))? else {
+        let Some(v) = self.backend().get(&key)? else {
             return Ok(None);
         };
         let record = audit::Record::parse(&v).map_err(|reason| StoreError::Decode {
@@ -540,8 +598,8 @@ impl Store {
     /// of those that match.
     pub fn entries(&self, filter: &EntryFilter) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for kv in self.inner.db.scan_prefix([keys::AUDIT]).rev() {
-            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+        for kv in self.backend().scan(&[keys::AUDIT], true) {
+            let (k, v) = kv?;
             let seq = keys::read_num(&k, 0).unwrap_or(0);
             let record = audit::Record::parse(&v).map_err(|reason| StoreError::Decode {
                 path: self.inner.path.clone(),
@@ -569,12 +627,8 @@ impl Store {
     /// have pruned some; `entry` answers `None` for those).
     pub fn len(&self) -> Result<u64> {
         Ok(self
-            .inner
-            .db
-            .scan_prefix([keys::AUDIT])
-            .next_back()
-            .transpose()
-            .map_err(|e| self.sled_err(e))?
+            .backend()
+            .last(&[keys::AUDIT])?
             .and_then(|(k, _)| keys::read_num(&k, 0))
             .unwrap_or(0))
     }
@@ -586,11 +640,26 @@ impl Store {
     /// Walks the audit chain from the first record and reports the first one that was
     /// altered, removed or reordered.
     pub fn verify(&self) -> Result<AuditReport> {
-        audit::verify(&self.inner.db).map_err(|e| self.sled_err(e))
+        audit::verify(self.backend())
     }
 
+    /// The engine under the store.
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    /// The sled database under a directory store, for tests that damage it on purpose.
+    #[cfg(test)]
     pub(crate) fn db(&self) -> &sled::Db {
-        &self.inner.db
+        match &*self.inner.backend {
+            Backend::Sled { db, .. } => db,
+            Backend::Postgres(_) => panic!("db() is sled's; this store is on PostgreSQL"),
+        }
+    }
+
+    /// Whether the store is a PostgreSQL database (shared by replicas) rather than a directory.
+    pub fn is_shared(&self) -> bool {
+        matches!(*self.inner.backend, Backend::Postgres(_))
     }
 }
 
@@ -754,3 +823,6 @@ pub fn pod_owner(pod: &str) -> &str {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod conformance;

@@ -89,16 +89,12 @@ impl Store {
 
     /// Bytes the store's files take on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        self.db().size_on_disk().map_err(|e| self.sled_err(e))
+        self.backend().size_on_disk()
     }
 
     /// The checkpoint retention left, and the record holding it.
     pub fn checkpoint(&self) -> Result<Option<(u64, audit::Checkpoint)>> {
-        let Some(v) = self
-            .db()
-            .get(keys::meta("checkpoint"))
-            .map_err(|e| self.sled_err(e))?
-        else {
+        let Some(v) = self.backend().get(&keys::meta("checkpoint"))? else {
             return Ok(None);
         };
         let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref()) else {
@@ -118,16 +114,13 @@ impl Store {
 
     pub fn stats(&self) -> Result<StoreStats> {
         let mut counts = [0u64; FAMILIES.len()];
-        for key in self.db().iter().keys() {
-            let key = key.map_err(|e| self.sled_err(e))?;
-            if let Some(i) = FAMILIES.iter().position(|(p, _)| key.first() == Some(p)) {
-                counts[i] += 1;
-            }
+        for (i, (prefix, _)) in FAMILIES.iter().enumerate() {
+            counts[i] = self.backend().count(&[*prefix])?;
         }
         let mut oldest: Option<IncidentMark> = None;
         let mut newest: Option<IncidentMark> = None;
-        for kv in self.db().scan_prefix([keys::INCIDENT]) {
-            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+        for kv in self.backend().scan(&[keys::INCIDENT], false) {
+            let (k, v) = kv?;
             let inc: Incident = self.decode(&k, &v)?;
             let Some(detected) = inc.milestones.detected.or(inc.milestones.started) else {
                 continue;

@@ -143,10 +143,9 @@ impl Store {
             },
             &mut report,
         )?;
-        let db = self.db();
-        let sled = |e| TransferError::Store(self.sled_err(e));
-        for kv in db.scan_prefix([keys::AUDIT]) {
-            let (k, v) = kv.map_err(sled)?;
+        let db = self.backend();
+        for kv in db.scan(&[keys::AUDIT], false) {
+            let (k, v) = kv?;
             let seq = keys::read_num(&k, 0).unwrap_or(0);
             let record = audit::Record::parse(&v).map_err(|reason| StoreError::Decode {
                 path: self.path().to_path_buf(),
@@ -162,8 +161,8 @@ impl Store {
             put(&line, &mut report)?;
             report.audit_records += 1;
         }
-        for kv in db.scan_prefix([keys::INCIDENT]) {
-            let (k, v) = kv.map_err(sled)?;
+        for kv in db.scan(&[keys::INCIDENT], false) {
+            let (k, v) = kv?;
             let incident: Incident = self.decode(&k, &v)?;
             put(
                 &Line::Incident {
@@ -173,8 +172,8 @@ impl Store {
             )?;
             report.incidents += 1;
         }
-        for kv in db.scan_prefix([keys::GROUP]) {
-            let (k, v) = kv.map_err(sled)?;
+        for kv in db.scan(&[keys::GROUP], false) {
+            let (k, v) = kv?;
             if let Ok(id) = <[u8; 8]>::try_from(v.as_ref()) {
                 let line = Line::Group {
                     group: text(&k),
@@ -184,8 +183,8 @@ impl Store {
             }
         }
         for prefix in MEMORY {
-            for kv in db.scan_prefix([prefix]) {
-                let (k, v) = kv.map_err(sled)?;
+            for kv in db.scan(&[prefix], false) {
+                let (k, v) = kv?;
                 let value: serde_json::Value = self.decode(&k, &v)?;
                 let key = text(&k);
                 let line = match prefix {
@@ -204,8 +203,8 @@ impl Store {
             ),
             ("next_incident", |n| Line::NextIncident { id: n }),
         ] {
-            if let Some(v) = db.get(keys::meta(name)).map_err(sled)?
-                && let Ok(n) = <[u8; 8]>::try_from(v.as_ref())
+            if let Some(v) = db.get(&keys::meta(name))?
+                && let Ok(n) = <[u8; 8]>::try_from(v.as_slice())
             {
                 put(&make(u64::from_be_bytes(n)), &mut report)?;
             }

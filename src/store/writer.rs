@@ -8,9 +8,10 @@ use std::sync::mpsc;
 use chrono::{DateTime, Utc};
 
 use super::audit::{self, GENESIS, HASH_LEN};
+use super::backend::Backend;
 use super::memory::{Claim, Cooldown, IdempotencyRecord, Sighting, to_json};
 use super::{
-    Milestone, MilestoneOutcome, Result, SignalRecord, StoreError, classify, incident_group,
+    Milestone, MilestoneOutcome, Result, SignalRecord, StoreError, incident_group,
     is_gpu_fault_kind, keys,
 };
 use crate::model::incident::{
@@ -108,7 +109,7 @@ pub(super) fn unexpected(r: OpResult) -> StoreError {
 
 pub(super) struct WriterState {
     path: PathBuf,
-    db: sled::Db,
+    db: std::sync::Arc<Backend>,
     next_seq: u64,
     head: [u8; HASH_LEN],
     next_incident: u64,
@@ -120,7 +121,7 @@ pub(super) struct WriterState {
 }
 
 impl WriterState {
-    pub fn load(path: PathBuf, db: sled::Db) -> Result<Self> {
+    pub fn load(path: PathBuf, db: std::sync::Arc<Backend>) -> Result<Self> {
         let mut s = Self {
             path,
             db,
@@ -140,11 +141,9 @@ impl WriterState {
         self.incidents.clear();
         self.dirty.clear();
         self.pending.clear();
-        let err = |e| classify(&self.path, e);
         // The last record is the authority for where the chain continues.
-        match self.db.scan_prefix([keys::AUDIT]).next_back() {
-            Some(kv) => {
-                let (k, v) = kv.map_err(err)?;
+        match self.db.last(&[keys::AUDIT])? {
+            Some((k, v)) => {
                 let seq = keys::read_num(&k, 0).unwrap_or(0);
                 let rec = audit::Record::parse(&v).map_err(|reason| StoreError::Corrupt {
                     path: self.path.clone(),
@@ -158,18 +157,33 @@ impl WriterState {
                 self.head = GENESIS;
             }
         }
-        self.next_incident = match self.db.scan_prefix([keys::INCIDENT]).next_back() {
-            Some(kv) => {
-                let (k, _) = kv.map_err(err)?;
-                keys::read_num(&k, 0).unwrap_or(0) + 1
-            }
+        self.next_incident = match self.db.last(&[keys::INCIDENT])? {
+            Some((k, _)) => keys::read_num(&k, 0).unwrap_or(0) + 1,
             None => 1,
         };
         // Retention may have removed the newest incidents: their ids are never given again.
-        if let Some(v) = self.db.get(keys::meta("next_incident")).map_err(err)?
-            && let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref())
+        if let Some(v) = self.db.get(&keys::meta("next_incident"))?
+            && let Ok(bytes) = <[u8; 8]>::try_from(v.as_slice())
         {
             self.next_incident = self.next_incident.max(u64::from_be_bytes(bytes));
+        }
+        Ok(())
+    }
+
+    /// On a shared store, starts from what another process committed since this one's last
+    /// commit (its records, incidents and ids), so that this group follows them instead of
+    /// being refused at the chain head.
+    fn catch_up(&mut self) -> Result<()> {
+        if !self.db.is_shared() {
+            return Ok(());
+        }
+        let committed = self
+            .db
+            .get(&keys::meta("head"))?
+            .and_then(|v| audit::parse_head(&v))
+            .unwrap_or((0, GENESIS));
+        if committed != (self.next_seq - 1, self.head) {
+            self.reload()?;
         }
         Ok(())
     }
@@ -178,11 +192,7 @@ impl WriterState {
         if let Some(v) = self.pending.get(key) {
             return Ok(v.clone());
         }
-        Ok(self
-            .db
-            .get(key)
-            .map_err(|e| classify(&self.path, e))?
-            .map(|v| v.to_vec()))
+        self.db.get(key)
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -192,14 +202,10 @@ impl WriterState {
     fn incident(&mut self, id: u64) -> Result<&mut Incident> {
         if !self.incidents.contains_key(&id) {
             let key = keys::num(keys::INCIDENT, id);
-            let v = self
-                .db
-                .get(&key)
-                .map_err(|e| classify(&self.path, e))?
-                .ok_or_else(|| StoreError::NoIncident {
-                    path: self.path.clone(),
-                    id,
-                })?;
+            let v = self.db.get(&key)?.ok_or_else(|| StoreError::NoIncident {
+                path: self.path.clone(),
+                id,
+            })?;
             let inc: Incident = serde_json::from_slice(&v).map_err(|e| StoreError::Decode {
                 path: self.path.clone(),
                 key: format!("incident {id}"),
@@ -571,20 +577,20 @@ impl WriterState {
 
     fn prune(&mut self, at: DateTime<Utc>) -> Result<OpResult> {
         let mut gone = Vec::new();
-        for kv in self.db.scan_prefix([keys::DEDUP]) {
-            let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
+        for kv in self.db.scan(&[keys::DEDUP], false) {
+            let (k, v) = kv?;
             if serde_json::from_slice::<Sighting>(&v).is_ok_and(|s| s.expires_at <= at) {
                 gone.push(k.to_vec());
             }
         }
-        for kv in self.db.scan_prefix([keys::IDEMPOTENCY]) {
-            let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
+        for kv in self.db.scan(&[keys::IDEMPOTENCY], false) {
+            let (k, v) = kv?;
             if serde_json::from_slice::<IdempotencyRecord>(&v).is_ok_and(|r| r.expires_at <= at) {
                 gone.push(k.to_vec());
             }
         }
-        for kv in self.db.scan_prefix([keys::COOLDOWN]) {
-            let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
+        for kv in self.db.scan(&[keys::COOLDOWN], false) {
+            let (k, v) = kv?;
             if serde_json::from_slice::<Cooldown>(&v).is_ok_and(|c| c.until <= at) {
                 gone.push(k.to_vec());
             }
@@ -598,11 +604,7 @@ impl WriterState {
 
     /// The record at `seq`: its prev hash, its hash and the times and incident of its entry.
     fn record_at(&self, seq: u64) -> Result<Option<(RecordProbe, Links)>> {
-        let Some(v) = self
-            .db
-            .get(keys::num(keys::AUDIT, seq))
-            .map_err(|e| classify(&self.path, e))?
-        else {
+        let Some(v) = self.db.get(&keys::num(keys::AUDIT, seq))? else {
             return Ok(None);
         };
         let bad = |reason: String| StoreError::Decode {
@@ -624,12 +626,11 @@ impl WriterState {
     ) -> Result<OpResult> {
         // What this group wrote so far is committed first: the scans below read the disk.
         self.commit()?;
-        let err = |e| classify(&self.path, e);
         let mut gone_incidents: Vec<u64> = Vec::new();
         let mut gone_keys: Vec<Vec<u8>> = Vec::new();
         let mut seqs: BTreeMap<u64, ([u8; HASH_LEN], [u8; HASH_LEN])> = BTreeMap::new();
-        'incidents: for kv in self.db.scan_prefix([keys::INCIDENT]) {
-            let (k, v) = kv.map_err(err)?;
+        'incidents: for kv in self.db.scan(&[keys::INCIDENT], false) {
+            let (k, v) = kv?;
             let Ok(inc) = serde_json::from_slice::<Incident>(&v) else {
                 continue;
             };
@@ -638,8 +639,8 @@ impl WriterState {
             }
             let mut own = Vec::new();
             let mut own_keys = vec![k.to_vec()];
-            for kv in self.db.scan_prefix(keys::num(keys::TIMELINE, inc.id)) {
-                let (tk, _) = kv.map_err(err)?;
+            for kv in self.db.scan(&keys::num(keys::TIMELINE, inc.id), false) {
+                let (tk, _) = kv?;
                 let Some(seq) = keys::read_num(&tk, 8) else {
                     continue;
                 };
@@ -657,8 +658,8 @@ impl WriterState {
         }
         // Entries on no incident (refusals, checkpoints) leave by age; the chain is in time order.
         let mut old_checkpoints = Vec::new();
-        for kv in self.db.scan_prefix([keys::AUDIT]) {
-            let (k, v) = kv.map_err(err)?;
+        for kv in self.db.scan(&[keys::AUDIT], false) {
+            let (k, v) = kv?;
             let Some(seq) = keys::read_num(&k, 0) else {
                 continue;
             };
@@ -689,8 +690,7 @@ impl WriterState {
             Some(v) => match <[u8; 8]>::try_from(v.as_slice()) {
                 Ok(b) => self
                     .db
-                    .get(keys::num(keys::AUDIT, u64::from_be_bytes(b)))
-                    .map_err(err)?
+                    .get(&keys::num(keys::AUDIT, u64::from_be_bytes(b)))?
                     .and_then(|v| {
                         let rec = audit::Record::parse(&v).ok()?;
                         audit::Checkpoint::from_body(rec.body)
@@ -710,8 +710,8 @@ impl WriterState {
         for seq in seqs.keys() {
             gone_keys.push(keys::num(keys::AUDIT, *seq));
         }
-        for kv in self.db.scan_prefix([keys::GROUP]) {
-            let (k, v) = kv.map_err(err)?;
+        for kv in self.db.scan(&[keys::GROUP], false) {
+            let (k, v) = kv?;
             let id = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes);
             if id.is_ok_and(|id| gone_incidents.contains(&id)) {
                 gone_keys.push(k.to_vec());
@@ -757,56 +757,36 @@ impl WriterState {
 
     fn import(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<OpResult> {
         self.commit()?;
-        let err = |e| classify(&self.path, e);
-        let held = self
-            .db
-            .iter()
-            .keys()
-            .filter(|k| k.as_ref().is_ok_and(|k| k.first() != Some(&keys::META)))
-            .count();
+        let held = self.db.records()?;
         if held > 0 {
             return Err(StoreError::NotEmpty {
                 path: self.path.clone(),
-                records: held as u64,
+                records: held,
             });
         }
-        let mut batch = sled::Batch::default();
-        for (k, v) in records {
-            batch.insert(k, v);
-        }
-        self.db.apply_batch(batch).map_err(err)?;
-        self.db.flush().map_err(err)?;
+        self.db
+            .commit(records.into_iter().map(|(k, v)| (k, Some(v))).collect())?;
         self.reload()?;
         Ok(OpResult::Done)
     }
 
     /// Writes the group as one atomic batch and makes it durable.
     fn commit(&mut self) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let mut any = false;
-        for (k, v) in std::mem::take(&mut self.pending) {
-            any = true;
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
+        let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            std::mem::take(&mut self.pending).into_iter().collect();
         for id in std::mem::take(&mut self.dirty) {
             if let Some(inc) = self.incidents.get(&id) {
-                any = true;
-                batch.insert(keys::num(keys::INCIDENT, id), to_json(inc));
+                batch.push((keys::num(keys::INCIDENT, id), Some(to_json(inc))));
             }
         }
-        if !any {
+        if batch.is_empty() {
             return Ok(());
         }
-        batch.insert(
+        batch.push((
             keys::meta("head"),
-            audit::head_value(self.next_seq - 1, &self.head),
-        );
-        let err = |e| classify(&self.path, e);
-        self.db.apply_batch(batch).map_err(err)?;
-        self.db.flush().map_err(err)?;
+            Some(audit::head_value(self.next_seq - 1, &self.head)),
+        ));
+        self.db.commit(batch)?;
         if self.incidents.len() > INCIDENT_CACHE {
             self.incidents.clear();
         }
@@ -846,6 +826,9 @@ pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
                 }
                 Err(_) => break,
             }
+        }
+        if let Err(e) = state.catch_up() {
+            tracing::warn!(error = %e, "store: could not read the chain head before a commit");
         }
         let mut answers: Vec<Result<Vec<OpResult>>> = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod headless;
+pub mod postgres;
 pub mod quality;
 pub mod tmux;
 
