@@ -54,6 +54,9 @@ pub struct ActionContext {
     pub dry_run: bool,
     /// The model registry a model rollback moves an alias in; `None` without `[mlflow]`.
     pub registry: Option<std::sync::Arc<ModelRegistry>>,
+    /// Turns true when the process is stopping (SIGTERM): a drain stops at its next safe point
+    /// (between evictions, or while it waits) and reports what it left. `None`: never.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// A client for actions: one that sends each request once. kube's default client retries
@@ -75,6 +78,7 @@ impl ActionContext {
             field_manager: FIELD_MANAGER.to_string(),
             dry_run: false,
             registry: None,
+            stop: None,
         }
     }
 
@@ -95,6 +99,38 @@ impl ActionContext {
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
+    }
+
+    /// Stop long waits at a safe point once `stop` turns true (see [`Self::stop`]).
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Whether the process is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// Sleeps until `until`, or less when the process starts stopping; `true` when it is.
+    pub(crate) async fn sleep_unless_stopping(&self, until: tokio::time::Instant) -> bool {
+        let Some(mut stop) = self.stop.clone() else {
+            tokio::time::sleep_until(until).await;
+            return false;
+        };
+        let slept = tokio::select! {
+            _ = tokio::time::sleep_until(until) => None,
+            r = stop.wait_for(|s| *s) => {
+                let stopping = r.is_ok();
+                drop(r);
+                // The sender is gone (no one will ever stop us): sleep the whole while.
+                if !stopping {
+                    tokio::time::sleep_until(until).await;
+                }
+                Some(stopping)
+            }
+        };
+        slept.unwrap_or_else(|| *stop.borrow())
     }
 
     pub fn with_registry(mut self, registry: Option<std::sync::Arc<ModelRegistry>>) -> Self {

@@ -318,6 +318,11 @@ idle_timeout = "60s"
 # Connections served at once; beyond it a new connection is closed at once (Prometheus,
 # Alertmanager and the kubelet retry) until slow ones time out.
 max_connections = 512
+# On SIGTERM the leader starts no run, lets the runs in flight reach a safe point (a drain stops
+# between evictions) for up to this long, writes on the timeline what each finished and left,
+# releases the Lease and exits. Keep it below the pod's terminationGracePeriodSeconds (30 s in
+# deploy/30-deployment.yaml), or the kubelet's SIGKILL comes first.
+shutdown_grace = "20s"
 
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.

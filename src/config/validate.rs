@@ -579,6 +579,12 @@ impl Config {
             h.max_connections as u64,
             1..=1_000_000,
         )?;
+        duration_within(
+            "headless",
+            "shutdown_grace",
+            h.shutdown_grace,
+            SECOND..=10 * 60 * SECOND,
+        )?;
 
         for e in &self.endpoints {
             if let Some(a) = e.slo.availability

@@ -192,6 +192,9 @@ pub(super) struct Inner {
     next_run: AtomicU64,
     /// Where runs execute; `None` when its threads could not be started (runs are refused).
     pool: Option<RunPool>,
+    /// True once the process is stopping (SIGTERM): no run starts, and the actions of the runs
+    /// in flight stop at their next safe point (see `ActionContext::stop`).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A run the pool did not take: what its refusal on the timeline needs.
@@ -243,6 +246,7 @@ impl Executor {
                 rt: tokio::runtime::Handle::current(),
                 next_run: AtomicU64::new(0),
                 pool,
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
         };
         ex.reconcile_journal();
@@ -259,6 +263,18 @@ impl Executor {
 
     pub fn mode(&self) -> Mode {
         self.inner.cfg.mode
+    }
+
+    /// The process is stopping: no run starts from now on (the next leader starts them), and
+    /// the runs in flight stop their actions at the next safe point, each reporting what it
+    /// did and what it left. The caller waits for them (`runs()`) as long as it can.
+    pub fn stop_runs(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Whether [`Self::stop_runs`] was called.
+    pub fn stopping(&self) -> bool {
+        *self.inner.stopping.borrow()
     }
 
     /// Runs of this process, newest last.
@@ -314,6 +330,10 @@ impl Executor {
     pub fn observe(&self, snap: Arc<Snapshot>) -> Vec<String> {
         if let Ok(mut s) = self.inner.snapshot.lock() {
             *s = snap.clone();
+        }
+        // A stopping process starts nothing: what still fires is the next leader's to start.
+        if self.stopping() {
+            return Vec::new();
         }
         let mut started = Vec::new();
         let mut refused = Vec::new();
@@ -391,6 +411,13 @@ impl Executor {
             signal: signal.clone(),
             why: String::new(),
         };
+        if self.stopping() {
+            return Err(Box::new(RefusedRun {
+                why: "fleetdeck is stopping (SIGTERM): no new runs; the next leader starts it"
+                    .into(),
+                ..refusal
+            }));
+        }
         let Some(pool) = &self.inner.pool else {
             return Err(Box::new(RefusedRun {
                 why: "the runbook workers could not be started".into(),
@@ -780,7 +807,8 @@ impl Executor {
         })?;
         Ok(ActionContext::new(client, cluster)
             .with_dry_run(dry_run)
-            .with_registry(self.inner.cfg.registry.clone()))
+            .with_registry(self.inner.cfg.registry.clone())
+            .with_stop(self.inner.stopping.subscribe()))
     }
 
     /// The context `mutation` is performed in: its own cluster's (a model rollback's serving
@@ -801,7 +829,8 @@ impl Executor {
                 })?;
                 Ok(ActionContext::new(client.clone(), name.clone())
                     .with_dry_run(dry_run)
-                    .with_registry(self.inner.cfg.registry.clone()))
+                    .with_registry(self.inner.cfg.registry.clone())
+                    .with_stop(self.inner.stopping.subscribe()))
             }
             other => other,
         }
@@ -908,6 +937,15 @@ impl Executor {
         clearance: &Clearance,
         force_past: Option<DateTime<Utc>>,
     ) -> Result<ActionReport, String> {
+        // A stopping process starts no change: between two actions is a safe point, and the
+        // runtime the action would run on is about to go.
+        if self.stopping() {
+            return Err(format!(
+                "{} {} not started: fleetdeck is stopping (SIGTERM)",
+                clearance.mutation().verb(),
+                clearance.mutation().target()
+            ));
+        }
         let ctx = self.context_for(clearance.cluster(), clearance.mutation(), false)?;
         self.inner
             .rt

@@ -715,6 +715,12 @@ impl Host for RunHost {
             if std::time::Instant::now() >= deadline {
                 return Ok(false);
             }
+            // A stopping process waits for nothing more: the run ends and says what it left.
+            if self.ex.stopping() {
+                return Err(format!(
+                    "wait_for({condition:?}, {target:?}) stopped: fleetdeck is stopping (SIGTERM)"
+                ));
+            }
             std::thread::sleep(Duration::from_millis(500));
         }
     }
