@@ -517,6 +517,8 @@ pub fn refusal_reason(why: &str) -> &'static str {
         "cooldown"
     } else if w.contains("halted") {
         "halted"
+    } else if w.contains("fleetdeck is stopping") {
+        "stopping"
     } else if w.contains("stopped firing")
         || w.contains("not firing")
         || w.contains("no longer fir")
@@ -563,6 +565,10 @@ mod tests {
             (
                 "refused unauthenticated POST /api/v1/alerts from 10.0.0.9:5123",
                 "unauthenticated",
+            ),
+            (
+                "drain node/n1 not started: fleetdeck is stopping (SIGTERM)",
+                "stopping",
             ),
             ("the plan changes nothing", "other"),
         ] {

@@ -195,6 +195,9 @@ pub(super) struct Inner {
     /// True once the process is stopping (SIGTERM): no run starts, and the actions of the runs
     /// in flight stop at their next safe point (see `ActionContext::stop`).
     stopping: tokio::sync::watch::Sender<bool>,
+    /// (runbook, target group) → cluster of the runs the disruption budget refused: each is
+    /// started again once its cluster's budget has room, while its signal still fires.
+    waiting_budget: Mutex<HashMap<(String, String), String>>,
 }
 
 /// A run the pool did not take: what its refusal on the timeline needs.
@@ -247,6 +250,7 @@ impl Executor {
                 next_run: AtomicU64::new(0),
                 pool,
                 stopping: tokio::sync::watch::Sender::new(false),
+                waiting_budget: Mutex::new(HashMap::new()),
             }),
         };
         ex.reconcile_journal();
@@ -339,6 +343,21 @@ impl Executor {
         let mut refused = Vec::new();
         let mut now_firing = HashSet::new();
         let now = Utc::now();
+        // A run the disruption budget refused starts again once its cluster has room: the
+        // key leaves `fired`, so the loop below sees its signal as fresh.
+        if let Ok(mut waiting) = self.inner.waiting_budget.lock() {
+            waiting.retain(|key, cluster| {
+                let room = self
+                    .inner
+                    .guard
+                    .disruption(&snap, cluster)
+                    .is_some_and(|d| d.disrupted < d.budget);
+                if room && let Ok(mut f) = self.inner.fired.lock() {
+                    f.remove(key);
+                }
+                !room
+            });
+        }
         // A clearing signal's condition has already stopped (it only waits out its
         // `clear_after` before it is gone): no run starts on it.
         for signal in snap.signals.iter().filter(|s| !s.is_clearing()) {
@@ -376,6 +395,9 @@ impl Executor {
         }
         if let Ok(mut f) = self.inner.fired.lock() {
             f.retain(|k| now_firing.contains(k));
+        }
+        if let Ok(mut w) = self.inner.waiting_budget.lock() {
+            w.retain(|k, _| now_firing.contains(k));
         }
         self.refuse(refused);
         started
@@ -594,6 +616,32 @@ impl Executor {
             summary,
             Some(serde_json::json!({ "run": id, "outcome": state.outcome() })),
         );
+        // Refused for the disruption budget: not a fault of the node, only a matter of
+        // waiting; the incident says so, and the run starts again once the budget has room.
+        if matches!(
+            &state,
+            RunState::Failed(_) | RunState::Partial(_) | RunState::Stopped(_)
+        ) && state.to_string().contains("disruption budget")
+        {
+            if let Ok(mut w) = inner.waiting_budget.lock() {
+                w.insert(
+                    (rb.meta.name.clone(), crate::store::target_group(signal)),
+                    cluster.clone(),
+                );
+            }
+            self.decision(
+                incident,
+                rb,
+                Verdict::Pending,
+                format!(
+                    "runbook {} waits for the disruption budget of cluster {cluster}: it runs again on {} once a node is back in service, while {} still fires",
+                    rb.meta.name,
+                    signal.subject.describe(),
+                    signal.kind
+                ),
+                Some(serde_json::json!({ "run": id, "waiting_for": "disruption_budget" })),
+            );
+        }
         self.finish(id, state)
     }
 
@@ -614,7 +662,12 @@ impl Executor {
             }
             let plan = planner.plan();
             if plan.is_empty() {
-                return RunState::Stopped("the plan changes nothing".into());
+                // A plan the guard refused is a refusal, as it is in auto mode (the budget,
+                // the kill switch): only a plan with nothing refused changes nothing.
+                return match planner.outcome() {
+                    s @ (RunState::Failed(_) | RunState::Partial(_) | RunState::Stopped(_)) => s,
+                    _ => RunState::Stopped("the plan changes nothing".into()),
+                };
             }
             self.update_run(id, |r| r.plan = plan.clone());
             let reason = format!(
