@@ -155,6 +155,12 @@ idle_gpu_threshold_pct = 10.0
 # sink = "oncall"
 # on = ["open", "ack", "resolve"]
 # min_severity = "critical"
+# Pages are keyed on the incident's group (PagerDuty's dedup_key, a webhook's "key"), never on
+# the store's incident number, so a new pod on a fresh store pages a group under the same key.
+# Installations that page one PagerDuty service set their own id here (the same in every
+# replica's config), e.g.:
+# [notify]
+# installation_id = "prod-eu-1"       # letters, digits, . _ -; empty: the group alone
 
 [signals]
 # Kinds that are findings: shown on their pane and in the Signals pane's findings (runbooks may
