@@ -214,8 +214,32 @@ pub async fn run(
         metrics.set_leader(is_leader);
         let evaluated = evaluations.borrow_and_update().clone();
         let snap = &evaluated.snapshot;
+        // Ready means every watched resource is synced: a resource RBAC forbids is a blind
+        // spot (its signals never come), not a settled source, so it keeps the replica unready
+        // and /readyz names it. Only a resource the cluster does not serve (no KServe CRD) is
+        // not waited for.
+        let forbidden: Vec<String> = snap
+            .clusters
+            .iter()
+            .flat_map(|c| {
+                c.sync
+                    .iter()
+                    .filter(|r| matches!(r.state, crate::model::SyncState::Forbidden { .. }))
+                    .map(move |r| format!("{}/{}", c.name, r.resource))
+            })
+            .collect();
+        let all_synced = snap.clusters.iter().all(|c| {
+            !c.sync.is_empty()
+                && c.sync.iter().all(|r| {
+                    matches!(
+                        r.state,
+                        crate::model::SyncState::Synced | crate::model::SyncState::NotServed
+                    )
+                })
+        });
+        metrics.set_forbidden_sources(forbidden);
         ready.store(
-            !snap.clusters.is_empty() && snap.clusters.iter().all(|c| c.synced()),
+            !snap.clusters.is_empty() && all_synced && !executor.stopping(),
             Ordering::SeqCst,
         );
         metrics.set_signals(snap);

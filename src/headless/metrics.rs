@@ -145,6 +145,8 @@ pub struct Metrics {
     cost_source_ok: Gauge,
     /// The same as `source_synced`, readable: `/readyz` names what has not synced.
     sources: Mutex<BTreeMap<(String, String), bool>>,
+    /// `cluster/resource` of every source RBAC refuses (a 403), for /readyz.
+    forbidden: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -310,6 +312,7 @@ impl Metrics {
             http_connections,
             http_connections_refused,
             sources: Mutex::new(BTreeMap::new()),
+            forbidden: Mutex::new(Vec::new()),
         }
     }
 
@@ -395,6 +398,17 @@ impl Metrics {
         if let Ok(mut m) = self.sources.lock() {
             m.insert((cluster.into(), resource.into()), synced);
         }
+    }
+
+    /// The sources RBAC refuses now (`cluster/resource`), named by /readyz.
+    pub fn set_forbidden_sources(&self, forbidden: Vec<String>) {
+        if let Ok(mut f) = self.forbidden.lock() {
+            *f = forbidden;
+        }
+    }
+
+    pub fn forbidden_sources(&self) -> Vec<String> {
+        self.forbidden.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     /// `cluster/resource` of every source reported and not synced, sorted.

@@ -865,7 +865,13 @@ async fn readyz(State(state): State<ApiState>) -> Response {
         return (StatusCode::OK, "ready").into_response();
     }
     let unsynced = state.metrics.unsynced_sources();
-    let why = if unsynced.is_empty() {
+    let forbidden = state.metrics.forbidden_sources();
+    let why = if !forbidden.is_empty() {
+        format!(
+            "not ready: RBAC forbids watching {}: grant list and watch on it to fleetdeck's ServiceAccount (deploy/10-rbac.yaml)",
+            forbidden.join(", ")
+        )
+    } else if unsynced.is_empty() {
         "not ready: the store is not open or the sources have not synced yet".to_string()
     } else {
         format!(
