@@ -146,7 +146,7 @@ pub async fn run(
     let _paging = engine.start_paging(&cfg, Some(leader.clone()))?;
 
     let mut state =
-        super::server::ApiState::new(store.clone(), cfg.headless.clone(), token, &lease_cluster);
+        super::server::ApiState::new(store.clone(), hcfg.clone(), token, &lease_cluster);
     let ready = Arc::new(AtomicBool::new(false));
     state.executor = Some(executor.clone());
     state.ready = ready.clone();
