@@ -153,8 +153,8 @@ idle_gpu_threshold_pct = 10.0
 # url_env = "SLACK_WEBHOOK_URL"       # or url_file; never the URL itself
 # [[notify.policy]]
 # sink = "oncall"
-# on = ["open", "ack", "resolve"]
-# min_severity = "critical"
+# on = ["open", "ack", "resolve"]        # the default when omitted
+# min_severity = "critical"           # the default when omitted: only critical incidents page
 # Pages are keyed on the incident's group (PagerDuty's dedup_key, a webhook's "key"), never on
 # the store's incident number, so a new pod on a fresh store pages a group under the same key.
 # Installations that page one PagerDuty service set their own id here (the same in every

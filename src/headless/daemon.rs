@@ -263,6 +263,7 @@ pub async fn run(
                 metrics.runbook_run(&r.runbook, r.state.outcome());
             }
         }
+        metrics.set_pending_approvals(executor.pending_approvals().len());
         if let Ok(open) = store.incidents(&IncidentFilter {
             open_only: true,
             since: None,
@@ -290,6 +291,23 @@ pub async fn run(
                     && matches!(n.actor, crate::model::incident::Actor::Runbook(_))
                 {
                     metrics.guard_refusal(&n.summary);
+                }
+                // Approvals decided (a person's verdict, or the timeout's).
+                if n.kind == crate::model::incident::EntryKind::Approval {
+                    match n.verdict {
+                        Some(crate::model::incident::Verdict::Approved) => {
+                            metrics.approval_decided("approved");
+                        }
+                        Some(crate::model::incident::Verdict::Denied)
+                            if n.actor == crate::model::incident::Actor::System =>
+                        {
+                            metrics.approval_decided("expired");
+                        }
+                        Some(crate::model::incident::Verdict::Denied) => {
+                            metrics.approval_decided("denied");
+                        }
+                        _ => {}
+                    }
                 }
                 if n.kind == crate::model::incident::EntryKind::Action
                     && let (Some(first), Some(last)) = (n.outcomes.first(), n.outcomes.last())

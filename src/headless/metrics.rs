@@ -89,6 +89,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: LabelText,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     cluster: LabelText,
     resource: LabelText,
@@ -130,6 +135,10 @@ pub struct Metrics {
     store_size: Gauge,
     runbook_runs: Family<RunLabels, Counter>,
     guard_refusals: Family<ReasonLabels, Counter>,
+    /// Plans waiting for a person now.
+    pending_approvals: Gauge,
+    /// Approvals decided: approved, denied (by a person) or expired.
+    approval_decisions: Family<VerdictLabels, Counter>,
     action_duration: Histogram,
     source_synced: Family<SourceLabels, Gauge>,
     leader: Gauge,
@@ -206,6 +215,18 @@ impl Metrics {
             "guard_refusals",
             "Mutations the guard refused, by reason",
             guard_refusals.clone(),
+        );
+        let pending_approvals = Gauge::default();
+        registry.register(
+            "pending_approvals",
+            "Runbook plans waiting for a person's approval",
+            pending_approvals.clone(),
+        );
+        let approval_decisions = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "approval_decisions",
+            "Approvals decided, by verdict (approved, denied, expired)",
+            approval_decisions.clone(),
         );
         // 50 ms .. ~7 min: a cordon takes a request, a drain waits on evictions and PDBs.
         let action_duration = Histogram::new(exponential_buckets(0.05, 2.0, 14));
@@ -304,6 +325,8 @@ impl Metrics {
             store_size,
             runbook_runs,
             guard_refusals,
+            pending_approvals,
+            approval_decisions,
             action_duration,
             source_synced,
             leader,
@@ -380,6 +403,21 @@ impl Metrics {
         self.guard_refusals
             .get_or_create(&ReasonLabels {
                 reason: refusal_reason(why).into(),
+            })
+            .inc();
+    }
+
+    pub fn set_pending_approvals(&self, n: usize) {
+        self.pending_approvals
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One approval decided: `approved`, `denied` or `expired` (a denial is not a run's
+    /// "stopped" outcome alone any more).
+    pub fn approval_decided(&self, verdict: &str) {
+        self.approval_decisions
+            .get_or_create(&VerdictLabels {
+                verdict: verdict.into(),
             })
             .inc();
     }
@@ -620,8 +658,12 @@ mod tests {
         m.alert("firing", "accepted");
         m.http_request("/healthz", 200);
         m.set_leader(true);
+        m.set_pending_approvals(2);
+        m.approval_decided("denied");
         let text = m.encode();
         for needle in [
+            "fleetdeck_pending_approvals 2",
+            "fleetdeck_approval_decisions_total{verdict=\"denied\"} 1",
             "# TYPE fleetdeck_signals gauge",
             "fleetdeck_open_incidents 0",
             "fleetdeck_runbook_runs_total{runbook=\"gpu-xid-cordon\",outcome=\"remediated\"} 1",
