@@ -59,6 +59,26 @@ pub struct ActionContext {
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
+/// The subject of an action's target as reports name it: `node/NAME`, or
+/// `kind/NAMESPACE/NAME` (a namespaced object), or `kind/NAME`.
+pub fn subject_of_target(cluster: &str, target: &str) -> Option<crate::model::signal::Subject> {
+    let mut parts = target.splitn(3, '/');
+    let (kind, first) = (parts.next()?, parts.next()?);
+    let mut subject = crate::model::signal::Subject {
+        cluster: cluster.to_string(),
+        ..Default::default()
+    };
+    match parts.next() {
+        None if kind == "node" => subject.node = Some(first.to_string()),
+        None => subject.object = Some(format!("{kind}/{first}")),
+        Some(name) => {
+            subject.namespace = Some(first.to_string());
+            subject.object = Some(format!("{kind}/{name}"));
+        }
+    }
+    Some(subject)
+}
+
 /// A client for actions: one that sends each request once. kube's default client retries
 /// 429, 503 and 504 itself (up to 15 times, backing off up to 1000 s), which would hide every
 /// PodDisruptionBudget refusal from the report and stall a drain for minutes; this one has
@@ -263,6 +283,9 @@ impl ActionReport {
             }
         }
         entry.detail = detail;
+        // On its object, so the leader's Kubernetes Event lands where `kubectl describe` shows
+        // it (the cordoned node, the rolled-back Deployment).
+        entry.subject = subject_of_target(&self.cluster, &self.target);
         entry.changes = self.changes.clone();
         entry.outcomes = self.outcomes.clone();
         entry
@@ -327,5 +350,25 @@ impl ActionError {
             Self::InvalidInput { .. } => "invalid_input",
             Self::Registry { .. } => "registry",
         }
+    }
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::*;
+
+    #[test]
+    fn an_action_entry_names_its_object_so_its_event_lands_there() {
+        let node = subject_of_target("prod", "node/gpu-a-1").expect("a subject");
+        assert_eq!(
+            (node.node.as_deref(), node.object.as_deref()),
+            (Some("gpu-a-1"), None)
+        );
+        let dep = subject_of_target("prod", "deployment/serving/llama").expect("a subject");
+        assert_eq!(
+            (dep.namespace.as_deref(), dep.object.as_deref()),
+            (Some("serving"), Some("deployment/llama"))
+        );
+        assert_eq!(dep.cluster, "prod");
     }
 }
