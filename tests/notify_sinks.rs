@@ -214,6 +214,7 @@ fn each_kind_gets_its_payload_and_the_outcome_is_on_the_timeline() {
     assert_eq!(n.sink_names(), ["chat", "hook", "oncall", "room"]);
     let id = open_incident(&store);
     let label = format!("INC-{id}");
+    let key = fleetdeck::notify::incident_page_key(&store, "", id).expect("a page key");
 
     n.send(message("chat", Action::Trigger, Some(id))).unwrap();
     n.send(message("room", Action::Trigger, Some(id))).unwrap();
@@ -240,6 +241,7 @@ fn each_kind_gets_its_payload_and_the_outcome_is_on_the_timeline() {
         (h["event"].as_str(), h["incident"].as_str()),
         (Some("trigger"), Some(label.as_str()))
     );
+    assert_eq!(h["key"], key.as_str());
     let pages = pd.wait_for(3);
     let actions: Vec<&str> = pages
         .iter()
@@ -251,7 +253,8 @@ fn each_kind_gets_its_payload_and_the_outcome_is_on_the_timeline() {
     }
     for p in &pages {
         assert_eq!(p["routing_key"], "R0UTING-KEY-0123456789");
-        assert_eq!(p["dedup_key"], label, "one PagerDuty incident: {p}");
+        // One PagerDuty incident, keyed on the group, not the store's number.
+        assert_eq!(p["dedup_key"], key.as_str(), "one PagerDuty incident: {p}");
     }
     let trigger = pages
         .iter()
@@ -540,11 +543,19 @@ fn headless_pages_an_incidents_trigger_ack_and_resolve_with_one_dedup_key() {
     assert_eq!(trigger["routing_key"], "R0UTING-KEY-E2E");
     assert_eq!(trigger["payload"]["severity"], "critical");
     let dedup = trigger["dedup_key"].as_str().unwrap().to_string();
-    assert!(dedup.starts_with("INC-"), "{dedup}");
+    // The page identity is the group's, never the store's incident number.
+    assert!(dedup.starts_with("fleetdeck-"), "{dedup}");
+    let label = trigger["payload"]["summary"]
+        .as_str()
+        .and_then(|s| s.split(": ").next())
+        .and_then(|s| s.split("] ").nth(1))
+        .unwrap()
+        .to_string();
+    assert!(label.starts_with("INC-"), "{trigger}");
 
     for step in ["ack", "resolve"] {
         let r = http()
-            .post(format!("{}/api/v1/incidents/{dedup}/{step}", daemon.url))
+            .post(format!("{}/api/v1/incidents/{label}/{step}", daemon.url))
             .bearer_auth(TOKEN)
             .body(r#"{"by": "ana"}"#)
             .send()

@@ -72,6 +72,8 @@ enum PodEnd {
     /// In a dry run, a budget refused it.
     WouldWait(String),
     TimedOut(&'static str),
+    /// The process began stopping (SIGTERM) while it waited for this stage: left as it was.
+    Left(&'static str),
     Failed(String),
 }
 
@@ -113,6 +115,11 @@ pub(super) async fn evict_and_wait(
     });
     let mut bypassed: Option<(String, DateTime<Utc>)> = None;
     loop {
+        // A stopping process evicts nothing more: between two attempts is a safe point.
+        if ctx.stopping() {
+            run.end = PodEnd::Left("eviction");
+            return run;
+        }
         // kubectl checks its global timeout before each attempt.
         if Instant::now() >= deadline {
             run.end = PodEnd::TimedOut("eviction");
@@ -177,8 +184,13 @@ pub(super) async fn evict_and_wait(
                     delay = ?opts.eviction_retry_delay,
                     "eviction refused by a disruption budget; will retry"
                 );
-                tokio::time::sleep_until(deadline.min(Instant::now() + opts.eviction_retry_delay))
-                    .await;
+                if ctx
+                    .sleep_unless_stopping(deadline.min(Instant::now() + opts.eviction_retry_delay))
+                    .await
+                {
+                    run.end = PodEnd::Left("eviction");
+                    return run;
+                }
             }
             _ => {
                 run.end = PodEnd::Failed(format!("evicting pod {}: {}", run.pod, answer.refusal()));
@@ -198,6 +210,7 @@ pub(super) async fn evict_and_wait(
             Some((pdb, at)) => PodEnd::Deleted(pdb, at),
             None => PodEnd::Evicted,
         },
+        Ok(false) if ctx.stopping() => PodEnd::Left("deletion"),
         Ok(false) => PodEnd::TimedOut("deletion"),
         Err(why) => PodEnd::Failed(why),
     };
@@ -242,7 +255,7 @@ async fn delete_past_budget(
 }
 
 /// drain.go `waitForDelete`: the pod is gone when the API answers 404 or a pod of that name
-/// with another UID. `Ok(false)` when the deadline passed first.
+/// with another UID. `Ok(false)` when the deadline passed first, or the process began stopping.
 async fn wait_for_delete(
     ctx: &ActionContext,
     path: &ObjectPath,
@@ -263,7 +276,12 @@ async fn wait_for_delete(
         if now >= deadline {
             return Ok(false);
         }
-        tokio::time::sleep_until(deadline.min(now + opts.poll_interval)).await;
+        if ctx
+            .sleep_unless_stopping(deadline.min(now + opts.poll_interval))
+            .await
+        {
+            return Ok(false);
+        }
     }
 }
 
@@ -279,6 +297,7 @@ pub(super) fn conclude(
     let mut timed_out = Vec::new();
     let mut failed = Vec::new();
     let mut waiting = Vec::new();
+    let mut left = Vec::new();
     let mut refusals = 0usize;
     for run in runs {
         refusals += run.outcomes.iter().filter(|o| o.status == 429).count();
@@ -297,6 +316,7 @@ pub(super) fn conclude(
             PodEnd::AlreadyGone => gone.push(run.pod),
             PodEnd::WouldWait(pdb) => waiting.push(format!("{} (PDB {pdb})", run.pod)),
             PodEnd::TimedOut(stage) => timed_out.push(format!("{} (waiting for {stage})", run.pod)),
+            PodEnd::Left(stage) => left.push(format!("{} (waiting for {stage})", run.pod)),
             PodEnd::Failed(why) => failed.push(why),
         }
     }
@@ -336,6 +356,29 @@ pub(super) fn conclude(
             failed.len()
         );
         return report.finish(ActionOutcome::Failed(failed.join("; ")), summary);
+    }
+    // Stopped at a safe point: what was done and what is left, so a person (or the next
+    // leader) knows the state the node is in.
+    if !left.is_empty() {
+        let cordoned = if report.action == "drain" && !report.dry_run {
+            format!("; node {node} stays cordoned (drain it again, or uncordon to undo)")
+        } else {
+            String::new()
+        };
+        left.extend(timed_out.iter().cloned());
+        let why = format!(
+            "fleetdeck stopped before the {} finished: {verb} {} pod(s), left on it: {}{cordoned}",
+            report.action,
+            report.evicted.len(),
+            left.join(", ")
+        );
+        let summary = format!(
+            "{} of {subject} stopped when fleetdeck shut down: {verb} {} pod(s), left: {}{tail}{cordoned}",
+            report.action,
+            report.evicted.len(),
+            left.join(", ")
+        );
+        return report.finish(ActionOutcome::Failed(why), summary);
     }
     if !timed_out.is_empty() {
         let summary = format!(

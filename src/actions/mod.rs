@@ -54,6 +54,29 @@ pub struct ActionContext {
     pub dry_run: bool,
     /// The model registry a model rollback moves an alias in; `None` without `[mlflow]`.
     pub registry: Option<std::sync::Arc<ModelRegistry>>,
+    /// Turns true when the process is stopping (SIGTERM): a drain stops at its next safe point
+    /// (between evictions, or while it waits) and reports what it left. `None`: never.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// The subject of an action's target as reports name it: `node/NAME`, or
+/// `kind/NAMESPACE/NAME` (a namespaced object), or `kind/NAME`.
+pub fn subject_of_target(cluster: &str, target: &str) -> Option<crate::model::signal::Subject> {
+    let mut parts = target.splitn(3, '/');
+    let (kind, first) = (parts.next()?, parts.next()?);
+    let mut subject = crate::model::signal::Subject {
+        cluster: cluster.to_string(),
+        ..Default::default()
+    };
+    match parts.next() {
+        None if kind == "node" => subject.node = Some(first.to_string()),
+        None => subject.object = Some(format!("{kind}/{first}")),
+        Some(name) => {
+            subject.namespace = Some(first.to_string());
+            subject.object = Some(format!("{kind}/{name}"));
+        }
+    }
+    Some(subject)
 }
 
 /// A client for actions: one that sends each request once. kube's default client retries
@@ -75,6 +98,7 @@ impl ActionContext {
             field_manager: FIELD_MANAGER.to_string(),
             dry_run: false,
             registry: None,
+            stop: None,
         }
     }
 
@@ -95,6 +119,38 @@ impl ActionContext {
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
+    }
+
+    /// Stop long waits at a safe point once `stop` turns true (see [`Self::stop`]).
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Whether the process is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// Sleeps until `until`, or less when the process starts stopping; `true` when it is.
+    pub(crate) async fn sleep_unless_stopping(&self, until: tokio::time::Instant) -> bool {
+        let Some(mut stop) = self.stop.clone() else {
+            tokio::time::sleep_until(until).await;
+            return false;
+        };
+        let slept = tokio::select! {
+            _ = tokio::time::sleep_until(until) => None,
+            r = stop.wait_for(|s| *s) => {
+                let stopping = r.is_ok();
+                drop(r);
+                // The sender is gone (no one will ever stop us): sleep the whole while.
+                if !stopping {
+                    tokio::time::sleep_until(until).await;
+                }
+                Some(stopping)
+            }
+        };
+        slept.unwrap_or_else(|| *stop.borrow())
     }
 
     pub fn with_registry(mut self, registry: Option<std::sync::Arc<ModelRegistry>>) -> Self {
@@ -227,6 +283,9 @@ impl ActionReport {
             }
         }
         entry.detail = detail;
+        // On its object, so the leader's Kubernetes Event lands where `kubectl describe` shows
+        // it (the cordoned node, the rolled-back Deployment).
+        entry.subject = subject_of_target(&self.cluster, &self.target);
         entry.changes = self.changes.clone();
         entry.outcomes = self.outcomes.clone();
         entry
@@ -291,5 +350,25 @@ impl ActionError {
             Self::InvalidInput { .. } => "invalid_input",
             Self::Registry { .. } => "registry",
         }
+    }
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::*;
+
+    #[test]
+    fn an_action_entry_names_its_object_so_its_event_lands_there() {
+        let node = subject_of_target("prod", "node/gpu-a-1").expect("a subject");
+        assert_eq!(
+            (node.node.as_deref(), node.object.as_deref()),
+            (Some("gpu-a-1"), None)
+        );
+        let dep = subject_of_target("prod", "deployment/serving/llama").expect("a subject");
+        assert_eq!(
+            (dep.namespace.as_deref(), dep.object.as_deref()),
+            (Some("serving"), Some("deployment/llama"))
+        );
+        assert_eq!(dep.cluster, "prod");
     }
 }

@@ -153,8 +153,14 @@ idle_gpu_threshold_pct = 10.0
 # url_env = "SLACK_WEBHOOK_URL"       # or url_file; never the URL itself
 # [[notify.policy]]
 # sink = "oncall"
-# on = ["open", "ack", "resolve"]
-# min_severity = "critical"
+# on = ["open", "ack", "resolve"]        # the default when omitted
+# min_severity = "critical"           # the default when omitted: only critical incidents page
+# Pages are keyed on the incident's group (PagerDuty's dedup_key, a webhook's "key"), never on
+# the store's incident number, so a new pod on a fresh store pages a group under the same key.
+# Installations that page one PagerDuty service set their own id here (the same in every
+# replica's config), e.g.:
+# [notify]
+# installation_id = "prod-eu-1"       # letters, digits, . _ -; empty: the group alone
 
 [signals]
 # Kinds that are findings: shown on their pane and in the Signals pane's findings (runbooks may
@@ -328,6 +334,11 @@ idle_timeout = "60s"
 # Connections served at once; beyond it a new connection is closed at once (Prometheus,
 # Alertmanager and the kubelet retry) until slow ones time out.
 max_connections = 512
+# On SIGTERM the leader starts no run, lets the runs in flight reach a safe point (a drain stops
+# between evictions) for up to this long, writes on the timeline what each finished and left,
+# releases the Lease and exits. Keep it below the pod's terminationGracePeriodSeconds (30 s in
+# deploy/30-deployment.yaml), or the kubelet's SIGKILL comes first.
+shutdown_grace = "20s"
 
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.

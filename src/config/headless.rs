@@ -36,6 +36,11 @@ pub struct HeadlessConfig {
     #[serde(with = "crate::model::duration_serde")]
     pub idle_timeout: std::time::Duration,
     pub max_connections: usize,
+    /// On SIGTERM, how long the runs in flight get to reach a safe point before the daemon
+    /// records what is left, releases the Lease and exits: keep it below the pod's
+    /// `terminationGracePeriodSeconds` (30 s in deploy/), or the kubelet's SIGKILL comes first.
+    #[serde(with = "crate::model::duration_serde")]
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for HeadlessConfig {
@@ -81,6 +86,7 @@ impl Default for HeadlessConfig {
             request_timeout: std::time::Duration::from_secs(30),
             idle_timeout: std::time::Duration::from_secs(60),
             max_connections: 512,
+            shutdown_grace: std::time::Duration::from_secs(20),
         }
     }
 }

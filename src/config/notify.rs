@@ -24,6 +24,12 @@ pub struct NotifyConfig {
     /// Each delivery's HTTP timeout.
     #[serde(with = "crate::model::duration_serde")]
     pub timeout: Duration,
+    /// Names this installation in page identities (PagerDuty's `dedup_key`, a webhook's
+    /// `key`), which are derived from the incident's group and this, never from the store's
+    /// incident number: the same for every replica and pod of one installation (a new pod on
+    /// a fresh store pages the same group under the same key), different between installations
+    /// that page one service. Empty: the group alone. Letters, digits, `.`, `_`, `-`.
+    pub installation_id: String,
 }
 
 impl Default for NotifyConfig {
@@ -36,6 +42,7 @@ impl Default for NotifyConfig {
             retry_base: Duration::from_secs(2),
             queue: 1000,
             timeout: Duration::from_secs(10),
+            installation_id: String::new(),
         }
     }
 }

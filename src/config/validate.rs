@@ -438,6 +438,20 @@ impl Config {
         if n.timeout < Duration::from_secs(1) || n.timeout > Duration::from_secs(120) {
             return Err(("notify", "timeout", "use 1s to 2m".to_string()));
         }
+        let id = &n.installation_id;
+        if id.len() > 64
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err((
+                "notify",
+                "installation_id",
+                format!(
+                    "{id:?} is not an installation id; use up to 64 letters, digits, '.', '_' or '-' (e.g. prod-eu-1)"
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -605,6 +619,12 @@ impl Config {
             "max_connections",
             h.max_connections as u64,
             1..=1_000_000,
+        )?;
+        duration_within(
+            "headless",
+            "shutdown_grace",
+            h.shutdown_grace,
+            SECOND..=10 * 60 * SECOND,
         )?;
 
         for e in &self.endpoints {

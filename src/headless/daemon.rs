@@ -146,7 +146,7 @@ pub async fn run(
     let _paging = engine.start_paging(&cfg, Some(leader.clone()))?;
 
     let mut state =
-        super::server::ApiState::new(store.clone(), cfg.headless.clone(), token, &lease_cluster);
+        super::server::ApiState::new(store.clone(), hcfg.clone(), token, &lease_cluster);
     let ready = Arc::new(AtomicBool::new(false));
     state.executor = Some(executor.clone());
     state.ready = ready.clone();
@@ -214,8 +214,32 @@ pub async fn run(
         metrics.set_leader(is_leader);
         let evaluated = evaluations.borrow_and_update().clone();
         let snap = &evaluated.snapshot;
+        // Ready means every watched resource is synced: a resource RBAC forbids is a blind
+        // spot (its signals never come), not a settled source, so it keeps the replica unready
+        // and /readyz names it. Only a resource the cluster does not serve (no KServe CRD) is
+        // not waited for.
+        let forbidden: Vec<String> = snap
+            .clusters
+            .iter()
+            .flat_map(|c| {
+                c.sync
+                    .iter()
+                    .filter(|r| matches!(r.state, crate::model::SyncState::Forbidden { .. }))
+                    .map(move |r| format!("{}/{}", c.name, r.resource))
+            })
+            .collect();
+        let all_synced = snap.clusters.iter().all(|c| {
+            !c.sync.is_empty()
+                && c.sync.iter().all(|r| {
+                    matches!(
+                        r.state,
+                        crate::model::SyncState::Synced | crate::model::SyncState::NotServed
+                    )
+                })
+        });
+        metrics.set_forbidden_sources(forbidden);
         ready.store(
-            !snap.clusters.is_empty() && snap.clusters.iter().all(|c| c.synced()),
+            !snap.clusters.is_empty() && all_synced && !executor.stopping(),
             Ordering::SeqCst,
         );
         metrics.set_signals(snap);
@@ -239,6 +263,7 @@ pub async fn run(
                 metrics.runbook_run(&r.runbook, r.state.outcome());
             }
         }
+        metrics.set_pending_approvals(executor.pending_approvals().len());
         if let Ok(open) = store.incidents(&IncidentFilter {
             open_only: true,
             since: None,
@@ -267,6 +292,23 @@ pub async fn run(
                 {
                     metrics.guard_refusal(&n.summary);
                 }
+                // Approvals decided (a person's verdict, or the timeout's).
+                if n.kind == crate::model::incident::EntryKind::Approval {
+                    match n.verdict {
+                        Some(crate::model::incident::Verdict::Approved) => {
+                            metrics.approval_decided("approved");
+                        }
+                        Some(crate::model::incident::Verdict::Denied)
+                            if n.actor == crate::model::incident::Actor::System =>
+                        {
+                            metrics.approval_decided("expired");
+                        }
+                        Some(crate::model::incident::Verdict::Denied) => {
+                            metrics.approval_decided("denied");
+                        }
+                        _ => {}
+                    }
+                }
                 if n.kind == crate::model::incident::EntryKind::Action
                     && let (Some(first), Some(last)) = (n.outcomes.first(), n.outcomes.last())
                 {
@@ -291,19 +333,82 @@ pub async fn run(
         }
         events_from = head + 1;
     }
-    // Graceful stop: no new HTTP requests, no new runs; runs in flight get a moment to finish
-    // (their journal records what is left), then the Lease is released for a follower.
-    let _ = stop_tx.send(true);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // Graceful stop: out of the Service's endpoints, no new runs; a run in flight stops its
+    // actions at the next safe point (a drain between evictions) and gets `shutdown_grace` to
+    // finish; what each finished and left goes on its incident's timeline while this replica
+    // still holds the Lease; then the Lease is released for a follower and the HTTP server
+    // stops. Nothing may still be inside the runtime when `main` shuts it down: a run blocked
+    // on it then panicked ("being shutdown") and wrote nothing.
+    ready.store(false, Ordering::SeqCst);
+    executor.stop_runs();
+    let grace = cfg.headless.shutdown_grace;
+    let in_flight: Vec<_> = executor
+        .runs()
+        .into_iter()
+        .filter(|r| r.finished_at.is_none())
+        .collect();
+    let deadline = tokio::time::Instant::now() + grace;
     while executor.runs().iter().any(|r| r.finished_at.is_none())
         && tokio::time::Instant::now() < deadline
     {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    record_stop(&engine, &executor.runs(), &in_flight, grace, &me);
+    let _ = stop_tx.send(true);
     if let Some(e) = elector {
         e.release().await;
     }
     let _ = server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One entry per run that was in flight at SIGTERM, on its incident: reached a safe point
+/// (its outcome; its actions' entries above say what they did and left), or still in flight
+/// when the grace ran out (its journal stays, and the next start closes it as not resumed).
+fn record_stop(
+    engine: &crate::engine::Engine,
+    now: &[crate::runbook::executor::RunRecord],
+    in_flight: &[crate::runbook::executor::RunRecord],
+    grace: Duration,
+    me: &str,
+) {
+    use crate::model::incident::{Actor, EntryKind, NewEntry, Verdict};
+    for was in in_flight {
+        let run = now.iter().rev().find(|r| r.id == was.id).unwrap_or(was);
+        let (summary, verdict) = match run.finished_at {
+            Some(_) => (
+                format!(
+                    "fleetdeck {me} stopping (SIGTERM): run {} of runbook {} on {} stopped at a safe point, {}; the runbooks still due are the next leader's, and the Lease is released",
+                    run.id, run.runbook, run.target, run.state
+                ),
+                Verdict::Refused,
+            ),
+            None => (
+                format!(
+                    "fleetdeck {me} stopping (SIGTERM): run {} of runbook {} on {} did not reach a safe point within [headless] shutdown_grace ({}); it is left in flight and not resumed: check {} before acting again",
+                    run.id,
+                    run.runbook,
+                    run.target,
+                    humantime::format_duration(grace),
+                    run.target
+                ),
+                Verdict::Refused,
+            ),
+        };
+        let mut e = NewEntry::new(
+            EntryKind::Decision,
+            Actor::System,
+            engine.policy().origin,
+            summary,
+        );
+        e.incident = run.incident;
+        e.verdict = Some(verdict);
+        e.detail.insert("run".into(), run.id.clone().into());
+        e.detail
+            .insert("outcome".into(), run.state.outcome().into());
+        if let Err(err) = engine.store.append(e) {
+            tracing::error!(error = %err, run = %run.id, "cannot write the shutdown entry");
+        }
+    }
 }

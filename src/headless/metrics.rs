@@ -89,6 +89,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: LabelText,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     cluster: LabelText,
     resource: LabelText,
@@ -130,6 +135,10 @@ pub struct Metrics {
     store_size: Gauge,
     runbook_runs: Family<RunLabels, Counter>,
     guard_refusals: Family<ReasonLabels, Counter>,
+    /// Plans waiting for a person now.
+    pending_approvals: Gauge,
+    /// Approvals decided: approved, denied (by a person) or expired.
+    approval_decisions: Family<VerdictLabels, Counter>,
     action_duration: Histogram,
     source_synced: Family<SourceLabels, Gauge>,
     leader: Gauge,
@@ -145,6 +154,8 @@ pub struct Metrics {
     cost_source_ok: Gauge,
     /// The same as `source_synced`, readable: `/readyz` names what has not synced.
     sources: Mutex<BTreeMap<(String, String), bool>>,
+    /// `cluster/resource` of every source RBAC refuses (a 403), for /readyz.
+    forbidden: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -204,6 +215,18 @@ impl Metrics {
             "guard_refusals",
             "Mutations the guard refused, by reason",
             guard_refusals.clone(),
+        );
+        let pending_approvals = Gauge::default();
+        registry.register(
+            "pending_approvals",
+            "Runbook plans waiting for a person's approval",
+            pending_approvals.clone(),
+        );
+        let approval_decisions = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "approval_decisions",
+            "Approvals decided, by verdict (approved, denied, expired)",
+            approval_decisions.clone(),
         );
         // 50 ms .. ~7 min: a cordon takes a request, a drain waits on evictions and PDBs.
         let action_duration = Histogram::new(exponential_buckets(0.05, 2.0, 14));
@@ -302,6 +325,8 @@ impl Metrics {
             store_size,
             runbook_runs,
             guard_refusals,
+            pending_approvals,
+            approval_decisions,
             action_duration,
             source_synced,
             leader,
@@ -310,6 +335,7 @@ impl Metrics {
             http_connections,
             http_connections_refused,
             sources: Mutex::new(BTreeMap::new()),
+            forbidden: Mutex::new(Vec::new()),
         }
     }
 
@@ -381,6 +407,21 @@ impl Metrics {
             .inc();
     }
 
+    pub fn set_pending_approvals(&self, n: usize) {
+        self.pending_approvals
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One approval decided: `approved`, `denied` or `expired` (a denial is not a run's
+    /// "stopped" outcome alone any more).
+    pub fn approval_decided(&self, verdict: &str) {
+        self.approval_decisions
+            .get_or_create(&VerdictLabels {
+                verdict: verdict.into(),
+            })
+            .inc();
+    }
+
     pub fn observe_action(&self, took: Duration) {
         self.action_duration.observe(took.as_secs_f64());
     }
@@ -395,6 +436,17 @@ impl Metrics {
         if let Ok(mut m) = self.sources.lock() {
             m.insert((cluster.into(), resource.into()), synced);
         }
+    }
+
+    /// The sources RBAC refuses now (`cluster/resource`), named by /readyz.
+    pub fn set_forbidden_sources(&self, forbidden: Vec<String>) {
+        if let Ok(mut f) = self.forbidden.lock() {
+            *f = forbidden;
+        }
+    }
+
+    pub fn forbidden_sources(&self) -> Vec<String> {
+        self.forbidden.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     /// `cluster/resource` of every source reported and not synced, sorted.
@@ -517,6 +569,8 @@ pub fn refusal_reason(why: &str) -> &'static str {
         "cooldown"
     } else if w.contains("halted") {
         "halted"
+    } else if w.contains("fleetdeck is stopping") {
+        "stopping"
     } else if w.contains("stopped firing")
         || w.contains("not firing")
         || w.contains("no longer fir")
@@ -564,6 +618,10 @@ mod tests {
                 "refused unauthenticated POST /api/v1/alerts from 10.0.0.9:5123",
                 "unauthenticated",
             ),
+            (
+                "drain node/n1 not started: fleetdeck is stopping (SIGTERM)",
+                "stopping",
+            ),
             ("the plan changes nothing", "other"),
         ] {
             assert_eq!(refusal_reason(why), want, "{why}");
@@ -600,8 +658,12 @@ mod tests {
         m.alert("firing", "accepted");
         m.http_request("/healthz", 200);
         m.set_leader(true);
+        m.set_pending_approvals(2);
+        m.approval_decided("denied");
         let text = m.encode();
         for needle in [
+            "fleetdeck_pending_approvals 2",
+            "fleetdeck_approval_decisions_total{verdict=\"denied\"} 1",
             "# TYPE fleetdeck_signals gauge",
             "fleetdeck_open_incidents 0",
             "fleetdeck_runbook_runs_total{runbook=\"gpu-xid-cordon\",outcome=\"remediated\"} 1",

@@ -865,7 +865,13 @@ async fn readyz(State(state): State<ApiState>) -> Response {
         return (StatusCode::OK, "ready").into_response();
     }
     let unsynced = state.metrics.unsynced_sources();
-    let why = if unsynced.is_empty() {
+    let forbidden = state.metrics.forbidden_sources();
+    let why = if !forbidden.is_empty() {
+        format!(
+            "not ready: RBAC forbids watching {}: grant list and watch on it to fleetdeck's ServiceAccount (deploy/10-rbac.yaml)",
+            forbidden.join(", ")
+        )
+    } else if unsynced.is_empty() {
         "not ready: the store is not open or the sources have not synced yet".to_string()
     } else {
         format!(
@@ -1093,6 +1099,22 @@ fn approver(body: &[u8]) -> Result<String, String> {
     Ok(if by.is_empty() { "api" } else { by }.to_string())
 }
 
+/// Who decides an approval: the authenticated caller, never what the body claims (anyone
+/// with the token could write any name there). Until named identities land, the caller is the
+/// token, named by where it is configured: `token:FILE-NAME` or `token:$VARIABLE`. A `by` in
+/// the body is still checked for shape (a bad body is a 400) and otherwise ignored.
+fn authenticated_caller(cfg: &HeadlessConfig) -> String {
+    let file = cfg.token_file.trim();
+    if !file.is_empty() {
+        let name = std::path::Path::new(file)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| file.to_string());
+        return format!("token:{name}");
+    }
+    format!("token:${}", cfg.token_env.trim())
+}
+
 /// `POST /api/v1/incidents/ID/ack|resolve` (body `{"by": "name"}`, optional): the milestone,
 /// as `fleetdeck incident ack|resolve` records it, by the named person. A policy pages it.
 async fn reach_milestone(
@@ -1158,10 +1180,11 @@ async fn decide(
         Ok(b) => b,
         Err(r) => return body_problem(&state, &r),
     };
-    let by = match approver(&body) {
+    let claimed = match approver(&body) {
         Ok(by) => by,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
+    let by = decided_by(&state.cfg, &claimed);
     let Ok(number) = id.trim().parse::<u64>() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -1195,9 +1218,24 @@ async fn decide(
     }
 }
 
+/// The name an approval is recorded under: the authenticated caller alone; a name the body
+/// claims is not recorded (nothing vouches for it).
+fn decided_by(cfg: &HeadlessConfig, _claimed: &str) -> String {
+    authenticated_caller(cfg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_approval_is_decided_by_the_token_never_the_name_in_the_body() {
+        let mut cfg = HeadlessConfig::default();
+        assert_eq!(decided_by(&cfg, "api"), "token:$FLEETDECK_TOKEN");
+        cfg.token_file = "/etc/fleetdeck/token/token".into();
+        let by = decided_by(&cfg, &approver(br#"{"by":"mallory"}"#).unwrap_or_default());
+        assert_eq!(by, "token:token");
+    }
 
     #[test]
     fn request_paths_map_to_a_bounded_set_of_routes() {

@@ -23,6 +23,9 @@ pub enum BlindSource {
     Gpu(GpuSourceKind),
     /// The cost source: budget and cost signals are unknown.
     Cost,
+    /// One resource of a cluster that RBAC forbids watching (403): what it would show (e.g.
+    /// StatefulSets' pods' owners) is unknown while the rest of the cluster is seen.
+    Resource(String),
 }
 
 /// One source that cannot be seen, since when and why.
@@ -35,7 +38,7 @@ pub struct BlindSpot {
     pub target: String,
     /// Since when it has not been seen (the last success, or the break).
     pub since: DateTime<Utc>,
-    /// `unreachable`, `reconnecting`, `failing` or `silent`.
+    /// `unreachable`, `reconnecting`, `failing`, `silent` or `forbidden`.
     pub state: &'static str,
     pub error: String,
 }
@@ -47,6 +50,7 @@ impl BlindSpot {
             BlindSource::Cluster => self.cluster.clone(),
             BlindSource::Gpu(kind) => format!("{} {}", gpu_kind_name(*kind), self.cluster),
             BlindSource::Cost => "cost".to_string(),
+            BlindSource::Resource(r) => format!("{} {r}", self.cluster),
         }
     }
 
@@ -56,6 +60,7 @@ impl BlindSpot {
             BlindSource::Cluster => "its signals unknown",
             BlindSource::Gpu(_) => "its GPU signals unknown",
             BlindSource::Cost => "cost signals unknown",
+            BlindSource::Resource(_) => "what it shows unknown",
         }
     }
 
@@ -120,6 +125,19 @@ impl Snapshot {
                     state,
                     error: error.clone(),
                 });
+            }
+            // A resource RBAC forbids: the cluster is seen, that resource never is.
+            for r in &c.sync {
+                if let SyncState::Forbidden { message } = &r.state {
+                    out.push(BlindSpot {
+                        source: BlindSource::Resource(r.resource.clone()),
+                        cluster: c.name.clone(),
+                        target: c.server.clone(),
+                        since: r.changed_at,
+                        state: "forbidden",
+                        error: message.clone(),
+                    });
+                }
             }
         }
         let silent = chrono::Duration::from_std(silent_after).unwrap_or(chrono::Duration::MAX);

@@ -143,8 +143,31 @@ impl Sink {
     }
 }
 
-/// The JSON body `kind` gets for `m`.
-pub fn payload(kind: SinkKind, routing_key: Option<&str>, m: &Message) -> Value {
+/// The page identity of an incident's group in one installation: what PagerDuty dedups on
+/// (and a webhook's `key`). Derived from the group (and `[notify] installation_id`), never the
+/// store's incident number: that number starts again at 1 in every store, so a new pod paged
+/// `INC-1` again for a node that had paged, and merged or resolved unrelated pages. Hashed,
+/// as a group is outside text of any length (PagerDuty keeps 255 characters).
+pub fn page_key(installation: &str, group: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{installation}\n{group}").as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    if installation.is_empty() {
+        format!("fleetdeck-{hex}")
+    } else {
+        format!("fleetdeck-{installation}-{hex}")
+    }
+}
+
+/// The [`page_key`] of incident `id` of `store`: its group's; `None` when the store does not
+/// know it.
+pub fn incident_page_key(store: &Store, installation: &str, id: u64) -> Option<String> {
+    let incident = store.incident(id).ok().flatten()?;
+    Some(page_key(installation, &incident.group))
+}
+
+/// The JSON body `kind` gets for `m`; `key` is its incident's [`page_key`].
+pub fn payload(kind: SinkKind, routing_key: Option<&str>, m: &Message, key: Option<&str>) -> Value {
     let label = m.incident.map(crate::model::incident::incident_label);
     let severity = match m.severity {
         Severity::Critical => "critical",
@@ -195,8 +218,8 @@ pub fn payload(kind: SinkKind, routing_key: Option<&str>, m: &Message) -> Value 
             }],
         }),
         SinkKind::Pagerduty => {
-            let dedup = label
-                .clone()
+            let dedup = key
+                .map(str::to_string)
                 .unwrap_or_else(|| format!("fleetdeck-{}-{}", m.source, m.summary.len()));
             let mut body = json!({
                 "routing_key": routing_key.unwrap_or_default(),
@@ -220,6 +243,7 @@ pub fn payload(kind: SinkKind, routing_key: Option<&str>, m: &Message) -> Value 
         SinkKind::Webhook => json!({
             "event": m.action.name(),
             "incident": label,
+            "key": key,
             "severity": severity,
             "summary": m.summary,
             "source": m.source,
@@ -258,6 +282,8 @@ struct Inner {
     sinks: BTreeMap<String, Sink>,
     tx: mpsc::Sender<Message>,
     record: Record,
+    /// `[notify] installation_id`, for [`page_key`].
+    installation: String,
 }
 
 /// The process's notifier: cheap to clone, sends never block.
@@ -305,6 +331,7 @@ impl Notifier {
             sinks,
             tx,
             record: Record { store, origin },
+            installation: cfg.installation_id.clone(),
         });
         let delivery = Delivery {
             attempts: cfg.attempts.max(1),
@@ -436,7 +463,10 @@ impl Delivery {
         let Some(sink) = inner.sinks.get(&m.sink) else {
             return;
         };
-        let body = payload(sink.kind, sink.routing_key.as_deref(), &m);
+        let key = m.incident.and_then(|id| {
+            incident_page_key(inner.record.store.as_ref()?, &inner.installation, id)
+        });
+        let body = payload(sink.kind, sink.routing_key.as_deref(), &m, key.as_deref());
         let what = format!("{} {}", sink.kind.name(), m.action.name());
         let mut wait = self.retry_base;
         for attempt in 1..=self.attempts {
@@ -523,15 +553,17 @@ mod tests {
     }
 
     #[test]
-    fn pagerduty_keys_every_action_of_an_incident_on_its_label() {
+    fn pagerduty_keys_every_action_of_an_incident_on_its_page_key() {
+        let key = page_key("prod", "sim-a/ip-10-20-0-11");
         let t = payload(
             SinkKind::Pagerduty,
             Some("R0UT1NG"),
             &message(Action::Trigger),
+            Some(&key),
         );
         assert_eq!(t["routing_key"], "R0UT1NG");
         assert_eq!(t["event_action"], "trigger");
-        assert_eq!(t["dedup_key"], "INC-42");
+        assert_eq!(t["dedup_key"], key.as_str());
         assert_eq!(t["payload"]["severity"], "critical");
         assert_eq!(t["payload"]["source"], "sim-a/ip-10-20-0-11");
         assert_eq!(t["payload"]["custom_details"]["xid"], 79);
@@ -539,9 +571,10 @@ mod tests {
             SinkKind::Pagerduty,
             Some("R0UT1NG"),
             &message(Action::Resolve),
+            Some(&key),
         );
         assert_eq!(r["event_action"], "resolve");
-        assert_eq!(r["dedup_key"], "INC-42");
+        assert_eq!(r["dedup_key"], key.as_str());
         assert!(
             r.get("payload").is_none(),
             "only a trigger carries a payload"
@@ -551,9 +584,9 @@ mod tests {
     #[test]
     fn slack_teams_and_webhook_bodies_carry_the_headline() {
         let m = message(Action::Trigger);
-        let slack = payload(SinkKind::Slack, None, &m);
+        let slack = payload(SinkKind::Slack, None, &m, Some("k"));
         assert_eq!(slack["text"], "[CRITICAL] INC-42: XID 79 on ip-10-20-0-11");
-        let teams = payload(SinkKind::Teams, None, &m);
+        let teams = payload(SinkKind::Teams, None, &m, Some("k"));
         let card = &teams["attachments"][0];
         assert_eq!(
             card["contentType"],
@@ -561,8 +594,63 @@ mod tests {
         );
         assert_eq!(card["content"]["type"], "AdaptiveCard");
         assert_eq!(card["content"]["body"][0]["text"], slack["text"]);
-        let hook = payload(SinkKind::Webhook, None, &m);
+        let hook = payload(SinkKind::Webhook, None, &m, Some("k"));
         assert_eq!(hook["event"], "trigger");
         assert_eq!(hook["incident"], "INC-42");
+        assert_eq!(hook["key"], "k");
+    }
+
+    /// Opens the incident of an XID on `node` in `store`; answers its number.
+    fn open_incident(store: &Store, node: &str) -> u64 {
+        let signal: crate::model::signal::Signal = serde_json::from_value(json!({
+            "kind": "gpu.xid", "severity": "critical",
+            "subject": {"cluster": "sim-a", "node": node, "gpu": "0"},
+            "summary": format!("XID 79 on {node}"), "evidence": {},
+            "first_seen": Utc::now(), "dedup_key": format!("gpu.xid:sim-a/{node}/0")
+        }))
+        .expect("a signal");
+        store
+            .record_signals(
+                &[signal],
+                &[],
+                Origin::Headless,
+                Duration::from_secs(600),
+                Utc::now(),
+            )
+            .expect("recorded")[0]
+            .incident
+    }
+
+    #[test]
+    fn page_keys_come_from_the_group_never_the_stores_incident_number() {
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("temp dir"))
+            .collect();
+        let stores: Vec<Store> = dirs
+            .iter()
+            .map(|d| Store::open(&d.path().join("store")).expect("store"))
+            .collect();
+        // Two fresh stores (two pods): each numbers its first incident 1, for different nodes.
+        let a = open_incident(&stores[0], "node-a");
+        let b = open_incident(&stores[1], "node-b");
+        assert_eq!((a, b), (1, 1));
+        let key_a = incident_page_key(&stores[0], "prod", a).expect("a key");
+        let key_b = incident_page_key(&stores[1], "prod", b).expect("a key");
+        assert_ne!(key_a, key_b, "two groups, one page identity");
+        // A third fresh store, after another incident: node-a again, as number 2; same page.
+        open_incident(&stores[2], "node-c");
+        let again = open_incident(&stores[2], "node-a");
+        assert_eq!(again, 2);
+        assert_eq!(
+            incident_page_key(&stores[2], "prod", again).as_deref(),
+            Some(key_a.as_str()),
+            "the same group on a new store pages under the same key"
+        );
+        // Another installation pages the same group under its own key.
+        assert_ne!(
+            incident_page_key(&stores[0], "staging", a),
+            Some(key_a.clone())
+        );
+        assert!(!key_a.contains("INC-") && key_a.len() <= 255, "{key_a}");
     }
 }

@@ -192,6 +192,12 @@ pub(super) struct Inner {
     next_run: AtomicU64,
     /// Where runs execute; `None` when its threads could not be started (runs are refused).
     pool: Option<RunPool>,
+    /// True once the process is stopping (SIGTERM): no run starts, and the actions of the runs
+    /// in flight stop at their next safe point (see `ActionContext::stop`).
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// (runbook, target group) → cluster of the runs the disruption budget refused: each is
+    /// started again once its cluster's budget has room, while its signal still fires.
+    waiting_budget: Mutex<HashMap<(String, String), String>>,
 }
 
 /// A run the pool did not take: what its refusal on the timeline needs.
@@ -243,6 +249,8 @@ impl Executor {
                 rt: tokio::runtime::Handle::current(),
                 next_run: AtomicU64::new(0),
                 pool,
+                stopping: tokio::sync::watch::Sender::new(false),
+                waiting_budget: Mutex::new(HashMap::new()),
             }),
         };
         ex.reconcile_journal();
@@ -259,6 +267,18 @@ impl Executor {
 
     pub fn mode(&self) -> Mode {
         self.inner.cfg.mode
+    }
+
+    /// The process is stopping: no run starts from now on (the next leader starts them), and
+    /// the runs in flight stop their actions at the next safe point, each reporting what it
+    /// did and what it left. The caller waits for them (`runs()`) as long as it can.
+    pub fn stop_runs(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Whether [`Self::stop_runs`] was called.
+    pub fn stopping(&self) -> bool {
+        *self.inner.stopping.borrow()
     }
 
     /// Runs of this process, newest last.
@@ -315,10 +335,29 @@ impl Executor {
         if let Ok(mut s) = self.inner.snapshot.lock() {
             *s = snap.clone();
         }
+        // A stopping process starts nothing: what still fires is the next leader's to start.
+        if self.stopping() {
+            return Vec::new();
+        }
         let mut started = Vec::new();
         let mut refused = Vec::new();
         let mut now_firing = HashSet::new();
         let now = Utc::now();
+        // A run the disruption budget refused starts again once its cluster has room: the
+        // key leaves `fired`, so the loop below sees its signal as fresh.
+        if let Ok(mut waiting) = self.inner.waiting_budget.lock() {
+            waiting.retain(|key, cluster| {
+                let room = self
+                    .inner
+                    .guard
+                    .disruption(&snap, cluster)
+                    .is_some_and(|d| d.disrupted < d.budget);
+                if room && let Ok(mut f) = self.inner.fired.lock() {
+                    f.remove(key);
+                }
+                !room
+            });
+        }
         // A clearing signal's condition has already stopped (it only waits out its
         // `clear_after` before it is gone): no run starts on it.
         for signal in snap.signals.iter().filter(|s| !s.is_clearing()) {
@@ -357,6 +396,9 @@ impl Executor {
         if let Ok(mut f) = self.inner.fired.lock() {
             f.retain(|k| now_firing.contains(k));
         }
+        if let Ok(mut w) = self.inner.waiting_budget.lock() {
+            w.retain(|k, _| now_firing.contains(k));
+        }
         self.refuse(refused);
         started
     }
@@ -391,6 +433,13 @@ impl Executor {
             signal: signal.clone(),
             why: String::new(),
         };
+        if self.stopping() {
+            return Err(Box::new(RefusedRun {
+                why: "fleetdeck is stopping (SIGTERM): no new runs; the next leader starts it"
+                    .into(),
+                ..refusal
+            }));
+        }
         let Some(pool) = &self.inner.pool else {
             return Err(Box::new(RefusedRun {
                 why: "the runbook workers could not be started".into(),
@@ -567,6 +616,32 @@ impl Executor {
             summary,
             Some(serde_json::json!({ "run": id, "outcome": state.outcome() })),
         );
+        // Refused for the disruption budget: not a fault of the node, only a matter of
+        // waiting; the incident says so, and the run starts again once the budget has room.
+        if matches!(
+            &state,
+            RunState::Failed(_) | RunState::Partial(_) | RunState::Stopped(_)
+        ) && state.to_string().contains("disruption budget")
+        {
+            if let Ok(mut w) = inner.waiting_budget.lock() {
+                w.insert(
+                    (rb.meta.name.clone(), crate::store::target_group(signal)),
+                    cluster.clone(),
+                );
+            }
+            self.decision(
+                incident,
+                rb,
+                Verdict::Pending,
+                format!(
+                    "runbook {} waits for the disruption budget of cluster {cluster}: it runs again on {} once a node is back in service, while {} still fires",
+                    rb.meta.name,
+                    signal.subject.describe(),
+                    signal.kind
+                ),
+                Some(serde_json::json!({ "run": id, "waiting_for": "disruption_budget" })),
+            );
+        }
         self.finish(id, state)
     }
 
@@ -587,7 +662,12 @@ impl Executor {
             }
             let plan = planner.plan();
             if plan.is_empty() {
-                return RunState::Stopped("the plan changes nothing".into());
+                // A plan the guard refused is a refusal, as it is in auto mode (the budget,
+                // the kill switch): only a plan with nothing refused changes nothing.
+                return match planner.outcome() {
+                    s @ (RunState::Failed(_) | RunState::Partial(_) | RunState::Stopped(_)) => s,
+                    _ => RunState::Stopped("the plan changes nothing".into()),
+                };
             }
             self.update_run(id, |r| r.plan = plan.clone());
             let reason = format!(
@@ -780,7 +860,8 @@ impl Executor {
         })?;
         Ok(ActionContext::new(client, cluster)
             .with_dry_run(dry_run)
-            .with_registry(self.inner.cfg.registry.clone()))
+            .with_registry(self.inner.cfg.registry.clone())
+            .with_stop(self.inner.stopping.subscribe()))
     }
 
     /// The context `mutation` is performed in: its own cluster's (a model rollback's serving
@@ -801,7 +882,8 @@ impl Executor {
                 })?;
                 Ok(ActionContext::new(client.clone(), name.clone())
                     .with_dry_run(dry_run)
-                    .with_registry(self.inner.cfg.registry.clone()))
+                    .with_registry(self.inner.cfg.registry.clone())
+                    .with_stop(self.inner.stopping.subscribe()))
             }
             other => other,
         }
@@ -908,6 +990,15 @@ impl Executor {
         clearance: &Clearance,
         force_past: Option<DateTime<Utc>>,
     ) -> Result<ActionReport, String> {
+        // A stopping process starts no change: between two actions is a safe point, and the
+        // runtime the action would run on is about to go.
+        if self.stopping() {
+            return Err(format!(
+                "{} {} not started: fleetdeck is stopping (SIGTERM)",
+                clearance.mutation().verb(),
+                clearance.mutation().target()
+            ));
+        }
         let ctx = self.context_for(clearance.cluster(), clearance.mutation(), false)?;
         self.inner
             .rt

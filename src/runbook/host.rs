@@ -214,14 +214,14 @@ impl RunHost {
 
     fn refuse(&self, mutation: &Mutation, why: String) -> serde_json::Value {
         let step = format!("{} {} refused: {why}", mutation.verb(), mutation.target());
-        if self.pass != Pass::Plan {
-            let mut e = self.entry(EntryKind::Decision, Some(Verdict::Refused), step.clone());
-            e.detail.insert(
-                "intent".into(),
-                serde_json::to_value(mutation).unwrap_or_default(),
-            );
-            self.write(e);
-        }
+        // In every pass, the plan's included: approve mode must not hide what the guard
+        // refused behind a plan that "changes nothing".
+        let mut e = self.entry(EntryKind::Decision, Some(Verdict::Refused), step.clone());
+        e.detail.insert(
+            "intent".into(),
+            serde_json::to_value(mutation).unwrap_or_default(),
+        );
+        self.write(e);
         self.tally(|t| t.problem(step));
         serde_json::json!({ "outcome": "refused", "reason": why })
     }
@@ -714,6 +714,12 @@ impl Host for RunHost {
             }
             if std::time::Instant::now() >= deadline {
                 return Ok(false);
+            }
+            // A stopping process waits for nothing more: the run ends and says what it left.
+            if self.ex.stopping() {
+                return Err(format!(
+                    "wait_for({condition:?}, {target:?}) stopped: fleetdeck is stopping (SIGTERM)"
+                ));
             }
             std::thread::sleep(Duration::from_millis(500));
         }

@@ -428,3 +428,124 @@ fn delete_pod_and_restart_rollout_are_requests_to_the_guard() {
         ]
     );
 }
+
+mod budget {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::RunbooksConfig;
+    use crate::model::incident::{Origin, Verdict};
+    use crate::model::{ClusterSnapshot, NodeModel, NodeReadiness};
+    use crate::runbook::executor::{Executor, ExecutorConfig, RunState};
+    use crate::runbook::guard::Guard;
+
+    fn fleet(cordoned: &[&str]) -> Arc<Snapshot> {
+        // 10 nodes at the default 10 %: a budget of one node out of service.
+        let nodes = (0..10)
+            .map(|i| {
+                let name = if i == 9 {
+                    "gpu-node-7".to_string()
+                } else {
+                    format!("n{i}")
+                };
+                NodeModel {
+                    cordoned: cordoned.contains(&name.as_str()),
+                    name,
+                    readiness: NodeReadiness::Ready,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let mut snap = Snapshot {
+            clusters: vec![Arc::new(ClusterSnapshot {
+                name: "prod".into(),
+                nodes,
+                ..Default::default()
+            })],
+            ..Snapshot::default()
+        };
+        snap.signals = vec![signal()];
+        Arc::new(snap)
+    }
+
+    fn summaries(store: &crate::store::Store) -> Vec<(String, Option<Verdict>)> {
+        (1..=store.len().unwrap_or(0))
+            .filter_map(|seq| store.entry(seq).ok().flatten())
+            .map(|e| (e.entry.summary, e.entry.verdict))
+            .collect()
+    }
+
+    fn wait_finished(ex: &Executor, n: usize) -> Vec<crate::runbook::executor::RunRecord> {
+        let started = std::time::Instant::now();
+        loop {
+            let runs = ex.runs();
+            if runs.iter().filter(|r| r.finished_at.is_some()).count() >= n
+                || started.elapsed() > Duration::from_secs(10)
+            {
+                return runs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn approve_mode_shows_the_budget_refusal_and_retries_once_the_budget_frees() {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let _in_rt = rt.enter();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::Store::open(&dir.path().join("store")).expect("store");
+        let cfg = RunbooksConfig::default();
+        let guard = Guard::new(&cfg, Mode::Approve, false).shared();
+        let mut settings = ExecutorConfig::from_config(&cfg, Mode::Approve, Origin::Headless);
+        settings.revalidate_after = Duration::ZERO;
+        settings.approval_timeout = Duration::from_millis(200);
+        let rb = runbook(
+            "fn run(signal) {\n    let c = cordon(signal.subject.node);\n    if c.outcome == \"refused\" { note(`left alone: ${c.reason}`); }\n}\n",
+        );
+        let ex = Executor::new(vec![rb], guard, store.clone(), HashMap::new(), settings);
+
+        // One node is cordoned already: the budget of one is spent.
+        let started = ex.observe(fleet(&["n0"]));
+        assert_eq!(started.len(), 1);
+        let runs = wait_finished(&ex, 1);
+        let state = &runs[0].state;
+        assert!(
+            matches!(state, RunState::Failed(why) if why.contains("disruption budget of cluster prod reached")),
+            "{state:?}"
+        );
+        let timeline = summaries(&store);
+        let text = format!("{timeline:#?}");
+        assert!(
+            timeline.iter().any(|(s, v)| *v == Some(Verdict::Refused)
+                && s.starts_with("cordon node/gpu-node-7 refused: disruption budget")),
+            "{text}"
+        );
+        assert!(!text.contains("the plan changes nothing"), "{text}");
+        assert!(
+            timeline.iter().any(|(s, v)| *v == Some(Verdict::Pending)
+                && s.contains("waits for the disruption budget of cluster prod")),
+            "{text}"
+        );
+        // The run's own closing entry names the reason too (what /metrics classifies).
+        assert!(
+            timeline.iter().any(|(s, v)| *v == Some(Verdict::Refused)
+                && s.starts_with(
+                    "runbook t failed: cordon node/gpu-node-7 refused: disruption budget"
+                )),
+            "{text}"
+        );
+
+        // Still no room: no new run.
+        assert!(ex.observe(fleet(&["n0"])).is_empty());
+        // n0 uncordoned: the budget has room, the run starts again (and asks for approval).
+        let again = ex.observe(fleet(&[]));
+        assert_eq!(again.len(), 1, "not retried once the budget freed");
+        let runs = wait_finished(&ex, 2);
+        let retried = runs.iter().find(|r| r.id == again[0]).expect("the retry");
+        assert!(
+            !matches!(&retried.state, RunState::Failed(why) if why.contains("disruption budget")),
+            "{:?}",
+            retried.state
+        );
+    }
+}

@@ -39,6 +39,7 @@ impl SourceDetector {
                 BlindSource::Cluster => (Severity::Critical, "apiserver".to_string()),
                 BlindSource::Gpu(_) => (Severity::Warning, format!("source/{}", spot.name())),
                 BlindSource::Cost => (Severity::Warning, "source/cost".to_string()),
+                BlindSource::Resource(r) => (Severity::Warning, format!("resource/{r}")),
             };
             let subject = Subject {
                 cluster: spot.cluster.clone(),
@@ -58,6 +59,7 @@ impl SourceDetector {
                     BlindSource::Cluster => "check the API server and the network path to it; fleetdeck keeps the last picture, but nothing new is seen",
                     BlindSource::Gpu(_) => "check the exporter (or NVML) and its scrape target; GPU faults on this cluster go unseen meanwhile",
                     BlindSource::Cost => "check the cost source; budgets and forecasts are not updated meanwhile",
+                    BlindSource::Resource(_) => "RBAC forbids watching this resource: grant list and watch on it to fleetdeck's ServiceAccount (deploy/10-rbac.yaml)",
                 }),
             )));
         }

@@ -224,6 +224,46 @@ fn aggregated_discovery_version(headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
+/// The RBAC permission a request needs, `verb group/resource[/subresource]`, as the API
+/// server's authorizer names it (a GET of a collection is `list`, or `watch` with watch=true).
+fn rbac_permission(method: &Method, uri: &Uri) -> Option<String> {
+    let segs: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let (group, rest) = match segs.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, more @ ..] if !more.is_empty() => more,
+        other => other,
+    };
+    let (resource, name, sub) = match rest {
+        [resource] => (*resource, None, None),
+        [resource, name] => (*resource, Some(*name), None),
+        [resource, name, sub, ..] => (*resource, Some(*name), Some(*sub)),
+        [] => return None,
+    };
+    let watch = uri
+        .query()
+        .is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"));
+    let verb = match (method.as_str(), name) {
+        ("GET", Some(_)) => "get",
+        ("GET", None) if watch => "watch",
+        ("GET", None) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", Some(_)) => "delete",
+        ("DELETE", None) => "deletecollection",
+        _ => return None,
+    };
+    let resource = match sub {
+        Some(sub) => format!("{resource}/{sub}"),
+        None => resource.to_string(),
+    };
+    Some(format!("{verb} {group}/{resource}"))
+}
+
 async fn handle(
     State(c): State<Arc<SimCluster>>,
     method: Method,
@@ -246,6 +286,9 @@ async fn handle(
             .by_verb
             .entry(method.as_str().to_string())
             .or_default() += 1;
+        if let Some(p) = rbac_permission(&method, &uri) {
+            *counters.by_permission.entry(p).or_default() += 1;
+        }
         let flaky = st.faults.flaky;
         let mut rng = c.rng.lock().unwrap_or_else(|e| e.into_inner());
         let fail = flaky && rng.gen_bool(0.15);

@@ -335,6 +335,10 @@ pub struct Counters {
     pub requests: u64,
     pub mutating: u64,
     pub by_verb: BTreeMap<String, u64>,
+    /// Requests by the RBAC permission they need: `verb group/resource` (`list apps/statefulsets`,
+    /// `create /pods/eviction` for the core group), so a test can hold a Role against what a
+    /// client really asked for.
+    pub by_permission: BTreeMap<String, u64>,
     pub evictions_allowed: u64,
     pub evictions_refused_pdb: u64,
     pub watches_started: u64,
