@@ -163,6 +163,12 @@ impl Pipeline {
     /// when it is `None`).
     pub fn with_executor(mut self, executor: Executor, acting: Option<Arc<AtomicBool>>) -> Self {
         self.executor = Some(executor);
+        self.with_acting(acting)
+    }
+
+    /// Whether this replica leads (`None`: it always does): on a shared store only the leader
+    /// records, and only it starts runs.
+    pub fn with_acting(mut self, acting: Option<Arc<AtomicBool>>) -> Self {
         self.acting = acting;
         self
     }
@@ -233,6 +239,19 @@ impl Pipeline {
             && (!self.cfg.cost_source || snap.cost_source.is_some())
     }
 
+    /// Whether this replica writes what it sees to the store. A store shared by replicas
+    /// (PostgreSQL) has one writer, the Lease's leader: a follower's fired and cleared entries
+    /// would repeat the leader's on the one timeline. A follower still detects and shows, and
+    /// reads the leader's incidents from the store.
+    fn records_here(&self) -> bool {
+        let shared = self.store.as_ref().is_some_and(|s| s.is_shared());
+        !shared
+            || self
+                .acting
+                .as_ref()
+                .is_none_or(|a| a.load(Ordering::SeqCst))
+    }
+
     /// Starts recording once the picture is complete (or the patience ran out): reads the
     /// store's open incidents and resumes the signals this face observes. A resumed detector
     /// signal is unknown until its kind's [`resume_hold`](Thresholds::resume_hold) and
@@ -290,7 +309,13 @@ impl Pipeline {
             s.signals = signals;
             s.finding_kinds = self.cfg.thresholds.findings.clone();
         }
-        self.warm_up(&snap, now).await;
+        if self.records_here() {
+            self.warm_up(&snap, now).await;
+        } else if self.recorder.take().is_some() {
+            // Leadership lost: the next leader records from here; this replica resumes from
+            // the store, as a restart does, if it leads again.
+            tracing::info!("not the leader of a shared store: recording stops");
+        }
         if let (Some(recorder), Some(store)) = (self.recorder.as_mut(), self.store.clone()) {
             // Findings are shown, not recorded: only the kinds that open incidents reach the
             // store (and so only they can be cleared there).

@@ -232,3 +232,79 @@ async fn a_restart_leaves_a_resumed_signal_unknown_until_its_detector_had_its_fo
     );
     assert_eq!(cleared_entries(&store).len(), 2, "cleared, then mitigated");
 }
+
+/// Two replicas on one PostgreSQL store: only the leader writes what both see; the one that
+/// takes over resumes from the store and writes the rest, once.
+#[tokio::test]
+#[ignore = "needs postgresql"]
+async fn on_a_shared_store_only_the_leader_records_and_a_new_leader_resumes_from_it() {
+    use crate::store::conformance::pg_server;
+    use std::sync::atomic::AtomicBool;
+    let url = pg_server::fresh_database();
+    let open = || {
+        Store::open_postgres(&crate::store::PgOptions {
+            url: url.clone(),
+            password: None,
+            ca_file: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (store_a, store_b) = (open(), open());
+    let alerts = Arc::new(Alerts::default());
+    if let Ok(mut a) = alerts.0.lock() {
+        a.push(alert("GpuHot"));
+    }
+    let (a_leads, b_leads) = (
+        Arc::new(AtomicBool::new(true)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let replica = |store: &Store, leads: &Arc<AtomicBool>| {
+        Pipeline::new(config(Origin::Headless))
+            .with_store(store.clone())
+            .with_intake(alerts.clone())
+            .with_acting(Some(leads.clone()))
+    };
+    let (mut a, mut b) = (replica(&store_a, &a_leads), replica(&store_b, &b_leads));
+    for _ in 0..3 {
+        let (ea, eb) = (
+            a.evaluate(Arc::new(Snapshot::default()), Utc::now()).await,
+            b.evaluate(Arc::new(Snapshot::default()), Utc::now()).await,
+        );
+        assert!(ea.recording && !eb.recording, "{ea:?} {eb:?}");
+        assert_eq!(
+            eb.signals().len(),
+            1,
+            "the follower still detects and shows"
+        );
+    }
+    let fired = |store: &Store| {
+        store
+            .entries(&Default::default())
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.entry.kind == crate::model::incident::EntryKind::Signal)
+            .count()
+    };
+    assert_eq!(fired(&store_b), 1, "one fired entry, the leader's");
+    assert_eq!(
+        store_b
+            .incidents(&IncidentFilter::default())
+            .unwrap_or_default()
+            .len(),
+        1
+    );
+
+    // The Lease moves to b; the alert resolves: b writes the clear, a writes nothing more.
+    a_leads.store(false, Ordering::SeqCst);
+    b_leads.store(true, Ordering::SeqCst);
+    let eb = b.evaluate(Arc::new(Snapshot::default()), Utc::now()).await;
+    assert!(eb.recording, "{eb:?}");
+    assert_eq!(fired(&store_a), 1, "a resumed alert is not fired again");
+    if let Ok(mut al) = alerts.0.lock() {
+        al.clear();
+    }
+    let ea = a.evaluate(Arc::new(Snapshot::default()), Utc::now()).await;
+    assert!(!ea.recording);
+    b.evaluate(Arc::new(Snapshot::default()), Utc::now()).await;
+    assert_eq!(status_of(&store_a, "alert."), IncidentStatus::Mitigated);
+}

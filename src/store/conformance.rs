@@ -11,8 +11,9 @@ use super::*;
 use crate::model::incident::{Actor, EntryKind, NewEntry, Origin};
 use crate::model::signal::Severity;
 
+/// The throwaway PostgreSQL server the tests share (also the pipeline's shared-store tests).
 #[path = "../../tests/common/postgres.rs"]
-mod pg_server;
+pub(crate) mod pg_server;
 
 /// A place a store lives, reopened as often as a behaviour needs.
 pub(super) trait Backing {

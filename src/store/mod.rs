@@ -825,4 +825,4 @@ pub fn pod_owner(pod: &str) -> &str {
 mod tests;
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
