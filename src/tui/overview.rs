@@ -348,9 +348,7 @@ fn signals_line(ctx: &ViewCtx) -> Line<'static> {
             theme.style(role),
         ));
     }
-    let blind = ctx
-        .snapshot
-        .blind_spots(ctx.now, crate::model::blind::SILENT_AFTER);
+    let blind = blind_spots_in_view(ctx);
     if !blind.is_empty() {
         let names: Vec<String> = blind.iter().map(|b| b.name()).collect();
         spans.push(Span::styled(
@@ -448,12 +446,31 @@ fn open_incidents<'a>(
         .filter(|i| i.status.is_open() && in_scope(i, ctx.cluster))
 }
 
+/// The blind spots of what the view shows: narrowed to one cluster, that cluster's (and every
+/// source not bound to a cluster), so another cluster's forbidden resource is not said here.
+fn blind_spots_in_view(ctx: &ViewCtx) -> Vec<crate::model::blind::BlindSpot> {
+    use crate::model::blind::BlindSource;
+    let mut spots = ctx
+        .snapshot
+        .blind_spots(ctx.now, crate::model::blind::SILENT_AFTER);
+    if let Some(cluster) = ctx.cluster {
+        spots.retain(|b| {
+            !matches!(b.source, BlindSource::Cluster | BlindSource::Resource(_))
+                || b.cluster == cluster
+        });
+    }
+    spots
+}
+
 fn incidents_line(incidents: &[Incident], ctx: &ViewCtx) -> Line<'static> {
     let theme = ctx.theme;
     let mut spans = vec![label("incidents", theme)];
     let counts = severity_counts(open_incidents(incidents, ctx).map(|i| &i.severity));
     if counts.iter().sum::<usize>() == 0 {
-        let blind = crate::tui::format::blind_lines(ctx.snapshot, ctx.now);
+        let blind: Vec<String> = blind_spots_in_view(ctx)
+            .iter()
+            .map(|b| b.describe(ctx.now))
+            .collect();
         if blind.is_empty() {
             spans.push(Span::styled("none open", theme.style(Role::Ok)));
         } else {
