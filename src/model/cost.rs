@@ -1116,6 +1116,25 @@ pub(crate) fn focus_line(start: &str, end: &str, cost: f64) -> CostLine {
     CostLine::new(CostSourceKind::Focus, t(start), t(end), cost, "USD")
 }
 
+/// Ten complete days of 100 USD a day (1–10 April 2025) against a budget of 2,000, as of the
+/// 11th, for tests.
+#[cfg(test)]
+pub(crate) fn ten_days_at_100() -> CostReportBuilder {
+    let mut b = CostReportBuilder::new(ReportSettings {
+        monthly_budget: Some(2000.0),
+        as_of: Some(crate::model::utc("2025-04-11T00:00:00Z")),
+        ..ReportSettings::default()
+    });
+    for day in 1..=10 {
+        let s = format!("2025-04-{day:02}T00:00:00Z");
+        let e = format!("2025-04-{:02}T00:00:00Z", day + 1);
+        if let Err(e) = b.add_line(&focus_line(&s, &e, 100.0)) {
+            panic!("{e}");
+        }
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1175,17 +1194,7 @@ mod tests {
 
     #[test]
     fn the_budget_burn_reads_the_month_to_date_and_leaves_the_forecast_to_its_stage() {
-        let mut b = CostReportBuilder::new(ReportSettings {
-            monthly_budget: Some(2000.0),
-            as_of: Some(t("2025-04-11T00:00:00Z")),
-            ..ReportSettings::default()
-        });
-        for day in 1..=10 {
-            let s = format!("2025-04-{day:02}T00:00:00Z");
-            let e = format!("2025-04-{:02}T00:00:00Z", day + 1);
-            b.add_line(&focus(&s, &e, 100.0)).ok();
-        }
-        let budget = b.finish(t("2025-04-11T00:00:00Z")).budget;
+        let budget = ten_days_at_100().finish(t("2025-04-11T00:00:00Z")).budget;
         let Some(budget) = budget else {
             panic!("no budget section")
         };

@@ -176,23 +176,15 @@ pub fn forecast_month_end(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::cost::{CostReportBuilder, ReportSettings, focus_line as focus};
+    use crate::model::cost::{
+        CostReportBuilder, ReportSettings, focus_line as focus, ten_days_at_100,
+    };
     // Named `t` where a test reads as a timeline of instants.
     use crate::model::utc as t;
 
     #[test]
     fn forecast_extends_a_steady_daily_spend_to_the_month_end() {
-        let mut b = CostReportBuilder::new(ReportSettings {
-            monthly_budget: Some(2000.0),
-            as_of: Some(t("2025-04-11T00:00:00Z")),
-            ..ReportSettings::default()
-        });
-        for day in 1..=10 {
-            let s = format!("2025-04-{day:02}T00:00:00Z");
-            let e = format!("2025-04-{:02}T00:00:00Z", day + 1);
-            b.add_line(&focus(&s, &e, 100.0)).ok();
-        }
-        let mut report = b.finish(t("2025-04-11T00:00:00Z"));
+        let mut report = ten_days_at_100().finish(t("2025-04-11T00:00:00Z"));
         forecast_budget(&mut report);
         let Some(budget) = report.budget else {
             panic!("no budget section")

@@ -760,7 +760,7 @@ pub(super) mod fixtures {
     }
 
     /// The forecast the budget stage (`signals::budget`, which the cockpit never runs) makes of
-    /// ten complete days at 100 a day against a budget of 2,000, as of the 11th: 3,000.
+    /// `model::cost::ten_days_at_100()`, as of the 11th: 3,000.
     pub fn ten_days_at_100_forecast() -> crate::model::cost::BudgetForecast {
         crate::model::cost::BudgetForecast {
             month_end: 3000.0,

@@ -1091,23 +1091,7 @@ mod tests {
 
     #[test]
     fn spend_today_is_shown_against_the_monthly_budget() {
-        use crate::model::cost::{CostLine, CostReportBuilder, CostSourceKind, ReportSettings};
-        let mut b = CostReportBuilder::new(ReportSettings {
-            monthly_budget: Some(2000.0),
-            as_of: Some(at("2025-04-11T00:00:00Z")),
-            ..ReportSettings::default()
-        });
-        for day in 1..=10 {
-            let line = CostLine::new(
-                CostSourceKind::Focus,
-                at(&format!("2025-04-{day:02}T00:00:00Z")),
-                at(&format!("2025-04-{:02}T00:00:00Z", day + 1)),
-                100.0,
-                "USD",
-            );
-            b.add_line(&line).unwrap_or_else(|e| panic!("{e}"));
-        }
-        let mut report = b.finish(at("2025-04-11T00:00:00Z"));
+        let mut report = crate::model::cost::ten_days_at_100().finish(at("2025-04-11T00:00:00Z"));
         if let Some(budget) = report.budget.as_mut() {
             budget.forecast = Some(crate::tui::nodes::fixtures::ten_days_at_100_forecast());
         }
