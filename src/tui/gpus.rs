@@ -520,17 +520,21 @@ fn gpu_utilisation(snapshot: &crate::model::Snapshot, gpu: &GpuModel) -> Option<
             })
         })
         .collect();
-    (!samples.is_empty()).then(|| {
-        (
-            format!(
-                "gpu{} utilisation, {} readings over the last {}",
-                gpu.index,
-                samples.len(),
-                human_duration(history.window().as_secs() as i64)
-            ),
-            samples,
-        )
-    })
+    let span = match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) => (last.at - first.at).num_seconds(),
+        _ => return None,
+    };
+    // The span the readings cover, not the window they may fill: a young series says so.
+    Some((
+        format!(
+            "gpu{} utilisation, {} readings over {} (up to {} kept)",
+            gpu.index,
+            samples.len(),
+            human_duration(span),
+            human_duration(history.window().as_secs() as i64)
+        ),
+        samples,
+    ))
 }
 
 /// The Prometheus utilisation series of a GPU's node, by its name or its first DNS label.
@@ -943,7 +947,10 @@ mod tests {
         assert!(pane.handle(Action::Open, &ctx));
         let lines = draw(&mut pane, &ctx, 120, 30);
         assert!(
-            screen_has(&lines, "gpu0 utilisation, 30 readings over the last 10m"),
+            screen_has(
+                &lines,
+                "gpu0 utilisation, 30 readings over 4m50s (up to 10m kept)"
+            ),
             "{lines:#?}"
         );
         assert!(
