@@ -35,7 +35,7 @@ pub use mlflow::{ModelRegistry, ModelRollback, rollback_model};
 pub use mutation::{DrainRequest, Mutation};
 pub use node::{TaintEffect, cordon, taint, uncordon, untaint};
 pub use rollback::{rollback_deployment, rollback_inference_service};
-pub use spec::{GuardBudget, MUTATION_SPECS, MutationSpec, spec_of_host_fn};
+pub use spec::{GuardBudget, HostArg, HostCall, MUTATION_SPECS, MutationSpec, spec_of_host_fn};
 pub use workload::{ObjectKind, RESTARTED_AT, annotate, delete_pod, restart_rollout, scale};
 
 /// The field manager fleetdeck's writes are recorded under (`metadata.managedFields`).

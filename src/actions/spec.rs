@@ -1,10 +1,17 @@
 //! The one table of what each [`Mutation`] is to the rest of fleetdeck: the Rhai host function
-//! a runbook asks for it with, the cockpit key a person asks for it with, and the guard budget
-//! it counts against. [`Mutation::spec`] is an exhaustive `match`, so a new variant does not
-//! compile until it has a row; the runbook engine registers, checks and documents its host
-//! functions from these rows. Imports the rest of `actions` only.
+//! a runbook asks for it with (and the constructor that turns that call's arguments into the
+//! `Mutation`), the cockpit key a person asks for it with, and the guard budget it counts
+//! against. [`Mutation::spec`] is an exhaustive `match`, so a new variant does not compile
+//! until it has a row; the runbook engine registers, checks and documents its host functions
+//! from these rows, so a new action is its variant, its row and its implementation. Imports
+//! the rest of `actions` and `model` (the snapshot a model rollback reads).
 
-use super::Mutation;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{ActionError, DrainRequest, Mutation};
+use crate::model::Snapshot;
 
 /// Which of the guard's budgets a mutation counts against. Every mutation meets the kill
 /// switch, read-only, the leader Lease, the cluster's unready halt, the runbook's cooldown and
@@ -34,7 +41,7 @@ impl GuardBudget {
 }
 
 /// One row of the table: a [`Mutation`] as a script, a person and the guard see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct MutationSpec {
     /// The action's name as plans and the journal serialize it (`action` field).
     pub action: &'static str,
@@ -47,6 +54,117 @@ pub struct MutationSpec {
     /// The cockpit's default key for it (`[keys]` may rebind it); `None`: runbooks only.
     pub cockpit_key: Option<&'static str>,
     pub budget: GuardBudget,
+    /// Builds the mutation from a runbook's call; a bad argument is refused here, naming it,
+    /// before anything is asked of the guard.
+    pub build: fn(&HostCall<'_>) -> Result<Mutation, ActionError>,
+}
+
+/// Rows are one per action name (a test checks it), so the name is the row.
+impl PartialEq for MutationSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.action == other.action
+    }
+}
+
+impl Eq for MutationSpec {}
+
+/// A runbook's argument as the engine hands it to a row's constructor, so no script engine's
+/// types reach `actions`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostArg {
+    Unit,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    /// An object map (`#{ timeout: "5m" }`), as JSON.
+    Map(Value),
+    /// Anything else (an array, a function pointer), by its script form, for the message.
+    Other(String),
+}
+
+impl HostArg {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Self::Unit => "()",
+            Self::Bool(_) => "a bool",
+            Self::Int(_) => "an integer",
+            Self::Float(_) => "a float",
+            Self::Text(_) => "a string",
+            Self::Map(_) => "a map",
+            Self::Other(_) => "another kind of value",
+        }
+    }
+
+    /// The value as a script would print it.
+    fn display(&self) -> String {
+        match self {
+            Self::Unit => "()".into(),
+            Self::Bool(b) => b.to_string(),
+            Self::Int(i) => i.to_string(),
+            Self::Float(f) => f.to_string(),
+            Self::Text(t) => t.clone(),
+            Self::Map(m) => m.to_string(),
+            Self::Other(o) => o.clone(),
+        }
+    }
+}
+
+/// One call of a mutation's host function: its row, its arguments and the fleet as the run
+/// sees it (a model rollback reads the endpoint's registry from it).
+pub struct HostCall<'a> {
+    pub spec: &'static MutationSpec,
+    pub args: &'a [HostArg],
+    pub snapshot: Arc<Snapshot>,
+}
+
+impl HostCall<'_> {
+    fn bad(&self, i: usize, what: &str, want: &str) -> ActionError {
+        let got = self.args.get(i).unwrap_or(&HostArg::Unit);
+        ActionError::InvalidInput {
+            what: format!("{} argument {} ({what})", self.spec.host_fn, i + 1),
+            why: format!(
+                "{} is {}, not {want}: call it as {}",
+                got.display(),
+                got.type_name(),
+                self.spec.usage
+            ),
+        }
+    }
+
+    /// Argument `i` as text (a node, a namespace, a name).
+    pub fn text(&self, i: usize, what: &str) -> Result<String, ActionError> {
+        match self.args.get(i) {
+            Some(HostArg::Text(t)) => Ok(t.clone()),
+            _ => Err(self.bad(i, what, "a string")),
+        }
+    }
+
+    /// Argument `i` as an integer, `None` when the call did not give it.
+    pub fn int(&self, i: usize, what: &str) -> Result<Option<i64>, ActionError> {
+        match self.args.get(i) {
+            None => Ok(None),
+            Some(HostArg::Int(n)) => Ok(Some(*n)),
+            Some(_) => Err(self.bad(i, what, "an integer")),
+        }
+    }
+
+    /// Argument `i` as an options map, `None` when the call did not give it.
+    pub fn map(&self, i: usize, what: &str) -> Result<Option<&Value>, ActionError> {
+        match self.args.get(i) {
+            None => Ok(None),
+            Some(HostArg::Map(m)) => Ok(Some(m)),
+            Some(_) => Err(self.bad(i, what, "a map such as #{ timeout: \"5m\" }")),
+        }
+    }
+
+    /// Argument `i` as an optional value: `()` is none, anything else its text.
+    pub fn optional(&self, i: usize) -> Option<String> {
+        match self.args.get(i) {
+            None | Some(HostArg::Unit) => None,
+            Some(a) => Some(a.display()),
+        }
+    }
 }
 
 /// Every row, one per `Mutation` variant, in the order the docs list them.
@@ -72,6 +190,7 @@ const CORDON: MutationSpec = MutationSpec {
     usage: "cordon(node)",
     cockpit_key: Some("c"),
     budget: GuardBudget::NodeDisruption,
+    build: build_cordon,
 };
 const UNCORDON: MutationSpec = MutationSpec {
     action: "uncordon",
@@ -80,6 +199,7 @@ const UNCORDON: MutationSpec = MutationSpec {
     usage: "uncordon(node)",
     cockpit_key: Some("u"),
     budget: GuardBudget::None,
+    build: build_uncordon,
 };
 const DRAIN: MutationSpec = MutationSpec {
     action: "drain",
@@ -88,6 +208,7 @@ const DRAIN: MutationSpec = MutationSpec {
     usage: "drain(node) or drain(node, #{ timeout, … })",
     cockpit_key: Some("D"),
     budget: GuardBudget::NodeDisruption,
+    build: build_drain,
 };
 const ROLLBACK: MutationSpec = MutationSpec {
     action: "rollback",
@@ -96,6 +217,7 @@ const ROLLBACK: MutationSpec = MutationSpec {
     usage: "rollback(ns, name) or rollback(ns, name, revision)",
     cockpit_key: Some("B"),
     budget: GuardBudget::None,
+    build: build_rollback,
 };
 const RESTART_ROLLOUT: MutationSpec = MutationSpec {
     action: "restart_rollout",
@@ -104,6 +226,7 @@ const RESTART_ROLLOUT: MutationSpec = MutationSpec {
     usage: "restart_rollout(ns, name)",
     cockpit_key: Some("r"),
     budget: GuardBudget::None,
+    build: build_restart_rollout,
 };
 const ROLLBACK_INFERENCE_SERVICE: MutationSpec = MutationSpec {
     action: "rollback_inference_service",
@@ -113,6 +236,7 @@ const ROLLBACK_INFERENCE_SERVICE: MutationSpec = MutationSpec {
     // The cockpit's rollback key rolls back whichever the selected workload is.
     cockpit_key: Some("B"),
     budget: GuardBudget::None,
+    build: build_rollback_inference_service,
 };
 const ROLLBACK_MODEL: MutationSpec = MutationSpec {
     action: "rollback_model",
@@ -121,6 +245,7 @@ const ROLLBACK_MODEL: MutationSpec = MutationSpec {
     usage: "rollback_model(endpoint) or rollback_model(endpoint, version)",
     cockpit_key: Some("M"),
     budget: GuardBudget::None,
+    build: build_rollback_model,
 };
 const SCALE: MutationSpec = MutationSpec {
     action: "scale",
@@ -129,6 +254,7 @@ const SCALE: MutationSpec = MutationSpec {
     usage: "scale(ns, name, replicas)",
     cockpit_key: Some("#"),
     budget: GuardBudget::Replicas,
+    build: build_scale,
 };
 const DELETE_POD: MutationSpec = MutationSpec {
     action: "delete_pod",
@@ -137,6 +263,7 @@ const DELETE_POD: MutationSpec = MutationSpec {
     usage: "delete_pod(ns, name)",
     cockpit_key: Some("ctrl-k"),
     budget: GuardBudget::None,
+    build: build_delete_pod,
 };
 const TAINT: MutationSpec = MutationSpec {
     action: "taint",
@@ -145,6 +272,7 @@ const TAINT: MutationSpec = MutationSpec {
     usage: "taint(node, key, value, effect)",
     cockpit_key: None,
     budget: GuardBudget::NodeDisruption,
+    build: build_taint,
 };
 const UNTAINT: MutationSpec = MutationSpec {
     action: "untaint",
@@ -153,6 +281,7 @@ const UNTAINT: MutationSpec = MutationSpec {
     usage: "untaint(node, key)",
     cockpit_key: None,
     budget: GuardBudget::None,
+    build: build_untaint,
 };
 const ANNOTATE: MutationSpec = MutationSpec {
     action: "annotate",
@@ -161,7 +290,152 @@ const ANNOTATE: MutationSpec = MutationSpec {
     usage: "annotate(kind, ns, name, key, value)",
     cockpit_key: None,
     budget: GuardBudget::None,
+    build: build_annotate,
 };
+
+// The rows' constructors: a runbook's arguments to a `Mutation`, each bad one named.
+
+fn build_cordon(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Ok(Mutation::Cordon {
+        node: c.text(0, "node")?,
+    })
+}
+
+fn build_uncordon(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Ok(Mutation::Uncordon {
+        node: c.text(0, "node")?,
+    })
+}
+
+fn build_drain(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    let options = match c.map(1, "options")? {
+        Some(m) => drain_request(m)?,
+        None => DrainRequest::default(),
+    };
+    Ok(Mutation::Drain {
+        node: c.text(0, "node")?,
+        options,
+    })
+}
+
+/// A drain's options map, as kubectl drain's flags.
+fn drain_request(m: &Value) -> Result<DrainRequest, ActionError> {
+    let mut d = DrainRequest::default();
+    let Some(m) = m.as_object() else {
+        return Ok(d);
+    };
+    for (k, v) in m {
+        let bad = || ActionError::InvalidInput {
+            what: format!("drain option {k}"),
+            why: format!("{v} is not the right type"),
+        };
+        match k.as_str() {
+            "timeout" => {
+                let s = v.as_str().ok_or_else(bad)?;
+                d.timeout_s = humantime::parse_duration(s)
+                    .map_err(|e| ActionError::InvalidInput {
+                        what: "drain timeout".into(),
+                        why: format!("{s:?}: {e}"),
+                    })?
+                    .as_secs();
+            }
+            "grace_period" => d.grace_period_s = Some(v.as_i64().ok_or_else(bad)?),
+            "ignore_daemonsets" => d.ignore_daemonsets = v.as_bool().ok_or_else(bad)?,
+            "delete_emptydir_data" => d.delete_emptydir_data = v.as_bool().ok_or_else(bad)?,
+            "force_past_deadline" => d.force_past_deadline = v.as_bool().ok_or_else(bad)?,
+            "whole_gang" => d.whole_gang = v.as_bool().ok_or_else(bad)?,
+            other => {
+                return Err(ActionError::InvalidInput {
+                    what: format!("drain option {other}"),
+                    why: format!(
+                        "unknown drain option {other}; known: timeout, grace_period, ignore_daemonsets, delete_emptydir_data, force_past_deadline, whole_gang"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn build_rollback(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    let revision = c.int(2, "revision")?;
+    // kubectl reads `--to-revision=0` as "the previous one"; a script that means that calls
+    // rollback(ns, name), so a 0 here is a computed value gone wrong.
+    if revision == Some(0) {
+        return Err(ActionError::InvalidInput {
+            what: "rollback revision".into(),
+            why: "0 is not a revision (they start at 1): give one from the deployment's history, or call rollback(ns, name) for the previous one".into(),
+        });
+    }
+    Mutation::rollback(&c.text(0, "namespace")?, &c.text(1, "name")?, revision)
+}
+
+fn build_restart_rollout(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Ok(Mutation::RestartRollout {
+        namespace: c.text(0, "namespace")?,
+        name: c.text(1, "name")?,
+    })
+}
+
+fn build_rollback_inference_service(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Ok(Mutation::RollbackInferenceService {
+        namespace: c.text(0, "namespace")?,
+        name: c.text(1, "name")?,
+    })
+}
+
+fn build_rollback_model(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    let endpoint = c.text(0, "endpoint")?;
+    let version = c.int(1, "version")?;
+    Mutation::rollback_model(&c.snapshot, &endpoint, version, "runbook")
+}
+
+fn build_scale(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    let replicas = c.int(2, "replicas")?.unwrap_or_default();
+    let max = super::workload::MAX_REPLICAS;
+    if replicas > i64::from(max) {
+        return Err(ActionError::InvalidInput {
+            what: "scale replicas".into(),
+            why: format!(
+                "{replicas} is more than a cluster can run (Kubernetes supports at most {max} pods in one cluster)"
+            ),
+        });
+    }
+    Mutation::scale(&c.text(0, "namespace")?, &c.text(1, "name")?, replicas)
+}
+
+fn build_delete_pod(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Ok(Mutation::DeletePod {
+        namespace: c.text(0, "namespace")?,
+        name: c.text(1, "name")?,
+    })
+}
+
+fn build_taint(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Mutation::taint(
+        &c.text(0, "node")?,
+        &c.text(1, "key")?,
+        &c.text(2, "value")?,
+        &c.text(3, "effect")?,
+    )
+}
+
+fn build_untaint(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Ok(Mutation::Untaint {
+        node: c.text(0, "node")?,
+        key: c.text(1, "key")?,
+    })
+}
+
+fn build_annotate(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Mutation::annotate(
+        &c.text(0, "kind")?,
+        &c.text(1, "namespace")?,
+        &c.text(2, "name")?,
+        &c.text(3, "key")?,
+        c.optional(4),
+    )
+}
 
 impl Mutation {
     /// This mutation's row of the table. Exhaustive on purpose: a new variant needs a row.

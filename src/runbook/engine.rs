@@ -6,6 +6,7 @@
 //! wall-clock limit that host calls count against: `sleep` and `wait_for` are cut at it and the
 //! pass fails with "deadline exceeded", so no script holds a run worker past its limit.
 
+use std::any::TypeId;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
 use serde::Serialize;
 
 use super::meta::{self, RunbookError, RunbookMeta};
-use crate::actions::{DrainRequest, Mutation};
+use crate::actions::{HostArg, HostCall, MUTATION_SPECS, Mutation};
 use crate::model::Snapshot;
 use crate::model::signal::Signal;
 
@@ -359,30 +360,31 @@ fn from_map(m: &rhai::Map) -> serde_json::Value {
     rhai::serde::from_dynamic(&Dynamic::from_map(m.clone())).unwrap_or(serde_json::Value::Null)
 }
 
-fn drain_options(m: &rhai::Map) -> Result<DrainRequest, Box<EvalAltResult>> {
-    let mut d = DrainRequest::default();
-    for (k, v) in m {
-        let bad = || host_err(format!("drain option {k}: {v} is not the right type"));
-        match k.as_str() {
-            "timeout" => {
-                let s = v.clone().into_string().map_err(|_| bad())?;
-                d.timeout_s = humantime::parse_duration(&s)
-                    .map_err(|e| host_err(format!("drain timeout {s:?}: {e}")))?
-                    .as_secs();
-            }
-            "grace_period" => d.grace_period_s = Some(v.as_int().map_err(|_| bad())?),
-            "ignore_daemonsets" => d.ignore_daemonsets = v.as_bool().map_err(|_| bad())?,
-            "delete_emptydir_data" => d.delete_emptydir_data = v.as_bool().map_err(|_| bad())?,
-            "force_past_deadline" => d.force_past_deadline = v.as_bool().map_err(|_| bad())?,
-            "whole_gang" => d.whole_gang = v.as_bool().map_err(|_| bad())?,
-            other => {
-                return Err(host_err(format!(
-                    "unknown drain option {other}; known: timeout, grace_period, ignore_daemonsets, delete_emptydir_data, force_past_deadline, whole_gang"
-                )));
-            }
-        }
+/// A script's value as a mutation's constructor reads it.
+fn host_arg(v: &Dynamic) -> HostArg {
+    if v.is_unit() {
+        HostArg::Unit
+    } else if let Ok(b) = v.as_bool() {
+        HostArg::Bool(b)
+    } else if let Ok(i) = v.as_int() {
+        HostArg::Int(i)
+    } else if let Ok(f) = v.as_float() {
+        HostArg::Float(f)
+    } else if v.is_string() {
+        HostArg::Text(v.to_string())
+    } else if v.is_map() {
+        HostArg::Map(rhai::serde::from_dynamic(v).unwrap_or(serde_json::Value::Null))
+    } else {
+        HostArg::Other(v.to_string())
     }
-    Ok(d)
+}
+
+/// A mutation that waits (a drain for its pods) waits at most until the run's deadline.
+fn within_deadline(mut m: Mutation, clock: RunClock) -> Mutation {
+    if let Mutation::Drain { options, .. } = &mut m {
+        options.timeout_s = options.timeout_s.min(clock.remaining().as_secs().max(1));
+    }
+    m
 }
 
 /// The wall-clock limit of one pass of a run, host calls included.
@@ -557,123 +559,27 @@ fn register_host(
             })
         }
     };
-    let r = request.clone();
-    engine.register_fn("cordon", move |node: &str| {
-        r(Ok(Mutation::Cordon { node: node.into() }))
-    });
-    let r = request.clone();
-    engine.register_fn("uncordon", move |node: &str| {
-        r(Ok(Mutation::Uncordon { node: node.into() }))
-    });
-    let r = request.clone();
-    // A drain waits for its pods at most until the run's deadline: its own timeout is cut there.
-    let within_deadline = move |mut d: DrainRequest| {
-        d.timeout_s = d.timeout_s.min(clock.remaining().as_secs().max(1));
-        d
-    };
-    engine.register_fn("drain", move |node: &str| {
-        r(Ok(Mutation::Drain {
-            node: node.into(),
-            options: within_deadline(DrainRequest::default()),
-        }))
-    });
-    let r = request.clone();
-    engine.register_fn("drain", move |node: &str, opts: rhai::Map| {
-        r(Ok(Mutation::Drain {
-            node: node.into(),
-            options: within_deadline(drain_options(&opts)?),
-        }))
-    });
-    let r = request.clone();
-    engine.register_fn("rollback", move |ns: &str, name: &str| {
-        r(Mutation::rollback(ns, name, None))
-    });
-    let r = request.clone();
-    engine.register_fn("rollback", move |ns: &str, name: &str, revision: i64| {
-        // kubectl reads `--to-revision=0` as "the previous one"; a script that means that
-        // calls rollback(ns, name), so a 0 here is a computed value gone wrong.
-        if revision == 0 {
-            return r(Err(crate::actions::ActionError::InvalidInput {
-                what: "rollback revision".into(),
-                why: "0 is not a revision (they start at 1): give one from the deployment's history, or call rollback(ns, name) for the previous one".into(),
-            }));
+    // Every row of the table is registered the same way, one overload per arity, so a new
+    // action needs no line here. Arguments arrive as any type: the row's constructor names a
+    // wrong one ("cordon argument 1 (node): 5 is an integer, not a string").
+    for spec in MUTATION_SPECS {
+        for &arity in spec.arities {
+            let (h, r) = (host.clone(), request.clone());
+            engine.register_raw_fn(
+                spec.host_fn,
+                vec![TypeId::of::<Dynamic>(); arity],
+                move |_, args| -> Result<Dynamic, Box<EvalAltResult>> {
+                    let args: Vec<HostArg> = args.iter().map(|a| host_arg(a)).collect();
+                    let call = HostCall {
+                        spec,
+                        args: &args,
+                        snapshot: h.snapshot(),
+                    };
+                    r((spec.build)(&call).map(|m| within_deadline(m, clock)))
+                },
+            );
         }
-        r(Mutation::rollback(ns, name, Some(revision)))
-    });
-    let r = request.clone();
-    engine.register_fn("rollback_inference_service", move |ns: &str, name: &str| {
-        r(Ok(Mutation::RollbackInferenceService {
-            namespace: ns.into(),
-            name: name.into(),
-        }))
-    });
-    let (h, r) = (host.clone(), request.clone());
-    engine.register_fn("rollback_model", move |endpoint: &str| {
-        r(Mutation::rollback_model(
-            &h.snapshot(),
-            endpoint,
-            None,
-            "runbook",
-        ))
-    });
-    let (h, r) = (host.clone(), request.clone());
-    engine.register_fn("rollback_model", move |endpoint: &str, version: i64| {
-        r(Mutation::rollback_model(
-            &h.snapshot(),
-            endpoint,
-            Some(version),
-            "runbook",
-        ))
-    });
-    let r = request.clone();
-    engine.register_fn("scale", move |ns: &str, name: &str, replicas: i64| {
-        let max = crate::actions::workload::MAX_REPLICAS;
-        if replicas > i64::from(max) {
-            return r(Err(crate::actions::ActionError::InvalidInput {
-                what: "scale replicas".into(),
-                why: format!(
-                    "{replicas} is more than a cluster can run (Kubernetes supports at most {max} pods in one cluster)"
-                ),
-            }));
-        }
-        r(Mutation::scale(ns, name, replicas))
-    });
-    let r = request.clone();
-    engine.register_fn(
-        "taint",
-        move |node: &str, key: &str, value: &str, effect: &str| {
-            r(Mutation::taint(node, key, value, effect))
-        },
-    );
-    let r = request.clone();
-    engine.register_fn("untaint", move |node: &str, key: &str| {
-        r(Ok(Mutation::Untaint {
-            node: node.into(),
-            key: key.into(),
-        }))
-    });
-    let r = request.clone();
-    engine.register_fn("restart_rollout", move |ns: &str, name: &str| {
-        r(Ok(Mutation::RestartRollout {
-            namespace: ns.into(),
-            name: name.into(),
-        }))
-    });
-    let r = request.clone();
-    engine.register_fn("delete_pod", move |ns: &str, name: &str| {
-        r(Ok(Mutation::DeletePod {
-            namespace: ns.into(),
-            name: name.into(),
-        }))
-    });
-    let r = request;
-    engine.register_fn(
-        "annotate",
-        move |kind: &str, ns: &str, name: &str, key: &str, value: Dynamic| {
-            let value = (!value.is_unit()).then(|| value.to_string());
-            r(Mutation::annotate(kind, ns, name, key, value))
-        },
-    );
+    }
     let h = host.clone();
     engine.register_fn(
         "note",

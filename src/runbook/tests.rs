@@ -368,6 +368,30 @@ fn nonsensical_action_arguments_stop_the_script_before_any_request() {
 }
 
 #[test]
+fn an_action_argument_of_the_wrong_type_is_named_with_how_to_call_it() {
+    for (call, says) in [
+        (
+            "cordon(5)",
+            "cordon argument 1 (node): 5 is an integer, not a string: call it as cordon(node)",
+        ),
+        (
+            "drain(\"n1\", \"5m\")",
+            "drain argument 2 (options): 5m is a string, not a map",
+        ),
+        (
+            "scale(\"serving\", \"llama\", 2.5)",
+            "scale argument 3 (replicas): 2.5 is a float, not an integer",
+        ),
+    ] {
+        let rb = runbook(&format!("fn run(signal) {{ {call}; }}"));
+        let host = Arc::new(FakeHost::default());
+        let e = run(&rb, &host).unwrap_err();
+        assert!(e.message.contains(says), "{call}: {e}");
+        assert!(host.intents.lock().unwrap().is_empty(), "{call}");
+    }
+}
+
+#[test]
 fn a_drain_waits_at_most_until_the_run_deadline() {
     let rb = runbook("fn run(signal) { drain(\"n1\"); drain(\"n2\", #{ timeout: \"1h\" }); }");
     let host = Arc::new(FakeHost::default());
