@@ -368,6 +368,15 @@ impl Mutation {
         matches!(self, Self::RollbackModel(r) if r.serving.is_none())
     }
 
+    /// How long it may wait for its effect, in seconds, where it waits (a drain for its
+    /// pods): a runbook cuts it at the run's deadline.
+    pub fn wait_limit_mut(&mut self) -> Option<&mut u64> {
+        match self {
+            Self::Drain { options, .. } => Some(&mut options.timeout_s),
+            _ => None,
+        }
+    }
+
     /// The node this mutation takes out of service, if it does (a cordon, a drain, a taint
     /// that keeps or sends pods away).
     pub fn disrupted_node(&self) -> Option<&str> {

@@ -381,8 +381,8 @@ fn host_arg(v: &Dynamic) -> HostArg {
 
 /// A mutation that waits (a drain for its pods) waits at most until the run's deadline.
 fn within_deadline(mut m: Mutation, clock: RunClock) -> Mutation {
-    if let Mutation::Drain { options, .. } = &mut m {
-        options.timeout_s = options.timeout_s.min(clock.remaining().as_secs().max(1));
+    if let Some(limit) = m.wait_limit_mut() {
+        *limit = (*limit).min(clock.remaining().as_secs().max(1));
     }
     m
 }
