@@ -380,6 +380,45 @@ async fn delete_pod_deletes_with_its_grace_period_and_a_pod_already_gone_is_a_no
     assert_eq!(r.outcomes[0].status, 404);
 }
 
+#[tokio::test]
+async fn the_evict_pod_mutation_evicts_one_pod_through_the_eviction_api_under_its_pdb() {
+    let sim = start(&[]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let ctx = context(&sim).await;
+    let pods = k.json(&["get", "pods", "-n", "serving", "-l", "app=llama-chat"]);
+    let name = pods["items"]
+        .as_array()
+        .and_then(|a| a.first())
+        .map(|p| str_at(p, "/metadata/name").to_string())
+        .expect("a llama-chat pod");
+    let evict = Mutation::EvictPod {
+        namespace: "serving".into(),
+        name: name.clone(),
+        timeout_s: 30,
+    };
+    assert_eq!(evict.target(), format!("pod/serving/{name}"));
+    assert_eq!(evict.spec().host_fn, "evict_pod");
+
+    let r = evict.perform(&ctx, None).await.expect("evict");
+    assert_eq!(r.outcome, ActionOutcome::Done, "{}", r.summary);
+    assert_eq!(r.action, "evict");
+    assert!(
+        r.outcomes.iter().any(|o| o.request
+            == format!("POST /api/v1/namespaces/serving/pods/{name}/eviction")
+            && o.status == 201),
+        "{:?}",
+        r.outcomes
+    );
+    assert_eq!(r.evicted, vec![format!("serving/{name}")]);
+    assert!(r.bypassed.is_empty(), "the PDB is never bypassed");
+    assert!(
+        !k.run(&["get", "pod", "-n", "serving", &name])
+            .status
+            .success(),
+        "the evicted pod is gone"
+    );
+}
+
 // ---- drain ----------------------------------------------------------------------------------
 
 /// `evicting pod NS/NAME` lines and `cannot delete …: NS/A, NS/B` lists of a kubectl drain.

@@ -123,6 +123,13 @@ pub enum Mutation {
         namespace: String,
         name: String,
     },
+    /// One pod through the Eviction API, as a drain evicts it: its PodDisruptionBudget is
+    /// respected (a 429 is retried until `timeout_s`), then the pod is waited for.
+    EvictPod {
+        namespace: String,
+        name: String,
+        timeout_s: u64,
+    },
     /// A registered model's serving alias back to the previous version (MLflow), and the
     /// serving object where it pins the model's URI.
     RollbackModel(Box<super::ModelRollback>),
@@ -320,6 +327,7 @@ impl Mutation {
             Self::Untaint { .. } => "untaint",
             Self::Annotate { .. } => "annotate",
             Self::DeletePod { .. } => "delete",
+            Self::EvictPod { .. } => "evict",
         }
     }
 
@@ -342,7 +350,12 @@ impl Mutation {
             Self::RollbackInferenceService { namespace, name } => {
                 format!("inferenceservice/{namespace}/{name}")
             }
-            Self::DeletePod { namespace, name } => format!("pod/{namespace}/{name}"),
+            Self::DeletePod { namespace, name }
+            | Self::EvictPod {
+                namespace, name, ..
+            } => {
+                format!("pod/{namespace}/{name}")
+            }
             Self::RollbackModel(r) => format!("registeredmodel/{}@{}", r.model, r.alias),
             Self::Annotate {
                 kind,
@@ -373,6 +386,7 @@ impl Mutation {
     pub fn wait_limit_mut(&mut self) -> Option<&mut u64> {
         match self {
             Self::Drain { options, .. } => Some(&mut options.timeout_s),
+            Self::EvictPod { timeout_s, .. } => Some(timeout_s),
             _ => None,
         }
     }
@@ -439,6 +453,17 @@ impl Mutation {
                 super::annotate(ctx, *kind, ns, name, key, value.as_deref()).await
             }
             Self::DeletePod { namespace, name } => super::delete_pod(ctx, namespace, name).await,
+            Self::EvictPod {
+                namespace,
+                name,
+                timeout_s,
+            } => {
+                let opts = DrainOptions {
+                    timeout: Duration::from_secs((*timeout_s).max(1)),
+                    ..DrainOptions::default()
+                };
+                super::evict_pod(ctx, namespace, name, None, &opts).await
+            }
             Self::RollbackModel(r) => super::rollback_model(ctx, r).await,
         }
     }

@@ -178,6 +178,7 @@ pub const MUTATION_SPECS: &[MutationSpec] = &[
     ROLLBACK_MODEL,
     SCALE,
     DELETE_POD,
+    EVICT_POD,
     TAINT,
     UNTAINT,
     ANNOTATE,
@@ -264,6 +265,16 @@ const DELETE_POD: MutationSpec = MutationSpec {
     cockpit_key: Some("ctrl-k"),
     budget: GuardBudget::None,
     build: build_delete_pod,
+};
+const EVICT_POD: MutationSpec = MutationSpec {
+    action: "evict_pod",
+    host_fn: "evict_pod",
+    arities: &[2],
+    usage: "evict_pod(ns, name)",
+    cockpit_key: None,
+    // The pod's PodDisruptionBudget is the budget: the API refuses an eviction it forbids.
+    budget: GuardBudget::None,
+    build: build_evict_pod,
 };
 const TAINT: MutationSpec = MutationSpec {
     action: "taint",
@@ -411,6 +422,15 @@ fn build_delete_pod(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
     })
 }
 
+fn build_evict_pod(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    Ok(Mutation::EvictPod {
+        namespace: c.text(0, "namespace")?,
+        name: c.text(1, "name")?,
+        // As long as a PDB may reasonably hold one pod; a run's deadline cuts it shorter.
+        timeout_s: 120,
+    })
+}
+
 fn build_taint(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
     Mutation::taint(
         &c.text(0, "node")?,
@@ -450,6 +470,7 @@ impl Mutation {
             Self::RollbackModel(_) => &ROLLBACK_MODEL,
             Self::Scale { .. } => &SCALE,
             Self::DeletePod { .. } => &DELETE_POD,
+            Self::EvictPod { .. } => &EVICT_POD,
             Self::Taint { .. } => &TAINT,
             Self::Untaint { .. } => &UNTAINT,
             Self::Annotate { .. } => &ANNOTATE,
@@ -519,6 +540,11 @@ mod tests {
                 namespace: namespace.clone(),
                 name: name.clone(),
             },
+            Mutation::EvictPod {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                timeout_s: 120,
+            },
             Mutation::Taint {
                 node: node.clone(),
                 key: "k".into(),
@@ -551,6 +577,7 @@ mod tests {
             | Mutation::RollbackModel(_)
             | Mutation::Scale { .. }
             | Mutation::DeletePod { .. }
+            | Mutation::EvictPod { .. }
             | Mutation::Taint { .. }
             | Mutation::Untaint { .. }
             | Mutation::Annotate { .. } => m.spec().action,

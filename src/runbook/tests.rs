@@ -409,6 +409,26 @@ fn a_drain_waits_at_most_until_the_run_deadline() {
 }
 
 #[test]
+fn evict_pod_is_a_request_to_the_guard_that_waits_at_most_until_the_run_deadline() {
+    let rb = runbook("fn run(signal) { evict_pod(\"serving\", \"llama-0\"); }");
+    let host = Arc::new(FakeHost::default());
+    let _ = run_within(&rb, &host, Duration::from_secs(60)).unwrap();
+    match host.intents.lock().unwrap().as_slice() {
+        [
+            Mutation::EvictPod {
+                namespace,
+                name,
+                timeout_s,
+            },
+        ] => {
+            assert_eq!((namespace.as_str(), name.as_str()), ("serving", "llama-0"));
+            assert!(*timeout_s <= 60, "{timeout_s}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn the_engine_registers_exactly_the_host_functions_of_the_table() {
     use std::collections::BTreeSet;
     let builtins: BTreeSet<(String, usize)> = engine::native_functions(None).into_iter().collect();
