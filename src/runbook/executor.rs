@@ -347,11 +347,7 @@ impl Executor {
         // key leaves `fired`, so the loop below sees its signal as fresh.
         if let Ok(mut waiting) = self.inner.waiting_budget.lock() {
             waiting.retain(|key, cluster| {
-                let room = self
-                    .inner
-                    .guard
-                    .disruption(&snap, cluster)
-                    .is_some_and(|d| d.disrupted < d.budget);
+                let room = self.inner.guard.budget_has_room(&snap, cluster);
                 if room && let Ok(mut f) = self.inner.fired.lock() {
                     f.remove(key);
                 }

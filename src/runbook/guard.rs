@@ -96,6 +96,28 @@ pub struct RunBudget {
 /// show it.
 const RESERVATION: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// Whether the snapshot shows `node` of `cluster` cordoned or not Ready.
+fn out_of_service(snap: &Snapshot, cluster: &str, node: &str) -> bool {
+    snap.clusters
+        .iter()
+        .find(|c| c.name == cluster)
+        .and_then(|c| c.nodes.iter().find(|n| n.name == node))
+        .is_some_and(|n| n.cordoned || n.readiness != NodeReadiness::Ready)
+}
+
+/// The nodes of `cluster` allowed out of service that the snapshot does not show yet; drops the
+/// reservations the snapshot now shows or that are too old to count.
+fn pending_reservations(
+    reserved: &mut std::collections::HashMap<(String, String), Instant>,
+    snap: &Snapshot,
+    cluster: &str,
+) -> u32 {
+    reserved.retain(|(c, n), at| {
+        at.elapsed() < RESERVATION && !(c == cluster && out_of_service(snap, cluster, n))
+    });
+    reserved.keys().filter(|(c, _)| c == cluster).count() as u32
+}
+
 /// Disruption of one cluster as the guard counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ClusterDisruption {
@@ -192,6 +214,20 @@ impl Guard {
         })
     }
 
+    /// Whether `cluster`'s disruption budget has room for one more node: the nodes the snapshot
+    /// shows out of service and those the guard allowed out that it does not show yet. A run the
+    /// budget refused waits for this, not for the snapshot alone: between a cordon's PATCH and
+    /// the watch that shows it, the snapshot has room the guard will refuse.
+    pub fn budget_has_room(&self, snap: &Snapshot, cluster: &str) -> bool {
+        let Some(d) = self.disruption(snap, cluster) else {
+            return false;
+        };
+        let Ok(mut reserved) = self.reserved.lock() else {
+            return false;
+        };
+        d.disrupted + pending_reservations(&mut reserved, snap, cluster) < d.budget
+    }
+
     /// Checks one mutation in `cluster` under `mode` (already the stricter of the global mode
     /// and the runbook's), as the only mutation of its run.
     pub fn check(
@@ -239,23 +275,13 @@ impl Guard {
                 ));
             }
             if let Some(node) = mutation.spends_disruption_budget() {
-                let out_of_service = |name: &str| {
-                    snap.clusters
-                        .iter()
-                        .find(|c| c.name == cluster)
-                        .and_then(|c| c.nodes.iter().find(|n| n.name == name))
-                        .is_some_and(|n| n.cordoned || n.readiness != NodeReadiness::Ready)
-                };
                 // Check and reserve under one lock: parallel runs see each other's nodes.
                 let Ok(mut reserved) = self.reserved.lock() else {
                     return Decision::Refuse("the guard's budget ledger is unusable".into());
                 };
-                reserved.retain(|(c, n), at| {
-                    at.elapsed() < RESERVATION && !(c == cluster && out_of_service(n))
-                });
+                let pending = pending_reservations(&mut reserved, snap, cluster);
                 let key = (cluster.to_string(), node.to_string());
-                let pending = reserved.keys().filter(|(c, _)| c == cluster).count() as u32;
-                let already = out_of_service(node) || reserved.contains_key(&key);
+                let already = out_of_service(snap, cluster, node) || reserved.contains_key(&key);
                 if !already && d.disrupted + pending + 1 > d.budget {
                     return Decision::Refuse(format!(
                         "disruption budget of cluster {cluster} reached: {} of {} nodes are cordoned or NotReady ({} more being taken out by automation), the budget ({}%) allows {}",

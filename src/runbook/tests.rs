@@ -533,6 +533,58 @@ mod budget {
     }
 
     #[test]
+    fn a_run_waiting_for_the_budget_is_not_restarted_while_a_node_let_out_is_not_yet_in_the_snapshot()
+     {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let _in_rt = rt.enter();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::Store::open(&dir.path().join("store")).expect("store");
+        let cfg = RunbooksConfig::default();
+        let guard = Guard::new(&cfg, Mode::Auto, false).shared();
+        // Another run's cordon of n0 was allowed; the watch has not shown it yet. That spends
+        // the budget of one.
+        assert!(matches!(
+            guard.check(
+                &fleet(&[]),
+                "prod",
+                &Mutation::Cordon { node: "n0".into() },
+                Mode::Auto
+            ),
+            crate::runbook::guard::Decision::Allow(_)
+        ));
+        let mut settings = ExecutorConfig::from_config(&cfg, Mode::Auto, Origin::Headless);
+        settings.revalidate_after = Duration::ZERO;
+        let rb = runbook("fn run(signal) { cordon(signal.subject.node); }\n");
+        let ex = Executor::new(vec![rb], guard, store.clone(), HashMap::new(), settings);
+        assert_eq!(ex.observe(fleet(&[])).len(), 1);
+        let runs = wait_finished(&ex, 1);
+        assert!(
+            matches!(&runs[0].state, RunState::Failed(why) if why.contains("disruption budget")),
+            "{:?}",
+            runs[0].state
+        );
+        // Snapshots keep coming without n0 cordoned: the budget has no room for all that, so
+        // the run is not started again (before, it was on every snapshot, each writing its
+        // refusal on the timeline).
+        let entries = store.len().expect("len");
+        for _ in 0..20 {
+            assert!(ex.observe(fleet(&[])).is_empty(), "restarted without room");
+        }
+        assert!(ex.observe(fleet(&["n0"])).is_empty());
+        assert_eq!(
+            store.len().expect("len"),
+            entries,
+            "no entry while it waits"
+        );
+        // n0 seen cordoned, then back in service: room, and the run starts again.
+        assert_eq!(
+            ex.observe(fleet(&[])).len(),
+            1,
+            "not retried once the budget freed"
+        );
+    }
+
+    #[test]
     fn approve_mode_shows_the_budget_refusal_and_retries_once_the_budget_frees() {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let _in_rt = rt.enter();
