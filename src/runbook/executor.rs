@@ -556,7 +556,14 @@ impl Executor {
                 c.until.format("%H:%M:%SZ"),
                 c.by
             );
-            self.decision(incident, rb, Verdict::Refused, why.clone(), None);
+            self.decision(
+                incident,
+                rb,
+                &signal.subject,
+                Verdict::Refused,
+                why.clone(),
+                None,
+            );
             return self.finish(id, RunState::Stopped(why));
         }
         let _ = inner.store.journal_put(&JournalRecord {
@@ -572,6 +579,7 @@ impl Executor {
         self.decision(
             incident,
             rb,
+            &signal.subject,
             Verdict::Allowed,
             format!(
                 "runbook {} started for {} ({} mode)",
@@ -612,6 +620,7 @@ impl Executor {
         self.decision(
             incident,
             rb,
+            &signal.subject,
             verdict,
             summary,
             Some(serde_json::json!({ "run": id, "outcome": state.outcome() })),
@@ -632,6 +641,7 @@ impl Executor {
             self.decision(
                 incident,
                 rb,
+                &signal.subject,
                 Verdict::Pending,
                 format!(
                     "runbook {} waits for the disruption budget of cluster {cluster}: it runs again on {} once a node is back in service, while {} still fires",
@@ -695,6 +705,7 @@ impl Executor {
                 format!("approval {approval} requested: {reason}"),
             );
             e.incident = incident;
+            e.subject = Some(signal.subject.clone());
             e.verdict = Some(Verdict::Pending);
             e.detail.insert(
                 "plan".into(),
@@ -733,6 +744,7 @@ impl Executor {
                 },
             );
             e.incident = incident;
+            e.subject = Some(signal.subject.clone());
             e.verdict = Some(if approved {
                 Verdict::Approved
             } else {
@@ -773,10 +785,14 @@ impl Executor {
         }
     }
 
+    /// A decision of this executor's about a run on `subject` (the run's signal's): started,
+    /// refused, failed, waiting. It carries the subject, so the leader's Kubernetes Event for
+    /// it lands on the node or object the run is about.
     fn decision(
         &self,
         incident: Option<u64>,
         rb: &Runbook,
+        subject: &crate::model::signal::Subject,
         verdict: Verdict,
         summary: String,
         detail: Option<serde_json::Value>,
@@ -788,6 +804,7 @@ impl Executor {
             summary,
         );
         e.incident = incident;
+        e.subject = Some(subject.clone());
         e.verdict = Some(verdict);
         if let Some(serde_json::Value::Object(m)) = detail {
             e.detail.extend(m);
