@@ -862,3 +862,54 @@ fn a_restart_keeps_an_outside_alert_firing_and_a_refire_after_mitigation_pages_a
     assert_eq!(actions(&pagerduty), ["trigger", "resolve", "trigger"]);
     assert_eq!(bodies[2]["dedup_key"], bodies[0]["dedup_key"]);
 }
+
+#[test]
+fn a_message_still_failing_at_give_up_after_is_given_up_on_the_timeline_and_in_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = Receiver::start(Answer::FailFirst(usize::MAX));
+    std::fs::write(dir.path().join("dead"), &dead.url).unwrap();
+    // No count of attempts: only the horizon ends the retries.
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[notify]\nretry_base = \"100ms\"\ngive_up_after = \"1s\"\n\n\
+             [notify.sinks.dead]\nkind = \"webhook\"\nurl_file = \"{d}/dead\"\n",
+            d = dir.path().display()
+        ),
+    );
+    assert_eq!(cfg.notify.attempts, 0);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let n = Notifier::start(&cfg.notify, Some(store.clone()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    let id = open_incident(&store);
+    n.send(message("dead", Action::Resolve, Some(id))).unwrap();
+    wait_until("given up", Duration::from_secs(30), || {
+        timeline(&store).iter().any(|s| s.contains("dead: gave up"))
+    });
+    let t = timeline(&store);
+    let gave_up = t.iter().find(|s| s.contains("dead: gave up")).unwrap();
+    assert!(
+        gave_up.contains("attempts over") && gave_up.contains("HTTP 500"),
+        "{t:#?}"
+    );
+    // 100 ms, 200, 400: the next pause would pass the horizon.
+    let tries = dead.bodies().len();
+    assert!((3..=5).contains(&tries), "{tries} attempts: {t:#?}");
+    let entry = store
+        .timeline(id)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.entry.summary.contains("gave up"))
+        .unwrap();
+    assert_eq!(
+        entry.entry.detail.get(fleetdeck::notify::GAVE_UP),
+        Some(&json!(true)),
+        "counted on /metrics from this mark"
+    );
+    let outbox = store.outbox().unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert!(outbox[0].gave_up_at.is_some() && outbox[0].delivered_at.is_none());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dead.bodies().len(), tries, "nothing more after the give-up");
+}

@@ -760,4 +760,42 @@ mod tests {
         assert!(out.fired.is_empty());
         assert_eq!(restarted.signals().len(), 1);
     }
+
+    #[test]
+    fn a_restart_reloads_the_alerts_still_firing_until_their_end_or_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let cfg = HeadlessConfig::default();
+        let open_ended = alert(AlertStatus::Firing, &[("alertname", "X")]);
+        let mut ending = alert(AlertStatus::Firing, &[("alertname", "Y")]);
+        ending.fingerprint = "beef".into();
+        ending.ends_at = "2025-03-01T10:30:00Z".parse().ok();
+        AlertBook::new("prod")
+            .apply(
+                &payload(vec![open_ended.clone(), ending]),
+                &store,
+                &cfg,
+                now(),
+            )
+            .unwrap();
+        // Before Y's endsAt both fire again in the new process; after it only X does.
+        let early = AlertBook::load("prod", &store, now()).unwrap();
+        assert_eq!(early.state.lock().unwrap().firing.len(), 2);
+        let late_at: DateTime<Utc> = "2025-03-01T11:00:00Z".parse().unwrap();
+        let late = AlertBook::load("prod", &store, late_at).unwrap();
+        let firing: Vec<String> = late.state.lock().unwrap().firing.keys().cloned().collect();
+        assert_eq!(firing, ["alert:f00d"]);
+        assert_eq!(
+            store.alert_book().unwrap().len(),
+            1,
+            "the ended one is dropped"
+        );
+        // Its resolution takes it out of the store too.
+        let mut resolved = open_ended;
+        resolved.status = AlertStatus::Resolved;
+        late.apply(&payload(vec![resolved]), &store, &cfg, late_at)
+            .unwrap();
+        assert!(store.alert_book().unwrap().is_empty());
+        assert!(AlertBook::load("prod", &store, late_at).unwrap().is_empty());
+    }
 }

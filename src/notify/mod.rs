@@ -528,6 +528,12 @@ impl Notifier {
         };
         let waiting = self.inner.queue;
         if self.inner.owed.load(Ordering::SeqCst) >= waiting {
+            if once.is_some() {
+                // Not remembered either: the policy asks again on its next pass, when the
+                // queue may have room, rather than losing the page or writing the refusal on
+                // every pass.
+                return Err(SendError::QueueFull(waiting, m.sink));
+            }
             self.inner.record.write(
                 &m,
                 sink.kind,
@@ -701,6 +707,7 @@ impl Delivery {
                 r.gave_up_at = Some(now);
                 r.last_error = Some(format!("unreadable: {e}"));
                 self.save(inner, &r);
+                settled(inner, &r.id);
                 return;
             }
         };
@@ -718,7 +725,7 @@ impl Delivery {
                 true,
                 true,
             );
-            settled(inner);
+            settled(inner, &r.id);
             return;
         };
         let key = m.incident.and_then(|id| {
@@ -758,7 +765,7 @@ impl Delivery {
                 r.delivered_at = Some(now);
                 r.last_error = None;
                 self.save(inner, &r);
-                settled(inner);
+                settled(inner, &r.id);
                 inner.record.write(
                     &m,
                     sink.kind,
@@ -783,7 +790,7 @@ impl Delivery {
                 if (self.attempts > 0 && attempt >= self.attempts) || next > horizon {
                     r.gave_up_at = Some(now);
                     self.save(inner, &r);
-                    settled(inner);
+                    settled(inner, &r.id);
                     let over = (now - r.queued_at).to_std().unwrap_or_default();
                     inner.record.write_with(
                         &m,
@@ -825,8 +832,10 @@ impl Delivery {
     }
 }
 
-/// One message fewer owed (never below none: a failover's records were counted by no one).
-fn settled(inner: &Inner) {
+/// Message `id` is no longer owed (the count never goes below none: a failover's records were
+/// counted by no one).
+fn settled(inner: &Inner, id: &str) {
+    lock(&inner.mine).remove(id);
     let _ = inner.owed.fetch_update(
         std::sync::atomic::Ordering::SeqCst,
         std::sync::atomic::Ordering::SeqCst,
