@@ -913,3 +913,75 @@ fn a_message_still_failing_at_give_up_after_is_given_up_on_the_timeline_and_in_t
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(dead.bodies().len(), tries, "nothing more after the give-up");
 }
+
+#[test]
+#[ignore = "needs postgresql"]
+fn on_a_shared_store_only_the_leader_delivers_what_a_dead_replica_left_owed() {
+    let url = common::postgres::fresh_database();
+    let open = || {
+        Store::open_postgres(&fleetdeck::store::PgOptions {
+            url: url.clone(),
+            password: None,
+            ca_file: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(Answer::Ok);
+    hook.down.store(true, Ordering::SeqCst);
+    std::fs::write(dir.path().join("hook"), &hook.url).unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[notify]\nretry_base = \"200ms\"\ngive_up_after = \"1m\"\n\n\
+             [notify.sinks.oncall]\nkind = \"webhook\"\nurl_file = \"{d}/hook\"\n",
+            d = dir.path().display()
+        ),
+    );
+    // Replica A queues a trigger, fails to send it, and dies.
+    let a_store = open();
+    let a = Notifier::start(&cfg.notify, Some(a_store.clone()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    let id = open_incident(&a_store);
+    a.send(message("oncall", Action::Trigger, Some(id)))
+        .unwrap();
+    hook.wait_for(1);
+    drop(a);
+    drop(a_store);
+    std::thread::sleep(Duration::from_millis(500));
+    hook.got.lock().unwrap().clear();
+    hook.down.store(false, Ordering::SeqCst);
+
+    // A follower, and a cockpit on the same database (no leadership: only its own messages),
+    // leave it alone.
+    let follower = Notifier::start(&cfg.notify, Some(open()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    follower.deliver_while(Arc::new(|| false));
+    let cockpit = Notifier::start(&cfg.notify, Some(open()), Origin::Tui)
+        .unwrap()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(hook.bodies().is_empty(), "{:#?}", hook.bodies());
+
+    // The leader sends it, once, going on from A's attempts.
+    let leader_store = open();
+    let leader = Notifier::start(&cfg.notify, Some(leader_store.clone()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    leader.deliver_while(Arc::new(|| true));
+    hook.wait_for(1);
+    std::thread::sleep(Duration::from_secs(1));
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    assert_eq!(bodies[0]["event"], "trigger");
+    let t = timeline(&leader_store);
+    let delivered: Vec<&String> = t
+        .iter()
+        .filter(|s| s.contains("notify oncall: delivered (webhook trigger, attempt "))
+        .collect();
+    assert_eq!(delivered.len(), 1, "{t:#?}");
+    assert!(!delivered[0].contains("attempt 1)"), "{t:#?}");
+    drop((follower, cockpit));
+}
