@@ -822,7 +822,6 @@ impl Delivery {
         }
     }
 
-    #[allow(clippy::unused_self)]
     fn save(&self, inner: &Inner, r: &OutboxRecord) {
         if let Err(e) = inner.outbox.update(r) {
             // The attempt's outcome is lost: the message stays owed as last written and is
