@@ -555,3 +555,90 @@ async fn timeline_entries_become_events_that_kubectl_lists_on_their_object() {
         .await
         .expect("skipped");
 }
+
+#[test]
+fn the_executors_own_decisions_become_events_on_the_runs_node_through_the_outbox() {
+    const TOKEN: &str = "test-token-decision-events-0123456789";
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "4"]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleetdeck.toml");
+    let dcgm = sim.desc["dcgm"][0].as_str().unwrap().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[gpu]\nnvml = false\ninterval = \"1s\"\n[[gpu.dcgm]]\ncluster = \"sim-a\"\nurl = \"{dcgm}\"\n\n[headless]\nlease_namespace = \"default\"\n"
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let daemon = common::headless::Replica::start_on(
+        &sim,
+        &config,
+        "replica-a",
+        TOKEN,
+        &["--mode", "approve"],
+        &store,
+    );
+    common::wait_until("the daemon leads", Duration::from_secs(30), || {
+        daemon.leads()
+    });
+    let r = common::http()
+        .post(format!("{}/scenarios/xid-storm", sim.control()))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    // "runbook … started" and "approval N requested": each an Event on the run's node.
+    let decisions = || -> Vec<Value> {
+        let listed = k.json(&["get", "events", "-n", "default"]);
+        listed["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["reason"] == "FleetdeckDecision")
+            .cloned()
+            .collect()
+    };
+    let has = |events: &[Value], needle: &str| {
+        events.iter().any(|e| {
+            e["involvedObject"]["kind"] == "Node"
+                && e["message"].as_str().unwrap_or("").contains(needle)
+        })
+    };
+    common::wait_until(
+        "the run's start and its approval request are Events on its node",
+        Duration::from_secs(60),
+        || {
+            let d = decisions();
+            has(&d, "runbook gpu-xid-cordon started") && has(&d, "requested")
+        },
+    );
+    let d = decisions();
+    let waiting = d
+        .iter()
+        .find(|e| e["message"].as_str().unwrap_or("").contains("requested"))
+        .unwrap();
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("approval "),
+        "{waiting}"
+    );
+    assert_eq!(waiting["reportingInstance"], "replica-a", "{waiting}");
+    // The daemon sends Events only from its outbox: what was sent is no longer owed.
+    drop(daemon);
+    let store = fleetdeck::store::Store::open(&store).unwrap();
+    let sent_starts = store
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == fleetdeck::store::OutboxKind::Event && r.is_owed())
+        .filter_map(|r| store.entry(r.body["seq"].as_u64()?).ok().flatten())
+        .filter(|e| e.entry.summary.contains("runbook gpu-xid-cordon started"))
+        .count();
+    assert_eq!(
+        sent_starts, 0,
+        "a start's Event still owed after it was listed"
+    );
+}

@@ -202,3 +202,101 @@ fn sigterm_during_a_pdb_blocked_drain_records_what_was_left_releases_the_lease_a
     // The node is still cordoned: half-drained, as the timeline says.
     assert!(k.ok(&["get", "node", &node]).contains("SchedulingDisabled"));
 }
+
+#[test]
+fn sigterm_while_a_run_waits_for_approval_records_it_left_waiting_and_does_not_wait_out_the_grace()
+{
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "6", "--seed", "7"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleetdeck.toml");
+    let dcgm = sim.desc["dcgm"][0].as_str().unwrap().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[gpu]\nnvml = false\ninterval = \"1s\"\n[[gpu.dcgm]]\ncluster = \"sim-a\"\nurl = \"{dcgm}\"\n\n[headless]\nlease_namespace = \"default\"\nshutdown_grace = \"20s\"\n"
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let mut daemon = common::headless::Replica::start_on(
+        &sim,
+        &config,
+        "replica-a",
+        TOKEN,
+        &["--mode", "approve"],
+        &store,
+    );
+    wait_until("the daemon leads", Duration::from_secs(30), || {
+        daemon.leads()
+    });
+    let r = http()
+        .post(format!("{}/scenarios/xid-storm", sim.control()))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    let mut approval = 0;
+    wait_until("a plan waits for approval", Duration::from_secs(60), || {
+        let runs: Value = http()
+            .get(format!("{}/api/v1/runs", daemon.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .ok()
+            .and_then(|r| r.json().ok())
+            .unwrap_or(Value::Null);
+        approval = runs["pending_approvals"][0]["id"].as_u64().unwrap_or(0);
+        approval > 0
+    });
+
+    let pid = daemon.child.id().to_string();
+    let killed = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut status = None;
+    while killed.elapsed() < Duration::from_secs(40) {
+        if let Some(s) = daemon.child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.expect("the daemon exits after SIGTERM");
+    assert!(status.success(), "exit {status:?}");
+    // Nothing to bring to a safe point: the 20 s grace is not waited out.
+    assert!(
+        killed.elapsed() < Duration::from_secs(12),
+        "stopping took {:?}",
+        killed.elapsed()
+    );
+
+    let shown = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .arg("--store")
+        .arg(&store)
+        .args(["incident", "show", "1", "-o", "json"])
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let incident: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    let text: Vec<String> = incident["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["summary"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        text.iter().any(|s| s.contains("SIGTERM")
+            && s.contains(&format!("left waiting for approval {approval} at shutdown"))),
+        "no entry saying the run was left waiting:\n{}",
+        text.join("\n")
+    );
+}

@@ -34,6 +34,8 @@ enum Answer {
 struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Value>>>,
+    /// While set, every request is answered 500 whatever `Answer` says (a sink that is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -46,12 +48,16 @@ impl Receiver {
             .expect("runtime");
         let got = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(AtomicUsize::new(0));
-        let (g, s) = (got.clone(), seen.clone());
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (g, s, d) = (got.clone(), seen.clone(), down.clone());
         let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-            let (g, s) = (g.clone(), s.clone());
+            let (g, s, d) = (g.clone(), s.clone(), d.clone());
             async move {
                 let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 g.lock().unwrap().push(v);
+                if d.load(Ordering::SeqCst) {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
                 let n = s.fetch_add(1, Ordering::SeqCst);
                 match answer {
                     Answer::Ok => axum::http::StatusCode::ACCEPTED,
@@ -72,6 +78,7 @@ impl Receiver {
         Receiver {
             url: format!("http://{addr}/hook/T0000/B0000/s3cr3t-path"),
             got,
+            down,
             _rt: rt,
         }
     }
@@ -581,4 +588,400 @@ fn headless_pages_an_incidents_trigger_ack_and_resolve_with_one_dedup_key() {
         .filter(|p| p["dedup_key"] == dedup.as_str())
         .count();
     assert_eq!(again, 3, "each milestone paged once");
+}
+
+/// A daemon paging through PagerDuty on `store`, its receiver at `pd`.
+fn paging_config(dir: &Path, sim: &common::Sim, pd: &str, extra: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("pd-key"), "R0UTING-KEY-E2E").unwrap();
+    let config = dir.join("fleetdeck.toml");
+    let dcgm = sim.desc["dcgm"][0].as_str().unwrap().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[gpu]\nnvml = false\ninterval = \"1s\"\n[[gpu.dcgm]]\ncluster = \"sim-a\"\nurl = \"{dcgm}\"\n\n\
+             [headless]\nlease_namespace = \"default\"\n\n\
+             [notify]\nretry_base = \"300ms\"\ngive_up_after = \"10m\"\n\n\
+             [notify.sinks.oncall]\nkind = \"pagerduty\"\nrouting_key_file = \"{d}/pd-key\"\nevents_url = \"{pd}\"\n\n\
+             [[notify.policy]]\nsink = \"oncall\"\non = [\"open\", \"resolve\"]\nmin_severity = \"critical\"\n{extra}",
+            d = dir.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn a_resolve_owed_when_the_daemon_is_killed_is_delivered_once_after_a_restart() {
+    use common::headless::Replica;
+    use common::{Sim, http};
+    const TOKEN: &str = "test-token-outbox-0123456789abcdef";
+    let pagerduty = Receiver::start(Answer::Ok);
+    pagerduty.down.store(true, Ordering::SeqCst);
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = paging_config(dir.path(), &sim, &pagerduty.url, "");
+    let store = dir.path().join("store");
+    let mut daemon = Replica::start_on(
+        &sim,
+        &config,
+        "pager",
+        TOKEN,
+        &["--mode", "dry-run"],
+        &store,
+    );
+    wait_until("the daemon leads", Duration::from_secs(30), || {
+        daemon.leads()
+    });
+    let r = http()
+        .post(format!("{}/scenarios/xid-storm", sim.control()))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    // The sink answers 500: the trigger is tried and tried again.
+    let trigger = pagerduty.wait_for(2)[0].clone();
+    assert_eq!(trigger["event_action"], "trigger", "{trigger}");
+    let dedup = trigger["dedup_key"].as_str().unwrap().to_string();
+    let label = trigger["payload"]["summary"]
+        .as_str()
+        .and_then(|s| s.split(": ").next())
+        .and_then(|s| s.split("] ").nth(1))
+        .unwrap()
+        .to_string();
+    let r = http()
+        .post(format!("{}/api/v1/incidents/{label}/resolve", daemon.url))
+        .bearer_auth(TOKEN)
+        .body("{}")
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    // The policy looks every 2 s; then more attempts fail (the resolve waits behind its
+    // trigger), and the process dies without a word.
+    let seen = pagerduty.bodies().len();
+    std::thread::sleep(Duration::from_secs(5));
+    pagerduty.wait_for(seen + 2);
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+
+    // The sink is back; a new process on the same store owes what the dead one owed.
+    pagerduty.got.lock().unwrap().clear();
+    pagerduty.down.store(false, Ordering::SeqCst);
+    let daemon = Replica::start_on(
+        &sim,
+        &config,
+        "pager",
+        TOKEN,
+        &["--mode", "dry-run"],
+        &store,
+    );
+    wait_until("the resolve is delivered", Duration::from_secs(60), || {
+        pagerduty
+            .bodies()
+            .iter()
+            .any(|b| b["event_action"] == "resolve")
+    });
+    // Once: later passes send nothing again.
+    std::thread::sleep(Duration::from_secs(6));
+    // The signal still fires after the person's resolve, so the new process opens a new
+    // incident for it and pages it under the same key (a trigger labelled with its own
+    // number); the owed messages are the first incident's.
+    let bodies = pagerduty.bodies();
+    assert!(
+        bodies.iter().all(|p| p["dedup_key"] == dedup.as_str()),
+        "{bodies:#?}"
+    );
+    let owed: Vec<&str> = bodies
+        .iter()
+        .filter(|p| {
+            p["event_action"] == "resolve"
+                || p["payload"]["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(&format!("{label}:")))
+        })
+        .filter_map(|p| p["event_action"].as_str())
+        .collect();
+    assert_eq!(
+        owed,
+        ["trigger", "resolve"],
+        "the owed trigger, then the resolve, each once: {bodies:#?}"
+    );
+    drop(daemon);
+    let store = Store::open(&store).unwrap();
+    let id: u64 = label.trim_start_matches("INC-").parse().unwrap();
+    let t: Vec<String> = store
+        .timeline(id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.entry.summary)
+        .collect();
+    assert!(
+        t.iter()
+            .any(|s| s.contains("notify oncall: attempt") && s.contains("HTTP 500")),
+        "{t:#?}"
+    );
+    assert!(
+        t.iter()
+            .any(|s| s.contains("notify oncall: delivered (pagerduty resolve")),
+        "{t:#?}"
+    );
+}
+
+/// An Alertmanager webhook delivery of one `node.not_ready` alert on `node`.
+fn not_ready_alert(status: &str, node: &str, starts_at: &str) -> Value {
+    json!({
+        "version": "4",
+        "status": status,
+        "receiver": "fleetdeck",
+        "alerts": [{
+            "status": status,
+            "labels": {
+                "alertname": "KubeNodeNotReady",
+                "fleetdeck_signal": "node.not_ready",
+                "node": node,
+                "severity": "critical"
+            },
+            "annotations": {"summary": format!("{node} is NotReady")},
+            "startsAt": starts_at,
+            "endsAt": if status == "firing" { "0001-01-01T00:00:00Z".to_string() } else { chrono::Utc::now().to_rfc3339() },
+            "fingerprint": "a1b2c3d4e5f60718"
+        }]
+    })
+}
+
+/// Stops a replica with SIGTERM and waits for it to exit.
+fn terminate(replica: &mut common::headless::Replica) {
+    let pid = replica.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if replica.child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the daemon did not exit within 30 s of SIGTERM");
+}
+
+#[test]
+fn a_restart_keeps_an_outside_alert_firing_and_a_refire_after_mitigation_pages_again() {
+    use common::headless::Replica;
+    use common::{Sim, http};
+    const TOKEN: &str = "test-token-alert-book-0123456789abcdef";
+    let pagerduty = Receiver::start(Answer::Ok);
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = paging_config(dir.path(), &sim, &pagerduty.url, "");
+    let store = dir.path().join("store");
+    let node = "ip-10-20-9-99.ec2.internal";
+    let post = |url: &str, body: &Value| {
+        let r = http()
+            .post(format!("{url}/api/v1/alerts"))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    };
+    let actions = |r: &Receiver| -> Vec<String> {
+        r.bodies()
+            .iter()
+            .filter_map(|b| b["event_action"].as_str().map(str::to_string))
+            .collect()
+    };
+    let mut daemon = Replica::start_on(
+        &sim,
+        &config,
+        "pager",
+        TOKEN,
+        &["--mode", "dry-run"],
+        &store,
+    );
+    wait_until("the daemon leads", Duration::from_secs(30), || {
+        daemon.leads()
+    });
+    post(
+        &daemon.url,
+        &not_ready_alert("firing", node, "2026-12-07T10:00:00Z"),
+    );
+    pagerduty.wait_for(1);
+    assert_eq!(actions(&pagerduty), ["trigger"]);
+
+    terminate(&mut daemon);
+    let daemon = Replica::start_on(
+        &sim,
+        &config,
+        "pager",
+        TOKEN,
+        &["--mode", "dry-run"],
+        &store,
+    );
+    wait_until("the daemon leads again", Duration::from_secs(30), || {
+        daemon.leads()
+    });
+    // Several evaluations and policy passes: nothing is cleared, nothing resolved.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        actions(&pagerduty),
+        ["trigger"],
+        "no resolve after a restart"
+    );
+    let shown: Value = http()
+        .get(format!("{}/api/v1/incidents/INC-1", daemon.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let incident = &shown["incident"];
+    assert_eq!(incident["status"], "open", "{shown:#}");
+    assert_eq!(
+        incident["active"],
+        json!(["alert:a1b2c3d4e5f60718"]),
+        "the alert's signal still fires: {shown:#}"
+    );
+
+    // Its resolution clears it and resolves the page.
+    post(
+        &daemon.url,
+        &not_ready_alert("resolved", node, "2026-12-07T10:00:00Z"),
+    );
+    pagerduty.wait_for(2);
+    assert_eq!(actions(&pagerduty), ["trigger", "resolve"]);
+    // The next episode fires again on the mitigated incident: a new trigger.
+    post(
+        &daemon.url,
+        &not_ready_alert("firing", node, "2026-12-07T11:00:00Z"),
+    );
+    pagerduty.wait_for(3);
+    let bodies = pagerduty.bodies();
+    assert_eq!(actions(&pagerduty), ["trigger", "resolve", "trigger"]);
+    assert_eq!(bodies[2]["dedup_key"], bodies[0]["dedup_key"]);
+}
+
+#[test]
+fn a_message_still_failing_at_give_up_after_is_given_up_on_the_timeline_and_in_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = Receiver::start(Answer::FailFirst(usize::MAX));
+    std::fs::write(dir.path().join("dead"), &dead.url).unwrap();
+    // No count of attempts: only the horizon ends the retries.
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[notify]\nretry_base = \"100ms\"\ngive_up_after = \"1s\"\n\n\
+             [notify.sinks.dead]\nkind = \"webhook\"\nurl_file = \"{d}/dead\"\n",
+            d = dir.path().display()
+        ),
+    );
+    assert_eq!(cfg.notify.attempts, 0);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let n = Notifier::start(&cfg.notify, Some(store.clone()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    let id = open_incident(&store);
+    n.send(message("dead", Action::Resolve, Some(id))).unwrap();
+    wait_until("given up", Duration::from_secs(30), || {
+        timeline(&store).iter().any(|s| s.contains("dead: gave up"))
+    });
+    let t = timeline(&store);
+    let gave_up = t.iter().find(|s| s.contains("dead: gave up")).unwrap();
+    assert!(
+        gave_up.contains("attempts over") && gave_up.contains("HTTP 500"),
+        "{t:#?}"
+    );
+    // 100 ms, 200, 400: the next pause would pass the horizon.
+    let tries = dead.bodies().len();
+    assert!((3..=5).contains(&tries), "{tries} attempts: {t:#?}");
+    let entry = store
+        .timeline(id)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.entry.summary.contains("gave up"))
+        .unwrap();
+    assert_eq!(
+        entry.entry.detail.get(fleetdeck::notify::GAVE_UP),
+        Some(&json!(true)),
+        "counted on /metrics from this mark"
+    );
+    let outbox = store.outbox().unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert!(outbox[0].gave_up_at.is_some() && outbox[0].delivered_at.is_none());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dead.bodies().len(), tries, "nothing more after the give-up");
+}
+
+#[test]
+#[ignore = "needs postgresql"]
+fn on_a_shared_store_only_the_leader_delivers_what_a_dead_replica_left_owed() {
+    let url = common::postgres::fresh_database();
+    let open = || {
+        Store::open_postgres(&fleetdeck::store::PgOptions {
+            url: url.clone(),
+            password: None,
+            ca_file: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(Answer::Ok);
+    hook.down.store(true, Ordering::SeqCst);
+    std::fs::write(dir.path().join("hook"), &hook.url).unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[notify]\nretry_base = \"200ms\"\ngive_up_after = \"1m\"\n\n\
+             [notify.sinks.oncall]\nkind = \"webhook\"\nurl_file = \"{d}/hook\"\n",
+            d = dir.path().display()
+        ),
+    );
+    // Replica A queues a trigger, fails to send it, and dies.
+    let a_store = open();
+    let a = Notifier::start(&cfg.notify, Some(a_store.clone()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    let id = open_incident(&a_store);
+    a.send(message("oncall", Action::Trigger, Some(id)))
+        .unwrap();
+    hook.wait_for(1);
+    drop(a);
+    drop(a_store);
+    std::thread::sleep(Duration::from_millis(500));
+    hook.got.lock().unwrap().clear();
+    hook.down.store(false, Ordering::SeqCst);
+
+    // A follower, and a cockpit on the same database (no leadership: only its own messages),
+    // leave it alone.
+    let follower = Notifier::start(&cfg.notify, Some(open()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    follower.deliver_while(Arc::new(|| false));
+    let cockpit = Notifier::start(&cfg.notify, Some(open()), Origin::Tui)
+        .unwrap()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(hook.bodies().is_empty(), "{:#?}", hook.bodies());
+
+    // The leader sends it, once, going on from A's attempts.
+    let leader_store = open();
+    let leader = Notifier::start(&cfg.notify, Some(leader_store.clone()), Origin::Headless)
+        .unwrap()
+        .unwrap();
+    leader.deliver_while(Arc::new(|| true));
+    hook.wait_for(1);
+    std::thread::sleep(Duration::from_secs(1));
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    assert_eq!(bodies[0]["event"], "trigger");
+    let t = timeline(&leader_store);
+    let delivered: Vec<&String> = t
+        .iter()
+        .filter(|s| s.contains("notify oncall: delivered (webhook trigger, attempt "))
+        .collect();
+    assert_eq!(delivered.len(), 1, "{t:#?}");
+    assert!(!delivered[0].contains("attempt 1)"), "{t:#?}");
+    drop((follower, cockpit));
 }

@@ -153,7 +153,9 @@ idle_gpu_threshold_pct = 10.0
 # url_env = "SLACK_WEBHOOK_URL"       # or url_file; never the URL itself
 # [[notify.policy]]
 # sink = "oncall"
-# on = ["open", "ack", "resolve"]        # the default when omitted
+# on = ["open", "ack", "resolve"]        # the default when omitted; also "mitigate" (every
+#                                     # signal cleared; PagerDuty gets an acknowledge). "open"
+#                                     # pages again when a signal fires after mitigation.
 # min_severity = "critical"           # the default when omitted: only critical incidents page
 # Pages are keyed on the incident's group (PagerDuty's dedup_key, a webhook's "key"), never on
 # the store's incident number, so a new pod on a fresh store pages a group under the same key.
@@ -161,6 +163,14 @@ idle_gpu_threshold_pct = 10.0
 # replica's config), e.g.:
 # [notify]
 # installation_id = "prod-eu-1"       # letters, digits, . _ -; empty: the group alone
+# Every message is written to the store's outbox before it is sent, so a restart or a new
+# leader goes on delivering it; a failing sink is retried with backoff (retry_base doubling,
+# at most 10m apart, a 429's Retry-After first) until give_up_after, then the message is given
+# up on its incident's timeline and counted on /metrics
+# (fleetdeck_notifications_given_up_total):
+# give_up_after = "6h"                # 1s to 7d
+# attempts = 0                        # at most this many attempts; 0: until give_up_after
+# retry_base = "2s"
 
 [signals]
 # Kinds that are findings: shown on their pane and in the Signals pane's findings (runbooks may

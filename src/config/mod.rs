@@ -400,6 +400,52 @@ halt_unready_pct = 0.0
     }
 
     #[test]
+    fn notify_give_up_after_is_checked_and_mitigate_is_a_milestone_policies_may_name() {
+        let err = refused_at(
+            "[notify]
+give_up_after = \"30d\"
+",
+            2,
+            "notify.give_up_after",
+        );
+        assert!(err.contains("1s to 7d"), "{err}");
+        refused_at(
+            "[notify]
+retry_base = \"1m\"
+give_up_after = \"30s\"
+",
+            3,
+            "notify.give_up_after",
+        );
+        let cfg = parse(
+            "[notify]
+give_up_after = \"2h\"
+[notify.sinks.chat]
+kind = \"slack\"
+url_env = \"SLACK_URL\"
+[[notify.policy]]
+sink = \"chat\"
+on = [\"open\", \"mitigate\", \"resolve\"]
+",
+        )
+        .unwrap();
+        assert_eq!(cfg.notify.give_up_after, Duration::from_secs(7200));
+        assert_eq!(
+            cfg.notify.policy[0].on,
+            [
+                IncidentEvent::Open,
+                IncidentEvent::Mitigate,
+                IncidentEvent::Resolve
+            ]
+        );
+        // The default is hours, not the seconds a few doubling retries add up to.
+        assert_eq!(
+            NotifyConfig::default().give_up_after,
+            Duration::from_secs(6 * 3600)
+        );
+    }
+
+    #[test]
     fn a_zero_polling_interval_is_refused_naming_file_line_key_and_range() {
         let err = refused_at(
             "[gpu]

@@ -14,11 +14,17 @@ pub struct NotifyConfig {
     pub policy: Vec<NotifyPolicy>,
     /// Whether the cockpit sends policy notifications too (headless's leader always does).
     pub cockpit: bool,
-    /// How many times a message is tried before it is given up.
+    /// At most this many attempts before a message is given up; 0 (the default): as many as
+    /// `give_up_after` allows.
     pub attempts: u32,
     /// The first retry's wait; each next one doubles (a 429's Retry-After wins).
     #[serde(with = "crate::model::duration_serde")]
     pub retry_base: Duration,
+    /// A message not delivered this long after it was queued is given up (on its incident's
+    /// timeline and `/metrics`). Messages wait in the store's outbox meanwhile, so a restart
+    /// or a new leader goes on trying.
+    #[serde(with = "crate::model::duration_serde")]
+    pub give_up_after: Duration,
     /// Messages waiting for delivery; one more is refused (and that is recorded).
     pub queue: u32,
     /// Each delivery's HTTP timeout.
@@ -38,8 +44,9 @@ impl Default for NotifyConfig {
             sinks: std::collections::BTreeMap::new(),
             policy: Vec::new(),
             cockpit: false,
-            attempts: 5,
+            attempts: 0,
             retry_base: Duration::from_secs(2),
+            give_up_after: Duration::from_secs(6 * 3600),
             queue: 1000,
             timeout: Duration::from_secs(10),
             installation_id: String::new(),
@@ -184,6 +191,8 @@ impl NotifyPolicy {
 pub enum IncidentEvent {
     Open,
     Ack,
+    /// Every signal cleared (or a person said the impact stopped); not yet resolved.
+    Mitigate,
     Resolve,
 }
 
@@ -192,6 +201,7 @@ impl IncidentEvent {
         match self {
             Self::Open => "open",
             Self::Ack => "ack",
+            Self::Mitigate => "mitigate",
             Self::Resolve => "resolve",
         }
     }

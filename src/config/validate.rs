@@ -418,11 +418,28 @@ impl Config {
                 ));
             }
         }
-        if !(1..=20).contains(&n.attempts) {
+        if n.attempts > 100 {
             return Err((
                 "notify",
                 "attempts",
-                format!("{} is out of range; use 1 to 20", n.attempts),
+                format!(
+                    "{} is out of range; use 1 to 100, or 0 to try until give_up_after",
+                    n.attempts
+                ),
+            ));
+        }
+        if n.give_up_after < Duration::from_secs(1)
+            || n.give_up_after > Duration::from_secs(7 * 24 * 3600)
+            || n.give_up_after < n.retry_base
+        {
+            return Err((
+                "notify",
+                "give_up_after",
+                format!(
+                    "{} is out of range; use 1s to 7d, and no less than retry_base ({}), e.g. \"6h\"",
+                    humantime::format_duration(n.give_up_after),
+                    humantime::format_duration(n.retry_base)
+                ),
             ));
         }
         if n.retry_base < Duration::from_millis(10) || n.retry_base > Duration::from_secs(300) {

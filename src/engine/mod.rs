@@ -280,13 +280,18 @@ impl Engine {
         let Some(notifier) = self.executor.notifier() else {
             return Ok(None);
         };
-        if !pages || cfg.notify.policy.is_empty() {
-            return Ok(None);
-        }
         let acting: Arc<dyn Fn() -> bool + Send + Sync> = match acting {
             Some(flag) => Arc::new(move || flag.load(Ordering::SeqCst)),
             None => Arc::new(|| true),
         };
+        if matches!(self.policy.paging, Paging::WhileActing) {
+            // The leader delivers what the outbox owes, also what an earlier process (or
+            // leader) queued and could not send.
+            notifier.deliver_while(acting.clone());
+        }
+        if !pages || cfg.notify.policy.is_empty() {
+            return Ok(None);
+        }
         let task = crate::notify::policy::spawn(
             notifier,
             cfg.notify.policy.clone(),

@@ -1,6 +1,8 @@
 //! Alertmanager's webhook (payload version 4) as signals: the payload's serde types, the mapping
 //! of one alert to a `Signal`, and the book of alerts firing now, deduped on redelivery through
-//! the store. May import model, config and store.
+//! the store and kept in it (each alert with its `endsAt`), so a restarted daemon reloads the
+//! alerts still firing instead of clearing them — Alertmanager may not resend one for hours
+//! (`repeat_interval`). May import model, config and store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -111,6 +113,12 @@ impl Alert {
     /// The start of this firing episode; a zero time (year 1) counts as absent.
     pub fn started(&self) -> Option<DateTime<Utc>> {
         self.starts_at.filter(|t| t.year() > 1970)
+    }
+
+    /// When its sender says it ends; a zero time (year 1, Alertmanager's for an alert still
+    /// firing) counts as absent: it fires until resolved.
+    pub fn ends(&self) -> Option<DateTime<Utc>> {
+        self.ends_at.filter(|t| t.year() > 1970)
     }
 
     /// The key a delivery of this alert is remembered under: one per fingerprint, status and
@@ -318,7 +326,15 @@ pub struct AlertOutcome {
 
 struct FiringAlert {
     started: Option<DateTime<Utc>>,
+    /// Past this the alert has ended, resolved notice or not.
+    ends_at: Option<DateTime<Utc>>,
     signal: Signal,
+}
+
+impl FiringAlert {
+    fn fires_at(&self, now: DateTime<Utc>) -> bool {
+        self.ends_at.is_none_or(|end| end > now)
+    }
 }
 
 #[derive(Default)]
@@ -351,6 +367,37 @@ impl AlertBook {
             default_cluster: default_cluster.into(),
             state: Mutex::new(BookState::default()),
         }
+    }
+
+    /// The book as the store keeps it: the alerts that were firing when the last process
+    /// stopped (or that another replica booked) and have not ended by `now`. A restart then
+    /// neither clears their signals nor resolves their pages.
+    pub fn load(
+        default_cluster: impl Into<String>,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let book = Self::new(default_cluster);
+        {
+            let mut state = book
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for booked in store.alert_book()? {
+                let alert = FiringAlert {
+                    started: booked.started,
+                    ends_at: booked.ends_at,
+                    signal: booked.signal,
+                };
+                if alert.fires_at(now) {
+                    state.firing.insert(booked.key, alert);
+                } else {
+                    // Ended while no one was watching: its signal simply does not come back.
+                    store.book_remove(&booked.key)?;
+                }
+            }
+        }
+        Ok(book)
     }
 
     /// Applies one delivery. Each alert is remembered in the store (for `alert_dedup_for`) by
@@ -391,12 +438,26 @@ impl AlertBook {
                     if resolved_since || newer_firing {
                         AlertHandling::Stale
                     } else {
-                        // Also for a duplicate: after a restart the book is empty while the
-                        // store still remembers the sighting.
+                        // Also for a duplicate: a book from before the store kept it is empty
+                        // while the store still remembers the sighting.
+                        let booked = crate::store::BookedAlert {
+                            key: key.clone(),
+                            started,
+                            ends_at: alert.ends(),
+                            signal: signal.clone(),
+                        };
+                        if state
+                            .firing
+                            .get(&key)
+                            .is_none_or(|f| f.started != started || f.ends_at != booked.ends_at)
+                        {
+                            store.book_put(&booked)?;
+                        }
                         state.firing.insert(
                             key.clone(),
                             FiringAlert {
                                 started,
+                                ends_at: booked.ends_at,
                                 signal: signal.clone(),
                             },
                         );
@@ -414,7 +475,9 @@ impl AlertBook {
                     if newer_firing {
                         AlertHandling::Stale
                     } else {
-                        state.firing.remove(&key);
+                        if state.firing.remove(&key).is_some() {
+                            store.book_remove(&key)?;
+                        }
                         let episode = state
                             .resolved
                             .get(&key)
@@ -438,17 +501,29 @@ impl AlertBook {
         Ok(out)
     }
 
-    /// The signals of the alerts firing now, to merge into each evaluation.
+    /// The signals of the alerts firing now (not past their `endsAt`), to merge into each
+    /// evaluation.
     pub fn signals(&self) -> Vec<Signal> {
+        let now = Utc::now();
         self.state
             .lock()
-            .map(|s| s.firing.values().map(|f| f.signal.clone()).collect())
+            .map(|s| {
+                s.firing
+                    .values()
+                    .filter(|f| f.fires_at(now))
+                    .map(|f| f.signal.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// How many alerts fire now.
     pub fn len(&self) -> usize {
-        self.state.lock().map(|s| s.firing.len()).unwrap_or(0)
+        let now = Utc::now();
+        self.state
+            .lock()
+            .map(|s| s.firing.values().filter(|f| f.fires_at(now)).count())
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -684,5 +759,43 @@ mod tests {
         assert_eq!((out.accepted, out.duplicates), (0, 1));
         assert!(out.fired.is_empty());
         assert_eq!(restarted.signals().len(), 1);
+    }
+
+    #[test]
+    fn a_restart_reloads_the_alerts_still_firing_until_their_end_or_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let cfg = HeadlessConfig::default();
+        let open_ended = alert(AlertStatus::Firing, &[("alertname", "X")]);
+        let mut ending = alert(AlertStatus::Firing, &[("alertname", "Y")]);
+        ending.fingerprint = "beef".into();
+        ending.ends_at = "2025-03-01T10:30:00Z".parse().ok();
+        AlertBook::new("prod")
+            .apply(
+                &payload(vec![open_ended.clone(), ending]),
+                &store,
+                &cfg,
+                now(),
+            )
+            .unwrap();
+        // Before Y's endsAt both fire again in the new process; after it only X does.
+        let early = AlertBook::load("prod", &store, now()).unwrap();
+        assert_eq!(early.state.lock().unwrap().firing.len(), 2);
+        let late_at: DateTime<Utc> = "2025-03-01T11:00:00Z".parse().unwrap();
+        let late = AlertBook::load("prod", &store, late_at).unwrap();
+        let firing: Vec<String> = late.state.lock().unwrap().firing.keys().cloned().collect();
+        assert_eq!(firing, ["alert:f00d"]);
+        assert_eq!(
+            store.alert_book().unwrap().len(),
+            1,
+            "the ended one is dropped"
+        );
+        // Its resolution takes it out of the store too.
+        let mut resolved = open_ended;
+        resolved.status = AlertStatus::Resolved;
+        late.apply(&payload(vec![resolved]), &store, &cfg, late_at)
+            .unwrap();
+        assert!(store.alert_book().unwrap().is_empty());
+        assert!(AlertBook::load("prod", &store, late_at).unwrap().is_empty());
     }
 }

@@ -37,6 +37,9 @@ fn advertise_url(configured: &str, scheme: &str, local: std::net::SocketAddr) ->
     (!local.ip().is_unspecified()).then(|| format!("{scheme}://{local}"))
 }
 
+/// Kubernetes Events sent per look at the outbox (the rest wait for the next second).
+const EVENTS_PER_PASS: usize = 200;
+
 /// How often /metrics re-reads the store's size on disk.
 const STORE_SIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -188,6 +191,31 @@ pub async fn run(
         .pipeline(&cfg, &running, Some(leader.clone()))
         .with_intake(alerts.clone())
         .spawn(running.snapshots, Some(wake));
+    // The leader sends the Events the outbox owes: its own, and what an earlier process or
+    // leader left owed.
+    let events_wake = Arc::new(tokio::sync::Notify::new());
+    let events_task = cfg.headless.events.then(|| {
+        let (store, clients, me, leader, wake) = (
+            store.clone(),
+            clients.clone(),
+            me.clone(),
+            leader.clone(),
+            events_wake.clone(),
+        );
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                if leader.load(Ordering::SeqCst) {
+                    super::events::deliver_owed(&store, &clients, &me, EVENTS_PER_PASS).await;
+                }
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        })
+    });
     let mut counted_runs = std::collections::HashSet::new();
     let mut events_from = store.len().unwrap_or(0) + 1;
     let mut was_leader = false;
@@ -309,6 +337,14 @@ pub async fn run(
                         _ => {}
                     }
                 }
+                if n.detail.get(crate::notify::GAVE_UP) == Some(&serde_json::Value::Bool(true)) {
+                    metrics.notification_given_up(
+                        n.detail
+                            .get("sink")
+                            .and_then(|s| s.as_str())
+                            .unwrap_or("unknown"),
+                    );
+                }
                 if n.kind == crate::model::incident::EntryKind::Action
                     && let (Some(first), Some(last)) = (n.outcomes.first(), n.outcomes.last())
                 {
@@ -316,19 +352,19 @@ pub async fn run(
                 }
             }
             if is_leader && cfg.headless.events {
-                // Each entry's Event goes to the cluster its subject is in.
-                let (clients, id) = (clients.clone(), me.clone());
-                tokio::spawn(async move {
-                    for e in entries {
-                        let cluster = e.entry.subject.as_ref().map(|s| s.cluster.as_str());
-                        let Some(client) = cluster.and_then(|c| clients.get(c)) else {
-                            continue;
-                        };
-                        if let Err(err) = super::events::record(client, &e, &id).await {
-                            tracing::debug!(error = %err, seq = e.seq, "event not written");
-                        }
-                    }
-                });
+                // Each entry's Event is owed (in the outbox) before it is sent, to the cluster
+                // its subject is in.
+                let owed = super::events::owed(
+                    &entries,
+                    &me,
+                    |c| clients.contains_key(c),
+                    chrono::Utc::now(),
+                );
+                if let Err(err) = store.outbox_put_all(&owed) {
+                    tracing::warn!(error = %err, events = owed.len(), "the Events owed could not be written to the outbox; they are not sent");
+                } else if !owed.is_empty() {
+                    events_wake.notify_one();
+                }
             }
         }
         events_from = head + 1;
@@ -348,13 +384,25 @@ pub async fn run(
         .filter(|r| r.finished_at.is_none())
         .collect();
     let deadline = tokio::time::Instant::now() + grace;
-    while executor.runs().iter().any(|r| r.finished_at.is_none())
-        && tokio::time::Instant::now() < deadline
-    {
+    // A run waiting for a person's approval has done nothing yet and has no safe point to
+    // reach: it is left waiting (and said so), not waited for.
+    let acting_now = |r: &crate::runbook::executor::RunRecord| {
+        r.finished_at.is_none()
+            && !matches!(
+                r.state,
+                crate::runbook::executor::RunState::AwaitingApproval(_)
+            )
+    };
+    while executor.runs().iter().any(acting_now) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     record_stop(&engine, &executor.runs(), &in_flight, grace, &me);
     let _ = stop_tx.send(true);
+    if let Some(task) = events_task {
+        // A pass in progress finishes its request; what is still owed stays in the outbox
+        // for the next leader.
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
     if let Some(e) = elector {
         e.release().await;
     }
@@ -376,15 +424,22 @@ fn record_stop(
     use crate::model::incident::{Actor, EntryKind, NewEntry, Verdict};
     for was in in_flight {
         let run = now.iter().rev().find(|r| r.id == was.id).unwrap_or(was);
-        let (summary, verdict) = match run.finished_at {
-            Some(_) => (
+        let (summary, verdict) = match (run.finished_at, &run.state) {
+            (None, crate::runbook::executor::RunState::AwaitingApproval(approval)) => (
+                format!(
+                    "fleetdeck {me} stopping (SIGTERM): run {} of runbook {} on {} left waiting for approval {approval} at shutdown; nothing of its plan was done, and this process no longer takes the approval: check {} and approve a new plan if it is still needed",
+                    run.id, run.runbook, run.target, run.target
+                ),
+                Verdict::Pending,
+            ),
+            (Some(_), _) => (
                 format!(
                     "fleetdeck {me} stopping (SIGTERM): run {} of runbook {} on {} stopped at a safe point, {}; the runbooks still due are the next leader's, and the Lease is released",
                     run.id, run.runbook, run.target, run.state
                 ),
                 Verdict::Refused,
             ),
-            None => (
+            (None, _) => (
                 format!(
                     "fleetdeck {me} stopping (SIGTERM): run {} of runbook {} on {} did not reach a safe point within [headless] shutdown_grace ({}); it is left in flight and not resumed: check {} before acting again",
                     run.id,

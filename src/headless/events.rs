@@ -1,6 +1,9 @@
 //! Timeline entries as Kubernetes Events on their subject, so that `kubectl describe node`
-//! and `kubectl get events` show what fleetdeck saw, decided and did. Imports the model and
-//! the kube client.
+//! and `kubectl get events` show what fleetdeck saw, decided and did. Each Event the leader
+//! owes is written to the store's outbox before it is sent and forgotten once the API server
+//! has it, so a restart or a new leader sends what was still owed (an Event's name is fixed by
+//! its entry, so sending one twice is answered 409 and counts as sent). Imports the model, the
+//! store and the kube client.
 //!
 //! Events go through core/v1 (as `kubectl get events` reads them) with `eventTime` set, which
 //! makes the API server check them as new-style events (`pkg/apis/core/validation/events.go`):
@@ -13,7 +16,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 
+use chrono::{DateTime, Utc};
+
 use crate::model::incident::{Entry, EntryKind, Verdict};
+use crate::store::{OutboxKind, OutboxRecord, Store};
 
 /// `source.component` of every event.
 pub const COMPONENT: &str = "fleetdeck";
@@ -25,6 +31,94 @@ const MESSAGE_LIMIT: usize = 1024;
 const FIELD_LIMIT: usize = 128;
 /// The longest object name (a DNS subdomain).
 const NAME_LIMIT: usize = 253;
+
+/// How long an owed Event is tried (the API server or its RBAC down): past it, it is given up
+/// and logged. The timeline keeps the record either way.
+pub const GIVE_UP_AFTER: chrono::Duration = chrono::Duration::hours(1);
+/// The longest pause between two tries of one Event.
+const MAX_PAUSE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// The outbox records for the Events `entries` call for: those whose subject is a Kubernetes
+/// object in a cluster `has_client` knows.
+pub fn owed(
+    entries: &[Entry],
+    identity: &str,
+    has_client: impl Fn(&str) -> bool,
+    now: DateTime<Utc>,
+) -> Vec<OutboxRecord> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let cluster = e.entry.subject.as_ref()?.cluster.clone();
+            (has_client(&cluster) && event_for(e, identity).is_some()).then(|| OutboxRecord {
+                id: OutboxRecord::new_id(now),
+                kind: OutboxKind::Event,
+                chain: None,
+                incident: e.entry.incident,
+                body: serde_json::json!({ "seq": e.seq, "cluster": cluster }),
+                queued_at: now,
+                attempts: 0,
+                next_at: now,
+                last_error: None,
+                delivered_at: None,
+                gave_up_at: None,
+            })
+        })
+        .collect()
+}
+
+/// Sends up to `max` of the Events `store`'s outbox owes that are due: each one sent is
+/// forgotten, each failure tried again with a doubling pause (at most [`MAX_PAUSE`]) until
+/// [`GIVE_UP_AFTER`]. Blocks on the store between requests, as the daemon's loop does.
+pub async fn deliver_owed(
+    store: &Store,
+    clients: &std::collections::HashMap<String, kube::Client>,
+    identity: &str,
+    max: usize,
+) {
+    let owed = match store.outbox() {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(error = %e, "the outbox cannot be read: no Events sent this time");
+            return;
+        }
+    };
+    let now = Utc::now();
+    let due = owed
+        .into_iter()
+        .filter(|r| r.kind == OutboxKind::Event && r.is_owed() && r.next_at <= now)
+        .take(max);
+    for mut r in due {
+        let seq = r.body["seq"].as_u64().unwrap_or(0);
+        let cluster = r.body["cluster"].as_str().unwrap_or("").to_string();
+        let entry = store.entry(seq).ok().flatten();
+        let outcome = match (entry, clients.get(&cluster)) {
+            (Some(entry), Some(client)) => record(client, &entry, identity).await,
+            (None, _) => Err(format!("timeline entry {seq} is no longer in the store")),
+            (_, None) => Err(format!("no client for cluster {cluster:?}")),
+        };
+        let now = Utc::now();
+        r.attempts += 1;
+        let saved = match outcome {
+            Ok(()) => store.outbox_remove(&r.id),
+            Err(err) => {
+                let pause = chrono::Duration::seconds(1i64 << r.attempts.min(20)).min(MAX_PAUSE);
+                if now + pause > r.queued_at + GIVE_UP_AFTER {
+                    tracing::warn!(error = %err, seq, attempts = r.attempts, "a Kubernetes Event was given up");
+                    r.gave_up_at = Some(now);
+                } else {
+                    tracing::debug!(error = %err, seq, "event not written; retrying");
+                    r.next_at = now + pause;
+                }
+                r.last_error = Some(err);
+                store.outbox_update(&r)
+            }
+        };
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, id = %r.id, "an outbox record could not be updated");
+        }
+    }
+}
 
 /// Writes `entry` as an Event on its subject; `identity` is this replica (the pod's name).
 /// Entries without a Kubernetes object for a subject (a whole cluster, an endpoint, a budget)

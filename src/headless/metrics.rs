@@ -94,6 +94,11 @@ struct VerdictLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: LabelText,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     cluster: LabelText,
     resource: LabelText,
@@ -139,6 +144,8 @@ pub struct Metrics {
     pending_approvals: Gauge,
     /// Approvals decided: approved, denied (by a person) or expired.
     approval_decisions: Family<VerdictLabels, Counter>,
+    /// Notifications given up (past `[notify] give_up_after` or `attempts`), by sink.
+    notifications_given_up: Family<SinkLabels, Counter>,
     action_duration: Histogram,
     source_synced: Family<SourceLabels, Gauge>,
     leader: Gauge,
@@ -227,6 +234,12 @@ impl Metrics {
             "approval_decisions",
             "Approvals decided, by verdict (approved, denied, expired)",
             approval_decisions.clone(),
+        );
+        let notifications_given_up = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "notifications_given_up",
+            "Notifications given up, by sink: never delivered within [notify] give_up_after",
+            notifications_given_up.clone(),
         );
         // 50 ms .. ~7 min: a cordon takes a request, a drain waits on evictions and PDBs.
         let action_duration = Histogram::new(exponential_buckets(0.05, 2.0, 14));
@@ -327,6 +340,7 @@ impl Metrics {
             guard_refusals,
             pending_approvals,
             approval_decisions,
+            notifications_given_up,
             action_duration,
             source_synced,
             leader,
@@ -419,6 +433,13 @@ impl Metrics {
             .get_or_create(&VerdictLabels {
                 verdict: verdict.into(),
             })
+            .inc();
+    }
+
+    /// A notification to `sink` given up.
+    pub fn notification_given_up(&self, sink: &str) {
+        self.notifications_given_up
+            .get_or_create(&SinkLabels { sink: sink.into() })
             .inc();
     }
 
@@ -660,10 +681,12 @@ mod tests {
         m.set_leader(true);
         m.set_pending_approvals(2);
         m.approval_decided("denied");
+        m.notification_given_up("oncall");
         let text = m.encode();
         for needle in [
             "fleetdeck_pending_approvals 2",
             "fleetdeck_approval_decisions_total{verdict=\"denied\"} 1",
+            "fleetdeck_notifications_given_up_total{sink=\"oncall\"} 1",
             "# TYPE fleetdeck_signals gauge",
             "fleetdeck_open_incidents 0",
             "fleetdeck_runbook_runs_total{runbook=\"gpu-xid-cordon\",outcome=\"remediated\"} 1",

@@ -173,10 +173,17 @@ impl ApiState {
         token: Option<String>,
         default_cluster: &str,
     ) -> Self {
+        // The alerts still firing when the last process stopped: their signals go on firing.
+        let alerts = AlertBook::load(default_cluster, &store, chrono::Utc::now()).unwrap_or_else(
+            |e| {
+                tracing::warn!(error = %e, "the alert book cannot be read from the store: outside alerts start empty");
+                AlertBook::new(default_cluster)
+            },
+        );
         Self {
             store,
             executor: None,
-            alerts: Arc::new(AlertBook::new(default_cluster)),
+            alerts: Arc::new(alerts),
             metrics: Arc::new(Metrics::new()),
             token,
             metrics_auth: cfg.metrics_auth,

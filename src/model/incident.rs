@@ -235,6 +235,10 @@ pub struct Milestones {
     /// When the impact stopped (every signal cleared, or a human said so).
     pub mitigated: Option<DateTime<Utc>>,
     pub resolved: Option<DateTime<Utc>>,
+    /// When a signal last fired again after the incident was mitigated: the impact is back, so
+    /// it pages again (a new trigger) as if it had just opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refired: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

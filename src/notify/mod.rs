@@ -1,7 +1,9 @@
 //! Notifications out: the named sinks of `[notify.sinks.NAME]` (Slack, Microsoft Teams,
 //! PagerDuty Events API v2, a generic webhook), the messages runbooks and policies send them,
-//! and their delivery — a bounded queue drained by one thread of its own, each message retried
-//! with backoff, each outcome on the incident's timeline — so that sending never blocks a run.
+//! and their delivery — each message written to the store's outbox before it is sent, drained
+//! by one thread of its own, retried with backoff until `[notify] give_up_after`, marked when
+//! delivered or given up, each outcome on the incident's timeline — so that sending never
+//! blocks a run, and a restart or a new leader sends what was still owed.
 //! Secrets (webhook URLs, routing keys) are read from files or the environment at start and
 //! never written anywhere: not to the store, the logs or an error. `notify::policy` pages on
 //! incidents opening, being acknowledged and resolving. May import model, config and store.
@@ -14,12 +16,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use crate::config::{NotifyConfig, SinkConfig, SinkKind};
 use crate::model::incident::{Actor, EntryKind, NewEntry, Origin};
 use crate::model::signal::Severity;
-use crate::store::Store;
+use crate::store::{OutboxKind, OutboxRecord, Store, StoreError};
 
 /// PagerDuty's Events API v2.
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -38,10 +39,13 @@ pub enum NotifyError {
 }
 
 /// What a message asks of its sink; PagerDuty's `event_action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     Trigger,
     Acknowledge,
+    /// The impact stopped (every signal cleared); not resolved yet.
+    Mitigate,
     Resolve,
 }
 
@@ -50,13 +54,23 @@ impl Action {
         match self {
             Self::Trigger => "trigger",
             Self::Acknowledge => "acknowledge",
+            Self::Mitigate => "mitigate",
             Self::Resolve => "resolve",
+        }
+    }
+
+    /// PagerDuty's `event_action`: it knows no mitigated state, so a mitigation acknowledges
+    /// the page (it stays open, quiet, until resolved).
+    pub fn pagerduty(self) -> &'static str {
+        match self {
+            Self::Mitigate => Self::Acknowledge.name(),
+            other => other.name(),
         }
     }
 }
 
-/// One message for one sink.
-#[derive(Debug, Clone, PartialEq)]
+/// One message for one sink, as the outbox keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     pub sink: String,
     pub action: Action,
@@ -177,6 +191,7 @@ pub fn payload(kind: SinkKind, routing_key: Option<&str>, m: &Message, key: Opti
     let headline = match (&label, m.action) {
         (Some(l), Action::Trigger) => format!("[{}] {l}: {}", severity.to_uppercase(), m.summary),
         (Some(l), Action::Acknowledge) => format!("[ACKNOWLEDGED] {l}: {}", m.summary),
+        (Some(l), Action::Mitigate) => format!("[MITIGATED] {l}: {}", m.summary),
         (Some(l), Action::Resolve) => format!("[RESOLVED] {l}: {}", m.summary),
         (None, _) => format!("[{}] {}", severity.to_uppercase(), m.summary),
     };
@@ -223,7 +238,7 @@ pub fn payload(kind: SinkKind, routing_key: Option<&str>, m: &Message, key: Opti
                 .unwrap_or_else(|| format!("fleetdeck-{}-{}", m.source, m.summary.len()));
             let mut body = json!({
                 "routing_key": routing_key.unwrap_or_default(),
-                "event_action": m.action.name(),
+                "event_action": m.action.pagerduty(),
                 "dedup_key": dedup,
             });
             if m.action == Action::Trigger {
@@ -262,13 +277,28 @@ struct Record {
 }
 
 impl Record {
-    fn write(&self, m: &Message, sink: &Sink, summary: String, failed: bool) {
+    fn write(&self, m: &Message, kind: SinkKind, summary: String, failed: bool) {
+        self.write_with(m, kind, summary, failed, false);
+    }
+
+    /// `gave_up`: marks the entry as a notification given up (counted on `/metrics`).
+    fn write_with(
+        &self,
+        m: &Message,
+        kind: SinkKind,
+        summary: String,
+        failed: bool,
+        gave_up: bool,
+    ) {
         let Some(store) = &self.store else { return };
         let mut e = NewEntry::new(EntryKind::Action, m.actor.clone(), self.origin, summary);
         e.incident = m.incident;
         e.detail.insert("sink".into(), json!(m.sink));
-        e.detail.insert("sink_kind".into(), json!(sink.kind.name()));
+        e.detail.insert("sink_kind".into(), json!(kind.name()));
         e.detail.insert("action".into(), json!(m.action.name()));
+        if gave_up {
+            e.detail.insert(GAVE_UP.into(), json!(true));
+        }
         if failed {
             e.verdict = Some(crate::model::incident::Verdict::Refused);
         }
@@ -278,15 +308,92 @@ impl Record {
     }
 }
 
+/// The detail key of a timeline entry that records a notification given up.
+pub const GAVE_UP: &str = "notify_gave_up";
+
+/// Where messages wait until they are delivered: the store's outbox, so that a restart or a new
+/// leader sends what this process could not; in memory only for a notifier without a store
+/// (nothing to resume from).
+enum Outbox {
+    Store(Store),
+    Memory(std::sync::Mutex<BTreeMap<String, OutboxRecord>>),
+}
+
+impl Outbox {
+    fn enqueue(
+        &self,
+        r: &OutboxRecord,
+        once: Option<(&str, DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Store(s) => s.outbox_enqueue(r, once),
+            Self::Memory(m) => {
+                lock(m).insert(r.id.clone(), r.clone());
+                Ok(true)
+            }
+        }
+    }
+
+    fn update(&self, r: &OutboxRecord) -> Result<(), StoreError> {
+        match self {
+            Self::Store(s) => s.outbox_update(r),
+            Self::Memory(m) => {
+                let mut m = lock(m);
+                if r.is_owed() {
+                    m.insert(r.id.clone(), r.clone());
+                } else {
+                    m.remove(&r.id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The notifications still owed, in the order queued.
+    fn owed(&self) -> Result<Vec<OutboxRecord>, StoreError> {
+        let all = match self {
+            Self::Store(s) => s.outbox()?,
+            Self::Memory(m) => lock(m).values().cloned().collect(),
+        };
+        Ok(all
+            .into_iter()
+            .filter(|r| r.kind == OutboxKind::Notify && r.is_owed())
+            .collect())
+    }
+
+    fn is_shared(&self) -> bool {
+        matches!(self, Self::Store(s) if s.is_shared())
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Who may deliver the outbox's messages now.
+type Acting = Arc<dyn Fn() -> bool + Send + Sync>;
+
 struct Inner {
     sinks: BTreeMap<String, Sink>,
-    tx: mpsc::Sender<Message>,
+    outbox: Outbox,
+    /// Wakes the delivery thread when a message is queued.
+    wake: Arc<tokio::sync::Notify>,
     record: Record,
     /// `[notify] installation_id`, for [`page_key`].
     installation: String,
+    /// `[notify] queue`: messages owed at most.
+    queue: usize,
+    /// Messages owed now (approximately, on a shared store: other replicas queue too).
+    owed: std::sync::atomic::AtomicUsize,
+    /// Set by [`Notifier::deliver_while`]: the messages of every process are delivered only
+    /// while it holds (the Lease's leader); unset, a notifier on a shared store delivers only
+    /// what it queued itself and one on its own store delivers everything owed.
+    acting: std::sync::OnceLock<Acting>,
+    /// The ids this process queued.
+    mine: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
-/// The process's notifier: cheap to clone, sends never block.
+/// The process's notifier: cheap to clone, sends never block on a sink.
 #[derive(Clone)]
 pub struct Notifier {
     inner: Arc<Inner>,
@@ -308,11 +415,17 @@ pub enum SendError {
     UnknownSink { name: String, known: String },
     #[error("the notification queue is full ({0} waiting): the message to {1:?} was dropped")]
     QueueFull(usize, String),
+    #[error(
+        "the message to {sink:?} could not be written to the store's outbox, so it was not sent: {reason}"
+    )]
+    Outbox { sink: String, reason: String },
 }
 
 impl Notifier {
     /// Reads every sink's secret and starts the delivery thread; `None` when no sink is
-    /// configured. `store` receives each outcome (on the message's incident).
+    /// configured. With a `store`, each message goes to its outbox before it is sent and each
+    /// outcome on the message's incident; the thread first delivers what a previous process
+    /// left owed.
     pub fn start(
         cfg: &NotifyConfig,
         store: Option<Store>,
@@ -326,24 +439,43 @@ impl Notifier {
             .iter()
             .map(|(name, c)| Ok((name.clone(), Sink::from_config(name, c)?)))
             .collect::<Result<BTreeMap<_, _>, NotifyError>>()?;
-        let (tx, rx) = mpsc::channel(cfg.queue.max(1) as usize);
+        let outbox = match &store {
+            Some(s) => Outbox::Store(s.clone()),
+            None => Outbox::Memory(Default::default()),
+        };
+        let owed = outbox.owed().map(|o| o.len()).unwrap_or(0);
+        let wake = Arc::new(tokio::sync::Notify::new());
         let inner = Arc::new(Inner {
             sinks,
-            tx,
+            outbox,
+            wake: wake.clone(),
             record: Record { store, origin },
             installation: cfg.installation_id.clone(),
+            queue: cfg.queue.max(1) as usize,
+            owed: owed.into(),
+            acting: std::sync::OnceLock::new(),
+            mine: Default::default(),
         });
         let delivery = Delivery {
-            attempts: cfg.attempts.max(1),
+            attempts: cfg.attempts,
             retry_base: cfg.retry_base,
             timeout: cfg.timeout,
+            give_up_after: cfg.give_up_after,
         };
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
             .name("fleetdeck-notify".into())
-            .spawn(move || delivery.run(rx, weak))
+            .spawn(move || delivery.run(wake, weak))
             .map_err(|e| NotifyError::Thread(e.to_string()))?;
         Ok(Some(Self { inner }))
+    }
+
+    /// Delivers the outbox's messages — every process's, as a restart or failover leaves
+    /// them — only while `acting` holds (the Lease's leader): replicas never send one twice.
+    /// Set once; later calls change nothing.
+    pub fn deliver_while(&self, acting: Acting) {
+        let _ = self.inner.acting.set(acting);
+        self.inner.wake.notify_one();
     }
 
     pub fn sink_names(&self) -> Vec<String> {
@@ -354,8 +486,36 @@ impl Notifier {
         self.inner.sinks.contains_key(name)
     }
 
-    /// Queues `m`; returns at once. A full queue refuses it, and the refusal is recorded.
+    /// The [`page_key`] of an incident's `group` in this installation.
+    pub fn page_key_of(&self, group: &str) -> String {
+        page_key(&self.inner.installation, group)
+    }
+
+    /// Queues `m` in the outbox; returns once it is written, never waiting for the sink. A
+    /// full queue refuses it, and the refusal is recorded.
     pub fn send(&self, m: Message) -> Result<(), SendError> {
+        self.queue(m, None).map(|_| ())
+    }
+
+    /// Queues `m` unless `key` was queued before (until `until`): the check and the queueing
+    /// are one commit, so a milestone is paged once however many passes or replicas ask.
+    /// Answers whether it was queued.
+    pub fn send_once(
+        &self,
+        m: Message,
+        key: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, SendError> {
+        self.queue(m, Some((key, now, until)))
+    }
+
+    fn queue(
+        &self,
+        m: Message,
+        once: Option<(&str, DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<bool, SendError> {
+        use std::sync::atomic::Ordering;
         let Some(sink) = self.inner.sinks.get(&m.sink) else {
             return Err(SendError::UnknownSink {
                 name: m.sink.clone(),
@@ -366,20 +526,60 @@ impl Notifier {
                 },
             });
         };
-        match self.inner.tx.try_send(m) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) => {
-                let waiting = self.inner.tx.max_capacity();
-                self.inner.record.write(
-                    &m,
-                    sink,
-                    format!(
-                        "notify {}: not sent, the notification queue is full ({waiting} waiting)",
-                        m.sink
-                    ),
-                    true,
-                );
-                Err(SendError::QueueFull(waiting, m.sink))
+        let waiting = self.inner.queue;
+        if self.inner.owed.load(Ordering::SeqCst) >= waiting {
+            if once.is_some() {
+                // Not remembered either: the policy asks again on its next pass, when the
+                // queue may have room, rather than losing the page or writing the refusal on
+                // every pass.
+                return Err(SendError::QueueFull(waiting, m.sink));
+            }
+            self.inner.record.write(
+                &m,
+                sink.kind,
+                format!(
+                    "notify {}: not sent, the notification queue is full ({waiting} waiting)",
+                    m.sink
+                ),
+                true,
+            );
+            return Err(SendError::QueueFull(waiting, m.sink));
+        }
+        let now = Utc::now();
+        let record = OutboxRecord {
+            id: OutboxRecord::new_id(now),
+            kind: OutboxKind::Notify,
+            // One incident's messages to one sink keep their order (a PagerDuty acknowledge
+            // must not overtake its trigger, nor a resolve its acknowledge, even while one is
+            // being retried); the others do not wait for them.
+            chain: m.incident.map(|id| format!("{}/{id}", m.sink)),
+            incident: m.incident,
+            body: serde_json::to_value(&m).unwrap_or_default(),
+            queued_at: now,
+            attempts: 0,
+            next_at: now,
+            last_error: None,
+            delivered_at: None,
+            gave_up_at: None,
+        };
+        // Remembered as ours before it is visible to the delivery thread.
+        lock(&self.inner.mine).insert(record.id.clone());
+        match self.inner.outbox.enqueue(&record, once) {
+            Ok(true) => {
+                self.inner.owed.fetch_add(1, Ordering::SeqCst);
+                self.inner.wake.notify_one();
+                Ok(true)
+            }
+            Ok(false) => {
+                lock(&self.inner.mine).remove(&record.id);
+                Ok(false)
+            }
+            Err(e) => {
+                lock(&self.inner.mine).remove(&record.id);
+                Err(SendError::Outbox {
+                    sink: m.sink,
+                    reason: e.to_string(),
+                })
             }
         }
     }
@@ -387,18 +587,36 @@ impl Notifier {
 
 /// The delivery thread's settings.
 struct Delivery {
+    /// At most this many attempts; 0: as many as `give_up_after` allows.
     attempts: u32,
     retry_base: Duration,
     timeout: Duration,
+    /// A message not delivered this long after it was queued is given up.
+    give_up_after: Duration,
 }
 
 /// A 429's `Retry-After` (seconds) beyond which a message is retried on its own schedule.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// The longest pause between two attempts: the doubling stops here, so a sink that comes back
+/// after an hour's outage is tried again within minutes, not after hours.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// What one attempt came to.
+enum Attempt {
+    Delivered,
+    Failed {
+        failure: String,
+        retry_after: Option<Duration>,
+    },
+}
 
 impl Delivery {
-    /// Drains the queue until every `Notifier` is gone. Messages are delivered concurrently
-    /// (a slow sink does not hold the others up), each with its own retries.
-    fn run(self, mut rx: mpsc::Receiver<Message>, inner: std::sync::Weak<Inner>) {
+    /// Looks at the outbox whenever a message is queued or an attempt ends (and at least every
+    /// `tick`), and starts an attempt for each message that is due and first in its chain.
+    /// Messages are delivered concurrently (a slow sink does not hold the others up). Stops
+    /// when every `Notifier` is gone; what is still owed stays in the outbox for the next
+    /// process.
+    fn run(self, wake: Arc<tokio::sync::Notify>, inner: std::sync::Weak<Inner>) {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -416,51 +634,98 @@ impl Delivery {
                 return;
             }
         };
+        let tick = (self.retry_base / 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let this = Arc::new(self);
         rt.block_on(async move {
             let mut tasks = tokio::task::JoinSet::new();
-            // Messages about one incident to one sink go in the order they were asked for (a
-            // PagerDuty acknowledge must not overtake its trigger, nor a resolve its
-            // acknowledge, even while one is being retried); the others do not wait for them.
-            let mut last_of: std::collections::HashMap<
-                (String, u64),
-                tokio::sync::oneshot::Receiver<()>,
-            > = std::collections::HashMap::new();
-            while let Some(m) = rx.recv().await {
-                let Some(inner) = inner.upgrade() else { break };
-                let (client, this) = (client.clone(), this.clone());
-                let (done, after) = match m.incident {
-                    Some(id) => {
-                        let (tx, rx) = tokio::sync::oneshot::channel();
-                        (Some(tx), last_of.insert((m.sink.clone(), id), rx))
+            let in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>> =
+                Default::default();
+            loop {
+                {
+                    let Some(inner) = inner.upgrade() else { break };
+                    let all = match inner.acting.get() {
+                        Some(acting) => acting(),
+                        None => !inner.outbox.is_shared(),
+                    };
+                    let leading = inner.acting.get().is_none_or(|acting| acting());
+                    let owed = match inner.outbox.owed() {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the notification outbox cannot be read");
+                            Vec::new()
+                        }
+                    };
+                    let now = Utc::now();
+                    let mut heads = std::collections::HashSet::new();
+                    let mine = lock(&inner.mine).clone();
+                    for r in owed {
+                        if !(all || (leading && mine.contains(&r.id))) {
+                            continue;
+                        }
+                        // Only the first owed message of a chain may go.
+                        if let Some(chain) = &r.chain
+                            && !heads.insert(chain.clone())
+                        {
+                            continue;
+                        }
+                        if r.next_at > now || !lock(&in_flight).insert(r.id.clone()) {
+                            continue;
+                        }
+                        let (client, this, inner, in_flight, wake) = (
+                            client.clone(),
+                            this.clone(),
+                            inner.clone(),
+                            in_flight.clone(),
+                            wake.clone(),
+                        );
+                        tasks.spawn(async move {
+                            let id = r.id.clone();
+                            this.attempt(&client, &inner, r).await;
+                            lock(&in_flight).remove(&id);
+                            wake.notify_one();
+                        });
                     }
-                    None => (None, None),
-                };
-                tasks.spawn(async move {
-                    if let Some(before) = after {
-                        // Sent or dropped: either way the earlier message is finished.
-                        let _ = before.await;
-                    }
-                    this.deliver(&client, &inner, m).await;
-                    drop(done);
-                });
+                }
                 while tasks.try_join_next().is_some() {}
-                if last_of.len() > 256 {
-                    // Forget chains whose last message is finished.
-                    last_of.retain(|_, rx| {
-                        matches!(
-                            rx.try_recv(),
-                            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
-                        )
-                    });
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(tick) => {}
                 }
             }
             while tasks.join_next().await.is_some() {}
         });
     }
 
-    async fn deliver(&self, client: &reqwest::Client, inner: &Inner, m: Message) {
+    /// One attempt at `r`; its new state goes to the outbox and its outcome on the timeline.
+    async fn attempt(&self, client: &reqwest::Client, inner: &Inner, mut r: OutboxRecord) {
+        let now = Utc::now();
+        let m: Message = match serde_json::from_value(r.body.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                // Written by another fleetdeck version: nothing here can send it.
+                tracing::warn!(error = %e, id = %r.id, "an outbox message cannot be read: given up");
+                r.gave_up_at = Some(now);
+                r.last_error = Some(format!("unreadable: {e}"));
+                self.save(inner, &r);
+                settled(inner, &r.id);
+                return;
+            }
+        };
         let Some(sink) = inner.sinks.get(&m.sink) else {
+            r.gave_up_at = Some(now);
+            r.last_error = Some(format!("no sink {:?} is configured", m.sink));
+            self.save(inner, &r);
+            inner.record.write_with(
+                &m,
+                SinkKind::Webhook,
+                format!(
+                    "notify {}: gave up, no sink of that name is configured any more (add [notify.sinks.{}] back to send what is owed)",
+                    m.sink, m.sink
+                ),
+                true,
+                true,
+            );
+            settled(inner, &r.id);
             return;
         };
         let key = m.incident.and_then(|id| {
@@ -468,62 +733,113 @@ impl Delivery {
         });
         let body = payload(sink.kind, sink.routing_key.as_deref(), &m, key.as_deref());
         let what = format!("{} {}", sink.kind.name(), m.action.name());
-        let mut wait = self.retry_base;
-        for attempt in 1..=self.attempts {
-            let answer = client.post(&sink.url).json(&body).send().await;
-            let (failure, retry_after) = match answer {
-                Ok(r) if r.status().is_success() => {
-                    inner.record.write(
-                        &m,
-                        sink,
-                        format!("notify {}: delivered ({what}, attempt {attempt})", m.sink),
-                        false,
-                    );
-                    return;
+        r.attempts += 1;
+        let attempt = r.attempts;
+        let outcome = match client.post(&sink.url).json(&body).send().await {
+            Ok(answer) if answer.status().is_success() => Attempt::Delivered,
+            Ok(answer) => {
+                let retry_after = (answer.status() == reqwest::StatusCode::TOO_MANY_REQUESTS)
+                    .then(|| {
+                        answer
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs)
+                    })
+                    .flatten();
+                Attempt::Failed {
+                    failure: format!("HTTP {}", answer.status()),
+                    retry_after,
                 }
-                Ok(r) => {
-                    let retry_after = (r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS)
-                        .then(|| {
-                            r.headers()
-                                .get(reqwest::header::RETRY_AFTER)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.trim().parse::<u64>().ok())
-                                .map(Duration::from_secs)
-                        })
-                        .flatten();
-                    (format!("HTTP {}", r.status()), retry_after)
-                }
-                // Never the URL: a webhook's URL is its secret.
-                Err(e) => (e.without_url().to_string(), None),
-            };
-            if attempt == self.attempts {
+            }
+            // Never the URL: a webhook's URL is its secret.
+            Err(e) => Attempt::Failed {
+                failure: e.without_url().to_string(),
+                retry_after: None,
+            },
+        };
+        let now = Utc::now();
+        match outcome {
+            Attempt::Delivered => {
+                r.delivered_at = Some(now);
+                r.last_error = None;
+                self.save(inner, &r);
+                settled(inner, &r.id);
                 inner.record.write(
                     &m,
-                    sink,
-                    format!(
-                        "notify {}: gave up after {attempt} attempts ({what}): {failure}",
-                        m.sink
-                    ),
-                    true,
+                    sink.kind,
+                    format!("notify {}: delivered ({what}, attempt {attempt})", m.sink),
+                    false,
                 );
-                tracing::warn!(sink = %m.sink, %failure, "a notification was given up");
-                return;
             }
-            let pause = retry_after.map_or(wait, |r| r.min(MAX_RETRY_AFTER));
-            inner.record.write(
-                &m,
-                sink,
-                format!(
-                    "notify {}: attempt {attempt} failed ({what}): {failure}; retrying in {}",
-                    m.sink,
-                    humantime::format_duration(pause)
-                ),
-                true,
-            );
-            tokio::time::sleep(pause).await;
-            wait = wait.saturating_mul(2);
+            Attempt::Failed {
+                failure,
+                retry_after,
+            } => {
+                let backoff = self
+                    .retry_base
+                    .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)))
+                    .min(MAX_BACKOFF);
+                let pause = retry_after.map_or(backoff, |r| r.min(MAX_RETRY_AFTER));
+                let horizon = r.queued_at
+                    + chrono::Duration::from_std(self.give_up_after)
+                        .unwrap_or(chrono::Duration::hours(6));
+                let next = now + chrono::Duration::from_std(pause).unwrap_or_default();
+                r.last_error = Some(failure.clone());
+                if (self.attempts > 0 && attempt >= self.attempts) || next > horizon {
+                    r.gave_up_at = Some(now);
+                    self.save(inner, &r);
+                    settled(inner, &r.id);
+                    let over = (now - r.queued_at).to_std().unwrap_or_default();
+                    inner.record.write_with(
+                        &m,
+                        sink.kind,
+                        format!(
+                            "notify {}: gave up after {attempt} attempts over {} ({what}): {failure}",
+                            m.sink,
+                            humantime::format_duration(Duration::from_secs(over.as_secs()))
+                        ),
+                        true,
+                        true,
+                    );
+                    tracing::warn!(sink = %m.sink, %failure, "a notification was given up");
+                } else {
+                    r.next_at = next;
+                    self.save(inner, &r);
+                    inner.record.write(
+                        &m,
+                        sink.kind,
+                        format!(
+                            "notify {}: attempt {attempt} failed ({what}): {failure}; retrying in {}",
+                            m.sink,
+                            humantime::format_duration(pause)
+                        ),
+                        true,
+                    );
+                }
+            }
         }
     }
+
+    fn save(&self, inner: &Inner, r: &OutboxRecord) {
+        if let Err(e) = inner.outbox.update(r) {
+            // The attempt's outcome is lost: the message stays owed as last written and is
+            // tried again, which a sink that dedups (PagerDuty) absorbs.
+            tracing::warn!(error = %e, id = %r.id, "an outbox record could not be updated");
+        }
+    }
+}
+
+/// Message `id` is no longer owed (the count never goes below none: a failover's records were
+/// counted by no one).
+fn settled(inner: &Inner, id: &str) {
+    lock(&inner.mine).remove(id);
+    let _ = inner.owed.fetch_update(
+        std::sync::atomic::Ordering::SeqCst,
+        std::sync::atomic::Ordering::SeqCst,
+        |n| Some(n.saturating_sub(1)),
+    );
 }
 
 fn crate_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {

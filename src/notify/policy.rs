@@ -1,5 +1,6 @@
-//! `[[notify.policy]]`: page a sink when an incident opens, is acknowledged or resolves (its
-//! signals cleared, or a person resolved it). The policy watches the store, where every face
+//! `[[notify.policy]]`: page a sink when an incident opens (or a signal fires again after it was
+//! mitigated), is acknowledged, is mitigated (every signal cleared) or resolves (its signals
+//! cleared, or a person resolved it). The policy watches the store, where every face
 //! records those milestones, so an acknowledgement made in the cockpit, the API or the CLI
 //! pages like one made anywhere else. Each milestone is sent once per sink — remembered in the
 //! store, so a restart or a failover does not page again — and only while `acting` holds (the
@@ -29,8 +30,13 @@ const REMEMBER: chrono::Duration = chrono::Duration::days(90);
 pub fn milestone(inc: &Incident, event: IncidentEvent) -> Option<DateTime<Utc>> {
     let m = &inc.milestones;
     match event {
-        IncidentEvent::Open => m.detected.or(m.started),
+        // A signal firing again after mitigation pages anew: its trigger has its own time.
+        IncidentEvent::Open => m.refired.or(m.detected).or(m.started),
         IncidentEvent::Ack => m.acknowledged,
+        IncidentEvent::Mitigate => match inc.status {
+            IncidentStatus::Mitigated | IncidentStatus::Resolved => m.mitigated,
+            _ => None,
+        },
         IncidentEvent::Resolve => match inc.status {
             IncidentStatus::Resolved => m.resolved.or(m.mitigated),
             IncidentStatus::Mitigated => m.mitigated,
@@ -58,16 +64,18 @@ pub fn due(
                 let Some(at) = milestone(inc, event) else {
                     continue;
                 };
+                // Once per page identity (the group's, as `notify::page_key`) and milestone.
                 let key = format!(
                     "notify:{}:{}:{}:{}",
                     p.sink,
-                    inc.id,
+                    inc.group,
                     event.name(),
                     at.timestamp_millis()
                 );
                 let action = match event {
                     IncidentEvent::Open => Action::Trigger,
                     IncidentEvent::Ack => Action::Acknowledge,
+                    IncidentEvent::Mitigate => Action::Mitigate,
                     IncidentEvent::Resolve => Action::Resolve,
                 };
                 out.push((
@@ -151,9 +159,9 @@ fn pass(
         if at < started - BACKFILL {
             continue;
         }
-        if store.first_sighting(&key, now, now + REMEMBER)?
-            && let Err(e) = notifier.send(message)
-        {
+        // The milestone and its queueing in the outbox are one commit: a crash between them
+        // neither loses the page nor sends it twice.
+        if let Err(e) = notifier.send_once(message, &key, now, now + REMEMBER) {
             tracing::warn!(error = %e, "a policy notification was not queued");
         }
     }
@@ -228,6 +236,65 @@ mod tests {
             )
             .len(),
             1
+        );
+    }
+
+    #[test]
+    fn a_policy_with_mitigate_pages_when_every_signal_cleared() {
+        let mut p = policy(Severity::Critical);
+        p.on = vec![IncidentEvent::Mitigate, IncidentEvent::Open];
+        let open = due(
+            std::slice::from_ref(&p),
+            &[incident(IncidentStatus::Open, Severity::Critical)],
+        );
+        assert_eq!(
+            open.iter().map(|d| d.1.action).collect::<Vec<_>>(),
+            [Action::Trigger],
+            "not mitigated yet"
+        );
+        let mitigated = due(
+            std::slice::from_ref(&p),
+            &[incident(IncidentStatus::Mitigated, Severity::Critical)],
+        );
+        assert_eq!(
+            mitigated.iter().map(|d| d.1.action).collect::<Vec<_>>(),
+            [Action::Trigger, Action::Mitigate]
+        );
+        assert!(mitigated[1].0.contains(":mitigate:"), "{}", mitigated[1].0);
+        // PagerDuty has no mitigated state: the page is acknowledged, and says so elsewhere.
+        let body = crate::notify::payload(
+            crate::config::SinkKind::Pagerduty,
+            Some("R"),
+            &mitigated[1].1,
+            Some("k"),
+        );
+        assert_eq!(body["event_action"], "acknowledge");
+        let hook = crate::notify::payload(
+            crate::config::SinkKind::Webhook,
+            None,
+            &mitigated[1].1,
+            Some("k"),
+        );
+        assert_eq!(hook["event"], "mitigate");
+    }
+
+    #[test]
+    fn a_signal_firing_again_after_mitigation_is_a_new_trigger() {
+        let first = due(
+            &[policy(Severity::Critical)],
+            &[incident(IncidentStatus::Open, Severity::Critical)],
+        );
+        let mut again = incident(IncidentStatus::Open, Severity::Critical);
+        again.milestones.refired = again
+            .milestones
+            .detected
+            .map(|d| d + chrono::Duration::minutes(30));
+        let second = due(&[policy(Severity::Critical)], &[again]);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].1.action, Action::Trigger);
+        assert_ne!(
+            first[0].0, second[0].0,
+            "a new trigger, not the old one again"
         );
     }
 }

@@ -552,7 +552,14 @@ impl Executor {
                 c.until.format("%H:%M:%SZ"),
                 c.by
             );
-            self.decision(incident, rb, Verdict::Refused, why.clone(), None);
+            self.decision(
+                incident,
+                rb,
+                &signal.subject,
+                Verdict::Refused,
+                why.clone(),
+                None,
+            );
             return self.finish(id, RunState::Stopped(why));
         }
         let _ = inner.store.journal_put(&JournalRecord {
@@ -568,6 +575,7 @@ impl Executor {
         self.decision(
             incident,
             rb,
+            &signal.subject,
             Verdict::Allowed,
             format!(
                 "runbook {} started for {} ({} mode)",
@@ -608,6 +616,7 @@ impl Executor {
         self.decision(
             incident,
             rb,
+            &signal.subject,
             verdict,
             summary,
             Some(serde_json::json!({ "run": id, "outcome": state.outcome() })),
@@ -628,6 +637,7 @@ impl Executor {
             self.decision(
                 incident,
                 rb,
+                &signal.subject,
                 Verdict::Pending,
                 format!(
                     "runbook {} waits for the disruption budget of cluster {cluster}: it runs again on {} once a node is back in service, while {} still fires",
@@ -691,6 +701,7 @@ impl Executor {
                 format!("approval {approval} requested: {reason}"),
             );
             e.incident = incident;
+            e.subject = Some(signal.subject.clone());
             e.verdict = Some(Verdict::Pending);
             e.detail.insert(
                 "plan".into(),
@@ -729,6 +740,7 @@ impl Executor {
                 },
             );
             e.incident = incident;
+            e.subject = Some(signal.subject.clone());
             e.verdict = Some(if approved {
                 Verdict::Approved
             } else {
@@ -769,10 +781,14 @@ impl Executor {
         }
     }
 
+    /// A decision of this executor's about a run on `subject` (the run's signal's): started,
+    /// refused, failed, waiting. It carries the subject, so the leader's Kubernetes Event for
+    /// it lands on the node or object the run is about.
     fn decision(
         &self,
         incident: Option<u64>,
         rb: &Runbook,
+        subject: &crate::model::signal::Subject,
         verdict: Verdict,
         summary: String,
         detail: Option<serde_json::Value>,
@@ -784,6 +800,7 @@ impl Executor {
             summary,
         );
         e.incident = incident;
+        e.subject = Some(subject.clone());
         e.verdict = Some(verdict);
         if let Some(serde_json::Value::Object(m)) = detail {
             e.detail.extend(m);

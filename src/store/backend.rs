@@ -89,6 +89,8 @@ impl Backend {
             keys::IDEMPOTENCY,
             keys::DEDUP,
             keys::JOURNAL,
+            keys::OUTBOX,
+            keys::ALERT_BOOK,
         ] {
             n += self.count(&[prefix])?;
         }

@@ -335,6 +335,93 @@ pub(super) fn operational_memory_is_kept(b: &dyn Backing) {
     );
 }
 
+pub(super) fn the_outbox_and_the_alert_book_outlive_the_process(b: &dyn Backing) {
+    let store = b.open();
+    let now = t(0);
+    let record = |n: i64, chain: &str| OutboxRecord {
+        id: OutboxRecord::new_id(t(n)),
+        kind: OutboxKind::Notify,
+        chain: Some(chain.into()),
+        incident: Some(1),
+        body: serde_json::json!({"action": "resolve", "n": n}),
+        queued_at: t(n),
+        attempts: 0,
+        next_at: t(n),
+        last_error: None,
+        delivered_at: None,
+        gave_up_at: None,
+    };
+    let (first, second) = (record(2, "oncall/1"), record(3, "oncall/1"));
+    // Queued once per dedup key, and the key is remembered only with its record.
+    assert!(
+        store
+            .outbox_enqueue(&second, Some(("page-a:resolve", now, t(60))))
+            .expect("enqueue")
+    );
+    assert!(
+        !store
+            .outbox_enqueue(&record(4, "oncall/1"), Some(("page-a:resolve", now, t(60))))
+            .expect("enqueue")
+    );
+    assert!(store.outbox_enqueue(&first, None).expect("enqueue"));
+    let booked = BookedAlert {
+        key: "alert:abc".into(),
+        started: Some(t(0)),
+        ends_at: Some(t(30)),
+        signal: xid("n1", 0, t(0)),
+    };
+    store.book_put(&booked).expect("book");
+    store
+        .book_put(&BookedAlert {
+            key: "alert:gone".into(),
+            ..booked.clone()
+        })
+        .expect("book");
+    store.book_remove("alert:gone").expect("unbook");
+    drop(store);
+
+    let store = b.open();
+    let owed = store.outbox().expect("outbox");
+    assert_eq!(
+        owed.iter()
+            .map(|r| r.body["n"].as_i64())
+            .collect::<Vec<_>>(),
+        [Some(2), Some(3)],
+        "in the order queued, whatever the order written"
+    );
+    assert!(owed.iter().all(OutboxRecord::is_owed));
+    let mut done = owed[0].clone();
+    done.attempts = 3;
+    done.delivered_at = Some(t(5));
+    store.outbox_update(&done).expect("update");
+    let mut failed = owed[1].clone();
+    failed.attempts = 1;
+    failed.last_error = Some("HTTP 500".into());
+    failed.next_at = t(6);
+    store.outbox_update(&failed).expect("update");
+    let book = store.alert_book().expect("book");
+    assert_eq!(book, [booked]);
+    drop(store);
+
+    let store = b.open();
+    let owed = store.outbox().expect("outbox");
+    assert_eq!(owed[0].delivered_at, Some(t(5)));
+    assert_eq!(
+        (owed[1].attempts, owed[1].next_at, owed[1].is_owed()),
+        (1, t(6), true)
+    );
+    // A delivered record goes with a prune a week on; one still owed stays.
+    store
+        .prune(t(5) + chrono::Duration::days(8))
+        .expect("prune");
+    let left = store.outbox().expect("outbox");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, failed.id);
+    let stats = store.stats().expect("stats");
+    let count = |name: &str| stats.trees.iter().find(|(n, _)| n == name).map(|(_, c)| *c);
+    assert_eq!((count("outbox"), count("alert_book")), (Some(1), Some(1)));
+}
+
 pub(super) fn retention_prunes_through_a_checkpoint_that_verifies(b: &dyn Backing) {
     let store = b.open();
     let now = Utc::now();
@@ -484,6 +571,7 @@ macro_rules! conformance {
             milestones_move_forward_once,
             the_chain_continues_across_reopening_and_names_a_changed_record,
             operational_memory_is_kept,
+            the_outbox_and_the_alert_book_outlive_the_process,
             retention_prunes_through_a_checkpoint_that_verifies,
             secrets_are_redacted_before_they_are_stored,
             stats_count_every_family,
@@ -528,7 +616,11 @@ mod postgres_backend {
         .expect_err("a newer schema is refused");
         let text = err.to_string();
         assert!(
-            text.contains("schema version 99") && text.contains("the 1 this fleetdeck knows"),
+            text.contains("schema version 99")
+                && text.contains(&format!(
+                    "the {} this fleetdeck knows",
+                    crate::store::postgres::SCHEMA_VERSION
+                )),
             "{text}"
         );
     }

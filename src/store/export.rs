@@ -665,6 +665,7 @@ mod tests {
                 acknowledged: Some(at(20, 50, 0)),
                 mitigated: Some(at(21, 10, 0)),
                 resolved,
+                refired: None,
             },
             affected: BTreeSet::from([
                 "prod/gpu-node-3".to_owned(),

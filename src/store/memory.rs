@@ -1,5 +1,7 @@
 //! Operational memory that must survive restarts: per-target cooldowns, idempotency keys of
-//! actions, alert dedup keys (with expiry) and the journal of runbook runs in flight.
+//! actions, alert dedup keys (with expiry), the journal of runbook runs in flight, the outbox
+//! (notifications and Kubernetes Events owed, until delivered or given up) and the alert book
+//! (outside alerts firing, until their `endsAt` or their resolution).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,7 +58,167 @@ pub struct JournalRecord {
     pub state: serde_json::Value,
 }
 
+/// What an outbox record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxKind {
+    /// A message for a notification sink (`notify::Message`).
+    Notify,
+    /// A timeline entry owed as a Kubernetes Event on its object (`body.seq`).
+    Event,
+}
+
+/// Something owed to the outside world, written before it is sent: a restart, or a new leader
+/// on a shared store, finds what is still owed and sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// Sorts in the order records were queued (see [`OutboxRecord::new_id`]).
+    pub id: String,
+    pub kind: OutboxKind,
+    /// Records of one chain are delivered in order: a later one waits while an earlier one is
+    /// owed (a PagerDuty resolve never overtakes its trigger). `None`: waits for nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<u64>,
+    /// What to send, in its owner's shape.
+    pub body: serde_json::Value,
+    pub queued_at: DateTime<Utc>,
+    /// Attempts made so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not tried again before this.
+    pub next_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRecord {
+    /// An id that sorts by `at` (then by a counter of this process, then the process), so a
+    /// scan of the outbox reads records in the order they were queued, also across replicas.
+    pub fn new_id(at: DateTime<Utc>) -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        format!(
+            "{:020}.{:08}.{}",
+            at.timestamp_micros().max(0),
+            NEXT.fetch_add(1, Ordering::Relaxed) % 100_000_000,
+            std::process::id()
+        )
+    }
+
+    /// Still owed: neither delivered nor given up.
+    pub fn is_owed(&self) -> bool {
+        self.delivered_at.is_none() && self.gave_up_at.is_none()
+    }
+}
+
+/// Finished outbox records (delivered or given up) are kept this long, then pruned.
+const OUTBOX_KEEP: chrono::Duration = chrono::Duration::days(7);
+
+/// An outside alert firing, as the alert book keeps it across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookedAlert {
+    /// The signal's dedup key (`alert:FINGERPRINT`).
+    pub key: String,
+    /// The start of its firing episode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+    /// When its sender said it ends (Alertmanager's `endsAt`); past it, the alert has ended
+    /// even if no resolved notice came. `None`: until resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
+    pub signal: crate::model::signal::Signal,
+}
+
 impl Store {
+    /// Writes `record` to the outbox; with `once` (a dedup key, now, until when it is
+    /// remembered), only if that key was not seen before, in the same commit, so a message is
+    /// queued once however often it is asked for, and never remembered without being queued.
+    /// Answers whether it was queued.
+    pub fn outbox_enqueue(
+        &self,
+        record: &OutboxRecord,
+        once: Option<(&str, DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<bool> {
+        match self.submit_one(Op::Enqueue {
+            key: keys::text(keys::OUTBOX, &record.id),
+            value: to_json(record),
+            once: once.map(|(k, now, until)| (k.to_string(), now, until)),
+        })? {
+            OpResult::Sighting(queued) => Ok(queued),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Writes `record`'s new state (an attempt made, delivered, given up).
+    pub fn outbox_update(&self, record: &OutboxRecord) -> Result<()> {
+        self.done(Op::Put {
+            key: keys::text(keys::OUTBOX, &record.id),
+            value: to_json(record),
+        })
+    }
+
+    /// Writes every record to the outbox in one commit (no dedup key).
+    pub fn outbox_put_all(&self, records: &[OutboxRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let ops = records
+            .iter()
+            .map(|r| Op::Put {
+                key: keys::text(keys::OUTBOX, &r.id),
+                value: to_json(r),
+            })
+            .collect();
+        self.submit(ops).map(|_| ())
+    }
+
+    /// Forgets an outbox record (one delivered that no one needs to read again).
+    pub fn outbox_remove(&self, id: &str) -> Result<()> {
+        self.done(Op::Remove {
+            key: keys::text(keys::OUTBOX, id),
+        })
+    }
+
+    /// Every outbox record, in the order queued (finished ones until they are pruned).
+    pub fn outbox(&self) -> Result<Vec<OutboxRecord>> {
+        self.scan_json(keys::OUTBOX)
+    }
+
+    /// Puts (or replaces) an alert in the alert book.
+    pub fn book_put(&self, alert: &BookedAlert) -> Result<()> {
+        self.done(Op::Put {
+            key: keys::text(keys::ALERT_BOOK, &alert.key),
+            value: to_json(alert),
+        })
+    }
+
+    /// Takes the alert under `key` out of the alert book.
+    pub fn book_remove(&self, key: &str) -> Result<()> {
+        self.done(Op::Remove {
+            key: keys::text(keys::ALERT_BOOK, key),
+        })
+    }
+
+    /// The alert book: every alert firing when it was last written.
+    pub fn alert_book(&self) -> Result<Vec<BookedAlert>> {
+        self.scan_json(keys::ALERT_BOOK)
+    }
+
+    fn scan_json<T: serde::de::DeserializeOwned>(&self, prefix: u8) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for kv in self.backend().scan(&[prefix], false) {
+            let (k, v) = kv?;
+            out.push(self.decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
     pub fn set_cooldown(&self, target: &str, cooldown: Cooldown) -> Result<()> {
         self.done(Op::Put {
             key: keys::text(keys::COOLDOWN, target),
@@ -181,4 +343,13 @@ pub(super) fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 pub(super) struct Sighting {
     pub first_seen: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// Whether a finished outbox record (its stored value) is old enough at `at` to be pruned.
+pub(super) fn outbox_prunable(value: &[u8], at: DateTime<Utc>) -> bool {
+    serde_json::from_slice::<OutboxRecord>(value).is_ok_and(|r| {
+        r.delivered_at
+            .or(r.gave_up_at)
+            .is_some_and(|done| done + OUTBOX_KEEP <= at)
+    })
 }

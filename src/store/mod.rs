@@ -31,7 +31,7 @@ use crate::model::signal::{Signal, Subject};
 
 pub use audit::{AuditProblem, AuditReport, Checkpoint};
 use backend::Backend;
-pub use memory::{Claim, IdempotencyRecord, JournalRecord};
+pub use memory::{BookedAlert, Claim, IdempotencyRecord, JournalRecord, OutboxKind, OutboxRecord};
 pub use postgres::{PgOptions, SslMode, is_postgres_url};
 pub use recorder::SignalRecorder;
 pub use retention::{PruneReport, RetentionTask, StoreStats};
@@ -50,6 +50,10 @@ pub(crate) mod keys {
     pub const IDEMPOTENCY: u8 = b'k';
     pub const DEDUP: u8 = b'd';
     pub const JOURNAL: u8 = b'j';
+    /// Notifications and Kubernetes Events owed, written before they are sent.
+    pub const OUTBOX: u8 = b'o';
+    /// Outside alerts firing (the alert book), with their `endsAt`.
+    pub const ALERT_BOOK: u8 = b'b';
     pub const META: u8 = b'm';
 
     pub fn num(prefix: u8, n: u64) -> Vec<u8> {

@@ -11,7 +11,7 @@
 //! (seq, prev_hash, hash, the entry's JSON exactly as hashed), `chain_head` (one row, locked
 //! `FOR UPDATE` by every transaction that appends, so appends are serialised across replicas
 //! and a second writer is noticed), `incidents`, `timeline` (incident, seq), `incident_groups`,
-//! `cooldowns`, `idempotency`, `dedup`, `journal` and `meta`. `chain_head.leader_epoch` is where
+//! `cooldowns`, `idempotency`, `dedup`, `journal`, `outbox`, `alert_book` and `meta`. `chain_head.leader_epoch` is where
 //! a Lease's fencing token will be checked, in the same locked row. Migrations are embedded and
 //! numbered (`schema_version`); a database migrated by a newer fleetdeck is refused.
 
@@ -30,10 +30,11 @@ use super::backend::{Pair, Scan};
 use super::{FORMAT, Result, StoreError, keys};
 
 /// The schema this fleetdeck writes and reads; each migration brings a database one step.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration N (index N-1) takes a database from version N-1 to N.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [r#"
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    r#"
 CREATE TABLE meta (
     name  text COLLATE "C" PRIMARY KEY,
     value bytea NOT NULL
@@ -91,7 +92,23 @@ CREATE TABLE journal (
     key  text COLLATE "C" PRIMARY KEY,
     body jsonb NOT NULL
 );
-"#];
+"#,
+    r#"
+-- The outbox: every notification and Kubernetes Event owed, written before it is sent and
+-- marked when delivered or given up (body: its attempts, next try and outcome), so a restart
+-- or a new leader resumes delivery. Keys sort in the order the records were queued.
+CREATE TABLE outbox (
+    key  text COLLATE "C" PRIMARY KEY,
+    body jsonb NOT NULL
+);
+-- The alert book: outside alerts (Alertmanager's) still firing, each with its endsAt, so a
+-- restarted daemon reloads them instead of clearing them.
+CREATE TABLE alert_book (
+    key  text COLLATE "C" PRIMARY KEY,
+    body jsonb NOT NULL
+);
+"#,
+];
 
 /// Serialises migrations of one database between fleetdeck processes starting together.
 const MIGRATION_LOCK: i64 = 0x6669_6465_636b_0001;
@@ -758,7 +775,8 @@ impl PgStore {
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind = 'r' AND n.nspname = current_schema() \
              AND c.relname IN ('meta', 'audit_chain', 'chain_head', 'incidents', 'timeline', \
-             'incident_groups', 'cooldowns', 'idempotency', 'dedup', 'journal', 'schema_version')",
+             'incident_groups', 'cooldowns', 'idempotency', 'dedup', 'journal', 'outbox', 'alert_book', \
+             'schema_version')",
             vec![],
         )?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
@@ -827,6 +845,8 @@ fn memory_table(prefix: u8) -> Option<&'static MemoryTable> {
         keys::IDEMPOTENCY => table!("idempotency"),
         keys::DEDUP => table!("dedup"),
         keys::JOURNAL => table!("journal"),
+        keys::OUTBOX => table!("outbox"),
+        keys::ALERT_BOOK => table!("alert_book"),
         _ => return None,
     })
 }

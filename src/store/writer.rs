@@ -71,6 +71,12 @@ pub(super) enum Op {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     },
+    /// An outbox record, put only if `once`'s dedup key (with now and expiry) is new.
+    Enqueue {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        once: Option<(String, DateTime<Utc>, DateTime<Utc>)>,
+    },
     Prune {
         now: DateTime<Utc>,
     },
@@ -342,6 +348,26 @@ impl WriterState {
                 );
                 Ok(OpResult::Sighting(true))
             }
+            Op::Enqueue { key, value, once } => {
+                if let Some((dedup, at, expires_at)) = once {
+                    let k = keys::text(keys::DEDUP, &dedup);
+                    if let Some(v) = self.get(&k)?
+                        && let Ok(seen) = serde_json::from_slice::<Sighting>(&v)
+                        && seen.expires_at > at
+                    {
+                        return Ok(OpResult::Sighting(false));
+                    }
+                    self.put(
+                        k,
+                        to_json(&Sighting {
+                            first_seen: at,
+                            expires_at,
+                        }),
+                    );
+                }
+                self.put(key, value);
+                Ok(OpResult::Sighting(true))
+            }
             Op::Prune { now: at } => self.prune(at),
             Op::Retain { cutoff, origin } => self.retain(cutoff, origin, now),
             Op::Import { records } => self.import(records),
@@ -427,6 +453,7 @@ impl WriterState {
             inc.milestones.started = Some(inc.milestones.started.map_or(first, |s| s.min(first)));
             if inc.status == IncidentStatus::Mitigated {
                 inc.milestones.mitigated = None;
+                inc.milestones.refired = Some(seen);
                 inc.status = if inc.milestones.acknowledged.is_some() {
                     IncidentStatus::Acknowledged
                 } else {
@@ -592,6 +619,12 @@ impl WriterState {
         for kv in self.db.scan(&[keys::COOLDOWN], false) {
             let (k, v) = kv?;
             if serde_json::from_slice::<Cooldown>(&v).is_ok_and(|c| c.until <= at) {
+                gone.push(k.to_vec());
+            }
+        }
+        for kv in self.db.scan(&[keys::OUTBOX], false) {
+            let (k, v) = kv?;
+            if super::memory::outbox_prunable(&v, at) {
                 gone.push(k.to_vec());
             }
         }

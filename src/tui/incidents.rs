@@ -638,6 +638,7 @@ pub(crate) mod fixtures {
                     .then(|| started + Duration::minutes(3)),
                 mitigated: resolved,
                 resolved,
+                refired: None,
             },
             affected: BTreeSet::from([format!("prod-a/{node}")]),
             active: if status.is_open() {
