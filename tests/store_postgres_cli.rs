@@ -187,7 +187,11 @@ fn a_database_migrated_by_a_newer_fleetdeck_is_refused_naming_both_versions() {
     let r = fleetdeck(dir.path(), &pg, &["incident", "list"]);
     assert_ne!(r.code, 0);
     assert!(
-        r.err.contains("schema version 7") && r.err.contains("the 1 this fleetdeck knows"),
+        r.err.contains("schema version 7")
+            && r.err.contains(&format!(
+                "the {} this fleetdeck knows",
+                fleetdeck::store::postgres::SCHEMA_VERSION
+            )),
         "{}",
         r.err
     );

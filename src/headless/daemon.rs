@@ -170,6 +170,24 @@ pub async fn run(
     }
     let alerts = state.alerts.clone();
     let metrics = state.metrics.clone();
+    // On a shared store every acting write carries this replica's Lease term; one refused
+    // because a newer leader wrote makes this replica step down at once (a leader paused past
+    // its lease and resumed), before its elector notices; the Lease is the newer leader's.
+    if let Some(e) = &elector
+        && store.is_shared()
+    {
+        let (handle, metrics) = (e.clone(), metrics.clone());
+        store.fence_with(crate::store::Fence {
+            token: e.fencing_token(),
+            on_refused: Arc::new(move |err| {
+                metrics.store_fenced();
+                if handle.is_leader() {
+                    tracing::error!(error = %err, "a newer leader wrote to the store: stepping down");
+                }
+                handle.step_down("the store refused a write: a newer leader's term exists");
+            }),
+        });
+    }
     let wake = state.on_alerts.clone();
     let serve_opts = serve_opts.with_metrics(metrics.clone());
     tracing::info!(%local, %scheme, identity = %me, mode = mode.name(), "fleetdeck headless listening");

@@ -89,6 +89,7 @@ impl Backend {
             keys::IDEMPOTENCY,
             keys::DEDUP,
             keys::JOURNAL,
+            keys::APPROVAL,
         ] {
             n += self.count(&[prefix])?;
         }
@@ -97,6 +98,15 @@ impl Backend {
 
     /// Writes every change as one atomic, durable commit (`None` removes the key).
     pub fn commit(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        self.commit_acting(changes, false)
+    }
+
+    /// As [`Self::commit`]; an `acting` commit carries the fencing token on a shared store.
+    pub fn commit_acting(
+        &self,
+        changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        acting: bool,
+    ) -> Result<()> {
         match self {
             Self::Sled { path, db } => {
                 let mut batch = sled::Batch::default();
@@ -111,7 +121,7 @@ impl Backend {
                 db.flush().map_err(err)?;
                 Ok(())
             }
-            Self::Postgres(pg) => pg.commit(changes),
+            Self::Postgres(pg) => pg.commit(changes, acting),
         }
     }
 

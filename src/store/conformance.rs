@@ -335,6 +335,92 @@ pub(super) fn operational_memory_is_kept(b: &dyn Backing) {
     );
 }
 
+fn approval_request(run: &str, group: &str) -> ApprovalRecord {
+    ApprovalRecord {
+        id: 0,
+        run: run.into(),
+        runbook: "gpu-xid-cordon".into(),
+        cluster: "prod".into(),
+        group: group.into(),
+        target: format!("prod/node/{group}"),
+        incident: Some(1),
+        reason: "cordon".into(),
+        plan: serde_json::json!([{"intent": {"action": "cordon", "node": group}}]),
+        requested_at: t(0),
+        expires_at: t(10),
+        verdict: None,
+        settled_by: None,
+    }
+}
+
+/// Approvals get ids in order that survive reopening, are decided once, and their verdict is
+/// taken by one run only; one nobody decided is denied by timeout when taken after expiry.
+pub(super) fn approvals_are_decided_once_and_taken_by_one_run(b: &dyn Backing) {
+    let store = b.open();
+    let a = store
+        .approval_request(approval_request("run-1", "n1"))
+        .expect("request");
+    let c = store
+        .approval_request(approval_request("run-2", "n2"))
+        .expect("request");
+    assert_eq!((a.id, c.id), (1, 2));
+    assert!(matches!(
+        store.approval_settle(1, "run-1", t(1)).expect("settle"),
+        ApprovalOutcome::Waiting(_)
+    ));
+    drop(store);
+    let store = b.open();
+    let listed = store.approvals().expect("list");
+    assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(listed.iter().all(ApprovalRecord::is_pending));
+    assert_eq!(listed[0].plan, a.plan);
+    assert!(matches!(
+        store.approval_decide(1, true, "alice", t(2)).expect("decide"),
+        ApprovalOutcome::Done(r) if r.verdict.as_ref().is_some_and(|v| v.approved && v.by == "alice")
+    ));
+    assert!(matches!(
+        store.approval_decide(1, false, "bob", t(3)).expect("decide"),
+        ApprovalOutcome::Already(r) if r.verdict.as_ref().is_some_and(|v| v.by == "alice")
+    ));
+    assert_eq!(
+        store
+            .approval_decide(9, true, "alice", t(2))
+            .expect("decide"),
+        ApprovalOutcome::Missing
+    );
+    // A new leader's run takes the grant; the old run, come back, finds it taken.
+    assert!(matches!(
+        store.approval_settle(1, "run-3", t(4)).expect("settle"),
+        ApprovalOutcome::Done(r) if r.settled_by.as_deref() == Some("run-3")
+    ));
+    assert!(matches!(
+        store.approval_settle(1, "run-1", t(4)).expect("settle"),
+        ApprovalOutcome::Already(_)
+    ));
+    // Undecided past its expiry: denied by timeout when taken.
+    assert!(matches!(
+        store.approval_settle(2, "run-2", t(11)).expect("settle"),
+        ApprovalOutcome::Done(r) if r.verdict.as_ref().is_some_and(|v| !v.approved && v.by == "timeout")
+    ));
+    assert_eq!(
+        store
+            .approval_request(approval_request("run-4", "n1"))
+            .expect("request")
+            .id,
+        3
+    );
+    assert_eq!(
+        store
+            .stats()
+            .expect("stats")
+            .trees
+            .iter()
+            .find(|(n, _)| n == "approvals")
+            .map(|(_, c)| *c),
+        Some(3)
+    );
+}
+
 pub(super) fn retention_prunes_through_a_checkpoint_that_verifies(b: &dyn Backing) {
     let store = b.open();
     let now = Utc::now();
@@ -434,6 +520,8 @@ pub(super) fn an_export_from_sled_imports_whole(b: &dyn Backing) {
         },
     )
     .expect("cooldown");
+    from.approval_request(approval_request("run-1", "n1"))
+        .expect("approval");
     let mut export = Vec::new();
     from.export(&mut export, "export").expect("export");
 
@@ -458,6 +546,10 @@ pub(super) fn an_export_from_sled_imports_whole(b: &dyn Backing) {
             .cooldown("drain:prod/node/n1", t(1))
             .expect("cd")
             .is_some()
+    );
+    assert_eq!(
+        store.approvals().expect("approvals"),
+        from.approvals().expect("approvals")
     );
     // The chain goes on from the imported head.
     assert_eq!(store.append(note("after")).expect("append").seq, 8);
@@ -484,6 +576,7 @@ macro_rules! conformance {
             milestones_move_forward_once,
             the_chain_continues_across_reopening_and_names_a_changed_record,
             operational_memory_is_kept,
+            approvals_are_decided_once_and_taken_by_one_run,
             retention_prunes_through_a_checkpoint_that_verifies,
             secrets_are_redacted_before_they_are_stored,
             stats_count_every_family,
@@ -528,7 +621,11 @@ mod postgres_backend {
         .expect_err("a newer schema is refused");
         let text = err.to_string();
         assert!(
-            text.contains("schema version 99") && text.contains("the 1 this fleetdeck knows"),
+            text.contains("schema version 99")
+                && text.contains(&format!(
+                    "the {} this fleetdeck knows",
+                    crate::store::postgres::SCHEMA_VERSION
+                )),
             "{text}"
         );
     }

@@ -11,8 +11,9 @@
 //! (seq, prev_hash, hash, the entry's JSON exactly as hashed), `chain_head` (one row, locked
 //! `FOR UPDATE` by every transaction that appends, so appends are serialised across replicas
 //! and a second writer is noticed), `incidents`, `timeline` (incident, seq), `incident_groups`,
-//! `cooldowns`, `idempotency`, `dedup`, `journal` and `meta`. `chain_head.leader_epoch` is where
-//! a Lease's fencing token will be checked, in the same locked row. Migrations are embedded and
+//! `cooldowns`, `idempotency`, `dedup`, `journal`, `approvals` and `meta`. `chain_head.leader_epoch` holds
+//! the newest Lease fencing token seen, checked in the same locked row: an acting commit that
+//! carries an older one is refused whole (`StoreError::Fenced`). Migrations are embedded and
 //! numbered (`schema_version`); a database migrated by a newer fleetdeck is refused.
 
 use std::collections::VecDeque;
@@ -30,10 +31,11 @@ use super::backend::{Pair, Scan};
 use super::{FORMAT, Result, StoreError, keys};
 
 /// The schema this fleetdeck writes and reads; each migration brings a database one step.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration N (index N-1) takes a database from version N-1 to N.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [r#"
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    r#"
 CREATE TABLE meta (
     name  text COLLATE "C" PRIMARY KEY,
     value bytea NOT NULL
@@ -91,7 +93,17 @@ CREATE TABLE journal (
     key  text COLLATE "C" PRIMARY KEY,
     body jsonb NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Approvals waiting for a person and their verdicts, so that every replica lists the same
+-- ones and a new leader takes over the one its predecessor asked for (same id). key: the id
+-- as 20 decimal digits; body: the request, its verdict and the run that settled it.
+CREATE TABLE approvals (
+    key  text COLLATE "C" PRIMARY KEY,
+    body jsonb NOT NULL
+);
+"#,
+];
 
 /// Serialises migrations of one database between fleetdeck processes starting together.
 const MIGRATION_LOCK: i64 = 0x6669_6465_636b_0001;
@@ -165,6 +177,9 @@ pub(crate) struct PgStore {
     readers: Vec<Arc<Client>>,
     writer: Arc<tokio::sync::Mutex<Writer>>,
     next_reader: AtomicUsize,
+    /// The Lease's fencing token that acting commits carry (`Store::fence_with`); unset: none
+    /// is checked (a CLI, a cockpit, a single daemon without a Lease).
+    fence: std::sync::OnceLock<super::Fence>,
 }
 
 impl Drop for PgStore {
@@ -428,6 +443,7 @@ impl PgStore {
                 statements: Default::default(),
             })),
             next_reader: AtomicUsize::new(0),
+            fence: std::sync::OnceLock::new(),
         };
         for _ in 0..READERS {
             store.readers.push(Arc::new(block_on(&runtime, connect())?));
@@ -764,15 +780,31 @@ impl PgStore {
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 
-    /// One transaction: the chain head locked, every change written, the head moved.
-    pub fn commit(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+    /// Acting commits carry `fence`'s token from now on (once; a second fence is ignored).
+    pub fn fence_with(&self, fence: super::Fence) {
+        let _ = self.fence.set(fence);
+    }
+
+    /// One transaction: the chain head locked, every change written, the head moved. An
+    /// `acting` commit (a run, its steps, an approval taken, a milestone it reached) carries
+    /// the fencing token, and is refused whole when a newer leader's token is stored.
+    pub fn commit(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>, acting: bool) -> Result<()> {
         let batch = Batch::from_changes(&self.place, changes)?;
         let writer = self.writer.clone();
         let place = self.place.clone();
-        self.call(async move {
+        let epoch = self
+            .fence
+            .get()
+            .filter(|_| acting)
+            .map(|f| f.token.load(Ordering::SeqCst) as i64);
+        let written = self.call(async move {
             let mut w = writer.lock().await;
-            batch.write(&mut w, &place).await
-        })
+            batch.write(&mut w, &place, epoch).await
+        });
+        if let (Err(e @ StoreError::Fenced { .. }), Some(f)) = (&written, self.fence.get()) {
+            (f.on_refused)(e);
+        }
+        written
     }
 }
 
@@ -827,6 +859,7 @@ fn memory_table(prefix: u8) -> Option<&'static MemoryTable> {
         keys::IDEMPOTENCY => table!("idempotency"),
         keys::DEDUP => table!("dedup"),
         keys::JOURNAL => table!("journal"),
+        keys::APPROVAL => table!("approvals"),
         _ => return None,
     })
 }
@@ -1103,12 +1136,12 @@ impl Batch {
         Ok(b)
     }
 
-    async fn write(self, w: &mut Writer, place: &Path) -> Result<()> {
+    async fn write(self, w: &mut Writer, place: &Path, epoch: Option<i64>) -> Result<()> {
         let err = |e| pg_error(place, e);
         let Writer { client, statements } = w;
         let tx = client.transaction().await.map_err(err)?;
         // The lock that serialises appends: whoever holds this row writes the next records.
-        const LOCK: &str = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE";
+        const LOCK: &str = "SELECT seq, hash, leader_epoch FROM chain_head WHERE id = 1 FOR UPDATE";
         let lock = match statements.get(LOCK) {
             Some(s) => s.clone(),
             None => {
@@ -1120,6 +1153,26 @@ impl Batch {
         let row = tx.query_one(&lock, &[]).await.map_err(err)?;
         let head_seq: i64 = row.get(0);
         let head_hash: Vec<u8> = row.get(1);
+        let stored_epoch: i64 = row.get(2);
+        // The fence, in the same locked row as the chain: a leader whose Lease a newer leader
+        // took over writes nothing that acts, whatever it still believes.
+        if let Some(mine) = epoch {
+            if stored_epoch > mine {
+                return Err(StoreError::Fenced {
+                    place: place.to_path_buf(),
+                    mine: mine as u64,
+                    current: stored_epoch as u64,
+                });
+            }
+            if stored_epoch < mine {
+                tx.execute(
+                    "UPDATE chain_head SET leader_epoch = $1 WHERE id = 1",
+                    &[&mine],
+                )
+                .await
+                .map_err(err)?;
+            }
+        }
         if let Some(first) = self.audit.seq.iter().min().copied() {
             let links = first != head_seq + 1
                 || self

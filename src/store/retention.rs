@@ -59,7 +59,7 @@ pub struct CheckpointMark {
     pub last_pruned_hash: Option<String>,
 }
 
-const FAMILIES: [(u8, &str); 9] = [
+const FAMILIES: [(u8, &str); 10] = [
     (keys::AUDIT, "audit"),
     (keys::INCIDENT, "incidents"),
     (keys::TIMELINE, "timeline"),
@@ -68,6 +68,7 @@ const FAMILIES: [(u8, &str); 9] = [
     (keys::IDEMPOTENCY, "idempotency"),
     (keys::DEDUP, "dedup"),
     (keys::JOURNAL, "journal"),
+    (keys::APPROVAL, "approvals"),
     (keys::META, "meta"),
 ];
 
