@@ -210,3 +210,128 @@ fn a_new_leader_shows_the_same_timeline_and_approval_and_acts_on_a_later_grant_o
         "the runbook ran again after the failover"
     );
 }
+
+fn metric(replica: &Replica, name: &str) -> Option<f64> {
+    let text = http()
+        .get(format!("{}/metrics", replica.url))
+        .send()
+        .ok()?
+        .text()
+        .ok()?;
+    text.lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn signal(replica: &Replica, sig: i32) {
+    let pid = i32::try_from(replica.child.id()).unwrap();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// The audit records after `seq` that name `run` as theirs.
+fn entries_of_run_after(url: &str, run: &str, seq: i64) -> i64 {
+    common::postgres::psql(
+        url,
+        &format!(
+            "SELECT count(*) FROM audit_chain WHERE seq > {seq} AND entry::jsonb->'detail'->>'run' = '{run}'"
+        ),
+    )
+    .parse()
+    .unwrap()
+}
+
+#[test]
+#[ignore = "needs postgresql"]
+fn a_leader_paused_past_its_lease_writes_nothing_after_the_takeover_and_steps_down() {
+    let url = fresh_database();
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "10", "--pods-per-node", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleetdeck.toml");
+    let dcgm = sim.desc["dcgm"][0].as_str().unwrap().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[gpu]\nnvml = false\ninterval = \"1s\"\n[[gpu.dcgm]]\ncluster = \"sim-a\"\nurl = \"{dcgm}\"\n\n[runbooks]\nrevalidate_after = \"500ms\"\n\n[headless]\nlease_namespace = \"default\"\n"
+        ),
+    )
+    .unwrap();
+    let a = start(&sim, &config, "replica-a", &url);
+    let b = start(&sim, &config, "replica-b", &url);
+    wait_until("exactly one replica leads", Duration::from_secs(30), || {
+        a.leads() != b.leads()
+    });
+    let (paused, other) = if a.leads() { (a, b) } else { (b, a) };
+    let r = http()
+        .post(format!("{}/scenarios/xid-storm", sim.control()))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    wait_until(
+        "the leader's run waits for an approval",
+        Duration::from_secs(60),
+        || pending(&paused).len() == 1,
+    );
+    let approval = pending(&paused)[0].clone();
+    let (id, run) = (
+        approval["id"].as_u64().unwrap(),
+        approval["run"].as_str().unwrap().to_string(),
+    );
+
+    // Paused past its lease: the other replica takes over and its run takes the approval.
+    signal(&paused, libc::SIGSTOP);
+    wait_until(
+        "the other replica takes over",
+        Duration::from_secs(40),
+        || other.leads(),
+    );
+    let incident = incidents(&other)[0]["id"].as_u64().unwrap();
+    wait_until(
+        "the new leader's run takes the approval over",
+        Duration::from_secs(30),
+        || {
+            serde_json::to_string(&timeline(&other, incident))
+                .is_ok_and(|t| t.contains("taken over by run"))
+        },
+    );
+    let takeover: i64 = common::postgres::psql(&url, "SELECT max(seq) FROM audit_chain")
+        .parse()
+        .unwrap();
+
+    // Resumed: it still believes it leads for a moment; the store refuses what it writes and
+    // it steps down.
+    signal(&paused, libc::SIGCONT);
+    wait_until(
+        "the resumed replica steps down",
+        Duration::from_secs(20),
+        || {
+            metric(&paused, "fleetdeck_leader") == Some(0.0)
+                && metric(&paused, "fleetdeck_store_fenced_writes_total").unwrap_or(0.0) >= 1.0
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        entries_of_run_after(&url, &run, takeover),
+        0,
+        "the paused leader's run wrote after the takeover"
+    );
+    assert!(other.leads());
+
+    // Approved on the replica that stepped down: the verdict reaches the leader through the
+    // store, and the node is cordoned once.
+    let r = http()
+        .post(format!("{}/api/v1/runs/{id}/approve", paused.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text());
+    wait_until(
+        "the leader cordons the node",
+        Duration::from_secs(40),
+        || node_patches(&sim) >= 1,
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(node_patches(&sim), 1);
+    assert_eq!(entries_of_run_after(&url, &run, takeover), 0);
+}

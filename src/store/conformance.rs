@@ -604,6 +604,75 @@ mod postgres_backend {
     use super::PgBacking;
     conformance!(PgBacking::new(), #[ignore = "needs postgresql"]);
 
+    /// Two replicas' handles on one database, each with its Lease term: once the newer term
+    /// wrote, an acting write of the older is refused whole and its replica is told (it steps
+    /// down); a person's verdict given on it is not an acting write and still lands.
+    #[test]
+    #[ignore = "needs postgresql"]
+    fn an_acting_write_with_an_older_lease_term_is_refused_and_its_replica_told() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+        let b = PgBacking::new();
+        let fenced = |term: u64, refusals: &Arc<AtomicUsize>| {
+            let store = crate::store::conformance::Backing::open(&b);
+            let refusals = refusals.clone();
+            store.fence_with(crate::store::Fence {
+                token: Arc::new(AtomicU64::new(term)),
+                on_refused: Arc::new(move |e| {
+                    assert!(
+                        matches!(
+                            e,
+                            crate::store::StoreError::Fenced {
+                                mine: 1,
+                                current: 2,
+                                ..
+                            }
+                        ),
+                        "{e}"
+                    );
+                    refusals.fetch_add(1, Ordering::SeqCst);
+                }),
+            });
+            store
+        };
+        let refusals = Arc::new(AtomicUsize::new(0));
+        let (old, new) = (fenced(1, &refusals), fenced(2, &refusals));
+        old.append(super::note("old leader"))
+            .expect("term 1 writes while it is the newest");
+        new.append(super::note("new leader"))
+            .expect("term 2 takes over");
+        let approval = new
+            .approval_request(super::approval_request("run-2", "n1"))
+            .expect("request");
+        let err = old
+            .append(super::note("paused leader resumes"))
+            .expect_err("an older term is refused");
+        assert!(err.to_string().contains("newer leader"), "{err}");
+        let cooldown = crate::store::memory::Cooldown {
+            until: super::t(10),
+            by: "run-1".into(),
+        };
+        assert!(old.set_cooldown("gpu-xid-cordon:n1", cooldown).is_err());
+        assert_eq!(refusals.load(Ordering::SeqCst), 2);
+        // A person's verdict on the old leader's API is recorded for the new leader to act on.
+        assert!(matches!(
+            old.approval_decide(approval.id, true, "alice", super::t(1)),
+            Ok(crate::store::ApprovalOutcome::Done(_))
+        ));
+        let summaries: Vec<String> = new
+            .entries(&crate::store::EntryFilter::default())
+            .expect("entries")
+            .into_iter()
+            .map(|e| e.entry.summary)
+            .collect();
+        assert_eq!(summaries, vec!["old leader", "new leader"]);
+        assert!(new.verify().expect("verify").passed());
+        assert_eq!(
+            super::pg_server::psql(&b.url, "SELECT leader_epoch FROM chain_head"),
+            "2"
+        );
+    }
+
     #[test]
     #[ignore = "needs postgresql"]
     fn a_schema_newer_than_this_binary_is_refused_naming_both_versions() {
