@@ -256,8 +256,21 @@ pub async fn run(
                 })
         });
         metrics.set_forbidden_sources(forbidden);
+        // A store that cannot be written: serving what it has, acting on nothing, and out of
+        // the Service's endpoints until it is back (/readyz names it).
+        metrics.set_store_down(snap.store_down.as_ref().map(|d| {
+            format!(
+                "the store at {} cannot be reached since {}: {}",
+                d.place,
+                d.since.format("%H:%M:%SZ"),
+                d.error
+            )
+        }));
         ready.store(
-            !snap.clusters.is_empty() && all_synced && !executor.stopping(),
+            !snap.clusters.is_empty()
+                && all_synced
+                && !executor.stopping()
+                && snap.store_down.is_none(),
             Ordering::SeqCst,
         );
         metrics.set_signals(snap);
@@ -297,7 +310,8 @@ pub async fn run(
         }
         // New timeline entries: refusals and action times into the metrics, and the leader
         // mirrors them as Kubernetes Events.
-        let head = store.len().unwrap_or(0);
+        // Unreadable (the store down): the entries are read once it is back, none twice.
+        let head = store.len().unwrap_or(events_from.saturating_sub(1));
         if head >= events_from {
             let entries: Vec<_> = (events_from..=head)
                 .filter_map(|seq| store.entry(seq).ok().flatten())

@@ -866,7 +866,9 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     }
     let unsynced = state.metrics.unsynced_sources();
     let forbidden = state.metrics.forbidden_sources();
-    let why = if !forbidden.is_empty() {
+    let why = if let Some(down) = state.metrics.store_down() {
+        format!("not ready: {down}; nothing is acted on until it is back")
+    } else if !forbidden.is_empty() {
         format!(
             "not ready: RBAC forbids watching {}: grant list and watch on it to fleetdeck's ServiceAccount (deploy/10-rbac.yaml)",
             forbidden.join(", ")

@@ -369,9 +369,16 @@ impl Executor {
         }
     }
 
-    /// Gives the runs a fleet to look at without starting any (a manual run, a follower).
-    pub fn observe_snapshot_only(&self, snap: Arc<Snapshot>) {
+    /// A follower's evaluation: the runs' picture kept fresh, nothing started, and leadership
+    /// noted as lost (gaining it again closes what the leader between left in flight).
+    pub fn follow(&self, snap: Arc<Snapshot>) {
         self.inner.led.store(false, Ordering::SeqCst);
+        self.observe_snapshot_only(snap);
+    }
+
+    /// Gives the runs a fleet to look at without starting any (a manual run, a face warming
+    /// up, a leader whose store is down).
+    pub fn observe_snapshot_only(&self, snap: Arc<Snapshot>) {
         if let Ok(mut s) = self.inner.snapshot.lock() {
             *s = snap;
         }

@@ -11,10 +11,12 @@
 //! (seq, prev_hash, hash, the entry's JSON exactly as hashed), `chain_head` (one row, locked
 //! `FOR UPDATE` by every transaction that appends, so appends are serialised across replicas
 //! and a second writer is noticed), `incidents`, `timeline` (incident, seq), `incident_groups`,
-//! `cooldowns`, `idempotency`, `dedup`, `journal`, `approvals` and `meta`. `chain_head.leader_epoch` holds
-//! the newest Lease fencing token seen, checked in the same locked row: an acting commit that
-//! carries an older one is refused whole (`StoreError::Fenced`). Migrations are embedded and
-//! numbered (`schema_version`); a database migrated by a newer fleetdeck is refused.
+//! `cooldowns`, `idempotency`, `dedup`, `journal`, `approvals` and `meta`.
+//! `chain_head.leader_epoch` holds the newest Lease fencing token seen, checked in the same
+//! locked row: an acting commit that carries an older one is refused whole
+//! (`StoreError::Fenced`). A connection the server closed (a restart, a managed failover) is
+//! opened again at its next use. Migrations are embedded and numbered (`schema_version`); a
+//! database migrated by a newer fleetdeck is refused.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -107,6 +109,13 @@ CREATE TABLE approvals (
 
 /// Serialises migrations of one database between fleetdeck processes starting together.
 const MIGRATION_LOCK: i64 = 0x6669_6465_636b_0001;
+/// How long opening a connection may take (unless the URL sets `connect_timeout`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens one connection to the store's database.
+type Connect =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<Client>> + Send>> + Send + Sync>;
+
 /// Connections for reads beside the one that writes.
 const READERS: usize = 3;
 /// Audit records read per round trip when walking the chain.
@@ -174,8 +183,13 @@ pub(crate) struct PgStore {
     runtime: tokio::runtime::Handle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    readers: Vec<Arc<Client>>,
+    /// Each reader's connection; one the server closed (a restart, a failover of managed
+    /// PostgreSQL) is replaced at its next use.
+    readers: Arc<Vec<std::sync::Mutex<Arc<Client>>>>,
     writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Opens a connection (on the store's runtime): at the start, and again for a connection
+    /// the server closed, so that the store works again once the database is back.
+    connect: Connect,
     next_reader: AtomicUsize,
     /// The Lease's fencing token that acting commits carry (`Store::fence_with`); unset: none
     /// is checked (a CLI, a cockpit, a single daemon without a Lease).
@@ -413,14 +427,18 @@ impl PgStore {
                 path: place.clone(),
                 source,
             })?;
-        let connect = {
+        // A server that does not answer must not hold a caller for the kernel's TCP timeout.
+        if parsed.config.get_connect_timeout().is_none() {
+            parsed.config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let connect: Connect = {
             let config = parsed.config.clone();
             let place = place.clone();
-            move || {
+            Arc::new(move || {
                 let config = config.clone();
                 let tls = tls.clone();
                 let place = place.clone();
-                async move {
+                Box::pin(async move {
                     let (client, connection) =
                         config.connect(tls).await.map_err(|e| pg_error(&place, e))?;
                     tokio::spawn(async move {
@@ -429,25 +447,31 @@ impl PgStore {
                         }
                     });
                     Ok::<Client, StoreError>(client)
-                }
-            }
+                })
+            })
         };
         let mut store = Self {
             place: place.clone(),
             runtime: runtime.clone(),
             shutdown: Some(shutdown),
             thread: Some(thread),
-            readers: Vec::new(),
+            readers: Arc::new(Vec::new()),
             writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 client: block_on(&runtime, connect())?,
                 statements: Default::default(),
             })),
+            connect: connect.clone(),
             next_reader: AtomicUsize::new(0),
             fence: std::sync::OnceLock::new(),
         };
+        let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            store.readers.push(Arc::new(block_on(&runtime, connect())?));
+            readers.push(std::sync::Mutex::new(Arc::new(block_on(
+                &runtime,
+                connect(),
+            )?)));
         }
+        store.readers = Arc::new(readers);
         let writer = store.writer.clone();
         block_on(&runtime, async move {
             let mut w = writer.lock().await;
@@ -465,9 +489,25 @@ impl PgStore {
         move |e| pg_error(&place, e)
     }
 
-    fn reader(&self) -> Arc<Client> {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        self.readers[i].clone()
+    /// A reader connection, opened again when the server closed it (run on the runtime).
+    fn reader(&self) -> impl Future<Output = Result<Arc<Client>>> + Send + 'static {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
+        let (readers, connect) = (self.readers.clone(), self.connect.clone());
+        async move {
+            let slot = readers.get(i).ok_or(StoreError::Closed)?;
+            let current = slot
+                .lock()
+                .map(|c| c.clone())
+                .map_err(|_| StoreError::Closed)?;
+            if !current.is_closed() {
+                return Ok(current);
+            }
+            let fresh = Arc::new(connect().await?);
+            if let Ok(mut c) = slot.lock() {
+                *c = fresh.clone();
+            }
+            Ok(fresh)
+        }
     }
 
     /// Runs `query` on the store's runtime and waits for its answer.
@@ -484,6 +524,7 @@ impl PgStore {
         let client = self.reader();
         let err = self.err();
         self.call(async move {
+            let client = client.await?;
             let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
                 .iter()
                 .map(|(p, t)| (p.as_ref() as &(dyn ToSql + Sync), t.clone()))
@@ -774,7 +815,8 @@ impl PgStore {
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind = 'r' AND n.nspname = current_schema() \
              AND c.relname IN ('meta', 'audit_chain', 'chain_head', 'incidents', 'timeline', \
-             'incident_groups', 'cooldowns', 'idempotency', 'dedup', 'journal', 'schema_version')",
+             'incident_groups', 'cooldowns', 'idempotency', 'dedup', 'journal', 'approvals', \
+             'schema_version')",
             vec![],
         )?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
@@ -797,8 +839,13 @@ impl PgStore {
             .get()
             .filter(|_| acting)
             .map(|f| f.token.load(Ordering::SeqCst) as i64);
+        let connect = self.connect.clone();
         let written = self.call(async move {
             let mut w = writer.lock().await;
+            if w.client.is_closed() {
+                w.client = connect().await?;
+                w.statements.clear();
+            }
             batch.write(&mut w, &place, epoch).await
         });
         if let (Err(e @ StoreError::Fenced { .. }), Some(f)) = (&written, self.fence.get()) {

@@ -930,6 +930,7 @@ struct ProbeDetail {
 
 /// The writer thread: runs until every `Store` handle is gone.
 pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
+    let mut stale = false;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         let mut ops = group[0].ops.len();
@@ -940,6 +941,24 @@ pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
                     group.push(job);
                 }
                 Err(_) => break,
+            }
+        }
+        // A reload that failed (the database unreachable) is tried again before each group:
+        // the writer lives on, and writes work again once the database is back.
+        if stale {
+            match state.reload() {
+                Ok(()) => stale = false,
+                Err(e) => {
+                    let message = e.to_string();
+                    for job in group {
+                        let _ = job.reply.send(Err(StoreError::Decode {
+                            path: state.path.clone(),
+                            key: "commit".into(),
+                            reason: message.clone(),
+                        }));
+                    }
+                    continue;
+                }
             }
         }
         if let Err(e) = state.catch_up() {
@@ -976,9 +995,7 @@ pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
                     reason: message.clone(),
                 }));
             }
-            if state.reload().is_err() {
-                return;
-            }
+            stale = state.reload().is_err();
             continue;
         }
         for (reply, answer) in replies.into_iter().zip(answers) {
