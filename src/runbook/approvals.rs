@@ -119,12 +119,13 @@ impl Approvals {
     /// The approval a run of `runbook` on `group` asked for that no run has taken yet (pending,
     /// or decided while no run waited for it), if any: a new leader's run waits for that one.
     pub(super) fn open_for(&self, runbook: &str, group: &str) -> Option<ApprovalRecord> {
-        self.store
-            .approvals()
-            .ok()?
-            .into_iter()
-            .rev()
-            .find(|r| r.runbook == runbook && r.group == group && r.settled_by.is_none())
+        self.store.approvals().ok()?.into_iter().rev().find(|r| {
+            r.runbook == runbook
+                    && r.group == group
+                    && r.settled_by.is_none()
+                    // Undecided past its expiry: denied; the run asks afresh.
+                    && (r.verdict.is_some() || Utc::now() < r.expires_at)
+        })
     }
 
     /// Waits until `run` takes the verdict on `id`, or until `leave()` says to stop waiting
@@ -212,6 +213,17 @@ impl Approvals {
         approve: bool,
         by: &str,
     ) -> Result<PendingApproval, String> {
+        // Past its expiry a request is denied by "timeout" (whether or not a run is there to
+        // take that verdict): a late grant must not reach a run that asks later.
+        if let Ok(Some(r)) = self.store.approval(id)
+            && r.is_pending()
+            && Utc::now() >= r.expires_at
+        {
+            return Err(format!(
+                "approval {id} expired at {}; it is no longer pending",
+                r.expires_at.format("%H:%M:%SZ")
+            ));
+        }
         let outcome = self
             .store
             .approval_decide(id, approve, by, Utc::now())
@@ -233,10 +245,11 @@ impl Approvals {
 
     /// The approvals still waiting for a person, as the store has them (every replica's).
     pub(super) fn list(&self) -> Vec<PendingApproval> {
+        let now = Utc::now();
         match self.store.approvals() {
             Ok(all) => all
                 .iter()
-                .filter(|r| r.is_pending())
+                .filter(|r| r.is_pending() && now < r.expires_at)
                 .map(PendingApproval::from_record)
                 .collect(),
             Err(e) => {
@@ -338,5 +351,18 @@ mod tests {
         );
         assert!(matches!(a.settle(id, "run-1", &stay), Settled::Left(_)));
         assert!(a.open_for("gpu-xid-cordon", "prod/node/n1").is_none());
+    }
+
+    #[test]
+    fn an_expired_request_is_neither_listed_nor_taken_over_nor_granted() {
+        let (_dir, a) = approvals();
+        let id = a
+            .request(pending("cordon n1"), scope(Duration::from_millis(1)))
+            .expect("request");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(a.list().is_empty());
+        assert!(a.open_for("gpu-xid-cordon", "prod/node/n1").is_none());
+        let refused = a.decide(id, true, "alice").expect_err("expired");
+        assert!(refused.contains("expired"), "{refused}");
     }
 }
