@@ -753,6 +753,7 @@ impl FleetState {
             models: self.models.values().cloned().collect(),
             finding_kinds: Vec::new(),
             unknown_since_start: Vec::new(),
+            store_down: None,
             gpu_history: self.gpu_history.clone(),
         }
     }

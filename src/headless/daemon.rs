@@ -173,6 +173,24 @@ pub async fn run(
     }
     let alerts = state.alerts.clone();
     let metrics = state.metrics.clone();
+    // On a shared store every acting write carries this replica's Lease term; one refused
+    // because a newer leader wrote makes this replica step down at once (a leader paused past
+    // its lease and resumed), before its elector notices; the Lease is the newer leader's.
+    if let Some(e) = &elector
+        && store.is_shared()
+    {
+        let (handle, metrics) = (e.clone(), metrics.clone());
+        store.fence_with(crate::store::Fence {
+            token: e.fencing_token(),
+            on_refused: Arc::new(move |err| {
+                metrics.store_fenced();
+                if handle.is_leader() {
+                    tracing::error!(error = %err, "a newer leader wrote to the store: stepping down");
+                }
+                handle.step_down("the store refused a write: a newer leader's term exists");
+            }),
+        });
+    }
     let wake = state.on_alerts.clone();
     let serve_opts = serve_opts.with_metrics(metrics.clone());
     tracing::info!(%local, %scheme, identity = %me, mode = mode.name(), "fleetdeck headless listening");
@@ -266,8 +284,21 @@ pub async fn run(
                 })
         });
         metrics.set_forbidden_sources(forbidden);
+        // A store that cannot be written: serving what it has, acting on nothing, and out of
+        // the Service's endpoints until it is back (/readyz names it).
+        metrics.set_store_down(snap.store_down.as_ref().map(|d| {
+            format!(
+                "the store at {} cannot be reached since {}: {}",
+                d.place,
+                d.since.format("%H:%M:%SZ"),
+                d.error
+            )
+        }));
         ready.store(
-            !snap.clusters.is_empty() && all_synced && !executor.stopping(),
+            !snap.clusters.is_empty()
+                && all_synced
+                && !executor.stopping()
+                && snap.store_down.is_none(),
             Ordering::SeqCst,
         );
         metrics.set_signals(snap);
@@ -307,7 +338,8 @@ pub async fn run(
         }
         // New timeline entries: refusals and action times into the metrics, and the leader
         // mirrors them as Kubernetes Events.
-        let head = store.len().unwrap_or(0);
+        // Unreadable (the store down): the entries are read once it is back, none twice.
+        let head = store.len().unwrap_or(events_from.saturating_sub(1));
         if head >= events_from {
             let entries: Vec<_> = (events_from..=head)
                 .filter_map(|seq| store.entry(seq).ok().flatten())

@@ -173,6 +173,9 @@ struct Shared {
     leading: Arc<AtomicBool>,
     leading_tx: watch::Sender<bool>,
     observed: Mutex<Observed>,
+    /// The fencing token: the term this replica holds or last held (the Lease's
+    /// `leaseTransitions` when it was acquired, plus one), 0 before it ever led.
+    epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Shared {
@@ -281,6 +284,7 @@ impl LeaderElector {
                 leading: Arc::new(AtomicBool::new(false)),
                 leading_tx,
                 observed: Mutex::new(Observed::default()),
+                epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             }),
         })
     }
@@ -340,6 +344,18 @@ impl LeaderElector {
             match result {
                 Ok(Ok(Attempt::Leading)) => {
                     if renewed_at.is_none() {
+                        // The token first, so that the first acting write carries this term.
+                        let transitions = self
+                            .shared
+                            .observed()
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.lease_transitions)
+                            .unwrap_or(0);
+                        self.shared.epoch.store(
+                            u64::try_from(transitions).unwrap_or(0) + 1,
+                            Ordering::SeqCst,
+                        );
                         self.shared.set_leading(true, "acquired");
                     }
                     renewed_at = Some(started);
@@ -551,6 +567,17 @@ impl LeaderHandle {
         Arc::clone(&self.inner.shared.leading)
     }
 
+    /// The fencing token acting writes carry: this replica's Lease term (0: it never led).
+    pub fn fencing_token(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.inner.shared.epoch)
+    }
+
+    /// Stops leading now, because the store refused a write as a newer leader's term exists:
+    /// nothing acts from here; the Lease, held by the newer leader, is not touched.
+    pub fn step_down(&self, why: &str) {
+        self.inner.shared.set_leading(false, why);
+    }
+
     /// Follows [`Self::is_leader`]: changes each time this replica starts or stops leading.
     pub fn watch(&self) -> watch::Receiver<bool> {
         self.inner.shared.leading_tx.subscribe()
@@ -708,6 +735,7 @@ pub fn spawn(
                         leading: Arc::new(AtomicBool::new(false)),
                         leading_tx,
                         observed: Mutex::new(Observed::default()),
+                        epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
                     }),
                     api: None,
                     stop_tx,

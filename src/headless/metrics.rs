@@ -138,6 +138,12 @@ pub struct Metrics {
     incidents_opened: Counter,
     open_incidents: Gauge,
     store_size: Gauge,
+    /// 1 while the store answers reads and writes, 0 while it does not (/readyz says why).
+    store_up: Gauge,
+    /// Why the store is down, for /readyz; `None` while it is up.
+    store_down: Mutex<Option<String>>,
+    /// Acting writes the shared store refused because a newer leader's term exists.
+    store_fenced: Counter,
     runbook_runs: Family<RunLabels, Counter>,
     guard_refusals: Family<ReasonLabels, Counter>,
     /// Plans waiting for a person now.
@@ -210,6 +216,19 @@ impl Metrics {
             "Bytes the RCA store takes on disk",
             Unit::Bytes,
             store_size.clone(),
+        );
+        let store_up = Gauge::default();
+        store_up.set(1);
+        registry.register(
+            "store_up",
+            "1 while the store answers reads and writes, 0 while it cannot be reached or written",
+            store_up.clone(),
+        );
+        let store_fenced = Counter::default();
+        registry.register(
+            "store_fenced_writes",
+            "Writes the shared store refused because a newer leader's Lease term had written (this replica stepped down)",
+            store_fenced.clone(),
         );
         let runbook_runs = Family::<RunLabels, Counter>::default();
         registry.register(
@@ -336,6 +355,9 @@ impl Metrics {
             incidents_opened,
             open_incidents,
             store_size,
+            store_up,
+            store_down: Mutex::new(None),
+            store_fenced,
             runbook_runs,
             guard_refusals,
             pending_approvals,
@@ -400,6 +422,24 @@ impl Metrics {
     pub fn set_store_size(&self, bytes: u64) {
         self.store_size
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Whether the store can be read and written now; `why` names what failed while it cannot.
+    pub fn set_store_down(&self, why: Option<String>) {
+        self.store_up.set(i64::from(why.is_none()));
+        if let Ok(mut d) = self.store_down.lock() {
+            *d = why;
+        }
+    }
+
+    /// Why the store is down, while it is.
+    pub fn store_down(&self) -> Option<String> {
+        self.store_down.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// One acting write refused by the shared store's fence.
+    pub fn store_fenced(&self) {
+        self.store_fenced.inc();
     }
 
     /// One finished run; `outcome` is its `RunState::outcome` (`remediated`, `partial`, …).

@@ -873,7 +873,9 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     }
     let unsynced = state.metrics.unsynced_sources();
     let forbidden = state.metrics.forbidden_sources();
-    let why = if !forbidden.is_empty() {
+    let why = if let Some(down) = state.metrics.store_down() {
+        format!("not ready: {down}; nothing is acted on until it is back")
+    } else if !forbidden.is_empty() {
         format!(
             "not ready: RBAC forbids watching {}: grant list and watch on it to fleetdeck's ServiceAccount (deploy/10-rbac.yaml)",
             forbidden.join(", ")
@@ -1075,11 +1077,15 @@ async fn show_incident(State(state): State<ApiState>, Path(id): Path<String>) ->
 }
 
 async fn list_runs(State(state): State<ApiState>) -> Response {
-    let (runs, pending) = match &state.executor {
-        Some(ex) => (ex.runs(), ex.pending_approvals()),
-        None => (Vec::new(), Vec::new()),
+    let Some(ex) = state.executor.clone() else {
+        return Json(json!({ "runs": [], "pending_approvals": [] })).into_response();
     };
-    Json(json!({ "runs": runs, "pending_approvals": pending })).into_response()
+    // The pending approvals are the store's (every replica's), read off the async threads.
+    let runs = ex.runs();
+    match tokio::task::spawn_blocking(move || ex.pending_approvals()).await {
+        Ok(pending) => Json(json!({ "runs": runs, "pending_approvals": pending })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1198,7 +1204,9 @@ async fn decide(
             format!("{id:?} is not an approval id; GET /api/v1/runs lists the pending ones"),
         );
     };
-    if !state.leader.load(Ordering::SeqCst) {
+    // On a shared store a follower records the verdict there and the leader's waiting run
+    // takes it; a follower with a store of its own (sled) would keep it where no run waits.
+    if !state.leader.load(Ordering::SeqCst) && !state.store.is_shared() {
         return error(
             StatusCode::CONFLICT,
             format!(
@@ -1207,21 +1215,29 @@ async fn decide(
             ),
         );
     }
-    let Some(executor) = &state.executor else {
+    let Some(executor) = state.executor.clone() else {
         return error(
             StatusCode::NOT_FOUND,
             format!("there is no pending approval {number}: this daemon runs no runbooks"),
         );
     };
-    match executor.decide(number, approve, &by) {
-        Ok(pending) => Json(json!({
+    let verdict = {
+        let by = by.clone();
+        tokio::task::spawn_blocking(move || executor.decide(number, approve, &by)).await
+    };
+    match verdict {
+        Ok(Ok(pending)) => Json(json!({
             "approval": pending,
             "decision": if approve { "approved" } else { "denied" },
             "by": by,
         }))
         .into_response(),
-        Err(why) if why.contains("no pending approval") => error(StatusCode::NOT_FOUND, why),
-        Err(why) => error(StatusCode::CONFLICT, why),
+        Ok(Err(why)) if why.contains("no pending approval") => error(StatusCode::NOT_FOUND, why),
+        Ok(Err(why)) if why.contains("could not be recorded") => {
+            error(StatusCode::SERVICE_UNAVAILABLE, why)
+        }
+        Ok(Err(why)) => error(StatusCode::CONFLICT, why),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -329,6 +329,23 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
         description: "a source (a cluster's API, DCGM, NVML, Prometheus, cost) is unreachable or silent",
     },
     SignalKindSpec {
+        name: "store.down",
+        reads: Reads::OwnSources,
+        family: "store.down",
+        grouping: Grouping::Target,
+        severity: "critical: the RCA store (PostgreSQL) cannot be read or written, so nothing is acted on (no mutation without its record) until it is back; recorded once it is",
+        default_for: ZERO,
+        for_key: ForKey::Table,
+        for_words: "0 (from the first failed read)",
+        default_clear_after: ZERO,
+        clears_when: "the store answers again and the outage is recorded; 0",
+        finding_by_default: false,
+        exercise: Exercise::Without(
+            "the store taken away (tests/store_outage.rs stops PostgreSQL for 30 s); no `[sim] scenarios` entry stops the store",
+        ),
+        description: "the store (the incidents, the audit chain, the runs' memory) cannot be reached or written",
+    },
+    SignalKindSpec {
         name: "endpoint.drift",
         reads: Reads::Endpoints,
         family: "endpoint.drift",

@@ -598,10 +598,23 @@ pub struct Snapshot {
     /// detector has had its kind's `for` of fresh data. Set by the pipeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_since_start: Vec<HeldSignal>,
+    /// The store cannot be read or written (since when, why), or it came back and its outage
+    /// is not recorded yet: `store.down` fires from it. Set by the pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_down: Option<StoreDown>,
     /// Each GPU's recent readings and each pool's heat, kept once by `state` and shared by
     /// every snapshot of the fleet (not part of what a snapshot says on the wire).
     #[serde(skip)]
     pub gpu_history: gpu_history::SharedGpuHistory,
+}
+
+/// An outage of the store, as the pipeline saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreDown {
+    pub since: DateTime<Utc>,
+    /// Where the store is (its directory, or PostgreSQL's host and database).
+    pub place: String,
+    pub error: String,
 }
 
 /// A signal held from before this face started: its dedup key (`kind:subject`) and the time

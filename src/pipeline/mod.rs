@@ -132,7 +132,13 @@ pub struct Pipeline {
     store_error: Option<String>,
     raised_total: std::collections::BTreeMap<(String, crate::model::signal::Severity), u64>,
     incidents_opened_total: u64,
+    /// The store's outage as last probed, and whether it is back (the outage then lasts until
+    /// its `store.down` is recorded).
+    outage: Option<(crate::model::StoreDown, bool)>,
 }
+
+/// The dedup key `store.down` fires under (see `signals::sources`).
+const STORE_DOWN_KEY: &str = "store.down:fleetdeck/store";
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
@@ -150,6 +156,38 @@ impl Pipeline {
             store_error: None,
             raised_total: Default::default(),
             incidents_opened_total: 0,
+            outage: None,
+        }
+    }
+
+    /// Reads the store once: an outage starts at the first failure and ends once the store
+    /// answers and the outage is recorded (see `evaluate`).
+    async fn probe_store(&mut self, now: DateTime<Utc>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let place = store.path().display().to_string();
+        let probe = tokio::task::spawn_blocking(move || store.len().map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match (probe, &mut self.outage) {
+            (Ok(_), Some((_, back))) => *back = true,
+            (Ok(_), None) => {}
+            (Err(error), Some((down, back))) => {
+                *back = false;
+                down.error = error;
+            }
+            (Err(error), None) => {
+                tracing::error!(%error, store = %place, "the store cannot be reached: nothing acts until it is back");
+                self.outage = Some((
+                    crate::model::StoreDown {
+                        since: now,
+                        place,
+                        error,
+                    },
+                    false,
+                ));
+            }
         }
     }
 
@@ -302,8 +340,12 @@ impl Pipeline {
     /// incident it opened).
     pub async fn evaluate(&mut self, snap: Arc<Snapshot>, now: DateTime<Utc>) -> Evaluated {
         self.seq += 1;
-        let signals = self.detect(&snap, now);
+        self.probe_store(now).await;
         let mut snap = snap;
+        if let Some((down, _)) = &self.outage {
+            Arc::make_mut(&mut snap).store_down = Some(down.clone());
+        }
+        let signals = self.detect(&snap, now);
         {
             let s = Arc::make_mut(&mut snap);
             s.signals = signals;
@@ -320,6 +362,7 @@ impl Pipeline {
             // Findings are shown, not recorded: only the kinds that open incidents reach the
             // store (and so only they can be cleared there).
             let incident_signals: Vec<Signal> = snap.incident_signals().cloned().collect();
+            let before = recorder.clone();
             let changes = recorder.observe(&incident_signals, now);
             let raised: Vec<_> = changes
                 .fired
@@ -343,12 +386,28 @@ impl Pipeline {
                         None
                     }
                     Ok(Err(e)) => {
+                        // Not recorded: the same changes are derived again next time, so an
+                        // outage loses nothing that fired or cleared during it.
+                        *recorder = before;
                         tracing::error!(error = %e, "cannot record signals");
                         Some(e.to_string())
                     }
-                    Err(e) => Some(e.to_string()),
+                    Err(e) => {
+                        *recorder = before;
+                        Some(e.to_string())
+                    }
                 };
             }
+        }
+        // Back, and its outage on the timeline (or this face records nothing): over.
+        if self.outage.as_ref().is_some_and(|(_, back)| *back)
+            && self
+                .recorder
+                .as_ref()
+                .is_none_or(|r| r.is_active(STORE_DOWN_KEY))
+        {
+            tracing::info!("the store is back: acting resumes");
+            self.outage = None;
         }
         // What the store says is firing and no detector has seen since this face started is
         // unknown, and every face says so instead of looking calm.
@@ -370,9 +429,12 @@ impl Pipeline {
                 .acting
                 .as_ref()
                 .is_none_or(|a| a.load(Ordering::SeqCst));
-            if acting && self.recorder.is_some() {
+            if acting && self.recorder.is_some() && self.outage.is_none() {
                 started_runs = executor.observe(snap.clone());
+            } else if !acting {
+                executor.follow(snap.clone());
             } else {
+                // Warming up, or the store is down: a run would act without its record.
                 // Followers (and a face still warming up) keep the executor's picture fresh
                 // for re-validation and previews, but start nothing.
                 executor.observe_snapshot_only(snap.clone());

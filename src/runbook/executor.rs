@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::approvals::{Approvals, PendingApproval};
+use super::approvals::{Approvals, PendingApproval, RequestScope, Settled};
 use super::engine::{Limits, Runbook};
 use super::guard::{Clearance, Guard};
 use super::host::{Pass, RunHost};
@@ -92,8 +92,9 @@ pub fn model_registry(
     ))))
 }
 
-/// One step of a plan: what would change, and the blast radius.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One step of a plan: what would change, and the blast radius. Read back from the store's
+/// approvals (a plan another replica asked to approve).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlanStep {
     pub intent: Mutation,
     pub summary: String,
@@ -198,6 +199,10 @@ pub(super) struct Inner {
     /// (runbook, target group) → cluster of the runs the disruption budget refused: each is
     /// started again once its cluster's budget has room, while its signal still fires.
     waiting_budget: Mutex<HashMap<(String, String), String>>,
+    /// Whether the last evaluation was this executor's to act on (it led): on a shared store
+    /// the runs a previous leader left in flight are closed when leadership is gained, not at
+    /// start (a follower's start must not close the live leader's runs).
+    led: std::sync::atomic::AtomicBool,
 }
 
 /// A run the pool did not take: what its refusal on the timeline needs.
@@ -237,6 +242,7 @@ impl Executor {
         .ok();
         let ex = Self {
             inner: Arc::new(Inner {
+                approvals: Approvals::new(store.clone()),
                 runbooks,
                 guard,
                 store,
@@ -244,16 +250,18 @@ impl Executor {
                 snapshot: Mutex::new(Arc::new(Snapshot::default())),
                 fired: Mutex::new(HashSet::new()),
                 runs: Mutex::new(Vec::new()),
-                approvals: Approvals::default(),
                 cfg,
                 rt: tokio::runtime::Handle::current(),
                 next_run: AtomicU64::new(0),
                 pool,
                 stopping: tokio::sync::watch::Sender::new(false),
                 waiting_budget: Mutex::new(HashMap::new()),
+                led: std::sync::atomic::AtomicBool::new(false),
             }),
         };
-        ex.reconcile_journal();
+        if !ex.inner.store.is_shared() {
+            ex.reconcile_journal();
+        }
         ex
     }
 
@@ -294,9 +302,39 @@ impl Executor {
         self.inner.approvals.list()
     }
 
+    /// The pending approvals this process's runs wait for (asked, or taken over): what a
+    /// one-off run prompts for, never another process's request in the same store.
+    pub fn awaiting_here(&self) -> Vec<PendingApproval> {
+        let runs = self.runs();
+        self.pending_approvals()
+            .into_iter()
+            .filter(|p| {
+                runs.iter().any(|r| {
+                    r.finished_at.is_none()
+                        && (r.id == p.run || r.state == RunState::AwaitingApproval(p.id))
+                })
+            })
+            .collect()
+    }
+
     /// A person's verdict on a pending plan.
     pub fn decide(&self, id: u64, approve: bool, by: &str) -> Result<PendingApproval, String> {
         self.inner.approvals.decide(id, approve, by)
+    }
+
+    /// Why a run waiting for `approval` stops waiting and leaves it to the run after it: this
+    /// process is stopping, or no longer leads; `None` while it may go on waiting.
+    pub(super) fn leaves_approval(&self, approval: u64) -> Option<String> {
+        if self.stopping() {
+            return Some(format!(
+                "fleetdeck is stopping (SIGTERM): approval {approval} stays pending for the next leader"
+            ));
+        }
+        (!self.inner.guard.leading()).then(|| {
+            format!(
+                "this replica no longer leads: approval {approval} stays pending for the new leader"
+            )
+        })
     }
 
     /// Runs that a previous process left in flight are not resumed (the world has moved on);
@@ -306,13 +344,22 @@ impl Executor {
             return;
         };
         for j in left {
+            // Its approval is in the store: the next run on the target takes it over.
+            let after = if j.step.starts_with("awaiting approval") {
+                format!(
+                    "its approval stays pending, and the next run of {} on {} takes it over",
+                    j.runbook, j.target
+                )
+            } else {
+                format!("check {} before acting again", j.target)
+            };
             let mut e = NewEntry::new(
                 EntryKind::Decision,
                 Actor::System,
                 self.inner.cfg.origin,
                 format!(
-                    "run {} of runbook {} on {} was in flight at step \"{}\" when fleetdeck stopped; it is not resumed: check {} before acting again",
-                    j.run, j.runbook, j.target, j.step, j.target
+                    "run {} of runbook {} on {} was in flight at step \"{}\" when fleetdeck stopped; it is not resumed: {after}",
+                    j.run, j.runbook, j.target, j.step
                 ),
             );
             e.incident = j.incident;
@@ -322,7 +369,15 @@ impl Executor {
         }
     }
 
-    /// Gives the runs a fleet to look at without starting any (a manual run).
+    /// A follower's evaluation: the runs' picture kept fresh, nothing started, and leadership
+    /// noted as lost (gaining it again closes what the leader between left in flight).
+    pub fn follow(&self, snap: Arc<Snapshot>) {
+        self.inner.led.store(false, Ordering::SeqCst);
+        self.observe_snapshot_only(snap);
+    }
+
+    /// Gives the runs a fleet to look at without starting any (a manual run, a face warming
+    /// up, a leader whose store is down).
     pub fn observe_snapshot_only(&self, snap: Arc<Snapshot>) {
         if let Ok(mut s) = self.inner.snapshot.lock() {
             *s = snap;
@@ -338,6 +393,11 @@ impl Executor {
         // A stopping process starts nothing: what still fires is the next leader's to start.
         if self.stopping() {
             return Vec::new();
+        }
+        // Leadership of a shared store gained: what the previous leader left in flight is
+        // closed before this one starts anything (a rare event; a few reads and writes).
+        if self.inner.store.is_shared() && !self.inner.led.swap(true, Ordering::SeqCst) {
+            self.reconcile_journal();
         }
         let mut started = Vec::new();
         let mut refused = Vec::new();
@@ -684,30 +744,72 @@ impl Executor {
                     .collect::<Vec<_>>()
                     .join("; then ")
             );
-            let approval = inner.approvals.request(PendingApproval {
-                id: 0,
-                run: id.to_string(),
-                runbook: rb.meta.name.clone(),
-                cluster: signal.subject.cluster.clone(),
-                reason: reason.clone(),
-                plan: plan.clone(),
-                requested_at: Utc::now(),
-            });
+            // A run before this one (a leader that died, a process that restarted) may have
+            // asked already: this run waits for that approval rather than asking again, so
+            // the person sees one request and its grant is acted on once.
+            let group = crate::store::target_group(signal);
+            let approval = match inner.approvals.open_for(&rb.meta.name, &group) {
+                Some(open) => {
+                    let mut e = NewEntry::new(
+                        EntryKind::Decision,
+                        Actor::Runbook(rb.meta.name.clone()),
+                        inner.cfg.origin,
+                        format!(
+                            "approval {} (asked by run {}) is taken over by run {id}: {}",
+                            open.id, open.run, open.reason
+                        ),
+                    );
+                    e.incident = incident;
+                    e.subject = Some(signal.subject.clone());
+                    e.verdict = Some(Verdict::Pending);
+                    e.detail.insert("approval".into(), open.id.into());
+                    self.record(e);
+                    open.id
+                }
+                None => {
+                    let asked = inner.approvals.request(
+                        PendingApproval {
+                            id: 0,
+                            run: id.to_string(),
+                            runbook: rb.meta.name.clone(),
+                            cluster: signal.subject.cluster.clone(),
+                            reason: reason.clone(),
+                            plan: plan.clone(),
+                            requested_at: Utc::now(),
+                        },
+                        RequestScope {
+                            group: &group,
+                            target: &signal.subject.describe(),
+                            incident,
+                            timeout: inner.cfg.approval_timeout,
+                        },
+                    );
+                    let approval = match asked {
+                        Ok(approval) => approval,
+                        Err(why) => {
+                            return RunState::Failed(format!(
+                                "the approval request could not be recorded ({why}): the plan is not performed without it"
+                            ));
+                        }
+                    };
+                    let mut e = NewEntry::new(
+                        EntryKind::Decision,
+                        Actor::Runbook(rb.meta.name.clone()),
+                        inner.cfg.origin,
+                        format!("approval {approval} requested: {reason}"),
+                    );
+                    e.incident = incident;
+                    e.subject = Some(signal.subject.clone());
+                    e.verdict = Some(Verdict::Pending);
+                    e.detail.insert(
+                        "plan".into(),
+                        serde_json::to_value(&plan).unwrap_or_default(),
+                    );
+                    self.record(e);
+                    approval
+                }
+            };
             self.update_run(id, |r| r.state = RunState::AwaitingApproval(approval));
-            let mut e = NewEntry::new(
-                EntryKind::Decision,
-                Actor::Runbook(rb.meta.name.clone()),
-                inner.cfg.origin,
-                format!("approval {approval} requested: {reason}"),
-            );
-            e.incident = incident;
-            e.subject = Some(signal.subject.clone());
-            e.verdict = Some(Verdict::Pending);
-            e.detail.insert(
-                "plan".into(),
-                serde_json::to_value(&plan).unwrap_or_default(),
-            );
-            self.record(e);
             let _ = inner.store.journal_put(&JournalRecord {
                 run: id.to_string(),
                 runbook: rb.meta.name.clone(),
@@ -716,9 +818,13 @@ impl Executor {
                 started_at: Utc::now(),
                 updated_at: Utc::now(),
                 step: format!("awaiting approval {approval}"),
-                state: serde_json::json!({ "plan": plan }),
+                state: serde_json::json!({ "plan": plan, "approval": approval }),
             });
-            let (approved, by) = inner.approvals.settle(approval, inner.cfg.approval_timeout);
+            let leave = || self.leaves_approval(approval);
+            let (approved, by) = match inner.approvals.settle(approval, id, &leave) {
+                Settled::Verdict(approved, by) => (approved, by),
+                Settled::Left(why) => return RunState::Stopped(why),
+            };
             let actor = if by == "timeout" {
                 Actor::System
             } else {

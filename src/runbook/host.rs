@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::approvals::PendingApproval;
+use super::approvals::{PendingApproval, RequestScope, Settled};
 use super::engine::{Host, Runbook};
 use super::executor::{Executor, PlanStep, RunState};
 use super::guard::{Decision, RunBudget};
@@ -628,23 +628,39 @@ impl Host for RunHost {
             Pass::Act if self.ex.inner.cfg.mode == Mode::Approve => Ok(true),
             Pass::Act => {
                 let inner = &self.ex.inner;
-                let id = inner.approvals.request(PendingApproval {
-                    id: 0,
-                    run: self.run.clone(),
-                    runbook: self.runbook.clone(),
-                    cluster: self.cluster.clone(),
-                    reason: reason.to_string(),
-                    plan: Vec::new(),
-                    requested_at: Utc::now(),
-                });
+                let target = self.signal.subject.describe();
+                let group = crate::store::target_group(&self.signal);
+                let id = inner.approvals.request(
+                    PendingApproval {
+                        id: 0,
+                        run: self.run.clone(),
+                        runbook: self.runbook.clone(),
+                        cluster: self.cluster.clone(),
+                        reason: reason.to_string(),
+                        plan: Vec::new(),
+                        requested_at: Utc::now(),
+                    },
+                    RequestScope {
+                        group: &group,
+                        target: &target,
+                        incident: self.incident,
+                        timeout: inner.cfg.approval_timeout.min(timeout),
+                    },
+                )?;
                 self.ex.record(self.entry(
                     EntryKind::Decision,
                     Some(Verdict::Pending),
                     format!("approval {id} requested: {reason}"),
                 ));
-                let (ok, by) = inner
-                    .approvals
-                    .settle(id, inner.cfg.approval_timeout.min(timeout));
+                self.ex
+                    .update_run(&self.run, |r| r.state = RunState::AwaitingApproval(id));
+                let leave = || self.ex.leaves_approval(id);
+                let (ok, by) = match inner.approvals.settle(id, &self.run, &leave) {
+                    Settled::Verdict(ok, by) => (ok, by),
+                    Settled::Left(why) => return Err(why),
+                };
+                self.ex
+                    .update_run(&self.run, |r| r.state = RunState::Running);
                 self.ex.record(self.entry(
                     EntryKind::Approval,
                     Some(if ok {

@@ -1,4 +1,5 @@
-//! `source.down`: a source the picture cannot see. Imports model and config.
+//! `source.down`: a source the picture cannot see; `store.down`: the store the face records
+//! in cannot be reached. Imports model and config.
 
 use serde_json::json;
 
@@ -15,17 +16,38 @@ pub struct SourceDetector {
 
 impl Detector for SourceDetector {
     fn kinds(&self) -> &'static [&'static str] {
-        &["source.down"]
+        &["source.down", "store.down"]
     }
 
     fn observe(&mut self, input: Input<'_>, cx: &Context<'_>, out: &mut Vec<Observation>) {
         let Input::Fleet(snap) = input else { return };
         self.sources(snap, cx, out);
+        Self::store(snap, out);
         self.sightings.forget_unseen();
     }
 }
 
 impl SourceDetector {
+    /// `store.down`: the pipeline could not read the store (or its outage is not recorded
+    /// yet). Nothing acts meanwhile: a mutation is never made without its record.
+    fn store(snap: &Snapshot, out: &mut Vec<Observation>) {
+        let Some(down) = &snap.store_down else { return };
+        let subject = Subject {
+            cluster: "fleetdeck".into(),
+            object: Some("store".into()),
+            ..Subject::default()
+        };
+        out.push(met(signal(
+            "store.down",
+            Severity::Critical,
+            subject,
+            format!("the store at {} cannot be reached: {}", down.place, down.error),
+            json!({"place": down.place, "since": down.since, "error": down.error}),
+            down.since,
+            Some("check the database (is it up, reachable, are its credentials valid?); fleetdeck keeps watching and serving what it has, acts on nothing until the store is back, then records the outage"),
+        )));
+    }
+
     /// `source.down`: a source the picture cannot see (an API server unreachable, a watch
     /// broken, a GPU or cost source failing or silent), dated from when it was last seen, so
     /// its `for` counts from the break. Blind is not calm: the signals it would raise are

@@ -91,6 +91,7 @@ impl Backend {
             keys::JOURNAL,
             keys::OUTBOX,
             keys::ALERT_BOOK,
+            keys::APPROVAL,
         ] {
             n += self.count(&[prefix])?;
         }
@@ -99,6 +100,15 @@ impl Backend {
 
     /// Writes every change as one atomic, durable commit (`None` removes the key).
     pub fn commit(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        self.commit_acting(changes, false)
+    }
+
+    /// As [`Self::commit`]; an `acting` commit carries the fencing token on a shared store.
+    pub fn commit_acting(
+        &self,
+        changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        acting: bool,
+    ) -> Result<()> {
         match self {
             Self::Sled { path, db } => {
                 let mut batch = sled::Batch::default();
@@ -113,7 +123,7 @@ impl Backend {
                 db.flush().map_err(err)?;
                 Ok(())
             }
-            Self::Postgres(pg) => pg.commit(changes),
+            Self::Postgres(pg) => pg.commit(changes, acting),
         }
     }
 

@@ -422,6 +422,92 @@ pub(super) fn the_outbox_and_the_alert_book_outlive_the_process(b: &dyn Backing)
     assert_eq!((count("outbox"), count("alert_book")), (Some(1), Some(1)));
 }
 
+fn approval_request(run: &str, group: &str) -> ApprovalRecord {
+    ApprovalRecord {
+        id: 0,
+        run: run.into(),
+        runbook: "gpu-xid-cordon".into(),
+        cluster: "prod".into(),
+        group: group.into(),
+        target: format!("prod/node/{group}"),
+        incident: Some(1),
+        reason: "cordon".into(),
+        plan: serde_json::json!([{"intent": {"action": "cordon", "node": group}}]),
+        requested_at: t(0),
+        expires_at: t(10),
+        verdict: None,
+        settled_by: None,
+    }
+}
+
+/// Approvals get ids in order that survive reopening, are decided once, and their verdict is
+/// taken by one run only; one nobody decided is denied by timeout when taken after expiry.
+pub(super) fn approvals_are_decided_once_and_taken_by_one_run(b: &dyn Backing) {
+    let store = b.open();
+    let a = store
+        .approval_request(approval_request("run-1", "n1"))
+        .expect("request");
+    let c = store
+        .approval_request(approval_request("run-2", "n2"))
+        .expect("request");
+    assert_eq!((a.id, c.id), (1, 2));
+    assert!(matches!(
+        store.approval_settle(1, "run-1", t(1)).expect("settle"),
+        ApprovalOutcome::Waiting(_)
+    ));
+    drop(store);
+    let store = b.open();
+    let listed = store.approvals().expect("list");
+    assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(listed.iter().all(ApprovalRecord::is_pending));
+    assert_eq!(listed[0].plan, a.plan);
+    assert!(matches!(
+        store.approval_decide(1, true, "alice", t(2)).expect("decide"),
+        ApprovalOutcome::Done(r) if r.verdict.as_ref().is_some_and(|v| v.approved && v.by == "alice")
+    ));
+    assert!(matches!(
+        store.approval_decide(1, false, "bob", t(3)).expect("decide"),
+        ApprovalOutcome::Already(r) if r.verdict.as_ref().is_some_and(|v| v.by == "alice")
+    ));
+    assert_eq!(
+        store
+            .approval_decide(9, true, "alice", t(2))
+            .expect("decide"),
+        ApprovalOutcome::Missing
+    );
+    // A new leader's run takes the grant; the old run, come back, finds it taken.
+    assert!(matches!(
+        store.approval_settle(1, "run-3", t(4)).expect("settle"),
+        ApprovalOutcome::Done(r) if r.settled_by.as_deref() == Some("run-3")
+    ));
+    assert!(matches!(
+        store.approval_settle(1, "run-1", t(4)).expect("settle"),
+        ApprovalOutcome::Already(_)
+    ));
+    // Undecided past its expiry: denied by timeout when taken.
+    assert!(matches!(
+        store.approval_settle(2, "run-2", t(11)).expect("settle"),
+        ApprovalOutcome::Done(r) if r.verdict.as_ref().is_some_and(|v| !v.approved && v.by == "timeout")
+    ));
+    assert_eq!(
+        store
+            .approval_request(approval_request("run-4", "n1"))
+            .expect("request")
+            .id,
+        3
+    );
+    assert_eq!(
+        store
+            .stats()
+            .expect("stats")
+            .trees
+            .iter()
+            .find(|(n, _)| n == "approvals")
+            .map(|(_, c)| *c),
+        Some(3)
+    );
+}
+
 pub(super) fn retention_prunes_through_a_checkpoint_that_verifies(b: &dyn Backing) {
     let store = b.open();
     let now = Utc::now();
@@ -521,6 +607,8 @@ pub(super) fn an_export_from_sled_imports_whole(b: &dyn Backing) {
         },
     )
     .expect("cooldown");
+    from.approval_request(approval_request("run-1", "n1"))
+        .expect("approval");
     let mut export = Vec::new();
     from.export(&mut export, "export").expect("export");
 
@@ -545,6 +633,10 @@ pub(super) fn an_export_from_sled_imports_whole(b: &dyn Backing) {
             .cooldown("drain:prod/node/n1", t(1))
             .expect("cd")
             .is_some()
+    );
+    assert_eq!(
+        store.approvals().expect("approvals"),
+        from.approvals().expect("approvals")
     );
     // The chain goes on from the imported head.
     assert_eq!(store.append(note("after")).expect("append").seq, 8);
@@ -572,6 +664,7 @@ macro_rules! conformance {
             the_chain_continues_across_reopening_and_names_a_changed_record,
             operational_memory_is_kept,
             the_outbox_and_the_alert_book_outlive_the_process,
+            approvals_are_decided_once_and_taken_by_one_run,
             retention_prunes_through_a_checkpoint_that_verifies,
             secrets_are_redacted_before_they_are_stored,
             stats_count_every_family,
@@ -598,6 +691,75 @@ mod sled_backend {
 mod postgres_backend {
     use super::PgBacking;
     conformance!(PgBacking::new(), #[ignore = "needs postgresql"]);
+
+    /// Two replicas' handles on one database, each with its Lease term: once the newer term
+    /// wrote, an acting write of the older is refused whole and its replica is told (it steps
+    /// down); a person's verdict given on it is not an acting write and still lands.
+    #[test]
+    #[ignore = "needs postgresql"]
+    fn an_acting_write_with_an_older_lease_term_is_refused_and_its_replica_told() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+        let b = PgBacking::new();
+        let fenced = |term: u64, refusals: &Arc<AtomicUsize>| {
+            let store = crate::store::conformance::Backing::open(&b);
+            let refusals = refusals.clone();
+            store.fence_with(crate::store::Fence {
+                token: Arc::new(AtomicU64::new(term)),
+                on_refused: Arc::new(move |e| {
+                    assert!(
+                        matches!(
+                            e,
+                            crate::store::StoreError::Fenced {
+                                mine: 1,
+                                current: 2,
+                                ..
+                            }
+                        ),
+                        "{e}"
+                    );
+                    refusals.fetch_add(1, Ordering::SeqCst);
+                }),
+            });
+            store
+        };
+        let refusals = Arc::new(AtomicUsize::new(0));
+        let (old, new) = (fenced(1, &refusals), fenced(2, &refusals));
+        old.append(super::note("old leader"))
+            .expect("term 1 writes while it is the newest");
+        new.append(super::note("new leader"))
+            .expect("term 2 takes over");
+        let approval = new
+            .approval_request(super::approval_request("run-2", "n1"))
+            .expect("request");
+        let err = old
+            .append(super::note("paused leader resumes"))
+            .expect_err("an older term is refused");
+        assert!(err.to_string().contains("newer leader"), "{err}");
+        let cooldown = crate::store::memory::Cooldown {
+            until: super::t(10),
+            by: "run-1".into(),
+        };
+        assert!(old.set_cooldown("gpu-xid-cordon:n1", cooldown).is_err());
+        assert_eq!(refusals.load(Ordering::SeqCst), 2);
+        // A person's verdict on the old leader's API is recorded for the new leader to act on.
+        assert!(matches!(
+            old.approval_decide(approval.id, true, "alice", super::t(1)),
+            Ok(crate::store::ApprovalOutcome::Done(_))
+        ));
+        let summaries: Vec<String> = new
+            .entries(&crate::store::EntryFilter::default())
+            .expect("entries")
+            .into_iter()
+            .map(|e| e.entry.summary)
+            .collect();
+        assert_eq!(summaries, vec!["old leader", "new leader"]);
+        assert!(new.verify().expect("verify").passed());
+        assert_eq!(
+            super::pg_server::psql(&b.url, "SELECT leader_epoch FROM chain_head"),
+            "2"
+        );
+    }
 
     #[test]
     #[ignore = "needs postgresql"]

@@ -1,7 +1,9 @@
 //! Operational memory that must survive restarts: per-target cooldowns, idempotency keys of
-//! actions, alert dedup keys (with expiry), the journal of runbook runs in flight, the outbox
-//! (notifications and Kubernetes Events owed, until delivered or given up) and the alert book
-//! (outside alerts firing, until their `endsAt` or their resolution).
+//! actions, alert dedup keys (with expiry), the journal of runbook runs in flight, the
+//! approvals waiting for a person (with their verdicts), which a shared store shows to every
+//! replica and hands to the next leader, the outbox (notifications and Kubernetes Events owed,
+//! until delivered or given up) and the alert book (outside alerts firing, until their `endsAt`
+//! or their resolution).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -217,6 +219,134 @@ impl Store {
             out.push(self.decode(&k, &v)?);
         }
         Ok(out)
+    }
+}
+
+/// A request for a person's approval, kept until a run takes its verdict: the same record on
+/// every replica of a shared store, so a follower lists it and a new leader takes it over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// Given by the store when it is requested (0 before).
+    pub id: u64,
+    /// The run that asked.
+    pub run: String,
+    pub runbook: String,
+    pub cluster: String,
+    /// The signal's target group: a later run of the same runbook on the same group (a new
+    /// leader's) waits for this approval instead of asking again.
+    pub group: String,
+    /// What the plan acts on, in words.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<u64>,
+    pub reason: String,
+    /// The plan's steps as the executor serialised them.
+    #[serde(default)]
+    pub plan: serde_json::Value,
+    pub requested_at: DateTime<Utc>,
+    /// Undecided by then, it is denied by "timeout".
+    pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<ApprovalVerdict>,
+    /// The run that took the verdict (and acted on a grant): at most one ever does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_by: Option<String>,
+}
+
+impl ApprovalRecord {
+    /// Still waiting for a person.
+    pub fn is_pending(&self) -> bool {
+        self.verdict.is_none() && self.settled_by.is_none()
+    }
+}
+
+/// A verdict on an approval: granted or not, by whom (a person, or "timeout"), when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalVerdict {
+    pub approved: bool,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What deciding or settling an approval found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApprovalOutcome {
+    /// This call decided it (`approval_decide`) or took its verdict (`approval_settle`).
+    Done(ApprovalRecord),
+    /// Decided before (`approval_decide`), or its verdict taken by another run
+    /// (`approval_settle`): nothing changed.
+    Already(ApprovalRecord),
+    /// No verdict yet and not expired (`approval_settle`).
+    Waiting(ApprovalRecord),
+    /// There is no approval with this id.
+    Missing,
+}
+
+impl Store {
+    /// Records a request for approval and gives it the next id (ids are never reused).
+    pub fn approval_request(&self, record: ApprovalRecord) -> Result<ApprovalRecord> {
+        self.approval_op(Op::ApprovalRequest {
+            record: Box::new(record),
+        })
+        .and_then(|o| match o {
+            ApprovalOutcome::Done(r) => Ok(r),
+            other => Err(unexpected(OpResult::Approval(Box::new(other)))),
+        })
+    }
+
+    /// A person's verdict on `id`, kept unless it was decided before.
+    pub fn approval_decide(
+        &self,
+        id: u64,
+        approved: bool,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ApprovalOutcome> {
+        self.approval_op(Op::ApprovalDecide {
+            id,
+            verdict: ApprovalVerdict {
+                approved,
+                by: by.to_string(),
+                at,
+            },
+        })
+    }
+
+    /// `run` takes the verdict on `id` (an undecided request past its expiry is denied by
+    /// "timeout" first): `Done` once, to one run; `Already` to any other; `Waiting` while no
+    /// verdict is in.
+    pub fn approval_settle(
+        &self,
+        id: u64,
+        run: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ApprovalOutcome> {
+        self.approval_op(Op::ApprovalSettle {
+            id,
+            run: run.to_string(),
+            at,
+        })
+    }
+
+    pub fn approval(&self, id: u64) -> Result<Option<ApprovalRecord>> {
+        self.read(&keys::approval(id))
+    }
+
+    /// Every approval kept, oldest first.
+    pub fn approvals(&self) -> Result<Vec<ApprovalRecord>> {
+        let mut out = Vec::new();
+        for kv in self.backend().scan(&[keys::APPROVAL], false) {
+            let (k, v) = kv?;
+            out.push(self.decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn approval_op(&self, op: Op) -> Result<ApprovalOutcome> {
+        match self.submit_one(op)? {
+            OpResult::Approval(o) => Ok(*o),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub fn set_cooldown(&self, target: &str, cooldown: Cooldown) -> Result<()> {

@@ -31,7 +31,10 @@ use crate::model::signal::{Signal, Subject};
 
 pub use audit::{AuditProblem, AuditReport, Checkpoint};
 use backend::Backend;
-pub use memory::{BookedAlert, Claim, IdempotencyRecord, JournalRecord, OutboxKind, OutboxRecord};
+pub use memory::{
+    ApprovalOutcome, ApprovalRecord, ApprovalVerdict, BookedAlert, Claim, IdempotencyRecord,
+    JournalRecord, OutboxKind, OutboxRecord,
+};
 pub use postgres::{PgOptions, SslMode, is_postgres_url};
 pub use recorder::SignalRecorder;
 pub use retention::{PruneReport, RetentionTask, StoreStats};
@@ -54,6 +57,9 @@ pub(crate) mod keys {
     pub const OUTBOX: u8 = b'o';
     /// Outside alerts firing (the alert book), with their `endsAt`.
     pub const ALERT_BOOK: u8 = b'b';
+    /// Approvals waiting for a person, and their verdicts: `p` + the id as 20 decimal digits
+    /// (a text key, so that PostgreSQL keeps them in a table like the other memory).
+    pub const APPROVAL: u8 = b'p';
     pub const META: u8 = b'm';
 
     pub fn num(prefix: u8, n: u64) -> Vec<u8> {
@@ -74,6 +80,10 @@ pub(crate) mod keys {
         k.push(prefix);
         k.extend_from_slice(s.as_bytes());
         k
+    }
+
+    pub fn approval(id: u64) -> Vec<u8> {
+        text(APPROVAL, &format!("{id:020}"))
     }
 
     pub fn meta(name: &str) -> Vec<u8> {
@@ -138,6 +148,14 @@ pub enum StoreError {
         place: PathBuf,
         found: i32,
         supported: i32,
+    },
+    #[error(
+        "the PostgreSQL store at {} refused this write: it carries the fencing token of Lease term {mine}, and a newer leader (term {current}) has written since; this replica no longer leads and steps down, nothing of this commit was written", place.display()
+    )]
+    Fenced {
+        place: PathBuf,
+        mine: u64,
+        current: u64,
     },
     #[error(
         "another process appended to the audit chain of the store at {} (its head is #{head}, this one was about to write #{next}): only one fleetdeck writes to a store (headless replicas elect one by their Lease); nothing of this commit was written and this process reloads the head", place.display()
@@ -665,6 +683,25 @@ impl Store {
     pub fn is_shared(&self) -> bool {
         matches!(*self.inner.backend, Backend::Postgres(_))
     }
+
+    /// On a shared store, makes every acting write (runs, their steps, approvals taken,
+    /// milestones a run reaches, recorded signals) carry `fence`'s token; the database refuses
+    /// one whose token is older than the newest it has seen. A directory store has one writer
+    /// and ignores it.
+    pub fn fence_with(&self, fence: Fence) {
+        if let Backend::Postgres(pg) = &*self.inner.backend {
+            pg.fence_with(fence);
+        }
+    }
+}
+
+/// The Lease's fencing token, as a shared store checks it (see [`Store::fence_with`]).
+#[derive(Clone)]
+pub struct Fence {
+    /// The epoch of the Lease term this process holds or last held (0: it never led).
+    pub token: Arc<std::sync::atomic::AtomicU64>,
+    /// Called with the refusal when a newer leader's token is stored: the process steps down.
+    pub on_refused: Arc<dyn Fn(&StoreError) + Send + Sync>,
 }
 
 /// The latest thing that happened to an incident.

@@ -11,9 +11,12 @@
 //! (seq, prev_hash, hash, the entry's JSON exactly as hashed), `chain_head` (one row, locked
 //! `FOR UPDATE` by every transaction that appends, so appends are serialised across replicas
 //! and a second writer is noticed), `incidents`, `timeline` (incident, seq), `incident_groups`,
-//! `cooldowns`, `idempotency`, `dedup`, `journal`, `outbox`, `alert_book` and `meta`. `chain_head.leader_epoch` is where
-//! a Lease's fencing token will be checked, in the same locked row. Migrations are embedded and
-//! numbered (`schema_version`); a database migrated by a newer fleetdeck is refused.
+//! `cooldowns`, `idempotency`, `dedup`, `journal`, `approvals`, `outbox`, `alert_book` and
+//! `meta`. `chain_head.leader_epoch` holds the newest Lease fencing token seen, checked in the
+//! same locked row: an acting commit that carries an older one is refused whole
+//! (`StoreError::Fenced`). A connection the server closed (a restart, a managed failover) is
+//! opened again at its next use. Migrations are embedded and numbered (`schema_version`); a
+//! database migrated by a newer fleetdeck is refused.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -30,7 +33,7 @@ use super::backend::{Pair, Scan};
 use super::{FORMAT, Result, StoreError, keys};
 
 /// The schema this fleetdeck writes and reads; each migration brings a database one step.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Migration N (index N-1) takes a database from version N-1 to N.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -94,6 +97,15 @@ CREATE TABLE journal (
 );
 "#,
     r#"
+-- Approvals waiting for a person and their verdicts, so that every replica lists the same
+-- ones and a new leader takes over the one its predecessor asked for (same id). key: the id
+-- as 20 decimal digits; body: the request, its verdict and the run that settled it.
+CREATE TABLE approvals (
+    key  text COLLATE "C" PRIMARY KEY,
+    body jsonb NOT NULL
+);
+"#,
+    r#"
 -- The outbox: every notification and Kubernetes Event owed, written before it is sent and
 -- marked when delivered or given up (body: its attempts, next try and outcome), so a restart
 -- or a new leader resumes delivery. Keys sort in the order the records were queued.
@@ -112,6 +124,13 @@ CREATE TABLE alert_book (
 
 /// Serialises migrations of one database between fleetdeck processes starting together.
 const MIGRATION_LOCK: i64 = 0x6669_6465_636b_0001;
+/// How long opening a connection may take (unless the URL sets `connect_timeout`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens one connection to the store's database.
+type Connect =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<Client>> + Send>> + Send + Sync>;
+
 /// Connections for reads beside the one that writes.
 const READERS: usize = 3;
 /// Audit records read per round trip when walking the chain.
@@ -179,9 +198,17 @@ pub(crate) struct PgStore {
     runtime: tokio::runtime::Handle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    readers: Vec<Arc<Client>>,
+    /// Each reader's connection; one the server closed (a restart, a failover of managed
+    /// PostgreSQL) is replaced at its next use.
+    readers: Arc<Vec<std::sync::Mutex<Arc<Client>>>>,
     writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Opens a connection (on the store's runtime): at the start, and again for a connection
+    /// the server closed, so that the store works again once the database is back.
+    connect: Connect,
     next_reader: AtomicUsize,
+    /// The Lease's fencing token that acting commits carry (`Store::fence_with`); unset: none
+    /// is checked (a CLI, a cockpit, a single daemon without a Lease).
+    fence: std::sync::OnceLock<super::Fence>,
 }
 
 impl Drop for PgStore {
@@ -415,14 +442,18 @@ impl PgStore {
                 path: place.clone(),
                 source,
             })?;
-        let connect = {
+        // A server that does not answer must not hold a caller for the kernel's TCP timeout.
+        if parsed.config.get_connect_timeout().is_none() {
+            parsed.config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let connect: Connect = {
             let config = parsed.config.clone();
             let place = place.clone();
-            move || {
+            Arc::new(move || {
                 let config = config.clone();
                 let tls = tls.clone();
                 let place = place.clone();
-                async move {
+                Box::pin(async move {
                     let (client, connection) =
                         config.connect(tls).await.map_err(|e| pg_error(&place, e))?;
                     tokio::spawn(async move {
@@ -431,24 +462,31 @@ impl PgStore {
                         }
                     });
                     Ok::<Client, StoreError>(client)
-                }
-            }
+                })
+            })
         };
         let mut store = Self {
             place: place.clone(),
             runtime: runtime.clone(),
             shutdown: Some(shutdown),
             thread: Some(thread),
-            readers: Vec::new(),
+            readers: Arc::new(Vec::new()),
             writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 client: block_on(&runtime, connect())?,
                 statements: Default::default(),
             })),
+            connect: connect.clone(),
             next_reader: AtomicUsize::new(0),
+            fence: std::sync::OnceLock::new(),
         };
+        let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            store.readers.push(Arc::new(block_on(&runtime, connect())?));
+            readers.push(std::sync::Mutex::new(Arc::new(block_on(
+                &runtime,
+                connect(),
+            )?)));
         }
+        store.readers = Arc::new(readers);
         let writer = store.writer.clone();
         block_on(&runtime, async move {
             let mut w = writer.lock().await;
@@ -466,9 +504,25 @@ impl PgStore {
         move |e| pg_error(&place, e)
     }
 
-    fn reader(&self) -> Arc<Client> {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        self.readers[i].clone()
+    /// A reader connection, opened again when the server closed it (run on the runtime).
+    fn reader(&self) -> impl Future<Output = Result<Arc<Client>>> + Send + 'static {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
+        let (readers, connect) = (self.readers.clone(), self.connect.clone());
+        async move {
+            let slot = readers.get(i).ok_or(StoreError::Closed)?;
+            let current = slot
+                .lock()
+                .map(|c| c.clone())
+                .map_err(|_| StoreError::Closed)?;
+            if !current.is_closed() {
+                return Ok(current);
+            }
+            let fresh = Arc::new(connect().await?);
+            if let Ok(mut c) = slot.lock() {
+                *c = fresh.clone();
+            }
+            Ok(fresh)
+        }
     }
 
     /// Runs `query` on the store's runtime and waits for its answer.
@@ -485,6 +539,7 @@ impl PgStore {
         let client = self.reader();
         let err = self.err();
         self.call(async move {
+            let client = client.await?;
             let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
                 .iter()
                 .map(|(p, t)| (p.as_ref() as &(dyn ToSql + Sync), t.clone()))
@@ -775,22 +830,44 @@ impl PgStore {
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind = 'r' AND n.nspname = current_schema() \
              AND c.relname IN ('meta', 'audit_chain', 'chain_head', 'incidents', 'timeline', \
-             'incident_groups', 'cooldowns', 'idempotency', 'dedup', 'journal', 'outbox', 'alert_book', \
+             'incident_groups', 'cooldowns', 'idempotency', 'dedup', 'journal', 'approvals', 'outbox', \
+             'alert_book', \
              'schema_version')",
             vec![],
         )?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 
-    /// One transaction: the chain head locked, every change written, the head moved.
-    pub fn commit(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+    /// Acting commits carry `fence`'s token from now on (once; a second fence is ignored).
+    pub fn fence_with(&self, fence: super::Fence) {
+        let _ = self.fence.set(fence);
+    }
+
+    /// One transaction: the chain head locked, every change written, the head moved. An
+    /// `acting` commit (a run, its steps, an approval taken, a milestone it reached) carries
+    /// the fencing token, and is refused whole when a newer leader's token is stored.
+    pub fn commit(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>, acting: bool) -> Result<()> {
         let batch = Batch::from_changes(&self.place, changes)?;
         let writer = self.writer.clone();
         let place = self.place.clone();
-        self.call(async move {
+        let epoch = self
+            .fence
+            .get()
+            .filter(|_| acting)
+            .map(|f| f.token.load(Ordering::SeqCst) as i64);
+        let connect = self.connect.clone();
+        let written = self.call(async move {
             let mut w = writer.lock().await;
-            batch.write(&mut w, &place).await
-        })
+            if w.client.is_closed() {
+                w.client = connect().await?;
+                w.statements.clear();
+            }
+            batch.write(&mut w, &place, epoch).await
+        });
+        if let (Err(e @ StoreError::Fenced { .. }), Some(f)) = (&written, self.fence.get()) {
+            (f.on_refused)(e);
+        }
+        written
     }
 }
 
@@ -847,6 +924,7 @@ fn memory_table(prefix: u8) -> Option<&'static MemoryTable> {
         keys::JOURNAL => table!("journal"),
         keys::OUTBOX => table!("outbox"),
         keys::ALERT_BOOK => table!("alert_book"),
+        keys::APPROVAL => table!("approvals"),
         _ => return None,
     })
 }
@@ -1123,12 +1201,12 @@ impl Batch {
         Ok(b)
     }
 
-    async fn write(self, w: &mut Writer, place: &Path) -> Result<()> {
+    async fn write(self, w: &mut Writer, place: &Path, epoch: Option<i64>) -> Result<()> {
         let err = |e| pg_error(place, e);
         let Writer { client, statements } = w;
         let tx = client.transaction().await.map_err(err)?;
         // The lock that serialises appends: whoever holds this row writes the next records.
-        const LOCK: &str = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE";
+        const LOCK: &str = "SELECT seq, hash, leader_epoch FROM chain_head WHERE id = 1 FOR UPDATE";
         let lock = match statements.get(LOCK) {
             Some(s) => s.clone(),
             None => {
@@ -1140,6 +1218,26 @@ impl Batch {
         let row = tx.query_one(&lock, &[]).await.map_err(err)?;
         let head_seq: i64 = row.get(0);
         let head_hash: Vec<u8> = row.get(1);
+        let stored_epoch: i64 = row.get(2);
+        // The fence, in the same locked row as the chain: a leader whose Lease a newer leader
+        // took over writes nothing that acts, whatever it still believes.
+        if let Some(mine) = epoch {
+            if stored_epoch > mine {
+                return Err(StoreError::Fenced {
+                    place: place.to_path_buf(),
+                    mine: mine as u64,
+                    current: stored_epoch as u64,
+                });
+            }
+            if stored_epoch < mine {
+                tx.execute(
+                    "UPDATE chain_head SET leader_epoch = $1 WHERE id = 1",
+                    &[&mine],
+                )
+                .await
+                .map_err(err)?;
+            }
+        }
         if let Some(first) = self.audit.seq.iter().min().copied() {
             let links = first != head_seq + 1
                 || self

@@ -31,8 +31,9 @@ impl SignalChanges {
     }
 }
 
-/// Remembers which signals are firing (by dedup key).
-#[derive(Debug, Default)]
+/// Remembers which signals are firing (by dedup key). Cloned before each recording so that a
+/// recording the store refused is derived again at the next evaluation, not lost.
+#[derive(Debug, Default, Clone)]
 pub struct SignalRecorder {
     active: HashMap<String, (String, Severity)>,
     /// Resumed keys not re-observed yet, with the time until which their absence says nothing.
@@ -122,6 +123,11 @@ impl SignalRecorder {
 
     pub fn active(&self) -> usize {
         self.active.len()
+    }
+
+    /// Whether the signal with `key` is recorded as firing.
+    pub fn is_active(&self, key: &str) -> bool {
+        self.active.contains_key(key)
     }
 
     /// Resumed signals not re-observed yet (unknown: neither confirmed nor cleared), with the

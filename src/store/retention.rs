@@ -59,7 +59,7 @@ pub struct CheckpointMark {
     pub last_pruned_hash: Option<String>,
 }
 
-const FAMILIES: [(u8, &str); 11] = [
+const FAMILIES: [(u8, &str); 12] = [
     (keys::AUDIT, "audit"),
     (keys::INCIDENT, "incidents"),
     (keys::TIMELINE, "timeline"),
@@ -70,6 +70,7 @@ const FAMILIES: [(u8, &str); 11] = [
     (keys::JOURNAL, "journal"),
     (keys::OUTBOX, "outbox"),
     (keys::ALERT_BOOK, "alert_book"),
+    (keys::APPROVAL, "approvals"),
     (keys::META, "meta"),
 ];
 

@@ -64,6 +64,10 @@ enum Line {
         key: String,
         value: serde_json::Value,
     },
+    Approval {
+        key: String,
+        value: serde_json::Value,
+    },
     Checkpoint {
         seq: u64,
     },
@@ -72,11 +76,12 @@ enum Line {
     },
 }
 
-const MEMORY: [u8; 4] = [
+const MEMORY: [u8; 5] = [
     keys::COOLDOWN,
     keys::IDEMPOTENCY,
     keys::DEDUP,
     keys::JOURNAL,
+    keys::APPROVAL,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +196,7 @@ impl Store {
                     keys::COOLDOWN => Line::Cooldown { key, value },
                     keys::IDEMPOTENCY => Line::Idempotency { key, value },
                     keys::DEDUP => Line::Dedup { key, value },
+                    keys::APPROVAL => Line::Approval { key, value },
                     _ => Line::Journal { key, value },
                 };
                 put(&line, &mut report)?;
@@ -361,6 +367,7 @@ fn read_export(
             Line::Idempotency { key, value } => other.push(memory(keys::IDEMPOTENCY, &key, &value)),
             Line::Dedup { key, value } => other.push(memory(keys::DEDUP, &key, &value)),
             Line::Journal { key, value } => other.push(memory(keys::JOURNAL, &key, &value)),
+            Line::Approval { key, value } => other.push(memory(keys::APPROVAL, &key, &value)),
             Line::Checkpoint { seq } => {
                 checkpoint = Some(seq);
                 other.push((keys::meta("checkpoint"), seq.to_be_bytes().to_vec()));

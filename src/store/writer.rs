@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 
 use super::audit::{self, GENESIS, HASH_LEN};
 use super::backend::Backend;
-use super::memory::{Claim, Cooldown, IdempotencyRecord, Sighting, to_json};
+use super::memory::{
+    ApprovalOutcome, ApprovalRecord, ApprovalVerdict, Claim, Cooldown, IdempotencyRecord, Sighting,
+    to_json,
+};
 use super::{
     Milestone, MilestoneOutcome, Result, SignalRecord, StoreError, incident_group,
     is_gpu_fault_kind, keys,
@@ -80,6 +83,18 @@ pub(super) enum Op {
     Prune {
         now: DateTime<Utc>,
     },
+    ApprovalRequest {
+        record: Box<ApprovalRecord>,
+    },
+    ApprovalDecide {
+        id: u64,
+        verdict: ApprovalVerdict,
+    },
+    ApprovalSettle {
+        id: u64,
+        run: String,
+        at: DateTime<Utc>,
+    },
     /// Retention: resolved incidents with nothing recorded since `cutoff` leave with their
     /// timelines, and so do entries attached to no incident recorded before it.
     Retain {
@@ -92,6 +107,30 @@ pub(super) enum Op {
     },
 }
 
+impl Op {
+    /// Whether the write is the leader's acting (a shared store checks the Lease's fencing
+    /// token on it): the timeline and chain, runs' memory, an approval asked for or taken, a
+    /// milestone a run or the system reached, a page queued. A person's verdict or milestone
+    /// given on any replica, alert dedup keys, the alert book (any replica's intake keeps it),
+    /// a delivery's bookkeeping in the outbox (what was sent is marked sent, whoever sent it:
+    /// refusing the mark would send it again) and the store's own upkeep are not.
+    fn acts(&self) -> bool {
+        match self {
+            Op::Milestone { actor, .. } => !matches!(actor, Actor::User(_)),
+            Op::Append(e) => !matches!(e.actor, Actor::User(_)),
+            Op::Put { key, .. } | Op::Remove { key } => {
+                !matches!(key.first(), Some(&keys::ALERT_BOOK | &keys::OUTBOX))
+            }
+            Op::ApprovalDecide { .. }
+            | Op::Sighting { .. }
+            | Op::Prune { .. }
+            | Op::Retain { .. }
+            | Op::Import { .. } => false,
+            _ => true,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) enum OpResult {
     Entry(Box<Entry>),
@@ -102,6 +141,7 @@ pub(super) enum OpResult {
     Claim(Box<Claim>),
     Sighting(bool),
     Pruned(u64),
+    Approval(Box<ApprovalOutcome>),
     Retained(Box<super::retention::PruneReport>),
 }
 
@@ -124,6 +164,8 @@ pub(super) struct WriterState {
     dirty: Vec<u64>,
     /// This group's writes to keys other than incidents (None = removal).
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Whether this group holds an acting write (`Op::acts`): it carries the fencing token.
+    acting: bool,
 }
 
 impl WriterState {
@@ -137,6 +179,7 @@ impl WriterState {
             incidents: HashMap::new(),
             dirty: Vec::new(),
             pending: BTreeMap::new(),
+            acting: false,
         };
         s.reload()?;
         Ok(s)
@@ -147,6 +190,7 @@ impl WriterState {
         self.incidents.clear();
         self.dirty.clear();
         self.pending.clear();
+        self.acting = false;
         // The last record is the authority for where the chain continues.
         match self.db.last(&[keys::AUDIT])? {
             Some((k, v)) => {
@@ -264,6 +308,7 @@ impl WriterState {
 
     fn apply(&mut self, op: Op) -> Result<OpResult> {
         let now = Utc::now();
+        self.acting |= op.acts();
         match op {
             Op::Append(e) => Ok(OpResult::Entry(Box::new(self.write_entry(*e, now)?))),
             Op::Signal {
@@ -369,6 +414,9 @@ impl WriterState {
                 Ok(OpResult::Sighting(true))
             }
             Op::Prune { now: at } => self.prune(at),
+            Op::ApprovalRequest { record } => self.approval_request(*record),
+            Op::ApprovalDecide { id, verdict } => self.approval_decide(id, verdict),
+            Op::ApprovalSettle { id, run, at } => self.approval_settle(id, run, at),
             Op::Retain { cutoff, origin } => self.retain(cutoff, origin, now),
             Op::Import { records } => self.import(records),
         }
@@ -602,6 +650,77 @@ impl WriterState {
         ))))
     }
 
+    fn approval_get(&self, id: u64) -> Result<Option<ApprovalRecord>> {
+        let key = keys::approval(id);
+        match self.get(&key)? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Decode {
+                    path: self.path.clone(),
+                    key: format!("approval {id}"),
+                    reason: e.to_string(),
+                }),
+            None => Ok(None),
+        }
+    }
+
+    fn approval_put(&mut self, record: &ApprovalRecord) {
+        self.put(keys::approval(record.id), to_json(record));
+    }
+
+    fn approval_request(&mut self, mut record: ApprovalRecord) -> Result<OpResult> {
+        // The newest id, committed or in this group: ids are never given twice (records are
+        // kept once settled, so the last key is the highest id ever given).
+        let committed = match self.db.last(&[keys::APPROVAL])? {
+            Some((k, _)) => approval_id(&k),
+            None => 0,
+        };
+        let grouped = self
+            .pending
+            .range(vec![keys::APPROVAL]..vec![keys::APPROVAL + 1])
+            .next_back()
+            .map_or(0, |(k, _)| approval_id(k));
+        record.id = committed.max(grouped) + 1;
+        record.verdict = None;
+        record.settled_by = None;
+        self.approval_put(&record);
+        Ok(OpResult::Approval(Box::new(ApprovalOutcome::Done(record))))
+    }
+
+    fn approval_decide(&mut self, id: u64, verdict: ApprovalVerdict) -> Result<OpResult> {
+        let outcome = match self.approval_get(id)? {
+            None => ApprovalOutcome::Missing,
+            Some(r) if r.verdict.is_some() || r.settled_by.is_some() => ApprovalOutcome::Already(r),
+            Some(mut r) => {
+                r.verdict = Some(verdict);
+                self.approval_put(&r);
+                ApprovalOutcome::Done(r)
+            }
+        };
+        Ok(OpResult::Approval(Box::new(outcome)))
+    }
+
+    fn approval_settle(&mut self, id: u64, run: String, at: DateTime<Utc>) -> Result<OpResult> {
+        let outcome = match self.approval_get(id)? {
+            None => ApprovalOutcome::Missing,
+            Some(r) if r.settled_by.is_some() => ApprovalOutcome::Already(r),
+            Some(r) if r.verdict.is_none() && at < r.expires_at => ApprovalOutcome::Waiting(r),
+            Some(mut r) => {
+                if r.verdict.is_none() {
+                    r.verdict = Some(ApprovalVerdict {
+                        approved: false,
+                        by: "timeout".into(),
+                        at,
+                    });
+                }
+                r.settled_by = Some(run);
+                self.approval_put(&r);
+                ApprovalOutcome::Done(r)
+            }
+        };
+        Ok(OpResult::Approval(Box::new(outcome)))
+    }
+
     fn prune(&mut self, at: DateTime<Utc>) -> Result<OpResult> {
         let mut gone = Vec::new();
         for kv in self.db.scan(&[keys::DEDUP], false) {
@@ -805,6 +924,7 @@ impl WriterState {
 
     /// Writes the group as one atomic batch and makes it durable.
     fn commit(&mut self) -> Result<()> {
+        let acting = std::mem::take(&mut self.acting);
         let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             std::mem::take(&mut self.pending).into_iter().collect();
         for id in std::mem::take(&mut self.dirty) {
@@ -819,7 +939,7 @@ impl WriterState {
             keys::meta("head"),
             Some(audit::head_value(self.next_seq - 1, &self.head)),
         ));
-        self.db.commit(batch)?;
+        self.db.commit_acting(batch, acting)?;
         if self.incidents.len() > INCIDENT_CACHE {
             self.incidents.clear();
         }
@@ -848,6 +968,7 @@ struct ProbeDetail {
 
 /// The writer thread: runs until every `Store` handle is gone.
 pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
+    let mut stale = false;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         let mut ops = group[0].ops.len();
@@ -858,6 +979,24 @@ pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
                     group.push(job);
                 }
                 Err(_) => break,
+            }
+        }
+        // A reload that failed (the database unreachable) is tried again before each group:
+        // the writer lives on, and writes work again once the database is back.
+        if stale {
+            match state.reload() {
+                Ok(()) => stale = false,
+                Err(e) => {
+                    let message = e.to_string();
+                    for job in group {
+                        let _ = job.reply.send(Err(StoreError::Decode {
+                            path: state.path.clone(),
+                            key: "commit".into(),
+                            reason: message.clone(),
+                        }));
+                    }
+                    continue;
+                }
             }
         }
         if let Err(e) = state.catch_up() {
@@ -894,15 +1033,21 @@ pub(super) fn run(mut state: WriterState, jobs: mpsc::Receiver<Job>) {
                     reason: message.clone(),
                 }));
             }
-            if state.reload().is_err() {
-                return;
-            }
+            stale = state.reload().is_err();
             continue;
         }
         for (reply, answer) in replies.into_iter().zip(answers) {
             let _ = reply.send(answer);
         }
     }
+}
+
+/// The id in an approval's key (its 20 decimal digits).
+fn approval_id(key: &[u8]) -> u64 {
+    std::str::from_utf8(key.get(1..).unwrap_or_default())
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0)
 }
 
 /// An incident's subject: the signal's, except that a GPU's hardware fault is its node's (the

@@ -755,6 +755,7 @@ pub(super) mod fixtures {
             cost_source: None,
             finding_kinds: vec![],
             unknown_since_start: vec![],
+            store_down: None,
             gpu_history: Default::default(),
         }
     }

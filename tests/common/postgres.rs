@@ -24,6 +24,8 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 /// The data directory of the server this process started, for the stop at exit.
 static STARTED: OnceLock<(PathBuf, PathBuf, bool)> = OnceLock::new();
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+/// The server's start options and log, to start it again after [`stop`].
+static RESTART: OnceLock<(String, PathBuf)> = OnceLock::new();
 
 /// The newest installed PostgreSQL's bin directory (Debian: /usr/lib/postgresql/N/bin).
 fn bin_dir() -> PathBuf {
@@ -143,6 +145,7 @@ fn start() -> Server {
     );
     let pg_ctl = bin.join("pg_ctl");
     let _ = STARTED.set((pg_ctl.clone(), data.clone(), root));
+    let _ = RESTART.set((options.clone(), dir.join("log")));
     // SAFETY: registering a plain extern "C" function.
     unsafe { libc::atexit(stop_server) };
     let out = as_server_user(&pg_ctl)
@@ -201,6 +204,45 @@ fn write_tls(dir: &Path, root: bool) -> (PathBuf, PathBuf, PathBuf) {
         }
     }
     paths
+}
+
+/// Stops the server this process started (a fast shutdown: every connection is closed), for a
+/// test of the database going away; [`start_again`] brings it back on the same port.
+pub fn stop() {
+    let _ = server();
+    let (pg_ctl, data, _) = STARTED
+        .get()
+        .expect("stop() needs a server this process started");
+    let out = as_server_user(pg_ctl)
+        .args(["stop", "-m", "fast", "-w", "-t", "60", "-D"])
+        .arg(data)
+        .output()
+        .expect("run pg_ctl stop");
+    assert!(
+        out.status.success(),
+        "pg_ctl stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts the server [`stop`] stopped, with the options it first had.
+pub fn start_again() {
+    let (pg_ctl, data, _) = STARTED.get().expect("a server this process started");
+    let (options, log) = RESTART.get().expect("a server this process started");
+    let out = as_server_user(pg_ctl)
+        .args(["start", "-w", "-t", "60", "-D"])
+        .arg(data)
+        .arg("-l")
+        .arg(log)
+        .arg("-o")
+        .arg(options)
+        .output()
+        .expect("run pg_ctl start");
+    assert!(
+        out.status.success(),
+        "pg_ctl start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The CA file the test server's certificate chains to; `None` for a server of your own.

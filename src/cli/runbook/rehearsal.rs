@@ -120,7 +120,7 @@ pub async fn rehearse(
             seen.insert(format!("{} {}", s.kind, s.subject.describe()));
         }
         if mode == Mode::Approve {
-            for p in executor.pending_approvals() {
+            for p in executor.awaiting_here() {
                 let _ = executor.decide(p.id, true, "rehearsal");
             }
         }

@@ -54,7 +54,7 @@ pub(super) fn run(
             if run.is_finished() {
                 break;
             }
-            for p in executor.pending_approvals() {
+            for p in executor.awaiting_here() {
                 let yes = crate::cli::prompt::approve_on_terminal(&p);
                 // It fails only when the plan is no longer pending (decided or withdrawn
                 // meanwhile); the run's record says what became of it.
