@@ -50,18 +50,14 @@ pub fn owed(
         .iter()
         .filter_map(|e| {
             let cluster = e.entry.subject.as_ref()?.cluster.clone();
-            (has_client(&cluster) && event_for(e, identity).is_some()).then(|| OutboxRecord {
-                id: OutboxRecord::new_id(now),
-                kind: OutboxKind::Event,
-                chain: None,
-                incident: e.entry.incident,
-                body: serde_json::json!({ "seq": e.seq, "cluster": cluster }),
-                queued_at: now,
-                attempts: 0,
-                next_at: now,
-                last_error: None,
-                delivered_at: None,
-                gave_up_at: None,
+            (has_client(&cluster) && event_for(e, identity).is_some()).then(|| {
+                OutboxRecord::owed(
+                    OutboxKind::Event,
+                    None,
+                    e.entry.incident,
+                    serde_json::json!({ "seq": e.seq, "cluster": cluster }),
+                    now,
+                )
             })
         })
         .collect()

@@ -546,22 +546,16 @@ impl Notifier {
             return Err(SendError::QueueFull(waiting, m.sink));
         }
         let now = Utc::now();
-        let record = OutboxRecord {
-            id: OutboxRecord::new_id(now),
-            kind: OutboxKind::Notify,
+        let record = OutboxRecord::owed(
+            OutboxKind::Notify,
             // One incident's messages to one sink keep their order (a PagerDuty acknowledge
             // must not overtake its trigger, nor a resolve its acknowledge, even while one is
             // being retried); the others do not wait for them.
-            chain: m.incident.map(|id| format!("{}/{id}", m.sink)),
-            incident: m.incident,
-            body: serde_json::to_value(&m).unwrap_or_default(),
-            queued_at: now,
-            attempts: 0,
-            next_at: now,
-            last_error: None,
-            delivered_at: None,
-            gave_up_at: None,
-        };
+            m.incident.map(|id| format!("{}/{id}", m.sink)),
+            m.incident,
+            serde_json::to_value(&m).unwrap_or_default(),
+            now,
+        );
         // Remembered as ours before it is visible to the delivery thread.
         lock(&self.inner.mine).insert(record.id.clone());
         match self.inner.outbox.enqueue(&record, once) {

@@ -100,6 +100,29 @@ pub struct OutboxRecord {
 }
 
 impl OutboxRecord {
+    /// A record owed from `now` on, not yet tried, with a fresh id.
+    pub fn owed(
+        kind: OutboxKind,
+        chain: Option<String>,
+        incident: Option<u64>,
+        body: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: Self::new_id(now),
+            kind,
+            chain,
+            incident,
+            body,
+            queued_at: now,
+            attempts: 0,
+            next_at: now,
+            last_error: None,
+            delivered_at: None,
+            gave_up_at: None,
+        }
+    }
+
     /// An id that sorts by `at` (then by a counter of this process, then the process), so a
     /// scan of the outbox reads records in the order they were queued, also across replicas.
     pub fn new_id(at: DateTime<Utc>) -> String {

@@ -306,6 +306,26 @@ impl WriterState {
         Ok(entry)
     }
 
+    /// Whether dedup key `key` is new at `at` (never seen, or its sighting expired); a new one
+    /// is remembered until `expires_at`.
+    fn sight(&mut self, key: &str, at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<bool> {
+        let k = keys::text(keys::DEDUP, key);
+        if let Some(v) = self.get(&k)?
+            && let Ok(seen) = serde_json::from_slice::<Sighting>(&v)
+            && seen.expires_at > at
+        {
+            return Ok(false);
+        }
+        self.put(
+            k,
+            to_json(&Sighting {
+                first_seen: at,
+                expires_at,
+            }),
+        );
+        Ok(true)
+    }
+
     fn apply(&mut self, op: Op) -> Result<OpResult> {
         let now = Utc::now();
         self.acting |= op.acts();
@@ -376,39 +396,12 @@ impl WriterState {
                 key,
                 now: at,
                 expires_at,
-            } => {
-                let k = keys::text(keys::DEDUP, &key);
-                if let Some(v) = self.get(&k)?
-                    && let Ok(seen) = serde_json::from_slice::<Sighting>(&v)
-                    && seen.expires_at > at
+            } => Ok(OpResult::Sighting(self.sight(&key, at, expires_at)?)),
+            Op::Enqueue { key, value, once } => {
+                if let Some((dedup, at, expires_at)) = once
+                    && !self.sight(&dedup, at, expires_at)?
                 {
                     return Ok(OpResult::Sighting(false));
-                }
-                self.put(
-                    k,
-                    to_json(&Sighting {
-                        first_seen: at,
-                        expires_at,
-                    }),
-                );
-                Ok(OpResult::Sighting(true))
-            }
-            Op::Enqueue { key, value, once } => {
-                if let Some((dedup, at, expires_at)) = once {
-                    let k = keys::text(keys::DEDUP, &dedup);
-                    if let Some(v) = self.get(&k)?
-                        && let Ok(seen) = serde_json::from_slice::<Sighting>(&v)
-                        && seen.expires_at > at
-                    {
-                        return Ok(OpResult::Sighting(false));
-                    }
-                    self.put(
-                        k,
-                        to_json(&Sighting {
-                            first_seen: at,
-                            expires_at,
-                        }),
-                    );
                 }
                 self.put(key, value);
                 Ok(OpResult::Sighting(true))
