@@ -74,10 +74,9 @@ fn start(sim: &Sim, config: &Path, name: &str, url: &str) -> Replica {
     )
 }
 
-#[test]
-#[ignore = "needs postgresql"]
-fn a_new_leader_shows_the_same_timeline_and_approval_and_acts_on_a_later_grant_once() {
-    let url = fresh_database();
+/// A sim of 10 nodes and two approve-mode replicas on the database at `url`, once one leads:
+/// the sim, the config's directory, the leader and the follower.
+fn two_replicas(url: &str) -> (Sim, tempfile::TempDir, Replica, Replica) {
     let sim = Sim::start(&["--clusters", "1", "--nodes", "10", "--pods-per-node", "6"]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fleetdeck.toml");
@@ -89,12 +88,20 @@ fn a_new_leader_shows_the_same_timeline_and_approval_and_acts_on_a_later_grant_o
         ),
     )
     .unwrap();
-    let a = start(&sim, &config, "replica-a", &url);
-    let b = start(&sim, &config, "replica-b", &url);
+    let a = start(&sim, &config, "replica-a", url);
+    let b = start(&sim, &config, "replica-b", url);
     wait_until("exactly one replica leads", Duration::from_secs(30), || {
         a.leads() != b.leads()
     });
-    let (mut leader, follower) = if a.leads() { (a, b) } else { (b, a) };
+    let (leader, follower) = if a.leads() { (a, b) } else { (b, a) };
+    (sim, dir, leader, follower)
+}
+
+#[test]
+#[ignore = "needs postgresql"]
+fn a_new_leader_shows_the_same_timeline_and_approval_and_acts_on_a_later_grant_once() {
+    let url = fresh_database();
+    let (sim, dir, mut leader, follower) = two_replicas(&url);
 
     let r = http()
         .post(format!("{}/scenarios/xid-storm", sim.control()))
@@ -186,7 +193,7 @@ fn a_new_leader_shows_the_same_timeline_and_approval_and_acts_on_a_later_grant_o
     // A replica that takes over after the run finds the runbook cooling down on the node: no
     // new approval, no second cordon.
     let mut new_leader = follower;
-    let c = start(&sim, &config, "replica-c", &url);
+    let c = start(&sim, &dir.path().join("fleetdeck.toml"), "replica-c", &url);
     let _ = new_leader.child.kill();
     let _ = new_leader.child.wait();
     wait_until(
@@ -246,23 +253,7 @@ fn entries_of_run_after(url: &str, run: &str, seq: i64) -> i64 {
 #[ignore = "needs postgresql"]
 fn a_leader_paused_past_its_lease_writes_nothing_after_the_takeover_and_steps_down() {
     let url = fresh_database();
-    let sim = Sim::start(&["--clusters", "1", "--nodes", "10", "--pods-per-node", "6"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fleetdeck.toml");
-    let dcgm = sim.desc["dcgm"][0].as_str().unwrap().to_string();
-    std::fs::write(
-        &config,
-        format!(
-            "[gpu]\nnvml = false\ninterval = \"1s\"\n[[gpu.dcgm]]\ncluster = \"sim-a\"\nurl = \"{dcgm}\"\n\n[runbooks]\nrevalidate_after = \"500ms\"\n\n[headless]\nlease_namespace = \"default\"\n"
-        ),
-    )
-    .unwrap();
-    let a = start(&sim, &config, "replica-a", &url);
-    let b = start(&sim, &config, "replica-b", &url);
-    wait_until("exactly one replica leads", Duration::from_secs(30), || {
-        a.leads() != b.leads()
-    });
-    let (paused, other) = if a.leads() { (a, b) } else { (b, a) };
+    let (sim, _dir, paused, other) = two_replicas(&url);
     let r = http()
         .post(format!("{}/scenarios/xid-storm", sim.control()))
         .send()
