@@ -207,6 +207,45 @@ pub(super) fn timelines_and_entries_keep_their_order(b: &dyn Backing) {
     );
 }
 
+/// A timeline longer than a page of the PostgreSQL read (2,048), its entries between other
+/// incidents' and none, comes back whole and in chain order.
+pub(super) fn a_long_timeline_comes_back_whole_and_in_order(b: &dyn Backing) {
+    let store = b.open();
+    store
+        .record_signals(
+            &[xid("n1", 0, t(0)), xid("n2", 0, t(0))],
+            &[],
+            Origin::Tui,
+            WINDOW,
+            t(0),
+        )
+        .expect("record");
+    let batch: Vec<NewEntry> = (0..5_000)
+        .map(|i| match i % 3 {
+            0 => note(format!("one {i}")).on_incident(1),
+            1 => note(format!("two {i}")).on_incident(2),
+            _ => note(format!("none {i}")),
+        })
+        .collect();
+    store.append_many(batch).expect("append");
+    let timeline = store.timeline(1).expect("timeline");
+    assert_eq!(timeline.len(), 1 + 1_667);
+    assert!(timeline.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(timeline.iter().all(|e| e.entry.incident == Some(1)));
+    assert_eq!(store.timeline(2).expect("timeline").len(), 1 + 1_667);
+    let longer: Vec<NewEntry> = (0..1_000)
+        .map(|i| note(format!("more {i}")).on_incident(1))
+        .collect();
+    store.append_many(longer).expect("append");
+    let timeline = store.timeline(1).expect("timeline");
+    assert_eq!(timeline.len(), 2_668);
+    assert!(timeline.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        timeline.last().map(|e| e.entry.summary.as_str()),
+        Some("more 999")
+    );
+}
+
 pub(super) fn milestones_move_forward_once(b: &dyn Backing) {
     let store = b.open();
     store
@@ -660,6 +699,7 @@ macro_rules! conformance {
         conformance!(@each $backing, [$(#[$attr])*],
             signals_of_one_node_group_into_one_incident,
             timelines_and_entries_keep_their_order,
+            a_long_timeline_comes_back_whole_and_in_order,
             milestones_move_forward_once,
             the_chain_continues_across_reopening_and_names_a_changed_record,
             operational_memory_is_kept,
