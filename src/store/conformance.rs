@@ -207,8 +207,8 @@ pub(super) fn timelines_and_entries_keep_their_order(b: &dyn Backing) {
     );
 }
 
-/// A timeline longer than a page of the PostgreSQL read (2,048), its entries between other
-/// incidents' and none, comes back whole and in chain order.
+/// A long timeline (longer than a page of the PostgreSQL chain walk, 4,096), its entries between
+/// other incidents' and none, comes back whole and in chain order.
 pub(super) fn a_long_timeline_comes_back_whole_and_in_order(b: &dyn Backing) {
     let store = b.open();
     store
