@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod attach;
 mod cockpit;
 mod cost;
 mod defaults;
@@ -23,6 +24,7 @@ mod validate;
 
 use load::offset_of;
 
+pub use attach::AttachConfig;
 pub use cockpit::{NOC_ROTATION_SECS, NocConfig, POD_LOGS_MAX_LINES, PodLogsConfig};
 pub use cost::CostConfig;
 pub use defaults::default_config;
@@ -66,6 +68,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub runbooks: RunbooksConfig,
     pub headless: HeadlessConfig,
+    pub attach: AttachConfig,
     pub sim: SimConfig,
     pub notify: NotifyConfig,
     pub mlflow: MlflowConfig,
