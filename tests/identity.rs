@@ -25,17 +25,25 @@ const SHARED: &str = "shared-token-for-alertmanager-0123";
 const VIEWER: &str = "vera-token-0123456789abcdef";
 const RESPONDER: &str = "rudi-token-0123456789abcdef";
 const APPROVER: &str = "abe-token-0123456789abcdef";
+const ACTOR: &str = "olga-token-0123456789abcdef";
 
 /// Runs `fleetdeck ARGS` with a home of its own; answers (exit code, stdout, stderr).
 fn fleetdeck(home: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
-        .args(args)
+    fleetdeck_with(home, None, args)
+}
+
+/// As [`fleetdeck`], with `$KUBECONFIG` set to `kubeconfig` when given.
+fn fleetdeck_with(home: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fleetdeck"));
+    c.args(args)
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home)
         .env_remove("FLEETDECK_TOKEN")
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run fleetdeck");
+        .env_remove("KUBECONFIG");
+    if let Some(k) = kubeconfig {
+        c.env("KUBECONFIG", k);
+    }
+    let out = c.output().expect("run fleetdeck");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -67,6 +75,28 @@ fn post(url: &str, token: &str, body: Value) -> (u16, Value) {
     (code, r.json().unwrap_or(Value::Null))
 }
 
+/// A kubeconfig whose only user gets `token` from an exec credential plugin, as EKS's, GKE's
+/// and AKS's do.
+fn exec_kubeconfig(dir: &Path, token: &str) -> std::path::PathBuf {
+    let credential = json!({
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "kind": "ExecCredential",
+        "status": {"token": token},
+    });
+    let script = dir.join("credential-plugin.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s' '{credential}'\n")).unwrap();
+    let path = dir.join("exec-kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://cluster.invalid\nusers:\n- name: abe\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: sh\n      args: [\"{}\"]\n      interactiveMode: Never\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: abe\ncurrent-context: c\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
 fn summaries(timeline: &Value) -> Vec<String> {
     timeline
         .as_array()
@@ -83,7 +113,7 @@ fn kubernetes_identities_a_viewer_is_refused_and_the_approver_approves_once_by_n
     std::fs::write(
         &users,
         format!(
-            "[[user]]\nname = \"vera\"\ntoken = \"{VIEWER}\"\nrole = \"viewer\"\ngroups = [\"noc\"]\n\n[[user]]\nname = \"abe\"\ntoken = \"{APPROVER}\"\nrole = \"approver\"\ngroups = [\"sre-leads\"]\n"
+            "[[user]]\nname = \"vera\"\ntoken = \"{VIEWER}\"\nrole = \"viewer\"\ngroups = [\"noc\"]\n\n[[user]]\nname = \"abe\"\ntoken = \"{APPROVER}\"\nrole = \"approver\"\ngroups = [\"sre-leads\"]\n\n[[user]]\nname = \"olga\"\ntoken = \"{ACTOR}\"\nrole = \"actor\"\n"
         ),
     )
     .unwrap();
@@ -240,19 +270,13 @@ fn kubernetes_identities_a_viewer_is_refused_and_the_approver_approves_once_by_n
     assert_eq!(granted, 1, "{timeline:#}");
 
     // A note through the API names the person; the viewer's is refused on the timeline.
-    let (code, out, err) = fleetdeck(
+    // abe's note goes with the token his kubeconfig's exec plugin yields.
+    let kubeconfig = exec_kubeconfig(dir.path(), APPROVER);
+    let (code, out, err) = fleetdeck_with(
         dir.path(),
+        Some(&kubeconfig),
         &[
-            "incident",
-            "note",
-            &incident,
-            "drained",
-            "by",
-            "hand",
-            "--attach",
-            &base,
-            "--token-file",
-            &approver,
+            "incident", "note", &incident, "drained", "by", "hand", "--attach", &base,
         ],
     );
     assert_eq!(code, 0, "{err}");
@@ -317,6 +341,60 @@ fn kubernetes_identities_a_viewer_is_refused_and_the_approver_approves_once_by_n
             last = (serde_json::from_str(&out).unwrap_or(Value::Null), api);
             code == 0 && last.0 == last.1 && last.0.as_array().is_some_and(|a| !a.is_empty())
         },
+    );
+
+    // A manual action: olga (an actor) plans an uncordon, sees the guard's plan, confirms it;
+    // the approver may not plan one.
+    let node = http()
+        .get(format!("{}/api/v1/nodes", sim.kube_url(0)))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let intent = json!({"cluster": "sim-a", "mutation": {"action": "uncordon", "node": node}});
+    let (code, body) = post(
+        &format!("{base}/api/v1/actions/plan"),
+        APPROVER,
+        intent.clone(),
+    );
+    assert_eq!(code, 403, "{body}");
+    let (code, plan) = post(&format!("{base}/api/v1/actions/plan"), ACTOR, intent);
+    assert_eq!(code, 200, "{plan}");
+    assert!(plan["step"].is_object(), "{plan}");
+    let plan_id = plan["plan_id"].as_str().unwrap().to_string();
+    let (code, body) = post(
+        &format!("{base}/api/v1/actions/{plan_id}/confirm"),
+        APPROVER,
+        json!({}),
+    );
+    assert_eq!(code, 403, "an approver confirms no action: {body}");
+    let (code, done) = post(
+        &format!("{base}/api/v1/actions/{plan_id}/confirm"),
+        ACTOR,
+        json!({}),
+    );
+    assert_eq!(code, 200, "{done}");
+    let (code, again) = post(
+        &format!("{base}/api/v1/actions/{plan_id}/confirm"),
+        ACTOR,
+        json!({}),
+    );
+    assert_eq!(code, 404, "a plan is performed once: {again}");
+    let actions = get(
+        &format!("{base}/api/v1/audit?kind=action&limit=200"),
+        VIEWER,
+    )
+    .1;
+    assert!(
+        actions["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["actor"] == json!({"type": "user", "name": "olga"})),
+        "{actions:#}"
     );
 
     // The sim counted the reviews: the permissions deploy/10-rbac.yaml grants the daemon.
@@ -563,6 +641,24 @@ fn named_tokens_identify_people_and_the_commands_attach_with_the_local_output() 
     assert_eq!(code, 0, "{err}");
     let stats: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stats, get(&format!("{base}/api/v1/store/stats"), VIEWER).1);
+
+    // A kubeconfig that authenticates with a client certificate cannot be reviewed.
+    let cert_kubeconfig = h.join("cert-kubeconfig");
+    std::fs::write(
+        &cert_kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://cluster.invalid\nusers:\n- name: u\n  user:\n    client-certificate-data: AAAA\n    client-key-data: AAAA\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let (code, _, err) = fleetdeck_with(
+        h,
+        Some(&cert_kubeconfig),
+        &["incident", "list", "--attach", base],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("client certificate") && err.contains("--token-file"),
+        "{err}"
+    );
 
     // An unknown token is a 401; the kill switch wants `act`, which neither has.
     let (code, _, err) = fleetdeck(
