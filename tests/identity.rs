@@ -642,6 +642,23 @@ fn named_tokens_identify_people_and_the_commands_attach_with_the_local_output() 
     let stats: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stats, get(&format!("{base}/api/v1/store/stats"), VIEWER).1);
 
+    // --attach and --store together name two stores.
+    let (code, _, err) = fleetdeck(
+        h,
+        &[
+            "incident",
+            "list",
+            "--attach",
+            base,
+            "--store",
+            h.join("s").to_str().unwrap(),
+            "--token-file",
+            &viewer,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("two stores"), "{err}");
+
     // A kubeconfig that authenticates with a client certificate cannot be reviewed.
     let cert_kubeconfig = h.join("cert-kubeconfig");
     std::fs::write(

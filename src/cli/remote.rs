@@ -72,12 +72,16 @@ impl Remote {
         cfg: &Config,
         flags: &AttachFlags,
     ) -> anyhow::Result<Option<Remote>> {
-        let url = flags
-            .attach
-            .clone()
-            .filter(|u| !u.trim().is_empty())
-            .or_else(|| Some(cfg.attach.url.clone()).filter(|u| !u.trim().is_empty()));
-        let Some(url) = url else {
+        let flag = flags.attach.clone().filter(|u| !u.trim().is_empty());
+        if flag.is_some() && cli.store.is_some() {
+            bail!(
+                "--attach and --store name two stores: give --attach URL for the daemon's, or --store PATH for a local one"
+            );
+        }
+        // An explicit --store means the local store, whatever [attach] url says.
+        let configured =
+            Some(cfg.attach.url.clone()).filter(|u| !u.trim().is_empty() && cli.store.is_none());
+        let Some(url) = flag.or(configured) else {
             return Ok(None);
         };
         let base = url.trim().trim_end_matches('/').to_string();

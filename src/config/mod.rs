@@ -198,6 +198,29 @@ mod tests {
     }
 
     #[test]
+    fn identities_and_attach_are_checked_with_their_lines() {
+        let err = parse("[headless]\nauth = \"ldap\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("fleetdeck.toml:2:"), "{err}");
+        assert!(err.contains("\"kubernetes\""), "{err}");
+        let err = parse("[headless]\nauth = \"tokens\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("users_file"), "{err}");
+        let err = parse("[attach]\nurl = \"fleetdeck:9180\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("attach.url"), "{err}");
+        let cfg = parse(
+            "[headless]\nauth = \"kubernetes\"\n[attach]\nurl = \"https://fd.example:9180\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.headless.auth, "kubernetes");
+        assert_eq!(cfg.attach.url, "https://fd.example:9180");
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let err = parse("[sim]\nclusters = 2\nnodez = 4\n")
             .unwrap_err()

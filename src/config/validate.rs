@@ -611,6 +611,18 @@ impl Config {
                 ),
             ));
         }
+        let attach = self.attach.url.trim();
+        if !attach.is_empty()
+            && !url::Url::parse(attach).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err((
+                "attach",
+                "url",
+                format!(
+                    "{attach:?} is not an http(s) URL of a fleetdeck daemon (e.g. https://fleetdeck.example:9180)"
+                ),
+            ));
+        }
         if h.auth.trim() == "tokens" && h.users_file.trim().is_empty() {
             return Err((
                 "headless",
