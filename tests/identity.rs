@@ -720,7 +720,33 @@ fn sim_config_out_writes_a_team_and_the_daemon_config_uses_kubernetes_auth() {
     );
     assert_eq!(code, 0, "the written config is valid: {out}{err}");
     // Each of the three is known to the sim's API server, with its role's permissions.
-    for (name, may_approve) in [("viewer", false), ("responder", false), ("approver", true)] {
+    // Each of the three is known to the sim's API server, and its SubjectAccessReviews answer
+    // what deploy/10-rbac.yaml's ClusterRole fleetdeck-<role> grants, verb by verb.
+    let rbac =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/10-rbac.yaml"))
+            .unwrap();
+    let grants = |role: &str, resource: &str, verb: &str| -> bool {
+        serde_yaml::Deserializer::from_str(&rbac).any(|doc| {
+            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+            v["kind"] == "ClusterRole"
+                && v["metadata"]["name"] == format!("fleetdeck-{role}").as_str()
+                && v["rules"].as_array().into_iter().flatten().any(|r| {
+                    let has =
+                        |k: &str, x: &str| r[k].as_array().into_iter().flatten().any(|s| s == x);
+                    has("apiGroups", "fleetdeck.io")
+                        && has("resources", resource)
+                        && has("verbs", verb)
+                })
+        })
+    };
+    let asks = [
+        ("incidents", "get"),
+        ("incidents", "update"),
+        ("approvals", "approve"),
+        ("actions", "create"),
+        ("alerts", "create"),
+    ];
+    for name in ["viewer", "responder", "approver"] {
         let token = std::fs::read_to_string(dir.path().join("tokens").join(name)).unwrap();
         let review: Value = http()
             .post(format!(
@@ -733,16 +759,23 @@ fn sim_config_out_writes_a_team_and_the_daemon_config_uses_kubernetes_auth() {
             .json()
             .unwrap();
         assert_eq!(review["status"]["user"]["username"], name, "{review}");
-        let sar: Value = http()
-            .post(format!(
-                "{}/apis/authorization.k8s.io/v1/subjectaccessreviews",
-                sim.kube_url(0)
-            ))
-            .json(&json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {"user": name, "resourceAttributes": {"group": "fleetdeck.io", "resource": "approvals", "verb": "approve"}}}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        assert_eq!(sar["status"]["allowed"], may_approve, "{name}: {sar}");
+        for (resource, verb) in asks {
+            let sar: Value = http()
+                .post(format!(
+                    "{}/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                    sim.kube_url(0)
+                ))
+                .json(&json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {"user": name, "resourceAttributes": {"group": "fleetdeck.io", "resource": resource, "verb": verb}}}))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            assert_eq!(
+                sar["status"]["allowed"],
+                grants(name, resource, verb),
+                "{name} {verb} {resource}: {sar}"
+            );
+        }
     }
+    assert!(grants("approver", "approvals", "approve") && !grants("viewer", "incidents", "update"));
 }

@@ -655,6 +655,23 @@ mod tests {
     }
 
     #[test]
+    fn reviews_are_kept_briefly_and_boundedly() {
+        let r: Recent<u32, bool> = Recent::new();
+        for i in 0..(REVIEWS_KEPT as u32 + 10) {
+            r.put(i, true);
+        }
+        let kept = r.map.lock().map(|m| m.len()).unwrap_or(usize::MAX);
+        assert!(kept <= REVIEWS_KEPT, "{kept}");
+        assert_eq!(r.get(&(REVIEWS_KEPT as u32 + 9)), Some(true));
+        if let Ok(mut m) = r.map.lock()
+            && let Some(e) = m.get_mut(&(REVIEWS_KEPT as u32 + 9))
+        {
+            e.0 = Instant::now() - REVIEW_TTL;
+        }
+        assert_eq!(r.get(&(REVIEWS_KEPT as u32 + 9)), None, "expired");
+    }
+
+    #[test]
     fn verbs_follow_method_and_path() {
         use axum::http::Method;
         assert_eq!(
