@@ -1,6 +1,8 @@
 //! The daemon's HTTP face: Alertmanager's webhook in; metrics, health and readiness out; the
-//! incidents, runs and approvals API for people and their tools. Every route but `/healthz`
-//! (and `/metrics`, unless `metrics_auth`) wants the bearer token; each refusal is audited.
+//! incidents, runs and approvals API for people and their tools (the rest of the API in
+//! `headless::api`). Every route but `/healthz`, `/readyz` (and `/metrics`, unless
+//! `metrics_auth`) sits behind `require_identity`: the bearer token read into a person
+//! (`headless::identity`), the request's verb authorised; each refusal is audited.
 //! The transport is ours, not `axum::serve`'s: timeouts for slow and idle clients, a cap on
 //! connections and TLS (`ServeOptions`). May import config, model, store, runbook and the
 //! other headless modules.
@@ -272,7 +274,9 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
-/// The daemon's routes, with the token check, the body limit and the request counter.
+/// The daemon's routes, with the identity check, the body limit and the request counter.
+/// A route added to `guarded` (before its `route_layer`) sits behind `require_identity`: a
+/// GET needs `view`, and its handler may take `Extension<Caller>`.
 /// `/readyz` is open like `/healthz`: the kubelet's probes carry no token, and putting it in a
 /// Pod spec would hand it to everyone who can read pods.
 pub fn router(state: ApiState) -> Router {
