@@ -16,7 +16,7 @@ use common::headless::Replica;
 use common::{Sim, http, wait_until};
 use fleetdeck::config::HeadlessConfig;
 use fleetdeck::headless::identity::Identities;
-use fleetdeck::headless::server::{ApiState, router, serve};
+use fleetdeck::headless::server::{ApiState, ServeOptions, router, serve_with};
 use fleetdeck::model::incident::Origin;
 use fleetdeck::store::Store;
 use serde_json::{Value, json};
@@ -433,6 +433,15 @@ struct TokensDaemon {
 
 impl TokensDaemon {
     fn start(dir: tempfile::TempDir, users: &Path) -> TokensDaemon {
+        Self::start_with(dir, users, None)
+    }
+
+    /// As [`start`](Self::start), speaking only TLS with `tls` when given.
+    fn start_with(
+        dir: tempfile::TempDir,
+        users: &Path,
+        tls: Option<tokio_rustls::rustls::ServerConfig>,
+    ) -> TokensDaemon {
         let store = Store::open(&dir.path().join("store")).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -449,9 +458,14 @@ impl TokensDaemon {
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        rt.spawn(serve(listener, router(state), async move {
+        let opts = ServeOptions {
+            tls: tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c))),
+            ..ServeOptions::default()
+        };
+        rt.spawn(serve_with(listener, router(state), opts, async move {
             let _ = stopped.await;
         }));
         TokensDaemon {
@@ -778,4 +792,101 @@ fn sim_config_out_writes_a_team_and_the_daemon_config_uses_kubernetes_auth() {
         }
     }
     assert!(grants("approver", "approvals", "approve") && !grants("viewer", "incidents", "update"));
+}
+
+/// A CA of the organisation's own (its PEM) and a server certificate for 127.0.0.1 it signed.
+fn private_pki() -> (String, tokio_rustls::rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "fleetdeck test private CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca_cert.pem(), server)
+}
+
+#[test]
+fn attaching_over_https_trusts_the_private_ca_of_tls_ca_file_with_a_token_file_or_a_kubeconfig() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!("[[user]]\nname = \"vera\"\ntoken = \"{VIEWER}\"\nrole = \"viewer\"\n"),
+    )
+    .unwrap();
+    let (ca_pem, server) = private_pki();
+    let d = TokensDaemon::start_with(dir, &users, Some(server));
+    open_incident(&d.store);
+    let h = home.path();
+    std::fs::write(h.join("ca.pem"), &ca_pem).unwrap();
+    let config = h.join("fleetdeck.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\nca_file = {:?}\n\n[attach]\nurl = {:?}\n",
+            h.join("ca.pem").display().to_string(),
+            d.base
+        ),
+    )
+    .unwrap();
+    let viewer = token_file(h, "vera", VIEWER);
+    let c = config.to_str().unwrap();
+    // [attach] url names the daemon; [tls] ca_file its CA.
+    let (code, out, err) = fleetdeck(
+        h,
+        &[
+            "--config",
+            c,
+            "incident",
+            "list",
+            "--token-file",
+            &viewer,
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let kubeconfig = exec_kubeconfig(h, VIEWER);
+    let (code, out, err) = fleetdeck_with(
+        h,
+        Some(&kubeconfig),
+        &["--config", c, "incident", "list", "-o", "json"],
+    );
+    assert_eq!(code, 0, "through the kubeconfig's credential: {err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), listed);
+    // Without the CA the daemon's certificate is not trusted.
+    let bare = h.join("bare.toml");
+    std::fs::write(&bare, format!("[attach]\nurl = {:?}\n", d.base)).unwrap();
+    let (code, _, err) = fleetdeck(
+        h,
+        &[
+            "--config",
+            bare.to_str().unwrap(),
+            "incident",
+            "list",
+            "--token-file",
+            &viewer,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot reach"), "{err}");
 }

@@ -115,7 +115,7 @@ impl Remote {
                 .context("cannot build the HTTP client")?,
                 token,
             },
-            None => Transport::Kube(rt.block_on(kube_client(cli, &base))?),
+            None => Transport::Kube(rt.block_on(kube_client(cli, cfg, &base))?),
         };
         Ok(Some(Remote {
             base,
@@ -253,7 +253,7 @@ impl Remote {
 }
 
 /// A kube client for the daemon's URL with the current kubeconfig context's credentials.
-async fn kube_client(cli: &Cli, base: &str) -> anyhow::Result<kube::Client> {
+async fn kube_client(cli: &Cli, cfg: &Config, base: &str) -> anyhow::Result<kube::Client> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let no_credentials = "no credentials for the daemon: pass --token-file PATH, set [attach] token_file or $FLEETDECK_TOKEN, or use a kubeconfig whose context has a token or an exec plugin";
     let kubeconfig = match &cli.cluster.kubeconfig {
@@ -297,9 +297,10 @@ async fn kube_client(cli: &Cli, base: &str) -> anyhow::Result<kube::Client> {
     config.cluster_url = base
         .parse()
         .with_context(|| format!("{base:?} is not a URL"))?;
-    // The daemon is not the cluster: its certificate is not the cluster CA's, and only the
-    // bearer credential is sent (no client certificate, no proxy set for the cluster).
-    config.root_cert = None;
+    // The daemon is not the cluster: its certificate is not the cluster CA's (a private CA is
+    // [tls] ca_file's, as for the token-file client), and only the bearer credential is sent
+    // (no client certificate, no proxy set for the cluster).
+    config.root_cert = private_ca(cfg.tls.ca_file.trim())?;
     config.root_cert_file = None;
     config.tls_server_name = None;
     config.accept_invalid_certs = false;
@@ -313,4 +314,21 @@ async fn kube_client(cli: &Cli, base: &str) -> anyhow::Result<kube::Client> {
     config.auth_info.impersonate_groups = None;
     config.read_timeout = Some(TIMEOUT);
     kube::Client::try_from(config).context("cannot build a client for the daemon")
+}
+
+/// The DER certificates of `[tls] ca_file`, when one is set.
+fn private_ca(file: &str) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+    use rustls::pki_types::pem::PemObject;
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(file)
+        .with_context(|| format!("[tls] ca_file {file} cannot be read"))?
+        .map(|c| c.map(|c| c.as_ref().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("[tls] ca_file {file} is not PEM certificates"))?;
+    if certs.is_empty() {
+        bail!("[tls] ca_file {file} holds no PEM certificate");
+    }
+    Ok(Some(certs))
 }
