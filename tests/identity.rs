@@ -596,6 +596,14 @@ fn named_tokens_identify_people_and_the_commands_attach_with_the_local_output() 
         "the refusal is on the timeline"
     );
 
+    // The same refusal again within seconds is answered, not recorded again.
+    let (code, body) = post(
+        &format!("{base}/api/v1/incidents/{id}/resolve"),
+        VIEWER,
+        json!({}),
+    );
+    assert_eq!(code, 403, "{body}");
+
     // The list, the audit list and the store's figures are the daemon's.
     let (code, out, err) = fleetdeck(
         h,

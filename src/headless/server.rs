@@ -101,7 +101,9 @@ pub struct ApiState {
     pub on_alerts: Arc<Notify>,
     /// In an HA set: how a follower hands an alert delivery to the leader.
     pub forward: Option<Forwarder>,
-    refusals: Arc<RefusalLog>,
+    refusals: Arc<RefusalLog<IpAddr>>,
+    /// Forbidden requests, by person and request.
+    forbidden: Arc<RefusalLog<String>>,
     /// Manual actions planned and waiting for their person's confirmation.
     pub(super) plans: Arc<super::api::Plans>,
 }
@@ -201,24 +203,33 @@ impl ApiState {
             on_alerts: Arc::new(Notify::new()),
             forward: None,
             refusals: Arc::new(RefusalLog::default()),
+            forbidden: Arc::new(RefusalLog::default()),
             plans: Arc::new(super::api::Plans::default()),
         }
     }
 }
 
-/// A flood of unauthenticated requests must not fill the audit chain: at most one entry per
-/// peer address every `REFUSAL_AUDIT_EVERY`, the next one saying how many were left out.
-#[derive(Default)]
-struct RefusalLog {
-    by_peer: Mutex<HashMap<IpAddr, (Instant, u64)>>,
+/// A flood of refused requests must not fill the audit chain: at most one entry per peer
+/// address (unauthenticated) or per person and request (forbidden) every
+/// `REFUSAL_AUDIT_EVERY`, the next one saying how many were left out.
+struct RefusalLog<K> {
+    by_peer: Mutex<HashMap<K, (Instant, u64)>>,
+}
+
+impl<K> Default for RefusalLog<K> {
+    fn default() -> Self {
+        Self {
+            by_peer: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 const REFUSAL_AUDIT_EVERY: Duration = Duration::from_secs(10);
 const REFUSAL_PEERS_KEPT: usize = 4096;
 
-impl RefusalLog {
+impl<K: Eq + std::hash::Hash> RefusalLog<K> {
     /// `Some(left out since the last entry)` when this refusal is to be recorded.
-    fn admit(&self, peer: IpAddr) -> Option<u64> {
+    fn admit(&self, peer: K) -> Option<u64> {
         let mut m = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if m.len() >= REFUSAL_PEERS_KEPT {
@@ -889,9 +900,15 @@ async fn forbidden(
 ) -> Response {
     let Asked { method, path, .. } = asked;
     tracing::warn!(%method, %path, caller = %caller.name, permission = verb.name(), "refused: {why}");
+    let admitted = state
+        .forbidden
+        .admit(format!("{} {method} {path}", caller.name));
     let store = state.store.clone();
     let (name, why_text) = (caller.name.clone(), why.clone());
     let recorded = tokio::task::spawn_blocking(move || {
+        let Some(left_out) = admitted else {
+            return Ok(None);
+        };
         let mut entry = NewEntry::new(
             EntryKind::Decision,
             Actor::User(name.clone()),
@@ -908,7 +925,15 @@ async fn forbidden(
             "missing".into(),
             json!({"verb": verb.k8s_verb(), "group": GROUP, "resource": verb.resource()}),
         );
-        store.append(entry)
+        if left_out > 0 {
+            entry.detail.insert(
+                "refusals_not_recorded".into(),
+                json!(format!(
+                    "{left_out} more of this request by {name} since its previous entry"
+                )),
+            );
+        }
+        store.append(entry).map(Some)
     })
     .await;
     match recorded {
