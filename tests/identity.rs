@@ -364,6 +364,10 @@ fn kubernetes_identities_a_viewer_is_refused_and_the_approver_approves_once_by_n
     let (code, plan) = post(&format!("{base}/api/v1/actions/plan"), ACTOR, intent);
     assert_eq!(code, 200, "{plan}");
     assert!(plan["step"].is_object(), "{plan}");
+    assert_eq!(
+        plan["disruption"]["nodes"], 4,
+        "the sim's cluster as the guard counts it: {plan}"
+    );
     let plan_id = plan["plan_id"].as_str().unwrap().to_string();
     let (code, body) = post(
         &format!("{base}/api/v1/actions/{plan_id}/confirm"),

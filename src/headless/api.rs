@@ -301,7 +301,8 @@ fn no_executor() -> Response {
     )
 }
 
-/// `POST /api/v1/actions/plan` `{"cluster", "mutation"}` → `{"plan_id", "cluster", "step"}`:
+/// `POST /api/v1/actions/plan` `{"cluster", "mutation"}` → `{"plan_id", "cluster", "step",
+/// "disruption"}`:
 /// the guard's plan of the action (what the cockpit's confirmation shows), held for the caller
 /// to confirm within `PLAN_TTL`.
 async fn plan(
@@ -322,10 +323,15 @@ async fn plan(
     };
     let planned = {
         let (cluster, mutation) = (cluster.clone(), mutation.clone());
-        tokio::task::spawn_blocking(move || executor.preview(&cluster, &mutation)).await
+        tokio::task::spawn_blocking(move || {
+            let step = executor.preview(&cluster, &mutation);
+            let disruption = executor.guard().disruption(&executor.latest(), &cluster);
+            (step, disruption)
+        })
+        .await
     };
-    let step = match planned {
-        Ok(step) => step,
+    let (step, disruption) = match planned {
+        Ok(p) => p,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let plan_id = state.plans.hold(HeldPlan {
@@ -338,6 +344,9 @@ async fn plan(
         "plan_id": plan_id,
         "cluster": cluster,
         "step": step,
+        // How many of the cluster's nodes are cordoned or unready, against the guard's budget:
+        // what the cockpit's confirmation shows beside the plan.
+        "disruption": disruption,
         "expires_in_s": PLAN_TTL.as_secs(),
     }))
     .into_response()
