@@ -127,6 +127,7 @@ fn main() {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig_out: Some(dir.path().join("kubeconfig")),
             scenarios: vec![],
+            users: None,
         };
         let sim = fleetdeck::sim::start(&opts).await.expect("sim");
         let mut cfg = Config::default();

@@ -63,6 +63,21 @@ pub struct StoreFlag {
     pub store: Option<PathBuf>,
 }
 
+/// A running daemon to work on through its API instead of a local store. Global within a
+/// command family, as `--store` is.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AttachFlags {
+    /// The daemon's base URL (e.g. https://fleetdeck.example:9180): the command works on its
+    /// store through its API, with the same output (default: [attach] url; empty: local).
+    #[arg(long, global = true, value_name = "URL")]
+    pub attach: Option<String>,
+    /// File holding the bearer token to send (as kubectl's --token). Default: [attach]
+    /// token_file, else $FLEETDECK_TOKEN, else the token the kubeconfig's current context
+    /// yields (exec plugins included).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+}
+
 /// Which runbooks and how much they may do.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunbookFlags {
@@ -120,6 +135,8 @@ pub enum Command {
     Incident {
         #[command(flatten)]
         store: StoreFlag,
+        #[command(flatten)]
+        attach: AttachFlags,
         #[command(subcommand)]
         command: IncidentCommand,
     },
@@ -127,6 +144,8 @@ pub enum Command {
     Audit {
         #[command(flatten)]
         store: StoreFlag,
+        #[command(flatten)]
+        attach: AttachFlags,
         #[command(subcommand)]
         command: AuditCommand,
     },
@@ -134,6 +153,8 @@ pub enum Command {
     Store {
         #[command(flatten)]
         store: StoreFlag,
+        #[command(flatten)]
+        attach: AttachFlags,
         #[command(subcommand)]
         command: StoreCommand,
     },
@@ -378,12 +399,30 @@ pub struct HeadlessArgs {
 pub struct RemoteDecision {
     /// The approval id (the Runbooks pane, `GET /api/v1/runs`, or the timeline shows it).
     pub id: u64,
-    /// The headless daemon's base URL, e.g. http://fleetdeck.fleetdeck.svc:9180.
-    #[arg(long, value_name = "URL")]
-    pub server: String,
-    /// File holding the bearer token (default: $FLEETDECK_TOKEN).
+    #[command(flatten)]
+    pub attach: DecisionAttach,
+}
+
+/// Where a verdict goes: `--attach` (alias `--server`, its older name) and the token.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DecisionAttach {
+    /// The headless daemon's base URL, e.g. http://fleetdeck.fleetdeck.svc:9180 (default:
+    /// [attach] url).
+    #[arg(long = "attach", visible_alias = "server", value_name = "URL")]
+    pub attach: Option<String>,
+    /// File holding the bearer token. Default: [attach] token_file, else $FLEETDECK_TOKEN,
+    /// else the token the kubeconfig's current context yields.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+}
+
+impl From<&DecisionAttach> for AttachFlags {
+    fn from(d: &DecisionAttach) -> Self {
+        Self {
+            attach: d.attach.clone(),
+            token_file: d.token_file.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -677,6 +716,12 @@ pub struct SimArgs {
     /// bad-rollout, crashloop-rollout, pdb-block, api-flaky, endpoint-outage.
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
+    /// Answer TokenReviews and SubjectAccessReviews from this users file ([[user]] entries:
+    /// name, token or token_file, role viewer|responder|approver|actor|alert-sender, groups).
+    /// With --config-out and no --users, a viewer, a responder and an approver are written
+    /// beside the config (fleetdeck-users.toml, tokens/<name>).
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
 }
 
 impl SimArgs {
@@ -694,6 +739,7 @@ impl SimArgs {
             listen: self.listen.unwrap_or(cfg.listen),
             kubeconfig_out: self.kubeconfig_out.clone(),
             scenarios,
+            users: self.users.clone(),
         }
     }
 }

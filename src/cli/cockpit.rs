@@ -32,6 +32,7 @@ pub(super) fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         kubeconfig_out: Some(dir.join("kubeconfig")),
         scenarios: args.scenarios.clone(),
+        users: None,
     };
     opts.validate()?;
     // A simulated fleet's incidents never mix with the real ones: the demo has its own store

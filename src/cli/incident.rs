@@ -1,13 +1,155 @@
 //! `fleetdeck incident …` and `fleetdeck audit verify`: read and annotate the RCA store from
-//! the terminal, and check its audit chain.
+//! the terminal, and check its audit chain; with `--attach URL`, the daemon's store through
+//! its API (`remote`), printed the same way.
 
 use std::io::Write;
 
 use anyhow::Context;
 
+use super::remote::Remote;
 use super::setup::open_store;
-use super::{Cli, EXIT_AUDIT_FAILED, ExportFormat, IncidentCommand, OutputFormat};
+use super::{
+    AttachFlags, Cli, Command, EXIT_AUDIT_FAILED, ExportFormat, IncidentCommand, OutputFormat,
+};
 use crate::config::Config;
+use crate::model::incident::{Entry, Incident};
+
+/// The `--attach`/`--token-file` flags of the command family being run.
+pub(super) fn attach_flags(cli: &Cli) -> AttachFlags {
+    match &cli.command {
+        Some(
+            Command::Incident { attach, .. }
+            | Command::Audit { attach, .. }
+            | Command::Store { attach, .. },
+        ) => attach.clone(),
+        _ => AttachFlags::default(),
+    }
+}
+
+/// An incident and its timeline, from the store or the daemon.
+fn incident_with_timeline(remote: &Remote, id: u64) -> anyhow::Result<(Incident, Vec<Entry>)> {
+    let v = remote.get(&format!("/api/v1/incidents/{id}"))?;
+    Ok((remote.field(&v, "incident")?, remote.field(&v, "timeline")?))
+}
+
+/// `incident …` on the daemon `remote`: the same output as on a local store.
+fn remote_incident(remote: &Remote, cmd: &IncidentCommand) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        IncidentCommand::List {
+            open,
+            since,
+            output,
+        } => {
+            let mut path = format!("/api/v1/incidents?open={open}");
+            if let Some(t) = since.as_deref().map(parse_since).transpose()? {
+                path.push_str(&format!(
+                    "&since={}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ));
+            }
+            let v = remote.get(&path)?;
+            let incidents: Vec<Incident> = remote.field(&v, "incidents")?;
+            match output {
+                OutputFormat::Json => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&incidents)?)?
+                }
+                OutputFormat::Table => {
+                    write!(out, "{}", super::render::incident::list(&incidents, now))?
+                }
+            }
+        }
+        IncidentCommand::Show { id, output } => {
+            let (inc, timeline) = incident_with_timeline(remote, incident_id(id)?)?;
+            match output {
+                OutputFormat::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"incident": inc, "timeline": timeline})
+                    )?
+                )?,
+                OutputFormat::Table => write!(
+                    out,
+                    "{}",
+                    super::render::incident::show(&inc, &timeline, now)
+                )?,
+            }
+        }
+        IncidentCommand::Note { id, text } => {
+            let id = incident_id(id)?;
+            let v = remote.post(
+                &format!("/api/v1/incidents/{id}/notes"),
+                &serde_json::json!({ "text": text.join(" ") }),
+            )?;
+            let entry: Entry = remote.field(&v, "entry")?;
+            writeln!(
+                out,
+                "note #{} added to {}",
+                entry.seq,
+                crate::model::incident::incident_label(id)
+            )?;
+        }
+        IncidentCommand::Ack { id } | IncidentCommand::Resolve { id } => {
+            let id = incident_id(id)?;
+            let (verb, word) = match cmd {
+                IncidentCommand::Ack { .. } => ("ack", "acknowledged"),
+                _ => ("resolve", "resolved"),
+            };
+            let label = crate::model::incident::incident_label(id);
+            let v = remote.post(
+                &format!("/api/v1/incidents/{id}/{verb}"),
+                &serde_json::json!({}),
+            )?;
+            match v["already"].as_str() {
+                Some(status) => writeln!(out, "{label} is already {status}: nothing recorded")?,
+                None => writeln!(out, "{label} {word} (#{})", v["seq"].as_u64().unwrap_or(0))?,
+            }
+        }
+        IncidentCommand::Export {
+            id,
+            format,
+            out: file,
+        } => {
+            let (inc, timeline) = incident_with_timeline(remote, incident_id(id)?)?;
+            write_export(&mut out, &inc, &timeline, *format, file.as_deref(), now)?;
+        }
+    }
+    Ok(())
+}
+
+/// A postmortem of `inc` as `format`, to `file` or `out`.
+fn write_export(
+    out: &mut impl Write,
+    inc: &Incident,
+    timeline: &[Entry],
+    format: ExportFormat,
+    file: Option<&std::path::Path>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let text = match format {
+        // The export folds line breaks inside fields; the rest is made visible here.
+        ExportFormat::Md => {
+            super::render::safe::visible_lines(&crate::store::export::markdown(inc, timeline, now))
+                .into_owned()
+        }
+        ExportFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&crate::store::export::json(inc, timeline))?;
+            s.push('\n');
+            s
+        }
+    };
+    match file {
+        Some(path) => {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write the export to {}", path.display()))?;
+            writeln!(out, "{} exported to {}", inc.label(), path.display())?;
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
 
 fn incident_id(s: &str) -> anyhow::Result<u64> {
     crate::model::incident::parse_incident_id(s).with_context(|| {
@@ -32,6 +174,9 @@ pub(super) fn incident(cli: &Cli, cmd: &IncidentCommand) -> anyhow::Result<()> {
     use crate::model::incident::{Actor, EntryKind, NewEntry, Origin};
     use crate::store::{IncidentFilter, Milestone, MilestoneOutcome};
     let cfg = Config::load_or_default(cli.config.as_deref())?;
+    if let Some(remote) = Remote::from_flags(cli, &cfg, &attach_flags(cli))? {
+        return remote_incident(&remote, cmd);
+    }
     let store = open_store(cli, &cfg)?;
     let now = chrono::Utc::now();
     let mut out = std::io::stdout().lock();
@@ -129,28 +274,7 @@ pub(super) fn incident(cli: &Cli, cmd: &IncidentCommand) -> anyhow::Result<()> {
             let id = incident_id(id)?;
             let inc = store.require_incident(id)?;
             let timeline = store.timeline(id)?;
-            let text = match format {
-                // The export folds line breaks inside fields; the rest is made visible here.
-                ExportFormat::Md => super::render::safe::visible_lines(
-                    &crate::store::export::markdown(&inc, &timeline, now),
-                )
-                .into_owned(),
-                ExportFormat::Json => {
-                    let mut s =
-                        serde_json::to_string_pretty(&crate::store::export::json(&inc, &timeline))?;
-                    s.push('\n');
-                    s
-                }
-            };
-            match file {
-                Some(path) => {
-                    std::fs::write(path, text).with_context(|| {
-                        format!("cannot write the export to {}", path.display())
-                    })?;
-                    writeln!(out, "{} exported to {}", inc.label(), path.display())?;
-                }
-                None => out.write_all(text.as_bytes())?,
-            }
+            write_export(&mut out, &inc, &timeline, *format, file.as_deref(), now)?;
         }
     }
     Ok(())
@@ -161,12 +285,29 @@ pub(super) fn audit_verify(
     output: OutputFormat,
 ) -> anyhow::Result<std::process::ExitCode> {
     let cfg = Config::load_or_default(cli.config.as_deref())?;
-    let store = open_store(cli, &cfg)?;
-    let report = store.verify()?;
-    match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print!("{}", super::render::incident::audit(&report, store.path())),
-    }
+    let report = if let Some(remote) = Remote::from_flags(cli, &cfg, &attach_flags(cli))? {
+        let v = remote.get("/api/v1/audit/verify")?;
+        let report: crate::store::AuditReport = serde_json::from_value(v)
+            .with_context(|| format!("the daemon at {} answered no audit report", remote.base()))?;
+        match output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            OutputFormat::Table => print!(
+                "{}",
+                super::render::incident::audit(&report, std::path::Path::new(remote.base()))
+            ),
+        }
+        report
+    } else {
+        let store = open_store(cli, &cfg)?;
+        let report = store.verify()?;
+        match output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            OutputFormat::Table => {
+                print!("{}", super::render::incident::audit(&report, store.path()))
+            }
+        }
+        report
+    };
     Ok(if report.passed() {
         std::process::ExitCode::SUCCESS
     } else {

@@ -10,6 +10,7 @@ mod headless;
 mod incident;
 mod progress;
 mod prompt;
+mod remote;
 pub mod render;
 mod runbook;
 mod setup;

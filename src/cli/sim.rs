@@ -12,8 +12,24 @@ use crate::sim;
 pub(super) fn serve(cli: &Cli, args: &SimArgs) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     crate::telemetry::init(&cfg.log.level);
-    let opts = args.options(&cfg.sim);
+    let mut opts = args.options(&cfg.sim);
     opts.validate()?;
+    // --config-out without --users: a team of three (viewer, responder, approver) beside it,
+    // and the daemon's config identifies callers through the sim's TokenReviews.
+    let team = match (&args.config_out, &opts.users) {
+        (Some(config), None) => {
+            let dir = match config.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            let users = std::path::absolute(dir.join("fleetdeck-users.toml"))
+                .context("cannot make the users file's path absolute")?;
+            sim::auth::SimUsers::write_team(&users)?;
+            opts.users = Some(users.clone());
+            Some(users)
+        }
+        _ => None,
+    };
     let rt = super::runtime()?;
     rt.block_on(async {
         let mut running = sim::start(&opts).await?;
@@ -32,7 +48,15 @@ pub(super) fn serve(cli: &Cli, args: &SimArgs) -> anyhow::Result<()> {
                     .to_string_lossy()
                     .into_owned();
             }
-            let text = sources.config_toml(super::wiring::sim_budget(opts.nodes));
+            let mut text = sources.config_toml(super::wiring::sim_budget(opts.nodes));
+            if let Some(users) = &team {
+                text.push_str(&format!(
+                    "\n[headless]\n# Callers are the sim's users ({}): TokenReview and SubjectAccessReview\n# on the sim's cluster; auth = \"tokens\" reads the same file instead.\nauth = \"kubernetes\"\nusers_file = {:?}\n",
+                    users.display(),
+                    users.display().to_string()
+                ));
+                running.description["users"] = serde_json::json!(users);
+            }
             write_config(path, &text)?;
             running.description["config"] = serde_json::json!(path);
         }

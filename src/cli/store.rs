@@ -1,10 +1,13 @@
 //! `fleetdeck store …` (stats, prune, export, import) and `fleetdeck audit list`: the store as
 //! a whole, and the audit entries no incident shows (what the API and the guard refused).
+//! `store stats` and `audit list` take `--attach URL` (the daemon's store, through its API).
 
 use std::io::Write;
 
 use anyhow::Context;
 
+use super::incident::attach_flags;
+use super::remote::Remote;
 use super::setup::open_store;
 use super::{AuditCommand, AuditKind, Cli, OutputFormat, StoreCommand};
 use crate::config::Config;
@@ -12,6 +15,20 @@ use crate::model::incident::{EntryKind, Origin};
 use crate::store::{EntryFilter, EntryKindFilter};
 
 impl AuditKind {
+    /// As `--kind` spells it (and the API's `kind=`).
+    fn name(self) -> &'static str {
+        match self {
+            Self::Refusal => "refusal",
+            Self::Checkpoint => "checkpoint",
+            Self::Signal => "signal",
+            Self::Decision => "decision",
+            Self::Action => "action",
+            Self::Approval => "approval",
+            Self::Note => "note",
+            Self::Status => "status",
+        }
+    }
+
     fn filter(self) -> EntryKindFilter {
         match self {
             Self::Refusal => EntryKindFilter::Refusal,
@@ -37,16 +54,31 @@ pub(super) fn audit_list(cli: &Cli, cmd: &AuditCommand) -> anyhow::Result<()> {
         return Ok(());
     };
     let cfg = Config::load_or_default(cli.config.as_deref())?;
-    let store = open_store(cli, &cfg)?;
-    let filter = EntryFilter {
-        kind: kind.map(AuditKind::filter),
-        since: since
-            .as_deref()
-            .map(super::incident::parse_since)
-            .transpose()?,
-        limit: Some(*limit),
+    let since = since
+        .as_deref()
+        .map(super::incident::parse_since)
+        .transpose()?;
+    let entries = if let Some(remote) = Remote::from_flags(cli, &cfg, &attach_flags(cli))? {
+        let mut path = format!("/api/v1/audit?limit={limit}");
+        if let Some(k) = kind {
+            path.push_str(&format!("&kind={}", k.name()));
+        }
+        if let Some(t) = since {
+            path.push_str(&format!(
+                "&since={}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        let v = remote.get(&path)?;
+        remote.field(&v, "entries")?
+    } else {
+        let store = open_store(cli, &cfg)?;
+        store.entries(&EntryFilter {
+            kind: kind.map(AuditKind::filter),
+            since,
+            limit: Some(*limit),
+        })?
     };
-    let entries = store.entries(&filter)?;
     let mut out = std::io::stdout().lock();
     match output {
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&entries)?)?,
@@ -57,6 +89,23 @@ pub(super) fn audit_list(cli: &Cli, cmd: &AuditCommand) -> anyhow::Result<()> {
 
 pub(super) fn store(cli: &Cli, cmd: &StoreCommand) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(cli.config.as_deref())?;
+    if let Some(remote) = Remote::from_flags(cli, &cfg, &attach_flags(cli))? {
+        let StoreCommand::Stats { output } = cmd else {
+            anyhow::bail!(
+                "store prune, export and import work on a local store only; `store stats --attach` is the daemon's (run the others where the daemon's store is)"
+            );
+        };
+        let stats: crate::store::StoreStats =
+            serde_json::from_value(remote.get("/api/v1/store/stats")?).with_context(|| {
+                format!("the daemon at {} answered no store figures", remote.base())
+            })?;
+        let mut out = std::io::stdout().lock();
+        match output {
+            OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&stats)?)?,
+            OutputFormat::Table => write!(out, "{}", super::render::store::stats(&stats))?,
+        }
+        return Ok(());
+    }
     let store = open_store(cli, &cfg)?;
     let mut out = std::io::stdout().lock();
     match cmd {

@@ -303,6 +303,14 @@ listen = "0.0.0.0:9180"
 # environment variable named by token_env. Without one, the API refuses everything but /healthz.
 token_file = ""
 token_env = "FLEETDECK_TOKEN"
+# Who is calling: "token" (the single token above; its holder may do everything, recorded as
+# token:NAME), "tokens" (users_file: [[user]] entries with name, token or token_file, and role
+# viewer|responder|approver|actor|alert-sender) or "kubernetes" (the caller's own Kubernetes
+# token, checked with a TokenReview and each verb with a SubjectAccessReview on group
+# fleetdeck.io in the Lease's cluster; deploy/10-rbac.yaml ships the ClusterRoles). Records name
+# the person. The single token, when set, keeps working in every mode.
+auth = "token"
+users_file = ""
 # Require the token for /metrics too.
 metrics_auth = false
 # The largest request body accepted, in bytes.
@@ -349,6 +357,14 @@ max_connections = 512
 # releases the Lease and exits. Keep it below the pod's terminationGracePeriodSeconds (30 s in
 # deploy/30-deployment.yaml), or the kubelet's SIGKILL comes first.
 shutdown_grace = "20s"
+
+[attach]
+# `fleetdeck incident|audit|runbook approve|deny|store stats` on a running daemon through its
+# API instead of a local store (as --attach URL does). Empty: the local store.
+url = ""
+# The bearer token to send; empty: --token-file, else the kubeconfig context's token (exec
+# plugins included), else $FLEETDECK_TOKEN.
+token_file = ""
 
 [sim]
 # Defaults for `fleetdeck sim`; flags on the command line win.

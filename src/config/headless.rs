@@ -10,6 +10,12 @@ pub struct HeadlessConfig {
     pub listen: SocketAddr,
     pub token_file: String,
     pub token_env: String,
+    /// How callers are identified: `token` (the single token above), `tokens` (named tokens
+    /// in `users_file`) or `kubernetes` (TokenReview + SubjectAccessReview on the daemon's
+    /// cluster). The single token, when set, keeps working in every mode.
+    pub auth: String,
+    /// `auth = "tokens"`: a TOML file of `[[user]]` entries (name, token or token_file, role).
+    pub users_file: String,
     pub metrics_auth: bool,
     pub body_limit: usize,
     pub lease_namespace: String,
@@ -50,6 +56,8 @@ impl Default for HeadlessConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 9180)),
             token_file: String::new(),
             token_env: "FLEETDECK_TOKEN".into(),
+            auth: "token".into(),
+            users_file: String::new(),
             metrics_auth: false,
             body_limit: 1024 * 1024,
             lease_namespace: "fleetdeck".into(),

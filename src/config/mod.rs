@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod attach;
 mod cockpit;
 mod cost;
 mod defaults;
@@ -23,6 +24,7 @@ mod validate;
 
 use load::offset_of;
 
+pub use attach::AttachConfig;
 pub use cockpit::{NOC_ROTATION_SECS, NocConfig, POD_LOGS_MAX_LINES, PodLogsConfig};
 pub use cost::CostConfig;
 pub use defaults::default_config;
@@ -66,6 +68,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub runbooks: RunbooksConfig,
     pub headless: HeadlessConfig,
+    pub attach: AttachConfig,
     pub sim: SimConfig,
     pub notify: NotifyConfig,
     pub mlflow: MlflowConfig,
@@ -192,6 +195,29 @@ mod tests {
     #[test]
     fn the_default_file_parses_to_the_defaults() {
         assert_eq!(parse(&default_config()).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn identities_and_attach_are_checked_with_their_lines() {
+        let err = parse("[headless]\nauth = \"ldap\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("fleetdeck.toml:2:"), "{err}");
+        assert!(err.contains("\"kubernetes\""), "{err}");
+        let err = parse("[headless]\nauth = \"tokens\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("users_file"), "{err}");
+        let err = parse("[attach]\nurl = \"fleetdeck:9180\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("attach.url"), "{err}");
+        let cfg = parse(
+            "[headless]\nauth = \"kubernetes\"\n[attach]\nurl = \"https://fd.example:9180\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.headless.auth, "kubernetes");
+        assert_eq!(cfg.attach.url, "https://fd.example:9180");
     }
 
     #[test]

@@ -601,6 +601,35 @@ impl Config {
         }
 
         let h = &self.headless;
+        if !["token", "tokens", "kubernetes"].contains(&h.auth.trim()) {
+            return Err((
+                "headless",
+                "auth",
+                format!(
+                    "{:?} is not a way to authenticate; use \"token\", \"tokens\" or \"kubernetes\"",
+                    h.auth
+                ),
+            ));
+        }
+        let attach = self.attach.url.trim();
+        if !attach.is_empty()
+            && !url::Url::parse(attach).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err((
+                "attach",
+                "url",
+                format!(
+                    "{attach:?} is not an http(s) URL of a fleetdeck daemon (e.g. https://fleetdeck.example:9180)"
+                ),
+            ));
+        }
+        if h.auth.trim() == "tokens" && h.users_file.trim().is_empty() {
+            return Err((
+                "headless",
+                "users_file",
+                "auth = \"tokens\" needs users_file: a TOML file of [[user]] entries (name, token or token_file, role)".into(),
+            ));
+        }
         count_within(
             "headless",
             "body_limit",

@@ -149,7 +149,16 @@ pub async fn run(
     let _paging = engine.start_paging(&cfg, Some(leader.clone()))?;
 
     let mut state =
-        super::server::ApiState::new(store.clone(), hcfg.clone(), token, &lease_cluster);
+        super::server::ApiState::new(store.clone(), hcfg.clone(), token.clone(), &lease_cluster);
+    // Who calls: TokenReviews and SubjectAccessReviews go to the Lease's cluster.
+    let identities = super::identity::Identities::from_config(
+        &hcfg,
+        token,
+        clients.get(&lease_cluster).cloned(),
+        &lease_cluster,
+    )?;
+    tracing::info!(auth = identities.mode(), cluster = %lease_cluster, "API callers are identified");
+    state.identities = Arc::new(identities);
     let ready = Arc::new(AtomicBool::new(false));
     state.executor = Some(executor.clone());
     state.ready = ready.clone();

@@ -1,6 +1,8 @@
 //! The daemon's HTTP face: Alertmanager's webhook in; metrics, health and readiness out; the
-//! incidents, runs and approvals API for people and their tools. Every route but `/healthz`
-//! (and `/metrics`, unless `metrics_auth`) wants the bearer token; each refusal is audited.
+//! incidents, runs and approvals API for people and their tools (the rest of the API in
+//! `headless::api`). Every route but `/healthz`, `/readyz` (and `/metrics`, unless
+//! `metrics_auth`) sits behind `require_identity`: the bearer token read into a person
+//! (`headless::identity`), the request's verb authorised; each refusal is audited.
 //! The transport is ours, not `axum::serve`'s: timeouts for slow and idle clients, a cap on
 //! connections and TLS (`ServeOptions`). May import config, model, store, runbook and the
 //! other headless modules.
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Json, Response};
@@ -23,12 +25,11 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::alerts::{AlertBook, WebhookPayload};
+use super::identity::{Caller, GROUP, Identities, Refusal, Verb};
 use super::intake::Vendor;
 use super::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
 use super::tls::{self, TlsError, TlsFiles};
@@ -84,8 +85,11 @@ pub struct ApiState {
     pub executor: Option<Executor>,
     pub alerts: Arc<AlertBook>,
     pub metrics: Arc<Metrics>,
-    /// The bearer token; `None` refuses every authenticated route.
+    /// The single shared bearer token; `None` when none is configured.
     pub token: Option<String>,
+    /// Who a bearer token belongs to and what they may do (`[headless] auth`); by default the
+    /// single token's holder may do everything.
+    pub identities: Arc<Identities>,
     /// Whether `/metrics` wants the token too.
     pub metrics_auth: bool,
     /// True once the store is open and the sources have synced.
@@ -97,7 +101,11 @@ pub struct ApiState {
     pub on_alerts: Arc<Notify>,
     /// In an HA set: how a follower hands an alert delivery to the leader.
     pub forward: Option<Forwarder>,
-    refusals: Arc<RefusalLog>,
+    refusals: Arc<RefusalLog<IpAddr>>,
+    /// Forbidden requests, by person and request.
+    forbidden: Arc<RefusalLog<String>>,
+    /// Manual actions planned and waiting for their person's confirmation.
+    pub(super) plans: Arc<super::api::Plans>,
 }
 
 /// The header a follower marks a forwarded delivery with (its identity), so that it is never
@@ -157,6 +165,7 @@ impl std::fmt::Debug for ApiState {
             .field("store", &self.store)
             .field("executor", &self.executor.is_some())
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("identities", &self.identities)
             .field("metrics_auth", &self.metrics_auth)
             .field("ready", &self.ready.load(Ordering::SeqCst))
             .field("leader", &self.leader.load(Ordering::SeqCst))
@@ -185,6 +194,7 @@ impl ApiState {
             executor: None,
             alerts: Arc::new(alerts),
             metrics: Arc::new(Metrics::new()),
+            identities: Arc::new(Identities::single(token.clone(), &cfg)),
             token,
             metrics_auth: cfg.metrics_auth,
             ready: Arc::new(AtomicBool::new(false)),
@@ -193,23 +203,33 @@ impl ApiState {
             on_alerts: Arc::new(Notify::new()),
             forward: None,
             refusals: Arc::new(RefusalLog::default()),
+            forbidden: Arc::new(RefusalLog::default()),
+            plans: Arc::new(super::api::Plans::default()),
         }
     }
 }
 
-/// A flood of unauthenticated requests must not fill the audit chain: at most one entry per
-/// peer address every `REFUSAL_AUDIT_EVERY`, the next one saying how many were left out.
-#[derive(Default)]
-struct RefusalLog {
-    by_peer: Mutex<HashMap<IpAddr, (Instant, u64)>>,
+/// A flood of refused requests must not fill the audit chain: at most one entry per peer
+/// address (unauthenticated) or per person and request (forbidden) every
+/// `REFUSAL_AUDIT_EVERY`, the next one saying how many were left out.
+struct RefusalLog<K> {
+    by_peer: Mutex<HashMap<K, (Instant, u64)>>,
+}
+
+impl<K> Default for RefusalLog<K> {
+    fn default() -> Self {
+        Self {
+            by_peer: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 const REFUSAL_AUDIT_EVERY: Duration = Duration::from_secs(10);
 const REFUSAL_PEERS_KEPT: usize = 4096;
 
-impl RefusalLog {
+impl<K: Eq + std::hash::Hash> RefusalLog<K> {
     /// `Some(left out since the last entry)` when this refusal is to be recorded.
-    fn admit(&self, peer: IpAddr) -> Option<u64> {
+    fn admit(&self, peer: K) -> Option<u64> {
         let mut m = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if m.len() >= REFUSAL_PEERS_KEPT {
@@ -253,11 +273,21 @@ pub fn route_label(path: &str) -> &'static str {
         ["", "api", "v1", "runs"] => "/api/v1/runs",
         ["", "api", "v1", "runs", _, "approve"] => "/api/v1/runs/{approval_id}/approve",
         ["", "api", "v1", "runs", _, "deny"] => "/api/v1/runs/{approval_id}/deny",
+        ["", "api", "v1", "incidents", _, "notes"] => "/api/v1/incidents/{id}/notes",
+        ["", "api", "v1", "audit"] => "/api/v1/audit",
+        ["", "api", "v1", "audit", "verify"] => "/api/v1/audit/verify",
+        ["", "api", "v1", "store", "stats"] => "/api/v1/store/stats",
+        ["", "api", "v1", "actions", "plan"] => "/api/v1/actions/plan",
+        ["", "api", "v1", "actions", _, "confirm"] => "/api/v1/actions/{plan_id}/confirm",
+        ["", "api", "v1", "kill-switch"] => "/api/v1/kill-switch",
+        ["", "api", "v1", "stream"] => "/api/v1/stream",
         _ => "other",
     }
 }
 
-/// The daemon's routes, with the token check, the body limit and the request counter.
+/// The daemon's routes, with the identity check, the body limit and the request counter.
+/// A route added to `guarded` (before its `route_layer`) sits behind `require_identity`: a
+/// GET needs `view`, and its handler may take `Extension<Caller>`.
 /// `/readyz` is open like `/healthz`: the kubelet's probes carry no token, and putting it in a
 /// Pod spec would hand it to everyone who can read pods.
 pub fn router(state: ApiState) -> Router {
@@ -283,28 +313,41 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/incidents/{id}/ack",
             post(
-                |state: State<ApiState>, id: Path<String>, body: Result<Bytes, BytesRejection>| {
-                    reach_milestone(state, id, body, crate::store::Milestone::Acknowledged)
+                |state: State<ApiState>,
+                 caller: Extension<Caller>,
+                 id: Path<String>,
+                 body: Result<Bytes, BytesRejection>| {
+                    reach_milestone(
+                        state,
+                        caller,
+                        id,
+                        body,
+                        crate::store::Milestone::Acknowledged,
+                    )
                 },
             ),
         )
         .route(
             "/api/v1/incidents/{id}/resolve",
             post(
-                |state: State<ApiState>, id: Path<String>, body: Result<Bytes, BytesRejection>| {
-                    reach_milestone(state, id, body, crate::store::Milestone::Resolved)
+                |state: State<ApiState>,
+                 caller: Extension<Caller>,
+                 id: Path<String>,
+                 body: Result<Bytes, BytesRejection>| {
+                    reach_milestone(state, caller, id, body, crate::store::Milestone::Resolved)
                 },
             ),
         )
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{approval_id}/approve", post(approve))
-        .route("/api/v1/runs/{approval_id}/deny", post(deny));
+        .route("/api/v1/runs/{approval_id}/deny", post(deny))
+        .merge(super::api::routes());
     if state.metrics_auth {
         guarded = guarded.route("/metrics", get(metrics));
     } else {
         open = open.route("/metrics", get(metrics));
     }
-    let guarded = guarded.route_layer(from_fn_with_state(state.clone(), require_token));
+    let guarded = guarded.route_layer(from_fn_with_state(state.clone(), require_identity));
     Router::new()
         .merge(open)
         .merge(guarded)
@@ -747,13 +790,13 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
     }
 }
 
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// The 404 for a path whose id is not an incident's: what an id looks like, and where the
 /// ids are.
-fn not_an_incident(id: &str) -> Response {
+pub(super) fn not_an_incident(id: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!("{id:?} is not an incident id (42 or INC-42); GET /api/v1/incidents lists them"),
@@ -775,48 +818,149 @@ async fn count_request(State(state): State<ApiState>, req: Request, next: Next) 
     response
 }
 
-/// Why a request's credentials are refused, or `None` when they are good.
-fn credentials_problem(state: &ApiState, headers: &HeaderMap) -> Option<String> {
-    let Some(token) = &state.token else {
-        return Some(format!(
-            "this daemon has no API token configured: set [headless] token_file or ${}, then restart it",
-            state.cfg.token_env
-        ));
-    };
-    let presented = headers
+/// The bearer token of an `Authorization: Bearer …` header, `None` when there is none.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, rest) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-    let Some(presented) = presented else {
-        return Some("an Authorization: Bearer <token> header is required".into());
+        })
+}
+
+/// The auth layer every guarded route sits behind (`route_layer(from_fn_with_state(state,
+/// require_identity))`): the bearer token read into a [`Caller`] (401 when nobody vouches for
+/// it), the request's [`Verb`] authorised (403 naming the missing permission, recorded on the
+/// incident or approval it concerns, else in the audit chain), and the caller handed to the
+/// handler as a request extension (`Extension<Caller>`), so what it records names the person.
+pub async fn require_identity(
+    State(state): State<ApiState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let asked = Asked {
+        method: req.method().clone(),
+        path: req.uri().path().to_string(),
+        peer: peer_of(&req),
     };
-    // Hashing first keeps the comparison's time independent of the token's length too.
-    let want = Sha256::digest(token.as_bytes());
-    let got = Sha256::digest(presented.as_bytes());
-    if bool::from(want.ct_eq(&got)) {
-        None
-    } else {
-        Some("the bearer token is not this daemon's".into())
+    let verb = Verb::of_request(&asked.method, &asked.path);
+    let token = bearer(req.headers()).map(str::to_string);
+    let caller = match state.identities.authenticate(token.as_deref()).await {
+        Ok(c) => c,
+        Err(Refusal::Unauthenticated(problem)) => {
+            return unauthenticated(&state, asked, problem).await;
+        }
+        Err(Refusal::Unavailable(why)) => return error(StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(Refusal::Forbidden { why, .. }) => return error(StatusCode::FORBIDDEN, why),
+    };
+    match state.identities.authorize(&caller, verb).await {
+        Ok(()) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(Refusal::Forbidden { why, .. }) => forbidden(&state, asked, &caller, verb, why).await,
+        Err(Refusal::Unavailable(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(Refusal::Unauthenticated(problem)) => unauthenticated(&state, asked, problem).await,
     }
 }
 
-async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let Some(problem) = credentials_problem(&state, req.headers()) else {
-        return next.run(req).await;
-    };
-    let peer = peer_of(&req);
+/// What a refused request asked for, kept apart from the request (whose body is not `Sync`).
+struct Asked {
+    method: axum::http::Method,
+    path: String,
+    peer: Option<SocketAddr>,
+}
+
+/// The incident a request concerns: the id in `/api/v1/incidents/ID/…`, or the incident of
+/// the approval in `/api/v1/runs/ID/…`.
+fn incident_of_request(store: &Store, path: &str) -> Option<u64> {
+    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match parts.as_slice() {
+        ["api", "v1", "incidents", id, ..] => {
+            parse_incident_id(id).filter(|n| matches!(store.incident(*n), Ok(Some(_))))
+        }
+        ["api", "v1", "runs", id, ..] => store
+            .approval(id.trim().parse().ok()?)
+            .ok()
+            .flatten()
+            .and_then(|a| a.incident),
+        _ => None,
+    }
+}
+
+/// 403: a known caller without the permission. The refusal is recorded with the person's
+/// name, on the incident it concerns when there is one (so the timeline shows who tried).
+async fn forbidden(
+    state: &ApiState,
+    asked: Asked,
+    caller: &Caller,
+    verb: Verb,
+    why: String,
+) -> Response {
+    let Asked { method, path, .. } = asked;
+    tracing::warn!(%method, %path, caller = %caller.name, permission = verb.name(), "refused: {why}");
+    let admitted = state
+        .forbidden
+        .admit(format!("{} {method} {path}", caller.name));
+    let store = state.store.clone();
+    let (name, why_text) = (caller.name.clone(), why.clone());
+    let recorded = tokio::task::spawn_blocking(move || {
+        let Some(left_out) = admitted else {
+            return Ok(None);
+        };
+        let mut entry = NewEntry::new(
+            EntryKind::Decision,
+            Actor::User(name.clone()),
+            Origin::Headless,
+            format!("refused {} to {name}: {method} {path}", verb.name()),
+        );
+        entry.verdict = Some(Verdict::Refused);
+        entry.incident = incident_of_request(&store, &path);
+        entry
+            .detail
+            .insert("request".into(), json!(format!("{method} {path}")));
+        entry.detail.insert("reason".into(), json!(why_text));
+        entry.detail.insert(
+            "missing".into(),
+            json!({"verb": verb.k8s_verb(), "group": GROUP, "resource": verb.resource()}),
+        );
+        if left_out > 0 {
+            entry.detail.insert(
+                "refusals_not_recorded".into(),
+                json!(format!(
+                    "{left_out} more of this request by {name} since its previous entry"
+                )),
+            );
+        }
+        store.append(entry).map(Some)
+    })
+    .await;
+    match recorded {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!("the refusal cannot be recorded: {e}"),
+        Err(e) => tracing::error!("the refusal cannot be recorded: {e}"),
+    }
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "error": format!("{} may not {}: {why}", caller.name, verb.name()),
+            "permission": verb.name(),
+            "missing": {"verb": verb.k8s_verb(), "group": GROUP, "resource": verb.resource()},
+        })),
+    )
+        .into_response()
+}
+
+/// 401, audited (at most once per peer per window); what was presented is never recorded.
+async fn unauthenticated(state: &ApiState, asked: Asked, problem: String) -> Response {
+    let Asked { method, path, peer } = asked;
     let peer_text = peer.map_or_else(|| "an unknown peer".to_string(), |p| p.to_string());
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
     tracing::warn!(%method, %path, peer = %peer_text, "refused an unauthenticated request: {problem}");
     if let Some(left_out) = state
         .refusals
         .admit(peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip()))
     {
-        // What was presented is never recorded: only who asked, for what, and why it failed.
         let mut entry = NewEntry::new(
             EntryKind::Decision,
             Actor::System,
@@ -856,7 +1000,7 @@ async fn not_found(req: Request) -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no route {} {}: the API is /api/v1/alerts[/grafana|datadog|azure-monitor|elastic], /api/v1/incidents, /api/v1/runs, /metrics, /healthz, /readyz",
+            "no route {} {}: the API is /api/v1/alerts[/grafana|datadog|azure-monitor|elastic], /api/v1/incidents[/ID[/ack|resolve|notes]], /api/v1/runs[/ID/approve|deny], /api/v1/audit[/verify], /api/v1/store/stats, /api/v1/actions/plan, /api/v1/actions/ID/confirm, /api/v1/kill-switch, /metrics, /healthz, /readyz",
             req.method(),
             req.uri().path()
         ),
@@ -902,7 +1046,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-fn body_problem(state: &ApiState, rejection: &BytesRejection) -> Response {
+pub(super) fn body_problem(state: &ApiState, rejection: &BytesRejection) -> Response {
     let code = rejection.status();
     if code == StatusCode::PAYLOAD_TOO_LARGE {
         return error(
@@ -1023,7 +1167,7 @@ async fn receive_alerts(
     .into_response()
 }
 
-fn store_problem(e: StoreError) -> Response {
+pub(super) fn store_problem(e: StoreError) -> Response {
     match e {
         StoreError::NoIncident { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
         other => error(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
@@ -1034,6 +1178,9 @@ fn store_problem(e: StoreError) -> Response {
 struct IncidentsQuery {
     #[serde(default)]
     open: bool,
+    /// RFC 3339: only incidents active since then (`incident list --since`).
+    #[serde(default)]
+    since: Option<chrono::DateTime<Utc>>,
 }
 
 async fn list_incidents(
@@ -1047,7 +1194,7 @@ async fn list_incidents(
     let store = state.store.clone();
     let filter = IncidentFilter {
         open_only: q.open,
-        since: None,
+        since: q.since,
     };
     match tokio::task::spawn_blocking(move || store.incidents(&filter)).await {
         Ok(Ok(incidents)) => Json(json!({ "incidents": incidents })).into_response(),
@@ -1112,26 +1259,12 @@ fn approver(body: &[u8]) -> Result<String, String> {
     Ok(if by.is_empty() { "api" } else { by }.to_string())
 }
 
-/// Who decides an approval: the authenticated caller, never what the body claims (anyone
-/// with the token could write any name there). Until named identities land, the caller is the
-/// token, named by where it is configured: `token:FILE-NAME` or `token:$VARIABLE`. A `by` in
-/// the body is still checked for shape (a bad body is a 400) and otherwise ignored.
-fn authenticated_caller(cfg: &HeadlessConfig) -> String {
-    let file = cfg.token_file.trim();
-    if !file.is_empty() {
-        let name = std::path::Path::new(file)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| file.to_string());
-        return format!("token:{name}");
-    }
-    format!("token:${}", cfg.token_env.trim())
-}
-
-/// `POST /api/v1/incidents/ID/ack|resolve` (body `{"by": "name"}`, optional): the milestone,
-/// as `fleetdeck incident ack|resolve` records it, by the named person. A policy pages it.
+/// `POST /api/v1/incidents/ID/ack|resolve`: the milestone, as `fleetdeck incident
+/// ack|resolve` records it, by the authenticated caller (a `{"by": "name"}` body is checked
+/// for shape and otherwise ignored: nothing vouches for it). A policy pages it.
 async fn reach_milestone(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
     milestone: crate::store::Milestone,
@@ -1140,10 +1273,10 @@ async fn reach_milestone(
         Ok(b) => b,
         Err(r) => return body_problem(&state, &r),
     };
-    let by = match approver(&body) {
-        Ok(by) => by,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
-    };
+    if let Err(why) = approver(&body) {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
+    let by = caller.name;
     let Some(number) = parse_incident_id(&id) else {
         return not_an_incident(&id);
     };
@@ -1154,9 +1287,12 @@ async fn reach_milestone(
     })
     .await;
     match done {
-        Ok(Ok(crate::store::MilestoneOutcome::Reached(entry))) => {
-            Json(json!({ "incident": number, "reached": entry.entry.summary })).into_response()
-        }
+        Ok(Ok(crate::store::MilestoneOutcome::Reached(entry))) => Json(json!({
+            "incident": number,
+            "reached": entry.entry.summary,
+            "seq": entry.seq,
+        }))
+        .into_response(),
         Ok(Ok(crate::store::MilestoneOutcome::Already(status))) => Json(json!({
             "incident": number,
             "already": status.name(),
@@ -1169,22 +1305,27 @@ async fn reach_milestone(
 
 async fn approve(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    decide(state, id, body, true).await
+    decide(state, caller, id, body, true).await
 }
 
 async fn deny(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    decide(state, id, body, false).await
+    decide(state, caller, id, body, false).await
 }
 
+/// A verdict on a pending approval, recorded under the authenticated caller's name alone: a
+/// `by` in the body is checked for shape (a bad body is a 400) and otherwise ignored.
 async fn decide(
     state: ApiState,
+    caller: Caller,
     id: String,
     body: Result<Bytes, BytesRejection>,
     approve: bool,
@@ -1193,11 +1334,10 @@ async fn decide(
         Ok(b) => b,
         Err(r) => return body_problem(&state, &r),
     };
-    let claimed = match approver(&body) {
-        Ok(by) => by,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
-    };
-    let by = decided_by(&state.cfg, &claimed);
+    if let Err(why) = approver(&body) {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
+    let by = caller.name;
     let Ok(number) = id.trim().parse::<u64>() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -1241,23 +1381,22 @@ async fn decide(
     }
 }
 
-/// The name an approval is recorded under: the authenticated caller alone; a name the body
-/// claims is not recorded (nothing vouches for it).
-fn decided_by(cfg: &HeadlessConfig, _claimed: &str) -> String {
-    authenticated_caller(cfg)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn an_approval_is_decided_by_the_token_never_the_name_in_the_body() {
+    fn the_shared_token_is_named_by_where_it_is_configured() {
         let mut cfg = HeadlessConfig::default();
-        assert_eq!(decided_by(&cfg, "api"), "token:$FLEETDECK_TOKEN");
+        assert_eq!(
+            super::super::identity::shared_token_name(&cfg),
+            "token:$FLEETDECK_TOKEN"
+        );
         cfg.token_file = "/etc/fleetdeck/token/token".into();
-        let by = decided_by(&cfg, &approver(br#"{"by":"mallory"}"#).unwrap_or_default());
-        assert_eq!(by, "token:token");
+        assert_eq!(
+            super::super::identity::shared_token_name(&cfg),
+            "token:token"
+        );
     }
 
     #[test]

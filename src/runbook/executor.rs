@@ -965,7 +965,9 @@ impl Executor {
         })
     }
 
-    pub(super) fn latest(&self) -> Arc<Snapshot> {
+    /// The latest evaluated snapshot the pipeline handed it (the daemon's plan of a person's
+    /// action reads its cluster's disruption from it, as the cockpit's does from its own).
+    pub fn latest(&self) -> Arc<Snapshot> {
         self.inner
             .snapshot
             .lock()

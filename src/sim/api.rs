@@ -36,6 +36,8 @@ pub struct SimCluster {
     pub rng: Mutex<ChaCha8Rng>,
     /// `/version` minor: the machine's kubectl dispatcher picks `kubectl.1.<minor>` from it.
     pub minor: u32,
+    /// Who TokenReviews and SubjectAccessReviews know (`--users`).
+    pub users: Arc<super::auth::SimUsers>,
 }
 
 impl SimCluster {
@@ -320,6 +322,21 @@ async fn handle(
             ));
         }
     };
+    if method == Method::POST {
+        let reviewed = match uri.path() {
+            "/apis/authentication.k8s.io/v1/tokenreviews" => Some(c.users.token_review(&body)),
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
+                Some(c.users.access_review(&body))
+            }
+            _ => None,
+        };
+        if let Some(r) = reviewed {
+            return match r {
+                Ok(v) => created(&v),
+                Err(e) => err(e),
+            };
+        }
+    }
     let p = match params(&uri) {
         Ok(p) => p,
         Err(e) => return err(e),

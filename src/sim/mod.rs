@@ -3,6 +3,7 @@
 //! seed. An independent peer of the cockpit: it shares no code with the client side.
 
 pub mod api;
+pub mod auth;
 pub mod cluster;
 pub mod dcgm;
 pub mod endpoints;
@@ -56,6 +57,8 @@ pub struct SimOptions {
     pub listen: SocketAddr,
     pub kubeconfig_out: Option<PathBuf>,
     pub scenarios: Vec<String>,
+    /// The users file TokenReviews and SubjectAccessReviews answer from (`--users`).
+    pub users: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,8 @@ pub enum SimError {
     Scenario { name: String, message: String },
     #[error("cannot start the endpoints: {0}")]
     Endpoints(String),
+    #[error(transparent)]
+    Users(#[from] auth::UsersError),
 }
 
 impl SimOptions {
@@ -250,6 +255,10 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
             "generating a cluster failed; see the log above".into(),
         ));
     }
+    let users = Arc::new(match &opts.users {
+        Some(p) => auth::SimUsers::load(p)?,
+        None => auth::SimUsers::default(),
+    });
     let clusters: Vec<Arc<SimCluster>> = states
         .into_iter()
         .enumerate()
@@ -261,6 +270,7 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
                     opts.seed ^ ((i as u64 + 1) * 0x5851_F42D),
                 )),
                 minor: KUBE_MINOR,
+                users: users.clone(),
             })
         })
         .collect();

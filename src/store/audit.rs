@@ -99,7 +99,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// The first thing wrong with the chain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum AuditProblem {
     /// The record's content no longer matches its hash.
@@ -153,7 +153,8 @@ impl fmt::Display for AuditProblem {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+// Deserialize: `audit verify --attach` reads the daemon's report back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
     /// Records checked before the first problem (all of them when it passes).
     pub records: u64,

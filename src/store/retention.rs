@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::writer::{Op, OpResult};
 use super::{Inner, Result, Store, audit, keys, writer};
@@ -30,7 +30,8 @@ pub struct PruneReport {
 }
 
 /// The store's figures: records per kind of key, size on disk, incidents' span, checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+// Deserialize: `store stats --attach` reads the daemon's figures back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreStats {
     pub path: String,
     pub size_on_disk: u64,
@@ -41,13 +42,13 @@ pub struct StoreStats {
     pub checkpoint: Option<CheckpointMark>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentMark {
     pub id: u64,
     pub detected: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointMark {
     /// The audit record that holds it.
     pub seq: u64,

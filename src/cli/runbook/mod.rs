@@ -22,8 +22,8 @@ pub(super) fn runbook(cli: &Cli, cmd: &RunbookCommand) -> anyhow::Result<ExitCod
     let cfg = Config::load_or_default(cli.config.as_deref())?;
     match cmd {
         RunbookCommand::List { .. } => Ok(list(cli, &cfg)),
-        RunbookCommand::Approve(d) => remote::decide(d, remote::Verdict::Approve),
-        RunbookCommand::Deny(d) => remote::decide(d, remote::Verdict::Deny),
+        RunbookCommand::Approve(d) => remote::decide(cli, &cfg, d, remote::Verdict::Approve),
+        RunbookCommand::Deny(d) => remote::decide(cli, &cfg, d, remote::Verdict::Deny),
         RunbookCommand::Check { files } => Ok(check(files)),
         RunbookCommand::Test {
             name,

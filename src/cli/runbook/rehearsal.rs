@@ -54,6 +54,7 @@ pub async fn rehearse(
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         kubeconfig_out: Some(dir.path().join("kubeconfig")),
         scenarios: Vec::new(),
+        users: None,
     };
     let sim = crate::sim::start(&opts).await?;
     crate::cli::wiring::point_at_sim(&mut cfg, &sim.description);

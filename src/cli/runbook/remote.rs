@@ -1,12 +1,14 @@
-//! `fleetdeck runbook approve|deny --server URL`: the HTTP client that records a person's
-//! verdict on a plan pending in a headless daemon (`POST /api/v1/runs/ID/approve|deny`).
+//! `fleetdeck runbook approve|deny ID --attach URL` (`--server`, its older name, still works):
+//! records a person's verdict on a plan pending in a headless daemon (`POST
+//! /api/v1/runs/ID/approve|deny`) through the attaching client (`cli::remote`). The daemon
+//! records it under the caller's identity, never a name the client claims.
 
-use crate::cli::render::safe::visible;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use crate::cli::RemoteDecision;
+use crate::cli::remote::{Refused, Remote};
+use crate::cli::render::safe::visible;
+use crate::cli::{AttachFlags, Cli, RemoteDecision};
+use crate::config::Config;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Verdict {
@@ -32,59 +34,41 @@ impl Verdict {
 }
 
 /// Exits 1, with the daemon's answer on stderr, when the daemon refuses; fails only when it
-/// cannot be reached.
-pub(super) fn decide(d: &RemoteDecision, verdict: Verdict) -> anyhow::Result<ExitCode> {
-    let token = token(d)?;
-    let by = super::local_user_name();
-    let url = format!(
-        "{}/api/v1/runs/{}/{}",
-        d.server.trim_end_matches('/'),
-        d.id,
-        verdict.verb()
-    );
-    let rt = crate::cli::runtime()?;
-    let (status, body) = rt.block_on(post(&url, &token, &by))?;
-    if status.is_success() {
-        println!(
-            "approval {} {}: {}",
-            d.id,
-            verdict.done(),
-            visible(body.trim())
+/// cannot be reached (or no daemon is named).
+pub(super) fn decide(
+    cli: &Cli,
+    cfg: &Config,
+    d: &RemoteDecision,
+    verdict: Verdict,
+) -> anyhow::Result<ExitCode> {
+    let Some(remote) = Remote::from_flags(cli, cfg, &AttachFlags::from(&d.attach))? else {
+        anyhow::bail!(
+            "runbook {} needs the daemon: --attach URL (or [attach] url in the config)",
+            verdict.verb()
         );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "fleetdeck: {} answered {status}: {}",
-            visible(&url),
-            visible(body.trim())
-        );
-        Ok(ExitCode::FAILURE)
+    };
+    let path = format!("/api/v1/runs/{}/{}", d.id, verdict.verb());
+    match remote.post(&path, &serde_json::json!({})) {
+        Ok(answer) => {
+            println!(
+                "approval {} {}: {}",
+                d.id,
+                verdict.done(),
+                visible(&answer.to_string())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => match e.downcast_ref::<Refused>() {
+            Some(r) => {
+                eprintln!(
+                    "fleetdeck: {} answered {}: {}",
+                    visible(&r.url),
+                    r.status,
+                    r.message
+                );
+                Ok(ExitCode::FAILURE)
+            }
+            None => Err(e),
+        },
     }
-}
-
-/// `--token-file`, else `$FLEETDECK_TOKEN`.
-fn token(d: &RemoteDecision) -> anyhow::Result<String> {
-    Ok(match &d.token_file {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("cannot read the token file {}", p.display()))?
-            .trim()
-            .to_string(),
-        None => std::env::var("FLEETDECK_TOKEN")
-            .context("no token: pass --token-file PATH or set FLEETDECK_TOKEN")?,
-    })
-}
-
-/// The status and body of the daemon's answer; an unreadable body is reported as empty, since
-/// the status alone decides the outcome.
-async fn post(url: &str, token: &str, by: &str) -> anyhow::Result<(reqwest::StatusCode, String)> {
-    let r = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token.trim())
-        .json(&serde_json::json!({ "by": by }))
-        .timeout(std::time::Duration::from_secs(15))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = r.status();
-    Ok((status, r.text().await.unwrap_or_default()))
 }
