@@ -44,6 +44,8 @@ struct KeptAnnotations {
     revision: Option<u64>,
     /// `fleetdeck.io/registered-model`.
     registered_model: Option<String>,
+    /// `fleetdeck.dev/checkpointing` is `"true"`.
+    checkpointing: bool,
 }
 
 /// Labels the cockpit reads; the rest are dropped while parsing.
@@ -61,6 +63,9 @@ const KEPT_LABELS: &[&str] = &[
     "failure-domain.beta.kubernetes.io/zone",
     "nvidia.com/gpu.product",
     "training.kubeflow.org/job-name",
+    // A gang's ranks, named in `training.*` signals.
+    "training.kubeflow.org/replica-type",
+    "training.kubeflow.org/replica-index",
 ];
 
 /// (key, value) pairs, boxed: labels are few and never change in place.
@@ -92,6 +97,9 @@ fn kept_annotations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeptAnnota
         registered_model: all
             .remove(crate::model::registry::REGISTERED_MODEL_ANNOTATION)
             .filter(|v| !v.trim().is_empty()),
+        checkpointing: all
+            .get(crate::model::CHECKPOINTING_ANNOTATION)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
     })
 }
 
@@ -753,6 +761,7 @@ impl Projection for PodObject {
             gang: labels
                 .and_then(|l| l.get("training.kubeflow.org/job-name"))
                 .map(|j| interner.get(j)),
+            checkpointing: m.annotations.checkpointing,
             daemon: self
                 .metadata
                 .owner_references
