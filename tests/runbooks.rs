@@ -557,14 +557,14 @@ fn every_shipped_runbook_checks_clean() {
         .map(|p| p.display().to_string())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     let args: Vec<&str> = ["runbook", "check"]
         .into_iter()
         .chain(files.iter().map(String::as_str))
         .collect();
     let (code, out, err) = fleetdeck(&args);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out.matches(": ok (").count(), 6, "{out}");
+    assert_eq!(out.matches(": ok (").count(), 7, "{out}");
 }
 
 #[test]

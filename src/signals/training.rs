@@ -169,10 +169,13 @@ fn subject_of(c: &ClusterSnapshot, job: &GangJob) -> Subject {
     }
 }
 
-/// What the GPUs of `node` report that explains a slow rank: XIDs, uncorrectable ECC errors,
-/// thermal or power slowdown.
+/// What the GPUs of `node` report that explains a slow rank: XIDs and uncorrectable ECC errors
+/// one GPU at a time, slowdowns and heat each as one line for the GPUs that share them (a hot
+/// node's eight GPUs are one cause).
 fn node_faults(snap: &Snapshot, cluster: &str, node: &str, cx: &Context<'_>) -> Vec<String> {
     let mut faults = Vec::new();
+    let mut slowed: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut hot: Vec<(u32, f64)> = Vec::new();
     for g in snap
         .gpus
         .iter()
@@ -200,10 +203,38 @@ fn node_faults(snap: &Snapshot, cluster: &str, node: &str, cx: &Context<'_>) -> 
             .map(|r| format!("{r:?}"))
             .collect();
         if !slowdown.is_empty() {
-            faults.push(format!("gpu{}: slowed by {}", g.index, slowdown.join(", ")));
+            slowed.entry(slowdown.join(", ")).or_default().push(g.index);
         } else if let Some(t) = g.temperature_c.filter(|t| *t >= cx.thresholds.gpu_hot_c) {
-            faults.push(format!("gpu{}: {t:.0} °C", g.index));
+            hot.push((g.index, t));
         }
+    }
+    let names = |indices: &[u32]| {
+        indices
+            .iter()
+            .map(|i| format!("gpu{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (reasons, indices) in &slowed {
+        faults.push(format!("{} slowed by {reasons}", names(indices)));
+    }
+    if !hot.is_empty() {
+        let low = hot.iter().map(|(_, t)| *t).fold(f64::INFINITY, f64::min);
+        let high = hot
+            .iter()
+            .map(|(_, t)| *t)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let indices: Vec<u32> = hot.iter().map(|(i, _)| *i).collect();
+        let range = if high - low < 0.5 {
+            format!("{high:.0} °C")
+        } else {
+            format!("{low:.0}-{high:.0} °C")
+        };
+        faults.push(format!(
+            "{} at {range}, past {:.0} °C",
+            names(&indices),
+            cx.thresholds.gpu_hot_c
+        ));
     }
     faults
 }
@@ -437,6 +468,19 @@ mod tests {
         assert_eq!(s[0].evidence["node_has_gpu_fault"], true);
         assert!(s[0].summary.contains("XID 79"), "{}", s[0].summary);
         assert!(s[0].action.as_deref().unwrap_or("").contains("cordon"));
+
+        let mut hot = fleet([75.0, 78.0, 14.0, 80.0]);
+        for g in Arc::make_mut(&mut hot.gpus)
+            .iter_mut()
+            .filter(|g| g.node == "node-2")
+        {
+            g.temperature_c = Some(92.0);
+        }
+        let s = run(&hot);
+        assert_eq!(
+            s[0].evidence["node_gpu_faults"],
+            serde_json::json!(["gpu0, gpu1 at 92 °C, past 87 °C"])
+        );
     }
 
     #[test]
