@@ -58,15 +58,26 @@ impl Detector for TrainingDetector {
     }
 }
 
-/// The GPUs each pod holds, by (cluster, namespace, pod). A GPU source names the cluster it
-/// belongs to; only GPUs with a holder are kept.
+/// The GPUs each gang rank holds, by (cluster, namespace, pod). Only ranks' GPUs are kept: a
+/// fleet of 40,000 GPUs has a few gangs, and this runs on every evaluation.
 fn gpus_by_holder(snap: &Snapshot) -> BTreeMap<(&str, &str, &str), Vec<&GpuModel>> {
     let mut map: BTreeMap<(&str, &str, &str), Vec<&GpuModel>> = BTreeMap::new();
+    for c in &snap.clusters {
+        for job in &c.gang_jobs {
+            for m in &job.members {
+                map.insert(
+                    (c.name.as_str(), job.namespace.as_str(), m.pod.as_str()),
+                    Vec::new(),
+                );
+            }
+        }
+    }
     for g in snap.gpus.iter() {
-        if let Some(h) = &g.holder {
-            map.entry((g.cluster.as_str(), h.namespace.as_str(), h.pod.as_str()))
-                .or_default()
-                .push(g);
+        if let Some(h) = &g.holder
+            && let Some(gpus) =
+                map.get_mut(&(g.cluster.as_str(), h.namespace.as_str(), h.pod.as_str()))
+        {
+            gpus.push(g);
         }
     }
     map
