@@ -63,9 +63,6 @@ const KEPT_LABELS: &[&str] = &[
     "failure-domain.beta.kubernetes.io/zone",
     "nvidia.com/gpu.product",
     "training.kubeflow.org/job-name",
-    // A gang's ranks, named in `training.*` signals.
-    "training.kubeflow.org/replica-type",
-    "training.kubeflow.org/replica-index",
 ];
 
 /// (key, value) pairs, boxed: labels are few and never change in place.
@@ -1243,6 +1240,34 @@ mod tests {
             i.latest_ready_revision.as_deref(),
             Some("pmml-demo-predictor-default-00001")
         );
+    }
+
+    #[test]
+    fn a_training_ranks_labels_and_checkpointing_annotation_are_kept() {
+        let rank = |checkpointing: &str| {
+            let pod: PodObject = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "llm-worker-3", "namespace": "training",
+                    "labels": {"training.kubeflow.org/job-name": "llm",
+                        "training.kubeflow.org/replica-type": "worker",
+                        "training.kubeflow.org/replica-index": "3"},
+                    "annotations": {crate::model::CHECKPOINTING_ANNOTATION: checkpointing}},
+                "spec": {"containers": [{"name": "trainer"}]},
+            }))
+            .unwrap();
+            let Record::Pod(p) = pod.into_record(&mut Interner::default()) else {
+                panic!("not a pod")
+            };
+            p
+        };
+        let p = rank("true");
+        assert_eq!(p.gang.as_deref(), Some("llm"));
+        assert_eq!(
+            p.label("training.kubeflow.org/replica-type"),
+            Some("worker")
+        );
+        assert_eq!(p.label("training.kubeflow.org/replica-index"), Some("3"));
+        assert!(p.checkpointing);
+        assert!(!rank("false").checkpointing);
     }
 
     /// Found by `fuzz/fuzz_targets/kube_projections.rs`: per-container counts near `u32::MAX`
