@@ -488,6 +488,10 @@ impl ClusterModel {
                         replica_type: p
                             .label("training.kubeflow.org/replica-type")
                             .map(str::to_string),
+                        replica_index: p
+                            .label("training.kubeflow.org/replica-index")
+                            .and_then(|i| i.parse().ok()),
+                        checkpointing: p.checkpointing,
                     })
                     .collect(),
             })

@@ -827,6 +827,77 @@ async fn drain_whole_gang_evicts_every_rank_on_every_node() {
     assert!(left.is_disjoint(&ranks), "old ranks remain: {left:?}");
 }
 
+#[tokio::test]
+async fn restart_gang_deletes_every_rank_together_and_refuses_while_the_job_checkpoints() {
+    let sim = start(&[]);
+    let k = Kubectl::new(KUBECTL, &sim);
+    let ctx = context(&sim).await;
+    let selector = "training.kubeflow.org/job-name=llm-pretrain";
+    let ranks: BTreeSet<String> =
+        k.json(&["get", "pods", "-n", "training", "-l", selector])["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| format!("training/{}", str_at(p, "/metadata/name")))
+            .collect();
+    assert!(ranks.len() >= 2, "{ranks:?}");
+    let restart = Mutation::RestartGang {
+        namespace: "training".into(),
+        job: "llm-pretrain".into(),
+    };
+    assert_eq!(restart.target(), "trainingjob/training/llm-pretrain");
+    assert_eq!(restart.spec().host_fn, "restart_gang");
+
+    let mark = "fleetdeck.dev/checkpointing";
+    let annotate = |value: &str| {
+        let out = k.run(&[
+            "annotate",
+            "pod",
+            "-n",
+            "training",
+            "llm-pretrain-master-0",
+            "--overwrite",
+            value,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    annotate(&format!("{mark}=true"));
+    let r = restart.perform(&ctx, None).await.expect("restart_gang");
+    let ActionOutcome::Refused(why) = &r.outcome else {
+        panic!("a checkpointing job is refused: {}", r.summary);
+    };
+    assert!(why.contains("checkpoint") && why.contains(mark), "{why}");
+    assert!(r.outcomes.is_empty(), "nothing deleted: {:?}", r.outcomes);
+
+    annotate(&format!("{mark}-"));
+    let r = restart.perform(&ctx, None).await.expect("restart_gang");
+    assert_eq!(r.outcome, ActionOutcome::Done, "{}", r.summary);
+    let deleted: BTreeSet<String> = r.evicted.iter().cloned().collect();
+    assert_eq!(deleted, ranks, "the whole gang, never one rank");
+    assert_eq!(
+        r.outcomes
+            .iter()
+            .filter(|o| o
+                .request
+                .starts_with("DELETE /api/v1/namespaces/training/pods/"))
+            .count(),
+        ranks.len(),
+        "{:?}",
+        r.outcomes
+    );
+
+    let none = Mutation::RestartGang {
+        namespace: "training".into(),
+        job: "no-such-job".into(),
+    };
+    let e = none.perform(&ctx, None).await.expect_err("no rank");
+    assert!(e.to_string().contains("no-such-job"), "{e}");
+}
+
 // ---- rollback -------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -557,12 +557,30 @@ fn every_shipped_runbook_checks_clean() {
         .map(|p| p.display().to_string())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     let args: Vec<&str> = ["runbook", "check"]
         .into_iter()
         .chain(files.iter().map(String::as_str))
         .collect();
     let (code, out, err) = fleetdeck(&args);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out.matches(": ok (").count(), 6, "{out}");
+    assert_eq!(out.matches(": ok (").count(), 7, "{out}");
+}
+
+#[test]
+fn training_straggler_restart_cordons_the_hot_node_then_restarts_the_whole_gang() {
+    let (code, r, err) = rehearse("training-straggler-restart", "training-straggler", &[]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_all(&r, "remediated");
+    let a = actions(&r).join("\n");
+    assert!(a.contains("cordon"), "{a}");
+    assert!(a.contains("restarted"), "{a}");
+    let cordon_at = a.find("cordon").unwrap_or(usize::MAX);
+    let restart_at = a.find("restarted").unwrap_or(0);
+    assert!(
+        cordon_at < restart_at,
+        "the node is cordoned before the gang restarts: {a}"
+    );
+    let t = timeline(&r);
+    assert!(t.contains("straggle") || t.contains("rank"), "{t}");
 }

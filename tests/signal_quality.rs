@@ -44,6 +44,8 @@ async fn a_healthy_fleet_is_quiet_and_each_fault_is_loud_once() {
         "crashloop-rollout",
         "endpoint-outage",
         "api-flaky",
+        "training-stall",
+        "training-straggler",
     ] {
         trials.push(Trial {
             fault: Some(fault(scenario)),

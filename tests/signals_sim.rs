@@ -566,3 +566,137 @@ async fn endpoint_outage_is_a_critical_down_endpoint_burning_availability_until_
         })
         .await;
 }
+
+/// The gang's pods as kubectl lists them: (name, phase, ready) of each pod labelled with the job.
+async fn gang_pods(sim: &Sim, ns: &str, job: &str) -> Vec<(String, String, bool)> {
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&sim.kubeconfig)
+            .args([
+                "-n",
+                ns,
+                "get",
+                "pods",
+                "-l",
+                &format!("training.kubeflow.org/job-name={job}"),
+                "-o",
+                "json",
+            ])
+            .output()
+            .expect("kubectl runs")
+    });
+    assert!(
+        out.status.success(),
+        "kubectl get pods: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).expect("kubectl's JSON");
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| {
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["status"]["phase"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                ready,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_gang_and_a_straggling_rank_are_one_training_signal_each_until_cleared() {
+    let mut cockpit = Cockpit::start(immediate(), no_endpoints);
+    let (_, signals) = cockpit
+        .until("the gang's GPUs in the picture", |snap, _| {
+            snap.clusters.iter().any(|c| !c.gang_jobs.is_empty())
+                && snap.gpus.iter().any(|g| {
+                    g.holder
+                        .as_ref()
+                        .is_some_and(|h| h.pod.starts_with("llm-pretrain-"))
+                })
+        })
+        .await;
+    assert_eq!(
+        of_kind(&signals, "training.stalled")
+            .chain(of_kind(&signals, "training.straggler"))
+            .count(),
+        0,
+        "a healthy gang raises nothing: {signals:#?}"
+    );
+
+    let reply = cockpit.inject("training-stall").await;
+    let (ns, job) = (detail_str(&reply, "namespace"), detail_str(&reply, "job"));
+    let (_, signals) = cockpit
+        .until("training.stalled", |_, s| {
+            of_kind(s, "training.stalled").count() > 0
+        })
+        .await;
+    let stalled: Vec<&Signal> = of_kind(&signals, "training.stalled").collect();
+    assert_eq!(stalled.len(), 1, "one signal for the job: {stalled:#?}");
+    assert_eq!(stalled[0].severity, Severity::Critical);
+    assert_eq!(
+        stalled[0].subject.object.as_deref(),
+        Some(format!("trainingjob/{job}").as_str())
+    );
+    assert_eq!(stalled[0].evidence["namespace"], json!(ns));
+    let pods = gang_pods(&cockpit.sim, &ns, &job).await;
+    assert!(pods.len() >= 2, "{pods:?}");
+    assert!(
+        pods.iter()
+            .all(|(_, phase, ready)| phase == "Running" && *ready),
+        "kubectl still lists every rank Running and Ready: {pods:?}"
+    );
+    cockpit.clear("training-stall").await;
+    cockpit
+        .until("the stall gone once the gang works again", |_, s| {
+            of_kind(s, "training.stalled").count() == 0
+        })
+        .await;
+
+    let reply = cockpit.inject("training-straggler").await;
+    let (pod, node) = (detail_str(&reply, "pod"), detail_str(&reply, "node"));
+    let (_, signals) = cockpit
+        .until("training.straggler", |_, s| {
+            of_kind(s, "training.straggler").count() > 0
+        })
+        .await;
+    let slow: Vec<&Signal> = of_kind(&signals, "training.straggler").collect();
+    assert_eq!(slow.len(), 1, "one signal for the job: {slow:#?}");
+    assert_eq!(slow[0].evidence["pod"], json!(pod));
+    assert_eq!(slow[0].evidence["node"], json!(node));
+    // The sim's straggler runs hot: its node's thermal state is named as the cause.
+    assert_eq!(
+        slow[0].evidence["node_has_gpu_fault"],
+        json!(true),
+        "{slow:#?}"
+    );
+    assert!(slow[0].summary.contains("°C"), "{}", slow[0].summary);
+    let rank = slow[0].evidence["rank"].as_str().unwrap_or_default();
+    assert!(
+        pod.ends_with(rank) && slow[0].summary.contains(rank),
+        "the rank is named: {}",
+        slow[0].summary
+    );
+    assert_eq!(of_kind(&signals, "training.stalled").count(), 0);
+    assert_eq!(gang_pods(&cockpit.sim, &ns, &job).await.len(), pods.len());
+    cockpit.clear("training-straggler").await;
+    cockpit
+        .until("the straggler gone once its rank keeps pace", |_, s| {
+            of_kind(s, "training.straggler").count() == 0
+        })
+        .await;
+}

@@ -1345,6 +1345,8 @@ fn the_control_address_lists_every_scenario() {
         "rbac-deny",
         "endpoint-outage",
         "gpu-memory-leak",
+        "training-stall",
+        "training-straggler",
     ]);
     assert_eq!(listed, want);
 }

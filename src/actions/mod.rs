@@ -36,7 +36,10 @@ pub use mutation::{DrainRequest, Mutation};
 pub use node::{TaintEffect, cordon, taint, uncordon, untaint};
 pub use rollback::{rollback_deployment, rollback_inference_service};
 pub use spec::{GuardBudget, HostArg, HostCall, MUTATION_SPECS, MutationSpec, spec_of_host_fn};
-pub use workload::{ObjectKind, RESTARTED_AT, annotate, delete_pod, restart_rollout, scale};
+pub use workload::{
+    GANG_LABEL, ObjectKind, RESTARTED_AT, annotate, delete_pod, restart_gang, restart_rollout,
+    scale,
+};
 
 /// The field manager fleetdeck's writes are recorded under (`metadata.managedFields`).
 pub const FIELD_MANAGER: &str = "fleetdeck";

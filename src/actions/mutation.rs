@@ -130,6 +130,12 @@ pub enum Mutation {
         name: String,
         timeout_s: u64,
     },
+    /// A training job's gang restarted as a whole: every rank's pod deleted for the training
+    /// operator to recreate; refused while the job says it is checkpointing.
+    RestartGang {
+        namespace: String,
+        job: String,
+    },
     /// A registered model's serving alias back to the previous version (MLflow), and the
     /// serving object where it pins the model's URI.
     RollbackModel(Box<super::ModelRollback>),
@@ -322,6 +328,7 @@ impl Mutation {
             | Self::RollbackInferenceService { .. }
             | Self::RollbackModel(_) => "rollback",
             Self::RestartRollout { .. } => "restart",
+            Self::RestartGang { .. } => "restart gang",
             Self::Scale { .. } => "scale",
             Self::Taint { .. } => "taint",
             Self::Untaint { .. } => "untaint",
@@ -357,6 +364,7 @@ impl Mutation {
                 format!("pod/{namespace}/{name}")
             }
             Self::RollbackModel(r) => format!("registeredmodel/{}@{}", r.model, r.alias),
+            Self::RestartGang { namespace, job } => format!("trainingjob/{namespace}/{job}"),
             Self::Annotate {
                 kind,
                 namespace,
@@ -465,6 +473,7 @@ impl Mutation {
                 super::evict_pod(ctx, namespace, name, None, &opts).await
             }
             Self::RollbackModel(r) => super::rollback_model(ctx, r).await,
+            Self::RestartGang { namespace, job } => super::restart_gang(ctx, namespace, job).await,
         }
     }
 }

@@ -179,6 +179,7 @@ pub const MUTATION_SPECS: &[MutationSpec] = &[
     SCALE,
     DELETE_POD,
     EVICT_POD,
+    RESTART_GANG,
     TAINT,
     UNTAINT,
     ANNOTATE,
@@ -275,6 +276,17 @@ const EVICT_POD: MutationSpec = MutationSpec {
     // The pod's PodDisruptionBudget is the budget: the API refuses an eviction it forbids.
     budget: GuardBudget::None,
     build: build_evict_pod,
+};
+const RESTART_GANG: MutationSpec = MutationSpec {
+    action: "restart_gang",
+    host_fn: "restart_gang",
+    arities: &[2],
+    usage: "restart_gang(ns, job)",
+    cockpit_key: None,
+    // The operator recreates the gang at once, as a rollout restart's controller does; a
+    // checkpointing job is refused by the action itself.
+    budget: GuardBudget::None,
+    build: build_restart_gang,
 };
 const TAINT: MutationSpec = MutationSpec {
     action: "taint",
@@ -431,6 +443,17 @@ fn build_evict_pod(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
     })
 }
 
+fn build_restart_gang(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    let (namespace, job) = (c.text(0, "namespace")?, c.text(1, "job")?);
+    if job.trim().is_empty() {
+        return Err(ActionError::InvalidInput {
+            what: "restart_gang job".into(),
+            why: "the job's name is empty: give the training job (its pods' training.kubeflow.org/job-name)".into(),
+        });
+    }
+    Ok(Mutation::RestartGang { namespace, job })
+}
+
 fn build_taint(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
     Mutation::taint(
         &c.text(0, "node")?,
@@ -471,6 +494,7 @@ impl Mutation {
             Self::Scale { .. } => &SCALE,
             Self::DeletePod { .. } => &DELETE_POD,
             Self::EvictPod { .. } => &EVICT_POD,
+            Self::RestartGang { .. } => &RESTART_GANG,
             Self::Taint { .. } => &TAINT,
             Self::Untaint { .. } => &UNTAINT,
             Self::Annotate { .. } => &ANNOTATE,
@@ -545,6 +569,10 @@ mod tests {
                 name: name.clone(),
                 timeout_s: 120,
             },
+            Mutation::RestartGang {
+                namespace: namespace.clone(),
+                job: "llm".into(),
+            },
             Mutation::Taint {
                 node: node.clone(),
                 key: "k".into(),
@@ -578,6 +606,7 @@ mod tests {
             | Mutation::Scale { .. }
             | Mutation::DeletePod { .. }
             | Mutation::EvictPod { .. }
+            | Mutation::RestartGang { .. }
             | Mutation::Taint { .. }
             | Mutation::Untaint { .. }
             | Mutation::Annotate { .. } => m.spec().action,

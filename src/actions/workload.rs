@@ -1,5 +1,5 @@
 //! Object actions: annotate any object, scale a workload through its scale subresource,
-//! restart a Deployment's rollout, delete a pod.
+//! restart a Deployment's rollout, delete a pod, restart a training gang as a whole.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use kube::core::params::DeleteParams;
@@ -269,6 +269,101 @@ pub async fn delete_pod(
         Some(g) => format!("{object} deleted (terminating, grace period {g}s)"),
         None => format!("{object} deleted"),
     };
+    Ok(report.finish(ActionOutcome::Done, summary))
+}
+
+/// The label the Kubeflow training operator puts on every pod of a job: the gang.
+pub const GANG_LABEL: &str = "training.kubeflow.org/job-name";
+
+/// Restarts training job `job` in `namespace` as a whole: every rank's pod
+/// (`training.kubeflow.org/job-name=JOB`) is deleted, and the training operator recreates the
+/// gang, which resumes from its last checkpoint. Never one rank alone: a lone new rank cannot
+/// join the others' collective, so the whole gang would hang. Refused, before anything is
+/// deleted, while a rank carries [`crate::model::CHECKPOINTING_ANNOTATION`] `"true"` (the job
+/// says it is writing a checkpoint: a restart now loses it), and when no rank is found.
+#[tracing::instrument(skip(ctx), fields(cluster = %ctx.cluster))]
+pub async fn restart_gang(
+    ctx: &ActionContext,
+    namespace: &str,
+    job: &str,
+) -> Result<ActionReport, ActionError> {
+    let object = format!("trainingjob/{namespace}/{job}");
+    let mut report = ActionReport::new(ctx, "restart_gang", object.clone());
+    let collection = super::api::collection_path("/api/v1", Some(namespace), "pods");
+    let pods: Vec<Value> = ctx
+        .list(&collection, Some(&format!("{GANG_LABEL}={job}")), None)
+        .await?;
+    let ranks: Vec<&Value> = pods
+        .iter()
+        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+        .collect();
+    if ranks.is_empty() {
+        return Err(ActionError::NotFound {
+            cluster: ctx.cluster.clone(),
+            object: format!("pod labelled {GANG_LABEL}={job} in namespace {namespace}"),
+        });
+    }
+    let name_of = |p: &Value| {
+        p.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if let Some(p) = ranks.iter().find(|p| {
+        p.pointer("/metadata/annotations")
+            .and_then(|a| a.get(crate::model::CHECKPOINTING_ANNOTATION))
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }) {
+        return Ok(report.finish(
+            ActionOutcome::Refused(format!(
+                "training job {namespace}/{job} is writing a checkpoint (pod {} carries {}=true); restart it once the annotation is gone",
+                name_of(p),
+                crate::model::CHECKPOINTING_ANNOTATION
+            )),
+            format!("{object} is checkpointing; not restarted"),
+        ));
+    }
+    let mut failed = Vec::new();
+    for p in &ranks {
+        let name = name_of(p);
+        let path = ObjectKind::Pod.path(Some(namespace), &name)?;
+        let answer = ctx
+            .mutate(
+                &path,
+                Call::Delete(DeleteParams::background()),
+                &mut report.outcomes,
+            )
+            .await?;
+        if answer.is_success() || answer.status == 404 {
+            report.evicted.push(format!("{namespace}/{name}"));
+        } else {
+            failed.push(format!("{name}: {}", answer.refusal()));
+        }
+    }
+    report.changes.push(FieldChange {
+        object: object.clone(),
+        field: "ranks deleted".into(),
+        before: Some(json!(ranks.len())),
+        after: Some(json!(report.evicted.clone())),
+    });
+    if !failed.is_empty() {
+        return Ok(report.finish(
+            ActionOutcome::Failed(format!(
+                "could not delete every rank of {namespace}/{job}: {}",
+                failed.join("; ")
+            )),
+            format!(
+                "{object} partly restarted: {} of {} ranks deleted",
+                ranks.len() - failed.len(),
+                ranks.len()
+            ),
+        ));
+    }
+    let summary = format!(
+        "{object} restarted: its {} ranks deleted together; the training operator recreates the gang",
+        ranks.len()
+    );
     Ok(report.finish(ActionOutcome::Done, summary))
 }
 

@@ -381,6 +381,7 @@ seed = 42
 # Address of the control server; the other servers take the next ports (port 0: any free ports).
 listen = "127.0.0.1:0"
 # Scenarios injected at start (xid-storm, node-notready, spot-interruption, bad-rollout,
-# crashloop-rollout, pdb-block, api-flaky, rbac-deny, endpoint-outage, gpu-memory-leak).
+# crashloop-rollout, pdb-block, api-flaky, rbac-deny, endpoint-outage, gpu-memory-leak,
+# training-stall, training-straggler).
 scenarios = []
 "#;

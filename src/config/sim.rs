@@ -63,4 +63,6 @@ pub const SIM_SCENARIOS: &[&str] = &[
     "rbac-deny",
     "endpoint-outage",
     "gpu-memory-leak",
+    "training-stall",
+    "training-straggler",
 ];

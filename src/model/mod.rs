@@ -394,7 +394,31 @@ pub struct GangMember {
     /// `training.kubeflow.org/replica-type` label.
     #[serde(default)]
     pub replica_type: Option<String>,
+    /// Its index among its replica type (`training.kubeflow.org/replica-index`).
+    #[serde(default)]
+    pub replica_index: Option<u32>,
+    /// The pod says its job is writing a checkpoint ([`CHECKPOINTING_ANNOTATION`]).
+    #[serde(default)]
+    pub checkpointing: bool,
 }
+
+impl GangMember {
+    /// The rank as the training operator names it: `master-0`, `worker-3` (the pod's name when
+    /// the labels are missing).
+    pub fn rank(&self) -> String {
+        match (&self.replica_type, self.replica_index) {
+            (Some(t), Some(i)) => format!("{}-{i}", t.to_lowercase()),
+            (Some(t), None) => t.to_lowercase(),
+            _ => self.pod.clone(),
+        }
+    }
+}
+
+/// The pod annotation a training job sets (to `"true"`) on its pods while it writes a
+/// checkpoint: a gang checkpointing is not stalled, and `restart_gang` refuses to restart it.
+/// Training code sets it with `kubectl annotate pod … fleetdeck.dev/checkpointing=true
+/// --overwrite` (or the job's pod template, through the operator) and removes it when done.
+pub const CHECKPOINTING_ANNOTATION: &str = "fleetdeck.dev/checkpointing";
 
 /// A training job whose pods run as one gang (Kubeflow `training.kubeflow.org/job-name`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

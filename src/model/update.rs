@@ -157,6 +157,9 @@ pub struct PodRecord {
     /// The scheduler's (reason, message) while unschedulable.
     pub unschedulable: Option<Box<(String, String)>>,
     pub gang: Option<Arc<str>>,
+    /// The pod carries [`crate::model::CHECKPOINTING_ANNOTATION`] `"true"`: its training job
+    /// says it is writing a checkpoint (slow ranks and idle GPUs are expected, a restart loses it).
+    pub checkpointing: bool,
     pub daemon: bool,
     pub created: Option<DateTime<Utc>>,
     pub ip: Option<Box<str>>,

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::engine::Runbook;
 use super::meta::RunbookError;
 
-pub const SHIPPED: [(&str, &str); 6] = [
+pub const SHIPPED: [(&str, &str); 7] = [
     (
         "gpu-xid-cordon.rhai",
         include_str!("../../runbooks/gpu-xid-cordon.rhai"),
@@ -30,6 +30,10 @@ pub const SHIPPED: [(&str, &str); 6] = [
     (
         "idle-gpu-report.rhai",
         include_str!("../../runbooks/idle-gpu-report.rhai"),
+    ),
+    (
+        "training-straggler-restart.rhai",
+        include_str!("../../runbooks/training-straggler-restart.rhai"),
     ),
 ];
 
@@ -81,7 +85,8 @@ mod tests {
                 "spot-interruption-rebalance",
                 "endpoint-slo-rollback",
                 "crashloop-after-rollout",
-                "idle-gpu-report"
+                "idle-gpu-report",
+                "training-straggler-restart"
             ]
         );
     }

@@ -18,6 +18,7 @@ pub mod patience;
 pub mod pods;
 pub mod slo;
 pub mod sources;
+pub mod training;
 
 use chrono::{DateTime, Utc};
 
@@ -40,6 +41,7 @@ pub fn registered() -> Vec<Box<dyn Detector>> {
         Box::new(endpoints::EndpointDetector::default()),
         Box::new(sources::SourceDetector::default()),
         Box::new(gpu::GpuDetector::default()),
+        Box::new(training::TrainingDetector::default()),
         Box::new(budget::BudgetDetector::default()),
     ]
 }

@@ -8,7 +8,12 @@
 //! - A GPU held by a running pod is busy, unless the pod is labelled
 //!   `fleetdeck.dev/sim-idle=true` or is (unless labelled `…=false`) one of a deterministic ~10 % of GPU pods (by hash of
 //!   namespace/name): those hold their GPUs with model weights loaded and 0 % utilisation, so an
-//!   idle-GPU detector has something to find.
+//!   idle-GPU detector has something to find. A training gang's ranks
+//!   (`training.kubeflow.org/job-name`) never idle by hash: they step in lockstep.
+//! - `training-stall` stops every rank of a gang (0 %, memory held at its step's peak);
+//!   `training-straggler` heats one node's GPUs (91-93 °C: a thermal slowdown, as a straggler's
+//!   cause often is), so the gang's rank there runs at [`STRAGGLER_PACE`] of its pace; a rank
+//!   moved off the node keeps pace again.
 //! - GPUs of a NotReady node are still listed (dcgm-exporter is a DaemonSet pod that often outlives
 //!   the kubelet's heartbeat, and an XID storm is when you most want to see them), with their pod
 //!   labels, but the work on them has stalled: 0 % utilisation, idle clocks and power, memory still
@@ -288,9 +293,19 @@ enum Activity {
     Free,
     AllocatedIdle,
     Busy,
-    /// Held by a pod on a NotReady node.
+    /// Held by a pod on a NotReady node, or a rank of a gang whose work stopped
+    /// (`training-stall`).
     Stalled,
+    /// A straggling rank of a training gang (`training-straggler`): busy at a fraction of the
+    /// pace.
+    Straggling,
 }
+
+/// How fast a straggling rank's GPUs work against a healthy one's.
+pub const STRAGGLER_PACE: f64 = 0.2;
+
+/// The label naming the training job a pod is a rank of (Kubeflow's training operator).
+const JOB_NAME_LABEL: &str = "training.kubeflow.org/job-name";
 
 /// FNV-1a: stable across runs and platforms, unlike std's randomly keyed hasher.
 fn stable_hash(s: &str) -> u64 {
@@ -318,6 +333,11 @@ pub fn pod_is_idle(pod: &PodView) -> bool {
         Some("true") => return true,
         Some("false") => return false,
         _ => {}
+    }
+    // A gang's ranks step in lockstep: one idle by chance would be a straggler the healthy
+    // fleet did not mean to have (a stalled or straggling gang is a scenario).
+    if pod.labels.contains_key(JOB_NAME_LABEL) {
+        return false;
     }
     stable_hash(&format!("{}/{}", pod.namespace, pod.name)).is_multiple_of(IDLE_ONE_IN)
 }
@@ -434,15 +454,16 @@ fn read_gpu(
     let period = 240.0 + unit(h, 2) * 600.0;
     let phase = unit(h, 1) * TAU;
 
+    let busy = || {
+        let base = 62.0 + unit(h, 3) * 25.0;
+        (base
+            + 12.0 * (TAU * t / period + phase).sin()
+            + 4.0 * (TAU * t / 37.0 + 3.0 * phase).sin())
+        .clamp(1.0, 100.0)
+    };
     let util = match activity {
-        Activity::Busy => {
-            let base = 62.0 + unit(h, 3) * 25.0;
-            (base
-                + 12.0 * (TAU * t / period + phase).sin()
-                + 4.0 * (TAU * t / 37.0 + 3.0 * phase).sin())
-            .clamp(1.0, 100.0)
-            .round()
-        }
+        Activity::Busy => busy().round(),
+        Activity::Straggling => (busy() * STRAGGLER_PACE).round().max(1.0),
         Activity::Free | Activity::AllocatedIdle | Activity::Stalled => 0.0,
     };
     let total = node.gpu_memory_mib as f64;
@@ -453,7 +474,13 @@ fn read_gpu(
     let load = util / 100.0;
     let power = profile.idle_power_w * (0.95 + 0.1 * unit(h, 6))
         + (profile.power_limit_w * 0.88 - profile.idle_power_w) * load;
-    let gpu_temp = (29.0 + unit(h, 5) * 5.0 + 45.0 * load).round();
+    // A straggler's GPUs are slow because they are hot (a failing fan, a blocked airflow): at
+    // 91-93 °C, past the detectors' 87 °C, the clocks hold back.
+    let gpu_temp = if activity == Activity::Straggling {
+        (91.0 + unit(h, 5) * 2.0).round()
+    } else {
+        (29.0 + unit(h, 5) * 5.0 + 45.0 * load).round()
+    };
     let mem_temp = if profile.hbm { gpu_temp + 4.0 } else { 0.0 };
     let (sm_clock, mem_clock) = if util > 0.0 {
         (
@@ -572,11 +599,22 @@ pub fn render_metrics(cluster: &ClusterView, faults: &FaultState, now: DateTime<
                 .cloned()
                 .unwrap_or_else(|| format!("00000000:{:02X}:00.0", 0x10 + idx));
             let holder = holders.get(&(node.name.as_str(), idx)).copied();
-            let activity = match holder {
-                None => Activity::Free,
-                Some(_) if !node.ready => Activity::Stalled,
-                Some(p) if pod_is_idle(p) => Activity::AllocatedIdle,
-                Some(_) => Activity::Busy,
+            let training = holder.and_then(|p| {
+                faults.training.as_ref().filter(|f| {
+                    f.cluster == cluster.name
+                        && f.namespace == p.namespace
+                        && p.labels.get(JOB_NAME_LABEL) == Some(&f.job)
+                })
+            });
+            let activity = match (holder, training) {
+                (None, _) => Activity::Free,
+                (Some(_), _) if !node.ready => Activity::Stalled,
+                (Some(_), Some(f)) if f.straggler_node.is_none() => Activity::Stalled,
+                (Some(_), Some(f)) if f.straggler_node.as_deref() == Some(node.name.as_str()) => {
+                    Activity::Straggling
+                }
+                (Some(p), _) if pod_is_idle(p) => Activity::AllocatedIdle,
+                (Some(_), _) => Activity::Busy,
             };
             // The list is in report order, so the last entry for a device is its latest XID.
             let xid = xids
@@ -1052,6 +1090,51 @@ pub(crate) mod tests {
             });
         }
         c
+    }
+
+    #[test]
+    fn a_stalled_gang_idles_every_rank_and_a_hot_node_makes_its_rank_straggle() {
+        let mut c = cluster_with_training();
+        for p in c.pods.iter_mut().filter(|p| p.namespace == "training") {
+            p.labels
+                .insert(JOB_NAME_LABEL.into(), "llm-pretrain".into());
+            if p.name.ends_with("-1") {
+                p.node = Some("gpu-b".into());
+                p.gpu_indices = vec![0];
+            }
+        }
+        let read = |faults: &FaultState, family: &str, host: &str, gpu: &str| {
+            let e = parse_exposition(&render_metrics(&c, faults, at(0))).expect("parses");
+            find(&e, family, host, gpu).value
+        };
+        let util =
+            |f: &FaultState, host: &str, gpu: &str| read(f, "DCGM_FI_DEV_GPU_UTIL", host, gpu);
+        let healthy = FaultState::default();
+        assert!(util(&healthy, "gpu-a", "6") >= 40.0 && util(&healthy, "gpu-b", "0") >= 40.0);
+        let fault = |straggler: Option<&str>| FaultState {
+            training: Some(crate::sim::view::TrainingFault {
+                cluster: "c1".into(),
+                namespace: "training".into(),
+                job: "llm-pretrain".into(),
+                straggler_node: straggler.map(str::to_string),
+            }),
+            ..FaultState::default()
+        };
+        let stall = fault(None);
+        assert_eq!(
+            (util(&stall, "gpu-a", "6"), util(&stall, "gpu-b", "0")),
+            (0.0, 0.0)
+        );
+        assert!(
+            util(&stall, "gpu-a", "0") >= 40.0,
+            "other pods keep working"
+        );
+        let straggle = fault(Some("gpu-b"));
+        assert!(util(&straggle, "gpu-a", "6") >= 40.0);
+        let slow = util(&straggle, "gpu-b", "0");
+        assert!((1.0..=20.0).contains(&slow), "{slow}");
+        assert!(read(&straggle, "DCGM_FI_DEV_GPU_TEMP", "gpu-b", "0") >= 91.0);
+        assert!(read(&straggle, "DCGM_FI_DEV_GPU_TEMP", "gpu-a", "6") < 87.0);
     }
 
     #[test]

@@ -69,6 +69,16 @@ pub static SCENARIOS: &[ScenarioDef] = &[
         description: "the GPU of an endpoint's first serving pod (default llama-chat's, serving/llama-chat-…, gpu of the lowest index it holds) leaks: DCGM_FI_DEV_FB_USED grows steadily from its flat ~90% to the full framebuffer in 12 minutes and stays pinned there (the engine keeps what it holds and fails requests with CUDA OOM); clearing it, or deleting the pod, returns the GPU to its flat level",
         targets: &["endpoint"],
     },
+    ScenarioDef {
+        name: "training-stall",
+        description: "a training gang (default the first running one, training/llm-pretrain) hangs: every rank's GPUs drop to 0 % utilisation with their memory held while every pod stays Running and Ready (a hung collective); clearing it restores the pace",
+        targets: &["cluster"],
+    },
+    ScenarioDef {
+        name: "training-straggler",
+        description: "the GPUs of one training rank's node (default training/llm-pretrain's highest-named rank; `node` picks the rank on that node) run hot (91-93 °C, past the 87 °C thermal line) and the rank there at a fifth of the others' pace, while every pod stays Running and Ready; a rank moved off the node (cordon, restart_gang) keeps pace again; clearing it cools the node",
+        targets: &["cluster", "node"],
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -194,6 +204,8 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
             json!({"endpoint": ep})
         }
         "gpu-memory-leak" => gpu_memory_leak(fleet, t)?,
+        "training-stall" => training_fault(fleet, t, false)?,
+        "training-straggler" => training_fault(fleet, t, true)?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; known: {}",
@@ -231,6 +243,7 @@ pub fn clear(fleet: &SimFleet, name: &str) -> Result<Value, String> {
         }
         "endpoint-outage" => fleet.faults_mut().endpoint_outage.clear(),
         "gpu-memory-leak" => fleet.faults_mut().memory_leak = None,
+        "training-stall" | "training-straggler" => fleet.faults_mut().training = None,
         n if names().contains(&n) => {
             return Err(format!(
                 "{n} changed Kubernetes objects; undo it through the API (uncordon, rollback, edit the PDB)"
@@ -460,6 +473,86 @@ fn gpu_memory_leak(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
         json!({"cluster": c.name, "endpoint": ep, "pod": format!("{ns}/{pod}"), "node": node,
         "since": timestamp(since), "fills_in_seconds": super::dcgm::LEAK_FILL_SECONDS}),
     )
+}
+
+/// A running training gang's pods: (pod name, node), by name.
+type Ranks = Vec<(String, String)>;
+
+/// The first running gang of a cluster (by namespace and job name) and its ranks.
+fn running_gang(st: &super::cluster::ClusterState) -> Option<(String, String, Ranks)> {
+    let mut gangs: std::collections::BTreeMap<(String, String), Ranks> = Default::default();
+    for ((ns, name), s) in st.store.iter_ns(Kind::Pod, None) {
+        let Some(job) = s.labels.get("training.kubeflow.org/job-name") else {
+            continue;
+        };
+        if !s.active || s.terminating {
+            continue;
+        }
+        let v = s.value();
+        let Some(node) = v["spec"]["nodeName"].as_str() else {
+            continue;
+        };
+        if v["status"]["phase"] != "Running" {
+            continue;
+        }
+        gangs
+            .entry((ns.clone(), job.clone()))
+            .or_default()
+            .push((name.clone(), node.to_string()));
+    }
+    gangs.into_iter().next().map(|((ns, job), mut ranks)| {
+        ranks.sort();
+        (ns, job, ranks)
+    })
+}
+
+/// `training-stall` (every rank) or `training-straggler` (one rank) on a cluster's first
+/// running gang.
+fn training_fault(fleet: &SimFleet, t: &Target, straggle: bool) -> Result<Value, String> {
+    let found = match &t.cluster {
+        Some(_) => {
+            let c = &fleet.clusters[cluster_index(fleet, t, 0)?];
+            running_gang(&c.lock()).map(|g| (c, g))
+        }
+        None => fleet
+            .clusters
+            .iter()
+            .find_map(|c| running_gang(&c.lock()).map(|g| (c, g))),
+    };
+    let Some((c, (namespace, job, ranks))) = found else {
+        return Err(
+            "no running training gang (pods labelled training.kubeflow.org/job-name) to fault"
+                .into(),
+        );
+    };
+    let straggler = if straggle {
+        let rank = match &t.node {
+            Some(node) => ranks.iter().find(|(_, n)| n == node).ok_or_else(|| {
+                format!(
+                    "no rank of {namespace}/{job} runs on node {node} in {}",
+                    c.name
+                )
+            })?,
+            None => ranks.last().ok_or("the gang has no rank")?,
+        };
+        Some(rank.clone())
+    } else {
+        None
+    };
+    fleet.faults_mut().training = Some(super::view::TrainingFault {
+        cluster: c.name.clone(),
+        namespace: namespace.clone(),
+        job: job.clone(),
+        straggler_node: straggler.as_ref().map(|(_, node)| node.clone()),
+    });
+    let mut detail = json!({"cluster": c.name, "namespace": namespace, "job": job,
+        "ranks": ranks.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>()});
+    if let Some((pod, node)) = straggler {
+        detail["pod"] = json!(pod);
+        detail["node"] = json!(node);
+        detail["pace"] = json!(super::dcgm::STRAGGLER_PACE);
+    }
+    Ok(detail)
 }
 
 fn pdb_block(fleet: &SimFleet, t: &Target) -> Result<Value, String> {

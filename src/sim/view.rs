@@ -109,6 +109,9 @@ pub struct FaultState {
     pub endpoint_outage: HashSet<String>,
     /// The pod whose first GPU leaks framebuffer memory (`gpu-memory-leak`).
     pub memory_leak: Option<MemoryLeak>,
+    /// A training gang whose work stopped or one of whose ranks crawls (`training-stall`,
+    /// `training-straggler`).
+    pub training: Option<TrainingFault>,
 }
 
 /// A serving pod leaking GPU memory since `since`: the first GPU it holds grows from its
@@ -120,6 +123,19 @@ pub struct MemoryLeak {
     pub namespace: String,
     pub pod: String,
     pub since: DateTime<Utc>,
+}
+
+/// A training gang (`training.kubeflow.org/job-name` = `job` in `namespace`) gone wrong. With
+/// no `straggler_node` every rank's GPUs stop working (a hung collective: memory held, 0 %),
+/// whichever pods the gang has, until the scenario is cleared (a restart does not cure a bug).
+/// With one, that node's GPUs run hot and slow: the gang's rank there straggles, and a rank
+/// rescheduled elsewhere (the node cordoned, the gang restarted) keeps pace again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingFault {
+    pub cluster: String,
+    pub namespace: String,
+    pub job: String,
+    pub straggler_node: Option<String>,
 }
 
 /// Where the servers beside the Kubernetes API read the fleet from. The sim's cluster stores

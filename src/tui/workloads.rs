@@ -609,6 +609,8 @@ mod tests {
                     ready: true,
                     gpus: 8,
                     replica_type: Some("worker".into()),
+                    replica_index: Some(i),
+                    checkpointing: false,
                 })
                 .collect(),
         }];

@@ -121,6 +121,22 @@ pub const FAULTS: &[Fault] = &[
         within: Duration::from_secs(720),
         undo: Undo::Control,
     },
+    Fault {
+        scenario: "training-stall",
+        expected: &["training.stalled"],
+        explained: &[],
+        // Each GPU's last readings (up to 2 minutes of them) must fall under 5 %, then 10 minutes of `for`.
+        within: Duration::from_secs(840),
+        undo: Undo::Control,
+    },
+    Fault {
+        scenario: "training-straggler",
+        expected: &["training.straggler"],
+        // The slow rank's GPUs run hot: that is its cause, on its node.
+        explained: &["gpu.throttling"],
+        within: Duration::from_secs(840),
+        undo: Undo::Control,
+    },
 ];
 
 pub fn fault(scenario: &str) -> &'static Fault {

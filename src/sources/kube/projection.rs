@@ -44,6 +44,8 @@ struct KeptAnnotations {
     revision: Option<u64>,
     /// `fleetdeck.io/registered-model`.
     registered_model: Option<String>,
+    /// `fleetdeck.dev/checkpointing` is `"true"`.
+    checkpointing: bool,
 }
 
 /// Labels the cockpit reads; the rest are dropped while parsing.
@@ -92,6 +94,9 @@ fn kept_annotations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeptAnnota
         registered_model: all
             .remove(crate::model::registry::REGISTERED_MODEL_ANNOTATION)
             .filter(|v| !v.trim().is_empty()),
+        checkpointing: all
+            .get(crate::model::CHECKPOINTING_ANNOTATION)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
     })
 }
 
@@ -753,6 +758,7 @@ impl Projection for PodObject {
             gang: labels
                 .and_then(|l| l.get("training.kubeflow.org/job-name"))
                 .map(|j| interner.get(j)),
+            checkpointing: m.annotations.checkpointing,
             daemon: self
                 .metadata
                 .owner_references
@@ -1234,6 +1240,34 @@ mod tests {
             i.latest_ready_revision.as_deref(),
             Some("pmml-demo-predictor-default-00001")
         );
+    }
+
+    #[test]
+    fn a_training_ranks_labels_and_checkpointing_annotation_are_kept() {
+        let rank = |checkpointing: &str| {
+            let pod: PodObject = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "llm-worker-3", "namespace": "training",
+                    "labels": {"training.kubeflow.org/job-name": "llm",
+                        "training.kubeflow.org/replica-type": "worker",
+                        "training.kubeflow.org/replica-index": "3"},
+                    "annotations": {crate::model::CHECKPOINTING_ANNOTATION: checkpointing}},
+                "spec": {"containers": [{"name": "trainer"}]},
+            }))
+            .unwrap();
+            let Record::Pod(p) = pod.into_record(&mut Interner::default()) else {
+                panic!("not a pod")
+            };
+            p
+        };
+        let p = rank("true");
+        assert_eq!(p.gang.as_deref(), Some("llm"));
+        assert_eq!(
+            p.label("training.kubeflow.org/replica-type"),
+            Some("worker")
+        );
+        assert_eq!(p.label("training.kubeflow.org/replica-index"), Some("3"));
+        assert!(p.checkpointing);
+        assert!(!rank("false").checkpointing);
     }
 
     /// Found by `fuzz/fuzz_targets/kube_projections.rs`: per-container counts near `u32::MAX`
