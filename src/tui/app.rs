@@ -312,8 +312,14 @@ impl App {
     /// Where an attached cockpit's link to its daemon stands; a daemon that says its fleet is
     /// simulated marks the screen SIMULATED FLEET.
     pub fn set_link(&mut self, link: super::attach::LinkState) {
-        if let super::attach::LinkState::Live { simulated, .. } = &link {
+        if let super::attach::LinkState::Live {
+            simulated, daemon, ..
+        } = &link
+        {
             self.simulated = *simulated;
+            for pane in self.panes.all_mut() {
+                pane.set_attached(Some(daemon));
+            }
         }
         self.link = Some(link);
     }

@@ -577,6 +577,26 @@ mod tests {
     }
 
     #[test]
+    fn an_attached_pods_pane_says_why_it_is_empty() {
+        let mut app = crate::tui::app::App::new(
+            crate::tui::theme::Theme::default_theme(),
+            crate::tui::keymap::Keymap::default(),
+            false,
+            false,
+        )
+        .with_clock(fixtures::now());
+        app.pane = crate::tui::keymap::PaneId::Pods;
+        app.set_link(LinkState::Live {
+            url: "http://d".into(),
+            daemon: "fleetdeck-0".into(),
+            instance: "1".into(),
+            simulated: false,
+        });
+        let screen = fixtures::render(200, 30, |f| app.draw(f)).join("\n");
+        assert!(screen.contains("does not stream its pods"), "{screen}");
+    }
+
+    #[test]
     fn the_daemons_refusals_are_said_in_its_own_words() {
         let said = refusal(
             reqwest::StatusCode::FORBIDDEN,
