@@ -249,6 +249,38 @@ fn attach_in_tmux_shows_the_daemons_incident_says_disconnected_and_resumes() {
     tmux.keys(&["7"]);
     tmux.wait_for(&label);
 
+    // The daemon's runbook waits for an approval (approve mode): `y` on the Runbooks pane
+    // grants it through the daemon's API, and the daemon no longer lists it as pending.
+    let pending = || -> Vec<Value> {
+        http()
+            .get(format!("{}/api/v1/runs", daemon.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .and_then(|r| r.json::<Value>())
+            .map(|v| {
+                v["pending_approvals"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(
+        "the daemon asks for an approval",
+        Duration::from_secs(60),
+        || !pending().is_empty(),
+    );
+    let approval = pending()[0]["id"].as_u64().unwrap();
+    tmux.keys(&["8"]);
+    tmux.wait_for("awaiting approval");
+    tmux.keys(&["y"]);
+    tmux.wait_for(&format!("approval {approval} granted"));
+    wait_until(
+        "the approval is no longer pending",
+        Duration::from_secs(20),
+        || pending().iter().all(|p| p["id"].as_u64() != Some(approval)),
+    );
+
     // Killed: the screen says so within 5 s.
     let _ = daemon.child.kill();
     let _ = daemon.child.wait();
