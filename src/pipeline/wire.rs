@@ -184,6 +184,8 @@ struct Section {
 #[derive(Default)]
 pub struct Splitter {
     sections: HashMap<String, Section>,
+    /// The history last split, to send a series' new samples rather than all of it.
+    history_prev: Option<Arc<crate::model::History>>,
 }
 
 fn text<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String, WireError> {
@@ -220,9 +222,10 @@ impl Splitter {
     /// Takes a frame; answers what changed since the last one.
     pub fn update(&mut self, frame: &Frame) -> Result<Change, WireError> {
         let mut change = Change::default();
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: Vec<String> = vec!["history".to_string()];
         let e = frame.evaluated;
         let snap = &e.snapshot;
+        self.history(snap, &mut change)?;
         let mut apply = |this: &mut Self,
                          id: String,
                          ptr: usize,
@@ -274,16 +277,6 @@ impl Splitter {
         };
         apply(self, "meta".into(), 0, &mut || {
             Ok(BTreeMap::from([("meta".to_string(), text("meta", &meta)?)]))
-        })?;
-        apply(self, "history".into(), ptr_of(&snap.history), &mut || {
-            snap.history
-                .iter()
-                .map(|(series, samples)| {
-                    let key = format!("history/{series}");
-                    let t = text(&key, samples)?;
-                    Ok((key, t))
-                })
-                .collect()
         })?;
         for cluster in &snap.clusters {
             let name = esc(&cluster.name);
@@ -390,6 +383,60 @@ impl Splitter {
         }
         Ok(change)
     }
+}
+
+impl Splitter {
+    /// The history series: a series that only gained samples at its end (and lost old ones at
+    /// its start) travels as `history+/SERIES` `{drop, add}`, not whole (an hour of samples).
+    fn history(&mut self, snap: &Snapshot, change: &mut Change) -> Result<(), WireError> {
+        let ptr = ptr_of(&snap.history);
+        let prev = self.history_prev.clone();
+        let section = self.sections.entry("history".to_string()).or_default();
+        if section.ptr == ptr && !section.parts.is_empty() {
+            return Ok(());
+        }
+        let mut parts = BTreeMap::new();
+        for (series, samples) in snap.history.iter() {
+            let key = format!("history/{series}");
+            let t = text(&key, samples)?;
+            if section.parts.get(&key) != Some(&t) {
+                let appended = prev
+                    .as_ref()
+                    .and_then(|p| p.get(series))
+                    .and_then(|old| appended(old, samples));
+                match appended {
+                    Some((drop, add)) => {
+                        let k = format!("history+/{series}");
+                        let v = text(&k, &serde_json::json!({ "drop": drop, "add": add }))?;
+                        change.set.push((k, v));
+                    }
+                    None => change.set.push((key.clone(), t.clone())),
+                }
+            }
+            parts.insert(key, t);
+        }
+        for k in section.parts.keys() {
+            if !parts.contains_key(k) {
+                change.del.push(k.clone());
+            }
+        }
+        section.ptr = ptr;
+        section.parts = parts;
+        self.history_prev = Some(snap.history.clone());
+        Ok(())
+    }
+}
+
+/// How `new` follows from `old` by dropping samples at the start and adding at the end:
+/// `(dropped, added)`; `None` when it does not.
+fn appended<'a>(old: &[Sample], new: &'a [Sample]) -> Option<(usize, &'a [Sample])> {
+    let first = new.first()?;
+    let drop = old.iter().take_while(|s| s.at < first.at).count();
+    let kept = &old[drop..];
+    if new.len() < kept.len() || new[..kept.len()] != *kept {
+        return None;
+    }
+    Some((drop, &new[kept.len()..]))
 }
 
 /// A cluster's parts: the cluster without its nodes and deployments, then each of those.
@@ -540,6 +587,17 @@ impl Rebuilder {
         } else if let Some(series) = key.strip_prefix("history/") {
             let samples = read(&key, value)?;
             self.history.insert(series.to_string(), samples);
+            self.history_built = None;
+        } else if let Some(series) = key.strip_prefix("history+/") {
+            #[derive(Deserialize)]
+            struct Append {
+                drop: usize,
+                add: Vec<Sample>,
+            }
+            let a: Append = read(&key, value)?;
+            let s = self.history.entry(series.to_string()).or_default();
+            s.drain(..a.drop.min(s.len()));
+            s.extend(a.add);
             self.history_built = None;
         } else if let Some(name) = key.strip_prefix("cluster/") {
             let shell = read(&key, value)?;
@@ -861,6 +919,27 @@ mod tests {
         assert_eq!(keys, ["meta"]);
         assert!(s.update(&frame(&same)).unwrap().is_empty());
 
+        // A history series that gained a sample sends that sample, not the series.
+        let mut grown = same.clone();
+        let mut snap = (*same.snapshot).clone();
+        let mut history = (*snap.history).clone();
+        let later = Sample {
+            at: at() + chrono::Duration::seconds(10),
+            value: 3.0,
+        };
+        history
+            .entry("a/b/nodes_ready".into())
+            .or_default()
+            .push(later);
+        snap.history = Arc::new(history);
+        grown.snapshot = Arc::new(snap);
+        let change = s.update(&frame(&grown)).unwrap();
+        let keys: Vec<&str> = change.set.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["history+/a/b/nodes_ready"]);
+        take(&mut r, &delta_line(&change, 4));
+        assert_eq!(*r.evaluated().snapshot, *grown.snapshot);
+        let same = grown.clone();
+
         // A cluster that leaves takes its nodes with it.
         let mut gone = same.clone();
         let mut snap = (*same.snapshot).clone();
@@ -868,7 +947,7 @@ mod tests {
         gone.snapshot = Arc::new(snap);
         let change = s.update(&frame(&gone)).unwrap();
         assert!(change.del.contains(&"node/a%2Fb/n2".to_string()));
-        take(&mut r, &delta_line(&change, 4));
+        take(&mut r, &delta_line(&change, 5));
         assert!(r.evaluated().snapshot.clusters.is_empty());
     }
 }
