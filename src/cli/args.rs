@@ -162,6 +162,10 @@ pub enum Command {
     /// scenario.
     #[command(subcommand)]
     Runbook(RunbookCommand),
+    /// The cockpit on a running daemon (`fleetdeck headless`): its signals, incidents, runs,
+    /// approvals and fleet, streamed; actions are sent to the daemon. No detector or runbook
+    /// runs here. With a kubeconfig the logs and YAML views read the clusters directly.
+    Attach(AttachArgs),
     /// The daemon: sources, detectors and runbooks without a terminal, fed by Alertmanager,
     /// with /metrics, /healthz, /readyz, an incidents/runs/approvals API, JSON logs on stdout
     /// and leader election (a coordination.k8s.io Lease) so that only one replica acts.
@@ -198,6 +202,14 @@ impl Command {
             Self::Init { .. } => ("init", none),
             Self::ConfigCheck => ("config", none),
             Self::Sim(_) => ("sim", none),
+            Self::Attach(a) => (
+                "attach",
+                Takes {
+                    cluster: Some(&a.cluster),
+                    display: Some(&a.display),
+                    ..none
+                },
+            ),
             Self::Completions { .. } => ("completions", none),
             Self::Man { .. } => ("man", none),
             Self::Snapshot(a) => (
@@ -367,6 +379,20 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The daemon's address, e.g. http://127.0.0.1:9180 (its `--listen`).
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// File holding the bearer token to send (default: the kubeconfig context's token).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+    #[command(flatten)]
+    pub display: DisplayFlags,
 }
 
 #[derive(Debug, Args)]
@@ -656,6 +682,11 @@ pub const EXIT_NOT_SYNCED: u8 = 3;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    /// A team's set-up: the simulated fleet, `fleetdeck headless` on it in approve mode, and
+    /// this cockpit attached to the daemon (`fleetdeck attach`) rather than running its own
+    /// pipeline.
+    #[arg(long)]
+    pub team: bool,
     /// Inject a scenario at start (repeatable).
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,

@@ -101,12 +101,13 @@ async fn run_cockpit(
         store: Some(engine.store.clone()),
         executor: Some(engine.executor.clone()),
         kube: engine.clients.clone(),
+        attached: None,
     };
     crate::tui::app::run(app, evaluations, effects).await
 }
 
 /// Theme and keymap for the cockpit; a bad theme file is reported and the default used.
-fn cockpit_parts(
+pub(super) fn cockpit_parts(
     cli: &Cli,
     cfg: &Config,
 ) -> anyhow::Result<(crate::tui::theme::Theme, crate::tui::keymap::Keymap)> {

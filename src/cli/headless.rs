@@ -1,7 +1,7 @@
 //! `fleetdeck headless`: the daemon. Logs are JSON on stdout and a broken runbook is logged,
 //! not printed, because no one watches a terminal.
 
-use super::setup::{kube_targets, open_store, runbook_dir};
+use super::setup::{kube_targets, open_store, runbook_dir, simulated_fleet};
 use super::{Cli, HeadlessArgs};
 use crate::config::Config;
 
@@ -29,6 +29,7 @@ pub(super) fn headless(cli: &Cli, args: &HeadlessArgs) -> anyhow::Result<()> {
             .as_deref()
             .and_then(crate::runbook::Mode::parse),
         read_only: cli.read_only.on,
+        simulated: simulated_fleet(cli, &cfg),
     };
     let prometheus = super::wiring::prometheus_client(&cfg)?;
     let rt = super::runtime()?;

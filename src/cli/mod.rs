@@ -2,6 +2,7 @@
 //! `main`, it may use every module; the families share only `setup` and `runtime()`.
 
 mod args;
+mod attach;
 mod cockpit;
 mod completions;
 mod config;
@@ -34,7 +35,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::ConfigCheck) => config::check(&cli).map(success),
         Some(Command::Snapshot(args)) => snapshot::snapshot(&cli, args),
         Some(Command::Cost(args)) => cost::cost(&cli, args).map(success),
+        Some(Command::Demo(args)) if args.team => attach::demo_team(&cli, args).map(success),
         Some(Command::Demo(args)) => cockpit::demo(&cli, args).map(success),
+        Some(Command::Attach(args)) => attach::attach(&cli, args).map(success),
         Some(Command::Sim(args)) => sim::serve(&cli, args).map(success),
         Some(Command::Incident { command, .. }) => incident::incident(&cli, command).map(success),
         Some(Command::Audit {

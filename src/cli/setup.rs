@@ -25,6 +25,23 @@ pub(super) fn kube_targets(
     Ok(crate::sources::kube::targets(path.as_deref(), &contexts)?)
 }
 
+/// Whether the kubeconfig the clusters are read from (`--kubeconfig`, `[kubernetes]
+/// kubeconfig`, else `$KUBECONFIG`) is one `fleetdeck sim` wrote: the daemon then tells the
+/// cockpits attached to it that its fleet is simulated.
+pub(super) fn simulated_fleet(cli: &Cli, cfg: &Config) -> bool {
+    let path = cli
+        .cluster
+        .kubeconfig
+        .clone()
+        .or_else(|| {
+            let p = cfg.kubernetes.kubeconfig.trim();
+            (!p.is_empty()).then(|| PathBuf::from(p))
+        })
+        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
+    path.and_then(|p| std::fs::read_to_string(p).ok())
+        .is_some_and(|text| crate::sim::wrote_kubeconfig(&text))
+}
+
 /// Opens the RCA store named by `--store` (a directory or a `postgres://` URL), `[store] url`,
 /// `[store] path` or the XDG default.
 pub(super) fn open_store(cli: &Cli, cfg: &Config) -> anyhow::Result<crate::store::Store> {

@@ -50,6 +50,8 @@ pub struct HeadlessOptions {
     pub token_file: Option<PathBuf>,
     pub mode: Option<Mode>,
     pub read_only: bool,
+    /// The fleet is one `fleetdeck sim` serves: attached cockpits mark it SIMULATED FLEET.
+    pub simulated: bool,
 }
 
 /// The identity actions and the Lease carry: the pod's name in a cluster, else host/pid.
@@ -180,6 +182,8 @@ pub async fn run(
             .unwrap_or_default(),
         });
     }
+    let hub = super::stream::Hub::new(&me, opts.simulated);
+    state.stream = Some(hub.clone());
     let alerts = state.alerts.clone();
     let metrics = state.metrics.clone();
     // On a shared store every acting write carries this replica's Lease term; one refused
@@ -218,6 +222,13 @@ pub async fn run(
         .pipeline(&cfg, &running, Some(leader.clone()))
         .with_intake(alerts.clone())
         .spawn(running.snapshots, Some(wake));
+    // Attached cockpits see this evaluation, the store's incidents and the executor's runs.
+    let _stream = hub.spawn(
+        evaluations.clone(),
+        store.clone(),
+        Some(executor.clone()),
+        stop_rx.clone(),
+    );
     // The leader sends the Events the outbox owes: its own, and what an earlier process or
     // leader left owed.
     let events_wake = Arc::new(tokio::sync::Notify::new());

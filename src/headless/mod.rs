@@ -11,4 +11,5 @@ pub mod intake;
 pub mod lease;
 pub mod metrics;
 pub mod server;
+pub mod stream;
 pub mod tls;

@@ -101,6 +101,8 @@ pub struct ApiState {
     pub on_alerts: Arc<Notify>,
     /// In an HA set: how a follower hands an alert delivery to the leader.
     pub forward: Option<Forwarder>,
+    /// The live stream's hub (`GET /api/v1/stream`); `None` answers 404.
+    pub stream: Option<Arc<super::stream::Hub>>,
     refusals: Arc<RefusalLog<IpAddr>>,
     /// Forbidden requests, by person and request.
     forbidden: Arc<RefusalLog<String>>,
@@ -202,6 +204,7 @@ impl ApiState {
             cfg,
             on_alerts: Arc::new(Notify::new()),
             forward: None,
+            stream: None,
             refusals: Arc::new(RefusalLog::default()),
             forbidden: Arc::new(RefusalLog::default()),
             plans: Arc::new(super::api::Plans::default()),
@@ -341,6 +344,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{approval_id}/approve", post(approve))
         .route("/api/v1/runs/{approval_id}/deny", post(deny))
+        .route("/api/v1/stream", get(super::stream::serve))
         .merge(super::api::routes());
     if state.metrics_auth {
         guarded = guarded.route("/metrics", get(metrics));

@@ -492,5 +492,7 @@ impl Pipeline {
     }
 }
 
+pub mod wire;
+
 #[cfg(test)]
 mod tests;

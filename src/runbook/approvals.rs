@@ -23,7 +23,7 @@ const POLL: Duration = Duration::from_millis(500);
 const STORE_GRACE: chrono::Duration = chrono::Duration::seconds(60);
 
 /// A plan waiting for a person.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PendingApproval {
     pub id: u64,
     pub run: String,

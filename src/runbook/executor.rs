@@ -106,7 +106,7 @@ pub struct PlanStep {
 /// made (or already held); a refused or failed step makes it `partial` (something was done) or
 /// `failed` (nothing was), with each such step named, so no face reports success for a fault
 /// that is still there.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", content = "detail", rename_all = "snake_case")]
 pub enum RunState {
     Running,
@@ -159,7 +159,7 @@ impl std::fmt::Display for RunState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunRecord {
     pub id: String,
     pub runbook: String,

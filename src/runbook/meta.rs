@@ -53,7 +53,7 @@ struct RawMeta {
     mode: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunbookMeta {
     pub name: String,
     pub description: String,

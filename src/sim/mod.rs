@@ -156,12 +156,22 @@ fn url_of(l: &TcpListener) -> String {
     }
 }
 
+/// The user every kubeconfig the sim writes names, with its token.
+const SIM_USER: &str = "- name: sim-admin\n  user:\n    token: fleetdeck-sim\n";
+
+/// Whether `text` is a kubeconfig the sim wrote (its user and token).
+pub fn wrote_kubeconfig(text: &str) -> bool {
+    text.contains(SIM_USER)
+}
+
 fn kubeconfig(clusters: &[(String, String)]) -> String {
     let mut out = String::from("apiVersion: v1\nkind: Config\npreferences: {}\nclusters:\n");
     for (name, url) in clusters {
         out.push_str(&format!("- name: {name}\n  cluster:\n    server: {url}\n"));
     }
-    out.push_str("users:\n- name: sim-admin\n  user:\n    token: fleetdeck-sim\ncontexts:\n");
+    out.push_str("users:\n");
+    out.push_str(SIM_USER);
+    out.push_str("contexts:\n");
     for (name, _) in clusters {
         out.push_str(&format!(
             "- name: {name}\n  context:\n    cluster: {name}\n    user: sim-admin\n"

@@ -274,6 +274,9 @@ pub struct App {
     /// `[noc]`: the panes NOC mode rotates through and how long each stays up.
     noc_panes: Vec<PaneId>,
     noc_period: std::time::Duration,
+    /// An attached cockpit's link to its daemon (`fleetdeck attach`); `None` on a local
+    /// pipeline.
+    link: Option<super::attach::LinkState>,
 }
 
 impl App {
@@ -302,7 +305,23 @@ impl App {
             wall: super::wall::WallView::default(),
             noc_panes: NOC_PANES.to_vec(),
             noc_period: std::time::Duration::from_secs(10),
+            link: None,
         }
+    }
+
+    /// Where an attached cockpit's link to its daemon stands; a daemon that says its fleet is
+    /// simulated marks the screen SIMULATED FLEET.
+    pub fn set_link(&mut self, link: super::attach::LinkState) {
+        if let super::attach::LinkState::Live {
+            simulated, daemon, ..
+        } = &link
+        {
+            self.simulated = *simulated;
+            for pane in self.panes.all_mut() {
+                pane.set_attached(Some(daemon));
+            }
+        }
+        self.link = Some(link);
     }
 
     /// `[noc]`: rotates through `panes` (by name), each up for `period`; an unknown name is

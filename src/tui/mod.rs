@@ -11,6 +11,7 @@
 //! snapshots).
 
 pub mod app;
+pub mod attach;
 pub mod automation;
 pub mod bigdigits;
 pub mod cost;

@@ -56,6 +56,10 @@ pub trait Pane {
     /// The pipeline's noise over the last hour, as the app last sampled it.
     fn set_noise(&mut self, _noise: Option<NoiseRate>) {}
 
+    /// The cockpit shows the picture of the daemon named so (`fleetdeck attach`): what the
+    /// daemon does not stream (pods) the pane says is absent, and why.
+    fn set_attached(&mut self, _daemon: Option<&str>) {}
+
     /// An incident's timeline, the store's answer to the pane's `take_timeline_request`.
     fn set_timeline(&mut self, _incident: u64, _entries: Vec<Entry>) {}
 

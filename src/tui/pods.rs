@@ -343,6 +343,8 @@ pub type PodsPane = TablePane<PodTable>;
 #[derive(Debug, Clone, Default)]
 pub struct PodTable {
     cache: Option<PodsCache>,
+    /// The daemon an attached cockpit shows: its pods are not streamed.
+    attached: Option<String>,
 }
 
 impl PodTable {
@@ -361,6 +363,10 @@ impl PodTable {
 impl TableSpec for PodTable {
     type Key = (String, String, String);
     const FILTER_CLOSES_DETAIL: bool = true;
+
+    fn set_attached(&mut self, daemon: Option<&str>) {
+        self.attached = daemon.map(str::to_string);
+    }
 
     fn counts(&mut self, ctx: &ViewCtx, view: &TableView) -> (usize, usize) {
         (
@@ -489,7 +495,14 @@ impl TableSpec for PodTable {
                 .collect();
         let empty = match (&cache.error, cache.total) {
             (Some(e), _) => Some(format!("bad filter: {e}")),
-            (None, 0) => Some("no pods in the snapshot yet".to_string()),
+            (None, 0) => Some(match &self.attached {
+                Some(daemon) => format!(
+                    "attached to {daemon}: the daemon does not stream its pods (at fleet scale \
+                     150,000 rows); run `fleetdeck` with a kubeconfig to list them from the \
+                     clusters; the logs and YAML views read the clusters when a kubeconfig is given"
+                ),
+                None => "no pods in the snapshot yet".to_string(),
+            }),
             (None, _) if cache.rows.is_empty() => Some(format!("no pod matches /{}", view.filter)),
             _ => None,
         };

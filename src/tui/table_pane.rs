@@ -61,6 +61,9 @@ pub trait TableSpec {
         1
     }
 
+    /// The cockpit is attached to the daemon named so (see `Pane::set_attached`).
+    fn set_attached(&mut self, _daemon: Option<&str>) {}
+
     /// What `action` asks of the selection (the open detail, else the selected row); see
     /// `Pane::intent`.
     fn intent(&self, _action: Action, _ctx: &ViewCtx, _selected: Option<Self::Key>) -> Answer {
@@ -210,6 +213,10 @@ impl<S: TableSpec> Pane for TablePane<S> {
 
     fn follow(&self, ctx: &ViewCtx) -> Option<(PaneId, String)> {
         self.spec.follow(ctx, self.selected(ctx))
+    }
+
+    fn set_attached(&mut self, daemon: Option<&str>) {
+        self.spec.set_attached(daemon);
     }
 }
 

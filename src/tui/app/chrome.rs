@@ -11,6 +11,7 @@ use super::input::Mode;
 use super::{App, PendingAction};
 use crate::model::SyncState;
 use crate::model::incident::{Incident, incident_label};
+use crate::tui::attach::LinkState;
 use crate::tui::format::{compact_age, compact_age_secs, pending_text, severity_label};
 use crate::tui::keymap::PaneId;
 use crate::tui::signal_groups::{SignalGroup, group_signals, worst_first};
@@ -246,6 +247,41 @@ impl App {
         spans
     }
 
+    /// `disconnected 12s` while an attached cockpit's daemon cannot be reached.
+    fn disconnected_for(&self) -> Option<String> {
+        match &self.link {
+            Some(LinkState::Lost { since, .. }) => Some(format!(
+                "disconnected {}",
+                compact_age_secs((self.now() - *since).num_seconds().max(0))
+            )),
+            _ => None,
+        }
+    }
+
+    /// An attached cockpit's link: the daemon it shows, or how long it has been lost and why
+    /// (never a frozen picture that looks live).
+    fn link_spans(&self) -> Vec<Span<'static>> {
+        let t = &self.theme;
+        match &self.link {
+            None => Vec::new(),
+            Some(LinkState::Connecting { url }) => vec![Span::styled(
+                format!(" connecting to {url}… "),
+                t.style(Role::Warning),
+            )],
+            Some(LinkState::Live { daemon, .. }) => vec![Span::styled(
+                format!(" attached {daemon} "),
+                t.style(Role::Info),
+            )],
+            Some(LinkState::Lost { why, .. }) => vec![Span::styled(
+                format!(
+                    " {} ({why}); reconnecting ",
+                    self.disconnected_for().unwrap_or_default()
+                ),
+                t.style(Role::Critical),
+            )],
+        }
+    }
+
     fn status_line(&self) -> Line<'static> {
         let t = &self.theme;
         let mut spans: Vec<Span<'static>> = Vec::new();
@@ -454,6 +490,7 @@ impl App {
                     theme: &t,
                     now,
                     alerts,
+                    disconnected: self.disconnected_for(),
                 };
                 self.wall.draw(frame, main, &ctx);
             }
@@ -510,7 +547,8 @@ impl App {
                     Some(m) => Line::from(Span::styled(m.clone(), t.style(Role::Info))),
                     None => self.status_line(),
                 };
-                let mut spans = self.automation_alerts();
+                let mut spans = self.link_spans();
+                spans.append(&mut self.automation_alerts());
                 spans.append(&mut line.spans);
                 line.spans = spans;
                 line

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{App, Command, Reply};
 use crate::pipeline::Evaluated;
+use crate::tui::attach::{AttachView, RemoteLink};
 use crate::tui::automation::AutomationLink;
 use crate::tui::inspect::InspectLink;
 use crate::tui::rca::RcaLink;
@@ -29,6 +30,48 @@ pub struct Effects {
     pub executor: Option<crate::runbook::executor::Executor>,
     /// Clients by kubeconfig context, for the logs and YAML views' reads.
     pub kube: std::collections::HashMap<String, kube::Client>,
+    /// `fleetdeck attach`: the daemon's incidents, runs and link, and its API for the panes'
+    /// commands (then `store` and `executor` are `None`: the daemon's are used).
+    pub attached: Option<crate::tui::attach::Attached>,
+}
+
+/// The loop's links: to the local store and executor, or to the daemon the cockpit is
+/// attached to.
+struct Links {
+    rca: RcaLink,
+    automation: AutomationLink,
+    remote: Option<RemoteLink>,
+}
+
+impl Links {
+    /// Performs a command of the store's or the executor's.
+    fn perform(&mut self, command: Command, snapshot: Arc<crate::model::Snapshot>) -> Vec<Reply> {
+        if let Some(remote) = &mut self.remote {
+            return remote.perform(command);
+        }
+        if command.is_automation() {
+            self.automation.perform(command, snapshot)
+        } else {
+            self.rca.perform(command)
+        }
+    }
+
+    /// A command a reply led to (a timeline to read again).
+    fn follow(&mut self, command: Command) -> Vec<Reply> {
+        match &mut self.remote {
+            Some(remote) => remote.perform(command),
+            None => self.rca.perform(command),
+        }
+    }
+
+    /// The executor's runbooks, runs and approvals; an attached cockpit's come with the
+    /// stream instead.
+    fn refresh(&self) -> Vec<Reply> {
+        if self.remote.is_some() {
+            return Vec::new();
+        }
+        vec![self.automation.refresh()]
+    }
 }
 
 /// Runs the cockpit until the user quits or SIGTERM/SIGINT arrives; the terminal is restored
@@ -75,13 +118,31 @@ async fn event_loop(
     let mut last_rotation = Instant::now();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME_INTERVAL;
-    let (mut rca, mut rca_replies) = RcaLink::new(effects.store.clone());
-    let (mut automation, mut automation_replies) = AutomationLink::new(effects.executor.clone());
+    let (rca, mut rca_replies) = RcaLink::new(effects.store.clone());
+    let (automation, mut automation_replies) = AutomationLink::new(effects.executor.clone());
     let (inspect, mut inspect_replies, mut log_lines) = InspectLink::new(effects.kube.clone());
-    rca.list();
+    let (remote, mut remote_replies) = match &effects.attached {
+        Some(a) => {
+            let (link, rx) = RemoteLink::new(a.options.clone());
+            (Some(link), Some(rx))
+        }
+        None => (None, None),
+    };
+    let mut attach_view = effects.attached.as_ref().map(|a| a.view.clone());
+    let mut links = Links {
+        rca,
+        automation,
+        remote,
+    };
+    links.rca.list();
     let first = evaluations.borrow().clone();
     app.set_evaluated(&first);
-    deliver(app, &mut rca, [automation.refresh()]);
+    let replies = links.refresh();
+    deliver(app, &mut links, replies);
+    if let Some(view) = &mut attach_view {
+        let v = view.borrow_and_update().clone();
+        show_attached(app, &mut links, &v);
+    }
     let mut recorded = 0;
     let mut store_error: Option<String> = None;
     loop {
@@ -106,7 +167,7 @@ async fn event_loop(
                     // New incidents or entries: read the list again.
                     if evaluated.recorded != recorded {
                         recorded = evaluated.recorded;
-                        rca.list();
+                        links.rca.list();
                     }
                     if evaluated.store_error != store_error {
                         store_error = evaluated.store_error.clone();
@@ -115,7 +176,8 @@ async fn event_loop(
                         }
                     }
                     if !evaluated.started_runs.is_empty() {
-                        deliver(app, &mut rca, [automation.refresh()]);
+                        let replies = links.refresh();
+                        deliver(app, &mut links, replies);
                     }
                     dirty = true;
                 }
@@ -128,15 +190,11 @@ async fn event_loop(
                         }
                         Some(c) if c.is_inspect() => {
                             let replies = inspect.perform(c, app.log_lines());
-                            deliver(app, &mut rca, replies);
-                        }
-                        Some(c) if c.is_automation() => {
-                            let replies = automation.perform(c, app.snapshot());
-                            deliver(app, &mut rca, replies);
+                            deliver(app, &mut links, replies);
                         }
                         Some(other) => {
-                            let replies = rca.perform(other);
-                            deliver(app, &mut rca, replies);
+                            let replies = links.perform(other, app.snapshot());
+                            deliver(app, &mut links, replies);
                         }
                         None => {}
                     },
@@ -146,17 +204,25 @@ async fn event_loop(
                 dirty = true;
             }
             Some(reply) = rca_replies.recv() => {
-                let replies = rca.apply(reply);
-                deliver(app, &mut rca, replies);
+                let replies = links.rca.apply(reply);
+                deliver(app, &mut links, replies);
                 dirty = true;
             }
             Some(reply) = automation_replies.recv() => {
-                let replies = automation.apply(reply);
-                deliver(app, &mut rca, replies);
+                let replies = links.automation.apply(reply);
+                deliver(app, &mut links, replies);
+                dirty = true;
+            }
+            Some(reply) = recv_remote(&mut remote_replies) => {
+                deliver(app, &mut links, [reply]);
+                dirty = true;
+            }
+            Some(view) = changed_view(&mut attach_view) => {
+                show_attached(app, &mut links, &view);
                 dirty = true;
             }
             Some(reply) = inspect_replies.recv() => {
-                deliver(app, &mut rca, [reply]);
+                deliver(app, &mut links, [reply]);
                 dirty = true;
             }
             Some(()) = log_lines.recv() => {
@@ -171,8 +237,9 @@ async fn event_loop(
                     app.rotate();
                     last_rotation = Instant::now();
                 }
-                rca.tick();
-                deliver(app, &mut rca, [automation.refresh()]);
+                links.rca.tick();
+                let replies = links.refresh();
+                deliver(app, &mut links, replies);
                 // The clock and staleness move even when nothing else does.
                 dirty = true;
             }
@@ -183,14 +250,46 @@ async fn event_loop(
 }
 
 /// Applies the links' replies to the app, in order; a command a reply leads to (a timeline to
-/// read again) goes to the store's link, and its answers are applied in turn.
-fn deliver(app: &mut App, rca: &mut RcaLink, replies: impl IntoIterator<Item = Reply>) {
+/// read again) goes to the store's link (or the daemon's), and its answers are applied in turn.
+fn deliver(app: &mut App, links: &mut Links, replies: impl IntoIterator<Item = Reply>) {
     let mut queue: VecDeque<Reply> = replies.into_iter().collect();
     while let Some(reply) = queue.pop_front() {
         if let Some(command) = app.apply(reply) {
-            queue.extend(rca.perform(command));
+            queue.extend(links.follow(command));
         }
     }
+}
+
+/// The daemon's incidents, runs and link, as the stream last said.
+fn show_attached(app: &mut App, links: &mut Links, view: &AttachView) {
+    app.set_link(view.link.clone());
+    if let Some(remote) = &mut links.remote {
+        remote.set_kill(view.automation.as_ref().is_some_and(|a| a.kill.is_some()));
+    }
+    let replies = [
+        Reply::Incidents((*view.incidents).clone()),
+        Reply::Automation(view.automation.clone()),
+    ];
+    deliver(app, links, replies);
+}
+
+async fn recv_remote(rx: &mut Option<mpsc::UnboundedReceiver<Reply>>) -> Option<Reply> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next attached view; never, on a local pipeline (or once the stream's task is gone).
+async fn changed_view(
+    view: &mut Option<watch::Receiver<Arc<AttachView>>>,
+) -> Option<Arc<AttachView>> {
+    if let Some(v) = view
+        && v.changed().await.is_ok()
+    {
+        return Some(v.borrow_and_update().clone());
+    }
+    std::future::pending().await
 }
 
 fn scenario(effects: &Effects, name: String, done: mpsc::Sender<String>, app: &mut App) {

@@ -44,6 +44,23 @@ pub struct WallCtx<'a> {
     pub now: DateTime<Utc>,
     /// What must be seen from across the room besides the fleet: the kill switch, approvals.
     pub alerts: Vec<Span<'static>>,
+    /// An attached wall whose daemon cannot be reached: `disconnected 12s`, on every tile.
+    pub disconnected: Option<String>,
+}
+
+impl WallCtx<'_> {
+    /// A tile's freshness, or, while the link to the daemon is lost, stale with the tile's
+    /// age counting and the link's loss named: a frozen picture never looks live.
+    fn link(&self, fresh: &Freshness) -> Freshness {
+        let Some(why) = &self.disconnected else {
+            return fresh.clone();
+        };
+        let age = match fresh {
+            Freshness::Fresh(s) | Freshness::Stale(s, _) => *s,
+            Freshness::NoData(_, a) => a.unwrap_or(0),
+        };
+        Freshness::Stale(age, Some(why.clone()))
+    }
 }
 
 /// Everything the wall derives from one snapshot, computed once per snapshot.
@@ -259,7 +276,7 @@ impl WallView {
         } else {
             Freshness::of(ctx.now, at, error)
         };
-        let Some(inner) = tile(buf, area, " GPU heat · last hour ", &fresh, t) else {
+        let Some(inner) = tile(buf, area, " GPU heat · last hour ", &ctx.link(&fresh), t) else {
             return;
         };
         // The pool's name takes what the figures (14 columns) leave of the label.
@@ -325,7 +342,7 @@ impl WallView {
                 }
             }
         }
-        grey_if_stale(buf, inner, &fresh, t);
+        grey_if_stale(buf, inner, &ctx.link(&fresh), t);
     }
 }
 
@@ -460,7 +477,7 @@ fn draw_fleet_map(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx)
         buf,
         area,
         &format!(" Fleet map · {nodes} nodes "),
-        &fresh,
+        &ctx.link(&fresh),
         t,
     ) else {
         return;
@@ -505,7 +522,7 @@ fn draw_fleet_map(buf: &mut Buffer, area: Rect, agg: &Aggregates, ctx: &WallCtx)
         t.style(Role::Muted),
     );
     Paragraph::new(legend_lines).render(legend, buf);
-    grey_if_stale(buf, inner, &fresh, t);
+    grey_if_stale(buf, inner, &ctx.link(&fresh), t);
 }
 
 /// The error budget left of the SLO period, and the span of data it is judged from. The bad
@@ -585,7 +602,7 @@ fn draw_endpoints(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
             .min();
         Freshness::of(ctx.now, oldest, None)
     };
-    let Some(inner) = tile(buf, area, " Endpoints ", &fresh, t) else {
+    let Some(inner) = tile(buf, area, " Endpoints ", &ctx.link(&fresh), t) else {
         return;
     };
     const TILE_W: u16 = 36;
@@ -694,7 +711,7 @@ fn draw_endpoint_tile(buf: &mut Buffer, area: Rect, e: &EndpointModel, ctx: &Wal
             t.style(Role::Stale),
         );
     }
-    grey_if_stale(buf, inner, &fresh, t);
+    grey_if_stale(buf, inner, &ctx.link(&fresh), t);
 }
 
 fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
@@ -719,7 +736,7 @@ fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
         }
         (Some(r), None) => Freshness::of(ctx.now, Some(r.generated_at), None),
     };
-    let Some(inner) = tile(buf, area, " Spend ", &fresh, t) else {
+    let Some(inner) = tile(buf, area, " Spend ", &ctx.link(&fresh), t) else {
         return;
     };
     let Some(report) = &s.cost else { return };
@@ -830,7 +847,7 @@ fn draw_spend(buf: &mut Buffer, area: Rect, ctx: &WallCtx) {
             .style(t.style(Role::ChartSecondary))
             .render(Rect::new(inner.x, y, inner.width, rest), buf);
     }
-    grey_if_stale(buf, inner, &fresh, t);
+    grey_if_stale(buf, inner, &ctx.link(&fresh), t);
 }
 
 /// One row of the incidents ticker: an unresolved incident, or a signal group no incident
@@ -914,7 +931,7 @@ fn draw_ticker(buf: &mut Buffer, area: Rect, rows: &[TickerRow], ctx: &WallCtx) 
         Some(at) => Freshness::of(ctx.now, Some(at), None),
         None => Freshness::NoData("no snapshot yet".into(), None),
     };
-    let Some(inner) = tile(buf, area, " Incidents ", &fresh, t) else {
+    let Some(inner) = tile(buf, area, " Incidents ", &ctx.link(&fresh), t) else {
         return;
     };
     // Glyph, status word, label and age take 25 columns.
@@ -980,7 +997,7 @@ fn draw_ticker(buf: &mut Buffer, area: Rect, rows: &[TickerRow], ctx: &WallCtx) 
         );
     }
     Paragraph::new(lines).render(inner, buf);
-    grey_if_stale(buf, inner, &fresh, t);
+    grey_if_stale(buf, inner, &ctx.link(&fresh), t);
 }
 
 /// Severity by shape as well as colour.

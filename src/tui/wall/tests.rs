@@ -92,6 +92,7 @@ fn draw(
         theme: &theme,
         now,
         alerts: Vec::new(),
+        disconnected: None,
     };
     view.draw_buffer(&mut buf, Rect::new(0, 0, w, h), &ctx);
     buf
@@ -277,6 +278,7 @@ fn the_legend_shows_every_glyph_in_every_theme() {
             theme: &theme,
             now: fixtures::now(),
             alerts: Vec::new(),
+            disconnected: None,
         };
         WallView::default().draw_buffer(&mut buf, Rect::new(0, 0, 120, 30), &ctx);
         let s = text(&buf);
@@ -317,6 +319,7 @@ fn a_blind_cluster_is_said_on_the_counters_the_ticker_and_the_map_whose_age_move
             theme: &theme,
             now: at,
             alerts: Vec::new(),
+            disconnected: None,
         };
         let area = buf.area;
         view.draw_buffer(&mut buf, area, &ctx);
@@ -413,6 +416,7 @@ fn the_ticker_lists_live_incidents_first_marks_mitigated_ones_and_counts_what_it
         theme: &theme,
         now,
         alerts: Vec::new(),
+        disconnected: None,
     };
     WallView::default().draw_buffer(&mut buf, Rect::new(0, 0, 120, 30), &ctx);
     let lines = fixtures::text_lines(&buf);

@@ -1,0 +1,323 @@
+//! `fleetdeck headless`'s live stream and `fleetdeck attach`, over real HTTP against a
+//! simulated fleet: the first picture holds the daemon's incidents, a scenario arrives as a
+//! delta, a resume gets only the deltas it missed, a restarted daemon is a new instance with a
+//! new picture; and the attached cockpit in tmux shows the daemon's incident, says
+//! "disconnected" when the daemon dies and resumes when it is back.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::headless::Replica;
+use common::tmux::Tmux;
+use common::{Sim, http, wait_until};
+use serde_json::Value;
+
+const TOKEN: &str = "attach-stream-token";
+
+fn config(sim: &Sim, dir: &Path) -> std::path::PathBuf {
+    let dcgm = sim.desc["dcgm"][0].as_str().expect("a DCGM exporter");
+    let path = dir.join("fleetdeck.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[gpu]\nnvml = false\ninterval = \"1s\"\n[[gpu.dcgm]]\ncluster = \"sim-a\"\nurl = \"{dcgm}\"\n\n[headless]\nlease_namespace = \"default\"\n"
+        ),
+    )
+    .expect("write the config");
+    path
+}
+
+/// One stream connection: its lines, read on a thread.
+struct Stream {
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Stream {
+    fn open(base: &str, query: &str) -> Stream {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .build()
+            .unwrap();
+        let resp = client
+            .get(format!("{base}/api/v1/stream{query}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .expect("GET /api/v1/stream");
+        assert!(resp.status().is_success(), "{}", resp.status());
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "application/x-ndjson"
+        );
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(resp).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).expect("a JSON line");
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Stream { lines }
+    }
+
+    fn next(&self) -> Value {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a stream line within 30 s")
+    }
+
+    /// The next line that is not a heartbeat.
+    fn next_change(&self) -> Value {
+        loop {
+            let v = self.next();
+            if v["type"] != "heartbeat" {
+                return v;
+            }
+        }
+    }
+}
+
+fn incident_ids_of_api(base: &str) -> Vec<u64> {
+    let v: Value = http()
+        .get(format!("{base}/api/v1/incidents"))
+        .bearer_auth(TOKEN)
+        .send()
+        .and_then(|r| r.json())
+        .expect("GET /api/v1/incidents");
+    let mut ids: Vec<u64> = v["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter_map(|i| i["id"].as_u64())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn incident_ids_of_parts(parts: &serde_json::Map<String, Value>) -> Vec<u64> {
+    let mut ids: Vec<u64> = parts
+        .iter()
+        .filter(|(k, _)| k.starts_with("incident/"))
+        .filter_map(|(_, v)| v["id"].as_u64())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn xid_storm(sim: &Sim) {
+    let r = http()
+        .post(format!("{}/scenarios/xid-storm", sim.control()))
+        .send()
+        .expect("inject xid-storm");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+#[test]
+fn the_stream_pictures_the_daemon_then_deltas_resumes_and_notices_a_restart() {
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "10", "--pods-per-node", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sim, dir.path());
+    let store = dir.path().join("store");
+    let daemon = Replica::start_on(
+        &sim,
+        &config,
+        "attach-a",
+        TOKEN,
+        &["--mode", "approve"],
+        &store,
+    );
+
+    let stream = Stream::open(&daemon.url, "");
+    let hello = stream.next();
+    assert_eq!(hello["type"], "hello", "{hello}");
+    let instance = hello["daemon"]["instance"].as_str().unwrap().to_string();
+    assert_eq!(hello["daemon"]["simulated"], true, "{hello}");
+    let picture = stream.next();
+    assert_eq!(picture["type"], "picture");
+    let pictured_at = picture["seq"].as_u64().unwrap();
+
+    // The scenario's signal and its incident arrive as deltas.
+    xid_storm(&sim);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut saw_signal, mut saw_incident) = (false, false);
+    let mut last_seq = pictured_at;
+    while !(saw_signal && saw_incident) {
+        assert!(
+            Instant::now() < deadline,
+            "no gpu.xid signal and incident in the deltas"
+        );
+        let d = stream.next_change();
+        assert_eq!(d["type"], "delta", "{d}");
+        let seq = d["seq"].as_u64().unwrap();
+        assert_eq!(seq, last_seq + 1, "deltas come in sequence");
+        last_seq = seq;
+        let set = d["set"].as_object().unwrap();
+        saw_signal |= set.keys().any(|k| k.starts_with("signal/gpu.xid"));
+        saw_incident |= set.keys().any(|k| k.starts_with("incident/"));
+    }
+
+    // A fresh client's picture holds the daemon's incidents, as its API lists them.
+    wait_until(
+        "a new picture's incidents equal /api/v1/incidents",
+        Duration::from_secs(20),
+        || {
+            let s = Stream::open(&daemon.url, "");
+            let _hello = s.next();
+            let p = s.next();
+            let ids = incident_ids_of_parts(p["parts"].as_object().unwrap());
+            !ids.is_empty() && ids == incident_ids_of_api(&daemon.url)
+        },
+    );
+
+    // A resume within the ring gets the deltas after `since`, in order, and no picture.
+    let resumed = Stream::open(
+        &daemon.url,
+        &format!("?since={pictured_at}&instance={instance}"),
+    );
+    assert_eq!(resumed.next()["type"], "hello");
+    for expected in pictured_at + 1..=last_seq {
+        let d = resumed.next_change();
+        assert_eq!(d["type"], "delta", "{d}");
+        assert_eq!(d["seq"].as_u64().unwrap(), expected);
+    }
+
+    // The daemon restarts on the same store: a new instance, and a picture, not deltas.
+    drop(stream);
+    drop(resumed);
+    drop(daemon);
+    let again = Replica::start_on(
+        &sim,
+        &config,
+        "attach-b",
+        TOKEN,
+        &["--mode", "approve"],
+        &store,
+    );
+    let s = Stream::open(
+        &again.url,
+        &format!("?since={last_seq}&instance={instance}"),
+    );
+    let hello = s.next();
+    assert_ne!(hello["daemon"]["instance"].as_str().unwrap(), instance);
+    assert_eq!(s.next()["type"], "picture");
+}
+
+#[test]
+fn attach_in_tmux_shows_the_daemons_incident_says_disconnected_and_resumes() {
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "10", "--pods-per-node", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sim, dir.path());
+    let store = dir.path().join("store");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let mut daemon = Replica::start_on(
+        &sim,
+        &config,
+        "attach-a",
+        TOKEN,
+        &["--mode", "approve"],
+        &store,
+    );
+    xid_storm(&sim);
+    let mut ids = Vec::new();
+    wait_until(
+        "the daemon opens an incident",
+        Duration::from_secs(60),
+        || {
+            ids = incident_ids_of_api(&daemon.url);
+            !ids.is_empty()
+        },
+    );
+    let label = format!("INC-{}", ids[ids.len() - 1]);
+
+    let tmux = Tmux::sized(
+        &format!(
+            "{} attach {} --token-file {}",
+            env!("CARGO_BIN_EXE_fleetdeck"),
+            daemon.url,
+            token_file.display()
+        ),
+        160,
+        45,
+    );
+    tmux.wait_for("attached attach-a");
+    tmux.keys(&["7"]);
+    tmux.wait_for(&label);
+
+    // The daemon's runbook waits for an approval (approve mode): `y` on the Runbooks pane
+    // grants it through the daemon's API, and the daemon no longer lists it as pending.
+    let pending = || -> Vec<Value> {
+        http()
+            .get(format!("{}/api/v1/runs", daemon.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .and_then(|r| r.json::<Value>())
+            .map(|v| {
+                v["pending_approvals"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(
+        "the daemon asks for an approval",
+        Duration::from_secs(60),
+        || !pending().is_empty(),
+    );
+    let approval = pending()[0]["id"].as_u64().unwrap();
+    tmux.keys(&["8"]);
+    tmux.wait_for("awaiting approval");
+    tmux.keys(&["y"]);
+    tmux.wait_for(&format!("approval {approval} granted"));
+    wait_until(
+        "the approval is no longer pending",
+        Duration::from_secs(20),
+        || pending().iter().all(|p| p["id"].as_u64() != Some(approval)),
+    );
+
+    // Killed: the screen says so within 5 s.
+    let _ = daemon.child.kill();
+    let _ = daemon.child.wait();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(5);
+    loop {
+        if tmux.screen().contains("disconnected") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no \"disconnected\" within 5 s of the daemon's death:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Restarted on the same store and address: the cockpit reattaches to the new daemon run.
+    let port = daemon.url.rsplit(':').next().unwrap().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .arg("--store")
+        .arg(&store)
+        .args(["--mode", "approve", "headless", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("FLEETDECK_TOKEN", TOKEN)
+        .env("POD_NAME", "attach-c")
+        .env_remove("POD_IP")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("restart fleetdeck headless");
+    tmux.wait_for("attached attach-c");
+    tmux.wait_for(&label);
+    let _ = child.kill();
+    let _ = child.wait();
+}
