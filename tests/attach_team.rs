@@ -1,6 +1,7 @@
 //! Two people on one daemon: `fleetdeck headless` in approve mode on a simulated fleet whose API
 //! server answers TokenReview and SubjectAccessReview from a users file (`[headless] auth =
-//! "kubernetes"`), and two `fleetdeck attach` cockpits in tmux, a viewer's and an approver's.
+//! "kubernetes"`), and two `fleetdeck attach` cockpits in tmux, a viewer's (a token file) and an
+//! approver's (an exec credential plugin in a kubeconfig).
 //! Both show the daemon's incident by its one id; the viewer's approve is refused (on the
 //! timeline, by name); the approver's is acted on once and both screens say who granted it;
 //! `incident list --attach` prints what the daemon's API lists; the daemon killed, both screens
@@ -29,16 +30,34 @@ fn get(url: &str, token: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn attach(url: &str, token_file: &Path) -> Tmux {
+fn attach(url: &str, credential: &str) -> Tmux {
     Tmux::sized(
-        &format!(
-            "{} attach {url} --token-file {}",
-            env!("CARGO_BIN_EXE_fleetdeck"),
-            token_file.display()
-        ),
+        &format!("{} {credential}", env!("CARGO_BIN_EXE_fleetdeck")).replace("URL", url),
         180,
         50,
     )
+}
+
+/// A kubeconfig whose only user gets `token` from an exec credential plugin, as EKS's, GKE's
+/// and AKS's do: `attach` with it and no token file sends what the plugin yields.
+fn exec_kubeconfig(dir: &Path, token: &str) -> std::path::PathBuf {
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "kind": "ExecCredential",
+        "status": {"token": token},
+    });
+    let script = dir.join("credential-plugin.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s' '{credential}'\n")).unwrap();
+    let path = dir.join("exec-kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://cluster.invalid\nusers:\n- name: abe\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: sh\n      args: [\"{}\"]\n      interactiveMode: Never\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: abe\ncurrent-context: c\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    path
 }
 
 /// Waits until every screen shows `what` at once (each screen is read again until it does).
@@ -98,11 +117,15 @@ fn a_viewer_and_an_approver_attached_to_one_daemon_see_one_truth() {
         &store,
     );
     let base = daemon.url.clone();
-    let (vera, abe) = (dir.path().join("vera"), dir.path().join("abe"));
+    // The viewer with a token file, the approver with an exec plugin's credential.
+    let vera = dir.path().join("vera");
     std::fs::write(&vera, VIEWER).unwrap();
-    std::fs::write(&abe, APPROVER).unwrap();
-    let viewer = attach(&base, &vera);
-    let approver = attach(&base, &abe);
+    let abe = exec_kubeconfig(dir.path(), APPROVER);
+    let viewer = attach(
+        &base,
+        &format!("attach URL --token-file {}", vera.display()),
+    );
+    let approver = attach(&base, &format!("--kubeconfig {} attach URL", abe.display()));
     both_show(&[&viewer, &approver], "attached team-a");
 
     let r = http()

@@ -46,22 +46,6 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// The static token of the kubeconfig's first context (its `token` or `tokenFile`), which the
-/// daemon checks with a TokenReview; `None` when the context authenticates otherwise.
-async fn context_token(targets: &[crate::sources::kube::ClusterTarget]) -> Option<String> {
-    let cfg = targets.first()?.config().await.ok()?;
-    // kube keeps the token as a secret string; its kubeconfig form is the way to read it.
-    let auth = serde_json::to_value(&cfg.auth_info).ok()?;
-    if let Some(t) = auth["token"].as_str().filter(|t| !t.is_empty()) {
-        return Some(t.to_string());
-    }
-    let file = auth["tokenFile"].as_str()?;
-    std::fs::read_to_string(file)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-}
-
 async fn run_attached(
     cli: &Cli,
     cfg: &Config,
@@ -70,9 +54,15 @@ async fn run_attached(
     targets: Vec<crate::sources::kube::ClusterTarget>,
 ) -> anyhow::Result<()> {
     let (theme, keymap) = super::cockpit::cockpit_parts(cli, cfg)?;
-    let token = match token {
-        Some(t) => Some(t),
-        None => context_token(&targets).await,
+    // Without a token file, the kubeconfig context's credential (a token, an exec plugin, an
+    // auth provider) as the one-shot commands send it; without either (a wall screen with no
+    // kubeconfig) nothing, and the daemon's 401 says what to give.
+    let (kube_client, no_credential) = match token {
+        Some(_) => (None, None),
+        None => match super::remote::kube_client(cli, cfg, url).await {
+            Ok(client) => (Some(client), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        },
     };
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -82,6 +72,8 @@ async fn run_attached(
         url: url.trim_end_matches('/').to_string(),
         token,
         http,
+        kube: kube_client,
+        no_credential,
     };
     let (evaluations, attached) = crate::tui::attach::start(options);
     let kube = crate::engine::fleet::action_clients(&targets).await;

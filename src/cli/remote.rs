@@ -253,7 +253,11 @@ impl Remote {
 }
 
 /// A kube client for the daemon's URL with the current kubeconfig context's credentials.
-async fn kube_client(cli: &Cli, cfg: &Config, base: &str) -> anyhow::Result<kube::Client> {
+pub(super) async fn kube_client(
+    cli: &Cli,
+    cfg: &Config,
+    base: &str,
+) -> anyhow::Result<kube::Client> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let no_credentials = "no credentials for the daemon: pass --token-file PATH, set [attach] token_file or $FLEETDECK_TOKEN, or use a kubeconfig whose context has a token or an exec plugin";
     let kubeconfig = match &cli.cluster.kubeconfig {

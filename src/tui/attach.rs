@@ -65,9 +65,15 @@ pub struct AttachView {
 pub struct AttachOptions {
     /// The daemon's base URL (`http://host:8080`).
     pub url: String,
-    /// The bearer token; `None` sends none.
+    /// The bearer token; `None` sends none (or the kubeconfig's credential, with `kube`).
     pub token: Option<String>,
     pub http: reqwest::Client,
+    /// Without a token: a kube client whose cluster URL is the daemon's, carrying the
+    /// kubeconfig context's credential (a token, an exec plugin, an auth provider), which
+    /// kube-rs adds and refreshes as kubectl would.
+    pub kube: Option<kube::Client>,
+    /// Why no credential is sent (neither a token nor a kubeconfig credential), for the 401.
+    pub no_credential: Option<String>,
 }
 
 impl std::fmt::Debug for AttachOptions {
@@ -76,17 +82,87 @@ impl std::fmt::Debug for AttachOptions {
         f.debug_struct("AttachOptions")
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field(
+                "kube",
+                &self.kube.as_ref().map(|_| "<kubeconfig credential>"),
+            )
             .finish_non_exhaustive()
     }
 }
 
+/// A daemon's answer, its body read as it arrives (the stream's lines come as chunks).
+enum Answer {
+    Reqwest(reqwest::Response),
+    Kube(kube::client::Body),
+}
+
+impl Answer {
+    /// The next piece of the body; `None` at its end.
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        match self {
+            Self::Reqwest(r) => r.chunk().await.map_err(|e| e.to_string()),
+            Self::Kube(body) => loop {
+                use http_body_util::BodyExt as _;
+                match body.frame().await {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(e.to_string()),
+                    // Trailers carry nothing the stream reads.
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Ok(Some(data));
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    async fn text(mut self) -> String {
+        let mut all = Vec::new();
+        while let Ok(Some(c)) = self.chunk().await {
+            all.extend_from_slice(&c);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    }
+}
+
 impl AttachOptions {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// Sends one request with the credential; answers its status and its body to read.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(reqwest::StatusCode, Answer), String> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
-        let req = self.http.request(method, url);
-        match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
+        let unreachable = |e: &dyn std::fmt::Display| format!("cannot reach {}: {e}", self.url);
+        match (&self.token, &self.kube) {
+            (None, Some(client)) => {
+                let bytes = match body {
+                    Some(b) => serde_json::to_vec(b).map_err(|e| e.to_string())?,
+                    None => Vec::new(),
+                };
+                let req = axum::http::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(axum::http::header::CONTENT_TYPE, "application/json")
+                    .body(kube::client::Body::from(bytes))
+                    .map_err(|e| unreachable(&e))?;
+                let resp = client.send(req).await.map_err(|e| unreachable(&e))?;
+                let status = resp.status();
+                Ok((status, Answer::Kube(resp.into_body())))
+            }
+            (token, _) => {
+                let mut req = self.http.request(method, url);
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                let resp = req.send().await.map_err(|e| unreachable(&e))?;
+                Ok((resp.status(), Answer::Reqwest(resp)))
+            }
         }
     }
 }
@@ -239,16 +315,18 @@ async fn read_once(options: &AttachOptions, f: &mut Follower) -> (String, bool) 
     if let (Some(seq), Some(instance)) = (f.seq, &f.instance) {
         path.push_str(&format!("?since={seq}&instance={instance}"));
     }
-    let resp = match options.request(reqwest::Method::GET, &path).send().await {
+    let (status, mut resp) = match options.send(reqwest::Method::GET, &path, None).await {
         Ok(r) => r,
-        Err(e) => return (format!("cannot reach {}: {e}", options.url), false),
+        Err(e) => return (e, false),
     };
-    let status = resp.status();
     if !status.is_success() {
-        let body = resp.text().await.unwrap_or_default();
-        return (refusal(status, &body), false);
+        let body = resp.text().await;
+        let mut why = refusal(status, &body);
+        if let (401, Some(none)) = (status.as_u16(), &options.no_credential) {
+            why.push_str(&format!(" [no credential was sent: {none}]"));
+        }
+        return (why, false);
     }
-    let mut resp = resp;
     let mut buf: Vec<u8> = Vec::new();
     let mut heard = false;
     loop {
@@ -302,16 +380,8 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, String> {
-    let mut req = options.request(method, path);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {}: {e}", options.url))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
+    let (status, resp) = options.send(method, path, body.as_ref()).await?;
+    let text = resp.text().await;
     if !status.is_success() {
         return Err(refusal(status, &text));
     }
