@@ -4,7 +4,11 @@
 //! incident, run, approval, history series, plus a `meta` part), so that a `delta` carries
 //! only the parts that changed. [`Splitter`] is the daemon's side (it remembers the last text
 //! of every part and re-serialises only what an `Arc` says may have changed), [`Rebuilder`]
-//! the client's (it keeps the typed parts and rebuilds an `Evaluated` from them). Pods and the
+//! the client's (it keeps the typed parts and rebuilds an `Evaluated` from them). A GPU's
+//! readings change on every DCGM round, so its part holds only what changes seldom (identity,
+//! health counters, holder) and a short index; the readings travel as one `gpus+` part of
+//! positional rows, only for the GPUs whose readings moved by what a pane prints (see
+//! [`Readings`]), and the client's GPUs print the daemon's figures. Pods and the
 //! GPU history are not on the wire (150,000 pods are for a cockpit with a kubeconfig). May
 //! import model and runbook.
 
@@ -186,6 +190,17 @@ pub struct Splitter {
     sections: HashMap<String, Section>,
     /// The history last split, to send a series' new samples rather than all of it.
     history_prev: Option<Arc<crate::model::History>>,
+    gpus: GpuTable,
+}
+
+/// The GPUs' fast readings as last sent, by the short index each GPU was given when it
+/// first appeared (its `gpu/` part names it): they travel as `gpus+` rows, not in the part.
+#[derive(Default)]
+struct GpuTable {
+    index: HashMap<String, u32>,
+    next: u32,
+    readings: BTreeMap<u32, Readings>,
+    sampled: BTreeMap<u32, DateTime<Utc>>,
 }
 
 fn text<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String, WireError> {
@@ -205,14 +220,15 @@ impl Splitter {
         Self::default()
     }
 
-    /// Every part now, for a picture.
+    /// Every keyed part now, for a picture (which adds the GPUs' `gpus+` readings).
     pub fn parts(&self) -> impl Iterator<Item = (&String, &String)> {
         self.sections.values().flat_map(|s| s.parts.iter())
     }
 
     /// How many parts the picture has.
     pub fn len(&self) -> usize {
-        self.sections.values().map(|s| s.parts.len()).sum()
+        let plus = usize::from(!self.gpus.readings.is_empty());
+        self.sections.values().map(|s| s.parts.len()).sum::<usize>() + plus
     }
 
     pub fn is_empty(&self) -> bool {
@@ -226,6 +242,8 @@ impl Splitter {
         let e = frame.evaluated;
         let snap = &e.snapshot;
         self.history(snap, &mut change)?;
+        // The GPUs come after the parts `apply` pushes, so that `gpus+` follows `meta`.
+        let mut gpu_change = Change::default();
         let mut apply = |this: &mut Self,
                          id: String,
                          ptr: usize,
@@ -287,22 +305,7 @@ impl Splitter {
                 &mut || cluster_parts(cluster, &name),
             )?;
         }
-        apply(self, "gpus".into(), ptr_of(&snap.gpus), &mut || {
-            snap.gpus
-                .iter()
-                .map(|g| {
-                    let key = format!(
-                        "gpu/{}/{}/{:04}/{}",
-                        esc(&g.cluster),
-                        g.node,
-                        g.index,
-                        g.uuid
-                    );
-                    let t = text(&key, g)?;
-                    Ok((key, t))
-                })
-                .collect()
-        })?;
+        self.gpus(snap, &mut gpu_change)?;
         apply(self, "endpoints".into(), 0, &mut || {
             let mut out = BTreeMap::new();
             for (i, ep) in snap.endpoints.iter().enumerate() {
@@ -369,6 +372,9 @@ impl Splitter {
             }
             Ok(out)
         })?;
+        seen.push("gpus".to_string());
+        change.set.extend(gpu_change.set);
+        change.del.extend(gpu_change.del);
         // A cluster that left the picture takes its parts with it.
         let gone: Vec<String> = self
             .sections
@@ -427,6 +433,221 @@ impl Splitter {
     }
 }
 
+impl Splitter {
+    /// The GPUs: each one's `gpu/` part (identity and slow fields, with its short index) when
+    /// it changes, and one `gpus+` part holding only the readings that moved by what a pane
+    /// shows, and the new sample times as runs of indices (a source's GPUs share one).
+    fn gpus(&mut self, snap: &Snapshot, change: &mut Change) -> Result<(), WireError> {
+        let ptr = ptr_of(&snap.gpus);
+        let section = self.sections.entry("gpus".to_string()).or_default();
+        if section.ptr == ptr && (!section.parts.is_empty() || snap.gpus.is_empty()) {
+            return Ok(());
+        }
+        let table = &mut self.gpus;
+        let keys: Vec<String> = snap.gpus.iter().map(gpu_key).collect();
+        // New GPUs get indices in key order, so that a cluster's GPUs make one run.
+        let mut new: Vec<&String> = keys
+            .iter()
+            .filter(|k| !table.index.contains_key(*k))
+            .collect();
+        new.sort();
+        for k in new {
+            table.index.insert(k.clone(), table.next);
+            table.next = table.next.wrapping_add(1);
+        }
+        let mut parts = BTreeMap::new();
+        let mut rows = Vec::new();
+        let mut stamps = Vec::new();
+        for (g, key) in snap.gpus.iter().zip(keys) {
+            let Some(&i) = table.index.get(&key) else {
+                continue;
+            };
+            let t = text(&key, &GpuPartRef { i, g: &slow(g) })?;
+            if section.parts.get(&key) != Some(&t) {
+                change.set.push((key.clone(), t.clone()));
+            }
+            parts.insert(key, t);
+            let r = Readings::of(g);
+            if table.readings.get(&i) != Some(&r) {
+                rows.push(r.row(i));
+                table.readings.insert(i, r);
+            }
+            if table.sampled.get(&i) != Some(&g.sampled_at) {
+                stamps.push((i, g.sampled_at));
+                table.sampled.insert(i, g.sampled_at);
+            }
+        }
+        for k in section.parts.keys() {
+            if !parts.contains_key(k) {
+                change.del.push(k.clone());
+                if let Some(i) = table.index.remove(k) {
+                    table.readings.remove(&i);
+                    table.sampled.remove(&i);
+                }
+            }
+        }
+        section.ptr = ptr;
+        section.parts = parts;
+        if !rows.is_empty() || !stamps.is_empty() {
+            rows.sort_by_key(|r| r.0);
+            let plus = GpusPlus {
+                r: rows,
+                at: stamp_runs(stamps),
+            };
+            change
+                .set
+                .push((GPUS_PLUS.to_string(), text(GPUS_PLUS, &plus)?));
+        }
+        Ok(())
+    }
+
+    /// Every GPU's readings and sample time, for a picture; `None` when there are no GPUs.
+    fn gpus_whole(&self) -> Option<String> {
+        let t = &self.gpus;
+        if t.readings.is_empty() {
+            return None;
+        }
+        let plus = GpusPlus {
+            r: t.readings.iter().map(|(i, r)| r.row(*i)).collect(),
+            at: stamp_runs(t.sampled.iter().map(|(i, at)| (*i, *at)).collect()),
+        };
+        // Serialising plain numbers and times cannot fail; a picture without the readings
+        // would still show every GPU, with its readings unknown.
+        serde_json::to_string(&plus).ok()
+    }
+}
+
+/// The key of the compact GPU readings, in a picture and in a delta. It sorts after every
+/// `gpu/` key, so a client has taken a new GPU's part before its readings.
+const GPUS_PLUS: &str = "gpus+";
+
+fn gpu_key(g: &GpuModel) -> String {
+    format!(
+        "gpu/{}/{}/{:04}/{}",
+        esc(&g.cluster),
+        g.node,
+        g.index,
+        g.uuid
+    )
+}
+
+/// A GPU without its fast readings (they travel in `gpus+`), so its part changes only when
+/// its identity, health counters, holder or status do.
+fn slow(g: &GpuModel) -> GpuModel {
+    GpuModel {
+        utilization_pct: None,
+        memory_used_mib: None,
+        memory_free_mib: None,
+        temperature_c: None,
+        power_w: None,
+        sm_clock_mhz: None,
+        sampled_at: DateTime::<Utc>::UNIX_EPOCH,
+        ..g.clone()
+    }
+}
+
+#[derive(Serialize)]
+struct GpuPartRef<'a> {
+    i: u32,
+    g: &'a GpuModel,
+}
+
+#[derive(Deserialize)]
+struct GpuPart {
+    i: u32,
+    g: GpuModel,
+}
+
+/// One `gpus+` row: the index and the readings, positionally.
+type Row = (
+    u32,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+#[derive(Serialize, Deserialize)]
+struct GpusPlus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    r: Vec<Row>,
+    /// New sample times, each with the runs of indices (`[first, last]`) it is for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    at: Vec<Stamp>,
+}
+
+/// A sample time and the runs of indices (`[first, last]`) it is for.
+type Stamp = (DateTime<Utc>, Vec<(u32, u32)>);
+
+fn stamp_runs(mut stamps: Vec<(u32, DateTime<Utc>)>) -> Vec<Stamp> {
+    stamps.sort_by_key(|s| s.0);
+    let mut by_time: BTreeMap<DateTime<Utc>, Vec<(u32, u32)>> = BTreeMap::new();
+    for (i, at) in stamps {
+        let runs = by_time.entry(at).or_default();
+        match runs.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(i) => last.1 = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    by_time.into_iter().collect()
+}
+
+/// A GPU's fast readings at the precision the panes and wall tiles print them: utilisation
+/// in whole percent with the side it was rounded from (quarters: `4 × shown ± 1`, so that
+/// "idle under N %" reads the same as on the daemon), memory in tenths of GiB, °C and W whole,
+/// the SM clock in MHz. A reading that moved less than that is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Readings([Option<i64>; 6]);
+
+/// Rounds as `format!("{x:.0}")` does (ties to even), so the shown figure is the sent one.
+fn shown(x: f64) -> Option<i64> {
+    x.is_finite().then(|| x.round_ties_even() as i64)
+}
+
+fn tenth_gib(mib: u64) -> i64 {
+    (mib as f64 * 10.0 / 1024.0).round_ties_even() as i64
+}
+
+impl Readings {
+    fn of(g: &GpuModel) -> Self {
+        let util = g.utilization_pct.and_then(|u| {
+            let q = shown(u)?;
+            let side = match u.partial_cmp(&(q as f64)) {
+                Some(std::cmp::Ordering::Less) => -1,
+                Some(std::cmp::Ordering::Greater) => 1,
+                _ => 0,
+            };
+            Some(4 * q + side)
+        });
+        Readings([
+            util,
+            g.memory_used_mib.map(tenth_gib),
+            g.memory_free_mib.map(tenth_gib),
+            g.temperature_c.and_then(shown),
+            g.power_w.and_then(shown),
+            g.sm_clock_mhz.map(i64::from),
+        ])
+    }
+
+    fn row(&self, i: u32) -> Row {
+        let [a, b, c, d, e, f] = self.0;
+        (i, a, b, c, d, e, f)
+    }
+
+    /// Sets the readings of `g` to values that print as the daemon's do.
+    fn apply(row: &Row, g: &mut GpuModel) {
+        let mib = |t: i64| (t as f64 * 102.4).round().max(0.0) as u64;
+        g.utilization_pct = row.1.map(|u| u as f64 / 4.0);
+        g.memory_used_mib = row.2.map(mib);
+        g.memory_free_mib = row.3.map(mib);
+        g.temperature_c = row.4.map(|t| t as f64);
+        g.power_w = row.5.map(|p| p as f64);
+        g.sm_clock_mhz = row.6.and_then(|c| u32::try_from(c).ok());
+    }
+}
+
 /// How `new` follows from `old` by dropping samples at the start and adding at the end:
 /// `(dropped, added)`; `None` when it does not.
 fn appended<'a>(old: &[Sample], new: &'a [Sample]) -> Option<(usize, &'a [Sample])> {
@@ -463,7 +684,9 @@ fn cluster_parts(
 
 /// A `picture` line: every part the splitter holds, at `seq`.
 pub fn picture_line(splitter: &Splitter, seq: u64) -> String {
+    let whole = splitter.gpus_whole().map(|t| (GPUS_PLUS.to_string(), t));
     let mut parts: Vec<(&String, &String)> = splitter.parts().collect();
+    parts.extend(whole.as_ref().map(|(k, v)| (k, v)));
     parts.sort_by(|a, b| a.0.cmp(b.0));
     let mut line = format!("{{\"type\":\"picture\",\"seq\":{seq},\"parts\":{{");
     push_parts(&mut line, parts.into_iter());
@@ -513,6 +736,9 @@ pub struct Rebuilder {
     history_built: Option<Arc<crate::model::History>>,
     clusters: BTreeMap<String, ClusterParts>,
     gpus: BTreeMap<String, GpuModel>,
+    /// Each GPU's key by the index its part gave it, and back: `gpus+` rows name indices.
+    gpu_keys: HashMap<u32, String>,
+    gpu_index: HashMap<String, u32>,
     gpus_built: Option<Arc<Vec<GpuModel>>>,
     endpoints: BTreeMap<String, Arc<EndpointModel>>,
     models: BTreeMap<String, Arc<RegisteredModelView>>,
@@ -615,8 +841,39 @@ impl Rebuilder {
                 c.deployments.insert(k, d);
             }
         } else if key.starts_with("gpu/") {
-            let g = read(&key, value)?;
+            let GpuPart { i, mut g } = read(&key, value)?;
+            // The part has no readings: a GPU already held keeps those `gpus+` last set.
+            if let Some(old) = self.gpus.get(&key) {
+                g.utilization_pct = old.utilization_pct;
+                g.memory_used_mib = old.memory_used_mib;
+                g.memory_free_mib = old.memory_free_mib;
+                g.temperature_c = old.temperature_c;
+                g.power_w = old.power_w;
+                g.sm_clock_mhz = old.sm_clock_mhz;
+                g.sampled_at = old.sampled_at;
+            }
+            if let Some(was) = self.gpu_index.insert(key.clone(), i) {
+                self.gpu_keys.remove(&was);
+            }
+            self.gpu_keys.insert(i, key.clone());
             self.gpus.insert(key, g);
+            self.gpus_built = None;
+        } else if key == GPUS_PLUS {
+            let plus: GpusPlus = read(&key, value)?;
+            for row in &plus.r {
+                if let Some(g) = self.gpu_keys.get(&row.0).and_then(|k| self.gpus.get_mut(k)) {
+                    Readings::apply(row, g);
+                }
+            }
+            for (at, runs) in &plus.at {
+                for &(first, last) in runs {
+                    for i in first..=last {
+                        if let Some(g) = self.gpu_keys.get(&i).and_then(|k| self.gpus.get_mut(k)) {
+                            g.sampled_at = *at;
+                        }
+                    }
+                }
+            }
             self.gpus_built = None;
         } else if key.starts_with("endpoint/") {
             let e = read(&key, value)?;
@@ -664,6 +921,9 @@ impl Rebuilder {
             }
         } else if key.starts_with("gpu/") {
             self.gpus.remove(key);
+            if let Some(i) = self.gpu_index.remove(key) {
+                self.gpu_keys.remove(&i);
+            }
             self.gpus_built = None;
         } else if key.starts_with("endpoint/") {
             self.endpoints.remove(key);
@@ -906,7 +1166,8 @@ mod tests {
         next.seq = 2;
         let change = s.update(&frame(&next)).unwrap();
         let keys: Vec<&str> = change.set.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["meta", "gpu/a%2Fb/n1/0001/GPU-1"]);
+        // (A reading travels in `gpus+`, not in the GPU's part.)
+        assert_eq!(keys, ["meta", "gpus+"]);
         assert_eq!(change.del, ["signal/gpu.xid:1"]);
         take(&mut r, &delta_line(&change, 2));
         assert_eq!(*r.evaluated().snapshot, *next.snapshot);
@@ -949,5 +1210,209 @@ mod tests {
         assert!(change.del.contains(&"node/a%2Fb/n2".to_string()));
         take(&mut r, &delta_line(&change, 5));
         assert!(r.evaluated().snapshot.clusters.is_empty());
+    }
+
+    fn frame_of<'a>(e: &'a Evaluated, incidents: &'a Arc<Vec<Incident>>) -> Frame<'a> {
+        Frame {
+            evaluated: e,
+            incidents,
+            automation: None,
+        }
+    }
+
+    /// A fleet of `n` GPUs, 8 a node, held by pods, with readings that vary by GPU.
+    fn fleet(n: u32, round: u32) -> Vec<GpuModel> {
+        (0..n)
+            .map(|i| {
+                let mut g = GpuModel::new(
+                    "prod",
+                    &format!("gpu-node-{:04}", i / 8),
+                    i % 8,
+                    &format!("GPU-{i:08x}-4b1c-9d2e-{:012x}", u64::from(i) * 7919),
+                    at() + chrono::Duration::seconds(10 * i64::from(round)),
+                );
+                let wobble = f64::from((i * 37 + round * 53) % 100);
+                g.model_name = Some("NVIDIA H100 80GB HBM3".into());
+                g.memory_total_mib = Some(81_559);
+                g.power_limit_w = Some(700.0);
+                g.utilization_pct = Some(wobble + 0.37);
+                g.memory_used_mib = Some(20_000 + (wobble as u64) * 500);
+                g.memory_free_mib = Some(81_559 - (20_000 + (wobble as u64) * 500));
+                g.temperature_c = Some(40.0 + wobble / 3.0);
+                g.power_w = Some(150.0 + wobble * 5.0);
+                g.sm_clock_mhz = Some(1_980);
+                g.holder = Some(crate::model::gpu::PodRef {
+                    namespace: "training".into(),
+                    pod: format!("llama-70b-worker-{}", i / 8),
+                    container: None,
+                });
+                g
+            })
+            .collect()
+    }
+
+    fn with_gpus(e: &Evaluated, gpus: Vec<GpuModel>, seq: u64) -> Evaluated {
+        let mut next = e.clone();
+        let mut snap = (*e.snapshot).clone();
+        snap.gpus = Arc::new(gpus);
+        next.snapshot = Arc::new(snap);
+        next.seq = seq;
+        next
+    }
+
+    /// What the GPU panes and wall tiles print of a GPU's readings (util and idle, GiB used and
+    /// free, °C, W, MHz, the sample time) and its slow fields.
+    fn shown_figures(g: &GpuModel) -> String {
+        let gib = |m: Option<u64>| m.map(|m| format!("{:.1}", m as f64 / 1024.0));
+        format!(
+            "{:?} idle5={} idle10={} {:?} {:?} {:?} {:?} {:?} {} {:?}",
+            g.utilization_pct.map(|u| format!("{u:.0}")),
+            g.is_idle_allocated(5.0),
+            g.is_idle_allocated(10.0),
+            gib(g.memory_used_mib),
+            gib(g.memory_free_mib),
+            g.temperature_c.map(|t| format!("{t:.0}")),
+            g.power_w.map(|p| format!("{p:.0}")),
+            g.sm_clock_mhz,
+            g.sampled_at,
+            slow(g),
+        )
+    }
+
+    #[test]
+    fn a_round_of_new_gpu_readings_costs_under_50_bytes_a_gpu() {
+        // The target: ≤ 200 KB/s steady at 40,000 GPUs with DCGM every 10 s is 2 MB a round,
+        // 50 bytes a GPU whose readings all moved.
+        const GPUS: u32 = 4_000;
+        let incidents = Arc::new(Vec::new());
+        let frame = |e| Frame {
+            evaluated: e,
+            incidents: &incidents,
+            automation: None,
+        };
+        let e = with_gpus(&evaluated(), fleet(GPUS, 0), 1);
+        let mut s = Splitter::new();
+        s.update(&frame(&e)).unwrap();
+        let mut r = Rebuilder::new();
+        take(&mut r, &picture_line(&s, 1));
+
+        let next = with_gpus(&e, fleet(GPUS, 1), 2);
+        let change = s.update(&frame(&next)).unwrap();
+        assert!(
+            change.set.iter().all(|(k, _)| !k.starts_with("gpu/")),
+            "no GPU's slow fields changed, so no GPU part travels"
+        );
+        let line = delta_line(&change, 2);
+        let per_gpu = line.len() as f64 / f64::from(GPUS);
+        println!(
+            "{} bytes for {GPUS} GPUs: {per_gpu:.1} bytes a GPU a round",
+            line.len()
+        );
+        assert!(per_gpu <= 50.0, "{per_gpu:.1} bytes a GPU");
+        take(&mut r, &line);
+        let back = r.evaluated();
+        for (a, b) in back.snapshot.gpus.iter().zip(next.snapshot.gpus.iter()) {
+            assert_eq!(shown_figures(a), shown_figures(b));
+        }
+    }
+
+    #[test]
+    fn a_gpu_whose_readings_moved_less_than_shown_is_not_sent() {
+        let incidents = Arc::new(Vec::new());
+        let frame = |e| Frame {
+            evaluated: e,
+            incidents: &incidents,
+            automation: None,
+        };
+        // 40 GiB: a tenth of a GiB either way is ±51 MiB.
+        let first = || {
+            let mut gpus = fleet(16, 0);
+            for g in &mut gpus {
+                g.memory_used_mib = Some(40 * 1024);
+            }
+            gpus
+        };
+        let e = with_gpus(&evaluated(), first(), 1);
+        let mut s = Splitter::new();
+        s.update(&frame(&e)).unwrap();
+
+        let mut gpus = first();
+        for g in &mut gpus {
+            // Each moves, by less than the panes print (0.37 % → 0.47 %, 10 MiB, 0.1 °C, 0.1 W).
+            g.utilization_pct = g.utilization_pct.map(|u| u + 0.1);
+            g.memory_used_mib = g.memory_used_mib.map(|m| m + 10);
+            g.temperature_c = g.temperature_c.map(|t| t + 0.1);
+            g.power_w = g.power_w.map(|p| p + 0.1);
+        }
+        gpus[5].utilization_pct = gpus[5].utilization_pct.map(|u| u + 2.0);
+        let change = s.update(&frame(&with_gpus(&e, gpus, 2))).unwrap();
+        let plus = change
+            .set
+            .iter()
+            .find(|(k, _)| k == "gpus+")
+            .map(|(_, v)| serde_json::from_str::<GpusPlus>(v).unwrap())
+            .unwrap();
+        let sent: Vec<u32> = plus.r.iter().map(|row| row.0).collect();
+        assert_eq!(sent.len(), 1, "only the GPU whose utilisation moved by 2 %");
+        assert!(plus.at.is_empty(), "the sample times did not move");
+        assert_eq!(change.set.len(), 2, "{change:?}");
+    }
+
+    #[test]
+    fn a_picture_and_compact_deltas_print_the_daemons_figures() {
+        let incidents = Arc::new(Vec::new());
+        // Readings on the edges of what is printed: ties, just under an idle threshold, MiB
+        // on a tenth of a GiB's tie, unknown readings.
+        let utils = [4.5, 4.96, 5.0, 5.04, 9.5, 0.0, 2.5, 99.51, 10.0, 9.99];
+        let round = |n: u32| {
+            let mut gpus = fleet(40, n);
+            for (i, g) in gpus.iter_mut().enumerate() {
+                let k = i + n as usize * 3;
+                g.utilization_pct = Some(utils[k % utils.len()]);
+                g.memory_used_mib = Some(256 + 512 * (k as u64 % 7) + (k as u64 % 3) * 51);
+                g.temperature_c = Some(60.5 + (k % 4) as f64 * 0.5);
+                g.power_w = Some(300.5 + (k % 5) as f64 * 0.25);
+                if k.is_multiple_of(9) {
+                    g.temperature_c = None;
+                    g.memory_free_mib = None;
+                }
+                if n == 2 && i == 3 {
+                    // A slow field changes: the part travels, the readings stay.
+                    g.xid_last = Some(79);
+                }
+            }
+            gpus
+        };
+        let e = with_gpus(&evaluated(), round(0), 1);
+        let mut s = Splitter::new();
+        s.update(&frame_of(&e, &incidents)).unwrap();
+        let mut r = Rebuilder::new();
+        take(&mut r, &picture_line(&s, 1));
+        let check = |r: &mut Rebuilder, e: &Evaluated| {
+            let back = r.evaluated();
+            assert_eq!(back.snapshot.gpus.len(), e.snapshot.gpus.len());
+            for (a, b) in back.snapshot.gpus.iter().zip(e.snapshot.gpus.iter()) {
+                assert_eq!(shown_figures(a), shown_figures(b));
+            }
+        };
+        check(&mut r, &e);
+        let mut last = e;
+        for n in 1..6 {
+            let mut gpus = round(n);
+            if n == 4 {
+                // A GPU goes and a new one comes.
+                gpus.remove(7);
+                gpus.push(GpuModel::new("prod", "new-node", 0, "GPU-new", at()));
+            }
+            let next = with_gpus(&last, gpus, u64::from(n) + 1);
+            let change = s.update(&frame_of(&next, &incidents)).unwrap();
+            take(&mut r, &delta_line(&change, u64::from(n) + 1));
+            check(&mut r, &next);
+            // A client attaching now gets the same from the picture.
+            let mut fresh = Rebuilder::new();
+            take(&mut fresh, &picture_line(&s, u64::from(n) + 1));
+            check(&mut fresh, &next);
+            last = next;
+        }
     }
 }
