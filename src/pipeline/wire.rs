@@ -737,7 +737,7 @@ pub struct Rebuilder {
     clusters: BTreeMap<String, ClusterParts>,
     gpus: BTreeMap<String, GpuModel>,
     /// Each GPU's key by the index its part gave it, and back: `gpus+` rows name indices.
-    gpu_keys: HashMap<u32, String>,
+    gpu_keys: BTreeMap<u32, String>,
     gpu_index: HashMap<String, u32>,
     gpus_built: Option<Arc<Vec<GpuModel>>>,
     endpoints: BTreeMap<String, Arc<EndpointModel>>,
@@ -867,8 +867,13 @@ impl Rebuilder {
             }
             for (at, runs) in &plus.at {
                 for &(first, last) in runs {
-                    for i in first..=last {
-                        if let Some(g) = self.gpu_keys.get(&i).and_then(|k| self.gpus.get_mut(k)) {
+                    // Walk the indices this client holds within the run, never the run's span
+                    // itself: a run is the daemon's word, and [0, u32::MAX] must not be a loop.
+                    if first > last {
+                        continue;
+                    }
+                    for (_, k) in self.gpu_keys.range(first..=last) {
+                        if let Some(g) = self.gpus.get_mut(k) {
                             g.sampled_at = *at;
                         }
                     }
