@@ -287,6 +287,7 @@ fn help_lists_the_working_commands_and_nothing_else() {
             "audit",
             "store",
             "runbook",
+            "attach",
             "headless",
             "completions",
             "man",
