@@ -299,25 +299,16 @@ fn attach_in_tmux_shows_the_daemons_incident_says_disconnected_and_resumes() {
     }
 
     // Restarted on the same store and address: the cockpit reattaches to the new daemon run.
-    let port = daemon.url.rsplit(':').next().unwrap().to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--kubeconfig")
-        .arg(&sim.kubeconfig)
-        .arg("--store")
-        .arg(&store)
-        .args(["--mode", "approve", "headless", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("FLEETDECK_TOKEN", TOKEN)
-        .env("POD_NAME", "attach-c")
-        .env_remove("POD_IP")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("restart fleetdeck headless");
+    let port = daemon.url.rsplit(':').next().unwrap().parse().unwrap();
+    let _restarted = Replica::start_at(
+        &sim,
+        &config,
+        "attach-c",
+        TOKEN,
+        &["--mode", "approve"],
+        &store,
+        port,
+    );
     tmux.wait_for("attached attach-c");
     tmux.wait_for(&label);
-    let _ = child.kill();
-    let _ = child.wait();
 }

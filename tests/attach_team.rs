@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::headless::Replica;
 use common::tmux::Tmux;
-use common::{Sim, http, wait_until};
+use common::{Sim, exec_kubeconfig, http, wait_until};
 use serde_json::Value;
 
 const SHARED: &str = "attach-team-shared-token";
@@ -36,28 +35,6 @@ fn attach(url: &str, credential: &str) -> Tmux {
         180,
         50,
     )
-}
-
-/// A kubeconfig whose only user gets `token` from an exec credential plugin, as EKS's, GKE's
-/// and AKS's do: `attach` with it and no token file sends what the plugin yields.
-fn exec_kubeconfig(dir: &Path, token: &str) -> std::path::PathBuf {
-    let credential = serde_json::json!({
-        "apiVersion": "client.authentication.k8s.io/v1beta1",
-        "kind": "ExecCredential",
-        "status": {"token": token},
-    });
-    let script = dir.join("credential-plugin.sh");
-    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s' '{credential}'\n")).unwrap();
-    let path = dir.join("exec-kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://cluster.invalid\nusers:\n- name: abe\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: sh\n      args: [\"{}\"]\n      interactiveMode: Never\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: abe\ncurrent-context: c\n",
-            script.display()
-        ),
-    )
-    .unwrap();
-    path
 }
 
 /// Waits until every screen shows `what` at once (each screen is read again until it does).
@@ -246,25 +223,16 @@ fn a_viewer_and_an_approver_attached_to_one_daemon_see_one_truth() {
 
     // Restarted on the same store and address: both come back to the new daemon run, with
     // the same incident.
-    let port = base.rsplit(':').next().unwrap().to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--kubeconfig")
-        .arg(&sim.kubeconfig)
-        .arg("--store")
-        .arg(&store)
-        .args(["--mode", "approve", "headless", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("FLEETDECK_TOKEN", SHARED)
-        .env("POD_NAME", "team-b")
-        .env_remove("POD_IP")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("restart fleetdeck headless");
+    let port = base.rsplit(':').next().unwrap().parse().unwrap();
+    let _restarted = Replica::start_at(
+        &sim,
+        &config,
+        "team-b",
+        SHARED,
+        &["--mode", "approve"],
+        &store,
+        port,
+    );
     both_show(&[&viewer, &approver], "attached team-b");
     both_show(&[&viewer, &approver], &format!("INC-{incident}"));
-    let _ = child.kill();
-    let _ = child.wait();
 }

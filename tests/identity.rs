@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::headless::Replica;
-use common::{Sim, http, wait_until};
+use common::{Sim, exec_kubeconfig, http, wait_until};
 use fleetdeck::config::HeadlessConfig;
 use fleetdeck::headless::identity::Identities;
 use fleetdeck::headless::server::{ApiState, ServeOptions, router, serve_with};
@@ -73,28 +73,6 @@ fn post(url: &str, token: &str, body: Value) -> (u16, Value) {
         .unwrap();
     let code = r.status().as_u16();
     (code, r.json().unwrap_or(Value::Null))
-}
-
-/// A kubeconfig whose only user gets `token` from an exec credential plugin, as EKS's, GKE's
-/// and AKS's do.
-fn exec_kubeconfig(dir: &Path, token: &str) -> std::path::PathBuf {
-    let credential = json!({
-        "apiVersion": "client.authentication.k8s.io/v1beta1",
-        "kind": "ExecCredential",
-        "status": {"token": token},
-    });
-    let script = dir.join("credential-plugin.sh");
-    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s' '{credential}'\n")).unwrap();
-    let path = dir.join("exec-kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://cluster.invalid\nusers:\n- name: abe\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: sh\n      args: [\"{}\"]\n      interactiveMode: Never\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: abe\ncurrent-context: c\n",
-            script.display()
-        ),
-    )
-    .unwrap();
-    path
 }
 
 fn summaries(timeline: &Value) -> Vec<String> {

@@ -51,31 +51,11 @@ fn remote_incident(remote: &Remote, cmd: &IncidentCommand) -> anyhow::Result<()>
             }
             let v = remote.get(&path)?;
             let incidents: Vec<Incident> = remote.field(&v, "incidents")?;
-            match output {
-                OutputFormat::Json => {
-                    writeln!(out, "{}", serde_json::to_string_pretty(&incidents)?)?
-                }
-                OutputFormat::Table => {
-                    write!(out, "{}", super::render::incident::list(&incidents, now))?
-                }
-            }
+            write_list(&mut out, *output, &incidents, now)?;
         }
         IncidentCommand::Show { id, output } => {
             let (inc, timeline) = incident_with_timeline(remote, incident_id(id)?)?;
-            match output {
-                OutputFormat::Json => writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"incident": inc, "timeline": timeline})
-                    )?
-                )?,
-                OutputFormat::Table => write!(
-                    out,
-                    "{}",
-                    super::render::incident::show(&inc, &timeline, now)
-                )?,
-            }
+            write_show(&mut out, *output, &inc, &timeline, now)?;
         }
         IncidentCommand::Note { id, text } => {
             let id = incident_id(id)?;
@@ -151,6 +131,43 @@ fn write_export(
     Ok(())
 }
 
+/// `incident list`'s output, the same for a local store and a daemon's.
+fn write_list(
+    out: &mut impl std::io::Write,
+    output: OutputFormat,
+    incidents: &[Incident],
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(incidents)?)?,
+        OutputFormat::Table => write!(out, "{}", super::render::incident::list(incidents, now))?,
+    }
+    Ok(())
+}
+
+/// `incident show`'s output, the same for a local store and a daemon's.
+fn write_show(
+    out: &mut impl std::io::Write,
+    output: OutputFormat,
+    inc: &Incident,
+    timeline: &[Entry],
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"incident": inc, "timeline": timeline})
+            )?
+        )?,
+        OutputFormat::Table => {
+            write!(out, "{}", super::render::incident::show(inc, timeline, now))?
+        }
+    }
+    Ok(())
+}
+
 fn incident_id(s: &str) -> anyhow::Result<u64> {
     crate::model::incident::parse_incident_id(s).with_context(|| {
         format!(
@@ -207,33 +224,13 @@ pub(super) fn incident(cli: &Cli, cmd: &IncidentCommand) -> anyhow::Result<()> {
                     demo.display()
                 );
             }
-            match output {
-                OutputFormat::Json => {
-                    writeln!(out, "{}", serde_json::to_string_pretty(&incidents)?)?
-                }
-                OutputFormat::Table => {
-                    write!(out, "{}", super::render::incident::list(&incidents, now))?
-                }
-            }
+            write_list(&mut out, *output, &incidents, now)?;
         }
         IncidentCommand::Show { id, output } => {
             let id = incident_id(id)?;
             let inc = store.require_incident(id)?;
             let timeline = store.timeline(id)?;
-            match output {
-                OutputFormat::Json => writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"incident": inc, "timeline": timeline})
-                    )?
-                )?,
-                OutputFormat::Table => write!(
-                    out,
-                    "{}",
-                    super::render::incident::show(&inc, &timeline, now)
-                )?,
-            }
+            write_show(&mut out, *output, &inc, &timeline, now)?;
         }
         IncidentCommand::Note { id, text } => {
             let id = incident_id(id)?;

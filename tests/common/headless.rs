@@ -40,6 +40,20 @@ impl Replica {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_at(sim, config, name, token, args, store, port)
+    }
+
+    /// As [`start_on`](Self::start_on), listening on `port` (a daemon restarted where its
+    /// clients were attached).
+    pub fn start_at(
+        sim: &Sim,
+        config: &Path,
+        name: &str,
+        token: &str,
+        args: &[&str],
+        store: &Path,
+        port: u16,
+    ) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
             .arg("--config")
             .arg(config)
