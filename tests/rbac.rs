@@ -139,7 +139,9 @@ fn readyz_is_503_naming_a_forbidden_resource_and_it_is_a_source_down_signal() {
         || {
             let r = http().get(format!("{}/readyz", daemon.url)).send().unwrap();
             last = (r.status().as_u16(), r.text().unwrap_or_default());
-            last.1.contains("sim-a/poddisruptionbudgets")
+            // While the sources still sync, the "waiting for" list names every resource,
+            // the forbidden one included: wait for the verdict that it is forbidden.
+            last.1.contains("sim-a/poddisruptionbudgets") && last.1.contains("RBAC")
         },
     );
     assert_eq!(last.0, 503, "{}", last.1);
