@@ -339,7 +339,11 @@ fn kubernetes_identities_a_viewer_is_refused_and_the_approver_approves_once_by_n
         intent.clone(),
     );
     assert_eq!(code, 403, "{body}");
-    let (code, plan) = post(&format!("{base}/api/v1/actions/plan"), ACTOR, intent);
+    let (code, plan) = post(
+        &format!("{base}/api/v1/actions/plan"),
+        ACTOR,
+        intent.clone(),
+    );
     assert_eq!(code, 200, "{plan}");
     assert!(plan["step"].is_object(), "{plan}");
     assert_eq!(
@@ -350,21 +354,37 @@ fn kubernetes_identities_a_viewer_is_refused_and_the_approver_approves_once_by_n
     let (code, body) = post(
         &format!("{base}/api/v1/actions/{plan_id}/confirm"),
         APPROVER,
-        json!({}),
+        intent.clone(),
     );
     assert_eq!(code, 403, "an approver confirms no action: {body}");
+    // A confirmation names the action it confirms: one for another action is the other
+    // action's new plan, not this one performed.
+    let other = json!({"cluster": "sim-a", "mutation": {"action": "cordon", "node": node}});
+    let (code, replanned) = post(
+        &format!("{base}/api/v1/actions/{plan_id}/confirm"),
+        ACTOR,
+        other,
+    );
+    assert_eq!(code, 409, "{replanned}");
+    assert!(replanned["plan"]["plan_id"].is_string(), "{replanned}");
     let (code, done) = post(
         &format!("{base}/api/v1/actions/{plan_id}/confirm"),
         ACTOR,
-        json!({}),
+        intent.clone(),
     );
     assert_eq!(code, 200, "{done}");
     let (code, again) = post(
         &format!("{base}/api/v1/actions/{plan_id}/confirm"),
         ACTOR,
-        json!({}),
+        intent,
     );
-    assert_eq!(code, 404, "a plan is performed once: {again}");
+    assert_eq!(code, 409, "a plan is performed once: {again}");
+    assert!(
+        again["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("confirmed already")),
+        "{again}"
+    );
     let actions = get(
         &format!("{base}/api/v1/audit?kind=action&limit=200"),
         VIEWER,

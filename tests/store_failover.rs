@@ -326,3 +326,46 @@ fn a_leader_paused_past_its_lease_writes_nothing_after_the_takeover_and_steps_do
     assert_eq!(node_patches(&sim), 1);
     assert_eq!(entries_of_run_after(&url, &run, takeover), 0);
 }
+
+fn post(replica: &Replica, path: &str, body: Value) -> (u16, Value) {
+    let r = http()
+        .post(format!("{}{path}", replica.url))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+/// Behind a Service, the plan and its confirmation may reach different replicas: the plan is
+/// held by none of them, the one that takes the confirmation plans the action again and
+/// performs it once; a second confirmation, on either replica, is refused.
+#[test]
+#[ignore = "needs postgresql"]
+fn a_manual_action_planned_on_one_replica_is_confirmed_on_the_other_once() {
+    let url = fresh_database();
+    let (sim, _dir, leader, follower) = two_replicas(&url);
+    let node = http()
+        .get(format!("{}/api/v1/nodes", sim.kube_url(0)))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let intent =
+        serde_json::json!({"cluster": "sim-a", "mutation": {"action": "cordon", "node": node}});
+    let (code, plan) = post(&follower, "/api/v1/actions/plan", intent.clone());
+    assert_eq!(code, 200, "{plan}");
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    let confirm = format!("/api/v1/actions/{id}/confirm");
+    let (code, done) = post(&leader, &confirm, intent.clone());
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(node_patches(&sim), 1);
+    for replica in [&leader, &follower] {
+        let (code, again) = post(replica, &confirm, intent.clone());
+        assert_eq!(code, 409, "a plan is performed once: {again}");
+    }
+    assert_eq!(node_patches(&sim), 1, "the node was patched more than once");
+}

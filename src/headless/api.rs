@@ -5,9 +5,7 @@
 //! and each record names the authenticated caller. May import store, runbook, actions, model
 //! and the other headless modules.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +14,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use rand::Rng;
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,83 +22,136 @@ use super::identity::Caller;
 use super::server::{ApiState, body_problem, error, not_an_incident, store_problem};
 use crate::actions::Mutation;
 use crate::model::incident::{Actor, EntryKind, NewEntry, Origin, parse_incident_id};
+use crate::runbook::executor::{Executor, PlanStep};
 use crate::store::{EntryFilter, EntryKindFilter, StoreError};
 
 /// How long a plan may wait for its confirmation: the cluster it was planned against moves on.
 pub const PLAN_TTL: Duration = Duration::from_secs(300);
-/// Plans held at once; the oldest goes first beyond it.
-const PLANS_KEPT: usize = 256;
 /// The most entries one audit page returns.
 const AUDIT_LIMIT_MAX: usize = 10_000;
 
-/// A planned action waiting for the person who asked for it to confirm it.
-#[derive(Debug, Clone)]
-pub struct HeldPlan {
-    cluster: String,
-    mutation: Mutation,
+/// What a plan's id says: when it was made, whose it is, and a digest of what the guard
+/// planned. A plan is held nowhere: the replica that takes the confirmation (whichever one a
+/// Service sends it to) plans the action again and performs it only when the new plan is the
+/// one the person saw.
+#[derive(Debug, Clone, PartialEq)]
+struct PlanId {
+    issued_ms: i64,
     by: String,
-    at: Instant,
+    digest: String,
 }
 
-/// The plans awaiting their confirmation, by plan id.
-#[derive(Debug, Default)]
-pub struct Plans {
-    held: Mutex<HashMap<String, HeldPlan>>,
-}
-
-impl Plans {
-    fn hold(&self, plan: HeldPlan) -> String {
-        let id: String = {
-            let mut rng = rand::thread_rng();
-            (0..24)
-                .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
-                .collect()
-        };
-        let mut m = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, p| p.at.elapsed() < PLAN_TTL);
-        if m.len() >= PLANS_KEPT
-            && let Some(oldest) = m.iter().min_by_key(|(_, p)| p.at).map(|(k, _)| k.clone())
-        {
-            m.remove(&oldest);
-        }
-        m.insert(id.clone(), plan);
-        id
-    }
-
-    /// The plan `id`, taken (a plan is performed once); why not when it is unknown, expired or
-    /// someone else's.
-    fn take(&self, id: &str, by: &str) -> Result<HeldPlan, (StatusCode, String)> {
-        let mut m = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        match m.get(id) {
-            None => Err((
-                StatusCode::NOT_FOUND,
-                format!(
-                    "there is no plan {id:?}: it was confirmed already, or never made; POST /api/v1/actions/plan makes one"
-                ),
-            )),
-            Some(p) if p.at.elapsed() >= PLAN_TTL => {
-                m.remove(id);
-                Err((
-                    StatusCode::GONE,
-                    format!(
-                        "plan {id:?} expired ({} after it was made); plan it again, the cluster may have changed",
-                        humantime::format_duration(PLAN_TTL)
-                    ),
-                ))
-            }
-            Some(p) if p.by != by => Err((
-                StatusCode::FORBIDDEN,
-                format!(
-                    "plan {id:?} is {}'s; only the person who saw the plan confirms it",
-                    p.by
-                ),
-            )),
-            Some(_) => m
-                .remove(id)
-                .ok_or((StatusCode::NOT_FOUND, format!("there is no plan {id:?}"))),
+impl PlanId {
+    fn new(issued_ms: i64, by: &str, cluster: &str, step: &PlanStep) -> Self {
+        Self {
+            issued_ms,
+            by: person_tag(by),
+            digest: plan_digest(issued_ms, by, cluster, step),
         }
     }
+
+    fn parse(id: &str) -> Option<Self> {
+        let mut parts = id.trim().split('-');
+        let issued_ms = i64::from_str_radix(parts.next()?, 16).ok()?;
+        let by = parts.next()?.to_string();
+        let digest = parts.next()?.to_string();
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        (parts.next().is_none() && hex(&by, 8) && hex(&digest, 32)).then_some(Self {
+            issued_ms,
+            by,
+            digest,
+        })
+    }
+
+    fn text(&self) -> String {
+        format!("{:x}-{}-{}", self.issued_ms, self.by, self.digest)
+    }
 }
+
+fn sha256_hex(parts: &[&[u8]], chars: usize) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        // Each part's length first, so that no two different lists hash alike.
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .chars()
+        .take(chars)
+        .collect()
+}
+
+/// Who a plan is for, as a short tag (the id is shown and sent; the name need not be).
+fn person_tag(by: &str) -> String {
+    sha256_hex(&[b"person", by.as_bytes()], 8)
+}
+
+/// What the person was shown: the action, its cluster, the guard's summary and blast radius
+/// (the pods a drain evicts, the PDBs that block it, the gang jobs hit).
+fn plan_digest(issued_ms: i64, by: &str, cluster: &str, step: &PlanStep) -> String {
+    let mutation = serde_json::to_string(&step.intent).unwrap_or_default();
+    let blast = serde_json::to_string(&step.blast).unwrap_or_default();
+    sha256_hex(
+        &[
+            b"plan",
+            &issued_ms.to_be_bytes(),
+            by.as_bytes(),
+            cluster.as_bytes(),
+            mutation.as_bytes(),
+            step.summary.as_bytes(),
+            blast.as_bytes(),
+        ],
+        32,
+    )
+}
+
+/// Why the plan `id` may not be confirmed by `by` at `now_ms` before it is planned again: it is
+/// not a plan id, it is someone else's, or it expired.
+fn check_plan_id(id: &str, by: &str, now_ms: i64) -> Result<PlanId, (StatusCode, String)> {
+    let Some(plan) = PlanId::parse(id) else {
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!(
+                "{id:?} is not a plan id of this daemon's; POST /api/v1/actions/plan makes one"
+            ),
+        ));
+    };
+    if plan.by != person_tag(by) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "plan {id:?} was made for another person; only the person who saw the plan confirms it"
+            ),
+        ));
+    }
+    let age_ms = now_ms - plan.issued_ms;
+    let ttl_ms = i64::try_from(PLAN_TTL.as_millis()).unwrap_or(i64::MAX);
+    if age_ms >= ttl_ms {
+        return Err((
+            StatusCode::GONE,
+            format!(
+                "plan {id:?} expired ({} after it was made); plan it again, the cluster may have changed",
+                humantime::format_duration(PLAN_TTL)
+            ),
+        ));
+    }
+    if age_ms < -PLAN_CLOCK_SKEW_MS {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "plan {id:?} is dated in the future: replicas' clocks disagree, or the id was altered; plan it again"
+            ),
+        ));
+    }
+    Ok(plan)
+}
+
+/// How far replicas' clocks may disagree when one confirms another's plan.
+const PLAN_CLOCK_SKEW_MS: i64 = 60_000;
 
 /// The routes this module adds, for the guarded section of the router.
 pub fn routes() -> Router<ApiState> {
@@ -321,53 +372,111 @@ async fn plan(
     let Some(executor) = state.executor.clone() else {
         return no_executor();
     };
-    let planned = {
-        let (cluster, mutation) = (cluster.clone(), mutation.clone());
-        tokio::task::spawn_blocking(move || {
-            let step = executor.preview(&cluster, &mutation);
-            let disruption = executor.guard().disruption(&executor.latest(), &cluster);
-            (step, disruption)
-        })
-        .await
-    };
-    let (step, disruption) = match planned {
+    let (step, disruption) = match preview(&executor, &cluster, &mutation).await {
         Ok(p) => p,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => return *r,
     };
-    let plan_id = state.plans.hold(HeldPlan {
-        cluster: cluster.clone(),
-        mutation,
-        by: caller.name,
-        at: Instant::now(),
-    });
-    Json(json!({
-        "plan_id": plan_id,
+    Json(plan_answer(&caller.name, &cluster, &step, &disruption)).into_response()
+}
+
+/// The guard's plan of `mutation` and the cluster's disruption, off the async threads.
+async fn preview(
+    executor: &Executor,
+    cluster: &str,
+    mutation: &Mutation,
+) -> Result<(PlanStep, serde_json::Value), Box<Response>> {
+    let (executor, cluster, mutation) = (executor.clone(), cluster.to_string(), mutation.clone());
+    tokio::task::spawn_blocking(move || {
+        let step = executor.preview(&cluster, &mutation);
+        let disruption = executor.guard().disruption(&executor.latest(), &cluster);
+        (step, serde_json::to_value(disruption).unwrap_or_default())
+    })
+    .await
+    .map_err(|e| Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())))
+}
+
+/// A plan as the API answers it, with an id that any replica can check.
+fn plan_answer(
+    by: &str,
+    cluster: &str,
+    step: &PlanStep,
+    disruption: &serde_json::Value,
+) -> serde_json::Value {
+    let id = PlanId::new(Utc::now().timestamp_millis(), by, cluster, step);
+    json!({
+        "plan_id": id.text(),
         "cluster": cluster,
         "step": step,
         // How many of the cluster's nodes are cordoned or unready, against the guard's budget:
         // what the cockpit's confirmation shows beside the plan.
         "disruption": disruption,
         "expires_in_s": PLAN_TTL.as_secs(),
-    }))
-    .into_response()
+    })
 }
 
-/// `POST /api/v1/actions/PLAN_ID/confirm` → `{"outcome", "summary"}`: the executor performs the
-/// planned action through its guard, recorded as the caller's.
+/// `POST /api/v1/actions/PLAN_ID/confirm` `{"cluster", "mutation"}` → `{"outcome",
+/// "summary"}`: the replica plans the action again, and when the plan is the one the caller
+/// saw (same action, summary and blast radius, made for them within `PLAN_TTL`) and was not
+/// confirmed before (a sighting in the shared store), the executor performs it through its
+/// guard, recorded as the caller's. A plan that changed meanwhile is a 409 carrying the new
+/// plan to confirm instead.
 async fn confirm(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(plan_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let PlanBody { cluster, mutation } = match read_json(
+        &state,
+        body,
+        r#"{"cluster": "...", "mutation": {...}} as the plan was asked for"#,
+    ) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let Some(executor) = state.executor.clone() else {
         return no_executor();
     };
-    let held = match state.plans.take(plan_id.trim(), &caller.name) {
+    let now = Utc::now();
+    let seen = match check_plan_id(&plan_id, &caller.name, now.timestamp_millis()) {
         Ok(p) => p,
         Err((code, why)) => return error(code, why),
     };
+    let (step, disruption) = match preview(&executor, &cluster, &mutation).await {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    if PlanId::new(seen.issued_ms, &caller.name, &cluster, &step) != seen {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "outcome": "replanned",
+                "error": format!(
+                    "the plan changed since it was shown (or it was for another action): now {}; look at the new plan and confirm it",
+                    step.summary
+                ),
+                "plan": plan_answer(&caller.name, &cluster, &step, &disruption),
+            })),
+        )
+            .into_response();
+    }
+    let key = format!("plan {}", seen.text());
+    let expires = now + chrono::Duration::from_std(PLAN_TTL).unwrap_or_default();
+    let store = state.store.clone();
+    match blocking(move || store.first_sighting(&key, now, expires)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "plan {plan_id:?} was confirmed already (a plan is performed once); plan it again to repeat it"
+                ),
+            );
+        }
+        Err(r) => return *r,
+    }
     let done = tokio::task::spawn_blocking(move || {
-        executor.manual(&held.cluster, &held.mutation, &caller.name, None)
+        executor.manual(&cluster, &mutation, &caller.name, None)
     })
     .await;
     match done {
@@ -443,24 +552,60 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn step(summary: &str) -> PlanStep {
+        PlanStep {
+            intent: cordon(),
+            summary: summary.into(),
+            blast: serde_json::Value::Null,
+        }
+    }
+
     #[test]
-    fn a_plan_is_confirmed_once_by_its_own_person() {
-        let plans = Plans::default();
-        let id = plans.hold(HeldPlan {
-            cluster: "prod".into(),
-            mutation: cordon(),
-            by: "ana".into(),
-            at: Instant::now(),
-        });
+    fn a_plan_id_is_checked_for_its_person_age_and_content() {
+        let now = 1_800_000_000_000;
+        let id = PlanId::new(now, "ana", "prod", &step("cordon node gpu-a-1")).text();
+        assert_eq!(PlanId::parse(&id).map(|p| p.text()), Some(id.clone()));
         assert_eq!(
-            plans.take(&id, "bo").err().map(|e| e.0),
+            check_plan_id(&id, "bo", now).err().map(|e| e.0),
             Some(StatusCode::FORBIDDEN)
         );
-        assert!(plans.take(&id, "ana").is_ok());
+        let seen = check_plan_id(&id, "ana", now + 1_000).unwrap_or_else(|e| panic!("{e:?}"));
+        // The same plan made again is the one seen; a changed summary, cluster or action is not.
         assert_eq!(
-            plans.take(&id, "ana").err().map(|e| e.0),
-            Some(StatusCode::NOT_FOUND)
+            PlanId::new(seen.issued_ms, "ana", "prod", &step("cordon node gpu-a-1")),
+            seen
         );
+        assert_ne!(
+            PlanId::new(seen.issued_ms, "ana", "prod", &step("cordon node gpu-a-2")),
+            seen
+        );
+        assert_ne!(
+            PlanId::new(
+                seen.issued_ms,
+                "ana",
+                "staging",
+                &step("cordon node gpu-a-1")
+            ),
+            seen
+        );
+        let ttl = i64::try_from(PLAN_TTL.as_millis()).unwrap_or(i64::MAX);
+        assert_eq!(
+            check_plan_id(&id, "ana", now + ttl).err().map(|e| e.0),
+            Some(StatusCode::GONE)
+        );
+        assert_eq!(
+            check_plan_id(&id, "ana", now - 2 * PLAN_CLOCK_SKEW_MS)
+                .err()
+                .map(|e| e.0),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        for bad in ["", "abc", "zz-00000000-0", &format!("{id}-x")] {
+            assert_eq!(
+                check_plan_id(bad, "ana", now).err().map(|e| e.0),
+                Some(StatusCode::NOT_FOUND),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

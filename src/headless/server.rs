@@ -106,8 +106,6 @@ pub struct ApiState {
     refusals: Arc<RefusalLog<IpAddr>>,
     /// Forbidden requests, by person and request.
     forbidden: Arc<RefusalLog<String>>,
-    /// Manual actions planned and waiting for their person's confirmation.
-    pub(super) plans: Arc<super::api::Plans>,
 }
 
 /// The header a follower marks a forwarded delivery with (its identity), so that it is never
@@ -207,7 +205,6 @@ impl ApiState {
             stream: None,
             refusals: Arc::new(RefusalLog::default()),
             forbidden: Arc::new(RefusalLog::default()),
-            plans: Arc::new(super::api::Plans::default()),
         }
     }
 }

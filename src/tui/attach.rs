@@ -542,18 +542,8 @@ impl RemoteLink {
                         intent.target()
                     ))];
                 };
-                self.spawn(async move {
-                    let path = format!("/api/v1/actions/{id}/confirm");
-                    vec![Reply::Say(
-                        match call(&o, Method::POST, &path, Some(json!({}))).await {
-                            Ok(v) => v["outcome"]
-                                .as_str()
-                                .unwrap_or("performed by the daemon")
-                                .to_string(),
-                            Err(e) => e,
-                        },
-                    )]
-                });
+                let plans = self.plans.clone();
+                self.spawn(async move { confirm_plan(&o, &plans, &id, cluster, intent).await });
             }
             Command::Decide { id, approve } => self.spawn(async move {
                 let verb = if approve { "approve" } else { "deny" };
@@ -594,6 +584,57 @@ impl RemoteLink {
 }
 
 /// The key a plan is kept under until its confirmation.
+/// Confirms the daemon's plan `id` of `intent`. Whichever replica answers plans it again: when
+/// the plan changed since it was shown (pods moved, a PDB appeared), its answer carries the new
+/// plan, which is shown for confirmation instead of being performed.
+async fn confirm_plan(
+    o: &AttachOptions,
+    plans: &Mutex<HashMap<(String, String), String>>,
+    id: &str,
+    cluster: String,
+    intent: crate::actions::Mutation,
+) -> Vec<Reply> {
+    let path = format!("/api/v1/actions/{id}/confirm");
+    let body = json!({ "cluster": cluster, "mutation": intent });
+    let (status, answer) = match o.send(reqwest::Method::POST, &path, Some(&body)).await {
+        Ok(a) => a,
+        Err(e) => return vec![Reply::Say(e)],
+    };
+    let text = answer.text().await;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status.is_success() {
+        return vec![Reply::Say(
+            v["outcome"]
+                .as_str()
+                .unwrap_or("performed by the daemon")
+                .to_string(),
+        )];
+    }
+    let replanned = (status == reqwest::StatusCode::CONFLICT)
+        .then(|| {
+            let plan = &v["plan"];
+            let step: PlanStep = serde_json::from_value(plan["step"].clone()).ok()?;
+            Some((plan["plan_id"].as_str()?.to_string(), step))
+        })
+        .flatten();
+    match replanned {
+        Some((new_id, step)) => {
+            if let Ok(mut p) = plans.lock() {
+                p.insert(action_key(&cluster, &intent), new_id);
+            }
+            vec![
+                Reply::Say(refusal(status, &text)),
+                Reply::Preview {
+                    cluster,
+                    step,
+                    disruption: None,
+                },
+            ]
+        }
+        None => vec![Reply::Say(refusal(status, &text))],
+    }
+}
+
 fn action_key(cluster: &str, intent: &crate::actions::Mutation) -> (String, String) {
     (
         cluster.to_string(),
