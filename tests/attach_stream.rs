@@ -312,3 +312,60 @@ fn attach_in_tmux_shows_the_daemons_incident_says_disconnected_and_resumes() {
     tmux.wait_for("attached attach-c");
     tmux.wait_for(&label);
 }
+
+/// The daemon streams no pods (150,000 rows at fleet scale): an attached cockpit with a
+/// kubeconfig lists them from the clusters itself, as a local cockpit does; one without (a
+/// wall screen) says why its Pods pane is empty.
+#[test]
+fn an_attached_cockpit_with_a_kubeconfig_lists_the_clusters_pods() {
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "4", "--pods-per-node", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sim, dir.path());
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let daemon = Replica::start_on(
+        &sim,
+        &config,
+        "attach-pods",
+        TOKEN,
+        &["--mode", "dry-run"],
+        &dir.path().join("store"),
+    );
+    let pod = http()
+        .get(format!("{}/api/v1/pods", sim.kube_url(0)))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let home = dir.path().display();
+    let with = Tmux::sized(
+        &format!(
+            "env HOME={home} XDG_CONFIG_HOME={home} {} --kubeconfig {} attach {} --token-file {}",
+            env!("CARGO_BIN_EXE_fleetdeck"),
+            sim.kubeconfig.display(),
+            daemon.url,
+            token_file.display()
+        ),
+        200,
+        50,
+    );
+    let without = Tmux::sized(
+        &format!(
+            "env -u KUBECONFIG HOME={home} XDG_CONFIG_HOME={home} {} attach {} --token-file {}",
+            env!("CARGO_BIN_EXE_fleetdeck"),
+            daemon.url,
+            token_file.display()
+        ),
+        200,
+        50,
+    );
+    with.wait_for("attached attach-pods");
+    without.wait_for("attached attach-pods");
+    with.keys(&["9"]);
+    without.keys(&["9"]);
+    with.wait_for(&pod);
+    without.wait_for("the daemon does not stream its pods");
+}

@@ -75,9 +75,17 @@ async fn run_attached(
         kube: kube_client,
         no_credential,
     };
-    let (evaluations, attached) = crate::tui::attach::start(options);
+    let (mut evaluations, attached) = crate::tui::attach::start(options);
     let kube = crate::engine::fleet::action_clients(&targets).await;
+    // With a kubeconfig the pods are listed from the clusters, as a local cockpit lists them
+    // (the daemon does not stream 150,000 rows); a wall screen shows no Pods pane.
+    let lists_pods = !targets.is_empty() && !cli.display.noc;
+    if lists_pods {
+        let pods = crate::engine::fleet::start_cluster_pods(cfg, targets);
+        evaluations = crate::tui::attach::with_cluster_pods(evaluations, pods);
+    }
     let app = crate::tui::app::App::new(theme, keymap, false, cli.display.noc)
+        .listing_cluster_pods(lists_pods)
         .with_log_lines(cfg.pod_logs.max_lines)
         .with_noc_rotation(&cfg.noc.panes, Duration::from_secs(cfg.noc.rotation_secs))
         .map_err(|e| anyhow::anyhow!("fleetdeck.toml: {e}"))?;

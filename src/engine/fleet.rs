@@ -213,6 +213,38 @@ pub fn start_with(
     }
 }
 
+/// The pods of `targets`, watched by this process and nothing else: an attached cockpit with
+/// a kubeconfig lists pods (150,000 rows at fleet scale, which its daemon does not stream) from
+/// the clusters as a local cockpit does, and takes the rest of its picture from the daemon.
+pub fn start_cluster_pods(
+    cfg: &Config,
+    targets: Vec<ClusterTarget>,
+) -> watch::Receiver<Arc<Snapshot>> {
+    let (tx, rx) = mpsc::channel(4096);
+    let infos = targets
+        .iter()
+        .map(|t| ClusterInfo {
+            name: t.context.clone(),
+            server: t.server.clone(),
+        })
+        .collect();
+    let snapshots = spawn_fleet(FleetState::new(infos), rx);
+    let liveness = crate::sources::kube::Liveness {
+        idle_timeout: cfg.kubernetes.watch_idle_timeout,
+        ..Default::default()
+    };
+    for (i, t) in targets.into_iter().enumerate() {
+        crate::sources::kube::spawn_cluster_resources(
+            i,
+            t,
+            liveness,
+            tx.clone(),
+            &[crate::model::update::Resource::Pods],
+        );
+    }
+    snapshots
+}
+
 /// The model registry's reader (`[mlflow]`): its HTTP client, the token from its file or
 /// variable.
 pub fn registry_reader(cfg: &Config) -> Result<crate::sources::mlflow::RegistryReader, String> {

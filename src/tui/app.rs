@@ -277,6 +277,9 @@ pub struct App {
     /// An attached cockpit's link to its daemon (`fleetdeck attach`); `None` on a local
     /// pipeline.
     link: Option<super::attach::LinkState>,
+    /// An attached cockpit that lists the clusters' pods itself (it has a kubeconfig): its
+    /// Pods pane is a local cockpit's.
+    lists_cluster_pods: bool,
 }
 
 impl App {
@@ -306,6 +309,7 @@ impl App {
             noc_panes: NOC_PANES.to_vec(),
             noc_period: std::time::Duration::from_secs(10),
             link: None,
+            lists_cluster_pods: false,
         }
     }
 
@@ -317,8 +321,11 @@ impl App {
         } = &link
         {
             self.simulated = *simulated;
+            // What the daemon does not stream and this process does not read itself: with a
+            // kubeconfig the pods are listed here, so nothing is absent.
+            let absent_from = (!self.lists_cluster_pods).then_some(daemon.as_str());
             for pane in self.panes.all_mut() {
-                pane.set_attached(Some(daemon));
+                pane.set_attached(absent_from);
             }
         }
         self.link = Some(link);
@@ -356,6 +363,12 @@ impl App {
     }
 
     /// Keeps `lines` of a container's log in the logs view (`[pod_logs] max_lines`).
+    /// An attached cockpit that lists the clusters' pods with the person's kubeconfig.
+    pub fn listing_cluster_pods(mut self, on: bool) -> Self {
+        self.lists_cluster_pods = on;
+        self
+    }
+
     pub fn with_log_lines(mut self, lines: usize) -> Self {
         self.log_lines = lines;
         self

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use super::app::{Command, Reply};
 use super::pane::AutomationView;
 use crate::model::incident::{Entry, Incident, incident_label};
+use crate::model::{ClusterSnapshot, PodRows, Snapshot};
 use crate::pipeline::Evaluated;
 use crate::pipeline::wire::{Message, Rebuilder};
 use crate::runbook::executor::PlanStep;
@@ -187,6 +188,80 @@ pub fn start(options: AttachOptions) -> (watch::Receiver<Arc<Evaluated>>, Attach
     }));
     tokio::spawn(follow(options.clone(), etx, vtx));
     (evaluations, Attached { view, options })
+}
+
+/// The daemon's evaluations with each cluster's pods taken from `local` (the pods this
+/// process lists from the clusters with the person's kubeconfig), matched by cluster name. A
+/// cluster is copied only when its daemon part or its pods changed.
+pub fn with_cluster_pods(
+    mut daemon: watch::Receiver<Arc<Evaluated>>,
+    mut local: watch::Receiver<Arc<Snapshot>>,
+) -> watch::Receiver<Arc<Evaluated>> {
+    let (tx, out) = watch::channel(daemon.borrow().clone());
+    tokio::spawn(async move {
+        let mut merged = HashMap::new();
+        loop {
+            tokio::select! {
+                r = daemon.changed() => if r.is_err() { return },
+                r = local.changed() => if r.is_err() { return },
+            }
+            let d = daemon.borrow_and_update().clone();
+            let l = local.borrow_and_update().clone();
+            let next = merge_pods(&d, &l, &mut merged);
+            if tx.send(Arc::new(next)).is_err() {
+                return;
+            }
+        }
+    });
+    out
+}
+
+/// A cluster as the daemon sent it, the pods listed here, and the two together.
+struct MergedCluster {
+    daemon: Arc<ClusterSnapshot>,
+    pods: PodRows,
+    merged: Arc<ClusterSnapshot>,
+}
+
+fn merge_pods(
+    daemon: &Evaluated,
+    local: &Snapshot,
+    merged: &mut HashMap<String, MergedCluster>,
+) -> Evaluated {
+    let mut snapshot = (*daemon.snapshot).clone();
+    for c in &mut snapshot.clusters {
+        let Some(pods) = local
+            .clusters
+            .iter()
+            .find(|l| l.name == c.name)
+            .map(|l| l.pods.clone())
+        else {
+            continue;
+        };
+        // The parts are held (not their addresses), so an address is never reused under us.
+        match merged.get(&c.name) {
+            Some(m) if Arc::ptr_eq(&m.daemon, c) && Arc::ptr_eq(&m.pods, &pods) => {
+                *c = m.merged.clone();
+            }
+            _ => {
+                let mut with = (**c).clone();
+                with.pods = pods.clone();
+                let with = Arc::new(with);
+                merged.insert(
+                    c.name.clone(),
+                    MergedCluster {
+                        daemon: c.clone(),
+                        pods,
+                        merged: with.clone(),
+                    },
+                );
+                *c = with;
+            }
+        }
+    }
+    let mut out = daemon.clone();
+    out.snapshot = Arc::new(snapshot);
+    out
 }
 
 /// The client's memory across connections: the rebuilt picture, the last sequence and the

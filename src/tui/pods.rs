@@ -498,8 +498,8 @@ impl TableSpec for PodTable {
             (None, 0) => Some(match &self.attached {
                 Some(daemon) => format!(
                     "attached to {daemon}: the daemon does not stream its pods (at fleet scale \
-                     150,000 rows); run `fleetdeck` with a kubeconfig to list them from the \
-                     clusters; the logs and YAML views read the clusters when a kubeconfig is given"
+                     150,000 rows); attach with a kubeconfig (--kubeconfig or $KUBECONFIG) and \
+                     they are listed from the clusters, as are the logs and YAML views"
                 ),
                 None => "no pods in the snapshot yet".to_string(),
             }),

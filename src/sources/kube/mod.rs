@@ -300,6 +300,18 @@ pub fn spawn_cluster(
     liveness: Liveness,
     tx: mpsc::Sender<Update>,
 ) {
+    spawn_cluster_resources(index, target, liveness, tx, &Resource::ALL);
+}
+
+/// As [`spawn_cluster`], watching only `resources` (an attached cockpit lists the pods itself
+/// and takes everything else from its daemon).
+pub fn spawn_cluster_resources(
+    index: usize,
+    target: ClusterTarget,
+    liveness: Liveness,
+    tx: mpsc::Sender<Update>,
+    resources: &'static [Resource],
+) {
     tokio::spawn(async move {
         let client = match target.config().await {
             Ok(cfg) => build_client(cfg),
@@ -308,7 +320,7 @@ pub fn spawn_cluster(
         let client = match client {
             Ok(c) => c,
             Err(e) => {
-                for r in Resource::ALL {
+                for &r in resources {
                     let state = SyncState::Unreachable {
                         since: Utc::now(),
                         last_error: e.clone(),
@@ -323,7 +335,7 @@ pub fn spawn_cluster(
                 return;
             }
         };
-        for r in Resource::ALL {
+        for &r in resources {
             let (client, tx) = (client.clone(), tx.clone());
             match r {
                 Resource::Nodes => {
