@@ -369,3 +369,160 @@ fn an_attached_cockpit_with_a_kubeconfig_lists_the_clusters_pods() {
     with.wait_for(&pod);
     without.wait_for("the daemon does not stream its pods");
 }
+
+/// The number a wall counter tile titled `label` shows in block digits, if it shows one.
+fn wall_counter(screen: &str, label: &str) -> Option<u64> {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let title: Vec<char> = format!("┌ {label} ").chars().collect();
+    let (row, col) = lines.iter().enumerate().find_map(|(r, l)| {
+        l.windows(title.len())
+            .position(|w| w == title.as_slice())
+            .map(|c| (r, c))
+    })?;
+    let end = lines[row][col + 1..].iter().position(|&c| c == '┐')? + col + 1;
+    let rows: Vec<String> = (row + 1..=row + 5)
+        .map(|r| {
+            lines
+                .get(r)
+                .map(|l| l[(col + 1).min(l.len())..end.min(l.len())].iter().collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let normal = |rows: &[String]| -> Vec<String> {
+        let indent = rows
+            .iter()
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| r.chars().take_while(|c| *c == ' ').count())
+            .min()
+            .unwrap_or(0);
+        rows.iter()
+            .map(|r| {
+                r.chars()
+                    .skip(indent)
+                    .collect::<String>()
+                    .trim_end()
+                    .to_string()
+            })
+            .collect()
+    };
+    let shown = normal(&rows);
+    (0..1000).find(|&n| normal(&fleetdeck::tui::bigdigits::big_lines(n)) == shown)
+}
+
+/// The daemon's /metrics samples, by name with labels.
+fn metrics(base: &str) -> Vec<(String, f64)> {
+    http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn metric_sum(samples: &[(String, f64)], keep: impl Fn(&str) -> bool) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, _)| keep(n))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// A wall screen attached with no kubeconfig counts what the daemon's /metrics counts: the
+/// critical and warning problems still live (incidents not mitigated), the open incidents,
+/// and the month's spend, budget and forecast.
+#[test]
+fn an_attached_wall_without_a_kubeconfig_counts_what_the_daemons_metrics_count() {
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "8", "--pods-per-node", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sim, dir.path());
+    let opencost = sim.desc["opencost"].as_str().unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[cost]\nopencost_url = \"{opencost}\"\nmonthly_budget = 450000.0\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let daemon = Replica::start_on(
+        &sim,
+        &config,
+        "attach-wall",
+        TOKEN,
+        &["--mode", "dry-run"],
+        &dir.path().join("store"),
+    );
+    xid_storm(&sim);
+    wait_until(
+        "the daemon counts an open incident",
+        Duration::from_secs(60),
+        || metric_sum(&metrics(&daemon.url), |n| n == "fleetdeck_open_incidents") >= 1.0,
+    );
+    let home = dir.path().display();
+    let wall = Tmux::sized(
+        &format!(
+            "env -u KUBECONFIG HOME={home} XDG_CONFIG_HOME={home} {} attach {} --noc --token-file {}",
+            env!("CARGO_BIN_EXE_fleetdeck"),
+            daemon.url,
+            token_file.display()
+        ),
+        200,
+        55,
+    );
+    wall.wait_for("attached attach-wall");
+    // Read both until they agree (the daemon moves on between two reads).
+    let mut last = String::new();
+    wait_until(
+        "the wall's counters equal the daemon's /metrics",
+        Duration::from_secs(45),
+        || {
+            let m = metrics(&daemon.url);
+            let screen = wall.screen();
+            let live = |severity: &str| {
+                metric_sum(&m, |n| {
+                    n.starts_with("fleetdeck_incidents{")
+                        && n.contains(&format!("severity=\"{severity}\""))
+                        && !n.contains("status=\"mitigated\"")
+                }) as u64
+            };
+            let want = [
+                ("CRITICAL", live("critical")),
+                ("WARNING", live("warning")),
+                (
+                    "OPEN INCIDENTS",
+                    metric_sum(&m, |n| n == "fleetdeck_open_incidents") as u64,
+                ),
+            ];
+            let money = |name: &str| {
+                m.iter()
+                    .find(|(n, _)| n.starts_with(name))
+                    .map(|(_, v)| fleetdeck::tui::format::money(*v, "USD"))
+            };
+            let spend = match (
+                money("fleetdeck_cost_month_to_date{"),
+                money("fleetdeck_cost_monthly_budget{"),
+                money("fleetdeck_cost_month_end_forecast{"),
+            ) {
+                (Some(to_date), Some(budget), Some(forecast)) => vec![
+                    format!("to date {to_date} of {budget}"),
+                    format!("forecast {forecast}"),
+                ],
+                _ => vec!["(the daemon has no cost figures yet)".to_string()],
+            };
+            last = format!(
+                "want {want:?} and {spend:?}; the wall shows {:?}\n{screen}",
+                want.map(|(l, _)| wall_counter(&screen, l))
+            );
+            want.iter()
+                .all(|(label, n)| wall_counter(&screen, label) == Some(*n))
+                && spend.iter().all(|s| screen.contains(s.as_str()))
+                && want[0].1 + want[1].1 >= 1
+        },
+    );
+    eprintln!("{last}");
+}

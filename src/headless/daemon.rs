@@ -347,7 +347,7 @@ pub async fn run(
             open_only: true,
             since: None,
         }) {
-            metrics.set_open_incidents(open.len());
+            metrics.set_open_incidents(&open);
         }
         // The store's size walks its files: once a minute is enough.
         if store_sized.is_none_or(|at: std::time::Instant| at.elapsed() >= STORE_SIZE_EVERY) {

@@ -71,6 +71,14 @@ struct KindLabels {
     class: LabelText,
 }
 
+/// An unresolved incident's severity and milestone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IncidentLabels {
+    severity: LabelText,
+    /// `open`, `acknowledged` or `mitigated`.
+    status: LabelText,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RaisedLabels {
     kind: LabelText,
@@ -137,6 +145,7 @@ pub struct Metrics {
     signals_raised: Family<RaisedLabels, Counter>,
     incidents_opened: Counter,
     open_incidents: Gauge,
+    incidents: Family<IncidentLabels, Gauge>,
     store_size: Gauge,
     /// 1 while the store answers reads and writes, 0 while it does not (/readyz says why).
     store_up: Gauge,
@@ -209,6 +218,12 @@ impl Metrics {
             "open_incidents",
             "Incidents not yet resolved",
             open_incidents.clone(),
+        );
+        let incidents = Family::<IncidentLabels, Gauge>::default();
+        registry.register(
+            "incidents",
+            "Incidents not yet resolved, by severity and milestone (what the NOC wall's counters count)",
+            incidents.clone(),
         );
         let store_size = Gauge::default();
         registry.register_with_unit(
@@ -354,6 +369,7 @@ impl Metrics {
             signals_raised,
             incidents_opened,
             open_incidents,
+            incidents,
             store_size,
             store_up,
             store_down: Mutex::new(None),
@@ -414,9 +430,24 @@ impl Metrics {
             .inc_by(incidents_opened_total.saturating_sub(self.incidents_opened.get()));
     }
 
-    pub fn set_open_incidents(&self, n: usize) {
+    /// The unresolved incidents: their count, and how many of each severity stand at each
+    /// milestone.
+    pub fn set_open_incidents(&self, open: &[crate::model::incident::Incident]) {
         self.open_incidents
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+            .set(i64::try_from(open.len()).unwrap_or(i64::MAX));
+        let mut counts: HashMap<(Severity, &str), i64> = HashMap::new();
+        for i in open {
+            *counts.entry((i.severity, i.status.name())).or_default() += 1;
+        }
+        self.incidents.clear();
+        for ((severity, status), n) in counts {
+            self.incidents
+                .get_or_create(&IncidentLabels {
+                    severity: severity.name().into(),
+                    status: status.into(),
+                })
+                .set(n);
+        }
     }
 
     pub fn set_store_size(&self, bytes: u64) {
