@@ -526,3 +526,82 @@ fn an_attached_wall_without_a_kubeconfig_counts_what_the_daemons_metrics_count()
     );
     eprintln!("{last}");
 }
+
+/// The daemon streams no GPU history (40,000 GPUs' readings): an attached cockpit reads the
+/// open GPU's readings from `GET /api/v1/gpus/UUID/history`, and its detail chart draws them.
+#[test]
+fn an_attached_gpu_detail_charts_the_daemons_readings_of_that_gpu() {
+    let sim = Sim::start(&["--clusters", "1", "--nodes", "4", "--pods-per-node", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sim, dir.path());
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let daemon = Replica::start_on(
+        &sim,
+        &config,
+        "attach-gpu",
+        TOKEN,
+        &["--mode", "dry-run"],
+        &dir.path().join("store"),
+    );
+    let get = |path: &str| {
+        let r = http()
+            .get(format!("{}{path}", daemon.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    let (code, body) = get("/api/v1/gpus/GPU-not-a-gpu/history");
+    assert_eq!(code, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("GPU-not-a-gpu")),
+        "{body}"
+    );
+    let uuid = {
+        let text = http()
+            .get(sim.desc["dcgm"][0].as_str().unwrap())
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let at = text.find("UUID=\"").expect("a GPU uuid in the DCGM body") + 6;
+        text[at..at + text[at..].find('"').unwrap()].to_string()
+    };
+    wait_until(
+        "the daemon keeps two readings of the GPU",
+        Duration::from_secs(30),
+        || {
+            get(&format!("/api/v1/gpus/{uuid}/history")).1["samples"]
+                .as_array()
+                .is_some_and(|s| s.len() >= 2)
+        },
+    );
+    let home = dir.path().display();
+    let cockpit = Tmux::sized(
+        &format!(
+            "env -u KUBECONFIG HOME={home} XDG_CONFIG_HOME={home} {} attach {} --token-file {}",
+            env!("CARGO_BIN_EXE_fleetdeck"),
+            daemon.url,
+            token_file.display()
+        ),
+        200,
+        50,
+    );
+    cockpit.wait_for("attached attach-gpu");
+    cockpit.keys(&["3"]);
+    cockpit.wait_for(
+        &sim.desc["clusters"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    // Every GPU the daemon sees has readings: the first row's detail charts them.
+    cockpit.keys(&["Enter"]);
+    cockpit.wait_for("from the daemon");
+}

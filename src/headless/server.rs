@@ -281,6 +281,7 @@ pub fn route_label(path: &str) -> &'static str {
         ["", "api", "v1", "actions", _, "confirm"] => "/api/v1/actions/{plan_id}/confirm",
         ["", "api", "v1", "kill-switch"] => "/api/v1/kill-switch",
         ["", "api", "v1", "stream"] => "/api/v1/stream",
+        ["", "api", "v1", "gpus", _, "history"] => "/api/v1/gpus/{uuid}/history",
         _ => "other",
     }
 }
@@ -342,6 +343,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/runs/{approval_id}/approve", post(approve))
         .route("/api/v1/runs/{approval_id}/deny", post(deny))
         .route("/api/v1/stream", get(super::stream::serve))
+        .route(
+            "/api/v1/gpus/{uuid}/history",
+            get(super::stream::gpu_history),
+        )
         .merge(super::api::routes());
     if state.metrics_auth {
         guarded = guarded.route("/metrics", get(metrics));
@@ -1001,7 +1006,7 @@ async fn not_found(req: Request) -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no route {} {}: the API is /api/v1/alerts[/grafana|datadog|azure-monitor|elastic], /api/v1/incidents[/ID[/ack|resolve|notes]], /api/v1/runs[/ID/approve|deny], /api/v1/audit[/verify], /api/v1/store/stats, /api/v1/actions/plan, /api/v1/actions/ID/confirm, /api/v1/kill-switch, /metrics, /healthz, /readyz",
+            "no route {} {}: the API is /api/v1/alerts[/grafana|datadog|azure-monitor|elastic], /api/v1/incidents[/ID[/ack|resolve|notes]], /api/v1/runs[/ID/approve|deny], /api/v1/audit[/verify], /api/v1/store/stats, /api/v1/actions/plan, /api/v1/actions/ID/confirm, /api/v1/kill-switch, /api/v1/stream, /api/v1/gpus/UUID/history, /metrics, /healthz, /readyz",
             req.method(),
             req.uri().path()
         ),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde::Deserialize;
@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::server::ApiState;
+use crate::model::gpu_history::SharedGpuHistory;
 use crate::model::incident::Incident;
 use crate::pipeline::Evaluated;
 use crate::pipeline::wire::{self, AutomationData, AutomationShell, DaemonInfo, Frame, Splitter};
@@ -56,6 +57,9 @@ struct Inner {
     tx: Option<broadcast::Sender<Line>>,
     /// The picture at `seq`, made once for every client that connects before the next delta.
     picture: Option<Line>,
+    /// Each GPU's recent readings, as the pipeline keeps them (one handle, shared by every
+    /// snapshot): served one GPU at a time, never streamed.
+    gpu_history: Option<SharedGpuHistory>,
 }
 
 /// The stream's one producer and its clients' meeting point.
@@ -96,6 +100,7 @@ impl Hub {
                 ring_bytes: 0,
                 tx: Some(tx),
                 picture: None,
+                gpu_history: None,
             }),
         })
     }
@@ -112,6 +117,7 @@ impl Hub {
     /// Takes one frame: the delta it makes goes to every client and into the ring.
     pub fn publish(&self, frame: &Frame) -> Result<(), wire::WireError> {
         let mut inner = self.lock();
+        inner.gpu_history = Some(frame.evaluated.snapshot.gpu_history.clone());
         let change = inner.splitter.update(frame)?;
         if change.is_empty() {
             return Ok(());
@@ -475,4 +481,46 @@ mod tests {
             .expect("the lagging client's pump ends")
             .unwrap();
     }
+}
+
+/// `GET /api/v1/gpus/UUID/history` → `{"uuid", "window_s", "samples": [[unix_ms, util_pct,
+/// memory_used_mib], …]}` (a missing reading is `null`): one GPU's readings over the daemon's
+/// GPU history window, oldest first, for an attached cockpit's GPU detail chart (40,000 GPUs'
+/// histories are not streamed).
+pub async fn gpu_history(State(state): State<ApiState>, Path(uuid): Path<String>) -> Response {
+    let history = state
+        .stream
+        .as_ref()
+        .and_then(|hub| hub.lock().gpu_history.clone());
+    let Some(history) = history else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "this daemon keeps no GPU history (it is not evaluating a fleet yet)" })),
+        )
+            .into_response();
+    };
+    let h = history.read();
+    let Some(series) = h.series(&uuid) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("the daemon has no readings of GPU {uuid:?}: no GPU source reports it, or it reported nothing yet") })),
+        )
+            .into_response();
+    };
+    let samples: Vec<serde_json::Value> = series
+        .iter()
+        .map(|s| {
+            json!([
+                s.at.timestamp_millis(),
+                s.utilization_pct(),
+                s.memory_used_mib()
+            ])
+        })
+        .collect();
+    Json(json!({
+        "uuid": uuid,
+        "window_s": h.window().as_secs(),
+        "samples": samples,
+    }))
+    .into_response()
 }

@@ -72,6 +72,9 @@ pub enum Command {
     Scenario(String),
     /// Read an incident's timeline from the store for the Incidents pane.
     LoadTimeline(u64),
+    /// An attached cockpit: read one GPU's readings (by uuid) from the daemon, for the GPUs
+    /// pane's detail chart.
+    LoadGpuHistory(String),
     /// Write a note on an incident's timeline.
     Note {
         incident: u64,
@@ -139,6 +142,12 @@ pub enum Reply {
     Incidents(Vec<Incident>),
     /// An incident's timeline, the store's answer to `Command::LoadTimeline`.
     Timeline(u64, Vec<Entry>),
+    /// One GPU's utilisation readings, the daemon's answer to `Command::LoadGpuHistory`.
+    GpuHistory {
+        uuid: String,
+        window_s: u64,
+        samples: Vec<crate::model::Sample>,
+    },
     /// The executor's runbooks, runs and approvals; `None` without an executor.
     Automation(Option<AutomationView>),
     /// The guard's plan of a person's action, for its confirmation.
@@ -240,6 +249,9 @@ impl Panes {
     }
 }
 
+/// How often an attached cockpit reads the open GPU's readings from its daemon again.
+const GPU_HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub struct App {
     pub pane: PaneId,
     panes: Panes,
@@ -280,6 +292,8 @@ pub struct App {
     /// An attached cockpit that lists the clusters' pods itself (it has a kubeconfig): its
     /// Pods pane is a local cockpit's.
     lists_cluster_pods: bool,
+    /// The GPU whose readings were last asked of the daemon, and when.
+    gpu_history_asked: Option<(String, std::time::Instant)>,
 }
 
 impl App {
@@ -310,6 +324,7 @@ impl App {
             noc_period: std::time::Duration::from_secs(10),
             link: None,
             lists_cluster_pods: false,
+            gpu_history_asked: None,
         }
     }
 
@@ -363,6 +378,27 @@ impl App {
     }
 
     /// Keeps `lines` of a container's log in the logs view (`[pod_logs] max_lines`).
+    /// An attached cockpit with a GPU's detail view open asks its daemon for that GPU's
+    /// readings (at once when the GPU changes, then every `GPU_HISTORY_EVERY`); a local
+    /// cockpit has them in its snapshot.
+    pub fn gpu_history_command(&mut self) -> Option<Command> {
+        if self.link.is_none() || self.pane != PaneId::Gpus {
+            return None;
+        }
+        let uuid = self
+            .panes
+            .get_mut(PaneId::Gpus)
+            .open_gpu_uuid(&self.snapshot)?;
+        if let Some((asked, at)) = &self.gpu_history_asked
+            && *asked == uuid
+            && at.elapsed() < GPU_HISTORY_EVERY
+        {
+            return None;
+        }
+        self.gpu_history_asked = Some((uuid.clone(), std::time::Instant::now()));
+        Some(Command::LoadGpuHistory(uuid))
+    }
+
     /// An attached cockpit that lists the clusters' pods with the person's kubeconfig.
     pub fn listing_cluster_pods(mut self, on: bool) -> Self {
         self.lists_cluster_pods = on;
@@ -539,6 +575,14 @@ impl App {
             Reply::Say(message) => self.say(message),
             Reply::Incidents(list) => return self.set_incidents(list),
             Reply::Timeline(id, entries) => self.set_timeline(id, entries),
+            Reply::GpuHistory {
+                uuid,
+                window_s,
+                samples,
+            } => self
+                .panes
+                .get_mut(PaneId::Gpus)
+                .set_gpu_history(&uuid, window_s, samples),
             Reply::Automation(view) => self.set_automation(view),
             Reply::Preview {
                 cluster,

@@ -522,6 +522,18 @@ impl RemoteLink {
                     Err(e) => Reply::Say(e),
                 }]
             }),
+            Command::LoadGpuHistory(uuid) => self.spawn(async move {
+                let path = format!("/api/v1/gpus/{uuid}/history");
+                // Quiet when the daemon has none yet: the chart says there is no history.
+                match call(&o, Method::GET, &path, None).await {
+                    Ok(v) => vec![Reply::GpuHistory {
+                        uuid,
+                        window_s: v["window_s"].as_u64().unwrap_or(0),
+                        samples: utilisation_samples(&v["samples"]),
+                    }],
+                    Err(_) => Vec::new(),
+                }
+            }),
             Command::Note { incident, text } => self.spawn(async move {
                 let path = format!("/api/v1/incidents/{}/notes", incident_label(incident));
                 match call(&o, Method::POST, &path, Some(json!({ "text": text }))).await {
@@ -708,6 +720,20 @@ async fn confirm_plan(
         }
         None => vec![Reply::Say(refusal(status, &text))],
     }
+}
+
+/// The utilisation readings of `GET /api/v1/gpus/UUID/history`'s `[[unix_ms, util, mem], …]`.
+fn utilisation_samples(rows: &Value) -> Vec<crate::model::Sample> {
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(crate::model::Sample {
+                at: DateTime::from_timestamp_millis(r[0].as_i64()?)?,
+                value: r[1].as_f64()?,
+            })
+        })
+        .collect()
 }
 
 fn action_key(cluster: &str, intent: &crate::actions::Mutation) -> (String, String) {

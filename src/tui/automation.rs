@@ -144,6 +144,7 @@ impl AutomationLink {
             }
             Command::Scenario(_)
             | Command::LoadTimeline(_)
+            | Command::LoadGpuHistory(_)
             | Command::Note { .. }
             | Command::Acknowledge(_)
             | Command::Resolve(_)

@@ -38,6 +38,9 @@ pub struct GpuTable {
     pub idle_below_pct: f64,
     /// The table's rows and widths while the GPUs, scope, filter and sort stay the same.
     cache: Option<GpuCache>,
+    /// An attached cockpit's: the open GPU's utilisation readings as its daemon keeps them
+    /// (uuid, the daemon's window in seconds, the readings).
+    remote_history: Option<(String, u64, Vec<Sample>)>,
 }
 
 /// What the cached rows were made from: the GPUs by identity (state replaces the `Arc` when a
@@ -79,6 +82,7 @@ impl Default for GpuTable {
         GpuTable {
             idle_below_pct: DEFAULT_IDLE_UTILISATION_PCT,
             cache: None,
+            remote_history: None,
         }
     }
 }
@@ -442,6 +446,7 @@ impl TableSpec for GpuTable {
         };
 
         let history = gpu_utilisation(ctx.snapshot, gpu)
+            .or_else(|| self.remote_utilisation(gpu))
             .or_else(|| node_utilisation(&ctx.snapshot.history, &gpu.node));
         let history_height = if history.is_some() { 6 } else { 2 };
         let [readings_area, history_area] =
@@ -453,6 +458,23 @@ impl TableSpec for GpuTable {
         page
     }
 
+    fn open_gpu_uuid(
+        &self,
+        snapshot: &crate::model::Snapshot,
+        detail: Option<&GpuKey>,
+    ) -> Option<String> {
+        let key = detail?;
+        snapshot
+            .gpus
+            .iter()
+            .find(|g| key.matches(g))
+            .map(|g| g.uuid.clone())
+    }
+
+    fn set_gpu_history(&mut self, uuid: &str, window_s: u64, samples: Vec<Sample>) {
+        self.remote_history = Some((uuid.to_string(), window_s, samples));
+    }
+
     /// A cordon or drain from this pane applies to the GPU's node.
     fn intent(&self, action: Action, _ctx: &ViewCtx, selected: Option<GpuKey>) -> Answer {
         super::intent::node_intent(selected.map(|k| (k.cluster, k.node)), action)
@@ -461,6 +483,30 @@ impl TableSpec for GpuTable {
 
 /// A utilisation chart: its title and its samples, oldest first.
 type Chart = (String, Vec<Sample>);
+
+impl GpuTable {
+    /// The open GPU's readings as an attached cockpit's daemon sent them.
+    fn remote_utilisation(&self, gpu: &GpuModel) -> Option<Chart> {
+        let (uuid, window_s, samples) = self.remote_history.as_ref()?;
+        if *uuid != gpu.uuid || samples.is_empty() {
+            return None;
+        }
+        let span = match (samples.first(), samples.last()) {
+            (Some(first), Some(last)) => (last.at - first.at).num_seconds(),
+            _ => return None,
+        };
+        Some((
+            format!(
+                "gpu{} utilisation, {} readings over {} (up to {} kept, from the daemon)",
+                gpu.index,
+                samples.len(),
+                human_duration(span),
+                human_duration(i64::try_from(*window_s).unwrap_or(i64::MAX))
+            ),
+            samples.clone(),
+        ))
+    }
+}
 
 /// The utilisation chart under a GPU's readings, or why there is none.
 fn draw_history(

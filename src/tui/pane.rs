@@ -60,6 +60,21 @@ pub trait Pane {
     /// daemon does not stream (pods) the pane says is absent, and why.
     fn set_attached(&mut self, _daemon: Option<&str>) {}
 
+    /// The uuid of the GPU whose detail view is open, in `snapshot`: an attached cockpit asks
+    /// its daemon for that GPU's readings (the daemon streams no GPU history).
+    fn open_gpu_uuid(&self, _snapshot: &crate::model::Snapshot) -> Option<String> {
+        None
+    }
+
+    /// One GPU's utilisation readings as the daemon keeps them, over its `window_s`.
+    fn set_gpu_history(
+        &mut self,
+        _uuid: &str,
+        _window_s: u64,
+        _samples: Vec<crate::model::Sample>,
+    ) {
+    }
+
     /// An incident's timeline, the store's answer to the pane's `take_timeline_request`.
     fn set_timeline(&mut self, _incident: u64, _entries: Vec<Entry>) {}
 

@@ -135,7 +135,7 @@ impl RcaLink {
         }
         if command.is_automation()
             || command.is_inspect()
-            || matches!(command, Command::Scenario(_))
+            || matches!(command, Command::Scenario(_) | Command::LoadGpuHistory(_))
         {
             return Vec::new();
         }
@@ -162,6 +162,7 @@ impl RcaLink {
                 Command::Export(id) => export(&store, id, &dir),
                 Command::Scenario(_)
                 | Command::LoadTimeline(_)
+                | Command::LoadGpuHistory(_)
                 | Command::Preview { .. }
                 | Command::Perform { .. }
                 | Command::Decide { .. }

@@ -64,6 +64,24 @@ pub trait TableSpec {
     /// The cockpit is attached to the daemon named so (see `Pane::set_attached`).
     fn set_attached(&mut self, _daemon: Option<&str>) {}
 
+    /// See `Pane::open_gpu_uuid`; `detail` is the open detail view's key.
+    fn open_gpu_uuid(
+        &self,
+        _snapshot: &crate::model::Snapshot,
+        _detail: Option<&Self::Key>,
+    ) -> Option<String> {
+        None
+    }
+
+    /// See `Pane::set_gpu_history`.
+    fn set_gpu_history(
+        &mut self,
+        _uuid: &str,
+        _window_s: u64,
+        _samples: Vec<crate::model::Sample>,
+    ) {
+    }
+
     /// What `action` asks of the selection (the open detail, else the selected row); see
     /// `Pane::intent`.
     fn intent(&self, _action: Action, _ctx: &ViewCtx, _selected: Option<Self::Key>) -> Answer {
@@ -217,6 +235,14 @@ impl<S: TableSpec> Pane for TablePane<S> {
 
     fn set_attached(&mut self, daemon: Option<&str>) {
         self.spec.set_attached(daemon);
+    }
+
+    fn open_gpu_uuid(&self, snapshot: &crate::model::Snapshot) -> Option<String> {
+        self.spec.open_gpu_uuid(snapshot, self.detail())
+    }
+
+    fn set_gpu_history(&mut self, uuid: &str, window_s: u64, samples: Vec<crate::model::Sample>) {
+        self.spec.set_gpu_history(uuid, window_s, samples);
     }
 }
 

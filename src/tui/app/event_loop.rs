@@ -201,6 +201,11 @@ async fn event_loop(
                     Event::Mouse(m) => app.handle_mouse(m.kind, m.column, m.row),
                     _ => {}
                 }
+                // A GPU's detail just opened on an attached cockpit: its readings at once.
+                if let Some(c) = app.gpu_history_command() {
+                    let replies = links.perform(c, app.snapshot());
+                    deliver(app, &mut links, replies);
+                }
                 dirty = true;
             }
             Some(reply) = rca_replies.recv() => {
@@ -240,6 +245,10 @@ async fn event_loop(
                 links.rca.tick();
                 let replies = links.refresh();
                 deliver(app, &mut links, replies);
+                if let Some(c) = app.gpu_history_command() {
+                    let replies = links.perform(c, app.snapshot());
+                    deliver(app, &mut links, replies);
+                }
                 // The clock and staleness move even when nothing else does.
                 dirty = true;
             }
