@@ -398,6 +398,48 @@ async fn pump(hello: Bytes, mut sub: Subscription, tx: mpsc::Sender<Bytes>) {
     }
 }
 
+/// `GET /api/v1/gpus/UUID/history` → `{"uuid", "window_s", "samples": [[unix_ms, util_pct,
+/// memory_used_mib], …]}` (a missing reading is `null`): one GPU's readings over the daemon's
+/// GPU history window, oldest first, for an attached cockpit's GPU detail chart (40,000 GPUs'
+/// histories are not streamed).
+pub async fn gpu_history(State(state): State<ApiState>, Path(uuid): Path<String>) -> Response {
+    let history = state
+        .stream
+        .as_ref()
+        .and_then(|hub| hub.lock().gpu_history.clone());
+    let Some(history) = history else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "this daemon keeps no GPU history (it is not evaluating a fleet yet)" })),
+        )
+            .into_response();
+    };
+    let h = history.read();
+    let Some(series) = h.series(&uuid) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("the daemon has no readings of GPU {uuid:?}: no GPU source reports it, or it reported nothing yet") })),
+        )
+            .into_response();
+    };
+    let samples: Vec<serde_json::Value> = series
+        .iter()
+        .map(|s| {
+            json!([
+                s.at.timestamp_millis(),
+                s.utilization_pct(),
+                s.memory_used_mib()
+            ])
+        })
+        .collect();
+    Json(json!({
+        "uuid": uuid,
+        "window_s": h.window().as_secs(),
+        "samples": samples,
+    }))
+    .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,46 +523,4 @@ mod tests {
             .expect("the lagging client's pump ends")
             .unwrap();
     }
-}
-
-/// `GET /api/v1/gpus/UUID/history` → `{"uuid", "window_s", "samples": [[unix_ms, util_pct,
-/// memory_used_mib], …]}` (a missing reading is `null`): one GPU's readings over the daemon's
-/// GPU history window, oldest first, for an attached cockpit's GPU detail chart (40,000 GPUs'
-/// histories are not streamed).
-pub async fn gpu_history(State(state): State<ApiState>, Path(uuid): Path<String>) -> Response {
-    let history = state
-        .stream
-        .as_ref()
-        .and_then(|hub| hub.lock().gpu_history.clone());
-    let Some(history) = history else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "this daemon keeps no GPU history (it is not evaluating a fleet yet)" })),
-        )
-            .into_response();
-    };
-    let h = history.read();
-    let Some(series) = h.series(&uuid) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("the daemon has no readings of GPU {uuid:?}: no GPU source reports it, or it reported nothing yet") })),
-        )
-            .into_response();
-    };
-    let samples: Vec<serde_json::Value> = series
-        .iter()
-        .map(|s| {
-            json!([
-                s.at.timestamp_millis(),
-                s.utilization_pct(),
-                s.memory_used_mib()
-            ])
-        })
-        .collect();
-    Json(json!({
-        "uuid": uuid,
-        "window_s": h.window().as_secs(),
-        "samples": samples,
-    }))
-    .into_response()
 }
