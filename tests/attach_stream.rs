@@ -595,12 +595,7 @@ fn an_attached_gpu_detail_charts_the_daemons_readings_of_that_gpu() {
     );
     cockpit.wait_for("attached attach-gpu");
     cockpit.keys(&["3"]);
-    cockpit.wait_for(
-        &sim.desc["clusters"][0]["name"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    cockpit.wait_for(sim.desc["clusters"][0]["name"].as_str().unwrap());
     // Every GPU the daemon sees has readings: the first row's detail charts them.
     cockpit.keys(&["Enter"]);
     cockpit.wait_for("from the daemon");
