@@ -311,6 +311,9 @@ token_env = "FLEETDECK_TOKEN"
 # the person. The single token, when set, keeps working in every mode.
 auth = "token"
 users_file = ""
+# auth = "kubernetes": the audiences a caller's token must be issued for (a projected
+# ServiceAccount token's audience, e.g. ["fleetdeck"]); empty accepts the API server's own.
+token_audiences = []
 # Require the token for /metrics too.
 metrics_auth = false
 # The largest request body accepted, in bytes.

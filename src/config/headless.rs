@@ -16,6 +16,10 @@ pub struct HeadlessConfig {
     pub auth: String,
     /// `auth = "tokens"`: a TOML file of `[[user]]` entries (name, token or token_file, role).
     pub users_file: String,
+    /// `auth = "kubernetes"`: the audiences a caller's token must be issued for (sent in the
+    /// TokenReview, as kube-rbac-proxy's `--auth-token-audiences`); empty: the API server's
+    /// own.
+    pub token_audiences: Vec<String>,
     pub metrics_auth: bool,
     pub body_limit: usize,
     pub lease_namespace: String,
@@ -58,6 +62,7 @@ impl Default for HeadlessConfig {
             token_env: "FLEETDECK_TOKEN".into(),
             auth: "token".into(),
             users_file: String::new(),
+            token_audiences: Vec::new(),
             metrics_auth: false,
             body_limit: 1024 * 1024,
             lease_namespace: "fleetdeck".into(),

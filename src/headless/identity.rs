@@ -202,8 +202,9 @@ pub enum IdentityError {
     NoCluster { context: String },
 }
 
-/// One entry of the users file. `token` or `token_file` gives its token; `groups` is read (the
-/// sim answers TokenReviews from the same file) and otherwise unused here.
+/// One entry of the users file. `token` or `token_file` gives its token; `groups` and
+/// `audiences` are read (the sim answers TokenReviews from the same file) and otherwise unused
+/// here.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserEntry {
@@ -215,6 +216,9 @@ struct UserEntry {
     role: Role,
     #[serde(default)]
     groups: Vec<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    audiences: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -369,6 +373,9 @@ enum Mode {
     Tokens(Vec<NamedToken>),
     Kubernetes {
         client: kube::Client,
+        /// `[headless] token_audiences`: what a token must be issued for (empty: the API
+        /// server's own audiences).
+        audiences: Vec<String>,
         /// Token digest → who it is (or why nobody).
         tokens: Recent<[u8; 32], Result<Caller, String>>,
         /// (user, verb) → allowed, or why not.
@@ -449,6 +456,12 @@ impl Identities {
                 client: kube.ok_or_else(|| IdentityError::NoCluster {
                     context: cluster.to_string(),
                 })?,
+                audiences: cfg
+                    .token_audiences
+                    .iter()
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect(),
                 tokens: Recent::new(),
                 access: Recent::new(),
             },
@@ -508,11 +521,16 @@ impl Identities {
                         )
                     })
             }
-            Mode::Kubernetes { client, tokens, .. } => {
+            Mode::Kubernetes {
+                client,
+                tokens,
+                audiences,
+                ..
+            } => {
                 if let Some(known) = tokens.get(&d) {
                     return known.map_err(Refusal::Unauthenticated);
                 }
-                let answer = token_review(client, token).await?;
+                let answer = token_review(client, token, audiences).await?;
                 tokens.put(d, answer.clone());
                 answer.map_err(Refusal::Unauthenticated)
             }
@@ -565,12 +583,13 @@ fn unavailable(what: &str, e: kube::Error) -> Refusal {
 async fn token_review(
     client: &kube::Client,
     token: &str,
+    audiences: &[String],
 ) -> Result<Result<Caller, String>, Refusal> {
     let api: Api<TokenReview> = Api::all(client.clone());
     let review = TokenReview {
         spec: TokenReviewSpec {
             token: Some(token.to_string()),
-            audiences: None,
+            audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
         },
         ..TokenReview::default()
     };
@@ -579,6 +598,22 @@ async fn token_review(
         .await
         .map_err(|e| unavailable("TokenReview", e))?;
     let status = answer.status.unwrap_or_default();
+    // The API server answers the audiences the token is valid for among those asked; one
+    // that names none of ours was issued for another service.
+    if !audiences.is_empty()
+        && status.authenticated == Some(true)
+        && !status
+            .audiences
+            .iter()
+            .flatten()
+            .any(|a| audiences.contains(a))
+    {
+        return Ok(Err(format!(
+            "the bearer token is not issued for this daemon's audiences ({}): request one with that audience (kubectl create token SA --audience {})",
+            audiences.join(", "),
+            audiences[0]
+        )));
+    }
     let user = status.user.unwrap_or_default();
     Ok(match (status.authenticated, user.username) {
         (Some(true), Some(name)) if !name.trim().is_empty() => Ok(Caller {

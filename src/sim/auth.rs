@@ -41,6 +41,9 @@ pub enum UsersError {
     },
 }
 
+/// The audience the sim's API server issues tokens for (a real one's default).
+const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
+
 #[derive(Deserialize)]
 struct Entry {
     name: String,
@@ -51,6 +54,9 @@ struct Entry {
     #[serde(default)]
     groups: Vec<String>,
     role: String,
+    /// The audiences the user's token is issued for; empty: any asked.
+    #[serde(default)]
+    audiences: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +72,8 @@ pub struct SimUser {
     token: String,
     pub groups: Vec<String>,
     pub role: String,
+    /// What the token is issued for; empty: whatever a TokenReview asks.
+    pub audiences: Vec<String>,
 }
 
 impl std::fmt::Debug for SimUser {
@@ -145,6 +153,7 @@ impl SimUsers {
                 token,
                 groups: e.groups,
                 role: e.role,
+                audiences: e.audiences,
             });
         }
         Ok(Self { users })
@@ -184,6 +193,7 @@ impl SimUsers {
                 token: String::new(),
                 groups: vec![MASTERS.into(), "system:authenticated".into()],
                 role: String::new(),
+                audiences: Vec::new(),
             });
         }
         self.users
@@ -196,7 +206,36 @@ impl SimUsers {
     pub fn token_review(&self, body: &[u8]) -> Result<Value, ApiError> {
         let mut review = review_object(body, "TokenReview", "authentication.k8s.io/v1")?;
         let token = review["spec"]["token"].as_str().unwrap_or("").to_string();
+        let asked: Vec<String> = review["spec"]["audiences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        // As the API server: the audiences asked that the token is issued for (its own when
+        // none is asked); none in common is not authenticated.
+        let valid: Vec<String> = match self.by_token(&token) {
+            Some(u) if asked.is_empty() => {
+                if u.audiences.is_empty() {
+                    vec![API_AUDIENCE.to_string()]
+                } else {
+                    u.audiences.clone()
+                }
+            }
+            Some(u) if u.audiences.is_empty() => asked.clone(),
+            Some(u) => asked
+                .iter()
+                .filter(|a| u.audiences.contains(a))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
         review["status"] = match self.by_token(&token) {
+            Some(u) if valid.is_empty() => json!({
+                "authenticated": false,
+                "user": {},
+                "error": format!("token audiences {:?} is invalid for the target audiences {asked:?}", u.audiences),
+            }),
             Some(u) => {
                 let mut groups = u.groups.clone();
                 if !groups.iter().any(|g| g == "system:authenticated") {
@@ -205,6 +244,7 @@ impl SimUsers {
                 json!({
                     "authenticated": true,
                     "user": {"username": u.name, "uid": format!("sim-{}", u.name), "groups": groups},
+                    "audiences": valid,
                 })
             }
             None => json!({"authenticated": false, "user": {}, "error": "invalid bearer token"}),
@@ -276,13 +316,48 @@ mod tests {
 
     fn users() -> SimUsers {
         SimUsers {
-            users: vec![SimUser {
-                name: "vic".into(),
-                token: "vic-token".into(),
-                groups: vec!["oncall".into()],
-                role: "viewer".into(),
-            }],
+            users: vec![
+                SimUser {
+                    name: "vic".into(),
+                    token: "vic-token".into(),
+                    groups: vec!["oncall".into()],
+                    role: "viewer".into(),
+                    audiences: Vec::new(),
+                },
+                SimUser {
+                    name: "sam".into(),
+                    token: "sam-token".into(),
+                    groups: Vec::new(),
+                    role: "viewer".into(),
+                    audiences: vec!["vault".into()],
+                },
+            ],
         }
+    }
+
+    #[test]
+    fn a_token_review_answers_the_audiences_the_token_is_issued_for() {
+        let review = |token: &str, audiences: &str| {
+            users()
+                .token_review(
+                    format!(r#"{{"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1","spec":{{"token":"{token}","audiences":{audiences}}}}}"#)
+                        .as_bytes(),
+                )
+                .unwrap_or_else(|e| panic!("{e:?}"))
+        };
+        let any = review("vic-token", r#"["fleetdeck"]"#);
+        assert_eq!(any["status"]["authenticated"], true);
+        assert_eq!(any["status"]["audiences"], json!(["fleetdeck"]));
+        let other = review("sam-token", r#"["fleetdeck"]"#);
+        assert_eq!(other["status"]["authenticated"], false, "{other}");
+        assert!(
+            other["status"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("vault")),
+            "{other}"
+        );
+        let own = review("sam-token", r#"["vault", "fleetdeck"]"#);
+        assert_eq!(own["status"]["audiences"], json!(["vault"]));
     }
 
     #[test]
