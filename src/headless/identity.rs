@@ -368,6 +368,8 @@ impl<K: Eq + Hash, V: Clone> Recent<K, V> {
 }
 
 /// How the daemon authenticates.
+// One per daemon, never moved after start-up: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Mode {
     Token,
     Tokens(Vec<NamedToken>),
