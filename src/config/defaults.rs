@@ -382,6 +382,6 @@ seed = 42
 listen = "127.0.0.1:0"
 # Scenarios injected at start (xid-storm, node-notready, spot-interruption, bad-rollout,
 # crashloop-rollout, pdb-block, api-flaky, rbac-deny, endpoint-outage, gpu-memory-leak,
-# training-stall, training-straggler).
+# training-stall, training-straggler, vector-index-stale).
 scenarios = []
 "#;
