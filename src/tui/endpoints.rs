@@ -824,6 +824,8 @@ mod tests {
             drift: None,
             updated_at: now(),
             registry: None,
+            vector: None,
+            ingestion: None,
         }
     }
 
