@@ -207,6 +207,8 @@ fn llama_chat(sim: &Sim) -> Vec<EndpointConfig> {
         },
         drift: None,
         registry: None,
+        vector: None,
+        ingestion: None,
     }]
 }
 

@@ -490,10 +490,16 @@ fn sim_config_out_lets_snapshot_and_cost_see_what_the_demo_sees() {
         .iter()
         .filter_map(|e| e["name"].as_str())
         .collect();
+    // The vector stores are endpoints too (`pinecone`, `qdrant`).
     assert_eq!(
         endpoints.len(),
         sim.desc["endpoints"].as_array().expect("eps").len()
+            + sim.desc["vector_stores"]
+                .as_array()
+                .expect("vector stores")
+                .len()
     );
+    assert!(endpoints.contains(&"docs-rag") && endpoints.contains(&"support-kb"));
     assert_eq!(
         text.matches("[endpoints.slo]").count(),
         endpoints.len(),

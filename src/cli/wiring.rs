@@ -57,6 +57,7 @@ impl SimSources {
                 });
                 serde_json::from_value(spec).ok()
             })
+            .chain(sim_vector_stores(d))
             .collect();
         Self {
             kubeconfig: d["kubeconfig"].as_str().unwrap_or("").to_string(),
@@ -130,6 +131,33 @@ impl SimSources {
              # sim runs; `fleetdeck config --config THIS` prints the effective settings.\n\n{body}"
         )
     }
+}
+
+/// The sim's vector stores (`vector_stores` in its description line) as endpoints: the
+/// Pinecone-compatible index with its key file and ingestion Job, the Qdrant collection, each
+/// with a query-latency SLO (p99 within 250 ms) and 99.9 % of probes answered.
+fn sim_vector_stores(
+    d: &serde_json::Value,
+) -> impl Iterator<Item = crate::model::endpoint::EndpointConfig> + '_ {
+    d["vector_stores"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            let mut vector = serde_json::json!({"index": v["name"]});
+            if let Some(key) = v["api_key_file"].as_str() {
+                vector["api_key_file"] = serde_json::json!(key);
+            }
+            let mut spec = serde_json::json!({
+                "name": v["name"], "url": v["url"], "protocol": v["protocol"],
+                "vector": vector,
+                "slo": {"availability": 0.999, "latency": {"percentile": "p99", "target_ms": 250.0}},
+            });
+            if v["ingestion"].is_object() {
+                spec["ingestion"] = v["ingestion"].clone();
+            }
+            serde_json::from_value(spec).ok()
+        })
 }
 
 /// How often the sim's DCGM exporters are scraped: their numbers move every second.

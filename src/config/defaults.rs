@@ -127,7 +127,7 @@ idle_gpu_threshold_pct = 10.0
 # [[endpoints]]
 # name = "llama-chat"
 # url = "http://llama-chat.serving.svc:8000"
-# protocol = "vllm"                   # kserve-v2 | vllm | triton | http
+# protocol = "vllm"                   # kserve-v2 | vllm | triton | http | pinecone | qdrant
 # model = "meta-llama/Llama-3.1-8B-Instruct"
 # serving = { cluster = "prod-us-east", namespace = "serving", kind = "Deployment", name = "llama-chat" }
 # registry = { model = "llama-chat", alias = "champion" }   # MLflow registered model (or annotate
@@ -135,6 +135,19 @@ idle_gpu_threshold_pct = 10.0
 # [endpoints.slo]
 # availability = 0.999
 # latency = { percentile = "p99", target_ms = 2000 }
+#
+# Vector stores are endpoints too (protocol pinecone | qdrant): the probe reads the index's
+# statistics and runs a top-k 1 query, whose latency is the SLO's; e.g.:
+# [[endpoints]]
+# name = "docs-rag"
+# url = "https://docs-rag-abc123.svc.aped-4627-b74a.pinecone.io"   # the index host
+# protocol = "pinecone"
+# ingestion = { cluster = "prod-us-east", namespace = "batch", job = "docs-embed-ingest", dag = "docs_embed" }
+# [endpoints.vector]
+# index = "docs-rag"                  # Qdrant: the collection (required); Pinecone: shown only
+# namespace = "docs"                  # Pinecone: the namespace the probe queries
+# api_key_file = "/etc/fleetdeck/pinecone-api-key"   # read access is enough; never printed
+# probe_vector = [0.0, 0.1]           # default: zeros of the index's dimension
 
 # The MLflow model registry endpoints' registered models live in (rollback_model(endpoint)
 # moves the serving alias back), e.g.:
@@ -385,6 +398,6 @@ seed = 42
 listen = "127.0.0.1:0"
 # Scenarios injected at start (xid-storm, node-notready, spot-interruption, bad-rollout,
 # crashloop-rollout, pdb-block, api-flaky, rbac-deny, endpoint-outage, gpu-memory-leak,
-# training-stall, training-straggler).
+# training-stall, training-straggler, vector-index-stale).
 scenarios = []
 "#;

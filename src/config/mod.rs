@@ -644,6 +644,49 @@ availability = 1.5
     }
 
     #[test]
+    fn a_vector_store_needs_its_collection_a_readable_key_file_and_an_ingestion_to_judge() {
+        let ok = parse(
+            "[[endpoints]]\nname = \"kb\"\nurl = \"http://q:6333\"\nprotocol = \"qdrant\"\n[endpoints.vector]\nindex = \"kb\"\n",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let err =
+            parse("[[endpoints]]\nname = \"kb\"\nurl = \"http://q:6333\"\nprotocol = \"qdrant\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("endpoints.vector.index") && err.contains("collection"),
+            "{err}"
+        );
+        let err = refused_at(
+            "[[endpoints]]
+name = \"docs\"
+url = \"https://docs-x.svc.pinecone.io\"
+protocol = \"pinecone\"
+[endpoints.vector]
+api_key_file = \"/nonexistent/pinecone-key\"
+",
+            6,
+            "endpoints.vector.api_key_file",
+        );
+        assert!(err.contains("/nonexistent/pinecone-key"), "{err}");
+        let err = parse(
+            "[[endpoints]]\nname = \"docs\"\nurl = \"https://d\"\nprotocol = \"pinecone\"\ningestion = { job = \"ingest\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("endpoints.ingestion") && err.contains("namespace"),
+            "{err}"
+        );
+        let err = parse(
+            "[[endpoints]]\nname = \"chat\"\nurl = \"http://c\"\nprotocol = \"vllm\"\ningestion = { dag = \"d\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("vector stores"), "{err}");
+    }
+
+    #[test]
     fn errors_inside_array_tables_name_the_array() {
         let err = parse("[[endpoints]]\nname = \"x\"\nurl = \"http://a\"\nprotocol = \"grpc\"\n")
             .unwrap_err()

@@ -698,6 +698,7 @@ impl Config {
                     ),
                 ));
             }
+            check_vector_store(e)?;
             if let Some(d) = &e.drift {
                 count_within(
                     "endpoints.drift",
@@ -809,4 +810,87 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A vector store's `[endpoints.vector]` and `ingestion`: only on `pinecone` and `qdrant`, a
+/// Qdrant collection named, a key file that can be read (its content is never shown), a probe
+/// vector that is not empty, and an ingestion that names something to judge.
+fn check_vector_store(
+    e: &crate::model::endpoint::EndpointConfig,
+) -> Result<(), (&'static str, &'static str, String)> {
+    use crate::model::endpoint::EndpointProtocol;
+    let name = &e.name;
+    if !e.protocol.is_vector_store() {
+        for (key, set) in [
+            ("vector", e.vector.is_some()),
+            ("ingestion", e.ingestion.is_some()),
+        ] {
+            if set {
+                return Err((
+                    "endpoints",
+                    key,
+                    format!(
+                        "endpoint {name}: {key} is for vector stores; use protocol \"pinecone\" or \"qdrant\", or remove it"
+                    ),
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let v = e.vector.clone().unwrap_or_default();
+    if e.protocol == EndpointProtocol::Qdrant
+        && v.index.as_deref().is_none_or(|i| i.trim().is_empty())
+    {
+        return Err((
+            "endpoints.vector",
+            "index",
+            format!(
+                "endpoint {name}: a qdrant endpoint needs the collection it watches: index = \"NAME\""
+            ),
+        ));
+    }
+    if let Some(path) = &v.api_key_file
+        && let Err(err) = std::fs::metadata(path.trim())
+    {
+        return Err((
+            "endpoints.vector",
+            "api_key_file",
+            format!(
+                "endpoint {name}: cannot read {path:?}: {err}; give a file holding the API key"
+            ),
+        ));
+    }
+    if v.probe_vector
+        .as_ref()
+        .is_some_and(|p| p.is_empty() || p.iter().any(|x| !x.is_finite()))
+    {
+        return Err((
+            "endpoints.vector",
+            "probe_vector",
+            format!(
+                "endpoint {name}: the probe vector must be finite numbers of the index's dimension; remove it to query with zeros"
+            ),
+        ));
+    }
+    if let Some(i) = &e.ingestion {
+        if i.job.is_none() && i.dag.is_none() {
+            return Err((
+                "endpoints.ingestion",
+                "job",
+                format!(
+                    "endpoint {name}: ingestion names neither a Kubernetes job nor an Airflow dag"
+                ),
+            ));
+        }
+        if i.job.is_some() && (i.namespace.is_none() || i.cluster.is_none()) {
+            return Err((
+                "endpoints.ingestion",
+                "namespace",
+                format!(
+                    "endpoint {name}: ingestion job needs its cluster (kubeconfig context) and namespace"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

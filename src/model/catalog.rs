@@ -407,6 +407,21 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
         ),
         description: "the month's spend is forecast to pass `[cost] monthly_budget`",
     },
+    SignalKindSpec {
+        name: "vector.index_stale",
+        reads: Reads::Endpoints,
+        family: "vector",
+        grouping: Grouping::Target,
+        severity: "warning: retrieval answers from documents that stopped arriving; nothing fails",
+        default_for: minutes(30),
+        for_key: ForKey::Table,
+        for_words: "30m (from the count's last growth, or the ingestion's start if later)",
+        default_clear_after: minutes(2),
+        clears_when: "the vector count grows again, or the ingestion no longer reports fine; 2m",
+        finding_by_default: false,
+        exercise: Exercise::Scenario("vector-index-stale"),
+        description: "a vector store's (`pinecone`, `qdrant` endpoint) vector count has not grown while its configured ingestion (`ingestion.job`: a Job Running or Complete) reports fine",
+    },
 ];
 
 /// The catalog entry of `kind`; `None` for a kind no detector raises (an intake's `alert.*`).

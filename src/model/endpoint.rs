@@ -1,6 +1,7 @@
-//! Model endpoints: how one is configured (protocol, serving object, SLO, drift metric), the
-//! latest picture of it (probes, metrics, SLO burn, drift) and the burn-rate and drift result
-//! types. Plain serde data; imports nothing of the crate.
+//! Model endpoints and vector stores: how one is configured (protocol, serving object, SLO,
+//! drift metric; a vector store's index, key file, probe vector and ingestion), the latest
+//! picture of it (probes, metrics, SLO burn, drift; a vector store's count and its growth) and
+//! the burn-rate and drift result types. Plain serde data; imports nothing of the crate.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,12 @@ pub enum EndpointProtocol {
     /// Anything else: a plain GET of the URL.
     #[serde(rename = "http")]
     Http,
+    /// A Pinecone index's data plane (the index host): `describe_index_stats` and `query`.
+    #[serde(rename = "pinecone")]
+    Pinecone,
+    /// A Qdrant node: a collection's status and a search, `/metrics`.
+    #[serde(rename = "qdrant")]
+    Qdrant,
 }
 
 impl EndpointProtocol {
@@ -29,8 +36,107 @@ impl EndpointProtocol {
             EndpointProtocol::Vllm => "vllm",
             EndpointProtocol::Triton => "triton",
             EndpointProtocol::Http => "http",
+            EndpointProtocol::Pinecone => "pinecone",
+            EndpointProtocol::Qdrant => "qdrant",
         }
     }
+
+    /// A vector store rather than a model server: its probe is a query, its picture a vector
+    /// count.
+    pub fn is_vector_store(self) -> bool {
+        matches!(self, EndpointProtocol::Pinecone | EndpointProtocol::Qdrant)
+    }
+}
+
+/// How the cockpit reaches a vector store's data (`[endpoints.vector]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorStoreConfig {
+    /// The Qdrant collection (required for `qdrant`); for `pinecone` the index's name, shown
+    /// only: the URL is the index's own host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// Pinecone: the namespace the probe queries (default the index's default namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// A file holding the API key (Pinecone's `Api-Key`, Qdrant's `api-key`). Read at each
+    /// poll, never printed; a key with read access is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<String>,
+    /// The vector the probe queries with (top_k 1); default a zero vector of the index's
+    /// dimension, as the index reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_vector: Option<Vec<f32>>,
+}
+
+/// What writes into a vector store, so a flat vector count can be told from an idle one.
+/// `job` is judged today (the Kubernetes Job's state in the snapshot); `dag` names the
+/// Airflow DAG that runs the ingestion, for the Airflow source to report on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestionRef {
+    /// The kubeconfig context of `job`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// A Job's name, or a CronJob's (whose Jobs are named `<cronjob>-<n>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dag: Option<String>,
+}
+
+/// Qdrant's collection status (`result.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectionStatus {
+    /// Every segment optimised.
+    Green,
+    /// Optimising: searches work, maybe slower.
+    Yellow,
+    /// Optimisations pending until the next update.
+    Grey,
+    /// An optimisation failed: the collection needs an operator.
+    Red,
+}
+
+impl CollectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectionStatus::Green => "green",
+            CollectionStatus::Yellow => "yellow",
+            CollectionStatus::Grey => "grey",
+            CollectionStatus::Red => "red",
+        }
+    }
+}
+
+/// What one read of a vector store's statistics said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorReading {
+    pub at: DateTime<Utc>,
+    /// Pinecone's `totalVectorCount`, Qdrant's `points_count`.
+    pub count: u64,
+    pub dimension: Option<u32>,
+    /// Pinecone's `indexFullness` (0–1; pod-based and dedicated indexes).
+    pub fullness: Option<f64>,
+    /// Qdrant's `indexed_vectors_count`.
+    pub indexed: Option<u64>,
+    pub status: Option<CollectionStatus>,
+}
+
+/// A vector store's count over time, as the endpoint source keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorModel {
+    /// The latest good reading.
+    pub latest: Option<VectorReading>,
+    /// When the count last grew; the first reading's time until it does.
+    pub grew_at: Option<DateTime<Utc>>,
+    /// Vectors a minute over the metrics window (`None` until two readings).
+    pub growth_per_min: Option<f64>,
+    /// Why the latest read failed; `None` after a good one.
+    pub error: Option<String>,
 }
 
 /// The Kubernetes object that serves an endpoint (a Deployment, an InferenceService…), so a
@@ -131,6 +237,12 @@ pub struct EndpointConfig {
     /// `fleetdeck.io/registered-model` annotation names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<super::registry::RegistryRef>,
+    /// A vector store's index, key and probe vector (`pinecone`, `qdrant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<VectorStoreConfig>,
+    /// What writes into a vector store (`vector.index_stale` needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingestion: Option<IngestionRef>,
 }
 
 /// What the probes concluded.
@@ -336,6 +448,12 @@ pub struct EndpointModel {
     /// The registered model its config names (`[[endpoints]] registry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<super::registry::RegistryRef>,
+    /// A vector store's count and its growth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<VectorModel>,
+    /// What writes into it (`[[endpoints]] ingestion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingestion: Option<IngestionRef>,
 }
 
 impl EndpointModel {
@@ -358,6 +476,8 @@ impl EndpointModel {
             drift: None,
             updated_at: at,
             registry: config.registry.clone(),
+            vector: None,
+            ingestion: config.ingestion.clone(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod pods;
 pub mod slo;
 pub mod sources;
 pub mod training;
+pub mod vector;
 
 use chrono::{DateTime, Utc};
 
@@ -43,6 +44,7 @@ pub fn registered() -> Vec<Box<dyn Detector>> {
         Box::new(gpu::GpuDetector::default()),
         Box::new(training::TrainingDetector::default()),
         Box::new(budget::BudgetDetector::default()),
+        Box::new(vector::VectorDetector::default()),
     ]
 }
 

@@ -1,6 +1,6 @@
 //! The simulated fleet (`fleetdeck sim`): Kubernetes API servers that real kubectl accepts,
-//! DCGM exporters, model endpoints and an OpenCost API, all on loopback, deterministic per
-//! seed. An independent peer of the cockpit: it shares no code with the client side.
+//! DCGM exporters, model endpoints, vector stores (a Pinecone-compatible index, a Qdrant node)
+//! and an OpenCost API, all on loopback, deterministic per seed. An independent peer of the cockpit: it shares no code with the client side.
 
 pub mod api;
 pub mod auth;
@@ -18,6 +18,7 @@ pub mod scenarios;
 pub mod selectors;
 pub mod store;
 pub mod table;
+pub mod vector;
 pub mod view;
 
 use std::net::{IpAddr, SocketAddr};
@@ -214,6 +215,11 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
     for i in 0..specs.len() as u16 {
         ep_l.push(bind(ip, base, 2 + 2 * n + i).await?);
     }
+    let vector_specs = vector::vector_store_specs(&cluster_name(0));
+    let mut vector_l = Vec::new();
+    for i in 0..vector_specs.len() as u16 {
+        vector_l.push(bind(ip, base, 2 + 2 * n + specs.len() as u16 + i).await?);
+    }
 
     // Settle where the kubeconfig goes before the (long) generation, so a bad path fails fast.
     let kubeconfig_path = match &opts.kubeconfig_out {
@@ -344,6 +350,37 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
         }
     }
     tokio::spawn(eps.clone().run_traffic());
+    // The Pinecone-compatible index takes a key, as the real one does; it lives in a file
+    // beside the kubeconfig so `sim --config-out` can name it without printing it.
+    let api_key_file = kubeconfig_path.with_file_name("pinecone-api-key");
+    std::fs::write(&api_key_file, vector::SIM_PINECONE_API_KEY).map_err(|source| {
+        SimError::Kubeconfig {
+            path: api_key_file.clone(),
+            source,
+        }
+    })?;
+    let vectors = Arc::new(vector::VectorSim::new(
+        vector_specs.clone(),
+        Arc::new(DeploymentsOnly(fleet.clone())),
+        opts.seed,
+        vector::SIM_PINECONE_API_KEY,
+    ));
+    let mut vector_desc = Vec::new();
+    for (s, l) in vector_specs.iter().zip(vector_l) {
+        let mut d = json!({"name": s.name, "url": url_of(&l), "protocol": s.protocol,
+            "dimension": s.dimension});
+        if s.protocol == vector::VectorProtocol::Pinecone {
+            d["api_key_file"] = json!(api_key_file);
+        }
+        if let Some((cluster, namespace, job)) = &s.ingestion {
+            d["ingestion"] = json!({"cluster": cluster, "namespace": namespace, "job": job});
+        }
+        vector_desc.push(d);
+        if let Some(r) = vectors.router(&s.name) {
+            serve(l, r);
+        }
+    }
+    tokio::spawn(vectors.run());
     let control_url = url_of(&control_l);
     serve(control_l, control_router(fleet.clone()));
 
@@ -359,6 +396,7 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
         "kubeconfig": kubeconfig_path,
         "dcgm": dcgm_urls,
         "endpoints": endpoint_desc,
+        "vector_stores": vector_desc,
         "opencost": opencost_url,
         "control": control_url,
         "simulated": true,

@@ -79,6 +79,11 @@ pub static SCENARIOS: &[ScenarioDef] = &[
         description: "the GPUs of one training rank's node (default training/llm-pretrain's highest-named rank; `node` picks the rank on that node) run hot (91-93 °C, past the 87 °C thermal line) and the rank there at a fifth of the others' pace, while every pod stays Running and Ready; a rank moved off the node (cordon, restart_gang) keeps pace again; clearing it cools the node",
         targets: &["cluster", "node"],
     },
+    ScenarioDef {
+        name: "vector-index-stale",
+        description: "a vector index's ingestion stops landing (default the docs-rag Pinecone-compatible index; `endpoint` names another store): its vector count stays flat while the ingestion Job batch/docs-embed-ingest keeps Running; clearing it resumes the writes",
+        targets: &["endpoint"],
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -206,6 +211,11 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
         "gpu-memory-leak" => gpu_memory_leak(fleet, t)?,
         "training-stall" => training_fault(fleet, t, false)?,
         "training-straggler" => training_fault(fleet, t, true)?,
+        "vector-index-stale" => {
+            let index = t.endpoint.clone().unwrap_or_else(|| "docs-rag".into());
+            fleet.faults_mut().index_stale.insert(index.clone());
+            json!({"index": index})
+        }
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; known: {}",
@@ -244,6 +254,7 @@ pub fn clear(fleet: &SimFleet, name: &str) -> Result<Value, String> {
         "endpoint-outage" => fleet.faults_mut().endpoint_outage.clear(),
         "gpu-memory-leak" => fleet.faults_mut().memory_leak = None,
         "training-stall" | "training-straggler" => fleet.faults_mut().training = None,
+        "vector-index-stale" => fleet.faults_mut().index_stale.clear(),
         n if names().contains(&n) => {
             return Err(format!(
                 "{n} changed Kubernetes objects; undo it through the API (uncordon, rollback, edit the PDB)"

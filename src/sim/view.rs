@@ -112,6 +112,9 @@ pub struct FaultState {
     /// A training gang whose work stopped or one of whose ranks crawls (`training-stall`,
     /// `training-straggler`).
     pub training: Option<TrainingFault>,
+    /// Vector indexes whose ingestion writes no longer land (`vector-index-stale`): the vector
+    /// count stays flat while the ingestion Job keeps running.
+    pub index_stale: HashSet<String>,
 }
 
 /// A serving pod leaking GPU memory since `since`: the first GPU it holds grows from its

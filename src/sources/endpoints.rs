@@ -1,4 +1,5 @@
-//! Model endpoint source: probes (KServe V2, vLLM, Triton, plain HTTP) and `/metrics` scrapes,
+//! Model endpoint source: probes (KServe V2, vLLM, Triton, plain HTTP; vector stores through
+//! [`super::vector`]: Pinecone, Qdrant) and `/metrics` scrapes,
 //! turned into latency quantiles, TTFT, error rate, throughput and queue depth, and the raw
 //! measurements of each poll ([`EndpointObservation`]: request and failure increases, histogram
 //! increases) from which `signals` figures SLO burn and drift. One tokio task per endpoint sends
@@ -18,7 +19,7 @@ use tokio::sync::mpsc;
 use super::prom_text::{self, Record};
 use crate::model::endpoint::{
     EndpointConfig, EndpointHealth, EndpointMetrics, EndpointModel, EndpointObservation,
-    EndpointProtocol, IntervalHistogram, ProbeResult, ScrapeInterval,
+    EndpointProtocol, IntervalHistogram, ProbeResult, ScrapeInterval, VectorModel, VectorReading,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -354,8 +355,79 @@ fn read_metrics(cfg: &EndpointConfig, samples: &[MetricSample]) -> Reading {
                 (r.ok, r.failed) = (Some(ok), Some(failed));
             }
         }
+        EndpointProtocol::Qdrant => {
+            // Only searches and queries are the store's SLI: collection reads, upserts and
+            // the probes' own calls answer at other speeds.
+            let searches: Vec<MetricSample> = samples
+                .iter()
+                .filter(|s| {
+                    s.label("endpoint").is_some_and(|e| {
+                        e.ends_with("/points/search") || e.ends_with("/points/query")
+                    })
+                })
+                .cloned()
+                .collect();
+            r.latency = Histogram::from_samples(
+                &searches,
+                "rest_responses_duration_seconds",
+                "endpoint",
+                None,
+            );
+            let mut seen = false;
+            let (mut ok, mut failed) = (0.0, 0.0);
+            for s in searches.iter().filter(|s| s.name == "rest_responses_total") {
+                seen = true;
+                if s.label("status").is_some_and(|st| st.starts_with('5')) {
+                    failed += s.value;
+                } else {
+                    ok += s.value;
+                }
+            }
+            if seen {
+                (r.ok, r.failed) = (Some(ok), Some(failed));
+            }
+        }
+        // A Pinecone index has no `/metrics` of its own: its SLI is the probe's query.
+        EndpointProtocol::Pinecone => {}
     }
     r
+}
+
+/// Buckets (seconds) the probe's query latencies are kept in for the window's quantiles.
+const PROBE_LATENCY_BUCKETS: &[f64] = &[
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    f64::INFINITY,
+];
+
+/// One probe query of `secs` as a histogram of one observation in [`PROBE_LATENCY_BUCKETS`].
+fn probe_histogram(secs: f64) -> Histogram {
+    Histogram {
+        bounds: PROBE_LATENCY_BUCKETS.to_vec(),
+        cumulative: PROBE_LATENCY_BUCKETS
+            .iter()
+            .map(|b| if secs <= *b { 1.0 } else { 0.0 })
+            .collect(),
+        sum: secs,
+    }
+}
+
+/// The same query exactly, for the latency SLI: a bucket ending just below `secs` holds none
+/// and one ending at it holds it, so "within the target" is exact, not interpolated.
+fn exact_histogram(secs: f64) -> IntervalHistogram {
+    IntervalHistogram {
+        bounds: vec![secs * (1.0 - 1e-9), secs, f64::INFINITY],
+        cumulative: vec![0.0, 1.0, 1.0],
+    }
 }
 
 /// What happened between two scrapes.
@@ -460,6 +532,10 @@ pub struct EndpointTracker {
     deltas: VecDeque<IntervalDelta>,
     model: EndpointModel,
     observation: Option<EndpointObservation>,
+    /// A vector store's counts over the metrics window, oldest first.
+    counts: VecDeque<(DateTime<Utc>, u64)>,
+    /// A Pinecone index's previous probe, which its query-latency SLI interval starts at.
+    last_probe: Option<DateTime<Utc>>,
 }
 
 impl EndpointTracker {
@@ -471,7 +547,49 @@ impl EndpointTracker {
             prev: None,
             deltas: VecDeque::new(),
             observation: None,
+            counts: VecDeque::new(),
+            last_probe: None,
         }
+    }
+
+    /// Folds in a vector store's statistics read at this poll (`None`: not read). The count's
+    /// growth is measured over the metrics window; `grew_at` moves only when the count rises,
+    /// so a flat index keeps the time it last grew.
+    pub fn observe_vector(&mut self, reading: Option<Result<VectorReading, String>>) {
+        let Some(reading) = reading else { return };
+        let vector = self.model.vector.get_or_insert(VectorModel {
+            latest: None,
+            grew_at: None,
+            growth_per_min: None,
+            error: None,
+        });
+        let r = match reading {
+            Err(e) => {
+                vector.error = Some(e);
+                return;
+            }
+            Ok(r) => r,
+        };
+        let grew = vector.latest.as_ref().is_none_or(|l| r.count > l.count);
+        if grew {
+            vector.grew_at = Some(r.at);
+        }
+        self.counts.push_back((r.at, r.count));
+        let window = TimeDelta::from_std(self.metrics_window).unwrap_or(TimeDelta::MAX);
+        if let Some(cutoff) = r.at.checked_sub_signed(window) {
+            while self.counts.len() > 2 && self.counts.front().is_some_and(|(at, _)| *at < cutoff) {
+                self.counts.pop_front();
+            }
+        }
+        vector.growth_per_min = match (self.counts.front(), self.counts.back()) {
+            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => {
+                let minutes = (*t1 - *t0).num_milliseconds() as f64 / 60_000.0;
+                Some((*c1 as f64 - *c0 as f64) / minutes)
+            }
+            _ => None,
+        };
+        vector.error = None;
+        vector.latest = Some(r);
     }
 
     pub fn config(&self) -> &EndpointConfig {
@@ -504,6 +622,9 @@ impl EndpointTracker {
         self.model.updated_at = now;
 
         let mut interval = None;
+        if self.config.protocol == EndpointProtocol::Pinecone && scrape.is_none() {
+            interval = self.probe_interval(probe_healthy, now);
+        }
         match scrape.map(|r| r.and_then(|body| parse_exposition(&body))) {
             None => {}
             Some(Err(e)) => self.model.metrics_error = Some(e.to_string()),
@@ -519,6 +640,49 @@ impl EndpointTracker {
             interval,
         });
         &self.model
+    }
+
+    /// A store without `/metrics` (Pinecone): each probe's query is one request of the SLIs,
+    /// failed unless the store answered healthy, and its latency one observation. The window's
+    /// figures (p99, error rate) are the probes'.
+    fn probe_interval(&mut self, healthy: bool, now: DateTime<Utc>) -> Option<ScrapeInterval> {
+        let latency_s = self
+            .model
+            .probe
+            .as_ref()
+            .and_then(|p| p.latency_ms)
+            .filter(|_| healthy)
+            .map(|ms| ms / 1000.0);
+        let since = self.last_probe.replace(now)?;
+        let secs = (now - since).num_milliseconds() as f64 / 1000.0;
+        if secs <= 0.0 {
+            return None;
+        }
+        self.deltas.push_back(IntervalDelta {
+            at: now,
+            secs,
+            ok: Some(if healthy { 1.0 } else { 0.0 }),
+            failed: Some(if healthy { 0.0 } else { 1.0 }),
+            latency: latency_s.map(probe_histogram),
+            ttft: None,
+            drift: None,
+            duration_s: None,
+        });
+        let window = TimeDelta::from_std(self.metrics_window).unwrap_or(TimeDelta::MAX);
+        if let Some(cutoff) = now.checked_sub_signed(window) {
+            while self.deltas.len() > 1 && self.deltas.front().is_some_and(|d| d.at <= cutoff) {
+                self.deltas.pop_front();
+            }
+        }
+        self.model.metrics = Some(window_metrics(&self.deltas, &Reading::default()));
+        self.model.last_scraped = Some(now);
+        Some(ScrapeInterval {
+            secs,
+            requests: Some(1.0),
+            failed: Some(if healthy { 0.0 } else { 1.0 }),
+            latency: latency_s.map(exact_histogram),
+            drift: None,
+        })
     }
 
     /// Takes one parsed scrape; answers what happened since the previous one, if there was one.
@@ -582,7 +746,7 @@ fn join_url(base: &str, segments: &[&str]) -> Result<String, EndpointSourceError
 pub fn metrics_url(cfg: &EndpointConfig) -> Option<Result<String, EndpointSourceError>> {
     match (&cfg.metrics_url, cfg.protocol) {
         (Some(u), _) => Some(Ok(u.clone())),
-        (None, EndpointProtocol::Http) => None,
+        (None, EndpointProtocol::Http | EndpointProtocol::Pinecone) => None,
         (None, _) => Some(join_url(&cfg.url, &["metrics"])),
     }
 }
@@ -628,6 +792,9 @@ pub async fn probe_endpoint(client: &reqwest::Client, cfg: &EndpointConfig) -> P
         }
         EndpointProtocol::Vllm => probe_vllm(client, cfg, &mut p).await,
         EndpointProtocol::Http => probe_http(client, cfg, &mut p).await,
+        EndpointProtocol::Pinecone | EndpointProtocol::Qdrant => {
+            return super::vector::probe_vector_store(client, cfg).await.0;
+        }
     };
     if let Err(e) = result {
         p.health = EndpointHealth::Unreachable;
@@ -896,10 +1063,18 @@ async fn poll_endpoint(
                 Some(Ok(url)) => Some(scrape_metrics(&client, url).await),
             }
         };
-        let (probe, scrape) = tokio::join!(probe_endpoint(&client, tracker.config()), scrape);
+        let probe = async {
+            if tracker.config().protocol.is_vector_store() {
+                super::vector::probe_vector_store(&client, tracker.config()).await
+            } else {
+                (probe_endpoint(&client, tracker.config()).await, None)
+            }
+        };
+        let ((probe, reading), scrape) = tokio::join!(probe, scrape);
         if let Some(Err(e)) = &scrape {
             tracing::debug!(error = %e, "scrape failed");
         }
+        tracker.observe_vector(reading);
         let endpoint = tracker.observe(probe, scrape, Utc::now()).clone();
         let observation = tracker.observation().cloned();
         let update = EndpointUpdate {
@@ -1087,6 +1262,8 @@ mod tests {
             slo,
             drift: None,
             registry: None,
+            vector: None,
+            ingestion: None,
         }
     }
 
@@ -1245,5 +1422,84 @@ mod tests {
             ..vllm_config(SloConfig::default())
         };
         assert!(metrics_url(&http).is_none());
+    }
+
+    fn reading(at: DateTime<Utc>, count: u64) -> Option<Result<VectorReading, String>> {
+        Some(Ok(VectorReading {
+            at,
+            count,
+            dimension: Some(8),
+            fullness: None,
+            indexed: None,
+            status: None,
+        }))
+    }
+
+    #[test]
+    fn a_vector_store_keeps_when_its_count_last_grew_and_its_growth_over_the_window() {
+        let cfg = EndpointConfig {
+            protocol: EndpointProtocol::Pinecone,
+            ..vllm_config(SloConfig::default())
+        };
+        let mut tracker = EndpointTracker::new(cfg, Duration::from_secs(300), t(0));
+        tracker.observe_vector(reading(t(0), 1000));
+        tracker.observe_vector(reading(t(60), 1600));
+        let v = tracker
+            .model()
+            .vector
+            .clone()
+            .unwrap_or_else(|| panic!("no vector"));
+        assert_eq!(v.grew_at, Some(t(60)));
+        assert!(close(v.growth_per_min, 600.0), "{:?}", v.growth_per_min);
+        tracker.observe_vector(reading(t(120), 1600));
+        tracker.observe_vector(Some(Err("boom".into())));
+        let v = tracker
+            .model()
+            .vector
+            .clone()
+            .unwrap_or_else(|| panic!("no vector"));
+        assert_eq!(
+            v.grew_at,
+            Some(t(60)),
+            "a flat count keeps when it last grew"
+        );
+        assert_eq!(
+            v.latest.map(|l| l.count),
+            Some(1600),
+            "a failed read keeps the last"
+        );
+        assert_eq!(v.error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn a_pinecone_probe_is_one_request_of_its_slis_with_its_query_latency() {
+        let cfg = EndpointConfig {
+            protocol: EndpointProtocol::Pinecone,
+            ..vllm_config(SloConfig::default())
+        };
+        let mut tracker = EndpointTracker::new(cfg, Duration::from_secs(300), t(0));
+        let slow = |at| ProbeResult {
+            latency_ms: Some(400.0),
+            ..probe(at, EndpointHealth::Healthy)
+        };
+        tracker.observe(slow(t(0)), None, t(0));
+        assert_eq!(tracker.observation().and_then(|o| o.interval.clone()), None);
+        tracker.observe(slow(t(10)), None, t(10));
+        let interval = tracker
+            .observation()
+            .and_then(|o| o.interval.clone())
+            .unwrap_or_else(|| panic!("no interval"));
+        assert_eq!((interval.requests, interval.failed), (Some(1.0), Some(0.0)));
+        let h = interval.latency.unwrap_or_else(|| panic!("no latency"));
+        // Exactly one query, above a 300 ms target and within a 400 ms one.
+        assert_eq!(h.cumulative, vec![0.0, 1.0, 1.0]);
+        assert!(h.bounds[0] < 0.4 && h.bounds[1] == 0.4);
+        tracker.observe(probe(t(20), EndpointHealth::Dead), None, t(20));
+        let m = tracker.model().metrics.clone().unwrap_or_default();
+        assert_eq!((m.requests, m.errors), (2.0, 1.0));
+        assert!(
+            m.latency_p99_ms.is_some_and(|p| p > 250.0 && p <= 500.0),
+            "{m:?}"
+        );
     }
 }

@@ -11,5 +11,6 @@ pub mod mlflow;
 pub mod nvml;
 pub mod prom_text;
 pub mod prometheus;
+pub mod vector;
 
 pub use crate::model::update::Update;

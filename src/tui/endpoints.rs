@@ -1,5 +1,6 @@
 //! The Endpoints pane: every model endpoint's health, latency, errors, throughput, queue, SLO
-//! burn and drift, and which object serves it; Open shows one endpoint's burn windows and its
+//! burn and drift, and which object serves it (a vector store: its count, growth, fullness and
+//! collection status instead); Open shows one endpoint's burn windows and its
 //! p99 latency charted against the SLO from the snapshot's history. Draws the snapshot it is
 //! given; imports model, keymap, theme and pane.
 
@@ -9,7 +10,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, Wrap};
 
-use super::format::compact_age;
+use super::format::{compact_age, vector_summary};
 use super::intent::Intent;
 use super::keymap::Action;
 use super::pane::{TableView, ViewCtx, sort_rows};
@@ -115,10 +116,13 @@ fn endpoint_row(e: &EndpointModel) -> EndpointRow {
             DriftBand::Significant => (format!("{:.2} sig", d.psi), Role::Critical),
         },
     };
-    let serving = e.serving.as_ref().map_or_else(
-        || "-".to_string(),
-        |s| format!("{}/{}/{}", s.cluster, s.namespace, s.name),
-    );
+    // A vector store has no serving object, batch or time to first token: its last column
+    // carries its count, growth, fullness and collection status instead.
+    let serving = match (&e.vector, &e.serving) {
+        (Some(v), _) => vector_summary(v).unwrap_or_else(|| "vectors not read yet".into()),
+        (None, Some(s)) => format!("{}/{}/{}", s.cluster, s.namespace, s.name),
+        (None, None) => "-".to_string(),
+    };
     EndpointRow {
         cells: vec![
             e.name.clone(),
@@ -519,8 +523,13 @@ fn info_lines(e: &EndpointModel, ctx: &ViewCtx) -> Vec<Line<'static>> {
             )),
         ]),
         Line::from(vec![
-            label("serving"),
+            label(if e.protocol.is_vector_store() {
+                "vectors"
+            } else {
+                "serving"
+            }),
             match &e.serving {
+                _ if e.protocol.is_vector_store() => vector_span(e, ctx),
                 Some(s) => Span::raw(format!(
                     "{} {}/{}/{}",
                     s.kind, s.cluster, s.namespace, s.name
@@ -532,6 +541,35 @@ fn info_lines(e: &EndpointModel, ctx: &ViewCtx) -> Vec<Line<'static>> {
         Line::from(vec![label("metrics"), metrics]),
         Line::from(vec![label("drift"), drift]),
     ]
+}
+
+/// A vector store's count, growth and status, when it last grew and what writes into it.
+fn vector_span(e: &EndpointModel, ctx: &ViewCtx) -> Span<'static> {
+    let theme = ctx.theme;
+    let Some(v) = &e.vector else {
+        return Span::styled("not read yet", theme.style(Role::Muted));
+    };
+    let mut text = vector_summary(v).unwrap_or_else(|| "not read yet".into());
+    if let Some(at) = v.grew_at {
+        text.push_str(&format!(" · grew {} ago", compact_age(ctx.now, at)));
+    }
+    if let Some(i) = &e.ingestion {
+        let job = match (&i.namespace, &i.job) {
+            (Some(ns), Some(j)) => format!(" · ingestion job {ns}/{j}"),
+            _ => String::new(),
+        };
+        let dag = i
+            .dag
+            .as_ref()
+            .map(|d| format!(" · dag {d}"))
+            .unwrap_or_default();
+        text.push_str(&job);
+        text.push_str(&dag);
+    }
+    match &v.error {
+        Some(err) => Span::styled(format!("{text} · {err}"), theme.style(Role::Stale)),
+        None => Span::raw(text),
+    }
 }
 
 fn draw_burn_windows(frame: &mut Frame, area: Rect, theme: &Theme, burns: &[&SloBurn]) {
@@ -824,6 +862,8 @@ mod tests {
             drift: None,
             updated_at: now(),
             registry: None,
+            vector: None,
+            ingestion: None,
         }
     }
 
@@ -1017,6 +1057,53 @@ mod tests {
                 .any(|c| Some(c.fg) == slo_fg && c.symbol() != " "),
             "the SLO line is drawn"
         );
+    }
+
+    #[test]
+    fn a_vector_store_shows_its_count_growth_fullness_and_ingestion_instead_of_a_serving_object() {
+        use crate::model::endpoint::{IngestionRef, VectorModel, VectorReading};
+        let mut e = endpoint("docs-rag", EndpointHealth::Healthy, false);
+        e.protocol = EndpointProtocol::Pinecone;
+        e.serving = None;
+        e.vector = Some(VectorModel {
+            latest: Some(VectorReading {
+                at: now(),
+                count: 1_840_000,
+                dimension: Some(1024),
+                fullness: Some(0.3),
+                indexed: None,
+                status: None,
+            }),
+            grew_at: Some(now() - chrono::TimeDelta::minutes(12)),
+            growth_per_min: Some(0.0),
+            error: None,
+        });
+        e.ingestion = Some(IngestionRef {
+            cluster: Some("prod".into()),
+            namespace: Some("batch".into()),
+            job: Some("docs-embed-ingest".into()),
+            dag: Some("docs_embed".into()),
+        });
+        let snap = Snapshot {
+            endpoints: vec![Arc::new(e)],
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = ctx(&snap, &theme);
+        let mut pane = EndpointsPane::default();
+        let text = lines(&render(&mut pane, &ctx, 140, 20)).join("\n");
+        assert!(text.contains("pinecone"), "{text}");
+        assert!(text.contains("1.84M vec +0/min · 30% full"), "{text}");
+        assert!(pane.handle(Action::Open, &ctx));
+        let text = lines(&render(&mut pane, &ctx, 160, 30)).join("\n");
+        for want in [
+            "vectors",
+            "grew 12m ago",
+            "ingestion job batch/docs-embed-ingest",
+            "dag docs_embed",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Text formatting every pane and the app's chrome share: ages and durations, money and
 //! percentages, severity labels, table titles and sorted headers, host names, GPU memory and
-//! holders. Pure functions of their arguments. May import model.
+//! holders, a vector store's count and growth. Pure functions of their arguments. May import
+//! model.
 
 use std::fmt::Write as _;
 
@@ -228,4 +229,36 @@ pub fn blind_lines(snapshot: &crate::model::Snapshot, now: DateTime<Utc>) -> Vec
         .iter()
         .map(|b| b.describe(now))
         .collect()
+}
+
+/// A count as `1.84M`, `312k`, `950`.
+pub fn compact_count(n: f64) -> String {
+    let a = n.abs();
+    if a >= 1e9 {
+        format!("{:.2}G", n / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", n / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+/// A vector store's picture on one line: `1.84M vec +2.5k/min · 30% full · green`; `None`
+/// before its first reading.
+pub fn vector_summary(v: &crate::model::endpoint::VectorModel) -> Option<String> {
+    let latest = v.latest.as_ref()?;
+    let mut out = format!("{} vec", compact_count(latest.count as f64));
+    if let Some(g) = v.growth_per_min {
+        let sign = if g >= 0.0 { "+" } else { "-" };
+        let _ = write!(out, " {sign}{}/min", compact_count(g.abs()));
+    }
+    if let Some(f) = latest.fullness {
+        let _ = write!(out, " · {}% full", whole(f * 100.0));
+    }
+    if let Some(s) = latest.status {
+        let _ = write!(out, " · {}", s.as_str());
+    }
+    Some(out)
 }

@@ -871,6 +871,8 @@ mod tests {
             drift: None,
             updated_at: at("2025-04-01T12:00:00Z"),
             registry: None,
+            vector: None,
+            ingestion: None,
         })
     }
 

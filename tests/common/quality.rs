@@ -137,6 +137,14 @@ pub const FAULTS: &[Fault] = &[
         within: Duration::from_secs(840),
         undo: Undo::Control,
     },
+    Fault {
+        scenario: "vector-index-stale",
+        expected: &["vector.index_stale"],
+        explained: &[],
+        // The count must stay flat for the kind's 30 minutes of `for`, from its last growth.
+        within: Duration::from_secs(1920),
+        undo: Undo::Control,
+    },
 ];
 
 pub fn fault(scenario: &str) -> &'static Fault {

@@ -15,7 +15,9 @@ use super::view::{CapacityType, EndpointSpec};
 mod nodes;
 mod workloads;
 
-use workloads::{Workload, api_gateway_budget, crash_loop, gang_job, inference_service};
+use workloads::{
+    Workload, api_gateway_budget, crash_loop, gang_job, inference_service, ingestion_job,
+};
 
 /// The size and shape of the fleet to simulate.
 #[derive(Debug, Clone)]
@@ -572,6 +574,10 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
     let mut cache = Workload::new("platform", "feature-cache", "data", "redis:7.4.1", 0);
     cache.port = 6379;
     g.statefulset(&cache, 3);
+    // The vector index's ingestion Job, after the cache for the same reason.
+    if index == 0 {
+        ingestion_job(&mut g);
+    }
     g.st.store.window_start = g.st.store.rv;
 }
 

@@ -645,3 +645,43 @@ pub(super) fn api_gateway_budget(g: &mut Gen) {
         g.budget("platform", "api-gateway", ("minAvailable", json!("50%")));
     }
 }
+
+/// The vector store's ingestion: a long-running Job (`batch/docs-embed-ingest`) that embeds
+/// documents and upserts them into the simulated Pinecone-compatible index. Its pod stays
+/// Running (the Job keeps reporting progress) whether or not its writes land, which is what
+/// `vector-index-stale` needs: an index going flat while its ingestion looks fine.
+pub(super) fn ingestion_job(g: &mut Gen) {
+    let Some(node) = g.nodes.iter().rev().nth(1).map(|n| n.name.clone()) else {
+        return;
+    };
+    let mut w = Workload::new(
+        "batch",
+        "docs-embed-ingest",
+        "search",
+        "ghcr.io/fleet/docs-ingest:1.4.2",
+        0,
+    );
+    w.extra_labels
+        .push(("job-name", "docs-embed-ingest".into()));
+    let mut template = w.template();
+    template["spec"]["restartPolicy"] = json!("OnFailure");
+    let created = g.ago(2, 6);
+    let job = g.create(
+        Kind::Job,
+        json!({
+            "metadata": {"name": "docs-embed-ingest", "namespace": "batch", "labels": w.labels(),
+                "creationTimestamp": timestamp(created), "generation": 1},
+            "spec": {"parallelism": 1, "completions": 1, "backoffLimit": 6, "template": template},
+            "status": {"active": 1, "ready": 1, "startTime": timestamp(created)},
+        }),
+    );
+    let template = job["spec"]["template"].clone();
+    let pod = g.pod(
+        &job,
+        &template,
+        &node,
+        "Running",
+        created + ChronoDuration::seconds(20),
+    );
+    g.create(Kind::Pod, pod);
+}

@@ -702,6 +702,26 @@ fn draw_endpoint_tile(buf: &mut Buffer, area: Rect, e: &EndpointModel, ctx: &Wal
             }
         }
     }
+    if inner.height > 2
+        && e.metrics_error.is_none()
+        && let Some(text) = e
+            .vector
+            .as_ref()
+            .and_then(crate::tui::format::vector_summary)
+    {
+        let flat = e.ingestion.is_some()
+            && e.vector
+                .as_ref()
+                .and_then(|v| v.growth_per_min)
+                .is_some_and(|g| g <= 0.0);
+        buf.set_stringn(
+            inner.x,
+            inner.y + 2,
+            text,
+            usize::from(inner.width),
+            t.style(if flat { Role::Warning } else { Role::Muted }),
+        );
+    }
     if inner.height > 2 && e.metrics_error.is_some() {
         buf.set_stringn(
             inner.x,

@@ -510,3 +510,38 @@ fn a_fresh_healthy_endpoint_keeps_its_budget_and_says_how_much_of_the_period_is_
     assert!(s.contains("budget 100% (12m of 30d)"), "{s}");
     assert!(!s.contains("budget 0%"), "{s}");
 }
+
+#[test]
+fn a_vector_store_tile_shows_its_count_and_growth() {
+    use crate::model::endpoint::{
+        EndpointConfig, EndpointHealth, EndpointModel, VectorModel, VectorReading,
+    };
+    let now = fixtures::now();
+    let config: EndpointConfig = serde_json::from_value(serde_json::json!({
+        "name": "docs-rag", "url": "http://127.0.0.1:1", "protocol": "pinecone",
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut e = EndpointModel::new(&config, now);
+    e.health = EndpointHealth::Healthy;
+    e.last_scraped = Some(now);
+    e.vector = Some(VectorModel {
+        latest: Some(VectorReading {
+            at: now,
+            count: 1_840_000,
+            dimension: Some(1024),
+            fullness: Some(0.3),
+            indexed: None,
+            status: None,
+        }),
+        grew_at: Some(now),
+        growth_per_min: Some(2520.0),
+        error: None,
+    });
+    let snapshot = Arc::new(Snapshot {
+        taken_at: Some(now),
+        endpoints: vec![Arc::new(e)],
+        ..Snapshot::default()
+    });
+    let s = text(&draw(&mut WallView::default(), &snapshot, 200, 50, now));
+    assert!(s.contains("1.84M vec +2520/min"), "{s}");
+}
