@@ -79,6 +79,11 @@ pub static SCENARIOS: &[ScenarioDef] = &[
         description: "the GPUs of one training rank's node (default training/llm-pretrain's highest-named rank; `node` picks the rank on that node) run hot (91-93 °C, past the 87 °C thermal line) and the rank there at a fifth of the others' pace, while every pod stays Running and Ready; a rank moved off the node (cordon, restart_gang) keeps pace again; clearing it cools the node",
         targets: &["cluster", "node"],
     },
+    ScenarioDef {
+        name: "airflow-failures",
+        description: "a DAG of the sim's Airflow (default feature_build_nightly, its task build_features) fails in every run attempted from now: the task fails, the ones after it are upstream_failed; a run cleared (clearTaskInstances) after the scenario is cleared succeeds",
+        targets: &["dag", "task"],
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -92,6 +97,9 @@ pub struct Target {
     pub endpoint: Option<String>,
     pub deadline_seconds: Option<u64>,
     pub resource: Option<String>,
+    /// `airflow-failures`: the DAG and its task.
+    pub dag: Option<String>,
+    pub task: Option<String>,
 }
 
 impl Target {
@@ -103,6 +111,8 @@ impl Target {
                 "node" => t.node = Some(v.into_owned()),
                 "endpoint" => t.endpoint = Some(v.into_owned()),
                 "resource" => t.resource = Some(v.into_owned()),
+                "dag" => t.dag = Some(v.into_owned()),
+                "task" => t.task = Some(v.into_owned()),
                 "deadline_seconds" => {
                     t.deadline_seconds = Some(v.parse().map_err(|_| {
                         format!("deadline_seconds must be a whole number of seconds, not {v:?}")
@@ -110,7 +120,7 @@ impl Target {
                 }
                 other => {
                     return Err(format!(
-                        "unknown parameter {other:?}: scenarios take cluster, node, endpoint, deadline_seconds, resource"
+                        "unknown parameter {other:?}: scenarios take cluster, node, endpoint, deadline_seconds, resource, dag, task"
                     ));
                 }
             }
@@ -206,6 +216,9 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
         "gpu-memory-leak" => gpu_memory_leak(fleet, t)?,
         "training-stall" => training_fault(fleet, t, false)?,
         "training-straggler" => training_fault(fleet, t, true)?,
+        "airflow-failures" => {
+            super::airflow::inject_failures(fleet, t.dag.as_deref(), t.task.as_deref())?
+        }
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; known: {}",
@@ -244,6 +257,7 @@ pub fn clear(fleet: &SimFleet, name: &str) -> Result<Value, String> {
         "endpoint-outage" => fleet.faults_mut().endpoint_outage.clear(),
         "gpu-memory-leak" => fleet.faults_mut().memory_leak = None,
         "training-stall" | "training-straggler" => fleet.faults_mut().training = None,
+        "airflow-failures" => super::airflow::clear_failures(fleet),
         n if names().contains(&n) => {
             return Err(format!(
                 "{n} changed Kubernetes objects; undo it through the API (uncordon, rollback, edit the PDB)"

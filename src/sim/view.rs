@@ -112,6 +112,9 @@ pub struct FaultState {
     /// A training gang whose work stopped or one of whose ranks crawls (`training-stall`,
     /// `training-straggler`).
     pub training: Option<TrainingFault>,
+    /// `airflow-failures`: each time a DAG's task was made to fail, and until when (`None`:
+    /// still failing), so runs that failed stay failed after the fault is cleared.
+    pub airflow_failures: Vec<AirflowFault>,
 }
 
 /// A serving pod leaking GPU memory since `since`: the first GPU it holds grows from its
@@ -136,6 +139,16 @@ pub struct TrainingFault {
     pub namespace: String,
     pub job: String,
     pub straggler_node: Option<String>,
+}
+
+/// A DAG of the simulated Airflow whose `task` fails in every attempt that starts between
+/// `from` and `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AirflowFault {
+    pub dag: String,
+    pub task: String,
+    pub from: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Where the servers beside the Kubernetes API read the fleet from. The sim's cluster stores
