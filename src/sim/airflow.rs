@@ -215,12 +215,13 @@ impl AirflowSim {
         out
     }
 
-    fn dag_json(&self, d: &'static DagDef, now: DateTime<Utc>) -> Value {
+    fn dag_json(&self, d: &'static DagDef, now: DateTime<Utc>, v2: bool) -> Value {
         let next = self
             .runs(d, now)
             .last()
             .map_or(self.first_logical(d), |r| r.interval_end);
-        json!({
+        let next_or_null = |t: DateTime<Utc>| if d.paused { Value::Null } else { json!(ts(t)) };
+        let mut v = json!({
             "dag_id": d.dag_id, "dag_display_name": d.dag_id, "root_dag_id": null,
             "is_paused": d.paused, "is_active": true, "is_subdag": false,
             "last_parsed_time": ts(now - Duration::seconds(20)), "last_pickled": null,
@@ -230,7 +231,7 @@ impl AirflowSim {
             "description": d.description,
             "schedule_interval": {"__type": "CronExpression", "value": d.cron},
             "timetable_description": format!("{} (simulated: every {} s)", d.cron, d.period_s),
-            "tags": d.tags.iter().map(|t| json!({"name": t})).collect::<Vec<_>>(),
+            "tags": d.tags.iter().map(|t| json!({"name": t, "dag_id": d.dag_id})).collect::<Vec<_>>(),
             "max_active_tasks": 16, "max_active_runs": 1,
             "has_task_concurrency_limits": false, "has_import_errors": false,
             "next_dagrun": if d.paused { Value::Null } else { json!(ts(next)) },
@@ -238,7 +239,25 @@ impl AirflowSim {
             "next_dagrun_data_interval_end": if d.paused { Value::Null } else { json!(ts(next + Duration::seconds(d.period_s))) },
             "next_dagrun_create_after": if d.paused { Value::Null } else { json!(ts(next + Duration::seconds(d.period_s))) },
             "max_consecutive_failed_dag_runs": 0,
-        })
+        });
+        if v2 {
+            // Airflow 3's DAG: bundles instead of pickles, "stale" instead of "active".
+            for (k, x) in [
+                ("is_stale", json!(false)),
+                ("bundle_name", json!("dags-folder")),
+                ("bundle_version", Value::Null),
+                ("relative_fileloc", json!(format!("{}.py", d.dag_id))),
+                ("timetable_summary", json!(d.cron)),
+                ("next_dagrun_logical_date", next_or_null(next)),
+                (
+                    "next_dagrun_run_after",
+                    next_or_null(next + Duration::seconds(d.period_s)),
+                ),
+            ] {
+                v[k] = x;
+            }
+        }
+        v
     }
 
     /// `POST clearTaskInstances`: the failed task instances of `dag_run_id` (or of every run
@@ -386,14 +405,17 @@ fn run_json(r: &RunAt, v2: bool) -> Value {
     if v2 {
         v["run_after"] = json!(ts(r.interval_end));
         v["queued_at"] = json!(ts(r.start));
+        v["triggered_by"] = json!("timetable");
+        v["dag_versions"] = json!([]);
+        v["bundle_version"] = Value::Null;
     } else {
         v["execution_date"] = json!(ts(r.logical));
     }
     v
 }
 
-fn task_json(r: &RunAt, t: &TaskAt) -> Value {
-    json!({
+fn task_json(r: &RunAt, t: &TaskAt, v2: bool) -> Value {
+    let mut v = json!({
         "task_id": t.task_id, "task_display_name": t.task_id, "dag_id": r.dag_id,
         "dag_run_id": r.run_id, "execution_date": ts(r.logical),
         "start_date": opt_ts(t.start), "end_date": opt_ts(t.end),
@@ -405,7 +427,22 @@ fn task_json(r: &RunAt, t: &TaskAt) -> Value {
         "pid": null, "executor": null, "executor_config": "{}", "sla_miss": null,
         "rendered_map_index": null, "rendered_fields": {}, "trigger": null,
         "triggerer_job": null, "note": null,
-    })
+    });
+    if v2 {
+        for (k, x) in [
+            (
+                "id",
+                json!(format!("{}:{}:{}", r.dag_id, r.run_id, t.task_id)),
+            ),
+            ("logical_date", json!(ts(r.logical))),
+            ("run_after", json!(ts(r.interval_end))),
+            ("scheduled_when", opt_ts(t.start)),
+            ("dag_version", Value::Null),
+        ] {
+            v[k] = x;
+        }
+    }
+    v
 }
 
 fn reply(code: StatusCode, v: &Value) -> Response {
@@ -504,7 +541,7 @@ async fn dags(
     let all: Vec<Value> = DAGS
         .iter()
         .filter(|d| paused_filter.is_none_or(|p| p == d.paused))
-        .map(|d| sim.dag_json(d, now))
+        .map(|d| sim.dag_json(d, now, v2))
         .collect();
     let total = all.len();
     let page: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
@@ -607,7 +644,7 @@ async fn task_instances(
             &format!("DAGRun with DAG ID: '{dag_id}' and DagRun ID: '{run_id}' not found"),
         );
     };
-    let tis: Vec<Value> = r.tasks.iter().map(|t| task_json(r, t)).collect();
+    let tis: Vec<Value> = r.tasks.iter().map(|t| task_json(r, t, v2)).collect();
     reply(
         StatusCode::OK,
         &json!({"total_entries": tis.len(), "task_instances": tis}),
@@ -655,6 +692,7 @@ async fn clear_task_instances(
 }
 
 async fn import_errors(headers: HeaderMap, v2: bool) -> Response {
+    // None: the sim's DAG files all import (bundle_name is Airflow 3's, on each error).
     if !authorised(&headers, v2) {
         return problem(
             StatusCode::UNAUTHORIZED,
