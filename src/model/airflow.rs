@@ -141,3 +141,39 @@ impl AirflowPicture {
         self.dags.iter().find(|d| d.dag_id == id)
     }
 }
+
+/// The cluster of a DAG's signal subject: an Airflow is beside the clusters, not in one.
+pub const AIRFLOW_SUBJECT: &str = "airflow";
+
+/// Why a DAG is failing (`pipeline.dag_failing`), if it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DagVerdict {
+    /// Its newest `runs` finished runs failed.
+    RunsFailed { runs: u32 },
+    /// Its running run started at `started` and has run longer than `sla_seconds`.
+    PastSla {
+        run_id: String,
+        started: DateTime<Utc>,
+        sla_seconds: u64,
+    },
+}
+
+/// Judges one DAG of `picture` at `now`.
+pub fn judge(picture: &AirflowPicture, dag: &DagModel, now: DateTime<Utc>) -> Option<DagVerdict> {
+    if dag.paused {
+        return None;
+    }
+    let n = picture.failed_runs.max(1);
+    let finished: Vec<_> = dag.finished_runs().take(n as usize).collect();
+    if finished.len() == n as usize && finished.iter().all(|r| r.state == RunState::Failed) {
+        return Some(DagVerdict::RunsFailed { runs: n });
+    }
+    let sla = dag.sla_seconds?;
+    let running = dag.runs.iter().find(|r| r.state == RunState::Running)?;
+    let started = running.start?;
+    ((now - started).num_seconds() > sla as i64).then(|| DagVerdict::PastSla {
+        run_id: running.run_id.clone(),
+        started,
+        sla_seconds: sla,
+    })
+}

@@ -3,16 +3,12 @@
 //! signal per DAG, naming the failed run and its failed tasks. Reads the snapshot's
 //! [`AirflowPicture`] only. Imports model and config.
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::detector::{Context, Detector, Input, Sightings, met, signal};
 use super::patience::Observation;
-use crate::model::airflow::{AirflowPicture, DagModel, RunState};
+use crate::model::airflow::{AIRFLOW_SUBJECT, DagVerdict, judge};
 use crate::model::signal::{Severity, Subject};
-
-/// The subject's cluster: an Airflow is beside the clusters, not in one.
-pub const AIRFLOW_SUBJECT: &str = "airflow";
 
 #[derive(Debug, Default)]
 pub struct AirflowDetector {
@@ -26,39 +22,6 @@ pub fn dag_subject(dag_id: &str) -> Subject {
         object: Some(format!("dag/{dag_id}")),
         ..Subject::default()
     }
-}
-
-/// Why a DAG is failing, if it is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DagVerdict {
-    /// Its newest `runs` finished runs failed.
-    RunsFailed { runs: u32 },
-    /// Its running run started at `started` and has run longer than `sla_seconds`.
-    PastSla {
-        run_id: String,
-        started: DateTime<Utc>,
-        sla_seconds: u64,
-    },
-}
-
-/// Judges one DAG of `picture` at `now`.
-pub fn judge(picture: &AirflowPicture, dag: &DagModel, now: DateTime<Utc>) -> Option<DagVerdict> {
-    if dag.paused {
-        return None;
-    }
-    let n = picture.failed_runs.max(1);
-    let finished: Vec<_> = dag.finished_runs().take(n as usize).collect();
-    if finished.len() == n as usize && finished.iter().all(|r| r.state == RunState::Failed) {
-        return Some(DagVerdict::RunsFailed { runs: n });
-    }
-    let sla = dag.sla_seconds?;
-    let running = dag.runs.iter().find(|r| r.state == RunState::Running)?;
-    let started = running.start?;
-    ((now - started).num_seconds() > sla as i64).then(|| DagVerdict::PastSla {
-        run_id: running.run_id.clone(),
-        started,
-        sla_seconds: sla,
-    })
 }
 
 impl Detector for AirflowDetector {
@@ -132,8 +95,10 @@ impl Detector for AirflowDetector {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Utc};
+
     use super::*;
-    use crate::model::airflow::{DagRunModel, FailedTask};
+    use crate::model::airflow::{AirflowPicture, DagModel, DagRunModel, FailedTask, RunState};
 
     fn run(id: &str, state: RunState, start: Option<DateTime<Utc>>) -> DagRunModel {
         DagRunModel {
