@@ -444,6 +444,26 @@ mod tests {
     }
 
     #[test]
+    fn the_pane_and_a_dags_detail_render_at_120_by_16() {
+        let snap = Snapshot {
+            airflow: Some(Arc::new(picture())),
+            ..Default::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = view_ctx(&snap, &theme, now());
+        let mut pane = PipelinesPane::default();
+        insta::assert_snapshot!(
+            "pipelines_dags",
+            lines(&render(&mut pane, &ctx, 120, 16)).join("\n")
+        );
+        pane.handle(Action::Open, &ctx);
+        insta::assert_snapshot!(
+            "pipelines_dag_detail",
+            lines(&render(&mut pane, &ctx, 120, 16)).join("\n")
+        );
+    }
+
+    #[test]
     fn without_airflow_the_section_says_how_to_configure_one() {
         let snap = Snapshot::default();
         let theme = Theme::default_theme();
