@@ -550,6 +550,7 @@ pub struct FleetState {
     cost_source: Option<crate::model::cost::CostSourceStatus>,
     /// What the model registry said about each endpoint's model, by endpoint.
     models: BTreeMap<String, Arc<crate::model::registry::RegisteredModelView>>,
+    airflow: Option<Arc<crate::model::airflow::AirflowPicture>>,
     /// Each GPU's recent readings: kept here once, read by the detectors and the panes.
     gpu_history: SharedGpuHistory,
     /// The pools' heat of the last sample and what it was computed from (the GPU list and a
@@ -588,6 +589,7 @@ impl FleetState {
             cost: None,
             cost_source: None,
             models: BTreeMap::new(),
+            airflow: None,
             gpu_history: SharedGpuHistory::default(),
             heat: None,
         }
@@ -664,6 +666,7 @@ impl FleetState {
                     self.models.remove(&u.endpoint);
                 }
             },
+            Update::Airflow(p) => self.airflow = Some(Arc::from(p)),
             Update::Cost(u) => {
                 let u = *u;
                 // A failed round keeps the last report; the status says how old it is.
@@ -755,6 +758,7 @@ impl FleetState {
             cost: self.cost.clone(),
             cost_source: self.cost_source.clone(),
             models: self.models.values().cloned().collect(),
+            airflow: self.airflow.clone(),
             finding_kinds: Vec::new(),
             unknown_since_start: Vec::new(),
             store_down: None,

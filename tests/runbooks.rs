@@ -557,14 +557,14 @@ fn every_shipped_runbook_checks_clean() {
         .map(|p| p.display().to_string())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 8, "{files:?}");
     let args: Vec<&str> = ["runbook", "check"]
         .into_iter()
         .chain(files.iter().map(String::as_str))
         .collect();
     let (code, out, err) = fleetdeck(&args);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out.matches(": ok (").count(), 7, "{out}");
+    assert_eq!(out.matches(": ok (").count(), 8, "{out}");
 }
 
 #[test]
@@ -583,4 +583,19 @@ fn training_straggler_restart_cordons_the_hot_node_then_restarts_the_whole_gang(
     );
     let t = timeline(&r);
     assert!(t.contains("straggle") || t.contains("rank"), "{t}");
+}
+
+#[test]
+fn airflow_retry_clears_the_failing_dags_newest_failed_run() {
+    // Two runs must fail first: the next attempt within 60 s, the one after a period later.
+    let (code, r, err) = rehearse_for("airflow-retry", "airflow-failures", &[], "240s");
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_all(&r, "remediated");
+    let a = actions(&r).join("\n");
+    assert!(
+        a.contains("dag/feature_build_nightly") && a.contains("build_features"),
+        "{a}"
+    );
+    let t = timeline(&r);
+    assert!(t.contains("cleared"), "{t}");
 }

@@ -47,6 +47,7 @@ async fn a_healthy_fleet_is_quiet_and_each_fault_is_loud_once() {
         "training-stall",
         "training-straggler",
         "vector-index-stale",
+        "airflow-failures",
     ] {
         trials.push(Trial {
             fault: Some(fault(scenario)),

@@ -1348,6 +1348,7 @@ fn the_control_address_lists_every_scenario() {
         "training-stall",
         "training-straggler",
         "vector-index-stale",
+        "airflow-failures",
     ]);
     assert_eq!(listed, want);
 }

@@ -8,6 +8,7 @@
 //! could not find out or could not ask (transport, unknown object, wrong input); an answer
 //! the API gave to a mutation is never an error, it is in the report.
 
+pub mod airflow;
 mod api;
 pub mod drain;
 mod evict;
@@ -26,6 +27,7 @@ use crate::model::incident::{
     Actor, ApiOutcome, EntryKind, FieldChange, NewEntry, Origin, Verdict,
 };
 
+pub use airflow::{AirflowCredential, AirflowWriter, airflow_clear};
 pub use drain::{
     DrainOptions, DrainPlan, GangImpact, GangPolicy, PdbPressure, PodProblem, PodToEvict,
     SkippedPod, drain, plan_drain,
@@ -57,6 +59,8 @@ pub struct ActionContext {
     pub dry_run: bool,
     /// The model registry a model rollback moves an alias in; `None` without `[mlflow]`.
     pub registry: Option<std::sync::Arc<ModelRegistry>>,
+    /// The Airflow webserver `airflow_clear` clears runs in (`[airflow]`); `None`: none set.
+    pub airflow: Option<std::sync::Arc<AirflowWriter>>,
     /// Turns true when the process is stopping (SIGTERM): a drain stops at its next safe point
     /// (between evictions, or while it waits) and reports what it left. `None`: never.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
@@ -101,6 +105,7 @@ impl ActionContext {
             field_manager: FIELD_MANAGER.to_string(),
             dry_run: false,
             registry: None,
+            airflow: None,
             stop: None,
         }
     }
@@ -154,6 +159,11 @@ impl ActionContext {
             }
         };
         slept.unwrap_or_else(|| *stop.borrow())
+    }
+
+    pub fn with_airflow(mut self, airflow: Option<std::sync::Arc<AirflowWriter>>) -> Self {
+        self.airflow = airflow;
+        self
     }
 
     pub fn with_registry(mut self, registry: Option<std::sync::Arc<ModelRegistry>>) -> Self {
@@ -339,6 +349,8 @@ pub enum ActionError {
     InvalidInput { what: String, why: String },
     #[error("the model registry (MLflow) failed {request}: {message}")]
     Registry { request: String, message: String },
+    #[error("Airflow failed {request}: {message}")]
+    Airflow { request: String, message: String },
 }
 
 impl ActionError {
@@ -352,6 +364,7 @@ impl ActionError {
             Self::RevisionNotFound { .. } => "revision_not_found",
             Self::InvalidInput { .. } => "invalid_input",
             Self::Registry { .. } => "registry",
+            Self::Airflow { .. } => "airflow",
         }
     }
 }

@@ -136,6 +136,12 @@ pub enum Mutation {
         namespace: String,
         job: String,
     },
+    /// A failed Airflow DAG run's failed task instances cleared to run again
+    /// (`clearTaskInstances`), outside any cluster.
+    AirflowClear {
+        dag_id: String,
+        run_id: String,
+    },
     /// A registered model's serving alias back to the previous version (MLflow), and the
     /// serving object where it pins the model's URI.
     RollbackModel(Box<super::ModelRollback>),
@@ -329,6 +335,7 @@ impl Mutation {
             | Self::RollbackModel(_) => "rollback",
             Self::RestartRollout { .. } => "restart",
             Self::RestartGang { .. } => "restart gang",
+            Self::AirflowClear { .. } => "clear",
             Self::Scale { .. } => "scale",
             Self::Taint { .. } => "taint",
             Self::Untaint { .. } => "untaint",
@@ -365,6 +372,7 @@ impl Mutation {
             }
             Self::RollbackModel(r) => format!("registeredmodel/{}@{}", r.model, r.alias),
             Self::RestartGang { namespace, job } => format!("trainingjob/{namespace}/{job}"),
+            Self::AirflowClear { dag_id, .. } => format!("dag/{dag_id}"),
             Self::Annotate {
                 kind,
                 namespace,
@@ -387,6 +395,7 @@ impl Mutation {
     /// rollback without a serving object only talks to the registry.
     pub fn registry_only(&self) -> bool {
         matches!(self, Self::RollbackModel(r) if r.serving.is_none())
+            || matches!(self, Self::AirflowClear { .. })
     }
 
     /// How long it may wait for its effect, in seconds, where it waits (a drain for its
@@ -474,6 +483,9 @@ impl Mutation {
             }
             Self::RollbackModel(r) => super::rollback_model(ctx, r).await,
             Self::RestartGang { namespace, job } => super::restart_gang(ctx, namespace, job).await,
+            Self::AirflowClear { dag_id, run_id } => {
+                super::airflow_clear(ctx, dag_id, run_id).await
+            }
         }
     }
 }

@@ -180,6 +180,7 @@ pub const MUTATION_SPECS: &[MutationSpec] = &[
     DELETE_POD,
     EVICT_POD,
     RESTART_GANG,
+    AIRFLOW_CLEAR,
     TAINT,
     UNTAINT,
     ANNOTATE,
@@ -287,6 +288,17 @@ const RESTART_GANG: MutationSpec = MutationSpec {
     // checkpointing job is refused by the action itself.
     budget: GuardBudget::None,
     build: build_restart_gang,
+};
+const AIRFLOW_CLEAR: MutationSpec = MutationSpec {
+    action: "airflow_clear",
+    host_fn: "airflow_clear",
+    arities: &[2],
+    usage: "airflow_clear(dag_id, run_id)",
+    cockpit_key: None,
+    // Re-running a DAG's failed tasks touches no node and no replica; a runbook's cooldown
+    // keeps it from retrying a run forever.
+    budget: GuardBudget::None,
+    build: build_airflow_clear,
 };
 const TAINT: MutationSpec = MutationSpec {
     action: "taint",
@@ -454,6 +466,21 @@ fn build_restart_gang(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
     Ok(Mutation::RestartGang { namespace, job })
 }
 
+fn build_airflow_clear(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
+    let (dag_id, run_id) = (c.text(0, "dag_id")?, c.text(1, "run_id")?);
+    for (what, v) in [("dag_id", &dag_id), ("run_id", &run_id)] {
+        if v.trim().is_empty() {
+            return Err(ActionError::InvalidInput {
+                what: format!("airflow_clear {what}"),
+                why: format!(
+                    "the {what} is empty: give the DAG and the failed run (the signal's evidence names both)"
+                ),
+            });
+        }
+    }
+    Ok(Mutation::AirflowClear { dag_id, run_id })
+}
+
 fn build_taint(c: &HostCall<'_>) -> Result<Mutation, ActionError> {
     Mutation::taint(
         &c.text(0, "node")?,
@@ -495,6 +522,7 @@ impl Mutation {
             Self::DeletePod { .. } => &DELETE_POD,
             Self::EvictPod { .. } => &EVICT_POD,
             Self::RestartGang { .. } => &RESTART_GANG,
+            Self::AirflowClear { .. } => &AIRFLOW_CLEAR,
             Self::Taint { .. } => &TAINT,
             Self::Untaint { .. } => &UNTAINT,
             Self::Annotate { .. } => &ANNOTATE,
@@ -573,6 +601,10 @@ mod tests {
                 namespace: namespace.clone(),
                 job: "llm".into(),
             },
+            Mutation::AirflowClear {
+                dag_id: "feature_build_nightly".into(),
+                run_id: "scheduled__2026-12-07T02:00:00+00:00".into(),
+            },
             Mutation::Taint {
                 node: node.clone(),
                 key: "k".into(),
@@ -607,6 +639,7 @@ mod tests {
             | Mutation::DeletePod { .. }
             | Mutation::EvictPod { .. }
             | Mutation::RestartGang { .. }
+            | Mutation::AirflowClear { .. }
             | Mutation::Taint { .. }
             | Mutation::Untaint { .. }
             | Mutation::Annotate { .. } => m.spec().action,

@@ -19,6 +19,8 @@ pub struct SimSources {
     pub dcgm: Vec<crate::config::DcgmTarget>,
     pub endpoints: Vec<crate::model::endpoint::EndpointConfig>,
     pub opencost_url: String,
+    /// The sim's Airflow webserver (`[airflow]`): URL, user and password file.
+    pub airflow: Option<crate::config::AirflowConfig>,
 }
 
 /// The demo's monthly budget per simulated node: the sim's run-rate forecast comes to about
@@ -64,6 +66,19 @@ impl SimSources {
             dcgm,
             endpoints,
             opencost_url: d["opencost"].as_str().unwrap_or("").to_string(),
+            airflow: d["airflow"]["url"]
+                .as_str()
+                .map(|url| crate::config::AirflowConfig {
+                    url: url.to_string(),
+                    api_version: crate::config::AirflowApiVersion::V1,
+                    username: d["airflow"]["username"].as_str().unwrap_or("").to_string(),
+                    password_file: d["airflow"]["password_file"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    interval: std::time::Duration::from_secs(SIM_AIRFLOW_INTERVAL_SECS),
+                    ..crate::config::AirflowConfig::default()
+                }),
         }
     }
 
@@ -76,6 +91,9 @@ impl SimSources {
         cfg.gpu.dcgm = self.dcgm.clone();
         cfg.endpoints = self.endpoints.clone();
         cfg.cost.opencost_url = self.opencost_url.clone();
+        if let Some(a) = &self.airflow {
+            cfg.airflow = a.clone();
+        }
         if cfg.cost.monthly_budget.is_none() {
             cfg.cost.monthly_budget = Some(budget);
         }
@@ -90,6 +108,8 @@ impl SimSources {
             gpu: Gpu<'a>,
             cost: Cost<'a>,
             endpoints: &'a [crate::model::endpoint::EndpointConfig],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            airflow: Option<&'a crate::config::AirflowConfig>,
         }
         #[derive(serde::Serialize)]
         struct Kubernetes<'a> {
@@ -120,6 +140,7 @@ impl SimSources {
                 monthly_budget: budget,
             },
             endpoints: &self.endpoints,
+            airflow: self.airflow.as_ref(),
         };
         let body = toml::to_string(&file).unwrap_or_else(|e| {
             // Every value above is a string, number, bool or table of them.
@@ -127,7 +148,7 @@ impl SimSources {
         });
         format!(
             "# fleetdeck.toml for a simulated fleet (`fleetdeck sim --config-out`): its clusters,\n\
-             # DCGM exporters, model endpoints with SLOs, OpenCost and a budget. Valid while that\n\
+             # DCGM exporters, model endpoints with SLOs, OpenCost, Airflow and a budget. Valid while that\n\
              # sim runs; `fleetdeck config --config THIS` prints the effective settings.\n\n{body}"
         )
     }
@@ -159,6 +180,8 @@ fn sim_vector_stores(
             serde_json::from_value(spec).ok()
         })
 }
+/// How often the sim's Airflow is read: its DAGs run every minute or two.
+const SIM_AIRFLOW_INTERVAL_SECS: u64 = 5;
 
 /// How often the sim's DCGM exporters are scraped: their numbers move every second.
 const SIM_GPU_INTERVAL: &str = "2s";

@@ -157,6 +157,22 @@ idle_gpu_threshold_pct = 10.0
 # alias = "champion"
 # ca_file = ""                        # private CAs for an https tracking_uri, beside [tls] ca_file
 
+# The Airflow webserver whose DAGs the :pipelines pane shows and pipeline.dag_failing watches
+# (the stable REST API: Airflow 2's /api/v1, Airflow 3's /api/v2; reading needs a Viewer,
+# airflow_clear needs a User or Op role), e.g.:
+# [airflow]
+# url = "http://airflow-webserver.airflow.svc:8080"
+# api_version = "auto"                # auto | v1 | v2 (auto asks /api/v2/monitor/health first)
+# username = "fleetdeck"              # basic auth, with password_file; or token_file (bearer)
+# password_file = "/etc/fleetdeck/secrets/airflow-password"
+# token_file = ""
+# ca_file = ""                        # private CAs for an https url, beside [tls] ca_file
+# interval = "30s"
+# timeout = "10s"
+# failed_runs = 2                     # a DAG's newest N finished runs all failed: dag_failing
+# runs_kept = 10                      # runs read per DAG (the pane's run strip)
+# sla = { feature_build_nightly = "2h" }   # a run running longer is past its SLA
+
 # Notification sinks for runbooks' notify("NAME", …) and [[notify.policy]], e.g.:
 # [notify.sinks.oncall]
 # kind = "pagerduty"                  # slack | teams | pagerduty | webhook

@@ -157,6 +157,9 @@ impl Config {
         resolve(&mut self.headless.tls_key);
         resolve(&mut self.mlflow.token_file);
         resolve(&mut self.mlflow.ca_file);
+        resolve(&mut self.airflow.password_file);
+        resolve(&mut self.airflow.token_file);
+        resolve(&mut self.airflow.ca_file);
         for sink in self.notify.sinks.values_mut() {
             resolve(&mut sink.url_file);
             resolve(&mut sink.routing_key_file);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod airflow;
 mod attach;
 mod cockpit;
 mod cost;
@@ -24,6 +25,7 @@ mod validate;
 
 use load::offset_of;
 
+pub use airflow::{AirflowApiVersion, AirflowAuth, AirflowConfig};
 pub use attach::AttachConfig;
 pub use cockpit::{NOC_ROTATION_SECS, NocConfig, POD_LOGS_MAX_LINES, PodLogsConfig};
 pub use cost::CostConfig;
@@ -72,6 +74,9 @@ pub struct Config {
     pub sim: SimConfig,
     pub notify: NotifyConfig,
     pub mlflow: MlflowConfig,
+    /// `[airflow]`: the Airflow webserver whose DAGs the pipelines pane and
+    /// `pipeline.dag_failing` read.
+    pub airflow: AirflowConfig,
     /// The file this config was read from, so that checks made elsewhere (the cockpit's key
     /// bindings) can name the line of a bad key. Not part of the schema.
     #[serde(skip)]

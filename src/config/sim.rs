@@ -66,4 +66,5 @@ pub const SIM_SCENARIOS: &[&str] = &[
     "training-stall",
     "training-straggler",
     "vector-index-stale",
+    "airflow-failures",
 ];

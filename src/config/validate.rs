@@ -225,6 +225,9 @@ impl Config {
         self.validate_ranges()?;
         self.validate_notify()?;
         self.validate_mlflow()?;
+        self.airflow
+            .check()
+            .map_err(|(key, why)| ("airflow", key, why))?;
         let s = &self.sim;
         if s.clusters == 0 || s.clusters > SIM_MAX_CLUSTERS {
             return Err((

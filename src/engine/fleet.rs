@@ -198,6 +198,14 @@ pub fn start_with(
             Err(e) => tracing::error!(error = %e, "the model registry is not read"),
         }
     }
+    if cfg.airflow.enabled() {
+        match airflow_client(cfg) {
+            Ok(client) => {
+                crate::sources::airflow::spawn_airflow(client, &cfg.airflow, tx.clone());
+            }
+            Err(e) => tracing::error!(error = %e, "Airflow is not read"),
+        }
+    }
     let cost_source = cost_options(cfg).is_some();
     if let Some(opts) = cost_options(cfg) {
         let (ctx, crx) = mpsc::channel(2);
@@ -243,6 +251,12 @@ pub fn start_cluster_pods(
         );
     }
     snapshots
+}
+
+/// Airflow's client (`[airflow]`): its HTTP client and the credential from its file.
+pub fn airflow_client(cfg: &Config) -> Result<crate::sources::airflow::AirflowClient, String> {
+    let http = crate::sources::airflow::airflow_http(cfg)?;
+    crate::sources::airflow::AirflowClient::new(&cfg.airflow, http)
 }
 
 /// The model registry's reader (`[mlflow]`): its HTTP client, the token from its file or

@@ -38,9 +38,44 @@ pub enum EngineError {
     /// `[mlflow]`: a registry token that cannot be read, or a client that cannot be built.
     #[error("{0}")]
     ModelRegistry(String),
+    /// `[airflow]`: a credential file that cannot be read, or a client that cannot be built.
+    #[error("{0}")]
+    Airflow(String),
     /// `[[notify.policy]]`: the paging thread could not start.
     #[error("the notification policy could not start: {0}")]
     Paging(#[source] std::io::Error),
+}
+
+/// The writer `airflow_clear` clears runs with (`[airflow]`), its credential read now; `None`
+/// without an Airflow.
+fn airflow_writer(
+    cfg: &crate::config::Config,
+) -> Result<Option<std::sync::Arc<crate::actions::AirflowWriter>>, String> {
+    use crate::actions::AirflowCredential;
+    use crate::config::{AirflowApiVersion, AirflowAuth};
+    if !cfg.airflow.enabled() {
+        return Ok(None);
+    }
+    let credential = match cfg.airflow.read_auth()? {
+        AirflowAuth::None => AirflowCredential::None,
+        AirflowAuth::Basic { username, password } => {
+            AirflowCredential::Basic { username, password }
+        }
+        AirflowAuth::Bearer(t) => AirflowCredential::Bearer(t),
+    };
+    let v2 = match cfg.airflow.api_version {
+        AirflowApiVersion::Auto => None,
+        AirflowApiVersion::V1 => Some(false),
+        AirflowApiVersion::V2 => Some(true),
+    };
+    Ok(Some(std::sync::Arc::new(
+        crate::actions::AirflowWriter::new(
+            &cfg.airflow.url,
+            v2,
+            credential,
+            crate::sources::airflow::airflow_http(cfg)?,
+        ),
+    )))
 }
 
 /// What an optional part (notifications, the model registry, paging) that cannot start does to
@@ -220,6 +255,10 @@ impl Engine {
                 crate::sources::mlflow::registry_http(cfg)
             })
             .map_err(EngineError::ModelRegistry),
+        )?;
+        ecfg.airflow = policy.optional(
+            "Airflow clears",
+            airflow_writer(cfg).map_err(EngineError::Airflow),
         )?;
         let executor = Executor::new(
             runbooks,

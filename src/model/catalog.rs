@@ -49,6 +49,8 @@ pub enum Reads {
     Cost,
     /// The face's own sources' health: every face watches its own.
     OwnSources,
+    /// The Airflow webserver (`[airflow]`).
+    Airflow,
 }
 
 /// One signal kind.
@@ -421,6 +423,21 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
         finding_by_default: false,
         exercise: Exercise::Scenario("vector-index-stale"),
         description: "a vector store's (`pinecone`, `qdrant` endpoint) vector count has not grown while its configured ingestion (`ingestion.job`: a Job Running or Complete) reports fine",
+    },
+    SignalKindSpec {
+        name: "pipeline.dag_failing",
+        reads: Reads::Airflow,
+        family: "pipeline.dag_failing",
+        grouping: Grouping::Target,
+        severity: "warning: the data a model trains or serves on goes stale",
+        default_for: minutes(1),
+        for_key: ForKey::Table,
+        for_words: "1m (on top of the failed runs themselves)",
+        default_clear_after: minutes(1),
+        clears_when: "the DAG's newest finished run succeeded (e.g. cleared with `airflow_clear`), no run past its SLA, or the DAG paused; 1m",
+        finding_by_default: false,
+        exercise: Exercise::Scenario("airflow-failures"),
+        description: "an Airflow DAG that is not paused: its newest `[airflow] failed_runs` (2) finished runs all failed, or its running run is past its `[airflow] sla`; one incident per DAG, naming the failed run and task",
     },
 ];
 

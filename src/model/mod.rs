@@ -2,6 +2,7 @@
 //! (panes, detectors, runbooks, `fleetdeck snapshot`) consumes. Imports nothing of the crate.
 //! The JSON form of [`Snapshot`] is a stable surface for scripts (see docs/snapshot.md).
 
+pub mod airflow;
 pub mod blind;
 pub mod catalog;
 pub mod cost;
@@ -614,6 +615,9 @@ pub struct Snapshot {
     /// The endpoints' registered models (MLflow), by endpoint name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<Arc<registry::RegisteredModelView>>,
+    /// What the Airflow source last read; `None` without `[airflow]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub airflow: Option<Arc<airflow::AirflowPicture>>,
     /// The kinds among `signals` that are findings (no incident); set by the pipeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finding_kinds: Vec<String>,

@@ -27,6 +27,8 @@ pub enum Update {
     Cost(Box<super::cost::CostUpdate>),
     /// What the model registry said about one endpoint's registered model.
     Registry(Box<RegistryUpdate>),
+    /// One round of the Airflow source.
+    Airflow(Box<super::airflow::AirflowPicture>),
 }
 
 /// One endpoint's registered model, as the registry source last read it; `view` is `None`

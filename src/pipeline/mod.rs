@@ -265,6 +265,7 @@ impl Pipeline {
             Reads::Cost => snap.cost_source.is_some(),
             Reads::Endpoints => !snap.endpoints.is_empty(),
             Reads::OwnSources => true,
+            Reads::Airflow => snap.airflow.is_some(),
             Reads::Clusters => !snap.clusters.is_empty(),
         }
     }

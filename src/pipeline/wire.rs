@@ -326,6 +326,14 @@ impl Splitter {
             }
             Ok(out)
         })?;
+        let airflow_ptr = snap.airflow.as_ref().map(ptr_of).unwrap_or(0);
+        apply(self, "airflow".into(), airflow_ptr, &mut || {
+            let mut out = BTreeMap::new();
+            if let Some(a) = &snap.airflow {
+                out.insert("airflow".to_string(), text("airflow", a.as_ref())?);
+            }
+            Ok(out)
+        })?;
         apply(self, "signals".into(), 0, &mut || {
             snap.signals
                 .iter()
@@ -743,6 +751,7 @@ pub struct Rebuilder {
     endpoints: BTreeMap<String, Arc<EndpointModel>>,
     models: BTreeMap<String, Arc<RegisteredModelView>>,
     cost: Option<Arc<CostReport>>,
+    airflow: Option<Arc<crate::model::airflow::AirflowPicture>>,
     signals: BTreeMap<String, Signal>,
     incidents: BTreeMap<String, Incident>,
     automation: Option<AutomationShell>,
@@ -888,6 +897,8 @@ impl Rebuilder {
             self.models.insert(key, Arc::new(m));
         } else if key == "cost" {
             self.cost = Some(Arc::new(read(&key, value)?));
+        } else if key == "airflow" {
+            self.airflow = Some(Arc::new(read(&key, value)?));
         } else if let Some(k) = key.strip_prefix("signal/") {
             let s = read(&key, value)?;
             self.signals.insert(k.to_string(), s);
@@ -936,6 +947,8 @@ impl Rebuilder {
             self.models.remove(key);
         } else if key == "cost" {
             self.cost = None;
+        } else if key == "airflow" {
+            self.airflow = None;
         } else if let Some(k) = key.strip_prefix("signal/") {
             self.signals.remove(k);
         } else if key.starts_with("incident/") {
@@ -998,6 +1011,7 @@ impl Rebuilder {
             gpus,
             gpu_sources: meta.gpu_sources.clone(),
             cost: self.cost.clone(),
+            airflow: self.airflow.clone(),
             cost_source: meta.cost_source.clone(),
             models: self.models.values().cloned().collect(),
             finding_kinds: meta.finding_kinds.clone(),

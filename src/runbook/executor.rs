@@ -46,6 +46,8 @@ pub struct ExecutorConfig {
     pub notifier: Option<crate::notify::Notifier>,
     /// The model registry `rollback_model` moves aliases in (`[mlflow]`); `None`: none set.
     pub registry: Option<Arc<actions::ModelRegistry>>,
+    /// The Airflow `airflow_clear` clears runs in (`[airflow]`); `None`: none set.
+    pub airflow: Option<Arc<actions::AirflowWriter>>,
 }
 
 impl ExecutorConfig {
@@ -70,6 +72,7 @@ impl ExecutorConfig {
             max_queued_runs: cfg.max_queued_runs as usize,
             notifier: None,
             registry: None,
+            airflow: None,
         }
     }
 }
@@ -982,6 +985,7 @@ impl Executor {
         Ok(ActionContext::new(client, cluster)
             .with_dry_run(dry_run)
             .with_registry(self.inner.cfg.registry.clone())
+            .with_airflow(self.inner.cfg.airflow.clone())
             .with_stop(self.inner.stopping.subscribe()))
     }
 
@@ -1004,6 +1008,7 @@ impl Executor {
                 Ok(ActionContext::new(client.clone(), name.clone())
                     .with_dry_run(dry_run)
                     .with_registry(self.inner.cfg.registry.clone())
+                    .with_airflow(self.inner.cfg.airflow.clone())
                     .with_stop(self.inner.stopping.subscribe()))
             }
             other => other,

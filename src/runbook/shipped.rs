@@ -6,7 +6,7 @@ use std::path::Path;
 use super::engine::Runbook;
 use super::meta::RunbookError;
 
-pub const SHIPPED: [(&str, &str); 7] = [
+pub const SHIPPED: [(&str, &str); 8] = [
     (
         "gpu-xid-cordon.rhai",
         include_str!("../../runbooks/gpu-xid-cordon.rhai"),
@@ -34,6 +34,10 @@ pub const SHIPPED: [(&str, &str); 7] = [
     (
         "training-straggler-restart.rhai",
         include_str!("../../runbooks/training-straggler-restart.rhai"),
+    ),
+    (
+        "airflow-retry.rhai",
+        include_str!("../../runbooks/airflow-retry.rhai"),
     ),
 ];
 
@@ -86,7 +90,8 @@ mod tests {
                 "endpoint-slo-rollback",
                 "crashloop-after-rollout",
                 "idle-gpu-report",
-                "training-straggler-restart"
+                "training-straggler-restart",
+                "airflow-retry"
             ]
         );
     }

@@ -6,6 +6,7 @@
 //! SLO burn windows live in [`slo`], histogram drift in [`drift`], the GPU memory forecast in
 //! [`forecast`]. Thresholds come from config. Imports model and config, never the store.
 
+pub mod airflow;
 pub mod budget;
 pub mod detector;
 pub mod drift;
@@ -45,6 +46,7 @@ pub fn registered() -> Vec<Box<dyn Detector>> {
         Box::new(training::TrainingDetector::default()),
         Box::new(budget::BudgetDetector::default()),
         Box::new(vector::VectorDetector::default()),
+        Box::new(airflow::AirflowDetector::default()),
     ]
 }
 

@@ -2,6 +2,7 @@
 //! DCGM exporters, model endpoints, vector stores (a Pinecone-compatible index, a Qdrant node)
 //! and an OpenCost API, all on loopback, deterministic per seed. An independent peer of the cockpit: it shares no code with the client side.
 
+pub mod airflow;
 pub mod api;
 pub mod auth;
 pub mod cluster;
@@ -74,6 +75,14 @@ pub enum SimError {
     },
     #[error("cannot write the kubeconfig to {path}")]
     Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot write the sim's Airflow credential to {path} (beside the kubeconfig; pick another --kubeconfig-out)"
+    )]
+    AirflowSecret {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -220,6 +229,13 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
     for i in 0..vector_specs.len() as u16 {
         vector_l.push(bind(ip, base, 2 + 2 * n + specs.len() as u16 + i).await?);
     }
+    // After the vector stores' ports.
+    let airflow_l = bind(
+        ip,
+        base,
+        2 + 2 * n + specs.len() as u16 + vector_specs.len() as u16,
+    )
+    .await?;
 
     // Settle where the kubeconfig goes before the (long) generation, so a bad path fails fast.
     let kubeconfig_path = match &opts.kubeconfig_out {
@@ -383,6 +399,30 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
     tokio::spawn(vectors.run());
     let control_url = url_of(&control_l);
     serve(control_l, control_router(fleet.clone()));
+    let airflow_url = url_of(&airflow_l);
+    serve(
+        airflow_l,
+        airflow::router(Arc::new(airflow::AirflowSim::new(
+            fleet.clone(),
+            chrono::Utc::now(),
+        ))),
+    );
+    // The Airflow credentials a client reads from files, beside the kubeconfig.
+    let secrets_dir = kubeconfig_path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let airflow_password = secrets_dir.join("airflow-password");
+    let airflow_token = secrets_dir.join("airflow-token");
+    for (path, secret) in [
+        (&airflow_password, airflow::SIM_AIRFLOW_PASSWORD),
+        (&airflow_token, airflow::SIM_AIRFLOW_TOKEN),
+    ] {
+        std::fs::write(path, secret).map_err(|source| SimError::AirflowSecret {
+            path: path.clone(),
+            source,
+        })?;
+    }
 
     std::fs::write(&kubeconfig_path, kubeconfig(&cluster_urls)).map_err(|source| {
         SimError::Kubeconfig {
@@ -399,6 +439,8 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
         "vector_stores": vector_desc,
         "opencost": opencost_url,
         "control": control_url,
+        "airflow": {"url": airflow_url, "username": airflow::SIM_AIRFLOW_USER,
+            "password_file": airflow_password, "token_file": airflow_token},
         "simulated": true,
         "seed": opts.seed,
     });

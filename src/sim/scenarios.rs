@@ -84,6 +84,11 @@ pub static SCENARIOS: &[ScenarioDef] = &[
         description: "a vector index's ingestion stops landing (default the docs-rag Pinecone-compatible index; `endpoint` names another store): its vector count stays flat while the ingestion Job batch/docs-embed-ingest keeps Running; clearing it resumes the writes",
         targets: &["endpoint"],
     },
+    ScenarioDef {
+        name: "airflow-failures",
+        description: "a DAG of the sim's Airflow (default feature_build_nightly, its task build_features) fails in every run attempted from now: the task fails, the ones after it are upstream_failed; a run cleared (clearTaskInstances) after the scenario is cleared succeeds",
+        targets: &["dag", "task"],
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -97,6 +102,9 @@ pub struct Target {
     pub endpoint: Option<String>,
     pub deadline_seconds: Option<u64>,
     pub resource: Option<String>,
+    /// `airflow-failures`: the DAG and its task.
+    pub dag: Option<String>,
+    pub task: Option<String>,
 }
 
 impl Target {
@@ -108,6 +116,8 @@ impl Target {
                 "node" => t.node = Some(v.into_owned()),
                 "endpoint" => t.endpoint = Some(v.into_owned()),
                 "resource" => t.resource = Some(v.into_owned()),
+                "dag" => t.dag = Some(v.into_owned()),
+                "task" => t.task = Some(v.into_owned()),
                 "deadline_seconds" => {
                     t.deadline_seconds = Some(v.parse().map_err(|_| {
                         format!("deadline_seconds must be a whole number of seconds, not {v:?}")
@@ -115,7 +125,7 @@ impl Target {
                 }
                 other => {
                     return Err(format!(
-                        "unknown parameter {other:?}: scenarios take cluster, node, endpoint, deadline_seconds, resource"
+                        "unknown parameter {other:?}: scenarios take cluster, node, endpoint, deadline_seconds, resource, dag, task"
                     ));
                 }
             }
@@ -216,6 +226,9 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
             fleet.faults_mut().index_stale.insert(index.clone());
             json!({"index": index})
         }
+        "airflow-failures" => {
+            super::airflow::inject_failures(fleet, t.dag.as_deref(), t.task.as_deref())?
+        }
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; known: {}",
@@ -255,6 +268,7 @@ pub fn clear(fleet: &SimFleet, name: &str) -> Result<Value, String> {
         "gpu-memory-leak" => fleet.faults_mut().memory_leak = None,
         "training-stall" | "training-straggler" => fleet.faults_mut().training = None,
         "vector-index-stale" => fleet.faults_mut().index_stale.clear(),
+        "airflow-failures" => super::airflow::clear_failures(fleet),
         n if names().contains(&n) => {
             return Err(format!(
                 "{n} changed Kubernetes objects; undo it through the API (uncordon, rollback, edit the PDB)"

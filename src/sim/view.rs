@@ -115,6 +115,9 @@ pub struct FaultState {
     /// Vector indexes whose ingestion writes no longer land (`vector-index-stale`): the vector
     /// count stays flat while the ingestion Job keeps running.
     pub index_stale: HashSet<String>,
+    /// `airflow-failures`: each time a DAG's task was made to fail, and until when (`None`:
+    /// still failing), so runs that failed stay failed after the fault is cleared.
+    pub airflow_failures: Vec<AirflowFault>,
 }
 
 /// A serving pod leaking GPU memory since `since`: the first GPU it holds grows from its
@@ -139,6 +142,16 @@ pub struct TrainingFault {
     pub namespace: String,
     pub job: String,
     pub straggler_node: Option<String>,
+}
+
+/// A DAG of the simulated Airflow whose `task` fails in every attempt that starts between
+/// `from` and `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AirflowFault {
+    pub dag: String,
+    pub task: String,
+    pub from: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Where the servers beside the Kubernetes API read the fleet from. The sim's cluster stores

@@ -1,6 +1,7 @@
 //! Collectors, one tokio task each, that send [`Update`]s to `state`. Sources never touch
 //! the UI or the store. May import model, config, telemetry.
 
+pub mod airflow;
 pub mod cost;
 pub mod dcgm;
 pub mod endpoints;

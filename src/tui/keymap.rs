@@ -25,6 +25,7 @@ pub enum PaneId {
     Pods,
     Workloads,
     Events,
+    Pipelines,
 }
 
 impl PaneId {
@@ -42,6 +43,7 @@ impl PaneId {
         PaneId::Pods,
         PaneId::Workloads,
         PaneId::Events,
+        PaneId::Pipelines,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl PaneId {
             PaneId::Pods => "pods",
             PaneId::Workloads => "workloads",
             PaneId::Events => "events",
+            PaneId::Pipelines => "pipelines",
         }
     }
 }
@@ -309,6 +312,7 @@ impl Action {
             Action::GoTo(PaneId::Pods) => &["9"],
             Action::GoTo(PaneId::Workloads) => &["0"],
             Action::GoTo(PaneId::Events) => &["E"],
+            Action::GoTo(PaneId::Pipelines) => &["P"],
         }
     }
 }

@@ -752,6 +752,7 @@ pub(super) mod fixtures {
             gpu_sources: vec![],
             cost: None,
             models: vec![],
+            airflow: None,
             cost_source: None,
             finding_kinds: vec![],
             unknown_since_start: vec![],

@@ -145,6 +145,15 @@ pub const FAULTS: &[Fault] = &[
         within: Duration::from_secs(1920),
         undo: Undo::Control,
     },
+    Fault {
+        scenario: "airflow-failures",
+        expected: &["pipeline.dag_failing"],
+        explained: &[],
+        // Two runs fail: the next attempt within a period (60 s) fails 23 s in, the one after
+        // a period later; then the sim's 5 s read and the `for`.
+        within: Duration::from_secs(240),
+        undo: Undo::Control,
+    },
 ];
 
 pub fn fault(scenario: &str) -> &'static Fault {

@@ -7,6 +7,7 @@
 //! groundwork.
 
 pub mod fleet_map;
+pub mod pipelines;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
@@ -254,11 +255,23 @@ impl WallView {
         draw_fleet_map(buf, map, agg, ctx);
         self.draw_heat(buf, heat, ctx);
         draw_endpoints(buf, endpoints, ctx);
-        let [ticker, spend] =
-            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
-                .areas(bottom);
-        draw_ticker(buf, ticker, &rows, ctx);
-        draw_spend(buf, spend, ctx);
+        if pipelines::shown(ctx) {
+            let [ticker, pipes, spend] = Layout::horizontal([
+                Constraint::Percentage(45),
+                Constraint::Percentage(25),
+                Constraint::Percentage(30),
+            ])
+            .areas(bottom);
+            draw_ticker(buf, ticker, &rows, ctx);
+            pipelines::draw_pipelines(buf, pipes, ctx);
+            draw_spend(buf, spend, ctx);
+        } else {
+            let [ticker, spend] =
+                Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                    .areas(bottom);
+            draw_ticker(buf, ticker, &rows, ctx);
+            draw_spend(buf, spend, ctx);
+        }
     }
 
     fn draw_heat(&self, buf: &mut Buffer, area: Rect, ctx: &WallCtx) {

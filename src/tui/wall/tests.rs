@@ -545,3 +545,66 @@ fn a_vector_store_tile_shows_its_count_and_growth() {
     let s = text(&draw(&mut WallView::default(), &snapshot, 200, 50, now));
     assert!(s.contains("1.84M vec +2520/min"), "{s}");
 }
+
+#[test]
+fn with_airflow_the_pipelines_tile_counts_failing_dags_and_names_the_first() {
+    use crate::model::airflow::{AirflowPicture, DagModel, DagRunModel, RunState};
+    let now = fixtures::now();
+    let run = |id: &str, state| DagRunModel {
+        run_id: id.into(),
+        state,
+        logical_date: None,
+        start: Some(now - Duration::minutes(5)),
+        end: Some(now - Duration::minutes(4)),
+    };
+    let dag = |id: &str, states: [RunState; 2], paused| DagModel {
+        dag_id: id.into(),
+        paused,
+        description: None,
+        owners: Vec::new(),
+        runs: vec![run("b", states[0]), run("a", states[1])],
+        failed_run: None,
+        failed_tasks: Vec::new(),
+        sla_seconds: None,
+    };
+    let mut snap = fixtures::fleet();
+    snap.airflow = Some(Arc::new(AirflowPicture {
+        url: "http://airflow:8080".into(),
+        api_version: "v1".into(),
+        dags: vec![
+            dag(
+                "feature_build_nightly",
+                [RunState::Failed, RunState::Failed],
+                false,
+            ),
+            dag(
+                "embedding_refresh",
+                [RunState::Success, RunState::Failed],
+                false,
+            ),
+            dag(
+                "legacy_csv_export",
+                [RunState::Failed, RunState::Failed],
+                true,
+            ),
+        ],
+        import_errors: Vec::new(),
+        health: None,
+        failed_runs: 2,
+        fetched_at: Some(now),
+        error: None,
+    }));
+    let s = text(&draw(
+        &mut WallView::default(),
+        &Arc::new(snap),
+        200,
+        50,
+        now,
+    ));
+    assert!(s.contains("Pipelines"), "{s}");
+    assert!(s.contains("1 of 2 DAGs failing"), "{s}");
+    assert!(s.contains("feature_build_nightly"), "{s}");
+    assert!(s.contains("training gangs healthy"), "{s}");
+    // The other tiles still draw beside it.
+    assert!(s.contains("no data: no cost source"), "{s}");
+}
