@@ -1347,6 +1347,7 @@ fn the_control_address_lists_every_scenario() {
         "gpu-memory-leak",
         "training-stall",
         "training-straggler",
+        "spark-failed",
     ]);
     assert_eq!(listed, want);
 }

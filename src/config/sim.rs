@@ -65,4 +65,5 @@ pub const SIM_SCENARIOS: &[&str] = &[
     "gpu-memory-leak",
     "training-stall",
     "training-straggler",
+    "spark-failed",
 ];

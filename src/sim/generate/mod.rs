@@ -13,6 +13,7 @@ use super::store::{ClusterStore, timestamp};
 use super::view::{CapacityType, EndpointSpec};
 
 mod nodes;
+mod spark;
 mod workloads;
 
 use workloads::{Workload, api_gateway_budget, crash_loop, gang_job, inference_service};
@@ -572,6 +573,9 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
     let mut cache = Workload::new("platform", "feature-cache", "data", "redis:7.4.1", 0);
     cache.port = 6379;
     g.statefulset(&cache, 3);
+    if index == 0 {
+        g.spark_applications();
+    }
     g.st.store.window_start = g.st.store.rv;
 }
 
