@@ -67,6 +67,7 @@ pub enum Resource {
     StatefulSets,
     DaemonSets,
     Jobs,
+    SparkApplications,
 }
 
 impl Resource {
@@ -79,7 +80,7 @@ impl Resource {
         }
     }
 
-    pub const ALL: [Resource; 9] = [
+    pub const ALL: [Resource; 10] = [
         Resource::Nodes,
         Resource::Pods,
         Resource::Deployments,
@@ -89,6 +90,7 @@ impl Resource {
         Resource::StatefulSets,
         Resource::DaemonSets,
         Resource::Jobs,
+        Resource::SparkApplications,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +104,7 @@ impl Resource {
             Resource::StatefulSets => "statefulsets",
             Resource::DaemonSets => "daemonsets",
             Resource::Jobs => "jobs",
+            Resource::SparkApplications => "sparkapplications",
         }
     }
 }
@@ -285,6 +288,8 @@ pub enum Record {
     InferenceService(InferenceServiceModel),
     /// A StatefulSet, DaemonSet or Job.
     Workload(WorkloadModel),
+    /// Boxed: it is the largest record, and rare.
+    SparkApplication(Box<super::spark::SparkApplicationModel>),
 }
 
 impl Record {
@@ -298,6 +303,7 @@ impl Record {
             Record::Event(e) => (e.namespace.clone(), e.name.clone()),
             Record::InferenceService(i) => (i.namespace.clone(), i.name.clone()),
             Record::Workload(w) => (w.namespace.clone(), w.name.clone()),
+            Record::SparkApplication(a) => (a.namespace.clone(), a.name.clone()),
         }
     }
 }
