@@ -46,6 +46,7 @@ async fn a_healthy_fleet_is_quiet_and_each_fault_is_loud_once() {
         "api-flaky",
         "training-stall",
         "training-straggler",
+        "spark-failed",
     ] {
         trials.push(Trial {
             fault: Some(fault(scenario)),

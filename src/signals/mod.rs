@@ -18,6 +18,7 @@ pub mod patience;
 pub mod pods;
 pub mod slo;
 pub mod sources;
+pub mod spark;
 pub mod training;
 
 use chrono::{DateTime, Utc};
@@ -43,6 +44,7 @@ pub fn registered() -> Vec<Box<dyn Detector>> {
         Box::new(gpu::GpuDetector::default()),
         Box::new(training::TrainingDetector::default()),
         Box::new(budget::BudgetDetector::default()),
+        Box::new(spark::SparkDetector::default()),
     ]
 }
 
