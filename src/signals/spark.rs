@@ -112,7 +112,7 @@ impl SparkDetector {
                 "terminated": run.terminated,
             }),
             first,
-            Some("read the driver pod's log (:spark, Enter) for the exception, fix its cause, then resubmit the application (or let its schedule run it again)"),
+            Some("read the driver pod's log (:spark, l) for the exception, fix its cause, then resubmit the application (or let its schedule run it again)"),
         )));
     }
 }

@@ -25,6 +25,7 @@ pub enum PaneId {
     Pods,
     Workloads,
     Events,
+    Spark,
 }
 
 impl PaneId {
@@ -42,6 +43,7 @@ impl PaneId {
         PaneId::Pods,
         PaneId::Workloads,
         PaneId::Events,
+        PaneId::Spark,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl PaneId {
             PaneId::Pods => "pods",
             PaneId::Workloads => "workloads",
             PaneId::Events => "events",
+            PaneId::Spark => "spark",
         }
     }
 }
@@ -309,6 +312,8 @@ impl Action {
             Action::GoTo(PaneId::Pods) => &["9"],
             Action::GoTo(PaneId::Workloads) => &["0"],
             Action::GoTo(PaneId::Events) => &["E"],
+            // Spark jobs; `j` moves down. Also `:spark`, until the pipelines pane hosts it.
+            Action::GoTo(PaneId::Spark) => &["J"],
         }
     }
 }

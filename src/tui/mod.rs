@@ -28,6 +28,7 @@ pub mod nodes;
 pub mod noise;
 pub mod overview;
 pub mod pane;
+pub mod pipelines_spark;
 pub mod pods;
 pub mod rca;
 pub mod reclaim;
@@ -79,5 +80,9 @@ pub(crate) fn registered_panes(keymap: &Keymap) -> Vec<(PaneId, Box<dyn Pane>)> 
             Box::new(workloads::WorkloadsPane::default()),
         ),
         (PaneId::Events, Box::new(events::EventsPane::default())),
+        (
+            PaneId::Spark,
+            Box::new(pipelines_spark::SparkPane::default()),
+        ),
     ]
 }
