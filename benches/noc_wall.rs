@@ -105,6 +105,7 @@ fn cluster(name: &str, nodes: usize, gpus: &mut Vec<GpuModel>) -> ClusterSnapsho
         normal_events: vec![],
         workloads: vec![],
         inference_services: vec![],
+        spark_applications: vec![],
         pods: Default::default(),
     }
 }

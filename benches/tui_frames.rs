@@ -93,6 +93,7 @@ fn fleet(nodes: usize, gpus_per_node: usize) -> Snapshot {
         normal_events: vec![],
         workloads: vec![],
         inference_services: vec![],
+        spark_applications: vec![],
         pods: Default::default(),
     };
     Snapshot {

@@ -108,6 +108,7 @@ struct ClusterModel {
     normal_events: BTreeMap<(String, String), EventRecord>,
     workloads: BTreeMap<(WorkloadKind, String, String), WorkloadModel>,
     isvcs: BTreeMap<(String, String), InferenceServiceModel>,
+    spark_apps: BTreeMap<(String, String), crate::model::spark::SparkApplicationModel>,
     sync: BTreeMap<Resource, ResourceSync>,
     cached: Option<Arc<ClusterSnapshot>>,
 }
@@ -132,6 +133,7 @@ impl ClusterModel {
             normal_events: BTreeMap::new(),
             workloads: BTreeMap::new(),
             isvcs: BTreeMap::new(),
+            spark_apps: BTreeMap::new(),
             sync: Resource::ALL
                 .iter()
                 .map(|r| {
@@ -220,6 +222,7 @@ impl ClusterModel {
                 self.normal_events.clear();
             }
             Resource::InferenceServices => self.isvcs.clear(),
+            Resource::SparkApplications => self.spark_apps.clear(),
             Resource::StatefulSets | Resource::DaemonSets | Resource::Jobs => self
                 .workloads
                 .retain(|(kind, _, _), _| Resource::of_workload(*kind) != resource),
@@ -262,6 +265,10 @@ impl ClusterModel {
             Record::InferenceService(i) => {
                 self.isvcs.insert((i.namespace.clone(), i.name.clone()), i);
             }
+            Record::SparkApplication(a) => {
+                self.spark_apps
+                    .insert((a.namespace.clone(), a.name.clone()), *a);
+            }
         }
     }
 
@@ -294,6 +301,9 @@ impl ClusterModel {
             }
             Resource::Jobs => {
                 self.workloads.remove(&(WorkloadKind::Job, ns, name));
+            }
+            Resource::SparkApplications => {
+                self.spark_apps.remove(&(ns, name));
             }
         }
     }
@@ -500,6 +510,7 @@ impl ClusterModel {
         let normal_events = newest_events(&self.normal_events, MAX_NORMAL_EVENTS);
         let workloads = self.workloads.values().cloned().collect();
         let inference_services = self.isvcs.values().cloned().collect();
+        let spark_applications = self.spark_apps.values().cloned().collect();
         let snap = Arc::new(ClusterSnapshot {
             name: self.info.name.clone(),
             server: self.info.server.clone(),
@@ -516,6 +527,7 @@ impl ClusterModel {
             normal_events,
             workloads,
             inference_services,
+            spark_applications,
             pods: self.pod_rows.clone(),
         });
         // With pod rows still deferred, the next publish builds this cluster again.

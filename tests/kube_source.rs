@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The resources the source reports per cluster.
-const RESOURCES: [&str; 9] = [
+const RESOURCES: [&str; 10] = [
     "nodes",
     "pods",
     "deployments",
@@ -38,6 +38,7 @@ const RESOURCES: [&str; 9] = [
     "statefulsets",
     "daemonsets",
     "jobs",
+    "sparkapplications",
 ];
 
 /// Blocking work (starting the sim, running kubectl) without stalling the runtime's workers.
@@ -1640,4 +1641,108 @@ async fn every_node_carries_the_pool_its_clouds_label_names() {
         }
     }
     assert!(labelled > 0, "the sim labels its nodes with their pools");
+}
+
+// ---- Spark on Kubernetes ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_applications_are_watched_and_a_failed_run_shows_its_error_and_driver() {
+    let sim = start_sim(&["--clusters", "2", "--nodes", "16", "--seed", "42"]);
+    let mut fleet = Fleet::watch(&sim.kubeconfig, &[]);
+    let snap = fleet.until_synced().await;
+    let a = cluster(&snap, "sim-a");
+    let apps: BTreeMap<&str, &str> = a
+        .spark_applications
+        .iter()
+        .map(|s| (s.name.as_str(), s.state.as_str()))
+        .collect();
+    assert_eq!(apps.get("nightly-etl"), Some(&"RUNNING"), "{apps:?}");
+    assert_eq!(apps.get("feature-backfill"), Some(&"RUNNING"), "{apps:?}");
+    let etl = a
+        .spark_applications
+        .iter()
+        .find(|s| s.name == "nightly-etl")
+        .expect("nightly-etl");
+    assert_eq!(etl.namespace, "batch");
+    assert_eq!(etl.driver_pod.as_deref(), Some("nightly-etl-driver"));
+    assert_eq!((etl.executors_running, etl.executors_total), (3, 3));
+    assert_eq!(etl.execution_attempts, 1);
+    let scheduled: Vec<&str> = a
+        .spark_applications
+        .iter()
+        .filter(|s| s.scheduled_app.as_deref() == Some("daily-aggregates"))
+        .map(|s| s.state.as_str())
+        .collect();
+    assert_eq!(scheduled.len(), 2, "both runs of the scheduled app");
+    assert!(
+        cluster(&snap, "sim-b").spark_applications.is_empty(),
+        "sim-b runs no Spark"
+    );
+
+    scenario(&sim, reqwest::Method::POST, "spark-failed").await;
+    let snap = fleet
+        .until("nightly-etl to be FAILED", |s| {
+            s.cluster("sim-a").is_some_and(|c| {
+                c.spark_applications
+                    .iter()
+                    .any(|a| a.name == "nightly-etl" && a.failed())
+            })
+        })
+        .await;
+    let etl = cluster(&snap, "sim-a")
+        .spark_applications
+        .iter()
+        .find(|s| s.name == "nightly-etl")
+        .expect("nightly-etl");
+    assert_eq!(etl.state, "FAILED");
+    assert!(
+        etl.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("OutOfMemoryError")),
+        "{etl:?}"
+    );
+    assert_eq!(etl.executors_running, 0);
+    assert!(etl.terminated.is_some());
+
+    scenario(&sim, reqwest::Method::DELETE, "spark-failed").await;
+    fleet
+        .until("the retry to run", |s| {
+            s.cluster("sim-a").is_some_and(|c| {
+                c.spark_applications.iter().any(|a| {
+                    a.name == "nightly-etl" && a.state == "RUNNING" && a.execution_attempts == 2
+                })
+            })
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_applications_refused_by_rbac_are_forbidden_and_the_rest_stays_synced() {
+    let sim = start_sim(&["--clusters", "1", "--nodes", "6", "--seed", "42"]);
+    scenario(
+        &sim,
+        reqwest::Method::POST,
+        "rbac-deny?resource=sparkapplications",
+    )
+    .await;
+    let mut fleet = Fleet::watch(&sim.kubeconfig, &[]);
+    let snap = fleet
+        .until("sparkapplications forbidden, the rest synced", |s| {
+            s.cluster("sim-a").is_some_and(|c| {
+                matches!(
+                    state_of(c, "sparkapplications"),
+                    Some(SyncState::Forbidden { .. })
+                ) && RESOURCES
+                    .iter()
+                    .filter(|r| **r != "sparkapplications")
+                    .all(|r| state_of(c, r) == Some(&SyncState::Synced))
+            })
+        })
+        .await;
+    let c = cluster(&snap, "sim-a");
+    assert!(c.spark_applications.is_empty());
+    assert!(
+        c.synced(),
+        "a forbidden resource is settled, not a cluster down"
+    );
 }

@@ -48,6 +48,7 @@ async fn a_healthy_fleet_is_quiet_and_each_fault_is_loud_once() {
         "training-straggler",
         "vector-index-stale",
         "airflow-failures",
+        "spark-failed",
     ] {
         trials.push(Trial {
             fault: Some(fault(scenario)),

@@ -702,3 +702,58 @@ async fn a_stalled_gang_and_a_straggling_rank_are_one_training_signal_each_until
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_spark_application_is_one_signal_naming_its_error_and_driver_until_it_runs_again()
+{
+    let mut cockpit = Cockpit::start(immediate(), no_endpoints);
+    let (_, signals) = cockpit
+        .until("the Spark applications in the picture", |snap, _| {
+            snap.clusters
+                .iter()
+                .any(|c| c.spark_applications.len() >= 4)
+        })
+        .await;
+    assert_eq!(
+        of_kind(&signals, "pipeline.spark_failed").count(),
+        0,
+        "a failed scheduled run superseded by a newer COMPLETED one raises nothing: {signals:#?}"
+    );
+
+    let reply = cockpit.inject("spark-failed").await;
+    let (ns, name) = (detail_str(&reply, "namespace"), detail_str(&reply, "name"));
+    let (_, signals) = cockpit
+        .until("pipeline.spark_failed", |_, s| {
+            of_kind(s, "pipeline.spark_failed").count() > 0
+        })
+        .await;
+    let failed: Vec<&Signal> = of_kind(&signals, "pipeline.spark_failed").collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "one signal for the application: {failed:#?}"
+    );
+    assert_eq!(failed[0].severity, Severity::Warning);
+    assert_eq!(failed[0].subject.namespace.as_deref(), Some(ns.as_str()));
+    assert_eq!(
+        failed[0].subject.object.as_deref(),
+        Some(format!("sparkapplication/{name}").as_str())
+    );
+    assert_eq!(failed[0].evidence["state"], json!("FAILED"));
+    assert_eq!(
+        failed[0].evidence["driver_pod"],
+        json!(detail_str(&reply, "driver"))
+    );
+    assert!(
+        failed[0].summary.contains("OutOfMemoryError")
+            && failed[0].summary.contains(&detail_str(&reply, "driver")),
+        "{}",
+        failed[0].summary
+    );
+    cockpit.clear("spark-failed").await;
+    cockpit
+        .until("the failure gone once the retry runs", |_, s| {
+            of_kind(s, "pipeline.spark_failed").count() == 0
+        })
+        .await;
+}

@@ -1349,6 +1349,7 @@ fn the_control_address_lists_every_scenario() {
         "training-straggler",
         "vector-index-stale",
         "airflow-failures",
+        "spark-failed",
     ]);
     assert_eq!(listed, want);
 }

@@ -67,4 +67,5 @@ pub const SIM_SCENARIOS: &[&str] = &[
     "training-straggler",
     "vector-index-stale",
     "airflow-failures",
+    "spark-failed",
 ];

@@ -439,6 +439,21 @@ pub const SIGNAL_CATALOG: &[SignalKindSpec] = &[
         exercise: Exercise::Scenario("airflow-failures"),
         description: "an Airflow DAG that is not paused: its newest `[airflow] failed_runs` (2) finished runs all failed, or its running run is past its `[airflow] sla`; one incident per DAG, naming the failed run and task",
     },
+    SignalKindSpec {
+        name: "pipeline.spark_failed",
+        reads: Reads::Clusters,
+        family: "pipeline.spark_failed",
+        grouping: Grouping::Target,
+        severity: "warning: a Spark pipeline's run failed; what it writes is stale until it runs again",
+        default_for: minutes(1),
+        for_key: ForKey::Table,
+        for_words: "1m",
+        default_clear_after: minutes(1),
+        clears_when: "a newer run of the application RUNNING or COMPLETED (the operator's retry, a resubmission, the next scheduled run), or the application deleted; 1m",
+        finding_by_default: false,
+        exercise: Exercise::Scenario("spark-failed"),
+        description: "a Spark operator `SparkApplication` (`sparkoperator.k8s.io/v1beta2`) is FAILED or SUBMISSION_FAILED and no newer run of it (the runs of one `ScheduledSparkApplication` are one application) is RUNNING or COMPLETED; one incident per application, naming its errorMessage and driver pod",
+    },
 ];
 
 /// The catalog entry of `kind`; `None` for a kind no detector raises (an intake's `alert.*`).

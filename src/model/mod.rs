@@ -12,6 +12,7 @@ pub mod gpu_history;
 pub mod incident;
 pub mod registry;
 pub mod signal;
+pub mod spark;
 pub mod update;
 
 use std::collections::BTreeMap;
@@ -559,6 +560,9 @@ pub struct ClusterSnapshot {
     #[serde(default)]
     pub workloads: Vec<WorkloadModel>,
     pub inference_services: Vec<InferenceServiceModel>,
+    /// The Spark operator's applications (none where its CRD is not installed).
+    #[serde(default)]
+    pub spark_applications: Vec<spark::SparkApplicationModel>,
     /// Every pod, by namespace and name, shared with `state`: rebuilt only when pods changed
     /// and at most every `state::POD_ROWS_INTERVAL` (so it may trail the aggregates above by
     /// that much). Not in the JSON form: 150,000 pods are for the panes, not for scripts.

@@ -69,6 +69,7 @@ pub enum Resource {
     StatefulSets,
     DaemonSets,
     Jobs,
+    SparkApplications,
 }
 
 impl Resource {
@@ -81,7 +82,7 @@ impl Resource {
         }
     }
 
-    pub const ALL: [Resource; 9] = [
+    pub const ALL: [Resource; 10] = [
         Resource::Nodes,
         Resource::Pods,
         Resource::Deployments,
@@ -91,6 +92,7 @@ impl Resource {
         Resource::StatefulSets,
         Resource::DaemonSets,
         Resource::Jobs,
+        Resource::SparkApplications,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +106,7 @@ impl Resource {
             Resource::StatefulSets => "statefulsets",
             Resource::DaemonSets => "daemonsets",
             Resource::Jobs => "jobs",
+            Resource::SparkApplications => "sparkapplications",
         }
     }
 }
@@ -287,6 +290,8 @@ pub enum Record {
     InferenceService(InferenceServiceModel),
     /// A StatefulSet, DaemonSet or Job.
     Workload(WorkloadModel),
+    /// Boxed: it is the largest record, and rare.
+    SparkApplication(Box<super::spark::SparkApplicationModel>),
 }
 
 impl Record {
@@ -300,6 +305,7 @@ impl Record {
             Record::Event(e) => (e.namespace.clone(), e.name.clone()),
             Record::InferenceService(i) => (i.namespace.clone(), i.name.clone()),
             Record::Workload(w) => (w.namespace.clone(), w.name.clone()),
+            Record::SparkApplication(a) => (a.namespace.clone(), a.name.clone()),
         }
     }
 }

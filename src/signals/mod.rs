@@ -19,6 +19,7 @@ pub mod patience;
 pub mod pods;
 pub mod slo;
 pub mod sources;
+pub mod spark;
 pub mod training;
 pub mod vector;
 
@@ -47,6 +48,7 @@ pub fn registered() -> Vec<Box<dyn Detector>> {
         Box::new(budget::BudgetDetector::default()),
         Box::new(vector::VectorDetector::default()),
         Box::new(airflow::AirflowDetector::default()),
+        Box::new(spark::SparkDetector::default()),
     ]
 }
 

@@ -789,6 +789,7 @@ const WITH_GENERATION: &[Kind] = &[
     Kind::DaemonSet,
     Kind::Job,
     Kind::PyTorchJob,
+    Kind::SparkApplication,
     Kind::InferenceService,
     Kind::PodDisruptionBudget,
 ];

@@ -87,6 +87,12 @@ pub enum Flavour {
     CrashingPython,
     /// A vLLM engine whose new revision cannot start (scenario `crashloop-rollout`).
     CrashingVllm,
+    /// A Spark driver (`spark-role=driver`): SparkContext, stages and tasks.
+    SparkDriver,
+    /// A Spark driver whose job aborted (scenario `spark-failed`): ends in the exception.
+    SparkDriverFailed,
+    /// A Spark executor (`spark-role=executor`).
+    SparkExecutor,
     Envoy,
     Service,
 }
@@ -129,7 +135,18 @@ fn flavour_of(pod: &Value, image: &str) -> Flavour {
     let label = |k: &str| labels.get(k).and_then(Value::as_str).is_some();
     let faulty = pod.pointer("/metadata/annotations/sim.fleetdeck.dev~1fault")
         == Some(&Value::from("crashloop"));
-    if faulty && image.contains("vllm") {
+    let spark_role = labels.get("spark-role").and_then(Value::as_str);
+    if spark_role == Some("driver") {
+        if pod.pointer("/metadata/annotations/sim.fleetdeck.dev~1fault")
+            == Some(&Value::from("spark-failed"))
+        {
+            Flavour::SparkDriverFailed
+        } else {
+            Flavour::SparkDriver
+        }
+    } else if spark_role == Some("executor") {
+        Flavour::SparkExecutor
+    } else if faulty && image.contains("vllm") {
         Flavour::CrashingVllm
     } else if faulty || label("sim.fleetdeck.dev/crashloop") {
         Flavour::CrashingPython
@@ -207,7 +224,9 @@ pub fn resolve(pod: &Value, q: &LogQuery) -> Result<LogSource, ApiError> {
         Flavour::Vllm => 700,
         Flavour::Kserve => 900,
         Flavour::Training => 1900,
-        Flavour::CrashingPython | Flavour::CrashingVllm => 1500,
+        Flavour::CrashingPython | Flavour::CrashingVllm | Flavour::SparkDriverFailed => 1500,
+        Flavour::SparkDriver => 1100,
+        Flavour::SparkExecutor => 1700,
         Flavour::Envoy => 600,
         Flavour::Service => 1300,
     };
@@ -318,6 +337,7 @@ impl LogSource {
         match self.flavour {
             Flavour::CrashingPython => Some(TRACE),
             Flavour::CrashingVllm => Some(VLLM_TRACE),
+            Flavour::SparkDriverFailed => Some(SPARK_TRACE),
             _ => None,
         }
     }
@@ -349,6 +369,9 @@ impl LogSource {
             Flavour::Training => training_line(&self.pod, i, r, at),
             Flavour::CrashingPython => crash_line(&self.container, i, r, at),
             Flavour::CrashingVllm => vllm_crash_line(i, at),
+            Flavour::SparkDriver => spark_driver_line(&self.pod, i, r, at),
+            Flavour::SparkDriverFailed => spark_failed_line(&self.pod, i, r, at),
+            Flavour::SparkExecutor => spark_executor_line(i, r, at),
             Flavour::Envoy => envoy_line(i, r, at),
             Flavour::Service => service_line(&self.container, i, r, at),
         };
@@ -597,6 +620,106 @@ fn vllm_crash_line(i: u64, at: DateTime<Utc>) -> String {
         _ => VLLM_TRACE
             .get((i - CRASH_PREAMBLE - 1) as usize)
             .map_or_else(String::new, |s| (*s).to_string()),
+    }
+}
+
+/// The exception a `spark-failed` driver ends in: an executor lost to the heap, four times.
+const SPARK_TRACE: &[&str] = &[
+    "Exception in thread \"main\" org.apache.spark.SparkException: Job aborted due to stage failure: Task 17 in stage 4.0 failed 4 times, most recent failure: Lost task 17.3 in stage 4.0 (TID 1093) (10.104.3.7 executor 3): java.lang.OutOfMemoryError: Java heap space",
+    "\tat org.apache.spark.scheduler.DAGScheduler.failJobAndIndependentStages(DAGScheduler.scala:2856)",
+    "\tat org.apache.spark.scheduler.DAGScheduler.$anonfun$abortStage$2(DAGScheduler.scala:2792)",
+    "\tat org.apache.spark.scheduler.DAGScheduler.abortStage(DAGScheduler.scala:2791)",
+    "\tat org.apache.spark.sql.execution.datasources.FileFormatWriter$.write(FileFormatWriter.scala:268)",
+    "\tat org.apache.spark.deploy.SparkSubmit.main(SparkSubmit.scala)",
+];
+
+/// The error message the operator records for a `spark-failed` driver (its log's last cause).
+pub const SPARK_FAILURE: &str = "driver container failed with ExitCode: 1, Reason: Error: Job aborted due to stage failure: Task 17 in stage 4.0 failed 4 times, most recent failure: java.lang.OutOfMemoryError: Java heap space";
+
+/// A driver's first lines, as Spark 3.5's log4j2 layout writes them.
+fn spark_preamble(app: &str, i: u64, ts: &str) -> Option<String> {
+    let line = match i {
+        0 => format!("{ts} INFO SparkContext: Running Spark version 3.5.3"),
+        1 => format!("{ts} INFO SparkContext: Submitted application: {app}"),
+        2 => format!("{ts} INFO ResourceProfileManager: Added ResourceProfile id: 0"),
+        3 => format!("{ts} INFO Utils: Successfully started service 'SparkUI' on port 4040."),
+        4 => format!(
+            "{ts} INFO ExecutorPodsAllocator: Going to request 3 executors from Kubernetes for ResourceProfile Id: 0"
+        ),
+        5 => format!(
+            "{ts} INFO KubernetesClusterSchedulerBackend: SchedulerBackend is ready for scheduling beginning after reached minRegisteredResourcesRatio: 0.8"
+        ),
+        _ => return None,
+    };
+    Some(line)
+}
+
+fn spark_driver_line(pod: &str, i: u64, r: u64, at: DateTime<Utc>) -> String {
+    let ts = at.format("%y/%m/%d %H:%M:%S").to_string();
+    let app = pod.strip_suffix("-driver").unwrap_or(pod);
+    if let Some(l) = spark_preamble(app, i, &ts) {
+        return l;
+    }
+    let stage = 1 + (i / 200) % 9;
+    match r % 6 {
+        0..=3 => format!(
+            "{ts} INFO TaskSetManager: Finished task {}.0 in stage {stage}.0 (TID {}) in {} ms on 10.{}.{}.{} (executor {}) ({}/200)",
+            (i + r) % 200,
+            i * 3 + 7,
+            400 + (r >> 8) % 4000,
+            100 + (r >> 16) % 100,
+            (r >> 24) % 250,
+            2 + (r >> 32) % 248,
+            1 + (r >> 40) % 3,
+            1 + i % 200
+        ),
+        4 => format!(
+            "{ts} INFO DAGScheduler: Submitting {} missing tasks from ResultStage {stage} (MapPartitionsRDD[{}] at parquet at EtlJob.scala:88)",
+            200,
+            stage * 4 + 1
+        ),
+        _ => format!(
+            "{ts} INFO BlockManagerInfo: Added broadcast_{}_piece0 in memory on 10.{}.{}.{}:7079 (size: {:.1} KiB, free: 2.1 GiB)",
+            i % 64,
+            100 + (r >> 16) % 100,
+            (r >> 24) % 250,
+            2 + (r >> 32) % 248,
+            10.0 + (r >> 8) as f64 % 400.0 / 10.0
+        ),
+    }
+}
+
+fn spark_failed_line(pod: &str, i: u64, r: u64, at: DateTime<Utc>) -> String {
+    let ts = at.format("%y/%m/%d %H:%M:%S").to_string();
+    let app = pod.strip_suffix("-driver").unwrap_or(pod);
+    if let Some(l) = spark_preamble(app, i, &ts) {
+        return l;
+    }
+    if i == CRASH_PREAMBLE {
+        return format!(
+            "{ts} ERROR TaskSetManager: Task 17 in stage 4.0 failed 4 times; aborting job (last on executor {})",
+            1 + r % 3
+        );
+    }
+    SPARK_TRACE
+        .get((i - CRASH_PREAMBLE - 1) as usize)
+        .map_or_else(String::new, |s| (*s).to_string())
+}
+
+fn spark_executor_line(i: u64, r: u64, at: DateTime<Utc>) -> String {
+    let ts = at.format("%y/%m/%d %H:%M:%S");
+    match i {
+        0 => format!(
+            "{ts} INFO CoarseGrainedExecutorBackend: Started daemon with process name: 14@spark-exec"
+        ),
+        1 => format!("{ts} INFO CoarseGrainedExecutorBackend: Successfully registered with driver"),
+        _ => format!(
+            "{ts} INFO Executor: Finished task {}.0 in stage {}.0 (TID {}). {} bytes result sent to driver",
+            (i + r) % 200,
+            1 + (i / 200) % 9,
+            i * 3 + 5,
+            1800 + (r >> 8) % 3000
+        ),
     }
 }
 

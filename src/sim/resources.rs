@@ -18,6 +18,7 @@ pub enum Kind {
     Lease,
     InferenceService,
     PyTorchJob,
+    SparkApplication,
 }
 
 pub struct Subresource {
@@ -269,6 +270,21 @@ pub static RESOURCES: &[ResourceDef] = &[
         kind_name: "PyTorchJob",
         namespaced: true,
         short_names: &[],
+        categories: &[],
+        verbs: RW,
+        subresources: &[STATUS],
+    },
+    // The Kubeflow Spark operator's CRD (`sparkoperator.k8s.io_sparkapplications.yaml`), with
+    // its short name.
+    ResourceDef {
+        kind: Kind::SparkApplication,
+        group: "sparkoperator.k8s.io",
+        version: "v1beta2",
+        plural: "sparkapplications",
+        singular: "sparkapplication",
+        kind_name: "SparkApplication",
+        namespaced: true,
+        short_names: &["sparkapp"],
         categories: &[],
         verbs: RW,
         subresources: &[STATUS],

@@ -89,6 +89,11 @@ pub static SCENARIOS: &[ScenarioDef] = &[
         description: "a DAG of the sim's Airflow (default feature_build_nightly, its task build_features) fails in every run attempted from now: the task fails, the ones after it are upstream_failed; a run cleared (clearTaskInstances) after the scenario is cleared succeeds",
         targets: &["dag", "task"],
     },
+    ScenarioDef {
+        name: "spark-failed",
+        description: "a running Spark application (default batch/nightly-etl, the first cluster's) fails: its driver pod exits 1 with a java.lang.OutOfMemoryError in its log, its executors go, the SparkApplication is FAILED with the operator's errorMessage; clearing it is the operator's retry (a new attempt, RUNNING)",
+        targets: &["cluster"],
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -229,6 +234,7 @@ pub fn inject(fleet: &SimFleet, name: &str, t: &Target) -> Result<Value, String>
         "airflow-failures" => {
             super::airflow::inject_failures(fleet, t.dag.as_deref(), t.task.as_deref())?
         }
+        "spark-failed" => spark_failed(fleet, t)?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; known: {}",
@@ -269,6 +275,7 @@ pub fn clear(fleet: &SimFleet, name: &str) -> Result<Value, String> {
         "training-stall" | "training-straggler" => fleet.faults_mut().training = None,
         "vector-index-stale" => fleet.faults_mut().index_stale.clear(),
         "airflow-failures" => super::airflow::clear_failures(fleet),
+        "spark-failed" => spark_retry(fleet)?,
         n if names().contains(&n) => {
             return Err(format!(
                 "{n} changed Kubernetes objects; undo it through the API (uncordon, rollback, edit the PDB)"
@@ -578,6 +585,64 @@ fn training_fault(fleet: &SimFleet, t: &Target, straggle: bool) -> Result<Value,
         detail["pace"] = json!(super::dcgm::STRAGGLER_PACE);
     }
     Ok(detail)
+}
+
+/// `spark-failed`: the first running SparkApplication of a cluster (by namespace and name).
+fn spark_failed(fleet: &SimFleet, t: &Target) -> Result<Value, String> {
+    let ci = cluster_index(fleet, t, 0)?;
+    let c = &fleet.clusters[ci];
+    let mut st = c.lock();
+    let mut running: Vec<_> = st
+        .store
+        .iter_ns(Kind::SparkApplication, None)
+        .map(|(k, s)| (k.clone(), s.value()))
+        .filter(|(_, v)| v.pointer("/status/applicationState/state") == Some(&json!("RUNNING")))
+        .collect();
+    // The nightly ETL first: the job an on-call hears about in the morning.
+    running.sort_by_key(|((_, name), _)| name != "nightly-etl");
+    let running = running.into_iter().next();
+    let Some(((ns, name), _)) = running else {
+        return Err(format!("no running SparkApplication in {} to fail", c.name));
+    };
+    let app = st
+        .fail_spark_application(&ns, &name, super::logs::SPARK_FAILURE)
+        .ok_or_else(|| format!("SparkApplication {ns}/{name} vanished"))?;
+    Ok(json!({"cluster": c.name, "namespace": ns, "name": name,
+        "driver": app["status"]["driverInfo"]["podName"],
+        "errorMessage": super::logs::SPARK_FAILURE}))
+}
+
+/// Undoes `spark-failed` as the operator's retry would: every application it failed runs again.
+fn spark_retry(fleet: &SimFleet) -> Result<(), String> {
+    for c in &fleet.clusters {
+        let mut st = c.lock();
+        let failed: Vec<(String, String)> = st
+            .store
+            .iter_ns(Kind::SparkApplication, None)
+            .filter(|(_, s)| {
+                s.value()
+                    .pointer("/metadata/annotations/sim.fleetdeck.dev~1fault")
+                    == Some(&json!(super::cluster::spark::SPARK_FAULT))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (ns, name) in failed {
+            let driver = super::cluster::spark::driver_pod_name(&name);
+            let node = st
+                .store
+                .get_value(Kind::Pod, &ns, &driver)
+                .and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+                .or_else(|| {
+                    st.store
+                        .iter_ns(Kind::Node, None)
+                        .find(|(_, s)| s.node.as_ref().is_some_and(|n| n.ready))
+                        .map(|((_, n), _)| n.clone())
+                })
+                .ok_or_else(|| format!("no Ready node in {} to run {ns}/{name} on", c.name))?;
+            st.resubmit_spark_application(&ns, &name, &node);
+        }
+    }
+    Ok(())
 }
 
 fn pdb_block(fleet: &SimFleet, t: &Target) -> Result<Value, String> {

@@ -194,6 +194,15 @@ fn columns(kind: Kind) -> Vec<(&'static str, &'static str, u8)> {
             ("State", "string", 0),
             ("Age", "date", 0),
         ],
+        // The CRD's additionalPrinterColumns.
+        Kind::SparkApplication => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Attempts", "string", 0),
+            ("Start", "string", 0),
+            ("Finish", "string", 0),
+            ("Age", "date", 0),
+        ],
     }
 }
 
@@ -534,6 +543,21 @@ pub fn cells(kind: Kind, v: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 name,
                 json!(state),
                 json!(s(v, "/metadata/creationTimestamp")),
+            ]
+        }
+        Kind::SparkApplication => {
+            let attempts = v
+                .pointer("/status/executionAttempts")
+                .and_then(Value::as_i64)
+                .map_or(String::new(), |a| a.to_string());
+            vec![
+                name,
+                json!(s(v, "/status/applicationState/state")),
+                json!(attempts),
+                json!(s(v, "/status/lastSubmissionAttemptTime")),
+                json!(s(v, "/status/terminationTime")),
+                // The API server prints a CRD's `date` column as an age.
+                json!(age(v, "/metadata/creationTimestamp", now)),
             ]
         }
     }

@@ -26,6 +26,7 @@ pub enum PaneId {
     Workloads,
     Events,
     Pipelines,
+    Spark,
 }
 
 impl PaneId {
@@ -44,6 +45,7 @@ impl PaneId {
         PaneId::Workloads,
         PaneId::Events,
         PaneId::Pipelines,
+        PaneId::Spark,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +62,7 @@ impl PaneId {
             PaneId::Workloads => "workloads",
             PaneId::Events => "events",
             PaneId::Pipelines => "pipelines",
+            PaneId::Spark => "spark",
         }
     }
 }
@@ -313,6 +316,8 @@ impl Action {
             Action::GoTo(PaneId::Workloads) => &["0"],
             Action::GoTo(PaneId::Events) => &["E"],
             Action::GoTo(PaneId::Pipelines) => &["P"],
+            // Spark jobs; `j` moves down. Also `:spark`, until the pipelines pane hosts it.
+            Action::GoTo(PaneId::Spark) => &["J"],
         }
     }
 }

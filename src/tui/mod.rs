@@ -29,6 +29,7 @@ pub mod noise;
 pub mod overview;
 pub mod pane;
 pub mod pipelines;
+pub mod pipelines_spark;
 pub mod pods;
 pub mod rca;
 pub mod reclaim;
@@ -83,6 +84,10 @@ pub(crate) fn registered_panes(keymap: &Keymap) -> Vec<(PaneId, Box<dyn Pane>)> 
         (
             PaneId::Pipelines,
             Box::new(pipelines::PipelinesPane::default()),
+        ),
+        (
+            PaneId::Spark,
+            Box::new(pipelines_spark::SparkPane::default()),
         ),
     ]
 }

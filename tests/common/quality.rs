@@ -154,6 +154,14 @@ pub const FAULTS: &[Fault] = &[
         within: Duration::from_secs(240),
         undo: Undo::Control,
     },
+    Fault {
+        scenario: "spark-failed",
+        expected: &["pipeline.spark_failed"],
+        explained: &[],
+        // A watch event, then the kind's 1-minute `for`.
+        within: Duration::from_secs(180),
+        undo: Undo::Control,
+    },
 ];
 
 pub fn fault(scenario: &str) -> &'static Fault {

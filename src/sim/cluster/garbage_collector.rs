@@ -29,6 +29,7 @@ impl ClusterState {
                 Kind::DaemonSet,
                 Kind::Job,
                 Kind::PyTorchJob,
+                Kind::SparkApplication,
                 Kind::PodDisruptionBudget,
                 Kind::Lease,
                 Kind::InferenceService,

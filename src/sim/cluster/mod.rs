@@ -3,7 +3,7 @@
 //! from a template) and `tick`, which drives the controllers in the sibling files: the
 //! scheduler, the kubelet, the deployment and replica set controllers, the DaemonSet and Job
 //! controllers, disruption budgets and eviction, the garbage collector, the node lifecycle
-//! controller and KServe. Everything runs under the cluster's one lock, driven by API calls
+//! controller, KServe and the Spark operator. Everything runs under the cluster's one lock, driven by API calls
 //! and by `tick`. Imports nothing outside the sim.
 
 mod deployment;
@@ -13,6 +13,7 @@ mod kserve;
 mod kubelet;
 mod node_lifecycle;
 mod scheduler;
+pub mod spark;
 mod workloads;
 
 pub use deployment::{template_hash, template_sans_hash};

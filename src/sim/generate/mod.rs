@@ -13,6 +13,7 @@ use super::store::{ClusterStore, timestamp};
 use super::view::{CapacityType, EndpointSpec};
 
 mod nodes;
+mod spark;
 mod workloads;
 
 use workloads::{
@@ -577,6 +578,9 @@ pub fn generate_cluster(st: &mut ClusterState, spec: &FleetSpec, index: u32, nod
     // The vector index's ingestion Job, after the cache for the same reason.
     if index == 0 {
         ingestion_job(&mut g);
+    }
+    if index == 0 {
+        g.spark_applications();
     }
     g.st.store.window_start = g.st.store.rv;
 }

@@ -30,7 +30,7 @@ mod projection;
 
 pub use projection::{
     DaemonSetObject, DeploymentObject, EventObject, InferenceServiceObject, Interner, JobObject,
-    Meta, NodeObject, PdbObject, PodObject, Projection, StatefulSetObject,
+    Meta, NodeObject, PdbObject, PodObject, Projection, SparkApplicationObject, StatefulSetObject,
 };
 
 /// Where each watched resource is listed and watched.
@@ -45,6 +45,7 @@ fn resource_path(resource: Resource) -> &'static str {
         Resource::StatefulSets => "/apis/apps/v1/statefulsets",
         Resource::DaemonSets => "/apis/apps/v1/daemonsets",
         Resource::Jobs => "/apis/batch/v1/jobs",
+        Resource::SparkApplications => "/apis/sparkoperator.k8s.io/v1beta2/sparkapplications",
     }
 }
 
@@ -365,6 +366,9 @@ pub fn spawn_cluster_resources(
                 Resource::Jobs => {
                     tokio::spawn(watch_resource::<JobObject>(client, index, liveness, tx))
                 }
+                Resource::SparkApplications => tokio::spawn(
+                    watch_resource::<SparkApplicationObject>(client, index, liveness, tx),
+                ),
             };
         }
     });

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::model::spark::SparkApplicationModel;
 use crate::model::update::{
     ContainerRecord, DeploymentRecord, EventRecord, Labels, NodeRecord, Phase, PodRecord, Record,
     Resource,
@@ -63,6 +64,7 @@ const KEPT_LABELS: &[&str] = &[
     "failure-domain.beta.kubernetes.io/zone",
     "nvidia.com/gpu.product",
     "training.kubeflow.org/job-name",
+    crate::model::spark::SCHEDULED_APP_LABEL,
 ];
 
 /// (key, value) pairs, boxed: labels are few and never change in place.
@@ -877,6 +879,89 @@ impl Projection for InferenceServiceObject {
     }
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SparkAppState {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SparkDriverInfo {
+    #[serde(default)]
+    pod_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SparkAppStatus {
+    #[serde(default)]
+    application_state: SparkAppState,
+    #[serde(default)]
+    driver_info: SparkDriverInfo,
+    /// Executor pod name → its state; only the counts are kept.
+    #[serde(default)]
+    executor_state: BTreeMap<String, String>,
+    #[serde(default)]
+    submission_attempts: u32,
+    #[serde(default)]
+    execution_attempts: u32,
+    #[serde(default)]
+    last_submission_attempt_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    termination_time: Option<DateTime<Utc>>,
+}
+
+/// The Kubeflow Spark operator's `SparkApplication` (`sparkoperator.k8s.io/v1beta2`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SparkApplicationObject {
+    metadata: Meta,
+    #[serde(default)]
+    status: SparkAppStatus,
+}
+
+impl Projection for SparkApplicationObject {
+    const RESOURCE: Resource = Resource::SparkApplications;
+    fn meta(&self) -> &Meta {
+        &self.metadata
+    }
+    fn into_record(self, _: &mut Interner) -> Record {
+        let st = self.status;
+        let count = |s: &str| {
+            st.executor_state
+                .values()
+                .filter(|v| v.as_str() == s)
+                .count() as u32
+        };
+        Record::SparkApplication(Box::new(SparkApplicationModel {
+            scheduled_app: self
+                .metadata
+                .label(crate::model::spark::SCHEDULED_APP_LABEL)
+                .map(str::to_string),
+            namespace: self.metadata.namespace.unwrap_or_default(),
+            name: self.metadata.name,
+            state: st.application_state.state.clone(),
+            error_message: st
+                .application_state
+                .error_message
+                .clone()
+                .filter(|m| !m.is_empty()),
+            driver_pod: st.driver_info.pod_name.clone().filter(|p| !p.is_empty()),
+            submission_attempts: st.submission_attempts,
+            execution_attempts: st.execution_attempts,
+            last_submission: st.last_submission_attempt_time,
+            terminated: st.termination_time,
+            created: self.metadata.creation_timestamp,
+            executors_running: count("RUNNING"),
+            executors_pending: count("PENDING"),
+            executors_total: st.executor_state.len() as u32,
+        }))
+    }
+}
+
 impl Projection for StatefulSetObject {
     const RESOURCE: Resource = Resource::StatefulSets;
     fn meta(&self) -> &Meta {
@@ -1221,6 +1306,59 @@ mod tests {
             ),
             (1, 2, 1, 2)
         );
+    }
+
+    /// A SparkApplication as the operator's v1beta2 API documents it (kubeflow/spark-operator
+    /// docs/api-docs.md: `SparkApplicationStatus`), written by hand from those field names, of a
+    /// run whose retry failed: SUBMISSION_FAILED states and the scheduled app's label included.
+    #[test]
+    fn a_spark_application_keeps_state_attempts_executors_and_driver() {
+        let o: SparkApplicationObject = serde_json::from_str(
+            r#"{"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+            "metadata": {"name": "spark-pi-1733500000", "namespace": "spark",
+                "creationTimestamp": "2026-12-07T10:00:00Z",
+                "labels": {"sparkoperator.k8s.io/scheduled-app-name": "spark-pi", "team": "x"}},
+            "spec": {"type": "Scala", "mode": "cluster", "image": "spark:3.5.3"},
+            "status": {"sparkApplicationId": "spark-5f4a", "submissionID": "5f4a",
+                "lastSubmissionAttemptTime": "2026-12-07T10:00:05Z",
+                "terminationTime": "2026-12-07T10:07:00Z",
+                "driverInfo": {"podName": "spark-pi-1733500000-driver", "webUIPort": 4040},
+                "applicationState": {"state": "FAILED", "errorMessage": "driver container failed with ExitCode: 1, Reason: Error"},
+                "executorState": {"spark-pi-1-exec-1": "FAILED", "spark-pi-1-exec-2": "RUNNING", "spark-pi-1-exec-3": "PENDING"},
+                "submissionAttempts": 2, "executionAttempts": 3}}"#,
+        )
+        .unwrap();
+        let Record::SparkApplication(a) = o.into_record(&mut Interner::default()) else {
+            panic!("not a SparkApplication")
+        };
+        assert_eq!(
+            (a.namespace.as_str(), a.name.as_str()),
+            ("spark", "spark-pi-1733500000")
+        );
+        assert!(a.failed());
+        assert_eq!(a.app_key(), "spark-pi");
+        assert_eq!(a.driver_pod.as_deref(), Some("spark-pi-1733500000-driver"));
+        assert_eq!((a.submission_attempts, a.execution_attempts), (2, 3));
+        assert_eq!(
+            (a.executors_running, a.executors_pending, a.executors_total),
+            (1, 1, 3)
+        );
+        assert!(
+            a.error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("ExitCode: 1"))
+        );
+        assert!(a.terminated.is_some() && a.last_submission.is_some());
+        // Before the operator has seen it, an application has no status at all.
+        let fresh: SparkApplicationObject = serde_json::from_str(
+            r#"{"metadata": {"name": "new", "namespace": "spark"}, "spec": {}}"#,
+        )
+        .unwrap();
+        let Record::SparkApplication(fresh) = fresh.into_record(&mut Interner::default()) else {
+            panic!("not a SparkApplication")
+        };
+        assert_eq!(fresh.state, "");
+        assert!(!fresh.failed() && !fresh.healthy());
     }
 
     #[test]
