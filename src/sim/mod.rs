@@ -368,7 +368,11 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
     tokio::spawn(eps.clone().run_traffic());
     // The Pinecone-compatible index takes a key, as the real one does; it lives in a file
     // beside the kubeconfig so `sim --config-out` can name it without printing it.
-    let api_key_file = kubeconfig_path.with_file_name("pinecone-api-key");
+    // Absolute: a config that names these files (`sim --config-out`) may live elsewhere, and a
+    // config's relative paths resolve against its own directory.
+    let beside_kubeconfig =
+        std::path::absolute(&kubeconfig_path).unwrap_or_else(|_| kubeconfig_path.clone());
+    let api_key_file = beside_kubeconfig.with_file_name("pinecone-api-key");
     std::fs::write(&api_key_file, vector::SIM_PINECONE_API_KEY).map_err(|source| {
         SimError::Kubeconfig {
             path: api_key_file.clone(),
@@ -408,7 +412,7 @@ pub async fn start(opts: &SimOptions) -> Result<RunningSim, SimError> {
         ))),
     );
     // The Airflow credentials a client reads from files, beside the kubeconfig.
-    let secrets_dir = kubeconfig_path
+    let secrets_dir = beside_kubeconfig
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
