@@ -329,6 +329,7 @@ impl Follower {
                 self.rebuilder.picture(parts).map_err(|e| e.to_string())?;
                 self.seq = Some(seq);
                 self.publish();
+                release_freed_memory();
             }
             Message::Delta { seq, set, del } => {
                 if !self.rebuilder.pictured() || self.seq.is_some_and(|s| seq != s + 1) {
@@ -345,6 +346,19 @@ impl Follower {
             Message::Heartbeat { .. } => {}
         }
         Ok(())
+    }
+}
+
+/// Hands the heap's free pages back to the system after a picture. Reading one (31 MiB at
+/// 5,000 nodes and 32,000 GPUs) builds a JSON tree several times its size out of small
+/// allocations, which glibc keeps in its arenas once freed: without this an attached wall
+/// holds that peak for as long as it runs.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns the allocator's own free pages; it touches no live
+    // allocation and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
