@@ -329,6 +329,7 @@ impl Follower {
                 self.rebuilder.picture(parts).map_err(|e| e.to_string())?;
                 self.seq = Some(seq);
                 self.publish();
+                release_freed_memory();
             }
             Message::Delta { seq, set, del } => {
                 if !self.rebuilder.pictured() || self.seq.is_some_and(|s| seq != s + 1) {
@@ -345,6 +346,19 @@ impl Follower {
             Message::Heartbeat { .. } => {}
         }
         Ok(())
+    }
+}
+
+/// Hands the heap's free pages back to the system after a picture. Reading one (31 MiB at
+/// 5,000 nodes and 32,000 GPUs) builds a JSON tree several times its size out of small
+/// allocations, which glibc keeps in its arenas once freed: without this an attached wall
+/// holds that peak for as long as it runs.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns the allocator's own free pages; it touches no live
+    // allocation and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -403,6 +417,9 @@ async fn read_once(options: &AttachOptions, f: &mut Follower) -> (String, bool) 
         return (why, false);
     }
     let mut buf: Vec<u8> = Vec::new();
+    // How far `buf` is known to hold no newline: a picture line (31 MiB at 5,000 nodes) comes
+    // in thousands of chunks, and scanning it from its start at each would be quadratic.
+    let mut scanned = 0;
     let mut heard = false;
     loop {
         let chunk = match tokio::time::timeout(SILENCE, resp.chunk()).await {
@@ -417,7 +434,9 @@ async fn read_once(options: &AttachOptions, f: &mut Follower) -> (String, bool) 
             Ok(Ok(Some(c))) => c,
         };
         buf.extend_from_slice(&chunk);
-        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+        while let Some(at) = buf[scanned..].iter().position(|b| *b == b'\n') {
+            let end = scanned + at;
+            scanned = 0;
             let line: Vec<u8> = buf.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line);
             let text = text.trim();
@@ -429,8 +448,16 @@ async fn read_once(options: &AttachOptions, f: &mut Follower) -> (String, bool) 
             }
             heard = true;
         }
+        scanned = buf.len();
+        // A picture's line left its capacity behind; deltas need a small part of it.
+        if buf.capacity() > BUF_KEPT && buf.len() < BUF_KEPT {
+            buf.shrink_to(BUF_KEPT);
+        }
     }
 }
+
+/// What the stream's read buffer keeps between pictures.
+const BUF_KEPT: usize = 1 << 20;
 
 /// The daemon's refusal in words: its own error text, and what to do about a 401.
 fn refusal(status: reqwest::StatusCode, body: &str) -> String {

@@ -316,7 +316,7 @@ impl Action {
             Action::GoTo(PaneId::Workloads) => &["0"],
             Action::GoTo(PaneId::Events) => &["E"],
             Action::GoTo(PaneId::Pipelines) => &["P"],
-            // Spark jobs; `j` moves down. Also `:spark`, until the pipelines pane hosts it.
+            // Spark jobs as a table (`j` moves down); the pipelines pane has them as a section too.
             Action::GoTo(PaneId::Spark) => &["J"],
         }
     }

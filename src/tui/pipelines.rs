@@ -1,7 +1,8 @@
 //! The Pipelines pane (`:pipelines`): the data pipelines that feed the models, in sections —
-//! Airflow DAGs here (a run strip of the newest runs, the last success's age, the failing
-//! task, paused); other sections (Spark applications, Kafka consumer groups) plug in as one
-//! [`PipelineSection`] each in [`sections`]. Enter opens the selected row's detail (a DAG's
+//! Airflow DAGs (a run strip of the newest runs, the last success's age, the failing task,
+//! paused) and the Spark operator's applications (state, attempts, executors, the driver pod;
+//! failed runs first; `l`/`Y` the driver's logs or YAML); another source plugs in as one
+//! [`PipelineSection`] in [`sections`]. Enter opens the selected row's detail (a DAG's
 //! recent runs and the failed tasks of its newest failed run); `r` on a DAG whose newest
 //! finished run failed plans `airflow_clear` for that run, shown first and confirmed like every
 //! manual action. An empty section says why. Draws the snapshot it is given; imports model,
@@ -20,6 +21,8 @@ use super::theme::{Role, Theme};
 use super::widgets::titled_block;
 use crate::actions::Mutation;
 use crate::model::airflow::{AIRFLOW_SUBJECT, AirflowPicture, DagModel, RunState, judge};
+use crate::model::signal::Subject;
+use crate::model::spark::SparkApplicationModel;
 
 /// How many runs a DAG's strip shows, newest on the right.
 const STRIP_RUNS: usize = 10;
@@ -42,7 +45,7 @@ pub trait PipelineSection {
 
 /// The sections, in the order they are shown. A new section is one entry here.
 pub fn sections() -> Vec<Box<dyn PipelineSection>> {
-    vec![Box::new(DagSection)]
+    vec![Box::new(DagSection), Box::new(SparkSection)]
 }
 
 /// The pane's state between frames: the selected row (over every section's rows, in order)
@@ -101,9 +104,10 @@ impl Pane for PipelinesPane {
         let heights: Vec<Constraint> = self
             .sections
             .iter()
-            .map(|s| {
-                let n = s.rows(ctx, None).len().max(1) as u16;
-                Constraint::Min(n + 3)
+            .map(|s| match s.rows(ctx, None).len() {
+                // An empty section is its one line of why: the others get the room.
+                0 => Constraint::Length(3),
+                n => Constraint::Min(u16::try_from(n).unwrap_or(u16::MAX).saturating_add(3)),
             })
             .collect();
         let areas = Layout::vertical(heights).split(area);
@@ -137,6 +141,168 @@ impl Pane for PipelinesPane {
     fn intent(&self, action: Action, ctx: &ViewCtx) -> Option<Result<Intent, String>> {
         let (s, row) = self.locate(ctx)?;
         self.sections[s].intent(action, ctx, row)
+    }
+}
+
+/// The Spark operator's SparkApplications of the clusters and namespace in view (the `:spark`
+/// table lists the same, filterable and sortable).
+pub struct SparkSection;
+
+impl SparkSection {
+    /// (cluster, application), failed runs first, then the newest.
+    fn apps<'a>(ctx: &'a ViewCtx) -> Vec<(&'a str, &'a SparkApplicationModel)> {
+        let mut all: Vec<(&str, &SparkApplicationModel)> = ctx
+            .clusters()
+            .flat_map(|c| {
+                c.spark_applications
+                    .iter()
+                    .filter(|a| ctx.in_namespace(&a.namespace))
+                    .map(|a| (c.name.as_str(), a))
+            })
+            .collect();
+        all.sort_by(|(_, a), (_, b)| {
+            b.failed()
+                .cmp(&a.failed())
+                .then(b.started().cmp(&a.started()))
+        });
+        all
+    }
+}
+
+impl PipelineSection for SparkSection {
+    fn title(&self, ctx: &ViewCtx) -> String {
+        let apps = Self::apps(ctx);
+        let failed = apps.iter().filter(|(_, a)| a.failed()).count();
+        format!("Spark applications ({}, {failed} failed)", apps.len())
+    }
+
+    fn rows(&self, ctx: &ViewCtx, selected: Option<usize>) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        Self::apps(ctx)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (cluster, a))| {
+                let state = if a.state.is_empty() { "NEW" } else { &a.state };
+                let role = if a.failed() {
+                    Role::Critical
+                } else if a.state == "COMPLETED" {
+                    Role::Muted
+                } else {
+                    Role::Ok
+                };
+                let started = a
+                    .started()
+                    .map_or("-".to_string(), |t| format!("{} ago", age(ctx.now, t)));
+                let line = Line::from(vec![
+                    Span::raw(format!(
+                        "{:<28.28} ",
+                        format!("{cluster}/{}/{}", a.namespace, a.name)
+                    )),
+                    Span::styled(format!("{state:<17}"), theme.style(role)),
+                    Span::raw(format!(
+                        " attempt {:<2} executors {}/{} run/pend  driver {}  started {started}",
+                        a.execution_attempts.max(a.submission_attempts),
+                        a.executors_running,
+                        a.executors_pending,
+                        a.driver_pod.as_deref().unwrap_or("-"),
+                    )),
+                ]);
+                if selected == Some(i) {
+                    line.style(theme.style(Role::Selection))
+                } else {
+                    line
+                }
+            })
+            .collect()
+    }
+
+    fn empty_reason(&self, ctx: &ViewCtx) -> Option<String> {
+        Self::apps(ctx).is_empty().then(|| {
+            "no SparkApplications in view: is the Spark operator's CRD installed, and may fleetdeck list it?".to_string()
+        })
+    }
+
+    fn detail(&self, ctx: &ViewCtx, index: usize) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        let Some((cluster, a)) = Self::apps(ctx).into_iter().nth(index) else {
+            return vec![Line::styled(
+                "this application is no longer listed",
+                theme.style(Role::Stale),
+            )];
+        };
+        let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map_or("-".to_string(), |t| {
+                format!(
+                    "{} ({} ago)",
+                    t.format("%Y-%m-%d %H:%M:%SZ"),
+                    age(ctx.now, t)
+                )
+            })
+        };
+        let mut lines = vec![
+            Line::raw(format!("application  {cluster}/{}/{}", a.namespace, a.name)),
+            Line::styled(
+                format!(
+                    "state        {}",
+                    if a.state.is_empty() { "NEW" } else { &a.state }
+                ),
+                theme.style(if a.failed() {
+                    Role::Critical
+                } else {
+                    Role::Base
+                }),
+            ),
+            Line::raw(format!(
+                "attempts     {} submitted, {} executed",
+                a.submission_attempts, a.execution_attempts
+            )),
+            Line::raw(format!(
+                "executors    {} running, {} pending, {} in all",
+                a.executors_running, a.executors_pending, a.executors_total
+            )),
+            Line::raw(format!(
+                "driver       {}",
+                a.driver_pod.as_deref().unwrap_or("- (not named yet)")
+            )),
+            Line::raw(format!("submitted    {}", when(a.last_submission))),
+            Line::raw(format!("terminated   {}", when(a.terminated))),
+        ];
+        if let Some(app) = &a.scheduled_app {
+            lines.push(Line::raw(format!("scheduled    a run of {app}")));
+        }
+        if let Some(e) = &a.error_message {
+            lines.push(Line::styled(
+                format!("error        {e}"),
+                theme.style(Role::Critical),
+            ));
+        }
+        lines.push(Line::styled(
+            "l: the driver's logs · Y: its YAML",
+            theme.style(Role::Muted),
+        ));
+        lines
+    }
+
+    fn intent(
+        &self,
+        action: Action,
+        ctx: &ViewCtx,
+        index: usize,
+    ) -> Option<Result<Intent, String>> {
+        let (cluster, a) = Self::apps(ctx).into_iter().nth(index)?;
+        let Some(driver) = &a.driver_pod else {
+            return matches!(action, Action::Logs | Action::Yaml)
+                .then(|| Err(format!("{}: the operator names no driver pod yet", a.name)));
+        };
+        super::intent::inspect_intent(
+            Some(Subject {
+                cluster: cluster.to_string(),
+                namespace: Some(a.namespace.clone()),
+                object: Some(format!("pod/{driver}")),
+                ..Subject::default()
+            }),
+            action,
+        )
     }
 }
 
@@ -470,5 +636,54 @@ mod tests {
         let ctx = view_ctx(&snap, &theme, now());
         let text = lines(&render(&mut PipelinesPane::default(), &ctx, 140, 6)).join("\n");
         assert!(text.contains("no Airflow configured"), "{text}");
+    }
+
+    #[test]
+    fn the_spark_section_lists_failed_runs_first_opens_one_and_l_reads_its_driver() {
+        use crate::model::spark::SparkApplicationModel;
+        let app = |name: &str, state: &str, mins_ago: i64| SparkApplicationModel {
+            namespace: "batch".into(),
+            name: name.into(),
+            state: state.into(),
+            driver_pod: Some(format!("{name}-driver")),
+            execution_attempts: 1,
+            submission_attempts: 1,
+            executors_running: if state == "RUNNING" { 3 } else { 0 },
+            executors_total: 3,
+            last_submission: Some(now() - chrono::Duration::minutes(mins_ago)),
+            error_message: (state == "FAILED")
+                .then(|| "driver container failed with ExitCode: 1".to_string()),
+            ..Default::default()
+        };
+        let mut c = crate::tui::nodes::fixtures::cluster("prod", vec![]);
+        c.spark_applications = vec![
+            app("nightly-etl", "RUNNING", 30),
+            app("feature-backfill", "FAILED", 90),
+        ];
+        let snap = Snapshot {
+            clusters: vec![Arc::new(c)],
+            ..Snapshot::default()
+        };
+        let theme = Theme::default_theme();
+        let ctx = view_ctx(&snap, &theme, now());
+        let mut pane = PipelinesPane::default();
+        let text = lines(&render(&mut pane, &ctx, 160, 16)).join("\n");
+        assert!(text.contains("Spark applications (2, 1 failed)"), "{text}");
+        let (failed, running) = (
+            text.find("prod/batch/feature-backfill"),
+            text.find("prod/batch/nightly-etl"),
+        );
+        assert!(failed.is_some() && failed < running, "{text}");
+        // No Airflow configured: the selection starts on the Spark section's first row.
+        let Some(Ok(Intent::Inspect { subject, .. })) = pane.intent(Action::Logs, &ctx) else {
+            panic!("l reads the failed run's driver logs")
+        };
+        assert_eq!(
+            subject.object.as_deref(),
+            Some("pod/feature-backfill-driver")
+        );
+        assert!(pane.handle(Action::Open, &ctx));
+        let detail = lines(&render(&mut pane, &ctx, 160, 16)).join("\n");
+        assert!(detail.contains("ExitCode: 1"), "{detail}");
     }
 }

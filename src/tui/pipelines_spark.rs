@@ -1,4 +1,4 @@
-//! The Spark section of the pipelines (`:spark` until the `:pipelines` pane hosts it): the Spark
+//! The Spark table (`:spark`, `J`; the `:pipelines` pane shows the same applications as a section): the Spark
 //! operator's SparkApplications of the clusters and namespace in view — state, attempts,
 //! executors running/pending, the driver pod, age — failed runs first. Enter follows the driver
 //! pod to the Pods pane; `l` opens the driver pod's logs in the logs view (where a failed run's
