@@ -251,8 +251,17 @@ fn logs_errors_are_kubectls_usual(version: &str) {
         raw.contains("a container name must be specified for pod two-containers, choose one of: [app sidecar]"),
         "{raw}"
     );
-    let sidecar = k.ok(&["logs", "-n", "batch", "two-containers", "-c", "sidecar"]);
-    assert!(sidecar.contains("HTTP/1.1"), "envoy access log: {sidecar}");
+    // A container that just started may not have written its first line yet (the sim's
+    // envoy writes one within 0.6 s, as a real one writes when its first request comes).
+    let mut sidecar = String::new();
+    wait_until(
+        "the sidecar's first access-log line",
+        Duration::from_secs(10),
+        || {
+            sidecar = k.ok(&["logs", "-n", "batch", "two-containers", "-c", "sidecar"]);
+            sidecar.contains("HTTP/1.1")
+        },
+    );
 
     // A follow ends when its pod is deleted.
     let mut child = k
