@@ -313,26 +313,82 @@ fn attach_in_tmux_shows_the_daemons_incident_says_disconnected_and_resumes() {
     tmux.wait_for(&label);
 }
 
+/// A sim, a dry-run daemon named `name` on it (with `extra(sim)` appended to its config) and the
+/// token in a file: what the attached-cockpit tests below start from.
+struct DryRun {
+    sim: Sim,
+    dir: tempfile::TempDir,
+    daemon: Replica,
+    token_file: std::path::PathBuf,
+}
+
+impl DryRun {
+    fn start(
+        nodes: &str,
+        pods_per_node: &str,
+        name: &str,
+        extra: impl Fn(&Sim) -> String,
+    ) -> DryRun {
+        let sim = Sim::start(&[
+            "--clusters",
+            "1",
+            "--nodes",
+            nodes,
+            "--pods-per-node",
+            pods_per_node,
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&sim, dir.path());
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&extra(&sim));
+        std::fs::write(&config, text).unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        let daemon = Replica::start_on(
+            &sim,
+            &config,
+            name,
+            TOKEN,
+            &["--mode", "dry-run"],
+            &dir.path().join("store"),
+        );
+        DryRun {
+            sim,
+            dir,
+            daemon,
+            token_file,
+        }
+    }
+
+    /// `fleetdeck attach` on the daemon in tmux, with `kubeconfig` or none (the environment's
+    /// `KUBECONFIG` and `~/.kube/config` kept out), `args` after the URL.
+    fn attach(&self, kubeconfig: Option<&Path>, args: &str, height: u16) -> Tmux {
+        let home = self.dir.path().display();
+        let kube = match kubeconfig {
+            Some(k) => format!("--kubeconfig {}", k.display()),
+            None => String::new(),
+        };
+        Tmux::sized(
+            &format!(
+                "env -u KUBECONFIG HOME={home} XDG_CONFIG_HOME={home} {} {kube} attach {} {args} --token-file {}",
+                env!("CARGO_BIN_EXE_fleetdeck"),
+                self.daemon.url,
+                self.token_file.display()
+            ),
+            200,
+            height,
+        )
+    }
+}
+
 /// The daemon streams no pods (150,000 rows at fleet scale): an attached cockpit with a
 /// kubeconfig lists them from the clusters itself, as a local cockpit does; one without (a
 /// wall screen) says why its Pods pane is empty.
 #[test]
 fn an_attached_cockpit_with_a_kubeconfig_lists_the_clusters_pods() {
-    let sim = Sim::start(&["--clusters", "1", "--nodes", "4", "--pods-per-node", "5"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&sim, dir.path());
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let daemon = Replica::start_on(
-        &sim,
-        &config,
-        "attach-pods",
-        TOKEN,
-        &["--mode", "dry-run"],
-        &dir.path().join("store"),
-    );
+    let run = DryRun::start("4", "5", "attach-pods", |_| String::new());
     let pod = http()
-        .get(format!("{}/api/v1/pods", sim.kube_url(0)))
+        .get(format!("{}/api/v1/pods", run.sim.kube_url(0)))
         .send()
         .unwrap()
         .json::<Value>()
@@ -340,28 +396,8 @@ fn an_attached_cockpit_with_a_kubeconfig_lists_the_clusters_pods() {
         .as_str()
         .unwrap()
         .to_string();
-    let home = dir.path().display();
-    let with = Tmux::sized(
-        &format!(
-            "env HOME={home} XDG_CONFIG_HOME={home} {} --kubeconfig {} attach {} --token-file {}",
-            env!("CARGO_BIN_EXE_fleetdeck"),
-            sim.kubeconfig.display(),
-            daemon.url,
-            token_file.display()
-        ),
-        200,
-        50,
-    );
-    let without = Tmux::sized(
-        &format!(
-            "env -u KUBECONFIG HOME={home} XDG_CONFIG_HOME={home} {} attach {} --token-file {}",
-            env!("CARGO_BIN_EXE_fleetdeck"),
-            daemon.url,
-            token_file.display()
-        ),
-        200,
-        50,
-    );
+    let with = run.attach(Some(&run.sim.kubeconfig), "", 50);
+    let without = run.attach(None, "", 50);
     with.wait_for("attached attach-pods");
     without.wait_for("attached attach-pods");
     with.keys(&["9"]);
@@ -438,42 +474,20 @@ fn metric_sum(samples: &[(String, f64)], keep: impl Fn(&str) -> bool) -> f64 {
 /// and the month's spend, budget and forecast.
 #[test]
 fn an_attached_wall_without_a_kubeconfig_counts_what_the_daemons_metrics_count() {
-    let sim = Sim::start(&["--clusters", "1", "--nodes", "8", "--pods-per-node", "6"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&sim, dir.path());
-    let opencost = sim.desc["opencost"].as_str().unwrap();
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[cost]\nopencost_url = \"{opencost}\"\nmonthly_budget = 450000.0\n"
-    ));
-    std::fs::write(&config, text).unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let daemon = Replica::start_on(
-        &sim,
-        &config,
-        "attach-wall",
-        TOKEN,
-        &["--mode", "dry-run"],
-        &dir.path().join("store"),
-    );
-    xid_storm(&sim);
+    let run = DryRun::start("8", "6", "attach-wall", |sim| {
+        format!(
+            "\n[cost]\nopencost_url = \"{}\"\nmonthly_budget = 450000.0\n",
+            sim.desc["opencost"].as_str().unwrap()
+        )
+    });
+    let (sim, daemon) = (&run.sim, &run.daemon);
+    xid_storm(sim);
     wait_until(
         "the daemon counts an open incident",
         Duration::from_secs(60),
         || metric_sum(&metrics(&daemon.url), |n| n == "fleetdeck_open_incidents") >= 1.0,
     );
-    let home = dir.path().display();
-    let wall = Tmux::sized(
-        &format!(
-            "env -u KUBECONFIG HOME={home} XDG_CONFIG_HOME={home} {} attach {} --noc --token-file {}",
-            env!("CARGO_BIN_EXE_fleetdeck"),
-            daemon.url,
-            token_file.display()
-        ),
-        200,
-        55,
-    );
+    let wall = run.attach(None, "--noc", 55);
     wall.wait_for("attached attach-wall");
     // Read both until they agree (the daemon moves on between two reads).
     let mut last = String::new();
@@ -531,19 +545,8 @@ fn an_attached_wall_without_a_kubeconfig_counts_what_the_daemons_metrics_count()
 /// open GPU's readings from `GET /api/v1/gpus/UUID/history`, and its detail chart draws them.
 #[test]
 fn an_attached_gpu_detail_charts_the_daemons_readings_of_that_gpu() {
-    let sim = Sim::start(&["--clusters", "1", "--nodes", "4", "--pods-per-node", "5"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&sim, dir.path());
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let daemon = Replica::start_on(
-        &sim,
-        &config,
-        "attach-gpu",
-        TOKEN,
-        &["--mode", "dry-run"],
-        &dir.path().join("store"),
-    );
+    let run = DryRun::start("4", "5", "attach-gpu", |_| String::new());
+    let (sim, daemon) = (&run.sim, &run.daemon);
     let get = |path: &str| {
         let r = http()
             .get(format!("{}{path}", daemon.url))
@@ -582,17 +585,7 @@ fn an_attached_gpu_detail_charts_the_daemons_readings_of_that_gpu() {
                 .is_some_and(|s| s.len() >= 2)
         },
     );
-    let home = dir.path().display();
-    let cockpit = Tmux::sized(
-        &format!(
-            "env -u KUBECONFIG HOME={home} XDG_CONFIG_HOME={home} {} attach {} --token-file {}",
-            env!("CARGO_BIN_EXE_fleetdeck"),
-            daemon.url,
-            token_file.display()
-        ),
-        200,
-        50,
-    );
+    let cockpit = run.attach(None, "", 50);
     cockpit.wait_for("attached attach-gpu");
     cockpit.keys(&["3"]);
     cockpit.wait_for(sim.desc["clusters"][0]["name"].as_str().unwrap());
